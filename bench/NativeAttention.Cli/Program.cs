@@ -1,0 +1,2 @@
+// Entry point of the command-line tool.
+return 0;

@@ -1,0 +1,171 @@
+// The execution context: one per backend and device. Public methods validate, then call one *Core method.
+namespace NativeAttention;
+
+/// <summary>
+/// Runs attention kernels on one backend and device. Every public method validates its arguments completely
+/// (shapes, strides, element types, aliasing, memory location) before any kernel runs, then dispatches to the
+/// backend. A context may be used from several threads at once.
+/// </summary>
+public abstract class AttentionContext : IDisposable
+{
+    private int _disposed;
+
+    /// <summary>The backend this context runs on.</summary>
+    public abstract Backend Backend { get; }
+
+    /// <summary>A human-readable name of the device.</summary>
+    public abstract string DeviceName { get; }
+
+    /// <summary>Where tensors passed to this context must live.</summary>
+    public abstract MemoryLocation TensorLocation { get; }
+
+    /// <summary>Creates a context on <paramref name="backend"/> (Auto picks the best supported one).</summary>
+    /// <exception cref="NotSupportedException">The backend does not run on this machine; the message says why.</exception>
+    public static AttentionContext Create(Backend backend = Backend.Auto, ContextOptions? options = null)
+    {
+        options ??= new ContextOptions();
+        var resolved = Backends.Resolve(backend);
+        var info = Backends.Query(resolved);
+        if (!info.IsSupported)
+            throw new NotSupportedException($"The {resolved} backend is not available: {info.Description}");
+        return resolved switch
+        {
+            Backend.Cpu => new Cpu.CpuContext(options),
+            _ => GpuContexts.Create(resolved, options),
+        };
+    }
+
+    /// <summary>
+    /// Exact attention: <c>O = softmax(scale * Q K^T + modifiers, masked) V</c> per (batch, query head), with the
+    /// options of <see cref="FlashOptions"/>. Writes <paramref name="output"/> and, when given, the
+    /// log-sum-exp of each query row (<c>-inf</c> for rows that see no key, whose output is zero).
+    /// </summary>
+    /// <param name="query">Q, <c>[B, Hq, Nq, Dqk]</c>.</param>
+    /// <param name="key">K, <c>[B, Hkv, Nk, Dqk]</c>, Hq a multiple of Hkv.</param>
+    /// <param name="value">V, <c>[B, Hkv, Nk, Dv]</c>.</param>
+    /// <param name="output">O, <c>[B, Hq, Nq, Dv]</c>, not overlapping any input.</param>
+    /// <param name="options">Options; null for the defaults.</param>
+    /// <param name="logSumExp">Optional float32 <c>[B, Hq, Nq]</c> output.</param>
+    /// <exception cref="ArgumentException">A tensor or option is invalid; the message names it and the expected shape.</exception>
+    /// <exception cref="ObjectDisposedException">The context or a buffer was disposed.</exception>
+    /// <exception cref="NotSupportedException">The backend does not implement an option that was requested.</exception>
+    public void Flash(TensorView query, TensorView key, TensorView value, TensorView output, FlashOptions? options = null, TensorView? logSumExp = null)
+    {
+        ThrowIfDisposed();
+        var problem = FlashProblem.Create(query, key, value, output, options, logSumExp);
+        CheckLocation(query, nameof(query));
+        CheckLocation(key, nameof(key));
+        CheckLocation(value, nameof(value));
+        CheckLocation(output, nameof(output));
+        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
+        var o = problem.Options;
+        if (o.AlibiSlopes is { } slopes) CheckLocation(slopes, "options.AlibiSlopes");
+        if (o.Bias is { } bias) CheckLocation(bias, "options.Bias");
+        if (o.Sinks is { } sinks) CheckLocation(sinks, "options.Sinks");
+        if (o.LowRankBias is { } lowRank)
+        {
+            CheckLocation(lowRank.U, "options.LowRankBias.U");
+            CheckLocation(lowRank.W, "options.LowRankBias.W");
+        }
+        FlashCore(problem, query, key, value, output, logSumExp);
+    }
+
+    /// <summary>
+    /// Neighborhood attention (NATTEN semantics) on a 1-D, 2-D or 3-D token grid; see <see cref="NeighborhoodOptions"/>.
+    /// Tensors are <c>[B, H, spatial..., D]</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor or option is invalid.</exception>
+    /// <exception cref="NotSupportedException">This backend has no neighborhood kernel yet.</exception>
+    public void Neighborhood(TensorView query, TensorView key, TensorView value, TensorView output, NeighborhoodOptions options, TensorView? logSumExp = null)
+    {
+        ThrowIfDisposed();
+        var problem = NeighborhoodProblem.Create(query, key, value, output, options, logSumExp);
+        CheckLocation(query, nameof(query));
+        CheckLocation(key, nameof(key));
+        CheckLocation(value, nameof(value));
+        CheckLocation(output, nameof(output));
+        NeighborhoodCore(problem, query, key, value, output, logSumExp);
+    }
+
+    /// <summary>Block-sparse attention over the blocks a <see cref="BlockMask"/> lists; tensors as in <see cref="Flash"/>.</summary>
+    /// <exception cref="ArgumentException">A tensor, the mask or an option is invalid (including out-of-range block indices).</exception>
+    /// <exception cref="NotSupportedException">This backend has no block-sparse kernel yet.</exception>
+    public void BlockSparse(TensorView query, TensorView key, TensorView value, TensorView output, BlockSparseOptions options, TensorView? logSumExp = null)
+    {
+        ThrowIfDisposed();
+        var problem = BlockSparseProblem.Create(query, key, value, output, options, logSumExp);
+        CheckLocation(query, nameof(query));
+        CheckLocation(key, nameof(key));
+        CheckLocation(value, nameof(value));
+        CheckLocation(output, nameof(output));
+        BlockSparseCore(problem, query, key, value, output, logSumExp);
+    }
+
+    /// <summary>
+    /// Chunked linear attention; Q, K are <c>[B, H, N, Dk]</c>, V and O <c>[B, H, N, Dv]</c>; states are float32
+    /// <c>[B, H, F, Dv]</c> with F the feature size of <see cref="LinearOptions.FeatureMap"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor or option is invalid.</exception>
+    /// <exception cref="NotSupportedException">This backend has no linear-attention kernel yet.</exception>
+    public void LinearChunked(TensorView query, TensorView key, TensorView value, TensorView output, LinearOptions? options = null, TensorView? initialState = null, TensorView? finalState = null)
+    {
+        ThrowIfDisposed();
+        var problem = LinearProblem.Create(query, key, value, output, options, initialState, finalState);
+        CheckLocation(query, nameof(query));
+        CheckLocation(key, nameof(key));
+        CheckLocation(value, nameof(value));
+        CheckLocation(output, nameof(output));
+        if (initialState is { } s0) CheckLocation(s0, nameof(initialState));
+        if (finalState is { } s1) CheckLocation(s1, nameof(finalState));
+        LinearChunkedCore(problem, query, key, value, output, initialState, finalState);
+    }
+
+    /// <summary>Waits until every kernel launched on this context has finished.</summary>
+    public virtual void Synchronize() { }
+
+    /// <summary>Backend implementation of <see cref="Flash"/>; arguments are already validated.</summary>
+    private protected abstract void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp);
+
+    /// <summary>Backend implementation of <see cref="Neighborhood"/>.</summary>
+    private protected virtual void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        throw NotYet("Neighborhood");
+
+    /// <summary>Backend implementation of <see cref="BlockSparse"/>.</summary>
+    private protected virtual void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        throw NotYet("BlockSparse");
+
+    /// <summary>Backend implementation of <see cref="LinearChunked"/>.</summary>
+    private protected virtual void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState) =>
+        throw NotYet("LinearChunked");
+
+    private NotSupportedException NotYet(string family) =>
+        new($"{family} has no kernel on the {Backend} backend yet; Reference.{family} computes it in float64.");
+
+    /// <summary>Throws unless the tensor lives where this backend needs it.</summary>
+    protected void CheckLocation(in TensorView view, string name) =>
+        TensorChecks.Location(view, TensorLocation, name, Backend.ToString());
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose()"/>.</summary>
+    protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>Releases the context's device resources.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        ReleaseResources();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases what the backend owns; called once.</summary>
+    protected virtual void ReleaseResources() { }
+}
+
+/// <summary>Settings of a context.</summary>
+public sealed record ContextOptions
+{
+    /// <summary>Worker threads for the CPU backend; null uses every core.</summary>
+    public int? Threads { get; init; }
+
+    /// <summary>The device index within the backend.</summary>
+    public int Device { get; init; }
+}

@@ -1,0 +1,23 @@
+// The CPU backend's context: host tensors, a fixed worker count, managed SIMD kernels.
+namespace NativeAttention.Cpu;
+
+/// <summary>Runs kernels on the CPU over host tensors.</summary>
+internal sealed class CpuContext : AttentionContext
+{
+    public CpuContext(ContextOptions options)
+    {
+        if (options.Threads is int t && t <= 0)
+            throw new ArgumentOutOfRangeException(nameof(options), t, "Threads must be positive.");
+        Threads = options.Threads ?? Environment.ProcessorCount;
+    }
+
+    /// <summary>The number of worker threads kernels use.</summary>
+    public int Threads { get; }
+
+    public override Backend Backend => Backend.Cpu;
+    public override string DeviceName => CpuFeatures.Describe();
+    public override MemoryLocation TensorLocation => MemoryLocation.Host;
+
+    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads);
+}

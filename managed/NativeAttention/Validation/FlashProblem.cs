@@ -1,0 +1,171 @@
+// Validated description of one flash attention call: sizes, resolved scale and the visible key range.
+namespace NativeAttention;
+
+/// <summary>
+/// The sizes of a flash attention call after validation. Q is <c>[B, Hq, Nq, Dqk]</c>, K is
+/// <c>[B, Hkv, Nk, Dqk]</c>, V is <c>[B, Hkv, Nk, Dv]</c>, O is <c>[B, Hq, Nq, Dv]</c>, LSE is float32 <c>[B, Hq, Nq]</c>.
+/// </summary>
+public sealed class FlashProblem
+{
+    /// <summary>Largest head dimension any backend accepts.</summary>
+    public const int MaxHeadDim = 256;
+
+    private const string QLayout = "[B, Hq, Nq, Dqk]";
+    private const string KLayout = "[B, Hkv, Nk, Dqk]";
+    private const string VLayout = "[B, Hkv, Nk, Dv]";
+
+    private FlashProblem(FlashOptions options) => Options = options;
+
+    /// <summary>Batch size B.</summary>
+    public int Batch { get; private init; }
+    /// <summary>Query heads Hq.</summary>
+    public int QueryHeads { get; private init; }
+    /// <summary>Key/value heads Hkv (divides Hq).</summary>
+    public int KeyValueHeads { get; private init; }
+    /// <summary>Query length Nq.</summary>
+    public int QueryLength { get; private init; }
+    /// <summary>Key length Nk.</summary>
+    public int KeyLength { get; private init; }
+    /// <summary>Query/key head dimension Dqk.</summary>
+    public int HeadDim { get; private init; }
+    /// <summary>Value head dimension Dv.</summary>
+    public int ValueDim { get; private init; }
+    /// <summary>The score scale after applying the default.</summary>
+    public float Scale { get; private init; }
+    /// <summary>The options validated.</summary>
+    public FlashOptions Options { get; }
+    /// <summary>The storage element type of Q, K, V and O.</summary>
+    public ElementType ElementType { get; private init; }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int GroupSize => QueryHeads / KeyValueHeads;
+
+    /// <summary>
+    /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
+    /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
+    /// </summary>
+    public static FlashProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp)
+    {
+        options ??= FlashOptions.Default;
+        var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
+        var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
+        var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
+        TensorChecks.Positive(query, nameof(query), QLayout);
+        TensorChecks.Positive(key, nameof(key), KLayout);
+        TensorChecks.Positive(value, nameof(value), VLayout);
+        int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
+        int hkv = k[1], nk = k[2], dv = v[3];
+        if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch} ({KLayout}).", nameof(key));
+        if (k[3] != dqk) TensorChecks.Throw($"key has head dim {k[3]}; query has {dqk} ({KLayout}).", nameof(key));
+        if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
+        if (v[0] != batch || v[1] != hkv || v[2] != nk)
+            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {nk}, Dv] to match key {VLayout}.", nameof(value));
+        if (dqk > MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {MaxHeadDim} is supported.", nameof(query));
+        if (dv > MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {MaxHeadDim} is supported.", nameof(value));
+        var type = query.ElementType;
+        TensorChecks.Type(key, type, nameof(key));
+        TensorChecks.Type(value, type, nameof(value));
+
+        TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
+        TensorChecks.Type(output, type, nameof(output));
+        TensorChecks.Writable(output, nameof(output));
+        TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
+        TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
+        TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+        if (logSumExp is { } lse)
+        {
+            TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");
+            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
+            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+        }
+
+        float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dqk));
+        if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", nameof(options));
+        if (options.WindowLeft < -1) TensorChecks.Throw($"WindowLeft is {options.WindowLeft}; expected -1 (unbounded) or a non-negative extent.", nameof(options));
+        if (options.WindowRight < -1) TensorChecks.Throw($"WindowRight is {options.WindowRight}; expected -1 (unbounded) or a non-negative extent.", nameof(options));
+        if (!(options.Softcap >= 0) || !float.IsFinite(options.Softcap)) TensorChecks.Throw($"Softcap is {options.Softcap}; expected 0 (off) or a positive finite cap.", nameof(options));
+        if (!float.IsFinite(options.SigmoidBias)) TensorChecks.Throw($"SigmoidBias is {options.SigmoidBias}; expected a finite value.", nameof(options));
+        if (options.AlibiSlopes is { } slopes)
+        {
+            if (slopes.Rank == 1) TensorChecks.Shape(slopes, [hq], "options.AlibiSlopes", "float32 [Hq] or [B, Hq]");
+            else TensorChecks.Shape(slopes, [batch, hq], "options.AlibiSlopes", "float32 [Hq] or [B, Hq]");
+            TensorChecks.Type(slopes, ElementType.Float32, "options.AlibiSlopes");
+        }
+        if (options.Sinks is { } sinks)
+        {
+            TensorChecks.Shape(sinks, [hq], "options.Sinks", "float32 [Hq]");
+            TensorChecks.Type(sinks, ElementType.Float32, "options.Sinks");
+            if (options.ScoreFunction == ScoreFunction.Sigmoid)
+                TensorChecks.Throw("Sinks join the softmax denominator and have no meaning with sigmoid scoring.", "options.Sinks");
+        }
+        if (options.Bias is { } bias)
+        {
+            TensorChecks.Rank(bias, 4, "options.Bias", "[B|1, Hq|1, Nq, Nk]");
+            TensorChecks.Broadcast(bias.Shape[0], batch, "options.Bias", "batch");
+            TensorChecks.Broadcast(bias.Shape[1], hq, "options.Bias", "head");
+            if (bias.Shape[2] != nq || bias.Shape[3] != nk)
+                TensorChecks.Throw($"options.Bias has shape {TensorView.Format(bias.Shape)}; expected [B|1, Hq|1, {nq}, {nk}].", "options.Bias");
+            TensorChecks.NoAlias(output, nameof(output), bias, "options.Bias");
+        }
+        if (options.LowRankBias is { } lowRank)
+        {
+            TensorChecks.Rank(lowRank.U, 4, "options.LowRankBias.U", "[B|1, Hq|1, Nq, r]");
+            TensorChecks.Rank(lowRank.W, 4, "options.LowRankBias.W", "[B|1, Hq|1, Nk, r]");
+            TensorChecks.Positive(lowRank.U, "options.LowRankBias.U", "[B|1, Hq|1, Nq, r]");
+            TensorChecks.Positive(lowRank.W, "options.LowRankBias.W", "[B|1, Hq|1, Nk, r]");
+            TensorChecks.Broadcast(lowRank.U.Shape[0], batch, "options.LowRankBias.U", "batch");
+            TensorChecks.Broadcast(lowRank.U.Shape[1], hq, "options.LowRankBias.U", "head");
+            TensorChecks.Broadcast(lowRank.W.Shape[0], batch, "options.LowRankBias.W", "batch");
+            TensorChecks.Broadcast(lowRank.W.Shape[1], hq, "options.LowRankBias.W", "head");
+            if (lowRank.U.Shape[2] != nq) TensorChecks.Throw($"options.LowRankBias.U has {lowRank.U.Shape[2]} rows; expected Nq = {nq}.", "options.LowRankBias.U");
+            if (lowRank.W.Shape[2] != nk) TensorChecks.Throw($"options.LowRankBias.W has {lowRank.W.Shape[2]} rows; expected Nk = {nk}.", "options.LowRankBias.W");
+            if (lowRank.U.Shape[3] != lowRank.W.Shape[3])
+                TensorChecks.Throw($"options.LowRankBias has rank {lowRank.U.Shape[3]} in U but {lowRank.W.Shape[3]} in W.", "options.LowRankBias.W");
+        }
+
+        return new FlashProblem(options)
+        {
+            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
+            HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
+        };
+    }
+
+    /// <summary>
+    /// The keys query <paramref name="queryIndex"/> may see, <c>[start, end)</c> (empty when start &gt;= end),
+    /// from causal masking (bottom-right aligned) and the sliding window.
+    /// </summary>
+    public (int Start, int End) VisibleKeys(int queryIndex) =>
+        VisibleKeys(queryIndex, QueryLength, KeyLength, Options.Causal, Options.WindowLeft, Options.WindowRight);
+
+    /// <summary>The visible key range of a query under causal/window masking, <c>[start, end)</c>.</summary>
+    public static (int Start, int End) VisibleKeys(int queryIndex, int queryLength, int keyLength, bool causal, int windowLeft, int windowRight)
+    {
+        long aligned = (long)queryIndex + keyLength - queryLength;
+        long start = windowLeft >= 0 ? aligned - windowLeft : 0;
+        long end = keyLength;
+        if (windowRight >= 0) end = Math.Min(end, aligned + windowRight + 1);
+        if (causal) end = Math.Min(end, aligned + 1);
+        start = Math.Clamp(start, 0, keyLength);
+        end = Math.Clamp(end, start, keyLength);
+        return ((int)start, (int)end);
+    }
+
+    /// <summary>The number of visible (query, key) pairs per (batch, head): the FLOP count's base.</summary>
+    public long VisiblePairsPerHead()
+    {
+        long total = 0;
+        for (int i = 0; i < QueryLength; i++)
+        {
+            var (s, e) = VisibleKeys(i);
+            if (e > s) total += e - s;
+        }
+        return total;
+    }
+
+    /// <summary>Floating-point operations counted on visible pairs: (2 Dqk + 2 Dv) per pair (DESIGN.md).</summary>
+    public double Flops() => (double)VisiblePairsPerHead() * Batch * QueryHeads * (2.0 * HeadDim + 2.0 * ValueDim);
+}

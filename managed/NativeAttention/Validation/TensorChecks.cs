@@ -1,0 +1,85 @@
+// Boundary checks shared by every family: each failure names the argument and what was expected.
+using System.Diagnostics.CodeAnalysis;
+
+namespace NativeAttention;
+
+internal static class TensorChecks
+{
+    /// <summary>Checks rank and that the view is usable; returns the shape.</summary>
+    public static ReadOnlySpan<int> Rank(in TensorView view, int rank, string name, string layout)
+    {
+        if (view.IsDefault)
+            Throw($"{name} is default(TensorView); expected a tensor {layout}.", name);
+        view.Storage!.ThrowIfDisposed();
+        if (view.Rank != rank)
+            Throw($"{name} has rank {view.Rank} ({TensorView.Format(view.Shape)}); expected rank {rank}, {layout}.", name);
+        return view.Shape;
+    }
+
+    /// <summary>Checks that every dimension is positive.</summary>
+    public static void Positive(in TensorView view, string name, string layout)
+    {
+        for (int i = 0; i < view.Rank; i++)
+            if (view.Shape[i] <= 0)
+                Throw($"{name} has shape {TensorView.Format(view.Shape)}: dimension {i} must be positive ({layout}).", name);
+    }
+
+    /// <summary>Checks an exact shape.</summary>
+    public static void Shape(in TensorView view, ReadOnlySpan<int> expected, string name, string layout)
+    {
+        Rank(view, expected.Length, name, layout);
+        if (!view.Shape.SequenceEqual(expected))
+            Throw($"{name} has shape {TensorView.Format(view.Shape)}; expected {TensorView.Format(expected)} ({layout}).", name);
+    }
+
+    /// <summary>Checks the element type.</summary>
+    public static void Type(in TensorView view, ElementType expected, string name)
+    {
+        if (view.ElementType != expected)
+            Throw($"{name} has element type {view.ElementType}; expected {expected}.", name);
+    }
+
+    /// <summary>Checks the memory location required by the backend.</summary>
+    public static void Location(in TensorView view, MemoryLocation expected, string name, string backend)
+    {
+        if (view.Location != expected)
+            Throw($"{name} lives in {view.Location} memory; the {backend} backend needs {expected} memory.", name);
+    }
+
+    /// <summary>Checks that an output tensor has no two indices on the same element.</summary>
+    public static void Writable(in TensorView view, string name)
+    {
+        if (!view.HasNonOverlappingElements)
+            Throw($"{name} has strides {TensorView.Format(view.Strides)} for shape {TensorView.Format(view.Shape)}, which make elements overlap; an output needs distinct elements.", name);
+    }
+
+    /// <summary>Checks that the output's memory does not overlap an input's.</summary>
+    public static void NoAlias(in TensorView output, string outputName, in TensorView input, string inputName)
+    {
+        if (output.IsDefault || input.IsDefault) return;
+        var (a, aStart, aEnd) = ByteRange(output);
+        var (b, bStart, bEnd) = ByteRange(input);
+        if (ReferenceEquals(a, b) && aStart < bEnd && bStart < aEnd)
+            Throw($"{outputName} overlaps {inputName} in memory; outputs must not alias inputs.", outputName);
+    }
+
+    private static (object Allocation, long Start, long End) ByteRange(in TensorView view)
+    {
+        var (allocation, baseOffset) = view.Storage!.Identity;
+        int size = view.ElementType.SizeOf();
+        long last = view.Offset;
+        for (int i = 0; i < view.Rank; i++)
+            if (view.Shape[i] > 0) last += (long)(view.Shape[i] - 1) * view.Strides[i];
+        return (allocation, baseOffset + view.Offset * size, baseOffset + (last + 1) * size);
+    }
+
+    /// <summary>Checks that a broadcastable dimension is 1 or the full size.</summary>
+    public static void Broadcast(int actual, int full, string name, string axis)
+    {
+        if (actual != 1 && actual != full)
+            Throw($"{name} has {axis} size {actual}; expected 1 (broadcast) or {full}.", name);
+    }
+
+    [DoesNotReturn]
+    public static void Throw(string message, string name) => throw new ArgumentException(message, name);
+}
