@@ -12,7 +12,7 @@ namespace NativeAttention;
 /// <param name="Detail">What failed, or empty.</param>
 public sealed record VerificationResult(AttentionCase Case, Backend Backend, double MaxError, double NaiveError, double Tolerance, double MaxLseError, bool Passed, string Detail);
 
-/// <summary>Checks kernels against <see cref="Reference"/>.</summary>
+/// <summary>Checks kernels against the float64 references.</summary>
 public static class CaseVerifier
 {
     /// <summary>Runs <paramref name="case"/> on <paramref name="context"/> and compares with the float64 reference.</summary>
