@@ -1,10 +1,340 @@
-// Validated description of a block-sparse attention call. (Skeleton: the references helper completes it.)
+// Validated description of a block-sparse attention call: flash sizes, block counts and a checked block mask.
 namespace NativeAttention;
 
-/// <summary>The sizes of a block-sparse attention call after validation.</summary>
+/// <summary>
+/// The sizes of a block-sparse attention call after validation; tensors as in <see cref="FlashProblem"/>. The mask
+/// has been checked completely: block sizes positive, array lengths matching their documented shapes, counts within
+/// capacity, every listed index a key block of this problem, no key block listed twice in one row (full and partial
+/// together), CSR offsets starting at 0, non-decreasing and within capacity, broadcast extents 1 or full, document
+/// ids <c>[B, Nq]</c> and <c>[B, Nk]</c>. <see cref="GetRow"/> then hands out a row's blocks without further checks.
+/// </summary>
 public sealed class BlockSparseProblem
 {
-    /// <summary>Validates a call.</summary>
+    private const string QLayout = "[B, Hq, Nq, Dqk]";
+    private const string KLayout = "[B, Hkv, Nk, Dqk]";
+    private const string VLayout = "[B, Hkv, Nk, Dv]";
+
+    private BlockSparseProblem(BlockSparseOptions options) => Options = options;
+
+    /// <summary>Batch size B.</summary>
+    public int Batch { get; private init; }
+    /// <summary>Query heads Hq.</summary>
+    public int QueryHeads { get; private init; }
+    /// <summary>Key/value heads Hkv (divides Hq).</summary>
+    public int KeyValueHeads { get; private init; }
+    /// <summary>Query length Nq.</summary>
+    public int QueryLength { get; private init; }
+    /// <summary>Key length Nk.</summary>
+    public int KeyLength { get; private init; }
+    /// <summary>Query/key head dimension Dqk.</summary>
+    public int HeadDim { get; private init; }
+    /// <summary>Value head dimension Dv.</summary>
+    public int ValueDim { get; private init; }
+    /// <summary>The score scale after applying the default.</summary>
+    public float Scale { get; private init; }
+    /// <summary>The storage element type of Q, K, V and O.</summary>
+    public ElementType ElementType { get; private init; }
+    /// <summary>The options validated.</summary>
+    public BlockSparseOptions Options { get; }
+    /// <summary>Query block size Bq.</summary>
+    public int QueryBlockSize { get; private init; }
+    /// <summary>Key block size Bk.</summary>
+    public int KeyBlockSize { get; private init; }
+    /// <summary>Query blocks, <c>ceil(Nq / Bq)</c>; the last one may be short.</summary>
+    public int QueryBlocks { get; private init; }
+    /// <summary>Key blocks, <c>ceil(Nk / Bk)</c>; the last one may be short.</summary>
+    public int KeyBlocks { get; private init; }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int GroupSize => QueryHeads / KeyValueHeads;
+
+    /// <summary>
+    /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor,
+    /// option or mask array (with the row and value for bad block indices), or <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public static BlockSparseProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, BlockSparseOptions options, in TensorView? logSumExp) =>
-        throw new NotSupportedException("pending");
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp);
+
+    /// <summary>Validates the inputs, options and mask only, for callers that allocate their own outputs (the references).</summary>
+    internal static BlockSparseProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, BlockSparseOptions options) =>
+        Validate(query, key, value, default, requireOutput: false, options, null);
+
+    private static BlockSparseProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, BlockSparseOptions options, in TensorView? logSumExp)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
+        var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
+        var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
+        TensorChecks.Positive(query, nameof(query), QLayout);
+        TensorChecks.Positive(key, nameof(key), KLayout);
+        TensorChecks.Positive(value, nameof(value), VLayout);
+        int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
+        int hkv = k[1], nk = k[2], dv = v[3];
+        if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch} ({KLayout}).", nameof(key));
+        if (k[3] != dqk) TensorChecks.Throw($"key has head dim {k[3]}; query has {dqk} ({KLayout}).", nameof(key));
+        if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
+        if (v[0] != batch || v[1] != hkv || v[2] != nk)
+            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {nk}, Dv] to match key {VLayout}.", nameof(value));
+        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
+        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
+        var type = query.ElementType;
+        TensorChecks.Type(key, type, nameof(key));
+        TensorChecks.Type(value, type, nameof(value));
+
+        if (requireOutput)
+        {
+            TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.Type(output, type, nameof(output));
+            TensorChecks.Writable(output, nameof(output));
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
+            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
+            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            if (logSumExp is { } lse)
+            {
+                TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");
+                TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
+                TensorChecks.Writable(lse, nameof(logSumExp));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+            }
+        }
+
+        float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dqk));
+        if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", "options.Scale");
+
+        var mask = options.Mask;
+        if (mask is null) TensorChecks.Throw("options.Mask is null; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask");
+        if (mask.QueryBlockSize <= 0)
+            TensorChecks.Throw($"options.Mask.QueryBlockSize is {mask.QueryBlockSize}; expected a positive block size.", "options.Mask.QueryBlockSize");
+        if (mask.KeyBlockSize <= 0)
+            TensorChecks.Throw($"options.Mask.KeyBlockSize is {mask.KeyBlockSize}; expected a positive block size.", "options.Mask.KeyBlockSize");
+        int queryBlocks = (int)(((long)nq + mask.QueryBlockSize - 1) / mask.QueryBlockSize);
+        int keyBlocks = (int)(((long)nk + mask.KeyBlockSize - 1) / mask.KeyBlockSize);
+        switch (mask)
+        {
+            case FlexBlockMask flex: CheckFlex(flex, batch, hq, queryBlocks, keyBlocks, nk); break;
+            case BlockCsrMask csr: CheckCsr(csr, hq, queryBlocks, keyBlocks, nk); break;
+            default: TensorChecks.Throw($"options.Mask is a {mask.GetType().Name}; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask"); break;
+        }
+        CheckPredicate(options.Predicate, batch, nq, nk);
+
+        return new BlockSparseProblem(options)
+        {
+            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
+            HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
+            QueryBlockSize = mask.QueryBlockSize, KeyBlockSize = mask.KeyBlockSize,
+            QueryBlocks = queryBlocks, KeyBlocks = keyBlocks,
+        };
+    }
+
+    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int queryBlocks, int keyBlocks, int nk)
+    {
+        const string name = "options.Mask";
+        TensorChecks.Broadcast(mask.MaskBatch, batch, $"{name}.MaskBatch", "batch");
+        TensorChecks.Broadcast(mask.MaskHeads, heads, $"{name}.MaskHeads", "head");
+        if (mask.MaxBlocksPerRow < 0)
+            TensorChecks.Throw($"{name}.MaxBlocksPerRow is {mask.MaxBlocksPerRow}; expected a non-negative capacity.", $"{name}.MaxBlocksPerRow");
+        long rows = (long)mask.MaskBatch * mask.MaskHeads * queryBlocks;
+        long slots = rows * mask.MaxBlocksPerRow;
+        string shape = $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}]";
+        CheckLength(mask.PartialCounts.Length, rows, $"{name}.PartialCounts", shape);
+        CheckLength(mask.PartialIndices.Length, slots, $"{name}.PartialIndices", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}, {mask.MaxBlocksPerRow}]");
+        bool hasFull = !mask.FullCounts.IsEmpty || !mask.FullIndices.IsEmpty;
+        if (hasFull)
+        {
+            CheckLength(mask.FullCounts.Length, rows, $"{name}.FullCounts", shape + " (or empty for no full blocks)");
+            CheckLength(mask.FullIndices.Length, slots, $"{name}.FullIndices", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}, {mask.MaxBlocksPerRow}] (or empty for no full blocks)");
+        }
+        var seen = new int[keyBlocks];
+        int stamp = 0;
+        var partialCounts = mask.PartialCounts.Span;
+        var partialIndices = mask.PartialIndices.Span;
+        var fullCounts = mask.FullCounts.Span;
+        var fullIndices = mask.FullIndices.Span;
+        for (int row = 0; row < rows; row++)
+        {
+            stamp++;
+            string where = FlexRowName(row, mask.MaskHeads, queryBlocks);
+            if (hasFull) CheckRow(fullCounts[row], fullIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "FullCounts", "FullIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
+            CheckRow(partialCounts[row], partialIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "PartialCounts", "PartialIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
+        }
+    }
+
+    private static string FlexRowName(int row, int maskHeads, int queryBlocks)
+    {
+        int qb = row % queryBlocks, h = row / queryBlocks % maskHeads, b = row / queryBlocks / maskHeads;
+        return $"[b={b}, h={h}, query block {qb}]";
+    }
+
+    private static void CheckRow(int count, ReadOnlySpan<int> slots, string countsName, string indicesName, string where, int[] seen, int stamp, int keyBlocks, int nk, int keyBlockSize)
+    {
+        if (count < 0 || count > slots.Length)
+            TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected a count in [0, MaxBlocksPerRow = {slots.Length}].", $"options.Mask.{countsName}");
+        for (int n = 0; n < count; n++)
+        {
+            int block = slots[n];
+            if ((uint)block >= (uint)keyBlocks)
+                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{indicesName}");
+            if (seen[block] == stamp)
+                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} lists key block {block} a second time; a block appears at most once per row, full and partial together.", $"options.Mask.{indicesName}");
+            seen[block] = stamp;
+        }
+    }
+
+    private static void CheckCsr(BlockCsrMask mask, int heads, int queryBlocks, int keyBlocks, int nk)
+    {
+        const string name = "options.Mask";
+        TensorChecks.Broadcast(mask.MaskHeads, heads, $"{name}.MaskHeads", "head");
+        if (mask.ColumnCapacity < 0)
+            TensorChecks.Throw($"{name}.ColumnCapacity is {mask.ColumnCapacity}; expected a non-negative capacity.", $"{name}.ColumnCapacity");
+        CheckLength(mask.RowOffsets.Length, (long)mask.MaskHeads * (queryBlocks + 1), $"{name}.RowOffsets", $"[{mask.MaskHeads}, {queryBlocks + 1}]");
+        CheckLength(mask.ColumnIndices.Length, (long)mask.MaskHeads * mask.ColumnCapacity, $"{name}.ColumnIndices", $"[{mask.MaskHeads}, {mask.ColumnCapacity}]");
+        var offsets = mask.RowOffsets.Span;
+        var columns = mask.ColumnIndices.Span;
+        var seen = new int[keyBlocks];
+        int stamp = 0;
+        for (int h = 0; h < mask.MaskHeads; h++)
+        {
+            var rowOffsets = offsets.Slice(h * (queryBlocks + 1), queryBlocks + 1);
+            var headColumns = columns.Slice(h * mask.ColumnCapacity, mask.ColumnCapacity);
+            if (rowOffsets[0] != 0)
+                TensorChecks.Throw($"{name}.RowOffsets[h={h}, 0] is {rowOffsets[0]}; expected 0.", $"{name}.RowOffsets");
+            for (int r = 0; r < queryBlocks; r++)
+            {
+                int begin = rowOffsets[r], end = rowOffsets[r + 1];
+                if (end < begin)
+                    TensorChecks.Throw($"{name}.RowOffsets[h={h}, {r + 1}] is {end}, below RowOffsets[h={h}, {r}] = {begin}; offsets must be non-decreasing.", $"{name}.RowOffsets");
+                if (end > mask.ColumnCapacity)
+                    TensorChecks.Throw($"{name}.RowOffsets[h={h}, {r + 1}] is {end}; expected at most ColumnCapacity = {mask.ColumnCapacity}.", $"{name}.RowOffsets");
+                stamp++;
+                for (int n = begin; n < end; n++)
+                {
+                    int block = headColumns[n];
+                    if ((uint)block >= (uint)keyBlocks)
+                        TensorChecks.Throw($"{name}.ColumnIndices[h={h}, {n}] (query block {r}) is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {mask.KeyBlockSize}).", $"{name}.ColumnIndices");
+                    if (seen[block] == stamp)
+                        TensorChecks.Throw($"{name}.ColumnIndices[h={h}, {n}] (query block {r}) lists key block {block} a second time; a block appears at most once per row.", $"{name}.ColumnIndices");
+                    seen[block] = stamp;
+                }
+            }
+        }
+    }
+
+    private static void CheckPredicate(ElementPredicate? predicate, int batch, int nq, int nk)
+    {
+        const string name = "options.Predicate";
+        if (predicate is null) TensorChecks.Throw($"{name} is null; use ElementPredicate.All for none.", name);
+        switch (predicate.Kind)
+        {
+            case ElementPredicateKind.None:
+            case ElementPredicateKind.Causal:
+                break;
+            case ElementPredicateKind.Window:
+                if (predicate.WindowLeft < -1) TensorChecks.Throw($"{name}.WindowLeft is {predicate.WindowLeft}; expected -1 (unbounded) or a non-negative extent.", $"{name}.WindowLeft");
+                if (predicate.WindowRight < -1) TensorChecks.Throw($"{name}.WindowRight is {predicate.WindowRight}; expected -1 (unbounded) or a non-negative extent.", $"{name}.WindowRight");
+                break;
+            case ElementPredicateKind.Document:
+                CheckLength(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
+                CheckLength(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
+                break;
+            default:
+                TensorChecks.Throw($"{name}.Kind is {predicate.Kind}, which is not a known predicate.", $"{name}.Kind");
+                break;
+        }
+    }
+
+    private static void CheckLength(int actual, long expected, string name, string shape)
+    {
+        if (actual != expected)
+            TensorChecks.Throw($"{name} has {actual} elements; expected {expected} for shape {shape}.", name);
+    }
+
+    /// <summary>
+    /// The key blocks query block <paramref name="queryBlock"/> of (<paramref name="batch"/>, query head
+    /// <paramref name="head"/>) computes: <see cref="BlockRow.Full"/> without the predicate, <see cref="BlockRow.Partial"/>
+    /// with it. Broadcast mask axes are resolved here. Allocates nothing.
+    /// </summary>
+    public BlockRow GetRow(int batch, int head, int queryBlock)
+    {
+        switch (Options.Mask)
+        {
+            case FlexBlockMask flex:
+            {
+                int b = flex.MaskBatch == 1 ? 0 : batch, h = flex.MaskHeads == 1 ? 0 : head;
+                int row = (b * flex.MaskHeads + h) * QueryBlocks + queryBlock;
+                var partial = flex.PartialIndices.Span.Slice(row * flex.MaxBlocksPerRow, flex.PartialCounts.Span[row]);
+                var full = flex.FullCounts.IsEmpty
+                    ? ReadOnlySpan<int>.Empty
+                    : flex.FullIndices.Span.Slice(row * flex.MaxBlocksPerRow, flex.FullCounts.Span[row]);
+                return new BlockRow(full, partial);
+            }
+            case BlockCsrMask csr:
+            {
+                int h = csr.MaskHeads == 1 ? 0 : head;
+                var offsets = csr.RowOffsets.Span.Slice(h * (QueryBlocks + 1), QueryBlocks + 1);
+                var columns = csr.ColumnIndices.Span.Slice(h * csr.ColumnCapacity, csr.ColumnCapacity);
+                return new BlockRow(ReadOnlySpan<int>.Empty, columns[offsets[queryBlock]..offsets[queryBlock + 1]]);
+            }
+            default:
+                throw new InvalidOperationException("Unreachable: the mask type was checked by Create.");
+        }
+    }
+
+    /// <summary>
+    /// Whether query <paramref name="queryIndex"/> may see key <paramref name="keyIndex"/> inside a partial block, under
+    /// <see cref="BlockSparseOptions.Predicate"/>: causal and window are bottom-right aligned as in flash attention
+    /// (query i sits at <c>i + Nk - Nq</c>); documents compare <c>QueryDocuments[b * Nq + i]</c> with
+    /// <c>KeyDocuments[b * Nk + j]</c>.
+    /// </summary>
+    public bool PredicateAllows(int batch, int queryIndex, int keyIndex)
+    {
+        var p = Options.Predicate;
+        switch (p.Kind)
+        {
+            case ElementPredicateKind.Causal:
+                return keyIndex <= (long)queryIndex + KeyLength - QueryLength;
+            case ElementPredicateKind.Window:
+            {
+                var (start, end) = FlashProblem.VisibleKeys(queryIndex, QueryLength, KeyLength, causal: false, p.WindowLeft, p.WindowRight);
+                return keyIndex >= start && keyIndex < end;
+            }
+            case ElementPredicateKind.Document:
+                return p.QueryDocuments.Span[batch * QueryLength + queryIndex] == p.KeyDocuments.Span[batch * KeyLength + keyIndex];
+            default:
+                return true;
+        }
+    }
+
+    /// <summary>The number of (query, key) pairs computed for one (batch, head), counting every element of listed blocks.</summary>
+    public long ComputedPairs(int batch, int head)
+    {
+        long total = 0;
+        for (int r = 0; r < QueryBlocks; r++)
+        {
+            int rows = Math.Min(QueryBlockSize, QueryLength - r * QueryBlockSize);
+            var row = GetRow(batch, head, r);
+            foreach (int c in row.Full) total += (long)rows * Math.Min(KeyBlockSize, KeyLength - c * KeyBlockSize);
+            foreach (int c in row.Partial) total += (long)rows * Math.Min(KeyBlockSize, KeyLength - c * KeyBlockSize);
+        }
+        return total;
+    }
+}
+
+/// <summary>The key blocks of one (batch, head, query block) row of a block mask.</summary>
+public readonly ref struct BlockRow
+{
+    /// <summary>Creates a row.</summary>
+    public BlockRow(ReadOnlySpan<int> full, ReadOnlySpan<int> partial)
+    {
+        Full = full;
+        Partial = partial;
+    }
+
+    /// <summary>Key blocks computed without the element predicate.</summary>
+    public ReadOnlySpan<int> Full { get; }
+
+    /// <summary>Key blocks where the element predicate applies.</summary>
+    public ReadOnlySpan<int> Partial { get; }
 }

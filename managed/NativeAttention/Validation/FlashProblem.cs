@@ -44,7 +44,14 @@ public sealed class FlashProblem
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
     /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
-    public static FlashProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp)
+    public static FlashProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp) =>
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp);
+
+    /// <summary>Validates the inputs and options only, for callers that allocate their own outputs (the references).</summary>
+    internal static FlashProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, FlashOptions? options) =>
+        Validate(query, key, value, default, requireOutput: false, options, null);
+
+    private static FlashProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, FlashOptions? options, in TensorView? logSumExp)
     {
         options ??= FlashOptions.Default;
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
@@ -66,12 +73,15 @@ public sealed class FlashProblem
         TensorChecks.Type(key, type, nameof(key));
         TensorChecks.Type(value, type, nameof(value));
 
-        TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
-        TensorChecks.Type(output, type, nameof(output));
-        TensorChecks.Writable(output, nameof(output));
-        TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-        TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-        TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+        if (requireOutput)
+        {
+            TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.Type(output, type, nameof(output));
+            TensorChecks.Writable(output, nameof(output));
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
+            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
+            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+        }
         if (logSumExp is { } lse)
         {
             TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");

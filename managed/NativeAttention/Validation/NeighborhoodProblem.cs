@@ -1,10 +1,294 @@
-// Validated description of a neighborhood attention call. (Skeleton: the references helper completes it.)
+// Validated description of a neighborhood attention call, and the NATTEN window rule every backend shares.
 namespace NativeAttention;
 
-/// <summary>The sizes of a neighborhood attention call after validation.</summary>
+/// <summary>
+/// The keys one query sees along one spatial axis: <see cref="Count"/> positions starting at
+/// <see cref="Start"/>, <see cref="Step"/> (the dilation) apart, in the axis' own coordinates.
+/// </summary>
+/// <param name="Start">The first visible key position.</param>
+/// <param name="Count">How many keys are visible (at least 1).</param>
+/// <param name="Step">The distance between consecutive visible keys: the axis' dilation.</param>
+public readonly record struct AxisWindow(int Start, int Count, int Step)
+{
+    /// <summary>The position of the <paramref name="n"/>-th visible key.</summary>
+    public int KeyAt(int n) => Start + n * Step;
+
+    /// <summary>One past the last visible key position.</summary>
+    public int End => Start + (Count - 1) * Step + 1;
+
+    /// <summary>True when <paramref name="position"/> is one of the visible keys.</summary>
+    public bool Contains(int position) =>
+        position >= Start && position < End && (position - Start) % Step == 0;
+}
+
+/// <summary>
+/// The sizes of a neighborhood attention call after validation. Q is <c>[B, Hq, X.., Dqk]</c>, K is
+/// <c>[B, Hkv, X.., Dqk]</c>, V is <c>[B, Hkv, X.., Dv]</c>, O is <c>[B, Hq, X.., Dv]</c> and LSE is float32
+/// <c>[B, Hq, X..]</c>, where <c>X..</c> is one, two or three spatial axes, the same for every tensor.
+/// </summary>
+/// <remarks>
+/// <para>The visible set of a query is the product over axes of <see cref="WindowOnAxis(int, int, int, int, int, bool)"/>,
+/// plus every additional key. Along one axis of length L with kernel k, dilation d and stride s (NATTEN 0.20
+/// semantics, checked against NATTEN's reference mask):</para>
+/// <list type="number">
+/// <item>Dilation: position x belongs to group <c>g = x mod d</c> at group coordinate <c>x' = x / d</c>; the group
+/// holds <c>Lg = ceil((L - g) / d)</c> positions and the query only sees keys of its own group. Everything below
+/// works in group coordinates and maps back with <c>x = x' d + g</c>.</item>
+/// <item>Stride: queries are cut into tiles of s consecutive group coordinates, <c>[t, t + s)</c> with
+/// <c>t = (x' / s) s</c>. Every query of a tile uses the window of the tile's leader.</item>
+/// <item>Non-causal: the leader is the tile's centre <c>t + s / 2</c> (integer division, so the right one of the two
+/// middle queries when s is even), clamped to <c>Lg - 1</c>: a tile cut off by the end of the axis uses the last
+/// position of the axis as its centre. The window has <c>k / 2</c> keys left of the leader and
+/// <c>k / 2 - (k even ? 1 : 0)</c> right of it and is shifted inward at both borders so that it always holds
+/// exactly k keys: <c>start = clamp(leader - k / 2, 0, Lg - k)</c>.</item>
+/// <item>Causal: the leader is the tile's last query <c>t + s - 1</c>, clamped to <c>Lg - 1</c>; keys run from
+/// <c>max(leader - k + 1, 0)</c> up to and including the query itself. With s = 1 that is the k keys ending at the
+/// query, fewer at the start of the axis (causal windows shrink there instead of shifting).</item>
+/// </list>
+/// </remarks>
 public sealed class NeighborhoodProblem
 {
-    /// <summary>Validates a call.</summary>
+    private const string Layouts = "[B, H, X, D], [B, H, X, Y, D] or [B, H, X, Y, Z, D]";
+
+    private readonly int[] _spatialShape;
+    private readonly int[] _kernelSize;
+    private readonly int[] _dilation;
+    private readonly int[] _stride;
+    private readonly bool[] _causal;
+
+    private NeighborhoodProblem(NeighborhoodOptions options, int[] spatialShape, int[] kernelSize, int[] dilation, int[] stride, bool[] causal)
+    {
+        Options = options;
+        _spatialShape = spatialShape;
+        _kernelSize = kernelSize;
+        _dilation = dilation;
+        _stride = stride;
+        _causal = causal;
+    }
+
+    /// <summary>Batch size B.</summary>
+    public int Batch { get; private init; }
+    /// <summary>Query heads Hq.</summary>
+    public int QueryHeads { get; private init; }
+    /// <summary>Key/value heads Hkv (divides Hq).</summary>
+    public int KeyValueHeads { get; private init; }
+    /// <summary>Query/key head dimension Dqk.</summary>
+    public int HeadDim { get; private init; }
+    /// <summary>Value head dimension Dv.</summary>
+    public int ValueDim { get; private init; }
+    /// <summary>Number of additional key/value tokens every query sees (0 when none).</summary>
+    public int AdditionalKeyCount { get; private init; }
+    /// <summary>The score scale after applying the default <c>1 / sqrt(Dqk)</c>.</summary>
+    public float Scale { get; private init; }
+    /// <summary>The storage element type of Q, K, V and O.</summary>
+    public ElementType ElementType { get; private init; }
+    /// <summary>The options validated.</summary>
+    public NeighborhoodOptions Options { get; }
+
+    /// <summary>Number of spatial axes (1, 2 or 3).</summary>
+    public int SpatialRank => _spatialShape.Length;
+    /// <summary>The size of each spatial axis.</summary>
+    public ReadOnlySpan<int> SpatialShape => _spatialShape;
+    /// <summary>Kernel size per axis.</summary>
+    public ReadOnlySpan<int> KernelSize => _kernelSize;
+    /// <summary>Dilation per axis (defaults resolved).</summary>
+    public ReadOnlySpan<int> Dilation => _dilation;
+    /// <summary>Stride per axis (defaults resolved).</summary>
+    public ReadOnlySpan<int> Stride => _stride;
+    /// <summary>Causal flag per axis (defaults resolved).</summary>
+    public ReadOnlySpan<bool> Causal => _causal;
+
+    /// <summary>Tokens per (batch, head): the product of the spatial sizes.</summary>
+    public int TokenCount
+    {
+        get
+        {
+            int n = 1;
+            foreach (int s in _spatialShape) n *= s;
+            return n;
+        }
+    }
+
+    /// <summary>Query heads per key/value head.</summary>
+    public int GroupSize => QueryHeads / KeyValueHeads;
+
+    /// <summary>
+    /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
+    /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
+    /// </summary>
     public static NeighborhoodProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, NeighborhoodOptions options, in TensorView? logSumExp) =>
-        throw new NotSupportedException("pending");
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp);
+
+    /// <summary>Validates the inputs and options only, for callers that allocate their own outputs (the references).</summary>
+    internal static NeighborhoodProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, NeighborhoodOptions options) =>
+        Validate(query, key, value, default, requireOutput: false, options, null);
+
+    private static NeighborhoodProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, NeighborhoodOptions options, in TensorView? logSumExp)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        // A rank outside 4..6 is clamped to the nearest legal one, so Rank throws with the layout in the message.
+        int rank = Math.Clamp(query.Rank, 4, 6);
+        var q = TensorChecks.Rank(query, rank, nameof(query), Layouts);
+        var k = TensorChecks.Rank(key, rank, nameof(key), "the query's rank, [B, Hkv, X.., Dqk]");
+        var v = TensorChecks.Rank(value, rank, nameof(value), "the query's rank, [B, Hkv, X.., Dv]");
+        TensorChecks.Positive(query, nameof(query), Layouts);
+        TensorChecks.Positive(key, nameof(key), "[B, Hkv, X.., Dqk]");
+        TensorChecks.Positive(value, nameof(value), "[B, Hkv, X.., Dv]");
+        int axes = rank - 3;
+        int batch = q[0], hq = q[1], dqk = q[rank - 1];
+        int hkv = k[1], dv = v[rank - 1];
+        var spatial = q.Slice(2, axes).ToArray();
+        string spatialText = TensorView.Format<int>(spatial);
+        if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch}.", nameof(key));
+        if (!k.Slice(2, axes).SequenceEqual(spatial))
+            TensorChecks.Throw($"key has spatial shape {TensorView.Format(k.Slice(2, axes))}; expected the query's {spatialText}.", nameof(key));
+        if (k[rank - 1] != dqk) TensorChecks.Throw($"key has head dim {k[rank - 1]}; query has {dqk}.", nameof(key));
+        if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
+        if (v[0] != batch || v[1] != hkv || !v.Slice(2, axes).SequenceEqual(spatial))
+            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {string.Join(", ", spatial)}, Dv] to match key.", nameof(value));
+        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
+        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
+        var type = query.ElementType;
+        TensorChecks.Type(key, type, nameof(key));
+        TensorChecks.Type(value, type, nameof(value));
+
+        int extra = 0;
+        if (options.AdditionalKeys.HasValue != options.AdditionalValues.HasValue)
+        {
+            string missing = options.AdditionalKeys.HasValue ? "options.AdditionalValues" : "options.AdditionalKeys";
+            TensorChecks.Throw($"{missing} is missing; additional keys and values come together or not at all.", missing);
+        }
+        if (options.AdditionalKeys is { } extraKeys && options.AdditionalValues is { } extraValues)
+        {
+            const string ek = "options.AdditionalKeys", evn = "options.AdditionalValues";
+            TensorChecks.Rank(extraKeys, 4, ek, "[B, Hkv, Nextra, Dqk]");
+            TensorChecks.Positive(extraKeys, ek, "[B, Hkv, Nextra, Dqk]");
+            extra = extraKeys.Shape[2];
+            TensorChecks.Shape(extraKeys, [batch, hkv, extra, dqk], ek, "[B, Hkv, Nextra, Dqk]");
+            TensorChecks.Shape(extraValues, [batch, hkv, extra, dv], evn, "[B, Hkv, Nextra, Dv]");
+            TensorChecks.Type(extraKeys, type, ek);
+            TensorChecks.Type(extraValues, type, evn);
+        }
+
+        if (requireOutput)
+        {
+            int[] outShape = [batch, hq, .. spatial, dv];
+            TensorChecks.Shape(output, outShape, nameof(output), "[B, Hq, X.., Dv]");
+            TensorChecks.Type(output, type, nameof(output));
+            TensorChecks.Writable(output, nameof(output));
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
+            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
+            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            if (options.AdditionalKeys is { } ak) TensorChecks.NoAlias(output, nameof(output), ak, "options.AdditionalKeys");
+            if (options.AdditionalValues is { } av) TensorChecks.NoAlias(output, nameof(output), av, "options.AdditionalValues");
+            if (logSumExp is { } lse)
+            {
+                int[] lseShape = [batch, hq, .. spatial];
+                TensorChecks.Shape(lse, lseShape, nameof(logSumExp), "float32 [B, Hq, X..]");
+                TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
+                TensorChecks.Writable(lse, nameof(logSumExp));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+                if (options.AdditionalKeys is { } ak2) TensorChecks.NoAlias(lse, nameof(logSumExp), ak2, "options.AdditionalKeys");
+                if (options.AdditionalValues is { } av2) TensorChecks.NoAlias(lse, nameof(logSumExp), av2, "options.AdditionalValues");
+            }
+        }
+
+        float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dqk));
+        if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", "options.Scale");
+
+        if (options.KernelSize is null || options.KernelSize.Length != axes)
+            TensorChecks.Throw($"options.KernelSize has {options.KernelSize?.Length ?? 0} entries; expected one per spatial axis ({axes}) of {spatialText}.", "options.KernelSize");
+        CheckAxisCount(options.Dilation?.Length, axes, "options.Dilation", spatialText);
+        CheckAxisCount(options.Stride?.Length, axes, "options.Stride", spatialText);
+        CheckAxisCount(options.Causal?.Length, axes, "options.Causal", spatialText);
+        var kernel = new int[axes];
+        var dilation = new int[axes];
+        var stride = new int[axes];
+        var causal = new bool[axes];
+        for (int a = 0; a < axes; a++)
+        {
+            int ks = options.KernelSize[a], d = options.DilationOf(a), s = options.StrideOf(a), length = spatial[a];
+            if (d < 1)
+                TensorChecks.Throw($"options.Dilation[{a}] is {d}; expected at least 1.", "options.Dilation");
+            if (ks < 1 || (long)ks * d > length)
+                TensorChecks.Throw($"options.KernelSize[{a}] is {ks}; expected 1 <= k and k * dilation ({ks} * {d}) <= axis length {length} of {spatialText}.", "options.KernelSize");
+            if (s < 1 || s > ks)
+                TensorChecks.Throw($"options.Stride[{a}] is {s}; expected 1 <= stride <= kernel size {ks}.", "options.Stride");
+            (kernel[a], dilation[a], stride[a], causal[a]) = (ks, d, s, options.IsCausal(a));
+        }
+
+        return new NeighborhoodProblem(options, spatial, kernel, dilation, stride, causal)
+        {
+            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, HeadDim = dqk, ValueDim = dv,
+            AdditionalKeyCount = extra, Scale = scale, ElementType = type,
+        };
+    }
+
+    private static void CheckAxisCount(int? length, int axes, string name, string spatialText)
+    {
+        if (length is int n && n != axes)
+            TensorChecks.Throw($"{name} has {n} entries; expected one per spatial axis ({axes}) of {spatialText}, or null for the default.", name);
+    }
+
+    /// <summary>The keys query position <paramref name="queryIndex"/> sees along spatial axis <paramref name="axis"/>.</summary>
+    public AxisWindow WindowOnAxis(int axis, int queryIndex) =>
+        WindowOnAxis(queryIndex, _spatialShape[axis], _kernelSize[axis], _dilation[axis], _stride[axis], _causal[axis]);
+
+    /// <summary>
+    /// Fills <paramref name="windows"/> (one entry per spatial axis) with the keys the query at multi-index
+    /// <paramref name="queryIndex"/> sees; its visible neighbourhood is their product. Allocates nothing.
+    /// </summary>
+    public void VisibleKeys(ReadOnlySpan<int> queryIndex, Span<AxisWindow> windows)
+    {
+        if (queryIndex.Length != SpatialRank || windows.Length < SpatialRank)
+            throw new ArgumentException($"Expected {SpatialRank} query coordinates and room for {SpatialRank} windows.", nameof(queryIndex));
+        for (int a = 0; a < _spatialShape.Length; a++)
+            windows[a] = WindowOnAxis(a, queryIndex[a]);
+    }
+
+    /// <summary>
+    /// The NATTEN window of one query along one axis (see the remarks on <see cref="NeighborhoodProblem"/>). Arguments
+    /// must satisfy what <see cref="Create"/> checks: <c>k * dilation &lt;= length</c> and <c>1 &lt;= stride &lt;= k</c>.
+    /// </summary>
+    public static AxisWindow WindowOnAxis(int queryIndex, int length, int kernelSize, int dilation, int stride, bool causal)
+    {
+        int group = queryIndex % dilation;
+        int x = queryIndex / dilation;
+        int groupLength = (length - group + dilation - 1) / dilation;
+        int tile = x / stride * stride;
+        int start, end;
+        if (causal)
+        {
+            int leader = Math.Min(tile + stride - 1, groupLength - 1);
+            start = Math.Max(leader - kernelSize + 1, 0);
+            end = x + 1;
+        }
+        else
+        {
+            int leader = Math.Min(tile + stride / 2, groupLength - 1);
+            start = Math.Clamp(leader - kernelSize / 2, 0, groupLength - kernelSize);
+            end = start + kernelSize;
+        }
+        return new AxisWindow(start * dilation + group, end - start, dilation);
+    }
+
+    /// <summary>The number of visible (query, key) pairs per (batch, head), additional keys included.</summary>
+    public long VisiblePairsPerHead()
+    {
+        // Axes are independent, so the total is the product of per-axis sums of window sizes.
+        long pairs = 1;
+        for (int a = 0; a < SpatialRank; a++)
+        {
+            long axisSum = 0;
+            for (int x = 0; x < _spatialShape[a]; x++) axisSum += WindowOnAxis(a, x).Count;
+            pairs *= axisSum;
+        }
+        return pairs + (long)TokenCount * AdditionalKeyCount;
+    }
+
+    /// <summary>Floating-point operations counted on visible pairs: (2 Dqk + 2 Dv) per pair (DESIGN.md).</summary>
+    public double Flops() => (double)VisiblePairsPerHead() * Batch * QueryHeads * (2.0 * HeadDim + 2.0 * ValueDim);
 }
