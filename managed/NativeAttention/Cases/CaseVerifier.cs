@@ -48,7 +48,8 @@ public static class CaseVerifier
         double naiveError = MaxError(naive.Output, exact.Output, out _);
         double error = MaxError(output, exact.Output, out int worst);
         double tolerance = 2 * naiveError + slack;
-        double naiveLseError = MaxError(naive.LogSumExp, exact.LogSumExp, out _);
+        double[] exactLse = exact.LogSumExp!;
+        double naiveLseError = MaxError(naive.LogSumExp!, exactLse, out _);
         double lseError = 0;
         var problems = new List<string>();
 
@@ -58,7 +59,7 @@ public static class CaseVerifier
         int dv = @case.ValueDim;
         for (int row = 0; row < lse.Length; row++)
         {
-            double expected = exact.LogSumExp[row];
+            double expected = exactLse[row];
             if (double.IsNegativeInfinity(expected))
             {
                 if (!double.IsNegativeInfinity(lse[row]))

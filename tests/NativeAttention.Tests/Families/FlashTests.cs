@@ -92,7 +92,7 @@ public abstract class FlashTests
             Assert.All(output, o => Assert.InRange(o, lo - slack, hi + slack));
             for (int r = 0; r < lse.Length; r++)
             {
-                if (double.IsNegativeInfinity(exact.LogSumExp[r])) { Assert.True(double.IsNegativeInfinity(lse[r])); continue; }
+                if (double.IsNegativeInfinity(exact.LogSumExp![r])) { Assert.True(double.IsNegativeInfinity(lse[r])); continue; }
                 // At this scale a float32 score is off by about 1e-7 * |score|, so the LSE is too.
                 Assert.True(Math.Abs(lse[r] - exact.LogSumExp[r]) <= 1e-5 * Math.Abs(exact.LogSumExp[r]) + 1e-3,
                     $"{c}: row {r} LSE {lse[r]} vs {exact.LogSumExp[r]}");
