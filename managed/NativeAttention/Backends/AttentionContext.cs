@@ -120,6 +120,27 @@ public abstract class AttentionContext : IDisposable
         LinearChunkedCore(problem, query, key, value, output, initialState, finalState);
     }
 
+    /// <summary>
+    /// Combines S partial results of the same query rows, each computed over a disjoint part of the keys (split-KV,
+    /// ring or context-parallel attention), into the exact result: <c>LSE = log(sum_s exp(LSE_s))</c>,
+    /// <c>o = sum_s exp(LSE_s - LSE) o_s</c>. Partials with LSE = -inf contribute nothing.
+    /// </summary>
+    /// <param name="partialOutputs">The partial outputs <c>[S, ..., Dv]</c>, e.g. <c>[S, B, Hq, Nq, Dv]</c>.</param>
+    /// <param name="partialLogSumExp">Their float32 log-sum-exps <c>[S, ...]</c>.</param>
+    /// <param name="output">The merged output <c>[..., Dv]</c>.</param>
+    /// <param name="logSumExp">Optional merged float32 log-sum-exp <c>[...]</c>.</param>
+    /// <exception cref="ArgumentException">Shapes disagree, an output aliases an input, or a type is wrong.</exception>
+    public void MergeStates(TensorView partialOutputs, TensorView partialLogSumExp, TensorView output, TensorView? logSumExp = null)
+    {
+        ThrowIfDisposed();
+        var problem = MergeProblem.Create(partialOutputs, partialLogSumExp, output, logSumExp);
+        CheckLocation(partialOutputs, nameof(partialOutputs));
+        CheckLocation(partialLogSumExp, nameof(partialLogSumExp));
+        CheckLocation(output, nameof(output));
+        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
+        MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+    }
+
     /// <summary>Waits until every kernel launched on this context has finished.</summary>
     public virtual void Synchronize() { }
 
@@ -137,6 +158,10 @@ public abstract class AttentionContext : IDisposable
     /// <summary>Backend implementation of <see cref="LinearChunked"/>.</summary>
     private protected virtual void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState) =>
         throw NotYet("LinearChunked");
+
+    /// <summary>Backend implementation of <see cref="MergeStates"/>.</summary>
+    private protected virtual void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
+        throw NotYet("MergeStates");
 
     private NotSupportedException NotYet(string family) =>
         new($"{family} has no kernel on the {Backend} backend yet; Reference.{family} computes it in float64.");
