@@ -1,8 +1,8 @@
 // The block-sparse reference: a hand-listed causal mask, and equality with flash attention over the same visible set.
 using Xunit;
-using static NativeAttention.Tests.Reference.Tensors;
+using static NativeAttention.Tests.References.Tensors;
 
-namespace NativeAttention.Tests.Reference;
+namespace NativeAttention.Tests.References;
 
 public sealed class BlockSparseReferenceTests
 {
@@ -36,7 +36,7 @@ public sealed class BlockSparseReferenceTests
         // one-hot values expose it: row 2 = [1/3, 1/3, 1/3, 0].
         var mask = Flex(2, 2, 2, partial: [[0], [1]], full: [[], [0]]);
         var options = new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.CausalMask };
-        var r = NativeAttention.Reference.BlockSparse(Zeros(1, 1, 4, 1), Zeros(1, 1, 4, 1), OneHotValues(1, 1, 4), options);
+        var r = Reference.BlockSparse(Zeros(1, 1, 4, 1), Zeros(1, 1, 4, 1), OneHotValues(1, 1, 4), options);
         Assert.Equal(new[] { 0 }, VisibleKeys(r, 0, 4));
         Assert.Equal(new[] { 0, 1 }, VisibleKeys(r, 1, 4));
         Assert.Equal(new[] { 0, 1, 2 }, VisibleKeys(r, 2, 4));
@@ -45,7 +45,7 @@ public sealed class BlockSparseReferenceTests
         AssertClose([0, Math.Log(2), Math.Log(3), Math.Log(4)], r.LogSumExp, 1e-15);
 
         // Without the full block, query block 1 keeps only its own causal block: query 2 sees {2}, query 3 {2, 3}.
-        var diagonal = NativeAttention.Reference.BlockSparse(Zeros(1, 1, 4, 1), Zeros(1, 1, 4, 1), OneHotValues(1, 1, 4),
+        var diagonal = Reference.BlockSparse(Zeros(1, 1, 4, 1), Zeros(1, 1, 4, 1), OneHotValues(1, 1, 4),
             options with { Mask = Flex(2, 2, 2, partial: [[0], [1]]) });
         Assert.Equal(new[] { 2 }, VisibleKeys(diagonal, 2, 4));
         Assert.Equal(new[] { 2, 3 }, VisibleKeys(diagonal, 3, 4));
@@ -60,8 +60,8 @@ public sealed class BlockSparseReferenceTests
         var v = Random(52, 1, 2, 1, 9, 3);
         var all = new[] { 0, 1, 2 };
         var mask = Flex(3, 4, 3, partial: [[], [], []], full: [all, all, all]);
-        var sparse = NativeAttention.Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.CausalMask });
-        var flash = NativeAttention.Reference.Flash(q, k, v);
+        var sparse = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.CausalMask });
+        var flash = Reference.Flash(q, k, v);
         AssertClose(flash.Output, sparse.Output, 1e-12);
         AssertClose(flash.LogSumExp, sparse.LogSumExp, 1e-12);
     }
@@ -75,8 +75,8 @@ public sealed class BlockSparseReferenceTests
         var k = Random(54, 1, 1, 2, 10, 4);
         var v = Random(55, 1, 1, 2, 10, 3);
         var mask = Flex(4, 4, 3, partial: [[1], [2]], full: [[0], [0, 1]]);
-        var sparse = NativeAttention.Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.CausalMask, Scale = 0.3f });
-        var flash = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Causal = true, Scale = 0.3f });
+        var sparse = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.CausalMask, Scale = 0.3f });
+        var flash = Reference.Flash(q, k, v, new FlashOptions { Causal = true, Scale = 0.3f });
         AssertClose(flash.Output, sparse.Output, 1e-12);
         AssertClose(flash.LogSumExp, sparse.LogSumExp, 1e-12);
     }
@@ -89,8 +89,8 @@ public sealed class BlockSparseReferenceTests
         var v = Random(58, 1, 1, 1, 9, 2);
         var all = new[] { 0, 1, 2 };
         var mask = Flex(4, 4, 3, partial: [all, all, all]);
-        var sparse = NativeAttention.Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.SlidingWindow(2, 1) });
-        var flash = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { WindowLeft = 2, WindowRight = 1 });
+        var sparse = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.SlidingWindow(2, 1) });
+        var flash = Reference.Flash(q, k, v, new FlashOptions { WindowLeft = 2, WindowRight = 1 });
         AssertClose(flash.Output, sparse.Output, 1e-12);
     }
 
@@ -108,8 +108,8 @@ public sealed class BlockSparseReferenceTests
             bias[(b * 8 + i) * 8 + j] = docs[b * 8 + i] == docs[b * 8 + j] ? 0 : double.NegativeInfinity;
         var all = new[] { 0, 1, 2, 3 };
         var mask = Flex(2, 2, 4, partial: [all, all, all, all]);
-        var sparse = NativeAttention.Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.Documents(docs, docs) });
-        var flash = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Bias = Of(bias, 2, 1, 8, 8) });
+        var sparse = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.Documents(docs, docs) });
+        var flash = Reference.Flash(q, k, v, new FlashOptions { Bias = Of(bias, 2, 1, 8, 8) });
         AssertClose(flash.Output, sparse.Output, 1e-12);
     }
 
@@ -127,8 +127,8 @@ public sealed class BlockSparseReferenceTests
         var k = Random(63, 1, 1, 2, 8, 4);
         var v = Random(64, 1, 1, 2, 8, 3);
         var predicate = ElementPredicate.SlidingWindow(3, 2);
-        var fromFlex = NativeAttention.Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = flex, Predicate = predicate });
-        var fromCsr = NativeAttention.Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = csr, Predicate = predicate });
+        var fromFlex = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = flex, Predicate = predicate });
+        var fromCsr = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = csr, Predicate = predicate });
         Assert.Equal(fromFlex.Output, fromCsr.Output);
         Assert.Equal(fromFlex.LogSumExp, fromCsr.LogSumExp);
         Assert.Equal(0, fromCsr.OutputAt(0, 1, 2, 0));

@@ -1,8 +1,8 @@
 // The float64 flash reference on cases worked out by hand, and metamorphic cross-checks between its options.
 using Xunit;
-using static NativeAttention.Tests.Reference.Tensors;
+using static NativeAttention.Tests.References.Tensors;
 
-namespace NativeAttention.Tests.Reference;
+namespace NativeAttention.Tests.References;
 
 public sealed class FlashReferenceTests
 {
@@ -18,7 +18,7 @@ public sealed class FlashReferenceTests
         var q = Of([1, 1, 1], 1, 1, 3, 1);
         var k = Of([0, Ln2, Ln3], 1, 1, 3, 1);
         var v = Of([6, 3, 12], 1, 1, 3, 1);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Causal = true });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Causal = true });
         AssertClose([6, 4, 8], r.Output, 1e-6);
         AssertClose([0, Ln3, Math.Log(6)], r.LogSumExp, 1e-6);
         Assert.Equal(new[] { 1, 1, 3, 1 }, r.OutputShape);
@@ -33,7 +33,7 @@ public sealed class FlashReferenceTests
         var q = Of([1, 1, 2], 1, 1, 3, 1);
         var k = Of([1.5], 1, 1, 1, 1);
         var v = Of([5], 1, 1, 1, 1);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Causal = true });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Causal = true });
         Assert.Equal(new double[] { 0, 0, 5 }, r.Output);
         Assert.Equal(new[] { double.NegativeInfinity, double.NegativeInfinity, 3 }, r.LogSumExp);
     }
@@ -46,7 +46,7 @@ public sealed class FlashReferenceTests
         var q = Of([0], 1, 1, 1, 1);
         var k = Of([1], 1, 1, 1, 1);
         var v = Of([8], 1, 1, 1, 1);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Sinks = Of([Ln3], 1) });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Sinks = Of([Ln3], 1) });
         AssertClose([2], r.Output, 1e-6);
         AssertClose([Math.Log(4)], r.LogSumExp, 1e-6);
     }
@@ -59,12 +59,12 @@ public sealed class FlashReferenceTests
         var q = Of([1], 1, 1, 1, 1);
         var k = Of([0, Ln3], 1, 1, 2, 1);
         var v = Of([4, 8], 1, 1, 2, 1);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1, ScoreFunction = ScoreFunction.Sigmoid });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Scale = 1, ScoreFunction = ScoreFunction.Sigmoid });
         AssertClose([8], r.Output, 1e-6);
         AssertClose([Math.Log(1.25)], r.LogSumExp, 1e-6);
 
         // A bias of -ln 3 turns the weights into sigmoid(-ln 3) = 1/4 and sigmoid(0) = 1/2: o = 1 + 4 = 5.
-        var biased = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1, ScoreFunction = ScoreFunction.Sigmoid, SigmoidBias = (float)-Ln3 });
+        var biased = Reference.Flash(q, k, v, new FlashOptions { Scale = 1, ScoreFunction = ScoreFunction.Sigmoid, SigmoidBias = (float)-Ln3 });
         AssertClose([5], biased.Output, 1e-6);
     }
 
@@ -76,7 +76,7 @@ public sealed class FlashReferenceTests
         var q = Of([1], 1, 1, 1, 1);
         var k = Of([0, 2], 1, 1, 2, 1);
         var v = Of([0, 1], 1, 1, 2, 1);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Softcap = 1 });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Scale = 1, Softcap = 1 });
         double expected = 1 / (1 + Math.Exp(-Math.Tanh(2)));
         AssertClose([expected], r.Output, 1e-6);
         AssertClose([Math.Log(1 + Math.Exp(Math.Tanh(2)))], r.LogSumExp, 1e-6);
@@ -91,11 +91,11 @@ public sealed class FlashReferenceTests
         var k = Of([0, 0, 0], 1, 1, 3, 1);
         var v = Of([0, 1, 2], 1, 1, 3, 1);
         var slopes = Of([Ln2], 1);
-        var r = NativeAttention.Reference.Flash(Zeros(1, 1, 3, 1), k, v, new FlashOptions { AlibiSlopes = slopes });
+        var r = Reference.Flash(Zeros(1, 1, 3, 1), k, v, new FlashOptions { AlibiSlopes = slopes });
         AssertClose([4.0 / 7, 1, 10.0 / 7], r.Output, 1e-6);
 
         // One query against three keys sits at aligned position 2: weights 1/4, 1/2, 1: o = (1/2 + 2) / (7/4) = 10/7.
-        var single = NativeAttention.Reference.Flash(Zeros(1, 1, 1, 1), k, v, new FlashOptions { AlibiSlopes = slopes });
+        var single = Reference.Flash(Zeros(1, 1, 1, 1), k, v, new FlashOptions { AlibiSlopes = slopes });
         AssertClose([10.0 / 7], single.Output, 1e-6);
     }
 
@@ -114,8 +114,8 @@ public sealed class FlashReferenceTests
         for (int i = 0; i < 5; i++)
         for (int j = 0; j < 6; j++)
             dense[(h * 5 + i) * 6 + j] = uu[(h * 5 + i) * 2] * ww[j * 2] + uu[(h * 5 + i) * 2 + 1] * ww[j * 2 + 1];
-        var lowRank = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { LowRankBias = new LowRankBias(u, w), Causal = true });
-        var denseBias = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Bias = Of(dense, 1, 2, 5, 6), Causal = true });
+        var lowRank = Reference.Flash(q, k, v, new FlashOptions { LowRankBias = new LowRankBias(u, w), Causal = true });
+        var denseBias = Reference.Flash(q, k, v, new FlashOptions { Bias = Of(dense, 1, 2, 5, 6), Causal = true });
         AssertClose(denseBias.Output, lowRank.Output, 1e-6);
         AssertClose(denseBias.LogSumExp, lowRank.LogSumExp, 1e-6);
     }
@@ -130,8 +130,8 @@ public sealed class FlashReferenceTests
         var one = bias.ToDoubleArray();
         var repeated = new double[2 * 3 * 16];
         for (int bh = 0; bh < 6; bh++) Array.Copy(one, 0, repeated, bh * 16, 16);
-        var a = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Bias = bias });
-        var b = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Bias = Of(repeated, 2, 3, 4, 4) });
+        var a = Reference.Flash(q, k, v, new FlashOptions { Bias = bias });
+        var b = Reference.Flash(q, k, v, new FlashOptions { Bias = Of(repeated, 2, 3, 4, 4) });
         AssertClose(b.Output, a.Output, 1e-12);
     }
 
@@ -141,8 +141,8 @@ public sealed class FlashReferenceTests
         var q = Random(10, 1, 1, 2, 5, 8);
         var k = Random(11, 1, 1, 2, 7, 8);
         var v = Random(12, 1, 1, 2, 7, 3);
-        var causal = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Causal = true });
-        var window = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { WindowLeft = 7, WindowRight = 0 });
+        var causal = Reference.Flash(q, k, v, new FlashOptions { Causal = true });
+        var window = Reference.Flash(q, k, v, new FlashOptions { WindowLeft = 7, WindowRight = 0 });
         AssertClose(causal.Output, window.Output, 1e-12);
         AssertClose(causal.LogSumExp, window.LogSumExp, 1e-12);
     }
@@ -164,8 +164,8 @@ public sealed class FlashReferenceTests
             Array.Copy(kk, (b * 2 + h / 2) * 20, kRepeated, (b * 4 + h) * 20, 20);
             Array.Copy(vv, (b * 2 + h / 2) * 10, vRepeated, (b * 4 + h) * 10, 10);
         }
-        var gqa = NativeAttention.Reference.Flash(q, k, v);
-        var mha = NativeAttention.Reference.Flash(q, Of(kRepeated, 2, 4, 5, 4), Of(vRepeated, 2, 4, 5, 2));
+        var gqa = Reference.Flash(q, k, v);
+        var mha = Reference.Flash(q, Of(kRepeated, 2, 4, 5, 4), Of(vRepeated, 2, 4, 5, 2));
         AssertClose(mha.Output, gqa.Output, 1e-12);
     }
 
@@ -176,7 +176,7 @@ public sealed class FlashReferenceTests
         var q = Of([1, 0], 1, 1, 1, 2);
         var k = Of([0.5, 0, 0.9, 0, -1, 0], 1, 1, 3, 2);
         var v = Of([1, 2, 3], 1, 1, 3, 1);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Scale = 1e4f });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Scale = 1e4f });
         Assert.Equal(2, r.Output[0], 12);
         // LSE = 1e4 * 0.9 (float32 0.9) + log(1 + tiny): finite.
         Assert.Equal(1e4 * (double)0.9f, r.LogSumExp![0], 6);
@@ -190,10 +190,53 @@ public sealed class FlashReferenceTests
         var k = Random(17, 1, 1, 1, 2, 2);
         var v = Random(18, 1, 1, 1, 2, 2);
         var bias = Of([double.NegativeInfinity, double.NegativeInfinity, 0, double.NegativeInfinity], 1, 1, 2, 2);
-        var r = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Bias = bias, Sinks = Of([0], 1) });
+        var r = Reference.Flash(q, k, v, new FlashOptions { Bias = bias, Sinks = Of([0], 1) });
         Assert.Equal(new double[] { 0, 0 }, r.Output.AsSpan(0, 2).ToArray());
         Assert.Equal(double.NegativeInfinity, r.LogSumExp![0]);
         Assert.Equal(v.GetDouble(0, 0, 0, 0) / 2, r.Output[2], 7); // row 1: one key of weight 1 and the sink of weight 1
+    }
+
+    [Fact]
+    public void Flash_PermutedBnhdInputs_EqualContiguousBhndInputs()
+    {
+        // The same numbers stored [B, N, H, D] and viewed as [B, H, N, D] through strides.
+        var q = Random(22, 1, 2, 3, 5, 4);
+        var k = Random(23, 1, 2, 3, 6, 4);
+        var v = Random(24, 1, 2, 3, 6, 2);
+        static TensorView AsBnhd(TensorView bhnd)
+        {
+            var s = bhnd.Shape;
+            var x = bhnd.ToDoubleArray();
+            var bnhd = new double[x.Length];
+            for (int b = 0; b < s[0]; b++)
+            for (int h = 0; h < s[1]; h++)
+            for (int n = 0; n < s[2]; n++)
+            for (int d = 0; d < s[3]; d++)
+                bnhd[((b * s[2] + n) * s[1] + h) * s[3] + d] = x[((b * s[1] + h) * s[2] + n) * s[3] + d];
+            return Of(bnhd, s[0], s[2], s[1], s[3]).Permute(0, 2, 1, 3);
+        }
+        var options = new FlashOptions { Causal = true };
+        var contiguous = Reference.Flash(q, k, v, options);
+        var strided = Reference.Flash(AsBnhd(q), AsBnhd(k), AsBnhd(v), options);
+        Assert.Equal(contiguous.Output, strided.Output);
+    }
+
+    [Fact]
+    public void Flash_HalfAndBFloat16Inputs_AreReadExactly()
+    {
+        // Values exactly representable in both 16-bit formats give the same float64 result as float32 storage.
+        double[] qv = [0.5, -1, 2, 0.25], kv = [1, 0.75, -0.5, 1.5, -2, 0.125], vv = [3, -1, 0.5];
+        var asFloat = Reference.Flash(Of(qv, 1, 1, 2, 2), Of(kv, 1, 1, 3, 2), Of(vv, 1, 1, 3, 1));
+        var asHalf = Reference.Flash(
+            TensorView.FromMemory<Half>(qv.Select(x => (Half)x).ToArray(), 1, 1, 2, 2),
+            TensorView.FromMemory<Half>(kv.Select(x => (Half)x).ToArray(), 1, 1, 3, 2),
+            TensorView.FromMemory<Half>(vv.Select(x => (Half)x).ToArray(), 1, 1, 3, 1));
+        var asBf16 = Reference.Flash(
+            TensorView.FromMemory<BFloat16>(qv.Select(x => (BFloat16)x).ToArray(), 1, 1, 2, 2),
+            TensorView.FromMemory<BFloat16>(kv.Select(x => (BFloat16)x).ToArray(), 1, 1, 3, 2),
+            TensorView.FromMemory<BFloat16>(vv.Select(x => (BFloat16)x).ToArray(), 1, 1, 3, 1));
+        Assert.Equal(asFloat.Output, asHalf.Output);
+        Assert.Equal(asFloat.Output, asBf16.Output);
     }
 
     [Fact]
@@ -203,11 +246,11 @@ public sealed class FlashReferenceTests
         var k = Random(20, 2, 1, 2, 16, 16);
         var v = Random(21, 1, 1, 2, 16, 8);
         var options = new FlashOptions { Causal = true, Softcap = 5, AlibiSlopes = Of([0.1, 0.2], 2) };
-        var exact = NativeAttention.Reference.Flash(q, k, v, options);
-        var naive32 = NativeAttention.Reference.FlashNaive(q, k, v, options, ElementType.Float32);
-        var naiveBf16 = NativeAttention.Reference.FlashNaive(q, k, v, options, ElementType.BFloat16);
-        var error32 = NativeAttention.Reference.Compare(naive32.Output, exact.Output);
-        var errorBf16 = NativeAttention.Reference.Compare(naiveBf16.Output, exact.Output);
+        var exact = Reference.Flash(q, k, v, options);
+        var naive32 = Reference.FlashNaive(q, k, v, options, ElementType.Float32);
+        var naiveBf16 = Reference.FlashNaive(q, k, v, options, ElementType.BFloat16);
+        var error32 = Reference.Compare(naive32.Output, exact.Output);
+        var errorBf16 = Reference.Compare(naiveBf16.Output, exact.Output);
         Assert.True(error32.MaxAbsoluteError is > 0 and < 1e-5, error32.ToString());
         Assert.True(errorBf16.MaxAbsoluteError > 10 * error32.MaxAbsoluteError && errorBf16.MaxAbsoluteError < 0.1, errorBf16.ToString());
     }
@@ -215,10 +258,10 @@ public sealed class FlashReferenceTests
     [Fact]
     public void Compare_MatchingInfinitiesAreExactAndMismatchesAreInfinite()
     {
-        var same = NativeAttention.Reference.Compare([double.NegativeInfinity, 1.0], [double.NegativeInfinity, 1.5]);
+        var same = Reference.Compare([double.NegativeInfinity, 1.0], [double.NegativeInfinity, 1.5]);
         Assert.Equal(0.5, same.MaxAbsoluteError);
         Assert.Equal(1, same.WorstIndex);
-        var mismatch = NativeAttention.Reference.Compare([0.0, 1.0], [double.NegativeInfinity, 1.0]);
+        var mismatch = Reference.Compare([0.0, 1.0], [double.NegativeInfinity, 1.0]);
         Assert.Equal(double.PositiveInfinity, mismatch.MaxAbsoluteError);
         Assert.Equal(0, mismatch.WorstIndex);
     }

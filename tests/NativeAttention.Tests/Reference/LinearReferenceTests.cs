@@ -1,8 +1,8 @@
 // The linear-attention reference: hand-computed decayed recurrences and equality with the explicit sums.
 using Xunit;
-using static NativeAttention.Tests.Reference.Tensors;
+using static NativeAttention.Tests.References.Tensors;
 
-namespace NativeAttention.Tests.Reference;
+namespace NativeAttention.Tests.References;
 
 public sealed class LinearReferenceTests
 {
@@ -19,7 +19,7 @@ public sealed class LinearReferenceTests
         var k = Of([1, 2, 1], 1, 1, 3, 1);
         var v = Of([1, 1, 3], 1, 1, 3, 1);
         var options = new LinearOptions { Decay = DecayKind.PerHead, HeadLogDecay = new[] { LogHalf } };
-        var r = NativeAttention.Reference.LinearChunked(q, k, v, options);
+        var r = Reference.LinearChunked(q, k, v, options);
         AssertClose([1, 2.5, 8.5], r.Output, 1e-6);
         AssertClose([4.25], r.FinalState, 1e-6);
         Assert.Equal(new[] { 1, 1, 1, 1 }, r.FinalStateShape);
@@ -27,7 +27,7 @@ public sealed class LinearReferenceTests
 
         // Normalised: z1 = 1, z2 = 1/2 + 2 = 2.5, z3 = 1.25 + 1 = 2.25, so o = [1/1, 2.5/2.5, 8.5/(2 * 2.25)], and
         // the state gains a column holding z: [4.25, 2.25].
-        var normalised = NativeAttention.Reference.LinearChunked(q, k, v, options with { Normalize = true, Epsilon = 0 });
+        var normalised = Reference.LinearChunked(q, k, v, options with { Normalize = true, Epsilon = 0 });
         AssertClose([1, 1, 8.5 / 4.5], normalised.Output, 1e-6);
         AssertClose([4.25, 2.25], normalised.FinalState, 1e-6);
         Assert.Equal(new[] { 1, 1, 1, 2 }, normalised.FinalStateShape);
@@ -41,7 +41,7 @@ public sealed class LinearReferenceTests
         var ones = Of([1, 1], 1, 1, 2, 1);
         var gates = Of([Math.Log(0.5), Math.Log(0.25)], 1, 1, 2);
         var options = new LinearOptions { Decay = DecayKind.PerToken, LogGate = gates, Scale = 3 };
-        var r = NativeAttention.Reference.LinearChunked(ones, ones, ones, options, Of([2], 1, 1, 1, 1));
+        var r = Reference.LinearChunked(ones, ones, ones, options, Of([2], 1, 1, 1, 1));
         AssertClose([6, 4.5], r.Output, 1e-6);
         AssertClose([1.5], r.FinalState, 1e-6);
     }
@@ -68,7 +68,7 @@ public sealed class LinearReferenceTests
             HeadLogDecay = decay == DecayKind.PerHead ? headDecay : ReadOnlyMemory<float>.Empty,
             LogGate = decay == DecayKind.PerToken ? Of(gate, B, H, N) : null,
         };
-        var r = NativeAttention.Reference.LinearChunked(q, k, v, options);
+        var r = Reference.LinearChunked(q, k, v, options);
 
         var qq = q.ToDoubleArray();
         var kk = k.ToDoubleArray();
@@ -123,7 +123,7 @@ public sealed class LinearReferenceTests
         var k = Random(75, 1, 1, 1, N, D);
         var v = Random(76, 1, 1, 1, N, Dv);
         var options = new LinearOptions { Causal = false, FeatureMap = FeatureMap.EluPlusOne, Normalize = normalize, Scale = 0.5f, Epsilon = 0.25f };
-        var r = NativeAttention.Reference.LinearChunked(q, k, v, options);
+        var r = Reference.LinearChunked(q, k, v, options);
         Assert.Null(r.FinalState);
 
         static double Phi(double x) => x > 0 ? x + 1 : Math.Exp(x);
@@ -166,14 +166,14 @@ public sealed class LinearReferenceTests
         var gate = Of(Random(80, 1, 2, 2, N).ToDoubleArray().Select(x => -Math.Abs(x)).ToArray(), 2, 2, N);
         var options = new LinearOptions { FeatureMap = FeatureMap.Taylor2, Decay = DecayKind.PerToken, LogGate = gate, Normalize = normalize, Epsilon = 0 };
         // The initial state is a real one, left by 3 earlier tokens, so normalisers stay positive as in use.
-        var history = NativeAttention.Reference.LinearChunked(Random(82, 1, 2, 2, 3, 3), Random(83, 1, 2, 2, 3, 3), Random(84, 1, 2, 2, 3, 4),
+        var history = Reference.LinearChunked(Random(82, 1, 2, 2, 3, 3), Random(83, 1, 2, 2, 3, 3), Random(84, 1, 2, 2, 3, 4),
             options with { Decay = DecayKind.None, LogGate = null });
         var initial = Of(history.FinalState!, history.FinalStateShape!);
-        var whole = NativeAttention.Reference.LinearChunked(q, k, v, options, initial);
-        var first = NativeAttention.Reference.LinearChunked(q.Slice(2, 0, Split), k.Slice(2, 0, Split), v.Slice(2, 0, Split),
+        var whole = Reference.LinearChunked(q, k, v, options, initial);
+        var first = Reference.LinearChunked(q.Slice(2, 0, Split), k.Slice(2, 0, Split), v.Slice(2, 0, Split),
             options with { LogGate = gate.Slice(2, 0, Split) }, initial);
         var middle = Of(first.FinalState!, first.FinalStateShape!);
-        var second = NativeAttention.Reference.LinearChunked(q.Slice(2, Split, N - Split), k.Slice(2, Split, N - Split), v.Slice(2, Split, N - Split),
+        var second = Reference.LinearChunked(q.Slice(2, Split, N - Split), k.Slice(2, Split, N - Split), v.Slice(2, Split, N - Split),
             options with { LogGate = gate.Slice(2, Split, N - Split) }, middle);
         // Stitch the halves back along N: output [B, H, N, Dv].
         var stitched = new double[whole.Output.Length];
@@ -190,8 +190,8 @@ public sealed class LinearReferenceTests
     public void Linear_Taylor2Features_DotToOnePlusDotPlusHalfSquare()
     {
         double[] x = [0.5, -1, 2], y = [1.5, 0.25, -0.5];
-        var fx = NativeAttention.Reference.Features(FeatureMap.Taylor2, x, 0, 3, new double[13]);
-        var fy = NativeAttention.Reference.Features(FeatureMap.Taylor2, y, 0, 3, new double[13]);
+        var fx = Reference.Features(FeatureMap.Taylor2, x, 0, 3, new double[13]);
+        var fy = Reference.Features(FeatureMap.Taylor2, y, 0, 3, new double[13]);
         double dot = 0.75 - 0.25 - 1; // x . y = -0.5
         Assert.Equal(1 + dot + dot * dot / 2, fx.Zip(fy, (a, b) => a * b).Sum(), 12);
     }

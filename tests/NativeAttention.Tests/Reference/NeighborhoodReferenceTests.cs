@@ -1,8 +1,8 @@
 // NATTEN windows listed by hand, checked both on the window rule and through the float64 reference's outputs.
 using Xunit;
-using static NativeAttention.Tests.Reference.Tensors;
+using static NativeAttention.Tests.References.Tensors;
 
-namespace NativeAttention.Tests.Reference;
+namespace NativeAttention.Tests.References;
 
 public sealed class NeighborhoodReferenceTests
 {
@@ -18,7 +18,7 @@ public sealed class NeighborhoodReferenceTests
     private static int[][] ReferenceSets(int length, int kernel, int dilation = 1, int stride = 1, bool causal = false)
     {
         var options = new NeighborhoodOptions { KernelSize = [kernel], Dilation = [dilation], Stride = [stride], Causal = [causal] };
-        var r = NativeAttention.Reference.Neighborhood(Zeros(1, 1, length, 1), Zeros(1, 1, length, 1), OneHotValues(1, 1, length), options);
+        var r = Reference.Neighborhood(Zeros(1, 1, length, 1), Zeros(1, 1, length, 1), OneHotValues(1, 1, length), options);
         return Enumerable.Range(0, length).Select(x => VisibleKeys(r, x, length)).ToArray();
     }
 
@@ -96,14 +96,14 @@ public sealed class NeighborhoodReferenceTests
         // one left, none right): column 0 -> {0, 1} (shifted), 1 -> {0, 1}, 2 -> {1, 2}, 3 -> {2, 3}.
         // Flat key = row * 4 + column.
         var options = new NeighborhoodOptions { KernelSize = [3, 2] };
-        var r = NativeAttention.Reference.Neighborhood(Zeros(1, 1, 3, 4, 1), Zeros(1, 1, 3, 4, 1), OneHotValues(1, 1, 12).Reshape(1, 1, 3, 4, 12), options);
+        var r = Reference.Neighborhood(Zeros(1, 1, 3, 4, 1), Zeros(1, 1, 3, 4, 1), OneHotValues(1, 1, 12).Reshape(1, 1, 3, 4, 12), options);
         Assert.Equal(new[] { 1, 2, 5, 6, 9, 10 }, VisibleKeys(r, 1 * 4 + 2, 12));   // query (1, 2): rows {0,1,2} x columns {1,2}
         Assert.Equal(new[] { 0, 1, 4, 5, 8, 9 }, VisibleKeys(r, 0 * 4 + 0, 12));    // query (0, 0): columns {0,1}
         Assert.Equal(new[] { 2, 3, 6, 7, 10, 11 }, VisibleKeys(r, 2 * 4 + 3, 12));  // query (2, 3): columns {2,3}
         Assert.Equal(1.0 / 6, r.OutputAt(0, 0, 1, 2, 5), 12);
 
         // Causal along axis 0: query (1, 2) keeps rows {0, 1} only.
-        var causal = NativeAttention.Reference.Neighborhood(Zeros(1, 1, 3, 4, 1), Zeros(1, 1, 3, 4, 1), OneHotValues(1, 1, 12).Reshape(1, 1, 3, 4, 12),
+        var causal = Reference.Neighborhood(Zeros(1, 1, 3, 4, 1), Zeros(1, 1, 3, 4, 1), OneHotValues(1, 1, 12).Reshape(1, 1, 3, 4, 12),
             options with { Causal = [true, false] });
         Assert.Equal(new[] { 1, 2, 5, 6 }, VisibleKeys(causal, 1 * 4 + 2, 12));
     }
@@ -140,8 +140,8 @@ public sealed class NeighborhoodReferenceTests
         var q = Random(30, 1, 2, 2, 3, 4, 8);
         var k = Random(31, 1, 2, 1, 3, 4, 8);
         var v = Random(32, 1, 2, 1, 3, 4, 5);
-        var na = NativeAttention.Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [3, 4] });
-        var flash = NativeAttention.Reference.Flash(q.Reshape(2, 2, 12, 8), k.Reshape(2, 1, 12, 8), v.Reshape(2, 1, 12, 5));
+        var na = Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [3, 4] });
+        var flash = Reference.Flash(q.Reshape(2, 2, 12, 8), k.Reshape(2, 1, 12, 8), v.Reshape(2, 1, 12, 5));
         AssertClose(flash.Output, na.Output, 1e-12);
         AssertClose(flash.LogSumExp, na.LogSumExp, 1e-12);
         Assert.Equal(new[] { 2, 2, 3, 4, 5 }, na.OutputShape);
@@ -154,8 +154,8 @@ public sealed class NeighborhoodReferenceTests
         var q = Random(33, 1, 1, 1, 2, 2, 3, 4);
         var k = Random(34, 1, 1, 1, 2, 2, 3, 4);
         var v = Random(35, 1, 1, 1, 2, 2, 3, 3);
-        var na = NativeAttention.Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [2, 2, 3], Scale = 0.7f });
-        var flash = NativeAttention.Reference.Flash(q.Reshape(1, 1, 12, 4), k.Reshape(1, 1, 12, 4), v.Reshape(1, 1, 12, 3), new FlashOptions { Scale = 0.7f });
+        var na = Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [2, 2, 3], Scale = 0.7f });
+        var flash = Reference.Flash(q.Reshape(1, 1, 12, 4), k.Reshape(1, 1, 12, 4), v.Reshape(1, 1, 12, 3), new FlashOptions { Scale = 0.7f });
         AssertClose(flash.Output, na.Output, 1e-12);
     }
 
@@ -165,8 +165,8 @@ public sealed class NeighborhoodReferenceTests
         var q = Random(36, 1, 1, 2, 9, 4);
         var k = Random(37, 1, 1, 2, 9, 4);
         var v = Random(38, 1, 1, 2, 9, 3);
-        var na = NativeAttention.Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [9], Causal = [true] });
-        var flash = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { Causal = true });
+        var na = Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [9], Causal = [true] });
+        var flash = Reference.Flash(q, k, v, new FlashOptions { Causal = true });
         AssertClose(flash.Output, na.Output, 1e-12);
         AssertClose(flash.LogSumExp, na.LogSumExp, 1e-12);
     }
@@ -179,8 +179,8 @@ public sealed class NeighborhoodReferenceTests
         var q = Random(39, 1, 1, 1, 8, 4);
         var k = Random(40, 1, 1, 1, 8, 4);
         var v = Random(41, 1, 1, 1, 8, 2);
-        var na = NativeAttention.Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [3] });
-        var flash = NativeAttention.Reference.Flash(q, k, v, new FlashOptions { WindowLeft = 1, WindowRight = 1 });
+        var na = Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [3] });
+        var flash = Reference.Flash(q, k, v, new FlashOptions { WindowLeft = 1, WindowRight = 1 });
         AssertClose(flash.Output.AsSpan(2, 12), na.Output.AsSpan(2, 12), 1e-12);
     }
 
@@ -193,8 +193,8 @@ public sealed class NeighborhoodReferenceTests
         var v = Random(44, 1, 1, 1, 6, 3);
         var ek = Random(45, 1, 1, 1, 2, 4);
         var ev = Random(46, 1, 1, 1, 2, 3);
-        var na = NativeAttention.Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [6], AdditionalKeys = ek, AdditionalValues = ev });
-        var flash = NativeAttention.Reference.Flash(q, Of([.. k.ToDoubleArray(), .. ek.ToDoubleArray()], 1, 1, 8, 4), Of([.. v.ToDoubleArray(), .. ev.ToDoubleArray()], 1, 1, 8, 3));
+        var na = Reference.Neighborhood(q, k, v, new NeighborhoodOptions { KernelSize = [6], AdditionalKeys = ek, AdditionalValues = ev });
+        var flash = Reference.Flash(q, Of([.. k.ToDoubleArray(), .. ek.ToDoubleArray()], 1, 1, 8, 4), Of([.. v.ToDoubleArray(), .. ev.ToDoubleArray()], 1, 1, 8, 3));
         AssertClose(flash.Output, na.Output, 1e-12);
         AssertClose(flash.LogSumExp, na.LogSumExp, 1e-12);
     }

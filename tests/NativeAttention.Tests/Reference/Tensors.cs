@@ -1,7 +1,7 @@
 // Small helpers the reference tests share: tensors from literals, seeded random tensors, closeness assertions.
 using Xunit;
 
-namespace NativeAttention.Tests.Reference;
+namespace NativeAttention.Tests.References;
 
 internal static class Tensors
 {
@@ -45,7 +45,7 @@ internal static class Tensors
     /// <summary>Asserts element-wise closeness, reporting the worst element.</summary>
     public static void AssertClose(ReadOnlySpan<double> expected, ReadOnlySpan<double> actual, double tolerance)
     {
-        var error = NativeAttention.Reference.Compare(actual, expected);
+        var error = Reference.Compare(actual, expected);
         Assert.True(error.MaxAbsoluteError <= tolerance, $"tolerance {tolerance:G3} exceeded: {error}");
     }
 

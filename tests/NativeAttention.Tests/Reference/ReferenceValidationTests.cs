@@ -1,8 +1,8 @@
 // Bad inputs to every family raise ArgumentException naming the argument, before any computation.
 using Xunit;
-using static NativeAttention.Tests.Reference.Tensors;
+using static NativeAttention.Tests.References.Tensors;
 
-namespace NativeAttention.Tests.Reference;
+namespace NativeAttention.Tests.References;
 
 public sealed class ReferenceValidationTests
 {
@@ -18,13 +18,13 @@ public sealed class ReferenceValidationTests
     [Fact]
     public void Flash_WrongRank_NamesTheQuery()
     {
-        var ex = AssertNames("query", () => NativeAttention.Reference.Flash(Zeros(1, 4, 8), Zeros(1, 1, 4, 8), Zeros(1, 1, 4, 8)));
+        var ex = AssertNames("query", () => Reference.Flash(Zeros(1, 4, 8), Zeros(1, 1, 4, 8), Zeros(1, 1, 4, 8)));
         Assert.Contains("[B, Hq, Nq, Dqk]", ex.Message);
     }
 
     [Fact]
     public void Flash_HeadsNotDivisible_NamesTheKey() =>
-        AssertNames("key", () => NativeAttention.Reference.Flash(Zeros(1, 3, 4, 8), Zeros(1, 2, 4, 8), Zeros(1, 2, 4, 8)));
+        AssertNames("key", () => Reference.Flash(Zeros(1, 3, 4, 8), Zeros(1, 2, 4, 8), Zeros(1, 2, 4, 8)));
 
     [Fact]
     public void Flash_OutputAliasingTheKey_NamesTheOutput()
@@ -38,52 +38,52 @@ public sealed class ReferenceValidationTests
     [Fact]
     public void Neighborhood_RankOutsideOneToThreeSpatialAxes_NamesTheQuery()
     {
-        AssertNames("query", () => NativeAttention.Reference.Neighborhood(Zeros(1, 4, 8), Zeros(1, 4, 8), Zeros(1, 4, 8), Kernel(3)));
-        AssertNames("query", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 2, 2, 2, 2, 2), Zeros(1, 1, 2, 2, 2, 2, 2), Zeros(1, 1, 2, 2, 2, 2, 2), Kernel(1, 1, 1, 1)));
+        AssertNames("query", () => Reference.Neighborhood(Zeros(1, 4, 8), Zeros(1, 4, 8), Zeros(1, 4, 8), Kernel(3)));
+        AssertNames("query", () => Reference.Neighborhood(Zeros(1, 1, 2, 2, 2, 2, 2), Zeros(1, 1, 2, 2, 2, 2, 2), Zeros(1, 1, 2, 2, 2, 2, 2), Kernel(1, 1, 1, 1)));
     }
 
     [Fact]
     public void Neighborhood_KeySpatialShapeMismatch_NamesTheKey()
     {
-        var ex = AssertNames("key", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 4, 5, 2), Zeros(1, 1, 5, 4, 2), Zeros(1, 1, 5, 4, 2), Kernel(3, 3)));
+        var ex = AssertNames("key", () => Reference.Neighborhood(Zeros(1, 1, 4, 5, 2), Zeros(1, 1, 5, 4, 2), Zeros(1, 1, 5, 4, 2), Kernel(3, 3)));
         Assert.Contains("[4, 5]", ex.Message);
     }
 
     [Fact]
     public void Neighborhood_HeadsNotDivisible_NamesTheKey() =>
-        AssertNames("key", () => NativeAttention.Reference.Neighborhood(Zeros(1, 3, 5, 2), Zeros(1, 2, 5, 2), Zeros(1, 2, 5, 2), Kernel(3)));
+        AssertNames("key", () => Reference.Neighborhood(Zeros(1, 3, 5, 2), Zeros(1, 2, 5, 2), Zeros(1, 2, 5, 2), Kernel(3)));
 
     [Fact]
     public void Neighborhood_ValueHeadsDifferFromKeys_NamesTheValue() =>
-        AssertNames("value", () => NativeAttention.Reference.Neighborhood(Zeros(1, 2, 5, 2), Zeros(1, 2, 5, 2), Zeros(1, 1, 5, 2), Kernel(3)));
+        AssertNames("value", () => Reference.Neighborhood(Zeros(1, 2, 5, 2), Zeros(1, 2, 5, 2), Zeros(1, 1, 5, 2), Kernel(3)));
 
     [Fact]
     public void Neighborhood_KernelLargerThanAxis_NamesKernelSize()
     {
-        AssertNames("options.KernelSize", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 3, 2), Zeros(1, 1, 3, 2), Zeros(1, 1, 3, 2), Kernel(4)));
+        AssertNames("options.KernelSize", () => Reference.Neighborhood(Zeros(1, 1, 3, 2), Zeros(1, 1, 3, 2), Zeros(1, 1, 3, 2), Kernel(4)));
         // k * dilation = 3 * 2 = 6 > 5.
-        AssertNames("options.KernelSize", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(3) with { Dilation = [2] }));
-        AssertNames("options.KernelSize", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(0)));
+        AssertNames("options.KernelSize", () => Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(3) with { Dilation = [2] }));
+        AssertNames("options.KernelSize", () => Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(0)));
     }
 
     [Fact]
     public void Neighborhood_DilationZero_NamesDilation() =>
-        AssertNames("options.Dilation", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(3) with { Dilation = [0] }));
+        AssertNames("options.Dilation", () => Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(3) with { Dilation = [0] }));
 
     [Fact]
     public void Neighborhood_StrideLargerThanKernel_NamesStride() =>
-        AssertNames("options.Stride", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(3) with { Stride = [4] }));
+        AssertNames("options.Stride", () => Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Kernel(3) with { Stride = [4] }));
 
     [Fact]
     public void Neighborhood_PerAxisArrayOfWrongLength_NamesTheArray()
     {
-        AssertNames("options.KernelSize", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Kernel(3)));
-        AssertNames("options.Causal", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Kernel(3, 3) with { Causal = [true] }));
+        AssertNames("options.KernelSize", () => Reference.Neighborhood(Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Kernel(3)));
+        AssertNames("options.Causal", () => Reference.Neighborhood(Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Zeros(1, 1, 4, 4, 2), Kernel(3, 3) with { Causal = [true] }));
     }
 
     [Fact]
     public void Neighborhood_AdditionalKeysWithoutValues_NamesTheMissingValues() =>
-        AssertNames("options.AdditionalValues", () => NativeAttention.Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2),
+        AssertNames("options.AdditionalValues", () => Reference.Neighborhood(Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2), Zeros(1, 1, 5, 2),
             Kernel(3) with { AdditionalKeys = Zeros(1, 1, 2, 2) }));
 
     [Fact]
@@ -100,7 +100,7 @@ public sealed class ReferenceValidationTests
     private static BlockSparseOptions Sparse(BlockMask mask) => new() { Mask = mask };
 
     private static void SparseCall(BlockMask mask) =>
-        NativeAttention.Reference.BlockSparse(Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Sparse(mask));
+        Reference.BlockSparse(Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Sparse(mask));
 
     [Fact]
     public void BlockSparse_BlockIndexOutOfRange_NamesPartialIndicesWithRowAndValue()
@@ -178,46 +178,46 @@ public sealed class ReferenceValidationTests
     {
         var mask = BlockSparseReferenceTests.Flex(2, 2, 1, partial: [[0], [1], [2], [3]]);
         var options = Sparse(mask) with { Predicate = ElementPredicate.Documents(new int[8], new int[7]) };
-        AssertNames("options.Predicate.KeyDocuments", () => NativeAttention.Reference.BlockSparse(Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), options));
+        AssertNames("options.Predicate.KeyDocuments", () => Reference.BlockSparse(Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), options));
     }
 
     [Fact]
     public void Linear_StateOfWrongShape_NamesTheInitialState()
     {
-        var ex = AssertNames("initialState", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), null, Zeros(1, 2, 3, 4)));
+        var ex = AssertNames("initialState", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), null, Zeros(1, 2, 3, 4)));
         Assert.Contains("[1, 2, 3, 5]", ex.Message);
         // Normalised states carry the normaliser column: [B, H, F, Dv + 1].
-        AssertNames("initialState", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { Normalize = true }, Zeros(1, 2, 3, 5)));
+        AssertNames("initialState", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { Normalize = true }, Zeros(1, 2, 3, 5)));
     }
 
     [Fact]
     public void Linear_KeyShapeDifferentFromQuery_NamesTheKey() =>
-        AssertNames("key", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 1, 4, 3), Zeros(1, 2, 4, 5)));
+        AssertNames("key", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 1, 4, 3), Zeros(1, 2, 4, 5)));
 
     [Fact]
     public void Linear_PositiveOrMissingHeadDecay_NamesHeadLogDecay()
     {
-        AssertNames("options.HeadLogDecay", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
+        AssertNames("options.HeadLogDecay", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
             new LinearOptions { Decay = DecayKind.PerHead, HeadLogDecay = new[] { -0.1f, 0.2f } }));
-        AssertNames("options.HeadLogDecay", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
+        AssertNames("options.HeadLogDecay", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
             new LinearOptions { Decay = DecayKind.PerHead, HeadLogDecay = new[] { -0.1f } }));
     }
 
     [Fact]
     public void Linear_PerTokenDecayWithoutGates_NamesLogGate() =>
-        AssertNames("options.LogGate", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
+        AssertNames("options.LogGate", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
             new LinearOptions { Decay = DecayKind.PerToken }));
 
     [Fact]
     public void Linear_NonCausalWithInitialState_NamesTheInitialState() =>
-        AssertNames("initialState", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
+        AssertNames("initialState", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5),
             new LinearOptions { Causal = false }, Zeros(1, 2, 3, 5)));
 
     [Fact]
     public void Linear_ChunkSizeZeroOrNegativeEpsilon_NameTheOption()
     {
-        AssertNames("options.ChunkSize", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { ChunkSize = 0 }));
-        AssertNames("options.Epsilon", () => NativeAttention.Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { Epsilon = -1 }));
+        AssertNames("options.ChunkSize", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { ChunkSize = 0 }));
+        AssertNames("options.Epsilon", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { Epsilon = -1 }));
     }
 
     [Fact]
