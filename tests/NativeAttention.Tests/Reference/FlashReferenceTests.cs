@@ -240,6 +240,57 @@ public sealed class FlashReferenceTests
     }
 
     [Fact]
+    public void Flash_ConstantBias_ShiftsLseButNotTheOutput()
+    {
+        // Softmax is shift invariant: adding 2.5 to every score leaves o unchanged and adds 2.5 to the LSE.
+        var q = Random(25, 1, 1, 1, 4, 4);
+        var k = Random(26, 1, 1, 1, 6, 4);
+        var v = Random(27, 1, 1, 1, 6, 3);
+        var plain = Reference.Flash(q, k, v);
+        var shifted = Reference.Flash(q, k, v, new FlashOptions { Bias = Of(Enumerable.Repeat(2.5, 24).ToArray(), 1, 1, 4, 6) });
+        AssertClose(plain.Output, shifted.Output, 1e-12);
+        AssertClose(plain.LogSumExp!.Select(x => x + 2.5).ToArray(), shifted.LogSumExp, 1e-12);
+    }
+
+    [Fact]
+    public void Flash_PermutingKeysAndValuesTogether_DoesNotChangeNonCausalOutput()
+    {
+        var q = Random(28, 1, 1, 1, 3, 4);
+        var k = Random(29, 1, 1, 1, 5, 4).ToDoubleArray();
+        var v = Random(30, 1, 1, 1, 5, 2).ToDoubleArray();
+        int[] order = [3, 0, 4, 1, 2];
+        var kp = order.SelectMany(j => k.Skip(j * 4).Take(4)).ToArray();
+        var vp = order.SelectMany(j => v.Skip(j * 2).Take(2)).ToArray();
+        var a = Reference.Flash(q, Of(k, 1, 1, 5, 4), Of(v, 1, 1, 5, 2));
+        var b = Reference.Flash(q, Of(kp, 1, 1, 5, 4), Of(vp, 1, 1, 5, 2));
+        AssertClose(a.Output, b.Output, 1e-12);
+        AssertClose(a.LogSumExp, b.LogSumExp, 1e-12);
+    }
+
+    [Fact]
+    public void Flash_SplitKeysMergedThroughLse_EqualsUnsplit()
+    {
+        // Split-KV: o = (e^{LSE1} o1 + e^{LSE2} o2) / (e^{LSE1} + e^{LSE2}) and LSE = log(e^{LSE1} + e^{LSE2}).
+        var q = Random(31, 1, 1, 1, 3, 4);
+        var k = Random(32, 1, 1, 1, 7, 4);
+        var v = Random(33, 1, 1, 1, 7, 2);
+        var whole = Reference.Flash(q, k, v);
+        var left = Reference.Flash(q, k.Slice(2, 0, 3), v.Slice(2, 0, 3));
+        var right = Reference.Flash(q, k.Slice(2, 3, 4), v.Slice(2, 3, 4));
+        var merged = new double[6];
+        var mergedLse = new double[3];
+        for (int i = 0; i < 3; i++)
+        {
+            double l1 = left.LogSumExp![i], l2 = right.LogSumExp![i];
+            double m = Math.Max(l1, l2), w1 = Math.Exp(l1 - m), w2 = Math.Exp(l2 - m);
+            mergedLse[i] = m + Math.Log(w1 + w2);
+            for (int e = 0; e < 2; e++) merged[i * 2 + e] = (w1 * left.Output[i * 2 + e] + w2 * right.Output[i * 2 + e]) / (w1 + w2);
+        }
+        AssertClose(whole.Output, merged, 1e-12);
+        AssertClose(whole.LogSumExp, mergedLse, 1e-12);
+    }
+
+    [Fact]
     public void FlashNaive_Float32_StaysWithinFloat32RoundingOfTheReference()
     {
         var q = Random(19, 2, 1, 2, 16, 16);
