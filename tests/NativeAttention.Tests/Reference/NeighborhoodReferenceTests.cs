@@ -200,6 +200,57 @@ public sealed class NeighborhoodReferenceTests
     }
 
     [Fact]
+    public void Neighborhood_RandomConfigurations_EqualFlashWithTheWindowProductAsMaskingBias()
+    {
+        // Seeded random grids (1-3 axes) with random kernel, dilation, stride and causal flags: the reference's walk
+        // over the window product must give exactly flash attention with a 0 / -inf bias built from AxisWindow.Contains.
+        for (int seed = 0; seed < 25; seed++)
+        {
+            var rng = new Random(seed);
+            int axes = 1 + seed % 3;
+            var shape = new int[axes];
+            var kernel = new int[axes];
+            var dilation = new int[axes];
+            var stride = new int[axes];
+            var causal = new bool[axes];
+            for (int a = 0; a < axes; a++)
+            {
+                shape[a] = rng.Next(2, axes == 3 ? 5 : 8);
+                dilation[a] = rng.Next(1, Math.Max(2, shape[a] / 2 + 1));
+                kernel[a] = rng.Next(1, shape[a] / dilation[a] + 1);
+                stride[a] = rng.Next(1, kernel[a] + 1);
+                causal[a] = rng.Next(2) == 1;
+            }
+            int tokens = shape.Aggregate(1, (x, y) => x * y);
+            var options = new NeighborhoodOptions { KernelSize = kernel, Dilation = dilation, Stride = stride, Causal = causal, Scale = 0.9f };
+            var q = Random(100 + seed, 1, [1, 2, .. shape, 3]);
+            var k = Random(200 + seed, 1, [1, 1, .. shape, 3]);
+            var v = Random(300 + seed, 1, [1, 1, .. shape, 2]);
+            var na = Reference.Neighborhood(q, k, v, options);
+
+            var bias = new double[tokens * tokens];
+            var qi = new int[axes];
+            var kj = new int[axes];
+            for (int i = 0; i < tokens; i++)
+            for (int j = 0; j < tokens; j++)
+            {
+                bool visible = true;
+                for (int a = axes - 1, ri = i, rj = j; a >= 0; ri /= shape[a], rj /= shape[a], a--)
+                {
+                    (qi[a], kj[a]) = (ri % shape[a], rj % shape[a]);
+                    var w = NeighborhoodProblem.WindowOnAxis(qi[a], shape[a], kernel[a], dilation[a], stride[a], causal[a]);
+                    visible &= w.Contains(kj[a]);
+                }
+                bias[i * tokens + j] = visible ? 0 : double.NegativeInfinity;
+            }
+            var flash = Reference.Flash(q.Reshape(1, 2, tokens, 3), k.Reshape(1, 1, tokens, 3), v.Reshape(1, 1, tokens, 2),
+                new FlashOptions { Scale = 0.9f, Bias = Of(bias, 1, 1, tokens, tokens) });
+            AssertClose(flash.Output, na.Output, 1e-12);
+            AssertClose(flash.LogSumExp, na.LogSumExp, 1e-12);
+        }
+    }
+
+    [Fact]
     public void Neighborhood_VisiblePairs_CountsWindowsAndAdditionalKeys()
     {
         // Length 5, causal k = 3: windows hold 1, 2, 3, 3, 3 keys (12 pairs) plus 2 extra keys per query (10).
