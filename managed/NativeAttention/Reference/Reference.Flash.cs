@@ -31,7 +31,8 @@ public static partial class Reference
     /// naive attention; with Float16 or BFloat16 it mirrors a PyTorch-style naive attention in that dtype (matmuls
     /// accumulating in float32, results stored in the dtype). Tests use its error as the yardstick of FlashAttention's
     /// rule: a kernel passes when its error against <see cref="Flash"/> is at most a small multiple of this one's.
-    /// LSE stays float32.
+    /// LSE stays float32. Like the implementation it imitates, a Float16 run overflows when scores leave the
+    /// format's range (about 65504): use Float32 as the yardstick for such problems.
     /// </summary>
     /// <exception cref="ArgumentException">A tensor or option is invalid, as for <see cref="AttentionContext.Flash"/>.</exception>
     public static ReferenceResult FlashNaive(TensorView query, TensorView key, TensorView value, FlashOptions? options, ElementType precision)
