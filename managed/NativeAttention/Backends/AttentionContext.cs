@@ -103,7 +103,8 @@ public abstract class AttentionContext : IDisposable
 
     /// <summary>
     /// Chunked linear attention; Q, K are <c>[B, H, N, Dk]</c>, V and O <c>[B, H, N, Dv]</c>; states are float32
-    /// <c>[B, H, F, Dv]</c> with F the feature size of <see cref="LinearOptions.FeatureMap"/>.
+    /// <c>[B, H, F, Dv]</c> (<c>[B, H, F, Dv + 1]</c> with <see cref="LinearOptions.Normalize"/>: the last column carries the
+    /// normaliser) with F the feature size of <see cref="LinearOptions.FeatureMap"/>; see <see cref="LinearProblem.StateShape"/>.
     /// </summary>
     /// <exception cref="ArgumentException">A tensor or option is invalid.</exception>
     /// <exception cref="NotSupportedException">This backend has no linear-attention kernel yet.</exception>
