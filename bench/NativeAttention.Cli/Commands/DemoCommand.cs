@@ -71,7 +71,8 @@ internal static class DemoCommand
             }
 
             // GPU peaks are not probed yet, so "% of peak" is given for the CPU only.
-            double? cpuPeak = contexts.Any(c => c.Backend == Backend.Cpu) ? Terminal.Peaks(settings.Threads).FmaGflops : null;
+            var cpuPeaks = contexts.Any(c => c.Backend == Backend.Cpu) ? Terminal.Peaks(settings.Threads) : null;
+            double? cpuPeak = cpuPeaks?.FmaGflops;
             var rows = new List<Row>();
             AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new SpinnerColumn())
@@ -87,7 +88,7 @@ internal static class DemoCommand
                         }
                 });
 
-            Render(console, rows, settings, verbose);
+            Render(console, rows, settings, cpuPeaks, verbose);
             return rows.All(r => r.Passed) ? ExitCodes.Success : ExitCodes.CheckFailed;
         }
         finally
@@ -126,7 +127,7 @@ internal static class DemoCommand
         return new Row(context.Backend, @case, seconds, peakGflops, check, failures, exceptions);
     }
 
-    private static void Render(IAnsiConsole console, List<Row> rows, GlobalSettings settings, bool verbose)
+    private static void Render(IAnsiConsole console, List<Row> rows, GlobalSettings settings, MachinePeaks? cpuPeaks, bool verbose)
     {
         const string none = "[grey]-[/]";
         var table = new Table().Border(TableBorder.Rounded)
@@ -148,6 +149,9 @@ internal static class DemoCommand
                 row.Check is { } t ? Units.Error(t.Tolerance) : none,
                 row.Passed ? "[green]PASS[/]" : "[red]FAIL[/]");
         }
+        if (cpuPeaks is not null)
+            table.Caption(Markup.Escape(
+                $"% of peak: of the {Units.Gflops(cpuPeaks.FmaGflops)} GFLOP/s float32 FMA peak measured on {cpuPeaks.Threads} thread(s) (CPU only; see `info`)"));
         console.Write(table);
 
         var failed = rows.Where(r => !r.Passed).ToList();
