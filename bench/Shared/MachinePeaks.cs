@@ -87,7 +87,8 @@ internal sealed record MachinePeaks(string CpuModel, int Threads, double FmaGflo
             if (f.Gflops > fma.Gflops) fma = f;
             progress?.Invoke($"Measuring memory bandwidth on {threads} thread(s) ({BandwidthProbe.DefaultBytes >> 20} MiB read)");
             bandwidth = Math.Max(bandwidth, BandwidthProbe.Measure(threads));
-            contended = fma.Gflops < MinimumScaling * threads * singleThread;
+            // More threads than cores cannot scale past the core count, and that is not contention.
+            contended = fma.Gflops < MinimumScaling * Math.Min(threads, Environment.ProcessorCount) * singleThread;
             if (!contended) break;
             if (attempt < Attempts)
             {

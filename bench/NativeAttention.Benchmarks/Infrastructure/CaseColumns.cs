@@ -53,12 +53,16 @@ internal sealed class GflopsColumn() : CaseColumn("NativeAttention.Gflops", "GFL
 internal sealed class PercentOfPeakColumn() : CaseColumn("NativeAttention.PercentOfPeak", "% of peak",
     "GFLOP/s as a percentage of this machine's measured float32 FMA peak on the same threads (see `NativeAttention.Cli info`)", 1)
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, bool> WarnedAboutContention = new();
+
     protected override string Format(ICaseBenchmark benchmark, double seconds)
     {
         // GPU peaks are not probed yet; the GPU backends will bring their own probe.
         if (benchmark.Backend != Backend.Cpu) return "n/a";
         int threads = benchmark.ContextOptions.Threads ?? Environment.ProcessorCount;
         var peaks = MachinePeaks.GetOrMeasure(threads, progress: message => Console.WriteLine($"// {message}"));
+        if (peaks.Contended && WarnedAboutContention.TryAdd(threads, true))
+            Console.WriteLine($"// Warning: the {threads}-thread peak was measured while other processes held cores; % of peak is overstated.");
         return (100 * Gflops(benchmark, seconds) / peaks.FmaGflops).ToString("0.0", CultureInfo.InvariantCulture) + "%";
     }
 }
