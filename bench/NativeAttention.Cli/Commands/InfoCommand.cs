@@ -64,13 +64,12 @@ internal static class InfoCommand
         cpu.AddRow("Balance", Markup.Escape(
             $"{(peaks.FmaGflops / peaks.BandwidthGBs).ToString("0.0", CultureInfo.InvariantCulture)} FLOP/byte: kernels below this arithmetic intensity are bound by memory"));
         string when = peaks.MeasuredAt.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-        cpu.AddRow("Peaks", Markup.Escape(
-            peaks.FromCache ? $"cached {when} in {MachinePeaks.CachePath(peaks.Threads)} (--remeasure measures again)"
-            : peaks.Contended ? "measured now under load, not cached"
+        cpu.AddRow("Peaks", Markup.Escape(peaks.FromCache
+            ? $"cached {when} in {MachinePeaks.CachePath(peaks.Threads)} (--remeasure measures again)"
             : $"measured now, cached in {MachinePeaks.CachePath(peaks.Threads)}"));
         console.Write(new Panel(cpu).Header("CPU").Border(BoxBorder.Rounded));
         if (peaks.Contended)
-            console.MarkupLine("[yellow]warning[/]: other processes kept some cores busy, so these peaks are too low and were not cached; measure again on a quiet machine.");
+            console.MarkupLine("[yellow]warning[/]: other processes kept some cores busy while these peaks were measured, so they are too low; run `info --remeasure` on a quiet machine.");
         return ExitCodes.Success;
     }
 
