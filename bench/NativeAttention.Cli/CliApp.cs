@@ -1,5 +1,5 @@
-// Builds the command tree, parses, and turns every outcome into an exit code: user mistakes print one line and
-// exit 2; only bugs print a stack trace.
+// Builds the command tree, parses, and turns every outcome into an exit code: command-line mistakes print one line
+// and exit 2; only bugs print a stack trace.
 using System.CommandLine;
 using NativeAttention.Cli.Commands;
 
@@ -38,11 +38,6 @@ internal static class CliApp
         try
         {
             return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-        }
-        catch (UsageException e)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return ExitCodes.Usage;
         }
         catch (Exception e)
         {

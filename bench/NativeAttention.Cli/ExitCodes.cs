@@ -17,4 +17,14 @@ internal static class ExitCodes
 
     /// <summary>A bug in the tool or library: an unexpected exception, printed in full.</summary>
     public const int InternalError = 70;
+
+    /// <summary>One line per code, for the root command's help.</summary>
+    public static IReadOnlyList<string> Descriptions { get; } =
+    [
+        $"{Success}   everything ran and every check passed",
+        $"{CheckFailed}   a kernel failed a check or threw",
+        $"{Usage}   the command line was wrong (one line on stderr says what)",
+        $"{Unavailable}   none of the requested backends is available here",
+        $"{InternalError}  a bug: an unexpected exception, printed in full",
+    ];
 }

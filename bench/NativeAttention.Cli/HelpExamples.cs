@@ -1,4 +1,5 @@
-// Adds an "Examples:" section to the built-in help of every command that registered examples.
+// Adds an "Examples:" section to the built-in help of every command that registered examples, and the exit codes
+// to the root's help.
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Invocation;
@@ -32,6 +33,13 @@ internal sealed class HelpExamples
                 var output = parseResult.InvocationConfiguration.Output;
                 output.WriteLine("Examples:");
                 foreach (var line in lines) output.WriteLine($"  {RootCommand.ExecutableName} {line}");
+                output.WriteLine();
+            }
+            if (parseResult.CommandResult.Command is RootCommand)
+            {
+                var output = parseResult.InvocationConfiguration.Output;
+                output.WriteLine("Exit codes:");
+                foreach (var line in ExitCodes.Descriptions) output.WriteLine($"  {line}");
                 output.WriteLine();
             }
             return code;
