@@ -45,7 +45,12 @@ internal sealed record MachinePeaks(string CpuModel, int Threads, double FmaGflo
         if (!remeasure && Measured.TryGetValue(threads, out var known)) return known;
         if (!remeasure && TryLoad(threads) is { } cached) return Measured[threads] = cached;
         var measured = Measure(threads, progress);
-        if (!measured.Contended || TryLoad(threads) is not { Contended: false }) Save(measured);
+        if (measured.Contended && TryLoad(threads) is { Contended: false } clean)
+        {
+            progress?.Invoke("Other processes disturbed the measurement; keeping the cached peaks measured on a quiet machine");
+            return Measured[threads] = clean;
+        }
+        Save(measured);
         return Measured[threads] = measured;
     }
 
