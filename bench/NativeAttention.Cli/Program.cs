@@ -1,2 +1,2 @@
 // Entry point of the command-line tool.
-return 0;
+return NativeAttention.Cli.CliApp.Run(args);

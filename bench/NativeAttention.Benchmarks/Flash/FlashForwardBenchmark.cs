@@ -1,0 +1,71 @@
+// Flash attention forward, B=1, H=8, D=64, float32, N from 512 to 4096, causal and not; one subclass per backend.
+using BenchmarkDotNet.Attributes;
+using NativeAttention.Bench;
+
+namespace NativeAttention.Benchmarks;
+
+/// <summary>
+/// Times one synchronised flash forward call (output and log-sum-exp, as a training forward writes them) on the
+/// inputs <see cref="AttentionCase.CreateTensors"/> generates. Subclasses pick the backend and its options.
+/// </summary>
+[Config(typeof(CaseBenchmarkConfig))]
+[MemoryDiagnoser]
+public abstract class FlashForwardBenchmark : ICaseBenchmark
+{
+    private AttentionContext? _context;
+    private CaseRun? _run;
+
+    /// <summary>Query and key length.</summary>
+    [Params(512, 1024, 2048, 4096)]
+    public int N { get; set; }
+
+    /// <summary>Causal (bottom-right) masking.</summary>
+    [Params(false, true)]
+    public bool Causal { get; set; }
+
+    public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal);
+
+    public abstract Backend Backend { get; }
+
+    public virtual ContextOptions ContextOptions => new();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _context = AttentionContext.Create(Backend, ContextOptions);
+        _run = CaseRun.Prepare(_context, Case);
+    }
+
+    [Benchmark]
+    public void Forward() => _run!.Run();
+
+    [GlobalCleanup]
+    public void Cleanup() => _context?.Dispose();
+}
+
+/// <summary>The managed SIMD kernel on <see cref="Threads"/> worker threads.</summary>
+public class CpuFlashForward : FlashForwardBenchmark
+{
+    /// <summary>The environment variable that lists thread counts to run, e.g. <c>1,2</c>; the default is 2.</summary>
+    public const string ThreadsVariable = "NATIVEATTENTION_BENCH_THREADS";
+
+    /// <summary>CPU worker threads.</summary>
+    [ParamsSource(nameof(ThreadCounts))]
+    public int Threads { get; set; }
+
+    public static IEnumerable<int> ThreadCounts =>
+        Environment.GetEnvironmentVariable(ThreadsVariable) is { Length: > 0 } list
+            ? list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)
+            : [2];
+
+    public override Backend Backend => Backend.Cpu;
+
+    public override ContextOptions ContextOptions => new() { Threads = Threads };
+}
+
+/// <summary>The OpenCL kernel on device 0; left out where no OpenCL runtime is found.</summary>
+[RequiresBackend(Backend.OpenCl)]
+public class OpenClFlashForward : FlashForwardBenchmark
+{
+    public override Backend Backend => Backend.OpenCl;
+}
