@@ -1,0 +1,239 @@
+// The register-blocked inner loops of CPU flash attention: S^T = K Q^T, online softmax on S^T, O += P V.
+using System.Runtime.CompilerServices;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>A compile-time integer, so that the JIT drops the unused parts of a register block.</summary>
+internal interface IConstant
+{
+    static abstract int Value { get; }
+}
+
+internal struct One : IConstant { public static int Value => 1; }
+internal struct Two : IConstant { public static int Value => 2; }
+internal struct Three : IConstant { public static int Value => 3; }
+internal struct Four : IConstant { public static int Value => 4; }
+
+/// <summary>
+/// Micro-kernels over one column group: <see cref="GroupVectors"/> vectors of query columns (the group's width is
+/// <c>GroupVectors * TSimd.Count</c>) against a key tile. Scores are kept transposed, one row per key, so the
+/// softmax runs down columns with vertical operations only.
+/// </summary>
+internal static unsafe class CpuFlashKernels
+{
+    /// <summary>Vectors of query columns per group: the score kernel's register block is 4 keys x this.</summary>
+    public const int GroupVectors = 4;
+
+    /// <summary>Keys per register block of the score kernel; key tiles are padded to a multiple of it.</summary>
+    public const int KeyBlock = 4;
+
+    /// <summary>Query rows per register block of the P V kernel.</summary>
+    public const int RowBlock = 4;
+
+    /// <summary>
+    /// <c>scores[j][c] = sum_d keys[j][d] * queryT[d][c]</c> for <paramref name="keyCount"/> keys (a multiple of
+    /// <see cref="KeyBlock"/>). <paramref name="queryT"/> is <c>[headDim][group width]</c>, <paramref name="keys"/>
+    /// <c>[keys][headDim]</c>, <paramref name="scores"/> <c>[keys][group width]</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Scores<TSimd, T>(float* queryT, float* keys, int headDim, int keyCount, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int width = GroupVectors * w;
+        for (int j = 0; j < keyCount; j += KeyBlock)
+        {
+            float* k0 = keys + (long)j * headDim;
+            float* k1 = k0 + headDim;
+            float* k2 = k1 + headDim;
+            float* k3 = k2 + headDim;
+            T a00 = TSimd.Zero, a01 = TSimd.Zero, a02 = TSimd.Zero, a03 = TSimd.Zero;
+            T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
+            T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
+            T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
+            float* q = queryT;
+            for (int d = 0; d < headDim; d++, q += width)
+            {
+                T q0 = TSimd.Load(q), q1 = TSimd.Load(q + w), q2 = TSimd.Load(q + 2 * w), q3 = TSimd.Load(q + 3 * w);
+                T b = TSimd.Broadcast(k0[d]);
+                a00 = TSimd.MultiplyAdd(q0, b, a00); a01 = TSimd.MultiplyAdd(q1, b, a01);
+                a02 = TSimd.MultiplyAdd(q2, b, a02); a03 = TSimd.MultiplyAdd(q3, b, a03);
+                b = TSimd.Broadcast(k1[d]);
+                a10 = TSimd.MultiplyAdd(q0, b, a10); a11 = TSimd.MultiplyAdd(q1, b, a11);
+                a12 = TSimd.MultiplyAdd(q2, b, a12); a13 = TSimd.MultiplyAdd(q3, b, a13);
+                b = TSimd.Broadcast(k2[d]);
+                a20 = TSimd.MultiplyAdd(q0, b, a20); a21 = TSimd.MultiplyAdd(q1, b, a21);
+                a22 = TSimd.MultiplyAdd(q2, b, a22); a23 = TSimd.MultiplyAdd(q3, b, a23);
+                b = TSimd.Broadcast(k3[d]);
+                a30 = TSimd.MultiplyAdd(q0, b, a30); a31 = TSimd.MultiplyAdd(q1, b, a31);
+                a32 = TSimd.MultiplyAdd(q2, b, a32); a33 = TSimd.MultiplyAdd(q3, b, a33);
+            }
+            float* s = scores + (long)j * width;
+            TSimd.Store(s, a00); TSimd.Store(s + w, a01); TSimd.Store(s + 2 * w, a02); TSimd.Store(s + 3 * w, a03);
+            s += width;
+            TSimd.Store(s, a10); TSimd.Store(s + w, a11); TSimd.Store(s + 2 * w, a12); TSimd.Store(s + 3 * w, a13);
+            s += width;
+            TSimd.Store(s, a20); TSimd.Store(s + w, a21); TSimd.Store(s + 2 * w, a22); TSimd.Store(s + 3 * w, a23);
+            s += width;
+            TSimd.Store(s, a30); TSimd.Store(s + w, a31); TSimd.Store(s + 2 * w, a32); TSimd.Store(s + 3 * w, a33);
+        }
+    }
+
+    /// <summary>
+    /// Sets <c>scores[j][c]</c> to -inf unless <c>start[c] &lt;= j &lt; end[c]</c>; the bounds are tile-relative
+    /// and stored as floats (they are small integers, so the comparison is exact).
+    /// </summary>
+    public static void Mask<TSimd, T>(float* scores, int keyCount, float* start, float* end)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int width = GroupVectors * w;
+        T s0 = TSimd.Load(start), s1 = TSimd.Load(start + w), s2 = TSimd.Load(start + 2 * w), s3 = TSimd.Load(start + 3 * w);
+        T e0 = TSimd.Load(end), e1 = TSimd.Load(end + w), e2 = TSimd.Load(end + 2 * w), e3 = TSimd.Load(end + 3 * w);
+        for (int j = 0; j < keyCount; j++, scores += width)
+        {
+            T index = TSimd.Broadcast(j);
+            TSimd.Store(scores, TSimd.KeepInRange(TSimd.Load(scores), index, s0, e0));
+            TSimd.Store(scores + w, TSimd.KeepInRange(TSimd.Load(scores + w), index, s1, e1));
+            TSimd.Store(scores + 2 * w, TSimd.KeepInRange(TSimd.Load(scores + 2 * w), index, s2, e2));
+            TSimd.Store(scores + 3 * w, TSimd.KeepInRange(TSimd.Load(scores + 3 * w), index, s3, e3));
+        }
+    }
+
+    /// <summary>
+    /// One online-softmax step for the group's columns over a tile of scores in log2 units: raises the running
+    /// max, turns scores into probabilities <c>2^(s - max)</c> in place, and rescales the running sum. Writes the
+    /// factor <paramref name="alpha"/> by which each column's output accumulator must be rescaled.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Softmax<TSimd, T>(float* scores, int keyCount, float* max, float* sum, float* alpha)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int width = GroupVectors * w;
+        T m0 = TSimd.NegativeInfinity, m1 = m0, m2 = m0, m3 = m0;
+        float* s = scores;
+        for (int j = 0; j < keyCount; j++, s += width)
+        {
+            m0 = TSimd.Max(m0, TSimd.Load(s));
+            m1 = TSimd.Max(m1, TSimd.Load(s + w));
+            m2 = TSimd.Max(m2, TSimd.Load(s + 2 * w));
+            m3 = TSimd.Max(m3, TSimd.Load(s + 3 * w));
+        }
+        T old0 = TSimd.Load(max), old1 = TSimd.Load(max + w), old2 = TSimd.Load(max + 2 * w), old3 = TSimd.Load(max + 3 * w);
+        m0 = TSimd.Max(m0, old0); m1 = TSimd.Max(m1, old1); m2 = TSimd.Max(m2, old2); m3 = TSimd.Max(m3, old3);
+        TSimd.Store(max, m0); TSimd.Store(max + w, m1); TSimd.Store(max + 2 * w, m2); TSimd.Store(max + 3 * w, m3);
+        // A column that has seen no key keeps max = -inf; subtracting 0 instead keeps its probabilities at exactly 0.
+        m0 = TSimd.NegativeInfinityToZero(m0); m1 = TSimd.NegativeInfinityToZero(m1);
+        m2 = TSimd.NegativeInfinityToZero(m2); m3 = TSimd.NegativeInfinityToZero(m3);
+        T r0 = TSimd.Exp2NonPositive(TSimd.Subtract(old0, m0)), r1 = TSimd.Exp2NonPositive(TSimd.Subtract(old1, m1));
+        T r2 = TSimd.Exp2NonPositive(TSimd.Subtract(old2, m2)), r3 = TSimd.Exp2NonPositive(TSimd.Subtract(old3, m3));
+        TSimd.Store(alpha, r0); TSimd.Store(alpha + w, r1); TSimd.Store(alpha + 2 * w, r2); TSimd.Store(alpha + 3 * w, r3);
+        T l0 = TSimd.Zero, l1 = TSimd.Zero, l2 = TSimd.Zero, l3 = TSimd.Zero;
+        s = scores;
+        for (int j = 0; j < keyCount; j++, s += width)
+        {
+            T p0 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s), m0));
+            T p1 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + w), m1));
+            T p2 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + 2 * w), m2));
+            T p3 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + 3 * w), m3));
+            TSimd.Store(s, p0); TSimd.Store(s + w, p1); TSimd.Store(s + 2 * w, p2); TSimd.Store(s + 3 * w, p3);
+            l0 = TSimd.Add(l0, p0); l1 = TSimd.Add(l1, p1); l2 = TSimd.Add(l2, p2); l3 = TSimd.Add(l3, p3);
+        }
+        TSimd.Store(sum, TSimd.MultiplyAdd(TSimd.Load(sum), r0, l0));
+        TSimd.Store(sum + w, TSimd.MultiplyAdd(TSimd.Load(sum + w), r1, l1));
+        TSimd.Store(sum + 2 * w, TSimd.MultiplyAdd(TSimd.Load(sum + 2 * w), r2, l2));
+        TSimd.Store(sum + 3 * w, TSimd.MultiplyAdd(TSimd.Load(sum + 3 * w), r3, l3));
+    }
+
+    /// <summary>
+    /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[j]</c> for every column c of the
+    /// group. <paramref name="output"/> is <c>[group width][valueStride]</c> and <paramref name="values"/>
+    /// <c>[keys][valueStride]</c>, with <paramref name="valueStride"/> a multiple of the vector width.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Accumulate<TSimd, T>(float* probabilities, float* values, int keyCount, int valueStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int width = GroupVectors * w;
+        int vectors = valueStride / w;
+        for (int row = 0; row < width; row += RowBlock)
+        {
+            int v = 0;
+            for (; v + 4 <= vectors; v += 4)
+                AccumulateBlock<TSimd, T, Four>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w);
+            switch (vectors - v)
+            {
+                case 3: AccumulateBlock<TSimd, T, Three>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w); break;
+            }
+        }
+    }
+
+    /// <summary>The P V register block: <see cref="RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, float* values, int keyCount, int valueStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int width = GroupVectors * w;
+        int n = TVectors.Value;
+        float* o0 = output, o1 = o0 + valueStride, o2 = o1 + valueStride, o3 = o2 + valueStride;
+        T r = TSimd.Broadcast(alpha[0]);
+        T a00 = TSimd.Multiply(TSimd.Load(o0), r), a01 = default, a02 = default, a03 = default;
+        if (n > 1) a01 = TSimd.Multiply(TSimd.Load(o0 + w), r);
+        if (n > 2) a02 = TSimd.Multiply(TSimd.Load(o0 + 2 * w), r);
+        if (n > 3) a03 = TSimd.Multiply(TSimd.Load(o0 + 3 * w), r);
+        r = TSimd.Broadcast(alpha[1]);
+        T a10 = TSimd.Multiply(TSimd.Load(o1), r), a11 = default, a12 = default, a13 = default;
+        if (n > 1) a11 = TSimd.Multiply(TSimd.Load(o1 + w), r);
+        if (n > 2) a12 = TSimd.Multiply(TSimd.Load(o1 + 2 * w), r);
+        if (n > 3) a13 = TSimd.Multiply(TSimd.Load(o1 + 3 * w), r);
+        r = TSimd.Broadcast(alpha[2]);
+        T a20 = TSimd.Multiply(TSimd.Load(o2), r), a21 = default, a22 = default, a23 = default;
+        if (n > 1) a21 = TSimd.Multiply(TSimd.Load(o2 + w), r);
+        if (n > 2) a22 = TSimd.Multiply(TSimd.Load(o2 + 2 * w), r);
+        if (n > 3) a23 = TSimd.Multiply(TSimd.Load(o2 + 3 * w), r);
+        r = TSimd.Broadcast(alpha[3]);
+        T a30 = TSimd.Multiply(TSimd.Load(o3), r), a31 = default, a32 = default, a33 = default;
+        if (n > 1) a31 = TSimd.Multiply(TSimd.Load(o3 + w), r);
+        if (n > 2) a32 = TSimd.Multiply(TSimd.Load(o3 + 2 * w), r);
+        if (n > 3) a33 = TSimd.Multiply(TSimd.Load(o3 + 3 * w), r);
+
+        float* v = values;
+        for (int j = 0; j < keyCount; j++, p += width, v += valueStride)
+        {
+            T v0 = TSimd.Load(v), v1 = default, v2 = default, v3 = default;
+            if (n > 1) v1 = TSimd.Load(v + w);
+            if (n > 2) v2 = TSimd.Load(v + 2 * w);
+            if (n > 3) v3 = TSimd.Load(v + 3 * w);
+            T b = TSimd.Broadcast(p[0]);
+            a00 = TSimd.MultiplyAdd(v0, b, a00);
+            if (n > 1) a01 = TSimd.MultiplyAdd(v1, b, a01);
+            if (n > 2) a02 = TSimd.MultiplyAdd(v2, b, a02);
+            if (n > 3) a03 = TSimd.MultiplyAdd(v3, b, a03);
+            b = TSimd.Broadcast(p[1]);
+            a10 = TSimd.MultiplyAdd(v0, b, a10);
+            if (n > 1) a11 = TSimd.MultiplyAdd(v1, b, a11);
+            if (n > 2) a12 = TSimd.MultiplyAdd(v2, b, a12);
+            if (n > 3) a13 = TSimd.MultiplyAdd(v3, b, a13);
+            b = TSimd.Broadcast(p[2]);
+            a20 = TSimd.MultiplyAdd(v0, b, a20);
+            if (n > 1) a21 = TSimd.MultiplyAdd(v1, b, a21);
+            if (n > 2) a22 = TSimd.MultiplyAdd(v2, b, a22);
+            if (n > 3) a23 = TSimd.MultiplyAdd(v3, b, a23);
+            b = TSimd.Broadcast(p[3]);
+            a30 = TSimd.MultiplyAdd(v0, b, a30);
+            if (n > 1) a31 = TSimd.MultiplyAdd(v1, b, a31);
+            if (n > 2) a32 = TSimd.MultiplyAdd(v2, b, a32);
+            if (n > 3) a33 = TSimd.MultiplyAdd(v3, b, a33);
+        }
+
+        TSimd.Store(o0, a00); TSimd.Store(o1, a10); TSimd.Store(o2, a20); TSimd.Store(o3, a30);
+        if (n > 1) { TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31); }
+        if (n > 2) { TSimd.Store(o0 + 2 * w, a02); TSimd.Store(o1 + 2 * w, a12); TSimd.Store(o2 + 2 * w, a22); TSimd.Store(o3 + 2 * w, a32); }
+        if (n > 3) { TSimd.Store(o0 + 3 * w, a03); TSimd.Store(o1 + 3 * w, a13); TSimd.Store(o2 + 3 * w, a23); TSimd.Store(o3 + 3 * w, a33); }
+    }
+}
