@@ -234,6 +234,7 @@ internal static unsafe class CpuFlash
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
         public readonly int* Start, End, QueryIndex, QueryHead, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
+        private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
         {
@@ -258,10 +259,11 @@ internal static unsafe class CpuFlash
             GroupHigh = (int*)Take(ref next, groups);
             GroupFullLow = (int*)Take(ref next, groups);
             GroupFullHigh = (int*)Take(ref next, groups);
+            _end = next;
         }
 
         /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
-        public static long Floats(Plan p) => (long)new ScratchLayout(null, p).GroupFullHigh + 16 * sizeof(float) >> 2;
+        public static long Floats(Plan p) => (long)new ScratchLayout(null, p)._end / sizeof(float);
 
         private static float* Take(ref float* next, long floats)
         {
