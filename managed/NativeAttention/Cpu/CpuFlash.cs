@@ -19,12 +19,14 @@ namespace NativeAttention.Cpu;
 /// </remarks>
 internal static unsafe class CpuFlash
 {
-    /// <summary>Keys per packed K/V tile: 64 keys of K and V at head dim 64 are 32 KiB, which stays in L1 with the group's scores.</summary>
-    private const int KeyTile = 64;
+    private const int KeyTile = CpuFlashTiles.KeyTile;
 
-    /// <summary>Query columns an item aims for (group size x queries): two column groups at 512-bit width, which amortises K/V packing.</summary>
-    private const int ColumnsPerItem = 128;
-
+    /// <summary>
+    /// Runs a validated flash problem on <paramref name="threads"/> workers with the widest vector width the JIT
+    /// accelerates (512, 256 or 128 bits, else scalar). Rows that see no key get zeros and a log-sum-exp of -inf.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Softcap, ALiBi, a bias, sinks or sigmoid scoring was requested; the
+    /// CPU backend does not implement them yet. Thrown before any output is written.</exception>
     public static void Run(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads)
     {
         ThrowIfUnsupported(problem.Options);
@@ -140,7 +142,7 @@ internal static unsafe class CpuFlash
         for (int k0 = itemLow; k0 < itemHigh; k0 += KeyTile)
         {
             int keys = Math.Min(KeyTile, itemHigh - k0);
-            int blocked = (keys + CpuFlashKernels.KeyBlock - 1) / CpuFlashKernels.KeyBlock * CpuFlashKernels.KeyBlock;
+            int blocked = (keys + CpuFlashTiles.KeyBlock - 1) / CpuFlashTiles.KeyBlock * CpuFlashTiles.KeyBlock;
             for (int j = 0; j < keys; j++)
             {
                 CpuPacking.ReadRow(s.Keys + (long)j * dqk, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
@@ -211,8 +213,8 @@ internal static unsafe class CpuFlash
             HeadDim = problem.HeadDim;
             ValueDim = problem.ValueDim;
             ValueStride = (ValueDim + vectorWidth - 1) / vectorWidth * vectorWidth;
-            GroupWidth = CpuFlashKernels.GroupVectors * vectorWidth;
-            QueriesPerItem = Math.Min(QueryLength, Math.Max(1, ColumnsPerItem / GroupSize));
+            GroupWidth = CpuFlashTiles.GroupVectors * vectorWidth;
+            QueriesPerItem = Math.Min(QueryLength, Math.Max(1, CpuFlashTiles.ColumnsPerItem / GroupSize));
             QueryTiles = (QueryLength + QueriesPerItem - 1) / QueriesPerItem;
             Items = Batch * KeyValueHeads * QueryTiles;
             MaxColumns = (GroupSize * QueriesPerItem + GroupWidth - 1) / GroupWidth * GroupWidth;

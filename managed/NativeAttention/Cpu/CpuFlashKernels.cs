@@ -15,24 +15,19 @@ internal struct Three : IConstant { public static int Value => 3; }
 internal struct Four : IConstant { public static int Value => 4; }
 
 /// <summary>
-/// Micro-kernels over one column group: <see cref="GroupVectors"/> vectors of query columns (the group's width is
+/// Micro-kernels over one column group: <see cref="CpuFlashTiles.GroupVectors"/> vectors of query columns (the group's width is
 /// <c>GroupVectors * TSimd.Count</c>) against a key tile. Scores are kept transposed, one row per key, so the
 /// softmax runs down columns with vertical operations only.
 /// </summary>
 internal static unsafe class CpuFlashKernels
 {
-    /// <summary>Vectors of query columns per group: the score kernel's register block is 4 keys x this.</summary>
-    public const int GroupVectors = 4;
-
-    /// <summary>Keys per register block of the score kernel; key tiles are padded to a multiple of it.</summary>
-    public const int KeyBlock = 4;
-
-    /// <summary>Query rows per register block of the P V kernel.</summary>
-    public const int RowBlock = 4;
+    private const int GroupVectors = CpuFlashTiles.GroupVectors;
+    private const int KeyBlock = CpuFlashTiles.KeyBlock;
+    private const int RowBlock = CpuFlashTiles.RowBlock;
 
     /// <summary>
     /// <c>scores[j][c] = sum_d keys[j][d] * queryT[d][c]</c> for <paramref name="keyCount"/> keys (a multiple of
-    /// <see cref="KeyBlock"/>). <paramref name="queryT"/> is <c>[headDim][group width]</c>, <paramref name="keys"/>
+    /// <see cref="CpuFlashTiles.KeyBlock"/>). <paramref name="queryT"/> is <c>[headDim][group width]</c>, <paramref name="keys"/>
     /// <c>[keys][headDim]</c>, <paramref name="scores"/> <c>[keys][group width]</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -172,7 +167,7 @@ internal static unsafe class CpuFlashKernels
         }
     }
 
-    /// <summary>The P V register block: <see cref="RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors.</summary>
+    /// <summary>The P V register block: <see cref="CpuFlashTiles.RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateBlock<TSimd, T, TVectors>(float* p, float* values, int keyCount, int valueStride, float* alpha, float* output)
         where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
