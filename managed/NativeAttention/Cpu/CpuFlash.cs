@@ -10,7 +10,7 @@ namespace NativeAttention.Cpu;
 /// <remarks>
 /// Work is cut into items (batch, key/value head, run of queries). An item holds the query rows of every query head
 /// in the key/value head's group, as columns, so each packed K/V tile serves the whole group. Columns are processed
-/// in groups of <c>4 x vector width</c>: per key tile, <see cref="CpuFlashKernels.Scores"/> forms transposed scores,
+/// in groups of <c>4 x vector width</c> (one vector for items with few columns, as in decoding): per key tile, <see cref="CpuFlashKernels.Scores"/> forms transposed scores,
 /// diagonal tiles are masked, <see cref="CpuFlashKernels.Softmax"/> runs the online softmax down the columns and
 /// <see cref="CpuFlashKernels.Accumulate"/> adds P V into the group's output rows. Key tiles no query of a group
 /// can see are skipped, so causal and windowed calls cost what their visible pairs cost. Workers take items from a
@@ -69,12 +69,15 @@ internal static unsafe class CpuFlash
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
         for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
-            RunItem<TSimd, T, NoScoreModifier>(plan, item, scratch, default);
+        {
+            if (plan.GroupVectors == 1) RunItem<TSimd, T, One, NoScoreModifier>(plan, item, scratch, default);
+            else RunItem<TSimd, T, Four, NoScoreModifier>(plan, item, scratch, default);
+        }
     }
 
     /// <summary>One item: every query head of one key/value head over one run of queries, start to finish.</summary>
-    private static void RunItem<TSimd, T, TModifier>(Plan p, int item, float* scratch, TModifier modifier)
-        where TSimd : struct, ISimd<T> where T : unmanaged where TModifier : struct, IScoreModifier
+    private static void RunItem<TSimd, T, TGroup, TModifier>(Plan p, int item, float* scratch, TModifier modifier)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant where TModifier : struct, IScoreModifier
     {
         // Later query tiles go first: under causal masking they see the most keys, which balances the workers.
         int heads = p.Batch * p.KeyValueHeads;
@@ -155,7 +158,7 @@ internal static unsafe class CpuFlash
             {
                 if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                 int first = g * width;
-                CpuFlashKernels.Scores<TSimd, T>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, blocked, s.Scores);
+                CpuFlashKernels.Scores<TSimd, T, TGroup>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, blocked, s.Scores);
                 if (!TModifier.IsIdentity)
                     modifier.Apply(s.Scores, width, k0, blocked, batch, s.QueryIndex + first, s.QueryHead + first);
                 if (blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g])
@@ -165,10 +168,10 @@ internal static unsafe class CpuFlash
                         s.TileStart[c] = Math.Clamp((long)s.Start[first + c] - k0, -1, KeyTile + 1);
                         s.TileEnd[c] = Math.Clamp((long)s.End[first + c] - k0, -1, KeyTile + 1);
                     }
-                    CpuFlashKernels.Mask<TSimd, T>(s.Scores, blocked, s.TileStart, s.TileEnd);
+                    CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                 }
-                CpuFlashKernels.Softmax<TSimd, T>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
-                CpuFlashKernels.Accumulate<TSimd, T>(s.Scores, s.Values, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride);
+                CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
+                CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, s.Values, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride);
             }
         }
 
@@ -191,7 +194,7 @@ internal static unsafe class CpuFlash
     {
         public readonly FlashProblem Problem;
         public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, HeadDim, ValueDim, ValueStride;
-        public readonly int GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
+        public readonly int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
         public readonly float Log2Scale;
         public readonly ElementType ElementType;
         public readonly long ElementSize;
@@ -213,8 +216,10 @@ internal static unsafe class CpuFlash
             HeadDim = problem.HeadDim;
             ValueDim = problem.ValueDim;
             ValueStride = (ValueDim + vectorWidth - 1) / vectorWidth * vectorWidth;
-            GroupWidth = CpuFlashTiles.GroupVectors * vectorWidth;
             QueriesPerItem = Math.Min(QueryLength, Math.Max(1, CpuFlashTiles.ColumnsPerItem / GroupSize));
+            bool narrow = vectorWidth >= CpuFlashTiles.RowBlock && GroupSize * QueriesPerItem <= CpuFlashTiles.NarrowGroupMaxVectors * vectorWidth;
+            GroupVectors = narrow ? 1 : CpuFlashTiles.GroupVectors;
+            GroupWidth = GroupVectors * vectorWidth;
             QueryTiles = (QueryLength + QueriesPerItem - 1) / QueriesPerItem;
             Items = Batch * KeyValueHeads * QueryTiles;
             MaxColumns = (GroupSize * QueriesPerItem + GroupWidth - 1) / GroupWidth * GroupWidth;

@@ -15,13 +15,13 @@ internal struct Three : IConstant { public static int Value => 3; }
 internal struct Four : IConstant { public static int Value => 4; }
 
 /// <summary>
-/// Micro-kernels over one column group: <see cref="CpuFlashTiles.GroupVectors"/> vectors of query columns (the group's width is
-/// <c>GroupVectors * TSimd.Count</c>) against a key tile. Scores are kept transposed, one row per key, so the
-/// softmax runs down columns with vertical operations only.
+/// Micro-kernels over one column group of <c>TGroup</c> vectors of query columns (1 or 4; the group's
+/// width is <c>TGroup.Value * TSimd.Count</c>) against a key tile. Scores are kept transposed, one row per key, so
+/// the softmax runs down columns with vertical operations only. Four-vector groups are the fast shape; one-vector
+/// groups keep decode-like calls (a few query columns per item) from computing mostly padding.
 /// </summary>
 internal static unsafe class CpuFlashKernels
 {
-    private const int GroupVectors = CpuFlashTiles.GroupVectors;
     private const int KeyBlock = CpuFlashTiles.KeyBlock;
     private const int RowBlock = CpuFlashTiles.RowBlock;
 
@@ -31,11 +31,12 @@ internal static unsafe class CpuFlashKernels
     /// <c>[keys][headDim]</c>, <paramref name="scores"/> <c>[keys][group width]</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Scores<TSimd, T>(float* queryT, float* keys, int headDim, int keyCount, float* scores)
-        where TSimd : struct, ISimd<T> where T : unmanaged
+    public static void Scores<TSimd, T, TGroup>(float* queryT, float* keys, int headDim, int keyCount, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
-        int width = GroupVectors * w;
+        bool wide = TGroup.Value == 4;
+        int width = TGroup.Value * w;
         for (int j = 0; j < keyCount; j += KeyBlock)
         {
             float* k0 = keys + (long)j * headDim;
@@ -49,28 +50,30 @@ internal static unsafe class CpuFlashKernels
             float* q = queryT;
             for (int d = 0; d < headDim; d++, q += width)
             {
-                T q0 = TSimd.Load(q), q1 = TSimd.Load(q + w), q2 = TSimd.Load(q + 2 * w), q3 = TSimd.Load(q + 3 * w);
+                T q0 = TSimd.Load(q), q1 = default, q2 = default, q3 = default;
+                if (wide) { q1 = TSimd.Load(q + w); q2 = TSimd.Load(q + 2 * w); q3 = TSimd.Load(q + 3 * w); }
                 T b = TSimd.Broadcast(k0[d]);
-                a00 = TSimd.MultiplyAdd(q0, b, a00); a01 = TSimd.MultiplyAdd(q1, b, a01);
-                a02 = TSimd.MultiplyAdd(q2, b, a02); a03 = TSimd.MultiplyAdd(q3, b, a03);
+                a00 = TSimd.MultiplyAdd(q0, b, a00);
+                if (wide) { a01 = TSimd.MultiplyAdd(q1, b, a01); a02 = TSimd.MultiplyAdd(q2, b, a02); a03 = TSimd.MultiplyAdd(q3, b, a03); }
                 b = TSimd.Broadcast(k1[d]);
-                a10 = TSimd.MultiplyAdd(q0, b, a10); a11 = TSimd.MultiplyAdd(q1, b, a11);
-                a12 = TSimd.MultiplyAdd(q2, b, a12); a13 = TSimd.MultiplyAdd(q3, b, a13);
+                a10 = TSimd.MultiplyAdd(q0, b, a10);
+                if (wide) { a11 = TSimd.MultiplyAdd(q1, b, a11); a12 = TSimd.MultiplyAdd(q2, b, a12); a13 = TSimd.MultiplyAdd(q3, b, a13); }
                 b = TSimd.Broadcast(k2[d]);
-                a20 = TSimd.MultiplyAdd(q0, b, a20); a21 = TSimd.MultiplyAdd(q1, b, a21);
-                a22 = TSimd.MultiplyAdd(q2, b, a22); a23 = TSimd.MultiplyAdd(q3, b, a23);
+                a20 = TSimd.MultiplyAdd(q0, b, a20);
+                if (wide) { a21 = TSimd.MultiplyAdd(q1, b, a21); a22 = TSimd.MultiplyAdd(q2, b, a22); a23 = TSimd.MultiplyAdd(q3, b, a23); }
                 b = TSimd.Broadcast(k3[d]);
-                a30 = TSimd.MultiplyAdd(q0, b, a30); a31 = TSimd.MultiplyAdd(q1, b, a31);
-                a32 = TSimd.MultiplyAdd(q2, b, a32); a33 = TSimd.MultiplyAdd(q3, b, a33);
+                a30 = TSimd.MultiplyAdd(q0, b, a30);
+                if (wide) { a31 = TSimd.MultiplyAdd(q1, b, a31); a32 = TSimd.MultiplyAdd(q2, b, a32); a33 = TSimd.MultiplyAdd(q3, b, a33); }
             }
-            float* s = scores + (long)j * width;
-            TSimd.Store(s, a00); TSimd.Store(s + w, a01); TSimd.Store(s + 2 * w, a02); TSimd.Store(s + 3 * w, a03);
-            s += width;
-            TSimd.Store(s, a10); TSimd.Store(s + w, a11); TSimd.Store(s + 2 * w, a12); TSimd.Store(s + 3 * w, a13);
-            s += width;
-            TSimd.Store(s, a20); TSimd.Store(s + w, a21); TSimd.Store(s + 2 * w, a22); TSimd.Store(s + 3 * w, a23);
-            s += width;
-            TSimd.Store(s, a30); TSimd.Store(s + w, a31); TSimd.Store(s + 2 * w, a32); TSimd.Store(s + 3 * w, a33);
+            float* s0 = scores + (long)j * width, s1 = s0 + width, s2 = s1 + width, s3 = s2 + width;
+            TSimd.Store(s0, a00); TSimd.Store(s1, a10); TSimd.Store(s2, a20); TSimd.Store(s3, a30);
+            if (wide)
+            {
+                TSimd.Store(s0 + w, a01); TSimd.Store(s0 + 2 * w, a02); TSimd.Store(s0 + 3 * w, a03);
+                TSimd.Store(s1 + w, a11); TSimd.Store(s1 + 2 * w, a12); TSimd.Store(s1 + 3 * w, a13);
+                TSimd.Store(s2 + w, a21); TSimd.Store(s2 + 2 * w, a22); TSimd.Store(s2 + 3 * w, a23);
+                TSimd.Store(s3 + w, a31); TSimd.Store(s3 + 2 * w, a32); TSimd.Store(s3 + 3 * w, a33);
+            }
         }
     }
 
@@ -78,20 +81,17 @@ internal static unsafe class CpuFlashKernels
     /// Sets <c>scores[j][c]</c> to -inf unless <c>start[c] &lt;= j &lt; end[c]</c>; the bounds are tile-relative
     /// and stored as floats (they are small integers, so the comparison is exact).
     /// </summary>
-    public static void Mask<TSimd, T>(float* scores, int keyCount, float* start, float* end)
-        where TSimd : struct, ISimd<T> where T : unmanaged
+    public static void Mask<TSimd, T, TGroup>(float* scores, int keyCount, float* start, float* end)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
-        int width = GroupVectors * w;
-        T s0 = TSimd.Load(start), s1 = TSimd.Load(start + w), s2 = TSimd.Load(start + 2 * w), s3 = TSimd.Load(start + 3 * w);
-        T e0 = TSimd.Load(end), e1 = TSimd.Load(end + w), e2 = TSimd.Load(end + 2 * w), e3 = TSimd.Load(end + 3 * w);
-        for (int j = 0; j < keyCount; j++, scores += width)
+        int width = TGroup.Value * w;
+        for (int v = 0; v < width; v += w)
         {
-            T index = TSimd.Broadcast(j);
-            TSimd.Store(scores, TSimd.KeepInRange(TSimd.Load(scores), index, s0, e0));
-            TSimd.Store(scores + w, TSimd.KeepInRange(TSimd.Load(scores + w), index, s1, e1));
-            TSimd.Store(scores + 2 * w, TSimd.KeepInRange(TSimd.Load(scores + 2 * w), index, s2, e2));
-            TSimd.Store(scores + 3 * w, TSimd.KeepInRange(TSimd.Load(scores + 3 * w), index, s3, e3));
+            T low = TSimd.Load(start + v), high = TSimd.Load(end + v);
+            float* s = scores + v;
+            for (int j = 0; j < keyCount; j++, s += width)
+                TSimd.Store(s, TSimd.KeepInRange(TSimd.Load(s), TSimd.Broadcast(j), low, high));
         }
     }
 
@@ -101,44 +101,73 @@ internal static unsafe class CpuFlashKernels
     /// factor <paramref name="alpha"/> by which each column's output accumulator must be rescaled.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Softmax<TSimd, T>(float* scores, int keyCount, float* max, float* sum, float* alpha)
-        where TSimd : struct, ISimd<T> where T : unmanaged
+    public static void Softmax<TSimd, T, TGroup>(float* scores, int keyCount, float* max, float* sum, float* alpha)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
-        int width = GroupVectors * w;
+        bool wide = TGroup.Value == 4;
+        int width = TGroup.Value * w;
         T m0 = TSimd.NegativeInfinity, m1 = m0, m2 = m0, m3 = m0;
         float* s = scores;
         for (int j = 0; j < keyCount; j++, s += width)
         {
             m0 = TSimd.Max(m0, TSimd.Load(s));
-            m1 = TSimd.Max(m1, TSimd.Load(s + w));
-            m2 = TSimd.Max(m2, TSimd.Load(s + 2 * w));
-            m3 = TSimd.Max(m3, TSimd.Load(s + 3 * w));
+            if (wide)
+            {
+                m1 = TSimd.Max(m1, TSimd.Load(s + w));
+                m2 = TSimd.Max(m2, TSimd.Load(s + 2 * w));
+                m3 = TSimd.Max(m3, TSimd.Load(s + 3 * w));
+            }
         }
-        T old0 = TSimd.Load(max), old1 = TSimd.Load(max + w), old2 = TSimd.Load(max + 2 * w), old3 = TSimd.Load(max + 3 * w);
-        m0 = TSimd.Max(m0, old0); m1 = TSimd.Max(m1, old1); m2 = TSimd.Max(m2, old2); m3 = TSimd.Max(m3, old3);
-        TSimd.Store(max, m0); TSimd.Store(max + w, m1); TSimd.Store(max + 2 * w, m2); TSimd.Store(max + 3 * w, m3);
-        // A column that has seen no key keeps max = -inf; subtracting 0 instead keeps its probabilities at exactly 0.
-        m0 = TSimd.NegativeInfinityToZero(m0); m1 = TSimd.NegativeInfinityToZero(m1);
-        m2 = TSimd.NegativeInfinityToZero(m2); m3 = TSimd.NegativeInfinityToZero(m3);
-        T r0 = TSimd.Exp2NonPositive(TSimd.Subtract(old0, m0)), r1 = TSimd.Exp2NonPositive(TSimd.Subtract(old1, m1));
-        T r2 = TSimd.Exp2NonPositive(TSimd.Subtract(old2, m2)), r3 = TSimd.Exp2NonPositive(TSimd.Subtract(old3, m3));
-        TSimd.Store(alpha, r0); TSimd.Store(alpha + w, r1); TSimd.Store(alpha + 2 * w, r2); TSimd.Store(alpha + 3 * w, r3);
+        T r0 = Rescale<TSimd, T>(max, ref m0, sum, alpha), r1 = default, r2 = default, r3 = default;
+        if (wide)
+        {
+            r1 = Rescale<TSimd, T>(max + w, ref m1, sum + w, alpha + w);
+            r2 = Rescale<TSimd, T>(max + 2 * w, ref m2, sum + 2 * w, alpha + 2 * w);
+            r3 = Rescale<TSimd, T>(max + 3 * w, ref m3, sum + 3 * w, alpha + 3 * w);
+        }
         T l0 = TSimd.Zero, l1 = TSimd.Zero, l2 = TSimd.Zero, l3 = TSimd.Zero;
         s = scores;
         for (int j = 0; j < keyCount; j++, s += width)
         {
             T p0 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s), m0));
-            T p1 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + w), m1));
-            T p2 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + 2 * w), m2));
-            T p3 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + 3 * w), m3));
-            TSimd.Store(s, p0); TSimd.Store(s + w, p1); TSimd.Store(s + 2 * w, p2); TSimd.Store(s + 3 * w, p3);
-            l0 = TSimd.Add(l0, p0); l1 = TSimd.Add(l1, p1); l2 = TSimd.Add(l2, p2); l3 = TSimd.Add(l3, p3);
+            TSimd.Store(s, p0);
+            l0 = TSimd.Add(l0, p0);
+            if (wide)
+            {
+                T p1 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + w), m1));
+                T p2 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + 2 * w), m2));
+                T p3 = TSimd.Exp2NonPositive(TSimd.Subtract(TSimd.Load(s + 3 * w), m3));
+                TSimd.Store(s + w, p1); TSimd.Store(s + 2 * w, p2); TSimd.Store(s + 3 * w, p3);
+                l1 = TSimd.Add(l1, p1); l2 = TSimd.Add(l2, p2); l3 = TSimd.Add(l3, p3);
+            }
         }
         TSimd.Store(sum, TSimd.MultiplyAdd(TSimd.Load(sum), r0, l0));
-        TSimd.Store(sum + w, TSimd.MultiplyAdd(TSimd.Load(sum + w), r1, l1));
-        TSimd.Store(sum + 2 * w, TSimd.MultiplyAdd(TSimd.Load(sum + 2 * w), r2, l2));
-        TSimd.Store(sum + 3 * w, TSimd.MultiplyAdd(TSimd.Load(sum + 3 * w), r3, l3));
+        if (wide)
+        {
+            TSimd.Store(sum + w, TSimd.MultiplyAdd(TSimd.Load(sum + w), r1, l1));
+            TSimd.Store(sum + 2 * w, TSimd.MultiplyAdd(TSimd.Load(sum + 2 * w), r2, l2));
+            TSimd.Store(sum + 3 * w, TSimd.MultiplyAdd(TSimd.Load(sum + 3 * w), r3, l3));
+        }
+    }
+
+    /// <summary>
+    /// Merges a tile's column max <paramref name="tileMax"/> into the running max and returns (and stores in
+    /// <paramref name="alpha"/>) the factor <c>2^(old - new)</c>. On return <paramref name="tileMax"/> holds the max to
+    /// subtract from the tile's scores: the new max, or 0 for a column that has seen no key yet, which keeps its
+    /// probabilities at exactly 0 instead of computing <c>-inf - -inf</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static T Rescale<TSimd, T>(float* max, ref T tileMax, float* sum, float* alpha)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        T old = TSimd.Load(max);
+        T updated = TSimd.Max(tileMax, old);
+        TSimd.Store(max, updated);
+        tileMax = TSimd.NegativeInfinityToZero(updated);
+        T factor = TSimd.Exp2NonPositive(TSimd.Subtract(old, tileMax));
+        TSimd.Store(alpha, factor);
+        return factor;
     }
 
     /// <summary>
@@ -147,33 +176,33 @@ internal static unsafe class CpuFlashKernels
     /// <c>[keys][valueStride]</c>, with <paramref name="valueStride"/> a multiple of the vector width.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate<TSimd, T>(float* probabilities, float* values, int keyCount, int valueStride, float* alpha, float* output)
-        where TSimd : struct, ISimd<T> where T : unmanaged
+    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, int keyCount, int valueStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
-        int width = GroupVectors * w;
+        int width = TGroup.Value * w;
         int vectors = valueStride / w;
         for (int row = 0; row < width; row += RowBlock)
         {
+            float* p = probabilities + row, a = alpha + row, o = output + (long)row * valueStride;
             int v = 0;
             for (; v + 4 <= vectors; v += 4)
-                AccumulateBlock<TSimd, T, Four>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w);
+                AccumulateBlock<TSimd, T, Four>(p, width, values + v * w, keyCount, valueStride, a, o + v * w);
             switch (vectors - v)
             {
-                case 3: AccumulateBlock<TSimd, T, Three>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w); break;
-                case 2: AccumulateBlock<TSimd, T, Two>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w); break;
-                case 1: AccumulateBlock<TSimd, T, One>(probabilities + row, values + v * w, keyCount, valueStride, alpha + row, output + (long)row * valueStride + v * w); break;
+                case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, keyCount, valueStride, a, o + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, keyCount, valueStride, a, o + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, keyCount, valueStride, a, o + v * w); break;
             }
         }
     }
 
     /// <summary>The P V register block: <see cref="CpuFlashTiles.RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, float* values, int keyCount, int valueStride, float* alpha, float* output)
+    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, int width, float* values, int keyCount, int valueStride, float* alpha, float* output)
         where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
     {
         int w = TSimd.Count;
-        int width = GroupVectors * w;
         int n = TVectors.Value;
         float* o0 = output, o1 = o0 + valueStride, o2 = o1 + valueStride, o3 = o2 + valueStride;
         T r = TSimd.Broadcast(alpha[0]);

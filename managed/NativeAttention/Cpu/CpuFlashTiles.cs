@@ -14,6 +14,13 @@ internal static class CpuFlashTiles
     /// </summary>
     public const int GroupVectors = 4;
 
+    /// <summary>
+    /// Items with at most this many vectors of columns (decoding: one query per head) use one-vector column groups,
+    /// so that they do not compute three vectors of padding; their 4 x 1 register block runs at about half the FMA
+    /// rate of the 4 x 4 block, which such calls, bound by reading K and V, do not notice.
+    /// </summary>
+    public const int NarrowGroupMaxVectors = 2;
+
     /// <summary>Keys per register block of the score kernel (4 broadcast keys x 4 query vectors); key tiles are padded to it.</summary>
     public const int KeyBlock = 4;
 
