@@ -1,4 +1,5 @@
 // CPU flash attention forward: a fused, tiled kernel with online softmax over managed SIMD, one source for every width.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace NativeAttention.Cpu;
@@ -65,6 +66,7 @@ internal static unsafe class CpuFlash
         else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TSimd, T>(plan));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
@@ -76,6 +78,7 @@ internal static unsafe class CpuFlash
     }
 
     /// <summary>One item: every query head of one key/value head over one run of queries, start to finish.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItem<TSimd, T, TGroup, TModifier>(Plan p, int item, float* scratch, TModifier modifier)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant where TModifier : struct, IScoreModifier
     {

@@ -7,11 +7,14 @@ namespace NativeAttention.Cpu;
 
 /// <summary>
 /// Row conversions for the CPU kernels. Contiguous rows (unit stride) take vector paths; any other stride takes
-/// a scalar path, so every layout a <see cref="TensorView"/> can describe works.
+/// a scalar path, so every layout a <see cref="TensorView"/> can describe works. The row methods are compiled fully
+/// optimised at once: they are called per key row, and the vector code of an unoptimised tier costs more than the
+/// attention itself in short runs.
 /// </summary>
 internal static unsafe class CpuPacking
 {
     /// <summary>Reads <paramref name="count"/> elements spaced <paramref name="stride"/> apart into contiguous floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ReadRow(float* destination, byte* source, long stride, int count, ElementType type)
     {
         switch (type)
@@ -32,6 +35,7 @@ internal static unsafe class CpuPacking
     }
 
     /// <summary>Writes <c>source[i] * factor</c> to <paramref name="count"/> strided elements, rounding to the element type.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WriteRow(byte* destination, long stride, float* source, float factor, int count, ElementType type)
     {
         int i = 0;
@@ -53,6 +57,7 @@ internal static unsafe class CpuPacking
     }
 
     /// <summary>bfloat16 is the top half of a float32: widening is a 16-bit shift.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenBFloat16(ushort* source, float* destination, int count)
     {
         int i = 0;
@@ -78,6 +83,7 @@ internal static unsafe class CpuPacking
     }
 
     /// <summary>Exact binary16 to binary32 widening, 32 or 8 at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenHalf(ushort* source, float* destination, int count)
     {
         int i = 0;
