@@ -21,6 +21,7 @@ namespace NativeAttention.Cpu;
 internal static unsafe class CpuFlash
 {
     private const int KeyTile = CpuFlashTiles.KeyTile;
+    private const float Ln2 = 0.693147180559945309f;
 
     /// <summary>
     /// Runs a validated flash problem on <paramref name="threads"/> workers with the widest vector width the JIT
@@ -182,13 +183,14 @@ internal static unsafe class CpuFlash
         {
             int head = s.QueryHead[c], index = s.QueryIndex[c];
             float sum = s.Sum[c];
-            // A row that saw no key has sum 0: zeros out, -inf log-sum-exp, never 0/0.
-            float factor = sum > 0 ? 1f / sum : 0f;
+            // A row that saw no key has sum 0: zeros out, -inf log-sum-exp, never 0/0. (NaN inputs still give NaN.)
+            bool empty = sum == 0;
+            float factor = empty ? 0f : 1f / sum;
             CpuPacking.WriteRow(p.O + p.ElementSize * (p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1] + index * p.OutputStrides[2]),
                 p.OutputStrides[3], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
             if (p.Lse != null)
                 p.Lse[p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1] + index * p.LseStrides[2]] =
-                    sum > 0 ? (s.Max[c] + MathF.Log2(sum)) * MathF.Log(2f) : float.NegativeInfinity;
+                    empty ? float.NegativeInfinity : (s.Max[c] + MathF.Log2(sum)) * Ln2;
         }
     }
 
