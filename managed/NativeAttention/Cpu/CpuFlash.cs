@@ -150,19 +150,32 @@ internal static unsafe class CpuFlash
         {
             int keys = Math.Min(KeyTile, itemHigh - k0);
             int blocked = (keys + CpuFlashTiles.KeyBlock - 1) / CpuFlashTiles.KeyBlock * CpuFlashTiles.KeyBlock;
-            for (int j = 0; j < keys; j++)
+            // Whole blocks of float32 rows with a contiguous last axis are read in place; anything else is packed.
+            float* tileKeys = s.Keys, tileValues = s.Values;
+            long keyStride = dqk, valueStride = dvStride;
+            if (p.DirectRows && blocked == keys)
             {
-                CpuPacking.ReadRow(s.Keys + (long)j * dqk, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
-                CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
+                tileKeys = (float*)(kBase + p.ElementSize * k0 * p.KeyStrides[2]);
+                tileValues = (float*)(vBase + p.ElementSize * k0 * p.ValueStrides[2]);
+                keyStride = p.KeyStrides[2];
+                valueStride = p.ValueStrides[2];
             }
-            new Span<float>(s.Keys + (long)keys * dqk, (blocked - keys) * dqk).Clear();
-            new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
+            else
+            {
+                for (int j = 0; j < keys; j++)
+                {
+                    CpuPacking.ReadRow(s.Keys + (long)j * dqk, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
+                    CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
+                }
+                new Span<float>(s.Keys + (long)keys * dqk, (blocked - keys) * dqk).Clear();
+                new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
+            }
 
             for (int g = 0; g < groups; g++)
             {
                 if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                 int first = g * width;
-                CpuFlashKernels.Scores<TSimd, T, TGroup>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, blocked, s.Scores);
+                CpuFlashKernels.Scores<TSimd, T, TGroup>(s.QueryT + (long)g * dqk * width, tileKeys, keyStride, dqk, blocked, s.Scores);
                 if (!TModifier.IsIdentity)
                     modifier.Apply(s.Scores, width, k0, blocked, batch, s.QueryIndex + first, s.QueryHead + first);
                 if (blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g])
@@ -175,7 +188,7 @@ internal static unsafe class CpuFlash
                     CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                 }
                 CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
-                CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, s.Values, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride);
+                CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride);
             }
         }
 
@@ -201,6 +214,8 @@ internal static unsafe class CpuFlash
         public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, HeadDim, ValueDim, ValueStride;
         public readonly int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
         public readonly float Log2Scale;
+        /// <summary>K and V are float32 with a contiguous last axis and Dv fills whole vectors: tiles need no packing.</summary>
+        public readonly bool DirectRows;
         public readonly ElementType ElementType;
         public readonly long ElementSize;
         public readonly byte* Q, K, V, O;
@@ -237,6 +252,7 @@ internal static unsafe class CpuFlash
             (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
             (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
             (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            DirectRows = ElementType == ElementType.Float32 && KeyStrides[3] == 1 && ValueStrides[3] == 1 && ValueStride == ValueDim;
             ScratchFloats = ScratchLayout.Floats(this);
         }
     }

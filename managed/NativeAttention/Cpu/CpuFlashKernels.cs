@@ -28,10 +28,10 @@ internal static unsafe class CpuFlashKernels
     /// <summary>
     /// <c>scores[j][c] = sum_d keys[j][d] * queryT[d][c]</c> for <paramref name="keyCount"/> keys (a multiple of
     /// <see cref="CpuFlashTiles.KeyBlock"/>). <paramref name="queryT"/> is <c>[headDim][group width]</c>, <paramref name="keys"/>
-    /// <c>[keys][headDim]</c>, <paramref name="scores"/> <c>[keys][group width]</c>.
+    /// has rows <paramref name="keyStride"/> floats apart, <paramref name="scores"/> is <c>[keys][group width]</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Scores<TSimd, T, TGroup>(float* queryT, float* keys, int headDim, int keyCount, float* scores)
+    public static void Scores<TSimd, T, TGroup>(float* queryT, float* keys, long keyStride, int headDim, int keyCount, float* scores)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
@@ -39,10 +39,10 @@ internal static unsafe class CpuFlashKernels
         int width = TGroup.Value * w;
         for (int j = 0; j < keyCount; j += KeyBlock)
         {
-            float* k0 = keys + (long)j * headDim;
-            float* k1 = k0 + headDim;
-            float* k2 = k1 + headDim;
-            float* k3 = k2 + headDim;
+            float* k0 = keys + j * keyStride;
+            float* k1 = k0 + keyStride;
+            float* k2 = k1 + keyStride;
+            float* k3 = k2 + keyStride;
             T a00 = TSimd.Zero, a01 = TSimd.Zero, a02 = TSimd.Zero, a03 = TSimd.Zero;
             T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
             T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
@@ -172,39 +172,40 @@ internal static unsafe class CpuFlashKernels
 
     /// <summary>
     /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[j]</c> for every column c of the
-    /// group. <paramref name="output"/> is <c>[group width][valueStride]</c> and <paramref name="values"/>
-    /// <c>[keys][valueStride]</c>, with <paramref name="valueStride"/> a multiple of the vector width.
+    /// group. <paramref name="output"/> is <c>[group width][outputStride]</c>, with <paramref name="outputStride"/> a
+    /// multiple of the vector width; <paramref name="values"/> has rows <paramref name="valueStride"/> floats apart,
+    /// each readable for <paramref name="outputStride"/> floats.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, int keyCount, int valueStride, float* alpha, float* output)
+    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
         int width = TGroup.Value * w;
-        int vectors = valueStride / w;
+        int vectors = outputStride / w;
         for (int row = 0; row < width; row += RowBlock)
         {
-            float* p = probabilities + row, a = alpha + row, o = output + (long)row * valueStride;
+            float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
             int v = 0;
             for (; v + 4 <= vectors; v += 4)
-                AccumulateBlock<TSimd, T, Four>(p, width, values + v * w, keyCount, valueStride, a, o + v * w);
+                AccumulateBlock<TSimd, T, Four>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w);
             switch (vectors - v)
             {
-                case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, keyCount, valueStride, a, o + v * w); break;
-                case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, keyCount, valueStride, a, o + v * w); break;
-                case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, keyCount, valueStride, a, o + v * w); break;
+                case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
             }
         }
     }
 
     /// <summary>The P V register block: <see cref="CpuFlashTiles.RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, int width, float* values, int keyCount, int valueStride, float* alpha, float* output)
+    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, int width, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output)
         where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
     {
         int w = TSimd.Count;
         int n = TVectors.Value;
-        float* o0 = output, o1 = o0 + valueStride, o2 = o1 + valueStride, o3 = o2 + valueStride;
+        float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
         T r = TSimd.Broadcast(alpha[0]);
         T a00 = TSimd.Multiply(TSimd.Load(o0), r), a01 = default, a02 = default, a03 = default;
         if (n > 1) a01 = TSimd.Multiply(TSimd.Load(o0 + w), r);
