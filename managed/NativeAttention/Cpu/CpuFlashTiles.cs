@@ -1,0 +1,42 @@
+// Tile and register-block sizes of the CPU flash kernel, in one place, each with its reason.
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Sizes the CPU flash kernel is built around. Register blocks are 4 x 4 vectors (16 accumulators) so they fit the
+/// 16 registers of AVX2 as well as the 32 of AVX-512, and keep 16 independent FMA chains in flight, enough to cover
+/// FMA latency on two pipes. Measured on a 2-core Zen 5 (48 KiB L1d, 1 MiB L2): see bench/results/cpu-kernel-notes.md.
+/// </summary>
+internal static class CpuFlashTiles
+{
+    /// <summary>
+    /// Vectors of query columns per column group (64 columns at 512 bits): the width of the score kernel's register
+    /// block, and so of every per-column array the softmax works on.
+    /// </summary>
+    public const int GroupVectors = 4;
+
+    /// <summary>
+    /// Items with at most this many vectors of columns (decoding: one query per head) use one-vector column groups,
+    /// so that they do not compute three vectors of padding; their 4 x 1 register block runs at about half the FMA
+    /// rate of the 4 x 4 block, which such calls, bound by reading K and V, do not notice.
+    /// </summary>
+    public const int NarrowGroupMaxVectors = 2;
+
+    /// <summary>Keys per register block of the score kernel (4 broadcast keys x 4 query vectors); key tiles are padded to it.</summary>
+    public const int KeyBlock = 4;
+
+    /// <summary>Query rows per register block of the P V kernel (4 broadcast probabilities x up to 4 value vectors).</summary>
+    public const int RowBlock = 4;
+
+    /// <summary>
+    /// Keys per packed K/V tile. At head dim 64 the K and V tiles (32 KiB) and a group's score tile (16 KiB) fit the
+    /// 48 KiB L1 together; larger tiles spill to L2 and smaller ones pay the per-tile softmax bookkeeping more often.
+    /// </summary>
+    public const int KeyTile = 64;
+
+    /// <summary>
+    /// Query columns (query heads of a group x queries) a work item aims for: four column groups at 512 bits, so each
+    /// packed K/V tile serves 256 columns. Against 128 this measured 3-5% faster on every benchmark shape (packing is
+    /// amortised twice as far); N = 512 with 8 heads still gives 16 items to balance over the workers.
+    /// </summary>
+    public const int ColumnsPerItem = 256;
+}
