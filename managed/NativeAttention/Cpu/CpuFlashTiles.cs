@@ -35,8 +35,8 @@ internal static class CpuFlashTiles
 
     /// <summary>
     /// Query columns (query heads of a group x queries) a work item aims for: four column groups at 512 bits, so each
-    /// packed K/V tile serves 256 columns. Against 128 this measured 3-5% faster on every benchmark shape (packing is
-    /// amortised twice as far); N = 512 with 8 heads still gives 16 items to balance over the workers.
+    /// K/V tile serves 256 columns. Against 128 this measured 3-5% faster on every benchmark shape (tile packing and
+    /// per-item setup are amortised twice as far); N = 512 with 8 heads still gives 16 items to balance over the workers.
     /// </summary>
     public const int ColumnsPerItem = 256;
 }
