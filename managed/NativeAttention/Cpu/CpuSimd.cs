@@ -64,7 +64,8 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp2NonPositive(Vector512<float> x)
     {
-        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps, which underflows cleanly to 0.
+        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps, which underflows to exactly 0 below -150,
+        // so the clamp only has to keep -inf (which would make f = NaN) out of the range reduction.
         x = Vector512.Max(x, Vector512.Create(Exp2Polynomial.Floor - 100f));
         var n = Vector512.Round(x);
         var f = x - n;
@@ -75,6 +76,7 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(Exp2Polynomial.C1));
         p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
         if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
+        // Vector512 is accelerated without AVX-512F on no current target; the exponent-field form keeps such a target correct.
         var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(Vector512.Max(n, Vector512.Create(Exp2Polynomial.Floor))) + Vector512.Create(127), 23);
         return p * bits.AsSingle();
     }
