@@ -2,9 +2,10 @@
 namespace NativeAttention.Cpu;
 
 /// <summary>
-/// Sizes the CPU flash kernel is built around. Register blocks are 4 x 4 vectors (16 accumulators) so they fit the
-/// 16 registers of AVX2 as well as the 32 of AVX-512, and keep 16 independent FMA chains in flight, enough to cover
-/// FMA latency on two pipes. Measured on a 2-core Zen 5 (48 KiB L1d, 1 MiB L2): see bench/results/cpu-kernel-notes.md.
+/// Sizes the CPU flash kernel is built around. Register blocks are 4 x 4 vectors: 16 accumulators plus 4 operands
+/// and a broadcast fit the 32 registers of AVX-512 (and Arm64) and keep 16 independent FMA chains in flight, enough
+/// to cover FMA latency on two pipes. Where the JIT has only 16 registers (AVX2 without AVX-512) the kernels run the
+/// same blocks two keys or rows at a time (8 accumulators), which avoids spills. Measured on a 2-core Zen 5 (48 KiB L1d, 1 MiB L2): see bench/results/cpu-kernel-notes.md.
 /// </summary>
 internal static class CpuFlashTiles
 {
