@@ -85,6 +85,49 @@ internal static unsafe class CpuFlashKernels
     }
 
     /// <summary>
+    /// The same scores as <see cref="Scores"/> for a one-vector group holding only <paramref name="columns"/> real
+    /// columns (decoding), as dot products with the head dimension in the lanes: no work on padding columns, which
+    /// get 0. <paramref name="queries"/> holds the columns' scaled query rows, <paramref name="headDim"/> floats apart.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScoresByDot<TSimd, T>(float* queries, int columns, float* keys, long keyStride, int headDim, int keyCount, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int vectorEnd = headDim - headDim % w;
+        for (int j = 0; j < keyCount; j += KeyBlock / 2, scores += 2 * w)
+        {
+            float* k0 = keys + j * keyStride, k1 = k0 + keyStride;
+            for (int c = 0; c < w; c++)
+            {
+                if (c >= columns)
+                {
+                    scores[c] = 0;
+                    scores[w + c] = 0;
+                    continue;
+                }
+                float* q = queries + (long)c * headDim;
+                T a0 = TSimd.Zero, a1 = TSimd.Zero;
+                int d = 0;
+                for (; d < vectorEnd; d += w)
+                {
+                    T qv = TSimd.Load(q + d);
+                    a0 = TSimd.MultiplyAdd(qv, TSimd.Load(k0 + d), a0);
+                    a1 = TSimd.MultiplyAdd(qv, TSimd.Load(k1 + d), a1);
+                }
+                float s0 = TSimd.Sum(a0), s1 = TSimd.Sum(a1);
+                for (; d < headDim; d++)
+                {
+                    s0 += q[d] * k0[d];
+                    s1 += q[d] * k1[d];
+                }
+                scores[c] = s0;
+                scores[w + c] = s1;
+            }
+        }
+    }
+
+    /// <summary>
     /// Sets <c>scores[j][c]</c> to -inf unless <c>start[c] &lt;= j &lt; end[c]</c>; the bounds are tile-relative
     /// and stored as floats (they are small integers, so the comparison is exact).
     /// </summary>
@@ -181,16 +224,17 @@ internal static unsafe class CpuFlashKernels
     /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[j]</c> for every column c of the
     /// group. <paramref name="output"/> is <c>[group width][outputStride]</c>, with <paramref name="outputStride"/> a
     /// multiple of the vector width; <paramref name="values"/> has rows <paramref name="valueStride"/> floats apart,
-    /// each readable for <paramref name="outputStride"/> floats.
+    /// each readable for <paramref name="outputStride"/> floats. Only the first <paramref name="columns"/> rows (rounded
+    /// up to the register block; the group's padding rows after them are never read back) are updated.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output)
+    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output, int columns)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
         int width = TGroup.Value * w;
         int vectors = outputStride / w;
-        for (int row = 0; row < width; row += TSimd.Registers >= 32 ? RowBlock : RowBlock / 2)
+        for (int row = 0; row < columns; row += TSimd.Registers >= 32 ? RowBlock : RowBlock / 2)
         {
             float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
             int v = 0;

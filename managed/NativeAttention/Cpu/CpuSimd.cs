@@ -37,6 +37,8 @@ internal unsafe interface ISimd<T> where T : unmanaged
     static abstract T KeepInRange(T score, T index, T start, T end);
     /// <summary>Replaces -inf by 0, so that <c>-inf - m</c> never becomes <c>-inf - -inf</c>.</summary>
     static abstract T NegativeInfinityToZero(T value);
+    /// <summary>The sum of the lanes.</summary>
+    static abstract float Sum(T value);
 }
 
 /// <summary>Coefficients of 2^f on [-0.5, 0.5]: a least-squares fit on Chebyshev nodes, relative error 2e-9 in exact arithmetic.</summary>
@@ -95,6 +97,8 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> NegativeInfinityToZero(Vector512<float> value) =>
         Vector512.ConditionalSelect(Vector512.Equals(value, NegativeInfinity), Vector512<float>.Zero, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Vector512.Sum(value);
 }
 
 internal unsafe struct Simd256 : ISimd<Vector256<float>>
@@ -137,6 +141,8 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> NegativeInfinityToZero(Vector256<float> value) =>
         Vector256.ConditionalSelect(Vector256.Equals(value, NegativeInfinity), Vector256<float>.Zero, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> value) => Vector256.Sum(value);
 }
 
 internal unsafe struct Simd128 : ISimd<Vector128<float>>
@@ -178,6 +184,8 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> NegativeInfinityToZero(Vector128<float> value) =>
         Vector128.ConditionalSelect(Vector128.Equals(value, NegativeInfinity), Vector128<float>.Zero, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> value) => Vector128.Sum(value);
 }
 
 /// <summary>The scalar path: a "vector" of one float, for hardware the JIT does not vectorise.</summary>
@@ -200,4 +208,5 @@ internal unsafe struct SimdScalar : ISimd<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float KeepInRange(float score, float index, float start, float end) =>
         index >= start && index < end ? score : float.NegativeInfinity;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float NegativeInfinityToZero(float value) => value == float.NegativeInfinity ? 0f : value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float value) => value;
 }
