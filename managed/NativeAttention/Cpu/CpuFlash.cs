@@ -10,9 +10,11 @@ namespace NativeAttention.Cpu;
 /// </summary>
 /// <remarks>
 /// Work is cut into items (batch, key/value head, run of queries). An item holds the query rows of every query head
-/// in the key/value head's group, as columns, so each packed K/V tile serves the whole group. Columns are processed
-/// in groups of <c>4 x vector width</c> (one vector for items with few columns, as in decoding): per key tile, <see cref="CpuFlashKernels.Scores"/> forms transposed scores,
-/// diagonal tiles are masked, <see cref="CpuFlashKernels.Softmax"/> runs the online softmax down the columns and
+/// in the key/value head's group, as columns, so each K/V tile serves the whole group (float32 tiles with a contiguous
+/// last axis are read in place, others packed). Columns are processed in groups of <c>4 x vector width</c> (one
+/// vector for items with few columns, as in decoding): per key tile, <see cref="CpuFlashKernels.Scores"/> (or
+/// <see cref="CpuFlashKernels.ScoresByDot"/> for a handful of columns) forms transposed scores, diagonal tiles are
+/// masked, <see cref="CpuFlashKernels.Softmax"/> runs the online softmax down the columns and
 /// <see cref="CpuFlashKernels.Accumulate"/> adds P V into the group's output rows. Key tiles no query of a group
 /// can see are skipped, so causal and windowed calls cost what their visible pairs cost. Workers take items from a
 /// shared counter; each item is computed start to finish by one worker in a fixed order, so results do not depend
