@@ -10,9 +10,11 @@ namespace NativeAttention.Cpu;
 /// </summary>
 /// <remarks>
 /// Work is cut into items (batch, key/value head, run of queries). An item holds the query rows of every query head
-/// in the key/value head's group, as columns, so each packed K/V tile serves the whole group. Columns are processed
-/// in groups of <c>4 x vector width</c> (one vector for items with few columns, as in decoding): per key tile, <see cref="CpuFlashKernels.Scores"/> forms transposed scores,
-/// diagonal tiles are masked, <see cref="CpuFlashKernels.Softmax"/> runs the online softmax down the columns and
+/// in the key/value head's group, as columns, so each K/V tile serves the whole group (float32 tiles with a contiguous
+/// last axis are read in place, others packed). Columns are processed in groups of <c>4 x vector width</c> (one
+/// vector for items with few columns, as in decoding): per key tile, <see cref="CpuFlashKernels.Scores"/> (or
+/// <see cref="CpuFlashKernels.ScoresByDot"/> for a handful of columns) forms transposed scores, diagonal tiles are
+/// masked, <see cref="CpuFlashKernels.Softmax"/> runs the online softmax down the columns and
 /// <see cref="CpuFlashKernels.Accumulate"/> adds P V into the group's output rows. Key tiles no query of a group
 /// can see are skipped, so causal and windowed calls cost what their visible pairs cost. Workers take items from a
 /// shared counter; each item is computed start to finish by one worker in a fixed order, so results do not depend
@@ -109,7 +111,8 @@ internal static unsafe class CpuFlash
                 s.QueryHead[c] = head;
                 CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1] + index * p.QueryStrides[2]),
                     p.QueryStrides[3], dqk, p.ElementType);
-                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * p.Log2Scale;
+                float* qRow = s.QueryRows + (long)c * dqk;
+                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = qRow[d] = s.Row[d] * p.Log2Scale;
             }
             else
             {
@@ -175,7 +178,11 @@ internal static unsafe class CpuFlash
             {
                 if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                 int first = g * width;
-                CpuFlashKernels.Scores<TSimd, T, TGroup>(s.QueryT + (long)g * dqk * width, tileKeys, keyStride, dqk, blocked, s.Scores);
+                int real = Math.Min(width, columns - first);
+                if (TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns)
+                    CpuFlashKernels.ScoresByDot<TSimd, T>(s.QueryRows + (long)first * dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
+                else
+                    CpuFlashKernels.Scores<TSimd, T, TGroup>(s.QueryT + (long)g * dqk * width, tileKeys, keyStride, dqk, blocked, s.Scores);
                 if (!TModifier.IsIdentity)
                     modifier.Apply(s.Scores, width, k0, blocked, batch, s.QueryIndex + first, s.QueryHead + first);
                 if (blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g])
@@ -188,7 +195,7 @@ internal static unsafe class CpuFlash
                     CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                 }
                 CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
-                CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride);
+                CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
             }
         }
 
@@ -260,7 +267,7 @@ internal static unsafe class CpuFlash
     /// <summary>Carves one worker's scratch into the item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
-        public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
+        public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
         public readonly int* Start, End, QueryIndex, QueryHead, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
         private readonly float* _end;
 
@@ -269,6 +276,7 @@ internal static unsafe class CpuFlash
             float* next = scratch;
             int columns = p.MaxColumns, groups = columns / p.GroupWidth;
             QueryT = Take(ref next, (long)columns * p.HeadDim);
+            QueryRows = Take(ref next, (long)columns * p.HeadDim);
             Output = Take(ref next, (long)columns * p.ValueStride);
             Max = Take(ref next, columns);
             Sum = Take(ref next, columns);

@@ -36,8 +36,9 @@ internal static unsafe class CpuFlashKernels
     {
         int w = TSimd.Count;
         bool wide = TGroup.Value == 4;
+        bool fourKeys = TSimd.Registers >= 32; // 16 accumulators + 4 operands; with 16 registers, two keys at a time
         int width = TGroup.Value * w;
-        for (int j = 0; j < keyCount; j += KeyBlock)
+        for (int j = 0; j < keyCount; j += fourKeys ? KeyBlock : KeyBlock / 2)
         {
             float* k0 = keys + j * keyStride;
             float* k1 = k0 + keyStride;
@@ -58,6 +59,7 @@ internal static unsafe class CpuFlashKernels
                 b = TSimd.Broadcast(k1[d]);
                 a10 = TSimd.MultiplyAdd(q0, b, a10);
                 if (wide) { a11 = TSimd.MultiplyAdd(q1, b, a11); a12 = TSimd.MultiplyAdd(q2, b, a12); a13 = TSimd.MultiplyAdd(q3, b, a13); }
+                if (!fourKeys) continue;
                 b = TSimd.Broadcast(k2[d]);
                 a20 = TSimd.MultiplyAdd(q0, b, a20);
                 if (wide) { a21 = TSimd.MultiplyAdd(q1, b, a21); a22 = TSimd.MultiplyAdd(q2, b, a22); a23 = TSimd.MultiplyAdd(q3, b, a23); }
@@ -66,13 +68,61 @@ internal static unsafe class CpuFlashKernels
                 if (wide) { a31 = TSimd.MultiplyAdd(q1, b, a31); a32 = TSimd.MultiplyAdd(q2, b, a32); a33 = TSimd.MultiplyAdd(q3, b, a33); }
             }
             float* s0 = scores + (long)j * width, s1 = s0 + width, s2 = s1 + width, s3 = s2 + width;
-            TSimd.Store(s0, a00); TSimd.Store(s1, a10); TSimd.Store(s2, a20); TSimd.Store(s3, a30);
+            TSimd.Store(s0, a00); TSimd.Store(s1, a10);
             if (wide)
             {
                 TSimd.Store(s0 + w, a01); TSimd.Store(s0 + 2 * w, a02); TSimd.Store(s0 + 3 * w, a03);
                 TSimd.Store(s1 + w, a11); TSimd.Store(s1 + 2 * w, a12); TSimd.Store(s1 + 3 * w, a13);
+            }
+            if (!fourKeys) continue;
+            TSimd.Store(s2, a20); TSimd.Store(s3, a30);
+            if (wide)
+            {
                 TSimd.Store(s2 + w, a21); TSimd.Store(s2 + 2 * w, a22); TSimd.Store(s2 + 3 * w, a23);
                 TSimd.Store(s3 + w, a31); TSimd.Store(s3 + 2 * w, a32); TSimd.Store(s3 + 3 * w, a33);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The same scores as <see cref="Scores"/> for a one-vector group holding only <paramref name="columns"/> real
+    /// columns (decoding), as dot products with the head dimension in the lanes: no work on padding columns, which
+    /// get 0. <paramref name="queries"/> holds the columns' scaled query rows, <paramref name="headDim"/> floats apart.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScoresByDot<TSimd, T>(float* queries, int columns, float* keys, long keyStride, int headDim, int keyCount, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int vectorEnd = headDim - headDim % w;
+        for (int j = 0; j < keyCount; j += KeyBlock / 2, scores += 2 * w)
+        {
+            float* k0 = keys + j * keyStride, k1 = k0 + keyStride;
+            for (int c = 0; c < w; c++)
+            {
+                if (c >= columns)
+                {
+                    scores[c] = 0;
+                    scores[w + c] = 0;
+                    continue;
+                }
+                float* q = queries + (long)c * headDim;
+                T a0 = TSimd.Zero, a1 = TSimd.Zero;
+                int d = 0;
+                for (; d < vectorEnd; d += w)
+                {
+                    T qv = TSimd.Load(q + d);
+                    a0 = TSimd.MultiplyAdd(qv, TSimd.Load(k0 + d), a0);
+                    a1 = TSimd.MultiplyAdd(qv, TSimd.Load(k1 + d), a1);
+                }
+                float s0 = TSimd.Sum(a0), s1 = TSimd.Sum(a1);
+                for (; d < headDim; d++)
+                {
+                    s0 += q[d] * k0[d];
+                    s1 += q[d] * k1[d];
+                }
+                scores[c] = s0;
+                scores[w + c] = s1;
             }
         }
     }
@@ -174,16 +224,17 @@ internal static unsafe class CpuFlashKernels
     /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[j]</c> for every column c of the
     /// group. <paramref name="output"/> is <c>[group width][outputStride]</c>, with <paramref name="outputStride"/> a
     /// multiple of the vector width; <paramref name="values"/> has rows <paramref name="valueStride"/> floats apart,
-    /// each readable for <paramref name="outputStride"/> floats.
+    /// each readable for <paramref name="outputStride"/> floats. Only the first <paramref name="columns"/> rows (rounded
+    /// up to the register block; the group's padding rows after them are never read back) are updated.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output)
+    public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output, int columns)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
         int w = TSimd.Count;
         int width = TGroup.Value * w;
         int vectors = outputStride / w;
-        for (int row = 0; row < width; row += RowBlock)
+        for (int row = 0; row < columns; row += TSimd.Registers >= 32 ? RowBlock : RowBlock / 2)
         {
             float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
             int v = 0;
@@ -205,6 +256,7 @@ internal static unsafe class CpuFlashKernels
     {
         int w = TSimd.Count;
         int n = TVectors.Value;
+        bool fourRows = TSimd.Registers >= 32; // as in Scores: with 16 registers, two rows at a time
         float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
         T r = TSimd.Broadcast(alpha[0]);
         T a00 = TSimd.Multiply(TSimd.Load(o0), r), a01 = default, a02 = default, a03 = default;
@@ -216,16 +268,21 @@ internal static unsafe class CpuFlashKernels
         if (n > 1) a11 = TSimd.Multiply(TSimd.Load(o1 + w), r);
         if (n > 2) a12 = TSimd.Multiply(TSimd.Load(o1 + 2 * w), r);
         if (n > 3) a13 = TSimd.Multiply(TSimd.Load(o1 + 3 * w), r);
-        r = TSimd.Broadcast(alpha[2]);
-        T a20 = TSimd.Multiply(TSimd.Load(o2), r), a21 = default, a22 = default, a23 = default;
-        if (n > 1) a21 = TSimd.Multiply(TSimd.Load(o2 + w), r);
-        if (n > 2) a22 = TSimd.Multiply(TSimd.Load(o2 + 2 * w), r);
-        if (n > 3) a23 = TSimd.Multiply(TSimd.Load(o2 + 3 * w), r);
-        r = TSimd.Broadcast(alpha[3]);
-        T a30 = TSimd.Multiply(TSimd.Load(o3), r), a31 = default, a32 = default, a33 = default;
-        if (n > 1) a31 = TSimd.Multiply(TSimd.Load(o3 + w), r);
-        if (n > 2) a32 = TSimd.Multiply(TSimd.Load(o3 + 2 * w), r);
-        if (n > 3) a33 = TSimd.Multiply(TSimd.Load(o3 + 3 * w), r);
+        T a20 = default, a21 = default, a22 = default, a23 = default;
+        T a30 = default, a31 = default, a32 = default, a33 = default;
+        if (fourRows)
+        {
+            r = TSimd.Broadcast(alpha[2]);
+            a20 = TSimd.Multiply(TSimd.Load(o2), r);
+            if (n > 1) a21 = TSimd.Multiply(TSimd.Load(o2 + w), r);
+            if (n > 2) a22 = TSimd.Multiply(TSimd.Load(o2 + 2 * w), r);
+            if (n > 3) a23 = TSimd.Multiply(TSimd.Load(o2 + 3 * w), r);
+            r = TSimd.Broadcast(alpha[3]);
+            a30 = TSimd.Multiply(TSimd.Load(o3), r);
+            if (n > 1) a31 = TSimd.Multiply(TSimd.Load(o3 + w), r);
+            if (n > 2) a32 = TSimd.Multiply(TSimd.Load(o3 + 2 * w), r);
+            if (n > 3) a33 = TSimd.Multiply(TSimd.Load(o3 + 3 * w), r);
+        }
 
         float* v = values;
         for (int j = 0; j < keyCount; j++, p += width, v += valueStride)
@@ -244,6 +301,7 @@ internal static unsafe class CpuFlashKernels
             if (n > 1) a11 = TSimd.MultiplyAdd(v1, b, a11);
             if (n > 2) a12 = TSimd.MultiplyAdd(v2, b, a12);
             if (n > 3) a13 = TSimd.MultiplyAdd(v3, b, a13);
+            if (!fourRows) continue;
             b = TSimd.Broadcast(p[2]);
             a20 = TSimd.MultiplyAdd(v0, b, a20);
             if (n > 1) a21 = TSimd.MultiplyAdd(v1, b, a21);
@@ -256,9 +314,14 @@ internal static unsafe class CpuFlashKernels
             if (n > 3) a33 = TSimd.MultiplyAdd(v3, b, a33);
         }
 
-        TSimd.Store(o0, a00); TSimd.Store(o1, a10); TSimd.Store(o2, a20); TSimd.Store(o3, a30);
-        if (n > 1) { TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31); }
-        if (n > 2) { TSimd.Store(o0 + 2 * w, a02); TSimd.Store(o1 + 2 * w, a12); TSimd.Store(o2 + 2 * w, a22); TSimd.Store(o3 + 2 * w, a32); }
-        if (n > 3) { TSimd.Store(o0 + 3 * w, a03); TSimd.Store(o1 + 3 * w, a13); TSimd.Store(o2 + 3 * w, a23); TSimd.Store(o3 + 3 * w, a33); }
+        TSimd.Store(o0, a00); TSimd.Store(o1, a10);
+        if (n > 1) { TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); }
+        if (n > 2) { TSimd.Store(o0 + 2 * w, a02); TSimd.Store(o1 + 2 * w, a12); }
+        if (n > 3) { TSimd.Store(o0 + 3 * w, a03); TSimd.Store(o1 + 3 * w, a13); }
+        if (!fourRows) return;
+        TSimd.Store(o2, a20); TSimd.Store(o3, a30);
+        if (n > 1) { TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31); }
+        if (n > 2) { TSimd.Store(o2 + 2 * w, a22); TSimd.Store(o3 + 2 * w, a32); }
+        if (n > 3) { TSimd.Store(o2 + 3 * w, a23); TSimd.Store(o3 + 3 * w, a33); }
     }
 }

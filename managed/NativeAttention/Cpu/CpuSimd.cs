@@ -2,6 +2,7 @@
 // specialises it for Vector512, Vector256, Vector128 and plain float (the scalar path).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
@@ -14,12 +15,17 @@ internal unsafe interface ISimd<T> where T : unmanaged
 {
     /// <summary>Floats per vector.</summary>
     static abstract int Count { get; }
+    /// <summary>Vector registers the JIT can allocate: 32 with EVEX encoding (AVX-512) or on Arm64, else 16.</summary>
+    static abstract int Registers { get; }
     static abstract T Zero { get; }
     static abstract T NegativeInfinity { get; }
     static abstract T Load(float* source);
     static abstract void Store(float* destination, T value);
     static abstract T Broadcast(float value);
-    /// <summary><c>a * b + c</c>, fused where the hardware can.</summary>
+    /// <summary>
+    /// <c>a * b + c</c>, fused where the hardware has FMA; elsewhere unfused, because the BCL's fused fallback is a
+    /// correctly rounded software emulation about a hundred times slower.
+    /// </summary>
     static abstract T MultiplyAdd(T a, T b, T c);
     static abstract T Add(T a, T b);
     static abstract T Subtract(T a, T b);
@@ -31,6 +37,8 @@ internal unsafe interface ISimd<T> where T : unmanaged
     static abstract T KeepInRange(T score, T index, T start, T end);
     /// <summary>Replaces -inf by 0, so that <c>-inf - m</c> never becomes <c>-inf - -inf</c>.</summary>
     static abstract T NegativeInfinityToZero(T value);
+    /// <summary>The sum of the lanes.</summary>
+    static abstract float Sum(T value);
 }
 
 /// <summary>Coefficients of 2^f on [-0.5, 0.5]: a least-squares fit on Chebyshev nodes, relative error 2e-9 in exact arithmetic.</summary>
@@ -50,6 +58,7 @@ internal static class Exp2Polynomial
 internal unsafe struct Simd512 : ISimd<Vector512<float>>
 {
     public static int Count => Vector512<float>.Count;
+    public static int Registers => 32;
     public static Vector512<float> Zero => Vector512<float>.Zero;
     public static Vector512<float> NegativeInfinity => Vector512.Create(float.NegativeInfinity);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* source) => Vector512.Load(source);
@@ -64,7 +73,8 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp2NonPositive(Vector512<float> x)
     {
-        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps, which underflows cleanly to 0.
+        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps, which underflows to exactly 0 below -150,
+        // so the clamp only has to keep -inf (which would make f = NaN) out of the range reduction.
         x = Vector512.Max(x, Vector512.Create(Exp2Polynomial.Floor - 100f));
         var n = Vector512.Round(x);
         var f = x - n;
@@ -75,6 +85,7 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
         p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(Exp2Polynomial.C1));
         p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
         if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
+        // Vector512 is accelerated without AVX-512F on no current target; the exponent-field form keeps such a target correct.
         var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(Vector512.Max(n, Vector512.Create(Exp2Polynomial.Floor))) + Vector512.Create(127), 23);
         return p * bits.AsSingle();
     }
@@ -86,17 +97,21 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> NegativeInfinityToZero(Vector512<float> value) =>
         Vector512.ConditionalSelect(Vector512.Equals(value, NegativeInfinity), Vector512<float>.Zero, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Vector512.Sum(value);
 }
 
 internal unsafe struct Simd256 : ISimd<Vector256<float>>
 {
     public static int Count => Vector256<float>.Count;
+    public static int Registers => Avx512F.VL.IsSupported ? 32 : 16;
     public static Vector256<float> Zero => Vector256<float>.Zero;
     public static Vector256<float> NegativeInfinity => Vector256.Create(float.NegativeInfinity);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* source) => Vector256.Load(source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* destination, Vector256<float> value) => value.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Vector256.FusedMultiplyAdd(a, b, c) : a * b + c;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> a, Vector256<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> a, Vector256<float> b) => a * b;
@@ -109,12 +124,12 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
         x = Vector256.Max(x, Vector256.Create(Exp2Polynomial.Floor));
         var n = Vector256.Round(x);
         var f = x - n;
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(Exp2Polynomial.C6), f, Vector256.Create(Exp2Polynomial.C5));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C4));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C3));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C2));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C1));
-        p = Vector256.FusedMultiplyAdd(p, f, Vector256<float>.One);
+        var p = MultiplyAdd(Vector256.Create(Exp2Polynomial.C6), f, Vector256.Create(Exp2Polynomial.C5));
+        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C4));
+        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C3));
+        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C2));
+        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C1));
+        p = MultiplyAdd(p, f, Vector256<float>.One);
         var bits = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23);
         return p * bits.AsSingle();
     }
@@ -126,17 +141,21 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> NegativeInfinityToZero(Vector256<float> value) =>
         Vector256.ConditionalSelect(Vector256.Equals(value, NegativeInfinity), Vector256<float>.Zero, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> value) => Vector256.Sum(value);
 }
 
 internal unsafe struct Simd128 : ISimd<Vector128<float>>
 {
     public static int Count => Vector128<float>.Count;
+    public static int Registers => Avx512F.VL.IsSupported || AdvSimd.Arm64.IsSupported ? 32 : 16;
     public static Vector128<float> Zero => Vector128<float>.Zero;
     public static Vector128<float> NegativeInfinity => Vector128.Create(float.NegativeInfinity);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* source) => Vector128.Load(source);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* destination, Vector128<float> value) => value.Store(destination);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) =>
+        Fma.IsSupported || AdvSimd.IsSupported ? Vector128.FusedMultiplyAdd(a, b, c) : a * b + c;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Subtract(Vector128<float> a, Vector128<float> b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Multiply(Vector128<float> a, Vector128<float> b) => a * b;
@@ -148,12 +167,12 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
         x = Vector128.Max(x, Vector128.Create(Exp2Polynomial.Floor));
         var n = Vector128.Round(x);
         var f = x - n;
-        var p = Vector128.FusedMultiplyAdd(Vector128.Create(Exp2Polynomial.C6), f, Vector128.Create(Exp2Polynomial.C5));
-        p = Vector128.FusedMultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C4));
-        p = Vector128.FusedMultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C3));
-        p = Vector128.FusedMultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C2));
-        p = Vector128.FusedMultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C1));
-        p = Vector128.FusedMultiplyAdd(p, f, Vector128<float>.One);
+        var p = MultiplyAdd(Vector128.Create(Exp2Polynomial.C6), f, Vector128.Create(Exp2Polynomial.C5));
+        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C4));
+        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C3));
+        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C2));
+        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C1));
+        p = MultiplyAdd(p, f, Vector128<float>.One);
         var bits = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23);
         return p * bits.AsSingle();
     }
@@ -165,18 +184,22 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> NegativeInfinityToZero(Vector128<float> value) =>
         Vector128.ConditionalSelect(Vector128.Equals(value, NegativeInfinity), Vector128<float>.Zero, value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> value) => Vector128.Sum(value);
 }
 
 /// <summary>The scalar path: a "vector" of one float, for hardware the JIT does not vectorise.</summary>
 internal unsafe struct SimdScalar : ISimd<float>
 {
     public static int Count => 1;
+    public static int Registers => 16;
     public static float Zero => 0f;
     public static float NegativeInfinity => float.NegativeInfinity;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* source) => *source;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* destination, float value) => *destination = value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Broadcast(float value) => value;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float a, float b, float c) =>
+        Fma.IsSupported || AdvSimd.IsSupported ? MathF.FusedMultiplyAdd(a, b, c) : a * b + c;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float a, float b) => a - b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float a, float b) => a * b;
@@ -185,4 +208,5 @@ internal unsafe struct SimdScalar : ISimd<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float KeepInRange(float score, float index, float start, float end) =>
         index >= start && index < end ? score : float.NegativeInfinity;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float NegativeInfinityToZero(float value) => value == float.NegativeInfinity ? 0f : value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float value) => value;
 }
