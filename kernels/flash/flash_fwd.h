@@ -1,5 +1,6 @@
 // Flash attention forward, portable path (OpenCL C and CUDA C): one work-item per query row, K/V tiles staged in
 // shared memory as float, online softmax in base 2, float accumulation whatever the storage type.
+// A row whose visible keys are all masked keeps m = -inf and l = 0 and writes zeros and LSE = -inf.
 // CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
 #include "common/flash_params.h"
 #include "common/dtype.h"
@@ -19,9 +20,6 @@
 #endif
 #ifndef NA_MASKED
 #define NA_MASKED 0         // 1 when causal or windowed: per-row key ranges apply
-#endif
-#ifndef NA_EVEN_M
-#define NA_EVEN_M 0         // 1 when nq % NA_BLOCK_M == 0: every row of every block exists
 #endif
 #ifndef NA_EVEN_N
 #define NA_EVEN_N 0         // 1 when nk % NA_BLOCK_N == 0: every key of every tile exists
@@ -48,7 +46,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
     const int hk = h / p.group;
     const int m0 = NA_GROUP_ID(0) * NA_BLOCK_M;
     const int row = m0 + tid;
-    const int row_ok = NA_EVEN_M || row < p.nq;
+    const int row_ok = row < p.nq;
     const int last = (m0 + NA_BLOCK_M < p.nq ? m0 + NA_BLOCK_M : p.nq) - 1;
 
     const NA_GLOBAL na_elem* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;
@@ -89,30 +87,25 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
         }
         NA_BARRIER();
 
-        float s[NA_BLOCK_N];
-        float tile_max = -NA_INFINITY;
+        // Online softmax one key at a time: the running max only moves when a larger score arrives, so the
+        // rescale is rare, and no per-tile score array is needed (short code for every head dim).
+#pragma unroll 1
         for (int j = 0; j < NA_BLOCK_N; j++)
         {
-            float dot = 0.0f;
-            for (int d = 0; d < NA_HEAD_DIM_QK; d++) dot += qr[d] * ks[j * NA_HEAD_DIM_QK + d];
             const int key = n0 + j;
-            s[j] = (key >= row_start && key < row_end) ? dot : -NA_INFINITY;
-            tile_max = NA_FMAX(tile_max, s[j]);
-        }
-        const float m_new = NA_FMAX(m, tile_max);
-        // A row that has seen no visible key keeps m = -inf and contributes nothing (no inf - inf).
-        if (m_new != -NA_INFINITY)
-        {
-            const float alpha = NA_EXP2(m - m_new);
-            l *= alpha;
-            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
-            for (int j = 0; j < NA_BLOCK_N; j++)
+            if (key < row_start || key >= row_end) continue;
+            float score = 0.0f;
+            for (int d = 0; d < NA_HEAD_DIM_QK; d++) score += qr[d] * ks[j * NA_HEAD_DIM_QK + d];
+            if (score > m)
             {
-                const float pj = NA_EXP2(s[j] - m_new);
-                l += pj;
-                for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] += pj * vs[j * NA_HEAD_DIM_V + d];
+                const float alpha = NA_EXP2(m - score);   // 0 for the first visible key (m = -inf)
+                l *= alpha;
+                for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
+                m = score;
             }
-            m = m_new;
+            const float pj = NA_EXP2(score - m);
+            l += pj;
+            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] += pj * vs[j * NA_HEAD_DIM_V + d];
         }
         NA_BARRIER();
     }

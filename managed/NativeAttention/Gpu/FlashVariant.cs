@@ -3,13 +3,17 @@ namespace NativeAttention.Gpu;
 
 /// <summary>
 /// A specialisation of <c>kernels/flash/flash_fwd.h</c>. Its <see cref="Name"/> says what it is specialised for,
-/// e.g. <c>flash_fwd.hd128.f16.masked.evenn.mma</c> (head dims 128, fp16, causal/window masking, nk a multiple
-/// of the key tile, tensor cores) or <c>flash_fwd.hd64x32.f32</c> (Dqk bucket 64, Dv bucket 32).
+/// e.g. <c>flash_fwd.hd128.f16.masked.mma</c> (head dims 128, fp16, causal/window masking, tensor cores) or
+/// <c>flash_fwd.hd64x32.f32.evenn</c> (Dqk bucket 64, Dv bucket 32, nk a multiple of the key tile). The
+/// tensor-core kernel handles ragged tiles with zero-filling copies and masks, so it has no even-tile flag.
 /// </summary>
 internal readonly record struct FlashVariant(
-    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenM, bool EvenN, bool TensorCores)
+    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores)
 {
-    /// <summary>Head-dim buckets of the portable kernel: the kernel zero-pads a head dim up to its bucket.</summary>
+    /// <summary>
+    /// Head-dim buckets of the portable kernel: the kernel zero-pads both head dims up to the bucket of the larger
+    /// one, which keeps the variant count (and NVRTC/PoCL compile time) linear in the number of buckets.
+    /// </summary>
     public static ReadOnlySpan<int> HeadDimBuckets => [16, 32, 64, 128, 256];
 
     /// <summary>Head dims the tensor-core kernel is built for (Dqk == Dv, no padding).</summary>
@@ -49,7 +53,7 @@ internal readonly record struct FlashVariant(
         {
             string dims = HeadDimQk == HeadDimV ? $"hd{HeadDimQk}" : $"hd{HeadDimQk}x{HeadDimV}";
             string type = ElementType switch { ElementType.Float32 => "f32", ElementType.Float16 => "f16", _ => "bf16" };
-            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenM ? ".evenm" : "")}{(EvenN ? ".evenn" : "")}{(TensorCores ? ".mma" : "")}";
+            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{(TensorCores ? ".mma" : "")}";
         }
     }
 
@@ -63,7 +67,6 @@ internal readonly record struct FlashVariant(
         yield return new("NA_BLOCK_M", Str(blockM));
         yield return new("NA_BLOCK_N", Str(blockN));
         yield return new("NA_MASKED", Masked ? "1" : "0");
-        yield return new("NA_EVEN_M", EvenM ? "1" : "0");
         yield return new("NA_EVEN_N", EvenN ? "1" : "0");
         yield return new("NA_FLASH_MMA", TensorCores ? "1" : "0");
         if (TensorCores) yield return new("NA_WARPS", Str(warps));
@@ -76,19 +79,15 @@ internal readonly record struct FlashVariant(
     public static IEnumerable<FlashVariant> All(bool tensorCores)
     {
         foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
-            foreach (int qk in HeadDimBuckets.ToArray())
-                foreach (int v in HeadDimBuckets.ToArray())
-                    foreach (bool masked in new[] { false, true })
-                        foreach (bool evenM in new[] { false, true })
-                            foreach (bool evenN in new[] { false, true })
-                                yield return new FlashVariant(type, qk, v, masked, evenM, evenN, false);
+            foreach (int d in HeadDimBuckets.ToArray())
+                foreach (bool masked in new[] { false, true })
+                    foreach (bool evenN in new[] { false, true })
+                        yield return new FlashVariant(type, d, d, masked, evenN, false);
         if (!tensorCores) yield break;
         foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in TensorCoreHeadDims.ToArray())
                 foreach (bool masked in new[] { false, true })
-                    foreach (bool evenM in new[] { false, true })
-                        foreach (bool evenN in new[] { false, true })
-                            yield return new FlashVariant(type, d, d, masked, evenM, evenN, true);
+                    yield return new FlashVariant(type, d, d, masked, false, true);
     }
 
     private static string Str(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -48,11 +48,9 @@ internal static class GpuFlash
     {
         bool masked = problem.Options.Causal || problem.Options.WindowLeft >= 0 || problem.Options.WindowRight >= 0;
         bool tensorCores = tensorCoresAvailable && TensorCoresFit(problem, p);
-        var probe = new FlashVariant(problem.ElementType,
-            tensorCores ? problem.HeadDim : FlashVariant.Bucket(problem.HeadDim),
-            tensorCores ? problem.ValueDim : FlashVariant.Bucket(problem.ValueDim), masked, false, false, tensorCores);
-        var (blockM, blockN, _) = probe.Tiles;
-        return probe with { EvenM = problem.QueryLength % blockM == 0, EvenN = problem.KeyLength % blockN == 0 };
+        int bucket = tensorCores ? problem.HeadDim : FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim));
+        var probe = new FlashVariant(problem.ElementType, bucket, bucket, masked, false, tensorCores);
+        return probe with { EvenN = !tensorCores && problem.KeyLength % probe.Tiles.BlockN == 0 };
     }
 
     private static bool TensorCoresFit(FlashProblem problem, in FlashParams p)
