@@ -10,6 +10,7 @@
 #define NA_WARPS 4
 #endif
 #define NA_MMA_THREADS (NA_WARPS * 32)
+#define NA_MMA_MIN_BLOCKS (NA_WARPS <= 4 ? 2 : 1)   // two 4-warp blocks per SM hide each other's barriers
 #define NA_MMA_BM (NA_WARPS * 16)
 #define NA_D NA_HEAD_DIM_QK
 #define NA_CHUNKS (NA_D / 8)   // 16-byte chunks per row
@@ -30,7 +31,7 @@ NA_INLINE void na_load_tile(unsigned short* tile, const unsigned short* src, na_
     }
 }
 
-NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, 2) na_flash_fwd(
+NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd(
     const na_elem* NA_RESTRICT q, const na_elem* NA_RESTRICT k, const na_elem* NA_RESTRICT v,
     na_elem* NA_RESTRICT o, float* NA_RESTRICT lse, const na_flash_params p)
 {

@@ -8,8 +8,18 @@ namespace NativeAttention.Gpu;
 /// tensor-core kernel handles ragged tiles with zero-filling copies and masks, so it has no even-tile flag.
 /// </summary>
 internal readonly record struct FlashVariant(
-    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores)
+    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores, int Warps = FlashVariant.DefaultWarps)
 {
+    /// <summary>Warps per block of the tensor-core kernel (16 query rows each) unless tuned otherwise.</summary>
+    public const int DefaultWarps = 4;
+
+    /// <summary>Tuning knob for benchmarks: warps per tensor-core block (4 or 8).</summary>
+    public const string WarpsVariable = "NATIVEATTENTION_FLASH_MMA_WARPS";
+
+    /// <summary>The warps per tensor-core block: <see cref="WarpsVariable"/> when set to 4 or 8, else the default.</summary>
+    public static int ConfiguredWarps =>
+        Environment.GetEnvironmentVariable(WarpsVariable) is "8" ? 8 : Environment.GetEnvironmentVariable(WarpsVariable) is "4" ? 4 : DefaultWarps;
+
     /// <summary>
     /// Head-dim buckets of the portable kernel: the kernel zero-pads both head dims up to the bucket of the larger
     /// one, which keeps the variant count (and NVRTC/PoCL compile time) linear in the number of buckets.
@@ -32,13 +42,14 @@ internal readonly record struct FlashVariant(
 
     /// <summary>
     /// Tile sizes, one row per case:
-    /// tensor cores: 4 warps x 16 rows; 64-key tiles keep Q, K and V tiles within 48 KiB of shared memory at
-    /// head dim 128, so two blocks fit per SM and each hides the other's loads.
+    /// tensor cores: <see cref="Warps"/> x 16 rows; 64-key tiles keep Q, K and V tiles within 48 KiB of shared
+    /// memory at head dim 128 with 4 warps, so two blocks fit per SM and each hides the other's barriers; 8 warps
+    /// halve the K/V traffic from L2 per query row.
     /// portable: one work-item per query row, 64 rows per group (a multiple of every vendor's SIMD width);
     /// key tiles of 32 floats x head dim, halved at 256 so K and V tiles stay within 32 KiB of local memory.
     /// </summary>
     public (int BlockM, int BlockN, int Warps) Tiles => TensorCores
-        ? (64, 64, 4)
+        ? (16 * Warps, 64, Warps)
         : (64, Math.Max(HeadDimQk, HeadDimV) > 128 ? 16 : 32, 0);
 
     /// <summary>Threads (work-items) per block.</summary>
@@ -53,7 +64,7 @@ internal readonly record struct FlashVariant(
         {
             string dims = HeadDimQk == HeadDimV ? $"hd{HeadDimQk}" : $"hd{HeadDimQk}x{HeadDimV}";
             string type = ElementType switch { ElementType.Float32 => "f32", ElementType.Float16 => "f16", _ => "bf16" };
-            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{(TensorCores ? ".mma" : "")}";
+            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{(TensorCores ? ".mma" : "")}{(TensorCores && Warps != DefaultWarps ? $".w{Warps}" : "")}";
         }
     }
 
@@ -87,7 +98,8 @@ internal readonly record struct FlashVariant(
         foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in TensorCoreHeadDims.ToArray())
                 foreach (bool masked in new[] { false, true })
-                    yield return new FlashVariant(type, d, d, masked, false, true);
+                    foreach (int warps in new[] { 4, 8 })
+                        yield return new FlashVariant(type, d, d, masked, false, true, warps);
     }
 
     private static string Str(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -123,24 +123,6 @@ public sealed unsafe class CudaContext : AttentionContext
     /// <summary>Makes this context current on the calling thread; every driver call goes through here first.</summary>
     internal void MakeCurrent() => CudaException.Check(cuCtxSetCurrent(_context.DangerousGetHandle()), "cuCtxSetCurrent");
 
-    /// <summary>GPU time of <paramref name="work"/> in milliseconds, measured with events on the stream.</summary>
-    internal float Time(Action work)
-    {
-        MakeCurrent();
-        IntPtr start, end;
-        CudaException.Check(cuEventCreate(&start, 0), "cuEventCreate");
-        CudaException.Check(cuEventCreate(&end, 0), "cuEventCreate");
-        using var startHandle = new CudaEventHandle(start, _context.DangerousGetHandle());
-        using var endHandle = new CudaEventHandle(end, _context.DangerousGetHandle());
-        CudaException.Check(cuEventRecord(start, Stream), "cuEventRecord");
-        work();
-        CudaException.Check(cuEventRecord(end, Stream), "cuEventRecord");
-        CudaException.Check(cuEventSynchronize(end), "cuEventSynchronize");
-        float ms;
-        CudaException.Check(cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
-        return ms;
-    }
-
     private protected override TensorView AllocateCore(ElementType type, ReadOnlySpan<int> shape)
     {
         long count = 1;
