@@ -92,9 +92,9 @@ internal static unsafe class CudaCompiler
             fixed (int* a = archs) NvrtcException.Check(nvrtcGetSupportedArchs(a), "nvrtcGetSupportedArchs");
             return (major, minor, archs, null);
         }
-        catch (Exception e) when (e is NvrtcException or EntryPointNotFoundException)
+        catch (Exception e) when (e is NvrtcException or EntryPointNotFoundException or NullReferenceException or AccessViolationException)
         {
-            return (0, 0, [], "NVRTC at " + description + " could not be queried: " + e.Message);
+            return (0, 0, [], "NVRTC at " + description + " could not be queried (a stub library?): " + e.Message);
         }
     }
 }

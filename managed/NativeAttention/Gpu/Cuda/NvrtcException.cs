@@ -1,5 +1,4 @@
 // The exception type of NVRTC: the error name, the failing call and, for compilation, the full log.
-using System.Runtime.InteropServices;
 using NativeAttention.Interop.Nvrtc;
 
 namespace NativeAttention.Gpu.Cuda;
@@ -30,15 +29,17 @@ public sealed class NvrtcException : Exception
         if (result != NvrtcNative.Success) throw new NvrtcException(result, call);
     }
 
-    private static unsafe string NameOf(int code)
+    // A table rather than nvrtcGetErrorString: a stub or broken NVRTC must still produce a readable error.
+    private static string NameOf(int code) => code switch
     {
-        try
-        {
-            return Marshal.PtrToStringUTF8((IntPtr)NvrtcNative.nvrtcGetErrorString(code)) ?? "NVRTC_ERROR";
-        }
-        catch (DllNotFoundException)
-        {
-            return "NVRTC_ERROR";
-        }
-    }
+        1 => "NVRTC_ERROR_OUT_OF_MEMORY",
+        2 => "NVRTC_ERROR_PROGRAM_CREATION_FAILURE",
+        3 => "NVRTC_ERROR_INVALID_INPUT",
+        4 => "NVRTC_ERROR_INVALID_PROGRAM",
+        5 => "NVRTC_ERROR_INVALID_OPTION",
+        6 => "NVRTC_ERROR_COMPILATION",
+        7 => "NVRTC_ERROR_BUILTIN_OPERATION_FAILURE",
+        11 => "NVRTC_ERROR_INTERNAL_ERROR",
+        _ => "NVRTC_ERROR",
+    };
 }
