@@ -13,7 +13,7 @@ if (args.Length == 0 || args[0] is not ("cuda-bench" or "opencl-bench"))
 var backend = args[0] == "cuda-bench" ? Backend.Cuda : Backend.OpenCl;
 bool quick = args.Contains("--quick");
 using var context = AttentionContext.Create(backend);
-Console.WriteLine($"# {backend} flash forward on {context.DeviceName}, NATIVEATTENTION_FLASH_MMA_WARPS={Environment.GetEnvironmentVariable("NATIVEATTENTION_FLASH_MMA_WARPS") ?? "(default)"}");
+Console.WriteLine($"# {backend} flash forward on {context.DeviceName}, NATIVEATTENTION_FLASH_MMA_TILE={Environment.GetEnvironmentVariable("NATIVEATTENTION_FLASH_MMA_TILE") ?? "(table)"}");
 Console.WriteLine("| dtype | B | H | D | N | causal | ms | TFLOP/s |");
 Console.WriteLine("|---|---|---|---|---|---|---|---|");
 const int batch = 4, heads = 16;

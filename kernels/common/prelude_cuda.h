@@ -12,7 +12,8 @@
 #define NA_LOCAL_ID(d) ((int)((d) == 0 ? threadIdx.x : (d) == 1 ? threadIdx.y : threadIdx.z))
 #define NA_GROUP_ID(d) ((int)((d) == 0 ? blockIdx.x : (d) == 1 ? blockIdx.y : blockIdx.z))
 #define NA_NUM_GROUPS(d) ((int)((d) == 0 ? gridDim.x : (d) == 1 ? gridDim.y : gridDim.z))
-#define NA_OFFSETOF(type, field) ((int)__builtin_offsetof(type, field))
+// NVRTC has no __builtin_offsetof and no <stddef.h>: the classic null-pointer form.
+#define NA_OFFSETOF(type, field) ((int)(unsigned long long)&(((type*)0)->field))
 
 #define NA_INFINITY __int_as_float(0x7f800000)
 #define NA_EXP2(x) exp2f(x)

@@ -1,5 +1,6 @@
 // Flash attention forward on tensor cores (CUDA sm_80+, f16/bf16 storage, Dqk == Dv in {64, 128}).
-// Each warp owns 16 query rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float accumulators.
+// Each warp owns NA_MMA_M_TILES x 16 query rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float
+// accumulators. Two row tiles per warp reuse every K and V fragment twice, halving shared-memory reads per flop.
 // K and V tiles are loaded with cp.async into XOR-swizzled shared memory (conflict-free ldmatrix); the V load
 // overlaps Q K^T and the next K load overlaps P V. P never leaves registers: the S accumulator fragments are
 // exactly the A fragments of the P V product once packed to 16 bits.
@@ -9,9 +10,14 @@
 #ifndef NA_WARPS
 #define NA_WARPS 4
 #endif
+#ifndef NA_MMA_M_TILES
+#define NA_MMA_M_TILES 1
+#endif
+#define NA_MT NA_MMA_M_TILES
 #define NA_MMA_THREADS (NA_WARPS * 32)
 #define NA_MMA_MIN_BLOCKS (NA_WARPS <= 4 ? 2 : 1)   // two 4-warp blocks per SM hide each other's barriers
-#define NA_MMA_BM (NA_WARPS * 16)
+#define NA_MMA_BM (NA_WARPS * 16 * NA_MT)
+#define NA_Q_IN_REGS (NA_MT * NA_D <= 128)         // else Q fragments are re-read from shared memory per tile
 #define NA_D NA_HEAD_DIM_QK
 #define NA_CHUNKS (NA_D / 8)   // 16-byte chunks per row
 
@@ -62,14 +68,23 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #else
     const int tile_start = 0, tile_end = p.nk, full_start = 0, full_end = p.nk;
 #endif
-    const int r0 = m0 + warp * 16 + (lane >> 2);
-    const int r1 = r0 + 8;
+    // Row of (row tile mt, half hf) of this lane: m0 + wrow + 16 mt + 8 hf + lane / 4.
+    const int wrow = warp * 16 * NA_MT;
+    int rs[NA_MT][2], re[NA_MT][2];
+#pragma unroll
+    for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++)
+        {
+            const int row = m0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
 #if NA_MASKED
-    const int rs0 = na_key_start(r0, p.nq, p.nk, p.window_left), re0 = r0 < p.nq ? na_key_end(r0, p.nq, p.nk, p.window_right, p.causal) : 0;
-    const int rs1 = na_key_start(r1, p.nq, p.nk, p.window_left), re1 = r1 < p.nq ? na_key_end(r1, p.nq, p.nk, p.window_right, p.causal) : 0;
+            rs[mt][hf] = na_key_start(row, p.nq, p.nk, p.window_left);
+            re[mt][hf] = row < p.nq ? na_key_end(row, p.nq, p.nk, p.window_right, p.causal) : 0;
 #else
-    const int rs0 = 0, re0 = r0 < p.nq ? p.nk : 0, rs1 = 0, re1 = r1 < p.nq ? p.nk : 0;
+            rs[mt][hf] = 0;
+            re[mt][hf] = row < p.nq ? p.nk : 0;
 #endif
+        }
 
     int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N;
     na_load_tile(qs, qb, p.q_stride_n, m0, NA_MMA_BM, p.nq, tid);
@@ -78,16 +93,25 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
     na_cp_async_wait_all();
     __syncthreads();
 
-    unsigned qf[NA_D / 16][4];
+#if NA_Q_IN_REGS
+    unsigned qf[NA_MT][NA_D / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < NA_D / 16; kk++)
-        na_ldmatrix_x4(qf[kk], na_smem_address(qs + na_swizzle(warp * 16 + (lane & 15), kk * 2 + (lane >> 4))));
+    for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+        for (int kk = 0; kk < NA_D / 16; kk++)
+            na_ldmatrix_x4(qf[mt][kk], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
+#endif
 
-    float oacc[NA_D / 8][4];
+    float oacc[NA_MT][NA_D / 8][4];
+    float mrow[NA_MT][2], lrow[NA_MT][2];
 #pragma unroll
-    for (int i = 0; i < NA_D / 8; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.0f;
-    float mrow[2] = { -NA_INFINITY, -NA_INFINITY };
-    float lrow[2] = { 0.0f, 0.0f };
+    for (int mt = 0; mt < NA_MT; mt++)
+    {
+#pragma unroll
+        for (int i = 0; i < NA_D / 8; i++) oacc[mt][i][0] = oacc[mt][i][1] = oacc[mt][i][2] = oacc[mt][i][3] = 0.0f;
+        mrow[mt][0] = mrow[mt][1] = -NA_INFINITY;
+        lrow[mt][0] = lrow[mt][1] = 0.0f;
+    }
 
     for (; n0 < tile_end; n0 += NA_BLOCK_N)
     {
@@ -96,73 +120,91 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
         na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
         na_cp_async_commit();
 
-        float sacc[NA_BLOCK_N / 8][4];
+        float sacc[NA_MT][NA_BLOCK_N / 8][4];
 #pragma unroll
-        for (int i = 0; i < NA_BLOCK_N / 8; i++) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0.0f;
+        for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+            for (int i = 0; i < NA_BLOCK_N / 8; i++) sacc[mt][i][0] = sacc[mt][i][1] = sacc[mt][i][2] = sacc[mt][i][3] = 0.0f;
 #pragma unroll
         for (int kk = 0; kk < NA_D / 16; kk++)
         {
+            unsigned qa[NA_MT][4];
+#pragma unroll
+            for (int mt = 0; mt < NA_MT; mt++)
+            {
+#if NA_Q_IN_REGS
+                qa[mt][0] = qf[mt][kk][0]; qa[mt][1] = qf[mt][kk][1]; qa[mt][2] = qf[mt][kk][2]; qa[mt][3] = qf[mt][kk][3];
+#else
+                na_ldmatrix_x4(qa[mt], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
+#endif
+            }
 #pragma unroll
             for (int nt = 0; nt < NA_BLOCK_N / 16; nt++)
             {
                 unsigned kf[4];
                 na_ldmatrix_x4(kf, na_smem_address(ks + na_swizzle(nt * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
-                na_mma_16816(sacc[2 * nt], qf[kk], kf[0], kf[1]);
-                na_mma_16816(sacc[2 * nt + 1], qf[kk], kf[2], kf[3]);
+#pragma unroll
+                for (int mt = 0; mt < NA_MT; mt++)
+                {
+                    na_mma_16816(sacc[mt][2 * nt], qa[mt], kf[0], kf[1]);
+                    na_mma_16816(sacc[mt][2 * nt + 1], qa[mt], kf[2], kf[3]);
+                }
             }
         }
 
         const int full = n0 >= full_start && n0 + NA_BLOCK_N <= full_end;
+        unsigned pf[NA_MT][NA_BLOCK_N / 16][4];
 #pragma unroll
-        for (int i = 0; i < NA_BLOCK_N / 8; i++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-            {
-                float s = sacc[i][e] * p.scale_log2;
-                if (!full)
-                {
-                    const int key = n0 + i * 8 + 2 * (lane & 3) + (e & 1);
-                    const int visible = e < 2 ? (key >= rs0 && key < re0) : (key >= rs1 && key < re1);
-                    if (!visible) s = -NA_INFINITY;
-                }
-                sacc[i][e] = s;
-            }
-
-        unsigned pf[NA_BLOCK_N / 16][4];
-#pragma unroll
-        for (int r = 0; r < 2; r++)
+        for (int mt = 0; mt < NA_MT; mt++)
         {
-            float mx = -NA_INFINITY;
-#pragma unroll
-            for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[i][2 * r], sacc[i][2 * r + 1]));
-            const float m_new = fmaxf(mrow[r], na_quad_max(mx));
-            // Rows that have seen no visible key subtract 0 instead of -inf, so exp2 gives 0, never NaN.
-            const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
-            const float alpha = na_fast_exp2(mrow[r] - m_use);
-            mrow[r] = m_new;
-            float sum = 0.0f;
 #pragma unroll
             for (int i = 0; i < NA_BLOCK_N / 8; i++)
-            {
-                sacc[i][2 * r] = na_fast_exp2(sacc[i][2 * r] - m_use);
-                sacc[i][2 * r + 1] = na_fast_exp2(sacc[i][2 * r + 1] - m_use);
-                sum += sacc[i][2 * r] + sacc[i][2 * r + 1];
-            }
-            lrow[r] = lrow[r] * alpha + sum;
 #pragma unroll
-            for (int i = 0; i < NA_D / 8; i++)
-            {
-                oacc[i][2 * r] *= alpha;
-                oacc[i][2 * r + 1] *= alpha;
-            }
-        }
+                for (int e = 0; e < 4; e++)
+                {
+                    float s = sacc[mt][i][e] * p.scale_log2;
+                    if (!full)
+                    {
+                        const int key = n0 + i * 8 + 2 * (lane & 3) + (e & 1);
+                        if (key < rs[mt][e >> 1] || key >= re[mt][e >> 1]) s = -NA_INFINITY;
+                    }
+                    sacc[mt][i][e] = s;
+                }
 #pragma unroll
-        for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
-        {
-            pf[kk][0] = na_pack2(sacc[2 * kk][0], sacc[2 * kk][1]);
-            pf[kk][1] = na_pack2(sacc[2 * kk][2], sacc[2 * kk][3]);
-            pf[kk][2] = na_pack2(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1]);
-            pf[kk][3] = na_pack2(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3]);
+            for (int hf = 0; hf < 2; hf++)
+            {
+                float mx = -NA_INFINITY;
+#pragma unroll
+                for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[mt][i][2 * hf], sacc[mt][i][2 * hf + 1]));
+                const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
+                // Rows that have seen no visible key subtract 0 instead of -inf, so exp2 gives 0, never NaN.
+                const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+                const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
+                mrow[mt][hf] = m_new;
+                float sum = 0.0f;
+#pragma unroll
+                for (int i = 0; i < NA_BLOCK_N / 8; i++)
+                {
+                    sacc[mt][i][2 * hf] = na_fast_exp2(sacc[mt][i][2 * hf] - m_use);
+                    sacc[mt][i][2 * hf + 1] = na_fast_exp2(sacc[mt][i][2 * hf + 1] - m_use);
+                    sum += sacc[mt][i][2 * hf] + sacc[mt][i][2 * hf + 1];
+                }
+                lrow[mt][hf] = lrow[mt][hf] * alpha + sum;
+#pragma unroll
+                for (int i = 0; i < NA_D / 8; i++)
+                {
+                    oacc[mt][i][2 * hf] *= alpha;
+                    oacc[mt][i][2 * hf + 1] *= alpha;
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
+            {
+                pf[mt][kk][0] = na_pack2(sacc[mt][2 * kk][0], sacc[mt][2 * kk][1]);
+                pf[mt][kk][1] = na_pack2(sacc[mt][2 * kk][2], sacc[mt][2 * kk][3]);
+                pf[mt][kk][2] = na_pack2(sacc[mt][2 * kk + 1][0], sacc[mt][2 * kk + 1][1]);
+                pf[mt][kk][3] = na_pack2(sacc[mt][2 * kk + 1][2], sacc[mt][2 * kk + 1][3]);
+            }
         }
 
         na_cp_async_wait_all();   // V tile n0; every warp is also done reading K tile n0 after this barrier
@@ -178,25 +220,31 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
             {
                 unsigned vf[4];
                 na_ldmatrix_x4_trans(vf, na_smem_address(vs + na_swizzle(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dt * 2 + (lane >> 4))));
-                na_mma_16816(oacc[2 * dt], pf[kk], vf[0], vf[1]);
-                na_mma_16816(oacc[2 * dt + 1], pf[kk], vf[2], vf[3]);
+#pragma unroll
+                for (int mt = 0; mt < NA_MT; mt++)
+                {
+                    na_mma_16816(oacc[mt][2 * dt], pf[mt][kk], vf[0], vf[1]);
+                    na_mma_16816(oacc[mt][2 * dt + 1], pf[mt][kk], vf[2], vf[3]);
+                }
             }
         }
     }
 
 #pragma unroll
-    for (int r = 0; r < 2; r++)
-    {
-        const int row = r == 0 ? r0 : r1;
-        const float l = na_quad_sum(lrow[r]);
-        if (row >= p.nq) continue;
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        unsigned short* orow = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+    for (int mt = 0; mt < NA_MT; mt++)
 #pragma unroll
-        for (int i = 0; i < NA_D / 8; i++)
-            *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[i][2 * r] * inv, oacc[i][2 * r + 1] * inv);
-        if (p.has_lse && (lane & 3) == 0)
-            lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
-                l > 0.0f ? (mrow[r] + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
-    }
+        for (int hf = 0; hf < 2; hf++)
+        {
+            const int row = m0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
+            const float l = na_quad_sum(lrow[mt][hf]);
+            if (row >= p.nq) continue;
+            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            unsigned short* orow = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+#pragma unroll
+            for (int i = 0; i < NA_D / 8; i++)
+                *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[mt][i][2 * hf] * inv, oacc[mt][i][2 * hf + 1] * inv);
+            if (p.has_lse && (lane & 3) == 0)
+                lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
+                    l > 0.0f ? (mrow[mt][hf] + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
+        }
 }

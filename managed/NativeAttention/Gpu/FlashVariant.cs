@@ -1,25 +1,52 @@
 // One compiled specialisation of the flash forward kernel, its name, its #define block and the tile table.
+using System.Globalization;
+
 namespace NativeAttention.Gpu;
 
 /// <summary>
+/// Block shape of the tensor-core kernel: <see cref="Warps"/> warps, each owning <see cref="RowTiles"/> x 16 query
+/// rows, over key tiles of <see cref="BlockN"/> keys.
+/// </summary>
+internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN)
+{
+    /// <summary>Query rows per block.</summary>
+    public int BlockM => Warps * 16 * RowTiles;
+
+    /// <summary>Tuning knob for benchmarks: "warps,rowTiles,blockN", e.g. "4,2,64"; must be one of <see cref="Candidates"/>.</summary>
+    public const string Variable = "NATIVEATTENTION_FLASH_MMA_TILE";
+
+    /// <summary>
+    /// The tile table, by head dim. 4 warps x 2 row tiles x 64 keys for both: two row tiles per warp reuse each K/V
+    /// fragment twice (shared-memory reads per flop halve) and a 128-row block halves K/V traffic from L2; the
+    /// registers (O accumulators 2 x 16 x D/8 floats per lane) still allow two blocks per SM.
+    /// </summary>
+    public static MmaTile For(int headDim) => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } text
+        ? Parse(text)
+        : headDim <= 64 ? new MmaTile(4, 2, 64) : new MmaTile(4, 2, 64);
+
+    /// <summary>Every tile a benchmark may select; the NVRTC test compiles each.</summary>
+    public static MmaTile[] Candidates => [new(4, 1, 64), new(4, 2, 64), new(4, 2, 32), new(8, 1, 64)];
+
+    private static MmaTile Parse(string text)
+    {
+        var parts = text.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var tile = parts.Length == 3 ? new MmaTile(parts[0], parts[1], parts[2]) : default;
+        if (!Candidates.Contains(tile))
+            throw new NotSupportedException($"{Variable}={text} is not one of {string.Join("; ", Candidates)}.");
+        return tile;
+    }
+}
+
+/// <summary>
 /// A specialisation of <c>kernels/flash/flash_fwd.h</c>. Its <see cref="Name"/> says what it is specialised for,
-/// e.g. <c>flash_fwd.hd128.f16.masked.mma</c> (head dims 128, fp16, causal/window masking, tensor cores) or
-/// <c>flash_fwd.hd64x32.f32.evenn</c> (Dqk bucket 64, Dv bucket 32, nk a multiple of the key tile). The
-/// tensor-core kernel handles ragged tiles with zero-filling copies and masks, so it has no even-tile flag.
+/// e.g. <c>flash_fwd.hd128.f16.masked.mma.w4m2n64</c> (head dims 128, fp16, causal/window masking, tensor cores
+/// with 4 warps x 2 row tiles x 64-key tiles) or <c>flash_fwd.hd64.f32.evenn</c> (portable kernel, head-dim bucket
+/// 64, nk a multiple of the key tile). The tensor-core kernel handles ragged tiles with zero-filling copies and
+/// masks, so it has no even-tile flag.
 /// </summary>
 internal readonly record struct FlashVariant(
-    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores, int Warps = FlashVariant.DefaultWarps)
+    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores, MmaTile Tile = default)
 {
-    /// <summary>Warps per block of the tensor-core kernel (16 query rows each) unless tuned otherwise.</summary>
-    public const int DefaultWarps = 4;
-
-    /// <summary>Tuning knob for benchmarks: warps per tensor-core block (4 or 8).</summary>
-    public const string WarpsVariable = "NATIVEATTENTION_FLASH_MMA_WARPS";
-
-    /// <summary>The warps per tensor-core block: <see cref="WarpsVariable"/> when set to 4 or 8, else the default.</summary>
-    public static int ConfiguredWarps =>
-        Environment.GetEnvironmentVariable(WarpsVariable) is "8" ? 8 : Environment.GetEnvironmentVariable(WarpsVariable) is "4" ? 4 : DefaultWarps;
-
     /// <summary>
     /// Head-dim buckets of the portable kernel: the kernel zero-pads both head dims up to the bucket of the larger
     /// one, which keeps the variant count (and NVRTC/PoCL compile time) linear in the number of buckets.
@@ -41,22 +68,19 @@ internal readonly record struct FlashVariant(
     }
 
     /// <summary>
-    /// Tile sizes, one row per case:
-    /// tensor cores: <see cref="Warps"/> x 16 rows; 64-key tiles keep Q, K and V tiles within 48 KiB of shared
-    /// memory at head dim 128 with 4 warps, so two blocks fit per SM and each hides the other's barriers; 8 warps
-    /// halve the K/V traffic from L2 per query row.
-    /// portable: one work-item per query row, 64 rows per group (a multiple of every vendor's SIMD width);
-    /// key tiles of 32 floats x head dim, halved at 256 so K and V tiles stay within 32 KiB of local memory.
+    /// Rows per block and keys per tile. Tensor cores: <see cref="Tile"/>. Portable: one work-item per query row,
+    /// 64 rows per group (a multiple of every vendor's SIMD width); key tiles of 32 floats x head dim, halved at 256
+    /// so K and V tiles stay within 32 KiB of local memory.
     /// </summary>
-    public (int BlockM, int BlockN, int Warps) Tiles => TensorCores
-        ? (16 * Warps, 64, Warps)
-        : (64, Math.Max(HeadDimQk, HeadDimV) > 128 ? 16 : 32, 0);
+    public (int BlockM, int BlockN) Tiles => TensorCores
+        ? (Tile.BlockM, Tile.BlockN)
+        : (64, HeadDimQk > 128 ? 16 : 32);
 
     /// <summary>Threads (work-items) per block.</summary>
-    public int Threads => TensorCores ? Tiles.Warps * 32 : Tiles.BlockM;
+    public int Threads => TensorCores ? Tile.Warps * 32 : Tiles.BlockM;
 
-    /// <summary>Dynamic shared memory the tensor-core kernel needs, in bytes (the portable kernel uses static memory).</summary>
-    public int DynamicSharedBytes => TensorCores ? (Tiles.BlockM + 2 * Tiles.BlockN) * HeadDimQk * 2 : 0;
+    /// <summary>Dynamic shared memory of the tensor-core kernel in bytes: Q, K and V tiles of 16-bit elements.</summary>
+    public int DynamicSharedBytes => TensorCores ? (Tile.BlockM + 2 * Tile.BlockN) * HeadDimQk * 2 : 0;
 
     public string Name
     {
@@ -64,15 +88,16 @@ internal readonly record struct FlashVariant(
         {
             string dims = HeadDimQk == HeadDimV ? $"hd{HeadDimQk}" : $"hd{HeadDimQk}x{HeadDimV}";
             string type = ElementType switch { ElementType.Float32 => "f32", ElementType.Float16 => "f16", _ => "bf16" };
-            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{(TensorCores ? ".mma" : "")}{(TensorCores && Warps != DefaultWarps ? $".w{Warps}" : "")}";
+            string tile = TensorCores ? $".mma.w{Tile.Warps}m{Tile.RowTiles}n{Tile.BlockN}" : "";
+            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{tile}";
         }
     }
 
     /// <summary>The specialisation block, in a fixed order; each has an #ifndef default in the kernel.</summary>
     public IEnumerable<KeyValuePair<string, string>> Defines()
     {
-        var (blockM, blockN, warps) = Tiles;
-        yield return new("NA_DTYPE", ((int)ElementType).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var (blockM, blockN) = Tiles;
+        yield return new("NA_DTYPE", Str((int)ElementType));
         yield return new("NA_HEAD_DIM_QK", Str(HeadDimQk));
         yield return new("NA_HEAD_DIM_V", Str(HeadDimV));
         yield return new("NA_BLOCK_M", Str(blockM));
@@ -80,7 +105,9 @@ internal readonly record struct FlashVariant(
         yield return new("NA_MASKED", Masked ? "1" : "0");
         yield return new("NA_EVEN_N", EvenN ? "1" : "0");
         yield return new("NA_FLASH_MMA", TensorCores ? "1" : "0");
-        if (TensorCores) yield return new("NA_WARPS", Str(warps));
+        if (!TensorCores) yield break;
+        yield return new("NA_WARPS", Str(Tile.Warps));
+        yield return new("NA_MMA_M_TILES", Str(Tile.RowTiles));
     }
 
     /// <summary>The complete kernel source of this variant for <paramref name="api"/>.</summary>
@@ -98,9 +125,9 @@ internal readonly record struct FlashVariant(
         foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in TensorCoreHeadDims.ToArray())
                 foreach (bool masked in new[] { false, true })
-                    foreach (int warps in new[] { 4, 8 })
-                        yield return new FlashVariant(type, d, d, masked, false, true, warps);
+                    foreach (var tile in MmaTile.Candidates)
+                        yield return new FlashVariant(type, d, d, masked, false, true, tile);
     }
 
-    private static string Str(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
 }

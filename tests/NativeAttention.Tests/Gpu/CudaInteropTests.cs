@@ -37,6 +37,14 @@ public sealed unsafe class CudaInteropTests
     }
 
     [RuntimeFact(TestRuntime.Nvrtc)]
+    public void LayoutProbe_CompilesToPtx()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc);
+        string ptx = CudaCompiler.CompileToPtx(KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []), "layout_probe", CompileArch);
+        Assert.Contains(".entry na_flash_params_layout", ptx);
+    }
+
+    [RuntimeFact(TestRuntime.Nvrtc)]
     public void BadKernelSource_SurfacesTheBuildLog()
     {
         RuntimeAvailability.Require(TestRuntime.Nvrtc);
