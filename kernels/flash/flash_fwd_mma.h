@@ -154,8 +154,6 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 
         const int full = n0 >= full_start && n0 + NA_BLOCK_N <= full_end;
         unsigned pf[NA_MT][NA_BLOCK_N / 16][4];
-        float alpha[NA_MT][2];
-        bool rescale = false;
 #pragma unroll
         for (int mt = 0; mt < NA_MT; mt++)
         {
@@ -181,8 +179,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                 const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
                 // Rows that have seen no visible key subtract 0 instead of -inf, so exp2 gives 0, never NaN.
                 const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
-                alpha[mt][hf] = na_fast_exp2(mrow[mt][hf] - m_use);
-                rescale |= m_new != mrow[mt][hf];
+                const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
                 mrow[mt][hf] = m_new;
                 float sum = 0.0f;
 #pragma unroll
@@ -192,7 +189,13 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     sacc[mt][i][2 * hf + 1] = na_fast_exp2(sacc[mt][i][2 * hf + 1] - m_use);
                     sum += sacc[mt][i][2 * hf] + sacc[mt][i][2 * hf + 1];
                 }
-                lrow[mt][hf] = lrow[mt][hf] * alpha[mt][hf] + sum;
+                lrow[mt][hf] = lrow[mt][hf] * alpha + sum;
+#pragma unroll
+                for (int i = 0; i < NA_D / 8; i++)
+                {
+                    oacc[mt][i][2 * hf] *= alpha;
+                    oacc[mt][i][2 * hf + 1] *= alpha;
+                }
             }
 #pragma unroll
             for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
@@ -202,22 +205,6 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                 pf[mt][kk][2] = na_pack2(sacc[mt][2 * kk + 1][0], sacc[mt][2 * kk + 1][1]);
                 pf[mt][kk][3] = na_pack2(sacc[mt][2 * kk + 1][2], sacc[mt][2 * kk + 1][3]);
             }
-        }
-
-        // Once the running maxima settle, most tiles leave them unchanged: skip the O rescale when the whole
-        // warp agrees (the vote keeps the branch uniform).
-        if (__any_sync(0xffffffffu, rescale))
-        {
-#pragma unroll
-            for (int mt = 0; mt < NA_MT; mt++)
-#pragma unroll
-                for (int i = 0; i < NA_D / 8; i++)
-                {
-                    oacc[mt][i][0] *= alpha[mt][0];
-                    oacc[mt][i][1] *= alpha[mt][0];
-                    oacc[mt][i][2] *= alpha[mt][1];
-                    oacc[mt][i][3] *= alpha[mt][1];
-                }
         }
 
         na_cp_async_wait_all();   // V tile n0; every warp is also done reading K tile n0 after this barrier
