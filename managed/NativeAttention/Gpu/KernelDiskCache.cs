@@ -37,9 +37,15 @@ internal static class KernelDiskCache
         return Convert.ToHexStringLower(hash.AsSpan(0, 20)) + extension;
     }
 
-    public static byte[]? TryRead(string key)
+    /// <summary>The cached bytes for <paramref name="key"/>, or null (missing, unreadable or cache off).</summary>
+    public static byte[]? TryRead(string key) => TryRead(Directory, key);
+
+    /// <summary>Stores <paramref name="content"/> under <paramref name="key"/> unless the cache is off; failures are ignored.</summary>
+    public static void TryWrite(string key, ReadOnlySpan<byte> content) => TryWrite(Directory, key, content);
+
+    internal static byte[]? TryRead(string? dir, string key)
     {
-        if (Directory is not { } dir) return null;
+        if (dir is null) return null;
         try
         {
             string path = Path.Combine(dir, key);
@@ -51,9 +57,9 @@ internal static class KernelDiskCache
         }
     }
 
-    public static void TryWrite(string key, ReadOnlySpan<byte> content)
+    internal static void TryWrite(string? dir, string key, ReadOnlySpan<byte> content)
     {
-        if (Directory is not { } dir) return;
+        if (dir is null) return;
         string temp = Path.Combine(dir, $".{key}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {

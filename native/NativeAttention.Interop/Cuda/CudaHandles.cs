@@ -53,11 +53,6 @@ public sealed class CudaStreamHandle(IntPtr stream, IntPtr context, bool ownsHan
     protected override bool Release(IntPtr value) => CudaNative.cuStreamDestroy(value) == CudaNative.Success;
 }
 
-public sealed class CudaEventHandle(IntPtr evt, IntPtr context) : CudaContextBoundHandle(evt, context, true)
-{
-    protected override bool Release(IntPtr value) => CudaNative.cuEventDestroy(value) == CudaNative.Success;
-}
-
 /// <summary>A device allocation from <c>cuMemAlloc</c>; the handle value is the <c>CUdeviceptr</c>.</summary>
 public sealed class CudaDeviceMemoryHandle(IntPtr devicePointer, IntPtr context, bool ownsHandle) : CudaContextBoundHandle(devicePointer, context, ownsHandle)
 {

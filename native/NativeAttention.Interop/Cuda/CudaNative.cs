@@ -38,12 +38,6 @@ public static unsafe partial class CudaNative
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(IntPtr stream);
     [LibraryImport(Lib)] public static partial int cuStreamSynchronize(IntPtr stream);
 
-    [LibraryImport(Lib)] public static partial int cuEventCreate(IntPtr* evt, uint flags);
-    [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(IntPtr evt);
-    [LibraryImport(Lib)] public static partial int cuEventRecord(IntPtr evt, IntPtr stream);
-    [LibraryImport(Lib)] public static partial int cuEventSynchronize(IntPtr evt);
-    [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* milliseconds, IntPtr start, IntPtr end);
-
     [LibraryImport(Lib, EntryPoint = "cuMemAlloc_v2")] public static partial int cuMemAlloc(ulong* devicePointer, nuint bytes);
     [LibraryImport(Lib, EntryPoint = "cuMemFree_v2")] public static partial int cuMemFree(ulong devicePointer);
     [LibraryImport(Lib, EntryPoint = "cuMemcpyHtoDAsync_v2")] public static partial int cuMemcpyHtoDAsync(ulong destination, void* source, nuint bytes, IntPtr stream);
