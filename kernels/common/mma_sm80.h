@@ -11,6 +11,8 @@ NA_INLINE void na_cp_async_16(unsigned dst, const void* src, int src_bytes)
 }
 NA_INLINE void na_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 NA_INLINE void na_cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+// Waits for all but the most recently committed group.
+NA_INLINE void na_cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 NA_INLINE void na_ldmatrix_x4(unsigned r[4], unsigned address)
 {

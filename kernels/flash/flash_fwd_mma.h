@@ -1,8 +1,9 @@
 // Flash attention forward on tensor cores (CUDA sm_80+, f16/bf16 storage, Dqk == Dv in {64, 128}).
 // Each warp owns NA_MMA_M_TILES x 16 query rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float
 // accumulators. Two row tiles per warp reuse every K and V fragment twice, halving shared-memory reads per flop.
-// K and V tiles are loaded with cp.async into XOR-swizzled shared memory (conflict-free ldmatrix); the V load
-// overlaps Q K^T and the next K load overlaps P V. P never leaves registers: the S accumulator fragments are
+// K and V tiles are loaded with cp.async into XOR-swizzled shared memory (conflict-free ldmatrix). With one
+// stage the V load overlaps Q K^T and the next K load overlaps P V; with two stages (NA_MMA_STAGES = 2) K and V
+// are double-buffered and each tile is loaded a whole tile ahead. P never leaves registers: the S accumulator fragments are
 // exactly the A fragments of the P V product once packed to 16 bits.
 // Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
 #include "common/mma_sm80.h"
@@ -14,6 +15,9 @@
 #define NA_MMA_M_TILES 1
 #endif
 #define NA_MT NA_MMA_M_TILES
+#ifndef NA_MMA_STAGES
+#define NA_MMA_STAGES 1
+#endif
 #define NA_MMA_THREADS (NA_WARPS * 32)
 #define NA_MMA_MIN_BLOCKS (NA_WARPS <= 4 ? 2 : 1)   // two 4-warp blocks per SM hide each other's barriers
 #define NA_MMA_BM (NA_WARPS * 16 * NA_MT)
@@ -44,7 +48,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
     extern __shared__ __align__(128) unsigned short na_smem[];
     unsigned short* qs = na_smem;
     unsigned short* ks = qs + NA_MMA_BM * NA_D;
-    unsigned short* vs = ks + NA_BLOCK_N * NA_D;
+    unsigned short* vs = ks + NA_MMA_STAGES * NA_BLOCK_N * NA_D;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int bh = blockIdx.y;
@@ -89,8 +93,20 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
     int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N;
     na_load_tile(qs, qb, p.q_stride_n, m0, NA_MMA_BM, p.nq, tid);
     if (n0 < tile_end) na_load_tile(ks, kb, p.k_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+#if NA_MMA_STAGES == 2
+    if (n0 < tile_end) na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+    na_cp_async_commit();
+    if (n0 + NA_BLOCK_N < tile_end)
+    {
+        na_load_tile(ks + NA_BLOCK_N * NA_D, kb, p.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        na_load_tile(vs + NA_BLOCK_N * NA_D, vb, p.v_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+    }
+    na_cp_async_commit();
+    na_cp_async_wait_all_but_one();
+#else
     na_cp_async_commit();
     na_cp_async_wait_all();
+#endif
     __syncthreads();
 
 #if NA_Q_IN_REGS
@@ -113,12 +129,19 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
         lrow[mt][0] = lrow[mt][1] = 0.0f;
     }
 
-    for (; n0 < tile_end; n0 += NA_BLOCK_N)
+    for (int stage = 0; n0 < tile_end; n0 += NA_BLOCK_N, stage ^= NA_MMA_STAGES - 1)
     {
+        const unsigned short* kt = ks + stage * NA_BLOCK_N * NA_D;
+        const unsigned short* vt = vs + stage * NA_BLOCK_N * NA_D;
+#if NA_MMA_STAGES == 2
+        na_cp_async_wait_all_but_one();   // K and V of tile n0 (groups are committed once per tile)
+        __syncthreads();
+#else
         na_cp_async_wait_all();   // K tile n0
         __syncthreads();
         na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
         na_cp_async_commit();
+#endif
 
         float sacc[NA_MT][NA_BLOCK_N / 8][4];
 #pragma unroll
@@ -142,7 +165,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
             for (int nt = 0; nt < NA_BLOCK_N / 16; nt++)
             {
                 unsigned kf[4];
-                na_ldmatrix_x4(kf, na_smem_address(ks + na_swizzle(nt * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
+                na_ldmatrix_x4(kf, na_smem_address(kt + na_swizzle(nt * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
 #pragma unroll
                 for (int mt = 0; mt < NA_MT; mt++)
                 {
@@ -207,10 +230,12 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
             }
         }
 
+#if NA_MMA_STAGES == 1
         na_cp_async_wait_all();   // V tile n0; every warp is also done reading K tile n0 after this barrier
         __syncthreads();
         if (n0 + NA_BLOCK_N < tile_end) na_load_tile(ks, kb, p.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
         na_cp_async_commit();
+#endif
 
 #pragma unroll
         for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
@@ -219,7 +244,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
             for (int dt = 0; dt < NA_D / 16; dt++)
             {
                 unsigned vf[4];
-                na_ldmatrix_x4_trans(vf, na_smem_address(vs + na_swizzle(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dt * 2 + (lane >> 4))));
+                na_ldmatrix_x4_trans(vf, na_smem_address(vt + na_swizzle(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dt * 2 + (lane >> 4))));
 #pragma unroll
                 for (int mt = 0; mt < NA_MT; mt++)
                 {
@@ -228,6 +253,15 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                 }
             }
         }
+#if NA_MMA_STAGES == 2
+        __syncthreads();   // every warp is done with this stage's K and V: refill it with tile n0 + 2 tiles
+        if (n0 + 2 * NA_BLOCK_N < tile_end)
+        {
+            na_load_tile(ks + stage * NA_BLOCK_N * NA_D, kb, p.k_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+            na_load_tile(vs + stage * NA_BLOCK_N * NA_D, vb, p.v_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        }
+        na_cp_async_commit();
+#endif
     }
 
 #pragma unroll

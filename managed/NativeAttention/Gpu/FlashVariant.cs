@@ -5,32 +5,34 @@ namespace NativeAttention.Gpu;
 
 /// <summary>
 /// Block shape of the tensor-core kernel: <see cref="Warps"/> warps, each owning <see cref="RowTiles"/> x 16 query
-/// rows, over key tiles of <see cref="BlockN"/> keys.
+/// rows, over key tiles of <see cref="BlockN"/> keys, with <see cref="Stages"/> K/V buffers (2: double-buffered).
 /// </summary>
-internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN)
+internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN, int Stages)
 {
     /// <summary>Query rows per block.</summary>
     public int BlockM => Warps * 16 * RowTiles;
 
-    /// <summary>Tuning knob for benchmarks: "warps,rowTiles,blockN", e.g. "4,2,64"; must be one of <see cref="Candidates"/>.</summary>
+    /// <summary>Tuning knob for benchmarks: "warps,rowTiles,blockN,stages", e.g. "4,2,64,1"; must be one of <see cref="Candidates"/>.</summary>
     public const string Variable = "NATIVEATTENTION_FLASH_MMA_TILE";
 
     /// <summary>
     /// The tile table, by head dim. 4 warps x 2 row tiles x 64 keys for both: two row tiles per warp reuse each K/V
     /// fragment twice (shared-memory reads per flop halve) and a 128-row block halves K/V traffic from L2; the
-    /// registers (O accumulators 2 x 16 x D/8 floats per lane) still allow two blocks per SM.
+    /// registers (O accumulators 2 x 16 x D/8 floats per lane) still allow two blocks per SM. Two stages load
+    /// each K/V tile a whole tile ahead (96 KiB of shared memory per block at D = 128, two blocks per SM).
     /// </summary>
     public static MmaTile For(int headDim) => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } text
         ? Parse(text)
-        : headDim <= 64 ? new MmaTile(4, 2, 64) : new MmaTile(4, 2, 64);
+        : headDim <= 64 ? new MmaTile(4, 2, 64, 2) : new MmaTile(4, 2, 64, 2);
 
     /// <summary>Every tile a benchmark may select; the NVRTC test compiles each.</summary>
-    public static MmaTile[] Candidates => [new(4, 1, 64), new(4, 2, 64), new(4, 2, 32), new(8, 1, 64)];
+    public static MmaTile[] Candidates =>
+        [new(4, 1, 64, 1), new(4, 2, 64, 1), new(4, 2, 32, 1), new(8, 1, 64, 1), new(4, 2, 64, 2)];
 
     private static MmaTile Parse(string text)
     {
         var parts = text.Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        var tile = parts.Length == 3 ? new MmaTile(parts[0], parts[1], parts[2]) : default;
+        var tile = parts.Length == 4 ? new MmaTile(parts[0], parts[1], parts[2], parts[3]) : default;
         if (!Candidates.Contains(tile))
             throw new NotSupportedException($"{Variable}={text} is not one of {string.Join("; ", Candidates)}.");
         return tile;
@@ -39,8 +41,8 @@ internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN)
 
 /// <summary>
 /// A specialisation of <c>kernels/flash/flash_fwd.h</c>. Its <see cref="Name"/> says what it is specialised for,
-/// e.g. <c>flash_fwd.hd128.f16.masked.mma.w4m2n64</c> (head dims 128, fp16, causal/window masking, tensor cores
-/// with 4 warps x 2 row tiles x 64-key tiles) or <c>flash_fwd.hd64.f32.evenn</c> (portable kernel, head-dim bucket
+/// e.g. <c>flash_fwd.hd128.f16.masked.mma.w4m2n64s2</c> (head dims 128, fp16, causal/window masking, tensor cores
+/// with 4 warps x 2 row tiles x 64-key tiles, double-buffered) or <c>flash_fwd.hd64.f32.evenn</c> (portable kernel, head-dim bucket
 /// 64, nk a multiple of the key tile). The tensor-core kernel handles ragged tiles with zero-filling copies and
 /// masks, so it has no even-tile flag.
 /// </summary>
@@ -80,7 +82,7 @@ internal readonly record struct FlashVariant(
     public int Threads => TensorCores ? Tile.Warps * 32 : Tiles.BlockM;
 
     /// <summary>Dynamic shared memory of the tensor-core kernel in bytes: Q, K and V tiles of 16-bit elements.</summary>
-    public int DynamicSharedBytes => TensorCores ? (Tile.BlockM + 2 * Tile.BlockN) * HeadDimQk * 2 : 0;
+    public int DynamicSharedBytes => TensorCores ? (Tile.BlockM + 2 * Tile.BlockN * Tile.Stages) * HeadDimQk * 2 : 0;
 
     public string Name
     {
@@ -88,7 +90,7 @@ internal readonly record struct FlashVariant(
         {
             string dims = HeadDimQk == HeadDimV ? $"hd{HeadDimQk}" : $"hd{HeadDimQk}x{HeadDimV}";
             string type = ElementType switch { ElementType.Float32 => "f32", ElementType.Float16 => "f16", _ => "bf16" };
-            string tile = TensorCores ? $".mma.w{Tile.Warps}m{Tile.RowTiles}n{Tile.BlockN}" : "";
+            string tile = TensorCores ? $".mma.w{Tile.Warps}m{Tile.RowTiles}n{Tile.BlockN}s{Tile.Stages}" : "";
             return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{tile}";
         }
     }
@@ -108,6 +110,7 @@ internal readonly record struct FlashVariant(
         if (!TensorCores) yield break;
         yield return new("NA_WARPS", Str(Tile.Warps));
         yield return new("NA_MMA_M_TILES", Str(Tile.RowTiles));
+        yield return new("NA_MMA_STAGES", Str(Tile.Stages));
     }
 
     /// <summary>The complete kernel source of this variant for <paramref name="api"/>.</summary>
