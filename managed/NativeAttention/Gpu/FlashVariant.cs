@@ -16,14 +16,16 @@ internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN, int
     public const string Variable = "NATIVEATTENTION_FLASH_MMA_TILE";
 
     /// <summary>
-    /// The tile table, by head dim. 4 warps x 2 row tiles x 64 keys for both: two row tiles per warp reuse each K/V
-    /// fragment twice (shared-memory reads per flop halve) and a 128-row block halves K/V traffic from L2; the
-    /// registers (O accumulators 2 x 16 x D/8 floats per lane) still allow two blocks per SM. Two stages load
-    /// each K/V tile a whole tile ahead (96 KiB of shared memory per block at D = 128, two blocks per SM).
+    /// The tile table, by head dim (measured on an H100, bench/results/cuda.md). Both use 4 warps x 2 row tiles x
+    /// 64 keys: two row tiles per warp reuse each K/V fragment twice (shared-memory reads per flop halve) and a
+    /// 128-row block halves K/V traffic from L2, while the registers still allow two blocks per SM.
+    /// D = 64: two stages (K/V double-buffered, loaded a whole tile ahead): +3-6% over one stage.
+    /// D = 128: one stage: the second buffer's addressing pushes ptxas past 255 registers (small spills) and
+    /// measured 1-4% slower.
     /// </summary>
     public static MmaTile For(int headDim) => Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } text
         ? Parse(text)
-        : headDim <= 64 ? new MmaTile(4, 2, 64, 2) : new MmaTile(4, 2, 64, 2);
+        : headDim <= 64 ? new MmaTile(4, 2, 64, 2) : new MmaTile(4, 2, 64, 1);
 
     /// <summary>Every tile a benchmark may select; the NVRTC test compiles each.</summary>
     public static MmaTile[] Candidates =>
@@ -41,7 +43,7 @@ internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN, int
 
 /// <summary>
 /// A specialisation of <c>kernels/flash/flash_fwd.h</c>. Its <see cref="Name"/> says what it is specialised for,
-/// e.g. <c>flash_fwd.hd128.f16.masked.mma.w4m2n64s2</c> (head dims 128, fp16, causal/window masking, tensor cores
+/// e.g. <c>flash_fwd.hd64.f16.masked.mma.w4m2n64s2</c> (head dims 64, fp16, causal/window masking, tensor cores
 /// with 4 warps x 2 row tiles x 64-key tiles, double-buffered) or <c>flash_fwd.hd64.f32.evenn</c> (portable kernel, head-dim bucket
 /// 64, nk a multiple of the key tile). The tensor-core kernel handles ragged tiles with zero-filling copies and
 /// masks, so it has no even-tile flag.
