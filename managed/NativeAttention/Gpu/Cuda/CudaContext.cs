@@ -139,7 +139,9 @@ public sealed unsafe class CudaContext : AttentionContext
         var o = Pointer(output, nameof(output));
         ulong lse = logSumExp is { } l ? Pointer(l, nameof(logSumExp)) : 0;
         var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
-        var variant = GpuFlash.Choose(problem, p, UsesTensorCores);
+        // Wrapped pointers from other libraries may sit at any address; cp.async needs 16-byte aligned rows.
+        bool aligned = ((q | k | v | o) & 15) == 0;
+        var variant = GpuFlash.Choose(problem, p, UsesTensorCores && aligned);
         var module = Module(variant);
         int blockM = variant.Tiles.BlockM;
         uint blocks = (uint)((problem.QueryLength + blockM - 1) / blockM);
