@@ -133,6 +133,8 @@ public sealed unsafe class CudaContext : AttentionContext
     private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
     {
         GpuFlash.ThrowIfUnsupported(problem, Backend);
+        uint heads = checked((uint)(problem.Batch * problem.QueryHeads));
+        if (heads > 65535) throw new NotSupportedException($"B * Hq = {heads} exceeds CUDA's grid limit of 65535.");
         var q = Pointer(query, nameof(query));
         var k = Pointer(key, nameof(key));
         var v = Pointer(value, nameof(value));
@@ -145,8 +147,6 @@ public sealed unsafe class CudaContext : AttentionContext
         var module = Module(variant);
         int blockM = variant.Tiles.BlockM;
         uint blocks = (uint)((problem.QueryLength + blockM - 1) / blockM);
-        uint heads = checked((uint)(problem.Batch * problem.QueryHeads));
-        if (heads > 65535) throw new NotSupportedException($"B * Hq = {heads} exceeds CUDA's grid limit of 65535.");
         void** args = stackalloc void*[6] { &q, &k, &v, &o, &lse, &p };
         MakeCurrent();
         CudaException.Check(cuLaunchKernel(module.Function, blocks, heads, 1, (uint)variant.Threads, 1, 1,
