@@ -142,6 +142,49 @@ public abstract class AttentionContext : IDisposable
         MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
     }
 
+
+    /// <summary>Allocates a zero-filled, contiguous tensor where this context needs tensors (<see cref="TensorLocation"/>).</summary>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public TensorView Allocate(ElementType type, params ReadOnlySpan<int> shape)
+    {
+        ThrowIfDisposed();
+        return AllocateCore(type, shape);
+    }
+
+    /// <summary>Copies <paramref name="source"/> (host or device, any strides) into a new contiguous tensor that this context can use.</summary>
+    /// <exception cref="ObjectDisposedException">The context or the source's buffer was disposed.</exception>
+    public TensorView Upload(in TensorView source)
+    {
+        var result = Allocate(source.ElementType, source.Shape);
+        Gpu.TensorCopy.Copy(source, result);
+        return result;
+    }
+
+    /// <summary>Waits for pending work, then copies <paramref name="source"/> into a new contiguous host tensor.</summary>
+    /// <exception cref="ObjectDisposedException">The context or the source's buffer was disposed.</exception>
+    public TensorView Download(in TensorView source)
+    {
+        ThrowIfDisposed();
+        Synchronize();
+        var result = Gpu.TensorCopy.AllocateHost(source.ElementType, source.Shape);
+        Gpu.TensorCopy.Copy(source, result);
+        return result;
+    }
+
+    /// <summary>Waits for pending work, then copies between two tensors of equal shape and element type, each on the host or a device.</summary>
+    /// <exception cref="ArgumentException">Shapes or element types differ, or the destination's elements overlap.</exception>
+    /// <exception cref="ObjectDisposedException">The context or a buffer was disposed.</exception>
+    public void Copy(in TensorView source, in TensorView destination)
+    {
+        ThrowIfDisposed();
+        Synchronize();
+        Gpu.TensorCopy.Copy(source, destination);
+    }
+
+    /// <summary>Backend implementation of <see cref="Allocate"/>; the default allocates host memory.</summary>
+    private protected virtual TensorView AllocateCore(ElementType type, ReadOnlySpan<int> shape) =>
+        Gpu.TensorCopy.AllocateHost(type, shape);
+
     /// <summary>Waits until every kernel launched on this context has finished.</summary>
     public virtual void Synchronize() { }
 

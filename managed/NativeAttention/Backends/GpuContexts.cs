@@ -1,8 +1,12 @@
-// Creates GPU contexts. Filled in by the OpenCL and CUDA runtime layers (issue 3).
+// Creates GPU contexts for AttentionContext.Create; ContextOptions.Device picks the device.
 namespace NativeAttention;
 
 internal static class GpuContexts
 {
-    public static AttentionContext Create(Backend backend, ContextOptions options) =>
-        throw new NotSupportedException($"The {backend} backend is not built yet (issue 3).");
+    public static AttentionContext Create(Backend backend, ContextOptions options) => backend switch
+    {
+        Backend.OpenCl => Gpu.OpenCl.OpenClContext.Create(options),
+        Backend.Cuda => Gpu.Cuda.CudaContext.Create(options),
+        _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, "Not a GPU backend."),
+    };
 }

@@ -1,11 +1,9 @@
-// Probes for the GPU runtimes. Replaced by the OpenCL and CUDA runtime layers (issue 3).
+// Probes the GPU runtimes once each (Backends caches the result): a missing library, driver or device is a reason.
 namespace NativeAttention;
 
 internal static class GpuProbes
 {
-    public static BackendInfo ProbeOpenCl() =>
-        new(Backend.OpenCl, false, "The OpenCL backend is not built yet (issue 3).");
+    public static BackendInfo ProbeOpenCl() => Gpu.OpenCl.OpenClDevices.Probe();
 
-    public static BackendInfo ProbeCuda() =>
-        new(Backend.Cuda, false, "The CUDA backend is not built yet (issue 3).");
+    public static BackendInfo ProbeCuda() => Gpu.Cuda.CudaDevices.Probe();
 }

@@ -111,15 +111,55 @@ public static class CaseVerifier
     }
 }
 
-/// <summary>Runs a case's kernel on a context, moving tensors to the device and back when the backend needs it.</summary>
+/// <summary>Runs a case's kernel on a context, mirroring tensors to the device and back when the backend needs it.</summary>
 public static class CaseRunner
 {
-    /// <summary>Runs <paramref name="case"/> once on <paramref name="context"/>, leaving the results in <paramref name="tensors"/>.</summary>
+    /// <summary>
+    /// Runs <paramref name="case"/> once on <paramref name="context"/>, leaving the results in <paramref name="tensors"/>.
+    /// On a device backend every tensor is mirrored with its exact layout (the whole underlying storage, same
+    /// strides and offset), so strided layouts reach the kernel as they are and writes outside a view show up.
+    /// </summary>
     public static void Run(AttentionContext context, AttentionCase @case, CaseTensors tensors)
     {
-        if (context.TensorLocation != MemoryLocation.Host)
-            throw new NotSupportedException($"Running cases on {context.Backend} needs device tensors.");
-        context.Flash(tensors.Query, tensors.Key, tensors.Value, tensors.Output, @case.Flash, tensors.LogSumExp);
-        context.Synchronize();
+        if (context.TensorLocation == MemoryLocation.Host)
+        {
+            context.Flash(tensors.Query, tensors.Key, tensors.Value, tensors.Output, @case.Flash, tensors.LogSumExp);
+            context.Synchronize();
+            return;
+        }
+        var mirrors = new List<TensorView>();
+        try
+        {
+            var q = Mirror(context, tensors.Query, mirrors);
+            var k = Mirror(context, tensors.Key, mirrors);
+            var v = Mirror(context, tensors.Value, mirrors);
+            var o = Mirror(context, tensors.Output, mirrors);
+            var lse = Mirror(context, tensors.LogSumExp, mirrors);
+            context.Flash(q, k, v, o, @case.Flash, lse);
+            CopyBack(context, o, tensors.Output);
+            CopyBack(context, lse, tensors.LogSumExp);
+        }
+        finally
+        {
+            foreach (var m in mirrors) (m.Storage as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>A device copy of a host view's whole storage, viewed with the same shape, strides and offset.</summary>
+    public static TensorView Mirror(AttentionContext context, TensorView host, List<TensorView>? owned = null)
+    {
+        var storage = host.Storage ?? throw new ArgumentException("The view is default(TensorView).", nameof(host));
+        int length = checked((int)storage.Length);
+        var device = context.Allocate(host.ElementType, length);
+        owned?.Add(device);
+        context.Copy(new TensorView(storage, [length], [1]), device);
+        return new TensorView(device.Storage!, host.Shape, host.Strides, host.Offset);
+    }
+
+    /// <summary>Copies a mirrored view's whole storage back over the host view's storage.</summary>
+    public static void CopyBack(AttentionContext context, TensorView device, TensorView host)
+    {
+        int length = checked((int)host.Storage!.Length);
+        context.Copy(new TensorView(device.Storage!, [length], [1]), new TensorView(host.Storage, [length], [1]));
     }
 }

@@ -1,0 +1,21 @@
+#!/bin/bash
+# One GPU-machine session over a device bundle (device-bundle.sh tests/NativeAttention.Tests bench/NativeAttention.GpuBench):
+# CUDA tests, the NativeAttention flash benchmark per tile in $TILES, and PyTorch SDPA when TORCH=1. Results go to $OUT.
+#   bash .device/NativeAttention.GpuBench/run-device.sh            (TESTS=0 skips tests, QUICK=--quick for N = 1024 only)
+bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$bundle/env.sh"
+OUT=${OUT:-/tmp/na-out}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt"
+NV=$(ls /usr/local/cuda*/targets/x86_64-linux/lib/libnvrtc.so.* /usr/local/cuda*/lib64/libnvrtc.so.* 2>/dev/null | grep -v -e builtins -e stubs | sort -V | tail -1)
+echo "nvrtc: $NV" >> "$OUT/gpu.txt"
+export NATIVEATTENTION_NVRTC_PATH="$NV" NATIVEATTENTION_CACHE_DIR=/tmp/na-cache NATIVEATTENTION_REQUIRE=cuda,nvrtc
+if [ "${TESTS:-1}" = 1 ]; then
+  timeout 240 bash -c "source $bundle/env.sh; xunit $bundle/NativeAttention.Tests/NativeAttention.Tests.dll ${TESTARGS:--trait Backend=Cuda} -parallel none" > "$OUT/tests.txt" 2>&1
+  echo "tests rc=$?" >> "$OUT/tests.txt"
+fi
+for t in ${TILES:-default}; do
+  if [ "$t" = default ]; then unset NATIVEATTENTION_FLASH_MMA_TILE; else export NATIVEATTENTION_FLASH_MMA_TILE=$t; fi
+  timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-bench ${QUICK:-} > "$OUT/na_${t//,/_}.txt" 2>&1
+done
+unset NATIVEATTENTION_FLASH_MMA_TILE
+if [ "${TORCH:-0}" = 1 ]; then timeout 200 python3 "$bundle/NativeAttention.GpuBench/torch_sdpa.py" ${QUICK:-} > "$OUT/torch.txt" 2>&1; fi

@@ -1,0 +1,125 @@
+// Flash attention forward, portable path (OpenCL C and CUDA C): one work-item per query row, K/V tiles staged in
+// shared memory as float, online softmax in base 2, float accumulation whatever the storage type.
+// A row whose visible keys are all masked keeps m = -inf and l = 0 and writes zeros and LSE = -inf.
+// CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
+#include "common/flash_params.h"
+#include "common/dtype.h"
+#include "common/masking.h"
+
+#ifndef NA_HEAD_DIM_QK
+#define NA_HEAD_DIM_QK 64   // query/key head dim rounded up; the kernel zero-pads up to it
+#endif
+#ifndef NA_HEAD_DIM_V
+#define NA_HEAD_DIM_V NA_HEAD_DIM_QK
+#endif
+#ifndef NA_BLOCK_M
+#define NA_BLOCK_M 64       // query rows per work-group = work-items per work-group
+#endif
+#ifndef NA_BLOCK_N
+#define NA_BLOCK_N 32       // keys per shared-memory tile
+#endif
+#ifndef NA_MASKED
+#define NA_MASKED 0         // 1 when causal or windowed: per-row key ranges apply
+#endif
+#ifndef NA_EVEN_N
+#define NA_EVEN_N 0         // 1 when nk % NA_BLOCK_N == 0: every key of every tile exists
+#endif
+#ifndef NA_FLASH_MMA
+#define NA_FLASH_MMA 0
+#endif
+
+#if NA_FLASH_MMA && NA_CUDA
+#include "flash/flash_fwd_mma.h"
+#else
+
+NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
+    const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
+    NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse, const na_flash_params p)
+{
+    NA_SHARED float ks[NA_BLOCK_N * NA_HEAD_DIM_QK];
+    NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
+
+    const int tid = NA_LOCAL_ID(0);
+    const int bh = NA_GROUP_ID(1);
+    const int b = bh / p.heads_q;
+    const int h = bh - b * p.heads_q;
+    const int hk = h / p.group;
+    const int m0 = NA_GROUP_ID(0) * NA_BLOCK_M;
+    const int row = m0 + tid;
+    const int row_ok = row < p.nq;
+    const int last = (m0 + NA_BLOCK_M < p.nq ? m0 + NA_BLOCK_M : p.nq) - 1;
+
+    const NA_GLOBAL na_elem* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;
+    const NA_GLOBAL na_elem* kb = k + p.k_offset + b * p.k_stride_b + hk * p.k_stride_h;
+    const NA_GLOBAL na_elem* vb = v + p.v_offset + b * p.v_stride_b + hk * p.v_stride_h;
+
+#if NA_MASKED
+    const int row_start = na_key_start(row, p.nq, p.nk, p.window_left);
+    const int row_end = row_ok ? na_key_end(row, p.nq, p.nk, p.window_right, p.causal) : 0;
+    const int tile_start = na_key_start(m0, p.nq, p.nk, p.window_left);
+    const int tile_end = na_key_end(last, p.nq, p.nk, p.window_right, p.causal);
+#else
+    const int row_start = 0;
+    const int row_end = row_ok ? p.nk : 0;
+    const int tile_start = 0;
+    const int tile_end = p.nk;
+#endif
+
+    float qr[NA_HEAD_DIM_QK];
+    float acc[NA_HEAD_DIM_V];
+    for (int d = 0; d < NA_HEAD_DIM_QK; d++)
+        qr[d] = (row_ok && d < p.dqk) ? na_load(qb, row * p.q_stride_n + d * p.q_stride_d) * p.scale_log2 : 0.0f;
+    for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] = 0.0f;
+    float m = -NA_INFINITY;
+    float l = 0.0f;
+
+    for (int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N; n0 < tile_end; n0 += NA_BLOCK_N)
+    {
+        for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_QK; idx += NA_BLOCK_M)
+        {
+            const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK, key = n0 + j;
+            ks[idx] = ((NA_EVEN_N || key < p.nk) && d < p.dqk) ? na_load(kb, key * p.k_stride_n + d * p.k_stride_d) : 0.0f;
+        }
+        for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_BLOCK_M)
+        {
+            const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V, key = n0 + j;
+            vs[idx] = ((NA_EVEN_N || key < p.nk) && d < p.dv) ? na_load(vb, key * p.v_stride_n + d * p.v_stride_d) : 0.0f;
+        }
+        NA_BARRIER();
+
+        // Online softmax one key at a time: the running max only moves when a larger score arrives, so the
+        // rescale is rare, and no per-tile score array is needed (short code for every head dim).
+#pragma unroll 1
+        for (int j = 0; j < NA_BLOCK_N; j++)
+        {
+            const int key = n0 + j;
+            if (key < row_start || key >= row_end) continue;
+            float score = 0.0f;
+            for (int d = 0; d < NA_HEAD_DIM_QK; d++) score += qr[d] * ks[j * NA_HEAD_DIM_QK + d];
+            if (score > m)
+            {
+                const float alpha = NA_EXP2(m - score);   // 0 for the first visible key (m = -inf)
+                l *= alpha;
+                for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
+                m = score;
+            }
+            const float pj = NA_EXP2(score - m);
+            l += pj;
+            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] += pj * vs[j * NA_HEAD_DIM_V + d];
+        }
+        NA_BARRIER();
+    }
+
+    if (row_ok)
+    {
+        NA_GLOBAL na_elem* ob = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (int d = 0; d < NA_HEAD_DIM_V; d++)
+            if (d < p.dv) na_store(ob, d * p.o_stride_d, acc[d] * inv);
+        if (p.has_lse)
+            lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
+                l > 0.0f ? (m + NA_LOG2(l)) * 0.69314718055994531f : -NA_INFINITY;
+    }
+}
+
+#endif

@@ -1,0 +1,284 @@
+// Flash attention forward on tensor cores (CUDA sm_80+, f16/bf16 storage, Dqk == Dv in {64, 128}).
+// Each warp owns NA_MMA_M_TILES x 16 query rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float
+// accumulators. Two row tiles per warp reuse every K and V fragment twice, halving shared-memory reads per flop.
+// K and V tiles are loaded with cp.async into XOR-swizzled shared memory (conflict-free ldmatrix). With one
+// stage the V load overlaps Q K^T and the next K load overlaps P V; with two stages (NA_MMA_STAGES = 2) K and V
+// are double-buffered and each tile is loaded a whole tile ahead. P never leaves registers: the S accumulator fragments are
+// exactly the A fragments of the P V product once packed to 16 bits.
+// Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
+#include "common/mma_sm80.h"
+
+#ifndef NA_WARPS
+#define NA_WARPS 4
+#endif
+#ifndef NA_MMA_M_TILES
+#define NA_MMA_M_TILES 1
+#endif
+#define NA_MT NA_MMA_M_TILES
+#ifndef NA_MMA_STAGES
+#define NA_MMA_STAGES 1
+#endif
+#define NA_MMA_THREADS (NA_WARPS * 32)
+#define NA_MMA_MIN_BLOCKS (NA_WARPS <= 4 ? 2 : 1)   // two 4-warp blocks per SM hide each other's barriers
+#define NA_MMA_BM (NA_WARPS * 16 * NA_MT)
+#define NA_Q_IN_REGS (NA_MT * NA_D <= 128)         // else Q fragments are re-read from shared memory per tile
+#define NA_D NA_HEAD_DIM_QK
+#define NA_CHUNKS (NA_D / 8)   // 16-byte chunks per row
+
+// Element index of chunk c of row r in a swizzled [rows][NA_D] tile: chunk c lands at c ^ (r % 8).
+NA_INLINE int na_swizzle(int r, int c) { return r * NA_D + ((c ^ (r & 7)) << 3); }
+
+// Starts loading rows [row0, row0 + rows) of a [n][NA_D] matrix into a swizzled tile; rows >= limit become zeros.
+NA_INLINE void na_load_tile(unsigned short* tile, const unsigned short* src, na_i64 stride, int row0, int rows, int limit, int tid)
+{
+#pragma unroll
+    for (int c = tid; c < rows * NA_CHUNKS; c += NA_MMA_THREADS)
+    {
+        const int r = c / NA_CHUNKS, ch = c - r * NA_CHUNKS;
+        const int row = row0 + r;
+        const int ok = row < limit;
+        na_cp_async_16(na_smem_address(tile + na_swizzle(r, ch)), src + (ok ? row : 0) * stride + ch * 8, ok ? 16 : 0);
+    }
+}
+
+NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd(
+    const na_elem* NA_RESTRICT q, const na_elem* NA_RESTRICT k, const na_elem* NA_RESTRICT v,
+    na_elem* NA_RESTRICT o, float* NA_RESTRICT lse, const na_flash_params p)
+{
+    extern __shared__ __align__(128) unsigned short na_smem[];
+    unsigned short* qs = na_smem;
+    unsigned short* ks = qs + NA_MMA_BM * NA_D;
+    unsigned short* vs = ks + NA_MMA_STAGES * NA_BLOCK_N * NA_D;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int bh = blockIdx.y;
+    const int b = bh / p.heads_q;
+    const int h = bh - b * p.heads_q;
+    const int hk = h / p.group;
+    // Causal blocks near the end see the most keys: start them first so the tail of the grid is short.
+    const int m0 = (gridDim.x - 1 - blockIdx.x) * NA_MMA_BM;
+    const int last = (m0 + NA_MMA_BM < p.nq ? m0 + NA_MMA_BM : p.nq) - 1;
+
+    const unsigned short* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;
+    const unsigned short* kb = k + p.k_offset + b * p.k_stride_b + hk * p.k_stride_h;
+    const unsigned short* vb = v + p.v_offset + b * p.v_stride_b + hk * p.v_stride_h;
+
+#if NA_MASKED
+    const int tile_start = na_key_start(m0, p.nq, p.nk, p.window_left);
+    const int tile_end = na_key_end(last, p.nq, p.nk, p.window_right, p.causal);
+    // Tiles inside [full_start, full_end) are visible to every row of the block and skip the mask.
+    const int full_start = na_key_start(last, p.nq, p.nk, p.window_left);
+    const int full_end = na_key_end(m0, p.nq, p.nk, p.window_right, p.causal);
+#else
+    const int tile_start = 0, tile_end = p.nk, full_start = 0, full_end = p.nk;
+#endif
+    // Row of (row tile mt, half hf) of this lane: m0 + wrow + 16 mt + 8 hf + lane / 4.
+    const int wrow = warp * 16 * NA_MT;
+    int rs[NA_MT][2], re[NA_MT][2];
+#pragma unroll
+    for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++)
+        {
+            const int row = m0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
+#if NA_MASKED
+            rs[mt][hf] = na_key_start(row, p.nq, p.nk, p.window_left);
+            re[mt][hf] = row < p.nq ? na_key_end(row, p.nq, p.nk, p.window_right, p.causal) : 0;
+#else
+            rs[mt][hf] = 0;
+            re[mt][hf] = row < p.nq ? p.nk : 0;
+#endif
+        }
+
+    int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N;
+    na_load_tile(qs, qb, p.q_stride_n, m0, NA_MMA_BM, p.nq, tid);
+    if (n0 < tile_end) na_load_tile(ks, kb, p.k_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+#if NA_MMA_STAGES == 2
+    if (n0 < tile_end) na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+    na_cp_async_commit();
+    if (n0 + NA_BLOCK_N < tile_end)
+    {
+        na_load_tile(ks + NA_BLOCK_N * NA_D, kb, p.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        na_load_tile(vs + NA_BLOCK_N * NA_D, vb, p.v_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+    }
+    na_cp_async_commit();
+    na_cp_async_wait_all_but_one();
+#else
+    na_cp_async_commit();
+    na_cp_async_wait_all();
+#endif
+    __syncthreads();
+
+#if NA_Q_IN_REGS
+    unsigned qf[NA_MT][NA_D / 16][4];
+#pragma unroll
+    for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+        for (int kk = 0; kk < NA_D / 16; kk++)
+            na_ldmatrix_x4(qf[mt][kk], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
+#endif
+
+    float oacc[NA_MT][NA_D / 8][4];
+    float mrow[NA_MT][2], lrow[NA_MT][2];
+#pragma unroll
+    for (int mt = 0; mt < NA_MT; mt++)
+    {
+#pragma unroll
+        for (int i = 0; i < NA_D / 8; i++) oacc[mt][i][0] = oacc[mt][i][1] = oacc[mt][i][2] = oacc[mt][i][3] = 0.0f;
+        mrow[mt][0] = mrow[mt][1] = -NA_INFINITY;
+        lrow[mt][0] = lrow[mt][1] = 0.0f;
+    }
+
+    for (int stage = 0; n0 < tile_end; n0 += NA_BLOCK_N, stage ^= NA_MMA_STAGES - 1)
+    {
+        const unsigned short* kt = ks + stage * NA_BLOCK_N * NA_D;
+        const unsigned short* vt = vs + stage * NA_BLOCK_N * NA_D;
+#if NA_MMA_STAGES == 2
+        na_cp_async_wait_all_but_one();   // K and V of tile n0 (groups are committed once per tile)
+        __syncthreads();
+#else
+        na_cp_async_wait_all();   // K tile n0
+        __syncthreads();
+        na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+        na_cp_async_commit();
+#endif
+
+        float sacc[NA_MT][NA_BLOCK_N / 8][4];
+#pragma unroll
+        for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+            for (int i = 0; i < NA_BLOCK_N / 8; i++) sacc[mt][i][0] = sacc[mt][i][1] = sacc[mt][i][2] = sacc[mt][i][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < NA_D / 16; kk++)
+        {
+            unsigned qa[NA_MT][4];
+#pragma unroll
+            for (int mt = 0; mt < NA_MT; mt++)
+            {
+#if NA_Q_IN_REGS
+                qa[mt][0] = qf[mt][kk][0]; qa[mt][1] = qf[mt][kk][1]; qa[mt][2] = qf[mt][kk][2]; qa[mt][3] = qf[mt][kk][3];
+#else
+                na_ldmatrix_x4(qa[mt], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
+#endif
+            }
+#pragma unroll
+            for (int nt = 0; nt < NA_BLOCK_N / 16; nt++)
+            {
+                unsigned kf[4];
+                na_ldmatrix_x4(kf, na_smem_address(kt + na_swizzle(nt * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
+#pragma unroll
+                for (int mt = 0; mt < NA_MT; mt++)
+                {
+                    na_mma_16816(sacc[mt][2 * nt], qa[mt], kf[0], kf[1]);
+                    na_mma_16816(sacc[mt][2 * nt + 1], qa[mt], kf[2], kf[3]);
+                }
+            }
+        }
+
+        const int full = n0 >= full_start && n0 + NA_BLOCK_N <= full_end;
+        unsigned pf[NA_MT][NA_BLOCK_N / 16][4];
+#pragma unroll
+        for (int mt = 0; mt < NA_MT; mt++)
+        {
+#pragma unroll
+            for (int i = 0; i < NA_BLOCK_N / 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                {
+                    float s = sacc[mt][i][e] * p.scale_log2;
+                    if (!full)
+                    {
+                        const int key = n0 + i * 8 + 2 * (lane & 3) + (e & 1);
+                        if (key < rs[mt][e >> 1] || key >= re[mt][e >> 1]) s = -NA_INFINITY;
+                    }
+                    sacc[mt][i][e] = s;
+                }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++)
+            {
+                float mx = -NA_INFINITY;
+#pragma unroll
+                for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[mt][i][2 * hf], sacc[mt][i][2 * hf + 1]));
+                const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
+                // Rows that have seen no visible key subtract 0 instead of -inf, so exp2 gives 0, never NaN.
+                const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+                const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
+                mrow[mt][hf] = m_new;
+                float sum = 0.0f;
+#pragma unroll
+                for (int i = 0; i < NA_BLOCK_N / 8; i++)
+                {
+                    sacc[mt][i][2 * hf] = na_fast_exp2(sacc[mt][i][2 * hf] - m_use);
+                    sacc[mt][i][2 * hf + 1] = na_fast_exp2(sacc[mt][i][2 * hf + 1] - m_use);
+                    sum += sacc[mt][i][2 * hf] + sacc[mt][i][2 * hf + 1];
+                }
+                lrow[mt][hf] = lrow[mt][hf] * alpha + sum;
+#pragma unroll
+                for (int i = 0; i < NA_D / 8; i++)
+                {
+                    oacc[mt][i][2 * hf] *= alpha;
+                    oacc[mt][i][2 * hf + 1] *= alpha;
+                }
+            }
+#pragma unroll
+            for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
+            {
+                pf[mt][kk][0] = na_pack2(sacc[mt][2 * kk][0], sacc[mt][2 * kk][1]);
+                pf[mt][kk][1] = na_pack2(sacc[mt][2 * kk][2], sacc[mt][2 * kk][3]);
+                pf[mt][kk][2] = na_pack2(sacc[mt][2 * kk + 1][0], sacc[mt][2 * kk + 1][1]);
+                pf[mt][kk][3] = na_pack2(sacc[mt][2 * kk + 1][2], sacc[mt][2 * kk + 1][3]);
+            }
+        }
+
+#if NA_MMA_STAGES == 1
+        na_cp_async_wait_all();   // V tile n0; every warp is also done reading K tile n0 after this barrier
+        __syncthreads();
+        if (n0 + NA_BLOCK_N < tile_end) na_load_tile(ks, kb, p.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        na_cp_async_commit();
+#endif
+
+#pragma unroll
+        for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
+        {
+#pragma unroll
+            for (int dt = 0; dt < NA_D / 16; dt++)
+            {
+                unsigned vf[4];
+                na_ldmatrix_x4_trans(vf, na_smem_address(vt + na_swizzle(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dt * 2 + (lane >> 4))));
+#pragma unroll
+                for (int mt = 0; mt < NA_MT; mt++)
+                {
+                    na_mma_16816(oacc[mt][2 * dt], pf[mt][kk], vf[0], vf[1]);
+                    na_mma_16816(oacc[mt][2 * dt + 1], pf[mt][kk], vf[2], vf[3]);
+                }
+            }
+        }
+#if NA_MMA_STAGES == 2
+        __syncthreads();   // every warp is done with this stage's K and V: refill it with tile n0 + 2 tiles
+        if (n0 + 2 * NA_BLOCK_N < tile_end)
+        {
+            na_load_tile(ks + stage * NA_BLOCK_N * NA_D, kb, p.k_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+            na_load_tile(vs + stage * NA_BLOCK_N * NA_D, vb, p.v_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        }
+        na_cp_async_commit();
+#endif
+    }
+
+#pragma unroll
+    for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++)
+        {
+            const int row = m0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
+            const float l = na_quad_sum(lrow[mt][hf]);
+            if (row >= p.nq) continue;
+            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            unsigned short* orow = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+#pragma unroll
+            for (int i = 0; i < NA_D / 8; i++)
+                *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[mt][i][2 * hf] * inv, oacc[mt][i][2 * hf + 1] * inv);
+            if (p.has_lse && (lane & 3) == 0)
+                lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
+                    l > 0.0f ? (mrow[mt][hf] + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
+        }
+}

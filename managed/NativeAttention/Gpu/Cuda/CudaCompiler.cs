@@ -1,0 +1,100 @@
+// NVRTC front end: compiles kernel sources to PTX for a compute architecture, with or without a device.
+using System.Text;
+using NativeAttention.Interop;
+using NativeAttention.Interop.Nvrtc;
+using static NativeAttention.Interop.Nvrtc.NvrtcNative;
+
+namespace NativeAttention.Gpu.Cuda;
+
+internal static unsafe class CudaCompiler
+{
+    private static readonly Lazy<(int Major, int Minor, int[] Architectures, string? Error)> Info = new(Query);
+
+    /// <summary>True when NVRTC was found; otherwise <paramref name="reason"/> says what was tried.</summary>
+    public static bool IsAvailable(out string reason)
+    {
+        var info = Info.Value;
+        reason = info.Error ?? $"NVRTC {info.Major}.{info.Minor}";
+        return info.Error is null;
+    }
+
+    /// <summary>The NVRTC version, e.g. (11, 8).</summary>
+    public static (int Major, int Minor) Version => (Info.Value.Major, Info.Value.Minor);
+
+    /// <summary>The architectures NVRTC can target, e.g. 52 ... 90.</summary>
+    public static IReadOnlyList<int> Architectures => Info.Value.Architectures;
+
+    /// <summary>The newest architecture NVRTC supports that does not exceed <paramref name="deviceArch"/>.</summary>
+    public static int TargetFor(int deviceArch)
+    {
+        var supported = Architectures.Where(a => a <= deviceArch).ToArray();
+        return supported.Length > 0 ? supported.Max() : deviceArch;
+    }
+
+    /// <summary>Compiles a flash variant to PTX for <c>compute_</c><paramref name="arch"/>.</summary>
+    /// <exception cref="NvrtcException">Compilation failed; the exception carries the log.</exception>
+    public static string CompileToPtx(FlashVariant variant, int arch) =>
+        CompileToPtx(variant.Source(KernelApi.Cuda), variant.Name, arch);
+
+    /// <summary>Compiles CUDA C <paramref name="source"/> to PTX for <c>compute_</c><paramref name="arch"/>.</summary>
+    /// <exception cref="NvrtcException">Compilation failed; the exception carries the log.</exception>
+    public static string CompileToPtx(string source, string name, int arch)
+    {
+        if (!IsAvailable(out string reason)) throw new DllNotFoundException("NVRTC is not available: " + reason);
+        IntPtr raw;
+        var sourceBytes = Encoding.UTF8.GetBytes(source + "\0");
+        var nameBytes = Encoding.UTF8.GetBytes(name + ".cu\0");
+        fixed (byte* s = sourceBytes)
+        fixed (byte* n = nameBytes)
+            NvrtcException.Check(nvrtcCreateProgram(&raw, s, n, 0, null, null), "nvrtcCreateProgram");
+        using var program = new NvrtcProgramHandle(raw);
+        string[] options = [$"--gpu-architecture=compute_{arch}", "--std=c++14"];
+        var optionBytes = options.Select(o => Encoding.ASCII.GetBytes(o + "\0")).ToArray();
+        var handles = optionBytes.Select(b => System.Runtime.InteropServices.GCHandle.Alloc(b, System.Runtime.InteropServices.GCHandleType.Pinned)).ToArray();
+        int result;
+        try
+        {
+            var pointers = stackalloc byte*[handles.Length];
+            for (int i = 0; i < handles.Length; i++) pointers[i] = (byte*)handles[i].AddrOfPinnedObject();
+            result = nvrtcCompileProgram(program, handles.Length, pointers);
+        }
+        finally
+        {
+            foreach (var h in handles) h.Free();
+        }
+        if (result != Success) throw new NvrtcException(result, $"nvrtcCompileProgram({name}, compute_{arch})", Log(program));
+        nuint size;
+        NvrtcException.Check(nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize");
+        var ptx = new byte[size];
+        fixed (byte* p = ptx) NvrtcException.Check(nvrtcGetPTX(program, p), "nvrtcGetPTX");
+        return Encoding.ASCII.GetString(ptx).TrimEnd('\0');
+    }
+
+    private static string Log(NvrtcProgramHandle program)
+    {
+        nuint size;
+        if (nvrtcGetProgramLogSize(program, &size) != Success) return "(no log)";
+        var log = new byte[size];
+        fixed (byte* p = log) nvrtcGetProgramLog(program, p);
+        return Encoding.UTF8.GetString(log).TrimEnd('\0');
+    }
+
+    private static (int, int, int[], string?) Query()
+    {
+        if (!NativeLibraries.TryGet(NativeLibraryKind.Nvrtc, out string description))
+            return (0, 0, [], "NVRTC was " + description + $" (set {NativeLibraries.NvrtcPathVariable} to its file or directory)");
+        try
+        {
+            int major, minor, count;
+            NvrtcException.Check(nvrtcVersion(&major, &minor), "nvrtcVersion");
+            NvrtcException.Check(nvrtcGetNumSupportedArchs(&count), "nvrtcGetNumSupportedArchs");
+            var archs = new int[count];
+            fixed (int* a = archs) NvrtcException.Check(nvrtcGetSupportedArchs(a), "nvrtcGetSupportedArchs");
+            return (major, minor, archs, null);
+        }
+        catch (Exception e) when (e is NvrtcException or EntryPointNotFoundException or NullReferenceException or AccessViolationException)
+        {
+            return (0, 0, [], "NVRTC at " + description + " could not be queried (a stub library?): " + e.Message);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+// The CUDA runtime layer and NVRTC: every kernel variant compiles to PTX (no device needed), build logs surface,
+// and on a GPU the params layout matches and external memory/streams are used without being freed.
+using NativeAttention.Gpu;
+using NativeAttention.Gpu.Cuda;
+using NativeAttention.Interop.Cuda;
+using Xunit;
+
+namespace NativeAttention.Tests.Gpu;
+
+[Trait("Backend", "Cuda")]
+public sealed unsafe class CudaInteropTests
+{
+    /// <summary>The architecture CI compiles for: Ampere, which NVRTC 11.2 and later all support.</summary>
+    private const int CompileArch = 80;
+
+    [RuntimeFact(TestRuntime.Nvrtc)]
+    public void EveryFlashVariant_CompilesToPtx()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc);
+        Assert.Contains(CompileArch, CudaCompiler.Architectures);
+        var variants = FlashVariant.All(tensorCores: true).ToArray();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.ForEach(variants, variant =>
+        {
+            try
+            {
+                string ptx = CudaCompiler.CompileToPtx(variant, CompileArch);
+                if (!ptx.Contains(".entry " + FlashVariant.EntryPoint)) failures.Add($"{variant.Name}: no entry point in the PTX");
+                if (variant.TensorCores && !ptx.Contains("mma.sync.aligned.m16n8k16")) failures.Add($"{variant.Name}: no mma.sync in the PTX");
+            }
+            catch (NvrtcException e)
+            {
+                failures.Add($"{variant.Name}: {e.Message}");
+            }
+        });
+        Assert.True(failures.IsEmpty, string.Join("\n\n", failures.Take(3)));
+    }
+
+    [RuntimeFact(TestRuntime.Nvrtc)]
+    public void LayoutProbe_CompilesToPtx()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc);
+        string ptx = CudaCompiler.CompileToPtx(KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []), "layout_probe", CompileArch);
+        Assert.Contains(".entry na_flash_params_layout", ptx);
+    }
+
+    [RuntimeFact(TestRuntime.Nvrtc)]
+    public void BadKernelSource_SurfacesTheBuildLog()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc);
+        string source = KernelSource.Build(KernelApi.Cuda, "broken.cu", "NA_KERNEL void broken(float* x) { x[0] = undefined_name; }\n", []);
+        var error = Assert.Throws<NvrtcException>(() => CudaCompiler.CompileToPtx(source, "broken", CompileArch));
+        Assert.Equal("NVRTC_ERROR_COMPILATION", error.ErrorName);
+        Assert.Contains("undefined_name", error.BuildLog);
+        Assert.Contains("broken.cu", error.BuildLog);
+    }
+
+    [RuntimeFact(TestRuntime.Cuda)]
+    public void FlashParams_LayoutMatchesTheKernelStruct()
+    {
+        RuntimeAvailability.Require(TestRuntime.Cuda);
+        using var context = (CudaContext)AttentionContext.Create(Backend.Cuda);
+        OpenClInteropTests.AssertLayout(context.FlashParamsLayout());
+    }
+
+    [RuntimeFact(TestRuntime.Cuda)]
+    public void ExternalPointerAndStream_AreUsedWithoutBeingFreed()
+    {
+        RuntimeAvailability.Require(TestRuntime.Cuda);
+        using var owner = (CudaContext)AttentionContext.Create(Backend.Cuda);
+        using var memory = owner.AllocateBuffer(ElementType.Float32, 64);
+        using (var borrowed = CudaContext.FromStream(owner.Stream))
+        {
+            var wrapped = borrowed.WrapBuffer(memory.DevicePointer, ElementType.Float32, 64);
+            wrapped.Write<float>(Enumerable.Range(0, 64).Select(i => (float)i).ToArray());
+            wrapped.Dispose();
+        }
+        var read = new float[64];
+        memory.Read<float>(read);
+        Assert.Equal(63f, read[63]);
+        owner.Synchronize();
+    }
+
+    [RuntimeFact(TestRuntime.Cuda)]
+    public void DisposedBuffer_ThrowsObjectDisposedException()
+    {
+        RuntimeAvailability.Require(TestRuntime.Cuda);
+        using var context = (CudaContext)AttentionContext.Create(Backend.Cuda);
+        var buffer = context.AllocateBuffer(ElementType.Float32, 64);
+        var q = buffer.Slice(0, 32).View(1, 1, 4, 8);
+        var o = context.Allocate(ElementType.Float32, 1, 1, 4, 8);
+        buffer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => context.Flash(q, q, q, o));
+    }
+}

@@ -1,0 +1,106 @@
+// The OpenCL runtime layer: external queues and buffers, disposal, build logs, the params struct's layout.
+using System.Runtime.InteropServices;
+using NativeAttention.Gpu;
+using NativeAttention.Gpu.OpenCl;
+using NativeAttention.Interop.OpenCl;
+using Xunit;
+using static NativeAttention.Interop.OpenCl.OpenClNative;
+
+namespace NativeAttention.Tests.Gpu;
+
+public sealed unsafe class OpenClInteropTests
+{
+    [RuntimeFact(TestRuntime.OpenCl)]
+    public void ExternalQueueAndBuffer_AreUsedWithoutBeingReleased()
+    {
+        RuntimeAvailability.Require(TestRuntime.OpenCl);
+        IntPtr platform;
+        Assert.Equal(Success, clGetPlatformIDs(1, &platform, null));
+        IntPtr device;
+        Assert.Equal(Success, clGetDeviceIDs(platform, DeviceTypeAll, 1, &device, null));
+        int status;
+        using var rawContext = clCreateContext(null, 1, &device, IntPtr.Zero, IntPtr.Zero, &status);
+        Assert.Equal(Success, status);
+        using var rawQueue = clCreateCommandQueue(rawContext, device, 0, &status);
+        Assert.Equal(Success, status);
+        using var rawMemory = clCreateBuffer(rawContext, MemReadWrite, 4 * 64, null, &status);
+        Assert.Equal(Success, status);
+
+        using (var context = OpenClContext.FromQueue(rawQueue.DangerousGetHandle()))
+        {
+            var buffer = context.WrapBuffer(rawMemory.DangerousGetHandle(), ElementType.Float32);
+            Assert.Equal(64, buffer.Length);
+            buffer.Write<float>(Enumerable.Range(0, 64).Select(i => (float)i).ToArray());
+            buffer.Dispose();
+        }
+
+        // The wrappers are gone; the queue and the memory object still work.
+        var read = new float[64];
+        fixed (float* p = read)
+            Assert.Equal(Success, clEnqueueReadBuffer(rawQueue, rawMemory, 1, 0, 4 * 64, p, 0, null, null));
+        Assert.Equal(63f, read[63]);
+        Assert.Equal(Success, clFinish(rawQueue));
+    }
+
+    [RuntimeFact(TestRuntime.OpenCl)]
+    public void DisposedBuffer_ThrowsObjectDisposedException()
+    {
+        RuntimeAvailability.Require(TestRuntime.OpenCl);
+        using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
+        var buffer = context.AllocateBuffer(ElementType.Float32, 4 * 8 * 3);
+        var q = buffer.Slice(0, 32).View(1, 1, 4, 8);
+        var k = buffer.Slice(32, 32).View(1, 1, 4, 8);
+        var o = context.Allocate(ElementType.Float32, 1, 1, 4, 8);
+        buffer.Dispose();
+        Assert.True(buffer.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => context.Flash(q, k, k, o));
+        Assert.Throws<ObjectDisposedException>(() => buffer.Read<float>(new float[4]));
+        Assert.Throws<ObjectDisposedException>(() => context.Download(q));
+    }
+
+    [RuntimeFact(TestRuntime.OpenCl)]
+    public void SlicesOfOneBuffer_AreCheckedForAliasing()
+    {
+        RuntimeAvailability.Require(TestRuntime.OpenCl);
+        using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
+        using var buffer = context.AllocateBuffer(ElementType.Float32, 96);
+        var q = buffer.Slice(0, 32).View(1, 1, 4, 8);
+        var overlapping = buffer.Slice(16, 32).View(1, 1, 4, 8);
+        var separate = buffer.Slice(64, 32).View(1, 1, 4, 8);
+        Assert.Throws<ArgumentException>(() => context.Flash(q, q, q, overlapping));
+        buffer.Fill(0.5);
+        context.Flash(q, q, q, separate);
+        var result = context.Download(separate).ToDoubleArray();
+        Assert.All(result, x => Assert.Equal(0.5, x, 6));
+    }
+
+    [RuntimeFact(TestRuntime.OpenCl)]
+    public void BadKernelSource_SurfacesTheBuildLog()
+    {
+        RuntimeAvailability.Require(TestRuntime.OpenCl);
+        using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
+        string source = KernelSource.Build(KernelApi.OpenCl, "broken.cl", "NA_KERNEL void broken(NA_GLOBAL float* x) { x[0] = undefined_name; }\n", []);
+        var error = Assert.Throws<OpenClException>(() => context.BuildSource(source, "broken"));
+        Assert.Equal("CL_BUILD_PROGRAM_FAILURE", error.ErrorName);
+        Assert.Equal("clBuildProgram", error.Call);
+        Assert.Contains("undefined_name", error.BuildLog);
+        Assert.Contains("broken.cl", error.BuildLog);
+    }
+
+    [RuntimeFact(TestRuntime.OpenCl)]
+    public void FlashParams_LayoutMatchesTheKernelStruct()
+    {
+        RuntimeAvailability.Require(TestRuntime.OpenCl);
+        using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
+        AssertLayout(context.FlashParamsLayout());
+    }
+
+    internal static void AssertLayout(int[] layout)
+    {
+        var fields = typeof(FlashParams).GetFields();
+        Assert.Equal(Marshal.SizeOf<FlashParams>(), layout[0]);
+        for (int i = 0; i < fields.Length; i++)
+            Assert.True((int)Marshal.OffsetOf<FlashParams>(fields[i].Name) == layout[i + 1],
+                $"FlashParams.{fields[i].Name} is at {Marshal.OffsetOf<FlashParams>(fields[i].Name)} in C# but {layout[i + 1]} in C.");
+    }
+}
