@@ -41,6 +41,53 @@ public abstract class FlashTests
                 }));
     }
 
+    /// <summary>
+    /// Hand-picked cases, each aimed at one kernel path: GPU tensor-core tiles (f16/bf16, Dqk == Dv in {64, 128}),
+    /// GQA/MQA with Nq != Nk, permuted layouts, fully masked rows, windows, head dims near the 256 limit.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, AttentionCase> NamedCases = new Dictionary<string, AttentionCase>
+    {
+        ["f32 causal GQA Nq!=Nk Dqk!=Dv"] = Case(ElementType.Float32, 2, 4, 2, 37, 53, 40, 24, causal: true),
+        ["f32 causal bnhd MQA"] = Case(ElementType.Float32, 1, 3, 1, 37, 53, 40, 24, causal: true) with { Layout = TensorLayout.SequenceFirst },
+        ["f32 fully masked rows"] = Case(ElementType.Float32, 1, 2, 2, 8, 3, 8, 8, causal: true),
+        ["f16 even tiles"] = Case(ElementType.Float16, 1, 2, 2, 64, 64, 64, 64),
+        ["bf16 window"] = Case(ElementType.BFloat16, 1, 2, 1, 20, 30, 16, 16) with { Flash = new FlashOptions { WindowLeft = 5, WindowRight = 3 } },
+        ["f16 head dims 200/256"] = Case(ElementType.Float16, 1, 1, 1, 9, 17, 200, 256),
+        ["f16 d64 B2"] = Case(ElementType.Float16, 2, 4, 4, 256, 256, 64, 64),
+        ["f16 d128 causal GQA uneven"] = Case(ElementType.Float16, 1, 4, 2, 200, 333, 128, 128, causal: true),
+        ["bf16 d128"] = Case(ElementType.BFloat16, 1, 2, 1, 130, 190, 128, 128),
+        ["bf16 d64 causal Nq>Nk"] = Case(ElementType.BFloat16, 1, 2, 2, 100, 70, 64, 64, causal: true),
+        ["f16 d64 window"] = Case(ElementType.Float16, 1, 2, 2, 300, 300, 64, 64) with { Flash = new FlashOptions { WindowLeft = 40, WindowRight = 7 } },
+        ["f16 d128 bnhd"] = Case(ElementType.Float16, 2, 2, 2, 128, 128, 128, 128) with { Layout = TensorLayout.SequenceFirst },
+    };
+
+    /// <summary>The names of <see cref="NamedCases"/>, for xunit.</summary>
+    public static TheoryData<string> NamedCaseNames => new(NamedCases.Keys);
+
+    private static AttentionCase Case(ElementType type, int batch, int hq, int hkv, int nq, int nk, int dqk, int dv, bool causal = false) => new()
+    {
+        ElementType = type, Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
+        HeadDim = dqk, ValueDim = dv, Seed = nq * 31 + nk, Flash = new FlashOptions { Causal = causal },
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(NamedCaseNames))]
+    public void Flash_NamedCase_MatchesReference(string name)
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        AssertPassed(Verify(context, NamedCases[name]));
+    }
+
+    [SkippableFact]
+    public void Flash_OneContextFromSeveralThreads_GivesCorrectResults()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var cases = NamedCases.Values.Take(6).ToArray();
+        var results = new VerificationResult[12];
+        Parallel.For(0, results.Length, i => results[i] = Verify(context, cases[i % cases.Length] with { Seed = i }));
+        Assert.All(results, AssertPassed);
+    }
+
     [SkippableFact]
     public void Flash_FullyMaskedRows_WriteZerosAndNegativeInfinityLse()
     {
