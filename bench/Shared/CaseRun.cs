@@ -1,5 +1,6 @@
 // One AttentionCase made ready to run on one context: inputs generated and placed where the backend reads them.
-// The benchmarks and the command-line tool both time kernels through it, so they measure the same call.
+// The benchmarks and the command-line tool time and check kernels through it, so they measure the same call; it is
+// the one place that knows how a backend's tensors reach it (Prepare) and come back (Results).
 namespace NativeAttention.Bench;
 
 /// <summary>A case's tensors on a context, and the single kernel call that runs the case.</summary>
@@ -22,8 +23,12 @@ internal sealed class CaseRun
     /// <exception cref="NotSupportedException">The case's family or the context's memory is not handled yet.</exception>
     public static CaseRun Prepare(AttentionContext context, AttentionCase @case)
     {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(@case);
         if (@case.Family != AttentionFamily.Flash)
-            throw new NotSupportedException($"The benchmarks cannot run {@case.Family} cases yet.");
+            throw new NotSupportedException($"{AttentionCase.FamilyName(@case.Family)} cases cannot be run yet: the library has no {@case.Family} kernel.");
+        // Device backends: upload the host tensors here (keeping the case's layout) and download in Results, once
+        // the GPU contexts can move host tensors (AttentionContext.Upload / Copy, issue 3).
         if (context.TensorLocation != MemoryLocation.Host)
             throw new NotSupportedException($"The {context.Backend} backend reads device tensors, and the library has no helper to upload a case's inputs yet.");
         return new CaseRun(context, @case, @case.CreateTensors());
@@ -38,5 +43,15 @@ internal sealed class CaseRun
     {
         Launch();
         _context.Synchronize();
+    }
+
+    /// <summary>
+    /// Host tensors holding the inputs and the outputs of the latest <see cref="Run"/> (copied back from the device
+    /// where the backend computes there), ready for <see cref="CaseVerifier.Compare"/>.
+    /// </summary>
+    public CaseTensors Results()
+    {
+        _context.Synchronize();
+        return _tensors;
     }
 }
