@@ -234,7 +234,7 @@ internal static class BenchCommand
 
     /// <summary>One line per case, for logs (non-interactive output).</summary>
     private static string Line(BenchRow row) => row.Timing is { } t
-        ? $"{Terminal.Name(row.Backend)} {row.Case}: {Units.Time(t.Median)} median of {t.Samples.Count}, {Units.Gflops(row.Throughput!.Value)} {row.ThroughputUnit}"
+        ? $"{Terminal.Name(row.Backend)} {row.Case}: {Units.Time(t.Median)} median of {t.Samples.Count}, {Units.Rate(row.Throughput!.Value)} {row.ThroughputUnit}"
         : $"{Terminal.Name(row.Backend)} {row.Case}: {row.Error}";
 
     private static void Render(IAnsiConsole console, BenchReport report, bool chart)
@@ -255,8 +255,8 @@ internal static class BenchCommand
                 t is null ? "[red]error[/]" : Units.Time(t.Median),
                 t is null ? none : Markup.Escape($"{Units.Time(t.Min)} .. {Units.Time(t.Max)}"),
                 t is null ? none : Units.Time(t.Q3 - t.Q1),
-                row.Gflops is { } g ? (row.MemoryBound ? $"[grey]{Units.Gflops(g)}[/]" : Units.Gflops(g)) : none,
-                row.BandwidthGBs is { } b ? (row.MemoryBound ? Units.Gflops(b) : $"[grey]{Units.Gflops(b)}[/]") : none,
+                row.Gflops is { } g ? (row.MemoryBound ? $"[grey]{Units.Rate(g)}[/]" : Units.Rate(g)) : none,
+                row.BandwidthGBs is { } b ? (row.MemoryBound ? Units.Rate(b) : $"[grey]{Units.Rate(b)}[/]") : none,
                 row.PercentOfPeak is { } p ? $"{Units.Percent(p)} {(row.MemoryBound ? "BW" : "FMA")}" : none);
         }
         var peakLines = report.Rows.GroupBy(r => r.Backend).Select(g => $"{Terminal.Name(g.Key)}: {ReportWriters.Describe(g.First().Peaks)}");
@@ -276,7 +276,7 @@ internal static class BenchCommand
             var palette = new[] { Color.Blue, Color.Orange1, Color.Green, Color.Red, Color.Purple, Color.Aqua };
             var series = unit.Select(report.SeriesLabel).Distinct().ToList();
             foreach (var row in unit)
-                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.KeyLength}"), Math.Round(row.Throughput!.Value, 1),
+                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.KeyLength}"), Math.Round(row.Throughput!.Value, row.Throughput.Value >= 100 ? 0 : row.Throughput.Value >= 1 ? 2 : 3),
                     palette[series.IndexOf(report.SeriesLabel(row)) % palette.Length]);
             console.Write(bars);
         }

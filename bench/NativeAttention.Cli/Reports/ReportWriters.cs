@@ -143,8 +143,8 @@ internal static class ReportWriters
 
     /// <summary>E.g. <c>FMA 140.2 GFLOP/s, bandwidth 12.0 GB/s (measured on 2 threads)</c>.</summary>
     public static string Describe(Peaks peaks) =>
-        $"FMA {(peaks.Gflops is { } g ? Units.Gflops(g) + " GFLOP/s" : "unknown")}, bandwidth " +
-        $"{(peaks.BandwidthGBs is { } b ? Units.Gflops(b) + " GB/s" : "unknown")} ({peaks.Source})";
+        $"FMA {(peaks.Gflops is { } g ? Units.Rate(g) + " GFLOP/s" : "unknown")}, bandwidth " +
+        $"{(peaks.BandwidthGBs is { } b ? Units.Rate(b) + " GB/s" : "unknown")} ({peaks.Source})";
 
     private static string Layout(AttentionCase c) => c.Layout == TensorLayout.HeadsFirst ? "bhnd" : "bnhd";
 
