@@ -29,7 +29,7 @@ internal static class CaseChecker
     /// </summary>
     public static VerificationResult Check(AttentionContext context, AttentionCase @case, KernelFault? fault)
     {
-        var run = CaseRun.Prepare(context, @case);
+        using var run = CaseRun.Prepare(context, @case);
         run.Run();
         var tensors = run.Results();
         fault?.Apply(@case, tensors.Output);

@@ -4,16 +4,20 @@
 namespace NativeAttention.Bench;
 
 /// <summary>A case's tensors on a context, and the single kernel call that runs the case.</summary>
-internal sealed class CaseRun
+internal sealed class CaseRun : IDisposable
 {
     private readonly AttentionContext _context;
+    private readonly CaseTensors _host;
     private readonly CaseTensors _tensors;
+    private readonly List<TensorView> _owned;
 
-    private CaseRun(AttentionContext context, AttentionCase @case, CaseTensors tensors)
+    private CaseRun(AttentionContext context, AttentionCase @case, CaseTensors host, CaseTensors tensors, List<TensorView> owned)
     {
         _context = context;
         Case = @case;
+        _host = host;
         _tensors = tensors;
+        _owned = owned;
     }
 
     /// <summary>The case.</summary>
@@ -27,11 +31,11 @@ internal sealed class CaseRun
         ArgumentNullException.ThrowIfNull(@case);
         if (@case.Family != AttentionFamily.Flash)
             throw new NotSupportedException($"{AttentionCase.FamilyName(@case.Family)} cases cannot be run yet: the library has no {@case.Family} kernel.");
-        // Device backends: upload the host tensors here (keeping the case's layout) and download in Results, once
-        // the GPU contexts can move host tensors (AttentionContext.Upload / Copy, issue 3).
-        if (context.TensorLocation != MemoryLocation.Host)
-            throw new NotSupportedException($"The {context.Backend} backend reads device tensors, and the library has no helper to upload a case's inputs yet.");
-        return new CaseRun(context, @case, @case.CreateTensors());
+        var host = @case.CreateTensors();
+        if (context.TensorLocation == MemoryLocation.Host) return new CaseRun(context, @case, host, host, []);
+        // Device backends: mirror each tensor with its exact layout (CaseRunner.Mirror, with the GPU backends of
+        // issue 3) so a [B, N, H, D] case reaches the kernel strided, and copy the outputs back in Results.
+        throw new NotSupportedException($"The {context.Backend} backend reads device tensors, and the library has no helper to upload a case's inputs yet.");
     }
 
     /// <summary>Launches the kernel once; on a GPU it may still be running when this returns.</summary>
@@ -52,6 +56,13 @@ internal sealed class CaseRun
     public CaseTensors Results()
     {
         _context.Synchronize();
-        return _tensors;
+        return _host;
+    }
+
+    /// <summary>Frees the device copies, if any.</summary>
+    public void Dispose()
+    {
+        foreach (var view in _owned) (view.Storage as IDisposable)?.Dispose();
+        _owned.Clear();
     }
 }

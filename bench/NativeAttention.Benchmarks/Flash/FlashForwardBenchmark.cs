@@ -1,4 +1,5 @@
-// Flash attention forward, B=1, H=8, D=64, float32, N from 512 to 4096, causal and not; one subclass per backend.
+// Flash attention forward, B=1, H=8, D=64, N from 512 to 4096, causal and not; one subclass per backend, each with the
+// storage types that backend is used with.
 using BenchmarkDotNet.Attributes;
 using NativeAttention.Bench;
 
@@ -23,7 +24,14 @@ public abstract class FlashForwardBenchmark : ICaseBenchmark
     [Params(false, true)]
     public bool Causal { get; set; }
 
-    public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal);
+    /// <summary>Storage type of Q, K, V and O.</summary>
+    [ParamsSource(nameof(Types))]
+    public ElementType Type { get; set; }
+
+    /// <summary>The storage types this backend is benchmarked with.</summary>
+    public virtual IEnumerable<ElementType> Types => [ElementType.Float32];
+
+    public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal, type: Type);
 
     public abstract Backend Backend { get; }
 
@@ -40,7 +48,11 @@ public abstract class FlashForwardBenchmark : ICaseBenchmark
     public void Forward() => _run!.Run();
 
     [GlobalCleanup]
-    public void Cleanup() => _context?.Dispose();
+    public void Cleanup()
+    {
+        _run?.Dispose();
+        _context?.Dispose();
+    }
 }
 
 /// <summary>The managed SIMD kernel on <see cref="Threads"/> worker threads.</summary>
@@ -68,4 +80,15 @@ public class CpuFlashForward : FlashForwardBenchmark
 public class OpenClFlashForward : FlashForwardBenchmark
 {
     public override Backend Backend => Backend.OpenCl;
+
+    public override IEnumerable<ElementType> Types => [ElementType.Float32, ElementType.Float16];
+}
+
+/// <summary>The CUDA kernels (tensor cores for 16-bit types) on device 0; left out where no CUDA driver and GPU are found.</summary>
+[RequiresBackend(Backend.Cuda)]
+public class CudaFlashForward : FlashForwardBenchmark
+{
+    public override Backend Backend => Backend.Cuda;
+
+    public override IEnumerable<ElementType> Types => [ElementType.Float16, ElementType.BFloat16, ElementType.Float32];
 }

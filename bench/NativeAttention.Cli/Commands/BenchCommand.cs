@@ -223,7 +223,8 @@ internal static class BenchCommand
     {
         try
         {
-            var timing = KernelTimer.Measure(CaseRun.Prepare(context, @case), settings.Warmups, settings.Repeats, settings.BudgetSeconds);
+            using var run = CaseRun.Prepare(context, @case);
+            var timing = KernelTimer.Measure(run, settings.Warmups, settings.Repeats, settings.BudgetSeconds);
             return new BenchRow(context.Backend, @case, timing, null, peaks);
         }
         catch (Exception e) when (e is not OutOfMemoryException)

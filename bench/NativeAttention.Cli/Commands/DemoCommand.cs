@@ -103,7 +103,8 @@ internal static class DemoCommand
         }
         try
         {
-            seconds = KernelTimer.Measure(CaseRun.Prepare(context, @case), warmups: 1, repeats, budgetSeconds: 2.0).Median;
+            using var run = CaseRun.Prepare(context, @case);
+            seconds = KernelTimer.Measure(run, warmups: 1, repeats, budgetSeconds: 2.0).Median;
         }
         catch (Exception e)
         {
