@@ -75,16 +75,24 @@ internal static class InfoCommand
     }
 
     /// <summary>
-    /// One row per GPU device: name, memory, compute units, driver and runtime versions. The GPU contexts do not
-    /// expose these yet (issue 3), so for now the backend descriptions above are all `info` can show; this is the one
-    /// place to fill in once they do.
+    /// A table of the GPU devices, when there are any: name, memory, compute units, driver and runtime versions.
     /// </summary>
     private static void WriteDevices(IAnsiConsole console)
     {
+        var rows = GpuDevices();
+        if (rows.Count == 0) return;
         var devices = new Table().Border(TableBorder.Rounded).Title("GPU devices");
         devices.AddColumns("Backend", "Index", "Name", "Memory", "Compute units", "Driver", "Runtime");
-        if (devices.Rows.Count > 0) console.Write(devices);
+        foreach (var row in rows) devices.AddRow([.. row.Select(Markup.Escape)]);
+        console.Write(devices);
     }
+
+    /// <summary>
+    /// One row per GPU device, in the columns of <see cref="WriteDevices"/>. The GPU contexts do not expose device
+    /// properties yet (issue 3), so there are none and the backend descriptions above are all `info` shows; this is
+    /// the one place to fill in once they do.
+    /// </summary>
+    private static IReadOnlyList<string[]> GpuDevices() => [];
 
     /// <summary>The instruction-set extensions the JIT may use here, widest first.</summary>
     private static List<string> SimdFeatures()

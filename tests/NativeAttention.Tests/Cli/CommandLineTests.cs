@@ -197,6 +197,28 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void Info_ShowsBackendsAndTheCachedPeaks()
+    {
+        string? saved = Environment.GetEnvironmentVariable(Bench.MachinePeaks.CacheDirectoryVariable);
+        try
+        {
+            // A cached peak, so that no probe runs.
+            Environment.SetEnvironmentVariable(Bench.MachinePeaks.CacheDirectoryVariable, CliRun.TemporaryDirectory());
+            var peaks = new Bench.MachinePeaks(Bench.MachinePeaks.CpuModelName(), 1, 123.4, "test", 5.6, DateTimeOffset.UtcNow);
+            File.WriteAllText(Bench.MachinePeaks.CachePath(1), JsonSerializer.Serialize(peaks, Bench.PeaksJsonContext.Default.MachinePeaks));
+
+            var result = CliRun.Invoke("info", "--threads", "1");
+            Assert.True(result.ExitCode == ExitCodes.Success, result.ToString());
+            Assert.Contains("Backends", result.Output, StringComparison.Ordinal);
+            Assert.Contains("123.4 GFLOP/s", result.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(Bench.MachinePeaks.CacheDirectoryVariable, saved);
+        }
+    }
+
+    [Fact]
     public void KernelFault_ParsesTheEnvironmentForm()
     {
         Assert.Equal(new KernelFault(0.1, 20), KernelFault.Parse("offset=0.1,min-keys=20"));
