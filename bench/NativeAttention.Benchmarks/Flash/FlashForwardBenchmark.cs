@@ -28,8 +28,11 @@ public abstract class FlashForwardBenchmark : ICaseBenchmark
     [ParamsSource(nameof(Types))]
     public ElementType Type { get; set; }
 
+    /// <summary>The values of <see cref="Type"/>: one non-virtual source, since BenchmarkDotNet wants exactly one member by that name.</summary>
+    public IEnumerable<ElementType> Types() => StorageTypes;
+
     /// <summary>The storage types this backend is benchmarked with.</summary>
-    public virtual IEnumerable<ElementType> Types => [ElementType.Float32];
+    protected virtual IEnumerable<ElementType> StorageTypes => [ElementType.Float32];
 
     public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal, type: Type);
 
@@ -81,7 +84,7 @@ public class OpenClFlashForward : FlashForwardBenchmark
 {
     public override Backend Backend => Backend.OpenCl;
 
-    public override IEnumerable<ElementType> Types => [ElementType.Float32, ElementType.Float16];
+    protected override IEnumerable<ElementType> StorageTypes => [ElementType.Float32, ElementType.Float16];
 }
 
 /// <summary>The CUDA kernels (tensor cores for 16-bit types) on device 0; left out where no CUDA driver and GPU are found.</summary>
@@ -90,5 +93,5 @@ public class CudaFlashForward : FlashForwardBenchmark
 {
     public override Backend Backend => Backend.Cuda;
 
-    public override IEnumerable<ElementType> Types => [ElementType.Float16, ElementType.BFloat16, ElementType.Float32];
+    protected override IEnumerable<ElementType> StorageTypes => [ElementType.Float16, ElementType.BFloat16, ElementType.Float32];
 }
