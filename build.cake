@@ -50,6 +50,13 @@ Task("Bench")
             Configuration = "Release",
             EnvironmentVariables = { ["NATIVEATTENTION_BENCH_THREADS"] = benchThreads },
         });
+        // BenchmarkDotNet writes its reports into a results/ subfolder; the layout of bench/results keeps them flat.
+        var reports = folder.Path.Combine("results");
+        if (DirectoryExists(reports))
+        {
+            foreach (var report in GetFiles($"{reports.FullPath}/*")) MoveFileToDirectory(report, folder);
+            DeleteDirectory(reports, new DeleteDirectorySettings { Recursive = false });
+        }
         Information($"Reports in {folder.Path.FullPath}");
     });
 
