@@ -277,7 +277,7 @@ internal static class BenchCommand
             var palette = new[] { Color.Blue, Color.Orange1, Color.Green, Color.Red, Color.Purple, Color.Aqua };
             var series = unit.Select(report.SeriesLabel).Distinct().ToList();
             foreach (var row in unit)
-                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.KeyLength}"), Math.Round(row.Throughput!.Value, row.Throughput.Value >= 100 ? 0 : row.Throughput.Value >= 1 ? 2 : 3),
+                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.KeyLength}"), Math.Round(row.Throughput!.Value, row.Throughput.Value >= 100 ? 0 : row.Throughput.Value >= 10 ? 1 : row.Throughput.Value >= 1 ? 2 : 3),
                     palette[series.IndexOf(report.SeriesLabel(row)) % palette.Length]);
             console.Write(bars);
         }
