@@ -51,4 +51,17 @@ internal static class CaseCatalog
             "flash f32 B1 H2/2 N1024x1024 D64/64 causal seed=21",
         }.Select(AttentionCase.Parse),
     ];
+
+    /// <summary>
+    /// The split-KV cases of <c>verify</c>: flash over 2 or 3 key ranges, then MergeStates, against the unsplit
+    /// float64 reference (non-causal and windowless, since a split moves where those masks align).
+    /// </summary>
+    public static IReadOnlyList<(AttentionCase Case, int Parts)> VerifySplitKeys { get; } =
+    [
+        (AttentionCase.Parse("flash f32 B1 H2/2 N17x33 D31/31 seed=31"), 2),
+        (AttentionCase.Parse("flash f32 B2 H8/2 N64x200 D64/64 bnhd seed=32"), 3),
+        (AttentionCase.Parse("flash f32 B1 H4/1 N1x257 D128/128 seed=33"), 2),
+        (AttentionCase.Parse("flash f16 B1 H4/2 N33x129 D64/64 seed=34"), 2),
+        (AttentionCase.Parse("flash bf16 B1 H2/2 N16x96 D80/80 seed=35"), 3),
+    ];
 }

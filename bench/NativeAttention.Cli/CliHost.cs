@@ -42,6 +42,9 @@ internal sealed record CliHost(IAnsiConsole Out, TextWriter Error, KernelFault? 
     /// <summary>True when someone watches: progress bars and spinners only then, since in a log they print stray frames.</summary>
     public bool Interactive => Out.Profile.Capabilities.Interactive;
 
+    /// <summary>Writes <paramref name="line"/> as it is, never wrapped: for commands people copy.</summary>
+    public void WriteUnwrapped(string line) => Out.Profile.Out.Writer.WriteLine(line);
+
     /// <summary>Writes <c>error: message</c> on one line of <see cref="Error"/>.</summary>
     public void Fail(string message) => Error.WriteLine($"error: {message}");
 }

@@ -50,6 +50,47 @@ internal sealed class CaseRun : IDisposable
     }
 
     /// <summary>
+    /// Runs the case as split-KV attention: the flash kernel on each of <paramref name="parts"/> contiguous key
+    /// ranges, writing partial outputs and log-sum-exps, then <see cref="AttentionContext.MergeStates"/> into the
+    /// case's output; <see cref="Results"/> then holds the merged result, which must equal the unsplit one.
+    /// </summary>
+    /// <exception cref="ArgumentException">The case is causal or windowed: a split moves where those masks align.</exception>
+    /// <exception cref="NotSupportedException">The context reads device tensors (partials are host arrays for now).</exception>
+    public void RunSplitKeys(int parts)
+    {
+        if (Case.Flash.Causal || Case.Flash.WindowLeft >= 0 || Case.Flash.WindowRight >= 0)
+            throw new ArgumentException("Only non-causal, windowless cases can be split over keys.", nameof(parts));
+        // Device backends: allocate the partials with the context (AttentionContext.Allocate, issue 3).
+        if (_context.TensorLocation != MemoryLocation.Host)
+            throw new NotSupportedException($"The split-KV merge check runs on host-memory backends only for now, not on {_context.Backend}.");
+        var c = Case;
+        parts = Math.Clamp(parts, 1, c.KeyLength);
+        var partials = HostTensor(c.ElementType, parts, c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
+        var partialLse = TensorView.FromMemory(new float[(long)parts * c.Batch * c.QueryHeads * c.QueryLength].AsMemory(), parts, c.Batch, c.QueryHeads, c.QueryLength);
+        for (int s = 0; s < parts; s++)
+        {
+            int start = (int)((long)c.KeyLength * s / parts), end = (int)((long)c.KeyLength * (s + 1) / parts);
+            _context.Flash(_tensors.Query, _tensors.Key.Slice(2, start, end - start), _tensors.Value.Slice(2, start, end - start),
+                partials.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim), c.Flash,
+                partialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength));
+        }
+        _context.MergeStates(partials, partialLse, _tensors.Output, _tensors.LogSumExp);
+        _context.Synchronize();
+    }
+
+    private static TensorView HostTensor(ElementType type, params int[] shape)
+    {
+        long count = 1;
+        foreach (int n in shape) count *= n;
+        return type switch
+        {
+            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
+            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
+            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
+        };
+    }
+
+    /// <summary>
     /// Host tensors holding the inputs and the outputs of the latest <see cref="Run"/> (copied back from the device
     /// where the backend computes there), ready for <see cref="CaseVerifier.Compare"/>.
     /// </summary>

@@ -153,7 +153,7 @@ internal static class FuzzCommand
         console.MarkupLine(Markup.Escape($"  {smallest.ToSpec()}"));
         console.MarkupLine(Markup.Escape($"  {small.Detail}"));
         console.MarkupLine("reproduce with:");
-        console.WriteLine($"  {Cli.Replay.Command(failure.Backend, smallest)}", Style.Plain);
+        host.WriteUnwrapped($"  {Cli.Replay.Command(failure.Backend, smallest)}");
         console.MarkupLine(Markup.Escape($"rerun this fuzz session with: fuzz --backend {Terminal.Name(failure.Backend)} --seed {seed} --count {checkedCases}"));
         return ExitCodes.CheckFailed;
     }

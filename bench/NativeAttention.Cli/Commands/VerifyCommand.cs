@@ -18,26 +18,42 @@ internal static class VerifyCommand
             HelpName = "spec",
             AllowMultipleArgumentsPerToken = false,
         };
+        var splitKeys = new Option<int>("--split-keys")
+        {
+            Description = "With --case: run each case as flash over this many key ranges, then MergeStates (non-causal, windowless cases).",
+            HelpName = "N",
+            CustomParser = result => OptionParsers.Integer(result, "--split-keys", minimum: 2),
+        };
         var command = new Command("verify",
             "Check every kernel available on the chosen backends against the float64 reference on a fixed list of " +
             "cases (N = 1, tails, Nq != Nk, GQA/MQA, causal, windows, every dtype, strided layout, huge logits, " +
-            "softcap, sigmoid, a long sequence). Options a backend does not implement yet are listed as skipped. " +
+            "softcap, sigmoid, a long sequence), and split-KV flash + MergeStates against the unsplit reference. Options a backend does not implement yet are listed as skipped. " +
             "Exits 1 if any check fails.");
         command.Options.Add(cases);
-        command.SetAction(result => Run(host, global.Read(result), result.GetValue(cases) ?? []));
+        command.Options.Add(splitKeys);
+        command.SetAction(result => Run(host, global.Read(result), result.GetValue(cases) ?? [], result.GetValue(splitKeys)));
         examples.Add(command,
             "verify                          every available backend",
             "verify --backend cpu --threads 2",
-            "verify -b cpu --case \"flash f16 B1 H8/2 N33x129 D64 causal seed=4\"");
+            "verify -b cpu --case \"flash f16 B1 H8/2 N33x129 D64 causal seed=4\"",
+            "verify -b cpu --split-keys 3 --case \"flash f32 B1 H4/1 N1x257 D128 seed=5\"");
         return command;
     }
 
-    private static int Run(CliHost host, GlobalSettings settings, string[] specs)
+    private static int Run(CliHost host, GlobalSettings settings, string[] specs, int splitKeys)
     {
-        var list = new List<AttentionCase>();
+        var list = new List<(AttentionCase Case, int Parts)>();
         foreach (string spec in specs)
-            list.Add(AttentionCase.TryParse(spec, out var parsed, out string? error) ? parsed : throw new UsageException($"--case: {error}"));
-        IReadOnlyList<AttentionCase> cases = list.Count > 0 ? list : CaseCatalog.Verify;
+        {
+            if (!AttentionCase.TryParse(spec, out var parsed, out string? error)) throw new UsageException($"--case: {error}");
+            if (splitKeys > 1 && (parsed.Flash.Causal || parsed.Flash.WindowLeft >= 0 || parsed.Flash.WindowRight >= 0))
+                throw new UsageException($"--split-keys needs non-causal, windowless cases, not \"{spec}\".");
+            list.Add((parsed, splitKeys));
+        }
+        if (splitKeys > 1 && list.Count == 0) throw new UsageException("--split-keys applies to the cases given with --case.");
+        IReadOnlyList<(AttentionCase Case, int Parts)> cases = list.Count > 0
+            ? list
+            : [.. CaseCatalog.Verify.Select(c => (c, 0)), .. CaseCatalog.VerifySplitKeys];
 
         var contexts = Terminal.OpenContexts(host, settings);
         try
@@ -47,10 +63,10 @@ internal static class VerifyCommand
             Progress.Run(host, "verify", contexts.Count * cases.Count, step =>
             {
                 foreach (var context in contexts)
-                    foreach (var @case in cases)
+                    foreach (var (@case, parts) in cases)
                     {
                         step($"{Terminal.Name(context.Backend)} {@case}");
-                        outcomes.Add(CaseChecker.Outcome(context, @case, host.Fault));
+                        outcomes.Add(CaseChecker.Outcome(context, @case, host.Fault, parts));
                     }
             });
             return Render(host, contexts, outcomes);
@@ -66,6 +82,7 @@ internal static class VerifyCommand
         var console = host.Out;
         var table = new Table().Border(TableBorder.Rounded).Title("Kernels against the float64 reference");
         table.AddColumn("Backend");
+        table.AddColumn("Kernel");
         table.AddColumn("Case");
         foreach (var numeric in new[] { "Max error", "Tolerance", "LSE error" })
             table.AddColumn(new TableColumn(numeric).RightAligned());
@@ -75,6 +92,7 @@ internal static class VerifyCommand
             var r = o.Result;
             table.AddRow(
                 Terminal.Name(o.Backend),
+                Markup.Escape(o.Kernel),
                 Markup.Escape(o.Case.ToSpec()),
                 r is null ? "-" : Units.Error(r.MaxError),
                 r is null ? "-" : Units.Error(r.Tolerance),
@@ -96,9 +114,9 @@ internal static class VerifyCommand
             console.MarkupLine("[red]Failures[/]");
             foreach (var o in failed)
             {
-                console.MarkupLine(Markup.Escape($"  {Terminal.Name(o.Backend)} {o.Case}"));
+                console.MarkupLine(Markup.Escape($"  {Terminal.Name(o.Backend)} {o.Kernel}: {o.Case.ToSpec()}"));
                 console.MarkupLine(Markup.Escape($"    {o.Detail}"));
-                console.MarkupLine(Markup.Escape($"    replay: {Replay.Command(o.Backend, o.Case)}"));
+                host.WriteUnwrapped($"    replay: {Replay.Command(o)}");
             }
         }
         // A backend that ran nothing verified nothing: that must not read as a pass.

@@ -171,6 +171,19 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void Verify_SplitKeysMerge_CatchesPlantedFault_AndReplaysWithSplitKeys()
+    {
+        const string spec = "flash f32 B1 H2/1 N4x40 D16/16 seed=3";
+        var clean = CliRun.Invoke("verify", "-b", "cpu", "-t", "1", "--split-keys", "3", "--case", spec);
+        Assert.True(clean.ExitCode == ExitCodes.Success, clean.ToString());
+        Assert.Contains("flash x3 + merge", clean.Output, StringComparison.Ordinal);
+
+        var faulty = CliRun.Invoke(new KernelFault(0.05), "verify", "-b", "cpu", "-t", "1", "--split-keys", "3", "--case", spec);
+        Assert.True(faulty.ExitCode == ExitCodes.CheckFailed, faulty.ToString());
+        Assert.Contains($"verify --backend cpu --split-keys 3 --case \"{spec}\"", faulty.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Fuzz_PlantedWrongKernel_ExitsOne_AndShrinksToTheFaultBoundary()
     {
         var fault = new KernelFault(0.1, MinKeyLength: 20);
