@@ -55,31 +55,40 @@ internal sealed class CaseRun : IDisposable
     /// case's output; <see cref="Results"/> then holds the merged result, which must equal the unsplit one.
     /// </summary>
     /// <exception cref="ArgumentException">The case is causal or windowed: a split moves where those masks align.</exception>
-    /// <exception cref="NotSupportedException">The context reads device tensors (partials are host arrays for now).</exception>
     public void RunSplitKeys(int parts)
     {
         if (Case.Flash.Causal || Case.Flash.WindowLeft >= 0 || Case.Flash.WindowRight >= 0)
             throw new ArgumentException("Only non-causal, windowless cases can be split over keys.", nameof(parts));
-        // Device backends: allocate the partials with the context (AttentionContext.Allocate, issue 3).
-        if (_context.TensorLocation != MemoryLocation.Host)
-            throw new NotSupportedException($"The split-KV merge check runs on host-memory backends only for now, not on {_context.Backend}.");
         var c = Case;
         parts = Math.Clamp(parts, 1, c.KeyLength);
-        var partials = HostTensor(c.ElementType, parts, c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
-        var partialLse = TensorView.FromMemory(new float[(long)parts * c.Batch * c.QueryHeads * c.QueryLength].AsMemory(), parts, c.Batch, c.QueryHeads, c.QueryLength);
-        for (int s = 0; s < parts; s++)
+        var partials = Allocate(c.ElementType, parts, c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
+        var partialLse = Allocate(ElementType.Float32, parts, c.Batch, c.QueryHeads, c.QueryLength);
+        try
         {
-            int start = (int)((long)c.KeyLength * s / parts), end = (int)((long)c.KeyLength * (s + 1) / parts);
-            _context.Flash(_tensors.Query, _tensors.Key.Slice(2, start, end - start), _tensors.Value.Slice(2, start, end - start),
-                partials.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim), c.Flash,
-                partialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength));
+            for (int s = 0; s < parts; s++)
+            {
+                int start = (int)((long)c.KeyLength * s / parts), end = (int)((long)c.KeyLength * (s + 1) / parts);
+                _context.Flash(_tensors.Query, _tensors.Key.Slice(2, start, end - start), _tensors.Value.Slice(2, start, end - start),
+                    partials.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim), c.Flash,
+                    partialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength));
+            }
+            _context.MergeStates(partials, partialLse, _tensors.Output, _tensors.LogSumExp);
+            _context.Synchronize();
         }
-        _context.MergeStates(partials, partialLse, _tensors.Output, _tensors.LogSumExp);
-        _context.Synchronize();
+        finally
+        {
+            (partials.Storage as IDisposable)?.Dispose();
+            (partialLse.Storage as IDisposable)?.Dispose();
+        }
     }
 
-    private static TensorView HostTensor(ElementType type, params int[] shape)
+    /// <summary>A zeroed, contiguous scratch tensor where the context reads tensors.</summary>
+    /// <exception cref="NotSupportedException">The context reads device tensors.</exception>
+    private TensorView Allocate(ElementType type, params int[] shape)
     {
+        // Device backends: AttentionContext.Allocate, with the GPU backends of issue 3.
+        if (_context.TensorLocation != MemoryLocation.Host)
+            throw new NotSupportedException($"The split-KV merge check runs on host-memory backends only for now, not on {_context.Backend}.");
         long count = 1;
         foreach (int n in shape) count *= n;
         return type switch
