@@ -1,19 +1,44 @@
-// Times a kernel the way the tool reports it: one warm-up run, then the median of a few runs within a time budget.
+// Times a kernel the way the tool reports it: warm-up runs, then synchronised timed runs within a time budget,
+// summarised by the median and the spread (min, max, interquartile range).
 using System.Diagnostics;
 using NativeAttention.Bench;
 
 namespace NativeAttention.Cli;
 
+/// <summary>Wall times of the timed runs of one case, in seconds, with their order statistics.</summary>
+internal sealed record Timing(IReadOnlyList<double> Samples)
+{
+    private double[] Sorted { get; } = [.. Samples.Order()];
+
+    public double Median => Quantile(0.5);
+    public double Min => Sorted[0];
+    public double Max => Sorted[^1];
+
+    /// <summary>First quartile (linear interpolation between order statistics, as numpy's default).</summary>
+    public double Q1 => Quantile(0.25);
+
+    /// <summary>Third quartile.</summary>
+    public double Q3 => Quantile(0.75);
+
+    private double Quantile(double q)
+    {
+        double position = q * (Sorted.Length - 1);
+        int below = (int)Math.Floor(position);
+        int above = Math.Min(below + 1, Sorted.Length - 1);
+        return Sorted[below] + (position - below) * (Sorted[above] - Sorted[below]);
+    }
+}
+
 internal static class KernelTimer
 {
-    /// <summary>The median wall time in seconds of up to <paramref name="repeats"/> synchronised runs after one warm-up.</summary>
-    /// <param name="run">The case to run.</param>
-    /// <param name="repeats">Timed runs at most.</param>
-    /// <param name="budgetSeconds">Stop early once the timed runs have taken this long (at least one run is timed).</param>
-    public static double MedianSeconds(CaseRun run, int repeats, double budgetSeconds = 2.0)
+    /// <summary>
+    /// Runs <paramref name="run"/> <paramref name="warmups"/> times untimed (JIT, kernel builds, first-touch page
+    /// faults), then up to <paramref name="repeats"/> timed, synchronised runs, stopping early once the timed runs
+    /// have taken <paramref name="budgetSeconds"/> (at least one run is always timed).
+    /// </summary>
+    public static Timing Measure(CaseRun run, int warmups, int repeats, double budgetSeconds)
     {
-        // The warm-up pays for JIT compilation, kernel builds and first-touch page faults.
-        run.Run();
+        for (int i = 0; i < warmups; i++) run.Run();
         var samples = new List<double>(repeats);
         long start = Stopwatch.GetTimestamp();
         while (samples.Count < repeats && (samples.Count == 0 || Stopwatch.GetElapsedTime(start).TotalSeconds < budgetSeconds))
@@ -22,8 +47,6 @@ internal static class KernelTimer
             run.Run();
             samples.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
         }
-        samples.Sort();
-        int middle = samples.Count / 2;
-        return samples.Count % 2 == 1 ? samples[middle] : (samples[middle - 1] + samples[middle]) / 2;
+        return new Timing(samples);
     }
 }

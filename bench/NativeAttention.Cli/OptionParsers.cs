@@ -14,4 +14,48 @@ internal static class OptionParsers
             result.AddError($"{name} must be an integer of at least {minimum}, not '{token}'.");
         return value;
     }
+
+    /// <summary>A positive finite number; otherwise a parse error naming <paramref name="name"/>.</summary>
+    public static double Positive(ArgumentResult result, string name)
+    {
+        string token = result.Tokens[^1].Value;
+        if (!double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) || !double.IsFinite(value) || value <= 0)
+            result.AddError($"{name} must be a positive number, not '{token}'.");
+        return value;
+    }
+
+    /// <summary>A comma-separated list (the option may also be repeated) of integers of at least <paramref name="minimum"/>.</summary>
+    public static int[] IntegerList(ArgumentResult result, string name, int minimum)
+    {
+        var values = new List<int>();
+        foreach (string item in Items(result))
+        {
+            if (!int.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value < minimum)
+            {
+                result.AddError($"{name} takes integers of at least {minimum} separated by commas, not '{item}'.");
+                return [];
+            }
+            values.Add(value);
+        }
+        return [.. values.Distinct()];
+    }
+
+    /// <summary>A comma-separated list of words, each mapped by <paramref name="map"/> (null for an unknown word).</summary>
+    public static T[] WordList<T>(ArgumentResult result, string name, string allowed, Func<string, T?> map) where T : struct
+    {
+        var values = new List<T>();
+        foreach (string item in Items(result))
+        {
+            if (map(item.ToLowerInvariant()) is not { } value)
+            {
+                result.AddError($"{name} takes {allowed} separated by commas, not '{item}'.");
+                return [];
+            }
+            values.Add(value);
+        }
+        return [.. values.Distinct()];
+    }
+
+    private static IEnumerable<string> Items(ArgumentResult result) =>
+        result.Tokens.SelectMany(t => t.Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 }

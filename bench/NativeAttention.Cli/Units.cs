@@ -17,6 +17,15 @@ internal static class Units
 
     public static string Gflops(double gflops) => gflops.ToString("0.0", Invariant);
 
+    /// <summary>A rate (GFLOP/s, GB/s) with three significant digits, down to 0.001.</summary>
+    public static string Rate(double rate) => rate switch
+    {
+        >= 100 => rate.ToString("0", Invariant),
+        >= 10 => rate.ToString("0.0", Invariant),
+        >= 1 => rate.ToString("0.00", Invariant),
+        _ => rate.ToString("0.000", Invariant),
+    };
+
     public static string Percent(double percent) => percent.ToString("0.0", Invariant) + " %";
 
     /// <summary>An absolute error in scientific notation, e.g. <c>3.1e-07</c>.</summary>

@@ -1,18 +1,23 @@
 // One AttentionCase made ready to run on one context: inputs generated and placed where the backend reads them.
-// The benchmarks and the command-line tool both time kernels through it, so they measure the same call.
+// The benchmarks and the command-line tool time and check kernels through it, so they measure the same call; it is
+// the one place that knows how a backend's tensors reach it (Prepare) and come back (Results).
 namespace NativeAttention.Bench;
 
 /// <summary>A case's tensors on a context, and the single kernel call that runs the case.</summary>
-internal sealed class CaseRun
+internal sealed class CaseRun : IDisposable
 {
     private readonly AttentionContext _context;
+    private readonly CaseTensors _host;
     private readonly CaseTensors _tensors;
+    private readonly List<TensorView> _owned;
 
-    private CaseRun(AttentionContext context, AttentionCase @case, CaseTensors tensors)
+    private CaseRun(AttentionContext context, AttentionCase @case, CaseTensors host, CaseTensors tensors, List<TensorView> owned)
     {
         _context = context;
         Case = @case;
+        _host = host;
         _tensors = tensors;
+        _owned = owned;
     }
 
     /// <summary>The case.</summary>
@@ -22,11 +27,15 @@ internal sealed class CaseRun
     /// <exception cref="NotSupportedException">The case's family or the context's memory is not handled yet.</exception>
     public static CaseRun Prepare(AttentionContext context, AttentionCase @case)
     {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(@case);
         if (@case.Family != AttentionFamily.Flash)
-            throw new NotSupportedException($"The benchmarks cannot run {@case.Family} cases yet.");
-        if (context.TensorLocation != MemoryLocation.Host)
-            throw new NotSupportedException($"The {context.Backend} backend reads device tensors, and the library has no helper to upload a case's inputs yet.");
-        return new CaseRun(context, @case, @case.CreateTensors());
+            throw new NotSupportedException($"{AttentionCase.FamilyName(@case.Family)} cases cannot be run yet: the library has no {@case.Family} kernel.");
+        var host = @case.CreateTensors();
+        if (context.TensorLocation == MemoryLocation.Host) return new CaseRun(context, @case, host, host, []);
+        // Device backends: mirror each tensor with its exact layout (CaseRunner.Mirror, with the GPU backends of
+        // issue 3) so a [B, N, H, D] case reaches the kernel strided, and copy the outputs back in Results.
+        throw new NotSupportedException($"The {context.Backend} backend reads device tensors, and the library has no helper to upload a case's inputs yet.");
     }
 
     /// <summary>Launches the kernel once; on a GPU it may still be running when this returns.</summary>
@@ -38,5 +47,72 @@ internal sealed class CaseRun
     {
         Launch();
         _context.Synchronize();
+    }
+
+    /// <summary>
+    /// Runs the case as split-KV attention: the flash kernel on each of <paramref name="parts"/> contiguous key
+    /// ranges, writing partial outputs and log-sum-exps, then <see cref="AttentionContext.MergeStates"/> into the
+    /// case's output; <see cref="Results"/> then holds the merged result, which must equal the unsplit one.
+    /// </summary>
+    /// <exception cref="ArgumentException">The case is causal or windowed: a split moves where those masks align.</exception>
+    public void RunSplitKeys(int parts)
+    {
+        if (Case.Flash.Causal || Case.Flash.WindowLeft >= 0 || Case.Flash.WindowRight >= 0)
+            throw new ArgumentException("Only non-causal, windowless cases can be split over keys.", nameof(parts));
+        var c = Case;
+        parts = Math.Clamp(parts, 1, c.KeyLength);
+        var partials = Allocate(c.ElementType, parts, c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
+        var partialLse = Allocate(ElementType.Float32, parts, c.Batch, c.QueryHeads, c.QueryLength);
+        try
+        {
+            for (int s = 0; s < parts; s++)
+            {
+                int start = (int)((long)c.KeyLength * s / parts), end = (int)((long)c.KeyLength * (s + 1) / parts);
+                _context.Flash(_tensors.Query, _tensors.Key.Slice(2, start, end - start), _tensors.Value.Slice(2, start, end - start),
+                    partials.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim), c.Flash,
+                    partialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength));
+            }
+            _context.MergeStates(partials, partialLse, _tensors.Output, _tensors.LogSumExp);
+            _context.Synchronize();
+        }
+        finally
+        {
+            (partials.Storage as IDisposable)?.Dispose();
+            (partialLse.Storage as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>A zeroed, contiguous scratch tensor where the context reads tensors.</summary>
+    /// <exception cref="NotSupportedException">The context reads device tensors.</exception>
+    private TensorView Allocate(ElementType type, params int[] shape)
+    {
+        // Device backends: AttentionContext.Allocate, with the GPU backends of issue 3.
+        if (_context.TensorLocation != MemoryLocation.Host)
+            throw new NotSupportedException($"The split-KV merge check runs on host-memory backends only for now, not on {_context.Backend}.");
+        long count = 1;
+        foreach (int n in shape) count *= n;
+        return type switch
+        {
+            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
+            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
+            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
+        };
+    }
+
+    /// <summary>
+    /// Host tensors holding the inputs and the outputs of the latest <see cref="Run"/> (copied back from the device
+    /// where the backend computes there), ready for <see cref="CaseVerifier.Compare"/>.
+    /// </summary>
+    public CaseTensors Results()
+    {
+        _context.Synchronize();
+        return _host;
+    }
+
+    /// <summary>Frees the device copies, if any.</summary>
+    public void Dispose()
+    {
+        foreach (var view in _owned) (view.Storage as IDisposable)?.Dispose();
+        _owned.Clear();
     }
 }

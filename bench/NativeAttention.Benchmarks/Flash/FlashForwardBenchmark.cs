@@ -1,4 +1,5 @@
-// Flash attention forward, B=1, H=8, D=64, float32, N from 512 to 4096, causal and not; one subclass per backend.
+// Flash attention forward, B=1, H=8, D=64, N from 512 to 4096, causal and not; one subclass per backend, each with the
+// storage types that backend is used with.
 using BenchmarkDotNet.Attributes;
 using NativeAttention.Bench;
 
@@ -23,7 +24,17 @@ public abstract class FlashForwardBenchmark : ICaseBenchmark
     [Params(false, true)]
     public bool Causal { get; set; }
 
-    public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal);
+    /// <summary>Storage type of Q, K, V and O.</summary>
+    [ParamsSource(nameof(Types))]
+    public ElementType Type { get; set; }
+
+    /// <summary>The values of <see cref="Type"/>: one non-virtual source, since BenchmarkDotNet wants exactly one member by that name.</summary>
+    public IEnumerable<ElementType> Types() => StorageTypes;
+
+    /// <summary>The storage types this backend is benchmarked with.</summary>
+    protected virtual IEnumerable<ElementType> StorageTypes => [ElementType.Float32];
+
+    public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal, type: Type);
 
     public abstract Backend Backend { get; }
 
@@ -40,7 +51,11 @@ public abstract class FlashForwardBenchmark : ICaseBenchmark
     public void Forward() => _run!.Run();
 
     [GlobalCleanup]
-    public void Cleanup() => _context?.Dispose();
+    public void Cleanup()
+    {
+        _run?.Dispose();
+        _context?.Dispose();
+    }
 }
 
 /// <summary>The managed SIMD kernel on <see cref="Threads"/> worker threads.</summary>
@@ -68,4 +83,15 @@ public class CpuFlashForward : FlashForwardBenchmark
 public class OpenClFlashForward : FlashForwardBenchmark
 {
     public override Backend Backend => Backend.OpenCl;
+
+    protected override IEnumerable<ElementType> StorageTypes => [ElementType.Float32, ElementType.Float16];
+}
+
+/// <summary>The CUDA kernels (tensor cores for 16-bit types) on device 0; left out where no CUDA driver and GPU are found.</summary>
+[RequiresBackend(Backend.Cuda)]
+public class CudaFlashForward : FlashForwardBenchmark
+{
+    public override Backend Backend => Backend.Cuda;
+
+    protected override IEnumerable<ElementType> StorageTypes => [ElementType.Float16, ElementType.BFloat16, ElementType.Float32];
 }

@@ -1,8 +1,6 @@
 // `demo`: the README's main job. Runs a few flash cases on every available backend, times them, checks them
 // against the float64 reference, prints one table, and exits non-zero when any check fails.
 using System.CommandLine;
-using System.Diagnostics;
-using System.Reflection;
 using NativeAttention.Bench;
 using Spectre.Console;
 
@@ -10,7 +8,7 @@ namespace NativeAttention.Cli.Commands;
 
 internal static class DemoCommand
 {
-    public static Command Create(GlobalOptions global, HelpExamples examples)
+    public static Command Create(CliHost host, GlobalOptions global, HelpExamples examples)
     {
         var repeats = new Option<int>("--repeats", "-r")
         {
@@ -25,7 +23,7 @@ internal static class DemoCommand
             "backend, time them, check them against the float64 reference, and print a table. Exits 1 if any check fails.");
         command.Options.Add(repeats);
         command.Options.Add(verbose);
-        command.SetAction(result => Run(global.Read(result), result.GetValue(repeats), result.GetValue(verbose)));
+        command.SetAction(result => Run(host, global.Read(result), result.GetValue(repeats), result.GetValue(verbose)));
         examples.Add(command,
             "demo                    every available backend",
             "demo --backend cpu --threads 1",
@@ -40,38 +38,18 @@ internal static class DemoCommand
         public bool Passed => Failures.Count == 0 && Check is { Passed: true };
     }
 
-    private static int Run(GlobalSettings settings, int repeats, bool verbose)
+    private static int Run(CliHost host, GlobalSettings settings, int repeats, bool verbose)
     {
-        var console = AnsiConsole.Console;
-        WarnIfUnoptimised(console);
+        var console = host.Out;
+        Terminal.WarnIfUnoptimised(console);
 
-        var contexts = new List<AttentionContext>();
+        var contexts = Terminal.OpenContexts(host, settings);
         try
         {
-            foreach (var info in settings.SelectedBackends)
-            {
-                if (!info.IsSupported)
-                {
-                    console.MarkupLine($"[yellow]skip[/] {Terminal.Name(info.Backend)}: {Markup.Escape(info.Description)}");
-                    continue;
-                }
-                try
-                {
-                    contexts.Add(AttentionContext.Create(info.Backend, settings.ContextOptions));
-                }
-                catch (NotSupportedException e)
-                {
-                    console.MarkupLine($"[yellow]skip[/] {Terminal.Name(info.Backend)}: {Markup.Escape(e.Message)}");
-                }
-            }
-            if (contexts.Count == 0)
-            {
-                Console.Error.WriteLine("error: none of the requested backends is available here (see `info`).");
-                return ExitCodes.Unavailable;
-            }
+            if (contexts.Count == 0) return ExitCodes.Unavailable;
 
             // GPU peaks are not probed yet, so "% of peak" is given for the CPU only.
-            var cpuPeaks = contexts.Any(c => c.Backend == Backend.Cpu) ? Terminal.Peaks(settings.Threads) : null;
+            var cpuPeaks = contexts.Any(c => c.Backend == Backend.Cpu) ? Terminal.Peaks(console, settings.Threads) : null;
             double? cpuPeak = cpuPeaks?.FmaGflops;
             var rows = new List<Row>();
             void RunAll(Action<string> starting, Action finished)
@@ -80,12 +58,12 @@ internal static class DemoCommand
                     foreach (var @case in CaseCatalog.Demo)
                     {
                         starting($"{Terminal.Name(context.Backend)} {@case}");
-                        rows.Add(RunCase(context, @case, repeats, context.Backend == Backend.Cpu ? cpuPeak : null));
+                        rows.Add(RunCase(host, context, @case, repeats, context.Backend == Backend.Cpu ? cpuPeak : null));
                         finished();
                     }
             }
             // A progress bar only where someone watches; in a log it would print stray percentages.
-            if (console.Profile.Capabilities.Interactive)
+            if (host.Interactive)
                 console.Progress()
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new SpinnerColumn())
                     .Start(progress =>
@@ -106,7 +84,7 @@ internal static class DemoCommand
     }
 
     // A failing kernel must not hide the other rows, whatever it throws: every exception becomes a reported failure.
-    private static Row RunCase(AttentionContext context, AttentionCase @case, int repeats, double? peakGflops)
+    private static Row RunCase(CliHost host, AttentionContext context, AttentionCase @case, int repeats, double? peakGflops)
     {
         var failures = new List<string>();
         var exceptions = new List<Exception>();
@@ -114,7 +92,7 @@ internal static class DemoCommand
         double? seconds = null;
         try
         {
-            check = CaseVerifier.Verify(context, @case);
+            check = CaseChecker.Check(context, @case, host.Fault);
             if (!check.Passed)
                 failures.Add(check.Detail.Length > 0 ? check.Detail : $"max error {Units.Error(check.MaxError)} above tolerance {Units.Error(check.Tolerance)}");
         }
@@ -125,7 +103,8 @@ internal static class DemoCommand
         }
         try
         {
-            seconds = KernelTimer.MedianSeconds(CaseRun.Prepare(context, @case), repeats);
+            using var run = CaseRun.Prepare(context, @case);
+            seconds = KernelTimer.Measure(run, warmups: 1, repeats, budgetSeconds: 2.0).Median;
         }
         catch (Exception e)
         {
@@ -198,12 +177,5 @@ internal static class DemoCommand
         string name = @case.ToString();
         int start = name.IndexOf(' ') + 1, seed = name.LastIndexOf(" seed=", StringComparison.Ordinal);
         return seed > start ? name[start..seed] : name;
-    }
-
-    private static void WarnIfUnoptimised(IAnsiConsole console)
-    {
-        var debuggable = typeof(AttentionContext).Assembly.GetCustomAttribute<DebuggableAttribute>();
-        if (debuggable?.IsJITOptimizerDisabled == true)
-            console.MarkupLine("[yellow]warning[/]: NativeAttention.dll is a Debug build, so times are pessimistic; run with -c Release for real figures.");
     }
 }

@@ -13,7 +13,7 @@ namespace NativeAttention.Cli.Commands;
 
 internal static class InfoCommand
 {
-    public static Command Create(GlobalOptions global, HelpExamples examples)
+    public static Command Create(CliHost host, GlobalOptions global, HelpExamples examples)
     {
         var remeasure = new Option<bool>("--remeasure")
         {
@@ -23,7 +23,7 @@ internal static class InfoCommand
             "Show the backends available here, the CPU's SIMD features, and its measured peak FMA throughput and " +
             "memory bandwidth on --threads threads (measured once, then cached).");
         command.Options.Add(remeasure);
-        command.SetAction(result => Run(global.Read(result), result.GetValue(remeasure)));
+        command.SetAction(result => Run(host, global.Read(result), result.GetValue(remeasure)));
         examples.Add(command,
             "info",
             "info --threads 1        peaks of a single core",
@@ -31,9 +31,9 @@ internal static class InfoCommand
         return command;
     }
 
-    private static int Run(GlobalSettings settings, bool remeasure)
+    private static int Run(CliHost host, GlobalSettings settings, bool remeasure)
     {
-        var console = AnsiConsole.Console;
+        var console = host.Out;
         string version = typeof(AttentionContext).Assembly.GetName().Version?.ToString(3) ?? "?";
         console.MarkupLine(Markup.Escape(
             $"NativeAttention {version} on {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}"));
@@ -47,12 +47,13 @@ internal static class InfoCommand
                 info.IsSupported ? (info.IsGpu ? "[green]available (GPU)[/]" : "[green]available[/]") : "[grey]unavailable[/]",
                 Markup.Escape(info.Description));
         console.Write(backends);
+        WriteDevices(console);
         console.MarkupLine($"auto picks [bold]{Terminal.Name(Backends.Resolve(Backend.Auto))}[/]");
         if (settings.Backend is { } asked && asked != Backend.Auto && !Backends.Query(asked).IsSupported)
             console.MarkupLine($"[yellow]--backend {Terminal.Name(asked)} is not available here.[/]");
         console.WriteLine();
 
-        var peaks = Terminal.Peaks(settings.Threads, remeasure);
+        var peaks = Terminal.Peaks(console, settings.Threads, remeasure);
         var cpu = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
         cpu.AddRow("Model", Markup.Escape(peaks.CpuModel));
         cpu.AddRow("Cores", Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture));
@@ -72,6 +73,26 @@ internal static class InfoCommand
             console.MarkupLine("[yellow]warning[/]: other processes kept some cores busy while these peaks were measured, so they are too low; run `info --remeasure` on a quiet machine.");
         return ExitCodes.Success;
     }
+
+    /// <summary>
+    /// A table of the GPU devices, when there are any: name, memory, compute units, driver and runtime versions.
+    /// </summary>
+    private static void WriteDevices(IAnsiConsole console)
+    {
+        var rows = GpuDevices();
+        if (rows.Count == 0) return;
+        var devices = new Table().Border(TableBorder.Rounded).Title("GPU devices");
+        devices.AddColumns("Backend", "Index", "Name", "Memory", "Compute units", "Driver", "Runtime");
+        foreach (var row in rows) devices.AddRow([.. row.Select(Markup.Escape)]);
+        console.Write(devices);
+    }
+
+    /// <summary>
+    /// One row per GPU device, in the columns of <see cref="WriteDevices"/>. The GPU contexts do not expose device
+    /// properties yet (issue 3), so there are none and the backend descriptions above are all `info` shows; this is
+    /// the one place to fill in once they do.
+    /// </summary>
+    private static IReadOnlyList<string[]> GpuDevices() => [];
 
     /// <summary>The instruction-set extensions the JIT may use here, widest first.</summary>
     private static List<string> SimdFeatures()

@@ -32,7 +32,7 @@ public enum TensorLayout
 /// float64 reference and count its FLOPs. Inputs are drawn uniformly from <c>[-InputScale, InputScale]</c> by a
 /// generator seeded with <see cref="Seed"/>.
 /// </summary>
-public sealed record AttentionCase
+public sealed partial record AttentionCase
 {
     /// <summary>The family.</summary>
     public AttentionFamily Family { get; init; } = AttentionFamily.Flash;

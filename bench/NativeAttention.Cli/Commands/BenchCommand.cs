@@ -1,0 +1,299 @@
+// `bench`: times a sweep of cases (from flags or a JSON case file) on the chosen backends: warm-up, repeats, median
+// and spread, GFLOP/s or GB/s and % of peak; a table and a bar chart on the console, and CSV, JSON, Markdown and SVG
+// files on request.
+using System.CommandLine;
+using System.Globalization;
+using NativeAttention.Bench;
+using NativeAttention.Cli.Reports;
+using Spectre.Console;
+
+namespace NativeAttention.Cli.Commands;
+
+internal static class BenchCommand
+{
+    public static Command Create(CliHost host, GlobalOptions global, HelpExamples examples)
+    {
+        var family = new Option<AttentionFamily[]>("--family")
+        {
+            Description = "Kernel families (comma-separated). Only flash has kernels yet.",
+            HelpName = "flash|neighborhood|blocksparse|linear",
+            CustomParser = r => OptionParsers.WordList(r, "--family", "flash, neighborhood, blocksparse or linear", Sweep.ParseFamily),
+        };
+        var n = Ints("--n", "Sequence lengths N (keys; also queries unless --nq is given).", "512,1024,2048");
+        var nq = Ints("--nq", "Query lengths, each paired with every N (e.g. 1 for decode). Default: Nq = N.", null);
+        var batch = Ints("--batch", "Batch sizes.", "1");
+        var heads = Ints("--heads", "Query heads.", "8");
+        var kvHeads = Ints("--kv-heads", "Key/value heads (GQA/MQA; must divide --heads). Default: as many as --heads.", null);
+        var d = Ints("--d", "Query/key head dims.", "64");
+        var dv = Ints("--dv", "Value head dims. Default: equal to --d.", null);
+        var dtype = new Option<ElementType[]>("--dtype")
+        {
+            Description = "Storage types (comma-separated). Default: f32.",
+            HelpName = "f32|f16|bf16",
+            CustomParser = r => OptionParsers.WordList(r, "--dtype", "f32, f16 or bf16", Sweep.ParseType),
+        };
+        var layout = new Option<TensorLayout[]>("--layout")
+        {
+            Description = "Memory layouts: bhnd ([B,H,N,D]) or bnhd ([B,N,H,D], strided). Default: bhnd.",
+            HelpName = "bhnd|bnhd",
+            CustomParser = r => OptionParsers.WordList(r, "--layout", "bhnd or bnhd", Sweep.ParseLayout),
+        };
+        var causal = new Option<CausalChoice?>("--causal")
+        {
+            Description = "Causal masking: no, yes or both. Default: no.",
+            HelpName = "no|yes|both",
+            CustomParser = r => OptionParsers.WordList(r, "--causal", "no, yes or both", Sweep.ParseCausal) is [var c] ? c : Fail<CausalChoice?>(r, "--causal takes one of no, yes, both."),
+        };
+        var seed = new Option<int>("--seed")
+        {
+            Description = "Seed of the generated inputs.",
+            HelpName = "N",
+            DefaultValueFactory = _ => 1,
+            CustomParser = r => OptionParsers.Integer(r, "--seed", minimum: 0),
+        };
+        var cases = new Option<string?>("--cases")
+        {
+            Description = $"Read the cases from a file instead of the sweep flags. {CaseFile.Format}",
+            HelpName = "file.json",
+        };
+        var warmup = new Option<int>("--warmup", "-w")
+        {
+            Description = "Untimed runs per case before timing (JIT, kernel builds, page faults).",
+            HelpName = "N",
+            DefaultValueFactory = _ => 2,
+            CustomParser = r => OptionParsers.Integer(r, "--warmup", minimum: 0),
+        };
+        var repeats = new Option<int>("--repeats", "-r")
+        {
+            Description = "Timed runs per case at most; the median and the spread are reported.",
+            HelpName = "N",
+            DefaultValueFactory = _ => 10,
+            CustomParser = r => OptionParsers.Integer(r, "--repeats", minimum: 1),
+        };
+        var budget = new Option<double>("--budget")
+        {
+            Description = "Seconds of timed runs per case; timing stops early once spent (at least one run is timed).",
+            HelpName = "S",
+            DefaultValueFactory = _ => 3.0,
+            CustomParser = r => OptionParsers.Positive(r, "--budget"),
+        };
+        var peakGflops = new Option<double?>("--peak-gflops")
+        {
+            Description = "Peak GFLOP/s to report % of (e.g. a GPU's data-sheet figure). Default: the CPU's measured FMA peak; none for GPUs.",
+            HelpName = "X",
+            CustomParser = r => OptionParsers.Positive(r, "--peak-gflops"),
+        };
+        var peakBandwidth = new Option<double?>("--peak-bandwidth")
+        {
+            Description = "Peak memory bandwidth in GB/s for decode-like cases. Default: the CPU's measured bandwidth; none for GPUs.",
+            HelpName = "X",
+            CustomParser = r => OptionParsers.Positive(r, "--peak-bandwidth"),
+        };
+        var csv = OutputFile("--csv", "Write every result (one row per case and backend) as CSV.");
+        var json = OutputFile("--json", "Write every result, with each timed run and the machine, as JSON.");
+        var markdown = OutputFile("--markdown", "Write the results table as Markdown.");
+        var svg = OutputFile("--svg", "Write an SVG chart of throughput against sequence length, one line per backend (and dtype, mask, ...).");
+        var noChart = new Option<bool>("--no-chart") { Description = "Leave out the bar chart on the console." };
+
+        var command = new Command("bench",
+            "Time attention kernels over a sweep of shapes (the product of the list flags) or the cases of a JSON file, " +
+            "on the chosen backends. Reports the median time and its spread, GFLOP/s on visible pairs and % of the " +
+            $"measured FMA peak; decode-like cases (Nq <= {BenchRow.DecodeQueryRows}) report GB/s and % of the measured " +
+            "memory bandwidth instead. Exits 1 if a kernel threw.");
+        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, csv, json, markdown, svg, noChart];
+        foreach (var option in options) command.Options.Add(option);
+        Option[] sweepOptions = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal];
+        command.SetAction(result =>
+        {
+            string? caseFile = result.GetValue(cases);
+            if (caseFile is not null && sweepOptions.FirstOrDefault(o => result.GetResult(o) is { Implicit: false }) is { } both)
+                throw new UsageException($"--cases reads the cases from a file; it does not combine with {both.Name}.");
+            var sweep = new Sweep();
+            T[] Or<T>(Option<T[]> option, T[] fallback) => result.GetValue(option) is { Length: > 0 } v ? v : fallback;
+            sweep = sweep with
+            {
+                Families = Or(family, sweep.Families), Lengths = Or(n, sweep.Lengths), QueryLengths = Or(nq, sweep.QueryLengths),
+                Batches = Or(batch, sweep.Batches), Heads = Or(heads, sweep.Heads), KeyValueHeads = Or(kvHeads, sweep.KeyValueHeads),
+                HeadDims = Or(d, sweep.HeadDims), ValueDims = Or(dv, sweep.ValueDims), Types = Or(dtype, sweep.Types),
+                Layouts = Or(layout, sweep.Layouts), Causal = result.GetValue(causal) ?? sweep.Causal, Seed = result.GetValue(seed),
+            };
+            var list = caseFile is not null ? CaseFile.Read(caseFile) : [.. sweep.Expand("the sweep flags")];
+            var outputs = new Outputs(Check(result.GetValue(csv), "--csv"), Check(result.GetValue(json), "--json"),
+                Check(result.GetValue(markdown), "--markdown"), Check(result.GetValue(svg), "--svg"));
+            var settings = new Settings(result.GetValue(warmup), result.GetValue(repeats), result.GetValue(budget),
+                result.GetValue(peakGflops), result.GetValue(peakBandwidth), !result.GetValue(noChart));
+            return Run(host, global.Read(result), list, settings, outputs);
+        });
+        examples.Add(command,
+            "bench --n 512,1024,4096 --heads 8 --kv-heads 2 --d 64 --dtype f32,f16 --causal both --batch 1",
+            "bench -b cpu --nq 1 --n 1024,4096,16384 --heads 32 --kv-heads 8 --d 128     decode: GB/s, % of bandwidth",
+            "bench --cases shapes.json --csv out.csv --json out.json --markdown out.md --svg out.svg",
+            "bench -b cuda --peak-gflops 989000 --peak-bandwidth 3350 --dtype f16 --n 4096,8192,16384");
+        return command;
+    }
+
+    private sealed record Settings(int Warmups, int Repeats, double BudgetSeconds, double? PeakGflops, double? PeakBandwidth, bool Chart);
+
+    private sealed record Outputs(string? Csv, string? Json, string? Markdown, string? Svg);
+
+    private static Option<int[]> Ints(string name, string description, string? defaults) => new(name)
+    {
+        Description = defaults is null ? description : $"{description} Default: {defaults}.",
+        HelpName = "N,N,...",
+        CustomParser = r => OptionParsers.IntegerList(r, name, minimum: 1),
+    };
+
+    private static Option<string?> OutputFile(string name, string description) => new(name) { Description = description, HelpName = "file" };
+
+    private static T Fail<T>(System.CommandLine.Parsing.ArgumentResult result, string message)
+    {
+        result.AddError(message);
+        return default!;
+    }
+
+    /// <summary>
+    /// Fails before anything runs when an output file cannot be written, rather than after a long benchmark.
+    /// </summary>
+    private static string? Check(string? path, string option)
+    {
+        if (path is null) return null;
+        string full;
+        try
+        {
+            full = Path.GetFullPath(path);
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new UsageException($"{option} '{path}' is not a valid path: {e.Message}");
+        }
+        if (Directory.Exists(full)) throw new UsageException($"{option} '{path}' is a directory; give a file name.");
+        if (Path.GetDirectoryName(full) is { } directory && !Directory.Exists(directory))
+            throw new UsageException($"{option} '{path}': the directory '{directory}' does not exist.");
+        return full;
+    }
+
+    private static int Run(CliHost host, GlobalSettings global, List<AttentionCase> cases, Settings settings, Outputs outputs)
+    {
+        var console = host.Out;
+        Terminal.WarnIfUnoptimised(console);
+        var contexts = Terminal.OpenContexts(host, global);
+        try
+        {
+            if (contexts.Count == 0) return ExitCodes.Unavailable;
+            var peaks = contexts.ToDictionary(c => c.Backend, c => PeaksOf(host, c.Backend, global.Threads, settings));
+            var rows = new List<BenchRow>();
+            Progress.Run(host, "bench", contexts.Count * cases.Count, step =>
+            {
+                foreach (var context in contexts)
+                    foreach (var @case in cases)
+                    {
+                        step($"{Terminal.Name(context.Backend)} {@case}");
+                        rows.Add(Measure(context, @case, settings, peaks[context.Backend]));
+                        if (!host.Interactive) console.MarkupLine(Markup.Escape(Line(rows[^1])));
+                    }
+            });
+            var report = new BenchReport(rows, global.Threads, settings.Warmups, settings.Repeats, settings.BudgetSeconds, DateTimeOffset.UtcNow);
+            Render(console, report, settings.Chart);
+            Write(host, outputs.Csv, () => ReportWriters.Csv(report));
+            Write(host, outputs.Json, () => ReportWriters.Json(report));
+            Write(host, outputs.Markdown, () => ReportWriters.Markdown(report));
+            Write(host, outputs.Svg, () => SvgChart.Render(report));
+            return rows.Any(r => r.Error is not null) ? ExitCodes.CheckFailed : ExitCodes.Success;
+        }
+        finally
+        {
+            foreach (var context in contexts) context.Dispose();
+        }
+    }
+
+    private static Peaks PeaksOf(CliHost host, Backend backend, int threads, Settings settings)
+    {
+        if (settings.PeakGflops is not null && settings.PeakBandwidth is not null)
+            return new Peaks(settings.PeakGflops, settings.PeakBandwidth, "given on the command line");
+        // GPU backends have no peak probe yet; --peak-gflops / --peak-bandwidth supply a data-sheet figure.
+        if (backend != Backend.Cpu)
+            return new Peaks(settings.PeakGflops, settings.PeakBandwidth, settings.PeakGflops is null && settings.PeakBandwidth is null ? "no GPU peak probe yet" : "given on the command line");
+        var measured = Terminal.Peaks(host.Out, threads);
+        string source = $"measured on {measured.Threads} thread(s), {measured.MeasuredAt.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}{(measured.Contended ? ", under load: % overstated" : "")}";
+        return new Peaks(settings.PeakGflops ?? measured.FmaGflops, settings.PeakBandwidth ?? measured.BandwidthGBs,
+            settings.PeakGflops is null && settings.PeakBandwidth is null ? source : $"partly given on the command line; {source}");
+    }
+
+    private static BenchRow Measure(AttentionContext context, AttentionCase @case, Settings settings, Peaks peaks)
+    {
+        try
+        {
+            using var run = CaseRun.Prepare(context, @case);
+            var timing = KernelTimer.Measure(run, settings.Warmups, settings.Repeats, settings.BudgetSeconds);
+            return new BenchRow(context.Backend, @case, timing, null, peaks);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return new BenchRow(context.Backend, @case, null, $"{e.GetType().Name}: {e.Message}", peaks);
+        }
+    }
+
+    /// <summary>One line per case, for logs (non-interactive output).</summary>
+    private static string Line(BenchRow row) => row.Timing is { } t
+        ? $"{Terminal.Name(row.Backend)} {row.Case}: {Units.Time(t.Median)} median of {t.Samples.Count}, {Units.Rate(row.Throughput!.Value)} {row.ThroughputUnit}"
+        : $"{Terminal.Name(row.Backend)} {row.Case}: {row.Error}";
+
+    private static void Render(IAnsiConsole console, BenchReport report, bool chart)
+    {
+        const string none = "[grey]-[/]";
+        var table = new Table().Border(TableBorder.Rounded).Title(Markup.Escape(
+            $"Attention kernels, {report.Threads} CPU thread(s): median of up to {report.Repeats} runs after {report.Warmups} warm-up(s)"));
+        table.AddColumn("Backend");
+        table.AddColumn("Case");
+        foreach (var numeric in new[] { "Median", "Min .. Max", "IQR", "GFLOP/s", "GB/s", "% of peak" })
+            table.AddColumn(new TableColumn(numeric).RightAligned());
+        foreach (var row in report.Rows)
+        {
+            var t = row.Timing;
+            table.AddRow(
+                Terminal.Name(row.Backend),
+                Markup.Escape(row.Case.ToString()),
+                t is null ? "[red]error[/]" : Units.Time(t.Median),
+                t is null ? none : Markup.Escape($"{Units.Time(t.Min)} .. {Units.Time(t.Max)}"),
+                t is null ? none : Units.Time(t.Q3 - t.Q1),
+                row.Gflops is { } g ? (row.MemoryBound ? $"[grey]{Units.Rate(g)}[/]" : Units.Rate(g)) : none,
+                row.BandwidthGBs is { } b ? (row.MemoryBound ? Units.Rate(b) : $"[grey]{Units.Rate(b)}[/]") : none,
+                row.PercentOfPeak is { } p ? $"{Units.Percent(p)} {(row.MemoryBound ? "BW" : "FMA")}" : none);
+        }
+        var peakLines = report.Rows.GroupBy(r => r.Backend).Select(g => $"{Terminal.Name(g.Key)}: {ReportWriters.Describe(g.First().Peaks)}");
+        table.Caption(Markup.Escape(
+            $"% of peak: of the FMA peak (FMA), or for decode-like cases (Nq <= {BenchRow.DecodeQueryRows}) of the memory bandwidth (BW). " +
+            string.Join("; ", peakLines)));
+        console.Write(table);
+
+        foreach (var row in report.Rows.Where(r => r.Error is not null))
+            console.MarkupLine(Markup.Escape($"error on {Terminal.Name(row.Backend)} {row.Case}: {row.Error}"));
+
+        var timed = report.Rows.Where(r => r.Throughput is not null).ToList();
+        if (!chart || timed.Count == 0) return;
+        foreach (var unit in timed.GroupBy(r => r.ThroughputUnit))
+        {
+            var bars = new BarChart().Width(Math.Min(100, console.Profile.Width)).Label(unit.Key);
+            var palette = new[] { Color.Blue, Color.Orange1, Color.Green, Color.Red, Color.Purple, Color.Aqua };
+            var series = unit.Select(report.SeriesLabel).Distinct().ToList();
+            foreach (var row in unit)
+                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.KeyLength}"), Math.Round(row.Throughput!.Value, row.Throughput.Value >= 100 ? 0 : row.Throughput.Value >= 10 ? 1 : row.Throughput.Value >= 1 ? 2 : 3),
+                    palette[series.IndexOf(report.SeriesLabel(row)) % palette.Length]);
+            console.Write(bars);
+        }
+    }
+
+    private static void Write(CliHost host, string? path, Func<string> content)
+    {
+        if (path is null) return;
+        try
+        {
+            File.WriteAllText(path, content());
+            host.Out.MarkupLine(Markup.Escape($"wrote {path}"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"cannot write '{path}': {e.Message}");
+        }
+    }
+}

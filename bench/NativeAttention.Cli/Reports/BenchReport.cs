@@ -1,0 +1,74 @@
+// The results of one `bench` run, in the form every output (table, CSV, JSON, Markdown, SVG) is written from.
+using System.Runtime.InteropServices;
+
+namespace NativeAttention.Cli.Reports;
+
+/// <summary>The denominators of "% of peak" for one backend, and where they came from.</summary>
+/// <param name="Gflops">Peak float32 GFLOP/s, or null when unknown.</param>
+/// <param name="BandwidthGBs">Peak memory bandwidth in GB/s, or null when unknown.</param>
+/// <param name="Source">E.g. <c>measured on 2 threads (cached 2026-11-23)</c> or <c>given on the command line</c>.</param>
+internal sealed record Peaks(double? Gflops, double? BandwidthGBs, string Source);
+
+/// <summary>One case on one backend: its timing (or why it has none) and the throughput derived from it.</summary>
+internal sealed record BenchRow(Backend Backend, AttentionCase Case, Timing? Timing, string? Error, Peaks Peaks)
+{
+    /// <summary>
+    /// Cases with at most this many query rows are decode-like: each key and value is used by so few queries that
+    /// memory traffic, not arithmetic, bounds them, so they are reported against the measured bandwidth.
+    /// </summary>
+    public const int DecodeQueryRows = 16;
+
+    public double Flops => Case.Flops();
+
+    public double Bytes => Case.MinimumBytes();
+
+    public double? Gflops => Timing is { } t ? Flops / t.Median / 1e9 : null;
+
+    public double? BandwidthGBs => Timing is { } t ? Bytes / t.Median / 1e9 : null;
+
+    /// <summary>True when the case is judged against memory bandwidth rather than FMA throughput.</summary>
+    public bool MemoryBound => Case.QueryLength <= DecodeQueryRows;
+
+    /// <summary>"% of peak": of the FMA peak for compute-bound cases, of the bandwidth for decode-like ones.</summary>
+    public double? PercentOfPeak => MemoryBound
+        ? BandwidthGBs is { } b && Peaks.BandwidthGBs is { } pb ? 100 * b / pb : null
+        : Gflops is { } g && Peaks.Gflops is { } pg ? 100 * g / pg : null;
+
+    /// <summary>The figure a chart plots: GFLOP/s, or GB/s for decode-like cases.</summary>
+    public double? Throughput => MemoryBound ? BandwidthGBs : Gflops;
+
+    public string ThroughputUnit => MemoryBound ? "GB/s" : "GFLOP/s";
+}
+
+/// <summary>A whole run: the machine, the settings and the rows.</summary>
+internal sealed record BenchReport(IReadOnlyList<BenchRow> Rows, int Threads, int Warmups, int Repeats, double BudgetSeconds, DateTimeOffset CreatedAt)
+{
+    public string Version { get; } = typeof(AttentionContext).Assembly.GetName().Version?.ToString(3) ?? "?";
+
+    public string CpuModel { get; } = Bench.MachinePeaks.CpuModelName();
+
+    public string Runtime { get; } = $"{RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}";
+
+    /// <summary>
+    /// A short label per row naming only what differs between rows apart from the sequence lengths, e.g.
+    /// <c>cpu f16 causal</c>: the name of the row's series in charts.
+    /// </summary>
+    public string SeriesLabel(BenchRow row)
+    {
+        var parts = new List<string>();
+        void Add<T>(Func<BenchRow, T> key, Func<BenchRow, string> text, bool always = false)
+        {
+            if (always || Rows.Select(key).Distinct().Count() > 1) parts.Add(text(row));
+        }
+        Add(r => r.Backend, r => Terminal.Name(r.Backend), always: true);
+        Add(r => r.Case.ElementType, r => AttentionCase.TypeName(r.Case.ElementType));
+        Add(r => r.Case.Flash.Causal, r => r.Case.Flash.Causal ? "causal" : "full");
+        Add(r => r.Case.Layout, r => r.Case.Layout == TensorLayout.HeadsFirst ? "bhnd" : "bnhd");
+        Add(r => r.Case.Batch, r => $"B{r.Case.Batch}");
+        Add(r => (r.Case.QueryHeads, r.Case.KeyValueHeads), r => $"H{r.Case.QueryHeads}/{r.Case.KeyValueHeads}");
+        Add(r => (r.Case.HeadDim, r.Case.ValueDim), r => $"D{r.Case.HeadDim}/{r.Case.ValueDim}");
+        Add(r => r.Case.QueryLength == r.Case.KeyLength ? 0 : r.Case.QueryLength, r => r.Case.QueryLength == r.Case.KeyLength ? "Nq=N" : $"Nq={r.Case.QueryLength}");
+        Add(r => (r.Case.Flash.WindowLeft, r.Case.Flash.WindowRight), r => $"window({r.Case.Flash.WindowLeft},{r.Case.Flash.WindowRight})");
+        return string.Join(' ', parts);
+    }
+}

@@ -1,0 +1,141 @@
+// Random valid AttentionCases weighted towards the tails kernels get wrong, and a shrinker towards smaller ones:
+// one distribution shared by the property tests (through their FsCheck generator) and the tool's `fuzz` command.
+namespace NativeAttention;
+
+/// <summary>
+/// Draws valid flash <see cref="AttentionCase"/>s from a seeded <see cref="Random"/>: every dtype and layout, GQA
+/// groups, lengths around tile boundaries (1, 2, 15/16/17 ... 127/128/129, up to 200), head dims 1..256 weighted to
+/// 16/32/64/128 and odd sizes, Nq != Nk, causal, and (optionally) sliding windows. The same seed gives the same
+/// sequence of cases on every machine.
+/// </summary>
+public sealed class CaseSampler
+{
+    private static readonly ElementType[] Types = [ElementType.Float32, ElementType.Float16, ElementType.BFloat16];
+    private static readonly int[] TileLengths = [1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129];
+    private static readonly int[] CommonHeadDims = [16, 32, 64, 128];
+    private static readonly int[] LargeHeadDims = [96, 127, 160, 255, 256];
+    private static readonly int[] GroupSizes = [1, 1, 2, 3];
+
+    private readonly Random _random;
+    private readonly bool _allowWindows;
+
+    /// <summary>A sampler whose sequence of cases is fixed by <paramref name="seed"/>.</summary>
+    /// <param name="seed">Seed of the sampler (each case also carries its own input seed).</param>
+    /// <param name="allowWindows">Whether cases may have sliding windows.</param>
+    public CaseSampler(int seed, bool allowWindows = true)
+    {
+        _random = new Random(seed);
+        _allowWindows = allowWindows;
+    }
+
+    /// <summary>The next random case.</summary>
+    public AttentionCase Next() => Flash(_random, _allowWindows);
+
+    /// <summary>A random flash case drawn from <paramref name="random"/>.</summary>
+    public static AttentionCase Flash(Random random, bool allowWindows)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        var type = Types[random.Next(Types.Length)];
+        var layout = random.Next(2) == 0 ? TensorLayout.HeadsFirst : TensorLayout.SequenceFirst;
+        int batch = random.Next(1, 3);
+        int kvHeads = random.Next(1, 4);
+        int groupSize = GroupSizes[random.Next(GroupSizes.Length)];
+        int nq = Length(random);
+        int nk = Weighted(random, 2, 3) == 0 ? nq : Length(random);
+        int dqk = HeadDim(random);
+        int dv = Weighted(random, 2, 1) == 0 ? dqk : HeadDim(random);
+        bool causal = random.Next(2) == 1;
+        (int left, int right) window = allowWindows && Weighted(random, 3, 1) == 1
+            ? (random.Next(-1, 41), random.Next(-1, 41))
+            : (-1, -1);
+        int seed = random.Next(0, int.MaxValue);
+        return new AttentionCase
+        {
+            Family = AttentionFamily.Flash, ElementType = type, Layout = layout, Batch = batch,
+            QueryHeads = kvHeads * groupSize, KeyValueHeads = kvHeads, QueryLength = nq, KeyLength = nk,
+            HeadDim = dqk, ValueDim = dv, Seed = seed,
+            Flash = new FlashOptions { Causal = causal, WindowLeft = window.left, WindowRight = window.right },
+        };
+    }
+
+    /// <summary>A sequence length: weights 3 for 1..40, 2 for the tile boundaries, 1 for 41..200.</summary>
+    public static int Length(Random random) => Weighted(random, 3, 2, 1) switch
+    {
+        0 => random.Next(1, 41),
+        1 => TileLengths[random.Next(TileLengths.Length)],
+        _ => random.Next(41, 201),
+    };
+
+    /// <summary>A head dimension: weights 3 for 16/32/64/128, 2 for 1..80, 1 for 96, 127, 160, 255, 256.</summary>
+    public static int HeadDim(Random random) => Weighted(random, 3, 2, 1) switch
+    {
+        0 => CommonHeadDims[random.Next(CommonHeadDims.Length)],
+        1 => random.Next(1, 81),
+        _ => LargeHeadDims[random.Next(LargeHeadDims.Length)],
+    };
+
+    /// <summary>
+    /// Smaller variants of a case, most aggressive first: batch to 1, fewer heads, halved lengths and dims, the
+    /// plain layout, float32, no mask. Every variant is valid and keeps the input seed, so a failure that survives
+    /// shrinking still replays from its spec.
+    /// </summary>
+    public static IEnumerable<AttentionCase> Shrink(AttentionCase c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        if (c.Batch > 1) yield return c with { Batch = 1 };
+        if (c.QueryHeads > c.KeyValueHeads) yield return c with { QueryHeads = c.KeyValueHeads };
+        if (c.KeyValueHeads > 1) yield return c with { KeyValueHeads = 1, QueryHeads = c.QueryHeads / c.KeyValueHeads };
+        if (c.QueryLength > 1) yield return c with { QueryLength = c.QueryLength / 2 };
+        if (c.KeyLength > 1) yield return c with { KeyLength = c.KeyLength / 2 };
+        if (c.HeadDim > 1) yield return c with { HeadDim = c.HeadDim / 2 };
+        if (c.ValueDim > 1) yield return c with { ValueDim = c.ValueDim / 2 };
+        if (c.Layout != TensorLayout.HeadsFirst) yield return c with { Layout = TensorLayout.HeadsFirst };
+        if (c.ElementType != ElementType.Float32) yield return c with { ElementType = ElementType.Float32 };
+        if (c.Flash.WindowLeft >= 0 || c.Flash.WindowRight >= 0) yield return c with { Flash = c.Flash with { WindowLeft = -1, WindowRight = -1 } };
+        if (c.Flash.Causal) yield return c with { Flash = c.Flash with { Causal = false } };
+    }
+
+    /// <summary>
+    /// Greedy shrinking: repeatedly moves to the first variant from <see cref="Shrink"/> for which
+    /// <paramref name="fails"/> still holds, until none does or <paramref name="maxAttempts"/> candidates were tried.
+    /// Deterministic for a deterministic <paramref name="fails"/>.
+    /// </summary>
+    /// <returns>The smallest failing case found (<paramref name="failing"/> itself when no variant fails) and the attempts made.</returns>
+    public static (AttentionCase Smallest, int Attempts) Minimize(AttentionCase failing, Func<AttentionCase, bool> fails, int maxAttempts = 200)
+    {
+        ArgumentNullException.ThrowIfNull(failing);
+        ArgumentNullException.ThrowIfNull(fails);
+        var current = failing;
+        int attempts = 0;
+        bool shrunk = true;
+        while (shrunk && attempts < maxAttempts)
+        {
+            shrunk = false;
+            foreach (var candidate in Shrink(current))
+            {
+                if (attempts++ >= maxAttempts) break;
+                if (fails(candidate))
+                {
+                    current = candidate;
+                    shrunk = true;
+                    break;
+                }
+            }
+        }
+        return (current, attempts);
+    }
+
+    /// <summary>Picks index i with probability weights[i] / sum(weights).</summary>
+    private static int Weighted(Random random, params ReadOnlySpan<int> weights)
+    {
+        int total = 0;
+        foreach (int w in weights) total += w;
+        int pick = random.Next(total);
+        for (int i = 0; i < weights.Length; i++)
+        {
+            if (pick < weights[i]) return i;
+            pick -= weights[i];
+        }
+        return weights.Length - 1;
+    }
+}
