@@ -24,7 +24,7 @@ internal sealed class CaseRun : IDisposable
     public AttentionCase Case { get; }
 
     /// <summary>Generates the inputs of <paramref name="case"/> and places them where <paramref name="context"/> reads tensors.</summary>
-    /// <exception cref="NotSupportedException">The case's family or the context's memory is not handled yet.</exception>
+    /// <exception cref="NotSupportedException">The case's family is not handled yet.</exception>
     public static CaseRun Prepare(AttentionContext context, AttentionCase @case)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -33,9 +33,22 @@ internal sealed class CaseRun : IDisposable
             throw new NotSupportedException($"{AttentionCase.FamilyName(@case.Family)} cases cannot be run yet: the library has no {@case.Family} kernel.");
         var host = @case.CreateTensors();
         if (context.TensorLocation == MemoryLocation.Host) return new CaseRun(context, @case, host, host, []);
-        // Device backends: mirror each tensor with its exact layout (CaseRunner.Mirror, with the GPU backends of
-        // issue 3) so a [B, N, H, D] case reaches the kernel strided, and copy the outputs back in Results.
-        throw new NotSupportedException($"The {context.Backend} backend reads device tensors, and the library has no helper to upload a case's inputs yet.");
+        // Device backends get a mirror of each tensor with its exact layout (same strides and offset), so a
+        // [B, N, H, D] case reaches the kernel strided, as it would from another library.
+        var owned = new List<TensorView>();
+        try
+        {
+            var device = new CaseTensors(
+                CaseRunner.Mirror(context, host.Query, owned), CaseRunner.Mirror(context, host.Key, owned),
+                CaseRunner.Mirror(context, host.Value, owned), CaseRunner.Mirror(context, host.Output, owned),
+                CaseRunner.Mirror(context, host.LogSumExp, owned));
+            return new CaseRun(context, @case, host, device, owned);
+        }
+        catch
+        {
+            foreach (var view in owned) (view.Storage as IDisposable)?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Launches the kernel once; on a GPU it may still be running when this returns.</summary>
@@ -83,20 +96,9 @@ internal sealed class CaseRun : IDisposable
     }
 
     /// <summary>A zeroed, contiguous scratch tensor where the context reads tensors.</summary>
-    /// <exception cref="NotSupportedException">The context reads device tensors.</exception>
     private TensorView Allocate(ElementType type, params int[] shape)
     {
-        // Device backends: AttentionContext.Allocate, with the GPU backends of issue 3.
-        if (_context.TensorLocation != MemoryLocation.Host)
-            throw new NotSupportedException($"The split-KV merge check runs on host-memory backends only for now, not on {_context.Backend}.");
-        long count = 1;
-        foreach (int n in shape) count *= n;
-        return type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
-        };
+        return _context.Allocate(type, shape);
     }
 
     /// <summary>
@@ -106,6 +108,11 @@ internal sealed class CaseRun : IDisposable
     public CaseTensors Results()
     {
         _context.Synchronize();
+        if (!ReferenceEquals(_host, _tensors))
+        {
+            CaseRunner.CopyBack(_context, _tensors.Output, _host.Output);
+            CaseRunner.CopyBack(_context, _tensors.LogSumExp, _host.LogSumExp);
+        }
         return _host;
     }
 
