@@ -1,0 +1,526 @@
+// CPU KV-cache decoding: in-place append (with rotary), then split-KV attention straight from the (paged) cache.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Effectively computes <see cref="AttentionContext.FlashKvCache"/> in float32 whatever the storage type.
+/// </summary>
+/// <remarks>
+/// Decoding is bound by reading the cache, so the kernel is built to read every cached K and V element once per
+/// key/value head: a work item is (batch element, kv head, run of at most <see cref="RowsPerItem"/> query rows, key
+/// split), and holds every query head of the kv head's group as rows, so one pass over a key block serves them all
+/// (rows reuse the block from L1). Float32 rows with a unit last stride are read in place; 16-bit rows are widened
+/// into an L1 block first. Each score is one dot product (decode has too few rows for the flash kernel's tiles), then
+/// the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
+/// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Items are computed start to finish by one worker in
+/// a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic split count
+/// depends only on the problem's sizes and the thread count.
+/// </remarks>
+internal static unsafe class CpuDecode
+{
+    /// <summary>Keys per block: a 64 x 128 float32 K or V block is 32 KiB, so a block and the rows stay in a 48 KiB L1.</summary>
+    private const int KeyBlock = 64;
+
+    /// <summary>Query rows per item; decoding (Nq x group size) fits in one, longer calls are cut into runs of queries.</summary>
+    private const int RowsPerItem = 64;
+
+    /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
+    private const int MinKeysPerSplit = 256;
+
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2 = 0.693147180559945309f;
+
+    /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
+    /// <exception cref="NotSupportedException">Sigmoid scoring was requested; thrown before anything is written.</exception>
+    public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
+    {
+        if (problem.Options.ScoreFunction != ScoreFunction.Softmax)
+            throw new NotSupportedException("Sigmoid scoring is not yet supported by FlashKvCache on the CPU backend.");
+        var cache = problem.Cache;
+        var options = problem.Options;
+        using var qPin = query.Storage!.Pin();
+        using var kPin = keyCache.Storage!.Pin();
+        using var vPin = valueCache.Storage!.Pin();
+        using var oPin = output.Storage!.Pin();
+        using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
+        using var nkPin = cache.NewKey is { } nk ? nk.Storage!.Pin() : default;
+        using var nvPin = cache.NewValue is { } nv ? nv.Storage!.Pin() : default;
+        using var cosPin = cache.RotaryCos is { } c ? c.Storage!.Pin() : default;
+        using var sinPin = cache.RotarySin is { } s ? s.Storage!.Pin() : default;
+        using var slopePin = options.AlibiSlopes is { } a ? a.Storage!.Pin() : default;
+        using var sinkPin = options.Sinks is { } k ? k.Storage!.Pin() : default;
+
+        var plan = new Plan(problem, threads, query, keyCache, valueCache, output, logSumExp)
+        {
+            Q = (byte*)qPin.Pointer, K = (byte*)kPin.Pointer, V = (byte*)vPin.Pointer, O = (byte*)oPin.Pointer, Lse = (float*)lPin.Pointer,
+            NewK = (byte*)nkPin.Pointer, NewV = (byte*)nvPin.Pointer, Cos = (float*)cosPin.Pointer, Sin = (float*)sinPin.Pointer,
+            Slopes = (float*)slopePin.Pointer, Sinks = (float*)sinkPin.Pointer,
+        };
+        if (problem.NewLength > 0) Append(plan, threads);
+
+        float* partials = null;
+        if (plan.Splits > 1)
+            partials = (float*)NativeMemory.AlignedAlloc((nuint)(plan.PartialFloats * sizeof(float)), 64);
+        try
+        {
+            plan.Partials = partials;
+            if (Vector512.IsHardwareAccelerated) Attend<Decode512, Vector512<float>>(plan, threads);
+            else if (Vector256.IsHardwareAccelerated) Attend<Decode256, Vector256<float>>(plan, threads);
+            else if (Vector128.IsHardwareAccelerated) Attend<Decode128, Vector128<float>>(plan, threads);
+            else Attend<DecodeScalar, float>(plan, threads);
+            if (plan.Splits > 1) Merge(plan, threads);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(partials);
+        }
+    }
+
+    /// <summary>The split count when the caller leaves it open: enough items to keep every thread busy, never tiny splits.</summary>
+    private static int AutomaticSplits(KvCacheProblem p, int baseItems, int threads)
+    {
+        int longest = 0;
+        for (int b = 0; b < p.Batch; b++) longest = Math.Max(longest, p.KeyLength(b));
+        int wanted = (4 * threads + baseItems - 1) / baseItems;
+        return Math.Clamp(Math.Min(wanted, longest / MinKeysPerSplit), 1, KvCacheProblem.MaxSplits);
+    }
+
+    /// <summary>Writes the new tokens into the cache (new keys rotated first), one (batch element, kv head) per work item.</summary>
+    private static void Append(Plan p, int threads)
+    {
+        int items = p.Batch * p.KeyValueHeads;
+        long elements = (long)items * p.NewLength * (p.HeadDim + p.ValueDim);
+        int workers = elements < (1 << 16) ? 1 : Math.Min(threads, items);
+        Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = workers }, item =>
+        {
+            int b = item / p.KeyValueHeads, h = item % p.KeyValueHeads;
+            float* row = CpuScratch.Get(Math.Max(p.HeadDim, p.ValueDim));
+            for (int t = 0; t < p.NewLength; t++)
+            {
+                int position = p.Problem.CacheLength(b) + t;
+                CpuPacking.ReadRow(row, p.NewK + p.ElementSize * (p.NewKeyOffset + b * p.NewKeyStrides[0] + h * p.NewKeyStrides[1] + t * p.NewKeyStrides[2]),
+                    p.NewKeyStrides[3], p.HeadDim, p.ElementType);
+                if (p.RotaryHalf > 0) p.Rotate(row, position);
+                CpuPacking.WriteRow(p.KeyRow(b, h, position), p.KeyStrides[3], row, 1f, p.HeadDim, p.ElementType);
+                CpuPacking.ReadRow(row, p.NewV + p.ElementSize * (p.NewValueOffset + b * p.NewValueStrides[0] + h * p.NewValueStrides[1] + t * p.NewValueStrides[2]),
+                    p.NewValueStrides[3], p.ValueDim, p.ElementType);
+                CpuPacking.WriteRow(p.ValueRow(b, h, position), p.ValueStrides[3], row, 1f, p.ValueDim, p.ElementType);
+            }
+        });
+    }
+
+    private static void Attend<TVec, T>(Plan p, int threads) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        p.SetWidth(TVec.Count);
+        int workers = Math.Min(threads, p.Items);
+        p.NextItem = 0;
+        if (workers <= 1) Work<TVec, T>(p);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TVec, T>(p));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Work<TVec, T>(Plan p) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        float* scratch = CpuScratch.Get(p.ScratchFloats);
+        var s = new Scratch(scratch, p);
+        // Stage padding (columns D.. of every row) must read as zero; rows only ever write their first D columns.
+        new Span<float>(s.KeyStage, KeyBlock * p.KeyStride).Clear();
+        new Span<float>(s.ValueStage, KeyBlock * p.ValueStride).Clear();
+        for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
+            RunItem<TVec, T>(p, item, s);
+    }
+
+    /// <summary>One item: the rows of one run of queries of one kv head's group, against one split of the keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunItem<TVec, T>(Plan p, int item, Scratch s) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        int split = item % p.Splits;
+        int rest = item / p.Splits;
+        int chunk = rest % p.RowChunks;
+        rest /= p.RowChunks;
+        int kvHead = rest % p.KeyValueHeads, b = rest / p.KeyValueHeads;
+        int groupRows = p.GroupSize * p.QueryLength;
+        int r0 = chunk * RowsPerItem, rows = Math.Min(RowsPerItem, groupRows - r0);
+        int keyLength = p.Problem.KeyLength(b);
+        int dqk = p.HeadDim, dv = p.ValueDim, kStride = p.KeyStride, vStride = p.ValueStride;
+        var o = p.Problem.Options;
+
+        // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
+        int low = int.MaxValue, high = int.MinValue;
+        for (int r = 0; r < rows; r++)
+        {
+            int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
+            var (start, end) = FlashProblem.VisibleKeys(i, p.QueryLength, keyLength, o.Causal, o.WindowLeft, o.WindowRight);
+            s.Start[r] = start;
+            s.End[r] = end;
+            s.Max[r] = float.NegativeInfinity;
+            s.Sum[r] = 0;
+            s.Slope[r] = p.Slopes == null ? 0f : p.Slope(b, head) * Log2E;
+            new Span<float>(s.Accumulator + (long)r * vStride, vStride).Clear();
+            if (start < end)
+            {
+                low = Math.Min(low, start);
+                high = Math.Max(high, end);
+            }
+            float* qRow = s.Queries + (long)r * kStride;
+            CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + b * p.QueryStrides[0] + head * p.QueryStrides[1] + i * p.QueryStrides[2]),
+                p.QueryStrides[3], dqk, p.ElementType);
+            if (p.RotaryHalf > 0) p.Rotate(s.Row, p.Problem.QueryPosition(b, i));
+            for (int d = 0; d < dqk; d++) qRow[d] = s.Row[d] * p.QueryScale;
+            for (int d = dqk; d < kStride; d++) qRow[d] = 0;
+        }
+        int splitStart = 0, splitEnd = 0;
+        if (low < high)
+        {
+            splitStart = low + (int)((long)(high - low) * split / p.Splits);
+            splitEnd = low + (int)((long)(high - low) * (split + 1) / p.Splits);
+        }
+
+        for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
+        {
+            int keys = Math.Min(KeyBlock, splitEnd - k0);
+            for (int j = 0; j < keys; j++)
+            {
+                byte* keyRow = p.KeyRow(b, kvHead, k0 + j), valueRow = p.ValueRow(b, kvHead, k0 + j);
+                if (p.DirectRows)
+                {
+                    s.KeyRows[j] = (float*)keyRow;
+                    s.ValueRows[j] = (float*)valueRow;
+                }
+                else
+                {
+                    float* kDest = s.KeyStage + (long)j * kStride, vDest = s.ValueStage + (long)j * vStride;
+                    CpuPacking.ReadRow(kDest, keyRow, p.KeyStrides[3], dqk, p.ElementType);
+                    CpuPacking.ReadRow(vDest, valueRow, p.ValueStrides[3], dv, p.ElementType);
+                    s.KeyRows[j] = kDest;
+                    s.ValueRows[j] = vDest;
+                }
+            }
+
+            for (int r = 0; r < rows; r++)
+            {
+                int start = s.Start[r], end = s.End[r];
+                if (k0 >= end || k0 + keys <= start)
+                {
+                    s.Active[r] = 0;
+                    continue;
+                }
+                int i = (r0 + r) / p.GroupSize;
+                long position = (long)i + keyLength - p.QueryLength;
+                float* scores = s.Scores + (long)r * KeyBlock;
+                float* q = s.Queries + (long)r * kStride;
+                float blockMax = float.NegativeInfinity;
+                for (int j = 0; j < keys; j++)
+                {
+                    int key = k0 + j;
+                    float score;
+                    if (key < start || key >= end) score = float.NegativeInfinity;
+                    else
+                    {
+                        score = Dot<TVec, T>(q, s.KeyRows[j], kStride);
+                        if (p.Softcap > 0) score = p.Softcap * MathF.Tanh(score / p.Softcap) * Log2E;
+                        if (p.Slopes != null) score -= s.Slope[r] * Math.Abs(position - key);
+                    }
+                    scores[j] = score;
+                    blockMax = MathF.Max(blockMax, score);
+                }
+                if (float.IsNegativeInfinity(blockMax))
+                {
+                    s.Active[r] = 0;
+                    continue;
+                }
+                for (int j = keys; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
+                float previous = s.Max[r], max = MathF.Max(previous, blockMax);
+                float alpha = float.Exp2(previous - max);
+                var negativeMax = TVec.Broadcast(-max);
+                T total = TVec.Zero;
+                int padded = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
+                for (int j = 0; j < padded; j += TVec.Count)
+                {
+                    var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
+                    TVec.Store(scores + j, weight);
+                    total = TVec.Add(total, weight);
+                }
+                s.Max[r] = max;
+                s.Sum[r] = s.Sum[r] * alpha + TVec.Sum(total);
+                s.Alpha[r] = alpha;
+                s.Active[r] = 1;
+            }
+
+            for (int r = 0; r < rows; r++)
+                if (s.Active[r] != 0)
+                    AccumulateValues<TVec, T>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+        }
+
+        for (int r = 0; r < rows; r++)
+        {
+            int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
+            float sum = s.Sum[r];
+            bool empty = sum == 0;
+            // Natural-log LSE of this split's keys; -inf when it saw none.
+            float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * Ln2;
+            float* acc = s.Accumulator + (long)r * vStride;
+            if (p.Splits > 1)
+            {
+                long partial = p.PartialRow(b, kvHead, split, row);
+                float factor = empty ? 0f : 1f / sum;
+                for (int d = 0; d < dv; d++) p.Partials[partial * dv + d] = acc[d] * factor;
+                p.Partials[p.PartialLseOffset + partial] = lse;
+            }
+            else p.WriteRow(b, head, i, acc, empty ? 0f : 1f / sum, lse);
+        }
+    }
+
+    /// <summary><c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot<TVec, T>(float* q, float* k, int length) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        T a0 = TVec.Zero, a1 = TVec.Zero;
+        int w = TVec.Count, d = 0;
+        for (; d + 2 * w <= length; d += 2 * w)
+        {
+            a0 = TVec.MultiplyAdd(TVec.Load(q + d), TVec.Load(k + d), a0);
+            a1 = TVec.MultiplyAdd(TVec.Load(q + d + w), TVec.Load(k + d + w), a1);
+        }
+        if (d < length) a0 = TVec.MultiplyAdd(TVec.Load(q + d), TVec.Load(k + d), a0);
+        return TVec.Sum(TVec.Add(a0, a1));
+    }
+
+    /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateValues<TVec, T>(float* acc, int length, float alpha, float* weights, float** values, int keys)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        int w = TVec.Count, d = 0;
+        var a = TVec.Broadcast(alpha);
+        for (; d + 4 * w <= length; d += 4 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
+            T a2 = TVec.Multiply(TVec.Load(acc + d + 2 * w), a), a3 = TVec.Multiply(TVec.Load(acc + d + 3 * w), a);
+            for (int j = 0; j < keys; j++)
+            {
+                var weight = TVec.Broadcast(weights[j]);
+                float* v = values[j] + d;
+                a0 = TVec.MultiplyAdd(weight, TVec.Load(v), a0);
+                a1 = TVec.MultiplyAdd(weight, TVec.Load(v + w), a1);
+                a2 = TVec.MultiplyAdd(weight, TVec.Load(v + 2 * w), a2);
+                a3 = TVec.MultiplyAdd(weight, TVec.Load(v + 3 * w), a3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, a1);
+            TVec.Store(acc + d + 2 * w, a2);
+            TVec.Store(acc + d + 3 * w, a3);
+        }
+        for (; d < length; d += w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), a);
+            for (int j = 0; j < keys; j++) a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), TVec.Load(values[j] + d), a0);
+            TVec.Store(acc + d, a0);
+        }
+    }
+
+    /// <summary>Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink.</summary>
+    private static void Merge(Plan p, int threads)
+    {
+        int groupRows = p.GroupSize * p.QueryLength;
+        int heads = p.Batch * p.KeyValueHeads;
+        Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = threads }, item =>
+        {
+            int b = item / p.KeyValueHeads, kvHead = item % p.KeyValueHeads, dv = p.ValueDim;
+            float* acc = CpuScratch.Get(dv);
+            for (int row = 0; row < groupRows; row++)
+            {
+                int i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
+                float max = float.NegativeInfinity;
+                for (int split = 0; split < p.Splits; split++)
+                    max = MathF.Max(max, p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)]);
+                new Span<float>(acc, dv).Clear();
+                float total = float.NegativeInfinity;
+                if (!float.IsNegativeInfinity(max))
+                {
+                    float sum = 0;
+                    for (int split = 0; split < p.Splits; split++)
+                        sum += MathF.Exp(p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)] - max);
+                    total = max + MathF.Log(sum);
+                    for (int split = 0; split < p.Splits; split++)
+                    {
+                        long partial = p.PartialRow(b, kvHead, split, row);
+                        float weight = MathF.Exp(p.Partials[p.PartialLseOffset + partial] - total);
+                        if (weight == 0) continue;
+                        for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
+                    }
+                }
+                p.WriteRow(b, head, i, acc, 1f, total);
+            }
+        });
+    }
+
+    /// <summary>Sizes, pointers and strides of one call, shared read-only by the workers (plus the item counter).</summary>
+    private sealed class Plan
+    {
+        public readonly KvCacheProblem Problem;
+        public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, NewLength, HeadDim, ValueDim, RowChunks, Splits, Items;
+        public readonly int RotaryHalf;
+        public readonly bool RotaryInterleaved;
+        public readonly float QueryScale, Softcap;
+        public readonly ElementType ElementType;
+        public readonly long ElementSize;
+        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, NewKeyOffset, NewValueOffset;
+        public readonly long CosOffset, SinOffset, SlopeOffset, SinkOffset;
+        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides, NewKeyStrides, NewValueStrides;
+        public readonly long[] CosStrides, SinStrides, SlopeStrides, SinkStrides;
+        public readonly bool SlopesPerBatch;
+        public readonly long PartialFloats, PartialLseOffset;
+        public byte* Q, K, V, O, NewK, NewV;
+        public float* Lse, Cos, Sin, Slopes, Sinks, Partials;
+        public int KeyStride, ValueStride;
+        public bool DirectRows;
+        public long ScratchFloats;
+        public int NextItem;
+
+        public Plan(KvCacheProblem problem, int threads, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
+        {
+            Problem = problem;
+            Batch = problem.Batch;
+            KeyValueHeads = problem.KeyValueHeads;
+            GroupSize = problem.GroupSize;
+            QueryLength = problem.QueryLength;
+            NewLength = problem.NewLength;
+            HeadDim = problem.HeadDim;
+            ValueDim = problem.ValueDim;
+            RowChunks = (GroupSize * QueryLength + RowsPerItem - 1) / RowsPerItem;
+            int baseItems = Batch * KeyValueHeads * RowChunks;
+            Splits = problem.Cache.Splits ?? AutomaticSplits(problem, baseItems, threads);
+            Items = baseItems * Splits;
+            var options = problem.Options;
+            Softcap = options.Softcap;
+            // Scores are kept in log2 units; with softcap the tanh needs natural units, and the kernel converts after it.
+            QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * Log2E;
+            ElementType = problem.ElementType;
+            ElementSize = ElementType.SizeOf();
+            (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
+            (KeyOffset, KeyStrides) = (keyCache.Offset, keyCache.Strides.ToArray());
+            (ValueOffset, ValueStrides) = (valueCache.Offset, valueCache.Strides.ToArray());
+            (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
+            (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            var cache = problem.Cache;
+            (NewKeyOffset, NewKeyStrides) = cache.NewKey is { } nk ? (nk.Offset, nk.Strides.ToArray()) : (0, [0, 0, 0, 0]);
+            (NewValueOffset, NewValueStrides) = cache.NewValue is { } nv ? (nv.Offset, nv.Strides.ToArray()) : (0, [0, 0, 0, 0]);
+            RotaryHalf = problem.RotaryDim / 2;
+            RotaryInterleaved = cache.RotaryInterleaved;
+            (CosOffset, CosStrides) = cache.RotaryCos is { } c ? (c.Offset, c.Strides.ToArray()) : (0, [0, 0]);
+            (SinOffset, SinStrides) = cache.RotarySin is { } s ? (s.Offset, s.Strides.ToArray()) : (0, [0, 0]);
+            (SlopeOffset, SlopeStrides) = options.AlibiSlopes is { } a ? (a.Offset, a.Strides.ToArray()) : (0, [0]);
+            SlopesPerBatch = options.AlibiSlopes is { Rank: 2 };
+            (SinkOffset, SinkStrides) = options.Sinks is { } k ? (k.Offset, k.Strides.ToArray()) : (0, [0]);
+            long partialRows = (long)Batch * KeyValueHeads * Splits * GroupSize * QueryLength;
+            PartialLseOffset = partialRows * ValueDim;
+            PartialFloats = partialRows * (ValueDim + 1);
+        }
+
+        /// <summary>Fixes the vector width: rows are padded to it, and float32 rows are read in place when no padding is needed.</summary>
+        public void SetWidth(int width)
+        {
+            KeyStride = (HeadDim + width - 1) / width * width;
+            ValueStride = (ValueDim + width - 1) / width * width;
+            DirectRows = ElementType == ElementType.Float32 && KeyStrides[3] == 1 && ValueStrides[3] == 1 && KeyStride == HeadDim && ValueStride == ValueDim;
+            ScratchFloats = Scratch.Floats(this);
+        }
+
+        public byte* KeyRow(int batch, int head, int position)
+        {
+            var (block, slot) = Problem.Locate(batch, position);
+            return K + ElementSize * (KeyOffset + block * KeyStrides[0] + head * KeyStrides[1] + slot * KeyStrides[2]);
+        }
+
+        public byte* ValueRow(int batch, int head, int position)
+        {
+            var (block, slot) = Problem.Locate(batch, position);
+            return V + ElementSize * (ValueOffset + block * ValueStrides[0] + head * ValueStrides[1] + slot * ValueStrides[2]);
+        }
+
+        public float Slope(int batch, int head) =>
+            Slopes[SlopeOffset + (SlopesPerBatch ? batch * SlopeStrides[0] + head * SlopeStrides[1] : head * SlopeStrides[0])];
+
+        public long PartialRow(int batch, int kvHead, int split, int row) =>
+            (((long)batch * KeyValueHeads + kvHead) * Splits + split) * GroupSize * QueryLength + row;
+
+        /// <summary>Turns the first RotaryDim entries of <paramref name="row"/> by the angles of <paramref name="position"/>.</summary>
+        public void Rotate(float* row, int position)
+        {
+            float* cos = Cos + CosOffset + position * CosStrides[0];
+            float* sin = Sin + SinOffset + position * SinStrides[0];
+            for (int i = 0; i < RotaryHalf; i++)
+            {
+                int ix = RotaryInterleaved ? 2 * i : i, iy = RotaryInterleaved ? 2 * i + 1 : i + RotaryHalf;
+                float c = cos[i * CosStrides[1]], s = sin[i * SinStrides[1]];
+                float x = row[ix], y = row[iy];
+                row[ix] = x * c - y * s;
+                row[iy] = x * s + y * c;
+            }
+        }
+
+        /// <summary>
+        /// Writes <c>acc x factor</c> as output row (batch, head, i) with log-sum-exp <paramref name="lse"/> (natural log,
+        /// sinks not yet included); a sink joins the denominator here. A row without keys writes zeros and -inf.
+        /// </summary>
+        public void WriteRow(int batch, int head, int i, float* acc, float factor, float lse)
+        {
+            if (float.IsNegativeInfinity(lse)) factor = 0;
+            else if (Sinks != null)
+            {
+                float sink = Sinks[SinkOffset + head * SinkStrides[0]];
+                float top = MathF.Max(lse, sink);
+                float withSink = top + MathF.Log(MathF.Exp(lse - top) + MathF.Exp(sink - top));
+                factor *= MathF.Exp(lse - withSink);
+                lse = withSink;
+            }
+            CpuPacking.WriteRow(O + ElementSize * (OutputOffset + batch * OutputStrides[0] + head * OutputStrides[1] + i * OutputStrides[2]),
+                OutputStrides[3], acc, factor, ValueDim, ElementType);
+            if (Lse != null) Lse[LseOffset + batch * LseStrides[0] + head * LseStrides[1] + i * LseStrides[2]] = lse;
+        }
+    }
+
+    /// <summary>Carves one worker's scratch; every block starts 64-byte aligned.</summary>
+    private readonly struct Scratch
+    {
+        public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope;
+        public readonly float** KeyRows, ValueRows;
+        public readonly int* Start, End, Active;
+        private readonly float* _end;
+
+        public Scratch(float* scratch, Plan p)
+        {
+            float* next = scratch;
+            Queries = Take(ref next, (long)RowsPerItem * p.KeyStride);
+            Accumulator = Take(ref next, (long)RowsPerItem * p.ValueStride);
+            Scores = Take(ref next, (long)RowsPerItem * KeyBlock);
+            KeyStage = Take(ref next, (long)KeyBlock * p.KeyStride);
+            ValueStage = Take(ref next, (long)KeyBlock * p.ValueStride);
+            Row = Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
+            Max = Take(ref next, RowsPerItem);
+            Sum = Take(ref next, RowsPerItem);
+            Alpha = Take(ref next, RowsPerItem);
+            Slope = Take(ref next, RowsPerItem);
+            KeyRows = (float**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            ValueRows = (float**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            Start = (int*)Take(ref next, RowsPerItem);
+            End = (int*)Take(ref next, RowsPerItem);
+            Active = (int*)Take(ref next, RowsPerItem);
+            _end = next;
+        }
+
+        /// <summary>The floats the layout needs, measured by laying it out from address 0.</summary>
+        public static long Floats(Plan p) => (long)new Scratch(null, p)._end / sizeof(float);
+
+        private static float* Take(ref float* next, long floats)
+        {
+            float* block = next;
+            next += (floats + 15) & ~15L;
+            return block;
+        }
+    }
+}
