@@ -23,9 +23,9 @@ public sealed record KvCacheOptions
     /// <summary>
     /// Paging: <c>[B, BlocksPerSequence]</c> row-major physical block indices; position p of batch element b lives in
     /// block <c>BlockTable[b, p / PageSize]</c> at slot <c>p % PageSize</c>, and the caches are
-    /// <c>[NumBlocks, Hkv, PageSize, D]</c>. Null: the caches are contiguous <c>[B, Hkv, Capacity, D]</c>.
+    /// <c>[NumBlocks, Hkv, PageSize, D]</c>. Empty (the default): the caches are contiguous <c>[B, Hkv, Capacity, D]</c>.
     /// </summary>
-    public ReadOnlyMemory<int>? BlockTable { get; init; }
+    public ReadOnlyMemory<int> BlockTable { get; init; }
 
     /// <summary>Tokens per block of a paged cache (must equal the caches' third dimension); ignored without <see cref="BlockTable"/>.</summary>
     public int PageSize { get; init; }

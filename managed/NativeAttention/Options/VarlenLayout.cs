@@ -10,9 +10,9 @@ namespace NativeAttention;
 /// <param name="CuSeqLensK">Cumulative key lengths, <c>[B + 1]</c>.</param>
 /// <param name="SeqUsedK">
 /// Optional <c>[B]</c>: sequence b attends only to its first <c>SeqUsedK[b]</c> keys (at most its key length), as if
-/// its key length were that; null uses every key.
+/// its key length were that; empty (the default) uses every key.
 /// </param>
-public sealed record VarlenLayout(ReadOnlyMemory<int> CuSeqLensQ, ReadOnlyMemory<int> CuSeqLensK, ReadOnlyMemory<int>? SeqUsedK = null)
+public sealed record VarlenLayout(ReadOnlyMemory<int> CuSeqLensQ, ReadOnlyMemory<int> CuSeqLensK, ReadOnlyMemory<int> SeqUsedK = default)
 {
     /// <summary>The number of sequences B (one less than the length of <see cref="CuSeqLensQ"/>).</summary>
     public int SequenceCount => Math.Max(CuSeqLensQ.Length - 1, 0);

@@ -98,7 +98,7 @@ public sealed class KvCacheProblem
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
         TensorChecks.Positive(query, nameof(query), QLayout);
         int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
-        bool paged = cache.BlockTable is not null;
+        bool paged = !cache.BlockTable.IsEmpty;
         string kLayout = paged ? "[NumBlocks, Hkv, PageSize, Dqk]" : "[B, Hkv, Capacity, Dqk]";
         string vLayout = paged ? "[NumBlocks, Hkv, PageSize, Dv]" : "[B, Hkv, Capacity, Dv]";
         var k = TensorChecks.Rank(keyCache, 4, nameof(keyCache), kLayout);
@@ -152,12 +152,13 @@ public sealed class KvCacheProblem
 
         int[]? table = null;
         int pageSize, blocksPerSequence;
-        if (cache.BlockTable is { } blockTable)
+        if (paged)
         {
+            var blockTable = cache.BlockTable;
             pageSize = k[2];
             if (cache.PageSize != pageSize)
                 TensorChecks.Throw($"cache.PageSize is {cache.PageSize}, but the caches hold {pageSize} tokens per block ({kLayout}).", "cache.PageSize");
-            if (blockTable.Length == 0 || blockTable.Length % batch != 0)
+            if (blockTable.Length % batch != 0)
                 TensorChecks.Throw($"cache.BlockTable has {blockTable.Length} entries; expected [B, BlocksPerSequence] = {batch} x n with n >= 1.", "cache.BlockTable");
             table = blockTable.ToArray();
             blocksPerSequence = table.Length / batch;

@@ -98,8 +98,9 @@ public sealed class VarlenProblem
         var queryLength = new int[sequences];
         var keyStart = new int[sequences];
         var keyLength = new int[sequences];
-        ReadOnlySpan<int> used = layout.SeqUsedK is { } u ? u.Span : default;
-        if (layout.SeqUsedK is not null && used.Length != sequences)
+        ReadOnlySpan<int> used = layout.SeqUsedK.Span;
+        bool hasUsed = !layout.SeqUsedK.IsEmpty;
+        if (hasUsed && used.Length != sequences)
             TensorChecks.Throw($"layout.SeqUsedK has {used.Length} entries; expected one per sequence ({sequences}).", "layout.SeqUsedK");
         for (int b = 0; b < sequences; b++)
         {
@@ -107,7 +108,7 @@ public sealed class VarlenProblem
             queryLength[b] = cuQ[b + 1] - cuQ[b];
             keyStart[b] = cuK[b];
             keyLength[b] = cuK[b + 1] - cuK[b];
-            if (layout.SeqUsedK is not null)
+            if (hasUsed)
             {
                 if (used[b] < 0 || used[b] > keyLength[b])
                     TensorChecks.Throw($"layout.SeqUsedK[{b}] is {used[b]}; sequence {b} has {keyLength[b]} keys, so expected 0..{keyLength[b]}.", "layout.SeqUsedK");
