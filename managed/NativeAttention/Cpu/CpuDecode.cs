@@ -27,6 +27,9 @@ internal static unsafe class CpuDecode
     /// <summary>Query rows per item; decoding (Nq x group size) fits in one, longer calls are cut into runs of queries.</summary>
     private const int RowsPerItem = 64;
 
+    /// <summary>Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block.</summary>
+    private const int DirectWideningRows = 2;
+
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
 
@@ -130,12 +133,21 @@ internal static unsafe class CpuDecode
         new Span<float>(s.KeyStage, KeyBlock * p.KeyStride).Clear();
         new Span<float>(s.ValueStage, KeyBlock * p.ValueStride).Clear();
         for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
-            RunItem<TVec, T>(p, item, s);
+        {
+            if (!p.DirectRows) RunItem<TVec, T, Float32Rows>(p, item, s);
+            else if (p.ElementType == ElementType.Float32) RunItem<TVec, T, Float32Rows>(p, item, s);
+            else if (p.ElementType == ElementType.Float16) RunItem<TVec, T, Float16Rows>(p, item, s);
+            else RunItem<TVec, T, BFloat16Rows>(p, item, s);
+        }
     }
 
-    /// <summary>One item: the rows of one run of queries of one kv head's group, against one split of the keys.</summary>
+    /// <summary>
+    /// One item: the rows of one run of queries of one kv head's group, against one split of the keys. K/V rows are
+    /// read as <typeparamref name="TFormat"/>: in place from the cache, or from the float32 stage.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem<TVec, T>(Plan p, int item, Scratch s) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static void RunItem<TVec, T, TFormat>(Plan p, int item, Scratch s)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int split = item % p.Splits;
         int rest = item / p.Splits;
@@ -179,24 +191,34 @@ internal static unsafe class CpuDecode
             splitEnd = low + (int)((long)(high - low) * (split + 1) / p.Splits);
         }
 
+        int[]? table = p.BlockTable;
+        byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
+        byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
         {
             int keys = Math.Min(KeyBlock, splitEnd - k0);
             for (int j = 0; j < keys; j++)
             {
-                byte* keyRow = p.KeyRow(b, kvHead, k0 + j), valueRow = p.ValueRow(b, kvHead, k0 + j);
+                int position = k0 + j, block = b, slot = position;
+                if (table != null)
+                {
+                    block = table[b * p.BlocksPerSequence + position / p.PageSize];
+                    slot = position % p.PageSize;
+                }
+                byte* keyRow = keyHead + block * p.KeyBlockBytes + slot * p.KeySlotBytes;
+                byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
                 if (p.DirectRows)
                 {
-                    s.KeyRows[j] = (float*)keyRow;
-                    s.ValueRows[j] = (float*)valueRow;
+                    s.KeyRows[j] = keyRow;
+                    s.ValueRows[j] = valueRow;
                 }
                 else
                 {
                     float* kDest = s.KeyStage + (long)j * kStride, vDest = s.ValueStage + (long)j * vStride;
                     CpuPacking.ReadRow(kDest, keyRow, p.KeyStrides[3], dqk, p.ElementType);
                     CpuPacking.ReadRow(vDest, valueRow, p.ValueStrides[3], dv, p.ElementType);
-                    s.KeyRows[j] = kDest;
-                    s.ValueRows[j] = vDest;
+                    s.KeyRows[j] = (byte*)kDest;
+                    s.ValueRows[j] = (byte*)vDest;
                 }
             }
 
@@ -220,7 +242,7 @@ internal static unsafe class CpuDecode
                     if (key < start || key >= end) score = float.NegativeInfinity;
                     else
                     {
-                        score = Dot<TVec, T>(q, s.KeyRows[j], kStride);
+                        score = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
                         if (p.Softcap > 0) score = p.Softcap * MathF.Tanh(score / p.Softcap) * Log2E;
                         if (p.Slopes != null) score -= s.Slope[r] * Math.Abs(position - key);
                     }
@@ -252,7 +274,7 @@ internal static unsafe class CpuDecode
 
             for (int r = 0; r < rows; r++)
                 if (s.Active[r] != 0)
-                    AccumulateValues<TVec, T>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+                    AccumulateValues<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
         }
 
         for (int r = 0; r < rows; r++)
@@ -276,26 +298,56 @@ internal static unsafe class CpuDecode
 
     /// <summary><c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot<TVec, T>(float* q, float* k, int length) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static float Dot<TVec, T, TFormat>(float* q, byte* k, int length)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         T a0 = TVec.Zero, a1 = TVec.Zero;
         int w = TVec.Count, d = 0;
         for (; d + 2 * w <= length; d += 2 * w)
         {
-            a0 = TVec.MultiplyAdd(TVec.Load(q + d), TVec.Load(k + d), a0);
-            a1 = TVec.MultiplyAdd(TVec.Load(q + d + w), TVec.Load(k + d + w), a1);
+            a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
+            a1 = TVec.MultiplyAdd(TVec.Load(q + d + w), DecodeLoads.Load<TVec, T, TFormat>(k, d + w), a1);
         }
-        if (d < length) a0 = TVec.MultiplyAdd(TVec.Load(q + d), TVec.Load(k + d), a0);
+        if (d < length) a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
         return TVec.Sum(TVec.Add(a0, a1));
     }
 
     /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AccumulateValues<TVec, T>(float* acc, int length, float alpha, float* weights, float** values, int keys)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static void AccumulateValues<TVec, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int w = TVec.Count, d = 0;
         var a = TVec.Broadcast(alpha);
+        // Eight independent accumulators keep both FMA pipes busy across the key loop (four left one idle).
+        for (; d + 8 * w <= length; d += 8 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
+            T a2 = TVec.Multiply(TVec.Load(acc + d + 2 * w), a), a3 = TVec.Multiply(TVec.Load(acc + d + 3 * w), a);
+            T a4 = TVec.Multiply(TVec.Load(acc + d + 4 * w), a), a5 = TVec.Multiply(TVec.Load(acc + d + 5 * w), a);
+            T a6 = TVec.Multiply(TVec.Load(acc + d + 6 * w), a), a7 = TVec.Multiply(TVec.Load(acc + d + 7 * w), a);
+            for (int j = 0; j < keys; j++)
+            {
+                var weight = TVec.Broadcast(weights[j]);
+                byte* v = values[j];
+                a0 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d), a0);
+                a1 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + w), a1);
+                a2 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w), a3);
+                a4 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 4 * w), a4);
+                a5 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 5 * w), a5);
+                a6 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 6 * w), a6);
+                a7 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 7 * w), a7);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, a1);
+            TVec.Store(acc + d + 2 * w, a2);
+            TVec.Store(acc + d + 3 * w, a3);
+            TVec.Store(acc + d + 4 * w, a4);
+            TVec.Store(acc + d + 5 * w, a5);
+            TVec.Store(acc + d + 6 * w, a6);
+            TVec.Store(acc + d + 7 * w, a7);
+        }
         for (; d + 4 * w <= length; d += 4 * w)
         {
             T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
@@ -303,11 +355,11 @@ internal static unsafe class CpuDecode
             for (int j = 0; j < keys; j++)
             {
                 var weight = TVec.Broadcast(weights[j]);
-                float* v = values[j] + d;
-                a0 = TVec.MultiplyAdd(weight, TVec.Load(v), a0);
-                a1 = TVec.MultiplyAdd(weight, TVec.Load(v + w), a1);
-                a2 = TVec.MultiplyAdd(weight, TVec.Load(v + 2 * w), a2);
-                a3 = TVec.MultiplyAdd(weight, TVec.Load(v + 3 * w), a3);
+                byte* v = values[j];
+                a0 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d), a0);
+                a1 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + w), a1);
+                a2 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w), a3);
             }
             TVec.Store(acc + d, a0);
             TVec.Store(acc + d + w, a1);
@@ -317,7 +369,7 @@ internal static unsafe class CpuDecode
         for (; d < length; d += w)
         {
             T a0 = TVec.Multiply(TVec.Load(acc + d), a);
-            for (int j = 0; j < keys; j++) a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), TVec.Load(values[j] + d), a0);
+            for (int j = 0; j < keys; j++) a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), DecodeLoads.Load<TVec, T, TFormat>(values[j], d), a0);
             TVec.Store(acc + d, a0);
         }
     }
@@ -416,6 +468,10 @@ internal static unsafe class CpuDecode
             (SlopeOffset, SlopeStrides) = options.AlibiSlopes is { } a ? (a.Offset, a.Strides.ToArray()) : (0, [0]);
             SlopesPerBatch = options.AlibiSlopes is { Rank: 2 };
             (SinkOffset, SinkStrides) = options.Sinks is { } k ? (k.Offset, k.Strides.ToArray()) : (0, [0]);
+            (KeyBlockBytes, KeySlotBytes) = (ElementSize * KeyStrides[0], ElementSize * KeyStrides[2]);
+            (ValueBlockBytes, ValueSlotBytes) = (ElementSize * ValueStrides[0], ElementSize * ValueStrides[2]);
+            BlockTable = problem.BlockTableEntries;
+            (BlocksPerSequence, PageSize) = (problem.BlocksPerSequence, problem.PageSize);
             long partialRows = (long)Batch * KeyValueHeads * Splits * GroupSize * QueryLength;
             PartialLseOffset = partialRows * ValueDim;
             PartialFloats = partialRows * (ValueDim + 1);
@@ -426,9 +482,17 @@ internal static unsafe class CpuDecode
         {
             KeyStride = (HeadDim + width - 1) / width * width;
             ValueStride = (ValueDim + width - 1) / width * width;
-            DirectRows = ElementType == ElementType.Float32 && KeyStrides[3] == 1 && ValueStrides[3] == 1 && KeyStride == HeadDim && ValueStride == ValueDim;
+            // Rows are read in place when they are contiguous and fill whole vectors. 16-bit rows are then widened on every
+            // read, which pays while few rows share a block; bigger groups widen each block once into the float32 stage.
+            DirectRows = KeyStrides[3] == 1 && ValueStrides[3] == 1 && KeyStride == HeadDim && ValueStride == ValueDim &&
+                (ElementType == ElementType.Float32 || Math.Min(RowsPerItem, GroupSize * QueryLength) <= DirectWideningRows);
             ScratchFloats = Scratch.Floats(this);
         }
+
+        /// <summary>Byte distances of the caches' block (or batch) and slot axes, and the block table (null: contiguous).</summary>
+        public readonly long KeyBlockBytes, KeySlotBytes, ValueBlockBytes, ValueSlotBytes;
+        public readonly int[]? BlockTable;
+        public readonly int BlocksPerSequence, PageSize;
 
         public byte* KeyRow(int batch, int head, int position)
         {
@@ -488,7 +552,7 @@ internal static unsafe class CpuDecode
     private readonly struct Scratch
     {
         public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope;
-        public readonly float** KeyRows, ValueRows;
+        public readonly byte** KeyRows, ValueRows;
         public readonly int* Start, End, Active;
         private readonly float* _end;
 
@@ -505,8 +569,8 @@ internal static unsafe class CpuDecode
             Sum = Take(ref next, RowsPerItem);
             Alpha = Take(ref next, RowsPerItem);
             Slope = Take(ref next, RowsPerItem);
-            KeyRows = (float**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
-            ValueRows = (float**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            KeyRows = (byte**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            ValueRows = (byte**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
             Start = (int*)Take(ref next, RowsPerItem);
             End = (int*)Take(ref next, RowsPerItem);
             Active = (int*)Take(ref next, RowsPerItem);

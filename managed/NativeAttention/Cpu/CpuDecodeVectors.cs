@@ -24,6 +24,64 @@ internal unsafe interface IDecodeVector<T> where T : unmanaged
     static abstract float Sum(T value);
     /// <summary>2^x for x &lt;= 0, exactly 0 at -inf (the flash kernel's polynomial).</summary>
     static abstract T Exp2NonPositive(T x);
+    /// <summary>Widens one vector's worth of bfloat16 values (exact: a 16-bit shift).</summary>
+    static abstract T LoadBFloat16(ushort* source);
+    /// <summary>Widens one vector's worth of binary16 values exactly, subnormals, infinities and NaN included.</summary>
+    static abstract T LoadHalf(ushort* source);
+}
+
+/// <summary>The storage type of the K/V rows a decode pass reads, as a type so the JIT specialises the loads.</summary>
+internal interface IRowFormat
+{
+    static abstract ElementType Type { get; }
+}
+
+internal struct Float32Rows : IRowFormat { public static ElementType Type => ElementType.Float32; }
+internal struct Float16Rows : IRowFormat { public static ElementType Type => ElementType.Float16; }
+internal struct BFloat16Rows : IRowFormat { public static ElementType Type => ElementType.BFloat16; }
+
+/// <summary>Loads of rows in any <see cref="IRowFormat"/> as float vectors.</summary>
+internal static unsafe class DecodeLoads
+{
+    /// <summary>Elements <c>index .. index + W - 1</c> of a contiguous row stored as <typeparamref name="TFormat"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T Load<TVec, T, TFormat>(byte* row, int index) where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        if (TFormat.Type == ElementType.Float32) return TVec.Load((float*)row + index);
+        if (TFormat.Type == ElementType.BFloat16) return TVec.LoadBFloat16((ushort*)row + index);
+        return TVec.LoadHalf((ushort*)row + index);
+    }
+
+    /// <summary>Binary16 bits (zero-extended) to float bits: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> HalfToSingle(Vector512<uint> h)
+    {
+        var magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
+        var value = magnitude.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
+        // Exponent 31 (infinity, NaN) lands at 2^16 or above after the rebias: give it the all-ones exponent.
+        var special = Vector512.GreaterThanOrEqual(value, Vector512.Create(65536f)).AsUInt32() & Vector512.Create(0x7F800000u);
+        return (value.AsUInt32() | special | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16)).AsSingle();
+    }
+
+    /// <inheritdoc cref="HalfToSingle(Vector512{uint})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> HalfToSingle(Vector256<uint> h)
+    {
+        var magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
+        var value = magnitude.AsSingle() * Vector256.Create(5.192296858534828e33f);
+        var special = Vector256.GreaterThanOrEqual(value, Vector256.Create(65536f)).AsUInt32() & Vector256.Create(0x7F800000u);
+        return (value.AsUInt32() | special | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
+
+    /// <inheritdoc cref="HalfToSingle(Vector512{uint})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> HalfToSingle(Vector128<uint> h)
+    {
+        var magnitude = Vector128.ShiftLeft(h & Vector128.Create(0x7FFFu), 13);
+        var value = magnitude.AsSingle() * Vector128.Create(5.192296858534828e33f);
+        var special = Vector128.GreaterThanOrEqual(value, Vector128.Create(65536f)).AsUInt32() & Vector128.Create(0x7F800000u);
+        return (value.AsUInt32() | special | Vector128.ShiftLeft(h & Vector128.Create(0x8000u), 16)).AsSingle();
+    }
 }
 
 internal unsafe struct Decode512 : IDecodeVector<Vector512<float>>
@@ -38,6 +96,10 @@ internal unsafe struct Decode512 : IDecodeVector<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Vector512.Sum(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp2NonPositive(Vector512<float> x) => Simd512.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadBFloat16(ushort* source) =>
+        Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadHalf(ushort* source) =>
+        DecodeLoads.HalfToSingle(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()));
 }
 
 internal unsafe struct Decode256 : IDecodeVector<Vector256<float>>
@@ -52,6 +114,10 @@ internal unsafe struct Decode256 : IDecodeVector<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> value) => Vector256.Sum(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp2NonPositive(Vector256<float> x) => Simd256.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadBFloat16(ushort* source) =>
+        Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadHalf(ushort* source) =>
+        DecodeLoads.HalfToSingle(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()));
 }
 
 internal unsafe struct Decode128 : IDecodeVector<Vector128<float>>
@@ -66,6 +132,10 @@ internal unsafe struct Decode128 : IDecodeVector<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> a, Vector128<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> value) => Vector128.Sum(value);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp2NonPositive(Vector128<float> x) => Simd128.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadBFloat16(ushort* source) =>
+        Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsUInt16()), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadHalf(ushort* source) =>
+        DecodeLoads.HalfToSingle(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsUInt16()));
 }
 
 /// <summary>A "vector" of one float, for hardware the JIT does not vectorise.</summary>
@@ -81,4 +151,6 @@ internal unsafe struct DecodeScalar : IDecodeVector<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float value) => value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp2NonPositive(float x) => SimdScalar.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadBFloat16(ushort* source) => BitConverter.UInt32BitsToSingle((uint)*source << 16);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadHalf(ushort* source) => (float)*(Half*)source;
 }

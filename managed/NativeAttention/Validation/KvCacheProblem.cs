@@ -70,6 +70,9 @@ public sealed class KvCacheProblem
         ? (batch, position)
         : (_blockTable[batch * BlocksPerSequence + position / PageSize], position % PageSize);
 
+    /// <summary>The block table, row-major <c>[B, BlocksPerSequence]</c>, or null for a contiguous cache.</summary>
+    internal int[]? BlockTableEntries => _blockTable;
+
     /// <summary>The rotary position of query <paramref name="queryIndex"/> of element <paramref name="batch"/>: <c>L_b - Nq + i</c>.</summary>
     public int QueryPosition(int batch, int queryIndex) => KeyLength(batch) - QueryLength + queryIndex;
 
