@@ -22,7 +22,7 @@ namespace NativeAttention.Cpu;
 internal static unsafe class CpuDecode
 {
     /// <summary>Keys per block: a 64 x 128 float32 K or V block is 32 KiB, so a block and the rows stay in a 48 KiB L1.</summary>
-    private const int KeyBlock = 64;
+    private const int KeyBlock = 16;
 
     /// <summary>Query rows per item; decoding (Nq x group size) fits in one, longer calls are cut into runs of queries.</summary>
     private const int RowsPerItem = 64;
@@ -191,6 +191,8 @@ internal static unsafe class CpuDecode
             splitEnd = low + (int)((long)(high - low) * (split + 1) / p.Splits);
         }
 
+        float softcap = p.Softcap;
+        bool modified = softcap > 0 || p.Slopes != null;
         int[]? table = p.BlockTable;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
@@ -234,27 +236,36 @@ internal static unsafe class CpuDecode
                 long position = (long)i + keyLength - p.QueryLength;
                 float* scores = s.Scores + (long)r * KeyBlock;
                 float* q = s.Queries + (long)r * kStride;
+                // Only keys inside the row's range get a dot product; the rest of the block is masked.
+                int first = Math.Max(start - k0, 0), last = Math.Min(end - k0, keys);
+                for (int j = 0; j < first; j++) scores[j] = float.NegativeInfinity;
+                for (int j = last; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
                 float blockMax = float.NegativeInfinity;
-                for (int j = 0; j < keys; j++)
+                if (!modified)
                 {
-                    int key = k0 + j;
-                    float score;
-                    if (key < start || key >= end) score = float.NegativeInfinity;
-                    else
+                    for (int j = first; j < last; j++)
                     {
-                        score = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
-                        if (p.Softcap > 0) score = p.Softcap * MathF.Tanh(score / p.Softcap) * Log2E;
-                        if (p.Slopes != null) score -= s.Slope[r] * Math.Abs(position - key);
+                        float score = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        scores[j] = score;
+                        blockMax = MathF.Max(blockMax, score);
                     }
-                    scores[j] = score;
-                    blockMax = MathF.Max(blockMax, score);
+                }
+                else
+                {
+                    for (int j = first; j < last; j++)
+                    {
+                        float score = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
+                        score -= s.Slope[r] * Math.Abs(position - (k0 + j));
+                        scores[j] = score;
+                        blockMax = MathF.Max(blockMax, score);
+                    }
                 }
                 if (float.IsNegativeInfinity(blockMax))
                 {
                     s.Active[r] = 0;
                     continue;
                 }
-                for (int j = keys; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
                 float previous = s.Max[r], max = MathF.Max(previous, blockMax);
                 float alpha = float.Exp2(previous - max);
                 var negativeMax = TVec.Broadcast(-max);

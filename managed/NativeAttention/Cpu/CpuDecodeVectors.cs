@@ -52,35 +52,43 @@ internal static unsafe class DecodeLoads
         return TVec.LoadHalf((ushort*)row + index);
     }
 
-    /// <summary>Binary16 bits (zero-extended) to float bits: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
+    /// <summary>Binary16 bits (zero-extended) to floats: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> HalfToSingle(Vector512<uint> h)
     {
-        var magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
-        var value = magnitude.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
-        // Exponent 31 (infinity, NaN) lands at 2^16 or above after the rebias: give it the all-ones exponent.
-        var special = Vector512.GreaterThanOrEqual(value, Vector512.Create(65536f)).AsUInt32() & Vector512.Create(0x7F800000u);
-        return (value.AsUInt32() | special | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16)).AsSingle();
+        // Sign to bit 31 (with copies in bits 30..28, cleared), exponent and mantissa to float position; the multiply
+        // keeps the sign.
+        var bits = Vector512.ShiftRightArithmetic(Vector512.ShiftLeft(h, 16).AsInt32(), 3).AsUInt32() & Vector512.Create(0x8FFFE000u);
+        var value = bits.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
+        // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
+        var special = Vector512.Equals(bits & Vector512.Create(0x0F800000u), Vector512.Create(0x0F800000u)) & Vector512.Create(0x7F800000u);
+        return (value.AsUInt32() | special).AsSingle();
     }
 
     /// <inheritdoc cref="HalfToSingle(Vector512{uint})"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> HalfToSingle(Vector256<uint> h)
     {
-        var magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
-        var value = magnitude.AsSingle() * Vector256.Create(5.192296858534828e33f);
-        var special = Vector256.GreaterThanOrEqual(value, Vector256.Create(65536f)).AsUInt32() & Vector256.Create(0x7F800000u);
-        return (value.AsUInt32() | special | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
+        // Sign to bit 31 (with copies in bits 30..28, cleared), exponent and mantissa to float position; the multiply
+        // keeps the sign.
+        var bits = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(h, 16).AsInt32(), 3).AsUInt32() & Vector256.Create(0x8FFFE000u);
+        var value = bits.AsSingle() * Vector256.Create(5.192296858534828e33f); // 2^112
+        // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
+        var special = Vector256.Equals(bits & Vector256.Create(0x0F800000u), Vector256.Create(0x0F800000u)) & Vector256.Create(0x7F800000u);
+        return (value.AsUInt32() | special).AsSingle();
     }
 
     /// <inheritdoc cref="HalfToSingle(Vector512{uint})"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> HalfToSingle(Vector128<uint> h)
     {
-        var magnitude = Vector128.ShiftLeft(h & Vector128.Create(0x7FFFu), 13);
-        var value = magnitude.AsSingle() * Vector128.Create(5.192296858534828e33f);
-        var special = Vector128.GreaterThanOrEqual(value, Vector128.Create(65536f)).AsUInt32() & Vector128.Create(0x7F800000u);
-        return (value.AsUInt32() | special | Vector128.ShiftLeft(h & Vector128.Create(0x8000u), 16)).AsSingle();
+        // Sign to bit 31 (with copies in bits 30..28, cleared), exponent and mantissa to float position; the multiply
+        // keeps the sign.
+        var bits = Vector128.ShiftRightArithmetic(Vector128.ShiftLeft(h, 16).AsInt32(), 3).AsUInt32() & Vector128.Create(0x8FFFE000u);
+        var value = bits.AsSingle() * Vector128.Create(5.192296858534828e33f); // 2^112
+        // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
+        var special = Vector128.Equals(bits & Vector128.Create(0x0F800000u), Vector128.Create(0x0F800000u)) & Vector128.Create(0x7F800000u);
+        return (value.AsUInt32() | special).AsSingle();
     }
 }
 
