@@ -440,4 +440,31 @@ public abstract class KvCacheTests
 public sealed class CpuKvCacheTests : KvCacheTests
 {
     protected override Backend Backend => Backend.Cpu;
+
+    [Fact]
+    public void KvCache_GivenSplits_ResultsDoNotDependOnThreadCount()
+    {
+        var c = new KvCase(ElementType.Float16, [700, 33, 2], 2, 4, 3, 1, 64, 64, 16, RotaryMode.HalfSplit, 32, true, -1, -1, 0, true, 0, 5, 12);
+        using var one = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 1 });
+        using var three = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 3 });
+        var a = KvData.Create(c, paged: true);
+        var b = KvData.Create(c, paged: true);
+        a.Run(one);
+        b.Run(three);
+        Assert.Equal(a.Output.ToDoubleArray(), b.Output.ToDoubleArray());
+        Assert.Equal(a.LogSumExp.ToDoubleArray(), b.LogSumExp.ToDoubleArray());
+    }
+
+    [Fact]
+    public void KvCache_SigmoidScoring_IsNotSupportedAndWritesNothing()
+    {
+        var c = new KvCase(ElementType.Float32, [10], 1, 1, 1, 1, 16, 16, 0, RotaryMode.None, 0, false, -1, -1, 0, false, 0, null, 2);
+        using var context = AttentionContext.Create(Backend.Cpu);
+        var data = KvData.Create(c, paged: false);
+        var before = data.KeyCache.ToDoubleArray();
+        var e = Assert.Throws<NotSupportedException>(() =>
+            context.FlashKvCache(data.Query, data.KeyCache, data.ValueCache, data.Output, data.Cache, new FlashOptions { ScoreFunction = ScoreFunction.Sigmoid }));
+        Assert.Contains("Sigmoid", e.Message);
+        Assert.Equal(before, data.KeyCache.ToDoubleArray());
+    }
 }
