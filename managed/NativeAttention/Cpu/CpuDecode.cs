@@ -13,9 +13,10 @@ namespace NativeAttention.Cpu;
 /// Decoding is bound by reading the cache, so the kernel is built to read every cached K and V element once per
 /// key/value head: a work item is (batch element, kv head, run of at most <see cref="RowsPerItem"/> query rows, key
 /// split), and holds every query head of the kv head's group as rows, so one pass over a key block serves them all
-/// (rows reuse the block from L1). Float32 rows with a unit last stride are read in place; 16-bit rows are widened
-/// into an L1 block first. Each score is one dot product (decode has too few rows for the flash kernel's tiles), then
-/// the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
+/// (rows reuse the block from L1). Rows with a unit last stride are read in place, 16-bit ones widened in registers
+/// as they are loaded; when more than <see cref="DirectWideningRows"/> rows share a block (or rows are strided or do
+/// not fill whole vectors), the block is widened once into float32 scratch instead. Each score is one dot product
+/// (decode has too few rows for the flash kernel's tiles), then the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
 /// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Items are computed start to finish by one worker in
 /// a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic split count
 /// depends only on the problem's sizes and the thread count.

@@ -233,7 +233,7 @@ public abstract class KvCacheTests
                         }
                         for (int d = 0; d < c.ValueDim; d++) Assert.Equal(newValues[row * c.ValueDim + d], value[d]);
                     }
-        }, count: 30);
+        }, count: 60);
     }
 
     [SkippableFact]
@@ -248,7 +248,7 @@ public abstract class KvCacheTests
             paged.Run(context);
             Assert.Equal(contiguous.Output.ToDoubleArray(), paged.Output.ToDoubleArray());
             Assert.Equal(contiguous.LogSumExp.ToDoubleArray(), paged.LogSumExp.ToDoubleArray());
-        }, count: 15);
+        }, count: 25);
     }
 
     [SkippableFact]
@@ -302,7 +302,7 @@ public abstract class KvCacheTests
                         Assert.Equal(prefill.CacheRow(prefill.KeyCache, bi, h, p), decode.CacheRow(decode.KeyCache, bi, h, p));
                         Assert.Equal(prefill.CacheRow(prefill.ValueCache, bi, h, p), decode.CacheRow(decode.ValueCache, bi, h, p));
                     }
-        }, count: 10);
+        }, count: 15);
     }
 
     private static double[] Token(double[] data, int batch, int heads, int n, int dim, int t)
@@ -338,7 +338,7 @@ public abstract class KvCacheTests
             var ls = first.LogSumExp.ToDoubleArray();
             for (int i = 0; i < la.Length; i++)
                 Assert.True(la[i].Equals(ls[i]) || Math.Abs(la[i] - ls[i]) <= 1e-5 * (1 + Math.Abs(la[i])), $"{c} splits {splits}: LSE {i}: {ls[i]} vs {la[i]}");
-        }, count: 15);
+        }, count: 25);
     }
 
     [SkippableFact]

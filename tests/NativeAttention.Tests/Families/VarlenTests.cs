@@ -109,7 +109,7 @@ public abstract class VarlenTests
             context.FlashVarlen(q, k, v, o, c.Layout, c.Options, lse);
             var check = Check(c, q, k, v, o, lse);
             Assert.True(check.Passed, $"{c}: {check}");
-        }, count: 25);
+        }, count: 40);
     }
 
     [SkippableFact]
@@ -153,7 +153,7 @@ public abstract class VarlenTests
                 q0 += nq;
                 k0 += c.KeyLengths[b];
             }
-        }, count: 10);
+        }, count: 15);
     }
 
     [SkippableFact]
