@@ -39,8 +39,11 @@ internal static unsafe class CpuDecode
     /// </summary>
     private const int PrefetchDistance = 32;
 
-    /// <summary>Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block.</summary>
-    private const int DirectWideningRows = 2;
+    /// <summary>
+    /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block (rows in
+    /// groups of four share each widened vector, so up to four rows widen once).
+    /// </summary>
+    private const int DirectWideningRows = 4;
 
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
@@ -243,6 +246,24 @@ internal static unsafe class CpuDecode
                 }
             }
 
+            // Rows in whole groups of four (the query heads of a GQA group) score each key together: one load (and
+            // widening) of a key vector serves four rows. Their scores land in place; the loop below masks and scales.
+            int quadRows = rows / 4 * 4;
+            for (int r = 0; r < quadRows; r += 4)
+            {
+                int lowKey = int.MaxValue, highKey = int.MinValue;
+                for (int x = r; x < r + 4; x++)
+                {
+                    lowKey = Math.Min(lowKey, s.Start[x]);
+                    highKey = Math.Max(highKey, s.End[x]);
+                }
+                int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
+                float* q = s.Queries + (long)r * kStride;
+                float* scores = s.Scores + (long)r * KeyBlock;
+                for (int j = from; j < to; j++)
+                    Dot4<TVec, T, TFormat>(q, kStride, s.KeyRows[j], scores + j);
+            }
+
             for (int r = 0; r < rows; r++)
             {
                 int start = s.Start[r], end = s.End[r];
@@ -251,6 +272,7 @@ internal static unsafe class CpuDecode
                     s.Active[r] = 0;
                     continue;
                 }
+                bool scored = r < quadRows;
                 int i = (r0 + r) / p.GroupSize;
                 long position = (long)i + keyLength - p.QueryLength;
                 float* scores = s.Scores + (long)r * KeyBlock;
@@ -264,7 +286,7 @@ internal static unsafe class CpuDecode
                 {
                     for (int j = first; j < last; j++)
                     {
-                        float score = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
                         scores[j] = score;
                         blockMax = MathF.Max(blockMax, score);
                     }
@@ -273,7 +295,7 @@ internal static unsafe class CpuDecode
                 {
                     for (int j = first; j < last; j++)
                     {
-                        float score = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
@@ -286,7 +308,7 @@ internal static unsafe class CpuDecode
                     continue;
                 }
                 float previous = s.Max[r], max = MathF.Max(previous, blockMax);
-                float alpha = float.Exp2(previous - max);
+                float alpha = Exp2(previous - max);
                 var negativeMax = TVec.Broadcast(-max);
                 T total = TVec.Zero;
                 int padded = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
@@ -302,7 +324,19 @@ internal static unsafe class CpuDecode
                 s.Active[r] = 1;
             }
 
-            for (int r = 0; r < rows; r++)
+            for (int r = 0; r < quadRows; r += 4)
+            {
+                if ((s.Active[r] | s.Active[r + 1] | s.Active[r + 2] | s.Active[r + 3]) == 0) continue;
+                // A row without visible keys in this block joins with weight 0 and keeps its accumulator (alpha 1).
+                for (int x = r; x < r + 4; x++)
+                    if (s.Active[x] == 0)
+                    {
+                        new Span<float>(s.Scores + (long)x * KeyBlock, KeyBlock).Clear();
+                        s.Alpha[x] = 1;
+                    }
+                AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+            }
+            for (int r = quadRows; r < rows; r++)
                 if (s.Active[r] != 0)
                     AccumulateValues<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
         }
@@ -326,6 +360,14 @@ internal static unsafe class CpuDecode
         }
     }
 
+    /// <summary>
+    /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than
+    /// a block's whole softmax.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Exp2(float x) =>
+        Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(Vector128.Create(x)).ToScalar() : SimdScalar.Exp2NonPositive(x);
+
     /// <summary><c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Dot<TVec, T, TFormat>(float* q, byte* k, int length)
@@ -340,6 +382,91 @@ internal static unsafe class CpuDecode
         }
         if (d < length) a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
         return TVec.Sum(TVec.Add(a0, a1));
+    }
+
+    /// <summary>
+    /// The dot products of four query rows (<paramref name="stride"/> apart) with one key row, written to
+    /// <c>scores[0]</c>, <c>scores[KeyBlock]</c>, ...: each key vector is loaded and widened once for the four.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot4<TVec, T, TFormat>(float* q, int stride, byte* k, float* scores)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        T a0 = TVec.Zero, a1 = TVec.Zero, a2 = TVec.Zero, a3 = TVec.Zero;
+        for (int d = 0; d < stride; d += TVec.Count)
+        {
+            var key = DecodeLoads.Load<TVec, T, TFormat>(k, d);
+            a0 = TVec.MultiplyAdd(TVec.Load(q + d), key, a0);
+            a1 = TVec.MultiplyAdd(TVec.Load(q + stride + d), key, a1);
+            a2 = TVec.MultiplyAdd(TVec.Load(q + 2 * stride + d), key, a2);
+            a3 = TVec.MultiplyAdd(TVec.Load(q + 3 * stride + d), key, a3);
+        }
+        scores[0] = TVec.Sum(a0);
+        scores[KeyBlock] = TVec.Sum(a1);
+        scores[2 * KeyBlock] = TVec.Sum(a2);
+        scores[3 * KeyBlock] = TVec.Sum(a3);
+    }
+
+    /// <summary>
+    /// <see cref="AccumulateValues{TVec, T, TFormat}"/> for four rows at once (accumulators and weights
+    /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateValues4<TVec, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int w = TVec.Count, d = 0;
+        T s0 = TVec.Broadcast(alpha[0]), s1 = TVec.Broadcast(alpha[1]), s2 = TVec.Broadcast(alpha[2]), s3 = TVec.Broadcast(alpha[3]);
+        float* acc1 = acc + stride, acc2 = acc + 2 * stride, acc3 = acc + 3 * stride;
+        for (; d + 2 * w <= stride; d += 2 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
+            T a1 = TVec.Multiply(TVec.Load(acc1 + d), s1), b1 = TVec.Multiply(TVec.Load(acc1 + d + w), s1);
+            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), b2 = TVec.Multiply(TVec.Load(acc2 + d + w), s2);
+            T a3 = TVec.Multiply(TVec.Load(acc3 + d), s3), b3 = TVec.Multiply(TVec.Load(acc3 + d + w), s3);
+            for (int j = 0; j < keys; j++)
+            {
+                var v0 = DecodeLoads.Load<TVec, T, TFormat>(values[j], d);
+                var v1 = DecodeLoads.Load<TVec, T, TFormat>(values[j], d + w);
+                var p0 = TVec.Broadcast(weights[j]);
+                a0 = TVec.MultiplyAdd(p0, v0, a0);
+                b0 = TVec.MultiplyAdd(p0, v1, b0);
+                var p1 = TVec.Broadcast(weights[KeyBlock + j]);
+                a1 = TVec.MultiplyAdd(p1, v0, a1);
+                b1 = TVec.MultiplyAdd(p1, v1, b1);
+                var p2 = TVec.Broadcast(weights[2 * KeyBlock + j]);
+                a2 = TVec.MultiplyAdd(p2, v0, a2);
+                b2 = TVec.MultiplyAdd(p2, v1, b2);
+                var p3 = TVec.Broadcast(weights[3 * KeyBlock + j]);
+                a3 = TVec.MultiplyAdd(p3, v0, a3);
+                b3 = TVec.MultiplyAdd(p3, v1, b3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, b0);
+            TVec.Store(acc1 + d, a1);
+            TVec.Store(acc1 + d + w, b1);
+            TVec.Store(acc2 + d, a2);
+            TVec.Store(acc2 + d + w, b2);
+            TVec.Store(acc3 + d, a3);
+            TVec.Store(acc3 + d + w, b3);
+        }
+        for (; d < stride; d += w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), a1 = TVec.Multiply(TVec.Load(acc1 + d), s1);
+            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), a3 = TVec.Multiply(TVec.Load(acc3 + d), s3);
+            for (int j = 0; j < keys; j++)
+            {
+                var v = DecodeLoads.Load<TVec, T, TFormat>(values[j], d);
+                a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), v, a0);
+                a1 = TVec.MultiplyAdd(TVec.Broadcast(weights[KeyBlock + j]), v, a1);
+                a2 = TVec.MultiplyAdd(TVec.Broadcast(weights[2 * KeyBlock + j]), v, a2);
+                a3 = TVec.MultiplyAdd(TVec.Broadcast(weights[3 * KeyBlock + j]), v, a3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc1 + d, a1);
+            TVec.Store(acc2 + d, a2);
+            TVec.Store(acc3 + d, a3);
+        }
     }
 
     /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
