@@ -52,39 +52,39 @@ internal static unsafe class DecodeLoads
         return TVec.LoadHalf((ushort*)row + index);
     }
 
-    /// <summary>Binary16 bits (zero-extended) to floats: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
+    /// <summary>Binary16 bits (sign-extended to 32) to floats: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> HalfToSingle(Vector512<uint> h)
+    public static Vector512<float> HalfToSingle(Vector512<int> h)
     {
-        // Sign to bit 31 (with copies in bits 30..28, cleared), exponent and mantissa to float position; the multiply
-        // keeps the sign.
-        var bits = Vector512.ShiftRightArithmetic(Vector512.ShiftLeft(h, 16).AsInt32(), 3).AsUInt32() & Vector512.Create(0x8FFFE000u);
+        // h is sign-extended, so after the shift bits 31..28 all hold the sign: keep bit 31, clear 30..28, and the
+        // exponent and mantissa sit where a float's go. The multiply keeps the sign.
+        var bits = Vector512.ShiftLeft(h, 13).AsUInt32() & Vector512.Create(0x8FFFE000u);
         var value = bits.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
         // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
         var special = Vector512.Equals(bits & Vector512.Create(0x0F800000u), Vector512.Create(0x0F800000u)) & Vector512.Create(0x7F800000u);
         return (value.AsUInt32() | special).AsSingle();
     }
 
-    /// <inheritdoc cref="HalfToSingle(Vector512{uint})"/>
+    /// <inheritdoc cref="HalfToSingle(Vector512{int})"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> HalfToSingle(Vector256<uint> h)
+    public static Vector256<float> HalfToSingle(Vector256<int> h)
     {
-        // Sign to bit 31 (with copies in bits 30..28, cleared), exponent and mantissa to float position; the multiply
-        // keeps the sign.
-        var bits = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(h, 16).AsInt32(), 3).AsUInt32() & Vector256.Create(0x8FFFE000u);
+        // h is sign-extended, so after the shift bits 31..28 all hold the sign: keep bit 31, clear 30..28, and the
+        // exponent and mantissa sit where a float's go. The multiply keeps the sign.
+        var bits = Vector256.ShiftLeft(h, 13).AsUInt32() & Vector256.Create(0x8FFFE000u);
         var value = bits.AsSingle() * Vector256.Create(5.192296858534828e33f); // 2^112
         // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
         var special = Vector256.Equals(bits & Vector256.Create(0x0F800000u), Vector256.Create(0x0F800000u)) & Vector256.Create(0x7F800000u);
         return (value.AsUInt32() | special).AsSingle();
     }
 
-    /// <inheritdoc cref="HalfToSingle(Vector512{uint})"/>
+    /// <inheritdoc cref="HalfToSingle(Vector512{int})"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> HalfToSingle(Vector128<uint> h)
+    public static Vector128<float> HalfToSingle(Vector128<int> h)
     {
-        // Sign to bit 31 (with copies in bits 30..28, cleared), exponent and mantissa to float position; the multiply
-        // keeps the sign.
-        var bits = Vector128.ShiftRightArithmetic(Vector128.ShiftLeft(h, 16).AsInt32(), 3).AsUInt32() & Vector128.Create(0x8FFFE000u);
+        // h is sign-extended, so after the shift bits 31..28 all hold the sign: keep bit 31, clear 30..28, and the
+        // exponent and mantissa sit where a float's go. The multiply keeps the sign.
+        var bits = Vector128.ShiftLeft(h, 13).AsUInt32() & Vector128.Create(0x8FFFE000u);
         var value = bits.AsSingle() * Vector128.Create(5.192296858534828e33f); // 2^112
         // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
         var special = Vector128.Equals(bits & Vector128.Create(0x0F800000u), Vector128.Create(0x0F800000u)) & Vector128.Create(0x7F800000u);
@@ -108,7 +108,7 @@ internal unsafe struct Decode512 : IDecodeVector<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadBFloat16(ushort* source) =>
         Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()), 16).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadHalf(ushort* source) =>
-        DecodeLoads.HalfToSingle(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()));
+        DecodeLoads.HalfToSingle(Vector512.WidenLower(Vector256.Load((short*)source).ToVector512Unsafe()));
 }
 
 internal unsafe struct Decode256 : IDecodeVector<Vector256<float>>
@@ -126,7 +126,7 @@ internal unsafe struct Decode256 : IDecodeVector<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadBFloat16(ushort* source) =>
         Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()), 16).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadHalf(ushort* source) =>
-        DecodeLoads.HalfToSingle(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()));
+        DecodeLoads.HalfToSingle(Vector256.WidenLower(Vector128.Load((short*)source).ToVector256Unsafe()));
 }
 
 internal unsafe struct Decode128 : IDecodeVector<Vector128<float>>
@@ -149,7 +149,7 @@ internal unsafe struct Decode128 : IDecodeVector<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadBFloat16(ushort* source) =>
         Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsUInt16()), 16).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadHalf(ushort* source) =>
-        DecodeLoads.HalfToSingle(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsUInt16()));
+        DecodeLoads.HalfToSingle(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsInt16()));
 }
 
 /// <summary>A "vector" of one float, for hardware the JIT does not vectorise.</summary>
