@@ -58,7 +58,12 @@ public abstract class AttentionContext : IDisposable
         CheckLocation(value, nameof(value));
         CheckLocation(output, nameof(output));
         if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
-        var o = problem.Options;
+        CheckOptionLocations(problem.Options);
+        FlashCore(problem, query, key, value, output, logSumExp);
+    }
+
+    private void CheckOptionLocations(FlashOptions o)
+    {
         if (o.AlibiSlopes is { } slopes) CheckLocation(slopes, "options.AlibiSlopes");
         if (o.Bias is { } bias) CheckLocation(bias, "options.Bias");
         if (o.Sinks is { } sinks) CheckLocation(sinks, "options.Sinks");
@@ -67,7 +72,76 @@ public abstract class AttentionContext : IDisposable
             CheckLocation(lowRank.U, "options.LowRankBias.U");
             CheckLocation(lowRank.W, "options.LowRankBias.W");
         }
-        FlashCore(problem, query, key, value, output, logSumExp);
+    }
+
+    /// <summary>
+    /// Exact attention over a variable-length batch packed without padding (FlashAttention's varlen API). Sequence b
+    /// takes query rows <c>[CuSeqLensQ[b], CuSeqLensQ[b + 1])</c> and key rows <c>[CuSeqLensK[b], CuSeqLensK[b + 1])</c>
+    /// (only the first <c>SeqUsedK[b]</c> of them when <see cref="VarlenLayout.SeqUsedK"/> is given), and effectively
+    /// computes <see cref="Flash"/> with that sequence's Nq and Nk: causal masks and windows align bottom-right per
+    /// sequence, and a sequence with no key writes zeros and LSE = -inf. ALiBi slopes may be <c>[Hq]</c> or per
+    /// sequence <c>[B, Hq]</c>; sinks are <c>[Hq]</c>.
+    /// </summary>
+    /// <param name="query">Q, <c>[TotalQ, Hq, Dqk]</c>.</param>
+    /// <param name="key">K, <c>[TotalK, Hkv, Dqk]</c>, Hq a multiple of Hkv.</param>
+    /// <param name="value">V, <c>[TotalK, Hkv, Dv]</c>.</param>
+    /// <param name="output">O, <c>[TotalQ, Hq, Dv]</c>, not overlapping any input.</param>
+    /// <param name="layout">The cumulative offsets (and optional used key lengths) of the sequences.</param>
+    /// <param name="options">Options; null for the defaults. A dense or low-rank bias is rejected (no packed form).</param>
+    /// <param name="logSumExp">Optional float32 <c>[Hq, TotalQ]</c> output.</param>
+    /// <exception cref="ArgumentException">A tensor, offset array or option is invalid; the message names it
+    /// (<c>layout.CuSeqLensQ</c>, <c>layout.CuSeqLensK</c>, <c>layout.SeqUsedK</c>, <c>options.Bias</c>, ...).</exception>
+    /// <exception cref="ObjectDisposedException">The context or a buffer was disposed.</exception>
+    /// <exception cref="NotSupportedException">The backend does not implement an option that was requested.</exception>
+    public void FlashVarlen(TensorView query, TensorView key, TensorView value, TensorView output, VarlenLayout layout, FlashOptions? options = null, TensorView? logSumExp = null)
+    {
+        ThrowIfDisposed();
+        var problem = VarlenProblem.Create(query, key, value, output, layout, options, logSumExp);
+        CheckLocation(query, nameof(query));
+        CheckLocation(key, nameof(key));
+        CheckLocation(value, nameof(value));
+        CheckLocation(output, nameof(output));
+        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
+        CheckOptionLocations(problem.Options);
+        FlashVarlenCore(problem, query, key, value, output, logSumExp);
+    }
+
+    /// <summary>
+    /// Decoding against a KV cache (FlashAttention's <c>flash_attn_with_kvcache</c>): optionally appends
+    /// <see cref="KvCacheOptions.NewKey"/>/<see cref="KvCacheOptions.NewValue"/> into the caches in place at positions
+    /// <c>CacheSeqLens[b]..</c> (new keys rotated first when rotary tables are given), then effectively computes
+    /// <see cref="Flash"/> for each batch element b with the (rotated) queries against the first
+    /// <c>L_b = CacheSeqLens[b] + Nnew</c> cached keys and values, causal masks and windows aligned bottom-right against
+    /// <c>L_b</c>. An element with <c>L_b = 0</c> writes zeros and LSE = -inf. See <see cref="KvCacheOptions"/> for
+    /// paging, rotary positions and split-KV.
+    /// </summary>
+    /// <param name="query">Q, <c>[B, Hq, Nq, Dqk]</c>.</param>
+    /// <param name="keyCache">The key cache, <c>[B, Hkv, Capacity, Dqk]</c>, or <c>[NumBlocks, Hkv, PageSize, Dqk]</c> when paged.</param>
+    /// <param name="valueCache">The value cache, shaped as <paramref name="keyCache"/> with Dv last.</param>
+    /// <param name="output">O, <c>[B, Hq, Nq, Dv]</c>, not overlapping any input or cache.</param>
+    /// <param name="cache">Cache lengths, the tokens to append, paging, rotary embedding and splits.</param>
+    /// <param name="options">Options; null for the defaults. A dense or low-rank bias is rejected.</param>
+    /// <param name="logSumExp">Optional float32 <c>[B, Hq, Nq]</c> output.</param>
+    /// <exception cref="ArgumentException">A tensor or option is invalid, a block index is outside the caches, the cache
+    /// cannot hold the append, the rotary tables are too short, or a cache written by the append aliases another tensor;
+    /// the message names it.</exception>
+    /// <exception cref="ObjectDisposedException">The context or a buffer was disposed.</exception>
+    /// <exception cref="NotSupportedException">The backend does not implement an option that was requested.</exception>
+    public void FlashKvCache(TensorView query, TensorView keyCache, TensorView valueCache, TensorView output, KvCacheOptions cache, FlashOptions? options = null, TensorView? logSumExp = null)
+    {
+        ThrowIfDisposed();
+        var problem = KvCacheProblem.Create(query, keyCache, valueCache, output, cache, options, logSumExp);
+        CheckLocation(query, nameof(query));
+        CheckLocation(keyCache, nameof(keyCache));
+        CheckLocation(valueCache, nameof(valueCache));
+        CheckLocation(output, nameof(output));
+        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
+        if (cache.NewKey is { } newKey) CheckLocation(newKey, "cache.NewKey");
+        if (cache.NewValue is { } newValue) CheckLocation(newValue, "cache.NewValue");
+        if (cache.RotaryCos is { } cos) CheckLocation(cos, "cache.RotaryCos");
+        if (cache.RotarySin is { } sin) CheckLocation(sin, "cache.RotarySin");
+        CheckOptionLocations(problem.Options);
+        FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
     }
 
     /// <summary>
@@ -190,6 +264,70 @@ public abstract class AttentionContext : IDisposable
 
     /// <summary>Backend implementation of <see cref="Flash"/>; arguments are already validated.</summary>
     private protected abstract void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp);
+
+    /// <summary>
+    /// Backend implementation of <see cref="FlashVarlen"/>. The default runs <see cref="FlashCore"/> once per
+    /// sequence on <c>[1, H, n, D]</c> views of the packed tensors (no copies), so every backend has varlen until it
+    /// specialises it; sequences without queries are skipped, and those without keys go to <see cref="WriteEmptyRowsCore"/>.
+    /// </summary>
+    private protected virtual void FlashVarlenCore(VarlenProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
+    {
+        for (int b = 0; b < problem.SequenceCount; b++)
+        {
+            int q0 = problem.QueryStart(b), nq = problem.QueryLength(b), k0 = problem.KeyStart(b), nk = problem.KeyLength(b);
+            if (nq == 0) continue;
+            var o = VarlenProblem.SequenceView(output, q0, nq);
+            TensorView? lse = logSumExp is { } l ? VarlenProblem.SequenceLogSumExp(l, q0, nq) : null;
+            if (nk == 0)
+            {
+                WriteEmptyRowsCore(o, lse);
+                continue;
+            }
+            FlashCore(problem.SequenceProblem(b), VarlenProblem.SequenceView(query, q0, nq), VarlenProblem.SequenceView(key, k0, nk),
+                VarlenProblem.SequenceView(value, k0, nk), o, lse);
+        }
+    }
+
+    /// <summary>
+    /// Backend implementation of <see cref="FlashKvCache"/>. The default covers contiguous caches without append or
+    /// rotary embedding, by running <see cref="FlashCore"/> per batch element on the cache's first <c>L_b</c> positions;
+    /// anything else needs a backend kernel.
+    /// </summary>
+    private protected virtual void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
+    {
+        if (problem.IsPaged || problem.NewLength > 0 || problem.RotaryDim > 0)
+            throw new NotSupportedException($"FlashKvCache with paging, appending or rotary embedding has no kernel on the {Backend} backend yet; Reference.FlashKvCache computes it in float64.");
+        for (int b = 0; b < problem.Batch; b++)
+        {
+            var o = output.Slice(0, b, 1);
+            TensorView? lse = logSumExp is { } l ? l.Slice(0, b, 1) : null;
+            int length = problem.KeyLength(b);
+            if (length == 0)
+            {
+                WriteEmptyRowsCore(o, lse);
+                continue;
+            }
+            FlashCore(problem.ElementProblem(b), query.Slice(0, b, 1), keyCache.Slice(0, b, 1).Slice(2, 0, length),
+                valueCache.Slice(0, b, 1).Slice(2, 0, length), o, lse);
+        }
+    }
+
+    /// <summary>
+    /// Writes what rows that see no key produce: zeros into <paramref name="output"/> and -inf into
+    /// <paramref name="logSumExp"/>. The default handles host memory; device backends override it.
+    /// </summary>
+    private protected virtual void WriteEmptyRowsCore(in TensorView output, in TensorView? logSumExp)
+    {
+        if (output.Location != MemoryLocation.Host)
+            throw new NotSupportedException($"The {Backend} backend cannot yet write rows without keys into device memory.");
+        output.CopyFrom(new double[output.ElementCount]);
+        if (logSumExp is { } lse)
+        {
+            var negativeInfinity = new double[lse.ElementCount];
+            Array.Fill(negativeInfinity, double.NegativeInfinity);
+            lse.CopyFrom(negativeInfinity);
+        }
+    }
 
     /// <summary>Backend implementation of <see cref="Neighborhood"/>.</summary>
     private protected virtual void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>

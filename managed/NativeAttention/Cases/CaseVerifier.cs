@@ -17,6 +17,20 @@ public sealed record VerificationResult(AttentionCase Case, Backend Backend, dou
         $"{(Passed ? "PASS" : "FAIL")} {Backend} {Case}: max error {MaxError:G3} (naive {NaiveError:G3}, tolerance {Tolerance:G3}), LSE error {MaxLseError:G3}{(Detail.Length > 0 ? "; " + Detail : "")}";
 }
 
+/// <summary>The outcome of <see cref="CaseVerifier.CompareToReference"/>.</summary>
+/// <param name="MaxError">Largest absolute output error against the float64 reference.</param>
+/// <param name="NaiveError">The same error for the naive same-precision result.</param>
+/// <param name="Tolerance">The output error allowed: <c>2 x NaiveError + slack</c>.</param>
+/// <param name="MaxLseError">Largest absolute log-sum-exp error over rows that see a key.</param>
+/// <param name="Passed">True when every check held.</param>
+/// <param name="Detail">What failed, or empty.</param>
+public sealed record ReferenceCheck(double MaxError, double NaiveError, double Tolerance, double MaxLseError, bool Passed, string Detail)
+{
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{(Passed ? "PASS" : "FAIL")}: max error {MaxError:G3} (naive {NaiveError:G3}, tolerance {Tolerance:G3}), LSE error {MaxLseError:G3}{(Detail.Length > 0 ? "; " + Detail : "")}";
+}
+
 /// <summary>
 /// Checks kernels against the float64 references. A kernel passes when its largest output error is at most twice
 /// the error of a naive float32 implementation of the same case (which stores its output in the case's type) plus a
@@ -40,42 +54,64 @@ public static class CaseVerifier
     {
         var exact = Reference.Flash(tensors.Query, tensors.Key, tensors.Value, @case.Flash);
         var naive = Reference.FlashNaive(tensors.Query, tensors.Key, tensors.Value, @case.Flash, @case.ElementType);
-        double[] output = tensors.Output.ToDoubleArray();
-        double[] lse = tensors.LogSumExp.ToDoubleArray();
+        var check = CompareToReference(exact, naive, tensors.Output, tensors.LogSumExp, @case.ElementType, MaxAbs(tensors.Value.ToDoubleArray()));
+        return new VerificationResult(@case, backend, check.MaxError, check.NaiveError, check.Tolerance, check.MaxLseError, check.Passed, check.Detail);
+    }
 
-        double maxValue = MaxAbs(tensors.Value.ToDoubleArray());
-        double slack = @case.ElementType == ElementType.Float32 ? 1e-5 * maxValue : 2 * @case.ElementType.UnitRoundoff() * maxValue;
+    /// <summary>
+    /// The error rule on its own, for entry points that are not an <see cref="AttentionCase"/> (variable-length
+    /// batches, KV caches): <paramref name="output"/> passes when its largest error against <paramref name="exact"/> is
+    /// at most <c>2 x</c> the error of <paramref name="naive"/> (the same-precision naive result) plus a slack of
+    /// <c>1e-5 x valueScale</c> (float32) or <c>2 u x valueScale</c> (16-bit, u the unit roundoff); rows whose reference
+    /// LSE is -inf must be exactly zero (and -inf in <paramref name="logSumExp"/>); other LSEs must be within
+    /// <c>2 x</c> the naive LSE error plus <c>1e-5 (1 + |LSE|)</c>; no NaN anywhere. The LSE's row-major order must
+    /// match the output's rows of <c>Dv</c> elements.
+    /// </summary>
+    /// <param name="exact">The float64 reference.</param>
+    /// <param name="naive">The naive same-precision reference of the same problem.</param>
+    /// <param name="output">The kernel's output, in the reference's shape.</param>
+    /// <param name="logSumExp">The kernel's log-sum-exp, or null when it was not computed.</param>
+    /// <param name="type">The storage type of the inputs and output.</param>
+    /// <param name="valueScale">The largest magnitude of the values V.</param>
+    public static ReferenceCheck CompareToReference(ReferenceResult exact, ReferenceResult naive, TensorView output, TensorView? logSumExp, ElementType type, double valueScale)
+    {
+        ArgumentNullException.ThrowIfNull(exact);
+        ArgumentNullException.ThrowIfNull(naive);
+        double[] actual = output.ToDoubleArray();
+        double[]? lse = logSumExp?.ToDoubleArray();
+        double slack = type == ElementType.Float32 ? 1e-5 * valueScale : 2 * type.UnitRoundoff() * valueScale;
         double naiveError = MaxError(naive.Output, exact.Output, out _);
-        double error = MaxError(output, exact.Output, out int worst);
+        double error = MaxError(actual, exact.Output, out int worst);
         double tolerance = 2 * naiveError + slack;
-        double[] exactLse = exact.LogSumExp!;
+        double[] exactLse = exact.LogSumExp ?? throw new ArgumentException("The reference has no log-sum-exp.", nameof(exact));
         double naiveLseError = MaxError(naive.LogSumExp!, exactLse, out _);
         double lseError = 0;
         var problems = new List<string>();
 
-        if (double.IsNaN(error) || output.Any(double.IsNaN)) problems.Add("output holds NaN");
-        else if (error > tolerance) problems.Add($"output error {error:G3} at flat index {worst} (got {output[worst]:G6}, expected {exact.Output[worst]:G6})");
+        if (double.IsNaN(error) || actual.Any(double.IsNaN)) problems.Add("output holds NaN");
+        else if (error > tolerance) problems.Add($"output error {error:G3} at flat index {worst} (got {actual[worst]:G6}, expected {exact.Output[worst]:G6})");
 
-        int dv = @case.ValueDim;
-        for (int row = 0; row < lse.Length; row++)
+        int dv = exact.OutputShape[^1];
+        for (int row = 0; row < exactLse.Length; row++)
         {
             double expected = exactLse[row];
             if (double.IsNegativeInfinity(expected))
             {
-                if (!double.IsNegativeInfinity(lse[row]))
+                if (lse is not null && !double.IsNegativeInfinity(lse[row]))
                 {
                     problems.Add($"row {row} sees no key but LSE is {lse[row]} instead of -inf");
                     break;
                 }
                 for (int d = 0; d < dv; d++)
-                    if (output[(long)row * dv + d] != 0)
+                    if (actual[(long)row * dv + d] != 0)
                     {
-                        problems.Add($"row {row} sees no key but its output is {output[(long)row * dv + d]} instead of 0");
-                        row = lse.Length;
+                        problems.Add($"row {row} sees no key but its output is {actual[(long)row * dv + d]} instead of 0");
+                        row = exactLse.Length;
                         break;
                     }
                 continue;
             }
+            if (lse is null) continue;
             double e = Math.Abs(lse[row] - expected);
             if (double.IsNaN(e)) e = double.PositiveInfinity;
             lseError = Math.Max(lseError, e);
@@ -85,7 +121,7 @@ public static class CaseVerifier
                 break;
             }
         }
-        return new VerificationResult(@case, backend, error, naiveError, tolerance, lseError, problems.Count == 0, string.Join("; ", problems));
+        return new ReferenceCheck(error, naiveError, tolerance, lseError, problems.Count == 0, string.Join("; ", problems));
     }
 
     private static double MaxAbs(double[] values)

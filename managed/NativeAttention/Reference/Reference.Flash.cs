@@ -45,11 +45,17 @@ public static partial class Reference
     private static ReferenceResult FlashCore(in TensorView query, in TensorView key, in TensorView value, FlashOptions? options, Arith a)
     {
         var p = FlashProblem.CreateForInputs(query, key, value, options);
+        return FlashCore(p, Read(query, a), Read(key, a), Read(value, a), a);
+    }
+
+    /// <summary>
+    /// The flash math on row-major <c>[B, H, N, D]</c> arrays already read (and rounded as <paramref name="a"/>
+    /// stores inputs), for callers that build their inputs in float64 (the KV-cache reference rotates them).
+    /// </summary>
+    private static ReferenceResult FlashCore(FlashProblem p, double[] q, double[] k, double[] v, Arith a)
+    {
         var o = p.Options;
         int batch = p.Batch, hq = p.QueryHeads, hkv = p.KeyValueHeads, nq = p.QueryLength, nk = p.KeyLength, d = p.HeadDim, dv = p.ValueDim;
-        var q = Read(query, a);
-        var k = Read(key, a);
-        var v = Read(value, a);
         double scale = p.Scale;
         double softcap = o.Softcap;
         bool sigmoid = o.ScoreFunction == ScoreFunction.Sigmoid;

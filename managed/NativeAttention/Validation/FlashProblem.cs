@@ -93,25 +93,7 @@ public sealed class FlashProblem
             TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
         }
 
-        float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dqk));
-        if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", nameof(options));
-        if (options.WindowLeft < -1) TensorChecks.Throw($"WindowLeft is {options.WindowLeft}; expected -1 (unbounded) or a non-negative extent.", nameof(options));
-        if (options.WindowRight < -1) TensorChecks.Throw($"WindowRight is {options.WindowRight}; expected -1 (unbounded) or a non-negative extent.", nameof(options));
-        if (!(options.Softcap >= 0) || !float.IsFinite(options.Softcap)) TensorChecks.Throw($"Softcap is {options.Softcap}; expected 0 (off) or a positive finite cap.", nameof(options));
-        if (!float.IsFinite(options.SigmoidBias)) TensorChecks.Throw($"SigmoidBias is {options.SigmoidBias}; expected a finite value.", nameof(options));
-        if (options.AlibiSlopes is { } slopes)
-        {
-            if (slopes.Rank == 1) TensorChecks.Shape(slopes, [hq], "options.AlibiSlopes", "float32 [Hq] or [B, Hq]");
-            else TensorChecks.Shape(slopes, [batch, hq], "options.AlibiSlopes", "float32 [Hq] or [B, Hq]");
-            TensorChecks.Type(slopes, ElementType.Float32, "options.AlibiSlopes");
-        }
-        if (options.Sinks is { } sinks)
-        {
-            TensorChecks.Shape(sinks, [hq], "options.Sinks", "float32 [Hq]");
-            TensorChecks.Type(sinks, ElementType.Float32, "options.Sinks");
-            if (options.ScoreFunction == ScoreFunction.Sigmoid)
-                TensorChecks.Throw("Sinks join the softmax denominator and have no meaning with sigmoid scoring.", "options.Sinks");
-        }
+        float scale = CheckPerRowOptions(options, batch, hq, dqk);
         if (options.Bias is { } bias)
         {
             TensorChecks.Rank(bias, 4, "options.Bias", "[B|1, Hq|1, Nq, Nk]");
@@ -143,6 +125,55 @@ public sealed class FlashProblem
             HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
         };
     }
+
+    /// <summary>
+    /// Checks the options that do not depend on the key length (scale, masks, softcap, sigmoid bias, ALiBi slopes
+    /// <c>[Hq]</c> or <c>[B, Hq]</c>, sinks) and returns the resolved scale. Shared with the variable-length and
+    /// KV-cache entry points, whose key lengths differ per sequence.
+    /// </summary>
+    internal static float CheckPerRowOptions(FlashOptions options, int batch, int hq, int dqk)
+    {
+        float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dqk));
+        if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", nameof(options));
+        if (options.WindowLeft < -1) TensorChecks.Throw($"WindowLeft is {options.WindowLeft}; expected -1 (unbounded) or a non-negative extent.", nameof(options));
+        if (options.WindowRight < -1) TensorChecks.Throw($"WindowRight is {options.WindowRight}; expected -1 (unbounded) or a non-negative extent.", nameof(options));
+        if (!(options.Softcap >= 0) || !float.IsFinite(options.Softcap)) TensorChecks.Throw($"Softcap is {options.Softcap}; expected 0 (off) or a positive finite cap.", nameof(options));
+        if (!float.IsFinite(options.SigmoidBias)) TensorChecks.Throw($"SigmoidBias is {options.SigmoidBias}; expected a finite value.", nameof(options));
+        if (options.AlibiSlopes is { } slopes)
+        {
+            if (slopes.Rank == 1) TensorChecks.Shape(slopes, [hq], "options.AlibiSlopes", "float32 [Hq] or [B, Hq]");
+            else TensorChecks.Shape(slopes, [batch, hq], "options.AlibiSlopes", "float32 [Hq] or [B, Hq]");
+            TensorChecks.Type(slopes, ElementType.Float32, "options.AlibiSlopes");
+        }
+        if (options.Sinks is { } sinks)
+        {
+            TensorChecks.Shape(sinks, [hq], "options.Sinks", "float32 [Hq]");
+            TensorChecks.Type(sinks, ElementType.Float32, "options.Sinks");
+            if (options.ScoreFunction == ScoreFunction.Sigmoid)
+                TensorChecks.Throw("Sinks join the softmax denominator and have no meaning with sigmoid scoring.", "options.Sinks");
+        }
+        return scale;
+    }
+
+    /// <summary>
+    /// The options for one element of a batch whose ALiBi slopes may be per element (<c>[B, Hq]</c>): the slopes
+    /// sliced to <c>[1, Hq]</c>; anything else unchanged.
+    /// </summary>
+    internal static FlashOptions ForBatchElement(FlashOptions options, int element) =>
+        options.AlibiSlopes is { Rank: 2 } slopes ? options with { AlibiSlopes = slopes.Slice(0, element, 1) } : options;
+
+    /// <summary>
+    /// A problem of the given sizes without checking any tensor: for callers that validated a larger call (a
+    /// variable-length batch, a KV cache) and run it one sequence at a time. <paramref name="options"/> must already
+    /// fit the sizes (e.g. ALiBi slopes sliced to the sequence).
+    /// </summary>
+    internal static FlashProblem FromSizes(int batch, int queryHeads, int keyValueHeads, int queryLength, int keyLength,
+        int headDim, int valueDim, float scale, ElementType type, FlashOptions options) =>
+        new(options)
+        {
+            Batch = batch, QueryHeads = queryHeads, KeyValueHeads = keyValueHeads, QueryLength = queryLength, KeyLength = keyLength,
+            HeadDim = headDim, ValueDim = valueDim, Scale = scale, ElementType = type,
+        };
 
     /// <summary>
     /// The keys query <paramref name="queryIndex"/> may see, <c>[start, end)</c> (empty when start &gt;= end),

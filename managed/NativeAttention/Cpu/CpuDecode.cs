@@ -1,0 +1,749 @@
+// CPU KV-cache decoding: in-place append (with rotary), then split-KV attention straight from the (paged) cache.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Effectively computes <see cref="AttentionContext.FlashKvCache"/> in float32 whatever the storage type.
+/// </summary>
+/// <remarks>
+/// Decoding is bound by reading the cache, so the kernel is built to read every cached K and V element once per
+/// key/value head: a work item is (batch element, kv head, run of at most <see cref="RowsPerItem"/> query rows, key
+/// split), and holds every query head of the kv head's group as rows, so one pass over a key block serves them all
+/// (rows reuse the block from L1). Rows with a unit last stride are read in place, 16-bit ones widened in registers
+/// as they are loaded; when more than <see cref="DirectWideningRows"/> rows share a block (or rows are strided or do
+/// not fill whole vectors), the block is widened once into float32 scratch instead. Each score is one dot product
+/// (decode has too few rows for the flash kernel's tiles), then the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
+/// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Items are computed start to finish by one worker in
+/// a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic split count
+/// depends only on the problem's sizes and the thread count.
+/// </remarks>
+internal static unsafe class CpuDecode
+{
+    /// <summary>
+    /// Keys per block. Short blocks switch between the K and V streams often, which kept one thread's reads flowing:
+    /// 16 against 64 measured 32 vs 24 GB/s (float32) and 41 vs 34 GB/s (bfloat16) on one thread, Nk = 16384, D = 128.
+    /// </summary>
+    private const int KeyBlock = 16;
+
+    /// <summary>Query rows per item; decoding (Nq x group size) fits in one, longer calls are cut into runs of queries.</summary>
+    private const int RowsPerItem = 64;
+
+    /// <summary>
+    /// Keys ahead that float32 rows are prefetched. One core streaming K and V blocks alternately kept too few misses in
+    /// flight: prefetching raised one thread from about 24 to 32 GB/s (Nk = 16384, H = 32, D = 128); 16 to 128 measured
+    /// the same. 16-bit rows are not prefetched: widening keeps the core busy enough, and prefetching cost them 18%.
+    /// </summary>
+    private const int PrefetchDistance = 32;
+
+    /// <summary>
+    /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block (rows in
+    /// groups of four share each widened vector, so up to four rows widen once).
+    /// </summary>
+    private const int DirectWideningRows = 4;
+
+    /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
+    private const int MinKeysPerSplit = 256;
+
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2 = 0.693147180559945309f;
+
+    /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
+    /// <exception cref="NotSupportedException">Sigmoid scoring was requested; thrown before anything is written.</exception>
+    public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
+    {
+        if (problem.Options.ScoreFunction != ScoreFunction.Softmax)
+            throw new NotSupportedException("Sigmoid scoring is not yet supported by FlashKvCache on the CPU backend.");
+        var cache = problem.Cache;
+        var options = problem.Options;
+        using var qPin = query.Storage!.Pin();
+        using var kPin = keyCache.Storage!.Pin();
+        using var vPin = valueCache.Storage!.Pin();
+        using var oPin = output.Storage!.Pin();
+        using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
+        using var nkPin = cache.NewKey is { } nk ? nk.Storage!.Pin() : default;
+        using var nvPin = cache.NewValue is { } nv ? nv.Storage!.Pin() : default;
+        using var cosPin = cache.RotaryCos is { } c ? c.Storage!.Pin() : default;
+        using var sinPin = cache.RotarySin is { } s ? s.Storage!.Pin() : default;
+        using var slopePin = options.AlibiSlopes is { } a ? a.Storage!.Pin() : default;
+        using var sinkPin = options.Sinks is { } k ? k.Storage!.Pin() : default;
+
+        var plan = new Plan(problem, threads, query, keyCache, valueCache, output, logSumExp)
+        {
+            Q = (byte*)qPin.Pointer, K = (byte*)kPin.Pointer, V = (byte*)vPin.Pointer, O = (byte*)oPin.Pointer, Lse = (float*)lPin.Pointer,
+            NewK = (byte*)nkPin.Pointer, NewV = (byte*)nvPin.Pointer, Cos = (float*)cosPin.Pointer, Sin = (float*)sinPin.Pointer,
+            Slopes = (float*)slopePin.Pointer, Sinks = (float*)sinkPin.Pointer,
+        };
+        if (problem.NewLength > 0) Append(plan, threads);
+
+        float* partials = null;
+        if (plan.Splits > 1)
+            partials = (float*)NativeMemory.AlignedAlloc((nuint)(plan.PartialFloats * sizeof(float)), 64);
+        try
+        {
+            plan.Partials = partials;
+            if (Vector512.IsHardwareAccelerated) Attend<Decode512, Vector512<float>>(plan, threads);
+            else if (Vector256.IsHardwareAccelerated) Attend<Decode256, Vector256<float>>(plan, threads);
+            else if (Vector128.IsHardwareAccelerated) Attend<Decode128, Vector128<float>>(plan, threads);
+            else Attend<DecodeScalar, float>(plan, threads);
+            if (plan.Splits > 1) Merge(plan, threads);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(partials);
+        }
+    }
+
+    /// <summary>The split count when the caller leaves it open: enough items to keep every thread busy, never tiny splits.</summary>
+    private static int AutomaticSplits(KvCacheProblem p, int baseItems, int threads)
+    {
+        int longest = 0;
+        for (int b = 0; b < p.Batch; b++) longest = Math.Max(longest, p.KeyLength(b));
+        int wanted = (4 * threads + baseItems - 1) / baseItems;
+        return Math.Clamp(Math.Min(wanted, longest / MinKeysPerSplit), 1, KvCacheProblem.MaxSplits);
+    }
+
+    /// <summary>Writes the new tokens into the cache (new keys rotated first), one (batch element, kv head) per work item.</summary>
+    private static void Append(Plan p, int threads)
+    {
+        int items = p.Batch * p.KeyValueHeads;
+        long elements = (long)items * p.NewLength * (p.HeadDim + p.ValueDim);
+        int workers = elements < (1 << 16) ? 1 : Math.Min(threads, items);
+        Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = workers }, item =>
+        {
+            int b = item / p.KeyValueHeads, h = item % p.KeyValueHeads;
+            float* row = CpuScratch.Get(Math.Max(p.HeadDim, p.ValueDim));
+            for (int t = 0; t < p.NewLength; t++)
+            {
+                int position = p.Problem.CacheLength(b) + t;
+                CpuPacking.ReadRow(row, p.NewK + p.ElementSize * (p.NewKeyOffset + b * p.NewKeyStrides[0] + h * p.NewKeyStrides[1] + t * p.NewKeyStrides[2]),
+                    p.NewKeyStrides[3], p.HeadDim, p.ElementType);
+                if (p.RotaryHalf > 0) p.Rotate(row, position);
+                CpuPacking.WriteRow(p.KeyRow(b, h, position), p.KeyStrides[3], row, 1f, p.HeadDim, p.ElementType);
+                CpuPacking.ReadRow(row, p.NewV + p.ElementSize * (p.NewValueOffset + b * p.NewValueStrides[0] + h * p.NewValueStrides[1] + t * p.NewValueStrides[2]),
+                    p.NewValueStrides[3], p.ValueDim, p.ElementType);
+                CpuPacking.WriteRow(p.ValueRow(b, h, position), p.ValueStrides[3], row, 1f, p.ValueDim, p.ElementType);
+            }
+        });
+    }
+
+    private static void Attend<TVec, T>(Plan p, int threads) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        p.SetWidth(TVec.Count);
+        int workers = Math.Min(threads, p.Items);
+        p.NextItem = 0;
+        if (workers <= 1) Work<TVec, T>(p);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TVec, T>(p));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Work<TVec, T>(Plan p) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        float* scratch = CpuScratch.Get(p.ScratchFloats);
+        var s = new Scratch(scratch, p);
+        // Stage padding (columns D.. of every row) must read as zero; rows only ever write their first D columns.
+        new Span<float>(s.KeyStage, KeyBlock * p.KeyStride).Clear();
+        new Span<float>(s.ValueStage, KeyBlock * p.ValueStride).Clear();
+        for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
+        {
+            if (!p.DirectRows) RunItem<TVec, T, Float32Rows>(p, item, s);
+            else if (p.ElementType == ElementType.Float32) RunItem<TVec, T, Float32Rows>(p, item, s);
+            else if (p.ElementType == ElementType.Float16) RunItem<TVec, T, Float16Rows>(p, item, s);
+            else RunItem<TVec, T, BFloat16Rows>(p, item, s);
+        }
+    }
+
+    /// <summary>
+    /// One item: the rows of one run of queries of one kv head's group, against one split of the keys. K/V rows are
+    /// read as <typeparamref name="TFormat"/>: in place from the cache, or from the float32 stage.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunItem<TVec, T, TFormat>(Plan p, int item, Scratch s)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int split = item % p.Splits;
+        int rest = item / p.Splits;
+        int chunk = rest % p.RowChunks;
+        rest /= p.RowChunks;
+        int kvHead = rest % p.KeyValueHeads, b = rest / p.KeyValueHeads;
+        int groupRows = p.GroupSize * p.QueryLength;
+        int r0 = chunk * RowsPerItem, rows = Math.Min(RowsPerItem, groupRows - r0);
+        int keyLength = p.Problem.KeyLength(b);
+        int dqk = p.HeadDim, dv = p.ValueDim, kStride = p.KeyStride, vStride = p.ValueStride;
+        var o = p.Problem.Options;
+
+        // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
+        int low = int.MaxValue, high = int.MinValue;
+        for (int r = 0; r < rows; r++)
+        {
+            int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
+            var (start, end) = FlashProblem.VisibleKeys(i, p.QueryLength, keyLength, o.Causal, o.WindowLeft, o.WindowRight);
+            s.Start[r] = start;
+            s.End[r] = end;
+            s.Max[r] = float.NegativeInfinity;
+            s.Sum[r] = 0;
+            s.Slope[r] = p.Slopes == null ? 0f : p.Slope(b, head) * Log2E;
+            new Span<float>(s.Accumulator + (long)r * vStride, vStride).Clear();
+            if (start < end)
+            {
+                low = Math.Min(low, start);
+                high = Math.Max(high, end);
+            }
+            float* qRow = s.Queries + (long)r * kStride;
+            CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + b * p.QueryStrides[0] + head * p.QueryStrides[1] + i * p.QueryStrides[2]),
+                p.QueryStrides[3], dqk, p.ElementType);
+            if (p.RotaryHalf > 0) p.Rotate(s.Row, p.Problem.QueryPosition(b, i));
+            for (int d = 0; d < dqk; d++) qRow[d] = s.Row[d] * p.QueryScale;
+            for (int d = dqk; d < kStride; d++) qRow[d] = 0;
+        }
+        int splitStart = 0, splitEnd = 0;
+        if (low < high)
+        {
+            splitStart = low + (int)((long)(high - low) * split / p.Splits);
+            splitEnd = low + (int)((long)(high - low) * (split + 1) / p.Splits);
+        }
+
+        float softcap = p.Softcap;
+        bool modified = softcap > 0 || p.Slopes != null;
+        int[]? table = p.BlockTable;
+        bool prefetch = Sse.IsSupported && p.DirectRows && p.ElementType == ElementType.Float32;
+        byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
+        byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
+        for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
+        {
+            int keys = Math.Min(KeyBlock, splitEnd - k0);
+            for (int j = 0; j < keys; j++)
+            {
+                int position = k0 + j, block = b, slot = position;
+                if (table != null)
+                {
+                    block = table[b * p.BlocksPerSequence + position / p.PageSize];
+                    slot = position % p.PageSize;
+                }
+                byte* keyRow = keyHead + block * p.KeyBlockBytes + slot * p.KeySlotBytes;
+                byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
+                if (prefetch && position + PrefetchDistance < splitEnd && (table == null || (position + PrefetchDistance) / p.PageSize == position / p.PageSize))
+                {
+                    byte* kAhead = keyRow + PrefetchDistance * p.KeySlotBytes, vAhead = valueRow + PrefetchDistance * p.ValueSlotBytes;
+                    for (int line = 0; line < p.KeyRowBytes; line += 64) Sse.Prefetch0(kAhead + line);
+                    for (int line = 0; line < p.ValueRowBytes; line += 64) Sse.Prefetch0(vAhead + line);
+                }
+                if (p.DirectRows)
+                {
+                    s.KeyRows[j] = keyRow;
+                    s.ValueRows[j] = valueRow;
+                }
+                else
+                {
+                    float* kDest = s.KeyStage + (long)j * kStride, vDest = s.ValueStage + (long)j * vStride;
+                    CpuPacking.ReadRow(kDest, keyRow, p.KeyStrides[3], dqk, p.ElementType);
+                    CpuPacking.ReadRow(vDest, valueRow, p.ValueStrides[3], dv, p.ElementType);
+                    s.KeyRows[j] = (byte*)kDest;
+                    s.ValueRows[j] = (byte*)vDest;
+                }
+            }
+
+            // Rows in whole groups of four (the query heads of a GQA group) score each key together: one load (and
+            // widening) of a key vector serves four rows. Their scores land in place; the loop below masks and scales.
+            int quadRows = rows / 4 * 4;
+            for (int r = 0; r < quadRows; r += 4)
+            {
+                int lowKey = int.MaxValue, highKey = int.MinValue;
+                for (int x = r; x < r + 4; x++)
+                {
+                    lowKey = Math.Min(lowKey, s.Start[x]);
+                    highKey = Math.Max(highKey, s.End[x]);
+                }
+                int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
+                float* q = s.Queries + (long)r * kStride;
+                float* scores = s.Scores + (long)r * KeyBlock;
+                for (int j = from; j < to; j++)
+                    Dot4<TVec, T, TFormat>(q, kStride, s.KeyRows[j], scores + j);
+            }
+
+            for (int r = 0; r < rows; r++)
+            {
+                int start = s.Start[r], end = s.End[r];
+                if (k0 >= end || k0 + keys <= start)
+                {
+                    s.Active[r] = 0;
+                    continue;
+                }
+                bool scored = r < quadRows;
+                int i = (r0 + r) / p.GroupSize;
+                long position = (long)i + keyLength - p.QueryLength;
+                float* scores = s.Scores + (long)r * KeyBlock;
+                float* q = s.Queries + (long)r * kStride;
+                // Only keys inside the row's range get a dot product; the rest of the block is masked.
+                int first = Math.Max(start - k0, 0), last = Math.Min(end - k0, keys);
+                for (int j = 0; j < first; j++) scores[j] = float.NegativeInfinity;
+                for (int j = last; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
+                float blockMax = float.NegativeInfinity;
+                if (!modified)
+                {
+                    for (int j = first; j < last; j++)
+                    {
+                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        scores[j] = score;
+                        blockMax = MathF.Max(blockMax, score);
+                    }
+                }
+                else
+                {
+                    for (int j = first; j < last; j++)
+                    {
+                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
+                        score -= s.Slope[r] * Math.Abs(position - (k0 + j));
+                        scores[j] = score;
+                        blockMax = MathF.Max(blockMax, score);
+                    }
+                }
+                if (float.IsNegativeInfinity(blockMax))
+                {
+                    s.Active[r] = 0;
+                    continue;
+                }
+                float previous = s.Max[r], max = MathF.Max(previous, blockMax);
+                float alpha = Exp2(previous - max);
+                var negativeMax = TVec.Broadcast(-max);
+                T total = TVec.Zero;
+                int padded = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
+                for (int j = 0; j < padded; j += TVec.Count)
+                {
+                    var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
+                    TVec.Store(scores + j, weight);
+                    total = TVec.Add(total, weight);
+                }
+                s.Max[r] = max;
+                s.Sum[r] = s.Sum[r] * alpha + TVec.Sum(total);
+                s.Alpha[r] = alpha;
+                s.Active[r] = 1;
+            }
+
+            for (int r = 0; r < quadRows; r += 4)
+            {
+                if ((s.Active[r] | s.Active[r + 1] | s.Active[r + 2] | s.Active[r + 3]) == 0) continue;
+                // A row without visible keys in this block joins with weight 0 and keeps its accumulator (alpha 1).
+                for (int x = r; x < r + 4; x++)
+                    if (s.Active[x] == 0)
+                    {
+                        new Span<float>(s.Scores + (long)x * KeyBlock, KeyBlock).Clear();
+                        s.Alpha[x] = 1;
+                    }
+                AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+            }
+            for (int r = quadRows; r < rows; r++)
+                if (s.Active[r] != 0)
+                    AccumulateValues<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+        }
+
+        for (int r = 0; r < rows; r++)
+        {
+            int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
+            float sum = s.Sum[r];
+            bool empty = sum == 0;
+            // Natural-log LSE of this split's keys; -inf when it saw none.
+            float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * Ln2;
+            float* acc = s.Accumulator + (long)r * vStride;
+            if (p.Splits > 1)
+            {
+                long partial = p.PartialRow(b, kvHead, split, row);
+                float factor = empty ? 0f : 1f / sum;
+                for (int d = 0; d < dv; d++) p.Partials[partial * dv + d] = acc[d] * factor;
+                p.Partials[p.PartialLseOffset + partial] = lse;
+            }
+            else p.WriteRow(b, head, i, acc, empty ? 0f : 1f / sum, lse);
+        }
+    }
+
+    /// <summary>
+    /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than
+    /// a block's whole softmax.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Exp2(float x) =>
+        Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(Vector128.Create(x)).ToScalar() : SimdScalar.Exp2NonPositive(x);
+
+    /// <summary><c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dot<TVec, T, TFormat>(float* q, byte* k, int length)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        T a0 = TVec.Zero, a1 = TVec.Zero;
+        int w = TVec.Count, d = 0;
+        for (; d + 2 * w <= length; d += 2 * w)
+        {
+            a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
+            a1 = TVec.MultiplyAdd(TVec.Load(q + d + w), DecodeLoads.Load<TVec, T, TFormat>(k, d + w), a1);
+        }
+        if (d < length) a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
+        return TVec.Sum(TVec.Add(a0, a1));
+    }
+
+    /// <summary>
+    /// The dot products of four query rows (<paramref name="stride"/> apart) with one key row, written to
+    /// <c>scores[0]</c>, <c>scores[KeyBlock]</c>, ...: each key vector is loaded and widened once for the four.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot4<TVec, T, TFormat>(float* q, int stride, byte* k, float* scores)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        T a0 = TVec.Zero, a1 = TVec.Zero, a2 = TVec.Zero, a3 = TVec.Zero;
+        for (int d = 0; d < stride; d += TVec.Count)
+        {
+            var key = DecodeLoads.Load<TVec, T, TFormat>(k, d);
+            a0 = TVec.MultiplyAdd(TVec.Load(q + d), key, a0);
+            a1 = TVec.MultiplyAdd(TVec.Load(q + stride + d), key, a1);
+            a2 = TVec.MultiplyAdd(TVec.Load(q + 2 * stride + d), key, a2);
+            a3 = TVec.MultiplyAdd(TVec.Load(q + 3 * stride + d), key, a3);
+        }
+        scores[0] = TVec.Sum(a0);
+        scores[KeyBlock] = TVec.Sum(a1);
+        scores[2 * KeyBlock] = TVec.Sum(a2);
+        scores[3 * KeyBlock] = TVec.Sum(a3);
+    }
+
+    /// <summary>
+    /// <see cref="AccumulateValues{TVec, T, TFormat}"/> for four rows at once (accumulators and weights
+    /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateValues4<TVec, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int w = TVec.Count, d = 0;
+        T s0 = TVec.Broadcast(alpha[0]), s1 = TVec.Broadcast(alpha[1]), s2 = TVec.Broadcast(alpha[2]), s3 = TVec.Broadcast(alpha[3]);
+        float* acc1 = acc + stride, acc2 = acc + 2 * stride, acc3 = acc + 3 * stride;
+        for (; d + 2 * w <= stride; d += 2 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
+            T a1 = TVec.Multiply(TVec.Load(acc1 + d), s1), b1 = TVec.Multiply(TVec.Load(acc1 + d + w), s1);
+            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), b2 = TVec.Multiply(TVec.Load(acc2 + d + w), s2);
+            T a3 = TVec.Multiply(TVec.Load(acc3 + d), s3), b3 = TVec.Multiply(TVec.Load(acc3 + d + w), s3);
+            for (int j = 0; j < keys; j++)
+            {
+                var v0 = DecodeLoads.Load<TVec, T, TFormat>(values[j], d);
+                var v1 = DecodeLoads.Load<TVec, T, TFormat>(values[j], d + w);
+                var p0 = TVec.Broadcast(weights[j]);
+                a0 = TVec.MultiplyAdd(p0, v0, a0);
+                b0 = TVec.MultiplyAdd(p0, v1, b0);
+                var p1 = TVec.Broadcast(weights[KeyBlock + j]);
+                a1 = TVec.MultiplyAdd(p1, v0, a1);
+                b1 = TVec.MultiplyAdd(p1, v1, b1);
+                var p2 = TVec.Broadcast(weights[2 * KeyBlock + j]);
+                a2 = TVec.MultiplyAdd(p2, v0, a2);
+                b2 = TVec.MultiplyAdd(p2, v1, b2);
+                var p3 = TVec.Broadcast(weights[3 * KeyBlock + j]);
+                a3 = TVec.MultiplyAdd(p3, v0, a3);
+                b3 = TVec.MultiplyAdd(p3, v1, b3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, b0);
+            TVec.Store(acc1 + d, a1);
+            TVec.Store(acc1 + d + w, b1);
+            TVec.Store(acc2 + d, a2);
+            TVec.Store(acc2 + d + w, b2);
+            TVec.Store(acc3 + d, a3);
+            TVec.Store(acc3 + d + w, b3);
+        }
+        for (; d < stride; d += w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), a1 = TVec.Multiply(TVec.Load(acc1 + d), s1);
+            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), a3 = TVec.Multiply(TVec.Load(acc3 + d), s3);
+            for (int j = 0; j < keys; j++)
+            {
+                var v = DecodeLoads.Load<TVec, T, TFormat>(values[j], d);
+                a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), v, a0);
+                a1 = TVec.MultiplyAdd(TVec.Broadcast(weights[KeyBlock + j]), v, a1);
+                a2 = TVec.MultiplyAdd(TVec.Broadcast(weights[2 * KeyBlock + j]), v, a2);
+                a3 = TVec.MultiplyAdd(TVec.Broadcast(weights[3 * KeyBlock + j]), v, a3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc1 + d, a1);
+            TVec.Store(acc2 + d, a2);
+            TVec.Store(acc3 + d, a3);
+        }
+    }
+
+    /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AccumulateValues<TVec, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int w = TVec.Count, d = 0;
+        var a = TVec.Broadcast(alpha);
+        // Eight independent accumulators keep both FMA pipes busy across the key loop (four left one idle).
+        for (; d + 8 * w <= length; d += 8 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
+            T a2 = TVec.Multiply(TVec.Load(acc + d + 2 * w), a), a3 = TVec.Multiply(TVec.Load(acc + d + 3 * w), a);
+            T a4 = TVec.Multiply(TVec.Load(acc + d + 4 * w), a), a5 = TVec.Multiply(TVec.Load(acc + d + 5 * w), a);
+            T a6 = TVec.Multiply(TVec.Load(acc + d + 6 * w), a), a7 = TVec.Multiply(TVec.Load(acc + d + 7 * w), a);
+            for (int j = 0; j < keys; j++)
+            {
+                var weight = TVec.Broadcast(weights[j]);
+                byte* v = values[j];
+                a0 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d), a0);
+                a1 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + w), a1);
+                a2 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w), a3);
+                a4 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 4 * w), a4);
+                a5 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 5 * w), a5);
+                a6 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 6 * w), a6);
+                a7 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 7 * w), a7);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, a1);
+            TVec.Store(acc + d + 2 * w, a2);
+            TVec.Store(acc + d + 3 * w, a3);
+            TVec.Store(acc + d + 4 * w, a4);
+            TVec.Store(acc + d + 5 * w, a5);
+            TVec.Store(acc + d + 6 * w, a6);
+            TVec.Store(acc + d + 7 * w, a7);
+        }
+        for (; d + 4 * w <= length; d += 4 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
+            T a2 = TVec.Multiply(TVec.Load(acc + d + 2 * w), a), a3 = TVec.Multiply(TVec.Load(acc + d + 3 * w), a);
+            for (int j = 0; j < keys; j++)
+            {
+                var weight = TVec.Broadcast(weights[j]);
+                byte* v = values[j];
+                a0 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d), a0);
+                a1 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + w), a1);
+                a2 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w), a3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, a1);
+            TVec.Store(acc + d + 2 * w, a2);
+            TVec.Store(acc + d + 3 * w, a3);
+        }
+        for (; d < length; d += w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), a);
+            for (int j = 0; j < keys; j++) a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), DecodeLoads.Load<TVec, T, TFormat>(values[j], d), a0);
+            TVec.Store(acc + d, a0);
+        }
+    }
+
+    /// <summary>Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink.</summary>
+    private static void Merge(Plan p, int threads)
+    {
+        int groupRows = p.GroupSize * p.QueryLength;
+        int heads = p.Batch * p.KeyValueHeads;
+        Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = threads }, item =>
+        {
+            int b = item / p.KeyValueHeads, kvHead = item % p.KeyValueHeads, dv = p.ValueDim;
+            float* acc = CpuScratch.Get(dv);
+            for (int row = 0; row < groupRows; row++)
+            {
+                int i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
+                float max = float.NegativeInfinity;
+                for (int split = 0; split < p.Splits; split++)
+                    max = MathF.Max(max, p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)]);
+                new Span<float>(acc, dv).Clear();
+                float total = float.NegativeInfinity;
+                if (!float.IsNegativeInfinity(max))
+                {
+                    float sum = 0;
+                    for (int split = 0; split < p.Splits; split++)
+                        sum += MathF.Exp(p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)] - max);
+                    total = max + MathF.Log(sum);
+                    for (int split = 0; split < p.Splits; split++)
+                    {
+                        long partial = p.PartialRow(b, kvHead, split, row);
+                        float weight = MathF.Exp(p.Partials[p.PartialLseOffset + partial] - total);
+                        if (weight == 0) continue;
+                        for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
+                    }
+                }
+                p.WriteRow(b, head, i, acc, 1f, total);
+            }
+        });
+    }
+
+    /// <summary>Sizes, pointers and strides of one call, shared read-only by the workers (plus the item counter).</summary>
+    private sealed class Plan
+    {
+        public readonly KvCacheProblem Problem;
+        public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, NewLength, HeadDim, ValueDim, RowChunks, Splits, Items;
+        public readonly int RotaryHalf;
+        public readonly bool RotaryInterleaved;
+        public readonly float QueryScale, Softcap;
+        public readonly ElementType ElementType;
+        public readonly long ElementSize;
+        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, NewKeyOffset, NewValueOffset;
+        public readonly long CosOffset, SinOffset, SlopeOffset, SinkOffset;
+        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides, NewKeyStrides, NewValueStrides;
+        public readonly long[] CosStrides, SinStrides, SlopeStrides, SinkStrides;
+        public readonly bool SlopesPerBatch;
+        public readonly long PartialFloats, PartialLseOffset;
+        public byte* Q, K, V, O, NewK, NewV;
+        public float* Lse, Cos, Sin, Slopes, Sinks, Partials;
+        public int KeyStride, ValueStride;
+        public bool DirectRows;
+        public long ScratchFloats;
+        public int NextItem;
+
+        public Plan(KvCacheProblem problem, int threads, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
+        {
+            Problem = problem;
+            Batch = problem.Batch;
+            KeyValueHeads = problem.KeyValueHeads;
+            GroupSize = problem.GroupSize;
+            QueryLength = problem.QueryLength;
+            NewLength = problem.NewLength;
+            HeadDim = problem.HeadDim;
+            ValueDim = problem.ValueDim;
+            RowChunks = (GroupSize * QueryLength + RowsPerItem - 1) / RowsPerItem;
+            int baseItems = Batch * KeyValueHeads * RowChunks;
+            Splits = problem.Cache.Splits ?? AutomaticSplits(problem, baseItems, threads);
+            Items = baseItems * Splits;
+            var options = problem.Options;
+            Softcap = options.Softcap;
+            // Scores are kept in log2 units; with softcap the tanh needs natural units, and the kernel converts after it.
+            QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * Log2E;
+            ElementType = problem.ElementType;
+            ElementSize = ElementType.SizeOf();
+            (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
+            (KeyOffset, KeyStrides) = (keyCache.Offset, keyCache.Strides.ToArray());
+            (ValueOffset, ValueStrides) = (valueCache.Offset, valueCache.Strides.ToArray());
+            (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
+            (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            var cache = problem.Cache;
+            (NewKeyOffset, NewKeyStrides) = cache.NewKey is { } nk ? (nk.Offset, nk.Strides.ToArray()) : (0, [0, 0, 0, 0]);
+            (NewValueOffset, NewValueStrides) = cache.NewValue is { } nv ? (nv.Offset, nv.Strides.ToArray()) : (0, [0, 0, 0, 0]);
+            RotaryHalf = problem.RotaryDim / 2;
+            RotaryInterleaved = cache.RotaryInterleaved;
+            (CosOffset, CosStrides) = cache.RotaryCos is { } c ? (c.Offset, c.Strides.ToArray()) : (0, [0, 0]);
+            (SinOffset, SinStrides) = cache.RotarySin is { } s ? (s.Offset, s.Strides.ToArray()) : (0, [0, 0]);
+            (SlopeOffset, SlopeStrides) = options.AlibiSlopes is { } a ? (a.Offset, a.Strides.ToArray()) : (0, [0]);
+            SlopesPerBatch = options.AlibiSlopes is { Rank: 2 };
+            (SinkOffset, SinkStrides) = options.Sinks is { } k ? (k.Offset, k.Strides.ToArray()) : (0, [0]);
+            (KeyBlockBytes, KeySlotBytes) = (ElementSize * KeyStrides[0], ElementSize * KeyStrides[2]);
+            (ValueBlockBytes, ValueSlotBytes) = (ElementSize * ValueStrides[0], ElementSize * ValueStrides[2]);
+            BlockTable = problem.BlockTableEntries;
+            (BlocksPerSequence, PageSize) = (problem.BlocksPerSequence, problem.PageSize);
+            (KeyRowBytes, ValueRowBytes) = ((int)ElementSize * HeadDim, (int)ElementSize * ValueDim);
+            long partialRows = (long)Batch * KeyValueHeads * Splits * GroupSize * QueryLength;
+            PartialLseOffset = partialRows * ValueDim;
+            PartialFloats = partialRows * (ValueDim + 1);
+        }
+
+        /// <summary>Fixes the vector width: rows are padded to it, and float32 rows are read in place when no padding is needed.</summary>
+        public void SetWidth(int width)
+        {
+            KeyStride = (HeadDim + width - 1) / width * width;
+            ValueStride = (ValueDim + width - 1) / width * width;
+            // Rows are read in place when they are contiguous and fill whole vectors. 16-bit rows are then widened on every
+            // read, which pays while few rows share a block; bigger groups widen each block once into the float32 stage.
+            DirectRows = KeyStrides[3] == 1 && ValueStrides[3] == 1 && KeyStride == HeadDim && ValueStride == ValueDim &&
+                (ElementType == ElementType.Float32 || Math.Min(RowsPerItem, GroupSize * QueryLength) <= DirectWideningRows);
+            ScratchFloats = Scratch.Floats(this);
+        }
+
+        /// <summary>Byte distances of the caches' block (or batch) and slot axes, and the block table (null: contiguous).</summary>
+        public readonly long KeyBlockBytes, KeySlotBytes, ValueBlockBytes, ValueSlotBytes;
+        public readonly int[]? BlockTable;
+        public readonly int BlocksPerSequence, PageSize;
+        public readonly int KeyRowBytes, ValueRowBytes;
+
+        public byte* KeyRow(int batch, int head, int position)
+        {
+            var (block, slot) = Problem.Locate(batch, position);
+            return K + ElementSize * (KeyOffset + block * KeyStrides[0] + head * KeyStrides[1] + slot * KeyStrides[2]);
+        }
+
+        public byte* ValueRow(int batch, int head, int position)
+        {
+            var (block, slot) = Problem.Locate(batch, position);
+            return V + ElementSize * (ValueOffset + block * ValueStrides[0] + head * ValueStrides[1] + slot * ValueStrides[2]);
+        }
+
+        public float Slope(int batch, int head) =>
+            Slopes[SlopeOffset + (SlopesPerBatch ? batch * SlopeStrides[0] + head * SlopeStrides[1] : head * SlopeStrides[0])];
+
+        public long PartialRow(int batch, int kvHead, int split, int row) =>
+            (((long)batch * KeyValueHeads + kvHead) * Splits + split) * GroupSize * QueryLength + row;
+
+        /// <summary>Turns the first RotaryDim entries of <paramref name="row"/> by the angles of <paramref name="position"/>.</summary>
+        public void Rotate(float* row, int position)
+        {
+            float* cos = Cos + CosOffset + position * CosStrides[0];
+            float* sin = Sin + SinOffset + position * SinStrides[0];
+            for (int i = 0; i < RotaryHalf; i++)
+            {
+                int ix = RotaryInterleaved ? 2 * i : i, iy = RotaryInterleaved ? 2 * i + 1 : i + RotaryHalf;
+                float c = cos[i * CosStrides[1]], s = sin[i * SinStrides[1]];
+                float x = row[ix], y = row[iy];
+                row[ix] = x * c - y * s;
+                row[iy] = x * s + y * c;
+            }
+        }
+
+        /// <summary>
+        /// Writes <c>acc x factor</c> as output row (batch, head, i) with log-sum-exp <paramref name="lse"/> (natural log,
+        /// sinks not yet included); a sink joins the denominator here. A row without keys writes zeros and -inf.
+        /// </summary>
+        public void WriteRow(int batch, int head, int i, float* acc, float factor, float lse)
+        {
+            if (float.IsNegativeInfinity(lse)) factor = 0;
+            else if (Sinks != null)
+            {
+                float sink = Sinks[SinkOffset + head * SinkStrides[0]];
+                float top = MathF.Max(lse, sink);
+                float withSink = top + MathF.Log(MathF.Exp(lse - top) + MathF.Exp(sink - top));
+                factor *= MathF.Exp(lse - withSink);
+                lse = withSink;
+            }
+            CpuPacking.WriteRow(O + ElementSize * (OutputOffset + batch * OutputStrides[0] + head * OutputStrides[1] + i * OutputStrides[2]),
+                OutputStrides[3], acc, factor, ValueDim, ElementType);
+            if (Lse != null) Lse[LseOffset + batch * LseStrides[0] + head * LseStrides[1] + i * LseStrides[2]] = lse;
+        }
+    }
+
+    /// <summary>Carves one worker's scratch; every block starts 64-byte aligned.</summary>
+    private readonly struct Scratch
+    {
+        public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope;
+        public readonly byte** KeyRows, ValueRows;
+        public readonly int* Start, End, Active;
+        private readonly float* _end;
+
+        public Scratch(float* scratch, Plan p)
+        {
+            float* next = scratch;
+            Queries = Take(ref next, (long)RowsPerItem * p.KeyStride);
+            Accumulator = Take(ref next, (long)RowsPerItem * p.ValueStride);
+            Scores = Take(ref next, (long)RowsPerItem * KeyBlock);
+            KeyStage = Take(ref next, (long)KeyBlock * p.KeyStride);
+            ValueStage = Take(ref next, (long)KeyBlock * p.ValueStride);
+            Row = Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
+            Max = Take(ref next, RowsPerItem);
+            Sum = Take(ref next, RowsPerItem);
+            Alpha = Take(ref next, RowsPerItem);
+            Slope = Take(ref next, RowsPerItem);
+            KeyRows = (byte**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            ValueRows = (byte**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            Start = (int*)Take(ref next, RowsPerItem);
+            End = (int*)Take(ref next, RowsPerItem);
+            Active = (int*)Take(ref next, RowsPerItem);
+            _end = next;
+        }
+
+        /// <summary>The floats the layout needs, measured by laying it out from address 0.</summary>
+        public static long Floats(Plan p) => (long)new Scratch(null, p)._end / sizeof(float);
+
+        private static float* Take(ref float* next, long floats)
+        {
+            float* block = next;
+            next += (floats + 15) & ~15L;
+            return block;
+        }
+    }
+}

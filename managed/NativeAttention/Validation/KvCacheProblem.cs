@@ -1,0 +1,276 @@
+// Validated description of a KV-cache decoding call: sizes, per-element cache lengths, paging, rotary tables.
+namespace NativeAttention;
+
+/// <summary>
+/// The sizes of a <see cref="AttentionContext.FlashKvCache"/> call after validation. Q is <c>[B, Hq, Nq, Dqk]</c>,
+/// O is <c>[B, Hq, Nq, Dv]</c>, LSE float32 <c>[B, Hq, Nq]</c>; the caches are <c>[B, Hkv, Capacity, D]</c>, or
+/// <c>[NumBlocks, Hkv, PageSize, D]</c> with a block table.
+/// </summary>
+public sealed class KvCacheProblem
+{
+    /// <summary>The most key-axis splits a call may ask for.</summary>
+    public const int MaxSplits = 128;
+
+    private const string QLayout = "[B, Hq, Nq, Dqk]";
+
+    private readonly int[] _cacheLength;
+    private readonly int[]? _blockTable;
+
+    private KvCacheProblem(FlashOptions options, KvCacheOptions cache, int[] cacheLength, int[]? blockTable)
+    {
+        Options = options;
+        Cache = cache;
+        _cacheLength = cacheLength;
+        _blockTable = blockTable;
+    }
+
+    /// <summary>Batch size B.</summary>
+    public int Batch { get; private init; }
+    /// <summary>Query heads Hq.</summary>
+    public int QueryHeads { get; private init; }
+    /// <summary>Key/value heads Hkv (divides Hq).</summary>
+    public int KeyValueHeads { get; private init; }
+    /// <summary>Query length Nq.</summary>
+    public int QueryLength { get; private init; }
+    /// <summary>Tokens appended per batch element, Nnew (0 without <see cref="KvCacheOptions.NewKey"/>).</summary>
+    public int NewLength { get; private init; }
+    /// <summary>Query/key head dimension Dqk.</summary>
+    public int HeadDim { get; private init; }
+    /// <summary>Value head dimension Dv.</summary>
+    public int ValueDim { get; private init; }
+    /// <summary>The score scale after applying the default.</summary>
+    public float Scale { get; private init; }
+    /// <summary>The storage element type of Q, the caches, the new tokens and O.</summary>
+    public ElementType ElementType { get; private init; }
+    /// <summary>True when the caches are paged through <see cref="KvCacheOptions.BlockTable"/>.</summary>
+    public bool IsPaged => _blockTable is not null;
+    /// <summary>Tokens per block of a paged cache; the capacity per element of a contiguous one.</summary>
+    public int PageSize { get; private init; }
+    /// <summary>Blocks per batch element in the block table (1 for a contiguous cache).</summary>
+    public int BlocksPerSequence { get; private init; }
+    /// <summary>Tokens a batch element can hold: <c>BlocksPerSequence x PageSize</c>.</summary>
+    public int Capacity => BlocksPerSequence * PageSize;
+    /// <summary>Dimensions the rotary embedding turns (0: none).</summary>
+    public int RotaryDim { get; private init; }
+    /// <summary>Query heads per key/value head.</summary>
+    public int GroupSize => QueryHeads / KeyValueHeads;
+    /// <summary>The options validated.</summary>
+    public FlashOptions Options { get; }
+    /// <summary>The cache options validated.</summary>
+    public KvCacheOptions Cache { get; }
+
+    /// <summary>Tokens in the cache of element <paramref name="batch"/> before the append.</summary>
+    public int CacheLength(int batch) => _cacheLength[batch];
+
+    /// <summary>Keys element <paramref name="batch"/> attends to: <c>CacheSeqLens[b] + Nnew</c>.</summary>
+    public int KeyLength(int batch) => _cacheLength[batch] + NewLength;
+
+    /// <summary>The cache block (first axis of a paged cache) and slot of position <paramref name="position"/> of element <paramref name="batch"/>.</summary>
+    public (int Block, int Slot) Locate(int batch, int position) => _blockTable is null
+        ? (batch, position)
+        : (_blockTable[batch * BlocksPerSequence + position / PageSize], position % PageSize);
+
+    /// <summary>The block table, row-major <c>[B, BlocksPerSequence]</c>, or null for a contiguous cache.</summary>
+    internal int[]? BlockTableEntries => _blockTable;
+
+    /// <summary>The rotary position of query <paramref name="queryIndex"/> of element <paramref name="batch"/>: <c>L_b - Nq + i</c>.</summary>
+    public int QueryPosition(int batch, int queryIndex) => KeyLength(batch) - QueryLength + queryIndex;
+
+    /// <summary>The flash problem batch element <paramref name="batch"/> reduces to once its keys are gathered.</summary>
+    internal FlashProblem ElementProblem(int batch) =>
+        FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, QueryLength, KeyLength(batch), HeadDim, ValueDim, Scale, ElementType,
+            FlashProblem.ForBatchElement(Options, batch));
+
+    /// <summary>
+    /// Validates a call. Throws <see cref="ArgumentException"/> naming the tensor or option at fault (<c>keyCache</c>,
+    /// <c>cache.CacheSeqLens</c>, <c>cache.BlockTable</c>, <c>cache.RotaryCos</c>, ...), or
+    /// <see cref="ObjectDisposedException"/> for released buffers.
+    /// </summary>
+    public static KvCacheProblem Create(in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp) =>
+        Validate(query, keyCache, valueCache, output, requireOutput: true, cache, options, logSumExp);
+
+    /// <summary>Validates everything but the outputs (the references allocate their own and leave the caches alone).</summary>
+    internal static KvCacheProblem CreateForInputs(in TensorView query, in TensorView keyCache, in TensorView valueCache, KvCacheOptions cache, FlashOptions? options) =>
+        Validate(query, keyCache, valueCache, default, requireOutput: false, cache, options, null);
+
+    private static KvCacheProblem Validate(in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, bool requireOutput,
+        KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        options ??= FlashOptions.Default;
+        var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
+        TensorChecks.Positive(query, nameof(query), QLayout);
+        int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
+        bool paged = !cache.BlockTable.IsEmpty;
+        string kLayout = paged ? "[NumBlocks, Hkv, PageSize, Dqk]" : "[B, Hkv, Capacity, Dqk]";
+        string vLayout = paged ? "[NumBlocks, Hkv, PageSize, Dv]" : "[B, Hkv, Capacity, Dv]";
+        var k = TensorChecks.Rank(keyCache, 4, nameof(keyCache), kLayout);
+        var v = TensorChecks.Rank(valueCache, 4, nameof(valueCache), vLayout);
+        TensorChecks.Positive(keyCache, nameof(keyCache), kLayout);
+        TensorChecks.Positive(valueCache, nameof(valueCache), vLayout);
+        int hkv = k[1], dv = v[3];
+        if (k[3] != dqk) TensorChecks.Throw($"keyCache has head dim {k[3]}; query has {dqk} ({kLayout}).", nameof(keyCache));
+        if (hq % hkv != 0) TensorChecks.Throw($"keyCache has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(keyCache));
+        if (!paged && k[0] != batch) TensorChecks.Throw($"keyCache has batch {k[0]}; query has batch {batch} ({kLayout}).", nameof(keyCache));
+        if (v[0] != k[0] || v[1] != hkv || v[2] != k[2])
+            TensorChecks.Throw($"valueCache has shape {TensorView.Format(v)}; expected [{k[0]}, {hkv}, {k[2]}, Dv] to match keyCache {vLayout}.", nameof(valueCache));
+        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
+        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"valueCache has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(valueCache));
+        var type = query.ElementType;
+        TensorChecks.Type(keyCache, type, nameof(keyCache));
+        TensorChecks.Type(valueCache, type, nameof(valueCache));
+
+        var lengths = cache.CacheSeqLens.Span;
+        if (lengths.Length != batch)
+            TensorChecks.Throw($"cache.CacheSeqLens has {lengths.Length} entries; expected one per batch element ({batch}).", "cache.CacheSeqLens");
+        var cacheLength = lengths.ToArray();
+        for (int b = 0; b < batch; b++)
+            if (cacheLength[b] < 0) TensorChecks.Throw($"cache.CacheSeqLens[{b}] is {cacheLength[b]}; expected a non-negative token count.", "cache.CacheSeqLens");
+
+        int newLength = 0;
+        if ((cache.NewKey is null) != (cache.NewValue is null))
+            TensorChecks.Throw("cache.NewKey and cache.NewValue come together: give both or neither.", cache.NewKey is null ? "cache.NewKey" : "cache.NewValue");
+        if (cache.NewKey is { } newKey && cache.NewValue is { } newValue)
+        {
+            var nk = TensorChecks.Rank(newKey, 4, "cache.NewKey", "[B, Hkv, Nnew, Dqk]");
+            TensorChecks.Positive(newKey, "cache.NewKey", "[B, Hkv, Nnew, Dqk]");
+            newLength = nk[2];
+            TensorChecks.Shape(newKey, [batch, hkv, newLength, dqk], "cache.NewKey", "[B, Hkv, Nnew, Dqk]");
+            TensorChecks.Shape(newValue, [batch, hkv, newLength, dv], "cache.NewValue", "[B, Hkv, Nnew, Dv]");
+            TensorChecks.Type(newKey, type, "cache.NewKey");
+            TensorChecks.Type(newValue, type, "cache.NewValue");
+            // The caches are outputs of the append.
+            TensorChecks.Writable(keyCache, nameof(keyCache));
+            TensorChecks.Writable(valueCache, nameof(valueCache));
+            TensorChecks.NoAlias(keyCache, nameof(keyCache), valueCache, nameof(valueCache));
+            foreach (var cacheTensor in new[] { (keyCache, nameof(keyCache)), (valueCache, nameof(valueCache)) })
+            {
+                TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, query, nameof(query));
+                TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, newKey, "cache.NewKey");
+                TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, newValue, "cache.NewValue");
+                if (cache.RotaryCos is { } c) TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, c, "cache.RotaryCos");
+                if (cache.RotarySin is { } s) TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, s, "cache.RotarySin");
+            }
+        }
+
+        int[]? table = null;
+        int pageSize, blocksPerSequence;
+        if (paged)
+        {
+            var blockTable = cache.BlockTable;
+            pageSize = k[2];
+            if (cache.PageSize != pageSize)
+                TensorChecks.Throw($"cache.PageSize is {cache.PageSize}, but the caches hold {pageSize} tokens per block ({kLayout}).", "cache.PageSize");
+            if (blockTable.Length % batch != 0)
+                TensorChecks.Throw($"cache.BlockTable has {blockTable.Length} entries; expected [B, BlocksPerSequence] = {batch} x n with n >= 1.", "cache.BlockTable");
+            table = blockTable.ToArray();
+            blocksPerSequence = table.Length / batch;
+        }
+        else
+        {
+            pageSize = k[2];
+            blocksPerSequence = 1;
+        }
+        int capacity = pageSize * blocksPerSequence;
+        for (int b = 0; b < batch; b++)
+        {
+            long needed = (long)cacheLength[b] + newLength;
+            if (needed <= capacity) continue;
+            if (newLength == 0)
+                TensorChecks.Throw($"cache.CacheSeqLens[{b}] is {cacheLength[b]}, but the cache holds {capacity} tokens per batch element.", "cache.CacheSeqLens");
+            if (paged)
+                TensorChecks.Throw($"cache.BlockTable gives each batch element {blocksPerSequence} blocks of {pageSize} tokens ({capacity}); element {b} needs {needed} after appending {newLength} to {cacheLength[b]}.", "cache.BlockTable");
+            TensorChecks.Throw($"keyCache holds {capacity} tokens per batch element; element {b} needs {needed} after appending {newLength} to {cacheLength[b]}.", nameof(keyCache));
+        }
+        if (table is not null) CheckBlocks(table, batch, blocksPerSequence, pageSize, k[0], cacheLength, newLength);
+
+        if (requireOutput)
+        {
+            TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.Type(output, type, nameof(output));
+            TensorChecks.Writable(output, nameof(output));
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
+            TensorChecks.NoAlias(output, nameof(output), keyCache, nameof(keyCache));
+            TensorChecks.NoAlias(output, nameof(output), valueCache, nameof(valueCache));
+            if (cache.NewKey is { } nk2) TensorChecks.NoAlias(output, nameof(output), nk2, "cache.NewKey");
+            if (cache.NewValue is { } nv2) TensorChecks.NoAlias(output, nameof(output), nv2, "cache.NewValue");
+        }
+        if (logSumExp is { } lse)
+        {
+            TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");
+            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
+            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), keyCache, nameof(keyCache));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), valueCache, nameof(valueCache));
+        }
+
+        int rotaryDim = 0;
+        if (cache.RotaryCos is not null || cache.RotarySin is not null)
+        {
+            if (cache.RotaryCos is not { } cos) { TensorChecks.Throw("cache.RotarySin needs cache.RotaryCos.", "cache.RotaryCos"); return null!; }
+            if (cache.RotarySin is not { } sin) { TensorChecks.Throw("cache.RotaryCos needs cache.RotarySin.", "cache.RotarySin"); return null!; }
+            var c = TensorChecks.Rank(cos, 2, "cache.RotaryCos", "float32 [MaxPositions, RotaryDim / 2]");
+            TensorChecks.Positive(cos, "cache.RotaryCos", "float32 [MaxPositions, RotaryDim / 2]");
+            TensorChecks.Type(cos, ElementType.Float32, "cache.RotaryCos");
+            TensorChecks.Shape(sin, c, "cache.RotarySin", "float32, the shape of cache.RotaryCos");
+            TensorChecks.Type(sin, ElementType.Float32, "cache.RotarySin");
+            int positions = c[0];
+            rotaryDim = 2 * c[1];
+            if (rotaryDim > dqk)
+                TensorChecks.Throw($"cache.RotaryCos has {c[1]} columns, so RotaryDim = {rotaryDim} exceeds the head dim {dqk}.", "cache.RotaryCos");
+            for (int b = 0; b < batch; b++)
+            {
+                int last = cacheLength[b] + newLength - 1;
+                if (last >= positions)
+                    TensorChecks.Throw($"cache.RotaryCos covers {positions} positions, but batch element {b} needs position {last}.", "cache.RotaryCos");
+                int first = cacheLength[b] + newLength - nq;
+                if (first < 0)
+                    TensorChecks.Throw($"query has {nq} rows but batch element {b} has only {cacheLength[b] + newLength} keys, so rotary would place query 0 at position {first}.", nameof(query));
+            }
+        }
+
+        if (options.Bias is not null)
+            TensorChecks.Throw("A dense bias [B, Hq, Nq, Nk] does not fit per-element cache lengths; use ALiBi or sinks, or call Flash.", "options.Bias");
+        if (options.LowRankBias is not null)
+            TensorChecks.Throw("A low-rank bias does not fit per-element cache lengths; call Flash.", "options.LowRankBias");
+        float scale = FlashProblem.CheckPerRowOptions(options, batch, hq, dqk);
+        if (cache.Splits is int splits && (splits < 1 || splits > MaxSplits))
+            TensorChecks.Throw($"cache.Splits is {splits}; expected null (automatic) or 1..{MaxSplits}.", "cache.Splits");
+
+        return new KvCacheProblem(options, cache, cacheLength, table)
+        {
+            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, NewLength = newLength, HeadDim = dqk, ValueDim = dv,
+            Scale = scale, ElementType = type, PageSize = pageSize, BlocksPerSequence = blocksPerSequence, RotaryDim = rotaryDim,
+        };
+    }
+
+    /// <summary>
+    /// Every block a batch element uses must exist, and a block the append writes must belong to that element alone
+    /// (two elements writing, or one writing what another reads, would race).
+    /// </summary>
+    private static void CheckBlocks(int[] table, int batch, int blocksPerSequence, int pageSize, int numBlocks, int[] cacheLength, int newLength)
+    {
+        var owner = new Dictionary<int, (int Batch, bool Written)>();
+        for (int b = 0; b < batch; b++)
+        {
+            int length = cacheLength[b] + newLength;
+            int used = (length + pageSize - 1) / pageSize;
+            int firstWritten = newLength > 0 ? cacheLength[b] / pageSize : used;
+            for (int slot = 0; slot < used; slot++)
+            {
+                int block = table[b * blocksPerSequence + slot];
+                if ((uint)block >= (uint)numBlocks)
+                    TensorChecks.Throw($"cache.BlockTable[{b}, {slot}] is {block}, outside the caches' {numBlocks} blocks.", "cache.BlockTable");
+                bool written = slot >= firstWritten;
+                if (owner.TryGetValue(block, out var previous))
+                {
+                    if (written || previous.Written)
+                        TensorChecks.Throw($"cache.BlockTable uses block {block} for batch elements {previous.Batch} and {b} (or twice in one), and the append writes into it.", "cache.BlockTable");
+                }
+                else owner[block] = (b, written);
+            }
+        }
+    }
+}

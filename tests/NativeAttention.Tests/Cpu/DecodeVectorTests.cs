@@ -1,0 +1,45 @@
+// The decode kernel widens 16-bit K/V in registers: check every bit pattern against the BCL's conversions.
+using System.Runtime.Intrinsics;
+using NativeAttention.Cpu;
+using Xunit;
+
+namespace NativeAttention.Tests;
+
+[Trait("Backend", "Cpu")]
+public unsafe class DecodeVectorTests
+{
+    [Fact]
+    public void WideningLoads_AreBitExactForEveryPattern()
+    {
+        var patterns = new ushort[65536];
+        for (int i = 0; i < patterns.Length; i++) patterns[i] = (ushort)i;
+        fixed (ushort* source = patterns)
+        {
+            if (Vector512.IsHardwareAccelerated) Check<Decode512, Vector512<float>>(source);
+            if (Vector256.IsHardwareAccelerated) Check<Decode256, Vector256<float>>(source);
+            if (Vector128.IsHardwareAccelerated) Check<Decode128, Vector128<float>>(source);
+            Check<DecodeScalar, float>(source);
+        }
+    }
+
+    private static void Check<TVec, T>(ushort* source) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        int w = TVec.Count;
+        var buffer = stackalloc float[w];
+        for (int i = 0; i < 65536; i += w)
+        {
+            TVec.Store(buffer, TVec.LoadHalf(source + i));
+            for (int l = 0; l < w; l++)
+            {
+                float reference = (float)BitConverter.UInt16BitsToHalf(source[i + l]);
+                uint expected = BitConverter.SingleToUInt32Bits(reference);
+                // NaN stays NaN (the BCL also sets the quiet bit, which attention math never looks at).
+                if (float.IsNaN(reference)) { Assert.True(float.IsNaN(buffer[l]), $"{typeof(TVec).Name} half 0x{source[i + l]:X4} is NaN"); continue; }
+                Assert.True(expected == BitConverter.SingleToUInt32Bits(buffer[l]), $"{typeof(TVec).Name} half 0x{source[i + l]:X4}: 0x{BitConverter.SingleToUInt32Bits(buffer[l]):X8}, expected 0x{expected:X8}");
+            }
+            TVec.Store(buffer, TVec.LoadBFloat16(source + i));
+            for (int l = 0; l < w; l++)
+                Assert.Equal((uint)source[i + l] << 16, BitConverter.SingleToUInt32Bits(buffer[l]));
+        }
+    }
+}

@@ -1,0 +1,470 @@
+// KV-cache decoding properties, written once and bound to every backend below.
+using FsCheck;
+using FsCheck.Fluent;
+using Xunit;
+
+namespace NativeAttention.Tests;
+
+/// <summary>Rotary embedding of a KV-cache case.</summary>
+public enum RotaryMode { None, HalfSplit, Interleaved }
+
+/// <summary>A random KV-cache problem: cache lengths, the append, paging, rotary, masks, modifiers and splits.</summary>
+public sealed record KvCase(
+    ElementType Type, int[] CacheLengths, int KeyValueHeads, int GroupSize, int QueryLength, int NewLength, int HeadDim, int ValueDim,
+    int PageSize, RotaryMode Rotary, int RotaryDim, bool Causal, int WindowLeft, int WindowRight, float Softcap, bool Sinks, int Alibi,
+    int? Splits, int Seed)
+{
+    public int Batch => CacheLengths.Length;
+    public int QueryHeads => KeyValueHeads * GroupSize;
+    public bool Paged => PageSize > 0;
+    public int KeyLength(int b) => CacheLengths[b] + NewLength;
+
+    public override string ToString() =>
+        $"kvcache {AttentionCase.TypeName(Type)} cache[{string.Join(",", CacheLengths)}] +{NewLength} Nq{QueryLength} H{QueryHeads}/{KeyValueHeads} D{HeadDim}/{ValueDim}" +
+        $"{(Paged ? $" page{PageSize}" : "")} rotary={Rotary}/{RotaryDim}{(Causal ? " causal" : "")} window({WindowLeft},{WindowRight})" +
+        $"{(Softcap > 0 ? $" softcap={Softcap}" : "")}{(Sinks ? " sinks" : "")}{(Alibi > 0 ? $" alibi{Alibi}" : "")} splits={Splits?.ToString() ?? "auto"} seed={Seed}";
+}
+
+/// <summary>The tensors of one <see cref="KvCase"/>, built from logical per-position data so paged and contiguous caches can hold the same tokens.</summary>
+public sealed class KvData
+{
+    public required TensorView Query, KeyCache, ValueCache, Output, LogSumExp;
+    public required KvCacheOptions Cache;
+    public required FlashOptions Options;
+
+    /// <summary>
+    /// Builds a case's tensors. Cache slots past <c>CacheSeqLens[b]</c> hold NaN, so a kernel that reads them (or
+    /// reads a block the table does not give) poisons its output.
+    /// </summary>
+    /// <param name="c">The case.</param>
+    /// <param name="paged">Lay the cache out in blocks of <c>c.PageSize</c> through a shuffled block table.</param>
+    /// <param name="extraTokens">Room for this many more tokens per element (later appends).</param>
+    public static KvData Create(KvCase c, bool paged, int extraTokens = 0, double[]? logicalKeys = null, double[]? logicalValues = null, double[]? queries = null, double[]? newKeys = null, double[]? newValues = null)
+    {
+        var random = new Random(c.Seed);
+        int b = c.Batch, hkv = c.KeyValueHeads, d = c.HeadDim, dv = c.ValueDim;
+        int capacity = c.CacheLengths.Select((_, i) => c.KeyLength(i)).Max() + 3 + extraTokens;
+        logicalKeys ??= Values(random, (long)b * hkv * capacity * d);
+        logicalValues ??= Values(random, (long)b * hkv * capacity * dv);
+        var query = VarlenTests.Random(c.Type, null, b, c.QueryHeads, c.QueryLength, d);
+        query.CopyFrom(queries ?? Values(random, query.ElementCount));
+
+        int[]? table = null;
+        TensorView keyCache, valueCache;
+        if (paged)
+        {
+            int page = c.PageSize, perSequence = (capacity + page - 1) / page;
+            var used = Enumerable.Range(0, b).Select(i => (c.KeyLength(i) + extraTokens + page - 1) / page).ToArray();
+            int blocks = used.Sum() + 2;
+            var shuffle = new Random(c.Seed ^ 0xB10C);
+            var order = Enumerable.Range(0, blocks).OrderBy(_ => shuffle.Next()).ToArray();
+            table = new int[b * perSequence];
+            Array.Fill(table, -1);
+            int next = 0;
+            for (int i = 0; i < b; i++)
+                for (int s = 0; s < used[i]; s++) table[i * perSequence + s] = order[next++];
+            keyCache = Fill(c.Type, [blocks, hkv, page, d], logicalKeys, capacity, c, (i, pos) => (table[i * perSequence + pos / page], pos % page));
+            valueCache = Fill(c.Type, [blocks, hkv, page, dv], logicalValues, capacity, c, (i, pos) => (table[i * perSequence + pos / page], pos % page));
+        }
+        else
+        {
+            keyCache = Fill(c.Type, [b, hkv, capacity, d], logicalKeys, capacity, c, (i, pos) => (i, pos));
+            valueCache = Fill(c.Type, [b, hkv, capacity, dv], logicalValues, capacity, c, (i, pos) => (i, pos));
+        }
+
+        TensorView? newKey = null, newValue = null;
+        if (c.NewLength > 0)
+        {
+            newKey = VarlenTests.Random(c.Type, null, b, hkv, c.NewLength, d);
+            newKey.Value.CopyFrom(newKeys ?? Values(random, newKey.Value.ElementCount));
+            newValue = VarlenTests.Random(c.Type, null, b, hkv, c.NewLength, dv);
+            newValue.Value.CopyFrom(newValues ?? Values(random, newValue.Value.ElementCount));
+        }
+        TensorView? cos = null, sin = null;
+        if (c.Rotary != RotaryMode.None)
+        {
+            int positions = capacity + 2, half = c.RotaryDim / 2;
+            var cosines = new float[positions * half];
+            var sines = new float[positions * half];
+            for (int p = 0; p < positions; p++)
+                for (int i = 0; i < half; i++)
+                {
+                    double angle = p * Math.Pow(10000, -2.0 * i / c.RotaryDim);
+                    cosines[p * half + i] = (float)Math.Cos(angle);
+                    sines[p * half + i] = (float)Math.Sin(angle);
+                }
+            cos = TensorView.FromMemory(cosines.AsMemory(), positions, half);
+            sin = TensorView.FromMemory(sines.AsMemory(), positions, half);
+        }
+        var options = new FlashOptions { Causal = c.Causal, WindowLeft = c.WindowLeft, WindowRight = c.WindowRight, Softcap = c.Softcap };
+        var optionRandom = new Random(c.Seed ^ 0x5EED);
+        if (c.Sinks)
+            options = options with { Sinks = TensorView.FromMemory(Enumerable.Range(0, c.QueryHeads).Select(_ => (float)(optionRandom.NextDouble() * 4 - 2)).ToArray().AsMemory(), c.QueryHeads) };
+        if (c.Alibi > 0)
+        {
+            var slopes = Enumerable.Range(0, (c.Alibi == 2 ? b : 1) * c.QueryHeads).Select(_ => (float)(optionRandom.NextDouble() * 0.5)).ToArray();
+            options = options with { AlibiSlopes = c.Alibi == 2 ? TensorView.FromMemory(slopes.AsMemory(), b, c.QueryHeads) : TensorView.FromMemory(slopes.AsMemory(), c.QueryHeads) };
+        }
+        return new KvData
+        {
+            Query = query, KeyCache = keyCache, ValueCache = valueCache,
+            Output = VarlenTests.Random(c.Type, null, b, c.QueryHeads, c.QueryLength, dv),
+            LogSumExp = TensorView.FromMemory(new float[b * c.QueryHeads * c.QueryLength].AsMemory(), b, c.QueryHeads, c.QueryLength),
+            Options = options,
+            Cache = new KvCacheOptions
+            {
+                CacheSeqLens = c.CacheLengths.ToArray(), NewKey = newKey, NewValue = newValue,
+                BlockTable = table ?? [], PageSize = paged ? c.PageSize : 0,
+                RotaryCos = cos, RotarySin = sin, RotaryInterleaved = c.Rotary == RotaryMode.Interleaved, Splits = c.Splits,
+            },
+        };
+    }
+
+    internal static double[] Values(Random random, long count)
+    {
+        var values = new double[count];
+        for (long i = 0; i < count; i++) values[i] = random.NextDouble() * 2 - 1;
+        return values;
+    }
+
+    /// <summary>A cache holding logical <c>[B, Hkv, capacity, D]</c> data at positions before each element's cache length, NaN elsewhere.</summary>
+    private static TensorView Fill(ElementType type, int[] shape, double[] logical, int capacity, KvCase c, Func<int, int, (int Block, int Slot)> locate)
+    {
+        var data = new double[shape.Aggregate(1L, (x, y) => x * y)];
+        Array.Fill(data, double.NaN);
+        int heads = shape[1], slots = shape[2], dim = shape[3];
+        for (int b = 0; b < c.Batch; b++)
+            for (int h = 0; h < heads; h++)
+                for (int pos = 0; pos < c.CacheLengths[b]; pos++)
+                {
+                    var (block, slot) = locate(b, pos);
+                    Array.Copy(logical, (((long)b * heads + h) * capacity + pos) * dim, data, (((long)block * heads + h) * slots + slot) * dim, dim);
+                }
+        var view = VarlenTests.Random(type, null, shape);
+        view.CopyFrom(data);
+        return view;
+    }
+
+    public void Run(AttentionContext context) => context.FlashKvCache(Query, KeyCache, ValueCache, Output, Cache, Options, LogSumExp);
+
+    /// <summary>Compares the outputs with the float64 reference under the error rule (call before or after <see cref="Run"/>: the reference reads only what the append does not change).</summary>
+    public ReferenceCheck Check(KvCase c)
+    {
+        var exact = Reference.FlashKvCache(Query, KeyCache, ValueCache, Cache, Options);
+        var naive = Reference.FlashKvCacheNaive(Query, KeyCache, ValueCache, Cache, Options, c.Type);
+        double valueScale = ValueCache.ToDoubleArray().Where(double.IsFinite).Concat(Cache.NewValue?.ToDoubleArray() ?? []).Select(Math.Abs).DefaultIfEmpty(0).Max();
+        return CaseVerifier.CompareToReference(exact, naive, Output, LogSumExp, c.Type, valueScale);
+    }
+
+    /// <summary>Cache row (batch, head, position) through the block table when paged.</summary>
+    public double[] CacheRow(TensorView cache, int batch, int head, int position)
+    {
+        int block = batch, slot = position;
+        if (!Cache.BlockTable.IsEmpty)
+        {
+            var t = Cache.BlockTable;
+            int perSequence = t.Length / Query.Shape[0];
+            block = t.Span[batch * perSequence + position / Cache.PageSize];
+            slot = position % Cache.PageSize;
+        }
+        return cache.Slice(0, block, 1).Slice(1, head, 1).Slice(2, slot, 1).ToDoubleArray();
+    }
+}
+
+/// <summary>KV-cache decoding against the float64 reference, plus paged/contiguous, decode/prefill and split metamorphic properties.</summary>
+public abstract class KvCacheTests
+{
+    protected abstract Backend Backend { get; }
+
+    private static Gen<KvCase> Cases(bool allowModifiers) =>
+        from type in Gen.Elements(ElementType.Float32, ElementType.Float16, ElementType.BFloat16)
+        from batch in Gen.Choose(1, 3)
+        from lengths in Gen.Frequency((1, Gen.Constant(0)), (4, Gen.Choose(1, 40)), (2, Gen.Choose(60, 300))).ArrayOf(batch)
+        from kvHeads in Gen.Choose(1, 2)
+        from groupSize in Gen.Elements(1, 2, 4)
+        from nq in Gen.Elements(1, 1, 1, 2, 3, 5)
+        from nnew in Gen.Elements(0, 0, 1, 1, 2, 4)
+        from dqk in Gen.Elements(16, 32, 64, 128, 13, 40)
+        from dv in Gen.Frequency((3, Gen.Constant(dqk)), (1, Gen.Elements(8, 24, 64)))
+        from page in Gen.Elements(0, 0, 4, 16, 32)
+        from rotary in Gen.Elements(RotaryMode.None, RotaryMode.None, RotaryMode.HalfSplit, RotaryMode.Interleaved)
+        from rotaryFraction in Gen.Elements(1, 2)
+        from causal in Gen.Elements(false, true, true)
+        from window in Gen.Frequency((3, Gen.Constant((-1, -1))), (1, Gen.Choose(0, 50).Zip(Gen.Choose(-1, 3))))
+        from softcap in allowModifiers ? Gen.Frequency((4, Gen.Constant(0f)), (1, Gen.Elements(5f, 20f))) : Gen.Constant(0f)
+        from sinks in allowModifiers ? Gen.Elements(false, false, true) : Gen.Constant(false)
+        from alibi in allowModifiers ? Gen.Elements(0, 0, 0, 1, 2) : Gen.Constant(0)
+        from splits in Gen.Elements<int?>(null, null, 1, 2, 3, 7)
+        from seed in Gen.Choose(0, int.MaxValue)
+        let rotaryDim = rotary == RotaryMode.None ? 0 : dqk / rotaryFraction / 2 * 2
+        // Rotary places query i at L_b - Nq + i, which must not be negative.
+        let cacheLengths = rotaryDim > 0 ? lengths.Select(l => Math.Max(l, nq - nnew)).ToArray() : lengths
+        select new KvCase(type, cacheLengths, kvHeads, groupSize, nq, nnew, dqk, dv, page, rotaryDim > 0 ? rotary : RotaryMode.None, rotaryDim,
+            causal, window.Item1, window.Item2, softcap, sinks, alibi, splits, seed);
+
+    [SkippableFact]
+    public void KvCache_MatchesReference_AndAppendsIntoTheCache()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        Properties.Check(Cases(allowModifiers: true).ToArbitrary(), c =>
+        {
+            var data = KvData.Create(c, c.Paged);
+            data.Run(context);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+            if (c.NewLength == 0) return;
+            // The new tokens sit at positions CacheSeqLens[b].. of the cache, keys rotated there, in the cache's type.
+            var expectedKeys = c.Rotary == RotaryMode.None
+                ? data.Cache.NewKey!.Value.ToDoubleArray()
+                : Reference.ApplyRotary(data.Cache.NewKey!.Value, data.Cache.RotaryCos!.Value, data.Cache.RotarySin!.Value, c.CacheLengths, c.Rotary == RotaryMode.Interleaved);
+            var newValues = data.Cache.NewValue!.Value.ToDoubleArray();
+            double u = c.Type.UnitRoundoff();
+            for (int b = 0; b < c.Batch; b++)
+                for (int h = 0; h < c.KeyValueHeads; h++)
+                    for (int t = 0; t < c.NewLength; t++)
+                    {
+                        var key = data.CacheRow(data.KeyCache, b, h, c.CacheLengths[b] + t);
+                        var value = data.CacheRow(data.ValueCache, b, h, c.CacheLengths[b] + t);
+                        long row = ((long)b * c.KeyValueHeads + h) * c.NewLength + t;
+                        for (int d = 0; d < c.HeadDim; d++)
+                        {
+                            double expected = expectedKeys[row * c.HeadDim + d];
+                            Assert.True(Math.Abs(key[d] - expected) <= 2 * u * Math.Abs(expected) + 1e-6, $"{c}: appended key {b},{h},{t},{d}: {key[d]} vs {expected}");
+                        }
+                        for (int d = 0; d < c.ValueDim; d++) Assert.Equal(newValues[row * c.ValueDim + d], value[d]);
+                    }
+        }, count: 60);
+    }
+
+    [SkippableFact]
+    public void KvCache_PagedCache_EqualsContiguousCacheBitForBit()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        Properties.Check(Cases(allowModifiers: false).Select(c => c with { PageSize = c.PageSize == 0 ? 8 : c.PageSize }).ToArbitrary(), c =>
+        {
+            var contiguous = KvData.Create(c, paged: false);
+            var paged = KvData.Create(c, paged: true);
+            contiguous.Run(context);
+            paged.Run(context);
+            Assert.Equal(contiguous.Output.ToDoubleArray(), paged.Output.ToDoubleArray());
+            Assert.Equal(contiguous.LogSumExp.ToDoubleArray(), paged.LogSumExp.ToDoubleArray());
+        }, count: 25);
+    }
+
+    [SkippableFact]
+    public void KvCache_DecodingOneTokenAtATime_EqualsPrefill()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var arbitrary = Cases(allowModifiers: false)
+            .SelectMany(c => Gen.Choose(1, 12).Select(n => c with { QueryLength = n, NewLength = n, Causal = true, GroupSize = Math.Min(c.GroupSize, 2) }))
+            .ToArbitrary();
+        Properties.Check(arbitrary, c =>
+        {
+            int n = c.NewLength, b = c.Batch, hkv = c.KeyValueHeads, hq = c.QueryHeads;
+            var prefill = KvData.Create(c, c.Paged);
+            prefill.Run(context);
+            double tolerance = prefill.Check(c).Tolerance;
+            var queries = prefill.Query.ToDoubleArray();
+            var newKeys = prefill.Cache.NewKey!.Value.ToDoubleArray();
+            var newValues = prefill.Cache.NewValue!.Value.ToDoubleArray();
+            var prefillOutput = prefill.Output.ToDoubleArray();
+
+            // The same cache contents, then the tokens appended and attended one at a time.
+            var step = c with { QueryLength = 1, NewLength = 1 };
+            var decode = KvData.Create(step, c.Paged, extraTokens: n - 1);
+            var lengths = c.CacheLengths.ToArray();
+            for (int t = 0; t < n; t++)
+            {
+                var single = decode;
+                var q = Token(queries, b, hq, n, c.HeadDim, t);
+                var k = Token(newKeys, b, hkv, n, c.HeadDim, t);
+                var v = Token(newValues, b, hkv, n, c.ValueDim, t);
+                single.Query.CopyFrom(q);
+                single.Cache.NewKey!.Value.CopyFrom(k);
+                single.Cache.NewValue!.Value.CopyFrom(v);
+                var options = single.Cache with { CacheSeqLens = lengths.ToArray() };
+                context.FlashKvCache(single.Query, single.KeyCache, single.ValueCache, single.Output, options, single.Options, single.LogSumExp);
+                var output = single.Output.ToDoubleArray();
+                for (int bi = 0; bi < b; bi++)
+                    for (int h = 0; h < hq; h++)
+                        for (int d = 0; d < c.ValueDim; d++)
+                        {
+                            double expected = prefillOutput[(((long)bi * hq + h) * n + t) * c.ValueDim + d], actual = output[((long)bi * hq + h) * c.ValueDim + d];
+                            Assert.True(Math.Abs(expected - actual) <= 2 * tolerance + 1e-6, $"{c}: token {t} batch {bi} head {h} dim {d}: decode {actual} vs prefill {expected}");
+                        }
+                for (int bi = 0; bi < b; bi++) lengths[bi]++;
+            }
+            // Both ways leave the same tokens in the cache.
+            for (int bi = 0; bi < b; bi++)
+                for (int h = 0; h < hkv; h++)
+                    for (int p = c.CacheLengths[bi]; p < c.KeyLength(bi); p++)
+                    {
+                        Assert.Equal(prefill.CacheRow(prefill.KeyCache, bi, h, p), decode.CacheRow(decode.KeyCache, bi, h, p));
+                        Assert.Equal(prefill.CacheRow(prefill.ValueCache, bi, h, p), decode.CacheRow(decode.ValueCache, bi, h, p));
+                    }
+        }, count: 15);
+    }
+
+    private static double[] Token(double[] data, int batch, int heads, int n, int dim, int t)
+    {
+        var token = new double[batch * heads * dim];
+        for (int bh = 0; bh < batch * heads; bh++) Array.Copy(data, ((long)bh * n + t) * dim, token, (long)bh * dim, dim);
+        return token;
+    }
+
+    [SkippableFact]
+    public void KvCache_SplitCounts_AgreeWithinToleranceAndRepeatBitForBit()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var arbitrary = Cases(allowModifiers: true).SelectMany(c => Gen.Choose(2, 9).Select(s => (Case: c with { Splits = 1 }, Splits: s))).ToArbitrary();
+        Properties.Check(arbitrary, x =>
+        {
+            var (c, splits) = x;
+            var one = KvData.Create(c, c.Paged);
+            one.Run(context);
+            double tolerance = one.Check(c).Tolerance;
+            var split = c with { Splits = splits };
+            var first = KvData.Create(split, c.Paged);
+            first.Run(context);
+            var second = KvData.Create(split, c.Paged);
+            second.Run(context);
+            Assert.Equal(first.Output.ToDoubleArray(), second.Output.ToDoubleArray());
+            Assert.Equal(first.LogSumExp.ToDoubleArray(), second.LogSumExp.ToDoubleArray());
+            var a = one.Output.ToDoubleArray();
+            var s = first.Output.ToDoubleArray();
+            for (int i = 0; i < a.Length; i++)
+                Assert.True(Math.Abs(a[i] - s[i]) <= 2 * tolerance + 1e-6, $"{c} splits {splits}: element {i}: {s[i]} vs {a[i]}");
+            var la = one.LogSumExp.ToDoubleArray();
+            var ls = first.LogSumExp.ToDoubleArray();
+            for (int i = 0; i < la.Length; i++)
+                Assert.True(la[i].Equals(ls[i]) || Math.Abs(la[i] - ls[i]) <= 1e-5 * (1 + Math.Abs(la[i])), $"{c} splits {splits}: LSE {i}: {ls[i]} vs {la[i]}");
+        }, count: 25);
+    }
+
+    [SkippableFact]
+    public void KvCache_InterleavedRotary_EqualsHalfSplitOnPermutedDimensions()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // Pair (2i, 2i + 1) of x is pair (i, i + R/2) of x permuted; q.k does not change when q and k share a permutation.
+        var c = new KvCase(ElementType.Float32, [37, 5], 2, 2, 2, 3, 24, 16, 0, RotaryMode.Interleaved, 16, true, -1, -1, 0, false, 0, null, 21);
+        var interleaved = KvData.Create(c, paged: false);
+        interleaved.Run(context);
+        Assert.True(interleaved.Check(c).Passed);
+        int[] order = Enumerable.Range(0, 24).ToArray();
+        for (int i = 0; i < 8; i++) (order[i], order[i + 8]) = (2 * i, 2 * i + 1);
+        var random = new Random(c.Seed);
+        int capacity = c.CacheLengths.Select((_, b) => c.KeyLength(b)).Max() + 3;
+        var keys = Permute(KvData.Values(random, 2L * 2 * capacity * 24), order);
+        var values = KvData.Values(random, 2L * 2 * capacity * 16);
+        var queries = Permute(KvData.Values(random, 2L * 4 * 2 * 24), order);
+        var newKeys = Permute(KvData.Values(random, 2L * 2 * 3 * 24), order);
+        var newValues = KvData.Values(random, 2L * 2 * 3 * 16);
+        var halfSplit = KvData.Create(c with { Rotary = RotaryMode.HalfSplit }, paged: false, 0, keys, values, queries, newKeys, newValues);
+        halfSplit.Run(context);
+        var a = interleaved.Output.ToDoubleArray();
+        var h = halfSplit.Output.ToDoubleArray();
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - h[i]) <= 1e-5, $"element {i}: {h[i]} vs {a[i]}");
+    }
+
+    private static double[] Permute(double[] rows, int[] order)
+    {
+        int d = order.Length;
+        var result = new double[rows.Length];
+        for (long r = 0; r < rows.Length / d; r++)
+            for (int i = 0; i < d; i++) result[r * d + i] = rows[r * d + order[i]];
+        return result;
+    }
+
+    [SkippableFact]
+    public void KvCache_BadInput_NamesTheArgument()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var c = new KvCase(ElementType.Float32, [10, 20], 1, 2, 1, 1, 16, 16, 8, RotaryMode.HalfSplit, 16, true, -1, -1, 0, false, 0, null, 3);
+        var data = KvData.Create(c, paged: true);
+        void Expect(KvCacheOptions cache, string name, string fragment, TensorView? keyCache = null, TensorView? valueCache = null)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() =>
+                context.FlashKvCache(data.Query, keyCache ?? data.KeyCache, valueCache ?? data.ValueCache, data.Output, cache, data.Options, data.LogSumExp));
+            Assert.Equal(name, e.ParamName);
+            Assert.Contains(fragment, e.Message);
+        }
+        var table = data.Cache.BlockTable.ToArray();
+        var outside = table.ToArray();
+        outside[1] = 1000;
+        Expect(data.Cache with { BlockTable = outside }, "cache.BlockTable", "outside");
+        var shared = table.ToArray();
+        int perSequence = table.Length / 2;
+        shared[perSequence + 2] = shared[1]; // element 1 block 2 (appended into) is element 0's block 1
+        Expect(data.Cache with { BlockTable = shared }, "cache.BlockTable", "append writes");
+        Expect(data.Cache with { BlockTable = table[..2] }, "cache.BlockTable", "needs 11");
+        Expect(data.Cache with { PageSize = 4 }, "cache.PageSize", "8 tokens per block");
+        Expect(data.Cache with { CacheSeqLens = new[] { 1, 2, 3 } }, "cache.CacheSeqLens", "one per batch element");
+        Expect(data.Cache with { CacheSeqLens = new[] { 1, -2 } }, "cache.CacheSeqLens", "non-negative");
+        Expect(data.Cache with { NewValue = null }, "cache.NewValue", "both or neither");
+        Expect(data.Cache with { RotaryCos = data.Cache.RotaryCos!.Value.Slice(0, 0, 20), RotarySin = data.Cache.RotarySin!.Value.Slice(0, 0, 20) }, "cache.RotaryCos", "needs position 20");
+        Expect(data.Cache with { RotarySin = null }, "cache.RotarySin", "needs cache.RotarySin");
+        Expect(data.Cache with { Splits = 0 }, "cache.Splits", "1..");
+
+        var contiguous = KvData.Create(c with { PageSize = 0 }, paged: false);
+        var small = contiguous.KeyCache.Slice(2, 0, 20);
+        var e = Assert.ThrowsAny<ArgumentException>(() => context.FlashKvCache(contiguous.Query, small, contiguous.ValueCache.Slice(2, 0, 20), contiguous.Output, contiguous.Cache, contiguous.Options));
+        Assert.Equal("keyCache", e.ParamName);
+        Assert.Contains("needs 21", e.Message);
+        var aliasingOutput = new TensorView(contiguous.KeyCache.Storage!, [2, 2, 1, 16], [24 * 16, 16, 16, 1]);
+        e = Assert.ThrowsAny<ArgumentException>(() => context.FlashKvCache(contiguous.Query, contiguous.KeyCache, contiguous.ValueCache, aliasingOutput, contiguous.Cache));
+        Assert.Equal("output", e.ParamName);
+        Assert.Contains("overlaps keyCache", e.Message);
+        e = Assert.ThrowsAny<ArgumentException>(() => context.FlashKvCache(contiguous.Query, contiguous.KeyCache, contiguous.ValueCache, contiguous.Output, contiguous.Cache,
+            new FlashOptions { Bias = TensorView.FromMemory(new float[2 * 2 * 21].AsMemory(), 2, 2, 1, 21) }));
+        Assert.Equal("options.Bias", e.ParamName);
+    }
+
+    [SkippableFact]
+    public void KvCache_EmptyCacheWithoutAppend_WritesZerosAndNegativeInfinityLse()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var c = new KvCase(ElementType.BFloat16, [0, 12], 2, 2, 2, 0, 32, 32, 0, RotaryMode.None, 0, false, -1, -1, 0, true, 0, null, 8);
+        var data = KvData.Create(c, paged: false);
+        data.Run(context);
+        Assert.True(data.Check(c).Passed);
+        for (int h = 0; h < 4; h++)
+            for (int i = 0; i < 2; i++)
+            {
+                Assert.True(double.IsNegativeInfinity(data.LogSumExp.GetDouble(0, h, i)));
+                for (int d = 0; d < 32; d++) Assert.Equal(0.0, data.Output.GetDouble(0, h, i, d));
+            }
+    }
+}
+
+[Trait("Backend", "Cpu")]
+public sealed class CpuKvCacheTests : KvCacheTests
+{
+    protected override Backend Backend => Backend.Cpu;
+
+    [Fact]
+    public void KvCache_GivenSplits_ResultsDoNotDependOnThreadCount()
+    {
+        var c = new KvCase(ElementType.Float16, [700, 33, 2], 2, 4, 3, 1, 64, 64, 16, RotaryMode.HalfSplit, 32, true, -1, -1, 0, true, 0, 5, 12);
+        using var one = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 1 });
+        using var three = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 3 });
+        var a = KvData.Create(c, paged: true);
+        var b = KvData.Create(c, paged: true);
+        a.Run(one);
+        b.Run(three);
+        Assert.Equal(a.Output.ToDoubleArray(), b.Output.ToDoubleArray());
+        Assert.Equal(a.LogSumExp.ToDoubleArray(), b.LogSumExp.ToDoubleArray());
+    }
+
+    [Fact]
+    public void KvCache_SigmoidScoring_IsNotSupportedAndWritesNothing()
+    {
+        var c = new KvCase(ElementType.Float32, [10], 1, 1, 1, 1, 16, 16, 0, RotaryMode.None, 0, false, -1, -1, 0, false, 0, null, 2);
+        using var context = AttentionContext.Create(Backend.Cpu);
+        var data = KvData.Create(c, paged: false);
+        var before = data.KeyCache.ToDoubleArray();
+        var e = Assert.Throws<NotSupportedException>(() =>
+            context.FlashKvCache(data.Query, data.KeyCache, data.ValueCache, data.Output, data.Cache, new FlashOptions { ScoreFunction = ScoreFunction.Sigmoid }));
+        Assert.Contains("Sigmoid", e.Message);
+        Assert.Equal(before, data.KeyCache.ToDoubleArray());
+    }
+}
