@@ -81,18 +81,20 @@ internal static class InfoCommand
     {
         var rows = GpuDevices();
         if (rows.Count == 0) return;
-        var devices = new Table().Border(TableBorder.Rounded).Title("GPU devices");
+        var devices = new Table().Border(TableBorder.Rounded).Title("OpenCL and CUDA devices");
         devices.AddColumns("Backend", "Index", "Name", "Memory", "Compute units", "Driver", "Runtime");
         foreach (var row in rows) devices.AddRow([.. row.Select(Markup.Escape)]);
         console.Write(devices);
     }
 
-    /// <summary>
-    /// One row per GPU device, in the columns of <see cref="WriteDevices"/>. The GPU contexts do not expose device
-    /// properties yet (issue 3), so there are none and the backend descriptions above are all `info` shows; this is
-    /// the one place to fill in once they do.
-    /// </summary>
-    private static IReadOnlyList<string[]> GpuDevices() => [];
+    /// <summary>One row per GPU device (OpenCL and CUDA), in the columns of <see cref="WriteDevices"/>.</summary>
+    private static IReadOnlyList<string[]> GpuDevices() =>
+        [.. new[] { Backend.OpenCl, Backend.Cuda }.SelectMany(Backends.Devices).Select(d => new[]
+        {
+            d.Backend.ToString(), d.Index.ToString(CultureInfo.InvariantCulture), d.Name,
+            $"{d.MemoryBytes / (1024.0 * 1024 * 1024):F1} GiB", d.ComputeUnits.ToString(CultureInfo.InvariantCulture),
+            d.DriverVersion, d.RuntimeVersion,
+        })];
 
     /// <summary>The instruction-set extensions the JIT may use here, widest first.</summary>
     private static List<string> SimdFeatures()

@@ -22,7 +22,7 @@ public enum Backend
 public sealed record BackendInfo(Backend Backend, bool IsSupported, string Description, bool IsGpu = false);
 
 /// <summary>Probes backends once and picks one for <see cref="Backend.Auto"/>.</summary>
-public static class Backends
+public static partial class Backends
 {
     private static readonly Lazy<BackendInfo> CpuInfo = new(() => new BackendInfo(Backend.Cpu, true, Cpu.CpuFeatures.Describe()));
     private static readonly Lazy<BackendInfo> OpenClInfo = new(GpuProbes.ProbeOpenCl);

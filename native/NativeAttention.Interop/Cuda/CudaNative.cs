@@ -25,6 +25,7 @@ public static unsafe partial class CudaNative
     [LibraryImport(Lib)] public static partial int cuDeviceGet(int* device, int ordinal);
     [LibraryImport(Lib)] public static partial int cuDeviceGetName(byte* name, int length, int device);
     [LibraryImport(Lib)] public static partial int cuDeviceGetAttribute(int* value, int attribute, int device);
+    [LibraryImport(Lib, EntryPoint = "cuDeviceTotalMem_v2")] public static partial int cuDeviceTotalMem(nuint* bytes, int device);
 
     [LibraryImport(Lib)] public static partial int cuDevicePrimaryCtxRetain(IntPtr* context, int device);
     [LibraryImport(Lib, EntryPoint = "cuDevicePrimaryCtxRelease_v2")] public static partial int cuDevicePrimaryCtxRelease(int device);
