@@ -1,10 +1,12 @@
 // Flash attention forward, portable path (OpenCL C and CUDA C): one work-item per query row, K/V tiles staged in
 // shared memory as float, online softmax in base 2, float accumulation whatever the storage type.
 // A row whose visible keys are all masked keeps m = -inf and l = 0 and writes zeros and LSE = -inf.
+// Score options (common/score_mod.h) are compiled in only when their NA_* define is set.
 // CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
 #include "common/flash_params.h"
 #include "common/dtype.h"
 #include "common/masking.h"
+#include "common/score_mod.h"
 
 #ifndef NA_HEAD_DIM_QK
 #define NA_HEAD_DIM_QK 64   // query/key head dim rounded up; the kernel zero-pads up to it
@@ -34,7 +36,10 @@
 
 NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
     const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
-    NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse, const na_flash_params p)
+    NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse,
+    const NA_GLOBAL na_bias_elem* NA_RESTRICT bias, const NA_GLOBAL na_u_elem* NA_RESTRICT lr_u,
+    const NA_GLOBAL na_w_elem* NA_RESTRICT lr_w, const NA_GLOBAL float* NA_RESTRICT slopes,
+    const NA_GLOBAL float* NA_RESTRICT sinks, const na_flash_params p)
 {
     NA_SHARED float ks[NA_BLOCK_N * NA_HEAD_DIM_QK];
     NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
@@ -72,6 +77,9 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
     for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] = 0.0f;
     float m = -NA_INFINITY;
     float l = 0.0f;
+#if NA_SCORE_MOD
+    const na_score_row sr = na_score_row_init(p, slopes, b, h, row);
+#endif
 
     for (int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N; n0 < tile_end; n0 += NA_BLOCK_N)
     {
@@ -96,16 +104,33 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
             if (key < row_start || key >= row_end) continue;
             float score = 0.0f;
             for (int d = 0; d < NA_HEAD_DIM_QK; d++) score += qr[d] * ks[j * NA_HEAD_DIM_QK + d];
+#if NA_SCORE_MOD
+            score = na_score_mod(score, key, sr, p, bias, lr_u, lr_w);
+#endif
+#if NA_SIGMOID
+            // Unnormalised weights go straight into acc; (m, l) only track log2 of the total weight for LSE.
+            float lw;
+            const float wj = na_sigmoid_weight(score, p.sigmoid_bias, &lw);
+            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] += wj * vs[j * NA_HEAD_DIM_V + d];
+            score = lw;
+#endif
+#if NA_SCORE_MOD || NA_SIGMOID
+            if (score == -NA_INFINITY) continue;   // a -inf bias: weight 0, and exp2(-inf - -inf) would be NaN
+#endif
             if (score > m)
             {
                 const float alpha = NA_EXP2(m - score);   // 0 for the first visible key (m = -inf)
                 l *= alpha;
+#if !NA_SIGMOID
                 for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
+#endif
                 m = score;
             }
             const float pj = NA_EXP2(score - m);
             l += pj;
+#if !NA_SIGMOID
             for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] += pj * vs[j * NA_HEAD_DIM_V + d];
+#endif
         }
         NA_BARRIER();
     }
@@ -113,7 +138,23 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
     if (row_ok)
     {
         NA_GLOBAL na_elem* ob = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+#if NA_SIGMOID
+        const float inv = 1.0f;
+#else
+#if NA_SINKS
+        // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
+        if (l > 0.0f)
+        {
+            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
+            const float m_all = NA_FMAX(m, sink);
+            const float alpha = NA_EXP2(m - m_all);
+            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
+            l = l * alpha + NA_EXP2(sink - m_all);
+            m = m_all;
+        }
+#endif
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#endif
         for (int d = 0; d < NA_HEAD_DIM_V; d++)
             if (d < p.dv) na_store(ob, d * p.o_stride_d, acc[d] * inv);
         if (p.has_lse)
