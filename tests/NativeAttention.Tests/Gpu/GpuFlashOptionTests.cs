@@ -72,15 +72,16 @@ public abstract class GpuFlashOptionTests
                 Bias = MaskedRowsBias(ElementType.Float32, 1, 2, 20, 25, maskedRows: [0, 19]),
             },
         },
-        // Tensor-core shapes (CUDA sm_80+): every option reaches the mma kernel in these two.
-        ["f16 d64 softcap alibi bias low-rank sinks causal GQA"] = Case(ElementType.Float16, 1, 4, 2, 100, 150, 64) with
+        // Tensor-core shapes (CUDA sm_80+): every option reaches the mma kernel in these two, and so do rows without
+        // keys (causal with Nq > Nk; a -inf bias row under sigmoid).
+        ["f16 d64 softcap alibi bias low-rank sinks causal GQA Nq>Nk"] = Case(ElementType.Float16, 1, 4, 2, 150, 100, 64) with
         {
             Flash = new FlashOptions
             {
                 Causal = true, Softcap = 10,
                 AlibiSlopes = Host(ElementType.Float32, [4], 0.5, 0.25, 0.125, 0.0625),
-                Bias = Random(ElementType.Float32, 21, 1, [1, 4, 100, 150]),
-                LowRankBias = new LowRankBias(Random(ElementType.BFloat16, 22, 1, [1, 1, 100, 4]), Random(ElementType.Float16, 23, 1, [1, 4, 150, 4])),
+                Bias = Random(ElementType.Float32, 21, 1, [1, 4, 150, 100]),
+                LowRankBias = new LowRankBias(Random(ElementType.BFloat16, 22, 1, [1, 1, 150, 4]), Random(ElementType.Float16, 23, 1, [1, 4, 100, 4])),
                 Sinks = Host(ElementType.Float32, [4], 1, 0, -2, 4),
             },
         },
