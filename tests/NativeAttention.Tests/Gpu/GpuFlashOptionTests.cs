@@ -132,6 +132,17 @@ public abstract class GpuFlashOptionTests
         Assert.True(CaseVerifier.Compare(context.Backend, @case, tensors).Passed);
     }
 
+    [SkippableFact]
+    public void Flash_OptionTensorInHostMemory_ThrowsArgumentExceptionNamingIt()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var q = context.Allocate(ElementType.Float32, 1, 2, 4, 8);
+        var o = context.Allocate(ElementType.Float32, 1, 2, 4, 8);
+        var hostSinks = Host(ElementType.Float32, [2], 1, 2);
+        var error = Assert.ThrowsAny<ArgumentException>(() => context.Flash(q, q, q, o, new FlashOptions { Sinks = hostSinks }));
+        Assert.Contains("options.Sinks", error.Message);
+    }
+
     /// <summary>Runs a case whose options hold host tensors: every tensor is mirrored to the device with its layout.</summary>
     private static void Run(AttentionContext context, AttentionCase @case, CaseTensors tensors)
     {
