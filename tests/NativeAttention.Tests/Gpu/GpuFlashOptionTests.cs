@@ -219,13 +219,13 @@ public abstract class GpuFlashOptionTests
 }
 
 [Trait("Backend", "OpenCl")]
-public sealed class OpenClFlashOptionTests : GpuFlashOptionTests
+public sealed class OpenClGpuFlashOptionTests : GpuFlashOptionTests
 {
     protected override Backend Backend => Backend.OpenCl;
 }
 
 [Trait("Backend", "Cuda")]
-public sealed class CudaFlashOptionTests : GpuFlashOptionTests
+public sealed class CudaGpuFlashOptionTests : GpuFlashOptionTests
 {
     protected override Backend Backend => Backend.Cuda;
 }
