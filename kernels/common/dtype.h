@@ -39,3 +39,26 @@ NA_INLINE void na_store(NA_GLOBAL na_elem* p, na_i64 i, float v)
         p[i] = (na_u16)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 #endif
+
+// Loads of option tensors (bias, low-rank factors), whose element type need not be NA_DTYPE:
+// NA_LOAD_AS(t, p, i) reads element i of a na_t<t> array (t: 0 f32, 1 f16, 2 bf16) as float.
+typedef float na_t0;
+NA_INLINE float na_load_t0(const NA_GLOBAL na_t0* p, na_i64 i) { return p[i]; }
+#if NA_OPENCL
+typedef half na_t1;
+NA_INLINE float na_load_t1(const NA_GLOBAL na_t1* p, na_i64 i) { return vload_half((size_t)i, p); }
+#else
+typedef unsigned short na_t1;
+NA_INLINE float na_load_t1(const na_t1* p, na_i64 i)
+{
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i]));
+    return f;
+}
+#endif
+typedef na_u16 na_t2;
+NA_INLINE float na_load_t2(const NA_GLOBAL na_t2* p, na_i64 i) { return NA_AS_FLOAT(((na_u32)p[i]) << 16); }
+#define NA_CAT_(a, b) a##b
+#define NA_CAT(a, b) NA_CAT_(a, b)
+#define NA_TYPE_AS(t) NA_CAT(na_t, t)
+#define NA_LOAD_AS(t, p, i) NA_CAT(na_load_t, t)(p, i)

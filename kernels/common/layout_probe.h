@@ -13,8 +13,12 @@ NA_KERNEL void na_flash_params_layout(NA_GLOBAL int* out)
     NA_PROBE(v_stride_b); NA_PROBE(v_stride_h); NA_PROBE(v_stride_n); NA_PROBE(v_stride_d);
     NA_PROBE(o_stride_b); NA_PROBE(o_stride_h); NA_PROBE(o_stride_n); NA_PROBE(o_stride_d);
     NA_PROBE(lse_stride_b); NA_PROBE(lse_stride_h); NA_PROBE(lse_stride_n);
+    NA_PROBE(bias_offset); NA_PROBE(bias_stride_b); NA_PROBE(bias_stride_h); NA_PROBE(bias_stride_n); NA_PROBE(bias_stride_k);
+    NA_PROBE(u_offset); NA_PROBE(u_stride_b); NA_PROBE(u_stride_h); NA_PROBE(u_stride_n); NA_PROBE(u_stride_r);
+    NA_PROBE(w_offset); NA_PROBE(w_stride_b); NA_PROBE(w_stride_h); NA_PROBE(w_stride_n); NA_PROBE(w_stride_r);
+    NA_PROBE(alibi_offset); NA_PROBE(alibi_stride_b); NA_PROBE(alibi_stride_h); NA_PROBE(sinks_offset); NA_PROBE(sinks_stride_h);
     NA_PROBE(batch); NA_PROBE(heads_q); NA_PROBE(heads_kv); NA_PROBE(group); NA_PROBE(nq); NA_PROBE(nk);
     NA_PROBE(dqk); NA_PROBE(dv); NA_PROBE(window_left); NA_PROBE(window_right); NA_PROBE(causal); NA_PROBE(has_lse);
-    NA_PROBE(scale_log2); NA_PROBE(scale);
+    NA_PROBE(rank); NA_PROBE(scale_log2); NA_PROBE(scale); NA_PROBE(softcap_log2); NA_PROBE(sigmoid_bias);
 #undef NA_PROBE
 }

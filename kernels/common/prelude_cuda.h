@@ -19,6 +19,9 @@
 #define NA_EXP2(x) exp2f(x)
 #define NA_LOG2(x) log2f(x)
 #define NA_FMAX(a, b) fmaxf(a, b)
+#define NA_EXP(x) expf(x)
+#define NA_LOG1P(x) log1pf(x)
+#define NA_TANH(x) tanhf(x)
 #define NA_AS_FLOAT(u) __uint_as_float(u)
 #define NA_AS_UINT(f) __float_as_uint(f)
 

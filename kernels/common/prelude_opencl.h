@@ -18,6 +18,9 @@
 #define NA_EXP2(x) exp2(x)
 #define NA_LOG2(x) log2(x)
 #define NA_FMAX(a, b) fmax(a, b)
+#define NA_EXP(x) exp(x)
+#define NA_LOG1P(x) log1p(x)
+#define NA_TANH(x) tanh(x)
 #define NA_AS_FLOAT(u) as_float(u)
 #define NA_AS_UINT(f) as_uint(f)
 

@@ -6,6 +6,8 @@
 // are double-buffered and each tile is loaded a whole tile ahead. P never leaves registers: the S accumulator fragments are
 // exactly the A fragments of the P V product once packed to 16 bits.
 // Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
+// Score options (common/score_mod.h, included by flash_fwd.h) modify the S fragments element by element before
+// masking; sinks and sigmoid scoring change only the row statistics and the epilogue.
 #include "common/mma_sm80.h"
 
 #ifndef NA_WARPS
@@ -43,7 +45,9 @@ NA_INLINE void na_load_tile(unsigned short* tile, const unsigned short* src, na_
 
 NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd(
     const na_elem* NA_RESTRICT q, const na_elem* NA_RESTRICT k, const na_elem* NA_RESTRICT v,
-    na_elem* NA_RESTRICT o, float* NA_RESTRICT lse, const na_flash_params p)
+    na_elem* NA_RESTRICT o, float* NA_RESTRICT lse,
+    const na_bias_elem* NA_RESTRICT bias, const na_u_elem* NA_RESTRICT lr_u, const na_w_elem* NA_RESTRICT lr_w,
+    const float* NA_RESTRICT slopes, const float* NA_RESTRICT sinks, const na_flash_params p)
 {
     extern __shared__ __align__(128) unsigned short na_smem[];
     unsigned short* qs = na_smem;
@@ -89,6 +93,15 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
             re[mt][hf] = row < p.nq ? p.nk : 0;
 #endif
         }
+
+#if NA_SCORE_MOD
+    na_score_row sr[NA_MT][2];
+#pragma unroll
+    for (int mt = 0; mt < NA_MT; mt++)
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++)
+            sr[mt][hf] = na_score_row_init(p, slopes, b, h, m0 + wrow + 16 * mt + 8 * hf + (lane >> 2));
+#endif
 
     int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N;
     na_load_tile(qs, qb, p.q_stride_n, m0, NA_MMA_BM, p.nq, tid);
@@ -186,6 +199,9 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                 for (int e = 0; e < 4; e++)
                 {
                     float s = sacc[mt][i][e] * p.scale_log2;
+#if NA_SCORE_MOD
+                    s = na_score_mod(s, n0 + i * 8 + 2 * (lane & 3) + (e & 1), sr[mt][e >> 1], p, bias, lr_u, lr_w);
+#endif
                     if (!full)
                     {
                         const int key = n0 + i * 8 + 2 * (lane & 3) + (e & 1);
@@ -193,6 +209,24 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     }
                     sacc[mt][i][e] = s;
                 }
+#if NA_SIGMOID
+            // Unnormalised weights: P = sigmoid, no rescaling of O. Each lane keeps its own (m, l) of log2 weights
+            // for LSE; the quad combines them in the epilogue.
+#pragma unroll
+            for (int i = 0; i < NA_BLOCK_N / 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                {
+                    float lw;
+                    sacc[mt][i][e] = na_sigmoid_weight(sacc[mt][i][e], p.sigmoid_bias, &lw);
+                    if (lw > mrow[mt][e >> 1])
+                    {
+                        lrow[mt][e >> 1] *= na_fast_exp2(mrow[mt][e >> 1] - lw);
+                        mrow[mt][e >> 1] = lw;
+                    }
+                    if (lw != -NA_INFINITY) lrow[mt][e >> 1] += na_fast_exp2(lw - mrow[mt][e >> 1]);
+                }
+#else
 #pragma unroll
             for (int hf = 0; hf < 2; hf++)
             {
@@ -220,6 +254,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     oacc[mt][i][2 * hf + 1] *= alpha;
                 }
             }
+#endif
 #pragma unroll
             for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
             {
@@ -270,15 +305,37 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
         for (int hf = 0; hf < 2; hf++)
         {
             const int row = m0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
-            const float l = na_quad_sum(lrow[mt][hf]);
+#if NA_SIGMOID
+            const float m = na_quad_max(mrow[mt][hf]);
+            const float l = na_quad_sum(lrow[mt][hf] > 0.0f ? lrow[mt][hf] * na_fast_exp2(mrow[mt][hf] - m) : 0.0f);
             if (row >= p.nq) continue;
+            const float inv = 1.0f;
+#else
+            float m = mrow[mt][hf];
+            float l = na_quad_sum(lrow[mt][hf]);
+            if (row >= p.nq) continue;
+#if NA_SINKS
+            // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
+            float alpha = 1.0f;
+            if (l > 0.0f)
+            {
+                const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
+                const float m_all = fmaxf(m, sink);
+                alpha = exp2f(m - m_all);
+                l = l * alpha + exp2f(sink - m_all);
+                m = m_all;
+            }
+            const float inv = l > 0.0f ? alpha / l : 0.0f;
+#else
             const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#endif
+#endif
             unsigned short* orow = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
 #pragma unroll
             for (int i = 0; i < NA_D / 8; i++)
                 *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[mt][i][2 * hf] * inv, oacc[mt][i][2 * hf + 1] * inv);
             if (p.has_lse && (lane & 3) == 0)
                 lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
-                    l > 0.0f ? (mrow[mt][hf] + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
+                    l > 0.0f ? (m + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
         }
 }

@@ -16,6 +16,16 @@ internal struct FlashParams
     public long VStrideB, VStrideH, VStrideN, VStrideD;  // V element strides: batch, kv head, token, feature
     public long OStrideB, OStrideH, OStrideN, OStrideD;  // O element strides: batch, head, token, feature
     public long LseStrideB, LseStrideH, LseStrideN;      // LSE element strides: batch, head, token
+    public long BiasOffset;   // element offset of Bias[0,0,0,0]; unused without a dense bias
+    public long BiasStrideB, BiasStrideH, BiasStrideN, BiasStrideK;  // Bias element strides (0 when broadcast)
+    public long UOffset;      // element offset of U[0,0,0,0] (low-rank bias U W^T)
+    public long UStrideB, UStrideH, UStrideN, UStrideR;  // U element strides: batch, head, query, rank
+    public long WOffset;      // element offset of W[0,0,0,0]
+    public long WStrideB, WStrideH, WStrideN, WStrideR;  // W element strides: batch, head, key, rank
+    public long AlibiOffset;  // element offset of the first ALiBi slope
+    public long AlibiStrideB, AlibiStrideH;              // slope strides: batch (0 for [Hq] slopes), head
+    public long SinksOffset;  // element offset of the first sink logit
+    public long SinksStrideH; // sink stride over heads
     public int Batch;         // B
     public int HeadsQ;        // Hq
     public int HeadsKv;       // Hkv (divides Hq)
@@ -28,6 +38,9 @@ internal struct FlashParams
     public int WindowRight;   // -1 unbounded
     public int Causal;        // 1: bottom-right causal
     public int HasLse;        // 1: write LSE
+    public int Rank;          // inner dim of the low-rank bias; 0 without one
     public float ScaleLog2;   // scale * log2(e)
     public float Scale;       // scale
+    public float SoftcapLog2; // softcap c * log2(e)
+    public float SigmoidBias; // b of sigmoid(s' + b)
 }

@@ -42,14 +42,79 @@ internal readonly record struct MmaTile(int Warps, int RowTiles, int BlockN, int
 }
 
 /// <summary>
+/// The score options a variant is specialised for (<c>kernels/common/score_mod.h</c>). Option tensors keep their
+/// own element type (<see cref="BiasType"/>, <see cref="UType"/>, <see cref="WType"/>), so the kernel reads them
+/// without a conversion pass. The default is plain softmax attention, whose kernels carry no option code at all.
+/// </summary>
+internal readonly record struct ScoreOptions(
+    bool Softcap, bool Alibi, bool Bias, bool LowRank, bool Sinks, bool Sigmoid,
+    ElementType BiasType = ElementType.Float32, ElementType UType = ElementType.Float32, ElementType WType = ElementType.Float32)
+{
+    /// <summary>The options of a validated call.</summary>
+    public static ScoreOptions Of(FlashOptions o) => new(
+        o.Softcap != 0, o.AlibiSlopes is not null, o.Bias is not null, o.LowRankBias is not null, o.Sinks is not null,
+        o.ScoreFunction == ScoreFunction.Sigmoid,
+        o.Bias?.ElementType ?? ElementType.Float32,
+        o.LowRankBias?.U.ElementType ?? ElementType.Float32, o.LowRankBias?.W.ElementType ?? ElementType.Float32);
+
+    /// <summary>The name suffix, e.g. <c>.softcap.bias.f16.sinks</c>; empty without options. Non-f32 option tensor types are named.</summary>
+    public string Suffix =>
+        (Softcap ? ".softcap" : "") + (Alibi ? ".alibi" : "") +
+        (Bias ? ".bias" + TypeSuffix(BiasType) : "") +
+        (LowRank ? ".lowrank" + (UType == ElementType.Float32 && WType == ElementType.Float32 ? "" : TypeSuffix(UType, always: true) + TypeSuffix(WType, always: true)) : "") +
+        (Sinks ? ".sinks" : "") + (Sigmoid ? ".sigmoid" : "");
+
+    /// <summary>The option defines (only those set: the kernel defaults every one to off).</summary>
+    public IEnumerable<KeyValuePair<string, string>> Defines()
+    {
+        if (Softcap) yield return new("NA_SOFTCAP", "1");
+        if (Alibi) yield return new("NA_ALIBI", "1");
+        if (Bias)
+        {
+            yield return new("NA_BIAS", "1");
+            yield return new("NA_BIAS_DTYPE", ((int)BiasType).ToString(CultureInfo.InvariantCulture));
+        }
+        if (LowRank)
+        {
+            yield return new("NA_LOWRANK", "1");
+            yield return new("NA_U_DTYPE", ((int)UType).ToString(CultureInfo.InvariantCulture));
+            yield return new("NA_W_DTYPE", ((int)WType).ToString(CultureInfo.InvariantCulture));
+        }
+        if (Sinks) yield return new("NA_SINKS", "1");
+        if (Sigmoid) yield return new("NA_SIGMOID", "1");
+    }
+
+    /// <summary>
+    /// Option sets the NVRTC test compiles for each kernel: every option alone, then everything a softmax call can
+    /// combine (softcap, ALiBi, a bf16 dense bias, an f16/f32 low-rank bias, sinks) and sigmoid with every modifier.
+    /// </summary>
+    public static ScoreOptions[] CompileCoverage =>
+    [
+        new(true, false, false, false, false, false),
+        new(false, true, false, false, false, false),
+        new(false, false, true, false, false, false),
+        new(false, false, false, true, false, false),
+        new(false, false, false, false, true, false),
+        new(false, false, false, false, false, true),
+        new(true, true, true, true, true, false, ElementType.BFloat16, ElementType.Float16, ElementType.Float32),
+        new(true, true, true, true, false, true, ElementType.Float16, ElementType.BFloat16, ElementType.BFloat16),
+    ];
+
+    private static string TypeSuffix(ElementType type, bool always = false) =>
+        type == ElementType.Float32 && !always ? "" : "." + FlashVariant.TypeName(type);
+}
+
+/// <summary>
 /// A specialisation of <c>kernels/flash/flash_fwd.h</c>. Its <see cref="Name"/> says what it is specialised for,
 /// e.g. <c>flash_fwd.hd64.f16.masked.mma.w4m2n64s2</c> (head dims 64, fp16, causal/window masking, tensor cores
 /// with 4 warps x 2 row tiles x 64-key tiles, double-buffered) or <c>flash_fwd.hd64.f32.evenn</c> (portable kernel, head-dim bucket
 /// 64, nk a multiple of the key tile). The tensor-core kernel handles ragged tiles with zero-filling copies and
-/// masks, so it has no even-tile flag.
+/// masks, so it has no even-tile flag. Score options add suffixes before the tile, e.g.
+/// <c>flash_fwd.hd64.f32.masked.softcap.alibi</c> (see <see cref="ScoreOptions.Suffix"/>).
 /// </summary>
 internal readonly record struct FlashVariant(
-    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores, MmaTile Tile = default)
+    ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores, MmaTile Tile = default,
+    ScoreOptions Options = default)
 {
     /// <summary>
     /// Head-dim buckets of the portable kernel: the kernel zero-pads both head dims up to the bucket of the larger
@@ -91,11 +156,14 @@ internal readonly record struct FlashVariant(
         get
         {
             string dims = HeadDimQk == HeadDimV ? $"hd{HeadDimQk}" : $"hd{HeadDimQk}x{HeadDimV}";
-            string type = ElementType switch { ElementType.Float32 => "f32", ElementType.Float16 => "f16", _ => "bf16" };
+            string type = TypeName(ElementType);
             string tile = TensorCores ? $".mma.w{Tile.Warps}m{Tile.RowTiles}n{Tile.BlockN}s{Tile.Stages}" : "";
-            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{tile}";
+            return $"flash_fwd.{dims}.{type}{(Masked ? ".masked" : "")}{(EvenN ? ".evenn" : "")}{Options.Suffix}{tile}";
         }
     }
+
+    /// <summary>The short name of an element type in variant names.</summary>
+    public static string TypeName(ElementType type) => type switch { ElementType.Float32 => "f32", ElementType.Float16 => "f16", _ => "bf16" };
 
     /// <summary>The specialisation block, in a fixed order; each has an #ifndef default in the kernel.</summary>
     public IEnumerable<KeyValuePair<string, string>> Defines()
@@ -109,6 +177,7 @@ internal readonly record struct FlashVariant(
         yield return new("NA_MASKED", Masked ? "1" : "0");
         yield return new("NA_EVEN_N", EvenN ? "1" : "0");
         yield return new("NA_FLASH_MMA", TensorCores ? "1" : "0");
+        foreach (var define in Options.Defines()) yield return define;
         if (!TensorCores) yield break;
         yield return new("NA_WARPS", Str(Tile.Warps));
         yield return new("NA_MMA_M_TILES", Str(Tile.RowTiles));
@@ -118,9 +187,19 @@ internal readonly record struct FlashVariant(
     /// <summary>The complete kernel source of this variant for <paramref name="api"/>.</summary>
     public string Source(KernelApi api) => KernelSource.Build(api, "flash/flash_fwd.h", Defines());
 
-    /// <summary>Every variant a backend may compile; used to check that all of them build.</summary>
+    /// <summary>
+    /// Every variant without score options a backend may compile, then each of <see cref="ScoreOptions.CompileCoverage"/>
+    /// on one portable and (with <paramref name="tensorCores"/>) one tensor-core variant: the check that all of them build.
+    /// </summary>
     public static IEnumerable<FlashVariant> All(bool tensorCores)
     {
+        foreach (var options in ScoreOptions.CompileCoverage)
+        {
+            yield return new FlashVariant(ElementType.Float16, 64, 64, true, false, false, default, options);
+            if (!tensorCores) continue;
+            yield return new FlashVariant(ElementType.Float16, 64, 64, true, false, true, new MmaTile(4, 2, 64, 2), options);
+            yield return new FlashVariant(ElementType.BFloat16, 128, 128, false, false, true, new MmaTile(4, 2, 64, 1), options);
+        }
         foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in HeadDimBuckets.ToArray())
                 foreach (bool masked in new[] { false, true })

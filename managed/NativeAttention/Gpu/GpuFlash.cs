@@ -1,22 +1,19 @@
-// Host side of the flash kernels shared by OpenCL and CUDA: option support, kernel arguments, variant choice.
+// Host side of the flash kernels shared by OpenCL and CUDA: option tensors, kernel arguments, variant choice.
 namespace NativeAttention.Gpu;
 
 internal static class GpuFlash
 {
-    /// <summary>Throws <see cref="NotSupportedException"/> for options the GPU kernels do not implement yet.</summary>
-    public static void ThrowIfUnsupported(FlashProblem problem, Backend backend)
-    {
-        var o = problem.Options;
-        string? option =
-            o.Softcap != 0 ? "Softcap" :
-            o.AlibiSlopes is not null ? "AlibiSlopes" :
-            o.Bias is not null ? "Bias" :
-            o.LowRankBias is not null ? "LowRankBias" :
-            o.Sinks is not null ? "Sinks" :
-            o.ScoreFunction != ScoreFunction.Softmax ? "ScoreFunction.Sigmoid" : null;
-        if (option is not null)
-            throw new NotSupportedException($"FlashOptions.{option} is not implemented by the {backend} flash kernel yet; the Cpu backend and Reference.Flash support it.");
-    }
+    private const double Log2E = 1.4426950408889634;
+
+    /// <summary>
+    /// The option tensors of a call in kernel argument order after O and LSE: dense bias, U, W, ALiBi slopes, sinks
+    /// (null when absent).
+    /// </summary>
+    public static TensorView?[] OptionTensors(FlashOptions o) => [o.Bias, o.LowRankBias?.U, o.LowRankBias?.W, o.AlibiSlopes, o.Sinks];
+
+    /// <summary>The names of <see cref="OptionTensors"/> in error messages.</summary>
+    public static readonly string[] OptionTensorNames =
+        ["options.Bias", "options.LowRankBias.U", "options.LowRankBias.W", "options.AlibiSlopes", "options.Sinks"];
 
     /// <summary>The kernel arguments of a validated call; offsets include each storage's offset inside its root buffer.</summary>
     public static FlashParams Params(FlashProblem problem, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? lse)
@@ -32,8 +29,42 @@ internal static class GpuFlash
             Nq = problem.QueryLength, Nk = problem.KeyLength, Dqk = problem.HeadDim, Dv = problem.ValueDim,
             WindowLeft = problem.Options.WindowLeft, WindowRight = problem.Options.WindowRight,
             Causal = problem.Options.Causal ? 1 : 0,
-            Scale = problem.Scale, ScaleLog2 = (float)(problem.Scale * 1.4426950408889634),
+            Scale = problem.Scale, ScaleLog2 = (float)(problem.Scale * Log2E),
         };
+        var options = problem.Options;
+        p.SoftcapLog2 = (float)(options.Softcap * Log2E);
+        p.SigmoidBias = options.SigmoidBias;
+        if (options.Bias is { } bias)
+        {
+            // Size-1 batch/head axes broadcast: stride 0 reads the same plane for every (b, h).
+            p.BiasOffset = ElementOffset(bias);
+            p.BiasStrideB = bias.Shape[0] == 1 ? 0 : bias.Strides[0];
+            p.BiasStrideH = bias.Shape[1] == 1 ? 0 : bias.Strides[1];
+            (p.BiasStrideN, p.BiasStrideK) = (bias.Strides[2], bias.Strides[3]);
+        }
+        if (options.LowRankBias is { } lowRank)
+        {
+            var (u, w) = (lowRank.U, lowRank.W);
+            p.Rank = u.Shape[3];
+            p.UOffset = ElementOffset(u);
+            p.UStrideB = u.Shape[0] == 1 ? 0 : u.Strides[0];
+            p.UStrideH = u.Shape[1] == 1 ? 0 : u.Strides[1];
+            (p.UStrideN, p.UStrideR) = (u.Strides[2], u.Strides[3]);
+            p.WOffset = ElementOffset(w);
+            p.WStrideB = w.Shape[0] == 1 ? 0 : w.Strides[0];
+            p.WStrideH = w.Shape[1] == 1 ? 0 : w.Strides[1];
+            (p.WStrideN, p.WStrideR) = (w.Strides[2], w.Strides[3]);
+        }
+        if (options.AlibiSlopes is { } slopes)
+        {
+            p.AlibiOffset = ElementOffset(slopes);
+            (p.AlibiStrideB, p.AlibiStrideH) = slopes.Rank == 1 ? (0L, slopes.Strides[0]) : (slopes.Strides[0], slopes.Strides[1]);
+        }
+        if (options.Sinks is { } sinks)
+        {
+            p.SinksOffset = ElementOffset(sinks);
+            p.SinksStrideH = sinks.Strides[0];
+        }
         if (lse is { } l)
         {
             p.HasLse = 1;
@@ -50,7 +81,7 @@ internal static class GpuFlash
         bool tensorCores = tensorCoresAvailable && TensorCoresFit(problem, p);
         int bucket = tensorCores ? problem.HeadDim : FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim));
         var probe = new FlashVariant(problem.ElementType, bucket, bucket, masked, false, tensorCores,
-            tensorCores ? MmaTile.For(problem.HeadDim) : default);
+            tensorCores ? MmaTile.For(problem.HeadDim) : default, ScoreOptions.Of(problem.Options));
         return probe with { EvenN = !tensorCores && problem.KeyLength % probe.Tiles.BlockN == 0 };
     }
 

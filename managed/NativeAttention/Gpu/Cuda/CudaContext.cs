@@ -132,7 +132,6 @@ public sealed unsafe class CudaContext : AttentionContext
 
     private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
     {
-        GpuFlash.ThrowIfUnsupported(problem, Backend);
         uint heads = checked((uint)(problem.Batch * problem.QueryHeads));
         if (heads > 65535) throw new NotSupportedException($"B * Hq = {heads} exceeds CUDA's grid limit of 65535.");
         var q = Pointer(query, nameof(query));
@@ -140,6 +139,10 @@ public sealed unsafe class CudaContext : AttentionContext
         var v = Pointer(value, nameof(value));
         var o = Pointer(output, nameof(output));
         ulong lse = logSumExp is { } l ? Pointer(l, nameof(logSumExp)) : 0;
+        var optionTensors = GpuFlash.OptionTensors(problem.Options);
+        var options = stackalloc ulong[optionTensors.Length];
+        for (int n = 0; n < optionTensors.Length; n++)
+            options[n] = optionTensors[n] is { } t ? Pointer(t, GpuFlash.OptionTensorNames[n]) : 0;
         var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
         // Wrapped pointers from other libraries may sit at any address; cp.async needs 16-byte aligned rows.
         bool aligned = ((q | k | v | o) & 15) == 0;
@@ -147,7 +150,7 @@ public sealed unsafe class CudaContext : AttentionContext
         var module = Module(variant);
         int blockM = variant.Tiles.BlockM;
         uint blocks = (uint)((problem.QueryLength + blockM - 1) / blockM);
-        void** args = stackalloc void*[6] { &q, &k, &v, &o, &lse, &p };
+        void** args = stackalloc void*[11] { &q, &k, &v, &o, &lse, &options[0], &options[1], &options[2], &options[3], &options[4], &p };
         MakeCurrent();
         CudaException.Check(cuLaunchKernel(module.Function, blocks, heads, 1, (uint)variant.Threads, 1, 1,
             (uint)variant.DynamicSharedBytes, Stream, args, null), $"cuLaunchKernel({variant.Name})");
@@ -171,12 +174,12 @@ public sealed unsafe class CudaContext : AttentionContext
             return CudaModule.Load(_context.DangerousGetHandle(), KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []),
                 "layout_probe", "na_flash_params_layout", CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, 0);
         })).Value;
-        using var output = AllocateBuffer(ElementType.Float32, 64);
+        using var output = AllocateBuffer(ElementType.Float32, 128);
         ulong pointer = (ulong)output.DevicePointer;
         void** args = stackalloc void*[1] { &pointer };
         MakeCurrent();
         CudaException.Check(cuLaunchKernel(module.Function, 1, 1, 1, 1, 1, 1, 0, Stream, args, null), "cuLaunchKernel(layout_probe)");
-        var values = new float[64];
+        var values = new float[128];
         output.Read<float>(values);
         return System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(values).ToArray();
     }

@@ -128,12 +128,14 @@ public sealed unsafe class OpenClContext : AttentionContext
 
     private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
     {
-        GpuFlash.ThrowIfUnsupported(problem, Backend);
         CheckOwner(query, nameof(query));
         CheckOwner(key, nameof(key));
         CheckOwner(value, nameof(value));
         CheckOwner(output, nameof(output));
         if (logSumExp is { } lse) CheckOwner(lse, nameof(logSumExp));
+        var optionTensors = GpuFlash.OptionTensors(problem.Options);
+        foreach (var (tensor, name) in optionTensors.Zip(GpuFlash.OptionTensorNames))
+            if (tensor is { } t) CheckOwner(t, name);
         var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
         var variant = GpuFlash.Choose(problem, p, tensorCoresAvailable: false);
         var module = Module(variant.Name, () => variant.Source(KernelApi.OpenCl), FlashVariant.EntryPoint);
@@ -142,6 +144,7 @@ public sealed unsafe class OpenClContext : AttentionContext
         ReadOnlySpan<IntPtr> memory =
         [
             MemOf(query), MemOf(key), MemOf(value), MemOf(output), logSumExp is { } l ? MemOf(l) : IntPtr.Zero,
+            .. optionTensors.Select(t => t is { } view ? MemOf(view) : IntPtr.Zero),
         ];
         module.Launch(Queue, memory, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
             checked(blocks * blockM), checked(problem.Batch * problem.QueryHeads), variant.Threads);
@@ -158,9 +161,9 @@ public sealed unsafe class OpenClContext : AttentionContext
     internal int[] FlashParamsLayout()
     {
         var module = Module("layout_probe", () => KernelSource.Build(KernelApi.OpenCl, "common/layout_probe.h", []), "na_flash_params_layout");
-        using var output = AllocateBuffer(ElementType.Float32, 64);
+        using var output = AllocateBuffer(ElementType.Float32, 128);
         module.Launch(Queue, [output.NativeHandle], [], 1, 1, 1);
-        var values = new float[64];
+        var values = new float[128];
         output.Read<float>(values);
         return MemoryMarshal.Cast<float, int>(values).ToArray();
     }
