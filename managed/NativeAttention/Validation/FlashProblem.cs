@@ -10,10 +10,6 @@ public sealed class FlashProblem
     /// <summary>Largest head dimension any backend accepts.</summary>
     public const int MaxHeadDim = 256;
 
-    private const string QLayout = "[B, Hq, Nq, Dqk]";
-    private const string KLayout = "[B, Hkv, Nk, Dqk]";
-    private const string VLayout = "[B, Hkv, Nk, Dv]";
-
     private FlashProblem(FlashOptions options) => Options = options;
 
     /// <summary>Batch size B.</summary>
@@ -54,44 +50,10 @@ public sealed class FlashProblem
     private static FlashProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, FlashOptions? options, in TensorView? logSumExp)
     {
         options ??= FlashOptions.Default;
-        var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
-        var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
-        var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), KLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
-        int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
-        int hkv = k[1], nk = k[2], dv = v[3];
-        if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch} ({KLayout}).", nameof(key));
-        if (k[3] != dqk) TensorChecks.Throw($"key has head dim {k[3]}; query has {dqk} ({KLayout}).", nameof(key));
-        if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
-        if (v[0] != batch || v[1] != hkv || v[2] != nk)
-            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {nk}, Dv] to match key {VLayout}.", nameof(value));
-        if (dqk > MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {MaxHeadDim} is supported.", nameof(query));
-        if (dv > MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var shapes = AttentionShapes.Of(query, key, value);
+        var (batch, hq, hkv, nq, nk, dqk, dv, type) = shapes;
 
-        if (requireOutput)
-        {
-            TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
-        }
-        if (logSumExp is { } lse)
-        {
-            TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
-        }
+        shapes.CheckOutputs(query, key, value, output, requireOutput, logSumExp);
 
         float scale = CheckPerRowOptions(options, batch, hq, dqk);
         if (options.Bias is { } bias)
