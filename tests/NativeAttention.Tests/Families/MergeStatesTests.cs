@@ -19,28 +19,37 @@ public abstract class MergeStatesTests
         Properties.Check(arbitrary, x =>
         {
             var (c, splits) = x;
+            using var on = new OnContext(context);
             var t = c.CreateTensors();
             int rows = c.Batch * c.QueryHeads * c.QueryLength;
             var partial = new float[splits * rows * c.ValueDim];
             var partialLse = new float[splits * rows];
             var partialView = TensorView.FromMemory(partial.AsMemory(), splits, c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
             var partialLseView = TensorView.FromMemory(partialLse.AsMemory(), splits, c.Batch, c.QueryHeads, c.QueryLength);
+            var placedPartial = on.Put(partialView);
+            var placedPartialLse = on.Put(partialLseView);
             // Uneven split points derived from the seed.
             var cuts = Enumerable.Range(1, splits - 1).Select(i => i * c.KeyLength / splits).ToArray();
             int start = 0;
             for (int s = 0; s < splits; s++)
             {
                 int end = s < splits - 1 ? cuts[s] : c.KeyLength;
-                var output32 = partialView.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
-                var lse32 = partialLseView.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength);
+                var output32 = placedPartial.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
+                var lse32 = placedPartialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength);
                 // Partial outputs are kept in float32 whatever the input type, as split-KV kernels do.
-                var q = ToFloat(t.Query);
-                context.Flash(q, ToFloat(t.Key.Slice(2, start, end - start)), ToFloat(t.Value.Slice(2, start, end - start)), output32, c.Flash, lse32);
+                var q = on.Put(ToFloat(t.Query));
+                var k = on.Put(ToFloat(t.Key.Slice(2, start, end - start)));
+                var v = on.Put(ToFloat(t.Value.Slice(2, start, end - start)));
+                context.Flash(q, k, v, output32, c.Flash, lse32);
                 start = end;
             }
             var merged = TensorView.FromMemory(new float[rows * c.ValueDim].AsMemory(), c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
             var mergedLse = TensorView.FromMemory(new float[rows].AsMemory(), c.Batch, c.QueryHeads, c.QueryLength);
-            context.MergeStates(partialView, partialLseView, merged, mergedLse);
+            var placedMerged = on.Put(merged);
+            var placedMergedLse = on.Put(mergedLse);
+            context.MergeStates(placedPartial, placedPartialLse, placedMerged, placedMergedLse);
+            on.Back(placedMerged, merged);
+            on.Back(placedMergedLse, mergedLse);
 
             var exact = Reference.Flash(t.Query, t.Key, t.Value, c.Flash);
             var f32 = c with { ElementType = ElementType.Float32 };
@@ -68,7 +77,13 @@ public abstract class MergeStatesTests
         var lv = TensorView.FromMemory(lse.AsMemory(), s, 1, rows);
         var output = TensorView.FromMemory(new Half[rows * dv].AsMemory(), 1, rows, dv);
         var outLse = TensorView.FromMemory(new float[rows].AsMemory(), 1, rows);
-        context.MergeStates(pv, lv, output, outLse);
+        using (var on = new OnContext(context))
+        {
+            var (placedOutput, placedLse) = (on.Put(output), on.Put(outLse));
+            context.MergeStates(on.Put(pv), on.Put(lv), placedOutput, placedLse);
+            on.Back(placedOutput, output);
+            on.Back(placedLse, outLse);
+        }
         var exact = Reference.MergeStates(pv, lv);
         var error = exact.CompareOutput(output);
         Assert.True(error.MaxAbsoluteError <= 2 * ElementType.Float16.UnitRoundoff() * 1.01, $"error {error.MaxAbsoluteError}");
@@ -108,4 +123,16 @@ public abstract class MergeStatesTests
 public sealed class CpuMergeStatesTests : MergeStatesTests
 {
     protected override Backend Backend => Backend.Cpu;
+}
+
+[Trait("Backend", "OpenCl")]
+public sealed class OpenClMergeStatesTests : MergeStatesTests
+{
+    protected override Backend Backend => Backend.OpenCl;
+}
+
+[Trait("Backend", "Cuda")]
+public sealed class CudaMergeStatesTests : MergeStatesTests
+{
+    protected override Backend Backend => Backend.Cuda;
 }

@@ -37,6 +37,24 @@ public sealed unsafe class CudaInteropTests
     }
 
     [RuntimeFact(TestRuntime.Nvrtc)]
+    public void EveryMergeStatesVariant_CompilesToPtx()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc);
+        ElementType[] types = [ElementType.Float32, ElementType.Float16, ElementType.BFloat16];
+        foreach (var output in types)
+            foreach (var partial in types)
+            {
+                string ptx = CudaCompiler.CompileToPtx(GpuMerge.Source(KernelApi.Cuda, output, partial), GpuMerge.Name(output, partial), CompileArch);
+                Assert.Contains(".entry " + GpuMerge.EntryPoint, ptx);
+            }
+    }
+
+    [Fact]
+    public void MergeParams_HasTheLayoutOfTheKernelStruct() =>
+        // 8 scalar 64-bit fields, four 4-entry 64-bit stride arrays, a 4-entry int shape and 4 ints (merge_states.h).
+        Assert.Equal(8 * 8 + 4 * 4 * 8 + 4 * 4 + 4 * 4, System.Runtime.InteropServices.Marshal.SizeOf<MergeParams>());
+
+    [RuntimeFact(TestRuntime.Nvrtc)]
     public void LayoutProbe_CompilesToPtx()
     {
         RuntimeAvailability.Require(TestRuntime.Nvrtc);

@@ -156,6 +156,27 @@ public sealed unsafe class CudaContext : AttentionContext
             (uint)variant.DynamicSharedBytes, Stream, args, null), $"cuLaunchKernel({variant.Name})");
     }
 
+    private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp)
+    {
+        var po = Pointer(partialOutputs, nameof(partialOutputs));
+        var pl = Pointer(partialLogSumExp, nameof(partialLogSumExp));
+        var o = Pointer(output, nameof(output));
+        ulong lse = logSumExp is { } l ? Pointer(l, nameof(logSumExp)) : 0;
+        var p = GpuMerge.Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
+        string name = GpuMerge.Name(outputType, partialType);
+        var module = _modules.GetOrAdd(name, _ => new Lazy<CudaModule>(() =>
+        {
+            MakeCurrent();
+            return CudaModule.Load(_context.DangerousGetHandle(), GpuMerge.Source(KernelApi.Cuda, outputType, partialType), name,
+                GpuMerge.EntryPoint, CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, 0);
+        })).Value;
+        void** args = stackalloc void*[5] { &po, &pl, &o, &lse, &p };
+        MakeCurrent();
+        CudaException.Check(cuLaunchKernel(module.Function, (uint)GpuMerge.Groups(problem), 1, 1, GpuMerge.Threads, 1, 1, 0, Stream, args, null),
+            $"cuLaunchKernel({name})");
+    }
+
     /// <summary>The loaded module of a variant, compiled once per context even when several threads ask at once.</summary>
     internal CudaModule Module(FlashVariant variant) =>
         _modules.GetOrAdd(variant.Name, _ => new Lazy<CudaModule>(() =>

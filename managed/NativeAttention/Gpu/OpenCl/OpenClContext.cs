@@ -150,6 +150,21 @@ public sealed unsafe class OpenClContext : AttentionContext
             checked(blocks * blockM), checked(problem.Batch * problem.QueryHeads), variant.Threads);
     }
 
+    private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp)
+    {
+        CheckOwner(partialOutputs, nameof(partialOutputs));
+        CheckOwner(partialLogSumExp, nameof(partialLogSumExp));
+        CheckOwner(output, nameof(output));
+        if (logSumExp is { } lse) CheckOwner(lse, nameof(logSumExp));
+        var p = GpuMerge.Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
+        var module = Module(GpuMerge.Name(outputType, partialType), () => GpuMerge.Source(KernelApi.OpenCl, outputType, partialType), GpuMerge.EntryPoint);
+        ReadOnlySpan<IntPtr> memory =
+            [MemOf(partialOutputs), MemOf(partialLogSumExp), MemOf(output), logSumExp is { } l ? MemOf(l) : IntPtr.Zero];
+        module.Launch(Queue, memory, MemoryMarshal.AsBytes(new ReadOnlySpan<MergeParams>(in p)),
+            GpuMerge.Groups(problem) * GpuMerge.Threads, 1, GpuMerge.Threads);
+    }
+
     /// <summary>The module for <paramref name="name"/>, built once per context even when several threads ask at once.</summary>
     internal OpenClModule Module(string name, Func<string> source, string entryPoint) =>
         _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => OpenClModule.Build(_context, _device, source(), entryPoint))).Value;
