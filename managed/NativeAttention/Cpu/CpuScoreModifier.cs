@@ -1,5 +1,7 @@
 // The hook through which score modifiers (softcap, ALiBi, dense additive bias) enter the CPU flash kernel.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
 
@@ -95,6 +97,7 @@ internal sealed unsafe class ScoreOptionPlan
 /// </summary>
 internal readonly unsafe struct OptionScoreModifier : IScoreModifier
 {
+    private const float Log2E = 1.44269504088896341f;
     private readonly ScoreOptionPlan _plan;
     private readonly float* _slope, _position;
     private readonly byte** _biasRow;
@@ -153,29 +156,82 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
         }
         if (p.Bias != null)
         {
-            const float log2E = 1.44269504088896341f;
-            long stride = p.BiasKeyStride;
-            for (int c = 0; c < width; c++)
+            if (typeof(T) == typeof(Vector512<float>) && Avx2.IsSupported && p.BiasType == ElementType.Float32 && p.BiasKeyStride == 1
+                && AddFloat32BiasByGather(scores, width, firstColumn, keyStart, realKeys))
+                return;
+            AddBias(scores, width, firstColumn, keyStart, realKeys);
+        }
+    }
+
+    /// <summary>Adds the dense bias column by column: any element type and key stride.</summary>
+    private void AddBias(float* scores, int width, int firstColumn, int keyStart, int realKeys)
+    {
+        var p = _plan;
+        long stride = p.BiasKeyStride;
+        for (int c = 0; c < width; c++)
+        {
+            byte* row = _biasRow[firstColumn + c];
+            if (row == null) continue;
+            float* s = scores + c;
+            switch (p.BiasType)
             {
-                byte* row = _biasRow[firstColumn + c];
-                if (row == null) continue;
-                float* s = scores + c;
-                switch (p.BiasType)
-                {
-                    case ElementType.Float32:
-                        float* f = (float*)row + keyStart * stride;
-                        for (int j = 0; j < realKeys; j++, s += width) *s += log2E * f[j * stride];
-                        break;
-                    case ElementType.BFloat16:
-                        ushort* bf = (ushort*)row + keyStart * stride;
-                        for (int j = 0; j < realKeys; j++, s += width) *s += log2E * BitConverter.UInt32BitsToSingle((uint)bf[j * stride] << 16);
-                        break;
-                    default:
-                        Half* h = (Half*)row + keyStart * stride;
-                        for (int j = 0; j < realKeys; j++, s += width) *s += log2E * (float)h[j * stride];
-                        break;
-                }
+                case ElementType.Float32:
+                    float* f = (float*)row + keyStart * stride;
+                    for (int j = 0; j < realKeys; j++, s += width) *s += Log2E * f[j * stride];
+                    break;
+                case ElementType.BFloat16:
+                    ushort* bf = (ushort*)row + keyStart * stride;
+                    for (int j = 0; j < realKeys; j++, s += width) *s += Log2E * BitConverter.UInt32BitsToSingle((uint)bf[j * stride] << 16);
+                    break;
+                default:
+                    Half* h = (Half*)row + keyStart * stride;
+                    for (int j = 0; j < realKeys; j++, s += width) *s += Log2E * (float)h[j * stride];
+                    break;
             }
         }
+    }
+
+    /// <summary>
+    /// Adds a float32 bias with unit key stride 16 columns at a time: one gather per key reads the 16 columns' bias
+    /// rows, so the transposed tile is updated with whole vectors. Returns false, having changed nothing, when the
+    /// rows' distances do not fit 32-bit gather indices.
+    /// </summary>
+    private bool AddFloat32BiasByGather(float* scores, int width, int firstColumn, int keyStart, int realKeys)
+    {
+        const int lanes = 16;
+        int* offsets = stackalloc int[lanes];
+        for (int v = 0; v < width; v += lanes)
+        {
+            float* first = (float*)_biasRow[firstColumn + v];
+            if (first == null) continue;
+            for (int c = 0; c < lanes; c++)
+            {
+                float* row = (float*)_biasRow[firstColumn + v + c];
+                long distance = row == null ? 0 : row - first;
+                if (distance != (int)distance) return false;
+            }
+        }
+        var log2E = Vector512.Create(Log2E);
+        for (int v = 0; v < width; v += lanes)
+        {
+            float* first = (float*)_biasRow[firstColumn + v];
+            // Padding columns come last: a vector whose first column is padding is all padding. Padding lanes re-read the first row.
+            if (first == null) continue;
+            for (int c = 0; c < lanes; c++)
+            {
+                float* row = (float*)_biasRow[firstColumn + v + c];
+                offsets[c] = row == null ? 0 : (int)(row - first);
+            }
+            // .NET exposes no 512-bit gather: two 256-bit ones fill a vector.
+            var low = Vector256.Load(offsets);
+            var high = Vector256.Load(offsets + lanes / 2);
+            float* bias = first + keyStart, s = scores + v;
+            for (int j = 0; j < realKeys; j++, s += width)
+            {
+                var gathered = Vector512.Create(Avx2.GatherVector256(bias + j, low, 4), Avx2.GatherVector256(bias + j, high, 4));
+                Vector512.FusedMultiplyAdd(gathered, log2E, Vector512.Load(s)).Store(s);
+            }
+        }
+        return true;
     }
 }
