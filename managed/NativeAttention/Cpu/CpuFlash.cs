@@ -19,6 +19,14 @@ namespace NativeAttention.Cpu;
 /// can see are skipped, so causal and windowed calls cost what their visible pairs cost. Workers take items from a
 /// shared counter; each item is computed start to finish by one worker in a fixed order, so results do not depend
 /// on the thread count or on timing.
+/// <para>
+/// Score options: a low-rank bias <c>U W^T</c> rides in the score kernel as extra head-dimension rows (U, times
+/// log2 e, under Q^T; W beside K in the packed key tile); softcap, ALiBi and the dense bias are an
+/// <see cref="OptionScoreModifier"/> on each score tile (with a softcap, the low-rank rows are a second, separate
+/// score pass added after it). Sigmoid scoring turns each tile into log2 sigmoid weights and reuses the online
+/// softmax as a stable sum of them; sinks enter only when a row is finished. Without options the kernel is
+/// specialised with <see cref="NoScoreModifier"/> and none of this code is compiled in.
+/// </para>
 /// </remarks>
 internal static unsafe class CpuFlash
 {
