@@ -213,8 +213,18 @@ internal static unsafe class CpuFlash
                 if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                 int first = g * width;
                 int real = Math.Min(width, columns - first);
-                // A folded low-rank bias is part of the dot product (scoreDim > dqk); otherwise (softcap) it is added after the modifier.
-                int dotDim = TModifier.IsIdentity || p.LowRankFolded ? scoreDim : dqk;
+                // The low-rank rows this group needs: with W per query head, only the blocks of the heads among its columns.
+                int lowRankStart = 0, lowRankRows = scoreDim - dqk;
+                if (!TModifier.IsIdentity && p.LowRankBlocks > 1)
+                {
+                    int firstHead = s.QueryHead[first] - kvHead * p.GroupSize, lastHead = s.QueryHead[first + real - 1] - kvHead * p.GroupSize;
+                    lowRankStart = firstHead * p.LowRankRank;
+                    lowRankRows = (lastHead - firstHead + 1) * p.LowRankRank;
+                }
+                // The low-rank rows ride in the dot product when they follow Q's rows directly; after a softcap, or when
+                // the group's blocks start further on, they are a second score pass, added after the modifier.
+                bool lowRankApart = !TModifier.IsIdentity && p.LowRank && (!p.LowRankFolded || lowRankStart > 0);
+                int dotDim = TModifier.IsIdentity ? scoreDim : lowRankApart ? dqk : dqk + lowRankRows;
                 bool byDot = TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns;
                 float* groupQueryT = s.QueryT + (long)g * scoreDim * width, groupQueryRows = s.QueryRows + (long)first * scoreDim;
                 if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, scoreDim, real, tileKeys, keyStride, dotDim, blocked, s.Scores);
@@ -222,11 +232,11 @@ internal static unsafe class CpuFlash
                 if (!TModifier.IsIdentity)
                 {
                     modifier.Apply<TSimd, T>(s.Scores, width, first, k0, blocked, keys);
-                    if (p.LowRank && !p.LowRankFolded)
+                    if (lowRankApart)
                     {
-                        int extra = scoreDim - dqk;
-                        if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows + dqk, scoreDim, real, tileKeys + dqk, keyStride, extra, blocked, s.Extra);
-                        else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT + (long)dqk * width, tileKeys + dqk, keyStride, extra, blocked, s.Extra);
+                        int offset = dqk + lowRankStart;
+                        if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows + offset, scoreDim, real, tileKeys + offset, keyStride, lowRankRows, blocked, s.Extra);
+                        else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT + (long)offset * width, tileKeys + offset, keyStride, lowRankRows, blocked, s.Extra);
                         CpuFlashKernels.AddTile<TSimd, T>(s.Scores, s.Extra, (long)blocked * width);
                     }
                 }
@@ -427,7 +437,7 @@ internal static unsafe class CpuFlash
             Keys = Take(ref next, (long)KeyTile * p.ScoreDim);
             Values = Take(ref next, (long)KeyTile * p.ValueStride);
             Scores = Take(ref next, (long)KeyTile * p.GroupWidth);
-            Extra = Take(ref next, p.LowRank && !p.LowRankFolded ? (long)KeyTile * p.GroupWidth : 0);
+            Extra = Take(ref next, p.LowRank && (!p.LowRankFolded || p.LowRankBlocks > 1) ? (long)KeyTile * p.GroupWidth : 0);
             TileStart = Take(ref next, p.GroupWidth);
             TileEnd = Take(ref next, p.GroupWidth);
             Row = Take(ref next, Math.Max(Math.Max(p.HeadDim, p.ValueDim), p.LowRankRank));
