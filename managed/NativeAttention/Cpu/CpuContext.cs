@@ -14,12 +14,18 @@ internal sealed class CpuContext : AttentionContext
     /// <summary>The number of worker threads kernels use.</summary>
     public int Threads { get; }
 
+    /// <summary>
+    /// Runs the flash kernel at this vector width in bits (512, 256, 128, or 0 for scalar) instead of the widest the
+    /// JIT accelerates, so tests can cover every width on one machine; null (the default) picks the widest.
+    /// </summary>
+    internal int? ForcedVectorBits { get; init; }
+
     public override Backend Backend => Backend.Cpu;
     public override string DeviceName => CpuFeatures.Describe();
     public override MemoryLocation TensorLocation => MemoryLocation.Host;
 
     private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
-        CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads);
+        CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
 
     private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
         CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads);

@@ -19,40 +19,43 @@ namespace NativeAttention.Cpu;
 /// can see are skipped, so causal and windowed calls cost what their visible pairs cost. Workers take items from a
 /// shared counter; each item is computed start to finish by one worker in a fixed order, so results do not depend
 /// on the thread count or on timing.
+/// <para>
+/// Score options: a low-rank bias <c>U W^T</c> rides in the score kernel as extra head-dimension rows (U, times
+/// log2 e, under Q^T; W beside K in the packed key tile); softcap, ALiBi and the dense bias are an
+/// <see cref="OptionScoreModifier"/> on each score tile (with a softcap, the low-rank rows are a second, separate
+/// score pass added after it). Sigmoid scoring turns each tile into log2 sigmoid weights and reuses the online
+/// softmax as a stable sum of them; sinks enter only when a row is finished. Without options the kernel is
+/// specialised with <see cref="NoScoreModifier"/> and none of this code is compiled in.
+/// </para>
 /// </remarks>
 internal static unsafe class CpuFlash
 {
     private const int KeyTile = CpuFlashTiles.KeyTile;
     private const float Ln2 = 0.693147180559945309f;
+    private const float Log2E = 1.44269504088896341f;
 
     /// <summary>
-    /// Runs a validated flash problem on <paramref name="threads"/> workers with the widest vector width the JIT
-    /// accelerates (512, 256 or 128 bits, else scalar). Rows that see no key get zeros and a log-sum-exp of -inf.
+    /// Runs a validated flash problem, with every <see cref="FlashOptions"/> option, on <paramref name="threads"/>
+    /// workers with the widest vector width the JIT accelerates (512, 256 or 128 bits, else scalar), or with
+    /// <paramref name="vectorBits"/> when given (0 = scalar). Rows that see no key get zeros and a log-sum-exp of -inf.
     /// </summary>
-    /// <exception cref="NotSupportedException">Softcap, ALiBi, a bias, sinks or sigmoid scoring was requested; the
-    /// CPU backend does not implement them yet. Thrown before any output is written.</exception>
-    public static void Run(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads)
+    /// <exception cref="NotSupportedException"><paramref name="vectorBits"/> names a width the JIT does not accelerate here.</exception>
+    public static void Run(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
+        int? vectorBits = null)
     {
-        ThrowIfUnsupported(problem.Options);
-        if (Vector512.IsHardwareAccelerated) Run<Simd512, Vector512<float>>(problem, query, key, value, output, logSumExp, threads);
-        else if (Vector256.IsHardwareAccelerated) Run<Simd256, Vector256<float>>(problem, query, key, value, output, logSumExp, threads);
-        else if (Vector128.IsHardwareAccelerated) Run<Simd128, Vector128<float>>(problem, query, key, value, output, logSumExp, threads);
-        else Run<SimdScalar, float>(problem, query, key, value, output, logSumExp, threads);
-    }
-
-    private static void ThrowIfUnsupported(FlashOptions options)
-    {
-        if (options.Softcap != 0) ThrowNotSupported("Softcap");
-        if (options.AlibiSlopes is not null) ThrowNotSupported("ALiBi");
-        if (options.Bias is not null) ThrowNotSupported("An additive bias");
-        if (options.LowRankBias is not null) ThrowNotSupported("A low-rank bias");
-        if (options.Sinks is not null) ThrowNotSupported("Attention sinks");
-        if (options.ScoreFunction != ScoreFunction.Softmax) ThrowNotSupported("Sigmoid scoring");
+        switch (vectorBits ?? CpuFeatures.VectorBits)
+        {
+            case 512 when Vector512.IsHardwareAccelerated: Run<Simd512, Vector512<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 256 when Vector256.IsHardwareAccelerated: Run<Simd256, Vector256<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 128 when Vector128.IsHardwareAccelerated: Run<Simd128, Vector128<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 0: Run<SimdScalar, float>(problem, query, key, value, output, logSumExp, threads); break;
+            default: ThrowNotSupported_VectorBits(vectorBits); break;
+        }
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private static void ThrowNotSupported(string option) =>
-        throw new NotSupportedException($"{option} is not yet supported on the CPU backend.");
+    private static void ThrowNotSupported_VectorBits(int? bits) =>
+        throw new NotSupportedException($"{bits}-bit vectors are not accelerated here (widest: {CpuFeatures.VectorBits}); use 512, 256, 128 or 0 (scalar) up to that width.");
 
     private static void Run<TSimd, T>(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads)
         where TSimd : struct, ISimd<T> where T : unmanaged
@@ -62,8 +65,13 @@ internal static unsafe class CpuFlash
         using var vPin = value.Storage!.Pin();
         using var oPin = output.Storage!.Pin();
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
+        var options = problem.Options;
+        using var biasPin = options.Bias is { } bias ? bias.Storage!.Pin() : default;
+        using var uPin = options.LowRankBias is { } lowRankU ? lowRankU.U.Storage!.Pin() : default;
+        using var wPin = options.LowRankBias is { } lowRankW ? lowRankW.W.Storage!.Pin() : default;
         var plan = new Plan(problem, TSimd.Count, query, key, value, output, logSumExp,
-            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer);
+            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer,
+            (byte*)biasPin.Pointer, (byte*)uPin.Pointer, (byte*)wPin.Pointer);
         int workers = Math.Min(threads, plan.Items);
         if (workers <= 1) Work<TSimd, T>(plan);
         else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TSimd, T>(plan));
@@ -73,6 +81,17 @@ internal static unsafe class CpuFlash
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
+        if (plan.ScoreOptions is { } scoreOptions)
+        {
+            var s = new ScratchLayout(scratch, plan);
+            var modifier = new OptionScoreModifier(scoreOptions, s.ColumnSlope, s.ColumnPosition, s.ColumnBiasRow);
+            for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
+            {
+                if (plan.GroupVectors == 1) RunItem<TSimd, T, One, OptionScoreModifier>(plan, item, scratch, modifier);
+                else RunItem<TSimd, T, Four, OptionScoreModifier>(plan, item, scratch, modifier);
+            }
+            return;
+        }
         for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
         {
             if (plan.GroupVectors == 1) RunItem<TSimd, T, One, NoScoreModifier>(plan, item, scratch, default);
@@ -95,12 +114,12 @@ internal static unsafe class CpuFlash
         int width = p.GroupWidth;
         int groups = (columns + width - 1) / width;
         int padded = groups * width;
-        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride, scoreDim = p.ScoreDim;
 
         var s = new ScratchLayout(scratch, p);
         for (int c = 0; c < padded; c++)
         {
-            float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
+            float* qColumn = s.QueryT + (long)(c / width) * scoreDim * width + c % width;
             if (c < columns)
             {
                 int head = kvHead * p.GroupSize + c / queries, index = q0 + c % queries;
@@ -111,8 +130,13 @@ internal static unsafe class CpuFlash
                 s.QueryHead[c] = head;
                 CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1] + index * p.QueryStrides[2]),
                     p.QueryStrides[3], dqk, p.ElementType);
-                float* qRow = s.QueryRows + (long)c * dqk;
+                float* qRow = s.QueryRows + (long)c * scoreDim;
                 for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = qRow[d] = s.Row[d] * p.Log2Scale;
+                if (!TModifier.IsIdentity)
+                {
+                    modifier.SetColumn(c, batch, head, index);
+                    if (p.LowRank) SetLowRankColumn(p, s.Row, qColumn, width, qRow, batch, head, head - kvHead * p.GroupSize, index);
+                }
             }
             else
             {
@@ -121,7 +145,8 @@ internal static unsafe class CpuFlash
                 s.End[c] = int.MaxValue;
                 s.QueryIndex[c] = -1;
                 s.QueryHead[c] = -1;
-                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
+                for (int d = 0; d < scoreDim; d++) qColumn[(long)d * width] = 0;
+                if (!TModifier.IsIdentity) modifier.SetColumn(c, batch, -1, -1);
             }
             s.Max[c] = float.NegativeInfinity;
             s.Sum[c] = 0;
@@ -153,24 +178,33 @@ internal static unsafe class CpuFlash
         {
             int keys = Math.Min(KeyTile, itemHigh - k0);
             int blocked = (keys + CpuFlashTiles.KeyBlock - 1) / CpuFlashTiles.KeyBlock * CpuFlashTiles.KeyBlock;
-            // Whole blocks of float32 rows with a contiguous last axis are read in place; anything else is packed.
+            // Whole blocks of float32 rows with a contiguous last axis are read in place; anything else is packed
+            // (keys always when a low-rank bias appends W's rows to them).
             float* tileKeys = s.Keys, tileValues = s.Values;
-            long keyStride = dqk, valueStride = dvStride;
-            if (p.DirectRows && blocked == keys)
+            long keyStride = scoreDim, valueStride = dvStride;
+            if (p.DirectKeys && blocked == keys)
             {
                 tileKeys = (float*)(kBase + p.ElementSize * k0 * p.KeyStrides[2]);
-                tileValues = (float*)(vBase + p.ElementSize * k0 * p.ValueStrides[2]);
                 keyStride = p.KeyStrides[2];
-                valueStride = p.ValueStrides[2];
             }
             else
             {
                 for (int j = 0; j < keys; j++)
                 {
-                    CpuPacking.ReadRow(s.Keys + (long)j * dqk, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
-                    CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
+                    CpuPacking.ReadRow(s.Keys + (long)j * scoreDim, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
+                    if (!TModifier.IsIdentity && p.LowRank) ReadLowRankKey(p, s.Keys + (long)j * scoreDim + dqk, batch, kvHead, k0 + j);
                 }
-                new Span<float>(s.Keys + (long)keys * dqk, (blocked - keys) * dqk).Clear();
+                new Span<float>(s.Keys + (long)keys * scoreDim, (blocked - keys) * scoreDim).Clear();
+            }
+            if (p.DirectValues && blocked == keys)
+            {
+                tileValues = (float*)(vBase + p.ElementSize * k0 * p.ValueStrides[2]);
+                valueStride = p.ValueStrides[2];
+            }
+            else
+            {
+                for (int j = 0; j < keys; j++)
+                    CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
                 new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
             }
 
@@ -179,12 +213,33 @@ internal static unsafe class CpuFlash
                 if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                 int first = g * width;
                 int real = Math.Min(width, columns - first);
-                if (TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns)
-                    CpuFlashKernels.ScoresByDot<TSimd, T>(s.QueryRows + (long)first * dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
-                else
-                    CpuFlashKernels.Scores<TSimd, T, TGroup>(s.QueryT + (long)g * dqk * width, tileKeys, keyStride, dqk, blocked, s.Scores);
+                // The low-rank rows this group needs: with W per query head, only the blocks of the heads among its columns.
+                int lowRankStart = 0, lowRankRows = scoreDim - dqk;
+                if (!TModifier.IsIdentity && p.LowRankBlocks > 1)
+                {
+                    int firstHead = s.QueryHead[first] - kvHead * p.GroupSize, lastHead = s.QueryHead[first + real - 1] - kvHead * p.GroupSize;
+                    lowRankStart = firstHead * p.LowRankRank;
+                    lowRankRows = (lastHead - firstHead + 1) * p.LowRankRank;
+                }
+                // The low-rank rows ride in the dot product when they follow Q's rows directly; after a softcap, or when
+                // the group's blocks start further on, they are a second score pass, added after the modifier.
+                bool lowRankApart = !TModifier.IsIdentity && p.LowRank && (!p.LowRankFolded || lowRankStart > 0);
+                int dotDim = TModifier.IsIdentity ? scoreDim : lowRankApart ? dqk : dqk + lowRankRows;
+                bool byDot = TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns;
+                float* groupQueryT = s.QueryT + (long)g * scoreDim * width, groupQueryRows = s.QueryRows + (long)first * scoreDim;
+                if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, scoreDim, real, tileKeys, keyStride, dotDim, blocked, s.Scores);
+                else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dotDim, blocked, s.Scores);
                 if (!TModifier.IsIdentity)
-                    modifier.Apply(s.Scores, width, k0, blocked, batch, s.QueryIndex + first, s.QueryHead + first);
+                {
+                    modifier.Apply<TSimd, T>(s.Scores, width, first, k0, blocked, keys);
+                    if (lowRankApart)
+                    {
+                        int offset = dqk + lowRankStart;
+                        if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows + offset, scoreDim, real, tileKeys + offset, keyStride, lowRankRows, blocked, s.Extra);
+                        else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT + (long)offset * width, tileKeys + offset, keyStride, lowRankRows, blocked, s.Extra);
+                        CpuFlashKernels.AddTile<TSimd, T>(s.Scores, s.Extra, (long)blocked * width);
+                    }
+                }
                 if (blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g])
                 {
                     for (int c = 0; c < width; c++)
@@ -194,6 +249,7 @@ internal static unsafe class CpuFlash
                     }
                     CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                 }
+                if (!TModifier.IsIdentity && p.Sigmoid) CpuFlashKernels.Log2SigmoidTile<TSimd, T>(s.Scores, (long)blocked * width, p.SigmoidBiasLog2);
                 CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
                 CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
             }
@@ -202,15 +258,63 @@ internal static unsafe class CpuFlash
         for (int c = 0; c < columns; c++)
         {
             int head = s.QueryHead[c], index = s.QueryIndex[c];
-            float sum = s.Sum[c];
+            float sum = s.Sum[c], max = s.Max[c];
             // A row that saw no key has sum 0: zeros out, -inf log-sum-exp, never 0/0. (NaN inputs still give NaN.)
             bool empty = sum == 0;
             float factor = empty ? 0f : 1f / sum;
+            float log2SumExp = max + MathF.Log2(sum);
+            if (!TModifier.IsIdentity && !empty)
+            {
+                if (p.Sigmoid)
+                {
+                    // The softmax ran on log2 sigmoid weights: the row's total weight is 2^max * sum, unnormalised.
+                    factor = float.Exp2(max);
+                }
+                else if (p.SinksLog2 is { } sinks)
+                {
+                    // The sink joins the denominator only: rescale both to the larger of the row max and the sink.
+                    float top = Math.Max(max, sinks[head]);
+                    float rowScale = float.Exp2(max - top);
+                    float total = sum * rowScale + float.Exp2(sinks[head] - top);
+                    factor = rowScale / total;
+                    log2SumExp = top + MathF.Log2(total);
+                }
+            }
             CpuPacking.WriteRow(p.O + p.ElementSize * (p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1] + index * p.OutputStrides[2]),
                 p.OutputStrides[3], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
             if (p.Lse != null)
                 p.Lse[p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1] + index * p.LseStrides[2]] =
-                    empty ? float.NegativeInfinity : (s.Max[c] + MathF.Log2(sum)) * Ln2;
+                    empty ? float.NegativeInfinity : log2SumExp * Ln2;
+        }
+    }
+
+    /// <summary>
+    /// Writes column <paramref name="queryT"/>'s low-rank rows: <c>U[b, h, i] log2(e)</c> into the block of the
+    /// column's query head (block 0 when W is shared by all heads), zeros in the other heads' blocks, and the same
+    /// into the column's query row. With the keys' rows extended by W's, the dot product then adds <c>U_i . W_j</c>.
+    /// </summary>
+    private static void SetLowRankColumn(Plan p, float* row, float* queryT, int width, float* queryRow, int batch, int head, int groupHead, int index)
+    {
+        int rank = p.LowRankRank, extra = p.ScoreDim - p.HeadDim;
+        int block = p.LowRankBlocks == 1 ? 0 : groupHead;
+        CpuPacking.ReadRow(row, p.U + p.USize * (p.UOffset + batch * p.UStrides[0] + head * p.UStrides[1] + index * p.UStrides[2]), p.UStrides[3], rank, p.UType);
+        float* extQueryT = queryT + (long)p.HeadDim * width, extRow = queryRow + p.HeadDim;
+        for (int e = 0; e < extra; e++)
+        {
+            int t = e - block * rank;
+            extQueryT[(long)e * width] = extRow[e] = (uint)t < (uint)rank ? row[t] * Log2E : 0f;
+        }
+    }
+
+    /// <summary>Appends key <paramref name="keyIndex"/>'s low-rank rows <c>W[b, h, j]</c>, one block per query head of the group (or one shared block).</summary>
+    private static void ReadLowRankKey(Plan p, float* destination, int batch, int kvHead, int keyIndex)
+    {
+        int rank = p.LowRankRank;
+        for (int block = 0; block < p.LowRankBlocks; block++)
+        {
+            int head = kvHead * p.GroupSize + block;
+            CpuPacking.ReadRow(destination + block * rank, p.W + p.WSize * (p.WOffset + batch * p.WStrides[0] + head * p.WStrides[1] + keyIndex * p.WStrides[2]),
+                p.WStrides[3], rank, p.WType);
         }
     }
 
@@ -221,8 +325,29 @@ internal static unsafe class CpuFlash
         public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, HeadDim, ValueDim, ValueStride;
         public readonly int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
         public readonly float Log2Scale;
-        /// <summary>K and V are float32 with a contiguous last axis and Dv fills whole vectors: tiles need no packing.</summary>
-        public readonly bool DirectRows;
+        /// <summary>K is float32 with a contiguous last axis and needs no low-rank rows appended: key tiles are read in place.</summary>
+        public readonly bool DirectKeys;
+        /// <summary>V is float32 with a contiguous last axis and Dv fills whole vectors: value tiles are read in place.</summary>
+        public readonly bool DirectValues;
+        /// <summary>
+        /// Floats per query and packed key row in the score kernel: Dqk, plus <c>LowRankBlocks x rank</c> low-rank rows
+        /// (one block per query head of a group when W differs per head, since a key row serves every head of its group).
+        /// </summary>
+        public readonly int ScoreDim;
+        /// <summary>Softcap, ALiBi or the dense bias as a score modifier, or null when none of the options is set.</summary>
+        public readonly ScoreOptionPlan? ScoreOptions;
+        /// <summary>Any option beyond scale and masking is set: the kernel runs with <see cref="OptionScoreModifier"/>.</summary>
+        public readonly bool HasOptions;
+        public readonly bool LowRank, LowRankFolded, Sigmoid;
+        public readonly int LowRankRank, LowRankBlocks;
+        public readonly float SigmoidBiasLog2;
+        /// <summary>Attention sinks times log2(e), per query head; null without sinks.</summary>
+        public readonly float[]? SinksLog2;
+        public readonly byte* U, W;
+        public readonly ElementType UType, WType;
+        public readonly long USize, WSize, UOffset, WOffset;
+        /// <summary>Strides of U and W in elements; broadcast batch and head axes have stride 0.</summary>
+        public readonly long[] UStrides = [], WStrides = [];
         public readonly ElementType ElementType;
         public readonly long ElementSize;
         public readonly byte* Q, K, V, O;
@@ -233,7 +358,7 @@ internal static unsafe class CpuFlash
         public int NextItem;
 
         public Plan(FlashProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
-            byte* q, byte* k, byte* v, byte* o, float* lse)
+            byte* q, byte* k, byte* v, byte* o, float* lse, byte* bias, byte* u, byte* w)
         {
             Problem = problem;
             Batch = problem.Batch;
@@ -259,15 +384,43 @@ internal static unsafe class CpuFlash
             (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
             (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
             (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
-            DirectRows = ElementType == ElementType.Float32 && KeyStrides[3] == 1 && ValueStrides[3] == 1 && ValueStride == ValueDim;
+            var options = problem.Options;
+            ScoreDim = HeadDim;
+            if (options.LowRankBias is { } lowRank)
+            {
+                LowRank = true;
+                // With a softcap the bias must be added after tanh, so it cannot ride in the dot product.
+                LowRankFolded = options.Softcap == 0;
+                LowRankRank = lowRank.U.Shape[3];
+                LowRankBlocks = lowRank.W.Shape[1] == 1 ? 1 : GroupSize;
+                ScoreDim = HeadDim + LowRankBlocks * LowRankRank;
+                U = u;
+                W = w;
+                (UType, USize, UOffset, UStrides) = (lowRank.U.ElementType, lowRank.U.ElementType.SizeOf(), lowRank.U.Offset, BroadcastStrides(lowRank.U));
+                (WType, WSize, WOffset, WStrides) = (lowRank.W.ElementType, lowRank.W.ElementType.SizeOf(), lowRank.W.Offset, BroadcastStrides(lowRank.W));
+            }
+            Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
+            SigmoidBiasLog2 = options.SigmoidBias * Log2E;
+            if (options.Sinks is { } sinks) SinksLog2 = Array.ConvertAll(sinks.ToDoubleArray(), x => (float)(x * (1 / Math.Log(2))));
+            if (options.Softcap > 0 || options.AlibiSlopes is not null || options.Bias is not null || LowRank || Sigmoid || SinksLog2 is not null)
+            {
+                HasOptions = true;
+                ScoreOptions = new ScoreOptionPlan(problem, bias);
+            }
+            DirectKeys = ElementType == ElementType.Float32 && KeyStrides[3] == 1 && !LowRank;
+            DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;
             ScratchFloats = ScratchLayout.Floats(this);
         }
+
+        private static long[] BroadcastStrides(in TensorView view) =>
+            [view.Shape[0] == 1 ? 0 : view.Strides[0], view.Shape[1] == 1 ? 0 : view.Strides[1], view.Strides[2], view.Strides[3]];
     }
 
     /// <summary>Carves one worker's scratch into the item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
-        public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
+        public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, Extra, TileStart, TileEnd, Row, ColumnSlope, ColumnPosition;
+        public readonly byte** ColumnBiasRow;
         public readonly int* Start, End, QueryIndex, QueryHead, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
         private readonly float* _end;
 
@@ -275,18 +428,22 @@ internal static unsafe class CpuFlash
         {
             float* next = scratch;
             int columns = p.MaxColumns, groups = columns / p.GroupWidth;
-            QueryT = Take(ref next, (long)columns * p.HeadDim);
-            QueryRows = Take(ref next, (long)columns * p.HeadDim);
+            QueryT = Take(ref next, (long)columns * p.ScoreDim);
+            QueryRows = Take(ref next, (long)columns * p.ScoreDim);
             Output = Take(ref next, (long)columns * p.ValueStride);
             Max = Take(ref next, columns);
             Sum = Take(ref next, columns);
             Alpha = Take(ref next, p.GroupWidth);
-            Keys = Take(ref next, (long)KeyTile * p.HeadDim);
+            Keys = Take(ref next, (long)KeyTile * p.ScoreDim);
             Values = Take(ref next, (long)KeyTile * p.ValueStride);
             Scores = Take(ref next, (long)KeyTile * p.GroupWidth);
+            Extra = Take(ref next, p.LowRank && (!p.LowRankFolded || p.LowRankBlocks > 1) ? (long)KeyTile * p.GroupWidth : 0);
             TileStart = Take(ref next, p.GroupWidth);
             TileEnd = Take(ref next, p.GroupWidth);
-            Row = Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
+            Row = Take(ref next, Math.Max(Math.Max(p.HeadDim, p.ValueDim), p.LowRankRank));
+            ColumnSlope = Take(ref next, p.HasOptions ? columns : 0);
+            ColumnPosition = Take(ref next, p.HasOptions ? columns : 0);
+            ColumnBiasRow = (byte**)Take(ref next, p.HasOptions ? columns * (long)(sizeof(nint) / sizeof(float)) : 0);
             Start = (int*)Take(ref next, columns);
             End = (int*)Take(ref next, columns);
             QueryIndex = (int*)Take(ref next, columns);

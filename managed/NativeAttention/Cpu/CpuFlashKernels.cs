@@ -87,10 +87,10 @@ internal static unsafe class CpuFlashKernels
     /// <summary>
     /// The same scores as <see cref="Scores"/> for a one-vector group holding only <paramref name="columns"/> real
     /// columns (decoding), as dot products with the head dimension in the lanes: no work on padding columns, which
-    /// get 0. <paramref name="queries"/> holds the columns' scaled query rows, <paramref name="headDim"/> floats apart.
+    /// get 0. <paramref name="queries"/> holds the columns' scaled query rows, <paramref name="queryStride"/> floats apart.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void ScoresByDot<TSimd, T>(float* queries, int columns, float* keys, long keyStride, int headDim, int keyCount, float* scores)
+    public static void ScoresByDot<TSimd, T>(float* queries, long queryStride, int columns, float* keys, long keyStride, int headDim, int keyCount, float* scores)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
@@ -106,7 +106,7 @@ internal static unsafe class CpuFlashKernels
                     scores[w + c] = 0;
                     continue;
                 }
-                float* q = queries + (long)c * headDim;
+                float* q = queries + c * queryStride;
                 T a0 = TSimd.Zero, a1 = TSimd.Zero;
                 int d = 0;
                 for (; d < vectorEnd; d += w)
@@ -127,10 +127,32 @@ internal static unsafe class CpuFlashKernels
         }
     }
 
+    /// <summary><c>target[n] += source[n]</c> for <paramref name="count"/> floats, a multiple of the vector width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AddTile<TSimd, T>(float* target, float* source, long count) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        for (long n = 0; n < count; n += TSimd.Count) TSimd.Store(target + n, TSimd.Add(TSimd.Load(target + n), TSimd.Load(source + n)));
+    }
+
+    /// <summary>
+    /// Turns scores <c>s</c> (log2 units) into log2 sigmoid weights <c>log2 sigmoid(s + bias)</c> in place, for
+    /// <paramref name="count"/> floats (a multiple of the vector width). The online softmax then runs on them
+    /// unchanged: its running max and sum become a stable representation of the row's total sigmoid weight.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Log2SigmoidTile<TSimd, T>(float* scores, long count, float biasLog2) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        T bias = TSimd.Broadcast(biasLog2);
+        for (long n = 0; n < count; n += TSimd.Count)
+            TSimd.Store(scores + n, CpuSimdMath.Log2Sigmoid<TSimd, T>(TSimd.Add(TSimd.Load(scores + n), bias)));
+    }
+
     /// <summary>
     /// Sets <c>scores[j][c]</c> to -inf unless <c>start[c] &lt;= j &lt; end[c]</c>; the bounds are tile-relative
-    /// and stored as floats (they are small integers, so the comparison is exact).
+    /// and stored as floats (they are small integers, so the comparison is exact). Compiled fully optimised at once:
+    /// windowed calls mask two of every five tiles, and an unoptimised first tier cost them several percent.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Mask<TSimd, T, TGroup>(float* scores, int keyCount, float* start, float* end)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
