@@ -152,8 +152,9 @@ public static class CaseRunner
 {
     /// <summary>
     /// Runs <paramref name="case"/> once on <paramref name="context"/>, leaving the results in <paramref name="tensors"/>.
-    /// On a device backend every tensor is mirrored with its exact layout (the whole underlying storage, same
-    /// strides and offset), so strided layouts reach the kernel as they are and writes outside a view show up.
+    /// On a device backend every tensor, option tensors included, is mirrored with its exact layout (the whole
+    /// underlying storage, same strides and offset), so strided layouts reach the kernel as they are and writes
+    /// outside a view show up.
     /// </summary>
     public static void Run(AttentionContext context, AttentionCase @case, CaseTensors tensors)
     {
@@ -171,7 +172,15 @@ public static class CaseRunner
             var v = Mirror(context, tensors.Value, mirrors);
             var o = Mirror(context, tensors.Output, mirrors);
             var lse = Mirror(context, tensors.LogSumExp, mirrors);
-            context.Flash(q, k, v, o, @case.Flash, lse);
+            var f = @case.Flash;
+            var options = f with
+            {
+                AlibiSlopes = f.AlibiSlopes is { } slopes ? Mirror(context, slopes, mirrors) : null,
+                Bias = f.Bias is { } bias ? Mirror(context, bias, mirrors) : null,
+                LowRankBias = f.LowRankBias is { } lowRank ? new LowRankBias(Mirror(context, lowRank.U, mirrors), Mirror(context, lowRank.W, mirrors)) : null,
+                Sinks = f.Sinks is { } sinks ? Mirror(context, sinks, mirrors) : null,
+            };
+            context.Flash(q, k, v, o, options, lse);
             CopyBack(context, o, tensors.Output);
             CopyBack(context, lse, tensors.LogSumExp);
         }

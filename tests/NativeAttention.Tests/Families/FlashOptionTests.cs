@@ -283,3 +283,15 @@ public sealed class CpuFlashOptionTests : FlashOptionTests
         Assert.Equal(RunWith(one, c, options).Output.ToDoubleArray(), RunWith(three, c, options).Output.ToDoubleArray());
     }
 }
+
+[Trait("Backend", "OpenCl")]
+public sealed class OpenClFlashOptionTests : FlashOptionTests
+{
+    protected override Backend Backend => Backend.OpenCl;
+}
+
+[Trait("Backend", "Cuda")]
+public sealed class CudaFlashOptionTests : FlashOptionTests
+{
+    protected override Backend Backend => Backend.Cuda;
+}
