@@ -314,18 +314,21 @@ public abstract class AttentionContext : IDisposable
 
     /// <summary>
     /// Writes what rows that see no key produce: zeros into <paramref name="output"/> and -inf into
-    /// <paramref name="logSumExp"/>. The default handles host memory; device backends override it.
+    /// <paramref name="logSumExp"/>, on the host or a device.
     /// </summary>
     private protected virtual void WriteEmptyRowsCore(in TensorView output, in TensorView? logSumExp)
     {
-        if (output.Location != MemoryLocation.Host)
-            throw new NotSupportedException($"The {Backend} backend cannot yet write rows without keys into device memory.");
-        output.CopyFrom(new double[output.ElementCount]);
+        // Host views are written directly; device views get a host tensor of the same shape copied over their
+        // elements (any strides), so every backend handles rows without keys the same way.
+        var zeros = Gpu.TensorCopy.AllocateHost(output.ElementType, output.Shape);
+        Gpu.TensorCopy.Copy(zeros, output);
         if (logSumExp is { } lse)
         {
             var negativeInfinity = new double[lse.ElementCount];
             Array.Fill(negativeInfinity, double.NegativeInfinity);
-            lse.CopyFrom(negativeInfinity);
+            var host = Gpu.TensorCopy.AllocateHost(ElementType.Float32, lse.Shape);
+            host.CopyFrom(negativeInfinity);
+            Gpu.TensorCopy.Copy(host, lse);
         }
     }
 

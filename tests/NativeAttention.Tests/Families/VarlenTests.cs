@@ -34,6 +34,16 @@ public abstract class VarlenTests
 {
     protected abstract Backend Backend { get; }
 
+    /// <summary>Runs the packed call where the context reads tensors, leaving the results in the host views.</summary>
+    private static void Run(AttentionContext context, VarlenCase c, TensorView q, TensorView k, TensorView v, TensorView o, TensorView lse)
+    {
+        using var on = new OnContext(context);
+        var (po, pl) = (on.Put(o), on.Put(lse));
+        context.FlashVarlen(on.Put(q), on.Put(k), on.Put(v), po, c.Layout, c.Options, pl);
+        on.Back(po, o);
+        on.Back(pl, lse);
+    }
+
     private static readonly Gen<VarlenCase> Cases =
         from type in Gen.Elements(ElementType.Float32, ElementType.Float16, ElementType.BFloat16)
         from sequences in Gen.Choose(1, 4)
@@ -106,7 +116,7 @@ public abstract class VarlenTests
         Properties.Check(Cases.ToArbitrary(), c =>
         {
             var (q, k, v, o, lse) = Tensors(c);
-            context.FlashVarlen(q, k, v, o, c.Layout, c.Options, lse);
+            Run(context, c, q, k, v, o, lse);
             var check = Check(c, q, k, v, o, lse);
             Assert.True(check.Passed, $"{c}: {check}");
         }, count: 40);
@@ -119,7 +129,7 @@ public abstract class VarlenTests
         Properties.Check(Cases.ToArbitrary(), c =>
         {
             var (q, k, v, o, lse) = Tensors(c);
-            context.FlashVarlen(q, k, v, o, c.Layout, c.Options, lse);
+            Run(context, c, q, k, v, o, lse);
             double tolerance = Check(c, q, k, v, o, lse).Tolerance;
             var packed = o.ToDoubleArray();
             var packedLse = lse.ToDoubleArray();
@@ -135,7 +145,13 @@ public abstract class VarlenTests
                     var sv = Copy(v.Slice(0, k0, nk).Permute(1, 0, 2), c.Type);
                     var so = Random(c.Type, null, 1, c.QueryHeads, nq, c.ValueDim);
                     var sl = TensorView.FromMemory(new float[c.QueryHeads * nq].AsMemory(), 1, c.QueryHeads, nq);
-                    context.Flash(sq, sk, sv, so, c.Options, sl);
+                    using (var on = new OnContext(context))
+                    {
+                        var (po, pl) = (on.Put(so), on.Put(sl));
+                        context.Flash(on.Put(sq), on.Put(sk), on.Put(sv), po, c.Options, pl);
+                        on.Back(po, so);
+                        on.Back(pl, sl);
+                    }
                     var single = so.ToDoubleArray();
                     var singleLse = sl.ToDoubleArray();
                     for (int h = 0; h < c.QueryHeads; h++)
@@ -162,7 +178,7 @@ public abstract class VarlenTests
         using var context = TestBackend.CreateOrSkip(Backend);
         var c = new VarlenCase(ElementType.Float32, [3, 4, 2], [5, 0, 6], [5, 0, 0], 2, 1, 16, 16, false, -1, -1, 9);
         var (q, k, v, o, lse) = Tensors(c);
-        context.FlashVarlen(q, k, v, o, c.Layout, c.Options, lse);
+        Run(context, c, q, k, v, o, lse);
         Assert.True(Check(c, q, k, v, o, lse).Passed);
         for (int h = 0; h < 2; h++)
             for (int t = 3; t < 9; t++)
@@ -221,6 +237,18 @@ public abstract class VarlenTests
         copy.CopyFrom(view.ToDoubleArray());
         return copy;
     }
+}
+
+[Trait("Backend", "OpenCl")]
+public sealed class OpenClVarlenTests : VarlenTests
+{
+    protected override Backend Backend => Backend.OpenCl;
+}
+
+[Trait("Backend", "Cuda")]
+public sealed class CudaVarlenTests : VarlenTests
+{
+    protected override Backend Backend => Backend.Cuda;
 }
 
 [Trait("Backend", "Cpu")]
