@@ -718,32 +718,25 @@ internal static unsafe class CpuDecode
         public Scratch(float* scratch, Plan p)
         {
             float* next = scratch;
-            Queries = Take(ref next, (long)RowsPerItem * p.KeyStride);
-            Accumulator = Take(ref next, (long)RowsPerItem * p.ValueStride);
-            Scores = Take(ref next, (long)RowsPerItem * KeyBlock);
-            KeyStage = Take(ref next, (long)KeyBlock * p.KeyStride);
-            ValueStage = Take(ref next, (long)KeyBlock * p.ValueStride);
-            Row = Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
-            Max = Take(ref next, RowsPerItem);
-            Sum = Take(ref next, RowsPerItem);
-            Alpha = Take(ref next, RowsPerItem);
-            Slope = Take(ref next, RowsPerItem);
-            KeyRows = (byte**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
-            ValueRows = (byte**)Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
-            Start = (int*)Take(ref next, RowsPerItem);
-            End = (int*)Take(ref next, RowsPerItem);
-            Active = (int*)Take(ref next, RowsPerItem);
+            Queries = CpuScratch.Take(ref next, (long)RowsPerItem * p.KeyStride);
+            Accumulator = CpuScratch.Take(ref next, (long)RowsPerItem * p.ValueStride);
+            Scores = CpuScratch.Take(ref next, (long)RowsPerItem * KeyBlock);
+            KeyStage = CpuScratch.Take(ref next, (long)KeyBlock * p.KeyStride);
+            ValueStage = CpuScratch.Take(ref next, (long)KeyBlock * p.ValueStride);
+            Row = CpuScratch.Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
+            Max = CpuScratch.Take(ref next, RowsPerItem);
+            Sum = CpuScratch.Take(ref next, RowsPerItem);
+            Alpha = CpuScratch.Take(ref next, RowsPerItem);
+            Slope = CpuScratch.Take(ref next, RowsPerItem);
+            KeyRows = (byte**)CpuScratch.Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            ValueRows = (byte**)CpuScratch.Take(ref next, KeyBlock * sizeof(nint) / sizeof(float));
+            Start = (int*)CpuScratch.Take(ref next, RowsPerItem);
+            End = (int*)CpuScratch.Take(ref next, RowsPerItem);
+            Active = (int*)CpuScratch.Take(ref next, RowsPerItem);
             _end = next;
         }
 
         /// <summary>The floats the layout needs, measured by laying it out from address 0.</summary>
         public static long Floats(Plan p) => (long)new Scratch(null, p)._end / sizeof(float);
-
-        private static float* Take(ref float* next, long floats)
-        {
-            float* block = next;
-            next += (floats + 15) & ~15L;
-            return block;
-        }
     }
 }

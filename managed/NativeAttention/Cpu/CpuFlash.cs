@@ -428,41 +428,34 @@ internal static unsafe class CpuFlash
         {
             float* next = scratch;
             int columns = p.MaxColumns, groups = columns / p.GroupWidth;
-            QueryT = Take(ref next, (long)columns * p.ScoreDim);
-            QueryRows = Take(ref next, (long)columns * p.ScoreDim);
-            Output = Take(ref next, (long)columns * p.ValueStride);
-            Max = Take(ref next, columns);
-            Sum = Take(ref next, columns);
-            Alpha = Take(ref next, p.GroupWidth);
-            Keys = Take(ref next, (long)KeyTile * p.ScoreDim);
-            Values = Take(ref next, (long)KeyTile * p.ValueStride);
-            Scores = Take(ref next, (long)KeyTile * p.GroupWidth);
-            Extra = Take(ref next, p.LowRank && (!p.LowRankFolded || p.LowRankBlocks > 1) ? (long)KeyTile * p.GroupWidth : 0);
-            TileStart = Take(ref next, p.GroupWidth);
-            TileEnd = Take(ref next, p.GroupWidth);
-            Row = Take(ref next, Math.Max(Math.Max(p.HeadDim, p.ValueDim), p.LowRankRank));
-            ColumnSlope = Take(ref next, p.HasOptions ? columns : 0);
-            ColumnPosition = Take(ref next, p.HasOptions ? columns : 0);
-            ColumnBiasRow = (byte**)Take(ref next, p.HasOptions ? columns * (long)(sizeof(nint) / sizeof(float)) : 0);
-            Start = (int*)Take(ref next, columns);
-            End = (int*)Take(ref next, columns);
-            QueryIndex = (int*)Take(ref next, columns);
-            QueryHead = (int*)Take(ref next, columns);
-            GroupLow = (int*)Take(ref next, groups);
-            GroupHigh = (int*)Take(ref next, groups);
-            GroupFullLow = (int*)Take(ref next, groups);
-            GroupFullHigh = (int*)Take(ref next, groups);
+            QueryT = CpuScratch.Take(ref next, (long)columns * p.ScoreDim);
+            QueryRows = CpuScratch.Take(ref next, (long)columns * p.ScoreDim);
+            Output = CpuScratch.Take(ref next, (long)columns * p.ValueStride);
+            Max = CpuScratch.Take(ref next, columns);
+            Sum = CpuScratch.Take(ref next, columns);
+            Alpha = CpuScratch.Take(ref next, p.GroupWidth);
+            Keys = CpuScratch.Take(ref next, (long)KeyTile * p.ScoreDim);
+            Values = CpuScratch.Take(ref next, (long)KeyTile * p.ValueStride);
+            Scores = CpuScratch.Take(ref next, (long)KeyTile * p.GroupWidth);
+            Extra = CpuScratch.Take(ref next, p.LowRank && (!p.LowRankFolded || p.LowRankBlocks > 1) ? (long)KeyTile * p.GroupWidth : 0);
+            TileStart = CpuScratch.Take(ref next, p.GroupWidth);
+            TileEnd = CpuScratch.Take(ref next, p.GroupWidth);
+            Row = CpuScratch.Take(ref next, Math.Max(Math.Max(p.HeadDim, p.ValueDim), p.LowRankRank));
+            ColumnSlope = CpuScratch.Take(ref next, p.HasOptions ? columns : 0);
+            ColumnPosition = CpuScratch.Take(ref next, p.HasOptions ? columns : 0);
+            ColumnBiasRow = (byte**)CpuScratch.Take(ref next, p.HasOptions ? columns * (long)(sizeof(nint) / sizeof(float)) : 0);
+            Start = (int*)CpuScratch.Take(ref next, columns);
+            End = (int*)CpuScratch.Take(ref next, columns);
+            QueryIndex = (int*)CpuScratch.Take(ref next, columns);
+            QueryHead = (int*)CpuScratch.Take(ref next, columns);
+            GroupLow = (int*)CpuScratch.Take(ref next, groups);
+            GroupHigh = (int*)CpuScratch.Take(ref next, groups);
+            GroupFullLow = (int*)CpuScratch.Take(ref next, groups);
+            GroupFullHigh = (int*)CpuScratch.Take(ref next, groups);
             _end = next;
         }
 
         /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
         public static long Floats(Plan p) => (long)new ScratchLayout(null, p)._end / sizeof(float);
-
-        private static float* Take(ref float* next, long floats)
-        {
-            float* block = next;
-            next += (floats + 15) & ~15L;
-            return block;
-        }
     }
 }

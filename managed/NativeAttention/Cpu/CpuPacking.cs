@@ -142,6 +142,17 @@ internal static unsafe class CpuPacking
 /// </summary>
 internal sealed unsafe class CpuScratch
 {
+    /// <summary>
+    /// Carves <paramref name="floats"/> floats off a scratch layout starting at <paramref name="next"/>, keeping every
+    /// block 64-byte aligned; laying a layout out from address 0 measures its size.
+    /// </summary>
+    public static float* Take(ref float* next, long floats)
+    {
+        float* block = next;
+        next += (floats + 15) & ~15L;
+        return block;
+    }
+
     [ThreadStatic] private static CpuScratch? t_current;
 
     private float* _pointer;
