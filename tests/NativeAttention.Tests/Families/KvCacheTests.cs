@@ -145,7 +145,25 @@ public sealed class KvData
         return view;
     }
 
-    public void Run(AttentionContext context) => context.FlashKvCache(Query, KeyCache, ValueCache, Output, Cache, Options, LogSumExp);
+    public void Run(AttentionContext context) => Run(context, Cache);
+
+    /// <summary>
+    /// Runs the call with <paramref name="cache"/> on <paramref name="context"/>: device backends get mirrors of every
+    /// tensor (same layout), and the output, LSE and both caches (the append writes them) are copied back.
+    /// </summary>
+    public void Run(AttentionContext context, KvCacheOptions cache)
+    {
+        using var on = new OnContext(context);
+        TensorView? Put(TensorView? host) => host is { } view ? on.Put(view) : null;
+        var (query, keyCache, valueCache, output, lse) = (on.Put(Query), on.Put(KeyCache), on.Put(ValueCache), on.Put(Output), on.Put(LogSumExp));
+        var placed = cache with { NewKey = Put(cache.NewKey), NewValue = Put(cache.NewValue), RotaryCos = Put(cache.RotaryCos), RotarySin = Put(cache.RotarySin) };
+        var options = Options with { Sinks = Put(Options.Sinks), AlibiSlopes = Put(Options.AlibiSlopes) };
+        context.FlashKvCache(query, keyCache, valueCache, output, placed, options, lse);
+        on.Back(output, Output);
+        on.Back(lse, LogSumExp);
+        on.Back(keyCache, KeyCache);
+        on.Back(valueCache, ValueCache);
+    }
 
     /// <summary>Compares the outputs with the float64 reference under the error rule (call before or after <see cref="Run"/>: the reference reads only what the append does not change).</summary>
     public ReferenceCheck Check(KvCase c)
@@ -282,8 +300,7 @@ public abstract class KvCacheTests
                 single.Query.CopyFrom(q);
                 single.Cache.NewKey!.Value.CopyFrom(k);
                 single.Cache.NewValue!.Value.CopyFrom(v);
-                var options = single.Cache with { CacheSeqLens = lengths.ToArray() };
-                context.FlashKvCache(single.Query, single.KeyCache, single.ValueCache, single.Output, options, single.Options, single.LogSumExp);
+                single.Run(context, single.Cache with { CacheSeqLens = lengths.ToArray() });
                 var output = single.Output.ToDoubleArray();
                 for (int bi = 0; bi < b; bi++)
                     for (int h = 0; h < hq; h++)
@@ -434,6 +451,18 @@ public abstract class KvCacheTests
                 for (int d = 0; d < 32; d++) Assert.Equal(0.0, data.Output.GetDouble(0, h, i, d));
             }
     }
+}
+
+[Trait("Backend", "OpenCl")]
+public sealed class OpenClKvCacheTests : KvCacheTests
+{
+    protected override Backend Backend => Backend.OpenCl;
+}
+
+[Trait("Backend", "Cuda")]
+public sealed class CudaKvCacheTests : KvCacheTests
+{
+    protected override Backend Backend => Backend.Cuda;
 }
 
 [Trait("Backend", "Cpu")]

@@ -60,6 +60,34 @@ public sealed unsafe class CudaInteropTests
         RuntimeAvailability.Require(TestRuntime.Nvrtc);
         string ptx = CudaCompiler.CompileToPtx(KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []), "layout_probe", CompileArch);
         Assert.Contains(".entry na_flash_params_layout", ptx);
+        Assert.Contains(".entry na_decode_params_layout", ptx);
+    }
+
+    [RuntimeFact(TestRuntime.Nvrtc)]
+    public void EveryDecodeKernel_CompilesToPtx()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc);
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.ForEach(DecodeVariant.CompileCoverage(), variant =>
+        {
+            foreach (var (name, source, entry) in new[]
+            {
+                (variant.Name, variant.Source(KernelApi.Cuda), "na_decode_fwd"),
+                (variant.CombineName, variant.CombineSource(KernelApi.Cuda), "na_decode_combine"),
+                (variant.AppendName, variant.AppendSource(KernelApi.Cuda), "na_kv_append"),
+            })
+            {
+                try
+                {
+                    if (!CudaCompiler.CompileToPtx(source, name, CompileArch).Contains(".entry " + entry)) failures.Add($"{name}: no {entry} in the PTX");
+                }
+                catch (NvrtcException e)
+                {
+                    failures.Add($"{name}: {e.Message}\n{e.BuildLog}");
+                }
+            }
+        });
+        Assert.True(failures.IsEmpty, string.Join("\n\n", failures.Take(3)));
     }
 
     [RuntimeFact(TestRuntime.Nvrtc)]
@@ -74,11 +102,12 @@ public sealed unsafe class CudaInteropTests
     }
 
     [RuntimeFact(TestRuntime.Cuda)]
-    public void FlashParams_LayoutMatchesTheKernelStruct()
+    public void KernelParams_LayoutsMatchTheKernelStructs()
     {
         RuntimeAvailability.Require(TestRuntime.Cuda);
         using var context = (CudaContext)AttentionContext.Create(Backend.Cuda);
-        OpenClInteropTests.AssertLayout(context.FlashParamsLayout());
+        OpenClInteropTests.AssertLayout<FlashParams>(context.ParamsLayout("na_flash_params_layout"));
+        OpenClInteropTests.AssertLayout<DecodeParams>(context.ParamsLayout("na_decode_params_layout"));
     }
 
     [RuntimeFact(TestRuntime.Cuda)]

@@ -88,19 +88,21 @@ public sealed unsafe class OpenClInteropTests
     }
 
     [RuntimeFact(TestRuntime.OpenCl)]
-    public void FlashParams_LayoutMatchesTheKernelStruct()
+    public void KernelParams_LayoutsMatchTheKernelStructs()
     {
         RuntimeAvailability.Require(TestRuntime.OpenCl);
         using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
-        AssertLayout(context.FlashParamsLayout());
+        AssertLayout<FlashParams>(context.ParamsLayout("na_flash_params_layout"));
+        AssertLayout<DecodeParams>(context.ParamsLayout("na_decode_params_layout"));
     }
 
-    internal static void AssertLayout(int[] layout)
+    /// <summary>The probe's size and field offsets (declaration order) equal the C# mirror's.</summary>
+    internal static void AssertLayout<T>(int[] layout) where T : struct
     {
-        var fields = typeof(FlashParams).GetFields();
-        Assert.Equal(Marshal.SizeOf<FlashParams>(), layout[0]);
+        var fields = typeof(T).GetFields();
+        Assert.Equal(Marshal.SizeOf<T>(), layout[0]);
         for (int i = 0; i < fields.Length; i++)
-            Assert.True((int)Marshal.OffsetOf<FlashParams>(fields[i].Name) == layout[i + 1],
-                $"FlashParams.{fields[i].Name} is at {Marshal.OffsetOf<FlashParams>(fields[i].Name)} in C# but {layout[i + 1]} in C.");
+            Assert.True((int)Marshal.OffsetOf<T>(fields[i].Name) == layout[i + 1],
+                $"{typeof(T).Name}.{fields[i].Name} is at {Marshal.OffsetOf<T>(fields[i].Name)} in C# but {layout[i + 1]} in C.");
     }
 }

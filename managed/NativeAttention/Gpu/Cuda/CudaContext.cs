@@ -11,7 +11,7 @@ namespace NativeAttention.Gpu.Cuda;
 /// <see cref="AttentionContext.Allocate"/> or <see cref="AllocateBuffer"/>, or wrap another library's device
 /// pointer with <see cref="WrapBuffer"/>). Launches are asynchronous; <see cref="Synchronize"/> waits.
 /// </summary>
-public sealed unsafe class CudaContext : AttentionContext
+public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
 {
     private readonly CudaContextHandle _context;
     private readonly CudaStreamHandle _stream;
@@ -26,6 +26,7 @@ public sealed unsafe class CudaContext : AttentionContext
         _stream = stream;
         _device = device;
         _driverVersion = driverVersion;
+        Scratch = new GpuScratch((type, length) => AllocateBuffer(type, length), Synchronize);
     }
 
     /// <summary>Creates a context with its own non-blocking stream on device <see cref="ContextOptions.Device"/>.</summary>
@@ -165,17 +166,54 @@ public sealed unsafe class CudaContext : AttentionContext
         var p = GpuMerge.Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
         var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
         string name = GpuMerge.Name(outputType, partialType);
-        var module = _modules.GetOrAdd(name, _ => new Lazy<CudaModule>(() =>
-        {
-            MakeCurrent();
-            return CudaModule.Load(_context.DangerousGetHandle(), GpuMerge.Source(KernelApi.Cuda, outputType, partialType), name,
-                GpuMerge.EntryPoint, CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, 0);
-        })).Value;
+        var module = SourceModule(name, () => GpuMerge.Source(KernelApi.Cuda, outputType, partialType), GpuMerge.EntryPoint);
         void** args = stackalloc void*[5] { &po, &pl, &o, &lse, &p };
         MakeCurrent();
         CudaException.Check(cuLaunchKernel(module.Function, (uint)GpuMerge.Groups(problem), 1, 1, GpuMerge.Threads, 1, 1, 0, Stream, args, null),
             $"cuLaunchKernel({name})");
     }
+
+    private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
+        GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
+
+    KernelApi IGpuKernelHost.Api => KernelApi.Cuda;
+
+    int IGpuKernelHost.ComputeUnits => _device.Multiprocessors;
+
+    /// <inheritdoc cref="IGpuKernelHost.Scratch"/>
+    internal GpuScratch Scratch { get; }
+
+    GpuScratch IGpuKernelHost.Scratch => Scratch;
+
+    void IGpuKernelHost.CheckOwner(in TensorView view, string name) => Pointer(view, name);
+
+    void IGpuKernelHost.Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads)
+    {
+        var module = SourceModule(name, source, entryPoint);
+        var pointers = stackalloc ulong[buffers.Length];
+        var args = stackalloc void*[buffers.Length + 1];
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            pointers[i] = buffers[i] is CudaBuffer b ? b.RootPointer : 0;
+            args[i] = &pointers[i];
+        }
+        fixed (byte* p = parameters)
+        {
+            args[buffers.Length] = p;
+            MakeCurrent();
+            CudaException.Check(cuLaunchKernel(module.Function, (uint)groupsX, (uint)groupsY, 1, (uint)threads, 1, 1, 0, Stream, args, null),
+                $"cuLaunchKernel({name})");
+        }
+    }
+
+    /// <summary>The module <paramref name="name"/> built from <paramref name="source"/>, compiled once per context.</summary>
+    private CudaModule SourceModule(string name, Func<string> source, string entryPoint) =>
+        _modules.GetOrAdd(name, _ => new Lazy<CudaModule>(() =>
+        {
+            MakeCurrent();
+            return CudaModule.Load(_context.DangerousGetHandle(), source(), name, entryPoint, CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, 0);
+        })).Value;
 
     /// <summary>The loaded module of a variant, compiled once per context even when several threads ask at once.</summary>
     internal CudaModule Module(FlashVariant variant) =>
@@ -186,15 +224,10 @@ public sealed unsafe class CudaContext : AttentionContext
                 CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, variant.DynamicSharedBytes);
         })).Value;
 
-    /// <summary>Compiles and runs <c>common/layout_probe.h</c>: sizeof(na_flash_params), then each field's offset.</summary>
-    internal int[] FlashParamsLayout()
+    /// <summary>Compiles and runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
+    internal int[] ParamsLayout(string entryPoint)
     {
-        var module = _modules.GetOrAdd("layout_probe", _ => new Lazy<CudaModule>(() =>
-        {
-            MakeCurrent();
-            return CudaModule.Load(_context.DangerousGetHandle(), KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []),
-                "layout_probe", "na_flash_params_layout", CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, 0);
-        })).Value;
+        var module = SourceModule("layout_probe." + entryPoint, () => KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []), entryPoint);
         using var output = AllocateBuffer(ElementType.Float32, 128);
         ulong pointer = (ulong)output.DevicePointer;
         void** args = stackalloc void*[1] { &pointer };
@@ -212,6 +245,7 @@ public sealed unsafe class CudaContext : AttentionContext
     {
         MakeCurrent();
         cuStreamSynchronize(Stream);
+        Scratch.Dispose();
         foreach (var buffer in _buffers.Keys) buffer.Dispose();
         foreach (var module in _modules.Values)
             if (module.IsValueCreated) module.Value.Dispose();

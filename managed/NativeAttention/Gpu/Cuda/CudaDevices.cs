@@ -5,8 +5,8 @@ using static NativeAttention.Interop.Cuda.CudaNative;
 
 namespace NativeAttention.Gpu.Cuda;
 
-/// <summary>One CUDA device: ordinal, name and compute capability (e.g. 90).</summary>
-internal sealed record CudaDevice(int Ordinal, string Name, int ComputeCapability);
+/// <summary>One CUDA device: ordinal, name, compute capability (e.g. 90) and multiprocessor count.</summary>
+internal sealed record CudaDevice(int Ordinal, string Name, int ComputeCapability, int Multiprocessors);
 
 internal static unsafe class CudaDevices
 {
@@ -39,13 +39,14 @@ internal static unsafe class CudaDevices
             var devices = new List<CudaDevice>();
             for (int i = 0; i < count; i++)
             {
-                int device, major, minor;
+                int device, major, minor, multiprocessors;
                 CudaException.Check(cuDeviceGet(&device, i), "cuDeviceGet");
                 var name = new byte[256];
                 fixed (byte* n = name) CudaException.Check(cuDeviceGetName(n, name.Length, device), "cuDeviceGetName");
                 CudaException.Check(cuDeviceGetAttribute(&major, AttributeComputeCapabilityMajor, device), "cuDeviceGetAttribute");
                 CudaException.Check(cuDeviceGetAttribute(&minor, AttributeComputeCapabilityMinor, device), "cuDeviceGetAttribute");
-                devices.Add(new CudaDevice(i, Encoding.UTF8.GetString(name).TrimEnd('\0'), major * 10 + minor));
+                CudaException.Check(cuDeviceGetAttribute(&multiprocessors, AttributeMultiprocessorCount, device), "cuDeviceGetAttribute");
+                devices.Add(new CudaDevice(i, Encoding.UTF8.GetString(name).TrimEnd('\0'), major * 10 + minor, multiprocessors));
             }
             return (devices, version, null);
         }

@@ -12,18 +12,21 @@ namespace NativeAttention.Gpu.OpenCl;
 /// with <see cref="WrapBuffer"/>). Kernels are enqueued on <see cref="CommandQueue"/> and run asynchronously;
 /// <see cref="Synchronize"/> waits for them.
 /// </summary>
-public sealed unsafe class OpenClContext : AttentionContext
+public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
 {
     private readonly OpenClContextHandle _context;
     private readonly OpenClDevice _device;
     private readonly ConcurrentDictionary<string, Lazy<OpenClModule>> _modules = new();
     private readonly ConcurrentDictionary<OpenClBuffer, byte> _buffers = new();
+    private readonly Lazy<int> _computeUnits;
 
     private OpenClContext(OpenClContextHandle context, OpenClQueueHandle queue, OpenClDevice device)
     {
         _context = context;
         Queue = queue;
         _device = device;
+        _computeUnits = new(() => OpenClDeviceInfo.ComputeUnits(device.Id));
+        Scratch = new GpuScratch((type, length) => AllocateBuffer(type, length), Synchronize);
     }
 
     /// <summary>Creates a context and an in-order queue on device <see cref="ContextOptions.Device"/> (an index into every platform's devices).</summary>
@@ -165,6 +168,29 @@ public sealed unsafe class OpenClContext : AttentionContext
             GpuMerge.Groups(problem) * GpuMerge.Threads, 1, GpuMerge.Threads);
     }
 
+    private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
+        GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
+
+    KernelApi IGpuKernelHost.Api => KernelApi.OpenCl;
+
+    int IGpuKernelHost.ComputeUnits => _computeUnits.Value;
+
+    /// <inheritdoc cref="IGpuKernelHost.Scratch"/>
+    internal GpuScratch Scratch { get; }
+
+    GpuScratch IGpuKernelHost.Scratch => Scratch;
+
+    void IGpuKernelHost.CheckOwner(in TensorView view, string name) => CheckOwner(view, name);
+
+    void IGpuKernelHost.Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads)
+    {
+        var module = Module(name, source, entryPoint);
+        Span<IntPtr> memory = stackalloc IntPtr[buffers.Length];
+        for (int i = 0; i < buffers.Length; i++) memory[i] = buffers[i] is OpenClBuffer b ? b.NativeHandle : IntPtr.Zero;
+        module.Launch(Queue, memory, parameters, checked(groupsX * threads), groupsY, threads);
+    }
+
     /// <summary>The module for <paramref name="name"/>, built once per context even when several threads ask at once.</summary>
     internal OpenClModule Module(string name, Func<string> source, string entryPoint) =>
         _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => OpenClModule.Build(_context, _device, source(), entryPoint))).Value;
@@ -172,10 +198,10 @@ public sealed unsafe class OpenClContext : AttentionContext
     /// <summary>Builds a program from raw source (no caching in memory); for tests and tools.</summary>
     internal OpenClModule BuildSource(string source, string entryPoint) => OpenClModule.Build(_context, _device, source, entryPoint);
 
-    /// <summary>Runs <c>common/layout_probe.h</c> and returns sizeof(na_flash_params) followed by each field's offset.</summary>
-    internal int[] FlashParamsLayout()
+    /// <summary>Runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
+    internal int[] ParamsLayout(string entryPoint)
     {
-        var module = Module("layout_probe", () => KernelSource.Build(KernelApi.OpenCl, "common/layout_probe.h", []), "na_flash_params_layout");
+        var module = Module("layout_probe." + entryPoint, () => KernelSource.Build(KernelApi.OpenCl, "common/layout_probe.h", []), entryPoint);
         using var output = AllocateBuffer(ElementType.Float32, 128);
         module.Launch(Queue, [output.NativeHandle], [], 1, 1, 1);
         var values = new float[128];
@@ -188,6 +214,7 @@ public sealed unsafe class OpenClContext : AttentionContext
     /// <inheritdoc/>
     protected override void ReleaseResources()
     {
+        Scratch.Dispose();
         foreach (var buffer in _buffers.Keys) buffer.Dispose();
         foreach (var module in _modules.Values)
             if (module.IsValueCreated) module.Value.Dispose();

@@ -9,6 +9,14 @@ internal static unsafe class OpenClDeviceInfo
     private const uint GlobalMemSize = 0x101F;     // CL_DEVICE_GLOBAL_MEM_SIZE (cl_ulong)
     private const uint DeviceVersion = 0x102F;     // CL_DEVICE_VERSION (string)
 
+    /// <summary>CL_DEVICE_MAX_COMPUTE_UNITS of a device.</summary>
+    public static int ComputeUnits(IntPtr device)
+    {
+        uint units;
+        OpenClException.Check(clGetDeviceInfo(device, MaxComputeUnits, sizeof(uint), &units, null), "clGetDeviceInfo(MAX_COMPUTE_UNITS)");
+        return (int)units;
+    }
+
     public static IReadOnlyList<DeviceInfo> Describe()
     {
         var (devices, _) = OpenClDevices.All;

@@ -1,0 +1,331 @@
+// KV-cache decode attention (OpenCL C and CUDA C), split-KV as in FlashDecoding: a work-group takes up to
+// NA_DECODE_ROWS query rows that share one kv head (the G query heads of a GQA group times a run of queries,
+// ordered query-major), and one of S splits of their visible keys. Each key tile is read from the cache once (through
+// the block table when paged), widened into shared memory and used by every row; scores, the online softmax in base 2
+// and P V are spread over the work-group. With S = 1 the work-group writes the result; with S > 1 it writes a
+// float32 partial (o_s, LSE_s) that na_decode_combine merges exactly. Queries are turned by the rotary embedding at
+// their positions L_b - Nq + i as they are loaded. A row without visible keys writes zeros and LSE = -inf.
+#include "common/dtype.h"
+#include "common/masking.h"
+#include "decode/decode_params.h"
+
+#ifndef NA_HEAD_DIM_QK
+#define NA_HEAD_DIM_QK 64   // query/key head dim rounded up; zero-padded
+#endif
+#ifndef NA_HEAD_DIM_V
+#define NA_HEAD_DIM_V NA_HEAD_DIM_QK
+#endif
+#ifndef NA_DECODE_ROWS
+#define NA_DECODE_ROWS 16   // query rows per work-group
+#endif
+#ifndef NA_DECODE_THREADS
+#define NA_DECODE_THREADS 128
+#endif
+#ifndef NA_BLOCK_N
+#define NA_BLOCK_N 32       // keys per shared-memory tile
+#endif
+#ifndef NA_SOFTCAP
+#define NA_SOFTCAP 0
+#endif
+#ifndef NA_ALIBI
+#define NA_ALIBI 0
+#endif
+#ifndef NA_SINKS
+#define NA_SINKS 0
+#endif
+#ifndef NA_SIGMOID
+#define NA_SIGMOID 0
+#endif
+#ifndef NA_COMBINE_THREADS
+#define NA_COMBINE_THREADS 64
+#endif
+
+#define NA_LOG2E 1.4426950408889634f
+#define NA_LN2 0.69314718055994531f
+#define NA_KS (NA_HEAD_DIM_QK + 1)   // padded key row: threads reading consecutive keys hit different banks
+#define NA_ACC ((NA_DECODE_ROWS * NA_HEAD_DIM_V + NA_DECODE_THREADS - 1) / NA_DECODE_THREADS)
+
+NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
+    const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
+    NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse, const NA_GLOBAL int* NA_RESTRICT meta,
+    const NA_GLOBAL float* NA_RESTRICT rcos, const NA_GLOBAL float* NA_RESTRICT rsin, const NA_GLOBAL float* NA_RESTRICT slopes,
+    const NA_GLOBAL float* NA_RESTRICT sinks, NA_GLOBAL float* NA_RESTRICT part_o, NA_GLOBAL float* NA_RESTRICT part_lse,
+    const na_decode_params p)
+{
+    NA_SHARED float qs[NA_DECODE_ROWS * NA_HEAD_DIM_QK];
+    NA_SHARED float ks[NA_BLOCK_N * NA_KS];
+    NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
+    NA_SHARED float ps[NA_DECODE_ROWS * NA_BLOCK_N];
+    NA_SHARED na_i64 k_slot[NA_BLOCK_N];
+    NA_SHARED na_i64 v_slot[NA_BLOCK_N];
+    NA_SHARED int row_start[NA_DECODE_ROWS];
+    NA_SHARED int row_end[NA_DECODE_ROWS];
+    NA_SHARED float row_m[NA_DECODE_ROWS];
+    NA_SHARED float row_l[NA_DECODE_ROWS];
+    NA_SHARED float row_alpha[NA_DECODE_ROWS];
+    NA_SHARED float row_slope[NA_DECODE_ROWS];
+
+    const int tid = NA_LOCAL_ID(0);
+    const int split = NA_GROUP_ID(0) % p.splits;
+    const int chunk = NA_GROUP_ID(0) / p.splits;
+    const int bh = NA_GROUP_ID(1);
+    const int b = bh / p.heads_kv;
+    const int hk = bh - b * p.heads_kv;
+    const int total_rows = p.group * p.nq;
+    const int r0 = chunk * NA_DECODE_ROWS;
+    const int rows = total_rows - r0 < NA_DECODE_ROWS ? total_rows - r0 : NA_DECODE_ROWS;
+    const int nk = meta[b] + p.nnew;   // L_b
+
+    // Row bounds and state; rows past `rows` see no key.
+    for (int r = tid; r < NA_DECODE_ROWS; r += NA_DECODE_THREADS)
+    {
+        const int i = (r0 + r) / p.group;
+        const int ok = r < rows;
+        row_start[r] = ok ? na_key_start(i, p.nq, nk, p.window_left) : 0;
+        row_end[r] = ok ? na_key_end(i, p.nq, nk, p.window_right, p.causal) : 0;
+        row_m[r] = -NA_INFINITY;
+        row_l[r] = 0.0f;
+        row_alpha[r] = 1.0f;
+#if NA_ALIBI
+        const int h = hk * p.group + (r0 + r) % p.group;
+        row_slope[r] = ok ? slopes[p.alibi_offset + b * p.alibi_stride_b + h * p.alibi_stride_h] * NA_LOG2E : 0.0f;
+#else
+        row_slope[r] = 0.0f;
+#endif
+    }
+    // Queries, rotated at their positions and scaled into base 2.
+    for (int idx = tid; idx < NA_DECODE_ROWS * NA_HEAD_DIM_QK; idx += NA_DECODE_THREADS)
+    {
+        const int r = idx / NA_HEAD_DIM_QK, d = idx - r * NA_HEAD_DIM_QK;
+        float value = 0.0f;
+        if (r < rows && d < p.dqk)
+        {
+            const int row = r0 + r, i = row / p.group, h = hk * p.group + row % p.group;
+            const na_i64 src = p.q_offset + b * p.q_stride_b + h * p.q_stride_h + (na_i64)i * p.q_stride_n;
+            value = na_load(q, src + d * p.q_stride_d);
+#if NA_ROTARY
+            if (d < 2 * p.rotary_half)
+            {
+                int pair, second;
+                const int partner = na_rotary_partner(d, p.rotary_half, &pair, &second);
+                const int pos = nk - p.nq + i;
+                value = na_rotate(value, na_load(q, src + partner * p.q_stride_d), second,
+                                  rcos[p.cos_offset + pos * p.cos_stride_p + pair * p.cos_stride_i],
+                                  rsin[p.sin_offset + pos * p.sin_stride_p + pair * p.sin_stride_i]);
+            }
+#endif
+            value *= p.scale_log2;
+        }
+        qs[idx] = value;
+    }
+
+    // The rows' keys form one range (bounds grow with the query); this split takes an equal share of it.
+    int lo = 0, hi = 0;
+    if (rows > 0)
+    {
+        lo = na_key_start(r0 / p.group, p.nq, nk, p.window_left);
+        hi = na_key_end((r0 + rows - 1) / p.group, p.nq, nk, p.window_right, p.causal);
+    }
+    int split_lo = 0, split_hi = 0;
+    if (lo < hi)
+    {
+        split_lo = lo + (int)((na_i64)(hi - lo) * split / p.splits);
+        split_hi = lo + (int)((na_i64)(hi - lo) * (split + 1) / p.splits);
+    }
+
+    float acc[NA_ACC];
+    for (int a = 0; a < NA_ACC; a++) acc[a] = 0.0f;
+    const na_i64 k_head = p.k_offset + hk * p.k_stride_h;
+    const na_i64 v_head = p.v_offset + hk * p.v_stride_h;
+    NA_BARRIER();
+
+    for (int n0 = split_lo; n0 < split_hi; n0 += NA_BLOCK_N)
+    {
+        for (int j = tid; j < NA_BLOCK_N; j += NA_DECODE_THREADS)
+        {
+            const int key = n0 + j;
+            k_slot[j] = key < split_hi ? k_head + na_cache_slot(meta, p, b, key, p.k_stride_b, p.k_stride_n) : -1;
+            v_slot[j] = key < split_hi ? v_head + na_cache_slot(meta, p, b, key, p.v_stride_b, p.v_stride_n) : -1;
+        }
+        NA_BARRIER();
+        for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_QK; idx += NA_DECODE_THREADS)
+        {
+            const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK;
+            const na_i64 slot = k_slot[j];
+            ks[j * NA_KS + d] = (slot >= 0 && d < p.dqk) ? na_load(k, slot + d * p.k_stride_d) : 0.0f;
+        }
+        for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_DECODE_THREADS)
+        {
+            const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V;
+            const na_i64 slot = v_slot[j];
+            vs[idx] = (slot >= 0 && d < p.dv) ? na_load(v, slot + d * p.v_stride_d) : 0.0f;
+        }
+        NA_BARRIER();
+
+        // Scores of every (row, key) pair; keys a row does not see are -inf (sigmoid: log2 weight -inf).
+        for (int idx = tid; idx < NA_DECODE_ROWS * NA_BLOCK_N; idx += NA_DECODE_THREADS)
+        {
+            const int r = idx / NA_BLOCK_N, j = idx - r * NA_BLOCK_N, key = n0 + j;
+            float score = -NA_INFINITY;
+            if (key < split_hi && key >= row_start[r] && key < row_end[r])
+            {
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (int d = 0; d < NA_HEAD_DIM_QK; d += 4)
+                    for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[j * NA_KS + d + u];
+                score = (part[0] + part[1]) + (part[2] + part[3]);
+#if NA_SOFTCAP
+                score = p.softcap_log2 * NA_TANH(score / p.softcap_log2);
+#endif
+#if NA_ALIBI
+                const int distance = (r0 + r) / p.group + nk - p.nq - key;
+                score -= row_slope[r] * (float)(distance < 0 ? -distance : distance);
+#endif
+#if NA_SIGMOID
+                // log2 of sigmoid(s ln 2 + b), from one exp so that neither end overflows.
+                const float x = score * NA_LN2 + p.sigmoid_bias;
+                const float t = NA_EXP(-(x < 0.0f ? -x : x));
+                score = ((x < 0.0f ? x : 0.0f) - NA_LOG1P(t)) * NA_LOG2E;
+#endif
+            }
+            ps[idx] = score;
+        }
+        NA_BARRIER();
+
+        // Online softmax per row over the tile (sigmoid: the running log2 total only; weights stay absolute).
+        for (int r = tid; r < NA_DECODE_ROWS; r += NA_DECODE_THREADS)
+        {
+            float tile_max = -NA_INFINITY;
+            for (int j = 0; j < NA_BLOCK_N; j++) tile_max = NA_FMAX(tile_max, ps[r * NA_BLOCK_N + j]);
+            const float m_old = row_m[r];
+            const float m_new = NA_FMAX(m_old, tile_max);
+            const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+            const float alpha = NA_EXP2(m_old - m_use);
+            float sum = 0.0f;
+            for (int j = 0; j < NA_BLOCK_N; j++)
+            {
+                const float s = ps[r * NA_BLOCK_N + j];
+                const float pj = NA_EXP2(s - m_use);
+                sum += pj;
+#if NA_SIGMOID
+                ps[r * NA_BLOCK_N + j] = NA_EXP2(s);
+#else
+                ps[r * NA_BLOCK_N + j] = pj;
+#endif
+            }
+            row_l[r] = row_l[r] * alpha + sum;
+            row_m[r] = m_new;
+#if NA_SIGMOID
+            row_alpha[r] = 1.0f;
+#else
+            row_alpha[r] = alpha;
+#endif
+        }
+        NA_BARRIER();
+
+        for (int a = 0; a < NA_ACC; a++)
+        {
+            const int e = tid + a * NA_DECODE_THREADS;
+            if (e < NA_DECODE_ROWS * NA_HEAD_DIM_V)
+            {
+                const int r = e / NA_HEAD_DIM_V, d = e - r * NA_HEAD_DIM_V;
+                float value = acc[a] * row_alpha[r];
+                for (int j = 0; j < NA_BLOCK_N; j++) value += ps[r * NA_BLOCK_N + j] * vs[j * NA_HEAD_DIM_V + d];
+                acc[a] = value;
+            }
+        }
+        NA_BARRIER();
+    }
+
+    for (int a = 0; a < NA_ACC; a++)
+    {
+        const int e = tid + a * NA_DECODE_THREADS;
+        const int r = e / NA_HEAD_DIM_V, d = e - r * NA_HEAD_DIM_V;
+        if (e >= NA_DECODE_ROWS * NA_HEAD_DIM_V || r >= rows || d >= p.dv) continue;
+        const int row = r0 + r, i = row / p.group, h = hk * p.group + row % p.group;
+        float m = row_m[r], l = row_l[r], value = acc[a];
+        if (p.splits > 1)
+        {
+            // Partial of split s: o_s normalised (sigmoid: the raw weighted sum) and its natural-log LSE.
+            const na_i64 out_row = ((na_i64)split * p.batch * p.heads_q + (na_i64)b * p.heads_q + h) * p.nq + i;
+#if NA_SIGMOID
+            part_o[out_row * p.dv + d] = value;
+#else
+            part_o[out_row * p.dv + d] = l > 0.0f ? value / l : 0.0f;
+#endif
+            if (d == 0) part_lse[out_row] = l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
+            continue;
+        }
+#if NA_SINKS
+        // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
+        if (l > 0.0f)
+        {
+            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
+            const float m_all = NA_FMAX(m, sink);
+            const float alpha = NA_EXP2(m - m_all);
+            value *= alpha;
+            l = l * alpha + NA_EXP2(sink - m_all);
+            m = m_all;
+        }
+#endif
+#if NA_SIGMOID
+        const float inv = 1.0f;
+#else
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+#endif
+        na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value * inv);
+        if (d == 0 && p.has_lse)
+            lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] =
+                l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
+    }
+}
+
+// Merges the S float32 partials of every output element exactly: LSE = log sum_s exp(LSE_s) (then the sink joins it),
+// o = sum_s exp(LSE_s - LSE) o_s; sigmoid partials are raw sums and simply add. Splits with LSE_s = -inf are never
+// read. One work-item per (row, feature), rows ordered [B, Hq, Nq].
+NA_KERNEL NA_WORKGROUP(NA_COMBINE_THREADS) void na_decode_combine(
+    NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse, const NA_GLOBAL float* NA_RESTRICT sinks,
+    const NA_GLOBAL float* NA_RESTRICT part_o, const NA_GLOBAL float* NA_RESTRICT part_lse, const na_decode_params p)
+{
+    const na_i64 x = (na_i64)NA_GROUP_ID(0) * NA_COMBINE_THREADS + NA_LOCAL_ID(0);
+    const na_i64 rows = (na_i64)p.batch * p.heads_q * p.nq;
+    const na_i64 row = x / p.dv;
+    const int d = (int)(x - row * p.dv);
+    if (row >= rows) return;
+    const int i = (int)(row % p.nq);
+    const int h = (int)((row / p.nq) % p.heads_q);
+    const int b = (int)(row / ((na_i64)p.nq * p.heads_q));
+    const na_i64 stride = rows;   // between splits
+
+    float m = -NA_INFINITY;
+    for (int s = 0; s < p.splits; s++) m = NA_FMAX(m, part_lse[s * stride + row]);
+    float total = -NA_INFINITY;
+    if (m != -NA_INFINITY)
+    {
+        float sum = 0.0f;
+        for (int s = 0; s < p.splits; s++) sum += NA_EXP(part_lse[s * stride + row] - m);
+        total = m + NA_LOG2(sum) * NA_LN2;
+    }
+    float value = 0.0f;
+#if NA_SIGMOID
+    for (int s = 0; s < p.splits; s++)
+        if (part_lse[s * stride + row] != -NA_INFINITY) value += part_o[(s * stride + row) * p.dv + d];
+#else
+#if NA_SINKS
+    if (total != -NA_INFINITY)
+    {
+        const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h];
+        const float top = NA_FMAX(total, sink);
+        total = top + NA_LOG2(NA_EXP(total - top) + NA_EXP(sink - top)) * NA_LN2;
+    }
+#endif
+    if (total != -NA_INFINITY)
+        for (int s = 0; s < p.splits; s++)
+        {
+            const float w = NA_EXP(part_lse[s * stride + row] - total);
+            if (w != 0.0f) value += w * part_o[(s * stride + row) * p.dv + d];
+        }
+#endif
+    na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value);
+    if (d == 0 && p.has_lse)
+        lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] = total;
+}

@@ -1,0 +1,114 @@
+// Arguments of the KV-cache decode kernels (decode/kv_append.h, decode/decode_fwd.h), passed by value. Mirrored by
+// managed/NativeAttention/Gpu/DecodeParams.cs; a test compiles common/layout_probe.h and checks that both sides
+// agree on size and offsets. 64-bit fields first, so no padding depends on the compiler.
+// The int32 `meta` buffer beside it holds the cache lengths [B] followed by the block table [B, blocks_per_seq].
+// Cache rows are addressed as (block or batch) * stride_b + head * stride_h + slot * stride_n + d * stride_d.
+#ifndef NA_PAGED
+#define NA_PAGED 0          // 1: caches are [NumBlocks, Hkv, PageSize, D] addressed through the block table
+#endif
+#ifndef NA_ROTARY
+#define NA_ROTARY 0         // 0 none, 1 half-split pairs (i, i + R/2), 2 interleaved pairs (2i, 2i + 1)
+#endif
+
+typedef struct na_decode_params
+{
+    na_i64 q_offset;       // element offset of Q[0,0,0,0] from the Q buffer's base
+    na_i64 k_offset;       // element offset of keyCache[0,0,0,0]
+    na_i64 v_offset;       // element offset of valueCache[0,0,0,0]
+    na_i64 o_offset;       // element offset of O[0,0,0,0]
+    na_i64 lse_offset;     // element offset of LSE[0,0,0]; unused when has_lse == 0
+    na_i64 nk_offset;      // element offset of NewKey[0,0,0,0]; unused when nnew == 0
+    na_i64 nv_offset;      // element offset of NewValue[0,0,0,0]
+    na_i64 cos_offset;     // element offset of RotaryCos[0,0]; unused without NA_ROTARY
+    na_i64 sin_offset;     // element offset of RotarySin[0,0]
+    na_i64 alibi_offset;   // element offset of the first float32 ALiBi slope; unused without NA_ALIBI
+    na_i64 sinks_offset;   // element offset of the first float32 sink logit; unused without NA_SINKS
+    na_i64 q_stride_b;     // Q element strides: batch, head, token, feature
+    na_i64 q_stride_h;
+    na_i64 q_stride_n;
+    na_i64 q_stride_d;
+    na_i64 k_stride_b;     // key cache element strides: batch (block when paged), kv head, slot, feature
+    na_i64 k_stride_h;
+    na_i64 k_stride_n;
+    na_i64 k_stride_d;
+    na_i64 v_stride_b;     // value cache element strides: batch (block when paged), kv head, slot, feature
+    na_i64 v_stride_h;
+    na_i64 v_stride_n;
+    na_i64 v_stride_d;
+    na_i64 o_stride_b;     // O element strides: batch, head, token, feature
+    na_i64 o_stride_h;
+    na_i64 o_stride_n;
+    na_i64 o_stride_d;
+    na_i64 lse_stride_b;   // LSE element strides: batch, head, token
+    na_i64 lse_stride_h;
+    na_i64 lse_stride_n;
+    na_i64 nk_stride_b;    // NewKey element strides: batch, kv head, token, feature
+    na_i64 nk_stride_h;
+    na_i64 nk_stride_n;
+    na_i64 nk_stride_d;
+    na_i64 nv_stride_b;    // NewValue element strides: batch, kv head, token, feature
+    na_i64 nv_stride_h;
+    na_i64 nv_stride_n;
+    na_i64 nv_stride_d;
+    na_i64 cos_stride_p;   // RotaryCos element strides: position, pair
+    na_i64 cos_stride_i;
+    na_i64 sin_stride_p;   // RotarySin element strides: position, pair
+    na_i64 sin_stride_i;
+    na_i64 alibi_stride_b; // slope strides: batch (0 for [Hq] slopes), head
+    na_i64 alibi_stride_h;
+    na_i64 sinks_stride_h; // sink stride over heads
+    int batch;             // B
+    int heads_q;           // Hq
+    int heads_kv;          // Hkv (divides Hq)
+    int group;             // Hq / Hkv
+    int nq;                // query rows per batch element
+    int nnew;              // tokens appended per batch element
+    int dqk;               // query/key head dim (<= NA_HEAD_DIM_QK)
+    int dv;                // value head dim (<= NA_HEAD_DIM_V)
+    int page_size;         // tokens per block when paged, else the cache capacity
+    int blocks_per_seq;    // block-table columns (1 when contiguous)
+    int rotary_half;       // RotaryDim / 2; 0 without rotary
+    int window_left;       // -1 unbounded
+    int window_right;      // -1 unbounded
+    int causal;            // 1: bottom-right causal against L_b
+    int has_lse;           // 1: write LSE
+    int splits;            // key-axis splits S; > 1 writes float32 partials that na_decode_combine merges
+    int row_chunks;        // work-groups per (b, kv head, split) along the G * Nq rows
+    float scale_log2;      // scale * log2(e)
+    float softcap_log2;    // softcap c * log2(e); unused without NA_SOFTCAP
+    float sigmoid_bias;    // b of sigmoid(s' + b); unused without NA_SIGMOID
+} na_decode_params;
+
+// The element offset of (batch element b, position pos) inside a cache, before the head and feature terms: through
+// the block table when paged. `meta` holds the lengths [B] then the table.
+NA_INLINE na_i64 na_cache_slot(const NA_GLOBAL int* meta, const na_decode_params p, int b, int pos, na_i64 stride_b, na_i64 stride_n)
+{
+#if NA_PAGED
+    const int block = meta[p.batch + b * p.blocks_per_seq + pos / p.page_size];
+    return (na_i64)block * stride_b + (na_i64)(pos % p.page_size) * stride_n;
+#else
+    return (na_i64)b * stride_b + (na_i64)pos * stride_n;
+#endif
+}
+
+// Rotary embedding of feature d of a row (NA_ROTARY 1: pairs (i, i + R/2), GPT-NeoX; 2: pairs (2i, 2i + 1), GPT-J),
+// given the row's element d (`self`) and its partner (`other`): pair i turns (x, y) -> (x cos - y sin, x sin + y cos).
+// Features d >= R are returned unchanged. `pair` and `second` say which pair d is in and whether it is the y of it.
+NA_INLINE int na_rotary_partner(int d, int pairs, int* pair, int* second)
+{
+#if NA_ROTARY == 2
+    *pair = d >> 1;
+    *second = d & 1;
+    return d ^ 1;
+#else
+    *second = d >= pairs;
+    *pair = *second ? d - pairs : d;
+    return *second ? d - pairs : d + pairs;
+#endif
+}
+
+NA_INLINE float na_rotate(float self, float other, int second, float c, float s)
+{
+    // first: x = self, y = other -> x c - y s; second: x = other, y = self -> x s + y c.
+    return second ? other * s + self * c : self * c - other * s;
+}

@@ -1,0 +1,280 @@
+// Host side of the KV-cache decode kernels (kernels/decode/), shared by OpenCL and CUDA: plan, arguments, variants,
+// and the launch sequence append -> split-KV attention -> combine.
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace NativeAttention.Gpu;
+
+/// <summary>What <see cref="GpuDecode"/> needs from a GPU context: scratch memory, owner checks and launches.</summary>
+internal interface IGpuKernelHost
+{
+    /// <summary>The dialect this context compiles.</summary>
+    KernelApi Api { get; }
+
+    /// <summary>Compute units (OpenCL) or multiprocessors (CUDA) of the device; the automatic split count depends on it.</summary>
+    int ComputeUnits { get; }
+
+    /// <summary>The context's reusable scratch memory.</summary>
+    GpuScratch Scratch { get; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming <paramref name="name"/> unless the view lives in this context's buffers.</summary>
+    void CheckOwner(in TensorView view, string name);
+
+    /// <summary>
+    /// Enqueues <paramref name="entryPoint"/> of the module <paramref name="name"/> (built from <paramref name="source"/> once
+    /// per context) on a <paramref name="groupsX"/> x <paramref name="groupsY"/> grid of <paramref name="threads"/>-wide
+    /// work-groups; arguments are the buffers' root allocations (null for absent ones), then <paramref name="parameters"/> by value.
+    /// </summary>
+    void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads);
+}
+
+/// <summary>
+/// Growable device scratch of one context, in numbered slots of float32 elements (int32 data is stored by bit
+/// pattern). A call holds <see cref="Gate"/> from its uploads to its last launch; uploads are ordered after every kernel
+/// enqueued before them on the context's in-order queue, so a later call never overwrites what an earlier kernel still
+/// reads.
+/// </summary>
+internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate, Action synchronize) : IDisposable
+{
+    private readonly DeviceBuffer?[] _slots = new DeviceBuffer?[4];
+
+    /// <summary>Held by one call from its first upload to its last launch.</summary>
+    public Lock Gate { get; } = new();
+
+    /// <summary>Slot <paramref name="slot"/> with room for at least <paramref name="length"/> floats (call under <see cref="Gate"/>).</summary>
+    public DeviceBuffer Take(int slot, long length)
+    {
+        var buffer = _slots[slot];
+        if (buffer is not null && buffer.Length >= length) return buffer;
+        long size = Math.Max(length, Math.Max(256, 2 * (buffer?.Length ?? 0)));  // geometric growth: rare reallocation
+        if (buffer is not null)
+        {
+            synchronize();   // kernels enqueued earlier may still read the old buffer
+            buffer.Dispose();
+            _slots[slot] = null;
+        }
+        return _slots[slot] = allocate(ElementType.Float32, size);
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in _slots) buffer?.Dispose();
+    }
+}
+
+/// <summary>The compile-time shape of a decode attention kernel.</summary>
+internal readonly record struct DecodeVariant(
+    ElementType ElementType, int HeadDimQk, int HeadDimV, int Rows, bool Paged, int Rotary, bool Softcap, bool Alibi, bool Sinks, bool Sigmoid)
+{
+    /// <summary>Threads per work-group of the attention kernel.</summary>
+    public const int Threads = 128;
+
+    /// <summary>Threads per work-group of the append and combine kernels.</summary>
+    public const int SmallThreads = 64;
+
+    /// <summary>Keys per shared-memory tile: the tiles of K (padded), V and Q stay within 48 KB.</summary>
+    public int BlockN => Math.Max(HeadDimQk, HeadDimV) switch { <= 64 => 64, <= 128 => 32, _ => 16 };
+
+    /// <summary>The largest rows-per-work-group bucket for a head-dim bucket (Q tile in shared memory).</summary>
+    public static int MaxRows(int headDimQk) => headDimQk > 128 ? 8 : 16;
+
+    /// <summary>Rows per work-group: the smallest power of two holding every row of a kv head, capped by <see cref="MaxRows"/>.</summary>
+    public static int RowsFor(int rows, int headDimQk)
+    {
+        int bucket = 1;
+        while (bucket < rows && bucket < MaxRows(headDimQk)) bucket *= 2;
+        return bucket;
+    }
+
+    private string Mods =>
+        $"{(Softcap ? ".softcap" : "")}{(Alibi ? ".alibi" : "")}{(Sinks ? ".sinks" : "")}{(Sigmoid ? ".sigmoid" : "")}";
+
+    private string Type => FlashVariant.TypeName(ElementType);
+
+    /// <summary>The attention kernel's module name.</summary>
+    public string Name =>
+        $"decode_fwd.hd{HeadDimQk}x{HeadDimV}.{Type}.r{Rows}{(Paged ? ".paged" : "")}{RotaryName(Rotary)}{Mods}";
+
+    /// <summary>The combine kernel's module name.</summary>
+    public string CombineName => $"decode_combine.{Type}{(Sinks ? ".sinks" : "")}{(Sigmoid ? ".sigmoid" : "")}";
+
+    /// <summary>The append kernel's module name.</summary>
+    public string AppendName => $"kv_append.{Type}{(Paged ? ".paged" : "")}{RotaryName(Rotary)}";
+
+    private static string RotaryName(int rotary) => rotary switch { 1 => ".rope", 2 => ".rope-interleaved", _ => "" };
+
+    public string Source(KernelApi api) => KernelSource.Build(api, "decode/decode_fwd.h",
+    [
+        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", Str(HeadDimQk)), new("NA_HEAD_DIM_V", Str(HeadDimV)),
+        new("NA_DECODE_ROWS", Str(Rows)), new("NA_DECODE_THREADS", Str(Threads)), new("NA_BLOCK_N", Str(BlockN)),
+        new("NA_PAGED", Paged ? "1" : "0"), new("NA_ROTARY", Str(Rotary)), new("NA_SOFTCAP", Softcap ? "1" : "0"),
+        new("NA_ALIBI", Alibi ? "1" : "0"), new("NA_SINKS", Sinks ? "1" : "0"), new("NA_SIGMOID", Sigmoid ? "1" : "0"),
+    ]);
+
+    public string CombineSource(KernelApi api) => KernelSource.Build(api, "decode/decode_fwd.h",
+    [
+        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", "16"), new("NA_DECODE_ROWS", "1"),
+        new("NA_SINKS", Sinks ? "1" : "0"), new("NA_SIGMOID", Sigmoid ? "1" : "0"), new("NA_COMBINE_THREADS", Str(SmallThreads)),
+    ]);
+
+    public string AppendSource(KernelApi api) => KernelSource.Build(api, "decode/kv_append.h",
+    [
+        new("NA_DTYPE", Str((int)ElementType)), new("NA_PAGED", Paged ? "1" : "0"), new("NA_ROTARY", Str(Rotary)),
+        new("NA_APPEND_THREADS", Str(SmallThreads)),
+    ]);
+
+    /// <summary>A spread of variants that every CI run compiles (each kernel, each option, each head-dim and row bucket).</summary>
+    public static IEnumerable<DecodeVariant> CompileCoverage()
+    {
+        foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
+            foreach (int d in FlashVariant.HeadDimBuckets.ToArray())
+                yield return new DecodeVariant(type, d, d, MaxRows(d), false, 0, false, false, false, false);
+        foreach (int rows in new[] { 1, 2, 4, 8 })
+            yield return new DecodeVariant(ElementType.Float16, 128, 128, rows, true, 1, false, false, false, false);
+        yield return new DecodeVariant(ElementType.BFloat16, 64, 32, 4, true, 2, true, true, true, false);
+        yield return new DecodeVariant(ElementType.Float32, 256, 64, 8, false, 1, true, true, false, true);
+    }
+
+    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>KV-cache decoding on a GPU: in-place append, split-KV attention through the block table, exact combine.</summary>
+internal static class GpuDecode
+{
+    /// <summary>Keys below which a split costs more in merging than it gains in parallelism.</summary>
+    private const int MinKeysPerSplit = 256;
+
+    private const double Log2E = 1.4426950408889634;
+
+    /// <summary>Runs a validated call: every tensor must already be on the host's device (checked here by name).</summary>
+    public static void Run(IGpuKernelHost host, KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache,
+        in TensorView output, in TensorView? logSumExp)
+    {
+        var cache = problem.Cache;
+        var options = problem.Options;
+        host.CheckOwner(query, nameof(query));
+        host.CheckOwner(keyCache, nameof(keyCache));
+        host.CheckOwner(valueCache, nameof(valueCache));
+        host.CheckOwner(output, nameof(output));
+        if (logSumExp is { } lseView) host.CheckOwner(lseView, nameof(logSumExp));
+        if (cache.NewKey is { } nk) host.CheckOwner(nk, "cache.NewKey");
+        if (cache.NewValue is { } nv) host.CheckOwner(nv, "cache.NewValue");
+        if (cache.RotaryCos is { } cos) host.CheckOwner(cos, "cache.RotaryCos");
+        if (cache.RotarySin is { } sin) host.CheckOwner(sin, "cache.RotarySin");
+        if (options.AlibiSlopes is { } slopes) host.CheckOwner(slopes, "options.AlibiSlopes");
+        if (options.Sinks is { } sinks) host.CheckOwner(sinks, "options.Sinks");
+
+        int groupRows = problem.GroupSize * problem.QueryLength;
+        var variant = new DecodeVariant(problem.ElementType, FlashVariant.Bucket(problem.HeadDim), FlashVariant.Bucket(problem.ValueDim),
+            DecodeVariant.RowsFor(groupRows, FlashVariant.Bucket(problem.HeadDim)), problem.IsPaged,
+            problem.RotaryDim == 0 ? 0 : cache.RotaryInterleaved ? 2 : 1, options.Softcap > 0, options.AlibiSlopes is not null,
+            options.Sinks is not null, options.ScoreFunction == ScoreFunction.Sigmoid);
+        int rowChunks = (groupRows + variant.Rows - 1) / variant.Rows;
+        int heads = checked(problem.Batch * problem.KeyValueHeads);
+        if (heads > 65535) throw new NotSupportedException($"B * Hkv = {heads} exceeds the GPU grid limit of 65535 for FlashKvCache.");
+        int splits = cache.Splits ?? AutomaticSplits(problem, heads * rowChunks, host.ComputeUnits);
+        var p = Params(problem, query, keyCache, valueCache, output, logSumExp, splits, rowChunks);
+        var bytes = MemoryMarshal.AsBytes(new ReadOnlySpan<DecodeParams>(in p));
+
+        // Lengths [B] then the block table: a few KB, uploaded per call.
+        int[] meta = [.. Enumerable.Range(0, problem.Batch).Select(problem.CacheLength), .. problem.BlockTableEntries ?? []];
+        long rows = (long)problem.Batch * problem.QueryHeads * problem.QueryLength;
+        var api = host.Api;
+        var scratch = host.Scratch;
+        lock (scratch.Gate)
+        {
+            var metaBuffer = scratch.Take(0, meta.Length);
+            metaBuffer.Write<float>(MemoryMarshal.Cast<int, float>(meta));
+            DeviceBuffer? partials = splits > 1 ? scratch.Take(1, checked(splits * rows * problem.ValueDim)) : null;
+            DeviceBuffer? partialLse = splits > 1 ? scratch.Take(2, splits * rows) : null;
+            if (problem.NewLength > 0)
+            {
+                long work = (long)problem.NewLength * Math.Max(problem.HeadDim, problem.ValueDim);
+                host.Launch(variant.AppendName, () => variant.AppendSource(api), "na_kv_append",
+                    [Buffer(cache.NewKey), Buffer(cache.NewValue), Buffer(keyCache), Buffer(valueCache), metaBuffer, Buffer(cache.RotaryCos), Buffer(cache.RotarySin)],
+                    bytes, checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads)), heads, DecodeVariant.SmallThreads);
+            }
+            host.Launch(variant.Name, () => variant.Source(api), "na_decode_fwd",
+                [Buffer(query), Buffer(keyCache), Buffer(valueCache), Buffer(output), Buffer(logSumExp), metaBuffer, Buffer(cache.RotaryCos),
+                 Buffer(cache.RotarySin), Buffer(options.AlibiSlopes), Buffer(options.Sinks), partials, partialLse],
+                bytes, checked(rowChunks * splits), heads, DecodeVariant.Threads);
+            if (splits > 1)
+            {
+                long work = rows * problem.ValueDim;
+                host.Launch(variant.CombineName, () => variant.CombineSource(api), "na_decode_combine",
+                    [Buffer(output), Buffer(logSumExp), Buffer(options.Sinks), partials, partialLse],
+                    bytes, checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads)), 1, DecodeVariant.SmallThreads);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The split count when the caller leaves it open: enough work-groups for two per compute unit, never splits shorter
+    /// than <see cref="MinKeysPerSplit"/> keys. Depends only on the problem's sizes and the device.
+    /// </summary>
+    internal static int AutomaticSplits(KvCacheProblem problem, int baseGroups, int computeUnits)
+    {
+        int longest = 0;
+        for (int b = 0; b < problem.Batch; b++) longest = Math.Max(longest, problem.KeyLength(b));
+        int wanted = (2 * Math.Max(computeUnits, 1) + baseGroups - 1) / baseGroups;
+        return Math.Clamp(Math.Min(wanted, longest / MinKeysPerSplit), 1, KvCacheProblem.MaxSplits);
+    }
+
+    private static DeviceBuffer? Buffer(in TensorView? view) => view is { } v ? (DeviceBuffer)v.Storage! : null;
+
+    private static DecodeParams Params(KvCacheProblem problem, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? lse,
+        int splits, int rowChunks)
+    {
+        var cache = problem.Cache;
+        var options = problem.Options;
+        var p = new DecodeParams
+        {
+            QOffset = Offset(q), KOffset = Offset(k), VOffset = Offset(v), OOffset = Offset(o),
+            QStrideB = q.Strides[0], QStrideH = q.Strides[1], QStrideN = q.Strides[2], QStrideD = q.Strides[3],
+            KStrideB = k.Strides[0], KStrideH = k.Strides[1], KStrideN = k.Strides[2], KStrideD = k.Strides[3],
+            VStrideB = v.Strides[0], VStrideH = v.Strides[1], VStrideN = v.Strides[2], VStrideD = v.Strides[3],
+            OStrideB = o.Strides[0], OStrideH = o.Strides[1], OStrideN = o.Strides[2], OStrideD = o.Strides[3],
+            Batch = problem.Batch, HeadsQ = problem.QueryHeads, HeadsKv = problem.KeyValueHeads, Group = problem.GroupSize,
+            Nq = problem.QueryLength, Nnew = problem.NewLength, Dqk = problem.HeadDim, Dv = problem.ValueDim,
+            PageSize = problem.PageSize, BlocksPerSeq = problem.BlocksPerSequence, RotaryHalf = problem.RotaryDim / 2,
+            WindowLeft = options.WindowLeft, WindowRight = options.WindowRight, Causal = options.Causal ? 1 : 0,
+            Splits = splits, RowChunks = rowChunks,
+            ScaleLog2 = (float)(problem.Scale * Log2E), SoftcapLog2 = (float)(options.Softcap * Log2E), SigmoidBias = options.SigmoidBias,
+        };
+        if (lse is { } l)
+        {
+            p.HasLse = 1;
+            p.LseOffset = Offset(l);
+            (p.LseStrideB, p.LseStrideH, p.LseStrideN) = (l.Strides[0], l.Strides[1], l.Strides[2]);
+        }
+        if (cache.NewKey is { } nk && cache.NewValue is { } nv)
+        {
+            p.NkOffset = Offset(nk);
+            (p.NkStrideB, p.NkStrideH, p.NkStrideN, p.NkStrideD) = (nk.Strides[0], nk.Strides[1], nk.Strides[2], nk.Strides[3]);
+            p.NvOffset = Offset(nv);
+            (p.NvStrideB, p.NvStrideH, p.NvStrideN, p.NvStrideD) = (nv.Strides[0], nv.Strides[1], nv.Strides[2], nv.Strides[3]);
+        }
+        if (cache.RotaryCos is { } cos && cache.RotarySin is { } sin)
+        {
+            p.CosOffset = Offset(cos);
+            (p.CosStrideP, p.CosStrideI) = (cos.Strides[0], cos.Strides[1]);
+            p.SinOffset = Offset(sin);
+            (p.SinStrideP, p.SinStrideI) = (sin.Strides[0], sin.Strides[1]);
+        }
+        if (options.AlibiSlopes is { } slopes)
+        {
+            p.AlibiOffset = Offset(slopes);
+            (p.AlibiStrideB, p.AlibiStrideH) = slopes.Rank == 1 ? (0L, slopes.Strides[0]) : (slopes.Strides[0], slopes.Strides[1]);
+        }
+        if (options.Sinks is { } sinks)
+        {
+            p.SinksOffset = Offset(sinks);
+            p.SinksStrideH = sinks.Strides[0];
+        }
+        return p;
+    }
+
+    /// <summary>The element offset of a view's origin from the start of its root device buffer.</summary>
+    private static long Offset(in TensorView view) => ((DeviceBuffer)view.Storage!).ByteOffset / view.ElementType.SizeOf() + view.Offset;
+}
