@@ -41,6 +41,7 @@ NA_KERNEL void na_decode_params_layout(NA_GLOBAL int* out)
     NA_PROBE(alibi_stride_b); NA_PROBE(alibi_stride_h); NA_PROBE(sinks_stride_h); NA_PROBE(batch); NA_PROBE(heads_q); NA_PROBE(heads_kv);
     NA_PROBE(group); NA_PROBE(nq); NA_PROBE(nnew); NA_PROBE(dqk); NA_PROBE(dv); NA_PROBE(page_size);
     NA_PROBE(blocks_per_seq); NA_PROBE(rotary_half); NA_PROBE(window_left); NA_PROBE(window_right); NA_PROBE(causal); NA_PROBE(has_lse);
-    NA_PROBE(splits); NA_PROBE(row_chunks); NA_PROBE(scale_log2); NA_PROBE(softcap_log2); NA_PROBE(sigmoid_bias);
+    NA_PROBE(splits); NA_PROBE(row_chunks); NA_PROBE(paged); NA_PROBE(rotary); NA_PROBE(has_alibi); NA_PROBE(has_sinks);
+    NA_PROBE(sigmoid); NA_PROBE(has_softcap); NA_PROBE(scale_log2); NA_PROBE(softcap_log2); NA_PROBE(sigmoid_bias);
 #undef NA_PROBE
 }

@@ -24,18 +24,6 @@
 #ifndef NA_BLOCK_N
 #define NA_BLOCK_N 32       // keys per shared-memory tile
 #endif
-#ifndef NA_SOFTCAP
-#define NA_SOFTCAP 0
-#endif
-#ifndef NA_ALIBI
-#define NA_ALIBI 0
-#endif
-#ifndef NA_SINKS
-#define NA_SINKS 0
-#endif
-#ifndef NA_SIGMOID
-#define NA_SIGMOID 0
-#endif
 #ifndef NA_COMBINE_THREADS
 #define NA_COMBINE_THREADS 64
 #endif
@@ -86,12 +74,8 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
         row_m[r] = -NA_INFINITY;
         row_l[r] = 0.0f;
         row_alpha[r] = 1.0f;
-#if NA_ALIBI
         const int h = hk * p.group + (r0 + r) % p.group;
-        row_slope[r] = ok ? slopes[p.alibi_offset + b * p.alibi_stride_b + h * p.alibi_stride_h] * NA_LOG2E : 0.0f;
-#else
-        row_slope[r] = 0.0f;
-#endif
+        row_slope[r] = ok && p.has_alibi ? slopes[p.alibi_offset + b * p.alibi_stride_b + h * p.alibi_stride_h] * NA_LOG2E : 0.0f;
     }
     // Queries, rotated at their positions and scaled into base 2.
     for (int idx = tid; idx < NA_DECODE_ROWS * NA_HEAD_DIM_QK; idx += NA_DECODE_THREADS)
@@ -103,17 +87,15 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             const int row = r0 + r, i = row / p.group, h = hk * p.group + row % p.group;
             const na_i64 src = p.q_offset + b * p.q_stride_b + h * p.q_stride_h + (na_i64)i * p.q_stride_n;
             value = na_load(q, src + d * p.q_stride_d);
-#if NA_ROTARY
-            if (d < 2 * p.rotary_half)
+            if (p.rotary && d < 2 * p.rotary_half)
             {
                 int pair, second;
-                const int partner = na_rotary_partner(d, p.rotary_half, &pair, &second);
+                const int partner = na_rotary_partner(p.rotary, d, p.rotary_half, &pair, &second);
                 const int pos = nk - p.nq + i;
                 value = na_rotate(value, na_load(q, src + partner * p.q_stride_d), second,
                                   rcos[p.cos_offset + pos * p.cos_stride_p + pair * p.cos_stride_i],
                                   rsin[p.sin_offset + pos * p.sin_stride_p + pair * p.sin_stride_i]);
             }
-#endif
             value *= p.scale_log2;
         }
         qs[idx] = value;
@@ -173,19 +155,16 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
                 for (int d = 0; d < NA_HEAD_DIM_QK; d += 4)
                     for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[j * NA_KS + d + u];
                 score = (part[0] + part[1]) + (part[2] + part[3]);
-#if NA_SOFTCAP
-                score = p.softcap_log2 * NA_TANH(score / p.softcap_log2);
-#endif
-#if NA_ALIBI
+                if (p.has_softcap) score = p.softcap_log2 * NA_TANH(score / p.softcap_log2);
                 const int distance = (r0 + r) / p.group + nk - p.nq - key;
-                score -= row_slope[r] * (float)(distance < 0 ? -distance : distance);
-#endif
-#if NA_SIGMOID
-                // log2 of sigmoid(s ln 2 + b), from one exp so that neither end overflows.
-                const float x = score * NA_LN2 + p.sigmoid_bias;
-                const float t = NA_EXP(-(x < 0.0f ? -x : x));
-                score = ((x < 0.0f ? x : 0.0f) - NA_LOG1P(t)) * NA_LOG2E;
-#endif
+                score -= row_slope[r] * (float)(distance < 0 ? -distance : distance);   // slope 0 without ALiBi
+                if (p.sigmoid)
+                {
+                    // log2 of sigmoid(s ln 2 + b), from one exp so that neither end overflows.
+                    const float x = score * NA_LN2 + p.sigmoid_bias;
+                    const float t = NA_EXP(-(x < 0.0f ? -x : x));
+                    score = ((x < 0.0f ? x : 0.0f) - NA_LOG1P(t)) * NA_LOG2E;
+                }
             }
             ps[idx] = score;
         }
@@ -206,19 +185,11 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
                 const float s = ps[r * NA_BLOCK_N + j];
                 const float pj = NA_EXP2(s - m_use);
                 sum += pj;
-#if NA_SIGMOID
-                ps[r * NA_BLOCK_N + j] = NA_EXP2(s);
-#else
-                ps[r * NA_BLOCK_N + j] = pj;
-#endif
+                ps[r * NA_BLOCK_N + j] = p.sigmoid ? NA_EXP2(s) : pj;
             }
             row_l[r] = row_l[r] * alpha + sum;
             row_m[r] = m_new;
-#if NA_SIGMOID
-            row_alpha[r] = 1.0f;
-#else
-            row_alpha[r] = alpha;
-#endif
+            row_alpha[r] = p.sigmoid ? 1.0f : alpha;
         }
         NA_BARRIER();
 
@@ -247,17 +218,12 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
         {
             // Partial of split s: o_s normalised (sigmoid: the raw weighted sum) and its natural-log LSE.
             const na_i64 out_row = ((na_i64)split * p.batch * p.heads_q + (na_i64)b * p.heads_q + h) * p.nq + i;
-#if NA_SIGMOID
-            part_o[out_row * p.dv + d] = value;
-#else
-            part_o[out_row * p.dv + d] = l > 0.0f ? value / l : 0.0f;
-#endif
+            part_o[out_row * p.dv + d] = p.sigmoid ? value : l > 0.0f ? value / l : 0.0f;
             if (d == 0) part_lse[out_row] = l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
             continue;
         }
-#if NA_SINKS
         // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-        if (l > 0.0f)
+        if (p.has_sinks && l > 0.0f)
         {
             const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
             const float m_all = NA_FMAX(m, sink);
@@ -266,12 +232,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             l = l * alpha + NA_EXP2(sink - m_all);
             m = m_all;
         }
-#endif
-#if NA_SIGMOID
-        const float inv = 1.0f;
-#else
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-#endif
+        const float inv = p.sigmoid ? 1.0f : l > 0.0f ? 1.0f / l : 0.0f;
         na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value * inv);
         if (d == 0 && p.has_lse)
             lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] =
@@ -306,25 +267,26 @@ NA_KERNEL NA_WORKGROUP(NA_COMBINE_THREADS) void na_decode_combine(
         total = m + NA_LOG2(sum) * NA_LN2;
     }
     float value = 0.0f;
-#if NA_SIGMOID
-    for (int s = 0; s < p.splits; s++)
-        if (part_lse[s * stride + row] != -NA_INFINITY) value += part_o[(s * stride + row) * p.dv + d];
-#else
-#if NA_SINKS
-    if (total != -NA_INFINITY)
+    if (p.sigmoid)
     {
-        const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h];
-        const float top = NA_FMAX(total, sink);
-        total = top + NA_LOG2(NA_EXP(total - top) + NA_EXP(sink - top)) * NA_LN2;
-    }
-#endif
-    if (total != -NA_INFINITY)
         for (int s = 0; s < p.splits; s++)
+            if (part_lse[s * stride + row] != -NA_INFINITY) value += part_o[(s * stride + row) * p.dv + d];
+    }
+    else
+    {
+        if (p.has_sinks && total != -NA_INFINITY)
         {
-            const float w = NA_EXP(part_lse[s * stride + row] - total);
-            if (w != 0.0f) value += w * part_o[(s * stride + row) * p.dv + d];
+            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h];
+            const float top = NA_FMAX(total, sink);
+            total = top + NA_LOG2(NA_EXP(total - top) + NA_EXP(sink - top)) * NA_LN2;
         }
-#endif
+        if (total != -NA_INFINITY)
+            for (int s = 0; s < p.splits; s++)
+            {
+                const float w = NA_EXP(part_lse[s * stride + row] - total);
+                if (w != 0.0f) value += w * part_o[(s * stride + row) * p.dv + d];
+            }
+    }
     na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value);
     if (d == 0 && p.has_lse)
         lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] = total;

@@ -1,15 +1,9 @@
-// Arguments of the KV-cache decode kernels (decode/kv_append.h, decode/decode_fwd.h), passed by value. Mirrored by
+// Arguments of the KV-cache decode kernels (decode/kv_append.h, decode/decode_fwd.h), passed by value. Options are
+// runtime flags here (uniform branches cost nothing next to reading the cache) so that few variants need compiling. Mirrored by
 // managed/NativeAttention/Gpu/DecodeParams.cs; a test compiles common/layout_probe.h and checks that both sides
 // agree on size and offsets. 64-bit fields first, so no padding depends on the compiler.
 // The int32 `meta` buffer beside it holds the cache lengths [B] followed by the block table [B, blocks_per_seq].
 // Cache rows are addressed as (block or batch) * stride_b + head * stride_h + slot * stride_n + d * stride_d.
-#ifndef NA_PAGED
-#define NA_PAGED 0          // 1: caches are [NumBlocks, Hkv, PageSize, D] addressed through the block table
-#endif
-#ifndef NA_ROTARY
-#define NA_ROTARY 0         // 0 none, 1 half-split pairs (i, i + R/2), 2 interleaved pairs (2i, 2i + 1)
-#endif
-
 typedef struct na_decode_params
 {
     na_i64 q_offset;       // element offset of Q[0,0,0,0] from the Q buffer's base
@@ -19,10 +13,10 @@ typedef struct na_decode_params
     na_i64 lse_offset;     // element offset of LSE[0,0,0]; unused when has_lse == 0
     na_i64 nk_offset;      // element offset of NewKey[0,0,0,0]; unused when nnew == 0
     na_i64 nv_offset;      // element offset of NewValue[0,0,0,0]
-    na_i64 cos_offset;     // element offset of RotaryCos[0,0]; unused without NA_ROTARY
+    na_i64 cos_offset;     // element offset of RotaryCos[0,0]; unused when rotary == 0
     na_i64 sin_offset;     // element offset of RotarySin[0,0]
-    na_i64 alibi_offset;   // element offset of the first float32 ALiBi slope; unused without NA_ALIBI
-    na_i64 sinks_offset;   // element offset of the first float32 sink logit; unused without NA_SINKS
+    na_i64 alibi_offset;   // element offset of the first float32 ALiBi slope; unused when has_alibi == 0
+    na_i64 sinks_offset;   // element offset of the first float32 sink logit; unused when has_sinks == 0
     na_i64 q_stride_b;     // Q element strides: batch, head, token, feature
     na_i64 q_stride_h;
     na_i64 q_stride_n;
@@ -74,37 +68,40 @@ typedef struct na_decode_params
     int has_lse;           // 1: write LSE
     int splits;            // key-axis splits S; > 1 writes float32 partials that na_decode_combine merges
     int row_chunks;        // work-groups per (b, kv head, split) along the G * Nq rows
+    int paged;             // 1: caches are [NumBlocks, Hkv, PageSize, D] addressed through the block table
+    int rotary;            // 0 none, 1 half-split pairs (i, i + R/2) (GPT-NeoX), 2 interleaved pairs (2i, 2i + 1) (GPT-J)
+    int has_alibi;         // 1: s -= slope_h |i' - j|
+    int has_sinks;         // 1: a per-head logit joins the softmax denominator
+    int sigmoid;           // 1: unnormalised sigmoid(s' + b) weights instead of softmax
+    int has_softcap;       // 1: s = c tanh(s / c)
     float scale_log2;      // scale * log2(e)
-    float softcap_log2;    // softcap c * log2(e); unused without NA_SOFTCAP
-    float sigmoid_bias;    // b of sigmoid(s' + b); unused without NA_SIGMOID
+    float softcap_log2;    // softcap c * log2(e); unused when has_softcap == 0
+    float sigmoid_bias;    // b of sigmoid(s' + b); unused when sigmoid == 0
 } na_decode_params;
 
 // The element offset of (batch element b, position pos) inside a cache, before the head and feature terms: through
 // the block table when paged. `meta` holds the lengths [B] then the table.
 NA_INLINE na_i64 na_cache_slot(const NA_GLOBAL int* meta, const na_decode_params p, int b, int pos, na_i64 stride_b, na_i64 stride_n)
 {
-#if NA_PAGED
+    if (!p.paged) return (na_i64)b * stride_b + (na_i64)pos * stride_n;
     const int block = meta[p.batch + b * p.blocks_per_seq + pos / p.page_size];
     return (na_i64)block * stride_b + (na_i64)(pos % p.page_size) * stride_n;
-#else
-    return (na_i64)b * stride_b + (na_i64)pos * stride_n;
-#endif
 }
 
-// Rotary embedding of feature d of a row (NA_ROTARY 1: pairs (i, i + R/2), GPT-NeoX; 2: pairs (2i, 2i + 1), GPT-J),
+// Rotary embedding of feature d of a row (mode 1: pairs (i, i + R/2), GPT-NeoX; 2: pairs (2i, 2i + 1), GPT-J),
 // given the row's element d (`self`) and its partner (`other`): pair i turns (x, y) -> (x cos - y sin, x sin + y cos).
 // Features d >= R are returned unchanged. `pair` and `second` say which pair d is in and whether it is the y of it.
-NA_INLINE int na_rotary_partner(int d, int pairs, int* pair, int* second)
+NA_INLINE int na_rotary_partner(int mode, int d, int pairs, int* pair, int* second)
 {
-#if NA_ROTARY == 2
-    *pair = d >> 1;
-    *second = d & 1;
-    return d ^ 1;
-#else
+    if (mode == 2)
+    {
+        *pair = d >> 1;
+        *second = d & 1;
+        return d ^ 1;
+    }
     *second = d >= pairs;
     *pair = *second ? d - pairs : d;
     return *second ? d - pairs : d + pairs;
-#endif
 }
 
 NA_INLINE float na_rotate(float self, float other, int second, float c, float s)

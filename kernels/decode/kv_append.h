@@ -28,16 +28,14 @@ NA_KERNEL NA_WORKGROUP(NA_APPEND_THREADS) void na_kv_append(
     {
         const na_i64 src = p.nk_offset + b * p.nk_stride_b + h * p.nk_stride_h + (na_i64)t * p.nk_stride_n;
         float value = na_load(new_k, src + d * p.nk_stride_d);
-#if NA_ROTARY
-        if (d < 2 * p.rotary_half)
+        if (p.rotary && d < 2 * p.rotary_half)
         {
             int pair, second;
-            const int partner = na_rotary_partner(d, p.rotary_half, &pair, &second);
+            const int partner = na_rotary_partner(p.rotary, d, p.rotary_half, &pair, &second);
             const float other = na_load(new_k, src + partner * p.nk_stride_d);
             value = na_rotate(value, other, second, rcos[p.cos_offset + pos * p.cos_stride_p + pair * p.cos_stride_i],
                               rsin[p.sin_offset + pos * p.sin_stride_p + pair * p.sin_stride_i]);
         }
-#endif
         na_store(k, p.k_offset + h * p.k_stride_h + na_cache_slot(meta, p, b, pos, p.k_stride_b, p.k_stride_n) + d * p.k_stride_d, value);
     }
     if (d < p.dv)

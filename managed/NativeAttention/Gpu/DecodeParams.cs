@@ -13,10 +13,10 @@ internal struct DecodeParams
     public long LseOffset;             // element offset of LSE[0,0,0]; unused when has_lse == 0
     public long NkOffset;              // element offset of NewKey[0,0,0,0]; unused when nnew == 0
     public long NvOffset;              // element offset of NewValue[0,0,0,0]
-    public long CosOffset;             // element offset of RotaryCos[0,0]; unused without NA_ROTARY
+    public long CosOffset;             // element offset of RotaryCos[0,0]; unused when rotary == 0
     public long SinOffset;             // element offset of RotarySin[0,0]
-    public long AlibiOffset;           // element offset of the first float32 ALiBi slope; unused without NA_ALIBI
-    public long SinksOffset;           // element offset of the first float32 sink logit; unused without NA_SINKS
+    public long AlibiOffset;           // element offset of the first float32 ALiBi slope; unused when has_alibi == 0
+    public long SinksOffset;           // element offset of the first float32 sink logit; unused when has_sinks == 0
     public long QStrideB;              // Q element strides: batch, head, token, feature
     public long QStrideH;             
     public long QStrideN;             
@@ -68,7 +68,13 @@ internal struct DecodeParams
     public int HasLse;                 // 1: write LSE
     public int Splits;                 // key-axis splits S; > 1 writes float32 partials that na_decode_combine merges
     public int RowChunks;              // work-groups per (b, kv head, split) along the G * Nq rows
+    public int Paged;                  // 1: caches are [NumBlocks, Hkv, PageSize, D] addressed through the block table
+    public int Rotary;                 // 0 none, 1 half-split pairs (i, i + R/2) (GPT-NeoX), 2 interleaved pairs (2i, 2i + 1) (GPT-J)
+    public int HasAlibi;               // 1: s -= slope_h |i' - j|
+    public int HasSinks;               // 1: a per-head logit joins the softmax denominator
+    public int Sigmoid;                // 1: unnormalised sigmoid(s' + b) weights instead of softmax
+    public int HasSoftcap;             // 1: s = c tanh(s / c)
     public float ScaleLog2;            // scale * log2(e)
-    public float SoftcapLog2;          // softcap c * log2(e); unused without NA_SOFTCAP
-    public float SigmoidBias;          // b of sigmoid(s' + b); unused without NA_SIGMOID
+    public float SoftcapLog2;          // softcap c * log2(e); unused when has_softcap == 0
+    public float SigmoidBias;          // b of sigmoid(s' + b); unused when sigmoid == 0
 }

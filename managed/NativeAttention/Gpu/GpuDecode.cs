@@ -63,9 +63,12 @@ internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate,
     }
 }
 
-/// <summary>The compile-time shape of a decode attention kernel.</summary>
-internal readonly record struct DecodeVariant(
-    ElementType ElementType, int HeadDimQk, int HeadDimV, int Rows, bool Paged, int Rotary, bool Softcap, bool Alibi, bool Sinks, bool Sigmoid)
+/// <summary>
+/// The compile-time shape of the decode kernels: element type, head-dim bucket (one for Q/K and V) and rows per
+/// work-group. Paging, rotary embedding and the score options are runtime flags of <see cref="DecodeParams"/>, so a
+/// handful of variants covers every call.
+/// </summary>
+internal readonly record struct DecodeVariant(ElementType ElementType, int HeadDim, int Rows)
 {
     /// <summary>Threads per work-group of the attention kernel.</summary>
     public const int Threads = 128;
@@ -74,66 +77,54 @@ internal readonly record struct DecodeVariant(
     public const int SmallThreads = 64;
 
     /// <summary>Keys per shared-memory tile: the tiles of K (padded), V and Q stay within 48 KB.</summary>
-    public int BlockN => Math.Max(HeadDimQk, HeadDimV) switch { <= 64 => 64, <= 128 => 32, _ => 16 };
+    public int BlockN => HeadDim switch { <= 64 => 64, <= 128 => 32, _ => 16 };
 
-    /// <summary>The largest rows-per-work-group bucket for a head-dim bucket (Q tile in shared memory).</summary>
-    public static int MaxRows(int headDimQk) => headDimQk > 128 ? 8 : 16;
+    /// <summary>The largest rows-per-work-group bucket for a head-dim bucket (the Q tile lives in shared memory).</summary>
+    public static int MaxRows(int headDim) => headDim > 128 ? 8 : 16;
 
-    /// <summary>Rows per work-group: the smallest power of two holding every row of a kv head, capped by <see cref="MaxRows"/>.</summary>
-    public static int RowsFor(int rows, int headDimQk)
+    /// <summary>
+    /// The variant of a call: rows per work-group 4 when a kv head has at most 4 query rows (multi-head decoding, small
+    /// GQA groups), else the largest bucket, so that few rows do not pay for a mostly idle tile.
+    /// </summary>
+    public static DecodeVariant For(ElementType type, int headDimQk, int valueDim, int groupRows)
     {
-        int bucket = 1;
-        while (bucket < rows && bucket < MaxRows(headDimQk)) bucket *= 2;
-        return bucket;
+        int headDim = FlashVariant.Bucket(Math.Max(headDimQk, valueDim));
+        return new DecodeVariant(type, headDim, groupRows <= 4 ? 4 : MaxRows(headDim));
     }
-
-    private string Mods =>
-        $"{(Softcap ? ".softcap" : "")}{(Alibi ? ".alibi" : "")}{(Sinks ? ".sinks" : "")}{(Sigmoid ? ".sigmoid" : "")}";
 
     private string Type => FlashVariant.TypeName(ElementType);
 
     /// <summary>The attention kernel's module name.</summary>
-    public string Name =>
-        $"decode_fwd.hd{HeadDimQk}x{HeadDimV}.{Type}.r{Rows}{(Paged ? ".paged" : "")}{RotaryName(Rotary)}{Mods}";
+    public string Name => $"decode_fwd.hd{HeadDim}.{Type}.r{Rows}";
 
     /// <summary>The combine kernel's module name.</summary>
-    public string CombineName => $"decode_combine.{Type}{(Sinks ? ".sinks" : "")}{(Sigmoid ? ".sigmoid" : "")}";
+    public string CombineName => $"decode_combine.{Type}";
 
     /// <summary>The append kernel's module name.</summary>
-    public string AppendName => $"kv_append.{Type}{(Paged ? ".paged" : "")}{RotaryName(Rotary)}";
-
-    private static string RotaryName(int rotary) => rotary switch { 1 => ".rope", 2 => ".rope-interleaved", _ => "" };
+    public string AppendName => $"kv_append.{Type}";
 
     public string Source(KernelApi api) => KernelSource.Build(api, "decode/decode_fwd.h",
     [
-        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", Str(HeadDimQk)), new("NA_HEAD_DIM_V", Str(HeadDimV)),
+        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", Str(HeadDim)), new("NA_HEAD_DIM_V", Str(HeadDim)),
         new("NA_DECODE_ROWS", Str(Rows)), new("NA_DECODE_THREADS", Str(Threads)), new("NA_BLOCK_N", Str(BlockN)),
-        new("NA_PAGED", Paged ? "1" : "0"), new("NA_ROTARY", Str(Rotary)), new("NA_SOFTCAP", Softcap ? "1" : "0"),
-        new("NA_ALIBI", Alibi ? "1" : "0"), new("NA_SINKS", Sinks ? "1" : "0"), new("NA_SIGMOID", Sigmoid ? "1" : "0"),
     ]);
 
+    /// <summary>The combine kernel's source: the same file, its attention kernel at its smallest.</summary>
     public string CombineSource(KernelApi api) => KernelSource.Build(api, "decode/decode_fwd.h",
     [
-        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", "16"), new("NA_DECODE_ROWS", "1"),
-        new("NA_SINKS", Sinks ? "1" : "0"), new("NA_SIGMOID", Sigmoid ? "1" : "0"), new("NA_COMBINE_THREADS", Str(SmallThreads)),
+        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", "16"), new("NA_DECODE_ROWS", "1"), new("NA_COMBINE_THREADS", Str(SmallThreads)),
     ]);
 
     public string AppendSource(KernelApi api) => KernelSource.Build(api, "decode/kv_append.h",
-    [
-        new("NA_DTYPE", Str((int)ElementType)), new("NA_PAGED", Paged ? "1" : "0"), new("NA_ROTARY", Str(Rotary)),
-        new("NA_APPEND_THREADS", Str(SmallThreads)),
-    ]);
+        [new("NA_DTYPE", Str((int)ElementType)), new("NA_APPEND_THREADS", Str(SmallThreads))]);
 
-    /// <summary>A spread of variants that every CI run compiles (each kernel, each option, each head-dim and row bucket).</summary>
-    public static IEnumerable<DecodeVariant> CompileCoverage()
+    /// <summary>Every variant a call can pick.</summary>
+    public static IEnumerable<DecodeVariant> All()
     {
         foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in FlashVariant.HeadDimBuckets.ToArray())
-                yield return new DecodeVariant(type, d, d, MaxRows(d), false, 0, false, false, false, false);
-        foreach (int rows in new[] { 1, 2, 4, 8 })
-            yield return new DecodeVariant(ElementType.Float16, 128, 128, rows, true, 1, false, false, false, false);
-        yield return new DecodeVariant(ElementType.BFloat16, 64, 32, 4, true, 2, true, true, true, false);
-        yield return new DecodeVariant(ElementType.Float32, 256, 64, 8, false, 1, true, true, false, true);
+                foreach (int rows in new[] { 4, MaxRows(d) })
+                    yield return new DecodeVariant(type, d, rows);
     }
 
     private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
@@ -166,10 +157,7 @@ internal static class GpuDecode
         if (options.Sinks is { } sinks) host.CheckOwner(sinks, "options.Sinks");
 
         int groupRows = problem.GroupSize * problem.QueryLength;
-        var variant = new DecodeVariant(problem.ElementType, FlashVariant.Bucket(problem.HeadDim), FlashVariant.Bucket(problem.ValueDim),
-            DecodeVariant.RowsFor(groupRows, FlashVariant.Bucket(problem.HeadDim)), problem.IsPaged,
-            problem.RotaryDim == 0 ? 0 : cache.RotaryInterleaved ? 2 : 1, options.Softcap > 0, options.AlibiSlopes is not null,
-            options.Sinks is not null, options.ScoreFunction == ScoreFunction.Sigmoid);
+        var variant = DecodeVariant.For(problem.ElementType, problem.HeadDim, problem.ValueDim, groupRows);
         int rowChunks = (groupRows + variant.Rows - 1) / variant.Rows;
         int heads = checked(problem.Batch * problem.KeyValueHeads);
         if (heads > 65535) throw new NotSupportedException($"B * Hkv = {heads} exceeds the GPU grid limit of 65535 for FlashKvCache.");
@@ -240,6 +228,9 @@ internal static class GpuDecode
             PageSize = problem.PageSize, BlocksPerSeq = problem.BlocksPerSequence, RotaryHalf = problem.RotaryDim / 2,
             WindowLeft = options.WindowLeft, WindowRight = options.WindowRight, Causal = options.Causal ? 1 : 0,
             Splits = splits, RowChunks = rowChunks,
+            Paged = problem.IsPaged ? 1 : 0, Rotary = problem.RotaryDim == 0 ? 0 : cache.RotaryInterleaved ? 2 : 1,
+            HasAlibi = options.AlibiSlopes is null ? 0 : 1, HasSinks = options.Sinks is null ? 0 : 1,
+            Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid ? 1 : 0, HasSoftcap = options.Softcap > 0 ? 1 : 0,
             ScaleLog2 = (float)(problem.Scale * Log2E), SoftcapLog2 = (float)(options.Softcap * Log2E), SigmoidBias = options.SigmoidBias,
         };
         if (lse is { } l)

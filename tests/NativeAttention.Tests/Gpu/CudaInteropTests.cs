@@ -68,7 +68,7 @@ public sealed unsafe class CudaInteropTests
     {
         RuntimeAvailability.Require(TestRuntime.Nvrtc);
         var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
-        Parallel.ForEach(DecodeVariant.CompileCoverage(), variant =>
+        Parallel.ForEach(DecodeVariant.All(), variant =>
         {
             foreach (var (name, source, entry) in new[]
             {
