@@ -359,6 +359,42 @@ public abstract class KvCacheTests
     }
 
     [SkippableFact]
+    public void KvCache_TokenMajorAndOffsetLayouts_MatchTheReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // FlashAttention's layouts: q/o/new tokens [B, N, H, D] and caches [B | NumBlocks, Slots, Hkv, D], seen through
+        // permuted views; the caches also start at an offset inside a larger allocation.
+        Properties.Check(Cases(allowModifiers: true).ToArbitrary(), c =>
+        {
+            var data = KvData.Create(c, c.Paged);
+            var strided = new KvData
+            {
+                Query = TokenMajor(data.Query, 0), KeyCache = TokenMajor(data.KeyCache, 5), ValueCache = TokenMajor(data.ValueCache, 3),
+                Output = TokenMajor(data.Output, 0), LogSumExp = data.LogSumExp, Options = data.Options,
+                Cache = data.Cache with
+                {
+                    NewKey = data.Cache.NewKey is { } nk ? TokenMajor(nk, 0) : null,
+                    NewValue = data.Cache.NewValue is { } nv ? TokenMajor(nv, 0) : null,
+                },
+            };
+            strided.Run(context);
+            var check = strided.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+        }, count: 20);
+    }
+
+    /// <summary>The same logical tensor stored [d0, d2, d1, d3] after <paramref name="offset"/> unused elements.</summary>
+    private static TensorView TokenMajor(TensorView view, int offset)
+    {
+        var shape = view.Shape.ToArray();
+        var storage = VarlenTests.Random(view.ElementType, null, offset + shape[0] * shape[1] * shape[2] * shape[3]);
+        var result = new TensorView(storage.Storage!, shape,
+            [(long)shape[1] * shape[2] * shape[3], shape[3], (long)shape[1] * shape[3], 1], offset);
+        result.CopyFrom(view.ToDoubleArray());
+        return result;
+    }
+
+    [SkippableFact]
     public void KvCache_InterleavedRotary_EqualsHalfSplitOnPermutedDimensions()
     {
         using var context = TestBackend.CreateOrSkip(Backend);
