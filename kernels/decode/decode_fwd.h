@@ -30,7 +30,9 @@
 
 #define NA_LOG2E 1.4426950408889634f
 #define NA_LN2 0.69314718055994531f
-#define NA_KS (NA_HEAD_DIM_QK + 1)   // padded key row: threads reading consecutive keys hit different banks
+#define NA_KS (NA_BLOCK_N + 1)   // keys are stored transposed, [d][j], rows padded: the loads (d fastest) and the
+                                 // dot products (j across work-items) both hit distinct banks, and PoCL vectorises
+                                 // the dot products across work-items with plain vector loads
 #define NA_ACC ((NA_DECODE_ROWS * NA_HEAD_DIM_V + NA_DECODE_THREADS - 1) / NA_DECODE_THREADS)
 
 NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
@@ -41,7 +43,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     const na_decode_params p)
 {
     NA_SHARED float qs[NA_DECODE_ROWS * NA_HEAD_DIM_QK];
-    NA_SHARED float ks[NA_BLOCK_N * NA_KS];
+    NA_SHARED float ks[NA_HEAD_DIM_QK * NA_KS];
     NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
     NA_SHARED float ps[NA_DECODE_ROWS * NA_BLOCK_N];
     NA_SHARED na_i64 k_slot[NA_BLOCK_N];
@@ -134,7 +136,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
         {
             const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK;
             const na_i64 slot = k_slot[j];
-            ks[j * NA_KS + d] = (slot >= 0 && d < p.dqk) ? na_load(k, slot + d * p.k_stride_d) : 0.0f;
+            ks[d * NA_KS + j] = (slot >= 0 && d < p.dqk) ? na_load(k, slot + d * p.k_stride_d) : 0.0f;
         }
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_DECODE_THREADS)
         {
@@ -153,7 +155,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             {
                 float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                 for (int d = 0; d < NA_HEAD_DIM_QK; d += 4)
-                    for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[j * NA_KS + d + u];
+                    for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[(d + u) * NA_KS + j];
                 score = (part[0] + part[1]) + (part[2] + part[3]);
                 if (p.has_softcap) score = p.softcap_log2 * NA_TANH(score / p.softcap_log2);
                 const int distance = (r0 + r) / p.group + nk - p.nq - key;

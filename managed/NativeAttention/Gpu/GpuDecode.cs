@@ -83,13 +83,13 @@ internal readonly record struct DecodeVariant(ElementType ElementType, int HeadD
     public static int MaxRows(int headDim) => headDim > 128 ? 8 : 16;
 
     /// <summary>
-    /// The variant of a call: rows per work-group 4 when a kv head has at most 4 query rows (multi-head decoding, small
-    /// GQA groups), else the largest bucket, so that few rows do not pay for a mostly idle tile.
+    /// The variant of a call: rows per work-group 1 for one query row per kv head (multi-head decoding), 4 for up to 4
+    /// (small GQA groups, short multi-query steps), else the largest bucket, so that few rows do not pay for an idle tile.
     /// </summary>
     public static DecodeVariant For(ElementType type, int headDimQk, int valueDim, int groupRows)
     {
         int headDim = FlashVariant.Bucket(Math.Max(headDimQk, valueDim));
-        return new DecodeVariant(type, headDim, groupRows <= 4 ? 4 : MaxRows(headDim));
+        return new DecodeVariant(type, headDim, groupRows switch { 1 => 1, <= 4 => 4, _ => MaxRows(headDim) });
     }
 
     private string Type => FlashVariant.TypeName(ElementType);
@@ -123,7 +123,7 @@ internal readonly record struct DecodeVariant(ElementType ElementType, int HeadD
     {
         foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in FlashVariant.HeadDimBuckets.ToArray())
-                foreach (int rows in new[] { 4, MaxRows(d) })
+                foreach (int rows in new[] { 1, 4, MaxRows(d) })
                     yield return new DecodeVariant(type, d, rows);
     }
 
