@@ -359,6 +359,24 @@ public abstract class KvCacheTests
     }
 
     [SkippableFact]
+    public void KvCache_SigmoidScoring_MatchesReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // Unnormalised sigmoid(s' + b) weights (FlashSigmoid): split partials add up instead of being reweighted.
+        var arbitrary = Cases(allowModifiers: true).Select(c => c with { Sinks = false })
+            .SelectMany(c => Gen.Elements(-6f, -1f, 0f, 2f).Select(bias => (Case: c, Bias: bias))).ToArbitrary();
+        Properties.Check(arbitrary, x =>
+        {
+            var (c, bias) = x;
+            var data = KvData.Create(c, c.Paged);
+            data.Options = data.Options with { ScoreFunction = ScoreFunction.Sigmoid, SigmoidBias = bias };
+            data.Run(context);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c} sigmoid bias {bias}: {check}");
+        }, count: 30);
+    }
+
+    [SkippableFact]
     public void KvCache_TokenMajorAndOffsetLayouts_MatchTheReference()
     {
         using var context = TestBackend.CreateOrSkip(Backend);
