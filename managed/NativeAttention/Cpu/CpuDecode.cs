@@ -17,7 +17,9 @@ namespace NativeAttention.Cpu;
 /// as they are loaded; when more than <see cref="DirectWideningRows"/> rows share a block (or rows are strided or do
 /// not fill whole vectors), the block is widened once into float32 scratch instead. Each score is one dot product
 /// (decode has too few rows for the flash kernel's tiles), then the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
-/// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Items are computed start to finish by one worker in
+/// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Sigmoid scoring feeds the same online softmax with
+/// log2 sigmoid weights (as <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end
+/// scales by that weight instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by one worker in
 /// a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic split count
 /// depends only on the problem's sizes and the thread count.
 /// </remarks>
@@ -52,11 +54,8 @@ internal static unsafe class CpuDecode
     private const float Ln2 = 0.693147180559945309f;
 
     /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
-    /// <exception cref="NotSupportedException">Sigmoid scoring was requested; thrown before anything is written.</exception>
     public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
     {
-        if (problem.Options.ScoreFunction != ScoreFunction.Softmax)
-            throw new NotSupportedException("Sigmoid scoring is not yet supported by FlashKvCache on the CPU backend.");
         var cache = problem.Cache;
         var options = problem.Options;
         using var qPin = query.Storage!.Pin();
@@ -206,8 +205,9 @@ internal static unsafe class CpuDecode
             splitEnd = low + (int)((long)(high - low) * (split + 1) / p.Splits);
         }
 
-        float softcap = p.Softcap;
-        bool modified = softcap > 0 || p.Slopes != null;
+        float softcap = p.Softcap, sigmoidBias = p.SigmoidBiasLog2;
+        bool sigmoid = p.Sigmoid;
+        bool modified = softcap > 0 || p.Slopes != null || sigmoid;
         int[]? table = p.BlockTable;
         bool prefetch = Sse.IsSupported && p.DirectRows && p.ElementType == ElementType.Float32;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -301,6 +301,18 @@ internal static unsafe class CpuDecode
                         scores[j] = score;
                         blockMax = MathF.Max(blockMax, score);
                     }
+                    if (sigmoid)
+                    {
+                        // Sigmoid scoring runs the online softmax on log2 sigmoid weights (as the flash kernel does):
+                        // its max and sum then hold the row's total weight as 2^max x sum, and the end skips the
+                        // normalisation. Masked keys stay -inf.
+                        var bias = TVec.Broadcast(sigmoidBias);
+                        int count = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
+                        for (int j = 0; j < count; j += TVec.Count)
+                            TVec.Store(scores + j, TVec.Log2Sigmoid(TVec.Add(TVec.Load(scores + j), bias)));
+                        blockMax = float.NegativeInfinity;
+                        for (int j = first; j < last; j++) blockMax = MathF.Max(blockMax, scores[j]);
+                    }
                 }
                 if (float.IsNegativeInfinity(blockMax))
                 {
@@ -349,14 +361,16 @@ internal static unsafe class CpuDecode
             // Natural-log LSE of this split's keys; -inf when it saw none.
             float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * Ln2;
             float* acc = s.Accumulator + (long)r * vStride;
+            // Partials are always normalised (o / total weight, with LSE the log of the total weight); a sigmoid row
+            // written directly is the unnormalised sum, 2^max x acc.
+            float factor = empty ? 0f : 1f / sum;
             if (p.Splits > 1)
             {
                 long partial = p.PartialRow(b, kvHead, split, row);
-                float factor = empty ? 0f : 1f / sum;
                 for (int d = 0; d < dv; d++) p.Partials[partial * dv + d] = acc[d] * factor;
                 p.Partials[p.PartialLseOffset + partial] = lse;
             }
-            else p.WriteRow(b, head, i, acc, empty ? 0f : 1f / sum, lse);
+            else p.WriteRow(b, head, i, acc, empty ? 0f : sigmoid ? float.Exp2(s.Max[r]) : factor, lse);
         }
     }
 
@@ -531,7 +545,10 @@ internal static unsafe class CpuDecode
         }
     }
 
-    /// <summary>Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink.</summary>
+    /// <summary>
+    /// Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink. With sigmoid
+    /// scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
+    /// </summary>
     private static void Merge(Plan p, int threads)
     {
         int groupRows = p.GroupSize * p.QueryLength;
@@ -562,7 +579,7 @@ internal static unsafe class CpuDecode
                         for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
                     }
                 }
-                p.WriteRow(b, head, i, acc, 1f, total);
+                p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
         });
     }
@@ -574,7 +591,8 @@ internal static unsafe class CpuDecode
         public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, NewLength, HeadDim, ValueDim, RowChunks, Splits, Items;
         public readonly int RotaryHalf;
         public readonly bool RotaryInterleaved;
-        public readonly float QueryScale, Softcap;
+        public readonly float QueryScale, Softcap, SigmoidBiasLog2;
+        public readonly bool Sigmoid;
         public readonly ElementType ElementType;
         public readonly long ElementSize;
         public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, NewKeyOffset, NewValueOffset;
@@ -606,6 +624,8 @@ internal static unsafe class CpuDecode
             Items = baseItems * Splits;
             var options = problem.Options;
             Softcap = options.Softcap;
+            Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
+            SigmoidBiasLog2 = options.SigmoidBias * Log2E;
             // Scores are kept in log2 units; with softcap the tanh needs natural units, and the kernel converts after it.
             QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * Log2E;
             ElementType = problem.ElementType;

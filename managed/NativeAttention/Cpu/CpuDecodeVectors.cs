@@ -24,6 +24,8 @@ internal unsafe interface IDecodeVector<T> where T : unmanaged
     static abstract float Sum(T value);
     /// <summary>2^x for x &lt;= 0, exactly 0 at -inf (the flash kernel's polynomial).</summary>
     static abstract T Exp2NonPositive(T x);
+    /// <summary><c>log2 sigmoid(x ln 2)</c> for x in log2 units (the flash kernel's <see cref="CpuSimdMath.Log2Sigmoid{TSimd, T}"/>).</summary>
+    static abstract T Log2Sigmoid(T x);
     /// <summary>Widens one vector's worth of bfloat16 values (exact: a 16-bit shift).</summary>
     static abstract T LoadBFloat16(ushort* source);
     /// <summary>Widens one vector's worth of binary16 values exactly, subnormals, infinities and NaN included.</summary>
@@ -105,6 +107,7 @@ internal unsafe struct Decode512 : IDecodeVector<Vector512<float>>
     // Halving first: the JIT's Vector512.Sum reduces each 128-bit lane separately (about 20 instructions, not 7).
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Decode256.Sum(value.GetLower() + value.GetUpper());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp2NonPositive(Vector512<float> x) => Simd512.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Log2Sigmoid(Vector512<float> x) => CpuSimdMath.Log2Sigmoid<Simd512, Vector512<float>>(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadBFloat16(ushort* source) =>
         Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()), 16).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadHalf(ushort* source) =>
@@ -123,6 +126,7 @@ internal unsafe struct Decode256 : IDecodeVector<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> value) => Decode128.Sum(value.GetLower() + value.GetUpper());
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp2NonPositive(Vector256<float> x) => Simd256.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Log2Sigmoid(Vector256<float> x) => CpuSimdMath.Log2Sigmoid<Simd256, Vector256<float>>(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadBFloat16(ushort* source) =>
         Vector256.ShiftLeft(Vector256.WidenLower(Vector128.Load(source).ToVector256Unsafe()), 16).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> LoadHalf(ushort* source) =>
@@ -146,6 +150,7 @@ internal unsafe struct Decode128 : IDecodeVector<Vector128<float>>
         return (pairs + Vector128.Shuffle(pairs, Vector128.Create(1, 0, 3, 2))).ToScalar();
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp2NonPositive(Vector128<float> x) => Simd128.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Log2Sigmoid(Vector128<float> x) => CpuSimdMath.Log2Sigmoid<Simd128, Vector128<float>>(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadBFloat16(ushort* source) =>
         Vector128.ShiftLeft(Vector128.WidenLower(Vector128.CreateScalarUnsafe(*(ulong*)source).AsUInt16()), 16).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> LoadHalf(ushort* source) =>
@@ -165,6 +170,7 @@ internal unsafe struct DecodeScalar : IDecodeVector<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float value) => value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp2NonPositive(float x) => SimdScalar.Exp2NonPositive(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Log2Sigmoid(float x) => CpuSimdMath.Log2Sigmoid<SimdScalar, float>(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadBFloat16(ushort* source) => BitConverter.UInt32BitsToSingle((uint)*source << 16);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadHalf(ushort* source) => (float)*(Half*)source;
 }
