@@ -258,10 +258,7 @@ internal static unsafe class CpuDecode
                     highKey = Math.Max(highKey, s.End[x]);
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
-                float* q = s.Queries + (long)r * kStride;
-                float* scores = s.Scores + (long)r * KeyBlock;
-                for (int j = from; j < to; j++)
-                    Dot4<TVec, T, TFormat>(q, kStride, s.KeyRows[j], scores + j);
+                ScoreQuad<TVec, T, TFormat>(s.Queries + (long)r * kStride, kStride, s.KeyRows, from, to, s.Scores + (long)r * KeyBlock);
             }
 
             for (int r = 0; r < rows; r++)
@@ -282,7 +279,14 @@ internal static unsafe class CpuDecode
                 for (int j = 0; j < first; j++) scores[j] = float.NegativeInfinity;
                 for (int j = last; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
                 float blockMax = float.NegativeInfinity;
-                if (!modified)
+                if (!modified && scored)
+                {
+                    // Scores of the block are in place and masked: one vector max (padding lanes hold -inf).
+                    var top = TVec.Load(scores);
+                    for (int j = TVec.Count; j < KeyBlock; j += TVec.Count) top = TVec.Max(top, TVec.Load(scores + j));
+                    blockMax = TVec.MaxAcross(top);
+                }
+                else if (!modified)
                 {
                     for (int j = first; j < last; j++)
                     {
@@ -422,16 +426,137 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
+    /// Scores keys <paramref name="from"/>..<paramref name="to"/> of a block for four query rows (<paramref name="stride"/>
+    /// apart), into <c>scores[j]</c>, <c>scores[KeyBlock + j]</c>, ...: four keys at a time, then one at a time. Not
+    /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreQuad<TVec, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int j = from;
+        for (; j + 4 <= to; j += 4)
+            Dot4x4<TVec, T, TFormat>(q, stride, keyRows + j, scores + j);
+        for (; j < to; j++)
+            Dot4<TVec, T, TFormat>(q, stride, keyRows[j], scores + j);
+    }
+
+    /// <summary>
+    /// The 16 dot products of four query rows (<paramref name="stride"/> apart) with four key rows, written to
+    /// <c>scores[0..3]</c>, <c>scores[KeyBlock..KeyBlock + 3]</c>, ...: a 4 x 4 register tile, so each step loads four
+    /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
+    /// are reduced four at a time by <see cref="IDecodeVector{T}.Sum4"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot4x4<TVec, T, TFormat>(float* q, int stride, byte** keys, float* scores)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
+        float* q1 = q + stride, q2 = q + 2 * stride, q3 = q + 3 * stride;
+        T a00 = TVec.Zero, a01 = TVec.Zero, a02 = TVec.Zero, a03 = TVec.Zero;
+        T a10 = TVec.Zero, a11 = TVec.Zero, a12 = TVec.Zero, a13 = TVec.Zero;
+        T a20 = TVec.Zero, a21 = TVec.Zero, a22 = TVec.Zero, a23 = TVec.Zero;
+        T a30 = TVec.Zero, a31 = TVec.Zero, a32 = TVec.Zero, a33 = TVec.Zero;
+        for (int d = 0; d < stride; d += TVec.Count)
+        {
+            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, d), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, d);
+            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, d), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, d);
+            T y = TVec.Load(q + d);
+            a00 = TVec.MultiplyAdd(y, x0, a00);
+            a01 = TVec.MultiplyAdd(y, x1, a01);
+            a02 = TVec.MultiplyAdd(y, x2, a02);
+            a03 = TVec.MultiplyAdd(y, x3, a03);
+            y = TVec.Load(q1 + d);
+            a10 = TVec.MultiplyAdd(y, x0, a10);
+            a11 = TVec.MultiplyAdd(y, x1, a11);
+            a12 = TVec.MultiplyAdd(y, x2, a12);
+            a13 = TVec.MultiplyAdd(y, x3, a13);
+            y = TVec.Load(q2 + d);
+            a20 = TVec.MultiplyAdd(y, x0, a20);
+            a21 = TVec.MultiplyAdd(y, x1, a21);
+            a22 = TVec.MultiplyAdd(y, x2, a22);
+            a23 = TVec.MultiplyAdd(y, x3, a23);
+            y = TVec.Load(q3 + d);
+            a30 = TVec.MultiplyAdd(y, x0, a30);
+            a31 = TVec.MultiplyAdd(y, x1, a31);
+            a32 = TVec.MultiplyAdd(y, x2, a32);
+            a33 = TVec.MultiplyAdd(y, x3, a33);
+        }
+        TVec.Sum4(a00, a01, a02, a03).Store(scores);
+        TVec.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
+        TVec.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
+        TVec.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
+    }
+
+    /// <summary>
     /// <see cref="AccumulateValues{TVec, T, TFormat}"/> for four rows at once (accumulators and weights
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateValues4<TVec, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
         where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int w = TVec.Count, d = 0;
         T s0 = TVec.Broadcast(alpha[0]), s1 = TVec.Broadcast(alpha[1]), s2 = TVec.Broadcast(alpha[2]), s3 = TVec.Broadcast(alpha[3]);
         float* acc1 = acc + stride, acc2 = acc + 2 * stride, acc3 = acc + 3 * stride;
+        float* w1 = weights + KeyBlock, w2 = weights + 2 * KeyBlock, w3 = weights + 3 * KeyBlock;
+        // A 4 x 4 register tile (four rows by four vectors of the row): per key, four value loads and four weight
+        // broadcasts feed 16 FMAs.
+        for (; d + 4 * w <= stride; d += 4 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
+            T c0 = TVec.Multiply(TVec.Load(acc + d + 2 * w), s0), e0 = TVec.Multiply(TVec.Load(acc + d + 3 * w), s0);
+            T a1 = TVec.Multiply(TVec.Load(acc1 + d), s1), b1 = TVec.Multiply(TVec.Load(acc1 + d + w), s1);
+            T c1 = TVec.Multiply(TVec.Load(acc1 + d + 2 * w), s1), e1 = TVec.Multiply(TVec.Load(acc1 + d + 3 * w), s1);
+            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), b2 = TVec.Multiply(TVec.Load(acc2 + d + w), s2);
+            T c2 = TVec.Multiply(TVec.Load(acc2 + d + 2 * w), s2), e2 = TVec.Multiply(TVec.Load(acc2 + d + 3 * w), s2);
+            T a3 = TVec.Multiply(TVec.Load(acc3 + d), s3), b3 = TVec.Multiply(TVec.Load(acc3 + d + w), s3);
+            T c3 = TVec.Multiply(TVec.Load(acc3 + d + 2 * w), s3), e3 = TVec.Multiply(TVec.Load(acc3 + d + 3 * w), s3);
+            for (int j = 0; j < keys; j++)
+            {
+                byte* v = values[j];
+                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, d);
+                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, d + w);
+                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w);
+                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w);
+                var p = TVec.Broadcast(weights[j]);
+                a0 = TVec.MultiplyAdd(p, v0, a0);
+                b0 = TVec.MultiplyAdd(p, v1, b0);
+                c0 = TVec.MultiplyAdd(p, v2, c0);
+                e0 = TVec.MultiplyAdd(p, v3, e0);
+                p = TVec.Broadcast(w1[j]);
+                a1 = TVec.MultiplyAdd(p, v0, a1);
+                b1 = TVec.MultiplyAdd(p, v1, b1);
+                c1 = TVec.MultiplyAdd(p, v2, c1);
+                e1 = TVec.MultiplyAdd(p, v3, e1);
+                p = TVec.Broadcast(w2[j]);
+                a2 = TVec.MultiplyAdd(p, v0, a2);
+                b2 = TVec.MultiplyAdd(p, v1, b2);
+                c2 = TVec.MultiplyAdd(p, v2, c2);
+                e2 = TVec.MultiplyAdd(p, v3, e2);
+                p = TVec.Broadcast(w3[j]);
+                a3 = TVec.MultiplyAdd(p, v0, a3);
+                b3 = TVec.MultiplyAdd(p, v1, b3);
+                c3 = TVec.MultiplyAdd(p, v2, c3);
+                e3 = TVec.MultiplyAdd(p, v3, e3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, b0);
+            TVec.Store(acc + d + 2 * w, c0);
+            TVec.Store(acc + d + 3 * w, e0);
+            TVec.Store(acc1 + d, a1);
+            TVec.Store(acc1 + d + w, b1);
+            TVec.Store(acc1 + d + 2 * w, c1);
+            TVec.Store(acc1 + d + 3 * w, e1);
+            TVec.Store(acc2 + d, a2);
+            TVec.Store(acc2 + d + w, b2);
+            TVec.Store(acc2 + d + 2 * w, c2);
+            TVec.Store(acc2 + d + 3 * w, e2);
+            TVec.Store(acc3 + d, a3);
+            TVec.Store(acc3 + d + w, b3);
+            TVec.Store(acc3 + d + 2 * w, c3);
+            TVec.Store(acc3 + d + 3 * w, e3);
+        }
         for (; d + 2 * w <= stride; d += 2 * w)
         {
             T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
@@ -484,7 +609,7 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateValues<TVec, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
         where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {

@@ -42,4 +42,29 @@ public unsafe class DecodeVectorTests
                 Assert.Equal((uint)source[i + l] << 16, BitConverter.SingleToUInt32Bits(buffer[l]));
         }
     }
+
+    [Fact]
+    public void Sum4_EqualsFourLaneSums()
+    {
+        if (Vector512.IsHardwareAccelerated) CheckSum4<Decode512, Vector512<float>>();
+        if (Vector256.IsHardwareAccelerated) CheckSum4<Decode256, Vector256<float>>();
+        if (Vector128.IsHardwareAccelerated) CheckSum4<Decode128, Vector128<float>>();
+        CheckSum4<DecodeScalar, float>();
+    }
+
+    private static void CheckSum4<TVec, T>() where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        int w = TVec.Count;
+        // Small integers: every summation order gives the same exact sum.
+        var values = stackalloc float[4 * w];
+        for (int i = 0; i < 4 * w; i++) values[i] = (i * 7 % 23) - 11 + 100 * (i / w);
+        var sums = TVec.Sum4(TVec.Load(values), TVec.Load(values + w), TVec.Load(values + 2 * w), TVec.Load(values + 3 * w));
+        for (int v = 0; v < 4; v++)
+        {
+            float expected = 0;
+            for (int l = 0; l < w; l++) expected += values[v * w + l];
+            Assert.True(expected == sums.GetElement(v), $"{typeof(TVec).Name} vector {v}: {sums.GetElement(v)}, expected {expected}");
+            Assert.Equal(expected, TVec.Sum(TVec.Load(values + v * w)));
+        }
+    }
 }
