@@ -14,14 +14,25 @@ namespace NativeAttention.Cpu;
 /// key/value head: a work item is (batch element, kv head, run of at most <see cref="RowsPerItem"/> query rows, key
 /// split), and holds every query head of the kv head's group as rows, so one pass over a key block serves them all
 /// (rows reuse the block from L1). Rows with a unit last stride are read in place, 16-bit ones widened in registers
-/// as they are loaded; when more than <see cref="DirectWideningRows"/> rows share a block (or rows are strided or do
-/// not fill whole vectors), the block is widened once into float32 scratch instead. Each score is one dot product
-/// (decode has too few rows for the flash kernel's tiles), then the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
-/// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Sigmoid scoring feeds the same online softmax with
-/// log2 sigmoid weights (as <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end
-/// scales by that weight instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by one worker in
-/// a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic split count
-/// depends only on the problem's sizes and the thread count.
+/// as they are loaded; when more than <see cref="DirectWideningRowsHalf"/> (binary16) or
+/// <see cref="DirectWideningRowsBFloat16"/> rows share a block (or rows are strided or do not fill whole vectors), the
+/// block is widened once into float32 scratch instead.
+/// <para>
+/// With G query heads per kv head each K/V element feeds G rows, so GQA/MQA decoding does G times the arithmetic per
+/// byte and would be compute-bound one dot product at a time. Rows therefore go in quads, which work like a small
+/// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
+/// transposing add tree, <see cref="IDecodeVector{T}.Sum4"/>), the online softmax four rows wide
+/// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
+/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score.
+/// </para>
+/// <para>
+/// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps, as
+/// <see cref="CpuMerge"/> merges. Sigmoid scoring feeds the same online softmax with log2 sigmoid weights (as
+/// <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end scales by that weight
+/// instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by
+/// one worker in a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic
+/// split count depends only on the problem's sizes and the thread count.
+/// </para>
 /// </remarks>
 internal static unsafe class CpuDecode
 {
@@ -35,17 +46,28 @@ internal static unsafe class CpuDecode
     private const int RowsPerItem = 64;
 
     /// <summary>
-    /// Keys ahead that float32 rows are prefetched. One core streaming K and V blocks alternately kept too few misses in
-    /// flight: prefetching raised one thread from about 24 to 32 GB/s (Nk = 16384, H = 32, D = 128); 16 to 128 measured
-    /// the same. 16-bit rows are not prefetched: widening keeps the core busy enough, and prefetching cost them 18%.
+    /// Keys ahead that float32 rows are prefetched when items hold fewer than four rows (MHA). One core streaming K and
+    /// V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to 32 GB/s
+    /// (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening keeps
+    /// the core busy enough, and prefetching cost them 18%.
     /// </summary>
     private const int PrefetchDistance = 32;
 
     /// <summary>
-    /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block (rows in
-    /// groups of four share each widened vector, so up to four rows widen once).
+    /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA), where each key
+    /// costs several times the compute. A full distance of 32 keys kept so many prefetches in flight that they stalled
+    /// the core (a third of its samples sat on them): on one thread, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2/4/8 KB
+    /// ahead measured float32 22/23/19 GB/s and bfloat16 22/24/24 (32 keys: 18 and 24; no prefetch: 16 and 14.7).
     /// </summary>
-    private const int DirectWideningRows = 4;
+    private const int QuadPrefetchBytes = 4096;
+
+    /// <summary>
+    /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block as float32
+    /// (rows in quads share each widened vector, so up to four rows widen once). bfloat16 widens in two cheap
+    /// instructions, so two quads still beat staging (one thread, Hq = 32, Hkv = 4, Nk = 16384: 16.3 vs 13.3 GB/s);
+    /// binary16 takes about eight, and staging wins from five rows (11.4 vs 10.5 GB/s; MQA 4.3 vs 2.8).
+    /// </summary>
+    private const int DirectWideningRowsHalf = 4, DirectWideningRowsBFloat16 = 8;
 
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
@@ -209,7 +231,8 @@ internal static unsafe class CpuDecode
         bool sigmoid = p.Sigmoid;
         bool modified = softcap > 0 || p.Slopes != null || sigmoid;
         int[]? table = p.BlockTable;
-        bool prefetch = Sse.IsSupported && p.DirectRows && p.ElementType == ElementType.Float32;
+        bool prefetch = Sse.IsSupported && (rows >= 4 || (p.DirectRows && p.ElementType == ElementType.Float32));
+        int ahead = rows >= 4 ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
@@ -225,9 +248,9 @@ internal static unsafe class CpuDecode
                 }
                 byte* keyRow = keyHead + block * p.KeyBlockBytes + slot * p.KeySlotBytes;
                 byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
-                if (prefetch && position + PrefetchDistance < splitEnd && (table == null || (position + PrefetchDistance) / p.PageSize == position / p.PageSize))
+                if (prefetch && position + ahead < splitEnd && (table == null || (position + ahead) / p.PageSize == position / p.PageSize))
                 {
-                    byte* kAhead = keyRow + PrefetchDistance * p.KeySlotBytes, vAhead = valueRow + PrefetchDistance * p.ValueSlotBytes;
+                    byte* kAhead = keyRow + ahead * p.KeySlotBytes, vAhead = valueRow + ahead * p.ValueSlotBytes;
                     for (int line = 0; line < p.KeyRowBytes; line += 64) Sse.Prefetch0(kAhead + line);
                     for (int line = 0; line < p.ValueRowBytes; line += 64) Sse.Prefetch0(vAhead + line);
                 }
@@ -266,7 +289,9 @@ internal static unsafe class CpuDecode
                 int start = s.Start[r], end = s.End[r];
                 if (k0 >= end || k0 + keys <= start)
                 {
-                    s.Active[r] = 0;
+                    // A quad row without keys in this block joins its quad's update with masked scores.
+                    if (r < quadRows) new Span<float>(s.Scores + (long)r * KeyBlock, KeyBlock).Fill(float.NegativeInfinity);
+                    else s.Active[r] = 0;
                     continue;
                 }
                 bool scored = r < quadRows;
@@ -278,22 +303,11 @@ internal static unsafe class CpuDecode
                 int first = Math.Max(start - k0, 0), last = Math.Min(end - k0, keys);
                 for (int j = 0; j < first; j++) scores[j] = float.NegativeInfinity;
                 for (int j = last; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
-                float blockMax = float.NegativeInfinity;
-                if (!modified && scored)
+                // Rows of a quad have their scores in place; the others get one dot product per key here.
+                if (!modified)
                 {
-                    // Scores of the block are in place and masked: one vector max (padding lanes hold -inf).
-                    var top = TVec.Load(scores);
-                    for (int j = TVec.Count; j < KeyBlock; j += TVec.Count) top = TVec.Max(top, TVec.Load(scores + j));
-                    blockMax = TVec.MaxAcross(top);
-                }
-                else if (!modified)
-                {
-                    for (int j = first; j < last; j++)
-                    {
-                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
-                        scores[j] = score;
-                        blockMax = MathF.Max(blockMax, score);
-                    }
+                    if (!scored)
+                        for (int j = first; j < last; j++) scores[j] = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
                 }
                 else
                 {
@@ -303,7 +317,6 @@ internal static unsafe class CpuDecode
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
-                        blockMax = MathF.Max(blockMax, score);
                     }
                     if (sigmoid)
                     {
@@ -311,47 +324,16 @@ internal static unsafe class CpuDecode
                         // its max and sum then hold the row's total weight as 2^max x sum, and the end skips the
                         // normalisation. Masked keys stay -inf.
                         var bias = TVec.Broadcast(sigmoidBias);
-                        int count = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
-                        for (int j = 0; j < count; j += TVec.Count)
+                        for (int j = 0; j < KeyBlock; j += TVec.Count)
                             TVec.Store(scores + j, TVec.Log2Sigmoid(TVec.Add(TVec.Load(scores + j), bias)));
-                        blockMax = float.NegativeInfinity;
-                        for (int j = first; j < last; j++) blockMax = MathF.Max(blockMax, scores[j]);
                     }
                 }
-                if (float.IsNegativeInfinity(blockMax))
-                {
-                    s.Active[r] = 0;
-                    continue;
-                }
-                float previous = s.Max[r], max = MathF.Max(previous, blockMax);
-                float alpha = Exp2(previous - max);
-                var negativeMax = TVec.Broadcast(-max);
-                T total = TVec.Zero;
-                int padded = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
-                for (int j = 0; j < padded; j += TVec.Count)
-                {
-                    var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
-                    TVec.Store(scores + j, weight);
-                    total = TVec.Add(total, weight);
-                }
-                s.Max[r] = max;
-                s.Sum[r] = s.Sum[r] * alpha + TVec.Sum(total);
-                s.Alpha[r] = alpha;
-                s.Active[r] = 1;
+                if (!scored) s.Active[r] = UpdateRow<TVec, T>(scores, s.Max + r, s.Sum + r, s.Alpha + r) ? 1 : 0;
             }
 
             for (int r = 0; r < quadRows; r += 4)
-            {
-                if ((s.Active[r] | s.Active[r + 1] | s.Active[r + 2] | s.Active[r + 3]) == 0) continue;
-                // A row without visible keys in this block joins with weight 0 and keeps its accumulator (alpha 1).
-                for (int x = r; x < r + 4; x++)
-                    if (s.Active[x] == 0)
-                    {
-                        new Span<float>(s.Scores + (long)x * KeyBlock, KeyBlock).Clear();
-                        s.Alpha[x] = 1;
-                    }
-                AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
-            }
+                if (UpdateQuad<TVec, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
+                    AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
             for (int r = quadRows; r < rows; r++)
                 if (s.Active[r] != 0)
                     AccumulateValues<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
@@ -377,6 +359,92 @@ internal static unsafe class CpuDecode
             else p.WriteRow(b, head, i, acc, empty ? 0f : sigmoid ? float.Exp2(s.Max[r]) : factor, lse);
         }
     }
+
+    /// <summary>
+    /// The online softmax step of one row over one block: <paramref name="scores"/> (<see cref="KeyBlock"/> of them,
+    /// log2 units, -inf where masked or past the block's keys) become weights <c>2^(s - max)</c>, and the row's running
+    /// max, sum and rescale factor are updated. Returns false, changing nothing, when the block holds no visible key.
+    /// Not inlined: in its own frame the polynomial's constants stay in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static bool UpdateRow<TVec, T>(float* scores, float* max, float* sum, float* alpha) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        var top = TVec.Load(scores);
+        for (int j = TVec.Count; j < KeyBlock; j += TVec.Count) top = TVec.Max(top, TVec.Load(scores + j));
+        float blockMax = TVec.MaxAcross(top);
+        if (float.IsNegativeInfinity(blockMax)) return false;
+        float previous = *max, next = MathF.Max(previous, blockMax);
+        float rescale = Exp2(previous - next);
+        var negativeMax = TVec.Broadcast(-next);
+        T total = TVec.Zero;
+        for (int j = 0; j < KeyBlock; j += TVec.Count)
+        {
+            var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
+            TVec.Store(scores + j, weight);
+            total = TVec.Add(total, weight);
+        }
+        *max = next;
+        *sum = *sum * rescale + TVec.Sum(total);
+        *alpha = rescale;
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="UpdateRow{TVec, T}"/> for four rows (<see cref="KeyBlock"/> apart) at once: their maxima, rescale
+    /// factors and sums are computed four lanes wide, and the four exponentials of the block are independent. A row
+    /// without visible keys in the block gets weights 0 and rescale factor 1, and keeps its max and sum. Returns false
+    /// when no row has a visible key.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static bool UpdateQuad<TVec, T>(float* scores, float* max, float* sum, float* alpha) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        float* s1 = scores + KeyBlock, s2 = scores + 2 * KeyBlock, s3 = scores + 3 * KeyBlock;
+        T top0 = TVec.Load(scores), top1 = TVec.Load(s1), top2 = TVec.Load(s2), top3 = TVec.Load(s3);
+        for (int j = TVec.Count; j < KeyBlock; j += TVec.Count)
+        {
+            top0 = TVec.Max(top0, TVec.Load(scores + j));
+            top1 = TVec.Max(top1, TVec.Load(s1 + j));
+            top2 = TVec.Max(top2, TVec.Load(s2 + j));
+            top3 = TVec.Max(top3, TVec.Load(s3 + j));
+        }
+        var blockMax = TVec.Max4(top0, top1, top2, top3);
+        var visible = ~Vector128.Equals(blockMax, Vector128.Create(float.NegativeInfinity));
+        if (visible == Vector128<float>.Zero) return false;
+        var previous = Vector128.Load(max);
+        var next = Vector128.Max(previous, blockMax);
+        // Rows without keys here: rescale 1, and a finite shift so that their -inf scores give weight 0, not NaN.
+        var rescale = Vector128.ConditionalSelect(visible, Exp2(previous - next), Vector128<float>.One);
+        var shift = Vector128.ConditionalSelect(visible, next, Vector128<float>.Zero);
+        T n0 = TVec.Broadcast(-shift.GetElement(0)), n1 = TVec.Broadcast(-shift.GetElement(1));
+        T n2 = TVec.Broadcast(-shift.GetElement(2)), n3 = TVec.Broadcast(-shift.GetElement(3));
+        T t0 = TVec.Zero, t1 = TVec.Zero, t2 = TVec.Zero, t3 = TVec.Zero;
+        for (int j = 0; j < KeyBlock; j += TVec.Count)
+        {
+            T w0 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), n0));
+            T w1 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s1 + j), n1));
+            T w2 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s2 + j), n2));
+            T w3 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s3 + j), n3));
+            TVec.Store(scores + j, w0);
+            TVec.Store(s1 + j, w1);
+            TVec.Store(s2 + j, w2);
+            TVec.Store(s3 + j, w3);
+            t0 = TVec.Add(t0, w0);
+            t1 = TVec.Add(t1, w1);
+            t2 = TVec.Add(t2, w2);
+            t3 = TVec.Add(t3, w3);
+        }
+        Vector128.ConditionalSelect(visible, next, previous).Store(max);
+        (Vector128.Load(sum) * rescale + TVec.Sum4(t0, t1, t2, t3)).Store(sum);
+        rescale.Store(alpha);
+        return true;
+    }
+
+    /// <summary>2^x for four x &lt;= 0 (<see cref="Exp2(float)"/> four lanes wide).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Exp2(Vector128<float> x) =>
+        Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(x)
+            : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
+                SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
 
     /// <summary>
     /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than
@@ -788,7 +856,8 @@ internal static unsafe class CpuDecode
             // Rows are read in place when they are contiguous and fill whole vectors. 16-bit rows are then widened on every
             // read, which pays while few rows share a block; bigger groups widen each block once into the float32 stage.
             DirectRows = KeyStrides[3] == 1 && ValueStrides[3] == 1 && KeyStride == HeadDim && ValueStride == ValueDim &&
-                (ElementType == ElementType.Float32 || Math.Min(RowsPerItem, GroupSize * QueryLength) <= DirectWideningRows);
+                (ElementType == ElementType.Float32 ||
+                 Math.Min(RowsPerItem, GroupSize * QueryLength) <= (ElementType == ElementType.BFloat16 ? DirectWideningRowsBFloat16 : DirectWideningRowsHalf));
             ScratchFloats = Scratch.Floats(this);
         }
 
