@@ -14,12 +14,25 @@ namespace NativeAttention.Cpu;
 /// key/value head: a work item is (batch element, kv head, run of at most <see cref="RowsPerItem"/> query rows, key
 /// split), and holds every query head of the kv head's group as rows, so one pass over a key block serves them all
 /// (rows reuse the block from L1). Rows with a unit last stride are read in place, 16-bit ones widened in registers
-/// as they are loaded; when more than <see cref="DirectWideningRows"/> rows share a block (or rows are strided or do
-/// not fill whole vectors), the block is widened once into float32 scratch instead. Each score is one dot product
-/// (decode has too few rows for the flash kernel's tiles), then the online softmax and P V run per row. Splits of the key range give partial (o, LSE) that are merged exactly
-/// through their log-sum-exps, as <see cref="CpuMerge"/> merges. Items are computed start to finish by one worker in
-/// a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic split count
-/// depends only on the problem's sizes and the thread count.
+/// as they are loaded; when more than <see cref="DirectWideningRowsHalf"/> (binary16) or
+/// <see cref="DirectWideningRowsBFloat16"/> rows share a block (or rows are strided or do not fill whole vectors), the
+/// block is widened once into float32 scratch instead.
+/// <para>
+/// With G query heads per kv head each K/V element feeds G rows, so GQA/MQA decoding does G times the arithmetic per
+/// byte and would be compute-bound one dot product at a time. Rows therefore go in quads, which work like a small
+/// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
+/// transposing add tree, <see cref="IDecodeVector{T}.Sum4"/>), the online softmax four rows wide
+/// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
+/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score.
+/// </para>
+/// <para>
+/// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps, as
+/// <see cref="CpuMerge"/> merges. Sigmoid scoring feeds the same online softmax with log2 sigmoid weights (as
+/// <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end scales by that weight
+/// instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by
+/// one worker in a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic
+/// split count depends only on the problem's sizes and the thread count.
+/// </para>
 /// </remarks>
 internal static unsafe class CpuDecode
 {
@@ -33,17 +46,28 @@ internal static unsafe class CpuDecode
     private const int RowsPerItem = 64;
 
     /// <summary>
-    /// Keys ahead that float32 rows are prefetched. One core streaming K and V blocks alternately kept too few misses in
-    /// flight: prefetching raised one thread from about 24 to 32 GB/s (Nk = 16384, H = 32, D = 128); 16 to 128 measured
-    /// the same. 16-bit rows are not prefetched: widening keeps the core busy enough, and prefetching cost them 18%.
+    /// Keys ahead that float32 rows are prefetched when items hold fewer than four rows (MHA). One core streaming K and
+    /// V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to 32 GB/s
+    /// (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening keeps
+    /// the core busy enough, and prefetching cost them 18%.
     /// </summary>
     private const int PrefetchDistance = 32;
 
     /// <summary>
-    /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block (rows in
-    /// groups of four share each widened vector, so up to four rows widen once).
+    /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA), where each key
+    /// costs several times the compute. A full distance of 32 keys kept so many prefetches in flight that they stalled
+    /// the core (a third of its samples sat on them): on one thread, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2/4/8 KB
+    /// ahead measured float32 22/23/19 GB/s and bfloat16 22/24/24 (32 keys: 18 and 24; no prefetch: 16 and 14.7).
     /// </summary>
-    private const int DirectWideningRows = 4;
+    private const int QuadPrefetchBytes = 4096;
+
+    /// <summary>
+    /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block as float32
+    /// (rows in quads share each widened vector, so up to four rows widen once). bfloat16 widens in two cheap
+    /// instructions, so two quads still beat staging (one thread, Hq = 32, Hkv = 4, Nk = 16384: 16.3 vs 13.3 GB/s);
+    /// binary16 takes about eight, and staging wins from five rows (11.4 vs 10.5 GB/s; MQA 4.3 vs 2.8).
+    /// </summary>
+    private const int DirectWideningRowsHalf = 4, DirectWideningRowsBFloat16 = 8;
 
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
@@ -52,11 +76,8 @@ internal static unsafe class CpuDecode
     private const float Ln2 = 0.693147180559945309f;
 
     /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
-    /// <exception cref="NotSupportedException">Sigmoid scoring was requested; thrown before anything is written.</exception>
     public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
     {
-        if (problem.Options.ScoreFunction != ScoreFunction.Softmax)
-            throw new NotSupportedException("Sigmoid scoring is not yet supported by FlashKvCache on the CPU backend.");
         var cache = problem.Cache;
         var options = problem.Options;
         using var qPin = query.Storage!.Pin();
@@ -206,10 +227,12 @@ internal static unsafe class CpuDecode
             splitEnd = low + (int)((long)(high - low) * (split + 1) / p.Splits);
         }
 
-        float softcap = p.Softcap;
-        bool modified = softcap > 0 || p.Slopes != null;
+        float softcap = p.Softcap, sigmoidBias = p.SigmoidBiasLog2;
+        bool sigmoid = p.Sigmoid;
+        bool modified = softcap > 0 || p.Slopes != null || sigmoid;
         int[]? table = p.BlockTable;
-        bool prefetch = Sse.IsSupported && p.DirectRows && p.ElementType == ElementType.Float32;
+        bool prefetch = Sse.IsSupported && (rows >= 4 || (p.DirectRows && p.ElementType == ElementType.Float32));
+        int ahead = rows >= 4 ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
@@ -225,9 +248,9 @@ internal static unsafe class CpuDecode
                 }
                 byte* keyRow = keyHead + block * p.KeyBlockBytes + slot * p.KeySlotBytes;
                 byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
-                if (prefetch && position + PrefetchDistance < splitEnd && (table == null || (position + PrefetchDistance) / p.PageSize == position / p.PageSize))
+                if (prefetch && position + ahead < splitEnd && (table == null || (position + ahead) / p.PageSize == position / p.PageSize))
                 {
-                    byte* kAhead = keyRow + PrefetchDistance * p.KeySlotBytes, vAhead = valueRow + PrefetchDistance * p.ValueSlotBytes;
+                    byte* kAhead = keyRow + ahead * p.KeySlotBytes, vAhead = valueRow + ahead * p.ValueSlotBytes;
                     for (int line = 0; line < p.KeyRowBytes; line += 64) Sse.Prefetch0(kAhead + line);
                     for (int line = 0; line < p.ValueRowBytes; line += 64) Sse.Prefetch0(vAhead + line);
                 }
@@ -258,10 +281,7 @@ internal static unsafe class CpuDecode
                     highKey = Math.Max(highKey, s.End[x]);
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
-                float* q = s.Queries + (long)r * kStride;
-                float* scores = s.Scores + (long)r * KeyBlock;
-                for (int j = from; j < to; j++)
-                    Dot4<TVec, T, TFormat>(q, kStride, s.KeyRows[j], scores + j);
+                ScoreQuad<TVec, T, TFormat>(s.Queries + (long)r * kStride, kStride, s.KeyRows, from, to, s.Scores + (long)r * KeyBlock);
             }
 
             for (int r = 0; r < rows; r++)
@@ -269,7 +289,9 @@ internal static unsafe class CpuDecode
                 int start = s.Start[r], end = s.End[r];
                 if (k0 >= end || k0 + keys <= start)
                 {
-                    s.Active[r] = 0;
+                    // A quad row without keys in this block joins its quad's update with masked scores.
+                    if (r < quadRows) new Span<float>(s.Scores + (long)r * KeyBlock, KeyBlock).Fill(float.NegativeInfinity);
+                    else s.Active[r] = 0;
                     continue;
                 }
                 bool scored = r < quadRows;
@@ -281,15 +303,11 @@ internal static unsafe class CpuDecode
                 int first = Math.Max(start - k0, 0), last = Math.Min(end - k0, keys);
                 for (int j = 0; j < first; j++) scores[j] = float.NegativeInfinity;
                 for (int j = last; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
-                float blockMax = float.NegativeInfinity;
+                // Rows of a quad have their scores in place; the others get one dot product per key here.
                 if (!modified)
                 {
-                    for (int j = first; j < last; j++)
-                    {
-                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
-                        scores[j] = score;
-                        blockMax = MathF.Max(blockMax, score);
-                    }
+                    if (!scored)
+                        for (int j = first; j < last; j++) scores[j] = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
                 }
                 else
                 {
@@ -299,43 +317,23 @@ internal static unsafe class CpuDecode
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
-                        blockMax = MathF.Max(blockMax, score);
+                    }
+                    if (sigmoid)
+                    {
+                        // Sigmoid scoring runs the online softmax on log2 sigmoid weights (as the flash kernel does):
+                        // its max and sum then hold the row's total weight as 2^max x sum, and the end skips the
+                        // normalisation. Masked keys stay -inf.
+                        var bias = TVec.Broadcast(sigmoidBias);
+                        for (int j = 0; j < KeyBlock; j += TVec.Count)
+                            TVec.Store(scores + j, TVec.Log2Sigmoid(TVec.Add(TVec.Load(scores + j), bias)));
                     }
                 }
-                if (float.IsNegativeInfinity(blockMax))
-                {
-                    s.Active[r] = 0;
-                    continue;
-                }
-                float previous = s.Max[r], max = MathF.Max(previous, blockMax);
-                float alpha = Exp2(previous - max);
-                var negativeMax = TVec.Broadcast(-max);
-                T total = TVec.Zero;
-                int padded = (keys + TVec.Count - 1) / TVec.Count * TVec.Count;
-                for (int j = 0; j < padded; j += TVec.Count)
-                {
-                    var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
-                    TVec.Store(scores + j, weight);
-                    total = TVec.Add(total, weight);
-                }
-                s.Max[r] = max;
-                s.Sum[r] = s.Sum[r] * alpha + TVec.Sum(total);
-                s.Alpha[r] = alpha;
-                s.Active[r] = 1;
+                if (!scored) s.Active[r] = UpdateRow<TVec, T>(scores, s.Max + r, s.Sum + r, s.Alpha + r) ? 1 : 0;
             }
 
             for (int r = 0; r < quadRows; r += 4)
-            {
-                if ((s.Active[r] | s.Active[r + 1] | s.Active[r + 2] | s.Active[r + 3]) == 0) continue;
-                // A row without visible keys in this block joins with weight 0 and keeps its accumulator (alpha 1).
-                for (int x = r; x < r + 4; x++)
-                    if (s.Active[x] == 0)
-                    {
-                        new Span<float>(s.Scores + (long)x * KeyBlock, KeyBlock).Clear();
-                        s.Alpha[x] = 1;
-                    }
-                AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
-            }
+                if (UpdateQuad<TVec, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
+                    AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
             for (int r = quadRows; r < rows; r++)
                 if (s.Active[r] != 0)
                     AccumulateValues<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
@@ -349,16 +347,104 @@ internal static unsafe class CpuDecode
             // Natural-log LSE of this split's keys; -inf when it saw none.
             float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * Ln2;
             float* acc = s.Accumulator + (long)r * vStride;
+            // Partials are always normalised (o / total weight, with LSE the log of the total weight); a sigmoid row
+            // written directly is the unnormalised sum, 2^max x acc.
+            float factor = empty ? 0f : 1f / sum;
             if (p.Splits > 1)
             {
                 long partial = p.PartialRow(b, kvHead, split, row);
-                float factor = empty ? 0f : 1f / sum;
                 for (int d = 0; d < dv; d++) p.Partials[partial * dv + d] = acc[d] * factor;
                 p.Partials[p.PartialLseOffset + partial] = lse;
             }
-            else p.WriteRow(b, head, i, acc, empty ? 0f : 1f / sum, lse);
+            else p.WriteRow(b, head, i, acc, empty ? 0f : sigmoid ? float.Exp2(s.Max[r]) : factor, lse);
         }
     }
+
+    /// <summary>
+    /// The online softmax step of one row over one block: <paramref name="scores"/> (<see cref="KeyBlock"/> of them,
+    /// log2 units, -inf where masked or past the block's keys) become weights <c>2^(s - max)</c>, and the row's running
+    /// max, sum and rescale factor are updated. Returns false, changing nothing, when the block holds no visible key.
+    /// Not inlined: in its own frame the polynomial's constants stay in registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static bool UpdateRow<TVec, T>(float* scores, float* max, float* sum, float* alpha) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        var top = TVec.Load(scores);
+        for (int j = TVec.Count; j < KeyBlock; j += TVec.Count) top = TVec.Max(top, TVec.Load(scores + j));
+        float blockMax = TVec.MaxAcross(top);
+        if (float.IsNegativeInfinity(blockMax)) return false;
+        float previous = *max, next = MathF.Max(previous, blockMax);
+        float rescale = Exp2(previous - next);
+        var negativeMax = TVec.Broadcast(-next);
+        T total = TVec.Zero;
+        for (int j = 0; j < KeyBlock; j += TVec.Count)
+        {
+            var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
+            TVec.Store(scores + j, weight);
+            total = TVec.Add(total, weight);
+        }
+        *max = next;
+        *sum = *sum * rescale + TVec.Sum(total);
+        *alpha = rescale;
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="UpdateRow{TVec, T}"/> for four rows (<see cref="KeyBlock"/> apart) at once: their maxima, rescale
+    /// factors and sums are computed four lanes wide, and the four exponentials of the block are independent. A row
+    /// without visible keys in the block gets weights 0 and rescale factor 1, and keeps its max and sum. Returns false
+    /// when no row has a visible key.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static bool UpdateQuad<TVec, T>(float* scores, float* max, float* sum, float* alpha) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        float* s1 = scores + KeyBlock, s2 = scores + 2 * KeyBlock, s3 = scores + 3 * KeyBlock;
+        T top0 = TVec.Load(scores), top1 = TVec.Load(s1), top2 = TVec.Load(s2), top3 = TVec.Load(s3);
+        for (int j = TVec.Count; j < KeyBlock; j += TVec.Count)
+        {
+            top0 = TVec.Max(top0, TVec.Load(scores + j));
+            top1 = TVec.Max(top1, TVec.Load(s1 + j));
+            top2 = TVec.Max(top2, TVec.Load(s2 + j));
+            top3 = TVec.Max(top3, TVec.Load(s3 + j));
+        }
+        var blockMax = TVec.Max4(top0, top1, top2, top3);
+        var visible = ~Vector128.Equals(blockMax, Vector128.Create(float.NegativeInfinity));
+        if (visible == Vector128<float>.Zero) return false;
+        var previous = Vector128.Load(max);
+        var next = Vector128.Max(previous, blockMax);
+        // Rows without keys here: rescale 1, and a finite shift so that their -inf scores give weight 0, not NaN.
+        var rescale = Vector128.ConditionalSelect(visible, Exp2(previous - next), Vector128<float>.One);
+        var shift = Vector128.ConditionalSelect(visible, next, Vector128<float>.Zero);
+        T n0 = TVec.Broadcast(-shift.GetElement(0)), n1 = TVec.Broadcast(-shift.GetElement(1));
+        T n2 = TVec.Broadcast(-shift.GetElement(2)), n3 = TVec.Broadcast(-shift.GetElement(3));
+        T t0 = TVec.Zero, t1 = TVec.Zero, t2 = TVec.Zero, t3 = TVec.Zero;
+        for (int j = 0; j < KeyBlock; j += TVec.Count)
+        {
+            T w0 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), n0));
+            T w1 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s1 + j), n1));
+            T w2 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s2 + j), n2));
+            T w3 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s3 + j), n3));
+            TVec.Store(scores + j, w0);
+            TVec.Store(s1 + j, w1);
+            TVec.Store(s2 + j, w2);
+            TVec.Store(s3 + j, w3);
+            t0 = TVec.Add(t0, w0);
+            t1 = TVec.Add(t1, w1);
+            t2 = TVec.Add(t2, w2);
+            t3 = TVec.Add(t3, w3);
+        }
+        Vector128.ConditionalSelect(visible, next, previous).Store(max);
+        (Vector128.Load(sum) * rescale + TVec.Sum4(t0, t1, t2, t3)).Store(sum);
+        rescale.Store(alpha);
+        return true;
+    }
+
+    /// <summary>2^x for four x &lt;= 0 (<see cref="Exp2(float)"/> four lanes wide).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Exp2(Vector128<float> x) =>
+        Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(x)
+            : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
+                SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
 
     /// <summary>
     /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than
@@ -408,16 +494,137 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
+    /// Scores keys <paramref name="from"/>..<paramref name="to"/> of a block for four query rows (<paramref name="stride"/>
+    /// apart), into <c>scores[j]</c>, <c>scores[KeyBlock + j]</c>, ...: four keys at a time, then one at a time. Not
+    /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreQuad<TVec, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int j = from;
+        for (; j + 4 <= to; j += 4)
+            Dot4x4<TVec, T, TFormat>(q, stride, keyRows + j, scores + j);
+        for (; j < to; j++)
+            Dot4<TVec, T, TFormat>(q, stride, keyRows[j], scores + j);
+    }
+
+    /// <summary>
+    /// The 16 dot products of four query rows (<paramref name="stride"/> apart) with four key rows, written to
+    /// <c>scores[0..3]</c>, <c>scores[KeyBlock..KeyBlock + 3]</c>, ...: a 4 x 4 register tile, so each step loads four
+    /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
+    /// are reduced four at a time by <see cref="IDecodeVector{T}.Sum4"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot4x4<TVec, T, TFormat>(float* q, int stride, byte** keys, float* scores)
+        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
+        float* q1 = q + stride, q2 = q + 2 * stride, q3 = q + 3 * stride;
+        T a00 = TVec.Zero, a01 = TVec.Zero, a02 = TVec.Zero, a03 = TVec.Zero;
+        T a10 = TVec.Zero, a11 = TVec.Zero, a12 = TVec.Zero, a13 = TVec.Zero;
+        T a20 = TVec.Zero, a21 = TVec.Zero, a22 = TVec.Zero, a23 = TVec.Zero;
+        T a30 = TVec.Zero, a31 = TVec.Zero, a32 = TVec.Zero, a33 = TVec.Zero;
+        for (int d = 0; d < stride; d += TVec.Count)
+        {
+            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, d), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, d);
+            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, d), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, d);
+            T y = TVec.Load(q + d);
+            a00 = TVec.MultiplyAdd(y, x0, a00);
+            a01 = TVec.MultiplyAdd(y, x1, a01);
+            a02 = TVec.MultiplyAdd(y, x2, a02);
+            a03 = TVec.MultiplyAdd(y, x3, a03);
+            y = TVec.Load(q1 + d);
+            a10 = TVec.MultiplyAdd(y, x0, a10);
+            a11 = TVec.MultiplyAdd(y, x1, a11);
+            a12 = TVec.MultiplyAdd(y, x2, a12);
+            a13 = TVec.MultiplyAdd(y, x3, a13);
+            y = TVec.Load(q2 + d);
+            a20 = TVec.MultiplyAdd(y, x0, a20);
+            a21 = TVec.MultiplyAdd(y, x1, a21);
+            a22 = TVec.MultiplyAdd(y, x2, a22);
+            a23 = TVec.MultiplyAdd(y, x3, a23);
+            y = TVec.Load(q3 + d);
+            a30 = TVec.MultiplyAdd(y, x0, a30);
+            a31 = TVec.MultiplyAdd(y, x1, a31);
+            a32 = TVec.MultiplyAdd(y, x2, a32);
+            a33 = TVec.MultiplyAdd(y, x3, a33);
+        }
+        TVec.Sum4(a00, a01, a02, a03).Store(scores);
+        TVec.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
+        TVec.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
+        TVec.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
+    }
+
+    /// <summary>
     /// <see cref="AccumulateValues{TVec, T, TFormat}"/> for four rows at once (accumulators and weights
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateValues4<TVec, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
         where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int w = TVec.Count, d = 0;
         T s0 = TVec.Broadcast(alpha[0]), s1 = TVec.Broadcast(alpha[1]), s2 = TVec.Broadcast(alpha[2]), s3 = TVec.Broadcast(alpha[3]);
         float* acc1 = acc + stride, acc2 = acc + 2 * stride, acc3 = acc + 3 * stride;
+        float* w1 = weights + KeyBlock, w2 = weights + 2 * KeyBlock, w3 = weights + 3 * KeyBlock;
+        // A 4 x 4 register tile (four rows by four vectors of the row): per key, four value loads and four weight
+        // broadcasts feed 16 FMAs.
+        for (; d + 4 * w <= stride; d += 4 * w)
+        {
+            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
+            T c0 = TVec.Multiply(TVec.Load(acc + d + 2 * w), s0), e0 = TVec.Multiply(TVec.Load(acc + d + 3 * w), s0);
+            T a1 = TVec.Multiply(TVec.Load(acc1 + d), s1), b1 = TVec.Multiply(TVec.Load(acc1 + d + w), s1);
+            T c1 = TVec.Multiply(TVec.Load(acc1 + d + 2 * w), s1), e1 = TVec.Multiply(TVec.Load(acc1 + d + 3 * w), s1);
+            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), b2 = TVec.Multiply(TVec.Load(acc2 + d + w), s2);
+            T c2 = TVec.Multiply(TVec.Load(acc2 + d + 2 * w), s2), e2 = TVec.Multiply(TVec.Load(acc2 + d + 3 * w), s2);
+            T a3 = TVec.Multiply(TVec.Load(acc3 + d), s3), b3 = TVec.Multiply(TVec.Load(acc3 + d + w), s3);
+            T c3 = TVec.Multiply(TVec.Load(acc3 + d + 2 * w), s3), e3 = TVec.Multiply(TVec.Load(acc3 + d + 3 * w), s3);
+            for (int j = 0; j < keys; j++)
+            {
+                byte* v = values[j];
+                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, d);
+                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, d + w);
+                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w);
+                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w);
+                var p = TVec.Broadcast(weights[j]);
+                a0 = TVec.MultiplyAdd(p, v0, a0);
+                b0 = TVec.MultiplyAdd(p, v1, b0);
+                c0 = TVec.MultiplyAdd(p, v2, c0);
+                e0 = TVec.MultiplyAdd(p, v3, e0);
+                p = TVec.Broadcast(w1[j]);
+                a1 = TVec.MultiplyAdd(p, v0, a1);
+                b1 = TVec.MultiplyAdd(p, v1, b1);
+                c1 = TVec.MultiplyAdd(p, v2, c1);
+                e1 = TVec.MultiplyAdd(p, v3, e1);
+                p = TVec.Broadcast(w2[j]);
+                a2 = TVec.MultiplyAdd(p, v0, a2);
+                b2 = TVec.MultiplyAdd(p, v1, b2);
+                c2 = TVec.MultiplyAdd(p, v2, c2);
+                e2 = TVec.MultiplyAdd(p, v3, e2);
+                p = TVec.Broadcast(w3[j]);
+                a3 = TVec.MultiplyAdd(p, v0, a3);
+                b3 = TVec.MultiplyAdd(p, v1, b3);
+                c3 = TVec.MultiplyAdd(p, v2, c3);
+                e3 = TVec.MultiplyAdd(p, v3, e3);
+            }
+            TVec.Store(acc + d, a0);
+            TVec.Store(acc + d + w, b0);
+            TVec.Store(acc + d + 2 * w, c0);
+            TVec.Store(acc + d + 3 * w, e0);
+            TVec.Store(acc1 + d, a1);
+            TVec.Store(acc1 + d + w, b1);
+            TVec.Store(acc1 + d + 2 * w, c1);
+            TVec.Store(acc1 + d + 3 * w, e1);
+            TVec.Store(acc2 + d, a2);
+            TVec.Store(acc2 + d + w, b2);
+            TVec.Store(acc2 + d + 2 * w, c2);
+            TVec.Store(acc2 + d + 3 * w, e2);
+            TVec.Store(acc3 + d, a3);
+            TVec.Store(acc3 + d + w, b3);
+            TVec.Store(acc3 + d + 2 * w, c3);
+            TVec.Store(acc3 + d + 3 * w, e3);
+        }
         for (; d + 2 * w <= stride; d += 2 * w)
         {
             T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
@@ -470,7 +677,7 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateValues<TVec, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
         where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
@@ -531,7 +738,10 @@ internal static unsafe class CpuDecode
         }
     }
 
-    /// <summary>Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink.</summary>
+    /// <summary>
+    /// Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink. With sigmoid
+    /// scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
+    /// </summary>
     private static void Merge(Plan p, int threads)
     {
         int groupRows = p.GroupSize * p.QueryLength;
@@ -562,7 +772,7 @@ internal static unsafe class CpuDecode
                         for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
                     }
                 }
-                p.WriteRow(b, head, i, acc, 1f, total);
+                p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
         });
     }
@@ -574,7 +784,8 @@ internal static unsafe class CpuDecode
         public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, NewLength, HeadDim, ValueDim, RowChunks, Splits, Items;
         public readonly int RotaryHalf;
         public readonly bool RotaryInterleaved;
-        public readonly float QueryScale, Softcap;
+        public readonly float QueryScale, Softcap, SigmoidBiasLog2;
+        public readonly bool Sigmoid;
         public readonly ElementType ElementType;
         public readonly long ElementSize;
         public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, NewKeyOffset, NewValueOffset;
@@ -606,6 +817,8 @@ internal static unsafe class CpuDecode
             Items = baseItems * Splits;
             var options = problem.Options;
             Softcap = options.Softcap;
+            Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
+            SigmoidBiasLog2 = options.SigmoidBias * Log2E;
             // Scores are kept in log2 units; with softcap the tanh needs natural units, and the kernel converts after it.
             QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * Log2E;
             ElementType = problem.ElementType;
@@ -643,7 +856,8 @@ internal static unsafe class CpuDecode
             // Rows are read in place when they are contiguous and fill whole vectors. 16-bit rows are then widened on every
             // read, which pays while few rows share a block; bigger groups widen each block once into the float32 stage.
             DirectRows = KeyStrides[3] == 1 && ValueStrides[3] == 1 && KeyStride == HeadDim && ValueStride == ValueDim &&
-                (ElementType == ElementType.Float32 || Math.Min(RowsPerItem, GroupSize * QueryLength) <= DirectWideningRows);
+                (ElementType == ElementType.Float32 ||
+                 Math.Min(RowsPerItem, GroupSize * QueryLength) <= (ElementType == ElementType.BFloat16 ? DirectWideningRowsBFloat16 : DirectWideningRowsHalf));
             ScratchFloats = Scratch.Floats(this);
         }
 

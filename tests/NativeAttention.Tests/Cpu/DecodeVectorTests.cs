@@ -42,4 +42,40 @@ public unsafe class DecodeVectorTests
                 Assert.Equal((uint)source[i + l] << 16, BitConverter.SingleToUInt32Bits(buffer[l]));
         }
     }
+
+    [Fact]
+    public void Sum4AndMax4_EqualFourLaneReductions()
+    {
+        if (Vector512.IsHardwareAccelerated) CheckSum4<Decode512, Vector512<float>>();
+        if (Vector256.IsHardwareAccelerated) CheckSum4<Decode256, Vector256<float>>();
+        if (Vector128.IsHardwareAccelerated) CheckSum4<Decode128, Vector128<float>>();
+        CheckSum4<DecodeScalar, float>();
+    }
+
+    private static void CheckSum4<TVec, T>() where TVec : struct, IDecodeVector<T> where T : unmanaged
+    {
+        int w = TVec.Count;
+        // Small integers: every summation order gives the same exact sum.
+        var values = stackalloc float[4 * w];
+        for (int i = 0; i < 4 * w; i++) values[i] = (i * 7 % 23) - 11 + 100 * (i / w);
+        var sums = TVec.Sum4(TVec.Load(values), TVec.Load(values + w), TVec.Load(values + 2 * w), TVec.Load(values + 3 * w));
+        var maxima = TVec.Max4(TVec.Load(values), TVec.Load(values + w), TVec.Load(values + 2 * w), TVec.Load(values + 3 * w));
+        for (int v = 0; v < 4; v++)
+        {
+            float expected = 0, top = float.NegativeInfinity;
+            for (int l = 0; l < w; l++)
+            {
+                expected += values[v * w + l];
+                top = MathF.Max(top, values[v * w + l]);
+            }
+            Assert.True(expected == sums.GetElement(v), $"{typeof(TVec).Name} vector {v}: {sums.GetElement(v)}, expected {expected}");
+            Assert.Equal(expected, TVec.Sum(TVec.Load(values + v * w)));
+            Assert.True(top == maxima.GetElement(v), $"{typeof(TVec).Name} vector {v}: max {maxima.GetElement(v)}, expected {top}");
+            Assert.Equal(top, TVec.MaxAcross(TVec.Load(values + v * w)));
+        }
+        // A NaN lane makes its vector's maximum NaN, as MathF.Max does.
+        values[2 * w + w / 2] = float.NaN;
+        maxima = TVec.Max4(TVec.Load(values), TVec.Load(values + w), TVec.Load(values + 2 * w), TVec.Load(values + 3 * w));
+        Assert.True(float.IsNaN(maxima.GetElement(2)) && !float.IsNaN(maxima.GetElement(1)), $"{typeof(TVec).Name}: NaN lost");
+    }
 }

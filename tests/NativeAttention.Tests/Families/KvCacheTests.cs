@@ -538,16 +538,106 @@ public sealed class CpuKvCacheTests : KvCacheTests
         Assert.Equal(a.LogSumExp.ToDoubleArray(), b.LogSumExp.ToDoubleArray());
     }
 
-    [Fact]
-    public void KvCache_SigmoidScoring_IsNotSupportedAndWritesNothing()
+    /// <summary>Random KV cases for sigmoid scoring: no sinks (they have no meaning there), GQA groups up to 8.</summary>
+    private static Gen<(KvCase Case, float Bias)> SigmoidCases() =>
+        from type in Gen.Elements(ElementType.Float32, ElementType.Float16, ElementType.BFloat16)
+        from batch in Gen.Choose(1, 3)
+        from lengths in Gen.Frequency((1, Gen.Constant(0)), (4, Gen.Choose(1, 40)), (2, Gen.Choose(60, 300))).ArrayOf(batch)
+        from kvHeads in Gen.Choose(1, 2)
+        from groupSize in Gen.Elements(1, 2, 4, 8)
+        from nq in Gen.Elements(1, 1, 1, 2, 3)
+        from nnew in Gen.Elements(0, 0, 1, 2)
+        from dqk in Gen.Elements(16, 32, 64, 128, 13, 40)
+        from dv in Gen.Frequency((3, Gen.Constant(dqk)), (1, Gen.Elements(8, 24, 64)))
+        from page in Gen.Elements(0, 0, 4, 16)
+        from rotary in Gen.Elements(RotaryMode.None, RotaryMode.None, RotaryMode.HalfSplit)
+        from causal in Gen.Elements(false, true, true)
+        from window in Gen.Frequency((3, Gen.Constant((-1, -1))), (1, Gen.Choose(0, 50).Zip(Gen.Choose(-1, 3))))
+        from softcap in Gen.Frequency((3, Gen.Constant(0f)), (1, Gen.Elements(5f, 20f)))
+        from alibi in Gen.Elements(0, 0, 1, 2)
+        from splits in Gen.Elements<int?>(null, 1, 1, 2, 3, 7)
+        from bias in Gen.Elements(0f, -2f, -5f, 3f, -40f)
+        from seed in Gen.Choose(0, int.MaxValue)
+        let rotaryDim = rotary == RotaryMode.None ? 0 : dqk / 2 * 2
+        let cacheLengths = rotaryDim > 0 ? lengths.Select(l => Math.Max(l, nq - nnew)).ToArray() : lengths
+        select (new KvCase(type, cacheLengths, kvHeads, groupSize, nq, nnew, dqk, dv, page, rotaryDim > 0 ? rotary : RotaryMode.None, rotaryDim,
+            causal, window.Item1, window.Item2, softcap, false, alibi, splits, seed), bias);
+
+    private static FlashOptions Sigmoid(KvData data, float bias) =>
+        data.Options with { ScoreFunction = ScoreFunction.Sigmoid, SigmoidBias = bias, Sinks = null };
+
+    private static void RunSigmoid(AttentionContext context, KvData data, float bias) =>
+        context.FlashKvCache(data.Query, data.KeyCache, data.ValueCache, data.Output, data.Cache, Sigmoid(data, bias), data.LogSumExp);
+
+    /// <summary>KvData.Check with sigmoid options: the references read only what the append leaves unchanged.</summary>
+    private static ReferenceCheck CheckSigmoid(KvCase c, KvData data, float bias)
     {
-        var c = new KvCase(ElementType.Float32, [10], 1, 1, 1, 1, 16, 16, 0, RotaryMode.None, 0, false, -1, -1, 0, false, 0, null, 2);
+        var options = Sigmoid(data, bias);
+        var exact = Reference.FlashKvCache(data.Query, data.KeyCache, data.ValueCache, data.Cache, options);
+        var naive = Reference.FlashKvCacheNaive(data.Query, data.KeyCache, data.ValueCache, data.Cache, options, c.Type);
+        double valueScale = data.ValueCache.ToDoubleArray().Where(double.IsFinite).Concat(data.Cache.NewValue?.ToDoubleArray() ?? []).Select(Math.Abs).DefaultIfEmpty(0).Max();
+        return CaseVerifier.CompareToReference(exact, naive, data.Output, data.LogSumExp, c.Type, valueScale);
+    }
+
+    [Fact]
+    public void KvCache_SigmoidScoring_MatchesReference_PagedOrNot_AnySplitCount()
+    {
+        using var context = AttentionContext.Create(Backend.Cpu);
+        Properties.Check(SigmoidCases().ToArbitrary(), x =>
+        {
+            var (c, bias) = x;
+            var data = KvData.Create(c, c.Paged);
+            RunSigmoid(context, data, bias);
+            var check = CheckSigmoid(c, data, bias);
+            Assert.True(check.Passed, $"{c} sigmoid({bias}): {check}");
+            // Repeating the call gives the same bits (the append writes the same tokens again).
+            var again = KvData.Create(c, c.Paged);
+            RunSigmoid(context, again, bias);
+            Assert.Equal(data.Output.ToDoubleArray(), again.Output.ToDoubleArray());
+            Assert.Equal(data.LogSumExp.ToDoubleArray(), again.LogSumExp.ToDoubleArray());
+        }, count: 60);
+    }
+
+    [Fact]
+    public void KvCache_SigmoidScoring_SplitsAgreeWithOneSplit_PagedEqualsContiguous()
+    {
+        using var context = AttentionContext.Create(Backend.Cpu);
+        var arbitrary = SigmoidCases().SelectMany(x => Gen.Choose(2, 9).Select(s => (x.Case with { Splits = 1, PageSize = x.Case.PageSize == 0 ? 8 : x.Case.PageSize }, x.Bias, Splits: s))).ToArbitrary();
+        Properties.Check(arbitrary, x =>
+        {
+            var (c, bias, splits) = x;
+            var one = KvData.Create(c, paged: false);
+            RunSigmoid(context, one, bias);
+            double tolerance = CheckSigmoid(c, one, bias).Tolerance;
+            var split = c with { Splits = splits };
+            var contiguous = KvData.Create(split, paged: false);
+            RunSigmoid(context, contiguous, bias);
+            var paged = KvData.Create(split, paged: true);
+            RunSigmoid(context, paged, bias);
+            Assert.True(CheckSigmoid(split, paged, bias).Passed, $"{split} sigmoid({bias}) paged");
+            Assert.Equal(contiguous.Output.ToDoubleArray(), paged.Output.ToDoubleArray());
+            Assert.Equal(contiguous.LogSumExp.ToDoubleArray(), paged.LogSumExp.ToDoubleArray());
+            var a = one.Output.ToDoubleArray();
+            var s = contiguous.Output.ToDoubleArray();
+            for (int i = 0; i < a.Length; i++)
+                Assert.True(Math.Abs(a[i] - s[i]) <= 2 * tolerance + 1e-6, $"{c} sigmoid({bias}) splits {splits}: element {i}: {s[i]} vs {a[i]}");
+            var la = one.LogSumExp.ToDoubleArray();
+            var ls = contiguous.LogSumExp.ToDoubleArray();
+            for (int i = 0; i < la.Length; i++)
+                Assert.True(la[i].Equals(ls[i]) || Math.Abs(la[i] - ls[i]) <= 1e-5 * (1 + Math.Abs(la[i])), $"{c} sigmoid({bias}) splits {splits}: LSE {i}: {ls[i]} vs {la[i]}");
+        }, count: 25);
+    }
+
+    [Fact]
+    public void KvCache_SigmoidScoring_WithSinks_IsRejectedBeforeAnythingIsWritten()
+    {
+        var c = new KvCase(ElementType.Float32, [10], 1, 1, 1, 1, 16, 16, 0, RotaryMode.None, 0, false, -1, -1, 0, true, 0, null, 2);
         using var context = AttentionContext.Create(Backend.Cpu);
         var data = KvData.Create(c, paged: false);
         var before = data.KeyCache.ToDoubleArray();
-        var e = Assert.Throws<NotSupportedException>(() =>
-            context.FlashKvCache(data.Query, data.KeyCache, data.ValueCache, data.Output, data.Cache, new FlashOptions { ScoreFunction = ScoreFunction.Sigmoid }));
-        Assert.Contains("Sigmoid", e.Message);
+        var e = Assert.ThrowsAny<ArgumentException>(() =>
+            context.FlashKvCache(data.Query, data.KeyCache, data.ValueCache, data.Output, data.Cache, data.Options with { ScoreFunction = ScoreFunction.Sigmoid }));
+        Assert.Equal("options.Sinks", e.ParamName);
         Assert.Equal(before, data.KeyCache.ToDoubleArray());
     }
 }
