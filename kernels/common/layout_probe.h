@@ -42,6 +42,7 @@ NA_KERNEL void na_decode_params_layout(NA_GLOBAL int* out)
     NA_PROBE(group); NA_PROBE(nq); NA_PROBE(nnew); NA_PROBE(dqk); NA_PROBE(dv); NA_PROBE(page_size);
     NA_PROBE(blocks_per_seq); NA_PROBE(rotary_half); NA_PROBE(window_left); NA_PROBE(window_right); NA_PROBE(causal); NA_PROBE(has_lse);
     NA_PROBE(splits); NA_PROBE(row_chunks); NA_PROBE(paged); NA_PROBE(rotary); NA_PROBE(has_alibi); NA_PROBE(has_sinks);
-    NA_PROBE(sigmoid); NA_PROBE(has_softcap); NA_PROBE(scale_log2); NA_PROBE(softcap_log2); NA_PROBE(sigmoid_bias);
+    NA_PROBE(sigmoid); NA_PROBE(has_softcap); NA_PROBE(lengths_in_meta); NA_PROBE(scale_log2); NA_PROBE(softcap_log2); NA_PROBE(sigmoid_bias);
+    NA_PROBE(lengths); NA_PROBE(reserved);
 #undef NA_PROBE
 }

@@ -64,7 +64,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     const int total_rows = p.group * p.nq;
     const int r0 = chunk * NA_DECODE_ROWS;
     const int rows = total_rows - r0 < NA_DECODE_ROWS ? total_rows - r0 : NA_DECODE_ROWS;
-    const int nk = meta[b] + p.nnew;   // L_b
+    const int nk = na_cache_length(meta, p, b) + p.nnew;   // L_b
 
     // Row bounds and state; rows past `rows` see no key.
     for (int r = tid; r < NA_DECODE_ROWS; r += NA_DECODE_THREADS)

@@ -2,8 +2,12 @@
 // runtime flags here (uniform branches cost nothing next to reading the cache) so that few variants need compiling. Mirrored by
 // managed/NativeAttention/Gpu/DecodeParams.cs; a test compiles common/layout_probe.h and checks that both sides
 // agree on size and offsets. 64-bit fields first, so no padding depends on the compiler.
-// The int32 `meta` buffer beside it holds the cache lengths [B] followed by the block table [B, blocks_per_seq].
+// Cache lengths travel inside the struct for up to NA_INLINE_LENGTHS batch elements, so a decode step needs no
+// upload (and no host synchronisation) unless its block table changed; the int32 `meta` buffer beside it holds the
+// block table [B, blocks_per_seq], preceded by the lengths [B] when there are more (lengths_in_meta == 1).
 // Cache rows are addressed as (block or batch) * stride_b + head * stride_h + slot * stride_n + d * stride_d.
+#define NA_INLINE_LENGTHS 64
+
 typedef struct na_decode_params
 {
     na_i64 q_offset;       // element offset of Q[0,0,0,0] from the Q buffer's base
@@ -74,17 +78,26 @@ typedef struct na_decode_params
     int has_sinks;         // 1: a per-head logit joins the softmax denominator
     int sigmoid;           // 1: unnormalised sigmoid(s' + b) weights instead of softmax
     int has_softcap;       // 1: s = c tanh(s / c)
+    int lengths_in_meta;   // 1: the cache lengths are meta[0 .. B) and the block table follows; 0: they are `lengths`
     float scale_log2;      // scale * log2(e)
     float softcap_log2;    // softcap c * log2(e); unused when has_softcap == 0
     float sigmoid_bias;    // b of sigmoid(s' + b); unused when sigmoid == 0
+    int lengths[NA_INLINE_LENGTHS];  // CacheSeqLens[b] when lengths_in_meta == 0
+    int reserved;          // keeps the size a multiple of 8 on every compiler
 } na_decode_params;
+
+// Tokens in the cache of batch element b before the append.
+NA_INLINE int na_cache_length(const NA_GLOBAL int* meta, const na_decode_params p, int b)
+{
+    return p.lengths_in_meta ? meta[b] : p.lengths[b];
+}
 
 // The element offset of (batch element b, position pos) inside a cache, before the head and feature terms: through
 // the block table when paged. `meta` holds the lengths [B] then the table.
 NA_INLINE na_i64 na_cache_slot(const NA_GLOBAL int* meta, const na_decode_params p, int b, int pos, na_i64 stride_b, na_i64 stride_n)
 {
     if (!p.paged) return (na_i64)b * stride_b + (na_i64)pos * stride_n;
-    const int block = meta[p.batch + b * p.blocks_per_seq + pos / p.page_size];
+    const int block = meta[(p.lengths_in_meta ? p.batch : 0) + b * p.blocks_per_seq + pos / p.page_size];
     return (na_i64)block * stride_b + (na_i64)(pos % p.page_size) * stride_n;
 }
 

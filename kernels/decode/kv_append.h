@@ -22,7 +22,7 @@ NA_KERNEL NA_WORKGROUP(NA_APPEND_THREADS) void na_kv_append(
     const int t = x / width;
     const int d = x - t * width;
     if (t >= p.nnew) return;
-    const int pos = meta[b] + t;
+    const int pos = na_cache_length(meta, p, b) + t;
 
     if (d < p.dqk)
     {

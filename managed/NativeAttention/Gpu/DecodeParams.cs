@@ -4,8 +4,11 @@ using System.Runtime.InteropServices;
 namespace NativeAttention.Gpu;
 
 [StructLayout(LayoutKind.Sequential)]
-internal struct DecodeParams
+internal unsafe struct DecodeParams
 {
+    /// <summary>NA_INLINE_LENGTHS: batch sizes up to this pass their cache lengths inside the struct.</summary>
+    public const int InlineLengths = 64;
+
     public long QOffset;               // element offset of Q[0,0,0,0] from the Q buffer's base
     public long KOffset;               // element offset of keyCache[0,0,0,0]
     public long VOffset;               // element offset of valueCache[0,0,0,0]
@@ -74,7 +77,10 @@ internal struct DecodeParams
     public int HasSinks;               // 1: a per-head logit joins the softmax denominator
     public int Sigmoid;                // 1: unnormalised sigmoid(s' + b) weights instead of softmax
     public int HasSoftcap;             // 1: s = c tanh(s / c)
+    public int LengthsInMeta;          // 1: the cache lengths are meta[0 .. B) and the block table follows; 0: they are `lengths`
     public float ScaleLog2;            // scale * log2(e)
     public float SoftcapLog2;          // softcap c * log2(e); unused when has_softcap == 0
     public float SigmoidBias;          // b of sigmoid(s' + b); unused when sigmoid == 0
+    public fixed int Lengths[InlineLengths]; // CacheSeqLens[b] when lengths_in_meta == 0
+    public int Reserved;               // keeps the size a multiple of 8 on every compiler
 }

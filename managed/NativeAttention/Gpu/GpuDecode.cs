@@ -38,6 +38,7 @@ internal interface IGpuKernelHost
 internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate, Action synchronize) : IDisposable
 {
     private readonly DeviceBuffer?[] _slots = new DeviceBuffer?[4];
+    private readonly int[]?[] _uploaded = new int[]?[4];
 
     /// <summary>Held by one call from its first upload to its last launch.</summary>
     public Lock Gate { get; } = new();
@@ -54,7 +55,23 @@ internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate,
             buffer.Dispose();
             _slots[slot] = null;
         }
+        _uploaded[slot] = null;
         return _slots[slot] = allocate(ElementType.Float32, size);
+    }
+
+    /// <summary>
+    /// Slot <paramref name="slot"/> holding <paramref name="data"/> (int32 by bit pattern), uploaded only when it differs
+    /// from what this slot last received: a block table that did not change costs no transfer and no synchronisation.
+    /// Call under <see cref="Gate"/>.
+    /// </summary>
+    public DeviceBuffer Upload(int slot, int[] data)
+    {
+        var buffer = Take(slot, data.Length);
+        if (_uploaded[slot] is { } last && last.AsSpan().SequenceEqual(data)) return buffer;
+        _uploaded[slot] = null;   // a failed write must not leave a stale record
+        buffer.Write<float>(MemoryMarshal.Cast<int, float>(data));
+        _uploaded[slot] = data;
+        return buffer;
     }
 
     public void Dispose()
@@ -163,17 +180,24 @@ internal static class GpuDecode
         if (heads > 65535) throw new NotSupportedException($"B * Hkv = {heads} exceeds the GPU grid limit of 65535 for FlashKvCache.");
         int splits = cache.Splits ?? AutomaticSplits(problem, heads * rowChunks, host.ComputeUnits);
         var p = Params(problem, query, keyCache, valueCache, output, logSumExp, splits, rowChunks);
+        bool inline = problem.Batch <= DecodeParams.InlineLengths;
+        p.LengthsInMeta = inline ? 0 : 1;
+        if (inline)
+            unsafe
+            {
+                for (int b = 0; b < problem.Batch; b++) p.Lengths[b] = problem.CacheLength(b);
+            }
         var bytes = MemoryMarshal.AsBytes(new ReadOnlySpan<DecodeParams>(in p));
 
-        // Lengths [B] then the block table: a few KB, uploaded per call.
-        int[] meta = [.. Enumerable.Range(0, problem.Batch).Select(problem.CacheLength), .. problem.BlockTableEntries ?? []];
+        // Lengths ride in the parameters for up to InlineLengths elements; the block table (and any longer lengths) go
+        // through the meta buffer, uploaded only when they changed since the last call.
+        int[] meta = [.. inline ? [] : Enumerable.Range(0, problem.Batch).Select(problem.CacheLength), .. problem.BlockTableEntries ?? []];
         long rows = (long)problem.Batch * problem.QueryHeads * problem.QueryLength;
         var api = host.Api;
         var scratch = host.Scratch;
         lock (scratch.Gate)
         {
-            var metaBuffer = scratch.Take(0, meta.Length);
-            metaBuffer.Write<float>(MemoryMarshal.Cast<int, float>(meta));
+            DeviceBuffer? metaBuffer = meta.Length > 0 ? scratch.Upload(0, meta) : null;
             DeviceBuffer? partials = splits > 1 ? scratch.Take(1, checked(splits * rows * problem.ValueDim)) : null;
             DeviceBuffer? partialLse = splits > 1 ? scratch.Take(2, splits * rows) : null;
             if (problem.NewLength > 0)

@@ -377,6 +377,28 @@ public abstract class KvCacheTests
     }
 
     [SkippableFact]
+    public void KvCache_MoreBatchElementsThanInlineLengths_MatchTheReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // GPU kernels take up to 64 cache lengths inside their parameters and the rest from device memory; 70
+        // elements take the second path, and the same context then runs a small batch again (first path).
+        var random = new Random(70);
+        int[] lengths = [.. Enumerable.Range(0, 70).Select(_ => random.Next(0, 24))];
+        foreach (int page in new[] { 0, 4 })
+            foreach (var c in new[]
+            {
+                new KvCase(ElementType.Float16, lengths, 1, 2, 1, 1, 32, 32, page, RotaryMode.HalfSplit, 16, true, -1, -1, 0, false, 0, null, 5),
+                new KvCase(ElementType.Float32, [9, 0, 30], 2, 1, 2, 1, 16, 16, page, RotaryMode.None, 0, true, 4, -1, 0, true, 0, 2, 6),
+            })
+            {
+                var data = KvData.Create(c, c.Paged);
+                data.Run(context);
+                var check = data.Check(c);
+                Assert.True(check.Passed, $"{c}: {check}");
+            }
+    }
+
+    [SkippableFact]
     public void KvCache_TokenMajorAndOffsetLayouts_MatchTheReference()
     {
         using var context = TestBackend.CreateOrSkip(Backend);

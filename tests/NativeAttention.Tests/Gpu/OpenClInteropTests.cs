@@ -99,7 +99,7 @@ public sealed unsafe class OpenClInteropTests
     /// <summary>The probe's size and field offsets (declaration order) equal the C# mirror's.</summary>
     internal static void AssertLayout<T>(int[] layout) where T : struct
     {
-        var fields = typeof(T).GetFields();
+        var fields = typeof(T).GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public);
         Assert.Equal(Marshal.SizeOf<T>(), layout[0]);
         for (int i = 0; i < fields.Length; i++)
             Assert.True((int)Marshal.OffsetOf<T>(fields[i].Name) == layout[i + 1],
