@@ -1,18 +1,24 @@
-// Times flash forward on a GPU backend over the shapes of bench/results/cuda.md and prints a markdown table.
-// Usage: NativeAttention.GpuBench cuda-bench|opencl-bench [--quick]
+// Times GPU kernels over the shapes of bench/results/cuda.md and prints markdown tables:
+//   cuda-bench|opencl-bench [--quick]     flash forward, B = 4, H = 16, D = 64/128, N = 1024..16384, TFLOP/s
+//   cuda-decode|opencl-decode [--quick]   FlashKvCache decode, B = 1, Hq = 32, D = 128, Nk = 4096/16384, GB/s of K and V
+//   cuda-shapes|opencl-shapes             issue-4 shapes: sliding window, GQA, cross-attention, TFLOP/s on visible pairs
 using System.Diagnostics;
 using System.Globalization;
 using NativeAttention;
 using NativeAttention.Gpu;
+using NativeAttention.GpuBench;
 
-if (args.Length == 0 || args[0] is not ("cuda-bench" or "opencl-bench"))
+string[] commands = ["cuda-bench", "opencl-bench", "cuda-decode", "opencl-decode", "cuda-shapes", "opencl-shapes"];
+if (args.Length == 0 || !commands.Contains(args[0]))
 {
-    Console.Error.WriteLine("usage: NativeAttention.GpuBench cuda-bench|opencl-bench [--quick]");
+    Console.Error.WriteLine("usage: NativeAttention.GpuBench cuda-bench|opencl-bench|cuda-decode|opencl-decode|cuda-shapes|opencl-shapes [--quick]");
     return 2;
 }
-var backend = args[0] == "cuda-bench" ? Backend.Cuda : Backend.OpenCl;
+var backend = args[0].StartsWith("cuda", StringComparison.Ordinal) ? Backend.Cuda : Backend.OpenCl;
 bool quick = args.Contains("--quick");
 using var context = AttentionContext.Create(backend);
+if (args[0].EndsWith("-decode", StringComparison.Ordinal)) return GpuBenchmarks.Decode(context, quick);
+if (args[0].EndsWith("-shapes", StringComparison.Ordinal)) return GpuBenchmarks.Shapes(context);
 Console.WriteLine($"# {backend} flash forward on {context.DeviceName}, NATIVEATTENTION_FLASH_MMA_TILE={Environment.GetEnvironmentVariable("NATIVEATTENTION_FLASH_MMA_TILE") ?? "(table)"}");
 Console.WriteLine("| dtype | B | H | D | N | causal | ms | TFLOP/s |");
 Console.WriteLine("|---|---|---|---|---|---|---|---|");
@@ -23,9 +29,9 @@ foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
         foreach (int n in lengths)
             foreach (bool causal in new[] { false, true })
             {
-                var q = Random(context, type, [batch, heads, n, d], 1);
-                var k = Random(context, type, [batch, heads, n, d], 2);
-                var v = Random(context, type, [batch, heads, n, d], 3);
+                var q = DeviceTensors.Random(context, type, [batch, heads, n, d], 1);
+                var k = DeviceTensors.Random(context, type, [batch, heads, n, d], 2);
+                var v = DeviceTensors.Random(context, type, [batch, heads, n, d], 3);
                 var o = context.Allocate(type, batch, heads, n, d);
                 var options = new FlashOptions { Causal = causal };
                 context.Flash(q, k, v, o, options);
@@ -42,23 +48,3 @@ foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
                 foreach (var view in new[] { q, k, v, o }) ((DeviceBuffer)view.Storage!).Dispose();
             }
 return 0;
-
-static TensorView Random(AttentionContext context, ElementType type, int[] shape, int seed)
-{
-    var view = context.Allocate(type, shape);
-    var buffer = (DeviceBuffer)view.Storage!;
-    // One random block repeated over the buffer: generating 10^8 values on the host would dominate the run.
-    const int block = 1 << 20;
-    var rng = new Random(seed);
-    var values = new float[block];
-    for (int i = 0; i < block; i++) values[i] = (float)(rng.NextDouble() * 2 - 1);
-    for (long start = 0; start < buffer.Length; start += block)
-    {
-        int count = (int)Math.Min(block, buffer.Length - start);
-        if (type == ElementType.Float16)
-            buffer.Write<Half>(values.Take(count).Select(x => (Half)x).ToArray(), start);
-        else
-            buffer.Write<BFloat16>(values.Take(count).Select(x => (BFloat16)x).ToArray(), start);
-    }
-    return view;
-}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # One GPU-machine session over a device bundle (device-bundle.sh tests/NativeAttention.Tests bench/NativeAttention.GpuBench):
 # CUDA tests, the NativeAttention flash benchmark per tile in $TILES, and PyTorch SDPA when TORCH=1. Results go to $OUT.
-#   bash .device/NativeAttention.GpuBench/run-device.sh            (TESTS=0 skips tests, QUICK=--quick for N = 1024 only)
+#   bash .device/NativeAttention.GpuBench/run-device.sh            (TESTS=0 skips tests, QUICK=--quick for N = 1024 only,
+#   DECODE=1 adds FlashKvCache decode and the issue-4 shapes)
 bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$bundle/env.sh"
 OUT=${OUT:-/tmp/na-out}; mkdir -p "$OUT"
@@ -19,3 +20,9 @@ for t in ${TILES:-default}; do
 done
 unset NATIVEATTENTION_FLASH_MMA_TILE
 if [ "${TORCH:-0}" = 1 ]; then timeout 200 python3 "$bundle/NativeAttention.GpuBench/torch_sdpa.py" ${QUICK:-} > "$OUT/torch.txt" 2>&1; fi
+# DECODE=1: FlashKvCache decode and the issue-4 shapes, ours then PyTorch's (TORCH=1).
+if [ "${DECODE:-0}" = 1 ]; then
+  timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-decode ${QUICK:-} > "$OUT/na_decode.txt" 2>&1
+  timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-shapes > "$OUT/na_shapes.txt" 2>&1
+  if [ "${TORCH:-0}" = 1 ]; then timeout 200 python3 "$bundle/NativeAttention.GpuBench/torch_decode.py" ${QUICK:-} > "$OUT/torch_decode.txt" 2>&1; fi
+fi
