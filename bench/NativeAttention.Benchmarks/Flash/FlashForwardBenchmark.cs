@@ -1,21 +1,12 @@
 // Flash attention forward, B=1, H=8, D=64, N from 512 to 4096, causal and not; one subclass per backend, each with the
 // storage types that backend is used with.
 using BenchmarkDotNet.Attributes;
-using NativeAttention.Bench;
 
 namespace NativeAttention.Benchmarks;
 
-/// <summary>
-/// Times one synchronised flash forward call (output and log-sum-exp, as a training forward writes them) on the
-/// inputs <see cref="AttentionCase.CreateTensors"/> generates. Subclasses pick the backend and its options.
-/// </summary>
-[Config(typeof(CaseBenchmarkConfig))]
-[MemoryDiagnoser]
-public abstract class FlashForwardBenchmark : ICaseBenchmark
+/// <summary>Square flash forward calls; subclasses pick the backend, its options and storage types.</summary>
+public abstract class FlashForwardBenchmark : CaseForwardBenchmark
 {
-    private AttentionContext? _context;
-    private CaseRun? _run;
-
     /// <summary>Query and key length.</summary>
     [Params(512, 1024, 2048, 4096)]
     public int N { get; set; }
@@ -34,28 +25,7 @@ public abstract class FlashForwardBenchmark : ICaseBenchmark
     /// <summary>The storage types this backend is benchmarked with.</summary>
     protected virtual IEnumerable<ElementType> StorageTypes => [ElementType.Float32];
 
-    public AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal, type: Type);
-
-    public abstract Backend Backend { get; }
-
-    public virtual ContextOptions ContextOptions => new();
-
-    [GlobalSetup]
-    public void Setup()
-    {
-        _context = AttentionContext.Create(Backend, ContextOptions);
-        _run = CaseRun.Prepare(_context, Case);
-    }
-
-    [Benchmark]
-    public void Forward() => _run!.Run();
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _run?.Dispose();
-        _context?.Dispose();
-    }
+    public override AttentionCase Case => AttentionCase.ForFlash(batch: 1, heads: 8, length: N, headDim: 64, causal: Causal, type: Type);
 }
 
 /// <summary>The managed SIMD kernel on <see cref="Threads"/> worker threads.</summary>

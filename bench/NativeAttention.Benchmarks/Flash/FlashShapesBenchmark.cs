@@ -2,23 +2,17 @@
 // cross-attention, fp32, one subclass per backend. FLOPs are counted on visible pairs only, so a window's figure is
 // what the kernel makes of the work that exists, not of a full N x N.
 using BenchmarkDotNet.Attributes;
-using NativeAttention.Bench;
 
 namespace NativeAttention.Benchmarks;
 
 /// <summary>Times one synchronised flash forward call (output and LSE) of a named shape.</summary>
-[Config(typeof(CaseBenchmarkConfig))]
-[MemoryDiagnoser]
-public abstract class FlashShapesBenchmark : ICaseBenchmark
+public abstract class FlashShapesBenchmark : CaseForwardBenchmark
 {
-    private AttentionContext? _context;
-    private CaseRun? _run;
-
     /// <summary>The shape, by name (see <see cref="CaseOf"/>).</summary>
     [Params("window256-N4096-causal", "gqa8x2-N2048-causal", "cross-256x4096")]
     public string Shape { get; set; } = "window256-N4096-causal";
 
-    public AttentionCase Case => CaseOf(Shape);
+    public override AttentionCase Case => CaseOf(Shape);
 
     /// <summary>
     /// window256: H = 8, D = 64, N = 4096, causal with 256 keys back; gqa8x2: Hq = 8 over Hkv = 2, D = 64, N = 2048,
@@ -34,27 +28,6 @@ public abstract class FlashShapesBenchmark : ICaseBenchmark
             "cross-256x4096" => square with { QueryLength = 256 },
             _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, "Unknown shape."),
         };
-    }
-
-    public abstract Backend Backend { get; }
-
-    public virtual ContextOptions ContextOptions => new();
-
-    [GlobalSetup]
-    public void Setup()
-    {
-        _context = AttentionContext.Create(Backend, ContextOptions);
-        _run = CaseRun.Prepare(_context, Case);
-    }
-
-    [Benchmark]
-    public void Forward() => _run!.Run();
-
-    [GlobalCleanup]
-    public void Cleanup()
-    {
-        _run?.Dispose();
-        _context?.Dispose();
     }
 }
 
