@@ -155,6 +155,15 @@ internal static class GpuDecode
 
     private const double Log2E = 1.4426950408889634;
 
+    /// <summary>
+    /// True when the flash kernel serves a call better than the decode kernel: many query rows per kv head (a prefill
+    /// chunk against the cache) read straight from a contiguous cache, with nothing to append or rotate. The decode
+    /// kernel reads the cache once per 16 rows; the flash kernel tiles queries (and uses tensor cores on CUDA).
+    /// </summary>
+    public static bool PrefersFlash(KvCacheProblem problem) =>
+        !problem.IsPaged && problem.NewLength == 0 && problem.RotaryDim == 0 && problem.Cache.Splits is null &&
+        problem.GroupSize * problem.QueryLength > 4 * DecodeVariant.MaxRows(FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim)));
+
     /// <summary>Runs a validated call: every tensor must already be on the host's device (checked here by name).</summary>
     public static void Run(IGpuKernelHost host, KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache,
         in TensorView output, in TensorView? logSumExp)

@@ -399,6 +399,27 @@ public abstract class KvCacheTests
     }
 
     [SkippableFact]
+    public void KvCache_PrefillChunksAgainstTheCache_MatchTheReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // Many query rows per kv head: GPU backends hand contiguous caches without append or rotary to the flash
+        // kernel and keep the rest (paged, appending, rotary, given splits) on the decode kernel; both must agree
+        // with the reference.
+        var arbitrary = Cases(allowModifiers: true)
+            .SelectMany(c => Gen.Choose(40, 90).Select(n => c with
+            {
+                QueryLength = n, GroupSize = 2, CacheLengths = [.. c.CacheLengths.Select(l => Math.Max(l, n))],
+            })).ToArbitrary();
+        Properties.Check(arbitrary, c =>
+        {
+            var data = KvData.Create(c, c.Paged);
+            data.Run(context);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+        }, count: 12);
+    }
+
+    [SkippableFact]
     public void KvCache_TokenMajorAndOffsetLayouts_MatchTheReference()
     {
         using var context = TestBackend.CreateOrSkip(Backend);

@@ -173,8 +173,11 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
             $"cuLaunchKernel({name})");
     }
 
-    private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
-        GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
+    private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
+    {
+        if (GpuDecode.PrefersFlash(problem)) base.FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
+        else GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
+    }
 
     KernelApi IGpuKernelHost.Api => KernelApi.Cuda;
 
