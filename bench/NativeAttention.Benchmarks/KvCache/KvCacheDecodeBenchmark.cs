@@ -1,6 +1,8 @@
 // KV-cache decoding (FlashKvCache, Nq = 1 against a full cache), the bandwidth-bound call of inference: reported as
 // GB/s of K and V read once, and on the CPU as a percentage of the measured streaming bandwidth.
+using System.Buffers;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
@@ -11,17 +13,18 @@ using NativeAttention.Bench;
 namespace NativeAttention.Benchmarks;
 
 /// <summary>
-/// One synchronised <see cref="AttentionContext.FlashKvCache"/> call: B = 1, Hq = 32, D = 128, one query row per head
-/// against <see cref="CacheLength"/> cached tokens, automatic split count, no append.
+/// One synchronised <see cref="AttentionContext.FlashKvCache"/> call (output and LSE): B = 1, Hq = 32, D = 128, one
+/// query row per head against <see cref="CacheLength"/> cached tokens of a contiguous cache, automatic split count, no
+/// append; MHA (Hkv = 32), GQA (Hkv = 8) and MQA (Hkv = 1). Host tensors live in 64-byte aligned native memory.
 /// </summary>
 [Config(typeof(KvCacheDecodeConfig))]
-[MemoryDiagnoser]
-public abstract class KvCacheDecodeBenchmark
+public abstract unsafe class KvCacheDecodeBenchmark
 {
     private const int QueryHeads = 32, HeadDim = 128;
     private AttentionContext? _context;
-    private TensorView _query, _keyCache, _valueCache, _output;
+    private TensorView _query, _keyCache, _valueCache, _output, _lse;
     private readonly List<IDisposable> _owned = [];
+    private readonly List<nint> _native = [];
     private KvCacheOptions _cache = new();
 
     /// <summary>Cached tokens Nk.</summary>
@@ -48,9 +51,9 @@ public abstract class KvCacheDecodeBenchmark
     {
         _context = AttentionContext.Create(Backend, ContextOptions);
         var random = new Random(7);
-        TensorView Make(params int[] shape)
+        TensorView Make(ElementType type, params int[] shape)
         {
-            var host = Tensor(Type, shape);
+            var host = NativeTensor(type, shape);
             var values = new double[host.ElementCount];
             for (long i = 0; i < values.Length; i++) values[i] = random.NextDouble() * 2 - 1;
             host.CopyFrom(values);
@@ -59,28 +62,32 @@ public abstract class KvCacheDecodeBenchmark
             _owned.Add((IDisposable)device.Storage!);
             return device;
         }
-        _query = Make(1, QueryHeads, 1, HeadDim);
-        _keyCache = Make(1, KeyValueHeads, CacheLength, HeadDim);
-        _valueCache = Make(1, KeyValueHeads, CacheLength, HeadDim);
-        _output = Make(1, QueryHeads, 1, HeadDim);
+        _query = Make(Type, 1, QueryHeads, 1, HeadDim);
+        _keyCache = Make(Type, 1, KeyValueHeads, CacheLength, HeadDim);
+        _valueCache = Make(Type, 1, KeyValueHeads, CacheLength, HeadDim);
+        _output = Make(Type, 1, QueryHeads, 1, HeadDim);
+        _lse = Make(ElementType.Float32, 1, QueryHeads, 1);
         _cache = new KvCacheOptions { CacheSeqLens = new[] { CacheLength } };
     }
 
-    private static TensorView Tensor(ElementType type, int[] shape)
+    /// <summary>A host tensor over 64-byte aligned native memory, as an inference engine allocates its caches.</summary>
+    private TensorView NativeTensor(ElementType type, int[] shape)
     {
-        long n = shape.Aggregate(1L, (a, b) => a * b);
+        long count = shape.Aggregate(1L, (a, b) => a * b);
+        void* memory = NativeMemory.AlignedAlloc((nuint)(count * type.SizeOf()), 64);
+        _native.Add((nint)memory);
         return type switch
         {
-            ElementType.Float32 => TensorView.FromMemory(new float[n].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[n].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[n].AsMemory(), shape),
+            ElementType.Float32 => TensorView.FromMemory(new NativeBuffer<float>((float*)memory, count).Memory, shape),
+            ElementType.Float16 => TensorView.FromMemory(new NativeBuffer<Half>((Half*)memory, count).Memory, shape),
+            _ => TensorView.FromMemory(new NativeBuffer<BFloat16>((BFloat16*)memory, count).Memory, shape),
         };
     }
 
     [Benchmark]
     public void Decode()
     {
-        _context!.FlashKvCache(_query, _keyCache, _valueCache, _output, _cache);
+        _context!.FlashKvCache(_query, _keyCache, _valueCache, _output, _cache, null, _lse);
         _context.Synchronize();
     }
 
@@ -90,15 +97,32 @@ public abstract class KvCacheDecodeBenchmark
         foreach (var owned in _owned) owned.Dispose();
         _owned.Clear();
         _context?.Dispose();
+        foreach (var memory in _native) NativeMemory.AlignedFree((void*)memory);
+        _native.Clear();
+    }
+
+    /// <summary>Native memory as a <see cref="Memory{T}"/>; the benchmark frees it.</summary>
+    private sealed class NativeBuffer<T>(T* pointer, long count) : MemoryManager<T> where T : unmanaged
+    {
+        public override Span<T> GetSpan() => new(pointer, checked((int)count));
+        public override MemoryHandle Pin(int elementIndex = 0) => new(pointer + elementIndex);
+        public override void Unpin() { }
+        protected override void Dispose(bool disposing) { }
     }
 }
 
-/// <summary>The CPU decode kernel on 2 threads.</summary>
+/// <summary>The CPU decode kernel on <see cref="Threads"/> workers (NATIVEATTENTION_BENCH_THREADS, as for the flash suite; default 2).</summary>
 public class CpuKvCacheDecode : KvCacheDecodeBenchmark
 {
+    /// <summary>CPU worker threads.</summary>
+    [ParamsSource(nameof(ThreadCounts))]
+    public int Threads { get; set; } = 2;
+
+    public static IEnumerable<int> ThreadCounts => CpuFlashForward.ThreadCounts;
+
     public override Backend Backend => Backend.Cpu;
 
-    public override ContextOptions ContextOptions => new() { Threads = 2 };
+    public override ContextOptions ContextOptions => new() { Threads = Threads };
 }
 
 /// <summary>The OpenCL decode kernels on device 0.</summary>
@@ -121,6 +145,7 @@ public sealed class KvCacheDecodeConfig : ManualConfig
     public KvCacheDecodeConfig()
     {
         AddColumn(new BandwidthColumn(percent: false), new BandwidthColumn(percent: true));
+        AddDiagnoser(BenchmarkDotNet.Diagnosers.MemoryDiagnoser.Default);
     }
 
     private sealed class BandwidthColumn(bool percent) : IColumn
