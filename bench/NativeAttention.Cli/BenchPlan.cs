@@ -27,6 +27,8 @@ internal sealed record Sweep
     public ElementType[] Types { get; init; } = [ElementType.Float32];
     public TensorLayout[] Layouts { get; init; } = [TensorLayout.HeadsFirst];
     public CausalChoice Causal { get; init; } = CausalChoice.No;
+    /// <summary>Run the cases through FlashKvCache (K and V as a full cache) instead of Flash.</summary>
+    public bool KvCache { get; init; }
     public int Seed { get; init; } = 1;
 
     /// <summary>Every case of the sweep; a combination that is not a valid problem is a usage error.</summary>
@@ -54,7 +56,7 @@ internal sealed record Sweep
                                                 {
                                                     Family = AttentionFamily.Flash, ElementType = type, Layout = layout, Batch = batch,
                                                     QueryHeads = heads, KeyValueHeads = kvHeads, QueryLength = nq > 0 ? nq : n, KeyLength = n,
-                                                    HeadDim = d, ValueDim = dv, Seed = Seed, Flash = new FlashOptions { Causal = causal },
+                                                    HeadDim = d, ValueDim = dv, Seed = Seed, Flash = new FlashOptions { Causal = causal }, KvCache = KvCache,
                                                 };
                             }
     }
@@ -210,12 +212,21 @@ internal static class CaseFile
                         _ => throw new UsageException($"{at} must be \"no\", \"yes\" or \"both\"."),
                     },
                 },
+                "kvcache" => sweep with
+                {
+                    KvCache = p.Value.ValueKind switch
+                    {
+                        JsonValueKind.True => true,
+                        JsonValueKind.False => false,
+                        _ => throw new UsageException($"{at} must be true or false."),
+                    },
+                },
                 "seed" => sweep with
                 {
                     Seed = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out int seed)
                         ? seed : throw new UsageException($"{at} must be an integer."),
                 },
-                _ => throw new UsageException($"case file '{path}': unknown key \"{p.Name}\" in {where} (expected family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal or seed)."),
+                _ => throw new UsageException($"case file '{path}': unknown key \"{p.Name}\" in {where} (expected family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvcache or seed)."),
             };
         }
         return sweep;

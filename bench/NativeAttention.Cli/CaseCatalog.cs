@@ -22,7 +22,7 @@ internal static class CaseCatalog
     /// The fixed cases of <c>verify</c>, a spread over what kernels get wrong: N = 1, tails around tile sizes, odd
     /// and large head dims, Dv != Dqk, Nq != Nk both ways (bottom-right causal, rows that see no key), GQA and MQA,
     /// windows, every dtype, the [B, N, H, D] layout, huge logits (amp), a custom scale, softcap and sigmoid scoring,
-    /// and one long sequence. Each checks against float64 in well under a second.
+    /// one long sequence, and decoding through FlashKvCache (GQA, causal, softcap, sigmoid, a prefill chunk). Each checks against float64 in well under a second.
     /// </summary>
     public static IReadOnlyList<AttentionCase> Verify { get; } =
     [
@@ -49,6 +49,10 @@ internal static class CaseCatalog
             "flash bf16 B1 H4/2 N65x97 D128/128 seed=19",
             "flash bf16 B1 H3/1 N31x31 D80/80 bnhd causal seed=20",
             "flash f32 B1 H2/2 N1024x1024 D64/64 causal seed=21",
+            "flash f16 B2 H8/2 N1x300 D128/128 kvcache seed=22",
+            "flash bf16 B1 H4/4 N3x200 D64/64 kvcache causal seed=23",
+            "flash f32 B1 H4/1 N1x1000 D64/64 kvcache softcap=20 seed=24",
+            "flash f32 B1 H2/2 N80x120 D64/48 bnhd kvcache causal sigmoid seed=25",
         }.Select(AttentionCase.Parse),
     ];
 

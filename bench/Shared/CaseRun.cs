@@ -53,7 +53,7 @@ internal sealed class CaseRun : IDisposable
 
     /// <summary>Launches the kernel once; on a GPU it may still be running when this returns.</summary>
     public void Launch() =>
-        _context.Flash(_tensors.Query, _tensors.Key, _tensors.Value, _tensors.Output, Case.Flash, _tensors.LogSumExp);
+        Case.Invoke(_context, _tensors.Query, _tensors.Key, _tensors.Value, _tensors.Output, Case.Flash, _tensors.LogSumExp);
 
     /// <summary>Runs the kernel once and waits for it to finish.</summary>
     public void Run()

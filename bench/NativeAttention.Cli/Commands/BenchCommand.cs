@@ -94,15 +94,19 @@ internal static class BenchCommand
         var markdown = OutputFile("--markdown", "Write the results table as Markdown.");
         var svg = OutputFile("--svg", "Write an SVG chart of throughput against sequence length, one line per backend (and dtype, mask, ...).");
         var noChart = new Option<bool>("--no-chart") { Description = "Leave out the bar chart on the console." };
+        var kvCache = new Option<bool>("--kvcache")
+        {
+            Description = "Run the sweep through FlashKvCache (K and V as a full contiguous cache, the decode kernels) instead of Flash.",
+        };
 
         var command = new Command("bench",
             "Time attention kernels over a sweep of shapes (the product of the list flags) or the cases of a JSON file, " +
             "on the chosen backends. Reports the median time and its spread, GFLOP/s on visible pairs and % of the " +
             $"measured FMA peak; decode-like cases (Nq <= {BenchRow.DecodeQueryRows}) report GB/s and % of the measured " +
             "memory bandwidth instead. Exits 1 if a kernel threw.");
-        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, csv, json, markdown, svg, noChart];
+        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, csv, json, markdown, svg, noChart];
         foreach (var option in options) command.Options.Add(option);
-        Option[] sweepOptions = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal];
+        Option[] sweepOptions = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache];
         command.SetAction(result =>
         {
             string? caseFile = result.GetValue(cases);
@@ -116,6 +120,7 @@ internal static class BenchCommand
                 Batches = Or(batch, sweep.Batches), Heads = Or(heads, sweep.Heads), KeyValueHeads = Or(kvHeads, sweep.KeyValueHeads),
                 HeadDims = Or(d, sweep.HeadDims), ValueDims = Or(dv, sweep.ValueDims), Types = Or(dtype, sweep.Types),
                 Layouts = Or(layout, sweep.Layouts), Causal = result.GetValue(causal) ?? sweep.Causal, Seed = result.GetValue(seed),
+                KvCache = result.GetValue(kvCache),
             };
             var list = caseFile is not null ? CaseFile.Read(caseFile) : [.. sweep.Expand("the sweep flags")];
             var outputs = new Outputs(Check(result.GetValue(csv), "--csv"), Check(result.GetValue(json), "--json"),
@@ -126,7 +131,7 @@ internal static class BenchCommand
         });
         examples.Add(command,
             "bench --n 512,1024,4096 --heads 8 --kv-heads 2 --d 64 --dtype f32,f16 --causal both --batch 1",
-            "bench -b cpu --nq 1 --n 1024,4096,16384 --heads 32 --kv-heads 8 --d 128     decode: GB/s, % of bandwidth",
+            "bench -b cpu --nq 1 --n 1024,4096,16384 --heads 32 --kv-heads 8 --d 128 --kvcache   decode: GB/s, % of bandwidth",
             "bench --cases shapes.json --csv out.csv --json out.json --markdown out.md --svg out.svg",
             "bench -b cuda --peak-gflops 989000 --peak-bandwidth 3350 --dtype f16 --n 4096,8192,16384");
         return command;

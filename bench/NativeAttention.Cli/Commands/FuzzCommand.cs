@@ -32,6 +32,7 @@ internal static class FuzzCommand
             CustomParser = result => OptionParsers.Integer(result, "--seed", minimum: 0),
         };
         var noWindows = new Option<bool>("--no-windows") { Description = "Sample no sliding windows." };
+        var noKvCache = new Option<bool>("--no-kvcache") { Description = "Run every case through Flash (by default a quarter go through FlashKvCache)." };
         var replay = new Option<string?>("--replay")
         {
             Description = $"Check this one case (as printed by a failure) instead of sampling. A case spec is: {AttentionCase.SpecGrammar}.",
@@ -39,15 +40,16 @@ internal static class FuzzCommand
         };
         var command = new Command("fuzz",
             "Check random valid problems (every dtype and layout, GQA, tails, Nq != Nk, causal, windows: the property " +
-            "tests' distribution) against the float64 reference. The first failure is shrunk to a small failing case " +
+            "tests' distribution; a quarter run through FlashKvCache) against the float64 reference. The first failure is shrunk to a small failing case " +
             "and printed with the seed and a one-line replay command. Exits 1 on a failure.");
         command.Options.Add(seconds);
         command.Options.Add(count);
         command.Options.Add(seed);
         command.Options.Add(noWindows);
+        command.Options.Add(noKvCache);
         command.Options.Add(replay);
         command.SetAction(result => Run(host, global.Read(result), result.GetValue(seconds), result.GetValue(count),
-            result.GetValue(seed), !result.GetValue(noWindows), result.GetValue(replay)));
+            result.GetValue(seed), !result.GetValue(noWindows), !result.GetValue(noKvCache), result.GetValue(replay)));
         examples.Add(command,
             "fuzz --backend cpu --seconds 60",
             "fuzz -b cpu --count 200 --seed 42       the same 200 cases every time",
@@ -55,7 +57,7 @@ internal static class FuzzCommand
         return command;
     }
 
-    private static int Run(CliHost host, GlobalSettings settings, double? seconds, int? count, int? seed, bool windows, string? replay)
+    private static int Run(CliHost host, GlobalSettings settings, double? seconds, int? count, int? seed, bool windows, bool kvCache, string? replay)
     {
         AttentionCase? replayCase = null;
         if (replay is not null)
@@ -71,7 +73,7 @@ internal static class FuzzCommand
             if (contexts.Count == 0) return ExitCodes.Unavailable;
             return replayCase is not null
                 ? Replay(host, contexts, replayCase)
-                : Sample(host, contexts, seconds ?? (count is null ? DefaultSeconds : null), count, seed ?? Random.Shared.Next(), windows);
+                : Sample(host, contexts, seconds ?? (count is null ? DefaultSeconds : null), count, seed ?? Random.Shared.Next(), windows, kvCache);
         }
         finally
         {
@@ -95,7 +97,7 @@ internal static class FuzzCommand
         return code;
     }
 
-    private static int Sample(CliHost host, List<AttentionContext> contexts, double? seconds, int? count, int seed, bool windows)
+    private static int Sample(CliHost host, List<AttentionContext> contexts, double? seconds, int? count, int seed, bool windows, bool kvCache)
     {
         var console = host.Out;
         string limit = (seconds, count) switch
@@ -106,7 +108,7 @@ internal static class FuzzCommand
         };
         console.MarkupLine(Markup.Escape($"fuzz seed {seed}, {limit}, on {string.Join(", ", contexts.Select(c => Terminal.Name(c.Backend)))}"));
 
-        var sampler = new CaseSampler(seed, windows);
+        var sampler = new CaseSampler(seed, windows, kvCache);
         var clock = Stopwatch.StartNew();
         int checkedCases = 0, skipped = 0;
         CaseOutcome? failure = null;

@@ -60,6 +60,29 @@ public sealed partial record AttentionCase
     public double InputScale { get; init; } = 1.0;
     /// <summary>Flash options (family Flash).</summary>
     public FlashOptions Flash { get; init; } = FlashOptions.Default;
+    /// <summary>
+    /// Run through <see cref="AttentionContext.FlashKvCache"/> instead of <see cref="AttentionContext.Flash"/>: K and V
+    /// are a full contiguous cache (<c>CacheSeqLens[b] = Nk</c>, nothing appended), which computes the same attention
+    /// through the decode kernels. Spec token <c>kvcache</c>.
+    /// </summary>
+    public bool KvCache { get; init; }
+
+    /// <summary>
+    /// Makes this case's kernel call on <paramref name="context"/> with the given (placed) tensors: <see cref="AttentionContext.Flash"/>,
+    /// or <see cref="AttentionContext.FlashKvCache"/> when <see cref="KvCache"/> is set.
+    /// </summary>
+    public void Invoke(AttentionContext context, in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions options, in TensorView? logSumExp)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (!KvCache)
+        {
+            context.Flash(query, key, value, output, options, logSumExp);
+            return;
+        }
+        var lengths = new int[Batch];
+        Array.Fill(lengths, KeyLength);
+        context.FlashKvCache(query, key, value, output, new KvCacheOptions { CacheSeqLens = lengths }, options, logSumExp);
+    }
 
     /// <summary>A flash case with equal query and key lengths and head dims.</summary>
     public static AttentionCase ForFlash(int batch, int heads, int length, int headDim, bool causal = false, ElementType type = ElementType.Float32, int seed = 1) =>
@@ -111,6 +134,7 @@ public sealed partial record AttentionCase
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"{Family.ToString().ToLowerInvariant()} {TypeName(ElementType)} B{Batch} H{QueryHeads}/{KeyValueHeads} N{QueryLength}x{KeyLength} D{HeadDim}/{ValueDim}");
         if (Layout == TensorLayout.SequenceFirst) sb.Append(" bnhd");
+        if (KvCache) sb.Append(" kvcache");
         if (Flash.Causal) sb.Append(" causal");
         if (Flash.WindowLeft >= 0 || Flash.WindowRight >= 0) sb.Append(CultureInfo.InvariantCulture, $" window({Flash.WindowLeft},{Flash.WindowRight})");
         if (Flash.Scale is float scale) sb.Append(CultureInfo.InvariantCulture, $" scale={scale:R}");

@@ -14,7 +14,7 @@ public sealed partial record AttentionCase
     /// </summary>
     public const string SpecGrammar =
         "family (flash|neighborhood|blocksparse|linear), dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, " +
-        "N<q>x<k> or N<n>, D<qk>/<v> or D<d>, layout (bhnd|bnhd), causal, window(<left>,<right>), scale=<x>, " +
+        "N<q>x<k> or N<n>, D<qk>/<v> or D<d>, layout (bhnd|bnhd), kvcache, causal, window(<left>,<right>), scale=<x>, " +
         "softcap=<c>, sigmoid or sigmoid(<bias>), amp=<input scale>, seed=<int>";
 
     /// <summary>
@@ -40,6 +40,7 @@ public sealed partial record AttentionCase
         spec.Append(CultureInfo.InvariantCulture,
             $"{FamilyName(Family)} {TypeName(ElementType)} B{Batch} H{QueryHeads}/{KeyValueHeads} N{QueryLength}x{KeyLength} D{HeadDim}/{ValueDim}");
         if (Layout == TensorLayout.SequenceFirst) spec.Append(" bnhd");
+        if (KvCache) spec.Append(" kvcache");
         if (o.Causal) spec.Append(" causal");
         if (o.WindowLeft >= 0 || o.WindowRight >= 0) spec.Append(CultureInfo.InvariantCulture, $" window({o.WindowLeft},{o.WindowRight})");
         if (o.Scale is float scale) spec.Append(" scale=").Append(scale.ToString("R", CultureInfo.InvariantCulture));
@@ -98,6 +99,8 @@ public sealed partial record AttentionCase
             return $"query heads ({QueryHeads}) must be a multiple of key/value heads ({KeyValueHeads})";
         if (Flash.WindowLeft < -1 || Flash.WindowRight < -1)
             return "window bounds must be -1 (unbounded) or non-negative";
+        if (KvCache && Family != AttentionFamily.Flash)
+            return "kvcache applies to flash cases only";
         if (!double.IsFinite(InputScale) || InputScale <= 0)
             return "amp must be a positive number";
         return null;
@@ -120,6 +123,7 @@ public sealed partial record AttentionCase
             case "bhnd": c = c with { Layout = TensorLayout.HeadsFirst }; return true;
             case "bnhd": c = c with { Layout = TensorLayout.SequenceFirst }; return true;
             case "causal": o = o with { Causal = true }; return true;
+            case "kvcache": c = c with { KvCache = true }; return true;
             case "sigmoid": o = o with { ScoreFunction = ScoreFunction.Sigmoid }; return true;
         }
         if (Value(token, "seed=") is { } seed && int.TryParse(seed, NumberStyles.Integer, CultureInfo.InvariantCulture, out int s))

@@ -18,18 +18,25 @@ public sealed class CaseSampler
 
     private readonly Random _random;
     private readonly bool _allowWindows;
+    private readonly bool _allowKvCache;
 
     /// <summary>A sampler whose sequence of cases is fixed by <paramref name="seed"/>.</summary>
     /// <param name="seed">Seed of the sampler (each case also carries its own input seed).</param>
     /// <param name="allowWindows">Whether cases may have sliding windows.</param>
-    public CaseSampler(int seed, bool allowWindows = true)
+    /// <param name="allowKvCache">Whether a quarter of the cases run through FlashKvCache (<see cref="AttentionCase.KvCache"/>).</param>
+    public CaseSampler(int seed, bool allowWindows = true, bool allowKvCache = false)
     {
         _random = new Random(seed);
         _allowWindows = allowWindows;
+        _allowKvCache = allowKvCache;
     }
 
     /// <summary>The next random case.</summary>
-    public AttentionCase Next() => Flash(_random, _allowWindows);
+    public AttentionCase Next()
+    {
+        var c = Flash(_random, _allowWindows);
+        return _allowKvCache && _random.Next(4) == 0 ? c with { KvCache = true } : c;
+    }
 
     /// <summary>A random flash case drawn from <paramref name="random"/>.</summary>
     public static AttentionCase Flash(Random random, bool allowWindows)
@@ -93,6 +100,7 @@ public sealed class CaseSampler
         if (c.ElementType != ElementType.Float32) yield return c with { ElementType = ElementType.Float32 };
         if (c.Flash.WindowLeft >= 0 || c.Flash.WindowRight >= 0) yield return c with { Flash = c.Flash with { WindowLeft = -1, WindowRight = -1 } };
         if (c.Flash.Causal) yield return c with { Flash = c.Flash with { Causal = false } };
+        if (c.KvCache) yield return c with { KvCache = false };
     }
 
     /// <summary>

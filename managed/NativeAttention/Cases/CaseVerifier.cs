@@ -160,7 +160,7 @@ public static class CaseRunner
     {
         if (context.TensorLocation == MemoryLocation.Host)
         {
-            context.Flash(tensors.Query, tensors.Key, tensors.Value, tensors.Output, @case.Flash, tensors.LogSumExp);
+            @case.Invoke(context, tensors.Query, tensors.Key, tensors.Value, tensors.Output, @case.Flash, tensors.LogSumExp);
             context.Synchronize();
             return;
         }
@@ -180,7 +180,7 @@ public static class CaseRunner
                 LowRankBias = f.LowRankBias is { } lowRank ? new LowRankBias(Mirror(context, lowRank.U, mirrors), Mirror(context, lowRank.W, mirrors)) : null,
                 Sinks = f.Sinks is { } sinks ? Mirror(context, sinks, mirrors) : null,
             };
-            context.Flash(q, k, v, o, options, lse);
+            @case.Invoke(context, q, k, v, o, options, lse);
             CopyBack(context, o, tensors.Output);
             CopyBack(context, lse, tensors.LogSumExp);
         }

@@ -23,11 +23,11 @@ public class CaseSpecTests
         {
             Family = AttentionFamily.Flash, ElementType = ElementType.BFloat16, Layout = TensorLayout.SequenceFirst, Batch = 3,
             QueryHeads = 6, KeyValueHeads = 2, QueryLength = 7, KeyLength = 300, HeadDim = 96, ValueDim = 40, Seed = 99,
-            InputScale = 2.5,
+            InputScale = 2.5, KvCache = true,
             Flash = new FlashOptions { Causal = true, WindowLeft = 5, WindowRight = 0, Scale = 0.1f, Softcap = 30, ScoreFunction = ScoreFunction.Sigmoid, SigmoidBias = -5.7f },
         };
         string spec = @case.ToSpec();
-        Assert.Equal("flash bf16 B3 H6/2 N7x300 D96/40 bnhd causal window(5,0) scale=0.1 softcap=30 sigmoid(-5.7) amp=2.5 seed=99", spec);
+        Assert.Equal("flash bf16 B3 H6/2 N7x300 D96/40 bnhd kvcache causal window(5,0) scale=0.1 softcap=30 sigmoid(-5.7) amp=2.5 seed=99", spec);
         Assert.Equal(@case, AttentionCase.Parse(spec));
     }
 

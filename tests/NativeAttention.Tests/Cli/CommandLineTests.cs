@@ -109,17 +109,21 @@ public class CommandLineTests
         Assert.Contains("GFLOP/s", labels);
     }
 
-    [Fact]
-    public void Bench_DecodeCases_ReportBandwidth()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Bench_DecodeCases_ReportBandwidth(bool kvCache)
     {
         string dir = CliRun.TemporaryDirectory();
         string json = Path.Combine(dir, "decode.json");
-        var result = CliRun.Invoke("bench", "-b", "cpu", "-t", "1", "--nq", "1", "--n", "64,256", "--heads", "4", "--kv-heads", "1", "--d", "16",
-            "-w", "0", "-r", "1", "--peak-gflops", "10", "--peak-bandwidth", "5", "--json", json);
+        string[] args = ["bench", "-b", "cpu", "-t", "1", "--nq", "1", "--n", "64,256", "--heads", "4", "--kv-heads", "1", "--d", "16",
+            "-w", "0", "-r", "1", "--peak-gflops", "10", "--peak-bandwidth", "5", "--json", json];
+        var result = CliRun.Invoke(kvCache ? [.. args, "--kvcache"] : args);
         Assert.True(result.ExitCode == ExitCodes.Success, result.ToString());
         using var document = JsonDocument.Parse(File.ReadAllText(json));
         foreach (var row in document.RootElement.GetProperty("results").EnumerateArray())
         {
+            Assert.Equal(kvCache, row.GetProperty("spec").GetString()!.Contains(" kvcache", StringComparison.Ordinal));
             Assert.Equal("memory", row.GetProperty("bound").GetString());
             Assert.Equal(100 * row.GetProperty("bandwidthGBs").GetDouble() / 5, row.GetProperty("percentOfPeak").GetDouble(), 9);
         }
@@ -134,7 +138,7 @@ public class CommandLineTests
             {
               // Comments and trailing commas are allowed.
               "cases": ["flash f16 B1 H4/2 N24x40 D16 causal seed=3"],
-              "sweeps": [{ "n": [16, 32], "heads": 2, "d": [8], "dtype": ["f32", "bf16"], "causal": "yes", "layout": ["bnhd"] }],
+              "sweeps": [{ "n": [16, 32], "heads": 2, "d": [8], "dtype": ["f32", "bf16"], "causal": "yes", "layout": ["bnhd"], "kvcache": true }],
             }
             """);
         var result = CliRun.Invoke("bench", "-b", "cpu", "-t", "1", "--cases", file, "-w", "0", "-r", "1",
@@ -144,10 +148,10 @@ public class CommandLineTests
         Assert.Equal(
         [
             "flash f16 B1 H4/2 N24x40 D16/16 causal seed=3",
-            "flash f32 B1 H2/2 N16x16 D8/8 bnhd causal seed=1",
-            "flash f32 B1 H2/2 N32x32 D8/8 bnhd causal seed=1",
-            "flash bf16 B1 H2/2 N16x16 D8/8 bnhd causal seed=1",
-            "flash bf16 B1 H2/2 N32x32 D8/8 bnhd causal seed=1",
+            "flash f32 B1 H2/2 N16x16 D8/8 bnhd kvcache causal seed=1",
+            "flash f32 B1 H2/2 N32x32 D8/8 bnhd kvcache causal seed=1",
+            "flash bf16 B1 H2/2 N16x16 D8/8 bnhd kvcache causal seed=1",
+            "flash bf16 B1 H2/2 N32x32 D8/8 bnhd kvcache causal seed=1",
         ], specs);
     }
 
