@@ -289,7 +289,7 @@ internal static class GpuDecode
         if (options.AlibiSlopes is { } slopes)
         {
             p.AlibiOffset = Offset(slopes);
-            (p.AlibiStrideB, p.AlibiStrideH) = slopes.Rank == 1 ? (0L, slopes.Strides[0]) : (slopes.Strides[0], slopes.Strides[1]);
+            (p.AlibiStrideB, p.AlibiStrideH) = GpuFlash.AlibiStrides(slopes);
         }
         if (options.Sinks is { } sinks)
         {
@@ -299,6 +299,5 @@ internal static class GpuDecode
         return p;
     }
 
-    /// <summary>The element offset of a view's origin from the start of its root device buffer.</summary>
-    private static long Offset(in TensorView view) => ((DeviceBuffer)view.Storage!).ByteOffset / view.ElementType.SizeOf() + view.Offset;
+    private static long Offset(in TensorView view) => GpuFlash.ElementOffset(view);
 }

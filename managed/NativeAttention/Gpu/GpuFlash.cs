@@ -58,7 +58,7 @@ internal static class GpuFlash
         if (options.AlibiSlopes is { } slopes)
         {
             p.AlibiOffset = ElementOffset(slopes);
-            (p.AlibiStrideB, p.AlibiStrideH) = slopes.Rank == 1 ? (0L, slopes.Strides[0]) : (slopes.Strides[0], slopes.Strides[1]);
+            (p.AlibiStrideB, p.AlibiStrideH) = AlibiStrides(slopes);
         }
         if (options.Sinks is { } sinks)
         {
@@ -73,6 +73,10 @@ internal static class GpuFlash
         }
         return p;
     }
+
+    /// <summary>Batch and head strides of ALiBi slopes: <c>[Hq]</c> slopes get batch stride 0.</summary>
+    public static (long Batch, long Head) AlibiStrides(in TensorView slopes) =>
+        slopes.Rank == 1 ? (0L, slopes.Strides[0]) : (slopes.Strides[0], slopes.Strides[1]);
 
     /// <summary>Picks the variant for a call: tensor cores when allowed and the layout suits them, else the portable kernel.</summary>
     public static FlashVariant Choose(FlashProblem problem, in FlashParams p, bool tensorCoresAvailable)
@@ -101,8 +105,8 @@ internal static class GpuFlash
         return true;
     }
 
-    /// <summary>The element offset of a view's origin from the start of its root device buffer.</summary>
-    private static long ElementOffset(in TensorView view)
+    /// <summary>The element offset of a view's origin from the start of its root device buffer (kernels index from there).</summary>
+    public static long ElementOffset(in TensorView view)
     {
         var buffer = (DeviceBuffer)view.Storage!;
         return buffer.ByteOffset / view.ElementType.SizeOf() + view.Offset;

@@ -48,10 +48,10 @@ internal static class GpuMerge
             throw new NotSupportedException($"MergeStates on a GPU handles at most {int.MaxValue} rows; this call has {problem.Rows}.");
         var p = new MergeParams
         {
-            PoOffset = ElementOffset(po), PoStrideS = po.Strides[0], PoStrideD = po.Strides[axes + 1],
-            PlOffset = ElementOffset(pl), PlStrideS = pl.Strides[0],
-            OOffset = ElementOffset(o), OStrideD = o.Strides[axes],
-            LseOffset = lse is { } l ? ElementOffset(l) : 0,
+            PoOffset = GpuFlash.ElementOffset(po), PoStrideS = po.Strides[0], PoStrideD = po.Strides[axes + 1],
+            PlOffset = GpuFlash.ElementOffset(pl), PlStrideS = pl.Strides[0],
+            OOffset = GpuFlash.ElementOffset(o), OStrideD = o.Strides[axes],
+            LseOffset = lse is { } l ? GpuFlash.ElementOffset(l) : 0,
             Splits = problem.Splits, Dv = problem.ValueDim, Rows = (int)problem.Rows, HasLse = lse is null ? 0 : 1,
         };
         for (int a = 0; a < 4; a++)
@@ -69,7 +69,4 @@ internal static class GpuMerge
 
     /// <summary>Work-groups needed for all rows.</summary>
     public static int Groups(MergeProblem problem) => (int)((problem.Rows + Threads - 1) / Threads);
-
-    private static long ElementOffset(in TensorView view) =>
-        ((DeviceBuffer)view.Storage!).ByteOffset / view.ElementType.SizeOf() + view.Offset;
 }
