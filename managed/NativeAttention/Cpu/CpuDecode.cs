@@ -250,9 +250,8 @@ internal static unsafe class CpuDecode
                 byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
                 if (prefetch && position + ahead < splitEnd && (table == null || (position + ahead) / p.PageSize == position / p.PageSize))
                 {
-                    byte* kAhead = keyRow + ahead * p.KeySlotBytes, vAhead = valueRow + ahead * p.ValueSlotBytes;
-                    for (int line = 0; line < p.KeyRowBytes; line += 64) Sse.Prefetch0(kAhead + line);
-                    for (int line = 0; line < p.ValueRowBytes; line += 64) Sse.Prefetch0(vAhead + line);
+                    PrefetchRow(keyRow + ahead * p.KeySlotBytes, p.KeyRowBytes);
+                    PrefetchRow(valueRow + ahead * p.ValueSlotBytes, p.ValueRowBytes);
                 }
                 if (p.DirectRows)
                 {
@@ -446,6 +445,13 @@ internal static unsafe class CpuDecode
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
 
+    /// <summary>Prefetches every cache line of a row of <paramref name="bytes"/> bytes (one more when it is not line-aligned).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(byte* row, int bytes)
+    {
+        for (byte* line = (byte*)((nint)row & ~63), end = row + bytes; line < end; line += 64) Sse.Prefetch0(line);
+    }
+
     /// <summary>
     /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than
     /// a block's whole softmax.
@@ -582,11 +588,12 @@ internal static unsafe class CpuDecode
             T c3 = TVec.Multiply(TVec.Load(acc3 + d + 2 * w), s3), e3 = TVec.Multiply(TVec.Load(acc3 + d + 3 * w), s3);
             for (int j = 0; j < keys; j++)
             {
-                byte* v = values[j];
-                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, d);
-                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, d + w);
-                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w);
-                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w);
+                // Constant offsets from one address: the loads need no index arithmetic.
+                byte* v = DecodeLoads.Element<TFormat>(values[j], d);
+                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, 0);
+                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, w);
+                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, 2 * w);
+                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, 3 * w);
                 var p = TVec.Broadcast(weights[j]);
                 a0 = TVec.MultiplyAdd(p, v0, a0);
                 b0 = TVec.MultiplyAdd(p, v1, b0);
