@@ -525,32 +525,35 @@ internal static unsafe class CpuDecode
     private static void Dot4x4<TVec, T, TFormat>(float* q, int stride, byte** keys, float* scores)
         where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
+        // Pointers step through the rows (no index register), and rows 1 and 3 are addressed from rows 0 and 2 plus
+        // the stride: few enough registers that nothing spills in the loop.
         byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
-        float* q1 = q + stride, q2 = q + 2 * stride, q3 = q + 3 * stride;
+        float* q0 = q, q2 = q + 2 * stride, end = q + stride;
+        nint s = stride, step = (nint)(DecodeLoads.Element<TFormat>(null, TVec.Count) - (byte*)null);
         T a00 = TVec.Zero, a01 = TVec.Zero, a02 = TVec.Zero, a03 = TVec.Zero;
         T a10 = TVec.Zero, a11 = TVec.Zero, a12 = TVec.Zero, a13 = TVec.Zero;
         T a20 = TVec.Zero, a21 = TVec.Zero, a22 = TVec.Zero, a23 = TVec.Zero;
         T a30 = TVec.Zero, a31 = TVec.Zero, a32 = TVec.Zero, a33 = TVec.Zero;
-        for (int d = 0; d < stride; d += TVec.Count)
+        for (; q0 < end; q0 += TVec.Count, q2 += TVec.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
-            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, d), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, d);
-            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, d), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, d);
-            T y = TVec.Load(q + d);
+            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, 0), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, 0);
+            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, 0), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, 0);
+            T y = TVec.Load(q0);
             a00 = TVec.MultiplyAdd(y, x0, a00);
             a01 = TVec.MultiplyAdd(y, x1, a01);
             a02 = TVec.MultiplyAdd(y, x2, a02);
             a03 = TVec.MultiplyAdd(y, x3, a03);
-            y = TVec.Load(q1 + d);
+            y = TVec.Load(q0 + s);
             a10 = TVec.MultiplyAdd(y, x0, a10);
             a11 = TVec.MultiplyAdd(y, x1, a11);
             a12 = TVec.MultiplyAdd(y, x2, a12);
             a13 = TVec.MultiplyAdd(y, x3, a13);
-            y = TVec.Load(q2 + d);
+            y = TVec.Load(q2);
             a20 = TVec.MultiplyAdd(y, x0, a20);
             a21 = TVec.MultiplyAdd(y, x1, a21);
             a22 = TVec.MultiplyAdd(y, x2, a22);
             a23 = TVec.MultiplyAdd(y, x3, a23);
-            y = TVec.Load(q3 + d);
+            y = TVec.Load(q2 + s);
             a30 = TVec.MultiplyAdd(y, x0, a30);
             a31 = TVec.MultiplyAdd(y, x1, a31);
             a32 = TVec.MultiplyAdd(y, x2, a32);
