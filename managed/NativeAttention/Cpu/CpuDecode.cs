@@ -231,8 +231,9 @@ internal static unsafe class CpuDecode
         bool sigmoid = p.Sigmoid;
         bool modified = softcap > 0 || p.Slopes != null || sigmoid;
         int[]? table = p.BlockTable;
-        bool prefetch = Sse.IsSupported && (rows >= 4 || (p.DirectRows && p.ElementType == ElementType.Float32));
-        int ahead = rows >= 4 ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
+        bool quads = rows >= 4;
+        bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
+        int ahead = quads ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
@@ -248,10 +249,20 @@ internal static unsafe class CpuDecode
                 }
                 byte* keyRow = keyHead + block * p.KeyBlockBytes + slot * p.KeySlotBytes;
                 byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
-                if (prefetch && position + ahead < splitEnd && (table == null || (position + ahead) / p.PageSize == position / p.PageSize))
+                if (prefetch && position + ahead < splitEnd)
                 {
-                    PrefetchRow(keyRow + ahead * p.KeySlotBytes, p.KeyRowBytes);
-                    PrefetchRow(valueRow + ahead * p.ValueSlotBytes, p.ValueRowBytes);
+                    if (table == null || (position + ahead) / p.PageSize == position / p.PageSize)
+                    {
+                        PrefetchRow(keyRow + ahead * p.KeySlotBytes, p.KeyRowBytes);
+                        PrefetchRow(valueRow + ahead * p.ValueSlotBytes, p.ValueRowBytes);
+                    }
+                    else if (quads)
+                    {
+                        // Quads look the key ahead up in the block table, so paged caches are prefetched across blocks too.
+                        int next = table[b * p.BlocksPerSequence + (position + ahead) / p.PageSize], nextSlot = (position + ahead) % p.PageSize;
+                        PrefetchRow(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
+                        PrefetchRow(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
+                    }
                 }
                 if (p.DirectRows)
                 {
