@@ -231,8 +231,9 @@ internal static unsafe class CpuDecode
         bool sigmoid = p.Sigmoid;
         bool modified = softcap > 0 || p.Slopes != null || sigmoid;
         int[]? table = p.BlockTable;
-        bool prefetch = Sse.IsSupported && (rows >= 4 || (p.DirectRows && p.ElementType == ElementType.Float32));
-        int ahead = rows >= 4 ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
+        bool quads = rows >= 4;
+        bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
+        int ahead = quads ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
@@ -248,11 +249,20 @@ internal static unsafe class CpuDecode
                 }
                 byte* keyRow = keyHead + block * p.KeyBlockBytes + slot * p.KeySlotBytes;
                 byte* valueRow = valueHead + block * p.ValueBlockBytes + slot * p.ValueSlotBytes;
-                if (prefetch && position + ahead < splitEnd && (table == null || (position + ahead) / p.PageSize == position / p.PageSize))
+                if (prefetch && position + ahead < splitEnd)
                 {
-                    byte* kAhead = keyRow + ahead * p.KeySlotBytes, vAhead = valueRow + ahead * p.ValueSlotBytes;
-                    for (int line = 0; line < p.KeyRowBytes; line += 64) Sse.Prefetch0(kAhead + line);
-                    for (int line = 0; line < p.ValueRowBytes; line += 64) Sse.Prefetch0(vAhead + line);
+                    if (table == null || (position + ahead) / p.PageSize == position / p.PageSize)
+                    {
+                        PrefetchRow(keyRow + ahead * p.KeySlotBytes, p.KeyRowBytes);
+                        PrefetchRow(valueRow + ahead * p.ValueSlotBytes, p.ValueRowBytes);
+                    }
+                    else if (quads)
+                    {
+                        // Quads look the key ahead up in the block table, so paged caches are prefetched across blocks too.
+                        int next = table[b * p.BlocksPerSequence + (position + ahead) / p.PageSize], nextSlot = (position + ahead) % p.PageSize;
+                        PrefetchRow(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
+                        PrefetchRow(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
+                    }
                 }
                 if (p.DirectRows)
                 {
@@ -446,6 +456,13 @@ internal static unsafe class CpuDecode
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
 
+    /// <summary>Prefetches every cache line of a row of <paramref name="bytes"/> bytes (one more when it is not line-aligned).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(byte* row, int bytes)
+    {
+        for (byte* line = (byte*)((nint)row & ~63), end = row + bytes; line < end; line += 64) Sse.Prefetch0(line);
+    }
+
     /// <summary>
     /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than
     /// a block's whole softmax.
@@ -519,32 +536,35 @@ internal static unsafe class CpuDecode
     private static void Dot4x4<TVec, T, TFormat>(float* q, int stride, byte** keys, float* scores)
         where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
+        // Pointers step through the rows (no index register), and rows 1 and 3 are addressed from rows 0 and 2 plus
+        // the stride: few enough registers that nothing spills in the loop.
         byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
-        float* q1 = q + stride, q2 = q + 2 * stride, q3 = q + 3 * stride;
+        float* q0 = q, q2 = q + 2 * stride, end = q + stride;
+        nint s = stride, step = (nint)(DecodeLoads.Element<TFormat>(null, TVec.Count) - (byte*)null);
         T a00 = TVec.Zero, a01 = TVec.Zero, a02 = TVec.Zero, a03 = TVec.Zero;
         T a10 = TVec.Zero, a11 = TVec.Zero, a12 = TVec.Zero, a13 = TVec.Zero;
         T a20 = TVec.Zero, a21 = TVec.Zero, a22 = TVec.Zero, a23 = TVec.Zero;
         T a30 = TVec.Zero, a31 = TVec.Zero, a32 = TVec.Zero, a33 = TVec.Zero;
-        for (int d = 0; d < stride; d += TVec.Count)
+        for (; q0 < end; q0 += TVec.Count, q2 += TVec.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
-            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, d), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, d);
-            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, d), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, d);
-            T y = TVec.Load(q + d);
+            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, 0), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, 0);
+            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, 0), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, 0);
+            T y = TVec.Load(q0);
             a00 = TVec.MultiplyAdd(y, x0, a00);
             a01 = TVec.MultiplyAdd(y, x1, a01);
             a02 = TVec.MultiplyAdd(y, x2, a02);
             a03 = TVec.MultiplyAdd(y, x3, a03);
-            y = TVec.Load(q1 + d);
+            y = TVec.Load(q0 + s);
             a10 = TVec.MultiplyAdd(y, x0, a10);
             a11 = TVec.MultiplyAdd(y, x1, a11);
             a12 = TVec.MultiplyAdd(y, x2, a12);
             a13 = TVec.MultiplyAdd(y, x3, a13);
-            y = TVec.Load(q2 + d);
+            y = TVec.Load(q2);
             a20 = TVec.MultiplyAdd(y, x0, a20);
             a21 = TVec.MultiplyAdd(y, x1, a21);
             a22 = TVec.MultiplyAdd(y, x2, a22);
             a23 = TVec.MultiplyAdd(y, x3, a23);
-            y = TVec.Load(q3 + d);
+            y = TVec.Load(q2 + s);
             a30 = TVec.MultiplyAdd(y, x0, a30);
             a31 = TVec.MultiplyAdd(y, x1, a31);
             a32 = TVec.MultiplyAdd(y, x2, a32);
@@ -582,11 +602,12 @@ internal static unsafe class CpuDecode
             T c3 = TVec.Multiply(TVec.Load(acc3 + d + 2 * w), s3), e3 = TVec.Multiply(TVec.Load(acc3 + d + 3 * w), s3);
             for (int j = 0; j < keys; j++)
             {
-                byte* v = values[j];
-                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, d);
-                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, d + w);
-                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w);
-                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w);
+                // Constant offsets from one address: the loads need no index arithmetic.
+                byte* v = DecodeLoads.Element<TFormat>(values[j], d);
+                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, 0);
+                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, w);
+                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, 2 * w);
+                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, 3 * w);
                 var p = TVec.Broadcast(weights[j]);
                 a0 = TVec.MultiplyAdd(p, v0, a0);
                 b0 = TVec.MultiplyAdd(p, v1, b0);

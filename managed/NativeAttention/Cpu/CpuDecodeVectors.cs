@@ -66,6 +66,11 @@ internal static unsafe class DecodeLoads
         return TVec.LoadHalf((ushort*)row + index);
     }
 
+    /// <summary>The address of element <paramref name="index"/> of a row stored as <typeparamref name="TFormat"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static byte* Element<TFormat>(byte* row, int index) where TFormat : struct, IRowFormat =>
+        row + (nint)index * (TFormat.Type == ElementType.Float32 ? sizeof(float) : sizeof(ushort));
+
     /// <summary>Binary16 bits (sign-extended to 32) to floats: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> HalfToSingle(Vector512<int> h)
