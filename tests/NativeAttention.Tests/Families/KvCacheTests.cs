@@ -420,6 +420,28 @@ public abstract class KvCacheTests
     }
 
     [SkippableFact]
+    public void KvCache_OneContextFromSeveralThreads_GivesEachCallItsOwnResult()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // Calls with different block tables, lengths and split counts race on one context (GPU backends share their
+        // scratch memory and uploaded tables between calls); each must still match its own reference.
+        var cases = Enumerable.Range(0, 8).Select(i => new KvCase(
+            i % 2 == 0 ? ElementType.Float32 : ElementType.BFloat16, [40 + 13 * i, 3 + 7 * i], 2, 1 + i % 3, 1 + i % 2, i % 3, 32, 32,
+            i % 4 == 0 ? 0 : 8, i % 3 == 0 ? RotaryMode.HalfSplit : RotaryMode.None, i % 3 == 0 ? 16 : 0, true, -1, -1, 0, i % 2 == 1, 0,
+            1 + i % 4, 100 + i)).ToArray();
+        for (int round = 0; round < 3; round++)
+        {
+            var runs = cases.Select(c => KvData.Create(c, c.Paged)).ToArray();
+            Parallel.For(0, runs.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => runs[i].Run(context));
+            for (int i = 0; i < runs.Length; i++)
+            {
+                var check = runs[i].Check(cases[i]);
+                Assert.True(check.Passed, $"round {round}, {cases[i]}: {check}");
+            }
+        }
+    }
+
+    [SkippableFact]
     public void KvCache_TokenMajorAndOffsetLayouts_MatchTheReference()
     {
         using var context = TestBackend.CreateOrSkip(Backend);
