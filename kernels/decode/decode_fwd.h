@@ -30,9 +30,8 @@
 
 #define NA_LOG2E 1.4426950408889634f
 #define NA_LN2 0.69314718055994531f
-#define NA_KS (NA_BLOCK_N + 1)   // keys are stored transposed, [d][j], rows padded: the loads (d fastest) and the
-                                 // dot products (j across work-items) both hit distinct banks, and PoCL vectorises
-                                 // the dot products across work-items with plain vector loads
+#define NA_KS (NA_BLOCK_N + 1)   // keys are stored transposed, [d][j], rows padded: the loads (d fastest across
+                                 // work-items) and the dot products (j across work-items) both hit distinct banks
 #define NA_ACC ((NA_DECODE_ROWS * NA_HEAD_DIM_V + NA_DECODE_THREADS - 1) / NA_DECODE_THREADS)
 
 NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
