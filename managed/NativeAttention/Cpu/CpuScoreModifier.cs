@@ -107,8 +107,8 @@ internal sealed unsafe class ScoreOptionPlan
 /// <remarks>
 /// The dense bias is read in strips: the first time a column group needs keys its strip does not hold, the group's
 /// bias rows are copied for up to <see cref="ScoreOptionPlan.BiasStripKeys"/> keys (never past the keys the group
-/// can see), converted to float32, multiplied by log2(e) and transposed into <c>strip[key][column]</c>, the score
-/// tile's own layout; each tile then adds a contiguous block. The copy reads every bias row in one long run, so
+/// can see), converted to float32 and transposed into <c>strip[key][column]</c>, the score tile's own layout; each
+/// tile then adds a contiguous block times log2(e) with one fused multiply-add per vector. The copy reads every bias row in one long run, so
 /// the hardware prefetchers follow it; reading the rows where the tile needs them (a few cache lines of many rows
 /// 4 Nk bytes apart, per tile) left most of those reads waiting on memory.
 /// </remarks>
@@ -195,15 +195,17 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             // Padding keys are masked later and keep their scores.
             float* b = strip + (long)(keyStart - stripStart) * width;
             long total = (long)realKeys * width;
+            T log2E = TSimd.Broadcast(Log2E);
             for (long n = 0; n < total; n += w)
-                TSimd.Store(scores + n, TSimd.Add(TSimd.Load(scores + n), TSimd.Load(b + n)));
+                TSimd.Store(scores + n, TSimd.MultiplyAdd(TSimd.Load(b + n), log2E, TSimd.Load(scores + n)));
         }
     }
 
     /// <summary>
-    /// Writes <c>strip[j * width + c] = log2(e) bias[column firstColumn + c][key keyStart + j]</c> for
+    /// Writes <c>strip[j * width + c] = bias[column firstColumn + c][key keyStart + j]</c> (as float32) for
     /// <paramref name="keys"/> keys and the group's <paramref name="width"/> columns (zeros for padding columns).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FillStrip(float* strip, int width, int firstColumn, int keyStart, int keys)
     {
         var p = _plan;
@@ -219,8 +221,7 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
                 for (int i = 0; i < 16; i++) all &= rows[i] != null;
                 // Padding columns come last: from a block holding any, the general copy does the rest.
                 if (!all) break;
-                for (int j = 0; j < fullKeys; j += 16)
-                    TransposeBlock16((float**)rows, keyStart + j, strip + (long)j * width + c, width);
+                TransposeRows16((float**)rows, keyStart, fullKeys, strip + c, width);
                 if (fullKeys < keys) FillColumns(strip, width, firstColumn, c, 16, keyStart, fullKeys, keys);
             }
         }
@@ -228,6 +229,7 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
     }
 
     /// <summary>The general strip copy: columns <c>c0 .. c0 + count</c>, strip keys <c>j0 .. keys</c>, any element type and strides.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void FillColumns(float* strip, int width, int firstColumn, int c0, int count, int keyStart, int j0, int keys)
     {
         var p = _plan;
@@ -250,13 +252,13 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
                 switch (p.BiasType)
                 {
                     case ElementType.Float32:
-                        for (int j = j0; j < keys; j++, s += width, at += stride) *s = Log2E * ((float*)row)[at];
+                        for (int j = j0; j < keys; j++, s += width, at += stride) *s = ((float*)row)[at];
                         break;
                     case ElementType.BFloat16:
-                        for (int j = j0; j < keys; j++, s += width, at += stride) *s = Log2E * BitConverter.UInt32BitsToSingle((uint)((ushort*)row)[at] << 16);
+                        for (int j = j0; j < keys; j++, s += width, at += stride) *s = BitConverter.UInt32BitsToSingle((uint)((ushort*)row)[at] << 16);
                         break;
                     default:
-                        for (int j = j0; j < keys; j++, s += width, at += stride) *s = Log2E * (float)((Half*)row)[at];
+                        for (int j = j0; j < keys; j++, s += width, at += stride) *s = (float)((Half*)row)[at];
                         break;
                 }
             }
@@ -272,75 +274,79 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
                 s[c] = row == null ? 0
                     : p.BiasType switch
                     {
-                        ElementType.Float32 => Log2E * ((float*)row)[at],
-                        ElementType.BFloat16 => Log2E * BitConverter.UInt32BitsToSingle((uint)((ushort*)row)[at] << 16),
-                        _ => Log2E * (float)((Half*)row)[at],
+                        ElementType.Float32 => ((float*)row)[at],
+                        ElementType.BFloat16 => BitConverter.UInt32BitsToSingle((uint)((ushort*)row)[at] << 16),
+                        _ => (float)((Half*)row)[at],
                     };
             }
         }
     }
 
     /// <summary>
-    /// Loads keys <c>key .. key + 16</c> of 16 float32 bias rows, transposes them and stores key i's 16 columns, times
-    /// log2(e), at <c>destination + i * width</c>.
+    /// For <paramref name="keys"/> (a multiple of 16) keys from <paramref name="keyStart"/> of 16 float32 bias rows:
+    /// loads 16 keys of each row, transposes the 16 x 16 block in registers and stores key j's 16 columns at
+    /// <c>destination + j * width</c>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void TransposeBlock16(float** rows, int key, float* destination, int width)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransposeRows16(float** rows, int keyStart, int keys, float* destination, int width)
     {
-        var r0 = Vector512.Load(rows[0] + key); var r1 = Vector512.Load(rows[1] + key);
-        var r2 = Vector512.Load(rows[2] + key); var r3 = Vector512.Load(rows[3] + key);
-        var r4 = Vector512.Load(rows[4] + key); var r5 = Vector512.Load(rows[5] + key);
-        var r6 = Vector512.Load(rows[6] + key); var r7 = Vector512.Load(rows[7] + key);
-        var r8 = Vector512.Load(rows[8] + key); var r9 = Vector512.Load(rows[9] + key);
-        var rA = Vector512.Load(rows[10] + key); var rB = Vector512.Load(rows[11] + key);
-        var rC = Vector512.Load(rows[12] + key); var rD = Vector512.Load(rows[13] + key);
-        var rE = Vector512.Load(rows[14] + key); var rF = Vector512.Load(rows[15] + key);
-
-        // Pairs of rows interleaved, then quads (within each 128-bit lane), then lanes across 8 and 16 rows.
-        var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
-        var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
-        var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
-        var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
-        var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
-        var tA = Avx512F.UnpackLow(rA, rB); var tB = Avx512F.UnpackHigh(rA, rB);
-        var tC = Avx512F.UnpackLow(rC, rD); var tD = Avx512F.UnpackHigh(rC, rD);
-        var tE = Avx512F.UnpackLow(rE, rF); var tF = Avx512F.UnpackHigh(rE, rF);
-
-        r0 = Avx512F.Shuffle(t0, t2, 0x44); r1 = Avx512F.Shuffle(t0, t2, 0xEE);
-        r2 = Avx512F.Shuffle(t1, t3, 0x44); r3 = Avx512F.Shuffle(t1, t3, 0xEE);
-        r4 = Avx512F.Shuffle(t4, t6, 0x44); r5 = Avx512F.Shuffle(t4, t6, 0xEE);
-        r6 = Avx512F.Shuffle(t5, t7, 0x44); r7 = Avx512F.Shuffle(t5, t7, 0xEE);
-        r8 = Avx512F.Shuffle(t8, tA, 0x44); r9 = Avx512F.Shuffle(t8, tA, 0xEE);
-        rA = Avx512F.Shuffle(t9, tB, 0x44); rB = Avx512F.Shuffle(t9, tB, 0xEE);
-        rC = Avx512F.Shuffle(tC, tE, 0x44); rD = Avx512F.Shuffle(tC, tE, 0xEE);
-        rE = Avx512F.Shuffle(tD, tF, 0x44); rF = Avx512F.Shuffle(tD, tF, 0xEE);
-
-        t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88);
-        t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
-        t4 = Avx512F.Shuffle4x128(r0, r4, 0xDD); t5 = Avx512F.Shuffle4x128(r1, r5, 0xDD);
-        t6 = Avx512F.Shuffle4x128(r2, r6, 0xDD); t7 = Avx512F.Shuffle4x128(r3, r7, 0xDD);
-        t8 = Avx512F.Shuffle4x128(r8, rC, 0x88); t9 = Avx512F.Shuffle4x128(r9, rD, 0x88);
-        tA = Avx512F.Shuffle4x128(rA, rE, 0x88); tB = Avx512F.Shuffle4x128(rB, rF, 0x88);
-        tC = Avx512F.Shuffle4x128(r8, rC, 0xDD); tD = Avx512F.Shuffle4x128(r9, rD, 0xDD);
-        tE = Avx512F.Shuffle4x128(rA, rE, 0xDD); tF = Avx512F.Shuffle4x128(rB, rF, 0xDD);
-
-        var log2E = Vector512.Create(Log2E);
         long step = width;
-        (Avx512F.Shuffle4x128(t0, t8, 0x88) * log2E).Store(destination);
-        (Avx512F.Shuffle4x128(t1, t9, 0x88) * log2E).Store(destination + step);
-        (Avx512F.Shuffle4x128(t2, tA, 0x88) * log2E).Store(destination + 2 * step);
-        (Avx512F.Shuffle4x128(t3, tB, 0x88) * log2E).Store(destination + 3 * step);
-        (Avx512F.Shuffle4x128(t4, tC, 0x88) * log2E).Store(destination + 4 * step);
-        (Avx512F.Shuffle4x128(t5, tD, 0x88) * log2E).Store(destination + 5 * step);
-        (Avx512F.Shuffle4x128(t6, tE, 0x88) * log2E).Store(destination + 6 * step);
-        (Avx512F.Shuffle4x128(t7, tF, 0x88) * log2E).Store(destination + 7 * step);
-        (Avx512F.Shuffle4x128(t0, t8, 0xDD) * log2E).Store(destination + 8 * step);
-        (Avx512F.Shuffle4x128(t1, t9, 0xDD) * log2E).Store(destination + 9 * step);
-        (Avx512F.Shuffle4x128(t2, tA, 0xDD) * log2E).Store(destination + 10 * step);
-        (Avx512F.Shuffle4x128(t3, tB, 0xDD) * log2E).Store(destination + 11 * step);
-        (Avx512F.Shuffle4x128(t4, tC, 0xDD) * log2E).Store(destination + 12 * step);
-        (Avx512F.Shuffle4x128(t5, tD, 0xDD) * log2E).Store(destination + 13 * step);
-        (Avx512F.Shuffle4x128(t6, tE, 0xDD) * log2E).Store(destination + 14 * step);
-        (Avx512F.Shuffle4x128(t7, tF, 0xDD) * log2E).Store(destination + 15 * step);
+        for (int j = 0; j < keys; j += 16, destination += 16 * step)
+        {
+            int key = keyStart + j;
+            var r0 = Vector512.Load(rows[0] + key); var r1 = Vector512.Load(rows[1] + key);
+            var r2 = Vector512.Load(rows[2] + key); var r3 = Vector512.Load(rows[3] + key);
+            var r4 = Vector512.Load(rows[4] + key); var r5 = Vector512.Load(rows[5] + key);
+            var r6 = Vector512.Load(rows[6] + key); var r7 = Vector512.Load(rows[7] + key);
+            var r8 = Vector512.Load(rows[8] + key); var r9 = Vector512.Load(rows[9] + key);
+            var rA = Vector512.Load(rows[10] + key); var rB = Vector512.Load(rows[11] + key);
+            var rC = Vector512.Load(rows[12] + key); var rD = Vector512.Load(rows[13] + key);
+            var rE = Vector512.Load(rows[14] + key); var rF = Vector512.Load(rows[15] + key);
+
+            // Pairs of rows interleaved, then quads (within each 128-bit lane), then lanes across 8 and 16 rows.
+            var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
+            var t2 = Avx512F.UnpackLow(r2, r3); var t3 = Avx512F.UnpackHigh(r2, r3);
+            var t4 = Avx512F.UnpackLow(r4, r5); var t5 = Avx512F.UnpackHigh(r4, r5);
+            var t6 = Avx512F.UnpackLow(r6, r7); var t7 = Avx512F.UnpackHigh(r6, r7);
+            var t8 = Avx512F.UnpackLow(r8, r9); var t9 = Avx512F.UnpackHigh(r8, r9);
+            var tA = Avx512F.UnpackLow(rA, rB); var tB = Avx512F.UnpackHigh(rA, rB);
+            var tC = Avx512F.UnpackLow(rC, rD); var tD = Avx512F.UnpackHigh(rC, rD);
+            var tE = Avx512F.UnpackLow(rE, rF); var tF = Avx512F.UnpackHigh(rE, rF);
+
+            r0 = Avx512F.Shuffle(t0, t2, 0x44); r1 = Avx512F.Shuffle(t0, t2, 0xEE);
+            r2 = Avx512F.Shuffle(t1, t3, 0x44); r3 = Avx512F.Shuffle(t1, t3, 0xEE);
+            r4 = Avx512F.Shuffle(t4, t6, 0x44); r5 = Avx512F.Shuffle(t4, t6, 0xEE);
+            r6 = Avx512F.Shuffle(t5, t7, 0x44); r7 = Avx512F.Shuffle(t5, t7, 0xEE);
+            r8 = Avx512F.Shuffle(t8, tA, 0x44); r9 = Avx512F.Shuffle(t8, tA, 0xEE);
+            rA = Avx512F.Shuffle(t9, tB, 0x44); rB = Avx512F.Shuffle(t9, tB, 0xEE);
+            rC = Avx512F.Shuffle(tC, tE, 0x44); rD = Avx512F.Shuffle(tC, tE, 0xEE);
+            rE = Avx512F.Shuffle(tD, tF, 0x44); rF = Avx512F.Shuffle(tD, tF, 0xEE);
+
+            t0 = Avx512F.Shuffle4x128(r0, r4, 0x88); t1 = Avx512F.Shuffle4x128(r1, r5, 0x88);
+            t2 = Avx512F.Shuffle4x128(r2, r6, 0x88); t3 = Avx512F.Shuffle4x128(r3, r7, 0x88);
+            t4 = Avx512F.Shuffle4x128(r0, r4, 0xDD); t5 = Avx512F.Shuffle4x128(r1, r5, 0xDD);
+            t6 = Avx512F.Shuffle4x128(r2, r6, 0xDD); t7 = Avx512F.Shuffle4x128(r3, r7, 0xDD);
+            t8 = Avx512F.Shuffle4x128(r8, rC, 0x88); t9 = Avx512F.Shuffle4x128(r9, rD, 0x88);
+            tA = Avx512F.Shuffle4x128(rA, rE, 0x88); tB = Avx512F.Shuffle4x128(rB, rF, 0x88);
+            tC = Avx512F.Shuffle4x128(r8, rC, 0xDD); tD = Avx512F.Shuffle4x128(r9, rD, 0xDD);
+            tE = Avx512F.Shuffle4x128(rA, rE, 0xDD); tF = Avx512F.Shuffle4x128(rB, rF, 0xDD);
+
+            Avx512F.Shuffle4x128(t0, t8, 0x88).Store(destination);
+            Avx512F.Shuffle4x128(t1, t9, 0x88).Store(destination + step);
+            Avx512F.Shuffle4x128(t2, tA, 0x88).Store(destination + 2 * step);
+            Avx512F.Shuffle4x128(t3, tB, 0x88).Store(destination + 3 * step);
+            Avx512F.Shuffle4x128(t4, tC, 0x88).Store(destination + 4 * step);
+            Avx512F.Shuffle4x128(t5, tD, 0x88).Store(destination + 5 * step);
+            Avx512F.Shuffle4x128(t6, tE, 0x88).Store(destination + 6 * step);
+            Avx512F.Shuffle4x128(t7, tF, 0x88).Store(destination + 7 * step);
+            Avx512F.Shuffle4x128(t0, t8, 0xDD).Store(destination + 8 * step);
+            Avx512F.Shuffle4x128(t1, t9, 0xDD).Store(destination + 9 * step);
+            Avx512F.Shuffle4x128(t2, tA, 0xDD).Store(destination + 10 * step);
+            Avx512F.Shuffle4x128(t3, tB, 0xDD).Store(destination + 11 * step);
+            Avx512F.Shuffle4x128(t4, tC, 0xDD).Store(destination + 12 * step);
+            Avx512F.Shuffle4x128(t5, tD, 0xDD).Store(destination + 13 * step);
+            Avx512F.Shuffle4x128(t6, tE, 0xDD).Store(destination + 14 * step);
+            Avx512F.Shuffle4x128(t7, tF, 0xDD).Store(destination + 15 * step);
+        }
     }
 }
