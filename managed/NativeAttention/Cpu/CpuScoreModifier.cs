@@ -210,9 +210,9 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
     {
         var p = _plan;
         int c = 0;
-        if (Avx512F.IsSupported && p.BiasType == ElementType.Float32 && p.BiasKeyStride == 1)
+        if (Avx512F.IsSupported && p.BiasKeyStride == 1)
         {
-            // 16 x 16 blocks transposed in registers: each row is read in one run of whole cache lines.
+            // 16 x 16 blocks widened to float32 and transposed in registers: each row is read in one run of whole cache lines.
             int fullKeys = keys & ~15;
             for (; c + 16 <= width; c += 16)
             {
@@ -221,7 +221,12 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
                 for (int i = 0; i < 16; i++) all &= rows[i] != null;
                 // Padding columns come last: from a block holding any, the general copy does the rest.
                 if (!all) break;
-                TransposeRows16((float**)rows, keyStart, fullKeys, strip + c, width);
+                switch (p.BiasType)
+                {
+                    case ElementType.Float32: TransposeRows16<BiasFloat32Rows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    case ElementType.BFloat16: TransposeRows16<BiasBFloat16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    default: TransposeRows16<BiasHalfRows>(rows, keyStart, fullKeys, strip + c, width); break;
+                }
                 if (fullKeys < keys) FillColumns(strip, width, firstColumn, c, 16, keyStart, fullKeys, keys);
             }
         }
@@ -283,25 +288,25 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
     }
 
     /// <summary>
-    /// For <paramref name="keys"/> (a multiple of 16) keys from <paramref name="keyStart"/> of 16 float32 bias rows:
-    /// loads 16 keys of each row, transposes the 16 x 16 block in registers and stores key j's 16 columns at
+    /// For <paramref name="keys"/> (a multiple of 16) keys from <paramref name="keyStart"/> of 16 bias rows with unit
+    /// key stride: loads 16 keys of each row as float32, transposes the 16 x 16 block in registers and stores key j's 16 columns at
     /// <c>destination + j * width</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransposeRows16(float** rows, int keyStart, int keys, float* destination, int width)
+    private static void TransposeRows16<TRow>(byte** rows, int keyStart, int keys, float* destination, int width) where TRow : struct, IBiasRow16
     {
         long step = width;
         for (int j = 0; j < keys; j += 16, destination += 16 * step)
         {
             int key = keyStart + j;
-            var r0 = Vector512.Load(rows[0] + key); var r1 = Vector512.Load(rows[1] + key);
-            var r2 = Vector512.Load(rows[2] + key); var r3 = Vector512.Load(rows[3] + key);
-            var r4 = Vector512.Load(rows[4] + key); var r5 = Vector512.Load(rows[5] + key);
-            var r6 = Vector512.Load(rows[6] + key); var r7 = Vector512.Load(rows[7] + key);
-            var r8 = Vector512.Load(rows[8] + key); var r9 = Vector512.Load(rows[9] + key);
-            var rA = Vector512.Load(rows[10] + key); var rB = Vector512.Load(rows[11] + key);
-            var rC = Vector512.Load(rows[12] + key); var rD = Vector512.Load(rows[13] + key);
-            var rE = Vector512.Load(rows[14] + key); var rF = Vector512.Load(rows[15] + key);
+            var r0 = TRow.Load(rows[0], key); var r1 = TRow.Load(rows[1], key);
+            var r2 = TRow.Load(rows[2], key); var r3 = TRow.Load(rows[3], key);
+            var r4 = TRow.Load(rows[4], key); var r5 = TRow.Load(rows[5], key);
+            var r6 = TRow.Load(rows[6], key); var r7 = TRow.Load(rows[7], key);
+            var r8 = TRow.Load(rows[8], key); var r9 = TRow.Load(rows[9], key);
+            var rA = TRow.Load(rows[10], key); var rB = TRow.Load(rows[11], key);
+            var rC = TRow.Load(rows[12], key); var rD = TRow.Load(rows[13], key);
+            var rE = TRow.Load(rows[14], key); var rF = TRow.Load(rows[15], key);
 
             // Pairs of rows interleaved, then quads (within each 128-bit lane), then lanes across 8 and 16 rows.
             var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
@@ -349,4 +354,28 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             Avx512F.Shuffle4x128(t7, tF, 0xDD).Store(destination + 15 * step);
         }
     }
+}
+
+/// <summary>Loads 16 consecutive bias elements of one row as float32 (exactly), for the strip copy's transposes.</summary>
+internal unsafe interface IBiasRow16
+{
+    static abstract Vector512<float> Load(byte* row, int index);
+}
+
+internal unsafe struct BiasFloat32Rows : IBiasRow16
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load(byte* row, int index) => Vector512.Load((float*)row + index);
+}
+
+internal unsafe struct BiasBFloat16Rows : IBiasRow16
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load(byte* row, int index) => Decode512.LoadBFloat16((ushort*)row + index);
+}
+
+internal unsafe struct BiasHalfRows : IBiasRow16
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load(byte* row, int index) => Decode512.LoadHalf((ushort*)row + index);
 }
