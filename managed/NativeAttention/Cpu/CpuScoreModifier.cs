@@ -187,7 +187,7 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             if (keyStart < stripStart || keyStart + realKeys > _stripEnd[firstColumn])
             {
                 // Up to a strip of keys from here, as far as the group can see, and at least this tile's real keys.
-                int end = Math.Min(keyStart + p.BiasStripKeys, Math.Max(Math.Min(keyEnd, p.KeyLength), keyStart + realKeys));
+                int end = keyStart + Math.Min(p.BiasStripKeys, Math.Max(Math.Min(keyEnd, p.KeyLength) - keyStart, realKeys));
                 FillStrip(strip, width, firstColumn, keyStart, end - keyStart);
                 _stripStart[firstColumn] = stripStart = keyStart;
                 _stripEnd[firstColumn] = end;
