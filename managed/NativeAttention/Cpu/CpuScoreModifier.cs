@@ -25,8 +25,8 @@ internal unsafe interface IScoreModifier
     /// <summary>
     /// Modifies the scores of one column group, <c>width</c> columns starting at item column
     /// <paramref name="firstColumn"/>, for keys <c>keyStart ..</c>: <paramref name="keyCount"/> rows, of which the first
-    /// <paramref name="realKeys"/> are real keys and the rest padding (masked later). <paramref name="keyEnd"/> bounds the keys the group can still see (tiles at or past it never come): a modifier
-    /// that reads ahead stops there.
+    /// <paramref name="realKeys"/> are real keys and the rest padding (masked later). <paramref name="keyEnd"/> bounds
+    /// the keys the group can still see (tiles at or past it never come): a modifier that reads ahead stops there.
     /// </summary>
     void Apply<TSimd, T>(float* scores, int width, int firstColumn, int keyStart, int keyCount, int realKeys, int keyEnd)
         where TSimd : struct, ISimd<T> where T : unmanaged;
