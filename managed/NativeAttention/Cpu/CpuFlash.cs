@@ -84,7 +84,7 @@ internal static unsafe class CpuFlash
         if (plan.ScoreOptions is { } scoreOptions)
         {
             var s = new ScratchLayout(scratch, plan);
-            var modifier = new OptionScoreModifier(scoreOptions, s.ColumnSlope, s.ColumnPosition, s.ColumnBiasRow);
+            var modifier = new OptionScoreModifier(scoreOptions, s.ColumnSlope, s.ColumnPosition, s.ColumnBiasRow, s.BiasStrip, s.StripStart, s.StripEnd);
             for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
             {
                 if (plan.GroupVectors == 1) RunItem<TSimd, T, One, OptionScoreModifier>(plan, item, scratch, modifier);
@@ -231,7 +231,7 @@ internal static unsafe class CpuFlash
                 else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dotDim, blocked, s.Scores);
                 if (!TModifier.IsIdentity)
                 {
-                    modifier.Apply<TSimd, T>(s.Scores, width, first, k0, blocked, keys);
+                    modifier.Apply<TSimd, T>(s.Scores, width, first, k0, blocked, keys, s.GroupHigh[g]);
                     if (lowRankApart)
                     {
                         int offset = dqk + lowRankStart;
@@ -419,9 +419,9 @@ internal static unsafe class CpuFlash
     /// <summary>Carves one worker's scratch into the item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
-        public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, Extra, TileStart, TileEnd, Row, ColumnSlope, ColumnPosition;
+        public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, Extra, TileStart, TileEnd, Row, ColumnSlope, ColumnPosition, BiasStrip;
         public readonly byte** ColumnBiasRow;
-        public readonly int* Start, End, QueryIndex, QueryHead, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
+        public readonly int* StripStart, StripEnd, Start, End, QueryIndex, QueryHead, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
@@ -444,6 +444,10 @@ internal static unsafe class CpuFlash
             ColumnSlope = CpuScratch.Take(ref next, p.HasOptions ? columns : 0);
             ColumnPosition = CpuScratch.Take(ref next, p.HasOptions ? columns : 0);
             ColumnBiasRow = (byte**)CpuScratch.Take(ref next, p.HasOptions ? columns * (long)(sizeof(nint) / sizeof(float)) : 0);
+            int stripKeys = p.ScoreOptions?.BiasStripKeys ?? 0;
+            BiasStrip = CpuScratch.Take(ref next, (long)columns * stripKeys);
+            StripStart = (int*)CpuScratch.Take(ref next, stripKeys > 0 ? columns : 0);
+            StripEnd = (int*)CpuScratch.Take(ref next, stripKeys > 0 ? columns : 0);
             Start = (int*)CpuScratch.Take(ref next, columns);
             End = (int*)CpuScratch.Take(ref next, columns);
             QueryIndex = (int*)CpuScratch.Take(ref next, columns);
