@@ -5,7 +5,8 @@ internal static class CaseCatalog
 {
     /// <summary>
     /// The demo: the README's headline shape (B1 H8 N512 D64) plain and causal, the two 16-bit storage types,
-    /// grouped-query attention with fewer queries than keys (bottom-right causal), and a [B, N, H, D] layout.
+    /// grouped-query attention with fewer queries than keys (bottom-right causal), a [B, N, H, D] layout, and one GQA
+    /// decoding step through FlashKvCache.
     /// Each finishes its reference check in about a second.
     /// </summary>
     public static IReadOnlyList<AttentionCase> Demo { get; } =
@@ -16,6 +17,8 @@ internal static class CaseCatalog
         AttentionCase.ForFlash(1, 8, 512, 64, causal: true, type: ElementType.BFloat16),
         AttentionCase.ForFlash(1, 8, 512, 64, causal: true) with { KeyValueHeads = 2, QueryLength = 128 },
         AttentionCase.ForFlash(2, 8, 256, 64) with { Layout = TensorLayout.SequenceFirst },
+        // One decoding step through FlashKvCache: GQA 32/8 against 4096 cached tokens (reported in GB/s).
+        AttentionCase.Parse("flash f16 B1 H32/8 N1x4096 D128/128 kvcache seed=1"),
     ];
 
     /// <summary>

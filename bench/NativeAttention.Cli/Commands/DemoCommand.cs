@@ -2,6 +2,7 @@
 // against the float64 reference, prints one table, and exits non-zero when any check fails.
 using System.CommandLine;
 using NativeAttention.Bench;
+using NativeAttention.Cli.Reports;
 using Spectre.Console;
 
 namespace NativeAttention.Cli.Commands;
@@ -32,10 +33,21 @@ internal static class DemoCommand
     }
 
     /// <summary>One case on one backend: its median time, its check, and what went wrong.</summary>
-    private sealed record Row(Backend Backend, AttentionCase Case, double? Seconds, double? PeakGflops, VerificationResult? Check, List<string> Failures, List<Exception> Exceptions)
+    private sealed record Row(Backend Backend, AttentionCase Case, double? Seconds, MachinePeaks? Peaks, VerificationResult? Check, List<string> Failures, List<Exception> Exceptions)
     {
         public double? Gflops => Seconds is { } s ? Case.Flops() / s / 1e9 : null;
         public bool Passed => Failures.Count == 0 && Check is { Passed: true };
+
+        /// <summary>Decode-like rows (as <c>bench</c> judges them) are measured against memory bandwidth, the rest against the FMA peak.</summary>
+        public bool MemoryBound => Case.QueryLength <= BenchRow.DecodeQueryRows;
+
+        /// <summary>"% of peak" text: of the FMA peak, or with " BW" of the measured bandwidth; null without a peak.</summary>
+        public string? PercentOfPeak => (Seconds, Peaks) switch
+        {
+            ({ } s, { } p) when MemoryBound => Units.Percent(100 * Case.MinimumBytes() / s / 1e9 / p.BandwidthGBs) + " BW",
+            ({ } s, { } p) => Units.Percent(100 * Case.Flops() / s / 1e9 / p.FmaGflops) + " FMA",
+            _ => null,
+        };
     }
 
     private static int Run(CliHost host, GlobalSettings settings, int repeats, bool verbose)
@@ -50,7 +62,6 @@ internal static class DemoCommand
 
             // GPU peaks are not probed yet, so "% of peak" is given for the CPU only.
             var cpuPeaks = contexts.Any(c => c.Backend == Backend.Cpu) ? Terminal.Peaks(console, settings.Threads) : null;
-            double? cpuPeak = cpuPeaks?.FmaGflops;
             var rows = new List<Row>();
             void RunAll(Action<string> starting, Action finished)
             {
@@ -58,7 +69,7 @@ internal static class DemoCommand
                     foreach (var @case in CaseCatalog.Demo)
                     {
                         starting($"{Terminal.Name(context.Backend)} {@case}");
-                        rows.Add(RunCase(host, context, @case, repeats, context.Backend == Backend.Cpu ? cpuPeak : null));
+                        rows.Add(RunCase(host, context, @case, repeats, context.Backend == Backend.Cpu ? cpuPeaks : null));
                         finished();
                     }
             }
@@ -84,7 +95,7 @@ internal static class DemoCommand
     }
 
     // A failing kernel must not hide the other rows, whatever it throws: every exception becomes a reported failure.
-    private static Row RunCase(CliHost host, AttentionContext context, AttentionCase @case, int repeats, double? peakGflops)
+    private static Row RunCase(CliHost host, AttentionContext context, AttentionCase @case, int repeats, MachinePeaks? peaks)
     {
         var failures = new List<string>();
         var exceptions = new List<Exception>();
@@ -111,14 +122,14 @@ internal static class DemoCommand
             failures.Add($"kernel threw {e.GetType().Name}: {e.Message}");
             exceptions.Add(e);
         }
-        return new Row(context.Backend, @case, seconds, peakGflops, check, failures, exceptions);
+        return new Row(context.Backend, @case, seconds, peaks, check, failures, exceptions);
     }
 
     private static void Render(IAnsiConsole console, List<Row> rows, GlobalSettings settings, MachinePeaks? cpuPeaks, bool verbose)
     {
         const string none = "[grey]-[/]";
         var table = new Table().Border(TableBorder.Rounded)
-            .Title(Markup.Escape($"Flash attention forward, {settings.Threads} CPU thread(s); median time, checked against float64"));
+            .Title(Markup.Escape($"Flash attention forward and a KV-cache decode step, {settings.Threads} CPU thread(s); median time, checked against float64"));
         table.AddColumn("Backend");
         table.AddColumn("Case");
         foreach (var numeric in new[] { "Time", "GFLOP/s", "% of peak", "Max error", "Tolerance" })
@@ -131,14 +142,15 @@ internal static class DemoCommand
                 Markup.Escape(row.Case.ToString()),
                 row.Seconds is { } s ? Units.Time(s) : none,
                 row.Gflops is { } g ? Units.Gflops(g) : none,
-                row.Gflops is { } gf && row.PeakGflops is { } peak ? Units.Percent(100 * gf / peak) : none,
+                row.PercentOfPeak is { } percent ? Markup.Escape(percent) : none,
                 row.Check is { } c ? Units.Error(c.MaxError) : none,
                 row.Check is { } t ? Units.Error(t.Tolerance) : none,
                 row.Passed ? "[green]PASS[/]" : "[red]FAIL[/]");
         }
         if (cpuPeaks is not null)
             table.Caption(Markup.Escape(
-                $"% of peak: of the {Units.Gflops(cpuPeaks.FmaGflops)} GFLOP/s float32 FMA peak measured on {cpuPeaks.Threads} thread(s)" +
+                $"% of peak: of the {Units.Gflops(cpuPeaks.FmaGflops)} GFLOP/s float32 FMA peak (FMA), or for decode-like rows " +
+                $"(Nq <= {BenchRow.DecodeQueryRows}) of the {cpuPeaks.BandwidthGBs:0.#} GB/s read bandwidth (BW), measured on {cpuPeaks.Threads} thread(s)" +
                 $"{(cpuPeaks.Contended ? " under load (overstated)" : "")} (CPU only; see `info`)"));
         console.Write(table);
 
