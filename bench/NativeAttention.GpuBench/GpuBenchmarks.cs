@@ -67,13 +67,10 @@ internal static class GpuBenchmarks
                 var k = DeviceTensors.Random(context, type, [batch, hkv, nk, d], 2);
                 var v = DeviceTensors.Random(context, type, [batch, hkv, nk, d], 3);
                 var o = context.Allocate(type, batch, hq, nq, d);
-                long pairs = 0;
-                for (int i = 0; i < nq; i++)
+                double flops = new AttentionCase
                 {
-                    var (s, e) = FlashProblem.VisibleKeys(i, nq, nk, options.Causal, options.WindowLeft, options.WindowRight);
-                    pairs += e - s;
-                }
-                double flops = 4.0 * d * pairs * batch * hq;
+                    Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk, HeadDim = d, ValueDim = d, Flash = options,
+                }.Flops();
                 double ms = Time(context, () => context.Flash(q, k, v, o, options), flops / 2e14);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {Name(type)} | {name} | {ms:F3} | {flops / ms / 1e9:F1} |"));
                 foreach (var view in new[] { q, k, v, o }) ((DeviceBuffer)view.Storage!).Dispose();

@@ -3,7 +3,7 @@
 // ordered query-major), and one of S splits of their visible keys. Each key tile is read from the cache once (through
 // the block table when paged), widened into shared memory and used by every row; scores, the online softmax in base 2
 // and P V are spread over the work-group. With S = 1 the work-group writes the result; with S > 1 it writes a
-// float32 partial (o_s, LSE_s) that na_decode_combine merges exactly. Queries are turned by the rotary embedding at
+// float32 partial (o_s, LSE_s) that na_decode_combine (decode/decode_combine.h) merges exactly. Queries are turned by the rotary embedding at
 // their positions L_b - Nq + i as they are loaded. A row without visible keys writes zeros and LSE = -inf.
 #include "common/dtype.h"
 #include "common/masking.h"
@@ -23,9 +23,6 @@
 #endif
 #ifndef NA_BLOCK_N
 #define NA_BLOCK_N 32       // keys per shared-memory tile
-#endif
-#ifndef NA_COMBINE_THREADS
-#define NA_COMBINE_THREADS 64
 #endif
 
 #define NA_LOG2E 1.4426950408889634f
@@ -239,56 +236,4 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] =
                 l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
     }
-}
-
-// Merges the S float32 partials of every output element exactly: LSE = log sum_s exp(LSE_s) (then the sink joins it),
-// o = sum_s exp(LSE_s - LSE) o_s; sigmoid partials are raw sums and simply add. Splits with LSE_s = -inf are never
-// read. One work-item per (row, feature), rows ordered [B, Hq, Nq].
-NA_KERNEL NA_WORKGROUP(NA_COMBINE_THREADS) void na_decode_combine(
-    NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse, const NA_GLOBAL float* NA_RESTRICT sinks,
-    const NA_GLOBAL float* NA_RESTRICT part_o, const NA_GLOBAL float* NA_RESTRICT part_lse, const na_decode_params p)
-{
-    const na_i64 x = (na_i64)NA_GROUP_ID(0) * NA_COMBINE_THREADS + NA_LOCAL_ID(0);
-    const na_i64 rows = (na_i64)p.batch * p.heads_q * p.nq;
-    const na_i64 row = x / p.dv;
-    const int d = (int)(x - row * p.dv);
-    if (row >= rows) return;
-    const int i = (int)(row % p.nq);
-    const int h = (int)((row / p.nq) % p.heads_q);
-    const int b = (int)(row / ((na_i64)p.nq * p.heads_q));
-    const na_i64 stride = rows;   // between splits
-
-    float m = -NA_INFINITY;
-    for (int s = 0; s < p.splits; s++) m = NA_FMAX(m, part_lse[s * stride + row]);
-    float total = -NA_INFINITY;
-    if (m != -NA_INFINITY)
-    {
-        float sum = 0.0f;
-        for (int s = 0; s < p.splits; s++) sum += NA_EXP(part_lse[s * stride + row] - m);
-        total = m + NA_LOG2(sum) * NA_LN2;
-    }
-    float value = 0.0f;
-    if (p.sigmoid)
-    {
-        for (int s = 0; s < p.splits; s++)
-            if (part_lse[s * stride + row] != -NA_INFINITY) value += part_o[(s * stride + row) * p.dv + d];
-    }
-    else
-    {
-        if (p.has_sinks && total != -NA_INFINITY)
-        {
-            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h];
-            const float top = NA_FMAX(total, sink);
-            total = top + NA_LOG2(NA_EXP(total - top) + NA_EXP(sink - top)) * NA_LN2;
-        }
-        if (total != -NA_INFINITY)
-            for (int s = 0; s < p.splits; s++)
-            {
-                const float w = NA_EXP(part_lse[s * stride + row] - total);
-                if (w != 0.0f) value += w * part_o[(s * stride + row) * p.dv + d];
-            }
-    }
-    na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value);
-    if (d == 0 && p.has_lse)
-        lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] = total;
 }

@@ -1,6 +1,5 @@
 // KV-cache decoding (FlashKvCache, Nq = 1 against a full cache), the bandwidth-bound call of inference: reported as
 // GB/s of K and V read once, and on the CPU as a percentage of the measured streaming bandwidth.
-using System.Buffers;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
@@ -76,12 +75,7 @@ public abstract unsafe class KvCacheDecodeBenchmark
         long count = shape.Aggregate(1L, (a, b) => a * b);
         void* memory = NativeMemory.AlignedAlloc((nuint)(count * type.SizeOf()), 64);
         _native.Add((nint)memory);
-        return type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new NativeBuffer<float>((float*)memory, count).Memory, shape),
-            ElementType.Float16 => TensorView.FromMemory(new NativeBuffer<Half>((Half*)memory, count).Memory, shape),
-            _ => TensorView.FromMemory(new NativeBuffer<BFloat16>((BFloat16*)memory, count).Memory, shape),
-        };
+        return TensorView.FromPointer((nint)memory, count, type, shape, TensorView.ContiguousStrides(shape));
     }
 
     [Benchmark]
@@ -99,15 +93,6 @@ public abstract unsafe class KvCacheDecodeBenchmark
         _context?.Dispose();
         foreach (var memory in _native) NativeMemory.AlignedFree((void*)memory);
         _native.Clear();
-    }
-
-    /// <summary>Native memory as a <see cref="Memory{T}"/>; the benchmark frees it.</summary>
-    private sealed class NativeBuffer<T>(T* pointer, long count) : MemoryManager<T> where T : unmanaged
-    {
-        public override Span<T> GetSpan() => new(pointer, checked((int)count));
-        public override MemoryHandle Pin(int elementIndex = 0) => new(pointer + elementIndex);
-        public override void Unpin() { }
-        protected override void Dispose(bool disposing) { }
     }
 }
 

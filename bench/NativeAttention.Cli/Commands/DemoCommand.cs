@@ -33,21 +33,11 @@ internal static class DemoCommand
     }
 
     /// <summary>One case on one backend: its median time, its check, and what went wrong.</summary>
-    private sealed record Row(Backend Backend, AttentionCase Case, double? Seconds, MachinePeaks? Peaks, VerificationResult? Check, List<string> Failures, List<Exception> Exceptions)
+    private sealed record Row(Backend Backend, AttentionCase Case, Timing? Timing, MachinePeaks? Peaks, VerificationResult? Check, List<string> Failures, List<Exception> Exceptions)
     {
-        public double? Gflops => Seconds is { } s ? Case.Flops() / s / 1e9 : null;
+        /// <summary>The row as `bench` reports it: throughput, and "% of peak" of the FMA peak or, decode-like, the bandwidth.</summary>
+        public BenchRow Bench { get; } = new(Backend, Case, Timing, null, new Peaks(Peaks?.FmaGflops, Peaks?.BandwidthGBs, "measured"));
         public bool Passed => Failures.Count == 0 && Check is { Passed: true };
-
-        /// <summary>Decode-like rows (as <c>bench</c> judges them) are measured against memory bandwidth, the rest against the FMA peak.</summary>
-        public bool MemoryBound => Case.QueryLength <= BenchRow.DecodeQueryRows;
-
-        /// <summary>"% of peak" text: of the FMA peak, or with " BW" of the measured bandwidth; null without a peak.</summary>
-        public string? PercentOfPeak => (Seconds, Peaks) switch
-        {
-            ({ } s, { } p) when MemoryBound => Units.Percent(100 * Case.MinimumBytes() / s / 1e9 / p.BandwidthGBs) + " BW",
-            ({ } s, { } p) => Units.Percent(100 * Case.Flops() / s / 1e9 / p.FmaGflops) + " FMA",
-            _ => null,
-        };
     }
 
     private static int Run(CliHost host, GlobalSettings settings, int repeats, bool verbose)
@@ -100,7 +90,7 @@ internal static class DemoCommand
         var failures = new List<string>();
         var exceptions = new List<Exception>();
         VerificationResult? check = null;
-        double? seconds = null;
+        Timing? timing = null;
         try
         {
             check = CaseChecker.Check(context, @case, host.Fault);
@@ -115,14 +105,14 @@ internal static class DemoCommand
         try
         {
             using var run = CaseRun.Prepare(context, @case);
-            seconds = KernelTimer.Measure(run, warmups: 1, repeats, budgetSeconds: 2.0).Median;
+            timing = KernelTimer.Measure(run, warmups: 1, repeats, budgetSeconds: 2.0);
         }
         catch (Exception e)
         {
             failures.Add($"kernel threw {e.GetType().Name}: {e.Message}");
             exceptions.Add(e);
         }
-        return new Row(context.Backend, @case, seconds, peaks, check, failures, exceptions);
+        return new Row(context.Backend, @case, timing, peaks, check, failures, exceptions);
     }
 
     private static void Render(IAnsiConsole console, List<Row> rows, GlobalSettings settings, MachinePeaks? cpuPeaks, bool verbose)
@@ -140,9 +130,9 @@ internal static class DemoCommand
             table.AddRow(
                 Terminal.Name(row.Backend),
                 Markup.Escape(row.Case.ToString()),
-                row.Seconds is { } s ? Units.Time(s) : none,
-                row.Gflops is { } g ? Units.Gflops(g) : none,
-                row.PercentOfPeak is { } percent ? Markup.Escape(percent) : none,
+                row.Timing is { } timing ? Units.Time(timing.Median) : none,
+                row.Bench.Gflops is { } g ? Units.Gflops(g) : none,
+                row.Bench.PercentOfPeak is { } percent ? Units.Percent(percent) + (row.Bench.MemoryBound ? " BW" : " FMA") : none,
                 row.Check is { } c ? Units.Error(c.MaxError) : none,
                 row.Check is { } t ? Units.Error(t.Tolerance) : none,
                 row.Passed ? "[green]PASS[/]" : "[red]FAIL[/]");
@@ -168,13 +158,13 @@ internal static class DemoCommand
             if (!verbose) console.MarkupLine("[grey]  (--verbose prints the full exceptions)[/]");
         }
 
-        var timed = rows.Where(r => r.Gflops is not null).ToList();
+        var timed = rows.Where(r => r.Bench.Gflops is not null).ToList();
         if (timed.Count > 0)
         {
             var chart = new BarChart().Width(72).Label("GFLOP/s");
             foreach (var row in timed)
                 chart.AddItem(Markup.Escape($"{Terminal.Name(row.Backend)} {ShortName(row.Case)}"),
-                    Math.Round(row.Gflops!.Value, 1), row.Passed ? Color.Green : Color.Red);
+                    Math.Round(row.Bench.Gflops!.Value, 1), row.Passed ? Color.Green : Color.Red);
             console.Write(chart);
         }
 

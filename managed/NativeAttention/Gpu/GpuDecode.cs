@@ -126,11 +126,8 @@ internal readonly record struct DecodeVariant(ElementType ElementType, int HeadD
         new("NA_DECODE_ROWS", Str(Rows)), new("NA_DECODE_THREADS", Str(Threads)), new("NA_BLOCK_N", Str(BlockN)),
     ]);
 
-    /// <summary>The combine kernel's source: the same file, its attention kernel at its smallest.</summary>
-    public string CombineSource(KernelApi api) => KernelSource.Build(api, "decode/decode_fwd.h",
-    [
-        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", "16"), new("NA_DECODE_ROWS", "1"), new("NA_COMBINE_THREADS", Str(SmallThreads)),
-    ]);
+    public string CombineSource(KernelApi api) => KernelSource.Build(api, "decode/decode_combine.h",
+        [new("NA_DTYPE", Str((int)ElementType)), new("NA_COMBINE_THREADS", Str(SmallThreads))]);
 
     public string AppendSource(KernelApi api) => KernelSource.Build(api, "decode/kv_append.h",
         [new("NA_DTYPE", Str((int)ElementType)), new("NA_APPEND_THREADS", Str(SmallThreads))]);
@@ -200,7 +197,8 @@ internal static class GpuDecode
 
         // Lengths ride in the parameters for up to InlineLengths elements; the block table (and any longer lengths) go
         // through the meta buffer, uploaded only when they changed since the last call.
-        int[] meta = [.. inline ? [] : Enumerable.Range(0, problem.Batch).Select(problem.CacheLength), .. problem.BlockTableEntries ?? []];
+        int[] table = problem.BlockTableEntries ?? [];
+        int[] meta = inline ? table : [.. Enumerable.Range(0, problem.Batch).Select(problem.CacheLength), .. table];
         long rows = (long)problem.Batch * problem.QueryHeads * problem.QueryLength;
         var api = host.Api;
         var scratch = host.Scratch;

@@ -5,22 +5,12 @@ using NativeAttention.Interop.Cuda;
 namespace NativeAttention.Gpu.Cuda;
 
 /// <summary>A CUDA driver API call failed.</summary>
-public sealed class CudaException : Exception
+public sealed class CudaException : NativeCallException
 {
     internal CudaException(int errorCode, string call)
-        : base($"{call} failed with {NameOf(errorCode)} ({errorCode}).")
+        : base(errorCode, NameOf(errorCode), call, null)
     {
-        ErrorCode = errorCode;
-        ErrorName = NameOf(errorCode);
-        Call = call;
     }
-
-    /// <summary>The <c>CUresult</c>.</summary>
-    public int ErrorCode { get; }
-    /// <summary>The result's name, e.g. <c>CUDA_ERROR_OUT_OF_MEMORY</c>.</summary>
-    public string ErrorName { get; }
-    /// <summary>The driver function that failed.</summary>
-    public string Call { get; }
 
     internal static void Check(int result, string call)
     {

@@ -4,25 +4,12 @@ using NativeAttention.Interop.Nvrtc;
 namespace NativeAttention.Gpu.Cuda;
 
 /// <summary>An NVRTC call failed; a failed compilation carries the compiler's log.</summary>
-public sealed class NvrtcException : Exception
+public sealed class NvrtcException : NativeCallException
 {
     internal NvrtcException(int errorCode, string call, string? buildLog = null)
-        : base($"{call} failed with {NameOf(errorCode)} ({errorCode})." + (buildLog is null ? "" : "\nBuild log:\n" + buildLog))
+        : base(errorCode, NameOf(errorCode), call, buildLog)
     {
-        ErrorCode = errorCode;
-        ErrorName = NameOf(errorCode);
-        Call = call;
-        BuildLog = buildLog;
     }
-
-    /// <summary>The <c>nvrtcResult</c>.</summary>
-    public int ErrorCode { get; }
-    /// <summary>The result's name, e.g. <c>NVRTC_ERROR_COMPILATION</c>.</summary>
-    public string ErrorName { get; }
-    /// <summary>The NVRTC function that failed.</summary>
-    public string Call { get; }
-    /// <summary>The compiler's full log when compilation failed, otherwise null.</summary>
-    public string? BuildLog { get; }
 
     internal static void Check(int result, string call)
     {

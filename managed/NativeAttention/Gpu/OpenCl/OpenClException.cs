@@ -2,25 +2,12 @@
 namespace NativeAttention.Gpu.OpenCl;
 
 /// <summary>An OpenCL call failed.</summary>
-public sealed class OpenClException : Exception
+public sealed class OpenClException : NativeCallException
 {
     internal OpenClException(int errorCode, string call, string? buildLog = null)
-        : base($"{call} failed with {NameOf(errorCode)} ({errorCode})." + (buildLog is null ? "" : "\nBuild log:\n" + buildLog))
+        : base(errorCode, NameOf(errorCode), call, buildLog)
     {
-        ErrorCode = errorCode;
-        ErrorName = NameOf(errorCode);
-        Call = call;
-        BuildLog = buildLog;
     }
-
-    /// <summary>The <c>cl_int</c> status.</summary>
-    public int ErrorCode { get; }
-    /// <summary>The status's name, e.g. <c>CL_BUILD_PROGRAM_FAILURE</c>.</summary>
-    public string ErrorName { get; }
-    /// <summary>The OpenCL function that failed.</summary>
-    public string Call { get; }
-    /// <summary>The compiler's full output when a program failed to build, otherwise null.</summary>
-    public string? BuildLog { get; }
 
     internal static void Check(int status, string call)
     {

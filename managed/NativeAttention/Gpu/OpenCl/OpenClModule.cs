@@ -18,7 +18,7 @@ internal sealed unsafe class OpenClModule : IDisposable
     }
 
     /// <summary>Builds <paramref name="source"/> for the context's device, reusing a cached binary when one exists.</summary>
-    /// <exception cref="OpenClException">The build failed; <see cref="OpenClException.BuildLog"/> holds the compiler output.</exception>
+    /// <exception cref="OpenClException">The build failed; <see cref="NativeCallException.BuildLog"/> holds the compiler output.</exception>
     public static OpenClModule Build(OpenClContextHandle context, OpenClDevice device, string source, string entryPoint, string options = "")
     {
         string key = KernelDiskCache.Key(".clbin", source, options, device.PlatformName, device.Name, device.DriverVersion);
