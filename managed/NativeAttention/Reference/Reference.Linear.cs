@@ -10,8 +10,8 @@ public static partial class Reference
     /// <c>scale phi(q_t) . z_t + Epsilon</c> when <see cref="LinearOptions.Normalize"/> is set. The gate g_t is 1,
     /// <c>exp(HeadLogDecay[h])</c> or <c>exp(LogGate[b, h, t])</c>; the initial state is decayed by every gate,
     /// which is what makes a call split in two equal one call. Non-causal: <c>o_t = scale phi(q_t)^T (phi(K)^T V)</c>,
-    /// normalised likewise by <c>scale phi(q_t) . sum_s phi(k_s) + Epsilon</c>. See <see cref="LinearProblem"/> for the
-    /// state layout (with Normalize the state carries z as an extra last column).
+    /// normalised likewise by <c>scale phi(q_t) . sum_s phi(k_s) + Epsilon</c>. The state is <c>[B, H, F, C]</c>: row r
+    /// belongs to feature r of phi, columns 0..Dv-1 hold S and, with Normalize, column Dv holds z.
     /// </summary>
     /// <returns>
     /// Output <c>[B, H, N, Dv]</c>; for causal calls also the final state <c>[B, H, F, C]</c>; no LSE.
@@ -20,15 +20,80 @@ public static partial class Reference
     /// <exception cref="ObjectDisposedException">A tensor's storage was released.</exception>
     public static ReferenceResult LinearChunked(TensorView query, TensorView key, TensorView value, LinearOptions? options = null, TensorView? initialState = null)
     {
-        var p = LinearProblem.CreateForInputs(query, key, value, options, initialState, wantsFinalState: false);
-        var o = p.Options;
+        options ??= new LinearOptions();
+        var o = options;
+        const string qLayout = "[B, H, N, Dk]", vLayout = "[B, H, N, Dv]";
+        var qs = Check.Rank(query, 4, nameof(query), qLayout);
+        var ks = Check.Rank(key, 4, nameof(key), qLayout);
+        var vs = Check.Rank(value, 4, nameof(value), vLayout);
+        Check.Positive(query, nameof(query), qLayout);
+        Check.Positive(key, nameof(key), qLayout);
+        Check.Positive(value, nameof(value), vLayout);
+        int batch = qs[0], heads = qs[1], n = qs[2], dk = qs[3], dv = vs[3];
+        if (!ks.SequenceEqual(qs)) Check.Fail(nameof(key), $"key has shape {Check.Text(ks)}; expected the query's shape {Check.Text(qs)} {qLayout}.");
+        if (vs[0] != batch || vs[1] != heads || vs[2] != n) Check.Fail(nameof(value), $"value has shape {Check.Text(vs)}; expected [{batch}, {heads}, {n}, Dv] {vLayout}.");
+        Check.HeadDims(dk, nameof(query), dv, nameof(value));
+        Check.Type(key, query.ElementType, nameof(key));
+        Check.Type(value, query.ElementType, nameof(value));
+        if (!Enum.IsDefined(o.FeatureMap))
+            Check.Fail("options.FeatureMap", $"options.FeatureMap is {o.FeatureMap}, which is not a known feature map.");
+        // phi's output: Taylor2 is [1, x, x_i x_j / sqrt(2)], 1 + Dk + Dk^2 features; the other maps keep Dk.
+        int f = o.FeatureMap == FeatureMap.Taylor2 ? 1 + dk + dk * dk : dk;
+        // The state is [S | z]: with normalisation one more column holds the normaliser.
+        int c = o.Normalize ? dv + 1 : dv;
+        int[] stateShape = [batch, heads, f, c];
+        if (!o.Causal)
+        {
+            if (initialState.HasValue) Check.Fail(nameof(initialState), "A non-causal call takes no initial state: phi(Q)(phi(K)^T V) has no order to continue.");
+            if (o.Decay != DecayKind.None) Check.Fail("options.Decay", $"options.Decay is {o.Decay}; decay needs an order and applies to causal calls only.");
+        }
+        if (initialState is { } s0)
+        {
+            Check.Shape(s0, stateShape, nameof(initialState), o.Normalize ? "float32 [B, H, F, Dv + 1] (the last column holds the normaliser)" : "float32 [B, H, F, Dv]");
+            Check.Type(s0, ElementType.Float32, nameof(initialState));
+        }
+        switch (o.Decay)
+        {
+            case DecayKind.None:
+                break;
+            case DecayKind.PerHead:
+            {
+                var decay = o.HeadLogDecay.ToArray();
+                if (decay.Length != heads)
+                    Check.Fail("options.HeadLogDecay", $"options.HeadLogDecay has {decay.Length} values; expected one log decay per head, [H] = [{heads}].");
+                for (int h = 0; h < heads; h++)
+                    if (!(decay[h] <= 0) || !float.IsFinite(decay[h]))
+                        Check.Fail("options.HeadLogDecay", $"options.HeadLogDecay[{h}] is {decay[h]}; expected a finite log decay <= 0.");
+                break;
+            }
+            case DecayKind.PerToken:
+                if (o.LogGate is not { } gate)
+                {
+                    Check.Fail("options.LogGate", "options.LogGate is missing; DecayKind.PerToken needs float32 log gates [B, H, N].");
+                    break;
+                }
+                Check.Shape(gate, [batch, heads, n], "options.LogGate", "float32 [B, H, N]");
+                Check.Type(gate, ElementType.Float32, "options.LogGate");
+                break;
+            default:
+                Check.Fail("options.Decay", $"options.Decay is {o.Decay}, which is not a known decay.");
+                break;
+        }
+        if (o.Decay != DecayKind.PerHead && !o.HeadLogDecay.IsEmpty)
+            Check.Fail("options.HeadLogDecay", $"options.HeadLogDecay is set but options.Decay is {o.Decay}; set Decay = PerHead or leave it empty.");
+        if (o.Decay != DecayKind.PerToken && o.LogGate.HasValue)
+            Check.Fail("options.LogGate", $"options.LogGate is set but options.Decay is {o.Decay}; set Decay = PerToken or leave it null.");
+        if (o.ChunkSize < 1) Check.Fail("options.ChunkSize", $"options.ChunkSize is {o.ChunkSize}; expected at least 1.");
+        if (!(o.Epsilon >= 0) || !float.IsFinite(o.Epsilon)) Check.Fail("options.Epsilon", $"options.Epsilon is {o.Epsilon}; expected a finite value >= 0.");
+        if (!float.IsFinite(o.Scale)) Check.Fail("options.Scale", $"options.Scale is {o.Scale}; expected a finite value.");
+
         var a = Arith.Exact;
-        int batch = p.Batch, heads = p.Heads, n = p.Length, dk = p.KeyDim, dv = p.ValueDim, f = p.FeatureSize, c = p.StateColumns;
         var q = Read(query, a);
         var k = Read(key, a);
         var v = Read(value, a);
         double[]? gates = o.Decay == DecayKind.PerToken && o.LogGate is { } lg ? Read(lg, a) : null;
-        double[]? initial = initialState is { } s0 ? Read(s0, a) : null;
+        double[]? headLogDecay = o.Decay == DecayKind.PerHead ? Array.ConvertAll(o.HeadLogDecay.ToArray(), x => (double)x) : null;
+        double[]? initial = initialState is { } s ? Read(s, a) : null;
         double scale = o.Scale, epsilon = o.Epsilon;
 
         var output = new double[(long)batch * heads * n * dv];
@@ -56,7 +121,7 @@ public static partial class Reference
                 {
                     double g = o.Decay switch
                     {
-                        DecayKind.PerHead => Math.Exp(o.HeadLogDecay.Span[h]),
+                        DecayKind.PerHead => Math.Exp(headLogDecay![h]),
                         DecayKind.PerToken => Math.Exp(gates![token]),
                         _ => 1,
                     };
@@ -79,7 +144,7 @@ public static partial class Reference
             }
             if (final is not null) Array.Copy(state, 0, final, (long)head * f * c, f * c);
         }
-        return new ReferenceResult(output, [batch, heads, n, dv], FinalState: final, FinalStateShape: final is null ? null : p.StateShape);
+        return new ReferenceResult(output, [batch, heads, n, dv], FinalState: final, FinalStateShape: final is null ? null : stateShape);
     }
 
     /// <summary><c>state = g state + phi(k) [v, 1]^T</c>, the 1 only when the state has a normaliser column.</summary>
@@ -94,7 +159,7 @@ public static partial class Reference
 
     /// <summary>
     /// Applies the feature map to <c>x[offset .. offset + length)</c> and writes phi(x) to <paramref name="phi"/>
-    /// (length <see cref="LinearOptions.FeatureSize"/>). Taylor2 lays out [1, x, x_i x_j / sqrt(2) row-major in (i, j)].
+    /// (1 + length + length^2 values for Taylor2, length otherwise). Taylor2 lays out [1, x, x_i x_j / sqrt(2) row-major in (i, j)].
     /// </summary>
     internal static double[] Features(FeatureMap map, double[] x, int offset, int length, double[] phi)
     {

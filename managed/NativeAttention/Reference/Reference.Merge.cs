@@ -12,11 +12,21 @@ public static partial class Reference
     /// <returns>Output with the shape of one partial, and the merged LSE.</returns>
     public static ReferenceResult MergeStates(TensorView partialOutputs, TensorView partialLogSumExp)
     {
-        var problem = MergeProblem.CreateForInputs(partialOutputs, partialLogSumExp);
-        var o = partialOutputs.ToDoubleArray();
-        var l = partialLogSumExp.ToDoubleArray();
-        int s = problem.Splits, dv = problem.ValueDim;
-        long rows = problem.Rows;
+        const string layout = "[S, ..., Dv] with at least 3 dimensions";
+        if (partialOutputs.IsDefault) Check.Fail(nameof(partialOutputs), $"partialOutputs is default(TensorView); expected {layout}.");
+        partialOutputs.Storage!.ThrowIfDisposed();
+        if (partialOutputs.Rank < 3) Check.Fail(nameof(partialOutputs), $"partialOutputs has rank {partialOutputs.Rank}; expected {layout}.");
+        Check.Positive(partialOutputs, nameof(partialOutputs), layout);
+        var shape = partialOutputs.Shape.ToArray();
+        int s = shape[0], dv = shape[^1];
+        int[] rowShape = shape[1..^1];
+        Check.Shape(partialLogSumExp, [s, .. rowShape], nameof(partialLogSumExp), "float32 [S, ...]: the partial outputs without Dv");
+        Check.Type(partialLogSumExp, ElementType.Float32, nameof(partialLogSumExp));
+        long rows = 1;
+        foreach (int size in rowShape) rows *= size;
+
+        var o = ReadHost(partialOutputs);
+        var l = ReadHost(partialLogSumExp);
         var output = new double[rows * dv];
         var lse = new double[rows];
         for (long r = 0; r < rows; r++)
@@ -35,6 +45,6 @@ public static partial class Reference
                 for (int d = 0; d < dv; d++) output[r * dv + d] += weight * o[(i * rows + r) * dv + d];
             }
         }
-        return new ReferenceResult(output, problem.OutputShape, lse, problem.RowShape);
+        return new ReferenceResult(output, shape[1..], lse, rowShape);
     }
 }

@@ -1,12 +1,19 @@
-// Float64 references of every family (one partial file each) and what they share: rounding, softmax rows, comparison.
+// Float64 references of every family (one partial file each) and what they share: rounding, softmax rows, reading
+// tensors, comparison. Nothing here calls the validation layer or a kernel (ReferenceIndependenceTests checks it).
 namespace NativeAttention;
 
 /// <summary>
 /// Naive float64 implementations of every attention family with exactly the options the kernels take, plus a
-/// same-precision naive flash (<see cref="FlashNaive"/>) for FlashAttention's error rule. They validate their
-/// inputs like the kernels (same exceptions), read host tensors of any element type and return row-major arrays.
-/// They are written for clarity, not speed: O(N^2) per head, one thread.
+/// same-precision naive flash (<see cref="FlashNaive"/>) for FlashAttention's error rule. They reject invalid inputs
+/// like the kernels (ArgumentException naming the argument), read host tensors of any element type and return
+/// row-major arrays. They are written for clarity, not speed: every (query, key) pair is visited, one thread.
 /// </summary>
+/// <remarks>
+/// The references share no masking, scaling, indexing, position or argument-checking code with the kernels or with
+/// the validation layer (DESIGN.md, "Testing"): each computes visibility, the default scale, the GQA head mapping and
+/// positions itself from DESIGN.md's "Semantics", so a bug in shared code cannot move the expected value along with
+/// the actual one.
+/// </remarks>
 public static partial class Reference
 {
     /// <summary>
@@ -32,7 +39,7 @@ public static partial class Reference
         public double Op(double x) => _float32 ? (float)x : x;
 
         /// <summary>A value a naive implementation materialises in storage precision (scores, probabilities, output).</summary>
-        public double Store(double x) => _float32 ? _storage.RoundTo(x) : x;
+        public double Store(double x) => _float32 ? RoundToType(_storage, x) : x;
 
         public double Dot(double[] a, int aOffset, double[] b, int bOffset, int length)
         {
@@ -40,6 +47,32 @@ public static partial class Reference
             for (int d = 0; d < length; d++) acc = Op(acc + Op(a[aOffset + d] * b[bOffset + d]));
             return acc;
         }
+    }
+
+    /// <summary>
+    /// Rounds <paramref name="x"/> to the nearest value of <paramref name="type"/>, ties to even, overflowing to
+    /// infinity. Float32 is the hardware conversion; float16 (11 significant bits) and bfloat16 (8, float32's exponent
+    /// range) are rounded here from the formats' definitions, subnormals included, rather than through the conversion
+    /// operators the kernels store with.
+    /// </summary>
+    private static double RoundToType(ElementType type, double x)
+    {
+        if (type == ElementType.Float32) return (float)x;
+        // (significant bits, smallest normal exponent, largest finite value)
+        var (bits, minExponent, max) = type switch
+        {
+            ElementType.Float16 => (11, -14, 65504.0),
+            ElementType.BFloat16 => (8, -126, (2 - Math.Pow(2, -7)) * Math.Pow(2, 127)),
+            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Unknown element type."),
+        };
+        if (double.IsNaN(x) || double.IsInfinity(x) || x == 0) return x;
+        double magnitude = Math.Abs(x);
+        int exponent = Math.Max(Math.ILogB(magnitude), minExponent);
+        // The spacing of representable values around x; below the smallest normal it stays that of the subnormals.
+        double spacing = Math.ScaleB(1.0, exponent - (bits - 1));
+        double rounded = Math.Round(magnitude / spacing, MidpointRounding.ToEven) * spacing;
+        if (rounded > max) rounded = double.PositiveInfinity;
+        return Math.CopySign(rounded, x);
     }
 
     /// <summary>
@@ -74,9 +107,54 @@ public static partial class Reference
     /// <summary>Reads a host tensor into a row-major double array, rounding each element to <paramref name="a"/>'s storage precision.</summary>
     private static double[] Read(in TensorView view, in Arith a)
     {
-        var data = view.ToDoubleArray();
+        var data = ReadHost(view);
         for (int n = 0; n < data.Length; n++) data[n] = a.Store(data[n]);
         return data;
+    }
+
+    /// <summary>
+    /// Copies a host tensor into a new row-major array: element <c>(i0, i1, ...)</c> sits at
+    /// <c>Offset + i0 stride0 + i1 stride1 + ...</c> of the storage. Decodes float32, float16 and bfloat16 (the top
+    /// 16 bits of a float32) itself.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The tensor lives in device memory.</exception>
+    /// <exception cref="ObjectDisposedException">The tensor's storage was released.</exception>
+    private static unsafe double[] ReadHost(in TensorView view)
+    {
+        if (view.IsDefault) throw new InvalidOperationException("The tensor view is default(TensorView) and views nothing.");
+        var storage = view.Storage!;
+        if (storage.Location != MemoryLocation.Host)
+            throw new InvalidOperationException("The references read host tensors; download device tensors first.");
+        storage.ThrowIfDisposed();
+        int rank = view.Rank;
+        var shape = view.Shape.ToArray();
+        var strides = view.Strides.ToArray();
+        long count = 1;
+        foreach (int s in shape) count *= s;
+        var result = new double[count];
+        if (count == 0) return result;
+        var type = view.ElementType;
+        using var pin = storage.Pin();
+        byte* start = (byte*)pin.Pointer;
+        var index = new int[rank];
+        for (long n = 0; n < count; n++)
+        {
+            long element = view.Offset;
+            for (int axis = 0; axis < rank; axis++) element += index[axis] * strides[axis];
+            result[n] = type switch
+            {
+                ElementType.Float32 => ((float*)start)[element],
+                ElementType.Float16 => (double)((Half*)start)[element],
+                _ => BitConverter.UInt32BitsToSingle((uint)((ushort*)start)[element] << 16),
+            };
+            // Advance the row-major index: the last axis fastest.
+            for (int axis = rank - 1; axis >= 0; axis--)
+            {
+                if (++index[axis] < shape[axis]) break;
+                index[axis] = 0;
+            }
+        }
+        return result;
     }
 
     /// <summary>The row-major position of <paramref name="index"/> in a tensor of <paramref name="shape"/>.</summary>
@@ -101,8 +179,8 @@ public static partial class Reference
     /// <exception cref="ArgumentException">The tensor's shape differs from <paramref name="expectedShape"/>.</exception>
     public static ReferenceError Compare(TensorView actual, ReadOnlySpan<double> expected, ReadOnlySpan<int> expectedShape)
     {
-        TensorChecks.Shape(actual, expectedShape, nameof(actual), "the reference's shape");
-        return Compare(actual.ToDoubleArray(), expected);
+        Check.Shape(actual, expectedShape.ToArray(), nameof(actual), "the reference's shape");
+        return Compare(ReadHost(actual), expected);
     }
 
     /// <summary>Compares computed values with reference values element by element.</summary>
