@@ -223,9 +223,9 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
                 if (!all) break;
                 switch (p.BiasType)
                 {
-                    case ElementType.Float32: TransposeRows16<BiasFloat32Rows>(rows, keyStart, fullKeys, strip + c, width); break;
-                    case ElementType.BFloat16: TransposeRows16<BiasBFloat16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
-                    default: TransposeRows16<BiasHalfRows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    case ElementType.Float32: TransposeRows16<Float32Rows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    case ElementType.BFloat16: TransposeRows16<BFloat16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    default: TransposeRows16<Float16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
                 }
                 if (fullKeys < keys) FillColumns(strip, width, firstColumn, c, 16, keyStart, fullKeys, keys);
             }
@@ -287,26 +287,31 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
         }
     }
 
+    /// <summary>16 consecutive bias elements of one row from <paramref name="index"/>, as float32 (exactly).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load<TFormat>(byte* row, int index) where TFormat : struct, IRowFormat =>
+        RowLoads.Load<Simd512, Vector512<float>, TFormat>(row, index);
+
     /// <summary>
     /// For <paramref name="keys"/> (a multiple of 16) keys from <paramref name="keyStart"/> of 16 bias rows with unit
     /// key stride: loads 16 keys of each row as float32, transposes the 16 x 16 block in registers and stores key j's 16 columns at
     /// <c>destination + j * width</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransposeRows16<TRow>(byte** rows, int keyStart, int keys, float* destination, int width) where TRow : struct, IBiasRow16
+    private static void TransposeRows16<TFormat>(byte** rows, int keyStart, int keys, float* destination, int width) where TFormat : struct, IRowFormat
     {
         long step = width;
         for (int j = 0; j < keys; j += 16, destination += 16 * step)
         {
             int key = keyStart + j;
-            var r0 = TRow.Load(rows[0], key); var r1 = TRow.Load(rows[1], key);
-            var r2 = TRow.Load(rows[2], key); var r3 = TRow.Load(rows[3], key);
-            var r4 = TRow.Load(rows[4], key); var r5 = TRow.Load(rows[5], key);
-            var r6 = TRow.Load(rows[6], key); var r7 = TRow.Load(rows[7], key);
-            var r8 = TRow.Load(rows[8], key); var r9 = TRow.Load(rows[9], key);
-            var rA = TRow.Load(rows[10], key); var rB = TRow.Load(rows[11], key);
-            var rC = TRow.Load(rows[12], key); var rD = TRow.Load(rows[13], key);
-            var rE = TRow.Load(rows[14], key); var rF = TRow.Load(rows[15], key);
+            var r0 = Load<TFormat>(rows[0], key); var r1 = Load<TFormat>(rows[1], key);
+            var r2 = Load<TFormat>(rows[2], key); var r3 = Load<TFormat>(rows[3], key);
+            var r4 = Load<TFormat>(rows[4], key); var r5 = Load<TFormat>(rows[5], key);
+            var r6 = Load<TFormat>(rows[6], key); var r7 = Load<TFormat>(rows[7], key);
+            var r8 = Load<TFormat>(rows[8], key); var r9 = Load<TFormat>(rows[9], key);
+            var rA = Load<TFormat>(rows[10], key); var rB = Load<TFormat>(rows[11], key);
+            var rC = Load<TFormat>(rows[12], key); var rD = Load<TFormat>(rows[13], key);
+            var rE = Load<TFormat>(rows[14], key); var rF = Load<TFormat>(rows[15], key);
 
             // Pairs of rows interleaved, then quads (within each 128-bit lane), then lanes across 8 and 16 rows.
             var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
@@ -354,28 +359,4 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             Avx512F.Shuffle4x128(t7, tF, 0xDD).Store(destination + 15 * step);
         }
     }
-}
-
-/// <summary>Loads 16 consecutive bias elements of one row as float32 (exactly), for the strip copy's transposes.</summary>
-internal unsafe interface IBiasRow16
-{
-    static abstract Vector512<float> Load(byte* row, int index);
-}
-
-internal unsafe struct BiasFloat32Rows : IBiasRow16
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load(byte* row, int index) => Vector512.Load((float*)row + index);
-}
-
-internal unsafe struct BiasBFloat16Rows : IBiasRow16
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load(byte* row, int index) => Decode512.LoadBFloat16((ushort*)row + index);
-}
-
-internal unsafe struct BiasHalfRows : IBiasRow16
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load(byte* row, int index) => Decode512.LoadHalf((ushort*)row + index);
 }

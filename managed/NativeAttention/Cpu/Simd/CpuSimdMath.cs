@@ -1,4 +1,4 @@
-// Vector tanh and log2-sigmoid for the score options of the CPU flash kernel, written once over ISimd.
+// Vector tanh and log2-sigmoid for the score options of the CPU kernels (flash and decode), written once over ISimd.
 using System.Runtime.CompilerServices;
 
 namespace NativeAttention.Cpu;
