@@ -117,7 +117,7 @@ internal static unsafe class CpuPacking
     {
         var magnitude = Vector128.ShiftLeft(h & Vector128.Create(0x7FFFu), 13);
         var sign = Vector128.ShiftLeft(h & Vector128.Create(0x8000u), 16);
-        var value = magnitude.AsSingle() * Vector128.Create(BitConverter.UInt32BitsToSingle(0x77800000u)); // 2^112
+        var value = magnitude.AsSingle() * Vector128.Create(MathConstants.TwoTo112);
         var special = Vector128.Equals(h & Vector128.Create(0x7C00u), Vector128.Create(0x7C00u));
         var bits = Vector128.ConditionalSelect(special, magnitude | Vector128.Create(0x7F800000u), value.AsUInt32());
         return (bits | sign).AsSingle();
@@ -129,7 +129,7 @@ internal static unsafe class CpuPacking
     {
         var magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
         var sign = Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16);
-        var value = magnitude.AsSingle() * Vector512.Create(BitConverter.UInt32BitsToSingle(0x77800000u));
+        var value = magnitude.AsSingle() * Vector512.Create(MathConstants.TwoTo112);
         var special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u));
         var bits = Vector512.ConditionalSelect(special, magnitude | Vector512.Create(0x7F800000u), value.AsUInt32());
         return (bits | sign).AsSingle();

@@ -26,8 +26,8 @@ namespace NativeAttention.Cpu;
 /// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score.
 /// </para>
 /// <para>
-/// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps, as
-/// <see cref="CpuMerge"/> merges. Sigmoid scoring feeds the same online softmax with log2 sigmoid weights (as
+/// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps
+/// (<see cref="LogSumExpMerge"/>, as <see cref="CpuMerge"/> merges). Sigmoid scoring feeds the same online softmax with log2 sigmoid weights (as
 /// <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end scales by that weight
 /// instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by
 /// one worker in a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic
@@ -71,9 +71,6 @@ internal static unsafe class CpuDecode
 
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
-
-    private const float Log2E = 1.44269504088896341f;
-    private const float Ln2 = 0.693147180559945309f;
 
     /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
     public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
@@ -206,7 +203,7 @@ internal static unsafe class CpuDecode
             s.End[r] = end;
             s.Max[r] = float.NegativeInfinity;
             s.Sum[r] = 0;
-            s.Slope[r] = p.Slopes == null ? 0f : p.Slope(b, head) * Log2E;
+            s.Slope[r] = p.Slopes == null ? 0f : p.Slope(b, head) * MathConstants.Log2E;
             new Span<float>(s.Accumulator + (long)r * vStride, vStride).Clear();
             if (start < end)
             {
@@ -324,7 +321,7 @@ internal static unsafe class CpuDecode
                     for (int j = first; j < last; j++)
                     {
                         float score = scored ? scores[j] : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
-                        if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
+                        if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * MathConstants.Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
                     }
@@ -355,7 +352,7 @@ internal static unsafe class CpuDecode
             float sum = s.Sum[r];
             bool empty = sum == 0;
             // Natural-log LSE of this split's keys; -inf when it saw none.
-            float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * Ln2;
+            float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * MathConstants.Ln2;
             float* acc = s.Accumulator + (long)r * vStride;
             // Partials are always normalised (o / total weight, with LSE the log of the total weight); a sigmoid row
             // written directly is the unnormalised sum, 2^max x acc.
@@ -760,8 +757,8 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
-    /// Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink. With sigmoid
-    /// scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
+    /// Merges the splits of every row through their log-sum-exps (<see cref="LogSumExpMerge"/>, as CpuMerge does), then
+    /// applies the sink. With sigmoid scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
     /// </summary>
     private static void Merge(Plan p, int threads)
     {
@@ -771,27 +768,20 @@ internal static unsafe class CpuDecode
         {
             int b = item / p.KeyValueHeads, kvHead = item % p.KeyValueHeads, dv = p.ValueDim;
             float* acc = CpuScratch.Get(dv);
+            Span<float> weights = stackalloc float[p.Splits];
             for (int row = 0; row < groupRows; row++)
             {
                 int i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
-                float max = float.NegativeInfinity;
                 for (int split = 0; split < p.Splits; split++)
-                    max = MathF.Max(max, p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)]);
+                    weights[split] = p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)];
+                float total = LogSumExpMerge.ToWeights(weights);
                 new Span<float>(acc, dv).Clear();
-                float total = float.NegativeInfinity;
-                if (!float.IsNegativeInfinity(max))
+                for (int split = 0; split < p.Splits; split++)
                 {
-                    float sum = 0;
-                    for (int split = 0; split < p.Splits; split++)
-                        sum += MathF.Exp(p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)] - max);
-                    total = max + MathF.Log(sum);
-                    for (int split = 0; split < p.Splits; split++)
-                    {
-                        long partial = p.PartialRow(b, kvHead, split, row);
-                        float weight = MathF.Exp(p.Partials[p.PartialLseOffset + partial] - total);
-                        if (weight == 0) continue;
-                        for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
-                    }
+                    float weight = weights[split];
+                    if (weight == 0) continue;
+                    long partial = p.PartialRow(b, kvHead, split, row);
+                    for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
                 }
                 p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
@@ -839,9 +829,9 @@ internal static unsafe class CpuDecode
             var options = problem.Options;
             Softcap = options.Softcap;
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
-            SigmoidBiasLog2 = options.SigmoidBias * Log2E;
+            SigmoidBiasLog2 = options.SigmoidBias * MathConstants.Log2E;
             // Scores are kept in log2 units; with softcap the tanh needs natural units, and the kernel converts after it.
-            QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * Log2E;
+            QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * MathConstants.Log2E;
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
             (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
@@ -930,11 +920,10 @@ internal static unsafe class CpuDecode
             if (float.IsNegativeInfinity(lse)) factor = 0;
             else if (Sinks != null)
             {
-                float sink = Sinks[SinkOffset + head * SinkStrides[0]];
-                float top = MathF.Max(lse, sink);
-                float withSink = top + MathF.Log(MathF.Exp(lse - top) + MathF.Exp(sink - top));
-                factor *= MathF.Exp(lse - withSink);
-                lse = withSink;
+                // The sink is a partial without output: merged with the row, it only scales the row down.
+                Span<float> partials = [lse, Sinks[SinkOffset + head * SinkStrides[0]]];
+                lse = LogSumExpMerge.ToWeights(partials);
+                factor *= partials[0];
             }
             CpuPacking.WriteRow(O + ElementSize * (OutputOffset + batch * OutputStrides[0] + head * OutputStrides[1] + i * OutputStrides[2]),
                 OutputStrides[3], acc, factor, ValueDim, ElementType);

@@ -49,8 +49,6 @@ internal struct NoScoreModifier : IScoreModifier
 /// </summary>
 internal sealed unsafe class ScoreOptionPlan
 {
-    private const double Log2E = 1.4426950408889634;
-
     /// <summary>Softcap is on: <c>s2 = SoftcapOut tanh(SoftcapIn s2)</c> is <c>c tanh(s / c)</c> in log2 units.</summary>
     public readonly bool Softcap;
     public readonly float SoftcapIn, SoftcapOut;
@@ -79,12 +77,12 @@ internal sealed unsafe class ScoreOptionPlan
         if (o.Softcap > 0)
         {
             Softcap = true;
-            SoftcapIn = (float)(1 / (Log2E * o.Softcap));
-            SoftcapOut = (float)(o.Softcap * Log2E);
+            SoftcapIn = (float)(1 / (MathConstants.Log2EDouble * o.Softcap));
+            SoftcapOut = (float)(o.Softcap * MathConstants.Log2EDouble);
         }
         if (o.AlibiSlopes is { } slopes)
         {
-            SlopesLog2 = Array.ConvertAll(slopes.ToDoubleArray(), s => (float)(s * Log2E));
+            SlopesLog2 = Array.ConvertAll(slopes.ToDoubleArray(), s => (float)(s * MathConstants.Log2EDouble));
             SlopesPerBatch = slopes.Rank == 2;
         }
         if (o.Bias is { } b && bias != null)
@@ -114,7 +112,6 @@ internal sealed unsafe class ScoreOptionPlan
 /// </remarks>
 internal readonly unsafe struct OptionScoreModifier : IScoreModifier
 {
-    private const float Log2E = 1.44269504088896341f;
     private readonly ScoreOptionPlan _plan;
     private readonly float* _slope, _position, _biasStrip;
     private readonly byte** _biasRow;
@@ -195,7 +192,7 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             // Padding keys are masked later and keep their scores.
             float* b = strip + (long)(keyStart - stripStart) * width;
             long total = (long)realKeys * width;
-            T log2E = TSimd.Broadcast(Log2E);
+            T log2E = TSimd.Broadcast(MathConstants.Log2E);
             for (long n = 0; n < total; n += w)
                 TSimd.Store(scores + n, TSimd.MultiplyAdd(TSimd.Load(b + n), log2E, TSimd.Load(scores + n)));
         }

@@ -90,7 +90,7 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
     private static Vector128<float> HalfToSingle(Vector128<int> h)
     {
         var bits = Vector128.ShiftLeft(h, 13).AsUInt32() & Vector128.Create(0x8FFFE000u);
-        var value = bits.AsSingle() * Vector128.Create(5.192296858534828e33f); // 2^112
+        var value = bits.AsSingle() * Vector128.Create(MathConstants.TwoTo112);
         var special = Vector128.Equals(bits & Vector128.Create(0x0F800000u), Vector128.Create(0x0F800000u)) & Vector128.Create(0x7F800000u);
         return (value.AsUInt32() | special).AsSingle();
     }

@@ -84,7 +84,7 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     private static Vector256<float> HalfToSingle(Vector256<int> h)
     {
         var bits = Vector256.ShiftLeft(h, 13).AsUInt32() & Vector256.Create(0x8FFFE000u);
-        var value = bits.AsSingle() * Vector256.Create(5.192296858534828e33f); // 2^112
+        var value = bits.AsSingle() * Vector256.Create(MathConstants.TwoTo112);
         var special = Vector256.Equals(bits & Vector256.Create(0x0F800000u), Vector256.Create(0x0F800000u)) & Vector256.Create(0x7F800000u);
         return (value.AsUInt32() | special).AsSingle();
     }

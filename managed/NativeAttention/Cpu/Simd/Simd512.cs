@@ -90,7 +90,7 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
         // h is sign-extended, so after the shift bits 31..28 all hold the sign: keep bit 31, clear 30..28, and the
         // exponent and mantissa sit where a float's go. The multiply keeps the sign.
         var bits = Vector512.ShiftLeft(h, 13).AsUInt32() & Vector512.Create(0x8FFFE000u);
-        var value = bits.AsSingle() * Vector512.Create(5.192296858534828e33f); // 2^112
+        var value = bits.AsSingle() * Vector512.Create(MathConstants.TwoTo112);
         // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
         var special = Vector512.Equals(bits & Vector512.Create(0x0F800000u), Vector512.Create(0x0F800000u)) & Vector512.Create(0x7F800000u);
         return (value.AsUInt32() | special).AsSingle();
