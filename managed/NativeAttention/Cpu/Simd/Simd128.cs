@@ -34,13 +34,7 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
     {
         x = Vector128.Max(x, Vector128.Create(Exp2Polynomial.Floor));
         var n = Vector128.Round(x);
-        var f = x - n;
-        var p = MultiplyAdd(Vector128.Create(Exp2Polynomial.C6), f, Vector128.Create(Exp2Polynomial.C5));
-        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C4));
-        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C3));
-        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C2));
-        p = MultiplyAdd(p, f, Vector128.Create(Exp2Polynomial.C1));
-        p = MultiplyAdd(p, f, Vector128<float>.One);
+        var p = Exp2Polynomial.Evaluate<Simd128, Vector128<float>>(x - n);
         var bits = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23);
         return p * bits.AsSingle();
     }

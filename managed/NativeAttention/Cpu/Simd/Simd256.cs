@@ -36,13 +36,7 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
         // As Simd512, with 2^n built in the exponent field when vscalefps is missing: n >= -127 gives 0 at -127.
         x = Vector256.Max(x, Vector256.Create(Exp2Polynomial.Floor));
         var n = Vector256.Round(x);
-        var f = x - n;
-        var p = MultiplyAdd(Vector256.Create(Exp2Polynomial.C6), f, Vector256.Create(Exp2Polynomial.C5));
-        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C4));
-        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C3));
-        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C2));
-        p = MultiplyAdd(p, f, Vector256.Create(Exp2Polynomial.C1));
-        p = MultiplyAdd(p, f, Vector256<float>.One);
+        var p = Exp2Polynomial.Evaluate<Simd256, Vector256<float>>(x - n);
         var bits = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23);
         return p * bits.AsSingle();
     }

@@ -34,13 +34,7 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
         // so the clamp only has to keep -inf (which would make f = NaN) out of the range reduction.
         x = Vector512.Max(x, Vector512.Create(Exp2Polynomial.Floor - 100f));
         var n = Vector512.Round(x);
-        var f = x - n;
-        var p = Vector512.FusedMultiplyAdd(Vector512.Create(Exp2Polynomial.C6), f, Vector512.Create(Exp2Polynomial.C5));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(Exp2Polynomial.C4));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(Exp2Polynomial.C3));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(Exp2Polynomial.C2));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512.Create(Exp2Polynomial.C1));
-        p = Vector512.FusedMultiplyAdd(p, f, Vector512<float>.One);
+        var p = Exp2Polynomial.Evaluate<Simd512, Vector512<float>>(x - n);
         if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
         // Vector512 is accelerated without AVX-512F on no current target; the exponent-field form keeps such a target correct.
         var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(Vector512.Max(n, Vector512.Create(Exp2Polynomial.Floor))) + Vector512.Create(127), 23);
