@@ -27,11 +27,11 @@ namespace NativeAttention.Cpu;
 /// </para>
 /// <para>
 /// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps
-/// (<see cref="LogSumExpMerge"/>, as <see cref="CpuMerge"/> merges). Sigmoid scoring feeds the same online softmax with log2 sigmoid weights (as
-/// <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end scales by that weight
-/// instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by
-/// one worker in a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic
-/// split count depends only on the problem's sizes and the thread count.
+/// (<see cref="LogSumExpMerge"/>, as <see cref="CpuMerge"/> merges). Sigmoid scoring feeds the same online softmax
+/// with log2 sigmoid weights (as <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the
+/// end scales by that weight instead of dividing by it (partials stay normalised and merge the same way). Items are
+/// computed start to finish by one worker in a fixed order, so a given split count gives bit-identical results
+/// whatever the timing; the automatic split count depends only on the problem's sizes and the thread count.
 /// </para>
 /// </remarks>
 internal static unsafe class CpuDecode
