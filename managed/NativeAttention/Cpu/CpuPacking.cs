@@ -1,6 +1,5 @@
 // Moving tensor rows between strided float/Half/BFloat16 storage and contiguous float32 scratch.
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace NativeAttention.Cpu;
@@ -24,11 +23,11 @@ internal static unsafe class CpuPacking
                 else for (int i = 0; i < count; i++) destination[i] = ((float*)source)[i * stride];
                 break;
             case ElementType.BFloat16:
-                if (stride == 1) WidenBFloat16((ushort*)source, destination, count);
+                if (stride == 1) Widen<BFloat16Rows>(source, destination, count);
                 else for (int i = 0; i < count; i++) destination[i] = BitConverter.UInt32BitsToSingle((uint)((ushort*)source)[i * stride] << 16);
                 break;
             default:
-                if (stride == 1) WidenHalf((ushort*)source, destination, count);
+                if (stride == 1) Widen<Float16Rows>(source, destination, count);
                 else for (int i = 0; i < count; i++) destination[i] = (float)((Half*)source)[i * stride];
                 break;
         }
@@ -56,122 +55,26 @@ internal static unsafe class CpuPacking
         }
     }
 
-    /// <summary>bfloat16 is the top half of a float32: widening is a 16-bit shift.</summary>
+    /// <summary>
+    /// Widens a contiguous 16-bit row to float32 with the kernels' own exact loads (<see cref="ISimd{T}.LoadHalf"/>,
+    /// <see cref="ISimd{T}.LoadBFloat16"/>): the widest accelerated vectors first, then narrower ones, then one at a time.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WidenBFloat16(ushort* source, float* destination, int count)
+    private static void Widen<TFormat>(byte* source, float* destination, int count) where TFormat : struct, IRowFormat
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i + 32 <= count; i += 32)
-            {
-                var raw = Vector512.Load(source + i);
-                Vector512.ShiftLeft(Vector512.WidenLower(raw), 16).AsSingle().Store(destination + i);
-                Vector512.ShiftLeft(Vector512.WidenUpper(raw), 16).AsSingle().Store(destination + i + 16);
-            }
-        }
-        if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i + 8 <= count; i += 8)
-            {
-                var raw = Vector128.Load(source + i);
-                Vector128.ShiftLeft(Vector128.WidenLower(raw), 16).AsSingle().Store(destination + i);
-                Vector128.ShiftLeft(Vector128.WidenUpper(raw), 16).AsSingle().Store(destination + i + 4);
-            }
-        }
-        for (; i < count; i++) destination[i] = BitConverter.UInt32BitsToSingle((uint)source[i] << 16);
+        if (Vector512.IsHardwareAccelerated) i = Widen<Simd512, Vector512<float>, TFormat>(source, destination, i, count);
+        if (Vector256.IsHardwareAccelerated) i = Widen<Simd256, Vector256<float>, TFormat>(source, destination, i, count);
+        if (Vector128.IsHardwareAccelerated) i = Widen<Simd128, Vector128<float>, TFormat>(source, destination, i, count);
+        Widen<SimdScalar, float, TFormat>(source, destination, i, count);
     }
 
-    /// <summary>Exact binary16 to binary32 widening, 32 or 8 at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void WidenHalf(ushort* source, float* destination, int count)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            for (; i + 32 <= count; i += 32)
-            {
-                var raw = Vector512.Load(source + i);
-                WidenHalf(Vector512.WidenLower(raw)).Store(destination + i);
-                WidenHalf(Vector512.WidenUpper(raw)).Store(destination + i + 16);
-            }
-        }
-        if (Vector128.IsHardwareAccelerated)
-        {
-            for (; i + 8 <= count; i += 8)
-            {
-                var raw = Vector128.Load(source + i);
-                WidenHalf(Vector128.WidenLower(raw)).Store(destination + i);
-                WidenHalf(Vector128.WidenUpper(raw)).Store(destination + i + 4);
-            }
-        }
-        for (; i < count; i++) destination[i] = (float)((Half*)source)[i];
-    }
-
-    /// <summary>
-    /// Moves exponent and mantissa into float position and multiplies by 2^112 to rebias, which also turns
-    /// binary16 subnormals into the right normal floats; infinities and NaNs get the all-ones exponent back.
-    /// </summary>
+    /// <summary>Widens elements <paramref name="i"/>.. of the row a whole vector at a time; returns where it stopped.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> WidenHalf(Vector128<uint> h)
+    private static int Widen<TSimd, T, TFormat>(byte* source, float* destination, int i, int count)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
-        var magnitude = Vector128.ShiftLeft(h & Vector128.Create(0x7FFFu), 13);
-        var sign = Vector128.ShiftLeft(h & Vector128.Create(0x8000u), 16);
-        var value = magnitude.AsSingle() * Vector128.Create(BitConverter.UInt32BitsToSingle(0x77800000u)); // 2^112
-        var special = Vector128.Equals(h & Vector128.Create(0x7C00u), Vector128.Create(0x7C00u));
-        var bits = Vector128.ConditionalSelect(special, magnitude | Vector128.Create(0x7F800000u), value.AsUInt32());
-        return (bits | sign).AsSingle();
+        for (; i + TSimd.Count <= count; i += TSimd.Count) TSimd.Store(destination + i, RowLoads.Load<TSimd, T, TFormat>(source, i));
+        return i;
     }
-
-    /// <summary>The 512-bit form of <see cref="WidenHalf(Vector128{uint})"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> WidenHalf(Vector512<uint> h)
-    {
-        var magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
-        var sign = Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16);
-        var value = magnitude.AsSingle() * Vector512.Create(BitConverter.UInt32BitsToSingle(0x77800000u));
-        var special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u));
-        var bits = Vector512.ConditionalSelect(special, magnitude | Vector512.Create(0x7F800000u), value.AsUInt32());
-        return (bits | sign).AsSingle();
-    }
-}
-
-/// <summary>
-/// Per-thread scratch for the CPU kernels: 64-byte aligned native memory that grows to the largest request and
-/// is reused, so steady-state calls allocate nothing. Freed when the owning thread's buffer is collected.
-/// </summary>
-internal sealed unsafe class CpuScratch
-{
-    /// <summary>
-    /// Carves <paramref name="floats"/> floats off a scratch layout starting at <paramref name="next"/>, keeping every
-    /// block 64-byte aligned; laying a layout out from address 0 measures its size.
-    /// </summary>
-    public static float* Take(ref float* next, long floats)
-    {
-        float* block = next;
-        next += (floats + 15) & ~15L;
-        return block;
-    }
-
-    [ThreadStatic] private static CpuScratch? t_current;
-
-    private float* _pointer;
-    private long _floats;
-
-    /// <summary>This thread's scratch, holding at least <paramref name="floats"/> floats.</summary>
-    public static float* Get(long floats)
-    {
-        var scratch = t_current ??= new CpuScratch();
-        if (scratch._floats < floats)
-        {
-            NativeMemory.AlignedFree(scratch._pointer);
-            scratch._pointer = null;
-            scratch._floats = 0;
-            scratch._pointer = (float*)NativeMemory.AlignedAlloc((nuint)(floats * sizeof(float)), 64);
-            scratch._floats = floats;
-        }
-        return scratch._pointer;
-    }
-
-    ~CpuScratch() => NativeMemory.AlignedFree(_pointer);
 }

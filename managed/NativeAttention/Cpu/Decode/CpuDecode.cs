@@ -21,17 +21,17 @@ namespace NativeAttention.Cpu;
 /// With G query heads per kv head each K/V element feeds G rows, so GQA/MQA decoding does G times the arithmetic per
 /// byte and would be compute-bound one dot product at a time. Rows therefore go in quads, which work like a small
 /// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
-/// transposing add tree, <see cref="IDecodeVector{T}.Sum4"/>), the online softmax four rows wide
+/// transposing add tree, <see cref="ISimd{T}.Sum4"/>), the online softmax four rows wide
 /// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
 /// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score.
 /// </para>
 /// <para>
-/// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps, as
-/// <see cref="CpuMerge"/> merges. Sigmoid scoring feeds the same online softmax with log2 sigmoid weights (as
-/// <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the end scales by that weight
-/// instead of dividing by it (partials stay normalised and merge the same way). Items are computed start to finish by
-/// one worker in a fixed order, so a given split count gives bit-identical results whatever the timing; the automatic
-/// split count depends only on the problem's sizes and the thread count.
+/// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps
+/// (<see cref="LogSumExpMerge"/>, as <see cref="CpuMerge"/> merges). Sigmoid scoring feeds the same online softmax
+/// with log2 sigmoid weights (as <see cref="CpuFlash"/> does), so its max and sum hold the row's total weight, and the
+/// end scales by that weight instead of dividing by it (partials stay normalised and merge the same way). Items are
+/// computed start to finish by one worker in a fixed order, so a given split count gives bit-identical results
+/// whatever the timing; the automatic split count depends only on the problem's sizes and the thread count.
 /// </para>
 /// </remarks>
 internal static unsafe class CpuDecode
@@ -72,9 +72,6 @@ internal static unsafe class CpuDecode
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
 
-    private const float Log2E = 1.44269504088896341f;
-    private const float Ln2 = 0.693147180559945309f;
-
     /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
     public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
     {
@@ -106,10 +103,10 @@ internal static unsafe class CpuDecode
         try
         {
             plan.Partials = partials;
-            if (Vector512.IsHardwareAccelerated) Attend<Decode512, Vector512<float>>(plan, threads);
-            else if (Vector256.IsHardwareAccelerated) Attend<Decode256, Vector256<float>>(plan, threads);
-            else if (Vector128.IsHardwareAccelerated) Attend<Decode128, Vector128<float>>(plan, threads);
-            else Attend<DecodeScalar, float>(plan, threads);
+            if (Vector512.IsHardwareAccelerated) Attend<Simd512, Vector512<float>>(plan, threads);
+            else if (Vector256.IsHardwareAccelerated) Attend<Simd256, Vector256<float>>(plan, threads);
+            else if (Vector128.IsHardwareAccelerated) Attend<Simd128, Vector128<float>>(plan, threads);
+            else Attend<SimdScalar, float>(plan, threads);
             if (plan.Splits > 1) Merge(plan, threads);
         }
         finally
@@ -151,17 +148,17 @@ internal static unsafe class CpuDecode
         });
     }
 
-    private static void Attend<TVec, T>(Plan p, int threads) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static void Attend<TSimd, T>(Plan p, int threads) where TSimd : struct, ISimd<T> where T : unmanaged
     {
-        p.SetWidth(TVec.Count);
+        p.SetWidth(TSimd.Count);
         int workers = Math.Min(threads, p.Items);
         p.NextItem = 0;
-        if (workers <= 1) Work<TVec, T>(p);
-        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TVec, T>(p));
+        if (workers <= 1) Work<TSimd, T>(p);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TSimd, T>(p));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Work<TVec, T>(Plan p) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static void Work<TSimd, T>(Plan p) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(p.ScratchFloats);
         var s = new Scratch(scratch, p);
@@ -170,10 +167,10 @@ internal static unsafe class CpuDecode
         new Span<float>(s.ValueStage, KeyBlock * p.ValueStride).Clear();
         for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
         {
-            if (!p.DirectRows) RunItem<TVec, T, Float32Rows>(p, item, s);
-            else if (p.ElementType == ElementType.Float32) RunItem<TVec, T, Float32Rows>(p, item, s);
-            else if (p.ElementType == ElementType.Float16) RunItem<TVec, T, Float16Rows>(p, item, s);
-            else RunItem<TVec, T, BFloat16Rows>(p, item, s);
+            if (!p.DirectRows) RunItem<TSimd, T, Float32Rows>(p, item, s);
+            else if (p.ElementType == ElementType.Float32) RunItem<TSimd, T, Float32Rows>(p, item, s);
+            else if (p.ElementType == ElementType.Float16) RunItem<TSimd, T, Float16Rows>(p, item, s);
+            else RunItem<TSimd, T, BFloat16Rows>(p, item, s);
         }
     }
 
@@ -182,8 +179,8 @@ internal static unsafe class CpuDecode
     /// read as <typeparamref name="TFormat"/>: in place from the cache, or from the float32 stage.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem<TVec, T, TFormat>(Plan p, int item, Scratch s)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static void RunItem<TSimd, T, TFormat>(Plan p, int item, Scratch s)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int split = item % p.Splits;
         int rest = item / p.Splits;
@@ -206,7 +203,7 @@ internal static unsafe class CpuDecode
             s.End[r] = end;
             s.Max[r] = float.NegativeInfinity;
             s.Sum[r] = 0;
-            s.Slope[r] = p.Slopes == null ? 0f : p.Slope(b, head) * Log2E;
+            s.Slope[r] = p.Slopes == null ? 0f : p.Slope(b, head) * MathConstants.Log2E;
             new Span<float>(s.Accumulator + (long)r * vStride, vStride).Clear();
             if (start < end)
             {
@@ -291,7 +288,7 @@ internal static unsafe class CpuDecode
                     highKey = Math.Max(highKey, s.End[x]);
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
-                ScoreQuad<TVec, T, TFormat>(s.Queries + (long)r * kStride, kStride, s.KeyRows, from, to, s.Scores + (long)r * KeyBlock);
+                ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, kStride, s.KeyRows, from, to, s.Scores + (long)r * KeyBlock);
             }
 
             for (int r = 0; r < rows; r++)
@@ -317,14 +314,14 @@ internal static unsafe class CpuDecode
                 if (!modified)
                 {
                     if (!scored)
-                        for (int j = first; j < last; j++) scores[j] = Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
+                        for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
                 }
                 else
                 {
                     for (int j = first; j < last; j++)
                     {
-                        float score = scored ? scores[j] : Dot<TVec, T, TFormat>(q, s.KeyRows[j], kStride);
-                        if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * Log2E;
+                        float score = scored ? scores[j] : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                        if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * MathConstants.Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
                     }
@@ -333,20 +330,20 @@ internal static unsafe class CpuDecode
                         // Sigmoid scoring runs the online softmax on log2 sigmoid weights (as the flash kernel does):
                         // its max and sum then hold the row's total weight as 2^max x sum, and the end skips the
                         // normalisation. Masked keys stay -inf.
-                        var bias = TVec.Broadcast(sigmoidBias);
-                        for (int j = 0; j < KeyBlock; j += TVec.Count)
-                            TVec.Store(scores + j, TVec.Log2Sigmoid(TVec.Add(TVec.Load(scores + j), bias)));
+                        var bias = TSimd.Broadcast(sigmoidBias);
+                        for (int j = 0; j < KeyBlock; j += TSimd.Count)
+                            TSimd.Store(scores + j, CpuSimdMath.Log2Sigmoid<TSimd, T>(TSimd.Add(TSimd.Load(scores + j), bias)));
                     }
                 }
-                if (!scored) s.Active[r] = UpdateRow<TVec, T>(scores, s.Max + r, s.Sum + r, s.Alpha + r) ? 1 : 0;
+                if (!scored) s.Active[r] = UpdateRow<TSimd, T>(scores, s.Max + r, s.Sum + r, s.Alpha + r) ? 1 : 0;
             }
 
             for (int r = 0; r < quadRows; r += 4)
-                if (UpdateQuad<TVec, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
-                    AccumulateValues4<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+                if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
+                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
             for (int r = quadRows; r < rows; r++)
                 if (s.Active[r] != 0)
-                    AccumulateValues<TVec, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+                    AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
         }
 
         for (int r = 0; r < rows; r++)
@@ -355,7 +352,7 @@ internal static unsafe class CpuDecode
             float sum = s.Sum[r];
             bool empty = sum == 0;
             // Natural-log LSE of this split's keys; -inf when it saw none.
-            float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * Ln2;
+            float lse = empty ? float.NegativeInfinity : (s.Max[r] + MathF.Log2(sum)) * MathConstants.Ln2;
             float* acc = s.Accumulator + (long)r * vStride;
             // Partials are always normalised (o / total weight, with LSE the log of the total weight); a sigmoid row
             // written directly is the unnormalised sum, 2^max x acc.
@@ -377,47 +374,47 @@ internal static unsafe class CpuDecode
     /// Not inlined: in its own frame the polynomial's constants stay in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static bool UpdateRow<TVec, T>(float* scores, float* max, float* sum, float* alpha) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static bool UpdateRow<TSimd, T>(float* scores, float* max, float* sum, float* alpha) where TSimd : struct, ISimd<T> where T : unmanaged
     {
-        var top = TVec.Load(scores);
-        for (int j = TVec.Count; j < KeyBlock; j += TVec.Count) top = TVec.Max(top, TVec.Load(scores + j));
-        float blockMax = TVec.MaxAcross(top);
+        var top = TSimd.Load(scores);
+        for (int j = TSimd.Count; j < KeyBlock; j += TSimd.Count) top = TSimd.Max(top, TSimd.Load(scores + j));
+        float blockMax = TSimd.MaxAcross(top);
         if (float.IsNegativeInfinity(blockMax)) return false;
         float previous = *max, next = MathF.Max(previous, blockMax);
         float rescale = Exp2(previous - next);
-        var negativeMax = TVec.Broadcast(-next);
-        T total = TVec.Zero;
-        for (int j = 0; j < KeyBlock; j += TVec.Count)
+        var negativeMax = TSimd.Broadcast(-next);
+        T total = TSimd.Zero;
+        for (int j = 0; j < KeyBlock; j += TSimd.Count)
         {
-            var weight = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), negativeMax));
-            TVec.Store(scores + j, weight);
-            total = TVec.Add(total, weight);
+            var weight = TSimd.Exp2NonPositive(TSimd.Add(TSimd.Load(scores + j), negativeMax));
+            TSimd.Store(scores + j, weight);
+            total = TSimd.Add(total, weight);
         }
         *max = next;
-        *sum = *sum * rescale + TVec.Sum(total);
+        *sum = *sum * rescale + TSimd.Sum(total);
         *alpha = rescale;
         return true;
     }
 
     /// <summary>
-    /// <see cref="UpdateRow{TVec, T}"/> for four rows (<see cref="KeyBlock"/> apart) at once: their maxima, rescale
+    /// <see cref="UpdateRow{TSimd, T}"/> for four rows (<see cref="KeyBlock"/> apart) at once: their maxima, rescale
     /// factors and sums are computed four lanes wide, and the four exponentials of the block are independent. A row
     /// without visible keys in the block gets weights 0 and rescale factor 1, and keeps its max and sum. Returns false
     /// when no row has a visible key.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static bool UpdateQuad<TVec, T>(float* scores, float* max, float* sum, float* alpha) where TVec : struct, IDecodeVector<T> where T : unmanaged
+    private static bool UpdateQuad<TSimd, T>(float* scores, float* max, float* sum, float* alpha) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* s1 = scores + KeyBlock, s2 = scores + 2 * KeyBlock, s3 = scores + 3 * KeyBlock;
-        T top0 = TVec.Load(scores), top1 = TVec.Load(s1), top2 = TVec.Load(s2), top3 = TVec.Load(s3);
-        for (int j = TVec.Count; j < KeyBlock; j += TVec.Count)
+        T top0 = TSimd.Load(scores), top1 = TSimd.Load(s1), top2 = TSimd.Load(s2), top3 = TSimd.Load(s3);
+        for (int j = TSimd.Count; j < KeyBlock; j += TSimd.Count)
         {
-            top0 = TVec.Max(top0, TVec.Load(scores + j));
-            top1 = TVec.Max(top1, TVec.Load(s1 + j));
-            top2 = TVec.Max(top2, TVec.Load(s2 + j));
-            top3 = TVec.Max(top3, TVec.Load(s3 + j));
+            top0 = TSimd.Max(top0, TSimd.Load(scores + j));
+            top1 = TSimd.Max(top1, TSimd.Load(s1 + j));
+            top2 = TSimd.Max(top2, TSimd.Load(s2 + j));
+            top3 = TSimd.Max(top3, TSimd.Load(s3 + j));
         }
-        var blockMax = TVec.Max4(top0, top1, top2, top3);
+        var blockMax = TSimd.Max4(top0, top1, top2, top3);
         var visible = ~Vector128.Equals(blockMax, Vector128.Create(float.NegativeInfinity));
         if (visible == Vector128<float>.Zero) return false;
         var previous = Vector128.Load(max);
@@ -425,26 +422,26 @@ internal static unsafe class CpuDecode
         // Rows without keys here: rescale 1, and a finite shift so that their -inf scores give weight 0, not NaN.
         var rescale = Vector128.ConditionalSelect(visible, Exp2(previous - next), Vector128<float>.One);
         var shift = Vector128.ConditionalSelect(visible, next, Vector128<float>.Zero);
-        T n0 = TVec.Broadcast(-shift.GetElement(0)), n1 = TVec.Broadcast(-shift.GetElement(1));
-        T n2 = TVec.Broadcast(-shift.GetElement(2)), n3 = TVec.Broadcast(-shift.GetElement(3));
-        T t0 = TVec.Zero, t1 = TVec.Zero, t2 = TVec.Zero, t3 = TVec.Zero;
-        for (int j = 0; j < KeyBlock; j += TVec.Count)
+        T n0 = TSimd.Broadcast(-shift.GetElement(0)), n1 = TSimd.Broadcast(-shift.GetElement(1));
+        T n2 = TSimd.Broadcast(-shift.GetElement(2)), n3 = TSimd.Broadcast(-shift.GetElement(3));
+        T t0 = TSimd.Zero, t1 = TSimd.Zero, t2 = TSimd.Zero, t3 = TSimd.Zero;
+        for (int j = 0; j < KeyBlock; j += TSimd.Count)
         {
-            T w0 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(scores + j), n0));
-            T w1 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s1 + j), n1));
-            T w2 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s2 + j), n2));
-            T w3 = TVec.Exp2NonPositive(TVec.Add(TVec.Load(s3 + j), n3));
-            TVec.Store(scores + j, w0);
-            TVec.Store(s1 + j, w1);
-            TVec.Store(s2 + j, w2);
-            TVec.Store(s3 + j, w3);
-            t0 = TVec.Add(t0, w0);
-            t1 = TVec.Add(t1, w1);
-            t2 = TVec.Add(t2, w2);
-            t3 = TVec.Add(t3, w3);
+            T w0 = TSimd.Exp2NonPositive(TSimd.Add(TSimd.Load(scores + j), n0));
+            T w1 = TSimd.Exp2NonPositive(TSimd.Add(TSimd.Load(s1 + j), n1));
+            T w2 = TSimd.Exp2NonPositive(TSimd.Add(TSimd.Load(s2 + j), n2));
+            T w3 = TSimd.Exp2NonPositive(TSimd.Add(TSimd.Load(s3 + j), n3));
+            TSimd.Store(scores + j, w0);
+            TSimd.Store(s1 + j, w1);
+            TSimd.Store(s2 + j, w2);
+            TSimd.Store(s3 + j, w3);
+            t0 = TSimd.Add(t0, w0);
+            t1 = TSimd.Add(t1, w1);
+            t2 = TSimd.Add(t2, w2);
+            t3 = TSimd.Add(t3, w3);
         }
         Vector128.ConditionalSelect(visible, next, previous).Store(max);
-        (Vector128.Load(sum) * rescale + TVec.Sum4(t0, t1, t2, t3)).Store(sum);
+        (Vector128.Load(sum) * rescale + TSimd.Sum4(t0, t1, t2, t3)).Store(sum);
         rescale.Store(alpha);
         return true;
     }
@@ -473,18 +470,18 @@ internal static unsafe class CpuDecode
 
     /// <summary><c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot<TVec, T, TFormat>(float* q, byte* k, int length)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static float Dot<TSimd, T, TFormat>(float* q, byte* k, int length)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
-        T a0 = TVec.Zero, a1 = TVec.Zero;
-        int w = TVec.Count, d = 0;
+        T a0 = TSimd.Zero, a1 = TSimd.Zero;
+        int w = TSimd.Count, d = 0;
         for (; d + 2 * w <= length; d += 2 * w)
         {
-            a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
-            a1 = TVec.MultiplyAdd(TVec.Load(q + d + w), DecodeLoads.Load<TVec, T, TFormat>(k, d + w), a1);
+            a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
+            a1 = TSimd.MultiplyAdd(TSimd.Load(q + d + w), RowLoads.Load<TSimd, T, TFormat>(k, d + w), a1);
         }
-        if (d < length) a0 = TVec.MultiplyAdd(TVec.Load(q + d), DecodeLoads.Load<TVec, T, TFormat>(k, d), a0);
-        return TVec.Sum(TVec.Add(a0, a1));
+        if (d < length) a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
+        return TSimd.Sum(TSimd.Add(a0, a1));
     }
 
     /// <summary>
@@ -492,22 +489,22 @@ internal static unsafe class CpuDecode
     /// <c>scores[0]</c>, <c>scores[KeyBlock]</c>, ...: each key vector is loaded and widened once for the four.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4<TVec, T, TFormat>(float* q, int stride, byte* k, float* scores)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static void Dot4<TSimd, T, TFormat>(float* q, int stride, byte* k, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
-        T a0 = TVec.Zero, a1 = TVec.Zero, a2 = TVec.Zero, a3 = TVec.Zero;
-        for (int d = 0; d < stride; d += TVec.Count)
+        T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero;
+        for (int d = 0; d < stride; d += TSimd.Count)
         {
-            var key = DecodeLoads.Load<TVec, T, TFormat>(k, d);
-            a0 = TVec.MultiplyAdd(TVec.Load(q + d), key, a0);
-            a1 = TVec.MultiplyAdd(TVec.Load(q + stride + d), key, a1);
-            a2 = TVec.MultiplyAdd(TVec.Load(q + 2 * stride + d), key, a2);
-            a3 = TVec.MultiplyAdd(TVec.Load(q + 3 * stride + d), key, a3);
+            var key = RowLoads.Load<TSimd, T, TFormat>(k, d);
+            a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), key, a0);
+            a1 = TSimd.MultiplyAdd(TSimd.Load(q + stride + d), key, a1);
+            a2 = TSimd.MultiplyAdd(TSimd.Load(q + 2 * stride + d), key, a2);
+            a3 = TSimd.MultiplyAdd(TSimd.Load(q + 3 * stride + d), key, a3);
         }
-        scores[0] = TVec.Sum(a0);
-        scores[KeyBlock] = TVec.Sum(a1);
-        scores[2 * KeyBlock] = TVec.Sum(a2);
-        scores[3 * KeyBlock] = TVec.Sum(a3);
+        scores[0] = TSimd.Sum(a0);
+        scores[KeyBlock] = TSimd.Sum(a1);
+        scores[2 * KeyBlock] = TSimd.Sum(a2);
+        scores[3 * KeyBlock] = TSimd.Sum(a3);
     }
 
     /// <summary>
@@ -516,252 +513,252 @@ internal static unsafe class CpuDecode
     /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreQuad<TVec, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static void ScoreQuad<TSimd, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int j = from;
         for (; j + 4 <= to; j += 4)
-            Dot4x4<TVec, T, TFormat>(q, stride, keyRows + j, scores + j);
+            Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j);
         for (; j < to; j++)
-            Dot4<TVec, T, TFormat>(q, stride, keyRows[j], scores + j);
+            Dot4<TSimd, T, TFormat>(q, stride, keyRows[j], scores + j);
     }
 
     /// <summary>
     /// The 16 dot products of four query rows (<paramref name="stride"/> apart) with four key rows, written to
     /// <c>scores[0..3]</c>, <c>scores[KeyBlock..KeyBlock + 3]</c>, ...: a 4 x 4 register tile, so each step loads four
     /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
-    /// are reduced four at a time by <see cref="IDecodeVector{T}.Sum4"/>.
+    /// are reduced four at a time by <see cref="ISimd{T}.Sum4"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4x4<TVec, T, TFormat>(float* q, int stride, byte** keys, float* scores)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static void Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Pointers step through the rows (no index register), and rows 1 and 3 are addressed from rows 0 and 2 plus
         // the stride: few enough registers that nothing spills in the loop.
         byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
         float* q0 = q, q2 = q + 2 * stride, end = q + stride;
-        nint s = stride, step = (nint)(DecodeLoads.Element<TFormat>(null, TVec.Count) - (byte*)null);
-        T a00 = TVec.Zero, a01 = TVec.Zero, a02 = TVec.Zero, a03 = TVec.Zero;
-        T a10 = TVec.Zero, a11 = TVec.Zero, a12 = TVec.Zero, a13 = TVec.Zero;
-        T a20 = TVec.Zero, a21 = TVec.Zero, a22 = TVec.Zero, a23 = TVec.Zero;
-        T a30 = TVec.Zero, a31 = TVec.Zero, a32 = TVec.Zero, a33 = TVec.Zero;
-        for (; q0 < end; q0 += TVec.Count, q2 += TVec.Count, k0 += step, k1 += step, k2 += step, k3 += step)
+        nint s = stride, step = (nint)(RowLoads.Element<TFormat>(null, TSimd.Count) - (byte*)null);
+        T a00 = TSimd.Zero, a01 = TSimd.Zero, a02 = TSimd.Zero, a03 = TSimd.Zero;
+        T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
+        T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
+        T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
+        for (; q0 < end; q0 += TSimd.Count, q2 += TSimd.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
-            T x0 = DecodeLoads.Load<TVec, T, TFormat>(k0, 0), x1 = DecodeLoads.Load<TVec, T, TFormat>(k1, 0);
-            T x2 = DecodeLoads.Load<TVec, T, TFormat>(k2, 0), x3 = DecodeLoads.Load<TVec, T, TFormat>(k3, 0);
-            T y = TVec.Load(q0);
-            a00 = TVec.MultiplyAdd(y, x0, a00);
-            a01 = TVec.MultiplyAdd(y, x1, a01);
-            a02 = TVec.MultiplyAdd(y, x2, a02);
-            a03 = TVec.MultiplyAdd(y, x3, a03);
-            y = TVec.Load(q0 + s);
-            a10 = TVec.MultiplyAdd(y, x0, a10);
-            a11 = TVec.MultiplyAdd(y, x1, a11);
-            a12 = TVec.MultiplyAdd(y, x2, a12);
-            a13 = TVec.MultiplyAdd(y, x3, a13);
-            y = TVec.Load(q2);
-            a20 = TVec.MultiplyAdd(y, x0, a20);
-            a21 = TVec.MultiplyAdd(y, x1, a21);
-            a22 = TVec.MultiplyAdd(y, x2, a22);
-            a23 = TVec.MultiplyAdd(y, x3, a23);
-            y = TVec.Load(q2 + s);
-            a30 = TVec.MultiplyAdd(y, x0, a30);
-            a31 = TVec.MultiplyAdd(y, x1, a31);
-            a32 = TVec.MultiplyAdd(y, x2, a32);
-            a33 = TVec.MultiplyAdd(y, x3, a33);
+            T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
+            T x2 = RowLoads.Load<TSimd, T, TFormat>(k2, 0), x3 = RowLoads.Load<TSimd, T, TFormat>(k3, 0);
+            T y = TSimd.Load(q0);
+            a00 = TSimd.MultiplyAdd(y, x0, a00);
+            a01 = TSimd.MultiplyAdd(y, x1, a01);
+            a02 = TSimd.MultiplyAdd(y, x2, a02);
+            a03 = TSimd.MultiplyAdd(y, x3, a03);
+            y = TSimd.Load(q0 + s);
+            a10 = TSimd.MultiplyAdd(y, x0, a10);
+            a11 = TSimd.MultiplyAdd(y, x1, a11);
+            a12 = TSimd.MultiplyAdd(y, x2, a12);
+            a13 = TSimd.MultiplyAdd(y, x3, a13);
+            y = TSimd.Load(q2);
+            a20 = TSimd.MultiplyAdd(y, x0, a20);
+            a21 = TSimd.MultiplyAdd(y, x1, a21);
+            a22 = TSimd.MultiplyAdd(y, x2, a22);
+            a23 = TSimd.MultiplyAdd(y, x3, a23);
+            y = TSimd.Load(q2 + s);
+            a30 = TSimd.MultiplyAdd(y, x0, a30);
+            a31 = TSimd.MultiplyAdd(y, x1, a31);
+            a32 = TSimd.MultiplyAdd(y, x2, a32);
+            a33 = TSimd.MultiplyAdd(y, x3, a33);
         }
-        TVec.Sum4(a00, a01, a02, a03).Store(scores);
-        TVec.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
-        TVec.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
-        TVec.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
+        TSimd.Sum4(a00, a01, a02, a03).Store(scores);
+        TSimd.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
+        TSimd.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
+        TSimd.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
     }
 
     /// <summary>
-    /// <see cref="AccumulateValues{TVec, T, TFormat}"/> for four rows at once (accumulators and weights
+    /// <see cref="AccumulateValues{TSimd, T, TFormat}"/> for four rows at once (accumulators and weights
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues4<TVec, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
-        int w = TVec.Count, d = 0;
-        T s0 = TVec.Broadcast(alpha[0]), s1 = TVec.Broadcast(alpha[1]), s2 = TVec.Broadcast(alpha[2]), s3 = TVec.Broadcast(alpha[3]);
+        int w = TSimd.Count, d = 0;
+        T s0 = TSimd.Broadcast(alpha[0]), s1 = TSimd.Broadcast(alpha[1]), s2 = TSimd.Broadcast(alpha[2]), s3 = TSimd.Broadcast(alpha[3]);
         float* acc1 = acc + stride, acc2 = acc + 2 * stride, acc3 = acc + 3 * stride;
         float* w1 = weights + KeyBlock, w2 = weights + 2 * KeyBlock, w3 = weights + 3 * KeyBlock;
         // A 4 x 4 register tile (four rows by four vectors of the row): per key, four value loads and four weight
         // broadcasts feed 16 FMAs.
         for (; d + 4 * w <= stride; d += 4 * w)
         {
-            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
-            T c0 = TVec.Multiply(TVec.Load(acc + d + 2 * w), s0), e0 = TVec.Multiply(TVec.Load(acc + d + 3 * w), s0);
-            T a1 = TVec.Multiply(TVec.Load(acc1 + d), s1), b1 = TVec.Multiply(TVec.Load(acc1 + d + w), s1);
-            T c1 = TVec.Multiply(TVec.Load(acc1 + d + 2 * w), s1), e1 = TVec.Multiply(TVec.Load(acc1 + d + 3 * w), s1);
-            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), b2 = TVec.Multiply(TVec.Load(acc2 + d + w), s2);
-            T c2 = TVec.Multiply(TVec.Load(acc2 + d + 2 * w), s2), e2 = TVec.Multiply(TVec.Load(acc2 + d + 3 * w), s2);
-            T a3 = TVec.Multiply(TVec.Load(acc3 + d), s3), b3 = TVec.Multiply(TVec.Load(acc3 + d + w), s3);
-            T c3 = TVec.Multiply(TVec.Load(acc3 + d + 2 * w), s3), e3 = TVec.Multiply(TVec.Load(acc3 + d + 3 * w), s3);
+            T a0 = TSimd.Multiply(TSimd.Load(acc + d), s0), b0 = TSimd.Multiply(TSimd.Load(acc + d + w), s0);
+            T c0 = TSimd.Multiply(TSimd.Load(acc + d + 2 * w), s0), e0 = TSimd.Multiply(TSimd.Load(acc + d + 3 * w), s0);
+            T a1 = TSimd.Multiply(TSimd.Load(acc1 + d), s1), b1 = TSimd.Multiply(TSimd.Load(acc1 + d + w), s1);
+            T c1 = TSimd.Multiply(TSimd.Load(acc1 + d + 2 * w), s1), e1 = TSimd.Multiply(TSimd.Load(acc1 + d + 3 * w), s1);
+            T a2 = TSimd.Multiply(TSimd.Load(acc2 + d), s2), b2 = TSimd.Multiply(TSimd.Load(acc2 + d + w), s2);
+            T c2 = TSimd.Multiply(TSimd.Load(acc2 + d + 2 * w), s2), e2 = TSimd.Multiply(TSimd.Load(acc2 + d + 3 * w), s2);
+            T a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3), b3 = TSimd.Multiply(TSimd.Load(acc3 + d + w), s3);
+            T c3 = TSimd.Multiply(TSimd.Load(acc3 + d + 2 * w), s3), e3 = TSimd.Multiply(TSimd.Load(acc3 + d + 3 * w), s3);
             for (int j = 0; j < keys; j++)
             {
                 // Constant offsets from one address: the loads need no index arithmetic.
-                byte* v = DecodeLoads.Element<TFormat>(values[j], d);
-                var v0 = DecodeLoads.Load<TVec, T, TFormat>(v, 0);
-                var v1 = DecodeLoads.Load<TVec, T, TFormat>(v, w);
-                var v2 = DecodeLoads.Load<TVec, T, TFormat>(v, 2 * w);
-                var v3 = DecodeLoads.Load<TVec, T, TFormat>(v, 3 * w);
-                var p = TVec.Broadcast(weights[j]);
-                a0 = TVec.MultiplyAdd(p, v0, a0);
-                b0 = TVec.MultiplyAdd(p, v1, b0);
-                c0 = TVec.MultiplyAdd(p, v2, c0);
-                e0 = TVec.MultiplyAdd(p, v3, e0);
-                p = TVec.Broadcast(w1[j]);
-                a1 = TVec.MultiplyAdd(p, v0, a1);
-                b1 = TVec.MultiplyAdd(p, v1, b1);
-                c1 = TVec.MultiplyAdd(p, v2, c1);
-                e1 = TVec.MultiplyAdd(p, v3, e1);
-                p = TVec.Broadcast(w2[j]);
-                a2 = TVec.MultiplyAdd(p, v0, a2);
-                b2 = TVec.MultiplyAdd(p, v1, b2);
-                c2 = TVec.MultiplyAdd(p, v2, c2);
-                e2 = TVec.MultiplyAdd(p, v3, e2);
-                p = TVec.Broadcast(w3[j]);
-                a3 = TVec.MultiplyAdd(p, v0, a3);
-                b3 = TVec.MultiplyAdd(p, v1, b3);
-                c3 = TVec.MultiplyAdd(p, v2, c3);
-                e3 = TVec.MultiplyAdd(p, v3, e3);
+                byte* v = RowLoads.Element<TFormat>(values[j], d);
+                var v0 = RowLoads.Load<TSimd, T, TFormat>(v, 0);
+                var v1 = RowLoads.Load<TSimd, T, TFormat>(v, w);
+                var v2 = RowLoads.Load<TSimd, T, TFormat>(v, 2 * w);
+                var v3 = RowLoads.Load<TSimd, T, TFormat>(v, 3 * w);
+                var p = TSimd.Broadcast(weights[j]);
+                a0 = TSimd.MultiplyAdd(p, v0, a0);
+                b0 = TSimd.MultiplyAdd(p, v1, b0);
+                c0 = TSimd.MultiplyAdd(p, v2, c0);
+                e0 = TSimd.MultiplyAdd(p, v3, e0);
+                p = TSimd.Broadcast(w1[j]);
+                a1 = TSimd.MultiplyAdd(p, v0, a1);
+                b1 = TSimd.MultiplyAdd(p, v1, b1);
+                c1 = TSimd.MultiplyAdd(p, v2, c1);
+                e1 = TSimd.MultiplyAdd(p, v3, e1);
+                p = TSimd.Broadcast(w2[j]);
+                a2 = TSimd.MultiplyAdd(p, v0, a2);
+                b2 = TSimd.MultiplyAdd(p, v1, b2);
+                c2 = TSimd.MultiplyAdd(p, v2, c2);
+                e2 = TSimd.MultiplyAdd(p, v3, e2);
+                p = TSimd.Broadcast(w3[j]);
+                a3 = TSimd.MultiplyAdd(p, v0, a3);
+                b3 = TSimd.MultiplyAdd(p, v1, b3);
+                c3 = TSimd.MultiplyAdd(p, v2, c3);
+                e3 = TSimd.MultiplyAdd(p, v3, e3);
             }
-            TVec.Store(acc + d, a0);
-            TVec.Store(acc + d + w, b0);
-            TVec.Store(acc + d + 2 * w, c0);
-            TVec.Store(acc + d + 3 * w, e0);
-            TVec.Store(acc1 + d, a1);
-            TVec.Store(acc1 + d + w, b1);
-            TVec.Store(acc1 + d + 2 * w, c1);
-            TVec.Store(acc1 + d + 3 * w, e1);
-            TVec.Store(acc2 + d, a2);
-            TVec.Store(acc2 + d + w, b2);
-            TVec.Store(acc2 + d + 2 * w, c2);
-            TVec.Store(acc2 + d + 3 * w, e2);
-            TVec.Store(acc3 + d, a3);
-            TVec.Store(acc3 + d + w, b3);
-            TVec.Store(acc3 + d + 2 * w, c3);
-            TVec.Store(acc3 + d + 3 * w, e3);
+            TSimd.Store(acc + d, a0);
+            TSimd.Store(acc + d + w, b0);
+            TSimd.Store(acc + d + 2 * w, c0);
+            TSimd.Store(acc + d + 3 * w, e0);
+            TSimd.Store(acc1 + d, a1);
+            TSimd.Store(acc1 + d + w, b1);
+            TSimd.Store(acc1 + d + 2 * w, c1);
+            TSimd.Store(acc1 + d + 3 * w, e1);
+            TSimd.Store(acc2 + d, a2);
+            TSimd.Store(acc2 + d + w, b2);
+            TSimd.Store(acc2 + d + 2 * w, c2);
+            TSimd.Store(acc2 + d + 3 * w, e2);
+            TSimd.Store(acc3 + d, a3);
+            TSimd.Store(acc3 + d + w, b3);
+            TSimd.Store(acc3 + d + 2 * w, c3);
+            TSimd.Store(acc3 + d + 3 * w, e3);
         }
         for (; d + 2 * w <= stride; d += 2 * w)
         {
-            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), b0 = TVec.Multiply(TVec.Load(acc + d + w), s0);
-            T a1 = TVec.Multiply(TVec.Load(acc1 + d), s1), b1 = TVec.Multiply(TVec.Load(acc1 + d + w), s1);
-            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), b2 = TVec.Multiply(TVec.Load(acc2 + d + w), s2);
-            T a3 = TVec.Multiply(TVec.Load(acc3 + d), s3), b3 = TVec.Multiply(TVec.Load(acc3 + d + w), s3);
+            T a0 = TSimd.Multiply(TSimd.Load(acc + d), s0), b0 = TSimd.Multiply(TSimd.Load(acc + d + w), s0);
+            T a1 = TSimd.Multiply(TSimd.Load(acc1 + d), s1), b1 = TSimd.Multiply(TSimd.Load(acc1 + d + w), s1);
+            T a2 = TSimd.Multiply(TSimd.Load(acc2 + d), s2), b2 = TSimd.Multiply(TSimd.Load(acc2 + d + w), s2);
+            T a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3), b3 = TSimd.Multiply(TSimd.Load(acc3 + d + w), s3);
             for (int j = 0; j < keys; j++)
             {
-                var v0 = DecodeLoads.Load<TVec, T, TFormat>(values[j], d);
-                var v1 = DecodeLoads.Load<TVec, T, TFormat>(values[j], d + w);
-                var p0 = TVec.Broadcast(weights[j]);
-                a0 = TVec.MultiplyAdd(p0, v0, a0);
-                b0 = TVec.MultiplyAdd(p0, v1, b0);
-                var p1 = TVec.Broadcast(weights[KeyBlock + j]);
-                a1 = TVec.MultiplyAdd(p1, v0, a1);
-                b1 = TVec.MultiplyAdd(p1, v1, b1);
-                var p2 = TVec.Broadcast(weights[2 * KeyBlock + j]);
-                a2 = TVec.MultiplyAdd(p2, v0, a2);
-                b2 = TVec.MultiplyAdd(p2, v1, b2);
-                var p3 = TVec.Broadcast(weights[3 * KeyBlock + j]);
-                a3 = TVec.MultiplyAdd(p3, v0, a3);
-                b3 = TVec.MultiplyAdd(p3, v1, b3);
+                var v0 = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
+                var v1 = RowLoads.Load<TSimd, T, TFormat>(values[j], d + w);
+                var p0 = TSimd.Broadcast(weights[j]);
+                a0 = TSimd.MultiplyAdd(p0, v0, a0);
+                b0 = TSimd.MultiplyAdd(p0, v1, b0);
+                var p1 = TSimd.Broadcast(weights[KeyBlock + j]);
+                a1 = TSimd.MultiplyAdd(p1, v0, a1);
+                b1 = TSimd.MultiplyAdd(p1, v1, b1);
+                var p2 = TSimd.Broadcast(weights[2 * KeyBlock + j]);
+                a2 = TSimd.MultiplyAdd(p2, v0, a2);
+                b2 = TSimd.MultiplyAdd(p2, v1, b2);
+                var p3 = TSimd.Broadcast(weights[3 * KeyBlock + j]);
+                a3 = TSimd.MultiplyAdd(p3, v0, a3);
+                b3 = TSimd.MultiplyAdd(p3, v1, b3);
             }
-            TVec.Store(acc + d, a0);
-            TVec.Store(acc + d + w, b0);
-            TVec.Store(acc1 + d, a1);
-            TVec.Store(acc1 + d + w, b1);
-            TVec.Store(acc2 + d, a2);
-            TVec.Store(acc2 + d + w, b2);
-            TVec.Store(acc3 + d, a3);
-            TVec.Store(acc3 + d + w, b3);
+            TSimd.Store(acc + d, a0);
+            TSimd.Store(acc + d + w, b0);
+            TSimd.Store(acc1 + d, a1);
+            TSimd.Store(acc1 + d + w, b1);
+            TSimd.Store(acc2 + d, a2);
+            TSimd.Store(acc2 + d + w, b2);
+            TSimd.Store(acc3 + d, a3);
+            TSimd.Store(acc3 + d + w, b3);
         }
         for (; d < stride; d += w)
         {
-            T a0 = TVec.Multiply(TVec.Load(acc + d), s0), a1 = TVec.Multiply(TVec.Load(acc1 + d), s1);
-            T a2 = TVec.Multiply(TVec.Load(acc2 + d), s2), a3 = TVec.Multiply(TVec.Load(acc3 + d), s3);
+            T a0 = TSimd.Multiply(TSimd.Load(acc + d), s0), a1 = TSimd.Multiply(TSimd.Load(acc1 + d), s1);
+            T a2 = TSimd.Multiply(TSimd.Load(acc2 + d), s2), a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3);
             for (int j = 0; j < keys; j++)
             {
-                var v = DecodeLoads.Load<TVec, T, TFormat>(values[j], d);
-                a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), v, a0);
-                a1 = TVec.MultiplyAdd(TVec.Broadcast(weights[KeyBlock + j]), v, a1);
-                a2 = TVec.MultiplyAdd(TVec.Broadcast(weights[2 * KeyBlock + j]), v, a2);
-                a3 = TVec.MultiplyAdd(TVec.Broadcast(weights[3 * KeyBlock + j]), v, a3);
+                var v = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
+                a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), v, a0);
+                a1 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[KeyBlock + j]), v, a1);
+                a2 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[2 * KeyBlock + j]), v, a2);
+                a3 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[3 * KeyBlock + j]), v, a3);
             }
-            TVec.Store(acc + d, a0);
-            TVec.Store(acc1 + d, a1);
-            TVec.Store(acc2 + d, a2);
-            TVec.Store(acc3 + d, a3);
+            TSimd.Store(acc + d, a0);
+            TSimd.Store(acc1 + d, a1);
+            TSimd.Store(acc2 + d, a2);
+            TSimd.Store(acc3 + d, a3);
         }
     }
 
     /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues<TVec, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
-        where TVec : struct, IDecodeVector<T> where T : unmanaged where TFormat : struct, IRowFormat
+    private static void AccumulateValues<TSimd, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
-        int w = TVec.Count, d = 0;
-        var a = TVec.Broadcast(alpha);
+        int w = TSimd.Count, d = 0;
+        var a = TSimd.Broadcast(alpha);
         // Eight independent accumulators keep both FMA pipes busy across the key loop (four left one idle).
         for (; d + 8 * w <= length; d += 8 * w)
         {
-            T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
-            T a2 = TVec.Multiply(TVec.Load(acc + d + 2 * w), a), a3 = TVec.Multiply(TVec.Load(acc + d + 3 * w), a);
-            T a4 = TVec.Multiply(TVec.Load(acc + d + 4 * w), a), a5 = TVec.Multiply(TVec.Load(acc + d + 5 * w), a);
-            T a6 = TVec.Multiply(TVec.Load(acc + d + 6 * w), a), a7 = TVec.Multiply(TVec.Load(acc + d + 7 * w), a);
+            T a0 = TSimd.Multiply(TSimd.Load(acc + d), a), a1 = TSimd.Multiply(TSimd.Load(acc + d + w), a);
+            T a2 = TSimd.Multiply(TSimd.Load(acc + d + 2 * w), a), a3 = TSimd.Multiply(TSimd.Load(acc + d + 3 * w), a);
+            T a4 = TSimd.Multiply(TSimd.Load(acc + d + 4 * w), a), a5 = TSimd.Multiply(TSimd.Load(acc + d + 5 * w), a);
+            T a6 = TSimd.Multiply(TSimd.Load(acc + d + 6 * w), a), a7 = TSimd.Multiply(TSimd.Load(acc + d + 7 * w), a);
             for (int j = 0; j < keys; j++)
             {
-                var weight = TVec.Broadcast(weights[j]);
+                var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
-                a0 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d), a0);
-                a1 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + w), a1);
-                a2 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w), a2);
-                a3 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w), a3);
-                a4 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 4 * w), a4);
-                a5 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 5 * w), a5);
-                a6 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 6 * w), a6);
-                a7 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 7 * w), a7);
+                a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
+                a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
+                a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 3 * w), a3);
+                a4 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 4 * w), a4);
+                a5 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 5 * w), a5);
+                a6 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 6 * w), a6);
+                a7 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 7 * w), a7);
             }
-            TVec.Store(acc + d, a0);
-            TVec.Store(acc + d + w, a1);
-            TVec.Store(acc + d + 2 * w, a2);
-            TVec.Store(acc + d + 3 * w, a3);
-            TVec.Store(acc + d + 4 * w, a4);
-            TVec.Store(acc + d + 5 * w, a5);
-            TVec.Store(acc + d + 6 * w, a6);
-            TVec.Store(acc + d + 7 * w, a7);
+            TSimd.Store(acc + d, a0);
+            TSimd.Store(acc + d + w, a1);
+            TSimd.Store(acc + d + 2 * w, a2);
+            TSimd.Store(acc + d + 3 * w, a3);
+            TSimd.Store(acc + d + 4 * w, a4);
+            TSimd.Store(acc + d + 5 * w, a5);
+            TSimd.Store(acc + d + 6 * w, a6);
+            TSimd.Store(acc + d + 7 * w, a7);
         }
         for (; d + 4 * w <= length; d += 4 * w)
         {
-            T a0 = TVec.Multiply(TVec.Load(acc + d), a), a1 = TVec.Multiply(TVec.Load(acc + d + w), a);
-            T a2 = TVec.Multiply(TVec.Load(acc + d + 2 * w), a), a3 = TVec.Multiply(TVec.Load(acc + d + 3 * w), a);
+            T a0 = TSimd.Multiply(TSimd.Load(acc + d), a), a1 = TSimd.Multiply(TSimd.Load(acc + d + w), a);
+            T a2 = TSimd.Multiply(TSimd.Load(acc + d + 2 * w), a), a3 = TSimd.Multiply(TSimd.Load(acc + d + 3 * w), a);
             for (int j = 0; j < keys; j++)
             {
-                var weight = TVec.Broadcast(weights[j]);
+                var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
-                a0 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d), a0);
-                a1 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + w), a1);
-                a2 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 2 * w), a2);
-                a3 = TVec.MultiplyAdd(weight, DecodeLoads.Load<TVec, T, TFormat>(v, d + 3 * w), a3);
+                a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
+                a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
+                a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 3 * w), a3);
             }
-            TVec.Store(acc + d, a0);
-            TVec.Store(acc + d + w, a1);
-            TVec.Store(acc + d + 2 * w, a2);
-            TVec.Store(acc + d + 3 * w, a3);
+            TSimd.Store(acc + d, a0);
+            TSimd.Store(acc + d + w, a1);
+            TSimd.Store(acc + d + 2 * w, a2);
+            TSimd.Store(acc + d + 3 * w, a3);
         }
         for (; d < length; d += w)
         {
-            T a0 = TVec.Multiply(TVec.Load(acc + d), a);
-            for (int j = 0; j < keys; j++) a0 = TVec.MultiplyAdd(TVec.Broadcast(weights[j]), DecodeLoads.Load<TVec, T, TFormat>(values[j], d), a0);
-            TVec.Store(acc + d, a0);
+            T a0 = TSimd.Multiply(TSimd.Load(acc + d), a);
+            for (int j = 0; j < keys; j++) a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), RowLoads.Load<TSimd, T, TFormat>(values[j], d), a0);
+            TSimd.Store(acc + d, a0);
         }
     }
 
     /// <summary>
-    /// Merges the splits of every row through their log-sum-exps (CpuMerge's math), then applies the sink. With sigmoid
-    /// scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
+    /// Merges the splits of every row through their log-sum-exps (<see cref="LogSumExpMerge"/>, as CpuMerge does), then
+    /// applies the sink. With sigmoid scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
     /// </summary>
     private static void Merge(Plan p, int threads)
     {
@@ -771,27 +768,20 @@ internal static unsafe class CpuDecode
         {
             int b = item / p.KeyValueHeads, kvHead = item % p.KeyValueHeads, dv = p.ValueDim;
             float* acc = CpuScratch.Get(dv);
+            Span<float> weights = stackalloc float[p.Splits];
             for (int row = 0; row < groupRows; row++)
             {
                 int i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
-                float max = float.NegativeInfinity;
                 for (int split = 0; split < p.Splits; split++)
-                    max = MathF.Max(max, p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)]);
+                    weights[split] = p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)];
+                float total = LogSumExpMerge.ToWeights(weights);
                 new Span<float>(acc, dv).Clear();
-                float total = float.NegativeInfinity;
-                if (!float.IsNegativeInfinity(max))
+                for (int split = 0; split < p.Splits; split++)
                 {
-                    float sum = 0;
-                    for (int split = 0; split < p.Splits; split++)
-                        sum += MathF.Exp(p.Partials[p.PartialLseOffset + p.PartialRow(b, kvHead, split, row)] - max);
-                    total = max + MathF.Log(sum);
-                    for (int split = 0; split < p.Splits; split++)
-                    {
-                        long partial = p.PartialRow(b, kvHead, split, row);
-                        float weight = MathF.Exp(p.Partials[p.PartialLseOffset + partial] - total);
-                        if (weight == 0) continue;
-                        for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
-                    }
+                    float weight = weights[split];
+                    if (weight == 0) continue;
+                    long partial = p.PartialRow(b, kvHead, split, row);
+                    for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
                 }
                 p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
@@ -839,9 +829,9 @@ internal static unsafe class CpuDecode
             var options = problem.Options;
             Softcap = options.Softcap;
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
-            SigmoidBiasLog2 = options.SigmoidBias * Log2E;
+            SigmoidBiasLog2 = options.SigmoidBias * MathConstants.Log2E;
             // Scores are kept in log2 units; with softcap the tanh needs natural units, and the kernel converts after it.
-            QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * Log2E;
+            QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * MathConstants.Log2E;
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
             (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
@@ -930,11 +920,10 @@ internal static unsafe class CpuDecode
             if (float.IsNegativeInfinity(lse)) factor = 0;
             else if (Sinks != null)
             {
-                float sink = Sinks[SinkOffset + head * SinkStrides[0]];
-                float top = MathF.Max(lse, sink);
-                float withSink = top + MathF.Log(MathF.Exp(lse - top) + MathF.Exp(sink - top));
-                factor *= MathF.Exp(lse - withSink);
-                lse = withSink;
+                // The sink is a partial without output: merged with the row, it only scales the row down.
+                Span<float> partials = [lse, Sinks[SinkOffset + head * SinkStrides[0]]];
+                lse = LogSumExpMerge.ToWeights(partials);
+                factor *= partials[0];
             }
             CpuPacking.WriteRow(O + ElementSize * (OutputOffset + batch * OutputStrides[0] + head * OutputStrides[1] + i * OutputStrides[2]),
                 OutputStrides[3], acc, factor, ValueDim, ElementType);

@@ -31,8 +31,6 @@ namespace NativeAttention.Cpu;
 internal static unsafe class CpuFlash
 {
     private const int KeyTile = CpuFlashTiles.KeyTile;
-    private const float Ln2 = 0.693147180559945309f;
-    private const float Log2E = 1.44269504088896341f;
 
     /// <summary>
     /// Runs a validated flash problem, with every <see cref="FlashOptions"/> option, on <paramref name="threads"/>
@@ -284,7 +282,7 @@ internal static unsafe class CpuFlash
                 p.OutputStrides[3], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
             if (p.Lse != null)
                 p.Lse[p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1] + index * p.LseStrides[2]] =
-                    empty ? float.NegativeInfinity : log2SumExp * Ln2;
+                    empty ? float.NegativeInfinity : log2SumExp * MathConstants.Ln2;
         }
     }
 
@@ -302,7 +300,7 @@ internal static unsafe class CpuFlash
         for (int e = 0; e < extra; e++)
         {
             int t = e - block * rank;
-            extQueryT[(long)e * width] = extRow[e] = (uint)t < (uint)rank ? row[t] * Log2E : 0f;
+            extQueryT[(long)e * width] = extRow[e] = (uint)t < (uint)rank ? row[t] * MathConstants.Log2E : 0f;
         }
     }
 
@@ -375,7 +373,7 @@ internal static unsafe class CpuFlash
             QueryTiles = (QueryLength + QueriesPerItem - 1) / QueriesPerItem;
             Items = Batch * KeyValueHeads * QueryTiles;
             MaxColumns = (GroupSize * QueriesPerItem + GroupWidth - 1) / GroupWidth * GroupWidth;
-            Log2Scale = (float)(problem.Scale * (1 / Math.Log(2)));
+            Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
             Q = q; K = k; V = v; O = o; Lse = lse;
@@ -400,8 +398,8 @@ internal static unsafe class CpuFlash
                 (WType, WSize, WOffset, WStrides) = (lowRank.W.ElementType, lowRank.W.ElementType.SizeOf(), lowRank.W.Offset, BroadcastStrides(lowRank.W));
             }
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
-            SigmoidBiasLog2 = options.SigmoidBias * Log2E;
-            if (options.Sinks is { } sinks) SinksLog2 = Array.ConvertAll(sinks.ToDoubleArray(), x => (float)(x * (1 / Math.Log(2))));
+            SigmoidBiasLog2 = options.SigmoidBias * MathConstants.Log2E;
+            if (options.Sinks is { } sinks) SinksLog2 = Array.ConvertAll(sinks.ToDoubleArray(), x => (float)(x * MathConstants.Log2EDouble));
             if (options.Softcap > 0 || options.AlibiSlopes is not null || options.Bias is not null || LowRank || Sigmoid || SinksLog2 is not null)
             {
                 HasOptions = true;

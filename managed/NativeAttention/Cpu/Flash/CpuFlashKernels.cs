@@ -3,17 +3,6 @@ using System.Runtime.CompilerServices;
 
 namespace NativeAttention.Cpu;
 
-/// <summary>A compile-time integer, so that the JIT drops the unused parts of a register block.</summary>
-internal interface IConstant
-{
-    static abstract int Value { get; }
-}
-
-internal struct One : IConstant { public static int Value => 1; }
-internal struct Two : IConstant { public static int Value => 2; }
-internal struct Three : IConstant { public static int Value => 3; }
-internal struct Four : IConstant { public static int Value => 4; }
-
 /// <summary>
 /// Micro-kernels over one column group of <c>TGroup</c> vectors of query columns (1 or 4; the group's
 /// width is <c>TGroup.Value * TSimd.Count</c>) against a key tile. Scores are kept transposed, one row per key, so

@@ -38,28 +38,17 @@ internal static unsafe class CpuMerge
                     if (lse is { } lv) lseRow += index[a] * lv.Strides[a];
                 }
 
-                float max = float.NegativeInfinity;
+                for (int s = 0; s < splits; s++) weights[s] = ((float*)plBase)[plRow + s * pl.Strides[0]];
+                float total = LogSumExpMerge.ToWeights(weights);
+                Array.Clear(accumulator);
                 for (int s = 0; s < splits; s++)
                 {
-                    weights[s] = ((float*)plBase)[plRow + s * pl.Strides[0]];
-                    max = MathF.Max(max, weights[s]);
-                }
-                float total = float.NegativeInfinity;
-                Array.Clear(accumulator);
-                if (!float.IsNegativeInfinity(max))
-                {
-                    float sum = 0;
-                    for (int s = 0; s < splits; s++) sum += MathF.Exp(weights[s] - max);
-                    total = max + MathF.Log(sum);
-                    for (int s = 0; s < splits; s++)
-                    {
-                        float weight = MathF.Exp(weights[s] - total);
-                        if (weight == 0) continue;
-                        long at = poRow + s * po.Strides[0];
-                        long step = po.Strides[rowRank + 1];
-                        for (int d = 0; d < dv; d++)
-                            accumulator[d] += weight * (float)TensorView.ReadElement(poBase, po.ElementType, at + d * step);
-                    }
+                    float weight = weights[s];
+                    if (weight == 0) continue;
+                    long at = poRow + s * po.Strides[0];
+                    long step = po.Strides[rowRank + 1];
+                    for (int d = 0; d < dv; d++)
+                        accumulator[d] += weight * (float)TensorView.ReadElement(poBase, po.ElementType, at + d * step);
                 }
                 long outStep = o.Strides[rowRank];
                 for (int d = 0; d < dv; d++) TensorView.WriteElement(oBase, o.ElementType, oRow + d * outStep, accumulator[d]);

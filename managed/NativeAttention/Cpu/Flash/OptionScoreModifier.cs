@@ -1,104 +1,9 @@
-// The hook through which score modifiers (softcap, ALiBi, dense additive bias) enter the CPU flash kernel.
+// Softcap, ALiBi and the dense additive bias applied to the CPU flash kernel's score tiles.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
-
-/// <summary>
-/// Changes a tile of scores after <c>S = Q K^T</c> and before masking. Scores arrive transposed
-/// (<c>scores[key][column]</c>, a fixed number of columns per key) and in log2 units, i.e. already multiplied
-/// by <c>scale * log2(e)</c>; a modifier that adds natural-log terms multiplies them by <c>log2(e)</c>. Implementations
-/// are structs, so the identity modifier costs nothing once the JIT specialises the kernel.
-/// </summary>
-internal unsafe interface IScoreModifier
-{
-    /// <summary>True when the modifier does nothing and the kernel may skip every call to it.</summary>
-    static abstract bool IsIdentity { get; }
-
-    /// <summary>
-    /// Records that column <paramref name="column"/> of the current item holds query <paramref name="queryIndex"/> of
-    /// query head <paramref name="queryHead"/> in batch <paramref name="batch"/>; padding columns pass -1 for both.
-    /// </summary>
-    void SetColumn(int column, int batch, int queryHead, int queryIndex);
-
-    /// <summary>
-    /// Modifies the scores of one column group, <c>width</c> columns starting at item column
-    /// <paramref name="firstColumn"/>, for keys <c>keyStart ..</c>: <paramref name="keyCount"/> rows, of which the first
-    /// <paramref name="realKeys"/> are real keys and the rest padding (masked later). <paramref name="keyEnd"/> bounds
-    /// the keys the group can still see (tiles at or past it never come): a modifier that reads ahead stops there.
-    /// </summary>
-    void Apply<TSimd, T>(float* scores, int width, int firstColumn, int keyStart, int keyCount, int realKeys, int keyEnd)
-        where TSimd : struct, ISimd<T> where T : unmanaged;
-}
-
-/// <summary>Plain scaled dot-product scores.</summary>
-internal struct NoScoreModifier : IScoreModifier
-{
-    public static bool IsIdentity => true;
-
-    public readonly void SetColumn(int column, int batch, int queryHead, int queryIndex) { }
-
-    public readonly unsafe void Apply<TSimd, T>(float* scores, int width, int firstColumn, int keyStart, int keyCount, int realKeys, int keyEnd)
-        where TSimd : struct, ISimd<T> where T : unmanaged { }
-}
-
-/// <summary>
-/// The per-call, read-only half of <see cref="OptionScoreModifier"/>: softcap constants, ALiBi slopes and where the
-/// dense bias lives. Broadcast axes of the bias get stride 0.
-/// </summary>
-internal sealed unsafe class ScoreOptionPlan
-{
-    private const double Log2E = 1.4426950408889634;
-
-    /// <summary>Softcap is on: <c>s2 = SoftcapOut tanh(SoftcapIn s2)</c> is <c>c tanh(s / c)</c> in log2 units.</summary>
-    public readonly bool Softcap;
-    public readonly float SoftcapIn, SoftcapOut;
-    /// <summary>ALiBi slopes times log2(e), <c>[Hq]</c> or <c>[B, Hq]</c> row-major; null without ALiBi.</summary>
-    public readonly float[]? SlopesLog2;
-    public readonly bool SlopesPerBatch;
-    public readonly int QueryHeads, QueryLength, KeyLength;
-    /// <summary>The dense bias' first element (null without a bias), its element type and strides in elements.</summary>
-    public readonly byte* Bias;
-    public readonly ElementType BiasType;
-    public readonly long BiasBatchStride, BiasHeadStride, BiasQueryStride, BiasKeyStride;
-    /// <summary>
-    /// Keys per bias strip: each column group copies this many keys of its columns' bias rows at a time into scratch,
-    /// transposed into the score tile's layout (0 without a dense bias). See <see cref="OptionScoreModifier"/>.
-    /// </summary>
-    public readonly int BiasStripKeys;
-    /// <summary>The longest strip: 256 columns x 512 keys of float32 is 512 KB of scratch, half this machine's L2.</summary>
-    public const int MaxBiasStripKeys = 512;
-
-    public ScoreOptionPlan(FlashProblem problem, byte* bias)
-    {
-        var o = problem.Options;
-        QueryHeads = problem.QueryHeads;
-        QueryLength = problem.QueryLength;
-        KeyLength = problem.KeyLength;
-        if (o.Softcap > 0)
-        {
-            Softcap = true;
-            SoftcapIn = (float)(1 / (Log2E * o.Softcap));
-            SoftcapOut = (float)(o.Softcap * Log2E);
-        }
-        if (o.AlibiSlopes is { } slopes)
-        {
-            SlopesLog2 = Array.ConvertAll(slopes.ToDoubleArray(), s => (float)(s * Log2E));
-            SlopesPerBatch = slopes.Rank == 2;
-        }
-        if (o.Bias is { } b && bias != null)
-        {
-            BiasType = b.ElementType;
-            Bias = bias + b.Offset * BiasType.SizeOf();
-            BiasBatchStride = b.Shape[0] == 1 ? 0 : b.Strides[0];
-            BiasHeadStride = b.Shape[1] == 1 ? 0 : b.Strides[1];
-            BiasQueryStride = b.Strides[2];
-            BiasKeyStride = b.Strides[3];
-            BiasStripKeys = Math.Min(MaxBiasStripKeys, KeyLength);
-        }
-    }
-}
 
 /// <summary>
 /// Softcap, ALiBi and the dense additive bias, in the reference's order, on score tiles in log2 units. Per-column
@@ -114,7 +19,6 @@ internal sealed unsafe class ScoreOptionPlan
 /// </remarks>
 internal readonly unsafe struct OptionScoreModifier : IScoreModifier
 {
-    private const float Log2E = 1.44269504088896341f;
     private readonly ScoreOptionPlan _plan;
     private readonly float* _slope, _position, _biasStrip;
     private readonly byte** _biasRow;
@@ -195,7 +99,7 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             // Padding keys are masked later and keep their scores.
             float* b = strip + (long)(keyStart - stripStart) * width;
             long total = (long)realKeys * width;
-            T log2E = TSimd.Broadcast(Log2E);
+            T log2E = TSimd.Broadcast(MathConstants.Log2E);
             for (long n = 0; n < total; n += w)
                 TSimd.Store(scores + n, TSimd.MultiplyAdd(TSimd.Load(b + n), log2E, TSimd.Load(scores + n)));
         }
@@ -223,9 +127,9 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
                 if (!all) break;
                 switch (p.BiasType)
                 {
-                    case ElementType.Float32: TransposeRows16<BiasFloat32Rows>(rows, keyStart, fullKeys, strip + c, width); break;
-                    case ElementType.BFloat16: TransposeRows16<BiasBFloat16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
-                    default: TransposeRows16<BiasHalfRows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    case ElementType.Float32: TransposeRows16<Float32Rows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    case ElementType.BFloat16: TransposeRows16<BFloat16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
+                    default: TransposeRows16<Float16Rows>(rows, keyStart, fullKeys, strip + c, width); break;
                 }
                 if (fullKeys < keys) FillColumns(strip, width, firstColumn, c, 16, keyStart, fullKeys, keys);
             }
@@ -287,26 +191,31 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
         }
     }
 
+    /// <summary>16 consecutive bias elements of one row from <paramref name="index"/>, as float32 (exactly).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Load<TFormat>(byte* row, int index) where TFormat : struct, IRowFormat =>
+        RowLoads.Load<Simd512, Vector512<float>, TFormat>(row, index);
+
     /// <summary>
     /// For <paramref name="keys"/> (a multiple of 16) keys from <paramref name="keyStart"/> of 16 bias rows with unit
     /// key stride: loads 16 keys of each row as float32, transposes the 16 x 16 block in registers and stores key j's 16 columns at
     /// <c>destination + j * width</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransposeRows16<TRow>(byte** rows, int keyStart, int keys, float* destination, int width) where TRow : struct, IBiasRow16
+    private static void TransposeRows16<TFormat>(byte** rows, int keyStart, int keys, float* destination, int width) where TFormat : struct, IRowFormat
     {
         long step = width;
         for (int j = 0; j < keys; j += 16, destination += 16 * step)
         {
             int key = keyStart + j;
-            var r0 = TRow.Load(rows[0], key); var r1 = TRow.Load(rows[1], key);
-            var r2 = TRow.Load(rows[2], key); var r3 = TRow.Load(rows[3], key);
-            var r4 = TRow.Load(rows[4], key); var r5 = TRow.Load(rows[5], key);
-            var r6 = TRow.Load(rows[6], key); var r7 = TRow.Load(rows[7], key);
-            var r8 = TRow.Load(rows[8], key); var r9 = TRow.Load(rows[9], key);
-            var rA = TRow.Load(rows[10], key); var rB = TRow.Load(rows[11], key);
-            var rC = TRow.Load(rows[12], key); var rD = TRow.Load(rows[13], key);
-            var rE = TRow.Load(rows[14], key); var rF = TRow.Load(rows[15], key);
+            var r0 = Load<TFormat>(rows[0], key); var r1 = Load<TFormat>(rows[1], key);
+            var r2 = Load<TFormat>(rows[2], key); var r3 = Load<TFormat>(rows[3], key);
+            var r4 = Load<TFormat>(rows[4], key); var r5 = Load<TFormat>(rows[5], key);
+            var r6 = Load<TFormat>(rows[6], key); var r7 = Load<TFormat>(rows[7], key);
+            var r8 = Load<TFormat>(rows[8], key); var r9 = Load<TFormat>(rows[9], key);
+            var rA = Load<TFormat>(rows[10], key); var rB = Load<TFormat>(rows[11], key);
+            var rC = Load<TFormat>(rows[12], key); var rD = Load<TFormat>(rows[13], key);
+            var rE = Load<TFormat>(rows[14], key); var rF = Load<TFormat>(rows[15], key);
 
             // Pairs of rows interleaved, then quads (within each 128-bit lane), then lanes across 8 and 16 rows.
             var t0 = Avx512F.UnpackLow(r0, r1); var t1 = Avx512F.UnpackHigh(r0, r1);
@@ -354,28 +263,4 @@ internal readonly unsafe struct OptionScoreModifier : IScoreModifier
             Avx512F.Shuffle4x128(t7, tF, 0xDD).Store(destination + 15 * step);
         }
     }
-}
-
-/// <summary>Loads 16 consecutive bias elements of one row as float32 (exactly), for the strip copy's transposes.</summary>
-internal unsafe interface IBiasRow16
-{
-    static abstract Vector512<float> Load(byte* row, int index);
-}
-
-internal unsafe struct BiasFloat32Rows : IBiasRow16
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load(byte* row, int index) => Vector512.Load((float*)row + index);
-}
-
-internal unsafe struct BiasBFloat16Rows : IBiasRow16
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load(byte* row, int index) => Decode512.LoadBFloat16((ushort*)row + index);
-}
-
-internal unsafe struct BiasHalfRows : IBiasRow16
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load(byte* row, int index) => Decode512.LoadHalf((ushort*)row + index);
 }

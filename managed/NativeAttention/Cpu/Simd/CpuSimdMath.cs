@@ -1,4 +1,4 @@
-// Vector tanh and log2-sigmoid for the score options of the CPU flash kernel, written once over ISimd.
+// Vector tanh and log2-sigmoid for the score options of the CPU kernels (flash and decode), written once over ISimd.
 using System.Runtime.CompilerServices;
 
 namespace NativeAttention.Cpu;
@@ -54,7 +54,7 @@ internal static class CpuSimdMath
         p = TSimd.MultiplyAdd(p, z, TSimd.Broadcast(1f / 5));
         p = TSimd.MultiplyAdd(p, z, TSimd.Broadcast(1f / 3));
         p = TSimd.MultiplyAdd(p, z, TSimd.Broadcast(1f));
-        T log2OnePlusT = TSimd.Multiply(TSimd.Multiply(u, p), TSimd.Broadcast(2 * 1.44269504088896341f));
+        T log2OnePlusT = TSimd.Multiply(TSimd.Multiply(u, p), TSimd.Broadcast(2 * MathConstants.Log2E));
         return TSimd.Subtract(TSimd.Min(y, TSimd.Zero), log2OnePlusT);
     }
 }

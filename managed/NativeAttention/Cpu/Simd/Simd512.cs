@@ -1,0 +1,92 @@
+// ISimd over Vector512<float> (AVX-512).
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>The 512-bit width: 16 floats per vector, 32 registers.</summary>
+internal unsafe struct Simd512 : ISimd<Vector512<float>>
+{
+    public static int Count => Vector512<float>.Count;
+    public static int Registers => 32;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
+    public static Vector512<float> NegativeInfinity => Vector512.Create(float.NegativeInfinity);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* source) => Vector512.Load(source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadBFloat16(ushort* source) =>
+        Vector512.ShiftLeft(Vector512.WidenLower(Vector256.Load(source).ToVector512Unsafe()), 16).AsSingle();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> LoadHalf(ushort* source) =>
+        HalfToSingle(Vector512.WidenLower(Vector256.Load((short*)source).ToVector512Unsafe()));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* destination, Vector512<float> value) => value.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> a, Vector512<float> b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> a, Vector512<float> b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Divide(Vector512<float> a, Vector512<float> b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp2NonPositive(Vector512<float> x)
+    {
+        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps, which underflows to exactly 0 below -150,
+        // so the clamp only has to keep -inf (which would make f = NaN) out of the range reduction.
+        x = Vector512.Max(x, Vector512.Create(Exp2Polynomial.Floor - 100f));
+        var n = Vector512.Round(x);
+        var p = Exp2Polynomial.Evaluate<Simd512, Vector512<float>>(x - n);
+        if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
+        // Vector512 is accelerated without AVX-512F on no current target; the exponent-field form keeps such a target correct.
+        var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(Vector512.Max(n, Vector512.Create(Exp2Polynomial.Floor))) + Vector512.Create(127), 23);
+        return p * bits.AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> KeepInRange(Vector512<float> score, Vector512<float> index, Vector512<float> start, Vector512<float> end) =>
+        Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(index, start) & Vector512.LessThan(index, end), score, NegativeInfinity);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> NegativeInfinityToZero(Vector512<float> value) =>
+        Vector512.ConditionalSelect(Vector512.Equals(value, NegativeInfinity), Vector512<float>.Zero, value);
+
+    // Halving first: the JIT's Vector512.Sum reduces each 128-bit lane separately (about 20 instructions, not 7).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Simd256.Sum(value.GetLower() + value.GetUpper());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Sum4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        if (!Avx512F.IsSupported) return Vector128.Create(Sum(a), Sum(b), Sum(c), Sum(d));
+        // Per 128-bit lane: (a0+a2, b0+b2, a1+a3, b1+b3), then 64-bit interleaves give (a, b, c, d) partial sums.
+        var ab = Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b);
+        var cd = Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d);
+        var abcd = Avx512F.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle() + Avx512F.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle();
+        var half = abcd.GetLower() + abcd.GetUpper();
+        return half.GetLower() + half.GetUpper();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(Vector512<float> value) => Simd256.MaxAcross(Simd256.Max(value.GetLower(), value.GetUpper()));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Max4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        if (!Avx512F.IsSupported) return Vector128.Create(MaxAcross(a), MaxAcross(b), MaxAcross(c), MaxAcross(d));
+        var ab = Vector512.Max(Avx512F.UnpackLow(a, b), Avx512F.UnpackHigh(a, b));
+        var cd = Vector512.Max(Avx512F.UnpackLow(c, d), Avx512F.UnpackHigh(c, d));
+        var abcd = Vector512.Max(Avx512F.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle(), Avx512F.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle());
+        var half = Vector256.Max(abcd.GetLower(), abcd.GetUpper());
+        return Vector128.Max(half.GetLower(), half.GetUpper());
+    }
+
+    /// <summary>Binary16 bits (sign-extended to 32) to floats: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalfToSingle(Vector512<int> h)
+    {
+        // h is sign-extended, so after the shift bits 31..28 all hold the sign: keep bit 31, clear 30..28, and the
+        // exponent and mantissa sit where a float's go. The multiply keeps the sign.
+        var bits = Vector512.ShiftLeft(h, 13).AsUInt32() & Vector512.Create(0x8FFFE000u);
+        var value = bits.AsSingle() * Vector512.Create(MathConstants.TwoTo112);
+        // Exponent 31 (infinity, NaN) needs the all-ones float exponent.
+        var special = Vector512.Equals(bits & Vector512.Create(0x0F800000u), Vector512.Create(0x0F800000u)) & Vector512.Create(0x7F800000u);
+        return (value.AsUInt32() | special).AsSingle();
+    }
+}
