@@ -101,6 +101,7 @@ public sealed class CaseSampler
         if (c.Flash.WindowLeft >= 0 || c.Flash.WindowRight >= 0) yield return c with { Flash = c.Flash with { WindowLeft = -1, WindowRight = -1 } };
         if (c.Flash.Causal) yield return c with { Flash = c.Flash with { Causal = false } };
         if (c.KvCache) yield return c with { KvCache = false };
+        if (c.OptionTensors is not null) yield return c with { OptionTensors = null };
     }
 
     /// <summary>
@@ -109,7 +110,16 @@ public sealed class CaseSampler
     /// Deterministic for a deterministic <paramref name="fails"/>.
     /// </summary>
     /// <returns>The smallest failing case found (<paramref name="failing"/> itself when no variant fails) and the attempts made.</returns>
-    public static (AttentionCase Smallest, int Attempts) Minimize(AttentionCase failing, Func<AttentionCase, bool> fails, int maxAttempts = 200)
+    public static (AttentionCase Smallest, int Attempts) Minimize(AttentionCase failing, Func<AttentionCase, bool> fails, int maxAttempts = 200) =>
+        Minimize(failing, fails, Shrink, maxAttempts);
+
+    /// <summary>
+    /// Greedy shrinking of any case through its own <see cref="IAttentionCase.Shrink"/>, as <see cref="Minimize(AttentionCase, Func{AttentionCase, bool}, int)"/> does for flash cases.
+    /// </summary>
+    public static (IAttentionCase Smallest, int Attempts) MinimizeCase(IAttentionCase failing, Func<IAttentionCase, bool> fails, int maxAttempts = 200) =>
+        Minimize(failing, fails, c => c.Shrink(), maxAttempts);
+
+    private static (T Smallest, int Attempts) Minimize<T>(T failing, Func<T, bool> fails, Func<T, IEnumerable<T>> shrink, int maxAttempts)
     {
         ArgumentNullException.ThrowIfNull(failing);
         ArgumentNullException.ThrowIfNull(fails);
@@ -119,7 +129,7 @@ public sealed class CaseSampler
         while (shrunk && attempts < maxAttempts)
         {
             shrunk = false;
-            foreach (var candidate in Shrink(current))
+            foreach (var candidate in shrink(current))
             {
                 if (attempts++ >= maxAttempts) break;
                 if (fails(candidate))
