@@ -35,7 +35,7 @@ internal static class FuzzCommand
         var noKvCache = new Option<bool>("--no-kvcache") { Description = "Run every case through Flash (by default a quarter go through FlashKvCache)." };
         var replay = new Option<string?>("--replay")
         {
-            Description = $"Check this one case (as printed by a failure) instead of sampling. A case spec is: {AttentionCase.SpecGrammar}.",
+            Description = $"Check this one case (as printed by a failure) instead of sampling. A case spec is {AttentionCaseSpec.Grammar}.",
             HelpName = "spec",
         };
         var command = new Command("fuzz",
@@ -59,10 +59,10 @@ internal static class FuzzCommand
 
     private static int Run(CliHost host, GlobalSettings settings, double? seconds, int? count, int? seed, bool windows, bool kvCache, string? replay)
     {
-        AttentionCase? replayCase = null;
+        IAttentionCase? replayCase = null;
         if (replay is not null)
         {
-            if (!AttentionCase.TryParse(replay, out replayCase, out string? error)) throw new UsageException($"--replay: {error}");
+            if (!AttentionCaseSpec.TryParse(replay, out replayCase, out string? error)) throw new UsageException($"--replay: {error}");
             if (seconds is not null || count is not null || seed is not null)
                 throw new UsageException("--replay checks one case; it does not combine with --seconds, --count or --seed.");
         }
@@ -81,7 +81,7 @@ internal static class FuzzCommand
         }
     }
 
-    private static int Replay(CliHost host, List<AttentionContext> contexts, AttentionCase @case)
+    private static int Replay(CliHost host, List<AttentionContext> contexts, IAttentionCase @case)
     {
         int code = ExitCodes.Success;
         foreach (var context in contexts)
@@ -160,10 +160,10 @@ internal static class FuzzCommand
         return ExitCodes.CheckFailed;
     }
 
-    private static (AttentionCase Smallest, int Attempts) Shrink(CliHost host, AttentionContext context, AttentionCase failing)
+    private static (IAttentionCase Smallest, int Attempts) Shrink(CliHost host, AttentionContext context, IAttentionCase failing)
     {
-        bool Fails(AttentionCase candidate) => CaseChecker.Outcome(context, candidate, host.Fault).Failed;
-        if (!host.Interactive) return CaseSampler.Minimize(failing, Fails);
-        return host.Out.Status().Start("shrinking", _ => CaseSampler.Minimize(failing, Fails));
+        bool Fails(IAttentionCase candidate) => CaseChecker.Outcome(context, candidate, host.Fault).Failed;
+        if (!host.Interactive) return CaseSampler.MinimizeCase(failing, Fails);
+        return host.Out.Status().Start("shrinking", _ => CaseSampler.MinimizeCase(failing, Fails));
     }
 }

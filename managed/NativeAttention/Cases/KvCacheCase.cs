@@ -66,9 +66,9 @@ public sealed record KvCacheCase : IAttentionCase
     {
         var a = Attention;
         var lengths = new int[a.Batch];
-        var random = new Random(unchecked(a.Seed * 7919 + 17));
+        var random = Ragged ? new Random(unchecked(a.Seed * 7919 + 17)) : null;
         for (int b = 0; b < lengths.Length; b++)
-            lengths[b] = b == 0 || !Ragged ? a.KeyLength : random.Next(NewTokens, a.KeyLength + 1);
+            lengths[b] = b == 0 || random is null ? a.KeyLength : random.Next(NewTokens, a.KeyLength + 1);
         return lengths;
     }
 
@@ -76,7 +76,8 @@ public sealed record KvCacheCase : IAttentionCase
     public KvCacheOptions CacheOptions(CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(tensors);
-        var cached = AttendedLengths().Select(l => l - NewTokens).ToArray();
+        var cached = AttendedLengths();
+        for (int b = 0; b < cached.Length; b++) cached[b] -= NewTokens;
         return new KvCacheOptions
         {
             CacheSeqLens = cached,
