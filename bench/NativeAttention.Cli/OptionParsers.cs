@@ -56,6 +56,22 @@ internal static class OptionParsers
         return [.. values.Distinct()];
     }
 
+    /// <summary>A comma-separated list of words, each mapped by <paramref name="map"/> to an object (null for an unknown word).</summary>
+    public static T[] Words<T>(ArgumentResult result, string name, string allowed, Func<string, T?> map) where T : class
+    {
+        var values = new List<T>();
+        foreach (string item in Items(result))
+        {
+            if (map(item.ToLowerInvariant()) is not { } value)
+            {
+                result.AddError($"{name} takes {allowed} separated by commas, not '{item}'.");
+                return [];
+            }
+            values.Add(value);
+        }
+        return [.. values.Distinct()];
+    }
+
     private static IEnumerable<string> Items(ArgumentResult result) =>
         result.Tokens.SelectMany(t => t.Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 }

@@ -25,6 +25,12 @@ public delegate bool CaseSpecParser(IReadOnlyList<string> tokens, string spec, [
 /// <param name="VerifySpecs">The cases <c>verify</c> checks by default, as specs of this family.</param>
 public sealed record CaseFamily(string Name, string Summary, string Grammar, CaseSpecParser Parser, bool HasKernels, IReadOnlyList<string> VerifySpecs)
 {
+    /// <summary>
+    /// Draws a random valid case of this family from a generator (same generator state, same case), for <c>fuzz</c>
+    /// and the tests' generators; null when the family has no sampler yet.
+    /// </summary>
+    public Func<Random, IAttentionCase>? Sample { get; init; }
+
     /// <summary>The cases <see cref="VerifySpecs"/> lists, parsed.</summary>
     /// <exception cref="FormatException">A listed spec does not parse (a bug in the family's case type).</exception>
     public IEnumerable<IAttentionCase> VerifyCases() => VerifySpecs.Select(AttentionCaseSpec.Parse);

@@ -267,6 +267,33 @@ public sealed record KvCacheCase : IAttentionCase
         return null;
     }
 
+    /// <summary>
+    /// <paramref name="attention"/> run through FlashKvCache with a random cache layout: half the time a larger capacity,
+    /// a third of the time paged (pages of 1 to 64 tokens), a third of the time an append of 1..8 tokens, and ragged
+    /// lengths for half the batched cases. A dense or low-rank bias, which a cache does not take, is dropped.
+    /// </summary>
+    public static KvCacheCase Sample(Random random, AttentionCase attention)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(attention);
+        var a = attention with
+        {
+            KvCache = false,
+            Flash = attention.Flash with { Bias = null, LowRankBias = null },
+            OptionTensors = attention.OptionTensors is { } t && (t.DenseBias || t.LowRank > 0)
+                ? (t with { DenseBias = false, LowRank = 0 }) is var kept && (kept.AlibiRank > 0 || kept.Sinks) ? kept : null
+                : attention.OptionTensors,
+        };
+        return new KvCacheCase
+        {
+            Attention = a,
+            CacheCapacity = random.Next(2) == 0 ? a.KeyLength + random.Next(1, 65) : 0,
+            PageSize = random.Next(3) == 0 ? new[] { 1, 3, 16, 64 }[random.Next(4)] : 0,
+            NewTokens = random.Next(3) == 0 ? random.Next(1, Math.Min(8, a.KeyLength) + 1) : 0,
+            Ragged = a.Batch > 1 && random.Next(2) == 0,
+        };
+    }
+
     /// <summary>Reads a flash spec with the kvcache token (see <see cref="AttentionCase.SpecGrammar"/>).</summary>
     public static bool TryParse(string spec, [NotNullWhen(true)] out KvCacheCase? result, [NotNullWhen(false)] out string? error)
     {

@@ -27,7 +27,27 @@ public sealed record MergeCase : IAttentionCase
         "merge f16 S2 B2 H4 N33 D128 out=bf16 seed=42",
         "merge bf16 S5 B1 H3 N9 D80 out=f32 seed=43",
         "merge f32 S4 B1 H1 N40 D256 out=f16 amp=3 seed=44",
-    ]);
+    ])
+    {
+        Sample = Sample,
+    };
+
+    /// <summary>
+    /// A random merge: 1 to 8 parts of any dtype into any output dtype, B 1..2, H 1..4, N 1..70 (tails around 16, 32,
+    /// 64), Dv 1..256 weighted to common sizes, amplitude 1 or 8.
+    /// </summary>
+    public static MergeCase Sample(Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        ElementType[] types = [ElementType.Float32, ElementType.Float16, ElementType.BFloat16];
+        var type = types[random.Next(3)];
+        return new MergeCase
+        {
+            ElementType = type, OutputType = random.Next(2) == 0 ? null : types[random.Next(3)], Parts = random.Next(1, 9),
+            Batch = random.Next(1, 3), Heads = random.Next(1, 5), Rows = random.Next(3) == 0 ? new[] { 1, 15, 16, 17, 33, 64, 65 }[random.Next(7)] : random.Next(1, 71),
+            ValueDim = CaseSampler.HeadDim(random), InputScale = random.Next(4) == 0 ? 8 : 1, Seed = random.Next(0, int.MaxValue),
+        };
+    }
 
     /// <summary>Storage type of the partial outputs.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
