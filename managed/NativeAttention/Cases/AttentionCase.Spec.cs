@@ -13,8 +13,11 @@ public sealed partial record AttentionCase
     /// The grammar of <see cref="Parse"/>, for help texts: space-separated tokens in any order, each optional
     /// (defaults: flash f32 B1 H1/1 N1x1 D64/64 bhnd seed=1).
     /// </summary>
-    public const string SpecGrammar =
-        "family (flash|neighborhood|blocksparse|linear), dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, " +
+    public const string SpecGrammar = "family (flash|neighborhood|blocksparse|linear), " + FamilyGrammar;
+
+    /// <summary>The flash family's tokens, as <see cref="AttentionCaseSpec.Grammar"/> lists them.</summary>
+    private const string FamilyGrammar =
+        "dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, " +
         "N<q>x<k> or N<n>, D<qk>/<v> or D<d>, layout (bhnd|bnhd), kvcache, causal, window(<left>,<right>), scale=<x>, " +
         "softcap=<c>, sigmoid or sigmoid(<bias>), amp=<input scale>, seed=<int>; option tensors: alibi or alibi(bh), " +
         "bias or bias(<dtype>,<none|batch|heads|both>[,kmajor]), lowrank<r> or lowrank<r>(<dtype>,u=<broadcast>,w=<broadcast>), " +

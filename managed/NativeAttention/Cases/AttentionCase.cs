@@ -84,7 +84,7 @@ public sealed partial record AttentionCase : IAttentionCase
 
     /// <summary>The flash family: plain flash specs, <c>kvcache</c> ones (<see cref="KvCacheCase"/>) and <c>split=</c> ones (<see cref="SplitKeysCase"/>).</summary>
     public static CaseFamily Registration { get; } = new("flash",
-        "exact attention (Flash), KV-cache decoding (FlashKvCache) and split-KV + MergeStates", SpecGrammar, ParseFamily, HasKernels: true, VerifySpecs)
+        "exact attention (Flash), KV-cache decoding (FlashKvCache) and split-KV + MergeStates", FamilyGrammar, ParseFamily, HasKernels: true, VerifySpecs)
     {
         Sample = random => new CaseSampler(random.Next(), allowWindows: true, allowKvCache: true) { AllowOptionTensors = true, AllowCacheLayouts = true }.NextCase(),
     };
