@@ -275,47 +275,28 @@ public sealed record BlockSparseCase : IAttentionCase
         return null;
     }
 
-    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error)
+    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error) =>
+        SpecTokens.Read(tokens, spec, Grammar, new BlockSparseCase(), Apply, c => c.Problem(), out result, out error);
+
+    /// <summary><paramref name="c"/> with one lower-cased spec token applied, or null when the token is not one of this family's.</summary>
+    private static BlockSparseCase? Apply(BlockSparseCase c, string t) => t switch
     {
-        result = null;
-        var c = new BlockSparseCase();
-        foreach (string token in tokens)
-        {
-            string t = token.ToLowerInvariant();
-            BlockSparseCase? next = t switch
-            {
-                "causal" => c with { Predicate = ElementPredicateKind.Causal },
-                "csr" => c with { Csr = true },
-                _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
-                _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
-                _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
-                _ when SpecTokens.TryDouble(SpecTokens.Value(t, "density="), out double density) => c with { Density = density },
-                _ when SpecTokens.TryDouble(SpecTokens.Value(t, "full="), out double full) => c with { FullFraction = full },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "docs=")) is int docs => c with { Predicate = ElementPredicateKind.Document, Documents = docs },
-                _ when SpecTokens.Value(t, "block=") is { } block && SpecTokens.Size("b" + block, 'b', 'x') is var (bq, bk) => c with { QueryBlock = bq, KeyBlock = bk },
-                _ when SpecTokens.Bracketed(t, "window(") is { } w && SpecTokens.Pair(w, ',') is var (left, right) =>
-                    c with { Predicate = ElementPredicateKind.Window, WindowLeft = left, WindowRight = right },
-                _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
-                _ when SpecTokens.Size(t, 'h', '/') is var (q, kv) => c with { QueryHeads = q, KeyValueHeads = kv },
-                _ when SpecTokens.Size(t, 'n', 'x') is var (nq, nk) => c with { QueryLength = nq, KeyLength = nk },
-                _ when SpecTokens.Size(t, 'd', '/') is var (dqk, dv) => c with { HeadDim = dqk, ValueDim = dv },
-                _ => null,
-            };
-            if (next is null)
-            {
-                error = SpecTokens.Unknown(token, spec, Grammar);
-                return false;
-            }
-            c = next;
-        }
-        if (c.Problem() is { } problem)
-        {
-            error = $"Case spec \"{spec.Trim()}\" is not a valid problem: {problem}.";
-            return false;
-        }
-        result = c;
-        error = null;
-        return true;
-    }
+        "causal" => c with { Predicate = ElementPredicateKind.Causal },
+        "csr" => c with { Csr = true },
+        _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "density="), out double density) => c with { Density = density },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "full="), out double full) => c with { FullFraction = full },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "docs=")) is int docs => c with { Predicate = ElementPredicateKind.Document, Documents = docs },
+        _ when SpecTokens.Value(t, "block=") is { } block && SpecTokens.Size("b" + block, 'b', 'x') is var (bq, bk) => c with { QueryBlock = bq, KeyBlock = bk },
+        _ when SpecTokens.Bracketed(t, "window(") is { } w && SpecTokens.Pair(w, ',') is var (left, right) =>
+            c with { Predicate = ElementPredicateKind.Window, WindowLeft = left, WindowRight = right },
+        _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
+        _ when SpecTokens.Size(t, 'h', '/') is var (q, kv) => c with { QueryHeads = q, KeyValueHeads = kv },
+        _ when SpecTokens.Size(t, 'n', 'x') is var (nq, nk) => c with { QueryLength = nq, KeyLength = nk },
+        _ when SpecTokens.Size(t, 'd', '/') is var (dqk, dv) => c with { HeadDim = dqk, ValueDim = dv },
+        _ => null,
+    };
 }

@@ -222,46 +222,27 @@ public sealed record LinearCase : IAttentionCase
         _ => null,
     };
 
-    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error)
+    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error) =>
+        SpecTokens.Read(tokens, spec, Grammar, new LinearCase(), Apply, c => c.Problem(), out result, out error);
+
+    /// <summary><paramref name="c"/> with one lower-cased spec token applied, or null when the token is not one of this family's.</summary>
+    private static LinearCase? Apply(LinearCase c, string t) => t switch
     {
-        result = null;
-        var c = new LinearCase();
-        foreach (string token in tokens)
-        {
-            string t = token.ToLowerInvariant();
-            LinearCase? next = t switch
-            {
-                "normalize" => c with { Normalize = true },
-                "noncausal" => c with { Causal = false },
-                "state" => c with { InitialState = true },
-                "decay=head" => c with { Decay = DecayKind.PerHead },
-                "decay=token" => c with { Decay = DecayKind.PerToken },
-                _ when SpecTokens.Value(t, "phi=") is { } phi && Map(phi) is { } map => c with { FeatureMap = map },
-                _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
-                _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
-                _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "chunk=")) is int chunk && chunk > 0 => c with { ChunkSize = chunk },
-                _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
-                _ when SpecTokens.Size(t, 'h', '\0') is var (heads, _) => c with { Heads = heads },
-                _ when SpecTokens.Size(t, 'n', '\0') is var (n, _) => c with { Length = n },
-                _ when SpecTokens.Size(t, 'd', '/') is var (dk, dv) => c with { KeyDim = dk, ValueDim = dv },
-                _ => null,
-            };
-            if (next is null)
-            {
-                error = SpecTokens.Unknown(token, spec, Grammar);
-                return false;
-            }
-            c = next;
-        }
-        if (c.Problem() is { } problem)
-        {
-            error = $"Case spec \"{spec.Trim()}\" is not a valid problem: {problem}.";
-            return false;
-        }
-        result = c;
-        error = null;
-        return true;
-    }
+        "normalize" => c with { Normalize = true },
+        "noncausal" => c with { Causal = false },
+        "state" => c with { InitialState = true },
+        "decay=head" => c with { Decay = DecayKind.PerHead },
+        "decay=token" => c with { Decay = DecayKind.PerToken },
+        _ when SpecTokens.Value(t, "phi=") is { } phi && Map(phi) is { } map => c with { FeatureMap = map },
+        _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "chunk=")) is int chunk && chunk > 0 => c with { ChunkSize = chunk },
+        _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
+        _ when SpecTokens.Size(t, 'h', '\0') is var (heads, _) => c with { Heads = heads },
+        _ when SpecTokens.Size(t, 'n', '\0') is var (n, _) => c with { Length = n },
+        _ when SpecTokens.Size(t, 'd', '/') is var (dk, dv) => c with { KeyDim = dk, ValueDim = dv },
+        _ => null,
+    };
 }

@@ -173,40 +173,21 @@ public sealed record MergeCase : IAttentionCase
         return null;
     }
 
-    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error)
+    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error) =>
+        SpecTokens.Read(tokens, spec, Grammar, new MergeCase(), Apply, c => c.Problem(), out result, out error);
+
+    /// <summary><paramref name="c"/> with one lower-cased spec token applied, or null when the token is not one of this family's.</summary>
+    private static MergeCase? Apply(MergeCase c, string t) => t switch
     {
-        result = null;
-        var c = new MergeCase();
-        foreach (string token in tokens)
-        {
-            string t = token.ToLowerInvariant();
-            MergeCase? next = t switch
-            {
-                _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
-                _ when SpecTokens.Value(t, "out=") is { } o && SpecTokens.Type(o) is { } output => c with { OutputType = output },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
-                _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
-                _ when SpecTokens.Size(t, 's', '\0') is var (parts, _) => c with { Parts = parts },
-                _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
-                _ when SpecTokens.Size(t, 'h', '\0') is var (heads, _) => c with { Heads = heads },
-                _ when SpecTokens.Size(t, 'n', '\0') is var (rows, _) => c with { Rows = rows },
-                _ when SpecTokens.Size(t, 'd', '\0') is var (dv, _) => c with { ValueDim = dv },
-                _ => null,
-            };
-            if (next is null)
-            {
-                error = SpecTokens.Unknown(token, spec, Grammar);
-                return false;
-            }
-            c = next;
-        }
-        if (c.Problem() is { } problem)
-        {
-            error = $"Case spec \"{spec.Trim()}\" is not a valid problem: {problem}.";
-            return false;
-        }
-        result = c;
-        error = null;
-        return true;
-    }
+        _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
+        _ when SpecTokens.Value(t, "out=") is { } o && SpecTokens.Type(o) is { } output => c with { OutputType = output },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.Size(t, 's', '\0') is var (parts, _) => c with { Parts = parts },
+        _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
+        _ when SpecTokens.Size(t, 'h', '\0') is var (heads, _) => c with { Heads = heads },
+        _ when SpecTokens.Size(t, 'n', '\0') is var (rows, _) => c with { Rows = rows },
+        _ when SpecTokens.Size(t, 'd', '\0') is var (dv, _) => c with { ValueDim = dv },
+        _ => null,
+    };
 }

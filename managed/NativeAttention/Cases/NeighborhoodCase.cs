@@ -217,58 +217,37 @@ public sealed record NeighborhoodCase : IAttentionCase
         return null;
     }
 
-    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error)
-    {
-        result = null;
-        var c = new NeighborhoodCase();
-        int[]? kernel = null;
-        bool allCausal = false;
-        foreach (string token in tokens)
-        {
-            string t = token.ToLowerInvariant();
-            NeighborhoodCase? next = t switch
-            {
-                "causal" => c,
-                _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
-                _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
-                _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
-                _ when SpecTokens.Integer(SpecTokens.Value(t, "extra=")) is int extra => c with { AdditionalKeys = extra },
-                _ when SpecTokens.List(SpecTokens.Value(t, "grid="), 'x') is { } grid => c with { Grid = grid },
-                _ when SpecTokens.List(SpecTokens.Value(t, "k="), 'x') is { } k => Set(ref kernel, k, c),
-                _ when SpecTokens.List(SpecTokens.Value(t, "dil="), 'x') is { } dil => c with { Dilation = dil },
-                _ when SpecTokens.List(SpecTokens.Value(t, "stride="), 'x') is { } stride => c with { Stride = stride },
-                _ when SpecTokens.List(SpecTokens.Value(t, "causal="), 'x') is { } flags && flags.All(f => f is 0 or 1) => c with { Causal = [.. flags.Select(f => f == 1)] },
-                _ when SpecTokens.Size(t, 'n', 'x') is var (nq, nk) && nq == nk => c with { Grid = [nq] },
-                _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
-                _ when SpecTokens.Size(t, 'h', '/') is var (q, kv) => c with { QueryHeads = q, KeyValueHeads = kv },
-                _ when SpecTokens.Size(t, 'd', '/') is var (dqk, dv) => c with { HeadDim = dqk, ValueDim = dv },
-                _ => null,
-            };
-            if (next is null)
-            {
-                error = SpecTokens.Unknown(token, spec, Grammar);
-                return false;
-            }
-            allCausal |= t == "causal";
-            c = next;
-        }
-        // One kernel size or causal flag stands for every axis.
-        if (kernel is not null) c = c with { KernelSize = kernel.Length == 1 && c.Grid.Length > 1 ? [.. Enumerable.Repeat(kernel[0], c.Grid.Length)] : kernel };
-        if (allCausal) c = c with { Causal = [.. Enumerable.Repeat(true, c.Grid.Length)] };
-        if (c.Problem() is { } problem)
-        {
-            error = $"Case spec \"{spec.Trim()}\" is not a valid problem: {problem}.";
-            return false;
-        }
-        result = c;
-        error = null;
-        return true;
+    private static bool Parse(IReadOnlyList<string> tokens, string spec, [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error) =>
+        SpecTokens.Read(tokens, spec, Grammar, new NeighborhoodCase(), Apply, c => c.Problem(), out result, out error, Broadcast);
 
-        static NeighborhoodCase Set(ref int[]? slot, int[] value, NeighborhoodCase current)
-        {
-            slot = value;
-            return current;
-        }
+    /// <summary><paramref name="c"/> with one lower-cased spec token applied, or null when the token is not one of this family's.</summary>
+    private static NeighborhoodCase? Apply(NeighborhoodCase c, string t) => t switch
+    {
+        // Plain causal means every axis: an empty list until Broadcast knows the grid's rank.
+        "causal" => c with { Causal = [] },
+        _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "extra=")) is int extra => c with { AdditionalKeys = extra },
+        _ when SpecTokens.List(SpecTokens.Value(t, "grid="), 'x') is { } grid => c with { Grid = grid },
+        _ when SpecTokens.List(SpecTokens.Value(t, "k="), 'x') is { } k => c with { KernelSize = k },
+        _ when SpecTokens.List(SpecTokens.Value(t, "dil="), 'x') is { } dil => c with { Dilation = dil },
+        _ when SpecTokens.List(SpecTokens.Value(t, "stride="), 'x') is { } stride => c with { Stride = stride },
+        _ when SpecTokens.List(SpecTokens.Value(t, "causal="), 'x') is { } flags && flags.All(f => f is 0 or 1) => c with { Causal = [.. flags.Select(f => f == 1)] },
+        _ when SpecTokens.Size(t, 'n', 'x') is var (nq, nk) && nq == nk => c with { Grid = [nq] },
+        _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },
+        _ when SpecTokens.Size(t, 'h', '/') is var (q, kv) => c with { QueryHeads = q, KeyValueHeads = kv },
+        _ when SpecTokens.Size(t, 'd', '/') is var (dqk, dv) => c with { HeadDim = dqk, ValueDim = dv },
+        _ => null,
+    };
+
+    /// <summary>One kernel size, or a plain <c>causal</c>, stands for every axis of the grid.</summary>
+    private static NeighborhoodCase Broadcast(NeighborhoodCase c)
+    {
+        int axes = c.Grid.Length;
+        if (c.KernelSize is [int k] && axes > 1) c = c with { KernelSize = [.. Enumerable.Repeat(k, axes)] };
+        if (c.Causal is []) c = c with { Causal = [.. Enumerable.Repeat(true, axes)] };
+        return c;
     }
 }

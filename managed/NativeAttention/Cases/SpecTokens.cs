@@ -1,5 +1,6 @@
 // The pieces of the case-spec grammar every family shares: dtype words, sizes (B4, H8/2, N128x512, D64/32),
 // key=value numbers, bracketed lists, and the canonical way numbers are written back.
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
 namespace NativeAttention;
@@ -82,6 +83,36 @@ internal static class SpecTokens
     /// <summary>Integers joined by <paramref name="separator"/>, e.g. <c>8x8</c>.</summary>
     public static string Join(IEnumerable<int> values, char separator) =>
         string.Join(separator, values.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+
+    /// <summary>
+    /// The body of a family's parser: applies each lower-cased token to the case built so far (<paramref name="apply"/>
+    /// returns null for a token it does not understand), lets <paramref name="finish"/> settle what depends on several
+    /// tokens, and rejects a case <paramref name="problem"/> finds invalid; messages quote the spec and the token.
+    /// </summary>
+    public static bool Read<T>(IReadOnlyList<string> tokens, string spec, string grammar, T start, Func<T, string, T?> apply, Func<T, string?> problem,
+        [NotNullWhen(true)] out IAttentionCase? result, [NotNullWhen(false)] out string? error, Func<T, T>? finish = null) where T : class, IAttentionCase
+    {
+        result = null;
+        var c = start;
+        foreach (string token in tokens)
+        {
+            if (apply(c, token.ToLowerInvariant()) is not { } next)
+            {
+                error = Unknown(token, spec, grammar);
+                return false;
+            }
+            c = next;
+        }
+        if (finish is not null) c = finish(c);
+        if (problem(c) is { } reason)
+        {
+            error = $"Case spec \"{spec.Trim()}\" is not a valid problem: {reason}.";
+            return false;
+        }
+        result = c;
+        error = null;
+        return true;
+    }
 
     /// <summary>The message for a token no rule of <paramref name="grammar"/> understood.</summary>
     public static string Unknown(string token, string spec, string grammar) =>
