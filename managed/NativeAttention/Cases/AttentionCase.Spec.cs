@@ -103,9 +103,7 @@ public sealed partial record AttentionCase
             spec.Append(o.SigmoidBias == 0 ? " sigmoid" : $" sigmoid({SpecTokens.Number(o.SigmoidBias)})");
         if (OptionTensors is { } tensors) spec.Append(' ').Append(tensors.ToSpecTokens());
         if (split is not null) spec.Append(' ').Append(split);
-        if (InputScale != 1.0) spec.Append(" amp=").Append(SpecTokens.Number(InputScale));
-        spec.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
-        return spec.ToString();
+        return SpecTokens.Finish(spec, InputScale, Seed);
     }
 
     /// <summary>Reads the text form written by <see cref="ToSpec"/> (or <see cref="ToString"/>); see <see cref="SpecGrammar"/>.</summary>

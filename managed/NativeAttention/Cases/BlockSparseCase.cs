@@ -243,9 +243,7 @@ public sealed record BlockSparseCase : IAttentionCase
             case ElementPredicateKind.Document: spec.Append(CultureInfo.InvariantCulture, $" docs={Documents}"); break;
         }
         if (Scale is float scale) spec.Append(" scale=").Append(SpecTokens.Number(scale));
-        if (InputScale != 1.0) spec.Append(" amp=").Append(SpecTokens.Number(InputScale));
-        spec.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
-        return spec.ToString();
+        return SpecTokens.Finish(spec, InputScale, Seed);
     }
 
     /// <summary>The spec.</summary>

@@ -172,9 +172,7 @@ public sealed record LinearCase : IAttentionCase
         if (InitialState) spec.Append(" state");
         if (ChunkSize > 0) spec.Append(CultureInfo.InvariantCulture, $" chunk={ChunkSize}");
         if (Scale != 1f) spec.Append(" scale=").Append(SpecTokens.Number(Scale));
-        if (InputScale != 1.0) spec.Append(" amp=").Append(SpecTokens.Number(InputScale));
-        spec.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
-        return spec.ToString();
+        return SpecTokens.Finish(spec, InputScale, Seed);
     }
 
     /// <summary>The spec.</summary>

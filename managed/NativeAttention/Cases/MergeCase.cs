@@ -145,9 +145,7 @@ public sealed record MergeCase : IAttentionCase
         var spec = new StringBuilder();
         spec.Append(CultureInfo.InvariantCulture, $"merge {AttentionCase.TypeName(ElementType)} S{Parts} B{Batch} H{Heads} N{Rows} D{ValueDim}");
         if (OutputType is { } output) spec.Append(" out=").Append(AttentionCase.TypeName(output));
-        if (InputScale != 1.0) spec.Append(" amp=").Append(SpecTokens.Number(InputScale));
-        spec.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
-        return spec.ToString();
+        return SpecTokens.Finish(spec, InputScale, Seed);
     }
 
     /// <summary>The spec.</summary>

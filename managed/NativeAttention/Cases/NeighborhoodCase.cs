@@ -172,9 +172,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         if (Causal is { } c) spec.Append(" causal=").Append(SpecTokens.Join(c.Select(b => b ? 1 : 0), 'x'));
         if (AdditionalKeys > 0) spec.Append(CultureInfo.InvariantCulture, $" extra={AdditionalKeys}");
         if (Scale is float scale) spec.Append(" scale=").Append(SpecTokens.Number(scale));
-        if (InputScale != 1.0) spec.Append(" amp=").Append(SpecTokens.Number(InputScale));
-        spec.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
-        return spec.ToString();
+        return SpecTokens.Finish(spec, InputScale, Seed);
     }
 
     /// <summary>The spec.</summary>

@@ -2,6 +2,7 @@
 // key=value numbers, bracketed lists, and the canonical way numbers are written back.
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Text;
 
 namespace NativeAttention;
 
@@ -79,6 +80,13 @@ internal static class SpecTokens
 
     /// <inheritdoc cref="Number(float)"/>
     public static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>Appends the tokens every spec ends with (<c>amp=</c> when not 1, then <c>seed=</c>) and returns the spec.</summary>
+    public static string Finish(StringBuilder spec, double inputScale, int seed)
+    {
+        if (inputScale != 1.0) spec.Append(" amp=").Append(Number(inputScale));
+        return spec.Append(CultureInfo.InvariantCulture, $" seed={seed}").ToString();
+    }
 
     /// <summary>Integers joined by <paramref name="separator"/>, e.g. <c>8x8</c>.</summary>
     public static string Join(IEnumerable<int> values, char separator) =>
