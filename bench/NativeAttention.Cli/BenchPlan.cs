@@ -1,5 +1,5 @@
 // What `bench` measures: sweeps (lists of sizes, dtypes, masks whose product gives the cases) from the command line
-// or a JSON case file, plus single cases written as specs; all expanded into AttentionCases.
+// or a JSON case file, plus single cases written as specs of any family with kernels; all expanded into cases.
 using System.Text.Json;
 
 namespace NativeAttention.Cli;
@@ -8,7 +8,7 @@ namespace NativeAttention.Cli;
 internal enum CausalChoice { No, Yes, Both }
 
 /// <summary>
-/// The product of these lists is a set of flash cases, innermost the sequence length, so that every series of a chart
+/// The product of these lists is a set of flash (or, with <see cref="KvCache"/>, KV-cache decode) cases, innermost the sequence length, so that every series of a chart
 /// (the same everything but N) lies together. <see cref="QueryLengths"/> empty means Nq = N (prefill); otherwise each
 /// Nq pairs with each N as the key length (decode: Nq = 1).
 /// </summary>
@@ -32,12 +32,17 @@ internal sealed record Sweep
     public int Seed { get; init; } = 1;
 
     /// <summary>Every case of the sweep; a combination that is not a valid problem is a usage error.</summary>
-    /// <exception cref="UsageException">A family has no kernel, or query heads are not a multiple of key/value heads.</exception>
-    public IEnumerable<AttentionCase> Expand(string origin)
+    /// <exception cref="UsageException">A family has no kernel, is not swept by these flags, or query heads are not a multiple of key/value heads.</exception>
+    public IEnumerable<IAttentionCase> Expand(string origin)
     {
         foreach (var family in Families)
+        {
+            string name = AttentionCase.FamilyName(family);
+            if (CaseFamilies.Find(name) is { HasKernels: false })
+                throw new UsageException($"{origin}: {name} cannot be benchmarked yet: the library has no {family} kernel (its cases run the float64 reference only).");
             if (family != AttentionFamily.Flash)
-                throw new UsageException($"{origin}: {AttentionCase.FamilyName(family)} cannot be benchmarked yet: the library has no {family} kernel (only flash has one).");
+                throw new UsageException($"{origin}: the sweep flags describe flash cases; give {name} cases as specs in a --cases file.");
+        }
         bool[] causals = Causal switch { CausalChoice.No => [false], CausalChoice.Yes => [true], _ => [false, true] };
         foreach (var type in Types)
             foreach (bool causal in causals)
@@ -52,12 +57,15 @@ internal sealed record Sweep
                                     foreach (int dv in ValueDims.Length > 0 ? ValueDims : [d])
                                         foreach (int nq in QueryLengths.Length > 0 ? QueryLengths : [0])
                                             foreach (int n in Lengths)
-                                                yield return new AttentionCase
+                                            {
+                                                var flash = new AttentionCase
                                                 {
                                                     Family = AttentionFamily.Flash, ElementType = type, Layout = layout, Batch = batch,
                                                     QueryHeads = heads, KeyValueHeads = kvHeads, QueryLength = nq > 0 ? nq : n, KeyLength = n,
-                                                    HeadDim = d, ValueDim = dv, Seed = Seed, Flash = new FlashOptions { Causal = causal }, KvCache = KvCache,
+                                                    HeadDim = d, ValueDim = dv, Seed = Seed, Flash = new FlashOptions { Causal = causal },
                                                 };
+                                                yield return KvCache ? flash.ToKvCacheCase() : flash;
+                                            }
                             }
     }
 
@@ -99,13 +107,13 @@ internal static class CaseFile
 {
     /// <summary>The format, for --help.</summary>
     public const string Format =
-        "JSON (YAML is not supported): either an array of case specs, or an object with \"cases\" (an array of case " +
+        "JSON (YAML is not supported): either an array of case specs (any family with kernels), or an object with \"cases\" (an array of case " +
         "specs) and/or \"sweeps\" (an array of objects with the keys of the flags: family, n, nq, batch, heads, " +
         "kvHeads, d, dv, dtype, layout: arrays; causal: \"no\"|\"yes\"|\"both\"; seed: a number).";
 
     /// <summary>The cases <paramref name="path"/> lists, in order.</summary>
     /// <exception cref="UsageException">The file is missing, unreadable, not JSON, or not of the expected shape; the message says where.</exception>
-    public static List<AttentionCase> Read(string path)
+    public static List<IAttentionCase> Read(string path)
     {
         string text;
         try
@@ -128,7 +136,7 @@ internal static class CaseFile
         using (document)
         {
             var root = document.RootElement;
-            var cases = new List<AttentionCase>();
+            var cases = new List<IAttentionCase>();
             if (root.ValueKind == JsonValueKind.Array)
             {
                 cases.AddRange(Specs(root, path, "$"));
@@ -162,20 +170,20 @@ internal static class CaseFile
         }
     }
 
-    private static IEnumerable<AttentionCase> Specs(JsonElement array, string path, string where)
+    private static IEnumerable<IAttentionCase> Specs(JsonElement array, string path, string where)
     {
         if (array.ValueKind != JsonValueKind.Array)
             throw new UsageException($"case file '{path}': {where} must be an array of case spec strings.");
-        var cases = new List<AttentionCase>();
+        var cases = new List<IAttentionCase>();
         int i = 0;
         foreach (var item in array.EnumerateArray())
         {
             if (item.ValueKind != JsonValueKind.String)
                 throw new UsageException($"case file '{path}': {where}[{i}] must be a case spec string, e.g. \"flash f16 B1 H8/2 N1024 D64 causal\".");
-            if (!AttentionCase.TryParse(item.GetString(), out var parsed, out string? error))
+            if (!AttentionCaseSpec.TryParse(item.GetString(), out var parsed, out string? error))
                 throw new UsageException($"case file '{path}' {where}[{i}]: {error}");
-            if (parsed.Family != AttentionFamily.Flash)
-                throw new UsageException($"case file '{path}' {where}[{i}]: {AttentionCase.FamilyName(parsed.Family)} cannot be benchmarked yet: the library has no {parsed.Family} kernel.");
+            if (CaseFamilies.Find(parsed.FamilyName) is { HasKernels: false })
+                throw new UsageException($"case file '{path}' {where}[{i}]: {parsed.FamilyName} cannot be benchmarked yet: the library has no {parsed.FamilyName} kernel.");
             cases.Add(parsed);
             i++;
         }

@@ -5,7 +5,8 @@ using System.Globalization;
 namespace NativeAttention.Cli;
 
 /// <summary>
-/// Adds <see cref="Offset"/> to every output element of cases with at least <see cref="MinKeyLength"/> keys, after
+/// Adds <see cref="Offset"/> to every output element of cases with at least <see cref="MinKeyLength"/> keys
+/// (<see cref="CaseSizes.KeyLength"/>), after
 /// the kernel ran and before the result is checked. It exists only to test the checking commands: set by the CLI
 /// tests through <see cref="CliHost"/>, or for a whole process by the environment variable <see cref="Variable"/>,
 /// e.g. <c>NATIVEATTENTION_CLI_FAULT="offset=0.1,min-keys=20"</c>. Benchmark timings never include it.
@@ -18,12 +19,13 @@ internal sealed record KernelFault(double Offset, int MinKeyLength = 1)
     public const string Variable = "NATIVEATTENTION_CLI_FAULT";
 
     /// <summary>True when the fault applies to <paramref name="case"/>.</summary>
-    public bool Affects(AttentionCase @case) => @case.KeyLength >= MinKeyLength;
+    public bool Affects(IAttentionCase @case) => @case.Sizes.KeyLength >= MinKeyLength;
 
-    /// <summary>Perturbs the output of <paramref name="case"/> held in <paramref name="output"/>, when the fault applies to it.</summary>
-    public void Apply(AttentionCase @case, TensorView output)
+    /// <summary>Perturbs the output (the tensor named <c>output</c>) of <paramref name="case"/> held in <paramref name="results"/>, when the fault applies to it.</summary>
+    public void Apply(IAttentionCase @case, CaseTensors results)
     {
         if (!Affects(@case)) return;
+        var output = results.Output;
         double[] values = output.ToDoubleArray();
         for (int i = 0; i < values.Length; i++) values[i] += Offset;
         output.CopyFrom(values);

@@ -1,7 +1,6 @@
 // Times a kernel the way the tool reports it: warm-up runs, then synchronised timed runs within a time budget,
 // summarised by the median and the spread (min, max, interquartile range).
 using System.Diagnostics;
-using NativeAttention.Bench;
 
 namespace NativeAttention.Cli;
 
@@ -36,7 +35,7 @@ internal static class KernelTimer
     /// faults), then up to <paramref name="repeats"/> timed, synchronised runs, stopping early once the timed runs
     /// have taken <paramref name="budgetSeconds"/> (at least one run is always timed).
     /// </summary>
-    public static Timing Measure(CaseRun run, int warmups, int repeats, double budgetSeconds)
+    public static Timing Measure(PreparedCase run, int warmups, int repeats, double budgetSeconds)
     {
         for (int i = 0; i < warmups; i++) run.Run();
         var samples = new List<double>(repeats);

@@ -41,12 +41,20 @@ internal static class OptionParsers
     }
 
     /// <summary>A comma-separated list of words, each mapped by <paramref name="map"/> (null for an unknown word).</summary>
-    public static T[] WordList<T>(ArgumentResult result, string name, string allowed, Func<string, T?> map) where T : struct
+    public static T[] WordList<T>(ArgumentResult result, string name, string allowed, Func<string, T?> map) where T : struct =>
+        Map(result, name, allowed, word => map(word) is { } value ? (true, value) : (false, default));
+
+    /// <summary>A comma-separated list of words, each mapped by <paramref name="map"/> to an object (null for an unknown word).</summary>
+    public static T[] Words<T>(ArgumentResult result, string name, string allowed, Func<string, T?> map) where T : class =>
+        Map(result, name, allowed, word => map(word) is { } value ? (true, value) : (false, null!));
+
+    private static T[] Map<T>(ArgumentResult result, string name, string allowed, Func<string, (bool Known, T Value)> map)
     {
         var values = new List<T>();
         foreach (string item in Items(result))
         {
-            if (map(item.ToLowerInvariant()) is not { } value)
+            var (known, value) = map(item.ToLowerInvariant());
+            if (!known)
             {
                 result.AddError($"{name} takes {allowed} separated by commas, not '{item}'.");
                 return [];

@@ -1,31 +1,35 @@
-// The body every AttentionCase benchmark shares: a context, the case's tensors placed on it, one timed call.
+// The body every case benchmark shares: a context, the case's tensors placed on it by CaseRunner (the runner the
+// tests and the command-line tool use), one timed call.
 using BenchmarkDotNet.Attributes;
-using NativeAttention.Bench;
 
 namespace NativeAttention.Benchmarks;
 
 /// <summary>
-/// Times one synchronised call of <see cref="Case"/> (output and log-sum-exp, as a training forward writes them) on
-/// the inputs <see cref="AttentionCase.CreateTensors"/> generates. Subclasses give the case, the backend and its options.
+/// Times one synchronised run of <see cref="Case"/> (every output it has, e.g. output and log-sum-exp, as a training
+/// forward writes them) on the tensors <see cref="IAttentionCase.CreateTensors"/> generates, placed by
+/// <see cref="CaseRunner.Prepare"/>. Subclasses give the case, the backend and its options.
 /// </summary>
 [Config(typeof(CaseBenchmarkConfig))]
 [MemoryDiagnoser]
 public abstract class CaseForwardBenchmark : ICaseBenchmark
 {
     private AttentionContext? _context;
-    private CaseRun? _run;
+    private PreparedCase? _run;
 
-    public abstract AttentionCase Case { get; }
+    public abstract IAttentionCase Case { get; }
 
     public abstract Backend Backend { get; }
 
     public virtual ContextOptions ContextOptions => new();
 
+    /// <summary>On the CPU, run on 64-byte aligned native copies of the tensors instead of managed arrays.</summary>
+    protected virtual bool AlignHostMemory => false;
+
     [GlobalSetup]
     public void Setup()
     {
         _context = AttentionContext.Create(Backend, ContextOptions);
-        _run = CaseRun.Prepare(_context, Case);
+        _run = CaseRunner.Prepare(_context, Case, AlignHostMemory);
     }
 
     [Benchmark]

@@ -2,14 +2,14 @@
 namespace NativeAttention.Benchmarks;
 
 /// <summary>
-/// A benchmark that times one <see cref="AttentionCase"/> on one backend. The columns of
+/// A benchmark that times one case (<see cref="IAttentionCase"/>, any family) on one backend. The columns of
 /// <see cref="CaseBenchmarkConfig"/> create an instance, set its parameters and read these members, so they must
 /// depend on the parameters alone and be cheap: no tensors, no context.
 /// </summary>
 public interface ICaseBenchmark
 {
     /// <summary>The problem one benchmark invocation solves; its FLOPs are counted on visible pairs.</summary>
-    AttentionCase Case { get; }
+    IAttentionCase Case { get; }
 
     /// <summary>The backend the benchmark runs on.</summary>
     Backend Backend { get; }

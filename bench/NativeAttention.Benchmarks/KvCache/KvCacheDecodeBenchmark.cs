@@ -1,7 +1,6 @@
 // KV-cache decoding (FlashKvCache, Nq = 1 against a full cache), the bandwidth-bound call of inference: reported as
 // GB/s of K and V read once, and on the CPU as a percentage of the measured streaming bandwidth.
 using System.Globalization;
-using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
@@ -14,17 +13,16 @@ namespace NativeAttention.Benchmarks;
 /// <summary>
 /// One synchronised <see cref="AttentionContext.FlashKvCache"/> call (output and LSE): B = 1, Hq = 32, D = 128, one
 /// query row per head against <see cref="CacheLength"/> cached tokens of a contiguous cache, automatic split count, no
-/// append; MHA (Hkv = 32), GQA (Hkv = 8) and MQA (Hkv = 1). Host tensors live in 64-byte aligned native memory.
+/// append; MHA (Hkv = 32), GQA (Hkv = 8) and MQA (Hkv = 1). The case is a <see cref="KvCacheCase"/> run through
+/// <see cref="CaseRunner"/>, as the tests and the command-line tool run it; on the CPU its tensors live in 64-byte
+/// aligned native memory, as an inference engine allocates its caches.
 /// </summary>
 [Config(typeof(KvCacheDecodeConfig))]
-public abstract unsafe class KvCacheDecodeBenchmark
+public abstract class KvCacheDecodeBenchmark : ICaseBenchmark
 {
     private const int QueryHeads = 32, HeadDim = 128;
     private AttentionContext? _context;
-    private TensorView _query, _keyCache, _valueCache, _output, _lse;
-    private readonly List<IDisposable> _owned = [];
-    private readonly List<nint> _native = [];
-    private KvCacheOptions _cache = new();
+    private PreparedCase? _run;
 
     /// <summary>Cached tokens Nk.</summary>
     [Params(4096, 16384)]
@@ -42,6 +40,16 @@ public abstract unsafe class KvCacheDecodeBenchmark
 
     public virtual ContextOptions ContextOptions => new();
 
+    /// <summary>The decoding step: <c>flash {Type} B1 H32/{KeyValueHeads} N1x{CacheLength} D128/128 kvcache seed=7</c>.</summary>
+    public IAttentionCase Case => new KvCacheCase
+    {
+        Attention = new AttentionCase
+        {
+            ElementType = Type, Batch = 1, QueryHeads = QueryHeads, KeyValueHeads = KeyValueHeads, QueryLength = 1, KeyLength = CacheLength,
+            HeadDim = HeadDim, ValueDim = HeadDim, Seed = 7,
+        },
+    };
+
     /// <summary>Bytes of K and V the call must read: each cached element once.</summary>
     public double CacheBytes => 2.0 * KeyValueHeads * CacheLength * HeadDim * Type.SizeOf();
 
@@ -49,50 +57,17 @@ public abstract unsafe class KvCacheDecodeBenchmark
     public void Setup()
     {
         _context = AttentionContext.Create(Backend, ContextOptions);
-        var random = new Random(7);
-        TensorView Make(ElementType type, params int[] shape)
-        {
-            var host = NativeTensor(type, shape);
-            var values = new double[host.ElementCount];
-            for (long i = 0; i < values.Length; i++) values[i] = random.NextDouble() * 2 - 1;
-            host.CopyFrom(values);
-            if (_context.TensorLocation == MemoryLocation.Host) return host;
-            var device = _context.Upload(host);
-            _owned.Add((IDisposable)device.Storage!);
-            return device;
-        }
-        _query = Make(Type, 1, QueryHeads, 1, HeadDim);
-        _keyCache = Make(Type, 1, KeyValueHeads, CacheLength, HeadDim);
-        _valueCache = Make(Type, 1, KeyValueHeads, CacheLength, HeadDim);
-        _output = Make(Type, 1, QueryHeads, 1, HeadDim);
-        _lse = Make(ElementType.Float32, 1, QueryHeads, 1);
-        _cache = new KvCacheOptions { CacheSeqLens = new[] { CacheLength } };
-    }
-
-    /// <summary>A host tensor over 64-byte aligned native memory, as an inference engine allocates its caches.</summary>
-    private TensorView NativeTensor(ElementType type, int[] shape)
-    {
-        long count = shape.Aggregate(1L, (a, b) => a * b);
-        void* memory = NativeMemory.AlignedAlloc((nuint)(count * type.SizeOf()), 64);
-        _native.Add((nint)memory);
-        return TensorView.FromPointer((nint)memory, count, type, shape, TensorView.ContiguousStrides(shape));
+        _run = CaseRunner.Prepare(_context, Case, alignHostMemory: true);
     }
 
     [Benchmark]
-    public void Decode()
-    {
-        _context!.FlashKvCache(_query, _keyCache, _valueCache, _output, _cache, null, _lse);
-        _context.Synchronize();
-    }
+    public void Decode() => _run!.Run();
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        foreach (var owned in _owned) owned.Dispose();
-        _owned.Clear();
+        _run?.Dispose();
         _context?.Dispose();
-        foreach (var memory in _native) NativeMemory.AlignedFree((void*)memory);
-        _native.Clear();
     }
 }
 

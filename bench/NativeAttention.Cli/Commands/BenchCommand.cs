@@ -3,7 +3,6 @@
 // files on request.
 using System.CommandLine;
 using System.Globalization;
-using NativeAttention.Bench;
 using NativeAttention.Cli.Reports;
 using Spectre.Console;
 
@@ -15,7 +14,7 @@ internal static class BenchCommand
     {
         var family = new Option<AttentionFamily[]>("--family")
         {
-            Description = "Kernel families (comma-separated). Only flash has kernels yet.",
+            Description = "Kernel families (comma-separated). Only flash has kernels among these yet (merge cases run from a --cases file).",
             HelpName = "flash|neighborhood|blocksparse|linear",
             CustomParser = r => OptionParsers.WordList(r, "--family", "flash, neighborhood, blocksparse or linear", Sweep.ParseFamily),
         };
@@ -177,7 +176,7 @@ internal static class BenchCommand
         return full;
     }
 
-    private static int Run(CliHost host, GlobalSettings global, List<AttentionCase> cases, Settings settings, Outputs outputs)
+    private static int Run(CliHost host, GlobalSettings global, List<IAttentionCase> cases, Settings settings, Outputs outputs)
     {
         var console = host.Out;
         Terminal.WarnIfUnoptimised(console);
@@ -224,11 +223,11 @@ internal static class BenchCommand
             settings.PeakGflops is null && settings.PeakBandwidth is null ? source : $"partly given on the command line; {source}");
     }
 
-    private static BenchRow Measure(AttentionContext context, AttentionCase @case, Settings settings, Peaks peaks)
+    private static BenchRow Measure(AttentionContext context, IAttentionCase @case, Settings settings, Peaks peaks)
     {
         try
         {
-            using var run = CaseRun.Prepare(context, @case);
+            using var run = CaseRunner.Prepare(context, @case);
             var timing = KernelTimer.Measure(run, settings.Warmups, settings.Repeats, settings.BudgetSeconds);
             return new BenchRow(context.Backend, @case, timing, null, peaks);
         }
@@ -257,7 +256,7 @@ internal static class BenchCommand
             var t = row.Timing;
             table.AddRow(
                 Terminal.Name(row.Backend),
-                Markup.Escape(row.Case.ToString()),
+                Markup.Escape($"{row.Case}"),
                 t is null ? "[red]error[/]" : Units.Time(t.Median),
                 t is null ? none : Markup.Escape($"{Units.Time(t.Min)} .. {Units.Time(t.Max)}"),
                 t is null ? none : Units.Time(t.Q3 - t.Q1),
@@ -282,7 +281,7 @@ internal static class BenchCommand
             var palette = new[] { Color.Blue, Color.Orange1, Color.Green, Color.Red, Color.Purple, Color.Aqua };
             var series = unit.Select(report.SeriesLabel).Distinct().ToList();
             foreach (var row in unit)
-                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.KeyLength}"), Math.Round(row.Throughput!.Value, row.Throughput.Value >= 100 ? 0 : row.Throughput.Value >= 10 ? 1 : row.Throughput.Value >= 1 ? 2 : 3),
+                bars.AddItem(Markup.Escape($"{report.SeriesLabel(row)} N={row.Case.Sizes.KeyLength}"), Math.Round(row.Throughput!.Value, row.Throughput.Value >= 100 ? 0 : row.Throughput.Value >= 10 ? 1 : row.Throughput.Value >= 1 ? 2 : 3),
                     palette[series.IndexOf(report.SeriesLabel(row)) % palette.Length]);
             console.Write(bars);
         }

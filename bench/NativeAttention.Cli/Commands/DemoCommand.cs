@@ -33,7 +33,7 @@ internal static class DemoCommand
     }
 
     /// <summary>One case on one backend: its median time, its check, and what went wrong.</summary>
-    private sealed record Row(Backend Backend, AttentionCase Case, Timing? Timing, MachinePeaks? Peaks, VerificationResult? Check, List<string> Failures, List<Exception> Exceptions)
+    private sealed record Row(Backend Backend, IAttentionCase Case, Timing? Timing, MachinePeaks? Peaks, VerificationResult? Check, List<string> Failures, List<Exception> Exceptions)
     {
         /// <summary>The row as `bench` reports it: throughput, and "% of peak" of the FMA peak or, decode-like, the bandwidth.</summary>
         public BenchRow Bench { get; } = new(Backend, Case, Timing, null, new Peaks(Peaks?.FmaGflops, Peaks?.BandwidthGBs, "measured"));
@@ -85,7 +85,7 @@ internal static class DemoCommand
     }
 
     // A failing kernel must not hide the other rows, whatever it throws: every exception becomes a reported failure.
-    private static Row RunCase(CliHost host, AttentionContext context, AttentionCase @case, int repeats, MachinePeaks? peaks)
+    private static Row RunCase(CliHost host, AttentionContext context, IAttentionCase @case, int repeats, MachinePeaks? peaks)
     {
         var failures = new List<string>();
         var exceptions = new List<Exception>();
@@ -104,7 +104,7 @@ internal static class DemoCommand
         }
         try
         {
-            using var run = CaseRun.Prepare(context, @case);
+            using var run = CaseRunner.Prepare(context, @case);
             timing = KernelTimer.Measure(run, warmups: 1, repeats, budgetSeconds: 2.0);
         }
         catch (Exception e)
@@ -129,7 +129,7 @@ internal static class DemoCommand
         {
             table.AddRow(
                 Terminal.Name(row.Backend),
-                Markup.Escape(row.Case.ToString()),
+                Markup.Escape($"{row.Case}"),
                 row.Timing is { } timing ? Units.Time(timing.Median) : none,
                 row.Bench.Gflops is { } g ? Units.Gflops(g) : none,
                 row.Bench.PercentOfPeak is { } percent ? Units.Percent(percent) + (row.Bench.MemoryBound ? " BW" : " FMA") : none,
@@ -174,9 +174,9 @@ internal static class DemoCommand
     }
 
     /// <summary>The case without its family and seed, which every demo row shares.</summary>
-    private static string ShortName(AttentionCase @case)
+    private static string ShortName(IAttentionCase @case)
     {
-        string name = @case.ToString();
+        string name = $"{@case}";
         int start = name.IndexOf(' ') + 1, seed = name.LastIndexOf(" seed=", StringComparison.Ordinal);
         return seed > start ? name[start..seed] : name;
     }

@@ -32,37 +32,55 @@ internal static class FuzzCommand
             CustomParser = result => OptionParsers.Integer(result, "--seed", minimum: 0),
         };
         var noWindows = new Option<bool>("--no-windows") { Description = "Sample no sliding windows." };
-        var noKvCache = new Option<bool>("--no-kvcache") { Description = "Run every case through Flash (by default a quarter go through FlashKvCache)." };
+        var noKvCache = new Option<bool>("--no-kvcache") { Description = "Run every flash case through Flash (by default a quarter go through FlashKvCache, with random cache layouts)." };
+        var noOptionTensors = new Option<bool>("--no-option-tensors") { Description = "Sample no option tensors (by default a quarter of the flash cases get ALiBi, biases or sinks)." };
+        string[] sampled = [.. CaseFamilies.All.Where(f => f.HasKernels && f.Sample is not null).Select(f => f.Name)];
+        var family = new Option<CaseFamily[]>("--family")
+        {
+            Description = $"Families to sample (comma-separated; each case picks one at random). Default: flash.",
+            HelpName = string.Join('|', sampled),
+            CustomParser = r => OptionParsers.Words(r, "--family", string.Join(", ", sampled),
+                word => sampled.Contains(word) ? CaseFamilies.Find(word) : null),
+        };
         var replay = new Option<string?>("--replay")
         {
-            Description = $"Check this one case (as printed by a failure) instead of sampling. A case spec is: {AttentionCase.SpecGrammar}.",
+            Description = $"Check this one case (as printed by a failure) instead of sampling. A case spec is {AttentionCaseSpec.Grammar}.",
             HelpName = "spec",
         };
         var command = new Command("fuzz",
             "Check random valid problems (every dtype and layout, GQA, tails, Nq != Nk, causal, windows: the property " +
-            "tests' distribution; a quarter run through FlashKvCache) against the float64 reference. The first failure is shrunk to a small failing case " +
+            "tests' distribution; a quarter with option tensors, a quarter through FlashKvCache with random cache layouts; " +
+            "other families with --family) against the float64 reference. The first failure is shrunk to a small failing case " +
             "and printed with the seed and a one-line replay command. Exits 1 on a failure.");
         command.Options.Add(seconds);
         command.Options.Add(count);
         command.Options.Add(seed);
         command.Options.Add(noWindows);
         command.Options.Add(noKvCache);
+        command.Options.Add(noOptionTensors);
+        command.Options.Add(family);
         command.Options.Add(replay);
-        command.SetAction(result => Run(host, global.Read(result), result.GetValue(seconds), result.GetValue(count),
-            result.GetValue(seed), !result.GetValue(noWindows), !result.GetValue(noKvCache), result.GetValue(replay)));
+        command.SetAction(result => Run(host, global.Read(result), result.GetValue(seconds), result.GetValue(count), result.GetValue(seed),
+            new Sampling(!result.GetValue(noWindows), !result.GetValue(noKvCache), !result.GetValue(noOptionTensors),
+                result.GetValue(family) is { Length: > 0 } families ? families : [AttentionCase.Registration]),
+            result.GetValue(replay)));
         examples.Add(command,
             "fuzz --backend cpu --seconds 60",
             "fuzz -b cpu --count 200 --seed 42       the same 200 cases every time",
+            "fuzz -b cpu --family flash,merge --seconds 60",
             "fuzz -b cpu --replay \"flash f16 B1 H2/1 N17x33 D64/64 causal seed=7\"");
         return command;
     }
 
-    private static int Run(CliHost host, GlobalSettings settings, double? seconds, int? count, int? seed, bool windows, bool kvCache, string? replay)
+    /// <summary>What `fuzz` samples.</summary>
+    private sealed record Sampling(bool Windows, bool KvCache, bool OptionTensors, CaseFamily[] Families);
+
+    private static int Run(CliHost host, GlobalSettings settings, double? seconds, int? count, int? seed, Sampling sampling, string? replay)
     {
-        AttentionCase? replayCase = null;
+        IAttentionCase? replayCase = null;
         if (replay is not null)
         {
-            if (!AttentionCase.TryParse(replay, out replayCase, out string? error)) throw new UsageException($"--replay: {error}");
+            if (!AttentionCaseSpec.TryParse(replay, out replayCase, out string? error)) throw new UsageException($"--replay: {error}");
             if (seconds is not null || count is not null || seed is not null)
                 throw new UsageException("--replay checks one case; it does not combine with --seconds, --count or --seed.");
         }
@@ -73,7 +91,7 @@ internal static class FuzzCommand
             if (contexts.Count == 0) return ExitCodes.Unavailable;
             return replayCase is not null
                 ? Replay(host, contexts, replayCase)
-                : Sample(host, contexts, seconds ?? (count is null ? DefaultSeconds : null), count, seed ?? Random.Shared.Next(), windows, kvCache);
+                : Sample(host, contexts, seconds ?? (count is null ? DefaultSeconds : null), count, seed ?? Random.Shared.Next(), sampling);
         }
         finally
         {
@@ -81,7 +99,7 @@ internal static class FuzzCommand
         }
     }
 
-    private static int Replay(CliHost host, List<AttentionContext> contexts, AttentionCase @case)
+    private static int Replay(CliHost host, List<AttentionContext> contexts, IAttentionCase @case)
     {
         int code = ExitCodes.Success;
         foreach (var context in contexts)
@@ -97,7 +115,7 @@ internal static class FuzzCommand
         return code;
     }
 
-    private static int Sample(CliHost host, List<AttentionContext> contexts, double? seconds, int? count, int seed, bool windows, bool kvCache)
+    private static int Sample(CliHost host, List<AttentionContext> contexts, double? seconds, int? count, int seed, Sampling sampling)
     {
         var console = host.Out;
         string limit = (seconds, count) switch
@@ -108,7 +126,8 @@ internal static class FuzzCommand
         };
         console.MarkupLine(Markup.Escape($"fuzz seed {seed}, {limit}, on {string.Join(", ", contexts.Select(c => Terminal.Name(c.Backend)))}"));
 
-        var sampler = new CaseSampler(seed, windows, kvCache);
+        var sampler = new CaseSampler(seed, sampling.Windows, sampling.KvCache) { AllowOptionTensors = sampling.OptionTensors, AllowCacheLayouts = sampling.KvCache };
+        var picker = new Random(seed);
         var clock = Stopwatch.StartNew();
         int checkedCases = 0, skipped = 0;
         CaseOutcome? failure = null;
@@ -118,7 +137,8 @@ internal static class FuzzCommand
         {
             while (More())
             {
-                var @case = sampler.Next();
+                var family = sampling.Families.Length == 1 ? sampling.Families[0] : sampling.Families[picker.Next(sampling.Families.Length)];
+                var @case = sampler.NextCase(family);
                 checkedCases++;
                 status($"case {checkedCases}: {@case}");
                 foreach (var context in contexts)
@@ -160,10 +180,10 @@ internal static class FuzzCommand
         return ExitCodes.CheckFailed;
     }
 
-    private static (AttentionCase Smallest, int Attempts) Shrink(CliHost host, AttentionContext context, AttentionCase failing)
+    private static (IAttentionCase Smallest, int Attempts) Shrink(CliHost host, AttentionContext context, IAttentionCase failing)
     {
-        bool Fails(AttentionCase candidate) => CaseChecker.Outcome(context, candidate, host.Fault).Failed;
-        if (!host.Interactive) return CaseSampler.Minimize(failing, Fails);
-        return host.Out.Status().Start("shrinking", _ => CaseSampler.Minimize(failing, Fails));
+        bool Fails(IAttentionCase candidate) => CaseChecker.Outcome(context, candidate, host.Fault).Failed;
+        if (!host.Interactive) return CaseSampler.MinimizeCase(failing, Fails);
+        return host.Out.Status().Start("shrinking", _ => CaseSampler.MinimizeCase(failing, Fails));
     }
 }

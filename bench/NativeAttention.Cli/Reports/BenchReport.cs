@@ -10,13 +10,13 @@ namespace NativeAttention.Cli.Reports;
 internal sealed record Peaks(double? Gflops, double? BandwidthGBs, string Source);
 
 /// <summary>One case on one backend: its timing (or why it has none) and the throughput derived from it.</summary>
-internal sealed record BenchRow(Backend Backend, AttentionCase Case, Timing? Timing, string? Error, Peaks Peaks)
+internal sealed record BenchRow(Backend Backend, IAttentionCase Case, Timing? Timing, string? Error, Peaks Peaks)
 {
     /// <summary>
     /// Cases with at most this many query rows are decode-like: each key and value is used by so few queries that
     /// memory traffic, not arithmetic, bounds them, so they are reported against the measured bandwidth.
     /// </summary>
-    public const int DecodeQueryRows = 16;
+    public const int DecodeQueryRows = AttentionCase.DecodeQueryRows;
 
     public double Flops => Case.Flops();
 
@@ -26,8 +26,8 @@ internal sealed record BenchRow(Backend Backend, AttentionCase Case, Timing? Tim
 
     public double? BandwidthGBs => Timing is { } t ? Bytes / t.Median / 1e9 : null;
 
-    /// <summary>True when the case is judged against memory bandwidth rather than FMA throughput.</summary>
-    public bool MemoryBound => Case.QueryLength <= DecodeQueryRows;
+    /// <summary>True when the case is judged against memory bandwidth rather than FMA throughput (decode-like, merges).</summary>
+    public bool MemoryBound => Case.IsMemoryBound;
 
     /// <summary>"% of peak": of the FMA peak for compute-bound cases, of the bandwidth for decode-like ones.</summary>
     public double? PercentOfPeak => MemoryBound
@@ -61,14 +61,27 @@ internal sealed record BenchReport(IReadOnlyList<BenchRow> Rows, int Threads, in
             if (always || Rows.Select(key).Distinct().Count() > 1) parts.Add(text(row));
         }
         Add(r => r.Backend, r => Terminal.Name(r.Backend), always: true);
+        Add(r => r.Case.KernelName, r => r.Case.KernelName);
         Add(r => r.Case.ElementType, r => AttentionCase.TypeName(r.Case.ElementType));
-        Add(r => r.Case.Flash.Causal, r => r.Case.Flash.Causal ? "causal" : "full");
-        Add(r => r.Case.Layout, r => r.Case.Layout == TensorLayout.HeadsFirst ? "bhnd" : "bnhd");
-        Add(r => r.Case.Batch, r => $"B{r.Case.Batch}");
-        Add(r => (r.Case.QueryHeads, r.Case.KeyValueHeads), r => $"H{r.Case.QueryHeads}/{r.Case.KeyValueHeads}");
-        Add(r => (r.Case.HeadDim, r.Case.ValueDim), r => $"D{r.Case.HeadDim}/{r.Case.ValueDim}");
-        Add(r => r.Case.QueryLength == r.Case.KeyLength ? 0 : r.Case.QueryLength, r => r.Case.QueryLength == r.Case.KeyLength ? "Nq=N" : $"Nq={r.Case.QueryLength}");
-        Add(r => (r.Case.Flash.WindowLeft, r.Case.Flash.WindowRight), r => $"window({r.Case.Flash.WindowLeft},{r.Case.Flash.WindowRight})");
+        Add(r => Flash(r)?.Causal, r => Flash(r) is { } f ? f.Causal ? "causal" : "full" : "-");
+        Add(r => r.Case.Sizes.Layout, r => r.Case.Sizes.Layout == TensorLayout.HeadsFirst ? "bhnd" : "bnhd");
+        Add(r => r.Case.Sizes.Batch, r => $"B{r.Case.Sizes.Batch}");
+        Add(r => (r.Case.Sizes.QueryHeads, r.Case.Sizes.KeyValueHeads), r => $"H{r.Case.Sizes.QueryHeads}/{r.Case.Sizes.KeyValueHeads}");
+        Add(r => (r.Case.Sizes.HeadDim, r.Case.Sizes.ValueDim), r => $"D{r.Case.Sizes.HeadDim}/{r.Case.Sizes.ValueDim}");
+        Add(r => r.Case.Sizes.QueryLength == r.Case.Sizes.KeyLength ? 0 : r.Case.Sizes.QueryLength, r => r.Case.Sizes.QueryLength == r.Case.Sizes.KeyLength ? "Nq=N" : $"Nq={r.Case.Sizes.QueryLength}");
+        Add(r => (Flash(r)?.WindowLeft, Flash(r)?.WindowRight), r => Flash(r) is { } f ? $"window({f.WindowLeft},{f.WindowRight})" : "-");
         return string.Join(' ', parts);
     }
+
+    /// <summary>The flash options of a flash-family row (flash, KV-cache decode, split-KV), or null.</summary>
+    public static FlashOptions? Flash(BenchRow row) => FlashOf(row.Case)?.Flash;
+
+    /// <summary>The flash case a flash-family case computes, or null for other families.</summary>
+    public static AttentionCase? FlashOf(IAttentionCase @case) => @case switch
+    {
+        AttentionCase flash => flash,
+        KvCacheCase decode => decode.Attention,
+        SplitKeysCase split => split.Flash,
+        _ => null,
+    };
 }

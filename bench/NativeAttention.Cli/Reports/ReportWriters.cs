@@ -24,13 +24,14 @@ internal static class ReportWriters
         csv.AppendLine(string.Join(',', CsvColumns));
         foreach (var row in report.Rows)
         {
-            var c = row.Case;
+            var c = row.Case.Sizes;
+            var f = BenchReport.Flash(row) ?? FlashOptions.Default;
             var t = row.Timing;
             string[] cells =
             [
-                Terminal.Name(row.Backend), c.ToSpec(), AttentionCase.FamilyName(c.Family), AttentionCase.TypeName(c.ElementType),
+                Terminal.Name(row.Backend), row.Case.ToSpec(), row.Case.FamilyName, AttentionCase.TypeName(row.Case.ElementType),
                 Layout(c), Number(c.Batch), Number(c.QueryHeads), Number(c.KeyValueHeads), Number(c.QueryLength), Number(c.KeyLength),
-                Number(c.HeadDim), Number(c.ValueDim), c.Flash.Causal ? "true" : "false", Number(c.Flash.WindowLeft), Number(c.Flash.WindowRight),
+                Number(c.HeadDim), Number(c.ValueDim), f.Causal ? "true" : "false", Number(f.WindowLeft), Number(f.WindowRight),
                 Number(row.Flops), Number(row.Bytes), Number(t?.Samples.Count ?? 0), Number(t?.Median), Number(t?.Min),
                 Number(t?.Max), Number(t?.Q1), Number(t?.Q3), Number(row.Gflops), Number(row.BandwidthGBs), Bound(row),
                 Number(row.PercentOfPeak), Number(row.Peaks.Gflops), Number(row.Peaks.BandwidthGBs), row.Error ?? "",
@@ -63,13 +64,15 @@ internal static class ReportWriters
             json.WriteStartArray("results");
             foreach (var row in report.Rows)
             {
-                var c = row.Case;
+                var c = row.Case.Sizes;
+                var f = BenchReport.Flash(row) ?? FlashOptions.Default;
                 json.WriteStartObject();
                 json.WriteString("backend", Terminal.Name(row.Backend));
-                json.WriteString("spec", c.ToSpec());
+                json.WriteString("spec", row.Case.ToSpec());
                 json.WriteString("series", report.SeriesLabel(row));
-                json.WriteString("family", AttentionCase.FamilyName(c.Family));
-                json.WriteString("dtype", AttentionCase.TypeName(c.ElementType));
+                json.WriteString("family", row.Case.FamilyName);
+                json.WriteString("kernel", row.Case.KernelName);
+                json.WriteString("dtype", AttentionCase.TypeName(row.Case.ElementType));
                 json.WriteString("layout", Layout(c));
                 json.WriteNumber("batch", c.Batch);
                 json.WriteNumber("queryHeads", c.QueryHeads);
@@ -78,9 +81,9 @@ internal static class ReportWriters
                 json.WriteNumber("keyLength", c.KeyLength);
                 json.WriteNumber("headDim", c.HeadDim);
                 json.WriteNumber("valueDim", c.ValueDim);
-                json.WriteBoolean("causal", c.Flash.Causal);
-                json.WriteNumber("windowLeft", c.Flash.WindowLeft);
-                json.WriteNumber("windowRight", c.Flash.WindowRight);
+                json.WriteBoolean("causal", f.Causal);
+                json.WriteNumber("windowLeft", f.WindowLeft);
+                json.WriteNumber("windowRight", f.WindowRight);
                 json.WriteNumber("flops", row.Flops);
                 json.WriteNumber("bytes", row.Bytes);
                 json.WriteStartArray("samplesSeconds");
@@ -116,7 +119,7 @@ internal static class ReportWriters
         md.AppendLine(Invariant, $"{report.CpuModel}, {report.Threads} CPU thread(s); {report.Runtime}; NativeAttention {report.Version}.");
         md.AppendLine(Invariant, $"{report.Warmups} warm-up run(s), then up to {report.Repeats} timed runs within {report.BudgetSeconds.ToString("0.#", Invariant)} s per case; median and spread.");
         md.AppendLine("FLOPs are counted on visible (query, key) pairs; decode-like cases (Nq <= " +
-            $"{BenchRow.DecodeQueryRows}) are judged against memory bandwidth (minimum bytes of Q, K, V and O).");
+            $"{BenchRow.DecodeQueryRows}) and merges are judged against memory bandwidth (minimum bytes read and written).");
         md.AppendLine();
         md.AppendLine("| Backend | Case | Median | Min | Max | IQR | GFLOP/s | GB/s | % of peak |");
         md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
@@ -146,7 +149,7 @@ internal static class ReportWriters
         $"FMA {(peaks.Gflops is { } g ? Units.Rate(g) + " GFLOP/s" : "unknown")}, bandwidth " +
         $"{(peaks.BandwidthGBs is { } b ? Units.Rate(b) + " GB/s" : "unknown")} ({peaks.Source})";
 
-    private static string Layout(AttentionCase c) => c.Layout == TensorLayout.HeadsFirst ? "bhnd" : "bnhd";
+    private static string Layout(CaseSizes c) => c.Layout == TensorLayout.HeadsFirst ? "bhnd" : "bnhd";
 
     private static string Bound(BenchRow row) => row.MemoryBound ? "memory" : "compute";
 

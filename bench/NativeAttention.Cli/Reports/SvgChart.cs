@@ -22,11 +22,11 @@ internal static class SvgChart
         bool memory = rows.Count > 0 && rows.All(r => r.MemoryBound);
         Func<BenchRow, double> y = memory ? r => r.BandwidthGBs!.Value : r => r.Gflops!.Value;
         string unit = memory ? "GB/s" : "GFLOP/s";
-        var series = rows.GroupBy(report.SeriesLabel).Select(g => (Label: g.Key, Points: g.OrderBy(r => r.Case.KeyLength).ToList())).ToList();
+        var series = rows.GroupBy(report.SeriesLabel).Select(g => (Label: g.Key, Points: g.OrderBy(r => r.Case.Sizes.KeyLength).ToList())).ToList();
 
         var svg = new SvgWriter(Width, Height);
         svg.Element("rect", null, ("width", Width), ("height", Height), ("fill", "white"));
-        string title = $"{(memory ? "Memory throughput" : "Throughput")} of {AttentionCase.FamilyName(rows.FirstOrDefault()?.Case.Family ?? AttentionFamily.Flash)} attention against sequence length";
+        string title = $"{(memory ? "Memory throughput" : "Throughput")} of {string.Join(" and ", rows.Select(r => r.Case.FamilyName).DefaultIfEmpty("flash").Distinct())} attention against sequence length";
         svg.Text(Left + (Width - Left - Right) / 2, 24, title, "middle", ("font-size", 15), ("font-weight", "bold"));
         double plotW = Width - Left - Right, plotH = Height - Top - Bottom;
         if (rows.Count == 0)
@@ -36,7 +36,7 @@ internal static class SvgChart
         }
 
         // x: key length.
-        int[] lengths = [.. rows.Select(r => r.Case.KeyLength).Distinct().Order()];
+        int[] lengths = [.. rows.Select(r => r.Case.Sizes.KeyLength).Distinct().Order()];
         bool log = lengths[^1] >= 4 * lengths[0];
         double xMin = log ? Math.Log2(lengths[0]) : 0, xMax = log ? Math.Log2(lengths[^1]) : lengths[^1];
         if (xMax - xMin < 1e-9) (xMin, xMax) = (xMin - 1, xMax + 1);
@@ -69,14 +69,14 @@ internal static class SvgChart
             var (label, points) = series[s];
             string colour = Palette[s % Palette.Length];
             string dash = s < Palette.Length ? "none" : "6 3";
-            string path = string.Join(' ', points.Select((p, i) => $"{(i == 0 ? 'M' : 'L')}{SvgWriter.F(X(p.Case.KeyLength))},{SvgWriter.F(Y(y(p)))}"));
+            string path = string.Join(' ', points.Select((p, i) => $"{(i == 0 ? 'M' : 'L')}{SvgWriter.F(X(p.Case.Sizes.KeyLength))},{SvgWriter.F(Y(y(p)))}"));
             svg.Begin("g", ("class", "series"));
             svg.Element("path", null, ("d", path), ("fill", "none"), ("stroke", colour), ("stroke-width", 2), ("stroke-dasharray", dash));
             foreach (var p in points)
             {
-                svg.Begin("circle", ("cx", X(p.Case.KeyLength)), ("cy", Y(y(p))), ("r", 3.5), ("fill", colour));
+                svg.Begin("circle", ("cx", X(p.Case.Sizes.KeyLength)), ("cy", Y(y(p))), ("r", 3.5), ("fill", colour));
                 string percent = p.PercentOfPeak is { } pct ? $", {Units.Percent(pct)} of peak" : "";
-                svg.Element("title", $"{label}, N={p.Case.KeyLength}: {Format(y(p))} {unit}{percent} ({Units.Time(p.Timing!.Median)})");
+                svg.Element("title", $"{label}, N={p.Case.Sizes.KeyLength}: {Format(y(p))} {unit}{percent} ({Units.Time(p.Timing!.Median)})");
                 svg.End();
             }
             double ly = Top + 8 + s * 20;

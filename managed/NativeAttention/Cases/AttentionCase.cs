@@ -1,11 +1,12 @@
-// One description of an attention problem (family, shapes, options, dtype, seed) shared by the tests,
-// the benchmarks and the command-line tool, so a failing fuzz case, a benchmark row and a test agree.
+// The flash family's case: one description of an exact-attention problem (shapes, options, option tensors, dtype,
+// seed) shared by the tests, the benchmarks and the command-line tool, so a failing fuzz case, a benchmark row and a
+// test agree. KV-cache decoding (KvCacheCase) and split-KV + merge (SplitKeysCase) wrap one.
 using System.Globalization;
 using System.Text;
 
 namespace NativeAttention;
 
-/// <summary>The four kernel families.</summary>
+/// <summary>The four attention families of the API (the case types are registered in <see cref="CaseFamilies"/>).</summary>
 public enum AttentionFamily
 {
     /// <summary>Exact attention with masks and score modifiers.</summary>
@@ -28,13 +29,20 @@ public enum TensorLayout
 }
 
 /// <summary>
-/// A reproducible attention problem: everything needed to build its inputs, run it on any backend, run the
+/// A reproducible flash-attention problem: everything needed to build its inputs, run it on any backend, run the
 /// float64 reference and count its FLOPs. Inputs are drawn uniformly from <c>[-InputScale, InputScale]</c> by a
-/// generator seeded with <see cref="Seed"/>.
+/// generator seeded with <see cref="Seed"/>; tensor-valued options come either from <see cref="Flash"/> (the caller's
+/// own host tensors) or from <see cref="OptionTensors"/> (generated from their own seed, with a text form).
 /// </summary>
-public sealed partial record AttentionCase
+public sealed partial record AttentionCase : IAttentionCase
 {
-    /// <summary>The family.</summary>
+    /// <summary>Cases with at most this many query rows are decode-like: memory traffic, not arithmetic, bounds them.</summary>
+    public const int DecodeQueryRows = 16;
+
+    /// <summary>Names of the option tensors in <see cref="CaseTensors"/>.</summary>
+    public const string AlibiSlopesName = "alibiSlopes", BiasName = "bias", LowRankUName = "lowRankBias.U", LowRankWName = "lowRankBias.W", SinksName = "sinks";
+
+    /// <summary>The family. Only <see cref="AttentionFamily.Flash"/> runs; the other families have their own case types.</summary>
     public AttentionFamily Family { get; init; } = AttentionFamily.Flash;
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
@@ -58,14 +66,51 @@ public sealed partial record AttentionCase
     public int Seed { get; init; } = 1;
     /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c>.</summary>
     public double InputScale { get; init; } = 1.0;
-    /// <summary>Flash options (family Flash).</summary>
+    /// <summary>Flash options; tensor-valued ones given here are the caller's host tensors and have no text form.</summary>
     public FlashOptions Flash { get; init; } = FlashOptions.Default;
+    /// <summary>
+    /// Option tensors generated for this case by <see cref="FlashOptionSpec.Build"/> (ALiBi slopes, dense and low-rank
+    /// bias, sinks; its softcap and sigmoid must be left unset: those live in <see cref="Flash"/>), or null. They have a
+    /// text form (spec tokens <c>alibi</c>, <c>bias</c>, <c>lowrank4</c>, <c>sinks</c>, ...).
+    /// </summary>
+    public FlashOptionSpec? OptionTensors { get; init; }
     /// <summary>
     /// Run through <see cref="AttentionContext.FlashKvCache"/> instead of <see cref="AttentionContext.Flash"/>: K and V
     /// are a full contiguous cache (<c>CacheSeqLens[b] = Nk</c>, nothing appended), which computes the same attention
-    /// through the decode kernels. Spec token <c>kvcache</c>.
+    /// through the decode kernels. Spec token <c>kvcache</c>. Such a case behaves as the <see cref="KvCacheCase"/>
+    /// <see cref="ToKvCacheCase"/> returns.
     /// </summary>
     public bool KvCache { get; init; }
+
+    /// <summary>The flash family: plain flash specs, <c>kvcache</c> ones (<see cref="KvCacheCase"/>) and <c>split=</c> ones (<see cref="SplitKeysCase"/>).</summary>
+    public static CaseFamily Registration { get; } = new("flash",
+        "exact attention (Flash), KV-cache decoding (FlashKvCache) and split-KV + MergeStates", FamilyGrammar, ParseFamily, HasKernels: true, VerifySpecs)
+    {
+        Sample = random => new CaseSampler(random.Next(), allowWindows: true, allowKvCache: true) { AllowOptionTensors = true, AllowCacheLayouts = true }.NextCase(),
+    };
+
+    /// <summary>A flash case with equal query and key lengths and head dims.</summary>
+    public static AttentionCase ForFlash(int batch, int heads, int length, int headDim, bool causal = false, ElementType type = ElementType.Float32, int seed = 1) =>
+        new()
+        {
+            Family = AttentionFamily.Flash, ElementType = type, Batch = batch, QueryHeads = heads, KeyValueHeads = heads,
+            QueryLength = length, KeyLength = length, HeadDim = headDim, ValueDim = headDim, Seed = seed,
+            Flash = new FlashOptions { Causal = causal },
+        };
+
+    /// <summary>This case as the decode family's case: a full contiguous cache of Nk tokens, nothing appended.</summary>
+    public KvCacheCase ToKvCacheCase() => new() { Attention = this with { KvCache = false } };
+
+    string IAttentionCase.FamilyName => Registration.Name;
+
+    /// <inheritdoc/>
+    public string KernelName => KvCache ? ToKvCacheCase().KernelName : "flash";
+
+    /// <inheritdoc/>
+    public CaseSizes Sizes => new(Batch, QueryHeads, KeyValueHeads, QueryLength, KeyLength, HeadDim, ValueDim, Layout);
+
+    /// <inheritdoc/>
+    public bool IsMemoryBound => QueryLength <= DecodeQueryRows;
 
     /// <summary>
     /// Makes this case's kernel call on <paramref name="context"/> with the given (placed) tensors: <see cref="AttentionContext.Flash"/>,
@@ -84,32 +129,113 @@ public sealed partial record AttentionCase
         context.FlashKvCache(query, key, value, output, new KvCacheOptions { CacheSeqLens = lengths }, options, logSumExp);
     }
 
-    /// <summary>A flash case with equal query and key lengths and head dims.</summary>
-    public static AttentionCase ForFlash(int batch, int heads, int length, int headDim, bool causal = false, ElementType type = ElementType.Float32, int seed = 1) =>
-        new()
+    /// <inheritdoc/>
+    public void Invoke(AttentionContext context, CaseTensors tensors)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(tensors);
+        if (KvCache)
         {
-            Family = AttentionFamily.Flash, ElementType = type, Batch = batch, QueryHeads = heads, KeyValueHeads = heads,
-            QueryLength = length, KeyLength = length, HeadDim = headDim, ValueDim = headDim, Seed = seed,
-            Flash = new FlashOptions { Causal = causal },
-        };
+            ToKvCacheCase().Invoke(context, tensors);
+            return;
+        }
+        context.Flash(tensors.Query, tensors.Key, tensors.Value, tensors.Output, OptionsFor(tensors), tensors.LogSumExp);
+    }
 
-    /// <summary>Allocates host tensors holding this case's inputs, and zeroed outputs.</summary>
+    /// <summary>
+    /// <see cref="Flash"/> with its tensor-valued options taken from <paramref name="tensors"/> where it holds them
+    /// (so placed copies reach the kernel), else as <see cref="Flash"/> gives them.
+    /// </summary>
+    public FlashOptions OptionsFor(CaseTensors tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        var o = Flash;
+        var slopes = tensors.Find(AlibiSlopesName);
+        var bias = tensors.Find(BiasName);
+        var u = tensors.Find(LowRankUName);
+        var w = tensors.Find(LowRankWName);
+        var sinks = tensors.Find(SinksName);
+        if (slopes is null && bias is null && u is null && sinks is null) return o;
+        return o with
+        {
+            AlibiSlopes = slopes ?? o.AlibiSlopes,
+            Bias = bias ?? o.Bias,
+            LowRankBias = u is { } lu && w is { } lw ? new LowRankBias(lu, lw) : o.LowRankBias,
+            Sinks = sinks ?? o.Sinks,
+        };
+    }
+
+    /// <summary>
+    /// Allocates host tensors holding this case's inputs (Q, K, V drawn from <see cref="Seed"/>), its option tensors
+    /// (those of <see cref="Flash"/> as given, those of <see cref="OptionTensors"/> generated) and zeroed outputs
+    /// (O and the float32 LSE). A <see cref="KvCache"/> case gets <see cref="KvCacheCase"/>'s tensors.
+    /// </summary>
+    /// <exception cref="NotSupportedException"><see cref="Family"/> is not Flash (other families have their own case types).</exception>
+    /// <exception cref="ArgumentException">The case is not a valid problem.</exception>
     public CaseTensors CreateTensors()
     {
         if (Family != AttentionFamily.Flash)
-            throw new NotSupportedException($"AttentionCase cannot generate {Family} inputs yet.");
+            throw new NotSupportedException($"AttentionCase describes flash problems; {FamilyName(Family)} cases are {Family}Case (see CaseFamilies).");
+        if (Problem() is { } problem) throw new ArgumentException($"The case \"{this}\" is not a valid problem: {problem}.", "case");
+        if (KvCache) return ToKvCacheCase().CreateTensors();
         var random = new Random(Seed);
-        var query = Allocate(Batch, QueryHeads, QueryLength, HeadDim, random);
-        var key = Allocate(Batch, KeyValueHeads, KeyLength, HeadDim, random);
-        var value = Allocate(Batch, KeyValueHeads, KeyLength, ValueDim, random);
-        var output = Allocate(Batch, QueryHeads, QueryLength, ValueDim, null);
-        var lse = TensorView.FromMemory(new float[(long)Batch * QueryHeads * QueryLength].AsMemory(), Batch, QueryHeads, QueryLength);
-        return new CaseTensors(query, key, value, output, lse);
+        var query = CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, HeadDim], random, InputScale, Layout);
+        var key = CaseData.Random(ElementType, [Batch, KeyValueHeads, KeyLength, HeadDim], random, InputScale, Layout);
+        var value = CaseData.Random(ElementType, [Batch, KeyValueHeads, KeyLength, ValueDim], random, InputScale, Layout);
+        var output = CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, ValueDim], null, 0, Layout);
+        var lse = CaseData.Zeros(ElementType.Float32, Batch, QueryHeads, QueryLength);
+        return new CaseTensors([
+            new(CaseTensors.QueryName, query, CaseTensorRole.Input), new(CaseTensors.KeyName, key, CaseTensorRole.Input),
+            new(CaseTensors.ValueName, value, CaseTensorRole.Input), .. OptionTensorList(),
+            new(CaseTensors.OutputName, output, CaseTensorRole.Output), new(CaseTensors.LogSumExpName, lse, CaseTensorRole.Output),
+        ]);
+    }
+
+    /// <summary>The option tensors of <see cref="Flash"/> and the ones <see cref="OptionTensors"/> generates, named.</summary>
+    internal IEnumerable<CaseTensor> OptionTensorList()
+    {
+        var o = Flash;
+        if (OptionTensors is { } spec)
+        {
+            var built = spec.Build(this);
+            o = o with
+            {
+                AlibiSlopes = built.AlibiSlopes ?? o.AlibiSlopes, Bias = built.Bias ?? o.Bias,
+                LowRankBias = built.LowRankBias ?? o.LowRankBias, Sinks = built.Sinks ?? o.Sinks,
+            };
+        }
+        if (o.AlibiSlopes is { } slopes) yield return new(AlibiSlopesName, slopes, CaseTensorRole.Option);
+        if (o.Bias is { } bias) yield return new(BiasName, bias, CaseTensorRole.Option);
+        if (o.LowRankBias is { } lowRank)
+        {
+            yield return new(LowRankUName, lowRank.U, CaseTensorRole.Option);
+            yield return new(LowRankWName, lowRank.W, CaseTensorRole.Option);
+        }
+        if (o.Sinks is { } sinks) yield return new(SinksName, sinks, CaseTensorRole.Option);
     }
 
     /// <summary>The validated problem this case describes.</summary>
     public FlashProblem CreateFlashProblem(CaseTensors tensors) =>
-        FlashProblem.Create(tensors.Query, tensors.Key, tensors.Value, tensors.Output, Flash, tensors.LogSumExp);
+        FlashProblem.Create(tensors.Query, tensors.Key, tensors.Value, tensors.Output, OptionsFor(tensors), tensors.LogSumExp);
+
+    /// <inheritdoc/>
+    public ReferenceResult ExactReference(CaseTensors tensors) => KvCache
+        ? ToKvCacheCase().ExactReference(tensors)
+        : Reference.Flash(tensors.Query, tensors.Key, tensors.Value, OptionsFor(tensors));
+
+    /// <inheritdoc/>
+    public ReferenceResult NaiveReference(CaseTensors tensors) => KvCache
+        ? ToKvCacheCase().NaiveReference(tensors)
+        : Reference.FlashNaive(tensors.Query, tensors.Key, tensors.Value, OptionsFor(tensors), ElementType);
+
+    /// <inheritdoc/>
+    public ReferenceCheck Check(CaseTensors tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        if (KvCache) return ToKvCacheCase().Check(tensors);
+        return CaseVerifier.CompareToReference(ExactReference(tensors), NaiveReference(tensors), tensors.Output, tensors.LogSumExp,
+            ElementType, CaseData.MaxAbs(tensors.Value));
+    }
 
     /// <summary>FLOPs on visible pairs: (2 Dqk + 2 Dv) per visible (query, key) pair (DESIGN.md).</summary>
     public double Flops()
@@ -128,6 +254,8 @@ public sealed partial record AttentionCase
         (double)ElementType.SizeOf() * Batch *
         ((double)QueryHeads * QueryLength * (HeadDim + ValueDim) + (double)KeyValueHeads * KeyLength * (HeadDim + ValueDim));
 
+    IEnumerable<IAttentionCase> IAttentionCase.Shrink() => CaseSampler.Shrink(this);
+
     /// <summary>A compact one-line description, e.g. <c>flash f32 B1 H8/8 N512x512 D64/64 causal seed=1</c>.</summary>
     public override string ToString()
     {
@@ -138,6 +266,7 @@ public sealed partial record AttentionCase
         if (Flash.Causal) sb.Append(" causal");
         if (Flash.WindowLeft >= 0 || Flash.WindowRight >= 0) sb.Append(CultureInfo.InvariantCulture, $" window({Flash.WindowLeft},{Flash.WindowRight})");
         if (Flash.Scale is float scale) sb.Append(CultureInfo.InvariantCulture, $" scale={scale:R}");
+        if (OptionTensors is { } spec) sb.Append(' ').Append(spec.ToSpecTokens());
         if (InputScale != 1.0) sb.Append(CultureInfo.InvariantCulture, $" amp={InputScale:R}");
         sb.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
         return sb.ToString();
@@ -150,33 +279,4 @@ public sealed partial record AttentionCase
         ElementType.Float16 => "f16",
         _ => "bf16",
     };
-
-    private TensorView Allocate(int b, int h, int n, int d, Random? random)
-    {
-        long count = (long)b * h * n * d;
-        var values = new double[count];
-        if (random is not null)
-            for (long i = 0; i < count; i++) values[i] = (random.NextDouble() * 2 - 1) * InputScale;
-        TensorView view = ElementType switch
-        {
-            ElementType.Float32 => Create(new float[count]),
-            ElementType.Float16 => Create(new Half[count]),
-            _ => Create(new BFloat16[count]),
-        };
-        // Fill in canonical [B, H, N, D] order whatever the memory layout.
-        view.CopyFrom(values);
-        return view;
-
-        TensorView Create<T>(T[] storage) where T : unmanaged => Layout == TensorLayout.HeadsFirst
-            ? TensorView.FromMemory(storage.AsMemory(), b, h, n, d)
-            : TensorView.FromMemory(storage.AsMemory(), b, n, h, d).Permute(0, 2, 1, 3);
-    }
 }
-
-/// <summary>Host tensors of one case.</summary>
-/// <param name="Query">Q <c>[B, Hq, Nq, Dqk]</c>.</param>
-/// <param name="Key">K <c>[B, Hkv, Nk, Dqk]</c>.</param>
-/// <param name="Value">V <c>[B, Hkv, Nk, Dv]</c>.</param>
-/// <param name="Output">O <c>[B, Hq, Nq, Dv]</c>, zeroed.</param>
-/// <param name="LogSumExp">float32 LSE <c>[B, Hq, Nq]</c>.</param>
-public sealed record CaseTensors(TensorView Query, TensorView Key, TensorView Value, TensorView Output, TensorView LogSumExp);

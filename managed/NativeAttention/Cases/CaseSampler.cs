@@ -1,5 +1,6 @@
 // Random valid AttentionCases weighted towards the tails kernels get wrong, and a shrinker towards smaller ones:
-// one distribution shared by the property tests (through their FsCheck generator) and the tool's `fuzz` command.
+// one distribution shared by the property tests (through their FsCheck generator) and the tool's `fuzz` command;
+// other families draw through their registered CaseFamily.Sample.
 namespace NativeAttention;
 
 /// <summary>
@@ -31,11 +32,80 @@ public sealed class CaseSampler
         _allowKvCache = allowKvCache;
     }
 
+    /// <summary>
+    /// Whether <see cref="NextCase()"/> gives a quarter of its cases generated option tensors (ALiBi, biases, sinks;
+    /// <see cref="AttentionCase.OptionTensors"/>).
+    /// </summary>
+    public bool AllowOptionTensors { get; init; }
+
+    /// <summary>
+    /// Whether <see cref="NextCase()"/> turns its KV-cache cases into <see cref="KvCacheCase"/>s with a random cache
+    /// layout (capacity, paging, ragged lengths, an append).
+    /// </summary>
+    public bool AllowCacheLayouts { get; init; }
+
     /// <summary>The next random case.</summary>
     public AttentionCase Next()
     {
         var c = Flash(_random, _allowWindows);
         return _allowKvCache && _random.Next(4) == 0 ? c with { KvCache = true } : c;
+    }
+
+    /// <summary>
+    /// The next random case of the flash family: <see cref="Next"/>'s case, then, as <see cref="AllowOptionTensors"/>
+    /// and <see cref="AllowCacheLayouts"/> allow, option tensors and a cache layout. With neither allowed it is
+    /// <see cref="Next"/>'s case and draws nothing more.
+    /// </summary>
+    public IAttentionCase NextCase()
+    {
+        var c = Next();
+        if (AllowOptionTensors && _random.Next(4) == 0) c = c with { OptionTensors = OptionTensors(_random, c, biases: !c.KvCache) };
+        if (AllowCacheLayouts && c.KvCache) return KvCacheCase.Sample(_random, c);
+        return c;
+    }
+
+    /// <summary>
+    /// The next random case of <paramref name="family"/>: <see cref="NextCase()"/> for flash, else the family's own
+    /// <see cref="CaseFamily.Sample"/> drawing from this sampler's generator.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The family has no sampler.</exception>
+    public IAttentionCase NextCase(CaseFamily family)
+    {
+        ArgumentNullException.ThrowIfNull(family);
+        if (ReferenceEquals(family, AttentionCase.Registration)) return NextCase();
+        return family.Sample is { } sample ? sample(_random) : throw new NotSupportedException($"The {family.Name} family has no case sampler.");
+    }
+
+    /// <summary>
+    /// Random option tensors for <paramref name="case"/>: ALiBi slopes of either rank, sinks unless the case scores by
+    /// sigmoid, and with <paramref name="biases"/> a dense bias (any dtype and broadcast, possibly key-major) and a
+    /// low-rank bias (rank 1..8, any dtype and broadcasts); at least one of them, amplitude 0.5..4, own seed.
+    /// </summary>
+    public static FlashOptionSpec OptionTensors(Random random, AttentionCase @case, bool biases = true)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(@case);
+        var broadcasts = Enum.GetValues<OptionBroadcast>();
+        var spec = new FlashOptionSpec
+        {
+            AlibiRank = random.Next(3),
+            Sinks = @case.Flash.ScoreFunction == ScoreFunction.Softmax && random.Next(3) == 0,
+            Amplitude = new[] { 0.5, 1.0, 2.0, 4.0 }[random.Next(4)],
+            Seed = random.Next(1, 1000),
+        };
+        if (biases && random.Next(2) == 0)
+            spec = spec with
+            {
+                DenseBias = true, DenseBiasType = Types[random.Next(Types.Length)], DenseBiasBroadcast = broadcasts[random.Next(broadcasts.Length)],
+                DenseBiasTransposed = random.Next(3) == 0,
+            };
+        if (biases && random.Next(3) == 0)
+            spec = spec with
+            {
+                LowRank = random.Next(1, 9), LowRankType = Types[random.Next(Types.Length)],
+                LowRankUBroadcast = broadcasts[random.Next(broadcasts.Length)], LowRankWBroadcast = broadcasts[random.Next(broadcasts.Length)],
+            };
+        return spec.AlibiRank > 0 || spec.Sinks || spec.DenseBias || spec.LowRank > 0 ? spec : spec with { AlibiRank = 1 };
     }
 
     /// <summary>A random flash case drawn from <paramref name="random"/>.</summary>
@@ -101,6 +171,7 @@ public sealed class CaseSampler
         if (c.Flash.WindowLeft >= 0 || c.Flash.WindowRight >= 0) yield return c with { Flash = c.Flash with { WindowLeft = -1, WindowRight = -1 } };
         if (c.Flash.Causal) yield return c with { Flash = c.Flash with { Causal = false } };
         if (c.KvCache) yield return c with { KvCache = false };
+        if (c.OptionTensors is not null) yield return c with { OptionTensors = null };
     }
 
     /// <summary>
@@ -109,7 +180,16 @@ public sealed class CaseSampler
     /// Deterministic for a deterministic <paramref name="fails"/>.
     /// </summary>
     /// <returns>The smallest failing case found (<paramref name="failing"/> itself when no variant fails) and the attempts made.</returns>
-    public static (AttentionCase Smallest, int Attempts) Minimize(AttentionCase failing, Func<AttentionCase, bool> fails, int maxAttempts = 200)
+    public static (AttentionCase Smallest, int Attempts) Minimize(AttentionCase failing, Func<AttentionCase, bool> fails, int maxAttempts = 200) =>
+        Minimize(failing, fails, Shrink, maxAttempts);
+
+    /// <summary>
+    /// Greedy shrinking of any case through its own <see cref="IAttentionCase.Shrink"/>, as <see cref="Minimize(AttentionCase, Func{AttentionCase, bool}, int)"/> does for flash cases.
+    /// </summary>
+    public static (IAttentionCase Smallest, int Attempts) MinimizeCase(IAttentionCase failing, Func<IAttentionCase, bool> fails, int maxAttempts = 200) =>
+        Minimize(failing, fails, c => c.Shrink(), maxAttempts);
+
+    private static (T Smallest, int Attempts) Minimize<T>(T failing, Func<T, bool> fails, Func<T, IEnumerable<T>> shrink, int maxAttempts)
     {
         ArgumentNullException.ThrowIfNull(failing);
         ArgumentNullException.ThrowIfNull(fails);
@@ -119,7 +199,7 @@ public sealed class CaseSampler
         while (shrunk && attempts < maxAttempts)
         {
             shrunk = false;
-            foreach (var candidate in Shrink(current))
+            foreach (var candidate in shrink(current))
             {
                 if (attempts++ >= maxAttempts) break;
                 if (fails(candidate))

@@ -1,4 +1,5 @@
-// Runs an AttentionCase on a backend and checks it against the float64 reference (FlashAttention's rule).
+// Checks a case's outputs against the float64 reference (FlashAttention's rule): the rule itself
+// (CompareToReference), and running a case through CaseRunner then checking it (Verify, Compare).
 namespace NativeAttention;
 
 /// <summary>The outcome of checking one case on one backend.</summary>
@@ -10,7 +11,7 @@ namespace NativeAttention;
 /// <param name="MaxLseError">Largest absolute log-sum-exp error over rows that see a key.</param>
 /// <param name="Passed">True when every check held.</param>
 /// <param name="Detail">What failed, or empty.</param>
-public sealed record VerificationResult(AttentionCase Case, Backend Backend, double MaxError, double NaiveError, double Tolerance, double MaxLseError, bool Passed, string Detail)
+public sealed record VerificationResult(IAttentionCase Case, Backend Backend, double MaxError, double NaiveError, double Tolerance, double MaxLseError, bool Passed, string Detail)
 {
     /// <inheritdoc/>
     public override string ToString() =>
@@ -39,8 +40,8 @@ public sealed record ReferenceCheck(double MaxError, double NaiveError, double T
 /// </summary>
 public static class CaseVerifier
 {
-    /// <summary>Runs <paramref name="case"/> on <paramref name="context"/> and compares with the float64 reference.</summary>
-    public static VerificationResult Verify(AttentionContext context, AttentionCase @case)
+    /// <summary>Runs <paramref name="case"/> on <paramref name="context"/> through <see cref="CaseRunner"/> and compares with the float64 reference.</summary>
+    public static VerificationResult Verify(AttentionContext context, IAttentionCase @case)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(@case);
@@ -49,12 +50,12 @@ public static class CaseVerifier
         return Compare(context.Backend, @case, tensors);
     }
 
-    /// <summary>Compares outputs already computed into <paramref name="tensors"/> with the reference.</summary>
-    public static VerificationResult Compare(Backend backend, AttentionCase @case, CaseTensors tensors)
+    /// <summary>Compares outputs already computed into <paramref name="tensors"/> with the references (<see cref="IAttentionCase.Check"/>).</summary>
+    public static VerificationResult Compare(Backend backend, IAttentionCase @case, CaseTensors tensors)
     {
-        var exact = Reference.Flash(tensors.Query, tensors.Key, tensors.Value, @case.Flash);
-        var naive = Reference.FlashNaive(tensors.Query, tensors.Key, tensors.Value, @case.Flash, @case.ElementType);
-        var check = CompareToReference(exact, naive, tensors.Output, tensors.LogSumExp, @case.ElementType, MaxAbs(tensors.Value.ToDoubleArray()));
+        ArgumentNullException.ThrowIfNull(@case);
+        ArgumentNullException.ThrowIfNull(tensors);
+        var check = @case.Check(tensors);
         return new VerificationResult(@case, backend, check.MaxError, check.NaiveError, check.Tolerance, check.MaxLseError, check.Passed, check.Detail);
     }
 
@@ -124,13 +125,6 @@ public static class CaseVerifier
         return new ReferenceCheck(error, naiveError, tolerance, lseError, problems.Count == 0, string.Join("; ", problems));
     }
 
-    private static double MaxAbs(double[] values)
-    {
-        double m = 0;
-        foreach (double v in values) m = Math.Max(m, Math.Abs(v));
-        return m;
-    }
-
     private static double MaxError(double[] actual, double[] expected, out int worst)
     {
         double max = 0;
@@ -144,67 +138,5 @@ public static class CaseVerifier
             if (e > max) (max, worst) = (e, i);
         }
         return max;
-    }
-}
-
-/// <summary>Runs a case's kernel on a context, mirroring tensors to the device and back when the backend needs it.</summary>
-public static class CaseRunner
-{
-    /// <summary>
-    /// Runs <paramref name="case"/> once on <paramref name="context"/>, leaving the results in <paramref name="tensors"/>.
-    /// On a device backend every tensor, option tensors included, is mirrored with its exact layout (the whole
-    /// underlying storage, same strides and offset), so strided layouts reach the kernel as they are and writes
-    /// outside a view show up.
-    /// </summary>
-    public static void Run(AttentionContext context, AttentionCase @case, CaseTensors tensors)
-    {
-        if (context.TensorLocation == MemoryLocation.Host)
-        {
-            @case.Invoke(context, tensors.Query, tensors.Key, tensors.Value, tensors.Output, @case.Flash, tensors.LogSumExp);
-            context.Synchronize();
-            return;
-        }
-        var mirrors = new List<TensorView>();
-        try
-        {
-            var q = Mirror(context, tensors.Query, mirrors);
-            var k = Mirror(context, tensors.Key, mirrors);
-            var v = Mirror(context, tensors.Value, mirrors);
-            var o = Mirror(context, tensors.Output, mirrors);
-            var lse = Mirror(context, tensors.LogSumExp, mirrors);
-            var f = @case.Flash;
-            var options = f with
-            {
-                AlibiSlopes = f.AlibiSlopes is { } slopes ? Mirror(context, slopes, mirrors) : null,
-                Bias = f.Bias is { } bias ? Mirror(context, bias, mirrors) : null,
-                LowRankBias = f.LowRankBias is { } lowRank ? new LowRankBias(Mirror(context, lowRank.U, mirrors), Mirror(context, lowRank.W, mirrors)) : null,
-                Sinks = f.Sinks is { } sinks ? Mirror(context, sinks, mirrors) : null,
-            };
-            @case.Invoke(context, q, k, v, o, options, lse);
-            CopyBack(context, o, tensors.Output);
-            CopyBack(context, lse, tensors.LogSumExp);
-        }
-        finally
-        {
-            foreach (var m in mirrors) (m.Storage as IDisposable)?.Dispose();
-        }
-    }
-
-    /// <summary>A device copy of a host view's whole storage, viewed with the same shape, strides and offset.</summary>
-    public static TensorView Mirror(AttentionContext context, TensorView host, List<TensorView>? owned = null)
-    {
-        var storage = host.Storage ?? throw new ArgumentException("The view is default(TensorView).", nameof(host));
-        int length = checked((int)storage.Length);
-        var device = context.Allocate(host.ElementType, length);
-        owned?.Add(device);
-        context.Copy(new TensorView(storage, [length], [1]), device);
-        return new TensorView(device.Storage!, host.Shape, host.Strides, host.Offset);
-    }
-
-    /// <summary>Copies a mirrored view's whole storage back over the host view's storage.</summary>
-    public static void CopyBack(AttentionContext context, TensorView device, TensorView host)
-    {
-        int length = checked((int)host.Storage!.Length);
-        context.Copy(new TensorView(device.Storage!, [length], [1]), new TensorView(host.Storage, [length], [1]));
     }
 }

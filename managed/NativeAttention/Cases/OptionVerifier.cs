@@ -102,6 +102,93 @@ public sealed record FlashOptionSpec
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The tensor options as case-spec tokens (<see cref="AttentionCase.SpecGrammar"/>), e.g.
+    /// <c>alibi(bh) bias(f16,heads,kmajor) lowrank4(w=batch) sinks optamp=2 optseed=3</c>; defaults are left out.
+    /// <see cref="Softcap"/> and <see cref="SigmoidBias"/> are not written (a case keeps them in its FlashOptions).
+    /// </summary>
+    public string ToSpecTokens()
+    {
+        var tokens = new List<string>();
+        if (AlibiRank > 0) tokens.Add(AlibiRank == 2 ? "alibi(bh)" : "alibi");
+        if (DenseBias)
+        {
+            var words = new List<string>();
+            if (DenseBiasType != ElementType.Float32) words.Add(AttentionCase.TypeName(DenseBiasType));
+            if (DenseBiasBroadcast != OptionBroadcast.None) words.Add(BroadcastName(DenseBiasBroadcast));
+            if (DenseBiasTransposed) words.Add("kmajor");
+            tokens.Add(words.Count == 0 ? "bias" : $"bias({string.Join(',', words)})");
+        }
+        if (LowRank > 0)
+        {
+            var words = new List<string>();
+            if (LowRankType != ElementType.Float32) words.Add(AttentionCase.TypeName(LowRankType));
+            if (LowRankUBroadcast != OptionBroadcast.None) words.Add("u=" + BroadcastName(LowRankUBroadcast));
+            if (LowRankWBroadcast != OptionBroadcast.None) words.Add("w=" + BroadcastName(LowRankWBroadcast));
+            string rank = LowRank.ToString(CultureInfo.InvariantCulture);
+            tokens.Add(words.Count == 0 ? $"lowrank{rank}" : $"lowrank{rank}({string.Join(',', words)})");
+        }
+        if (Sinks) tokens.Add("sinks");
+        if (Amplitude != 1.0) tokens.Add("optamp=" + Amplitude.ToString("R", CultureInfo.InvariantCulture));
+        if (Seed != 1) tokens.Add("optseed=" + Seed.ToString(CultureInfo.InvariantCulture));
+        return string.Join(' ', tokens);
+    }
+
+    /// <summary><paramref name="current"/> with one lower-case spec token applied, or null when the token is not an option-tensor token.</summary>
+    internal static FlashOptionSpec? TryApplyToken(string token, FlashOptionSpec current)
+    {
+        switch (token)
+        {
+            case "alibi": return current with { AlibiRank = 1 };
+            case "alibi(bh)": return current with { AlibiRank = 2 };
+            case "bias": return current with { DenseBias = true };
+            case "sinks": return current with { Sinks = true };
+        }
+        if (SpecTokens.TryDouble(SpecTokens.Value(token, "optamp="), out double amplitude)) return current with { Amplitude = amplitude };
+        if (SpecTokens.Integer(SpecTokens.Value(token, "optseed=")) is int seed) return current with { Seed = seed };
+        if (SpecTokens.Bracketed(token, "bias(") is { } biasWords)
+        {
+            var bias = current with { DenseBias = true };
+            foreach (string word in biasWords.Split(','))
+            {
+                if (SpecTokens.Type(word) is { } type) bias = bias with { DenseBiasType = type };
+                else if (Broadcast(word) is { } broadcast) bias = bias with { DenseBiasBroadcast = broadcast };
+                else if (word == "kmajor") bias = bias with { DenseBiasTransposed = true };
+                else return null;
+            }
+            return bias;
+        }
+        if (token.StartsWith("lowrank", StringComparison.Ordinal))
+        {
+            string rest = token["lowrank".Length..];
+            int open = rest.IndexOf('(');
+            if (SpecTokens.Integer(open < 0 ? rest : rest[..open]) is not int rank || rank < 1) return null;
+            var lowRank = current with { LowRank = rank };
+            if (open < 0) return lowRank;
+            if (!rest.EndsWith(')')) return null;
+            foreach (string word in rest[(open + 1)..^1].Split(','))
+            {
+                if (SpecTokens.Type(word) is { } type) lowRank = lowRank with { LowRankType = type };
+                else if (SpecTokens.Value(word, "u=") is { } u && Broadcast(u) is { } ub) lowRank = lowRank with { LowRankUBroadcast = ub };
+                else if (SpecTokens.Value(word, "w=") is { } w && Broadcast(w) is { } wb) lowRank = lowRank with { LowRankWBroadcast = wb };
+                else return null;
+            }
+            return lowRank;
+        }
+        return null;
+    }
+
+    private static string BroadcastName(OptionBroadcast broadcast) => broadcast.ToString().ToLowerInvariant();
+
+    private static OptionBroadcast? Broadcast(string word) => word switch
+    {
+        "none" => OptionBroadcast.None,
+        "batch" => OptionBroadcast.Batch,
+        "heads" => OptionBroadcast.Heads,
+        "both" => OptionBroadcast.Both,
+        _ => null,
+    };
+
     private static (int Batch, int Heads) Sizes(OptionBroadcast broadcast, int batch, int heads) => broadcast switch
     {
         OptionBroadcast.Batch => (1, heads),
@@ -137,7 +224,7 @@ public sealed record FlashOptionSpec
     }
 }
 
-/// <summary>Runs a case with generated score options and checks it against the float64 reference, as <see cref="CaseVerifier"/> does.</summary>
+/// <summary>Runs a case with generated score options and checks it against the float64 reference, as <see cref="CaseVerifier"/> does (through <see cref="CaseRunner"/>).</summary>
 public static class OptionVerifier
 {
     /// <summary>
