@@ -140,10 +140,10 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
         var v = Pointer(value, nameof(value));
         var o = Pointer(output, nameof(output));
         ulong lse = logSumExp is { } l ? Pointer(l, nameof(logSumExp)) : 0;
-        var optionTensors = GpuFlash.OptionTensors(problem.Options);
+        var optionTensors = FlashProblem.OptionTensors(problem.Options);
         var options = stackalloc ulong[optionTensors.Length];
         for (int n = 0; n < optionTensors.Length; n++)
-            options[n] = optionTensors[n] is { } t ? Pointer(t, GpuFlash.OptionTensorNames[n]) : 0;
+            options[n] = optionTensors[n].View is { } t ? Pointer(t, optionTensors[n].Name) : 0;
         var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
         // Wrapped pointers from other libraries may sit at any address; cp.async needs 16-byte aligned rows.
         bool aligned = ((q | k | v | o) & 15) == 0;
@@ -256,10 +256,22 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
         _context.Dispose();
     }
 
-    private static ulong Pointer(in TensorView view, string name)
+    /// <summary>Checks the location (the base), then that the tensor is in a CUDA buffer.</summary>
+    private protected override void CheckTensor(in TensorView view, string name)
     {
-        if (view.Storage is CudaBuffer buffer) return buffer.RootPointer;
-        TensorChecks.Throw($"{name} is not in a CUDA buffer; allocate it with this context or wrap its pointer with WrapBuffer.", name);
+        base.CheckTensor(view, name);
+        Pointer(view, name);
+    }
+
+    /// <summary>The driver's handle of the CUDA context (the device's primary context) this context launches in.</summary>
+    internal IntPtr NativeContext => _context.DangerousGetHandle();
+
+    private ulong Pointer(in TensorView view, string name)
+    {
+        if (view.Storage is CudaBuffer buffer && buffer.Context.NativeContext == NativeContext) return buffer.RootPointer;
+        TensorChecks.Throw(view.Storage is CudaBuffer
+            ? $"{name} is in a CUDA buffer of another device's context; allocate it with this context or copy it here."
+            : $"{name} is not in a CUDA buffer; allocate it with this context or wrap its pointer with WrapBuffer.", name);
         return 0;
     }
 }

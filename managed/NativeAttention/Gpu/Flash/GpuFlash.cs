@@ -7,13 +7,9 @@ internal static class GpuFlash
 
     /// <summary>
     /// The option tensors of a call in kernel argument order after O and LSE: dense bias, U, W, ALiBi slopes, sinks
-    /// (null when absent).
+    /// (null when absent), as <see cref="FlashProblem.OptionTensors"/> lists them.
     /// </summary>
-    public static TensorView?[] OptionTensors(FlashOptions o) => [o.Bias, o.LowRankBias?.U, o.LowRankBias?.W, o.AlibiSlopes, o.Sinks];
-
-    /// <summary>The names of <see cref="OptionTensors"/> in error messages.</summary>
-    public static readonly string[] OptionTensorNames =
-        ["options.Bias", "options.LowRankBias.U", "options.LowRankBias.W", "options.AlibiSlopes", "options.Sinks"];
+    public static TensorView?[] OptionTensors(FlashOptions o) => [.. FlashProblem.OptionTensors(o).Select(t => t.View)];
 
     /// <summary>The kernel arguments of a validated call; offsets include each storage's offset inside its root buffer.</summary>
     public static FlashParams Params(FlashProblem problem, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? lse)

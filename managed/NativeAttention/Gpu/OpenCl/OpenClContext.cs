@@ -131,14 +131,7 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
 
     private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
     {
-        CheckOwner(query, nameof(query));
-        CheckOwner(key, nameof(key));
-        CheckOwner(value, nameof(value));
-        CheckOwner(output, nameof(output));
-        if (logSumExp is { } lse) CheckOwner(lse, nameof(logSumExp));
         var optionTensors = GpuFlash.OptionTensors(problem.Options);
-        foreach (var (tensor, name) in optionTensors.Zip(GpuFlash.OptionTensorNames))
-            if (tensor is { } t) CheckOwner(t, name);
         var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
         var variant = GpuFlash.Choose(problem, p, tensorCoresAvailable: false);
         var module = Module(variant.Name, () => variant.Source(KernelApi.OpenCl), FlashVariant.EntryPoint);
@@ -155,10 +148,6 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
 
     private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp)
     {
-        CheckOwner(partialOutputs, nameof(partialOutputs));
-        CheckOwner(partialLogSumExp, nameof(partialLogSumExp));
-        CheckOwner(output, nameof(output));
-        if (logSumExp is { } lse) CheckOwner(lse, nameof(logSumExp));
         var p = GpuMerge.Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
         var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
         var module = Module(GpuMerge.Name(outputType, partialType), () => GpuMerge.Source(KernelApi.OpenCl, outputType, partialType), GpuMerge.EntryPoint);
@@ -225,10 +214,22 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
         _context.Dispose();
     }
 
+    /// <summary>Checks the location (the base), then that the tensor is in an OpenCL buffer.</summary>
+    private protected override void CheckTensor(in TensorView view, string name)
+    {
+        base.CheckTensor(view, name);
+        CheckOwner(view, name);
+    }
+
+    /// <summary>The <c>cl_context</c> this context's queue belongs to; buffers of the same <c>cl_context</c> are usable here.</summary>
+    internal IntPtr NativeContext => _context.DangerousGetHandle();
+
     private void CheckOwner(in TensorView view, string name)
     {
-        if (view.Storage is not OpenClBuffer)
-            TensorChecks.Throw($"{name} is not in an OpenCL buffer; allocate it with this context or wrap its cl_mem with WrapBuffer.", name);
+        if (view.Storage is OpenClBuffer buffer && buffer.Context.NativeContext == NativeContext) return;
+        TensorChecks.Throw(view.Storage is OpenClBuffer
+            ? $"{name} is in a buffer of another OpenCL context; allocate it with this context or copy it here."
+            : $"{name} is not in an OpenCL buffer; allocate it with this context or wrap its cl_mem with WrapBuffer.", name);
     }
 
     private static IntPtr MemOf(in TensorView view) => ((OpenClBuffer)view.Storage!).NativeHandle;
