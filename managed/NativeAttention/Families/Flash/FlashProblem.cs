@@ -100,8 +100,8 @@ public sealed class FlashProblem
     }
 
     /// <summary>
-    /// The tensors of <see cref="FlashOptions"/> by name, absent ones null, in the order the flash kernels take them
-    /// after O and LSE: dense bias, low-rank U and W, ALiBi slopes, sinks.
+    /// The tensors of <see cref="FlashOptions"/> by name, absent ones null: dense bias, low-rank U and W, ALiBi slopes,
+    /// sinks. Shared by every entry point that takes flash options.
     /// </summary>
     internal static NamedTensor[] OptionTensors(FlashOptions options) =>
     [

@@ -1,4 +1,6 @@
-// Host side of the flash kernels shared by OpenCL and CUDA: option tensors, kernel arguments, variant choice.
+// Host side of the flash kernels shared by OpenCL and CUDA: option tensors, kernel arguments, variant choice, launch.
+using System.Runtime.InteropServices;
+
 namespace NativeAttention.Gpu;
 
 internal static class GpuFlash
@@ -6,10 +8,30 @@ internal static class GpuFlash
     private const double Log2E = 1.4426950408889634;
 
     /// <summary>
-    /// The option tensors of a call in kernel argument order after O and LSE: dense bias, U, W, ALiBi slopes, sinks
-    /// (null when absent), as <see cref="FlashProblem.OptionTensors"/> lists them.
+    /// Runs a validated call whose tensors the context already checked (location and owner, by name): picks the
+    /// variant (tensor cores when the host allows them for these buffers) and launches one work-group per
+    /// (query block, batch, query head).
     /// </summary>
-    public static TensorView?[] OptionTensors(FlashOptions o) => [.. FlashProblem.OptionTensors(o).Select(t => t.View)];
+    public static void Run(IGpuKernelHost host, FlashProblem problem, in TensorView query, in TensorView key, in TensorView value,
+        in TensorView output, in TensorView? logSumExp)
+    {
+        var p = Params(problem, query, key, value, output, logSumExp);
+        var options = problem.Options;
+        ReadOnlySpan<DeviceBuffer?> buffers =
+        [
+            Buffer(query), Buffer(key), Buffer(value), Buffer(output), Buffer(logSumExp),
+            Buffer(options.Bias), Buffer(options.LowRankBias?.U), Buffer(options.LowRankBias?.W), Buffer(options.AlibiSlopes), Buffer(options.Sinks),
+        ];
+        var variant = Choose(problem, p, host.TensorCoresFit(buffers[..4]));
+        var api = host.Api;
+        int blockM = variant.Tiles.BlockM;
+        int blocks = (problem.QueryLength + blockM - 1) / blockM;
+        host.Launch(variant.Name, () => variant.Source(api), FlashVariant.EntryPoint, buffers, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
+            blocks, checked(problem.Batch * problem.QueryHeads), variant.Threads, variant.DynamicSharedBytes);
+    }
+
+    /// <summary>The device buffer of a checked view (null when absent).</summary>
+    public static DeviceBuffer? Buffer(in TensorView? view) => view is { } v ? (DeviceBuffer)v.Storage! : null;
 
     /// <summary>The kernel arguments of a validated call; offsets include each storage's offset inside its root buffer.</summary>
     public static FlashParams Params(FlashProblem problem, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? lse)
