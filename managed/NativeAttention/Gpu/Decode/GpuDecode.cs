@@ -147,7 +147,6 @@ internal static class GpuDecode
         var variant = DecodeVariant.For(problem.ElementType, problem.HeadDim, problem.ValueDim, groupRows);
         int rowChunks = (groupRows + variant.Rows - 1) / variant.Rows;
         int heads = checked(problem.Batch * problem.KeyValueHeads);
-        if (heads > 65535) throw new NotSupportedException($"B * Hkv = {heads} exceeds the GPU grid limit of 65535 for FlashKvCache.");
         int splits = cache.Splits ?? AutomaticSplits(problem, heads * rowChunks, host.ComputeUnits);
         var p = Params(problem, query, keyCache, valueCache, output, logSumExp, splits, rowChunks);
         bool inline = problem.Batch <= DecodeParams.InlineLengths;
@@ -173,15 +172,17 @@ internal static class GpuDecode
             DeviceBuffer? partialLse = splits > 1 ? scratch.Take(2, splits * rows) : null;
             if (problem.NewLength > 0)
             {
+                // Grid x holds (b x Hkv, work-group of the head's tokens x features): y would cap B x Hkv at 65535 on CUDA.
                 long work = (long)problem.NewLength * Math.Max(problem.HeadDim, problem.ValueDim);
+                int perHead = checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads));
                 host.Launch(variant.AppendName, () => variant.AppendSource(api), "na_kv_append",
                     [Buffer(cache.NewKey), Buffer(cache.NewValue), Buffer(keyCache), Buffer(valueCache), metaBuffer, Buffer(cache.RotaryCos), Buffer(cache.RotarySin)],
-                    bytes, checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads)), heads, DecodeVariant.SmallThreads);
+                    bytes, checked(perHead * heads), 1, DecodeVariant.SmallThreads);
             }
             host.Launch(variant.Name, () => variant.Source(api), "na_decode_fwd",
                 [Buffer(query), Buffer(keyCache), Buffer(valueCache), Buffer(output), Buffer(logSumExp), metaBuffer, Buffer(cache.RotaryCos),
                  Buffer(cache.RotarySin), Buffer(options.AlibiSlopes), Buffer(options.Sinks), partials, partialLse],
-                bytes, checked(rowChunks * splits), heads, DecodeVariant.Threads);
+                bytes, checked(rowChunks * splits * heads), 1, DecodeVariant.Threads);   // grid x: (b x Hkv, row chunk, split)
             if (splits > 1)
             {
                 long work = rows * problem.ValueDim;

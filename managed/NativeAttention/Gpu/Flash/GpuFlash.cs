@@ -10,8 +10,10 @@ internal static class GpuFlash
     /// <summary>
     /// Runs a validated call whose tensors the context already checked (location and owner, by name): picks the
     /// variant (tensor cores when the host allows them for these buffers) and launches one work-group per
-    /// (query block, batch, query head).
+    /// (batch x query head, query block), all on grid x with query blocks fastest, so B x Hq is not held to CUDA's
+    /// 65535 limit on grid y.
     /// </summary>
+    /// <exception cref="NotSupportedException">More than <c>2^31 - 1</c> work-groups.</exception>
     public static void Run(IGpuKernelHost host, FlashProblem problem, in TensorView query, in TensorView key, in TensorView value,
         in TensorView output, in TensorView? logSumExp)
     {
@@ -25,9 +27,11 @@ internal static class GpuFlash
         var variant = Choose(problem, p, host.TensorCoresFit(buffers[..4]));
         var api = host.Api;
         int blockM = variant.Tiles.BlockM;
-        int blocks = (problem.QueryLength + blockM - 1) / blockM;
+        long groups = (long)((problem.QueryLength + blockM - 1) / blockM) * problem.Batch * problem.QueryHeads;
+        if (groups > int.MaxValue)
+            throw new NotSupportedException($"Flash needs {groups} work-groups (B x Hq x query blocks of {blockM}); a launch holds at most {int.MaxValue}.");
         host.Launch(variant.Name, () => variant.Source(api), FlashVariant.EntryPoint, buffers, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
-            blocks, checked(problem.Batch * problem.QueryHeads), variant.Threads, variant.DynamicSharedBytes);
+            (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
     }
 
     /// <summary>The device buffer of a checked view (null when absent).</summary>

@@ -130,7 +130,7 @@ public sealed unsafe class OpenClContext : GpuContext
         var module = Module(name, source, entryPoint);
         Span<IntPtr> memory = stackalloc IntPtr[buffers.Length];
         for (int i = 0; i < buffers.Length; i++) memory[i] = buffers[i] is OpenClBuffer b ? b.NativeHandle : IntPtr.Zero;
-        module.Launch(Queue, memory, parameters, checked(groupsX * threads), groupsY, threads);
+        module.Launch(Queue, memory, parameters, (long)groupsX * threads, groupsY, threads);
     }
 
     /// <summary>The module for <paramref name="name"/>, built once per context even when several threads ask at once.</summary>
