@@ -52,9 +52,10 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     NA_SHARED float row_slope[NA_DECODE_ROWS];
 
     const int tid = NA_LOCAL_ID(0);
+    // Grid x holds (b * Hkv + kv head, row chunk, split), splits fastest: grid y would cap B * Hkv at 65535 on CUDA.
     const int split = NA_GROUP_ID(0) % p.splits;
-    const int chunk = NA_GROUP_ID(0) / p.splits;
-    const int bh = NA_GROUP_ID(1);
+    const int chunk = NA_GROUP_ID(0) / p.splits % p.row_chunks;
+    const int bh = NA_GROUP_ID(0) / p.splits / p.row_chunks;
     const int b = bh / p.heads_kv;
     const int hk = bh - b * p.heads_kv;
     const int total_rows = p.group * p.nq;

@@ -15,8 +15,10 @@ NA_KERNEL NA_WORKGROUP(NA_APPEND_THREADS) void na_kv_append(
     const NA_GLOBAL float* NA_RESTRICT rcos, const NA_GLOBAL float* NA_RESTRICT rsin, const na_decode_params p)
 {
     const int width = p.dqk > p.dv ? p.dqk : p.dv;
-    const int x = NA_GROUP_ID(0) * NA_APPEND_THREADS + NA_LOCAL_ID(0);
-    const int bh = NA_GROUP_ID(1);
+    // Grid x holds (b * Hkv + kv head, work-group of its tokens x features): grid y would cap B * Hkv at 65535 on CUDA.
+    const int groups = (p.nnew * width + NA_APPEND_THREADS - 1) / NA_APPEND_THREADS;
+    const int bh = NA_GROUP_ID(0) / groups;
+    const int x = (NA_GROUP_ID(0) - bh * groups) * NA_APPEND_THREADS + NA_LOCAL_ID(0);
     const int b = bh / p.heads_kv;
     const int h = bh - b * p.heads_kv;
     const int t = x / width;

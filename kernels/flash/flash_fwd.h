@@ -50,11 +50,13 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
     NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
 
     const int tid = NA_LOCAL_ID(0);
-    const int bh = NA_GROUP_ID(1);
+    // Grid x holds (b * Hq + h, query block), query blocks fastest: grid y would cap B * Hq at 65535 on CUDA.
+    const int blocks_m = (p.nq + NA_BLOCK_M - 1) / NA_BLOCK_M;
+    const int bh = NA_GROUP_ID(0) / blocks_m;
     const int b = bh / p.heads_q;
     const int h = bh - b * p.heads_q;
     const int hk = h / p.group;
-    const int m0 = NA_GROUP_ID(0) * NA_BLOCK_M;
+    const int m0 = (NA_GROUP_ID(0) - bh * blocks_m) * NA_BLOCK_M;
     const int row = m0 + tid;
     const int row_ok = row < p.nq;
     const int last = (m0 + NA_BLOCK_M < p.nq ? m0 + NA_BLOCK_M : p.nq) - 1;

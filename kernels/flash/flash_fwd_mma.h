@@ -55,12 +55,14 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
     unsigned short* vs = ks + NA_MMA_STAGES * NA_BLOCK_N * NA_D;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int bh = blockIdx.y;
+    // Grid x holds (b * Hq + h, query block), query blocks fastest: grid y would cap B * Hq at 65535.
+    const int blocks_m = (p.nq + NA_MMA_BM - 1) / NA_MMA_BM;
+    const int bh = (int)blockIdx.x / blocks_m;
     const int b = bh / p.heads_q;
     const int h = bh - b * p.heads_q;
     const int hk = h / p.group;
     // Causal blocks near the end see the most keys: start them first so the tail of the grid is short.
-    const int m0 = (gridDim.x - 1 - blockIdx.x) * NA_MMA_BM;
+    const int m0 = (blocks_m - 1 - ((int)blockIdx.x - bh * blocks_m)) * NA_MMA_BM;
     const int last = (m0 + NA_MMA_BM < p.nq ? m0 + NA_MMA_BM : p.nq) - 1;
 
     const unsigned short* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;

@@ -53,25 +53,8 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = FlashProblem.Create(query, key, value, output, options, logSumExp);
-        CheckLocation(query, nameof(query));
-        CheckLocation(key, nameof(key));
-        CheckLocation(value, nameof(value));
-        CheckLocation(output, nameof(output));
-        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
-        CheckOptionLocations(problem.Options);
+        CheckTensors(problem.Tensors);
         FlashCore(problem, query, key, value, output, logSumExp);
-    }
-
-    private void CheckOptionLocations(FlashOptions o)
-    {
-        if (o.AlibiSlopes is { } slopes) CheckLocation(slopes, "options.AlibiSlopes");
-        if (o.Bias is { } bias) CheckLocation(bias, "options.Bias");
-        if (o.Sinks is { } sinks) CheckLocation(sinks, "options.Sinks");
-        if (o.LowRankBias is { } lowRank)
-        {
-            CheckLocation(lowRank.U, "options.LowRankBias.U");
-            CheckLocation(lowRank.W, "options.LowRankBias.W");
-        }
     }
 
     /// <summary>
@@ -97,12 +80,7 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = VarlenProblem.Create(query, key, value, output, layout, options, logSumExp);
-        CheckLocation(query, nameof(query));
-        CheckLocation(key, nameof(key));
-        CheckLocation(value, nameof(value));
-        CheckLocation(output, nameof(output));
-        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
-        CheckOptionLocations(problem.Options);
+        CheckTensors(problem.Tensors);
         FlashVarlenCore(problem, query, key, value, output, logSumExp);
     }
 
@@ -131,16 +109,7 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = KvCacheProblem.Create(query, keyCache, valueCache, output, cache, options, logSumExp);
-        CheckLocation(query, nameof(query));
-        CheckLocation(keyCache, nameof(keyCache));
-        CheckLocation(valueCache, nameof(valueCache));
-        CheckLocation(output, nameof(output));
-        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
-        if (cache.NewKey is { } newKey) CheckLocation(newKey, "cache.NewKey");
-        if (cache.NewValue is { } newValue) CheckLocation(newValue, "cache.NewValue");
-        if (cache.RotaryCos is { } cos) CheckLocation(cos, "cache.RotaryCos");
-        if (cache.RotarySin is { } sin) CheckLocation(sin, "cache.RotarySin");
-        CheckOptionLocations(problem.Options);
+        CheckTensors(problem.Tensors);
         FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
     }
 
@@ -154,10 +123,7 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = NeighborhoodProblem.Create(query, key, value, output, options, logSumExp);
-        CheckLocation(query, nameof(query));
-        CheckLocation(key, nameof(key));
-        CheckLocation(value, nameof(value));
-        CheckLocation(output, nameof(output));
+        CheckTensors(problem.Tensors);
         NeighborhoodCore(problem, query, key, value, output, logSumExp);
     }
 
@@ -168,10 +134,7 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = BlockSparseProblem.Create(query, key, value, output, options, logSumExp);
-        CheckLocation(query, nameof(query));
-        CheckLocation(key, nameof(key));
-        CheckLocation(value, nameof(value));
-        CheckLocation(output, nameof(output));
+        CheckTensors(problem.Tensors);
         BlockSparseCore(problem, query, key, value, output, logSumExp);
     }
 
@@ -186,12 +149,7 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = LinearProblem.Create(query, key, value, output, options, initialState, finalState);
-        CheckLocation(query, nameof(query));
-        CheckLocation(key, nameof(key));
-        CheckLocation(value, nameof(value));
-        CheckLocation(output, nameof(output));
-        if (initialState is { } s0) CheckLocation(s0, nameof(initialState));
-        if (finalState is { } s1) CheckLocation(s1, nameof(finalState));
+        CheckTensors(problem.Tensors);
         LinearChunkedCore(problem, query, key, value, output, initialState, finalState);
     }
 
@@ -209,10 +167,7 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = MergeProblem.Create(partialOutputs, partialLogSumExp, output, logSumExp);
-        CheckLocation(partialOutputs, nameof(partialOutputs));
-        CheckLocation(partialLogSumExp, nameof(partialLogSumExp));
-        CheckLocation(output, nameof(output));
-        if (logSumExp is { } lse) CheckLocation(lse, nameof(logSumExp));
+        CheckTensors(problem.Tensors);
         MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
     }
 
@@ -354,6 +309,19 @@ public abstract class AttentionContext : IDisposable
     /// <summary>Throws unless the tensor lives where this backend needs it.</summary>
     protected void CheckLocation(in TensorView view, string name) =>
         TensorChecks.Location(view, TensorLocation, name, Backend.ToString());
+
+    /// <summary>Checks every tensor a call lists (absent optional ones skipped) with <see cref="CheckTensor"/>, in order.</summary>
+    private void CheckTensors(IReadOnlyList<NamedTensor> tensors)
+    {
+        foreach (var (name, view) in tensors)
+            if (view is { } present) CheckTensor(present, name);
+    }
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> naming <paramref name="name"/> unless this backend can use the tensor: the
+    /// base checks its memory location; GPU contexts also check that its buffer belongs to them.
+    /// </summary>
+    private protected virtual void CheckTensor(in TensorView view, string name) => CheckLocation(view, name);
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> after <see cref="Dispose()"/>.</summary>
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);

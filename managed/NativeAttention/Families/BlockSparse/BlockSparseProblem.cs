@@ -45,6 +45,12 @@ public sealed class BlockSparseProblem
     public int GroupSize => QueryHeads / KeyValueHeads;
 
     /// <summary>
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp. The
+    /// mask and the document ids are host arrays, not tensors.
+    /// </summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+
+    /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor,
     /// option or mask array (with the row and value for bad block indices), or <see cref="ObjectDisposedException"/>.
     /// </summary>
@@ -88,6 +94,11 @@ public sealed class BlockSparseProblem
             HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
             QueryBlockSize = mask.QueryBlockSize, KeyBlockSize = mask.KeyBlockSize,
             QueryBlocks = queryBlocks, KeyBlocks = keyBlocks,
+            Tensors =
+            [
+                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
+                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
+            ],
         };
     }
 

@@ -59,6 +59,12 @@ public sealed class KvCacheProblem
     /// <summary>The cache options validated.</summary>
     public KvCacheOptions Cache { get; }
 
+    /// <summary>
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, the caches, O, the log-sum-exp,
+    /// the new keys and values, the rotary tables, then <see cref="FlashProblem.OptionTensors"/>.
+    /// </summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+
     /// <summary>Tokens in the cache of element <paramref name="batch"/> before the append.</summary>
     public int CacheLength(int batch) => _cacheLength[batch];
 
@@ -243,6 +249,13 @@ public sealed class KvCacheProblem
         {
             Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, NewLength = newLength, HeadDim = dqk, ValueDim = dv,
             Scale = scale, ElementType = type, PageSize = pageSize, BlocksPerSequence = blocksPerSequence, RotaryDim = rotaryDim,
+            Tensors =
+            [
+                new(nameof(query), query), new(nameof(keyCache), keyCache), new(nameof(valueCache), valueCache),
+                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
+                new("cache.NewKey", cache.NewKey), new("cache.NewValue", cache.NewValue),
+                new("cache.RotaryCos", cache.RotaryCos), new("cache.RotarySin", cache.RotarySin), .. FlashProblem.OptionTensors(options),
+            ],
         };
     }
 

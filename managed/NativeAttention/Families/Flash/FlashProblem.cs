@@ -37,6 +37,12 @@ public sealed class FlashProblem
     public int GroupSize => QueryHeads / KeyValueHeads;
 
     /// <summary>
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, then <see cref="OptionTensors"/>. Empty for problems built
+    /// from sizes alone.
+    /// </summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+
+    /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
     /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
@@ -85,8 +91,23 @@ public sealed class FlashProblem
         {
             Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
             HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
+            Tensors =
+            [
+                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
+                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp), .. OptionTensors(options),
+            ],
         };
     }
+
+    /// <summary>
+    /// The tensors of <see cref="FlashOptions"/> by name, absent ones null: dense bias, low-rank U and W, ALiBi slopes,
+    /// sinks. Shared by every entry point that takes flash options.
+    /// </summary>
+    internal static NamedTensor[] OptionTensors(FlashOptions options) =>
+    [
+        new("options.Bias", options.Bias), new("options.LowRankBias.U", options.LowRankBias?.U), new("options.LowRankBias.W", options.LowRankBias?.W),
+        new("options.AlibiSlopes", options.AlibiSlopes), new("options.Sinks", options.Sinks),
+    ];
 
     /// <summary>
     /// Checks the options that do not depend on the key length (scale, masks, softcap, sigmoid bias, ALiBi slopes

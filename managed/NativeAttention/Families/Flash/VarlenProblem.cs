@@ -45,6 +45,12 @@ public sealed class VarlenProblem
     /// <summary>The storage element type of Q, K, V and O.</summary>
     public ElementType ElementType { get; private init; }
 
+    /// <summary>
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, then
+    /// <see cref="FlashProblem.OptionTensors"/>.
+    /// </summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+
     /// <summary>The first packed query row of sequence <paramref name="sequence"/>.</summary>
     public int QueryStart(int sequence) => _queryStart[sequence];
     /// <summary>The query length of sequence <paramref name="sequence"/>.</summary>
@@ -146,6 +152,11 @@ public sealed class VarlenProblem
         {
             QueryHeads = hq, KeyValueHeads = hkv, TotalQueries = totalQ, TotalKeys = totalK,
             HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
+            Tensors =
+            [
+                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
+                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp), .. FlashProblem.OptionTensors(options),
+            ],
         };
     }
 

@@ -54,6 +54,12 @@ public sealed class LinearProblem
     public int[] StateShape => [Batch, Heads, FeatureSize, StateColumns];
 
     /// <summary>
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the initial and final
+    /// states, the per-token log gates.
+    /// </summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+
+    /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
     /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
@@ -178,6 +184,12 @@ public sealed class LinearProblem
             Batch = batch, Heads = heads, Length = n, KeyDim = dk, ValueDim = dv, FeatureSize = features,
             StateColumns = columns, ElementType = type,
             HasInitialState = initialState.HasValue, HasFinalState = finalState.HasValue,
+            Tensors =
+            [
+                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
+                new(nameof(output), requireOutput ? output : null), new(nameof(initialState), initialState), new(nameof(finalState), finalState),
+                new("options.LogGate", options.LogGate),
+            ],
         };
     }
 

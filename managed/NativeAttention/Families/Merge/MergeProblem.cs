@@ -23,6 +23,9 @@ public sealed class MergeProblem
     /// <summary>The row index space, <c>[...]</c>.</summary>
     public int[] RowShape { get; private init; } = [];
 
+    /// <summary>Every tensor of the call by name: the partial outputs and log-sum-exps, the output, the optional merged log-sum-exp.</summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
+
     /// <summary>Validates a merge; throws <see cref="ArgumentException"/> naming the tensor at fault.</summary>
     public static MergeProblem Create(in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp)
     {
@@ -40,6 +43,11 @@ public sealed class MergeProblem
             TensorChecks.NoAlias(lse, nameof(logSumExp), partialOutputs, nameof(partialOutputs));
             TensorChecks.NoAlias(lse, nameof(logSumExp), partialLogSumExp, nameof(partialLogSumExp));
         }
+        p.Tensors =
+        [
+            new(nameof(partialOutputs), partialOutputs), new(nameof(partialLogSumExp), partialLogSumExp),
+            new(nameof(output), output), new(nameof(logSumExp), logSumExp),
+        ];
         return p;
     }
 

@@ -113,6 +113,12 @@ public sealed class NeighborhoodProblem
     public int GroupSize => QueryHeads / KeyValueHeads;
 
     /// <summary>
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, the
+    /// additional keys and values.
+    /// </summary>
+    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+
+    /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
     /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
@@ -224,6 +230,12 @@ public sealed class NeighborhoodProblem
         {
             Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, HeadDim = dqk, ValueDim = dv,
             AdditionalKeyCount = extra, Scale = scale, ElementType = type,
+            Tensors =
+            [
+                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
+                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
+                new("options.AdditionalKeys", options.AdditionalKeys), new("options.AdditionalValues", options.AdditionalValues),
+            ],
         };
     }
 

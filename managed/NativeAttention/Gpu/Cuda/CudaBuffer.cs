@@ -17,6 +17,9 @@ public sealed unsafe class CudaBuffer : DeviceBuffer
         _memory = memory;
     }
 
+    /// <summary>The context that allocated or wrapped this buffer.</summary>
+    internal CudaContext Context => _context;
+
     /// <summary>The device address of element 0 of this buffer.</summary>
     public IntPtr DevicePointer => (IntPtr)((long)_memory.DangerousGetHandle() + ByteOffset);
 

@@ -11,14 +11,13 @@ namespace NativeAttention.Gpu.Cuda;
 /// <see cref="AttentionContext.Allocate"/> or <see cref="AllocateBuffer"/>, or wrap another library's device
 /// pointer with <see cref="WrapBuffer"/>). Launches are asynchronous; <see cref="Synchronize"/> waits.
 /// </summary>
-public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
+public sealed unsafe class CudaContext : GpuContext
 {
     private readonly CudaContextHandle _context;
     private readonly CudaStreamHandle _stream;
     private readonly CudaDevice _device;
     private readonly int _driverVersion;
     private readonly ConcurrentDictionary<string, Lazy<CudaModule>> _modules = new();
-    private readonly ConcurrentDictionary<CudaBuffer, byte> _buffers = new();
 
     private CudaContext(CudaContextHandle context, CudaStreamHandle stream, CudaDevice device, int driverVersion)
     {
@@ -26,7 +25,6 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
         _stream = stream;
         _device = device;
         _driverVersion = driverVersion;
-        Scratch = new GpuScratch((type, length) => AllocateBuffer(type, length), Synchronize);
     }
 
     /// <summary>Creates a context with its own non-blocking stream on device <see cref="ContextOptions.Device"/>.</summary>
@@ -73,8 +71,6 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
     public override Backend Backend => Backend.Cuda;
     /// <inheritdoc/>
     public override string DeviceName => $"{_device.Name} (sm_{_device.ComputeCapability})";
-    /// <inheritdoc/>
-    public override MemoryLocation TensorLocation => MemoryLocation.Device;
 
     /// <summary>The <c>CUstream</c> kernels are launched on.</summary>
     public IntPtr Stream => _stream.DangerousGetHandle();
@@ -95,7 +91,7 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
         ulong pointer;
         CudaException.Check(cuMemAlloc(&pointer, (nuint)Math.Max(length * type.SizeOf(), 16)), "cuMemAlloc");
         var buffer = new CudaBuffer(this, new CudaDeviceMemoryHandle((IntPtr)(long)pointer, _context.DangerousGetHandle(), ownsHandle: true), type, length);
-        _buffers.TryAdd(buffer, 0);
+        Track(buffer);
         buffer.Fill(0);
         return buffer;
     }
@@ -124,76 +120,27 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
     /// <summary>Makes this context current on the calling thread; every driver call goes through here first.</summary>
     internal void MakeCurrent() => CudaException.Check(cuCtxSetCurrent(_context.DangerousGetHandle()), "cuCtxSetCurrent");
 
-    private protected override TensorView AllocateCore(ElementType type, ReadOnlySpan<int> shape)
+    private protected override KernelApi Api => KernelApi.Cuda;
+
+    private protected override int ComputeUnits => _device.Multiprocessors;
+
+    private protected override DeviceBuffer AllocateDevice(ElementType type, long length) => AllocateBuffer(type, length);
+
+    /// <summary>Tensor cores need sm_80 or later and 16-byte aligned roots: wrapped pointers from other libraries may sit anywhere.</summary>
+    private protected override bool TensorCoresFit(ReadOnlySpan<DeviceBuffer?> buffers)
     {
-        long count = 1;
-        foreach (int s in shape) count = checked(count * s);
-        return AllocateBuffer(type, count).View(shape);
+        if (!UsesTensorCores) return false;
+        foreach (var buffer in buffers)
+            if (buffer is CudaBuffer b && (b.RootPointer & 15) != 0) return false;
+        return true;
     }
 
-    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
+    private protected override void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads, int dynamicSharedBytes)
     {
-        uint heads = checked((uint)(problem.Batch * problem.QueryHeads));
-        if (heads > 65535) throw new NotSupportedException($"B * Hq = {heads} exceeds CUDA's grid limit of 65535.");
-        var q = Pointer(query, nameof(query));
-        var k = Pointer(key, nameof(key));
-        var v = Pointer(value, nameof(value));
-        var o = Pointer(output, nameof(output));
-        ulong lse = logSumExp is { } l ? Pointer(l, nameof(logSumExp)) : 0;
-        var optionTensors = GpuFlash.OptionTensors(problem.Options);
-        var options = stackalloc ulong[optionTensors.Length];
-        for (int n = 0; n < optionTensors.Length; n++)
-            options[n] = optionTensors[n] is { } t ? Pointer(t, GpuFlash.OptionTensorNames[n]) : 0;
-        var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
-        // Wrapped pointers from other libraries may sit at any address; cp.async needs 16-byte aligned rows.
-        bool aligned = ((q | k | v | o) & 15) == 0;
-        var variant = GpuFlash.Choose(problem, p, UsesTensorCores && aligned);
-        var module = Module(variant);
-        int blockM = variant.Tiles.BlockM;
-        uint blocks = (uint)((problem.QueryLength + blockM - 1) / blockM);
-        void** args = stackalloc void*[11] { &q, &k, &v, &o, &lse, &options[0], &options[1], &options[2], &options[3], &options[4], &p };
-        MakeCurrent();
-        CudaException.Check(cuLaunchKernel(module.Function, blocks, heads, 1, (uint)variant.Threads, 1, 1,
-            (uint)variant.DynamicSharedBytes, Stream, args, null), $"cuLaunchKernel({variant.Name})");
-    }
-
-    private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp)
-    {
-        var po = Pointer(partialOutputs, nameof(partialOutputs));
-        var pl = Pointer(partialLogSumExp, nameof(partialLogSumExp));
-        var o = Pointer(output, nameof(output));
-        ulong lse = logSumExp is { } l ? Pointer(l, nameof(logSumExp)) : 0;
-        var p = GpuMerge.Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
-        var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
-        string name = GpuMerge.Name(outputType, partialType);
-        var module = SourceModule(name, () => GpuMerge.Source(KernelApi.Cuda, outputType, partialType), GpuMerge.EntryPoint);
-        void** args = stackalloc void*[5] { &po, &pl, &o, &lse, &p };
-        MakeCurrent();
-        CudaException.Check(cuLaunchKernel(module.Function, (uint)GpuMerge.Groups(problem), 1, 1, GpuMerge.Threads, 1, 1, 0, Stream, args, null),
-            $"cuLaunchKernel({name})");
-    }
-
-    private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
-    {
-        if (GpuDecode.PrefersFlash(problem)) base.FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
-        else GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
-    }
-
-    KernelApi IGpuKernelHost.Api => KernelApi.Cuda;
-
-    int IGpuKernelHost.ComputeUnits => _device.Multiprocessors;
-
-    /// <inheritdoc cref="IGpuKernelHost.Scratch"/>
-    internal GpuScratch Scratch { get; }
-
-    GpuScratch IGpuKernelHost.Scratch => Scratch;
-
-    void IGpuKernelHost.CheckOwner(in TensorView view, string name) => Pointer(view, name);
-
-    void IGpuKernelHost.Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
-        int groupsX, int groupsY, int threads)
-    {
-        var module = SourceModule(name, source, entryPoint);
+        if (groupsY > MaxGridY)
+            throw new NotSupportedException($"{name}: {groupsY} blocks along grid y exceed CUDA's limit of {MaxGridY}.");
+        var module = Module(name, source, entryPoint, dynamicSharedBytes);
         var pointers = stackalloc ulong[buffers.Length];
         var args = stackalloc void*[buffers.Length + 1];
         for (int i = 0; i < buffers.Length; i++)
@@ -203,63 +150,49 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
         }
         fixed (byte* p = parameters)
         {
-            args[buffers.Length] = p;
+            args[buffers.Length] = p;   // kernels without a params struct never read it
             MakeCurrent();
-            CudaException.Check(cuLaunchKernel(module.Function, (uint)groupsX, (uint)groupsY, 1, (uint)threads, 1, 1, 0, Stream, args, null),
+            CudaException.Check(cuLaunchKernel(module.Function, (uint)groupsX, (uint)groupsY, 1, (uint)threads, 1, 1, (uint)dynamicSharedBytes, Stream, args, null),
                 $"cuLaunchKernel({name})");
         }
     }
 
-    /// <summary>The module <paramref name="name"/> built from <paramref name="source"/>, compiled once per context.</summary>
-    private CudaModule SourceModule(string name, Func<string> source, string entryPoint) =>
+    /// <summary>CUDA's limit on grid y (and z).</summary>
+    private const int MaxGridY = 65535;
+
+    /// <summary>
+    /// The module <paramref name="name"/> built from <paramref name="source"/>, compiled once per context even when several
+    /// threads ask at once, its kernel allowed <paramref name="dynamicSharedBytes"/> of dynamic shared memory.
+    /// </summary>
+    private CudaModule Module(string name, Func<string> source, string entryPoint, int dynamicSharedBytes) =>
         _modules.GetOrAdd(name, _ => new Lazy<CudaModule>(() =>
         {
             MakeCurrent();
-            return CudaModule.Load(_context.DangerousGetHandle(), source(), name, entryPoint, CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, 0);
+            return CudaModule.Load(_context.DangerousGetHandle(), source(), name, entryPoint, CudaCompiler.TargetFor(_device.ComputeCapability),
+                _driverVersion, dynamicSharedBytes);
         })).Value;
-
-    /// <summary>The loaded module of a variant, compiled once per context even when several threads ask at once.</summary>
-    internal CudaModule Module(FlashVariant variant) =>
-        _modules.GetOrAdd(variant.Name, _ => new Lazy<CudaModule>(() =>
-        {
-            MakeCurrent();
-            return CudaModule.Load(_context.DangerousGetHandle(), variant.Source(KernelApi.Cuda), variant.Name, FlashVariant.EntryPoint,
-                CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, variant.DynamicSharedBytes);
-        })).Value;
-
-    /// <summary>Compiles and runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
-    internal int[] ParamsLayout(string entryPoint)
-    {
-        var module = SourceModule("layout_probe." + entryPoint, () => KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []), entryPoint);
-        using var output = AllocateBuffer(ElementType.Float32, 128);
-        ulong pointer = (ulong)output.DevicePointer;
-        void** args = stackalloc void*[1] { &pointer };
-        MakeCurrent();
-        CudaException.Check(cuLaunchKernel(module.Function, 1, 1, 1, 1, 1, 1, 0, Stream, args, null), "cuLaunchKernel(layout_probe)");
-        var values = new float[128];
-        output.Read<float>(values);
-        return System.Runtime.InteropServices.MemoryMarshal.Cast<float, int>(values).ToArray();
-    }
-
-    internal void Untrack(CudaBuffer buffer) => _buffers.TryRemove(buffer, out _);
 
     /// <inheritdoc/>
     protected override void ReleaseResources()
     {
         MakeCurrent();
         cuStreamSynchronize(Stream);
-        Scratch.Dispose();
-        foreach (var buffer in _buffers.Keys) buffer.Dispose();
+        base.ReleaseResources();
         foreach (var module in _modules.Values)
             if (module.IsValueCreated) module.Value.Dispose();
         _stream.Dispose();
         _context.Dispose();
     }
 
-    private static ulong Pointer(in TensorView view, string name)
+    /// <summary>The driver's handle of the CUDA context (the device's primary context) this context launches in.</summary>
+    internal IntPtr NativeContext => _context.DangerousGetHandle();
+
+    /// <summary>Accepts buffers of this device's primary context: those of this context and of other contexts on the same device.</summary>
+    private protected override void CheckOwner(in TensorView view, string name)
     {
-        if (view.Storage is CudaBuffer buffer) return buffer.RootPointer;
-        TensorChecks.Throw($"{name} is not in a CUDA buffer; allocate it with this context or wrap its pointer with WrapBuffer.", name);
-        return 0;
+        if (view.Storage is CudaBuffer buffer && buffer.Context.NativeContext == NativeContext) return;
+        TensorChecks.Throw(view.Storage is CudaBuffer
+            ? $"{name} is in a CUDA buffer of another device's context; allocate it with this context or copy it here."
+            : $"{name} is not in a CUDA buffer; allocate it with this context or wrap its pointer with WrapBuffer.", name);
     }
 }

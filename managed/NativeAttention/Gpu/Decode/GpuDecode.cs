@@ -5,30 +5,6 @@ using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;
 
-/// <summary>What <see cref="GpuDecode"/> needs from a GPU context: scratch memory, owner checks and launches.</summary>
-internal interface IGpuKernelHost
-{
-    /// <summary>The dialect this context compiles.</summary>
-    KernelApi Api { get; }
-
-    /// <summary>Compute units (OpenCL) or multiprocessors (CUDA) of the device; the automatic split count depends on it.</summary>
-    int ComputeUnits { get; }
-
-    /// <summary>The context's reusable scratch memory.</summary>
-    GpuScratch Scratch { get; }
-
-    /// <summary>Throws <see cref="ArgumentException"/> naming <paramref name="name"/> unless the view lives in this context's buffers.</summary>
-    void CheckOwner(in TensorView view, string name);
-
-    /// <summary>
-    /// Enqueues <paramref name="entryPoint"/> of the module <paramref name="name"/> (built from <paramref name="source"/> once
-    /// per context) on a <paramref name="groupsX"/> x <paramref name="groupsY"/> grid of <paramref name="threads"/>-wide
-    /// work-groups; arguments are the buffers' root allocations (null for absent ones), then <paramref name="parameters"/> by value.
-    /// </summary>
-    void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
-        int groupsX, int groupsY, int threads);
-}
-
 /// <summary>
 /// Growable device scratch of one context, in numbered slots of float32 elements (int32 data is stored by bit
 /// pattern). A call holds <see cref="Gate"/> from its uploads to its last launch; uploads are ordered after every kernel
@@ -161,29 +137,16 @@ internal static class GpuDecode
         !problem.IsPaged && problem.NewLength == 0 && problem.RotaryDim == 0 && problem.Cache.Splits is null &&
         problem.GroupSize * problem.QueryLength > 4 * DecodeVariant.MaxRows(FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim)));
 
-    /// <summary>Runs a validated call: every tensor must already be on the host's device (checked here by name).</summary>
+    /// <summary>Runs a validated call whose tensors the context already checked (location and owner, by name).</summary>
     public static void Run(IGpuKernelHost host, KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache,
         in TensorView output, in TensorView? logSumExp)
     {
         var cache = problem.Cache;
         var options = problem.Options;
-        host.CheckOwner(query, nameof(query));
-        host.CheckOwner(keyCache, nameof(keyCache));
-        host.CheckOwner(valueCache, nameof(valueCache));
-        host.CheckOwner(output, nameof(output));
-        if (logSumExp is { } lseView) host.CheckOwner(lseView, nameof(logSumExp));
-        if (cache.NewKey is { } nk) host.CheckOwner(nk, "cache.NewKey");
-        if (cache.NewValue is { } nv) host.CheckOwner(nv, "cache.NewValue");
-        if (cache.RotaryCos is { } cos) host.CheckOwner(cos, "cache.RotaryCos");
-        if (cache.RotarySin is { } sin) host.CheckOwner(sin, "cache.RotarySin");
-        if (options.AlibiSlopes is { } slopes) host.CheckOwner(slopes, "options.AlibiSlopes");
-        if (options.Sinks is { } sinks) host.CheckOwner(sinks, "options.Sinks");
-
         int groupRows = problem.GroupSize * problem.QueryLength;
         var variant = DecodeVariant.For(problem.ElementType, problem.HeadDim, problem.ValueDim, groupRows);
         int rowChunks = (groupRows + variant.Rows - 1) / variant.Rows;
         int heads = checked(problem.Batch * problem.KeyValueHeads);
-        if (heads > 65535) throw new NotSupportedException($"B * Hkv = {heads} exceeds the GPU grid limit of 65535 for FlashKvCache.");
         int splits = cache.Splits ?? AutomaticSplits(problem, heads * rowChunks, host.ComputeUnits);
         var p = Params(problem, query, keyCache, valueCache, output, logSumExp, splits, rowChunks);
         bool inline = problem.Batch <= DecodeParams.InlineLengths;
@@ -209,15 +172,17 @@ internal static class GpuDecode
             DeviceBuffer? partialLse = splits > 1 ? scratch.Take(2, splits * rows) : null;
             if (problem.NewLength > 0)
             {
+                // Grid x holds (b x Hkv, work-group of the head's tokens x features): y would cap B x Hkv at 65535 on CUDA.
                 long work = (long)problem.NewLength * Math.Max(problem.HeadDim, problem.ValueDim);
+                int perHead = checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads));
                 host.Launch(variant.AppendName, () => variant.AppendSource(api), "na_kv_append",
                     [Buffer(cache.NewKey), Buffer(cache.NewValue), Buffer(keyCache), Buffer(valueCache), metaBuffer, Buffer(cache.RotaryCos), Buffer(cache.RotarySin)],
-                    bytes, checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads)), heads, DecodeVariant.SmallThreads);
+                    bytes, checked(perHead * heads), 1, DecodeVariant.SmallThreads);
             }
             host.Launch(variant.Name, () => variant.Source(api), "na_decode_fwd",
                 [Buffer(query), Buffer(keyCache), Buffer(valueCache), Buffer(output), Buffer(logSumExp), metaBuffer, Buffer(cache.RotaryCos),
                  Buffer(cache.RotarySin), Buffer(options.AlibiSlopes), Buffer(options.Sinks), partials, partialLse],
-                bytes, checked(rowChunks * splits), heads, DecodeVariant.Threads);
+                bytes, checked(rowChunks * splits * heads), 1, DecodeVariant.Threads);   // grid x: (b x Hkv, row chunk, split)
             if (splits > 1)
             {
                 long work = rows * problem.ValueDim;

@@ -1,4 +1,6 @@
-// Host side of the flash kernels shared by OpenCL and CUDA: option tensors, kernel arguments, variant choice.
+// Host side of the flash kernels shared by OpenCL and CUDA: option tensors, kernel arguments, variant choice, launch.
+using System.Runtime.InteropServices;
+
 namespace NativeAttention.Gpu;
 
 internal static class GpuFlash
@@ -6,14 +8,34 @@ internal static class GpuFlash
     private const double Log2E = 1.4426950408889634;
 
     /// <summary>
-    /// The option tensors of a call in kernel argument order after O and LSE: dense bias, U, W, ALiBi slopes, sinks
-    /// (null when absent).
+    /// Runs a validated call whose tensors the context already checked (location and owner, by name): picks the
+    /// variant (tensor cores when the host allows them for these buffers) and launches one work-group per
+    /// (batch x query head, query block), all on grid x with query blocks fastest, so B x Hq is not held to CUDA's
+    /// 65535 limit on grid y.
     /// </summary>
-    public static TensorView?[] OptionTensors(FlashOptions o) => [o.Bias, o.LowRankBias?.U, o.LowRankBias?.W, o.AlibiSlopes, o.Sinks];
+    /// <exception cref="NotSupportedException">More than <c>2^31 - 1</c> work-groups.</exception>
+    public static void Run(IGpuKernelHost host, FlashProblem problem, in TensorView query, in TensorView key, in TensorView value,
+        in TensorView output, in TensorView? logSumExp)
+    {
+        var p = Params(problem, query, key, value, output, logSumExp);
+        var options = problem.Options;
+        ReadOnlySpan<DeviceBuffer?> buffers =
+        [
+            Buffer(query), Buffer(key), Buffer(value), Buffer(output), Buffer(logSumExp),
+            Buffer(options.Bias), Buffer(options.LowRankBias?.U), Buffer(options.LowRankBias?.W), Buffer(options.AlibiSlopes), Buffer(options.Sinks),
+        ];
+        var variant = Choose(problem, p, host.TensorCoresFit(buffers[..4]));
+        var api = host.Api;
+        int blockM = variant.Tiles.BlockM;
+        long groups = (long)((problem.QueryLength + blockM - 1) / blockM) * problem.Batch * problem.QueryHeads;
+        if (groups > int.MaxValue)
+            throw new NotSupportedException($"Flash needs {groups} work-groups (B x Hq x query blocks of {blockM}); a launch holds at most {int.MaxValue}.");
+        host.Launch(variant.Name, () => variant.Source(api), FlashVariant.EntryPoint, buffers, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
+            (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
+    }
 
-    /// <summary>The names of <see cref="OptionTensors"/> in error messages.</summary>
-    public static readonly string[] OptionTensorNames =
-        ["options.Bias", "options.LowRankBias.U", "options.LowRankBias.W", "options.AlibiSlopes", "options.Sinks"];
+    /// <summary>The device buffer of a checked view (null when absent).</summary>
+    public static DeviceBuffer? Buffer(in TensorView? view) => view is { } v ? (DeviceBuffer)v.Storage! : null;
 
     /// <summary>The kernel arguments of a validated call; offsets include each storage's offset inside its root buffer.</summary>
     public static FlashParams Params(FlashProblem problem, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? lse)

@@ -69,4 +69,16 @@ internal static class GpuMerge
 
     /// <summary>Work-groups needed for all rows.</summary>
     public static int Groups(MergeProblem problem) => (int)((problem.Rows + Threads - 1) / Threads);
+
+    /// <summary>Runs a validated merge whose tensors the context already checked (location and owner, by name).</summary>
+    public static void Run(IGpuKernelHost host, MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp,
+        in TensorView output, in TensorView? logSumExp)
+    {
+        var p = Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
+        var api = host.Api;
+        host.Launch(Name(outputType, partialType), () => Source(api, outputType, partialType), EntryPoint,
+            [GpuFlash.Buffer(partialOutputs), GpuFlash.Buffer(partialLogSumExp), GpuFlash.Buffer(output), GpuFlash.Buffer(logSumExp)],
+            MemoryMarshal.AsBytes(new ReadOnlySpan<MergeParams>(in p)), Groups(problem), 1, Threads);
+    }
 }

@@ -16,6 +16,9 @@ public sealed unsafe class OpenClBuffer : DeviceBuffer
         Memory = memory;
     }
 
+    /// <summary>The context that allocated or wrapped this buffer.</summary>
+    internal OpenClContext Context => _context;
+
     /// <summary>The root <c>cl_mem</c>.</summary>
     internal OpenClMemHandle Memory { get; }
 

@@ -1,6 +1,5 @@
 // The OpenCL backend's context: one device, one in-order command queue, the compiled-kernel cache, buffers.
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
 using NativeAttention.Interop.OpenCl;
 using static NativeAttention.Interop.OpenCl.OpenClNative;
 
@@ -12,12 +11,11 @@ namespace NativeAttention.Gpu.OpenCl;
 /// with <see cref="WrapBuffer"/>). Kernels are enqueued on <see cref="CommandQueue"/> and run asynchronously;
 /// <see cref="Synchronize"/> waits for them.
 /// </summary>
-public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
+public sealed unsafe class OpenClContext : GpuContext
 {
     private readonly OpenClContextHandle _context;
     private readonly OpenClDevice _device;
     private readonly ConcurrentDictionary<string, Lazy<OpenClModule>> _modules = new();
-    private readonly ConcurrentDictionary<OpenClBuffer, byte> _buffers = new();
     private readonly Lazy<int> _computeUnits;
 
     private OpenClContext(OpenClContextHandle context, OpenClQueueHandle queue, OpenClDevice device)
@@ -26,7 +24,6 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
         Queue = queue;
         _device = device;
         _computeUnits = new(() => OpenClDeviceInfo.ComputeUnits(device.Id));
-        Scratch = new GpuScratch((type, length) => AllocateBuffer(type, length), Synchronize);
     }
 
     /// <summary>Creates a context and an in-order queue on device <see cref="ContextOptions.Device"/> (an index into every platform's devices).</summary>
@@ -72,8 +69,6 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
     public override Backend Backend => Backend.OpenCl;
     /// <inheritdoc/>
     public override string DeviceName => _device.Name;
-    /// <inheritdoc/>
-    public override MemoryLocation TensorLocation => MemoryLocation.Device;
 
     /// <summary>The <c>cl_command_queue</c> kernels are enqueued on.</summary>
     public IntPtr CommandQueue => Queue.DangerousGetHandle();
@@ -92,7 +87,7 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
         var memory = clCreateBuffer(_context, MemReadWrite, bytes, null, &status);
         if (status != Success) throw new OpenClException(status, "clCreateBuffer");
         var buffer = new OpenClBuffer(this, memory, type, length);
-        _buffers.TryAdd(buffer, 0);
+        Track(buffer);
         buffer.Fill(0);
         return buffer;
     }
@@ -122,114 +117,48 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
         OpenClException.Check(clFinish(Queue), "clFinish");
     }
 
-    private protected override TensorView AllocateCore(ElementType type, ReadOnlySpan<int> shape)
+    private protected override KernelApi Api => KernelApi.OpenCl;
+
+    private protected override int ComputeUnits => _computeUnits.Value;
+
+    private protected override DeviceBuffer AllocateDevice(ElementType type, long length) => AllocateBuffer(type, length);
+
+    private protected override void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads, int dynamicSharedBytes)
     {
-        long count = 1;
-        foreach (int s in shape) count = checked(count * s);
-        return AllocateBuffer(type, count).View(shape);
-    }
-
-    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
-    {
-        CheckOwner(query, nameof(query));
-        CheckOwner(key, nameof(key));
-        CheckOwner(value, nameof(value));
-        CheckOwner(output, nameof(output));
-        if (logSumExp is { } lse) CheckOwner(lse, nameof(logSumExp));
-        var optionTensors = GpuFlash.OptionTensors(problem.Options);
-        foreach (var (tensor, name) in optionTensors.Zip(GpuFlash.OptionTensorNames))
-            if (tensor is { } t) CheckOwner(t, name);
-        var p = GpuFlash.Params(problem, query, key, value, output, logSumExp);
-        var variant = GpuFlash.Choose(problem, p, tensorCoresAvailable: false);
-        var module = Module(variant.Name, () => variant.Source(KernelApi.OpenCl), FlashVariant.EntryPoint);
-        int blockM = variant.Tiles.BlockM;
-        int blocks = (problem.QueryLength + blockM - 1) / blockM;
-        ReadOnlySpan<IntPtr> memory =
-        [
-            MemOf(query), MemOf(key), MemOf(value), MemOf(output), logSumExp is { } l ? MemOf(l) : IntPtr.Zero,
-            .. optionTensors.Select(t => t is { } view ? MemOf(view) : IntPtr.Zero),
-        ];
-        module.Launch(Queue, memory, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
-            checked(blocks * blockM), checked(problem.Batch * problem.QueryHeads), variant.Threads);
-    }
-
-    private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp)
-    {
-        CheckOwner(partialOutputs, nameof(partialOutputs));
-        CheckOwner(partialLogSumExp, nameof(partialLogSumExp));
-        CheckOwner(output, nameof(output));
-        if (logSumExp is { } lse) CheckOwner(lse, nameof(logSumExp));
-        var p = GpuMerge.Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
-        var (outputType, partialType) = (output.ElementType, partialOutputs.ElementType);
-        var module = Module(GpuMerge.Name(outputType, partialType), () => GpuMerge.Source(KernelApi.OpenCl, outputType, partialType), GpuMerge.EntryPoint);
-        ReadOnlySpan<IntPtr> memory =
-            [MemOf(partialOutputs), MemOf(partialLogSumExp), MemOf(output), logSumExp is { } l ? MemOf(l) : IntPtr.Zero];
-        module.Launch(Queue, memory, MemoryMarshal.AsBytes(new ReadOnlySpan<MergeParams>(in p)),
-            GpuMerge.Groups(problem) * GpuMerge.Threads, 1, GpuMerge.Threads);
-    }
-
-    private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
-    {
-        if (GpuDecode.PrefersFlash(problem)) base.FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
-        else GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
-    }
-
-    KernelApi IGpuKernelHost.Api => KernelApi.OpenCl;
-
-    int IGpuKernelHost.ComputeUnits => _computeUnits.Value;
-
-    /// <inheritdoc cref="IGpuKernelHost.Scratch"/>
-    internal GpuScratch Scratch { get; }
-
-    GpuScratch IGpuKernelHost.Scratch => Scratch;
-
-    void IGpuKernelHost.CheckOwner(in TensorView view, string name) => CheckOwner(view, name);
-
-    void IGpuKernelHost.Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
-        int groupsX, int groupsY, int threads)
-    {
+        // Shared memory is static in the OpenCL kernels: dynamicSharedBytes matters to CUDA's tensor-core kernels only.
         var module = Module(name, source, entryPoint);
         Span<IntPtr> memory = stackalloc IntPtr[buffers.Length];
         for (int i = 0; i < buffers.Length; i++) memory[i] = buffers[i] is OpenClBuffer b ? b.NativeHandle : IntPtr.Zero;
-        module.Launch(Queue, memory, parameters, checked(groupsX * threads), groupsY, threads);
+        module.Launch(Queue, memory, parameters, (long)groupsX * threads, groupsY, threads);
     }
 
     /// <summary>The module for <paramref name="name"/>, built once per context even when several threads ask at once.</summary>
-    internal OpenClModule Module(string name, Func<string> source, string entryPoint) =>
+    private OpenClModule Module(string name, Func<string> source, string entryPoint) =>
         _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => OpenClModule.Build(_context, _device, source(), entryPoint))).Value;
 
     /// <summary>Builds a program from raw source (no caching in memory); for tests and tools.</summary>
     internal OpenClModule BuildSource(string source, string entryPoint) => OpenClModule.Build(_context, _device, source, entryPoint);
 
-    /// <summary>Runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
-    internal int[] ParamsLayout(string entryPoint)
-    {
-        var module = Module("layout_probe." + entryPoint, () => KernelSource.Build(KernelApi.OpenCl, "common/layout_probe.h", []), entryPoint);
-        using var output = AllocateBuffer(ElementType.Float32, 128);
-        module.Launch(Queue, [output.NativeHandle], [], 1, 1, 1);
-        var values = new float[128];
-        output.Read<float>(values);
-        return MemoryMarshal.Cast<float, int>(values).ToArray();
-    }
-
-    internal void Untrack(OpenClBuffer buffer) => _buffers.TryRemove(buffer, out _);
-
     /// <inheritdoc/>
     protected override void ReleaseResources()
     {
-        Scratch.Dispose();
-        foreach (var buffer in _buffers.Keys) buffer.Dispose();
+        base.ReleaseResources();
         foreach (var module in _modules.Values)
             if (module.IsValueCreated) module.Value.Dispose();
         Queue.Dispose();
         _context.Dispose();
     }
 
-    private void CheckOwner(in TensorView view, string name)
-    {
-        if (view.Storage is not OpenClBuffer)
-            TensorChecks.Throw($"{name} is not in an OpenCL buffer; allocate it with this context or wrap its cl_mem with WrapBuffer.", name);
-    }
+    /// <summary>The <c>cl_context</c> this context's queue belongs to; buffers of the same <c>cl_context</c> are usable here.</summary>
+    internal IntPtr NativeContext => _context.DangerousGetHandle();
 
-    private static IntPtr MemOf(in TensorView view) => ((OpenClBuffer)view.Storage!).NativeHandle;
+    /// <summary>Accepts buffers of this context's <c>cl_context</c>: its own and those of contexts sharing it (<see cref="FromQueue"/>).</summary>
+    private protected override void CheckOwner(in TensorView view, string name)
+    {
+        if (view.Storage is OpenClBuffer buffer && buffer.Context.NativeContext == NativeContext) return;
+        TensorChecks.Throw(view.Storage is OpenClBuffer
+            ? $"{name} is in a buffer of another OpenCL context; allocate it with this context or copy it here."
+            : $"{name} is not in an OpenCL buffer; allocate it with this context or wrap its cl_mem with WrapBuffer.", name);
+    }
 }

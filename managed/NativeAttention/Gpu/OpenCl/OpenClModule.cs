@@ -43,7 +43,7 @@ internal sealed unsafe class OpenClModule : IDisposable
     }
 
     /// <summary>Sets the arguments and enqueues a 2-D NDRange; serialised because kernel arguments are shared state.</summary>
-    public void Launch(OpenClQueueHandle queue, ReadOnlySpan<IntPtr> memoryArguments, ReadOnlySpan<byte> parameters, int globalX, int globalY, int localX)
+    public void Launch(OpenClQueueHandle queue, ReadOnlySpan<IntPtr> memoryArguments, ReadOnlySpan<byte> parameters, long globalX, long globalY, int localX)
     {
         lock (_launch)
         {

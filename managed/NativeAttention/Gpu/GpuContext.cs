@@ -1,0 +1,105 @@
+// The part of a GPU context that CUDA and OpenCL share: every family's dispatch, owner checks, buffer tracking,
+// scratch and the params layout probe. The two backends supply allocation, modules, launches and synchronisation.
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace NativeAttention.Gpu;
+
+/// <summary>
+/// A context on a GPU (<see cref="Cuda.CudaContext"/> or <see cref="OpenCl.OpenClContext"/>). Tensors must live in
+/// device buffers this context can address; kernels run asynchronously on the context's stream or queue and
+/// <see cref="AttentionContext.Synchronize"/> waits for them.
+/// </summary>
+public abstract class GpuContext : AttentionContext, IGpuKernelHost
+{
+    private readonly ConcurrentDictionary<DeviceBuffer, byte> _buffers = new();
+
+    private protected GpuContext() => Scratch = new GpuScratch(AllocateDevice, Synchronize);
+
+    /// <inheritdoc/>
+    public sealed override MemoryLocation TensorLocation => MemoryLocation.Device;
+
+    /// <inheritdoc cref="IGpuKernelHost.Scratch"/>
+    internal GpuScratch Scratch { get; }
+
+    /// <inheritdoc cref="IGpuKernelHost.Api"/>
+    private protected abstract KernelApi Api { get; }
+
+    /// <inheritdoc cref="IGpuKernelHost.ComputeUnits"/>
+    private protected abstract int ComputeUnits { get; }
+
+    /// <summary>Allocates <paramref name="length"/> zero-filled elements on the device (the backend's AllocateBuffer).</summary>
+    private protected abstract DeviceBuffer AllocateDevice(ElementType type, long length);
+
+    /// <inheritdoc cref="IGpuKernelHost.CheckOwner"/>
+    private protected abstract void CheckOwner(in TensorView view, string name);
+
+    /// <inheritdoc cref="IGpuKernelHost.TensorCoresFit"/>
+    private protected virtual bool TensorCoresFit(ReadOnlySpan<DeviceBuffer?> buffers) => false;
+
+    /// <inheritdoc cref="IGpuKernelHost.Launch"/>
+    private protected abstract void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers,
+        ReadOnlySpan<byte> parameters, int groupsX, int groupsY, int threads, int dynamicSharedBytes);
+
+    KernelApi IGpuKernelHost.Api => Api;
+    int IGpuKernelHost.ComputeUnits => ComputeUnits;
+    GpuScratch IGpuKernelHost.Scratch => Scratch;
+    void IGpuKernelHost.CheckOwner(in TensorView view, string name) => CheckOwner(view, name);
+    bool IGpuKernelHost.TensorCoresFit(ReadOnlySpan<DeviceBuffer?> buffers) => TensorCoresFit(buffers);
+
+    void IGpuKernelHost.Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads, int dynamicSharedBytes) =>
+        Launch(name, source, entryPoint, buffers, parameters, groupsX, groupsY, threads, dynamicSharedBytes);
+
+    /// <summary>Checks location (the base) and that the device buffer is one this context can address.</summary>
+    private protected sealed override void CheckTensor(in TensorView view, string name)
+    {
+        base.CheckTensor(view, name);
+        CheckOwner(view, name);
+    }
+
+    private protected sealed override TensorView AllocateCore(ElementType type, ReadOnlySpan<int> shape)
+    {
+        long count = 1;
+        foreach (int s in shape) count = checked(count * s);
+        return AllocateDevice(type, count).View(shape);
+    }
+
+    private protected sealed override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        GpuFlash.Run(this, problem, query, key, value, output, logSumExp);
+
+    private protected sealed override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
+    {
+        if (GpuDecode.PrefersFlash(problem)) base.FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
+        else GpuDecode.Run(this, problem, query, keyCache, valueCache, output, logSumExp);
+    }
+
+    private protected sealed override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
+        GpuMerge.Run(this, problem, partialOutputs, partialLogSumExp, output, logSumExp);
+
+    /// <summary>Registers a buffer this context allocated, so that disposing the context releases it.</summary>
+    private protected void Track(DeviceBuffer buffer) => _buffers.TryAdd(buffer, 0);
+
+    /// <summary>Forgets a buffer that was disposed on its own.</summary>
+    internal void Untrack(DeviceBuffer buffer) => _buffers.TryRemove(buffer, out _);
+
+    /// <summary>Runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
+    internal int[] ParamsLayout(string entryPoint)
+    {
+        ThrowIfDisposed();
+        var api = Api;
+        using var output = AllocateDevice(ElementType.Float32, 128);
+        ((IGpuKernelHost)this).Launch("layout_probe." + entryPoint, () => KernelSource.Build(api, "common/layout_probe.h", []), entryPoint,
+            [output], [], 1, 1, 1);
+        var values = new float[128];
+        output.Read<float>(values);
+        return MemoryMarshal.Cast<float, int>(values).ToArray();
+    }
+
+    /// <summary>Releases the scratch and every buffer this context allocated; backends release their modules, queue and context after.</summary>
+    protected override void ReleaseResources()
+    {
+        Scratch.Dispose();
+        foreach (var buffer in _buffers.Keys) buffer.Dispose();
+    }
+}
