@@ -6,13 +6,6 @@ using System.Text.RegularExpressions;
 
 namespace NativeAttention.Gpu;
 
-/// <summary>The two kernel dialects one source compiles to.</summary>
-internal enum KernelApi
-{
-    OpenCl,
-    Cuda,
-}
-
 internal static partial class KernelSource
 {
     private static readonly ConcurrentDictionary<string, string> Files = new();
