@@ -13,6 +13,11 @@ internal static partial class KernelSource
     [GeneratedRegex("""^\s*#\s*include\s+"([^"]+)"\s*$""")]
     private static partial Regex IncludePattern();
 
+    /// <summary>Every embedded file under kernels/, as paths relative to it (e.g. <c>common/dtype.h</c>), sorted.</summary>
+    public static IReadOnlyList<string> EmbeddedFiles { get; } = typeof(KernelSource).Assembly.GetManifestResourceNames()
+        .Where(n => n.StartsWith("kernels/", StringComparison.Ordinal)).Select(n => n["kernels/".Length..])
+        .Order(StringComparer.Ordinal).ToArray();
+
     /// <summary>The text of an embedded file under kernels/, e.g. <c>flash/flash_fwd.h</c>.</summary>
     /// <exception cref="FileNotFoundException">No such embedded kernel file.</exception>
     public static string Read(string path) => Files.GetOrAdd(path, static p =>

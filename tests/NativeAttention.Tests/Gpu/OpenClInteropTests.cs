@@ -92,17 +92,16 @@ public sealed unsafe class OpenClInteropTests
     {
         RuntimeAvailability.Require(TestRuntime.OpenCl);
         using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
-        AssertLayout<FlashParams>(context.ParamsLayout("na_flash_params_layout"));
-        AssertLayout<DecodeParams>(context.ParamsLayout("na_decode_params_layout"));
+        foreach (var probe in LayoutProbe.All) AssertLayout(probe.Mirror, context.ParamsLayout(probe.EntryPoint));
     }
 
-    /// <summary>The probe's size and field offsets (declaration order) equal the C# mirror's.</summary>
-    internal static void AssertLayout<T>(int[] layout) where T : struct
+    /// <summary>The probe's size and field offsets (declaration order) equal those of the C# mirror <paramref name="mirror"/>.</summary>
+    internal static void AssertLayout(Type mirror, int[] layout)
     {
-        var fields = typeof(T).GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public);
-        Assert.Equal(Marshal.SizeOf<T>(), layout[0]);
+        var fields = mirror.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public);
+        Assert.True(Marshal.SizeOf(mirror) == layout[0], $"{mirror.Name} has {Marshal.SizeOf(mirror)} bytes in C# but {layout[0]} in C.");
         for (int i = 0; i < fields.Length; i++)
-            Assert.True((int)Marshal.OffsetOf<T>(fields[i].Name) == layout[i + 1],
-                $"{typeof(T).Name}.{fields[i].Name} is at {Marshal.OffsetOf<T>(fields[i].Name)} in C# but {layout[i + 1]} in C.");
+            Assert.True((int)Marshal.OffsetOf(mirror, fields[i].Name) == layout[i + 1],
+                $"{mirror.Name}.{fields[i].Name} is at {Marshal.OffsetOf(mirror, fields[i].Name)} in C# but {layout[i + 1]} in C.");
     }
 }

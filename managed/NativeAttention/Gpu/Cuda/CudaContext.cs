@@ -227,10 +227,10 @@ public sealed unsafe class CudaContext : AttentionContext, IGpuKernelHost
                 CudaCompiler.TargetFor(_device.ComputeCapability), _driverVersion, variant.DynamicSharedBytes);
         })).Value;
 
-    /// <summary>Compiles and runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
+    /// <summary>Compiles and runs the layout probe <paramref name="entryPoint"/> (<see cref="LayoutProbe"/>): the struct's size, then each field's offset.</summary>
     internal int[] ParamsLayout(string entryPoint)
     {
-        var module = SourceModule("layout_probe." + entryPoint, () => KernelSource.Build(KernelApi.Cuda, "common/layout_probe.h", []), entryPoint);
+        var module = SourceModule("layout_probe." + entryPoint, () => LayoutProbe.For(entryPoint).Source(KernelApi.Cuda), entryPoint);
         using var output = AllocateBuffer(ElementType.Float32, 128);
         ulong pointer = (ulong)output.DevicePointer;
         void** args = stackalloc void*[1] { &pointer };

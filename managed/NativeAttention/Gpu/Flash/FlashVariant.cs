@@ -13,7 +13,7 @@ namespace NativeAttention.Gpu;
 /// </summary>
 internal readonly record struct FlashVariant(
     ElementType ElementType, int HeadDimQk, int HeadDimV, bool Masked, bool EvenN, bool TensorCores, MmaTile Tile = default,
-    ScoreOptions Options = default)
+    ScoreOptions Options = default) : IKernelVariant
 {
     /// <summary>
     /// Head-dim buckets of the portable kernel: the kernel zero-pads both head dims up to the bucket of the larger
@@ -26,6 +26,8 @@ internal readonly record struct FlashVariant(
 
     /// <summary>The kernel's entry point (the same name in every variant).</summary>
     public const string EntryPoint = "na_flash_fwd";
+
+    string IKernelVariant.EntryPoint => EntryPoint;
 
     /// <summary>Smallest bucket holding <paramref name="headDim"/>.</summary>
     public static int Bucket(int headDim)
@@ -87,11 +89,13 @@ internal readonly record struct FlashVariant(
     public string Source(KernelApi api) => KernelSource.Build(api, "flash/flash_fwd.h", Defines());
 
     /// <summary>
-    /// Every variant without score options a backend may compile, then each of <see cref="ScoreOptions.CompileCoverage"/>
-    /// on one portable and (with <paramref name="tensorCores"/>) one tensor-core variant: the check that all of them build.
+    /// Every variant without score options <paramref name="api"/> may compile (tensor-core variants on CUDA only), then
+    /// each of <see cref="ScoreOptions.CompileCoverage"/> on one portable and (CUDA) two tensor-core variants: the
+    /// check that all of them build.
     /// </summary>
-    public static IEnumerable<FlashVariant> All(bool tensorCores)
+    public static IEnumerable<IKernelVariant> AllVariants(KernelApi api)
     {
+        bool tensorCores = api == KernelApi.Cuda;
         foreach (var options in ScoreOptions.CompileCoverage)
         {
             yield return new FlashVariant(ElementType.Float16, 64, 64, true, false, false, default, options);

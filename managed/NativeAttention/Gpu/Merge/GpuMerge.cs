@@ -1,26 +1,20 @@
-// Host side of kernels/merge/merge_states.h, shared by OpenCL and CUDA: the variant and the kernel arguments.
+// Host side of kernels/merge/merge_states.h, shared by OpenCL and CUDA: the kernel arguments and the launch size.
 namespace NativeAttention.Gpu;
 
 internal static class GpuMerge
 {
     /// <summary>Rows per work-group (NA_MERGE_THREADS).</summary>
-    public const int Threads = 64;
+    public const int Threads = MergeVariant.Threads;
 
     /// <summary>The kernel's entry point.</summary>
-    public const string EntryPoint = "na_merge_states";
+    public const string EntryPoint = MergeVariant.EntryPoint;
 
     /// <summary>The variant name, e.g. <c>merge_states.f16.f32</c> (output type, partial type).</summary>
-    public static string Name(ElementType output, ElementType partialOutputs) =>
-        $"merge_states.{AttentionCase.TypeName(output)}.{AttentionCase.TypeName(partialOutputs)}";
+    public static string Name(ElementType output, ElementType partialOutputs) => new MergeVariant(output, partialOutputs).Name;
 
     /// <summary>The specialised source for <paramref name="api"/>.</summary>
     public static string Source(KernelApi api, ElementType output, ElementType partialOutputs) =>
-        KernelSource.Build(api, "merge/merge_states.h",
-        [
-            new("NA_DTYPE", ((int)output).ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            new("NA_PARTIAL_DTYPE", ((int)partialOutputs).ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            new("NA_MERGE_THREADS", Threads.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-        ]);
+        new MergeVariant(output, partialOutputs).Source(api);
 
     /// <summary>The kernel arguments of a validated merge.</summary>
     /// <exception cref="NotSupportedException">More than 4 row axes (the kernel indexes at most 4).</exception>

@@ -201,10 +201,10 @@ public sealed unsafe class OpenClContext : AttentionContext, IGpuKernelHost
     /// <summary>Builds a program from raw source (no caching in memory); for tests and tools.</summary>
     internal OpenClModule BuildSource(string source, string entryPoint) => OpenClModule.Build(_context, _device, source, entryPoint);
 
-    /// <summary>Runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
+    /// <summary>Runs the layout probe <paramref name="entryPoint"/> (<see cref="LayoutProbe"/>): the struct's size, then each field's offset.</summary>
     internal int[] ParamsLayout(string entryPoint)
     {
-        var module = Module("layout_probe." + entryPoint, () => KernelSource.Build(KernelApi.OpenCl, "common/layout_probe.h", []), entryPoint);
+        var module = Module("layout_probe." + entryPoint, () => LayoutProbe.For(entryPoint).Source(KernelApi.OpenCl), entryPoint);
         using var output = AllocateBuffer(ElementType.Float32, 128);
         module.Launch(Queue, [output.NativeHandle], [], 1, 1, 1);
         var values = new float[128];
