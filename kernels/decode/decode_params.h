@@ -1,6 +1,6 @@
 // Arguments of the KV-cache decode kernels (decode/kv_append.h, decode/decode_fwd.h), passed by value. Options are
 // runtime flags here (uniform branches cost nothing next to reading the cache) so that few variants need compiling. Mirrored by
-// managed/NativeAttention/Gpu/DecodeParams.cs; a test compiles common/layout_probe.h and checks that both sides
+// managed/NativeAttention/Gpu/Decode/DecodeParams.cs; a test runs decode/decode_layout_probe.h and checks that both sides
 // agree on size and offsets. 64-bit fields first, so no padding depends on the compiler.
 // Cache lengths travel inside the struct for up to NA_INLINE_LENGTHS batch elements, so a decode step needs no
 // upload (and no host synchronisation) unless its block table changed; the int32 `meta` buffer beside it holds the

@@ -2,12 +2,12 @@
 // shared memory as float, online softmax in base 2 updated once per key tile, float accumulation whatever the
 // storage type.
 // A row whose visible keys are all masked keeps m = -inf and l = 0 and writes zeros and LSE = -inf.
-// Score options (common/score_mod.h) are compiled in only when their NA_* define is set.
+// Score options (flash/flash_score_mod.h) are compiled in only when their NA_* define is set.
 // CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
-#include "common/flash_params.h"
+#include "flash/flash_params.h"
 #include "common/dtype.h"
 #include "common/masking.h"
-#include "common/score_mod.h"
+#include "flash/flash_score_mod.h"
 
 #ifndef NA_HEAD_DIM_QK
 #define NA_HEAD_DIM_QK 64   // query/key head dim rounded up; the kernel zero-pads up to it

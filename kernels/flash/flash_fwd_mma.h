@@ -6,7 +6,7 @@
 // are double-buffered and each tile is loaded a whole tile ahead. P never leaves registers: the S accumulator fragments are
 // exactly the A fragments of the P V product once packed to 16 bits.
 // Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
-// Score options (common/score_mod.h, included by flash_fwd.h) modify the S fragments element by element before
+// Score options (flash/flash_score_mod.h, included by flash_fwd.h) modify the S fragments element by element before
 // masking; sinks and sigmoid scoring change only the row statistics and the epilogue.
 #include "common/mma_sm80.h"
 

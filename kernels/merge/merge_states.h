@@ -3,6 +3,7 @@
 // Partials whose LSE is -inf get weight exactly 0 and are never read, so garbage in them cannot leak; a row whose
 // partials are all -inf writes zeros and LSE = -inf.
 #include "common/dtype.h"
+#include "merge/merge_params.h"
 
 #ifndef NA_PARTIAL_DTYPE
 #define NA_PARTIAL_DTYPE 0       // element type of the partial outputs: 0 f32, 1 f16, 2 bf16 (NA_DTYPE is the output's)
@@ -10,29 +11,6 @@
 #ifndef NA_MERGE_THREADS
 #define NA_MERGE_THREADS 64      // rows per work-group
 #endif
-
-// Arguments, passed by value; mirrored by managed/NativeAttention/Gpu/MergeParams.cs. The row index space (the
-// dimensions between S and Dv) is padded at the front to 4 axes of size 1 and stride 0.
-typedef struct na_merge_params
-{
-    na_i64 po_offset;        // element offset of partial output [0, row 0, 0] from its buffer's base
-    na_i64 po_stride_s;      // partial outputs: stride between splits
-    na_i64 po_stride_d;      // partial outputs: stride along Dv
-    na_i64 pl_offset;        // element offset of partial LSE [0, row 0]
-    na_i64 pl_stride_s;      // partial LSEs: stride between splits
-    na_i64 o_offset;         // element offset of output [row 0, 0]
-    na_i64 o_stride_d;       // output: stride along Dv
-    na_i64 lse_offset;       // element offset of the merged LSE [row 0]; unused when has_lse == 0
-    na_i64 po_stride_r[4];   // row-axis strides of the partial outputs, outermost first
-    na_i64 pl_stride_r[4];   // row-axis strides of the partial LSEs
-    na_i64 o_stride_r[4];    // row-axis strides of the output
-    na_i64 lse_stride_r[4];  // row-axis strides of the merged LSE
-    int row_shape[4];        // sizes of the row axes, outermost first
-    int splits;              // S
-    int dv;                  // value dimension
-    int rows;                // product of row_shape
-    int has_lse;             // 1 when the merged LSE is written
-} na_merge_params;
 
 NA_KERNEL NA_WORKGROUP(NA_MERGE_THREADS) void na_merge_states(
     const NA_GLOBAL NA_TYPE_AS(NA_PARTIAL_DTYPE)* NA_RESTRICT po, const NA_GLOBAL float* NA_RESTRICT pl,

@@ -12,8 +12,9 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
     /// <summary>Every family's probe.</summary>
     public static IReadOnlyList<LayoutProbe> All { get; } =
     [
-        new("common/layout_probe.h", "na_flash_params_layout", typeof(FlashParams)),
-        new("common/layout_probe.h", "na_decode_params_layout", typeof(DecodeParams)),
+        new("flash/flash_layout_probe.h", "na_flash_params_layout", typeof(FlashParams)),
+        new("decode/decode_layout_probe.h", "na_decode_params_layout", typeof(DecodeParams)),
+        new("merge/merge_layout_probe.h", "na_merge_params_layout", typeof(MergeParams)),
     ];
 
     /// <summary>The probe with entry point <paramref name="entryPoint"/>.</summary>

@@ -1,4 +1,4 @@
-// C# mirror of kernels/common/flash_params.h; field order, types and comments match the C struct.
+// C# mirror of kernels/flash/flash_params.h; field order, types and comments match the C struct.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;

@@ -4,7 +4,7 @@ using System.Globalization;
 namespace NativeAttention.Gpu;
 
 /// <summary>
-/// The score options a variant is specialised for (<c>kernels/common/score_mod.h</c>). Option tensors keep their
+/// The score options a variant is specialised for (<c>kernels/flash/flash_score_mod.h</c>). Option tensors keep their
 /// own element type (<see cref="BiasType"/>, <see cref="UType"/>, <see cref="WType"/>), so the kernel reads them
 /// without a conversion pass. The default is plain softmax attention, whose kernels carry no option code at all.
 /// </summary>

@@ -1,9 +1,9 @@
-// C# mirror of na_merge_params (kernels/merge/merge_states.h).
+// C# mirror of kernels/merge/merge_params.h; field order and widths match the C struct.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;
 
-/// <summary>Mirror of <c>na_merge_params</c> (kernels/merge/merge_states.h); field order and widths must match.</summary>
+/// <summary>Mirror of <c>na_merge_params</c> (kernels/merge/merge_params.h); field order and widths must match.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct MergeParams
 {

@@ -1,7 +1,7 @@
 // Score options of the flash kernels, applied per (query row, key) element in the order of DESIGN.md: softcap,
 // ALiBi, dense bias, low-rank bias U W^T (read per element, never materialised); plus sigmoid scoring's weight.
 // Scores are in base 2 (s2 = log2(e) s), so every additive term is scaled by log2(e).
-#include "common/flash_params.h"
+#include "flash/flash_params.h"
 #include "common/dtype.h"
 
 #ifndef NA_SOFTCAP

@@ -1,5 +1,5 @@
-// Arguments of every flash-family kernel, passed by value. Mirrored by managed/NativeAttention/Gpu/FlashParams.cs;
-// a test compiles common/layout_probe.h and checks that both sides agree on size and offsets.
+// Arguments of every flash-family kernel, passed by value. Mirrored by managed/NativeAttention/Gpu/Flash/FlashParams.cs;
+// a test runs flash/flash_layout_probe.h and checks that both sides agree on size and offsets.
 // 64-bit fields come first so that no padding depends on the compiler (the 4-byte tail is padded to 8 by both).
 typedef struct na_flash_params
 {
