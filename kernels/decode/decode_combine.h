@@ -17,13 +17,13 @@ NA_KERNEL NA_WORKGROUP(NA_COMBINE_THREADS) void na_decode_combine(
     const NA_GLOBAL float* NA_RESTRICT part_o, const NA_GLOBAL float* NA_RESTRICT part_lse, const na_decode_params p)
 {
     const na_i64 x = (na_i64)NA_GROUP_ID(0) * NA_COMBINE_THREADS + NA_LOCAL_ID(0);
-    const na_i64 rows = (na_i64)p.batch * p.heads_q * p.nq;
-    const na_i64 row = x / p.dv;
-    const int d = (int)(x - row * p.dv);
+    const na_i64 rows = (na_i64)p.qkvo.batch * p.qkvo.heads_q * p.qkvo.nq;
+    const na_i64 row = x / p.qkvo.dv;
+    const int d = (int)(x - row * p.qkvo.dv);
     if (row >= rows) return;
-    const int i = (int)(row % p.nq);
-    const int h = (int)((row / p.nq) % p.heads_q);
-    const int b = (int)(row / ((na_i64)p.nq * p.heads_q));
+    const int i = (int)(row % p.qkvo.nq);
+    const int h = (int)((row / p.qkvo.nq) % p.qkvo.heads_q);
+    const int b = (int)(row / ((na_i64)p.qkvo.nq * p.qkvo.heads_q));
     const na_i64 stride = rows;   // between splits
 
     float m = -NA_INFINITY;
@@ -39,7 +39,7 @@ NA_KERNEL NA_WORKGROUP(NA_COMBINE_THREADS) void na_decode_combine(
     if (p.sigmoid)
     {
         for (int s = 0; s < p.splits; s++)
-            if (part_lse[s * stride + row] != -NA_INFINITY) value += part_o[(s * stride + row) * p.dv + d];
+            if (part_lse[s * stride + row] != -NA_INFINITY) value += part_o[(s * stride + row) * p.qkvo.dv + d];
     }
     else
     {
@@ -53,10 +53,10 @@ NA_KERNEL NA_WORKGROUP(NA_COMBINE_THREADS) void na_decode_combine(
             for (int s = 0; s < p.splits; s++)
             {
                 const float w = NA_EXP(part_lse[s * stride + row] - total);
-                if (w != 0.0f) value += w * part_o[(s * stride + row) * p.dv + d];
+                if (w != 0.0f) value += w * part_o[(s * stride + row) * p.qkvo.dv + d];
             }
     }
-    na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value);
+    na_store(o, p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h + (na_i64)i * p.qkvo.o_stride_n + d * p.qkvo.o_stride_d, value);
     if (d == 0 && p.has_lse)
-        lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] = total;
+        lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + (na_i64)i * p.qkvo.lse_stride_n] = total;
 }

@@ -51,34 +51,34 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
 
     const int tid = NA_LOCAL_ID(0);
     const int bh = NA_GROUP_ID(1);
-    const int b = bh / p.heads_q;
-    const int h = bh - b * p.heads_q;
-    const int hk = h / p.group;
+    const int b = bh / p.qkvo.heads_q;
+    const int h = bh - b * p.qkvo.heads_q;
+    const int hk = h / p.qkvo.group;
     const int m0 = NA_GROUP_ID(0) * NA_BLOCK_M;
     const int row = m0 + tid;
-    const int row_ok = row < p.nq;
-    const int last = (m0 + NA_BLOCK_M < p.nq ? m0 + NA_BLOCK_M : p.nq) - 1;
+    const int row_ok = row < p.qkvo.nq;
+    const int last = (m0 + NA_BLOCK_M < p.qkvo.nq ? m0 + NA_BLOCK_M : p.qkvo.nq) - 1;
 
-    const NA_GLOBAL na_elem* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;
-    const NA_GLOBAL na_elem* kb = k + p.k_offset + b * p.k_stride_b + hk * p.k_stride_h;
-    const NA_GLOBAL na_elem* vb = v + p.v_offset + b * p.v_stride_b + hk * p.v_stride_h;
+    const NA_GLOBAL na_elem* qb = q + p.qkvo.q_offset + b * p.qkvo.q_stride_b + h * p.qkvo.q_stride_h;
+    const NA_GLOBAL na_elem* kb = k + p.qkvo.k_offset + b * p.qkvo.k_stride_b + hk * p.qkvo.k_stride_h;
+    const NA_GLOBAL na_elem* vb = v + p.qkvo.v_offset + b * p.qkvo.v_stride_b + hk * p.qkvo.v_stride_h;
 
 #if NA_MASKED
-    const int row_start = na_key_start(row, p.nq, p.nk, p.window_left);
-    const int row_end = row_ok ? na_key_end(row, p.nq, p.nk, p.window_right, p.causal) : 0;
-    const int tile_start = na_key_start(m0, p.nq, p.nk, p.window_left);
-    const int tile_end = na_key_end(last, p.nq, p.nk, p.window_right, p.causal);
+    const int row_start = na_key_start(row, p.qkvo.nq, p.qkvo.nk, p.window_left);
+    const int row_end = row_ok ? na_key_end(row, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal) : 0;
+    const int tile_start = na_key_start(m0, p.qkvo.nq, p.qkvo.nk, p.window_left);
+    const int tile_end = na_key_end(last, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal);
 #else
     const int row_start = 0;
-    const int row_end = row_ok ? p.nk : 0;
+    const int row_end = row_ok ? p.qkvo.nk : 0;
     const int tile_start = 0;
-    const int tile_end = p.nk;
+    const int tile_end = p.qkvo.nk;
 #endif
 
     float qr[NA_HEAD_DIM_QK];
     float acc[NA_HEAD_DIM_V];
     for (int d = 0; d < NA_HEAD_DIM_QK; d++)
-        qr[d] = (row_ok && d < p.dqk) ? na_load(qb, row * p.q_stride_n + d * p.q_stride_d) * p.scale_log2 : 0.0f;
+        qr[d] = (row_ok && d < p.qkvo.dqk) ? na_load(qb, row * p.qkvo.q_stride_n + d * p.qkvo.q_stride_d) * p.scale_log2 : 0.0f;
     for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] = 0.0f;
     float m = -NA_INFINITY;
     float l = 0.0f;
@@ -91,12 +91,12 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_QK; idx += NA_BLOCK_M)
         {
             const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK, key = n0 + j;
-            ks[idx] = ((NA_EVEN_N || key < p.nk) && d < p.dqk) ? na_load(kb, key * p.k_stride_n + d * p.k_stride_d) : 0.0f;
+            ks[idx] = ((NA_EVEN_N || key < p.qkvo.nk) && d < p.qkvo.dqk) ? na_load(kb, key * p.qkvo.k_stride_n + d * p.qkvo.k_stride_d) : 0.0f;
         }
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_BLOCK_M)
         {
             const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V, key = n0 + j;
-            vs[idx] = ((NA_EVEN_N || key < p.nk) && d < p.dv) ? na_load(vb, key * p.v_stride_n + d * p.v_stride_d) : 0.0f;
+            vs[idx] = ((NA_EVEN_N || key < p.qkvo.nk) && d < p.qkvo.dv) ? na_load(vb, key * p.qkvo.v_stride_n + d * p.qkvo.v_stride_d) : 0.0f;
         }
         NA_BARRIER();
 
@@ -149,7 +149,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
 
     if (row_ok)
     {
-        NA_GLOBAL na_elem* ob = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+        NA_GLOBAL na_elem* ob = o + p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h + row * p.qkvo.o_stride_n;
 #if NA_SIGMOID
         const float inv = 1.0f;
 #else
@@ -168,9 +168,9 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #endif
         for (int d = 0; d < NA_HEAD_DIM_V; d++)
-            if (d < p.dv) na_store(ob, d * p.o_stride_d, acc[d] * inv);
+            if (d < p.qkvo.dv) na_store(ob, d * p.qkvo.o_stride_d, acc[d] * inv);
         if (p.has_lse)
-            lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
+            lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + row * p.qkvo.lse_stride_n] =
                 l > 0.0f ? (m + NA_LOG2(l)) * 0.69314718055994531f : -NA_INFINITY;
     }
 }

@@ -54,8 +54,8 @@ typedef struct na_score_row
 NA_INLINE na_score_row na_score_row_init(const na_flash_params p, const NA_GLOBAL float* slopes, int b, int h, int row)
 {
     na_score_row r;
-    r.ok = row < p.nq;
-    r.aligned = row + p.nk - p.nq;
+    r.ok = row < p.qkvo.nq;
+    r.aligned = row + p.qkvo.nk - p.qkvo.nq;
     r.bias = p.bias_offset + b * p.bias_stride_b + h * p.bias_stride_h + (na_i64)row * p.bias_stride_n;
     r.u = p.u_offset + b * p.u_stride_b + h * p.u_stride_h + (na_i64)row * p.u_stride_n;
     r.w = p.w_offset + b * p.w_stride_b + h * p.w_stride_h;
@@ -80,7 +80,7 @@ NA_INLINE float na_score_mod(float s2, int key, const na_score_row r, const na_f
     s2 -= r.alibi * (float)(distance < 0 ? -distance : distance);
 #endif
 #if NA_BIAS || NA_LOWRANK
-    if (r.ok && key < p.nk)
+    if (r.ok && key < p.qkvo.nk)
     {
 #if NA_BIAS
         s2 += NA_LOAD_AS(NA_BIAS_DTYPE, bias, r.bias + key * p.bias_stride_k) * NA_LOG2E;

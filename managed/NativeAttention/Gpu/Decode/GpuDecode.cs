@@ -109,13 +109,10 @@ internal static class GpuDecode
         var options = problem.Options;
         var p = new DecodeParams
         {
-            QOffset = Offset(q), KOffset = Offset(k), VOffset = Offset(v), OOffset = Offset(o),
-            QStrideB = q.Strides[0], QStrideH = q.Strides[1], QStrideN = q.Strides[2], QStrideD = q.Strides[3],
-            KStrideB = k.Strides[0], KStrideH = k.Strides[1], KStrideN = k.Strides[2], KStrideD = k.Strides[3],
-            VStrideB = v.Strides[0], VStrideH = v.Strides[1], VStrideN = v.Strides[2], VStrideD = v.Strides[3],
-            OStrideB = o.Strides[0], OStrideH = o.Strides[1], OStrideN = o.Strides[2], OStrideD = o.Strides[3],
-            Batch = problem.Batch, HeadsQ = problem.QueryHeads, HeadsKv = problem.KeyValueHeads, Group = problem.GroupSize,
-            Nq = problem.QueryLength, Nnew = problem.NewLength, Dqk = problem.HeadDim, Dv = problem.ValueDim,
+            // Key lengths differ per batch element (cache length + appended tokens): Nk stays 0.
+            Qkvo = QkvoParams.From(q, k, v, o, lse, problem.Batch, problem.QueryHeads, problem.KeyValueHeads,
+                problem.QueryLength, 0, problem.HeadDim, problem.ValueDim),
+            HasLse = lse is null ? 0 : 1, Nnew = problem.NewLength,
             PageSize = problem.PageSize, BlocksPerSeq = problem.BlocksPerSequence, RotaryHalf = problem.RotaryDim / 2,
             WindowLeft = options.WindowLeft, WindowRight = options.WindowRight, Causal = options.Causal ? 1 : 0,
             Splits = splits, RowChunks = rowChunks,
@@ -124,12 +121,6 @@ internal static class GpuDecode
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid ? 1 : 0, HasSoftcap = options.Softcap > 0 ? 1 : 0,
             ScaleLog2 = (float)(problem.Scale * Log2E), SoftcapLog2 = (float)(options.Softcap * Log2E), SigmoidBias = options.SigmoidBias,
         };
-        if (lse is { } l)
-        {
-            p.HasLse = 1;
-            p.LseOffset = Offset(l);
-            (p.LseStrideB, p.LseStrideH, p.LseStrideN) = (l.Strides[0], l.Strides[1], l.Strides[2]);
-        }
         if (cache.NewKey is { } nk && cache.NewValue is { } nv)
         {
             p.NkOffset = Offset(nk);
