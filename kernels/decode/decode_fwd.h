@@ -6,7 +6,10 @@
 // float32 partial (o_s, LSE_s) that na_decode_combine (decode/decode_combine.h) merges exactly. Queries are turned by the rotary embedding at
 // their positions L_b - Nq + i as they are loaded. A row without visible keys writes zeros and LSE = -inf.
 #include "common/dtype.h"
+#include "common/math.h"
+#include "common/lse_merge.h"
 #include "common/masking.h"
+#include "common/score.h"
 #include "decode/decode_params.h"
 
 #ifndef NA_HEAD_DIM_QK
@@ -25,8 +28,6 @@
 #define NA_BLOCK_N 32       // keys per shared-memory tile
 #endif
 
-#define NA_LOG2E 1.4426950408889634f
-#define NA_LN2 0.69314718055994531f
 #define NA_KS (NA_BLOCK_N + 1)   // keys are stored transposed, [d][j], rows padded: the loads (d fastest across
                                  // work-items) and the dot products (j across work-items) both hit distinct banks
 #define NA_ACC ((NA_DECODE_ROWS * NA_HEAD_DIM_V + NA_DECODE_THREADS - 1) / NA_DECODE_THREADS)
@@ -153,15 +154,14 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
                 for (int d = 0; d < NA_HEAD_DIM_QK; d += 4)
                     for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[(d + u) * NA_KS + j];
                 score = (part[0] + part[1]) + (part[2] + part[3]);
-                if (p.has_softcap) score = p.softcap_log2 * NA_TANH(score / p.softcap_log2);
-                const int distance = (r0 + r) / p.qkvo.group + nk - p.qkvo.nq - key;
-                score -= row_slope[r] * (float)(distance < 0 ? -distance : distance);   // slope 0 without ALiBi
+                if (p.has_softcap) score = na_softcap(score, p.softcap_log2);
+                score = na_alibi(score, row_slope[r], (r0 + r) / p.qkvo.group + nk - p.qkvo.nq - key);   // slope 0 without ALiBi
                 if (p.sigmoid)
                 {
-                    // log2 of sigmoid(s ln 2 + b), from one exp so that neither end overflows.
-                    const float x = score * NA_LN2 + p.sigmoid_bias;
-                    const float t = NA_EXP(-(x < 0.0f ? -x : x));
-                    score = ((x < 0.0f ? x : 0.0f) - NA_LOG1P(t)) * NA_LOG2E;
+                    // Only log2 of the weight is kept: the softmax pass below turns it back into the weight.
+                    float log2_weight;
+                    na_sigmoid_weight(score, p.sigmoid_bias, &log2_weight);
+                    score = log2_weight;
                 }
             }
             ps[idx] = score;
@@ -175,7 +175,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             for (int j = 0; j < NA_BLOCK_N; j++) tile_max = NA_FMAX(tile_max, ps[r * NA_BLOCK_N + j]);
             const float m_old = row_m[r];
             const float m_new = NA_FMAX(m_old, tile_max);
-            const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+            const float m_use = na_max_or_zero(m_new);
             const float alpha = NA_EXP2(m_old - m_use);
             float sum = 0.0f;
             for (int j = 0; j < NA_BLOCK_N; j++)
@@ -217,23 +217,15 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             // Partial of split s: o_s normalised (sigmoid: the raw weighted sum) and its natural-log LSE.
             const na_i64 out_row = ((na_i64)split * p.qkvo.batch * p.qkvo.heads_q + (na_i64)b * p.qkvo.heads_q + h) * p.qkvo.nq + i;
             part_o[out_row * p.qkvo.dv + d] = p.sigmoid ? value : l > 0.0f ? value / l : 0.0f;
-            if (d == 0) part_lse[out_row] = l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
+            if (d == 0) part_lse[out_row] = na_lse_from_base2(m, l);
             continue;
         }
         // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-        if (p.has_sinks && l > 0.0f)
-        {
-            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
-            const float m_all = NA_FMAX(m, sink);
-            const float alpha = NA_EXP2(m - m_all);
-            value *= alpha;
-            l = l * alpha + NA_EXP2(sink - m_all);
-            m = m_all;
-        }
+        if (p.has_sinks) value *= na_join_sink(&m, &l, sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E);
         const float inv = p.sigmoid ? 1.0f : l > 0.0f ? 1.0f / l : 0.0f;
         na_store(o, p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h + (na_i64)i * p.qkvo.o_stride_n + d * p.qkvo.o_stride_d, value * inv);
         if (d == 0 && p.has_lse)
             lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + (na_i64)i * p.qkvo.lse_stride_n] =
-                l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
+                na_lse_from_base2(m, l);
     }
 }

@@ -6,6 +6,8 @@
 // CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
 #include "flash/flash_params.h"
 #include "common/dtype.h"
+#include "common/math.h"
+#include "common/lse_merge.h"
 #include "common/masking.h"
 #include "flash/flash_score_mod.h"
 
@@ -128,8 +130,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
             tile_max = NA_FMAX(tile_max, score);
         }
         const float m_new = NA_FMAX(m, tile_max);
-        // A row that has seen no visible key subtracts 0 instead of -inf, so exp2 gives 0, never NaN.
-        const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+        const float m_use = na_max_or_zero(m_new);
         const float alpha = NA_EXP2(m - m_use);
         m = m_new;
         l *= alpha;
@@ -155,15 +156,8 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
 #else
 #if NA_SINKS
         // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-        if (l > 0.0f)
-        {
-            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
-            const float m_all = NA_FMAX(m, sink);
-            const float alpha = NA_EXP2(m - m_all);
-            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
-            l = l * alpha + NA_EXP2(sink - m_all);
-            m = m_all;
-        }
+        const float alpha = na_join_sink(&m, &l, sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E);
+        for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
 #endif
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #endif
@@ -171,7 +165,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
             if (d < p.qkvo.dv) na_store(ob, d * p.qkvo.o_stride_d, acc[d] * inv);
         if (p.has_lse)
             lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + row * p.qkvo.lse_stride_n] =
-                l > 0.0f ? (m + NA_LOG2(l)) * 0.69314718055994531f : -NA_INFINITY;
+                na_lse_from_base2(m, l);
     }
 }
 

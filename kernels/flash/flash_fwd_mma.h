@@ -234,8 +234,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #pragma unroll
                 for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[mt][i][2 * hf], sacc[mt][i][2 * hf + 1]));
                 const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
-                // Rows that have seen no visible key subtract 0 instead of -inf, so exp2 gives 0, never NaN.
-                const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+                const float m_use = na_max_or_zero(m_new);
                 const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
                 mrow[mt][hf] = m_new;
                 float sum = 0.0f;
@@ -316,15 +315,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
             if (row >= p.qkvo.nq) continue;
 #if NA_SINKS
             // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-            float alpha = 1.0f;
-            if (l > 0.0f)
-            {
-                const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
-                const float m_all = fmaxf(m, sink);
-                alpha = exp2f(m - m_all);
-                l = l * alpha + exp2f(sink - m_all);
-                m = m_all;
-            }
+            const float alpha = na_join_sink(&m, &l, sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E);
             const float inv = l > 0.0f ? alpha / l : 0.0f;
 #else
             const float inv = l > 0.0f ? 1.0f / l : 0.0f;
@@ -336,6 +327,6 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                 *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[mt][i][2 * hf] * inv, oacc[mt][i][2 * hf + 1] * inv);
             if (p.has_lse && (lane & 3) == 0)
                 lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + row * p.qkvo.lse_stride_n] =
-                    l > 0.0f ? (m + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
+                    na_lse_from_base2(m, l);
         }
 }

@@ -1,8 +1,10 @@
 // MergeStates (OpenCL C and CUDA C): combines S partial attention results of the same rows through their
-// log-sum-exps, one work-item per row. LSE = m + log(sum_s exp(LSE_s - m)); o = sum_s exp(LSE_s - LSE) o_s.
+// log-sum-exps (common/lse_merge.h), one work-item per row. LSE = m + log(sum_s exp(LSE_s - m));
+// o = sum_s exp(LSE_s - LSE) o_s.
 // Partials whose LSE is -inf get weight exactly 0 and are never read, so garbage in them cannot leak; a row whose
 // partials are all -inf writes zeros and LSE = -inf.
 #include "common/dtype.h"
+#include "common/lse_merge.h"
 #include "merge/merge_params.h"
 
 #ifndef NA_PARTIAL_DTYPE
@@ -30,24 +32,15 @@ NA_KERNEL NA_WORKGROUP(NA_MERGE_THREADS) void na_merge_states(
         lse_row += i * p.lse_stride_r[a];
     }
 
-    float m = -NA_INFINITY;
-    for (int s = 0; s < p.splits; s++) m = NA_FMAX(m, pl[pl_row + s * p.pl_stride_s]);
-    float total = -NA_INFINITY;
-    if (m != -NA_INFINITY)
-    {
-        float sum = 0.0f;
-        for (int s = 0; s < p.splits; s++) sum += NA_EXP(pl[pl_row + s * p.pl_stride_s] - m);
-        total = m + NA_LOG2(sum) * 0.69314718055994531f;
-    }
+    const float total = na_lse_merge(pl, pl_row, p.pl_stride_s, p.splits);
     for (int d = 0; d < p.dv; d++)
     {
         float acc = 0.0f;
-        if (m != -NA_INFINITY)
-            for (int s = 0; s < p.splits; s++)
-            {
-                const float w = NA_EXP(pl[pl_row + s * p.pl_stride_s] - total);
-                if (w != 0.0f) acc += w * NA_LOAD_AS(NA_PARTIAL_DTYPE, po, po_row + s * p.po_stride_s + d * p.po_stride_d);
-            }
+        for (int s = 0; s < p.splits; s++)
+        {
+            const float w = na_lse_weight(pl[pl_row + s * p.pl_stride_s], total);
+            if (w != 0.0f) acc += w * NA_LOAD_AS(NA_PARTIAL_DTYPE, po, po_row + s * p.po_stride_s + d * p.po_stride_d);
+        }
         na_store(o, o_row + d * p.o_stride_d, acc);
     }
     if (p.has_lse) lse[lse_row] = total;
