@@ -39,7 +39,7 @@ internal readonly record struct DecodeVariant(ElementType ElementType, int HeadD
 
     string IKernelVariant.EntryPoint => EntryPoint;
 
-    int IKernelVariant.DynamicSharedBytes => 0;
+    public int DynamicSharedBytes => 0;
 
     /// <summary>The attention kernel's module name.</summary>
     public string Name => $"decode_fwd.hd{HeadDim}.{FlashVariant.TypeName(ElementType)}.r{Rows}";
