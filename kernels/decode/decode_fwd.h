@@ -6,7 +6,10 @@
 // float32 partial (o_s, LSE_s) that na_decode_combine (decode/decode_combine.h) merges exactly. Queries are turned by the rotary embedding at
 // their positions L_b - Nq + i as they are loaded. A row without visible keys writes zeros and LSE = -inf.
 #include "common/dtype.h"
+#include "common/math.h"
+#include "common/lse_merge.h"
 #include "common/masking.h"
+#include "common/score.h"
 #include "decode/decode_params.h"
 
 #ifndef NA_HEAD_DIM_QK
@@ -25,8 +28,6 @@
 #define NA_BLOCK_N 32       // keys per shared-memory tile
 #endif
 
-#define NA_LOG2E 1.4426950408889634f
-#define NA_LN2 0.69314718055994531f
 #define NA_KS (NA_BLOCK_N + 1)   // keys are stored transposed, [d][j], rows padded: the loads (d fastest across
                                  // work-items) and the dot products (j across work-items) both hit distinct banks
 #define NA_ACC ((NA_DECODE_ROWS * NA_HEAD_DIM_V + NA_DECODE_THREADS - 1) / NA_DECODE_THREADS)
@@ -56,9 +57,9 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     const int split = NA_GROUP_ID(0) % p.splits;
     const int chunk = NA_GROUP_ID(0) / p.splits % p.row_chunks;
     const int bh = NA_GROUP_ID(0) / p.splits / p.row_chunks;
-    const int b = bh / p.heads_kv;
-    const int hk = bh - b * p.heads_kv;
-    const int total_rows = p.group * p.nq;
+    const int b = bh / p.qkvo.heads_kv;
+    const int hk = bh - b * p.qkvo.heads_kv;
+    const int total_rows = p.qkvo.group * p.qkvo.nq;
     const int r0 = chunk * NA_DECODE_ROWS;
     const int rows = total_rows - r0 < NA_DECODE_ROWS ? total_rows - r0 : NA_DECODE_ROWS;
     const int nk = na_cache_length(meta, p, b) + p.nnew;   // L_b
@@ -66,14 +67,14 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     // Row bounds and state; rows past `rows` see no key.
     for (int r = tid; r < NA_DECODE_ROWS; r += NA_DECODE_THREADS)
     {
-        const int i = (r0 + r) / p.group;
+        const int i = (r0 + r) / p.qkvo.group;
         const int ok = r < rows;
-        row_start[r] = ok ? na_key_start(i, p.nq, nk, p.window_left) : 0;
-        row_end[r] = ok ? na_key_end(i, p.nq, nk, p.window_right, p.causal) : 0;
+        row_start[r] = ok ? na_key_start(i, p.qkvo.nq, nk, p.window_left) : 0;
+        row_end[r] = ok ? na_key_end(i, p.qkvo.nq, nk, p.window_right, p.causal) : 0;
         row_m[r] = -NA_INFINITY;
         row_l[r] = 0.0f;
         row_alpha[r] = 1.0f;
-        const int h = hk * p.group + (r0 + r) % p.group;
+        const int h = hk * p.qkvo.group + (r0 + r) % p.qkvo.group;
         row_slope[r] = ok && p.has_alibi ? slopes[p.alibi_offset + b * p.alibi_stride_b + h * p.alibi_stride_h] * NA_LOG2E : 0.0f;
     }
     // Queries, rotated at their positions and scaled into base 2.
@@ -81,17 +82,17 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     {
         const int r = idx / NA_HEAD_DIM_QK, d = idx - r * NA_HEAD_DIM_QK;
         float value = 0.0f;
-        if (r < rows && d < p.dqk)
+        if (r < rows && d < p.qkvo.dqk)
         {
-            const int row = r0 + r, i = row / p.group, h = hk * p.group + row % p.group;
-            const na_i64 src = p.q_offset + b * p.q_stride_b + h * p.q_stride_h + (na_i64)i * p.q_stride_n;
-            value = na_load(q, src + d * p.q_stride_d);
+            const int row = r0 + r, i = row / p.qkvo.group, h = hk * p.qkvo.group + row % p.qkvo.group;
+            const na_i64 src = p.qkvo.q_offset + b * p.qkvo.q_stride_b + h * p.qkvo.q_stride_h + (na_i64)i * p.qkvo.q_stride_n;
+            value = na_load(q, src + d * p.qkvo.q_stride_d);
             if (p.rotary && d < 2 * p.rotary_half)
             {
                 int pair, second;
                 const int partner = na_rotary_partner(p.rotary, d, p.rotary_half, &pair, &second);
-                const int pos = nk - p.nq + i;
-                value = na_rotate(value, na_load(q, src + partner * p.q_stride_d), second,
+                const int pos = nk - p.qkvo.nq + i;
+                value = na_rotate(value, na_load(q, src + partner * p.qkvo.q_stride_d), second,
                                   rcos[p.cos_offset + pos * p.cos_stride_p + pair * p.cos_stride_i],
                                   rsin[p.sin_offset + pos * p.sin_stride_p + pair * p.sin_stride_i]);
             }
@@ -104,8 +105,8 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     int lo = 0, hi = 0;
     if (rows > 0)
     {
-        lo = na_key_start(r0 / p.group, p.nq, nk, p.window_left);
-        hi = na_key_end((r0 + rows - 1) / p.group, p.nq, nk, p.window_right, p.causal);
+        lo = na_key_start(r0 / p.qkvo.group, p.qkvo.nq, nk, p.window_left);
+        hi = na_key_end((r0 + rows - 1) / p.qkvo.group, p.qkvo.nq, nk, p.window_right, p.causal);
     }
     int split_lo = 0, split_hi = 0;
     if (lo < hi)
@@ -116,8 +117,8 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
 
     float acc[NA_ACC];
     for (int a = 0; a < NA_ACC; a++) acc[a] = 0.0f;
-    const na_i64 k_head = p.k_offset + hk * p.k_stride_h;
-    const na_i64 v_head = p.v_offset + hk * p.v_stride_h;
+    const na_i64 k_head = p.qkvo.k_offset + hk * p.qkvo.k_stride_h;
+    const na_i64 v_head = p.qkvo.v_offset + hk * p.qkvo.v_stride_h;
     NA_BARRIER();
 
     for (int n0 = split_lo; n0 < split_hi; n0 += NA_BLOCK_N)
@@ -125,21 +126,21 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
         for (int j = tid; j < NA_BLOCK_N; j += NA_DECODE_THREADS)
         {
             const int key = n0 + j;
-            k_slot[j] = key < split_hi ? k_head + na_cache_slot(meta, p, b, key, p.k_stride_b, p.k_stride_n) : -1;
-            v_slot[j] = key < split_hi ? v_head + na_cache_slot(meta, p, b, key, p.v_stride_b, p.v_stride_n) : -1;
+            k_slot[j] = key < split_hi ? k_head + na_cache_slot(meta, p, b, key, p.qkvo.k_stride_b, p.qkvo.k_stride_n) : -1;
+            v_slot[j] = key < split_hi ? v_head + na_cache_slot(meta, p, b, key, p.qkvo.v_stride_b, p.qkvo.v_stride_n) : -1;
         }
         NA_BARRIER();
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_QK; idx += NA_DECODE_THREADS)
         {
             const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK;
             const na_i64 slot = k_slot[j];
-            ks[d * NA_KS + j] = (slot >= 0 && d < p.dqk) ? na_load(k, slot + d * p.k_stride_d) : 0.0f;
+            ks[d * NA_KS + j] = (slot >= 0 && d < p.qkvo.dqk) ? na_load(k, slot + d * p.qkvo.k_stride_d) : 0.0f;
         }
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_DECODE_THREADS)
         {
             const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V;
             const na_i64 slot = v_slot[j];
-            vs[idx] = (slot >= 0 && d < p.dv) ? na_load(v, slot + d * p.v_stride_d) : 0.0f;
+            vs[idx] = (slot >= 0 && d < p.qkvo.dv) ? na_load(v, slot + d * p.qkvo.v_stride_d) : 0.0f;
         }
         NA_BARRIER();
 
@@ -154,15 +155,14 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
                 for (int d = 0; d < NA_HEAD_DIM_QK; d += 4)
                     for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[(d + u) * NA_KS + j];
                 score = (part[0] + part[1]) + (part[2] + part[3]);
-                if (p.has_softcap) score = p.softcap_log2 * NA_TANH(score / p.softcap_log2);
-                const int distance = (r0 + r) / p.group + nk - p.nq - key;
-                score -= row_slope[r] * (float)(distance < 0 ? -distance : distance);   // slope 0 without ALiBi
+                if (p.has_softcap) score = na_softcap(score, p.softcap_log2);
+                score = na_alibi(score, row_slope[r], (r0 + r) / p.qkvo.group + nk - p.qkvo.nq - key);   // slope 0 without ALiBi
                 if (p.sigmoid)
                 {
-                    // log2 of sigmoid(s ln 2 + b), from one exp so that neither end overflows.
-                    const float x = score * NA_LN2 + p.sigmoid_bias;
-                    const float t = NA_EXP(-(x < 0.0f ? -x : x));
-                    score = ((x < 0.0f ? x : 0.0f) - NA_LOG1P(t)) * NA_LOG2E;
+                    // Only log2 of the weight is kept: the softmax pass below turns it back into the weight.
+                    float log2_weight;
+                    na_sigmoid_weight(score, p.sigmoid_bias, &log2_weight);
+                    score = log2_weight;
                 }
             }
             ps[idx] = score;
@@ -176,7 +176,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             for (int j = 0; j < NA_BLOCK_N; j++) tile_max = NA_FMAX(tile_max, ps[r * NA_BLOCK_N + j]);
             const float m_old = row_m[r];
             const float m_new = NA_FMAX(m_old, tile_max);
-            const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+            const float m_use = na_max_or_zero(m_new);
             const float alpha = NA_EXP2(m_old - m_use);
             float sum = 0.0f;
             for (int j = 0; j < NA_BLOCK_N; j++)
@@ -210,31 +210,23 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     {
         const int e = tid + a * NA_DECODE_THREADS;
         const int r = e / NA_HEAD_DIM_V, d = e - r * NA_HEAD_DIM_V;
-        if (e >= NA_DECODE_ROWS * NA_HEAD_DIM_V || r >= rows || d >= p.dv) continue;
-        const int row = r0 + r, i = row / p.group, h = hk * p.group + row % p.group;
+        if (e >= NA_DECODE_ROWS * NA_HEAD_DIM_V || r >= rows || d >= p.qkvo.dv) continue;
+        const int row = r0 + r, i = row / p.qkvo.group, h = hk * p.qkvo.group + row % p.qkvo.group;
         float m = row_m[r], l = row_l[r], value = acc[a];
         if (p.splits > 1)
         {
             // Partial of split s: o_s normalised (sigmoid: the raw weighted sum) and its natural-log LSE.
-            const na_i64 out_row = ((na_i64)split * p.batch * p.heads_q + (na_i64)b * p.heads_q + h) * p.nq + i;
-            part_o[out_row * p.dv + d] = p.sigmoid ? value : l > 0.0f ? value / l : 0.0f;
-            if (d == 0) part_lse[out_row] = l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
+            const na_i64 out_row = ((na_i64)split * p.qkvo.batch * p.qkvo.heads_q + (na_i64)b * p.qkvo.heads_q + h) * p.qkvo.nq + i;
+            part_o[out_row * p.qkvo.dv + d] = p.sigmoid ? value : l > 0.0f ? value / l : 0.0f;
+            if (d == 0) part_lse[out_row] = na_lse_from_base2(m, l);
             continue;
         }
         // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-        if (p.has_sinks && l > 0.0f)
-        {
-            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
-            const float m_all = NA_FMAX(m, sink);
-            const float alpha = NA_EXP2(m - m_all);
-            value *= alpha;
-            l = l * alpha + NA_EXP2(sink - m_all);
-            m = m_all;
-        }
+        if (p.has_sinks) value *= na_join_sink(&m, &l, sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E);
         const float inv = p.sigmoid ? 1.0f : l > 0.0f ? 1.0f / l : 0.0f;
-        na_store(o, p.o_offset + b * p.o_stride_b + h * p.o_stride_h + (na_i64)i * p.o_stride_n + d * p.o_stride_d, value * inv);
+        na_store(o, p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h + (na_i64)i * p.qkvo.o_stride_n + d * p.qkvo.o_stride_d, value * inv);
         if (d == 0 && p.has_lse)
-            lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + (na_i64)i * p.lse_stride_n] =
-                l > 0.0f ? (m + NA_LOG2(l)) * NA_LN2 : -NA_INFINITY;
+            lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + (na_i64)i * p.qkvo.lse_stride_n] =
+                na_lse_from_base2(m, l);
     }
 }

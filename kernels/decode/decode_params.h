@@ -1,45 +1,26 @@
 // Arguments of the KV-cache decode kernels (decode/kv_append.h, decode/decode_fwd.h), passed by value. Options are
 // runtime flags here (uniform branches cost nothing next to reading the cache) so that few variants need compiling. Mirrored by
-// managed/NativeAttention/Gpu/DecodeParams.cs; a test compiles common/layout_probe.h and checks that both sides
-// agree on size and offsets. 64-bit fields first, so no padding depends on the compiler.
+// managed/NativeAttention/Gpu/Decode/DecodeParams.cs; a test runs decode/decode_layout_probe.h and checks that both sides
+// agree on size and offsets. The Q/K/V/O block first, then 64-bit fields, then an even number of 4-byte fields, so no
+// padding depends on the compiler.
 // Cache lengths travel inside the struct for up to NA_INLINE_LENGTHS batch elements, so a decode step needs no
 // upload (and no host synchronisation) unless its block table changed; the int32 `meta` buffer beside it holds the
 // block table [B, blocks_per_seq], preceded by the lengths [B] when there are more (lengths_in_meta == 1).
 // Cache rows are addressed as (block or batch) * stride_b + head * stride_h + slot * stride_n + d * stride_d.
+#include "common/qkvo_params.h"
+
 #define NA_INLINE_LENGTHS 64
 
 typedef struct na_decode_params
 {
-    na_i64 q_offset;       // element offset of Q[0,0,0,0] from the Q buffer's base
-    na_i64 k_offset;       // element offset of keyCache[0,0,0,0]
-    na_i64 v_offset;       // element offset of valueCache[0,0,0,0]
-    na_i64 o_offset;       // element offset of O[0,0,0,0]
-    na_i64 lse_offset;     // element offset of LSE[0,0,0]; unused when has_lse == 0
+    na_qkvo_params qkvo;   // Q, keyCache (K), valueCache (V), O, LSE and the sizes; K/V batch strides step blocks when
+                           // paged; qkvo.nk is 0 (lengths vary per batch element: L_b = cache length + nnew)
     na_i64 nk_offset;      // element offset of NewKey[0,0,0,0]; unused when nnew == 0
     na_i64 nv_offset;      // element offset of NewValue[0,0,0,0]
     na_i64 cos_offset;     // element offset of RotaryCos[0,0]; unused when rotary == 0
     na_i64 sin_offset;     // element offset of RotarySin[0,0]
     na_i64 alibi_offset;   // element offset of the first float32 ALiBi slope; unused when has_alibi == 0
     na_i64 sinks_offset;   // element offset of the first float32 sink logit; unused when has_sinks == 0
-    na_i64 q_stride_b;     // Q element strides: batch, head, token, feature
-    na_i64 q_stride_h;
-    na_i64 q_stride_n;
-    na_i64 q_stride_d;
-    na_i64 k_stride_b;     // key cache element strides: batch (block when paged), kv head, slot, feature
-    na_i64 k_stride_h;
-    na_i64 k_stride_n;
-    na_i64 k_stride_d;
-    na_i64 v_stride_b;     // value cache element strides: batch (block when paged), kv head, slot, feature
-    na_i64 v_stride_h;
-    na_i64 v_stride_n;
-    na_i64 v_stride_d;
-    na_i64 o_stride_b;     // O element strides: batch, head, token, feature
-    na_i64 o_stride_h;
-    na_i64 o_stride_n;
-    na_i64 o_stride_d;
-    na_i64 lse_stride_b;   // LSE element strides: batch, head, token
-    na_i64 lse_stride_h;
-    na_i64 lse_stride_n;
     na_i64 nk_stride_b;    // NewKey element strides: batch, kv head, token, feature
     na_i64 nk_stride_h;
     na_i64 nk_stride_n;
@@ -55,14 +36,7 @@ typedef struct na_decode_params
     na_i64 alibi_stride_b; // slope strides: batch (0 for [Hq] slopes), head
     na_i64 alibi_stride_h;
     na_i64 sinks_stride_h; // sink stride over heads
-    int batch;             // B
-    int heads_q;           // Hq
-    int heads_kv;          // Hkv (divides Hq)
-    int group;             // Hq / Hkv
-    int nq;                // query rows per batch element
     int nnew;              // tokens appended per batch element
-    int dqk;               // query/key head dim (<= NA_HEAD_DIM_QK)
-    int dv;                // value head dim (<= NA_HEAD_DIM_V)
     int page_size;         // tokens per block when paged, else the cache capacity
     int blocks_per_seq;    // block-table columns (1 when contiguous)
     int rotary_half;       // RotaryDim / 2; 0 without rotary
@@ -83,7 +57,6 @@ typedef struct na_decode_params
     float softcap_log2;    // softcap c * log2(e); unused when has_softcap == 0
     float sigmoid_bias;    // b of sigmoid(s' + b); unused when sigmoid == 0
     int lengths[NA_INLINE_LENGTHS];  // CacheSeqLens[b] when lengths_in_meta == 0
-    int reserved;          // keeps the size a multiple of 8 on every compiler
 } na_decode_params;
 
 // Tokens in the cache of batch element b before the append.
@@ -97,7 +70,7 @@ NA_INLINE int na_cache_length(const NA_GLOBAL int* meta, const na_decode_params 
 NA_INLINE na_i64 na_cache_slot(const NA_GLOBAL int* meta, const na_decode_params p, int b, int pos, na_i64 stride_b, na_i64 stride_n)
 {
     if (!p.paged) return (na_i64)b * stride_b + (na_i64)pos * stride_n;
-    const int block = meta[(p.lengths_in_meta ? p.batch : 0) + b * p.blocks_per_seq + pos / p.page_size];
+    const int block = meta[(p.lengths_in_meta ? p.qkvo.batch : 0) + b * p.blocks_per_seq + pos / p.page_size];
     return (na_i64)block * stride_b + (na_i64)(pos % p.page_size) * stride_n;
 }
 

@@ -14,19 +14,19 @@ NA_KERNEL NA_WORKGROUP(NA_APPEND_THREADS) void na_kv_append(
     NA_GLOBAL na_elem* NA_RESTRICT k, NA_GLOBAL na_elem* NA_RESTRICT v, const NA_GLOBAL int* NA_RESTRICT meta,
     const NA_GLOBAL float* NA_RESTRICT rcos, const NA_GLOBAL float* NA_RESTRICT rsin, const na_decode_params p)
 {
-    const int width = p.dqk > p.dv ? p.dqk : p.dv;
+    const int width = p.qkvo.dqk > p.qkvo.dv ? p.qkvo.dqk : p.qkvo.dv;
     // Grid x holds (b * Hkv + kv head, work-group of its tokens x features): grid y would cap B * Hkv at 65535 on CUDA.
     const int groups = (p.nnew * width + NA_APPEND_THREADS - 1) / NA_APPEND_THREADS;
     const int bh = NA_GROUP_ID(0) / groups;
     const int x = (NA_GROUP_ID(0) - bh * groups) * NA_APPEND_THREADS + NA_LOCAL_ID(0);
-    const int b = bh / p.heads_kv;
-    const int h = bh - b * p.heads_kv;
+    const int b = bh / p.qkvo.heads_kv;
+    const int h = bh - b * p.qkvo.heads_kv;
     const int t = x / width;
     const int d = x - t * width;
     if (t >= p.nnew) return;
     const int pos = na_cache_length(meta, p, b) + t;
 
-    if (d < p.dqk)
+    if (d < p.qkvo.dqk)
     {
         const na_i64 src = p.nk_offset + b * p.nk_stride_b + h * p.nk_stride_h + (na_i64)t * p.nk_stride_n;
         float value = na_load(new_k, src + d * p.nk_stride_d);
@@ -38,12 +38,12 @@ NA_KERNEL NA_WORKGROUP(NA_APPEND_THREADS) void na_kv_append(
             value = na_rotate(value, other, second, rcos[p.cos_offset + pos * p.cos_stride_p + pair * p.cos_stride_i],
                               rsin[p.sin_offset + pos * p.sin_stride_p + pair * p.sin_stride_i]);
         }
-        na_store(k, p.k_offset + h * p.k_stride_h + na_cache_slot(meta, p, b, pos, p.k_stride_b, p.k_stride_n) + d * p.k_stride_d, value);
+        na_store(k, p.qkvo.k_offset + h * p.qkvo.k_stride_h + na_cache_slot(meta, p, b, pos, p.qkvo.k_stride_b, p.qkvo.k_stride_n) + d * p.qkvo.k_stride_d, value);
     }
-    if (d < p.dv)
+    if (d < p.qkvo.dv)
     {
         const na_i64 src = p.nv_offset + b * p.nv_stride_b + h * p.nv_stride_h + (na_i64)t * p.nv_stride_n;
-        na_store(v, p.v_offset + h * p.v_stride_h + na_cache_slot(meta, p, b, pos, p.v_stride_b, p.v_stride_n) + d * p.v_stride_d,
+        na_store(v, p.qkvo.v_offset + h * p.qkvo.v_stride_h + na_cache_slot(meta, p, b, pos, p.qkvo.v_stride_b, p.qkvo.v_stride_n) + d * p.qkvo.v_stride_d,
                  na_load(new_v, src + d * p.nv_stride_d));
     }
 }

@@ -2,12 +2,14 @@
 // shared memory as float, online softmax in base 2 updated once per key tile, float accumulation whatever the
 // storage type.
 // A row whose visible keys are all masked keeps m = -inf and l = 0 and writes zeros and LSE = -inf.
-// Score options (common/score_mod.h) are compiled in only when their NA_* define is set.
+// Score options (flash/flash_score_mod.h) are compiled in only when their NA_* define is set.
 // CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
-#include "common/flash_params.h"
+#include "flash/flash_params.h"
 #include "common/dtype.h"
+#include "common/math.h"
+#include "common/lse_merge.h"
 #include "common/masking.h"
-#include "common/score_mod.h"
+#include "flash/flash_score_mod.h"
 
 #ifndef NA_HEAD_DIM_QK
 #define NA_HEAD_DIM_QK 64   // query/key head dim rounded up; the kernel zero-pads up to it
@@ -51,36 +53,36 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
 
     const int tid = NA_LOCAL_ID(0);
     // Grid x holds (b * Hq + h, query block), query blocks fastest: grid y would cap B * Hq at 65535 on CUDA.
-    const int blocks_m = (p.nq + NA_BLOCK_M - 1) / NA_BLOCK_M;
+    const int blocks_m = (p.qkvo.nq + NA_BLOCK_M - 1) / NA_BLOCK_M;
     const int bh = NA_GROUP_ID(0) / blocks_m;
-    const int b = bh / p.heads_q;
-    const int h = bh - b * p.heads_q;
-    const int hk = h / p.group;
+    const int b = bh / p.qkvo.heads_q;
+    const int h = bh - b * p.qkvo.heads_q;
+    const int hk = h / p.qkvo.group;
     const int m0 = (NA_GROUP_ID(0) - bh * blocks_m) * NA_BLOCK_M;
     const int row = m0 + tid;
-    const int row_ok = row < p.nq;
-    const int last = (m0 + NA_BLOCK_M < p.nq ? m0 + NA_BLOCK_M : p.nq) - 1;
+    const int row_ok = row < p.qkvo.nq;
+    const int last = (m0 + NA_BLOCK_M < p.qkvo.nq ? m0 + NA_BLOCK_M : p.qkvo.nq) - 1;
 
-    const NA_GLOBAL na_elem* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;
-    const NA_GLOBAL na_elem* kb = k + p.k_offset + b * p.k_stride_b + hk * p.k_stride_h;
-    const NA_GLOBAL na_elem* vb = v + p.v_offset + b * p.v_stride_b + hk * p.v_stride_h;
+    const NA_GLOBAL na_elem* qb = q + p.qkvo.q_offset + b * p.qkvo.q_stride_b + h * p.qkvo.q_stride_h;
+    const NA_GLOBAL na_elem* kb = k + p.qkvo.k_offset + b * p.qkvo.k_stride_b + hk * p.qkvo.k_stride_h;
+    const NA_GLOBAL na_elem* vb = v + p.qkvo.v_offset + b * p.qkvo.v_stride_b + hk * p.qkvo.v_stride_h;
 
 #if NA_MASKED
-    const int row_start = na_key_start(row, p.nq, p.nk, p.window_left);
-    const int row_end = row_ok ? na_key_end(row, p.nq, p.nk, p.window_right, p.causal) : 0;
-    const int tile_start = na_key_start(m0, p.nq, p.nk, p.window_left);
-    const int tile_end = na_key_end(last, p.nq, p.nk, p.window_right, p.causal);
+    const int row_start = na_key_start(row, p.qkvo.nq, p.qkvo.nk, p.window_left);
+    const int row_end = row_ok ? na_key_end(row, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal) : 0;
+    const int tile_start = na_key_start(m0, p.qkvo.nq, p.qkvo.nk, p.window_left);
+    const int tile_end = na_key_end(last, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal);
 #else
     const int row_start = 0;
-    const int row_end = row_ok ? p.nk : 0;
+    const int row_end = row_ok ? p.qkvo.nk : 0;
     const int tile_start = 0;
-    const int tile_end = p.nk;
+    const int tile_end = p.qkvo.nk;
 #endif
 
     float qr[NA_HEAD_DIM_QK];
     float acc[NA_HEAD_DIM_V];
     for (int d = 0; d < NA_HEAD_DIM_QK; d++)
-        qr[d] = (row_ok && d < p.dqk) ? na_load(qb, row * p.q_stride_n + d * p.q_stride_d) * p.scale_log2 : 0.0f;
+        qr[d] = (row_ok && d < p.qkvo.dqk) ? na_load(qb, row * p.qkvo.q_stride_n + d * p.qkvo.q_stride_d) * p.scale_log2 : 0.0f;
     for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] = 0.0f;
     float m = -NA_INFINITY;
     float l = 0.0f;
@@ -93,12 +95,12 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_QK; idx += NA_BLOCK_M)
         {
             const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK, key = n0 + j;
-            ks[idx] = ((NA_EVEN_N || key < p.nk) && d < p.dqk) ? na_load(kb, key * p.k_stride_n + d * p.k_stride_d) : 0.0f;
+            ks[idx] = ((NA_EVEN_N || key < p.qkvo.nk) && d < p.qkvo.dqk) ? na_load(kb, key * p.qkvo.k_stride_n + d * p.qkvo.k_stride_d) : 0.0f;
         }
         for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_BLOCK_M)
         {
             const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V, key = n0 + j;
-            vs[idx] = ((NA_EVEN_N || key < p.nk) && d < p.dv) ? na_load(vb, key * p.v_stride_n + d * p.v_stride_d) : 0.0f;
+            vs[idx] = ((NA_EVEN_N || key < p.qkvo.nk) && d < p.qkvo.dv) ? na_load(vb, key * p.qkvo.v_stride_n + d * p.qkvo.v_stride_d) : 0.0f;
         }
         NA_BARRIER();
 
@@ -130,8 +132,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
             tile_max = NA_FMAX(tile_max, score);
         }
         const float m_new = NA_FMAX(m, tile_max);
-        // A row that has seen no visible key subtracts 0 instead of -inf, so exp2 gives 0, never NaN.
-        const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+        const float m_use = na_max_or_zero(m_new);
         const float alpha = NA_EXP2(m - m_use);
         m = m_new;
         l *= alpha;
@@ -151,29 +152,22 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_flash_fwd(
 
     if (row_ok)
     {
-        NA_GLOBAL na_elem* ob = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+        NA_GLOBAL na_elem* ob = o + p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h + row * p.qkvo.o_stride_n;
 #if NA_SIGMOID
         const float inv = 1.0f;
 #else
 #if NA_SINKS
         // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-        if (l > 0.0f)
-        {
-            const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
-            const float m_all = NA_FMAX(m, sink);
-            const float alpha = NA_EXP2(m - m_all);
-            for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
-            l = l * alpha + NA_EXP2(sink - m_all);
-            m = m_all;
-        }
+        const float alpha = na_join_sink(&m, &l, sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E);
+        for (int d = 0; d < NA_HEAD_DIM_V; d++) acc[d] *= alpha;
 #endif
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #endif
         for (int d = 0; d < NA_HEAD_DIM_V; d++)
-            if (d < p.dv) na_store(ob, d * p.o_stride_d, acc[d] * inv);
+            if (d < p.qkvo.dv) na_store(ob, d * p.qkvo.o_stride_d, acc[d] * inv);
         if (p.has_lse)
-            lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
-                l > 0.0f ? (m + NA_LOG2(l)) * 0.69314718055994531f : -NA_INFINITY;
+            lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + row * p.qkvo.lse_stride_n] =
+                na_lse_from_base2(m, l);
     }
 }
 

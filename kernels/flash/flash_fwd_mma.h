@@ -6,7 +6,7 @@
 // are double-buffered and each tile is loaded a whole tile ahead. P never leaves registers: the S accumulator fragments are
 // exactly the A fragments of the P V product once packed to 16 bits.
 // Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
-// Score options (common/score_mod.h, included by flash_fwd.h) modify the S fragments element by element before
+// Score options (flash/flash_score_mod.h, included by flash_fwd.h) modify the S fragments element by element before
 // masking; sinks and sigmoid scoring change only the row statistics and the epilogue.
 #include "common/mma_sm80.h"
 
@@ -56,27 +56,27 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     // Grid x holds (b * Hq + h, query block), query blocks fastest: grid y would cap B * Hq at 65535.
-    const int blocks_m = (p.nq + NA_MMA_BM - 1) / NA_MMA_BM;
+    const int blocks_m = (p.qkvo.nq + NA_MMA_BM - 1) / NA_MMA_BM;
     const int bh = (int)blockIdx.x / blocks_m;
-    const int b = bh / p.heads_q;
-    const int h = bh - b * p.heads_q;
-    const int hk = h / p.group;
+    const int b = bh / p.qkvo.heads_q;
+    const int h = bh - b * p.qkvo.heads_q;
+    const int hk = h / p.qkvo.group;
     // Causal blocks near the end see the most keys: start them first so the tail of the grid is short.
     const int m0 = (blocks_m - 1 - ((int)blockIdx.x - bh * blocks_m)) * NA_MMA_BM;
-    const int last = (m0 + NA_MMA_BM < p.nq ? m0 + NA_MMA_BM : p.nq) - 1;
+    const int last = (m0 + NA_MMA_BM < p.qkvo.nq ? m0 + NA_MMA_BM : p.qkvo.nq) - 1;
 
-    const unsigned short* qb = q + p.q_offset + b * p.q_stride_b + h * p.q_stride_h;
-    const unsigned short* kb = k + p.k_offset + b * p.k_stride_b + hk * p.k_stride_h;
-    const unsigned short* vb = v + p.v_offset + b * p.v_stride_b + hk * p.v_stride_h;
+    const unsigned short* qb = q + p.qkvo.q_offset + b * p.qkvo.q_stride_b + h * p.qkvo.q_stride_h;
+    const unsigned short* kb = k + p.qkvo.k_offset + b * p.qkvo.k_stride_b + hk * p.qkvo.k_stride_h;
+    const unsigned short* vb = v + p.qkvo.v_offset + b * p.qkvo.v_stride_b + hk * p.qkvo.v_stride_h;
 
 #if NA_MASKED
-    const int tile_start = na_key_start(m0, p.nq, p.nk, p.window_left);
-    const int tile_end = na_key_end(last, p.nq, p.nk, p.window_right, p.causal);
+    const int tile_start = na_key_start(m0, p.qkvo.nq, p.qkvo.nk, p.window_left);
+    const int tile_end = na_key_end(last, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal);
     // Tiles inside [full_start, full_end) are visible to every row of the block and skip the mask.
-    const int full_start = na_key_start(last, p.nq, p.nk, p.window_left);
-    const int full_end = na_key_end(m0, p.nq, p.nk, p.window_right, p.causal);
+    const int full_start = na_key_start(last, p.qkvo.nq, p.qkvo.nk, p.window_left);
+    const int full_end = na_key_end(m0, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal);
 #else
-    const int tile_start = 0, tile_end = p.nk, full_start = 0, full_end = p.nk;
+    const int tile_start = 0, tile_end = p.qkvo.nk, full_start = 0, full_end = p.qkvo.nk;
 #endif
     // Row of (row tile mt, half hf) of this lane: m0 + wrow + 16 mt + 8 hf + lane / 4.
     const int wrow = warp * 16 * NA_MT;
@@ -88,11 +88,11 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
         {
             const int row = m0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
 #if NA_MASKED
-            rs[mt][hf] = na_key_start(row, p.nq, p.nk, p.window_left);
-            re[mt][hf] = row < p.nq ? na_key_end(row, p.nq, p.nk, p.window_right, p.causal) : 0;
+            rs[mt][hf] = na_key_start(row, p.qkvo.nq, p.qkvo.nk, p.window_left);
+            re[mt][hf] = row < p.qkvo.nq ? na_key_end(row, p.qkvo.nq, p.qkvo.nk, p.window_right, p.causal) : 0;
 #else
             rs[mt][hf] = 0;
-            re[mt][hf] = row < p.nq ? p.nk : 0;
+            re[mt][hf] = row < p.qkvo.nq ? p.qkvo.nk : 0;
 #endif
         }
 
@@ -106,15 +106,15 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #endif
 
     int n0 = (tile_start / NA_BLOCK_N) * NA_BLOCK_N;
-    na_load_tile(qs, qb, p.q_stride_n, m0, NA_MMA_BM, p.nq, tid);
-    if (n0 < tile_end) na_load_tile(ks, kb, p.k_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+    na_load_tile(qs, qb, p.qkvo.q_stride_n, m0, NA_MMA_BM, p.qkvo.nq, tid);
+    if (n0 < tile_end) na_load_tile(ks, kb, p.qkvo.k_stride_n, n0, NA_BLOCK_N, p.qkvo.nk, tid);
 #if NA_MMA_STAGES == 2
-    if (n0 < tile_end) na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+    if (n0 < tile_end) na_load_tile(vs, vb, p.qkvo.v_stride_n, n0, NA_BLOCK_N, p.qkvo.nk, tid);
     na_cp_async_commit();
     if (n0 + NA_BLOCK_N < tile_end)
     {
-        na_load_tile(ks + NA_BLOCK_N * NA_D, kb, p.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
-        na_load_tile(vs + NA_BLOCK_N * NA_D, vb, p.v_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        na_load_tile(ks + NA_BLOCK_N * NA_D, kb, p.qkvo.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.qkvo.nk, tid);
+        na_load_tile(vs + NA_BLOCK_N * NA_D, vb, p.qkvo.v_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.qkvo.nk, tid);
     }
     na_cp_async_commit();
     na_cp_async_wait_all_but_one();
@@ -154,7 +154,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #else
         na_cp_async_wait_all();   // K tile n0
         __syncthreads();
-        na_load_tile(vs, vb, p.v_stride_n, n0, NA_BLOCK_N, p.nk, tid);
+        na_load_tile(vs, vb, p.qkvo.v_stride_n, n0, NA_BLOCK_N, p.qkvo.nk, tid);
         na_cp_async_commit();
 #endif
 
@@ -236,8 +236,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #pragma unroll
                 for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[mt][i][2 * hf], sacc[mt][i][2 * hf + 1]));
                 const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
-                // Rows that have seen no visible key subtract 0 instead of -inf, so exp2 gives 0, never NaN.
-                const float m_use = m_new == -NA_INFINITY ? 0.0f : m_new;
+                const float m_use = na_max_or_zero(m_new);
                 const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
                 mrow[mt][hf] = m_new;
                 float sum = 0.0f;
@@ -270,7 +269,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #if NA_MMA_STAGES == 1
         na_cp_async_wait_all();   // V tile n0; every warp is also done reading K tile n0 after this barrier
         __syncthreads();
-        if (n0 + NA_BLOCK_N < tile_end) na_load_tile(ks, kb, p.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+        if (n0 + NA_BLOCK_N < tile_end) na_load_tile(ks, kb, p.qkvo.k_stride_n, n0 + NA_BLOCK_N, NA_BLOCK_N, p.qkvo.nk, tid);
         na_cp_async_commit();
 #endif
 
@@ -294,8 +293,8 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
         __syncthreads();   // every warp is done with this stage's K and V: refill it with tile n0 + 2 tiles
         if (n0 + 2 * NA_BLOCK_N < tile_end)
         {
-            na_load_tile(ks + stage * NA_BLOCK_N * NA_D, kb, p.k_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
-            na_load_tile(vs + stage * NA_BLOCK_N * NA_D, vb, p.v_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.nk, tid);
+            na_load_tile(ks + stage * NA_BLOCK_N * NA_D, kb, p.qkvo.k_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.qkvo.nk, tid);
+            na_load_tile(vs + stage * NA_BLOCK_N * NA_D, vb, p.qkvo.v_stride_n, n0 + 2 * NA_BLOCK_N, NA_BLOCK_N, p.qkvo.nk, tid);
         }
         na_cp_async_commit();
 #endif
@@ -310,34 +309,26 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #if NA_SIGMOID
             const float m = na_quad_max(mrow[mt][hf]);
             const float l = na_quad_sum(lrow[mt][hf] > 0.0f ? lrow[mt][hf] * na_fast_exp2(mrow[mt][hf] - m) : 0.0f);
-            if (row >= p.nq) continue;
+            if (row >= p.qkvo.nq) continue;
             const float inv = 1.0f;
 #else
             float m = mrow[mt][hf];
             float l = na_quad_sum(lrow[mt][hf]);
-            if (row >= p.nq) continue;
+            if (row >= p.qkvo.nq) continue;
 #if NA_SINKS
             // The sink joins max and denominator only; a row without visible keys stays zeros and LSE = -inf.
-            float alpha = 1.0f;
-            if (l > 0.0f)
-            {
-                const float sink = sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E;
-                const float m_all = fmaxf(m, sink);
-                alpha = exp2f(m - m_all);
-                l = l * alpha + exp2f(sink - m_all);
-                m = m_all;
-            }
+            const float alpha = na_join_sink(&m, &l, sinks[p.sinks_offset + h * p.sinks_stride_h] * NA_LOG2E);
             const float inv = l > 0.0f ? alpha / l : 0.0f;
 #else
             const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #endif
 #endif
-            unsigned short* orow = o + p.o_offset + b * p.o_stride_b + h * p.o_stride_h + row * p.o_stride_n;
+            unsigned short* orow = o + p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h + row * p.qkvo.o_stride_n;
 #pragma unroll
             for (int i = 0; i < NA_D / 8; i++)
                 *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[mt][i][2 * hf] * inv, oacc[mt][i][2 * hf + 1] * inv);
             if (p.has_lse && (lane & 3) == 0)
-                lse[p.lse_offset + b * p.lse_stride_b + h * p.lse_stride_h + row * p.lse_stride_n] =
-                    l > 0.0f ? (m + log2f(l)) * 0.69314718055994531f : -NA_INFINITY;
+                lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h + row * p.qkvo.lse_stride_n] =
+                    na_lse_from_base2(m, l);
         }
 }

@@ -1,8 +1,11 @@
 // MergeStates (OpenCL C and CUDA C): combines S partial attention results of the same rows through their
-// log-sum-exps, one work-item per row. LSE = m + log(sum_s exp(LSE_s - m)); o = sum_s exp(LSE_s - LSE) o_s.
+// log-sum-exps (common/lse_merge.h), one work-item per row. LSE = m + log(sum_s exp(LSE_s - m));
+// o = sum_s exp(LSE_s - LSE) o_s.
 // Partials whose LSE is -inf get weight exactly 0 and are never read, so garbage in them cannot leak; a row whose
 // partials are all -inf writes zeros and LSE = -inf.
 #include "common/dtype.h"
+#include "common/lse_merge.h"
+#include "merge/merge_params.h"
 
 #ifndef NA_PARTIAL_DTYPE
 #define NA_PARTIAL_DTYPE 0       // element type of the partial outputs: 0 f32, 1 f16, 2 bf16 (NA_DTYPE is the output's)
@@ -10,29 +13,6 @@
 #ifndef NA_MERGE_THREADS
 #define NA_MERGE_THREADS 64      // rows per work-group
 #endif
-
-// Arguments, passed by value; mirrored by managed/NativeAttention/Gpu/MergeParams.cs. The row index space (the
-// dimensions between S and Dv) is padded at the front to 4 axes of size 1 and stride 0.
-typedef struct na_merge_params
-{
-    na_i64 po_offset;        // element offset of partial output [0, row 0, 0] from its buffer's base
-    na_i64 po_stride_s;      // partial outputs: stride between splits
-    na_i64 po_stride_d;      // partial outputs: stride along Dv
-    na_i64 pl_offset;        // element offset of partial LSE [0, row 0]
-    na_i64 pl_stride_s;      // partial LSEs: stride between splits
-    na_i64 o_offset;         // element offset of output [row 0, 0]
-    na_i64 o_stride_d;       // output: stride along Dv
-    na_i64 lse_offset;       // element offset of the merged LSE [row 0]; unused when has_lse == 0
-    na_i64 po_stride_r[4];   // row-axis strides of the partial outputs, outermost first
-    na_i64 pl_stride_r[4];   // row-axis strides of the partial LSEs
-    na_i64 o_stride_r[4];    // row-axis strides of the output
-    na_i64 lse_stride_r[4];  // row-axis strides of the merged LSE
-    int row_shape[4];        // sizes of the row axes, outermost first
-    int splits;              // S
-    int dv;                  // value dimension
-    int rows;                // product of row_shape
-    int has_lse;             // 1 when the merged LSE is written
-} na_merge_params;
 
 NA_KERNEL NA_WORKGROUP(NA_MERGE_THREADS) void na_merge_states(
     const NA_GLOBAL NA_TYPE_AS(NA_PARTIAL_DTYPE)* NA_RESTRICT po, const NA_GLOBAL float* NA_RESTRICT pl,
@@ -52,24 +32,15 @@ NA_KERNEL NA_WORKGROUP(NA_MERGE_THREADS) void na_merge_states(
         lse_row += i * p.lse_stride_r[a];
     }
 
-    float m = -NA_INFINITY;
-    for (int s = 0; s < p.splits; s++) m = NA_FMAX(m, pl[pl_row + s * p.pl_stride_s]);
-    float total = -NA_INFINITY;
-    if (m != -NA_INFINITY)
-    {
-        float sum = 0.0f;
-        for (int s = 0; s < p.splits; s++) sum += NA_EXP(pl[pl_row + s * p.pl_stride_s] - m);
-        total = m + NA_LOG2(sum) * 0.69314718055994531f;
-    }
+    const float total = na_lse_merge(pl, pl_row, p.pl_stride_s, p.splits);
     for (int d = 0; d < p.dv; d++)
     {
         float acc = 0.0f;
-        if (m != -NA_INFINITY)
-            for (int s = 0; s < p.splits; s++)
-            {
-                const float w = NA_EXP(pl[pl_row + s * p.pl_stride_s] - total);
-                if (w != 0.0f) acc += w * NA_LOAD_AS(NA_PARTIAL_DTYPE, po, po_row + s * p.po_stride_s + d * p.po_stride_d);
-            }
+        for (int s = 0; s < p.splits; s++)
+        {
+            const float w = na_lse_weight(pl[pl_row + s * p.pl_stride_s], total);
+            if (w != 0.0f) acc += w * NA_LOAD_AS(NA_PARTIAL_DTYPE, po, po_row + s * p.po_stride_s + d * p.po_stride_d);
+        }
         na_store(o, o_row + d * p.o_stride_d, acc);
     }
     if (p.has_lse) lse[lse_row] = total;

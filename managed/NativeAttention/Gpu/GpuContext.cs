@@ -83,13 +83,13 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     /// <summary>Forgets a buffer that was disposed on its own.</summary>
     internal void Untrack(DeviceBuffer buffer) => _buffers.TryRemove(buffer, out _);
 
-    /// <summary>Runs <paramref name="entryPoint"/> of <c>common/layout_probe.h</c>: the struct's size, then each field's offset.</summary>
+    /// <summary>Runs the layout probe <paramref name="entryPoint"/> (<see cref="LayoutProbe"/>): the struct's size, then each field's offset.</summary>
     internal int[] ParamsLayout(string entryPoint)
     {
         ThrowIfDisposed();
         var api = Api;
         using var output = AllocateDevice(ElementType.Float32, 128);
-        ((IGpuKernelHost)this).Launch("layout_probe." + entryPoint, () => KernelSource.Build(api, "common/layout_probe.h", []), entryPoint,
+        ((IGpuKernelHost)this).Launch("layout_probe." + entryPoint, () => LayoutProbe.For(entryPoint).Source(api), entryPoint,
             [output], [], 1, 1, 1);
         var values = new float[128];
         output.Read<float>(values);

@@ -6,19 +6,17 @@ using System.Text.RegularExpressions;
 
 namespace NativeAttention.Gpu;
 
-/// <summary>The two kernel dialects one source compiles to.</summary>
-internal enum KernelApi
-{
-    OpenCl,
-    Cuda,
-}
-
 internal static partial class KernelSource
 {
     private static readonly ConcurrentDictionary<string, string> Files = new();
 
     [GeneratedRegex("""^\s*#\s*include\s+"([^"]+)"\s*$""")]
     private static partial Regex IncludePattern();
+
+    /// <summary>Every embedded file under kernels/, as paths relative to it (e.g. <c>common/dtype.h</c>), sorted.</summary>
+    public static IReadOnlyList<string> EmbeddedFiles { get; } = typeof(KernelSource).Assembly.GetManifestResourceNames()
+        .Where(n => n.StartsWith("kernels/", StringComparison.Ordinal)).Select(n => n["kernels/".Length..])
+        .Order(StringComparer.Ordinal).ToArray();
 
     /// <summary>The text of an embedded file under kernels/, e.g. <c>flash/flash_fwd.h</c>.</summary>
     /// <exception cref="FileNotFoundException">No such embedded kernel file.</exception>

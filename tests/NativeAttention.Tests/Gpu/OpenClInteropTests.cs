@@ -92,17 +92,33 @@ public sealed unsafe class OpenClInteropTests
     {
         RuntimeAvailability.Require(TestRuntime.OpenCl);
         using var context = (OpenClContext)AttentionContext.Create(Backend.OpenCl);
-        AssertLayout<FlashParams>(context.ParamsLayout("na_flash_params_layout"));
-        AssertLayout<DecodeParams>(context.ParamsLayout("na_decode_params_layout"));
+        foreach (var probe in LayoutProbe.All) AssertLayout(probe.Mirror, context.ParamsLayout(probe.EntryPoint));
     }
 
-    /// <summary>The probe's size and field offsets (declaration order) equal the C# mirror's.</summary>
-    internal static void AssertLayout<T>(int[] layout) where T : struct
+    /// <summary>
+    /// The probe's size and field offsets equal those of the C# mirror <paramref name="mirror"/>: fields in declaration
+    /// order, a nested struct as its own offset followed by its fields' (fixed buffers are one field).
+    /// </summary>
+    internal static void AssertLayout(Type mirror, int[] layout)
     {
-        var fields = typeof(T).GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public);
-        Assert.Equal(Marshal.SizeOf<T>(), layout[0]);
-        for (int i = 0; i < fields.Length; i++)
-            Assert.True((int)Marshal.OffsetOf<T>(fields[i].Name) == layout[i + 1],
-                $"{typeof(T).Name}.{fields[i].Name} is at {Marshal.OffsetOf<T>(fields[i].Name)} in C# but {layout[i + 1]} in C.");
+        Assert.True(Marshal.SizeOf(mirror) == layout[0], $"{mirror.Name} has {Marshal.SizeOf(mirror)} bytes in C# but {layout[0]} in C.");
+        var expected = new List<(string Field, int Offset)>();
+        Flatten(mirror, mirror.Name, 0, expected);
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(expected[i].Offset == layout[i + 1], $"{expected[i].Field} is at {expected[i].Offset} in C# but {layout[i + 1]} in C.");
+        Assert.True(layout.Skip(expected.Count + 1).All(v => v == 0),
+            $"The {mirror.Name} probe wrote more offsets than the C# mirror has fields ({expected.Count}).");
+    }
+
+    private static void Flatten(Type type, string path, int baseOffset, List<(string, int)> into)
+    {
+        foreach (var field in type.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public))
+        {
+            int offset = baseOffset + (int)Marshal.OffsetOf(type, field.Name);
+            into.Add(($"{path}.{field.Name}", offset));
+            bool nested = field.FieldType is { IsValueType: true, IsPrimitive: false, IsEnum: false } &&
+                field.GetCustomAttributes(typeof(System.Runtime.CompilerServices.FixedBufferAttribute), false).Length == 0;
+            if (nested) Flatten(field.FieldType, $"{path}.{field.Name}", offset, into);
+        }
     }
 }

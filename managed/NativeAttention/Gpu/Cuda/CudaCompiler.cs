@@ -1,4 +1,5 @@
-// NVRTC front end: compiles kernel sources to PTX for a compute architecture, with or without a device.
+// NVRTC front end: compiles kernel sources to PTX for a compute architecture, with or without a device, through the
+// on-disk kernel cache (PTX depends only on the source, the options and the NVRTC version).
 using System.Text;
 using NativeAttention.Interop;
 using NativeAttention.Interop.Nvrtc;
@@ -31,16 +32,33 @@ internal static unsafe class CudaCompiler
         return supported.Length > 0 ? supported.Max() : deviceArch;
     }
 
-    /// <summary>Compiles a flash variant to PTX for <c>compute_</c><paramref name="arch"/>.</summary>
+    /// <summary>Compiles <paramref name="variant"/> to PTX for <c>compute_</c><paramref name="arch"/> (cached on disk).</summary>
     /// <exception cref="NvrtcException">Compilation failed; the exception carries the log.</exception>
-    public static string CompileToPtx(FlashVariant variant, int arch) =>
+    public static string CompileToPtx(IKernelVariant variant, int arch) =>
         CompileToPtx(variant.Source(KernelApi.Cuda), variant.Name, arch);
 
-    /// <summary>Compiles CUDA C <paramref name="source"/> to PTX for <c>compute_</c><paramref name="arch"/>.</summary>
-    /// <exception cref="NvrtcException">Compilation failed; the exception carries the log.</exception>
+    /// <summary>
+    /// Compiles CUDA C <paramref name="source"/> to PTX for <c>compute_</c><paramref name="arch"/>, or reads the PTX an
+    /// earlier compilation of the same source and options by the same NVRTC version left in <see cref="KernelDiskCache"/>.
+    /// Thread-safe: each call compiles its own NVRTC program.
+    /// </summary>
+    /// <exception cref="NvrtcException">Compilation failed; the exception carries the log. Failures are not cached.</exception>
     public static string CompileToPtx(string source, string name, int arch)
     {
         if (!IsAvailable(out string reason)) throw new DllNotFoundException("NVRTC is not available: " + reason);
+        string[] options = Options(arch);
+        var (major, minor) = Version;
+        string key = KernelDiskCache.Key(".ptx", source, string.Join(" ", options), $"nvrtc {major}.{minor}");
+        if (KernelDiskCache.TryRead(key) is { } cached) return Encoding.ASCII.GetString(cached);
+        string ptx = Compile(source, name, options, arch);
+        KernelDiskCache.TryWrite(key, Encoding.ASCII.GetBytes(ptx));
+        return ptx;
+    }
+
+    private static string[] Options(int arch) => [$"--gpu-architecture=compute_{arch}", "--std=c++14"];
+
+    private static string Compile(string source, string name, string[] options, int arch)
+    {
         IntPtr raw;
         var sourceBytes = Encoding.UTF8.GetBytes(source + "\0");
         var nameBytes = Encoding.UTF8.GetBytes(name + ".cu\0");
@@ -48,7 +66,6 @@ internal static unsafe class CudaCompiler
         fixed (byte* n = nameBytes)
             NvrtcException.Check(nvrtcCreateProgram(&raw, s, n, 0, null, null), "nvrtcCreateProgram");
         using var program = new NvrtcProgramHandle(raw);
-        string[] options = [$"--gpu-architecture=compute_{arch}", "--std=c++14"];
         var optionBytes = options.Select(o => Encoding.ASCII.GetBytes(o + "\0")).ToArray();
         var handles = optionBytes.Select(b => System.Runtime.InteropServices.GCHandle.Alloc(b, System.Runtime.InteropServices.GCHandleType.Pinned)).ToArray();
         int result;

@@ -5,9 +5,6 @@ using static NativeAttention.Interop.Cuda.CudaNative;
 
 namespace NativeAttention.Gpu.Cuda;
 
-/// <summary>One CUDA device: ordinal, name, compute capability (e.g. 90) and multiprocessor count.</summary>
-internal sealed record CudaDevice(int Ordinal, string Name, int ComputeCapability, int Multiprocessors);
-
 internal static unsafe class CudaDevices
 {
     private static readonly Lazy<(IReadOnlyList<CudaDevice> Devices, int DriverVersion, string? Error)> Found = new(Enumerate);

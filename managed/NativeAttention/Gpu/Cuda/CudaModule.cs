@@ -1,4 +1,4 @@
-// A loaded CUDA module and its kernel, compiled by NVRTC or read from the on-disk PTX cache.
+// A loaded CUDA module and its kernel, from PTX that NVRTC compiled or the on-disk kernel cache held.
 using System.Text;
 using NativeAttention.Interop.Cuda;
 using static NativeAttention.Interop.Cuda.CudaNative;
@@ -18,19 +18,19 @@ internal sealed unsafe class CudaModule : IDisposable
     /// <summary>The kernel's <c>CUfunction</c>; valid while the module is.</summary>
     public IntPtr Function { get; }
 
-    /// <summary>Compiles (or reads cached PTX for) <paramref name="source"/>, loads it into the current context and looks up <paramref name="entryPoint"/>.</summary>
+    /// <summary>
+    /// Compiles (or reads cached PTX for) <paramref name="source"/>, loads it into the current context and looks up
+    /// <paramref name="entryPoint"/>. <paramref name="driverVersion"/> only explains load failures: a driver older than
+    /// the NVRTC that wrote the PTX rejects its ISA version.
+    /// </summary>
     public static CudaModule Load(IntPtr context, string source, string name, string entryPoint, int arch, int driverVersion, int dynamicSharedBytes)
     {
-        var (major, minor) = CudaCompiler.Version;
-        string key = KernelDiskCache.Key(".ptx", source, $"compute_{arch}", $"nvrtc {major}.{minor}", $"driver {driverVersion}");
-        byte[]? ptx = KernelDiskCache.TryRead(key);
-        if (ptx is null)
-        {
-            ptx = Encoding.ASCII.GetBytes(CudaCompiler.CompileToPtx(source, name, arch) + "\0");
-            KernelDiskCache.TryWrite(key, ptx);
-        }
+        byte[] ptx = Encoding.ASCII.GetBytes(CudaCompiler.CompileToPtx(source, name, arch) + "\0");
         IntPtr module;
-        fixed (byte* image = ptx) CudaException.Check(cuModuleLoadData(&module, image), $"cuModuleLoadData({name})");
+        var (major, minor) = CudaCompiler.Version;
+        fixed (byte* image = ptx)
+            CudaException.Check(cuModuleLoadData(&module, image),
+                $"cuModuleLoadData({name}; PTX from NVRTC {major}.{minor}, driver {driverVersion / 1000}.{driverVersion % 1000 / 10})");
         var handle = new CudaModuleHandle(module, context);
         IntPtr function;
         var entry = Encoding.ASCII.GetBytes(entryPoint + "\0");

@@ -9,59 +9,29 @@ internal unsafe struct DecodeParams
     /// <summary>NA_INLINE_LENGTHS: batch sizes up to this pass their cache lengths inside the struct.</summary>
     public const int InlineLengths = 64;
 
-    public long QOffset;               // element offset of Q[0,0,0,0] from the Q buffer's base
-    public long KOffset;               // element offset of keyCache[0,0,0,0]
-    public long VOffset;               // element offset of valueCache[0,0,0,0]
-    public long OOffset;               // element offset of O[0,0,0,0]
-    public long LseOffset;             // element offset of LSE[0,0,0]; unused when has_lse == 0
+    public QkvoParams Qkvo;            // Q, keyCache, valueCache, O, LSE and the sizes; Qkvo.Nk is 0 (lengths vary per batch element)
     public long NkOffset;              // element offset of NewKey[0,0,0,0]; unused when nnew == 0
     public long NvOffset;              // element offset of NewValue[0,0,0,0]
     public long CosOffset;             // element offset of RotaryCos[0,0]; unused when rotary == 0
     public long SinOffset;             // element offset of RotarySin[0,0]
     public long AlibiOffset;           // element offset of the first float32 ALiBi slope; unused when has_alibi == 0
     public long SinksOffset;           // element offset of the first float32 sink logit; unused when has_sinks == 0
-    public long QStrideB;              // Q element strides: batch, head, token, feature
-    public long QStrideH;             
-    public long QStrideN;             
-    public long QStrideD;             
-    public long KStrideB;              // key cache element strides: batch (block when paged), kv head, slot, feature
-    public long KStrideH;             
-    public long KStrideN;             
-    public long KStrideD;             
-    public long VStrideB;              // value cache element strides: batch (block when paged), kv head, slot, feature
-    public long VStrideH;             
-    public long VStrideN;             
-    public long VStrideD;             
-    public long OStrideB;              // O element strides: batch, head, token, feature
-    public long OStrideH;             
-    public long OStrideN;             
-    public long OStrideD;             
-    public long LseStrideB;            // LSE element strides: batch, head, token
-    public long LseStrideH;           
-    public long LseStrideN;           
     public long NkStrideB;             // NewKey element strides: batch, kv head, token, feature
-    public long NkStrideH;            
-    public long NkStrideN;            
-    public long NkStrideD;            
+    public long NkStrideH;
+    public long NkStrideN;
+    public long NkStrideD;
     public long NvStrideB;             // NewValue element strides: batch, kv head, token, feature
-    public long NvStrideH;            
-    public long NvStrideN;            
-    public long NvStrideD;            
+    public long NvStrideH;
+    public long NvStrideN;
+    public long NvStrideD;
     public long CosStrideP;            // RotaryCos element strides: position, pair
-    public long CosStrideI;           
+    public long CosStrideI;
     public long SinStrideP;            // RotarySin element strides: position, pair
-    public long SinStrideI;           
+    public long SinStrideI;
     public long AlibiStrideB;          // slope strides: batch (0 for [Hq] slopes), head
-    public long AlibiStrideH;         
+    public long AlibiStrideH;
     public long SinksStrideH;          // sink stride over heads
-    public int Batch;                  // B
-    public int HeadsQ;                 // Hq
-    public int HeadsKv;                // Hkv (divides Hq)
-    public int Group;                  // Hq / Hkv
-    public int Nq;                     // query rows per batch element
     public int Nnew;                   // tokens appended per batch element
-    public int Dqk;                    // query/key head dim (<= NA_HEAD_DIM_QK)
-    public int Dv;                     // value head dim (<= NA_HEAD_DIM_V)
     public int PageSize;               // tokens per block when paged, else the cache capacity
     public int BlocksPerSeq;           // block-table columns (1 when contiguous)
     public int RotaryHalf;             // RotaryDim / 2; 0 without rotary
@@ -82,5 +52,4 @@ internal unsafe struct DecodeParams
     public float SoftcapLog2;          // softcap c * log2(e); unused when has_softcap == 0
     public float SigmoidBias;          // b of sigmoid(s' + b); unused when sigmoid == 0
     public fixed int Lengths[InlineLengths]; // CacheSeqLens[b] when lengths_in_meta == 0
-    public int Reserved;               // keeps the size a multiple of 8 on every compiler
 }

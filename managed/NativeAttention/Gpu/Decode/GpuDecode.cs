@@ -1,124 +1,8 @@
-// Host side of the KV-cache decode kernels (kernels/decode/), shared by OpenCL and CUDA: plan, arguments, variants,
-// and the launch sequence append -> split-KV attention -> combine.
-using System.Globalization;
+// Host side of the KV-cache decode kernels (kernels/decode/), shared by OpenCL and CUDA: the plan, the arguments and
+// the launch sequence append -> split-KV attention -> combine.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;
-
-/// <summary>
-/// Growable device scratch of one context, in numbered slots of float32 elements (int32 data is stored by bit
-/// pattern). A call holds <see cref="Gate"/> from its uploads to its last launch; uploads are ordered after every kernel
-/// enqueued before them on the context's in-order queue, so a later call never overwrites what an earlier kernel still
-/// reads.
-/// </summary>
-internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate, Action synchronize) : IDisposable
-{
-    private readonly DeviceBuffer?[] _slots = new DeviceBuffer?[4];
-    private readonly int[]?[] _uploaded = new int[]?[4];
-
-    /// <summary>Held by one call from its first upload to its last launch.</summary>
-    public Lock Gate { get; } = new();
-
-    /// <summary>Slot <paramref name="slot"/> with room for at least <paramref name="length"/> floats (call under <see cref="Gate"/>).</summary>
-    public DeviceBuffer Take(int slot, long length)
-    {
-        var buffer = _slots[slot];
-        if (buffer is not null && buffer.Length >= length) return buffer;
-        long size = Math.Max(length, Math.Max(256, 2 * (buffer?.Length ?? 0)));  // geometric growth: rare reallocation
-        if (buffer is not null)
-        {
-            synchronize();   // kernels enqueued earlier may still read the old buffer
-            buffer.Dispose();
-            _slots[slot] = null;
-        }
-        _uploaded[slot] = null;
-        return _slots[slot] = allocate(ElementType.Float32, size);
-    }
-
-    /// <summary>
-    /// Slot <paramref name="slot"/> holding <paramref name="data"/> (int32 by bit pattern), uploaded only when it differs
-    /// from what this slot last received: a block table that did not change costs no transfer and no synchronisation.
-    /// Call under <see cref="Gate"/>.
-    /// </summary>
-    public DeviceBuffer Upload(int slot, int[] data)
-    {
-        var buffer = Take(slot, data.Length);
-        if (_uploaded[slot] is { } last && last.AsSpan().SequenceEqual(data)) return buffer;
-        _uploaded[slot] = null;   // a failed write must not leave a stale record
-        buffer.Write<float>(MemoryMarshal.Cast<int, float>(data));
-        _uploaded[slot] = data;
-        return buffer;
-    }
-
-    public void Dispose()
-    {
-        foreach (var buffer in _slots) buffer?.Dispose();
-    }
-}
-
-/// <summary>
-/// The compile-time shape of the decode kernels: element type, head-dim bucket (one for Q/K and V) and rows per
-/// work-group. Paging, rotary embedding and the score options are runtime flags of <see cref="DecodeParams"/>, so a
-/// handful of variants covers every call.
-/// </summary>
-internal readonly record struct DecodeVariant(ElementType ElementType, int HeadDim, int Rows)
-{
-    /// <summary>Threads per work-group of the attention kernel.</summary>
-    public const int Threads = 128;
-
-    /// <summary>Threads per work-group of the append and combine kernels.</summary>
-    public const int SmallThreads = 64;
-
-    /// <summary>Keys per shared-memory tile: the tiles of K (padded), V and Q stay within 48 KB.</summary>
-    public int BlockN => HeadDim switch { <= 64 => 64, <= 128 => 32, _ => 16 };
-
-    /// <summary>The largest rows-per-work-group bucket for a head-dim bucket (the Q tile lives in shared memory).</summary>
-    public static int MaxRows(int headDim) => headDim > 128 ? 8 : 16;
-
-    /// <summary>
-    /// The variant of a call: rows per work-group 1 for one query row per kv head (multi-head decoding), 4 for up to 4
-    /// (small GQA groups, short multi-query steps), else the largest bucket, so that few rows do not pay for an idle tile.
-    /// </summary>
-    public static DecodeVariant For(ElementType type, int headDimQk, int valueDim, int groupRows)
-    {
-        int headDim = FlashVariant.Bucket(Math.Max(headDimQk, valueDim));
-        return new DecodeVariant(type, headDim, groupRows switch { 1 => 1, <= 4 => 4, _ => MaxRows(headDim) });
-    }
-
-    private string Type => FlashVariant.TypeName(ElementType);
-
-    /// <summary>The attention kernel's module name.</summary>
-    public string Name => $"decode_fwd.hd{HeadDim}.{Type}.r{Rows}";
-
-    /// <summary>The combine kernel's module name.</summary>
-    public string CombineName => $"decode_combine.{Type}";
-
-    /// <summary>The append kernel's module name.</summary>
-    public string AppendName => $"kv_append.{Type}";
-
-    public string Source(KernelApi api) => KernelSource.Build(api, "decode/decode_fwd.h",
-    [
-        new("NA_DTYPE", Str((int)ElementType)), new("NA_HEAD_DIM_QK", Str(HeadDim)), new("NA_HEAD_DIM_V", Str(HeadDim)),
-        new("NA_DECODE_ROWS", Str(Rows)), new("NA_DECODE_THREADS", Str(Threads)), new("NA_BLOCK_N", Str(BlockN)),
-    ]);
-
-    public string CombineSource(KernelApi api) => KernelSource.Build(api, "decode/decode_combine.h",
-        [new("NA_DTYPE", Str((int)ElementType)), new("NA_COMBINE_THREADS", Str(SmallThreads))]);
-
-    public string AppendSource(KernelApi api) => KernelSource.Build(api, "decode/kv_append.h",
-        [new("NA_DTYPE", Str((int)ElementType)), new("NA_APPEND_THREADS", Str(SmallThreads))]);
-
-    /// <summary>Every variant a call can pick.</summary>
-    public static IEnumerable<DecodeVariant> All()
-    {
-        foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
-            foreach (int d in FlashVariant.HeadDimBuckets.ToArray())
-                foreach (int rows in new[] { 1, 4, MaxRows(d) })
-                    yield return new DecodeVariant(type, d, rows);
-    }
-
-    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
-}
 
 /// <summary>KV-cache decoding on a GPU: in-place append, split-KV attention through the block table, exact combine.</summary>
 internal static class GpuDecode
@@ -214,13 +98,10 @@ internal static class GpuDecode
         var options = problem.Options;
         var p = new DecodeParams
         {
-            QOffset = Offset(q), KOffset = Offset(k), VOffset = Offset(v), OOffset = Offset(o),
-            QStrideB = q.Strides[0], QStrideH = q.Strides[1], QStrideN = q.Strides[2], QStrideD = q.Strides[3],
-            KStrideB = k.Strides[0], KStrideH = k.Strides[1], KStrideN = k.Strides[2], KStrideD = k.Strides[3],
-            VStrideB = v.Strides[0], VStrideH = v.Strides[1], VStrideN = v.Strides[2], VStrideD = v.Strides[3],
-            OStrideB = o.Strides[0], OStrideH = o.Strides[1], OStrideN = o.Strides[2], OStrideD = o.Strides[3],
-            Batch = problem.Batch, HeadsQ = problem.QueryHeads, HeadsKv = problem.KeyValueHeads, Group = problem.GroupSize,
-            Nq = problem.QueryLength, Nnew = problem.NewLength, Dqk = problem.HeadDim, Dv = problem.ValueDim,
+            // Key lengths differ per batch element (cache length + appended tokens): Nk stays 0.
+            Qkvo = QkvoParams.From(q, k, v, o, lse, problem.Batch, problem.QueryHeads, problem.KeyValueHeads,
+                problem.QueryLength, 0, problem.HeadDim, problem.ValueDim),
+            HasLse = lse is null ? 0 : 1, Nnew = problem.NewLength,
             PageSize = problem.PageSize, BlocksPerSeq = problem.BlocksPerSequence, RotaryHalf = problem.RotaryDim / 2,
             WindowLeft = options.WindowLeft, WindowRight = options.WindowRight, Causal = options.Causal ? 1 : 0,
             Splits = splits, RowChunks = rowChunks,
@@ -229,12 +110,6 @@ internal static class GpuDecode
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid ? 1 : 0, HasSoftcap = options.Softcap > 0 ? 1 : 0,
             ScaleLog2 = (float)(problem.Scale * Log2E), SoftcapLog2 = (float)(options.Softcap * Log2E), SigmoidBias = options.SigmoidBias,
         };
-        if (lse is { } l)
-        {
-            p.HasLse = 1;
-            p.LseOffset = Offset(l);
-            (p.LseStrideB, p.LseStrideH, p.LseStrideN) = (l.Strides[0], l.Strides[1], l.Strides[2]);
-        }
         if (cache.NewKey is { } nk && cache.NewValue is { } nv)
         {
             p.NkOffset = Offset(nk);

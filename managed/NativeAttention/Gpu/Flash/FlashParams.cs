@@ -1,4 +1,4 @@
-// C# mirror of kernels/common/flash_params.h; field order, types and comments match the C struct.
+// C# mirror of kernels/flash/flash_params.h; field order, types and comments match the C struct.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;
@@ -6,16 +6,7 @@ namespace NativeAttention.Gpu;
 [StructLayout(LayoutKind.Sequential)]
 internal struct FlashParams
 {
-    public long QOffset;      // element offset of Q[0,0,0,0] from the Q buffer's base
-    public long KOffset;      // element offset of K[0,0,0,0]
-    public long VOffset;      // element offset of V[0,0,0,0]
-    public long OOffset;      // element offset of O[0,0,0,0]
-    public long LseOffset;    // element offset of LSE[0,0,0]; unused when HasLse == 0
-    public long QStrideB, QStrideH, QStrideN, QStrideD;  // Q element strides: batch, head, token, feature
-    public long KStrideB, KStrideH, KStrideN, KStrideD;  // K element strides: batch, kv head, token, feature
-    public long VStrideB, VStrideH, VStrideN, VStrideD;  // V element strides: batch, kv head, token, feature
-    public long OStrideB, OStrideH, OStrideN, OStrideD;  // O element strides: batch, head, token, feature
-    public long LseStrideB, LseStrideH, LseStrideN;      // LSE element strides: batch, head, token
+    public QkvoParams Qkvo;   // Q, K, V, O, LSE and the sizes (common/qkvo_params.h)
     public long BiasOffset;   // element offset of Bias[0,0,0,0]; unused without a dense bias
     public long BiasStrideB, BiasStrideH, BiasStrideN, BiasStrideK;  // Bias element strides (0 when broadcast)
     public long UOffset;      // element offset of U[0,0,0,0] (low-rank bias U W^T)
@@ -26,14 +17,6 @@ internal struct FlashParams
     public long AlibiStrideB, AlibiStrideH;              // slope strides: batch (0 for [Hq] slopes), head
     public long SinksOffset;  // element offset of the first sink logit
     public long SinksStrideH; // sink stride over heads
-    public int Batch;         // B
-    public int HeadsQ;        // Hq
-    public int HeadsKv;       // Hkv (divides Hq)
-    public int Group;         // Hq / Hkv
-    public int Nq;            // query length
-    public int Nk;            // key length
-    public int Dqk;           // query/key head dim
-    public int Dv;            // value head dim
     public int WindowLeft;    // -1 unbounded
     public int WindowRight;   // -1 unbounded
     public int Causal;        // 1: bottom-right causal
@@ -43,4 +26,5 @@ internal struct FlashParams
     public float Scale;       // scale
     public float SoftcapLog2; // softcap c * log2(e)
     public float SigmoidBias; // b of sigmoid(s' + b)
+    public int Reserved;      // keeps the size a multiple of 8 without compiler padding
 }

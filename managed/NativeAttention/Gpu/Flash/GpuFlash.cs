@@ -42,13 +42,9 @@ internal static class GpuFlash
     {
         var p = new FlashParams
         {
-            QOffset = ElementOffset(q), KOffset = ElementOffset(k), VOffset = ElementOffset(v), OOffset = ElementOffset(o),
-            QStrideB = q.Strides[0], QStrideH = q.Strides[1], QStrideN = q.Strides[2], QStrideD = q.Strides[3],
-            KStrideB = k.Strides[0], KStrideH = k.Strides[1], KStrideN = k.Strides[2], KStrideD = k.Strides[3],
-            VStrideB = v.Strides[0], VStrideH = v.Strides[1], VStrideN = v.Strides[2], VStrideD = v.Strides[3],
-            OStrideB = o.Strides[0], OStrideH = o.Strides[1], OStrideN = o.Strides[2], OStrideD = o.Strides[3],
-            Batch = problem.Batch, HeadsQ = problem.QueryHeads, HeadsKv = problem.KeyValueHeads, Group = problem.GroupSize,
-            Nq = problem.QueryLength, Nk = problem.KeyLength, Dqk = problem.HeadDim, Dv = problem.ValueDim,
+            Qkvo = QkvoParams.From(q, k, v, o, lse, problem.Batch, problem.QueryHeads, problem.KeyValueHeads,
+                problem.QueryLength, problem.KeyLength, problem.HeadDim, problem.ValueDim),
+            HasLse = lse is null ? 0 : 1,
             WindowLeft = problem.Options.WindowLeft, WindowRight = problem.Options.WindowRight,
             Causal = problem.Options.Causal ? 1 : 0,
             Scale = problem.Scale, ScaleLog2 = (float)(problem.Scale * Log2E),
@@ -87,12 +83,6 @@ internal static class GpuFlash
             p.SinksOffset = ElementOffset(sinks);
             p.SinksStrideH = sinks.Strides[0];
         }
-        if (lse is { } l)
-        {
-            p.HasLse = 1;
-            p.LseOffset = ElementOffset(l);
-            (p.LseStrideB, p.LseStrideH, p.LseStrideN) = (l.Strides[0], l.Strides[1], l.Strides[2]);
-        }
         return p;
     }
 
@@ -115,12 +105,13 @@ internal static class GpuFlash
     {
         if (problem.ElementType == ElementType.Float32 || problem.HeadDim != problem.ValueDim) return false;
         if (!FlashVariant.TensorCoreHeadDims.Contains(problem.HeadDim)) return false;
-        if (p.QStrideD != 1 || p.KStrideD != 1 || p.VStrideD != 1 || p.OStrideD != 1) return false;
+        ref readonly var t = ref p.Qkvo;
+        if (t.QStrideD != 1 || t.KStrideD != 1 || t.VStrideD != 1 || t.OStrideD != 1) return false;
         // 16-byte cp.async and 4-byte output stores need every row start aligned to 8 elements.
         ReadOnlySpan<long> aligned =
         [
-            p.QOffset, p.KOffset, p.VOffset, p.OOffset, p.QStrideB, p.QStrideH, p.QStrideN, p.KStrideB, p.KStrideH, p.KStrideN,
-            p.VStrideB, p.VStrideH, p.VStrideN, p.OStrideB, p.OStrideH, p.OStrideN,
+            t.QOffset, t.KOffset, t.VOffset, t.OOffset, t.QStrideB, t.QStrideH, t.QStrideN, t.KStrideB, t.KStrideH, t.KStrideN,
+            t.VStrideB, t.VStrideH, t.VStrideN, t.OStrideB, t.OStrideH, t.OStrideN,
         ];
         foreach (long value in aligned)
             if (value % 8 != 0) return false;

@@ -5,9 +5,6 @@ using static NativeAttention.Interop.OpenCl.OpenClNative;
 
 namespace NativeAttention.Gpu.OpenCl;
 
-/// <summary>One OpenCL device: its id, platform and the strings that key the kernel cache.</summary>
-internal sealed record OpenClDevice(IntPtr Platform, IntPtr Id, string Name, string PlatformName, string DriverVersion, bool IsGpu);
-
 internal static unsafe class OpenClDevices
 {
     private static readonly Lazy<(IReadOnlyList<OpenClDevice> Devices, string? Error)> Found = new(Enumerate);

@@ -1,8 +1,10 @@
 // Score options of the flash kernels, applied per (query row, key) element in the order of DESIGN.md: softcap,
 // ALiBi, dense bias, low-rank bias U W^T (read per element, never materialised); plus sigmoid scoring's weight.
 // Scores are in base 2 (s2 = log2(e) s), so every additive term is scaled by log2(e).
-#include "common/flash_params.h"
+#include "flash/flash_params.h"
 #include "common/dtype.h"
+#include "common/math.h"
+#include "common/score.h"
 
 #ifndef NA_SOFTCAP
 #define NA_SOFTCAP 0        // 1: s = c tanh(s / c)
@@ -33,9 +35,6 @@
 #endif
 #define NA_SCORE_MOD (NA_SOFTCAP || NA_ALIBI || NA_BIAS || NA_LOWRANK)
 
-#define NA_LOG2E 1.4426950408889634f
-#define NA_LN2 0.69314718055994531f
-
 typedef NA_TYPE_AS(NA_BIAS_DTYPE) na_bias_elem;
 typedef NA_TYPE_AS(NA_U_DTYPE) na_u_elem;
 typedef NA_TYPE_AS(NA_W_DTYPE) na_w_elem;
@@ -54,8 +53,8 @@ typedef struct na_score_row
 NA_INLINE na_score_row na_score_row_init(const na_flash_params p, const NA_GLOBAL float* slopes, int b, int h, int row)
 {
     na_score_row r;
-    r.ok = row < p.nq;
-    r.aligned = row + p.nk - p.nq;
+    r.ok = row < p.qkvo.nq;
+    r.aligned = row + p.qkvo.nk - p.qkvo.nq;
     r.bias = p.bias_offset + b * p.bias_stride_b + h * p.bias_stride_h + (na_i64)row * p.bias_stride_n;
     r.u = p.u_offset + b * p.u_stride_b + h * p.u_stride_h + (na_i64)row * p.u_stride_n;
     r.w = p.w_offset + b * p.w_stride_b + h * p.w_stride_h;
@@ -73,14 +72,13 @@ NA_INLINE float na_score_mod(float s2, int key, const na_score_row r, const na_f
                              const NA_GLOBAL na_bias_elem* bias, const NA_GLOBAL na_u_elem* u, const NA_GLOBAL na_w_elem* w)
 {
 #if NA_SOFTCAP
-    s2 = p.softcap_log2 * NA_TANH(s2 / p.softcap_log2);
+    s2 = na_softcap(s2, p.softcap_log2);
 #endif
 #if NA_ALIBI
-    const int distance = r.aligned - key;
-    s2 -= r.alibi * (float)(distance < 0 ? -distance : distance);
+    s2 = na_alibi(s2, r.alibi, r.aligned - key);
 #endif
 #if NA_BIAS || NA_LOWRANK
-    if (r.ok && key < p.nk)
+    if (r.ok && key < p.qkvo.nk)
     {
 #if NA_BIAS
         s2 += NA_LOAD_AS(NA_BIAS_DTYPE, bias, r.bias + key * p.bias_stride_k) * NA_LOG2E;
@@ -95,14 +93,4 @@ NA_INLINE float na_score_mod(float s2, int key, const na_score_row r, const na_f
     }
 #endif
     return s2;
-}
-
-// Sigmoid scoring of a modified base-2 score: the weight sigmoid(x) and log2 of it, x = s2 ln 2 + b, from one exp
-// so that neither overflows (x = -inf gives weight 0 and log -inf).
-NA_INLINE float na_sigmoid_weight(float s2, float bias, float* log2_weight)
-{
-    const float x = s2 * NA_LN2 + bias;
-    const float t = NA_EXP(-(x < 0.0f ? -x : x));   // exp(-|x|) in (0, 1]
-    *log2_weight = ((x < 0.0f ? x : 0.0f) - NA_LOG1P(t)) * NA_LOG2E;
-    return (x < 0.0f ? t : 1.0f) / (1.0f + t);
 }
