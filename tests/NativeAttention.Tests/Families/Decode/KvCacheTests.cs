@@ -99,11 +99,12 @@ public sealed class KvData
         var options = new FlashOptions { Causal = c.Causal, WindowLeft = c.WindowLeft, WindowRight = c.WindowRight, Softcap = c.Softcap };
         var optionRandom = new Random(c.Seed ^ 0x5EED);
         if (c.Sinks)
-            options = options with { Sinks = TensorView.FromMemory(Enumerable.Range(0, c.QueryHeads).Select(_ => (float)(optionRandom.NextDouble() * 4 - 2)).ToArray().AsMemory(), c.QueryHeads) };
+            options = options with { Sinks = TestTensors.Uniform(ElementType.Float32, optionRandom, 2.0, [c.QueryHeads]) };
         if (c.Alibi > 0)
         {
-            var slopes = Enumerable.Range(0, (c.Alibi == 2 ? b : 1) * c.QueryHeads).Select(_ => (float)(optionRandom.NextDouble() * 0.5)).ToArray();
-            options = options with { AlibiSlopes = c.Alibi == 2 ? TensorView.FromMemory(slopes.AsMemory(), b, c.QueryHeads) : TensorView.FromMemory(slopes.AsMemory(), c.QueryHeads) };
+            // Slopes uniform in [0, 0.5]: [-0.25, 0.25] shifted up.
+            var slopes = TestTensors.Values(optionRandom, (c.Alibi == 2 ? b : 1) * c.QueryHeads, 0.25).Select(v => v + 0.25).ToArray();
+            options = options with { AlibiSlopes = c.Alibi == 2 ? TestTensors.Of(ElementType.Float32, [b, c.QueryHeads], slopes) : TestTensors.Of(ElementType.Float32, [c.QueryHeads], slopes) };
         }
         return new KvData
         {

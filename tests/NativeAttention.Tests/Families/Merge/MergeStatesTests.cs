@@ -47,9 +47,9 @@ public abstract class MergeStatesTests
                 var output32 = placedPartial.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
                 var lse32 = placedPartialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength);
                 // Partial outputs are kept in float32 whatever the input type, as split-KV kernels do.
-                var q = on.Put(ToFloat(t.Query));
-                var k = on.Put(ToFloat(t.Key.Slice(2, start, end - start)));
-                var v = on.Put(ToFloat(t.Value.Slice(2, start, end - start)));
+                var q = on.Put(TestTensors.Copy(t.Query, ElementType.Float32));
+                var k = on.Put(TestTensors.Copy(t.Key.Slice(2, start, end - start), ElementType.Float32));
+                var v = on.Put(TestTensors.Copy(t.Value.Slice(2, start, end - start), ElementType.Float32));
                 context.Flash(q, k, v, output32, c.Flash, lse32);
                 start = end;
             }
@@ -213,13 +213,6 @@ public abstract class MergeStatesTests
         var t = c.CreateTensors();
         CaseRunner.Run(context, c, t);
         return t;
-    }
-
-    private static TensorView ToFloat(TensorView view)
-    {
-        var copy = TensorView.FromMemory(new float[view.ElementCount].AsMemory(), view.Shape);
-        copy.CopyFrom(view.ToDoubleArray());
-        return copy;
     }
 }
 
