@@ -38,9 +38,9 @@ mutation flash-mask-skip-start \
 
 mutation flash-lse-log2 \
   managed/NativeAttention/Cpu/Flash/CpuFlash.cs "$CPU_TESTS" \
-  'CPU flash writes the log-sum-exp in base 2 (log2/ln mix-up)' \
-  'empty ? float.NegativeInfinity : log2SumExp * Ln2;' \
-  'empty ? float.NegativeInfinity : log2SumExp;'
+  'CPU flash writes the log-sum-exp in base 2 (log2/ln mix-up: the row max and sum are in log2 units)' \
+  'float log2SumExp = max + MathF.Log2(sum);' \
+  'float log2SumExp = (max + MathF.Log2(sum)) / 0.693147181f;'
 
 # Narrow filter: with the wrong head set, a low-rank bias with W per head would index outside the scratch block.
 mutation flash-gqa-modulo \

@@ -6,7 +6,7 @@ using Xunit;
 namespace NativeAttention.Tests;
 
 /// <summary>A random merge: S partials of [B, H, N] rows of Dv values, their storage types, how many LSEs are -inf.</summary>
-public sealed record MergeCase(int Splits, int Batch, int Heads, int Rows, int ValueDim, ElementType PartialType, ElementType OutputType,
+public sealed record RandomMerge(int Splits, int Batch, int Heads, int Rows, int ValueDim, ElementType PartialType, ElementType OutputType,
     int InfinitePercent, bool StridedLse, int Seed)
 {
     public override string ToString() =>
@@ -73,7 +73,7 @@ public abstract class MergeStatesTests
 
     private static readonly Gen<ElementType> Types = Gen.Elements(ElementType.Float32, ElementType.Float16, ElementType.BFloat16);
 
-    private static readonly Gen<MergeCase> MergeCases =
+    private static readonly Gen<RandomMerge> RandomMerges =
         from splits in Gen.Elements(1, 2, 2, 3, 4, 7)
         from batch in Gen.Choose(1, 3)
         from heads in Gen.Elements(1, 2, 5, 12)
@@ -84,7 +84,7 @@ public abstract class MergeStatesTests
         from infinite in Gen.Elements(0, 10, 30, 60)
         from strided in Gen.Elements(false, true)
         from seed in Gen.Choose(0, int.MaxValue)
-        select new MergeCase(splits, batch, heads, rows, dv, partialType, outputType, infinite, strided, seed);
+        select new RandomMerge(splits, batch, heads, rows, dv, partialType, outputType, infinite, strided, seed);
 
     /// <summary>Runs a merge on the context: output in <paramref name="outputType"/>, LSE through <paramref name="lse"/>.</summary>
     private static TensorView Merge(AttentionContext context, TensorView partials, TensorView partialLse, ElementType outputType, TensorView lse)
@@ -107,7 +107,7 @@ public abstract class MergeStatesTests
     public void Merge_RandomPartials_WithNegativeInfinity_AnyTypes_MatchReference()
     {
         using var context = TestBackend.CreateOrSkip(Backend);
-        Properties.Check(MergeCases.ToArbitrary(), m =>
+        Properties.Check(RandomMerges.ToArbitrary(), m =>
         {
             var random = new Random(m.Seed);
             int s = m.Splits, rows = m.Batch * m.Heads * m.Rows, dv = m.ValueDim;
