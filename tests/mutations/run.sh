@@ -8,8 +8,8 @@
 #   tests/mutations/run.sh --list          the table
 #
 # Environment: NATIVEATTENTION_MUTATION_DIR (scratch, default .cache/mutations under the repository root).
-# Exit status: 0 when every mutation was caught; 1 when one was not caught, or is stale (its original text is no longer
-# in its file exactly once) or does not build; 2 when the unmutated tree fails its own filters.
+# Exit status: 0 when every mutation was caught; 1 when one was not caught, is stale (its original text is no longer
+# in its file exactly once), does not build or aborted the test host; 2 when the unmutated tree fails its own filters.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 here="$repo/tests/mutations"
@@ -55,13 +55,15 @@ plant() {
 
 build() { (cd "$tree" && timeout 1800 dotnet build tests/NativeAttention.Tests -c Release -nologo) > "$1" 2>&1; }
 
-# Runs a filter with the fixed seed only; stops at the first failure. Prints the first failed test's name, if any.
+# Runs a filter with the fixed seed only (the whole filter: xunit's stop-on-first-failure can abort the test host
+# before the failure is reported).
 run_tests() {
   local filter=$1 log=$2
   (cd "$tree" && NATIVEATTENTION_FSCHECK_FRESH=off NATIVEATTENTION_FSCHECK_REPLAY= timeout 3600 \
-    dotnet test tests/NativeAttention.Tests -c Release --no-build --filter "$filter" -- xUnit.StopOnFail=true) > "$log" 2>&1
+    dotnet test tests/NativeAttention.Tests -c Release --no-build --filter "$filter") > "$log" 2>&1
 }
 first_failure() { grep -m1 -E '^\s+Failed [A-Za-z]' "$1" | sed -E 's/^\s+Failed //; s/ \[.*//' || true; }
+failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
 
 # The scratch tree: tracked and untracked (not ignored) files of the working tree, as they are now.
 mkdir -p "$tree" "$logs"
@@ -100,9 +102,12 @@ for i in "${!ids[@]}"; do
   elif run_tests "${filters[$i]}" "$logs/$id.test.log"; then
     result="NOT CAUGHT  no test failed"
     status=1
+  elif [ "$(failures "$logs/$id.test.log")" = 0 ]; then
+    # No test reported a failure, yet the run failed: a crashed or aborted test host. Look before trusting it.
+    result="ABORTED     the test run failed without a failed test (see $logs/$id.test.log)"
+    status=1
   else
-    failed=$(first_failure "$logs/$id.test.log")
-    result="caught      by ${failed:-the test run (see $logs/$id.test.log)}"
+    result="caught      by $(failures "$logs/$id.test.log") tests, first $(first_failure "$logs/$id.test.log")"
   fi
   mv "$file.unmutated" "$file"
   line=$(printf '%-26s %s (%ds)' "$id" "$result" $((SECONDS - start)))
