@@ -116,7 +116,7 @@ public abstract class FlashOptionTests
                     LowRank = rank, LowRankUBroadcast = u, LowRankWBroadcast = w, LowRankType = lowRankType,
                     Sinks = sinks && sigmoid is null, SigmoidBias = sigmoid, Seed = seed,
                 }),
-            count: 12);
+            count: 8);
 
     [SkippableFact]
     public void FlashOption_LowRankBias_EqualsTheSameBiasGivenDensely()
