@@ -1,4 +1,4 @@
-// Build script: dotnet tool restore && dotnet cake --target=<Build|Test|Bench|Pack|DeviceBundle>
+// Build script: dotnet tool restore && dotnet cake --target=<Build|Test|Mutations|Bench|Pack|DeviceBundle>
 using System.Text.RegularExpressions;
 
 var target = Argument("target", "Test");
@@ -11,9 +11,29 @@ var benchThreads = Argument("bench-threads", "2");
 Task("Build")
     .Does(() => DotNetBuild("./NativeAttention.sln", new DotNetBuildSettings { Configuration = configuration }));
 
+// Kernel caches under the ignored .cache/ (as .ci/run sets them) unless the environment names others: repeated runs
+// on one machine reuse compiled OpenCL programs and PTX.
 Task("Test")
     .IsDependentOn("Build")
-    .Does(() => DotNetTest("./NativeAttention.sln", new DotNetTestSettings { Configuration = configuration, NoBuild = true }));
+    .Does(() => DotNetTest("./NativeAttention.sln", new DotNetTestSettings
+    {
+        Configuration = configuration, NoBuild = true,
+        EnvironmentVariables =
+        {
+            ["NATIVEATTENTION_CACHE_DIR"] = EnvironmentVariable("NATIVEATTENTION_CACHE_DIR") ?? MakeAbsolute(File("./.cache/kernels")).FullPath,
+            ["POCL_CACHE_DIR"] = EnvironmentVariable("POCL_CACHE_DIR") ?? MakeAbsolute(File("./.cache/pocl")).FullPath,
+        },
+    }));
+
+// Plants the bugs of tests/mutations/mutations.sh one at a time in a scratch copy and reports which the CPU tests
+// catch (tests/mutations/README.md). --mutations=id1,id2 selects some.
+Task("Mutations")
+    .Does(() =>
+    {
+        var arguments = new ProcessArgumentBuilder().AppendQuoted("./tests/mutations/run.sh");
+        foreach (var id in Argument("mutations", "").Split(',', StringSplitOptions.RemoveEmptyEntries)) arguments.Append(id);
+        Run("bash", arguments);
+    });
 
 // Runs the BenchmarkDotNet suites (those whose backend is missing here are left out with the reason) and writes
 // their reports where bench/results/README.md says: bench/results/<machine>-<threads>t/<yyyy-mm-dd>/, with the

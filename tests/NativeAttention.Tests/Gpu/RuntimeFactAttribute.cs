@@ -1,6 +1,5 @@
-// Backend-availability rule for tests: a test whose runtime is missing is skipped with the reason, unless
-// NATIVEATTENTION_REQUIRE (comma list: opencl, cuda, nvrtc) names it; then it runs and fails with the reason.
-using NativeAttention.Gpu.Cuda;
+// [RuntimeFact]/[RuntimeTheory] for tests that need a native runtime. The skip/require rule itself is TestBackend's
+// (Infrastructure/TestBackend.cs): missing skips with the reason unless NATIVEATTENTION_REQUIRE names it.
 using Xunit;
 
 namespace NativeAttention.Tests.Gpu;
@@ -16,42 +15,25 @@ public enum TestRuntime
     Nvrtc,
 }
 
-/// <summary>Whether runtimes are present here and whether the environment requires them.</summary>
+/// <summary>Whether runtimes are present here and whether the environment requires them: <see cref="TestBackend"/>'s rule.</summary>
 public static class RuntimeAvailability
 {
     /// <summary>The environment variable naming required runtimes.</summary>
-    public const string RequireVariable = "NATIVEATTENTION_REQUIRE";
+    public const string RequireVariable = TestBackend.RequireVariable;
 
     /// <summary>True when <paramref name="runtime"/> works here; otherwise <paramref name="reason"/> says why not.</summary>
-    public static bool IsAvailable(TestRuntime runtime, out string reason)
-    {
-        switch (runtime)
-        {
-            case TestRuntime.Nvrtc:
-                return CudaCompiler.IsAvailable(out reason);
-            default:
-                var info = Backends.Query(runtime == TestRuntime.OpenCl ? Backend.OpenCl : Backend.Cuda);
-                reason = info.Description;
-                return info.IsSupported;
-        }
-    }
+    public static bool IsAvailable(TestRuntime runtime, out string reason) => TestBackend.IsAvailable(Name(runtime), out reason);
 
     /// <summary>True when <see cref="RequireVariable"/> names <paramref name="runtime"/>.</summary>
-    public static bool IsRequired(TestRuntime runtime) =>
-        (Environment.GetEnvironmentVariable(RequireVariable) ?? "")
-            .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-            .Contains(runtime.ToString(), StringComparer.OrdinalIgnoreCase);
+    public static bool IsRequired(TestRuntime runtime) => TestBackend.IsRequired(Name(runtime));
 
     /// <summary>The skip reason for a test needing <paramref name="runtime"/>, or null when it must run.</summary>
-    public static string? SkipReason(TestRuntime runtime) =>
-        IsAvailable(runtime, out string reason) || IsRequired(runtime) ? null : $"{runtime} is not available: {reason}";
+    public static string? SkipReason(TestRuntime runtime) => TestBackend.SkipReason(Name(runtime));
 
     /// <summary>Fails (throws) when <paramref name="runtime"/> is missing; call first in a test that was not skipped.</summary>
-    public static void Require(TestRuntime runtime)
-    {
-        if (!IsAvailable(runtime, out string reason))
-            throw new InvalidOperationException($"{RequireVariable} requires {runtime}, but it is not available: {reason}");
-    }
+    public static void Require(TestRuntime runtime) => TestBackend.Require(Name(runtime));
+
+    private static string Name(TestRuntime runtime) => runtime.ToString().ToLowerInvariant();
 }
 
 /// <summary>A fact that needs <see cref="TestRuntime"/>s; skipped with the reason when one is missing and not required.</summary>

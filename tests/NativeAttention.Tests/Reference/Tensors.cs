@@ -1,4 +1,5 @@
-// Small helpers the reference tests share: tensors from literals, seeded random tensors, closeness assertions.
+// Small helpers the reference tests share: float32 tensors from literals, seeded random tensors (both through
+// TestTensors, the tests' one tensor helper), closeness assertions.
 using Xunit;
 
 namespace NativeAttention.Tests.References;
@@ -6,31 +7,13 @@ namespace NativeAttention.Tests.References;
 internal static class Tensors
 {
     /// <summary>A contiguous float32 tensor holding <paramref name="values"/>.</summary>
-    public static TensorView Of(double[] values, params int[] shape)
-    {
-        var data = new float[values.Length];
-        for (int i = 0; i < values.Length; i++) data[i] = (float)values[i];
-        return TensorView.FromMemory<float>(data, shape);
-    }
+    public static TensorView Of(double[] values, params int[] shape) => TestTensors.Of(ElementType.Float32, shape, values);
 
     /// <summary>A contiguous float32 tensor of zeros.</summary>
-    public static TensorView Zeros(params int[] shape)
-    {
-        long n = 1;
-        foreach (int s in shape) n *= s;
-        return TensorView.FromMemory<float>(new float[n], shape);
-    }
+    public static TensorView Zeros(params int[] shape) => TestTensors.Zeros(ElementType.Float32, shape);
 
     /// <summary>Uniform values in [-range, range] from a fixed seed, so every run sees the same tensor.</summary>
-    public static TensorView Random(int seed, double range, params int[] shape)
-    {
-        var rng = new Random(seed);
-        long n = 1;
-        foreach (int s in shape) n *= s;
-        var data = new float[n];
-        for (int i = 0; i < n; i++) data[i] = (float)((rng.NextDouble() * 2 - 1) * range);
-        return TensorView.FromMemory<float>(data, shape);
-    }
+    public static TensorView Random(int seed, double range, params int[] shape) => TestTensors.Uniform(ElementType.Float32, seed, range, shape);
 
     /// <summary>Values <c>[B, H, N, N]</c> whose key j row is the one-hot vector e_j: the output row is the attention row.</summary>
     public static TensorView OneHotValues(int batch, int heads, int tokens)

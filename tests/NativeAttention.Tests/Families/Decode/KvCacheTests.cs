@@ -46,7 +46,7 @@ public sealed class KvData
         int capacity = c.CacheLengths.Select((_, i) => c.KeyLength(i)).Max() + 3 + extraTokens;
         logicalKeys ??= Values(random, (long)b * hkv * capacity * d);
         logicalValues ??= Values(random, (long)b * hkv * capacity * dv);
-        var query = VarlenTests.Random(c.Type, null, b, c.QueryHeads, c.QueryLength, d);
+        var query = TestTensors.Zeros(c.Type, b, c.QueryHeads, c.QueryLength, d);
         query.CopyFrom(queries ?? Values(random, query.ElementCount));
 
         int[]? table = null;
@@ -75,9 +75,9 @@ public sealed class KvData
         TensorView? newKey = null, newValue = null;
         if (c.NewLength > 0)
         {
-            newKey = VarlenTests.Random(c.Type, null, b, hkv, c.NewLength, d);
+            newKey = TestTensors.Zeros(c.Type, b, hkv, c.NewLength, d);
             newKey.Value.CopyFrom(newKeys ?? Values(random, newKey.Value.ElementCount));
-            newValue = VarlenTests.Random(c.Type, null, b, hkv, c.NewLength, dv);
+            newValue = TestTensors.Zeros(c.Type, b, hkv, c.NewLength, dv);
             newValue.Value.CopyFrom(newValues ?? Values(random, newValue.Value.ElementCount));
         }
         TensorView? cos = null, sin = null;
@@ -99,16 +99,17 @@ public sealed class KvData
         var options = new FlashOptions { Causal = c.Causal, WindowLeft = c.WindowLeft, WindowRight = c.WindowRight, Softcap = c.Softcap };
         var optionRandom = new Random(c.Seed ^ 0x5EED);
         if (c.Sinks)
-            options = options with { Sinks = TensorView.FromMemory(Enumerable.Range(0, c.QueryHeads).Select(_ => (float)(optionRandom.NextDouble() * 4 - 2)).ToArray().AsMemory(), c.QueryHeads) };
+            options = options with { Sinks = TestTensors.Uniform(ElementType.Float32, optionRandom, 2.0, [c.QueryHeads]) };
         if (c.Alibi > 0)
         {
-            var slopes = Enumerable.Range(0, (c.Alibi == 2 ? b : 1) * c.QueryHeads).Select(_ => (float)(optionRandom.NextDouble() * 0.5)).ToArray();
-            options = options with { AlibiSlopes = c.Alibi == 2 ? TensorView.FromMemory(slopes.AsMemory(), b, c.QueryHeads) : TensorView.FromMemory(slopes.AsMemory(), c.QueryHeads) };
+            // Slopes uniform in [0, 0.5]: [-0.25, 0.25] shifted up.
+            var slopes = TestTensors.Values(optionRandom, (c.Alibi == 2 ? b : 1) * c.QueryHeads, 0.25).Select(v => v + 0.25).ToArray();
+            options = options with { AlibiSlopes = c.Alibi == 2 ? TestTensors.Of(ElementType.Float32, [b, c.QueryHeads], slopes) : TestTensors.Of(ElementType.Float32, [c.QueryHeads], slopes) };
         }
         return new KvData
         {
             Query = query, KeyCache = keyCache, ValueCache = valueCache,
-            Output = VarlenTests.Random(c.Type, null, b, c.QueryHeads, c.QueryLength, dv),
+            Output = TestTensors.Zeros(c.Type, b, c.QueryHeads, c.QueryLength, dv),
             LogSumExp = TensorView.FromMemory(new float[b * c.QueryHeads * c.QueryLength].AsMemory(), b, c.QueryHeads, c.QueryLength),
             Options = options,
             Cache = new KvCacheOptions
@@ -120,12 +121,7 @@ public sealed class KvData
         };
     }
 
-    internal static double[] Values(Random random, long count)
-    {
-        var values = new double[count];
-        for (long i = 0; i < count; i++) values[i] = random.NextDouble() * 2 - 1;
-        return values;
-    }
+    internal static double[] Values(Random random, long count) => TestTensors.Values(random, count);
 
     /// <summary>A cache holding logical <c>[B, Hkv, capacity, D]</c> data at positions before each element's cache length, NaN elsewhere.</summary>
     private static TensorView Fill(ElementType type, int[] shape, double[] logical, int capacity, KvCase c, Func<int, int, (int Block, int Slot)> locate)
@@ -140,7 +136,7 @@ public sealed class KvData
                     var (block, slot) = locate(b, pos);
                     Array.Copy(logical, (((long)b * heads + h) * capacity + pos) * dim, data, (((long)block * heads + h) * slots + slot) * dim, dim);
                 }
-        var view = VarlenTests.Random(type, null, shape);
+        var view = TestTensors.Zeros(type, shape);
         view.CopyFrom(data);
         return view;
     }
@@ -453,7 +449,7 @@ public abstract class KvCacheTests
             var strided = new KvData
             {
                 Query = TokenMajor(data.Query, 0), KeyCache = TokenMajor(data.KeyCache, 5), ValueCache = TokenMajor(data.ValueCache, 3),
-                Output = TokenMajor(data.Output, 0), LogSumExp = data.LogSumExp, Options = data.Options,
+                Output = TokenMajor(data.Output, 0), LogSumExp = StridedLse(c, out var lseStorage), Options = data.Options,
                 Cache = data.Cache with
                 {
                     NewKey = data.Cache.NewKey is { } nk ? TokenMajor(nk, 0) : null,
@@ -463,14 +459,109 @@ public abstract class KvCacheTests
             strided.Run(context);
             var check = strided.Check(c);
             Assert.True(check.Passed, $"{c}: {check}");
+            // The LSE view is query-major with a gap after every element and 5 unused floats first: the gaps stay untouched.
+            for (int i = 0; i < lseStorage.Length; i++)
+                if (i < 5 || (i - 5) % 2 == 1) Assert.True(lseStorage[i] == 77.25f, $"{c}: LSE storage element {i} outside the view was written");
         }, count: 20);
+    }
+
+    /// <summary>A float32 LSE view <c>[B, Hq, Nq]</c> stored <c>[Nq, B, Hq]</c>, two floats per element, after 5 unused floats (all 77.25).</summary>
+    private static TensorView StridedLse(KvCase c, out float[] storage)
+    {
+        int b = c.Batch, h = c.QueryHeads, n = c.QueryLength;
+        storage = new float[5 + 2 * b * h * n];
+        Array.Fill(storage, 77.25f);
+        return TensorView.FromMemory(storage.AsMemory(), [b, h, n], [2L * h, 2, 2L * b * h], 5);
+    }
+
+    /// <summary>The float32 twin of a 16-bit case's data: the same rounded values, held as float32 (caches with their NaN slots).</summary>
+    private static KvData ToFloat32(KvData data) => new()
+    {
+        Query = TestTensors.Copy(data.Query, ElementType.Float32), KeyCache = TestTensors.Copy(data.KeyCache, ElementType.Float32),
+        ValueCache = TestTensors.Copy(data.ValueCache, ElementType.Float32), Output = TestTensors.Zeros(ElementType.Float32, data.Output.Shape.ToArray()),
+        LogSumExp = TestTensors.Zeros(ElementType.Float32, data.LogSumExp.Shape.ToArray()), Options = data.Options,
+        Cache = data.Cache with
+        {
+            NewKey = data.Cache.NewKey is { } nk ? TestTensors.Copy(nk, ElementType.Float32) : null,
+            NewValue = data.Cache.NewValue is { } nv ? TestTensors.Copy(nv, ElementType.Float32) : null,
+        },
+    };
+
+    /// <summary>
+    /// A float16/bfloat16 decode equals the float32 decode of the same rounded inputs rounded once (see
+    /// <see cref="SixteenBit"/>). Appends with rotary are left out: the rotated new keys are stored in the cache's type
+    /// before they are attended to, which is a second rounding by design.
+    /// </summary>
+    [SkippableFact]
+    public void KvCache_SixteenBitRun_IsTheFloat32RunRoundedOnce()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var arbitrary = Cases(allowModifiers: true)
+            .Select(c => c with
+            {
+                Type = c.Type != ElementType.Float32 ? c.Type : c.Seed % 2 == 0 ? ElementType.Float16 : ElementType.BFloat16,
+                NewLength = c.Rotary == RotaryMode.None ? c.NewLength : 0,
+                // Rotary places query i at L_b - Nq + i, which must stay non-negative without the append.
+                CacheLengths = c.Rotary == RotaryMode.None ? c.CacheLengths : [.. c.CacheLengths.Select(l => Math.Max(l, c.QueryLength))],
+            })
+            .ToArbitrary();
+        Properties.Check(arbitrary, c =>
+        {
+            var sixteen = KvData.Create(c, c.Paged);
+            var thirtyTwo = ToFloat32(sixteen);
+            sixteen.Run(context);
+            thirtyTwo.Run(context);
+            double maxValue = SixteenBit.MaxAbs(sixteen.ValueCache.ToDoubleArray());
+            SixteenBit.AssertRoundedOnce(c.Type, sixteen.Output.ToDoubleArray(), thirtyTwo.Output.ToDoubleArray(), SixteenBit.Slack(Backend, c.Type, maxValue), c.ToString());
+            SixteenBit.AssertSameLse(thirtyTwo.LogSumExp.ToDoubleArray(), sixteen.LogSumExp.ToDoubleArray(), c.ToString());
+        }, count: 15);
+    }
+
+    /// <summary>Head dims past 128 (160, 256: the GPU decode kernel's large-D variant and the CPU's widest rows), with every option.</summary>
+    [SkippableFact]
+    public void KvCache_HeadDimsAbove128_MatchTheReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var arbitrary = Cases(allowModifiers: true)
+            .SelectMany(c => Gen.Elements(160, 256).SelectMany(d => Gen.Elements(d, d, 64, 160).Select(dv => c with
+            {
+                HeadDim = d, ValueDim = dv, RotaryDim = c.Rotary == RotaryMode.None ? 0 : c.Seed % 2 == 0 ? d : d / 2,
+                CacheLengths = [.. c.CacheLengths.Select(l => Math.Min(l, 130))],
+            })))
+            .ToArbitrary();
+        Properties.Check(arbitrary, c =>
+        {
+            var data = KvData.Create(c, c.Paged);
+            data.Run(context);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+        }, count: 12);
+    }
+
+    /// <summary>More (batch, query head) pairs than the random cases draw (at most 3 x 8 = 24), paged or not, split or not.</summary>
+    [SkippableFact]
+    public void KvCache_ManyBatchHeadPairs_MatchTheReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        foreach (var c in new[]
+        {
+            new KvCase(ElementType.BFloat16, [17, 40, 3, 90], 4, 8, 1, 1, 64, 64, 16, RotaryMode.HalfSplit, 64, true, -1, -1, 0, true, 0, null, 31),
+            new KvCase(ElementType.Float32, [5, 33, 64, 2, 0, 71], 6, 4, 2, 0, 32, 32, 0, RotaryMode.None, 0, true, 20, -1, 0, false, 1, 3, 32),
+            new KvCase(ElementType.Float16, [50], 2, 40, 3, 2, 16, 16, 8, RotaryMode.None, 0, false, -1, -1, 10, false, 2, 2, 33),
+        })
+        {
+            var data = KvData.Create(c, c.Paged);
+            data.Run(context);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+        }
     }
 
     /// <summary>The same logical tensor stored [d0, d2, d1, d3] after <paramref name="offset"/> unused elements.</summary>
     private static TensorView TokenMajor(TensorView view, int offset)
     {
         var shape = view.Shape.ToArray();
-        var storage = VarlenTests.Random(view.ElementType, null, offset + shape[0] * shape[1] * shape[2] * shape[3]);
+        var storage = TestTensors.Zeros(view.ElementType, offset + shape[0] * shape[1] * shape[2] * shape[3]);
         var result = new TensorView(storage.Storage!, shape,
             [(long)shape[1] * shape[2] * shape[3], shape[3], (long)shape[1] * shape[3], 1], offset);
         result.CopyFrom(view.ToDoubleArray());

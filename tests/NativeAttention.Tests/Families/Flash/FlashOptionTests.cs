@@ -87,6 +87,37 @@ public abstract class FlashOptionTests
                 Sinks = sinks && sigmoid is null, SigmoidBias = sigmoid, Seed = seed,
             }, count: 40);
 
+    /// <summary>
+    /// Every score option with head dims past 96 (128, 160, 256: the other cases cap them at 96), option tensors in
+    /// float16/bfloat16 as well as float32, and U of the low-rank bias broadcast over batch, heads or both.
+    /// </summary>
+    [SkippableFact]
+    public void FlashOption_LargeHeadDims_16BitOptionTensors_BroadcastU_MatchReference() =>
+        CheckOptions(
+            from c in CaseGenerators.Flash(allowWindows: true)
+            from dqk in Gen.Elements(128, 160, 256)
+            from dv in Gen.Elements(dqk, 64, 160)
+            from softcap in Gen.Elements(0f, 0f, 5f)
+            from alibi in Gen.Elements(0, 1, 2)
+            from dense in Gen.Elements(false, true)
+            from denseBroadcast in Broadcasts
+            from denseType in Types
+            from rank in Gen.Elements(0, 2, 5)
+            from u in Broadcasts
+            from w in Broadcasts
+            from lowRankType in Types
+            from sinks in Gen.Elements(false, true)
+            from sigmoid in Gen.Frequency((3, Gen.Constant<float?>(null)), (1, Gen.Constant<float?>(-2f)))
+            from seed in Seeds
+            select (c with { QueryLength = Math.Min(c.QueryLength, 40), KeyLength = Math.Min(c.KeyLength, 70), HeadDim = dqk, ValueDim = dv },
+                new FlashOptionSpec
+                {
+                    Softcap = softcap, AlibiRank = alibi, DenseBias = dense, DenseBiasBroadcast = denseBroadcast, DenseBiasType = denseType,
+                    LowRank = rank, LowRankUBroadcast = u, LowRankWBroadcast = w, LowRankType = lowRankType,
+                    Sinks = sinks && sigmoid is null, SigmoidBias = sigmoid, Seed = seed,
+                }),
+            count: 8);
+
     [SkippableFact]
     public void FlashOption_LowRankBias_EqualsTheSameBiasGivenDensely()
     {

@@ -180,30 +180,10 @@ public abstract class GpuFlashOptionTests
     };
 
     /// <summary>A contiguous host tensor of <paramref name="type"/> holding <paramref name="values"/> in row-major order.</summary>
-    private static TensorView Host(ElementType type, int[] shape, params double[] values)
-    {
-        long count = 1;
-        foreach (int s in shape) count *= s;
-        TensorView view = type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
-        };
-        view.CopyFrom(values);
-        return view;
-    }
+    private static TensorView Host(ElementType type, int[] shape, params double[] values) => TestTensors.Of(type, shape, values);
 
     /// <summary>Uniform values in [-range, range] from a seed.</summary>
-    private static TensorView Random(ElementType type, int seed, double range, int[] shape)
-    {
-        long count = 1;
-        foreach (int s in shape) count *= s;
-        var random = new Random(seed);
-        var values = new double[count];
-        for (long i = 0; i < count; i++) values[i] = (random.NextDouble() * 2 - 1) * range;
-        return Host(type, shape, values);
-    }
+    private static TensorView Random(ElementType type, int seed, double range, int[] shape) => TestTensors.Uniform(type, seed, range, shape);
 
     /// <summary>A random bias <c>[B, H, Nq, Nk]</c> whose <paramref name="maskedRows"/> are -inf everywhere (no key survives).</summary>
     private static TensorView MaskedRowsBias(ElementType type, int batch, int heads, int nq, int nk, int[] maskedRows)

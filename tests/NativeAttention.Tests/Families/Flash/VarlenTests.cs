@@ -67,28 +67,12 @@ public abstract class VarlenTests
     protected static (TensorView Q, TensorView K, TensorView V, TensorView O, TensorView Lse) Tensors(VarlenCase c)
     {
         var random = new Random(c.Seed);
-        var q = Random(c.Type, random, c.TotalQueries, c.QueryHeads, c.HeadDim);
-        var k = Random(c.Type, random, c.TotalKeys, c.KeyValueHeads, c.HeadDim);
-        var v = Random(c.Type, random, c.TotalKeys, c.KeyValueHeads, c.ValueDim);
-        var o = Random(c.Type, null, c.TotalQueries, c.QueryHeads, c.ValueDim);
+        var q = TestTensors.Uniform(c.Type, random, c.TotalQueries, c.QueryHeads, c.HeadDim);
+        var k = TestTensors.Uniform(c.Type, random, c.TotalKeys, c.KeyValueHeads, c.HeadDim);
+        var v = TestTensors.Uniform(c.Type, random, c.TotalKeys, c.KeyValueHeads, c.ValueDim);
+        var o = TestTensors.Zeros(c.Type, c.TotalQueries, c.QueryHeads, c.ValueDim);
         var lse = TensorView.FromMemory(new float[c.QueryHeads * c.TotalQueries].AsMemory(), c.QueryHeads, c.TotalQueries);
         return (q, k, v, o, lse);
-    }
-
-    internal static TensorView Random(ElementType type, Random? random, params int[] shape)
-    {
-        long n = shape.Aggregate(1L, (a, b) => a * b);
-        var values = new double[n];
-        if (random is not null)
-            for (long i = 0; i < n; i++) values[i] = random.NextDouble() * 2 - 1;
-        TensorView view = type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new float[n].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[n].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[n].AsMemory(), shape),
-        };
-        view.CopyFrom(values);
-        return view;
     }
 
     /// <summary>The reference's <c>[Hq, TotalQ]</c> LSE reordered to follow the output's <c>[TotalQ, Hq]</c> rows.</summary>
@@ -122,6 +106,27 @@ public abstract class VarlenTests
         }, count: 40);
     }
 
+    /// <summary>A float16/bfloat16 batch equals the float32 batch of the same rounded inputs rounded once (see <see cref="SixteenBit"/>).</summary>
+    [SkippableFact]
+    public void Varlen_SixteenBitRun_IsTheFloat32RunRoundedOnce()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        Properties.Check(Cases.ToArbitrary(), raw =>
+        {
+            var type = raw.Type != ElementType.Float32 ? raw.Type : raw.Seed % 2 == 0 ? ElementType.Float16 : ElementType.BFloat16;
+            var c = raw with { Type = type };
+            var (q, k, v, o, lse) = Tensors(c);
+            Run(context, c, q, k, v, o, lse);
+            var o32 = TestTensors.Zeros(ElementType.Float32, o.Shape.ToArray());
+            var lse32 = TestTensors.Zeros(ElementType.Float32, lse.Shape.ToArray());
+            Run(context, c with { Type = ElementType.Float32 }, TestTensors.Copy(q, ElementType.Float32), TestTensors.Copy(k, ElementType.Float32),
+                TestTensors.Copy(v, ElementType.Float32), o32, lse32);
+            double slack = SixteenBit.Slack(Backend, type, SixteenBit.MaxAbs(v.ToDoubleArray()));
+            SixteenBit.AssertRoundedOnce(type, o.ToDoubleArray(), o32.ToDoubleArray(), slack, c.ToString());
+            SixteenBit.AssertSameLse(lse32.ToDoubleArray(), lse.ToDoubleArray(), c.ToString());
+        }, count: 12);
+    }
+
     [SkippableFact]
     public void Varlen_PackedBatch_EqualsFlashPerSequence()
     {
@@ -143,7 +148,7 @@ public abstract class VarlenTests
                     var sq = Copy(q.Slice(0, q0, nq).Permute(1, 0, 2), c.Type);
                     var sk = Copy(k.Slice(0, k0, nk).Permute(1, 0, 2), c.Type);
                     var sv = Copy(v.Slice(0, k0, nk).Permute(1, 0, 2), c.Type);
-                    var so = Random(c.Type, null, 1, c.QueryHeads, nq, c.ValueDim);
+                    var so = TestTensors.Zeros(c.Type, 1, c.QueryHeads, nq, c.ValueDim);
                     var sl = TensorView.FromMemory(new float[c.QueryHeads * nq].AsMemory(), 1, c.QueryHeads, nq);
                     using (var on = new OnContext(context))
                     {
@@ -192,10 +197,10 @@ public abstract class VarlenTests
     public void Varlen_BadLayouts_NameTheArgument()
     {
         using var context = TestBackend.CreateOrSkip(Backend);
-        var q = Random(ElementType.Float32, null, 6, 2, 8);
-        var k = Random(ElementType.Float32, null, 7, 1, 8);
-        var v = Random(ElementType.Float32, null, 7, 1, 8);
-        var o = Random(ElementType.Float32, null, 6, 2, 8);
+        var q = TestTensors.Zeros(ElementType.Float32, 6, 2, 8);
+        var k = TestTensors.Zeros(ElementType.Float32, 7, 1, 8);
+        var v = TestTensors.Zeros(ElementType.Float32, 7, 1, 8);
+        var o = TestTensors.Zeros(ElementType.Float32, 6, 2, 8);
         void Expect(VarlenLayout layout, string name, string fragment, FlashOptions? options = null)
         {
             var e = Assert.ThrowsAny<ArgumentException>(() => context.FlashVarlen(q, k, v, o, layout, options));
@@ -210,7 +215,7 @@ public abstract class VarlenTests
         Expect(new VarlenLayout(new[] { 0, 4, 6 }, new[] { 0, 5, 7 }, new[] { 5 }), "layout.SeqUsedK", "one per sequence");
         var bias = TensorView.FromMemory(new float[6 * 7].AsMemory(), 1, 1, 6, 7);
         Expect(new VarlenLayout(new[] { 0, 4, 6 }, new[] { 0, 5, 7 }), "options.Bias", "variable-length", new FlashOptions { Bias = bias });
-        var e = Assert.ThrowsAny<ArgumentException>(() => context.FlashVarlen(q, k, v, Random(ElementType.Float32, null, 6, 2, 7), new VarlenLayout(new[] { 0, 6 }, new[] { 0, 7 })));
+        var e = Assert.ThrowsAny<ArgumentException>(() => context.FlashVarlen(q, k, v, TestTensors.Zeros(ElementType.Float32, 6, 2, 7), new VarlenLayout(new[] { 0, 6 }, new[] { 0, 7 })));
         Assert.Equal("output", e.ParamName);
     }
 
@@ -233,7 +238,7 @@ public abstract class VarlenTests
     /// <summary>A contiguous <c>[1, ...]</c> copy of a view.</summary>
     internal static TensorView Copy(TensorView view, ElementType type)
     {
-        var copy = Random(type, null, [1, .. view.Shape.ToArray()]);
+        var copy = TestTensors.Zeros(type, [1, .. view.Shape.ToArray()]);
         copy.CopyFrom(view.ToDoubleArray());
         return copy;
     }

@@ -1,8 +1,18 @@
 // MergeStates properties: split-KV + merge == unsplit flash, and agreement with the float64 reference merge.
+using FsCheck;
 using FsCheck.Fluent;
 using Xunit;
 
 namespace NativeAttention.Tests;
+
+/// <summary>A random merge: S partials of [B, H, N] rows of Dv values, their storage types, how many LSEs are -inf.</summary>
+public sealed record RandomMerge(int Splits, int Batch, int Heads, int Rows, int ValueDim, ElementType PartialType, ElementType OutputType,
+    int InfinitePercent, bool StridedLse, int Seed)
+{
+    public override string ToString() =>
+        $"merge S{Splits} [{Batch},{Heads},{Rows}] Dv{ValueDim} partials {AttentionCase.TypeName(PartialType)} output {AttentionCase.TypeName(OutputType)} " +
+        $"-inf {InfinitePercent}%{(StridedLse ? " strided-lse" : "")} seed={Seed}";
+}
 
 public abstract class MergeStatesTests
 {
@@ -37,9 +47,9 @@ public abstract class MergeStatesTests
                 var output32 = placedPartial.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength, c.ValueDim);
                 var lse32 = placedPartialLse.Slice(0, s, 1).Reshape(c.Batch, c.QueryHeads, c.QueryLength);
                 // Partial outputs are kept in float32 whatever the input type, as split-KV kernels do.
-                var q = on.Put(ToFloat(t.Query));
-                var k = on.Put(ToFloat(t.Key.Slice(2, start, end - start)));
-                var v = on.Put(ToFloat(t.Value.Slice(2, start, end - start)));
+                var q = on.Put(TestTensors.Copy(t.Query, ElementType.Float32));
+                var k = on.Put(TestTensors.Copy(t.Key.Slice(2, start, end - start), ElementType.Float32));
+                var v = on.Put(TestTensors.Copy(t.Value.Slice(2, start, end - start), ElementType.Float32));
                 context.Flash(q, k, v, output32, c.Flash, lse32);
                 start = end;
             }
@@ -61,14 +71,108 @@ public abstract class MergeStatesTests
         }, count: 15);
     }
 
+    private static readonly Gen<ElementType> Types = Gen.Elements(ElementType.Float32, ElementType.Float16, ElementType.BFloat16);
+
+    private static readonly Gen<RandomMerge> RandomMerges =
+        from splits in Gen.Elements(1, 2, 2, 3, 4, 7)
+        from batch in Gen.Choose(1, 3)
+        from heads in Gen.Elements(1, 2, 5, 12)
+        from rows in Gen.Elements(1, 2, 3, 17, 64, 65)
+        from dv in Gen.Elements(1, 8, 13, 64, 128, 200)
+        from partialType in Types
+        from outputType in Types
+        from infinite in Gen.Elements(0, 10, 30, 60)
+        from strided in Gen.Elements(false, true)
+        from seed in Gen.Choose(0, int.MaxValue)
+        select new RandomMerge(splits, batch, heads, rows, dv, partialType, outputType, infinite, strided, seed);
+
+    /// <summary>Runs a merge on the context: output in <paramref name="outputType"/>, LSE through <paramref name="lse"/>.</summary>
+    private static TensorView Merge(AttentionContext context, TensorView partials, TensorView partialLse, ElementType outputType, TensorView lse)
+    {
+        var output = TestTensors.Zeros(outputType, partials.Shape[1..].ToArray());
+        using var on = new OnContext(context);
+        var (placedOutput, placedLse) = (on.Put(output), on.Put(lse));
+        context.MergeStates(on.Put(partials), on.Put(partialLse), placedOutput, placedLse);
+        on.Back(placedOutput, output);
+        on.Back(placedLse, lse);
+        return output;
+    }
+
+    /// <summary>
+    /// Random merges against the float64 reference merge: partials in any type, outputs in any type, a share of
+    /// partial LSEs -inf with garbage (NaN) outputs that must be ignored, and rows whose every partial is -inf (zeros,
+    /// -inf). A 16-bit output must also be the float32 output of the same partials rounded once (<see cref="SixteenBit"/>).
+    /// </summary>
+    [SkippableFact]
+    public void Merge_RandomPartials_WithNegativeInfinity_AnyTypes_MatchReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        Properties.Check(RandomMerges.ToArbitrary(), m =>
+        {
+            var random = new Random(m.Seed);
+            int s = m.Splits, rows = m.Batch * m.Heads * m.Rows, dv = m.ValueDim;
+            var lseValues = TestTensors.Values(random, (long)s * rows, 10);
+            var outputValues = TestTensors.Values(random, (long)s * rows * dv);
+            for (int r = 0; r < s * rows; r++)
+            {
+                // Every 7th row sees no key in any split; elsewhere a share of the splits saw none.
+                bool none = r % rows % 7 == 3 || random.Next(100) < m.InfinitePercent;
+                if (!none) continue;
+                lseValues[r] = double.NegativeInfinity;
+                Array.Fill(outputValues, double.NaN, r * dv, dv);
+            }
+            var partials = TestTensors.Zeros(m.PartialType, s, m.Batch, m.Heads, m.Rows, dv);
+            partials.CopyFrom(outputValues);
+            var partialLse = TestTensors.Of(ElementType.Float32, [s, m.Batch, m.Heads, m.Rows], lseValues);
+            float[] lseStorage = new float[3 + 2 * rows];
+            Array.Fill(lseStorage, 77.25f);
+            var lse = m.StridedLse
+                ? TensorView.FromMemory(lseStorage.AsMemory(), [m.Batch, m.Heads, m.Rows], [2L * m.Heads * m.Rows, 2L * m.Rows, 2], 3)
+                : TestTensors.Zeros(ElementType.Float32, m.Batch, m.Heads, m.Rows);
+            var output = Merge(context, partials, partialLse, m.OutputType, lse);
+
+            var exact = Reference.MergeStates(partials, partialLse);
+            double maxPartial = SixteenBit.MaxAbs(partials.ToDoubleArray());
+            // The output's own rounding, plus float32 weights exp(LSE_s - LSE) whose arguments (|LSE| <= 10) carry ~1e-6 error.
+            double tolerance = m.OutputType.UnitRoundoff() * SixteenBit.MaxAbs(exact.Output) + 1e-5 * maxPartial;
+            var actual = output.ToDoubleArray();
+            var lseActual = lse.ToDoubleArray();
+            for (int r = 0; r < rows; r++)
+            {
+                double expectedLse = exact.LogSumExp![r];
+                if (double.IsNegativeInfinity(expectedLse))
+                {
+                    Assert.True(double.IsNegativeInfinity(lseActual[r]), $"{m}: row {r} has no partial but LSE {lseActual[r]}");
+                    for (int d = 0; d < dv; d++) Assert.True(actual[(long)r * dv + d] == 0, $"{m}: row {r} has no partial but output {actual[(long)r * dv + d]}");
+                    continue;
+                }
+                Assert.True(Math.Abs(lseActual[r] - expectedLse) <= 1e-5 * (1 + Math.Abs(expectedLse)), $"{m}: row {r} LSE {lseActual[r]} vs {expectedLse}");
+                for (int d = 0; d < dv; d++)
+                {
+                    double e = exact.Output[(long)r * dv + d], a = actual[(long)r * dv + d];
+                    Assert.True(Math.Abs(a - e) <= tolerance, $"{m}: row {r} dim {d}: {a:G9} vs {e:G9} (tolerance {tolerance:G3})");
+                }
+            }
+            if (m.StridedLse)
+                for (int i = 0; i < lseStorage.Length; i++)
+                    if (i < 3 || (i - 3) % 2 == 1) Assert.True(lseStorage[i] == 77.25f, $"{m}: LSE storage element {i} outside the view was written");
+            if (m.OutputType != ElementType.Float32)
+            {
+                var thirtyTwo = Merge(context, partials, partialLse, ElementType.Float32, TestTensors.Zeros(ElementType.Float32, m.Batch, m.Heads, m.Rows));
+                // Merge kernels run the same float32 arithmetic whatever the output type (no tensor cores on any backend).
+                SixteenBit.AssertRoundedOnce(m.OutputType, actual, thirtyTwo.ToDoubleArray(), Math.ScaleB(maxPartial, -20), m.ToString());
+            }
+        }, count: 20);
+    }
+
     [SkippableFact]
     public void Merge_MatchesReference_AndIgnoresPartialsWithNegativeInfinityLse()
     {
         using var context = TestBackend.CreateOrSkip(Backend);
         var random = new Random(5);
         int s = 3, rows = 7, dv = 9;
-        var partial = Enumerable.Range(0, s * rows * dv).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        var lse = Enumerable.Range(0, s * rows).Select(_ => (float)(random.NextDouble() * 20 - 10)).ToArray();
+        var partial = TestTensors.Values(random, s * rows * dv).Select(v => (float)v).ToArray();
+        var lse = TestTensors.Values(random, s * rows, 10).Select(v => (float)v).ToArray();
         // Row 0: split 1 saw no key (garbage output must be ignored). Row 1: no split saw a key.
         lse[1 * rows + 0] = float.NegativeInfinity;
         for (int d = 0; d < dv; d++) partial[(1 * rows + 0) * dv + d] = float.NaN;
@@ -109,13 +213,6 @@ public abstract class MergeStatesTests
         var t = c.CreateTensors();
         CaseRunner.Run(context, c, t);
         return t;
-    }
-
-    private static TensorView ToFloat(TensorView view)
-    {
-        var copy = TensorView.FromMemory(new float[view.ElementCount].AsMemory(), view.Shape);
-        copy.CopyFrom(view.ToDoubleArray());
-        return copy;
     }
 }
 

@@ -1,0 +1,74 @@
+# The mutation table: realistic bugs planted one at a time by run.sh, each of which some CPU test must catch with
+# the fixed FsCheck seed. One call per mutation:
+#
+#   mutation ID FILE FILTER DESCRIPTION ORIGINAL REPLACEMENT
+#
+# FILE is relative to the repository root; ORIGINAL must occur exactly once in it (run.sh reports "stale" otherwise);
+# FILTER is a `dotnet test --filter` expression ("$CPU_TESTS": every CPU-bound family test plus the reference tests).
+# Single-quote ORIGINAL and REPLACEMENT so that nothing in them is expanded. A new family adds its own block below
+# (see README.md): at least its mask/visibility, its indexing and its output-precision bugs.
+
+# --- shared masking (Families/Flash/FlashProblem.cs: used by CPU flash, CPU decode and, until they own their rules, the references)
+
+mutation shared-window-start \
+  managed/NativeAttention/Families/Flash/FlashProblem.cs "$CPU_TESTS" \
+  'The shared visibility function starts a sliding window one key late' \
+  'long start = windowLeft >= 0 ? aligned - windowLeft : 0;' \
+  'long start = windowLeft >= 0 ? aligned - windowLeft + 1 : 0;'
+
+mutation shared-causal-nq-ne-nk \
+  managed/NativeAttention/Families/Flash/FlashProblem.cs "$CPU_TESTS" \
+  'The shared visibility function lets a causal query see one key too many when Nq != Nk' \
+  'if (causal) end = Math.Min(end, aligned + 1);' \
+  'if (causal) end = Math.Min(end, aligned + (queryLength == keyLength ? 1 : 2));'
+
+# --- CPU flash (Cpu/Flash/CpuFlash.cs)
+
+mutation flash-mask-skip \
+  managed/NativeAttention/Cpu/Flash/CpuFlash.cs "$CPU_TESTS" \
+  'CPU flash skips a key tile whose first key is exactly the last visible key (window end taken as exclusive twice)' \
+  'if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;' \
+  'if (k0 >= s.GroupHigh[g] - 1 || k0 + keys <= s.GroupLow[g]) continue;'
+
+mutation flash-mask-skip-start \
+  managed/NativeAttention/Cpu/Flash/CpuFlash.cs "$CPU_TESTS" \
+  'CPU flash skips a key tile whose last key is exactly the first visible key (window start taken as exclusive)' \
+  'if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;' \
+  'if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g] + 1) continue;'
+
+mutation flash-lse-log2 \
+  managed/NativeAttention/Cpu/Flash/CpuFlash.cs "$CPU_TESTS" \
+  'CPU flash writes the log-sum-exp in base 2 (log2/ln mix-up: the row max and sum are in log2 units)' \
+  'float log2SumExp = max + MathF.Log2(sum);' \
+  'float log2SumExp = (max + MathF.Log2(sum)) / 0.693147181f;'
+
+# Narrow filter: with the wrong head set, a low-rank bias with W per head would index outside the scratch block.
+mutation flash-gqa-modulo \
+  managed/NativeAttention/Cpu/Flash/CpuFlash.cs 'FullyQualifiedName~CpuFlashTests' \
+  'CPU flash maps query head h to kv head h % Hkv instead of h / (Hq / Hkv)' \
+  'int head = kvHead * p.GroupSize + c / queries, index = q0 + c % queries;' \
+  'int head = kvHead + c / queries * p.KeyValueHeads, index = q0 + c % queries;'
+
+# --- CPU output conversion (Cpu/CpuPacking.cs: every CPU kernel's 16-bit output)
+
+mutation bf16-truncation \
+  managed/NativeAttention/Cpu/CpuPacking.cs "$CPU_TESTS" \
+  'CPU kernels truncate float32 to bfloat16 (round toward zero) instead of rounding to nearest' \
+  '((BFloat16*)destination)[i * stride] = (BFloat16)(source[i] * factor);' \
+  '((BFloat16*)destination)[i * stride] = BFloat16.FromRawValue((ushort)(BitConverter.SingleToUInt32Bits(source[i] * factor) >> 16));'
+
+# --- CPU merge (Cpu/Merge/CpuMerge.cs)
+
+mutation merge-negative-infinity \
+  managed/NativeAttention/Cpu/Merge/CpuMerge.cs "$CPU_TESTS" \
+  'CPU MergeStates multiplies a -inf partial (weight 0, garbage output) in instead of skipping it' \
+  'if (weight == 0) continue;' \
+  '// (weight 0 is not skipped)'
+
+# --- CPU decode (Cpu/Decode/CpuDecode.cs)
+
+mutation decode-split-boundary \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode rounds a split start up while the previous split end rounds down: a key at an uneven boundary is dropped' \
+  'splitStart = low + (int)((long)(high - low) * split / p.Splits);' \
+  'splitStart = low + (int)(((long)(high - low) * split + p.Splits - 1) / p.Splits);'
