@@ -241,11 +241,19 @@ internal static unsafe class CpuNeighborhood
                 int x1 = (low[1] + u1) * p.Dilation[1] + group[1];
                 long kRow = kBase + x0 * p.KeySpatial[0] + x1 * p.KeySpatial[1];
                 long vRow = vBase + x0 * p.ValueSpatial[0] + x1 * p.ValueSpatial[1];
+                int firstX2 = low[2] * p.Dilation[2] + group[2];
+                // A run of float32 rows that abut in memory, as the packed tile lays them out, is one copy.
+                if (p.KeyRunsContiguous)
+                    Buffer.MemoryCopy(p.K + p.ElementSize * (kRow + firstX2 * p.KeySpatial[2]), s.Keys + (long)j * dqk, 4L * extent[2] * dqk, 4L * extent[2] * dqk);
+                if (p.ValueRunsContiguous)
+                    Buffer.MemoryCopy(p.V + p.ElementSize * (vRow + firstX2 * p.ValueSpatial[2]), s.Values + (long)j * dvStride, 4L * extent[2] * dv, 4L * extent[2] * dv);
                 for (int u2 = 0; u2 < extent[2]; u2++, j++)
                 {
-                    int x2 = (low[2] + u2) * p.Dilation[2] + group[2];
-                    CpuPacking.ReadRow(s.Keys + (long)j * dqk, p.K + p.ElementSize * (kRow + x2 * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
-                    CpuPacking.ReadRow(s.Values + (long)j * dvStride, p.V + p.ElementSize * (vRow + x2 * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
+                    int x2 = firstX2 + u2 * p.Dilation[2];
+                    if (!p.KeyRunsContiguous)
+                        CpuPacking.ReadRow(s.Keys + (long)j * dqk, p.K + p.ElementSize * (kRow + x2 * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
+                    if (!p.ValueRunsContiguous)
+                        CpuPacking.ReadRow(s.Values + (long)j * dvStride, p.V + p.ElementSize * (vRow + x2 * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
                     s.Coordinates[j] = u0;
                     s.Coordinates[p.MaxKeys + j] = u1;
                     s.Coordinates[2 * p.MaxKeys + j] = u2;
@@ -380,6 +388,8 @@ internal static unsafe class CpuNeighborhood
         public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides, ExtraKeyStrides = [], ExtraValueStrides = [];
         /// <summary>Strides of the internal axes (0 for padding axes).</summary>
         public readonly long[] QuerySpatial, KeySpatial, ValueSpatial, OutputSpatial, LseSpatial;
+        /// <summary>Union rows along the last axis are contiguous float32 memory in K (in V), copied in one block per run.</summary>
+        public readonly bool KeyRunsContiguous, ValueRunsContiguous;
         public readonly long ScratchFloats;
         public int NextItem;
 
@@ -417,6 +427,12 @@ internal static unsafe class CpuNeighborhood
                 (ExtraKeyOffset, ExtraKeyStrides) = (ek.Offset, ek.Strides.ToArray());
                 (ExtraValueOffset, ExtraValueStrides) = (ev.Offset, ev.Strides.ToArray());
             }
+
+            // Dilation 1 on the last axis, float32 rows with unit element stride, each row right after the previous one
+            // (and, for values, no padding to the vector width): a run along the last axis is one block of memory.
+            bool float32Runs = ElementType == ElementType.Float32 && Dilation[Axes - 1] == 1;
+            KeyRunsContiguous = float32Runs && KeyStrides[^1] == 1 && KeySpatial[Axes - 1] == HeadDim;
+            ValueRunsContiguous = float32Runs && ValueStrides[^1] == 1 && ValueSpatial[Axes - 1] == ValueDim && ValueStride == ValueDim;
 
             var tile = ChooseTile();
             int maxQueries = 1, maxUnion = 1;
