@@ -179,10 +179,9 @@ internal static unsafe class CpuNeighborhood
                     int i = index % count[a];
                     index /= count[a];
                     int position = (first[a] + i) * p.Dilation[a] + group[a];
-                    var window = NeighborhoodProblem.WindowOnAxis(position, p.Length[a], p.Kernel[a], p.Dilation[a], p.Stride[a], p.Causal[a]);
-                    int start = (window.Start - group[a]) / p.Dilation[a] - low[a];
+                    int start = p.WindowStart[a][position] - low[a];
                     s.ColumnStart[a * maxColumns + c] = start;
-                    s.ColumnEnd[a * maxColumns + c] = start + window.Count;
+                    s.ColumnEnd[a * maxColumns + c] = start + p.WindowCount[a][position];
                     qOffset += position * p.QuerySpatial[a];
                     oOffset += position * p.OutputSpatial[a];
                     lOffset += position * p.LseSpatial[a];
@@ -378,6 +377,8 @@ internal static unsafe class CpuNeighborhood
         /// <summary>Per internal axis (leading axes of length 1 pad the grid to three): length, kernel, dilation, stride, causal flag.</summary>
         public readonly int[] Length = new int[Axes], Kernel = new int[Axes], Dilation = new int[Axes], Stride = new int[Axes];
         public readonly bool[] Causal = new bool[Axes];
+        /// <summary>Per axis and query position: its window's first key in group coordinates, and its key count.</summary>
+        public readonly int[][] WindowStart = new int[Axes][], WindowCount = new int[Axes][];
         /// <summary>The query tiling per axis.</summary>
         public readonly Segment[][] Segments = new Segment[Axes][];
         public readonly ElementType ElementType;
@@ -433,6 +434,17 @@ internal static unsafe class CpuNeighborhood
             bool float32Runs = ElementType == ElementType.Float32 && Dilation[Axes - 1] == 1;
             KeyRunsContiguous = float32Runs && KeyStrides[^1] == 1 && KeySpatial[Axes - 1] == HeadDim;
             ValueRunsContiguous = float32Runs && ValueStrides[^1] == 1 && ValueSpatial[Axes - 1] == ValueDim && ValueStride == ValueDim;
+
+            for (int a = 0; a < Axes; a++)
+            {
+                (WindowStart[a], WindowCount[a]) = (new int[Length[a]], new int[Length[a]]);
+                for (int x = 0; x < Length[a]; x++)
+                {
+                    var window = NeighborhoodProblem.WindowOnAxis(x, Length[a], Kernel[a], Dilation[a], Stride[a], Causal[a]);
+                    WindowStart[a][x] = window.Start / Dilation[a];
+                    WindowCount[a][x] = window.Count;
+                }
+            }
 
             var tile = ChooseTile();
             int maxQueries = 1, maxUnion = 1;
