@@ -292,6 +292,18 @@ public abstract class NeighborhoodTests
             CheckCases(Cases, count: 8, vectorBits: bits);
     }
 
+    [SkippableFact]
+    public void Neighborhood_ManyQueryHeadsPerKeyValueHead_MatchesReference()
+    {
+        // Groups wider than a column group (4 columns scalar, 16 at 128 bits, 64 at 512) split an item's columns into
+        // several column groups, each with its own union and intersection of windows.
+        var wide = from c in Cases from g in Gen.Elements(5, 9, 20, 70) select c with { GroupSize = g, KeyValueHeads = 1, Batch = 1 };
+        if (Backend == Backend.Cpu)
+            foreach (int bits in new[] { 0, 128 }.Where(b => b <= Cpu.CpuFeatures.VectorBits))
+                CheckCases(wide, count: 6, vectorBits: bits);
+        CheckCases(wide, count: 6);
+    }
+
     // ---- Metamorphic properties against the backend's own flash attention ----
 
     private static readonly Gen<NeighborhoodCase> Float32Cases = Cases.Select(c => c with { Type = ElementType.Float32, Extra = 0 });
