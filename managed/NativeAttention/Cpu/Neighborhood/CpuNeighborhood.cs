@@ -12,9 +12,10 @@ namespace NativeAttention.Cpu;
 /// <remarks>
 /// Internally every grid has three axes (missing leading axes have length 1). A work item is (batch, key/value head,
 /// query tile), where a query tile is a box of queries that lie in one dilation group per axis, so along each axis the
-/// windows of its queries are runs of consecutive group coordinates and their union is one run too. The item packs
-/// the union box of keys (and the additional keys) to float32 scratch once, in row-major order, with each key's
-/// per-axis coordinate in the box. The item's columns (query heads of the group x queries of the tile, as in
+/// windows of its queries are runs of consecutive group coordinates and their union is one run too. The item walks
+/// the union box of keys in row-major order in tiles of <see cref="CpuFlashTiles.KeyTile"/> keys, each packed to
+/// float32 scratch once (one copy per run of abutting float32 rows), with each key's per-axis coordinate in the box,
+/// so scratch does not grow with the kernel size. The item's columns (query heads of the group x queries of the tile, as in
 /// <see cref="CpuFlash"/>) then run the flash micro-kernels over key tiles of the packed union: tiles outside a column
 /// group's own union box are skipped, tiles inside the intersection of its columns' windows skip the mask (full
 /// tiles), the others get a per-axis box mask (<see cref="NeighborhoodKernels.MaskBox"/>). The additional keys follow
@@ -228,64 +229,21 @@ internal static unsafe class CpuNeighborhood
                 s.GroupBounds[at + 3] = fullHigh;
             }
 
-        // Pack the union box of keys (row-major) and their coordinates, then the additional keys.
+        // The union box of keys in row-major order, in tiles packed to float32 scratch one at a time.
         long kBase = p.KeyOffset + batch * p.KeyStrides[0] + kvHead * p.KeyStrides[1];
         long vBase = p.ValueOffset + batch * p.ValueStrides[0] + kvHead * p.ValueStrides[1];
-        int j = 0;
-        for (int u0 = 0; u0 < extent[0]; u0++)
-        {
-            int x0 = (low[0] + u0) * p.Dilation[0] + group[0];
-            for (int u1 = 0; u1 < extent[1]; u1++)
-            {
-                int x1 = (low[1] + u1) * p.Dilation[1] + group[1];
-                long kRow = kBase + x0 * p.KeySpatial[0] + x1 * p.KeySpatial[1];
-                long vRow = vBase + x0 * p.ValueSpatial[0] + x1 * p.ValueSpatial[1];
-                int firstX2 = low[2] * p.Dilation[2] + group[2];
-                // A run of float32 rows that abut in memory, as the packed tile lays them out, is one copy.
-                if (p.KeyRunsContiguous)
-                    Buffer.MemoryCopy(p.K + p.ElementSize * (kRow + firstX2 * p.KeySpatial[2]), s.Keys + (long)j * dqk, 4L * extent[2] * dqk, 4L * extent[2] * dqk);
-                if (p.ValueRunsContiguous)
-                    Buffer.MemoryCopy(p.V + p.ElementSize * (vRow + firstX2 * p.ValueSpatial[2]), s.Values + (long)j * dvStride, 4L * extent[2] * dv, 4L * extent[2] * dv);
-                for (int u2 = 0; u2 < extent[2]; u2++, j++)
-                {
-                    int x2 = firstX2 + u2 * p.Dilation[2];
-                    if (!p.KeyRunsContiguous)
-                        CpuPacking.ReadRow(s.Keys + (long)j * dqk, p.K + p.ElementSize * (kRow + x2 * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
-                    if (!p.ValueRunsContiguous)
-                        CpuPacking.ReadRow(s.Values + (long)j * dvStride, p.V + p.ElementSize * (vRow + x2 * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
-                    s.Coordinates[j] = u0;
-                    s.Coordinates[p.MaxKeys + j] = u1;
-                    s.Coordinates[2 * p.MaxKeys + j] = u2;
-                }
-            }
-        }
         int unionBlocked = RoundUp(unionKeys, KeyBlock);
-        // Padding keys: zero rows (finite scores and values) at coordinate -1, which no real column's window holds.
-        for (; j < unionBlocked; j++) PadKey(s, p, j);
-        int extra = p.AdditionalKeyCount;
-        if (extra > 0)
-        {
-            long ekBase = p.ExtraKeyOffset + batch * p.ExtraKeyStrides[0] + kvHead * p.ExtraKeyStrides[1];
-            long evBase = p.ExtraValueOffset + batch * p.ExtraValueStrides[0] + kvHead * p.ExtraValueStrides[1];
-            for (int e = 0; e < extra; e++, j++)
-            {
-                CpuPacking.ReadRow(s.Keys + (long)j * dqk, p.ExtraK + p.ElementSize * (ekBase + e * p.ExtraKeyStrides[2]), p.ExtraKeyStrides[3], dqk, p.ElementType);
-                CpuPacking.ReadRow(s.Values + (long)j * dvStride, p.ExtraV + p.ElementSize * (evBase + e * p.ExtraValueStrides[2]), p.ExtraValueStrides[3], dv, p.ElementType);
-            }
-            for (int end = unionBlocked + RoundUp(extra, KeyBlock); j < end; j++) PadKey(s, p, j);
-        }
-
-        // The union's key tiles.
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
         for (int k0 = 0; k0 < unionBlocked; k0 += KeyTile)
         {
             int keys = Math.Min(KeyTile, unionBlocked - k0);
             int real = Math.Min(keys, unionKeys - k0);
+            PackUnionTile(p, s, k0, real, keys, extent, low, group, kBase, vBase);
             // The tile's bounding box per axis (its real keys).
             for (int a = 0; a < Axes; a++)
             {
-                float* coordinate = s.Coordinates + a * (long)p.MaxKeys + k0;
+                float* coordinate = s.Coordinates + a * (long)KeyTile;
                 float lo = float.MaxValue, hi = float.MinValue;
                 for (int n = 0; n < real; n++)
                 {
@@ -306,23 +264,31 @@ internal static unsafe class CpuNeighborhood
                 }
                 if (outside) continue;
                 int firstColumn = g * width;
-                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys + (long)k0 * dqk, dqk, dqk, keys, s.Scores);
+                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, dqk, keys, s.Scores);
                 if (!full)
-                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates + k0, p.MaxKeys,
+                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, KeyTile,
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
                 CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
-                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values + (long)k0 * dvStride, dvStride, keys, dvStride, s.Alpha,
+                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values, dvStride, keys, dvStride, s.Alpha,
                     s.Output + (long)firstColumn * dvStride, Math.Min(width, columns - firstColumn));
             }
         }
 
         // The additional keys: visible to every query, so only their padding is masked.
+        int extra = p.AdditionalKeyCount;
         int extraBlocked = RoundUp(extra, KeyBlock);
+        long ekBase = extra > 0 ? p.ExtraKeyOffset + batch * p.ExtraKeyStrides[0] + kvHead * p.ExtraKeyStrides[1] : 0;
+        long evBase = extra > 0 ? p.ExtraValueOffset + batch * p.ExtraValueStrides[0] + kvHead * p.ExtraValueStrides[1] : 0;
         for (int e0 = 0; e0 < extraBlocked; e0 += KeyTile)
         {
             int keys = Math.Min(KeyTile, extraBlocked - e0);
             int real = Math.Min(keys, extra - e0);
-            long k0 = unionBlocked + e0;
+            for (int n = 0; n < real; n++)
+            {
+                CpuPacking.ReadRow(s.Keys + (long)n * dqk, p.ExtraK + p.ElementSize * (ekBase + (e0 + n) * p.ExtraKeyStrides[2]), p.ExtraKeyStrides[3], dqk, p.ElementType);
+                CpuPacking.ReadRow(s.Values + (long)n * dvStride, p.ExtraV + p.ElementSize * (evBase + (e0 + n) * p.ExtraValueStrides[2]), p.ExtraValueStrides[3], dv, p.ElementType);
+            }
+            for (int n = real; n < keys; n++) PadKey(s, p, n);
             for (int c = 0; c < width; c++)
             {
                 s.TileStart[c] = 0;
@@ -331,10 +297,10 @@ internal static unsafe class CpuNeighborhood
             for (int g = 0; g < groups; g++)
             {
                 int firstColumn = g * width;
-                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys + k0 * dqk, dqk, dqk, keys, s.Scores);
+                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, dqk, keys, s.Scores);
                 if (real != keys) CpuFlashKernels.Mask<TSimd, T, Four>(s.Scores, keys, s.TileStart, s.TileEnd);
                 CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
-                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values + k0 * dvStride, dvStride, keys, dvStride, s.Alpha,
+                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values, dvStride, keys, dvStride, s.Alpha,
                     s.Output + (long)firstColumn * dvStride, Math.Min(width, columns - firstColumn));
             }
         }
@@ -356,8 +322,58 @@ internal static unsafe class CpuNeighborhood
         new Span<float>(s.Keys + (long)j * p.HeadDim, p.HeadDim).Clear();
         new Span<float>(s.Values + (long)j * p.ValueStride, p.ValueStride).Clear();
         s.Coordinates[j] = -1;
-        s.Coordinates[p.MaxKeys + j] = -1;
-        s.Coordinates[2 * p.MaxKeys + j] = -1;
+        s.Coordinates[KeyTile + j] = -1;
+        s.Coordinates[2 * KeyTile + j] = -1;
+    }
+
+    /// <summary>
+    /// Packs keys <c>[k0, k0 + real)</c> of the item's union box (row-major) into tile rows <c>0 .. real</c> with their
+    /// coordinates in the box, then pads the tile to <paramref name="keys"/> rows.
+    /// </summary>
+    private static void PackUnionTile(Plan p, in ScratchLayout s, int k0, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<int> low, ReadOnlySpan<int> group, long kBase, long vBase)
+    {
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
+        int u2 = k0 % extent[2], rest = k0 / extent[2];
+        int u1 = rest % extent[1], u0 = rest / extent[1];
+        int n = 0;
+        while (n < real)
+        {
+            // One run along the last axis: up to the end of the box row or of the tile.
+            int run = Math.Min(extent[2] - u2, real - n);
+            int x0 = (low[0] + u0) * p.Dilation[0] + group[0];
+            int x1 = (low[1] + u1) * p.Dilation[1] + group[1];
+            int firstX2 = (low[2] + u2) * p.Dilation[2] + group[2];
+            long kRow = kBase + x0 * p.KeySpatial[0] + x1 * p.KeySpatial[1] + firstX2 * p.KeySpatial[2];
+            long vRow = vBase + x0 * p.ValueSpatial[0] + x1 * p.ValueSpatial[1] + firstX2 * p.ValueSpatial[2];
+            // A run of float32 rows that abut in memory, as the packed tile lays them out, is one copy.
+            if (p.KeyRunsContiguous)
+                Buffer.MemoryCopy(p.K + p.ElementSize * kRow, s.Keys + (long)n * dqk, 4L * run * dqk, 4L * run * dqk);
+            if (p.ValueRunsContiguous)
+                Buffer.MemoryCopy(p.V + p.ElementSize * vRow, s.Values + (long)n * dvStride, 4L * run * dv, 4L * run * dv);
+            for (int r = 0; r < run; r++, n++)
+            {
+                long step = (long)r * p.Dilation[2];
+                if (!p.KeyRunsContiguous)
+                    CpuPacking.ReadRow(s.Keys + (long)n * dqk, p.K + p.ElementSize * (kRow + step * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
+                if (!p.ValueRunsContiguous)
+                    CpuPacking.ReadRow(s.Values + (long)n * dvStride, p.V + p.ElementSize * (vRow + step * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
+                s.Coordinates[n] = u0;
+                s.Coordinates[KeyTile + n] = u1;
+                s.Coordinates[2 * KeyTile + n] = u2 + r;
+            }
+            u2 += run;
+            if (u2 == extent[2])
+            {
+                u2 = 0;
+                if (++u1 == extent[1])
+                {
+                    u1 = 0;
+                    u0++;
+                }
+            }
+        }
+        // Padding keys: zero rows (finite scores and values) at coordinate -1, which no real column's window holds.
+        for (; n < keys; n++) PadKey(s, p, n);
     }
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
@@ -372,7 +388,7 @@ internal static unsafe class CpuNeighborhood
     private sealed class Plan
     {
         public readonly int KeyValueHeads, GroupSize, HeadDim, ValueDim, ValueStride, AdditionalKeyCount;
-        public readonly int GroupWidth, MaxColumns, MaxGroups, MaxKeys, Items;
+        public readonly int GroupWidth, MaxColumns, MaxGroups, Items;
         public readonly float Log2Scale;
         /// <summary>Per internal axis (leading axes of length 1 pad the grid to three): length, kernel, dilation, stride, causal flag.</summary>
         public readonly int[] Length = new int[Axes], Kernel = new int[Axes], Dilation = new int[Axes], Stride = new int[Axes];
@@ -447,20 +463,17 @@ internal static unsafe class CpuNeighborhood
             }
 
             var tile = ChooseTile();
-            int maxQueries = 1, maxUnion = 1;
+            int maxQueries = 1;
             Items = problem.Batch * KeyValueHeads;
             for (int a = 0; a < Axes; a++)
             {
                 Segments[a] = Segmentation(a, tile[a]);
                 Items *= Segments[a].Length;
                 maxQueries *= tile[a];
-                int widest = 0;
-                foreach (var seg in Segments[a]) widest = Math.Max(widest, seg.UnionHigh - seg.UnionLow);
-                maxUnion *= widest;
             }
             MaxColumns = RoundUp(GroupSize * maxQueries, GroupWidth);
             MaxGroups = MaxColumns / GroupWidth;
-            MaxKeys = RoundUp(maxUnion, KeyBlock) + RoundUp(AdditionalKeyCount, KeyBlock);
+
             ScratchFloats = ScratchLayout.Floats(this);
         }
 
@@ -546,9 +559,9 @@ internal static unsafe class CpuNeighborhood
             Max = CpuScratch.Take(ref next, columns);
             Sum = CpuScratch.Take(ref next, columns);
             Alpha = CpuScratch.Take(ref next, p.GroupWidth);
-            Keys = CpuScratch.Take(ref next, (long)p.MaxKeys * p.HeadDim);
-            Values = CpuScratch.Take(ref next, (long)p.MaxKeys * p.ValueStride);
-            Coordinates = CpuScratch.Take(ref next, (long)Axes * p.MaxKeys);
+            Keys = CpuScratch.Take(ref next, (long)KeyTile * p.HeadDim);
+            Values = CpuScratch.Take(ref next, (long)KeyTile * p.ValueStride);
+            Coordinates = CpuScratch.Take(ref next, (long)Axes * KeyTile);
             Scores = CpuScratch.Take(ref next, (long)KeyTile * p.GroupWidth);
             ColumnStart = CpuScratch.Take(ref next, Axes * columns);
             ColumnEnd = CpuScratch.Take(ref next, Axes * columns);
