@@ -240,19 +240,14 @@ internal static unsafe class CpuNeighborhood
             int keys = Math.Min(KeyTile, unionBlocked - k0);
             int real = Math.Min(keys, unionKeys - k0);
             PackUnionTile(p, s, k0, real, keys, extent, low, group, kBase, vBase);
-            // The tile's bounding box per axis (its real keys).
-            for (int a = 0; a < Axes; a++)
-            {
-                float* coordinate = s.Coordinates + a * (long)KeyTile;
-                float lo = float.MaxValue, hi = float.MinValue;
-                for (int n = 0; n < real; n++)
-                {
-                    lo = Math.Min(lo, coordinate[n]);
-                    hi = Math.Max(hi, coordinate[n]);
-                }
-                tileLow[a] = lo;
-                tileHigh[a] = hi;
-            }
+            // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
+            // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
+            int last = k0 + real - 1;
+            int a2 = k0 % extent[2], a1 = k0 / extent[2] % extent[1], a0 = k0 / extent[2] / extent[1];
+            int b2 = last % extent[2], b1 = last / extent[2] % extent[1], b0 = last / extent[2] / extent[1];
+            (tileLow[0], tileHigh[0]) = (a0, b0);
+            (tileLow[1], tileHigh[1]) = a0 == b0 ? (a1, b1) : (0, extent[1] - 1);
+            (tileLow[2], tileHigh[2]) = a0 == b0 && a1 == b1 ? (a2, b2) : (0, extent[2] - 1);
             for (int g = 0; g < groups; g++)
             {
                 bool outside = false, full = real == keys;
