@@ -30,6 +30,9 @@ internal sealed class CpuContext : AttentionContext
     private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
         CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads);
 
+    private protected override void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        CpuNeighborhood.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+
     private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
         CpuMerge.Run(problem, partialOutputs, partialLogSumExp, output, logSumExp, Threads);
 }

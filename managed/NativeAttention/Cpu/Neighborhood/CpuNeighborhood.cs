@@ -1,0 +1,576 @@
+// CPU neighborhood attention (NATTEN semantics): a fused, tiled kernel over the flash micro-kernels, one pass with an
+// online softmax, work proportional to the union windows of query tiles rather than to the grid squared.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Computes neighborhood attention on 1-D, 2-D or 3-D grids (any kernel size, dilation, stride and causal flag per axis,
+/// additional keys, GQA/MQA, Dv != Dqk, float32/float16/bfloat16 storage with float32 accumulation, optional LSE).
+/// </summary>
+/// <remarks>
+/// Internally every grid has three axes (missing leading axes have length 1). A work item is (batch, key/value head,
+/// query tile), where a query tile is a box of queries that lie in one dilation group per axis, so along each axis the
+/// windows of its queries are runs of consecutive group coordinates and their union is one run too. The item walks
+/// the union box of keys in row-major order in tiles of <see cref="CpuFlashTiles.KeyTile"/> keys, each packed to
+/// float32 scratch once (one copy per run of abutting float32 rows), with each key's per-axis coordinate in the box,
+/// so scratch does not grow with the kernel size. The item's columns (query heads of the group x queries of the tile, as in
+/// <see cref="CpuFlash"/>) then run the flash micro-kernels over key tiles of the packed union: tiles outside a column
+/// group's own union box are skipped, tiles inside the intersection of its columns' windows skip the mask (full
+/// tiles), the others get a per-axis box mask (<see cref="NeighborhoodKernels.MaskBox"/>). The additional keys follow
+/// as further key tiles of the same online softmax, so they are merged exactly, as if they were part of the window.
+/// When every query's window is the whole grid the call runs <see cref="CpuFlash"/> on the flattened grid.
+/// Workers take items from a shared counter; an item is computed by one worker in a fixed order, so results do not
+/// depend on the thread count.
+/// </remarks>
+internal static unsafe class CpuNeighborhood
+{
+    private const int KeyTile = CpuFlashTiles.KeyTile;
+    private const int KeyBlock = CpuFlashTiles.KeyBlock;
+    private const int Axes = 3;
+
+    /// <summary>Runs a validated neighborhood problem on <paramref name="threads"/> workers.</summary>
+    /// <exception cref="NotSupportedException"><paramref name="vectorBits"/> names a width the JIT does not accelerate here.</exception>
+    public static void Run(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
+        int? vectorBits = null)
+    {
+        if (TryRunDense(problem, query, key, value, output, logSumExp, threads, vectorBits)) return;
+        switch (vectorBits ?? CpuFeatures.VectorBits)
+        {
+            case 512 when Vector512.IsHardwareAccelerated: Run<Simd512, Vector512<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 256 when Vector256.IsHardwareAccelerated: Run<Simd256, Vector256<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 128 when Vector128.IsHardwareAccelerated: Run<Simd128, Vector128<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 0: Run<SimdScalar, float>(problem, query, key, value, output, logSumExp, threads); break;
+            default:
+                throw new NotSupportedException($"{vectorBits}-bit vectors are not accelerated here (widest: {CpuFeatures.VectorBits}); use 512, 256, 128 or 0 (scalar) up to that width.");
+        }
+    }
+
+    /// <summary>
+    /// When every query sees the whole grid (kernel = axis length on every axis; a 1-D causal axis gives causal
+    /// attention) and there are no additional keys, runs dense flash attention on the grid flattened to one axis, if
+    /// every tensor's spatial axes can be flattened into one strided axis. Returns false when it did not run.
+    /// </summary>
+    private static bool TryRunDense(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
+        int? vectorBits)
+    {
+        if (problem.AdditionalKeyCount > 0) return false;
+        bool causal = false;
+        for (int a = 0; a < problem.SpatialRank; a++)
+        {
+            int length = problem.SpatialShape[a];
+            if (problem.KernelSize[a] != length) return false;
+            if (problem.Causal[a] && length > 1)
+            {
+                // A causal axis is flash-causal only when it is the only axis longer than 1.
+                for (int b = 0; b < problem.SpatialRank; b++)
+                    if (b != a && problem.SpatialShape[b] > 1) return false;
+                causal = true;
+            }
+        }
+        if (!TryFlatten(query, out var q) || !TryFlatten(key, out var k) || !TryFlatten(value, out var v) || !TryFlatten(output, out var o)) return false;
+        TensorView? lse = null;
+        if (logSumExp is { } l)
+        {
+            if (!TryFlatten(l, out var flat, hasHeadDim: false)) return false;
+            lse = flat;
+        }
+        var flash = FlashProblem.Create(q, k, v, o, new FlashOptions { Scale = problem.Scale, Causal = causal }, lse);
+        CpuFlash.Run(flash, q, k, v, o, lse, threads, vectorBits);
+        return true;
+    }
+
+    /// <summary>
+    /// The view <c>[B, H, X.., D]</c> (or <c>[B, H, X..]</c> without <paramref name="hasHeadDim"/>) as <c>[B, H, N(, D)]</c>
+    /// over the same storage, when its spatial axes form one strided run.
+    /// </summary>
+    private static bool TryFlatten(in TensorView view, out TensorView flat, bool hasHeadDim = true)
+    {
+        int rank = view.Rank, last = hasHeadDim ? rank - 2 : rank - 1;
+        var shape = view.Shape;
+        var strides = view.Strides;
+        long innerStride = strides[last], innerSize = shape[last];
+        for (int a = last - 1; a >= 2; a--)
+        {
+            if (shape[a] == 1) continue;
+            if (innerSize == 1) innerStride = strides[a];
+            else if (strides[a] != innerStride * innerSize)
+            {
+                flat = default;
+                return false;
+            }
+            innerSize *= shape[a];
+        }
+        int[] flatShape = hasHeadDim ? [shape[0], shape[1], (int)innerSize, shape[rank - 1]] : [shape[0], shape[1], (int)innerSize];
+        long[] flatStrides = hasHeadDim ? [strides[0], strides[1], innerStride, strides[rank - 1]] : [strides[0], strides[1], innerStride];
+        flat = new TensorView(view.Storage!, flatShape, flatStrides, view.Offset);
+        return true;
+    }
+
+    private static void Run<TSimd, T>(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        var options = problem.Options;
+        using var qPin = query.Storage!.Pin();
+        using var kPin = key.Storage!.Pin();
+        using var vPin = value.Storage!.Pin();
+        using var oPin = output.Storage!.Pin();
+        using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
+        using var ekPin = options.AdditionalKeys is { } ek ? ek.Storage!.Pin() : default;
+        using var evPin = options.AdditionalValues is { } ev ? ev.Storage!.Pin() : default;
+        var plan = new Plan(problem, TSimd.Count, query, key, value, output, logSumExp,
+            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer, (byte*)ekPin.Pointer, (byte*)evPin.Pointer);
+        int workers = Math.Min(threads, plan.Items);
+        if (workers <= 1) Work<TSimd, T>(plan);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TSimd, T>(plan));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        float* scratch = CpuScratch.Get(plan.ScratchFloats);
+        for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
+            RunItem<TSimd, T>(plan, item, scratch);
+    }
+
+    /// <summary>One item: every query head of one key/value head over one query tile, start to finish.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunItem<TSimd, T>(Plan p, int item, float* scratch) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        // Decode the item: segments innermost (last axis fastest), then key/value head, then batch.
+        Span<int> segment = stackalloc int[Axes];
+        int rest = item;
+        for (int a = Axes - 1; a >= 0; a--)
+        {
+            segment[a] = rest % p.Segments[a].Length;
+            rest /= p.Segments[a].Length;
+        }
+        int kvHead = rest % p.KeyValueHeads, batch = rest / p.KeyValueHeads;
+
+        Span<int> group = stackalloc int[Axes], first = stackalloc int[Axes], count = stackalloc int[Axes], low = stackalloc int[Axes], extent = stackalloc int[Axes];
+        int queries = 1, unionKeys = 1;
+        for (int a = 0; a < Axes; a++)
+        {
+            var seg = p.Segments[a][segment[a]];
+            (group[a], first[a], count[a], low[a], extent[a]) = (seg.Group, seg.First, seg.Count, seg.UnionLow, seg.UnionHigh - seg.UnionLow);
+            queries *= count[a];
+            unionKeys *= extent[a];
+        }
+        int width = p.GroupWidth;
+        int columns = p.GroupSize * queries;
+        int groups = (columns + width - 1) / width;
+        int padded = groups * width;
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
+        var s = new ScratchLayout(scratch, p);
+        long maxColumns = p.MaxColumns;
+
+        // Columns: query head-major, then the tile's queries in row-major order.
+        for (int c = 0; c < padded; c++)
+        {
+            float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
+            if (c < columns)
+            {
+                int head = kvHead * p.GroupSize + c / queries, index = c % queries;
+                long qOffset = p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1];
+                long oOffset = p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1];
+                long lOffset = p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1];
+                for (int a = Axes - 1; a >= 0; a--)
+                {
+                    int i = index % count[a];
+                    index /= count[a];
+                    int position = (first[a] + i) * p.Dilation[a] + group[a];
+                    int start = p.WindowStart[a][position] - low[a];
+                    s.ColumnStart[a * maxColumns + c] = start;
+                    s.ColumnEnd[a * maxColumns + c] = start + p.WindowCount[a][position];
+                    qOffset += position * p.QuerySpatial[a];
+                    oOffset += position * p.OutputSpatial[a];
+                    lOffset += position * p.LseSpatial[a];
+                }
+                s.QueryHead[c] = head;
+                s.OutputOffset[c] = oOffset;
+                s.LseOffset[c] = lOffset;
+                CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * p.Log2Scale;
+            }
+            else
+            {
+                // Padding columns see every key, so they never force the masked path; nothing reads them back.
+                for (int a = 0; a < Axes; a++)
+                {
+                    s.ColumnStart[a * maxColumns + c] = -1e9f;
+                    s.ColumnEnd[a * maxColumns + c] = 1e9f;
+                }
+                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
+            }
+            s.Max[c] = float.NegativeInfinity;
+            s.Sum[c] = 0;
+            new Span<float>(s.Output + (long)c * dvStride, dvStride).Clear();
+        }
+
+        // Per column group and axis: the union of its columns' windows (tiles outside are skipped) and their
+        // intersection (tiles inside need no mask).
+        for (int g = 0; g < groups; g++)
+            for (int a = 0; a < Axes; a++)
+            {
+                float unionLow = float.MaxValue, unionHigh = float.MinValue, fullLow = float.MinValue, fullHigh = float.MaxValue;
+                for (int c = g * width; c < Math.Min(columns, (g + 1) * width); c++)
+                {
+                    float start = s.ColumnStart[a * maxColumns + c], end = s.ColumnEnd[a * maxColumns + c];
+                    unionLow = Math.Min(unionLow, start);
+                    unionHigh = Math.Max(unionHigh, end);
+                    fullLow = Math.Max(fullLow, start);
+                    fullHigh = Math.Min(fullHigh, end);
+                }
+                int at = (g * Axes + a) * 4;
+                s.GroupBounds[at] = unionLow;
+                s.GroupBounds[at + 1] = unionHigh;
+                s.GroupBounds[at + 2] = fullLow;
+                s.GroupBounds[at + 3] = fullHigh;
+            }
+
+        // The union box of keys in row-major order, in tiles packed to float32 scratch one at a time.
+        long kBase = p.KeyOffset + batch * p.KeyStrides[0] + kvHead * p.KeyStrides[1];
+        long vBase = p.ValueOffset + batch * p.ValueStrides[0] + kvHead * p.ValueStrides[1];
+        int unionBlocked = RoundUp(unionKeys, KeyBlock);
+        int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
+        Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
+        for (int k0 = 0; k0 < unionBlocked; k0 += KeyTile)
+        {
+            int keys = Math.Min(KeyTile, unionBlocked - k0);
+            int real = Math.Min(keys, unionKeys - k0);
+            PackUnionTile(p, s, k0, real, keys, extent, low, group, kBase, vBase);
+            // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
+            // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
+            int last = k0 + real - 1;
+            int a2 = k0 % extent[2], a1 = k0 / extent[2] % extent[1], a0 = k0 / extent[2] / extent[1];
+            int b2 = last % extent[2], b1 = last / extent[2] % extent[1], b0 = last / extent[2] / extent[1];
+            (tileLow[0], tileHigh[0]) = (a0, b0);
+            (tileLow[1], tileHigh[1]) = a0 == b0 ? (a1, b1) : (0, extent[1] - 1);
+            (tileLow[2], tileHigh[2]) = a0 == b0 && a1 == b1 ? (a2, b2) : (0, extent[2] - 1);
+            for (int g = 0; g < groups; g++)
+            {
+                bool outside = false, full = real == keys;
+                for (int a = 0; a < Axes; a++)
+                {
+                    float* bounds = s.GroupBounds + (g * Axes + a) * 4;
+                    outside |= tileHigh[a] < bounds[0] || tileLow[a] >= bounds[1];
+                    full &= tileLow[a] >= bounds[2] && tileHigh[a] < bounds[3];
+                }
+                if (outside) continue;
+                int firstColumn = g * width;
+                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, dqk, keys, s.Scores);
+                if (!full)
+                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, KeyTile,
+                        s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
+                CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values, dvStride, keys, dvStride, s.Alpha,
+                    s.Output + (long)firstColumn * dvStride, Math.Min(width, columns - firstColumn));
+            }
+        }
+
+        // The additional keys: visible to every query, so only their padding is masked.
+        int extra = p.AdditionalKeyCount;
+        int extraBlocked = RoundUp(extra, KeyBlock);
+        long ekBase = extra > 0 ? p.ExtraKeyOffset + batch * p.ExtraKeyStrides[0] + kvHead * p.ExtraKeyStrides[1] : 0;
+        long evBase = extra > 0 ? p.ExtraValueOffset + batch * p.ExtraValueStrides[0] + kvHead * p.ExtraValueStrides[1] : 0;
+        for (int e0 = 0; e0 < extraBlocked; e0 += KeyTile)
+        {
+            int keys = Math.Min(KeyTile, extraBlocked - e0);
+            int real = Math.Min(keys, extra - e0);
+            for (int n = 0; n < real; n++)
+            {
+                CpuPacking.ReadRow(s.Keys + (long)n * dqk, p.ExtraK + p.ElementSize * (ekBase + (e0 + n) * p.ExtraKeyStrides[2]), p.ExtraKeyStrides[3], dqk, p.ElementType);
+                CpuPacking.ReadRow(s.Values + (long)n * dvStride, p.ExtraV + p.ElementSize * (evBase + (e0 + n) * p.ExtraValueStrides[2]), p.ExtraValueStrides[3], dv, p.ElementType);
+            }
+            for (int n = real; n < keys; n++) PadKey(s, p, n);
+            for (int c = 0; c < width; c++)
+            {
+                s.TileStart[c] = 0;
+                s.TileEnd[c] = real;
+            }
+            for (int g = 0; g < groups; g++)
+            {
+                int firstColumn = g * width;
+                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, dqk, keys, s.Scores);
+                if (real != keys) CpuFlashKernels.Mask<TSimd, T, Four>(s.Scores, keys, s.TileStart, s.TileEnd);
+                CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values, dvStride, keys, dvStride, s.Alpha,
+                    s.Output + (long)firstColumn * dvStride, Math.Min(width, columns - firstColumn));
+            }
+        }
+
+        for (int c = 0; c < columns; c++)
+        {
+            float sum = s.Sum[c], max = s.Max[c];
+            // Every query sees at least one key; the guard only keeps a NaN-free contract like the flash kernel's.
+            bool empty = sum == 0;
+            float factor = empty ? 0f : 1f / sum;
+            CpuPacking.WriteRow(p.O + p.ElementSize * s.OutputOffset[c], p.OutputStrides[^1], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
+            if (p.Lse != null)
+                p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
+        }
+    }
+
+    private static void PadKey(in ScratchLayout s, Plan p, int j)
+    {
+        new Span<float>(s.Keys + (long)j * p.HeadDim, p.HeadDim).Clear();
+        new Span<float>(s.Values + (long)j * p.ValueStride, p.ValueStride).Clear();
+        s.Coordinates[j] = -1;
+        s.Coordinates[KeyTile + j] = -1;
+        s.Coordinates[2 * KeyTile + j] = -1;
+    }
+
+    /// <summary>
+    /// Packs keys <c>[k0, k0 + real)</c> of the item's union box (row-major) into tile rows <c>0 .. real</c> with their
+    /// coordinates in the box, then pads the tile to <paramref name="keys"/> rows.
+    /// </summary>
+    private static void PackUnionTile(Plan p, in ScratchLayout s, int k0, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<int> low, ReadOnlySpan<int> group, long kBase, long vBase)
+    {
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
+        int u2 = k0 % extent[2], rest = k0 / extent[2];
+        int u1 = rest % extent[1], u0 = rest / extent[1];
+        int n = 0;
+        while (n < real)
+        {
+            // One run along the last axis: up to the end of the box row or of the tile.
+            int run = Math.Min(extent[2] - u2, real - n);
+            int x0 = (low[0] + u0) * p.Dilation[0] + group[0];
+            int x1 = (low[1] + u1) * p.Dilation[1] + group[1];
+            int firstX2 = (low[2] + u2) * p.Dilation[2] + group[2];
+            long kRow = kBase + x0 * p.KeySpatial[0] + x1 * p.KeySpatial[1] + firstX2 * p.KeySpatial[2];
+            long vRow = vBase + x0 * p.ValueSpatial[0] + x1 * p.ValueSpatial[1] + firstX2 * p.ValueSpatial[2];
+            // A run of float32 rows that abut in memory, as the packed tile lays them out, is one copy.
+            if (p.KeyRunsContiguous)
+                Buffer.MemoryCopy(p.K + p.ElementSize * kRow, s.Keys + (long)n * dqk, 4L * run * dqk, 4L * run * dqk);
+            if (p.ValueRunsContiguous)
+                Buffer.MemoryCopy(p.V + p.ElementSize * vRow, s.Values + (long)n * dvStride, 4L * run * dv, 4L * run * dv);
+            for (int r = 0; r < run; r++, n++)
+            {
+                long step = (long)r * p.Dilation[2];
+                if (!p.KeyRunsContiguous)
+                    CpuPacking.ReadRow(s.Keys + (long)n * dqk, p.K + p.ElementSize * (kRow + step * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
+                if (!p.ValueRunsContiguous)
+                    CpuPacking.ReadRow(s.Values + (long)n * dvStride, p.V + p.ElementSize * (vRow + step * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
+                s.Coordinates[n] = u0;
+                s.Coordinates[KeyTile + n] = u1;
+                s.Coordinates[2 * KeyTile + n] = u2 + r;
+            }
+            u2 += run;
+            if (u2 == extent[2])
+            {
+                u2 = 0;
+                if (++u1 == extent[1])
+                {
+                    u1 = 0;
+                    u0++;
+                }
+            }
+        }
+        // Padding keys: zero rows (finite scores and values) at coordinate -1, which no real column's window holds.
+        for (; n < keys; n++) PadKey(s, p, n);
+    }
+
+    private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+
+    /// <summary>
+    /// A run of queries along one axis: <see cref="Count"/> consecutive coordinates from <see cref="First"/> inside
+    /// dilation group <see cref="Group"/>, whose windows together cover group coordinates <c>[UnionLow, UnionHigh)</c>.
+    /// </summary>
+    private readonly record struct Segment(int Group, int First, int Count, int UnionLow, int UnionHigh);
+
+    /// <summary>Sizes, pointers, strides and the query tiling of one call, shared read-only by the workers (plus the item counter).</summary>
+    private sealed class Plan
+    {
+        public readonly int KeyValueHeads, GroupSize, HeadDim, ValueDim, ValueStride, AdditionalKeyCount;
+        public readonly int GroupWidth, MaxColumns, MaxGroups, Items;
+        public readonly float Log2Scale;
+        /// <summary>Per internal axis (leading axes of length 1 pad the grid to three): length, kernel, dilation, stride, causal flag.</summary>
+        public readonly int[] Length = new int[Axes], Kernel = new int[Axes], Dilation = new int[Axes], Stride = new int[Axes];
+        public readonly bool[] Causal = new bool[Axes];
+        /// <summary>Per axis and query position: its window's first key in group coordinates, and its key count.</summary>
+        public readonly int[][] WindowStart = new int[Axes][], WindowCount = new int[Axes][];
+        /// <summary>The query tiling per axis.</summary>
+        public readonly Segment[][] Segments = new Segment[Axes][];
+        public readonly ElementType ElementType;
+        public readonly long ElementSize;
+        public readonly byte* Q, K, V, O, ExtraK, ExtraV;
+        public readonly float* Lse;
+        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, ExtraKeyOffset, ExtraValueOffset;
+        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides, ExtraKeyStrides = [], ExtraValueStrides = [];
+        /// <summary>Strides of the internal axes (0 for padding axes).</summary>
+        public readonly long[] QuerySpatial, KeySpatial, ValueSpatial, OutputSpatial, LseSpatial;
+        /// <summary>Union rows along the last axis are contiguous float32 memory in K (in V), copied in one block per run.</summary>
+        public readonly bool KeyRunsContiguous, ValueRunsContiguous;
+        public readonly long ScratchFloats;
+        public int NextItem;
+
+        public Plan(NeighborhoodProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+            byte* q, byte* k, byte* v, byte* o, float* lse, byte* extraK, byte* extraV)
+        {
+            KeyValueHeads = problem.KeyValueHeads;
+            GroupSize = problem.GroupSize;
+            HeadDim = problem.HeadDim;
+            ValueDim = problem.ValueDim;
+            ValueStride = RoundUp(ValueDim, vectorWidth);
+            AdditionalKeyCount = problem.AdditionalKeyCount;
+            GroupWidth = CpuFlashTiles.GroupVectors * vectorWidth;
+            Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
+            ElementType = problem.ElementType;
+            ElementSize = ElementType.SizeOf();
+            int pad = Axes - problem.SpatialRank;
+            for (int a = 0; a < Axes; a++)
+            {
+                bool real = a >= pad;
+                Length[a] = real ? problem.SpatialShape[a - pad] : 1;
+                Kernel[a] = real ? problem.KernelSize[a - pad] : 1;
+                Dilation[a] = real ? problem.Dilation[a - pad] : 1;
+                Stride[a] = real ? problem.Stride[a - pad] : 1;
+                Causal[a] = real && problem.Causal[a - pad];
+            }
+            Q = q; K = k; V = v; O = o; Lse = lse; ExtraK = extraK; ExtraV = extraV;
+            (QueryOffset, QueryStrides, QuerySpatial) = (query.Offset, query.Strides.ToArray(), Spatial(query, pad, 2));
+            (KeyOffset, KeyStrides, KeySpatial) = (key.Offset, key.Strides.ToArray(), Spatial(key, pad, 2));
+            (ValueOffset, ValueStrides, ValueSpatial) = (value.Offset, value.Strides.ToArray(), Spatial(value, pad, 2));
+            (OutputOffset, OutputStrides, OutputSpatial) = (output.Offset, output.Strides.ToArray(), Spatial(output, pad, 2));
+            (LseOffset, LseStrides, LseSpatial) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray(), Spatial(l, pad, 2)) : (0, new long[] { 0, 0 }, new long[Axes]);
+            if (problem.Options.AdditionalKeys is { } ek && problem.Options.AdditionalValues is { } ev)
+            {
+                (ExtraKeyOffset, ExtraKeyStrides) = (ek.Offset, ek.Strides.ToArray());
+                (ExtraValueOffset, ExtraValueStrides) = (ev.Offset, ev.Strides.ToArray());
+            }
+
+            // Dilation 1 on the last axis, float32 rows with unit element stride, each row right after the previous one
+            // (and, for values, no padding to the vector width): a run along the last axis is one block of memory.
+            bool float32Runs = ElementType == ElementType.Float32 && Dilation[Axes - 1] == 1;
+            KeyRunsContiguous = float32Runs && KeyStrides[^1] == 1 && KeySpatial[Axes - 1] == HeadDim;
+            ValueRunsContiguous = float32Runs && ValueStrides[^1] == 1 && ValueSpatial[Axes - 1] == ValueDim && ValueStride == ValueDim;
+
+            for (int a = 0; a < Axes; a++)
+            {
+                (WindowStart[a], WindowCount[a]) = (new int[Length[a]], new int[Length[a]]);
+                for (int x = 0; x < Length[a]; x++)
+                {
+                    var window = NeighborhoodProblem.WindowOnAxis(x, Length[a], Kernel[a], Dilation[a], Stride[a], Causal[a]);
+                    WindowStart[a][x] = window.Start / Dilation[a];
+                    WindowCount[a][x] = window.Count;
+                }
+            }
+
+            var tile = ChooseTile();
+            int maxQueries = 1;
+            Items = problem.Batch * KeyValueHeads;
+            for (int a = 0; a < Axes; a++)
+            {
+                Segments[a] = Segmentation(a, tile[a]);
+                Items *= Segments[a].Length;
+                maxQueries *= tile[a];
+            }
+            MaxColumns = RoundUp(GroupSize * maxQueries, GroupWidth);
+            MaxGroups = MaxColumns / GroupWidth;
+
+            ScratchFloats = ScratchLayout.Floats(this);
+        }
+
+        /// <summary>The strides of the internal axes of a <c>[B, H, X..(, D)]</c> view whose spatial axes start at <paramref name="firstSpatial"/>.</summary>
+        private static long[] Spatial(in TensorView view, int pad, int firstSpatial)
+        {
+            var strides = new long[Axes];
+            for (int a = pad; a < Axes; a++) strides[a] = view.Strides[firstSpatial + a - pad];
+            return strides;
+        }
+
+        /// <summary>The number of positions in dilation group <paramref name="group"/> of axis <paramref name="axis"/>.</summary>
+        private int GroupLength(int axis, int group) => (Length[axis] - group + Dilation[axis] - 1) / Dilation[axis];
+
+        /// <summary>
+        /// The query tile extents per axis: among boxes of at most one column group's worth of queries (or one query
+        /// when the heads of a group fill a column group), the one that computes the fewest keys per query, counting
+        /// its union window and its padding columns; ties go to the larger box.
+        /// </summary>
+        private int[] ChooseTile()
+        {
+            int maxQueries = Math.Max(1, GroupWidth / GroupSize);
+            var limit = new int[Axes];
+            for (int a = 0; a < Axes; a++) limit[a] = Math.Min(GroupLength(a, 0), maxQueries);
+            int[] best = [1, 1, 1];
+            double bestCost = double.MaxValue;
+            int bestQueries = 0;
+            for (int t0 = 1; t0 <= limit[0]; t0++)
+                for (int t1 = 1; t1 <= limit[1] && t0 * t1 <= maxQueries; t1++)
+                    for (int t2 = 1; t2 <= limit[2] && t0 * t1 * t2 <= maxQueries; t2++)
+                    {
+                        int[] t = [t0, t1, t2];
+                        double union = 1;
+                        for (int a = 0; a < Axes; a++) union *= Math.Min(GroupLength(a, 0), t[a] + Kernel[a] + Stride[a] - 2);
+                        int queries = t0 * t1 * t2;
+                        double cost = union * RoundUp(GroupSize * queries, GroupWidth) / queries;
+                        if (cost < bestCost * (1 - 1e-9) || (cost <= bestCost * (1 + 1e-9) && queries > bestQueries))
+                            (best, bestCost, bestQueries) = (t, cost, queries);
+                    }
+            return best;
+        }
+
+        /// <summary>Axis <paramref name="axis"/> cut into runs of <paramref name="tile"/> queries per dilation group, with their union windows.</summary>
+        private Segment[] Segmentation(int axis, int tile)
+        {
+            var segments = new List<Segment>();
+            int d = Dilation[axis];
+            for (int g = 0; g < Math.Min(d, Length[axis]); g++)
+            {
+                int groupLength = GroupLength(axis, g);
+                for (int x0 = 0; x0 < groupLength; x0 += tile)
+                {
+                    int n = Math.Min(tile, groupLength - x0);
+                    int low = int.MaxValue, high = int.MinValue;
+                    for (int i = 0; i < n; i++)
+                    {
+                        var window = NeighborhoodProblem.WindowOnAxis((x0 + i) * d + g, Length[axis], Kernel[axis], d, Stride[axis], Causal[axis]);
+                        int start = (window.Start - g) / d;
+                        low = Math.Min(low, start);
+                        high = Math.Max(high, start + window.Count);
+                    }
+                    segments.Add(new Segment(g, x0, n, low, high));
+                }
+            }
+            return segments.ToArray();
+        }
+    }
+
+    /// <summary>Carves one worker's scratch into the item's buffers; every block starts 64-byte aligned.</summary>
+    private readonly struct ScratchLayout
+    {
+        public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
+        public readonly int* QueryHead;
+        public readonly long* OutputOffset, LseOffset;
+        private readonly float* _end;
+
+        public ScratchLayout(float* scratch, Plan p)
+        {
+            float* next = scratch;
+            long columns = p.MaxColumns;
+            QueryT = CpuScratch.Take(ref next, columns * p.HeadDim);
+            Output = CpuScratch.Take(ref next, columns * p.ValueStride);
+            Max = CpuScratch.Take(ref next, columns);
+            Sum = CpuScratch.Take(ref next, columns);
+            Alpha = CpuScratch.Take(ref next, p.GroupWidth);
+            Keys = CpuScratch.Take(ref next, (long)KeyTile * p.HeadDim);
+            Values = CpuScratch.Take(ref next, (long)KeyTile * p.ValueStride);
+            Coordinates = CpuScratch.Take(ref next, (long)Axes * KeyTile);
+            Scores = CpuScratch.Take(ref next, (long)KeyTile * p.GroupWidth);
+            ColumnStart = CpuScratch.Take(ref next, Axes * columns);
+            ColumnEnd = CpuScratch.Take(ref next, Axes * columns);
+            TileStart = CpuScratch.Take(ref next, p.GroupWidth);
+            TileEnd = CpuScratch.Take(ref next, p.GroupWidth);
+            Row = CpuScratch.Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
+            GroupBounds = CpuScratch.Take(ref next, (long)p.MaxGroups * Axes * 4);
+            QueryHead = (int*)CpuScratch.Take(ref next, columns);
+            OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
+            LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
+            _end = next;
+        }
+
+        /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
+        public static long Floats(Plan p) => (long)new ScratchLayout(null, p)._end / sizeof(float);
+    }
+}

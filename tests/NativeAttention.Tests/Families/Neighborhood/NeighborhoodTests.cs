@@ -1,0 +1,513 @@
+// Neighborhood attention kernels against the float64 reference and metamorphic properties, written once per backend.
+using FsCheck;
+using FsCheck.Fluent;
+using Xunit;
+
+namespace NativeAttention.Tests;
+
+/// <summary>Where a test tensor's elements lie in memory; every layout is the same logical <c>[B, H, X.., D]</c> tensor.</summary>
+public enum NeighborhoodLayout
+{
+    /// <summary>Row-major.</summary>
+    Contiguous,
+    /// <summary>Heads after the spatial axes in memory, <c>[B, X.., H, D]</c>.</summary>
+    HeadsLast,
+    /// <summary>Every axis padded by one element in memory (rows do not abut; the grid cannot be flattened).</summary>
+    Padded,
+    /// <summary>The head dimension outermost after the batch in memory: element stride is not 1.</summary>
+    HeadDimMajor,
+}
+
+/// <summary>One random neighborhood problem: sizes, per-axis options, storage, layout and data seed.</summary>
+public sealed record NeighborhoodCase
+{
+    public int Batch { get; init; } = 1;
+    public int KeyValueHeads { get; init; } = 1;
+    public int GroupSize { get; init; } = 1;
+    public int HeadDim { get; init; } = 8;
+    public int ValueDim { get; init; } = 8;
+    public int[] Grid { get; init; } = [8];
+    public int[] Kernel { get; init; } = [3];
+    public int[] Dilation { get; init; } = [1];
+    public int[] Stride { get; init; } = [1];
+    public bool[] Causal { get; init; } = [false];
+    public int Extra { get; init; }
+    public float? Scale { get; init; }
+    public double InputScale { get; init; } = 1;
+    public ElementType Type { get; init; } = ElementType.Float32;
+    public NeighborhoodLayout Layout { get; init; }
+    public int Seed { get; init; }
+
+    public int QueryHeads => KeyValueHeads * GroupSize;
+    public int Tokens => Grid.Aggregate(1, (a, b) => a * b);
+
+    public override string ToString() =>
+        $"B={Batch} Hq={QueryHeads} Hkv={KeyValueHeads} Dqk={HeadDim} Dv={ValueDim} grid=[{string.Join(",", Grid)}] k=[{string.Join(",", Kernel)}] " +
+        $"d=[{string.Join(",", Dilation)}] s=[{string.Join(",", Stride)}] causal=[{string.Join(",", Causal)}] extra={Extra} scale={Scale?.ToString() ?? "default"} " +
+        $"amp={InputScale} {Type} {Layout} seed={Seed}";
+}
+
+/// <summary>The tensors of one case, in the case's layout, with the call's options.</summary>
+public sealed class NeighborhoodData
+{
+    public required TensorView Query, Key, Value, Output, LogSumExp;
+    public TensorView? ExtraKeys, ExtraValues;
+    public required NeighborhoodOptions Options;
+
+    public static NeighborhoodData Create(NeighborhoodCase c)
+    {
+        var random = new Random(c.Seed);
+        int[] Shape(int heads, int dim) => [c.Batch, heads, .. c.Grid, dim];
+        TensorView Input(int heads, int dim) => NeighborhoodTests.Tensor(c.Type, c.Layout, Shape(heads, dim), random, c.InputScale);
+        var extraKeys = c.Extra > 0 ? NeighborhoodTests.Tensor(c.Type, c.Layout, [c.Batch, c.KeyValueHeads, c.Extra, c.HeadDim], random, c.InputScale) : (TensorView?)null;
+        var extraValues = c.Extra > 0 ? NeighborhoodTests.Tensor(c.Type, c.Layout, [c.Batch, c.KeyValueHeads, c.Extra, c.ValueDim], random, c.InputScale) : (TensorView?)null;
+        return new NeighborhoodData
+        {
+            Query = Input(c.QueryHeads, c.HeadDim),
+            Key = Input(c.KeyValueHeads, c.HeadDim),
+            Value = Input(c.KeyValueHeads, c.ValueDim),
+            Output = NeighborhoodTests.Tensor(c.Type, c.Layout, Shape(c.QueryHeads, c.ValueDim), null, 1),
+            LogSumExp = NeighborhoodTests.Tensor(ElementType.Float32, c.Layout == NeighborhoodLayout.Padded ? c.Layout : NeighborhoodLayout.Contiguous,
+                [c.Batch, c.QueryHeads, .. c.Grid], null, 1),
+            ExtraKeys = extraKeys,
+            ExtraValues = extraValues,
+            Options = new NeighborhoodOptions
+            {
+                KernelSize = c.Kernel, Dilation = c.Dilation, Stride = c.Stride, Causal = c.Causal, Scale = c.Scale,
+                AdditionalKeys = extraKeys, AdditionalValues = extraValues,
+            },
+        };
+    }
+
+    /// <summary>Runs the call on <paramref name="context"/> (device backends get mirrors, and the outputs come back).</summary>
+    public void Run(AttentionContext context, bool withLse = true)
+    {
+        using var on = new OnContext(context);
+        TensorView? Put(TensorView? host) => host is { } view ? on.Put(view) : null;
+        var (q, k, v, o, lse) = (on.Put(Query), on.Put(Key), on.Put(Value), on.Put(Output), on.Put(LogSumExp));
+        context.Neighborhood(q, k, v, o, Options with { AdditionalKeys = Put(ExtraKeys), AdditionalValues = Put(ExtraValues) }, withLse ? lse : null);
+        on.Back(o, Output);
+        if (withLse) on.Back(lse, LogSumExp);
+    }
+}
+
+/// <summary>
+/// Neighborhood attention on one backend: random problems over every option against <see cref="Reference.Neighborhood"/>
+/// under FlashAttention's error rule, and metamorphic properties against the backend's own flash attention.
+/// </summary>
+public abstract class NeighborhoodTests
+{
+    /// <summary>The backend under test.</summary>
+    protected abstract Backend Backend { get; }
+
+    private static readonly Gen<ElementType> Types = Gen.Elements(ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16);
+    private static readonly Gen<NeighborhoodLayout> Layouts = Gen.Elements(Enum.GetValues<NeighborhoodLayout>());
+
+    /// <summary>One axis: (length, kernel, dilation, stride, causal), always valid.</summary>
+    private static Gen<(int Length, int Kernel, int Dilation, int Stride, bool Causal)> Axis(int maxLength) =>
+        from length in Gen.Choose(1, maxLength)
+        from dilation in Gen.Elements(1, 1, 1, 2, 3).Select(d => Math.Min(d, length))
+        from kernel in Gen.Choose(1, length / dilation)
+        from stride in Gen.Choose(1, kernel).Select(s => s)
+        from strided in Gen.Elements(false, false, true)
+        from causal in Gen.Elements(false, false, false, true)
+        select (length, kernel, dilation, strided ? stride : 1, causal);
+
+    /// <summary>Random valid problems over every option (grids kept small: the reference is quadratic in tokens).</summary>
+    public static Gen<NeighborhoodCase> Cases { get; } =
+        from rank in Gen.Elements(1, 1, 2, 2, 3)
+        from axes in Axis(rank switch { 1 => 40, 2 => 11, _ => 6 }).ArrayOf(rank)
+        from batch in Gen.Elements(1, 1, 2)
+        from hkv in Gen.Elements(1, 2)
+        from groupSize in Gen.Elements(1, 1, 2, 3)
+        from dqk in Gen.Elements(1, 4, 8, 16, 19, 32, 64)
+        from dvChoice in Gen.Elements(0, 0, 5, 24)
+        from extra in Gen.Elements(0, 0, 1, 3, 6)
+        from scale in Gen.Elements<float?>(null, null, 0.3f, 2f)
+        from amp in Gen.Elements(1.0, 1.0, 4.0)
+        from type in Types
+        from layout in Layouts
+        from seed in Gen.Choose(0, int.MaxValue)
+        select new NeighborhoodCase
+        {
+            Batch = batch, KeyValueHeads = hkv, GroupSize = groupSize, HeadDim = dqk, ValueDim = dvChoice == 0 ? dqk : dvChoice,
+            Grid = axes.Select(a => a.Length).ToArray(), Kernel = axes.Select(a => a.Kernel).ToArray(),
+            Dilation = axes.Select(a => a.Dilation).ToArray(), Stride = axes.Select(a => a.Stride).ToArray(),
+            Causal = axes.Select(a => a.Causal).ToArray(), Extra = extra, Scale = scale, InputScale = amp, Type = type, Layout = layout, Seed = seed,
+        };
+
+    /// <summary>
+    /// A tensor of logical shape <paramref name="shape"/> (<c>[B, H, .., D]</c>) laid out as <paramref name="layout"/>
+    /// says, filled with uniform values in <c>[-amp, amp]</c> (rounded to <paramref name="type"/>), or zeros without a random source.
+    /// </summary>
+    internal static TensorView Tensor(ElementType type, NeighborhoodLayout layout, int[] shape, Random? random, double amp)
+    {
+        int rank = shape.Length;
+        // Memory order of the logical axes, and extra elements per axis.
+        int[] order = layout switch
+        {
+            NeighborhoodLayout.HeadsLast => [0, .. Enumerable.Range(2, rank - 3), 1, rank - 1],
+            NeighborhoodLayout.HeadDimMajor => [0, rank - 1, .. Enumerable.Range(1, rank - 2)],
+            _ => Enumerable.Range(0, rank).ToArray(),
+        };
+        if (rank < 3) order = Enumerable.Range(0, rank).ToArray();
+        int pad = layout == NeighborhoodLayout.Padded ? 1 : 0;
+        int[] physical = order.Select(a => shape[a] + pad).ToArray();
+        long n = physical.Aggregate(1L, (a, b) => a * b);
+        TensorView storage = type switch
+        {
+            ElementType.Float32 => TensorView.FromMemory(new float[n].AsMemory(), physical),
+            ElementType.Float16 => TensorView.FromMemory(new Half[n].AsMemory(), physical),
+            _ => TensorView.FromMemory(new BFloat16[n].AsMemory(), physical),
+        };
+        if (pad > 0)
+        {
+            // Fill the padding with NaN so that a kernel reading it shows.
+            var nan = new double[n];
+            Array.Fill(nan, double.NaN);
+            storage.CopyFrom(nan);
+            for (int a = 0; a < rank; a++) storage = storage.Slice(a, 0, physical[a] - 1);
+        }
+        var inverse = new int[rank];
+        for (int i = 0; i < rank; i++) inverse[order[i]] = i;
+        var view = storage.Permute(inverse);
+        long count = shape.Aggregate(1L, (a, b) => a * b);
+        var values = new double[count];
+        if (random is not null)
+            for (long i = 0; i < count; i++) values[i] = (random.NextDouble() * 2 - 1) * amp;
+        view.CopyFrom(values);
+        return view;
+    }
+
+    /// <summary>
+    /// FlashAttention's error rule (<see cref="CaseVerifier.CompareToReference"/>). The same-precision naive result is
+    /// <see cref="Reference.FlashNaive"/> over the grid keys followed by the additional keys, with an additive bias of
+    /// -inf on the pairs the float64 reference itself reports invisible (read off its weights with one-hot values), so
+    /// the yardstick shares no window logic with any kernel.
+    /// </summary>
+    internal static ReferenceCheck Check(NeighborhoodCase c, NeighborhoodData data)
+    {
+        var exact = Reference.Neighborhood(data.Query, data.Key, data.Value, data.Options);
+        int tokens = c.Tokens, keys = tokens + c.Extra;
+        var visible = VisibleByReference(c);
+        var bias = TensorView.FromMemory(new float[(long)tokens * keys].AsMemory(), 1, 1, tokens, keys);
+        var biasValues = new double[(long)tokens * keys];
+        for (int x = 0; x < tokens; x++)
+            for (int y = 0; y < keys; y++)
+                biasValues[(long)x * keys + y] = y >= tokens || visible[x, y] ? 0 : double.NegativeInfinity;
+        bias.CopyFrom(biasValues);
+        var q = Flat(data.Query, c.Type, [c.Batch, c.QueryHeads, tokens, c.HeadDim]);
+        var k = Concat(c, data.Key, data.ExtraKeys, c.HeadDim);
+        var v = Concat(c, data.Value, data.ExtraValues, c.ValueDim);
+        var naive = Reference.FlashNaive(q, k, v, new FlashOptions { Scale = c.Scale, Bias = bias }, c.Type);
+        double valueScale = v.ToDoubleArray().Select(Math.Abs).Max();
+        return CaseVerifier.CompareToReference(exact, naive, data.Output, data.LogSumExp, c.Type, valueScale);
+    }
+
+    /// <summary>visible[x, y]: the reference gives query x a positive weight on key y (zero queries and keys: uniform weights).</summary>
+    private static bool[,] VisibleByReference(NeighborhoodCase c)
+    {
+        int tokens = c.Tokens;
+        var visible = new bool[tokens, tokens];
+        var zeros = TensorView.FromMemory(new float[tokens].AsMemory(), [1, 1, .. c.Grid, 1]);
+        var options = new NeighborhoodOptions { KernelSize = c.Kernel, Dilation = c.Dilation, Stride = c.Stride, Causal = c.Causal };
+        // One-hot values for keys [first, first + chunk), at most 256 wide (the largest head dim).
+        for (int first = 0; first < tokens; first += 256)
+        {
+            int chunk = Math.Min(256, tokens - first);
+            var oneHot = new double[(long)tokens * chunk];
+            for (int t = first; t < first + chunk; t++) oneHot[(long)t * chunk + t - first] = 1;
+            var values = TensorView.FromMemory(new float[oneHot.Length].AsMemory(), [1, 1, .. c.Grid, chunk]);
+            values.CopyFrom(oneHot);
+            var r = Reference.Neighborhood(zeros, zeros, values, options);
+            for (int x = 0; x < tokens; x++)
+                for (int j = 0; j < chunk; j++) visible[x, first + j] = r.Output[(long)x * chunk + j] > 0;
+        }
+        return visible;
+    }
+
+    private static TensorView Flat(TensorView view, ElementType type, int[] shape)
+    {
+        var flat = NeighborhoodTests.Tensor(type, NeighborhoodLayout.Contiguous, shape, null, 1);
+        flat.CopyFrom(view.ToDoubleArray());
+        return flat;
+    }
+
+    /// <summary>Grid rows then additional rows per (batch, kv head), as one <c>[B, Hkv, tokens + extra, dim]</c> tensor.</summary>
+    private static TensorView Concat(NeighborhoodCase c, TensorView grid, TensorView? extra, int dim)
+    {
+        int tokens = c.Tokens, keys = tokens + c.Extra;
+        var g = grid.ToDoubleArray();
+        var e = extra?.ToDoubleArray() ?? [];
+        var all = new double[(long)c.Batch * c.KeyValueHeads * keys * dim];
+        for (int bh = 0; bh < c.Batch * c.KeyValueHeads; bh++)
+        {
+            Array.Copy(g, (long)bh * tokens * dim, all, (long)bh * keys * dim, (long)tokens * dim);
+            if (c.Extra > 0) Array.Copy(e, (long)bh * c.Extra * dim, all, ((long)bh * keys + tokens) * dim, (long)c.Extra * dim);
+        }
+        var view = NeighborhoodTests.Tensor(c.Type, NeighborhoodLayout.Contiguous, [c.Batch, c.KeyValueHeads, keys, dim], null, 1);
+        view.CopyFrom(all);
+        return view;
+    }
+
+    private void CheckCases(Gen<NeighborhoodCase> cases, int count, int? vectorBits = null)
+    {
+        using var context = vectorBits is int bits && Backend == Backend.Cpu
+            ? new Cpu.CpuContext(new ContextOptions { Threads = 2 }) { ForcedVectorBits = bits }
+            : TestBackend.CreateOrSkip(Backend, threads: 2);
+        Properties.Check(Arb.From(cases), c =>
+        {
+            var data = NeighborhoodData.Create(c);
+            data.Run(context);
+            var result = Check(c, data);
+            if (!result.Passed) Assert.Fail($"{c}: {result}");
+        }, count);
+    }
+
+    [SkippableFact]
+    public void Neighborhood_RandomProblems_MatchReference() => CheckCases(Cases, count: 60);
+
+    [SkippableFact]
+    public void Neighborhood_LargerGrids_MatchReference() =>
+        // Grids past one query tile, so that several tiles, border shifts and dilation groups meet.
+        CheckCases(from c in Cases
+                   from grid in Gen.Elements<int[]>([150], [23, 17], [9, 7, 6])
+                   from kernel in Gen.Elements(1, 3, 4, 5)
+                   from dilation in Gen.Elements(1, 2)
+                   from stride in Gen.Elements(1, 2)
+                   from causal in Gen.Elements(false, true)
+                   let kernels = grid.Select(g => Math.Min(kernel, g / dilation)).ToArray()
+                   select c with
+                   {
+                       Grid = grid, Kernel = kernels, Dilation = grid.Select(_ => dilation).ToArray(),
+                       Stride = kernels.Select(k => Math.Min(stride, k)).ToArray(), Causal = grid.Select((_, a) => causal && a == 0).ToArray(),
+                       Batch = 1, HeadDim = Math.Min(c.HeadDim, 32), ValueDim = Math.Min(c.ValueDim, 32),
+                   }, count: 12);
+
+    [SkippableFact]
+    public void Neighborhood_EveryVectorWidth_MatchesReference()
+    {
+        Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
+        foreach (int bits in new[] { 0, 128, 256, 512 }.Where(b => b <= Cpu.CpuFeatures.VectorBits))
+            CheckCases(Cases, count: 8, vectorBits: bits);
+    }
+
+    [SkippableFact]
+    public void Neighborhood_ManyQueryHeadsPerKeyValueHead_MatchesReference()
+    {
+        // Groups wider than a column group (4 columns scalar, 16 at 128 bits, 64 at 512) split an item's columns into
+        // several column groups, each with its own union and intersection of windows.
+        var wide = from c in Cases from g in Gen.Elements(5, 9, 20, 70) select c with { GroupSize = g, KeyValueHeads = 1, Batch = 1 };
+        if (Backend == Backend.Cpu)
+            foreach (int bits in new[] { 0, 128 }.Where(b => b <= Cpu.CpuFeatures.VectorBits))
+                CheckCases(wide, count: 6, vectorBits: bits);
+        CheckCases(wide, count: 6);
+    }
+
+    // ---- Metamorphic properties against the backend's own flash attention ----
+
+    private static readonly Gen<NeighborhoodCase> Float32Cases = Cases.Select(c => c with { Type = ElementType.Float32, Extra = 0 });
+
+    /// <summary>Runs flash on <c>[B, H, n, D]</c> copies of the given logical rows; returns the output rows.</summary>
+    private static double[] Flash(AttentionContext context, NeighborhoodCase c, double[] q, double[] k, double[] v, int tokens, FlashOptions options)
+    {
+        TensorView Make(double[] data, int heads, int dim)
+        {
+            var t = Tensor(ElementType.Float32, NeighborhoodLayout.Contiguous, [c.Batch, heads, tokens, dim], null, 1);
+            t.CopyFrom(data);
+            return t;
+        }
+        var o = Tensor(ElementType.Float32, NeighborhoodLayout.Contiguous, [c.Batch, c.QueryHeads, tokens, c.ValueDim], null, 1);
+        using var on = new OnContext(context);
+        var placed = on.Put(o);
+        context.Flash(on.Put(Make(q, c.QueryHeads, c.HeadDim)), on.Put(Make(k, c.KeyValueHeads, c.HeadDim)), on.Put(Make(v, c.KeyValueHeads, c.ValueDim)), placed, options with { Scale = c.Scale });
+        on.Back(placed, o);
+        return o.ToDoubleArray();
+    }
+
+    private static void AssertNear(double[] expected, double[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = expected.Select(Math.Abs).DefaultIfEmpty(0).Max();
+        for (int i = 0; i < expected.Length; i++)
+            if (!(Math.Abs(expected[i] - actual[i]) <= 2e-5 * (1 + scale)))
+                Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]}");
+    }
+
+    /// <summary>
+    /// Rows <c>[B, H, tokens, D]</c> of <paramref name="rows"/> gathered for the tokens <paramref name="select"/> lists
+    /// (grid-flat indices), as <c>[B, H, select.Length, D]</c>.
+    /// </summary>
+    private static double[] Gather(double[] rows, int batchHeads, int tokens, int dim, int[] select)
+    {
+        var result = new double[(long)batchHeads * select.Length * dim];
+        for (int bh = 0; bh < batchHeads; bh++)
+            for (int i = 0; i < select.Length; i++)
+                Array.Copy(rows, ((long)bh * tokens + select[i]) * dim, result, ((long)bh * select.Length + i) * dim, dim);
+        return result;
+    }
+
+    private static void Scatter(double[] rows, double[] into, int batchHeads, int tokens, int dim, int[] select)
+    {
+        for (int bh = 0; bh < batchHeads; bh++)
+            for (int i = 0; i < select.Length; i++)
+                Array.Copy(rows, ((long)bh * select.Length + i) * dim, into, ((long)bh * tokens + select[i]) * dim, dim);
+    }
+
+    /// <summary>Grid-flat indices of the tokens whose coordinates satisfy <paramref name="keep"/>, in row-major order.</summary>
+    private static int[] Tokens(int[] grid, Func<int[], bool> keep)
+    {
+        var result = new List<int>();
+        int tokens = grid.Aggregate(1, (a, b) => a * b);
+        var coordinate = new int[grid.Length];
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int a = grid.Length - 1, rest = t; a >= 0; rest /= grid[a], a--) coordinate[a] = rest % grid[a];
+            if (keep(coordinate)) result.Add(t);
+        }
+        return result.ToArray();
+    }
+
+    private void CheckMetamorphic(Gen<NeighborhoodCase> cases, int count, Func<AttentionContext, NeighborhoodCase, NeighborhoodData, double[]> expected)
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        Properties.Check(Arb.From(cases), c =>
+        {
+            var data = NeighborhoodData.Create(c);
+            data.Run(context, withLse: false);
+            AssertNear(expected(context, c, data), data.Output.ToDoubleArray(), c.ToString());
+        }, count);
+    }
+
+    [SkippableFact]
+    public void Neighborhood_KernelEqualToGrid_EqualsFullFlash() =>
+        // Contiguous layouts take the dense flash path; padded ones cannot be flattened and run the tiled kernel.
+        CheckMetamorphic(from c in Float32Cases from layout in Gen.Elements(NeighborhoodLayout.Contiguous, NeighborhoodLayout.Padded)
+                         select c with { Kernel = c.Grid, Dilation = c.Grid.Select(_ => 1).ToArray(), Stride = c.Grid.Select((g, a) => Math.Min(c.Stride[a], g)).ToArray(),
+                                         Causal = c.Grid.Select(_ => false).ToArray(), Layout = layout },
+            count: 16, (context, c, d) => Flash(context, c, d.Query.ToDoubleArray(), d.Key.ToDoubleArray(), d.Value.ToDoubleArray(), c.Tokens, new FlashOptions()));
+
+    [SkippableFact]
+    public void Neighborhood_StrideEqualToKernel_EqualsOneFlashCallPerBlock() =>
+        // Lengths are whole multiples of the kernel, so every block is a full tile of its own.
+        CheckMetamorphic(from c in Float32Cases
+                         from blocks in Gen.Choose(1, 3).ArrayOf(c.Grid.Length)
+                         select c with
+                         {
+                             Grid = c.Kernel.Select((k, a) => Math.Max(1, Math.Min(k, 5)) * blocks[a]).ToArray(),
+                             Kernel = c.Kernel.Select(k => Math.Max(1, Math.Min(k, 5))).ToArray(),
+                             Stride = c.Kernel.Select(k => Math.Max(1, Math.Min(k, 5))).ToArray(),
+                             Dilation = c.Grid.Select(_ => 1).ToArray(), Causal = c.Grid.Select(_ => false).ToArray(),
+                         },
+            count: 16, (context, c, d) =>
+            {
+                var q = d.Query.ToDoubleArray();
+                var k = d.Key.ToDoubleArray();
+                var v = d.Value.ToDoubleArray();
+                var result = new double[(long)c.Batch * c.QueryHeads * c.Tokens * c.ValueDim];
+                int[] perAxis = c.Grid.Select((g, a) => g / c.Kernel[a]).ToArray();
+                foreach (int[] block in Tokens(perAxis, _ => true).Select(t => Coordinates(perAxis, t)))
+                {
+                    var select = Tokens(c.Grid, x => x.Select((xi, a) => xi / c.Kernel[a] == block[a]).All(b => b));
+                    var o = Flash(context, c, Gather(q, c.Batch * c.QueryHeads, c.Tokens, c.HeadDim, select), Gather(k, c.Batch * c.KeyValueHeads, c.Tokens, c.HeadDim, select),
+                        Gather(v, c.Batch * c.KeyValueHeads, c.Tokens, c.ValueDim, select), select.Length, new FlashOptions());
+                    Scatter(o, result, c.Batch * c.QueryHeads, c.Tokens, c.ValueDim, select);
+                }
+                return result;
+            });
+
+    private static int[] Coordinates(int[] grid, int t)
+    {
+        var coordinate = new int[grid.Length];
+        for (int a = grid.Length - 1; a >= 0; t /= grid[a], a--) coordinate[a] = t % grid[a];
+        return coordinate;
+    }
+
+    [SkippableFact]
+    public void Neighborhood_Dilation_EqualsIndependentSubGrids()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        var cases = from c in Float32Cases
+                    from dilation in Gen.Elements(2, 3).ArrayOf(c.Grid.Length)
+                    select c with { Dilation = c.Grid.Select((g, a) => Math.Max(1, Math.Min(dilation[a], g / c.Kernel[a]))).ToArray() };
+        Properties.Check(Arb.From(cases), c =>
+        {
+            var data = NeighborhoodData.Create(c);
+            data.Run(context, withLse: false);
+            var actual = data.Output.ToDoubleArray();
+            var expected = new double[actual.Length];
+            // One dilation-1 call per combination of per-axis groups, on the sub-grid of that group's positions.
+            int[] groupCounts = c.Dilation;
+            foreach (int[] group in Tokens(groupCounts, _ => true).Select(t => Coordinates(groupCounts, t)))
+            {
+                var select = Tokens(c.Grid, x => x.Select((xi, a) => xi % c.Dilation[a] == group[a]).All(b => b));
+                int[] subGrid = c.Grid.Select((g, a) => (g - group[a] + c.Dilation[a] - 1) / c.Dilation[a]).ToArray();
+                var sub = c with { Grid = subGrid, Dilation = subGrid.Select(_ => 1).ToArray(), Layout = NeighborhoodLayout.Contiguous };
+                var subData = NeighborhoodData.Create(sub);
+                subData.Query.CopyFrom(Gather(data.Query.ToDoubleArray(), c.Batch * c.QueryHeads, c.Tokens, c.HeadDim, select));
+                subData.Key.CopyFrom(Gather(data.Key.ToDoubleArray(), c.Batch * c.KeyValueHeads, c.Tokens, c.HeadDim, select));
+                subData.Value.CopyFrom(Gather(data.Value.ToDoubleArray(), c.Batch * c.KeyValueHeads, c.Tokens, c.ValueDim, select));
+                subData.Run(context, withLse: false);
+                Scatter(subData.Output.ToDoubleArray(), expected, c.Batch * c.QueryHeads, c.Tokens, c.ValueDim, select);
+            }
+            AssertNear(expected, actual, c.ToString());
+        }, 16);
+    }
+
+    [SkippableFact]
+    public void Neighborhood_Causal1D_EqualsCausalSlidingWindowFlash() =>
+        CheckMetamorphic(from c in Float32Cases
+                         from length in Gen.Choose(1, 200)
+                         from kernel in Gen.Choose(1, length)
+                         select c with { Grid = [length], Kernel = [kernel], Dilation = [1], Stride = [1], Causal = [true] },
+            count: 16, (context, c, d) => Flash(context, c, d.Query.ToDoubleArray(), d.Key.ToDoubleArray(), d.Value.ToDoubleArray(), c.Tokens,
+                new FlashOptions { Causal = true, WindowLeft = c.Kernel[0] - 1 }));
+
+    [SkippableFact]
+    public void Neighborhood_SizeOneAxis_Equals2DGrid()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        var cases = from c0 in Float32Cases
+                    from axes in Axis(9).ArrayOf(2)
+                    let c = c0 with
+                    {
+                        Grid = axes.Select(a => a.Length).ToArray(), Kernel = axes.Select(a => a.Kernel).ToArray(), Dilation = axes.Select(a => a.Dilation).ToArray(),
+                        Stride = axes.Select(a => a.Stride).ToArray(), Causal = axes.Select(a => a.Causal).ToArray(),
+                    }
+                    from at in Gen.Choose(0, 2)
+                    from causal in Gen.Elements(false, true)
+                    select (c, at, causal);
+        Properties.Check(Arb.From(cases), x =>
+        {
+            var (c, at, causal) = x;
+            var flat = NeighborhoodData.Create(c);
+            flat.Run(context);
+            int[] Insert(int[] values, int value) => [.. values[..at], value, .. values[at..]];
+            var c3 = c with
+            {
+                Grid = Insert(c.Grid, 1), Kernel = Insert(c.Kernel, 1), Dilation = Insert(c.Dilation, 1), Stride = Insert(c.Stride, 1),
+                Causal = [.. c.Causal[..at], causal, .. c.Causal[at..]],
+            };
+            var cube = NeighborhoodData.Create(c3);
+            cube.Run(context);
+            AssertNear(flat.Output.ToDoubleArray(), cube.Output.ToDoubleArray(), c3.ToString());
+            AssertNear(flat.LogSumExp.ToDoubleArray(), cube.LogSumExp.ToDoubleArray(), c3.ToString() + " (LSE)");
+        }, 16);
+    }
+
+    [SkippableFact]
+    public void Neighborhood_StrideLargerThanKernel_ThrowsNamingStride()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var data = NeighborhoodData.Create(new NeighborhoodCase());
+        var ex = Assert.ThrowsAny<ArgumentException>(() => context.Neighborhood(data.Query, data.Key, data.Value, data.Output,
+            new NeighborhoodOptions { KernelSize = [3], Stride = [4] }));
+        Assert.Contains("options.Stride", ex.ParamName ?? ex.Message);
+    }
+}
+
+[Trait("Backend", "Cpu")]
+public sealed class CpuNeighborhoodTests : NeighborhoodTests
+{
+    protected override Backend Backend => Backend.Cpu;
+}
