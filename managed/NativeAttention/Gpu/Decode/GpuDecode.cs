@@ -10,7 +10,6 @@ internal static class GpuDecode
     /// <summary>Keys below which a split costs more in merging than it gains in parallelism.</summary>
     private const int MinKeysPerSplit = 256;
 
-    private const double Log2E = 1.4426950408889634;
 
     /// <summary>
     /// True when the flash kernel serves a call better than the decode kernel: many query rows per kv head (a prefill
@@ -108,7 +107,7 @@ internal static class GpuDecode
             Paged = problem.IsPaged ? 1 : 0, Rotary = problem.RotaryDim == 0 ? 0 : cache.RotaryInterleaved ? 2 : 1,
             HasAlibi = options.AlibiSlopes is null ? 0 : 1, HasSinks = options.Sinks is null ? 0 : 1,
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid ? 1 : 0, HasSoftcap = options.Softcap > 0 ? 1 : 0,
-            ScaleLog2 = (float)(problem.Scale * Log2E), SoftcapLog2 = (float)(options.Softcap * Log2E), SigmoidBias = options.SigmoidBias,
+            ScaleLog2 = (float)(problem.Scale * MathConstants.Log2EDouble), SoftcapLog2 = (float)(options.Softcap * MathConstants.Log2EDouble), SigmoidBias = options.SigmoidBias,
         };
         if (cache.NewKey is { } nk && cache.NewValue is { } nv)
         {

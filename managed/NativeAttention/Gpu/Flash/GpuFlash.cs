@@ -5,7 +5,6 @@ namespace NativeAttention.Gpu;
 
 internal static class GpuFlash
 {
-    private const double Log2E = 1.4426950408889634;
 
     /// <summary>
     /// Runs a validated call whose tensors the context already checked (location and owner, by name): picks the
@@ -47,10 +46,10 @@ internal static class GpuFlash
             HasLse = lse is null ? 0 : 1,
             WindowLeft = problem.Options.WindowLeft, WindowRight = problem.Options.WindowRight,
             Causal = problem.Options.Causal ? 1 : 0,
-            Scale = problem.Scale, ScaleLog2 = (float)(problem.Scale * Log2E),
+            Scale = problem.Scale, ScaleLog2 = (float)(problem.Scale * MathConstants.Log2EDouble),
         };
         var options = problem.Options;
-        p.SoftcapLog2 = (float)(options.Softcap * Log2E);
+        p.SoftcapLog2 = (float)(options.Softcap * MathConstants.Log2EDouble);
         p.SigmoidBias = options.SigmoidBias;
         if (options.Bias is { } bias)
         {

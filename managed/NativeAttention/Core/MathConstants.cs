@@ -1,8 +1,9 @@
-// The mathematical constants of the CPU kernels, written once: scores are kept in log2 units (exp2 is the cheap
-// exponential), so natural-log inputs are scaled by log2(e) on the way in and log-sum-exps by ln 2 on the way out.
-namespace NativeAttention.Cpu;
+// The mathematical constants of the kernels' host code, written once (kernels/common/math.h is their C twin): scores
+// are kept in log2 units (exp2 is the cheap exponential), so natural-log inputs are scaled by log2(e) on the way in and
+// log-sum-exps by ln 2 on the way out.
+namespace NativeAttention;
 
-/// <summary>Constants shared by the CPU kernels, in float32 for the kernels and float64 for host-side setup.</summary>
+/// <summary>Constants shared by the CPU kernels and the GPU host code, in float32 for kernels and float64 for host-side setup.</summary>
 internal static class MathConstants
 {
     /// <summary>log2(e) = 1 / ln 2: a natural-log quantity times this is in log2 units.</summary>
