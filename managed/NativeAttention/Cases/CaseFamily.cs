@@ -23,8 +23,16 @@ public delegate bool CaseSpecParser(IReadOnlyList<string> tokens, string spec, [
 /// <see cref="IAttentionCase.Invoke"/> throws the context's <see cref="NotSupportedException"/>; benchmarks refuse them.
 /// </param>
 /// <param name="VerifySpecs">The cases <c>verify</c> checks by default, as specs of this family.</param>
-public sealed record CaseFamily(string Name, string Summary, string Grammar, CaseSpecParser Parser, bool HasKernels, IReadOnlyList<string> VerifySpecs)
+/// <param name="KernelBackends">
+/// While <paramref name="HasKernels"/> is false, the backends that already run the family (e.g. the CPU alone); null
+/// when none does.
+/// </param>
+public sealed record CaseFamily(string Name, string Summary, string Grammar, CaseSpecParser Parser, bool HasKernels, IReadOnlyList<string> VerifySpecs,
+    IReadOnlyList<Backend>? KernelBackends = null)
 {
+    /// <summary>True when <paramref name="backend"/> runs this family's cases (every backend once <see cref="HasKernels"/>).</summary>
+    public bool RunsOn(Backend backend) => HasKernels || (KernelBackends?.Contains(backend) ?? false);
+
     /// <summary>
     /// Draws a random valid case of this family from a generator (same generator state, same case), for <c>fuzz</c>
     /// and the tests' generators; null when the family has no sampler yet.
