@@ -11,19 +11,11 @@ var benchThreads = Argument("bench-threads", "2");
 Task("Build")
     .Does(() => DotNetBuild("./NativeAttention.sln", new DotNetBuildSettings { Configuration = configuration }));
 
-// Kernel caches under the ignored .cache/ (as .ci/run sets them) unless the environment names others: repeated runs
-// on one machine reuse compiled OpenCL programs and PTX.
+// Kernel caches stay where the library and PoCL put them by default (~/.cache/NativeAttention, ~/.cache/pocl), as in
+// .ci/run: repeated runs on one machine reuse compiled OpenCL programs and PTX, whatever the checkout.
 Task("Test")
     .IsDependentOn("Build")
-    .Does(() => DotNetTest("./NativeAttention.sln", new DotNetTestSettings
-    {
-        Configuration = configuration, NoBuild = true,
-        EnvironmentVariables =
-        {
-            ["NATIVEATTENTION_CACHE_DIR"] = EnvironmentVariable("NATIVEATTENTION_CACHE_DIR") ?? MakeAbsolute(File("./.cache/kernels")).FullPath,
-            ["POCL_CACHE_DIR"] = EnvironmentVariable("POCL_CACHE_DIR") ?? MakeAbsolute(File("./.cache/pocl")).FullPath,
-        },
-    }));
+    .Does(() => DotNetTest("./NativeAttention.sln", new DotNetTestSettings { Configuration = configuration, NoBuild = true }));
 
 // Plants the bugs of tests/mutations/mutations.sh one at a time in a scratch copy and reports which the CPU tests
 // catch (tests/mutations/README.md). --mutations=id1,id2 selects some.
