@@ -40,22 +40,14 @@ internal readonly record struct AttentionShapes(int Batch, int QueryHeads, int K
     {
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [Batch, QueryHeads, QueryLength, ValueDim], nameof(output), "[B, Hq, Nq, Dv]");
-            TensorChecks.Type(output, ElementType, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, [Batch, QueryHeads, QueryLength, ValueDim], ElementType, nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
         }
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, [Batch, QueryHeads, QueryLength], nameof(logSumExp), "float32 [B, Hq, Nq]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.Written(lse, [Batch, QueryHeads, QueryLength], ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, Nq]");
             TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
         }
     }
 }

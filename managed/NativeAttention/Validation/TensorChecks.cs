@@ -53,6 +53,22 @@ internal static class TensorChecks
             Throw($"{name} has strides {TensorView.Format(view.Strides)} for shape {TensorView.Format(view.Shape)}, which make elements overlap; an output needs distinct elements.", name);
     }
 
+    /// <summary>Checks a tensor the call writes: exact shape, then element type, then distinct elements.</summary>
+    public static void Written(in TensorView view, ReadOnlySpan<int> shape, ElementType type, string name, string layout)
+    {
+        Shape(view, shape, name, layout);
+        Type(view, type, name);
+        Writable(view, name);
+    }
+
+    /// <summary>Checks that a written tensor overlaps none of three inputs, in the order given.</summary>
+    public static void NoAlias(in TensorView output, string outputName, in TensorView first, string firstName, in TensorView second, string secondName, in TensorView third, string thirdName)
+    {
+        NoAlias(output, outputName, first, firstName);
+        NoAlias(output, outputName, second, secondName);
+        NoAlias(output, outputName, third, thirdName);
+    }
+
     /// <summary>Checks that the output's memory does not overlap an input's.</summary>
     public static void NoAlias(in TensorView output, string outputName, in TensorView input, string inputName)
     {

@@ -192,24 +192,16 @@ public sealed class KvCacheProblem
 
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), keyCache, nameof(keyCache));
-            TensorChecks.NoAlias(output, nameof(output), valueCache, nameof(valueCache));
+            TensorChecks.Written(output, [batch, hq, nq, dv], type, nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), keyCache, nameof(keyCache), valueCache, nameof(valueCache));
             if (cache.NewKey is { } nk2) TensorChecks.NoAlias(output, nameof(output), nk2, "cache.NewKey");
             if (cache.NewValue is { } nv2) TensorChecks.NoAlias(output, nameof(output), nv2, "cache.NewValue");
         }
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.Written(lse, [batch, hq, nq], ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, Nq]");
             TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), keyCache, nameof(keyCache));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), valueCache, nameof(valueCache));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), keyCache, nameof(keyCache), valueCache, nameof(valueCache));
         }
 
         int rotaryDim = 0;

@@ -124,22 +124,14 @@ public sealed class VarlenProblem
 
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [totalQ, hq, dv], nameof(output), "[TotalQ, Hq, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, [totalQ, hq, dv], type, nameof(output), "[TotalQ, Hq, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
         }
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, [hq, totalQ], nameof(logSumExp), "float32 [Hq, TotalQ]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.Written(lse, [hq, totalQ], ElementType.Float32, nameof(logSumExp), "float32 [Hq, TotalQ]");
             TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
         }
 
         if (options.Bias is not null)

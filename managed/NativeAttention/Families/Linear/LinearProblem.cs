@@ -106,12 +106,8 @@ public sealed class LinearProblem
 
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [batch, heads, n, dv], nameof(output), "[B, H, N, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, [batch, heads, n, dv], type, nameof(output), "[B, H, N, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
             if (initialState is { } s0) TensorChecks.NoAlias(output, nameof(output), s0, nameof(initialState));
             if (options.LogGate is { } gate) TensorChecks.NoAlias(output, nameof(output), gate, "options.LogGate");
         }
@@ -129,13 +125,9 @@ public sealed class LinearProblem
         }
         if (finalState is { } final)
         {
-            TensorChecks.Shape(final, stateShape, nameof(finalState), stateLayout);
-            TensorChecks.Type(final, ElementType.Float32, nameof(finalState));
-            TensorChecks.Writable(final, nameof(finalState));
+            TensorChecks.Written(final, stateShape, ElementType.Float32, nameof(finalState), stateLayout);
             TensorChecks.NoAlias(final, nameof(finalState), output, nameof(output));
-            TensorChecks.NoAlias(final, nameof(finalState), query, nameof(query));
-            TensorChecks.NoAlias(final, nameof(finalState), key, nameof(key));
-            TensorChecks.NoAlias(final, nameof(finalState), value, nameof(value));
+            TensorChecks.NoAlias(final, nameof(finalState), query, nameof(query), key, nameof(key), value, nameof(value));
             if (initialState is { } s0) TensorChecks.NoAlias(final, nameof(finalState), s0, nameof(initialState));
             if (options.LogGate is { } gate) TensorChecks.NoAlias(final, nameof(finalState), gate, "options.LogGate");
         }

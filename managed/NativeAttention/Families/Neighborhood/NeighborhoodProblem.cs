@@ -179,24 +179,16 @@ public sealed class NeighborhoodProblem
         if (requireOutput)
         {
             int[] outShape = [batch, hq, .. spatial, dv];
-            TensorChecks.Shape(output, outShape, nameof(output), "[B, Hq, X.., Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, outShape, type, nameof(output), "[B, Hq, X.., Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
             if (options.AdditionalKeys is { } ak) TensorChecks.NoAlias(output, nameof(output), ak, "options.AdditionalKeys");
             if (options.AdditionalValues is { } av) TensorChecks.NoAlias(output, nameof(output), av, "options.AdditionalValues");
             if (logSumExp is { } lse)
             {
                 int[] lseShape = [batch, hq, .. spatial];
-                TensorChecks.Shape(lse, lseShape, nameof(logSumExp), "float32 [B, Hq, X..]");
-                TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-                TensorChecks.Writable(lse, nameof(logSumExp));
+                TensorChecks.Written(lse, lseShape, ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, X..]");
                 TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-                TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-                TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-                TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
                 if (options.AdditionalKeys is { } ak2) TensorChecks.NoAlias(lse, nameof(logSumExp), ak2, "options.AdditionalKeys");
                 if (options.AdditionalValues is { } av2) TensorChecks.NoAlias(lse, nameof(logSumExp), av2, "options.AdditionalValues");
             }
