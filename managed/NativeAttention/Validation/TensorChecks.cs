@@ -53,6 +53,20 @@ internal static class TensorChecks
             Throw($"{name} has strides {TensorView.Format(view.Strides)} for shape {TensorView.Format(view.Shape)}, which make elements overlap; an output needs distinct elements.", name);
     }
 
+    /// <summary>
+    /// Checks the head-dim limits (the query's <paramref name="headDim"/>, the value's <paramref name="valueDim"/>, each at
+    /// most <see cref="FlashProblem.MaxHeadDim"/>), then that the key and value share the query's element type; returns it.
+    /// </summary>
+    public static ElementType HeadDimsAndType(in TensorView query, int headDim, in TensorView key, string keyName, in TensorView value, string valueName, int valueDim)
+    {
+        if (headDim > FlashProblem.MaxHeadDim) Throw($"query has head dim {headDim}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
+        if (valueDim > FlashProblem.MaxHeadDim) Throw($"{valueName} has head dim {valueDim}; at most {FlashProblem.MaxHeadDim} is supported.", valueName);
+        var type = query.ElementType;
+        Type(key, type, keyName);
+        Type(value, type, valueName);
+        return type;
+    }
+
     /// <summary>Checks a tensor the call writes: exact shape, then element type, then distinct elements.</summary>
     public static void Written(in TensorView view, ReadOnlySpan<int> shape, ElementType type, string name, string layout)
     {

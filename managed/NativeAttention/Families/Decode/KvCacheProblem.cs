@@ -120,11 +120,7 @@ public sealed class KvCacheProblem
         if (!paged && k[0] != batch) TensorChecks.Throw($"keyCache has batch {k[0]}; query has batch {batch} ({kLayout}).", nameof(keyCache));
         if (v[0] != k[0] || v[1] != hkv || v[2] != k[2])
             TensorChecks.Throw($"valueCache has shape {TensorView.Format(v)}; expected [{k[0]}, {hkv}, {k[2]}, Dv] to match keyCache {vLayout}.", nameof(valueCache));
-        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"valueCache has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(valueCache));
-        var type = query.ElementType;
-        TensorChecks.Type(keyCache, type, nameof(keyCache));
-        TensorChecks.Type(valueCache, type, nameof(valueCache));
+        var type = TensorChecks.HeadDimsAndType(query, dqk, keyCache, nameof(keyCache), valueCache, nameof(valueCache), dv);
 
         var lengths = cache.CacheSeqLens.Span;
         if (lengths.Length != batch)

@@ -92,11 +92,7 @@ public sealed class LinearProblem
             TensorChecks.Throw($"key has shape {TensorView.Format(k)}; expected the query's shape {TensorView.Format(q)} {QLayout}.", nameof(key));
         if (v[0] != batch || v[1] != heads || v[2] != n)
             TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {heads}, {n}, Dv] {VLayout}.", nameof(value));
-        if (dk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var type = TensorChecks.HeadDimsAndType(query, dk, key, nameof(key), value, nameof(value), dv);
         if (!Enum.IsDefined(options.FeatureMap))
             TensorChecks.Throw($"options.FeatureMap is {options.FeatureMap}, which is not a known feature map.", "options.FeatureMap");
         int features = options.FeatureSize(dk);

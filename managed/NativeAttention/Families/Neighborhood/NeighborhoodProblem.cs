@@ -152,11 +152,7 @@ public sealed class NeighborhoodProblem
         if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
         if (v[0] != batch || v[1] != hkv || !v.Slice(2, axes).SequenceEqual(spatial))
             TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {string.Join(", ", spatial)}, Dv] to match key.", nameof(value));
-        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var type = TensorChecks.HeadDimsAndType(query, dqk, key, nameof(key), value, nameof(value), dv);
 
         int extra = 0;
         if (options.AdditionalKeys.HasValue != options.AdditionalValues.HasValue)
