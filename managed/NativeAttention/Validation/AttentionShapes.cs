@@ -14,9 +14,7 @@ internal readonly record struct AttentionShapes(int Batch, int QueryHeads, int K
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
         var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
         var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), KLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
+        TensorChecks.Positive(query, QLayout, key, nameof(key), KLayout, value, nameof(value), VLayout);
         int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
         int hkv = k[1], nk = k[2], dv = v[3];
         if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch} ({KLayout}).", nameof(key));

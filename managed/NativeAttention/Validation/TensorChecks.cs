@@ -24,6 +24,14 @@ internal static class TensorChecks
                 Throw($"{name} has shape {TensorView.Format(view.Shape)}: dimension {i} must be positive ({layout}).", name);
     }
 
+    /// <summary>Checks that every dimension of the query, then the key, then the value is positive.</summary>
+    public static void Positive(in TensorView query, string queryLayout, in TensorView key, string keyName, string keyLayout, in TensorView value, string valueName, string valueLayout)
+    {
+        Positive(query, nameof(query), queryLayout);
+        Positive(key, keyName, keyLayout);
+        Positive(value, valueName, valueLayout);
+    }
+
     /// <summary>Checks an exact shape.</summary>
     public static void Shape(in TensorView view, ReadOnlySpan<int> expected, string name, string layout)
     {

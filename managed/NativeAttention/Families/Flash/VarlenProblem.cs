@@ -79,9 +79,7 @@ public sealed class VarlenProblem
         var q = TensorChecks.Rank(query, 3, nameof(query), QLayout);
         var k = TensorChecks.Rank(key, 3, nameof(key), KLayout);
         var v = TensorChecks.Rank(value, 3, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), KLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
+        TensorChecks.Positive(query, QLayout, key, nameof(key), KLayout, value, nameof(value), VLayout);
         int totalQ = q[0], hq = q[1], dqk = q[2], totalK = k[0], hkv = k[1], dv = v[2];
         if (k[2] != dqk) TensorChecks.Throw($"key has head dim {k[2]}; query has {dqk} ({KLayout}).", nameof(key));
         if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));

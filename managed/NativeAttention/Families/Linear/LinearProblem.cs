@@ -84,9 +84,7 @@ public sealed class LinearProblem
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
         var k = TensorChecks.Rank(key, 4, nameof(key), QLayout);
         var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), QLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
+        TensorChecks.Positive(query, QLayout, key, nameof(key), QLayout, value, nameof(value), VLayout);
         int batch = q[0], heads = q[1], n = q[2], dk = q[3], dv = v[3];
         if (!k.SequenceEqual(q))
             TensorChecks.Throw($"key has shape {TensorView.Format(k)}; expected the query's shape {TensorView.Format(q)} {QLayout}.", nameof(key));

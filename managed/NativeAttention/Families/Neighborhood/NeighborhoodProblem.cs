@@ -137,9 +137,7 @@ public sealed class NeighborhoodProblem
         var q = TensorChecks.Rank(query, rank, nameof(query), Layouts);
         var k = TensorChecks.Rank(key, rank, nameof(key), "the query's rank, [B, Hkv, X.., Dqk]");
         var v = TensorChecks.Rank(value, rank, nameof(value), "the query's rank, [B, Hkv, X.., Dv]");
-        TensorChecks.Positive(query, nameof(query), Layouts);
-        TensorChecks.Positive(key, nameof(key), "[B, Hkv, X.., Dqk]");
-        TensorChecks.Positive(value, nameof(value), "[B, Hkv, X.., Dv]");
+        TensorChecks.Positive(query, Layouts, key, nameof(key), "[B, Hkv, X.., Dqk]", value, nameof(value), "[B, Hkv, X.., Dv]");
         int axes = rank - 3;
         int batch = q[0], hq = q[1], dqk = q[rank - 1];
         int hkv = k[1], dv = v[rank - 1];
