@@ -51,6 +51,26 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
         int groupsX, int groupsY, int threads, int dynamicSharedBytes) =>
         Launch(name, source, entryPoint, buffers, parameters, groupsX, groupsY, threads, dynamicSharedBytes);
 
+    /// <summary>Disposes the modules of a per-context module cache that were built (a module never asked for never was).</summary>
+    private protected static void DisposeBuilt<TModule>(ConcurrentDictionary<string, Lazy<TModule>> modules) where TModule : IDisposable
+    {
+        foreach (var module in modules.Values)
+            if (module.IsValueCreated) module.Value.Dispose();
+    }
+
+    /// <summary>
+    /// Accepts a <typeparamref name="TBuffer"/> whose native context is <paramref name="nativeContext"/>; otherwise throws
+    /// an <see cref="ArgumentException"/> for <paramref name="name"/>, whose message is the name followed by
+    /// <paramref name="otherContext"/> (a <typeparamref name="TBuffer"/> of another native context) or
+    /// <paramref name="notABuffer"/> (any other storage).
+    /// </summary>
+    private protected static void CheckBufferOwner<TBuffer>(in TensorView view, string name, IntPtr nativeContext, Func<TBuffer, IntPtr> contextOf,
+        string otherContext, string notABuffer) where TBuffer : DeviceBuffer
+    {
+        if (view.Storage is TBuffer buffer && contextOf(buffer) == nativeContext) return;
+        TensorChecks.Throw(name + (view.Storage is TBuffer ? otherContext : notABuffer), name);
+    }
+
     /// <summary>Checks location (the base) and that the device buffer is one this context can address.</summary>
     private protected sealed override void CheckTensor(in TensorView view, string name)
     {

@@ -14,9 +14,7 @@ internal readonly record struct AttentionShapes(int Batch, int QueryHeads, int K
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
         var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
         var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), KLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
+        TensorChecks.Positive(query, QLayout, key, nameof(key), KLayout, value, nameof(value), VLayout);
         int batch = q[0], hq = q[1], nq = q[2], dqk = q[3];
         int hkv = k[1], nk = k[2], dv = v[3];
         if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch} ({KLayout}).", nameof(key));
@@ -24,11 +22,7 @@ internal readonly record struct AttentionShapes(int Batch, int QueryHeads, int K
         if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
         if (v[0] != batch || v[1] != hkv || v[2] != nk)
             TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {nk}, Dv] to match key {VLayout}.", nameof(value));
-        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var type = TensorChecks.HeadDimsAndType(query, dqk, key, nameof(key), value, nameof(value), dv);
         return new AttentionShapes(batch, hq, hkv, nq, nk, dqk, dv, type);
     }
 
@@ -40,22 +34,14 @@ internal readonly record struct AttentionShapes(int Batch, int QueryHeads, int K
     {
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [Batch, QueryHeads, QueryLength, ValueDim], nameof(output), "[B, Hq, Nq, Dv]");
-            TensorChecks.Type(output, ElementType, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, [Batch, QueryHeads, QueryLength, ValueDim], ElementType, nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
         }
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, [Batch, QueryHeads, QueryLength], nameof(logSumExp), "float32 [B, Hq, Nq]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.Written(lse, [Batch, QueryHeads, QueryLength], ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, Nq]");
             TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
         }
     }
 }

@@ -24,6 +24,14 @@ internal static class TensorChecks
                 Throw($"{name} has shape {TensorView.Format(view.Shape)}: dimension {i} must be positive ({layout}).", name);
     }
 
+    /// <summary>Checks that every dimension of the query, then the key, then the value is positive.</summary>
+    public static void Positive(in TensorView query, string queryLayout, in TensorView key, string keyName, string keyLayout, in TensorView value, string valueName, string valueLayout)
+    {
+        Positive(query, nameof(query), queryLayout);
+        Positive(key, keyName, keyLayout);
+        Positive(value, valueName, valueLayout);
+    }
+
     /// <summary>Checks an exact shape.</summary>
     public static void Shape(in TensorView view, ReadOnlySpan<int> expected, string name, string layout)
     {
@@ -51,6 +59,36 @@ internal static class TensorChecks
     {
         if (!view.HasNonOverlappingElements)
             Throw($"{name} has strides {TensorView.Format(view.Strides)} for shape {TensorView.Format(view.Shape)}, which make elements overlap; an output needs distinct elements.", name);
+    }
+
+    /// <summary>
+    /// Checks the head-dim limits (the query's <paramref name="headDim"/>, the value's <paramref name="valueDim"/>, each at
+    /// most <see cref="FlashProblem.MaxHeadDim"/>), then that the key and value share the query's element type; returns it.
+    /// </summary>
+    public static ElementType HeadDimsAndType(in TensorView query, int headDim, in TensorView key, string keyName, in TensorView value, string valueName, int valueDim)
+    {
+        if (headDim > FlashProblem.MaxHeadDim) Throw($"query has head dim {headDim}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
+        if (valueDim > FlashProblem.MaxHeadDim) Throw($"{valueName} has head dim {valueDim}; at most {FlashProblem.MaxHeadDim} is supported.", valueName);
+        var type = query.ElementType;
+        Type(key, type, keyName);
+        Type(value, type, valueName);
+        return type;
+    }
+
+    /// <summary>Checks a tensor the call writes: exact shape, then element type, then distinct elements.</summary>
+    public static void Written(in TensorView view, ReadOnlySpan<int> shape, ElementType type, string name, string layout)
+    {
+        Shape(view, shape, name, layout);
+        Type(view, type, name);
+        Writable(view, name);
+    }
+
+    /// <summary>Checks that a written tensor overlaps none of three inputs, in the order given.</summary>
+    public static void NoAlias(in TensorView output, string outputName, in TensorView first, string firstName, in TensorView second, string secondName, in TensorView third, string thirdName)
+    {
+        NoAlias(output, outputName, first, firstName);
+        NoAlias(output, outputName, second, secondName);
+        NoAlias(output, outputName, third, thirdName);
     }
 
     /// <summary>Checks that the output's memory does not overlap an input's.</summary>

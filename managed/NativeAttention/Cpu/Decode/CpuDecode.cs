@@ -151,10 +151,8 @@ internal static unsafe class CpuDecode
     private static void Attend<TSimd, T>(Plan p, int threads) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         p.SetWidth(TSimd.Count);
-        int workers = Math.Min(threads, p.Items);
         p.NextItem = 0;
-        if (workers <= 1) Work<TSimd, T>(p);
-        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TSimd, T>(p));
+        CpuWorkers.Run(p, threads, p.Items, Work<TSimd, T>);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -70,9 +70,7 @@ internal static unsafe class CpuFlash
         var plan = new Plan(problem, TSimd.Count, query, key, value, output, logSumExp,
             (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer,
             (byte*)biasPin.Pointer, (byte*)uPin.Pointer, (byte*)wPin.Pointer);
-        int workers = Math.Min(threads, plan.Items);
-        if (workers <= 1) Work<TSimd, T>(plan);
-        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ => Work<TSimd, T>(plan));
+        CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -120,11 +120,7 @@ public sealed class KvCacheProblem
         if (!paged && k[0] != batch) TensorChecks.Throw($"keyCache has batch {k[0]}; query has batch {batch} ({kLayout}).", nameof(keyCache));
         if (v[0] != k[0] || v[1] != hkv || v[2] != k[2])
             TensorChecks.Throw($"valueCache has shape {TensorView.Format(v)}; expected [{k[0]}, {hkv}, {k[2]}, Dv] to match keyCache {vLayout}.", nameof(valueCache));
-        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"valueCache has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(valueCache));
-        var type = query.ElementType;
-        TensorChecks.Type(keyCache, type, nameof(keyCache));
-        TensorChecks.Type(valueCache, type, nameof(valueCache));
+        var type = TensorChecks.HeadDimsAndType(query, dqk, keyCache, nameof(keyCache), valueCache, nameof(valueCache), dv);
 
         var lengths = cache.CacheSeqLens.Span;
         if (lengths.Length != batch)
@@ -192,24 +188,16 @@ public sealed class KvCacheProblem
 
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [batch, hq, nq, dv], nameof(output), "[B, Hq, Nq, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), keyCache, nameof(keyCache));
-            TensorChecks.NoAlias(output, nameof(output), valueCache, nameof(valueCache));
+            TensorChecks.Written(output, [batch, hq, nq, dv], type, nameof(output), "[B, Hq, Nq, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), keyCache, nameof(keyCache), valueCache, nameof(valueCache));
             if (cache.NewKey is { } nk2) TensorChecks.NoAlias(output, nameof(output), nk2, "cache.NewKey");
             if (cache.NewValue is { } nv2) TensorChecks.NoAlias(output, nameof(output), nv2, "cache.NewValue");
         }
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, [batch, hq, nq], nameof(logSumExp), "float32 [B, Hq, Nq]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.Written(lse, [batch, hq, nq], ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, Nq]");
             TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), keyCache, nameof(keyCache));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), valueCache, nameof(valueCache));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), keyCache, nameof(keyCache), valueCache, nameof(valueCache));
         }
 
         int rotaryDim = 0;

@@ -79,19 +79,13 @@ public sealed class VarlenProblem
         var q = TensorChecks.Rank(query, 3, nameof(query), QLayout);
         var k = TensorChecks.Rank(key, 3, nameof(key), KLayout);
         var v = TensorChecks.Rank(value, 3, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), KLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
+        TensorChecks.Positive(query, QLayout, key, nameof(key), KLayout, value, nameof(value), VLayout);
         int totalQ = q[0], hq = q[1], dqk = q[2], totalK = k[0], hkv = k[1], dv = v[2];
         if (k[2] != dqk) TensorChecks.Throw($"key has head dim {k[2]}; query has {dqk} ({KLayout}).", nameof(key));
         if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
         if (v[0] != totalK || v[1] != hkv)
             TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{totalK}, {hkv}, Dv] to match key {VLayout}.", nameof(value));
-        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var type = TensorChecks.HeadDimsAndType(query, dqk, key, nameof(key), value, nameof(value), dv);
 
         var cuQ = layout.CuSeqLensQ.Span;
         var cuK = layout.CuSeqLensK.Span;
@@ -124,22 +118,14 @@ public sealed class VarlenProblem
 
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [totalQ, hq, dv], nameof(output), "[TotalQ, Hq, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, [totalQ, hq, dv], type, nameof(output), "[TotalQ, Hq, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
         }
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, [hq, totalQ], nameof(logSumExp), "float32 [Hq, TotalQ]");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
+            TensorChecks.Written(lse, [hq, totalQ], ElementType.Float32, nameof(logSumExp), "float32 [Hq, TotalQ]");
             TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+            TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
         }
 
         if (options.Bias is not null)

@@ -84,19 +84,13 @@ public sealed class LinearProblem
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
         var k = TensorChecks.Rank(key, 4, nameof(key), QLayout);
         var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, nameof(query), QLayout);
-        TensorChecks.Positive(key, nameof(key), QLayout);
-        TensorChecks.Positive(value, nameof(value), VLayout);
+        TensorChecks.Positive(query, QLayout, key, nameof(key), QLayout, value, nameof(value), VLayout);
         int batch = q[0], heads = q[1], n = q[2], dk = q[3], dv = v[3];
         if (!k.SequenceEqual(q))
             TensorChecks.Throw($"key has shape {TensorView.Format(k)}; expected the query's shape {TensorView.Format(q)} {QLayout}.", nameof(key));
         if (v[0] != batch || v[1] != heads || v[2] != n)
             TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {heads}, {n}, Dv] {VLayout}.", nameof(value));
-        if (dk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var type = TensorChecks.HeadDimsAndType(query, dk, key, nameof(key), value, nameof(value), dv);
         if (!Enum.IsDefined(options.FeatureMap))
             TensorChecks.Throw($"options.FeatureMap is {options.FeatureMap}, which is not a known feature map.", "options.FeatureMap");
         int features = options.FeatureSize(dk);
@@ -106,12 +100,8 @@ public sealed class LinearProblem
 
         if (requireOutput)
         {
-            TensorChecks.Shape(output, [batch, heads, n, dv], nameof(output), "[B, H, N, Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, [batch, heads, n, dv], type, nameof(output), "[B, H, N, Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
             if (initialState is { } s0) TensorChecks.NoAlias(output, nameof(output), s0, nameof(initialState));
             if (options.LogGate is { } gate) TensorChecks.NoAlias(output, nameof(output), gate, "options.LogGate");
         }
@@ -129,13 +119,9 @@ public sealed class LinearProblem
         }
         if (finalState is { } final)
         {
-            TensorChecks.Shape(final, stateShape, nameof(finalState), stateLayout);
-            TensorChecks.Type(final, ElementType.Float32, nameof(finalState));
-            TensorChecks.Writable(final, nameof(finalState));
+            TensorChecks.Written(final, stateShape, ElementType.Float32, nameof(finalState), stateLayout);
             TensorChecks.NoAlias(final, nameof(finalState), output, nameof(output));
-            TensorChecks.NoAlias(final, nameof(finalState), query, nameof(query));
-            TensorChecks.NoAlias(final, nameof(finalState), key, nameof(key));
-            TensorChecks.NoAlias(final, nameof(finalState), value, nameof(value));
+            TensorChecks.NoAlias(final, nameof(finalState), query, nameof(query), key, nameof(key), value, nameof(value));
             if (initialState is { } s0) TensorChecks.NoAlias(final, nameof(finalState), s0, nameof(initialState));
             if (options.LogGate is { } gate) TensorChecks.NoAlias(final, nameof(finalState), gate, "options.LogGate");
         }

@@ -36,12 +36,8 @@ public sealed class MergeProblem
         TensorChecks.NoAlias(output, nameof(output), partialLogSumExp, nameof(partialLogSumExp));
         if (logSumExp is { } lse)
         {
-            TensorChecks.Shape(lse, p.RowShape, nameof(logSumExp), "float32 [...]: the output without its last dimension");
-            TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-            TensorChecks.Writable(lse, nameof(logSumExp));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), partialOutputs, nameof(partialOutputs));
-            TensorChecks.NoAlias(lse, nameof(logSumExp), partialLogSumExp, nameof(partialLogSumExp));
+            TensorChecks.Written(lse, p.RowShape, ElementType.Float32, nameof(logSumExp), "float32 [...]: the output without its last dimension");
+            TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output), partialOutputs, nameof(partialOutputs), partialLogSumExp, nameof(partialLogSumExp));
         }
         p.Tensors =
         [

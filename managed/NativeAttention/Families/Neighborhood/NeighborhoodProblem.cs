@@ -137,9 +137,7 @@ public sealed class NeighborhoodProblem
         var q = TensorChecks.Rank(query, rank, nameof(query), Layouts);
         var k = TensorChecks.Rank(key, rank, nameof(key), "the query's rank, [B, Hkv, X.., Dqk]");
         var v = TensorChecks.Rank(value, rank, nameof(value), "the query's rank, [B, Hkv, X.., Dv]");
-        TensorChecks.Positive(query, nameof(query), Layouts);
-        TensorChecks.Positive(key, nameof(key), "[B, Hkv, X.., Dqk]");
-        TensorChecks.Positive(value, nameof(value), "[B, Hkv, X.., Dv]");
+        TensorChecks.Positive(query, Layouts, key, nameof(key), "[B, Hkv, X.., Dqk]", value, nameof(value), "[B, Hkv, X.., Dv]");
         int axes = rank - 3;
         int batch = q[0], hq = q[1], dqk = q[rank - 1];
         int hkv = k[1], dv = v[rank - 1];
@@ -152,11 +150,7 @@ public sealed class NeighborhoodProblem
         if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
         if (v[0] != batch || v[1] != hkv || !v.Slice(2, axes).SequenceEqual(spatial))
             TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {string.Join(", ", spatial)}, Dv] to match key.", nameof(value));
-        if (dqk > FlashProblem.MaxHeadDim) TensorChecks.Throw($"query has head dim {dqk}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(query));
-        if (dv > FlashProblem.MaxHeadDim) TensorChecks.Throw($"value has head dim {dv}; at most {FlashProblem.MaxHeadDim} is supported.", nameof(value));
-        var type = query.ElementType;
-        TensorChecks.Type(key, type, nameof(key));
-        TensorChecks.Type(value, type, nameof(value));
+        var type = TensorChecks.HeadDimsAndType(query, dqk, key, nameof(key), value, nameof(value), dv);
 
         int extra = 0;
         if (options.AdditionalKeys.HasValue != options.AdditionalValues.HasValue)
@@ -179,24 +173,16 @@ public sealed class NeighborhoodProblem
         if (requireOutput)
         {
             int[] outShape = [batch, hq, .. spatial, dv];
-            TensorChecks.Shape(output, outShape, nameof(output), "[B, Hq, X.., Dv]");
-            TensorChecks.Type(output, type, nameof(output));
-            TensorChecks.Writable(output, nameof(output));
-            TensorChecks.NoAlias(output, nameof(output), query, nameof(query));
-            TensorChecks.NoAlias(output, nameof(output), key, nameof(key));
-            TensorChecks.NoAlias(output, nameof(output), value, nameof(value));
+            TensorChecks.Written(output, outShape, type, nameof(output), "[B, Hq, X.., Dv]");
+            TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
             if (options.AdditionalKeys is { } ak) TensorChecks.NoAlias(output, nameof(output), ak, "options.AdditionalKeys");
             if (options.AdditionalValues is { } av) TensorChecks.NoAlias(output, nameof(output), av, "options.AdditionalValues");
             if (logSumExp is { } lse)
             {
                 int[] lseShape = [batch, hq, .. spatial];
-                TensorChecks.Shape(lse, lseShape, nameof(logSumExp), "float32 [B, Hq, X..]");
-                TensorChecks.Type(lse, ElementType.Float32, nameof(logSumExp));
-                TensorChecks.Writable(lse, nameof(logSumExp));
+                TensorChecks.Written(lse, lseShape, ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, X..]");
                 TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
-                TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query));
-                TensorChecks.NoAlias(lse, nameof(logSumExp), key, nameof(key));
-                TensorChecks.NoAlias(lse, nameof(logSumExp), value, nameof(value));
+                TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
                 if (options.AdditionalKeys is { } ak2) TensorChecks.NoAlias(lse, nameof(logSumExp), ak2, "options.AdditionalKeys");
                 if (options.AdditionalValues is { } av2) TensorChecks.NoAlias(lse, nameof(logSumExp), av2, "options.AdditionalValues");
             }

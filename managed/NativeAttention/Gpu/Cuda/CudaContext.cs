@@ -178,8 +178,7 @@ public sealed unsafe class CudaContext : GpuContext
         MakeCurrent();
         cuStreamSynchronize(Stream);
         base.ReleaseResources();
-        foreach (var module in _modules.Values)
-            if (module.IsValueCreated) module.Value.Dispose();
+        DisposeBuilt(_modules);
         _stream.Dispose();
         _context.Dispose();
     }
@@ -188,11 +187,8 @@ public sealed unsafe class CudaContext : GpuContext
     internal IntPtr NativeContext => _context.DangerousGetHandle();
 
     /// <summary>Accepts buffers of this device's primary context: those of this context and of other contexts on the same device.</summary>
-    private protected override void CheckOwner(in TensorView view, string name)
-    {
-        if (view.Storage is CudaBuffer buffer && buffer.Context.NativeContext == NativeContext) return;
-        TensorChecks.Throw(view.Storage is CudaBuffer
-            ? $"{name} is in a CUDA buffer of another device's context; allocate it with this context or copy it here."
-            : $"{name} is not in a CUDA buffer; allocate it with this context or wrap its pointer with WrapBuffer.", name);
-    }
+    private protected override void CheckOwner(in TensorView view, string name) =>
+        CheckBufferOwner<CudaBuffer>(view, name, NativeContext, static buffer => buffer.Context.NativeContext,
+            " is in a CUDA buffer of another device's context; allocate it with this context or copy it here.",
+            " is not in a CUDA buffer; allocate it with this context or wrap its pointer with WrapBuffer.");
 }

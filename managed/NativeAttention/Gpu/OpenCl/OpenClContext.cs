@@ -144,8 +144,7 @@ public sealed unsafe class OpenClContext : GpuContext
     protected override void ReleaseResources()
     {
         base.ReleaseResources();
-        foreach (var module in _modules.Values)
-            if (module.IsValueCreated) module.Value.Dispose();
+        DisposeBuilt(_modules);
         Queue.Dispose();
         _context.Dispose();
     }
@@ -154,11 +153,8 @@ public sealed unsafe class OpenClContext : GpuContext
     internal IntPtr NativeContext => _context.DangerousGetHandle();
 
     /// <summary>Accepts buffers of this context's <c>cl_context</c>: its own and those of contexts sharing it (<see cref="FromQueue"/>).</summary>
-    private protected override void CheckOwner(in TensorView view, string name)
-    {
-        if (view.Storage is OpenClBuffer buffer && buffer.Context.NativeContext == NativeContext) return;
-        TensorChecks.Throw(view.Storage is OpenClBuffer
-            ? $"{name} is in a buffer of another OpenCL context; allocate it with this context or copy it here."
-            : $"{name} is not in an OpenCL buffer; allocate it with this context or wrap its cl_mem with WrapBuffer.", name);
-    }
+    private protected override void CheckOwner(in TensorView view, string name) =>
+        CheckBufferOwner<OpenClBuffer>(view, name, NativeContext, static buffer => buffer.Context.NativeContext,
+            " is in a buffer of another OpenCL context; allocate it with this context or copy it here.",
+            " is not in an OpenCL buffer; allocate it with this context or wrap its cl_mem with WrapBuffer.");
 }
