@@ -29,7 +29,8 @@ internal sealed class GlobalOptions
         CustomParser = ParseBackend,
     };
 
-    public Option<int> Device { get; } = new("--device", "-d")
+    // No short alias: "-d" next to bench's "--d" (head dim) turned "bench -d 128" into device 128 running D = 64.
+    public Option<int> Device { get; } = new("--device")
     {
         Description = "Device index within the backend.",
         HelpName = "N",

@@ -122,6 +122,7 @@ internal static class BenchCommand
                 KvCache = result.GetValue(kvCache),
             };
             var list = caseFile is not null ? CaseFile.Read(caseFile) : [.. sweep.Expand("the sweep flags")];
+            foreach (var @case in list) CheckUpFront(@case);
             var outputs = new Outputs(Check(result.GetValue(csv), "--csv"), Check(result.GetValue(json), "--json"),
                 Check(result.GetValue(markdown), "--markdown"), Check(result.GetValue(svg), "--svg"));
             var settings = new Settings(result.GetValue(warmup), result.GetValue(repeats), result.GetValue(budget),
@@ -148,6 +149,20 @@ internal static class BenchCommand
     };
 
     private static Option<string?> OutputFile(string name, string description) => new(name) { Description = description, HelpName = "file" };
+
+    /// <summary>
+    /// Refuses, before any peak probe or context, a case no kernel can run (today: a head dim above
+    /// <see cref="FlashProblem.MaxHeadDim"/> for the flash-based families), so a bad sweep is a one-line usage error
+    /// instead of seconds of probing followed by every case failing.
+    /// </summary>
+    private static void CheckUpFront(IAttentionCase @case)
+    {
+        if (@case is not (AttentionCase or KvCacheCase or SplitKeysCase)) return;
+        var sizes = @case.Sizes;
+        int largest = Math.Max(sizes.HeadDim, sizes.ValueDim);
+        if (largest > FlashProblem.MaxHeadDim)
+            throw new UsageException($"{@case.ToSpec()}: head dim {largest} exceeds {FlashProblem.MaxHeadDim}, the largest the kernels support.");
+    }
 
     private static T Fail<T>(System.CommandLine.Parsing.ArgumentResult result, string message)
     {

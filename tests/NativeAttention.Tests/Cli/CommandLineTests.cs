@@ -29,6 +29,9 @@ public class CommandLineTests
     [InlineData("bench", "--family", "linear")]
     [InlineData("bench", "--heads", "6", "--kv-heads", "4")]
     [InlineData("bench", "--csv", "/no/such/directory/out.csv")]
+    [InlineData("bench", "-b", "cpu", "-d", "128")]
+    [InlineData("bench", "-b", "cpu", "--n", "16", "--d", "1000")]
+    [InlineData("bench", "-b", "cpu", "--n", "16", "--d", "64", "--dv", "300")]
     public void UserMistake_ExitsTwo_WithOneLineAndNoStackTrace(params string[] args)
     {
         var result = CliRun.Invoke(args);
@@ -36,6 +39,15 @@ public class CommandLineTests
         Assert.Single(result.ErrorLines);
         Assert.StartsWith("error: ", result.ErrorLines[0], StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void HeadDimAboveTheKernelLimit_IsRefusedBeforeAnyPeakProbe()
+    {
+        var result = CliRun.Invoke("bench", "-b", "cpu", "--n", "16", "--d", "1000");
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("head dim 1000 exceeds", Assert.Single(result.ErrorLines), StringComparison.Ordinal);
+        Assert.DoesNotContain("peak", result.Output, StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
