@@ -45,16 +45,7 @@ internal static class CaseData
     }
 
     /// <summary>A zeroed, contiguous host tensor.</summary>
-    public static TensorView Zeros(ElementType type, params int[] shape)
-    {
-        long count = Count(shape);
-        return type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
-        };
-    }
+    public static TensorView Zeros(ElementType type, params int[] shape) => Gpu.TensorCopy.AllocateHost(type, shape);
 
     /// <summary>The largest magnitude in <paramref name="view"/> (0 when empty).</summary>
     public static double MaxAbs(TensorView view) => MaxAbs(view.ToDoubleArray());

@@ -197,17 +197,7 @@ public sealed record FlashOptionSpec
         _ => (batch, heads),
     };
 
-    private static TensorView Allocate(ElementType type, int[] shape)
-    {
-        long count = 1;
-        foreach (int s in shape) count *= s;
-        return type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
-        };
-    }
+    private static TensorView Allocate(ElementType type, int[] shape) => Gpu.TensorCopy.AllocateHost(type, shape);
 
     private static TensorView Float32(int[] shape, Random random, double low, double high)
     {

@@ -24,17 +24,7 @@ public static class TestTensors
     public static TensorView Uniform(ElementType type, int seed, double range, int[] shape) => Uniform(type, new Random(seed), range, shape);
 
     /// <summary>A contiguous tensor of zeros.</summary>
-    public static TensorView Zeros(ElementType type, params int[] shape)
-    {
-        long count = 1;
-        foreach (int s in shape) count *= s;
-        return type switch
-        {
-            ElementType.Float32 => TensorView.FromMemory(new float[count].AsMemory(), shape),
-            ElementType.Float16 => TensorView.FromMemory(new Half[count].AsMemory(), shape),
-            _ => TensorView.FromMemory(new BFloat16[count].AsMemory(), shape),
-        };
-    }
+    public static TensorView Zeros(ElementType type, params int[] shape) => NativeAttention.Gpu.TensorCopy.AllocateHost(type, shape);
 
     /// <summary>A contiguous tensor holding <paramref name="values"/> in row-major order, rounded to <paramref name="type"/>.</summary>
     public static TensorView Of(ElementType type, int[] shape, params double[] values)

@@ -343,14 +343,7 @@ public abstract class KvCacheTests
             second.Run(context);
             Assert.Equal(first.Output.ToDoubleArray(), second.Output.ToDoubleArray());
             Assert.Equal(first.LogSumExp.ToDoubleArray(), second.LogSumExp.ToDoubleArray());
-            var a = one.Output.ToDoubleArray();
-            var s = first.Output.ToDoubleArray();
-            for (int i = 0; i < a.Length; i++)
-                Assert.True(Math.Abs(a[i] - s[i]) <= 2 * tolerance + 1e-6, $"{c} splits {splits}: element {i}: {s[i]} vs {a[i]}");
-            var la = one.LogSumExp.ToDoubleArray();
-            var ls = first.LogSumExp.ToDoubleArray();
-            for (int i = 0; i < la.Length; i++)
-                Assert.True(la[i].Equals(ls[i]) || Math.Abs(la[i] - ls[i]) <= 1e-5 * (1 + Math.Abs(la[i])), $"{c} splits {splits}: LSE {i}: {ls[i]} vs {la[i]}");
+            AssertSplitAgrees(one, first, tolerance, $"{c} splits {splits}");
         }, count: 25);
     }
 
@@ -661,6 +654,22 @@ public abstract class KvCacheTests
                 for (int d = 0; d < 32; d++) Assert.Equal(0.0, data.Output.GetDouble(0, h, i, d));
             }
     }
+
+    /// <summary>
+    /// A split run agrees with the one-split run: outputs within twice the reference tolerance (plus 1e-6), LSEs equal
+    /// or within 1e-5 relative.
+    /// </summary>
+    protected static void AssertSplitAgrees(KvData one, KvData split, double tolerance, string label)
+    {
+        var a = one.Output.ToDoubleArray();
+        var s = split.Output.ToDoubleArray();
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(Math.Abs(a[i] - s[i]) <= 2 * tolerance + 1e-6, $"{label}: element {i}: {s[i]} vs {a[i]}");
+        var la = one.LogSumExp.ToDoubleArray();
+        var ls = split.LogSumExp.ToDoubleArray();
+        for (int i = 0; i < la.Length; i++)
+            Assert.True(la[i].Equals(ls[i]) || Math.Abs(la[i] - ls[i]) <= 1e-5 * (1 + Math.Abs(la[i])), $"{label}: LSE {i}: {ls[i]} vs {la[i]}");
+    }
 }
 
 [Trait("Backend", "OpenCl")]
@@ -773,14 +782,7 @@ public sealed class CpuKvCacheTests : KvCacheTests
             Assert.True(CheckSigmoid(split, paged, bias).Passed, $"{split} sigmoid({bias}) paged");
             Assert.Equal(contiguous.Output.ToDoubleArray(), paged.Output.ToDoubleArray());
             Assert.Equal(contiguous.LogSumExp.ToDoubleArray(), paged.LogSumExp.ToDoubleArray());
-            var a = one.Output.ToDoubleArray();
-            var s = contiguous.Output.ToDoubleArray();
-            for (int i = 0; i < a.Length; i++)
-                Assert.True(Math.Abs(a[i] - s[i]) <= 2 * tolerance + 1e-6, $"{c} sigmoid({bias}) splits {splits}: element {i}: {s[i]} vs {a[i]}");
-            var la = one.LogSumExp.ToDoubleArray();
-            var ls = contiguous.LogSumExp.ToDoubleArray();
-            for (int i = 0; i < la.Length; i++)
-                Assert.True(la[i].Equals(ls[i]) || Math.Abs(la[i] - ls[i]) <= 1e-5 * (1 + Math.Abs(la[i])), $"{c} sigmoid({bias}) splits {splits}: LSE {i}: {ls[i]} vs {la[i]}");
+            AssertSplitAgrees(one, contiguous, tolerance, $"{c} sigmoid({bias}) splits {splits}");
         }, count: 25);
     }
 
