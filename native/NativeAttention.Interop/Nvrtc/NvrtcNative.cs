@@ -1,4 +1,4 @@
-// NVRTC entry points: compile CUDA C source to PTX at run time, no device needed.
+// NVRTC entry points: compile CUDA C source to PTX (or to CUBIN for a real architecture) at run time, no device needed.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Interop.Nvrtc;
@@ -22,6 +22,9 @@ public static unsafe partial class NvrtcNative
     [LibraryImport(Lib)] public static partial int nvrtcCompileProgram(NvrtcProgramHandle program, int numOptions, byte** options);
     [LibraryImport(Lib)] public static partial int nvrtcGetPTXSize(NvrtcProgramHandle program, nuint* size);
     [LibraryImport(Lib)] public static partial int nvrtcGetPTX(NvrtcProgramHandle program, byte* ptx);
+    // CUBIN output (NVRTC 11.1 and later) when compiled for a real architecture (--gpu-architecture=sm_XX).
+    [LibraryImport(Lib)] public static partial int nvrtcGetCUBINSize(NvrtcProgramHandle program, nuint* size);
+    [LibraryImport(Lib)] public static partial int nvrtcGetCUBIN(NvrtcProgramHandle program, byte* cubin);
     [LibraryImport(Lib)] public static partial int nvrtcGetProgramLogSize(NvrtcProgramHandle program, nuint* size);
     [LibraryImport(Lib)] public static partial int nvrtcGetProgramLog(NvrtcProgramHandle program, byte* log);
 }

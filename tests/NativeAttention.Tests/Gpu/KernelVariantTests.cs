@@ -69,6 +69,59 @@ public sealed class KernelVariantTests(ITestOutputHelper output)
         Assert.True(failures.IsEmpty, $"{failures.Count} of {variants.Length} failed:\n" + string.Join("\n\n", failures.Take(3)));
     }
 
+    /// <summary>Every variant to a CUBIN for Ampere, with whatever NVRTC is loaded (Debian's 11.8 in CI's main run).</summary>
+    [RuntimeFact(TestRuntime.Nvrtc)]
+    [Trait("Backend", "Cuda")]
+    public void EveryVariant_CompilesToCubin_ForSm80_WithoutSpills() => CompileEveryVariantToCubin("sm_80", TestRuntime.Nvrtc);
+
+    /// <summary>Every variant to a CUBIN for Hopper with NVRTC 12 (CI's second run, NVRTC 12.4 from Debian 13).</summary>
+    [RuntimeFact(TestRuntime.Nvrtc12)]
+    [Trait("Backend", "Cuda")]
+    public void EveryVariant_CompilesToCubin_ForSm90a_WithoutSpills() => CompileEveryVariantToCubin("sm_90a", TestRuntime.Nvrtc12);
+
+    /// <summary>
+    /// Compiles every CUDA variant to a CUBIN for <paramref name="target"/> and reads each kernel's resources from the
+    /// image and from ptxas's report: the two must agree on registers, and a tensor-core kernel (one whose PTX issues
+    /// mma or wgmma) must not spill. Every kernel's registers, frame and spills are printed.
+    /// </summary>
+    private void CompileEveryVariantToCubin(string target, TestRuntime runtime)
+    {
+        RuntimeAvailability.Require(runtime);
+        var variants = KernelVariants.All(KernelApi.Cuda).ToArray();
+        var failures = new ConcurrentBag<string>();
+        var lines = new ConcurrentBag<string>();
+        var clock = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        Parallel.ForEach(variants, variant =>
+        {
+            try
+            {
+                var cubin = CudaCompiler.CompileToCubin(variant, target);
+                bool tensorCores = cubin.UsesTensorCores;
+                var kernel = cubin.Kernels.FirstOrDefault(k => k.Name == variant.EntryPoint);
+                if (kernel is null)
+                {
+                    failures.Add($"{variant.Name}: no {variant.EntryPoint} in the {target} CUBIN (kernels: {string.Join(", ", cubin.Kernels.Select(k => k.Name))})");
+                    return;
+                }
+                lines.Add($"{variant.Name,-48} {kernel.Registers,3} regs, {kernel.FrameBytes,5} B frame, spills {kernel.SpillStoreBytes}/{kernel.SpillLoadBytes} B{(tensorCores ? ", tensor cores" : "")}");
+                if (kernel.ReportedRegisters != kernel.Registers)
+                    failures.Add($"{variant.Name}: the image says {kernel.Registers} registers, ptxas reported {kernel.ReportedRegisters}:\n{cubin.PtxasLog}");
+                if (kernel.SpillStoreBytes < 0)
+                    failures.Add($"{variant.Name}: ptxas's report has no spill line for {kernel.Name}:\n{cubin.PtxasLog}");
+                if (tensorCores && kernel.Spills)
+                    failures.Add($"{variant.Name}: tensor-core kernel spills on {target}: {kernel.SpillStoreBytes} B stores, {kernel.SpillLoadBytes} B loads, {kernel.Registers} registers");
+            }
+            catch (NvrtcException e)
+            {
+                failures.Add($"{variant.Name}: {e.Message}\n{e.BuildLog}");
+            }
+        });
+        foreach (string line in lines.Order(StringComparer.Ordinal)) output.WriteLine(line);
+        output.WriteLine($"{variants.Length} CUDA variants compiled to {target} CUBIN by NVRTC {CudaCompiler.Version.Major}.{CudaCompiler.Version.Minor} in {clock.Elapsed.TotalSeconds:F1} s, {CpuSeconds(cpu):F1} s CPU.");
+        Assert.True(failures.IsEmpty, $"{failures.Count} of {variants.Length} failed:\n" + string.Join("\n\n", failures.Take(3)));
+    }
+
     /// <summary>CPU seconds this process spent since <paramref name="start"/> (NVRTC and PoCL compile in-process).</summary>
     private static double CpuSeconds(TimeSpan start) => (Process.GetCurrentProcess().TotalProcessorTime - start).TotalSeconds;
 

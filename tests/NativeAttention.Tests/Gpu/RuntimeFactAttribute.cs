@@ -13,6 +13,8 @@ public enum TestRuntime
     Cuda,
     /// <summary>NVRTC alone (compiling CUDA kernels to PTX needs no device).</summary>
     Nvrtc,
+    /// <summary>NVRTC 12 or later, which also compiles for sm_90a (Hopper's wgmma); no device needed.</summary>
+    Nvrtc12,
 }
 
 /// <summary>Whether runtimes are present here and whether the environment requires them: <see cref="TestBackend"/>'s rule.</summary>

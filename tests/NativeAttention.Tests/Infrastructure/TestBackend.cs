@@ -1,5 +1,5 @@
 // The one rule for tests that need a runtime: a missing runtime skips the test with its reason, unless
-// NATIVEATTENTION_REQUIRE (comma list: cpu, opencl, cuda, nvrtc) names it; then the test runs and fails with the
+// NATIVEATTENTION_REQUIRE (comma list: cpu, opencl, cuda, nvrtc, nvrtc12) names it; then the test runs and fails with the
 // reason. Family tests call CreateOrSkip; [RuntimeFact]/[RuntimeTheory] (Gpu/RuntimeFactAttribute.cs) ask SkipReason.
 using NativeAttention.Gpu.Cuda;
 using Xunit;
@@ -23,7 +23,7 @@ public static class TestBackend
 
     /// <summary>
     /// True when the runtime <paramref name="name"/> works here: <c>cpu</c>, <c>opencl</c> and <c>cuda</c> as
-    /// <see cref="Backends.Query"/> reports them, <c>nvrtc</c> when CUDA kernels compile (no device needed);
+    /// <see cref="Backends.Query"/> reports them, <c>nvrtc</c> when CUDA kernels compile (no device needed), <c>nvrtc12</c> when that NVRTC also targets sm_90a;
     /// otherwise <paramref name="reason"/> says why not.
     /// </summary>
     public static bool IsAvailable(string name, out string reason)
@@ -32,12 +32,18 @@ public static class TestBackend
         {
             case "nvrtc":
                 return CudaCompiler.IsAvailable(out reason);
+            case "nvrtc12":
+                // NVRTC 12.0 is the first to target sm_90a (wgmma, setmaxnreg); CI fetches 12.4 for this run.
+                if (!CudaCompiler.IsAvailable(out reason)) return false;
+                if (CudaCompiler.Version.Major >= 12) return true;
+                reason = $"NVRTC {CudaCompiler.Version.Major}.{CudaCompiler.Version.Minor} cannot target sm_90a; point NATIVEATTENTION_NVRTC_PATH at NVRTC 12 or later";
+                return false;
             case "cpu" or "opencl" or "cuda":
                 var info = Backends.Query(Enum.Parse<Backend>(name, ignoreCase: true));
                 reason = info.Description;
                 return info.IsSupported;
             default:
-                throw new ArgumentException($"Unknown runtime \"{name}\"; expected cpu, opencl, cuda or nvrtc.", nameof(name));
+                throw new ArgumentException($"Unknown runtime \"{name}\"; expected cpu, opencl, cuda, nvrtc or nvrtc12.", nameof(name));
         }
     }
 

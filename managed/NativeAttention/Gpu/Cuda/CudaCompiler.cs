@@ -1,5 +1,6 @@
 // NVRTC front end: compiles kernel sources to PTX for a compute architecture, with or without a device, through the
-// on-disk kernel cache (PTX depends only on the source, the options and the NVRTC version).
+// on-disk kernel cache (PTX depends only on the source, the options and the NVRTC version); and to CUBIN for a real
+// architecture (sm_80, sm_90a) with ptxas's resource report, which CI reads for register and spill counts.
 using System.Text;
 using NativeAttention.Interop;
 using NativeAttention.Interop.Nvrtc;
@@ -50,14 +51,37 @@ internal static unsafe class CudaCompiler
         var (major, minor) = Version;
         string key = KernelDiskCache.Key(".ptx", source, string.Join(" ", options), $"nvrtc {major}.{minor}");
         if (KernelDiskCache.TryRead(key) is { } cached) return Encoding.ASCII.GetString(cached);
-        string ptx = Compile(source, name, options, arch);
+        string log = "", unused = "";
+        string ptx = Encoding.ASCII.GetString(Compile(source, name, options, $"compute_{arch}", cubin: false, log: ref log, ptx: ref unused)).TrimEnd('\0');
         KernelDiskCache.TryWrite(key, Encoding.ASCII.GetBytes(ptx));
         return ptx;
     }
 
     private static string[] Options(int arch) => [$"--gpu-architecture=compute_{arch}", "--std=c++14"];
 
-    private static string Compile(string source, string name, string[] options, int arch)
+    /// <summary>
+    /// Compiles <paramref name="variant"/> to CUBIN for the real architecture <paramref name="target"/> (<c>sm_80</c>,
+    /// <c>sm_90</c>, <c>sm_90a</c>, ...), with ptxas's verbose resource report, cached on disk like PTX. Needs no device.
+    /// </summary>
+    /// <exception cref="NvrtcException">Compilation failed, or this NVRTC cannot target <paramref name="target"/>.</exception>
+    public static Cubin CompileToCubin(IKernelVariant variant, string target)
+    {
+        if (!IsAvailable(out string reason)) throw new DllNotFoundException("NVRTC is not available: " + reason);
+        if (!target.StartsWith("sm_", StringComparison.Ordinal))
+            throw new ArgumentException($"target is '{target}'; expected a real architecture such as sm_80 or sm_90a.", nameof(target));
+        string source = variant.Source(KernelApi.Cuda);
+        string[] options = [$"--gpu-architecture={target}", "--std=c++14", "--ptxas-options=-v"];
+        var (major, minor) = Version;
+        string key = KernelDiskCache.Key(".cubin", source, string.Join(" ", options), $"nvrtc {major}.{minor}");
+        if (KernelDiskCache.TryRead(key) is { } cached && Cubin.TryUnpack(cached, target) is { } hit) return hit;
+        string log = "", ptx = "";
+        byte[] image = Compile(source, variant.Name, options, target, cubin: true, log: ref log, ptx: ref ptx);
+        var result = new Cubin(target, image, log, ptx);
+        KernelDiskCache.TryWrite(key, result.Pack());
+        return result;
+    }
+
+    private static byte[] Compile(string source, string name, string[] options, string target, bool cubin, ref string log, ref string ptx)
     {
         IntPtr raw;
         var sourceBytes = Encoding.UTF8.GetBytes(source + "\0");
@@ -79,12 +103,26 @@ internal static unsafe class CudaCompiler
         {
             foreach (var h in handles) h.Free();
         }
-        if (result != Success) throw new NvrtcException(result, $"nvrtcCompileProgram({name}, compute_{arch})", Log(program));
+        if (result != Success) throw new NvrtcException(result, $"nvrtcCompileProgram({name}, {target})", Log(program));
+        log = Log(program);
         nuint size;
+        if (cubin)
+        {
+            NvrtcException.Check(nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize");
+            if (size == 0) throw new NvrtcException(CompilationError, $"nvrtcGetCUBINSize({name}, {target}) returned 0 bytes", log);
+            var image = new byte[size];
+            fixed (byte* p = image) NvrtcException.Check(nvrtcGetCUBIN(program, p), "nvrtcGetCUBIN");
+            // The PTX of the same compilation (NVRTC keeps it for real architectures too): tells tensor-core kernels apart.
+            NvrtcException.Check(nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize");
+            var text = new byte[size];
+            fixed (byte* p = text) NvrtcException.Check(nvrtcGetPTX(program, p), "nvrtcGetPTX");
+            ptx = Encoding.ASCII.GetString(text).TrimEnd('\0');
+            return image;
+        }
         NvrtcException.Check(nvrtcGetPTXSize(program, &size), "nvrtcGetPTXSize");
-        var ptx = new byte[size];
-        fixed (byte* p = ptx) NvrtcException.Check(nvrtcGetPTX(program, p), "nvrtcGetPTX");
-        return Encoding.ASCII.GetString(ptx).TrimEnd('\0');
+        var ptxBytes = new byte[size];
+        fixed (byte* p = ptxBytes) NvrtcException.Check(nvrtcGetPTX(program, p), "nvrtcGetPTX");
+        return ptxBytes;
     }
 
     private static string Log(NvrtcProgramHandle program)

@@ -100,8 +100,8 @@ internal readonly record struct FlashVariant(
         {
             yield return new FlashVariant(ElementType.Float16, 64, 64, true, false, false, default, options);
             if (!tensorCores) continue;
-            yield return new FlashVariant(ElementType.Float16, 64, 64, true, false, true, new MmaTile(4, 2, 64, 2), options);
-            yield return new FlashVariant(ElementType.BFloat16, 128, 128, false, false, true, new MmaTile(4, 2, 64, 1), options);
+            yield return new FlashVariant(ElementType.Float16, 64, 64, true, false, true, MmaTile.For(64, true, options), options);
+            yield return new FlashVariant(ElementType.BFloat16, 128, 128, false, false, true, MmaTile.For(128, false, options), options);
         }
         foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in HeadDimBuckets.ToArray())
@@ -112,7 +112,7 @@ internal readonly record struct FlashVariant(
         foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in TensorCoreHeadDims.ToArray())
                 foreach (bool masked in new[] { false, true })
-                    foreach (var tile in MmaTile.Candidates)
+                    foreach (var tile in MmaTile.CandidatesFor(d, masked, default))
                         yield return new FlashVariant(type, d, d, masked, false, true, tile);
     }
 

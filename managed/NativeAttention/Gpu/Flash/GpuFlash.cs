@@ -95,8 +95,9 @@ internal static class GpuFlash
         bool masked = problem.Options.Causal || problem.Options.WindowLeft >= 0 || problem.Options.WindowRight >= 0;
         bool tensorCores = tensorCoresAvailable && TensorCoresFit(problem, p);
         int bucket = tensorCores ? problem.HeadDim : FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim));
+        var options = ScoreOptions.Of(problem.Options);
         var probe = new FlashVariant(problem.ElementType, bucket, bucket, masked, false, tensorCores,
-            tensorCores ? MmaTile.For(problem.HeadDim) : default, ScoreOptions.Of(problem.Options));
+            tensorCores ? MmaTile.For(problem.HeadDim, masked, options) : default, options);
         return probe with { EvenN = !tensorCores && problem.KeyLength % probe.Tiles.BlockN == 0 };
     }
 
