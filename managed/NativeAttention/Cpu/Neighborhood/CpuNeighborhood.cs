@@ -35,6 +35,8 @@ internal static unsafe class CpuNeighborhood
     public static void Run(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
         int? vectorBits = null)
     {
+        if (problem.HasRelativePositionBias || problem.HasValidExtent)
+            throw new NotSupportedException("The CPU neighborhood kernel does not take RelativePositionBias or ValidExtent yet (work in progress); Reference.Neighborhood computes them in float64.");
         if (TryRunDense(problem, query, key, value, output, logSumExp, threads, vectorBits)) return;
         switch (vectorBits ?? CpuFeatures.VectorBits)
         {
