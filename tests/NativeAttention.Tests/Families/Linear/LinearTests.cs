@@ -571,16 +571,19 @@ public abstract class LinearTests
     }
 }
 
+[Trait("Backend", "Cpu")]
 public sealed class CpuLinearTests : LinearTests
 {
     protected override Backend Backend => Backend.Cpu;
 }
 
+[Trait("Backend", "OpenCl")]
 public sealed class OpenClLinearTests : LinearTests
 {
     protected override Backend Backend => Backend.OpenCl;
 }
 
+[Trait("Backend", "Cuda")]
 public sealed class CudaLinearTests : LinearTests
 {
     protected override Backend Backend => Backend.Cuda;
