@@ -92,3 +92,22 @@ mutation nbh-full-tile-edge \
   'CPU neighborhood treats a key tile reaching one past the intersection of its columns windows as full (skips its mask)' \
   'full &= tileLow[a] >= bounds[2] && tileHigh[a] < bounds[3];' \
   'full &= tileLow[a] >= bounds[2] && tileHigh[a] <= bounds[3];'
+# --- CPU chunked linear attention (Cpu/Linear/)
+
+mutation linear-mask-diagonal \
+  managed/NativeAttention/Cpu/Linear/CpuLinearKernels.cs "$CPU_TESTS" \
+  'CPU linear keeps the key just after the query in the intra-chunk scores (causal mask one past the diagonal)' \
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 1);' \
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 2);'
+
+mutation linear-state-decay \
+  managed/NativeAttention/Cpu/Linear/CpuLinear.cs "$CPU_TESTS" \
+  'CPU linear decays the carried state by the chunk gates except the last token (cumulative gate read one token early)' \
+  'float last = s.Log2Gate[l - 1];' \
+  'float last = s.Log2Gate[Math.Max(l - 2, 0)];'
+
+mutation linear-gqa-head \
+  managed/NativeAttention/Cpu/Linear/CpuLinear.cs "$CPU_TESTS" \
+  'CPU linear maps output heads to key heads by modulo instead of by group (GQA/GVA indexing)' \
+  'int kh = p.Problem.KeyHead(head);' \
+  'int kh = head % p.Problem.KeyHeads;'

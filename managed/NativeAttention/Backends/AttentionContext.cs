@@ -139,11 +139,14 @@ public abstract class AttentionContext : IDisposable
     }
 
     /// <summary>
-    /// Chunked linear attention; Q, K are <c>[B, H, N, Dk]</c>, V and O <c>[B, H, N, Dv]</c>; states are float32
-    /// <c>[B, H, F, Dv]</c> (<c>[B, H, F, Dv + 1]</c> with <see cref="LinearOptions.Normalize"/>: the last column carries the
-    /// normaliser) with F the feature size of <see cref="LinearOptions.FeatureMap"/>; see <see cref="LinearProblem.StateShape"/>.
+    /// Chunked linear attention (semantics: <see cref="LinearOptions"/> and <see cref="LinearProblem"/>): Q is
+    /// <c>[B, Hq, N, Dk]</c>, K <c>[B, Hk, N, Dk]</c>, V <c>[B, Hv, N, Dv]</c> and O <c>[B, H, N, Dv]</c>, H the most
+    /// heads of the three (GQA and grouped value heads), any strides (token-major memory as a permuted view); states are
+    /// float32 <c>[B, H, F, Dv]</c> (<c>[B, H, F, Dv + 1]</c> with <see cref="LinearOptions.Normalize"/>: the last column
+    /// carries the normaliser; <c>[S, ...]</c> per packed sequence with <see cref="LinearOptions.CuSeqLens"/>) with F the
+    /// feature size of <see cref="LinearOptions.FeatureMap"/>; see <see cref="LinearProblem.StateShape"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">A tensor or option is invalid.</exception>
+    /// <exception cref="ArgumentException">A tensor or option is invalid (a positive log gate, a wrong state shape, ...).</exception>
     /// <exception cref="NotSupportedException">This backend has no linear-attention kernel yet.</exception>
     public void LinearChunked(TensorView query, TensorView key, TensorView value, TensorView output, LinearOptions? options = null, TensorView? initialState = null, TensorView? finalState = null)
     {
@@ -151,6 +154,58 @@ public abstract class AttentionContext : IDisposable
         var problem = LinearProblem.Create(query, key, value, output, options, initialState, finalState);
         CheckTensors(problem.Tensors);
         LinearChunkedCore(problem, query, key, value, output, initialState, finalState);
+    }
+
+    /// <summary>
+    /// Recurrent linear-attention decoding: advances <paramref name="state"/> in place by the T tokens of Q, K, V
+    /// (<c>[B, Hq, T, Dk]</c>, <c>[B, Hk, T, Dk]</c>, <c>[B, Hv, T, Dv]</c>; usually T = 1) and writes their outputs,
+    /// exactly as <see cref="LinearChunked"/> with <paramref name="state"/> as initial and final state would.
+    /// <para>Verify (speculative decoding): with <paramref name="intermediateStates"/> (float32 <c>[B, T, H, F, C]</c>,
+    /// T at most <see cref="LinearProblem.MaxVerifyTokens"/>) the state is only read, the state after draft token j is
+    /// written to <c>intermediateStates[:, j]</c>, and <see cref="LinearCommit"/> later keeps the accepted prefix.</para>
+    /// Options as for <see cref="LinearChunked"/> (log gates <c>[B, H, T]</c> or <c>[B, H, T, Dk]</c>); the call must be
+    /// causal and not packed; the chunk size is ignored.
+    /// </summary>
+    /// <param name="query">Q, <c>[B, Hq, T, Dk]</c>.</param>
+    /// <param name="key">K, <c>[B, Hk, T, Dk]</c>.</param>
+    /// <param name="value">V, <c>[B, Hv, T, Dv]</c>.</param>
+    /// <param name="output">O, <c>[B, H, T, Dv]</c>.</param>
+    /// <param name="state">The float32 state <c>[B, H, F, C]</c>, read, and written in place unless verifying.</param>
+    /// <param name="options">Options; null for the defaults.</param>
+    /// <param name="intermediateStates">Optional float32 <c>[B, T, H, F, C]</c>: verify mode.</param>
+    /// <exception cref="ArgumentException">A tensor or option is invalid.</exception>
+    /// <exception cref="NotSupportedException">This backend has no linear-attention kernel yet.</exception>
+    public void LinearDecodeStep(TensorView query, TensorView key, TensorView value, TensorView output, TensorView state, LinearOptions? options = null, TensorView? intermediateStates = null)
+    {
+        ThrowIfDisposed();
+        var problem = LinearProblem.CreateDecode(query, key, value, output, state, options, intermediateStates);
+        CheckTensors(problem.Tensors);
+        LinearDecodeStepCore(problem, query, key, value, output, state, intermediateStates);
+    }
+
+    /// <summary>
+    /// Commits the accepted prefix of a verify call: for each batch element b with <c>accepted[b] &gt; 0</c>, copies
+    /// <c>intermediateStates[b, accepted[b] - 1]</c> over <c>state[b]</c>; <c>accepted[b] = 0</c> leaves it as it was.
+    /// The state then equals decoding exactly the accepted tokens.
+    /// </summary>
+    /// <param name="intermediateStates">float32 <c>[B, T, H, F, C]</c> from <see cref="LinearDecodeStep"/>.</param>
+    /// <param name="state">float32 <c>[B, H, F, C]</c>, written.</param>
+    /// <param name="accepted">Accepted draft tokens per batch element, each in <c>[0, T]</c>.</param>
+    /// <exception cref="ArgumentException">A tensor or count is invalid.</exception>
+    public void LinearCommit(TensorView intermediateStates, TensorView state, ReadOnlySpan<int> accepted)
+    {
+        ThrowIfDisposed();
+        CheckTensors(LinearProblem.CheckCommit(intermediateStates, state, accepted));
+        Synchronize();
+        var all = intermediateStates;
+        for (int b = 0; b < accepted.Length; b++)
+        {
+            if (accepted[b] == 0) continue;
+            // intermediateStates[b, accepted[b] - 1] as a [1, H, F, C] view: the token axis dropped, any strides kept.
+            var kept = new TensorView(all.Storage!, [1, all.Shape[2], all.Shape[3], all.Shape[4]], [all.Strides[0], all.Strides[2], all.Strides[3], all.Strides[4]],
+                all.Offset + b * all.Strides[0] + (accepted[b] - 1) * all.Strides[1]);
+            Gpu.TensorCopy.Copy(kept, state.Slice(0, b, 1));
+        }
     }
 
     /// <summary>
@@ -298,6 +353,10 @@ public abstract class AttentionContext : IDisposable
     /// <summary>Backend implementation of <see cref="LinearChunked"/>.</summary>
     private protected virtual void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState) =>
         throw NotYet("LinearChunked");
+
+    /// <summary>Backend implementation of <see cref="LinearDecodeStep"/>.</summary>
+    private protected virtual void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
+        throw NotYet("LinearDecodeStep");
 
     /// <summary>Backend implementation of <see cref="MergeStates"/>.</summary>
     private protected virtual void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>

@@ -1,6 +1,6 @@
-// The chunked linear-attention family's case: feature map, decay (per head or per token), normalisation, an initial
-// state in and a final state out. Reference-only until the family's kernels land: its tensors, references and FLOP
-// count work; Invoke calls the context, which throws NotSupportedException today.
+// The chunked linear-attention family's case: feature map, decay (per head, per token or per token and key),
+// normalisation, grouped heads, token-major layout, packed sequences, an initial state in and a final state out.
+// Kernels on the CPU; the GPU backends throw NotSupportedException until theirs land.
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -19,8 +19,9 @@ public sealed record LinearCase : IAttentionCase
     public const string InitialStateName = "initialState", FinalStateName = "finalState", LogGateName = "options.LogGate";
 
     private const string Grammar =
-        "dtype (f32|f16|bf16), B<batch>, H<heads>, N<length>, D<dk>/<dv> or D<d>, phi=<identity|elu|relu|taylor|precomputed>, " +
-        "decay=<head|token>, normalize, noncausal, state (an initial state), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
+        "dtype (f32|f16|bf16), B<batch>, H<heads>, hq=<query heads>, hk=<key heads>, hv=<value heads>, N<length>, D<dk>/<dv> or D<d>, " +
+        "phi=<identity|elu|relu|taylor|precomputed>, decay=<head|token|key>, normalize, noncausal, state (an initial state), " +
+        "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
     /// <summary>The chunked linear-attention family (reference only: no kernels yet).</summary>
     public static CaseFamily Registration { get; } = new("linear", "chunked linear attention (feature maps, decay, states)", Grammar, Parse, HasKernels: false,
@@ -29,14 +30,26 @@ public sealed record LinearCase : IAttentionCase
         "linear f16 B2 H2 N33 D8/8 phi=taylor decay=token state chunk=16 seed=72",
         "linear bf16 B1 H3 N40 D32/16 phi=relu decay=head seed=73",
         "linear f32 B1 H1 N25 D16/16 noncausal scale=0.5 seed=74",
-    ]);
+        "linear f32 B1 H4 hq=2 hk=2 N90 D16/16 decay=key tokenmajor state seed=75",
+        "linear f32 B1 H2 N100 D8/8 decay=token packed=3 state seed=76",
+    ], KernelBackends: [Backend.Cpu]);
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
     /// <summary>Batch size B.</summary>
     public int Batch { get; init; } = 1;
-    /// <summary>Heads H.</summary>
+    /// <summary>Output and state heads H.</summary>
     public int Heads { get; init; } = 1;
+    /// <summary>Query heads (0: H); must divide H.</summary>
+    public int QueryHeads { get; init; }
+    /// <summary>Key heads (0: H); must divide H.</summary>
+    public int KeyHeads { get; init; }
+    /// <summary>Value heads (0: H); must divide H.</summary>
+    public int ValueHeads { get; init; }
+    /// <summary>Token-major memory <c>[B, N, H, D]</c> for Q, K, V, O and the log gates.</summary>
+    public bool TokenMajor { get; init; }
+    /// <summary>Packed sequences (varlen, B = 1): 0 for a plain batch, else that many sequences of seeded lengths summing to N.</summary>
+    public int Packed { get; init; }
     /// <summary>Sequence length N.</summary>
     public int Length { get; init; } = 1;
     /// <summary>Query/key head dimension Dk.</summary>
@@ -68,7 +81,24 @@ public sealed record LinearCase : IAttentionCase
     public string KernelName => "linear";
 
     /// <inheritdoc/>
-    public CaseSizes Sizes => new(Batch, Heads, Heads, Length, Length, KeyDim, ValueDim);
+    public CaseSizes Sizes => new(Batch, Heads, Math.Max(KeyHeads, ValueHeads) is var kv && kv > 0 ? kv : Heads, Length, Length, KeyDim, ValueDim);
+
+    private int HeadsOf(int given) => given > 0 ? given : Heads;
+
+    /// <summary>The packed sequences' offsets (S + 1 of them, from 0 to N), drawn from the seed.</summary>
+    private int[] Offsets()
+    {
+        var random = new Random(unchecked(Seed * 31 + 5));
+        var cuts = Enumerable.Range(0, Packed - 1).Select(_ => random.Next(Length + 1)).Append(0).Append(Length).Order().ToArray();
+        return cuts;
+    }
+
+    private int Sequences => Packed > 0 ? Packed : Batch;
+
+    private TensorView Input(int heads, int dim, Random random) => Layout(CaseData.Random(ElementType, TokenMajor ? [Batch, Length, heads, dim] : [Batch, heads, Length, dim], random, InputScale));
+
+    /// <summary>A head-major logical view of a tensor stored in the case's memory order.</summary>
+    private TensorView Layout(TensorView stored) => TokenMajor ? stored.Permute(stored.Rank == 3 ? [0, 2, 1] : [0, 2, 1, 3]) : stored;
 
     /// <inheritdoc/>
     public bool IsMemoryBound => false;
@@ -81,6 +111,7 @@ public sealed record LinearCase : IAttentionCase
         {
             FeatureMap = FeatureMap, Decay = Decay, Normalize = Normalize, Causal = Causal, Scale = Scale,
             LogGate = tensors.Find(LogGateName),
+            CuSeqLens = Packed > 0 ? Offsets() : ReadOnlyMemory<int>.Empty,
         };
         if (ChunkSize > 0) options = options with { ChunkSize = ChunkSize };
         if (Decay == DecayKind.PerHead)
@@ -102,21 +133,23 @@ public sealed record LinearCase : IAttentionCase
         var random = new Random(Seed);
         var tensors = new List<CaseTensor>
         {
-            new(CaseTensors.QueryName, CaseData.Random(ElementType, [Batch, Heads, Length, KeyDim], random, InputScale), CaseTensorRole.Input),
-            new(CaseTensors.KeyName, CaseData.Random(ElementType, [Batch, Heads, Length, KeyDim], random, InputScale), CaseTensorRole.Input),
-            new(CaseTensors.ValueName, CaseData.Random(ElementType, [Batch, Heads, Length, ValueDim], random, InputScale), CaseTensorRole.Input),
+            new(CaseTensors.QueryName, Input(HeadsOf(QueryHeads), KeyDim, random), CaseTensorRole.Input),
+            new(CaseTensors.KeyName, Input(HeadsOf(KeyHeads), KeyDim, random), CaseTensorRole.Input),
+            new(CaseTensors.ValueName, Input(HeadsOf(ValueHeads), ValueDim, random), CaseTensorRole.Input),
         };
         if (InitialState)
-            tensors.Add(new(InitialStateName, CaseData.Random(ElementType.Float32, [Batch, Heads, FeatureSize, StateColumns], random, 1.0), CaseTensorRole.Input));
+            tensors.Add(new(InitialStateName, CaseData.Random(ElementType.Float32, [Sequences, Heads, FeatureSize, StateColumns], random, 1.0), CaseTensorRole.Input));
         if (Decay == DecayKind.PerToken)
-            tensors.Add(new(LogGateName, CaseData.Uniform(ElementType.Float32, [Batch, Heads, Length], random, -0.5, 0), CaseTensorRole.Option));
-        tensors.Add(new(CaseTensors.OutputName, CaseData.Zeros(ElementType, Batch, Heads, Length, ValueDim), CaseTensorRole.Output));
+            tensors.Add(new(LogGateName, Layout(CaseData.Uniform(ElementType.Float32, TokenMajor ? [Batch, Length, Heads] : [Batch, Heads, Length], random, -0.5, 0)), CaseTensorRole.Option));
+        if (Decay == DecayKind.PerTokenPerKey)
+            tensors.Add(new(LogGateName, Layout(CaseData.Uniform(ElementType.Float32, TokenMajor ? [Batch, Length, Heads, KeyDim] : [Batch, Heads, Length, KeyDim], random, -0.5, 0)), CaseTensorRole.Option));
+        tensors.Add(new(CaseTensors.OutputName, Layout(TokenMajor ? CaseData.Zeros(ElementType, Batch, Length, Heads, ValueDim) : CaseData.Zeros(ElementType, Batch, Heads, Length, ValueDim)), CaseTensorRole.Output));
         if (Causal)
-            tensors.Add(new(FinalStateName, CaseData.Zeros(ElementType.Float32, Batch, Heads, FeatureSize, StateColumns), CaseTensorRole.Output));
+            tensors.Add(new(FinalStateName, CaseData.Zeros(ElementType.Float32, Sequences, Heads, FeatureSize, StateColumns), CaseTensorRole.Output));
         return new CaseTensors(tensors);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.LinearChunked"/>, which throws <see cref="NotSupportedException"/> on every backend today.</summary>
+    /// <summary>Calls <see cref="AttentionContext.LinearChunked"/> (kernels on the CPU; the GPU backends throw <see cref="NotSupportedException"/>).</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -166,7 +199,12 @@ public sealed record LinearCase : IAttentionCase
         var spec = new StringBuilder();
         spec.Append(CultureInfo.InvariantCulture, $"linear {AttentionCase.TypeName(ElementType)} B{Batch} H{Heads} N{Length} D{KeyDim}/{ValueDim}");
         if (FeatureMap != FeatureMap.Identity) spec.Append(" phi=").Append(MapName(FeatureMap));
-        if (Decay != DecayKind.None) spec.Append(Decay == DecayKind.PerHead ? " decay=head" : " decay=token");
+        if (QueryHeads > 0) spec.Append(CultureInfo.InvariantCulture, $" hq={QueryHeads}");
+        if (KeyHeads > 0) spec.Append(CultureInfo.InvariantCulture, $" hk={KeyHeads}");
+        if (ValueHeads > 0) spec.Append(CultureInfo.InvariantCulture, $" hv={ValueHeads}");
+        if (Decay != DecayKind.None) spec.Append(Decay switch { DecayKind.PerHead => " decay=head", DecayKind.PerToken => " decay=token", _ => " decay=key" });
+        if (TokenMajor) spec.Append(" tokenmajor");
+        if (Packed > 0) spec.Append(CultureInfo.InvariantCulture, $" packed={Packed}");
         if (Normalize) spec.Append(" normalize");
         if (!Causal) spec.Append(" noncausal");
         if (InitialState) spec.Append(" state");
@@ -189,6 +227,9 @@ public sealed record LinearCase : IAttentionCase
         if (ElementType != ElementType.Float32) yield return this with { ElementType = ElementType.Float32 };
         if (InitialState) yield return this with { InitialState = false };
         if (Decay != DecayKind.None) yield return this with { Decay = DecayKind.None };
+        if (TokenMajor) yield return this with { TokenMajor = false };
+        if (Packed > 0) yield return this with { Packed = 0 };
+        if (QueryHeads > 0 || KeyHeads > 0 || ValueHeads > 0) yield return this with { QueryHeads = 0, KeyHeads = 0, ValueHeads = 0 };
     }
 
     /// <summary>Why this is not a valid problem, or null.</summary>
@@ -196,6 +237,11 @@ public sealed record LinearCase : IAttentionCase
     {
         if (Batch < 1 || Heads < 1 || Length < 1 || KeyDim < 1 || ValueDim < 1 || ChunkSize < 0) return "every size must be at least 1";
         if (!Causal && (Decay != DecayKind.None || InitialState)) return "noncausal takes no decay and no initial state";
+        if (QueryHeads < 0 || KeyHeads < 0 || ValueHeads < 0 || Heads % HeadsOf(QueryHeads) != 0 || Heads % HeadsOf(KeyHeads) != 0 || Heads % HeadsOf(ValueHeads) != 0
+            || Math.Max(HeadsOf(QueryHeads), Math.Max(HeadsOf(KeyHeads), HeadsOf(ValueHeads))) != Heads)
+            return "hq, hk and hv must divide H, and the largest must be H";
+        if (Decay == DecayKind.PerTokenPerKey && FeatureMap == FeatureMap.Taylor2) return "decay=key needs features that are key dimensions (not phi=taylor)";
+        if (Packed < 0 || (Packed > 0 && Batch != 1)) return "packed needs B1 and a positive sequence count";
         if (!float.IsFinite(Scale)) return "scale must be finite";
         if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
         return null;
@@ -231,6 +277,12 @@ public sealed record LinearCase : IAttentionCase
         "state" => c with { InitialState = true },
         "decay=head" => c with { Decay = DecayKind.PerHead },
         "decay=token" => c with { Decay = DecayKind.PerToken },
+        "decay=key" => c with { Decay = DecayKind.PerTokenPerKey },
+        "tokenmajor" => c with { TokenMajor = true },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "hq=")) is int hq => c with { QueryHeads = hq },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "hk=")) is int hk => c with { KeyHeads = hk },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "hv=")) is int hv => c with { ValueHeads = hv },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "packed=")) is int packed && packed > 0 => c with { Packed = packed },
         _ when SpecTokens.Value(t, "phi=") is { } phi && Map(phi) is { } map => c with { FeatureMap = map },
         _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },

@@ -20,6 +20,7 @@ public static class TensorListCases
         ["Neighborhood"] = ["query", "key", "value", "output", "logSumExp", "options.AdditionalKeys", "options.AdditionalValues"],
         ["BlockSparse"] = ["query", "key", "value", "output", "logSumExp"],
         ["LinearChunked"] = ["query", "key", "value", "output", "initialState", "finalState", "options.LogGate"],
+        ["LinearDecodeStep"] = ["query", "key", "value", "output", "state", "intermediateStates", "options.LogGate"],
     };
 
     /// <summary>Every (entry point, tensor name) pair, for theories.</summary>
@@ -100,6 +101,11 @@ public static class TensorListCases
                     new LinearOptions { Decay = DecayKind.PerToken, LogGate = place("options.LogGate", Zeros(1, 2, 4)) },
                     place("initialState", F32(1, 2, 8, 8)), place("finalState", Zeros(1, 2, 8, 8)));
                 break;
+            case "LinearDecodeStep":
+                context.LinearDecodeStep(place("query", F32(1, 2, 2, 8)), place("key", F32(1, 2, 2, 8)), place("value", F32(1, 2, 2, 8)), place("output", Zeros(1, 2, 2, 8)),
+                    place("state", F32(1, 2, 8, 8)), new LinearOptions { Decay = DecayKind.PerToken, LogGate = place("options.LogGate", Zeros(1, 2, 2)) },
+                    place("intermediateStates", Zeros(1, 2, 2, 8, 8)));
+                break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(call), call, "Not an entry point of TensorListCases.");
         }
@@ -152,7 +158,6 @@ public sealed class TensorListTests
 
     [Theory]
     [InlineData("BlockSparse")]
-    [InlineData("LinearChunked")]
     public void Cpu_ValidCallWithoutKernel_PassesValidation(string call)
     {
         using var context = AttentionContext.Create(Backend.Cpu);

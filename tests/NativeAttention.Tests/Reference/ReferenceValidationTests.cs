@@ -191,8 +191,13 @@ public sealed class ReferenceValidationTests
     }
 
     [Fact]
-    public void Linear_KeyShapeDifferentFromQuery_NamesTheKey() =>
-        AssertNames("key", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 1, 4, 3), Zeros(1, 2, 4, 5)));
+    public void Linear_KeyShapeDifferentFromQuery_NamesTheKey()
+    {
+        // Fewer key heads are GQA (valid); a different length, head dim or a head count that does not divide H is not.
+        AssertNames("key", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 5, 3), Zeros(1, 2, 4, 5)));
+        AssertNames("key", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 2), Zeros(1, 2, 4, 5)));
+        AssertNames("key", () => Reference.LinearChunked(Zeros(1, 4, 4, 3), Zeros(1, 3, 4, 3), Zeros(1, 2, 4, 5)));
+    }
 
     [Fact]
     public void Linear_PositiveOrMissingHeadDecay_NamesHeadLogDecay()
@@ -214,9 +219,9 @@ public sealed class ReferenceValidationTests
             new LinearOptions { Causal = false }, Zeros(1, 2, 3, 5)));
 
     [Fact]
-    public void Linear_ChunkSizeZeroOrNegativeEpsilon_NameTheOption()
+    public void Linear_NegativeChunkSizeOrEpsilon_NameTheOption()
     {
-        AssertNames("options.ChunkSize", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { ChunkSize = 0 }));
+        AssertNames("options.ChunkSize", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { ChunkSize = -1 }));
         AssertNames("options.Epsilon", () => Reference.LinearChunked(Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 3), Zeros(1, 2, 4, 5), new LinearOptions { Epsilon = -1 }));
     }
 

@@ -1,37 +1,62 @@
-// Validated description of a chunked linear attention call: sizes, feature size, decay inputs and state shapes.
+// Validated description of a linear attention call (chunked prefill, decode step or verify): sizes, head mapping,
+// feature size, decay inputs, varlen sequences and state shapes.
 namespace NativeAttention;
 
+/// <summary>Which linear-attention entry point a <see cref="LinearProblem"/> describes.</summary>
+public enum LinearCall
+{
+    /// <summary><see cref="AttentionContext.LinearChunked"/>: a prefill with optional initial and final states.</summary>
+    Chunked,
+    /// <summary><see cref="AttentionContext.LinearDecodeStep"/> advancing the state in place.</summary>
+    DecodeStep,
+    /// <summary><see cref="AttentionContext.LinearDecodeStep"/> with intermediate states: the state is only read.</summary>
+    Verify,
+}
+
 /// <summary>
-/// The sizes of a linear attention call after validation. Q and K are <c>[B, H, N, Dk]</c>, V and O are
-/// <c>[B, H, N, Dv]</c>, both states are float32 <c>[B, H, F, C]</c> where F is the feature size of
-/// <see cref="LinearOptions.FeatureMap"/> and C = <see cref="StateColumns"/>.
+/// The sizes of a linear attention call after validation. Q is <c>[B, Hq, N, Dk]</c>, K <c>[B, Hk, N, Dk]</c>,
+/// V <c>[B, Hv, N, Dv]</c> and O <c>[B, H, N, Dv]</c> with <c>H = max(Hq, Hk, Hv)</c> and each of Hq, Hk, Hv dividing
+/// H: output head h reads query head <c>h / (H / Hq)</c>, key head <c>h / (H / Hk)</c> and value head
+/// <c>h / (H / Hv)</c> (GQA: Hq = H with fewer key/value heads; grouped value heads, GVA: Hv = H with fewer query/key
+/// heads). States are float32 <c>[B, H, F, C]</c> (<c>[S, H, F, C]</c> with <see cref="LinearOptions.CuSeqLens"/>),
+/// F the feature size of <see cref="LinearOptions.FeatureMap"/> and C = <see cref="StateColumns"/>.
 /// </summary>
 /// <remarks>
+/// <para>Layouts. Every tensor is given by its logical shape and any strides, so token-major memory
+/// <c>[B, N, H, D]</c> (fla, vLLM) is passed as a permuted view, <c>view.Permute(0, 2, 1, 3)</c>, without copies.</para>
 /// <para>State layout. Row f of a state belongs to feature f of phi (for <see cref="FeatureMap.Taylor2"/>:
 /// f = 0 is the constant 1, f = 1 + i is x_i, f = 1 + D + i D + j is x_i x_j / sqrt(2)). Columns 0..Dv-1 hold
 /// <c>S = sum_s (prod g) phi(k_s) v_s^T</c>. With <see cref="LinearOptions.Normalize"/> the state has one more column,
 /// <c>C = Dv + 1</c>, holding the normaliser <c>z = sum_s (prod g) phi(k_s)</c>, so that a normalised prefill can be
 /// continued exactly from its final state (equivalently: V is extended with a column of ones).</para>
-/// <para>Decay. The state recurrence is <c>S_t = g_t S_{t-1} + phi(k_t) [v_t, 1]^T</c>, starting from the initial
-/// state (zero when none): the initial state is decayed by every gate of the call, <c>g_1 ... g_t</c>, so that a call
-/// split in two, the second continuing from the first's final state, equals one call.</para>
+/// <para>Decay. The state recurrence is <c>S_t = g_t S_{t-1} + phi(k_t) [v_t, 1]^T</c> (<c>diag(g_t)</c> for a per-key
+/// gate), starting from the initial state (zero when none): the initial state is decayed by every gate of the call,
+/// <c>g_1 ... g_t</c>, so that a call split in two, the second continuing from the first's final state, equals one
+/// call, and a prefill followed by decode steps equals one prefill.</para>
 /// <para>Non-causal calls compute <c>phi(Q)(phi(K)^T V)</c> over the whole sequence; they take no decay and no
 /// initial or final state (both are rejected), since a state has no meaning without an order.</para>
-/// <para>The per-token log gates are not range-checked (they may live on a device); values above 0 make the state
-/// grow and are the caller's responsibility.</para>
+/// <para>Log gates must be finite and &lt;= 0; host tensors are checked element by element before any kernel runs.</para>
 /// </remarks>
 public sealed class LinearProblem
 {
-    private const string QLayout = "[B, H, N, Dk]";
-    private const string VLayout = "[B, H, N, Dv]";
+    /// <summary>The most draft tokens a verify call (<see cref="AttentionContext.LinearDecodeStep"/> with intermediate states) takes.</summary>
+    public const int MaxVerifyTokens = 8;
+
+    private const string QLayout = "[B, Hq, N, Dk]", KLayout = "[B, Hk, N, Dk]", VLayout = "[B, Hv, N, Dv]";
 
     private LinearProblem(LinearOptions options) => Options = options;
 
-    /// <summary>Batch size B.</summary>
+    /// <summary>Batch size B (1 with varlen packing).</summary>
     public int Batch { get; private init; }
-    /// <summary>Heads H (queries, keys and values share them).</summary>
+    /// <summary>Output and state heads H, the largest of the query, key and value head counts.</summary>
     public int Heads { get; private init; }
-    /// <summary>Sequence length N.</summary>
+    /// <summary>Query heads Hq.</summary>
+    public int QueryHeads { get; private init; }
+    /// <summary>Key heads Hk.</summary>
+    public int KeyHeads { get; private init; }
+    /// <summary>Value heads Hv.</summary>
+    public int ValueHeads { get; private init; }
+    /// <summary>Sequence length N (the packed length with varlen; the token count of a decode or verify call).</summary>
     public int Length { get; private init; }
     /// <summary>Query/key head dimension Dk.</summary>
     public int KeyDim { get; private init; }
@@ -43,28 +68,59 @@ public sealed class LinearProblem
     public int StateColumns { get; private init; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
     public ElementType ElementType { get; private init; }
-    /// <summary>Whether an initial state was passed.</summary>
+    /// <summary>Whether an initial state is read (always for decode and verify calls).</summary>
     public bool HasInitialState { get; private init; }
-    /// <summary>Whether a final state is requested.</summary>
+    /// <summary>Whether a final state is written (decode steps write it over the initial one).</summary>
     public bool HasFinalState { get; private init; }
+    /// <summary>The entry point.</summary>
+    public LinearCall Call { get; private init; }
+    /// <summary>Sequences S: B, or the varlen sequence count.</summary>
+    public int Sequences { get; private init; }
     /// <summary>The options validated.</summary>
     public LinearOptions Options { get; }
 
-    /// <summary>The shape of a state tensor, <c>[B, H, F, C]</c>.</summary>
-    public int[] StateShape => [Batch, Heads, FeatureSize, StateColumns];
+    private int[] _offsets = [];
+
+    /// <summary>The first token of sequence <paramref name="s"/> along N (0 without varlen).</summary>
+    public int SequenceStart(int s) => _offsets.Length == 0 ? 0 : _offsets[s];
+    /// <summary>The token count of sequence <paramref name="s"/> (N without varlen).</summary>
+    public int SequenceLength(int s) => _offsets.Length == 0 ? Length : _offsets[s + 1] - _offsets[s];
+    /// <summary>Whether the call packs sequences with <see cref="LinearOptions.CuSeqLens"/>.</summary>
+    public bool IsVarlen => _offsets.Length > 0;
+
+    /// <summary>The shape of a state tensor, <c>[S, H, F, C]</c> (S = B without varlen).</summary>
+    public int[] StateShape => [Sequences, Heads, FeatureSize, StateColumns];
+
+    /// <summary>The query head output head <paramref name="h"/> reads.</summary>
+    public int QueryHead(int h) => h / (Heads / QueryHeads);
+    /// <summary>The key head output head <paramref name="h"/> reads.</summary>
+    public int KeyHead(int h) => h / (Heads / KeyHeads);
+    /// <summary>The value head output head <paramref name="h"/> reads.</summary>
+    public int ValueHead(int h) => h / (Heads / ValueHeads);
 
     /// <summary>
-    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the initial and final
-    /// states, the per-token log gates.
+    /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the states (initial and
+    /// final for chunked calls; the state and the intermediate states for decode calls), the log gates.
     /// </summary>
     internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
 
     /// <summary>
-    /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
-    /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
+    /// Validates a <see cref="AttentionContext.LinearChunked"/> call and returns its sizes. Throws
+    /// <see cref="ArgumentException"/> naming the offending tensor or option, or <see cref="ObjectDisposedException"/>
+    /// for released buffers.
     /// </summary>
     public static LinearProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, LinearOptions? options, in TensorView? initialState, in TensorView? finalState) =>
-        Validate(query, key, value, output, requireOutput: true, options, initialState, finalState);
+        Validate(query, key, value, output, requireOutput: true, options, initialState, finalState, LinearCall.Chunked, null);
+
+    /// <summary>
+    /// Validates a <see cref="AttentionContext.LinearDecodeStep"/> call: <paramref name="state"/> <c>[B, H, F, C]</c> is
+    /// read and, without <paramref name="intermediateStates"/>, written in place; with them (verify, at most
+    /// <see cref="MaxVerifyTokens"/> tokens) the state after each token j goes to <c>intermediateStates[:, j]</c>,
+    /// <c>[B, T, H, F, C]</c>, and the state is only read.
+    /// </summary>
+    public static LinearProblem CreateDecode(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, LinearOptions? options, in TensorView? intermediateStates) =>
+        Validate(query, key, value, output, requireOutput: true, options, state, intermediateStates,
+            intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, state);
 
     /// <summary>
     /// Validates inputs, options and the initial state only, for callers that allocate their own outputs (the
@@ -72,58 +128,95 @@ public sealed class LinearProblem
     /// </summary>
     internal static LinearProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, LinearOptions? options, in TensorView? initialState, bool wantsFinalState)
     {
-        var problem = Validate(query, key, value, default, requireOutput: false, options, initialState, null);
+        var problem = Validate(query, key, value, default, requireOutput: false, options, initialState, null, LinearCall.Chunked, null);
         if (wantsFinalState && !problem.Options.Causal)
             TensorChecks.Throw("A non-causal call has no final state; set options.Causal or do not ask for one.", "finalState");
         return problem;
     }
 
-    private static LinearProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, LinearOptions? options, in TensorView? initialState, in TensorView? finalState)
+    private static LinearProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, LinearOptions? options,
+        in TensorView? initialState, in TensorView? finalState, LinearCall call, TensorView? decodeState)
     {
         options ??= new LinearOptions();
+        bool decode = call != LinearCall.Chunked;
+        string initialName = decode ? "state" : nameof(initialState), finalName = decode ? "intermediateStates" : nameof(finalState);
         var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
-        var k = TensorChecks.Rank(key, 4, nameof(key), QLayout);
+        var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
         var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, QLayout, key, nameof(key), QLayout, value, nameof(value), VLayout);
-        int batch = q[0], heads = q[1], n = q[2], dk = q[3], dv = v[3];
-        if (!k.SequenceEqual(q))
-            TensorChecks.Throw($"key has shape {TensorView.Format(k)}; expected the query's shape {TensorView.Format(q)} {QLayout}.", nameof(key));
-        if (v[0] != batch || v[1] != heads || v[2] != n)
-            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {heads}, {n}, Dv] {VLayout}.", nameof(value));
+        TensorChecks.Positive(query, QLayout, key, nameof(key), KLayout, value, nameof(value), VLayout);
+        int batch = q[0], queryHeads = q[1], n = q[2], dk = q[3], keyHeads = k[1], valueHeads = v[1], dv = v[3];
+        if (k[0] != batch || k[2] != n || k[3] != dk)
+            TensorChecks.Throw($"key has shape {TensorView.Format(k)}; expected [{batch}, Hk, {n}, {dk}] {KLayout} (the query's B, N and Dk).", nameof(key));
+        if (v[0] != batch || v[2] != n)
+            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, Hv, {n}, Dv] {VLayout}.", nameof(value));
+        int heads = Math.Max(queryHeads, Math.Max(keyHeads, valueHeads));
+        if (heads % queryHeads != 0) TensorChecks.Throw($"query has {queryHeads} heads, which does not divide H = {heads} (the most heads of query, key and value).", nameof(query));
+        if (heads % keyHeads != 0) TensorChecks.Throw($"key has {keyHeads} heads, which does not divide H = {heads} (the most heads of query, key and value).", nameof(key));
+        if (heads % valueHeads != 0) TensorChecks.Throw($"value has {valueHeads} heads, which does not divide H = {heads} (the most heads of query, key and value).", nameof(value));
         var type = TensorChecks.HeadDimsAndType(query, dk, key, nameof(key), value, nameof(value), dv);
         if (!Enum.IsDefined(options.FeatureMap))
             TensorChecks.Throw($"options.FeatureMap is {options.FeatureMap}, which is not a known feature map.", "options.FeatureMap");
         int features = options.FeatureSize(dk);
         int columns = dv + (options.Normalize ? 1 : 0);
-        int[] stateShape = [batch, heads, features, columns];
-        string stateLayout = options.Normalize ? "float32 [B, H, F, Dv + 1] (the last column holds the normaliser)" : "float32 [B, H, F, Dv]";
+
+        // Varlen: B = 1 and S sequences along N, one state each.
+        int[] offsets = [];
+        if (!options.CuSeqLens.IsEmpty)
+        {
+            if (decode) TensorChecks.Throw("options.CuSeqLens is set; a decode step takes one token run per batch element, not packed sequences.", "options.CuSeqLens");
+            offsets = options.CuSeqLens.ToArray();
+            if (offsets.Length < 2) TensorChecks.Throw($"options.CuSeqLens has {offsets.Length} entries; expected S + 1 >= 2 offsets.", "options.CuSeqLens");
+            if (batch != 1) TensorChecks.Throw($"query has batch {batch}; packed sequences (options.CuSeqLens) need B = 1 with the sequences along N.", nameof(query));
+            if (offsets[0] != 0) TensorChecks.Throw($"options.CuSeqLens[0] is {offsets[0]}; expected 0.", "options.CuSeqLens");
+            for (int s = 1; s < offsets.Length; s++)
+                if (offsets[s] < offsets[s - 1]) TensorChecks.Throw($"options.CuSeqLens[{s}] is {offsets[s]}, below the previous offset {offsets[s - 1]}; offsets never decrease.", "options.CuSeqLens");
+            if (offsets[^1] != n) TensorChecks.Throw($"options.CuSeqLens ends at {offsets[^1]}; expected the packed length N = {n}.", "options.CuSeqLens");
+        }
+        int sequences = offsets.Length > 0 ? offsets.Length - 1 : batch;
+        int[] stateShape = [sequences, heads, features, columns];
+        string stateLayout = (offsets.Length > 0 ? "float32 [S, H, F, " : "float32 [B, H, F, ") + (options.Normalize ? "Dv + 1] (the last column holds the normaliser)" : "Dv]");
+        int[] outputShape = [batch, heads, n, dv];
 
         if (requireOutput)
         {
-            TensorChecks.Written(output, [batch, heads, n, dv], type, nameof(output), "[B, H, N, Dv]");
+            TensorChecks.Written(output, outputShape, type, nameof(output), "[B, H, N, Dv]");
             TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
-            if (initialState is { } s0) TensorChecks.NoAlias(output, nameof(output), s0, nameof(initialState));
+            if (initialState is { } s0) TensorChecks.NoAlias(output, nameof(output), s0, initialName);
             if (options.LogGate is { } gate) TensorChecks.NoAlias(output, nameof(output), gate, "options.LogGate");
         }
 
         if (!options.Causal)
         {
+            if (decode) TensorChecks.Throw("options.Causal is false; a decode step is causal by nature.", "options.Causal");
             if (initialState.HasValue) TensorChecks.Throw("A non-causal call takes no initial state: phi(Q)(phi(K)^T V) has no order to continue.", nameof(initialState));
             if (finalState.HasValue) TensorChecks.Throw("A non-causal call has no final state; set options.Causal or pass null.", nameof(finalState));
             if (options.Decay != DecayKind.None) TensorChecks.Throw($"options.Decay is {options.Decay}; decay needs an order and applies to causal calls only.", "options.Decay");
         }
         if (initialState is { } initial)
         {
-            TensorChecks.Shape(initial, stateShape, nameof(initialState), stateLayout);
-            TensorChecks.Type(initial, ElementType.Float32, nameof(initialState));
+            if (decode) TensorChecks.Written(initial, stateShape, ElementType.Float32, initialName, stateLayout);
+            else TensorChecks.Shape(initial, stateShape, initialName, stateLayout);
+            TensorChecks.Type(initial, ElementType.Float32, initialName);
+            if (decode && call == LinearCall.DecodeStep)
+                TensorChecks.NoAlias(initial, initialName, query, nameof(query), key, nameof(key), value, nameof(value));
+            if (decode && call == LinearCall.DecodeStep && options.LogGate is { } gate) TensorChecks.NoAlias(initial, initialName, gate, "options.LogGate");
         }
         if (finalState is { } final)
         {
-            TensorChecks.Written(final, stateShape, ElementType.Float32, nameof(finalState), stateLayout);
-            TensorChecks.NoAlias(final, nameof(finalState), output, nameof(output));
-            TensorChecks.NoAlias(final, nameof(finalState), query, nameof(query), key, nameof(key), value, nameof(value));
-            if (initialState is { } s0) TensorChecks.NoAlias(final, nameof(finalState), s0, nameof(initialState));
-            if (options.LogGate is { } gate) TensorChecks.NoAlias(final, nameof(finalState), gate, "options.LogGate");
+            int[] finalShape = stateShape;
+            string finalLayout = stateLayout;
+            if (call == LinearCall.Verify)
+            {
+                if (n > MaxVerifyTokens)
+                    TensorChecks.Throw($"query has {n} tokens; a verify call (with intermediate states) takes at most {MaxVerifyTokens} draft tokens.", nameof(query));
+                finalShape = [batch, n, heads, features, columns];
+                finalLayout = "float32 [B, T, H, F, C]: the state after each of the T draft tokens";
+            }
+            TensorChecks.Written(final, finalShape, ElementType.Float32, finalName, finalLayout);
+            TensorChecks.NoAlias(final, finalName, output, nameof(output));
+            TensorChecks.NoAlias(final, finalName, query, nameof(query), key, nameof(key), value, nameof(value));
+            if (initialState is { } s0) TensorChecks.NoAlias(final, finalName, s0, initialName);
+            if (options.LogGate is { } gate) TensorChecks.NoAlias(final, finalName, gate, "options.LogGate");
         }
 
         switch (options.Decay)
@@ -140,26 +233,33 @@ public sealed class LinearProblem
                         TensorChecks.Throw($"options.HeadLogDecay[{h}] is {decay[h]}; expected a finite log decay <= 0.", "options.HeadLogDecay");
                 break;
             }
-            case DecayKind.PerToken:
+            case DecayKind.PerToken or DecayKind.PerTokenPerKey:
+            {
+                bool perKey = options.Decay == DecayKind.PerTokenPerKey;
+                string gateLayout = perKey ? "float32 [B, H, N, Dk]" : "float32 [B, H, N]";
+                if (perKey && options.FeatureMap == FeatureMap.Taylor2)
+                    TensorChecks.Throw("options.Decay is PerTokenPerKey with the Taylor2 feature map; a per-key gate needs features that are key dimensions.", "options.Decay");
                 if (options.LogGate is not { } logGate)
                 {
-                    TensorChecks.Throw("options.LogGate is missing; DecayKind.PerToken needs float32 log gates [B, H, N].", "options.LogGate");
+                    TensorChecks.Throw($"options.LogGate is missing; DecayKind.{options.Decay} needs log gates {gateLayout}.", "options.LogGate");
                     break;
                 }
-                TensorChecks.Shape(logGate, [batch, heads, n], "options.LogGate", "float32 [B, H, N]");
+                TensorChecks.Shape(logGate, perKey ? [batch, heads, n, dk] : [batch, heads, n], "options.LogGate", gateLayout);
                 TensorChecks.Type(logGate, ElementType.Float32, "options.LogGate");
+                if (logGate.Location == MemoryLocation.Host) CheckLogGateValues(logGate);
                 break;
+            }
             default:
                 TensorChecks.Throw($"options.Decay is {options.Decay}, which is not a known decay.", "options.Decay");
                 break;
         }
         if (options.Decay != DecayKind.PerHead && !options.HeadLogDecay.IsEmpty)
             TensorChecks.Throw($"options.HeadLogDecay is set but options.Decay is {options.Decay}; set Decay = PerHead or leave it empty.", "options.HeadLogDecay");
-        if (options.Decay != DecayKind.PerToken && options.LogGate.HasValue)
-            TensorChecks.Throw($"options.LogGate is set but options.Decay is {options.Decay}; set Decay = PerToken or leave it null.", "options.LogGate");
+        if (options.Decay is not (DecayKind.PerToken or DecayKind.PerTokenPerKey) && options.LogGate.HasValue)
+            TensorChecks.Throw($"options.LogGate is set but options.Decay is {options.Decay}; set Decay = PerToken or PerTokenPerKey, or leave it null.", "options.LogGate");
 
-        if (options.ChunkSize < 1)
-            TensorChecks.Throw($"options.ChunkSize is {options.ChunkSize}; expected at least 1.", "options.ChunkSize");
+        if (options.ChunkSize < 0)
+            TensorChecks.Throw($"options.ChunkSize is {options.ChunkSize}; expected 0 (the backend's default) or a positive chunk length.", "options.ChunkSize");
         if (!(options.Epsilon >= 0) || !float.IsFinite(options.Epsilon))
             TensorChecks.Throw($"options.Epsilon is {options.Epsilon}; expected a finite value >= 0.", "options.Epsilon");
         if (!float.IsFinite(options.Scale))
@@ -167,18 +267,82 @@ public sealed class LinearProblem
 
         return new LinearProblem(options)
         {
-            Batch = batch, Heads = heads, Length = n, KeyDim = dk, ValueDim = dv, FeatureSize = features,
-            StateColumns = columns, ElementType = type,
-            HasInitialState = initialState.HasValue, HasFinalState = finalState.HasValue,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                new(nameof(output), requireOutput ? output : null), new(nameof(initialState), initialState), new(nameof(finalState), finalState),
-                new("options.LogGate", options.LogGate),
-            ],
+            Batch = batch, Heads = heads, QueryHeads = queryHeads, KeyHeads = keyHeads, ValueHeads = valueHeads,
+            Length = n, KeyDim = dk, ValueDim = dv, FeatureSize = features, StateColumns = columns, ElementType = type,
+            HasInitialState = initialState.HasValue, HasFinalState = finalState.HasValue || call == LinearCall.DecodeStep,
+            Call = call, Sequences = sequences, _offsets = offsets,
+            Tensors = decode
+                ?
+                [
+                    new(nameof(query), query), new(nameof(key), key), new(nameof(value), value), new(nameof(output), output),
+                    new("state", decodeState), new("intermediateStates", finalState), new("options.LogGate", options.LogGate),
+                ]
+                :
+                [
+                    new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
+                    new(nameof(output), requireOutput ? output : null), new(nameof(initialState), initialState), new(nameof(finalState), finalState),
+                    new("options.LogGate", options.LogGate),
+                ],
         };
     }
 
-    /// <summary>Floating-point operations: 4 Dk Dv per token (DESIGN.md), with F in place of Dk for feature maps that widen.</summary>
+    /// <summary>
+    /// Validates a <see cref="AttentionContext.LinearCommit"/> call: <paramref name="intermediateStates"/> float32
+    /// <c>[B, T, H, F, C]</c> from a verify call, <paramref name="state"/> float32 <c>[B, H, F, C]</c> (written), and
+    /// <paramref name="accepted"/> with B counts in <c>[0, T]</c>. Returns the tensors by name.
+    /// </summary>
+    internal static IReadOnlyList<NamedTensor> CheckCommit(in TensorView intermediateStates, in TensorView state, ReadOnlySpan<int> accepted)
+    {
+        const string layout = "float32 [B, T, H, F, C] (a verify call's intermediate states)";
+        var all = TensorChecks.Rank(intermediateStates, 5, nameof(intermediateStates), layout);
+        TensorChecks.Positive(intermediateStates, nameof(intermediateStates), layout);
+        TensorChecks.Type(intermediateStates, ElementType.Float32, nameof(intermediateStates));
+        int batch = all[0], tokens = all[1];
+        if (tokens > MaxVerifyTokens)
+            TensorChecks.Throw($"intermediateStates holds {tokens} tokens; a verify call keeps at most {MaxVerifyTokens}.", nameof(intermediateStates));
+        TensorChecks.Written(state, [batch, all[2], all[3], all[4]], ElementType.Float32, nameof(state), "float32 [B, H, F, C]");
+        TensorChecks.NoAlias(state, nameof(state), intermediateStates, nameof(intermediateStates));
+        if (accepted.Length != batch)
+            TensorChecks.Throw($"accepted has {accepted.Length} counts; expected one per batch element, [B] = [{batch}].", nameof(accepted));
+        for (int b = 0; b < batch; b++)
+            if (accepted[b] < 0 || accepted[b] > tokens)
+                TensorChecks.Throw($"accepted[{b}] is {accepted[b]}; expected a count of accepted draft tokens in [0, {tokens}].", nameof(accepted));
+        return [new(nameof(intermediateStates), intermediateStates), new(nameof(state), state)];
+    }
+
+    /// <summary>Every log gate of a host float32 tensor is finite and &lt;= 0; the first that is not is named with its index.</summary>
+    private static unsafe void CheckLogGateValues(in TensorView gate)
+    {
+        var shape = gate.Shape;
+        var strides = gate.Strides;
+        using var pin = gate.Storage!.Pin();
+        float* base0 = (float*)pin.Pointer + gate.Offset;
+        int rank = shape.Length;
+        int last = shape[rank - 1];
+        long lastStride = strides[rank - 1];
+        long rows = gate.ElementCount / Math.Max(last, 1);
+        var index = new int[rank];
+        for (long row = 0; row < rows; row++)
+        {
+            float* p = base0;
+            for (int a = 0; a < rank - 1; a++) p += index[a] * strides[a];
+            for (int i = 0; i < last; i++)
+            {
+                float x = p[i * lastStride];
+                if (!(x <= 0) || float.IsNegativeInfinity(x))
+                {
+                    index[rank - 1] = i;
+                    TensorChecks.Throw($"options.LogGate{TensorView.Format(index)} is {x}; expected a finite log gate <= 0 (a gate in (0, 1]).", "options.LogGate");
+                }
+            }
+            for (int a = rank - 2; a >= 0; a--)
+            {
+                if (++index[a] < shape[a]) break;
+                index[a] = 0;
+            }
+        }
+    }
+
+    /// <summary>Floating-point operations: 4 Dk Dv per token and head (DESIGN.md), with F in place of Dk for feature maps that widen.</summary>
     public double Flops() => 4.0 * Batch * Heads * Length * FeatureSize * ValueDim;
 }

@@ -195,4 +195,85 @@ public sealed class LinearReferenceTests
         double dot = 0.75 - 0.25 - 1; // x . y = -0.5
         Assert.Equal(1 + dot + dot * dot / 2, fx.Zip(fy, (a, b) => a * b).Sum(), 12);
     }
+
+    [Fact]
+    public void Linear_PerKeyGate_DecaysEachStateRowByItsOwnGate()
+    {
+        // Dk = 2, Dv = 1, identity features. Gates per key dimension: token 1 [1/2, 1], token 2 [1/4, 1/2].
+        // k1 = [1, 1], v1 = 2 -> S1 = [2, 2];  k2 = [1, 0], v2 = 1 -> S2 = [1/4 * 2 + 1, 1/2 * 2 + 0] = [1.5, 1].
+        // q1 = [1, 0] -> o1 = 2; q2 = [1, 1] -> o2 = 2.5. The initial state would decay row-wise too.
+        var q = Of([1, 0, 1, 1], 1, 1, 2, 2);
+        var k = Of([1, 1, 1, 0], 1, 1, 2, 2);
+        var v = Of([2, 1], 1, 1, 2, 1);
+        var gates = Of([Math.Log(0.5), 0, Math.Log(0.25), Math.Log(0.5)], 1, 1, 2, 2);
+        var options = new LinearOptions { Decay = DecayKind.PerTokenPerKey, LogGate = gates };
+        var r = Reference.LinearChunked(q, k, v, options);
+        AssertClose([2, 2.5], r.Output, 1e-6);
+        AssertClose([1.5, 1], r.FinalState, 1e-6);
+        // From S0 = [4, 4]: S1 = [2 + 2, 4 + 2] = [4, 6], S2 = [1 + 1, 3] = [2, 3]; o1 = 4, o2 = 5.
+        var fromState = Reference.LinearChunked(q, k, v, options, Of([4, 4], 1, 1, 2, 1));
+        AssertClose([4, 5], fromState.Output, 1e-6);
+        AssertClose([2, 3], fromState.FinalState, 1e-6);
+    }
+
+    [Fact]
+    public void Linear_GroupedHeads_MapOutputHeadsToQueryKeyAndValueHeads()
+    {
+        // One token, D = Dv = 1. GQA: q heads [1, 2, 3, 4], one key head k = 1, one value head v = 5 -> o = 5 q.
+        var gqa = Reference.LinearChunked(Of([1, 2, 3, 4], 1, 4, 1, 1), Of([1], 1, 1, 1, 1), Of([5], 1, 1, 1, 1));
+        AssertClose([5, 10, 15, 20], gqa.Output, 1e-12);
+        Assert.Equal(new[] { 1, 4, 1, 1 }, gqa.FinalStateShape);
+        // Grouped value heads: q, k heads [1, 2] (H = 4 from v), v heads [1, 2, 3, 4]: head h uses q, k head h / 2,
+        // so o = q k v = [1*1*1, 1*1*2, 2*2*3, 2*2*4].
+        var gva = Reference.LinearChunked(Of([1, 2], 1, 2, 1, 1), Of([1, 2], 1, 2, 1, 1), Of([1, 2, 3, 4], 1, 4, 1, 1));
+        AssertClose([1, 2, 12, 16], gva.Output, 1e-12);
+        AssertClose([1, 2, 6, 8], gva.FinalState, 1e-12);
+    }
+
+    [Fact]
+    public void Linear_PackedSequences_EachStartFromTheirOwnState()
+    {
+        // Three sequences of lengths 2, 0 and 1 packed along N = 3, D = Dv = 1, q = k = 1, v = [1, 2, 3],
+        // initial states [10, 20, 30]: sequence 0 gives o = [11, 13] and state 13; sequence 1 keeps 20; sequence 2 gives 33.
+        var ones = Of([1, 1, 1], 1, 1, 3, 1);
+        var options = new LinearOptions { CuSeqLens = new[] { 0, 2, 2, 3 } };
+        var r = Reference.LinearChunked(ones, ones, Of([1, 2, 3], 1, 1, 3, 1), options, Of([10, 20, 30], 3, 1, 1, 1));
+        AssertClose([11, 13, 33], r.Output, 1e-12);
+        AssertClose([13, 20, 33], r.FinalState, 1e-12);
+        Assert.Equal(new[] { 3, 1, 1, 1 }, r.FinalStateShape);
+        // Non-causal packed: each sequence sums only its own tokens.
+        var nc = Reference.LinearChunked(ones, ones, Of([1, 2, 3], 1, 1, 3, 1), options with { Causal = false });
+        AssertClose([3, 3, 3], nc.Output, 1e-12);
+        Assert.Throws<ArgumentException>(() => Reference.LinearChunked(ones, ones, ones, options with { CuSeqLens = new[] { 0, 2, 1, 3 } }));
+    }
+
+    [Fact]
+    public void Linear_DecodeAndVerify_FollowTheRecurrenceFromTheState()
+    {
+        // State 2, g = 1/2, q = k = 1, v = [1, 3]: S = 1/2 * 2 + 1 = 2, then 1/2 * 2 + 3 = 4.
+        var ones = Of([1, 1], 1, 1, 2, 1);
+        var options = new LinearOptions { Decay = DecayKind.PerHead, HeadLogDecay = new[] { LogHalf } };
+        var step = Reference.LinearDecodeStep(ones, ones, Of([1, 3], 1, 1, 2, 1), Of([2], 1, 1, 1, 1), options);
+        AssertClose([2, 4], step.Output, 1e-6);
+        AssertClose([4], step.FinalState, 1e-6);
+        var verify = Reference.LinearVerify(ones, ones, Of([1, 3], 1, 1, 2, 1), Of([2], 1, 1, 1, 1), options);
+        AssertClose([2, 4], verify.Output, 1e-6);
+        AssertClose([2, 4], verify.FinalState, 1e-6);
+        Assert.Equal(new[] { 1, 2, 1, 1, 1 }, verify.FinalStateShape);
+    }
+
+    [Fact]
+    public void Linear_PositiveOrInfiniteLogGates_NameLogGate()
+    {
+        var x = Zeros(1, 1, 2, 2);
+        foreach (double bad in new[] { 0.5, double.NegativeInfinity, double.NaN })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => Reference.LinearChunked(x, x, x,
+                new LinearOptions { Decay = DecayKind.PerToken, LogGate = Of([-1, bad], 1, 1, 2) }));
+            Assert.Equal("options.LogGate", e.ParamName);
+        }
+        var perKey = Assert.ThrowsAny<ArgumentException>(() => Reference.LinearChunked(x, x, x,
+            new LinearOptions { Decay = DecayKind.PerTokenPerKey, LogGate = Of([-1, 0, 0.1, 0], 1, 1, 2, 2) }));
+        Assert.Equal("options.LogGate", perKey.ParamName);
+    }
 }

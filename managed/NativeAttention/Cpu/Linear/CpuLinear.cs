@@ -1,0 +1,463 @@
+// CPU chunked linear attention: quadratic inside a chunk (decay-masked in log space), a float32 state carried across
+// chunks, and a recurrent decode step; one source for every vector width.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Effectively computes <see cref="AttentionContext.LinearChunked"/> and <see cref="AttentionContext.LinearDecodeStep"/>
+/// in float32 whatever the storage type.
+/// </summary>
+/// <remarks>
+/// Work items are (sequence, head) pairs taken from a shared counter; each is computed start to finish by one worker
+/// in a fixed order, so results do not depend on the thread count. Per chunk of L tokens, with b_t the cumulative
+/// log2 gate inside the chunk (never across chunks, so no product under- or overflows):
+/// <code>
+/// A = scale (phi(Q) phi(K)^T) . 2^(b_t - b_s), masked to s &lt;= t       (CpuLinearKernels.Gemm, DecayMask)
+/// O = scale 2^(b_t) phi(Q) S + A V                                       (inter-chunk, then intra-chunk)
+/// S = 2^(b_L) S + (phi(K) . 2^(b_L - b_s))^T V                             (state carried in float32)
+/// </code>
+/// With normalisation V carries a column of ones, so the state's last column is the normaliser and O's last column
+/// the denominator. Per-key gates (GLA) take the same steps with the exponentials per feature. Non-causal calls sum
+/// the state over the whole sequence first, then read it for every query.
+/// </remarks>
+internal static unsafe class CpuLinear
+{
+    /// <summary>The CPU's default chunk length: 64 tokens, four row blocks deep in every product.</summary>
+    public const int DefaultChunk = 64;
+
+    private const float Log2E = 1.4426950408889634f;
+
+    /// <summary>Runs a validated chunked or decode problem on <paramref name="threads"/> workers at the widest accelerated width.</summary>
+    public static void Run(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState, int threads, int? vectorBits = null)
+    {
+        switch (vectorBits ?? CpuFeatures.VectorBits)
+        {
+            case 512 when Vector512.IsHardwareAccelerated: Run<Simd512, Vector512<float>>(problem, query, key, value, output, initialState, finalState, threads); break;
+            case 256 when Vector256.IsHardwareAccelerated: Run<Simd256, Vector256<float>>(problem, query, key, value, output, initialState, finalState, threads); break;
+            case 128 when Vector128.IsHardwareAccelerated: Run<Simd128, Vector128<float>>(problem, query, key, value, output, initialState, finalState, threads); break;
+            case 0: Run<SimdScalar, float>(problem, query, key, value, output, initialState, finalState, threads); break;
+            default: throw new NotSupportedException($"{vectorBits}-bit vectors are not accelerated here (widest: {CpuFeatures.VectorBits}).");
+        }
+    }
+
+    private static void Run<TSimd, T>(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState, int threads) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        using var qPin = query.Storage!.Pin();
+        using var kPin = key.Storage!.Pin();
+        using var vPin = value.Storage!.Pin();
+        using var oPin = output.Storage!.Pin();
+        using var s0Pin = initialState is { } s0 ? s0.Storage!.Pin() : default;
+        using var s1Pin = finalState is { } s1 ? s1.Storage!.Pin() : default;
+        using var gPin = problem.Options.LogGate is { } g ? g.Storage!.Pin() : default;
+        var plan = new Plan(problem, TSimd.Count, query, key, value, output, initialState, finalState,
+            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)s0Pin.Pointer, (float*)s1Pin.Pointer, (float*)gPin.Pointer);
+        CpuWorkers.Run(plan, threads, plan.Items, problem.Call == LinearCall.Chunked ? Work<TSimd, T> : WorkDecode<TSimd, T>);
+    }
+
+    /// <summary>A strided tensor as a base pointer, element size and four (or five) strides.</summary>
+    private readonly struct Strided
+    {
+        public readonly byte* Base;
+        public readonly long S0, S1, S2, S3, S4;
+        public readonly int ElementSize;
+
+        public Strided(in TensorView view, byte* pointer)
+        {
+            ElementSize = view.ElementType.SizeOf();
+            Base = pointer + view.Offset * ElementSize;
+            var s = view.Strides;
+            S0 = s[0]; S1 = s.Length > 1 ? s[1] : 0; S2 = s.Length > 2 ? s[2] : 0; S3 = s.Length > 3 ? s[3] : 0; S4 = s.Length > 4 ? s[4] : 0;
+        }
+
+        public byte* Row(long i0, long i1, long i2) => Base + ElementSize * (i0 * S0 + i1 * S1 + i2 * S2);
+    }
+
+    private sealed class Plan
+    {
+        public readonly LinearProblem Problem;
+        public readonly LinearOptions Options;
+        public readonly Strided Q, K, V, O, Initial, Final, Gate;
+        public readonly bool HasInitial, HasFinal;
+        public readonly ElementType Type;
+        public readonly int Heads, Dk, Dv, F, C, Chunk, ChunkPad, FeaturePad, ColumnPad, Items;
+        public readonly float Scale, Epsilon;
+        public readonly float[] HeadLog2Decay;
+        public readonly long ScratchFloats;
+        public int NextItem;
+
+        public Plan(LinearProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? s0, in TensorView? s1,
+            byte* qp, byte* kp, byte* vp, byte* op, float* s0p, float* s1p, float* gp)
+        {
+            Problem = p;
+            Options = p.Options;
+            Q = new Strided(q, qp); K = new Strided(k, kp); V = new Strided(v, vp); O = new Strided(o, op);
+            HasInitial = s0.HasValue; HasFinal = s1.HasValue;
+            if (s0 is { } i) Initial = new Strided(i, (byte*)s0p);
+            if (s1 is { } f) Final = new Strided(f, (byte*)s1p);
+            if (Options.LogGate is { } g) Gate = new Strided(g, (byte*)gp);
+            Type = p.ElementType;
+            Heads = p.Heads; Dk = p.KeyDim; Dv = p.ValueDim; F = p.FeatureSize; C = p.StateColumns;
+            Scale = Options.Scale; Epsilon = Options.Epsilon;
+            int step = Math.Max(width, CpuLinearKernels.RowBlock);
+            Chunk = p.Call != LinearCall.Chunked ? 1 : Options.ChunkSize > 0 ? Options.ChunkSize : DefaultChunk;
+            ChunkPad = (Chunk + step - 1) / step * step;
+            FeaturePad = (F + step - 1) / step * step;
+            ColumnPad = (C + width - 1) / width * width;
+            Items = (p.Call == LinearCall.Chunked ? p.Sequences : p.Batch) * Heads;
+            HeadLog2Decay = Options.Decay == DecayKind.PerHead ? Options.HeadLogDecay.ToArray().Select(x => x * Log2E).ToArray() : [];
+            ScratchFloats = (long)new Layout(null, this).End / sizeof(float);
+        }
+    }
+
+    /// <summary>The per-thread scratch of one item, carved in a fixed order; laid out from null it measures its size.</summary>
+    private readonly struct Layout
+    {
+        public readonly float* Q, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, End;
+
+        public Layout(float* start, Plan p)
+        {
+            float* next = start;
+            long lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad;
+            bool perKey = p.Options.Decay == DecayKind.PerTokenPerKey;
+            Q = CpuScratch.Take(ref next, lp * fp);
+            KT = CpuScratch.Take(ref next, fp * lp);
+            KRows = CpuScratch.Take(ref next, perKey ? lp * fp : fp);
+            KDecayed = CpuScratch.Take(ref next, fp * lp);
+            V = CpuScratch.Take(ref next, lp * cp);
+            A = CpuScratch.Take(ref next, lp * lp);
+            O = CpuScratch.Take(ref next, lp * cp);
+            S = CpuScratch.Take(ref next, fp * cp);
+            Log2Gate = CpuScratch.Take(ref next, lp);
+            Log2Gates = CpuScratch.Take(ref next, perKey ? lp * fp : 0);
+            RowScale = CpuScratch.Take(ref next, Math.Max(lp, fp));
+            RowBeta = CpuScratch.Take(ref next, fp);
+            Index = CpuScratch.Take(ref next, lp);
+            Raw = CpuScratch.Take(ref next, Math.Max(p.Dk, p.C) + 16);
+            End = next;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Work<TSimd, T>(Plan p) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        float* scratch = CpuScratch.Get(p.ScratchFloats);
+        var s = new Layout(scratch, p);
+        for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
+            RunItem<TSimd, T>(p, s, item / p.Heads, item % p.Heads);
+    }
+
+    /// <summary>One (sequence, head): every chunk in order, the state kept in scratch.</summary>
+    private static void RunItem<TSimd, T>(Plan p, in Layout s, int sequence, int head) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        var problem = p.Problem;
+        int lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad, w = TSimd.Count;
+        int batch = problem.IsVarlen ? 0 : sequence;
+        int first = problem.SequenceStart(sequence), length = problem.SequenceLength(sequence);
+        bool perKey = p.Options.Decay == DecayKind.PerTokenPerKey;
+        for (int i = 0; i < lp; i++) s.Index[i] = i;
+
+        // The state: rows F (padded to fp with zeros), columns C (padded to cp with zeros).
+        new Span<float>(s.S, fp * cp).Clear();
+        if (p.HasInitial)
+            for (int f = 0; f < p.F; f++)
+                CpuPacking.ReadRow(s.S + (long)f * cp, p.Initial.Row(sequence, head, f), p.Initial.S3, p.C, ElementType.Float32);
+
+        if (!p.Options.Causal)
+        {
+            // S = phi(K)^T [V, 1] over the whole sequence, then O = scale phi(Q) S.
+            for (int c0 = 0; c0 < length; c0 += p.Chunk)
+            {
+                int l = Math.Min(p.Chunk, length - c0);
+                PackKeys(p, s, batch, head, first + c0, l, perKey: false);
+                PackValues(p, s, batch, head, first + c0, l);
+                CpuLinearKernels.Gemm<TSimd, T>(s.KT, lp, s.V, cp, l, s.S, cp, fp, cp / w, null, null, 1f, false, false);
+            }
+            for (int c0 = 0; c0 < length; c0 += p.Chunk)
+            {
+                int l = Math.Min(p.Chunk, length - c0);
+                PackQueries(p, s, batch, head, first + c0, l);
+                int rows = (l + 3) & ~3;
+                for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
+                CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.S, cp, p.F, s.O, cp, rows, cp / w, s.RowScale, null, 0f, false, false);
+                WriteOutputs(p, s, batch, head, first + c0, l);
+            }
+            return;
+        }
+
+        for (int c0 = 0; c0 < length; c0 += p.Chunk)
+        {
+            int l = Math.Min(p.Chunk, length - c0);
+            int rows = (l + 3) & ~3;
+            PackQueries(p, s, batch, head, first + c0, l);
+            PackKeys(p, s, batch, head, first + c0, l, perKey);
+            PackValues(p, s, batch, head, first + c0, l);
+            if (!perKey)
+            {
+                ScalarGates(p, s, batch, head, first + c0, l);
+                float last = s.Log2Gate[l - 1];
+                // Intra-chunk scores, decayed and masked.
+                CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.KT, lp, p.F, s.A, lp, rows, lp / w, null, null, 0f, false, true);
+                CpuLinearKernels.DecayMask<TSimd, T>(s.A, lp, rows, s.Log2Gate, s.Index, p.Scale);
+                // O = scale 2^(b_t) phi(Q) S, then O += A V.
+                for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale * float.Exp2(s.Log2Gate[t]);
+                CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.S, cp, p.F, s.O, cp, rows, cp / w, s.RowScale, null, 0f, false, false);
+                CpuLinearKernels.Gemm<TSimd, T>(s.A, lp, s.V, cp, l, s.O, cp, rows, cp / w, null, null, 1f, true, false);
+                // S = 2^(b_L) S + (phi(K) 2^(b_L - b_s))^T [V, 1].
+                for (int t = 0; t < l; t++) s.RowScale[t] = float.Exp2(last - s.Log2Gate[t]);
+                for (int f = 0; f < p.F; f++)
+                {
+                    float* kt = s.KT + (long)f * lp, kd = s.KDecayed + (long)f * lp;
+                    for (int t = 0; t < l; t++) kd[t] = kt[t] * s.RowScale[t];
+                }
+                CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, s.V, cp, l, s.S, cp, fp, cp / w, null, null, float.Exp2(last), false, false);
+            }
+            else
+            {
+                PerKeyGates(p, s, batch, head, first + c0, l);
+                float* lastRow = s.Log2Gates + (long)(l - 1) * fp;
+                CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q, s.KRows, s.Log2Gates, fp, fp, l, s.A, lp, p.Scale);
+                // O = scale (phi(Q) . 2^(B_t)) S + A V: the queries are decayed in place (the scores are done with them).
+                for (int t = 0; t < l; t++)
+                {
+                    float* qt = s.Q + (long)t * fp, bt = s.Log2Gates + (long)t * fp;
+                    for (int f = 0; f < p.F; f++) qt[f] *= float.Exp2(bt[f]);
+                }
+                for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
+                CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.S, cp, p.F, s.O, cp, rows, cp / w, s.RowScale, null, 0f, false, false);
+                CpuLinearKernels.Gemm<TSimd, T>(s.A, lp, s.V, cp, l, s.O, cp, rows, cp / w, null, null, 1f, true, false);
+                for (int f = 0; f < p.F; f++)
+                {
+                    float* kt = s.KT + (long)f * lp, kd = s.KDecayed + (long)f * lp;
+                    for (int t = 0; t < l; t++) kd[t] = kt[t] * float.Exp2(lastRow[f] - s.Log2Gates[(long)t * fp + f]);
+                    s.RowBeta[f] = float.Exp2(lastRow[f]);
+                }
+                for (int f = p.F; f < fp; f++) s.RowBeta[f] = 0;
+                CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, s.V, cp, l, s.S, cp, fp, cp / w, null, s.RowBeta, 0f, false, false);
+            }
+            WriteOutputs(p, s, batch, head, first + c0, l);
+        }
+        if (p.HasFinal)
+            for (int f = 0; f < p.F; f++)
+                CpuPacking.WriteRow((byte*)p.Final.Row(sequence, head, f), p.Final.S3, s.S + (long)f * cp, 1f, p.C, ElementType.Float32);
+    }
+
+    /// <summary>phi(q_t) rows for tokens t0..t0+l of the chunk into Q <c>[lp][fp]</c>; padding rows and columns zero.</summary>
+    private static void PackQueries(Plan p, in Layout s, int batch, int head, int t0, int l)
+    {
+        int fp = p.FeaturePad;
+        int qh = p.Problem.QueryHead(head);
+        for (int t = 0; t < p.ChunkPad; t++)
+        {
+            float* row = s.Q + (long)t * fp;
+            if (t < l)
+            {
+                CpuPacking.ReadRow(s.Raw, p.Q.Row(batch, qh, t0 + t), p.Q.S3, p.Dk, p.Type);
+                Features(p.Options.FeatureMap, s.Raw, p.Dk, row);
+                new Span<float>(row + p.F, fp - p.F).Clear();
+            }
+            else new Span<float>(row, fp).Clear();
+        }
+    }
+
+    /// <summary>phi(k_t) transposed into KT <c>[fp][lp]</c> (and as rows into KRows for per-key gates); padding zero.</summary>
+    private static void PackKeys(Plan p, in Layout s, int batch, int head, int t0, int l, bool perKey)
+    {
+        int fp = p.FeaturePad, lp = p.ChunkPad;
+        int kh = p.Problem.KeyHead(head);
+        new Span<float>(s.KT, fp * lp).Clear();
+        new Span<float>(s.KDecayed, fp * lp).Clear();
+        float* features = s.KRows;   // one row, or every row for per-key gates
+        for (int t = 0; t < lp; t++)
+        {
+            float* row = features + (long)(perKey ? t : 0) * fp;
+            if (t >= l)
+            {
+                if (perKey) new Span<float>(row, fp).Clear();
+                continue;
+            }
+            CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t), p.K.S3, p.Dk, p.Type);
+            Features(p.Options.FeatureMap, s.Raw, p.Dk, row);
+            if (perKey) new Span<float>(row + p.F, fp - p.F).Clear();
+            for (int f = 0; f < p.F; f++) s.KT[(long)f * lp + t] = row[f];
+        }
+    }
+
+    /// <summary>[v_t, 1] rows into V <c>[lp][cp]</c> (the 1 only when normalising); padding zero.</summary>
+    private static void PackValues(Plan p, in Layout s, int batch, int head, int t0, int l)
+    {
+        int cp = p.ColumnPad;
+        int vh = p.Problem.ValueHead(head);
+        for (int t = 0; t < p.ChunkPad; t++)
+        {
+            float* row = s.V + (long)t * cp;
+            new Span<float>(row, cp).Clear();
+            if (t >= l) continue;
+            CpuPacking.ReadRow(row, p.V.Row(batch, vh, t0 + t), p.V.S3, p.Dv, p.Type);
+            if (p.C > p.Dv) row[p.Dv] = 1;
+        }
+    }
+
+    /// <summary>Cumulative log2 gates inside the chunk, b_t = sum_{r &lt;= t} log2 g_r; 0 without decay; padding repeats the last.</summary>
+    private static void ScalarGates(Plan p, in Layout s, int batch, int head, int t0, int l)
+    {
+        float b = 0;
+        var decay = p.Options.Decay;
+        for (int t = 0; t < p.ChunkPad; t++)
+        {
+            if (t < l)
+            {
+                if (decay == DecayKind.PerHead) b += p.HeadLog2Decay[head];
+                else if (decay == DecayKind.PerToken) b += *(float*)p.Gate.Row(batch, head, t0 + t) * Log2E;
+            }
+            s.Log2Gate[t] = b;
+        }
+    }
+
+    /// <summary>Cumulative log2 gates per feature, <c>B_t[f]</c>, rows <c>[lp][fp]</c>; padding columns 0, padding rows repeat the last.</summary>
+    private static void PerKeyGates(Plan p, in Layout s, int batch, int head, int t0, int l)
+    {
+        int fp = p.FeaturePad;
+        float* previous = null;
+        for (int t = 0; t < p.ChunkPad; t++)
+        {
+            float* row = s.Log2Gates + (long)t * fp;
+            if (t < l)
+            {
+                CpuPacking.ReadRow(row, p.Gate.Row(batch, head, t0 + t), p.Gate.S3, p.Dk, ElementType.Float32);
+                for (int f = 0; f < p.F; f++) row[f] = row[f] * Log2E + (previous is null ? 0 : previous[f]);
+                new Span<float>(row + p.F, fp - p.F).Clear();
+            }
+            else new Span<float>(previous, fp).CopyTo(new Span<float>(row, fp));
+            previous = row;
+        }
+    }
+
+    /// <summary>Output rows from O <c>[lp][cp]</c>: columns 0..Dv-1, divided by column Dv plus eps when normalising.</summary>
+    private static void WriteOutputs(Plan p, in Layout s, int batch, int head, int t0, int l)
+    {
+        int cp = p.ColumnPad;
+        bool normalize = p.C > p.Dv;
+        for (int t = 0; t < l; t++)
+        {
+            float* row = s.O + (long)t * cp;
+            float factor = normalize ? 1f / (row[p.Dv] + p.Epsilon) : 1f;
+            CpuPacking.WriteRow(p.O.Row(batch, head, t0 + t), p.O.S3, row, factor, p.Dv, p.Type);
+        }
+    }
+
+    /// <summary>phi(x) of a float row of length <paramref name="d"/> into <paramref name="phi"/> (1 + d + d^2 values for Taylor2).</summary>
+    private static void Features(FeatureMap map, float* x, int d, float* phi)
+    {
+        switch (map)
+        {
+            case FeatureMap.EluPlusOne:
+                for (int i = 0; i < d; i++) phi[i] = x[i] > 0 ? x[i] + 1 : MathF.Exp(x[i]);
+                break;
+            case FeatureMap.Relu:
+                for (int i = 0; i < d; i++) phi[i] = MathF.Max(x[i], 0);
+                break;
+            case FeatureMap.Taylor2:
+                phi[0] = 1;
+                for (int i = 0; i < d; i++) phi[1 + i] = x[i];
+                const float rsqrt2 = 0.70710678118654752f;
+                for (int i = 0; i < d; i++)
+                {
+                    float xi = x[i] * rsqrt2;
+                    float* r = phi + 1 + d + i * d;
+                    for (int j = 0; j < d; j++) r[j] = xi * x[j];
+                }
+                break;
+            default:
+                Buffer.MemoryCopy(x, phi, d * 4L, d * 4L);
+                break;
+        }
+    }
+
+    // ---- Decode: T tokens straight through the state, one pass over it per token ----
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void WorkDecode<TSimd, T>(Plan p) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        // Scratch: phi(q), phi(k), [v, 1] padded, one state row, the output accumulator, per-row gates.
+        int fp = p.FeaturePad, cp = p.ColumnPad;
+        float* scratch = CpuScratch.Get(2L * fp + 3L * cp + fp + p.Dk + 64);
+        float* q = scratch, k = q + fp, v = k + fp, row = v + cp, acc = row + cp, gate = acc + cp, raw = gate + fp;
+        for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
+            DecodeItem<TSimd, T>(p, item / p.Heads, item % p.Heads, q, k, v, row, acc, gate, raw);
+    }
+
+    private static void DecodeItem<TSimd, T>(Plan p, int batch, int head, float* q, float* k, float* v, float* row, float* acc, float* gate, float* raw)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        var problem = p.Problem;
+        int cp = p.ColumnPad, c = p.C, w = TSimd.Count;
+        bool verify = problem.Call == LinearCall.Verify;
+        int qh = problem.QueryHead(head), kh = problem.KeyHead(head), vh = problem.ValueHead(head);
+        for (int t = 0; t < problem.Length; t++)
+        {
+            CpuPacking.ReadRow(raw, p.Q.Row(batch, qh, t), p.Q.S3, p.Dk, p.Type);
+            Features(p.Options.FeatureMap, raw, p.Dk, q);
+            CpuPacking.ReadRow(raw, p.K.Row(batch, kh, t), p.K.S3, p.Dk, p.Type);
+            Features(p.Options.FeatureMap, raw, p.Dk, k);
+            new Span<float>(v, cp).Clear();
+            CpuPacking.ReadRow(v, p.V.Row(batch, vh, t), p.V.S3, p.Dv, p.Type);
+            if (c > p.Dv) v[p.Dv] = 1;
+            switch (p.Options.Decay)
+            {
+                case DecayKind.PerHead: new Span<float>(gate, p.F).Fill(float.Exp2(p.HeadLog2Decay[head])); break;
+                case DecayKind.PerToken: new Span<float>(gate, p.F).Fill(MathF.Exp(*(float*)p.Gate.Row(batch, head, t))); break;
+                case DecayKind.PerTokenPerKey:
+                    CpuPacking.ReadRow(gate, p.Gate.Row(batch, head, t), p.Gate.S3, p.Dk, ElementType.Float32);
+                    for (int f = 0; f < p.F; f++) gate[f] = MathF.Exp(gate[f]);
+                    break;
+                default: new Span<float>(gate, p.F).Fill(1f); break;
+            }
+            new Span<float>(acc, cp).Clear();
+            // Source and destination rows of the state: in place, or from the previous intermediate state when verifying.
+            for (int f = 0; f < p.F; f++)
+            {
+                float* source = verify && t > 0
+                    ? (float*)(p.Final.Base + 4 * (batch * p.Final.S0 + (t - 1) * p.Final.S1 + head * p.Final.S2 + f * p.Final.S3))
+                    : (float*)p.Initial.Row(batch, head, f);
+                long sourceStride = verify && t > 0 ? p.Final.S4 : p.Initial.S3;
+                float* target = verify
+                    ? (float*)(p.Final.Base + 4 * (batch * p.Final.S0 + t * p.Final.S1 + head * p.Final.S2 + f * p.Final.S3))
+                    : source;
+                long targetStride = verify ? p.Final.S4 : p.Initial.S3;
+                float g = gate[f], kf = k[f], qf = q[f];
+                if (sourceStride == 1 && targetStride == 1)
+                {
+                    int e = 0;
+                    T gv = TSimd.Broadcast(g), kv = TSimd.Broadcast(kf), qv = TSimd.Broadcast(qf);
+                    for (; e + w <= c; e += w)
+                    {
+                        T x = TSimd.MultiplyAdd(kv, TSimd.Load(v + e), TSimd.Multiply(gv, TSimd.Load(source + e)));
+                        TSimd.Store(target + e, x);
+                        TSimd.Store(acc + e, TSimd.MultiplyAdd(qv, x, TSimd.Load(acc + e)));
+                    }
+                    for (; e < c; e++)
+                    {
+                        float x = kf * v[e] + g * source[e];
+                        target[e] = x;
+                        acc[e] += qf * x;
+                    }
+                }
+                else
+                {
+                    for (int e = 0; e < c; e++)
+                    {
+                        float x = kf * v[e] + g * source[e * sourceStride];
+                        target[e * targetStride] = x;
+                        acc[e] += qf * x;
+                    }
+                }
+            }
+            float factor = c > p.Dv ? 1f / (p.Scale * acc[p.Dv] + p.Epsilon) : 1f;
+            CpuPacking.WriteRow(p.O.Row(batch, head, t), p.O.S3, acc, p.Scale * factor, p.Dv, p.Type);
+        }
+    }
+}

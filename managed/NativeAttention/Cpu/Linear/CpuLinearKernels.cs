@@ -1,0 +1,179 @@
+// The register-blocked inner loops of CPU chunked linear attention: one small GEMM micro-kernel (4 rows x up to four
+// vectors of columns) used for every product of a chunk, and the decay-mask step on the intra-chunk scores.
+using System.Runtime.CompilerServices;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Micro-kernels over packed float32 tiles. Every matrix is row-major with its own row stride; row counts are padded
+/// to multiples of <see cref="RowBlock"/> and column counts to whole vectors by the caller (padding holds zeros).
+/// </summary>
+internal static unsafe class CpuLinearKernels
+{
+    /// <summary>Rows per register block.</summary>
+    public const int RowBlock = 4;
+
+    /// <summary>
+    /// <c>C[i][j] = rowScale[i] * sum_k A[i][k] B[k][j] + beta_i C[i][j]</c> for <c>i &lt; rows</c> (a multiple of
+    /// <see cref="RowBlock"/>) and <c>j &lt; vectors * W</c>, where <c>beta_i</c> is <c>rowBeta[i]</c> when given, else
+    /// <paramref name="beta"/> (0 overwrites C: it is never read), and a null <paramref name="rowScale"/> means 1.
+    /// <para><paramref name="triangular"/> (the causal intra-chunk products): row block i stops at depth
+    /// <c>min(depth, i + 4)</c> and, when <paramref name="triangularColumns"/>, at the column vectors covering
+    /// <c>i + 4</c>; entries past the diagonal that this computes must be zero in A or be masked by the caller.</para>
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Gemm<TSimd, T>(float* a, long lda, float* b, long ldb, int depth, float* c, long ldc, int rows, int vectors,
+        float* rowScale, float* rowBeta, float beta, bool triangular, bool triangularColumns)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int group = TSimd.Registers >= 32 ? 4 : 2;
+        for (int i = 0; i < rows; i += RowBlock)
+        {
+            int rowDepth = triangular ? Math.Min(depth, i + RowBlock) : depth;
+            int rowVectors = triangularColumns ? Math.Min(vectors, (i + RowBlock + w - 1) / w) : vectors;
+            for (int v = 0; v < rowVectors; v += group)
+            {
+                int n = Math.Min(group, rowVectors - v);
+                float* ai = a + i * lda, bv = b + v * w, cv = c + i * ldc + v * w;
+                float* scale = rowScale is null ? null : rowScale + i, rb = rowBeta is null ? null : rowBeta + i;
+                switch (n)
+                {
+                    case 4: Block<TSimd, T, Four>(ai, lda, bv, ldb, rowDepth, cv, ldc, scale, rb, beta); break;
+                    case 3: Block<TSimd, T, Three>(ai, lda, bv, ldb, rowDepth, cv, ldc, scale, rb, beta); break;
+                    case 2: Block<TSimd, T, Two>(ai, lda, bv, ldb, rowDepth, cv, ldc, scale, rb, beta); break;
+                    default: Block<TSimd, T, One>(ai, lda, bv, ldb, rowDepth, cv, ldc, scale, rb, beta); break;
+                }
+            }
+        }
+    }
+
+    /// <summary>One register block: 4 rows of A against <c>TN</c> vectors of B's columns, over <paramref name="depth"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block<TSimd, T, TN>(float* a, long lda, float* b, long ldb, int depth, float* c, long ldc, float* rowScale, float* rowBeta, float beta)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        T c00 = TSimd.Zero, c01 = TSimd.Zero, c02 = TSimd.Zero, c03 = TSimd.Zero;
+        T c10 = TSimd.Zero, c11 = TSimd.Zero, c12 = TSimd.Zero, c13 = TSimd.Zero;
+        T c20 = TSimd.Zero, c21 = TSimd.Zero, c22 = TSimd.Zero, c23 = TSimd.Zero;
+        T c30 = TSimd.Zero, c31 = TSimd.Zero, c32 = TSimd.Zero, c33 = TSimd.Zero;
+        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
+        float* bk = b;
+        for (int k = 0; k < depth; k++, bk += ldb)
+        {
+            T b0 = TSimd.Load(bk), b1 = default, b2 = default, b3 = default;
+            if (n > 1) b1 = TSimd.Load(bk + w);
+            if (n > 2) b2 = TSimd.Load(bk + 2 * w);
+            if (n > 3) b3 = TSimd.Load(bk + 3 * w);
+            T x = TSimd.Broadcast(a0[k]);
+            c00 = TSimd.MultiplyAdd(b0, x, c00);
+            if (n > 1) c01 = TSimd.MultiplyAdd(b1, x, c01);
+            if (n > 2) c02 = TSimd.MultiplyAdd(b2, x, c02);
+            if (n > 3) c03 = TSimd.MultiplyAdd(b3, x, c03);
+            x = TSimd.Broadcast(a1[k]);
+            c10 = TSimd.MultiplyAdd(b0, x, c10);
+            if (n > 1) c11 = TSimd.MultiplyAdd(b1, x, c11);
+            if (n > 2) c12 = TSimd.MultiplyAdd(b2, x, c12);
+            if (n > 3) c13 = TSimd.MultiplyAdd(b3, x, c13);
+            x = TSimd.Broadcast(a2[k]);
+            c20 = TSimd.MultiplyAdd(b0, x, c20);
+            if (n > 1) c21 = TSimd.MultiplyAdd(b1, x, c21);
+            if (n > 2) c22 = TSimd.MultiplyAdd(b2, x, c22);
+            if (n > 3) c23 = TSimd.MultiplyAdd(b3, x, c23);
+            x = TSimd.Broadcast(a3[k]);
+            c30 = TSimd.MultiplyAdd(b0, x, c30);
+            if (n > 1) c31 = TSimd.MultiplyAdd(b1, x, c31);
+            if (n > 2) c32 = TSimd.MultiplyAdd(b2, x, c32);
+            if (n > 3) c33 = TSimd.MultiplyAdd(b3, x, c33);
+        }
+        StoreRow<TSimd, T, TN>(c, 0, rowScale, rowBeta, beta, c00, c01, c02, c03);
+        StoreRow<TSimd, T, TN>(c + ldc, 1, rowScale, rowBeta, beta, c10, c11, c12, c13);
+        StoreRow<TSimd, T, TN>(c + 2 * ldc, 2, rowScale, rowBeta, beta, c20, c21, c22, c23);
+        StoreRow<TSimd, T, TN>(c + 3 * ldc, 3, rowScale, rowBeta, beta, c30, c31, c32, c33);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TSimd, T, TN>(float* c, int row, float* rowScale, float* rowBeta, float beta, T x0, T x1, T x2, T x3)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        if (rowScale is not null)
+        {
+            T s = TSimd.Broadcast(rowScale[row]);
+            x0 = TSimd.Multiply(x0, s);
+            if (n > 1) x1 = TSimd.Multiply(x1, s);
+            if (n > 2) x2 = TSimd.Multiply(x2, s);
+            if (n > 3) x3 = TSimd.Multiply(x3, s);
+        }
+        float f = rowBeta is null ? beta : rowBeta[row];
+        if (f != 0)
+        {
+            T g = TSimd.Broadcast(f);
+            x0 = TSimd.MultiplyAdd(TSimd.Load(c), g, x0);
+            if (n > 1) x1 = TSimd.MultiplyAdd(TSimd.Load(c + w), g, x1);
+            if (n > 2) x2 = TSimd.MultiplyAdd(TSimd.Load(c + 2 * w), g, x2);
+            if (n > 3) x3 = TSimd.MultiplyAdd(TSimd.Load(c + 3 * w), g, x3);
+        }
+        TSimd.Store(c, x0);
+        if (n > 1) TSimd.Store(c + w, x1);
+        if (n > 2) TSimd.Store(c + 2 * w, x2);
+        if (n > 3) TSimd.Store(c + 3 * w, x3);
+    }
+
+    /// <summary>
+    /// Turns raw intra-chunk scores <c>A[t][s] = q_t . k_s</c> into <c>scale 2^(b_t - b_s) A[t][s]</c> for
+    /// <c>s &lt;= t</c> and 0 above the diagonal, for rows <c>t &lt; rows</c> over the column vectors the causal
+    /// product computed. <paramref name="log2Gate"/> holds the chunk's cumulative log2 gates (zeros without decay) and
+    /// <paramref name="index"/> the column indices as floats; differences never exceed 0 where kept, so nothing overflows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DecayMask<TSimd, T>(float* scores, long stride, int rows, float* log2Gate, float* index, float scale)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        T zero = TSimd.Zero, s = TSimd.Broadcast(scale);
+        for (int t = 0; t < rows; t++)
+        {
+            int vectors = (t + RowBlock - t % RowBlock + w - 1) / w;
+            T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 1);
+            float* row = scores + t * stride;
+            for (int v = 0; v < vectors; v++)
+            {
+                T exponent = TSimd.KeepInRange(TSimd.Min(TSimd.Subtract(bt, TSimd.Load(log2Gate + v * w)), zero), TSimd.Load(index + v * w), zero, end);
+                TSimd.Store(row + v * w, TSimd.Multiply(TSimd.Multiply(TSimd.Load(row + v * w), TSimd.Exp2NonPositive(exponent)), s));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Per-key gates: <c>A[t][s] = scale sum_f q_t[f] k_s[f] 2^(B_t[f] - B_s[f])</c> for <c>s &lt;= t</c>, 0 above the
+    /// diagonal up to the row block's last column; every factor is at most 1. Rows of Q, K and B are
+    /// <paramref name="featureStride"/> floats apart, <paramref name="features"/> a whole number of vectors.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PerKeyScores<TSimd, T>(float* q, float* k, float* log2Gates, long featureStride, int features, int rows, float* scores, long stride, float scale)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        for (int t = 0; t < rows; t++)
+        {
+            float* qt = q + t * featureStride, bt = log2Gates + t * featureStride, row = scores + t * stride;
+            int end = t + RowBlock - t % RowBlock;
+            for (int s = 0; s <= t; s++)
+            {
+                float* ks = k + s * featureStride, bs = log2Gates + s * featureStride;
+                T acc = TSimd.Zero;
+                for (int f = 0; f < features; f += w)
+                {
+                    T decay = TSimd.Exp2NonPositive(TSimd.Min(TSimd.Subtract(TSimd.Load(bt + f), TSimd.Load(bs + f)), TSimd.Zero));
+                    acc = TSimd.MultiplyAdd(TSimd.Multiply(TSimd.Load(qt + f), TSimd.Load(ks + f)), decay, acc);
+                }
+                row[s] = scale * TSimd.Sum(acc);
+            }
+            for (int s = t + 1; s < Math.Max(end, (end + w - 1) / w * w); s++) row[s] = 0;
+        }
+    }
+}
