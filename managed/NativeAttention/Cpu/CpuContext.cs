@@ -24,11 +24,15 @@ internal sealed class CpuContext : AttentionContext
     public override string DeviceName => CpuFeatures.Describe();
     public override MemoryLocation TensorLocation => MemoryLocation.Host;
 
-    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
-        CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
+    {
+        // Decode-shaped calls (few rows per kv head) read K and V once on the split-KV decode kernel.
+        if (CpuDecode.Serves(problem)) CpuDecode.Run(KvCacheProblem.ForFlash(problem), query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+        else CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+    }
 
     private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
-        CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads);
+        CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads, ForcedVectorBits);
 
     private protected override void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         CpuNeighborhood.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
