@@ -15,7 +15,7 @@ internal sealed class CpuContext : AttentionContext
     public int Threads { get; }
 
     /// <summary>
-    /// Runs the flash kernel at this vector width in bits (512, 256, 128, or 0 for scalar) instead of the widest the
+    /// Runs the flash, decode and neighborhood kernels at this vector width in bits (512, 256, 128, or 0 for scalar) instead of the widest the
     /// JIT accelerates, so tests can cover every width on one machine; null (the default) picks the widest.
     /// </summary>
     internal int? ForcedVectorBits { get; init; }
