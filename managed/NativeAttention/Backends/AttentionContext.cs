@@ -61,8 +61,15 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = FlashProblem.CreateForCall(query, key, value, output, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        FlashCore(problem, query, key, value, output, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            FlashCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -118,8 +125,15 @@ public abstract class AttentionContext : IDisposable
     {
         ThrowIfDisposed();
         var problem = KvCacheProblem.CreateForCall(query, keyCache, valueCache, output, cache, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>

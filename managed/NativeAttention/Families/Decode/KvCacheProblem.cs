@@ -151,6 +151,22 @@ public sealed class KvCacheProblem
         return p;
     }
 
+    /// <summary>
+    /// Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors, options and block
+    /// table), so the thread's reusable problem keeps no caller memory alive.
+    /// </summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        (Options, Cache) = (FlashOptions.Default, s_flashCache);
+    }
+
+    /// <summary>Drops the options this thread's <see cref="ForFlash"/> problem refers to, after the flash call.</summary>
+    internal static void ReleaseFlashCall()
+    {
+        if (t_flash is { } p) p.Options = FlashOptions.Default;
+    }
+
     private static KvCacheProblem Validate(in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, bool requireOutput,
         KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp, KvCacheProblem? reuse)
     {

@@ -62,6 +62,17 @@ public sealed class FlashProblem
     internal static FlashProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp) =>
         Validate(query, key, value, output, requireOutput: true, options, logSumExp, t_call ??= new FlashProblem(FlashOptions.Default));
 
+    /// <summary>
+    /// Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors and options, and the
+    /// decode problem a routed call derived from it), so the thread's reusable problem keeps no caller memory alive.
+    /// </summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = FlashOptions.Default;
+        KvCacheProblem.ReleaseFlashCall();
+    }
+
     /// <summary>Validates the inputs and options only, for callers that allocate their own outputs (the references).</summary>
     internal static FlashProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, FlashOptions? options) =>
         Validate(query, key, value, default, requireOutput: false, options, null, reuse: null);
