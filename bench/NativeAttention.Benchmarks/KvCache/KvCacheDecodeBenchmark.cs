@@ -11,7 +11,8 @@ using NativeAttention.Bench;
 namespace NativeAttention.Benchmarks;
 
 /// <summary>
-/// One synchronised <see cref="AttentionContext.FlashKvCache"/> call (output and LSE): B = 1, Hq = 32, D = 128, one
+/// One synchronised <see cref="AttentionContext.FlashKvCache"/> (or, with <see cref="ThroughFlash"/>,
+/// <see cref="AttentionContext.Flash"/>) call (output and LSE): B = 1, Hq = 32, D = 128, one
 /// query row per head against <see cref="CacheLength"/> cached tokens of a contiguous cache, automatic split count, no
 /// append; MHA (Hkv = 32), GQA (Hkv = 8) and MQA (Hkv = 1). The case is a <see cref="KvCacheCase"/> run through
 /// <see cref="CaseRunner"/>, as the tests and the command-line tool run it; on the CPU its tensors live in 64-byte
@@ -25,8 +26,15 @@ public abstract class KvCacheDecodeBenchmark : ICaseBenchmark
     private PreparedCase? _run;
 
     /// <summary>Cached tokens Nk.</summary>
-    [Params(4096, 16384)]
+    [Params(4096, 16384, 65536)]
     public int CacheLength { get; set; }
+
+    /// <summary>
+    /// The entry point: <see cref="AttentionContext.FlashKvCache"/> (false) or <see cref="AttentionContext.Flash"/> on the
+    /// same K and V (true), which routes the decode-shaped call to the same kernels.
+    /// </summary>
+    [Params(false, true)]
+    public bool ThroughFlash { get; set; }
 
     /// <summary>Key/value heads: 32 (multi-head), 8 (GQA, 4 query heads each) or 1 (MQA).</summary>
     [Params(32, 8, 1)]
@@ -40,15 +48,22 @@ public abstract class KvCacheDecodeBenchmark : ICaseBenchmark
 
     public virtual ContextOptions ContextOptions => new();
 
-    /// <summary>The decoding step: <c>flash {Type} B1 H32/{KeyValueHeads} N1x{CacheLength} D128/128 kvcache seed=7</c>.</summary>
-    public IAttentionCase Case => new KvCacheCase
+    /// <summary>
+    /// The decoding step: <c>flash {Type} B1 H32/{KeyValueHeads} N1x{CacheLength} D128/128 kvcache seed=7</c>, or the
+    /// same without <c>kvcache</c> through <see cref="AttentionContext.Flash"/>.
+    /// </summary>
+    public IAttentionCase Case
     {
-        Attention = new AttentionCase
+        get
         {
-            ElementType = Type, Batch = 1, QueryHeads = QueryHeads, KeyValueHeads = KeyValueHeads, QueryLength = 1, KeyLength = CacheLength,
-            HeadDim = HeadDim, ValueDim = HeadDim, Seed = 7,
-        },
-    };
+            var attention = new AttentionCase
+            {
+                ElementType = Type, Batch = 1, QueryHeads = QueryHeads, KeyValueHeads = KeyValueHeads, QueryLength = 1, KeyLength = CacheLength,
+                HeadDim = HeadDim, ValueDim = HeadDim, Seed = 7,
+            };
+            return ThroughFlash ? attention : new KvCacheCase { Attention = attention };
+        }
+    }
 
     /// <summary>Bytes of K and V the call must read: each cached element once.</summary>
     public double CacheBytes => 2.0 * KeyValueHeads * CacheLength * HeadDim * Type.SizeOf();

@@ -187,12 +187,26 @@ public readonly struct TensorView
             if (_shape is null || ElementCount <= 1) return true;
             int[] shape = _shape;
             long[] strides = _strides!;
-            var axes = Enumerable.Range(0, Rank).Where(a => shape[a] > 1).OrderBy(a => strides[a]).ToArray();
-            long span = 1;
-            foreach (int a in axes)
+            // The axes longer than 1 by increasing stride (a stable insertion sort: ranks are small, and a check that
+            // runs on every call allocates nothing).
+            Span<int> axes = stackalloc int[shape.Length];
+            int count = 0;
+            for (int a = 0; a < shape.Length; a++)
             {
-                if (_strides![a] < span) return false;
-                span = _strides[a] * (_shape[a] - 1) + span;
+                if (shape[a] <= 1) continue;
+                int at = count++;
+                while (at > 0 && strides[axes[at - 1]] > strides[a])
+                {
+                    axes[at] = axes[at - 1];
+                    at--;
+                }
+                axes[at] = a;
+            }
+            long span = 1;
+            foreach (int a in axes[..count])
+            {
+                if (strides[a] < span) return false;
+                span = strides[a] * (shape[a] - 1) + span;
             }
             return true;
         }

@@ -15,7 +15,7 @@ internal sealed class CpuContext : AttentionContext
     public int Threads { get; }
 
     /// <summary>
-    /// Runs the flash kernel at this vector width in bits (512, 256, 128, or 0 for scalar) instead of the widest the
+    /// Runs the flash, decode and neighborhood kernels at this vector width in bits (512, 256, 128, or 0 for scalar) instead of the widest the
     /// JIT accelerates, so tests can cover every width on one machine; null (the default) picks the widest.
     /// </summary>
     internal int? ForcedVectorBits { get; init; }
@@ -24,11 +24,15 @@ internal sealed class CpuContext : AttentionContext
     public override string DeviceName => CpuFeatures.Describe();
     public override MemoryLocation TensorLocation => MemoryLocation.Host;
 
-    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
-        CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+    private protected override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
+    {
+        // Decode-shaped calls (few rows per kv head) read K and V once on the split-KV decode kernel.
+        if (CpuDecode.Serves(problem)) CpuDecode.Run(KvCacheProblem.ForFlash(problem), query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+        else CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+    }
 
     private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
-        CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads);
+        CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads, ForcedVectorBits);
 
     private protected override void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         CpuNeighborhood.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);

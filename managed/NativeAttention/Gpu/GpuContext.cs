@@ -85,8 +85,12 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
         return AllocateDevice(type, count).View(shape);
     }
 
-    private protected sealed override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
-        GpuFlash.Run(this, problem, query, key, value, output, logSumExp);
+    private protected sealed override void FlashCore(FlashProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp)
+    {
+        // Decode-shaped calls (few rows per kv head) read K and V once on the split-KV decode kernel.
+        if (GpuDecode.Serves(problem)) GpuDecode.Run(this, KvCacheProblem.ForFlash(problem), query, key, value, output, logSumExp);
+        else GpuFlash.Run(this, problem, query, key, value, output, logSumExp);
+    }
 
     private protected sealed override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
     {

@@ -13,6 +13,7 @@ internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate,
 {
     private readonly DeviceBuffer?[] _slots = new DeviceBuffer?[4];
     private readonly int[]?[] _uploaded = new int[]?[4];
+    private readonly int[] _uploadedLength = new int[4];
 
     /// <summary>Held by one call from its first upload to its last launch.</summary>
     public Lock Gate { get; } = new();
@@ -34,17 +35,25 @@ internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate,
     }
 
     /// <summary>
-    /// Slot <paramref name="slot"/> holding <paramref name="data"/> (int32 by bit pattern), uploaded only when it differs
-    /// from what this slot last received: a block table that did not change costs no transfer and no synchronisation.
-    /// Call under <see cref="Gate"/>.
+    /// Slot <paramref name="slot"/> holding <paramref name="first"/> then <paramref name="second"/> (int32 by bit
+    /// pattern), uploaded only when that differs from what this slot last received: a block table that did not change
+    /// costs no transfer and no synchronisation. The slot keeps its own copy of what it sent (callers may reuse their
+    /// arrays), grown as needed, so a steady call allocates nothing. Call under <see cref="Gate"/>.
     /// </summary>
-    public DeviceBuffer Upload(int slot, int[] data)
+    public DeviceBuffer Upload(int slot, ReadOnlySpan<int> first, ReadOnlySpan<int> second)
     {
-        var buffer = Take(slot, data.Length);
-        if (_uploaded[slot] is { } last && last.AsSpan().SequenceEqual(data)) return buffer;
+        int length = first.Length + second.Length;
+        var buffer = Take(slot, length);
+        var last = _uploaded[slot];
+        if (last is not null && _uploadedLength[slot] == length &&
+            last.AsSpan(0, first.Length).SequenceEqual(first) && last.AsSpan(first.Length, second.Length).SequenceEqual(second))
+            return buffer;
         _uploaded[slot] = null;   // a failed write must not leave a stale record
-        buffer.Write<float>(MemoryMarshal.Cast<int, float>(data));
-        _uploaded[slot] = data;
+        if (last is null || last.Length < length) last = new int[Math.Max(length, 2 * (last?.Length ?? 0))];
+        first.CopyTo(last);
+        second.CopyTo(last.AsSpan(first.Length));
+        buffer.Write<float>(MemoryMarshal.Cast<int, float>(last.AsSpan(0, length)));
+        (_uploaded[slot], _uploadedLength[slot]) = (last, length);
         return buffer;
     }
 

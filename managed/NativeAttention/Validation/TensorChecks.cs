@@ -48,8 +48,9 @@ internal static class TensorChecks
     }
 
     /// <summary>Checks the memory location required by the backend.</summary>
-    public static void Location(in TensorView view, MemoryLocation expected, string name, string backend)
+    public static void Location(in TensorView view, MemoryLocation expected, string name, Backend backend)
     {
+        // The backend is named only in the message: formatting it on every call would allocate.
         if (view.Location != expected)
             Throw($"{name} lives in {view.Location} memory; the {backend} backend needs {expected} memory.", name);
     }

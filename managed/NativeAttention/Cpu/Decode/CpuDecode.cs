@@ -72,9 +72,37 @@ internal static unsafe class CpuDecode
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
 
-    /// <summary>Runs a validated problem on <paramref name="threads"/> workers.</summary>
-    public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads)
+    /// <summary>
+    /// The most rows per kv head (<c>GroupSize x Nq</c>: a GQA group's query heads folded into rows) for which
+    /// <see cref="AttentionContext.Flash"/> runs on this kernel instead of <see cref="CpuFlash"/> (see <see cref="Serves"/>).
+    /// </summary>
+    public const int FlashRows = 16;
+
+    /// <summary>
+    /// True when a validated flash call is decode-shaped and this kernel computes it: at most <see cref="FlashRows"/>
+    /// rows per kv head, and no dense or low-rank bias (which this kernel lacks; such calls stay on <see cref="CpuFlash"/>).
+    /// </summary>
+    public static bool Serves(FlashProblem problem) => problem.IsDecodeShaped(FlashRows);
+
+    /// <summary>
+    /// The thread count the automatic split count assumes for a <see cref="AttentionContext.Flash"/> call handed to this
+    /// kernel (<see cref="KvCacheProblem.IsFlashCall"/>), whatever the context's: flash results must not depend on the
+    /// thread count. 16 keeps up to 16 threads busy with a single kv head and costs 2 splits' merge at 32 heads.
+    /// </summary>
+    private const int FlashCallThreads = 16;
+
+    /// <summary>
+    /// Runs a validated problem on <paramref name="threads"/> workers with the widest vector width the JIT accelerates,
+    /// or with <paramref name="vectorBits"/> when given (512, 256, 128, or 0 for scalar).
+    /// </summary>
+    /// <exception cref="NotSupportedException"><paramref name="vectorBits"/> names a width the JIT does not accelerate here.</exception>
+    public static void Run(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp, int threads,
+        int? vectorBits = null)
     {
+        int bits = vectorBits ?? CpuFeatures.VectorBits;
+        if (bits is not (512 or 256 or 128 or 0) || (bits == 512 && !Vector512.IsHardwareAccelerated) || (bits == 256 && !Vector256.IsHardwareAccelerated) ||
+            (bits == 128 && !Vector128.IsHardwareAccelerated))
+            throw new NotSupportedException($"{bits}-bit vectors are not accelerated here (widest: {CpuFeatures.VectorBits}); use 512, 256, 128 or 0 (scalar) up to that width.");
         var cache = problem.Cache;
         var options = problem.Options;
         using var qPin = query.Storage!.Pin();
@@ -89,29 +117,40 @@ internal static unsafe class CpuDecode
         using var slopePin = options.AlibiSlopes is { } a ? a.Storage!.Pin() : default;
         using var sinkPin = options.Sinks is { } k ? k.Storage!.Pin() : default;
 
-        var plan = new Plan(problem, threads, query, keyCache, valueCache, output, logSumExp)
-        {
-            Q = (byte*)qPin.Pointer, K = (byte*)kPin.Pointer, V = (byte*)vPin.Pointer, O = (byte*)oPin.Pointer, Lse = (float*)lPin.Pointer,
-            NewK = (byte*)nkPin.Pointer, NewV = (byte*)nvPin.Pointer, Cos = (float*)cosPin.Pointer, Sin = (float*)sinPin.Pointer,
-            Slopes = (float*)slopePin.Pointer, Sinks = (float*)sinkPin.Pointer,
-        };
-        if (problem.NewLength > 0) Append(plan, threads);
-
+        var plan = Plan.Rent();
         float* partials = null;
-        if (plan.Splits > 1)
-            partials = (float*)NativeMemory.AlignedAlloc((nuint)(plan.PartialFloats * sizeof(float)), 64);
         try
         {
+            plan.Reset(problem, threads, query, keyCache, valueCache, output, logSumExp);
+            plan.Q = (byte*)qPin.Pointer;
+            plan.K = (byte*)kPin.Pointer;
+            plan.V = (byte*)vPin.Pointer;
+            plan.O = (byte*)oPin.Pointer;
+            plan.Lse = (float*)lPin.Pointer;
+            plan.NewK = (byte*)nkPin.Pointer;
+            plan.NewV = (byte*)nvPin.Pointer;
+            plan.Cos = (float*)cosPin.Pointer;
+            plan.Sin = (float*)sinPin.Pointer;
+            plan.Slopes = (float*)slopePin.Pointer;
+            plan.Sinks = (float*)sinkPin.Pointer;
+            if (problem.NewLength > 0) Append(plan, threads);
+
+            if (plan.Splits > 1)
+                partials = (float*)NativeMemory.AlignedAlloc((nuint)(plan.PartialFloats * sizeof(float)), 64);
             plan.Partials = partials;
-            if (Vector512.IsHardwareAccelerated) Attend<Simd512, Vector512<float>>(plan, threads);
-            else if (Vector256.IsHardwareAccelerated) Attend<Simd256, Vector256<float>>(plan, threads);
-            else if (Vector128.IsHardwareAccelerated) Attend<Simd128, Vector128<float>>(plan, threads);
-            else Attend<SimdScalar, float>(plan, threads);
+            switch (bits)
+            {
+                case 512: Attend<Simd512, Vector512<float>>(plan, threads); break;
+                case 256: Attend<Simd256, Vector256<float>>(plan, threads); break;
+                case 128: Attend<Simd128, Vector128<float>>(plan, threads); break;
+                default: Attend<SimdScalar, float>(plan, threads); break;
+            }
             if (plan.Splits > 1) Merge(plan, threads);
         }
         finally
         {
             NativeMemory.AlignedFree(partials);
+            plan.Return();
         }
     }
 
@@ -129,11 +168,17 @@ internal static unsafe class CpuDecode
     {
         int items = p.Batch * p.KeyValueHeads;
         long elements = (long)items * p.NewLength * (p.HeadDim + p.ValueDim);
-        int workers = elements < (1 << 16) ? 1 : Math.Min(threads, items);
-        Parallel.For(0, items, new ParallelOptions { MaxDegreeOfParallelism = workers }, item =>
+        p.NextItem = 0;
+        CpuWorkers.Run(p, elements < (1 << 16) ? 1 : threads, items, AppendWork);
+    }
+
+    private static void AppendWork(Plan p)
+    {
+        float* row = CpuScratch.Get(Math.Max(p.HeadDim, p.ValueDim));
+        int items = p.Batch * p.KeyValueHeads;
+        for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < items; item = Interlocked.Increment(ref p.NextItem) - 1)
         {
             int b = item / p.KeyValueHeads, h = item % p.KeyValueHeads;
-            float* row = CpuScratch.Get(Math.Max(p.HeadDim, p.ValueDim));
             for (int t = 0; t < p.NewLength; t++)
             {
                 int position = p.Problem.CacheLength(b) + t;
@@ -145,7 +190,7 @@ internal static unsafe class CpuDecode
                     p.NewValueStrides[3], p.ValueDim, p.ElementType);
                 CpuPacking.WriteRow(p.ValueRow(b, h, position), p.ValueStrides[3], row, 1f, p.ValueDim, p.ElementType);
             }
-        });
+        }
     }
 
     private static void Attend<TSimd, T>(Plan p, int threads) where TSimd : struct, ISimd<T> where T : unmanaged
@@ -760,13 +805,19 @@ internal static unsafe class CpuDecode
     /// </summary>
     private static void Merge(Plan p, int threads)
     {
-        int groupRows = p.GroupSize * p.QueryLength;
+        p.NextItem = 0;
+        CpuWorkers.Run(p, threads, p.Batch * p.KeyValueHeads, MergeWork);
+    }
+
+    private static void MergeWork(Plan p)
+    {
+        int groupRows = p.GroupSize * p.QueryLength, dv = p.ValueDim;
         int heads = p.Batch * p.KeyValueHeads;
-        Parallel.For(0, heads, new ParallelOptions { MaxDegreeOfParallelism = threads }, item =>
+        float* acc = CpuScratch.Get(dv);
+        Span<float> weights = stackalloc float[p.Splits];
+        for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < heads; item = Interlocked.Increment(ref p.NextItem) - 1)
         {
-            int b = item / p.KeyValueHeads, kvHead = item % p.KeyValueHeads, dv = p.ValueDim;
-            float* acc = CpuScratch.Get(dv);
-            Span<float> weights = stackalloc float[p.Splits];
+            int b = item / p.KeyValueHeads, kvHead = item % p.KeyValueHeads;
             for (int row = 0; row < groupRows; row++)
             {
                 int i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
@@ -783,26 +834,27 @@ internal static unsafe class CpuDecode
                 }
                 p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
-        });
+        }
     }
 
     /// <summary>Sizes, pointers and strides of one call, shared read-only by the workers (plus the item counter).</summary>
     private sealed class Plan
     {
-        public readonly KvCacheProblem Problem;
-        public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, NewLength, HeadDim, ValueDim, RowChunks, Splits, Items;
-        public readonly int RotaryHalf;
-        public readonly bool RotaryInterleaved;
-        public readonly float QueryScale, Softcap, SigmoidBiasLog2;
-        public readonly bool Sigmoid;
-        public readonly ElementType ElementType;
-        public readonly long ElementSize;
-        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, NewKeyOffset, NewValueOffset;
-        public readonly long CosOffset, SinOffset, SlopeOffset, SinkOffset;
-        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides, NewKeyStrides, NewValueStrides;
-        public readonly long[] CosStrides, SinStrides, SlopeStrides, SinkStrides;
-        public readonly bool SlopesPerBatch;
-        public readonly long PartialFloats, PartialLseOffset;
+        public KvCacheProblem Problem = null!;
+        public int Batch, KeyValueHeads, GroupSize, QueryLength, NewLength, HeadDim, ValueDim, RowChunks, Splits, Items;
+        public int RotaryHalf;
+        public bool RotaryInterleaved;
+        public float QueryScale, Softcap, SigmoidBiasLog2;
+        public bool Sigmoid;
+        public ElementType ElementType;
+        public long ElementSize;
+        public long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset, NewKeyOffset, NewValueOffset;
+        public long CosOffset, SinOffset, SlopeOffset, SinkOffset;
+        public readonly long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
+        public readonly long[] NewKeyStrides = new long[4], NewValueStrides = new long[4];
+        public readonly long[] CosStrides = new long[2], SinStrides = new long[2], SlopeStrides = new long[2], SinkStrides = new long[1];
+        public bool SlopesPerBatch;
+        public long PartialFloats, PartialLseOffset;
         public byte* Q, K, V, O, NewK, NewV;
         public float* Lse, Cos, Sin, Slopes, Sinks, Partials;
         public int KeyStride, ValueStride;
@@ -810,9 +862,31 @@ internal static unsafe class CpuDecode
         public long ScratchFloats;
         public int NextItem;
 
-        public Plan(KvCacheProblem problem, int threads, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
+        /// <summary>This thread's idle plan, reused by its next call (a call takes it out, so nested calls get their own).</summary>
+        [ThreadStatic] private static Plan? t_idle;
+
+        /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent()
+        {
+            var plan = t_idle ?? new Plan();
+            t_idle = null;
+            return plan;
+        }
+
+        /// <summary>Keeps the plan for this thread's next call, without the references of the finished one.</summary>
+        public void Return()
+        {
+            (Problem, BlockTable) = (null!, null);
+            Q = K = V = O = NewK = NewV = null;
+            Lse = Cos = Sin = Slopes = Sinks = Partials = null;
+            t_idle = this;
+        }
+
+        /// <summary>Fills every size, offset and stride for one call (the pointers are set by the caller).</summary>
+        public void Reset(KvCacheProblem problem, int threads, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
         {
             Problem = problem;
+            NextItem = 0;
             Batch = problem.Batch;
             KeyValueHeads = problem.KeyValueHeads;
             GroupSize = problem.GroupSize;
@@ -822,7 +896,7 @@ internal static unsafe class CpuDecode
             ValueDim = problem.ValueDim;
             RowChunks = (GroupSize * QueryLength + RowsPerItem - 1) / RowsPerItem;
             int baseItems = Batch * KeyValueHeads * RowChunks;
-            Splits = problem.Cache.Splits ?? AutomaticSplits(problem, baseItems, threads);
+            Splits = problem.Cache.Splits ?? AutomaticSplits(problem, baseItems, problem.IsFlashCall ? FlashCallThreads : threads);
             Items = baseItems * Splits;
             var options = problem.Options;
             Softcap = options.Softcap;
@@ -832,21 +906,22 @@ internal static unsafe class CpuDecode
             QueryScale = Softcap > 0 ? problem.Scale : problem.Scale * MathConstants.Log2E;
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
-            (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
-            (KeyOffset, KeyStrides) = (keyCache.Offset, keyCache.Strides.ToArray());
-            (ValueOffset, ValueStrides) = (valueCache.Offset, valueCache.Strides.ToArray());
-            (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
-            (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            (QueryOffset, KeyOffset, ValueOffset, OutputOffset) = (query.Offset, keyCache.Offset, valueCache.Offset, output.Offset);
+            query.Strides.CopyTo(QueryStrides);
+            keyCache.Strides.CopyTo(KeyStrides);
+            valueCache.Strides.CopyTo(ValueStrides);
+            output.Strides.CopyTo(OutputStrides);
+            LseOffset = Strides(logSumExp, LseStrides);
             var cache = problem.Cache;
-            (NewKeyOffset, NewKeyStrides) = cache.NewKey is { } nk ? (nk.Offset, nk.Strides.ToArray()) : (0, [0, 0, 0, 0]);
-            (NewValueOffset, NewValueStrides) = cache.NewValue is { } nv ? (nv.Offset, nv.Strides.ToArray()) : (0, [0, 0, 0, 0]);
+            NewKeyOffset = Strides(cache.NewKey, NewKeyStrides);
+            NewValueOffset = Strides(cache.NewValue, NewValueStrides);
             RotaryHalf = problem.RotaryDim / 2;
             RotaryInterleaved = cache.RotaryInterleaved;
-            (CosOffset, CosStrides) = cache.RotaryCos is { } c ? (c.Offset, c.Strides.ToArray()) : (0, [0, 0]);
-            (SinOffset, SinStrides) = cache.RotarySin is { } s ? (s.Offset, s.Strides.ToArray()) : (0, [0, 0]);
-            (SlopeOffset, SlopeStrides) = options.AlibiSlopes is { } a ? (a.Offset, a.Strides.ToArray()) : (0, [0]);
+            CosOffset = Strides(cache.RotaryCos, CosStrides);
+            SinOffset = Strides(cache.RotarySin, SinStrides);
+            SlopeOffset = Strides(options.AlibiSlopes, SlopeStrides);
             SlopesPerBatch = options.AlibiSlopes is { Rank: 2 };
-            (SinkOffset, SinkStrides) = options.Sinks is { } k ? (k.Offset, k.Strides.ToArray()) : (0, [0]);
+            SinkOffset = Strides(options.Sinks, SinkStrides);
             (KeyBlockBytes, KeySlotBytes) = (ElementSize * KeyStrides[0], ElementSize * KeyStrides[2]);
             (ValueBlockBytes, ValueSlotBytes) = (ElementSize * ValueStrides[0], ElementSize * ValueStrides[2]);
             BlockTable = problem.BlockTableEntries;
@@ -855,6 +930,15 @@ internal static unsafe class CpuDecode
             long partialRows = (long)Batch * KeyValueHeads * Splits * GroupSize * QueryLength;
             PartialLseOffset = partialRows * ValueDim;
             PartialFloats = partialRows * (ValueDim + 1);
+        }
+
+        /// <summary>Copies the strides of <paramref name="view"/> (zeros when absent) and returns its offset (0 when absent).</summary>
+        private static long Strides(in TensorView? view, long[] strides)
+        {
+            Array.Clear(strides);
+            if (view is not { } present) return 0;
+            present.Strides.CopyTo(strides);
+            return present.Offset;
         }
 
         /// <summary>Fixes the vector width: rows are padded to it, and float32 rows are read in place when no padding is needed.</summary>
@@ -871,10 +955,10 @@ internal static unsafe class CpuDecode
         }
 
         /// <summary>Byte distances of the caches' block (or batch) and slot axes, and the block table (null: contiguous).</summary>
-        public readonly long KeyBlockBytes, KeySlotBytes, ValueBlockBytes, ValueSlotBytes;
-        public readonly int[]? BlockTable;
-        public readonly int BlocksPerSequence, PageSize;
-        public readonly int KeyRowBytes, ValueRowBytes;
+        public long KeyBlockBytes, KeySlotBytes, ValueBlockBytes, ValueSlotBytes;
+        public int[]? BlockTable;
+        public int BlocksPerSequence, PageSize;
+        public int KeyRowBytes, ValueRowBytes;
 
         public byte* KeyRow(int batch, int head, int position)
         {

@@ -67,10 +67,18 @@ internal static unsafe class CpuFlash
         using var biasPin = options.Bias is { } bias ? bias.Storage!.Pin() : default;
         using var uPin = options.LowRankBias is { } lowRankU ? lowRankU.U.Storage!.Pin() : default;
         using var wPin = options.LowRankBias is { } lowRankW ? lowRankW.W.Storage!.Pin() : default;
-        var plan = new Plan(problem, TSimd.Count, query, key, value, output, logSumExp,
-            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer,
-            (byte*)biasPin.Pointer, (byte*)uPin.Pointer, (byte*)wPin.Pointer);
-        CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+        var plan = Plan.Rent();
+        try
+        {
+            plan.Reset(problem, TSimd.Count, query, key, value, output, logSumExp,
+                (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer,
+                (byte*)biasPin.Pointer, (byte*)uPin.Pointer, (byte*)wPin.Pointer);
+            CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+        }
+        finally
+        {
+            plan.Return();
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -317,45 +325,70 @@ internal static unsafe class CpuFlash
     /// <summary>Sizes, pointers and strides of one call, shared read-only by the workers (plus the item counter).</summary>
     private sealed class Plan
     {
-        public readonly FlashProblem Problem;
-        public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, HeadDim, ValueDim, ValueStride;
-        public readonly int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
-        public readonly float Log2Scale;
+        public FlashProblem Problem = null!;
+        public int Batch, KeyValueHeads, GroupSize, QueryLength, HeadDim, ValueDim, ValueStride;
+        public int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
+        public float Log2Scale;
         /// <summary>K is float32 with a contiguous last axis and needs no low-rank rows appended: key tiles are read in place.</summary>
-        public readonly bool DirectKeys;
+        public bool DirectKeys;
         /// <summary>V is float32 with a contiguous last axis and Dv fills whole vectors: value tiles are read in place.</summary>
-        public readonly bool DirectValues;
+        public bool DirectValues;
         /// <summary>
         /// Floats per query and packed key row in the score kernel: Dqk, plus <c>LowRankBlocks x rank</c> low-rank rows
         /// (one block per query head of a group when W differs per head, since a key row serves every head of its group).
         /// </summary>
-        public readonly int ScoreDim;
+        public int ScoreDim;
         /// <summary>Softcap, ALiBi or the dense bias as a score modifier, or null when none of the options is set.</summary>
-        public readonly ScoreOptionPlan? ScoreOptions;
+        public ScoreOptionPlan? ScoreOptions;
         /// <summary>Any option beyond scale and masking is set: the kernel runs with <see cref="OptionScoreModifier"/>.</summary>
-        public readonly bool HasOptions;
-        public readonly bool LowRank, LowRankFolded, Sigmoid;
-        public readonly int LowRankRank, LowRankBlocks;
-        public readonly float SigmoidBiasLog2;
+        public bool HasOptions;
+        public bool LowRank, LowRankFolded, Sigmoid;
+        public int LowRankRank, LowRankBlocks;
+        public float SigmoidBiasLog2;
         /// <summary>Attention sinks times log2(e), per query head; null without sinks.</summary>
-        public readonly float[]? SinksLog2;
-        public readonly byte* U, W;
-        public readonly ElementType UType, WType;
-        public readonly long USize, WSize, UOffset, WOffset;
+        public float[]? SinksLog2;
+        /// <summary>The storage of <see cref="SinksLog2"/>, kept for the next call of the same head count.</summary>
+        private float[]? _sinksBuffer;
+        public byte* U, W;
+        public ElementType UType, WType;
+        public long USize, WSize, UOffset, WOffset;
         /// <summary>Strides of U and W in elements; broadcast batch and head axes have stride 0.</summary>
-        public readonly long[] UStrides = [], WStrides = [];
-        public readonly ElementType ElementType;
-        public readonly long ElementSize;
-        public readonly byte* Q, K, V, O;
-        public readonly float* Lse;
-        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
-        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides;
-        public readonly long ScratchFloats;
+        public readonly long[] UStrides = new long[4], WStrides = new long[4];
+        public ElementType ElementType;
+        public long ElementSize;
+        public byte* Q, K, V, O;
+        public float* Lse;
+        public long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
+        public readonly long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
+        public long ScratchFloats;
         public int NextItem;
 
-        public Plan(FlashProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+        /// <summary>This thread's idle plan, reused by its next call (a call takes it out, so nested calls get their own).</summary>
+        [ThreadStatic] private static Plan? t_idle;
+
+        /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent()
+        {
+            var plan = t_idle ?? new Plan();
+            t_idle = null;
+            return plan;
+        }
+
+        /// <summary>Keeps the plan for this thread's next call, without the references of the finished one.</summary>
+        public void Return()
+        {
+            (Problem, ScoreOptions) = (null!, null);
+            t_idle = this;
+        }
+
+        /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
+        public void Reset(FlashProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             byte* q, byte* k, byte* v, byte* o, float* lse, byte* bias, byte* u, byte* w)
         {
+            NextItem = 0;
+            (LowRank, LowRankFolded, LowRankRank, LowRankBlocks, UType, WType, USize, WSize, UOffset, WOffset) = (false, false, 0, 0, default, default, 0, 0, 0, 0);
+            U = W = null;
+            (ScoreOptions, HasOptions, SinksLog2) = (null, false, null);
             Problem = problem;
             Batch = problem.Batch;
             KeyValueHeads = problem.KeyValueHeads;
@@ -375,11 +408,14 @@ internal static unsafe class CpuFlash
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
             Q = q; K = k; V = v; O = o; Lse = lse;
-            (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
-            (KeyOffset, KeyStrides) = (key.Offset, key.Strides.ToArray());
-            (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
-            (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
-            (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            (QueryOffset, KeyOffset, ValueOffset, OutputOffset) = (query.Offset, key.Offset, value.Offset, output.Offset);
+            query.Strides.CopyTo(QueryStrides);
+            key.Strides.CopyTo(KeyStrides);
+            value.Strides.CopyTo(ValueStrides);
+            output.Strides.CopyTo(OutputStrides);
+            LseOffset = logSumExp is { } l ? l.Offset : 0;
+            if (logSumExp is { } lseView) lseView.Strides.CopyTo(LseStrides);
+            else Array.Clear(LseStrides);
             var options = problem.Options;
             ScoreDim = HeadDim;
             if (options.LowRankBias is { } lowRank)
@@ -392,12 +428,22 @@ internal static unsafe class CpuFlash
                 ScoreDim = HeadDim + LowRankBlocks * LowRankRank;
                 U = u;
                 W = w;
-                (UType, USize, UOffset, UStrides) = (lowRank.U.ElementType, lowRank.U.ElementType.SizeOf(), lowRank.U.Offset, BroadcastStrides(lowRank.U));
-                (WType, WSize, WOffset, WStrides) = (lowRank.W.ElementType, lowRank.W.ElementType.SizeOf(), lowRank.W.Offset, BroadcastStrides(lowRank.W));
+                (UType, USize, UOffset) = (lowRank.U.ElementType, lowRank.U.ElementType.SizeOf(), lowRank.U.Offset);
+                (WType, WSize, WOffset) = (lowRank.W.ElementType, lowRank.W.ElementType.SizeOf(), lowRank.W.Offset);
+                BroadcastStrides(lowRank.U, UStrides);
+                BroadcastStrides(lowRank.W, WStrides);
             }
             Sigmoid = options.ScoreFunction == ScoreFunction.Sigmoid;
             SigmoidBiasLog2 = options.SigmoidBias * MathConstants.Log2E;
-            if (options.Sinks is { } sinks) SinksLog2 = Array.ConvertAll(sinks.ToDoubleArray(), x => (float)(x * MathConstants.Log2EDouble));
+            if (options.Sinks is { } sinks)
+            {
+                // Sinks are [Hq] float32 host tensors (validated); read element by element, into a kept buffer.
+                var buffer = _sinksBuffer is { } kept && kept.Length == problem.QueryHeads ? kept : _sinksBuffer = new float[problem.QueryHeads];
+                using var pin = sinks.Storage!.Pin();
+                float* sink = (float*)pin.Pointer + sinks.Offset;
+                for (int h = 0; h < buffer.Length; h++) buffer[h] = (float)(sink[h * sinks.Strides[0]] * MathConstants.Log2EDouble);
+                SinksLog2 = buffer;
+            }
             if (options.Softcap > 0 || options.AlibiSlopes is not null || options.Bias is not null || LowRank || Sigmoid || SinksLog2 is not null)
             {
                 HasOptions = true;
@@ -408,8 +454,8 @@ internal static unsafe class CpuFlash
             ScratchFloats = ScratchLayout.Floats(this);
         }
 
-        private static long[] BroadcastStrides(in TensorView view) =>
-            [view.Shape[0] == 1 ? 0 : view.Strides[0], view.Shape[1] == 1 ? 0 : view.Strides[1], view.Strides[2], view.Strides[3]];
+        private static void BroadcastStrides(in TensorView view, long[] strides) =>
+            (strides[0], strides[1], strides[2], strides[3]) = (view.Shape[0] == 1 ? 0 : view.Strides[0], view.Shape[1] == 1 ? 0 : view.Strides[1], view.Strides[2], view.Strides[3]);
     }
 
     /// <summary>Carves one worker's scratch into the item's buffers; every block starts 64-byte aligned.</summary>

@@ -13,8 +13,26 @@ public sealed class KvCacheProblem
 
     private const string QLayout = "[B, Hq, Nq, Dqk]";
 
-    private readonly int[] _cacheLength;
-    private readonly int[]? _blockTable;
+    /// <summary>Tensors a call lists: Q, the caches, O, LSE, the new keys and values, the rotary tables, then the options'.</summary>
+    private const int TensorCount = 9 + FlashProblem.OptionTensorCount;
+
+    /// <summary>The cache options of a <see cref="AttentionContext.Flash"/> call handed to the decode kernels (<see cref="ForFlash"/>).</summary>
+    private static readonly KvCacheOptions s_flashCache = new();
+
+    /// <summary>This thread's problem for <see cref="AttentionContext.FlashKvCache"/> calls (see <see cref="CreateForCall"/>).</summary>
+    [ThreadStatic] private static KvCacheProblem? t_call;
+
+    /// <summary>This thread's problem for flash calls routed to the decode kernels (see <see cref="ForFlash"/>).</summary>
+    [ThreadStatic] private static KvCacheProblem? t_flash;
+
+    /// <summary>This thread's block owners, cleared and refilled by each paged call's check.</summary>
+    [ThreadStatic] private static Dictionary<int, (int Batch, bool Written)>? t_blockOwners;
+
+    private int[] _cacheLength;
+    private int[]? _blockTable;
+
+    /// <summary>The block table's storage, kept between the calls of a reused problem (<see cref="_blockTable"/> is null when contiguous).</summary>
+    private int[]? _tableBuffer;
 
     private KvCacheProblem(FlashOptions options, KvCacheOptions cache, int[] cacheLength, int[]? blockTable)
     {
@@ -25,45 +43,51 @@ public sealed class KvCacheProblem
     }
 
     /// <summary>Batch size B.</summary>
-    public int Batch { get; private init; }
+    public int Batch { get; private set; }
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key/value heads Hkv (divides Hq).</summary>
-    public int KeyValueHeads { get; private init; }
+    public int KeyValueHeads { get; private set; }
     /// <summary>Query length Nq.</summary>
-    public int QueryLength { get; private init; }
+    public int QueryLength { get; private set; }
     /// <summary>Tokens appended per batch element, Nnew (0 without <see cref="KvCacheOptions.NewKey"/>).</summary>
-    public int NewLength { get; private init; }
+    public int NewLength { get; private set; }
     /// <summary>Query/key head dimension Dqk.</summary>
-    public int HeadDim { get; private init; }
+    public int HeadDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>The score scale after applying the default.</summary>
-    public float Scale { get; private init; }
+    public float Scale { get; private set; }
     /// <summary>The storage element type of Q, the caches, the new tokens and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
     /// <summary>True when the caches are paged through <see cref="KvCacheOptions.BlockTable"/>.</summary>
     public bool IsPaged => _blockTable is not null;
     /// <summary>Tokens per block of a paged cache; the capacity per element of a contiguous one.</summary>
-    public int PageSize { get; private init; }
+    public int PageSize { get; private set; }
     /// <summary>Blocks per batch element in the block table (1 for a contiguous cache).</summary>
-    public int BlocksPerSequence { get; private init; }
+    public int BlocksPerSequence { get; private set; }
     /// <summary>Tokens a batch element can hold: <c>BlocksPerSequence x PageSize</c>.</summary>
     public int Capacity => BlocksPerSequence * PageSize;
     /// <summary>Dimensions the rotary embedding turns (0: none).</summary>
-    public int RotaryDim { get; private init; }
+    public int RotaryDim { get; private set; }
     /// <summary>Query heads per key/value head.</summary>
     public int GroupSize => QueryHeads / KeyValueHeads;
     /// <summary>The options validated.</summary>
-    public FlashOptions Options { get; }
+    public FlashOptions Options { get; private set; }
     /// <summary>The cache options validated.</summary>
-    public KvCacheOptions Cache { get; }
+    public KvCacheOptions Cache { get; private set; }
+
+    /// <summary>
+    /// True for a <see cref="AttentionContext.Flash"/> call handed to the decode kernels (<see cref="ForFlash"/>): its
+    /// automatic split count must not depend on the context's thread count, as flash results do not.
+    /// </summary>
+    internal bool IsFlashCall { get; private set; }
 
     /// <summary>
     /// Every tensor of the call by name, optional ones included (null when absent): Q, the caches, O, the log-sum-exp,
     /// the new keys and values, the rotary tables, then <see cref="FlashProblem.OptionTensors"/>.
     /// </summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>Tokens in the cache of element <paramref name="batch"/> before the append.</summary>
     public int CacheLength(int batch) => _cacheLength[batch];
@@ -75,6 +99,9 @@ public sealed class KvCacheProblem
     public (int Block, int Slot) Locate(int batch, int position) => _blockTable is null
         ? (batch, position)
         : (_blockTable[batch * BlocksPerSequence + position / PageSize], position % PageSize);
+
+    /// <summary>Every batch element's cache length before the append, <c>[B]</c>.</summary>
+    internal ReadOnlySpan<int> CacheLengths => _cacheLength;
 
     /// <summary>The block table, row-major <c>[B, BlocksPerSequence]</c>, or null for a contiguous cache.</summary>
     internal int[]? BlockTableEntries => _blockTable;
@@ -93,14 +120,55 @@ public sealed class KvCacheProblem
     /// <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
     public static KvCacheProblem Create(in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp) =>
-        Validate(query, keyCache, valueCache, output, requireOutput: true, cache, options, logSumExp);
+        Validate(query, keyCache, valueCache, output, requireOutput: true, cache, options, logSumExp, reuse: null);
+
+    /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.FlashKvCache"/>: no
+    /// allocation once warm. The result is valid until this thread validates its next call; nothing may keep it.
+    /// </summary>
+    internal static KvCacheProblem CreateForCall(in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp) =>
+        Validate(query, keyCache, valueCache, output, requireOutput: true, cache, options, logSumExp, t_call ??= new KvCacheProblem(FlashOptions.Default, s_flashCache, [], null));
 
     /// <summary>Validates everything but the outputs (the references allocate their own and leave the caches alone).</summary>
     internal static KvCacheProblem CreateForInputs(in TensorView query, in TensorView keyCache, in TensorView valueCache, KvCacheOptions cache, FlashOptions? options) =>
-        Validate(query, keyCache, valueCache, default, requireOutput: false, cache, options, null);
+        Validate(query, keyCache, valueCache, default, requireOutput: false, cache, options, null, reuse: null);
+
+    /// <summary>
+    /// A validated <see cref="AttentionContext.Flash"/> call as the decode kernels take it: K and V are a contiguous
+    /// cache <c>[B, Hkv, Nk, D]</c> holding Nk tokens per batch element, with nothing to append, rotate or page, and
+    /// the split count automatic. Refills this thread's reusable problem (valid until its next routed call).
+    /// </summary>
+    internal static KvCacheProblem ForFlash(FlashProblem flash)
+    {
+        var p = t_flash ??= new KvCacheProblem(FlashOptions.Default, s_flashCache, [], null);
+        if (p._cacheLength.Length != flash.Batch) p._cacheLength = new int[flash.Batch];
+        Array.Fill(p._cacheLength, flash.KeyLength);
+        p._blockTable = null;
+        (p.Options, p.Cache, p.IsFlashCall) = (flash.Options, s_flashCache, true);
+        (p.Batch, p.QueryHeads, p.KeyValueHeads, p.QueryLength, p.NewLength) = (flash.Batch, flash.QueryHeads, flash.KeyValueHeads, flash.QueryLength, 0);
+        (p.HeadDim, p.ValueDim, p.Scale, p.ElementType) = (flash.HeadDim, flash.ValueDim, flash.Scale, flash.ElementType);
+        (p.PageSize, p.BlocksPerSequence, p.RotaryDim) = (flash.KeyLength, 1, 0);
+        return p;
+    }
+
+    /// <summary>
+    /// Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors, options and block
+    /// table), so the thread's reusable problem keeps no caller memory alive.
+    /// </summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        (Options, Cache) = (FlashOptions.Default, s_flashCache);
+    }
+
+    /// <summary>Drops the options this thread's <see cref="ForFlash"/> problem refers to, after the flash call.</summary>
+    internal static void ReleaseFlashCall()
+    {
+        if (t_flash is { } p) p.Options = FlashOptions.Default;
+    }
 
     private static KvCacheProblem Validate(in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, bool requireOutput,
-        KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp)
+        KvCacheOptions cache, FlashOptions? options, in TensorView? logSumExp, KvCacheProblem? reuse)
     {
         ArgumentNullException.ThrowIfNull(cache);
         options ??= FlashOptions.Default;
@@ -125,7 +193,8 @@ public sealed class KvCacheProblem
         var lengths = cache.CacheSeqLens.Span;
         if (lengths.Length != batch)
             TensorChecks.Throw($"cache.CacheSeqLens has {lengths.Length} entries; expected one per batch element ({batch}).", "cache.CacheSeqLens");
-        var cacheLength = lengths.ToArray();
+        var cacheLength = reuse?._cacheLength is { } reusedLengths && reusedLengths.Length == batch ? reusedLengths : new int[batch];
+        lengths.CopyTo(cacheLength);
         for (int b = 0; b < batch; b++)
             if (cacheLength[b] < 0) TensorChecks.Throw($"cache.CacheSeqLens[{b}] is {cacheLength[b]}; expected a non-negative token count.", "cache.CacheSeqLens");
 
@@ -145,14 +214,8 @@ public sealed class KvCacheProblem
             TensorChecks.Writable(keyCache, nameof(keyCache));
             TensorChecks.Writable(valueCache, nameof(valueCache));
             TensorChecks.NoAlias(keyCache, nameof(keyCache), valueCache, nameof(valueCache));
-            foreach (var cacheTensor in new[] { (keyCache, nameof(keyCache)), (valueCache, nameof(valueCache)) })
-            {
-                TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, query, nameof(query));
-                TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, newKey, "cache.NewKey");
-                TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, newValue, "cache.NewValue");
-                if (cache.RotaryCos is { } c) TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, c, "cache.RotaryCos");
-                if (cache.RotarySin is { } s) TensorChecks.NoAlias(cacheTensor.Item1, cacheTensor.Item2, s, "cache.RotarySin");
-            }
+            CheckAppendTarget(keyCache, nameof(keyCache), query, newKey, newValue, cache);
+            CheckAppendTarget(valueCache, nameof(valueCache), query, newKey, newValue, cache);
         }
 
         int[]? table = null;
@@ -165,7 +228,8 @@ public sealed class KvCacheProblem
                 TensorChecks.Throw($"cache.PageSize is {cache.PageSize}, but the caches hold {pageSize} tokens per block ({kLayout}).", "cache.PageSize");
             if (blockTable.Length % batch != 0)
                 TensorChecks.Throw($"cache.BlockTable has {blockTable.Length} entries; expected [B, BlocksPerSequence] = {batch} x n with n >= 1.", "cache.BlockTable");
-            table = blockTable.ToArray();
+            table = reuse?._tableBuffer is { } reusedTable && reusedTable.Length == blockTable.Length ? reusedTable : new int[blockTable.Length];
+            blockTable.Span.CopyTo(table);
             blocksPerSequence = table.Length / batch;
         }
         else
@@ -233,18 +297,35 @@ public sealed class KvCacheProblem
         if (cache.Splits is int splits && (splits < 1 || splits > MaxSplits))
             TensorChecks.Throw($"cache.Splits is {splits}; expected null (automatic) or 1..{MaxSplits}.", "cache.Splits");
 
-        return new KvCacheProblem(options, cache, cacheLength, table)
-        {
-            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, NewLength = newLength, HeadDim = dqk, ValueDim = dv,
-            Scale = scale, ElementType = type, PageSize = pageSize, BlocksPerSequence = blocksPerSequence, RotaryDim = rotaryDim,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(keyCache), keyCache), new(nameof(valueCache), valueCache),
-                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
-                new("cache.NewKey", cache.NewKey), new("cache.NewValue", cache.NewValue),
-                new("cache.RotaryCos", cache.RotaryCos), new("cache.RotarySin", cache.RotarySin), .. FlashProblem.OptionTensors(options),
-            ],
-        };
+        var problem = reuse ?? new KvCacheProblem(options, cache, cacheLength, table);
+        (problem.Options, problem.Cache, problem._cacheLength, problem._blockTable, problem.IsFlashCall) = (options, cache, cacheLength, table, false);
+        if (table is not null) problem._tableBuffer = table;
+        (problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.NewLength) = (batch, hq, hkv, nq, newLength);
+        (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);
+        (problem.PageSize, problem.BlocksPerSequence, problem.RotaryDim) = (pageSize, blocksPerSequence, rotaryDim);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(keyCache), keyCache);
+        tensors[2] = new(nameof(valueCache), valueCache);
+        tensors[3] = new(nameof(output), requireOutput ? output : null);
+        tensors[4] = new(nameof(logSumExp), logSumExp);
+        tensors[5] = new("cache.NewKey", cache.NewKey);
+        tensors[6] = new("cache.NewValue", cache.NewValue);
+        tensors[7] = new("cache.RotaryCos", cache.RotaryCos);
+        tensors[8] = new("cache.RotarySin", cache.RotarySin);
+        FlashProblem.WriteOptionTensors(options, tensors.AsSpan(9));
+        problem.Tensors = tensors;
+        return problem;
+    }
+
+    /// <summary>A cache the append writes must overlap none of the tensors the call reads.</summary>
+    private static void CheckAppendTarget(in TensorView target, string name, in TensorView query, in TensorView newKey, in TensorView newValue, KvCacheOptions cache)
+    {
+        TensorChecks.NoAlias(target, name, query, nameof(query));
+        TensorChecks.NoAlias(target, name, newKey, "cache.NewKey");
+        TensorChecks.NoAlias(target, name, newValue, "cache.NewValue");
+        if (cache.RotaryCos is { } c) TensorChecks.NoAlias(target, name, c, "cache.RotaryCos");
+        if (cache.RotarySin is { } s) TensorChecks.NoAlias(target, name, s, "cache.RotarySin");
     }
 
     /// <summary>
@@ -253,7 +334,8 @@ public sealed class KvCacheProblem
     /// </summary>
     private static void CheckBlocks(int[] table, int batch, int blocksPerSequence, int pageSize, int numBlocks, int[] cacheLength, int newLength)
     {
-        var owner = new Dictionary<int, (int Batch, bool Written)>();
+        var owner = t_blockOwners ??= [];
+        owner.Clear();
         for (int b = 0; b < batch; b++)
         {
             int length = cacheLength[b] + newLength;

@@ -10,28 +10,34 @@ public sealed class FlashProblem
     /// <summary>Largest head dimension any backend accepts.</summary>
     public const int MaxHeadDim = 256;
 
+    /// <summary>Tensors a call lists: Q, K, V, O, LSE, then the five of <see cref="OptionTensors"/>.</summary>
+    private const int TensorCount = 10;
+
+    /// <summary>This thread's problem for <see cref="AttentionContext.Flash"/> calls, refilled by each (see <see cref="CreateForCall"/>).</summary>
+    [ThreadStatic] private static FlashProblem? t_call;
+
     private FlashProblem(FlashOptions options) => Options = options;
 
     /// <summary>Batch size B.</summary>
-    public int Batch { get; private init; }
+    public int Batch { get; private set; }
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key/value heads Hkv (divides Hq).</summary>
-    public int KeyValueHeads { get; private init; }
+    public int KeyValueHeads { get; private set; }
     /// <summary>Query length Nq.</summary>
-    public int QueryLength { get; private init; }
+    public int QueryLength { get; private set; }
     /// <summary>Key length Nk.</summary>
-    public int KeyLength { get; private init; }
+    public int KeyLength { get; private set; }
     /// <summary>Query/key head dimension Dqk.</summary>
-    public int HeadDim { get; private init; }
+    public int HeadDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>The score scale after applying the default.</summary>
-    public float Scale { get; private init; }
+    public float Scale { get; private set; }
     /// <summary>The options validated.</summary>
-    public FlashOptions Options { get; }
+    public FlashOptions Options { get; private set; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
 
     /// <summary>Query heads per key/value head.</summary>
     public int GroupSize => QueryHeads / KeyValueHeads;
@@ -40,20 +46,39 @@ public sealed class FlashProblem
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, then <see cref="OptionTensors"/>. Empty for problems built
     /// from sizes alone.
     /// </summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
     /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
     public static FlashProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp) =>
-        Validate(query, key, value, output, requireOutput: true, options, logSumExp);
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, reuse: null);
+
+    /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.Flash"/>: no allocation
+    /// once warm. The result is valid until this thread validates its next call; nothing may keep it.
+    /// </summary>
+    internal static FlashProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp) =>
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, t_call ??= new FlashProblem(FlashOptions.Default));
+
+    /// <summary>
+    /// Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors and options, and the
+    /// decode problem a routed call derived from it), so the thread's reusable problem keeps no caller memory alive.
+    /// </summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = FlashOptions.Default;
+        KvCacheProblem.ReleaseFlashCall();
+    }
 
     /// <summary>Validates the inputs and options only, for callers that allocate their own outputs (the references).</summary>
     internal static FlashProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, FlashOptions? options) =>
-        Validate(query, key, value, default, requireOutput: false, options, null);
+        Validate(query, key, value, default, requireOutput: false, options, null, reuse: null);
 
-    private static FlashProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, FlashOptions? options, in TensorView? logSumExp)
+    private static FlashProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, FlashOptions? options, in TensorView? logSumExp,
+        FlashProblem? reuse)
     {
         options ??= FlashOptions.Default;
         var shapes = AttentionShapes.Of(query, key, value);
@@ -87,27 +112,43 @@ public sealed class FlashProblem
                 TensorChecks.Throw($"options.LowRankBias has rank {lowRank.U.Shape[3]} in U but {lowRank.W.Shape[3]} in W.", "options.LowRankBias.W");
         }
 
-        return new FlashProblem(options)
-        {
-            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
-            HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp), .. OptionTensors(options),
-            ],
-        };
+        var problem = reuse ?? new FlashProblem(options);
+        (problem.Options, problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.KeyLength) = (options, batch, hq, hkv, nq, nk);
+        (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(key), key);
+        tensors[2] = new(nameof(value), value);
+        tensors[3] = new(nameof(output), requireOutput ? output : null);
+        tensors[4] = new(nameof(logSumExp), logSumExp);
+        WriteOptionTensors(options, tensors.AsSpan(5));
+        problem.Tensors = tensors;
+        return problem;
     }
 
     /// <summary>
     /// The tensors of <see cref="FlashOptions"/> by name, absent ones null: dense bias, low-rank U and W, ALiBi slopes,
     /// sinks. Shared by every entry point that takes flash options.
     /// </summary>
-    internal static NamedTensor[] OptionTensors(FlashOptions options) =>
-    [
-        new("options.Bias", options.Bias), new("options.LowRankBias.U", options.LowRankBias?.U), new("options.LowRankBias.W", options.LowRankBias?.W),
-        new("options.AlibiSlopes", options.AlibiSlopes), new("options.Sinks", options.Sinks),
-    ];
+    internal static NamedTensor[] OptionTensors(FlashOptions options)
+    {
+        var tensors = new NamedTensor[OptionTensorCount];
+        WriteOptionTensors(options, tensors);
+        return tensors;
+    }
+
+    /// <summary>The number of tensors <see cref="OptionTensors"/> lists.</summary>
+    internal const int OptionTensorCount = 5;
+
+    /// <summary><see cref="OptionTensors"/> written into the first five entries of <paramref name="into"/> (no allocation).</summary>
+    internal static void WriteOptionTensors(FlashOptions options, Span<NamedTensor> into)
+    {
+        into[0] = new("options.Bias", options.Bias);
+        into[1] = new("options.LowRankBias.U", options.LowRankBias?.U);
+        into[2] = new("options.LowRankBias.W", options.LowRankBias?.W);
+        into[3] = new("options.AlibiSlopes", options.AlibiSlopes);
+        into[4] = new("options.Sinks", options.Sinks);
+    }
 
     /// <summary>
     /// Checks the options that do not depend on the key length (scale, masks, softcap, sigmoid bias, ALiBi slopes
@@ -157,6 +198,14 @@ public sealed class FlashProblem
             Batch = batch, QueryHeads = queryHeads, KeyValueHeads = keyValueHeads, QueryLength = queryLength, KeyLength = keyLength,
             HeadDim = headDim, ValueDim = valueDim, Scale = scale, ElementType = type,
         };
+
+    /// <summary>
+    /// True when the call is decode-shaped for a backend whose split-KV decode kernel takes up to
+    /// <paramref name="maxRows"/> rows per kv head: <c>GroupSize x Nq &lt;= maxRows</c> (the query heads of a GQA group
+    /// folded into rows that share each K/V read), and no dense or low-rank bias, which the decode kernels lack.
+    /// </summary>
+    internal bool IsDecodeShaped(int maxRows) =>
+        Options.Bias is null && Options.LowRankBias is null && (long)GroupSize * QueryLength <= maxRows;
 
     /// <summary>
     /// The keys query <paramref name="queryIndex"/> may see, <c>[start, end)</c> (empty when start &gt;= end),

@@ -20,6 +20,15 @@ internal static class GpuDecode
         !problem.IsPaged && problem.NewLength == 0 && problem.RotaryDim == 0 && problem.Cache.Splits is null &&
         problem.GroupSize * problem.QueryLength > 4 * DecodeVariant.MaxRows(FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim)));
 
+    /// <summary>
+    /// True when a validated flash call is decode-shaped and this kernel computes it: at most one work-group's rows per
+    /// kv head (<see cref="DecodeVariant.MaxRows"/>: 16, or 8 for head dims above 128), so K and V are read once, and no
+    /// dense or low-rank bias (which this kernel lacks; such calls stay on the flash kernel). Never true where
+    /// <see cref="PrefersFlash"/> sends a KV-cache call to the flash kernel, so the two never hand a call back and forth.
+    /// </summary>
+    public static bool Serves(FlashProblem problem) =>
+        problem.IsDecodeShaped(DecodeVariant.MaxRows(FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim))));
+
     /// <summary>Runs a validated call whose tensors the context already checked (location and owner, by name).</summary>
     public static void Run(IGpuKernelHost host, KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache,
         in TensorView output, in TensorView? logSumExp)
@@ -43,14 +52,15 @@ internal static class GpuDecode
 
         // Lengths ride in the parameters for up to InlineLengths elements; the block table (and any longer lengths) go
         // through the meta buffer, uploaded only when they changed since the last call.
-        int[] table = problem.BlockTableEntries ?? [];
-        int[] meta = inline ? table : [.. Enumerable.Range(0, problem.Batch).Select(problem.CacheLength), .. table];
+        ReadOnlySpan<int> table = problem.BlockTableEntries;
+        ReadOnlySpan<int> metaLengths = inline ? [] : problem.CacheLengths;
         long rows = (long)problem.Batch * problem.QueryHeads * problem.QueryLength;
         var api = host.Api;
         var scratch = host.Scratch;
+        var attend = KernelLaunch<DecodeVariant>.For(variant, api);
         lock (scratch.Gate)
         {
-            DeviceBuffer? metaBuffer = meta.Length > 0 ? scratch.Upload(0, meta) : null;
+            DeviceBuffer? metaBuffer = metaLengths.Length + table.Length > 0 ? scratch.Upload(0, metaLengths, table) : null;
             DeviceBuffer? partials = splits > 1 ? scratch.Take(1, checked(splits * rows * problem.ValueDim)) : null;
             DeviceBuffer? partialLse = splits > 1 ? scratch.Take(2, splits * rows) : null;
             if (problem.NewLength > 0)
@@ -58,18 +68,20 @@ internal static class GpuDecode
                 // Grid x holds (b x Hkv, work-group of the head's tokens x features): y would cap B x Hkv at 65535 on CUDA.
                 long work = (long)problem.NewLength * Math.Max(problem.HeadDim, problem.ValueDim);
                 int perHead = checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads));
-                host.Launch(variant.AppendName, () => variant.AppendSource(api), "na_kv_append",
+                var append = KernelLaunch<KvAppendVariant>.For(variant.Append, api);
+                host.Launch(append.Name, append.Source, KvAppendVariant.EntryPoint,
                     [Buffer(cache.NewKey), Buffer(cache.NewValue), Buffer(keyCache), Buffer(valueCache), metaBuffer, Buffer(cache.RotaryCos), Buffer(cache.RotarySin)],
                     bytes, checked(perHead * heads), 1, DecodeVariant.SmallThreads);
             }
-            host.Launch(variant.Name, () => variant.Source(api), "na_decode_fwd",
+            host.Launch(attend.Name, attend.Source, DecodeVariant.EntryPoint,
                 [Buffer(query), Buffer(keyCache), Buffer(valueCache), Buffer(output), Buffer(logSumExp), metaBuffer, Buffer(cache.RotaryCos),
                  Buffer(cache.RotarySin), Buffer(options.AlibiSlopes), Buffer(options.Sinks), partials, partialLse],
                 bytes, checked(rowChunks * splits * heads), 1, DecodeVariant.Threads);   // grid x: (b x Hkv, row chunk, split)
             if (splits > 1)
             {
                 long work = rows * problem.ValueDim;
-                host.Launch(variant.CombineName, () => variant.CombineSource(api), "na_decode_combine",
+                var combine = KernelLaunch<DecodeCombineVariant>.For(variant.Combine, api);
+                host.Launch(combine.Name, combine.Source, DecodeCombineVariant.EntryPoint,
                     [Buffer(output), Buffer(logSumExp), Buffer(options.Sinks), partials, partialLse],
                     bytes, checked((int)((work + DecodeVariant.SmallThreads - 1) / DecodeVariant.SmallThreads)), 1, DecodeVariant.SmallThreads);
             }

@@ -29,7 +29,8 @@ internal static class GpuFlash
         long groups = (long)((problem.QueryLength + blockM - 1) / blockM) * problem.Batch * problem.QueryHeads;
         if (groups > int.MaxValue)
             throw new NotSupportedException($"Flash needs {groups} work-groups (B x Hq x query blocks of {blockM}); a launch holds at most {int.MaxValue}.");
-        host.Launch(variant.Name, () => variant.Source(api), FlashVariant.EntryPoint, buffers, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
+        var launch = KernelLaunch<FlashVariant>.For(variant, api);
+        host.Launch(launch.Name, launch.Source, FlashVariant.EntryPoint, buffers, MemoryMarshal.AsBytes(new ReadOnlySpan<FlashParams>(in p)),
             (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
     }
 

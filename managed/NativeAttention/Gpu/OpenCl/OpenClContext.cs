@@ -135,6 +135,10 @@ public sealed unsafe class OpenClContext : GpuContext
 
     /// <summary>The module for <paramref name="name"/>, built once per context even when several threads ask at once.</summary>
     private OpenClModule Module(string name, Func<string> source, string entryPoint) =>
+        _modules.TryGetValue(name, out var module) ? module.Value : AddModule(name, source, entryPoint);
+
+    /// <summary>The first request for a module: in its own method, so the closure exists only then, not on every launch.</summary>
+    private OpenClModule AddModule(string name, Func<string> source, string entryPoint) =>
         _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => OpenClModule.Build(_context, _device, source(), entryPoint))).Value;
 
     /// <summary>Builds a program from raw source (no caching in memory); for tests and tools.</summary>

@@ -50,7 +50,8 @@ internal sealed unsafe class OpenClModule : IDisposable
             for (int i = 0; i < memoryArguments.Length; i++)
             {
                 IntPtr value = memoryArguments[i];
-                OpenClException.Check(clSetKernelArg(_kernel, (uint)i, (nuint)sizeof(IntPtr), &value), $"clSetKernelArg({i})");
+                int status = clSetKernelArg(_kernel, (uint)i, (nuint)sizeof(IntPtr), &value);
+                if (status != 0) OpenClException.Check(status, $"clSetKernelArg({i})");   // formatted on failure only
             }
             if (!parameters.IsEmpty)
                 fixed (byte* p = parameters)

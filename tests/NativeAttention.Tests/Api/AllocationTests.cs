@@ -1,0 +1,129 @@
+// Steady-state calls allocate nothing: after a warm-up, repeating a call with the same shapes must not allocate managed
+// memory, neither on the calling thread nor on any other (the CPU backend's workers).
+using Xunit;
+using Xunit.Abstractions;
+
+namespace NativeAttention.Tests;
+
+/// <summary>Allocation tests run alone: the process-wide count would otherwise see other tests' allocations.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class AllocationCollection
+{
+    public const string Name = "Allocation (not parallel)";
+}
+
+/// <summary>
+/// Calls with the same shapes, repeated after a warm-up, allocate 0 bytes: measured with
+/// <see cref="GC.GetAllocatedBytesForCurrentThread"/> (the calling thread) and <see cref="GC.GetTotalAllocatedBytes(bool)"/>
+/// (every thread of the process, so the CPU workers too). A decode loop of thousands of steps per second must never
+/// wake the GC.
+/// </summary>
+public abstract class AllocationTests(ITestOutputHelper output)
+{
+    private const int Warmup = 30, Calls = 200, Windows = 5;
+
+    /// <summary>The smallest managed object on a 64-bit runtime, in bytes.</summary>
+    private const int SmallestObject = 24;
+
+    /// <summary>Process-wide bytes a window may show: half of one smallest object per call (see the test).</summary>
+    private const long ProcessNoise = Calls * SmallestObject / 2;
+
+    protected abstract Backend Backend { get; }
+
+    /// <summary>One call shape: a name for messages, the call, run on the context's own tensors.</summary>
+    public static TheoryData<string> Shapes() =>
+    [
+        "flash prefill fp32", "flash prefill bf16 causal lse", "flash decode-shaped fp32 GQA", "flash decode-shaped fp16 MHA sinks lse",
+        "flash decode-shaped bf16 MQA causal window alibi", "kvcache fp32 GQA", "kvcache fp16 append rotary lse", "kvcache bf16 paged splits",
+    ];
+
+    [SkippableTheory]
+    [MemberData(nameof(Shapes))]
+    public void SteadyStateCall_AllocatesNothing(string shape)
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        Action call = Build(context, shape);
+        for (int i = 0; i < Warmup; i++) call();
+        context.Synchronize();
+
+        // The smallest of a few windows: a genuine per-call allocation shows in every one. The process-wide count also
+        // sees the test host's own threads (the runner's reporting allocates a few hundred bytes now and then, which a
+        // console program calling the same loop does not show: 0 bytes there), so it must stay below half the smallest
+        // object per call: any allocation per call, on any thread, fails.
+        long thread = long.MaxValue, total = long.MaxValue;
+        for (int w = 0; w < Windows && (thread > 0 || total >= ProcessNoise); w++)
+        {
+            long thread0 = GC.GetAllocatedBytesForCurrentThread(), total0 = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < Calls; i++) call();
+            context.Synchronize();
+            long thread1 = GC.GetAllocatedBytesForCurrentThread(), total1 = GC.GetTotalAllocatedBytes(precise: true);
+            thread = Math.Min(thread, thread1 - thread0);
+            total = Math.Min(total, total1 - total0);
+        }
+        output.WriteLine($"{Backend} {shape}: {thread} bytes on the calling thread, {total} in the process over {Calls} calls");
+        Assert.True(thread == 0, $"{shape}: {thread} bytes allocated on the calling thread over {Calls} calls ({(double)thread / Calls:F1} per call).");
+        Assert.True(total < ProcessNoise, $"{shape}: {total} bytes allocated in the process over {Calls} calls ({(double)total / Calls:F1} per call).");
+    }
+
+    /// <summary>The call named <paramref name="shape"/> with every tensor allocated on <paramref name="context"/> once.</summary>
+    private static Action Build(AttentionContext context, string shape)
+    {
+        var random = new Random(shape.Length);
+        ElementType type = shape.Contains("fp16") ? ElementType.Float16 : shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
+        TensorView Put(ElementType t, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, dims));
+        bool lse = shape.Contains("lse");
+        var options = new FlashOptions { Causal = shape.Contains("causal"), WindowLeft = shape.Contains("window") ? 100 : -1 };
+        if (shape.StartsWith("flash"))
+        {
+            bool decode = shape.Contains("decode");
+            int hq = 8, hkv = shape.Contains("MQA") ? 1 : shape.Contains("GQA") ? 2 : 8, nq = decode ? 1 : 48, nk = decode ? 700 : 64, d = 64;
+            if (shape.Contains("sinks")) options = options with { Sinks = Put(ElementType.Float32, hq) };
+            if (shape.Contains("alibi")) options = options with { AlibiSlopes = Put(ElementType.Float32, hq) };
+            var (q, k, v) = (Put(type, 1, hq, nq, d), Put(type, 1, hkv, nk, d), Put(type, 1, hkv, nk, d));
+            var o = context.Allocate(type, 1, hq, nq, d);
+            TensorView? l = lse ? context.Allocate(ElementType.Float32, 1, hq, nq) : null;
+            return () => context.Flash(q, k, v, o, options, l);
+        }
+        {
+            int batch = 2, hq = 8, hkv = shape.Contains("GQA") ? 2 : 4, capacity = 256, d = 64, page = 32;
+            bool paged = shape.Contains("paged"), append = shape.Contains("append");
+            int[] lengths = [150, 97];
+            var cache = new KvCacheOptions { CacheSeqLens = lengths, Splits = shape.Contains("splits") ? 3 : null };
+            TensorView keyCache, valueCache;
+            if (paged)
+            {
+                int perSequence = capacity / page;
+                cache = cache with { BlockTable = Enumerable.Range(0, batch * perSequence).Reverse().ToArray(), PageSize = page };
+                (keyCache, valueCache) = (Put(type, batch * perSequence, hkv, page, d), Put(type, batch * perSequence, hkv, page, d));
+            }
+            else (keyCache, valueCache) = (Put(type, batch, hkv, capacity, d), Put(type, batch, hkv, capacity, d));
+            if (append)
+            {
+                int positions = capacity + 4, half = d / 4;
+                cache = cache with
+                {
+                    NewKey = Put(type, batch, hkv, 1, d), NewValue = Put(type, batch, hkv, 1, d),
+                    RotaryCos = Put(ElementType.Float32, positions, half), RotarySin = Put(ElementType.Float32, positions, half),
+                };
+            }
+            var q = Put(type, batch, hq, 1, d);
+            var o = context.Allocate(type, batch, hq, 1, d);
+            TensorView? l = lse ? context.Allocate(ElementType.Float32, batch, hq, 1) : null;
+            return () => context.FlashKvCache(q, keyCache, valueCache, o, cache, options, l);
+        }
+    }
+}
+
+[Collection(AllocationCollection.Name)]
+[Trait("Backend", "Cpu")]
+public sealed class CpuAllocationTests(ITestOutputHelper output) : AllocationTests(output)
+{
+    protected override Backend Backend => Backend.Cpu;
+}
+
+[Collection(AllocationCollection.Name)]
+[Trait("Backend", "OpenCl")]
+public sealed class OpenClAllocationTests(ITestOutputHelper output) : AllocationTests(output)
+{
+    protected override Backend Backend => Backend.OpenCl;
+}
