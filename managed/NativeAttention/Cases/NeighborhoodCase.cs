@@ -22,13 +22,13 @@ public sealed record NeighborhoodCase : IAttentionCase
         "(one number: every axis; default 3), dil=<per axis>, stride=<per axis>, causal (every axis) or causal=<0|1 per axis>, " +
         "D<qk>/<v> or D<d>, extra=<additional tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The neighborhood family (a CPU kernel; no OpenCL or CUDA kernel yet).</summary>
+    /// <summary>The neighborhood family (CPU, OpenCL and CUDA kernels).</summary>
     public static CaseFamily Registration { get; } = new("neighborhood", "neighborhood attention on 1-D to 3-D grids (NATTEN)", Grammar, Parse, HasKernels: false,
     [
         "neighborhood f32 B1 H2/1 grid=33 k=7 D32/32 seed=51",
         "neighborhood f16 B2 H2/2 grid=12x10 k=5x3 D16/16 dil=2x1 stride=1x3 causal=0x1 extra=4 seed=52",
         "neighborhood bf16 B1 H4/2 grid=6x5x4 k=3 D16/24 causal seed=53",
-    ], KernelBackends: [Backend.Cpu]);
+    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda]);
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;

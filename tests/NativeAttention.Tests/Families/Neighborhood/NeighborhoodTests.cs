@@ -511,3 +511,15 @@ public sealed class CpuNeighborhoodTests : NeighborhoodTests
 {
     protected override Backend Backend => Backend.Cpu;
 }
+
+[Trait("Backend", "OpenCl")]
+public sealed class OpenClNeighborhoodTests : NeighborhoodTests
+{
+    protected override Backend Backend => Backend.OpenCl;
+}
+
+[Trait("Backend", "Cuda")]
+public sealed class CudaNeighborhoodTests : NeighborhoodTests
+{
+    protected override Backend Backend => Backend.Cuda;
+}

@@ -1,0 +1,121 @@
+// The NATTEN window rule and the query tiling of the neighborhood kernels, shared by the portable and the tensor-core
+// kernel. Along one axis of length L with kernel k, dilation d and stride s (DESIGN.md, "Neighborhood"): position x
+// lies in group g = x mod d at group coordinate x / d; the group holds lg = ceil((L - g) / d) positions; everything
+// below works in group coordinates.
+// A query tile is a box of queries inside one dilation group per axis, at most tile[a] consecutive group coordinates
+// per axis. Window starts and ends never decrease along an axis, so the union of a tile's windows is one box, from the
+// window start of its first query to the window end of its last one, and their intersection runs from the start of
+// the last to the end of the first.
+#include "neighborhood/neighborhood_params.h"
+
+// The window [*start, *end) of the query at group coordinate x of a group with lg positions.
+NA_INLINE void na_nbh_window(int x, int lg, int k, int s, int causal, int* start, int* end)
+{
+    const int tile = x / s * s;
+    if (causal)
+    {
+        // The tile's last query leads; keys from leader - k + 1 (not below 0) up to the query itself.
+        const int leader = tile + s - 1 < lg - 1 ? tile + s - 1 : lg - 1;
+        *start = leader - k + 1 > 0 ? leader - k + 1 : 0;
+        *end = x + 1;
+    }
+    else
+    {
+        // The tile's centre leads; k keys from leader - k / 2, shifted inward at both borders (lg >= k).
+        const int leader = tile + s / 2 < lg - 1 ? tile + s / 2 : lg - 1;
+        int first = leader - k / 2;
+        first = first < 0 ? 0 : first;
+        first = first > lg - k ? lg - k : first;
+        *start = first;
+        *end = first + k;
+    }
+}
+
+// Query tile t of an axis (tiles of up to `extent` group coordinates, group 0's tiles first): its group, first group
+// coordinate and query count. Groups g < L mod d hold ceil(L / d) positions, the others floor(L / d) (>= 1 since
+// d <= L), so the tiles of both kinds of group come in two runs of equal-sized groups.
+NA_INLINE void na_nbh_axis_tile(int t, int length, int d, int extent, int* group, int* first, int* count)
+{
+    const int r = length % d, big = (length + d - 1) / d, small = length / d;
+    const int tiles_big = (big + extent - 1) / extent, tiles_small = (small + extent - 1) / extent;
+    int lg, i;
+    if (t < r * tiles_big)
+    {
+        *group = t / tiles_big;
+        i = t - *group * tiles_big;
+        lg = big;
+    }
+    else
+    {
+        const int u = t - r * tiles_big;
+        *group = r + u / tiles_small;
+        i = u - (u / tiles_small) * tiles_small;
+        lg = small;
+    }
+    *first = i * extent;
+    *count = lg - *first < extent ? lg - *first : extent;
+}
+
+// One query tile: per axis its dilation group, group length, first query, query count, and its union window
+// [low, low + ext) and intersection [full_lo, full_hi) in group coordinates.
+typedef struct na_nbh_tile
+{
+    int group[3], lg[3], first[3], count[3], low[3], ext[3], full_lo[3], full_hi[3];
+} na_nbh_tile;
+
+// Tile `t` (row-major over tiles[0] x tiles[1] x tiles[2]).
+NA_INLINE na_nbh_tile na_nbh_tile_at(const na_nbh_params p, int t)
+{
+    na_nbh_tile q;
+    for (int a = 2; a >= 0; a--)
+    {
+        const int ta = t % p.tiles[a];
+        t /= p.tiles[a];
+        na_nbh_axis_tile(ta, p.length[a], p.dilation[a], p.tile[a], &q.group[a], &q.first[a], &q.count[a]);
+        const int d = p.dilation[a];
+        q.lg[a] = (p.length[a] - q.group[a] + d - 1) / d;
+        int s0, e0, s1, e1;
+        na_nbh_window(q.first[a], q.lg[a], p.kernel_size[a], p.stride[a], p.causal[a], &s0, &e0);
+        na_nbh_window(q.first[a] + q.count[a] - 1, q.lg[a], p.kernel_size[a], p.stride[a], p.causal[a], &s1, &e1);
+        q.low[a] = s0;
+        q.ext[a] = e1 - s0;
+        q.full_lo[a] = s1;
+        q.full_hi[a] = e0;
+    }
+    return q;
+}
+
+// Splits a flat index of the tile's union box (row-major, z fastest) into box coordinates u[0..2].
+NA_INLINE void na_nbh_box_coords(const na_nbh_tile* q, int n, int* u0, int* u1, int* u2)
+{
+    *u2 = n % q->ext[2];
+    n /= q->ext[2];
+    *u1 = n % q->ext[1];
+    *u0 = n / q->ext[1];
+}
+
+// Query r of a tile, row-major over the tile extents p.tile: its group coordinates (x0, x1, x2); returns 0 when r lies
+// past the tile's queries (a tile cut off by the end of its group, or a block with more rows than the tile holds).
+NA_INLINE int na_nbh_query(const na_nbh_params p, const na_nbh_tile* q, int r, int* x0, int* x1, int* x2)
+{
+    const int i2 = r % p.tile[2], i1 = r / p.tile[2] % p.tile[1], i0 = r / p.tile[2] / p.tile[1];
+    *x0 = q->first[0] + i0;
+    *x1 = q->first[1] + i1;
+    *x2 = q->first[2] + i2;
+    return i0 < q->count[0] && i1 < q->count[1] && i2 < q->count[2];
+}
+
+// The spatial element offset of the token at group coordinates (x0, x1, x2) of the tile's groups, for per-axis strides
+// s0, s1, s2: position x * dilation + group along each axis.
+NA_INLINE na_i64 na_nbh_offset(const na_nbh_tile* q, const na_nbh_params p, int x0, int x1, int x2, na_i64 s0, na_i64 s1, na_i64 s2)
+{
+    return (na_i64)(x0 * p.dilation[0] + q->group[0]) * s0
+         + (na_i64)(x1 * p.dilation[1] + q->group[1]) * s1
+         + (na_i64)(x2 * p.dilation[2] + q->group[2]) * s2;
+}
+
+// The spatial element offset of the key at union-box coordinates (u0, u1, u2).
+NA_INLINE na_i64 na_nbh_key_offset(const na_nbh_tile* q, const na_nbh_params p, int u0, int u1, int u2, na_i64 s0, na_i64 s1, na_i64 s2)
+{
+    return na_nbh_offset(q, p, q->low[0] + u0, q->low[1] + u1, q->low[2] + u2, s0, s1, s2);
+}
