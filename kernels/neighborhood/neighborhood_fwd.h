@@ -137,7 +137,9 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
         }
         NA_BARRIER();
 
-        // A whole tile at a time, as in flash/flash_fwd.h: scores (invisible keys -inf), one rescale, then P V.
+        // A whole tile at a time, as in flash/flash_fwd.h: scores (invisible keys -inf), one rescale, then P V. A key
+        // tile that every query of the tile sees whole skips the window checks.
+        const int full = na_nbh_full_tile(p, &t, n0, NA_BLOCK_N, union_keys, union_end);
         float st[NA_BLOCK_N];
         float tile_max = -NA_INFINITY;
         for (int j = 0; j < NA_BLOCK_N; j++)
@@ -147,7 +149,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
                 for (int u = 0; u < 8; u++) part[u] += qr[d + u] * ks[j * NA_HEAD_DIM_QK + d + u];
             const float score = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
             const int c0 = kc[j], c1 = kc[NA_BLOCK_N + j], c2 = kc[2 * NA_BLOCK_N + j];
-            const int in_window = c0 >= ws[0] && c0 < we[0] && c1 >= ws[1] && c1 < we[1] && c2 >= ws[2] && c2 < we[2];
+            const int in_window = full || (c0 >= ws[0] && c0 < we[0] && c1 >= ws[1] && c1 < we[1] && c2 >= ws[2] && c2 < we[2]);
             const int visible = c0 == NA_NBH_EXTRA ? row_ok : in_window;
             st[j] = visible ? score : -NA_INFINITY;
             tile_max = NA_FMAX(tile_max, st[j]);

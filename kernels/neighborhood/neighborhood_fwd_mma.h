@@ -82,23 +82,6 @@ NA_INLINE void na_nbh_load_keys(unsigned short* tile, int* kc, const unsigned sh
     }
 }
 
-// True when every key of tile [n0, n0 + NA_BLOCK_N) is visible to every query of the block: a tile of real union keys
-// whose bounding box (exact along an axis while the axes before it are constant over the tile) lies inside the
-// intersection of the tile's windows, or a tile of real additional keys.
-NA_INLINE int na_nbh_full_tile(const na_nbh_params p, const na_nbh_tile* t, int n0, int union_keys, int union_end)
-{
-    if (n0 >= union_end) return n0 - union_end + NA_BLOCK_N <= p.n_extra;
-    if (n0 + NA_BLOCK_N > union_keys) return 0;
-    int a0, a1, a2, b0, b1, b2;
-    na_nbh_box_coords(t, n0, &a0, &a1, &a2);
-    na_nbh_box_coords(t, n0 + NA_BLOCK_N - 1, &b0, &b1, &b2);
-    if (a0 != b0) { a1 = 0; b1 = t->ext[1] - 1; }
-    if (a0 != b0 || a1 != b1) { a2 = 0; b2 = t->ext[2] - 1; }
-    return a0 >= t->full_lo[0] - t->low[0] && b0 < t->full_hi[0] - t->low[0]
-        && a1 >= t->full_lo[1] - t->low[1] && b1 < t->full_hi[1] - t->low[1]
-        && a2 >= t->full_lo[2] - t->low[2] && b2 < t->full_hi[2] - t->low[2];
-}
-
 NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborhood_fwd(
     const na_elem* NA_RESTRICT q, const na_elem* NA_RESTRICT k, const na_elem* NA_RESTRICT v,
     na_elem* NA_RESTRICT o, float* NA_RESTRICT lse,
@@ -216,7 +199,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
             }
         }
 
-        const int full = na_nbh_full_tile(p, &t, n0, union_keys, union_end);
+        const int full = na_nbh_full_tile(p, &t, n0, NA_BLOCK_N, union_keys, union_end);
         unsigned pf[NA_MT][NA_BLOCK_N / 16][4];
 #pragma unroll
         for (int mt = 0; mt < NA_MT; mt++)

@@ -119,3 +119,21 @@ NA_INLINE na_i64 na_nbh_key_offset(const na_nbh_tile* q, const na_nbh_params p, 
 {
     return na_nbh_offset(q, p, q->low[0] + u0, q->low[1] + u1, q->low[2] + u2, s0, s1, s2);
 }
+
+// True when every key of key tile [n0, n0 + n) is visible to every query of the query tile: a tile of real union keys
+// whose bounding box (exact along an axis while the axes before it are constant over the tile) lies inside the
+// intersection of the query tile's windows, or a tile of real additional keys. Key tiles are n keys of the union box in
+// row-major order, padded to whole tiles at union_end, then the additional keys.
+NA_INLINE int na_nbh_full_tile(const na_nbh_params p, const na_nbh_tile* t, int n0, int n, int union_keys, int union_end)
+{
+    if (n0 >= union_end) return n0 - union_end + n <= p.n_extra;
+    if (n0 + n > union_keys) return 0;
+    int a0, a1, a2, b0, b1, b2;
+    na_nbh_box_coords(t, n0, &a0, &a1, &a2);
+    na_nbh_box_coords(t, n0 + n - 1, &b0, &b1, &b2);
+    if (a0 != b0) { a1 = 0; b1 = t->ext[1] - 1; }
+    if (a0 != b0 || a1 != b1) { a2 = 0; b2 = t->ext[2] - 1; }
+    return a0 >= t->full_lo[0] - t->low[0] && b0 < t->full_hi[0] - t->low[0]
+        && a1 >= t->full_lo[1] - t->low[1] && b1 < t->full_hi[1] - t->low[1]
+        && a2 >= t->full_lo[2] - t->low[2] && b2 < t->full_hi[2] - t->low[2];
+}

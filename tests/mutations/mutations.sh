@@ -72,3 +72,25 @@ mutation decode-split-boundary \
   'CPU decode rounds a split start up while the previous split end rounds down: a key at an uneven boundary is dropped' \
   'splitStart = low + (int)((long)(high - low) * split / p.Splits);' \
   'splitStart = low + (int)(((long)(high - low) * split + p.Splits - 1) / p.Splits);'
+
+# --- neighborhood, OpenCL/CUDA kernel (kernels/neighborhood/neighborhood_window.h: the window rule and query tiling
+# both GPU kernels share). Caught on PoCL by the OpenCL neighborhood tests; without an OpenCL runtime these tests
+# skip and the mutation reads NOT CAUGHT.
+
+mutation nbh-gpu-causal-border \
+  kernels/neighborhood/neighborhood_window.h 'FullyQualifiedName~OpenClNeighborhoodTests' \
+  'GPU neighborhood: a causal stride tile cut off by the end of the axis leads from past the end, so its windows start too late' \
+  'const int leader = tile + s - 1 < lg - 1 ? tile + s - 1 : lg - 1;' \
+  'const int leader = tile + s - 1;'
+
+mutation nbh-gpu-dilation-group \
+  kernels/neighborhood/neighborhood_window.h 'FullyQualifiedName~OpenClNeighborhoodTests' \
+  'GPU neighborhood: query tiles of the shorter dilation groups are numbered from group 0 (the longer groups are run twice, the shorter never)' \
+  '*group = r + u / tiles_small;' \
+  '*group = u / tiles_small;'
+
+mutation nbh-gpu-full-tile \
+  kernels/neighborhood/neighborhood_window.h 'FullyQualifiedName~OpenClNeighborhoodTests' \
+  'GPU neighborhood: a key tile spanning two box rows is taken as exact along the last axis, so a partial tile skips the mask' \
+  'if (a0 != b0 || a1 != b1) { a2 = 0; b2 = t->ext[2] - 1; }' \
+  'if (a0 != b0) { a2 = 0; b2 = t->ext[2] - 1; }'
