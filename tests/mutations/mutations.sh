@@ -73,6 +73,26 @@ mutation decode-split-boundary \
   'splitStart = low + (int)((long)(high - low) * split / p.Splits);' \
   'splitStart = low + (int)(((long)(high - low) * split + p.Splits - 1) / p.Splits);'
 
+# --- CPU neighborhood (Cpu/Neighborhood/CpuNeighborhood.cs; only the CPU neighborhood tests, which compare against the reference)
+
+mutation nbh-rpb-offset-sign \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood indexes the relative-position bias by query - key instead of key - query (mirrored table)' \
+  's.BiasTerm[a * maxColumns + c] = low[a] - (first[a] + i) + p.Kernel[a] - 1;' \
+  's.BiasTerm[a * maxColumns + c] = (first[a] + i) - low[a] + p.Kernel[a] - 1;'
+
+mutation nbh-padding-full-length \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood takes windows on the full axis instead of the valid extent (no inward shift at the padding border)' \
+  'var window = NeighborhoodProblem.WindowOnAxis(x, extent[a], plan.Kernel[a], plan.Dilation[a], plan.Stride[a], plan.Causal[a]);' \
+  'var window = NeighborhoodProblem.WindowOnAxis(x, plan.Length[a], plan.Kernel[a], plan.Dilation[a], plan.Stride[a], plan.Causal[a]);'
+
+mutation nbh-full-tile-edge \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood treats a key tile reaching one past the intersection of its columns windows as full (skips its mask)' \
+  'full &= tileLow[a] >= bounds[2] && tileHigh[a] < bounds[3];' \
+  'full &= tileLow[a] >= bounds[2] && tileHigh[a] <= bounds[3];'
+
 # --- neighborhood, OpenCL/CUDA kernel (kernels/neighborhood/neighborhood_window.h: the window rule and query tiling
 # both GPU kernels share). Caught on PoCL by the OpenCL neighborhood tests; without an OpenCL runtime these tests
 # skip and the mutation reads NOT CAUGHT.

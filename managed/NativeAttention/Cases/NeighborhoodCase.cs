@@ -17,10 +17,14 @@ public sealed record NeighborhoodCase : IAttentionCase
     /// <summary>Names of the additional key and value tensors in <see cref="CaseTensors"/>.</summary>
     public const string AdditionalKeysName = "options.AdditionalKeys", AdditionalValuesName = "options.AdditionalValues";
 
+    /// <summary>Name of the relative-position bias tensor in <see cref="CaseTensors"/>.</summary>
+    public const string RelativePositionBiasName = "options.RelativePositionBias";
+
     private const string Grammar =
         "dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, grid=<x>[x<y>[x<z>]] (or N<n> for a 1-D grid), k=<kernel per axis> " +
         "(one number: every axis; default 3), dil=<per axis>, stride=<per axis>, causal (every axis) or causal=<0|1 per axis>, " +
-        "D<qk>/<v> or D<d>, extra=<additional tokens>, scale=<x>, amp=<input scale>, seed=<int>";
+        "D<qk>/<v> or D<d>, extra=<additional tokens>, rpb (a relative-position bias), valid=<extent per axis> (of the last sample; " +
+        "earlier samples are whole), scale=<x>, amp=<input scale>, seed=<int>";
 
     /// <summary>The neighborhood family (CPU, OpenCL and CUDA kernels).</summary>
     public static CaseFamily Registration { get; } = new("neighborhood", "neighborhood attention on 1-D to 3-D grids (NATTEN)", Grammar, Parse, HasKernels: false,
@@ -28,7 +32,50 @@ public sealed record NeighborhoodCase : IAttentionCase
         "neighborhood f32 B1 H2/1 grid=33 k=7 D32/32 seed=51",
         "neighborhood f16 B2 H2/2 grid=12x10 k=5x3 D16/16 dil=2x1 stride=1x3 causal=0x1 extra=4 seed=52",
         "neighborhood bf16 B1 H4/2 grid=6x5x4 k=3 D16/24 causal seed=53",
-    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda]);
+        "neighborhood f32 B2 H4/2 grid=11x9 k=5x3 D16/16 dil=1x2 rpb valid=7x8 extra=2 seed=54",
+    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda])
+    {
+        Sample = Sample,
+    };
+
+    /// <summary>
+    /// A random neighborhood problem: 1 to 3 axes (lengths up to 40, 11, 6), kernel, dilation, stride and causal flags
+    /// per axis, B 1..2, GQA, Dqk/Dv weighted to common sizes, any dtype, sometimes additional keys, a relative-position
+    /// bias or a valid extent.
+    /// </summary>
+    public static NeighborhoodCase Sample(Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        int axes = random.Next(1, 4);
+        int maxLength = axes switch { 1 => 40, 2 => 11, _ => 6 };
+        var grid = new int[axes];
+        var kernel = new int[axes];
+        var dilation = new int[axes];
+        var stride = new int[axes];
+        var causal = new bool[axes];
+        for (int a = 0; a < axes; a++)
+        {
+            grid[a] = random.Next(1, maxLength + 1);
+            dilation[a] = random.Next(4) == 0 ? Math.Min(grid[a], random.Next(2, 4)) : 1;
+            kernel[a] = random.Next(1, grid[a] / dilation[a] + 1);
+            stride[a] = random.Next(3) == 0 ? random.Next(1, kernel[a] + 1) : 1;
+            causal[a] = random.Next(4) == 0;
+        }
+        int[]? valid = null;
+        if (random.Next(4) == 0)
+            valid = [.. Enumerable.Range(0, axes).Select(a => random.Next(kernel[a] * dilation[a], grid[a] + 1))];
+        int[] dims = [1, 4, 8, 16, 19, 32, 64];
+        int kv = random.Next(1, 3), dqk = dims[random.Next(dims.Length)];
+        ElementType[] types = [ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16];
+        return new NeighborhoodCase
+        {
+            ElementType = types[random.Next(types.Length)], Batch = random.Next(1, 3), KeyValueHeads = kv, QueryHeads = kv * random.Next(1, 4),
+            Grid = grid, KernelSize = kernel, Dilation = dilation, Stride = stride, Causal = causal,
+            HeadDim = dqk, ValueDim = random.Next(3) == 0 ? dims[random.Next(dims.Length)] : dqk,
+            AdditionalKeys = random.Next(4) == 0 ? random.Next(1, 7) : 0, RelativePositionBias = random.Next(3) == 0, ValidExtent = valid,
+            Seed = random.Next(), InputScale = random.Next(3) == 0 ? 4 : 1,
+        };
+    }
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
@@ -56,6 +103,13 @@ public sealed record NeighborhoodCase : IAttentionCase
     public int AdditionalKeys { get; init; }
     /// <summary>Score scale (null: <c>1 / sqrt(Dqk)</c>).</summary>
     public float? Scale { get; init; }
+    /// <summary>A float32 relative-position bias <c>[Hq, 2k-1 per axis]</c>, drawn after the other inputs.</summary>
+    public bool RelativePositionBias { get; init; }
+    /// <summary>The valid extent per axis of the last sample (earlier samples are whole); null: every sample is whole.</summary>
+    public int[]? ValidExtent { get; init; }
+
+    /// <summary>The valid extent of sample <paramref name="sample"/> on axis <paramref name="axis"/>.</summary>
+    private int ExtentOf(int sample, int axis) => ValidExtent is { } e && sample == Batch - 1 ? e[axis] : Grid[axis];
     /// <summary>Seed of the input generator.</summary>
     public int Seed { get; init; } = 1;
     /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c>.</summary>
@@ -88,7 +142,17 @@ public sealed record NeighborhoodCase : IAttentionCase
             KernelSize = [.. Enumerable.Range(0, Grid.Length).Select(KernelOf)],
             Dilation = Dilation, Stride = Stride, Causal = Causal, Scale = Scale,
             AdditionalKeys = tensors.Find(AdditionalKeysName), AdditionalValues = tensors.Find(AdditionalValuesName),
+            RelativePositionBias = tensors.Find(RelativePositionBiasName),
+            ValidExtent = ValidExtent is null ? null : ValidExtents(),
         };
+    }
+
+    private int[,] ValidExtents()
+    {
+        var extents = new int[Batch, Grid.Length];
+        for (int b = 0; b < Batch; b++)
+            for (int a = 0; a < Grid.Length; a++) extents[b, a] = ExtentOf(b, a);
+        return extents;
     }
 
     /// <inheritdoc/>
@@ -107,6 +171,9 @@ public sealed record NeighborhoodCase : IAttentionCase
             tensors.Add(new(AdditionalKeysName, CaseData.Random(ElementType, [Batch, KeyValueHeads, AdditionalKeys, HeadDim], random, InputScale), CaseTensorRole.Option));
             tensors.Add(new(AdditionalValuesName, CaseData.Random(ElementType, [Batch, KeyValueHeads, AdditionalKeys, ValueDim], random, InputScale), CaseTensorRole.Option));
         }
+        if (RelativePositionBias)
+            tensors.Add(new(RelativePositionBiasName, CaseData.Random(ElementType.Float32, [QueryHeads, .. Enumerable.Range(0, Grid.Length).Select(a => 2 * KernelOf(a) - 1)], random, 1.0),
+                CaseTensorRole.Option));
         tensors.Add(new(CaseTensors.OutputName, CaseData.Zeros(ElementType, [Batch, QueryHeads, .. Grid, ValueDim]), CaseTensorRole.Output));
         tensors.Add(new(CaseTensors.LogSumExpName, CaseData.Zeros(ElementType.Float32, [Batch, QueryHeads, .. Grid]), CaseTensorRole.Output));
         return new CaseTensors(tensors);
@@ -142,16 +209,23 @@ public sealed record NeighborhoodCase : IAttentionCase
     /// <summary>FLOPs on visible pairs: (2 Dqk + 2 Dv) per (query, visible key), additional keys included.</summary>
     public double Flops()
     {
-        long pairs = 1;
-        for (int a = 0; a < Grid.Length; a++)
+        double total = 0;
+        for (int b = 0; b < Batch; b++)
         {
-            long axisSum = 0;
-            for (int x = 0; x < Grid[a]; x++)
-                axisSum += NeighborhoodProblem.WindowOnAxis(x, Grid[a], KernelOf(a), DilationOf(a), Stride?[a] ?? 1, Causal?[a] ?? false).Count;
-            pairs *= axisSum;
+            // Padding queries (past the sample's valid extent) see nothing; valid ones see windows inside the extent.
+            long pairs = 1, queries = 1;
+            for (int a = 0; a < Grid.Length; a++)
+            {
+                int extent = ExtentOf(b, a);
+                long axisSum = 0;
+                for (int x = 0; x < extent; x++)
+                    axisSum += NeighborhoodProblem.WindowOnAxis(x, extent, KernelOf(a), DilationOf(a), Stride?[a] ?? 1, Causal?[a] ?? false).Count;
+                pairs *= axisSum;
+                queries *= extent;
+            }
+            total += pairs + (double)queries * AdditionalKeys;
         }
-        pairs += (long)Tokens * AdditionalKeys;
-        return (double)pairs * Batch * QueryHeads * (2.0 * HeadDim + 2.0 * ValueDim);
+        return total * QueryHeads * (2.0 * HeadDim + 2.0 * ValueDim);
     }
 
     /// <summary>Bytes of Q, K, V, the additional tokens and O, each once.</summary>
@@ -171,6 +245,8 @@ public sealed record NeighborhoodCase : IAttentionCase
         if (Stride is { } s) spec.Append(" stride=").Append(SpecTokens.Join(s, 'x'));
         if (Causal is { } c) spec.Append(" causal=").Append(SpecTokens.Join(c.Select(b => b ? 1 : 0), 'x'));
         if (AdditionalKeys > 0) spec.Append(CultureInfo.InvariantCulture, $" extra={AdditionalKeys}");
+        if (RelativePositionBias) spec.Append(" rpb");
+        if (ValidExtent is { } valid) spec.Append(" valid=").Append(SpecTokens.Join(valid, 'x'));
         if (Scale is float scale) spec.Append(" scale=").Append(SpecTokens.Number(scale));
         return SpecTokens.Finish(spec, InputScale, Seed);
     }
@@ -190,6 +266,8 @@ public sealed record NeighborhoodCase : IAttentionCase
         if (Batch > 1) yield return this with { Batch = 1 };
         if (QueryHeads > KeyValueHeads) yield return this with { QueryHeads = KeyValueHeads };
         if (AdditionalKeys > 0) yield return this with { AdditionalKeys = 0 };
+        if (RelativePositionBias) yield return this with { RelativePositionBias = false };
+        if (ValidExtent is not null) yield return this with { ValidExtent = null };
         if (HeadDim > 1) yield return this with { HeadDim = HeadDim / 2 };
         if (ValueDim > 1) yield return this with { ValueDim = ValueDim / 2 };
         if (ElementType != ElementType.Float32) yield return this with { ElementType = ElementType.Float32 };
@@ -211,6 +289,13 @@ public sealed record NeighborhoodCase : IAttentionCase
             if (dil < 1 || ks < 1 || (long)ks * dil > grid[a]) return $"axis {a}: need 1 <= k and k x dilation ({ks} x {dil}) <= the axis length {grid[a]}";
             if (stride < 1 || stride > ks) return $"axis {a}: need 1 <= stride ({stride}) <= k ({ks})";
         }
+        if (ValidExtent is { } valid)
+        {
+            if (valid.Length != axes) return $"valid= takes one extent per grid axis ({axes})";
+            for (int a = 0; a < axes; a++)
+                if (valid[a] > grid[a] || (long)KernelOf(a) * DilationOf(a) > valid[a])
+                    return $"axis {a}: need k x dilation ({KernelOf(a)} x {DilationOf(a)}) <= valid extent ({valid[a]}) <= the axis length {grid[a]}";
+        }
         if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
         return null;
     }
@@ -223,6 +308,8 @@ public sealed record NeighborhoodCase : IAttentionCase
     {
         // Plain causal means every axis: an empty list until Broadcast knows the grid's rank.
         "causal" => c with { Causal = [] },
+        "rpb" => c with { RelativePositionBias = true },
+        _ when SpecTokens.List(SpecTokens.Value(t, "valid="), 'x') is { } valid => c with { ValidExtent = valid },
         _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },

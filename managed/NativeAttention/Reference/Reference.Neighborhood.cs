@@ -8,8 +8,11 @@ public static partial class Reference
     /// Neighborhood attention in float64. The query at spatial multi-index x sees key y of the grid when, on every
     /// axis, y's coordinate lies in x's window (NATTEN's rule, see <see cref="NeighborhoodVisibleOnAxis"/>), and sees
     /// every additional key; query head h reads kv head <c>h / (Hq / Hkv)</c>.
-    /// <c>o_x = softmax_j(scale q_x . k_j) v_j</c> over that set and <c>LSE_x = log sum_j exp(scale q_x . k_j)</c>,
-    /// scale defaulting to <c>1/sqrt(Dqk)</c>.
+    /// <c>o_x = softmax_j(s_xj) v_j</c> over that set and <c>LSE_x = log sum_j exp(s_xj)</c>, where
+    /// <c>s_xj = scale q_x . k_j</c> (scale defaulting to <c>1/sqrt(Dqk)</c>) plus, for a grid key j and with a
+    /// relative-position bias, <c>bias[h, (j_0 - x_0) / d_0 + k_0 - 1, ..]</c>. With a valid extent per sample, the
+    /// sample's grid is cut to that box: windows are taken inside it, keys outside it are never visible, and queries
+    /// outside it output zeros with LSE -inf.
     /// </summary>
     /// <returns>Output <c>[B, Hq, X.., Dv]</c> and LSE <c>[B, Hq, X..]</c>.</returns>
     /// <exception cref="ArgumentException">A tensor or option is invalid, as for <see cref="AttentionContext.Neighborhood"/>.</exception>
@@ -80,6 +83,40 @@ public static partial class Reference
                 Check.Fail("options.Stride", $"options.Stride[{ax}] is {stride[ax]}; expected 1 <= stride <= kernel size {kernel[ax]}.");
         }
 
+        // The bias extent: 2k - 1 offsets per axis, one table per query head.
+        double[]? bias = null;
+        var biasExtent = new int[axes];
+        for (int ax = 0; ax < axes; ax++) biasExtent[ax] = 2 * kernel[ax] - 1;
+        if (options.RelativePositionBias is { } rpbView)
+        {
+            const string rpbName = "options.RelativePositionBias";
+            int[] want = [hq, .. biasExtent];
+            if (rpbView.Rank != axes + 1 || !rpbView.Shape.SequenceEqual(want))
+                Check.Fail(rpbName, $"{rpbName} has shape {Check.Text(rpbView.Shape)}; expected float32 {Check.Text(want)} ([Hq] then 2k-1 per axis).");
+            Check.Type(rpbView, ElementType.Float32, rpbName);
+            bias = ReadHost(rpbView);
+        }
+
+        // The valid box of every sample (the whole grid without the option).
+        var valid = new int[batch, axes];
+        for (int b = 0; b < batch; b++)
+            for (int ax = 0; ax < axes; ax++) valid[b, ax] = grid[ax];
+        if (options.ValidExtent is { } given)
+        {
+            const string veName = "options.ValidExtent";
+            if (given.GetLength(0) != batch || given.GetLength(1) != axes)
+                Check.Fail(veName, $"{veName} is [{given.GetLength(0)}, {given.GetLength(1)}]; expected [{batch}, {axes}].");
+            for (int b = 0; b < batch; b++)
+                for (int ax = 0; ax < axes; ax++)
+                {
+                    int e = given[b, ax];
+                    if (e < 1 || e > grid[ax]) Check.Fail(veName, $"{veName}[{b}, {ax}] is {e}; expected 1 <= extent <= {grid[ax]}.");
+                    if ((long)kernel[ax] * dilation[ax] > e)
+                        Check.Fail(veName, $"{veName}[{b}, {ax}] is {e}; expected at least k * dilation = {kernel[ax]} * {dilation[ax]} (the kernel must fit the valid extent).");
+                    valid[b, ax] = e;
+                }
+        }
+
         var a = Arith.Exact;
         var q = Read(query, a);
         var k = Read(key, a);
@@ -120,13 +157,28 @@ public static partial class Reference
             {
                 int queryRow = (b * hq + h) * tokens + x;
                 int count = 0;
-                for (int y = 0; y < tokens + extra; y++)
+                bool isQuery = true;
+                for (int ax = 0; ax < axes; ax++) isQuery &= coordinates[x, ax] < valid[b, ax];
+                for (int y = 0; y < tokens + extra && isQuery; y++)
                 {
                     bool visible = true;
                     for (int ax = 0; ax < axes && y < tokens; ax++)
-                        visible &= NeighborhoodVisibleOnAxis(coordinates[x, ax], coordinates[y, ax], grid[ax], kernel[ax], dilation[ax], stride[ax], causal[ax]);
+                        visible &= coordinates[y, ax] < valid[b, ax] &&
+                            NeighborhoodVisibleOnAxis(coordinates[x, ax], coordinates[y, ax], valid[b, ax], kernel[ax], dilation[ax], stride[ax], causal[ax]);
                     if (!visible) continue;
-                    scores[count] = scale * a.Dot(q, queryRow * d, keyRows[y], 0, d);
+                    double score = scale * a.Dot(q, queryRow * d, keyRows[y], 0, d);
+                    if (bias is not null && y < tokens)
+                    {
+                        // Row-major index into [Hq, 2k0-1, ..]: the head, then per axis the offset in group steps + k - 1.
+                        long at = h;
+                        for (int ax = 0; ax < axes; ax++)
+                        {
+                            int offset = (coordinates[y, ax] - coordinates[x, ax]) / dilation[ax];
+                            at = at * biasExtent[ax] + offset + kernel[ax] - 1;
+                        }
+                        score += bias[at];
+                    }
+                    scores[count] = score;
                     offsets[count++] = y * dv;
                 }
                 lse[queryRow] = SoftmaxRow(a, scores.AsSpan(0, count), offsets.AsSpan(0, count), values, double.NegativeInfinity, output.AsSpan(queryRow * dv, dv));

@@ -55,7 +55,7 @@ internal static unsafe class CpuNeighborhood
     private static bool TryRunDense(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
         int? vectorBits)
     {
-        if (problem.AdditionalKeyCount > 0) return false;
+        if (problem.AdditionalKeyCount > 0 || problem.HasRelativePositionBias || problem.HasValidExtent) return false;
         bool causal = false;
         for (int a = 0; a < problem.SpatialRank; a++)
         {
@@ -121,7 +121,40 @@ internal static unsafe class CpuNeighborhood
         using var evPin = options.AdditionalValues is { } ev ? ev.Storage!.Pin() : default;
         var plan = new Plan(problem, TSimd.Count, query, key, value, output, logSumExp,
             (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer, (byte*)ekPin.Pointer, (byte*)evPin.Pointer);
-        CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+        try
+        {
+            if (problem.HasValidExtent) WritePaddingRows(plan, problem);
+            CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+        }
+        finally
+        {
+            plan.Release();
+        }
+    }
+
+    /// <summary>Zero output rows and LSE -inf for every query outside its sample's valid extent (no item covers them).</summary>
+    private static void WritePaddingRows(Plan p, NeighborhoodProblem problem)
+    {
+        float* zeros = stackalloc float[p.ValueDim];
+        new Span<float>(zeros, p.ValueDim).Clear();
+        int[] length = p.Length;
+        for (int b = 0; b < problem.Batch; b++)
+        {
+            var tiling = p.Samples[b];
+            for (int x0 = 0; x0 < length[0]; x0++)
+            for (int x1 = 0; x1 < length[1]; x1++)
+            for (int x2 = 0; x2 < length[2]; x2++)
+            {
+                if (x0 < tiling.Extent[0] && x1 < tiling.Extent[1] && x2 < tiling.Extent[2]) continue;
+                for (int h = 0; h < problem.QueryHeads; h++)
+                {
+                    long o = p.OutputOffset + b * p.OutputStrides[0] + h * p.OutputStrides[1] + x0 * p.OutputSpatial[0] + x1 * p.OutputSpatial[1] + x2 * p.OutputSpatial[2];
+                    CpuPacking.WriteRow(p.O + p.ElementSize * o, p.OutputStrides[^1], zeros, 1f, p.ValueDim, p.ElementType);
+                    if (p.Lse != null)
+                        p.Lse[p.LseOffset + b * p.LseStrides[0] + h * p.LseStrides[1] + x0 * p.LseSpatial[0] + x1 * p.LseSpatial[1] + x2 * p.LseSpatial[2]] = float.NegativeInfinity;
+                }
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -136,21 +169,24 @@ internal static unsafe class CpuNeighborhood
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItem<TSimd, T>(Plan p, int item, float* scratch) where TSimd : struct, ISimd<T> where T : unmanaged
     {
-        // Decode the item: segments innermost (last axis fastest), then key/value head, then batch.
+        // Decode the item: batch (items of one sample are consecutive), then key/value head, then segments innermost
+        // (last axis fastest).
+        int batch = p.SampleOf(item);
+        var tiling = p.Samples[batch];
         Span<int> segment = stackalloc int[Axes];
-        int rest = item;
+        int rest = item - p.ItemStart[batch];
         for (int a = Axes - 1; a >= 0; a--)
         {
-            segment[a] = rest % p.Segments[a].Length;
-            rest /= p.Segments[a].Length;
+            segment[a] = rest % tiling.Segments[a].Length;
+            rest /= tiling.Segments[a].Length;
         }
-        int kvHead = rest % p.KeyValueHeads, batch = rest / p.KeyValueHeads;
+        int kvHead = rest;
 
         Span<int> group = stackalloc int[Axes], first = stackalloc int[Axes], count = stackalloc int[Axes], low = stackalloc int[Axes], extent = stackalloc int[Axes];
         int queries = 1, unionKeys = 1;
         for (int a = 0; a < Axes; a++)
         {
-            var seg = p.Segments[a][segment[a]];
+            var seg = tiling.Segments[a][segment[a]];
             (group[a], first[a], count[a], low[a], extent[a]) = (seg.Group, seg.First, seg.Count, seg.UnionLow, seg.UnionHigh - seg.UnionLow);
             queries *= count[a];
             unionKeys *= extent[a];
@@ -178,14 +214,17 @@ internal static unsafe class CpuNeighborhood
                     int i = index % count[a];
                     index /= count[a];
                     int position = (first[a] + i) * p.Dilation[a] + group[a];
-                    int start = p.WindowStart[a][position] - low[a];
+                    int start = tiling.WindowStart[a][position] - low[a];
                     s.ColumnStart[a * maxColumns + c] = start;
-                    s.ColumnEnd[a * maxColumns + c] = start + p.WindowCount[a][position];
+                    s.ColumnEnd[a * maxColumns + c] = start + tiling.WindowCount[a][position];
+                    // Bias entry on this axis for the key at union coordinate u: u + this term (NATTEN's offset + k - 1).
+                    s.BiasTerm[a * maxColumns + c] = low[a] - (first[a] + i) + p.Kernel[a] - 1;
                     qOffset += position * p.QuerySpatial[a];
                     oOffset += position * p.OutputSpatial[a];
                     lOffset += position * p.LseSpatial[a];
                 }
                 s.QueryHead[c] = head;
+                s.BiasHead[c] = head * p.BiasHeadSize;
                 s.OutputOffset[c] = oOffset;
                 s.LseOffset[c] = lOffset;
                 CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
@@ -258,6 +297,9 @@ internal static unsafe class CpuNeighborhood
                 if (outside) continue;
                 int firstColumn = g * width;
                 CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, dqk, keys, s.Scores);
+                if (p.Bias != null)
+                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, KeyTile, s.BiasTerm + firstColumn, maxColumns,
+                        s.BiasHead + firstColumn, Math.Min(width, columns - firstColumn), p.Bias, p.BiasExtent);
                 if (!full)
                     NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, KeyTile,
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
@@ -386,10 +428,17 @@ internal static unsafe class CpuNeighborhood
         /// <summary>Per internal axis (leading axes of length 1 pad the grid to three): length, kernel, dilation, stride, causal flag.</summary>
         public readonly int[] Length = new int[Axes], Kernel = new int[Axes], Dilation = new int[Axes], Stride = new int[Axes];
         public readonly bool[] Causal = new bool[Axes];
-        /// <summary>Per axis and query position: its window's first key in group coordinates, and its key count.</summary>
-        public readonly int[][] WindowStart = new int[Axes][], WindowCount = new int[Axes][];
-        /// <summary>The query tiling per axis.</summary>
-        public readonly Segment[][] Segments = new Segment[Axes][];
+        /// <summary>Per sample: its windows and query tiling (samples with the same valid extent share one).</summary>
+        public readonly SampleTiling[] Samples;
+        /// <summary>The first item of each sample, and <see cref="Items"/> at the end.</summary>
+        public readonly int[] ItemStart;
+        /// <summary>The relative-position bias, float32 <c>[Hq, E0, E1, E2]</c> row-major, pre-multiplied by log2(e); null without one.</summary>
+        public readonly float* Bias;
+        private readonly float[]? _bias;
+        private readonly System.Runtime.InteropServices.GCHandle _biasHandle;
+        /// <summary>Bias entries per internal axis (2k - 1; 1 on padding axes), and per head.</summary>
+        public readonly int[] BiasExtent = [1, 1, 1];
+        public readonly int BiasHeadSize = 1;
         public readonly ElementType ElementType;
         public readonly long ElementSize;
         public readonly byte* Q, K, V, O, ExtraK, ExtraV;
@@ -444,26 +493,34 @@ internal static unsafe class CpuNeighborhood
             KeyRunsContiguous = float32Runs && KeyStrides[^1] == 1 && KeySpatial[Axes - 1] == HeadDim;
             ValueRunsContiguous = float32Runs && ValueStrides[^1] == 1 && ValueSpatial[Axes - 1] == ValueDim && ValueStride == ValueDim;
 
-            for (int a = 0; a < Axes; a++)
+            if (problem.Options.RelativePositionBias is { } rpb)
             {
-                (WindowStart[a], WindowCount[a]) = (new int[Length[a]], new int[Length[a]]);
-                for (int x = 0; x < Length[a]; x++)
-                {
-                    var window = NeighborhoodProblem.WindowOnAxis(x, Length[a], Kernel[a], Dilation[a], Stride[a], Causal[a]);
-                    WindowStart[a][x] = window.Start / Dilation[a];
-                    WindowCount[a][x] = window.Count;
-                }
+                for (int a = pad; a < Axes; a++) BiasExtent[a] = 2 * Kernel[a] - 1;
+                BiasHeadSize = BiasExtent[0] * BiasExtent[1] * BiasExtent[2];
+                // Read once (any strides) into a pinned row-major copy, in the log2 domain of the kernels' scores.
+                var values = rpb.ToDoubleArray();
+                _bias = new float[values.Length];
+                for (int n = 0; n < values.Length; n++) _bias[n] = (float)(values[n] * MathConstants.Log2EDouble);
+                _biasHandle = System.Runtime.InteropServices.GCHandle.Alloc(_bias, System.Runtime.InteropServices.GCHandleType.Pinned);
+                Bias = (float*)_biasHandle.AddrOfPinnedObject();
             }
 
             var tile = ChooseTile();
             int maxQueries = 1;
-            Items = problem.Batch * KeyValueHeads;
-            for (int a = 0; a < Axes; a++)
+            for (int a = 0; a < Axes; a++) maxQueries *= tile[a];
+            Samples = new SampleTiling[problem.Batch];
+            ItemStart = new int[problem.Batch + 1];
+            var shared = new Dictionary<(int, int, int), SampleTiling>();
+            for (int b = 0; b < problem.Batch; b++)
             {
-                Segments[a] = Segmentation(a, tile[a]);
-                Items *= Segments[a].Length;
-                maxQueries *= tile[a];
+                var extent = new int[Axes];
+                for (int a = 0; a < Axes; a++) extent[a] = a >= pad ? problem.ValidExtentOf(b, a - pad) : 1;
+                if (!shared.TryGetValue((extent[0], extent[1], extent[2]), out var tiling))
+                    shared[(extent[0], extent[1], extent[2])] = tiling = new SampleTiling(this, extent, tile);
+                Samples[b] = tiling;
+                ItemStart[b + 1] = checked(ItemStart[b] + KeyValueHeads * tiling.ItemsPerHead);
             }
+            Items = ItemStart[problem.Batch];
             MaxColumns = RoundUp(GroupSize * maxQueries, GroupWidth);
             MaxGroups = MaxColumns / GroupWidth;
 
@@ -478,8 +535,24 @@ internal static unsafe class CpuNeighborhood
             return strides;
         }
 
-        /// <summary>The number of positions in dilation group <paramref name="group"/> of axis <paramref name="axis"/>.</summary>
-        private int GroupLength(int axis, int group) => (Length[axis] - group + Dilation[axis] - 1) / Dilation[axis];
+        /// <summary>The sample that item <paramref name="item"/> belongs to.</summary>
+        public int SampleOf(int item)
+        {
+            int at = Array.BinarySearch(ItemStart, item);
+            // An exact hit is a sample's first item, unless empty samples share the start (none are: every sample has items).
+            return at >= 0 ? at : ~at - 1;
+        }
+
+        /// <summary>Releases the pinned bias copy.</summary>
+        public void Release()
+        {
+            if (_biasHandle.IsAllocated) _biasHandle.Free();
+        }
+
+        /// <summary>The number of positions in dilation group <paramref name="group"/> of an axis of <paramref name="length"/> positions.</summary>
+        public int GroupLength(int axis, int group, int length) => (length - group + Dilation[axis] - 1) / Dilation[axis];
+
+        private int GroupLength(int axis, int group) => GroupLength(axis, group, Length[axis]);
 
         /// <summary>
         /// The query tile extents per axis: among boxes of at most one column group's worth of queries (or one query
@@ -508,22 +581,55 @@ internal static unsafe class CpuNeighborhood
                     }
             return best;
         }
+    }
 
-        /// <summary>Axis <paramref name="axis"/> cut into runs of <paramref name="tile"/> queries per dilation group, with their union windows.</summary>
+    /// <summary>
+    /// The windows and query tiling of one sample: per axis and query position (inside the valid
+    /// <see cref="Extent"/>), the window's first key in group coordinates and its key count, and the axis cut into
+    /// segments of queries.
+    /// </summary>
+    private sealed class SampleTiling
+    {
+        private readonly Plan _plan;
+        public readonly int[] Extent;
+        public readonly int[][] WindowStart = new int[Axes][], WindowCount = new int[Axes][];
+        public readonly Segment[][] Segments = new Segment[Axes][];
+        /// <summary>Items per key/value head: the product of the segment counts.</summary>
+        public readonly int ItemsPerHead = 1;
+
+        public SampleTiling(Plan plan, int[] extent, int[] tile)
+        {
+            _plan = plan;
+            Extent = extent;
+            for (int a = 0; a < Axes; a++)
+            {
+                (WindowStart[a], WindowCount[a]) = (new int[extent[a]], new int[extent[a]]);
+                for (int x = 0; x < extent[a]; x++)
+                {
+                    var window = NeighborhoodProblem.WindowOnAxis(x, extent[a], plan.Kernel[a], plan.Dilation[a], plan.Stride[a], plan.Causal[a]);
+                    WindowStart[a][x] = window.Start / plan.Dilation[a];
+                    WindowCount[a][x] = window.Count;
+                }
+                Segments[a] = Segmentation(a, tile[a]);
+                ItemsPerHead = checked(ItemsPerHead * Segments[a].Length);
+            }
+        }
+
+        /// <summary>Valid part of axis <paramref name="axis"/> cut into runs of <paramref name="tile"/> queries per dilation group, with their union windows.</summary>
         private Segment[] Segmentation(int axis, int tile)
         {
             var segments = new List<Segment>();
-            int d = Dilation[axis];
-            for (int g = 0; g < Math.Min(d, Length[axis]); g++)
+            int d = _plan.Dilation[axis];
+            for (int g = 0; g < Math.Min(d, Extent[axis]); g++)
             {
-                int groupLength = GroupLength(axis, g);
+                int groupLength = _plan.GroupLength(axis, g, Extent[axis]);
                 for (int x0 = 0; x0 < groupLength; x0 += tile)
                 {
                     int n = Math.Min(tile, groupLength - x0);
                     int low = int.MaxValue, high = int.MinValue;
                     for (int i = 0; i < n; i++)
                     {
-                        var window = NeighborhoodProblem.WindowOnAxis((x0 + i) * d + g, Length[axis], Kernel[axis], d, Stride[axis], Causal[axis]);
+                        var window = NeighborhoodProblem.WindowOnAxis((x0 + i) * d + g, Extent[axis], _plan.Kernel[axis], d, _plan.Stride[axis], _plan.Causal[axis]);
                         int start = (window.Start - g) / d;
                         low = Math.Min(low, start);
                         high = Math.Max(high, start + window.Count);
@@ -539,7 +645,7 @@ internal static unsafe class CpuNeighborhood
     private readonly struct ScratchLayout
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
-        public readonly int* QueryHead;
+        public readonly int* QueryHead, BiasHead, BiasTerm;
         public readonly long* OutputOffset, LseOffset;
         private readonly float* _end;
 
@@ -563,6 +669,8 @@ internal static unsafe class CpuNeighborhood
             Row = CpuScratch.Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
             GroupBounds = CpuScratch.Take(ref next, (long)p.MaxGroups * Axes * 4);
             QueryHead = (int*)CpuScratch.Take(ref next, columns);
+            BiasHead = (int*)CpuScratch.Take(ref next, columns);
+            BiasTerm = (int*)CpuScratch.Take(ref next, Axes * columns);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             _end = next;

@@ -34,4 +34,29 @@ internal static unsafe class NeighborhoodKernels
             }
         }
     }
+
+    /// <summary>
+    /// Adds the relative-position bias to a transposed score tile: for key j (union-box coordinates
+    /// <c>u_a = coordinates[a][j]</c>) and column c (of <paramref name="columns"/>), the per-axis entry is
+    /// <c>u_a + term[a][c]</c>, clamped to <c>[0, extent_a)</c> (only invisible pairs, which the mask sets to -inf, are
+    /// ever clamped), and the value is <c>bias[head[c] + (i0 E1 + i1) E2 + i2]</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AddRelativePositionBias(float* scores, int width, int keyCount, float* coordinates, long coordinateStride, int* term, long termStride,
+        int* head, int columns, float* bias, int[] extent)
+    {
+        int e0 = extent[0], e1 = extent[1], e2 = extent[2];
+        int* t0 = term, t1 = term + termStride, t2 = term + 2 * termStride;
+        float* c0 = coordinates, c1 = c0 + coordinateStride, c2 = c1 + coordinateStride;
+        for (int j = 0; j < keyCount; j++)
+        {
+            int u0 = (int)c0[j], u1 = (int)c1[j], u2 = (int)c2[j];
+            float* row = scores + (long)j * width;
+            for (int c = 0; c < columns; c++)
+            {
+                int i0 = Math.Clamp(u0 + t0[c], 0, e0 - 1), i1 = Math.Clamp(u1 + t1[c], 0, e1 - 1), i2 = Math.Clamp(u2 + t2[c], 0, e2 - 1);
+                row[c] += bias[head[c] + (i0 * e1 + i1) * e2 + i2];
+            }
+        }
+    }
 }

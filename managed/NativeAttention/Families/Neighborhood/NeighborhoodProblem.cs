@@ -44,6 +44,10 @@ public readonly record struct AxisWindow(int Start, int Count, int Step)
 /// <item>Causal: the leader is the tile's last query <c>t + s - 1</c>, clamped to <c>Lg - 1</c>; keys run from
 /// <c>max(leader - k + 1, 0)</c> up to and including the query itself. With s = 1 that is the k keys ending at the
 /// query, fewer at the start of the axis (causal windows shrink there instead of shifting).</item>
+/// <item>Padding: with <see cref="NeighborhoodOptions.ValidExtent"/>, L above is sample b's valid extent
+/// <c>e_ba</c> instead of the axis length, and queries at <c>x &gt;= e_ba</c> see nothing (zero output, LSE -inf).</item>
+/// <item>Relative-position bias: the pair (x, y) adds <c>bias[h, .., (y' - x') + k - 1, ..]</c> per axis, in group
+/// coordinates (see <see cref="NeighborhoodOptions"/>); every visible offset lies in <c>[-(k-1), k-1]</c>.</item>
 /// </list>
 /// </remarks>
 public sealed class NeighborhoodProblem
@@ -55,9 +59,11 @@ public sealed class NeighborhoodProblem
     private readonly int[] _dilation;
     private readonly int[] _stride;
     private readonly bool[] _causal;
+    private readonly int[]? _validExtent;
 
-    private NeighborhoodProblem(NeighborhoodOptions options, int[] spatialShape, int[] kernelSize, int[] dilation, int[] stride, bool[] causal)
+    private NeighborhoodProblem(NeighborhoodOptions options, int[] spatialShape, int[] kernelSize, int[] dilation, int[] stride, bool[] causal, int[]? validExtent)
     {
+        _validExtent = validExtent;
         Options = options;
         _spatialShape = spatialShape;
         _kernelSize = kernelSize;
@@ -98,6 +104,19 @@ public sealed class NeighborhoodProblem
     /// <summary>Causal flag per axis (defaults resolved).</summary>
     public ReadOnlySpan<bool> Causal => _causal;
 
+    /// <summary>True when <see cref="NeighborhoodOptions.ValidExtent"/> is set (some samples may be padded).</summary>
+    public bool HasValidExtent => _validExtent is not null;
+
+    /// <summary>True when <see cref="NeighborhoodOptions.RelativePositionBias"/> is set.</summary>
+    public bool HasRelativePositionBias => Options.RelativePositionBias.HasValue;
+
+    /// <summary>
+    /// The valid length of axis <paramref name="axis"/> in sample <paramref name="sample"/>: the option's value (copied at
+    /// validation), or the axis length without <see cref="NeighborhoodOptions.ValidExtent"/>.
+    /// </summary>
+    public int ValidExtentOf(int sample, int axis) =>
+        _validExtent is { } e ? e[sample * _spatialShape.Length + axis] : _spatialShape[axis];
+
     /// <summary>Tokens per (batch, head): the product of the spatial sizes.</summary>
     public int TokenCount
     {
@@ -114,7 +133,7 @@ public sealed class NeighborhoodProblem
 
     /// <summary>
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, the
-    /// additional keys and values.
+    /// additional keys and values, the relative-position bias.
     /// </summary>
     internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
 
@@ -212,7 +231,41 @@ public sealed class NeighborhoodProblem
             (kernel[a], dilation[a], stride[a], causal[a]) = (ks, d, s, options.IsCausal(a));
         }
 
-        return new NeighborhoodProblem(options, spatial, kernel, dilation, stride, causal)
+        if (options.RelativePositionBias is { } rpb)
+        {
+            const string rn = "options.RelativePositionBias";
+            string layout = axes switch { 1 => "float32 [Hq, 2k0-1]", 2 => "float32 [Hq, 2k0-1, 2k1-1]", _ => "float32 [Hq, 2k0-1, 2k1-1, 2k2-1]" };
+            int[] expected = [hq, .. kernel.Select(ks => 2 * ks - 1)];
+            if (rpb.Rank != axes + 1 || !rpb.Shape.SequenceEqual(expected))
+                TensorChecks.Throw($"{rn} has shape {TensorView.Format(rpb.Shape)}; expected {layout} = {TensorView.Format<int>(expected)} (per query head, 2k-1 offsets per axis).", rn);
+            TensorChecks.Type(rpb, ElementType.Float32, rn);
+            if (requireOutput)
+            {
+                TensorChecks.NoAlias(output, nameof(output), rpb, rn);
+                if (logSumExp is { } lse) TensorChecks.NoAlias(lse, nameof(logSumExp), rpb, rn);
+            }
+        }
+
+        int[]? validExtent = null;
+        if (options.ValidExtent is { } extents)
+        {
+            const string vn = "options.ValidExtent";
+            if (extents.GetLength(0) != batch || extents.GetLength(1) != axes)
+                TensorChecks.Throw($"{vn} is [{extents.GetLength(0)}, {extents.GetLength(1)}]; expected [B, axes] = [{batch}, {axes}].", vn);
+            validExtent = new int[batch * axes];
+            for (int b = 0; b < batch; b++)
+                for (int a = 0; a < axes; a++)
+                {
+                    int e = extents[b, a];
+                    if (e < 1 || e > spatial[a])
+                        TensorChecks.Throw($"{vn}[{b}, {a}] is {e}; expected 1 <= extent <= axis length {spatial[a]} of {spatialText}.", vn);
+                    if ((long)kernel[a] * dilation[a] > e)
+                        TensorChecks.Throw($"{vn}[{b}, {a}] is {e}; the kernel must fit the valid extent: k * dilation ({kernel[a]} * {dilation[a]}) <= extent.", vn);
+                    validExtent[b * axes + a] = e;
+                }
+        }
+
+        return new NeighborhoodProblem(options, spatial, kernel, dilation, stride, causal, validExtent)
         {
             Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, HeadDim = dqk, ValueDim = dv,
             AdditionalKeyCount = extra, Scale = scale, ElementType = type,
@@ -221,6 +274,7 @@ public sealed class NeighborhoodProblem
                 new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
                 new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
                 new("options.AdditionalKeys", options.AdditionalKeys), new("options.AdditionalValues", options.AdditionalValues),
+                new("options.RelativePositionBias", options.RelativePositionBias),
             ],
         };
     }
@@ -231,9 +285,19 @@ public sealed class NeighborhoodProblem
             TensorChecks.Throw($"{name} has {n} entries; expected one per spatial axis ({axes}) of {spatialText}, or null for the default.", name);
     }
 
-    /// <summary>The keys query position <paramref name="queryIndex"/> sees along spatial axis <paramref name="axis"/>.</summary>
-    public AxisWindow WindowOnAxis(int axis, int queryIndex) =>
-        WindowOnAxis(queryIndex, _spatialShape[axis], _kernelSize[axis], _dilation[axis], _stride[axis], _causal[axis]);
+    /// <summary>The keys query position <paramref name="queryIndex"/> sees along spatial axis <paramref name="axis"/> (sample 0).</summary>
+    public AxisWindow WindowOnAxis(int axis, int queryIndex) => WindowOnAxis(0, axis, queryIndex);
+
+    /// <summary>
+    /// The keys query position <paramref name="queryIndex"/> of sample <paramref name="sample"/> sees along spatial axis
+    /// <paramref name="axis"/>, inside the sample's valid extent; <c>default</c> (no keys) for a padding position.
+    /// </summary>
+    public AxisWindow WindowOnAxis(int sample, int axis, int queryIndex)
+    {
+        int extent = ValidExtentOf(sample, axis);
+        return queryIndex >= extent ? default
+            : WindowOnAxis(queryIndex, extent, _kernelSize[axis], _dilation[axis], _stride[axis], _causal[axis]);
+    }
 
     /// <summary>
     /// Fills <paramref name="windows"/> (one entry per spatial axis) with the keys the query at multi-index
@@ -273,20 +337,29 @@ public sealed class NeighborhoodProblem
         return new AxisWindow(start * dilation + group, end - start, dilation);
     }
 
-    /// <summary>The number of visible (query, key) pairs per (batch, head), additional keys included.</summary>
-    public long VisiblePairsPerHead()
+    /// <summary>The number of visible (query, key) pairs per head of sample 0 (of every sample without a valid extent), additional keys included.</summary>
+    public long VisiblePairsPerHead() => VisiblePairsPerHead(0);
+
+    /// <summary>The number of visible (query, key) pairs per head of sample <paramref name="sample"/>, additional keys included.</summary>
+    public long VisiblePairsPerHead(int sample)
     {
         // Axes are independent, so the total is the product of per-axis sums of window sizes.
-        long pairs = 1;
+        long pairs = 1, queries = 1;
         for (int a = 0; a < SpatialRank; a++)
         {
             long axisSum = 0;
-            for (int x = 0; x < _spatialShape[a]; x++) axisSum += WindowOnAxis(a, x).Count;
+            for (int x = 0; x < _spatialShape[a]; x++) axisSum += WindowOnAxis(sample, a, x).Count;
             pairs *= axisSum;
+            queries *= ValidExtentOf(sample, a);
         }
-        return pairs + (long)TokenCount * AdditionalKeyCount;
+        return pairs + queries * AdditionalKeyCount;
     }
 
-    /// <summary>Floating-point operations counted on visible pairs: (2 Dqk + 2 Dv) per pair (DESIGN.md).</summary>
-    public double Flops() => (double)VisiblePairsPerHead() * Batch * QueryHeads * (2.0 * HeadDim + 2.0 * ValueDim);
+    /// <summary>Floating-point operations counted on visible pairs: (2 Dqk + 2 Dv) per pair (DESIGN.md), every sample.</summary>
+    public double Flops()
+    {
+        double pairs = 0;
+        for (int b = 0; b < (HasValidExtent ? Batch : 1); b++) pairs += VisiblePairsPerHead(b);
+        return pairs * (HasValidExtent ? 1 : Batch) * QueryHeads * (2.0 * HeadDim + 2.0 * ValueDim);
+    }
 }

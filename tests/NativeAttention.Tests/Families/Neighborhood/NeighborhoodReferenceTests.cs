@@ -260,4 +260,132 @@ public sealed class NeighborhoodReferenceTests
         Assert.Equal(5, p.TokenCount);
         Assert.Equal(2, p.AdditionalKeyCount);
     }
+    // ---- Relative-position bias (NATTEN RPB) and padding (valid extent), worked by hand ----
+
+    /// <summary>Row <paramref name="row"/>'s weights over <paramref name="keys"/> one-hot value columns.</summary>
+    private static double[] Weights(ReferenceResult r, int row, int keys) => r.Output.AsSpan(row * keys, keys).ToArray();
+
+    [Fact]
+    public void Neighborhood_Rpb1D_AddsTheBiasOfTheOffsetPlusKMinusOne()
+    {
+        // Length 5, k = 3, zero Q and K (every score is the bias alone); bias[i] = ln(i + 1), so weights are i + 1.
+        // Query 0 sees keys {0,1,2}, offsets 0,1,2 -> entries 2,3,4 -> weights 3,4,5 / 12, LSE ln 12.
+        // Query 2 sees {1,2,3}, offsets -1,0,1 -> entries 1,2,3 -> 2,3,4 / 9. Query 4 sees {2,3,4}, offsets -2,-1,0
+        // -> entries 0,1,2 -> 1,2,3 / 6.
+        var bias = Of([Math.Log(1), Math.Log(2), Math.Log(3), Math.Log(4), Math.Log(5)], 1, 5);
+        var r = Reference.Neighborhood(Zeros(1, 1, 5, 1), Zeros(1, 1, 5, 1), OneHotValues(1, 1, 5),
+            new NeighborhoodOptions { KernelSize = [3], RelativePositionBias = bias });
+        AssertClose([3 / 12.0, 4 / 12.0, 5 / 12.0, 0, 0], Weights(r, 0, 5), 1e-7);
+        AssertClose([0, 2 / 9.0, 3 / 9.0, 4 / 9.0, 0], Weights(r, 2, 5), 1e-7);
+        AssertClose([0, 0, 1 / 6.0, 2 / 6.0, 3 / 6.0], Weights(r, 4, 5), 1e-7);
+        Assert.Equal(Math.Log(12), r.LogSumExpAt(0, 0, 0), 6);
+    }
+
+    [Fact]
+    public void Neighborhood_RpbWithDilationAndEvenKernel_CountsOffsetsInGroupSteps()
+    {
+        // Length 6, k = 2 (one left, none right), dilation 2: even group {0,2,4}. Query 4 (group coordinate 2) sees
+        // group {1,2} = keys {2,4}: offsets -1, 0 -> entries 0, 1. Query 0 shifts right to keys {0,2}: offsets 0, +1
+        // -> entries 1, 2. Bias [ln 1, ln 2, ln 4] (3 = 2k - 1 entries).
+        var bias = Of([0, Math.Log(2), Math.Log(4)], 1, 3);
+        var r = Reference.Neighborhood(Zeros(1, 1, 6, 1), Zeros(1, 1, 6, 1), OneHotValues(1, 1, 6),
+            new NeighborhoodOptions { KernelSize = [2], Dilation = [2], RelativePositionBias = bias });
+        AssertClose([0, 0, 1 / 3.0, 0, 2 / 3.0, 0], Weights(r, 4, 6), 1e-7);
+        AssertClose([2 / 6.0, 0, 4 / 6.0, 0, 0, 0], Weights(r, 0, 6), 1e-7);
+    }
+
+    [Fact]
+    public void Neighborhood_RpbCausalAndStrided_UsesTheOffsetFromTheQueryItself()
+    {
+        // Causal k = 3 on length 4: query 3 sees {1,2,3}, offsets -2,-1,0 -> entries 0,1,2 of 5. Bias ln(1..5).
+        var bias = Of([0, Math.Log(2), Math.Log(3), Math.Log(4), Math.Log(5)], 1, 5);
+        var causal = Reference.Neighborhood(Zeros(1, 1, 4, 1), Zeros(1, 1, 4, 1), OneHotValues(1, 1, 4),
+            new NeighborhoodOptions { KernelSize = [3], Causal = [true], RelativePositionBias = bias });
+        AssertClose([0, 1 / 6.0, 2 / 6.0, 3 / 6.0], Weights(causal, 3, 4), 1e-7);
+        // Stride 3 = k on length 6: query 3 shares the window {3,4,5} of its tile's centre 4, with offsets 0,1,2
+        // from itself -> entries 2,3,4 -> 3,4,5 / 12; query 5 has offsets -2,-1,0 -> 1,2,3 / 6.
+        var strided = Reference.Neighborhood(Zeros(1, 1, 6, 1), Zeros(1, 1, 6, 1), OneHotValues(1, 1, 6),
+            new NeighborhoodOptions { KernelSize = [3], Stride = [3], RelativePositionBias = bias });
+        AssertClose([0, 0, 0, 3 / 12.0, 4 / 12.0, 5 / 12.0], Weights(strided, 3, 6), 1e-7);
+        AssertClose([0, 0, 0, 1 / 6.0, 2 / 6.0, 3 / 6.0], Weights(strided, 5, 6), 1e-7);
+    }
+
+    [Fact]
+    public void Neighborhood_Rpb2D_IndexesPerHeadAndPerAxis()
+    {
+        // Grid 3 x 3, k = [3, 3], two query heads; bias [2, 5, 5]: head 1 has ln 2 at (row offset +1, column offset
+        // -2) = entry (3, 0), 0 elsewhere; head 0 is all zeros. Query (0, 2) sees the whole grid; the key (1, 0) has
+        // offsets (+1, -2): head 1 weighs it 2 / 10, the other 8 keys 1 / 10; head 0 is uniform.
+        var biasValues = new double[2 * 5 * 5];
+        biasValues[(1 * 5 + 3) * 5 + 0] = Math.Log(2);
+        var r = Reference.Neighborhood(Zeros(1, 2, 3, 3, 1), Zeros(1, 1, 3, 3, 1), OneHotValues(1, 1, 9).Reshape(1, 1, 3, 3, 9),
+            new NeighborhoodOptions { KernelSize = [3, 3], RelativePositionBias = Of(biasValues, 2, 5, 5) });
+        double[] head1 = Enumerable.Repeat(0.1, 9).ToArray();
+        head1[1 * 3 + 0] = 0.2;
+        AssertClose(head1, Weights(r, 9 + 0 * 3 + 2, 9), 1e-7);
+        AssertClose(Enumerable.Repeat(1 / 9.0, 9).ToArray(), Weights(r, 0 * 3 + 2, 9), 1e-7);
+    }
+
+    [Fact]
+    public void Neighborhood_ValidExtent_CropsTheGridPerSampleAndZeroesPaddingQueries()
+    {
+        // Length 6, k = 3, two samples: sample 0 valid to 4, sample 1 whole. In sample 0, query 3 sits at the valid
+        // border, so its window shifts inward to {1,2,3} (not {2,3,4}); queries 4 and 5 are padding: zero output, LSE
+        // -inf; no valid query sees keys 4 or 5. Sample 1 is unchanged: query 3 sees {2,3,4}.
+        var values = OneHotValues(2, 1, 6);
+        var r = Reference.Neighborhood(Zeros(2, 1, 6, 1), Zeros(2, 1, 6, 1), values,
+            new NeighborhoodOptions { KernelSize = [3], ValidExtent = new[,] { { 4 }, { 6 } } });
+        Assert.Equal(new[] { 1, 2, 3 }, VisibleKeys(r, 3, 6));
+        Assert.Equal(new[] { 0, 1, 2 }, VisibleKeys(r, 0, 6));
+        Assert.Empty(VisibleKeys(r, 4, 6));
+        Assert.Empty(VisibleKeys(r, 5, 6));
+        Assert.Equal(double.NegativeInfinity, r.LogSumExpAt(0, 0, 4));
+        Assert.Equal(double.NegativeInfinity, r.LogSumExpAt(0, 0, 5));
+        Assert.Equal(new[] { 2, 3, 4 }, VisibleKeys(r, 6 + 3, 6));
+        Assert.Equal(Math.Log(3), r.LogSumExpAt(1, 0, 5), 12);
+    }
+
+    [Fact]
+    public void Neighborhood_ValidExtent2D_EqualsTheCroppedGridWithAdditionalKeysStillVisible()
+    {
+        // Grid 5 x 4 valid to 3 x 3, k = [3, 2], one additional key: the valid queries equal a call on the cropped
+        // 3 x 3 grid; the padding queries are zero (no additional key reaches them either).
+        var q = Random(60, 1, 1, 1, 5, 4, 3);
+        var k = Random(61, 1, 1, 1, 5, 4, 3);
+        var v = Random(62, 1, 1, 1, 5, 4, 2);
+        var ek = Random(63, 1, 1, 1, 1, 3);
+        var ev = Random(64, 1, 1, 1, 1, 2);
+        var options = new NeighborhoodOptions { KernelSize = [3, 2], AdditionalKeys = ek, AdditionalValues = ev };
+        var padded = Reference.Neighborhood(q, k, v, options with { ValidExtent = new[,] { { 3, 3 } } });
+        var cropped = Reference.Neighborhood(q.Slice(2, 0, 3).Slice(3, 0, 3), k.Slice(2, 0, 3).Slice(3, 0, 3), v.Slice(2, 0, 3).Slice(3, 0, 3), options);
+        for (int x = 0; x < 5; x++)
+            for (int y = 0; y < 4; y++)
+                for (int c = 0; c < 2; c++)
+                    Assert.Equal(x < 3 && y < 3 ? cropped.OutputAt(0, 0, x, y, c) : 0, padded.OutputAt(0, 0, x, y, c), 12);
+    }
+
+    [Fact]
+    public void Neighborhood_BadRpbAndExtents_ThrowNamingTheOption()
+    {
+        var q = Zeros(2, 2, 6, 1);
+        var options = new NeighborhoodOptions { KernelSize = [3], Dilation = [2] };
+        void Throws(NeighborhoodOptions o, string name)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => Reference.Neighborhood(q, q, q, o));
+            Assert.Equal(name, e.ParamName);
+            var p = Assert.ThrowsAny<ArgumentException>(() => NeighborhoodProblem.Create(q, q, q, Zeros(2, 2, 6, 1), o, null));
+            Assert.Equal(name, p.ParamName);
+        }
+        Throws(options with { RelativePositionBias = Zeros(2, 3) }, "options.RelativePositionBias");       // 2k - 1 = 5
+        Throws(options with { RelativePositionBias = Zeros(1, 5) }, "options.RelativePositionBias");       // Hq = 2
+        Throws(options with { RelativePositionBias = Zeros(2, 5, 1) }, "options.RelativePositionBias");    // rank
+        Throws(options with { RelativePositionBias = TestTensors.Zeros(ElementType.Float16, [2, 5]) }, "options.RelativePositionBias");
+        Throws(options with { ValidExtent = new[,] { { 6 } } }, "options.ValidExtent");                     // one sample of two
+        Throws(options with { ValidExtent = new[,] { { 6, 6 }, { 6, 6 } } }, "options.ValidExtent");        // two axes of one
+        Throws(options with { ValidExtent = new[,] { { 6 }, { 7 } } }, "options.ValidExtent");              // past the axis
+        Throws(options with { ValidExtent = new[,] { { 6 }, { 0 } } }, "options.ValidExtent");
+        Throws(options with { ValidExtent = new[,] { { 6 }, { 5 } } }, "options.ValidExtent");              // 3 * 2 > 5
+        // Accepted: the exact extents and a fitting crop.
+        Reference.Neighborhood(q, q, q, options with { RelativePositionBias = Zeros(2, 5), ValidExtent = new[,] { { 6 }, { 6 } } });
+    }
 }

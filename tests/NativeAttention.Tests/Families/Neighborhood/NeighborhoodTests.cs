@@ -37,6 +37,25 @@ public sealed record NeighborhoodCase
     public ElementType Type { get; init; } = ElementType.Float32;
     public NeighborhoodLayout Layout { get; init; }
     public int Seed { get; init; }
+    /// <summary>A relative-position bias <c>[Hq, 2k-1..]</c> drawn from the data seed.</summary>
+    public bool Rpb { get; init; }
+    /// <summary>When set, a valid extent per sample and axis drawn from this seed inside <c>[k d, length]</c>.</summary>
+    public int? PadSeed { get; init; }
+
+    /// <summary>The valid extents <see cref="PadSeed"/> draws for the current grid and kernel, or null.</summary>
+    public int[,]? ValidExtent()
+    {
+        if (PadSeed is not int seed) return null;
+        var random = new Random(seed);
+        var extent = new int[Batch, Grid.Length];
+        for (int b = 0; b < Batch; b++)
+            for (int a = 0; a < Grid.Length; a++)
+            {
+                int least = Kernel[a] * Dilation[a];
+                extent[b, a] = random.Next(3) == 0 ? Grid[a] : random.Next(least, Grid[a] + 1);
+            }
+        return extent;
+    }
 
     public int QueryHeads => KeyValueHeads * GroupSize;
     public int Tokens => Grid.Aggregate(1, (a, b) => a * b);
@@ -44,14 +63,15 @@ public sealed record NeighborhoodCase
     public override string ToString() =>
         $"B={Batch} Hq={QueryHeads} Hkv={KeyValueHeads} Dqk={HeadDim} Dv={ValueDim} grid=[{string.Join(",", Grid)}] k=[{string.Join(",", Kernel)}] " +
         $"d=[{string.Join(",", Dilation)}] s=[{string.Join(",", Stride)}] causal=[{string.Join(",", Causal)}] extra={Extra} scale={Scale?.ToString() ?? "default"} " +
-        $"amp={InputScale} {Type} {Layout} seed={Seed}";
+        $"amp={InputScale} {Type} {Layout} seed={Seed}" + (Rpb ? " rpb" : "") +
+        (ValidExtent() is { } e ? " valid=" + string.Join(";", Enumerable.Range(0, Batch).Select(b => string.Join(",", Enumerable.Range(0, Grid.Length).Select(a => e[b, a])))) : "");
 }
 
 /// <summary>The tensors of one case, in the case's layout, with the call's options.</summary>
 public sealed class NeighborhoodData
 {
     public required TensorView Query, Key, Value, Output, LogSumExp;
-    public TensorView? ExtraKeys, ExtraValues;
+    public TensorView? ExtraKeys, ExtraValues, Bias;
     public required NeighborhoodOptions Options;
 
     public static NeighborhoodData Create(NeighborhoodCase c)
@@ -61,6 +81,11 @@ public sealed class NeighborhoodData
         TensorView Input(int heads, int dim) => NeighborhoodTests.Tensor(c.Type, c.Layout, Shape(heads, dim), random, c.InputScale);
         var extraKeys = c.Extra > 0 ? NeighborhoodTests.Tensor(c.Type, c.Layout, [c.Batch, c.KeyValueHeads, c.Extra, c.HeadDim], random, c.InputScale) : (TensorView?)null;
         var extraValues = c.Extra > 0 ? NeighborhoodTests.Tensor(c.Type, c.Layout, [c.Batch, c.KeyValueHeads, c.Extra, c.ValueDim], random, c.InputScale) : (TensorView?)null;
+        // The bias in float32, padded (strided) when the case is; its rank is 2 to 4, so no other layout applies.
+        var bias = c.Rpb
+            ? NeighborhoodTests.Tensor(ElementType.Float32, c.Layout == NeighborhoodLayout.Padded ? c.Layout : NeighborhoodLayout.Contiguous,
+                [c.QueryHeads, .. c.Kernel.Select(k => 2 * k - 1)], random, 2.0)
+            : (TensorView?)null;
         return new NeighborhoodData
         {
             Query = Input(c.QueryHeads, c.HeadDim),
@@ -71,10 +96,11 @@ public sealed class NeighborhoodData
                 [c.Batch, c.QueryHeads, .. c.Grid], null, 1),
             ExtraKeys = extraKeys,
             ExtraValues = extraValues,
+            Bias = bias,
             Options = new NeighborhoodOptions
             {
                 KernelSize = c.Kernel, Dilation = c.Dilation, Stride = c.Stride, Causal = c.Causal, Scale = c.Scale,
-                AdditionalKeys = extraKeys, AdditionalValues = extraValues,
+                AdditionalKeys = extraKeys, AdditionalValues = extraValues, RelativePositionBias = bias, ValidExtent = c.ValidExtent(),
             },
         };
     }
@@ -85,7 +111,8 @@ public sealed class NeighborhoodData
         using var on = new OnContext(context);
         TensorView? Put(TensorView? host) => host is { } view ? on.Put(view) : null;
         var (q, k, v, o, lse) = (on.Put(Query), on.Put(Key), on.Put(Value), on.Put(Output), on.Put(LogSumExp));
-        context.Neighborhood(q, k, v, o, Options with { AdditionalKeys = Put(ExtraKeys), AdditionalValues = Put(ExtraValues) }, withLse ? lse : null);
+        context.Neighborhood(q, k, v, o, Options with { AdditionalKeys = Put(ExtraKeys), AdditionalValues = Put(ExtraValues), RelativePositionBias = Put(Bias) },
+            withLse ? lse : null);
         on.Back(o, Output);
         if (withLse) on.Back(lse, LogSumExp);
     }
@@ -99,6 +126,16 @@ public abstract class NeighborhoodTests
 {
     /// <summary>The backend under test.</summary>
     protected abstract Backend Backend { get; }
+
+    /// <summary>
+    /// A context on the backend with 2 threads; skips while the backend has no neighborhood kernel
+    /// (<see cref="CaseFamily.RunsOn"/> of the family's registration), or when its runtime is missing (<see cref="TestBackend"/>).
+    /// </summary>
+    private AttentionContext CreateContext()
+    {
+        Skip.If(!global::NativeAttention.NeighborhoodCase.Registration.RunsOn(Backend), $"The {Backend} backend has no neighborhood kernel yet.");
+        return TestBackend.CreateOrSkip(Backend, threads: 2);
+    }
 
     private static readonly Gen<ElementType> Types = Gen.Elements(ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16);
     private static readonly Gen<NeighborhoodLayout> Layouts = Gen.Elements(Enum.GetValues<NeighborhoodLayout>());
@@ -128,8 +165,11 @@ public abstract class NeighborhoodTests
         from type in Types
         from layout in Layouts
         from seed in Gen.Choose(0, int.MaxValue)
+        from rpb in Gen.Elements(false, false, true)
+        from padSeed in Gen.Elements<int?>(null, null, 1, 2, 3, 4)
         select new NeighborhoodCase
         {
+            Rpb = rpb, PadSeed = padSeed,
             Batch = batch, KeyValueHeads = hkv, GroupSize = groupSize, HeadDim = dqk, ValueDim = dvChoice == 0 ? dqk : dvChoice,
             Grid = axes.Select(a => a.Length).ToArray(), Kernel = axes.Select(a => a.Kernel).ToArray(),
             Dilation = axes.Select(a => a.Dilation).ToArray(), Stride = axes.Select(a => a.Stride).ToArray(),
@@ -181,20 +221,17 @@ public abstract class NeighborhoodTests
 
     /// <summary>
     /// FlashAttention's error rule (<see cref="CaseVerifier.CompareToReference"/>). The same-precision naive result is
-    /// <see cref="Reference.FlashNaive"/> over the grid keys followed by the additional keys, with an additive bias of
-    /// -inf on the pairs the float64 reference itself reports invisible (read off its weights with one-hot values), so
-    /// the yardstick shares no window logic with any kernel.
+    /// <see cref="Reference.FlashNaive"/> over the grid keys followed by the additional keys, with an additive bias
+    /// <c>[B, Hq, tokens, keys]</c> read off the float64 reference itself (<see cref="BiasByReference"/>): -inf on the
+    /// pairs it reports invisible, the relative-position bias on the others, so the yardstick shares no window or
+    /// bias-index logic with any kernel.
     /// </summary>
     internal static ReferenceCheck Check(NeighborhoodCase c, NeighborhoodData data)
     {
         var exact = Reference.Neighborhood(data.Query, data.Key, data.Value, data.Options);
         int tokens = c.Tokens, keys = tokens + c.Extra;
-        var visible = VisibleByReference(c);
-        var bias = TensorView.FromMemory(new float[(long)tokens * keys].AsMemory(), 1, 1, tokens, keys);
-        var biasValues = new double[(long)tokens * keys];
-        for (int x = 0; x < tokens; x++)
-            for (int y = 0; y < keys; y++)
-                biasValues[(long)x * keys + y] = y >= tokens || visible[x, y] ? 0 : double.NegativeInfinity;
+        var biasValues = BiasByReference(c, data.Options);
+        var bias = TensorView.FromMemory(new float[biasValues.Length].AsMemory(), c.Batch, c.QueryHeads, tokens, keys);
         bias.CopyFrom(biasValues);
         var q = Flat(data.Query, c.Type, [c.Batch, c.QueryHeads, tokens, c.HeadDim]);
         var k = Concat(c, data.Key, data.ExtraKeys, c.HeadDim);
@@ -204,26 +241,46 @@ public abstract class NeighborhoodTests
         return CaseVerifier.CompareToReference(exact, naive, data.Output, data.LogSumExp, c.Type, valueScale);
     }
 
-    /// <summary>visible[x, y]: the reference gives query x a positive weight on key y (zero queries and keys: uniform weights).</summary>
-    private static bool[,] VisibleByReference(NeighborhoodCase c)
+    /// <summary>
+    /// bias[b, h, x, y] for grid keys y: log of the weight the reference gives y when every q.k is 0 plus the row's LSE
+    /// (that is the relative-position bias, or 0 without one), -inf where the weight is 0 (invisible); additional keys
+    /// get 0, or -inf for query rows that see no grid key (padding queries, which see nothing).
+    /// </summary>
+    private static double[] BiasByReference(NeighborhoodCase c, NeighborhoodOptions options)
     {
-        int tokens = c.Tokens;
-        var visible = new bool[tokens, tokens];
-        var zeros = TensorView.FromMemory(new float[tokens].AsMemory(), [1, 1, .. c.Grid, 1]);
-        var options = new NeighborhoodOptions { KernelSize = c.Kernel, Dilation = c.Dilation, Stride = c.Stride, Causal = c.Causal };
-        // One-hot values for keys [first, first + chunk), at most 256 wide (the largest head dim).
+        int tokens = c.Tokens, keys = tokens + c.Extra, rows = c.Batch * c.QueryHeads;
+        var bias = new double[(long)rows * tokens * keys];
+        var zeroQueries = TensorView.FromMemory(new float[rows * tokens].AsMemory(), [c.Batch, c.QueryHeads, .. c.Grid, 1]);
+        var zeroKeys = TensorView.FromMemory(new float[c.Batch * tokens].AsMemory(), [c.Batch, 1, .. c.Grid, 1]);
+        var gridOnly = options with { AdditionalKeys = null, AdditionalValues = null, Scale = null };
+        var seesGrid = new bool[rows * tokens];
+        // One-hot values for keys [first, first + chunk), at most 256 wide.
         for (int first = 0; first < tokens; first += 256)
         {
             int chunk = Math.Min(256, tokens - first);
-            var oneHot = new double[(long)tokens * chunk];
-            for (int t = first; t < first + chunk; t++) oneHot[(long)t * chunk + t - first] = 1;
-            var values = TensorView.FromMemory(new float[oneHot.Length].AsMemory(), [1, 1, .. c.Grid, chunk]);
+            var oneHot = new double[(long)c.Batch * tokens * chunk];
+            for (int b = 0; b < c.Batch; b++)
+                for (int t = first; t < first + chunk; t++) oneHot[((long)b * tokens + t) * chunk + t - first] = 1;
+            var values = TensorView.FromMemory(new float[oneHot.Length].AsMemory(), [c.Batch, 1, .. c.Grid, chunk]);
             values.CopyFrom(oneHot);
-            var r = Reference.Neighborhood(zeros, zeros, values, options);
-            for (int x = 0; x < tokens; x++)
-                for (int j = 0; j < chunk; j++) visible[x, first + j] = r.Output[(long)x * chunk + j] > 0;
+            var r = Reference.Neighborhood(zeroQueries, zeroKeys, values, gridOnly);
+            for (int row = 0; row < rows; row++)
+                for (int x = 0; x < tokens; x++)
+                {
+                    double lse = r.LogSumExp![(long)row * tokens + x];
+                    for (int j = 0; j < chunk; j++)
+                    {
+                        double w = r.Output[((long)row * tokens + x) * chunk + j];
+                        bias[((long)row * tokens + x) * keys + first + j] = w > 0 ? Math.Log(w) + lse : double.NegativeInfinity;
+                        seesGrid[row * tokens + x] |= w > 0;
+                    }
+                }
         }
-        return visible;
+        for (int row = 0; row < rows; row++)
+            for (int x = 0; x < tokens; x++)
+                for (int y = tokens; y < keys; y++)
+                    bias[((long)row * tokens + x) * keys + y] = seesGrid[row * tokens + x] ? 0 : double.NegativeInfinity;
+        return bias;
     }
 
     private static TensorView Flat(TensorView view, ElementType type, int[] shape)
@@ -254,7 +311,7 @@ public abstract class NeighborhoodTests
     {
         using var context = vectorBits is int bits && Backend == Backend.Cpu
             ? new Cpu.CpuContext(new ContextOptions { Threads = 2 }) { ForcedVectorBits = bits }
-            : TestBackend.CreateOrSkip(Backend, threads: 2);
+            : CreateContext();
         Properties.Check(Arb.From(cases), c =>
         {
             var data = NeighborhoodData.Create(c);
@@ -306,7 +363,7 @@ public abstract class NeighborhoodTests
 
     // ---- Metamorphic properties against the backend's own flash attention ----
 
-    private static readonly Gen<NeighborhoodCase> Float32Cases = Cases.Select(c => c with { Type = ElementType.Float32, Extra = 0 });
+    private static readonly Gen<NeighborhoodCase> Float32Cases = Cases.Select(c => c with { Type = ElementType.Float32, Extra = 0, Rpb = false, PadSeed = null });
 
     /// <summary>Runs flash on <c>[B, H, n, D]</c> copies of the given logical rows; returns the output rows.</summary>
     private static double[] Flash(AttentionContext context, NeighborhoodCase c, double[] q, double[] k, double[] v, int tokens, FlashOptions options)
@@ -325,12 +382,12 @@ public abstract class NeighborhoodTests
         return o.ToDoubleArray();
     }
 
-    private static void AssertNear(double[] expected, double[] actual, string what)
+    private static void AssertNear(double[] expected, double[] actual, string what, double tolerance = 2e-5)
     {
         Assert.Equal(expected.Length, actual.Length);
         double scale = expected.Select(Math.Abs).DefaultIfEmpty(0).Max();
         for (int i = 0; i < expected.Length; i++)
-            if (!(Math.Abs(expected[i] - actual[i]) <= 2e-5 * (1 + scale)))
+            if (!(Math.Abs(expected[i] - actual[i]) <= tolerance * (1 + scale)) && !(expected[i] == actual[i]))
                 Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]}");
     }
 
@@ -370,7 +427,7 @@ public abstract class NeighborhoodTests
 
     private void CheckMetamorphic(Gen<NeighborhoodCase> cases, int count, Func<AttentionContext, NeighborhoodCase, NeighborhoodData, double[]> expected)
     {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        using var context = CreateContext();
         Properties.Check(Arb.From(cases), c =>
         {
             var data = NeighborhoodData.Create(c);
@@ -426,7 +483,7 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_Dilation_EqualsIndependentSubGrids()
     {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        using var context = CreateContext();
         var cases = from c in Float32Cases
                     from dilation in Gen.Elements(2, 3).ArrayOf(c.Grid.Length)
                     select c with { Dilation = c.Grid.Select((g, a) => Math.Max(1, Math.Min(dilation[a], g / c.Kernel[a]))).ToArray() };
@@ -466,7 +523,7 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_SizeOneAxis_Equals2DGrid()
     {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        using var context = CreateContext();
         var cases = from c0 in Float32Cases
                     from axes in Axis(9).ArrayOf(2)
                     let c = c0 with
@@ -498,12 +555,94 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_StrideLargerThanKernel_ThrowsNamingStride()
     {
-        using var context = TestBackend.CreateOrSkip(Backend);
+        using var context = CreateContext();
         var data = NeighborhoodData.Create(new NeighborhoodCase());
         var ex = Assert.ThrowsAny<ArgumentException>(() => context.Neighborhood(data.Query, data.Key, data.Value, data.Output,
             new NeighborhoodOptions { KernelSize = [3], Stride = [4] }));
         Assert.Contains("options.Stride", ex.ParamName ?? ex.Message);
     }
+
+    [SkippableFact]
+    public void Neighborhood_Padding_EqualsRunningTheCroppedGrid()
+    {
+        // Every option (RPB, additional keys, GQA, dtypes, layouts) with a valid extent per sample: each sample's valid
+        // box equals a call on that box alone; padding queries are exactly zero with LSE -inf.
+        using var context = CreateContext();
+        var cases = from c in Cases select c with { PadSeed = c.Seed % 1000 + 1 };
+        Properties.Check(Arb.From(cases), c =>
+        {
+            var data = NeighborhoodData.Create(c);
+            data.Run(context);
+            var extent = c.ValidExtent()!;
+            var output = data.Output;
+            var lse = data.LogSumExp;
+            for (int b = 0; b < c.Batch; b++)
+            {
+                int[] box = Enumerable.Range(0, c.Grid.Length).Select(a => extent[b, a]).ToArray();
+                TensorView Crop(TensorView view, int spatialFrom = 2)
+                {
+                    view = view.Slice(0, b, 1);
+                    for (int a = 0; a < box.Length; a++) view = view.Slice(spatialFrom + a, 0, box[a]);
+                    return view;
+                }
+                var sub = c with { Batch = 1, Grid = box, PadSeed = null, Layout = NeighborhoodLayout.Contiguous };
+                var subData = NeighborhoodData.Create(sub);
+                subData.Query.CopyFrom(Crop(data.Query).ToDoubleArray());
+                subData.Key.CopyFrom(Crop(data.Key).ToDoubleArray());
+                subData.Value.CopyFrom(Crop(data.Value).ToDoubleArray());
+                if (c.Extra > 0)
+                {
+                    subData.ExtraKeys!.Value.CopyFrom(data.ExtraKeys!.Value.Slice(0, b, 1).ToDoubleArray());
+                    subData.ExtraValues!.Value.CopyFrom(data.ExtraValues!.Value.Slice(0, b, 1).ToDoubleArray());
+                }
+                if (c.Rpb) subData.Bias!.Value.CopyFrom(data.Bias!.Value.ToDoubleArray());
+                subData.Run(context);
+                // The same kernel on the same rows: equal up to float32 reassociation, scaled to the storage type.
+                double tolerance = c.Type == ElementType.Float32 ? 2e-5 : c.Type == ElementType.Float16 ? 2e-3 : 2e-2;
+                AssertNear(subData.Output.ToDoubleArray(), Crop(output).ToDoubleArray(), c + $" sample {b}", tolerance);
+                AssertNear(subData.LogSumExp.ToDoubleArray(), Crop(lse).ToDoubleArray(), c + $" sample {b} (LSE)", 2e-5);
+                // Padding rows: zero output and -inf LSE.
+                var all = output.Slice(0, b, 1).ToDoubleArray();
+                var allLse = lse.Slice(0, b, 1).ToDoubleArray();
+                int tokens = c.Tokens;
+                for (int h = 0; h < c.QueryHeads; h++)
+                    for (int t = 0; t < tokens; t++)
+                    {
+                        var x = Coordinates(c.Grid, t);
+                        if (x.Select((xi, a) => xi < box[a]).All(inside => inside)) continue;
+                        Assert.Equal(double.NegativeInfinity, allLse[h * tokens + t]);
+                        for (int d = 0; d < c.ValueDim; d++) Assert.Equal(0.0, all[((long)h * tokens + t) * c.ValueDim + d]);
+                    }
+            }
+        }, 16);
+    }
+
+    [SkippableFact]
+    public void Neighborhood_BadInput_ThrowsNamingTheOptionBeforeAnyKernelRuns()
+    {
+        using var context = CreateContext();
+        var data = NeighborhoodData.Create(new NeighborhoodCase { Batch = 2, Grid = [8], Kernel = [3] });
+        void Throws(NeighborhoodOptions options, string name)
+        {
+            var ex = Assert.ThrowsAny<ArgumentException>(() => context.Neighborhood(data.Query, data.Key, data.Value, data.Output, options, data.LogSumExp));
+            Assert.Equal(name, ex.ParamName);
+        }
+        var options = new NeighborhoodOptions { KernelSize = [3] };
+        Throws(options with { KernelSize = [9] }, "options.KernelSize");                        // larger than the axis
+        Throws(options with { KernelSize = [3], Dilation = [3] }, "options.KernelSize");        // 3 * 3 > 8
+        Throws(options with { Dilation = [0] }, "options.Dilation");
+        Throws(options with { Stride = [4] }, "options.Stride");                                // stride > kernel
+        Throws(options with { Stride = [0] }, "options.Stride");
+        Throws(options with { KernelSize = [3, 3] }, "options.KernelSize");                     // one entry per axis
+        Throws(options with { RelativePositionBias = TestTensors.Zeros(ElementType.Float32, [1, 3]) }, "options.RelativePositionBias");
+        Throws(options with { RelativePositionBias = TestTensors.Zeros(ElementType.Float32, [2, 5]) }, "options.RelativePositionBias");
+        Throws(options with { ValidExtent = new[,] { { 8 } } }, "options.ValidExtent");          // one sample of two
+        Throws(options with { ValidExtent = new[,] { { 8 }, { 2 } } }, "options.ValidExtent");   // kernel does not fit
+        Throws(options with { ValidExtent = new[,] { { 8 }, { 9 } } }, "options.ValidExtent");   // past the axis
+        // Nothing was written.
+        Assert.All(data.Output.ToDoubleArray(), x => Assert.Equal(0.0, x));
+    }
+
 }
 
 [Trait("Backend", "Cpu")]
