@@ -3,7 +3,9 @@
 // the tile's union window, a box of keys, in row-major tiles of NA_BLOCK_N keys staged in shared memory as float with
 // each key's box coordinates; a query masks the keys outside its own window with three range checks. The additional
 // keys follow as further key tiles, visible to every query, so the online softmax merges them exactly. Online softmax
-// in base 2 updated once per key tile, float accumulation whatever the storage type; LSE in natural units.
+// in base 2 updated once per key tile, float accumulation whatever the storage type; LSE in natural units. The
+// relative-position bias joins a grid key's score after scaling; padding queries (outside the sample's valid extent)
+// see no key and write zeros with LSE -inf.
 // CUDA builds with NA_NBH_MMA = 1 use the tensor-core kernel of neighborhood/neighborhood_fwd_mma.h instead.
 #include "neighborhood/neighborhood_window.h"
 #include "common/dtype.h"
@@ -41,7 +43,8 @@
 NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
     const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
     NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse,
-    const NA_GLOBAL na_elem* NA_RESTRICT ek, const NA_GLOBAL na_elem* NA_RESTRICT ev, const na_nbh_params p)
+    const NA_GLOBAL na_elem* NA_RESTRICT ek, const NA_GLOBAL na_elem* NA_RESTRICT ev, const NA_GLOBAL float* NA_RESTRICT rpb,
+    const NA_GLOBAL int* NA_RESTRICT extents, const na_nbh_params p)
 {
     NA_SHARED float ks[NA_BLOCK_N * NA_HEAD_DIM_QK];
     NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
@@ -56,12 +59,15 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
     const int b = bh / p.qkvo.heads_q;
     const int h = bh - b * p.qkvo.heads_q;
     const int hk = h / p.qkvo.group;
-    const na_nbh_tile t = na_nbh_tile_at(p, NA_GROUP_ID(0) - bh * tiles);
+    const na_nbh_tile t = na_nbh_tile_at(p, NA_GROUP_ID(0) - bh * tiles,
+        na_nbh_extent(p, extents, b, 0), na_nbh_extent(p, extents, b, 1), na_nbh_extent(p, extents, b, 2));
 
-    // This work-item's query (work-items past the tile's queries idle along) and its window per axis in box
-    // coordinates, [ws, we); empty for an idle work-item.
-    int x[3];
-    const int row_ok = na_nbh_query(p, &t, tid, &x[0], &x[1], &x[2]);
+    // This work-item's query: in_grid when it is one of the tile's (work-items past them idle along), row_ok when it
+    // also lies inside the sample's valid extent (else it is a padding row: zeros, LSE -inf). Its window per axis in
+    // box coordinates, [ws, we); empty unless row_ok.
+    int x[3], row_ok;
+    const int in_grid = na_nbh_query(p, &t, tid, &x[0], &x[1], &x[2], &row_ok);
+    row_ok = row_ok && in_grid;
     int ws[3], we[3];
     for (int a = 0; a < 3; a++)
     {
@@ -70,12 +76,13 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
         ws[a] = row_ok ? start - t.low[a] : 0;
         we[a] = row_ok ? end - t.low[a] : 0;
     }
+    const na_i64 rpb_row = row_ok && p.has_rpb ? na_nbh_rpb_base(p, h, x[0] - t.low[0], x[1] - t.low[1], x[2] - t.low[2]) : 0;
     const na_i64 q_row = p.qkvo.q_offset + b * p.qkvo.q_stride_b + h * p.qkvo.q_stride_h +
-        (row_ok ? na_nbh_offset(&t, p, x[0], x[1], x[2], p.q_stride_x[0], p.q_stride_x[1], p.q_stride_x[2]) : 0);
+        (in_grid ? na_nbh_offset(&t, p, x[0], x[1], x[2], p.q_stride_x[0], p.q_stride_x[1], p.q_stride_x[2]) : 0);
     const na_i64 o_row = p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h +
-        (row_ok ? na_nbh_offset(&t, p, x[0], x[1], x[2], p.o_stride_x[0], p.o_stride_x[1], p.o_stride_x[2]) : 0);
+        (in_grid ? na_nbh_offset(&t, p, x[0], x[1], x[2], p.o_stride_x[0], p.o_stride_x[1], p.o_stride_x[2]) : 0);
     const na_i64 l_row = p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h +
-        (row_ok ? na_nbh_offset(&t, p, x[0], x[1], x[2], p.lse_stride_x[0], p.lse_stride_x[1], p.lse_stride_x[2]) : 0);
+        (in_grid ? na_nbh_offset(&t, p, x[0], x[1], x[2], p.lse_stride_x[0], p.lse_stride_x[1], p.lse_stride_x[2]) : 0);
 
     const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + hk * p.qkvo.k_stride_h;
     const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + hk * p.qkvo.v_stride_h;
@@ -147,10 +154,11 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
             float part[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
             for (int d = 0; d < NA_HEAD_DIM_QK; d += 8)
                 for (int u = 0; u < 8; u++) part[u] += qr[d + u] * ks[j * NA_HEAD_DIM_QK + d + u];
-            const float score = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+            float score = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
             const int c0 = kc[j], c1 = kc[NA_BLOCK_N + j], c2 = kc[2 * NA_BLOCK_N + j];
             const int in_window = full || (c0 >= ws[0] && c0 < we[0] && c1 >= ws[1] && c1 < we[1] && c2 >= ws[2] && c2 < we[2]);
-            const int visible = c0 == NA_NBH_EXTRA ? row_ok : in_window;
+            const int visible = row_ok && (c0 == NA_NBH_EXTRA || in_window);
+            if (visible && p.has_rpb && c0 >= 0) score += na_nbh_rpb(rpb, p, rpb_row, c0, c1, c2);
             st[j] = visible ? score : -NA_INFINITY;
             tile_max = NA_FMAX(tile_max, st[j]);
         }
@@ -169,9 +177,9 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_neighborhood_fwd(
         NA_BARRIER();
     }
 
-    if (row_ok)
+    if (in_grid)
     {
-        // Every query sees at least one key; the guard keeps the no-NaN contract of the flash kernels all the same.
+        // A padding row saw no key (l = 0): zeros and LSE -inf. Every valid query sees at least one key.
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;
         for (int d = 0; d < NA_HEAD_DIM_V; d++)
             if (d < p.qkvo.dv) na_store(o, o_row + d * p.qkvo.o_stride_d, acc[d] * inv);

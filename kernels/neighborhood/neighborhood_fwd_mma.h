@@ -6,7 +6,9 @@
 // consecutive keys of the tile's union window in row-major order, then the additional keys; every row is gathered
 // with cp.async from its own address, so any strides work as long as rows start 16-byte aligned.
 // A key tile inside the intersection of the tile's windows (every key visible to every query) skips the mask; the
-// others compare each key's box coordinates, kept in shared memory beside the K tile, with the row's window.
+// others compare each key's box coordinates, kept in shared memory beside the K tile, with the row's window. The
+// relative-position bias is read per visible (row, grid key) element from the same coordinates; padding rows (outside
+// the sample's valid extent) load zero queries and write zeros with LSE -inf.
 // Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
 #include "common/mma_sm80.h"
 
@@ -34,14 +36,15 @@
 // Element index of chunk c of row r in a swizzled [rows][NA_D] tile: chunk c lands at c ^ (r % 8).
 NA_INLINE int na_swizzle(int r, int c) { return r * NA_D + ((c ^ (r & 7)) << 3); }
 
-// Starts loading the block's query rows (the tile's queries, row-major; rows past them become zeros).
+// Starts loading the block's query rows (the tile's queries, row-major; rows past them and padding rows become zeros).
 NA_INLINE void na_nbh_load_queries(unsigned short* tile, const unsigned short* base, const na_nbh_params p, const na_nbh_tile* t, int tid)
 {
     for (int c = tid; c < NA_MMA_BM * NA_CHUNKS; c += NA_MMA_THREADS)
     {
         const int r = c / NA_CHUNKS, ch = c - r * NA_CHUNKS;
-        int x0, x1, x2;
-        const int ok = na_nbh_query(p, t, r, &x0, &x1, &x2);
+        int x0, x1, x2, valid;
+        // Only valid queries are read: a padding row stays zeros, whatever the caller keeps there.
+        const int ok = na_nbh_query(p, t, r, &x0, &x1, &x2, &valid) && valid;
         const na_i64 off = ok ? na_nbh_offset(t, p, x0, x1, x2, p.q_stride_x[0], p.q_stride_x[1], p.q_stride_x[2]) : 0;
         na_cp_async_16(na_smem_address(tile + na_swizzle(r, ch)), base + off + ch * 8, ok ? 16 : 0);
     }
@@ -85,7 +88,8 @@ NA_INLINE void na_nbh_load_keys(unsigned short* tile, int* kc, const unsigned sh
 NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborhood_fwd(
     const na_elem* NA_RESTRICT q, const na_elem* NA_RESTRICT k, const na_elem* NA_RESTRICT v,
     na_elem* NA_RESTRICT o, float* NA_RESTRICT lse,
-    const na_elem* NA_RESTRICT ek, const na_elem* NA_RESTRICT ev, const na_nbh_params p)
+    const na_elem* NA_RESTRICT ek, const na_elem* NA_RESTRICT ev, const float* NA_RESTRICT rpb, const int* NA_RESTRICT extents,
+    const na_nbh_params p)
 {
     extern __shared__ __align__(128) unsigned short na_smem[];
     unsigned short* qs = na_smem;
@@ -100,7 +104,8 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
     const int b = bh / p.qkvo.heads_q;
     const int h = bh - b * p.qkvo.heads_q;
     const int hk = h / p.qkvo.group;
-    const na_nbh_tile t = na_nbh_tile_at(p, (int)blockIdx.x - bh * tiles);
+    const na_nbh_tile t = na_nbh_tile_at(p, (int)blockIdx.x - bh * tiles,
+        na_nbh_extent(p, extents, b, 0), na_nbh_extent(p, extents, b, 1), na_nbh_extent(p, extents, b, 2));
 
     const unsigned short* qb = q + p.qkvo.q_offset + b * p.qkvo.q_stride_b + h * p.qkvo.q_stride_h;
     const unsigned short* kb = k + p.qkvo.k_offset + b * p.qkvo.k_stride_b + hk * p.qkvo.k_stride_h;
@@ -114,16 +119,19 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
     const int keys_end = union_end + (p.n_extra + NA_BLOCK_N - 1) / NA_BLOCK_N * NA_BLOCK_N;
 
     // Windows, in box coordinates, of this lane's rows (row tile mt, half hf): wrow + 16 mt + 8 hf + lane / 4. Rows
-    // past the tile's queries get empty windows (ws = we = 0), which also hides the additional keys from them.
+    // past the tile's queries and padding rows get empty windows (ws = we = 0), which also hides the additional keys
+    // from them; ws < we on axis x tells a valid row. rb: the row's relative-position bias base (na_nbh_rpb_base).
     const int wrow = warp * 16 * NA_MT;
     int ws[NA_MT][2][3], we[NA_MT][2][3];
+    na_i64 rb[NA_MT][2];
 #pragma unroll
     for (int mt = 0; mt < NA_MT; mt++)
 #pragma unroll
         for (int hf = 0; hf < 2; hf++)
         {
-            int x[3];
-            const int ok = na_nbh_query(p, &t, wrow + 16 * mt + 8 * hf + (lane >> 2), &x[0], &x[1], &x[2]);
+            int x[3], valid;
+            const int ok = na_nbh_query(p, &t, wrow + 16 * mt + 8 * hf + (lane >> 2), &x[0], &x[1], &x[2], &valid) && valid;
+            rb[mt][hf] = ok && p.has_rpb ? na_nbh_rpb_base(p, h, x[0] - t.low[0], x[1] - t.low[1], x[2] - t.low[2]) : 0;
 #pragma unroll
             for (int a = 0; a < 3; a++)
             {
@@ -210,17 +218,20 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
                 for (int e = 0; e < 4; e++)
                 {
                     float s = sacc[mt][i][e] * p.scale_log2;
-                    if (!full)
+                    if (!full || p.has_rpb)
                     {
                         const int j = i * 8 + 2 * (lane & 3) + (e & 1);
                         const int c0 = kc[j], c1 = kc[NA_BLOCK_N + j], c2 = kc[2 * NA_BLOCK_N + j];
                         const int hf = e >> 1;
-                        // An additional key is visible to every real row (non-empty window); a padding key (x = -1) to none.
-                        const int visible = c0 == NA_NBH_EXTRA
-                            ? ws[mt][hf][0] < we[mt][hf][0]
+                        const int row_valid = ws[mt][hf][0] < we[mt][hf][0];
+                        // An additional key is visible to every valid row; a padding key (x = -1) to none. A full tile
+                        // is visible whole (rows past the tile's queries compute garbage there that is never written).
+                        const int visible = full || (c0 == NA_NBH_EXTRA
+                            ? row_valid
                             : c0 >= ws[mt][hf][0] && c0 < we[mt][hf][0] && c1 >= ws[mt][hf][1] && c1 < we[mt][hf][1] &&
-                              c2 >= ws[mt][hf][2] && c2 < we[mt][hf][2];
+                              c2 >= ws[mt][hf][2] && c2 < we[mt][hf][2]);
                         if (!visible) s = -NA_INFINITY;
+                        else if (p.has_rpb && c0 >= 0 && row_valid) s += na_nbh_rpb(rpb, p, rb[mt][hf], c0, c1, c2);
                     }
                     sacc[mt][i][e] = s;
                 }
@@ -292,9 +303,10 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
         {
             const float m = mrow[mt][hf];
             const float l = na_quad_sum(lrow[mt][hf]);   // every lane joins the shuffle before rows drop out
-            int x0, x1, x2;
-            if (!na_nbh_query(p, &t, wrow + 16 * mt + 8 * hf + (lane >> 2), &x0, &x1, &x2)) continue;
-            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            int x0, x1, x2, valid;
+            if (!na_nbh_query(p, &t, wrow + 16 * mt + 8 * hf + (lane >> 2), &x0, &x1, &x2, &valid)) continue;
+            // A padding row writes zeros and LSE -inf (in a full tile it saw keys; what it summed is dropped here).
+            const float inv = valid && l > 0.0f ? 1.0f / l : 0.0f;
             unsigned short* orow = o + p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h +
                 na_nbh_offset(&t, p, x0, x1, x2, p.o_stride_x[0], p.o_stride_x[1], p.o_stride_x[2]);
 #pragma unroll
@@ -302,6 +314,6 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
                 *(unsigned*)(orow + i * 8 + 2 * (lane & 3)) = na_pack2(oacc[mt][i][2 * hf] * inv, oacc[mt][i][2 * hf + 1] * inv);
             if (p.has_lse && (lane & 3) == 0)
                 lse[p.qkvo.lse_offset + b * p.qkvo.lse_stride_b + h * p.qkvo.lse_stride_h +
-                    na_nbh_offset(&t, p, x0, x1, x2, p.lse_stride_x[0], p.lse_stride_x[1], p.lse_stride_x[2])] = na_lse_from_base2(m, l);
+                    na_nbh_offset(&t, p, x0, x1, x2, p.lse_stride_x[0], p.lse_stride_x[1], p.lse_stride_x[2])] = valid ? na_lse_from_base2(m, l) : -NA_INFINITY;
         }
 }

@@ -14,8 +14,9 @@ NA_KERNEL void na_nbh_params_layout(NA_GLOBAL int* out)
     NA_P(q_stride_x); NA_P(k_stride_x); NA_P(v_stride_x); NA_P(o_stride_x); NA_P(lse_stride_x);
     NA_P(ek_offset); NA_P(ek_stride_b); NA_P(ek_stride_h); NA_P(ek_stride_n); NA_P(ek_stride_d);
     NA_P(ev_offset); NA_P(ev_stride_b); NA_P(ev_stride_h); NA_P(ev_stride_n); NA_P(ev_stride_d);
+    NA_P(rpb_offset); NA_P(rpb_stride_h); NA_P(rpb_stride_x);
     NA_P(length); NA_P(kernel_size); NA_P(dilation); NA_P(stride); NA_P(causal); NA_P(tile); NA_P(tiles);
-    NA_P(n_extra); NA_P(has_lse); NA_P(scale_log2);
+    NA_P(n_extra); NA_P(has_lse); NA_P(has_rpb); NA_P(has_extent); NA_P(scale_log2);
 #undef NA_P_QKVO
 #undef NA_P
 }

@@ -25,12 +25,9 @@ internal static class GpuNeighborhood
         if (TryRunDense(host, problem, query, key, value, output, logSumExp)) return;
         var options = problem.Options;
         var p = Params(problem, query, key, value, output, logSumExp);
-        ReadOnlySpan<DeviceBuffer?> buffers =
-        [
-            GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), GpuFlash.Buffer(output), GpuFlash.Buffer(logSumExp),
-            GpuFlash.Buffer(options.AdditionalKeys), GpuFlash.Buffer(options.AdditionalValues),
-        ];
-        bool tensorCores = TensorCoresFit(problem, p) && host.TensorCoresFit([buffers[0], buffers[1], buffers[2], buffers[3], buffers[5], buffers[6]]);
+        var (q, k, v, o, ek, ev) = (GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), GpuFlash.Buffer(output),
+            GpuFlash.Buffer(options.AdditionalKeys), GpuFlash.Buffer(options.AdditionalValues));
+        bool tensorCores = TensorCoresFit(problem, p) && host.TensorCoresFit([q, k, v, o, ek, ev]);
         var variant = tensorCores
             ? new NeighborhoodVariant(problem.ElementType, problem.HeadDim, true, NeighborhoodVariant.TileFor(problem.HeadDim))
             : new NeighborhoodVariant(problem.ElementType, FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim)), false);
@@ -38,8 +35,29 @@ internal static class GpuNeighborhood
         if (groups > int.MaxValue)
             throw new NotSupportedException($"Neighborhood needs {groups} work-groups (B x Hq x query tiles); a launch holds at most {int.MaxValue}.");
         var api = host.Api;
-        host.Launch(variant.Name, () => variant.Source(api), NeighborhoodVariant.EntryPoint, buffers,
-            MemoryMarshal.AsBytes(new ReadOnlySpan<NeighborhoodParams>(in p)), (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
+        var scratch = host.Scratch;
+        lock (scratch.Gate)
+        {
+            // Valid extents [B][3] (internal axes) ride in a scratch slot, uploaded only when they changed.
+            DeviceBuffer? extents = problem.HasValidExtent ? scratch.Upload(ExtentSlot, Extents(problem)) : null;
+            host.Launch(variant.Name, () => variant.Source(api), NeighborhoodVariant.EntryPoint,
+                [q, k, v, o, GpuFlash.Buffer(logSumExp), ek, ev, GpuFlash.Buffer(options.RelativePositionBias), extents],
+                MemoryMarshal.AsBytes(new ReadOnlySpan<NeighborhoodParams>(in p)), (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
+        }
+    }
+
+    /// <summary>The scratch slot of the valid extents (GpuDecode uses slots 0 to 2).</summary>
+    private const int ExtentSlot = 3;
+
+    /// <summary>The valid extent of every sample per internal axis, <c>[B][3]</c>; padding axes in front hold 1.</summary>
+    private static int[] Extents(NeighborhoodProblem problem)
+    {
+        int rank = problem.SpatialRank, pad = Axes - rank;
+        var extents = new int[problem.Batch * Axes];
+        for (int b = 0; b < problem.Batch; b++)
+            for (int a = 0; a < Axes; a++)
+                extents[b * Axes + a] = a < pad ? 1 : problem.ValidExtentOf(b, a - pad);
+        return extents;
     }
 
     /// <summary>
@@ -64,6 +82,7 @@ internal static class GpuNeighborhood
             },
             NExtra = problem.AdditionalKeyCount,
             HasLse = lse is null ? 0 : 1,
+            HasExtent = problem.HasValidExtent ? 1 : 0,
             ScaleLog2 = (float)(problem.Scale * MathConstants.Log2EDouble),
         };
         if (lse is { } l)
@@ -92,6 +111,13 @@ internal static class GpuNeighborhood
             (p.EkStrideB, p.EkStrideH, p.EkStrideN, p.EkStrideD) = (ek.Strides[0], ek.Strides[1], ek.Strides[2], ek.Strides[3]);
             p.EvOffset = GpuFlash.ElementOffset(ev);
             (p.EvStrideB, p.EvStrideH, p.EvStrideN, p.EvStrideD) = (ev.Strides[0], ev.Strides[1], ev.Strides[2], ev.Strides[3]);
+        }
+        if (problem.Options.RelativePositionBias is { } rpb)
+        {
+            p.HasRpb = 1;
+            p.RpbOffset = GpuFlash.ElementOffset(rpb);
+            p.RpbStrideH = rpb.Strides[0];
+            for (int a = pad; a < Axes; a++) p.RpbStrideX[a] = rpb.Strides[1 + a - pad];
         }
         return p;
     }
@@ -170,13 +196,14 @@ internal static class GpuNeighborhood
 
     /// <summary>
     /// Runs flash attention when every query's window is the whole grid (kernel = length on every axis; a causal axis
-    /// makes it causal flash when it is the only axis longer than 1) and there are no additional keys, provided every
+    /// makes it causal flash when it is the only axis longer than 1) and there are no additional keys, no
+    /// relative-position bias and no padding, provided every
     /// tensor's spatial axes flatten into one strided token axis. Returns false when it did not run.
     /// </summary>
     private static bool TryRunDense(IGpuKernelHost host, NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value,
         in TensorView output, in TensorView? logSumExp)
     {
-        if (problem.AdditionalKeyCount > 0) return false;
+        if (problem.AdditionalKeyCount > 0 || problem.HasRelativePositionBias || problem.HasValidExtent) return false;
         int longAxes = 0;
         bool causal = false;
         for (int a = 0; a < problem.SpatialRank; a++)

@@ -22,6 +22,9 @@ internal unsafe struct NeighborhoodParams
     public long EvStrideH;
     public long EvStrideN;
     public long EvStrideD;
+    public long RpbOffset;             // element offset of RelativePositionBias[0, 0..]; unused without has_rpb
+    public long RpbStrideH;            // RelativePositionBias element strides: query head, then the offset axes
+    public fixed long RpbStrideX[3];   // (internal axes; 0 for a padding axis, whose only offset is 0)
     public fixed int Length[3];        // axis lengths
     public fixed int KernelSize[3];    // kernel size per axis
     public fixed int Dilation[3];      // dilation per axis
@@ -31,5 +34,7 @@ internal unsafe struct NeighborhoodParams
     public fixed int Tiles[3];         // query tiles per axis, over every dilation group
     public int NExtra;                 // additional key/value tokens, visible to every query
     public int HasLse;                 // 1: write LSE
+    public int HasRpb;                 // 1: add the relative-position bias to grid keys' scores
+    public int HasExtent;              // 1: the extents buffer holds the valid extent per sample and internal axis, [B][3]
     public float ScaleLog2;            // scale * log2(e)
 }
