@@ -92,6 +92,7 @@ mutation nbh-full-tile-edge \
   'CPU neighborhood treats a key tile reaching one past the intersection of its columns windows as full (skips its mask)' \
   'full &= tileLow[a] >= bounds[2] && tileHigh[a] < bounds[3];' \
   'full &= tileLow[a] >= bounds[2] && tileHigh[a] <= bounds[3];'
+
 # --- CPU chunked linear attention (Cpu/Linear/)
 
 mutation linear-mask-diagonal \
@@ -111,3 +112,25 @@ mutation linear-gqa-head \
   'CPU linear maps output heads to key heads by modulo instead of by group (GQA/GVA indexing)' \
   'int kh = p.Problem.KeyHead(head);' \
   'int kh = head % p.Problem.KeyHeads;'
+
+# --- neighborhood, OpenCL/CUDA kernel (kernels/neighborhood/neighborhood_window.h: the window rule and query tiling
+# both GPU kernels share). Caught on PoCL by the OpenCL neighborhood tests; without an OpenCL runtime these tests
+# skip and the mutation reads NOT CAUGHT.
+
+mutation nbh-gpu-causal-border \
+  kernels/neighborhood/neighborhood_window.h 'FullyQualifiedName~OpenClNeighborhoodTests' \
+  'GPU neighborhood: a causal stride tile cut off by the end of the axis leads from past the end, so its windows start too late' \
+  'const int leader = tile + s - 1 < lg - 1 ? tile + s - 1 : lg - 1;' \
+  'const int leader = tile + s - 1;'
+
+mutation nbh-gpu-dilation-group \
+  kernels/neighborhood/neighborhood_window.h 'FullyQualifiedName~OpenClNeighborhoodTests' \
+  'GPU neighborhood: query tiles of the shorter dilation groups are numbered from group 0 (the longer groups are run twice, the shorter never)' \
+  '*group = r + u / tiles_small;' \
+  '*group = u / tiles_small;'
+
+mutation nbh-gpu-full-tile \
+  kernels/neighborhood/neighborhood_window.h 'FullyQualifiedName~OpenClNeighborhoodTests' \
+  'GPU neighborhood: a key tile spanning two box rows is taken as exact along the last axis, so a partial tile skips the mask' \
+  'if (a0 != b0 || a1 != b1) { a2 = 0; b2 = t->ext[2] - 1; }' \
+  'if (a0 != b0) { a2 = 0; b2 = t->ext[2] - 1; }'

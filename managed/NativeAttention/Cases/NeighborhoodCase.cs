@@ -1,6 +1,5 @@
 // The neighborhood family's case (NATTEN semantics): a 1-D, 2-D or 3-D token grid with per-axis kernel size,
-// dilation, stride and causality, and optional additional keys. Reference-only until the family's kernels land: its
-// tensors, references and FLOP count work; Invoke calls the context, which throws NotSupportedException today.
+// dilation, stride and causality, optional additional keys, relative-position bias and padding; kernels on every backend.
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -26,14 +25,14 @@ public sealed record NeighborhoodCase : IAttentionCase
         "D<qk>/<v> or D<d>, extra=<additional tokens>, rpb (a relative-position bias), valid=<extent per axis> (of the last sample; " +
         "earlier samples are whole), scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The neighborhood family (a CPU kernel; no OpenCL or CUDA kernel yet).</summary>
-    public static CaseFamily Registration { get; } = new("neighborhood", "neighborhood attention on 1-D to 3-D grids (NATTEN)", Grammar, Parse, HasKernels: false,
+    /// <summary>The neighborhood family (CPU, OpenCL and CUDA kernels).</summary>
+    public static CaseFamily Registration { get; } = new("neighborhood", "neighborhood attention on 1-D to 3-D grids (NATTEN)", Grammar, Parse, HasKernels: true,
     [
         "neighborhood f32 B1 H2/1 grid=33 k=7 D32/32 seed=51",
         "neighborhood f16 B2 H2/2 grid=12x10 k=5x3 D16/16 dil=2x1 stride=1x3 causal=0x1 extra=4 seed=52",
         "neighborhood bf16 B1 H4/2 grid=6x5x4 k=3 D16/24 causal seed=53",
         "neighborhood f32 B2 H4/2 grid=11x9 k=5x3 D16/16 dil=1x2 rpb valid=7x8 extra=2 seed=54",
-    ], KernelBackends: [Backend.Cpu])
+    ])
     {
         Sample = Sample,
     };
@@ -179,7 +178,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         return new CaseTensors(tensors);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.Neighborhood"/>, which throws <see cref="NotSupportedException"/> on every backend today.</summary>
+    /// <summary>Calls <see cref="AttentionContext.Neighborhood"/>.</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);

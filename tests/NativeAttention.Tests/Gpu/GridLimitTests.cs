@@ -1,5 +1,5 @@
-// More (batch, head) pairs than CUDA's grid y holds (65535): the kernels take them on grid x, so flash and KV-cache
-// decoding (append, split attention, combine) stay exact there. Tiny heads keep the calls cheap.
+// More (batch, head) pairs than CUDA's grid y holds (65535): the kernels take them on grid x, so flash, neighborhood
+// attention and KV-cache decoding (append, split attention, combine) stay exact there. Tiny heads keep the calls cheap.
 using Xunit;
 
 namespace NativeAttention.Tests;
@@ -20,6 +20,16 @@ public abstract class GridLimitTests
             ElementType = ElementType.Float16, Batch = 35000, QueryHeads = 2, KeyValueHeads = 1, QueryLength = 2, KeyLength = 3,
             HeadDim = 2, ValueDim = 3, Seed = 70000, Flash = new FlashOptions { Causal = true },
         });
+        if (!result.Passed) Assert.Fail(result.ToString());
+    }
+
+    [SkippableFact]
+    public void Neighborhood_MoreThan65535BatchHeads_MatchesReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        // B x Hq = 35000 x 2 = 70000 on a 2-D grid with additional keys (the tiled kernel, not the dense shortcut).
+        var result = CaseVerifier.Verify(context, AttentionCaseSpec.Parse(
+            "neighborhood f16 B35000 H2/1 grid=3x2 k=2x1 D2/3 extra=1 seed=70000"));
         if (!result.Passed) Assert.Fail(result.ToString());
     }
 

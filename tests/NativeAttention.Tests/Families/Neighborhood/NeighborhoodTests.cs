@@ -342,6 +342,23 @@ public abstract class NeighborhoodTests
                    }, count: 12);
 
     [SkippableFact]
+    public void Neighborhood_LargeKernels_MatchReference() =>
+        // Kernels close to the axis length: a query tile's windows share most of their keys, so key tiles that lie inside
+        // every window (full: no mask) meet partial ones, and key tiles span several rows of the union box.
+        CheckCases(from c in Cases
+                   from grid in Gen.Elements<int[]>([80], [14, 11], [8, 7, 6])
+                   from shrink in Gen.Choose(0, 4)
+                   from stride in Gen.Elements(1, 1, 2)
+                   from causal in Gen.Elements(false, false, true)
+                   let kernels = grid.Select(g => Math.Max(1, g - shrink)).ToArray()
+                   select c with
+                   {
+                       Grid = grid, Kernel = kernels, Dilation = grid.Select(_ => 1).ToArray(),
+                       Stride = kernels.Select(k => Math.Min(stride, k)).ToArray(), Causal = grid.Select((_, a) => causal && a == 0).ToArray(),
+                       Batch = 1, HeadDim = Math.Min(c.HeadDim, 32), ValueDim = Math.Min(c.ValueDim, 32),
+                   }, count: 10);
+
+    [SkippableFact]
     public void Neighborhood_EveryVectorWidth_MatchesReference()
     {
         Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
