@@ -39,7 +39,7 @@ internal static class GpuNeighborhood
         lock (scratch.Gate)
         {
             // Valid extents [B][3] (internal axes) ride in a scratch slot, uploaded only when they changed.
-            DeviceBuffer? extents = problem.HasValidExtent ? scratch.Upload(ExtentSlot, Extents(problem)) : null;
+            DeviceBuffer? extents = problem.HasValidExtent ? scratch.Upload(ExtentSlot, Extents(problem), ReadOnlySpan<int>.Empty) : null;
             host.Launch(variant.Name, () => variant.Source(api), NeighborhoodVariant.EntryPoint,
                 [q, k, v, o, GpuFlash.Buffer(logSumExp), ek, ev, GpuFlash.Buffer(options.RelativePositionBias), extents],
                 MemoryMarshal.AsBytes(new ReadOnlySpan<NeighborhoodParams>(in p)), (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
