@@ -24,7 +24,7 @@ public sealed record BlockSparseCase : IAttentionCase
     public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR)", Grammar, Parse, HasKernels: false,
     [
         "blocksparse f32 B1 H2/1 N70x90 D32/32 block=16x32 density=0.6 full=0.5 causal seed=61",
-        "blocksparse f16 B2 H2/2 N64x64 D16/16 block=8 density=0.4 full=0 window(10,3) seed=62",
+        "blocksparse f16 B2 H2/2 N64x64 D16/16 block=16 density=0.4 full=0 window(10,3) seed=62",
         "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 seed=63",
     ]);
 
@@ -266,6 +266,8 @@ public sealed record BlockSparseCase : IAttentionCase
         if (Batch < 1 || QueryHeads < 1 || KeyValueHeads < 1 || QueryLength < 1 || KeyLength < 1 || HeadDim < 1 || ValueDim < 1 || QueryBlock < 1 || KeyBlock < 1)
             return "every size must be at least 1";
         if (QueryHeads % KeyValueHeads != 0) return $"query heads ({QueryHeads}) must be a multiple of key/value heads ({KeyValueHeads})";
+        if (QueryBlock < BlockMask.MinBlockSize || QueryBlock > BlockMask.MaxBlockSize || KeyBlock < BlockMask.MinBlockSize || KeyBlock > BlockMask.MaxBlockSize)
+            return $"block sizes must be from {BlockMask.MinBlockSize} to {BlockMask.MaxBlockSize}";
         if (!(Density >= 0 && Density <= 1) || !(FullFraction >= 0 && FullFraction <= 1)) return "density= and full= take fractions in [0, 1]";
         if (WindowLeft < -1 || WindowRight < -1) return "window bounds must be -1 (unbounded) or non-negative";
         if (Documents < 1) return "docs= takes at least 1 document";
