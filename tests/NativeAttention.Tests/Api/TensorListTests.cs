@@ -151,7 +151,6 @@ public sealed class TensorListTests
     }
 
     [Theory]
-    [InlineData("BlockSparse")]
     [InlineData("LinearChunked")]
     public void Cpu_ValidCallWithoutKernel_PassesValidation(string call)
     {
