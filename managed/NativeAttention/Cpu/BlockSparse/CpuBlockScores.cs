@@ -105,14 +105,15 @@ internal static unsafe class CpuBlockScores
     /// </summary>
     private static void Pool(in TensorView view, int b, int h, int blockSize, int blocks, int stride, float[] means, float[] similarity)
     {
-        int n = view.Shape[2], d = view.Shape[3];
+        int n = view.Shape[2], d = view.Shape[3], w = Vector<float>.Count;
         long elementSize = view.ElementType.SizeOf();
-        var row = new float[d];
-        var unitSum = new double[d];
-        var sum = new double[d];
+        // Rows, sums and unit-row sums padded with zeros to whole vectors (the padding stays zero).
+        var row = new float[stride];
+        var unitSum = new float[stride];
+        var sum = new float[stride];
         using var pin = view.Storage!.Pin();
         byte* basePointer = (byte*)pin.Pointer + elementSize * (view.Offset + b * view.Strides[0] + h * view.Strides[1]);
-        fixed (float* r = row)
+        fixed (float* r = row, s = sum, u = unitSum)
         {
             for (int block = 0; block < blocks; block++)
             {
@@ -122,23 +123,19 @@ internal static unsafe class CpuBlockScores
                 for (int i = first; i < first + count; i++)
                 {
                     CpuPacking.ReadRow(r, basePointer + elementSize * i * view.Strides[2], view.Strides[3], d, view.ElementType);
-                    double norm = 0;
-                    for (int x = 0; x < d; x++) norm += (double)row[x] * row[x];
-                    double inverse = norm > 0 ? 1 / Math.Sqrt(norm) : 0;
-                    for (int x = 0; x < d; x++)
+                    float norm = Dot(r, r, stride);
+                    var inverse = new Vector<float>(norm > 0 ? 1 / MathF.Sqrt(norm) : 0);
+                    for (int x = 0; x < stride; x += w)
                     {
-                        sum[x] += row[x];
-                        unitSum[x] += row[x] * inverse;
+                        var value = *(Vector<float>*)(r + x);
+                        *(Vector<float>*)(s + x) += value;
+                        *(Vector<float>*)(u + x) += value * inverse;
                     }
                 }
                 long at = ((long)(b * view.Shape[1] + h) * blocks + block) * stride;
-                double squared = 0;
-                for (int x = 0; x < d; x++)
-                {
-                    means[at + x] = (float)(sum[x] / count);
-                    squared += unitSum[x] * unitSum[x];
-                }
-                similarity[(long)(b * view.Shape[1] + h) * blocks + block] = (float)(squared / ((double)count * count));
+                float inverseCount = 1f / count;
+                for (int x = 0; x < d; x++) means[at + x] = sum[x] * inverseCount;
+                similarity[(long)(b * view.Shape[1] + h) * blocks + block] = Dot(u, u, stride) * inverseCount * inverseCount;
             }
         }
     }
