@@ -42,6 +42,8 @@ internal sealed class CpuContext : AttentionContext
 
     private protected override void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
         CpuLinear.Run(problem, query, key, value, output, state, intermediateStates, Threads, ForcedVectorBits);
+    private protected override void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        CpuBlockSparse.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
 
     private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
         CpuMerge.Run(problem, partialOutputs, partialLogSumExp, output, logSumExp, Threads);
