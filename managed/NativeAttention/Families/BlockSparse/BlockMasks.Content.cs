@@ -72,8 +72,8 @@ public static partial class BlockMasks
         var ks = TensorChecks.Rank(key, 4, nameof(key), layout).ToArray();
         TensorChecks.Positive(query, nameof(query), layout);
         TensorChecks.Positive(key, nameof(key), layout);
-        TensorChecks.Location(query, MemoryLocation.Host, nameof(query), "CPU");
-        TensorChecks.Location(key, MemoryLocation.Host, nameof(key), "CPU");
+        TensorChecks.Location(query, MemoryLocation.Host, nameof(query), Backend.Cpu);
+        TensorChecks.Location(key, MemoryLocation.Host, nameof(key), Backend.Cpu);
         if (ks[0] != qs[0] || ks[3] != qs[3])
             Fail($"key has shape [{string.Join(", ", ks)}]; expected batch {qs[0]} and head dim {qs[3]} as the query.", nameof(key));
         if (qs[1] % ks[1] != 0) Fail($"key has {ks[1]} heads, which does not divide the query's {qs[1]}.", nameof(key));
