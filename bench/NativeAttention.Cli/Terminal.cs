@@ -20,6 +20,16 @@ internal static class Terminal
     }
 
     /// <summary>
+    /// A GPU context's peaks, measured by the probe kernels (a second or so, with a spinner) once per device name and
+    /// process.
+    /// </summary>
+    public static NativeAttention.Gpu.GpuPeaks GpuPeaks(IAnsiConsole console, NativeAttention.Gpu.GpuContext context) =>
+        GpuPeakCache.GetOrAdd(context.DeviceName, _ => console.Status().Start($"Measuring the peaks of {context.DeviceName}",
+            _ => NativeAttention.Gpu.GpuPeakProbe.Measure(context)));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, NativeAttention.Gpu.GpuPeaks> GpuPeakCache = new();
+
+    /// <summary>
     /// Contexts on the backends <paramref name="settings"/> selects, saying on the console which are skipped and why;
     /// empty (after a one-line error) when none is available. The caller disposes them.
     /// </summary>

@@ -14,7 +14,7 @@ internal static class BenchCommand
     {
         var family = new Option<AttentionFamily[]>("--family")
         {
-            Description = "Kernel families (comma-separated). Only flash has kernels among these yet (merge cases run from a --cases file).",
+            Description = "Kernel families (comma-separated). The sweep flags shape flash cases; neighborhood, block-sparse, linear and merge cases run from a --cases file (bench/cases/*.json) or as case specs.",
             HelpName = "flash|neighborhood|blocksparse|linear",
             CustomParser = r => OptionParsers.WordList(r, "--family", "flash, neighborhood, blocksparse or linear", Sweep.ParseFamily),
         };
@@ -78,13 +78,13 @@ internal static class BenchCommand
         };
         var peakGflops = new Option<double?>("--peak-gflops")
         {
-            Description = "Peak GFLOP/s to report % of (e.g. a GPU's data-sheet figure). Default: the CPU's measured FMA peak; none for GPUs.",
+            Description = "Peak GFLOP/s to report % of (e.g. a data-sheet figure). Default: the measured peak: the CPU's FMA peak; on GPUs the probe kernels' tensor-core peak (CUDA sm_80+) or fp32 FMA peak.",
             HelpName = "X",
             CustomParser = r => OptionParsers.Positive(r, "--peak-gflops"),
         };
         var peakBandwidth = new Option<double?>("--peak-bandwidth")
         {
-            Description = "Peak memory bandwidth in GB/s for decode-like cases. Default: the CPU's measured bandwidth; none for GPUs.",
+            Description = "Peak memory bandwidth in GB/s for decode-like cases. Default: the measured streaming-read bandwidth (CPU, or the GPU probe kernel).",
             HelpName = "X",
             CustomParser = r => OptionParsers.Positive(r, "--peak-bandwidth"),
         };
@@ -199,7 +199,7 @@ internal static class BenchCommand
         try
         {
             if (contexts.Count == 0) return ExitCodes.Unavailable;
-            var peaks = contexts.ToDictionary(c => c.Backend, c => PeaksOf(host, c.Backend, global.Threads, settings));
+            var peaks = contexts.ToDictionary(c => c.Backend, c => PeaksOf(host, c, global.Threads, settings));
             var rows = new List<BenchRow>();
             Progress.Run(host, "bench", contexts.Count * cases.Count, step =>
             {
@@ -225,13 +225,30 @@ internal static class BenchCommand
         }
     }
 
-    private static Peaks PeaksOf(CliHost host, Backend backend, int threads, Settings settings)
+    private static Peaks PeaksOf(CliHost host, AttentionContext context, int threads, Settings settings)
     {
         if (settings.PeakGflops is not null && settings.PeakBandwidth is not null)
             return new Peaks(settings.PeakGflops, settings.PeakBandwidth, "given on the command line");
-        // GPU backends have no peak probe yet; --peak-gflops / --peak-bandwidth supply a data-sheet figure.
-        if (backend != Backend.Cpu)
-            return new Peaks(settings.PeakGflops, settings.PeakBandwidth, settings.PeakGflops is null && settings.PeakBandwidth is null ? "no GPU peak probe yet" : "given on the command line");
+        // GPUs: the probe kernels measure fp32 FMA, tensor-core (CUDA sm_80+) and read bandwidth peaks now; cases are
+        // reported against the tensor-core peak where there is one (the 16-bit kernels use it), else fp32 FMA.
+        if (context is NativeAttention.Gpu.GpuContext && !Backends.Query(context.Backend).IsGpu)
+        {
+            // An OpenCL device that is this CPU (PoCL): its peaks are the CPU's, on every core PoCL uses.
+            var cpuPeaks = Terminal.Peaks(host.Out, Environment.ProcessorCount);
+            string cpuSource = $"an OpenCL CPU device: this CPU's peaks on {cpuPeaks.Threads} thread(s), {cpuPeaks.MeasuredAt.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}{(cpuPeaks.Contended ? ", under load: % overstated" : "")}";
+            return new Peaks(settings.PeakGflops ?? cpuPeaks.FmaGflops, settings.PeakBandwidth ?? cpuPeaks.BandwidthGBs,
+                settings.PeakGflops is null && settings.PeakBandwidth is null ? cpuSource : $"partly given on the command line; {cpuSource}");
+        }
+        if (context is NativeAttention.Gpu.GpuContext gpu)
+        {
+            var probed = Terminal.GpuPeaks(host.Out, gpu);
+            string what = probed.TensorGflops is null
+                ? $"fp32 FMA {Units.Rate(probed.Fp32Gflops)} GFLOP/s"
+                : $"tensor cores (fp16 mma) {Units.Rate(probed.TensorGflops.Value)} GFLOP/s; fp32 FMA {Units.Rate(probed.Fp32Gflops)}";
+            string probe = $"measured now by the probe kernels: {what}, read {Units.Rate(probed.ReadGBs)} GB/s";
+            return new Peaks(settings.PeakGflops ?? probed.TensorGflops ?? probed.Fp32Gflops, settings.PeakBandwidth ?? probed.ReadGBs,
+                settings.PeakGflops is null && settings.PeakBandwidth is null ? probe : $"partly given on the command line; {probe}");
+        }
         var measured = Terminal.Peaks(host.Out, threads);
         string source = $"measured on {measured.Threads} thread(s), {measured.MeasuredAt.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)}{(measured.Contended ? ", under load: % overstated" : "")}";
         return new Peaks(settings.PeakGflops ?? measured.FmaGflops, settings.PeakBandwidth ?? measured.BandwidthGBs,

@@ -71,7 +71,31 @@ internal static class InfoCommand
         console.Write(new Panel(cpu).Header("CPU").Border(BoxBorder.Rounded));
         if (peaks.Contended)
             console.MarkupLine("[yellow]warning[/]: other processes kept some cores busy while these peaks were measured, so they are too low; run `info --remeasure` on a quiet machine.");
+        WriteGpuPeaks(console);
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The peaks of each backend whose default device is a GPU, measured now by the probe kernels (a second or so
+    /// each): fp32 FMA, tensor cores (CUDA sm_80+) and streaming read bandwidth. CPU OpenCL devices (PoCL) are left
+    /// out: the CPU panel above already gives that machine's peaks.
+    /// </summary>
+    private static void WriteGpuPeaks(IAnsiConsole console)
+    {
+        foreach (var info in Backends.All.Where(b => b is { IsSupported: true, IsGpu: true }))
+        {
+            using var context = AttentionContext.Create(info.Backend);
+            if (context is not NativeAttention.Gpu.GpuContext gpu) continue;
+            var peaks = Terminal.GpuPeaks(console, gpu);
+            var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
+            grid.AddRow("Device", Markup.Escape(peaks.Device));
+            grid.AddRow("FMA peak", Markup.Escape($"{Units.Gflops(peaks.Fp32Gflops)} GFLOP/s float32"));
+            if (peaks.TensorGflops is { } tensor)
+                grid.AddRow("Tensor cores", Markup.Escape($"{Units.Gflops(tensor)} GFLOP/s fp16 mma.sync m16n8k16, float accumulators"));
+            grid.AddRow("Bandwidth", Markup.Escape($"{peaks.ReadGBs.ToString("0.0", CultureInfo.InvariantCulture)} GB/s streaming read over {peaks.ReadBytes >> 20} MiB"));
+            grid.AddRow("Peaks", "measured now by the probe kernels (kernels/probe/peak_probe.h)");
+            console.Write(new Panel(grid).Header(Terminal.Name(info.Backend) + " GPU").Border(BoxBorder.Rounded));
+        }
     }
 
     /// <summary>

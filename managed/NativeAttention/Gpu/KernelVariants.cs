@@ -14,6 +14,7 @@ internal static class KernelVariants
         .. DecodeVariant.AllVariants(api),
         .. MergeVariant.AllVariants(api),
         .. NeighborhoodVariant.AllVariants(api),
+        .. ProbeVariant.AllVariants(api),
         .. LayoutProbe.All,
     ];
 }

@@ -16,6 +16,7 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
         new("decode/decode_layout_probe.h", "na_decode_params_layout", typeof(DecodeParams)),
         new("merge/merge_layout_probe.h", "na_merge_params_layout", typeof(MergeParams)),
         new("neighborhood/neighborhood_layout_probe.h", "na_nbh_params_layout", typeof(NeighborhoodParams)),
+        new("probe/probe_layout_probe.h", "na_probe_params_layout", typeof(ProbeParams)),
     ];
 
     /// <summary>The probe with entry point <paramref name="entryPoint"/>.</summary>
