@@ -1,6 +1,9 @@
 #!/bin/bash
-# One GPU-machine session over a device bundle (device-bundle.sh tests/NativeAttention.Tests bench/NativeAttention.GpuBench):
-# CUDA tests, the NativeAttention flash benchmark per tile in $TILES, and PyTorch SDPA when TORCH=1. Results go to $OUT.
+# One GPU-machine session over a device bundle
+#   (../shared/tools/device-bundle.sh tests/NativeAttention.Tests bench/NativeAttention.GpuBench bench/NativeAttention.Cli):
+# every CUDA test (flash, varlen, KV cache, decode routing, merge, neighborhood, block-sparse, linear, the peak probe,
+# the CUBIN checks), the GPU's measured peaks (`info`), the flash benchmark per tile in $TILES, the other families'
+# case files (bench/cases/*.json) on CUDA, and PyTorch SDPA when TORCH=1. Results go to $OUT.
 #   bash .device/NativeAttention.GpuBench/run-device.sh            (TESTS=0 skips tests, QUICK=--quick for N = 1024 only,
 #   DECODE=1 adds FlashKvCache decode and the issue-4 shapes)
 bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,7 +14,7 @@ NV=$(ls /usr/local/cuda*/targets/x86_64-linux/lib/libnvrtc.so.* /usr/local/cuda*
 echo "nvrtc: $NV" >> "$OUT/gpu.txt"
 export NATIVEATTENTION_NVRTC_PATH="$NV" NATIVEATTENTION_CACHE_DIR=/tmp/na-cache NATIVEATTENTION_REQUIRE=cuda,nvrtc
 if [ "${TESTS:-1}" = 1 ]; then
-  timeout 240 bash -c "source $bundle/env.sh; xunit $bundle/NativeAttention.Tests/NativeAttention.Tests.dll ${TESTARGS:--trait Backend=Cuda} -parallel none" > "$OUT/tests.txt" 2>&1
+  timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $bundle/NativeAttention.Tests/NativeAttention.Tests.dll ${TESTARGS:--trait Backend=Cuda} -parallel none" > "$OUT/tests.txt" 2>&1
   echo "tests rc=$?" >> "$OUT/tests.txt"
 fi
 for t in ${TILES:-default}; do
@@ -19,6 +22,17 @@ for t in ${TILES:-default}; do
   timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-bench ${QUICK:-} > "$OUT/na_${t//,/_}.txt" 2>&1
 done
 unset NATIVEATTENTION_FLASH_MMA_TILE
+# The CLI, when bundled: the GPU's peaks from the probe kernels, then every family's case file on CUDA (% of those peaks).
+cli="$bundle/NativeAttention.Cli/NativeAttention.Cli.dll"
+if [ -f "$cli" ]; then
+  timeout 120 dotnet "$cli" info > "$OUT/info.txt" 2>&1
+  if [ "${FAMILIES:-1}" = 1 ]; then
+    for cases in bench/cases/*.json; do
+      name=$(basename "$cases" .json)
+      timeout 200 dotnet "$cli" bench --backend cuda --cases "$cases" --markdown "$OUT/bench_$name.md" > "$OUT/bench_$name.txt" 2>&1
+    done
+  fi
+fi
 if [ "${TORCH:-0}" = 1 ]; then timeout 200 python3 "$bundle/NativeAttention.GpuBench/torch_sdpa.py" ${QUICK:-} > "$OUT/torch.txt" 2>&1; fi
 # DECODE=1: FlashKvCache decode and the issue-4 shapes, ours then PyTorch's (TORCH=1).
 if [ "${DECODE:-0}" = 1 ]; then
