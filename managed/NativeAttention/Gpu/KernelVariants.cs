@@ -13,6 +13,7 @@ internal static class KernelVariants
         .. FlashVariant.AllVariants(api),
         .. DecodeVariant.AllVariants(api),
         .. MergeVariant.AllVariants(api),
+        .. BlockSparseVariant.AllVariants(api),
         .. LayoutProbe.All,
     ];
 }
