@@ -1,6 +1,6 @@
 // The block-sparse family's case: a seeded random block mask (FlexAttention-style full and partial blocks, or block
-// CSR) with an element predicate in partial blocks. Reference-only until the family's kernels land: its tensors,
-// references and FLOP count work; Invoke calls the context, which throws NotSupportedException today.
+// CSR) with an element predicate in partial blocks. The GPU backends run it (kernels/blocksparse/); on a backend
+// without a kernel yet, Invoke gets the context's NotSupportedException.
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -20,13 +20,13 @@ public sealed record BlockSparseCase : IAttentionCase
         "density=<fraction of blocks listed>, full=<fraction of listed blocks that are full>, csr, predicate: causal, " +
         "window(<left>,<right>) or docs=<documents>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The block-sparse family (reference only: no kernels yet).</summary>
+    /// <summary>The block-sparse family (kernels on OpenCL and CUDA so far).</summary>
     public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR)", Grammar, Parse, HasKernels: false,
     [
         "blocksparse f32 B1 H2/1 N70x90 D32/32 block=16x32 density=0.6 full=0.5 causal seed=61",
         "blocksparse f16 B2 H2/2 N64x64 D16/16 block=8 density=0.4 full=0 window(10,3) seed=62",
         "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 seed=63",
-    ]);
+    ], KernelBackends: [Backend.OpenCl, Backend.Cuda]);
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
@@ -171,7 +171,7 @@ public sealed record BlockSparseCase : IAttentionCase
         ]);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.BlockSparse"/>, which throws <see cref="NotSupportedException"/> on every backend today.</summary>
+    /// <summary>Calls <see cref="AttentionContext.BlockSparse"/> (a backend without a block-sparse kernel throws <see cref="NotSupportedException"/>).</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);
