@@ -45,7 +45,7 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_blocksparse_fwd(
     NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
 
     const int tid = NA_LOCAL_ID(0);
-    const na_bsp_group g = na_bsp_group_of(p, NA_GROUP_ID(0), NA_BLOCK_M);
+    const na_bsp_group g = na_bsp_group_of(p, meta, NA_GROUP_ID(0), NA_BLOCK_M);
     if (g.row0 >= g.row_limit) return;   // a row tile past the end of a short last query block (uniform: no barrier missed)
     const int row = g.row0 + tid;
     const int row_ok = row < g.row_limit;
@@ -55,9 +55,9 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_blocksparse_fwd(
     const NA_GLOBAL na_elem* kb = k + p.qkvo.k_offset + g.b * p.qkvo.k_stride_b + g.hk * p.qkvo.k_stride_h;
     const NA_GLOBAL na_elem* vb = v + p.qkvo.v_offset + g.b * p.qkvo.v_stride_b + g.hk * p.qkvo.v_stride_h;
 
-    // The predicate of partial blocks for this row: a key range (causal, window) and a document id.
+    // The predicate of partial blocks for this row: a key range (causal, window, prefix-LM) and a document id.
     const int row_start = na_bsp_key_start(p, row);
-    const int row_end = na_bsp_key_end(p, row);
+    const int row_end = na_bsp_key_end(p, g, row);
     const int documents = p.predicate == 3;
     const int row_doc = documents && row_ok ? meta[p.qdoc_offset + g.b * p.qkvo.nq + row] : 0;
     const NA_GLOBAL int* key_docs = meta + (documents ? p.kdoc_offset + g.b * p.qkvo.nk : 0);

@@ -3,8 +3,8 @@
 // owns NA_MMA_M_TILES x 16 query rows; S = Q K^T and O += P V run on mma.sync m16n8k16 with float accumulators; K and V
 // tiles are loaded with cp.async into XOR-swizzled shared memory, the V load overlapping Q K^T and the next tile's K
 // load overlapping P V. Tiles that are short (a block's or the sequence's end) or partial (the predicate) are masked
-// element by element; a partial tile that every row of the work-group sees whole under the causal or window predicate
-// is not. P never leaves registers.
+// element by element; a partial tile that every row of the work-group sees whole under a key-range predicate (causal,
+// window, prefix-LM) is not. P never leaves registers.
 // Host requirements: feature stride 1, every other stride and offset a multiple of 8 elements.
 #include "common/mma_sm80.h"
 
@@ -55,7 +55,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_blockspar
     unsigned short* vs = ks + NA_BLOCK_N * NA_D;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const na_bsp_group g = na_bsp_group_of(p, (int)blockIdx.x, NA_MMA_BM);
+    const na_bsp_group g = na_bsp_group_of(p, meta, (int)blockIdx.x, NA_MMA_BM);
     if (g.row0 >= g.row_limit) return;   // a row tile past the end of a short last query block
     const int last = (g.row0 + NA_MMA_BM < g.row_limit ? g.row0 + NA_MMA_BM : g.row_limit) - 1;
 
@@ -77,14 +77,13 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_blockspar
             const int row = g.row0 + wrow + 16 * mt + 8 * hf + (lane >> 2);
             const int ok = row < g.row_limit;
             rs[mt][hf] = na_bsp_key_start(p, row);
-            re[mt][hf] = ok ? na_bsp_key_end(p, row) : 0;
+            re[mt][hf] = ok ? na_bsp_key_end(p, g, row) : 0;
             rd[mt][hf] = documents && ok ? meta[p.qdoc_offset + g.b * p.qkvo.nq + row] : 0;
         }
-    // Partial tiles inside [whole_start, whole_end) are seen whole by every row of the work-group: causal and window
-    // bounds are monotone in the row. Documents always need the element check.
-    const int ranged = p.predicate == 1 || p.predicate == 2;
-    const int whole_start = ranged ? na_bsp_key_start(p, last) : documents ? p.qkvo.nk : 0;
-    const int whole_end = ranged ? na_bsp_key_end(p, g.row0) : documents ? 0 : p.qkvo.nk;
+    // Partial tiles inside [whole_start, whole_end) are seen whole by every row of the work-group: the key ranges are
+    // monotone in the row. Documents always need the element check.
+    const int whole_start = documents ? p.qkvo.nk : na_bsp_key_start(p, last);
+    const int whole_end = documents ? 0 : na_bsp_key_end(p, g, g.row0);
 
     na_bsp_tiles t = na_bsp_tiles_begin(p, meta, g, g.row0, last);
     na_bsp_load_tile(qs, qb, p.qkvo.q_stride_n, g.row0, NA_MMA_BM, g.row_limit, tid);

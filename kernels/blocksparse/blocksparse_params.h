@@ -9,7 +9,7 @@
 //   full key blocks     meta[meta[2r]     .. meta[2r + 1])   computed without the predicate,
 //   partial key blocks  meta[meta[2r + 1] .. meta[2r + 2])   computed where the predicate holds;
 // offsets are absolute indices into meta. Document ids (predicate 3), when present, are meta[qdoc_offset + b * nq + i]
-// per query and meta[kdoc_offset + b * nk + j] per key.
+// per query and meta[kdoc_offset + b * nk + j] per key; prefix lengths (predicate 4) meta[prefix_offset + b * prefix_stride].
 #include "common/qkvo_params.h"
 
 // The Q/K/V/O block comes first, then an even number of 4-byte fields, so that no padding depends on the compiler.
@@ -25,11 +25,14 @@ typedef struct na_blocksparse_params
     int bk;                // key block size Bk
     int query_blocks;      // ceil(nq / bq)
     int row_tiles;         // work-groups per query block: ceil(bq / rows per work-group)
-    int predicate;         // in partial blocks: 0 every element, 1 causal, 2 sliding window, 3 equal document ids
+    int predicate;         // in partial blocks: 0 every element, 1 causal, 2 sliding window, 3 equal document ids,
+                           // 4 prefix-LM (keys j < prefix[b] or j <= i')
     int window_left;       // predicate 2: keys j >= i' - window_left stay visible; -1 unbounded (i' = i + nk - nq)
     int window_right;      // predicate 2: keys j <= i' + window_right stay visible; -1 unbounded
+    int window_causal;     // predicate 2: 1 also hides keys j > i'
+    int prefix_offset;     // predicate 4: index in meta of the first prefix length
+    int prefix_stride;     // predicate 4: meta elements between samples' prefix lengths; 0 when one length is shared
     int has_lse;           // 1: write LSE
     float scale_log2;      // scale * log2(e): scores are kept in base 2
     float softcap_log2;    // softcap c * log2(e), 0 without softcap: base-2 scores s2 become c2 tanh(s2 / c2)
-    int reserved;          // keeps the size a multiple of 8 without compiler padding
 } na_blocksparse_params;

@@ -17,10 +17,11 @@ typedef struct na_bsp_group
     int row0;         // first query row of the work-group
     int row_limit;    // one past the last query row of the query block
     int meta_row;     // 2 r: the row's full entries are meta[meta[meta_row]] .. meta[meta[meta_row + 1]]
+    int prefix;       // prefix-LM (predicate 4): the sample's prefix length; 0 otherwise
 } na_bsp_group;
 
 // Grid x holds (b * Hq + h, query block, row tile), row tiles fastest: grid y would cap B * Hq at 65535 on CUDA.
-NA_INLINE na_bsp_group na_bsp_group_of(const na_blocksparse_params p, int group, int rows)
+NA_INLINE na_bsp_group na_bsp_group_of(const na_blocksparse_params p, const NA_GLOBAL int* meta, int group, int rows)
 {
     na_bsp_group g;
     const int per_head = p.query_blocks * p.row_tiles;
@@ -36,21 +37,30 @@ NA_INLINE na_bsp_group na_bsp_group_of(const na_blocksparse_params p, int group,
     g.row_limit = block0 + (p.bq < left ? p.bq : left);
     g.row0 = block0 + tile * rows;                 // past row_limit in a short last query block: the group does nothing
     g.meta_row = 2 * (g.b * p.mask_stride_b + (g.h / p.mask_head_div) * p.mask_stride_h + qb);
+    g.prefix = p.predicate == 4 ? meta[p.prefix_offset + g.b * p.prefix_stride] : 0;
     return g;
 }
 
-// The key range [start, end) the causal (1) or window (2) predicate leaves query row i (bottom-right aligned, as in
-// flash); every key for the other predicates. Both bounds are non-decreasing in i.
+// The key range [start, end) the causal (1), window (2) or prefix-LM (4) predicate leaves query row i of the group's
+// sample (bottom-right aligned, as in flash); every key for the other predicates. Both bounds are non-decreasing in i.
+// Documents (3) are checked per element on top.
 NA_INLINE int na_bsp_key_start(const na_blocksparse_params p, int i)
 {
     return p.predicate == 2 ? na_key_start(i, p.qkvo.nq, p.qkvo.nk, p.window_left) : 0;
 }
 
-NA_INLINE int na_bsp_key_end(const na_blocksparse_params p, int i)
+NA_INLINE int na_bsp_key_end(const na_blocksparse_params p, const na_bsp_group g, int i)
 {
-    return p.predicate == 1 ? na_key_end(i, p.qkvo.nq, p.qkvo.nk, -1, 1)
-         : p.predicate == 2 ? na_key_end(i, p.qkvo.nq, p.qkvo.nk, p.window_right, 0)
-         : p.qkvo.nk;
+    if (p.predicate == 1) return na_key_end(i, p.qkvo.nq, p.qkvo.nk, -1, 1);
+    if (p.predicate == 2) return na_key_end(i, p.qkvo.nq, p.qkvo.nk, p.window_right, p.window_causal);
+    if (p.predicate == 4)
+    {
+        // The prefix (every query sees it) or the causal range, whichever reaches further.
+        const int causal_end = na_key_end(i, p.qkvo.nq, p.qkvo.nk, -1, 1);
+        const int prefix_end = g.prefix < p.qkvo.nk ? g.prefix : p.qkvo.nk;
+        return causal_end > prefix_end ? causal_end : prefix_end;
+    }
+    return p.qkvo.nk;
 }
 
 // A position in a work-group's key tiles: block-table entry e (a full entry below partial_begin, a partial one from
@@ -102,7 +112,7 @@ NA_INLINE na_bsp_tiles na_bsp_tiles_begin(const na_blocksparse_params p, const N
     t.n0 = 0;
     t.k1 = 0;
     t.clip_start = na_bsp_key_start(p, first);
-    t.clip_end = na_bsp_key_end(p, last);
+    t.clip_end = na_bsp_key_end(p, g, last);
     na_bsp_settle(&t, meta, p.bk, p.qkvo.nk);
     return t;
 }

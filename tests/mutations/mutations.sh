@@ -91,5 +91,5 @@ mutation bsp-gpu-short-last-block \
 mutation bsp-gpu-clip-first-row \
   kernels/blocksparse/blocksparse_tiles.h 'FullyQualifiedName~OpenClBlockSparseGpuTests' \
   'GPU block-sparse clips partial blocks to the keys the first row of a work-group sees instead of the last row' \
-  't.clip_end = na_bsp_key_end(p, last);' \
-  't.clip_end = na_bsp_key_end(p, first);'
+  't.clip_end = na_bsp_key_end(p, g, last);' \
+  't.clip_end = na_bsp_key_end(p, g, first);'

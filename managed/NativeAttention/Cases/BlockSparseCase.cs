@@ -1,6 +1,6 @@
 // The block-sparse family's case: a seeded random block mask (FlexAttention-style full and partial blocks, or block
-// CSR) with an element predicate in partial blocks. The GPU backends run it (kernels/blocksparse/); on a backend
-// without a kernel yet, Invoke gets the context's NotSupportedException.
+// CSR, BSR or a dense block matrix) with an element predicate in partial blocks. Kernels run on the CPU, OpenCL and
+// CUDA (kernels/blocksparse/).
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -11,22 +11,54 @@ namespace NativeAttention;
 /// A reproducible <see cref="AttentionContext.BlockSparse"/> problem: Q, K, V as in flash attention, and a block
 /// mask drawn from the seed in which each (query head, query block, key block) is listed with probability
 /// <see cref="Density"/>, as a full block with probability <see cref="FullFraction"/> and otherwise as a partial
-/// one (where <see cref="Predicate"/> applies). <see cref="Csr"/> writes the mask as block CSR (every block partial).
+/// one (where <see cref="Predicate"/> applies). <see cref="Csr"/> writes the mask as block CSR (every block partial);
+/// <see cref="Format"/> can also pass it through FlashInfer's BSR or a dense block matrix. With <see cref="Tril"/> only
+/// blocks on or below the block diagonal are listed: the diagonal always (partial), the others with the probability
+/// that makes <see cref="Density"/> the expected fraction of those blocks (the benchmarks' "25% of causal blocks").
 /// </summary>
 public sealed record BlockSparseCase : IAttentionCase
 {
     private const string Grammar =
         "dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, N<q>x<k> or N<n>, D<qk>/<v> or D<d>, block=<bq>x<bk> or block=<b>, " +
-        "density=<fraction of blocks listed>, full=<fraction of listed blocks that are full>, csr, predicate: causal, " +
-        "window(<left>,<right>) or docs=<documents>, scale=<x>, amp=<input scale>, seed=<int>";
+        "density=<fraction of blocks listed>, full=<fraction of listed blocks that are full>, tril, csr|bsr|dense, mask=head|group|shared, " +
+        "predicate: causal, window(<left>,<right>) [wcausal], prefix=<keys> or docs=<documents>, softcap=<c>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The block-sparse family (kernels on OpenCL and CUDA so far).</summary>
-    public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR)", Grammar, Parse, HasKernels: false,
+    /// <summary>The block-sparse family: kernels on the CPU, OpenCL and CUDA.</summary>
+    public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR/BSR, dense)", Grammar, Parse, HasKernels: false,
     [
         "blocksparse f32 B1 H2/1 N70x90 D32/32 block=16x32 density=0.6 full=0.5 causal seed=61",
-        "blocksparse f16 B2 H2/2 N64x64 D16/16 block=8 density=0.4 full=0 window(10,3) seed=62",
-        "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 seed=63",
-    ], KernelBackends: [Backend.OpenCl, Backend.Cuda]);
+        "blocksparse f16 B2 H2/2 N64x64 D16/16 block=16 density=0.4 full=0 window(10,3) wcausal seed=62",
+        "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 mask=group seed=63",
+        "blocksparse f32 B2 H4/1 N100 D24/16 block=32x16 density=0.7 full=0.3 dense prefix=20 softcap=5 mask=shared seed=64",
+        "blocksparse f32 B1 H4/2 N1x300 D32 block=16x64 density=0.5 full=0.5 bsr seed=65",
+    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda])
+    {
+        Sample = SampleCase,
+    };
+
+    /// <summary>Where the mask's rows come from: one per query head, one per GQA group, or one shared by every head.</summary>
+    public enum MaskSharing
+    {
+        /// <summary>MaskHeads = Hq.</summary>
+        PerHead,
+        /// <summary>MaskHeads = Hkv.</summary>
+        PerGroup,
+        /// <summary>MaskHeads = 1.</summary>
+        Shared,
+    }
+
+    /// <summary>The layout the mask is written in before it reaches the call (every one but CSR arrives as Flex).</summary>
+    public enum MaskFormat
+    {
+        /// <summary>A <see cref="FlexBlockMask"/> directly.</summary>
+        Flex,
+        /// <summary>A <see cref="BlockCsrMask"/> (every block partial).</summary>
+        Csr,
+        /// <summary>Through <see cref="BlockMasks.ToBsr"/> and back (every block partial).</summary>
+        Bsr,
+        /// <summary>Through <see cref="BlockMasks.ToDense"/> and back.</summary>
+        Dense,
+    }
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
@@ -52,8 +84,24 @@ public sealed record BlockSparseCase : IAttentionCase
     public double Density { get; init; } = 0.5;
     /// <summary>Probability that a listed block is full (ignored with <see cref="Csr"/>, where every block is partial).</summary>
     public double FullFraction { get; init; } = 0.5;
-    /// <summary>Write the mask as block CSR instead of a FlexAttention mask.</summary>
-    public bool Csr { get; init; }
+    /// <summary>Write the mask as block CSR instead of a FlexAttention mask (the same as <see cref="Format"/> = Csr).</summary>
+    public bool Csr
+    {
+        get => Format == MaskFormat.Csr;
+        init => Format = value ? MaskFormat.Csr : MaskFormat.Flex;
+    }
+    /// <summary>The layout the mask passes through.</summary>
+    public MaskFormat Format { get; init; }
+    /// <summary>Whose rows the mask holds.</summary>
+    public MaskSharing Sharing { get; init; }
+    /// <summary>List only blocks on or below the block diagonal (the diagonal always).</summary>
+    public bool Tril { get; init; }
+    /// <summary>Window predicate also causal.</summary>
+    public bool WindowCausal { get; init; }
+    /// <summary>Prefix length of sample 0 for <see cref="ElementPredicateKind.PrefixLM"/>; odd samples get half of it.</summary>
+    public int Prefix { get; init; }
+    /// <summary>Softcap (0: off).</summary>
+    public float Softcap { get; init; }
     /// <summary>The predicate in partial blocks: none, causal, window or documents.</summary>
     public ElementPredicateKind Predicate { get; init; }
     /// <summary>Window extents for <see cref="ElementPredicateKind.Window"/>.</summary>
@@ -84,29 +132,55 @@ public sealed record BlockSparseCase : IAttentionCase
 
     private int KeyBlocks => (KeyLength + KeyBlock - 1) / KeyBlock;
 
-    /// <summary>The options: the seeded mask (one per query head, shared by the batch) and the predicate.</summary>
+    /// <summary>Mask heads for <see cref="Sharing"/>.</summary>
+    private int MaskHeads => Sharing switch { MaskSharing.Shared => 1, MaskSharing.PerGroup => KeyValueHeads, _ => QueryHeads };
+
+    /// <summary>The options: the seeded mask (rows per <see cref="Sharing"/>, shared by the batch), its format and the predicate.</summary>
     public BlockSparseOptions Options()
     {
         var random = new Random(unchecked(Seed * 7919 + 3));
-        int rows = QueryHeads * QueryBlocks, kb = KeyBlocks;
+        int heads = MaskHeads, rows = heads * QueryBlocks, kb = KeyBlocks;
+        bool partialOnly = Format is MaskFormat.Csr or MaskFormat.Bsr;
+        // Under Tril, blocks every query of the row sees causally are listed with the probability that keeps the expected
+        // fraction of causal blocks at Density; blocks on the causal frontier (seen by some queries only) always, as partial.
+        long causalBlocks = 0, frontier = 0;
+        for (int qb = 0; qb < QueryBlocks; qb++)
+        {
+            var (seen, crossing) = CausalBlocks(qb);
+            causalBlocks += seen;
+            frontier += crossing;
+        }
+        double below = causalBlocks > frontier ? Math.Clamp((Density * causalBlocks - frontier) / (causalBlocks - frontier), 0, 1) : 0;
         var full = new List<int>[rows];
         var partial = new List<int>[rows];
         for (int r = 0; r < rows; r++)
         {
             (full[r], partial[r]) = ([], []);
+            var (seenBlocks, crossingBlocks) = CausalBlocks(r % QueryBlocks);
+            int fullyVisible = seenBlocks - crossingBlocks;
             for (int c = 0; c < kb; c++)
             {
-                if (random.NextDouble() >= Density) continue;
-                bool isFull = !Csr && random.NextDouble() < FullFraction;
+                if (Tril)
+                {
+                    if (c >= seenBlocks) break;
+                    if (c >= fullyVisible)
+                    {
+                        partial[r].Add(c);
+                        continue;
+                    }
+                    if (random.NextDouble() >= below) continue;
+                }
+                else if (random.NextDouble() >= Density) continue;
+                bool isFull = random.NextDouble() < FullFraction && !partialOnly; // always drawn: every format lists the same blocks
                 (isFull ? full[r] : partial[r]).Add(c);
             }
         }
         BlockMask mask;
-        if (Csr)
+        if (Format == MaskFormat.Csr)
         {
-            var offsets = new int[QueryHeads * (QueryBlocks + 1)];
-            var columns = new int[QueryHeads * QueryBlocks * kb];
-            for (int h = 0; h < QueryHeads; h++)
+            var offsets = new int[heads * (QueryBlocks + 1)];
+            var columns = new int[heads * QueryBlocks * kb];
+            for (int h = 0; h < heads; h++)
             {
                 int n = 0;
                 for (int qb = 0; qb < QueryBlocks; qb++)
@@ -118,27 +192,49 @@ public sealed record BlockSparseCase : IAttentionCase
             }
             mask = new BlockCsrMask
             {
-                QueryBlockSize = QueryBlock, KeyBlockSize = KeyBlock, MaskHeads = QueryHeads,
+                QueryBlockSize = QueryBlock, KeyBlockSize = KeyBlock, MaskHeads = heads,
                 RowOffsets = offsets, ColumnIndices = columns, ColumnCapacity = QueryBlocks * kb,
             };
         }
         else
         {
-            mask = new FlexBlockMask
+            var flex = new FlexBlockMask
             {
-                QueryBlockSize = QueryBlock, KeyBlockSize = KeyBlock, MaskHeads = QueryHeads, MaxBlocksPerRow = kb,
+                QueryBlockSize = QueryBlock, KeyBlockSize = KeyBlock, MaskHeads = heads, MaxBlocksPerRow = kb,
                 PartialCounts = partial.Select(p => p.Count).ToArray(), PartialIndices = Flatten(partial, kb),
                 FullCounts = full.Select(p => p.Count).ToArray(), FullIndices = Flatten(full, kb),
+            };
+            mask = Format switch
+            {
+                MaskFormat.Bsr => BlockMasks.FromBsr(BlockMasks.ToBsr(flex)),
+                MaskFormat.Dense => BlockMasks.FromDense(BlockMasks.ToDense(flex, kb)),
+                _ => flex,
             };
         }
         var predicate = Predicate switch
         {
             ElementPredicateKind.Causal => ElementPredicate.CausalMask,
-            ElementPredicateKind.Window => ElementPredicate.SlidingWindow(WindowLeft, WindowRight),
+            ElementPredicateKind.Window => ElementPredicate.SlidingWindow(WindowLeft, WindowRight, WindowCausal),
             ElementPredicateKind.Document => ElementPredicate.Documents(DocumentIds(QueryLength), DocumentIds(KeyLength)),
+            ElementPredicateKind.PrefixLM => ElementPredicate.PrefixLM(Enumerable.Range(0, Batch).Select(b => b % 2 == 0 ? Prefix : Prefix / 2).ToArray()),
             _ => ElementPredicate.All,
         };
-        return new BlockSparseOptions { Mask = mask, Predicate = predicate, Scale = Scale };
+        return new BlockSparseOptions { Mask = mask, Predicate = predicate, Scale = Scale, Softcap = Softcap };
+    }
+
+    /// <summary>
+    /// Under bottom-right causal masking, the key blocks query block <paramref name="queryBlock"/> sees at all (blocks
+    /// 0 .. Seen - 1) and how many of those, the last ones, only some of its queries see (the frontier).
+    /// </summary>
+    private (int Seen, int Crossing) CausalBlocks(int queryBlock)
+    {
+        long first = (long)queryBlock * QueryBlock + KeyLength - QueryLength;
+        long last = Math.Min((long)(queryBlock + 1) * QueryBlock, QueryLength) - 1 + KeyLength - QueryLength;
+        if (last < 0) return (0, 0);
+        int seen = (int)Math.Min(KeyBlocks, last / KeyBlock + 1);
+        // Blocks whose last key is at or before the first query's position are seen whole by every query.
+        int whole = first < 0 ? 0 : (int)Math.Min(seen, (first + 1) / KeyBlock);
+        return (seen, seen - whole);
     }
 
     /// <summary>Document ids <c>[B, n]</c>: <see cref="Documents"/> contiguous runs of equal length.</summary>
@@ -171,7 +267,7 @@ public sealed record BlockSparseCase : IAttentionCase
         ]);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.BlockSparse"/> (a backend without a block-sparse kernel throws <see cref="NotSupportedException"/>).</summary>
+    /// <summary>Calls <see cref="AttentionContext.BlockSparse"/>.</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -235,13 +331,20 @@ public sealed record BlockSparseCase : IAttentionCase
             $"blocksparse {AttentionCase.TypeName(ElementType)} B{Batch} H{QueryHeads}/{KeyValueHeads} N{QueryLength}x{KeyLength} D{HeadDim}/{ValueDim} block={QueryBlock}x{KeyBlock}");
         spec.Append(" density=").Append(SpecTokens.Number(Density));
         spec.Append(" full=").Append(SpecTokens.Number(FullFraction));
-        if (Csr) spec.Append(" csr");
+        if (Tril) spec.Append(" tril");
+        if (Format != MaskFormat.Flex) spec.Append(' ').Append(Format.ToString().ToLowerInvariant());
+        if (Sharing != MaskSharing.PerHead) spec.Append(Sharing == MaskSharing.Shared ? " mask=shared" : " mask=group");
         switch (Predicate)
         {
             case ElementPredicateKind.Causal: spec.Append(" causal"); break;
-            case ElementPredicateKind.Window: spec.Append(CultureInfo.InvariantCulture, $" window({WindowLeft},{WindowRight})"); break;
+            case ElementPredicateKind.Window:
+                spec.Append(CultureInfo.InvariantCulture, $" window({WindowLeft},{WindowRight})");
+                if (WindowCausal) spec.Append(" wcausal");
+                break;
             case ElementPredicateKind.Document: spec.Append(CultureInfo.InvariantCulture, $" docs={Documents}"); break;
+            case ElementPredicateKind.PrefixLM: spec.Append(CultureInfo.InvariantCulture, $" prefix={Prefix}"); break;
         }
+        if (Softcap > 0) spec.Append(" softcap=").Append(SpecTokens.Number(Softcap));
         if (Scale is float scale) spec.Append(" scale=").Append(SpecTokens.Number(scale));
         return SpecTokens.Finish(spec, InputScale, Seed);
     }
@@ -257,7 +360,44 @@ public sealed record BlockSparseCase : IAttentionCase
         if (HeadDim > 1) yield return this with { HeadDim = HeadDim / 2 };
         if (ValueDim > 1) yield return this with { ValueDim = ValueDim / 2 };
         if (ElementType != ElementType.Float32) yield return this with { ElementType = ElementType.Float32 };
-        if (Predicate != ElementPredicateKind.None) yield return this with { Predicate = ElementPredicateKind.None };
+        if (Predicate != ElementPredicateKind.None)
+            yield return this with { Predicate = ElementPredicateKind.None, WindowLeft = -1, WindowRight = -1, WindowCausal = false, Documents = 1, Prefix = 0 };
+        if (Format != MaskFormat.Flex) yield return this with { Format = MaskFormat.Flex };
+        if (Sharing != MaskSharing.PerHead) yield return this with { Sharing = MaskSharing.PerHead };
+        if (Softcap > 0) yield return this with { Softcap = 0 };
+    }
+
+    /// <summary>A random valid case over every option, small enough for the float64 reference (fuzz and the tests' generators).</summary>
+    public static IAttentionCase SampleCase(Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        T Pick<T>(params T[] values) => values[random.Next(values.Length)];
+        int hkv = Pick(1, 1, 2), group = Pick(1, 1, 2, 3);
+        int bq = Pick(16, 16, 32, 48, 64, 128), bk = Pick(16, 16, 32, 64, 128);
+        int nq = Pick(1, 1 + random.Next(40), 1 + random.Next(200)), nk = Pick(nq, 1 + random.Next(300));
+        var predicate = Pick(ElementPredicateKind.None, ElementPredicateKind.Causal, ElementPredicateKind.Causal, ElementPredicateKind.Window,
+            ElementPredicateKind.Document, ElementPredicateKind.PrefixLM);
+        int dqk = Pick(8, 16, 32, 64, 19), dv = Pick(dqk, dqk, 24);
+        var sampled = new BlockSparseCase
+        {
+            ElementType = Pick(ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16),
+            Batch = Pick(1, 1, 2), QueryHeads = hkv * group, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk, HeadDim = dqk, ValueDim = dv,
+            QueryBlock = bq, KeyBlock = bk, Density = Pick(0.0, 0.3, 0.6, 1.0), FullFraction = Pick(0.0, 0.5, 1.0), Tril = Pick(false, false, true),
+            Format = Pick(MaskFormat.Flex, MaskFormat.Flex, MaskFormat.Csr, MaskFormat.Bsr, MaskFormat.Dense),
+            Sharing = Pick(MaskSharing.PerHead, MaskSharing.PerGroup, MaskSharing.Shared),
+            Predicate = predicate, WindowLeft = Pick(-1, 0, 5, 40), WindowRight = Pick(-1, 0, 3, 30), WindowCausal = Pick(false, true),
+            Documents = Pick(1, 2, 5), Prefix = random.Next(nk + 1), Softcap = Pick(0f, 0f, 2f, 30f), Scale = Pick<float?>(null, null, 0.3f),
+            InputScale = Pick(1.0, 1.0, 4.0), Seed = random.Next(),
+        };
+        // Options of other predicates keep their defaults, so that the case and its spec say the same.
+        return sampled with
+        {
+            WindowLeft = predicate == ElementPredicateKind.Window ? sampled.WindowLeft : -1,
+            WindowRight = predicate == ElementPredicateKind.Window ? sampled.WindowRight : -1,
+            WindowCausal = predicate == ElementPredicateKind.Window && sampled.WindowCausal,
+            Documents = predicate == ElementPredicateKind.Document ? sampled.Documents : 1,
+            Prefix = predicate == ElementPredicateKind.PrefixLM ? sampled.Prefix : 0,
+        };
     }
 
     /// <summary>Why this is not a valid problem, or null.</summary>
@@ -266,9 +406,13 @@ public sealed record BlockSparseCase : IAttentionCase
         if (Batch < 1 || QueryHeads < 1 || KeyValueHeads < 1 || QueryLength < 1 || KeyLength < 1 || HeadDim < 1 || ValueDim < 1 || QueryBlock < 1 || KeyBlock < 1)
             return "every size must be at least 1";
         if (QueryHeads % KeyValueHeads != 0) return $"query heads ({QueryHeads}) must be a multiple of key/value heads ({KeyValueHeads})";
+        if (QueryBlock < BlockMask.MinBlockSize || QueryBlock > BlockMask.MaxBlockSize || KeyBlock < BlockMask.MinBlockSize || KeyBlock > BlockMask.MaxBlockSize)
+            return $"block sizes must be from {BlockMask.MinBlockSize} to {BlockMask.MaxBlockSize}";
         if (!(Density >= 0 && Density <= 1) || !(FullFraction >= 0 && FullFraction <= 1)) return "density= and full= take fractions in [0, 1]";
         if (WindowLeft < -1 || WindowRight < -1) return "window bounds must be -1 (unbounded) or non-negative";
         if (Documents < 1) return "docs= takes at least 1 document";
+        if (Prefix < 0) return "prefix= takes a non-negative length";
+        if (!(Softcap >= 0) || !float.IsFinite(Softcap)) return "softcap= takes 0 (off) or a positive finite cap";
         if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
         return null;
     }
@@ -280,7 +424,16 @@ public sealed record BlockSparseCase : IAttentionCase
     private static BlockSparseCase? Apply(BlockSparseCase c, string t) => t switch
     {
         "causal" => c with { Predicate = ElementPredicateKind.Causal },
-        "csr" => c with { Csr = true },
+        "csr" => c with { Format = MaskFormat.Csr },
+        "bsr" => c with { Format = MaskFormat.Bsr },
+        "dense" => c with { Format = MaskFormat.Dense },
+        "tril" => c with { Tril = true },
+        "wcausal" => c with { WindowCausal = true },
+        "mask=head" => c with { Sharing = MaskSharing.PerHead },
+        "mask=group" => c with { Sharing = MaskSharing.PerGroup },
+        "mask=shared" => c with { Sharing = MaskSharing.Shared },
+        _ when SpecTokens.Integer(SpecTokens.Value(t, "prefix=")) is int prefix => c with { Predicate = ElementPredicateKind.PrefixLM, Prefix = prefix },
+        _ when SpecTokens.TryFloat(SpecTokens.Value(t, "softcap="), out float softcap) => c with { Softcap = softcap },
         _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },

@@ -33,6 +33,9 @@ internal sealed class CpuContext : AttentionContext
     private protected override void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         CpuNeighborhood.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
 
+    private protected override void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        CpuBlockSparse.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
+
     private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
         CpuMerge.Run(problem, partialOutputs, partialLogSumExp, output, logSumExp, Threads);
 }

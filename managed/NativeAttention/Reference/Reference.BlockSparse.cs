@@ -7,11 +7,14 @@ public static partial class Reference
     /// <summary>
     /// Block-sparse attention in float64, for both mask formats. Query i (in query block <c>i / Bq</c>) of batch b and
     /// head h sees key j (in key block <c>j / Bk</c>) when the mask row of (b, h, query block) lists that key block as
-    /// full, or lists it as partial and <see cref="BlockSparseOptions.Predicate"/> holds for (b, i, j): causal and window
-    /// are aligned bottom-right as in flash attention (query i sits at <c>i + Nk - Nq</c>), documents compare
-    /// <c>QueryDocuments[b * Nq + i]</c> with <c>KeyDocuments[b * Nk + j]</c>. Mask arrays of extent 1 broadcast.
-    /// Over that set it is exactly flash attention: <c>o_i = softmax_j(scale q_i . k_j) v_j</c>, query head h reading
-    /// kv head <c>h / (Hq / Hkv)</c>. Rows that see nothing output zeros and LSE = -inf.
+    /// full, or lists it as partial and <see cref="BlockSparseOptions.Predicate"/> holds for (b, i, j): causal, window
+    /// (optionally causal too) and prefix-LM are aligned bottom-right as in flash attention (query i sits at
+    /// <c>i' = i + Nk - Nq</c>; prefix-LM keeps <c>j &lt; prefix[b]</c> or <c>j &lt;= i'</c>), documents compare
+    /// <c>QueryDocuments[b * Nq + i]</c> with <c>KeyDocuments[b * Nk + j]</c>. A batch extent of 1 broadcasts; a head
+    /// extent of 1 is shared by every head, of Hkv by each GQA group, of Hq is per head. Over that set it is exactly
+    /// flash attention: <c>o_i = softmax_j(s_ij) v_j</c> with <c>s = scale q_i . k_j</c>, then <c>c tanh(s / c)</c>
+    /// under a softcap c, query head h reading kv head <c>h / (Hq / Hkv)</c>. Rows that see nothing output zeros and
+    /// LSE = -inf. Any positive block size is accepted here (the kernels take 16 to 128).
     /// </summary>
     /// <returns>Output <c>[B, Hq, Nq, Dv]</c> and LSE <c>[B, Hq, Nq]</c>.</returns>
     /// <exception cref="ArgumentException">A tensor, the mask or an option is invalid, as for <see cref="AttentionContext.BlockSparse"/>.</exception>
@@ -35,6 +38,8 @@ public static partial class Reference
         Check.Type(key, query.ElementType, nameof(key));
         Check.Type(value, query.ElementType, nameof(value));
         double scale = Check.Scale(options.Scale, d, "options.Scale");
+        double softcap = options.Softcap;
+        if (!(softcap >= 0) || double.IsInfinity(softcap)) Check.Fail("options.Softcap", $"options.Softcap is {softcap}; expected 0 (off) or a positive finite cap.");
 
         var mask = options.Mask;
         if (mask is null) Check.Fail("options.Mask", "options.Mask is null; expected a FlexBlockMask or a BlockCsrMask.");
@@ -48,14 +53,15 @@ public static partial class Reference
         // The mask as one table: kind[b, h, query block, key block] = none, full or partial.
         var kind = mask switch
         {
-            FlexBlockMask flex => FlexBlockKinds(flex, batch, hq, queryBlocks, keyBlocks, nk),
-            BlockCsrMask csr => CsrBlockKinds(csr, batch, hq, queryBlocks, keyBlocks, nk),
+            FlexBlockMask flex => FlexBlockKinds(flex, batch, hq, hkv, queryBlocks, keyBlocks, nk),
+            BlockCsrMask csr => CsrBlockKinds(csr, batch, hq, hkv, queryBlocks, keyBlocks, nk),
             _ => throw new ArgumentException($"options.Mask is a {mask.GetType().Name}; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask"),
         };
         var predicate = options.Predicate;
         CheckPredicate(predicate, batch, nq, nk);
         var queryDocs = predicate.QueryDocuments.ToArray();
         var keyDocs = predicate.KeyDocuments.ToArray();
+        var prefixes = predicate.PrefixLengths.ToArray();
 
         var a = Arith.Exact;
         var q = Read(query, a);
@@ -81,13 +87,16 @@ public static partial class Reference
                     bool visible = block == BlockKind.Full || (block == BlockKind.Partial && predicate.Kind switch
                     {
                         ElementPredicateKind.Causal => FlashVisible(causal: true, -1, -1, position, j),
-                        ElementPredicateKind.Window => FlashVisible(causal: false, predicate.WindowLeft, predicate.WindowRight, position, j),
+                        ElementPredicateKind.Window => FlashVisible(predicate.WindowCausal, predicate.WindowLeft, predicate.WindowRight, position, j),
                         ElementPredicateKind.Document => queryDocs[b * nq + i] == keyDocs[b * nk + j],
+                        ElementPredicateKind.PrefixLM => j < prefixes[prefixes.Length == 1 ? 0 : b] || j <= position,
                         _ => true,
                     });
                     if (!visible) continue;
                     int keyRow = (b * hkv + kvHead) * nk + j;
-                    scores[count] = scale * a.Dot(q, queryRow * d, k, keyRow * d, d);
+                    double s = scale * a.Dot(q, queryRow * d, k, keyRow * d, d);
+                    if (softcap > 0) s = softcap * Math.Tanh(s / softcap);
+                    scores[count] = s;
                     offsets[count++] = keyRow * dv;
                 }
                 lse[queryRow] = SoftmaxRow(a, scores.AsSpan(0, count), offsets.AsSpan(0, count), v, double.NegativeInfinity, output.AsSpan(queryRow * dv, dv));
@@ -103,11 +112,11 @@ public static partial class Reference
     /// <c>[MaskBatch, MaskHeads, QueryBlocks]</c> count arrays lists its blocks in slots
     /// <c>r * MaxBlocksPerRow ..</c> of the index arrays.
     /// </summary>
-    private static BlockKind[,,,] FlexBlockKinds(FlexBlockMask mask, int batch, int heads, int queryBlocks, int keyBlocks, int nk)
+    private static BlockKind[,,,] FlexBlockKinds(FlexBlockMask mask, int batch, int heads, int kvHeads, int queryBlocks, int keyBlocks, int nk)
     {
         const string name = "options.Mask";
         Check.OneOrAll(mask.MaskBatch, batch, $"{name}.MaskBatch", "batch");
-        Check.OneOrAll(mask.MaskHeads, heads, $"{name}.MaskHeads", "head");
+        MaskHeadsOk(mask.MaskHeads, heads, kvHeads, $"{name}.MaskHeads");
         if (mask.MaxBlocksPerRow < 0)
             Check.Fail($"{name}.MaxBlocksPerRow", $"{name}.MaxBlocksPerRow is {mask.MaxBlocksPerRow}; expected a non-negative capacity.");
         int capacity = mask.MaxBlocksPerRow;
@@ -145,11 +154,15 @@ public static partial class Reference
     {
         if (count < 0 || count > capacity)
             Check.Fail($"options.Mask.{countsName}", $"options.Mask.{countsName}{where} is {count}; expected a count in [0, MaxBlocksPerRow = {capacity}].");
+        if (count > keyBlocks)
+            Check.Fail($"options.Mask.{countsName}", $"options.Mask.{countsName}{where} is {count}, more than the {keyBlocks} key blocks there are.");
         for (int slot = 0; slot < count; slot++)
         {
             int block = indices[first + slot];
             if (block < 0 || block >= keyBlocks)
                 Check.Fail($"options.Mask.{indicesName}", $"options.Mask.{indicesName}{where} slot {slot} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).");
+            if (slot > 0 && block < indices[first + slot - 1])
+                Check.Fail($"options.Mask.{indicesName}", $"options.Mask.{indicesName}{where} slot {slot} is {block}, smaller than slot {slot - 1}; blocks of a row must be listed in ascending order.");
             if (kinds[mb, mh, r, block] != BlockKind.None)
                 Check.Fail($"options.Mask.{indicesName}", $"options.Mask.{indicesName}{where} slot {slot} lists key block {block} a second time; a block appears at most once per row, full and partial together.");
             kinds[mb, mh, r, block] = kind;
@@ -160,10 +173,10 @@ public static partial class Reference
     /// Checks a block CSR mask and spells it out: for mask head h, query block r lists (as partial) the key blocks
     /// <c>ColumnIndices[h * ColumnCapacity + n]</c> for n in <c>[RowOffsets[h, r], RowOffsets[h, r + 1])</c>.
     /// </summary>
-    private static BlockKind[,,,] CsrBlockKinds(BlockCsrMask mask, int batch, int heads, int queryBlocks, int keyBlocks, int nk)
+    private static BlockKind[,,,] CsrBlockKinds(BlockCsrMask mask, int batch, int heads, int kvHeads, int queryBlocks, int keyBlocks, int nk)
     {
         const string name = "options.Mask";
-        Check.OneOrAll(mask.MaskHeads, heads, $"{name}.MaskHeads", "head");
+        MaskHeadsOk(mask.MaskHeads, heads, kvHeads, $"{name}.MaskHeads");
         if (mask.ColumnCapacity < 0)
             Check.Fail($"{name}.ColumnCapacity", $"{name}.ColumnCapacity is {mask.ColumnCapacity}; expected a non-negative capacity.");
         var offsets = mask.RowOffsets.ToArray();
@@ -183,11 +196,15 @@ public static partial class Reference
                     Check.Fail($"{name}.RowOffsets", $"{name}.RowOffsets[h={h}, {r + 1}] is {end}, below RowOffsets[h={h}, {r}] = {begin}; offsets must be non-decreasing.");
                 if (end > mask.ColumnCapacity)
                     Check.Fail($"{name}.RowOffsets", $"{name}.RowOffsets[h={h}, {r + 1}] is {end}; expected at most ColumnCapacity = {mask.ColumnCapacity}.");
+                if (end - begin > keyBlocks)
+                    Check.Fail($"{name}.RowOffsets", $"{name}.RowOffsets[h={h}] gives query block {r} {end - begin} blocks, more than the {keyBlocks} key blocks there are.");
                 for (int n = begin; n < end; n++)
                 {
                     int block = columns[columnBase + n];
                     if (block < 0 || block >= keyBlocks)
                         Check.Fail($"{name}.ColumnIndices", $"{name}.ColumnIndices[h={h}, {n}] (query block {r}) is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {mask.KeyBlockSize}).");
+                    if (n > begin && block < columns[columnBase + n - 1])
+                        Check.Fail($"{name}.ColumnIndices", $"{name}.ColumnIndices[h={h}, {n}] (query block {r}) is {block}, smaller than the entry before it; blocks of a row must be listed in ascending order.");
                     if (maskKinds[0, h, r, block] != BlockKind.None)
                         Check.Fail($"{name}.ColumnIndices", $"{name}.ColumnIndices[h={h}, {n}] (query block {r}) lists key block {block} a second time; a block appears at most once per row.");
                     maskKinds[0, h, r, block] = BlockKind.Partial;
@@ -197,7 +214,18 @@ public static partial class Reference
         return Broadcast(maskKinds, batch, heads);
     }
 
-    /// <summary>The mask table repeated over batch and head axes of extent 1.</summary>
+    /// <summary>A mask's head extent: 1 (every head shares it), the kv head count (each GQA group shares one) or the query head count.</summary>
+    private static void MaskHeadsOk(int maskHeads, int heads, int kvHeads, string name)
+    {
+        if (maskHeads == 1 || maskHeads == kvHeads || maskHeads == heads) return;
+        Check.Fail(name, $"{name} is {maskHeads}; expected 1, the {kvHeads} key/value heads or the {heads} query heads.");
+    }
+
+    /// <summary>
+    /// The mask table spelled out per (batch, query head): a batch extent of 1 repeats over the batch; query head h
+    /// reads mask head h * maskHeads / heads (all read head 0 when maskHeads is 1; a head per kv head serves the
+    /// heads / maskHeads consecutive query heads of that group).
+    /// </summary>
     private static BlockKind[,,,] Broadcast(BlockKind[,,,] maskKinds, int batch, int heads)
     {
         int maskBatch = maskKinds.GetLength(0), maskHeads = maskKinds.GetLength(1), rows = maskKinds.GetLength(2), columns = maskKinds.GetLength(3);
@@ -206,7 +234,7 @@ public static partial class Reference
         for (int h = 0; h < heads; h++)
         for (int r = 0; r < rows; r++)
         for (int c = 0; c < columns; c++)
-            kinds[b, h, r, c] = maskKinds[maskBatch == 1 ? 0 : b, maskHeads == 1 ? 0 : h, r, c];
+            kinds[b, h, r, c] = maskKinds[maskBatch == 1 ? 0 : b, h * maskHeads / heads, r, c];
         return kinds;
     }
 
@@ -226,6 +254,13 @@ public static partial class Reference
             case ElementPredicateKind.Document:
                 Check.Length(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
                 Check.Length(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
+                break;
+            case ElementPredicateKind.PrefixLM:
+                var prefixes = predicate.PrefixLengths.ToArray();
+                if (prefixes.Length != 1 && prefixes.Length != batch)
+                    Check.Fail($"{name}.PrefixLengths", $"{name}.PrefixLengths has {prefixes.Length} elements; expected 1 or the batch size {batch}.");
+                foreach (int prefix in prefixes)
+                    if (prefix < 0) Check.Fail($"{name}.PrefixLengths", $"{name}.PrefixLengths holds {prefix}; prefix lengths are never negative.");
                 break;
             default:
                 Check.Fail($"{name}.Kind", $"{name}.Kind is {predicate.Kind}, which is not a known predicate.");

@@ -124,6 +124,33 @@ public sealed class ReferenceValidationTests
     }
 
     [Fact]
+    public void BlockSparse_UnsortedRow_NamesPartialIndices()
+    {
+        var mask = BlockSparseReferenceTests.Flex(2, 2, 2, partial: [[1, 0], [], [], []]);
+        var ex = AssertNames("options.Mask.PartialIndices", () => SparseCall(mask));
+        Assert.Contains("ascending", ex.Message);
+        AssertNames("options.Mask.ColumnIndices", () => SparseCall(Csr([0, 2, 3], [1, 0, 1])));
+    }
+
+    [Fact]
+    public void BlockSparse_CountAboveKeyBlocks_NamesPartialCounts()
+    {
+        // Nk = 8 in blocks of 4 gives 2 key blocks; capacity 3 allows a count of 3.
+        var mask = BlockSparseReferenceTests.Flex(4, 4, 3, partial: [[0, 1, 1], []]);
+        AssertNames("options.Mask.PartialCounts", () => SparseCall(mask));
+    }
+
+    [Fact]
+    public void BlockSparse_NegativePrefixOrWrongCount_NamesPrefixLengths()
+    {
+        var mask = BlockSparseReferenceTests.Flex(2, 2, 1, partial: [[0], [1], [2], [3]]);
+        AssertNames("options.Predicate.PrefixLengths", () => Reference.BlockSparse(Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2),
+            Sparse(mask) with { Predicate = ElementPredicate.PrefixLM(-1) }));
+        AssertNames("options.Predicate.PrefixLengths", () => Reference.BlockSparse(Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2), Zeros(1, 2, 8, 2),
+            Sparse(mask) with { Predicate = ElementPredicate.PrefixLM(1, 2) }));
+    }
+
+    [Fact]
     public void BlockSparse_CountAboveCapacity_NamesPartialCounts()
     {
         var mask = BlockSparseReferenceTests.Flex(2, 2, 1, partial: [[0], [1], [], []]) with { PartialCounts = new[] { 1, 2, 0, 0 } };

@@ -3,10 +3,12 @@ namespace NativeAttention;
 
 /// <summary>
 /// The sizes of a block-sparse attention call after validation; tensors as in <see cref="FlashProblem"/>. The mask
-/// has been checked completely: block sizes positive, array lengths matching their documented shapes, counts within
-/// capacity, every listed index a key block of this problem, no key block listed twice in one row (full and partial
-/// together), CSR offsets starting at 0, non-decreasing and within capacity, broadcast extents 1 or full, document
-/// ids <c>[B, Nq]</c> and <c>[B, Nk]</c>. <see cref="GetRow"/> then hands out a row's blocks without further checks.
+/// has been checked completely: block sizes from 16 to 128, array lengths matching their documented shapes, counts
+/// within capacity and at most the key block count, every listed index a key block of this problem, indices ascending
+/// within a row and no key block listed twice in one row (full and partial together), CSR offsets starting at 0,
+/// non-decreasing and within capacity, batch extents 1 or B, head extents 1, Hkv or Hq; the predicate's document ids
+/// <c>[B, Nq]</c> and <c>[B, Nk]</c>, prefix lengths <c>[1]</c> or <c>[B]</c>, non-negative. <see cref="Mask"/> holds
+/// the mask as Flex whatever its input format, and <see cref="GetRow"/> hands out a row's blocks without further checks.
 /// </summary>
 public sealed class BlockSparseProblem
 {
@@ -36,6 +38,11 @@ public sealed class BlockSparseProblem
     public int QueryBlockSize { get; private init; }
     /// <summary>Key block size Bk.</summary>
     public int KeyBlockSize { get; private init; }
+    /// <summary>
+    /// The validated mask as a <see cref="FlexBlockMask"/> (a block CSR mask converted, every block partial): what the
+    /// kernels read. Its MaskHeads is 1, Hkv or Hq (<see cref="MaskRow"/> resolves a query head).
+    /// </summary>
+    public FlexBlockMask Mask { get; private init; } = null!;
     /// <summary>Query blocks, <c>ceil(Nq / Bq)</c>; the last one may be short.</summary>
     public int QueryBlocks { get; private init; }
     /// <summary>Key blocks, <c>ceil(Nk / Bk)</c>; the last one may be short.</summary>
@@ -71,20 +78,29 @@ public sealed class BlockSparseProblem
 
         float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dqk));
         if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", "options.Scale");
+        if (!(options.Softcap >= 0) || !float.IsFinite(options.Softcap))
+            TensorChecks.Throw($"options.Softcap is {options.Softcap}; expected 0 (off) or a positive finite cap.", "options.Softcap");
 
         var mask = options.Mask;
         if (mask is null) TensorChecks.Throw("options.Mask is null; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask");
-        if (mask.QueryBlockSize <= 0)
-            TensorChecks.Throw($"options.Mask.QueryBlockSize is {mask.QueryBlockSize}; expected a positive block size.", "options.Mask.QueryBlockSize");
-        if (mask.KeyBlockSize <= 0)
-            TensorChecks.Throw($"options.Mask.KeyBlockSize is {mask.KeyBlockSize}; expected a positive block size.", "options.Mask.KeyBlockSize");
+        CheckBlockSize(mask.QueryBlockSize, "options.Mask.QueryBlockSize");
+        CheckBlockSize(mask.KeyBlockSize, "options.Mask.KeyBlockSize");
         int queryBlocks = (int)(((long)nq + mask.QueryBlockSize - 1) / mask.QueryBlockSize);
         int keyBlocks = (int)(((long)nk + mask.KeyBlockSize - 1) / mask.KeyBlockSize);
+        FlexBlockMask flexMask;
         switch (mask)
         {
-            case FlexBlockMask flex: CheckFlex(flex, batch, hq, queryBlocks, keyBlocks, nk); break;
-            case BlockCsrMask csr: CheckCsr(csr, hq, queryBlocks, keyBlocks, nk); break;
-            default: TensorChecks.Throw($"options.Mask is a {mask.GetType().Name}; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask"); break;
+            case FlexBlockMask flex:
+                CheckFlex(flex, batch, hq, hkv, queryBlocks, keyBlocks, nk);
+                flexMask = flex;
+                break;
+            case BlockCsrMask csr:
+                CheckCsr(csr, hq, hkv, queryBlocks, keyBlocks, nk);
+                flexMask = BlockMasks.FromCsr(csr);
+                break;
+            default:
+                TensorChecks.Throw($"options.Mask is a {mask.GetType().Name}; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask");
+                return null;
         }
         CheckPredicate(options.Predicate, batch, nq, nk);
 
@@ -93,7 +109,7 @@ public sealed class BlockSparseProblem
             Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
             HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
             QueryBlockSize = mask.QueryBlockSize, KeyBlockSize = mask.KeyBlockSize,
-            QueryBlocks = queryBlocks, KeyBlocks = keyBlocks,
+            QueryBlocks = queryBlocks, KeyBlocks = keyBlocks, Mask = flexMask,
             Tensors =
             [
                 new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
@@ -102,11 +118,24 @@ public sealed class BlockSparseProblem
         };
     }
 
-    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int queryBlocks, int keyBlocks, int nk)
+    private static void CheckBlockSize(int size, string name)
+    {
+        if (size < BlockMask.MinBlockSize || size > BlockMask.MaxBlockSize)
+            TensorChecks.Throw($"{name} is {size}; expected a block size from {BlockMask.MinBlockSize} to {BlockMask.MaxBlockSize}.", name);
+    }
+
+    /// <summary>A mask's head extent is 1 (shared), Hkv (one mask per GQA group) or Hq (one per query head).</summary>
+    private static void CheckMaskHeads(int maskHeads, int queryHeads, int keyValueHeads, string name)
+    {
+        if (maskHeads != 1 && maskHeads != keyValueHeads && maskHeads != queryHeads)
+            TensorChecks.Throw($"{name} is {maskHeads}; expected 1 (shared by every head), {keyValueHeads} (Hkv: one per GQA group) or {queryHeads} (Hq: one per query head).", name);
+    }
+
+    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryBlocks, int keyBlocks, int nk)
     {
         const string name = "options.Mask";
         TensorChecks.Broadcast(mask.MaskBatch, batch, $"{name}.MaskBatch", "batch");
-        TensorChecks.Broadcast(mask.MaskHeads, heads, $"{name}.MaskHeads", "head");
+        CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
         if (mask.MaxBlocksPerRow < 0)
             TensorChecks.Throw($"{name}.MaxBlocksPerRow is {mask.MaxBlocksPerRow}; expected a non-negative capacity.", $"{name}.MaxBlocksPerRow");
         long rows = (long)mask.MaskBatch * mask.MaskHeads * queryBlocks;
@@ -145,6 +174,8 @@ public sealed class BlockSparseProblem
     {
         if (count < 0 || count > slots.Length)
             TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected a count in [0, MaxBlocksPerRow = {slots.Length}].", $"options.Mask.{countsName}");
+        if (count > keyBlocks)
+            TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected at most the {keyBlocks} key blocks (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{countsName}");
         for (int n = 0; n < count; n++)
         {
             int block = slots[n];
@@ -152,14 +183,16 @@ public sealed class BlockSparseProblem
                 TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{indicesName}");
             if (seen[block] == stamp)
                 TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} lists key block {block} a second time; a block appears at most once per row, full and partial together.", $"options.Mask.{indicesName}");
+            if (n > 0 && block < slots[n - 1])
+                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}, below slot {n - 1} = {slots[n - 1]}; a row lists its blocks in ascending order.", $"options.Mask.{indicesName}");
             seen[block] = stamp;
         }
     }
 
-    private static void CheckCsr(BlockCsrMask mask, int heads, int queryBlocks, int keyBlocks, int nk)
+    private static void CheckCsr(BlockCsrMask mask, int heads, int keyValueHeads, int queryBlocks, int keyBlocks, int nk)
     {
         const string name = "options.Mask";
-        TensorChecks.Broadcast(mask.MaskHeads, heads, $"{name}.MaskHeads", "head");
+        CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
         if (mask.ColumnCapacity < 0)
             TensorChecks.Throw($"{name}.ColumnCapacity is {mask.ColumnCapacity}; expected a non-negative capacity.", $"{name}.ColumnCapacity");
         CheckLength(mask.RowOffsets.Length, (long)mask.MaskHeads * (queryBlocks + 1), $"{name}.RowOffsets", $"[{mask.MaskHeads}, {queryBlocks + 1}]");
@@ -181,6 +214,8 @@ public sealed class BlockSparseProblem
                     TensorChecks.Throw($"{name}.RowOffsets[h={h}, {r + 1}] is {end}, below RowOffsets[h={h}, {r}] = {begin}; offsets must be non-decreasing.", $"{name}.RowOffsets");
                 if (end > mask.ColumnCapacity)
                     TensorChecks.Throw($"{name}.RowOffsets[h={h}, {r + 1}] is {end}; expected at most ColumnCapacity = {mask.ColumnCapacity}.", $"{name}.RowOffsets");
+                if (end - begin > keyBlocks)
+                    TensorChecks.Throw($"{name}.RowOffsets[h={h}] gives query block {r} {end - begin} blocks; expected at most the {keyBlocks} key blocks (Nk = {nk}, KeyBlockSize = {mask.KeyBlockSize}).", $"{name}.RowOffsets");
                 stamp++;
                 for (int n = begin; n < end; n++)
                 {
@@ -189,6 +224,8 @@ public sealed class BlockSparseProblem
                         TensorChecks.Throw($"{name}.ColumnIndices[h={h}, {n}] (query block {r}) is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {mask.KeyBlockSize}).", $"{name}.ColumnIndices");
                     if (seen[block] == stamp)
                         TensorChecks.Throw($"{name}.ColumnIndices[h={h}, {n}] (query block {r}) lists key block {block} a second time; a block appears at most once per row.", $"{name}.ColumnIndices");
+                    if (n > begin && block < headColumns[n - 1])
+                        TensorChecks.Throw($"{name}.ColumnIndices[h={h}, {n}] (query block {r}) is {block}, below the previous index {headColumns[n - 1]}; a row lists its blocks in ascending order.", $"{name}.ColumnIndices");
                     seen[block] = stamp;
                 }
             }
@@ -212,6 +249,14 @@ public sealed class BlockSparseProblem
                 CheckLength(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
                 CheckLength(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
                 break;
+            case ElementPredicateKind.PrefixLM:
+                var prefixes = predicate.PrefixLengths.Span;
+                if (prefixes.Length != 1 && prefixes.Length != batch)
+                    TensorChecks.Throw($"{name}.PrefixLengths has {prefixes.Length} elements; expected 1 (shared) or B = {batch}.", $"{name}.PrefixLengths");
+                for (int b = 0; b < prefixes.Length; b++)
+                    if (prefixes[b] < 0)
+                        TensorChecks.Throw($"{name}.PrefixLengths[{b}] is {prefixes[b]}; expected a non-negative prefix length.", $"{name}.PrefixLengths");
+                break;
             default:
                 TensorChecks.Throw($"{name}.Kind is {predicate.Kind}, which is not a known predicate.", $"{name}.Kind");
                 break;
@@ -224,6 +269,14 @@ public sealed class BlockSparseProblem
             TensorChecks.Throw($"{name} has {actual} elements; expected {expected} for shape {shape}.", name);
     }
 
+    /// <summary>The mask row index (into the count arrays) of query block <paramref name="queryBlock"/> of (batch, query head).</summary>
+    public int MaskRow(int batch, int head, int queryBlock)
+    {
+        int b = Mask.MaskBatch == 1 ? 0 : batch;
+        int h = head / (QueryHeads / Mask.MaskHeads);
+        return (b * Mask.MaskHeads + h) * QueryBlocks + queryBlock;
+    }
+
     /// <summary>
     /// The key blocks query block <paramref name="queryBlock"/> of (<paramref name="batch"/>, query head
     /// <paramref name="head"/>) computes: <see cref="BlockRow.Full"/> without the predicate, <see cref="BlockRow.Partial"/>
@@ -231,28 +284,12 @@ public sealed class BlockSparseProblem
     /// </summary>
     public BlockRow GetRow(int batch, int head, int queryBlock)
     {
-        switch (Options.Mask)
-        {
-            case FlexBlockMask flex:
-            {
-                int b = flex.MaskBatch == 1 ? 0 : batch, h = flex.MaskHeads == 1 ? 0 : head;
-                int row = (b * flex.MaskHeads + h) * QueryBlocks + queryBlock;
-                var partial = flex.PartialIndices.Span.Slice(row * flex.MaxBlocksPerRow, flex.PartialCounts.Span[row]);
-                var full = flex.FullCounts.IsEmpty
-                    ? ReadOnlySpan<int>.Empty
-                    : flex.FullIndices.Span.Slice(row * flex.MaxBlocksPerRow, flex.FullCounts.Span[row]);
-                return new BlockRow(full, partial);
-            }
-            case BlockCsrMask csr:
-            {
-                int h = csr.MaskHeads == 1 ? 0 : head;
-                var offsets = csr.RowOffsets.Span.Slice(h * (QueryBlocks + 1), QueryBlocks + 1);
-                var columns = csr.ColumnIndices.Span.Slice(h * csr.ColumnCapacity, csr.ColumnCapacity);
-                return new BlockRow(ReadOnlySpan<int>.Empty, columns[offsets[queryBlock]..offsets[queryBlock + 1]]);
-            }
-            default:
-                throw new InvalidOperationException("Unreachable: the mask type was checked by Create.");
-        }
+        int row = MaskRow(batch, head, queryBlock);
+        var partial = Mask.PartialIndices.Span.Slice(row * Mask.MaxBlocksPerRow, Mask.PartialCounts.Span[row]);
+        var full = Mask.FullCounts.IsEmpty
+            ? ReadOnlySpan<int>.Empty
+            : Mask.FullIndices.Span.Slice(row * Mask.MaxBlocksPerRow, Mask.FullCounts.Span[row]);
+        return new BlockRow(full, partial);
     }
 
     /// <summary>
@@ -264,19 +301,40 @@ public sealed class BlockSparseProblem
     public bool PredicateAllows(int batch, int queryIndex, int keyIndex)
     {
         var p = Options.Predicate;
+        if (p.Kind == ElementPredicateKind.Document)
+            return p.QueryDocuments.Span[batch * QueryLength + queryIndex] == p.KeyDocuments.Span[batch * KeyLength + keyIndex];
+        var (start, end) = PredicateKeys(batch, queryIndex);
+        return keyIndex >= start && keyIndex < end;
+    }
+
+    /// <summary>True when the predicate keeps, for each query, one run of keys (<see cref="PredicateKeys"/>); false for documents.</summary>
+    public bool PredicateIsRange => Options.Predicate.Kind != ElementPredicateKind.Document;
+
+    /// <summary>
+    /// The keys <c>[Start, End)</c> the predicate keeps for query <paramref name="queryIndex"/> of sample
+    /// <paramref name="batch"/>, for every predicate but documents: all keys (none), bottom-right causal, the window
+    /// (and causal with <see cref="ElementPredicate.WindowCausal"/>), or prefix-LM, <c>[0, max(prefix, i + Nk - Nq + 1))</c>.
+    /// </summary>
+    public (int Start, int End) PredicateKeys(int batch, int queryIndex)
+    {
+        var p = Options.Predicate;
         switch (p.Kind)
         {
             case ElementPredicateKind.Causal:
-                return keyIndex <= (long)queryIndex + KeyLength - QueryLength;
+                return FlashProblem.VisibleKeys(queryIndex, QueryLength, KeyLength, causal: true, -1, -1);
             case ElementPredicateKind.Window:
+                return FlashProblem.VisibleKeys(queryIndex, QueryLength, KeyLength, p.WindowCausal, p.WindowLeft, p.WindowRight);
+            case ElementPredicateKind.PrefixLM:
             {
-                var (start, end) = FlashProblem.VisibleKeys(queryIndex, QueryLength, KeyLength, causal: false, p.WindowLeft, p.WindowRight);
-                return keyIndex >= start && keyIndex < end;
+                var prefixes = p.PrefixLengths.Span;
+                int prefix = prefixes[prefixes.Length == 1 ? 0 : batch];
+                var (_, causalEnd) = FlashProblem.VisibleKeys(queryIndex, QueryLength, KeyLength, causal: true, -1, -1);
+                return (0, Math.Max(causalEnd, Math.Min(prefix, KeyLength)));
             }
             case ElementPredicateKind.Document:
-                return p.QueryDocuments.Span[batch * QueryLength + queryIndex] == p.KeyDocuments.Span[batch * KeyLength + keyIndex];
+                throw new InvalidOperationException("Document predicates are not a key range; use PredicateAllows.");
             default:
-                return true;
+                return (0, KeyLength);
         }
     }
 

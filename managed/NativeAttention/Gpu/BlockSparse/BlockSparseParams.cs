@@ -16,11 +16,13 @@ internal struct BlockSparseParams
     public int Bk;            // key block size
     public int QueryBlocks;   // ceil(nq / bq)
     public int RowTiles;      // work-groups per query block: ceil(min(bq, nq) / rows per work-group)
-    public int Predicate;     // in partial blocks: 0 every element, 1 causal, 2 sliding window, 3 equal document ids
+    public int Predicate;     // in partial blocks: 0 every element, 1 causal, 2 sliding window, 3 equal document ids, 4 prefix-LM
     public int WindowLeft;    // predicate 2: -1 unbounded
     public int WindowRight;   // predicate 2: -1 unbounded
+    public int WindowCausal;  // predicate 2: 1 also hides keys after the aligned query position
+    public int PrefixOffset;  // predicate 4: index in meta of the first prefix length
+    public int PrefixStride;  // predicate 4: meta elements between samples' prefix lengths; 0 when one length is shared
     public int HasLse;        // 1: write LSE
     public float ScaleLog2;   // scale * log2(e)
     public float SoftcapLog2; // softcap c * log2(e); 0 without softcap
-    public int Reserved;      // keeps the size a multiple of 8 without compiler padding
 }

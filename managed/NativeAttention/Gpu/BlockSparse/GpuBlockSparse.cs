@@ -55,11 +55,14 @@ internal static class GpuBlockSparse
                 ElementPredicateKind.Causal => 1,
                 ElementPredicateKind.Window => 2,
                 ElementPredicateKind.Document => 3,
+                ElementPredicateKind.PrefixLM => 4,
                 var kind => throw new NotSupportedException($"The GPU block-sparse kernels have no {kind} predicate yet."),
             },
-            WindowLeft = predicate.WindowLeft, WindowRight = predicate.WindowRight,
+            WindowLeft = predicate.WindowLeft, WindowRight = predicate.WindowRight, WindowCausal = predicate.WindowCausal ? 1 : 0,
+            PrefixOffset = table.Prefixes, PrefixStride = predicate.PrefixLengths.Length == 1 ? 0 : 1,
             HasLse = lse is null ? 0 : 1,
             ScaleLog2 = (float)(problem.Scale * MathConstants.Log2EDouble),
+            SoftcapLog2 = (float)(problem.Options.Softcap * MathConstants.Log2EDouble),
         };
     }
 

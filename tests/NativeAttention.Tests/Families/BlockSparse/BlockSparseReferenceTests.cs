@@ -138,14 +138,72 @@ public sealed class BlockSparseReferenceTests
     [Fact]
     public void BlockSparse_GetRow_ResolvesBroadcastAndCountsComputedPairs()
     {
-        var mask = Flex(2, 2, 2, partial: [[0], [1]], full: [[], [0]]);
+        // Nq = Nk = 24 in blocks of 16: two query blocks (16 and 8 rows), two key blocks (16 and 8 keys).
+        var mask = Flex(16, 16, 2, partial: [[0], [1]], full: [[], [0]]);
         var options = new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.CausalMask };
-        var p = BlockSparseProblem.Create(Zeros(2, 3, 3, 1), Zeros(2, 3, 3, 1), Zeros(2, 3, 3, 1), Zeros(2, 3, 3, 1), options, null);
+        var p = BlockSparseProblem.Create(Zeros(2, 3, 24, 1), Zeros(2, 3, 24, 1), Zeros(2, 3, 24, 1), Zeros(2, 3, 24, 1), options, null);
         var row = p.GetRow(1, 2, 1);
         Assert.Equal(new[] { 0 }, row.Full.ToArray());
         Assert.Equal(new[] { 1 }, row.Partial.ToArray());
         Assert.Equal(2, p.KeyBlocks);
-        // Query block 0 (2 rows) x key block 0 (2 keys) + query block 1 (1 row) x (2 + 1 keys).
-        Assert.Equal(4 + 3, p.ComputedPairs(0, 0));
+        // Query block 0 (16 rows) x key block 0 (16 keys) + query block 1 (8 rows) x (16 + 8 keys).
+        Assert.Equal(16 * 16 + 8 * 24, p.ComputedPairs(0, 0));
+    }
+
+    [Fact]
+    public void BlockSparse_MaskPerGqaGroup_GivesEachGroupItsOwnRows()
+    {
+        // Hq = 4 on Hkv = 2: mask head 0 serves query heads 0, 1 and mask head 1 query heads 2, 3. Nq = Nk = 4 in
+        // blocks of 2; mask head 0 lists only key block 0, mask head 1 only key block 1, both for both query blocks.
+        var mask = Flex(2, 2, 1, partial: [[0], [0], [1], [1]], maskHeads: 2);
+        var r = Reference.BlockSparse(Zeros(1, 4, 4, 1), Zeros(1, 2, 4, 1), OneHotValues(1, 2, 4), new BlockSparseOptions { Mask = mask });
+        for (int h = 0; h < 4; h++)
+            for (int i = 0; i < 4; i++)
+                Assert.Equal(h < 2 ? new[] { 0, 1 } : new[] { 2, 3 }, VisibleKeys(r, h * 4 + i, 4));
+        // The same as spelling the rows out per query head.
+        var perHead = Flex(2, 2, 1, partial: [[0], [0], [0], [0], [1], [1], [1], [1]], maskHeads: 4);
+        var spelled = Reference.BlockSparse(Zeros(1, 4, 4, 1), Zeros(1, 2, 4, 1), OneHotValues(1, 2, 4), new BlockSparseOptions { Mask = perHead });
+        Assert.Equal(spelled.Output, r.Output);
+    }
+
+    [Fact]
+    public void BlockSparse_PrefixLM_SeesThePrefixAndThenCausally()
+    {
+        // Nq = Nk = 5, one partial block of 8 covering everything; sample 0 has prefix 3, sample 1 prefix 0 (plain causal).
+        var mask = Flex(8, 8, 1, partial: [[0]]);
+        var options = new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.PrefixLM(3, 0) };
+        var r = Reference.BlockSparse(Zeros(2, 1, 5, 1), Zeros(2, 1, 5, 1), OneHotValues(2, 1, 5), options);
+        Assert.Equal(new[] { 0, 1, 2 }, VisibleKeys(r, 0, 5));
+        Assert.Equal(new[] { 0, 1, 2 }, VisibleKeys(r, 2, 5));
+        Assert.Equal(new[] { 0, 1, 2, 3 }, VisibleKeys(r, 3, 5));
+        Assert.Equal(new[] { 0 }, VisibleKeys(r, 5, 5));
+        Assert.Equal(new[] { 0, 1, 2 }, VisibleKeys(r, 7, 5));
+    }
+
+    [Fact]
+    public void BlockSparse_CausalWindow_HidesKeysAfterTheQuery()
+    {
+        // Nq = 2 against Nk = 6: the queries sit at 4 and 5. Window (2, 1): query 4 sees 2..5; causal too: 2..4.
+        var mask = Flex(8, 8, 1, partial: [[0]]);
+        var open = Reference.BlockSparse(Zeros(1, 1, 2, 1), Zeros(1, 1, 6, 1), OneHotValues(1, 1, 6),
+            new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.SlidingWindow(2, 1) });
+        var causal = Reference.BlockSparse(Zeros(1, 1, 2, 1), Zeros(1, 1, 6, 1), OneHotValues(1, 1, 6),
+            new BlockSparseOptions { Mask = mask, Predicate = ElementPredicate.SlidingWindow(2, 1, causal: true) });
+        Assert.Equal(new[] { 2, 3, 4, 5 }, VisibleKeys(open, 0, 6));
+        Assert.Equal(new[] { 2, 3, 4 }, VisibleKeys(causal, 0, 6));
+        Assert.Equal(new[] { 3, 4, 5 }, VisibleKeys(causal, 1, 6));
+    }
+
+    [Fact]
+    public void BlockSparse_Softcap_EqualsFlashSoftcap()
+    {
+        var q = Random(65, 3, 1, 2, 7, 4);
+        var k = Random(66, 3, 1, 2, 7, 4);
+        var v = Random(67, 1, 1, 2, 7, 3);
+        var mask = Flex(4, 4, 2, partial: [[], []], full: [[0, 1], [0, 1]]);
+        var sparse = Reference.BlockSparse(q, k, v, new BlockSparseOptions { Mask = mask, Softcap = 1.5f });
+        var flash = Reference.Flash(q, k, v, new FlashOptions { Softcap = 1.5f });
+        AssertClose(flash.Output, sparse.Output, 1e-12);
+        AssertClose(flash.LogSumExp, sparse.LogSumExp, 1e-12);
     }
 }

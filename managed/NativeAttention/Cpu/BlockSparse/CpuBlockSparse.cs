@@ -1,0 +1,617 @@
+// CPU block-sparse attention: the flash micro-kernels run over the key blocks each query block lists, so the cost is
+// that of the blocks kept. Full blocks skip the element predicate; partial blocks apply it per column or per element.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace NativeAttention.Cpu;
+
+/// <summary>
+/// Computes <see cref="AttentionContext.BlockSparse"/> in float32 whatever the storage type (float32, float16,
+/// bfloat16), with GQA/MQA, Dv != Dqk, scale, softcap and the log-sum-exp.
+/// </summary>
+/// <remarks>
+/// A work item is (batch, key/value head, query block, chunk of the group's query heads, key split). Its columns are
+/// the chunk's query heads x the block's queries, as in <see cref="CpuFlash"/>, so one K/V tile serves every query
+/// head of the group that shares the mask row. The item walks the union of its heads' rows in ascending key-block
+/// order (rows are sorted, so each head keeps two cursors, full and partial); adjacent blocks of the same kind for
+/// every head are joined into one run and the run is cut into tiles of <see cref="CpuFlashTiles.KeyTile"/> keys. Per
+/// tile and column group: full blocks compute without any mask (only a short last tile masks its padding), partial
+/// blocks under a range predicate (causal, window, prefix-LM) skip groups whose columns see nothing of the tile, run
+/// unmasked when every column sees all of it, and otherwise mask each column to its range; partial blocks under the
+/// document predicate compare ids per element. Heads that do not list a block get an empty range in that tile.
+/// <para>
+/// Few, long items (decoding: one query per sequence) are cut into key splits by key-block index, each giving a
+/// partial (o, LSE) merged exactly through <see cref="LogSumExpMerge"/>, as split-KV decoding does; float32 K/V rows of
+/// the next tile are prefetched while a narrow item computes the current one. Items are taken from a shared counter,
+/// most listed blocks first; each is computed start to finish by one worker in a fixed order, so results do not depend
+/// on the thread count or on timing.
+/// </para>
+/// </remarks>
+internal static unsafe class CpuBlockSparse
+{
+    private const int KeyTile = CpuFlashTiles.KeyTile;
+    private const int KindNone = 0, KindFull = 1, KindPartial = 2;
+
+    /// <summary>Split items whose rows hold at least this many keys per split; shorter splits cost more to merge than they balance.</summary>
+    private const int MinKeysPerSplit = 512;
+
+    /// <summary>Runs a validated block-sparse problem on <paramref name="threads"/> workers.</summary>
+    /// <exception cref="NotSupportedException"><paramref name="vectorBits"/> names a width the JIT does not accelerate here.</exception>
+    public static void Run(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
+        int? vectorBits = null)
+    {
+        switch (vectorBits ?? CpuFeatures.VectorBits)
+        {
+            case 512 when Vector512.IsHardwareAccelerated: Run<Simd512, Vector512<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 256 when Vector256.IsHardwareAccelerated: Run<Simd256, Vector256<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 128 when Vector128.IsHardwareAccelerated: Run<Simd128, Vector128<float>>(problem, query, key, value, output, logSumExp, threads); break;
+            case 0: Run<SimdScalar, float>(problem, query, key, value, output, logSumExp, threads); break;
+            default:
+                throw new NotSupportedException($"{vectorBits}-bit vectors are not accelerated here (widest: {CpuFeatures.VectorBits}); use 512, 256, 128 or 0 (scalar) up to that width.");
+        }
+    }
+
+    private static void Run<TSimd, T>(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        using var qPin = query.Storage!.Pin();
+        using var kPin = key.Storage!.Pin();
+        using var vPin = value.Storage!.Pin();
+        using var oPin = output.Storage!.Pin();
+        using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
+        var plan = new Plan(problem, TSimd.Count, threads, query, key, value, output, logSumExp,
+            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer);
+        fixed (int* keyDocuments = plan.KeyDocuments)
+        {
+            plan.KeyDocumentsPointer = keyDocuments;
+            CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+        }
+        if (plan.Splits > 1) Merge(plan);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        float* scratch = CpuScratch.Get(plan.ScratchFloats);
+        for (int next = Interlocked.Increment(ref plan.NextItem) - 1; next < plan.Items; next = Interlocked.Increment(ref plan.NextItem) - 1)
+        {
+            int item = plan.Order[next];
+            if (plan.GroupVectors == 1) RunItem<TSimd, T, One>(plan, item, scratch);
+            else RunItem<TSimd, T, Four>(plan, item, scratch);
+        }
+    }
+
+    /// <summary>The parts of an item number: batch, kv head, query block, head chunk, split (split fastest).</summary>
+    private static (int Batch, int KvHead, int QueryBlock, int Chunk, int Split) Parts(Plan p, int item)
+    {
+        int split = item % p.Splits;
+        int rest = item / p.Splits;
+        int chunk = rest % p.HeadChunks;
+        rest /= p.HeadChunks;
+        int queryBlock = rest % p.QueryBlocks;
+        rest /= p.QueryBlocks;
+        return (rest / p.KeyValueHeads, rest % p.KeyValueHeads, queryBlock, chunk, split);
+    }
+
+    /// <summary>One item: the chunk's query heads x the query block's queries, over the listed key blocks of one split.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunItem<TSimd, T, TGroup>(Plan p, int item, float* scratch)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
+    {
+        var (batch, kvHead, queryBlock, chunk, split) = Parts(p, item);
+        var problem = p.Problem;
+        int q0 = queryBlock * p.QueryBlockSize;
+        int queries = Math.Min(p.QueryBlockSize, p.QueryLength - q0);
+        int firstHead = kvHead * p.GroupSize + chunk * p.HeadsPerItem;
+        int heads = Math.Min(p.HeadsPerItem, (kvHead + 1) * p.GroupSize - firstHead);
+        int columns = heads * queries;
+        int width = p.GroupWidth;
+        int groups = (columns + width - 1) / width;
+        int padded = groups * width;
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
+        var s = new ScratchLayout(scratch, p);
+
+        // Mask rows: one per head, or one for all when the chunk's heads share it (mask per group, or broadcast).
+        int firstRow = problem.MaskRow(batch, firstHead, queryBlock);
+        bool shared = heads == 1 || problem.MaskRow(batch, firstHead + heads - 1, queryBlock) == firstRow;
+        int rows = shared ? 1 : heads;
+        int capacity = p.Capacity;
+        int splitLow = (int)((long)p.KeyBlocks * split / p.Splits), splitHigh = (int)((long)p.KeyBlocks * (split + 1) / p.Splits);
+        var fullIndices = p.FullIndices;
+        var partialIndices = p.PartialIndices;
+        for (int r = 0; r < rows; r++)
+        {
+            int row = shared ? firstRow : problem.MaskRow(batch, firstHead + r, queryBlock);
+            int fullCount = p.FullCounts is null ? 0 : p.FullCounts[row], partialCount = p.PartialCounts[row];
+            s.FullAt[r] = LowerBound(fullIndices, row * capacity, row * capacity + fullCount, splitLow);
+            s.FullEnd[r] = LowerBound(fullIndices, row * capacity, row * capacity + fullCount, splitHigh);
+            s.PartialAt[r] = LowerBound(partialIndices, row * capacity, row * capacity + partialCount, splitLow);
+            s.PartialEnd[r] = LowerBound(partialIndices, row * capacity, row * capacity + partialCount, splitHigh);
+        }
+
+        bool range = p.PredicateIsRange;
+        for (int c = 0; c < padded; c++)
+        {
+            float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
+            if (c < columns)
+            {
+                int head = firstHead + c / queries, index = q0 + c % queries;
+                if (p.PredicateNone) (s.Start[c], s.End[c]) = (0, p.KeyLength);
+                else if (range) (s.Start[c], s.End[c]) = problem.PredicateKeys(batch, index);
+                else
+                {
+                    (s.Start[c], s.End[c]) = (0, p.KeyLength);
+                    s.QueryDocument[c] = p.QueryDocuments![batch * p.QueryLength + index];
+                }
+                CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1] + index * p.QueryStrides[2]),
+                    p.QueryStrides[3], dqk, p.ElementType);
+                float* qRow = s.QueryRows + (long)c * dqk;
+                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = qRow[d] = s.Row[d] * p.Log2Scale;
+            }
+            else
+            {
+                // Padding columns see everything, so they never force the masked path; nothing reads them back.
+                s.Start[c] = int.MinValue;
+                s.End[c] = int.MaxValue;
+                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
+            }
+            s.Max[c] = float.NegativeInfinity;
+            s.Sum[c] = 0;
+            new Span<float>(s.Output + (long)c * dvStride, dvStride).Clear();
+        }
+        // Per group under a range predicate: the union of its columns' ranges (partial tiles outside it are skipped)
+        // and their intersection (partial tiles inside it need no mask).
+        for (int g = 0; g < groups; g++)
+        {
+            int low = int.MaxValue, high = int.MinValue, fullLow = int.MinValue, fullHigh = int.MaxValue;
+            for (int c = g * width; c < Math.Min(columns, (g + 1) * width); c++)
+            {
+                fullLow = Math.Max(fullLow, s.Start[c]);
+                fullHigh = Math.Min(fullHigh, s.End[c]);
+                if (s.Start[c] >= s.End[c]) continue;
+                low = Math.Min(low, s.Start[c]);
+                high = Math.Max(high, s.End[c]);
+            }
+            s.GroupLow[g] = low; s.GroupHigh[g] = high; s.GroupFullLow[g] = fullLow; s.GroupFullHigh[g] = fullHigh;
+        }
+
+        byte* kBase = p.K + p.ElementSize * (p.KeyOffset + batch * p.KeyStrides[0] + kvHead * p.KeyStrides[1]);
+        byte* vBase = p.V + p.ElementSize * (p.ValueOffset + batch * p.ValueStrides[0] + kvHead * p.ValueStrides[1]);
+        bool prefetch = Sse.IsSupported && p.DirectKeys && p.DirectValues && groups == 1 && TGroup.Value == 1;
+        int bk = p.KeyBlockSize;
+        while (true)
+        {
+            // The next block any row lists, each row's kind there, and the run of following blocks with the same kinds.
+            int block = NextBlock(s, rows, fullIndices, partialIndices);
+            if (block == int.MaxValue) break;
+            bool uniform = true;
+            for (int r = 0; r < rows; r++)
+            {
+                s.Kind[r] = TakeKind(s, r, block, fullIndices, partialIndices);
+                uniform &= s.Kind[r] == s.Kind[0];
+            }
+            int runEnd = block + 1;
+            while (runEnd < splitHigh && SameKindsAt(s, rows, runEnd, fullIndices, partialIndices))
+            {
+                for (int r = 0; r < rows; r++) TakeKind(s, r, runEnd, fullIndices, partialIndices);
+                runEnd++;
+            }
+            int keyStart = block * bk, keyEnd = Math.Min(p.KeyLength, runEnd * bk);
+            // Under no predicate partial blocks are full ones.
+            int kind0 = s.Kind[0] == KindPartial && p.PredicateNone ? KindFull : s.Kind[0];
+            int nextStart = prefetch ? PeekNextKey(s, rows, fullIndices, partialIndices, bk) : -1;
+
+            for (int k0 = keyStart; k0 < keyEnd; k0 += KeyTile)
+            {
+                int keys = Math.Min(KeyTile, keyEnd - k0);
+                int blocked = (keys + CpuFlashTiles.KeyBlock - 1) / CpuFlashTiles.KeyBlock * CpuFlashTiles.KeyBlock;
+                float* tileKeys = s.Keys, tileValues = s.Values;
+                long keyStride = dqk, valueStride = dvStride;
+                if (p.DirectKeys && blocked == keys)
+                {
+                    tileKeys = (float*)(kBase + p.ElementSize * k0 * p.KeyStrides[2]);
+                    keyStride = p.KeyStrides[2];
+                }
+                else
+                {
+                    for (int j = 0; j < keys; j++)
+                        CpuPacking.ReadRow(s.Keys + (long)j * dqk, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
+                    new Span<float>(s.Keys + (long)keys * dqk, (blocked - keys) * dqk).Clear();
+                }
+                if (p.DirectValues && blocked == keys)
+                {
+                    tileValues = (float*)(vBase + p.ElementSize * k0 * p.ValueStrides[2]);
+                    valueStride = p.ValueStrides[2];
+                }
+                else
+                {
+                    for (int j = 0; j < keys; j++)
+                        CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
+                    new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
+                }
+                if (prefetch)
+                {
+                    // Narrow items are bound by reading K and V: ask for the next tile (this run's or the next block's) now.
+                    int ahead = k0 + KeyTile < keyEnd ? k0 + KeyTile : nextStart;
+                    if (ahead >= 0 && ahead < p.KeyLength)
+                    {
+                        int count = Math.Min(KeyTile, p.KeyLength - ahead);
+                        Prefetch(kBase + p.ElementSize * ahead * p.KeyStrides[2], count * p.ElementSize * p.KeyStrides[2]);
+                        Prefetch(vBase + p.ElementSize * ahead * p.ValueStrides[2], count * p.ElementSize * p.ValueStrides[2]);
+                    }
+                }
+
+                for (int g = 0; g < groups; g++)
+                {
+                    int first = g * width;
+                    int real = Math.Min(width, columns - first);
+                    // How this group's columns see the tile: all of it (no mask), none of it (skip), or a range each.
+                    bool masked, perElement = false;
+                    if (uniform && kind0 == KindFull) masked = blocked != keys;
+                    else if (uniform && range)
+                    {
+                        if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
+                        masked = blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g];
+                    }
+                    else
+                    {
+                        bool any = false;
+                        masked = blocked != keys;
+                        for (int c = first; c < first + real; c++)
+                        {
+                            int kind = s.Kind[shared ? 0 : (c / queries)];
+                            if (kind == KindPartial && p.PredicateNone) kind = KindFull;
+                            int start = kind == KindFull ? k0 : kind == KindPartial ? Math.Max(s.Start[c], k0) : k0;
+                            int end = kind == KindFull ? k0 + keys : kind == KindPartial ? Math.Min(s.End[c], k0 + keys) : k0;
+                            if (start < end) any = true;
+                            masked |= start != k0 || end != k0 + keys;
+                            perElement |= kind == KindPartial && !range;
+                        }
+                        if (!any) continue;
+                    }
+                    bool byDot = TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns;
+                    float* groupQueryT = s.QueryT + (long)g * dqk * width, groupQueryRows = s.QueryRows + (long)first * dqk;
+                    if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
+                    else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dqk, blocked, s.Scores);
+                    if (p.Softcap) Softcap<TSimd, T>(s.Scores, (long)blocked * width, p.SoftcapIn, p.SoftcapOut);
+                    if (masked)
+                    {
+                        for (int c = 0; c < width; c++)
+                        {
+                            int column = first + c;
+                            int start = 0, end = keys;
+                            if (c < real)
+                            {
+                                int kind = s.Kind[shared ? 0 : (column / queries)];
+                                if (kind == KindPartial && p.PredicateNone) kind = KindFull;
+                                if (kind == KindNone) end = 0;
+                                else if (kind == KindPartial)
+                                {
+                                    start = Math.Clamp(s.Start[column] - k0, 0, keys);
+                                    end = Math.Clamp(s.End[column] - k0, start, keys);
+                                }
+                            }
+                            s.TileStart[c] = start;
+                            s.TileEnd[c] = end;
+                        }
+                        CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
+                    }
+                    if (perElement)
+                    {
+                        // Document predicate: partial columns keep only keys of their own document.
+                        for (int c = 0; c < real; c++)
+                        {
+                            int column = first + c;
+                            if (s.Kind[shared ? 0 : (column / queries)] != KindPartial) continue;
+                            int doc = s.QueryDocument[column];
+                            int* keyDocs = p.KeyDocumentsPointer + (long)batch * p.KeyLength + k0;
+                            for (int j = 0; j < keys; j++)
+                                if (keyDocs[j] != doc) s.Scores[(long)j * width + c] = float.NegativeInfinity;
+                        }
+                    }
+                    CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
+                    CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
+                }
+            }
+        }
+
+        for (int c = 0; c < columns; c++)
+        {
+            int head = firstHead + c / queries, index = q0 + c % queries;
+            float sum = s.Sum[c], max = s.Max[c];
+            // A row that saw no key has sum 0: zeros out, -inf log-sum-exp, never 0/0.
+            bool empty = sum == 0;
+            float factor = empty ? 0f : 1f / sum;
+            float lse = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
+            float* acc = s.Output + (long)c * dvStride;
+            if (p.Splits > 1)
+            {
+                long partial = p.PartialRow(batch, head, index, split);
+                for (int d = 0; d < dv; d++) p.Partials[partial * dv + d] = acc[d] * factor;
+                p.PartialLse[partial] = lse;
+                continue;
+            }
+            CpuPacking.WriteRow(p.O + p.ElementSize * (p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1] + index * p.OutputStrides[2]),
+                p.OutputStrides[3], acc, factor, dv, p.ElementType);
+            if (p.Lse != null)
+                p.Lse[p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1] + index * p.LseStrides[2]] = lse;
+        }
+    }
+
+    /// <summary>The first position in <c>indices[from..to)</c> (ascending) holding a value at least <paramref name="value"/>.</summary>
+    private static int LowerBound(int[] indices, int from, int to, int value)
+    {
+        while (from < to)
+        {
+            int mid = (from + to) >>> 1;
+            if (indices[mid] < value) from = mid + 1;
+            else to = mid;
+        }
+        return from;
+    }
+
+    /// <summary>The smallest key block any row still lists in this split (int.MaxValue when none).</summary>
+    private static int NextBlock(in ScratchLayout s, int rows, int[] full, int[] partial)
+    {
+        int next = int.MaxValue;
+        for (int r = 0; r < rows; r++)
+        {
+            if (s.FullAt[r] < s.FullEnd[r]) next = Math.Min(next, full[s.FullAt[r]]);
+            if (s.PartialAt[r] < s.PartialEnd[r]) next = Math.Min(next, partial[s.PartialAt[r]]);
+        }
+        return next;
+    }
+
+    /// <summary>Row r's kind at <paramref name="block"/> (the next block it may list), advancing its cursor past it.</summary>
+    private static int TakeKind(in ScratchLayout s, int r, int block, int[] full, int[] partial)
+    {
+        if (s.FullAt[r] < s.FullEnd[r] && full[s.FullAt[r]] == block)
+        {
+            s.FullAt[r]++;
+            return KindFull;
+        }
+        if (s.PartialAt[r] < s.PartialEnd[r] && partial[s.PartialAt[r]] == block)
+        {
+            s.PartialAt[r]++;
+            return KindPartial;
+        }
+        return KindNone;
+    }
+
+    /// <summary>Whether every row's kind at <paramref name="block"/> equals its kind in the current run (nothing advanced).</summary>
+    private static bool SameKindsAt(in ScratchLayout s, int rows, int block, int[] full, int[] partial)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            int kind = s.FullAt[r] < s.FullEnd[r] && full[s.FullAt[r]] == block ? KindFull
+                : s.PartialAt[r] < s.PartialEnd[r] && partial[s.PartialAt[r]] == block ? KindPartial : KindNone;
+            if (kind != s.Kind[r]) return false;
+        }
+        return true;
+    }
+
+    /// <summary>The first key of the next block any row lists, or -1.</summary>
+    private static int PeekNextKey(in ScratchLayout s, int rows, int[] full, int[] partial, int blockSize)
+    {
+        int next = NextBlock(s, rows, full, partial);
+        return next == int.MaxValue ? -1 : next * blockSize;
+    }
+
+    /// <summary>Asks for <paramref name="bytes"/> bytes from <paramref name="start"/> to be brought into cache.</summary>
+    private static void Prefetch(byte* start, long bytes)
+    {
+        for (long offset = 0; offset < bytes; offset += 64) Sse.Prefetch0(start + offset);
+    }
+
+    /// <summary>Softcap on scores in log2 units: <c>s2 = out tanh(in s2)</c> is <c>c tanh(s / c)</c> times log2(e).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Softcap<TSimd, T>(float* scores, long count, float inScale, float outScale) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        T input = TSimd.Broadcast(inScale), output = TSimd.Broadcast(outScale);
+        for (long n = 0; n < count; n += TSimd.Count)
+            TSimd.Store(scores + n, TSimd.Multiply(output, CpuSimdMath.Tanh<TSimd, T>(TSimd.Multiply(TSimd.Load(scores + n), input))));
+    }
+
+    /// <summary>Merges the splits of every row through their log-sum-exps and writes O and the LSE.</summary>
+    private static void Merge(Plan p)
+    {
+        Span<float> weights = stackalloc float[p.Splits];
+        var row = new float[p.ValueDim];
+        fixed (float* rowPointer = row)
+        {
+            for (int b = 0; b < p.Batch; b++)
+            for (int h = 0; h < p.QueryHeads; h++)
+            for (int i = 0; i < p.QueryLength; i++)
+            {
+                for (int split = 0; split < p.Splits; split++) weights[split] = p.PartialLse[p.PartialRow(b, h, i, split)];
+                float lse = LogSumExpMerge.ToWeights(weights);
+                Array.Clear(row);
+                for (int split = 0; split < p.Splits; split++)
+                {
+                    float weight = weights[split];
+                    if (weight == 0) continue;
+                    long partial = p.PartialRow(b, h, i, split) * p.ValueDim;
+                    for (int d = 0; d < p.ValueDim; d++) row[d] += weight * p.Partials[partial + d];
+                }
+                CpuPacking.WriteRow(p.O + p.ElementSize * (p.OutputOffset + b * p.OutputStrides[0] + h * p.OutputStrides[1] + i * p.OutputStrides[2]),
+                    p.OutputStrides[3], rowPointer, 1f, p.ValueDim, p.ElementType);
+                if (p.Lse != null) p.Lse[p.LseOffset + b * p.LseStrides[0] + h * p.LseStrides[1] + i * p.LseStrides[2]] = lse;
+            }
+        }
+    }
+
+    /// <summary>Sizes, pointers, strides and the mask of one call, shared read-only by the workers (plus the item counter).</summary>
+    private sealed class Plan
+    {
+        public readonly BlockSparseProblem Problem;
+        public readonly int Batch, QueryHeads, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
+        public readonly int QueryBlockSize, KeyBlockSize, QueryBlocks, KeyBlocks;
+        public readonly int HeadsPerItem, HeadChunks, Splits, Items, GroupVectors, GroupWidth, MaxColumns;
+        public readonly float Log2Scale, SoftcapIn, SoftcapOut;
+        public readonly bool Softcap, PredicateNone, PredicateIsRange, DirectKeys, DirectValues;
+        public readonly int Capacity;
+        public readonly int[] PartialCounts, PartialIndices, FullIndices;
+        public readonly int[]? FullCounts;
+        public readonly int[]? QueryDocuments, KeyDocuments;
+        /// <summary>The pinned <see cref="KeyDocuments"/> while the workers run.</summary>
+        public int* KeyDocumentsPointer;
+        /// <summary>Items in the order workers take them: most listed blocks first, so long items do not finish last.</summary>
+        public readonly int[] Order;
+        public readonly float[] Partials = [], PartialLse = [];
+        public readonly ElementType ElementType;
+        public readonly long ElementSize;
+        public readonly byte* Q, K, V, O;
+        public readonly float* Lse;
+        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
+        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides;
+        public readonly long ScratchFloats;
+        public int NextItem;
+
+        public Plan(BlockSparseProblem problem, int vectorWidth, int threads, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+            byte* q, byte* k, byte* v, byte* o, float* lse)
+        {
+            Problem = problem;
+            Batch = problem.Batch;
+            QueryHeads = problem.QueryHeads;
+            KeyValueHeads = problem.KeyValueHeads;
+            GroupSize = problem.GroupSize;
+            QueryLength = problem.QueryLength;
+            KeyLength = problem.KeyLength;
+            HeadDim = problem.HeadDim;
+            ValueDim = problem.ValueDim;
+            ValueStride = (ValueDim + vectorWidth - 1) / vectorWidth * vectorWidth;
+            QueryBlockSize = problem.QueryBlockSize;
+            KeyBlockSize = problem.KeyBlockSize;
+            QueryBlocks = problem.QueryBlocks;
+            KeyBlocks = problem.KeyBlocks;
+            int queriesPerBlock = Math.Min(QueryBlockSize, QueryLength);
+            HeadsPerItem = Math.Clamp(CpuFlashTiles.ColumnsPerItem / queriesPerBlock, 1, GroupSize);
+            HeadChunks = (GroupSize + HeadsPerItem - 1) / HeadsPerItem;
+            bool narrow = vectorWidth >= CpuFlashTiles.RowBlock && HeadsPerItem * queriesPerBlock <= CpuFlashTiles.NarrowGroupMaxVectors * vectorWidth;
+            GroupVectors = narrow ? 1 : CpuFlashTiles.GroupVectors;
+            GroupWidth = GroupVectors * vectorWidth;
+            MaxColumns = (HeadsPerItem * queriesPerBlock + GroupWidth - 1) / GroupWidth * GroupWidth;
+            Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
+            float softcap = problem.Options.Softcap;
+            if (softcap > 0)
+            {
+                Softcap = true;
+                SoftcapIn = (float)(1 / (MathConstants.Log2EDouble * softcap));
+                SoftcapOut = (float)(softcap * MathConstants.Log2EDouble);
+            }
+            var predicate = problem.Options.Predicate;
+            PredicateNone = predicate.Kind == ElementPredicateKind.None;
+            PredicateIsRange = problem.PredicateIsRange;
+            if (predicate.Kind == ElementPredicateKind.Document)
+            {
+                QueryDocuments = predicate.QueryDocuments.ToArray();
+                KeyDocuments = predicate.KeyDocuments.ToArray();
+            }
+
+            var mask = problem.Mask;
+            Capacity = mask.MaxBlocksPerRow;
+            PartialCounts = mask.PartialCounts.ToArray();
+            PartialIndices = mask.PartialIndices.ToArray();
+            FullCounts = mask.FullCounts.IsEmpty ? null : mask.FullCounts.ToArray();
+            FullIndices = mask.FullIndices.IsEmpty ? [] : mask.FullIndices.ToArray();
+
+            ElementType = problem.ElementType;
+            ElementSize = ElementType.SizeOf();
+            Q = q; K = k; V = v; O = o; Lse = lse;
+            (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
+            (KeyOffset, KeyStrides) = (key.Offset, key.Strides.ToArray());
+            (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
+            (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
+            (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            DirectKeys = ElementType == ElementType.Float32 && KeyStrides[3] == 1;
+            DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;
+
+            // Split the key blocks when there are too few items to keep every worker busy and rows are long.
+            int baseItems = Batch * KeyValueHeads * QueryBlocks * HeadChunks;
+            long longest = 0;
+            for (int row = 0; row < PartialCounts.Length; row++)
+                longest = Math.Max(longest, PartialCounts[row] + (FullCounts?[row] ?? 0));
+            int wanted = baseItems >= 2 * threads ? 1 : (4 * threads + baseItems - 1) / baseItems;
+            Splits = (int)Math.Clamp(Math.Min(wanted, longest * KeyBlockSize / MinKeysPerSplit), 1, Math.Max(1, KeyBlocks));
+            Items = baseItems * Splits;
+            if (Splits > 1)
+            {
+                long partialRows = (long)Batch * QueryHeads * QueryLength * Splits;
+                Partials = new float[partialRows * ValueDim];
+                PartialLse = new float[partialRows];
+            }
+            Order = OrderByCost();
+            ScratchFloats = ScratchLayout.Floats(this);
+        }
+
+        /// <summary>Row of the partial results of (batch, query head, query, split).</summary>
+        public long PartialRow(int batch, int head, int index, int split) =>
+            (((long)batch * QueryHeads + head) * QueryLength + index) * Splits + split;
+
+        /// <summary>Item numbers sorted by the number of blocks their first head lists (descending, ties by number).</summary>
+        private int[] OrderByCost()
+        {
+            var cost = new long[Items];
+            var order = new int[Items];
+            for (int item = 0; item < Items; item++)
+            {
+                order[item] = item;
+                int split = item % Splits, rest = item / Splits;
+                int chunk = rest % HeadChunks;
+                rest /= HeadChunks;
+                int queryBlock = rest % QueryBlocks;
+                rest /= QueryBlocks;
+                int batch = rest / KeyValueHeads, kvHead = rest % KeyValueHeads;
+                int row = Problem.MaskRow(batch, kvHead * GroupSize + chunk * HeadsPerItem, queryBlock);
+                long blocks = PartialCounts[row] + (FullCounts?[row] ?? 0);
+                cost[item] = Splits > 1 ? blocks / Splits : blocks;
+            }
+            Array.Sort(order, (a, b) => cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
+            return order;
+        }
+    }
+
+    /// <summary>Carves one worker's scratch into the item's buffers; every block starts 64-byte aligned.</summary>
+    private readonly struct ScratchLayout
+    {
+        public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
+        public readonly int* Start, End, QueryDocument, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
+        public readonly int* FullAt, FullEnd, PartialAt, PartialEnd, Kind;
+        private readonly float* _end;
+
+        public ScratchLayout(float* scratch, Plan p)
+        {
+            float* next = scratch;
+            int columns = p.MaxColumns, groups = columns / p.GroupWidth, rows = p.HeadsPerItem;
+            QueryT = CpuScratch.Take(ref next, (long)columns * p.HeadDim);
+            QueryRows = CpuScratch.Take(ref next, (long)columns * p.HeadDim);
+            Output = CpuScratch.Take(ref next, (long)columns * p.ValueStride);
+            Max = CpuScratch.Take(ref next, columns);
+            Sum = CpuScratch.Take(ref next, columns);
+            Alpha = CpuScratch.Take(ref next, p.GroupWidth);
+            Keys = CpuScratch.Take(ref next, (long)KeyTile * p.HeadDim);
+            Values = CpuScratch.Take(ref next, (long)KeyTile * p.ValueStride);
+            Scores = CpuScratch.Take(ref next, (long)KeyTile * p.GroupWidth);
+            TileStart = CpuScratch.Take(ref next, p.GroupWidth);
+            TileEnd = CpuScratch.Take(ref next, p.GroupWidth);
+            Row = CpuScratch.Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
+            Start = (int*)CpuScratch.Take(ref next, columns);
+            End = (int*)CpuScratch.Take(ref next, columns);
+            QueryDocument = (int*)CpuScratch.Take(ref next, columns);
+            GroupLow = (int*)CpuScratch.Take(ref next, groups);
+            GroupHigh = (int*)CpuScratch.Take(ref next, groups);
+            GroupFullLow = (int*)CpuScratch.Take(ref next, groups);
+            GroupFullHigh = (int*)CpuScratch.Take(ref next, groups);
+            FullAt = (int*)CpuScratch.Take(ref next, rows);
+            FullEnd = (int*)CpuScratch.Take(ref next, rows);
+            PartialAt = (int*)CpuScratch.Take(ref next, rows);
+            PartialEnd = (int*)CpuScratch.Take(ref next, rows);
+            Kind = (int*)CpuScratch.Take(ref next, rows);
+            _end = next;
+        }
+
+        /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
+        public static long Floats(Plan p) => (long)new ScratchLayout(null, p)._end / sizeof(float);
+    }
+}
