@@ -24,14 +24,14 @@ public sealed record BlockSparseCase : IAttentionCase
         "predicate: causal, window(<left>,<right>) [wcausal], prefix=<keys> or docs=<documents>, softcap=<c>, scale=<x>, amp=<input scale>, seed=<int>";
 
     /// <summary>The block-sparse family: kernels on the CPU, OpenCL and CUDA.</summary>
-    public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR/BSR, dense)", Grammar, Parse, HasKernels: false,
+    public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR/BSR, dense)", Grammar, Parse, HasKernels: true,
     [
         "blocksparse f32 B1 H2/1 N70x90 D32/32 block=16x32 density=0.6 full=0.5 causal seed=61",
         "blocksparse f16 B2 H2/2 N64x64 D16/16 block=16 density=0.4 full=0 window(10,3) wcausal seed=62",
         "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 mask=group seed=63",
         "blocksparse f32 B2 H4/1 N100 D24/16 block=32x16 density=0.7 full=0.3 dense prefix=20 softcap=5 mask=shared seed=64",
         "blocksparse f32 B1 H4/2 N1x300 D32 block=16x64 density=0.5 full=0.5 bsr seed=65",
-    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda])
+    ])
     {
         Sample = SampleCase,
     };
