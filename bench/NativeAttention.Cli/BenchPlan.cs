@@ -182,7 +182,7 @@ internal static class CaseFile
                 throw new UsageException($"case file '{path}': {where}[{i}] must be a case spec string, e.g. \"flash f16 B1 H8/2 N1024 D64 causal\".");
             if (!AttentionCaseSpec.TryParse(item.GetString(), out var parsed, out string? error))
                 throw new UsageException($"case file '{path}' {where}[{i}]: {error}");
-            if (CaseFamilies.Find(parsed.FamilyName) is { HasKernels: false })
+            if (CaseFamilies.Find(parsed.FamilyName) is { HasKernels: false, KernelBackends: null or { Count: 0 } })
                 throw new UsageException($"case file '{path}' {where}[{i}]: {parsed.FamilyName} cannot be benchmarked yet: the library has no {parsed.FamilyName} kernel.");
             cases.Add(parsed);
             i++;

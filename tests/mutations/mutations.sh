@@ -73,6 +73,26 @@ mutation decode-split-boundary \
   'splitStart = low + (int)((long)(high - low) * split / p.Splits);' \
   'splitStart = low + (int)(((long)(high - low) * split + p.Splits - 1) / p.Splits);'
 
+# --- block-sparse (Families/BlockSparse/BlockSparseProblem.cs, Cpu/BlockSparse/CpuBlockSparse.cs)
+
+mutation blocksparse-partial-as-full \
+  managed/NativeAttention/Cpu/BlockSparse/CpuBlockSparse.cs "$CPU_TESTS" \
+  'CPU block-sparse skips the element predicate on partial blocks shared by every head of an item (treats them as full)' \
+  'int kind0 = s.Kind[0] == KindPartial && p.PredicateNone ? KindFull : s.Kind[0];' \
+  'int kind0 = s.Kind[0] == KindPartial ? KindFull : s.Kind[0];'
+
+mutation blocksparse-range-end \
+  managed/NativeAttention/Cpu/BlockSparse/CpuBlockSparse.cs "$CPU_TESTS" \
+  'CPU block-sparse lets a partial block column see one key past its predicate range (end taken as inclusive)' \
+  'end = Math.Clamp(s.End[column] - k0, start, keys);' \
+  'end = Math.Clamp(s.End[column] - k0 + 1, start, keys);'
+
+mutation blocksparse-group-mask-head \
+  managed/NativeAttention/Families/BlockSparse/BlockSparseProblem.cs "$CPU_TESTS" \
+  'A mask shared per GQA group is read by query head modulo the mask heads instead of by group' \
+  'int h = head / (QueryHeads / Mask.MaskHeads);' \
+  'int h = head % Mask.MaskHeads;'
+
 # --- block-sparse GPU kernels (kernels/blocksparse/, run on OpenCL: PoCL in CI; the shared tile walk also drives the
 # CUDA tensor-core kernel). Filter: the OpenCL block-sparse tests (BlockSparseTests and BlockSparseGpuTests).
 

@@ -34,7 +34,7 @@ internal static class FuzzCommand
         var noWindows = new Option<bool>("--no-windows") { Description = "Sample no sliding windows." };
         var noKvCache = new Option<bool>("--no-kvcache") { Description = "Run every flash case through Flash (by default a quarter go through FlashKvCache, with random cache layouts)." };
         var noOptionTensors = new Option<bool>("--no-option-tensors") { Description = "Sample no option tensors (by default a quarter of the flash cases get ALiBi, biases or sinks)." };
-        string[] sampled = [.. CaseFamilies.All.Where(f => f.HasKernels && f.Sample is not null).Select(f => f.Name)];
+        string[] sampled = [.. CaseFamilies.All.Where(f => (f.HasKernels || f.KernelBackends is { Count: > 0 }) && f.Sample is not null).Select(f => f.Name)];
         var family = new Option<CaseFamily[]>("--family")
         {
             Description = $"Families to sample (comma-separated; each case picks one at random). Default: flash.",

@@ -36,6 +36,9 @@ internal static unsafe class CpuBlockSparse
     /// <summary>Split items whose rows hold at least this many keys per split; shorter splits cost more to merge than they balance.</summary>
     private const int MinKeysPerSplit = 512;
 
+    /// <summary>Narrow items also prefetch the block this many places ahead into L2 (scattered blocks are latency-bound).</summary>
+    private const int PrefetchBlocksAhead = 4;
+
     /// <summary>Runs a validated block-sparse problem on <paramref name="threads"/> workers.</summary>
     /// <exception cref="NotSupportedException"><paramref name="vectorBits"/> names a width the JIT does not accelerate here.</exception>
     public static void Run(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
@@ -180,6 +183,18 @@ internal static unsafe class CpuBlockSparse
         byte* vBase = p.V + p.ElementSize * (p.ValueOffset + batch * p.ValueStrides[0] + kvHead * p.ValueStrides[1]);
         bool prefetch = Sse.IsSupported && p.DirectKeys && p.DirectValues && groups == 1 && TGroup.Value == 1;
         int bk = p.KeyBlockSize;
+        if (prefetch && rows == 1)
+        {
+            // Start the first blocks' reads together, so that the item never waits on one block at a time.
+            for (int ahead = 0; ahead < PrefetchBlocksAhead; ahead++)
+            {
+                int early = BlockAhead(s, fullIndices, partialIndices, ahead);
+                if (early < 0) break;
+                int first = early * bk, count = Math.Min(bk, p.KeyLength - first);
+                PrefetchL2(kBase + p.ElementSize * first * p.KeyStrides[2], count * p.ElementSize * p.KeyStrides[2]);
+                PrefetchL2(vBase + p.ElementSize * first * p.ValueStrides[2], count * p.ElementSize * p.ValueStrides[2]);
+            }
+        }
         while (true)
         {
             // The next block any row lists, each row's kind there, and the run of following blocks with the same kinds.
@@ -201,6 +216,17 @@ internal static unsafe class CpuBlockSparse
             // Under no predicate partial blocks are full ones.
             int kind0 = s.Kind[0] == KindPartial && p.PredicateNone ? KindFull : s.Kind[0];
             int nextStart = prefetch ? PeekNextKey(s, rows, fullIndices, partialIndices, bk) : -1;
+            if (prefetch && rows == 1)
+            {
+                // Reading scattered blocks from memory is latency-bound: ask for a block several ahead into L2 as well.
+                int far = BlockAhead(s, fullIndices, partialIndices, PrefetchBlocksAhead);
+                if (far >= 0)
+                {
+                    int first = far * bk, count = Math.Min(bk, p.KeyLength - first);
+                    PrefetchL2(kBase + p.ElementSize * first * p.KeyStrides[2], count * p.ElementSize * p.KeyStrides[2]);
+                    PrefetchL2(vBase + p.ElementSize * first * p.ValueStrides[2], count * p.ElementSize * p.ValueStrides[2]);
+                }
+            }
 
             for (int k0 = keyStart; k0 < keyEnd; k0 += KeyTile)
             {
@@ -396,6 +422,28 @@ internal static unsafe class CpuBlockSparse
     {
         int next = NextBlock(s, rows, full, partial);
         return next == int.MaxValue ? -1 : next * blockSize;
+    }
+
+    /// <summary>
+    /// The block <paramref name="ahead"/> places after the next one row 0 lists (merging its full and partial lists
+    /// from the cursors, which are left as they are), or -1 past the end.
+    /// </summary>
+    private static int BlockAhead(in ScratchLayout s, int[] full, int[] partial, int ahead)
+    {
+        int f = s.FullAt[0], fe = s.FullEnd[0], q = s.PartialAt[0], qe = s.PartialEnd[0];
+        for (int step = 0; ; step++)
+        {
+            bool takeFull = f < fe && (q >= qe || full[f] < partial[q]);
+            if (!takeFull && q >= qe) return -1;
+            int block = takeFull ? full[f++] : partial[q++];
+            if (step == ahead) return block;
+        }
+    }
+
+    /// <summary>Asks for <paramref name="bytes"/> bytes from <paramref name="start"/> to be brought into L2.</summary>
+    private static void PrefetchL2(byte* start, long bytes)
+    {
+        for (long offset = 0; offset < bytes; offset += 64) Sse.Prefetch1(start + offset);
     }
 
     /// <summary>Asks for <paramref name="bytes"/> bytes from <paramref name="start"/> to be brought into cache.</summary>
