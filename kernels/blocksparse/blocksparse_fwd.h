@@ -39,7 +39,7 @@
 NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_blocksparse_fwd(
     const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
     NA_GLOBAL na_elem* NA_RESTRICT o, NA_GLOBAL float* NA_RESTRICT lse, const NA_GLOBAL int* NA_RESTRICT meta,
-    const na_blocksparse_params p)
+    NA_GLOBAL float* NA_RESTRICT partial_o, NA_GLOBAL float* NA_RESTRICT partial_lse, const na_blocksparse_params p)
 {
     NA_SHARED float ks[NA_BLOCK_N * NA_HEAD_DIM_QK];
     NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
@@ -120,7 +120,15 @@ NA_KERNEL NA_WORKGROUP(NA_BLOCK_M) void na_blocksparse_fwd(
         NA_BARRIER();
     }
 
-    if (row_ok)
+    if (row_ok && p.splits > 1)
+    {
+        // A split's partial state, normalised by its own sum (zeros and -inf when it saw no key), for MergeStates.
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (int d = 0; d < NA_HEAD_DIM_V; d++)
+            if (d < p.qkvo.dv) partial_o[(g.partial + row) * p.qkvo.dv + d] = acc[d] * inv;
+        partial_lse[g.partial + row] = na_lse_from_base2(m, l);
+    }
+    else if (row_ok)
     {
         NA_GLOBAL na_elem* ob = o + p.qkvo.o_offset + g.b * p.qkvo.o_stride_b + g.h * p.qkvo.o_stride_h + row * p.qkvo.o_stride_n;
         const float inv = l > 0.0f ? 1.0f / l : 0.0f;

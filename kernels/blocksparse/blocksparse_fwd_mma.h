@@ -47,7 +47,8 @@ NA_INLINE void na_bsp_load_tile(unsigned short* tile, const unsigned short* src,
 
 NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_blocksparse_fwd(
     const na_elem* NA_RESTRICT q, const na_elem* NA_RESTRICT k, const na_elem* NA_RESTRICT v,
-    na_elem* NA_RESTRICT o, float* NA_RESTRICT lse, const int* NA_RESTRICT meta, const na_blocksparse_params p)
+    na_elem* NA_RESTRICT o, float* NA_RESTRICT lse, const int* NA_RESTRICT meta, float* NA_RESTRICT partial_o,
+    float* NA_RESTRICT partial_lse, const na_blocksparse_params p)
 {
     extern __shared__ __align__(128) unsigned short na_smem[];
     unsigned short* qs = na_smem;
@@ -245,6 +246,19 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_blockspar
             const float l = na_quad_sum(lrow[mt][hf]);
             if (row >= g.row_limit) continue;
             const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+            if (p.splits > 1)
+            {
+                // A split's partial state (Dv == NA_D here), for MergeStates.
+                float* prow = partial_o + (g.partial + row) * NA_D;
+#pragma unroll
+                for (int i = 0; i < NA_D / 8; i++)
+                {
+                    prow[i * 8 + 2 * (lane & 3)] = oacc[mt][i][2 * hf] * inv;
+                    prow[i * 8 + 2 * (lane & 3) + 1] = oacc[mt][i][2 * hf + 1] * inv;
+                }
+                if ((lane & 3) == 0) partial_lse[g.partial + row] = na_lse_from_base2(m, l);
+                continue;
+            }
             unsigned short* orow = o + p.qkvo.o_offset + g.b * p.qkvo.o_stride_b + g.h * p.qkvo.o_stride_h + row * p.qkvo.o_stride_n;
 #pragma unroll
             for (int i = 0; i < NA_D / 8; i++)

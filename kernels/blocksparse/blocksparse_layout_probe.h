@@ -14,6 +14,7 @@ NA_KERNEL void na_blocksparse_params_layout(NA_GLOBAL int* out)
     NA_P(mask_stride_b); NA_P(mask_stride_h); NA_P(mask_head_div); NA_P(qdoc_offset); NA_P(kdoc_offset); NA_P(bq);
     NA_P(bk); NA_P(query_blocks); NA_P(row_tiles); NA_P(predicate); NA_P(window_left); NA_P(window_right);
     NA_P(window_causal); NA_P(prefix_offset); NA_P(prefix_stride); NA_P(has_lse); NA_P(scale_log2); NA_P(softcap_log2);
+    NA_P(splits); NA_P(reserved);
 #undef NA_P_QKVO
 #undef NA_P
 }

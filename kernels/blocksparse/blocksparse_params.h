@@ -8,7 +8,9 @@
 // h' = h / mask_head_div the mask head (strides 0 broadcast), lists
 //   full key blocks     meta[meta[2r]     .. meta[2r + 1])   computed without the predicate,
 //   partial key blocks  meta[meta[2r + 1] .. meta[2r + 2])   computed where the predicate holds;
-// offsets are absolute indices into meta. Document ids (predicate 3), when present, are meta[qdoc_offset + b * nq + i]
+// offsets are absolute indices into meta. With splits > 1 every work-group takes one of `splits` contiguous ranges of
+// its row's entries and writes a float32 partial output [splits, B, Hq, Nq, Dv] and its LSE [splits, B, Hq, Nq]
+// (contiguous, from the partials buffers' bases) for MergeStates to combine. Document ids (predicate 3), when present, are meta[qdoc_offset + b * nq + i]
 // per query and meta[kdoc_offset + b * nk + j] per key; prefix lengths (predicate 4) meta[prefix_offset + b * prefix_stride].
 #include "common/qkvo_params.h"
 
@@ -35,4 +37,6 @@ typedef struct na_blocksparse_params
     int has_lse;           // 1: write LSE
     float scale_log2;      // scale * log2(e): scores are kept in base 2
     float softcap_log2;    // softcap c * log2(e), 0 without softcap: base-2 scores s2 become c2 tanh(s2 / c2)
+    int splits;            // key splits per row: 1 writes O (and LSE) directly, more write partials
+    int reserved;          // keeps the size a multiple of 8 without compiler padding
 } na_blocksparse_params;

@@ -18,18 +18,24 @@ typedef struct na_bsp_group
     int row_limit;    // one past the last query row of the query block
     int meta_row;     // 2 r: the row's full entries are meta[meta[meta_row]] .. meta[meta[meta_row + 1]]
     int prefix;       // prefix-LM (predicate 4): the sample's prefix length; 0 otherwise
+    int split;        // which of the row's p.splits entry ranges this group takes
+    na_i64 partial;   // with splits: index of the group's row 0 in the partial LSE [splits, B, Hq, Nq] (times Dv: in the outputs)
 } na_bsp_group;
 
-// Grid x holds (b * Hq + h, query block, row tile), row tiles fastest: grid y would cap B * Hq at 65535 on CUDA.
+// Grid x holds (b * Hq + h, query block, row tile, split), splits fastest: grid y would cap B * Hq at 65535 on CUDA.
 NA_INLINE na_bsp_group na_bsp_group_of(const na_blocksparse_params p, const NA_GLOBAL int* meta, int group, int rows)
 {
     na_bsp_group g;
+    const int split = group % p.splits;
+    group /= p.splits;
     const int per_head = p.query_blocks * p.row_tiles;
     const int bh = group / per_head;
     const int rest = group - bh * per_head;
     const int qb = rest / p.row_tiles;
     const int tile = rest - qb * p.row_tiles;
     g.b = bh / p.qkvo.heads_q;
+    g.split = split;
+    g.partial = ((na_i64)split * p.qkvo.batch * p.qkvo.heads_q + bh) * p.qkvo.nq;
     g.h = bh - g.b * p.qkvo.heads_q;
     g.hk = g.h / p.qkvo.group;
     const int block0 = qb * p.bq;                  // < nq: query blocks cover nq exactly
@@ -106,9 +112,11 @@ NA_INLINE void na_bsp_settle(na_bsp_tiles* t, const NA_GLOBAL int* meta, int bk,
 NA_INLINE na_bsp_tiles na_bsp_tiles_begin(const na_blocksparse_params p, const NA_GLOBAL int* meta, const na_bsp_group g, int first, int last)
 {
     na_bsp_tiles t;
-    t.e = meta[g.meta_row];
+    // Split s takes entries [begin + n s / splits, begin + n (s + 1) / splits) of the row's n (full, then partial).
+    const int row_begin = meta[g.meta_row], count = meta[g.meta_row + 2] - row_begin;
+    t.e = row_begin + (int)((na_i64)count * g.split / p.splits);
     t.partial_begin = meta[g.meta_row + 1];
-    t.end = meta[g.meta_row + 2];
+    t.end = row_begin + (int)((na_i64)count * (g.split + 1) / p.splits);
     t.n0 = 0;
     t.k1 = 0;
     t.clip_start = na_bsp_key_start(p, first);

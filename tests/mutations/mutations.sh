@@ -113,3 +113,9 @@ mutation bsp-gpu-clip-first-row \
   'GPU block-sparse clips partial blocks to the keys the first row of a work-group sees instead of the last row' \
   't.clip_end = na_bsp_key_end(p, g, last);' \
   't.clip_end = na_bsp_key_end(p, g, first);'
+
+mutation bsp-gpu-split-remainder \
+  kernels/blocksparse/blocksparse_tiles.h 'FullyQualifiedName~OpenClBlockSparse' \
+  'GPU block-sparse split-KV divides before multiplying: a split ends early and the remainder blocks of a row are dropped' \
+  't.end = row_begin + (int)((na_i64)count * (g.split + 1) / p.splits);' \
+  't.end = row_begin + count / p.splits * (g.split + 1);'

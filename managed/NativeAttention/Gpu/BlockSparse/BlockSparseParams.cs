@@ -25,4 +25,6 @@ internal struct BlockSparseParams
     public int HasLse;        // 1: write LSE
     public float ScaleLog2;   // scale * log2(e)
     public float SoftcapLog2; // softcap c * log2(e); 0 without softcap
+    public int Splits;        // key splits per row: 1 writes O (and LSE) directly, more write float32 partials for MergeStates
+    public int Reserved;      // keeps the size a multiple of 8 without compiler padding
 }

@@ -9,9 +9,10 @@ namespace NativeAttention.Gpu;
 /// indices, then, for the document predicate, the query ids <c>[B, Nq]</c> at <see cref="QueryDocuments"/> and the key
 /// ids <c>[B, Nk]</c> at <see cref="KeyDocuments"/>, or, for prefix-LM, the prefix lengths (<c>[1]</c> or <c>[B]</c>) at
 /// <see cref="Prefixes"/>. Row r = b' <see cref="StrideB"/> + h' <see cref="StrideH"/> + query block, with
-/// h' = h / <see cref="HeadDiv"/>; a stride of 0 broadcasts.
+/// h' = h / <see cref="HeadDiv"/>; a stride of 0 broadcasts. <see cref="LongestRow"/> is the most blocks one row lists.
 /// </summary>
-internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int StrideH, int HeadDiv, int QueryDocuments, int KeyDocuments, int Prefixes)
+internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int StrideH, int HeadDiv, int QueryDocuments, int KeyDocuments, int Prefixes,
+    int LongestRow)
 {
     /// <summary>
     /// Flattens the mask of a validated problem (<see cref="BlockSparseProblem.Mask"/>, every input format already in
@@ -27,7 +28,13 @@ internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int St
         var fullCounts = mask.FullCounts.Span;
         var partialCounts = mask.PartialCounts.Span;
         long entries = 0;
-        for (int r = 0; r < rows; r++) entries += (fullCounts.IsEmpty ? 0 : fullCounts[r]) + partialCounts[r];
+        int longest = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            int count = (fullCounts.IsEmpty ? 0 : fullCounts[r]) + partialCounts[r];
+            entries += count;
+            longest = Math.Max(longest, count);
+        }
         var predicate = problem.Options.Predicate;
         long extra = predicate.Kind switch
         {
@@ -70,6 +77,6 @@ internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int St
             predicate.PrefixLengths.Span.CopyTo(meta.AsSpan(prefixes));
         }
         return new BlockSparseTable(meta, mask.MaskBatch == 1 ? 0 : mask.MaskHeads * queryBlocks, mask.MaskHeads == 1 ? 0 : queryBlocks,
-            problem.QueryHeads / mask.MaskHeads, queryDocuments, keyDocuments, prefixes);
+            problem.QueryHeads / mask.MaskHeads, queryDocuments, keyDocuments, prefixes, longest);
     }
 }

@@ -19,7 +19,8 @@ public abstract class BlockSparseGpuTests
     /// <summary>
     /// Hand-picked cases, each aimed at one path: query blocks larger than a work-group's rows (several row tiles) and
     /// smaller, key blocks larger and smaller than a key tile, short last blocks on both sides, every head-dim bucket,
-    /// the tensor-core shapes on CUDA (f16/bf16, D 64 and 128, blocks 16 to 128), empty masks, GQA with documents.
+    /// the tensor-core shapes on CUDA (f16/bf16, D 64 and 128, blocks 16 to 128), empty masks, GQA with documents,
+    /// and key splits merged through their LSEs (one head, few query rows).
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> NamedCases = new Dictionary<string, string>
     {
@@ -41,6 +42,10 @@ public abstract class BlockSparseGpuTests
         ["f32 prefix-LM B2 dense"] = "blocksparse f32 B2 H2/1 N60x90 D16/16 block=16x32 density=0.7 full=0.3 dense prefix=37 seed=76",
         ["f16 D=64 prefix-LM softcap"] = "blocksparse f16 B1 H2/2 N130x130 D64/64 block=64x32 density=0.8 full=0.4 prefix=50 softcap=2 seed=77",
         ["f32 large logits"] = "blocksparse f32 B1 H1/1 N48x64 D16/16 block=16 density=0.7 full=0.5 causal amp=6 seed=78",
+        // One (batch, head) and few query rows: the rows' blocks are split over work-groups and merged (split-KV).
+        ["f32 split-KV decode causal"] = "blocksparse f32 B1 H1/1 N1x2000 D32/32 block=16x32 density=0.7 full=0.5 causal seed=80",
+        ["bf16 split-KV docs (empty splits)"] = "blocksparse bf16 B1 H1/1 N3x1500 D64/64 block=16x16 density=0.8 full=0.3 docs=5 seed=81",
+        ["f16 split-KV D=128 prefix-LM"] = "blocksparse f16 B1 H1/1 N1x900 D128/128 block=16x64 density=0.9 full=0.5 prefix=100 seed=82",
     };
 
     /// <summary>The names of <see cref="NamedCases"/>, for xunit.</summary>
@@ -324,4 +329,18 @@ public sealed class OpenClBlockSparseGpuTests : BlockSparseGpuTests
 public sealed class CudaBlockSparseGpuTests : BlockSparseGpuTests
 {
     protected override Backend Backend => Backend.Cuda;
+}
+
+/// <summary>The key-split choice of the GPU host side, which depends only on the sizes, the longest row and the device.</summary>
+public sealed class BlockSparseSplitTests
+{
+    [Theory]
+    [InlineData(1, 100, 8, 16)]    // one work-group, long rows: as many splits as allowed
+    [InlineData(1, 100, 2, 4)]     // two per compute unit
+    [InlineData(1, 9, 8, 2)]       // at least 4 blocks per split
+    [InlineData(1, 3, 8, 1)]       // too few blocks to split
+    [InlineData(64, 500, 8, 1)]    // enough work-groups already
+    [InlineData(5, 500, 8, 4)]
+    public void Splits_FillTheDevice_WithinBounds(long groups, int longestRow, int computeUnits, int expected) =>
+        Assert.Equal(expected, NativeAttention.Gpu.GpuBlockSparse.Splits(groups, longestRow, computeUnits));
 }
