@@ -228,13 +228,8 @@ public sealed record BlockSparseCase : IAttentionCase
     /// </summary>
     private (int Seen, int Crossing) CausalBlocks(int queryBlock)
     {
-        long first = (long)queryBlock * QueryBlock + KeyLength - QueryLength;
-        long last = Math.Min((long)(queryBlock + 1) * QueryBlock, QueryLength) - 1 + KeyLength - QueryLength;
-        if (last < 0) return (0, 0);
-        int seen = (int)Math.Min(KeyBlocks, last / KeyBlock + 1);
-        // Blocks whose last key is at or before the first query's position are seen whole by every query.
-        int whole = first < 0 ? 0 : (int)Math.Min(seen, (first + 1) / KeyBlock);
-        return (seen, seen - whole);
+        var (seen, frontier) = new BlockGrid(QueryLength, KeyLength, QueryBlock, KeyBlock).Causal(queryBlock);
+        return (seen, seen - frontier);
     }
 
     /// <summary>Document ids <c>[B, n]</c>: <see cref="Documents"/> contiguous runs of equal length.</summary>
