@@ -153,3 +153,30 @@ mutation blocksparse-group-mask-head \
   'A mask shared per GQA group is read by query head modulo the mask heads instead of by group' \
   'int h = head / (QueryHeads / Mask.MaskHeads);' \
   'int h = head % Mask.MaskHeads;'
+
+# --- block-sparse GPU kernels (kernels/blocksparse/, run on OpenCL: PoCL in CI; the shared tile walk also drives the
+# CUDA tensor-core kernel). Filter: the OpenCL block-sparse tests (BlockSparseTests and BlockSparseGpuTests).
+
+mutation bsp-gpu-first-partial-as-full \
+  kernels/blocksparse/blocksparse_tiles.h 'FullyQualifiedName~OpenClBlockSparse' \
+  'GPU block-sparse takes the first partial block of each row for a full one: its element predicate is skipped' \
+  'NA_INLINE int na_bsp_is_partial(const na_bsp_tiles* t) { return t->e >= t->partial_begin; }' \
+  'NA_INLINE int na_bsp_is_partial(const na_bsp_tiles* t) { return t->e > t->partial_begin; }'
+
+mutation bsp-gpu-short-last-block \
+  kernels/blocksparse/blocksparse_tiles.h 'FullyQualifiedName~OpenClBlockSparse' \
+  'GPU block-sparse ends a short last key block one key early (off by one at Nk)' \
+  'int k1 = bk < nk - k0 ? k0 + bk : nk;' \
+  'int k1 = bk < nk - k0 ? k0 + bk : nk - 1;'
+
+mutation bsp-gpu-clip-first-row \
+  kernels/blocksparse/blocksparse_tiles.h 'FullyQualifiedName~OpenClBlockSparse' \
+  'GPU block-sparse clips partial blocks to the keys the first row of a work-group sees instead of the last row' \
+  't.clip_end = na_bsp_key_end(p, g, last);' \
+  't.clip_end = na_bsp_key_end(p, g, first);'
+
+mutation bsp-gpu-split-remainder \
+  kernels/blocksparse/blocksparse_tiles.h 'FullyQualifiedName~OpenClBlockSparse' \
+  'GPU block-sparse split-KV divides before multiplying: a split ends early and the remainder blocks of a row are dropped' \
+  't.end = row_begin + (int)((na_i64)count * (g.split + 1) / p.splits);' \
+  't.end = row_begin + count / p.splits * (g.split + 1);'

@@ -38,6 +38,42 @@ public class CpuBlockSparseShapes : BlockSparseShapesBenchmark
     public override ContextOptions ContextOptions => new() { Threads = 2 };
 }
 
+/// <summary>The portable GPU kernel (kernels/blocksparse/blocksparse_fwd.h) on OpenCL device 0.</summary>
+[RequiresBackend(Backend.OpenCl)]
+public class OpenClBlockSparseShapes : BlockSparseShapesBenchmark
+{
+    public override Backend Backend => Backend.OpenCl;
+}
+
+/// <summary>The CUDA kernels on device 0 (fp32: the portable kernel).</summary>
+[RequiresBackend(Backend.Cuda)]
+public class CudaBlockSparseShapes : BlockSparseShapesBenchmark
+{
+    public override Backend Backend => Backend.Cuda;
+}
+
+/// <summary>
+/// The CUDA tensor-core kernels (kernels/blocksparse/blocksparse_fwd_mma.h against flash/flash_fwd_mma.h): the
+/// causal25 prefill shape and its dense causal flash in fp16 and bf16, as FlexAttention is usually run.
+/// </summary>
+[RequiresBackend(Backend.Cuda)]
+public class CudaBlockSparseShapes16 : CaseForwardBenchmark
+{
+    [Params("causal25-N4096-f16", "dense-causal-N4096-f16", "causal25-N4096-bf16", "dense-causal-N4096-bf16")]
+    public string Shape { get; set; } = "causal25-N4096-f16";
+
+    public override Backend Backend => Backend.Cuda;
+
+    public override IAttentionCase Case => AttentionCaseSpec.Parse(Shape switch
+    {
+        "causal25-N4096-f16" => "blocksparse f16 B1 H8 N4096 D64 block=64 density=0.25 full=1 tril causal seed=1",
+        "dense-causal-N4096-f16" => "flash f16 B1 H8 N4096 D64 causal seed=1",
+        "causal25-N4096-bf16" => "blocksparse bf16 B1 H8 N4096 D64 block=64 density=0.25 full=1 tril causal seed=1",
+        "dense-causal-N4096-bf16" => "flash bf16 B1 H8 N4096 D64 causal seed=1",
+        _ => throw new ArgumentOutOfRangeException(nameof(Shape), Shape, "Unknown shape."),
+    });
+}
+
 /// <summary>
 /// The CPU content builder at N = 32768 (H = 8, D = 64, blocks of 64, top-40 key blocks per query block plus sinks and diagonal, causal) against the
 /// block-sparse call it feeds (the mask it built, causal predicate, 2 threads).

@@ -1,6 +1,6 @@
 // The block-sparse family's case: a seeded random block mask (FlexAttention-style full and partial blocks, or block
-// CSR, BSR or a dense block matrix) with an element predicate in partial blocks. Kernels run on the CPU; the GPU
-// backends throw NotSupportedException until theirs land.
+// CSR, BSR or a dense block matrix) with an element predicate in partial blocks. Kernels run on the CPU, OpenCL and
+// CUDA (kernels/blocksparse/).
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -23,15 +23,15 @@ public sealed record BlockSparseCase : IAttentionCase
         "density=<fraction of blocks listed>, full=<fraction of listed blocks that are full>, tril, csr|bsr|dense, mask=head|group|shared, " +
         "predicate: causal, window(<left>,<right>) [wcausal], prefix=<keys> or docs=<documents>, softcap=<c>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The block-sparse family: kernels on the CPU, the GPU backends to come.</summary>
-    public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR/BSR, dense)", Grammar, Parse, HasKernels: false,
+    /// <summary>The block-sparse family: kernels on the CPU, OpenCL and CUDA.</summary>
+    public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR/BSR, dense)", Grammar, Parse, HasKernels: true,
     [
         "blocksparse f32 B1 H2/1 N70x90 D32/32 block=16x32 density=0.6 full=0.5 causal seed=61",
         "blocksparse f16 B2 H2/2 N64x64 D16/16 block=16 density=0.4 full=0 window(10,3) wcausal seed=62",
         "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 mask=group seed=63",
         "blocksparse f32 B2 H4/1 N100 D24/16 block=32x16 density=0.7 full=0.3 dense prefix=20 softcap=5 mask=shared seed=64",
         "blocksparse f32 B1 H4/2 N1x300 D32 block=16x64 density=0.5 full=0.5 bsr seed=65",
-    ], KernelBackends: [Backend.Cpu])
+    ])
     {
         Sample = SampleCase,
     };
@@ -262,7 +262,7 @@ public sealed record BlockSparseCase : IAttentionCase
         ]);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.BlockSparse"/> (the GPU backends throw <see cref="NotSupportedException"/> until their kernels land).</summary>
+    /// <summary>Calls <see cref="AttentionContext.BlockSparse"/>.</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);

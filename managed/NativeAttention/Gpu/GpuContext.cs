@@ -103,6 +103,8 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
 
     private protected sealed override void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         GpuNeighborhood.Run(this, problem, query, key, value, output, logSumExp);
+    private protected sealed override void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
+        GpuBlockSparse.Run(this, problem, query, key, value, output, logSumExp);
 
     /// <summary>Registers a buffer this context allocated, so that disposing the context releases it.</summary>
     private protected void Track(DeviceBuffer buffer) => _buffers.TryAdd(buffer, 0);

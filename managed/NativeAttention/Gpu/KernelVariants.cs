@@ -15,6 +15,7 @@ internal static class KernelVariants
         .. MergeVariant.AllVariants(api),
         .. NeighborhoodVariant.AllVariants(api),
         .. ProbeVariant.AllVariants(api),
+        .. BlockSparseVariant.AllVariants(api),
         .. LayoutProbe.All,
     ];
 }

@@ -17,6 +17,7 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
         new("merge/merge_layout_probe.h", "na_merge_params_layout", typeof(MergeParams)),
         new("neighborhood/neighborhood_layout_probe.h", "na_nbh_params_layout", typeof(NeighborhoodParams)),
         new("probe/probe_layout_probe.h", "na_probe_params_layout", typeof(ProbeParams)),
+        new("blocksparse/blocksparse_layout_probe.h", "na_blocksparse_params_layout", typeof(BlockSparseParams)),
     ];
 
     /// <summary>The probe with entry point <paramref name="entryPoint"/>.</summary>

@@ -32,7 +32,7 @@ public sealed class KernelVariantTests(ITestOutputHelper output)
             {
                 string ptx = CudaCompiler.CompileToPtx(variant, CompileArch);
                 if (!ptx.Contains(".entry " + variant.EntryPoint)) failures.Add($"{variant.Name}: no {variant.EntryPoint} in the PTX");
-                if (variant is FlashVariant { TensorCores: true } && !ptx.Contains("mma.sync.aligned.m16n8k16"))
+                if (variant is FlashVariant { TensorCores: true } or BlockSparseVariant { TensorCores: true } && !ptx.Contains("mma.sync.aligned.m16n8k16"))
                     failures.Add($"{variant.Name}: no mma.sync in the PTX");
             }
             catch (NvrtcException e)

@@ -106,7 +106,15 @@ internal static class GpuFlash
     {
         if (problem.ElementType == ElementType.Float32 || problem.HeadDim != problem.ValueDim) return false;
         if (!FlashVariant.TensorCoreHeadDims.Contains(problem.HeadDim)) return false;
-        ref readonly var t = ref p.Qkvo;
+        return TensorCoreLayout(p.Qkvo);
+    }
+
+    /// <summary>
+    /// True when Q, K, V and O suit the tensor-core kernels (flash and block-sparse): feature stride 1, every other
+    /// stride and offset a multiple of 8 elements.
+    /// </summary>
+    public static bool TensorCoreLayout(in QkvoParams t)
+    {
         if (t.QStrideD != 1 || t.KStrideD != 1 || t.VStrideD != 1 || t.OStrideD != 1) return false;
         // 16-byte cp.async and 4-byte output stores need every row start aligned to 8 elements.
         ReadOnlySpan<long> aligned =
