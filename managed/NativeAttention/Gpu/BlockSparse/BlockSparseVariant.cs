@@ -22,8 +22,12 @@ internal readonly record struct BlockSparseVariant(
     /// <summary>Rows per work-group of the portable kernel.</summary>
     private static ReadOnlySpan<int> PortableRows => [32, 64];
 
-    /// <summary>Tensor-core row tiles (warps, row tiles per warp): 16, 32, 64 and 128 rows per work-group.</summary>
-    private static readonly (int Warps, int RowTiles)[] MmaRows = [(1, 1), (2, 1), (4, 1), (4, 2)];
+    /// <summary>
+    /// Tensor-core row tiles (warps, row tiles per warp): 16, 32, 64 and 128 rows per work-group. At D = 128 the
+    /// 128-row tile is 8 warps x 1 row tile: 4 x 2 spilled 8-16 B on sm_80 (ptxas 11.8, KernelVariantTests' CUBIN check).
+    /// </summary>
+    private static (int Warps, int RowTiles)[] MmaRows(int headDim) =>
+        headDim <= 64 ? [(1, 1), (2, 1), (4, 1), (4, 2)] : [(1, 1), (2, 1), (4, 1), (8, 1)];
 
     /// <summary>Tensor-core key tiles.</summary>
     private static ReadOnlySpan<int> MmaKeys => [32, 64];
@@ -57,8 +61,9 @@ internal readonly record struct BlockSparseVariant(
     /// </summary>
     public static BlockSparseVariant Mma(ElementType type, int headDim, int queryRows, int keyBlock)
     {
-        var (warps, rowTiles) = MmaRows[^1];
-        foreach (var rows in MmaRows)
+        var tiles = MmaRows(headDim);
+        var (warps, rowTiles) = tiles[^1];
+        foreach (var rows in tiles)
             if (queryRows <= rows.Warps * 16 * rows.RowTiles)
             {
                 (warps, rowTiles) = rows;
@@ -98,7 +103,7 @@ internal readonly record struct BlockSparseVariant(
         if (api != KernelApi.Cuda) yield break;
         foreach (var type in new[] { ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in FlashVariant.TensorCoreHeadDims.ToArray())
-                foreach (var (warps, rowTiles) in MmaRows)
+                foreach (var (warps, rowTiles) in MmaRows(d))
                     foreach (int keys in MmaKeys.ToArray())
                         yield return new BlockSparseVariant(type, d, d, warps * 16 * rowTiles, keys, true, warps, rowTiles);
     }
