@@ -87,6 +87,8 @@ internal static unsafe class CpuLinear
         public readonly float Scale, Epsilon;
         public readonly float[] HeadLog2Decay;
         public readonly long ScratchFloats;
+        /// <summary>Operands read straight from the caller's float32 rows (unit element stride, no feature map, no padding).</summary>
+        public readonly bool DirectQ, DirectK, DirectV, DirectO;
         public int NextItem;
 
         public Plan(LinearProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? s0, in TensorView? s1,
@@ -110,13 +112,19 @@ internal static unsafe class CpuLinear
             Items = (p.Call == LinearCall.Chunked ? p.Sequences : p.Batch) * Heads;
             HeadLog2Decay = Options.Decay == DecayKind.PerHead ? Options.HeadLogDecay.ToArray().Select(x => x * Log2E).ToArray() : [];
             ScratchFloats = (long)new Layout(null, this).End / sizeof(float);
+            bool plainFeatures = Options.FeatureMap is FeatureMap.Identity or FeatureMap.Precomputed;
+            bool plainColumns = Type == ElementType.Float32 && C == Dv && ColumnPad == C;
+            DirectQ = Type == ElementType.Float32 && plainFeatures && Q.S3 == 1;
+            DirectK = Type == ElementType.Float32 && plainFeatures && K.S3 == 1;
+            DirectV = plainColumns && V.S3 == 1;
+            DirectO = plainColumns && O.S3 == 1;
         }
     }
 
     /// <summary>The per-thread scratch of one item, carved in a fixed order; laid out from null it measures its size.</summary>
     private readonly struct Layout
     {
-        public readonly float* Q, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, End;
+        public readonly float* Q, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, OutputScale, ColumnDecay, End;
 
         public Layout(float* start, Plan p)
         {
@@ -137,6 +145,8 @@ internal static unsafe class CpuLinear
             RowBeta = CpuScratch.Take(ref next, fp);
             Index = CpuScratch.Take(ref next, lp);
             Raw = CpuScratch.Take(ref next, Math.Max(p.Dk, p.C) + 16);
+            OutputScale = CpuScratch.Take(ref next, lp);
+            ColumnDecay = CpuScratch.Take(ref next, lp);
             End = next;
         }
     }
@@ -159,6 +169,8 @@ internal static unsafe class CpuLinear
         int first = problem.SequenceStart(sequence), length = problem.SequenceLength(sequence);
         bool perKey = p.Options.Decay == DecayKind.PerTokenPerKey;
         for (int i = 0; i < lp; i++) s.Index[i] = i;
+        // Rows F..fp-1 of the decayed keys are never written by the scalar-gate chunks and must stay zero.
+        new Span<float>(s.KDecayed, fp * lp).Clear();
 
         // The state: rows F (padded to fp with zeros), columns C (padded to cp with zeros).
         new Span<float>(s.S, fp * cp).Clear();
@@ -191,31 +203,15 @@ internal static unsafe class CpuLinear
         for (int c0 = 0; c0 < length; c0 += p.Chunk)
         {
             int l = Math.Min(p.Chunk, length - c0);
+            if (!perKey)
+            {
+                ScalarChunk<TSimd, T>(p, s, batch, head, first + c0, l);
+                continue;
+            }
             int rows = (l + 3) & ~3;
             PackQueries(p, s, batch, head, first + c0, l);
             PackKeys(p, s, batch, head, first + c0, l, perKey);
             PackValues(p, s, batch, head, first + c0, l);
-            if (!perKey)
-            {
-                ScalarGates(p, s, batch, head, first + c0, l);
-                float last = s.Log2Gate[l - 1];
-                // Intra-chunk scores, decayed and masked.
-                CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.KT, lp, p.F, s.A, lp, rows, lp / w, null, null, 0f, false, true);
-                CpuLinearKernels.DecayMask<TSimd, T>(s.A, lp, rows, s.Log2Gate, s.Index, p.Scale);
-                // O = scale 2^(b_t) phi(Q) S, then O += A V.
-                for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale * float.Exp2(s.Log2Gate[t]);
-                CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.S, cp, p.F, s.O, cp, rows, cp / w, s.RowScale, null, 0f, false, false);
-                CpuLinearKernels.Gemm<TSimd, T>(s.A, lp, s.V, cp, l, s.O, cp, rows, cp / w, null, null, 1f, true, false);
-                // S = 2^(b_L) S + (phi(K) 2^(b_L - b_s))^T [V, 1].
-                for (int t = 0; t < l; t++) s.RowScale[t] = float.Exp2(last - s.Log2Gate[t]);
-                for (int f = 0; f < p.F; f++)
-                {
-                    float* kt = s.KT + (long)f * lp, kd = s.KDecayed + (long)f * lp;
-                    for (int t = 0; t < l; t++) kd[t] = kt[t] * s.RowScale[t];
-                }
-                CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, s.V, cp, l, s.S, cp, fp, cp / w, null, null, float.Exp2(last), false, false);
-            }
-            else
             {
                 PerKeyGates(p, s, batch, head, first + c0, l);
                 float* lastRow = s.Log2Gates + (long)(l - 1) * fp;
@@ -243,6 +239,118 @@ internal static unsafe class CpuLinear
         if (p.HasFinal)
             for (int f = 0; f < p.F; f++)
                 CpuPacking.WriteRow((byte*)p.Final.Row(sequence, head, f), p.Final.S3, s.S + (long)f * cp, 1f, p.C, ElementType.Float32);
+    }
+
+    /// <summary>Widest range of cumulative log2 gates inside a chunk for which the decay mask is factored into row and column scalings.</summary>
+    private const float MaxFactoredRange = 60f;
+
+    /// <summary>
+    /// One causal chunk of <paramref name="l"/> tokens from <paramref name="t0"/> with no decay, a per-head decay or a
+    /// per-token gate. With b_t the cumulative log2 gates and b_L the last, and the keys scaled once per chunk into
+    /// <c>KD[f][s] = phi(k_s)[f] 2^(b_L - b_s)</c>:
+    /// <code>
+    /// A = (scale 2^(b_t - b_L)) (phi(Q) KD), zero past the diagonal     (when max b - b_L &lt;= 60: every factor is finite)
+    /// O = (scale 2^(b_t)) phi(Q) S + A V                                 (one fused pass, written straight to the output)
+    /// S = 2^(b_L) S + KD^T V
+    /// </code>
+    /// A wider range (very strong gates) takes the per-element masked exponentials on unscaled keys instead.
+    /// </summary>
+    private static void ScalarChunk<TSimd, T>(Plan p, in Layout s, int batch, int head, int t0, int l) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad, w = TSimd.Count;
+        int rows = (l + 3) & ~3;
+        bool exact = rows == l;
+        var problem = p.Problem;
+        float* q, v;
+        long ldq, ldv;
+        if (p.DirectQ && exact) { q = (float*)p.Q.Row(batch, problem.QueryHead(head), t0); ldq = p.Q.S2; }
+        else { PackQueries(p, s, batch, head, t0, l); q = s.Q; ldq = fp; }
+        if (p.DirectV) { v = (float*)p.V.Row(batch, problem.ValueHead(head), t0); ldv = p.V.S2; }
+        else { PackValues(p, s, batch, head, t0, l); v = s.V; ldv = cp; }
+
+        bool decay = p.Options.Decay != DecayKind.None;
+        float bL = 0;
+        bool factored = true;
+        if (decay)
+        {
+            ScalarGates(p, s, batch, head, t0, l);
+            float* b = s.Log2Gate;
+            bL = b[l - 1];
+            float b0 = b[0];
+            factored = b0 - bL <= MaxFactoredRange;
+            T last = TSimd.Broadcast(bL), first = TSimd.Broadcast(b0), scale = TSimd.Broadcast(p.Scale);
+            T rowFactor = TSimd.Broadcast(p.Scale * float.Exp2(b0 - bL));
+            for (int t = 0; t < lp; t += w)
+            {
+                T bt = TSimd.Load(b + t);
+                TSimd.Store(s.ColumnDecay + t, TSimd.Exp2NonPositive(TSimd.Subtract(last, bt)));
+                TSimd.Store(s.OutputScale + t, TSimd.Multiply(TSimd.Exp2NonPositive(bt), scale));
+                TSimd.Store(s.RowScale + t, TSimd.Multiply(TSimd.Exp2NonPositive(TSimd.Subtract(bt, first)), rowFactor));
+            }
+        }
+        else
+        {
+            new Span<float>(s.OutputScale, lp).Fill(p.Scale);
+            new Span<float>(s.RowScale, lp).Fill(p.Scale);
+        }
+        PackKeysTransposed(p, s, batch, head, t0, l, decay ? s.ColumnDecay : null, factored ? null : s.KT);
+
+        // Intra-chunk scores, causal row blocks only.
+        if (factored)
+        {
+            CpuLinearKernels.Gemm<TSimd, T>(q, ldq, s.KDecayed, lp, p.F, s.A, lp, rows, lp / w, s.RowScale, null, 0f, false, true);
+            CpuLinearKernels.CausalMask<TSimd, T>(s.A, lp, rows, s.Index);
+        }
+        else
+        {
+            CpuLinearKernels.Gemm<TSimd, T>(q, ldq, s.KT, lp, p.F, s.A, lp, rows, lp / w, null, null, 0f, false, true);
+            CpuLinearKernels.DecayMask<TSimd, T>(s.A, lp, rows, s.Log2Gate, s.Index, p.Scale);
+        }
+
+        // O = scale 2^(b_t) phi(Q) S + A V, straight into the output when it is plain float32 rows.
+        bool direct = p.DirectO && exact;
+        float* o = direct ? (float*)p.O.Row(batch, head, t0) : s.O;
+        CpuLinearKernels.GemmOutput<TSimd, T>(q, ldq, s.S, cp, p.F, s.OutputScale, s.A, lp, v, ldv, l, o, direct ? p.O.S2 : cp, rows, cp / w);
+        if (!direct) WriteOutputs(p, s, batch, head, t0, l);
+
+        // S = 2^(b_L) S + KD^T [V, 1].
+        CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, v, ldv, l, s.S, cp, fp, cp / w, null, null, decay ? float.Exp2(bL) : 1f, false, false);
+    }
+
+    /// <summary>
+    /// phi(k_t) of the chunk transposed into KD <c>[fp][lp]</c>, each column scaled by <paramref name="columnScale"/>
+    /// (null: 1), and unscaled into <paramref name="plain"/> when given; columns l..lp-1 zero. Rows F..fp-1 are left as
+    /// they are (zero).
+    /// </summary>
+    private static void PackKeysTransposed(Plan p, in Layout s, int batch, int head, int t0, int l, float* columnScale, float* plain)
+    {
+        int lp = p.ChunkPad, f1 = p.F;
+        int kh = p.Problem.KeyHead(head);
+        float* kd = s.KDecayed;
+        for (int t = 0; t < l; t++)
+        {
+            float* row;
+            if (p.DirectK) row = (float*)p.K.Row(batch, kh, t0 + t);
+            else
+            {
+                CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t), p.K.S3, p.Dk, p.Type);
+                Features(p.Options.FeatureMap, s.Raw, p.Dk, s.KRows);
+                row = s.KRows;
+            }
+            float c = columnScale is null ? 1f : columnScale[t];
+            if (plain is not null)
+                for (int f = 0; f < f1; f++) plain[(long)f * lp + t] = row[f];
+            if (columnScale is null)
+                for (int f = 0; f < f1; f++) kd[(long)f * lp + t] = row[f];
+            else
+                for (int f = 0; f < f1; f++) kd[(long)f * lp + t] = row[f] * c;
+        }
+        if (l < lp)
+            for (int f = 0; f < f1; f++)
+            {
+                new Span<float>(kd + (long)f * lp + l, lp - l).Clear();
+                if (plain is not null) new Span<float>(plain + (long)f * lp + l, lp - l).Clear();
+            }
     }
 
     /// <summary>phi(q_t) rows for tokens t0..t0+l of the chunk into Q <c>[lp][fp]</c>; padding rows and columns zero.</summary>

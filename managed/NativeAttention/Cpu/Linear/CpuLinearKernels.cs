@@ -124,6 +124,140 @@ internal static unsafe class CpuLinearKernels
     }
 
     /// <summary>
+    /// The fused output of a chunk: <c>C[i][j] = rowScale[i] sum_k A1[i][k] B1[k][j] + sum_k A2[i][k] B2[k][j]</c> for
+    /// <c>i &lt; rows</c> (a multiple of <see cref="RowBlock"/>) and <c>j &lt; vectors * W</c>; C is only written. The
+    /// second product is causal: row block i stops at depth <c>min(depth2, i + 4)</c> (A2 is zero past the diagonal).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void GemmOutput<TSimd, T>(float* a1, long lda1, float* b1, long ldb1, int depth1, float* rowScale,
+        float* a2, long lda2, float* b2, long ldb2, int depth2, float* c, long ldc, int rows, int vectors)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int group = TSimd.Registers >= 32 ? 4 : 2;
+        for (int i = 0; i < rows; i += RowBlock)
+        {
+            int rowDepth = Math.Min(depth2, i + RowBlock);
+            for (int v = 0; v < vectors; v += group)
+            {
+                int n = Math.Min(group, vectors - v);
+                float* x1 = a1 + i * lda1, y1 = b1 + v * w, x2 = a2 + i * lda2, y2 = b2 + v * w, cv = c + i * ldc + v * w;
+                switch (n)
+                {
+                    case 4: OutputBlock<TSimd, T, Four>(x1, lda1, y1, ldb1, depth1, rowScale + i, x2, lda2, y2, ldb2, rowDepth, cv, ldc); break;
+                    case 3: OutputBlock<TSimd, T, Three>(x1, lda1, y1, ldb1, depth1, rowScale + i, x2, lda2, y2, ldb2, rowDepth, cv, ldc); break;
+                    case 2: OutputBlock<TSimd, T, Two>(x1, lda1, y1, ldb1, depth1, rowScale + i, x2, lda2, y2, ldb2, rowDepth, cv, ldc); break;
+                    default: OutputBlock<TSimd, T, One>(x1, lda1, y1, ldb1, depth1, rowScale + i, x2, lda2, y2, ldb2, rowDepth, cv, ldc); break;
+                }
+            }
+        }
+    }
+
+    /// <summary>One register block of <see cref="GemmOutput{TSimd, T}"/>: both products into the same accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OutputBlock<TSimd, T, TN>(float* a, long lda, float* b, long ldb, int depth, float* rowScale,
+        float* a2, long lda2, float* b2, long ldb2, int depth2, float* c, long ldc)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        T c00 = TSimd.Zero, c01 = TSimd.Zero, c02 = TSimd.Zero, c03 = TSimd.Zero;
+        T c10 = TSimd.Zero, c11 = TSimd.Zero, c12 = TSimd.Zero, c13 = TSimd.Zero;
+        T c20 = TSimd.Zero, c21 = TSimd.Zero, c22 = TSimd.Zero, c23 = TSimd.Zero;
+        T c30 = TSimd.Zero, c31 = TSimd.Zero, c32 = TSimd.Zero, c33 = TSimd.Zero;
+        float* a0 = a, a1 = a + lda, a2r = a1 + lda, a3 = a2r + lda;
+        float* bk = b;
+        for (int k = 0; k < depth; k++, bk += ldb)
+        {
+            T b0 = TSimd.Load(bk), b1 = default, b2v = default, b3 = default;
+            if (n > 1) b1 = TSimd.Load(bk + w);
+            if (n > 2) b2v = TSimd.Load(bk + 2 * w);
+            if (n > 3) b3 = TSimd.Load(bk + 3 * w);
+            T x = TSimd.Broadcast(a0[k]);
+            c00 = TSimd.MultiplyAdd(b0, x, c00);
+            if (n > 1) c01 = TSimd.MultiplyAdd(b1, x, c01);
+            if (n > 2) c02 = TSimd.MultiplyAdd(b2v, x, c02);
+            if (n > 3) c03 = TSimd.MultiplyAdd(b3, x, c03);
+            x = TSimd.Broadcast(a1[k]);
+            c10 = TSimd.MultiplyAdd(b0, x, c10);
+            if (n > 1) c11 = TSimd.MultiplyAdd(b1, x, c11);
+            if (n > 2) c12 = TSimd.MultiplyAdd(b2v, x, c12);
+            if (n > 3) c13 = TSimd.MultiplyAdd(b3, x, c13);
+            x = TSimd.Broadcast(a2r[k]);
+            c20 = TSimd.MultiplyAdd(b0, x, c20);
+            if (n > 1) c21 = TSimd.MultiplyAdd(b1, x, c21);
+            if (n > 2) c22 = TSimd.MultiplyAdd(b2v, x, c22);
+            if (n > 3) c23 = TSimd.MultiplyAdd(b3, x, c23);
+            x = TSimd.Broadcast(a3[k]);
+            c30 = TSimd.MultiplyAdd(b0, x, c30);
+            if (n > 1) c31 = TSimd.MultiplyAdd(b1, x, c31);
+            if (n > 2) c32 = TSimd.MultiplyAdd(b2v, x, c32);
+            if (n > 3) c33 = TSimd.MultiplyAdd(b3, x, c33);
+        }
+        T s = TSimd.Broadcast(rowScale[0]);
+        c00 = TSimd.Multiply(c00, s); if (n > 1) c01 = TSimd.Multiply(c01, s); if (n > 2) c02 = TSimd.Multiply(c02, s); if (n > 3) c03 = TSimd.Multiply(c03, s);
+        s = TSimd.Broadcast(rowScale[1]);
+        c10 = TSimd.Multiply(c10, s); if (n > 1) c11 = TSimd.Multiply(c11, s); if (n > 2) c12 = TSimd.Multiply(c12, s); if (n > 3) c13 = TSimd.Multiply(c13, s);
+        s = TSimd.Broadcast(rowScale[2]);
+        c20 = TSimd.Multiply(c20, s); if (n > 1) c21 = TSimd.Multiply(c21, s); if (n > 2) c22 = TSimd.Multiply(c22, s); if (n > 3) c23 = TSimd.Multiply(c23, s);
+        s = TSimd.Broadcast(rowScale[3]);
+        c30 = TSimd.Multiply(c30, s); if (n > 1) c31 = TSimd.Multiply(c31, s); if (n > 2) c32 = TSimd.Multiply(c32, s); if (n > 3) c33 = TSimd.Multiply(c33, s);
+        a0 = a2; a1 = a2 + lda2; a2r = a1 + lda2; a3 = a2r + lda2;
+        bk = b2;
+        for (int k = 0; k < depth2; k++, bk += ldb2)
+        {
+            T b0 = TSimd.Load(bk), b1 = default, b2v = default, b3 = default;
+            if (n > 1) b1 = TSimd.Load(bk + w);
+            if (n > 2) b2v = TSimd.Load(bk + 2 * w);
+            if (n > 3) b3 = TSimd.Load(bk + 3 * w);
+            T x = TSimd.Broadcast(a0[k]);
+            c00 = TSimd.MultiplyAdd(b0, x, c00);
+            if (n > 1) c01 = TSimd.MultiplyAdd(b1, x, c01);
+            if (n > 2) c02 = TSimd.MultiplyAdd(b2v, x, c02);
+            if (n > 3) c03 = TSimd.MultiplyAdd(b3, x, c03);
+            x = TSimd.Broadcast(a1[k]);
+            c10 = TSimd.MultiplyAdd(b0, x, c10);
+            if (n > 1) c11 = TSimd.MultiplyAdd(b1, x, c11);
+            if (n > 2) c12 = TSimd.MultiplyAdd(b2v, x, c12);
+            if (n > 3) c13 = TSimd.MultiplyAdd(b3, x, c13);
+            x = TSimd.Broadcast(a2r[k]);
+            c20 = TSimd.MultiplyAdd(b0, x, c20);
+            if (n > 1) c21 = TSimd.MultiplyAdd(b1, x, c21);
+            if (n > 2) c22 = TSimd.MultiplyAdd(b2v, x, c22);
+            if (n > 3) c23 = TSimd.MultiplyAdd(b3, x, c23);
+            x = TSimd.Broadcast(a3[k]);
+            c30 = TSimd.MultiplyAdd(b0, x, c30);
+            if (n > 1) c31 = TSimd.MultiplyAdd(b1, x, c31);
+            if (n > 2) c32 = TSimd.MultiplyAdd(b2v, x, c32);
+            if (n > 3) c33 = TSimd.MultiplyAdd(b3, x, c33);
+        }
+        StoreRow<TSimd, T, TN>(c, 0, null, null, 0f, c00, c01, c02, c03);
+        StoreRow<TSimd, T, TN>(c + ldc, 1, null, null, 0f, c10, c11, c12, c13);
+        StoreRow<TSimd, T, TN>(c + 2 * ldc, 2, null, null, 0f, c20, c21, c22, c23);
+        StoreRow<TSimd, T, TN>(c + 3 * ldc, 3, null, null, 0f, c30, c31, c32, c33);
+    }
+
+    /// <summary>
+    /// Zeroes the entries past the diagonal (<c>s &gt; t</c>) that a causal <see cref="Gemm{TSimd, T}"/> with triangular
+    /// columns computed, for rows <c>t &lt; rows</c>; <paramref name="index"/> holds the column indices as floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void CausalMask<TSimd, T>(float* scores, long stride, int rows, float* index)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        T zero = TSimd.Zero;
+        for (int t = 0; t < rows; t++)
+        {
+            int vectors = (t + RowBlock - t % RowBlock + w - 1) / w;
+            T end = TSimd.Broadcast(t + 1);
+            float* row = scores + t * stride;
+            for (int v = t / w; v < vectors; v++)
+                TSimd.Store(row + v * w, TSimd.NegativeInfinityToZero(TSimd.KeepInRange(TSimd.Load(row + v * w), TSimd.Load(index + v * w), zero, end)));
+        }
+    }
+
+    /// <summary>
     /// Turns raw intra-chunk scores <c>A[t][s] = q_t . k_s</c> into <c>scale 2^(b_t - b_s) A[t][s]</c> for
     /// <c>s &lt;= t</c> and 0 above the diagonal, for rows <c>t &lt; rows</c> over the column vectors the causal
     /// product computed. <paramref name="log2Gate"/> holds the chunk's cumulative log2 gates (zeros without decay) and
