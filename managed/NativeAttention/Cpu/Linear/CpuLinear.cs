@@ -133,7 +133,7 @@ internal static unsafe class CpuLinear
             bool perKey = p.Options.Decay == DecayKind.PerTokenPerKey;
             Q = CpuScratch.Take(ref next, lp * fp);
             KT = CpuScratch.Take(ref next, fp * lp);
-            KRows = CpuScratch.Take(ref next, perKey ? lp * fp : fp);
+            KRows = CpuScratch.Take(ref next, perKey ? lp * fp : 4 * fp);
             KDecayed = CpuScratch.Take(ref next, fp * lp);
             V = CpuScratch.Take(ref next, lp * cp);
             A = CpuScratch.Take(ref next, lp * lp);
@@ -327,7 +327,24 @@ internal static unsafe class CpuLinear
         int lp = p.ChunkPad, f1 = p.F;
         int kh = p.Problem.KeyHead(head);
         float* kd = s.KDecayed;
-        for (int t = 0; t < l; t++)
+        float* r0 = s.KRows, r1 = r0 + p.FeaturePad, r2 = r1 + p.FeaturePad, r3 = r2 + p.FeaturePad;
+        int t = 0;
+        for (; t + 4 <= l; t += 4)
+        {
+            if (p.DirectK)
+            {
+                r0 = (float*)p.K.Row(batch, kh, t0 + t); r1 = (float*)p.K.Row(batch, kh, t0 + t + 1);
+                r2 = (float*)p.K.Row(batch, kh, t0 + t + 2); r3 = (float*)p.K.Row(batch, kh, t0 + t + 3);
+            }
+            else
+                for (int j = 0; j < 4; j++)
+                {
+                    CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t + j), p.K.S3, p.Dk, p.Type);
+                    Features(p.Options.FeatureMap, s.Raw, p.Dk, s.KRows + j * p.FeaturePad);
+                }
+            CpuLinearKernels.TransposeFour(r0, r1, r2, r3, f1, kd, plain, lp, t, columnScale);
+        }
+        for (; t < l; t++)
         {
             float* row;
             if (p.DirectK) row = (float*)p.K.Row(batch, kh, t0 + t);
@@ -338,12 +355,11 @@ internal static unsafe class CpuLinear
                 row = s.KRows;
             }
             float c = columnScale is null ? 1f : columnScale[t];
-            if (plain is not null)
-                for (int f = 0; f < f1; f++) plain[(long)f * lp + t] = row[f];
-            if (columnScale is null)
-                for (int f = 0; f < f1; f++) kd[(long)f * lp + t] = row[f];
-            else
-                for (int f = 0; f < f1; f++) kd[(long)f * lp + t] = row[f] * c;
+            for (int f = 0; f < f1; f++)
+            {
+                kd[(long)f * lp + t] = row[f] * c;
+                if (plain is not null) plain[(long)f * lp + t] = row[f];
+            }
         }
         if (l < lp)
             for (int f = 0; f < f1; f++)

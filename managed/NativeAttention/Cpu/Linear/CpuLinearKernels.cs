@@ -1,6 +1,8 @@
 // The register-blocked inner loops of CPU chunked linear attention: one small GEMM micro-kernel (4 rows x up to four
 // vectors of columns) used for every product of a chunk, and the decay-mask step on the intra-chunk scores.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
 
@@ -154,7 +156,8 @@ internal static unsafe class CpuLinearKernels
     }
 
     /// <summary>One register block of <see cref="GemmOutput{TSimd, T}"/>: both products into the same accumulators.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Too large for the JIT to inline into GemmOutput; optimised at once rather than tiered (no Tier0 rounds in timed code).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void OutputBlock<TSimd, T, TN>(float* a, long lda, float* b, long ldb, int depth, float* rowScale,
         float* a2, long lda2, float* b2, long ldb2, int depth2, float* c, long ldc)
         where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
@@ -254,6 +257,47 @@ internal static unsafe class CpuLinearKernels
             float* row = scores + t * stride;
             for (int v = t / w; v < vectors; v++)
                 TSimd.Store(row + v * w, TSimd.NegativeInfinityToZero(TSimd.KeepInRange(TSimd.Load(row + v * w), TSimd.Load(index + v * w), zero, end)));
+        }
+    }
+
+    /// <summary>
+    /// Four token rows of <paramref name="features"/> floats transposed into columns t..t+3 of <c>kd[f][.]</c> (row
+    /// stride <paramref name="stride"/>), each column scaled by <c>columnScale[t + j]</c> (null: 1), and unscaled into
+    /// <paramref name="plain"/> when given: 4 x 4 tiles through SSE unpacks, the remainder scalar.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TransposeFour(float* r0, float* r1, float* r2, float* r3, int features, float* kd, float* plain, long stride, int t, float* columnScale)
+    {
+        int f = 0;
+        if (Sse.IsSupported)
+        {
+            var scale = columnScale is null ? Vector128.Create(1f) : Vector128.Load(columnScale + t);
+            for (; f + 4 <= features; f += 4)
+            {
+                Vector128<float> x0 = Vector128.Load(r0 + f), x1 = Vector128.Load(r1 + f), x2 = Vector128.Load(r2 + f), x3 = Vector128.Load(r3 + f);
+                Vector128<float> lo01 = Sse.UnpackLow(x0, x1), lo23 = Sse.UnpackLow(x2, x3), hi01 = Sse.UnpackHigh(x0, x1), hi23 = Sse.UnpackHigh(x2, x3);
+                Vector128<float> c0 = Sse.MoveLowToHigh(lo01, lo23), c1 = Sse.MoveHighToLow(lo23, lo01);
+                Vector128<float> c2 = Sse.MoveLowToHigh(hi01, hi23), c3 = Sse.MoveHighToLow(hi23, hi01);
+                float* d = kd + f * stride + t;
+                (c0 * scale).Store(d); (c1 * scale).Store(d + stride); (c2 * scale).Store(d + 2 * stride); (c3 * scale).Store(d + 3 * stride);
+                if (plain is not null)
+                {
+                    float* e = plain + f * stride + t;
+                    c0.Store(e); c1.Store(e + stride); c2.Store(e + 2 * stride); c3.Store(e + 3 * stride);
+                }
+            }
+        }
+        float s0 = 1, s1 = 1, s2 = 1, s3 = 1;
+        if (columnScale is not null) { s0 = columnScale[t]; s1 = columnScale[t + 1]; s2 = columnScale[t + 2]; s3 = columnScale[t + 3]; }
+        for (; f < features; f++)
+        {
+            float* d = kd + f * stride + t;
+            d[0] = r0[f] * s0; d[1] = r1[f] * s1; d[2] = r2[f] * s2; d[3] = r3[f] * s3;
+            if (plain is not null)
+            {
+                float* e = plain + f * stride + t;
+                e[0] = r0[f]; e[1] = r1[f]; e[2] = r2[f]; e[3] = r3[f];
+            }
         }
     }
 
