@@ -540,42 +540,26 @@ internal static unsafe class CpuLinear
                     break;
                 default: new Span<float>(gate, p.F).Fill(1f); break;
             }
-            new Span<float>(acc, cp).Clear();
             // Source and destination rows of the state: in place, or from the previous intermediate state when verifying.
-            for (int f = 0; f < p.F; f++)
+            float* source = verify && t > 0
+                ? (float*)(p.Final.Base + 4 * (batch * p.Final.S0 + (t - 1) * p.Final.S1 + head * p.Final.S2))
+                : (float*)p.Initial.Row(batch, head, 0);
+            long sourceRow = verify && t > 0 ? p.Final.S3 : p.Initial.S2, sourceColumn = verify && t > 0 ? p.Final.S4 : p.Initial.S3;
+            float* target = verify ? (float*)(p.Final.Base + 4 * (batch * p.Final.S0 + t * p.Final.S1 + head * p.Final.S2)) : source;
+            long targetRow = verify ? p.Final.S3 : sourceRow, targetColumn = verify ? p.Final.S4 : sourceColumn;
+            if (sourceColumn == 1 && targetColumn == 1)
+                CpuLinearKernels.DecodeRows<TSimd, T>(source, sourceRow, target, targetRow, p.F, c, gate, k, q, v, acc);
+            else
             {
-                float* source = verify && t > 0
-                    ? (float*)(p.Final.Base + 4 * (batch * p.Final.S0 + (t - 1) * p.Final.S1 + head * p.Final.S2 + f * p.Final.S3))
-                    : (float*)p.Initial.Row(batch, head, f);
-                long sourceStride = verify && t > 0 ? p.Final.S4 : p.Initial.S3;
-                float* target = verify
-                    ? (float*)(p.Final.Base + 4 * (batch * p.Final.S0 + t * p.Final.S1 + head * p.Final.S2 + f * p.Final.S3))
-                    : source;
-                long targetStride = verify ? p.Final.S4 : p.Initial.S3;
-                float g = gate[f], kf = k[f], qf = q[f];
-                if (sourceStride == 1 && targetStride == 1)
+                new Span<float>(acc, cp).Clear();
+                for (int f = 0; f < p.F; f++)
                 {
-                    int e = 0;
-                    T gv = TSimd.Broadcast(g), kv = TSimd.Broadcast(kf), qv = TSimd.Broadcast(qf);
-                    for (; e + w <= c; e += w)
-                    {
-                        T x = TSimd.MultiplyAdd(kv, TSimd.Load(v + e), TSimd.Multiply(gv, TSimd.Load(source + e)));
-                        TSimd.Store(target + e, x);
-                        TSimd.Store(acc + e, TSimd.MultiplyAdd(qv, x, TSimd.Load(acc + e)));
-                    }
-                    for (; e < c; e++)
-                    {
-                        float x = kf * v[e] + g * source[e];
-                        target[e] = x;
-                        acc[e] += qf * x;
-                    }
-                }
-                else
-                {
+                    float* sf = source + f * sourceRow, tf = target + f * targetRow;
+                    float g = gate[f], kf = k[f], qf = q[f];
                     for (int e = 0; e < c; e++)
                     {
-                        float x = kf * v[e] + g * source[e * sourceStride];
-                        target[e * targetStride] = x;
+                        float x = kf * v[e] + g * sf[e * sourceColumn];
+                        tf[e * targetColumn] = x;
                         acc[e] += qf * x;
                     }
                 }

@@ -302,6 +302,94 @@ internal static unsafe class CpuLinearKernels
     }
 
     /// <summary>
+    /// One recurrent step over a state of <paramref name="rows"/> rows and <paramref name="columns"/> unit-stride columns,
+    /// in one streaming pass: <c>T[f][e] = gate[f] S[f][e] + k[f] v[e]</c> and <c>output[e] = sum_f q[f] T[f][e]</c>.
+    /// The outputs (and v) stay in registers over all rows, a block of up to eight vectors of columns at a time; T may
+    /// be S (in place).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DecodeRows<TSimd, T>(float* source, long sourceStride, float* target, long targetStride, int rows, int columns,
+        float* gate, float* k, float* q, float* v, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int group = TSimd.Registers >= 32 ? 8 : 4;
+        int vectors = columns / w;
+        for (int j = 0; j < vectors; j += group)
+        {
+            int n = Math.Min(group, vectors - j);
+            long e = (long)j * w;
+            switch (n)
+            {
+                case 8: DecodeBlock<TSimd, T, Eight>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                case 7: DecodeBlock<TSimd, T, Seven>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                case 6: DecodeBlock<TSimd, T, Six>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                case 5: DecodeBlock<TSimd, T, Five>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                case 4: DecodeBlock<TSimd, T, Four>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                case 3: DecodeBlock<TSimd, T, Three>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                case 2: DecodeBlock<TSimd, T, Two>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+                default: DecodeBlock<TSimd, T, One>(source + e, sourceStride, target + e, targetStride, rows, gate, k, q, v + e, output + e); break;
+            }
+        }
+        for (int e = vectors * w; e < columns; e++)
+        {
+            float sum = 0, ve = v[e];
+            for (int f = 0; f < rows; f++)
+            {
+                float x = k[f] * ve + gate[f] * source[f * sourceStride + e];
+                target[f * targetStride + e] = x;
+                sum += q[f] * x;
+            }
+            output[e] = sum;
+        }
+    }
+
+    private struct Five : IConstant { public static int Value => 5; }
+    private struct Six : IConstant { public static int Value => 6; }
+    private struct Seven : IConstant { public static int Value => 7; }
+    private struct Eight : IConstant { public static int Value => 8; }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DecodeBlock<TSimd, T, TN>(float* s, long sourceStride, float* t, long targetStride, int rows,
+        float* gate, float* k, float* q, float* v, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        T v0 = TSimd.Load(v), v1 = default, v2 = default, v3 = default, v4 = default, v5 = default, v6 = default, v7 = default;
+        if (n > 1) v1 = TSimd.Load(v + w);
+        if (n > 2) v2 = TSimd.Load(v + 2 * w);
+        if (n > 3) v3 = TSimd.Load(v + 3 * w);
+        if (n > 4) v4 = TSimd.Load(v + 4 * w);
+        if (n > 5) v5 = TSimd.Load(v + 5 * w);
+        if (n > 6) v6 = TSimd.Load(v + 6 * w);
+        if (n > 7) v7 = TSimd.Load(v + 7 * w);
+        T o0 = TSimd.Zero, o1 = TSimd.Zero, o2 = TSimd.Zero, o3 = TSimd.Zero, o4 = TSimd.Zero, o5 = TSimd.Zero, o6 = TSimd.Zero, o7 = TSimd.Zero;
+        for (int f = 0; f < rows; f++, s += sourceStride, t += targetStride)
+        {
+            T g = TSimd.Broadcast(gate[f]), kf = TSimd.Broadcast(k[f]), qf = TSimd.Broadcast(q[f]);
+            T x = TSimd.MultiplyAdd(kf, v0, TSimd.Multiply(g, TSimd.Load(s)));
+            TSimd.Store(t, x);
+            o0 = TSimd.MultiplyAdd(qf, x, o0);
+            if (n > 1) { x = TSimd.MultiplyAdd(kf, v1, TSimd.Multiply(g, TSimd.Load(s + w))); TSimd.Store(t + w, x); o1 = TSimd.MultiplyAdd(qf, x, o1); }
+            if (n > 2) { x = TSimd.MultiplyAdd(kf, v2, TSimd.Multiply(g, TSimd.Load(s + 2 * w))); TSimd.Store(t + 2 * w, x); o2 = TSimd.MultiplyAdd(qf, x, o2); }
+            if (n > 3) { x = TSimd.MultiplyAdd(kf, v3, TSimd.Multiply(g, TSimd.Load(s + 3 * w))); TSimd.Store(t + 3 * w, x); o3 = TSimd.MultiplyAdd(qf, x, o3); }
+            if (n > 4) { x = TSimd.MultiplyAdd(kf, v4, TSimd.Multiply(g, TSimd.Load(s + 4 * w))); TSimd.Store(t + 4 * w, x); o4 = TSimd.MultiplyAdd(qf, x, o4); }
+            if (n > 5) { x = TSimd.MultiplyAdd(kf, v5, TSimd.Multiply(g, TSimd.Load(s + 5 * w))); TSimd.Store(t + 5 * w, x); o5 = TSimd.MultiplyAdd(qf, x, o5); }
+            if (n > 6) { x = TSimd.MultiplyAdd(kf, v6, TSimd.Multiply(g, TSimd.Load(s + 6 * w))); TSimd.Store(t + 6 * w, x); o6 = TSimd.MultiplyAdd(qf, x, o6); }
+            if (n > 7) { x = TSimd.MultiplyAdd(kf, v7, TSimd.Multiply(g, TSimd.Load(s + 7 * w))); TSimd.Store(t + 7 * w, x); o7 = TSimd.MultiplyAdd(qf, x, o7); }
+        }
+        TSimd.Store(output, o0);
+        if (n > 1) TSimd.Store(output + w, o1);
+        if (n > 2) TSimd.Store(output + 2 * w, o2);
+        if (n > 3) TSimd.Store(output + 3 * w, o3);
+        if (n > 4) TSimd.Store(output + 4 * w, o4);
+        if (n > 5) TSimd.Store(output + 5 * w, o5);
+        if (n > 6) TSimd.Store(output + 6 * w, o6);
+        if (n > 7) TSimd.Store(output + 7 * w, o7);
+    }
+
+    /// <summary>
     /// Turns raw intra-chunk scores <c>A[t][s] = q_t . k_s</c> into <c>scale 2^(b_t - b_s) A[t][s]</c> for
     /// <c>s &lt;= t</c> and 0 above the diagonal, for rows <c>t &lt; rows</c> over the column vectors the causal
     /// product computed. <paramref name="log2Gate"/> holds the chunk's cumulative log2 gates (zeros without decay) and
