@@ -24,8 +24,12 @@ namespace NativeAttention.Cpu;
 /// </remarks>
 internal static unsafe class CpuLinear
 {
-    /// <summary>The CPU's default chunk length: 64 tokens, four row blocks deep in every product.</summary>
-    public const int DefaultChunk = 64;
+    /// <summary>
+    /// The CPU's default chunk length: 32 tokens, eight row blocks. The kernel executes <c>2 C^2 D + 4 C D^2</c> FLOPs
+    /// per chunk for the <c>4 C D^2</c> counted, so a shorter chunk does less redundant intra-chunk work (at D = 64: 80%
+    /// of the executed FLOPs are counted at C = 32, 67% at C = 64); measured 4-6% less CPU time than 64 at H = 8, D = 64.
+    /// </summary>
+    public const int DefaultChunk = 32;
 
     private const float Log2E = 1.4426950408889634f;
 
