@@ -395,7 +395,7 @@ internal static unsafe class CpuLinear
     private static void PackKeys(Plan p, in Layout s, int batch, int head, int t0, int l, bool perKey)
     {
         int fp = p.FeaturePad, lp = p.ChunkPad;
-        int kh = p.Problem.KeyHead(head);
+        var kh = p.Problem.KeyHead(head);
         new Span<float>(s.KT, fp * lp).Clear();
         new Span<float>(s.KDecayed, fp * lp).Clear();
         float* features = s.KRows;   // one row, or every row for per-key gates
