@@ -101,11 +101,17 @@ mutation linear-mask-diagonal \
   'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 1);' \
   'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 2);'
 
+mutation linear-causal-mask \
+  managed/NativeAttention/Cpu/Linear/CpuLinearKernels.cs "$CPU_TESTS" \
+  'CPU linear keeps the key just after the query in the factored-decay scores (diagonal-block mask one past the diagonal)' \
+  'T end = TSimd.Broadcast(t + 1);' \
+  'T end = TSimd.Broadcast(t + 2);'
+
 mutation linear-state-decay \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs "$CPU_TESTS" \
   'CPU linear decays the carried state by the chunk gates except the last token (cumulative gate read one token early)' \
-  'float last = s.Log2Gate[l - 1];' \
-  'float last = s.Log2Gate[Math.Max(l - 2, 0)];'
+  'bL = b[l - 1];' \
+  'bL = b[Math.Max(l - 2, 0)];'
 
 mutation linear-gqa-head \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs "$CPU_TESTS" \
