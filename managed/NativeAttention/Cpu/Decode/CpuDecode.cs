@@ -862,16 +862,8 @@ internal static unsafe class CpuDecode
         public long ScratchFloats;
         public int NextItem;
 
-        /// <summary>This thread's idle plan, reused by its next call (a call takes it out, so nested calls get their own).</summary>
-        [ThreadStatic] private static Plan? t_idle;
-
-        /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
-        public static Plan Rent()
-        {
-            var plan = t_idle ?? new Plan();
-            t_idle = null;
-            return plan;
-        }
+        /// <summary>This thread's idle plan (<see cref="ThreadIdle{T}"/>), or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent() => ThreadIdle<Plan>.Rent();
 
         /// <summary>Keeps the plan for this thread's next call, without the references of the finished one.</summary>
         public void Return()
@@ -879,7 +871,7 @@ internal static unsafe class CpuDecode
             (Problem, BlockTable) = (null!, null);
             Q = K = V = O = NewK = NewV = null;
             Lse = Cos = Sin = Slopes = Sinks = Partials = null;
-            t_idle = this;
+            ThreadIdle<Plan>.Return(this);
         }
 
         /// <summary>Fills every size, offset and stride for one call (the pointers are set by the caller).</summary>

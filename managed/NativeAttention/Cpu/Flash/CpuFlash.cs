@@ -363,22 +363,14 @@ internal static unsafe class CpuFlash
         public long ScratchFloats;
         public int NextItem;
 
-        /// <summary>This thread's idle plan, reused by its next call (a call takes it out, so nested calls get their own).</summary>
-        [ThreadStatic] private static Plan? t_idle;
-
-        /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
-        public static Plan Rent()
-        {
-            var plan = t_idle ?? new Plan();
-            t_idle = null;
-            return plan;
-        }
+        /// <summary>This thread's idle plan (<see cref="ThreadIdle{T}"/>), or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent() => ThreadIdle<Plan>.Rent();
 
         /// <summary>Keeps the plan for this thread's next call, without the references of the finished one.</summary>
         public void Return()
         {
             (Problem, ScoreOptions) = (null!, null);
-            t_idle = this;
+            ThreadIdle<Plan>.Return(this);
         }
 
         /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
