@@ -222,56 +222,65 @@ internal static unsafe class CpuNeighborhood
             s.BoxColumnCount[b] = p.GroupSize * queries;
         }
 
-        // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole vectors.
-        for (int c = 0; c < padded; c++)
+        // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole
+        // vectors, the item to whole column groups (nested loops: no divisions per column).
+        long qItem = p.QueryOffset + batch * p.QueryStrides[0], oItem = p.OutputOffset + batch * p.OutputStrides[0], lItem = p.LseOffset + batch * p.LseStrides[0];
+        int column = 0;
+        for (int b = 0; b < boxCount; b++)
         {
-            float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
-            int b = c / boxColumns, r = c % boxColumns;
-            if (b < boxCount && r < s.BoxColumnCount[b])
+            int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
+            for (int h = 0; h < p.GroupSize; h++)
             {
-                int queries = s.BoxColumnCount[b] / p.GroupSize;
-                int head = kvHead * p.GroupSize + r / queries, index = r % queries;
-                long qOffset = p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1];
-                long oOffset = p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1];
-                long lOffset = p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1];
-                for (int a = Axes - 1; a >= 0; a--)
+                int head = kvHead * p.GroupSize + h;
+                long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
+                for (int i0 = 0; i0 < boxQueries[0]; i0++)
                 {
-                    int n = s.BoxQueries[b * Axes + a];
-                    int i = index % n;
-                    index /= n;
-                    int groupPosition = s.BoxFirst[b * Axes + a] + i, low = s.BoxLow[b * Axes + a];
-                    int position = groupPosition * p.Dilation[a] + group[a];
-                    int start = tiling.WindowStart[a][position] - low;
-                    s.ColumnStart[a * maxColumns + c] = start;
-                    s.ColumnEnd[a * maxColumns + c] = start + tiling.WindowCount[a][position];
-                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
-                    s.BiasTerm[a * maxColumns + c] = low - groupPosition + p.Kernel[a] - 1;
-                    qOffset += position * p.QuerySpatial[a];
-                    oOffset += position * p.OutputSpatial[a];
-                    lOffset += position * p.LseSpatial[a];
+                    int x0 = (boxFirst[0] + i0) * p.Dilation[0] + group[0];
+                    for (int i1 = 0; i1 < boxQueries[1]; i1++)
+                    {
+                        int x1 = (boxFirst[1] + i1) * p.Dilation[1] + group[1];
+                        for (int i2 = 0; i2 < boxQueries[2]; i2++, column++)
+                        {
+                            int x2 = (boxFirst[2] + i2) * p.Dilation[2] + group[2];
+                            int c = column;
+                            SetWindow(s, tiling, p, 0, c, x0, boxFirst[0] + i0, boxLow[0], maxColumns);
+                            SetWindow(s, tiling, p, 1, c, x1, boxFirst[1] + i1, boxLow[1], maxColumns);
+                            SetWindow(s, tiling, p, 2, c, x2, boxFirst[2] + i2, boxLow[2], maxColumns);
+                            s.QueryHead[c] = head;
+                            s.BiasHead[c] = head * p.BiasHeadSize;
+                            s.OutputOffset[c] = oHead + x0 * p.OutputSpatial[0] + x1 * p.OutputSpatial[1] + x2 * p.OutputSpatial[2];
+                            s.LseOffset[c] = lHead + x0 * p.LseSpatial[0] + x1 * p.LseSpatial[1] + x2 * p.LseSpatial[2];
+                            long qOffset = qHead + x0 * p.QuerySpatial[0] + x1 * p.QuerySpatial[1] + x2 * p.QuerySpatial[2];
+                            if (p.QueryRowsInPlace)
+                            {
+                                // Transposed per vector below. Q and O rows are touched once per call, so they come from
+                                // memory: fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                                s.QueryRows[c] = (float*)p.Q + qOffset;
+                                Prefetch(s.QueryRows[c], dqk, 0);
+                                if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                            }
+                            else
+                            {
+                                CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                                // Column c of group c / width (a power of two: shifts, not divisions).
+                                float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                                float scale = p.Log2Scale;
+                                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                            }
+                            InitColumn(s, c, dvStride);
+                        }
+                    }
                 }
-                s.QueryHead[c] = head;
-                s.BiasHead[c] = head * p.BiasHeadSize;
-                s.OutputOffset[c] = oOffset;
-                s.LseOffset[c] = lOffset;
-                CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * p.Log2Scale;
             }
-            else
-            {
-                // Padding columns see every key, so they never force the masked path; nothing reads them back.
-                for (int a = 0; a < Axes; a++)
-                {
-                    s.ColumnStart[a * maxColumns + c] = -1e9f;
-                    s.ColumnEnd[a * maxColumns + c] = 1e9f;
-                    s.BiasTerm[a * maxColumns + c] = 0;
-                }
-                s.BiasHead[c] = 0;
-                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
-            }
-            s.Max[c] = float.NegativeInfinity;
-            s.Sum[c] = 0;
-            new Span<float>(s.Output + (long)c * dvStride, dvStride).Clear();
+            for (; column < (b + 1) * boxColumns; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
+        }
+        for (; column < padded; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
+        if (p.QueryRowsInPlace)
+        {
+            new Span<float>(s.Row, dqk).Clear();
+            for (int v = 0; v < padded / w; v++)
+                NeighborhoodKernels.TransposeQueries<TSimd, T>(s.QueryRows + v * w, s.Row, dqk, p.Log2Scale,
+                    s.QueryT + (long)(v / GroupVectors) * dqk * width + v % GroupVectors * w, width);
         }
 
         // Per column group and axis, in box coordinates: the union of its columns' windows (tiles outside are skipped)
@@ -284,10 +293,12 @@ internal static unsafe class CpuNeighborhood
                 {
                     float start = s.ColumnStart[a * maxColumns + c], end = s.ColumnEnd[a * maxColumns + c];
                     if (start < -1e8f) continue; // a padding column
-                    unionLow = Math.Min(unionLow, start);
-                    unionHigh = Math.Max(unionHigh, end);
-                    fullLow = Math.Max(fullLow, start);
-                    fullHigh = Math.Min(fullHigh, end);
+                    // Plain comparisons: the bounds are small integers, and Math.Min/Max's NaN and signed-zero
+                    // handling measured as a visible share of the per-item setup.
+                    unionLow = start < unionLow ? start : unionLow;
+                    unionHigh = end > unionHigh ? end : unionHigh;
+                    fullLow = start > fullLow ? start : fullLow;
+                    fullHigh = end < fullHigh ? end : fullHigh;
                 }
                 int at = (g * Axes + a) * 4;
                 s.GroupBounds[at] = unionLow;
@@ -442,10 +453,69 @@ internal static unsafe class CpuNeighborhood
             // Every query sees at least one key; the guard only keeps a NaN-free contract like the flash kernel's.
             bool empty = sum == 0;
             float factor = empty ? 0f : 1f / sum;
-            CpuPacking.WriteRow(p.O + p.ElementSize * s.OutputOffset[c], p.OutputStrides[^1], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
+            if (p.OutputRowsWide)
+            {
+                float* target = (float*)p.O + s.OutputOffset[c], source = s.Output + (long)c * dvStride;
+                T f = TSimd.Broadcast(factor);
+                for (int e = 0; e < dv; e += w) TSimd.Store(target + e, TSimd.Multiply(TSimd.Load(source + e), f));
+            }
+            else CpuPacking.WriteRow(p.O + p.ElementSize * s.OutputOffset[c], p.OutputStrides[^1], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
             if (p.Lse != null)
                 p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
         }
+    }
+
+    /// <summary>
+    /// Column <paramref name="c"/>'s window on axis <paramref name="axis"/> in box coordinates, and its bias term, for its
+    /// query at position <paramref name="x"/> (group coordinate <paramref name="groupPosition"/>) in a box with corner
+    /// <paramref name="low"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetWindow(in ScratchLayout s, SampleTiling tiling, Plan p, int axis, int c, int x, int groupPosition, int low, long maxColumns)
+    {
+        int start = tiling.WindowStart[axis][x] - low;
+        s.ColumnStart[axis * maxColumns + c] = start;
+        s.ColumnEnd[axis * maxColumns + c] = start + tiling.WindowCount[axis][x];
+        // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
+        s.BiasTerm[axis * maxColumns + c] = low - groupPosition + p.Kernel[axis] - 1;
+    }
+
+    /// <summary>An empty running softmax and output row for column <paramref name="c"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InitColumn(in ScratchLayout s, int c, int dvStride)
+    {
+        s.Max[c] = float.NegativeInfinity;
+        s.Sum[c] = 0;
+        new Span<float>(s.Output + (long)c * dvStride, dvStride).Clear();
+    }
+
+    /// <summary>
+    /// A padding column: zero query, a window holding every key (so it never forces the masked path) and bias entry 0;
+    /// nothing reads it back.
+    /// </summary>
+    private static void PadColumn(in ScratchLayout s, int c, int dqk, int width, int dvStride, long maxColumns)
+    {
+        for (int a = 0; a < Axes; a++)
+        {
+            s.ColumnStart[a * maxColumns + c] = -1e9f;
+            s.ColumnEnd[a * maxColumns + c] = 1e9f;
+            s.BiasTerm[a * maxColumns + c] = 0;
+        }
+        s.BiasHead[c] = 0;
+        s.QueryRows[c] = null;
+        float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
+        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
+        InitColumn(s, c, dvStride);
+    }
+
+    /// <summary>Prefetches the cache lines of <paramref name="count"/> floats from <paramref name="row"/> into L1 (<paramref name="level"/> 0) or L2 (1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(float* row, int count, int level)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        for (int i = 0; i < count; i += 16)
+            if (level == 0) System.Runtime.Intrinsics.X86.Sse.Prefetch0(row + i);
+            else System.Runtime.Intrinsics.X86.Sse.Prefetch1(row + i);
     }
 
     /// <summary>Zero key and value rows <paramref name="j"/> (finite scores and values for a padding key).</summary>
@@ -576,7 +646,7 @@ internal static unsafe class CpuNeighborhood
     private sealed class Plan
     {
         public readonly int KeyValueHeads, GroupSize, HeadDim, ValueDim, ValueStride, AdditionalKeyCount;
-        public readonly int GroupWidth, MaxColumns, MaxGroups, MaxBoxes, Items;
+        public readonly int GroupWidth, GroupWidthShift, MaxColumns, MaxGroups, MaxBoxes, Items;
         /// <summary>At least the keys of any item's union of key boxes (packed when K or V is not read in place).</summary>
         public readonly int MaxUnionKeys;
         /// <summary>Keys per tile of a key box (the last tiles of a box are evened out and may be shorter).</summary>
@@ -619,6 +689,10 @@ internal static unsafe class CpuNeighborhood
         /// floats apart.
         /// </summary>
         public readonly bool KeyRunsInPlace, ValueRunsInPlace;
+        /// <summary>Q is float32 with unit element stride: its rows are transposed into the query tile straight from Q.</summary>
+        public readonly bool QueryRowsInPlace;
+        /// <summary>O is float32 with unit element stride and Dv a multiple of the vector width: rows are written a vector at a time.</summary>
+        public readonly bool OutputRowsWide;
         public readonly long KeyRunStride, ValueRunStride;
         public readonly long ScratchFloats;
         public int NextItem;
@@ -633,6 +707,8 @@ internal static unsafe class CpuNeighborhood
             ValueStride = RoundUp(ValueDim, vectorWidth);
             AdditionalKeyCount = problem.AdditionalKeyCount;
             GroupWidth = CpuFlashTiles.GroupVectors * vectorWidth;
+            GroupWidthShift = System.Numerics.BitOperations.Log2((uint)GroupWidth);
+            if (1 << GroupWidthShift != GroupWidth) throw new InvalidOperationException($"Column groups of {GroupWidth} columns: expected a power of two.");
             Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
@@ -666,6 +742,8 @@ internal static unsafe class CpuNeighborhood
             KeyRunsInPlace = ElementType == ElementType.Float32 && KeyStrides[^1] == 1;
             ValueRunsInPlace = ElementType == ElementType.Float32 && ValueStrides[^1] == 1 && ValueStride == ValueDim;
             KeyRunStride = KeySpatial[Axes - 1] * Dilation[Axes - 1];
+            QueryRowsInPlace = ElementType == ElementType.Float32 && QueryStrides[^1] == 1;
+            OutputRowsWide = ElementType == ElementType.Float32 && OutputStrides[^1] == 1 && ValueStride == ValueDim;
             ValueRunStride = ValueSpatial[Axes - 1] * Dilation[Axes - 1];
 
             if (problem.Options.RelativePositionBias is { } rpb)
@@ -886,6 +964,8 @@ internal static unsafe class CpuNeighborhood
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
         /// <summary>Per vector of columns: the corner of its key box in K (or the packed union) and in V.</summary>
         public readonly float** VectorKeys, VectorValues;
+        /// <summary>Per column: its query row in Q (null for padding columns), when Q is read in place.</summary>
+        public readonly float** QueryRows;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
@@ -903,6 +983,7 @@ internal static unsafe class CpuNeighborhood
             ValueOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
             VectorKeys = (float**)CpuScratch.Take(ref next, 2L * columns);
             VectorValues = (float**)CpuScratch.Take(ref next, 2L * columns);
+            QueryRows = (float**)CpuScratch.Take(ref next, 2L * columns);
             CoordinateStride = p.KeyTile;
             Coordinates = CpuScratch.Take(ref next, (long)Axes * p.KeyTile);
             Scores = CpuScratch.Take(ref next, (long)p.KeyTile * p.GroupWidth);
