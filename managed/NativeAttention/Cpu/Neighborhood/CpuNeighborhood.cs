@@ -223,53 +223,74 @@ internal static unsafe class CpuNeighborhood
         }
 
         // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole
-        // vectors, the item to whole column groups (nested loops: no divisions per column).
+        // vectors, the item to whole column groups. Per box, everything that depends on one axis (window in box
+        // coordinates, bias term, memory offsets) is worked out once per query coordinate, then combined per column.
         long qItem = p.QueryOffset + batch * p.QueryStrides[0], oItem = p.OutputOffset + batch * p.OutputStrides[0], lItem = p.LseOffset + batch * p.LseStrides[0];
+        int axisQueries = p.Box[0] + p.Box[1] + p.Box[2];
+        float* axisStart = stackalloc float[axisQueries], axisEnd = stackalloc float[axisQueries];
+        int* axisBias = stackalloc int[axisQueries];
+        long* axisQuery = stackalloc long[axisQueries], axisOutput = stackalloc long[axisQueries], axisLse = stackalloc long[axisQueries];
+        int at1 = p.Box[0], at2 = p.Box[0] + p.Box[1];
         int column = 0;
         for (int b = 0; b < boxCount; b++)
         {
             int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
+            for (int a = 0, at = 0; a < Axes; at += p.Box[a], a++)
+            {
+                int[] windowStart = tiling.WindowStart[a], windowCount = tiling.WindowCount[a];
+                for (int i = 0; i < boxQueries[a]; i++)
+                {
+                    int groupPosition = boxFirst[a] + i, x = groupPosition * p.Dilation[a] + group[a];
+                    int start = windowStart[x] - boxLow[a];
+                    axisStart[at + i] = start;
+                    axisEnd[at + i] = start + windowCount[x];
+                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
+                    axisBias[at + i] = boxLow[a] - groupPosition + p.Kernel[a] - 1;
+                    axisQuery[at + i] = x * p.QuerySpatial[a];
+                    axisOutput[at + i] = x * p.OutputSpatial[a];
+                    axisLse[at + i] = x * p.LseSpatial[a];
+                }
+            }
             for (int h = 0; h < p.GroupSize; h++)
             {
                 int head = kvHead * p.GroupSize + h;
                 long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
                 for (int i0 = 0; i0 < boxQueries[0]; i0++)
+                for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
+                for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
                 {
-                    int x0 = (boxFirst[0] + i0) * p.Dilation[0] + group[0];
-                    for (int i1 = 0; i1 < boxQueries[1]; i1++)
+                    int c = column;
+                    s.ColumnStart[c] = axisStart[i0];
+                    s.ColumnEnd[c] = axisEnd[i0];
+                    s.BiasTerm[c] = axisBias[i0];
+                    s.ColumnStart[maxColumns + c] = axisStart[i1];
+                    s.ColumnEnd[maxColumns + c] = axisEnd[i1];
+                    s.BiasTerm[maxColumns + c] = axisBias[i1];
+                    s.ColumnStart[2 * maxColumns + c] = axisStart[i2];
+                    s.ColumnEnd[2 * maxColumns + c] = axisEnd[i2];
+                    s.BiasTerm[2 * maxColumns + c] = axisBias[i2];
+                    s.QueryHead[c] = head;
+                    s.BiasHead[c] = head * p.BiasHeadSize;
+                    s.OutputOffset[c] = oHead + axisOutput[i0] + axisOutput[i1] + axisOutput[i2];
+                    s.LseOffset[c] = lHead + axisLse[i0] + axisLse[i1] + axisLse[i2];
+                    long qOffset = qHead + axisQuery[i0] + axisQuery[i1] + axisQuery[i2];
+                    if (p.QueryRowsInPlace)
                     {
-                        int x1 = (boxFirst[1] + i1) * p.Dilation[1] + group[1];
-                        for (int i2 = 0; i2 < boxQueries[2]; i2++, column++)
-                        {
-                            int x2 = (boxFirst[2] + i2) * p.Dilation[2] + group[2];
-                            int c = column;
-                            SetWindow(s, tiling, p, 0, c, x0, boxFirst[0] + i0, boxLow[0], maxColumns);
-                            SetWindow(s, tiling, p, 1, c, x1, boxFirst[1] + i1, boxLow[1], maxColumns);
-                            SetWindow(s, tiling, p, 2, c, x2, boxFirst[2] + i2, boxLow[2], maxColumns);
-                            s.QueryHead[c] = head;
-                            s.BiasHead[c] = head * p.BiasHeadSize;
-                            s.OutputOffset[c] = oHead + x0 * p.OutputSpatial[0] + x1 * p.OutputSpatial[1] + x2 * p.OutputSpatial[2];
-                            s.LseOffset[c] = lHead + x0 * p.LseSpatial[0] + x1 * p.LseSpatial[1] + x2 * p.LseSpatial[2];
-                            long qOffset = qHead + x0 * p.QuerySpatial[0] + x1 * p.QuerySpatial[1] + x2 * p.QuerySpatial[2];
-                            if (p.QueryRowsInPlace)
-                            {
-                                // Transposed per vector below. Q and O rows are touched once per call, so they come from
-                                // memory: fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
-                                s.QueryRows[c] = (float*)p.Q + qOffset;
-                                Prefetch(s.QueryRows[c], dqk, 0);
-                                if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
-                            }
-                            else
-                            {
-                                CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                                // Column c of group c / width (a power of two: shifts, not divisions).
-                                float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
-                                float scale = p.Log2Scale;
-                                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
-                            }
-                            InitColumn(s, c, dvStride);
-                        }
+                        // Transposed per vector below. Q and O rows are touched once per call, so they come from
+                        // memory: fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                        s.QueryRows[c] = (float*)p.Q + qOffset;
+                        Prefetch(s.QueryRows[c], dqk, 0);
+                        if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
                     }
+                    else
+                    {
+                        CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                        // Column c of group c / width (a power of two: shifts, not divisions).
+                        float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                        float scale = p.Log2Scale;
+                        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                    }
+                    InitColumn(s, c, dvStride);
                 }
             }
             for (; column < (b + 1) * boxColumns; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
@@ -463,21 +484,6 @@ internal static unsafe class CpuNeighborhood
             if (p.Lse != null)
                 p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
         }
-    }
-
-    /// <summary>
-    /// Column <paramref name="c"/>'s window on axis <paramref name="axis"/> in box coordinates, and its bias term, for its
-    /// query at position <paramref name="x"/> (group coordinate <paramref name="groupPosition"/>) in a box with corner
-    /// <paramref name="low"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SetWindow(in ScratchLayout s, SampleTiling tiling, Plan p, int axis, int c, int x, int groupPosition, int low, long maxColumns)
-    {
-        int start = tiling.WindowStart[axis][x] - low;
-        s.ColumnStart[axis * maxColumns + c] = start;
-        s.ColumnEnd[axis * maxColumns + c] = start + tiling.WindowCount[axis][x];
-        // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
-        s.BiasTerm[axis * maxColumns + c] = low - groupPosition + p.Kernel[axis] - 1;
     }
 
     /// <summary>An empty running softmax and output row for column <paramref name="c"/>.</summary>

@@ -99,6 +99,17 @@ internal static unsafe class NeighborhoodKernels
             }
             return;
         }
+        if (vectors <= 2 && TSimd.Registers >= 32 && w >= 8)
+        {
+            // Narrow value rows (one or two vectors): eight rows at a time, so 16 (or 8) multiply-add chains are in
+            // flight and each value vector loaded serves eight rows (the four-row block measured latency-bound at Dv = 32).
+            for (int row = 0; row < columns; row += 8)
+            {
+                if (vectors == 2) AccumulateEightRows<TSimd, T, Two>(probabilities + row, width, values, offsets, keyCount, outputStride, alpha + row, output + (long)row * outputStride);
+                else AccumulateEightRows<TSimd, T, One>(probabilities + row, width, values, offsets, keyCount, outputStride, alpha + row, output + (long)row * outputStride);
+            }
+            return;
+        }
         for (int row = 0; row < columns; row += rowStep)
         {
             float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
@@ -112,6 +123,59 @@ internal static unsafe class NeighborhoodKernels
                 case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
             }
         }
+    }
+
+    /// <summary>The P V register block of <see cref="AccumulateSkewed"/> for narrow values: 8 output rows x <typeparamref name="TVectors"/> (1 or 2) vectors.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateEightRows<TSimd, T, TVectors>(float* p, int width, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
+    {
+        int w = TSimd.Count;
+        bool two = TVectors.Value == 2;
+        float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
+        float* o4 = o3 + outputStride, o5 = o4 + outputStride, o6 = o5 + outputStride, o7 = o6 + outputStride;
+        T a00 = TSimd.Multiply(TSimd.Load(o0), TSimd.Broadcast(alpha[0])), a01 = two ? TSimd.Multiply(TSimd.Load(o0 + w), TSimd.Broadcast(alpha[0])) : default;
+        T a10 = TSimd.Multiply(TSimd.Load(o1), TSimd.Broadcast(alpha[1])), a11 = two ? TSimd.Multiply(TSimd.Load(o1 + w), TSimd.Broadcast(alpha[1])) : default;
+        T a20 = TSimd.Multiply(TSimd.Load(o2), TSimd.Broadcast(alpha[2])), a21 = two ? TSimd.Multiply(TSimd.Load(o2 + w), TSimd.Broadcast(alpha[2])) : default;
+        T a30 = TSimd.Multiply(TSimd.Load(o3), TSimd.Broadcast(alpha[3])), a31 = two ? TSimd.Multiply(TSimd.Load(o3 + w), TSimd.Broadcast(alpha[3])) : default;
+        T a40 = TSimd.Multiply(TSimd.Load(o4), TSimd.Broadcast(alpha[4])), a41 = two ? TSimd.Multiply(TSimd.Load(o4 + w), TSimd.Broadcast(alpha[4])) : default;
+        T a50 = TSimd.Multiply(TSimd.Load(o5), TSimd.Broadcast(alpha[5])), a51 = two ? TSimd.Multiply(TSimd.Load(o5 + w), TSimd.Broadcast(alpha[5])) : default;
+        T a60 = TSimd.Multiply(TSimd.Load(o6), TSimd.Broadcast(alpha[6])), a61 = two ? TSimd.Multiply(TSimd.Load(o6 + w), TSimd.Broadcast(alpha[6])) : default;
+        T a70 = TSimd.Multiply(TSimd.Load(o7), TSimd.Broadcast(alpha[7])), a71 = two ? TSimd.Multiply(TSimd.Load(o7 + w), TSimd.Broadcast(alpha[7])) : default;
+        for (int j = 0; j < keyCount; j++, p += width)
+        {
+            float* v = values + offsets[j];
+            T v0 = TSimd.Load(v), v1 = two ? TSimd.Load(v + w) : default;
+            T b = TSimd.Broadcast(p[0]);
+            a00 = TSimd.MultiplyAdd(v0, b, a00);
+            if (two) a01 = TSimd.MultiplyAdd(v1, b, a01);
+            b = TSimd.Broadcast(p[1]);
+            a10 = TSimd.MultiplyAdd(v0, b, a10);
+            if (two) a11 = TSimd.MultiplyAdd(v1, b, a11);
+            b = TSimd.Broadcast(p[2]);
+            a20 = TSimd.MultiplyAdd(v0, b, a20);
+            if (two) a21 = TSimd.MultiplyAdd(v1, b, a21);
+            b = TSimd.Broadcast(p[3]);
+            a30 = TSimd.MultiplyAdd(v0, b, a30);
+            if (two) a31 = TSimd.MultiplyAdd(v1, b, a31);
+            b = TSimd.Broadcast(p[4]);
+            a40 = TSimd.MultiplyAdd(v0, b, a40);
+            if (two) a41 = TSimd.MultiplyAdd(v1, b, a41);
+            b = TSimd.Broadcast(p[5]);
+            a50 = TSimd.MultiplyAdd(v0, b, a50);
+            if (two) a51 = TSimd.MultiplyAdd(v1, b, a51);
+            b = TSimd.Broadcast(p[6]);
+            a60 = TSimd.MultiplyAdd(v0, b, a60);
+            if (two) a61 = TSimd.MultiplyAdd(v1, b, a61);
+            b = TSimd.Broadcast(p[7]);
+            a70 = TSimd.MultiplyAdd(v0, b, a70);
+            if (two) a71 = TSimd.MultiplyAdd(v1, b, a71);
+        }
+        TSimd.Store(o0, a00); TSimd.Store(o1, a10); TSimd.Store(o2, a20); TSimd.Store(o3, a30);
+        TSimd.Store(o4, a40); TSimd.Store(o5, a50); TSimd.Store(o6, a60); TSimd.Store(o7, a70);
+        if (!two) return;
+        TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31);
+        TSimd.Store(o4 + w, a41); TSimd.Store(o5 + w, a51); TSimd.Store(o6 + w, a61); TSimd.Store(o7 + w, a71);
     }
 
     /// <summary>The P V register block of <see cref="AccumulateSkewed"/>: 4 output rows x <typeparamref name="TVectors"/> vectors.</summary>
