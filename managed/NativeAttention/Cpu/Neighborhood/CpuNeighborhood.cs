@@ -1,5 +1,5 @@
 // CPU neighborhood attention (NATTEN semantics): a fused, tiled kernel over the flash micro-kernels, one pass with an
-// online softmax, work proportional to the union windows of query tiles rather than to the grid squared.
+// online softmax, work proportional to the key boxes of small query boxes rather than to the grid squared.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -10,15 +10,19 @@ namespace NativeAttention.Cpu;
 /// additional keys, GQA/MQA, Dv != Dqk, float32/float16/bfloat16 storage with float32 accumulation, optional LSE).
 /// </summary>
 /// <remarks>
-/// Internally every grid has three axes (missing leading axes have length 1). A work item is (batch, key/value head,
-/// query tile), where a query tile is a box of queries that lie in one dilation group per axis, so along each axis the
-/// windows of its queries are runs of consecutive group coordinates and their union is one run too. The item walks
-/// the union box of keys in row-major order in tiles of <see cref="CpuFlashTiles.KeyTile"/> keys, each packed to
-/// float32 scratch once (one copy per run of abutting float32 rows), with each key's per-axis coordinate in the box,
-/// so scratch does not grow with the kernel size. The item's columns (query heads of the group x queries of the tile, as in
-/// <see cref="CpuFlash"/>) then run the flash micro-kernels over key tiles of the packed union: tiles outside a column
-/// group's own union box are skipped, tiles inside the intersection of its columns' windows skip the mask (full
-/// tiles), the others get a per-axis box mask (<see cref="NeighborhoodKernels.MaskBox"/>). The additional keys follow
+/// Internally every grid has three axes (missing leading axes have length 1). Queries are grouped in query boxes: boxes
+/// of consecutive queries of one dilation group whose columns (every query head of the key/value head x the box's
+/// queries) fill at most one vector, e.g. 4 x 4 queries in 2-D or 16 in 1-D at 512 bits (<see cref="Plan.Box"/>). Every
+/// box of a dilation group gets a key box of the same extent that holds all its queries' windows, so a vector of
+/// columns computes only its own box (100 keys for 49 visible at 7 x 7, where one 64-query tile would compute its
+/// 196-key union). A work item is (batch, key/value head, query tile), a query tile being the boxes that fill one
+/// column group of four vectors. The item walks the key box in row-major order in tiles of up to
+/// <see cref="CpuFlashTiles.KeyTile"/> keys; each vector reads the keys at the same offsets from its own box's corner
+/// (<see cref="NeighborhoodKernels.ScoresSkewed"/>, <see cref="NeighborhoodKernels.AccumulateSkewed"/>), straight from
+/// K and V where they are float32 with unit element stride, else from the item's union of boxes packed to float32
+/// scratch once. Tiles outside a column group's union of windows are skipped, tiles inside the intersection of its
+/// columns' windows skip the mask (full tiles), the others get a per-axis box mask
+/// (<see cref="NeighborhoodKernels.MaskBox"/>); softmax is the flash kernel's online softmax. The additional keys follow
 /// as further key tiles of the same online softmax, so they are merged exactly, as if they were part of the window.
 /// When every query's window is the whole grid the call runs <see cref="CpuFlash"/> on the flattened grid.
 /// Workers take items from a shared counter; an item is computed by one worker in a fixed order, so results do not
@@ -269,7 +273,6 @@ internal static unsafe class CpuNeighborhood
                     s.ColumnStart[2 * maxColumns + c] = axisStart[i2];
                     s.ColumnEnd[2 * maxColumns + c] = axisEnd[i2];
                     s.BiasTerm[2 * maxColumns + c] = axisBias[i2];
-                    s.QueryHead[c] = head;
                     s.BiasHead[c] = head * p.BiasHeadSize;
                     s.OutputOffset[c] = oHead + axisOutput[i0] + axisOutput[i1] + axisOutput[i2];
                     s.LseOffset[c] = lHead + axisLse[i0] + axisLse[i1] + axisLse[i2];
@@ -690,16 +693,14 @@ internal static unsafe class CpuNeighborhood
         /// <summary>Union rows along the last axis are contiguous float32 memory in K (in V), copied in one block per run.</summary>
         public readonly bool KeyRunsContiguous, ValueRunsContiguous;
         /// <summary>
-        /// K (V) is float32 with unit element stride (V also without padding to the vector width), so a key box that is
-        /// one run along the last axis is read in place, rows <see cref="KeyRunStride"/> (<see cref="ValueRunStride"/>)
-        /// floats apart.
+        /// K (V) is float32 with unit element stride (V also without padding to the vector width), so keys (values) are
+        /// read where they are, through per-key offsets; otherwise the item's union of key boxes is packed to scratch.
         /// </summary>
         public readonly bool KeyRunsInPlace, ValueRunsInPlace;
         /// <summary>Q is float32 with unit element stride: its rows are transposed into the query tile straight from Q.</summary>
         public readonly bool QueryRowsInPlace;
         /// <summary>O is float32 with unit element stride and Dv a multiple of the vector width: rows are written a vector at a time.</summary>
         public readonly bool OutputRowsWide;
-        public readonly long KeyRunStride, ValueRunStride;
         public readonly long ScratchFloats;
         public int NextItem;
 
@@ -747,10 +748,8 @@ internal static unsafe class CpuNeighborhood
             ValueRunsContiguous = float32Runs && ValueStrides[^1] == 1 && ValueSpatial[Axes - 1] == ValueDim && ValueStride == ValueDim;
             KeyRunsInPlace = ElementType == ElementType.Float32 && KeyStrides[^1] == 1;
             ValueRunsInPlace = ElementType == ElementType.Float32 && ValueStrides[^1] == 1 && ValueStride == ValueDim;
-            KeyRunStride = KeySpatial[Axes - 1] * Dilation[Axes - 1];
             QueryRowsInPlace = ElementType == ElementType.Float32 && QueryStrides[^1] == 1;
             OutputRowsWide = ElementType == ElementType.Float32 && OutputStrides[^1] == 1 && ValueStride == ValueDim;
-            ValueRunStride = ValueSpatial[Axes - 1] * Dilation[Axes - 1];
 
             if (problem.Options.RelativePositionBias is { } rpb)
             {
@@ -964,7 +963,7 @@ internal static unsafe class CpuNeighborhood
     private readonly struct ScratchLayout
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
-        public readonly int* QueryHead, BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
+        public readonly int* BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
         public readonly int CoordinateStride;
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
@@ -999,7 +998,6 @@ internal static unsafe class CpuNeighborhood
             TileEnd = CpuScratch.Take(ref next, p.GroupWidth);
             Row = CpuScratch.Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
             GroupBounds = CpuScratch.Take(ref next, (long)p.MaxGroups * Axes * 4);
-            QueryHead = (int*)CpuScratch.Take(ref next, columns);
             BiasHead = (int*)CpuScratch.Take(ref next, columns);
             BiasTerm = (int*)CpuScratch.Take(ref next, Axes * columns);
             BoxFirst = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
