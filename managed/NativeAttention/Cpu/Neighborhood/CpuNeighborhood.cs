@@ -767,16 +767,28 @@ internal static unsafe class CpuNeighborhood
             Box = ChooseBox();
             int boxQueries = Box[0] * Box[1] * Box[2];
             BoxColumns = RoundUp(GroupSize * boxQueries, vectorWidth);
-            // An item: as many query boxes as fill one column group, laid out along the last axes first.
+            // An item: as many query boxes as fill one column group, doubled along whichever axis grows the item's union of
+            // key boxes least (a compact union: fewer K/V rows per item, read from cache by its four vectors).
             int itemBoxes = Math.Max(1, GroupWidth / BoxColumns);
-            var tile = new int[Axes];
+            int[] boxesPerItem = [1, 1, 1];
             int maxBoxes = 1;
-            for (int a = Axes - 1; a >= 0; a--)
+            while (maxBoxes * 2 <= itemBoxes)
             {
-                int along = Math.Min(itemBoxes / maxBoxes, (GroupLength(a, 0) + Box[a] - 1) / Box[a]);
-                tile[a] = Math.Max(1, along) * Box[a];
-                maxBoxes *= Math.Max(1, along);
+                int best = -1;
+                double bestGrowth = double.MaxValue;
+                for (int a = Axes - 1; a >= 0; a--)
+                {
+                    if (boxesPerItem[a] * 2 > (GroupLength(a, 0) + Box[a] - 1) / Box[a]) continue;
+                    double union = Math.Min(GroupLength(a, 0), boxesPerItem[a] * Box[a] + Kernel[a] + Stride[a] - 2);
+                    double growth = Math.Min(GroupLength(a, 0), 2 * boxesPerItem[a] * Box[a] + Kernel[a] + Stride[a] - 2) / union;
+                    if (growth < bestGrowth) (best, bestGrowth) = (a, growth);
+                }
+                if (best < 0) break;
+                boxesPerItem[best] *= 2;
+                maxBoxes *= 2;
             }
+            var tile = new int[Axes];
+            for (int a = 0; a < Axes; a++) tile[a] = boxesPerItem[a] * Box[a];
             Samples = new SampleTiling[problem.Batch];
             ItemStart = new int[problem.Batch + 1];
             var shared = new Dictionary<(int, int, int), SampleTiling>();
@@ -955,7 +967,9 @@ internal static unsafe class CpuNeighborhood
                     segments.Add(new Segment(g, x0, n, low, high));
                 }
             }
-            return segments.ToArray();
+            // Runs at the same place of every dilation group next to each other: their rows interleave in memory, so
+            // consecutive items read neighbouring rows instead of one row in d.
+            return [.. segments.OrderBy(segment => segment.First).ThenBy(segment => segment.Group)];
         }
     }
 
