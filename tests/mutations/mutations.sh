@@ -78,8 +78,8 @@ mutation decode-split-boundary \
 mutation nbh-rpb-offset-sign \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
   'CPU neighborhood indexes the relative-position bias by query - key instead of key - query (mirrored table)' \
-  's.BiasTerm[a * maxColumns + c] = low[a] - (first[a] + i) + p.Kernel[a] - 1;' \
-  's.BiasTerm[a * maxColumns + c] = (first[a] + i) - low[a] + p.Kernel[a] - 1;'
+  'axisBias[at + i] = boxLow[a] - groupPosition + p.Kernel[a] - 1;' \
+  'axisBias[at + i] = groupPosition - boxLow[a] + p.Kernel[a] - 1;'
 
 mutation nbh-padding-full-length \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
@@ -93,6 +93,11 @@ mutation nbh-full-tile-edge \
   'full &= tileLow[a] >= bounds[2] && tileHigh[a] < bounds[3];' \
   'full &= tileLow[a] >= bounds[2] && tileHigh[a] <= bounds[3];'
 
+mutation nbh-box-corner-last-query \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood places the key box of a query box at its last query window (earlier windows start before the box)' \
+  's.BoxLow[b * Axes + a] = tiling.BoxLow(a, group[a], boxFirst, n);' \
+  's.BoxLow[b * Axes + a] = tiling.BoxLow(a, group[a], boxFirst + n - 1, 1);'
 # --- CPU chunked linear attention (Cpu/Linear/)
 
 mutation linear-mask-diagonal \

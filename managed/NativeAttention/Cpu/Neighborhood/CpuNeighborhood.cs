@@ -1,5 +1,5 @@
 // CPU neighborhood attention (NATTEN semantics): a fused, tiled kernel over the flash micro-kernels, one pass with an
-// online softmax, work proportional to the union windows of query tiles rather than to the grid squared.
+// online softmax, work proportional to the key boxes of small query boxes rather than to the grid squared.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -10,15 +10,19 @@ namespace NativeAttention.Cpu;
 /// additional keys, GQA/MQA, Dv != Dqk, float32/float16/bfloat16 storage with float32 accumulation, optional LSE).
 /// </summary>
 /// <remarks>
-/// Internally every grid has three axes (missing leading axes have length 1). A work item is (batch, key/value head,
-/// query tile), where a query tile is a box of queries that lie in one dilation group per axis, so along each axis the
-/// windows of its queries are runs of consecutive group coordinates and their union is one run too. The item walks
-/// the union box of keys in row-major order in tiles of <see cref="CpuFlashTiles.KeyTile"/> keys, each packed to
-/// float32 scratch once (one copy per run of abutting float32 rows), with each key's per-axis coordinate in the box,
-/// so scratch does not grow with the kernel size. The item's columns (query heads of the group x queries of the tile, as in
-/// <see cref="CpuFlash"/>) then run the flash micro-kernels over key tiles of the packed union: tiles outside a column
-/// group's own union box are skipped, tiles inside the intersection of its columns' windows skip the mask (full
-/// tiles), the others get a per-axis box mask (<see cref="NeighborhoodKernels.MaskBox"/>). The additional keys follow
+/// Internally every grid has three axes (missing leading axes have length 1). Queries are grouped in query boxes: boxes
+/// of consecutive queries of one dilation group whose columns (every query head of the key/value head x the box's
+/// queries) fill at most one vector, e.g. 4 x 4 queries in 2-D or 16 in 1-D at 512 bits (<see cref="Plan.Box"/>). Every
+/// box of a dilation group gets a key box of the same extent that holds all its queries' windows, so a vector of
+/// columns computes only its own box (100 keys for 49 visible at 7 x 7, where one 64-query tile would compute its
+/// 196-key union). A work item is (batch, key/value head, query tile), a query tile being the boxes that fill one
+/// column group of four vectors. The item walks the key box in row-major order in tiles of up to
+/// <see cref="CpuFlashTiles.KeyTile"/> keys; each vector reads the keys at the same offsets from its own box's corner
+/// (<see cref="NeighborhoodKernels.ScoresSkewed"/>, <see cref="NeighborhoodKernels.AccumulateSkewed"/>), straight from
+/// K and V where they are float32 with unit element stride, else from the item's union of boxes packed to float32
+/// scratch once. Tiles outside a column group's union of windows are skipped, tiles inside the intersection of its
+/// columns' windows skip the mask (full tiles), the others get a per-axis box mask
+/// (<see cref="NeighborhoodKernels.MaskBox"/>); softmax is the flash kernel's online softmax. The additional keys follow
 /// as further key tiles of the same online softmax, so they are merged exactly, as if they were part of the window.
 /// When every query's window is the whole grid the call runs <see cref="CpuFlash"/> on the flattened grid.
 /// Workers take items from a shared counter; an item is computed by one worker in a fixed order, so results do not
@@ -26,8 +30,8 @@ namespace NativeAttention.Cpu;
 /// </remarks>
 internal static unsafe class CpuNeighborhood
 {
-    private const int KeyTile = CpuFlashTiles.KeyTile;
     private const int KeyBlock = CpuFlashTiles.KeyBlock;
+    private const int GroupVectors = CpuFlashTiles.GroupVectors;
     private const int Axes = 3;
 
     /// <summary>Runs a validated neighborhood problem on <paramref name="threads"/> workers.</summary>
@@ -182,82 +186,143 @@ internal static unsafe class CpuNeighborhood
         }
         int kvHead = rest;
 
-        Span<int> group = stackalloc int[Axes], first = stackalloc int[Axes], count = stackalloc int[Axes], low = stackalloc int[Axes], extent = stackalloc int[Axes];
-        int queries = 1, unionKeys = 1;
+        // The tile's query boxes: per axis, the segment's run of queries cut into runs of Box[a] (the last may be short).
+        Span<int> group = stackalloc int[Axes], first = stackalloc int[Axes], count = stackalloc int[Axes], extent = stackalloc int[Axes], boxes = stackalloc int[Axes];
+        int boxCount = 1, boxKeys = 1;
         for (int a = 0; a < Axes; a++)
         {
             var seg = tiling.Segments[a][segment[a]];
-            (group[a], first[a], count[a], low[a], extent[a]) = (seg.Group, seg.First, seg.Count, seg.UnionLow, seg.UnionHigh - seg.UnionLow);
-            queries *= count[a];
-            unionKeys *= extent[a];
+            (group[a], first[a], count[a]) = (seg.Group, seg.First, seg.Count);
+            extent[a] = tiling.BoxExtent[a][seg.Group];
+            boxes[a] = (count[a] + p.Box[a] - 1) / p.Box[a];
+            boxCount *= boxes[a];
+            boxKeys *= extent[a];
         }
+        int w = TSimd.Count;
         int width = p.GroupWidth;
-        int columns = p.GroupSize * queries;
+        int boxColumns = p.BoxColumns;
+        int columns = boxCount * boxColumns;
         int groups = (columns + width - 1) / width;
         int padded = groups * width;
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
         var s = new ScratchLayout(scratch, p);
         long maxColumns = p.MaxColumns;
 
-        // Columns: query head-major, then the tile's queries in row-major order.
-        for (int c = 0; c < padded; c++)
+        // Per box and axis: its first query (group coordinates), its query count and the low corner of its key box,
+        // a box of `extent` keys that holds every window of its queries and lies inside the dilation group.
+        for (int b = 0; b < boxCount; b++)
         {
-            float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
-            if (c < columns)
+            int index = b, queries = 1;
+            for (int a = Axes - 1; a >= 0; a--)
             {
-                int head = kvHead * p.GroupSize + c / queries, index = c % queries;
-                long qOffset = p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1];
-                long oOffset = p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1];
-                long lOffset = p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1];
-                for (int a = Axes - 1; a >= 0; a--)
-                {
-                    int i = index % count[a];
-                    index /= count[a];
-                    int position = (first[a] + i) * p.Dilation[a] + group[a];
-                    int start = tiling.WindowStart[a][position] - low[a];
-                    s.ColumnStart[a * maxColumns + c] = start;
-                    s.ColumnEnd[a * maxColumns + c] = start + tiling.WindowCount[a][position];
-                    // Bias entry on this axis for the key at union coordinate u: u + this term (NATTEN's offset + k - 1).
-                    s.BiasTerm[a * maxColumns + c] = low[a] - (first[a] + i) + p.Kernel[a] - 1;
-                    qOffset += position * p.QuerySpatial[a];
-                    oOffset += position * p.OutputSpatial[a];
-                    lOffset += position * p.LseSpatial[a];
-                }
-                s.QueryHead[c] = head;
-                s.BiasHead[c] = head * p.BiasHeadSize;
-                s.OutputOffset[c] = oOffset;
-                s.LseOffset[c] = lOffset;
-                CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * p.Log2Scale;
+                int ib = index % boxes[a];
+                index /= boxes[a];
+                int boxFirst = first[a] + ib * p.Box[a], n = Math.Min(p.Box[a], count[a] - ib * p.Box[a]);
+                s.BoxFirst[b * Axes + a] = boxFirst;
+                s.BoxQueries[b * Axes + a] = n;
+                s.BoxLow[b * Axes + a] = tiling.BoxLow(a, group[a], boxFirst, n);
+                queries *= n;
             }
-            else
-            {
-                // Padding columns see every key, so they never force the masked path; nothing reads them back.
-                for (int a = 0; a < Axes; a++)
-                {
-                    s.ColumnStart[a * maxColumns + c] = -1e9f;
-                    s.ColumnEnd[a * maxColumns + c] = 1e9f;
-                }
-                for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
-            }
-            s.Max[c] = float.NegativeInfinity;
-            s.Sum[c] = 0;
-            new Span<float>(s.Output + (long)c * dvStride, dvStride).Clear();
+            s.BoxColumnCount[b] = p.GroupSize * queries;
         }
 
-        // Per column group and axis: the union of its columns' windows (tiles outside are skipped) and their
-        // intersection (tiles inside need no mask).
+        // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole
+        // vectors, the item to whole column groups. Per box, everything that depends on one axis (window in box
+        // coordinates, bias term, memory offsets) is worked out once per query coordinate, then combined per column.
+        long qItem = p.QueryOffset + batch * p.QueryStrides[0], oItem = p.OutputOffset + batch * p.OutputStrides[0], lItem = p.LseOffset + batch * p.LseStrides[0];
+        int axisQueries = p.Box[0] + p.Box[1] + p.Box[2];
+        float* axisStart = stackalloc float[axisQueries], axisEnd = stackalloc float[axisQueries];
+        int* axisBias = stackalloc int[axisQueries];
+        long* axisQuery = stackalloc long[axisQueries], axisOutput = stackalloc long[axisQueries], axisLse = stackalloc long[axisQueries];
+        int at1 = p.Box[0], at2 = p.Box[0] + p.Box[1];
+        int column = 0;
+        for (int b = 0; b < boxCount; b++)
+        {
+            int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
+            for (int a = 0, at = 0; a < Axes; at += p.Box[a], a++)
+            {
+                int[] windowStart = tiling.WindowStart[a], windowCount = tiling.WindowCount[a];
+                for (int i = 0; i < boxQueries[a]; i++)
+                {
+                    int groupPosition = boxFirst[a] + i, x = groupPosition * p.Dilation[a] + group[a];
+                    int start = windowStart[x] - boxLow[a];
+                    axisStart[at + i] = start;
+                    axisEnd[at + i] = start + windowCount[x];
+                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
+                    axisBias[at + i] = boxLow[a] - groupPosition + p.Kernel[a] - 1;
+                    axisQuery[at + i] = x * p.QuerySpatial[a];
+                    axisOutput[at + i] = x * p.OutputSpatial[a];
+                    axisLse[at + i] = x * p.LseSpatial[a];
+                }
+            }
+            for (int h = 0; h < p.GroupSize; h++)
+            {
+                int head = kvHead * p.GroupSize + h;
+                long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
+                for (int i0 = 0; i0 < boxQueries[0]; i0++)
+                for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
+                for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
+                {
+                    int c = column;
+                    s.ColumnStart[c] = axisStart[i0];
+                    s.ColumnEnd[c] = axisEnd[i0];
+                    s.BiasTerm[c] = axisBias[i0];
+                    s.ColumnStart[maxColumns + c] = axisStart[i1];
+                    s.ColumnEnd[maxColumns + c] = axisEnd[i1];
+                    s.BiasTerm[maxColumns + c] = axisBias[i1];
+                    s.ColumnStart[2 * maxColumns + c] = axisStart[i2];
+                    s.ColumnEnd[2 * maxColumns + c] = axisEnd[i2];
+                    s.BiasTerm[2 * maxColumns + c] = axisBias[i2];
+                    s.BiasHead[c] = head * p.BiasHeadSize;
+                    s.OutputOffset[c] = oHead + axisOutput[i0] + axisOutput[i1] + axisOutput[i2];
+                    s.LseOffset[c] = lHead + axisLse[i0] + axisLse[i1] + axisLse[i2];
+                    long qOffset = qHead + axisQuery[i0] + axisQuery[i1] + axisQuery[i2];
+                    if (p.QueryRowsInPlace)
+                    {
+                        // Transposed per vector below. Q and O rows are touched once per call, so they come from
+                        // memory: fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                        s.QueryRows[c] = (float*)p.Q + qOffset;
+                        Prefetch(s.QueryRows[c], dqk, 0);
+                        if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                    }
+                    else
+                    {
+                        CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                        // Column c of group c / width (a power of two: shifts, not divisions).
+                        float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                        float scale = p.Log2Scale;
+                        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                    }
+                    InitColumn(s, c, dvStride);
+                }
+            }
+            for (; column < (b + 1) * boxColumns; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
+        }
+        for (; column < padded; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
+        if (p.QueryRowsInPlace)
+        {
+            new Span<float>(s.Row, dqk).Clear();
+            for (int v = 0; v < padded / w; v++)
+                NeighborhoodKernels.TransposeQueries<TSimd, T>(s.QueryRows + v * w, s.Row, dqk, p.Log2Scale,
+                    s.QueryT + (long)(v / GroupVectors) * dqk * width + v % GroupVectors * w, width);
+        }
+
+        // Per column group and axis, in box coordinates: the union of its columns' windows (tiles outside are skipped)
+        // and their intersection (tiles inside need no mask).
         for (int g = 0; g < groups; g++)
             for (int a = 0; a < Axes; a++)
             {
                 float unionLow = float.MaxValue, unionHigh = float.MinValue, fullLow = float.MinValue, fullHigh = float.MaxValue;
-                for (int c = g * width; c < Math.Min(columns, (g + 1) * width); c++)
+                for (int c = g * width; c < (g + 1) * width; c++)
                 {
                     float start = s.ColumnStart[a * maxColumns + c], end = s.ColumnEnd[a * maxColumns + c];
-                    unionLow = Math.Min(unionLow, start);
-                    unionHigh = Math.Max(unionHigh, end);
-                    fullLow = Math.Max(fullLow, start);
-                    fullHigh = Math.Min(fullHigh, end);
+                    if (start < -1e8f) continue; // a padding column
+                    // Plain comparisons: the bounds are small integers, and Math.Min/Max's NaN and signed-zero
+                    // handling measured as a visible share of the per-item setup.
+                    unionLow = start < unionLow ? start : unionLow;
+                    unionHigh = end > unionHigh ? end : unionHigh;
+                    fullLow = start > fullLow ? start : fullLow;
+                    fullHigh = end < fullHigh ? end : fullHigh;
                 }
                 int at = (g * Axes + a) * 4;
                 s.GroupBounds[at] = unionLow;
@@ -266,17 +331,73 @@ internal static unsafe class CpuNeighborhood
                 s.GroupBounds[at + 3] = fullHigh;
             }
 
-        // The union box of keys in row-major order, in tiles packed to float32 scratch one at a time.
+        // Where each vector's keys and values are read: in place where K (V) is float32 with unit element stride, else
+        // from the item's union of key boxes packed once to scratch. Either way a key at box coordinate u lies at the
+        // same offset u . stride from every box's corner.
         long kBase = p.KeyOffset + batch * p.KeyStrides[0] + kvHead * p.KeyStrides[1];
         long vBase = p.ValueOffset + batch * p.ValueStrides[0] + kvHead * p.ValueStrides[1];
-        int unionBlocked = RoundUp(unionKeys, KeyBlock);
+        Span<int> itemLow = stackalloc int[Axes], itemExtent = stackalloc int[Axes];
+        Span<long> keyStrides = stackalloc long[Axes], valueStrides = stackalloc long[Axes];
+        int itemKeys = UnionOfBoxes(s.BoxLow, boxCount, extent, itemLow, itemExtent);
+        float* keySource, valueSource;
+        if (p.KeyRunsInPlace)
+        {
+            keySource = (float*)p.K + kBase;
+            for (int a = 0; a < Axes; a++)
+            {
+                keyStrides[a] = p.KeySpatial[a] * p.Dilation[a];
+                keySource += (long)group[a] * p.KeySpatial[a];
+            }
+        }
+        else
+        {
+            keySource = s.Keys;
+            (keyStrides[0], keyStrides[1], keyStrides[2]) = ((long)itemExtent[1] * itemExtent[2] * dqk, (long)itemExtent[2] * dqk, dqk);
+        }
+        if (p.ValueRunsInPlace)
+        {
+            valueSource = (float*)p.V + vBase;
+            for (int a = 0; a < Axes; a++)
+            {
+                valueStrides[a] = p.ValueSpatial[a] * p.Dilation[a];
+                valueSource += (long)group[a] * p.ValueSpatial[a];
+            }
+        }
+        else
+        {
+            valueSource = s.Values;
+            (valueStrides[0], valueStrides[1], valueStrides[2]) = ((long)itemExtent[1] * itemExtent[2] * dvStride, (long)itemExtent[2] * dvStride, dvStride);
+        }
+        if (!p.KeyRunsInPlace || !p.ValueRunsInPlace)
+            PackBoxTile(p, 0, itemKeys, itemKeys, itemExtent, itemLow, group, kBase, vBase, p.KeyRunsInPlace ? null : s.Keys, p.ValueRunsInPlace ? null : s.Values);
+        // Per vector (of the whole item): the corner of its box's keys and values; padding vectors take the first box's.
+        int vectorCount = padded / w;
+        for (int v = 0; v < vectorCount; v++)
+        {
+            int b = v * w / boxColumns;
+            if (b >= boxCount) b = 0;
+            long kCorner = 0, vCorner = 0;
+            for (int a = 0; a < Axes; a++)
+            {
+                int low = s.BoxLow[b * Axes + a] - (p.KeyRunsInPlace ? 0 : itemLow[a]);
+                kCorner += low * keyStrides[a];
+                low = s.BoxLow[b * Axes + a] - (p.ValueRunsInPlace ? 0 : itemLow[a]);
+                vCorner += low * valueStrides[a];
+            }
+            s.VectorKeys[v] = keySource + kCorner;
+            s.VectorValues[v] = valueSource + vCorner;
+        }
+
+        // The key box in row-major order, in tiles of about equal size.
+        int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile;
+        int tileKeys = RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
-        for (int k0 = 0; k0 < unionBlocked; k0 += KeyTile)
+        for (int k0 = 0; k0 < boxKeys; k0 += tileKeys)
         {
-            int keys = Math.Min(KeyTile, unionBlocked - k0);
-            int real = Math.Min(keys, unionKeys - k0);
-            PackUnionTile(p, s, k0, real, keys, extent, low, group, kBase, vBase);
+            int real = Math.Min(tileKeys, boxKeys - k0);
+            int keys = RoundUp(real, KeyBlock);
+            TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
             // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
             // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
             int last = k0 + real - 1;
@@ -295,17 +416,25 @@ internal static unsafe class CpuNeighborhood
                     full &= tileLow[a] >= bounds[2] && tileHigh[a] < bounds[3];
                 }
                 if (outside) continue;
-                int firstColumn = g * width;
-                CpuFlashKernels.Scores<TSimd, T, Four>(s.QueryT + (long)g * dqk * width, s.Keys, dqk, dqk, keys, s.Scores);
+                int firstColumn = g * width, firstVector = g * GroupVectors;
+                NeighborhoodKernels.ScoresSkewed<TSimd, T>(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
+                    s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
                 if (p.Bias != null)
-                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, KeyTile, s.BiasTerm + firstColumn, maxColumns,
-                        s.BiasHead + firstColumn, Math.Min(width, columns - firstColumn), p.Bias, p.BiasExtent);
+                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, p.KeyTile, s.BiasTerm + firstColumn, maxColumns,
+                        s.BiasHead + firstColumn, width, p.Bias, p.BiasExtent);
                 if (!full)
-                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, KeyTile,
+                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, p.KeyTile,
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
                 CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
-                CpuFlashKernels.Accumulate<TSimd, T, Four>(s.Scores, s.Values, dvStride, keys, dvStride, s.Alpha,
-                    s.Output + (long)firstColumn * dvStride, Math.Min(width, columns - firstColumn));
+                for (int v = 0; v < GroupVectors; v++)
+                {
+                    int c = firstColumn + v * w, b = c / boxColumns;
+                    if (b >= boxCount) break;
+                    int realColumns = Math.Min(w, s.BoxColumnCount[b] - c % boxColumns);
+                    if (realColumns <= 0) continue;
+                    NeighborhoodKernels.AccumulateSkewed<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
+                        s.Output + (long)c * dvStride, realColumns);
+                }
             }
         }
 
@@ -314,16 +443,16 @@ internal static unsafe class CpuNeighborhood
         int extraBlocked = RoundUp(extra, KeyBlock);
         long ekBase = extra > 0 ? p.ExtraKeyOffset + batch * p.ExtraKeyStrides[0] + kvHead * p.ExtraKeyStrides[1] : 0;
         long evBase = extra > 0 ? p.ExtraValueOffset + batch * p.ExtraValueStrides[0] + kvHead * p.ExtraValueStrides[1] : 0;
-        for (int e0 = 0; e0 < extraBlocked; e0 += KeyTile)
+        for (int e0 = 0; e0 < extraBlocked; e0 += p.KeyTile)
         {
-            int keys = Math.Min(KeyTile, extraBlocked - e0);
+            int keys = Math.Min(p.KeyTile, extraBlocked - e0);
             int real = Math.Min(keys, extra - e0);
             for (int n = 0; n < real; n++)
             {
                 CpuPacking.ReadRow(s.Keys + (long)n * dqk, p.ExtraK + p.ElementSize * (ekBase + (e0 + n) * p.ExtraKeyStrides[2]), p.ExtraKeyStrides[3], dqk, p.ElementType);
                 CpuPacking.ReadRow(s.Values + (long)n * dvStride, p.ExtraV + p.ElementSize * (evBase + (e0 + n) * p.ExtraValueStrides[2]), p.ExtraValueStrides[3], dv, p.ElementType);
             }
-            for (int n = real; n < keys; n++) PadKey(s, p, n);
+            for (int n = real; n < keys; n++) PadRows(s.Keys, s.Values, p, n);
             for (int c = 0; c < width; c++)
             {
                 s.TileStart[c] = 0;
@@ -342,30 +471,135 @@ internal static unsafe class CpuNeighborhood
 
         for (int c = 0; c < columns; c++)
         {
+            int b = c / boxColumns;
+            if (c % boxColumns >= s.BoxColumnCount[b]) continue;
             float sum = s.Sum[c], max = s.Max[c];
             // Every query sees at least one key; the guard only keeps a NaN-free contract like the flash kernel's.
             bool empty = sum == 0;
             float factor = empty ? 0f : 1f / sum;
-            CpuPacking.WriteRow(p.O + p.ElementSize * s.OutputOffset[c], p.OutputStrides[^1], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
+            if (p.OutputRowsWide)
+            {
+                float* target = (float*)p.O + s.OutputOffset[c], source = s.Output + (long)c * dvStride;
+                T f = TSimd.Broadcast(factor);
+                for (int e = 0; e < dv; e += w) TSimd.Store(target + e, TSimd.Multiply(TSimd.Load(source + e), f));
+            }
+            else CpuPacking.WriteRow(p.O + p.ElementSize * s.OutputOffset[c], p.OutputStrides[^1], s.Output + (long)c * dvStride, factor, dv, p.ElementType);
             if (p.Lse != null)
                 p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
         }
     }
 
-    private static void PadKey(in ScratchLayout s, Plan p, int j)
+    /// <summary>An empty running softmax and output row for column <paramref name="c"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InitColumn(in ScratchLayout s, int c, int dvStride)
     {
-        new Span<float>(s.Keys + (long)j * p.HeadDim, p.HeadDim).Clear();
-        new Span<float>(s.Values + (long)j * p.ValueStride, p.ValueStride).Clear();
-        s.Coordinates[j] = -1;
-        s.Coordinates[KeyTile + j] = -1;
-        s.Coordinates[2 * KeyTile + j] = -1;
+        s.Max[c] = float.NegativeInfinity;
+        s.Sum[c] = 0;
+        new Span<float>(s.Output + (long)c * dvStride, dvStride).Clear();
     }
 
     /// <summary>
-    /// Packs keys <c>[k0, k0 + real)</c> of the item's union box (row-major) into tile rows <c>0 .. real</c> with their
-    /// coordinates in the box, then pads the tile to <paramref name="keys"/> rows.
+    /// A padding column: zero query, a window holding every key (so it never forces the masked path) and bias entry 0;
+    /// nothing reads it back.
     /// </summary>
-    private static void PackUnionTile(Plan p, in ScratchLayout s, int k0, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<int> low, ReadOnlySpan<int> group, long kBase, long vBase)
+    private static void PadColumn(in ScratchLayout s, int c, int dqk, int width, int dvStride, long maxColumns)
+    {
+        for (int a = 0; a < Axes; a++)
+        {
+            s.ColumnStart[a * maxColumns + c] = -1e9f;
+            s.ColumnEnd[a * maxColumns + c] = 1e9f;
+            s.BiasTerm[a * maxColumns + c] = 0;
+        }
+        s.BiasHead[c] = 0;
+        s.QueryRows[c] = null;
+        float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
+        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
+        InitColumn(s, c, dvStride);
+    }
+
+    /// <summary>Prefetches the cache lines of <paramref name="count"/> floats from <paramref name="row"/> into L1 (<paramref name="level"/> 0) or L2 (1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(float* row, int count, int level)
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        for (int i = 0; i < count; i += 16)
+            if (level == 0) System.Runtime.Intrinsics.X86.Sse.Prefetch0(row + i);
+            else System.Runtime.Intrinsics.X86.Sse.Prefetch1(row + i);
+    }
+
+    /// <summary>Zero key and value rows <paramref name="j"/> (finite scores and values for a padding key).</summary>
+    private static void PadRows(float* keys, float* values, Plan p, int j)
+    {
+        if (keys != null) new Span<float>(keys + (long)j * p.HeadDim, p.HeadDim).Clear();
+        if (values != null) new Span<float>(values + (long)j * p.ValueStride, p.ValueStride).Clear();
+    }
+
+    /// <summary>
+    /// For keys <c>[k0, k0 + real)</c> of the key box (row-major), in tile rows <c>0 .. real</c>: their box coordinates
+    /// and their key and value offsets from a box's corner; the padding rows up to <paramref name="keys"/> get
+    /// coordinate -1 (in no column's window) and the corner's offsets (readable, finite scores).
+    /// </summary>
+    private static void TileCoordinates(in ScratchLayout s, int k0, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<long> keyStrides, ReadOnlySpan<long> valueStrides)
+    {
+        int stride = s.CoordinateStride;
+        int u2 = k0 % extent[2], rest = k0 / extent[2];
+        int u1 = rest % extent[1], u0 = rest / extent[1];
+        for (int n = 0; n < real; n++)
+        {
+            s.Coordinates[n] = u0;
+            s.Coordinates[stride + n] = u1;
+            s.Coordinates[2 * stride + n] = u2;
+            s.KeyOffsets[n] = u0 * keyStrides[0] + u1 * keyStrides[1] + u2 * keyStrides[2];
+            s.ValueOffsets[n] = u0 * valueStrides[0] + u1 * valueStrides[1] + u2 * valueStrides[2];
+            if (++u2 == extent[2])
+            {
+                u2 = 0;
+                if (++u1 == extent[1])
+                {
+                    u1 = 0;
+                    u0++;
+                }
+            }
+        }
+        for (int n = real; n < keys; n++)
+        {
+            s.Coordinates[n] = -1;
+            s.Coordinates[stride + n] = -1;
+            s.Coordinates[2 * stride + n] = -1;
+            s.KeyOffsets[n] = 0;
+            s.ValueOffsets[n] = 0;
+        }
+    }
+
+    /// <summary>
+    /// The union of the item's key boxes (corners <paramref name="boxLow"/>, three per box, all of
+    /// <paramref name="extent"/>): its corner and extent per axis, and its key count.
+    /// </summary>
+    private static int UnionOfBoxes(int* boxLow, int boxCount, ReadOnlySpan<int> extent, Span<int> low, Span<int> unionExtent)
+    {
+        int keys = 1;
+        for (int a = 0; a < Axes; a++)
+        {
+            int lo = int.MaxValue, hi = int.MinValue;
+            for (int b = 0; b < boxCount; b++)
+            {
+                lo = Math.Min(lo, boxLow[b * Axes + a]);
+                hi = Math.Max(hi, boxLow[b * Axes + a] + extent[a]);
+            }
+            low[a] = lo;
+            unionExtent[a] = hi - lo;
+            keys *= hi - lo;
+        }
+        return keys;
+    }
+
+    /// <summary>
+    /// Packs keys <c>[k0, k0 + real)</c> of one key box (row-major, low corner <paramref name="low"/> in group
+    /// coordinates) into rows <c>0 .. real</c> of <paramref name="keyRows"/> and <paramref name="valueRows"/> (either may
+    /// be null: not packed), then pads them with zero rows to <paramref name="keys"/>.
+    /// </summary>
+    private static void PackBoxTile(Plan p, int k0, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<int> low, ReadOnlySpan<int> group, long kBase, long vBase,
+        float* keyRows, float* valueRows)
     {
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
         int u2 = k0 % extent[2], rest = k0 / extent[2];
@@ -381,21 +615,20 @@ internal static unsafe class CpuNeighborhood
             long kRow = kBase + x0 * p.KeySpatial[0] + x1 * p.KeySpatial[1] + firstX2 * p.KeySpatial[2];
             long vRow = vBase + x0 * p.ValueSpatial[0] + x1 * p.ValueSpatial[1] + firstX2 * p.ValueSpatial[2];
             // A run of float32 rows that abut in memory, as the packed tile lays them out, is one copy.
-            if (p.KeyRunsContiguous)
-                Buffer.MemoryCopy(p.K + p.ElementSize * kRow, s.Keys + (long)n * dqk, 4L * run * dqk, 4L * run * dqk);
-            if (p.ValueRunsContiguous)
-                Buffer.MemoryCopy(p.V + p.ElementSize * vRow, s.Values + (long)n * dvStride, 4L * run * dv, 4L * run * dv);
-            for (int r = 0; r < run; r++, n++)
-            {
-                long step = (long)r * p.Dilation[2];
-                if (!p.KeyRunsContiguous)
-                    CpuPacking.ReadRow(s.Keys + (long)n * dqk, p.K + p.ElementSize * (kRow + step * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
-                if (!p.ValueRunsContiguous)
-                    CpuPacking.ReadRow(s.Values + (long)n * dvStride, p.V + p.ElementSize * (vRow + step * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
-                s.Coordinates[n] = u0;
-                s.Coordinates[KeyTile + n] = u1;
-                s.Coordinates[2 * KeyTile + n] = u2 + r;
-            }
+            if (keyRows != null && p.KeyRunsContiguous)
+                Buffer.MemoryCopy(p.K + p.ElementSize * kRow, keyRows + (long)n * dqk, 4L * run * dqk, 4L * run * dqk);
+            if (valueRows != null && p.ValueRunsContiguous)
+                Buffer.MemoryCopy(p.V + p.ElementSize * vRow, valueRows + (long)n * dvStride, 4L * run * dv, 4L * run * dv);
+            if ((keyRows != null && !p.KeyRunsContiguous) || (valueRows != null && !p.ValueRunsContiguous))
+                for (int r = 0; r < run; r++)
+                {
+                    long step = (long)r * p.Dilation[2];
+                    if (keyRows != null && !p.KeyRunsContiguous)
+                        CpuPacking.ReadRow(keyRows + (long)(n + r) * dqk, p.K + p.ElementSize * (kRow + step * p.KeySpatial[2]), p.KeyStrides[^1], dqk, p.ElementType);
+                    if (valueRows != null && !p.ValueRunsContiguous)
+                        CpuPacking.ReadRow(valueRows + (long)(n + r) * dvStride, p.V + p.ElementSize * (vRow + step * p.ValueSpatial[2]), p.ValueStrides[^1], dv, p.ElementType);
+                }
+            n += run;
             u2 += run;
             if (u2 == extent[2])
             {
@@ -407,8 +640,7 @@ internal static unsafe class CpuNeighborhood
                 }
             }
         }
-        // Padding keys: zero rows (finite scores and values) at coordinate -1, which no real column's window holds.
-        for (; n < keys; n++) PadKey(s, p, n);
+        for (; n < keys; n++) PadRows(keyRows, valueRows, p, n);
     }
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
@@ -423,7 +655,18 @@ internal static unsafe class CpuNeighborhood
     private sealed class Plan
     {
         public readonly int KeyValueHeads, GroupSize, HeadDim, ValueDim, ValueStride, AdditionalKeyCount;
-        public readonly int GroupWidth, MaxColumns, MaxGroups, Items;
+        public readonly int GroupWidth, GroupWidthShift, MaxColumns, MaxGroups, MaxBoxes, Items;
+        /// <summary>At least the keys of any item's union of key boxes (packed when K or V is not read in place).</summary>
+        public readonly int MaxUnionKeys;
+        /// <summary>Keys per tile of a key box (the last tiles of a box are evened out and may be shorter).</summary>
+        public readonly int KeyTile;
+        /// <summary>
+        /// Queries per axis of a query box: the queries whose columns (all their heads) share one key box, at most one
+        /// vector of columns (one query when a key/value head has more query heads than a vector has lanes).
+        /// </summary>
+        public readonly int[] Box = new int[Axes];
+        /// <summary>Columns per query box: its heads x queries, padded to whole vectors.</summary>
+        public readonly int BoxColumns;
         public readonly float Log2Scale;
         /// <summary>Per internal axis (leading axes of length 1 pad the grid to three): length, kernel, dilation, stride, causal flag.</summary>
         public readonly int[] Length = new int[Axes], Kernel = new int[Axes], Dilation = new int[Axes], Stride = new int[Axes];
@@ -449,6 +692,15 @@ internal static unsafe class CpuNeighborhood
         public readonly long[] QuerySpatial, KeySpatial, ValueSpatial, OutputSpatial, LseSpatial;
         /// <summary>Union rows along the last axis are contiguous float32 memory in K (in V), copied in one block per run.</summary>
         public readonly bool KeyRunsContiguous, ValueRunsContiguous;
+        /// <summary>
+        /// K (V) is float32 with unit element stride (V also without padding to the vector width), so keys (values) are
+        /// read where they are, through per-key offsets; otherwise the item's union of key boxes is packed to scratch.
+        /// </summary>
+        public readonly bool KeyRunsInPlace, ValueRunsInPlace;
+        /// <summary>Q is float32 with unit element stride: its rows are transposed into the query tile straight from Q.</summary>
+        public readonly bool QueryRowsInPlace;
+        /// <summary>O is float32 with unit element stride and Dv a multiple of the vector width: rows are written a vector at a time.</summary>
+        public readonly bool OutputRowsWide;
         public readonly long ScratchFloats;
         public int NextItem;
 
@@ -462,6 +714,8 @@ internal static unsafe class CpuNeighborhood
             ValueStride = RoundUp(ValueDim, vectorWidth);
             AdditionalKeyCount = problem.AdditionalKeyCount;
             GroupWidth = CpuFlashTiles.GroupVectors * vectorWidth;
+            GroupWidthShift = System.Numerics.BitOperations.Log2((uint)GroupWidth);
+            if (1 << GroupWidthShift != GroupWidth) throw new InvalidOperationException($"Column groups of {GroupWidth} columns: expected a power of two.");
             Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
@@ -492,6 +746,10 @@ internal static unsafe class CpuNeighborhood
             bool float32Runs = ElementType == ElementType.Float32 && Dilation[Axes - 1] == 1;
             KeyRunsContiguous = float32Runs && KeyStrides[^1] == 1 && KeySpatial[Axes - 1] == HeadDim;
             ValueRunsContiguous = float32Runs && ValueStrides[^1] == 1 && ValueSpatial[Axes - 1] == ValueDim && ValueStride == ValueDim;
+            KeyRunsInPlace = ElementType == ElementType.Float32 && KeyStrides[^1] == 1;
+            ValueRunsInPlace = ElementType == ElementType.Float32 && ValueStrides[^1] == 1 && ValueStride == ValueDim;
+            QueryRowsInPlace = ElementType == ElementType.Float32 && QueryStrides[^1] == 1;
+            OutputRowsWide = ElementType == ElementType.Float32 && OutputStrides[^1] == 1 && ValueStride == ValueDim;
 
             if (problem.Options.RelativePositionBias is { } rpb)
             {
@@ -505,9 +763,32 @@ internal static unsafe class CpuNeighborhood
                 Bias = (float*)_biasHandle.AddrOfPinnedObject();
             }
 
-            var tile = ChooseTile();
-            int maxQueries = 1;
-            for (int a = 0; a < Axes; a++) maxQueries *= tile[a];
+            KeyTile = CpuFlashTiles.KeyTile;
+            Box = ChooseBox();
+            int boxQueries = Box[0] * Box[1] * Box[2];
+            BoxColumns = RoundUp(GroupSize * boxQueries, vectorWidth);
+            // An item: as many query boxes as fill one column group, doubled along whichever axis grows the item's union of
+            // key boxes least (a compact union: fewer K/V rows per item, read from cache by its four vectors).
+            int itemBoxes = Math.Max(1, GroupWidth / BoxColumns);
+            int[] boxesPerItem = [1, 1, 1];
+            int maxBoxes = 1;
+            while (maxBoxes * 2 <= itemBoxes)
+            {
+                int best = -1;
+                double bestGrowth = double.MaxValue;
+                for (int a = Axes - 1; a >= 0; a--)
+                {
+                    if (boxesPerItem[a] * 2 > (GroupLength(a, 0) + Box[a] - 1) / Box[a]) continue;
+                    double union = Math.Min(GroupLength(a, 0), boxesPerItem[a] * Box[a] + Kernel[a] + Stride[a] - 2);
+                    double growth = Math.Min(GroupLength(a, 0), 2 * boxesPerItem[a] * Box[a] + Kernel[a] + Stride[a] - 2) / union;
+                    if (growth < bestGrowth) (best, bestGrowth) = (a, growth);
+                }
+                if (best < 0) break;
+                boxesPerItem[best] *= 2;
+                maxBoxes *= 2;
+            }
+            var tile = new int[Axes];
+            for (int a = 0; a < Axes; a++) tile[a] = boxesPerItem[a] * Box[a];
             Samples = new SampleTiling[problem.Batch];
             ItemStart = new int[problem.Batch + 1];
             var shared = new Dictionary<(int, int, int), SampleTiling>();
@@ -521,7 +802,9 @@ internal static unsafe class CpuNeighborhood
                 ItemStart[b + 1] = checked(ItemStart[b] + KeyValueHeads * tiling.ItemsPerHead);
             }
             Items = ItemStart[problem.Batch];
-            MaxColumns = RoundUp(GroupSize * maxQueries, GroupWidth);
+            foreach (var tiling in Samples) MaxUnionKeys = Math.Max(MaxUnionKeys, tiling.MaxUnionKeys);
+            MaxBoxes = maxBoxes;
+            MaxColumns = RoundUp(maxBoxes * BoxColumns, GroupWidth);
             MaxGroups = MaxColumns / GroupWidth;
 
             ScratchFloats = ScratchLayout.Floats(this);
@@ -555,13 +838,14 @@ internal static unsafe class CpuNeighborhood
         private int GroupLength(int axis, int group) => GroupLength(axis, group, Length[axis]);
 
         /// <summary>
-        /// The query tile extents per axis: among boxes of at most one column group's worth of queries (or one query
-        /// when the heads of a group fill a column group), the one that computes the fewest keys per query, counting
-        /// its union window and its padding columns; ties go to the larger box.
+        /// The query box extents per axis: among boxes whose columns fill at most one vector (or one query when its
+        /// heads fill a vector), the one that computes the fewest keys per column, counting its key box (the union of
+        /// its windows, estimated) and its padding columns; ties go to the larger box.
         /// </summary>
-        private int[] ChooseTile()
+        private int[] ChooseBox()
         {
-            int maxQueries = Math.Max(1, GroupWidth / GroupSize);
+            int vectorWidth = GroupWidth / GroupVectors;
+            int maxQueries = Math.Max(1, vectorWidth / GroupSize);
             var limit = new int[Axes];
             for (int a = 0; a < Axes; a++) limit[a] = Math.Min(GroupLength(a, 0), maxQueries);
             int[] best = [1, 1, 1];
@@ -575,7 +859,7 @@ internal static unsafe class CpuNeighborhood
                         double union = 1;
                         for (int a = 0; a < Axes; a++) union *= Math.Min(GroupLength(a, 0), t[a] + Kernel[a] + Stride[a] - 2);
                         int queries = t0 * t1 * t2;
-                        double cost = union * RoundUp(GroupSize * queries, GroupWidth) / queries;
+                        double cost = union * RoundUp(GroupSize * queries, vectorWidth) / queries;
                         if (cost < bestCost * (1 - 1e-9) || (cost <= bestCost * (1 + 1e-9) && queries > bestQueries))
                             (best, bestCost, bestQueries) = (t, cost, queries);
                     }
@@ -594,6 +878,13 @@ internal static unsafe class CpuNeighborhood
         public readonly int[] Extent;
         public readonly int[][] WindowStart = new int[Axes][], WindowCount = new int[Axes][];
         public readonly Segment[][] Segments = new Segment[Axes][];
+        /// <summary>
+        /// Per axis and dilation group: the extent of the key box of every query box in the group, the largest union
+        /// of the windows of one query box (at most the group's length).
+        /// </summary>
+        public readonly int[][] BoxExtent = new int[Axes][];
+        /// <summary>At least the keys of any item's union of key boxes.</summary>
+        public readonly int MaxUnionKeys = 1;
         /// <summary>Items per key/value head: the product of the segment counts.</summary>
         public readonly int ItemsPerHead = 1;
 
@@ -611,8 +902,47 @@ internal static unsafe class CpuNeighborhood
                     WindowCount[a][x] = window.Count;
                 }
                 Segments[a] = Segmentation(a, tile[a]);
+                BoxExtent[a] = new int[plan.Dilation[a]];
+                foreach (var segment in Segments[a])
+                    for (int b0 = 0; b0 < segment.Count; b0 += plan.Box[a])
+                    {
+                        int low = int.MaxValue, high = int.MinValue;
+                        for (int i = b0; i < Math.Min(segment.Count, b0 + plan.Box[a]); i++)
+                        {
+                            int x = (segment.First + i) * plan.Dilation[a] + segment.Group;
+                            low = Math.Min(low, WindowStart[a][x]);
+                            high = Math.Max(high, WindowStart[a][x] + WindowCount[a][x]);
+                        }
+                        BoxExtent[a][segment.Group] = Math.Max(BoxExtent[a][segment.Group], high - low);
+                    }
+                // The largest union of one segment's key boxes (an item's union is a product of these).
+                int maxUnion = 0;
+                foreach (var segment in Segments[a])
+                {
+                    int low = int.MaxValue, high = int.MinValue;
+                    for (int b0 = 0; b0 < segment.Count; b0 += plan.Box[a])
+                    {
+                        int boxLow = BoxLow(a, segment.Group, segment.First + b0, Math.Min(plan.Box[a], segment.Count - b0));
+                        low = Math.Min(low, boxLow);
+                        high = Math.Max(high, boxLow + BoxExtent[a][segment.Group]);
+                    }
+                    maxUnion = Math.Max(maxUnion, high - low);
+                }
+                MaxUnionKeys = checked(MaxUnionKeys * maxUnion);
                 ItemsPerHead = checked(ItemsPerHead * Segments[a].Length);
             }
+        }
+
+        /// <summary>
+        /// The low corner, on axis <paramref name="axis"/> in group coordinates, of the key box of the
+        /// <paramref name="count"/> queries from <paramref name="first"/> of dilation group <paramref name="group"/>: the
+        /// lowest window start, moved down where needed so the box's <see cref="BoxExtent"/> keys fit in the group.
+        /// </summary>
+        public int BoxLow(int axis, int group, int first, int count)
+        {
+            int low = int.MaxValue;
+            for (int i = 0; i < count; i++) low = Math.Min(low, WindowStart[axis][(first + i) * _plan.Dilation[axis] + group]);
+            return Math.Min(low, _plan.GroupLength(axis, group, Extent[axis]) - BoxExtent[axis][group]);
         }
 
         /// <summary>Valid part of axis <paramref name="axis"/> cut into runs of <paramref name="tile"/> queries per dilation group, with their union windows.</summary>
@@ -637,7 +967,9 @@ internal static unsafe class CpuNeighborhood
                     segments.Add(new Segment(g, x0, n, low, high));
                 }
             }
-            return segments.ToArray();
+            // Runs at the same place of every dilation group next to each other: their rows interleave in memory, so
+            // consecutive items read neighbouring rows instead of one row in d.
+            return [.. segments.OrderBy(segment => segment.First).ThenBy(segment => segment.Group)];
         }
     }
 
@@ -645,8 +977,14 @@ internal static unsafe class CpuNeighborhood
     private readonly struct ScratchLayout
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
-        public readonly int* QueryHead, BiasHead, BiasTerm;
-        public readonly long* OutputOffset, LseOffset;
+        public readonly int* BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
+        /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
+        public readonly int CoordinateStride;
+        public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
+        /// <summary>Per vector of columns: the corner of its key box in K (or the packed union) and in V.</summary>
+        public readonly float** VectorKeys, VectorValues;
+        /// <summary>Per column: its query row in Q (null for padding columns), when Q is read in place.</summary>
+        public readonly float** QueryRows;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
@@ -658,19 +996,28 @@ internal static unsafe class CpuNeighborhood
             Max = CpuScratch.Take(ref next, columns);
             Sum = CpuScratch.Take(ref next, columns);
             Alpha = CpuScratch.Take(ref next, p.GroupWidth);
-            Keys = CpuScratch.Take(ref next, (long)KeyTile * p.HeadDim);
-            Values = CpuScratch.Take(ref next, (long)KeyTile * p.ValueStride);
-            Coordinates = CpuScratch.Take(ref next, (long)Axes * KeyTile);
-            Scores = CpuScratch.Take(ref next, (long)KeyTile * p.GroupWidth);
+            Keys = CpuScratch.Take(ref next, (long)Math.Max(p.KeyRunsInPlace ? 0 : p.MaxUnionKeys, p.KeyTile) * p.HeadDim);
+            Values = CpuScratch.Take(ref next, (long)Math.Max(p.ValueRunsInPlace ? 0 : p.MaxUnionKeys, p.KeyTile) * p.ValueStride);
+            KeyOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
+            ValueOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
+            VectorKeys = (float**)CpuScratch.Take(ref next, 2L * columns);
+            VectorValues = (float**)CpuScratch.Take(ref next, 2L * columns);
+            QueryRows = (float**)CpuScratch.Take(ref next, 2L * columns);
+            CoordinateStride = p.KeyTile;
+            Coordinates = CpuScratch.Take(ref next, (long)Axes * p.KeyTile);
+            Scores = CpuScratch.Take(ref next, (long)p.KeyTile * p.GroupWidth);
             ColumnStart = CpuScratch.Take(ref next, Axes * columns);
             ColumnEnd = CpuScratch.Take(ref next, Axes * columns);
             TileStart = CpuScratch.Take(ref next, p.GroupWidth);
             TileEnd = CpuScratch.Take(ref next, p.GroupWidth);
             Row = CpuScratch.Take(ref next, Math.Max(p.HeadDim, p.ValueDim));
             GroupBounds = CpuScratch.Take(ref next, (long)p.MaxGroups * Axes * 4);
-            QueryHead = (int*)CpuScratch.Take(ref next, columns);
             BiasHead = (int*)CpuScratch.Take(ref next, columns);
             BiasTerm = (int*)CpuScratch.Take(ref next, Axes * columns);
+            BoxFirst = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
+            BoxQueries = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
+            BoxLow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
+            BoxColumnCount = (int*)CpuScratch.Take(ref next, p.MaxBoxes);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             _end = next;

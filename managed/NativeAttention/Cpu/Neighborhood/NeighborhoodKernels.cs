@@ -1,11 +1,331 @@
-// The one micro-kernel CPU neighborhood attention adds to the flash ones: a per-axis box mask on a score tile.
+// The micro-kernels CPU neighborhood attention adds to the flash ones: scores of query vectors against their own key
+// boxes, a per-axis box mask on a score tile, and the relative-position bias.
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
 
 /// <summary>Masking of transposed score tiles (<c>scores[key][column]</c>) by a per-axis window box per column.</summary>
 internal static unsafe class NeighborhoodKernels
 {
+    private const int KeyBlock = CpuFlashTiles.KeyBlock;
+
+    /// <summary>
+    /// The score tile of a four-vector column group in which each vector v of query columns has keys of its own:
+    /// <c>scores[j][v w + l] = sum_d keys_v[offsets[j] + d] * queryT[d][v w + l]</c> for <paramref name="keyCount"/> keys (a
+    /// multiple of <see cref="CpuFlashTiles.KeyBlock"/>). The four vectors' keys lie at the same offsets from their own
+    /// bases <paramref name="keys0"/> .. <paramref name="keys3"/> (key boxes of one shape), so keys are read where they
+    /// are, in any strided layout. The register block is that of <see cref="CpuFlashKernels.Scores{TSimd, T, TGroup}"/>
+    /// (4 keys x 4 vectors), with one broadcast per multiply-add instead of one per four; the broadcasts are loads
+    /// folded into the multiply-adds, which measured as fast on Zen 5.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScoresSkewed<TSimd, T>(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int width = 4 * w;
+        bool fourKeys = TSimd.Registers >= 32; // 16 accumulators + 4 operands; with 16 registers, two keys at a time
+        for (int j = 0; j < keyCount; j += fourKeys ? KeyBlock : KeyBlock / 2)
+        {
+            long o0 = offsets[j], o1 = offsets[j + 1], o2 = fourKeys ? offsets[j + 2] : 0, o3 = fourKeys ? offsets[j + 3] : 0;
+            float* k0 = keys0, k1 = keys1, k2 = keys2, k3 = keys3;
+            T a00 = TSimd.Zero, a01 = TSimd.Zero, a02 = TSimd.Zero, a03 = TSimd.Zero;
+            T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
+            T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
+            T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
+            float* q = queryT;
+            for (int d = 0; d < headDim; d++, q += width, k0++, k1++, k2++, k3++)
+            {
+                T q0 = TSimd.Load(q), q1 = TSimd.Load(q + w), q2 = TSimd.Load(q + 2 * w), q3 = TSimd.Load(q + 3 * w);
+                a00 = TSimd.MultiplyAdd(q0, TSimd.Broadcast(k0[o0]), a00);
+                a01 = TSimd.MultiplyAdd(q1, TSimd.Broadcast(k1[o0]), a01);
+                a02 = TSimd.MultiplyAdd(q2, TSimd.Broadcast(k2[o0]), a02);
+                a03 = TSimd.MultiplyAdd(q3, TSimd.Broadcast(k3[o0]), a03);
+                a10 = TSimd.MultiplyAdd(q0, TSimd.Broadcast(k0[o1]), a10);
+                a11 = TSimd.MultiplyAdd(q1, TSimd.Broadcast(k1[o1]), a11);
+                a12 = TSimd.MultiplyAdd(q2, TSimd.Broadcast(k2[o1]), a12);
+                a13 = TSimd.MultiplyAdd(q3, TSimd.Broadcast(k3[o1]), a13);
+                if (!fourKeys) continue;
+                a20 = TSimd.MultiplyAdd(q0, TSimd.Broadcast(k0[o2]), a20);
+                a21 = TSimd.MultiplyAdd(q1, TSimd.Broadcast(k1[o2]), a21);
+                a22 = TSimd.MultiplyAdd(q2, TSimd.Broadcast(k2[o2]), a22);
+                a23 = TSimd.MultiplyAdd(q3, TSimd.Broadcast(k3[o2]), a23);
+                a30 = TSimd.MultiplyAdd(q0, TSimd.Broadcast(k0[o3]), a30);
+                a31 = TSimd.MultiplyAdd(q1, TSimd.Broadcast(k1[o3]), a31);
+                a32 = TSimd.MultiplyAdd(q2, TSimd.Broadcast(k2[o3]), a32);
+                a33 = TSimd.MultiplyAdd(q3, TSimd.Broadcast(k3[o3]), a33);
+            }
+            float* s0 = scores + (long)j * width, s1 = s0 + width, s2 = s1 + width, s3 = s2 + width;
+            TSimd.Store(s0, a00); TSimd.Store(s0 + w, a01); TSimd.Store(s0 + 2 * w, a02); TSimd.Store(s0 + 3 * w, a03);
+            TSimd.Store(s1, a10); TSimd.Store(s1 + w, a11); TSimd.Store(s1 + 2 * w, a12); TSimd.Store(s1 + 3 * w, a13);
+            if (!fourKeys) continue;
+            TSimd.Store(s2, a20); TSimd.Store(s2 + w, a21); TSimd.Store(s2 + 2 * w, a22); TSimd.Store(s2 + 3 * w, a23);
+            TSimd.Store(s3, a30); TSimd.Store(s3 + w, a31); TSimd.Store(s3 + 2 * w, a32); TSimd.Store(s3 + 3 * w, a33);
+        }
+    }
+
+    /// <summary>
+    /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[offsets[j] ..]</c> for the first
+    /// <paramref name="columns"/> columns (rounded up to the register block) of one vector of a four-vector group:
+    /// <paramref name="probabilities"/> and <paramref name="alpha"/> point at the vector's first column,
+    /// <paramref name="output"/> is <c>[columns][outputStride]</c> with <paramref name="outputStride"/> a multiple of the
+    /// vector width, and every value row is readable for <paramref name="outputStride"/> floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AccumulateSkewed<TSimd, T>(float* probabilities, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output, int columns)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int width = 4 * w;
+        int vectors = outputStride / w;
+        int rowStep = TSimd.Registers >= 32 ? CpuFlashTiles.RowBlock : CpuFlashTiles.RowBlock / 2;
+        if (w < rowStep)
+        {
+            // Vectors narrower than the register block (scalar code): its rows would reach the next vector's columns,
+            // which read other values, so each row is done on its own.
+            for (int row = 0; row < columns; row++)
+            {
+                float* o = output + (long)row * outputStride;
+                float r = alpha[row];
+                for (int e = 0; e < outputStride; e++) o[e] *= r;
+                for (int j = 0; j < keyCount; j++)
+                {
+                    float pj = probabilities[(long)j * width + row];
+                    float* v = values + offsets[j];
+                    for (int e = 0; e < outputStride; e++) o[e] += pj * v[e];
+                }
+            }
+            return;
+        }
+        if (vectors <= 2 && TSimd.Registers >= 32 && w >= 8)
+        {
+            // Narrow value rows (one or two vectors): eight rows at a time, so 16 (or 8) multiply-add chains are in
+            // flight and each value vector loaded serves eight rows (the four-row block measured latency-bound at Dv = 32).
+            for (int row = 0; row < columns; row += 8)
+            {
+                if (vectors == 2) AccumulateEightRows<TSimd, T, Two>(probabilities + row, width, values, offsets, keyCount, outputStride, alpha + row, output + (long)row * outputStride);
+                else AccumulateEightRows<TSimd, T, One>(probabilities + row, width, values, offsets, keyCount, outputStride, alpha + row, output + (long)row * outputStride);
+            }
+            return;
+        }
+        for (int row = 0; row < columns; row += rowStep)
+        {
+            float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
+            int v = 0;
+            for (; v + 4 <= vectors; v += 4)
+                AccumulateBlock<TSimd, T, Four>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w);
+            switch (vectors - v)
+            {
+                case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
+            }
+        }
+    }
+
+    /// <summary>The P V register block of <see cref="AccumulateSkewed"/> for narrow values: 8 output rows x <typeparamref name="TVectors"/> (1 or 2) vectors.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateEightRows<TSimd, T, TVectors>(float* p, int width, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
+    {
+        int w = TSimd.Count;
+        bool two = TVectors.Value == 2;
+        float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
+        float* o4 = o3 + outputStride, o5 = o4 + outputStride, o6 = o5 + outputStride, o7 = o6 + outputStride;
+        T a00 = TSimd.Multiply(TSimd.Load(o0), TSimd.Broadcast(alpha[0])), a01 = two ? TSimd.Multiply(TSimd.Load(o0 + w), TSimd.Broadcast(alpha[0])) : default;
+        T a10 = TSimd.Multiply(TSimd.Load(o1), TSimd.Broadcast(alpha[1])), a11 = two ? TSimd.Multiply(TSimd.Load(o1 + w), TSimd.Broadcast(alpha[1])) : default;
+        T a20 = TSimd.Multiply(TSimd.Load(o2), TSimd.Broadcast(alpha[2])), a21 = two ? TSimd.Multiply(TSimd.Load(o2 + w), TSimd.Broadcast(alpha[2])) : default;
+        T a30 = TSimd.Multiply(TSimd.Load(o3), TSimd.Broadcast(alpha[3])), a31 = two ? TSimd.Multiply(TSimd.Load(o3 + w), TSimd.Broadcast(alpha[3])) : default;
+        T a40 = TSimd.Multiply(TSimd.Load(o4), TSimd.Broadcast(alpha[4])), a41 = two ? TSimd.Multiply(TSimd.Load(o4 + w), TSimd.Broadcast(alpha[4])) : default;
+        T a50 = TSimd.Multiply(TSimd.Load(o5), TSimd.Broadcast(alpha[5])), a51 = two ? TSimd.Multiply(TSimd.Load(o5 + w), TSimd.Broadcast(alpha[5])) : default;
+        T a60 = TSimd.Multiply(TSimd.Load(o6), TSimd.Broadcast(alpha[6])), a61 = two ? TSimd.Multiply(TSimd.Load(o6 + w), TSimd.Broadcast(alpha[6])) : default;
+        T a70 = TSimd.Multiply(TSimd.Load(o7), TSimd.Broadcast(alpha[7])), a71 = two ? TSimd.Multiply(TSimd.Load(o7 + w), TSimd.Broadcast(alpha[7])) : default;
+        for (int j = 0; j < keyCount; j++, p += width)
+        {
+            float* v = values + offsets[j];
+            T v0 = TSimd.Load(v), v1 = two ? TSimd.Load(v + w) : default;
+            T b = TSimd.Broadcast(p[0]);
+            a00 = TSimd.MultiplyAdd(v0, b, a00);
+            if (two) a01 = TSimd.MultiplyAdd(v1, b, a01);
+            b = TSimd.Broadcast(p[1]);
+            a10 = TSimd.MultiplyAdd(v0, b, a10);
+            if (two) a11 = TSimd.MultiplyAdd(v1, b, a11);
+            b = TSimd.Broadcast(p[2]);
+            a20 = TSimd.MultiplyAdd(v0, b, a20);
+            if (two) a21 = TSimd.MultiplyAdd(v1, b, a21);
+            b = TSimd.Broadcast(p[3]);
+            a30 = TSimd.MultiplyAdd(v0, b, a30);
+            if (two) a31 = TSimd.MultiplyAdd(v1, b, a31);
+            b = TSimd.Broadcast(p[4]);
+            a40 = TSimd.MultiplyAdd(v0, b, a40);
+            if (two) a41 = TSimd.MultiplyAdd(v1, b, a41);
+            b = TSimd.Broadcast(p[5]);
+            a50 = TSimd.MultiplyAdd(v0, b, a50);
+            if (two) a51 = TSimd.MultiplyAdd(v1, b, a51);
+            b = TSimd.Broadcast(p[6]);
+            a60 = TSimd.MultiplyAdd(v0, b, a60);
+            if (two) a61 = TSimd.MultiplyAdd(v1, b, a61);
+            b = TSimd.Broadcast(p[7]);
+            a70 = TSimd.MultiplyAdd(v0, b, a70);
+            if (two) a71 = TSimd.MultiplyAdd(v1, b, a71);
+        }
+        TSimd.Store(o0, a00); TSimd.Store(o1, a10); TSimd.Store(o2, a20); TSimd.Store(o3, a30);
+        TSimd.Store(o4, a40); TSimd.Store(o5, a50); TSimd.Store(o6, a60); TSimd.Store(o7, a70);
+        if (!two) return;
+        TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31);
+        TSimd.Store(o4 + w, a41); TSimd.Store(o5 + w, a51); TSimd.Store(o6 + w, a61); TSimd.Store(o7 + w, a71);
+    }
+
+    /// <summary>The P V register block of <see cref="AccumulateSkewed"/>: 4 output rows x <typeparamref name="TVectors"/> vectors.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, int width, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TVectors.Value;
+        bool fourRows = TSimd.Registers >= 32; // with 16 registers, two rows at a time
+        float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
+        T r = TSimd.Broadcast(alpha[0]);
+        T a00 = TSimd.Multiply(TSimd.Load(o0), r), a01 = default, a02 = default, a03 = default;
+        if (n > 1) a01 = TSimd.Multiply(TSimd.Load(o0 + w), r);
+        if (n > 2) a02 = TSimd.Multiply(TSimd.Load(o0 + 2 * w), r);
+        if (n > 3) a03 = TSimd.Multiply(TSimd.Load(o0 + 3 * w), r);
+        r = TSimd.Broadcast(alpha[1]);
+        T a10 = TSimd.Multiply(TSimd.Load(o1), r), a11 = default, a12 = default, a13 = default;
+        if (n > 1) a11 = TSimd.Multiply(TSimd.Load(o1 + w), r);
+        if (n > 2) a12 = TSimd.Multiply(TSimd.Load(o1 + 2 * w), r);
+        if (n > 3) a13 = TSimd.Multiply(TSimd.Load(o1 + 3 * w), r);
+        T a20 = default, a21 = default, a22 = default, a23 = default;
+        T a30 = default, a31 = default, a32 = default, a33 = default;
+        if (fourRows)
+        {
+            r = TSimd.Broadcast(alpha[2]);
+            a20 = TSimd.Multiply(TSimd.Load(o2), r);
+            if (n > 1) a21 = TSimd.Multiply(TSimd.Load(o2 + w), r);
+            if (n > 2) a22 = TSimd.Multiply(TSimd.Load(o2 + 2 * w), r);
+            if (n > 3) a23 = TSimd.Multiply(TSimd.Load(o2 + 3 * w), r);
+            r = TSimd.Broadcast(alpha[3]);
+            a30 = TSimd.Multiply(TSimd.Load(o3), r);
+            if (n > 1) a31 = TSimd.Multiply(TSimd.Load(o3 + w), r);
+            if (n > 2) a32 = TSimd.Multiply(TSimd.Load(o3 + 2 * w), r);
+            if (n > 3) a33 = TSimd.Multiply(TSimd.Load(o3 + 3 * w), r);
+        }
+
+        for (int j = 0; j < keyCount; j++, p += width)
+        {
+            float* v = values + offsets[j];
+            T v0 = TSimd.Load(v), v1 = default, v2 = default, v3 = default;
+            if (n > 1) v1 = TSimd.Load(v + w);
+            if (n > 2) v2 = TSimd.Load(v + 2 * w);
+            if (n > 3) v3 = TSimd.Load(v + 3 * w);
+            T b = TSimd.Broadcast(p[0]);
+            a00 = TSimd.MultiplyAdd(v0, b, a00);
+            if (n > 1) a01 = TSimd.MultiplyAdd(v1, b, a01);
+            if (n > 2) a02 = TSimd.MultiplyAdd(v2, b, a02);
+            if (n > 3) a03 = TSimd.MultiplyAdd(v3, b, a03);
+            b = TSimd.Broadcast(p[1]);
+            a10 = TSimd.MultiplyAdd(v0, b, a10);
+            if (n > 1) a11 = TSimd.MultiplyAdd(v1, b, a11);
+            if (n > 2) a12 = TSimd.MultiplyAdd(v2, b, a12);
+            if (n > 3) a13 = TSimd.MultiplyAdd(v3, b, a13);
+            if (!fourRows) continue;
+            b = TSimd.Broadcast(p[2]);
+            a20 = TSimd.MultiplyAdd(v0, b, a20);
+            if (n > 1) a21 = TSimd.MultiplyAdd(v1, b, a21);
+            if (n > 2) a22 = TSimd.MultiplyAdd(v2, b, a22);
+            if (n > 3) a23 = TSimd.MultiplyAdd(v3, b, a23);
+            b = TSimd.Broadcast(p[3]);
+            a30 = TSimd.MultiplyAdd(v0, b, a30);
+            if (n > 1) a31 = TSimd.MultiplyAdd(v1, b, a31);
+            if (n > 2) a32 = TSimd.MultiplyAdd(v2, b, a32);
+            if (n > 3) a33 = TSimd.MultiplyAdd(v3, b, a33);
+        }
+
+        TSimd.Store(o0, a00); TSimd.Store(o1, a10);
+        if (n > 1) { TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); }
+        if (n > 2) { TSimd.Store(o0 + 2 * w, a02); TSimd.Store(o1 + 2 * w, a12); }
+        if (n > 3) { TSimd.Store(o0 + 3 * w, a03); TSimd.Store(o1 + 3 * w, a13); }
+        if (!fourRows) return;
+        TSimd.Store(o2, a20); TSimd.Store(o3, a30);
+        if (n > 1) { TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31); }
+        if (n > 2) { TSimd.Store(o2 + 2 * w, a22); TSimd.Store(o3 + 2 * w, a32); }
+        if (n > 3) { TSimd.Store(o2 + 3 * w, a23); TSimd.Store(o3 + 3 * w, a33); }
+    }
+
+    /// <summary>
+    /// Writes one vector of query columns transposed and scaled: <c>destination[d * width + l] = rows[l][d] * scale</c> for
+    /// the <typeparamref name="TSimd"/> width's lanes l and <paramref name="headDim"/> d, from float32 rows (null: a
+    /// padding column, written as zeros). With 512-bit vectors, 16 x 16 blocks go through registers (unpacks and
+    /// 128-bit lane shuffles); one scattered store per element measured as several percent of a 1-D call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void TransposeQueries<TSimd, T>(float** rows, float* zeros, int headDim, float scale, float* destination, int width)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int d = 0;
+        if (typeof(T) == typeof(Vector512<float>) && Avx512F.IsSupported)
+        {
+            var f = Vector512.Create(scale);
+            for (; d + 16 <= headDim; d += 16)
+            {
+                Vector512<float> Row(int l) => rows[l] == null ? Vector512<float>.Zero : Vector512.Load(rows[l] + d) * f;
+                Vector512<float> r0 = Row(0), r1 = Row(1), r2 = Row(2), r3 = Row(3), r4 = Row(4), r5 = Row(5), r6 = Row(6), r7 = Row(7);
+                Vector512<float> r8 = Row(8), r9 = Row(9), r10 = Row(10), r11 = Row(11), r12 = Row(12), r13 = Row(13), r14 = Row(14), r15 = Row(15);
+                // Pairs of rows interleaved, then pairs of pairs: u(4i + j) holds element 4k + j of rows 4i .. 4i + 3 in 128-bit lane k.
+                Vector512<double> t0 = Avx512F.UnpackLow(r0, r1).AsDouble(), t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+                Vector512<double> t2 = Avx512F.UnpackLow(r2, r3).AsDouble(), t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+                Vector512<double> t4 = Avx512F.UnpackLow(r4, r5).AsDouble(), t5 = Avx512F.UnpackHigh(r4, r5).AsDouble();
+                Vector512<double> t6 = Avx512F.UnpackLow(r6, r7).AsDouble(), t7 = Avx512F.UnpackHigh(r6, r7).AsDouble();
+                Vector512<double> t8 = Avx512F.UnpackLow(r8, r9).AsDouble(), t9 = Avx512F.UnpackHigh(r8, r9).AsDouble();
+                Vector512<double> t10 = Avx512F.UnpackLow(r10, r11).AsDouble(), t11 = Avx512F.UnpackHigh(r10, r11).AsDouble();
+                Vector512<double> t12 = Avx512F.UnpackLow(r12, r13).AsDouble(), t13 = Avx512F.UnpackHigh(r12, r13).AsDouble();
+                Vector512<double> t14 = Avx512F.UnpackLow(r14, r15).AsDouble(), t15 = Avx512F.UnpackHigh(r14, r15).AsDouble();
+                Vector512<float> u0 = Avx512F.UnpackLow(t0, t2).AsSingle(), u1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+                Vector512<float> u2 = Avx512F.UnpackLow(t1, t3).AsSingle(), u3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+                Vector512<float> u4 = Avx512F.UnpackLow(t4, t6).AsSingle(), u5 = Avx512F.UnpackHigh(t4, t6).AsSingle();
+                Vector512<float> u6 = Avx512F.UnpackLow(t5, t7).AsSingle(), u7 = Avx512F.UnpackHigh(t5, t7).AsSingle();
+                Vector512<float> u8 = Avx512F.UnpackLow(t8, t10).AsSingle(), u9 = Avx512F.UnpackHigh(t8, t10).AsSingle();
+                Vector512<float> u10 = Avx512F.UnpackLow(t9, t11).AsSingle(), u11 = Avx512F.UnpackHigh(t9, t11).AsSingle();
+                Vector512<float> u12 = Avx512F.UnpackLow(t12, t14).AsSingle(), u13 = Avx512F.UnpackHigh(t12, t14).AsSingle();
+                Vector512<float> u14 = Avx512F.UnpackLow(t13, t15).AsSingle(), u15 = Avx512F.UnpackHigh(t13, t15).AsSingle();
+                // Lanes regrouped twice (0x88: lanes 0 and 2 of each source, 0xDD: lanes 1 and 3): element j of all 16 rows.
+                Vector512<float> v0 = Avx512F.Shuffle4x128(u0, u4, 0x88), v1 = Avx512F.Shuffle4x128(u1, u5, 0x88);
+                Vector512<float> v2 = Avx512F.Shuffle4x128(u2, u6, 0x88), v3 = Avx512F.Shuffle4x128(u3, u7, 0x88);
+                Vector512<float> v4 = Avx512F.Shuffle4x128(u0, u4, 0xDD), v5 = Avx512F.Shuffle4x128(u1, u5, 0xDD);
+                Vector512<float> v6 = Avx512F.Shuffle4x128(u2, u6, 0xDD), v7 = Avx512F.Shuffle4x128(u3, u7, 0xDD);
+                Vector512<float> v8 = Avx512F.Shuffle4x128(u8, u12, 0x88), v9 = Avx512F.Shuffle4x128(u9, u13, 0x88);
+                Vector512<float> v10 = Avx512F.Shuffle4x128(u10, u14, 0x88), v11 = Avx512F.Shuffle4x128(u11, u15, 0x88);
+                Vector512<float> v12 = Avx512F.Shuffle4x128(u8, u12, 0xDD), v13 = Avx512F.Shuffle4x128(u9, u13, 0xDD);
+                Vector512<float> v14 = Avx512F.Shuffle4x128(u10, u14, 0xDD), v15 = Avx512F.Shuffle4x128(u11, u15, 0xDD);
+                float* o = destination + (long)d * width;
+                Avx512F.Shuffle4x128(v0, v8, 0x88).Store(o);
+                Avx512F.Shuffle4x128(v1, v9, 0x88).Store(o + width);
+                Avx512F.Shuffle4x128(v2, v10, 0x88).Store(o + 2 * width);
+                Avx512F.Shuffle4x128(v3, v11, 0x88).Store(o + 3 * width);
+                Avx512F.Shuffle4x128(v4, v12, 0x88).Store(o + 4 * width);
+                Avx512F.Shuffle4x128(v5, v13, 0x88).Store(o + 5 * width);
+                Avx512F.Shuffle4x128(v6, v14, 0x88).Store(o + 6 * width);
+                Avx512F.Shuffle4x128(v7, v15, 0x88).Store(o + 7 * width);
+                Avx512F.Shuffle4x128(v0, v8, 0xDD).Store(o + 8 * width);
+                Avx512F.Shuffle4x128(v1, v9, 0xDD).Store(o + 9 * width);
+                Avx512F.Shuffle4x128(v2, v10, 0xDD).Store(o + 10 * width);
+                Avx512F.Shuffle4x128(v3, v11, 0xDD).Store(o + 11 * width);
+                Avx512F.Shuffle4x128(v4, v12, 0xDD).Store(o + 12 * width);
+                Avx512F.Shuffle4x128(v5, v13, 0xDD).Store(o + 13 * width);
+                Avx512F.Shuffle4x128(v6, v14, 0xDD).Store(o + 14 * width);
+                Avx512F.Shuffle4x128(v7, v15, 0xDD).Store(o + 15 * width);
+            }
+        }
+        for (int l = 0; l < w; l++)
+        {
+            float* row = rows[l] == null ? zeros : rows[l];
+            for (int e = d; e < headDim; e++) destination[(long)e * width + l] = row[e] * scale;
+        }
+    }
+
     /// <summary>
     /// Sets <c>scores[j][c]</c> to -inf unless, on each of the three axes a, <c>start_a[c] &lt;= coordinate_a[j] &lt; end_a[c]</c>.
     /// Coordinates and bounds are small integers stored as floats (exact). <paramref name="coordinates"/> holds three
