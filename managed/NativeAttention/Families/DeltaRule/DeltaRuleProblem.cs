@@ -201,9 +201,8 @@ public sealed class DeltaRuleProblem
     }
 
     /// <summary>
-    /// Floating-point operations as fla's delta-rule benchmark counts them (benchmarks/ops/benchmark_delta_rule.py):
-    /// <c>2 B N H D (6 D + 8 * 64)</c> with its fixed chunk of 64, taken here with <c>D = sqrt(Dk Dv)</c> for
-    /// <c>6 D^2</c> and <c>D = Dk</c> in the chunk term: <c>2 B N H (6 Dk Dv + 512 Dk)</c>.
+    /// Floating-point operations as fla's delta-rule benchmark counts them (benchmarks/ops/benchmark_delta_rule.py,
+    /// <c>2 B T H D (6 D + 8 * 64)</c>, its chunk fixed at 64), with Dk and Dv told apart: <c>2 B N H Dk (6 Dv + 512)</c>.
     /// </summary>
-    public double Flops() => 2.0 * Batch * Length * Heads * (6.0 * KeyDim * ValueDim + 8.0 * 64 * KeyDim);
+    public double Flops() => 2.0 * Batch * Length * Heads * KeyDim * (6.0 * ValueDim + 8.0 * 64);
 }
