@@ -111,3 +111,23 @@ mutation linear-gqa-head \
   'CPU linear maps output heads to key heads by modulo instead of by group (GQA/GVA indexing)' \
   'int kh = p.Problem.KeyHead(head);' \
   'int kh = head % p.Problem.KeyHeads;'
+
+# --- CPU delta rule (Cpu/DeltaRule/; only the CPU delta-rule tests, which compare against the reference)
+
+mutation delta-mask-diagonal \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta rule keeps the diagonal of the UT matrix (I + A with A including beta_t k_t.k_t: strictly-lower mask one too wide)' \
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t), scale = TSimd.Broadcast(beta[t]);' \
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 1), scale = TSimd.Broadcast(beta[t]);'
+
+mutation delta-correction-undecayed \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta rule corrects the values against the chunk-start state without its in-chunk decay (V - K S instead of V - 2^b K S)' \
+  's.RowScale[t] = -float.Exp2(s.Log2Gate[t]);' \
+  's.RowScale[t] = -1;'
+
+mutation delta-decode-gated-key \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta-rule decode (K-major) reads k^T S from the state before its decay (k^T S instead of k^T G S)' \
+  'float gk = d.GatedK[i], gq = d.GatedQ[i];' \
+  'float gk = d.K[i], gq = d.GatedQ[i];'

@@ -1,6 +1,7 @@
 // Same-process ratios for a shared, loaded machine (`--delta-ratios [rounds]`): every kernel timing is preceded by
 // the FMA peak probe (or, for decode steps, the read-bandwidth probe), and both are measured as work per second of
-// this process's own CPU time, so that time slices taken by other processes do not count against either side.
+// this process's own CPU time, so that time slices taken by other processes do not count against either side (and,
+// for comparison, as wall-clock rates against the probe's best run).
 using System.Diagnostics;
 using NativeAttention.Bench;
 
@@ -33,6 +34,7 @@ public static class DeltaRuleRatios
         var cpuSeconds = cases.Select(_ => new List<double>()).ToArray();
         var wallSeconds = cases.Select(_ => new List<double>()).ToArray();
         var probeRates = cases.Select(_ => new List<double>()).ToArray();
+        var wallRatios = cases.Select(_ => new List<double>()).ToArray();
         for (int i = 0; i < cases.Length; i++)
         {
             cases[i].Invoke(context, tensors[i]);
@@ -44,17 +46,17 @@ public static class DeltaRuleRatios
         {
             var c = cases[i];
             var before = CpuTime();
-            double probeRate;
+            double probeRate, probeWall;
             if (c.IsMemoryBound)
             {
                 const long bytes = 512L << 20;
-                BandwidthProbe.Measure(Threads, bytes, runs: 2);
+                probeWall = BandwidthProbe.Measure(Threads, bytes, runs: 2);
                 // One pass fills the buffer, then two timed passes read it.
                 probeRate = 3.0 * bytes / (CpuTime() - before).TotalSeconds / 1e9;
             }
             else
             {
-                FmaProbe.Measure(Threads, runs: 2);
+                probeWall = FmaProbe.Measure(Threads, runs: 2).Gflops;
                 // 6.4 GFLOP per thread and run (FmaProbe's FlopsPerRun).
                 probeRate = 2 * Threads * 6.4e9 / (CpuTime() - before).TotalSeconds / 1e9;
             }
@@ -65,6 +67,7 @@ public static class DeltaRuleRatios
             for (int j = 0; j < repeats; j++) c.Invoke(context, tensors[i]);
             double wall = clock.Elapsed.TotalSeconds / repeats, cpu = (CpuTime() - before).TotalSeconds / repeats;
             ratios[i].Add((c.IsMemoryBound ? c.MinimumBytes() : c.Flops()) / cpu / 1e9 / probeRate);
+            wallRatios[i].Add((c.IsMemoryBound ? c.MinimumBytes() : c.Flops()) / wall / 1e9 / probeWall);
             cpuSeconds[i].Add(cpu);
             wallSeconds[i].Add(wall);
         }
@@ -75,7 +78,8 @@ public static class DeltaRuleRatios
             output.WriteLine(c.ToSpec());
             output.WriteLine($"    per CPU second: kernel {(c.IsMemoryBound ? c.MinimumBytes() : c.Flops()) / Median(cpuSeconds[i]) / 1e9:F1} {unit}, probe {Median(probeRates[i]):F1} {unit}"
                 + $" -> ratio median {Median(ratios[i]):P1} (range {ratios[i].Min():P1}..{ratios[i].Max():P1}); CPU time median {Median(cpuSeconds[i]) * 1e3:F2} ms,"
-                + $" wall median {Median(wallSeconds[i]) * 1e3:F2} ms, fastest wall {wallSeconds[i].Min() * 1e3:F2} ms");
+                + $" wall median {Median(wallSeconds[i]) * 1e3:F2} ms, fastest wall {wallSeconds[i].Min() * 1e3:F2} ms;"
+                + $" wall-clock ratio to the probe's best run, median {Median(wallRatios[i]):P1} (range {wallRatios[i].Min():P1}..{wallRatios[i].Max():P1})");
         }
         var gated = cases.Select((c, i) => (c, i)).Where(x => x.c.ToSpec().Contains("variant=gated", StringComparison.Ordinal) && !x.c.IsMemoryBound).ToArray();
         var cpuRatio = Enumerable.Range(0, rounds).Select(r => cpuSeconds[gated[2].i][r] / cpuSeconds[gated[0].i][r]).ToArray();
