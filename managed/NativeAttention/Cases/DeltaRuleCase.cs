@@ -37,7 +37,37 @@ public sealed record DeltaRuleCase : IAttentionCase
         "delta f32 B1 H4 hq=2 hk=2 N90 D16/16 variant=gated tokenmajor state vmajor seed=84",
         "delta f32 B1 H2 N100 D8/8 variant=kda packed=3 state seed=85",
         "delta f32 B2 H2 N1 D16/16 variant=gated l2norm decode seed=86",
-    ], KernelBackends: [Backend.Cpu]);
+    ], KernelBackends: [Backend.Cpu])
+    {
+        Sample = Sample,
+    };
+
+    /// <summary>
+    /// A random delta-rule problem: any variant, dtype, grouped heads, N up to 150 or a decode step of up to 8 tokens,
+    /// Dk/Dv weighted to common sizes, sometimes L2 normalisation, an initial state, V-major states, token-major
+    /// memory, packed sequences or an explicit chunk size.
+    /// </summary>
+    public static DeltaRuleCase Sample(Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        int[] dims = [1, 3, 8, 16, 33, 64, 128];
+        (int Q, int K, int V)[] heads = [(1, 1, 1), (2, 2, 2), (4, 2, 2), (4, 1, 1), (2, 2, 4), (1, 1, 3)];
+        var h = heads[random.Next(heads.Length)];
+        int total = Math.Max(h.Q, Math.Max(h.K, h.V));
+        bool decode = random.Next(5) == 0;
+        bool packed = !decode && random.Next(4) == 0;
+        ElementType[] types = [ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16];
+        return new DeltaRuleCase
+        {
+            ElementType = types[random.Next(types.Length)], Batch = packed ? 1 : random.Next(1, 3), Heads = total,
+            QueryHeads = h.Q == total ? 0 : h.Q, KeyHeads = h.K == total ? 0 : h.K, ValueHeads = h.V == total ? 0 : h.V,
+            Length = decode ? random.Next(1, LinearProblem.MaxVerifyTokens + 1) : random.Next(1, 151),
+            KeyDim = dims[random.Next(dims.Length)], ValueDim = dims[random.Next(dims.Length)],
+            Variant = (DeltaRuleVariant)random.Next(3), L2Norm = random.Next(2) == 0, InitialState = random.Next(2) == 0,
+            ValueMajor = random.Next(3) == 0, Decode = decode, TokenMajor = random.Next(3) == 0, Packed = packed ? random.Next(1, 4) : 0,
+            ChunkSize = random.Next(3) == 0 ? random.Next(1, 80) : 0, Seed = random.Next(),
+        };
+    }
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;

@@ -218,6 +218,22 @@ public abstract class DeltaRuleTests
             CheckCases(Cases, count: 6, vectorBits: bits);
     }
 
+    [SkippableFact]
+    public void DeltaRule_SampledCases_PassTheCaseCheck()
+    {
+        // What `verify` and `fuzz --replay` run: the case's own call (prefill or in-place decode) and its check.
+        using var context = Context();
+        var random = new Random(1414);
+        for (int i = 0; i < 16; i++)
+        {
+            var c = DeltaRuleCase.Sample(random);
+            var tensors = c.CreateTensors();
+            CaseRunner.Run(context, c, tensors);
+            var check = c.Check(tensors);
+            Assert.True(check.Passed, $"{c.ToSpec()}: {check.Detail}");
+        }
+    }
+
     // ---- Metamorphic properties (float32) ----
 
     private static readonly Gen<DeltaRuleTestCase> Plain32 =
