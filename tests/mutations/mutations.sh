@@ -114,11 +114,11 @@ mutation linear-gqa-head \
 
 # --- CPU delta rule (Cpu/DeltaRule/; only the CPU delta-rule tests, which compare against the reference)
 
-mutation delta-mask-diagonal \
+mutation delta-mask-subdiagonal \
   managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
-  'CPU delta rule keeps the diagonal of the UT matrix (I + A with A including beta_t k_t.k_t: strictly-lower mask one too wide)' \
+  'CPU delta rule drops the first sub-diagonal of the UT matrix (strictly-lower mask s < t - 1: each token misses its predecessor)' \
   'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t), scale = TSimd.Broadcast(beta[t]);' \
-  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t + 1), scale = TSimd.Broadcast(beta[t]);'
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t - 1), scale = TSimd.Broadcast(beta[t]);'
 
 mutation delta-correction-undecayed \
   managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \

@@ -347,6 +347,7 @@ internal static unsafe class CpuDeltaRule
     /// <summary>
     /// Turns raw products <c>A[t][s] = k_t . k_s</c> into <c>beta_t 2^(b_t - b_s) A[t][s]</c> for s &lt; t and 0 on
     /// and above the diagonal, over the column vectors the causal product computed (rows below <paramref name="rows"/>).
+    /// (<see cref="Solve{TSimd, T}"/> reads only below the diagonal; the zeros keep the matrix what it says it is.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StrictlyLowerMask<TSimd, T>(float* a, long stride, int rows, float* log2Gate, float* index, float* beta)
