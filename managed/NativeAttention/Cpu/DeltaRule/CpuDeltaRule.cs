@@ -23,8 +23,9 @@ namespace NativeAttention.Cpu;
 /// O = scale 2^b Q S + (scale 2^(b_t - b_s) Q K^T, s &lt;= t) U
 /// S = 2^(b_L) S + (K . 2^(b_L - b_s))^T U
 /// </code>
-/// <para>KDA takes the same steps with the exponentials per key dimension (scores through
-/// <see cref="CpuLinearKernels.PerKeyScores{TSimd, T}"/>).</para>
+/// <para>KDA takes the same steps with the exponentials per key dimension: inside sub-chunks of 16 rows through
+/// <see cref="CpuLinearKernels.PerKeyScores{TSimd, T}"/>, against earlier rows by one GEMM of rows and keys decayed to
+/// the sub-chunk's first row (<see cref="PerKeyProducts{TSimd, T}"/>).</para>
 /// </remarks>
 internal static unsafe class CpuDeltaRule
 {
@@ -103,7 +104,7 @@ internal static unsafe class CpuDeltaRule
     /// <summary>The per-thread scratch of one item, carved in a fixed order; laid out from null it measures its size.</summary>
     private readonly struct Layout
     {
-        public readonly float* Q, K, KT, KDecayed, KGated, U, Akk, Aqk, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Beta, MinusOne, Index, Raw, End;
+        public readonly float* Q, K, KT, KDecayed, KGated, Sub, U, Akk, Aqk, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Beta, MinusOne, Index, Raw, End;
 
         public Layout(float* start, Plan p)
         {
@@ -114,6 +115,7 @@ internal static unsafe class CpuDeltaRule
             KT = CpuScratch.Take(ref next, kp * lp);
             KDecayed = CpuScratch.Take(ref next, kp * lp);
             KGated = CpuScratch.Take(ref next, p.PerKey ? lp * kp : 0);
+            Sub = CpuScratch.Take(ref next, p.PerKey ? 2L * SubChunk * kp : 0);
             U = CpuScratch.Take(ref next, lp * vp);
             Akk = CpuScratch.Take(ref next, lp * lp);
             Aqk = CpuScratch.Take(ref next, lp * lp);
@@ -200,14 +202,13 @@ internal static unsafe class CpuDeltaRule
             {
                 PerKeyGates(p, s, batch, head, t0, l);
                 float* lastRow = s.Log2Gates + (long)(l - 1) * kp;
-                CpuLinearKernels.PerKeyScores<TSimd, T>(s.K, s.K, s.Log2Gates, kp, kp, rows, s.Akk, lp, 1f);
+                PerKeyProducts<TSimd, T>(p, s, rows);
                 for (int t = 0; t < rows; t++)
                 {
                     float* row = s.Akk + (long)t * lp;
                     for (int j = 0; j < t; j++) row[j] *= s.Beta[t];
                     row[t] = 0;
                 }
-                CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q, s.K, s.Log2Gates, kp, kp, rows, s.Aqk, lp, p.Scale);
                 // U = V - (K . 2^(B_t)) S; the queries are decayed in place (the scores are done with them).
                 for (int t = 0; t < rows; t++)
                 {
@@ -238,6 +239,56 @@ internal static unsafe class CpuDeltaRule
                 CpuPacking.WriteRow(p.O.Row(batch, head, t0 + t), p.O.S3, s.O + (long)t * vp, 1f, p.Dv, p.Type);
         }
         if (p.HasFinal) StoreState(p, s, p.Final, sequence, head);
+    }
+
+    /// <summary>Rows per sub-chunk of the KDA products: the block whose scores take an exponential per key dimension.</summary>
+    private const int SubChunk = 16;
+
+    /// <summary>
+    /// KDA's raw intra-chunk products <c>Aqk[t][s] = scale sum_f q_t[f] k_s[f] 2^(B_t[f] - B_s[f])</c> (s &lt;= t) and
+    /// <c>Akk[t][s]</c>, the same with k_t and no scale, in sub-chunks of <see cref="SubChunk"/> rows. Inside a
+    /// sub-chunk every (t, s) pair takes its own exponentials (<see cref="CpuLinearKernels.PerKeyScores{TSimd, T}"/>);
+    /// against the earlier keys s &lt; r (r the sub-chunk's first row) the factor splits into
+    /// <c>2^(B_t - B_r) 2^(B_r - B_s)</c>, both exponents &lt;= 0, so one GEMM of the decayed rows against the decayed
+    /// keys does the rest (fla's KDA sub-chunking).
+    /// </summary>
+    private static void PerKeyProducts<TSimd, T>(Plan p, in Layout s, int rows) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int lp = p.ChunkPad, kp = p.KeyPad, w = TSimd.Count;
+        for (int r = 0; r < rows; r += SubChunk)
+        {
+            int n = Math.Min(SubChunk, rows - r);
+            float* br = s.Log2Gates + (long)r * kp;
+            CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q + (long)r * kp, s.K + (long)r * kp, br, kp, kp, n, s.Aqk + (long)r * lp + r, lp, p.Scale);
+            CpuLinearKernels.PerKeyScores<TSimd, T>(s.K + (long)r * kp, s.K + (long)r * kp, br, kp, kp, n, s.Akk + (long)r * lp + r, lp, 1f);
+            if (r == 0) continue;
+            // Earlier keys decayed to row r, k_s 2^(B_r - B_s), transposed into [kp][lp] (KDecayed is free until the state update).
+            for (int j = 0; j < r; j++)
+            {
+                float* row = s.KGated + (long)j * kp;
+                DecayedRow<TSimd, T>(row, s.K + (long)j * kp, br, s.Log2Gates + (long)j * kp, kp);
+                for (int f = 0; f < p.Dk; f++) s.KDecayed[(long)f * lp + j] = row[f];
+            }
+            // This sub-chunk's queries and keys decayed from row r, x_t 2^(B_t - B_r).
+            for (int t = 0; t < n; t++)
+            {
+                float* bt = s.Log2Gates + (long)(r + t) * kp;
+                DecayedRow<TSimd, T>(s.Sub + (long)t * kp, s.Q + (long)(r + t) * kp, bt, br, kp);
+                DecayedRow<TSimd, T>(s.Sub + (long)(SubChunk + t) * kp, s.K + (long)(r + t) * kp, bt, br, kp);
+                s.RowScale[t] = p.Scale;
+            }
+            CpuLinearKernels.Gemm<TSimd, T>(s.Sub, kp, s.KDecayed, lp, p.Dk, s.Aqk + (long)r * lp, lp, n, r / w, s.RowScale, null, 0f, false, false);
+            CpuLinearKernels.Gemm<TSimd, T>(s.Sub + (long)SubChunk * kp, kp, s.KDecayed, lp, p.Dk, s.Akk + (long)r * lp, lp, n, r / w, null, null, 0f, false, false);
+        }
+    }
+
+    /// <summary><c>target[f] = x[f] 2^(min(a[f] - b[f], 0))</c> over <paramref name="count"/> floats, a whole number of vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecayedRow<TSimd, T>(float* target, float* x, float* a, float* b, int count) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        for (int f = 0; f < count; f += w)
+            TSimd.Store(target + f, TSimd.Multiply(TSimd.Load(x + f), TSimd.Exp2NonPositive(TSimd.Min(TSimd.Subtract(TSimd.Load(a + f), TSimd.Load(b + f)), TSimd.Zero))));
     }
 
     /// <summary>The state of (sequence, head) into scratch, K-major, from either layout.</summary>
