@@ -104,7 +104,7 @@ internal static unsafe class CpuDeltaRule
     /// <summary>The per-thread scratch of one item, carved in a fixed order; laid out from null it measures its size.</summary>
     private readonly struct Layout
     {
-        public readonly float* Q, K, KT, KDecayed, KGated, Sub, U, Akk, Aqk, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Beta, MinusOne, Index, Raw, End;
+        public readonly float* Q, K, KT, KDecayed, KGated, Sub, Zeros, U, Akk, Aqk, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Beta, MinusOne, Index, Raw, End;
 
         public Layout(float* start, Plan p)
         {
@@ -116,6 +116,7 @@ internal static unsafe class CpuDeltaRule
             KDecayed = CpuScratch.Take(ref next, kp * lp);
             KGated = CpuScratch.Take(ref next, p.PerKey ? lp * kp : 0);
             Sub = CpuScratch.Take(ref next, p.PerKey ? 2L * SubChunk * kp : 0);
+            Zeros = CpuScratch.Take(ref next, p.PerKey ? kp : 0);
             U = CpuScratch.Take(ref next, lp * vp);
             Akk = CpuScratch.Take(ref next, lp * lp);
             Aqk = CpuScratch.Take(ref next, lp * lp);
@@ -143,6 +144,7 @@ internal static unsafe class CpuDeltaRule
             s.Index[i] = i;
             s.MinusOne[i] = -1;
         }
+        if (p.PerKey) new Span<float>(s.Zeros, p.KeyPad).Clear();
         for (int item = Interlocked.Increment(ref p.NextItem) - 1; item < p.Items; item = Interlocked.Increment(ref p.NextItem) - 1)
             RunItem<TSimd, T>(p, s, item / p.Heads, item % p.Heads);
     }
@@ -212,13 +214,9 @@ internal static unsafe class CpuDeltaRule
                 // U = V - (K . 2^(B_t)) S; the queries are decayed in place (the scores are done with them).
                 for (int t = 0; t < rows; t++)
                 {
-                    float* kt = s.K + (long)t * kp, kg = s.KGated + (long)t * kp, qt = s.Q + (long)t * kp, bt = s.Log2Gates + (long)t * kp;
-                    for (int f = 0; f < kp; f++)
-                    {
-                        float decay = float.Exp2(bt[f]);
-                        kg[f] = kt[f] * decay;
-                        qt[f] *= decay;
-                    }
+                    float* kt = s.K + (long)t * kp, qt = s.Q + (long)t * kp, bt = s.Log2Gates + (long)t * kp;
+                    DecayedRow<TSimd, T>(s.KGated + (long)t * kp, kt, bt, s.Zeros, kp);
+                    DecayedRow<TSimd, T>(qt, qt, bt, s.Zeros, kp);
                 }
                 CpuLinearKernels.Gemm<TSimd, T>(s.KGated, kp, s.S, vp, p.Dk, s.U, vp, rows, vp / w, s.MinusOne, null, 1f, false, false);
                 ScaleRows<TSimd, T>(s.U, vp, rows, s.Beta);
@@ -226,12 +224,13 @@ internal static unsafe class CpuDeltaRule
                 for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
                 CpuLinearKernels.Gemm<TSimd, T>(s.Q, kp, s.S, vp, p.Dk, s.O, vp, rows, vp / w, s.RowScale, null, 0f, false, false);
                 CpuLinearKernels.Gemm<TSimd, T>(s.Aqk, lp, s.U, vp, l, s.O, vp, rows, vp / w, null, null, 1f, true, false);
-                for (int f = 0; f < p.Dk; f++)
+                // (K . 2^(B_L - B_s))^T: each key row decayed, then transposed.
+                for (int t = 0; t < l; t++)
                 {
-                    float* kt = s.KT + (long)f * lp, kd = s.KDecayed + (long)f * lp;
-                    for (int t = 0; t < l; t++) kd[t] = kt[t] * float.Exp2(lastRow[f] - s.Log2Gates[(long)t * kp + f]);
-                    s.RowBeta[f] = float.Exp2(lastRow[f]);
+                    DecayedRow<TSimd, T>(s.Sub, s.K + (long)t * kp, lastRow, s.Log2Gates + (long)t * kp, kp);
+                    for (int f = 0; f < p.Dk; f++) s.KDecayed[(long)f * lp + t] = s.Sub[f];
                 }
+                for (int f = 0; f < p.Dk; f++) s.RowBeta[f] = float.Exp2(lastRow[f]);
                 for (int f = p.Dk; f < kp; f++) s.RowBeta[f] = 0;
                 CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, s.U, vp, l, s.S, vp, kp, vp / w, null, s.RowBeta, 0f, false, false);
             }
