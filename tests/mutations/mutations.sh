@@ -191,3 +191,22 @@ mutation bsp-gpu-split-remainder \
   'GPU block-sparse split-KV divides before multiplying: a split ends early and the remainder blocks of a row are dropped' \
   't.end = row_begin + (int)((na_i64)count * (g.split + 1) / p.splits);' \
   't.end = row_begin + count / p.splits * (g.split + 1);'
+# --- CPU delta rule (Cpu/DeltaRule/; only the CPU delta-rule tests, which compare against the reference)
+
+mutation delta-mask-subdiagonal \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta rule drops the first sub-diagonal of the UT matrix (strictly-lower mask s < t - 1: each token misses its predecessor)' \
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t), scale = TSimd.Broadcast(beta[t]);' \
+  'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t - 1), scale = TSimd.Broadcast(beta[t]);'
+
+mutation delta-correction-undecayed \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta rule corrects the values against the chunk-start state without its in-chunk decay (V - K S instead of V - 2^b K S)' \
+  's.RowScale[t] = -float.Exp2(s.Log2Gate[t]);' \
+  's.RowScale[t] = -1;'
+
+mutation delta-decode-gated-key \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta-rule decode (K-major) reads k^T S from the state before its decay (k^T S instead of k^T G S)' \
+  'float gk = d.GatedK[i], gq = d.GatedQ[i];' \
+  'float gk = d.K[i], gq = d.GatedQ[i];'

@@ -232,6 +232,62 @@ public abstract class AttentionContext : IDisposable
     }
 
     /// <summary>
+    /// The delta rule, chunked (DeltaNet, Gated DeltaNet, KDA; semantics: <see cref="DeltaRuleOptions"/> and
+    /// <see cref="DeltaRuleProblem"/>): Q <c>[B, Hq, N, Dk]</c>, K <c>[B, Hk, N, Dk]</c>, V <c>[B, Hv, N, Dv]</c>,
+    /// beta <c>[B, H, N]</c> and O <c>[B, H, N, Dv]</c>, H the most heads of the three, any strides (token-major memory
+    /// as a permuted view). States are float32 <c>[B, H, Dk, Dv]</c> or, V-major, <c>[B, H, Dv, Dk]</c>
+    /// (<c>[S, ...]</c> per packed sequence with <see cref="DeltaRuleOptions.CuSeqLens"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor or option is invalid (beta outside [0, 2], a positive log gate, a wrong state shape, ...).</exception>
+    /// <exception cref="NotSupportedException">This backend has no delta-rule kernel yet.</exception>
+    public void DeltaRuleChunked(TensorView query, TensorView key, TensorView value, TensorView beta, TensorView output, DeltaRuleOptions? options = null,
+        TensorView? initialState = null, TensorView? finalState = null)
+    {
+        ThrowIfDisposed();
+        var problem = DeltaRuleProblem.Create(query, key, value, beta, output, options, initialState, finalState);
+        CheckTensors(problem.Tensors);
+        DeltaRuleChunkedCore(problem, query, key, value, beta, output, initialState, finalState);
+    }
+
+    /// <summary>
+    /// Recurrent delta-rule decoding: advances <paramref name="state"/> in place by the T tokens of Q, K, V and beta
+    /// (usually T = 1) and writes their outputs, exactly as <see cref="DeltaRuleChunked"/> with <paramref name="state"/>
+    /// as initial and final state would. With <paramref name="intermediateStates"/> (verify, T at most
+    /// <see cref="LinearProblem.MaxVerifyTokens"/>) the state is only read, the state after draft token j is written
+    /// to <c>intermediateStates[:, j]</c>, and <see cref="DeltaRuleCommit"/> later keeps the accepted prefix. Not packed;
+    /// the chunk size is ignored.
+    /// </summary>
+    /// <param name="query">Q, <c>[B, Hq, T, Dk]</c>.</param>
+    /// <param name="key">K, <c>[B, Hk, T, Dk]</c>.</param>
+    /// <param name="value">V, <c>[B, Hv, T, Dv]</c>.</param>
+    /// <param name="beta">beta, <c>[B, H, T]</c>, in [0, 2].</param>
+    /// <param name="output">O, <c>[B, H, T, Dv]</c>.</param>
+    /// <param name="state">The float32 state <c>[B, H, Dk, Dv]</c> (V-major <c>[B, H, Dv, Dk]</c>), read, and written in place unless verifying.</param>
+    /// <param name="options">Options; null for DeltaNet with the defaults.</param>
+    /// <param name="intermediateStates">Optional float32 <c>[B, T, H, ..]</c>: verify mode.</param>
+    /// <exception cref="ArgumentException">A tensor or option is invalid.</exception>
+    /// <exception cref="NotSupportedException">This backend has no delta-rule kernel yet.</exception>
+    public void DeltaRuleDecodeStep(TensorView query, TensorView key, TensorView value, TensorView beta, TensorView output, TensorView state,
+        DeltaRuleOptions? options = null, TensorView? intermediateStates = null)
+    {
+        ThrowIfDisposed();
+        var problem = DeltaRuleProblem.CreateDecode(query, key, value, beta, output, state, options, intermediateStates);
+        CheckTensors(problem.Tensors);
+        DeltaRuleDecodeStepCore(problem, query, key, value, beta, output, state, intermediateStates);
+    }
+
+    /// <summary>
+    /// Commits the accepted prefix of a delta-rule verify call: for each batch element b with <c>accepted[b] &gt; 0</c>,
+    /// copies <c>intermediateStates[b, accepted[b] - 1]</c> over <c>state[b]</c>, exactly as <see cref="LinearCommit"/>
+    /// does (either state layout: the copy keeps the layout).
+    /// </summary>
+    /// <param name="intermediateStates">float32 <c>[B, T, H, ..]</c> from <see cref="DeltaRuleDecodeStep"/>.</param>
+    /// <param name="state">float32 <c>[B, H, ..]</c>, written.</param>
+    /// <param name="accepted">Accepted draft tokens per batch element, each in <c>[0, T]</c>.</param>
+    /// <exception cref="ArgumentException">A tensor or count is invalid.</exception>
+    public void DeltaRuleCommit(TensorView intermediateStates, TensorView state, ReadOnlySpan<int> accepted) => LinearCommit(intermediateStates, state, accepted);
+
+    /// <summary>
     /// Combines S partial results of the same query rows, each computed over a disjoint part of the keys (split-KV,
     /// ring or context-parallel attention), into the exact result: <c>LSE = log(sum_s exp(LSE_s))</c>,
     /// <c>o = sum_s exp(LSE_s - LSE) o_s</c>. Partials with LSE = -inf contribute nothing.
@@ -380,6 +436,16 @@ public abstract class AttentionContext : IDisposable
     /// <summary>Backend implementation of <see cref="LinearDecodeStep"/>.</summary>
     private protected virtual void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
         throw NotYet("LinearDecodeStep");
+
+    /// <summary>Backend implementation of <see cref="DeltaRuleChunked"/>.</summary>
+    private protected virtual void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState) =>
+        throw NotYet("DeltaRuleChunked");
+
+    /// <summary>Backend implementation of <see cref="DeltaRuleDecodeStep"/>.</summary>
+    private protected virtual void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView state, in TensorView? intermediateStates) =>
+        throw NotYet("DeltaRuleDecodeStep");
 
     /// <summary>Backend implementation of <see cref="MergeStates"/>.</summary>
     private protected virtual void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>

@@ -13,6 +13,7 @@ public static class CaseFamilies
         NeighborhoodCase.Registration,
         BlockSparseCase.Registration,
         LinearCase.Registration,
+        DeltaRuleCase.Registration,
     ];
 
     /// <summary>The family named <paramref name="name"/> (case-insensitive), or null.</summary>

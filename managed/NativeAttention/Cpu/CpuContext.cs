@@ -45,6 +45,14 @@ internal sealed class CpuContext : AttentionContext
     private protected override void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         CpuBlockSparse.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
 
+    private protected override void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState) =>
+        CpuDeltaRule.Run(problem, query, key, value, beta, output, initialState, finalState, Threads, ForcedVectorBits);
+
+    private protected override void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView state, in TensorView? intermediateStates) =>
+        CpuDeltaRule.Run(problem, query, key, value, beta, output, state, intermediateStates, Threads, ForcedVectorBits);
+
     private protected override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
         CpuMerge.Run(problem, partialOutputs, partialLogSumExp, output, logSumExp, Threads);
 }

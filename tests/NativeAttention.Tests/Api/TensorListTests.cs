@@ -21,6 +21,8 @@ public static class TensorListCases
         ["BlockSparse"] = ["query", "key", "value", "output", "logSumExp"],
         ["LinearChunked"] = ["query", "key", "value", "output", "initialState", "finalState", "options.LogGate"],
         ["LinearDecodeStep"] = ["query", "key", "value", "output", "state", "intermediateStates", "options.LogGate"],
+        ["DeltaRuleChunked"] = ["query", "key", "value", "beta", "output", "initialState", "finalState", "options.LogGate"],
+        ["DeltaRuleDecodeStep"] = ["query", "key", "value", "beta", "output", "state", "intermediateStates", "options.LogGate"],
     };
 
     /// <summary>Every (entry point, tensor name) pair, for theories.</summary>
@@ -106,6 +108,17 @@ public static class TensorListCases
                     place("state", F32(1, 2, 8, 8)), new LinearOptions { Decay = DecayKind.PerToken, LogGate = place("options.LogGate", Zeros(1, 2, 2)) },
                     place("intermediateStates", Zeros(1, 2, 2, 8, 8)));
                 break;
+            case "DeltaRuleChunked":
+                context.DeltaRuleChunked(place("query", F32(1, 2, 4, 8)), place("key", F32(1, 2, 4, 8)), place("value", F32(1, 2, 4, 8)), place("beta", Zeros(1, 2, 4)),
+                    place("output", Zeros(1, 2, 4, 8)), new DeltaRuleOptions { Variant = DeltaRuleVariant.GatedDeltaNet, LogGate = place("options.LogGate", Zeros(1, 2, 4)) },
+                    place("initialState", F32(1, 2, 8, 8)), place("finalState", Zeros(1, 2, 8, 8)));
+                break;
+            case "DeltaRuleDecodeStep":
+                context.DeltaRuleDecodeStep(place("query", F32(1, 2, 2, 8)), place("key", F32(1, 2, 2, 8)), place("value", F32(1, 2, 2, 8)), place("beta", Zeros(1, 2, 2)),
+                    place("output", Zeros(1, 2, 2, 8)), place("state", F32(1, 2, 8, 8)),
+                    new DeltaRuleOptions { Variant = DeltaRuleVariant.GatedDeltaNet, LogGate = place("options.LogGate", Zeros(1, 2, 2)) },
+                    place("intermediateStates", Zeros(1, 2, 2, 8, 8)));
+                break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(call), call, "Not an entry point of TensorListCases.");
         }
@@ -153,6 +166,8 @@ public sealed class TensorListTests
     [InlineData("BlockSparse")]
     [InlineData("LinearChunked")]
     [InlineData("LinearDecodeStep")]
+    [InlineData("DeltaRuleChunked")]
+    [InlineData("DeltaRuleDecodeStep")]
     public void Cpu_ValidCall_Runs(string call)
     {
         using var context = AttentionContext.Create(Backend.Cpu);

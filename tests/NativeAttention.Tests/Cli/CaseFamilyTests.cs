@@ -21,7 +21,7 @@ public class CaseFamilyTests
         Assert.Equal(CaseFamilies.All.Count, CaseFamilies.All.Select(f => f.Name).Distinct().Count());
         Assert.All(CaseFamilies.All, f => Assert.NotEmpty(f.VerifySpecs));
         Assert.Contains(CaseFamilies.All, f => !f.HasKernels);
-        Assert.Equal(new[] { "flash", "merge", "neighborhood", "blocksparse", "linear" }, CaseFamilies.All.Select(f => f.Name));
+        Assert.Equal(new[] { "flash", "merge", "neighborhood", "blocksparse", "linear", "delta" }, CaseFamilies.All.Select(f => f.Name));
     }
 
     [Theory]

@@ -62,24 +62,6 @@ internal static unsafe class CpuLinear
         CpuWorkers.Run(plan, threads, plan.Items, problem.Call == LinearCall.Chunked ? Work<TSimd, T> : WorkDecode<TSimd, T>);
     }
 
-    /// <summary>A strided tensor as a base pointer, element size and four (or five) strides.</summary>
-    private readonly struct Strided
-    {
-        public readonly byte* Base;
-        public readonly long S0, S1, S2, S3, S4;
-        public readonly int ElementSize;
-
-        public Strided(in TensorView view, byte* pointer)
-        {
-            ElementSize = view.ElementType.SizeOf();
-            Base = pointer + view.Offset * ElementSize;
-            var s = view.Strides;
-            S0 = s[0]; S1 = s.Length > 1 ? s[1] : 0; S2 = s.Length > 2 ? s[2] : 0; S3 = s.Length > 3 ? s[3] : 0; S4 = s.Length > 4 ? s[4] : 0;
-        }
-
-        public byte* Row(long i0, long i1, long i2) => Base + ElementSize * (i0 * S0 + i1 * S1 + i2 * S2);
-    }
-
     private sealed class Plan
     {
         public readonly LinearProblem Problem;

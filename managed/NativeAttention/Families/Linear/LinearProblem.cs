@@ -42,8 +42,6 @@ public sealed class LinearProblem
     /// <summary>The most draft tokens a verify call (<see cref="AttentionContext.LinearDecodeStep"/> with intermediate states) takes.</summary>
     public const int MaxVerifyTokens = 8;
 
-    private const string QLayout = "[B, Hq, N, Dk]", KLayout = "[B, Hk, N, Dk]", VLayout = "[B, Hv, N, Dv]";
-
     private LinearProblem(LinearOptions options) => Options = options;
 
     /// <summary>Batch size B (1 with varlen packing).</summary>
@@ -140,38 +138,14 @@ public sealed class LinearProblem
         options ??= new LinearOptions();
         bool decode = call != LinearCall.Chunked;
         string initialName = decode ? "state" : nameof(initialState), finalName = decode ? "intermediateStates" : nameof(finalState);
-        var q = TensorChecks.Rank(query, 4, nameof(query), QLayout);
-        var k = TensorChecks.Rank(key, 4, nameof(key), KLayout);
-        var v = TensorChecks.Rank(value, 4, nameof(value), VLayout);
-        TensorChecks.Positive(query, QLayout, key, nameof(key), KLayout, value, nameof(value), VLayout);
-        int batch = q[0], queryHeads = q[1], n = q[2], dk = q[3], keyHeads = k[1], valueHeads = v[1], dv = v[3];
-        if (k[0] != batch || k[2] != n || k[3] != dk)
-            TensorChecks.Throw($"key has shape {TensorView.Format(k)}; expected [{batch}, Hk, {n}, {dk}] {KLayout} (the query's B, N and Dk).", nameof(key));
-        if (v[0] != batch || v[2] != n)
-            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, Hv, {n}, Dv] {VLayout}.", nameof(value));
-        int heads = Math.Max(queryHeads, Math.Max(keyHeads, valueHeads));
-        if (heads % queryHeads != 0) TensorChecks.Throw($"query has {queryHeads} heads, which does not divide H = {heads} (the most heads of query, key and value).", nameof(query));
-        if (heads % keyHeads != 0) TensorChecks.Throw($"key has {keyHeads} heads, which does not divide H = {heads} (the most heads of query, key and value).", nameof(key));
-        if (heads % valueHeads != 0) TensorChecks.Throw($"value has {valueHeads} heads, which does not divide H = {heads} (the most heads of query, key and value).", nameof(value));
-        var type = TensorChecks.HeadDimsAndType(query, dk, key, nameof(key), value, nameof(value), dv);
+        var (batch, queryHeads, keyHeads, valueHeads, heads, n, dk, dv, type) = RecurrentInputs.Check(query, key, value);
         if (!Enum.IsDefined(options.FeatureMap))
             TensorChecks.Throw($"options.FeatureMap is {options.FeatureMap}, which is not a known feature map.", "options.FeatureMap");
         int features = options.FeatureSize(dk);
         int columns = dv + (options.Normalize ? 1 : 0);
 
         // Varlen: B = 1 and S sequences along N, one state each.
-        int[] offsets = [];
-        if (!options.CuSeqLens.IsEmpty)
-        {
-            if (decode) TensorChecks.Throw("options.CuSeqLens is set; a decode step takes one token run per batch element, not packed sequences.", "options.CuSeqLens");
-            offsets = options.CuSeqLens.ToArray();
-            if (offsets.Length < 2) TensorChecks.Throw($"options.CuSeqLens has {offsets.Length} entries; expected S + 1 >= 2 offsets.", "options.CuSeqLens");
-            if (batch != 1) TensorChecks.Throw($"query has batch {batch}; packed sequences (options.CuSeqLens) need B = 1 with the sequences along N.", nameof(query));
-            if (offsets[0] != 0) TensorChecks.Throw($"options.CuSeqLens[0] is {offsets[0]}; expected 0.", "options.CuSeqLens");
-            for (int s = 1; s < offsets.Length; s++)
-                if (offsets[s] < offsets[s - 1]) TensorChecks.Throw($"options.CuSeqLens[{s}] is {offsets[s]}, below the previous offset {offsets[s - 1]}; offsets never decrease.", "options.CuSeqLens");
-            if (offsets[^1] != n) TensorChecks.Throw($"options.CuSeqLens ends at {offsets[^1]}; expected the packed length N = {n}.", "options.CuSeqLens");
-        }
+        int[] offsets = RecurrentInputs.Offsets(options.CuSeqLens, decode, batch, n);
         int sequences = offsets.Length > 0 ? offsets.Length - 1 : batch;
         int[] stateShape = [sequences, heads, features, columns];
         string stateLayout = (offsets.Length > 0 ? "float32 [S, H, F, " : "float32 [B, H, F, ") + (options.Normalize ? "Dv + 1] (the last column holds the normaliser)" : "Dv]");
@@ -246,7 +220,7 @@ public sealed class LinearProblem
                 }
                 TensorChecks.Shape(logGate, perKey ? [batch, heads, n, dk] : [batch, heads, n], "options.LogGate", gateLayout);
                 TensorChecks.Type(logGate, ElementType.Float32, "options.LogGate");
-                if (logGate.Location == MemoryLocation.Host) CheckLogGateValues(logGate);
+                if (logGate.Location == MemoryLocation.Host) RecurrentInputs.CheckLogGateValues(logGate);
                 break;
             }
             default:
@@ -308,39 +282,6 @@ public sealed class LinearProblem
             if (accepted[b] < 0 || accepted[b] > tokens)
                 TensorChecks.Throw($"accepted[{b}] is {accepted[b]}; expected a count of accepted draft tokens in [0, {tokens}].", nameof(accepted));
         return [new(nameof(intermediateStates), intermediateStates), new(nameof(state), state)];
-    }
-
-    /// <summary>Every log gate of a host float32 tensor is finite and &lt;= 0; the first that is not is named with its index.</summary>
-    private static unsafe void CheckLogGateValues(in TensorView gate)
-    {
-        var shape = gate.Shape;
-        var strides = gate.Strides;
-        using var pin = gate.Storage!.Pin();
-        float* base0 = (float*)pin.Pointer + gate.Offset;
-        int rank = shape.Length;
-        int last = shape[rank - 1];
-        long lastStride = strides[rank - 1];
-        long rows = gate.ElementCount / Math.Max(last, 1);
-        var index = new int[rank];
-        for (long row = 0; row < rows; row++)
-        {
-            float* p = base0;
-            for (int a = 0; a < rank - 1; a++) p += index[a] * strides[a];
-            for (int i = 0; i < last; i++)
-            {
-                float x = p[i * lastStride];
-                if (!(x <= 0) || float.IsNegativeInfinity(x))
-                {
-                    index[rank - 1] = i;
-                    TensorChecks.Throw($"options.LogGate{TensorView.Format(index)} is {x}; expected a finite log gate <= 0 (a gate in (0, 1]).", "options.LogGate");
-                }
-            }
-            for (int a = rank - 2; a >= 0; a--)
-            {
-                if (++index[a] < shape[a]) break;
-                index[a] = 0;
-            }
-        }
     }
 
     /// <summary>Floating-point operations: 4 Dk Dv per token and head (DESIGN.md), with F in place of Dk for feature maps that widen.</summary>
