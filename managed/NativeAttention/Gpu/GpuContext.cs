@@ -97,6 +97,12 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     private protected sealed override void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
         GpuMerge.Run(this, problem, partialOutputs, partialLogSumExp, output, logSumExp);
 
+    private protected sealed override void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState) =>
+        GpuLinear.Run(this, problem, query, key, value, output, initialState, finalState);
+
+    private protected sealed override void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
+        GpuLinear.RunDecode(this, problem, query, key, value, output, state, intermediateStates);
+
     /// <summary>Registers a buffer this context allocated, so that disposing the context releases it.</summary>
     private protected void Track(DeviceBuffer buffer) => _buffers.TryAdd(buffer, 0);
 

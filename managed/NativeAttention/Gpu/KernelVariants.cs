@@ -13,6 +13,7 @@ internal static class KernelVariants
         .. FlashVariant.AllVariants(api),
         .. DecodeVariant.AllVariants(api),
         .. MergeVariant.AllVariants(api),
+        .. LinearVariant.AllVariants(api),
         .. LayoutProbe.All,
     ];
 }

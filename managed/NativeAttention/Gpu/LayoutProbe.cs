@@ -15,6 +15,7 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
         new("flash/flash_layout_probe.h", "na_flash_params_layout", typeof(FlashParams)),
         new("decode/decode_layout_probe.h", "na_decode_params_layout", typeof(DecodeParams)),
         new("merge/merge_layout_probe.h", "na_merge_params_layout", typeof(MergeParams)),
+        new("linear/linear_layout_probe.h", "na_linear_params_layout", typeof(LinearParams)),
     ];
 
     /// <summary>The probe with entry point <paramref name="entryPoint"/>.</summary>
