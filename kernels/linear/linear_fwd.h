@@ -64,6 +64,7 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
     const int nf = p.features;
     const int dk = p.qkvo.dqk;
     const int dv = p.qkvo.dv;
+    const int width = dv - c0 < NA_LINEAR_CB ? dv - c0 : NA_LINEAR_CB;   // value columns of this block
 
     const na_i64 q_base = p.qkvo.q_offset + b * p.qkvo.q_stride_b + (h / p.group_q) * p.qkvo.q_stride_h;
     const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h / p.group_k) * p.qkvo.k_stride_h;
@@ -111,13 +112,13 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
             else if (valid && p.decay == NA_LINEAR_DECAY_TOKEN) lg = gate[g_base + tok * p.g_stride_n] * NA_LOG2E;
             bl[t] = lg;
             NA_BARRIER();
-            // b_t = sum_{r <= t} log2 g_r; past the chunk's end the zeros keep b_{l-1}, bit for bit.
+            // b_t = sum_{r <= t} log2 g_r; past the chunk's end b_{l-1}, bit for bit.
             float bt = 0.0f;
-            for (int r = 0; r < NA_LINEAR_CHUNK; r++) bt += r <= t ? bl[r] : 0.0f;
+            for (int r = 0; r < l; r++) bt += r <= t ? bl[r] : 0.0f;
             NA_BARRIER();
             bl[t] = bt;
             NA_BARRIER();
-            const float blast = bl[NA_LINEAR_CHUNK - 1];
+            const float blast = bl[l - 1];
             const float wt = NA_EXP2(blast - bt);   // decay of token t's contribution to the chunk's end
 #endif
 
@@ -149,14 +150,15 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
 #if NA_LINEAR_PER_KEY
                 if (tid < NA_LINEAR_FB)
                 {
-                    // Cumulative log2 gates down the chunk, per feature; then the keys decayed to the chunk's end.
+                    // Cumulative log2 gates down the chunk, per feature; then the keys decayed to the chunk's end. Rows
+                    // past the chunk keep their zeros: they only meet queries and keys that are zero.
                     float run = 0.0f;
-                    for (int r = 0; r < NA_LINEAR_CHUNK; r++)
+                    for (int r = 0; r < l; r++)
                     {
                         run += gs[r * NA_LINEAR_FB + tid];
                         gs[r * NA_LINEAR_FB + tid] = run;
                     }
-                    for (int r = 0; r < NA_LINEAR_CHUNK; r++)
+                    for (int r = 0; r < l; r++)
                         kd[r * NA_LINEAR_FB + tid] = ks[r * NA_LINEAR_FB + tid] * NA_EXP2(run - gs[r * NA_LINEAR_FB + tid]);
                 }
                 NA_BARRIER();
@@ -173,10 +175,12 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
                         NA_LINEAR_UNROLL
                         for (int s = 0; s < NA_LINEAR_CHUNK; s++)
                         {
+                            if (s >= l) break;
                             float dot = 0.0f;
                             NA_LINEAR_UNROLL
                             for (int f = 0; f < NA_LINEAR_FB; f++)
                             {
+                                if (fb + f >= nf) break;
 #if NA_LINEAR_PER_KEY
                                 const float e = gs[t * NA_LINEAR_FB + f] - gs[s * NA_LINEAR_FB + f];
                                 dot += qf[f] * ks[s * NA_LINEAR_FB + f] * NA_EXP2(e < 0.0f ? e : 0.0f);
@@ -195,9 +199,14 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
                     NA_LINEAR_UNROLL
                     for (int c = 0; c < NA_LINEAR_CW; c++)
                     {
+                        if (c >= width && c < NA_LINEAR_CB) continue;   // columns past Dv
                         float sum = 0.0f;
                         NA_LINEAR_UNROLL
-                        for (int f = 0; f < NA_LINEAR_FB; f++) sum += qf[f] * ss[f * NA_LINEAR_CW + c];
+                        for (int f = 0; f < NA_LINEAR_FB; f++)
+                        {
+                            if (fb + f >= nf) break;
+                            sum += qf[f] * ss[f * NA_LINEAR_CW + c];
+                        }
                         acc[c] += sum;
                     }
                 }
@@ -206,9 +215,9 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
                     {
                         const int f = i / NA_LINEAR_CW;
                         const int c = i - f * NA_LINEAR_CW;
-                        if (fb + f >= nf) continue;
+                        if (fb + f >= nf || na_linear_column(c, c0, dv, p.normalize) < 0) continue;
 #if NA_LINEAR_PER_KEY
-                        const float decay = NA_EXP2(gs[(NA_LINEAR_CHUNK - 1) * NA_LINEAR_FB + f]);
+                        const float decay = NA_EXP2(gs[(l - 1) * NA_LINEAR_FB + f]);
 #else
                         const float decay = NA_EXP2(blast);
 #endif
@@ -230,20 +239,22 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
                     NA_LINEAR_UNROLL
                     for (int s = 0; s < NA_LINEAR_CHUNK; s++)
                     {
+                        if (s >= l) break;
 #if NA_LINEAR_PER_KEY
                         const float a = s <= t ? arow[s] : 0.0f;
 #else
                         const float a = s <= t ? arow[s] * NA_EXP2(bt - bl[s]) : 0.0f;
 #endif
                         NA_LINEAR_UNROLL
-                        for (int c = 0; c < NA_LINEAR_CW; c++) acc[c] += a * vs[s * NA_LINEAR_CW + c];
+                        for (int c = 0; c < NA_LINEAR_CW; c++)
+                            if (c < width || c == NA_LINEAR_CB) acc[c] += a * vs[s * NA_LINEAR_CW + c];
                     }
                 }
                 const float factor = p.normalize ? p.scale / (p.scale * acc[NA_LINEAR_CB] + p.eps) : p.scale;
                 const na_i64 o_row = o_base + tok * p.qkvo.o_stride_n;
                 NA_LINEAR_UNROLL
                 for (int c = 0; c < NA_LINEAR_CB; c++)
-                    if (c0 + c < dv) na_store(o, o_row + (c0 + c) * p.qkvo.o_stride_d, acc[c] * factor);
+                    if (c < width) na_store(o, o_row + (c0 + c) * p.qkvo.o_stride_d, acc[c] * factor);
             }
         }
     }
