@@ -16,11 +16,12 @@
 #endif
 
 // The gate of feature f at token tok: 1, the head's constant, the token's, or the token's for feature f.
-NA_INLINE float na_linear_gate(const NA_GLOBAL float* gate, const NA_GLOBAL int* meta, const na_linear_params p, na_i64 g_row, int h, int f)
+// head_gate is the head's constant gate (decay 1); g_row the token's log gate row.
+NA_INLINE float na_linear_gate(const NA_GLOBAL float* gate, int decay, float head_gate, na_i64 g_row, na_i64 g_stride_d, int f)
 {
-    if (p.decay == NA_LINEAR_DECAY_HEAD) return NA_EXP2(na_linear_head_log2(meta, p.decay_base + h));
-    if (p.decay == NA_LINEAR_DECAY_TOKEN) return NA_EXP2(gate[g_row] * NA_LOG2E);
-    if (p.decay == NA_LINEAR_DECAY_KEY) return NA_EXP2(gate[g_row + f * p.g_stride_d] * NA_LOG2E);
+    if (decay == NA_LINEAR_DECAY_HEAD) return head_gate;
+    if (decay == NA_LINEAR_DECAY_TOKEN) return NA_EXP2(gate[g_row] * NA_LOG2E);
+    if (decay == NA_LINEAR_DECAY_KEY) return NA_EXP2(gate[g_row + f * g_stride_d] * NA_LOG2E);
     return 1.0f;
 }
 
@@ -50,13 +51,14 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_DECODE_THREADS) void na_linear_decode(
     const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h / p.group_v) * p.qkvo.v_stride_h;
     const na_i64 o_base = p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h;
     const na_i64 s0_base = p.s0_offset + b * p.s0_stride_s + h * p.s0_stride_h;
+    const int decay = p.decay;
+    const float head_gate = decay == NA_LINEAR_DECAY_HEAD ? NA_EXP2(na_linear_head_log2(meta, p.decay_base + h)) : 1.0f;
 
     for (int t = 0; t < p.qkvo.nq; t++)
     {
         // Source and target of this token's state: in place, or from the previous intermediate state when verifying.
         const int from_intermediate = p.verify && t > 0;
-        const NA_GLOBAL float* src = from_intermediate ? intermediate : state;
-        NA_GLOBAL float* dst = p.verify ? intermediate : state;
+        // (Buffers are chosen per access: a pointer selected once per token costs CUDA a stack frame and spills.)
         const na_i64 src_base = from_intermediate ? p.s1_offset + b * p.s1_stride_s + (t - 1) * p.s1_stride_t + h * p.s1_stride_h : s0_base;
         const na_i64 src_f = from_intermediate ? p.s1_stride_f : p.s0_stride_f;
         const na_i64 src_c = from_intermediate ? p.s1_stride_c : p.s0_stride_c;
@@ -75,8 +77,9 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_DECODE_THREADS) void na_linear_decode(
             for (int f = tid; f < nf; f += NA_LINEAR_DECODE_THREADS)
             {
                 const float kf = na_linear_phi(k, k_row, p.qkvo.k_stride_d, dk, p.feature_map, f);
-                const float z = na_linear_gate(gate, meta, p, g_row, h, f) * src[src_base + f * src_f + dv * src_c] + kf;
-                dst[dst_base + f * dst_f + dv * dst_c] = z;
+                const float z = na_linear_gate(gate, decay, head_gate, g_row, p.g_stride_d, f) * (from_intermediate ? intermediate[src_base + f * src_f + dv * src_c] : state[src_base + f * src_f + dv * src_c]) + kf;
+                if (p.verify) intermediate[dst_base + f * dst_f + dv * dst_c] = z;
+                else state[dst_base + f * dst_f + dv * dst_c] = z;
                 part += na_linear_phi(q, q_row, p.qkvo.q_stride_d, dk, p.feature_map, f) * z;
             }
             red[tid] = part;
@@ -102,16 +105,20 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_DECODE_THREADS) void na_linear_decode(
                 const int f = fb + tid;
                 qs[tid] = f < nf ? na_linear_phi(q, q_row, p.qkvo.q_stride_d, dk, p.feature_map, f) : 0.0f;
                 kfs[tid] = f < nf ? na_linear_phi(k, k_row, p.qkvo.k_stride_d, dk, p.feature_map, f) : 0.0f;
-                gfs[tid] = f < nf ? na_linear_gate(gate, meta, p, g_row, h, f) : 1.0f;
+                gfs[tid] = f < nf ? na_linear_gate(gate, decay, head_gate, g_row, p.g_stride_d, f) : 1.0f;
                 NA_BARRIER();
                 const int n = nf - fb < NA_LINEAR_DECODE_THREADS ? nf - fb : NA_LINEAR_DECODE_THREADS;
                 if (live)
-                    for (int j = 0; j < n; j++)
+                {
+                    na_i64 from = src_base + fb * src_f + col * src_c, to = dst_base + fb * dst_f + col * dst_c;
+                    for (int j = 0; j < n; j++, from += src_f, to += dst_f)
                     {
-                        const float x = gfs[j] * src[src_base + (fb + j) * src_f + col * src_c] + kfs[j] * vc;
-                        dst[dst_base + (fb + j) * dst_f + col * dst_c] = x;
+                        const float x = gfs[j] * (from_intermediate ? intermediate[from] : state[from]) + kfs[j] * vc;
+                        if (p.verify) intermediate[to] = x;
+                        else state[to] = x;
                         acc += qs[j] * x;
                     }
+                }
             }
             if (live) na_store(o, o_base + t * p.qkvo.o_stride_n + col * p.qkvo.o_stride_d, acc * (p.scale / denominator));
         }
