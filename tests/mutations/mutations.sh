@@ -210,3 +210,23 @@ mutation delta-decode-gated-key \
   'CPU delta-rule decode (K-major) reads k^T S from the state before its decay (k^T S instead of k^T G S)' \
   'float gk = d.GatedK[i], gq = d.GatedQ[i];' \
   'float gk = d.K[i], gq = d.GatedQ[i];'
+# --- GPU chunked linear attention (kernels/linear/; one source for OpenCL and CUDA, checked by the OpenCL linear tests on
+# PoCL, so these need an OpenCL runtime; the million-token test is left out to keep each run near a minute)
+
+mutation linear-gpu-mask-diagonal \
+  kernels/linear/linear_fwd.h 'FullyQualifiedName~OpenClLinearTests&FullyQualifiedName!~MillionTokens' \
+  'GPU linear drops the diagonal of the intra-chunk scores (causal mask s < t): a token misses its own key and value' \
+  'const float a = s <= t ? arow[s] * NA_EXP2(bt - bl[s]) : 0.0f;' \
+  'const float a = s < t ? arow[s] * NA_EXP2(bt - bl[s]) : 0.0f;'
+
+mutation linear-gpu-verify-source \
+  kernels/linear/linear_decode.h 'FullyQualifiedName~OpenClLinearTests&FullyQualifiedName!~MillionTokens' \
+  'GPU linear verify advances every draft token from the committed state instead of the previous intermediate state' \
+  'const int from_intermediate = p.verify && t > 0;' \
+  'const int from_intermediate = 0;'
+
+mutation linear-gpu-value-head \
+  kernels/linear/linear_fwd.h 'FullyQualifiedName~OpenClLinearTests&FullyQualifiedName!~MillionTokens' \
+  'GPU linear maps output heads to value heads by modulo instead of by group (GVA/GQA indexing)' \
+  'const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h / p.group_v) * p.qkvo.v_stride_h;' \
+  'const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h % (p.heads / p.group_v)) * p.qkvo.v_stride_h;'

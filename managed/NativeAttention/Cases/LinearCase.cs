@@ -1,6 +1,6 @@
 // The chunked linear-attention family's case: feature map, decay (per head, per token or per token and key),
 // normalisation, grouped heads, token-major layout, packed sequences, an initial state in and a final state out.
-// Kernels on the CPU; the GPU backends throw NotSupportedException until theirs land.
+// Kernels on the CPU, OpenCL and CUDA.
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -23,8 +23,8 @@ public sealed record LinearCase : IAttentionCase
         "phi=<identity|elu|relu|taylor|precomputed>, decay=<head|token|key>, normalize, noncausal, state (an initial state), " +
         "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The chunked linear-attention family (reference only: no kernels yet).</summary>
-    public static CaseFamily Registration { get; } = new("linear", "chunked linear attention (feature maps, decay, states)", Grammar, Parse, HasKernels: false,
+    /// <summary>The chunked linear-attention family (kernels on the CPU, OpenCL and CUDA).</summary>
+    public static CaseFamily Registration { get; } = new("linear", "chunked linear attention (feature maps, decay, states)", Grammar, Parse, HasKernels: true,
     [
         "linear f32 B1 H2 N70 D16/24 phi=elu normalize seed=71",
         "linear f16 B2 H2 N33 D8/8 phi=taylor decay=token state chunk=16 seed=72",
@@ -32,7 +32,7 @@ public sealed record LinearCase : IAttentionCase
         "linear f32 B1 H1 N25 D16/16 noncausal scale=0.5 seed=74",
         "linear f32 B1 H4 hq=2 hk=2 N90 D16/16 decay=key tokenmajor state seed=75",
         "linear f32 B1 H2 N100 D8/8 decay=token packed=3 state seed=76",
-    ], KernelBackends: [Backend.Cpu]);
+    ]);
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
@@ -149,7 +149,7 @@ public sealed record LinearCase : IAttentionCase
         return new CaseTensors(tensors);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.LinearChunked"/> (kernels on the CPU; the GPU backends throw <see cref="NotSupportedException"/>).</summary>
+    /// <summary>Calls <see cref="AttentionContext.LinearChunked"/> (kernels on every backend).</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);

@@ -105,6 +105,11 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
         GpuNeighborhood.Run(this, problem, query, key, value, output, logSumExp);
     private protected sealed override void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         GpuBlockSparse.Run(this, problem, query, key, value, output, logSumExp);
+    private protected sealed override void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState) =>
+        GpuLinear.Run(this, problem, query, key, value, output, initialState, finalState);
+
+    private protected sealed override void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
+        GpuLinear.RunDecode(this, problem, query, key, value, output, state, intermediateStates);
 
     /// <summary>Registers a buffer this context allocated, so that disposing the context releases it.</summary>
     private protected void Track(DeviceBuffer buffer) => _buffers.TryAdd(buffer, 0);

@@ -34,6 +34,9 @@ internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate,
         return _slots[slot] = allocate(ElementType.Float32, size);
     }
 
+    /// <summary>Slot <paramref name="slot"/> holding <paramref name="values"/>; see the two-span overload.</summary>
+    public DeviceBuffer Upload(int slot, ReadOnlySpan<int> values) => Upload(slot, values, ReadOnlySpan<int>.Empty);
+
     /// <summary>
     /// Slot <paramref name="slot"/> holding <paramref name="first"/> then <paramref name="second"/> (int32 by bit
     /// pattern), uploaded only when that differs from what this slot last received: a block table that did not change

@@ -16,6 +16,7 @@ internal static class KernelVariants
         .. NeighborhoodVariant.AllVariants(api),
         .. ProbeVariant.AllVariants(api),
         .. BlockSparseVariant.AllVariants(api),
+        .. LinearVariant.AllVariants(api),
         .. LayoutProbe.All,
     ];
 }

@@ -18,6 +18,7 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
         new("neighborhood/neighborhood_layout_probe.h", "na_nbh_params_layout", typeof(NeighborhoodParams)),
         new("probe/probe_layout_probe.h", "na_probe_params_layout", typeof(ProbeParams)),
         new("blocksparse/blocksparse_layout_probe.h", "na_blocksparse_params_layout", typeof(BlockSparseParams)),
+        new("linear/linear_layout_probe.h", "na_linear_params_layout", typeof(LinearParams)),
     ];
 
     /// <summary>The probe with entry point <paramref name="entryPoint"/>.</summary>

@@ -322,22 +322,36 @@ public abstract class LinearTests
             var expected = whole.Output.ToDoubleArray();
             int prefix = c.Length / 2;
             var d = LinearData.Create(c);
+            using var on = new OnContext(context);
+            var (q, k, v, gate) = OnDevice(on, d);
             // The prefill: the first tokens, with the case's initial state, leaving the state to decode from.
             var state = TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Heads, c.Features, c.Columns]);
-            var prefillOut = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, prefix, c.ValueDim]);
-            LinearOptions For(int start, int n) => d.Options with { LogGate = d.Options.LogGate is { } g ? Rows(g, start, n) : null };
-            Kernel(() => context.LinearChunked(Rows(d.Query, 0, prefix), Rows(d.Key, 0, prefix), Rows(d.Value, 0, prefix), prefillOut, For(0, prefix), d.Initial, state));
+            var stateOn = on.Put(state);
+            LinearOptions For(int start, int n) => d.Options with { LogGate = gate is { } g ? Rows(g, start, n) : null };
             var actual = new double[expected.Length];
-            Place(prefillOut.ToDoubleArray(), actual, c, 0, prefix);
+            Place(Call(on, TestTensors.Zeros(c.Type, [c.Batch, c.Heads, prefix, c.ValueDim]),
+                o => context.LinearChunked(Rows(q, 0, prefix), Rows(k, 0, prefix), Rows(v, 0, prefix), o, For(0, prefix), d.Initial is { } s0 ? on.Put(s0) : null, stateOn)),
+                actual, c, 0, prefix);
             for (int t = prefix; t < c.Length; t++)
-            {
-                var o = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]);
-                Kernel(() => context.LinearDecodeStep(Rows(d.Query, t, 1), Rows(d.Key, t, 1), Rows(d.Value, t, 1), o, state, For(t, 1)));
-                Place(o.ToDoubleArray(), actual, c, t, 1);
-            }
+                Place(Call(on, TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]),
+                    o => context.LinearDecodeStep(Rows(q, t, 1), Rows(k, t, 1), Rows(v, t, 1), o, stateOn, For(t, 1))), actual, c, t, 1);
+            on.Back(stateOn, state);
             AssertNear(expected, actual, 2e-5, $"{c}: prefill + decode");
             AssertNear(whole.Final!.Value.ToDoubleArray(), state.ToDoubleArray(), 2e-5, $"{c}: final state");
         }, count: 10);
+    }
+
+    /// <summary>Q, K, V and the log gates (if any) of <paramref name="d"/> on the context (the host views themselves on the CPU).</summary>
+    private static (TensorView Q, TensorView K, TensorView V, TensorView? Gate) OnDevice(OnContext on, LinearData d) =>
+        (on.Put(d.Query), on.Put(d.Key), on.Put(d.Value), d.Options.LogGate is { } g ? on.Put(g) : null);
+
+    /// <summary>Runs <paramref name="call"/> on the context's copy of the host output <paramref name="output"/> and returns what it wrote.</summary>
+    private static double[] Call(OnContext on, TensorView output, Action<TensorView> call)
+    {
+        var placed = on.Put(output);
+        Kernel(() => call(placed));
+        on.Back(placed, output);
+        return output.ToDoubleArray();
     }
 
     /// <summary>Copies <c>[B, H, n, Dv]</c> rows into tokens <c>[start, start + n)</c> of a <c>[B, H, N, Dv]</c> array.</summary>
@@ -357,17 +371,21 @@ public abstract class LinearTests
             var whole = LinearData.Create(c);
             whole.Run(context);
             var d = LinearData.Create(c);
-            LinearOptions For(int start, int n) => d.Options with { LogGate = d.Options.LogGate is { } g ? Rows(g, start, n) : null };
-            var middle = TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Heads, c.Features, c.Columns]);
+            using var on = new OnContext(context);
+            var (q, k, v, gate) = OnDevice(on, d);
+            LinearOptions For(int start, int n) => d.Options with { LogGate = gate is { } g ? Rows(g, start, n) : null };
+            var middle = on.Put(TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Heads, c.Features, c.Columns]));
             var end = TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Heads, c.Features, c.Columns]);
-            var first = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, cut, c.ValueDim]);
-            var second = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, c.Length - cut, c.ValueDim]);
-            Kernel(() => context.LinearChunked(Rows(d.Query, 0, cut), Rows(d.Key, 0, cut), Rows(d.Value, 0, cut), first, For(0, cut), d.Initial, middle));
-            int rest = c.Length - cut;
-            Kernel(() => context.LinearChunked(Rows(d.Query, cut, rest), Rows(d.Key, cut, rest), Rows(d.Value, cut, rest), second, For(cut, rest), middle, end));
+            var endOn = on.Put(end);
             var actual = new double[whole.Output.ElementCount];
-            Place(first.ToDoubleArray(), actual, c, 0, cut);
-            Place(second.ToDoubleArray(), actual, c, cut, rest);
+            Place(Call(on, TestTensors.Zeros(c.Type, [c.Batch, c.Heads, cut, c.ValueDim]),
+                o => context.LinearChunked(Rows(q, 0, cut), Rows(k, 0, cut), Rows(v, 0, cut), o, For(0, cut), d.Initial is { } s0 ? on.Put(s0) : null, middle)),
+                actual, c, 0, cut);
+            int rest = c.Length - cut;
+            Place(Call(on, TestTensors.Zeros(c.Type, [c.Batch, c.Heads, rest, c.ValueDim]),
+                o => context.LinearChunked(Rows(q, cut, rest), Rows(k, cut, rest), Rows(v, cut, rest), o, For(cut, rest), middle, endOn)),
+                actual, c, cut, rest);
+            on.Back(endOn, end);
             AssertNear(whole.Output.ToDoubleArray(), actual, 2e-5, $"{c} split at {cut}");
             AssertNear(whole.Final!.Value.ToDoubleArray(), end.ToDoubleArray(), 2e-5, $"{c} split at {cut}: final state");
         }, count: 10);
@@ -385,27 +403,33 @@ public abstract class LinearTests
         {
             var (c, accepted) = x;
             var d = LinearData.Create(c);
-            LinearOptions For(int start, int n) => d.Options with { LogGate = d.Options.LogGate is { } g ? Rows(g, start, n) : null };
+            using var on = new OnContext(context);
+            var (q, k, v, gate) = OnDevice(on, d);
+            LinearOptions For(int start, int n) => d.Options with { LogGate = gate is { } g ? Rows(g, start, n) : null };
             // Verify all k draft tokens from the state, keeping every intermediate state, then commit the accepted prefix.
             var state = TestTensors.Copy(d.Initial!.Value, ElementType.Float32);
-            var intermediate = TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Length, c.Heads, c.Features, c.Columns]);
-            var verifyOut = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, c.Length, c.ValueDim]);
-            Kernel(() => context.LinearDecodeStep(d.Query, d.Key, d.Value, verifyOut, state, d.Options, intermediate));
+            var stateOn = on.Put(state);
+            var intermediate = on.Put(TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Length, c.Heads, c.Features, c.Columns]));
+            var verifyOut = Call(on, TestTensors.Zeros(c.Type, [c.Batch, c.Heads, c.Length, c.ValueDim]),
+                o => context.LinearDecodeStep(q, k, v, o, stateOn, For(0, c.Length), intermediate));
+            on.Back(stateOn, state);
             AssertNear(d.Initial.Value.ToDoubleArray(), state.ToDoubleArray(), 0, $"{c}: verify must not change the state");
-            context.LinearCommit(intermediate, state, accepted);
+            context.LinearCommit(intermediate, stateOn, accepted);
+            on.Back(stateOn, state);
             // Plain decode of the same tokens, one at a time, from a copy of the state; element b stops after accepted[b].
-            var decoded = TestTensors.Copy(d.Initial.Value, ElementType.Float32);
+            var decoded = on.Put(TestTensors.Copy(d.Initial.Value, ElementType.Float32));
             var expectedState = TestTensors.Copy(d.Initial.Value, ElementType.Float32);
-            var decodeOut = new double[verifyOut.ElementCount];
+            var expectedOn = on.Put(expectedState);
+            var decodeOut = new double[verifyOut.Length];
             for (int t = 0; t < c.Length; t++)
             {
-                var o = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]);
-                Kernel(() => context.LinearDecodeStep(Rows(d.Query, t, 1), Rows(d.Key, t, 1), Rows(d.Value, t, 1), o, decoded, For(t, 1)));
-                Place(o.ToDoubleArray(), decodeOut, c, t, 1);
+                Place(Call(on, TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]),
+                    o => context.LinearDecodeStep(Rows(q, t, 1), Rows(k, t, 1), Rows(v, t, 1), o, decoded, For(t, 1))), decodeOut, c, t, 1);
                 for (int b = 0; b < c.Batch; b++)
-                    if (accepted[b] == t + 1) context.Copy(decoded.Slice(0, b, 1), expectedState.Slice(0, b, 1));
+                    if (accepted[b] == t + 1) context.Copy(decoded.Slice(0, b, 1), expectedOn.Slice(0, b, 1));
             }
-            AssertNear(decodeOut, verifyOut.ToDoubleArray(), 1e-6, $"{c}: verify outputs vs decode");
+            on.Back(expectedOn, expectedState);
+            AssertNear(decodeOut, verifyOut, 1e-6, $"{c}: verify outputs vs decode");
             AssertNear(expectedState.ToDoubleArray(), state.ToDoubleArray(), 1e-6, $"{c} accepted [{string.Join(",", accepted)}]: committed state");
         }, count: 10);
     }
@@ -509,10 +533,12 @@ public abstract class LinearTests
                 Decay = decay, LogGate = gate, HeadLogDecay = decay == DecayKind.PerHead ? new[] { -30f } : ReadOnlyMemory<float>.Empty,
                 FeatureMap = normalize ? FeatureMap.EluPlusOne : FeatureMap.Identity, Normalize = normalize, Epsilon = 0,
             };
-            var o = TestTensors.Zeros(ElementType.Float32, [1, 1, N, D]);
+            using var on = new OnContext(context);
             var final = TestTensors.Zeros(ElementType.Float32, [1, 1, D, D + (normalize ? 1 : 0)]);
-            Kernel(() => context.LinearChunked(q, k, v, o, options, null, final));
-            var values = o.ToDoubleArray();
+            var finalOn = on.Put(final);
+            var values = Call(on, TestTensors.Zeros(ElementType.Float32, [1, 1, N, D]),
+                o => context.LinearChunked(on.Put(q), on.Put(k), on.Put(v), o, options with { LogGate = gate is { } g ? on.Put(g) : null }, null, finalOn));
+            on.Back(finalOn, final);
             Assert.All(values, x => Assert.True(double.IsFinite(x), $"non-finite output {x}"));
             Assert.All(final.ToDoubleArray(), x => Assert.True(double.IsFinite(x), $"non-finite state {x}"));
             // With g ~ e^-30 each output is (almost exactly) the current token's own term.
