@@ -5,8 +5,8 @@ namespace NativeAttention.Gpu;
 
 /// <summary>
 /// A specialisation of <c>kernels/neighborhood/neighborhood_fwd.h</c>, e.g. <c>neighborhood_fwd.hd64.f32</c> (portable
-/// kernel, both head dims padded to the bucket 64) or <c>neighborhood_fwd.hd64.f16.mma.w4m2n64</c> (tensor cores, 4 warps
-/// x 2 row tiles of 16 queries, 64-key tiles). Grid shape, kernel, dilation, stride, causality, the query tile and the
+/// kernel, both head dims padded to the bucket 64) or <c>neighborhood_fwd.hd64.f16.mma.w4m1n64</c> (tensor cores, 4 warps
+/// x 1 row tile of 16 queries, 64-key tiles). Grid shape, kernel, dilation, stride, causality, the query tile and the
 /// additional keys are kernel arguments, so one variant serves every problem of its type and head dims.
 /// </summary>
 internal readonly record struct NeighborhoodVariant(ElementType ElementType, int HeadDim, bool TensorCores, MmaTile Tile = default) : IKernelVariant
@@ -20,11 +20,11 @@ internal readonly record struct NeighborhoodVariant(ElementType ElementType, int
     public static ReadOnlySpan<int> TensorCoreHeadDims => [64, 128];
 
     /// <summary>
-    /// The tensor-core block per head dim: 4 warps x 2 row tiles (128 queries) at 64, x 1 row tile (64 queries) at 128,
-    /// where the flash kernel's register budget is already tight; 64-key tiles, one K/V stage. Not measured yet (no GPU
+    /// The tensor-core block: 4 warps x 1 row tile (64 queries), 64-key tiles, one K/V stage, at both head dims. Two row
+    /// tiles at D = 64 spilled 28 B on sm_90a (ptxas 12.4, KernelVariantTests' CUBIN check). Not measured yet (no GPU
     /// was at hand when it was written).
     /// </summary>
-    public static MmaTile TileFor(int headDim) => headDim <= 64 ? new MmaTile(4, 2, 64, 1) : new MmaTile(4, 1, 64, 1);
+    public static MmaTile TileFor(int headDim) => new MmaTile(4, 1, 64, 1);
 
     /// <summary>Queries per work-group (the most a query tile holds) and keys per shared-memory tile.</summary>
     public (int BlockM, int BlockN) Tiles => TensorCores ? (Tile.BlockM, Tile.BlockN) : (64, HeadDim > 128 ? 16 : 32);
