@@ -106,6 +106,14 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     private protected sealed override void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
         GpuBlockSparse.Run(this, problem, query, key, value, output, logSumExp);
 
+    private protected sealed override void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState) =>
+        GpuDeltaRule.Run(this, problem, query, key, value, beta, output, initialState, finalState);
+
+    private protected sealed override void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView state, in TensorView? intermediateStates) =>
+        GpuDeltaRule.RunDecode(this, problem, query, key, value, beta, output, state, intermediateStates);
+
     /// <summary>Registers a buffer this context allocated, so that disposing the context releases it.</summary>
     private protected void Track(DeviceBuffer buffer) => _buffers.TryAdd(buffer, 0);
 
