@@ -17,14 +17,16 @@
 
 #if NA_CUDA
 #define NA_DELTA_RSQRT(x) rsqrtf(x)
+#define NA_DELTA_SHARED_PTR float*   // CUDA: a generic pointer reaches shared memory
 #else
 #define NA_DELTA_RSQRT(x) rsqrt(x)
+#define NA_DELTA_SHARED_PTR __local float*
 #endif
 
 #define NA_DELTA_L2_EPS 1e-6f
 
 // Sum of x over the work-group (x from every work-item); red has NA_DELTA_THREADS entries. Ends with a barrier.
-NA_INLINE float na_delta_sum(NA_SHARED float* red, int tid, float x)
+NA_INLINE float na_delta_sum(NA_DELTA_SHARED_PTR red, int tid, float x)
 {
     NA_BARRIER();
     red[tid] = x;
