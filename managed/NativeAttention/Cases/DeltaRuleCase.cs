@@ -1,5 +1,5 @@
 // The delta-rule family's case (DeltaNet, Gated DeltaNet, KDA): chunked prefill or an in-place decode step, grouped
-// heads, token-major layout, packed sequences, K- or V-major states, q/k L2 normalisation. Kernels on the CPU.
+// heads, token-major layout, packed sequences, K- or V-major states, q/k L2 normalisation. Kernels on the CPU, OpenCL and CUDA (recurrent on the GPU).
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -28,7 +28,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         "variant=<deltanet|gated|kda>, l2norm, state (an initial state), vmajor (V-major states), decode (an in-place decode step of N tokens), " +
         "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The delta-rule family (kernels on the CPU).</summary>
+    /// <summary>The delta-rule family (kernels on the CPU; recurrent kernels on OpenCL and CUDA).</summary>
     public static CaseFamily Registration { get; } = new("delta", "the delta rule (DeltaNet, Gated DeltaNet, KDA; chunked, decode)", Grammar, Parse, HasKernels: false,
     [
         "delta f32 B1 H2 N70 D16/24 seed=81",
@@ -37,7 +37,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         "delta f32 B1 H4 hq=2 hk=2 N90 D16/16 variant=gated tokenmajor state vmajor seed=84",
         "delta f32 B1 H2 N100 D8/8 variant=kda packed=3 state seed=85",
         "delta f32 B2 H2 N1 D16/16 variant=gated l2norm decode seed=86",
-    ], KernelBackends: [Backend.Cpu])
+    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda])
     {
         Sample = Sample,
     };

@@ -111,6 +111,14 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     private protected sealed override void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
         GpuLinear.RunDecode(this, problem, query, key, value, output, state, intermediateStates);
 
+    private protected sealed override void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState) =>
+        GpuDeltaRule.Run(this, problem, query, key, value, beta, output, initialState, finalState);
+
+    private protected sealed override void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView state, in TensorView? intermediateStates) =>
+        GpuDeltaRule.RunDecode(this, problem, query, key, value, beta, output, state, intermediateStates);
+
     /// <summary>Registers a buffer this context allocated, so that disposing the context releases it.</summary>
     private protected void Track(DeviceBuffer buffer) => _buffers.TryAdd(buffer, 0);
 

@@ -13,6 +13,7 @@ internal static class KernelVariants
         .. FlashVariant.AllVariants(api),
         .. DecodeVariant.AllVariants(api),
         .. MergeVariant.AllVariants(api),
+        .. DeltaVariant.AllVariants(api),
         .. NeighborhoodVariant.AllVariants(api),
         .. ProbeVariant.AllVariants(api),
         .. BlockSparseVariant.AllVariants(api),

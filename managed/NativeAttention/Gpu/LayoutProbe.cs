@@ -15,6 +15,7 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
         new("flash/flash_layout_probe.h", "na_flash_params_layout", typeof(FlashParams)),
         new("decode/decode_layout_probe.h", "na_decode_params_layout", typeof(DecodeParams)),
         new("merge/merge_layout_probe.h", "na_merge_params_layout", typeof(MergeParams)),
+        new("deltarule/delta_layout_probe.h", "na_delta_params_layout", typeof(DeltaParams)),
         new("neighborhood/neighborhood_layout_probe.h", "na_nbh_params_layout", typeof(NeighborhoodParams)),
         new("probe/probe_layout_probe.h", "na_probe_params_layout", typeof(ProbeParams)),
         new("blocksparse/blocksparse_layout_probe.h", "na_blocksparse_params_layout", typeof(BlockSparseParams)),

@@ -295,18 +295,26 @@ public abstract class DeltaRuleTests
             var expected = whole.Output.ToDoubleArray();
             int prefix = c.Length / 2;
             var d = DeltaRuleData.Create(c);
+            using var on = new OnContext(context);
             var state = TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Heads, .. c.StateTail]);
             var prefillOut = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, prefix, c.ValueDim]);
-            LinearTests.Kernel(() => context.DeltaRuleChunked(Rows(d.Query, 0, prefix), Rows(d.Key, 0, prefix), Rows(d.Value, 0, prefix), Rows(d.Beta, 0, prefix), prefillOut,
-                For(d, 0, prefix), d.Initial, state));
+            var stateOn = on.Put(state);
+            var prefillOutOn = on.Put(prefillOut);
+            LinearTests.Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, 0, prefix)), Put(on, Rows(d.Key, 0, prefix)), Put(on, Rows(d.Value, 0, prefix)),
+                Put(on, Rows(d.Beta, 0, prefix)), prefillOutOn, On(on, For(d, 0, prefix)), Put(on, d.Initial), stateOn));
+            on.Back(prefillOutOn, prefillOut);
             var actual = new double[expected.Length];
             Place(prefillOut.ToDoubleArray(), actual, c, 0, prefix);
             for (int t = prefix; t < c.Length; t++)
             {
                 var o = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]);
-                LinearTests.Kernel(() => context.DeltaRuleDecodeStep(Rows(d.Query, t, 1), Rows(d.Key, t, 1), Rows(d.Value, t, 1), Rows(d.Beta, t, 1), o, state, For(d, t, 1)));
+                var oOn = on.Put(o);
+                LinearTests.Kernel(() => context.DeltaRuleDecodeStep(Put(on, Rows(d.Query, t, 1)), Put(on, Rows(d.Key, t, 1)), Put(on, Rows(d.Value, t, 1)), Put(on, Rows(d.Beta, t, 1)),
+                    oOn, stateOn, On(on, For(d, t, 1))));
+                on.Back(oOn, o);
                 Place(o.ToDoubleArray(), actual, c, t, 1);
             }
+            on.Back(stateOn, state);
             AssertNear(expected, actual, 2e-5, $"{c}: prefill + decode");
             AssertNear(whole.Final.ToDoubleArray(), state.ToDoubleArray(), 2e-5, $"{c}: final state");
         }, count: 10);
@@ -328,8 +336,15 @@ public abstract class DeltaRuleTests
             int rest = c.Length - cut;
             var first = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, cut, c.ValueDim]);
             var second = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, rest, c.ValueDim]);
-            LinearTests.Kernel(() => context.DeltaRuleChunked(Rows(d.Query, 0, cut), Rows(d.Key, 0, cut), Rows(d.Value, 0, cut), Rows(d.Beta, 0, cut), first, For(d, 0, cut), d.Initial, middle));
-            LinearTests.Kernel(() => context.DeltaRuleChunked(Rows(d.Query, cut, rest), Rows(d.Key, cut, rest), Rows(d.Value, cut, rest), Rows(d.Beta, cut, rest), second, For(d, cut, rest), middle, end));
+            using var on = new OnContext(context);
+            var (middleOn, endOn, firstOn, secondOn) = (on.Put(middle), on.Put(end), on.Put(first), on.Put(second));
+            LinearTests.Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, 0, cut)), Put(on, Rows(d.Key, 0, cut)), Put(on, Rows(d.Value, 0, cut)), Put(on, Rows(d.Beta, 0, cut)),
+                firstOn, On(on, For(d, 0, cut)), Put(on, d.Initial), middleOn));
+            LinearTests.Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, cut, rest)), Put(on, Rows(d.Key, cut, rest)), Put(on, Rows(d.Value, cut, rest)), Put(on, Rows(d.Beta, cut, rest)),
+                secondOn, On(on, For(d, cut, rest)), middleOn, endOn));
+            on.Back(firstOn, first);
+            on.Back(secondOn, second);
+            on.Back(endOn, end);
             var actual = new double[whole.Output.ElementCount];
             Place(first.ToDoubleArray(), actual, c, 0, cut);
             Place(second.ToDoubleArray(), actual, c, cut, rest);
@@ -353,20 +368,30 @@ public abstract class DeltaRuleTests
             var state = TestTensors.Copy(d.Initial!.Value, ElementType.Float32);
             var intermediate = TestTensors.Zeros(ElementType.Float32, [c.Batch, c.Length, c.Heads, .. c.StateTail]);
             var verifyOut = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, c.Length, c.ValueDim]);
-            LinearTests.Kernel(() => context.DeltaRuleDecodeStep(d.Query, d.Key, d.Value, d.Beta, verifyOut, state, d.Options, intermediate));
+            using var on = new OnContext(context);
+            var (stateOn, intermediateOn, verifyOutOn) = (on.Put(state), on.Put(intermediate), on.Put(verifyOut));
+            LinearTests.Kernel(() => context.DeltaRuleDecodeStep(on.Put(d.Query), on.Put(d.Key), on.Put(d.Value), on.Put(d.Beta), verifyOutOn, stateOn, On(on, d.Options), intermediateOn));
+            on.Back(stateOn, state);
+            on.Back(verifyOutOn, verifyOut);
             AssertNear(d.Initial.Value.ToDoubleArray(), state.ToDoubleArray(), 0, $"{c}: verify must not change the state");
-            context.DeltaRuleCommit(intermediate, state, accepted);
+            context.DeltaRuleCommit(intermediateOn, stateOn, accepted);
+            on.Back(stateOn, state);
             var decoded = TestTensors.Copy(d.Initial.Value, ElementType.Float32);
             var expectedState = TestTensors.Copy(d.Initial.Value, ElementType.Float32);
+            var (decodedOn, expectedOn) = (on.Put(decoded), on.Put(expectedState));
             var decodeOut = new double[verifyOut.ElementCount];
             for (int t = 0; t < c.Length; t++)
             {
                 var o = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]);
-                LinearTests.Kernel(() => context.DeltaRuleDecodeStep(Rows(d.Query, t, 1), Rows(d.Key, t, 1), Rows(d.Value, t, 1), Rows(d.Beta, t, 1), o, decoded, For(d, t, 1)));
+                var oOn = on.Put(o);
+                LinearTests.Kernel(() => context.DeltaRuleDecodeStep(Put(on, Rows(d.Query, t, 1)), Put(on, Rows(d.Key, t, 1)), Put(on, Rows(d.Value, t, 1)), Put(on, Rows(d.Beta, t, 1)),
+                    oOn, decodedOn, On(on, For(d, t, 1))));
+                on.Back(oOn, o);
                 Place(o.ToDoubleArray(), decodeOut, c, t, 1);
                 for (int b = 0; b < c.Batch; b++)
-                    if (accepted[b] == t + 1) context.Copy(decoded.Slice(0, b, 1), expectedState.Slice(0, b, 1));
+                    if (accepted[b] == t + 1) context.Copy(decodedOn.Slice(0, b, 1), expectedOn.Slice(0, b, 1));
             }
+            on.Back(expectedOn, expectedState);
             AssertNear(decodeOut, verifyOut.ToDoubleArray(), 1e-6, $"{c}: verify outputs vs decode");
             AssertNear(expectedState.ToDoubleArray(), state.ToDoubleArray(), 1e-6, $"{c} accepted [{string.Join(",", accepted)}]: committed state");
         }, count: 10);
@@ -496,7 +521,13 @@ public abstract class DeltaRuleTests
         var options = new DeltaRuleOptions { Variant = variant, LogGate = gate, L2NormalizeQueryKey = true };
         var o = TestTensors.Zeros(ElementType.Float32, [1, 1, N, D]);
         var final = TestTensors.Zeros(ElementType.Float32, [1, 1, D, D]);
-        LinearTests.Kernel(() => context.DeltaRuleChunked(q, k, v, beta, o, options, null, final));
+        using (var on = new OnContext(context))
+        {
+            var (oOn, finalOn) = (on.Put(o), on.Put(final));
+            LinearTests.Kernel(() => context.DeltaRuleChunked(on.Put(q), on.Put(k), on.Put(v), on.Put(beta), oOn, On(on, options), null, finalOn));
+            on.Back(oOn, o);
+            on.Back(finalOn, final);
+        }
         var values = o.ToDoubleArray();
         Assert.All(values, x => Assert.True(double.IsFinite(x), $"non-finite output {x}"));
         var exact = Reference.DeltaRuleChunked(q, k, v, beta, options);
@@ -505,6 +536,15 @@ public abstract class DeltaRuleTests
     }
 
     // ---- Bad input ----
+
+    /// <summary>A host view placed on the context (null stays null).</summary>
+    private static TensorView? Put(OnContext on, TensorView? host) => host is { } view ? on.Put(view) : null;
+
+    /// <summary>Put, for views that are always there.</summary>
+    private static TensorView Put(OnContext on, TensorView host) => on.Put(host);
+
+    /// <summary>Options whose log gates are placed on the context.</summary>
+    private static DeltaRuleOptions On(OnContext on, DeltaRuleOptions options) => options with { LogGate = Put(on, options.LogGate) };
 
     private static ArgumentException Names(string name, Action call)
     {

@@ -1,0 +1,125 @@
+// Host side of the recurrent delta-rule kernel (kernels/deltarule/delta_recurrent.h), shared by OpenCL and CUDA: the
+// arguments, the packed offsets, the scratch state and the launch.
+using System.Runtime.InteropServices;
+
+namespace NativeAttention.Gpu;
+
+/// <summary>
+/// The delta rule on a GPU, recurrent (no chunked UT kernel yet): one work-group per (sequence, head, block of
+/// <see cref="DeltaVariant.Threads"/> value columns), tokens in order through a float32 state in global memory: the
+/// final state, a float32 scratch copy when the call asks for none, the decode state in place, or the verify call's
+/// intermediate states.
+/// </summary>
+internal static class GpuDeltaRule
+{
+    /// <summary>Runs a validated <see cref="AttentionContext.DeltaRuleChunked"/> call (the chunk size option has no effect: the kernel is recurrent).</summary>
+    /// <exception cref="NotSupportedException">More work-groups or scratch than a launch can address.</exception>
+    public static void Run(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
+        in TensorView output, in TensorView? initialState, in TensorView? finalState)
+    {
+        int columnBlocks = (problem.ValueDim + DeltaVariant.Threads - 1) / DeltaVariant.Threads;
+        long groups = (long)problem.Sequences * problem.Heads * columnBlocks;
+        if (groups > int.MaxValue)
+            throw new NotSupportedException($"DeltaRuleChunked needs {groups} work-groups (sequences x heads x value-column blocks of {DeltaVariant.Threads}); a launch holds at most {int.MaxValue}.");
+        var p = Params(problem, query, key, value, beta, output, initialState, columnBlocks);
+        var scratch = host.Scratch;
+        lock (scratch.Gate)
+        {
+            DeviceBuffer? metaBuffer = problem.IsVarlen ? scratch.Upload(0, problem.Options.CuSeqLens.Span, []) : null;
+            DeviceBuffer destination;
+            if (finalState is { } final)
+            {
+                destination = (DeviceBuffer)final.Storage!;
+                SetDestination(ref p, problem, final, verify: false);
+            }
+            else
+            {
+                // A K-major float32 scratch state [S, H, Dk, Dv].
+                long dkdv = (long)problem.KeyDim * problem.ValueDim;
+                destination = scratch.Take(3, checked(problem.Sequences * problem.Heads * dkdv));
+                (p.DOffset, p.DStrideS, p.DStrideT, p.DStrideH, p.DStrideF, p.DStrideC) = (0, problem.Heads * dkdv, 0, dkdv, problem.ValueDim, 1);
+            }
+            Launch(host, problem, query, key, value, beta, output, initialState, destination, metaBuffer, p, (int)groups);
+        }
+    }
+
+    /// <summary>
+    /// Runs a validated <see cref="AttentionContext.DeltaRuleDecodeStep"/> call: the state advanced in place, or, with
+    /// <paramref name="intermediateStates"/>, only read and every token's state written there.
+    /// </summary>
+    public static void RunDecode(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
+        in TensorView output, in TensorView state, in TensorView? intermediateStates)
+    {
+        if (problem.Length == 0) return;
+        int columnBlocks = (problem.ValueDim + DeltaVariant.Threads - 1) / DeltaVariant.Threads;
+        long groups = (long)problem.Sequences * problem.Heads * columnBlocks;
+        if (groups > int.MaxValue)
+            throw new NotSupportedException($"DeltaRuleDecodeStep needs {groups} work-groups; a launch holds at most {int.MaxValue}.");
+        var p = Params(problem, query, key, value, beta, output, state, columnBlocks);
+        var target = intermediateStates ?? state;
+        SetDestination(ref p, problem, target, verify: intermediateStates.HasValue);
+        var scratch = host.Scratch;
+        lock (scratch.Gate)
+        {
+            DeviceBuffer? metaBuffer = problem.IsVarlen ? scratch.Upload(0, problem.Options.CuSeqLens.Span, []) : null;
+            Launch(host, problem, query, key, value, beta, output, state, (DeviceBuffer)target.Storage!, metaBuffer, p, (int)groups);
+        }
+    }
+
+    private static void Launch(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
+        in TensorView output, in TensorView? initialState, DeviceBuffer destination, DeviceBuffer? meta, DeltaParams p, int groups)
+    {
+        var variant = new DeltaVariant(problem.ElementType);
+        var api = host.Api;
+        var betaBuffer = GpuFlash.Buffer(beta);
+        host.Launch(variant.Name, () => variant.Source(api), variant.EntryPoint,
+            [GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), betaBuffer, betaBuffer, GpuFlash.Buffer(output),
+             GpuFlash.Buffer(initialState), destination, GpuFlash.Buffer(problem.Options.LogGate), meta],
+            MemoryMarshal.AsBytes(new ReadOnlySpan<DeltaParams>(in p)), groups, 1, DeltaVariant.Threads);
+    }
+
+    /// <summary>The destination's strides: a state tensor <c>[S, H, ..]</c>, or intermediate states <c>[B, T, H, ..]</c> when verifying.</summary>
+    private static void SetDestination(ref DeltaParams p, DeltaRuleProblem problem, in TensorView target, bool verify)
+    {
+        bool valueMajor = problem.Options.StateLayout == DeltaStateLayout.ValueMajor;
+        var st = target.Strides;
+        int a = verify ? 1 : 0;
+        p.DOffset = GpuFlash.ElementOffset(target);
+        p.DStrideS = st[0];
+        p.DStrideT = verify ? st[1] : 0;
+        p.DStrideH = st[1 + a];
+        (p.DStrideF, p.DStrideC) = valueMajor ? (st[3 + a], st[2 + a]) : (st[2 + a], st[3 + a]);
+    }
+
+    /// <summary>The kernel arguments of a validated call but the destination: Q/K/V/O, beta, the initial state, the gates, sizes and flags.</summary>
+    public static DeltaParams Params(DeltaRuleProblem problem, in TensorView q, in TensorView k, in TensorView v, in TensorView beta, in TensorView o,
+        in TensorView? initial, int columnBlocks)
+    {
+        var options = problem.Options;
+        var p = new DeltaParams
+        {
+            Qkvo = QkvoParams.From(q, k, v, o, null, problem.Batch, problem.Heads, problem.KeyHeads, problem.Length, problem.Length,
+                problem.KeyDim, problem.ValueDim),
+            Heads = problem.Heads, GroupQ = problem.Heads / problem.QueryHeads, GroupK = problem.Heads / problem.KeyHeads,
+            GroupV = problem.Heads / problem.ValueHeads, Sequences = problem.Sequences, ColBlocks = columnBlocks,
+            Gate = options.Variant switch { DeltaRuleVariant.GatedDeltaNet => 1, DeltaRuleVariant.Kda => 2, _ => 0 },
+            L2Norm = options.L2NormalizeQueryKey ? 1 : 0, Varlen = problem.IsVarlen ? 1 : 0,
+            BetaF32 = beta.ElementType == ElementType.Float32 ? 1 : 0, Scale = problem.Scale,
+            BetaOffset = GpuFlash.ElementOffset(beta), BetaStrideB = beta.Strides[0], BetaStrideH = beta.Strides[1], BetaStrideN = beta.Strides[2],
+        };
+        if (initial is { } s0)
+        {
+            p.HasInitial = 1;
+            p.S0Offset = GpuFlash.ElementOffset(s0);
+            (p.S0StrideS, p.S0StrideH) = (s0.Strides[0], s0.Strides[1]);
+            (p.S0StrideF, p.S0StrideC) = options.StateLayout == DeltaStateLayout.ValueMajor ? (s0.Strides[3], s0.Strides[2]) : (s0.Strides[2], s0.Strides[3]);
+        }
+        if (options.LogGate is { } gate)
+        {
+            p.GOffset = GpuFlash.ElementOffset(gate);
+            (p.GStrideB, p.GStrideH, p.GStrideN) = (gate.Strides[0], gate.Strides[1], gate.Strides[2]);
+            if (gate.Rank == 4) p.GStrideD = gate.Strides[3];
+        }
+        return p;
+    }
+}
