@@ -298,9 +298,6 @@ internal static unsafe class CpuBlockSparse
                     }
                     bool byDot = TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns;
                     float* groupQueryT = s.QueryT + (long)g * dqk * width, groupQueryRows = s.QueryRows + (long)first * dqk;
-                    if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
-                    else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dqk, blocked, s.Scores);
-                    if (p.Softcap) Softcap<TSimd, T>(s.Scores, (long)blocked * width, p.SoftcapIn, p.SoftcapOut);
                     if (masked)
                     {
                         for (int c = 0; c < width; c++)
@@ -321,8 +318,15 @@ internal static unsafe class CpuBlockSparse
                             s.TileStart[c] = start;
                             s.TileEnd[c] = end;
                         }
-                        CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                     }
+                    // A masked four-vector tile under a range predicate (a causal diagonal block) computes, per run of
+                    // keys, only the vectors whose columns see some of them; the mask then clears what was not computed.
+                    bool ranged = masked && !perElement && TGroup.Value == 4;
+                    if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
+                    else if (!ranged || !ScoresByVectorRanges<TSimd, T>(s, groupQueryT, width, tileKeys, keyStride, dqk, blocked))
+                        CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dqk, blocked, s.Scores);
+                    if (p.Softcap) Softcap<TSimd, T>(s.Scores, (long)blocked * width, p.SoftcapIn, p.SoftcapOut);
+                    if (masked) CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                     if (perElement)
                     {
                         // Document predicate: partial columns keep only keys of their own document.
@@ -337,7 +341,10 @@ internal static unsafe class CpuBlockSparse
                         }
                     }
                     CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
-                    CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
+                    if (ranged)
+                        CpuFlashKernels.AccumulateInRanges<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real,
+                            s.TileStart, s.TileEnd);
+                    else CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
                 }
             }
         }
@@ -363,6 +370,70 @@ internal static unsafe class CpuBlockSparse
             if (p.Lse != null)
                 p.Lse[p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1] + index * p.LseStrides[2]] = lse;
         }
+    }
+
+    /// <summary>
+    /// Scores of a masked four-vector tile, vector by vector over the keys each vector's columns see (from
+    /// <c>s.TileStart</c> and <c>s.TileEnd</c>, rounded out to whole key blocks): the key range is cut where any vector's
+    /// range starts or ends, and each run computes the adjacent vectors that see it. Returns false, computing nothing,
+    /// when every vector sees the whole tile (the plain kernel is then as fast).
+    /// </summary>
+    private static bool ScoresByVectorRanges<TSimd, T>(in ScratchLayout s, float* queryT, int width, float* keys, long keyStride, int headDim, int keyCount)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        const int Vectors = CpuFlashTiles.GroupVectors, Block = CpuFlashTiles.KeyBlock;
+        int w = TSimd.Count;
+        int* low = stackalloc int[Vectors];
+        int* high = stackalloc int[Vectors];
+        bool whole = true;
+        for (int v = 0; v < Vectors; v++)
+        {
+            float first = float.PositiveInfinity, last = float.NegativeInfinity;
+            for (int c = v * w; c < (v + 1) * w; c++)
+            {
+                if (s.TileStart[c] >= s.TileEnd[c]) continue;
+                first = MathF.Min(first, s.TileStart[c]);
+                last = MathF.Max(last, s.TileEnd[c]);
+            }
+            if (first >= last) (low[v], high[v]) = (0, 0);
+            else
+            {
+                low[v] = Math.Clamp((int)first, 0, keyCount) / Block * Block;
+                high[v] = Math.Min(keyCount, ((int)last + Block - 1) / Block * Block);
+            }
+            whole &= low[v] == 0 && high[v] == keyCount;
+        }
+        if (whole) return false;
+        for (int a = 0; a < keyCount;)
+        {
+            // The run [a, b): up to the next place any vector's range starts or ends.
+            int b = keyCount;
+            for (int v = 0; v < Vectors; v++)
+            {
+                if (low[v] > a) b = Math.Min(b, low[v]);
+                if (high[v] > a) b = Math.Min(b, high[v]);
+            }
+            int firstVector = Vectors, lastVector = -1;
+            for (int v = 0; v < Vectors; v++)
+            {
+                if (low[v] > a || high[v] < b || low[v] >= high[v]) continue;
+                firstVector = Math.Min(firstVector, v);
+                lastVector = v;
+            }
+            if (lastVector >= 0)
+            {
+                float* q = queryT + firstVector * w, scores = s.Scores + (long)a * width + firstVector * w, k = keys + a * keyStride;
+                switch (lastVector - firstVector)
+                {
+                    case 0: CpuFlashKernels.ScoresSlice<TSimd, T, One>(q, width, k, keyStride, headDim, b - a, scores); break;
+                    case 1: CpuFlashKernels.ScoresSlice<TSimd, T, Two>(q, width, k, keyStride, headDim, b - a, scores); break;
+                    case 2: CpuFlashKernels.ScoresSlice<TSimd, T, Three>(q, width, k, keyStride, headDim, b - a, scores); break;
+                    default: CpuFlashKernels.ScoresSlice<TSimd, T, Four>(q, width, k, keyStride, headDim, b - a, scores); break;
+                }
+            }
+            a = b;
+        }
+        return true;
     }
 
     /// <summary>The first position in <c>indices[from..to)</c> (ascending) holding a value at least <paramref name="value"/>.</summary>
