@@ -11,11 +11,14 @@ namespace NativeAttention.Cpu;
 /// bfloat16), with GQA/MQA, Dv != Dqk, scale, softcap and the log-sum-exp.
 /// </summary>
 /// <remarks>
-/// A work item is (batch, key/value head, query block, chunk of the group's query heads, key split). Its columns are
-/// the chunk's query heads x the block's queries, as in <see cref="CpuFlash"/>, so one K/V tile serves every query
-/// head of the group that shares the mask row. The item walks the union of its heads' rows in ascending key-block
-/// order (rows are sorted, so each head keeps two cursors, full and partial); adjacent blocks of the same kind for
-/// every head are joined into one run and the run is cut into tiles of <see cref="CpuFlashTiles.KeyTile"/> keys. Per
+/// A work item is (batch, key/value head, run of adjacent query blocks, chunk of the group's query heads, key split).
+/// Its columns are, per query block, the chunk's query heads x the block's queries, as in <see cref="CpuFlash"/>, so
+/// one K/V tile serves every query head of the group and every query block of the run that lists it. Blocks are
+/// joined into runs only when one block's columns fill whole column groups (Bq = 64 with one head per group: four
+/// blocks, flash's 256 columns), so each group follows one mask row and computes only the tiles that row lists. The
+/// item walks the union of its rows in ascending key-block order (rows are sorted, so each keeps two cursors, full and
+/// partial); adjacent blocks of the same kind for every row are joined into one run and the run is cut into tiles of
+/// <see cref="CpuFlashTiles.KeyTile"/> keys. Per
 /// tile and column group: full blocks compute without any mask (only a short last tile masks its padding), partial
 /// blocks under a range predicate (causal, window, prefix-LM) skip groups whose columns see nothing of the tile, run
 /// unmasked when every column sees all of it, and otherwise mask each column to its range; partial blocks under the
@@ -85,47 +88,53 @@ internal static unsafe class CpuBlockSparse
         }
     }
 
-    /// <summary>The parts of an item number: batch, kv head, query block, head chunk, split (split fastest).</summary>
-    private static (int Batch, int KvHead, int QueryBlock, int Chunk, int Split) Parts(Plan p, int item)
+    /// <summary>The parts of an item number: batch, kv head, run of query blocks, head chunk, split (split fastest).</summary>
+    private static (int Batch, int KvHead, int BlockRun, int Chunk, int Split) Parts(Plan p, int item)
     {
         int split = item % p.Splits;
         int rest = item / p.Splits;
         int chunk = rest % p.HeadChunks;
         rest /= p.HeadChunks;
-        int queryBlock = rest % p.QueryBlocks;
-        rest /= p.QueryBlocks;
-        return (rest / p.KeyValueHeads, rest % p.KeyValueHeads, queryBlock, chunk, split);
+        int blockRun = rest % p.BlockRuns;
+        rest /= p.BlockRuns;
+        return (rest / p.KeyValueHeads, rest % p.KeyValueHeads, blockRun, chunk, split);
     }
 
-    /// <summary>One item: the chunk's query heads x the query block's queries, over the listed key blocks of one split.</summary>
+    /// <summary>One item: the chunk's query heads x the run's query blocks' queries, over the listed key blocks of one split.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItem<TSimd, T, TGroup>(Plan p, int item, float* scratch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
-        var (batch, kvHead, queryBlock, chunk, split) = Parts(p, item);
+        var (batch, kvHead, blockRun, chunk, split) = Parts(p, item);
         var problem = p.Problem;
-        int q0 = queryBlock * p.QueryBlockSize;
-        int queries = Math.Min(p.QueryBlockSize, p.QueryLength - q0);
+        int firstBlock = blockRun * p.QueryBlocksPerItem;
+        int blocks = Math.Min(p.QueryBlocksPerItem, p.QueryBlocks - firstBlock);
         int firstHead = kvHead * p.GroupSize + chunk * p.HeadsPerItem;
         int heads = Math.Min(p.HeadsPerItem, (kvHead + 1) * p.GroupSize - firstHead);
-        int columns = heads * queries;
+        // Columns: query block by query block, each its heads x its queries; only the last block can be short, so
+        // every block starts at a column group's start when the plan joins blocks (heads x Bq fills whole groups).
+        int blockColumns = heads * p.QueryBlockSize;
+        int lastQueries = Math.Min(p.QueryBlockSize, p.QueryLength - (firstBlock + blocks - 1) * p.QueryBlockSize);
+        int columns = (blocks - 1) * blockColumns + heads * lastQueries;
         int width = p.GroupWidth;
         int groups = (columns + width - 1) / width;
         int padded = groups * width;
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
         var s = new ScratchLayout(scratch, p);
 
-        // Mask rows: one per head, or one for all when the chunk's heads share it (mask per group, or broadcast).
-        int firstRow = problem.MaskRow(batch, firstHead, queryBlock);
-        bool shared = heads == 1 || problem.MaskRow(batch, firstHead + heads - 1, queryBlock) == firstRow;
-        int rows = shared ? 1 : heads;
+        // Mask rows: per query block, one per head, or one for all when the chunk's heads share it (mask per group,
+        // or broadcast). Row r is query block r / headRows, head r % headRows.
+        int firstRow = problem.MaskRow(batch, firstHead, firstBlock);
+        bool shared = heads == 1 || problem.MaskRow(batch, firstHead + heads - 1, firstBlock) == firstRow;
+        int headRows = shared ? 1 : heads;
+        int rows = blocks * headRows;
         int capacity = p.Capacity;
         int splitLow = (int)((long)p.KeyBlocks * split / p.Splits), splitHigh = (int)((long)p.KeyBlocks * (split + 1) / p.Splits);
         var fullIndices = p.FullIndices;
         var partialIndices = p.PartialIndices;
         for (int r = 0; r < rows; r++)
         {
-            int row = shared ? firstRow : problem.MaskRow(batch, firstHead + r, queryBlock);
+            int row = problem.MaskRow(batch, firstHead + (shared ? 0 : r % headRows), firstBlock + r / headRows);
             int fullCount = p.FullCounts is null ? 0 : p.FullCounts[row], partialCount = p.PartialCounts[row];
             s.FullAt[r] = LowerBound(fullIndices, row * capacity, row * capacity + fullCount, splitLow);
             s.FullEnd[r] = LowerBound(fullIndices, row * capacity, row * capacity + fullCount, splitHigh);
@@ -139,7 +148,12 @@ internal static unsafe class CpuBlockSparse
             float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
             if (c < columns)
             {
-                int head = firstHead + c / queries, index = q0 + c % queries;
+                int block = c / blockColumns, inBlock = c - block * blockColumns;
+                int queries = block == blocks - 1 ? lastQueries : p.QueryBlockSize;
+                int head = firstHead + inBlock / queries, index = (firstBlock + block) * p.QueryBlockSize + inBlock % queries;
+                s.ColumnHead[c] = head;
+                s.ColumnIndex[c] = index;
+                s.ColumnRow[c] = block * headRows + (shared ? 0 : inBlock / queries);
                 if (p.PredicateNone) (s.Start[c], s.End[c]) = (0, p.KeyLength);
                 else if (range) (s.Start[c], s.End[c]) = problem.PredicateKeys(batch, index);
                 else
@@ -157,6 +171,7 @@ internal static unsafe class CpuBlockSparse
                 // Padding columns see everything, so they never force the masked path; nothing reads them back.
                 s.Start[c] = int.MinValue;
                 s.End[c] = int.MaxValue;
+                s.ColumnRow[c] = 0;
                 for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
             }
             s.Max[c] = float.NegativeInfinity;
@@ -177,6 +192,11 @@ internal static unsafe class CpuBlockSparse
                 high = Math.Max(high, s.End[c]);
             }
             s.GroupLow[g] = low; s.GroupHigh[g] = high; s.GroupFullLow[g] = fullLow; s.GroupFullHigh[g] = fullHigh;
+            // The group's one mask row when all its columns have the same (so its kind in a tile is that row's), else -1.
+            int groupRow = s.ColumnRow[g * width];
+            for (int c = g * width + 1; c < Math.Min(columns, (g + 1) * width); c++)
+                if (s.ColumnRow[c] != groupRow) groupRow = -1;
+            s.GroupRow[g] = groupRow;
         }
 
         byte* kBase = p.K + p.ElementSize * (p.KeyOffset + batch * p.KeyStrides[0] + kvHead * p.KeyStrides[1]);
@@ -273,9 +293,13 @@ internal static unsafe class CpuBlockSparse
                     int first = g * width;
                     int real = Math.Min(width, columns - first);
                     // How this group's columns see the tile: all of it (no mask), none of it (skip), or a range each.
+                    // The group's kind is every row's when the rows agree, else its own row's when it has one.
+                    int groupKind = uniform ? kind0 : s.GroupRow[g] >= 0 ? s.Kind[s.GroupRow[g]] : -1;
+                    if (groupKind == KindPartial && p.PredicateNone) groupKind = KindFull;
+                    if (groupKind == KindNone) continue;
                     bool masked, perElement = false;
-                    if (uniform && kind0 == KindFull) masked = blocked != keys;
-                    else if (uniform && range)
+                    if (groupKind == KindFull) masked = blocked != keys;
+                    else if (groupKind == KindPartial && range)
                     {
                         if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                         masked = blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g];
@@ -286,7 +310,7 @@ internal static unsafe class CpuBlockSparse
                         masked = blocked != keys;
                         for (int c = first; c < first + real; c++)
                         {
-                            int kind = s.Kind[shared ? 0 : (c / queries)];
+                            int kind = s.Kind[s.ColumnRow[c]];
                             if (kind == KindPartial && p.PredicateNone) kind = KindFull;
                             int start = kind == KindFull ? k0 : kind == KindPartial ? Math.Max(s.Start[c], k0) : k0;
                             int end = kind == KindFull ? k0 + keys : kind == KindPartial ? Math.Min(s.End[c], k0 + keys) : k0;
@@ -306,7 +330,7 @@ internal static unsafe class CpuBlockSparse
                             int start = 0, end = keys;
                             if (c < real)
                             {
-                                int kind = s.Kind[shared ? 0 : (column / queries)];
+                                int kind = s.Kind[s.ColumnRow[column]];
                                 if (kind == KindPartial && p.PredicateNone) kind = KindFull;
                                 if (kind == KindNone) end = 0;
                                 else if (kind == KindPartial)
@@ -333,7 +357,7 @@ internal static unsafe class CpuBlockSparse
                         for (int c = 0; c < real; c++)
                         {
                             int column = first + c;
-                            if (s.Kind[shared ? 0 : (column / queries)] != KindPartial) continue;
+                            if (s.Kind[s.ColumnRow[column]] != KindPartial) continue;
                             int doc = s.QueryDocument[column];
                             int* keyDocs = p.KeyDocumentsPointer + (long)batch * p.KeyLength + k0;
                             for (int j = 0; j < keys; j++)
@@ -351,7 +375,7 @@ internal static unsafe class CpuBlockSparse
 
         for (int c = 0; c < columns; c++)
         {
-            int head = firstHead + c / queries, index = q0 + c % queries;
+            int head = s.ColumnHead[c], index = s.ColumnIndex[c];
             float sum = s.Sum[c], max = s.Max[c];
             // A row that saw no key has sum 0: zeros out, -inf log-sum-exp, never 0/0.
             bool empty = sum == 0;
@@ -567,6 +591,11 @@ internal static unsafe class CpuBlockSparse
         public readonly int Batch, QueryHeads, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
         public readonly int QueryBlockSize, KeyBlockSize, QueryBlocks, KeyBlocks;
         public readonly int HeadsPerItem, HeadChunks, Splits, Items, GroupVectors, GroupWidth, MaxColumns;
+        /// <summary>
+        /// Adjacent query blocks per item (when one block's columns fill whole column groups, as flash's 256 columns):
+        /// a K/V tile two of them list is read once, and the per-item and per-tile costs are shared.
+        /// </summary>
+        public readonly int QueryBlocksPerItem, BlockRuns, RowsPerItem;
         public readonly float Log2Scale, SoftcapIn, SoftcapOut;
         public readonly bool Softcap, PredicateNone, PredicateIsRange, DirectKeys, DirectValues;
         public readonly int Capacity;
@@ -610,7 +639,12 @@ internal static unsafe class CpuBlockSparse
             bool narrow = vectorWidth >= CpuFlashTiles.RowBlock && HeadsPerItem * queriesPerBlock <= CpuFlashTiles.NarrowGroupMaxVectors * vectorWidth;
             GroupVectors = narrow ? 1 : CpuFlashTiles.GroupVectors;
             GroupWidth = GroupVectors * vectorWidth;
-            MaxColumns = (HeadsPerItem * queriesPerBlock + GroupWidth - 1) / GroupWidth * GroupWidth;
+            int blockColumns = HeadsPerItem * queriesPerBlock;
+            QueryBlocksPerItem = !narrow && HeadsPerItem == GroupSize && blockColumns % GroupWidth == 0
+                ? Math.Clamp(CpuFlashTiles.ColumnsPerItem / blockColumns, 1, QueryBlocks) : 1;
+            BlockRuns = (QueryBlocks + QueryBlocksPerItem - 1) / QueryBlocksPerItem;
+            RowsPerItem = QueryBlocksPerItem * HeadsPerItem;
+            MaxColumns = (QueryBlocksPerItem * blockColumns + GroupWidth - 1) / GroupWidth * GroupWidth;
             Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             float softcap = problem.Options.Softcap;
             if (softcap > 0)
@@ -647,7 +681,7 @@ internal static unsafe class CpuBlockSparse
             DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;
 
             // Split the key blocks when there are too few items to keep every worker busy and rows are long.
-            int baseItems = Batch * KeyValueHeads * QueryBlocks * HeadChunks;
+            int baseItems = Batch * KeyValueHeads * BlockRuns * HeadChunks;
             long longest = 0;
             for (int row = 0; row < PartialCounts.Length; row++)
                 longest = Math.Max(longest, PartialCounts[row] + (FullCounts?[row] ?? 0));
@@ -668,7 +702,7 @@ internal static unsafe class CpuBlockSparse
         public long PartialRow(int batch, int head, int index, int split) =>
             (((long)batch * QueryHeads + head) * QueryLength + index) * Splits + split;
 
-        /// <summary>Item numbers sorted by the number of blocks their first head lists (descending, ties by number).</summary>
+        /// <summary>Item numbers sorted by the number of blocks their first head lists over the item's query blocks (descending, ties by number).</summary>
         private int[] OrderByCost()
         {
             var cost = new long[Items];
@@ -679,11 +713,15 @@ internal static unsafe class CpuBlockSparse
                 int split = item % Splits, rest = item / Splits;
                 int chunk = rest % HeadChunks;
                 rest /= HeadChunks;
-                int queryBlock = rest % QueryBlocks;
-                rest /= QueryBlocks;
+                int blockRun = rest % BlockRuns;
+                rest /= BlockRuns;
                 int batch = rest / KeyValueHeads, kvHead = rest % KeyValueHeads;
-                int row = Problem.MaskRow(batch, kvHead * GroupSize + chunk * HeadsPerItem, queryBlock);
-                long blocks = PartialCounts[row] + (FullCounts?[row] ?? 0);
+                long blocks = 0;
+                for (int qb = blockRun * QueryBlocksPerItem; qb < Math.Min(QueryBlocks, (blockRun + 1) * QueryBlocksPerItem); qb++)
+                {
+                    int row = Problem.MaskRow(batch, kvHead * GroupSize + chunk * HeadsPerItem, qb);
+                    blocks += PartialCounts[row] + (FullCounts?[row] ?? 0);
+                }
                 cost[item] = Splits > 1 ? blocks / Splits : blocks;
             }
             Array.Sort(order, (a, b) => cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
@@ -696,13 +734,13 @@ internal static unsafe class CpuBlockSparse
     {
         public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
         public readonly int* Start, End, QueryDocument, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
-        public readonly int* FullAt, FullEnd, PartialAt, PartialEnd, Kind;
+        public readonly int* FullAt, FullEnd, PartialAt, PartialEnd, Kind, ColumnRow, ColumnHead, ColumnIndex, GroupRow;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
         {
             float* next = scratch;
-            int columns = p.MaxColumns, groups = columns / p.GroupWidth, rows = p.HeadsPerItem;
+            int columns = p.MaxColumns, groups = columns / p.GroupWidth, rows = p.RowsPerItem;
             QueryT = CpuScratch.Take(ref next, (long)columns * p.HeadDim);
             QueryRows = CpuScratch.Take(ref next, (long)columns * p.HeadDim);
             Output = CpuScratch.Take(ref next, (long)columns * p.ValueStride);
@@ -727,6 +765,10 @@ internal static unsafe class CpuBlockSparse
             PartialAt = (int*)CpuScratch.Take(ref next, rows);
             PartialEnd = (int*)CpuScratch.Take(ref next, rows);
             Kind = (int*)CpuScratch.Take(ref next, rows);
+            ColumnRow = (int*)CpuScratch.Take(ref next, columns);
+            ColumnHead = (int*)CpuScratch.Take(ref next, columns);
+            ColumnIndex = (int*)CpuScratch.Take(ref next, columns);
+            GroupRow = (int*)CpuScratch.Take(ref next, groups);
             _end = next;
         }
 
