@@ -21,14 +21,16 @@ namespace NativeAttention.Cpu;
 /// <see cref="CpuFlashTiles.KeyTile"/> keys. Per
 /// tile and column group: full blocks compute without any mask (only a short last tile masks its padding), partial
 /// blocks under a range predicate (causal, window, prefix-LM) skip groups whose columns see nothing of the tile, run
-/// unmasked when every column sees all of it, and otherwise mask each column to its range; partial blocks under the
-/// document predicate compare ids per element. Heads that do not list a block get an empty range in that tile.
+/// unmasked when every column sees all of it, and otherwise mask each column to its range (computing, on a four-vector
+/// group, only the vectors that see each run of keys and, per register block of output rows, only the keys those rows
+/// see: a causal diagonal block costs about 60% of a full one); partial blocks under the document predicate compare ids
+/// per element. Rows that do not list a block get an empty range in that tile.
 /// <para>
 /// Few, long items (decoding: one query per sequence) are cut into key splits by key-block index, each giving a
 /// partial (o, LSE) merged exactly through <see cref="LogSumExpMerge"/>, as split-KV decoding does; float32 K/V rows of
 /// the next tile are prefetched while a narrow item computes the current one. Items are taken from a shared counter,
-/// most listed blocks first; each is computed start to finish by one worker in a fixed order, so results do not depend
-/// on the thread count or on timing.
+/// head by head (both workers read one head's K and V, which stays in cache) and within a head most listed blocks
+/// first; each is computed start to finish by one worker in a fixed order, so results do not depend on timing.
 /// </para>
 /// </remarks>
 internal static unsafe class CpuBlockSparse
@@ -604,7 +606,7 @@ internal static unsafe class CpuBlockSparse
         public readonly int[]? QueryDocuments, KeyDocuments;
         /// <summary>The pinned <see cref="KeyDocuments"/> while the workers run.</summary>
         public int* KeyDocumentsPointer;
-        /// <summary>Items in the order workers take them: most listed blocks first, so long items do not finish last.</summary>
+        /// <summary>Items in the order workers take them: head by head, within a head most listed blocks first, so long items do not finish last.</summary>
         public readonly int[] Order;
         public readonly float[] Partials = [], PartialLse = [];
         public readonly ElementType ElementType;
@@ -702,7 +704,11 @@ internal static unsafe class CpuBlockSparse
         public long PartialRow(int batch, int head, int index, int split) =>
             (((long)batch * QueryHeads + head) * QueryLength + index) * Splits + split;
 
-        /// <summary>Item numbers sorted by the number of blocks their first head lists over the item's query blocks (descending, ties by number).</summary>
+        /// <summary>
+        /// Item numbers (batch, kv head) by (batch, kv head), so that both workers read one head's K and V at a time (it
+        /// stays in cache, where scattered blocks of every head would come from memory); within a head, by the number of
+        /// blocks their first head lists over the item's query blocks (descending, ties by number).
+        /// </summary>
         private int[] OrderByCost()
         {
             var cost = new long[Items];
@@ -724,7 +730,9 @@ internal static unsafe class CpuBlockSparse
                 }
                 cost[item] = Splits > 1 ? blocks / Splits : blocks;
             }
-            Array.Sort(order, (a, b) => cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
+            // Item numbers run batch and kv head outermost: one (batch, kv head)'s items are perHead numbers in a row.
+            int perHead = Splits * HeadChunks * BlockRuns;
+            Array.Sort(order, (a, b) => a / perHead != b / perHead ? a.CompareTo(b) : cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
             return order;
         }
     }
