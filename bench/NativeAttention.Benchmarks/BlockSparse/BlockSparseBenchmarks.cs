@@ -9,20 +9,22 @@ namespace NativeAttention.Benchmarks;
 public abstract class BlockSparseShapesBenchmark : CaseForwardBenchmark
 {
     /// <summary>The shape, by name (see <see cref="CaseOf"/>).</summary>
-    [Params("causal25-N4096", "dense-causal-N4096", "decode10-N65536", "dense-decode-N65536")]
+    [Params("causal25-N4096", "causal100-N4096", "dense-causal-N4096", "decode10-N65536", "dense-decode-N65536")]
     public string Shape { get; set; } = "causal25-N4096";
 
     public override IAttentionCase Case => CaseOf(Shape);
 
     /// <summary>
     /// causal25: fp32, H = 8, D = 64, N = 4096, blocks 64 x 64, 25% of the causal blocks listed (the diagonal blocks
-    /// partial under the causal predicate, the rest full); dense-causal: causal flash on the same sizes. decode10: one
+    /// partial under the causal predicate, the rest full); causal100: every causal block listed (the same tiles as causal
+    /// flash: the kernel's cost per tile against flash's); dense-causal: causal flash on the same sizes. decode10: one
     /// query against Nk = 65536 keys, H = 8, D = 64, blocks of 64, 10% of them listed; dense-decode: FlashKvCache on
     /// the same sizes with the whole cache.
     /// </summary>
     public static IAttentionCase CaseOf(string shape) => AttentionCaseSpec.Parse(shape switch
     {
         "causal25-N4096" => "blocksparse f32 B1 H8 N4096 D64 block=64 density=0.25 full=1 tril causal seed=1",
+        "causal100-N4096" => "blocksparse f32 B1 H8 N4096 D64 block=64 density=1 full=1 tril causal seed=1",
         "dense-causal-N4096" => "flash f32 B1 H8 N4096 D64 causal seed=1",
         "decode10-N65536" => "blocksparse f32 B1 H8 N1x65536 D64 block=64 density=0.1 full=1 seed=1",
         "dense-decode-N65536" => "flash f32 B1 H8 N1x65536 D64 kvcache seed=1",

@@ -11,21 +11,26 @@ namespace NativeAttention.Cpu;
 /// bfloat16), with GQA/MQA, Dv != Dqk, scale, softcap and the log-sum-exp.
 /// </summary>
 /// <remarks>
-/// A work item is (batch, key/value head, query block, chunk of the group's query heads, key split). Its columns are
-/// the chunk's query heads x the block's queries, as in <see cref="CpuFlash"/>, so one K/V tile serves every query
-/// head of the group that shares the mask row. The item walks the union of its heads' rows in ascending key-block
-/// order (rows are sorted, so each head keeps two cursors, full and partial); adjacent blocks of the same kind for
-/// every head are joined into one run and the run is cut into tiles of <see cref="CpuFlashTiles.KeyTile"/> keys. Per
+/// A work item is (batch, key/value head, run of adjacent query blocks, chunk of the group's query heads, key split).
+/// Its columns are, per query block, the chunk's query heads x the block's queries, as in <see cref="CpuFlash"/>, so
+/// one K/V tile serves every query head of the group and every query block of the run that lists it. Blocks are
+/// joined into runs only when one block's columns fill whole column groups (Bq = 64 with one head per group: four
+/// blocks, flash's 256 columns), so each group follows one mask row and computes only the tiles that row lists. The
+/// item walks the union of its rows in ascending key-block order (rows are sorted, so each keeps two cursors, full and
+/// partial); adjacent blocks of the same kind for every row are joined into one run and the run is cut into tiles of
+/// <see cref="CpuFlashTiles.KeyTile"/> keys. Per
 /// tile and column group: full blocks compute without any mask (only a short last tile masks its padding), partial
 /// blocks under a range predicate (causal, window, prefix-LM) skip groups whose columns see nothing of the tile, run
-/// unmasked when every column sees all of it, and otherwise mask each column to its range; partial blocks under the
-/// document predicate compare ids per element. Heads that do not list a block get an empty range in that tile.
+/// unmasked when every column sees all of it, and otherwise mask each column to its range (computing, on a four-vector
+/// group, only the vectors that see each run of keys and, per register block of output rows, only the keys those rows
+/// see: a causal diagonal block costs about 60% of a full one); partial blocks under the document predicate compare ids
+/// per element. Rows that do not list a block get an empty range in that tile.
 /// <para>
 /// Few, long items (decoding: one query per sequence) are cut into key splits by key-block index, each giving a
 /// partial (o, LSE) merged exactly through <see cref="LogSumExpMerge"/>, as split-KV decoding does; float32 K/V rows of
 /// the next tile are prefetched while a narrow item computes the current one. Items are taken from a shared counter,
-/// most listed blocks first; each is computed start to finish by one worker in a fixed order, so results do not depend
-/// on the thread count or on timing.
+/// head by head (both workers read one head's K and V, which stays in cache) and within a head most listed blocks
+/// first; each is computed start to finish by one worker in a fixed order, so results do not depend on timing.
 /// </para>
 /// </remarks>
 internal static unsafe class CpuBlockSparse
@@ -85,47 +90,53 @@ internal static unsafe class CpuBlockSparse
         }
     }
 
-    /// <summary>The parts of an item number: batch, kv head, query block, head chunk, split (split fastest).</summary>
-    private static (int Batch, int KvHead, int QueryBlock, int Chunk, int Split) Parts(Plan p, int item)
+    /// <summary>The parts of an item number: batch, kv head, run of query blocks, head chunk, split (split fastest).</summary>
+    private static (int Batch, int KvHead, int BlockRun, int Chunk, int Split) Parts(Plan p, int item)
     {
         int split = item % p.Splits;
         int rest = item / p.Splits;
         int chunk = rest % p.HeadChunks;
         rest /= p.HeadChunks;
-        int queryBlock = rest % p.QueryBlocks;
-        rest /= p.QueryBlocks;
-        return (rest / p.KeyValueHeads, rest % p.KeyValueHeads, queryBlock, chunk, split);
+        int blockRun = rest % p.BlockRuns;
+        rest /= p.BlockRuns;
+        return (rest / p.KeyValueHeads, rest % p.KeyValueHeads, blockRun, chunk, split);
     }
 
-    /// <summary>One item: the chunk's query heads x the query block's queries, over the listed key blocks of one split.</summary>
+    /// <summary>One item: the chunk's query heads x the run's query blocks' queries, over the listed key blocks of one split.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItem<TSimd, T, TGroup>(Plan p, int item, float* scratch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
     {
-        var (batch, kvHead, queryBlock, chunk, split) = Parts(p, item);
+        var (batch, kvHead, blockRun, chunk, split) = Parts(p, item);
         var problem = p.Problem;
-        int q0 = queryBlock * p.QueryBlockSize;
-        int queries = Math.Min(p.QueryBlockSize, p.QueryLength - q0);
+        int firstBlock = blockRun * p.QueryBlocksPerItem;
+        int blocks = Math.Min(p.QueryBlocksPerItem, p.QueryBlocks - firstBlock);
         int firstHead = kvHead * p.GroupSize + chunk * p.HeadsPerItem;
         int heads = Math.Min(p.HeadsPerItem, (kvHead + 1) * p.GroupSize - firstHead);
-        int columns = heads * queries;
+        // Columns: query block by query block, each its heads x its queries; only the last block can be short, so
+        // every block starts at a column group's start when the plan joins blocks (heads x Bq fills whole groups).
+        int blockColumns = heads * p.QueryBlockSize;
+        int lastQueries = Math.Min(p.QueryBlockSize, p.QueryLength - (firstBlock + blocks - 1) * p.QueryBlockSize);
+        int columns = (blocks - 1) * blockColumns + heads * lastQueries;
         int width = p.GroupWidth;
         int groups = (columns + width - 1) / width;
         int padded = groups * width;
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
         var s = new ScratchLayout(scratch, p);
 
-        // Mask rows: one per head, or one for all when the chunk's heads share it (mask per group, or broadcast).
-        int firstRow = problem.MaskRow(batch, firstHead, queryBlock);
-        bool shared = heads == 1 || problem.MaskRow(batch, firstHead + heads - 1, queryBlock) == firstRow;
-        int rows = shared ? 1 : heads;
+        // Mask rows: per query block, one per head, or one for all when the chunk's heads share it (mask per group,
+        // or broadcast). Row r is query block r / headRows, head r % headRows.
+        int firstRow = problem.MaskRow(batch, firstHead, firstBlock);
+        bool shared = heads == 1 || problem.MaskRow(batch, firstHead + heads - 1, firstBlock) == firstRow;
+        int headRows = shared ? 1 : heads;
+        int rows = blocks * headRows;
         int capacity = p.Capacity;
         int splitLow = (int)((long)p.KeyBlocks * split / p.Splits), splitHigh = (int)((long)p.KeyBlocks * (split + 1) / p.Splits);
         var fullIndices = p.FullIndices;
         var partialIndices = p.PartialIndices;
         for (int r = 0; r < rows; r++)
         {
-            int row = shared ? firstRow : problem.MaskRow(batch, firstHead + r, queryBlock);
+            int row = problem.MaskRow(batch, firstHead + (shared ? 0 : r % headRows), firstBlock + r / headRows);
             int fullCount = p.FullCounts is null ? 0 : p.FullCounts[row], partialCount = p.PartialCounts[row];
             s.FullAt[r] = LowerBound(fullIndices, row * capacity, row * capacity + fullCount, splitLow);
             s.FullEnd[r] = LowerBound(fullIndices, row * capacity, row * capacity + fullCount, splitHigh);
@@ -139,7 +150,12 @@ internal static unsafe class CpuBlockSparse
             float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
             if (c < columns)
             {
-                int head = firstHead + c / queries, index = q0 + c % queries;
+                int block = c / blockColumns, inBlock = c - block * blockColumns;
+                int queries = block == blocks - 1 ? lastQueries : p.QueryBlockSize;
+                int head = firstHead + inBlock / queries, index = (firstBlock + block) * p.QueryBlockSize + inBlock % queries;
+                s.ColumnHead[c] = head;
+                s.ColumnIndex[c] = index;
+                s.ColumnRow[c] = block * headRows + (shared ? 0 : inBlock / queries);
                 if (p.PredicateNone) (s.Start[c], s.End[c]) = (0, p.KeyLength);
                 else if (range) (s.Start[c], s.End[c]) = problem.PredicateKeys(batch, index);
                 else
@@ -157,6 +173,7 @@ internal static unsafe class CpuBlockSparse
                 // Padding columns see everything, so they never force the masked path; nothing reads them back.
                 s.Start[c] = int.MinValue;
                 s.End[c] = int.MaxValue;
+                s.ColumnRow[c] = 0;
                 for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
             }
             s.Max[c] = float.NegativeInfinity;
@@ -177,6 +194,11 @@ internal static unsafe class CpuBlockSparse
                 high = Math.Max(high, s.End[c]);
             }
             s.GroupLow[g] = low; s.GroupHigh[g] = high; s.GroupFullLow[g] = fullLow; s.GroupFullHigh[g] = fullHigh;
+            // The group's one mask row when all its columns have the same (so its kind in a tile is that row's), else -1.
+            int groupRow = s.ColumnRow[g * width];
+            for (int c = g * width + 1; c < Math.Min(columns, (g + 1) * width); c++)
+                if (s.ColumnRow[c] != groupRow) groupRow = -1;
+            s.GroupRow[g] = groupRow;
         }
 
         byte* kBase = p.K + p.ElementSize * (p.KeyOffset + batch * p.KeyStrides[0] + kvHead * p.KeyStrides[1]);
@@ -273,9 +295,13 @@ internal static unsafe class CpuBlockSparse
                     int first = g * width;
                     int real = Math.Min(width, columns - first);
                     // How this group's columns see the tile: all of it (no mask), none of it (skip), or a range each.
+                    // The group's kind is every row's when the rows agree, else its own row's when it has one.
+                    int groupKind = uniform ? kind0 : s.GroupRow[g] >= 0 ? s.Kind[s.GroupRow[g]] : -1;
+                    if (groupKind == KindPartial && p.PredicateNone) groupKind = KindFull;
+                    if (groupKind == KindNone) continue;
                     bool masked, perElement = false;
-                    if (uniform && kind0 == KindFull) masked = blocked != keys;
-                    else if (uniform && range)
+                    if (groupKind == KindFull) masked = blocked != keys;
+                    else if (groupKind == KindPartial && range)
                     {
                         if (k0 >= s.GroupHigh[g] || k0 + keys <= s.GroupLow[g]) continue;
                         masked = blocked != keys || k0 < s.GroupFullLow[g] || k0 + keys > s.GroupFullHigh[g];
@@ -286,7 +312,7 @@ internal static unsafe class CpuBlockSparse
                         masked = blocked != keys;
                         for (int c = first; c < first + real; c++)
                         {
-                            int kind = s.Kind[shared ? 0 : (c / queries)];
+                            int kind = s.Kind[s.ColumnRow[c]];
                             if (kind == KindPartial && p.PredicateNone) kind = KindFull;
                             int start = kind == KindFull ? k0 : kind == KindPartial ? Math.Max(s.Start[c], k0) : k0;
                             int end = kind == KindFull ? k0 + keys : kind == KindPartial ? Math.Min(s.End[c], k0 + keys) : k0;
@@ -298,9 +324,6 @@ internal static unsafe class CpuBlockSparse
                     }
                     bool byDot = TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns;
                     float* groupQueryT = s.QueryT + (long)g * dqk * width, groupQueryRows = s.QueryRows + (long)first * dqk;
-                    if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
-                    else CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dqk, blocked, s.Scores);
-                    if (p.Softcap) Softcap<TSimd, T>(s.Scores, (long)blocked * width, p.SoftcapIn, p.SoftcapOut);
                     if (masked)
                     {
                         for (int c = 0; c < width; c++)
@@ -309,7 +332,7 @@ internal static unsafe class CpuBlockSparse
                             int start = 0, end = keys;
                             if (c < real)
                             {
-                                int kind = s.Kind[shared ? 0 : (column / queries)];
+                                int kind = s.Kind[s.ColumnRow[column]];
                                 if (kind == KindPartial && p.PredicateNone) kind = KindFull;
                                 if (kind == KindNone) end = 0;
                                 else if (kind == KindPartial)
@@ -321,15 +344,22 @@ internal static unsafe class CpuBlockSparse
                             s.TileStart[c] = start;
                             s.TileEnd[c] = end;
                         }
-                        CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                     }
+                    // A masked four-vector tile under a range predicate (a causal diagonal block) computes, per run of
+                    // keys, only the vectors whose columns see some of them; the mask then clears what was not computed.
+                    bool ranged = masked && !perElement && TGroup.Value == 4;
+                    if (byDot) CpuFlashKernels.ScoresByDot<TSimd, T>(groupQueryRows, dqk, real, tileKeys, keyStride, dqk, blocked, s.Scores);
+                    else if (!ranged || !ScoresByVectorRanges<TSimd, T>(s, groupQueryT, width, tileKeys, keyStride, dqk, blocked))
+                        CpuFlashKernels.Scores<TSimd, T, TGroup>(groupQueryT, tileKeys, keyStride, dqk, blocked, s.Scores);
+                    if (p.Softcap) Softcap<TSimd, T>(s.Scores, (long)blocked * width, p.SoftcapIn, p.SoftcapOut);
+                    if (masked) CpuFlashKernels.Mask<TSimd, T, TGroup>(s.Scores, blocked, s.TileStart, s.TileEnd);
                     if (perElement)
                     {
                         // Document predicate: partial columns keep only keys of their own document.
                         for (int c = 0; c < real; c++)
                         {
                             int column = first + c;
-                            if (s.Kind[shared ? 0 : (column / queries)] != KindPartial) continue;
+                            if (s.Kind[s.ColumnRow[column]] != KindPartial) continue;
                             int doc = s.QueryDocument[column];
                             int* keyDocs = p.KeyDocumentsPointer + (long)batch * p.KeyLength + k0;
                             for (int j = 0; j < keys; j++)
@@ -337,14 +367,17 @@ internal static unsafe class CpuBlockSparse
                         }
                     }
                     CpuFlashKernels.Softmax<TSimd, T, TGroup>(s.Scores, blocked, s.Max + first, s.Sum + first, s.Alpha);
-                    CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
+                    if (ranged)
+                        CpuFlashKernels.AccumulateInRanges<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real,
+                            s.TileStart, s.TileEnd);
+                    else CpuFlashKernels.Accumulate<TSimd, T, TGroup>(s.Scores, tileValues, valueStride, blocked, dvStride, s.Alpha, s.Output + (long)first * dvStride, real);
                 }
             }
         }
 
         for (int c = 0; c < columns; c++)
         {
-            int head = firstHead + c / queries, index = q0 + c % queries;
+            int head = s.ColumnHead[c], index = s.ColumnIndex[c];
             float sum = s.Sum[c], max = s.Max[c];
             // A row that saw no key has sum 0: zeros out, -inf log-sum-exp, never 0/0.
             bool empty = sum == 0;
@@ -363,6 +396,70 @@ internal static unsafe class CpuBlockSparse
             if (p.Lse != null)
                 p.Lse[p.LseOffset + batch * p.LseStrides[0] + head * p.LseStrides[1] + index * p.LseStrides[2]] = lse;
         }
+    }
+
+    /// <summary>
+    /// Scores of a masked four-vector tile, vector by vector over the keys each vector's columns see (from
+    /// <c>s.TileStart</c> and <c>s.TileEnd</c>, rounded out to whole key blocks): the key range is cut where any vector's
+    /// range starts or ends, and each run computes the adjacent vectors that see it. Returns false, computing nothing,
+    /// when every vector sees the whole tile (the plain kernel is then as fast).
+    /// </summary>
+    private static bool ScoresByVectorRanges<TSimd, T>(in ScratchLayout s, float* queryT, int width, float* keys, long keyStride, int headDim, int keyCount)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        const int Vectors = CpuFlashTiles.GroupVectors, Block = CpuFlashTiles.KeyBlock;
+        int w = TSimd.Count;
+        int* low = stackalloc int[Vectors];
+        int* high = stackalloc int[Vectors];
+        bool whole = true;
+        for (int v = 0; v < Vectors; v++)
+        {
+            float first = float.PositiveInfinity, last = float.NegativeInfinity;
+            for (int c = v * w; c < (v + 1) * w; c++)
+            {
+                if (s.TileStart[c] >= s.TileEnd[c]) continue;
+                first = MathF.Min(first, s.TileStart[c]);
+                last = MathF.Max(last, s.TileEnd[c]);
+            }
+            if (first >= last) (low[v], high[v]) = (0, 0);
+            else
+            {
+                low[v] = Math.Clamp((int)first, 0, keyCount) / Block * Block;
+                high[v] = Math.Min(keyCount, ((int)last + Block - 1) / Block * Block);
+            }
+            whole &= low[v] == 0 && high[v] == keyCount;
+        }
+        if (whole) return false;
+        for (int a = 0; a < keyCount;)
+        {
+            // The run [a, b): up to the next place any vector's range starts or ends.
+            int b = keyCount;
+            for (int v = 0; v < Vectors; v++)
+            {
+                if (low[v] > a) b = Math.Min(b, low[v]);
+                if (high[v] > a) b = Math.Min(b, high[v]);
+            }
+            int firstVector = Vectors, lastVector = -1;
+            for (int v = 0; v < Vectors; v++)
+            {
+                if (low[v] > a || high[v] < b || low[v] >= high[v]) continue;
+                firstVector = Math.Min(firstVector, v);
+                lastVector = v;
+            }
+            if (lastVector >= 0)
+            {
+                float* q = queryT + firstVector * w, scores = s.Scores + (long)a * width + firstVector * w, k = keys + a * keyStride;
+                switch (lastVector - firstVector)
+                {
+                    case 0: CpuFlashKernels.ScoresSlice<TSimd, T, One>(q, width, k, keyStride, headDim, b - a, scores); break;
+                    case 1: CpuFlashKernels.ScoresSlice<TSimd, T, Two>(q, width, k, keyStride, headDim, b - a, scores); break;
+                    case 2: CpuFlashKernels.ScoresSlice<TSimd, T, Three>(q, width, k, keyStride, headDim, b - a, scores); break;
+                    default: CpuFlashKernels.ScoresSlice<TSimd, T, Four>(q, width, k, keyStride, headDim, b - a, scores); break;
+                }
+            }
+            a = b;
+        }
+        return true;
     }
 
     /// <summary>The first position in <c>indices[from..to)</c> (ascending) holding a value at least <paramref name="value"/>.</summary>
@@ -496,6 +593,11 @@ internal static unsafe class CpuBlockSparse
         public readonly int Batch, QueryHeads, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
         public readonly int QueryBlockSize, KeyBlockSize, QueryBlocks, KeyBlocks;
         public readonly int HeadsPerItem, HeadChunks, Splits, Items, GroupVectors, GroupWidth, MaxColumns;
+        /// <summary>
+        /// Adjacent query blocks per item (when one block's columns fill whole column groups, as flash's 256 columns):
+        /// a K/V tile two of them list is read once, and the per-item and per-tile costs are shared.
+        /// </summary>
+        public readonly int QueryBlocksPerItem, BlockRuns, RowsPerItem;
         public readonly float Log2Scale, SoftcapIn, SoftcapOut;
         public readonly bool Softcap, PredicateNone, PredicateIsRange, DirectKeys, DirectValues;
         public readonly int Capacity;
@@ -504,7 +606,7 @@ internal static unsafe class CpuBlockSparse
         public readonly int[]? QueryDocuments, KeyDocuments;
         /// <summary>The pinned <see cref="KeyDocuments"/> while the workers run.</summary>
         public int* KeyDocumentsPointer;
-        /// <summary>Items in the order workers take them: most listed blocks first, so long items do not finish last.</summary>
+        /// <summary>Items in the order workers take them: head by head, within a head most listed blocks first, so long items do not finish last.</summary>
         public readonly int[] Order;
         public readonly float[] Partials = [], PartialLse = [];
         public readonly ElementType ElementType;
@@ -539,7 +641,12 @@ internal static unsafe class CpuBlockSparse
             bool narrow = vectorWidth >= CpuFlashTiles.RowBlock && HeadsPerItem * queriesPerBlock <= CpuFlashTiles.NarrowGroupMaxVectors * vectorWidth;
             GroupVectors = narrow ? 1 : CpuFlashTiles.GroupVectors;
             GroupWidth = GroupVectors * vectorWidth;
-            MaxColumns = (HeadsPerItem * queriesPerBlock + GroupWidth - 1) / GroupWidth * GroupWidth;
+            int blockColumns = HeadsPerItem * queriesPerBlock;
+            QueryBlocksPerItem = !narrow && HeadsPerItem == GroupSize && blockColumns % GroupWidth == 0
+                ? Math.Clamp(CpuFlashTiles.ColumnsPerItem / blockColumns, 1, QueryBlocks) : 1;
+            BlockRuns = (QueryBlocks + QueryBlocksPerItem - 1) / QueryBlocksPerItem;
+            RowsPerItem = QueryBlocksPerItem * HeadsPerItem;
+            MaxColumns = (QueryBlocksPerItem * blockColumns + GroupWidth - 1) / GroupWidth * GroupWidth;
             Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             float softcap = problem.Options.Softcap;
             if (softcap > 0)
@@ -576,7 +683,7 @@ internal static unsafe class CpuBlockSparse
             DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;
 
             // Split the key blocks when there are too few items to keep every worker busy and rows are long.
-            int baseItems = Batch * KeyValueHeads * QueryBlocks * HeadChunks;
+            int baseItems = Batch * KeyValueHeads * BlockRuns * HeadChunks;
             long longest = 0;
             for (int row = 0; row < PartialCounts.Length; row++)
                 longest = Math.Max(longest, PartialCounts[row] + (FullCounts?[row] ?? 0));
@@ -597,7 +704,11 @@ internal static unsafe class CpuBlockSparse
         public long PartialRow(int batch, int head, int index, int split) =>
             (((long)batch * QueryHeads + head) * QueryLength + index) * Splits + split;
 
-        /// <summary>Item numbers sorted by the number of blocks their first head lists (descending, ties by number).</summary>
+        /// <summary>
+        /// Item numbers (batch, kv head) by (batch, kv head), so that both workers read one head's K and V at a time (it
+        /// stays in cache, where scattered blocks of every head would come from memory); within a head, by the number of
+        /// blocks their first head lists over the item's query blocks (descending, ties by number).
+        /// </summary>
         private int[] OrderByCost()
         {
             var cost = new long[Items];
@@ -608,14 +719,20 @@ internal static unsafe class CpuBlockSparse
                 int split = item % Splits, rest = item / Splits;
                 int chunk = rest % HeadChunks;
                 rest /= HeadChunks;
-                int queryBlock = rest % QueryBlocks;
-                rest /= QueryBlocks;
+                int blockRun = rest % BlockRuns;
+                rest /= BlockRuns;
                 int batch = rest / KeyValueHeads, kvHead = rest % KeyValueHeads;
-                int row = Problem.MaskRow(batch, kvHead * GroupSize + chunk * HeadsPerItem, queryBlock);
-                long blocks = PartialCounts[row] + (FullCounts?[row] ?? 0);
+                long blocks = 0;
+                for (int qb = blockRun * QueryBlocksPerItem; qb < Math.Min(QueryBlocks, (blockRun + 1) * QueryBlocksPerItem); qb++)
+                {
+                    int row = Problem.MaskRow(batch, kvHead * GroupSize + chunk * HeadsPerItem, qb);
+                    blocks += PartialCounts[row] + (FullCounts?[row] ?? 0);
+                }
                 cost[item] = Splits > 1 ? blocks / Splits : blocks;
             }
-            Array.Sort(order, (a, b) => cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
+            // Item numbers run batch and kv head outermost: one (batch, kv head)'s items are perHead numbers in a row.
+            int perHead = Splits * HeadChunks * BlockRuns;
+            Array.Sort(order, (a, b) => a / perHead != b / perHead ? a.CompareTo(b) : cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
             return order;
         }
     }
@@ -625,13 +742,13 @@ internal static unsafe class CpuBlockSparse
     {
         public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, TileStart, TileEnd, Row;
         public readonly int* Start, End, QueryDocument, GroupLow, GroupHigh, GroupFullLow, GroupFullHigh;
-        public readonly int* FullAt, FullEnd, PartialAt, PartialEnd, Kind;
+        public readonly int* FullAt, FullEnd, PartialAt, PartialEnd, Kind, ColumnRow, ColumnHead, ColumnIndex, GroupRow;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
         {
             float* next = scratch;
-            int columns = p.MaxColumns, groups = columns / p.GroupWidth, rows = p.HeadsPerItem;
+            int columns = p.MaxColumns, groups = columns / p.GroupWidth, rows = p.RowsPerItem;
             QueryT = CpuScratch.Take(ref next, (long)columns * p.HeadDim);
             QueryRows = CpuScratch.Take(ref next, (long)columns * p.HeadDim);
             Output = CpuScratch.Take(ref next, (long)columns * p.ValueStride);
@@ -656,6 +773,10 @@ internal static unsafe class CpuBlockSparse
             PartialAt = (int*)CpuScratch.Take(ref next, rows);
             PartialEnd = (int*)CpuScratch.Take(ref next, rows);
             Kind = (int*)CpuScratch.Take(ref next, rows);
+            ColumnRow = (int*)CpuScratch.Take(ref next, columns);
+            ColumnHead = (int*)CpuScratch.Take(ref next, columns);
+            ColumnIndex = (int*)CpuScratch.Take(ref next, columns);
+            GroupRow = (int*)CpuScratch.Take(ref next, groups);
             _end = next;
         }
 

@@ -74,6 +74,71 @@ internal static unsafe class CpuFlashKernels
     }
 
     /// <summary>
+    /// <see cref="Scores"/> for <typeparamref name="TVectors"/> adjacent vectors of a wider column group (1 to 4), so
+    /// that a tile whose columns see different key ranges (a causal diagonal block) computes only the vectors that see
+    /// each run of keys. <paramref name="queryT"/> and <paramref name="scores"/> point at the first of those vectors and
+    /// have rows <paramref name="width"/> floats apart; score entries of the group's other vectors are left as they were.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScoresSlice<TSimd, T, TVectors>(float* queryT, int width, float* keys, long keyStride, int headDim, int keyCount, float* scores)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TVectors.Value;
+        bool fourKeys = TSimd.Registers >= 32;
+        for (int j = 0; j < keyCount; j += fourKeys ? KeyBlock : KeyBlock / 2)
+        {
+            float* k0 = keys + j * keyStride;
+            float* k1 = k0 + keyStride;
+            float* k2 = k1 + keyStride;
+            float* k3 = k2 + keyStride;
+            T a00 = TSimd.Zero, a01 = TSimd.Zero, a02 = TSimd.Zero, a03 = TSimd.Zero;
+            T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
+            T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
+            T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
+            float* q = queryT;
+            for (int d = 0; d < headDim; d++, q += width)
+            {
+                T q0 = TSimd.Load(q), q1 = default, q2 = default, q3 = default;
+                if (n > 1) q1 = TSimd.Load(q + w);
+                if (n > 2) q2 = TSimd.Load(q + 2 * w);
+                if (n > 3) q3 = TSimd.Load(q + 3 * w);
+                T b = TSimd.Broadcast(k0[d]);
+                a00 = TSimd.MultiplyAdd(q0, b, a00);
+                if (n > 1) a01 = TSimd.MultiplyAdd(q1, b, a01);
+                if (n > 2) a02 = TSimd.MultiplyAdd(q2, b, a02);
+                if (n > 3) a03 = TSimd.MultiplyAdd(q3, b, a03);
+                b = TSimd.Broadcast(k1[d]);
+                a10 = TSimd.MultiplyAdd(q0, b, a10);
+                if (n > 1) a11 = TSimd.MultiplyAdd(q1, b, a11);
+                if (n > 2) a12 = TSimd.MultiplyAdd(q2, b, a12);
+                if (n > 3) a13 = TSimd.MultiplyAdd(q3, b, a13);
+                if (!fourKeys) continue;
+                b = TSimd.Broadcast(k2[d]);
+                a20 = TSimd.MultiplyAdd(q0, b, a20);
+                if (n > 1) a21 = TSimd.MultiplyAdd(q1, b, a21);
+                if (n > 2) a22 = TSimd.MultiplyAdd(q2, b, a22);
+                if (n > 3) a23 = TSimd.MultiplyAdd(q3, b, a23);
+                b = TSimd.Broadcast(k3[d]);
+                a30 = TSimd.MultiplyAdd(q0, b, a30);
+                if (n > 1) a31 = TSimd.MultiplyAdd(q1, b, a31);
+                if (n > 2) a32 = TSimd.MultiplyAdd(q2, b, a32);
+                if (n > 3) a33 = TSimd.MultiplyAdd(q3, b, a33);
+            }
+            float* s0 = scores + (long)j * width, s1 = s0 + width, s2 = s1 + width, s3 = s2 + width;
+            TSimd.Store(s0, a00); TSimd.Store(s1, a10);
+            if (n > 1) { TSimd.Store(s0 + w, a01); TSimd.Store(s1 + w, a11); }
+            if (n > 2) { TSimd.Store(s0 + 2 * w, a02); TSimd.Store(s1 + 2 * w, a12); }
+            if (n > 3) { TSimd.Store(s0 + 3 * w, a03); TSimd.Store(s1 + 3 * w, a13); }
+            if (!fourKeys) continue;
+            TSimd.Store(s2, a20); TSimd.Store(s3, a30);
+            if (n > 1) { TSimd.Store(s2 + w, a21); TSimd.Store(s3 + w, a31); }
+            if (n > 2) { TSimd.Store(s2 + 2 * w, a22); TSimd.Store(s3 + 2 * w, a32); }
+            if (n > 3) { TSimd.Store(s2 + 3 * w, a23); TSimd.Store(s3 + 3 * w, a33); }
+        }
+    }
+
+    /// <summary>
     /// The same scores as <see cref="Scores"/> for a one-vector group holding only <paramref name="columns"/> real
     /// columns (decoding), as dot products with the head dimension in the lanes: no work on padding columns, which
     /// get 0. <paramref name="queries"/> holds the columns' scaled query rows, <paramref name="queryStride"/> floats apart.
@@ -256,6 +321,44 @@ internal static unsafe class CpuFlashKernels
                 case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
                 case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
                 case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Accumulate"/> where column c's probabilities are 0 outside tile keys <c>[start[c], end[c])</c> (the
+    /// masked tile's bounds, as floats): each register block of output rows runs only over the keys its rows see,
+    /// which on a causal diagonal tile is about half of them. Skipped probabilities are exact zeros, so the result is
+    /// that of <see cref="Accumulate"/> whenever V is finite.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AccumulateInRanges<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output, int columns,
+        float* start, float* end)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int width = TGroup.Value * w;
+        int vectors = outputStride / w;
+        int rows = TSimd.Registers >= 32 ? RowBlock : RowBlock / 2;
+        for (int row = 0; row < columns; row += rows)
+        {
+            float low = start[row], high = end[row];
+            for (int r = 1; r < rows; r++)
+            {
+                low = MathF.Min(low, start[row + r]);
+                high = MathF.Max(high, end[row + r]);
+            }
+            int first = Math.Clamp((int)low, 0, keyCount), count = Math.Clamp((int)high, first, keyCount) - first;
+            float* p = probabilities + (long)first * width + row, a = alpha + row, o = output + (long)row * outputStride;
+            float* v0 = values + first * valueStride;
+            int v = 0;
+            for (; v + 4 <= vectors; v += 4)
+                AccumulateBlock<TSimd, T, Four>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w);
+            switch (vectors - v)
+            {
+                case 3: AccumulateBlock<TSimd, T, Three>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w); break;
             }
         }
     }
