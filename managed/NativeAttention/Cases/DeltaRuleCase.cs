@@ -29,7 +29,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
     /// <summary>The delta-rule family (kernels on the CPU; recurrent kernels on OpenCL and CUDA).</summary>
-    public static CaseFamily Registration { get; } = new("delta", "the delta rule (DeltaNet, Gated DeltaNet, KDA; chunked, decode)", Grammar, Parse, HasKernels: false,
+    public static CaseFamily Registration { get; } = new("delta", "the delta rule (DeltaNet, Gated DeltaNet, KDA; chunked, decode)", Grammar, Parse, HasKernels: true,
     [
         "delta f32 B1 H2 N70 D16/24 seed=81",
         "delta f16 B2 H2 N33 D8/8 variant=gated state chunk=16 seed=82",
@@ -37,7 +37,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         "delta f32 B1 H4 hq=2 hk=2 N90 D16/16 variant=gated tokenmajor state vmajor seed=84",
         "delta f32 B1 H2 N100 D8/8 variant=kda packed=3 state seed=85",
         "delta f32 B2 H2 N1 D16/16 variant=gated l2norm decode seed=86",
-    ], KernelBackends: [Backend.Cpu, Backend.OpenCl, Backend.Cuda])
+    ])
     {
         Sample = Sample,
     };
