@@ -422,37 +422,27 @@ public abstract class AttentionContext : IDisposable
     }
 
     /// <summary>Backend implementation of <see cref="Neighborhood"/>.</summary>
-    private protected virtual void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
-        throw NotYet("Neighborhood");
+    private protected abstract void NeighborhoodCore(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp);
 
     /// <summary>Backend implementation of <see cref="BlockSparse"/>.</summary>
-    private protected virtual void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp) =>
-        throw NotYet("BlockSparse");
+    private protected abstract void BlockSparseCore(BlockSparseProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp);
 
     /// <summary>Backend implementation of <see cref="LinearChunked"/>.</summary>
-    private protected virtual void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState) =>
-        throw NotYet("LinearChunked");
+    private protected abstract void LinearChunkedCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? initialState, in TensorView? finalState);
 
     /// <summary>Backend implementation of <see cref="LinearDecodeStep"/>.</summary>
-    private protected virtual void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates) =>
-        throw NotYet("LinearDecodeStep");
+    private protected abstract void LinearDecodeStepCore(LinearProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, in TensorView? intermediateStates);
 
     /// <summary>Backend implementation of <see cref="DeltaRuleChunked"/>.</summary>
-    private protected virtual void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
-        in TensorView? initialState, in TensorView? finalState) =>
-        throw NotYet("DeltaRuleChunked");
+    private protected abstract void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView? initialState, in TensorView? finalState);
 
     /// <summary>Backend implementation of <see cref="DeltaRuleDecodeStep"/>.</summary>
-    private protected virtual void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
-        in TensorView state, in TensorView? intermediateStates) =>
-        throw NotYet("DeltaRuleDecodeStep");
+    private protected abstract void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView state, in TensorView? intermediateStates);
 
     /// <summary>Backend implementation of <see cref="MergeStates"/>.</summary>
-    private protected virtual void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp) =>
-        throw NotYet("MergeStates");
-
-    private NotSupportedException NotYet(string family) =>
-        new($"{family} has no kernel on the {Backend} backend yet; Reference.{family} computes it in float64.");
+    private protected abstract void MergeStatesCore(MergeProblem problem, in TensorView partialOutputs, in TensorView partialLogSumExp, in TensorView output, in TensorView? logSumExp);
 
     /// <summary>Throws unless the tensor lives where this backend needs it.</summary>
     protected void CheckLocation(in TensorView view, string name) =>
