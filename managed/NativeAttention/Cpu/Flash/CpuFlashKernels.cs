@@ -306,21 +306,32 @@ internal static unsafe class CpuFlashKernels
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Accumulate<TSimd, T, TGroup>(float* probabilities, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output, int columns)
         where TSimd : struct, ISimd<T> where T : unmanaged where TGroup : struct, IConstant
+    =>
+        AccumulateRows<TSimd, T, StridedRows>(probabilities, TGroup.Value * TSimd.Count, values, new StridedRows(valueStride), keyCount, outputStride, alpha, output, columns);
+
+    /// <summary>
+    /// The register-block loop of <see cref="Accumulate"/>, over value rows found through <typeparamref name="TRows"/>
+    /// (evenly strided for flash, gathered by offsets for neighborhood key boxes): the first <paramref name="columns"/>
+    /// rows of <paramref name="output"/> (rounded up to the register block), <paramref name="width"/> probability
+    /// columns per key. Needs vectors at least as wide as the register block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void AccumulateRows<TSimd, T, TRows>(float* probabilities, int width, float* values, TRows rows, int keyCount, int outputStride, float* alpha, float* output, int columns)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TRows : struct, IValueRows
     {
         int w = TSimd.Count;
-        int width = TGroup.Value * w;
         int vectors = outputStride / w;
         for (int row = 0; row < columns; row += TSimd.Registers >= 32 ? RowBlock : RowBlock / 2)
         {
             float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
             int v = 0;
             for (; v + 4 <= vectors; v += 4)
-                AccumulateBlock<TSimd, T, Four>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w);
+                AccumulateBlock<TSimd, T, Four, TRows>(p, width, values + v * w, rows, keyCount, outputStride, a, o + v * w);
             switch (vectors - v)
             {
-                case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
-                case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
-                case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, valueStride, keyCount, outputStride, a, o + v * w); break;
+                case 3: AccumulateBlock<TSimd, T, Three, TRows>(p, width, values + v * w, rows, keyCount, outputStride, a, o + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two, TRows>(p, width, values + v * w, rows, keyCount, outputStride, a, o + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One, TRows>(p, width, values + v * w, rows, keyCount, outputStride, a, o + v * w); break;
             }
         }
     }
@@ -353,20 +364,20 @@ internal static unsafe class CpuFlashKernels
             float* v0 = values + first * valueStride;
             int v = 0;
             for (; v + 4 <= vectors; v += 4)
-                AccumulateBlock<TSimd, T, Four>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w);
+                AccumulateBlock<TSimd, T, Four, StridedRows>(p, width, v0 + v * w, new StridedRows(valueStride), count, outputStride, a, o + v * w);
             switch (vectors - v)
             {
-                case 3: AccumulateBlock<TSimd, T, Three>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w); break;
-                case 2: AccumulateBlock<TSimd, T, Two>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w); break;
-                case 1: AccumulateBlock<TSimd, T, One>(p, width, v0 + v * w, valueStride, count, outputStride, a, o + v * w); break;
+                case 3: AccumulateBlock<TSimd, T, Three, StridedRows>(p, width, v0 + v * w, new StridedRows(valueStride), count, outputStride, a, o + v * w); break;
+                case 2: AccumulateBlock<TSimd, T, Two, StridedRows>(p, width, v0 + v * w, new StridedRows(valueStride), count, outputStride, a, o + v * w); break;
+                case 1: AccumulateBlock<TSimd, T, One, StridedRows>(p, width, v0 + v * w, new StridedRows(valueStride), count, outputStride, a, o + v * w); break;
             }
         }
     }
 
-    /// <summary>The P V register block: <see cref="CpuFlashTiles.RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors.</summary>
+    /// <summary>The P V register block: <see cref="CpuFlashTiles.RowBlock"/> output rows x <typeparamref name="TVectors"/> vectors, value row j at <c>rows.Row(values, j)</c>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, int width, float* values, long valueStride, int keyCount, int outputStride, float* alpha, float* output)
-        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
+    private static void AccumulateBlock<TSimd, T, TVectors, TRows>(float* p, int width, float* values, TRows rows, int keyCount, int outputStride, float* alpha, float* output)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant where TRows : struct, IValueRows
     {
         int w = TSimd.Count;
         int n = TVectors.Value;
@@ -398,9 +409,9 @@ internal static unsafe class CpuFlashKernels
             if (n > 3) a33 = TSimd.Multiply(TSimd.Load(o3 + 3 * w), r);
         }
 
-        float* v = values;
-        for (int j = 0; j < keyCount; j++, p += width, v += valueStride)
+        for (int j = 0; j < keyCount; j++, p += width)
         {
+            float* v = rows.Row(values, j);
             T v0 = TSimd.Load(v), v1 = default, v2 = default, v3 = default;
             if (n > 1) v1 = TSimd.Load(v + w);
             if (n > 2) v2 = TSimd.Load(v + 2 * w);
@@ -438,4 +449,23 @@ internal static unsafe class CpuFlashKernels
         if (n > 2) { TSimd.Store(o2 + 2 * w, a22); TSimd.Store(o3 + 2 * w, a32); }
         if (n > 3) { TSimd.Store(o2 + 3 * w, a23); TSimd.Store(o3 + 3 * w, a33); }
     }
+}
+
+/// <summary>Where the P V kernels find value row j: a struct, so the JIT specialises the kernel for each kind.</summary>
+internal unsafe interface IValueRows
+{
+    /// <summary>The address of value row <paramref name="j"/> relative to <paramref name="values"/>.</summary>
+    float* Row(float* values, int j);
+}
+
+/// <summary>Value rows <c>stride</c> floats apart.</summary>
+internal readonly unsafe struct StridedRows(long stride) : IValueRows
+{
+    public float* Row(float* values, int j) => values + j * stride;
+}
+
+/// <summary>Value rows at their own offsets (neighborhood key boxes).</summary>
+internal readonly unsafe struct GatheredRows(long* offsets) : IValueRows
+{
+    public float* Row(float* values, int j) => values + offsets[j];
 }

@@ -110,19 +110,7 @@ internal static unsafe class NeighborhoodKernels
             }
             return;
         }
-        for (int row = 0; row < columns; row += rowStep)
-        {
-            float* p = probabilities + row, a = alpha + row, o = output + (long)row * outputStride;
-            int v = 0;
-            for (; v + 4 <= vectors; v += 4)
-                AccumulateBlock<TSimd, T, Four>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w);
-            switch (vectors - v)
-            {
-                case 3: AccumulateBlock<TSimd, T, Three>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
-                case 2: AccumulateBlock<TSimd, T, Two>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
-                case 1: AccumulateBlock<TSimd, T, One>(p, width, values + v * w, offsets, keyCount, outputStride, a, o + v * w); break;
-            }
-        }
+        CpuFlashKernels.AccumulateRows<TSimd, T, GatheredRows>(probabilities, width, values, new GatheredRows(offsets), keyCount, outputStride, alpha, output, columns);
     }
 
     /// <summary>The P V register block of <see cref="AccumulateSkewed"/> for narrow values: 8 output rows x <typeparamref name="TVectors"/> (1 or 2) vectors.</summary>
@@ -176,82 +164,6 @@ internal static unsafe class NeighborhoodKernels
         if (!two) return;
         TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31);
         TSimd.Store(o4 + w, a41); TSimd.Store(o5 + w, a51); TSimd.Store(o6 + w, a61); TSimd.Store(o7 + w, a71);
-    }
-
-    /// <summary>The P V register block of <see cref="AccumulateSkewed"/>: 4 output rows x <typeparamref name="TVectors"/> vectors.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateBlock<TSimd, T, TVectors>(float* p, int width, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output)
-        where TSimd : struct, ISimd<T> where T : unmanaged where TVectors : struct, IConstant
-    {
-        int w = TSimd.Count;
-        int n = TVectors.Value;
-        bool fourRows = TSimd.Registers >= 32; // with 16 registers, two rows at a time
-        float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
-        T r = TSimd.Broadcast(alpha[0]);
-        T a00 = TSimd.Multiply(TSimd.Load(o0), r), a01 = default, a02 = default, a03 = default;
-        if (n > 1) a01 = TSimd.Multiply(TSimd.Load(o0 + w), r);
-        if (n > 2) a02 = TSimd.Multiply(TSimd.Load(o0 + 2 * w), r);
-        if (n > 3) a03 = TSimd.Multiply(TSimd.Load(o0 + 3 * w), r);
-        r = TSimd.Broadcast(alpha[1]);
-        T a10 = TSimd.Multiply(TSimd.Load(o1), r), a11 = default, a12 = default, a13 = default;
-        if (n > 1) a11 = TSimd.Multiply(TSimd.Load(o1 + w), r);
-        if (n > 2) a12 = TSimd.Multiply(TSimd.Load(o1 + 2 * w), r);
-        if (n > 3) a13 = TSimd.Multiply(TSimd.Load(o1 + 3 * w), r);
-        T a20 = default, a21 = default, a22 = default, a23 = default;
-        T a30 = default, a31 = default, a32 = default, a33 = default;
-        if (fourRows)
-        {
-            r = TSimd.Broadcast(alpha[2]);
-            a20 = TSimd.Multiply(TSimd.Load(o2), r);
-            if (n > 1) a21 = TSimd.Multiply(TSimd.Load(o2 + w), r);
-            if (n > 2) a22 = TSimd.Multiply(TSimd.Load(o2 + 2 * w), r);
-            if (n > 3) a23 = TSimd.Multiply(TSimd.Load(o2 + 3 * w), r);
-            r = TSimd.Broadcast(alpha[3]);
-            a30 = TSimd.Multiply(TSimd.Load(o3), r);
-            if (n > 1) a31 = TSimd.Multiply(TSimd.Load(o3 + w), r);
-            if (n > 2) a32 = TSimd.Multiply(TSimd.Load(o3 + 2 * w), r);
-            if (n > 3) a33 = TSimd.Multiply(TSimd.Load(o3 + 3 * w), r);
-        }
-
-        for (int j = 0; j < keyCount; j++, p += width)
-        {
-            float* v = values + offsets[j];
-            T v0 = TSimd.Load(v), v1 = default, v2 = default, v3 = default;
-            if (n > 1) v1 = TSimd.Load(v + w);
-            if (n > 2) v2 = TSimd.Load(v + 2 * w);
-            if (n > 3) v3 = TSimd.Load(v + 3 * w);
-            T b = TSimd.Broadcast(p[0]);
-            a00 = TSimd.MultiplyAdd(v0, b, a00);
-            if (n > 1) a01 = TSimd.MultiplyAdd(v1, b, a01);
-            if (n > 2) a02 = TSimd.MultiplyAdd(v2, b, a02);
-            if (n > 3) a03 = TSimd.MultiplyAdd(v3, b, a03);
-            b = TSimd.Broadcast(p[1]);
-            a10 = TSimd.MultiplyAdd(v0, b, a10);
-            if (n > 1) a11 = TSimd.MultiplyAdd(v1, b, a11);
-            if (n > 2) a12 = TSimd.MultiplyAdd(v2, b, a12);
-            if (n > 3) a13 = TSimd.MultiplyAdd(v3, b, a13);
-            if (!fourRows) continue;
-            b = TSimd.Broadcast(p[2]);
-            a20 = TSimd.MultiplyAdd(v0, b, a20);
-            if (n > 1) a21 = TSimd.MultiplyAdd(v1, b, a21);
-            if (n > 2) a22 = TSimd.MultiplyAdd(v2, b, a22);
-            if (n > 3) a23 = TSimd.MultiplyAdd(v3, b, a23);
-            b = TSimd.Broadcast(p[3]);
-            a30 = TSimd.MultiplyAdd(v0, b, a30);
-            if (n > 1) a31 = TSimd.MultiplyAdd(v1, b, a31);
-            if (n > 2) a32 = TSimd.MultiplyAdd(v2, b, a32);
-            if (n > 3) a33 = TSimd.MultiplyAdd(v3, b, a33);
-        }
-
-        TSimd.Store(o0, a00); TSimd.Store(o1, a10);
-        if (n > 1) { TSimd.Store(o0 + w, a01); TSimd.Store(o1 + w, a11); }
-        if (n > 2) { TSimd.Store(o0 + 2 * w, a02); TSimd.Store(o1 + 2 * w, a12); }
-        if (n > 3) { TSimd.Store(o0 + 3 * w, a03); TSimd.Store(o1 + 3 * w, a13); }
-        if (!fourRows) return;
-        TSimd.Store(o2, a20); TSimd.Store(o3, a30);
-        if (n > 1) { TSimd.Store(o2 + w, a21); TSimd.Store(o3 + w, a31); }
-        if (n > 2) { TSimd.Store(o2 + 2 * w, a22); TSimd.Store(o3 + 2 * w, a32); }
-        if (n > 3) { TSimd.Store(o2 + 3 * w, a23); TSimd.Store(o3 + 3 * w, a33); }
     }
 
     /// <summary>
