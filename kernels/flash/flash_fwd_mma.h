@@ -27,8 +27,8 @@
 #define NA_D NA_HEAD_DIM_QK
 #define NA_CHUNKS (NA_D / 8)   // 16-byte chunks per row
 
-// Element index of chunk c of row r in a swizzled [rows][NA_D] tile: chunk c lands at c ^ (r % 8).
-NA_INLINE int na_swizzle(int r, int c) { return r * NA_D + ((c ^ (r & 7)) << 3); }
+// na_swizzle and the Q K^T, online-softmax and P V steps shared with the other tensor-core kernels:
+#include "common/mma_attention.h"
 
 // Starts loading rows [row0, row0 + rows) of a [n][NA_D] matrix into a swizzled tile; rows >= limit become zeros.
 NA_INLINE void na_load_tile(unsigned short* tile, const unsigned short* src, na_i64 stride, int row0, int rows, int limit, int tid)
@@ -124,25 +124,11 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #endif
     __syncthreads();
 
-#if NA_Q_IN_REGS
-    unsigned qf[NA_MT][NA_D / 16][4];
-#pragma unroll
-    for (int mt = 0; mt < NA_MT; mt++)
-#pragma unroll
-        for (int kk = 0; kk < NA_D / 16; kk++)
-            na_ldmatrix_x4(qf[mt][kk], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
-#endif
-
+    unsigned qf[NA_MT][NA_QF_TILES][4];
+    na_mma_load_q(qf, qs, wrow, lane);
     float oacc[NA_MT][NA_D / 8][4];
     float mrow[NA_MT][2], lrow[NA_MT][2];
-#pragma unroll
-    for (int mt = 0; mt < NA_MT; mt++)
-    {
-#pragma unroll
-        for (int i = 0; i < NA_D / 8; i++) oacc[mt][i][0] = oacc[mt][i][1] = oacc[mt][i][2] = oacc[mt][i][3] = 0.0f;
-        mrow[mt][0] = mrow[mt][1] = -NA_INFINITY;
-        lrow[mt][0] = lrow[mt][1] = 0.0f;
-    }
+    na_mma_init_state(oacc, mrow, lrow);
 
     for (int stage = 0; n0 < tile_end; n0 += NA_BLOCK_N, stage ^= NA_MMA_STAGES - 1)
     {
@@ -159,36 +145,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
 #endif
 
         float sacc[NA_MT][NA_BLOCK_N / 8][4];
-#pragma unroll
-        for (int mt = 0; mt < NA_MT; mt++)
-#pragma unroll
-            for (int i = 0; i < NA_BLOCK_N / 8; i++) sacc[mt][i][0] = sacc[mt][i][1] = sacc[mt][i][2] = sacc[mt][i][3] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < NA_D / 16; kk++)
-        {
-            unsigned qa[NA_MT][4];
-#pragma unroll
-            for (int mt = 0; mt < NA_MT; mt++)
-            {
-#if NA_Q_IN_REGS
-                qa[mt][0] = qf[mt][kk][0]; qa[mt][1] = qf[mt][kk][1]; qa[mt][2] = qf[mt][kk][2]; qa[mt][3] = qf[mt][kk][3];
-#else
-                na_ldmatrix_x4(qa[mt], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
-#endif
-            }
-#pragma unroll
-            for (int nt = 0; nt < NA_BLOCK_N / 16; nt++)
-            {
-                unsigned kf[4];
-                na_ldmatrix_x4(kf, na_smem_address(kt + na_swizzle(nt * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
-#pragma unroll
-                for (int mt = 0; mt < NA_MT; mt++)
-                {
-                    na_mma_16816(sacc[mt][2 * nt], qa[mt], kf[0], kf[1]);
-                    na_mma_16816(sacc[mt][2 * nt + 1], qa[mt], kf[2], kf[3]);
-                }
-            }
-        }
+        na_mma_scores(sacc, qf, qs, kt, wrow, lane);
 
         const int full = n0 >= full_start && n0 + NA_BLOCK_N <= full_end;
         unsigned pf[NA_MT][NA_BLOCK_N / 16][4];
@@ -229,41 +186,9 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     if (lw != -NA_INFINITY) lrow[mt][e >> 1] += na_fast_exp2(lw - mrow[mt][e >> 1]);
                 }
 #else
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++)
-            {
-                float mx = -NA_INFINITY;
-#pragma unroll
-                for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[mt][i][2 * hf], sacc[mt][i][2 * hf + 1]));
-                const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
-                const float m_use = na_max_or_zero(m_new);
-                const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
-                mrow[mt][hf] = m_new;
-                float sum = 0.0f;
-#pragma unroll
-                for (int i = 0; i < NA_BLOCK_N / 8; i++)
-                {
-                    sacc[mt][i][2 * hf] = na_fast_exp2(sacc[mt][i][2 * hf] - m_use);
-                    sacc[mt][i][2 * hf + 1] = na_fast_exp2(sacc[mt][i][2 * hf + 1] - m_use);
-                    sum += sacc[mt][i][2 * hf] + sacc[mt][i][2 * hf + 1];
-                }
-                lrow[mt][hf] = lrow[mt][hf] * alpha + sum;
-#pragma unroll
-                for (int i = 0; i < NA_D / 8; i++)
-                {
-                    oacc[mt][i][2 * hf] *= alpha;
-                    oacc[mt][i][2 * hf + 1] *= alpha;
-                }
-            }
+            na_mma_softmax(sacc[mt], oacc[mt], mrow[mt], lrow[mt]);
 #endif
-#pragma unroll
-            for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
-            {
-                pf[mt][kk][0] = na_pack2(sacc[mt][2 * kk][0], sacc[mt][2 * kk][1]);
-                pf[mt][kk][1] = na_pack2(sacc[mt][2 * kk][2], sacc[mt][2 * kk][3]);
-                pf[mt][kk][2] = na_pack2(sacc[mt][2 * kk + 1][0], sacc[mt][2 * kk + 1][1]);
-                pf[mt][kk][3] = na_pack2(sacc[mt][2 * kk + 1][2], sacc[mt][2 * kk + 1][3]);
-            }
+            na_mma_pack_p(pf[mt], sacc[mt]);
         }
 
 #if NA_MMA_STAGES == 1
@@ -273,22 +198,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
         na_cp_async_commit();
 #endif
 
-#pragma unroll
-        for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
-        {
-#pragma unroll
-            for (int dt = 0; dt < NA_D / 16; dt++)
-            {
-                unsigned vf[4];
-                na_ldmatrix_x4_trans(vf, na_smem_address(vt + na_swizzle(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dt * 2 + (lane >> 4))));
-#pragma unroll
-                for (int mt = 0; mt < NA_MT; mt++)
-                {
-                    na_mma_16816(oacc[mt][2 * dt], pf[mt][kk], vf[0], vf[1]);
-                    na_mma_16816(oacc[mt][2 * dt + 1], pf[mt][kk], vf[2], vf[3]);
-                }
-            }
-        }
+        na_mma_pv(oacc, pf, vt, lane);
 #if NA_MMA_STAGES == 2
         __syncthreads();   // every warp is done with this stage's K and V: refill it with tile n0 + 2 tiles
         if (n0 + 2 * NA_BLOCK_N < tile_end)

@@ -33,8 +33,8 @@
 #error "the tensor-core neighborhood kernel needs Dqk == Dv in {64, 128}"
 #endif
 
-// Element index of chunk c of row r in a swizzled [rows][NA_D] tile: chunk c lands at c ^ (r % 8).
-NA_INLINE int na_swizzle(int r, int c) { return r * NA_D + ((c ^ (r & 7)) << 3); }
+// na_swizzle and the Q K^T, online-softmax and P V steps shared with the other tensor-core kernels:
+#include "common/mma_attention.h"
 
 // Starts loading the block's query rows (the tile's queries, row-major; rows past them and padding rows become zeros).
 NA_INLINE void na_nbh_load_queries(unsigned short* tile, const unsigned short* base, const na_nbh_params p, const na_nbh_tile* t, int tid)
@@ -148,25 +148,11 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
     na_cp_async_wait_all();
     __syncthreads();
 
-#if NA_Q_IN_REGS
-    unsigned qf[NA_MT][NA_D / 16][4];
-#pragma unroll
-    for (int mt = 0; mt < NA_MT; mt++)
-#pragma unroll
-        for (int kk = 0; kk < NA_D / 16; kk++)
-            na_ldmatrix_x4(qf[mt][kk], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
-#endif
-
+    unsigned qf[NA_MT][NA_QF_TILES][4];
+    na_mma_load_q(qf, qs, wrow, lane);
     float oacc[NA_MT][NA_D / 8][4];
     float mrow[NA_MT][2], lrow[NA_MT][2];
-#pragma unroll
-    for (int mt = 0; mt < NA_MT; mt++)
-    {
-#pragma unroll
-        for (int i = 0; i < NA_D / 8; i++) oacc[mt][i][0] = oacc[mt][i][1] = oacc[mt][i][2] = oacc[mt][i][3] = 0.0f;
-        mrow[mt][0] = mrow[mt][1] = -NA_INFINITY;
-        lrow[mt][0] = lrow[mt][1] = 0.0f;
-    }
+    na_mma_init_state(oacc, mrow, lrow);
 
     for (int n0 = 0; n0 < keys_end; n0 += NA_BLOCK_N)
     {
@@ -176,36 +162,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
         na_cp_async_commit();
 
         float sacc[NA_MT][NA_BLOCK_N / 8][4];
-#pragma unroll
-        for (int mt = 0; mt < NA_MT; mt++)
-#pragma unroll
-            for (int i = 0; i < NA_BLOCK_N / 8; i++) sacc[mt][i][0] = sacc[mt][i][1] = sacc[mt][i][2] = sacc[mt][i][3] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < NA_D / 16; kk++)
-        {
-            unsigned qa[NA_MT][4];
-#pragma unroll
-            for (int mt = 0; mt < NA_MT; mt++)
-            {
-#if NA_Q_IN_REGS
-                qa[mt][0] = qf[mt][kk][0]; qa[mt][1] = qf[mt][kk][1]; qa[mt][2] = qf[mt][kk][2]; qa[mt][3] = qf[mt][kk][3];
-#else
-                na_ldmatrix_x4(qa[mt], na_smem_address(qs + na_swizzle(wrow + 16 * mt + (lane & 15), kk * 2 + (lane >> 4))));
-#endif
-            }
-#pragma unroll
-            for (int nt = 0; nt < NA_BLOCK_N / 16; nt++)
-            {
-                unsigned kf[4];
-                na_ldmatrix_x4(kf, na_smem_address(ks + na_swizzle(nt * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 2 + ((lane >> 3) & 1))));
-#pragma unroll
-                for (int mt = 0; mt < NA_MT; mt++)
-                {
-                    na_mma_16816(sacc[mt][2 * nt], qa[mt], kf[0], kf[1]);
-                    na_mma_16816(sacc[mt][2 * nt + 1], qa[mt], kf[2], kf[3]);
-                }
-            }
-        }
+        na_mma_scores(sacc, qf, qs, ks, wrow, lane);
 
         const int full = na_nbh_full_tile(p, &t, n0, NA_BLOCK_N, union_keys, union_end);
         unsigned pf[NA_MT][NA_BLOCK_N / 16][4];
@@ -235,40 +192,8 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
                     }
                     sacc[mt][i][e] = s;
                 }
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++)
-            {
-                float mx = -NA_INFINITY;
-#pragma unroll
-                for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[mt][i][2 * hf], sacc[mt][i][2 * hf + 1]));
-                const float m_new = fmaxf(mrow[mt][hf], na_quad_max(mx));
-                const float m_use = na_max_or_zero(m_new);
-                const float alpha = na_fast_exp2(mrow[mt][hf] - m_use);
-                mrow[mt][hf] = m_new;
-                float sum = 0.0f;
-#pragma unroll
-                for (int i = 0; i < NA_BLOCK_N / 8; i++)
-                {
-                    sacc[mt][i][2 * hf] = na_fast_exp2(sacc[mt][i][2 * hf] - m_use);
-                    sacc[mt][i][2 * hf + 1] = na_fast_exp2(sacc[mt][i][2 * hf + 1] - m_use);
-                    sum += sacc[mt][i][2 * hf] + sacc[mt][i][2 * hf + 1];
-                }
-                lrow[mt][hf] = lrow[mt][hf] * alpha + sum;
-#pragma unroll
-                for (int i = 0; i < NA_D / 8; i++)
-                {
-                    oacc[mt][i][2 * hf] *= alpha;
-                    oacc[mt][i][2 * hf + 1] *= alpha;
-                }
-            }
-#pragma unroll
-            for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
-            {
-                pf[mt][kk][0] = na_pack2(sacc[mt][2 * kk][0], sacc[mt][2 * kk][1]);
-                pf[mt][kk][1] = na_pack2(sacc[mt][2 * kk][2], sacc[mt][2 * kk][3]);
-                pf[mt][kk][2] = na_pack2(sacc[mt][2 * kk + 1][0], sacc[mt][2 * kk + 1][1]);
-                pf[mt][kk][3] = na_pack2(sacc[mt][2 * kk + 1][2], sacc[mt][2 * kk + 1][3]);
-            }
+            na_mma_softmax(sacc[mt], oacc[mt], mrow[mt], lrow[mt]);
+            na_mma_pack_p(pf[mt], sacc[mt]);
         }
 
         na_cp_async_wait_all();   // V tile n0; after this barrier every warp is also done with K tile n0 and its coordinates
@@ -278,22 +203,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_neighborh
                 union_keys, union_end, tid);
         na_cp_async_commit();
 
-#pragma unroll
-        for (int kk = 0; kk < NA_BLOCK_N / 16; kk++)
-        {
-#pragma unroll
-            for (int dt = 0; dt < NA_D / 16; dt++)
-            {
-                unsigned vf[4];
-                na_ldmatrix_x4_trans(vf, na_smem_address(vs + na_swizzle(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3), dt * 2 + (lane >> 4))));
-#pragma unroll
-                for (int mt = 0; mt < NA_MT; mt++)
-                {
-                    na_mma_16816(oacc[mt][2 * dt], pf[mt][kk], vf[0], vf[1]);
-                    na_mma_16816(oacc[mt][2 * dt + 1], pf[mt][kk], vf[2], vf[3]);
-                }
-            }
-        }
+        na_mma_pv(oacc, pf, vs, lane);
     }
 
 #pragma unroll
