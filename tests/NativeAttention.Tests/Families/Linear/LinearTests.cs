@@ -271,6 +271,22 @@ public abstract class LinearTests
             CheckCases(Cases, count: 8, vectorBits: bits);
     }
 
+    [SkippableFact]
+    public void Linear_SampledCases_PassTheCaseCheck()
+    {
+        // What `verify`, `fuzz --family linear` and `fuzz --replay` run: the case's own call (chunked or in-place decode) and its check.
+        using var context = Context();
+        var random = new Random(1313);
+        for (int i = 0; i < 16; i++)
+        {
+            var c = LinearCase.Sample(random);
+            var tensors = c.CreateTensors();
+            CaseRunner.Run(context, c, tensors);
+            var check = c.Check(tensors);
+            Assert.True(check.Passed, $"{c.ToSpec()}: {check.Detail}");
+        }
+    }
+
     // ---- Metamorphic properties (float32) ----
 
     private static readonly Gen<LinearTestCase> Causal32 =
