@@ -194,7 +194,13 @@ public abstract class DeltaRuleTests
     {
         Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
         foreach (int bits in VectorWidths())
+        {
             CheckCases(Cases, count: 6, vectorBits: bits);
+            // The decode kernels (both state layouts, column blocks and scalar tails) at this width too.
+            using var context = Context(bits);
+            SampledCasesPass(context, r => DeltaRuleCase.Sample(r) is var c ? c with { Decode = true, Packed = 0, Length = Math.Min(c.Length, LinearProblem.MaxVerifyTokens) } : null!,
+                seed: 1500 + bits, count: 6);
+        }
     }
 
     [SkippableFact]

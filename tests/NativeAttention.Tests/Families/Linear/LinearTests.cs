@@ -216,7 +216,13 @@ public abstract class LinearTests
     {
         Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
         foreach (int bits in VectorWidths())
+        {
             CheckCases(Cases, count: 8, vectorBits: bits);
+            // The decode kernel (column blocks and scalar tails) at this width too.
+            using var context = Context(bits);
+            SampledCasesPass(context, r => LinearCase.Sample(r) is var c ? c with { Decode = true, Causal = true, Packed = 0, Length = Math.Min(c.Length, LinearProblem.MaxVerifyTokens) } : null!,
+                seed: 1400 + bits, count: 6);
+        }
     }
 
     [SkippableFact]
