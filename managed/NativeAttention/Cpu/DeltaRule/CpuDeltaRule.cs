@@ -572,11 +572,20 @@ internal static unsafe class CpuDeltaRule
             }
             else
             {
-                // Row i holds S[i, :]: the first pass sums (G S)^T k and (G S)^T q, the second writes G S + k u^T.
-                // Unit column strides: both passes stream the rows with their column blocks in registers; other strides go element by element.
-                if (sourceStride == 1) KeyMajorSums<TSimd, T>((float*)Source(0), fromIntermediate ? p.Final.S3 : p.Initial.S2, dk, dv, d.GatedK, d.GatedQ, d.AccK, d.AccQ);
+                // Row i holds S[i, :]. Unit column strides: the first pass streams the rows once for (G S)^T k (column
+                // sums in registers), the second is the linear family's decode pass, T = G S + k u^T with
+                // o = scale T^T q read off the rows it writes (T^T q = (G S)^T q + (q.k) u).
+                if (contiguous)
+                {
+                    KeyMajorSums<TSimd, T>((float*)Source(0), fromIntermediate ? p.Final.S3 : p.Initial.S2, dk, dv, d.GatedK, d.AccK);
+                    for (int e = 0; e < dv; e++) d.U[e] = beta * (d.V[e] - d.AccK[e]);
+                    CpuLinearKernels.DecodeRows<TSimd, T>((float*)Source(0), fromIntermediate ? p.Final.S3 : p.Initial.S2, (float*)Target(0), verify ? p.Final.S3 : p.Initial.S2,
+                        dk, dv, d.Gate, d.K, d.Q, d.U, d.AccQ);
+                    for (int e = 0; e < dv; e++) d.AccQ[e] *= scale;
+                }
                 else
                 {
+                    // Other strides, element by element: (G S)^T k and (G S)^T q, then G S + k u^T.
                     new Span<float>(d.AccK, p.ValuePad).Clear();
                     new Span<float>(d.AccQ, p.ValuePad).Clear();
                     for (int i = 0; i < dk; i++)
@@ -590,35 +599,31 @@ internal static unsafe class CpuDeltaRule
                             d.AccQ[e] += x * gq;
                         }
                     }
-                }
-                for (int e = 0; e < dv; e++)
-                {
-                    d.U[e] = beta * (d.V[e] - d.AccK[e]);
-                    d.AccQ[e] = scale * (d.AccQ[e] + qk * d.U[e]);
-                }
-                if (contiguous)
-                    KeyMajorUpdate<TSimd, T>((float*)Source(0), fromIntermediate ? p.Final.S3 : p.Initial.S2, (float*)Target(0), verify ? p.Final.S3 : p.Initial.S2,
-                        dk, dv, d.Gate, d.K, d.U);
-                else
+                    for (int e = 0; e < dv; e++)
+                    {
+                        d.U[e] = beta * (d.V[e] - d.AccK[e]);
+                        d.AccQ[e] = scale * (d.AccQ[e] + qk * d.U[e]);
+                    }
                     for (int i = 0; i < dk; i++)
                     {
                         float* source = (float*)Source(i), target = (float*)Target(i);
                         float g = d.Gate[i], ki = d.K[i];
                         for (int e = 0; e < dv; e++) target[e * targetStride] = g * source[e * sourceStride] + ki * d.U[e];
                     }
+                }
             }
             CpuPacking.WriteRow(p.O.Row(batch, head, t), p.O.S3, d.AccQ, 1f, dv, p.Type);
         }
     }
 
     /// <summary>
-    /// The K-major first pass of a decode step, <c>accK[e] = sum_i gk[i] S[i][e]</c> and <c>accQ[e] = sum_i gq[i] S[i][e]</c>
-    /// for <c>e &lt; columns</c> (unit column stride, rows <paramref name="stride"/> floats apart): one streaming pass over
-    /// the rows per block of up to eight vectors of columns (the whole row at Dv = 128 in 512-bit vectors), the sums in
-    /// registers; columns past the last whole vector are summed scalar. Rows are summed in order, as a per-row loop would.
+    /// The K-major first pass of a decode step, <c>acc[e] = sum_i g[i] S[i][e]</c> for <c>e &lt; columns</c> (unit column
+    /// stride, rows <paramref name="stride"/> floats apart): one streaming pass over the rows per block of up to eight
+    /// vectors of columns (the whole row at Dv = 128 in 512-bit vectors), the sums in registers; columns past the last
+    /// whole vector are summed scalar. Rows are summed in order, as a per-row loop would.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KeyMajorSums<TSimd, T>(float* s, long stride, int rows, int columns, float* gk, float* gq, float* accK, float* accQ)
+    private static void KeyMajorSums<TSimd, T>(float* s, long stride, int rows, int columns, float* g, float* acc)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
@@ -629,122 +634,50 @@ internal static unsafe class CpuDeltaRule
             long e = (long)j * w;
             switch (Math.Min(group, vectors - j))
             {
-                case 8: SumsBlock<TSimd, T, CpuLinearKernels.Eight>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                case 7: SumsBlock<TSimd, T, CpuLinearKernels.Seven>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                case 6: SumsBlock<TSimd, T, CpuLinearKernels.Six>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                case 5: SumsBlock<TSimd, T, CpuLinearKernels.Five>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                case 4: SumsBlock<TSimd, T, Four>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                case 3: SumsBlock<TSimd, T, Three>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                case 2: SumsBlock<TSimd, T, Two>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
-                default: SumsBlock<TSimd, T, One>(s + e, stride, rows, gk, gq, accK + e, accQ + e); break;
+                case 8: SumsBlock<TSimd, T, CpuLinearKernels.Eight>(s + e, stride, rows, g, acc + e); break;
+                case 7: SumsBlock<TSimd, T, CpuLinearKernels.Seven>(s + e, stride, rows, g, acc + e); break;
+                case 6: SumsBlock<TSimd, T, CpuLinearKernels.Six>(s + e, stride, rows, g, acc + e); break;
+                case 5: SumsBlock<TSimd, T, CpuLinearKernels.Five>(s + e, stride, rows, g, acc + e); break;
+                case 4: SumsBlock<TSimd, T, Four>(s + e, stride, rows, g, acc + e); break;
+                case 3: SumsBlock<TSimd, T, Three>(s + e, stride, rows, g, acc + e); break;
+                case 2: SumsBlock<TSimd, T, Two>(s + e, stride, rows, g, acc + e); break;
+                default: SumsBlock<TSimd, T, One>(s + e, stride, rows, g, acc + e); break;
             }
         }
         for (int e = vectors * w; e < columns; e++)
         {
-            float sk = 0, sq = 0;
-            for (int i = 0; i < rows; i++)
-            {
-                float x = s[i * stride + e];
-                sk += x * gk[i];
-                sq += x * gq[i];
-            }
-            accK[e] = sk;
-            accQ[e] = sq;
+            float sum = 0;
+            for (int i = 0; i < rows; i++) sum += s[i * stride + e] * g[i];
+            acc[e] = sum;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SumsBlock<TSimd, T, TN>(float* s, long stride, int rows, float* gk, float* gq, float* accK, float* accQ)
+    private static void SumsBlock<TSimd, T, TN>(float* s, long stride, int rows, float* g, float* acc)
         where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
     {
         int w = TSimd.Count;
         int n = TN.Value;
-        T k0 = TSimd.Zero, k1 = TSimd.Zero, k2 = TSimd.Zero, k3 = TSimd.Zero, k4 = TSimd.Zero, k5 = TSimd.Zero, k6 = TSimd.Zero, k7 = TSimd.Zero;
-        T q0 = TSimd.Zero, q1 = TSimd.Zero, q2 = TSimd.Zero, q3 = TSimd.Zero, q4 = TSimd.Zero, q5 = TSimd.Zero, q6 = TSimd.Zero, q7 = TSimd.Zero;
+        T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero, a4 = TSimd.Zero, a5 = TSimd.Zero, a6 = TSimd.Zero, a7 = TSimd.Zero;
         for (int i = 0; i < rows; i++, s += stride)
         {
-            T a = TSimd.Broadcast(gk[i]), b = TSimd.Broadcast(gq[i]);
-            T x = TSimd.Load(s);
-            k0 = TSimd.MultiplyAdd(x, a, k0); q0 = TSimd.MultiplyAdd(x, b, q0);
-            if (n > 1) { x = TSimd.Load(s + w); k1 = TSimd.MultiplyAdd(x, a, k1); q1 = TSimd.MultiplyAdd(x, b, q1); }
-            if (n > 2) { x = TSimd.Load(s + 2 * w); k2 = TSimd.MultiplyAdd(x, a, k2); q2 = TSimd.MultiplyAdd(x, b, q2); }
-            if (n > 3) { x = TSimd.Load(s + 3 * w); k3 = TSimd.MultiplyAdd(x, a, k3); q3 = TSimd.MultiplyAdd(x, b, q3); }
-            if (n > 4) { x = TSimd.Load(s + 4 * w); k4 = TSimd.MultiplyAdd(x, a, k4); q4 = TSimd.MultiplyAdd(x, b, q4); }
-            if (n > 5) { x = TSimd.Load(s + 5 * w); k5 = TSimd.MultiplyAdd(x, a, k5); q5 = TSimd.MultiplyAdd(x, b, q5); }
-            if (n > 6) { x = TSimd.Load(s + 6 * w); k6 = TSimd.MultiplyAdd(x, a, k6); q6 = TSimd.MultiplyAdd(x, b, q6); }
-            if (n > 7) { x = TSimd.Load(s + 7 * w); k7 = TSimd.MultiplyAdd(x, a, k7); q7 = TSimd.MultiplyAdd(x, b, q7); }
+            T gi = TSimd.Broadcast(g[i]);
+            a0 = TSimd.MultiplyAdd(TSimd.Load(s), gi, a0);
+            if (n > 1) a1 = TSimd.MultiplyAdd(TSimd.Load(s + w), gi, a1);
+            if (n > 2) a2 = TSimd.MultiplyAdd(TSimd.Load(s + 2 * w), gi, a2);
+            if (n > 3) a3 = TSimd.MultiplyAdd(TSimd.Load(s + 3 * w), gi, a3);
+            if (n > 4) a4 = TSimd.MultiplyAdd(TSimd.Load(s + 4 * w), gi, a4);
+            if (n > 5) a5 = TSimd.MultiplyAdd(TSimd.Load(s + 5 * w), gi, a5);
+            if (n > 6) a6 = TSimd.MultiplyAdd(TSimd.Load(s + 6 * w), gi, a6);
+            if (n > 7) a7 = TSimd.MultiplyAdd(TSimd.Load(s + 7 * w), gi, a7);
         }
-        TSimd.Store(accK, k0); TSimd.Store(accQ, q0);
-        if (n > 1) { TSimd.Store(accK + w, k1); TSimd.Store(accQ + w, q1); }
-        if (n > 2) { TSimd.Store(accK + 2 * w, k2); TSimd.Store(accQ + 2 * w, q2); }
-        if (n > 3) { TSimd.Store(accK + 3 * w, k3); TSimd.Store(accQ + 3 * w, q3); }
-        if (n > 4) { TSimd.Store(accK + 4 * w, k4); TSimd.Store(accQ + 4 * w, q4); }
-        if (n > 5) { TSimd.Store(accK + 5 * w, k5); TSimd.Store(accQ + 5 * w, q5); }
-        if (n > 6) { TSimd.Store(accK + 6 * w, k6); TSimd.Store(accQ + 6 * w, q6); }
-        if (n > 7) { TSimd.Store(accK + 7 * w, k7); TSimd.Store(accQ + 7 * w, q7); }
-    }
-
-    /// <summary>
-    /// The K-major second pass of a decode step, <c>T[i][e] = gate[i] S[i][e] + k[i] u[e]</c> (unit column strides; T
-    /// may be S): u of a block of up to eight vectors of columns held in registers over all rows, then the columns
-    /// past the last whole vector scalar.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KeyMajorUpdate<TSimd, T>(float* s, long sourceStride, float* t, long targetStride, int rows, int columns, float* gate, float* k, float* u)
-        where TSimd : struct, ISimd<T> where T : unmanaged
-    {
-        int w = TSimd.Count;
-        int group = TSimd.Registers >= 32 ? 8 : 4;
-        int vectors = columns / w;
-        for (int j = 0; j < vectors; j += group)
-        {
-            long e = (long)j * w;
-            switch (Math.Min(group, vectors - j))
-            {
-                case 8: UpdateBlock<TSimd, T, CpuLinearKernels.Eight>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                case 7: UpdateBlock<TSimd, T, CpuLinearKernels.Seven>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                case 6: UpdateBlock<TSimd, T, CpuLinearKernels.Six>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                case 5: UpdateBlock<TSimd, T, CpuLinearKernels.Five>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                case 4: UpdateBlock<TSimd, T, Four>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                case 3: UpdateBlock<TSimd, T, Three>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                case 2: UpdateBlock<TSimd, T, Two>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-                default: UpdateBlock<TSimd, T, One>(s + e, sourceStride, t + e, targetStride, rows, gate, k, u + e); break;
-            }
-        }
-        if (vectors * w < columns)
-            for (int i = 0; i < rows; i++)
-            {
-                float* source = s + i * sourceStride, target = t + i * targetStride;
-                float g = gate[i], ki = k[i];
-                for (int e = vectors * w; e < columns; e++) target[e] = g * source[e] + ki * u[e];
-            }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void UpdateBlock<TSimd, T, TN>(float* s, long sourceStride, float* t, long targetStride, int rows, float* gate, float* k, float* u)
-        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
-    {
-        int w = TSimd.Count;
-        int n = TN.Value;
-        T u0 = TSimd.Load(u), u1 = default, u2 = default, u3 = default, u4 = default, u5 = default, u6 = default, u7 = default;
-        if (n > 1) u1 = TSimd.Load(u + w);
-        if (n > 2) u2 = TSimd.Load(u + 2 * w);
-        if (n > 3) u3 = TSimd.Load(u + 3 * w);
-        if (n > 4) u4 = TSimd.Load(u + 4 * w);
-        if (n > 5) u5 = TSimd.Load(u + 5 * w);
-        if (n > 6) u6 = TSimd.Load(u + 6 * w);
-        if (n > 7) u7 = TSimd.Load(u + 7 * w);
-        for (int i = 0; i < rows; i++, s += sourceStride, t += targetStride)
-        {
-            T g = TSimd.Broadcast(gate[i]), ki = TSimd.Broadcast(k[i]);
-            TSimd.Store(t, TSimd.MultiplyAdd(u0, ki, TSimd.Multiply(g, TSimd.Load(s))));
-            if (n > 1) TSimd.Store(t + w, TSimd.MultiplyAdd(u1, ki, TSimd.Multiply(g, TSimd.Load(s + w))));
-            if (n > 2) TSimd.Store(t + 2 * w, TSimd.MultiplyAdd(u2, ki, TSimd.Multiply(g, TSimd.Load(s + 2 * w))));
-            if (n > 3) TSimd.Store(t + 3 * w, TSimd.MultiplyAdd(u3, ki, TSimd.Multiply(g, TSimd.Load(s + 3 * w))));
-            if (n > 4) TSimd.Store(t + 4 * w, TSimd.MultiplyAdd(u4, ki, TSimd.Multiply(g, TSimd.Load(s + 4 * w))));
-            if (n > 5) TSimd.Store(t + 5 * w, TSimd.MultiplyAdd(u5, ki, TSimd.Multiply(g, TSimd.Load(s + 5 * w))));
-            if (n > 6) TSimd.Store(t + 6 * w, TSimd.MultiplyAdd(u6, ki, TSimd.Multiply(g, TSimd.Load(s + 6 * w))));
-            if (n > 7) TSimd.Store(t + 7 * w, TSimd.MultiplyAdd(u7, ki, TSimd.Multiply(g, TSimd.Load(s + 7 * w))));
-        }
+        TSimd.Store(acc, a0);
+        if (n > 1) TSimd.Store(acc + w, a1);
+        if (n > 2) TSimd.Store(acc + 2 * w, a2);
+        if (n > 3) TSimd.Store(acc + 3 * w, a3);
+        if (n > 4) TSimd.Store(acc + 4 * w, a4);
+        if (n > 5) TSimd.Store(acc + 5 * w, a5);
+        if (n > 6) TSimd.Store(acc + 6 * w, a6);
+        if (n > 7) TSimd.Store(acc + 7 * w, a7);
     }
 }
