@@ -671,13 +671,6 @@ internal static unsafe class CpuDeltaRule
             if (n > 6) a6 = TSimd.MultiplyAdd(TSimd.Load(s + 6 * w), gi, a6);
             if (n > 7) a7 = TSimd.MultiplyAdd(TSimd.Load(s + 7 * w), gi, a7);
         }
-        TSimd.Store(acc, a0);
-        if (n > 1) TSimd.Store(acc + w, a1);
-        if (n > 2) TSimd.Store(acc + 2 * w, a2);
-        if (n > 3) TSimd.Store(acc + 3 * w, a3);
-        if (n > 4) TSimd.Store(acc + 4 * w, a4);
-        if (n > 5) TSimd.Store(acc + 5 * w, a5);
-        if (n > 6) TSimd.Store(acc + 6 * w, a6);
-        if (n > 7) TSimd.Store(acc + 7 * w, a7);
+        CpuLinearKernels.StoreVectors<TSimd, T, TN>(acc, a0, a1, a2, a3, a4, a5, a6, a7);
     }
 }

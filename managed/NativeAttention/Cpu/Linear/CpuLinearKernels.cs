@@ -340,14 +340,24 @@ internal static unsafe class CpuLinearKernels
             if (n > 6) { x = TSimd.MultiplyAdd(kf, v6, TSimd.Multiply(g, TSimd.Load(s + 6 * w))); TSimd.Store(t + 6 * w, x); o6 = TSimd.MultiplyAdd(qf, x, o6); }
             if (n > 7) { x = TSimd.MultiplyAdd(kf, v7, TSimd.Multiply(g, TSimd.Load(s + 7 * w))); TSimd.Store(t + 7 * w, x); o7 = TSimd.MultiplyAdd(qf, x, o7); }
         }
-        TSimd.Store(output, o0);
-        if (n > 1) TSimd.Store(output + w, o1);
-        if (n > 2) TSimd.Store(output + 2 * w, o2);
-        if (n > 3) TSimd.Store(output + 3 * w, o3);
-        if (n > 4) TSimd.Store(output + 4 * w, o4);
-        if (n > 5) TSimd.Store(output + 5 * w, o5);
-        if (n > 6) TSimd.Store(output + 6 * w, o6);
-        if (n > 7) TSimd.Store(output + 7 * w, o7);
+        StoreVectors<TSimd, T, TN>(output, o0, o1, o2, o3, o4, o5, o6, o7);
+    }
+
+    /// <summary>The first <c>TN</c> (up to eight) of the vectors to consecutive vectors from <paramref name="target"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreVectors<TSimd, T, TN>(float* target, T x0, T x1, T x2, T x3, T x4, T x5, T x6, T x7)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        TSimd.Store(target, x0);
+        if (n > 1) TSimd.Store(target + w, x1);
+        if (n > 2) TSimd.Store(target + 2 * w, x2);
+        if (n > 3) TSimd.Store(target + 3 * w, x3);
+        if (n > 4) TSimd.Store(target + 4 * w, x4);
+        if (n > 5) TSimd.Store(target + 5 * w, x5);
+        if (n > 6) TSimd.Store(target + 6 * w, x6);
+        if (n > 7) TSimd.Store(target + 7 * w, x7);
     }
 
     /// <summary>
