@@ -1,6 +1,6 @@
 // The chunked linear-attention family's case: feature map, decay (per head, per token or per token and key),
-// normalisation, grouped heads, token-major layout, packed sequences, an initial state in and a final state out.
-// Kernels on the CPU, OpenCL and CUDA.
+// normalisation, grouped heads, token-major layout, packed sequences, an initial state in and a final state out, or an
+// in-place decode step. Kernels on the CPU, OpenCL and CUDA.
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
@@ -8,19 +8,27 @@ using System.Text;
 namespace NativeAttention;
 
 /// <summary>
-/// A reproducible <see cref="AttentionContext.LinearChunked"/> problem: Q, K <c>[B, H, N, Dk]</c> and V
-/// <c>[B, H, N, Dv]</c> uniform in <c>[-InputScale, InputScale]</c>; per-head log decays or per-token log gates uniform
-/// in <c>[-0.5, 0]</c>; with <see cref="InitialState"/> a float32 initial state uniform in <c>[-1, 1]</c>. Causal
-/// cases also write the final state.
+/// A reproducible <see cref="AttentionContext.LinearChunked"/> (or, with <see cref="Decode"/>,
+/// <see cref="AttentionContext.LinearDecodeStep"/>) problem: Q, K <c>[B, H, N, Dk]</c> and V <c>[B, H, N, Dv]</c>
+/// uniform in <c>[-InputScale, InputScale]</c>; per-head log decays or per-token log gates uniform in <c>[-0.5, 0]</c>;
+/// with <see cref="InitialState"/> a float32 initial state uniform in <c>[-1, 1]</c>, except that a normalised case's
+/// normaliser column is <c>|x| + 0.5</c> (positive, as a real prefix leaves it). Causal chunked cases also write the
+/// final state.
 /// </summary>
+/// <remarks>
+/// A decode case advances its <c>state</c> tensor in place, starting from a copy of <c>initialState</c> made when the
+/// tensors are created: one <see cref="Invoke"/> then <see cref="Check"/> compares with the reference; repeated
+/// invocations (benchmarks) keep advancing the state.
+/// </remarks>
 public sealed record LinearCase : IAttentionCase
 {
     /// <summary>Names of the linear-attention tensors in <see cref="CaseTensors"/>.</summary>
-    public const string InitialStateName = "initialState", FinalStateName = "finalState", LogGateName = "options.LogGate";
+    public const string InitialStateName = "initialState", FinalStateName = "finalState", StateName = "state", LogGateName = "options.LogGate";
 
     private const string Grammar =
         "dtype (f32|f16|bf16), B<batch>, H<heads>, hq=<query heads>, hk=<key heads>, hv=<value heads>, N<length>, D<dk>/<dv> or D<d>, " +
         "phi=<identity|elu|relu|taylor|precomputed>, decay=<head|token|key>, normalize, noncausal, state (an initial state), " +
+        "decode (an in-place decode step of N tokens), " +
         "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
     /// <summary>The chunked linear-attention family (kernels on the CPU, OpenCL and CUDA).</summary>
@@ -32,7 +40,49 @@ public sealed record LinearCase : IAttentionCase
         "linear f32 B1 H1 N25 D16/16 noncausal scale=0.5 seed=74",
         "linear f32 B1 H4 hq=2 hk=2 N90 D16/16 decay=key tokenmajor state seed=75",
         "linear f32 B1 H2 N100 D8/8 decay=token packed=3 state seed=76",
-    ]);
+        "linear f32 B2 H2 N3 D16/16 phi=elu decay=key normalize decode seed=77",
+    ])
+    {
+        Sample = Sample,
+    };
+
+    /// <summary>
+    /// A random linear-attention problem over every option: dtype, grouped query/key/value heads (GQA and GVA), N up to
+    /// 150 or a decode step of up to 8 tokens, Dk/Dv weighted to common sizes (Dk at most 8 for the Taylor map), any
+    /// feature map, any decay the map allows (per-key gates included), normalisation with the non-negative maps (elu,
+    /// relu, Taylor: with signed features the normaliser can cancel to zero, an ill-posed problem rather than a kernel
+    /// fault), non-causal calls, an initial state, token-major memory, packed sequences, an explicit chunk size (1 to
+    /// 80, dividing N or not) and a scale of 1 or 0.25.
+    /// </summary>
+    public static LinearCase Sample(Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        int[] dims = [1, 3, 8, 16, 33, 64, 128];
+        int[] taylorDims = [1, 2, 5, 8];
+        (int Q, int K, int V)[] heads = [(1, 1, 1), (2, 2, 2), (4, 2, 2), (4, 1, 1), (2, 2, 4), (1, 1, 3)];
+        ElementType[] types = [ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16];
+        var h = heads[random.Next(heads.Length)];
+        int total = Math.Max(h.Q, Math.Max(h.K, h.V));
+        var map = (FeatureMap)random.Next(5);
+        bool decode = random.Next(5) == 0;
+        bool causal = decode || random.Next(4) != 0;
+        bool packed = !decode && random.Next(4) == 0;
+        DecayKind[] decays = map == FeatureMap.Taylor2 ? [DecayKind.None, DecayKind.PerHead, DecayKind.PerToken] : Enum.GetValues<DecayKind>();
+        return new LinearCase
+        {
+            ElementType = types[random.Next(types.Length)], Batch = packed ? 1 : random.Next(1, 3), Heads = total,
+            QueryHeads = h.Q == total ? 0 : h.Q, KeyHeads = h.K == total ? 0 : h.K, ValueHeads = h.V == total ? 0 : h.V,
+            Length = decode ? random.Next(1, LinearProblem.MaxVerifyTokens + 1) : random.Next(1, 151),
+            KeyDim = map == FeatureMap.Taylor2 ? taylorDims[random.Next(taylorDims.Length)] : dims[random.Next(dims.Length)],
+            ValueDim = dims[random.Next(dims.Length)],
+            FeatureMap = map, Decay = causal ? decays[random.Next(decays.Length)] : DecayKind.None,
+            Normalize = (map is FeatureMap.EluPlusOne or FeatureMap.Relu or FeatureMap.Taylor2) && random.Next(2) == 0,
+            Causal = causal, InitialState = causal && random.Next(2) == 0, Decode = decode,
+            TokenMajor = random.Next(3) == 0, Packed = packed ? random.Next(1, 4) : 0,
+            ChunkSize = !decode && random.Next(3) == 0 ? random.Next(1, 81) : 0, Scale = random.Next(3) == 0 ? 0.25f : 1f,
+            Seed = random.Next(),
+        };
+    }
 
     /// <summary>Storage type of Q, K, V and O.</summary>
     public ElementType ElementType { get; init; } = ElementType.Float32;
@@ -64,8 +114,10 @@ public sealed record LinearCase : IAttentionCase
     public bool Normalize { get; init; }
     /// <summary>Causal (default) or the non-causal form.</summary>
     public bool Causal { get; init; } = true;
-    /// <summary>Pass an initial state (causal only).</summary>
+    /// <summary>Pass an initial state (causal only; always for decode).</summary>
     public bool InitialState { get; init; }
+    /// <summary>An in-place decode step (<see cref="AttentionContext.LinearDecodeStep"/>) instead of a chunked call.</summary>
+    public bool Decode { get; init; }
     /// <summary>Chunk length the kernels use (0: the options' default).</summary>
     public int ChunkSize { get; init; }
     /// <summary>The factor on phi(q).phi(k).</summary>
@@ -78,7 +130,7 @@ public sealed record LinearCase : IAttentionCase
     string IAttentionCase.FamilyName => Registration.Name;
 
     /// <inheritdoc/>
-    public string KernelName => "linear";
+    public string KernelName => Decode ? "linear decode" : "linear";
 
     /// <inheritdoc/>
     public CaseSizes Sizes => new(Batch, Heads, Math.Max(KeyHeads, ValueHeads) is var kv && kv > 0 ? kv : Heads, Length, Length, KeyDim, ValueDim);
@@ -100,8 +152,8 @@ public sealed record LinearCase : IAttentionCase
     /// <summary>A head-major logical view of a tensor stored in the case's memory order.</summary>
     private TensorView Layout(TensorView stored) => TokenMajor ? stored.Permute(stored.Rank == 3 ? [0, 2, 1] : [0, 2, 1, 3]) : stored;
 
-    /// <inheritdoc/>
-    public bool IsMemoryBound => false;
+    /// <summary>A decode step reads and writes the state once: memory, not arithmetic, bounds it.</summary>
+    public bool IsMemoryBound => Decode;
 
     /// <summary>The options of a run on <paramref name="tensors"/> (the log gate taken from them).</summary>
     public LinearOptions OptionsFor(CaseTensors tensors)
@@ -137,29 +189,52 @@ public sealed record LinearCase : IAttentionCase
             new(CaseTensors.KeyName, Input(HeadsOf(KeyHeads), KeyDim, random), CaseTensorRole.Input),
             new(CaseTensors.ValueName, Input(HeadsOf(ValueHeads), ValueDim, random), CaseTensorRole.Input),
         };
-        if (InitialState)
-            tensors.Add(new(InitialStateName, CaseData.Random(ElementType.Float32, [Sequences, Heads, FeatureSize, StateColumns], random, 1.0), CaseTensorRole.Input));
+        if (InitialState || Decode)
+        {
+            var initial = CaseData.Random(ElementType.Float32, [Sequences, Heads, FeatureSize, StateColumns], random, 1.0);
+            if (Normalize)
+            {
+                var values = initial.ToDoubleArray();
+                for (int i = ValueDim; i < values.Length; i += StateColumns) values[i] = Math.Abs(values[i]) + 0.5;
+                initial.CopyFrom(values);
+            }
+            tensors.Add(new(InitialStateName, initial, CaseTensorRole.Input));
+            if (Decode)
+            {
+                var state = CaseData.Zeros(ElementType.Float32, Sequences, Heads, FeatureSize, StateColumns);
+                state.CopyFrom(initial.ToDoubleArray());
+                tensors.Add(new(StateName, state, CaseTensorRole.Output));
+            }
+        }
         if (Decay == DecayKind.PerToken)
             tensors.Add(new(LogGateName, Layout(CaseData.Uniform(ElementType.Float32, TokenMajor ? [Batch, Length, Heads] : [Batch, Heads, Length], random, -0.5, 0)), CaseTensorRole.Option));
         if (Decay == DecayKind.PerTokenPerKey)
             tensors.Add(new(LogGateName, Layout(CaseData.Uniform(ElementType.Float32, TokenMajor ? [Batch, Length, Heads, KeyDim] : [Batch, Heads, Length, KeyDim], random, -0.5, 0)), CaseTensorRole.Option));
         tensors.Add(new(CaseTensors.OutputName, Layout(TokenMajor ? CaseData.Zeros(ElementType, Batch, Length, Heads, ValueDim) : CaseData.Zeros(ElementType, Batch, Heads, Length, ValueDim)), CaseTensorRole.Output));
-        if (Causal)
+        if (Causal && !Decode)
             tensors.Add(new(FinalStateName, CaseData.Zeros(ElementType.Float32, Sequences, Heads, FeatureSize, StateColumns), CaseTensorRole.Output));
         return new CaseTensors(tensors);
     }
 
-    /// <summary>Calls <see cref="AttentionContext.LinearChunked"/> (kernels on every backend).</summary>
+    /// <summary>Calls <see cref="AttentionContext.LinearChunked"/>, or <see cref="AttentionContext.LinearDecodeStep"/> on the <c>state</c> tensor (kernels on every backend).</summary>
     public void Invoke(AttentionContext context, CaseTensors tensors)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(tensors);
-        context.LinearChunked(tensors.Query, tensors.Key, tensors.Value, tensors.Output, OptionsFor(tensors), tensors.Find(InitialStateName), tensors.Find(FinalStateName));
+        if (Decode)
+            context.LinearDecodeStep(tensors.Query, tensors.Key, tensors.Value, tensors.Output, tensors[StateName], OptionsFor(tensors));
+        else
+            context.LinearChunked(tensors.Query, tensors.Key, tensors.Value, tensors.Output, OptionsFor(tensors), tensors.Find(InitialStateName), tensors.Find(FinalStateName));
     }
 
     /// <inheritdoc/>
-    public ReferenceResult ExactReference(CaseTensors tensors) =>
-        Reference.LinearChunked(tensors.Query, tensors.Key, tensors.Value, OptionsFor(tensors), tensors.Find(InitialStateName));
+    public ReferenceResult ExactReference(CaseTensors tensors)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        return Decode
+            ? Reference.LinearDecodeStep(tensors.Query, tensors.Key, tensors.Value, tensors[InitialStateName], OptionsFor(tensors))
+            : Reference.LinearChunked(tensors.Query, tensors.Key, tensors.Value, OptionsFor(tensors), tensors.Find(InitialStateName));
+    }
 
     /// <summary>
     /// Until the family has a same-precision naive reference: the exact output stored in the case's type and the exact
@@ -168,7 +243,7 @@ public sealed record LinearCase : IAttentionCase
     public ReferenceResult NaiveReference(CaseTensors tensors) => CaseData.Rounded(ExactReference(tensors), ElementType);
 
     /// <summary>
-    /// The output, and for causal cases the final state, under <see cref="CaseVerifier.CompareToReference"/>'s output
+    /// The output, and for causal cases the final (or advanced) state, under <see cref="CaseVerifier.CompareToReference"/>'s output
     /// rule (linear attention has no log-sum-exp), scaled by the largest exact output (state) magnitude.
     /// </summary>
     public ReferenceCheck Check(CaseTensors tensors)
@@ -178,7 +253,7 @@ public sealed record LinearCase : IAttentionCase
         var rounded = CaseData.Rounded(exact, ElementType);
         var output = CaseVerifier.CompareToReference(CaseData.WithoutLse(exact.Output, exact.OutputShape), CaseData.WithoutLse(rounded.Output, rounded.OutputShape),
             tensors.Output, null, ElementType, CaseData.MaxAbs(exact.Output));
-        if (exact.FinalState is not { } state || exact.FinalStateShape is not { } shape || tensors.Find(FinalStateName) is not { } final) return output;
+        if (exact.FinalState is not { } state || exact.FinalStateShape is not { } shape || tensors.Find(Decode ? StateName : FinalStateName) is not { } final) return output;
         var check = CaseVerifier.CompareToReference(CaseData.WithoutLse(state, shape), CaseData.WithoutLse(rounded.FinalState!, shape),
             final, null, ElementType.Float32, CaseData.MaxAbs(state));
         return new ReferenceCheck(Math.Max(output.MaxError, check.MaxError), Math.Max(output.NaiveError, check.NaiveError), Math.Max(output.Tolerance, check.Tolerance),
@@ -188,10 +263,10 @@ public sealed record LinearCase : IAttentionCase
     /// <summary>4 F Dv per token and head (DESIGN.md: 4 Dk Dv, with the feature size F for maps that widen).</summary>
     public double Flops() => 4.0 * Batch * Heads * Length * FeatureSize * ValueDim;
 
-    /// <summary>Bytes of Q, K, V and O once, plus the states read and written.</summary>
+    /// <summary>Bytes of Q, K, V and O once, plus the states read and written (a decode step reads and writes its state once).</summary>
     public double MinimumBytes() =>
         (double)ElementType.SizeOf() * Batch * Heads * Length * (2.0 * KeyDim + 2.0 * ValueDim)
-        + 4.0 * Batch * Heads * FeatureSize * StateColumns * ((InitialState ? 1 : 0) + (Causal ? 1 : 0));
+        + 4.0 * Sequences * Heads * FeatureSize * StateColumns * ((InitialState || Decode ? 1 : 0) + (Causal ? 1 : 0));
 
     /// <inheritdoc/>
     public string ToSpec()
@@ -208,6 +283,7 @@ public sealed record LinearCase : IAttentionCase
         if (Normalize) spec.Append(" normalize");
         if (!Causal) spec.Append(" noncausal");
         if (InitialState) spec.Append(" state");
+        if (Decode) spec.Append(" decode");
         if (ChunkSize > 0) spec.Append(CultureInfo.InvariantCulture, $" chunk={ChunkSize}");
         if (Scale != 1f) spec.Append(" scale=").Append(SpecTokens.Number(Scale));
         return SpecTokens.Finish(spec, InputScale, Seed);
@@ -220,7 +296,7 @@ public sealed record LinearCase : IAttentionCase
     public IEnumerable<IAttentionCase> Shrink()
     {
         if (Batch > 1) yield return this with { Batch = 1 };
-        if (Heads > 1) yield return this with { Heads = 1 };
+        if (Heads > 1) yield return this with { Heads = 1, QueryHeads = 0, KeyHeads = 0, ValueHeads = 0 };
         if (Length > 1) yield return this with { Length = Length / 2 };
         if (KeyDim > 1) yield return this with { KeyDim = KeyDim / 2 };
         if (ValueDim > 1) yield return this with { ValueDim = ValueDim / 2 };
@@ -229,6 +305,10 @@ public sealed record LinearCase : IAttentionCase
         if (Decay != DecayKind.None) yield return this with { Decay = DecayKind.None };
         if (TokenMajor) yield return this with { TokenMajor = false };
         if (Packed > 0) yield return this with { Packed = 0 };
+        if (Decode) yield return this with { Decode = false, InitialState = true };
+        if (Normalize) yield return this with { Normalize = false };
+        if (FeatureMap != FeatureMap.Identity && !Normalize) yield return this with { FeatureMap = FeatureMap.Identity };
+        if (ChunkSize > 0) yield return this with { ChunkSize = 0 };
         if (QueryHeads > 0 || KeyHeads > 0 || ValueHeads > 0) yield return this with { QueryHeads = 0, KeyHeads = 0, ValueHeads = 0 };
     }
 
@@ -242,6 +322,9 @@ public sealed record LinearCase : IAttentionCase
             return "hq, hk and hv must divide H, and the largest must be H";
         if (Decay == DecayKind.PerTokenPerKey && FeatureMap == FeatureMap.Taylor2) return "decay=key needs features that are key dimensions (not phi=taylor)";
         if (Packed < 0 || (Packed > 0 && Batch != 1)) return "packed needs B1 and a positive sequence count";
+        if (Decode && !Causal) return "decode is causal (no noncausal)";
+        if (Decode && Packed > 0) return "decode takes no packed sequences";
+        if (Decode && Length > LinearProblem.MaxVerifyTokens) return $"decode takes at most {LinearProblem.MaxVerifyTokens} tokens here";
         if (!float.IsFinite(Scale)) return "scale must be finite";
         if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
         return null;
@@ -275,6 +358,7 @@ public sealed record LinearCase : IAttentionCase
         "normalize" => c with { Normalize = true },
         "noncausal" => c with { Causal = false },
         "state" => c with { InitialState = true },
+        "decode" => c with { Decode = true },
         "decay=head" => c with { Decay = DecayKind.PerHead },
         "decay=token" => c with { Decay = DecayKind.PerToken },
         "decay=key" => c with { Decay = DecayKind.PerTokenPerKey },

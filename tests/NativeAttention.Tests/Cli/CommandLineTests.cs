@@ -235,6 +235,22 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void Fuzz_LinearFamily_RunsLinearCases_AndShrinksAPlantedFault()
+    {
+        var clean = CliRun.Invoke("fuzz", "-b", "cpu", "-t", "1", "--family", "linear", "--count", "12", "--seed", "5");
+        Assert.True(clean.ExitCode == ExitCodes.Success, clean.ToString());
+        Assert.Contains("12 random case(s) passed", clean.Output, StringComparison.Ordinal);
+
+        var fault = new KernelFault(0.5, MinKeyLength: 20);
+        var faulty = CliRun.Invoke(fault, "fuzz", "-b", "cpu", "-t", "1", "--family", "linear", "--count", "30", "--seed", "5");
+        Assert.True(faulty.ExitCode == ExitCodes.CheckFailed, faulty.ToString());
+        var smallest = Assert.IsType<LinearCase>(AttentionCaseSpec.Parse(ReplaySpec(faulty.Output)));
+        Assert.InRange(smallest.Length, 20, 39);
+        Assert.Equal((1, 1, ElementType.Float32), (smallest.Batch, smallest.Heads, smallest.ElementType));
+        Assert.Equal(ExitCodes.Success, CliRun.Invoke("fuzz", "-b", "cpu", "-t", "1", "--replay", smallest.ToSpec()).ExitCode);
+    }
+
+    [Fact]
     public void Info_ShowsBackendsAndTheCachedPeaks()
     {
         string? saved = Environment.GetEnvironmentVariable(Bench.MachinePeaks.CacheDirectoryVariable);

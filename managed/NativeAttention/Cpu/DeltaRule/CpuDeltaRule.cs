@@ -572,51 +572,105 @@ internal static unsafe class CpuDeltaRule
             }
             else
             {
-                // Row i holds S[i, :]: the first pass sums (G S)^T k and (G S)^T q, the second writes G S + k u^T.
-                new Span<float>(d.AccK, p.ValuePad).Clear();
-                new Span<float>(d.AccQ, p.ValuePad).Clear();
-                for (int i = 0; i < dk; i++)
+                // Row i holds S[i, :]. Unit column strides: the first pass streams the rows once for (G S)^T k (column
+                // sums in registers), the second is the linear family's decode pass, T = G S + k u^T with
+                // o = scale T^T q read off the rows it writes (T^T q = (G S)^T q + (q.k) u).
+                if (contiguous)
                 {
-                    float* source = (float*)Source(i);
-                    float gk = d.GatedK[i], gq = d.GatedQ[i];
-                    int e = 0;
-                    if (sourceStride == 1)
+                    KeyMajorSums<TSimd, T>((float*)Source(0), fromIntermediate ? p.Final.S3 : p.Initial.S2, dk, dv, d.GatedK, d.AccK);
+                    for (int e = 0; e < dv; e++) d.U[e] = beta * (d.V[e] - d.AccK[e]);
+                    CpuLinearKernels.DecodeRows<TSimd, T>((float*)Source(0), fromIntermediate ? p.Final.S3 : p.Initial.S2, (float*)Target(0), verify ? p.Final.S3 : p.Initial.S2,
+                        dk, dv, d.Gate, d.K, d.Q, d.U, d.AccQ);
+                    for (int e = 0; e < dv; e++) d.AccQ[e] *= scale;
+                }
+                else
+                {
+                    // Other strides, element by element: (G S)^T k and (G S)^T q, then G S + k u^T.
+                    new Span<float>(d.AccK, p.ValuePad).Clear();
+                    new Span<float>(d.AccQ, p.ValuePad).Clear();
+                    for (int i = 0; i < dk; i++)
                     {
-                        T gkv = TSimd.Broadcast(gk), gqv = TSimd.Broadcast(gq);
-                        for (; e + w <= dv; e += w)
+                        float* source = (float*)Source(i);
+                        float gk = d.GatedK[i], gq = d.GatedQ[i];
+                        for (int e = 0; e < dv; e++)
                         {
-                            T x = TSimd.Load(source + e);
-                            TSimd.Store(d.AccK + e, TSimd.MultiplyAdd(x, gkv, TSimd.Load(d.AccK + e)));
-                            TSimd.Store(d.AccQ + e, TSimd.MultiplyAdd(x, gqv, TSimd.Load(d.AccQ + e)));
+                            float x = source[e * sourceStride];
+                            d.AccK[e] += x * gk;
+                            d.AccQ[e] += x * gq;
                         }
                     }
-                    for (; e < dv; e++)
+                    for (int e = 0; e < dv; e++)
                     {
-                        float x = source[e * sourceStride];
-                        d.AccK[e] += x * gk;
-                        d.AccQ[e] += x * gq;
+                        d.U[e] = beta * (d.V[e] - d.AccK[e]);
+                        d.AccQ[e] = scale * (d.AccQ[e] + qk * d.U[e]);
                     }
-                }
-                for (int e = 0; e < dv; e++)
-                {
-                    d.U[e] = beta * (d.V[e] - d.AccK[e]);
-                    d.AccQ[e] = scale * (d.AccQ[e] + qk * d.U[e]);
-                }
-                for (int i = 0; i < dk; i++)
-                {
-                    float* source = (float*)Source(i), target = (float*)Target(i);
-                    float g = d.Gate[i], ki = d.K[i];
-                    int e = 0;
-                    if (contiguous)
+                    for (int i = 0; i < dk; i++)
                     {
-                        T gv = TSimd.Broadcast(g), kv = TSimd.Broadcast(ki);
-                        for (; e + w <= dv; e += w)
-                            TSimd.Store(target + e, TSimd.MultiplyAdd(TSimd.Load(d.U + e), kv, TSimd.Multiply(gv, TSimd.Load(source + e))));
+                        float* source = (float*)Source(i), target = (float*)Target(i);
+                        float g = d.Gate[i], ki = d.K[i];
+                        for (int e = 0; e < dv; e++) target[e * targetStride] = g * source[e * sourceStride] + ki * d.U[e];
                     }
-                    for (; e < dv; e++) target[e * targetStride] = g * source[e * sourceStride] + ki * d.U[e];
                 }
             }
             CpuPacking.WriteRow(p.O.Row(batch, head, t), p.O.S3, d.AccQ, 1f, dv, p.Type);
         }
+    }
+
+    /// <summary>
+    /// The K-major first pass of a decode step, <c>acc[e] = sum_i g[i] S[i][e]</c> for <c>e &lt; columns</c> (unit column
+    /// stride, rows <paramref name="stride"/> floats apart): one streaming pass over the rows per block of up to eight
+    /// vectors of columns (the whole row at Dv = 128 in 512-bit vectors), the sums in registers; columns past the last
+    /// whole vector are summed scalar. Rows are summed in order, as a per-row loop would.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void KeyMajorSums<TSimd, T>(float* s, long stride, int rows, int columns, float* g, float* acc)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int group = TSimd.Registers >= 32 ? 8 : 4;
+        int vectors = columns / w;
+        for (int j = 0; j < vectors; j += group)
+        {
+            long e = (long)j * w;
+            switch (Math.Min(group, vectors - j))
+            {
+                case 8: SumsBlock<TSimd, T, CpuLinearKernels.Eight>(s + e, stride, rows, g, acc + e); break;
+                case 7: SumsBlock<TSimd, T, CpuLinearKernels.Seven>(s + e, stride, rows, g, acc + e); break;
+                case 6: SumsBlock<TSimd, T, CpuLinearKernels.Six>(s + e, stride, rows, g, acc + e); break;
+                case 5: SumsBlock<TSimd, T, CpuLinearKernels.Five>(s + e, stride, rows, g, acc + e); break;
+                case 4: SumsBlock<TSimd, T, Four>(s + e, stride, rows, g, acc + e); break;
+                case 3: SumsBlock<TSimd, T, Three>(s + e, stride, rows, g, acc + e); break;
+                case 2: SumsBlock<TSimd, T, Two>(s + e, stride, rows, g, acc + e); break;
+                default: SumsBlock<TSimd, T, One>(s + e, stride, rows, g, acc + e); break;
+            }
+        }
+        for (int e = vectors * w; e < columns; e++)
+        {
+            float sum = 0;
+            for (int i = 0; i < rows; i++) sum += s[i * stride + e] * g[i];
+            acc[e] = sum;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SumsBlock<TSimd, T, TN>(float* s, long stride, int rows, float* g, float* acc)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero, a4 = TSimd.Zero, a5 = TSimd.Zero, a6 = TSimd.Zero, a7 = TSimd.Zero;
+        for (int i = 0; i < rows; i++, s += stride)
+        {
+            T gi = TSimd.Broadcast(g[i]);
+            a0 = TSimd.MultiplyAdd(TSimd.Load(s), gi, a0);
+            if (n > 1) a1 = TSimd.MultiplyAdd(TSimd.Load(s + w), gi, a1);
+            if (n > 2) a2 = TSimd.MultiplyAdd(TSimd.Load(s + 2 * w), gi, a2);
+            if (n > 3) a3 = TSimd.MultiplyAdd(TSimd.Load(s + 3 * w), gi, a3);
+            if (n > 4) a4 = TSimd.MultiplyAdd(TSimd.Load(s + 4 * w), gi, a4);
+            if (n > 5) a5 = TSimd.MultiplyAdd(TSimd.Load(s + 5 * w), gi, a5);
+            if (n > 6) a6 = TSimd.MultiplyAdd(TSimd.Load(s + 6 * w), gi, a6);
+            if (n > 7) a7 = TSimd.MultiplyAdd(TSimd.Load(s + 7 * w), gi, a7);
+        }
+        CpuLinearKernels.StoreVectors<TSimd, T, TN>(acc, a0, a1, a2, a3, a4, a5, a6, a7);
     }
 }

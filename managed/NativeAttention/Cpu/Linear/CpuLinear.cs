@@ -500,6 +500,8 @@ internal static unsafe class CpuLinear
             DecodeItem<TSimd, T>(p, item / p.Heads, item % p.Heads, q, k, v, row, acc, gate, raw);
     }
 
+    // Optimised at once rather than tiered: a decode step calls it once per (batch, head), so Tier0 code would run in timed steps.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeItem<TSimd, T>(Plan p, int batch, int head, float* q, float* k, float* v, float* row, float* acc, float* gate, float* raw)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {

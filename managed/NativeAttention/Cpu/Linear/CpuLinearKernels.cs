@@ -55,12 +55,31 @@ internal static unsafe class CpuLinearKernels
     private static void Block<TSimd, T, TN>(float* a, long lda, float* b, long ldb, int depth, float* c, long ldc, float* rowScale, float* rowBeta, float beta)
         where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
     {
-        int w = TSimd.Count;
-        int n = TN.Value;
         T c00 = TSimd.Zero, c01 = TSimd.Zero, c02 = TSimd.Zero, c03 = TSimd.Zero;
         T c10 = TSimd.Zero, c11 = TSimd.Zero, c12 = TSimd.Zero, c13 = TSimd.Zero;
         T c20 = TSimd.Zero, c21 = TSimd.Zero, c22 = TSimd.Zero, c23 = TSimd.Zero;
         T c30 = TSimd.Zero, c31 = TSimd.Zero, c32 = TSimd.Zero, c33 = TSimd.Zero;
+        Accumulate<TSimd, T, TN>(a, lda, b, ldb, depth, ref c00, ref c01, ref c02, ref c03, ref c10, ref c11, ref c12, ref c13,
+            ref c20, ref c21, ref c22, ref c23, ref c30, ref c31, ref c32, ref c33);
+        StoreRow<TSimd, T, TN>(c, 0, rowScale, rowBeta, beta, c00, c01, c02, c03);
+        StoreRow<TSimd, T, TN>(c + ldc, 1, rowScale, rowBeta, beta, c10, c11, c12, c13);
+        StoreRow<TSimd, T, TN>(c + 2 * ldc, 2, rowScale, rowBeta, beta, c20, c21, c22, c23);
+        StoreRow<TSimd, T, TN>(c + 3 * ldc, 3, rowScale, rowBeta, beta, c30, c31, c32, c33);
+    }
+
+    /// <summary>
+    /// The micro-kernel's inner loop, shared by <see cref="Block{TSimd, T, TN}"/> and
+    /// <see cref="OutputBlock{TSimd, T, TN}"/>: <c>c_rj += sum_k A[r][k] B[k][j]</c> for the 4 rows of A and
+    /// <c>TN</c> vectors of B's columns. Inlined, so the accumulators stay the caller's registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate<TSimd, T, TN>(float* a, long lda, float* b, long ldb, int depth,
+        ref T c00, ref T c01, ref T c02, ref T c03, ref T c10, ref T c11, ref T c12, ref T c13,
+        ref T c20, ref T c21, ref T c22, ref T c23, ref T c30, ref T c31, ref T c32, ref T c33)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
         float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
         float* bk = b;
         for (int k = 0; k < depth; k++, bk += ldb)
@@ -90,10 +109,6 @@ internal static unsafe class CpuLinearKernels
             if (n > 2) c32 = TSimd.MultiplyAdd(b2, x, c32);
             if (n > 3) c33 = TSimd.MultiplyAdd(b3, x, c33);
         }
-        StoreRow<TSimd, T, TN>(c, 0, rowScale, rowBeta, beta, c00, c01, c02, c03);
-        StoreRow<TSimd, T, TN>(c + ldc, 1, rowScale, rowBeta, beta, c10, c11, c12, c13);
-        StoreRow<TSimd, T, TN>(c + 2 * ldc, 2, rowScale, rowBeta, beta, c20, c21, c22, c23);
-        StoreRow<TSimd, T, TN>(c + 3 * ldc, 3, rowScale, rowBeta, beta, c30, c31, c32, c33);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -162,41 +177,13 @@ internal static unsafe class CpuLinearKernels
         float* a2, long lda2, float* b2, long ldb2, int depth2, float* c, long ldc)
         where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
     {
-        int w = TSimd.Count;
         int n = TN.Value;
         T c00 = TSimd.Zero, c01 = TSimd.Zero, c02 = TSimd.Zero, c03 = TSimd.Zero;
         T c10 = TSimd.Zero, c11 = TSimd.Zero, c12 = TSimd.Zero, c13 = TSimd.Zero;
         T c20 = TSimd.Zero, c21 = TSimd.Zero, c22 = TSimd.Zero, c23 = TSimd.Zero;
         T c30 = TSimd.Zero, c31 = TSimd.Zero, c32 = TSimd.Zero, c33 = TSimd.Zero;
-        float* a0 = a, a1 = a + lda, a2r = a1 + lda, a3 = a2r + lda;
-        float* bk = b;
-        for (int k = 0; k < depth; k++, bk += ldb)
-        {
-            T b0 = TSimd.Load(bk), b1 = default, b2v = default, b3 = default;
-            if (n > 1) b1 = TSimd.Load(bk + w);
-            if (n > 2) b2v = TSimd.Load(bk + 2 * w);
-            if (n > 3) b3 = TSimd.Load(bk + 3 * w);
-            T x = TSimd.Broadcast(a0[k]);
-            c00 = TSimd.MultiplyAdd(b0, x, c00);
-            if (n > 1) c01 = TSimd.MultiplyAdd(b1, x, c01);
-            if (n > 2) c02 = TSimd.MultiplyAdd(b2v, x, c02);
-            if (n > 3) c03 = TSimd.MultiplyAdd(b3, x, c03);
-            x = TSimd.Broadcast(a1[k]);
-            c10 = TSimd.MultiplyAdd(b0, x, c10);
-            if (n > 1) c11 = TSimd.MultiplyAdd(b1, x, c11);
-            if (n > 2) c12 = TSimd.MultiplyAdd(b2v, x, c12);
-            if (n > 3) c13 = TSimd.MultiplyAdd(b3, x, c13);
-            x = TSimd.Broadcast(a2r[k]);
-            c20 = TSimd.MultiplyAdd(b0, x, c20);
-            if (n > 1) c21 = TSimd.MultiplyAdd(b1, x, c21);
-            if (n > 2) c22 = TSimd.MultiplyAdd(b2v, x, c22);
-            if (n > 3) c23 = TSimd.MultiplyAdd(b3, x, c23);
-            x = TSimd.Broadcast(a3[k]);
-            c30 = TSimd.MultiplyAdd(b0, x, c30);
-            if (n > 1) c31 = TSimd.MultiplyAdd(b1, x, c31);
-            if (n > 2) c32 = TSimd.MultiplyAdd(b2v, x, c32);
-            if (n > 3) c33 = TSimd.MultiplyAdd(b3, x, c33);
-        }
+        Accumulate<TSimd, T, TN>(a, lda, b, ldb, depth, ref c00, ref c01, ref c02, ref c03, ref c10, ref c11, ref c12, ref c13,
+            ref c20, ref c21, ref c22, ref c23, ref c30, ref c31, ref c32, ref c33);
         T s = TSimd.Broadcast(rowScale[0]);
         c00 = TSimd.Multiply(c00, s); if (n > 1) c01 = TSimd.Multiply(c01, s); if (n > 2) c02 = TSimd.Multiply(c02, s); if (n > 3) c03 = TSimd.Multiply(c03, s);
         s = TSimd.Broadcast(rowScale[1]);
@@ -205,35 +192,8 @@ internal static unsafe class CpuLinearKernels
         c20 = TSimd.Multiply(c20, s); if (n > 1) c21 = TSimd.Multiply(c21, s); if (n > 2) c22 = TSimd.Multiply(c22, s); if (n > 3) c23 = TSimd.Multiply(c23, s);
         s = TSimd.Broadcast(rowScale[3]);
         c30 = TSimd.Multiply(c30, s); if (n > 1) c31 = TSimd.Multiply(c31, s); if (n > 2) c32 = TSimd.Multiply(c32, s); if (n > 3) c33 = TSimd.Multiply(c33, s);
-        a0 = a2; a1 = a2 + lda2; a2r = a1 + lda2; a3 = a2r + lda2;
-        bk = b2;
-        for (int k = 0; k < depth2; k++, bk += ldb2)
-        {
-            T b0 = TSimd.Load(bk), b1 = default, b2v = default, b3 = default;
-            if (n > 1) b1 = TSimd.Load(bk + w);
-            if (n > 2) b2v = TSimd.Load(bk + 2 * w);
-            if (n > 3) b3 = TSimd.Load(bk + 3 * w);
-            T x = TSimd.Broadcast(a0[k]);
-            c00 = TSimd.MultiplyAdd(b0, x, c00);
-            if (n > 1) c01 = TSimd.MultiplyAdd(b1, x, c01);
-            if (n > 2) c02 = TSimd.MultiplyAdd(b2v, x, c02);
-            if (n > 3) c03 = TSimd.MultiplyAdd(b3, x, c03);
-            x = TSimd.Broadcast(a1[k]);
-            c10 = TSimd.MultiplyAdd(b0, x, c10);
-            if (n > 1) c11 = TSimd.MultiplyAdd(b1, x, c11);
-            if (n > 2) c12 = TSimd.MultiplyAdd(b2v, x, c12);
-            if (n > 3) c13 = TSimd.MultiplyAdd(b3, x, c13);
-            x = TSimd.Broadcast(a2r[k]);
-            c20 = TSimd.MultiplyAdd(b0, x, c20);
-            if (n > 1) c21 = TSimd.MultiplyAdd(b1, x, c21);
-            if (n > 2) c22 = TSimd.MultiplyAdd(b2v, x, c22);
-            if (n > 3) c23 = TSimd.MultiplyAdd(b3, x, c23);
-            x = TSimd.Broadcast(a3[k]);
-            c30 = TSimd.MultiplyAdd(b0, x, c30);
-            if (n > 1) c31 = TSimd.MultiplyAdd(b1, x, c31);
-            if (n > 2) c32 = TSimd.MultiplyAdd(b2v, x, c32);
-            if (n > 3) c33 = TSimd.MultiplyAdd(b3, x, c33);
-        }
+        Accumulate<TSimd, T, TN>(a2, lda2, b2, ldb2, depth2, ref c00, ref c01, ref c02, ref c03, ref c10, ref c11, ref c12, ref c13,
+            ref c20, ref c21, ref c22, ref c23, ref c30, ref c31, ref c32, ref c33);
         StoreRow<TSimd, T, TN>(c, 0, null, null, 0f, c00, c01, c02, c03);
         StoreRow<TSimd, T, TN>(c + ldc, 1, null, null, 0f, c10, c11, c12, c13);
         StoreRow<TSimd, T, TN>(c + 2 * ldc, 2, null, null, 0f, c20, c21, c22, c23);
@@ -344,10 +304,11 @@ internal static unsafe class CpuLinearKernels
         }
     }
 
-    private struct Five : IConstant { public static int Value => 5; }
-    private struct Six : IConstant { public static int Value => 6; }
-    private struct Seven : IConstant { public static int Value => 7; }
-    private struct Eight : IConstant { public static int Value => 8; }
+    // Column-block widths past Four (Cpu/Flash/Constants.cs), for the decode blocks here and in Cpu/DeltaRule.
+    internal struct Five : IConstant { public static int Value => 5; }
+    internal struct Six : IConstant { public static int Value => 6; }
+    internal struct Seven : IConstant { public static int Value => 7; }
+    internal struct Eight : IConstant { public static int Value => 8; }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeBlock<TSimd, T, TN>(float* s, long sourceStride, float* t, long targetStride, int rows,
@@ -379,14 +340,24 @@ internal static unsafe class CpuLinearKernels
             if (n > 6) { x = TSimd.MultiplyAdd(kf, v6, TSimd.Multiply(g, TSimd.Load(s + 6 * w))); TSimd.Store(t + 6 * w, x); o6 = TSimd.MultiplyAdd(qf, x, o6); }
             if (n > 7) { x = TSimd.MultiplyAdd(kf, v7, TSimd.Multiply(g, TSimd.Load(s + 7 * w))); TSimd.Store(t + 7 * w, x); o7 = TSimd.MultiplyAdd(qf, x, o7); }
         }
-        TSimd.Store(output, o0);
-        if (n > 1) TSimd.Store(output + w, o1);
-        if (n > 2) TSimd.Store(output + 2 * w, o2);
-        if (n > 3) TSimd.Store(output + 3 * w, o3);
-        if (n > 4) TSimd.Store(output + 4 * w, o4);
-        if (n > 5) TSimd.Store(output + 5 * w, o5);
-        if (n > 6) TSimd.Store(output + 6 * w, o6);
-        if (n > 7) TSimd.Store(output + 7 * w, o7);
+        StoreVectors<TSimd, T, TN>(output, o0, o1, o2, o3, o4, o5, o6, o7);
+    }
+
+    /// <summary>The first <c>TN</c> (up to eight) of the vectors to consecutive vectors from <paramref name="target"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreVectors<TSimd, T, TN>(float* target, T x0, T x1, T x2, T x3, T x4, T x5, T x6, T x7)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TN : struct, IConstant
+    {
+        int w = TSimd.Count;
+        int n = TN.Value;
+        TSimd.Store(target, x0);
+        if (n > 1) TSimd.Store(target + w, x1);
+        if (n > 2) TSimd.Store(target + 2 * w, x2);
+        if (n > 3) TSimd.Store(target + 3 * w, x3);
+        if (n > 4) TSimd.Store(target + 4 * w, x4);
+        if (n > 5) TSimd.Store(target + 5 * w, x5);
+        if (n > 6) TSimd.Store(target + 6 * w, x6);
+        if (n > 7) TSimd.Store(target + 7 * w, x7);
     }
 
     /// <summary>

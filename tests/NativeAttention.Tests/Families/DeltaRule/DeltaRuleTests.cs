@@ -3,6 +3,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using Xunit;
+using static NativeAttention.Tests.RecurrentTestSupport;
 
 namespace NativeAttention.Tests;
 
@@ -54,30 +55,30 @@ public sealed class DeltaRuleData
     public static DeltaRuleData Create(DeltaRuleTestCase c)
     {
         var random = new Random(c.Seed);
-        TensorView Input(int heads, int dim, double range) => LinearTests.Tensor(c.Type, c.TokenMajor, [c.Batch, heads, c.Length, dim], random, -range, range);
+        TensorView Input(int heads, int dim, double range) => Tensor(c.Type, c.TokenMajor, [c.Batch, heads, c.Length, dim], random, -range, range);
         // Without normalisation keys get |k|^2 about 1/3, so that I - beta k k^T stays a contraction for beta <= 2.
         var q = Input(c.QueryHeads, c.KeyDim, 1);
         var k = Input(c.KeyHeads, c.KeyDim, c.L2Norm ? 1 : 1 / Math.Sqrt(c.KeyDim));
         var v = Input(c.ValueHeads, c.ValueDim, 1);
-        var beta = LinearTests.Tensor(c.BetaInStorageType ? c.Type : ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length], random, 0, c.BetaMax);
+        var beta = Tensor(c.BetaInStorageType ? c.Type : ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length], random, 0, c.BetaMax);
         TensorView? gate = c.Variant switch
         {
-            DeltaRuleVariant.GatedDeltaNet => LinearTests.Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length], random, -c.GateRange, 0),
-            DeltaRuleVariant.Kda => LinearTests.Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.KeyDim], random, -c.GateRange, 0),
+            DeltaRuleVariant.GatedDeltaNet => Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length], random, -c.GateRange, 0),
+            DeltaRuleVariant.Kda => Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.KeyDim], random, -c.GateRange, 0),
             _ => null,
         };
         int[] stateShape = [c.Sequences, c.Heads, .. c.StateTail];
         return new DeltaRuleData
         {
             Query = q, Key = k, Value = v, Beta = beta,
-            Output = LinearTests.Tensor(c.Type, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.ValueDim], null, 0, 0),
+            Output = Tensor(c.Type, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.ValueDim], null, 0, 0),
             Initial = c.InitialState ? TestTensors.Uniform(ElementType.Float32, random, 1.0, stateShape) : null,
             Final = TestTensors.Zeros(ElementType.Float32, stateShape),
             Options = new DeltaRuleOptions
             {
                 Variant = c.Variant, LogGate = gate, L2NormalizeQueryKey = c.L2Norm, Scale = c.Scale, ChunkSize = c.Chunk,
                 StateLayout = c.ValueMajor ? DeltaStateLayout.ValueMajor : DeltaStateLayout.KeyMajor,
-                CuSeqLens = c.Packed is { } lengths ? lengths.Aggregate(new List<int> { 0 }, (l, n) => { l.Add(l[^1] + n); return l; }).ToArray() : ReadOnlyMemory<int>.Empty,
+                CuSeqLens = Offsets(c.Packed),
             },
         };
     }
@@ -89,7 +90,7 @@ public sealed class DeltaRuleData
         TensorView? Put(TensorView? host) => host is { } view ? on.Put(view) : null;
         var o = on.Put(Output);
         var final = on.Put(Final);
-        LinearTests.Kernel(() => context.DeltaRuleChunked(on.Put(Query), on.Put(Key), on.Put(Value), on.Put(Beta), o, Options with { LogGate = Put(Options.LogGate) }, Put(Initial), final));
+        Kernel(() => context.DeltaRuleChunked(on.Put(Query), on.Put(Key), on.Put(Value), on.Put(Beta), o, Options with { LogGate = Put(Options.LogGate) }, Put(Initial), final));
         on.Back(o, Output);
         on.Back(final, Final);
     }
@@ -105,8 +106,6 @@ public abstract class DeltaRuleTests
 {
     /// <summary>The backend under test.</summary>
     protected abstract Backend Backend { get; }
-
-    private static readonly (int Q, int K, int V)[] HeadShapes = [(1, 1, 1), (2, 2, 2), (4, 2, 2), (4, 1, 1), (2, 2, 4), (1, 1, 3)];
 
     /// <summary>Random valid problems over every option (sizes small: the reference is a token loop).</summary>
     public static Gen<DeltaRuleTestCase> Cases { get; } =
@@ -169,42 +168,22 @@ public abstract class DeltaRuleTests
     }
 
     /// <summary>The backend's context, after a one-token call that skips the test when the backend has no delta-rule kernel yet.</summary>
-    private AttentionContext Context(int? vectorBits = null)
-    {
-        var context = vectorBits is int bits && Backend == Backend.Cpu
-            ? new Cpu.CpuContext(new ContextOptions { Threads = 2 }) { ForcedVectorBits = bits }
-            : TestBackend.CreateOrSkip(Backend, threads: 2);
-        using var on = new OnContext(context);
-        var x = on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1));
-        var probe = () => context.DeltaRuleChunked(x, x, x, on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1)), on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1)));
-        try
+    private AttentionContext Context(int? vectorBits = null) =>
+        RecurrentTestSupport.Context(Backend, vectorBits, (context, on) =>
         {
-            LinearTests.Kernel(probe);
-        }
-        catch (SkipException)
-        {
-            context.Dispose();
-            throw;
-        }
-        return context;
-    }
+            var x = on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1));
+            context.DeltaRuleChunked(x, x, x, on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1)), on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1)));
+        });
 
     private void CheckCases(Gen<DeltaRuleTestCase> cases, int count, int? vectorBits = null)
     {
         using var context = Context(vectorBits);
-        Properties.Check(Arb.From(cases), c =>
+        RecurrentTestSupport.CheckCases(cases, count, vectorBits, c =>
         {
             var d = DeltaRuleData.Create(c);
             d.Run(context);
-            try
-            {
-                AssertMatchesReference(c, d);
-            }
-            catch (Exception e) when (vectorBits.HasValue)
-            {
-                throw new InvalidOperationException($"at {vectorBits}-bit vectors: {e.Message}", e);
-            }
-        }, count);
+            return d;
+        }, AssertMatchesReference);
     }
 
     [SkippableFact]
@@ -214,8 +193,14 @@ public abstract class DeltaRuleTests
     public void DeltaRule_EveryVectorWidth_MatchesReference()
     {
         Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
-        foreach (int bits in new[] { 0, 128, 256, 512 }.Where(b => b <= Cpu.CpuFeatures.VectorBits))
+        foreach (int bits in VectorWidths())
+        {
             CheckCases(Cases, count: 6, vectorBits: bits);
+            // The decode kernels (both state layouts, column blocks and scalar tails) at this width too.
+            using var context = Context(bits);
+            SampledCasesPass(context, r => DeltaRuleCase.Sample(r) is var c ? c with { Decode = true, Packed = 0, Length = Math.Min(c.Length, LinearProblem.MaxVerifyTokens) } : null!,
+                seed: 1500 + bits, count: 6);
+        }
     }
 
     [SkippableFact]
@@ -223,15 +208,7 @@ public abstract class DeltaRuleTests
     {
         // What `verify` and `fuzz --replay` run: the case's own call (prefill or in-place decode) and its check.
         using var context = Context();
-        var random = new Random(1414);
-        for (int i = 0; i < 16; i++)
-        {
-            var c = DeltaRuleCase.Sample(random);
-            var tensors = c.CreateTensors();
-            CaseRunner.Run(context, c, tensors);
-            var check = c.Check(tensors);
-            Assert.True(check.Passed, $"{c.ToSpec()}: {check.Detail}");
-        }
+        SampledCasesPass(context, DeltaRuleCase.Sample, seed: 1414, count: 16);
     }
 
     // ---- Metamorphic properties (float32) ----
@@ -240,25 +217,11 @@ public abstract class DeltaRuleTests
         from c in Cases where c.Packed is null
         select c with { Type = ElementType.Float32 };
 
-    private static TensorView Rows(TensorView view, int start, int length) => view.Slice(2, start, length);
-
     private static DeltaRuleOptions For(DeltaRuleData d, int start, int n) => d.Options with { LogGate = d.Options.LogGate is { } g ? Rows(g, start, n) : null };
 
-    private static void AssertNear(double[] expected, double[] actual, double relative, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = expected.Select(Math.Abs).DefaultIfEmpty(0).Max();
-        for (int i = 0; i < expected.Length; i++)
-            if (!(Math.Abs(expected[i] - actual[i]) <= relative * (1 + scale)))
-                Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]}");
-    }
-
     /// <summary>Copies <c>[B, H, n, Dv]</c> rows into tokens <c>[start, start + n)</c> of a <c>[B, H, N, Dv]</c> array.</summary>
-    private static void Place(double[] rows, double[] into, DeltaRuleTestCase c, int start, int n)
-    {
-        for (int bh = 0; bh < c.Batch * c.Heads; bh++)
-            Array.Copy(rows, (long)bh * n * c.ValueDim, into, ((long)bh * c.Length + start) * c.ValueDim, (long)n * c.ValueDim);
-    }
+    private static void Place(double[] rows, double[] into, DeltaRuleTestCase c, int start, int n) =>
+        RecurrentTestSupport.Place(rows, into, c.Batch * c.Heads, c.Length, c.ValueDim, start, n);
 
     private static double[] Output(AttentionContext context, DeltaRuleData d)
     {
@@ -300,7 +263,7 @@ public abstract class DeltaRuleTests
             var prefillOut = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, prefix, c.ValueDim]);
             var stateOn = on.Put(state);
             var prefillOutOn = on.Put(prefillOut);
-            LinearTests.Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, 0, prefix)), Put(on, Rows(d.Key, 0, prefix)), Put(on, Rows(d.Value, 0, prefix)),
+            Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, 0, prefix)), Put(on, Rows(d.Key, 0, prefix)), Put(on, Rows(d.Value, 0, prefix)),
                 Put(on, Rows(d.Beta, 0, prefix)), prefillOutOn, On(on, For(d, 0, prefix)), Put(on, d.Initial), stateOn));
             on.Back(prefillOutOn, prefillOut);
             var actual = new double[expected.Length];
@@ -309,7 +272,7 @@ public abstract class DeltaRuleTests
             {
                 var o = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]);
                 var oOn = on.Put(o);
-                LinearTests.Kernel(() => context.DeltaRuleDecodeStep(Put(on, Rows(d.Query, t, 1)), Put(on, Rows(d.Key, t, 1)), Put(on, Rows(d.Value, t, 1)), Put(on, Rows(d.Beta, t, 1)),
+                Kernel(() => context.DeltaRuleDecodeStep(Put(on, Rows(d.Query, t, 1)), Put(on, Rows(d.Key, t, 1)), Put(on, Rows(d.Value, t, 1)), Put(on, Rows(d.Beta, t, 1)),
                     oOn, stateOn, On(on, For(d, t, 1))));
                 on.Back(oOn, o);
                 Place(o.ToDoubleArray(), actual, c, t, 1);
@@ -338,9 +301,9 @@ public abstract class DeltaRuleTests
             var second = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, rest, c.ValueDim]);
             using var on = new OnContext(context);
             var (middleOn, endOn, firstOn, secondOn) = (on.Put(middle), on.Put(end), on.Put(first), on.Put(second));
-            LinearTests.Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, 0, cut)), Put(on, Rows(d.Key, 0, cut)), Put(on, Rows(d.Value, 0, cut)), Put(on, Rows(d.Beta, 0, cut)),
+            Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, 0, cut)), Put(on, Rows(d.Key, 0, cut)), Put(on, Rows(d.Value, 0, cut)), Put(on, Rows(d.Beta, 0, cut)),
                 firstOn, On(on, For(d, 0, cut)), Put(on, d.Initial), middleOn));
-            LinearTests.Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, cut, rest)), Put(on, Rows(d.Key, cut, rest)), Put(on, Rows(d.Value, cut, rest)), Put(on, Rows(d.Beta, cut, rest)),
+            Kernel(() => context.DeltaRuleChunked(Put(on, Rows(d.Query, cut, rest)), Put(on, Rows(d.Key, cut, rest)), Put(on, Rows(d.Value, cut, rest)), Put(on, Rows(d.Beta, cut, rest)),
                 secondOn, On(on, For(d, cut, rest)), middleOn, endOn));
             on.Back(firstOn, first);
             on.Back(secondOn, second);
@@ -370,7 +333,7 @@ public abstract class DeltaRuleTests
             var verifyOut = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, c.Length, c.ValueDim]);
             using var on = new OnContext(context);
             var (stateOn, intermediateOn, verifyOutOn) = (on.Put(state), on.Put(intermediate), on.Put(verifyOut));
-            LinearTests.Kernel(() => context.DeltaRuleDecodeStep(on.Put(d.Query), on.Put(d.Key), on.Put(d.Value), on.Put(d.Beta), verifyOutOn, stateOn, On(on, d.Options), intermediateOn));
+            Kernel(() => context.DeltaRuleDecodeStep(on.Put(d.Query), on.Put(d.Key), on.Put(d.Value), on.Put(d.Beta), verifyOutOn, stateOn, On(on, d.Options), intermediateOn));
             on.Back(stateOn, state);
             on.Back(verifyOutOn, verifyOut);
             AssertNear(d.Initial.Value.ToDoubleArray(), state.ToDoubleArray(), 0, $"{c}: verify must not change the state");
@@ -384,7 +347,7 @@ public abstract class DeltaRuleTests
             {
                 var o = TestTensors.Zeros(c.Type, [c.Batch, c.Heads, 1, c.ValueDim]);
                 var oOn = on.Put(o);
-                LinearTests.Kernel(() => context.DeltaRuleDecodeStep(Put(on, Rows(d.Query, t, 1)), Put(on, Rows(d.Key, t, 1)), Put(on, Rows(d.Value, t, 1)), Put(on, Rows(d.Beta, t, 1)),
+                Kernel(() => context.DeltaRuleDecodeStep(Put(on, Rows(d.Query, t, 1)), Put(on, Rows(d.Key, t, 1)), Put(on, Rows(d.Value, t, 1)), Put(on, Rows(d.Beta, t, 1)),
                     oOn, decodedOn, On(on, For(d, t, 1))));
                 on.Back(oOn, o);
                 Place(o.ToDoubleArray(), decodeOut, c, t, 1);
@@ -524,7 +487,7 @@ public abstract class DeltaRuleTests
         using (var on = new OnContext(context))
         {
             var (oOn, finalOn) = (on.Put(o), on.Put(final));
-            LinearTests.Kernel(() => context.DeltaRuleChunked(on.Put(q), on.Put(k), on.Put(v), on.Put(beta), oOn, On(on, options), null, finalOn));
+            Kernel(() => context.DeltaRuleChunked(on.Put(q), on.Put(k), on.Put(v), on.Put(beta), oOn, On(on, options), null, finalOn));
             on.Back(oOn, o);
             on.Back(finalOn, final);
         }
@@ -545,13 +508,6 @@ public abstract class DeltaRuleTests
 
     /// <summary>Options whose log gates are placed on the context.</summary>
     private static DeltaRuleOptions On(OnContext on, DeltaRuleOptions options) => options with { LogGate = Put(on, options.LogGate) };
-
-    private static ArgumentException Names(string name, Action call)
-    {
-        var e = Assert.ThrowsAny<ArgumentException>(call);
-        Assert.Equal(name, e.ParamName);
-        return e;
-    }
 
     [SkippableFact]
     public void DeltaRule_BadInput_IsNamed()

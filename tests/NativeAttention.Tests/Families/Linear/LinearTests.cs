@@ -3,6 +3,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using Xunit;
+using static NativeAttention.Tests.RecurrentTestSupport;
 
 namespace NativeAttention.Tests;
 
@@ -53,14 +54,14 @@ public sealed class LinearData
     public static LinearData Create(LinearTestCase c)
     {
         var random = new Random(c.Seed);
-        TensorView Input(int heads, int dim, double lo = -1, double hi = 1) => LinearTests.Tensor(c.Type, c.TokenMajor, [c.Batch, heads, c.Length, dim], random, lo, hi);
+        TensorView Input(int heads, int dim, double lo = -1, double hi = 1) => Tensor(c.Type, c.TokenMajor, [c.Batch, heads, c.Length, dim], random, lo, hi);
         var q = Input(c.QueryHeads, c.KeyDim);
         var k = Input(c.KeyHeads, c.KeyDim);
         var v = Input(c.ValueHeads, c.ValueDim);
         TensorView? gate = c.Decay switch
         {
-            DecayKind.PerToken => LinearTests.Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length], random, -c.GateRange, 0),
-            DecayKind.PerTokenPerKey => LinearTests.Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.KeyDim], random, -c.GateRange, 0),
+            DecayKind.PerToken => Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length], random, -c.GateRange, 0),
+            DecayKind.PerTokenPerKey => Tensor(ElementType.Float32, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.KeyDim], random, -c.GateRange, 0),
             _ => null,
         };
         float[] headDecay = c.Decay == DecayKind.PerHead ? Enumerable.Range(0, c.Heads).Select(_ => (float)(-c.GateRange * random.NextDouble())).ToArray() : [];
@@ -80,14 +81,14 @@ public sealed class LinearData
         return new LinearData
         {
             Query = q, Key = k, Value = v,
-            Output = LinearTests.Tensor(c.Type, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.ValueDim], null, 0, 0),
+            Output = Tensor(c.Type, c.TokenMajor, [c.Batch, c.Heads, c.Length, c.ValueDim], null, 0, 0),
             Initial = initial,
             Final = c.Causal ? TestTensors.Zeros(ElementType.Float32, stateShape) : null,
             Options = new LinearOptions
             {
                 FeatureMap = c.Map, Decay = c.Decay, HeadLogDecay = headDecay, LogGate = gate, Normalize = c.Normalize, Causal = c.Causal,
                 ChunkSize = c.Chunk, Scale = c.Scale, Epsilon = c.Epsilon,
-                CuSeqLens = c.Packed is { } lengths ? lengths.Aggregate(new List<int> { 0 }, (l, n) => { l.Add(l[^1] + n); return l; }).ToArray() : ReadOnlyMemory<int>.Empty,
+                CuSeqLens = Offsets(c.Packed),
             },
         };
     }
@@ -99,7 +100,7 @@ public sealed class LinearData
         TensorView? Put(TensorView? host) => host is { } view ? on.Put(view) : null;
         var o = on.Put(Output);
         var final = Put(Final);
-        LinearTests.Kernel(() => context.LinearChunked(on.Put(Query), on.Put(Key), on.Put(Value), o, Options with { LogGate = Put(Options.LogGate) }, Put(Initial), final));
+        Kernel(() => context.LinearChunked(on.Put(Query), on.Put(Key), on.Put(Value), o, Options with { LogGate = Put(Options.LogGate) }, Put(Initial), final));
         on.Back(o, Output);
         if (final is { } f) on.Back(f, Final!.Value);
     }
@@ -114,39 +115,6 @@ public abstract class LinearTests
 {
     /// <summary>The backend under test.</summary>
     protected abstract Backend Backend { get; }
-
-    /// <summary>Runs a kernel call; a backend without a linear kernel skips the test with its message.</summary>
-    internal static void Kernel(Action call)
-    {
-        try
-        {
-            call();
-        }
-        catch (NotSupportedException e)
-        {
-            Skip.If(true, $"no kernel: {e.Message}");
-        }
-    }
-
-    /// <summary>
-    /// A tensor of logical shape <paramref name="shape"/> (<c>[B, H, N, ...]</c>), head-major or token-major
-    /// (<c>[B, N, H, ...]</c> in memory), uniform in <c>[lo, hi]</c> (zeros without a random source).
-    /// </summary>
-    internal static TensorView Tensor(ElementType type, bool tokenMajor, int[] shape, Random? random, double lo, double hi)
-    {
-        int[] order = tokenMajor ? [0, 2, 1, .. Enumerable.Range(3, shape.Length - 3)] : Enumerable.Range(0, shape.Length).ToArray();
-        var storage = TestTensors.Zeros(type, order.Select(a => shape[a]).ToArray());
-        var view = storage.Permute(order); // order is its own inverse
-        if (random is not null)
-        {
-            var values = new double[view.ElementCount];
-            for (long i = 0; i < values.Length; i++) values[i] = lo + (hi - lo) * random.NextDouble();
-            view.CopyFrom(values);
-        }
-        return view;
-    }
-
-    private static readonly (int Q, int K, int V)[] HeadShapes = [(1, 1, 1), (2, 2, 2), (4, 2, 2), (4, 1, 1), (2, 2, 4), (1, 1, 3)];
 
     /// <summary>Random valid problems over every option (sizes small: the reference is a token loop).</summary>
     public static Gen<LinearTestCase> Cases { get; } =
@@ -222,42 +190,22 @@ public abstract class LinearTests
     }
 
     /// <summary>The backend's context, after a one-token call that skips the test when the backend has no linear kernel yet.</summary>
-    private AttentionContext Context(int? vectorBits = null)
-    {
-        var context = vectorBits is int bits && Backend == Backend.Cpu
-            ? new Cpu.CpuContext(new ContextOptions { Threads = 2 }) { ForcedVectorBits = bits }
-            : TestBackend.CreateOrSkip(Backend, threads: 2);
-        using var on = new OnContext(context);
-        var x = on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1));
-        var probe = () => context.LinearChunked(x, x, x, on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1)));
-        try
+    private AttentionContext Context(int? vectorBits = null) =>
+        RecurrentTestSupport.Context(Backend, vectorBits, (context, on) =>
         {
-            Kernel(probe);
-        }
-        catch (SkipException)
-        {
-            context.Dispose();
-            throw;
-        }
-        return context;
-    }
+            var x = on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1));
+            context.LinearChunked(x, x, x, on.Put(TestTensors.Zeros(ElementType.Float32, 1, 1, 1, 1)));
+        });
 
     private void CheckCases(Gen<LinearTestCase> cases, int count, int? vectorBits = null)
     {
         using var context = Context(vectorBits);
-        Properties.Check(Arb.From(cases), c =>
+        RecurrentTestSupport.CheckCases(cases, count, vectorBits, c =>
         {
             var d = LinearData.Create(c);
             d.Run(context);
-            try
-            {
-                AssertMatchesReference(c, d);
-            }
-            catch (Exception e) when (vectorBits.HasValue)
-            {
-                throw new InvalidOperationException($"at {vectorBits}-bit vectors: {e.Message}", e);
-            }
-        }, count);
+            return d;
+        }, AssertMatchesReference);
     }
 
     [SkippableFact]
@@ -267,8 +215,22 @@ public abstract class LinearTests
     public void Linear_EveryVectorWidth_MatchesReference()
     {
         Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
-        foreach (int bits in new[] { 0, 128, 256, 512 }.Where(b => b <= Cpu.CpuFeatures.VectorBits))
+        foreach (int bits in VectorWidths())
+        {
             CheckCases(Cases, count: 8, vectorBits: bits);
+            // The decode kernel (column blocks and scalar tails) at this width too.
+            using var context = Context(bits);
+            SampledCasesPass(context, r => LinearCase.Sample(r) is var c ? c with { Decode = true, Causal = true, Packed = 0, Length = Math.Min(c.Length, LinearProblem.MaxVerifyTokens) } : null!,
+                seed: 1400 + bits, count: 6);
+        }
+    }
+
+    [SkippableFact]
+    public void Linear_SampledCases_PassTheCaseCheck()
+    {
+        // What `verify`, `fuzz --family linear` and `fuzz --replay` run: the case's own call (chunked or in-place decode) and its check.
+        using var context = Context();
+        SampledCasesPass(context, LinearCase.Sample, seed: 1313, count: 16);
     }
 
     // ---- Metamorphic properties (float32) ----
@@ -281,15 +243,6 @@ public abstract class LinearTests
     {
         d.Run(context);
         return d.Output.ToDoubleArray();
-    }
-
-    private static void AssertNear(double[] expected, double[] actual, double relative, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = expected.Select(Math.Abs).DefaultIfEmpty(0).Max();
-        for (int i = 0; i < expected.Length; i++)
-            if (!(Math.Abs(expected[i] - actual[i]) <= relative * (1 + scale)))
-                Assert.Fail($"{what}: element {i} is {actual[i]}, expected {expected[i]}");
     }
 
     [SkippableFact]
@@ -307,9 +260,6 @@ public abstract class LinearTests
             }
         }, count: 8);
     }
-
-    /// <summary>The rows <c>[start, start + length)</c> of axis 2 of a <c>[B, H, N, D]</c> tensor, as a tensor of their own.</summary>
-    private static TensorView Rows(TensorView view, int start, int length) => view.Slice(2, start, length);
 
     [SkippableFact]
     public void Linear_PrefillThenDecode_EqualsOneShot()
@@ -355,11 +305,8 @@ public abstract class LinearTests
     }
 
     /// <summary>Copies <c>[B, H, n, Dv]</c> rows into tokens <c>[start, start + n)</c> of a <c>[B, H, N, Dv]</c> array.</summary>
-    private static void Place(double[] rows, double[] into, LinearTestCase c, int start, int n)
-    {
-        for (int bh = 0; bh < c.Batch * c.Heads; bh++)
-            Array.Copy(rows, (long)bh * n * c.ValueDim, into, ((long)bh * c.Length + start) * c.ValueDim, (long)n * c.ValueDim);
-    }
+    private static void Place(double[] rows, double[] into, LinearTestCase c, int start, int n) =>
+        RecurrentTestSupport.Place(rows, into, c.Batch * c.Heads, c.Length, c.ValueDim, start, n);
 
     [SkippableFact]
     public void Linear_SplitWithCarriedState_EqualsWhole()
@@ -548,13 +495,6 @@ public abstract class LinearTests
     }
 
     // ---- Bad input ----
-
-    private static ArgumentException Names(string name, Action call)
-    {
-        var e = Assert.ThrowsAny<ArgumentException>(call);
-        Assert.Equal(name, e.ParamName);
-        return e;
-    }
 
     [SkippableFact]
     public void Linear_BadInput_IsNamed()
