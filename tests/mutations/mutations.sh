@@ -238,8 +238,8 @@ mutation linear-gpu-value-head \
 mutation ilgpu-view-index \
   managed/NativeAttention.Ilgpu/Interop/IlgpuAttention.cs 'FullyQualifiedName~NativeAttention.Ilgpu.Tests.Interop' \
   'ILGPU interop forgets where a sub-view starts in its buffer: the tensor starts at the buffer'"'"'s element 0' \
-  'var tensor = new TensorView(Storage(buffer, type, name), shape, strides, index + offset);' \
-  'var tensor = new TensorView(Storage(buffer, type, name), shape, strides, offset);'
+  'return new TensorView(Storage(buffer, type, name), shape, strides, index + offset);' \
+  'return new TensorView(Storage(buffer, type, name), shape, strides, offset);'
 
 mutation ilgpu-2d-strides \
   managed/NativeAttention.Ilgpu/Interop/IlgpuAttention.cs 'FullyQualifiedName~NativeAttention.Ilgpu.Tests.Interop' \

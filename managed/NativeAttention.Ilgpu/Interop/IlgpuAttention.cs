@@ -96,6 +96,22 @@ public sealed class IlgpuAttention : IDisposable
     public TensorView View<T>(ArrayView<T> view, params ReadOnlySpan<int> shape) where T : unmanaged =>
         Wrap(view, shape, TensorView.ContiguousStrides(shape), 0, nameof(view));
 
+    /// <summary>A row-major contiguous tensor over the first elements of a dense 1-D view (what <c>buffer.View</c> gives).</summary>
+    /// <exception cref="ArgumentException">As for <see cref="View{T}(ArrayView{T}, ReadOnlySpan{int})"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The view's buffer or this object was disposed.</exception>
+    public TensorView View<T>(ArrayView1D<T, Stride1D.Dense> view, params ReadOnlySpan<int> shape) where T : unmanaged =>
+        Wrap(view.BaseView, shape, TensorView.ContiguousStrides(shape), 0, nameof(view));
+
+    /// <summary>A row-major contiguous tensor over the first elements of a 1-D buffer: <c>View(q, B, H, N, D)</c>.</summary>
+    /// <exception cref="ArgumentException">As for <see cref="View{T}(ArrayView{T}, ReadOnlySpan{int})"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The buffer or this object was disposed.</exception>
+    public TensorView View<T>(MemoryBuffer1D<T, Stride1D.Dense> buffer, params ReadOnlySpan<int> shape) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ObjectDisposedException.ThrowIf(buffer.IsDisposed, buffer);
+        return Wrap(buffer.View.BaseView, shape, TensorView.ContiguousStrides(shape), 0, nameof(buffer));
+    }
+
     /// <summary>
     /// A strided tensor over <paramref name="view"/>: element <c>(i0, i1, ...)</c> is <c>view[offset + sum(i_k * strides[k])]</c>,
     /// strides in elements. Every element must lie inside <paramref name="view"/> (not merely inside its buffer).
@@ -197,20 +213,37 @@ public sealed class IlgpuAttention : IDisposable
         var buffer = BufferOf(view, name);
         if (offset < 0)
             throw new ArgumentOutOfRangeException(nameof(offset), offset, "The element offset must be non-negative.");
+        CheckInsideView(view.Length, shape, strides, offset, name);
         // Element 0 of the view is element Index of the buffer, counted in T (ILGPU keeps Index in the view's element size).
         long index = ((IContiguousArrayView)view).Index;
-        var tensor = new TensorView(Storage(buffer, type, name), shape, strides, index + offset);
+        return new TensorView(Storage(buffer, type, name), shape, strides, index + offset);
+    }
+
+    /// <summary>
+    /// Throws naming <paramref name="name"/> when a well-formed tensor reaches past the ILGPU view (which may be a sub-view
+    /// of a larger buffer); malformed shapes and strides are left to <see cref="TensorView"/>'s own checks.
+    /// </summary>
+    private static void CheckInsideView(long viewLength, ReadOnlySpan<int> shape, ReadOnlySpan<long> strides, long offset, string name)
+    {
+        if (shape.Length != strides.Length) return;
         long last = offset;
         for (int i = 0; i < shape.Length; i++)
         {
-            if (shape[i] == 0) return tensor;
-            last += (shape[i] - 1) * strides[i];
+            if (shape[i] < 0 || strides[i] < 0) return;
+            if (shape[i] == 0) return;
         }
-        if (last >= view.Length)
+        try
+        {
+            for (int i = 0; i < shape.Length; i++) last = checked(last + (shape[i] - 1) * strides[i]);
+        }
+        catch (OverflowException)
+        {
+            last = long.MaxValue;
+        }
+        if (last >= viewLength)
             throw new ArgumentException(
-                $"A tensor of shape [{string.Join(", ", shape.ToArray())}] with strides [{string.Join(", ", strides.ToArray())}] at offset {offset} reaches element {last} of {name}, which holds {view.Length}.",
+                $"A tensor of shape [{string.Join(", ", shape.ToArray())}] with strides [{string.Join(", ", strides.ToArray())}] at offset {offset} reaches element {last} of {name}, which holds {viewLength}.",
                 name);
-        return tensor;
     }
 
     /// <summary>The view's ILGPU buffer, after checking that it is valid, alive and this accelerator's.</summary>

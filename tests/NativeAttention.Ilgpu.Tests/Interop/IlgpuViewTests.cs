@@ -33,6 +33,20 @@ public sealed class IlgpuViewTests(IlgpuCpuAccelerator ilgpu) : IClassFixture<Il
     }
 
     [Fact]
+    public void BuffersAndDenseViewsTakeAShapeDirectly()
+    {
+        using var attention = IlgpuAttention.Create(ilgpu.Accelerator);
+        using var buffer = ilgpu.Accelerator.Allocate1D(Iota(24));
+        Assert.Equal(Iota(24).Select(x => (double)x), attention.View(buffer, 2, 3, 4).ToDoubleArray());
+        Assert.Equal(Iota(24).Select(x => (double)x), attention.View(buffer.View, 1, 24).ToDoubleArray());
+        Assert.Equal([24], attention.View(buffer.View).Shape.ToArray());
+        Assert.Equal([8.0, 9, 10, 11], attention.View(buffer.View.SubView(8, 4), 2, 2).ToDoubleArray());
+        Assert.Throws<ArgumentException>("view", () => attention.View(buffer.View, 5, 5));
+        buffer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => attention.View(buffer, 2, 3, 4));
+    }
+
+    [Fact]
     public void TwoAndThreeDimensionalViewsKeepTheirStrides()
     {
         using var attention = IlgpuAttention.Create(ilgpu.Accelerator);
