@@ -263,6 +263,10 @@ public sealed class IlgpuAttention : IDisposable
     private TensorStorage Storage(MemoryBuffer buffer, ElementType type, string name)
     {
         if (Context.TensorLocation == MemoryLocation.Host) return new IlgpuHostStorage(buffer, type);
+        if (buffer is CPUMemoryBuffer)
+            throw new ArgumentException(
+                $"{name} is host memory of accelerator '{Accelerator.Name}' (a page-locked or CPU buffer); the {Context.Backend} backend reads tensors from the accelerator's device memory.",
+                name);
         if (buffer.LengthInBytes < type.SizeOf())
             throw new ArgumentException($"{name} is in an ILGPU buffer of {buffer.LengthInBytes} bytes, too small for one {type} element.", name);
         lock (_wrapperLock)
