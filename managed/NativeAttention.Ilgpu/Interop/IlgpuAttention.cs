@@ -70,12 +70,30 @@ public sealed class IlgpuAttention : IDisposable
         AttentionContext context = (accelerator, stream) switch
         {
             (CPUAccelerator, _) => new Cpu.CpuContext(options ?? new ContextOptions()),
-            (CudaAccelerator cuda, CudaStream cudaStream) => CudaContext.FromContext(cuda.NativePtr, cudaStream.StreamPtr),
+            (CudaAccelerator cuda, CudaStream cudaStream) => FromCuda(cuda, cudaStream),
             (CLAccelerator, CLStream clStream) => OpenClContext.FromQueue(clStream.CommandQueue),
             _ => throw new NotSupportedException(
                 $"Accelerator '{accelerator.Name}' is a {accelerator.AcceleratorType} accelerator with a {stream.GetType().Name}; NativeAttention runs on ILGPU's CPU, CUDA and OpenCL accelerators."),
         };
         return new IlgpuAttention(accelerator, stream, context);
+    }
+
+    /// <summary>
+    /// Our CUDA context in ILGPU's context, on its stream. ILGPU remembers per thread which accelerator it made current
+    /// and skips the switch when asked for that one again; our context switches the thread to ILGPU's context before
+    /// every driver call, so it binds the accelerator there too (a no-op when it already is), keeping ILGPU's record true
+    /// when one thread drives several CUDA accelerators.
+    /// </summary>
+    private static CudaContext FromCuda(CudaAccelerator accelerator, CudaStream stream)
+    {
+        var context = CudaContext.FromContext(accelerator.NativePtr, stream.StreamPtr);
+        context.BeforeMakeCurrent = () =>
+        {
+            ObjectDisposedException.ThrowIf(accelerator.IsDisposed, accelerator);
+            accelerator.Bind();
+        };
+        accelerator.Bind();
+        return context;
     }
 
     /// <summary>The ILGPU accelerator whose memory the views address.</summary>
@@ -194,10 +212,17 @@ public sealed class IlgpuAttention : IDisposable
         return Indices(view.BaseView.SubView(0, view.Extent.X));
     }
 
-    /// <summary>Disposes <see cref="Context"/> (its compiled kernels and scratch); ILGPU's accelerator, stream and buffers are untouched.</summary>
+    /// <summary>
+    /// Disposes <see cref="Context"/> (its compiled kernels and scratch); ILGPU's accelerator, stream and buffers are
+    /// untouched. Dispose this before the accelerator.
+    /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0) Context.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        // Disposed after a CUDA accelerator: ILGPU destroyed its context and, with it, every module and allocation of ours
+        // in it; the driver would refuse the context, and there is nothing left to release.
+        if (Context is CudaContext && Accelerator.IsDisposed) return;
+        Context.Dispose();
     }
 
     private void ThrowIfDisposed()

@@ -143,7 +143,18 @@ public sealed unsafe class CudaContext : GpuContext
     }
 
     /// <summary>Makes this context current on the calling thread; every driver call goes through here first.</summary>
-    internal void MakeCurrent() => CudaException.Check(cuCtxSetCurrent(_context.DangerousGetHandle()), "cuCtxSetCurrent");
+    internal void MakeCurrent()
+    {
+        BeforeMakeCurrent?.Invoke();
+        CudaException.Check(cuCtxSetCurrent(_context.DangerousGetHandle()), "cuCtxSetCurrent");
+    }
+
+    /// <summary>
+    /// Runs on the calling thread before every <see cref="MakeCurrent"/>: ILGPU interop binds ILGPU's accelerator there, so
+    /// that ILGPU's per-thread record of the current context stays true after this context switches it (or throws when
+    /// the accelerator was disposed).
+    /// </summary>
+    internal Action? BeforeMakeCurrent { get; set; }
 
     private protected override KernelApi Api => KernelApi.Cuda;
 
