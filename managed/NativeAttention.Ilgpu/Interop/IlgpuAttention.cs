@@ -8,8 +8,9 @@ using ILGPU.Runtime.OpenCL;
 using NativeAttention.Gpu;
 using NativeAttention.Gpu.Cuda;
 using NativeAttention.Gpu.OpenCl;
+using NativeAttention.Ilgpu.Interop;
 
-namespace NativeAttention.Ilgpu.Interop;
+namespace NativeAttention.Ilgpu;
 
 /// <summary>
 /// Runs NativeAttention's kernels on an ILGPU <see cref="ILGPU.Runtime.Accelerator"/>'s memory and stream, with no

@@ -2,7 +2,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
-using NativeAttention.Ilgpu.Interop;
+using NativeAttention.Ilgpu;
 
 namespace NativeAttention.Ilgpu.Tests.Interop;
 

@@ -2,7 +2,7 @@
 // ordering with ILGPU's own kernels, wrapper sharing, disposal, and that the accelerator works after our context is gone.
 using ILGPU;
 using ILGPU.Runtime;
-using NativeAttention.Ilgpu.Interop;
+using NativeAttention.Ilgpu;
 using Xunit;
 using Xunit.Abstractions;
 

@@ -2,7 +2,7 @@
 using ILGPU;
 using Xunit;
 using ILGPU.Runtime;
-using NativeAttention.Ilgpu.Interop;
+using NativeAttention.Ilgpu;
 
 namespace NativeAttention.Ilgpu.Tests.Interop;
 

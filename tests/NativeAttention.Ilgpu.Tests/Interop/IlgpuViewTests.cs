@@ -3,7 +3,7 @@ using ILGPU;
 using Xunit;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
-using NativeAttention.Ilgpu.Interop;
+using NativeAttention.Ilgpu;
 
 namespace NativeAttention.Ilgpu.Tests.Interop;
 
