@@ -178,6 +178,49 @@ public sealed class IlgpuRoundTripTests(IlgpuCpuAccelerator ilgpu) : IClassFixtu
     }
 
     [Fact]
+    public void LinearVerifyThenCommitRunsOnIlgpuStatesWithAcceptedCountsFromAnIlgpuBuffer()
+    {
+        const int b = 2, h = 2, t = 3, dk = 8, dv = 8;
+        var q = Random(b * h * t * dk, 11);
+        var k = Random(b * h * t * dk, 12);
+        var v = Random(b * h * t * dv, 13);
+        var state = Random(b * h * dk * dv, 14);
+        int[] accepted = [2, 0];
+
+        var expectedOutput = new float[b * h * t * dv];
+        var expectedState = (float[])state.Clone();
+        var expectedIntermediate = new float[b * t * h * dk * dv];
+        using (var managed = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = Threads }))
+        {
+            var intermediate = TensorView.FromMemory<float>(expectedIntermediate, b, t, h, dk, dv);
+            var s = TensorView.FromMemory<float>(expectedState, b, h, dk, dv);
+            managed.LinearDecodeStep(TensorView.FromMemory<float>(q, b, h, t, dk), TensorView.FromMemory<float>(k, b, h, t, dk),
+                TensorView.FromMemory<float>(v, b, h, t, dv), TensorView.FromMemory<float>(expectedOutput, b, h, t, dv), s, intermediateStates: intermediate);
+            managed.LinearCommit(intermediate, s, accepted);
+        }
+
+        using var attention = IlgpuAttention.Create(ilgpu.Accelerator, options: new ContextOptions { Threads = Threads });
+        var acc = ilgpu.Accelerator;
+        using var qb = acc.Allocate1D(q);
+        using var kb = acc.Allocate1D(k);
+        using var vb = acc.Allocate1D(v);
+        using var ob = acc.Allocate1D<float>(expectedOutput.Length);
+        using var sb = acc.Allocate1D(state);
+        using var ib = acc.Allocate1D<float>(expectedIntermediate.Length);
+        using var acceptedBuffer = acc.Allocate1D(accepted);
+        var ti = attention.View(ib, b, t, h, dk, dv);
+        var ts = attention.View(sb, b, h, dk, dv);
+        attention.Context.LinearDecodeStep(attention.View(qb, b, h, t, dk), attention.View(kb, b, h, t, dk), attention.View(vb, b, h, t, dv),
+            attention.View(ob, b, h, t, dv), ts, intermediateStates: ti);
+        attention.Context.LinearCommit(ti, ts, attention.Indices(acceptedBuffer.View).Span);
+
+        Assert.Equal(expectedOutput, ob.GetAsArray1D());
+        Assert.Equal(expectedIntermediate, ib.GetAsArray1D());
+        Assert.Equal(expectedState, sb.GetAsArray1D());
+        Assert.NotEqual(state, expectedState);
+    }
+
+    [Fact]
     public void SystemHalfAndIlgpuHalfViewsAreTheSameTensor()
     {
         const int n = 24;
