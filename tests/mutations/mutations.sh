@@ -230,3 +230,31 @@ mutation linear-gpu-value-head \
   'GPU linear maps output heads to value heads by modulo instead of by group (GVA/GQA indexing)' \
   'const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h / p.group_v) * p.qkvo.v_stride_h;' \
   'const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h % (p.heads / p.group_v)) * p.qkvo.v_stride_h;'
+
+# --- ILGPU interop (managed/NativeAttention.Ilgpu/Interop/; tests in tests/NativeAttention.Ilgpu.Tests/Interop, which
+# run.sh builds and runs for filters naming that project; the round trips place every tensor a few elements into its
+# ILGPU buffer, so an offset bug moves every element)
+
+mutation ilgpu-view-index \
+  managed/NativeAttention.Ilgpu/Interop/IlgpuAttention.cs 'FullyQualifiedName~NativeAttention.Ilgpu.Tests.Interop' \
+  'ILGPU interop forgets where a sub-view starts in its buffer: the tensor starts at the buffer'"'"'s element 0' \
+  'return new TensorView(Storage(buffer, type, name), shape, strides, index + offset);' \
+  'return new TensorView(Storage(buffer, type, name), shape, strides, offset);'
+
+mutation ilgpu-2d-strides \
+  managed/NativeAttention.Ilgpu/Interop/IlgpuAttention.cs 'FullyQualifiedName~NativeAttention.Ilgpu.Tests.Interop' \
+  'ILGPU interop pairs a 2-D view'"'"'s [Y, X] axes with its strides in ILGPU order [XStride, YStride]' \
+  '[view.Stride.YStride, view.Stride.XStride], 0, nameof(view));' \
+  '[view.Stride.XStride, view.Stride.YStride], 0, nameof(view));'
+
+mutation ilgpu-index-array-start \
+  managed/NativeAttention.Ilgpu/Interop/IlgpuAttention.cs 'FullyQualifiedName~NativeAttention.Ilgpu.Tests.Interop' \
+  'ILGPU interop reads an index array (cu_seqlens, block table) from the start of its buffer, not of its sub-view' \
+  'return new IlgpuHostMemory<int>(buffer, ((IContiguousArrayView)view).Index, (int)view.Length).Memory;' \
+  'return new IlgpuHostMemory<int>(buffer, 0, (int)view.Length).Memory;'
+
+mutation ilgpu-host-identity \
+  managed/NativeAttention.Ilgpu/Interop/IlgpuHostStorage.cs 'FullyQualifiedName~NativeAttention.Ilgpu.Tests.Interop' \
+  'ILGPU interop gives each host view its own allocation identity, so an output overlapping an input in one buffer passes' \
+  'internal override (object Allocation, long ByteOffset) Identity => (_buffer, 0);' \
+  'internal override (object Allocation, long ByteOffset) Identity => (this, 0);'

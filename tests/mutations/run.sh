@@ -53,14 +53,16 @@ plant() {
   printf '%s' "${content/"$2"/"$3"}" > "$1"
 }
 
-build() { (cd "$tree" && timeout 1800 dotnet build tests/NativeAttention.Tests -c Release -nologo) > "$1" 2>&1; }
+# The test project a filter runs in: the ILGPU assembly's tests when the filter names them, the core tests otherwise.
+project() { case "$1" in *NativeAttention.Ilgpu.Tests*) echo tests/NativeAttention.Ilgpu.Tests ;; *) echo tests/NativeAttention.Tests ;; esac; }
+build() { (cd "$tree" && timeout 1800 dotnet build "${2:-tests/NativeAttention.Tests}" -c Release -nologo) > "$1" 2>&1; }
 
 # Runs a filter with the fixed seed only (the whole filter: xunit's stop-on-first-failure can abort the test host
 # before the failure is reported).
 run_tests() {
   local filter=$1 log=$2
   (cd "$tree" && NATIVEATTENTION_FSCHECK_FRESH=off NATIVEATTENTION_FSCHECK_REPLAY= timeout 3600 \
-    dotnet test tests/NativeAttention.Tests -c Release --no-build --filter "$filter") > "$log" 2>&1
+    dotnet test "$(project "$filter")" -c Release --no-build --filter "$filter") > "$log" 2>&1
 }
 first_failure() { grep -m1 -E '^\s+Failed [A-Za-z]' "$1" | sed -E 's/^\s+Failed //; s/ \[.*//' || true; }
 failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
@@ -73,6 +75,7 @@ echo "Copying the working tree into $tree"
 
 echo "Building the unmutated tree"
 build "$logs/unmutated.build.log" || { echo "the unmutated tree does not build: $logs/unmutated.build.log" >&2; exit 2; }
+build "$logs/unmutated.ilgpu.build.log" tests/NativeAttention.Ilgpu.Tests || { echo "the unmutated tree does not build: $logs/unmutated.ilgpu.build.log" >&2; exit 2; }
 declare -A checked=()
 for i in "${!ids[@]}"; do
   wanted "${ids[$i]}" || continue
@@ -96,7 +99,7 @@ for i in "${!ids[@]}"; do
   if ! plant "$file" "${originals[$i]}" "${replacements[$i]}"; then
     result="STALE       original text not found exactly once in ${files[$i]}"
     status=1
-  elif ! build "$logs/$id.build.log"; then
+  elif ! build "$logs/$id.build.log" "$(project "${filters[$i]}")"; then
     result="NO BUILD    see $logs/$id.build.log"
     status=1
   elif run_tests "${filters[$i]}" "$logs/$id.test.log"; then

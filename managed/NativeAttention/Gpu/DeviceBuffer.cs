@@ -13,6 +13,7 @@ public abstract class DeviceBuffer : TensorStorage, IDisposable
 {
     private readonly DeviceBuffer? _root;
     private int _disposed;
+    private Func<bool>? _ownerReleased;
 
     private protected DeviceBuffer(DeviceBuffer? root, ElementType type, long length, long byteOffset)
     {
@@ -37,8 +38,14 @@ public abstract class DeviceBuffer : TensorStorage, IDisposable
     /// <summary>Size in bytes.</summary>
     public long ByteLength => Length * ElementType.SizeOf();
 
-    /// <summary>True once the root buffer was disposed.</summary>
-    public bool IsDisposed => Volatile.Read(ref Root._disposed) != 0;
+    /// <summary>True once the root buffer was disposed (or, for wrapped memory observed for release, once its owner freed it).</summary>
+    public bool IsDisposed => Volatile.Read(ref Root._disposed) != 0 || Root._ownerReleased?.Invoke() == true;
+
+    /// <summary>
+    /// For a root that wraps memory another library owns: <paramref name="released"/> says when that library freed it,
+    /// after which this buffer, its slices and views read as disposed (ILGPU interop).
+    /// </summary>
+    internal void ObserveOwnerRelease(Func<bool> released) => _ownerReleased = released;
 
     /// <summary>The allocation this buffer belongs to (itself for a root).</summary>
     private protected DeviceBuffer Root => _root ?? this;

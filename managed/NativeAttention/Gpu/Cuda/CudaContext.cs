@@ -7,7 +7,7 @@ namespace NativeAttention.Gpu.Cuda;
 
 /// <summary>
 /// Runs attention kernels on one CUDA device, in the device's primary context (the one the CUDA runtime and
-/// PyTorch use), on one stream. Tensors must live in <see cref="CudaBuffer"/>s (allocate with
+/// PyTorch use), on one stream; <see cref="FromContext"/> runs in a context another library owns instead. Tensors must live in <see cref="CudaBuffer"/>s (allocate with
 /// <see cref="AttentionContext.Allocate"/> or <see cref="AllocateBuffer"/>, or wrap another library's device
 /// pointer with <see cref="WrapBuffer"/>). Launches are asynchronous; <see cref="Synchronize"/> waits.
 /// </summary>
@@ -51,6 +51,31 @@ public sealed unsafe class CudaContext : GpuContext
     {
         var (info, driver, context) = Retain(device);
         return new CudaContext(context, new CudaStreamHandle(stream, context.DangerousGetHandle(), ownsHandle: false), info, driver);
+    }
+
+    /// <summary>
+    /// A context that launches on <paramref name="stream"/> inside <paramref name="context"/>, a <c>CUcontext</c> another
+    /// library created and owns (ILGPU's <c>CudaAccelerator</c> makes its own, non-primary context). The context and the
+    /// stream are used, never retained, destroyed or released; the caller keeps both alive while this context is used.
+    /// Buffers are wrapped with <see cref="WrapBuffer"/>. Zero for <paramref name="stream"/> means the context's legacy
+    /// default stream. Every driver call makes <paramref name="context"/> current on the calling thread first.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is zero.</exception>
+    /// <exception cref="NotSupportedException">CUDA is not available here.</exception>
+    /// <exception cref="CudaException">The handle is not a valid context.</exception>
+    public static CudaContext FromContext(IntPtr context, IntPtr stream)
+    {
+        if (context == IntPtr.Zero) throw new ArgumentNullException(nameof(context));
+        var info = Backends.Query(Backend.Cuda);
+        if (!info.IsSupported) throw new NotSupportedException("The Cuda backend is not available: " + info.Description);
+        var (devices, driver, _) = CudaDevices.All;
+        CudaException.Check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
+        int ordinal;
+        CudaException.Check(cuCtxGetDevice(&ordinal), "cuCtxGetDevice");
+        if ((uint)ordinal >= (uint)devices.Count)
+            throw new ArgumentOutOfRangeException(nameof(context), ordinal, $"The context's device {ordinal} is not among CUDA's {devices.Count} device(s).");
+        var handle = new CudaContextHandle(context, ordinal, ownsHandle: false);
+        return new CudaContext(handle, new CudaStreamHandle(stream, context, ownsHandle: false), devices[ordinal], driver);
     }
 
     private static (CudaDevice, int, CudaContextHandle) Retain(int ordinal)
@@ -118,7 +143,18 @@ public sealed unsafe class CudaContext : GpuContext
     }
 
     /// <summary>Makes this context current on the calling thread; every driver call goes through here first.</summary>
-    internal void MakeCurrent() => CudaException.Check(cuCtxSetCurrent(_context.DangerousGetHandle()), "cuCtxSetCurrent");
+    internal void MakeCurrent()
+    {
+        BeforeMakeCurrent?.Invoke();
+        CudaException.Check(cuCtxSetCurrent(_context.DangerousGetHandle()), "cuCtxSetCurrent");
+    }
+
+    /// <summary>
+    /// Runs on the calling thread before every <see cref="MakeCurrent"/>: ILGPU interop binds ILGPU's accelerator there, so
+    /// that ILGPU's per-thread record of the current context stays true after this context switches it (or throws when
+    /// the accelerator was disposed).
+    /// </summary>
+    internal Action? BeforeMakeCurrent { get; set; }
 
     private protected override KernelApi Api => KernelApi.Cuda;
 
