@@ -87,6 +87,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
     const int dk = p.qkvo.dqk;
     const int dv = p.qkvo.dv;
     const int c0 = cb * NA_DELTA_CB;
+    const int width = dv - c0 < NA_DELTA_CB ? dv - c0 : NA_DELTA_CB;   // value columns of this block
     const int chunk = p.chunk;
     const int t = tid;
 
@@ -156,6 +157,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
         }
         for (int fb = 0; fb < dk; fb += NA_DELTA_FB)
         {
+            const int nf = dk - fb < NA_DELTA_FB ? dk - fb : NA_DELTA_FB;   // key dimensions of this block
             NA_BARRIER();   // everyone is done with the previous block
             for (int i = tid; i < NA_DELTA_CHUNK * NA_DELTA_FB; i += NA_DELTA_CHUNK)
             {
@@ -199,7 +201,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
                     if (p.gate == 2)
                     {
                         NA_DELTA_UNROLL
-                        for (int f = 0; f < NA_DELTA_FB; f++)
+                        for (int f = 0; f < NA_DELTA_FB && f < nf; f++)
                         {
                             const float w = ks[s * NA_DELTA_LDF + f] * na_delta_decay(gs[t * NA_DELTA_LDF + f] - gs[s * NA_DELTA_LDF + f]);
                             kk += ks[t * NA_DELTA_LDF + f] * w;
@@ -209,7 +211,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
                     else
                     {
                         NA_DELTA_UNROLL
-                        for (int f = 0; f < NA_DELTA_FB; f++)
+                        for (int f = 0; f < NA_DELTA_FB && f < nf; f++)
                         {
                             kk += ks[t * NA_DELTA_LDF + f] * ks[s * NA_DELTA_LDF + f];
                             qk += qs[t * NA_DELTA_LDF + f] * ks[s * NA_DELTA_LDF + f];
@@ -218,13 +220,13 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
                     if (s < t) m[t * NA_DELTA_LDM + s] += kk;
                     m[s * NA_DELTA_LDM + t] += qk;
                 }
-                for (int f = 0; f < NA_DELTA_FB; f++)
+                for (int f = 0; f < NA_DELTA_FB && f < nf; f++)
                 {
                     const float w = p.gate == 2 ? na_delta_decay(gs[t * NA_DELTA_LDF + f]) : 1.0f;
                     const float kd = ks[t * NA_DELTA_LDF + f] * w;
                     const float qd = qs[t * NA_DELTA_LDF + f] * w;
                     NA_DELTA_UNROLL
-                    for (int c = 0; c < NA_DELTA_CB; c++)
+                    for (int c = 0; c < NA_DELTA_CB && c < width; c++)
                     {
                         const float x = ss[f * NA_DELTA_CB + c];
                         acc_r[c] += kd * x;
@@ -276,7 +278,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
             {
                 const float w = tm[t * NA_DELTA_LDM + s];
                 NA_DELTA_UNROLL
-                for (int c = 0; c < NA_DELTA_CB; c++) acc_r[c] += w * ru[s * NA_DELTA_LDU + c];
+                for (int c = 0; c < NA_DELTA_CB && c < width; c++) acc_r[c] += w * ru[s * NA_DELTA_LDU + c];
             }
         }
         NA_BARRIER();   // everyone has read R and T
@@ -294,7 +296,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
             {
                 const float w = m[s * NA_DELTA_LDM + t];
                 NA_DELTA_UNROLL
-                for (int c = 0; c < NA_DELTA_CB; c++) acc_o[c] += w * ru[s * NA_DELTA_LDU + c];
+                for (int c = 0; c < NA_DELTA_CB && c < width; c++) acc_o[c] += w * ru[s * NA_DELTA_LDU + c];
             }
             const na_i64 o_row = o_base + tok * p.qkvo.o_stride_n;
             NA_DELTA_UNROLL

@@ -21,14 +21,14 @@ internal static class GpuDeltaRule
     public static int ChunkOf(DeltaRuleOptions options) => options.ChunkSize > 0 ? Math.Min(options.ChunkSize, DeltaVariant.Chunk) : DeltaVariant.Chunk;
 
     /// <summary>
-    /// Runs a validated <see cref="AttentionContext.DeltaRuleChunked"/> call: chunked from <see cref="ChunkedMinTokens"/>
+    /// Runs a validated <see cref="AttentionContext.DeltaRuleChunked"/> call: chunked from <paramref name="chunkedMinTokens"/>
     /// tokens on (a chunk size option above <see cref="DeltaVariant.Chunk"/> runs as that), recurrent below.
     /// </summary>
     /// <exception cref="NotSupportedException">More work-groups or scratch than a launch can address.</exception>
     public static void Run(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
-        in TensorView output, in TensorView? initialState, in TensorView? finalState)
+        in TensorView output, in TensorView? initialState, in TensorView? finalState, int chunkedMinTokens = ChunkedMinTokens)
     {
-        var variant = new DeltaVariant(problem.ElementType, Chunked: problem.Length >= ChunkedMinTokens);
+        var variant = new DeltaVariant(problem.ElementType, Chunked: problem.Length >= chunkedMinTokens);
         int columnBlocks = (problem.ValueDim + variant.Columns - 1) / variant.Columns;
         long groups = (long)problem.Sequences * problem.Heads * columnBlocks;
         if (groups > int.MaxValue)

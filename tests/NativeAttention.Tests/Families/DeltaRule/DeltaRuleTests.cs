@@ -219,6 +219,30 @@ public abstract class DeltaRuleTests
     }
 
     [SkippableFact]
+    public void DeltaRule_ChunkedKernel_EqualsRecurrentKernel()
+    {
+        // GPU only: the same random problem through the chunked (UT) kernel and the recurrent one, whatever its length
+        // (by default prefills shorter than GpuDeltaRule.ChunkedMinTokens run recurrent): each against the reference,
+        // and the two within rounding of each other.
+        Skip.If(Backend == Backend.Cpu, "The CPU has one prefill kernel.");
+        using var context = Context();
+        var gpu = (NativeAttention.Gpu.GpuContext)context;
+        Properties.Check(Arb.From(Cases), c =>
+        {
+            gpu.DeltaRuleChunkedMinTokens = int.MaxValue;
+            var recurrent = DeltaRuleData.Create(c);
+            recurrent.Run(context);
+            gpu.DeltaRuleChunkedMinTokens = 1;
+            var chunked = DeltaRuleData.Create(c);
+            chunked.Run(context);
+            AssertMatchesReference(c, recurrent);
+            AssertMatchesReference(c, chunked);
+            AssertNear(recurrent.Output.ToDoubleArray(), chunked.Output.ToDoubleArray(), c.Type == ElementType.Float32 ? 2e-5 : 2 * c.Type.UnitRoundoff(), $"{c}: chunked vs recurrent");
+            AssertNear(recurrent.Final.ToDoubleArray(), chunked.Final.ToDoubleArray(), 2e-5, $"{c}: chunked vs recurrent, final state");
+        }, count: 20);
+    }
+
+    [SkippableFact]
     public void DeltaRule_SampledCases_PassTheCaseCheck()
     {
         // What `verify` and `fuzz --replay` run: the case's own call (prefill or in-place decode) and its check.
