@@ -13,7 +13,9 @@
 //   o_t     = scale (S^T (q_t . 2^(B_t)) + sum_{s <= t} P[t][s] U[s])
 //   S       = diag(2^(B_L)) S + sum_s (k_s . 2^(B_L - B_s)) U[s]^T
 // which is the token recurrence S_t = G_t S_{t-1} + k_t u_t^T, u_t = beta_t (v_t - (G_t S_{t-1})^T k_t), o_t =
-// scale S_t^T q_t unrolled over the chunk (u_t = U[t]). Keys and queries are L2-normalised first when asked.
+// scale S_t^T q_t unrolled over the chunk (u_t = U[t]). In fla's WY terms, W = T diag(beta) (K . 2^B) and
+// U' = T diag(beta) V, and U = U' - W S: the same product, formed here from R so that W is never stored. Keys and
+// queries are L2-normalised first when asked.
 //
 // Features run in blocks of NA_DELTA_FB, staged in shared memory: a first pass builds A, P, R and the inter-chunk part
 // of o from the state block at the chunk's start; a second, after the solve, updates the state block. State entry i of
