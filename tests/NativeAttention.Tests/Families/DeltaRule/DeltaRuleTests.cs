@@ -99,7 +99,8 @@ public sealed class DeltaRuleData
 /// The delta rule on one backend: random problems over every option against <see cref="Reference.DeltaRuleChunked"/>,
 /// and the family's metamorphic properties (chunk-size invariance, prefill + decode, split + carried state, verify +
 /// commit, beta = 0, beta = 1 with a unit key, DeltaNet == Gated DeltaNet with log g = 0, KDA with equal gates == Gated
-/// DeltaNet, a million tokens), plus bad input.
+/// DeltaNet, a million tokens), plus bad input. On GPU backends the chunked (UT) and recurrent prefill kernels are also
+/// pitted against each other on every random problem, whatever its length.
 /// </summary>
 public abstract class DeltaRuleTests
 {
