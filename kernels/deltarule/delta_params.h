@@ -1,4 +1,4 @@
-// Arguments of the recurrent delta-rule kernel (deltarule/delta_recurrent.h), passed by value. Mirrored by
+// Arguments of the delta-rule kernels (deltarule/delta_recurrent.h and deltarule/delta_chunked.h), passed by value. Mirrored by
 // managed/NativeAttention/Gpu/DeltaRule/DeltaParams.cs; a test runs deltarule/delta_layout_probe.h and checks that both
 // sides agree on size and offsets. The Q/K/V/O block comes first (heads_q is H, the output and state heads), then 64-bit
 // fields, then an even number of 4-byte fields, so that no padding depends on the compiler.
@@ -43,4 +43,6 @@ typedef struct na_delta_params
     int varlen;           // 1: packed sequences, B = 1, offsets in meta[0 .. S]
     int beta_f32;         // 1: beta is float32 (read through beta_f), else the storage type (beta_e)
     float scale;          // factor on S^T q
+    int chunk;            // tokens per chunk of the chunked kernel (1 .. NA_DELTA_CHUNK); unused by the recurrent one
+    int reserved;         // 0; keeps the 4-byte fields even
 } na_delta_params;

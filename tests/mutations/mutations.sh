@@ -258,3 +258,30 @@ mutation ilgpu-host-identity \
   'ILGPU interop gives each host view its own allocation identity, so an output overlapping an input in one buffer passes' \
   'internal override (object Allocation, long ByteOffset) Identity => (_buffer, 0);' \
   'internal override (object Allocation, long ByteOffset) Identity => (this, 0);'
+# --- GPU delta rule (kernels/deltarule/: the chunked UT kernel for prefill, the recurrent one for short prefills, decode
+# and verify; one source for OpenCL and CUDA, checked by the OpenCL delta-rule tests on PoCL, so these need an OpenCL
+# runtime; the million-token test is left out to keep each run short)
+
+mutation delta-gpu-chunked-diagonal \
+  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule drops the diagonal of the intra-chunk scores P (causal mask s < t): o_t misses its own corrected value u_t' \
+  '                    m[s * NA_DELTA_LDM + t] += qk;' \
+  '                    if (s < t) m[s * NA_DELTA_LDM + t] += qk;'
+
+mutation delta-gpu-chunked-state-decay \
+  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule decays the carried state by the cumulative gate b_t of each work-item instead of the last one of the chunk, b_L' \
+  'const float scalar_decay = p.gate == 1 ? na_delta_decay(blast) : 1.0f;' \
+  'const float scalar_decay = p.gate == 1 ? na_delta_decay(bt) : 1.0f;'
+
+mutation delta-gpu-chunked-solve \
+  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule starts the forward substitution one row late (s = j + 1): T misses A[r][j] T[j][j], the first sub-diagonal of the UT inverse' \
+  'for (int s = j; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * tm[s * NA_DELTA_LDM + j];' \
+  'for (int s = j + 1; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * tm[s * NA_DELTA_LDM + j];'
+
+mutation delta-gpu-recurrent-key-head \
+  kernels/deltarule/delta_recurrent.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU recurrent delta rule (decode, verify, short prefills) maps output heads to key heads by modulo instead of by group (GQA indexing)' \
+  'const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h / p.group_k) * p.qkvo.k_stride_h;' \
+  'const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h % (p.heads / p.group_k)) * p.qkvo.k_stride_h;'

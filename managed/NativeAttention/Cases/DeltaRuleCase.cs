@@ -28,7 +28,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         "variant=<deltanet|gated|kda>, l2norm, state (an initial state), vmajor (V-major states), decode (an in-place decode step of N tokens), " +
         "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
 
-    /// <summary>The delta-rule family (kernels on the CPU; recurrent kernels on OpenCL and CUDA).</summary>
+    /// <summary>The delta-rule family (chunked and decode kernels on the CPU, OpenCL and CUDA).</summary>
     public static CaseFamily Registration { get; } = new("delta", "the delta rule (DeltaNet, Gated DeltaNet, KDA; chunked, decode)", Grammar, Parse, HasKernels: true,
     [
         "delta f32 B1 H2 N70 D16/24 seed=81",

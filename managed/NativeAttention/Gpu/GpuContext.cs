@@ -22,6 +22,9 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     /// <inheritdoc cref="IGpuKernelHost.Scratch"/>
     internal GpuScratch Scratch { get; }
 
+    /// <summary>Delta-rule prefills of this many tokens or more run the chunked kernel (tests set it to compare both kernels).</summary>
+    internal int DeltaRuleChunkedMinTokens { get; set; } = GpuDeltaRule.ChunkedMinTokens;
+
     /// <inheritdoc cref="IGpuKernelHost.Api"/>
     private protected abstract KernelApi Api { get; }
 
@@ -113,7 +116,7 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
 
     private protected sealed override void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
         in TensorView? initialState, in TensorView? finalState) =>
-        GpuDeltaRule.Run(this, problem, query, key, value, beta, output, initialState, finalState);
+        GpuDeltaRule.Run(this, problem, query, key, value, beta, output, initialState, finalState, DeltaRuleChunkedMinTokens);
 
     private protected sealed override void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
         in TensorView state, in TensorView? intermediateStates) =>

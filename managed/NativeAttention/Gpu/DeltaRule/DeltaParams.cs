@@ -27,4 +27,6 @@ internal struct DeltaParams
     public int Varlen;         // 1: packed sequences, offsets in meta
     public int BetaF32;        // 1: beta is float32
     public float Scale;        // factor on S^T q
+    public int Chunk;          // tokens per chunk of the chunked kernel (1 .. NA_DELTA_CHUNK); unused by the recurrent one
+    public int Reserved;       // 0; keeps the 4-byte fields even
 }

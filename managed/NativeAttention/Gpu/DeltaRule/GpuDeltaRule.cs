@@ -1,27 +1,40 @@
-// Host side of the recurrent delta-rule kernel (kernels/deltarule/delta_recurrent.h), shared by OpenCL and CUDA: the
-// arguments, the packed offsets, the scratch state and the launch.
+// Host side of the delta-rule kernels (kernels/deltarule/delta_chunked.h and delta_recurrent.h), shared by OpenCL and
+// CUDA: the arguments, the packed offsets, the scratch state and the launches.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;
 
 /// <summary>
-/// The delta rule on a GPU, recurrent (no chunked UT kernel yet): one work-group per (sequence, head, block of
-/// <see cref="DeltaVariant.Threads"/> value columns), tokens in order through a float32 state in global memory: the
-/// final state, a float32 scratch copy when the call asks for none, the decode state in place, or the verify call's
-/// intermediate states.
+/// The delta rule on a GPU. Prefill of at least <see cref="ChunkedMinTokens"/> tokens runs the chunked kernel: one
+/// work-group per (sequence, head, block of <see cref="DeltaVariant.ColumnBlock"/> value columns), chunks of at most
+/// <see cref="DeltaVariant.Chunk"/> tokens through the UT transform. Shorter prefills, decode steps and verify calls run
+/// the recurrent kernel: one work-group per (sequence, head, block of <see cref="DeltaVariant.Threads"/> value columns),
+/// tokens in order. Both keep a float32 state in global memory: the final state, a float32 scratch copy when the call
+/// asks for none, the decode state in place, or the verify call's intermediate states.
 /// </summary>
 internal static class GpuDeltaRule
 {
-    /// <summary>Runs a validated <see cref="AttentionContext.DeltaRuleChunked"/> call (the chunk size option has no effect: the kernel is recurrent).</summary>
+    /// <summary>Prefills of this many tokens (N, packed length with varlen) or more run the chunked kernel; shorter ones the recurrent one.</summary>
+    public const int ChunkedMinTokens = 16;
+
+    /// <summary>The chunk length a chunked call runs with: its option, at most <see cref="DeltaVariant.Chunk"/>, or that default.</summary>
+    public static int ChunkOf(DeltaRuleOptions options) => options.ChunkSize > 0 ? Math.Min(options.ChunkSize, DeltaVariant.Chunk) : DeltaVariant.Chunk;
+
+    /// <summary>
+    /// Runs a validated <see cref="AttentionContext.DeltaRuleChunked"/> call: chunked from <paramref name="chunkedMinTokens"/>
+    /// tokens on (a chunk size option above <see cref="DeltaVariant.Chunk"/> runs as that), recurrent below.
+    /// </summary>
     /// <exception cref="NotSupportedException">More work-groups or scratch than a launch can address.</exception>
     public static void Run(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
-        in TensorView output, in TensorView? initialState, in TensorView? finalState)
+        in TensorView output, in TensorView? initialState, in TensorView? finalState, int chunkedMinTokens = ChunkedMinTokens)
     {
-        int columnBlocks = (problem.ValueDim + DeltaVariant.Threads - 1) / DeltaVariant.Threads;
+        var variant = new DeltaVariant(problem.ElementType, Chunked: problem.Length >= chunkedMinTokens);
+        int columnBlocks = (problem.ValueDim + variant.Columns - 1) / variant.Columns;
         long groups = (long)problem.Sequences * problem.Heads * columnBlocks;
         if (groups > int.MaxValue)
-            throw new NotSupportedException($"DeltaRuleChunked needs {groups} work-groups (sequences x heads x value-column blocks of {DeltaVariant.Threads}); a launch holds at most {int.MaxValue}.");
+            throw new NotSupportedException($"DeltaRuleChunked needs {groups} work-groups (sequences x heads x value-column blocks of {variant.Columns}); a launch holds at most {int.MaxValue}.");
         var p = Params(problem, query, key, value, beta, output, initialState, columnBlocks);
+        p.Chunk = ChunkOf(problem.Options);
         var scratch = host.Scratch;
         lock (scratch.Gate)
         {
@@ -39,7 +52,7 @@ internal static class GpuDeltaRule
                 destination = scratch.Take(3, checked(problem.Sequences * problem.Heads * dkdv));
                 (p.DOffset, p.DStrideS, p.DStrideT, p.DStrideH, p.DStrideF, p.DStrideC) = (0, problem.Heads * dkdv, 0, dkdv, problem.ValueDim, 1);
             }
-            Launch(host, problem, query, key, value, beta, output, initialState, destination, metaBuffer, p, (int)groups);
+            Launch(host, variant, problem, query, key, value, beta, output, initialState, destination, metaBuffer, p, (int)groups);
         }
     }
 
@@ -62,20 +75,19 @@ internal static class GpuDeltaRule
         lock (scratch.Gate)
         {
             DeviceBuffer? metaBuffer = problem.IsVarlen ? scratch.Upload(0, problem.Options.CuSeqLens.Span, []) : null;
-            Launch(host, problem, query, key, value, beta, output, state, (DeviceBuffer)target.Storage!, metaBuffer, p, (int)groups);
+            Launch(host, new DeltaVariant(problem.ElementType), problem, query, key, value, beta, output, state, (DeviceBuffer)target.Storage!, metaBuffer, p, (int)groups);
         }
     }
 
-    private static void Launch(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
+    private static void Launch(IGpuKernelHost host, DeltaVariant variant, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
         in TensorView output, in TensorView? initialState, DeviceBuffer destination, DeviceBuffer? meta, DeltaParams p, int groups)
     {
-        var variant = new DeltaVariant(problem.ElementType);
         var api = host.Api;
         var betaBuffer = GpuFlash.Buffer(beta);
         host.Launch(variant.Name, () => variant.Source(api), variant.EntryPoint,
             [GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), betaBuffer, betaBuffer, GpuFlash.Buffer(output),
              GpuFlash.Buffer(initialState), destination, GpuFlash.Buffer(problem.Options.LogGate), meta],
-            MemoryMarshal.AsBytes(new ReadOnlySpan<DeltaParams>(in p)), groups, 1, DeltaVariant.Threads);
+            MemoryMarshal.AsBytes(new ReadOnlySpan<DeltaParams>(in p)), groups, 1, variant.WorkItems);
     }
 
     /// <summary>The destination's strides: a state tensor <c>[S, H, ..]</c>, or intermediate states <c>[B, T, H, ..]</c> when verifying.</summary>

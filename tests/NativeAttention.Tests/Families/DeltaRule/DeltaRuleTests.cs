@@ -100,7 +100,8 @@ public sealed class DeltaRuleData
 /// The delta rule on one backend: random problems over every option against <see cref="Reference.DeltaRuleChunked"/>,
 /// and the family's metamorphic properties (chunk-size invariance, prefill + decode, split + carried state, verify +
 /// commit, beta = 0, beta = 1 with a unit key, DeltaNet == Gated DeltaNet with log g = 0, KDA with equal gates == Gated
-/// DeltaNet, a million tokens), plus bad input.
+/// DeltaNet, a million tokens), plus bad input. On GPU backends the chunked (UT) and recurrent prefill kernels are also
+/// pitted against each other on every random problem, whatever its length.
 /// </summary>
 public abstract class DeltaRuleTests
 {
@@ -201,6 +202,30 @@ public abstract class DeltaRuleTests
             SampledCasesPass(context, r => DeltaRuleCase.Sample(r) is var c ? c with { Decode = true, Packed = 0, Length = Math.Min(c.Length, LinearProblem.MaxVerifyTokens) } : null!,
                 seed: 1500 + bits, count: 6);
         }
+    }
+
+    [SkippableFact]
+    public void DeltaRule_ChunkedKernel_EqualsRecurrentKernel()
+    {
+        // GPU only: the same random problem through the chunked (UT) kernel and the recurrent one, whatever its length
+        // (by default prefills shorter than GpuDeltaRule.ChunkedMinTokens run recurrent): each against the reference,
+        // and the two within rounding of each other.
+        Skip.If(Backend == Backend.Cpu, "The CPU has one prefill kernel.");
+        using var context = Context();
+        var gpu = (NativeAttention.Gpu.GpuContext)context;
+        Properties.Check(Arb.From(Cases), c =>
+        {
+            gpu.DeltaRuleChunkedMinTokens = int.MaxValue;
+            var recurrent = DeltaRuleData.Create(c);
+            recurrent.Run(context);
+            gpu.DeltaRuleChunkedMinTokens = 1;
+            var chunked = DeltaRuleData.Create(c);
+            chunked.Run(context);
+            AssertMatchesReference(c, recurrent);
+            AssertMatchesReference(c, chunked);
+            AssertNear(recurrent.Output.ToDoubleArray(), chunked.Output.ToDoubleArray(), c.Type == ElementType.Float32 ? 2e-5 : 2 * c.Type.UnitRoundoff(), $"{c}: chunked vs recurrent");
+            AssertNear(recurrent.Final.ToDoubleArray(), chunked.Final.ToDoubleArray(), 2e-5, $"{c}: chunked vs recurrent, final state");
+        }, count: 20);
     }
 
     [SkippableFact]
