@@ -25,11 +25,17 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     /// <summary>Delta-rule prefills of this many tokens or more run the chunked kernel (tests set it to compare both kernels).</summary>
     internal int DeltaRuleChunkedMinTokens { get; set; } = GpuDeltaRule.ChunkedMinTokens;
 
+    /// <summary>Caps the local memory kernels may assume (tests set it to emulate a device with OpenCL's minimum 32 KB).</summary>
+    internal long? LocalMemoryLimit { get; set; }
+
     /// <inheritdoc cref="IGpuKernelHost.Api"/>
     private protected abstract KernelApi Api { get; }
 
     /// <inheritdoc cref="IGpuKernelHost.ComputeUnits"/>
     private protected abstract int ComputeUnits { get; }
+
+    /// <inheritdoc cref="IGpuKernelHost.LocalMemoryBytes"/>
+    private protected abstract long LocalMemoryBytes { get; }
 
     /// <summary>Allocates <paramref name="length"/> zero-filled elements on the device (the backend's AllocateBuffer).</summary>
     private protected abstract DeviceBuffer AllocateDevice(ElementType type, long length);
@@ -46,6 +52,7 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
 
     KernelApi IGpuKernelHost.Api => Api;
     int IGpuKernelHost.ComputeUnits => ComputeUnits;
+    long IGpuKernelHost.LocalMemoryBytes => LocalMemoryLimit is { } limit ? Math.Min(limit, LocalMemoryBytes) : LocalMemoryBytes;
     GpuScratch IGpuKernelHost.Scratch => Scratch;
     void IGpuKernelHost.CheckOwner(in TensorView view, string name) => CheckOwner(view, name);
     bool IGpuKernelHost.TensorCoresFit(ReadOnlySpan<DeviceBuffer?> buffers) => TensorCoresFit(buffers);

@@ -14,6 +14,13 @@ internal interface IGpuKernelHost
     /// <summary>Compute units (OpenCL) or multiprocessors (CUDA) of the device; the automatic split count depends on it.</summary>
     int ComputeUnits { get; }
 
+    /// <summary>
+    /// Static local (OpenCL) or shared (CUDA) memory one work-group may declare, in bytes: the device's
+    /// CL_DEVICE_LOCAL_MEM_SIZE (at least 32 KB by the standard) or CUDA's 48 KB static limit. A kernel variant that
+    /// declares more must not be chosen.
+    /// </summary>
+    long LocalMemoryBytes { get; }
+
     /// <summary>The context's reusable scratch memory.</summary>
     GpuScratch Scratch { get; }
 

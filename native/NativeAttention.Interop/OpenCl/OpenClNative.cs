@@ -59,5 +59,6 @@ public static unsafe partial class OpenClNative
     [LibraryImport(Lib)] public static partial OpenClKernelHandle clCreateKernel(OpenClProgramHandle program, byte* name, int* errcode);
     [LibraryImport(Lib)] public static partial int clReleaseKernel(IntPtr kernel);
     [LibraryImport(Lib)] public static partial int clSetKernelArg(OpenClKernelHandle kernel, uint index, nuint size, void* value);
+    [LibraryImport(Lib)] public static partial int clGetKernelWorkGroupInfo(OpenClKernelHandle kernel, IntPtr device, uint name, nuint size, void* value, nuint* sizeReturned);
     [LibraryImport(Lib)] public static partial int clEnqueueNDRangeKernel(OpenClQueueHandle queue, OpenClKernelHandle kernel, uint workDim, nuint* globalOffset, nuint* globalSize, nuint* localSize, uint numEvents, IntPtr* waitList, IntPtr* evt);
 }

@@ -160,6 +160,9 @@ public sealed unsafe class CudaContext : GpuContext
 
     private protected override int ComputeUnits => _device.Multiprocessors;
 
+    /// <summary>Statically declared shared memory is capped at 48 KB per block on every architecture.</summary>
+    private protected override long LocalMemoryBytes => 48 * 1024;
+
     private protected override DeviceBuffer AllocateDevice(ElementType type, long length) => AllocateBuffer(type, length);
 
     /// <summary>Tensor cores need sm_80 or later and 16-byte aligned roots: wrapped pointers from other libraries may sit anywhere.</summary>

@@ -23,6 +23,21 @@ internal readonly record struct DeltaVariant(ElementType ElementType, bool Chunk
     /// <summary>Value columns per chunked work-group (NA_DELTA_CB).</summary>
     public const int ColumnBlock = 32;
 
+    /// <summary>
+    /// The local memory the chunked kernel declares, in bytes, as delta_chunked.h lays it out: the L x (L + 1) matrix,
+    /// the work area (the larger of that matrix and the staged q/k/gate blocks of FB + 1 columns plus the FB x CB
+    /// decay block), R/U of CB + 1 columns, three per-token vectors and the FB per-key decays.
+    /// </summary>
+    public static int ChunkedLocalBytes
+    {
+        get
+        {
+            int matrix = Chunk * (Chunk + 1);
+            int stage = 3 * Chunk * (FeatureBlock + 1) + FeatureBlock * ColumnBlock;
+            return sizeof(float) * (matrix + Math.Max(matrix, stage) + Chunk * (ColumnBlock + 1) + 3 * Chunk + FeatureBlock);
+        }
+    }
+
     /// <summary>The recurrent kernel's entry point.</summary>
     public const string Entry = "na_delta_recurrent";
 

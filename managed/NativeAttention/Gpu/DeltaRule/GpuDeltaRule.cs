@@ -9,7 +9,8 @@ namespace NativeAttention.Gpu;
 /// work-group per (sequence, head, block of <see cref="DeltaVariant.ColumnBlock"/> value columns), chunks of at most
 /// <see cref="DeltaVariant.Chunk"/> tokens through the UT transform. Shorter prefills, decode steps and verify calls run
 /// the recurrent kernel: one work-group per (sequence, head, block of <see cref="DeltaVariant.Threads"/> value columns),
-/// tokens in order. Both keep a float32 state in global memory: the final state, a float32 scratch copy when the call
+/// tokens in order; so does every prefill on a device whose local memory is smaller than the chunked kernel's
+/// (<see cref="DeltaVariant.ChunkedLocalBytes"/>, about 42 KB; OpenCL guarantees 32 KB). Both keep a float32 state in global memory: the final state, a float32 scratch copy when the call
 /// asks for none, the decode state in place, or the verify call's intermediate states.
 /// </summary>
 internal static class GpuDeltaRule
@@ -28,7 +29,10 @@ internal static class GpuDeltaRule
     public static void Run(IGpuKernelHost host, DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta,
         in TensorView output, in TensorView? initialState, in TensorView? finalState, int chunkedMinTokens = ChunkedMinTokens)
     {
-        var variant = new DeltaVariant(problem.ElementType, Chunked: problem.Length >= chunkedMinTokens);
+        // Devices with less local memory than the chunked kernel declares (OpenCL guarantees only 32 KB) run the
+        // recurrent kernel at every length.
+        bool chunked = problem.Length >= chunkedMinTokens && DeltaVariant.ChunkedLocalBytes <= host.LocalMemoryBytes;
+        var variant = new DeltaVariant(problem.ElementType, Chunked: chunked);
         int columnBlocks = (problem.ValueDim + variant.Columns - 1) / variant.Columns;
         long groups = (long)problem.Sequences * problem.Heads * columnBlocks;
         if (groups > int.MaxValue)

@@ -17,6 +17,7 @@ public sealed unsafe class OpenClContext : GpuContext
     private readonly OpenClDevice _device;
     private readonly ConcurrentDictionary<string, Lazy<OpenClModule>> _modules = new();
     private readonly Lazy<int> _computeUnits;
+    private readonly Lazy<long> _localMemory;
 
     private OpenClContext(OpenClContextHandle context, OpenClQueueHandle queue, OpenClDevice device)
     {
@@ -24,6 +25,7 @@ public sealed unsafe class OpenClContext : GpuContext
         Queue = queue;
         _device = device;
         _computeUnits = new(() => OpenClDeviceInfo.ComputeUnits(device.Id));
+        _localMemory = new(() => OpenClDeviceInfo.LocalMemoryBytes(device.Id));
     }
 
     /// <summary>Creates a context and an in-order queue on device <see cref="ContextOptions.Device"/> (an index into every platform's devices).</summary>
@@ -121,6 +123,11 @@ public sealed unsafe class OpenClContext : GpuContext
 
     private protected override int ComputeUnits => _computeUnits.Value;
 
+    private protected override long LocalMemoryBytes => _localMemory.Value;
+
+    /// <summary>The device this context's kernels are built for.</summary>
+    internal OpenClDevice Device => _device;
+
     private protected override DeviceBuffer AllocateDevice(ElementType type, long length) => AllocateBuffer(type, length);
 
     private protected override void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
@@ -140,6 +147,9 @@ public sealed unsafe class OpenClContext : GpuContext
     /// <summary>The first request for a module: in its own method, so the closure exists only then, not on every launch.</summary>
     private OpenClModule AddModule(string name, Func<string> source, string entryPoint) =>
         _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => OpenClModule.Build(_context, _device, source(), entryPoint))).Value;
+
+    /// <summary>True once the module <paramref name="name"/> was built for a launch; for tests.</summary>
+    internal bool HasModule(string name) => _modules.ContainsKey(name);
 
     /// <summary>Builds a program from raw source (no caching in memory); for tests and tools.</summary>
     internal OpenClModule BuildSource(string source, string entryPoint) => OpenClModule.Build(_context, _device, source, entryPoint);

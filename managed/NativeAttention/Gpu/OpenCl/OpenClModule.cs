@@ -17,6 +17,14 @@ internal sealed unsafe class OpenClModule : IDisposable
         _kernel = kernel;
     }
 
+    /// <summary>CL_KERNEL_LOCAL_MEM_SIZE on <paramref name="device"/>: the local memory a work-group of the kernel uses.</summary>
+    public long LocalMemoryBytes(OpenClDevice device)
+    {
+        ulong bytes;
+        OpenClException.Check(clGetKernelWorkGroupInfo(_kernel, device.Id, 0x11B2, sizeof(ulong), &bytes, null), "clGetKernelWorkGroupInfo(LOCAL_MEM_SIZE)");
+        return (long)bytes;
+    }
+
     /// <summary>Builds <paramref name="source"/> for the context's device, reusing a cached binary when one exists.</summary>
     /// <exception cref="OpenClException">The build failed; <see cref="NativeCallException.BuildLog"/> holds the compiler output.</exception>
     public static OpenClModule Build(OpenClContextHandle context, OpenClDevice device, string source, string entryPoint, string options = "")

@@ -229,6 +229,35 @@ public abstract class DeltaRuleTests
     }
 
     [SkippableFact]
+    public void DeltaRule_ChunkedKernel_DeclaresTheLocalMemoryTheHostAssumes()
+    {
+        // The host picks the chunked kernel only where DeltaVariant.ChunkedLocalBytes fits the device; that figure must
+        // be what the compiled kernel really declares.
+        Skip.If(Backend != Backend.OpenCl, "The OpenCL runtime reports a kernel's local memory.");
+        using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)Context();
+        var variant = new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true);
+        using var module = context.BuildSource(variant.Source(NativeAttention.Gpu.KernelApi.OpenCl), variant.EntryPoint);
+        Assert.Equal(NativeAttention.Gpu.DeltaVariant.ChunkedLocalBytes, module.LocalMemoryBytes(context.Device));
+    }
+
+    [SkippableFact]
+    public void DeltaRule_DeviceWithLittleLocalMemory_RunsTheRecurrentKernel()
+    {
+        // OpenCL guarantees 32 KB of local memory; the chunked kernel declares more, so such a device runs every prefill
+        // on the recurrent kernel, with the same results.
+        Skip.If(Backend != Backend.OpenCl, "Which modules were built is visible on OpenCL.");
+        Assert.True(NativeAttention.Gpu.DeltaVariant.ChunkedLocalBytes > 32 * 1024, "the chunked kernel now fits 32 KB: this test no longer tests the fallback");
+        using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)Context();
+        context.LocalMemoryLimit = 32 * 1024;
+        var c = new DeltaRuleTestCase { Length = 80, KeyDim = 16, ValueDim = 17, Variant = DeltaRuleVariant.GatedDeltaNet, InitialState = true, Seed = 5 };
+        var d = DeltaRuleData.Create(c);
+        d.Run(context);
+        AssertMatchesReference(c, d);
+        Assert.False(context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true).Name), "the chunked kernel was built");
+        Assert.True(context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32).Name), "the recurrent kernel did not run");
+    }
+
+    [SkippableFact]
     public void DeltaRule_SampledCases_PassTheCaseCheck()
     {
         // What `verify` and `fuzz --replay` run: the case's own call (prefill or in-place decode) and its check.
