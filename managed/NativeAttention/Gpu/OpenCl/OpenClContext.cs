@@ -146,7 +146,21 @@ public sealed unsafe class OpenClContext : GpuContext
 
     /// <summary>The first request for a module: in its own method, so the closure exists only then, not on every launch.</summary>
     private OpenClModule AddModule(string name, Func<string> source, string entryPoint) =>
-        _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => OpenClModule.Build(_context, _device, source(), entryPoint))).Value;
+        _modules.GetOrAdd(name, _ => new Lazy<OpenClModule>(() => BuildChecked(name, source(), entryPoint))).Value;
+
+    /// <summary>
+    /// Builds a module and refuses it, with a message naming the kernel, when it declares more local memory than the
+    /// device has (a launch would otherwise fail with a bare CL_OUT_OF_RESOURCES, or not at all on some drivers).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The kernel needs more local memory than the device offers.</exception>
+    private OpenClModule BuildChecked(string name, string source, string entryPoint)
+    {
+        var module = OpenClModule.Build(_context, _device, source, entryPoint);
+        long needed = module.LocalMemoryBytes(_device), available = ((IGpuKernelHost)this).LocalMemoryBytes;
+        if (needed <= available) return module;
+        module.Dispose();
+        throw new NotSupportedException($"The OpenCL kernel {name} needs {needed} bytes of local memory per work-group; {_device.Name} has {available}.");
+    }
 
     /// <summary>True once the module <paramref name="name"/> was built for a launch; for tests.</summary>
     internal bool HasModule(string name) => _modules.ContainsKey(name);
