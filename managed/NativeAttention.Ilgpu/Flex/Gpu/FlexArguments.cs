@@ -142,7 +142,7 @@ internal static class FlexArguments
             int elementSize = Marshal.SizeOf(element.IsEnum ? Enum.GetUnderlyingType(element) : element);
             return new Layout(Kind.View, 16, 8, type, [], elementSize)
             {
-                Buffer = type.GetProperty("Buffer"), Index = type.GetProperty("Index"), Length = type.GetProperty("Length"),
+                Buffer = Property(type, "Buffer"), Index = Property(type, "Index"), Length = Property(type, "Length"),
             };
         }
         if (!type.IsValueType)
@@ -165,6 +165,10 @@ internal static class FlexArguments
         int total = fields.Count == 0 ? 1 : Align(offset, alignment);
         return new Layout(Kind.Struct, total, alignment, type, [.. fields], 0);
     }
+
+    private static PropertyInfo Property(Type view, string name) =>
+        view.GetProperty(name, BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)
+        ?? throw new InvalidOperationException($"ILGPU's {view.Name} has no {name} property; this ILGPU version is not the one FlexArguments reads.");
 
     private static int Align(int offset, int alignment) => (offset + alignment - 1) / alignment * alignment;
 }

@@ -33,7 +33,7 @@ internal static partial class FlexCompiler
     /// <summary>Bump when the text's post-processing changes: part of every disk-cache key.</summary>
     private const string PatchVersion = "flex-text-1";
 
-    private static readonly Lazy<Context> IlgpuContext = new(() => Context.Create(builder => builder.Optimize(OptimizationLevel.O1).EnableAlgorithms()));
+    private static readonly Lazy<Context> IlgpuContext = new(() => Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms()));
     private static readonly Lazy<PTXBackend> Ptx = new(() => new PTXBackend(IlgpuContext.Value, CudaArchitecture.SM_80, CudaInstructionSet.ISA_70, null!));
     private static readonly Lazy<CLBackend> OpenCl = new(() => new CLBackend(IlgpuContext.Value, NoExtensions(), CLDeviceVendor.Other, CLCVersion.CL20));
     private static readonly Lock CompileLock = new();
@@ -77,7 +77,7 @@ internal static partial class FlexCompiler
         string text;
         try
         {
-            text = Compile(kernel, api);
+            text = CompileRaw(kernel, api);
         }
         catch (Exception e) when (e is not ArgumentException)
         {
@@ -87,25 +87,22 @@ internal static partial class FlexCompiler
                     throw new ArgumentException($"ILGPU cannot compile the modification struct {type.FullName}: {reason}", argument, e);
             throw new InvalidOperationException($"ILGPU could not compile {name}: {Reason(e)}", e);
         }
+        text = api == KernelApi.Cuda ? CudaModule.PtxMarker + text : PatchOpenCl(text);
         LastCompileTime = watch.Elapsed;
         var result = Describe(name, text, api, fromCache: false);
         KernelDiskCache.TryWrite(key, Encoding.UTF8.GetBytes(text));
         return result;
     }
 
-    /// <summary>Compiles <paramref name="kernel"/> with ILGPU's backend for <paramref name="api"/> and post-processes the text.</summary>
-    internal static string Compile(MethodInfo kernel, KernelApi api)
+    /// <summary>Compiles <paramref name="kernel"/> with ILGPU's backend for <paramref name="api"/>: its text as ILGPU wrote it.</summary>
+    internal static string CompileRaw(MethodInfo kernel, KernelApi api)
     {
         var description = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
         lock (CompileLock)
         {
-            if (api == KernelApi.Cuda)
-            {
-                var compiled = (PTXCompiledKernel)Ptx.Value.Compile(description, KernelSpecialization.Empty);
-                return CudaModule.PtxMarker + compiled.PTXAssembly;
-            }
-            var source = ((CLCompiledKernel)OpenCl.Value.Compile(description, KernelSpecialization.Empty)).Source;
-            return PatchOpenCl(source);
+            return api == KernelApi.Cuda
+                ? ((PTXCompiledKernel)Ptx.Value.Compile(description, KernelSpecialization.Empty)).PTXAssembly
+                : ((CLCompiledKernel)OpenCl.Value.Compile(description, KernelSpecialization.Empty)).Source;
         }
     }
 
@@ -114,14 +111,14 @@ internal static partial class FlexCompiler
     /// <c>work_group_barrier(CLK_GLOBAL_MEM_FENCE)</c>, which neither exists in 1.2 nor orders local memory, the memory
     /// the flex kernels share through; it becomes <c>barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)</c>.
     /// </summary>
-    /// <exception cref="NotSupportedException">The text uses what PoCL cannot build: the generic address space or sub-group functions.</exception>
+    /// <exception cref="InvalidOperationException">The text uses what PoCL cannot build: the generic address space or sub-group functions.</exception>
     internal static string PatchOpenCl(string source)
     {
         string patched = WorkGroupBarrier().Replace(source, "barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)");
         if (patched.Contains("work_group_barrier", StringComparison.Ordinal))
-            throw new NotSupportedException("ILGPU's OpenCL C has a work_group_barrier this patch does not recognise.");
+            throw new InvalidOperationException("ILGPU's OpenCL C has a work_group_barrier this patch does not recognise.");
         if (patched.Contains("generic ", StringComparison.Ordinal) || patched.Contains("sub_group_", StringComparison.Ordinal))
-            throw new NotSupportedException("ILGPU's OpenCL C uses the generic address space or sub-group functions, which PoCL cannot build.");
+            throw new InvalidOperationException("ILGPU's OpenCL C uses the generic address space or sub-group functions, which PoCL cannot build.");
         return patched;
     }
 
@@ -174,8 +171,8 @@ internal static partial class FlexCompiler
         var method = typeof(FlexProbes).GetMethod(probe)!.MakeGenericMethod(type);
         try
         {
-            Compile(method, KernelApi.OpenCl);
-            Compile(method, KernelApi.Cuda);
+            CompileRaw(method, KernelApi.OpenCl);
+            CompileRaw(method, KernelApi.Cuda);
             return null;
         }
         catch (Exception e)
