@@ -1,5 +1,6 @@
 // Flex attention on OpenCL (PoCL in CI): every built-in option written as a modification, compositions, block masks
 // made on the device, against the float64 reference; modifications ILGPU cannot compile fail before anything runs.
+// Shapes stay small: every modification type is one ILGPU compile and one PoCL build.
 using NativeAttention.Ilgpu.Flex.Gpu;
 using Xunit;
 using static NativeAttention.Ilgpu.Tests.FlexOnGpu.FlexCheck;
@@ -8,10 +9,15 @@ namespace NativeAttention.Ilgpu.Tests.FlexOnGpu;
 
 public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenClFixture>
 {
+    /// <summary>GQA (Hq = 2 Hkv), Nq &lt; Nk, ragged tiles, Dqk != Dv.</summary>
     private static readonly Shape Small = new(2, 4, 2, 37, 45, 32, 24);
+    private const int Shift = 45 - 37;
 
     private static bool All(int b, int h, int q, int k) => true;
     private static double Same(double s, int b, int h, int q, int k) => s;
+
+    private FlexBlockMask? Blocks<TMask>(bool on, TMask mask, Shape shape, int queryBlock = 16, int keyBlock = 16) where TMask : struct, IMaskMod =>
+        on ? FlexGpu.CreateBlockMask(fixture.Context, mask, shape.B, shape.Hq, shape.Nq, shape.Nk, queryBlock, keyBlock) : null;
 
     [SkippableFact]
     public void NoModification_IsPlainAttention() =>
@@ -22,9 +28,188 @@ public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenC
     [InlineData(true)]
     public void Causal_BottomRightAligned(bool blockMask)
     {
+        var mask = new CausalMask { Shift = Shift };
+        Check(fixture.Context, Small, new NoScoreMod(), mask, (b, h, q, k) => k <= q + Shift, Same, Blocks(blockMask, mask, Small));
+    }
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SlidingWindow(bool blockMask)
+    {
+        var mask = new WindowMask { Left = 9, Right = 3, Shift = Shift };
+        Check(fixture.Context, Small, new NoScoreMod(), mask, (b, h, q, k) => k - q - Shift >= -9 && k - q - Shift <= 3, Same,
+            Blocks(blockMask, mask, Small, 32, 16));
+    }
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Alibi_WithCausal(bool blockMask)
+    {
         var context = fixture.Context;
-        var mask = new CausalMask { Shift = Small.Nk - Small.Nq };
-        var blocks = blockMask ? FlexGpu.CreateBlockMask(context, mask, Small.B, Small.Hq, Small.Nq, Small.Nk, 16, 16) : null;
-        Check(context, Small, new NoScoreMod(), mask, (b, h, q, k) => k <= q + 8, Same, blocks);
+        float[] slopes = [0.5f, 0.25f, 0.125f, 0.0625f];
+        var score = new AlibiScore { Slopes = Floats(context, slopes), Shift = Shift };
+        var mask = new CausalMask { Shift = Shift };
+        Check(context, Small, score, mask, (b, h, q, k) => k <= q + Shift, (s, b, h, q, k) => s + slopes[h] * (k - q - Shift),
+            Blocks(blockMask, mask, Small));
+    }
+
+    [SkippableFact]
+    public void Softcap()
+    {
+        var context = fixture.Context;
+        var shape = Small with { D = 64, Dv = 64 };   // larger scores: the cap bites
+        Check(context, shape, new SoftcapScore { Cap = 0.75f }, new NoMask(), All, (s, b, h, q, k) => 0.75 * Math.Tanh(s / 0.75), null);
+    }
+
+    [SkippableFact]
+    public void DenseBias_ThroughAViewField()
+    {
+        var context = fixture.Context;
+        var (b, hq, nq, nk) = (Small.B, Small.Hq, Small.Nq, Small.Nk);
+        var bias = FlexCheck.Random(new Random(7), b * hq * nq * nk);
+        var score = new BiasScore { Bias = Floats(context, bias), Heads = hq, Nq = nq, Nk = nk };
+        Check(context, Small, score, new NoMask(), All, (s, bb, h, q, k) => s + bias[((bb * hq + h) * nq + q) * nk + k], null);
+    }
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DocumentMask_ThroughViewFields(bool blockMask)
+    {
+        var context = fixture.Context;
+        var (b, nq, nk) = (Small.B, Small.Nq, Small.Nk);
+        // Sample 0: three documents; sample 1: two, the keys' ids shifted so that some queries see nothing.
+        var queryDocs = Enumerable.Range(0, b * nq).Select(i => i < nq ? (i % nq) / 13 : 4 + (i % nq) / 20).ToArray();
+        var keyDocs = Enumerable.Range(0, b * nk).Select(i => i < nk ? (i % nk) / 16 : 5 + (i % nk) / 23).ToArray();
+        var mask = new DocumentMask { QueryDocuments = Ints(context, queryDocs), KeyDocuments = Ints(context, keyDocs), Nq = nq, Nk = nk };
+        Check(context, Small, new NoScoreMod(), mask, (bb, h, q, k) => queryDocs[bb * nq + q] == keyDocs[bb * nk + k], Same,
+            Blocks(blockMask, mask, Small, 16, 32));
+    }
+
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PrefixLm_ThroughAViewField(bool blockMask)
+    {
+        var context = fixture.Context;
+        int[] prefixes = [20, 3];
+        var mask = new PrefixLmMask { Prefixes = Ints(context, prefixes), Shift = Shift };
+        Check(context, Small, new NoScoreMod(), mask, (b, h, q, k) => k < prefixes[b] || k <= q + Shift, Same, Blocks(blockMask, mask, Small));
+    }
+
+    [SkippableTheory]
+    [InlineData(64)]
+    [InlineData(128)]
+    [InlineData(256)]
+    public void EveryTile_HeadDims(int headDim)
+    {
+        var shape = new Shape(1, 2, 1, 21, 26, headDim - 7, headDim);
+        var mask = new CausalMask { Shift = 5 };
+        Check(fixture.Context, shape, new DistanceScore { Rate = 0.05f }, mask, (b, h, q, k) => k <= q + 5, (s, b, h, q, k) => s - 0.05 * Math.Abs(q - k),
+            Blocks(true, mask, shape, 48, 16));
+    }
+
+    [SkippableTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void RandomCompositions(int seed)
+    {
+        var context = fixture.Context;
+        var random = new Random(seed);
+        int hkv = random.Next(1, 3), group = random.Next(1, 3);
+        var shape = new Shape(random.Next(1, 3), hkv * group, hkv, random.Next(1, 50), random.Next(1, 60), random.Next(1, 5) * 8, random.Next(1, 5) * 8);
+        int shift = shape.Nk - shape.Nq, left = random.Next(0, 20), right = random.Next(0, 6), period = random.Next(1, 9);
+        float rate = (float)random.NextDouble() * 0.2f, cap = 0.5f + (float)random.NextDouble();
+        var slopes = Enumerable.Range(0, shape.Hq).Select(_ => (float)random.NextDouble()).ToArray();
+        var prefixes = Enumerable.Range(0, shape.B).Select(_ => random.Next(0, shape.Nk + 1)).ToArray();
+        int queryBlock = random.Next(16, 65), keyBlock = random.Next(16, 65);
+        bool blockMask = random.Next(2) == 0;
+
+        // (window AND stripe) OR prefix-LM; ALiBi, then distance, then softcap.
+        var mask = new OrMask<AndMask<WindowMask, StripeMask>, PrefixLmMask>
+        {
+            First = new() { First = new WindowMask { Left = left, Right = right, Shift = shift }, Second = new StripeMask { Period = period } },
+            Second = new PrefixLmMask { Prefixes = Ints(context, prefixes), Shift = shift },
+        };
+        var score = new ThenScore<ThenScore<AlibiScore, DistanceScore>, SoftcapScore>
+        {
+            First = new() { First = new AlibiScore { Slopes = Floats(context, slopes), Shift = shift }, Second = new DistanceScore { Rate = rate } },
+            Second = new SoftcapScore { Cap = cap },
+        };
+        bool Visible(int b, int h, int q, int k) =>
+            (k - q - shift >= -left && k - q - shift <= right && (k / period + h) % 2 == 0 && q % 5 != 3) || k < prefixes[b] || k <= q + shift;
+        double Score(double s, int b, int h, int q, int k) => cap * Math.Tanh((s + slopes[h] * (k - q - shift) - rate * Math.Abs(q - k)) / cap);
+        Check(context, shape, score, mask, Visible, Score, Blocks(blockMask, mask, shape, queryBlock, keyBlock), seed);
+    }
+
+    [SkippableTheory]
+    [InlineData(16, 16)]
+    [InlineData(48, 16)]
+    [InlineData(20, 37)]
+    [InlineData(128, 128)]
+    public void CreateBlockMask_ClassifiesEveryBlock(int queryBlock, int keyBlock)
+    {
+        var context = fixture.Context;
+        var (b, h, nq, nk) = (2, 3, 130, 301);
+        var mask = new OrMask<WindowMask, StripeMask> { First = new WindowMask { Left = 40, Right = 0, Shift = nk - nq }, Second = new StripeMask { Period = 50 } };
+        bool Visible(int bb, int hh, int q, int k) => (k - q - (nk - nq) >= -40 && k - q - (nk - nq) <= 0) || ((k / 50 + hh) % 2 == 0 && q % 5 != 3);
+        var blocks = FlexGpu.CreateBlockMask(context, mask, b, h, nq, nk, queryBlock, keyBlock);
+        var classes = FlexReference.Classes(b, h, nq, nk, queryBlock, keyBlock, Visible);
+        int queryBlocks = (nq + queryBlock - 1) / queryBlock, keyBlocks = (nk + keyBlock - 1) / keyBlock;
+        Assert.Equal((b, h, keyBlocks, queryBlock, keyBlock), (blocks.MaskBatch, blocks.MaskHeads, blocks.MaxBlocksPerRow, blocks.QueryBlockSize, blocks.KeyBlockSize));
+        for (int r = 0; r < b * h * queryBlocks; r++)
+        {
+            var row = classes.AsSpan(r * keyBlocks, keyBlocks).ToArray();
+            int[] full = Enumerable.Range(0, keyBlocks).Where(c => row[c] == 2).ToArray();
+            int[] partial = Enumerable.Range(0, keyBlocks).Where(c => row[c] == 1).ToArray();
+            Assert.Equal(full, blocks.FullIndices.Slice(r * keyBlocks, blocks.FullCounts.Span[r]).ToArray());
+            Assert.Equal(partial, blocks.PartialIndices.Slice(r * keyBlocks, blocks.PartialCounts.Span[r]).ToArray());
+        }
+    }
+
+    [SkippableFact]
+    public void FullBlocks_SkipTheMask_EmptyBlocks_AreSkipped()
+    {
+        // A hand-made mask: row 0 lists key block 1 as full although the causal mask hides part of it, and key block 0
+        // as partial; key block 2 is not listed (empty). The kernel must not evaluate the mask on block 1 and must not
+        // read block 2 at all.
+        var shape = new Shape(1, 1, 1, 16, 48, 16, 16);
+        var mask = new CausalMask { Shift = 0 };
+        var blocks = new FlexBlockMask
+        {
+            QueryBlockSize = 16, KeyBlockSize = 16, MaxBlocksPerRow = 3,
+            FullCounts = new[] { 1 }, FullIndices = new[] { 1, 0, 0 },
+            PartialCounts = new[] { 1 }, PartialIndices = new[] { 0, 0, 0 },
+        };
+        Check(fixture.Context, shape, new NoScoreMod(), mask, (b, h, q, k) => k < 16 ? k <= q : k < 32, Same, blocks);
+    }
+
+    [SkippableFact]
+    public void ClassAllocationInAModification_FailsBeforeAnythingRuns() =>
+        Rejects(new ClassAllocatingScore(), new NoMask(), "scoreMod", nameof(ClassAllocatingScore));
+
+    [SkippableFact]
+    public void ClassFieldInAModification_FailsBeforeAnythingRuns() =>
+        Rejects(new NoScoreMod(), new ClassFieldMask { Keys = [1] }, "maskMod", nameof(ClassFieldMask), "class");
+
+    [SkippableFact]
+    public void BoolFieldInAModification_FailsBeforeAnythingRuns() =>
+        Rejects(new NoScoreMod(), new BoolFieldMask(), "maskMod", nameof(BoolFieldMask), "Boolean");
+
+    private void Rejects<TScore, TMask>(TScore score, TMask mask, string argument, params string[] words)
+        where TScore : struct, IScoreMod where TMask : struct, IMaskMod
+    {
+        var context = fixture.Context;
+        var q = Upload(context, new float[2 * 8], 1, 1, 2, 8);
+        var o = Upload(context, Enumerable.Repeat(42f, 2 * 8).ToArray(), 1, 1, 2, 8);
+        var e = Assert.Throws<ArgumentException>(() => FlexGpu.Run(context, q, q, q, o, null, 1f, null, score, mask));
+        Assert.Equal(argument, e.ParamName);
+        foreach (var word in words) Assert.Contains(word, e.Message, StringComparison.Ordinal);
+        context.Synchronize();
+        Assert.All(Read(o), x => Assert.Equal(42f, x));   // nothing ran
     }
 }

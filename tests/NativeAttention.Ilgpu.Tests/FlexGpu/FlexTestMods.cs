@@ -99,12 +99,13 @@ public struct ThenScore<TFirst, TSecond> : IScoreMod where TFirst : struct, ISco
         Second.Score(First.Score(score, batch, head, query, key), batch, head, query, key);
 }
 
-/// <summary>Allocates a managed array on every call: ILGPU cannot compile it.</summary>
-public struct ManagedArrayScore : IScoreMod
+/// <summary>Allocates a managed object (a class) on every call: ILGPU cannot compile it. (A small constant-size array it
+/// can: ILGPU turns it into private memory.)</summary>
+public struct ClassAllocatingScore : IScoreMod
 {
     public readonly float Score(float score, int batch, int head, int query, int key)
     {
-        var values = new float[] { score, key };
+        var values = new List<float> { score, key };
         return values[query & 1];
     }
 }
