@@ -53,14 +53,17 @@ plant() {
   printf '%s' "${content/"$2"/"$3"}" > "$1"
 }
 
-build() { (cd "$tree" && timeout 1800 dotnet build tests/NativeAttention.Tests -c Release -nologo) > "$1" 2>&1; }
+# A FILTER of the form PROJECT::FILTER runs another test project (e.g. tests/NativeAttention.Ilgpu.Tests::...).
+project_of() { if [[ $1 == *::* ]]; then echo "${1%%::*}"; else echo tests/NativeAttention.Tests; fi; }
+filter_of() { if [[ $1 == *::* ]]; then echo "${1#*::}"; else echo "$1"; fi; }
+build() { (cd "$tree" && timeout 1800 dotnet build "${2:-tests/NativeAttention.Tests}" -c Release -nologo) > "$1" 2>&1; }
 
 # Runs a filter with the fixed seed only (the whole filter: xunit's stop-on-first-failure can abort the test host
 # before the failure is reported).
 run_tests() {
   local filter=$1 log=$2
   (cd "$tree" && NATIVEATTENTION_FSCHECK_FRESH=off NATIVEATTENTION_FSCHECK_REPLAY= timeout 3600 \
-    dotnet test tests/NativeAttention.Tests -c Release --no-build --filter "$filter") > "$log" 2>&1
+    dotnet test "$(project_of "$filter")" -c Release --no-build --filter "$(filter_of "$filter")") > "$log" 2>&1
 }
 first_failure() { grep -m1 -E '^\s+Failed [A-Za-z]' "$1" | sed -E 's/^\s+Failed //; s/ \[.*//' || true; }
 failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
@@ -78,6 +81,9 @@ for i in "${!ids[@]}"; do
   wanted "${ids[$i]}" || continue
   filter=${filters[$i]}
   [ -n "${checked[$filter]:-}" ] && continue
+  if [ "$(project_of "$filter")" != tests/NativeAttention.Tests ]; then
+    build "$logs/unmutated.build.log" "$(project_of "$filter")" || { echo "the unmutated tree does not build $(project_of "$filter")" >&2; exit 2; }
+  fi
   echo "Checking that the unmutated tree passes: $filter"
   if ! run_tests "$filter" "$logs/unmutated.test.log"; then
     echo "the unmutated tree fails $filter (first: $(first_failure "$logs/unmutated.test.log")); see $logs/unmutated.test.log" >&2
@@ -96,7 +102,7 @@ for i in "${!ids[@]}"; do
   if ! plant "$file" "${originals[$i]}" "${replacements[$i]}"; then
     result="STALE       original text not found exactly once in ${files[$i]}"
     status=1
-  elif ! build "$logs/$id.build.log"; then
+  elif ! build "$logs/$id.build.log" "$(project_of "${filters[$i]}")"; then
     result="NO BUILD    see $logs/$id.build.log"
     status=1
   elif run_tests "${filters[$i]}" "$logs/$id.test.log"; then

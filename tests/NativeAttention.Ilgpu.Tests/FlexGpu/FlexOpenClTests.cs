@@ -171,6 +171,18 @@ public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenC
         }
     }
 
+    [SkippableTheory]
+    [InlineData(301, 16)]
+    [InlineData(100, 64)]
+    public void CreateBlockMask_RaggedLastBlock_IsFullWhenEveryKeyInsideIsVisible(int keyLength, int keyBlock)
+    {
+        // A padding mask at the sequence end: every block is full, the ragged last one too (keys past Nk do not count).
+        var blocks = FlexGpu.CreateBlockMask(fixture.Context, new PaddingMask { Length = keyLength }, 1, 2, 40, keyLength, 16, keyBlock);
+        int keyBlocks = (keyLength + keyBlock - 1) / keyBlock;
+        Assert.All(blocks.FullCounts.ToArray(), count => Assert.Equal(keyBlocks, count));
+        Assert.All(blocks.PartialCounts.ToArray(), count => Assert.Equal(0, count));
+    }
+
     [SkippableFact]
     public void FullBlocks_SkipTheMask_EmptyBlocks_AreSkipped()
     {

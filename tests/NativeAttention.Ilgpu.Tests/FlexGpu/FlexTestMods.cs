@@ -52,6 +52,13 @@ public struct OrMask<TFirst, TSecond> : IMaskMod where TFirst : struct, IMaskMod
     public readonly bool Visible(int batch, int head, int query, int key) => First.Visible(batch, head, query, key) || Second.Visible(batch, head, query, key);
 }
 
+/// <summary>A padding mask: keys from <c>Length</c> on are padding.</summary>
+public struct PaddingMask : IMaskMod
+{
+    public int Length;
+    public readonly bool Visible(int batch, int head, int query, int key) => key < Length;
+}
+
 /// <summary>A checkerboard by key parity per head (a mask with many partial blocks and rows that see nothing).</summary>
 public struct StripeMask : IMaskMod
 {
