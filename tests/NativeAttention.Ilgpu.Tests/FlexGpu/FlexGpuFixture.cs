@@ -2,6 +2,7 @@
 // opencl: a missing backend fails), and helpers that upload host data and run one flex call against the reference.
 using System.Runtime.InteropServices;
 using ILGPU;
+using Half = System.Half;
 using NativeAttention.Gpu;
 using NativeAttention.Ilgpu.Flex.Gpu;
 using Xunit;
@@ -58,6 +59,46 @@ internal static class FlexCheck
 
     public static ArrayView<float> Floats(GpuContext context, float[] data) => FlexDeviceMemory.View<float>(Upload(context, data, data.Length));
 
+    /// <summary>Values rounded to <paramref name="type"/> (to nearest even), as floats.</summary>
+    public static float[] Round(float[] values, ElementType type) => type switch
+    {
+        ElementType.Float16 => values.Select(x => (float)(Half)x).ToArray(),
+        ElementType.BFloat16 => values.Select(x => (float)(BFloat16)x).ToArray(),
+        _ => values,
+    };
+
+    public static TensorView Upload(GpuContext context, float[] data, ElementType type, params int[] shape)
+    {
+        if (type == ElementType.Float32) return Upload(context, data, shape);
+        var view = context.Allocate(type, shape);
+        var buffer = (DeviceBuffer)view.Storage!;
+        if (type == ElementType.Float16) buffer.Write<Half>(data.Select(x => (Half)x).ToArray());
+        else buffer.Write<BFloat16>(data.Select(x => (BFloat16)x).ToArray());
+        return view;
+    }
+
+    public static float[] Read(in TensorView view, ElementType type)
+    {
+        var buffer = (DeviceBuffer)view.Storage!;
+        switch (type)
+        {
+            case ElementType.Float16:
+            {
+                var values = new Half[view.ElementCount];
+                buffer.Read<Half>(values);
+                return values.Select(x => (float)x).ToArray();
+            }
+            case ElementType.BFloat16:
+            {
+                var values = new BFloat16[view.ElementCount];
+                buffer.Read<BFloat16>(values);
+                return values.Select(x => (float)x).ToArray();
+            }
+            default:
+                return Read(view);
+        }
+    }
+
     public static float[] Read(in TensorView view)
     {
         var values = new float[view.ElementCount];
@@ -81,22 +122,24 @@ internal static class FlexCheck
     /// none, or the one the test built (its full blocks must be fully visible under <paramref name="visible"/>).
     /// </summary>
     public static void Check<TScore, TMask>(GpuContext context, Shape shape, TScore scoreMod, TMask maskMod, Func<int, int, int, int, bool> visible,
-        Func<double, int, int, int, int, double> score, FlexBlockMask? blockMask, int seed = 1, double tolerance = 2e-4)
+        Func<double, int, int, int, int, double> score, FlexBlockMask? blockMask, int seed = 1, double tolerance = 2e-4,
+        ElementType type = ElementType.Float32)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         var random = new Random(seed);
         var (b, hq, hkv, nq, nk, d, dv) = shape;
-        float[] q = Random(random, b * hq * nq * d), k = Random(random, b * hkv * nk * d), v = Random(random, b * hkv * nk * dv);
-        var qd = Upload(context, q, b, hq, nq, d);
-        var kd = Upload(context, k, b, hkv, nk, d);
-        var vd = Upload(context, v, b, hkv, nk, dv);
-        var od = Upload(context, Enumerable.Repeat(float.NaN, b * hq * nq * dv).ToArray(), b, hq, nq, dv);
+        // 16-bit inputs: the reference reads the values the device holds (rounded to the storage type).
+        float[] q = Round(Random(random, b * hq * nq * d), type), k = Round(Random(random, b * hkv * nk * d), type), v = Round(Random(random, b * hkv * nk * dv), type);
+        var qd = Upload(context, q, type, b, hq, nq, d);
+        var kd = Upload(context, k, type, b, hkv, nk, d);
+        var vd = Upload(context, v, type, b, hkv, nk, dv);
+        var od = Upload(context, Enumerable.Repeat(float.NaN, b * hq * nq * dv).ToArray(), type, b, hq, nq, dv);
         var ld = Upload(context, Enumerable.Repeat(float.NaN, b * hq * nq).ToArray(), b, hq, nq);
         double scale = 1 / Math.Sqrt(d);
         FlexGpu.Run(context, qd, kd, vd, od, ld, (float)scale, blockMask, scoreMod, maskMod);
         context.Synchronize();
         var (expected, expectedLse) = FlexReference.Run(q, k, v, b, hq, hkv, nq, nk, d, dv, scale, visible, score);
-        Compare("output", expected, Read(od), tolerance);
+        Compare("output", expected, Read(od, type), tolerance);
         Compare("logSumExp", expectedLse, Read(ld), tolerance);
     }
 

@@ -112,6 +112,20 @@ public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenC
     }
 
     [SkippableTheory]
+    [InlineData(ElementType.Float16)]
+    [InlineData(ElementType.BFloat16)]
+    public void SixteenBitStorage_Fp32Accumulation(ElementType type)
+    {
+        var context = fixture.Context;
+        float[] slopes = [0.5f, 0.25f, 0.125f, 0.0625f];
+        var score = new AlibiScore { Slopes = Floats(context, slopes), Shift = Shift };
+        var mask = new CausalMask { Shift = Shift };
+        // The output's own rounding: half an ulp of fp16 (2^-11) or bf16 (2^-8), relative.
+        Check(context, Small, score, mask, (b, h, q, k) => k <= q + Shift, (s, b, h, q, k) => s + slopes[h] * (k - q - Shift),
+            Blocks(true, mask, Small), tolerance: type == ElementType.Float16 ? 1.5e-3 : 1e-2, type: type);
+    }
+
+    [SkippableTheory]
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(3)]

@@ -21,9 +21,11 @@ public sealed class FlexPtxTests(ITestOutputHelper output)
             (typeof(ThenScore<ThenScore<AlibiScore, DistanceScore>, SoftcapScore>), typeof(OrMask<AndMask<WindowMask, StripeMask>, PrefixLmMask>)),
             (typeof(BiasScore), typeof(DocumentMask)),
         };
+        var elements = new (Type Element, Type Codec)[] { (typeof(float), typeof(Fp32Element)), (typeof(ushort), typeof(Fp16Element)), (typeof(ushort), typeof(Bf16Element)) };
         foreach (var (score, mask) in mods)
         foreach (var tile in new[] { typeof(FlexTile64), typeof(FlexTile128), typeof(FlexTile256) })
-            yield return ($"forward<{score.Name},{mask.Name},{tile.Name}>", forward.MakeGenericMethod(score, mask, tile));
+        foreach (var (element, codec) in score == typeof(NoScoreMod) ? elements : elements[..1])
+            yield return ($"forward<{score.Name},{mask.Name},{tile.Name},{codec.Name}>", forward.MakeGenericMethod(score, mask, tile, element, codec));
         var classify = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Classify))!;
         yield return ("classify<NoMask>", classify.MakeGenericMethod(typeof(NoMask)));
         yield return ("classify<DocumentMask>", classify.MakeGenericMethod(typeof(DocumentMask)));

@@ -26,7 +26,8 @@ namespace NativeAttention.Ilgpu.Flex.Gpu;
 /// <param name="Text">PTX (prefixed with <see cref="CudaModule.PtxMarker"/>) or OpenCL C.</param>
 /// <param name="ParameterBytes">The parameter block the text declares (PTX), or that the arguments struct takes (OpenCL).</param>
 /// <param name="FromCache">True when the text came from the disk cache rather than from ILGPU.</param>
-internal sealed record FlexKernelText(string Name, string EntryPoint, string Text, int ParameterBytes, bool FromCache);
+/// <param name="CompileTime">ILGPU's compile time (zero when the text came from the disk cache).</param>
+internal sealed record FlexKernelText(string Name, string EntryPoint, string Text, int ParameterBytes, bool FromCache, TimeSpan CompileTime);
 
 internal static partial class FlexCompiler
 {
@@ -58,9 +59,6 @@ internal static partial class FlexCompiler
         }
     }
 
-    /// <summary>The last compile of each kind, for the benchmark: ILGPU's time and where the text came from.</summary>
-    public static TimeSpan LastCompileTime { get; private set; }
-
     private static FlexKernelText Load(MethodInfo kernel, KernelApi api, (Type Type, string Argument)[] modifications)
     {
         string name = ModuleName(kernel, api);
@@ -68,7 +66,7 @@ internal static partial class FlexCompiler
         if (KernelDiskCache.TryRead(key) is { } cached)
         {
             string cachedText = Encoding.UTF8.GetString(cached);
-            return Describe(name, cachedText, api, fromCache: true);
+            return Describe(name, cachedText, api, fromCache: true, TimeSpan.Zero);
         }
         foreach (var (type, argument) in modifications)
             if (FlexArguments.Unsupported(type) is { } reason)
@@ -88,8 +86,7 @@ internal static partial class FlexCompiler
             throw new InvalidOperationException($"ILGPU could not compile {name}: {Reason(e)}", e);
         }
         text = api == KernelApi.Cuda ? CudaModule.PtxMarker + text : PatchOpenCl(text);
-        LastCompileTime = watch.Elapsed;
-        var result = Describe(name, text, api, fromCache: false);
+        var result = Describe(name, text, api, fromCache: false, watch.Elapsed);
         KernelDiskCache.TryWrite(key, Encoding.UTF8.GetBytes(text));
         return result;
     }
@@ -131,18 +128,18 @@ internal static partial class FlexCompiler
     [GeneratedRegex(@"kernel\s+void\s+(\w+)\s*\(")]
     private static partial Regex OpenClEntry();
 
-    private static FlexKernelText Describe(string name, string text, KernelApi api, bool fromCache)
+    private static FlexKernelText Describe(string name, string text, KernelApi api, bool fromCache, TimeSpan compileTime)
     {
         if (api == KernelApi.Cuda)
         {
             var entries = PtxEntry().Matches(text);
             if (entries.Count != 1)
                 throw new InvalidOperationException($"{name}: expected one PTX entry with one parameter block, found {entries.Count}.");
-            return new FlexKernelText(name, entries[0].Groups[1].Value, text, int.Parse(entries[0].Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), fromCache);
+            return new FlexKernelText(name, entries[0].Groups[1].Value, text, int.Parse(entries[0].Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), fromCache, compileTime);
         }
         var kernels = OpenClEntry().Matches(text);
         if (kernels.Count != 1) throw new InvalidOperationException($"{name}: expected one OpenCL kernel, found {kernels.Count}.");
-        return new FlexKernelText(name, kernels[0].Groups[1].Value, text, -1, fromCache);
+        return new FlexKernelText(name, kernels[0].Groups[1].Value, text, -1, fromCache, compileTime);
     }
 
     /// <summary>A module name per kernel method and dialect: the method with its type arguments, hashed.</summary>

@@ -21,28 +21,46 @@ internal static class FlexGpu
     /// </summary>
     /// <exception cref="ArgumentException">ILGPU cannot compile a modification (the message names the struct and why), or a
     /// view field of one is not a view of this context's device memory.</exception>
-    /// <exception cref="NotSupportedException">fp16/bf16 tensors (fp32 only so far), or head dims above 256.</exception>
+    /// <exception cref="NotSupportedException">Head dims above 256.</exception>
     public static void Run<TScore, TMask>(GpuContext context, TensorView query, TensorView key, TensorView value, TensorView output,
         TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
+        var type = query.ElementType;
+        if (key.ElementType != type || value.ElementType != type || output.ElementType != type || logSumExp is { ElementType: not ElementType.Float32 })
+            throw new NotSupportedException($"Flex attention on {context.Backend} takes Q, K, V and O of one element type and a Float32 log-sum-exp.");
+        switch (type)
+        {
+            case ElementType.Float32:
+                Run<TScore, TMask, float, Fp32Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod);
+                break;
+            case ElementType.Float16:
+                Run<TScore, TMask, ushort, Fp16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod);
+                break;
+            default:
+                Run<TScore, TMask, ushort, Bf16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod);
+                break;
+        }
+    }
+
+    private static void Run<TScore, TMask, TElement, TCodec>(GpuContext context, TensorView query, TensorView key, TensorView value, TensorView output,
+        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod)
+        where TScore : struct, IScoreMod where TMask : struct, IMaskMod where TElement : unmanaged where TCodec : struct, IFlexElement<TElement>
+    {
         IGpuKernelHost host = context;
-        if (query.ElementType != ElementType.Float32 || key.ElementType != ElementType.Float32 || value.ElementType != ElementType.Float32
-            || output.ElementType != ElementType.Float32 || logSumExp is { ElementType: not ElementType.Float32 })
-            throw new NotSupportedException($"Flex attention on {context.Backend} runs on Float32 tensors only so far (query is {query.ElementType}).");
         int batch = query.Shape[0], headsQ = query.Shape[1], nq = query.Shape[2], dqk = query.Shape[3];
         int headsKv = key.Shape[1], nk = key.Shape[2], dv = value.Shape[3];
         int dims = Math.Max(dqk, dv);
         Type tile = dims <= 64 ? typeof(FlexTile64) : dims <= 128 ? typeof(FlexTile128) : dims <= 256 ? typeof(FlexTile256)
             : throw new NotSupportedException($"Flex attention on {context.Backend} takes head dims up to 256; Dqk is {dqk} and Dv {dv}.");
         var (rows, keys) = tile == typeof(FlexTile256) ? (8, 8) : (16, 16);
-        var kernel = ForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), tile);
+        var kernel = ForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), tile, typeof(TElement), typeof(TCodec));
         var text = FlexCompiler.Get(kernel, host.Api, (typeof(TScore), "scoreMod"), (typeof(TMask), "maskMod"));
 
-        var a = new FlexForwardArgs<TScore, TMask>
+        var a = new FlexForwardArgs<TScore, TMask, TElement>
         {
-            Q = FlexDeviceMemory.Whole<float>((DeviceBuffer)query.Storage!), K = FlexDeviceMemory.Whole<float>((DeviceBuffer)key.Storage!),
-            V = FlexDeviceMemory.Whole<float>((DeviceBuffer)value.Storage!), O = FlexDeviceMemory.Whole<float>((DeviceBuffer)output.Storage!),
+            Q = FlexDeviceMemory.Whole<TElement>((DeviceBuffer)query.Storage!), K = FlexDeviceMemory.Whole<TElement>((DeviceBuffer)key.Storage!),
+            V = FlexDeviceMemory.Whole<TElement>((DeviceBuffer)value.Storage!), O = FlexDeviceMemory.Whole<TElement>((DeviceBuffer)output.Storage!),
             QOffset = query.Offset, KOffset = key.Offset, VOffset = value.Offset, OOffset = output.Offset,
             QStrideB = query.Strides[0], QStrideH = query.Strides[1], QStrideN = query.Strides[2], QStrideD = query.Strides[3],
             KStrideB = key.Strides[0], KStrideH = key.Strides[1], KStrideN = key.Strides[2], KStrideD = key.Strides[3],

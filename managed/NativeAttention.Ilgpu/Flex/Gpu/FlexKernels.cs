@@ -1,6 +1,7 @@
 // The flex kernels, written in C# for ILGPU: ILGPU compiles them, specialised for the user's score and mask structs,
 // to PTX and OpenCL C text without a device, and NativeAttention's runtime loads and launches that text
-// (FlexCompiler, FlexArguments, FlexGpu). fp32 storage and accumulation.
+// (FlexCompiler, FlexArguments, FlexGpu). fp32, fp16 or bf16 storage (16-bit values converted by bit manipulation, so
+// no device needs half-precision support: OpenCL's cl_khr_fp16 is optional), fp32 accumulation.
 //
 // Flex forward: one work-group of BQ x 8 work-items per (batch, query head, query tile of BQ rows). Query tiles are
 // aligned to the block mask's query blocks (a mask block of 48 rows is three tiles of 16; of 40 rows, 16 + 16 + 8), so
@@ -54,17 +55,73 @@ internal readonly struct FlexTile256 : IFlexTile
     public int Keys => 8;
 }
 
+/// <summary>How the forward kernel reads and writes a storage element: fp32 as it is, fp16 and bf16 from their bits.</summary>
+internal interface IFlexElement<TElement> where TElement : unmanaged
+{
+    float Load(TElement value);
+    TElement Store(float value);
+}
+
+/// <summary>fp32 storage.</summary>
+internal readonly struct Fp32Element : IFlexElement<float>
+{
+    public float Load(float value) => value;
+    public float Store(float value) => value;
+}
+
+/// <summary>IEEE binary16 storage, as raw bits: exact widening; narrowing rounds to nearest even, overflow to infinity.</summary>
+internal readonly struct Fp16Element : IFlexElement<ushort>
+{
+    public float Load(ushort value)
+    {
+        uint sign = (uint)(value & 0x8000) << 16, exponent = (uint)(value >> 10) & 0x1F, mantissa = value & 0x3FFu;
+        if (exponent == 0)
+        {
+            float subnormal = (int)mantissa * 5.9604644775390625e-8f;   // mantissa x 2^-24, exact (int: ILGPU widens an unsigned conversion to double)
+            return sign != 0 ? -subnormal : subnormal;
+        }
+        uint bits = exponent == 31 ? sign | 0x7F800000u | (mantissa << 13) : sign | ((exponent + 112) << 23) | (mantissa << 13);
+        return Interop.IntAsFloat(bits);
+    }
+
+    public ushort Store(float value)
+    {
+        uint bits = Interop.FloatAsInt(value);
+        uint sign = (bits >> 16) & 0x8000, magnitude = bits & 0x7FFFFFFF;
+        if (magnitude >= 0x47800000)   // 65536 and above, infinities and NaNs
+            return (ushort)(sign | (magnitude > 0x7F800000 ? 0x7E00u : 0x7C00u));
+        if (magnitude < 0x38800000)   // below 2^-14: a half subnormal; adding 0.5 rounds the mantissa into place (RNE)
+            return (ushort)(sign | (Interop.FloatAsInt(Interop.IntAsFloat(magnitude) + 0.5f) - 0x3F000000u));
+        uint odd = (magnitude >> 13) & 1;
+        magnitude += 0xC8000FFFu + odd;   // rebias the exponent (-112 << 23) and round to nearest even
+        return (ushort)(sign | (magnitude >> 13));
+    }
+}
+
+/// <summary>bfloat16 storage, as raw bits: exact widening; narrowing rounds to nearest even, NaN stays NaN.</summary>
+internal readonly struct Bf16Element : IFlexElement<ushort>
+{
+    public float Load(ushort value) => Interop.IntAsFloat((uint)value << 16);
+
+    public ushort Store(float value)
+    {
+        uint bits = Interop.FloatAsInt(value);
+        if ((bits & 0x7FFFFFFF) > 0x7F800000) return (ushort)((bits >> 16) | 0x40);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+}
+
 /// <summary>
 /// The flex forward kernel's arguments. Q, K, V, O, Lse and Meta are views of whole root buffers (index 0); the element
 /// offsets and strides below locate the tensors in them (long arithmetic: a view's own index is 32-bit on OpenCL).
 /// </summary>
-internal struct FlexForwardArgs<TScore, TMask>
-    where TScore : struct, IScoreMod where TMask : struct, IMaskMod
+internal struct FlexForwardArgs<TScore, TMask, TElement>
+    where TScore : struct, IScoreMod where TMask : struct, IMaskMod where TElement : unmanaged
 {
-    public ArrayView<float> Q;
-    public ArrayView<float> K;
-    public ArrayView<float> V;
-    public ArrayView<float> O;
+    public ArrayView<TElement> Q;
+    public ArrayView<TElement> K;
+    public ArrayView<TElement> V;
+    public ArrayView<TElement> O;
     public ArrayView<float> Lse;
     /// <summary>The block table (<see cref="FlexGpu"/>): per mask row, full blocks then partial ones; unused without a block mask.</summary>
     public ArrayView<int> Meta;
@@ -124,8 +181,9 @@ internal static class FlexKernels
     public static int Threads<TTile>() where TTile : struct, IFlexTile => default(TTile).Rows * Lanes;
 
     /// <summary>The flex forward kernel (explicitly grouped: Grid.IdxX = (b * Hq + h) * tiles + tile).</summary>
-    public static void Forward<TScore, TMask, TTile>(FlexForwardArgs<TScore, TMask> a)
+    public static void Forward<TScore, TMask, TTile, TElement, TCodec>(FlexForwardArgs<TScore, TMask, TElement> a)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod where TTile : struct, IFlexTile
+        where TElement : unmanaged where TCodec : struct, IFlexElement<TElement>
     {
         const int lanes = Lanes;
         int dm = default(TTile).HeadDims, bq = default(TTile).Rows, bk = default(TTile).Keys;
@@ -152,7 +210,7 @@ internal static class FlexKernels
         for (int i = tid; i < bq * a.Dqk; i += bq * lanes)
         {
             int r = i / a.Dqk, d = i - r * a.Dqk;
-            qs[r * dm + d] = r < rows ? a.Q[qBase + (q0 + r) * a.QStrideN + d * a.QStrideD] : 0.0f;
+            qs[r * dm + d] = r < rows ? default(TCodec).Load(a.Q[qBase + (q0 + r) * a.QStrideN + d * a.QStrideD]) : 0.0f;
         }
         for (int c = lane; c < a.Dv; c += lanes) os[row * dm + c] = 0.0f;
 
@@ -184,12 +242,12 @@ internal static class FlexKernels
                 for (int i = tid; i < bk * a.Dqk; i += bq * lanes)
                 {
                     int j = i / a.Dqk, d = i - j * a.Dqk;
-                    ks[j * dm + d] = j < cols ? a.K[kBase + (kt + j) * a.KStrideN + d * a.KStrideD] : 0.0f;
+                    ks[j * dm + d] = j < cols ? default(TCodec).Load(a.K[kBase + (kt + j) * a.KStrideN + d * a.KStrideD]) : 0.0f;
                 }
                 for (int i = tid; i < bk * a.Dv; i += bq * lanes)
                 {
                     int j = i / a.Dv, d = i - j * a.Dv;
-                    vs[j * dm + d] = j < cols ? a.V[vBase + (kt + j) * a.VStrideN + d * a.VStrideD] : 0.0f;
+                    vs[j * dm + d] = j < cols ? default(TCodec).Load(a.V[vBase + (kt + j) * a.VStrideN + d * a.VStrideD]) : 0.0f;
                 }
                 Group.Barrier();
 
@@ -244,7 +302,7 @@ internal static class FlexKernels
         {
             float inverse = l > 0.0f ? 1.0f / l : 0.0f;
             long oBase = a.OOffset + b * a.OStrideB + h * a.OStrideH + q * a.OStrideN;
-            for (int c = lane; c < a.Dv; c += lanes) a.O[oBase + c * a.OStrideD] = os[row * dm + c] * inverse;
+            for (int c = lane; c < a.Dv; c += lanes) a.O[oBase + c * a.OStrideD] = default(TCodec).Store(os[row * dm + c] * inverse);
             if (a.HasLse != 0 && lane == 0)
                 a.Lse[a.LseOffset + b * a.LseStrideB + h * a.LseStrideH + q * a.LseStrideN] =
                     l > 0.0f ? m + MathF.Log(l) : float.NegativeInfinity;
