@@ -198,6 +198,45 @@ public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenC
     }
 
     [SkippableFact]
+    public void StridedTensors_TokenMajorLayout()
+    {
+        // Q, K, V, O stored [B, N, H, D] (token-major, as projections write them) and passed as [B, H, N, D] views.
+        var context = fixture.Context;
+        var (b, hq, hkv, nq, nk, d) = (2, 4, 2, 19, 23, 16);
+        var random = new Random(5);
+        float[] q = FlexCheck.Random(random, b * nq * hq * d), k = FlexCheck.Random(random, b * nk * hkv * d), v = FlexCheck.Random(random, b * nk * hkv * d);
+        var qd = Upload(context, q, b, nq, hq, d).Permute(0, 2, 1, 3);
+        var kd = Upload(context, k, b, nk, hkv, d).Permute(0, 2, 1, 3);
+        var vd = Upload(context, v, b, nk, hkv, d).Permute(0, 2, 1, 3);
+        var od = context.Allocate(ElementType.Float32, b, nq, hq, d).Permute(0, 2, 1, 3);
+        var mask = new CausalMask { Shift = nk - nq };
+        FlexGpu.Run(context, qd, kd, vd, od, null, 0.25f, null, new NoScoreMod(), mask);
+        context.Synchronize();
+        static float[] HeadMajor(float[] x, int b, int n, int h, int d)
+        {
+            var y = new float[x.Length];
+            for (int i = 0; i < b; i++) for (int t = 0; t < n; t++) for (int j = 0; j < h; j++) for (int e = 0; e < d; e++)
+                y[((i * h + j) * n + t) * d + e] = x[((i * n + t) * h + j) * d + e];
+            return y;
+        }
+        var (expected, _) = FlexReference.Run(HeadMajor(q, b, nq, hq, d), HeadMajor(k, b, nk, hkv, d), HeadMajor(v, b, nk, hkv, d), b, hq, hkv, nq, nk, d, d,
+            0.25, (bb, h, i, j) => j <= i + nk - nq, Same);
+        var stored = new float[b * nq * hq * d];
+        ((NativeAttention.Gpu.DeviceBuffer)od.Storage!).Read<float>(stored);
+        Compare("output", expected, HeadMajor(stored, b, nq, hq, d), 2e-4);
+    }
+
+    [SkippableFact]
+    public void BroadcastBlockMask_OneRowSetForEveryBatchAndHead()
+    {
+        // A mask made once for (batch 1, head 1) serves every (b, h): MaskBatch = MaskHeads = 1 broadcast.
+        var mask = new CausalMask { Shift = Shift };
+        var shared = FlexGpu.CreateBlockMask(fixture.Context, mask, 1, 1, Small.Nq, Small.Nk, 32, 16);
+        Assert.Equal((1, 1), (shared.MaskBatch, shared.MaskHeads));
+        Check(fixture.Context, Small, new NoScoreMod(), mask, (b, h, q, k) => k <= q + Shift, Same, shared);
+    }
+
+    [SkippableFact]
     public void FullBlocks_SkipTheMask_EmptyBlocks_AreSkipped()
     {
         // A hand-made mask: row 0 lists key block 1 as full although the causal mask hides part of it, and key block 0
