@@ -117,10 +117,19 @@ internal static class FlexGpu
     /// Evaluates <paramref name="maskMod"/> on the device for every element and classifies each
     /// <c>queryBlock x keyBlock</c> block as empty, partial or full. Waits for the device and returns a mask in host memory.
     /// </summary>
-    /// <exception cref="ArgumentException">ILGPU cannot compile <paramref name="maskMod"/>; the message names the struct and why.</exception>
+    /// <exception cref="ArgumentException">ILGPU cannot compile <paramref name="maskMod"/> (the message names the struct and
+    /// why), or a size is out of range (block sizes from <see cref="BlockMask.MinBlockSize"/> to <see cref="BlockMask.MaxBlockSize"/>).</exception>
     public static FlexBlockMask CreateBlockMask<TMask>(GpuContext context, TMask maskMod, int batch, int heads, int queryLength, int keyLength,
         int queryBlockSize, int keyBlockSize) where TMask : struct, IMaskMod
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(heads, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(queryLength);
+        ArgumentOutOfRangeException.ThrowIfNegative(keyLength);
+        if (queryBlockSize is < BlockMask.MinBlockSize or > BlockMask.MaxBlockSize)
+            throw new ArgumentOutOfRangeException(nameof(queryBlockSize), queryBlockSize, $"Expected a block size from {BlockMask.MinBlockSize} to {BlockMask.MaxBlockSize}.");
+        if (keyBlockSize is < BlockMask.MinBlockSize or > BlockMask.MaxBlockSize)
+            throw new ArgumentOutOfRangeException(nameof(keyBlockSize), keyBlockSize, $"Expected a block size from {BlockMask.MinBlockSize} to {BlockMask.MaxBlockSize}.");
         IGpuKernelHost host = context;
         int queryBlocks = (queryLength + queryBlockSize - 1) / queryBlockSize, keyBlocks = (keyLength + keyBlockSize - 1) / keyBlockSize;
         long rows = (long)batch * heads * queryBlocks, cells = rows * keyBlocks;
