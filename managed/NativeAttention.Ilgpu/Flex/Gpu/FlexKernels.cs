@@ -13,7 +13,8 @@
 //
 // Block mask classification: one work-group per (mask row, key block) counts visible elements; compaction: one
 // work-group per mask row lists full and partial key blocks in ascending order through a work-group exclusive scan
-// (our own, in shared memory: ILGPU.Algorithms' scans use warp shuffles, sub-group shuffles on OpenCL, which PoCL lacks).
+// (our own, in shared memory: ILGPU.Algorithms' group scan compiles to warp shuffles in PTX but to OpenCL C 2.0's
+// work_group_scan_exclusive_add in OpenCL C, which our OpenCL C 1.2 program build does not offer).
 using ILGPU;
 
 namespace NativeAttention.Ilgpu.Flex.Gpu;
