@@ -236,6 +236,17 @@ public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenC
         Check(fixture.Context, Small, new NoScoreMod(), mask, (b, h, q, k) => k <= q + Shift, Same, shared);
     }
 
+    [SkippableTheory]
+    [InlineData(0, 1, 16, 16, "batch")]
+    [InlineData(1, 0, 16, 16, "heads")]
+    [InlineData(1, 1, 15, 16, "queryBlockSize")]
+    [InlineData(1, 1, 16, 129, "keyBlockSize")]
+    public void CreateBlockMask_RejectsBadSizes(int batch, int heads, int queryBlock, int keyBlock, string argument)
+    {
+        var e = Assert.ThrowsAny<ArgumentException>(() => FlexGpu.CreateBlockMask(fixture.Context, new CausalMask(), batch, heads, 32, 32, queryBlock, keyBlock));
+        Assert.Equal(argument, e.ParamName);
+    }
+
     [SkippableFact]
     public void FullBlocks_SkipTheMask_EmptyBlocks_AreSkipped()
     {
