@@ -64,6 +64,20 @@ public sealed class FlexOpenClTests(OpenClFixture fixture) : IClassFixture<OpenC
     }
 
     [SkippableFact]
+    public void MixedFieldLayout_MatchesIlgpusParameterStruct()
+    {
+        var context = fixture.Context;
+        float[] slopes = [0.3f, -0.2f, 0.1f, 0.05f];
+        var score = new MixedFieldsScore
+        {
+            Small = 7, Medium = -300, Large = 5_000, Tail = 3, Weight = 0.5f,
+            Inner = new AlibiScore { Slopes = Floats(context, slopes), Shift = 2 },
+        };
+        Check(context, Small, score, new NoMask(), All,
+            (s, b, h, q, k) => s * 0.5 + 0.07 - 0.3 + 0.5 + 0.3 + slopes[h] * (k - q - 2), null, tolerance: 5e-4);
+    }
+
+    [SkippableFact]
     public void DenseBias_ThroughAViewField()
     {
         var context = fixture.Context;

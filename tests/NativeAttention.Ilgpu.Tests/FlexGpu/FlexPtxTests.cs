@@ -20,6 +20,7 @@ public sealed class FlexPtxTests(ITestOutputHelper output)
             (typeof(NoScoreMod), typeof(NoMask)),
             (typeof(ThenScore<ThenScore<AlibiScore, DistanceScore>, SoftcapScore>), typeof(OrMask<AndMask<WindowMask, StripeMask>, PrefixLmMask>)),
             (typeof(BiasScore), typeof(DocumentMask)),
+            (typeof(MixedFieldsScore), typeof(NoMask)),
         };
         var elements = new (Type Element, Type Codec)[] { (typeof(float), typeof(Fp32Element)), (typeof(ushort), typeof(Fp16Element)), (typeof(ushort), typeof(Bf16Element)) };
         foreach (var (score, mask) in mods)
@@ -40,6 +41,8 @@ public sealed class FlexPtxTests(ITestOutputHelper output)
             var ptx = FlexCompiler.Get(kernel, KernelApi.Cuda);
             Assert.StartsWith(NativeAttention.Gpu.Cuda.CudaModule.PtxMarker, ptx.Text, StringComparison.Ordinal);
             Assert.Contains(".target sm_80", ptx.Text, StringComparison.Ordinal);
+            // The parameter block CUDA launches pass (FlexArguments' layout) is the one ILGPU's PTX declares.
+            Assert.Equal(FlexArguments.SizeOf(kernel.GetParameters()[0].ParameterType), ptx.ParameterBytes);
             var cl = FlexCompiler.Get(kernel, KernelApi.OpenCl);
             Assert.DoesNotContain("generic", cl.Text, StringComparison.Ordinal);
             Assert.DoesNotContain("work_group_barrier", cl.Text, StringComparison.Ordinal);

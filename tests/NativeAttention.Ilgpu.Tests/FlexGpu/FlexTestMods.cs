@@ -106,6 +106,23 @@ public struct ThenScore<TFirst, TSecond> : IScoreMod where TFirst : struct, ISco
         Second.Score(First.Score(score, batch, head, query, key), batch, head, query, key);
 }
 
+/// <summary>
+/// Fields of every size and alignment, an empty struct and a nested struct with a view: each changes the score, so a
+/// parameter block laid out unlike ILGPU's struct shows in the output.
+/// </summary>
+public struct MixedFieldsScore : IScoreMod
+{
+    public byte Small;
+    public NoScoreMod Empty;
+    public short Medium;
+    public long Large;
+    public AlibiScore Inner;
+    public byte Tail;
+    public float Weight;
+    public readonly float Score(float score, int batch, int head, int query, int key) =>
+        score * Weight + Small * 0.01f + Medium * 0.001f + Large * 1e-4f + Tail * 0.1f + Inner.Score(0, batch, head, query, key) + Empty.Score(0, batch, head, query, key);
+}
+
 /// <summary>Allocates a managed object (a class) on every call: ILGPU cannot compile it. (A small constant-size array it
 /// can: ILGPU turns it into private memory.)</summary>
 public struct ClassAllocatingScore : IScoreMod
