@@ -32,7 +32,7 @@ internal interface IFlexTile
     int Keys { get; }
 }
 
-/// <summary>Head dims up to 64: 16 rows x 16 keys, 17 KiB of shared memory.</summary>
+/// <summary>Head dims up to 64: 16 rows x 16 keys, 18 KiB of shared memory.</summary>
 internal readonly struct FlexTile64 : IFlexTile
 {
     public int HeadDims => 64;
@@ -40,7 +40,7 @@ internal readonly struct FlexTile64 : IFlexTile
     public int Keys => 16;
 }
 
-/// <summary>Head dims up to 128: 16 rows x 16 keys, 33 KiB of shared memory.</summary>
+/// <summary>Head dims up to 128: 16 rows x 16 keys, 34 KiB of shared memory.</summary>
 internal readonly struct FlexTile128 : IFlexTile
 {
     public int HeadDims => 128;
@@ -48,7 +48,7 @@ internal readonly struct FlexTile128 : IFlexTile
     public int Keys => 16;
 }
 
-/// <summary>Head dims up to 256: 8 rows x 8 keys, 32 KiB of shared memory.</summary>
+/// <summary>Head dims up to 256: 8 rows x 8 keys, 33 KiB of shared memory.</summary>
 internal readonly struct FlexTile256 : IFlexTile
 {
     public int HeadDims => 256;
@@ -187,11 +187,14 @@ internal static class FlexKernels
         where TElement : unmanaged where TCodec : struct, IFlexElement<TElement>
     {
         const int lanes = Lanes;
-        int dm = default(TTile).HeadDims, bq = default(TTile).Rows, bk = default(TTile).Keys;
-        var qs = SharedMemory.Allocate<float>(default(TTile).Rows * default(TTile).HeadDims);
-        var ks = SharedMemory.Allocate<float>(default(TTile).Keys * default(TTile).HeadDims);
+        // Row strides: V rows are read along the row (consecutive lanes, consecutive columns) and keep HeadDims; Q, K and
+        // O rows are read down a column by lanes of different rows or keys, so they are padded by one word: a stride of
+        // 64 or 128 words would put every such lane in one shared-memory bank.
+        int dm = default(TTile).HeadDims, pm = default(TTile).HeadDims + 1, bq = default(TTile).Rows, bk = default(TTile).Keys;
+        var qs = SharedMemory.Allocate<float>(default(TTile).Rows * (default(TTile).HeadDims + 1));
+        var ks = SharedMemory.Allocate<float>(default(TTile).Keys * (default(TTile).HeadDims + 1));
         var vs = SharedMemory.Allocate<float>(default(TTile).Keys * default(TTile).HeadDims);
-        var os = SharedMemory.Allocate<float>(default(TTile).Rows * default(TTile).HeadDims);
+        var os = SharedMemory.Allocate<float>(default(TTile).Rows * (default(TTile).HeadDims + 1));
         var ss = SharedMemory.Allocate<float>(default(TTile).Rows * default(TTile).Keys);
 
         int tid = Group.IdxX;
@@ -211,9 +214,9 @@ internal static class FlexKernels
         for (int i = tid; i < bq * a.Dqk; i += bq * lanes)
         {
             int r = i / a.Dqk, d = i - r * a.Dqk;
-            qs[r * dm + d] = r < rows ? default(TCodec).Load(a.Q[qBase + (q0 + r) * a.QStrideN + d * a.QStrideD]) : 0.0f;
+            qs[r * pm + d] = r < rows ? default(TCodec).Load(a.Q[qBase + (q0 + r) * a.QStrideN + d * a.QStrideD]) : 0.0f;
         }
-        for (int c = lane; c < a.Dv; c += lanes) os[row * dm + c] = 0.0f;
+        for (int c = lane; c < a.Dv; c += lanes) os[row * pm + c] = 0.0f;
 
         // The block list of this tile's mask row: [first, partialStart) full, [partialStart, end) partial.
         int first = 0, partialStart = 0, end = a.KeyBlocks;
@@ -243,7 +246,7 @@ internal static class FlexKernels
                 for (int i = tid; i < bk * a.Dqk; i += bq * lanes)
                 {
                     int j = i / a.Dqk, d = i - j * a.Dqk;
-                    ks[j * dm + d] = j < cols ? default(TCodec).Load(a.K[kBase + (kt + j) * a.KStrideN + d * a.KStrideD]) : 0.0f;
+                    ks[j * pm + d] = j < cols ? default(TCodec).Load(a.K[kBase + (kt + j) * a.KStrideN + d * a.KStrideD]) : 0.0f;
                 }
                 for (int i = tid; i < bk * a.Dv; i += bq * lanes)
                 {
@@ -261,7 +264,7 @@ internal static class FlexKernels
                         if (full || a.MaskMod.Visible(b, h, q, k))
                         {
                             float dot = 0.0f;
-                            for (int d = 0; d < a.Dqk; d++) dot += qs[row * dm + d] * ks[j * dm + d];
+                            for (int d = 0; d < a.Dqk; d++) dot += qs[row * pm + d] * ks[j * pm + d];
                             s = a.ScoreMod.Score(dot * a.Scale, b, h, q, k);
                         }
                     }
@@ -289,9 +292,9 @@ internal static class FlexKernels
                     for (int j = 0; j < bk; j++) sum += ss[row * bk + j];
                     for (int c = lane; c < a.Dv; c += lanes)
                     {
-                        float acc = os[row * dm + c] * alpha;
+                        float acc = os[row * pm + c] * alpha;
                         for (int j = 0; j < bk; j++) acc += ss[row * bk + j] * vs[j * dm + c];
-                        os[row * dm + c] = acc;
+                        os[row * pm + c] = acc;
                     }
                     l = l * alpha + sum;
                     m = mNew;
@@ -303,7 +306,7 @@ internal static class FlexKernels
         {
             float inverse = l > 0.0f ? 1.0f / l : 0.0f;
             long oBase = a.OOffset + b * a.OStrideB + h * a.OStrideH + q * a.OStrideN;
-            for (int c = lane; c < a.Dv; c += lanes) a.O[oBase + c * a.OStrideD] = default(TCodec).Store(os[row * dm + c] * inverse);
+            for (int c = lane; c < a.Dv; c += lanes) a.O[oBase + c * a.OStrideD] = default(TCodec).Store(os[row * pm + c] * inverse);
             if (a.HasLse != 0 && lane == 0)
                 a.Lse[a.LseOffset + b * a.LseStrideB + h * a.LseStrideH + q * a.LseStrideN] =
                     l > 0.0f ? m + MathF.Log(l) : float.NegativeInfinity;
