@@ -285,3 +285,23 @@ mutation delta-gpu-recurrent-key-head \
   'GPU recurrent delta rule (decode, verify, short prefills) maps output heads to key heads by modulo instead of by group (GQA indexing)' \
   'const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h / p.group_k) * p.qkvo.k_stride_h;' \
   'const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h % (p.heads / p.group_k)) * p.qkvo.k_stride_h;'
+# --- GPU flex (managed/NativeAttention.Ilgpu/Flex/Gpu/FlexKernels.cs: C# kernels ILGPU compiles to OpenCL C and PTX;
+# checked by the flex OpenCL tests of the ILGPU test project on PoCL, so these need an OpenCL runtime)
+
+mutation flex-gpu-full-off-by-one \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexKernels.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexOpenClTests.Causal|FullyQualifiedName~FlexOpenClTests.FullBlocks' \
+  'GPU flex takes the first partial block of a row for a full one (off by one at the full/partial boundary): its mask is skipped' \
+  'bool full = entry < partialStart;' \
+  'bool full = entry <= partialStart;'
+
+mutation flex-gpu-sum-unrescaled \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexKernels.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexOpenClTests.Causal|FullyQualifiedName~FlexOpenClTests.FullBlocks' \
+  'GPU flex online softmax forgets to rescale the running sum when the row max grows (l + sum instead of l * alpha + sum)' \
+  'l = l * alpha + sum;' \
+  'l = l + sum;'
+
+mutation flex-gpu-classify-ragged \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexKernels.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexOpenClTests.CreateBlockMask_' \
+  'GPU CreateBlockMask counts the keys past Nk in a ragged last key block (a padding-masked last block becomes partial, not full)' \
+  'int rows = IntrinsicMath.Min(a.QueryBlockSize, a.Nq - q0), cols = IntrinsicMath.Min(a.KeyBlockSize, a.Nk - k0);' \
+  'int rows = IntrinsicMath.Min(a.QueryBlockSize, a.Nq - q0), cols = a.KeyBlockSize;'

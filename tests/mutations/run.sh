@@ -53,8 +53,13 @@ plant() {
   printf '%s' "${content/"$2"/"$3"}" > "$1"
 }
 
-# The test project a filter runs in: the ILGPU assembly's tests when the filter names them, the core tests otherwise.
-project() { case "$1" in *NativeAttention.Ilgpu.Tests*) echo tests/NativeAttention.Ilgpu.Tests ;; *) echo tests/NativeAttention.Tests ;; esac; }
+# The test project a filter runs in: PROJECT::FILTER names it; otherwise the ILGPU assembly's tests when the filter
+# names them (NativeAttention.Ilgpu.Tests), the core tests otherwise.
+project_of() {
+  if [[ $1 == *::* ]]; then echo "${1%%::*}"
+  else case "$1" in *NativeAttention.Ilgpu.Tests*) echo tests/NativeAttention.Ilgpu.Tests ;; *) echo tests/NativeAttention.Tests ;; esac; fi
+}
+filter_of() { if [[ $1 == *::* ]]; then echo "${1#*::}"; else echo "$1"; fi; }
 build() { (cd "$tree" && timeout 1800 dotnet build "${2:-tests/NativeAttention.Tests}" -c Release -nologo) > "$1" 2>&1; }
 
 # Runs a filter with the fixed seed only (the whole filter: xunit's stop-on-first-failure can abort the test host
@@ -62,7 +67,7 @@ build() { (cd "$tree" && timeout 1800 dotnet build "${2:-tests/NativeAttention.T
 run_tests() {
   local filter=$1 log=$2
   (cd "$tree" && NATIVEATTENTION_FSCHECK_FRESH=off NATIVEATTENTION_FSCHECK_REPLAY= timeout 3600 \
-    dotnet test "$(project "$filter")" -c Release --no-build --filter "$filter") > "$log" 2>&1
+    dotnet test "$(project_of "$filter")" -c Release --no-build --filter "$(filter_of "$filter")") > "$log" 2>&1
 }
 first_failure() { grep -m1 -E '^\s+Failed [A-Za-z]' "$1" | sed -E 's/^\s+Failed //; s/ \[.*//' || true; }
 failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
@@ -81,6 +86,9 @@ for i in "${!ids[@]}"; do
   wanted "${ids[$i]}" || continue
   filter=${filters[$i]}
   [ -n "${checked[$filter]:-}" ] && continue
+  if [ "$(project_of "$filter")" != tests/NativeAttention.Tests ]; then
+    build "$logs/unmutated.build.log" "$(project_of "$filter")" || { echo "the unmutated tree does not build $(project_of "$filter")" >&2; exit 2; }
+  fi
   echo "Checking that the unmutated tree passes: $filter"
   if ! run_tests "$filter" "$logs/unmutated.test.log"; then
     echo "the unmutated tree fails $filter (first: $(first_failure "$logs/unmutated.test.log")); see $logs/unmutated.test.log" >&2
@@ -99,7 +107,7 @@ for i in "${!ids[@]}"; do
   if ! plant "$file" "${originals[$i]}" "${replacements[$i]}"; then
     result="STALE       original text not found exactly once in ${files[$i]}"
     status=1
-  elif ! build "$logs/$id.build.log" "$(project "${filters[$i]}")"; then
+  elif ! build "$logs/$id.build.log" "$(project_of "${filters[$i]}")"; then
     result="NO BUILD    see $logs/$id.build.log"
     status=1
   elif run_tests "${filters[$i]}" "$logs/$id.test.log"; then

@@ -15,6 +15,9 @@ internal sealed unsafe class CudaModule : IDisposable
         Function = function;
     }
 
+    /// <summary>First line of a module source that is PTX already, not CUDA C for NVRTC.</summary>
+    internal const string PtxMarker = "// NativeAttention: PTX\n";
+
     /// <summary>The kernel's <c>CUfunction</c>; valid while the module is.</summary>
     public IntPtr Function { get; }
 
@@ -25,7 +28,9 @@ internal sealed unsafe class CudaModule : IDisposable
     /// </summary>
     public static CudaModule Load(IntPtr context, string source, string name, string entryPoint, int arch, int driverVersion, int dynamicSharedBytes)
     {
-        byte[] ptx = Encoding.ASCII.GetBytes(CudaCompiler.CompileToPtx(source, name, arch) + "\0");
+        // PTX from elsewhere (NativeAttention.Ilgpu's flex kernels, compiled by ILGPU) loads as it is.
+        string text = source.StartsWith(PtxMarker, StringComparison.Ordinal) ? source : CudaCompiler.CompileToPtx(source, name, arch);
+        byte[] ptx = Encoding.ASCII.GetBytes(text + "\0");
         IntPtr module;
         var (major, minor) = CudaCompiler.Version;
         fixed (byte* image = ptx)

@@ -1,0 +1,206 @@
+// ILGPU as a compiler only: the flex kernels, specialised for the user's structs, to PTX (sm_80) and OpenCL C text with
+// no device and no ILGPU accelerator, cached in memory and on disk (NativeAttention's kernel cache). The text is then
+// loaded by NativeAttention's own runtime.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.OpenCL;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+using NativeAttention.Gpu;
+using NativeAttention.Gpu.Cuda;
+
+namespace NativeAttention.Ilgpu.Flex.Gpu;
+
+/// <summary>One kernel as text: the module name NativeAttention caches it under, its entry point, the text and the size of its parameter block.</summary>
+/// <param name="Name">The module name, unique per kernel method (struct types and tile) and dialect.</param>
+/// <param name="EntryPoint">The kernel's symbol in the text.</param>
+/// <param name="Text">PTX (prefixed with <see cref="CudaModule.PtxMarker"/>) or OpenCL C.</param>
+/// <param name="ParameterBytes">The parameter block the text declares (PTX), or that the arguments struct takes (OpenCL).</param>
+/// <param name="FromCache">True when the text came from the disk cache rather than from ILGPU.</param>
+/// <param name="CompileTime">ILGPU's compile time (zero when the text came from the disk cache).</param>
+internal sealed record FlexKernelText(string Name, string EntryPoint, string Text, int ParameterBytes, bool FromCache, TimeSpan CompileTime);
+
+internal static partial class FlexCompiler
+{
+    /// <summary>Bump when the text's post-processing changes: part of every disk-cache key.</summary>
+    private const string PatchVersion = "flex-text-1";
+
+    private static readonly Lazy<Context> IlgpuContext = new(() => Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms()));
+    private static readonly Lazy<PTXBackend> Ptx = new(() => new PTXBackend(IlgpuContext.Value, CudaArchitecture.SM_80, CudaInstructionSet.ISA_70, null!));
+    private static readonly Lazy<CLBackend> OpenCl = new(() => new CLBackend(IlgpuContext.Value, NoExtensions(), CLDeviceVendor.Other, CLCVersion.CL20));
+    private static readonly Lock CompileLock = new();
+    private static readonly ConcurrentDictionary<(MethodInfo Kernel, KernelApi Api), Lazy<FlexKernelText>> Texts = new();
+
+    /// <summary>
+    /// The text of <paramref name="kernel"/> (a closed generic method of <see cref="FlexKernels"/>) for <paramref name="api"/>:
+    /// from memory, from the disk cache, or compiled by ILGPU now.
+    /// </summary>
+    /// <exception cref="ArgumentException">ILGPU cannot compile one of the modification structs; the message names it and the reason.</exception>
+    public static FlexKernelText Get(MethodInfo kernel, KernelApi api, params (Type Type, string Argument)[] modifications)
+    {
+        var entry = Texts.GetOrAdd((kernel, api), key => new Lazy<FlexKernelText>(() => Load(key.Kernel, key.Api, modifications)));
+        try
+        {
+            return entry.Value;
+        }
+        catch
+        {
+            Texts.TryRemove(new KeyValuePair<(MethodInfo, KernelApi), Lazy<FlexKernelText>>((kernel, api), entry));   // failures are not cached
+            throw;
+        }
+    }
+
+    private static FlexKernelText Load(MethodInfo kernel, KernelApi api, (Type Type, string Argument)[] modifications)
+    {
+        string name = ModuleName(kernel, api);
+        string key = KernelDiskCache.Key(api == KernelApi.Cuda ? ".flex.ptx" : ".flex.cl", name, PatchVersion, IdentityOf(kernel));
+        if (KernelDiskCache.TryRead(key) is { } cached)
+        {
+            string cachedText = Encoding.UTF8.GetString(cached);
+            return Describe(name, cachedText, api, fromCache: true, TimeSpan.Zero);
+        }
+        foreach (var (type, argument) in modifications)
+            if (FlexArguments.Unsupported(type) is { } reason)
+                throw new ArgumentException($"ILGPU cannot pass the modification struct {type.FullName} to a kernel: {reason}", argument);
+        var watch = Stopwatch.StartNew();
+        string text;
+        try
+        {
+            text = CompileRaw(kernel, api);
+        }
+        catch (Exception e) when (e is not ArgumentException)
+        {
+            // Attribute the failure: compile each modification alone in a probe kernel.
+            foreach (var (type, argument) in modifications)
+                if (ProbeFailure(type) is { } reason)
+                    throw new ArgumentException($"ILGPU cannot compile the modification struct {type.FullName}: {reason}", argument, e);
+            throw new InvalidOperationException($"ILGPU could not compile {name}: {Reason(e)}", e);
+        }
+        text = api == KernelApi.Cuda ? CudaModule.PtxMarker + text : PatchOpenCl(text);
+        var result = Describe(name, text, api, fromCache: false, watch.Elapsed);
+        KernelDiskCache.TryWrite(key, Encoding.UTF8.GetBytes(text));
+        return result;
+    }
+
+    /// <summary>Compiles <paramref name="kernel"/> with ILGPU's backend for <paramref name="api"/>: its text as ILGPU wrote it.</summary>
+    internal static string CompileRaw(MethodInfo kernel, KernelApi api)
+    {
+        var description = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
+        lock (CompileLock)
+        {
+            return api == KernelApi.Cuda
+                ? ((PTXCompiledKernel)Ptx.Value.Compile(description, KernelSpecialization.Empty)).PTXAssembly
+                : ((CLCompiledKernel)OpenCl.Value.Compile(description, KernelSpecialization.Empty)).Source;
+        }
+    }
+
+    /// <summary>
+    /// Makes ILGPU's OpenCL C build as OpenCL C 1.2 on every device (PoCL included): its group barrier is OpenCL 2.0's
+    /// <c>work_group_barrier(CLK_GLOBAL_MEM_FENCE)</c>, which neither exists in 1.2 nor orders local memory, the memory
+    /// the flex kernels share through; it becomes <c>barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The text uses what PoCL cannot build: the generic address space or sub-group functions.</exception>
+    internal static string PatchOpenCl(string source)
+    {
+        string patched = WorkGroupBarrier().Replace(source, "barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)");
+        if (patched.Contains("work_group_barrier", StringComparison.Ordinal))
+            throw new InvalidOperationException("ILGPU's OpenCL C has a work_group_barrier this patch does not recognise.");
+        if (patched.Contains("generic ", StringComparison.Ordinal) || patched.Contains("sub_group_", StringComparison.Ordinal))
+            throw new InvalidOperationException("ILGPU's OpenCL C uses the generic address space or sub-group functions, which PoCL cannot build.");
+        return patched;
+    }
+
+    [GeneratedRegex(@"work_group_barrier\s*\(\s*CLK_(GLOBAL|LOCAL)_MEM_FENCE(\s*\|\s*CLK_(GLOBAL|LOCAL)_MEM_FENCE)?\s*\)")]
+    private static partial Regex WorkGroupBarrier();
+
+    [GeneratedRegex(@"\.visible\s+\.entry\s+(\w+)\s*\(\s*\.param\s+\.align\s+\d+\s+\.b8\s+\w+\[(\d+)\]\s*\)")]
+    private static partial Regex PtxEntry();
+
+    [GeneratedRegex(@"kernel\s+void\s+(\w+)\s*\(")]
+    private static partial Regex OpenClEntry();
+
+    private static FlexKernelText Describe(string name, string text, KernelApi api, bool fromCache, TimeSpan compileTime)
+    {
+        if (api == KernelApi.Cuda)
+        {
+            var entries = PtxEntry().Matches(text);
+            if (entries.Count != 1)
+                throw new InvalidOperationException($"{name}: expected one PTX entry with one parameter block, found {entries.Count}.");
+            return new FlexKernelText(name, entries[0].Groups[1].Value, text, int.Parse(entries[0].Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), fromCache, compileTime);
+        }
+        var kernels = OpenClEntry().Matches(text);
+        if (kernels.Count != 1) throw new InvalidOperationException($"{name}: expected one OpenCL kernel, found {kernels.Count}.");
+        return new FlexKernelText(name, kernels[0].Groups[1].Value, text, -1, fromCache, compileTime);
+    }
+
+    /// <summary>A module name per kernel method and dialect: the method with its type arguments, hashed.</summary>
+    private static string ModuleName(MethodInfo kernel, KernelApi api)
+    {
+        string signature = string.Join(",", kernel.GetGenericArguments().Select(t => t.AssemblyQualifiedName));
+        string hash = KernelDiskCache.Key("", kernel.Name, signature)[..16];
+        return $"flex_{kernel.Name.ToLowerInvariant()}.{api.ToString().ToLowerInvariant()}.{hash}";
+    }
+
+    /// <summary>What decides the text besides the name: ILGPU's version and the code of every assembly the type arguments come from.</summary>
+    private static string IdentityOf(MethodInfo kernel)
+    {
+        var assemblies = kernel.GetGenericArguments().SelectMany(Assemblies).Append(typeof(FlexKernels).Assembly).Append(typeof(Context).Assembly)
+            .Append(typeof(IScoreMod).Assembly).Distinct();
+        return string.Join(";", assemblies.Select(a => a.FullName + "@" + a.ManifestModule.ModuleVersionId).Order(StringComparer.Ordinal));
+
+        static IEnumerable<Assembly> Assemblies(Type type) =>
+            type.IsGenericType ? type.GetGenericArguments().SelectMany(Assemblies).Append(type.Assembly) : [type.Assembly];
+    }
+
+    /// <summary>Compiles <paramref name="type"/>'s modification alone; null when ILGPU can, else the reason it cannot.</summary>
+    private static string? ProbeFailure(Type type)
+    {
+        string probe = typeof(IScoreMod).IsAssignableFrom(type) ? nameof(FlexProbes.Score) : nameof(FlexProbes.Mask);
+        var method = typeof(FlexProbes).GetMethod(probe)!.MakeGenericMethod(type);
+        try
+        {
+            CompileRaw(method, KernelApi.OpenCl);
+            CompileRaw(method, KernelApi.Cuda);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return Reason(e);
+        }
+    }
+
+    /// <summary>The innermost messages of an ILGPU failure, which say what it could not compile.</summary>
+    private static string Reason(Exception e)
+    {
+        var messages = new List<string>();
+        for (Exception? inner = e; inner is not null; inner = inner is AggregateException a && a.InnerExceptions.Count > 0 ? a.InnerExceptions[0] : inner.InnerException)
+            if (!messages.Contains(inner.Message)) messages.Add(inner.Message);
+        return string.Join(" ", messages.Skip(Math.Max(0, messages.Count - 2)));
+    }
+
+    private static CLCapabilityContext NoExtensions()
+    {
+        // The public constructor takes one flag per optional capability (fp16, fp64, int64 atomics, sub-groups, ...): none.
+        var constructor = typeof(CLCapabilityContext).GetConstructors().Single(c => c.GetParameters().All(p => p.ParameterType == typeof(bool)));
+        return (CLCapabilityContext)constructor.Invoke(constructor.GetParameters().Select(_ => (object)false).ToArray());
+    }
+}
+
+/// <summary>Kernels that call one modification, to tell which struct ILGPU cannot compile.</summary>
+internal static class FlexProbes
+{
+    public static void Score<TScore>(TScore mod, ArrayView<float> output) where TScore : struct, IScoreMod =>
+        output[Grid.IdxX] = mod.Score(output[Grid.IdxX], 0, 0, Grid.IdxX, ILGPU.Group.IdxX);
+
+    public static void Mask<TMask>(TMask mod, ArrayView<float> output) where TMask : struct, IMaskMod =>
+        output[Grid.IdxX] = mod.Visible(0, 0, Grid.IdxX, ILGPU.Group.IdxX) ? 1.0f : 0.0f;
+}
