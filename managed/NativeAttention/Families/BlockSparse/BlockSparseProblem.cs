@@ -91,7 +91,7 @@ public sealed class BlockSparseProblem
         switch (mask)
         {
             case FlexBlockMask flex:
-                CheckFlex(flex, batch, hq, hkv, queryBlocks, keyBlocks, nk);
+                CheckFlex(flex, batch, hq, hkv, queryBlocks, keyBlocks, nk, "options.Mask");
                 flexMask = flex;
                 break;
             case BlockCsrMask csr:
@@ -131,9 +131,21 @@ public sealed class BlockSparseProblem
             TensorChecks.Throw($"{name} is {maskHeads}; expected 1 (shared by every head), {keyValueHeads} (Hkv: one per GQA group) or {queryHeads} (Hq: one per query head).", name);
     }
 
-    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryBlocks, int keyBlocks, int nk)
+    /// <summary>
+    /// Checks a <see cref="FlexBlockMask"/> for a call of these sizes as <see cref="Create"/> does (block sizes, array
+    /// lengths, counts, indices), naming it <paramref name="name"/> in messages (Flex attention's <c>options.BlockMask</c>).
+    /// </summary>
+    internal static void CheckFlexMask(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryLength, int keyLength, string name)
     {
-        const string name = "options.Mask";
+        CheckBlockSize(mask.QueryBlockSize, $"{name}.QueryBlockSize");
+        CheckBlockSize(mask.KeyBlockSize, $"{name}.KeyBlockSize");
+        int queryBlocks = (int)(((long)queryLength + mask.QueryBlockSize - 1) / mask.QueryBlockSize);
+        int keyBlocks = (int)(((long)keyLength + mask.KeyBlockSize - 1) / mask.KeyBlockSize);
+        CheckFlex(mask, batch, heads, keyValueHeads, queryBlocks, keyBlocks, keyLength, name);
+    }
+
+    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryBlocks, int keyBlocks, int nk, string name)
+    {
         TensorChecks.Broadcast(mask.MaskBatch, batch, $"{name}.MaskBatch", "batch");
         CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
         if (mask.MaxBlocksPerRow < 0)
@@ -159,8 +171,8 @@ public sealed class BlockSparseProblem
         {
             stamp++;
             string where = FlexRowName(row, mask.MaskHeads, queryBlocks);
-            if (hasFull) CheckRow(fullCounts[row], fullIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "FullCounts", "FullIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
-            CheckRow(partialCounts[row], partialIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "PartialCounts", "PartialIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
+            if (hasFull) CheckRow(name, fullCounts[row], fullIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "FullCounts", "FullIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
+            CheckRow(name, partialCounts[row], partialIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "PartialCounts", "PartialIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
         }
     }
 
@@ -170,21 +182,21 @@ public sealed class BlockSparseProblem
         return $"[b={b}, h={h}, query block {qb}]";
     }
 
-    private static void CheckRow(int count, ReadOnlySpan<int> slots, string countsName, string indicesName, string where, int[] seen, int stamp, int keyBlocks, int nk, int keyBlockSize)
+    private static void CheckRow(string name, int count, ReadOnlySpan<int> slots, string countsName, string indicesName, string where, int[] seen, int stamp, int keyBlocks, int nk, int keyBlockSize)
     {
         if (count < 0 || count > slots.Length)
-            TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected a count in [0, MaxBlocksPerRow = {slots.Length}].", $"options.Mask.{countsName}");
+            TensorChecks.Throw($"{name}.{countsName}{where} is {count}; expected a count in [0, MaxBlocksPerRow = {slots.Length}].", $"{name}.{countsName}");
         if (count > keyBlocks)
-            TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected at most the {keyBlocks} key blocks (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{countsName}");
+            TensorChecks.Throw($"{name}.{countsName}{where} is {count}; expected at most the {keyBlocks} key blocks (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"{name}.{countsName}");
         for (int n = 0; n < count; n++)
         {
             int block = slots[n];
             if ((uint)block >= (uint)keyBlocks)
-                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{indicesName}");
+                TensorChecks.Throw($"{name}.{indicesName}{where} slot {n} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"{name}.{indicesName}");
             if (seen[block] == stamp)
-                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} lists key block {block} a second time; a block appears at most once per row, full and partial together.", $"options.Mask.{indicesName}");
+                TensorChecks.Throw($"{name}.{indicesName}{where} slot {n} lists key block {block} a second time; a block appears at most once per row, full and partial together.", $"{name}.{indicesName}");
             if (n > 0 && block < slots[n - 1])
-                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}, below slot {n - 1} = {slots[n - 1]}; a row lists its blocks in ascending order.", $"options.Mask.{indicesName}");
+                TensorChecks.Throw($"{name}.{indicesName}{where} slot {n} is {block}, below slot {n - 1} = {slots[n - 1]}; a row lists its blocks in ascending order.", $"{name}.{indicesName}");
             seen[block] = stamp;
         }
     }
