@@ -230,3 +230,23 @@ mutation linear-gpu-value-head \
   'GPU linear maps output heads to value heads by modulo instead of by group (GVA/GQA indexing)' \
   'const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h / p.group_v) * p.qkvo.v_stride_h;' \
   'const na_i64 v_base = p.qkvo.v_offset + b * p.qkvo.v_stride_b + (h % (p.heads / p.group_v)) * p.qkvo.v_stride_h;'
+
+# --- CPU Flex attention (Cpu/Flex/CpuFlex.cs; the Flex tests live in NativeAttention.Ilgpu.Tests, hence PROJECT::FILTER)
+
+mutation flex-partial-as-full \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex runs a tile mixing full and partial blocks as full: the mask modification is skipped on partial blocks' \
+  'allFull &= kind == Full;' \
+  'allFull &= kind != Empty;'
+
+mutation flex-score-log2-units \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex hands the score modification log2-unit scores (the kernel'"'"'s units) instead of natural-log ones, and keeps its result as log2' \
+  '*e = mod.Score(*e * MathConstants.Ln2, batch, head, query, k0 + j) * MathConstants.Log2E;' \
+  '*e = mod.Score(*e, batch, head, query, k0 + j);'
+
+mutation flex-vector-tail \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex calls the vector score form on whole 8-column runs only: the last columns of a group of odd size miss the modification' \
+  'for (int v = 0; v < real; v += 8)' \
+  'for (int v = 0; v + 8 <= real; v += 8)'

@@ -53,14 +53,19 @@ plant() {
   printf '%s' "${content/"$2"/"$3"}" > "$1"
 }
 
-build() { (cd "$tree" && timeout 1800 dotnet build tests/NativeAttention.Tests -c Release -nologo) > "$1" 2>&1; }
+# A FILTER written PROJECT::FILTER runs in that test project (NativeAttention.Ilgpu's Flex tests); the default
+# project is tests/NativeAttention.Tests.
+project_of() { if [[ $1 == *::* ]]; then echo "${1%%::*}"; else echo tests/NativeAttention.Tests; fi; }
+filter_of() { if [[ $1 == *::* ]]; then echo "${1#*::}"; else echo "$1"; fi; }
+build() { (cd "$tree" && timeout 1800 dotnet build "${2:-tests/NativeAttention.Tests}" -c Release -nologo) > "$1" 2>&1; }
 
 # Runs a filter with the fixed seed only (the whole filter: xunit's stop-on-first-failure can abort the test host
 # before the failure is reported).
 run_tests() {
-  local filter=$1 log=$2
+  local filter project log=$2
+  filter=$(filter_of "$1") project=$(project_of "$1")
   (cd "$tree" && NATIVEATTENTION_FSCHECK_FRESH=off NATIVEATTENTION_FSCHECK_REPLAY= timeout 3600 \
-    dotnet test tests/NativeAttention.Tests -c Release --no-build --filter "$filter") > "$log" 2>&1
+    dotnet test "$project" -c Release --no-build --filter "$filter") > "$log" 2>&1
 }
 first_failure() { grep -m1 -E '^\s+Failed [A-Za-z]' "$1" | sed -E 's/^\s+Failed //; s/ \[.*//' || true; }
 failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
@@ -73,6 +78,14 @@ echo "Copying the working tree into $tree"
 
 echo "Building the unmutated tree"
 build "$logs/unmutated.build.log" || { echo "the unmutated tree does not build: $logs/unmutated.build.log" >&2; exit 2; }
+declare -A built=([tests/NativeAttention.Tests]=1)
+for i in "${!ids[@]}"; do
+  wanted "${ids[$i]}" || continue
+  project=$(project_of "${filters[$i]}")
+  [ -n "${built[$project]:-}" ] && continue
+  build "$logs/unmutated.build.log" "$project" || { echo "the unmutated tree does not build $project: $logs/unmutated.build.log" >&2; exit 2; }
+  built[$project]=1
+done
 declare -A checked=()
 for i in "${!ids[@]}"; do
   wanted "${ids[$i]}" || continue
@@ -96,7 +109,7 @@ for i in "${!ids[@]}"; do
   if ! plant "$file" "${originals[$i]}" "${replacements[$i]}"; then
     result="STALE       original text not found exactly once in ${files[$i]}"
     status=1
-  elif ! build "$logs/$id.build.log"; then
+  elif ! build "$logs/$id.build.log" "$(project_of "${filters[$i]}")"; then
     result="NO BUILD    see $logs/$id.build.log"
     status=1
   elif run_tests "${filters[$i]}" "$logs/$id.test.log"; then
