@@ -21,7 +21,8 @@ namespace NativeAttention;
 /// corners of the index space (first and last batch, head, query and key) before anything runs, which catches a table
 /// field that is too short; <see cref="CreateBlockMask{TMask}"/> evaluates the mask at every element, so with its block
 /// mask every mask fault surfaces there. A score modification that throws only inside the index space ends the call
-/// with the same exception, with the output partly written.
+/// with the same exception, with the output partly written. As in FlexAttention, the score modification may be called
+/// for pairs the mask hides (inside the tiles that are computed); their results are discarded.
 /// </remarks>
 public static class FlexAttention
 {

@@ -61,7 +61,23 @@ internal static unsafe class CpuFlex
         fixed (byte* kinds = plan.KindTable)
         {
             plan.Kinds = kinds;
-            CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T, TScore, TMask>);
+            RunWorkers(plan, threads, plan.Items, Work<TSimd, T, TScore, TMask>);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="CpuWorkers.Run"/>, with a modification's exception surfacing as itself also when the call ran under the
+    /// thread-pool fallback (a concurrent or nested call), which wraps it in an <see cref="AggregateException"/>.
+    /// </summary>
+    private static void RunWorkers<TPlan>(TPlan plan, int threads, int items, Action<TPlan> work)
+    {
+        try
+        {
+            CpuWorkers.Run(plan, threads, items, work);
+        }
+        catch (AggregateException e) when (e.Flatten().InnerExceptions is [FlexModificationException inner, ..])
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inner);
         }
     }
 
@@ -397,7 +413,7 @@ internal static unsafe class CpuFlex
         int rows = batch * heads * plan.QueryBlocks;
         plan.Partial = new int[rows][];
         plan.Full = new int[rows][];
-        CpuWorkers.Run(plan, threads, rows, ClassifyRows);
+        RunWorkers(plan, threads, rows, ClassifyRows);
         return BlockMasks.Build(batch, heads, plan.QueryBlocks, queryBlockSize, keyBlockSize, plan.Partial, plan.Full);
     }
 
