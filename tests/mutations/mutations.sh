@@ -250,3 +250,9 @@ mutation flex-vector-tail \
   'CPU flex calls the vector score form on whole 8-column runs only: the last columns of a group of odd size miss the modification' \
   'for (int v = 0; v < real; v += 8)' \
   'for (int v = 0; v + 8 <= real; v += 8)'
+
+mutation flex-mask-head-modulo \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex maps query head h to block-mask head h % MaskHeads instead of h / (Hq / MaskHeads) (per-GQA-group masks)' \
+  'int h = head / HeadsPerMaskHead;' \
+  'int h = head % MaskHeads;'

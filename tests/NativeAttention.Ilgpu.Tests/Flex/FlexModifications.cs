@@ -171,3 +171,13 @@ public readonly struct ThrowingScore : IScoreMod
     public float Score(float score, int batch, int head, int query, int key) =>
         query == 37 && key == 5 ? throw new InvalidOperationException("pair (37, 5) is cursed") : score;
 }
+
+/// <summary>A causal window whose width depends on the head: <c>16 (head + 1)</c> keys back.</summary>
+public readonly struct HeadWindowMask(int queryLength, int keyLength) : IMaskMod
+{
+    public bool Visible(int batch, int head, int query, int key)
+    {
+        int at = query + keyLength - queryLength;
+        return key <= at && key > at - 16 * (head + 1);
+    }
+}

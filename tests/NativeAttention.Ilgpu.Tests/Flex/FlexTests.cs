@@ -239,11 +239,16 @@ public abstract class FlexTests
     // ---- random compositions against the reference
 
     /// <summary>One random flex case: a problem, a score program (maybe with its vector form), a mask program, block sizes, threads and width.</summary>
+    /// <remarks>
+    /// <see cref="MaskBatch"/> and <see cref="MaskHeads"/> are the extents the block mask is created with (1 or B; 1, Hkv or
+    /// Hq) for the reference comparison: a block mask created from batch 0 or head 0 and broadcast is a different mask
+    /// from the modification's own, and the reference applies it with the same rule the kernel must.
+    /// </remarks>
     public sealed record RandomCase(Problem Problem, ScoreProgram Score, bool VectorScore, MaskProgram Mask, bool UseBlockMask, int QueryBlock, int KeyBlock,
-        int Threads, int? VectorBits, float? Scale)
+        int Threads, int? VectorBits, float? Scale, int MaskBatch, int MaskHeads)
     {
         public override string ToString() =>
-            $"{Problem} score=[{Score}]{(VectorScore ? " vector" : "")} mask=[{Mask}] blockMask={(UseBlockMask ? $"{QueryBlock}x{KeyBlock}" : "none")} threads={Threads} bits={VectorBits?.ToString() ?? "default"} scale={Scale?.ToString() ?? "default"}";
+            $"{Problem} score=[{Score}]{(VectorScore ? " vector" : "")} mask=[{Mask}] blockMask={(UseBlockMask ? $"{QueryBlock}x{KeyBlock} extents {MaskBatch}x{MaskHeads}" : "none")} threads={Threads} bits={VectorBits?.ToString() ?? "default"} scale={Scale?.ToString() ?? "default"}";
     }
 
     private RandomCase Sample(Random r)
@@ -280,7 +285,8 @@ public abstract class FlexTests
         int[] sizes = [16, 32, 64, 128];
         var widths = VectorWidths;
         return new RandomCase(p, score, r.Next(2) == 0, mask, r.Next(3) != 0, sizes[r.Next(4)], sizes[r.Next(4)], r.Next(1, 3), widths[r.Next(widths.Length)],
-            r.Next(4) == 0 ? (float)(0.05 + r.NextDouble() * 0.3) : null);
+            r.Next(4) == 0 ? (float)(0.05 + r.NextDouble() * 0.3) : null,
+            r.Next(2) == 0 ? 1 : p.Batch, new[] { 1, p.KeyValueHeads, p.QueryHeads }[r.Next(3)]);
     }
 
     private Arbitrary<RandomCase> RandomCases() => Arb.From(Gen.Choose(0, int.MaxValue).Select(seed => Sample(new Random(seed))));
@@ -294,7 +300,7 @@ public abstract class FlexTests
             var options = new FlexOptions
             {
                 Scale = c.Scale,
-                BlockMask = c.UseBlockMask ? context.CreateBlockMask(c.Mask, p.Batch, p.QueryHeads, p.QueryLength, p.KeyLength, c.QueryBlock, c.KeyBlock) : null,
+                BlockMask = c.UseBlockMask ? context.CreateBlockMask(c.Mask, c.MaskBatch, c.MaskHeads, p.QueryLength, p.KeyLength, c.QueryBlock, c.KeyBlock) : null,
             };
             double scale = c.Scale ?? 1 / Math.Sqrt(p.HeadDim);
             var expected = FlexReference.Run(p.Query, p.Key, p.Value, scale, options.BlockMask, c.Score, c.Mask);
@@ -313,6 +319,23 @@ public abstract class FlexTests
             var with = RunFlex(context, p, c.Score, c.Mask, new FlexOptions { Scale = c.Scale, BlockMask = blockMask });
             AssertClose(without, with, OutputTolerance(p.Type, 1e-6), 1e-6, c.ToString());
         }, count: 10);
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    [InlineData(1, 6)]
+    [InlineData(2, 3)]
+    public void BlockMaskExtentsBroadcastOverBatchAndGqaGroups(int maskBatch, int maskHeads)
+    {
+        // Hq = 6 over Hkv = 2 (groups of 3) or 3 (groups of 2): a head-dependent mask whose block rows differ per head.
+        int hkv = maskHeads == 3 ? 3 : 2;
+        var p = MakeProblem(new Random(15), 2, 6, hkv, 90, 130, 16, 16, ElementType.Float32);
+        var mask = new HeadWindowMask(p.QueryLength, p.KeyLength);
+        using var context = CreateContext();
+        var options = new FlexOptions { BlockMask = context.CreateBlockMask(mask, maskBatch, maskHeads, p.QueryLength, p.KeyLength, 16, 16) };
+        var expected = FlexReference.Run(p.Query, p.Key, p.Value, 1 / Math.Sqrt(p.HeadDim), options.BlockMask, new NoScoreMod(), mask);
+        AssertClose(expected, RunFlex(context, p, new NoScoreMod(), mask, options), 2e-4, 2e-4, $"mask extents {maskBatch} x {maskHeads}");
+    }
 
     [Fact]
     public void ResultsDoNotDependOnThreads()
