@@ -171,6 +171,19 @@ public abstract class FlexTests
         AssertEqualsBuiltIn(context, p, new ScalarAlibiScore(slopes, p.QueryLength, p.KeyLength), mask, flash, "ALiBi (scalar form)");
     }
 
+    [Fact]
+    public void LongerCausalAlibiWithDefaultBlocksEqualsBuiltIn()
+    {
+        // Several items and 64-key tiles per 128 x 128 block, GQA 2:1, as the benchmark runs it (smaller).
+        using var context = CreateContext();
+        var p = MakeProblem(new Random(16), 1, 4, 2, 700, 700, 64, 64, ElementType.Float32);
+        float[] slopes = [0.5f, 0.125f, 0.03125f, 0.0078125f];
+        var flash = RunFlash(context, p, new FlashOptions { Causal = true, AlibiSlopes = TensorView.FromMemory<float>(slopes.ToArray(), slopes.Length) });
+        var mask = new CausalMask(p.QueryLength, p.KeyLength);
+        var options = new FlexOptions { BlockMask = context.CreateBlockMask(mask, 1, 1, p.QueryLength, p.KeyLength) };
+        AssertClose(flash, RunFlex(context, p, new AlibiScore(slopes, p.QueryLength, p.KeyLength), mask, options), 3e-5, 1e-4, $"causal ALiBi, blocks 128 {p}");
+    }
+
     [Theory]
     [InlineData(ElementType.Float32)]
     [InlineData(ElementType.BFloat16)]

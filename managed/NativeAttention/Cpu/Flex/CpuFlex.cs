@@ -11,8 +11,9 @@ namespace NativeAttention.Cpu;
 /// </summary>
 /// <remarks>
 /// Items, column groups, tiles and the online softmax are those of <see cref="CpuFlash"/> (an item is one key/value
-/// head's query heads over a run of queries, as columns; each packed K/V tile serves every column group). Per key tile
-/// and column group the block mask decides: a tile every row of the group lists as empty is skipped (a tile no group
+/// head's query heads over a run of queries, as columns; each packed K/V tile serves every column group). An item
+/// expands the block-mask rows its columns use into dense kind rows (a byte per key block) in its scratch, so memory
+/// does not grow with the mask's size. Per key tile and column group the block mask decides: a tile every row of the group lists as empty is skipped (a tile no group
 /// needs is not even packed), one every row lists as full runs with no mask call, and a partial one first evaluates
 /// <see cref="IMaskMod.Visible"/> for each (column, key) whose block is partial, into a byte tile: a tile nothing sees
 /// is skipped before its scores are formed, one everything sees runs unmasked. Without a block mask every tile is
@@ -58,11 +59,7 @@ internal static unsafe class CpuFlex
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
         var plan = new Plan<TScore, TMask>(problem, TSimd.Count, query, key, value, output, logSumExp,
             (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer, scoreMod, maskMod);
-        fixed (byte* kinds = plan.KindTable)
-        {
-            plan.Kinds = kinds;
-            RunWorkers(plan, threads, plan.Items, Work<TSimd, T, TScore, TMask>);
-        }
+        RunWorkers(plan, threads, plan.Items, Work<TSimd, T, TScore, TMask>);
     }
 
     /// <summary>
@@ -127,7 +124,7 @@ internal static unsafe class CpuFlex
         int groups = (columns + width - 1) / width;
         int padded = groups * width;
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
-        bool hasKinds = p.Kinds != null;
+        bool hasKinds = p.Mask is not null;
         (progress.Batch, progress.KvHead, progress.Query0, progress.Queries) = (batch, kvHead, q0, queries);
 
         var s = ScratchLayout.Of(scratch, p);
@@ -139,7 +136,7 @@ internal static unsafe class CpuFlex
                 int head = kvHead * p.GroupSize + c / queries, index = q0 + c % queries;
                 s.QueryHead[c] = head;
                 s.QueryIndex[c] = index;
-                s.MaskRow[c] = hasKinds ? p.MaskRow(batch, head, index) : 0;
+                s.MaskRow[c] = hasKinds ? ItemKindRow(p, s, batch, head, index, c == 0) : 0;
                 CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1] + index * p.QueryStrides[2]),
                     p.QueryStrides[3], dqk, p.ElementType);
                 float* qRow = s.QueryRows + (long)c * dqk;
@@ -174,7 +171,7 @@ internal static unsafe class CpuFlex
                     int row = s.MaskRow[c];
                     if (count > 0 && rows[count - 1] == row) continue;
                     rows[count++] = row;
-                    byte* kinds = p.Kinds + row;
+                    byte* kinds = s.KindRows + row;
                     for (int kb = 0; kb < p.KeyBlocks; kb++)
                         if (kinds[kb] != Empty) { firstBlock = Math.Min(firstBlock, kb); break; }
                     for (int kb = p.KeyBlocks - 1; kb >= 0; kb--)
@@ -200,7 +197,7 @@ internal static unsafe class CpuFlex
             bool anyGroup = false;
             for (int g = 0; g < groups; g++)
             {
-                byte kind = hasKinds ? Classify(p, s.GroupRows + (long)g * width, s.GroupRowCount[g], k0, keys)
+                byte kind = hasKinds ? Classify(p, s.KindRows, s.GroupRows + (long)g * width, s.GroupRowCount[g], k0, keys)
                     : typeof(TMask) == typeof(NoMask) ? Full : Partial;
                 s.GroupKind[g] = kind;
                 anyGroup |= kind != Empty;
@@ -287,15 +284,43 @@ internal static unsafe class CpuFlex
         }
     }
 
+    /// <summary>
+    /// The offset in <c>s.KindRows</c> of the dense kind row (one byte per key block: empty, partial, full) of the mask row
+    /// of (batch, head, query), expanded from the block mask's lists the first time the item needs that row;
+    /// <paramref name="firstColumn"/> starts a new item.
+    /// </summary>
+    private static int ItemKindRow<TScore, TMask>(Plan<TScore, TMask> p, in ScratchLayout s, int batch, int head, int queryIndex, bool firstColumn)
+        where TScore : struct, IScoreMod where TMask : struct, IMaskMod
+    {
+        if (firstColumn) *s.ItemRowCount = 0;
+        int row = p.MaskRow(batch, head, queryIndex), count = *s.ItemRowCount;
+        for (int n = count - 1; n >= 0; n--)
+            if (s.ItemRows[n] == row) return n * p.KeyBlocks;
+        var mask = p.Mask!;
+        byte* kinds = s.KindRows + (long)count * p.KeyBlocks;
+        new Span<byte>(kinds, p.KeyBlocks).Clear();
+        int slots = row * mask.MaxBlocksPerRow;
+        var partialIndices = mask.PartialIndices.Span;
+        for (int n = 0, end = mask.PartialCounts.Span[row]; n < end; n++) kinds[partialIndices[slots + n]] = Partial;
+        if (!mask.FullCounts.IsEmpty)
+        {
+            var fullIndices = mask.FullIndices.Span;
+            for (int n = 0, end = mask.FullCounts.Span[row]; n < end; n++) kinds[fullIndices[slots + n]] = Full;
+        }
+        s.ItemRows[count] = row;
+        *s.ItemRowCount = count + 1;
+        return count * p.KeyBlocks;
+    }
+
     /// <summary>The kind of a tile for a group: empty when every row lists none of its blocks, full when every row lists all of them as full.</summary>
-    private static byte Classify<TScore, TMask>(Plan<TScore, TMask> p, int* rows, int rowCount, int k0, int keys)
+    private static byte Classify<TScore, TMask>(Plan<TScore, TMask> p, byte* kindRows, int* rows, int rowCount, int k0, int keys)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         int kb0 = k0 / p.KeyBlockSize, kb1 = (k0 + keys - 1) / p.KeyBlockSize;
         bool any = false, allFull = true;
         for (int r = 0; r < rowCount; r++)
         {
-            byte* kinds = p.Kinds + rows[r];
+            byte* kinds = kindRows + rows[r];
             for (int kb = kb0; kb <= kb1; kb++)
             {
                 byte kind = kinds[kb];
@@ -317,12 +342,12 @@ internal static unsafe class CpuFlex
         var mask = p.MaskMod;
         byte* visible = s.Visible;
         int count = 0;
-        bool hasKinds = p.Kinds != null;
+        bool hasKinds = p.Mask is not null;
         int blockSize = hasKinds ? p.KeyBlockSize : int.MaxValue;
         for (int c = 0; c < real; c++)
         {
             int head = s.QueryHead[first + c], query = s.QueryIndex[first + c];
-            byte* kinds = hasKinds ? p.Kinds + s.MaskRow[first + c] : null;
+            byte* kinds = hasKinds ? s.KindRows + s.MaskRow[first + c] : null;
             byte* v = visible + c;
             // Runs of keys inside one key block share its kind.
             for (int j = 0; j < keys;)
@@ -463,7 +488,7 @@ internal static unsafe class CpuFlex
         }
     }
 
-    /// <summary>Sizes, pointers, strides and the dense block-kind table of one call, shared read-only by the workers (plus the item counter).</summary>
+    /// <summary>Sizes, pointers, strides and the block mask of one call, shared read-only by the workers (plus the item counter).</summary>
     private sealed class Plan<TScore, TMask> where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         public readonly TScore ScoreMod;
@@ -478,13 +503,14 @@ internal static unsafe class CpuFlex
         public readonly float* Lse;
         public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
         public readonly long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
-        /// <summary>
-        /// The block mask as a dense table, <c>[MaskBatch, MaskHeads, QueryBlocks, KeyBlocks]</c> bytes (empty, partial,
-        /// full), or null without a block mask; <see cref="Kinds"/> points at it while the workers run.
-        /// </summary>
-        public readonly byte[]? KindTable;
-        public byte* Kinds;
+        /// <summary>The validated block mask, or null (every pair calls the mask modification).</summary>
+        public readonly FlexBlockMask? Mask;
         public readonly int KeyBlocks, QueryBlocks, KeyBlockSize, QueryBlockSize, MaskBatch, HeadsPerMaskHead, MaskHeads;
+        /// <summary>
+        /// The most distinct mask rows one item's columns use: its query heads times the query blocks its queries touch
+        /// (at most one more than fit), and never more than its columns. Each is expanded into a dense kind row.
+        /// </summary>
+        public readonly int MaxItemRows;
         public readonly long ScratchFloats;
         public int NextItem;
 
@@ -527,35 +553,18 @@ internal static unsafe class CpuFlex
             {
                 (KeyBlocks, QueryBlocks, KeyBlockSize, QueryBlockSize) = (problem.KeyBlocks, problem.QueryBlocks, mask.KeyBlockSize, mask.QueryBlockSize);
                 (MaskBatch, MaskHeads, HeadsPerMaskHead) = (mask.MaskBatch, mask.MaskHeads, problem.QueryHeads / mask.MaskHeads);
-                KindTable = BuildKinds(mask, QueryBlocks, KeyBlocks);
+                Mask = mask;
+                MaxItemRows = Math.Min(MaxColumns, GroupSize * ((QueriesPerItem + QueryBlockSize - 1) / QueryBlockSize + 1));
             }
             ScratchFloats = ScratchLayout.Floats(this);
         }
 
-        /// <summary>The offset of the kind-table row of query <paramref name="queryIndex"/> of (batch, query head).</summary>
+        /// <summary>The mask row (into the count arrays) of query <paramref name="queryIndex"/> of (batch, query head).</summary>
         public int MaskRow(int batch, int head, int queryIndex)
         {
             int b = MaskBatch == 1 ? 0 : batch;
             int h = head / HeadsPerMaskHead;
-            return ((b * MaskHeads + h) * QueryBlocks + queryIndex / QueryBlockSize) * KeyBlocks;
-        }
-
-        private static byte[] BuildKinds(FlexBlockMask mask, int queryBlocks, int keyBlocks)
-        {
-            int rows = mask.MaskBatch * mask.MaskHeads * queryBlocks;
-            var kinds = new byte[(long)rows * keyBlocks];
-            var partialCounts = mask.PartialCounts.Span;
-            var partialIndices = mask.PartialIndices.Span;
-            var fullCounts = mask.FullCounts.Span;
-            var fullIndices = mask.FullIndices.Span;
-            for (int r = 0; r < rows; r++)
-            {
-                long row = (long)r * keyBlocks, slots = (long)r * mask.MaxBlocksPerRow;
-                for (int n = 0; n < partialCounts[r]; n++) kinds[row + partialIndices[(int)(slots + n)]] = Partial;
-                if (!fullCounts.IsEmpty)
-                    for (int n = 0; n < fullCounts[r]; n++) kinds[row + fullIndices[(int)(slots + n)]] = Full;
-            }
-            return kinds;
+            return (b * MaskHeads + h) * QueryBlocks + queryIndex / QueryBlockSize;
         }
     }
 
@@ -563,11 +572,11 @@ internal static unsafe class CpuFlex
     private readonly struct ScratchLayout
     {
         public readonly float* QueryT, QueryRows, Output, Max, Sum, Alpha, Keys, Values, Scores, Row;
-        public readonly byte* Visible, GroupKind;
-        public readonly int* QueryHead, QueryIndex, MaskRow, GroupRows, GroupRowCount;
+        public readonly byte* Visible, GroupKind, KindRows;
+        public readonly int* QueryHead, QueryIndex, MaskRow, GroupRows, GroupRowCount, ItemRows, ItemRowCount;
         private readonly float* _end;
 
-        public ScratchLayout(float* scratch, int maxColumns, int groupWidth, int headDim, int valueDim, int valueStride)
+        public ScratchLayout(float* scratch, int maxColumns, int groupWidth, int headDim, int valueDim, int valueStride, int itemRows, int keyBlocks)
         {
             float* next = scratch;
             int columns = maxColumns, groups = columns / groupWidth;
@@ -588,12 +597,15 @@ internal static unsafe class CpuFlex
             MaskRow = (int*)CpuScratch.Take(ref next, columns);
             GroupRows = (int*)CpuScratch.Take(ref next, columns);
             GroupRowCount = (int*)CpuScratch.Take(ref next, groups);
+            ItemRows = (int*)CpuScratch.Take(ref next, itemRows);
+            ItemRowCount = (int*)CpuScratch.Take(ref next, 1);
+            KindRows = (byte*)CpuScratch.Take(ref next, ((long)itemRows * keyBlocks + 3) / 4);
             _end = next;
         }
 
         /// <summary>The layout of <paramref name="p"/>'s scratch.</summary>
         public static ScratchLayout Of<TScore, TMask>(float* scratch, Plan<TScore, TMask> p) where TScore : struct, IScoreMod where TMask : struct, IMaskMod =>
-            new(scratch, p.MaxColumns, p.GroupWidth, p.HeadDim, p.ValueDim, p.ValueStride);
+            new(scratch, p.MaxColumns, p.GroupWidth, p.HeadDim, p.ValueDim, p.ValueStride, p.MaxItemRows, p.KeyBlocks);
 
         /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
         public static long Floats<TScore, TMask>(Plan<TScore, TMask> p) where TScore : struct, IScoreMod where TMask : struct, IMaskMod =>
