@@ -268,7 +268,7 @@ public abstract class FlexTests
     {
         int hkv = r.Next(1, 3), group = r.Next(1, 4);
         int nq = r.Next(4) == 0 ? r.Next(1, 9) : r.Next(1, 160), nk = r.Next(1, 220);
-        int d = new[] { 8, 16, 32, 64 }[r.Next(4)], dv = r.Next(3) == 0 ? d : new[] { 8, 24, 40 }[r.Next(3)];
+        int d = new[] { 8, 16, 32, 64, 128 }[r.Next(5)], dv = r.Next(3) == 0 ? d : new[] { 8, 24, 40, 64 }[r.Next(4)];
         var type = new[] { ElementType.Float32, ElementType.Float32, ElementType.Float16, ElementType.BFloat16 }[r.Next(4)];
         var p = MakeProblem(r, r.Next(1, 3), hkv * group, hkv, nq, nk, d, dv, type, range: 1 + r.NextDouble(), tokenMajor: r.Next(4) == 0);
         var steps = new ScoreStep[r.Next(0, 4)];
