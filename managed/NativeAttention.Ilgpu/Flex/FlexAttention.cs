@@ -52,19 +52,26 @@ public static class FlexAttention
     {
         ArgumentNullException.ThrowIfNull(context);
         options ??= FlexOptions.Default;
-        var problem = FlexProblem.Create(query, key, value, output, logSumExp, options.Scale, options.BlockMask);
-        context.CheckExternalCall(problem.Tensors);
-        problem.ProbeModifications(scoreMod, maskMod);
-        switch (context)
+        var problem = FlexProblem.CreateForCall(query, key, value, output, logSumExp, options.Scale, options.BlockMask);
+        try
         {
-            case CpuContext cpu:
-                CpuFlex.Run(problem, query, key, value, output, logSumExp, scoreMod, maskMod, cpu.Threads, cpu.ForcedVectorBits);
-                break;
-            case GpuContext gpu:
-                FlexGpu.Run(gpu, query, key, value, output, logSumExp, problem.Scale, options.BlockMask, scoreMod, maskMod);
-                break;
-            default:
-                throw new NotSupportedException($"Flex attention has no kernel on the {context.Backend} backend.");
+            context.CheckExternalCall(problem.Tensors);
+            problem.ProbeModifications(scoreMod, maskMod);
+            switch (context)
+            {
+                case CpuContext cpu:
+                    CpuFlex.Run(problem, query, key, value, output, logSumExp, scoreMod, maskMod, cpu.Threads, cpu.ForcedVectorBits);
+                    break;
+                case GpuContext gpu:
+                    FlexGpu.Run(gpu, query, key, value, output, logSumExp, problem.Scale, options.BlockMask, scoreMod, maskMod);
+                    break;
+                default:
+                    throw new NotSupportedException($"Flex attention has no kernel on the {context.Backend} backend.");
+            }
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
         }
     }
 

@@ -381,6 +381,25 @@ public abstract class FlexTests
         }
     }
 
+    [Fact]
+    public void SteadyCallsAllocateNothing()
+    {
+        // One thread: the whole call runs on the calling thread, whose allocation count is exact whatever runs beside it.
+        using var context = CreateContext(threads: 1);
+        if (context.TensorLocation != MemoryLocation.Host) return;   // device backends: their own allocation tests
+        var p = MakeProblem(new Random(17), 1, 4, 2, 130, 170, 32, 32, ElementType.Float32);
+        float[] slopes = [0.5f, 0.25f, 0.125f, 0.0625f];
+        var score = new AlibiScore(slopes, p.QueryLength, p.KeyLength);
+        var mask = new CausalMask(p.QueryLength, p.KeyLength);
+        var options = new FlexOptions { BlockMask = context.CreateBlockMask(mask, 1, 1, p.QueryLength, p.KeyLength, 32, 32) };
+        var output = context.Allocate(ElementType.Float32, 1, 4, p.QueryLength, p.ValueDim);
+        var lse = context.Allocate(ElementType.Float32, 1, 4, p.QueryLength);
+        for (int i = 0; i < 20; i++) context.Flex(p.Query, p.Key, p.Value, output, score, mask, options, lse);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 50; i++) context.Flex(p.Query, p.Key, p.Value, output, score, mask, options, lse);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     // ---- CreateBlockMask
 
     [Fact]

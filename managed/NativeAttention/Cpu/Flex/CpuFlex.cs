@@ -57,9 +57,17 @@ internal static unsafe class CpuFlex
         using var vPin = value.Storage!.Pin();
         using var oPin = output.Storage!.Pin();
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
-        var plan = new Plan<TScore, TMask>(problem, TSimd.Count, query, key, value, output, logSumExp,
-            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer, scoreMod, maskMod);
-        RunWorkers(plan, threads, plan.Items, Work<TSimd, T, TScore, TMask>);
+        var plan = ThreadIdle<Plan<TScore, TMask>>.Rent();
+        try
+        {
+            plan.Reset(problem, TSimd.Count, query, key, value, output, logSumExp,
+                (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer, scoreMod, maskMod);
+            RunWorkers(plan, threads, plan.Items, Workers<TSimd, T, TScore, TMask>.Work);
+        }
+        finally
+        {
+            plan.Return();
+        }
     }
 
     /// <summary>
@@ -76,6 +84,13 @@ internal static unsafe class CpuFlex
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inner);
         }
+    }
+
+    /// <summary>The work loop as a delegate, created once per instantiation (a method group would allocate one per call).</summary>
+    private static class Workers<TSimd, T, TScore, TMask>
+        where TSimd : struct, ISimd<T> where T : unmanaged where TScore : struct, IScoreMod where TMask : struct, IMaskMod
+    {
+        public static readonly Action<Plan<TScore, TMask>> Work = Work<TSimd, T, TScore, TMask>;
     }
 
     /// <summary>What a worker is doing, for the message when a modification throws.</summary>
@@ -491,32 +506,41 @@ internal static unsafe class CpuFlex
     /// <summary>Sizes, pointers, strides and the block mask of one call, shared read-only by the workers (plus the item counter).</summary>
     private sealed class Plan<TScore, TMask> where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
-        public readonly TScore ScoreMod;
-        public readonly TMask MaskMod;
-        public readonly int Batch, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
-        public readonly int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
-        public readonly float Log2Scale;
-        public readonly bool DirectKeys, DirectValues;
-        public readonly ElementType ElementType;
-        public readonly long ElementSize;
-        public readonly byte* Q, K, V, O;
-        public readonly float* Lse;
-        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
+        public TScore ScoreMod;
+        public TMask MaskMod;
+        public int Batch, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
+        public int GroupVectors, GroupWidth, QueriesPerItem, QueryTiles, Items, MaxColumns;
+        public float Log2Scale;
+        public bool DirectKeys, DirectValues;
+        public ElementType ElementType;
+        public long ElementSize;
+        public byte* Q, K, V, O;
+        public float* Lse;
+        public long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
         public readonly long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
         /// <summary>The validated block mask, or null (every pair calls the mask modification).</summary>
-        public readonly FlexBlockMask? Mask;
-        public readonly int KeyBlocks, QueryBlocks, KeyBlockSize, QueryBlockSize, MaskBatch, HeadsPerMaskHead, MaskHeads;
+        public FlexBlockMask? Mask;
+        public int KeyBlocks, QueryBlocks, KeyBlockSize, QueryBlockSize, MaskBatch, HeadsPerMaskHead, MaskHeads;
         /// <summary>
         /// The most distinct mask rows one item's columns use: its query heads times the query blocks its queries touch
         /// (at most one more than fit), and never more than its columns. Each is expanded into a dense kind row.
         /// </summary>
-        public readonly int MaxItemRows;
-        public readonly long ScratchFloats;
+        public int MaxItemRows;
+        public long ScratchFloats;
         public int NextItem;
 
-        public Plan(FlexProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+        /// <summary>Drops the finished call's references (the modifications' fields, the mask) and keeps the plan for this thread's next call.</summary>
+        public void Return()
+        {
+            (ScoreMod, MaskMod, Mask) = (default, default, null);
+            ThreadIdle<Plan<TScore, TMask>>.Return(this);
+        }
+
+        /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
+        public void Reset(FlexProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             byte* q, byte* k, byte* v, byte* o, float* lse, TScore scoreMod, TMask maskMod)
         {
+            NextItem = 0;
             (ScoreMod, MaskMod) = (scoreMod, maskMod);
             Batch = problem.Batch;
             KeyValueHeads = problem.KeyValueHeads;
@@ -542,6 +566,8 @@ internal static unsafe class CpuFlex
             key.Strides.CopyTo(KeyStrides);
             value.Strides.CopyTo(ValueStrides);
             output.Strides.CopyTo(OutputStrides);
+            LseOffset = 0;
+            Array.Clear(LseStrides);
             if (logSumExp is { } l)
             {
                 LseOffset = l.Offset;
@@ -549,6 +575,7 @@ internal static unsafe class CpuFlex
             }
             DirectKeys = ElementType == ElementType.Float32 && KeyStrides[3] == 1;
             DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;
+            (Mask, KeyBlocks, QueryBlocks, KeyBlockSize, QueryBlockSize, MaskBatch, MaskHeads, HeadsPerMaskHead, MaxItemRows) = (null, 0, 0, 0, 0, 0, 0, 0, 0);
             if (problem.BlockMask is { } mask)
             {
                 (KeyBlocks, QueryBlocks, KeyBlockSize, QueryBlockSize) = (problem.KeyBlocks, problem.QueryBlocks, mask.KeyBlockSize, mask.QueryBlockSize);

@@ -13,30 +13,53 @@ internal sealed class FlexProblem
 {
     private FlexProblem() { }
 
-    public int Batch { get; private init; }
-    public int QueryHeads { get; private init; }
-    public int KeyValueHeads { get; private init; }
-    public int QueryLength { get; private init; }
-    public int KeyLength { get; private init; }
-    public int HeadDim { get; private init; }
-    public int ValueDim { get; private init; }
-    public float Scale { get; private init; }
-    public ElementType ElementType { get; private init; }
+    public int Batch { get; private set; }
+    public int QueryHeads { get; private set; }
+    public int KeyValueHeads { get; private set; }
+    public int QueryLength { get; private set; }
+    public int KeyLength { get; private set; }
+    public int HeadDim { get; private set; }
+    public int ValueDim { get; private set; }
+    public float Scale { get; private set; }
+    public ElementType ElementType { get; private set; }
     /// <summary>The block mask, or null: every pair is evaluated with the mask modification.</summary>
-    public FlexBlockMask? BlockMask { get; private init; }
+    public FlexBlockMask? BlockMask { get; private set; }
     /// <summary>Query and key blocks of <see cref="BlockMask"/> (0 without one).</summary>
-    public int QueryBlocks { get; private init; }
-    public int KeyBlocks { get; private init; }
+    public int QueryBlocks { get; private set; }
+    public int KeyBlocks { get; private set; }
     public int GroupSize => QueryHeads / KeyValueHeads;
 
     /// <summary>Q, K, V, O and the optional LSE by name, for the context's location checks.</summary>
-    public IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    public IReadOnlyList<NamedTensor> Tensors => _tensors;
+
+    private readonly NamedTensor[] _tensors = new NamedTensor[5];
+
+    /// <summary>This thread's problem for public calls, refilled by each (see <see cref="CreateForCall"/>).</summary>
+    [ThreadStatic] private static FlexProblem? t_call;
 
     /// <summary>
     /// Validates a call. <paramref name="scale"/> null means <c>1 / sqrt(Dqk)</c>. Throws <see cref="ArgumentException"/>
     /// naming the tensor or option (<c>options.Scale</c>, <c>options.BlockMask...</c>).
     /// </summary>
-    public static FlexProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, float? scale, FlexBlockMask? blockMask)
+    public static FlexProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, float? scale, FlexBlockMask? blockMask) =>
+        Validate(query, key, value, output, logSumExp, scale, blockMask, new FlexProblem());
+
+    /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for the public entry point: no allocation once warm. Valid
+    /// until this thread validates its next call; release it with <see cref="ReleaseCall"/>.
+    /// </summary>
+    public static FlexProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, float? scale, FlexBlockMask? blockMask) =>
+        Validate(query, key, value, output, logSumExp, scale, blockMask, t_call ??= new FlexProblem());
+
+    /// <summary>Drops the caller's tensors and mask, so the thread's reusable problem keeps no caller memory alive.</summary>
+    public void ReleaseCall()
+    {
+        Array.Clear(_tensors);
+        BlockMask = null;
+    }
+
+    private static FlexProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, float? scale, FlexBlockMask? blockMask,
+        FlexProblem problem)
     {
         var shapes = AttentionShapes.Of(query, key, value);
         var (batch, hq, hkv, nq, nk, dqk, dv, type) = shapes;
@@ -50,16 +73,14 @@ internal sealed class FlexProblem
             queryBlocks = (int)(((long)nq + blockMask.QueryBlockSize - 1) / blockMask.QueryBlockSize);
             keyBlocks = (int)(((long)nk + blockMask.KeyBlockSize - 1) / blockMask.KeyBlockSize);
         }
-        return new FlexProblem
-        {
-            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk, HeadDim = dqk, ValueDim = dv,
-            Scale = resolved, ElementType = type, BlockMask = blockMask, QueryBlocks = queryBlocks, KeyBlocks = keyBlocks,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                new(nameof(output), output), new(nameof(logSumExp), logSumExp),
-            ],
-        };
+        (problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.KeyLength, problem.HeadDim, problem.ValueDim) = (batch, hq, hkv, nq, nk, dqk, dv);
+        (problem.Scale, problem.ElementType, problem.BlockMask, problem.QueryBlocks, problem.KeyBlocks) = (resolved, type, blockMask, queryBlocks, keyBlocks);
+        problem._tensors[0] = new(nameof(query), query);
+        problem._tensors[1] = new(nameof(key), key);
+        problem._tensors[2] = new(nameof(value), value);
+        problem._tensors[3] = new(nameof(output), output);
+        problem._tensors[4] = new(nameof(logSumExp), logSumExp);
+        return problem;
     }
 
     /// <summary>Checks the arguments of <c>CreateBlockMask</c>: positive sizes and block sizes the kernels take.</summary>
