@@ -13,8 +13,9 @@ namespace NativeAttention.Cpu;
 /// Items, column groups, tiles and the online softmax are those of <see cref="CpuFlash"/> (an item is one key/value
 /// head's query heads over a run of queries, as columns; each packed K/V tile serves every column group). An item
 /// expands the block-mask rows its columns use into dense kind rows (a byte per key block) in its scratch, so memory
-/// does not grow with the mask's size. Per key tile and column group the block mask decides: a tile every row of the group lists as empty is skipped (a tile no group
-/// needs is not even packed), one every row lists as full runs with no mask call, and a partial one first evaluates
+/// does not grow with the mask's size. Per key tile and column group the block mask decides: a tile every row of the
+/// group lists as empty is skipped (a tile no group needs is not even packed), one every row lists as full runs with no
+/// mask call, and a partial one first evaluates
 /// <see cref="IMaskMod.Visible"/> for each (column, key) whose block is partial, into a byte tile: a tile nothing sees
 /// is skipped before its scores are formed, one everything sees runs unmasked. Without a block mask every tile is
 /// partial. Scores leave the score kernel in log2 units (<c>scale log2(e) q.k</c>); the score modification sees
