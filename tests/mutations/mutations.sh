@@ -305,3 +305,28 @@ mutation flex-gpu-classify-ragged \
   'GPU CreateBlockMask counts the keys past Nk in a ragged last key block (a padding-masked last block becomes partial, not full)' \
   'int rows = IntrinsicMath.Min(a.QueryBlockSize, a.Nq - q0), cols = IntrinsicMath.Min(a.KeyBlockSize, a.Nk - k0);' \
   'int rows = IntrinsicMath.Min(a.QueryBlockSize, a.Nq - q0), cols = a.KeyBlockSize;'
+# --- CPU Flex attention (Cpu/Flex/CpuFlex.cs; the Flex tests live in NativeAttention.Ilgpu.Tests, hence PROJECT::FILTER)
+
+mutation flex-partial-as-full \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex runs a tile mixing full and partial blocks as full: the mask modification is skipped on partial blocks' \
+  'allFull &= kind == Full;' \
+  'allFull &= kind != Empty;'
+
+mutation flex-score-log2-units \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex hands the score modification log2-unit scores (the kernel'"'"'s units) instead of natural-log ones, and keeps its result as log2' \
+  '*e = mod.Score(*e * MathConstants.Ln2, batch, head, query, k0 + j) * MathConstants.Log2E;' \
+  '*e = mod.Score(*e, batch, head, query, k0 + j);'
+
+mutation flex-vector-tail \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex calls the vector score form on whole 8-column runs only: the last columns of a group of odd size miss the modification' \
+  'for (int v = 0; v < real; v += 8)' \
+  'for (int v = 0; v + 8 <= real; v += 8)'
+
+mutation flex-mask-head-modulo \
+  managed/NativeAttention/Cpu/Flex/CpuFlex.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~CpuFlexTests' \
+  'CPU flex maps query head h to block-mask head h % MaskHeads instead of h / (Hq / MaskHeads) (per-GQA-group masks)' \
+  'int h = head / HeadsPerMaskHead;' \
+  'int h = head % MaskHeads;'

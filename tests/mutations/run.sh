@@ -65,9 +65,10 @@ build() { (cd "$tree" && timeout 1800 dotnet build "${2:-tests/NativeAttention.T
 # Runs a filter with the fixed seed only (the whole filter: xunit's stop-on-first-failure can abort the test host
 # before the failure is reported).
 run_tests() {
-  local filter=$1 log=$2
+  local filter project log=$2
+  filter=$(filter_of "$1") project=$(project_of "$1")
   (cd "$tree" && NATIVEATTENTION_FSCHECK_FRESH=off NATIVEATTENTION_FSCHECK_REPLAY= timeout 3600 \
-    dotnet test "$(project_of "$filter")" -c Release --no-build --filter "$(filter_of "$filter")") > "$log" 2>&1
+    dotnet test "$project" -c Release --no-build --filter "$filter") > "$log" 2>&1
 }
 first_failure() { grep -m1 -E '^\s+Failed [A-Za-z]' "$1" | sed -E 's/^\s+Failed //; s/ \[.*//' || true; }
 failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
@@ -80,15 +81,19 @@ echo "Copying the working tree into $tree"
 
 echo "Building the unmutated tree"
 build "$logs/unmutated.build.log" || { echo "the unmutated tree does not build: $logs/unmutated.build.log" >&2; exit 2; }
-build "$logs/unmutated.ilgpu.build.log" tests/NativeAttention.Ilgpu.Tests || { echo "the unmutated tree does not build: $logs/unmutated.ilgpu.build.log" >&2; exit 2; }
+declare -A built=([tests/NativeAttention.Tests]=1)
+for i in "${!ids[@]}"; do
+  wanted "${ids[$i]}" || continue
+  project=$(project_of "${filters[$i]}")
+  [ -n "${built[$project]:-}" ] && continue
+  build "$logs/unmutated.build.log" "$project" || { echo "the unmutated tree does not build $project: $logs/unmutated.build.log" >&2; exit 2; }
+  built[$project]=1
+done
 declare -A checked=()
 for i in "${!ids[@]}"; do
   wanted "${ids[$i]}" || continue
   filter=${filters[$i]}
   [ -n "${checked[$filter]:-}" ] && continue
-  if [ "$(project_of "$filter")" != tests/NativeAttention.Tests ]; then
-    build "$logs/unmutated.build.log" "$(project_of "$filter")" || { echo "the unmutated tree does not build $(project_of "$filter")" >&2; exit 2; }
-  fi
   echo "Checking that the unmutated tree passes: $filter"
   if ! run_tests "$filter" "$logs/unmutated.test.log"; then
     echo "the unmutated tree fails $filter (first: $(first_failure "$logs/unmutated.test.log")); see $logs/unmutated.test.log" >&2

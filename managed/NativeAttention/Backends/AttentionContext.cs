@@ -448,6 +448,16 @@ public abstract class AttentionContext : IDisposable
     protected void CheckLocation(in TensorView view, string name) =>
         TensorChecks.Location(view, TensorLocation, name, Backend);
 
+    /// <summary>
+    /// The checks of a public entry point that lives outside the core (NativeAttention.Ilgpu's Flex): the context is not
+    /// disposed, and every listed tensor is where this context can use it (<see cref="CheckTensors"/>).
+    /// </summary>
+    internal void CheckExternalCall(IReadOnlyList<NamedTensor> tensors)
+    {
+        ThrowIfDisposed();
+        CheckTensors(tensors);
+    }
+
     /// <summary>Checks every tensor a call lists (absent optional ones skipped) with <see cref="CheckTensor"/>, in order.</summary>
     private void CheckTensors(IReadOnlyList<NamedTensor> tensors)
     {

@@ -82,17 +82,17 @@ internal readonly struct Fp16Element : IFlexElement<ushort>
             return sign != 0 ? -subnormal : subnormal;
         }
         uint bits = exponent == 31 ? sign | 0x7F800000u | (mantissa << 13) : sign | ((exponent + 112) << 23) | (mantissa << 13);
-        return Interop.IntAsFloat(bits);
+        return ILGPU.Interop.IntAsFloat(bits);
     }
 
     public ushort Store(float value)
     {
-        uint bits = Interop.FloatAsInt(value);
+        uint bits = ILGPU.Interop.FloatAsInt(value);
         uint sign = (bits >> 16) & 0x8000, magnitude = bits & 0x7FFFFFFF;
         if (magnitude >= 0x47800000)   // 65536 and above, infinities and NaNs
             return (ushort)(sign | (magnitude > 0x7F800000 ? 0x7E00u : 0x7C00u));
         if (magnitude < 0x38800000)   // below 2^-14: a half subnormal; adding 0.5 rounds the mantissa into place (RNE)
-            return (ushort)(sign | (Interop.FloatAsInt(Interop.IntAsFloat(magnitude) + 0.5f) - 0x3F000000u));
+            return (ushort)(sign | (ILGPU.Interop.FloatAsInt(ILGPU.Interop.IntAsFloat(magnitude) + 0.5f) - 0x3F000000u));
         uint odd = (magnitude >> 13) & 1;
         magnitude += 0xC8000FFFu + odd;   // rebias the exponent (-112 << 23) and round to nearest even
         return (ushort)(sign | (magnitude >> 13));
@@ -102,11 +102,11 @@ internal readonly struct Fp16Element : IFlexElement<ushort>
 /// <summary>bfloat16 storage, as raw bits: exact widening; narrowing rounds to nearest even, NaN stays NaN.</summary>
 internal readonly struct Bf16Element : IFlexElement<ushort>
 {
-    public float Load(ushort value) => Interop.IntAsFloat((uint)value << 16);
+    public float Load(ushort value) => ILGPU.Interop.IntAsFloat((uint)value << 16);
 
     public ushort Store(float value)
     {
-        uint bits = Interop.FloatAsInt(value);
+        uint bits = ILGPU.Interop.FloatAsInt(value);
         if ((bits & 0x7FFFFFFF) > 0x7F800000) return (ushort)((bits >> 16) | 0x40);
         return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }

@@ -91,7 +91,7 @@ public sealed class BlockSparseProblem
         switch (mask)
         {
             case FlexBlockMask flex:
-                CheckFlex(flex, batch, hq, hkv, queryBlocks, keyBlocks, nk);
+                CheckFlex(flex, batch, hq, hkv, queryBlocks, keyBlocks, nk, "options.Mask");
                 flexMask = flex;
                 break;
             case BlockCsrMask csr:
@@ -131,25 +131,46 @@ public sealed class BlockSparseProblem
             TensorChecks.Throw($"{name} is {maskHeads}; expected 1 (shared by every head), {keyValueHeads} (Hkv: one per GQA group) or {queryHeads} (Hq: one per query head).", name);
     }
 
-    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryBlocks, int keyBlocks, int nk)
+    /// <summary>
+    /// Checks a <see cref="FlexBlockMask"/> for a call of these sizes as <see cref="Create"/> does (block sizes, array
+    /// lengths, counts, indices), naming it <paramref name="name"/> in messages (Flex attention's <c>options.BlockMask</c>).
+    /// </summary>
+    /// <remarks>Allocates nothing when the mask is valid (messages are formatted only to throw).</remarks>
+    internal static void CheckFlexMask(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryLength, int keyLength, string name)
     {
-        const string name = "options.Mask";
-        TensorChecks.Broadcast(mask.MaskBatch, batch, $"{name}.MaskBatch", "batch");
-        CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
+        if (mask.QueryBlockSize is < BlockMask.MinBlockSize or > BlockMask.MaxBlockSize) CheckBlockSize(mask.QueryBlockSize, $"{name}.QueryBlockSize");
+        if (mask.KeyBlockSize is < BlockMask.MinBlockSize or > BlockMask.MaxBlockSize) CheckBlockSize(mask.KeyBlockSize, $"{name}.KeyBlockSize");
+        int queryBlocks = (int)(((long)queryLength + mask.QueryBlockSize - 1) / mask.QueryBlockSize);
+        int keyBlocks = (int)(((long)keyLength + mask.KeyBlockSize - 1) / mask.KeyBlockSize);
+        CheckFlex(mask, batch, heads, keyValueHeads, queryBlocks, keyBlocks, keyLength, name);
+    }
+
+    private static void CheckFlex(FlexBlockMask mask, int batch, int heads, int keyValueHeads, int queryBlocks, int keyBlocks, int nk, string name)
+    {
+        // Each check compares first and formats its message only to throw: a valid mask allocates nothing (Flex validates
+        // its block mask on every call).
+        if (mask.MaskBatch != 1 && mask.MaskBatch != batch) TensorChecks.Broadcast(mask.MaskBatch, batch, $"{name}.MaskBatch", "batch");
+        if (mask.MaskHeads != 1 && mask.MaskHeads != keyValueHeads && mask.MaskHeads != heads) CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
         if (mask.MaxBlocksPerRow < 0)
             TensorChecks.Throw($"{name}.MaxBlocksPerRow is {mask.MaxBlocksPerRow}; expected a non-negative capacity.", $"{name}.MaxBlocksPerRow");
         long rows = (long)mask.MaskBatch * mask.MaskHeads * queryBlocks;
         long slots = rows * mask.MaxBlocksPerRow;
-        string shape = $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}]";
-        CheckLength(mask.PartialCounts.Length, rows, $"{name}.PartialCounts", shape);
-        CheckLength(mask.PartialIndices.Length, slots, $"{name}.PartialIndices", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}, {mask.MaxBlocksPerRow}]");
+        if (mask.PartialCounts.Length != rows)
+            CheckLength(mask.PartialCounts.Length, rows, $"{name}.PartialCounts", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}]");
+        if (mask.PartialIndices.Length != slots)
+            CheckLength(mask.PartialIndices.Length, slots, $"{name}.PartialIndices", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}, {mask.MaxBlocksPerRow}]");
         bool hasFull = !mask.FullCounts.IsEmpty || !mask.FullIndices.IsEmpty;
         if (hasFull)
         {
-            CheckLength(mask.FullCounts.Length, rows, $"{name}.FullCounts", shape + " (or empty for no full blocks)");
-            CheckLength(mask.FullIndices.Length, slots, $"{name}.FullIndices", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}, {mask.MaxBlocksPerRow}] (or empty for no full blocks)");
+            if (mask.FullCounts.Length != rows)
+                CheckLength(mask.FullCounts.Length, rows, $"{name}.FullCounts", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}] (or empty for no full blocks)");
+            if (mask.FullIndices.Length != slots)
+                CheckLength(mask.FullIndices.Length, slots, $"{name}.FullIndices", $"[{mask.MaskBatch}, {mask.MaskHeads}, {queryBlocks}, {mask.MaxBlocksPerRow}] (or empty for no full blocks)");
         }
-        var seen = new int[keyBlocks];
+        const int StackBlocks = 512;
+        Span<int> seen = keyBlocks <= StackBlocks ? stackalloc int[StackBlocks] : new int[keyBlocks];
+        seen = seen[..keyBlocks];
+        seen.Clear();
         int stamp = 0;
         var partialCounts = mask.PartialCounts.Span;
         var partialIndices = mask.PartialIndices.Span;
@@ -158,11 +179,13 @@ public sealed class BlockSparseProblem
         for (int row = 0; row < rows; row++)
         {
             stamp++;
-            string where = FlexRowName(row, mask.MaskHeads, queryBlocks);
-            if (hasFull) CheckRow(fullCounts[row], fullIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "FullCounts", "FullIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
-            CheckRow(partialCounts[row], partialIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "PartialCounts", "PartialIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
+            var where = (row, mask.MaskHeads, queryBlocks);
+            if (hasFull) CheckRow(name, fullCounts[row], fullIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "FullCounts", "FullIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
+            CheckRow(name, partialCounts[row], partialIndices.Slice(row * mask.MaxBlocksPerRow, mask.MaxBlocksPerRow), "PartialCounts", "PartialIndices", where, seen, stamp, keyBlocks, nk, mask.KeyBlockSize);
         }
     }
+
+    private static string FlexRowName((int Row, int MaskHeads, int QueryBlocks) at) => FlexRowName(at.Row, at.MaskHeads, at.QueryBlocks);
 
     private static string FlexRowName(int row, int maskHeads, int queryBlocks)
     {
@@ -170,21 +193,23 @@ public sealed class BlockSparseProblem
         return $"[b={b}, h={h}, query block {qb}]";
     }
 
-    private static void CheckRow(int count, ReadOnlySpan<int> slots, string countsName, string indicesName, string where, int[] seen, int stamp, int keyBlocks, int nk, int keyBlockSize)
+    /// <summary>Checks one row's count and block indices; <paramref name="at"/> names the row in messages (formatted only to throw).</summary>
+    private static void CheckRow(string name, int count, ReadOnlySpan<int> slots, string countsName, string indicesName, (int Row, int MaskHeads, int QueryBlocks) at, Span<int> seen, int stamp,
+        int keyBlocks, int nk, int keyBlockSize)
     {
         if (count < 0 || count > slots.Length)
-            TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected a count in [0, MaxBlocksPerRow = {slots.Length}].", $"options.Mask.{countsName}");
+            TensorChecks.Throw($"{name}.{countsName}{FlexRowName(at)} is {count}; expected a count in [0, MaxBlocksPerRow = {slots.Length}].", $"{name}.{countsName}");
         if (count > keyBlocks)
-            TensorChecks.Throw($"options.Mask.{countsName}{where} is {count}; expected at most the {keyBlocks} key blocks (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{countsName}");
+            TensorChecks.Throw($"{name}.{countsName}{FlexRowName(at)} is {count}; expected at most the {keyBlocks} key blocks (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"{name}.{countsName}");
         for (int n = 0; n < count; n++)
         {
             int block = slots[n];
             if ((uint)block >= (uint)keyBlocks)
-                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"options.Mask.{indicesName}");
+                TensorChecks.Throw($"{name}.{indicesName}{FlexRowName(at)} slot {n} is {block}; expected a key block index in [0, {keyBlocks}) (Nk = {nk}, KeyBlockSize = {keyBlockSize}).", $"{name}.{indicesName}");
             if (seen[block] == stamp)
-                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} lists key block {block} a second time; a block appears at most once per row, full and partial together.", $"options.Mask.{indicesName}");
+                TensorChecks.Throw($"{name}.{indicesName}{FlexRowName(at)} slot {n} lists key block {block} a second time; a block appears at most once per row, full and partial together.", $"{name}.{indicesName}");
             if (n > 0 && block < slots[n - 1])
-                TensorChecks.Throw($"options.Mask.{indicesName}{where} slot {n} is {block}, below slot {n - 1} = {slots[n - 1]}; a row lists its blocks in ascending order.", $"options.Mask.{indicesName}");
+                TensorChecks.Throw($"{name}.{indicesName}{FlexRowName(at)} slot {n} is {block}, below slot {n - 1} = {slots[n - 1]}; a row lists its blocks in ascending order.", $"{name}.{indicesName}");
             seen[block] = stamp;
         }
     }
