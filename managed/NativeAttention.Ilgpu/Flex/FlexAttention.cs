@@ -1,6 +1,7 @@
 // The public entry points of Flex attention: user-written C# score and mask modifications on any context.
 using NativeAttention.Cpu;
 using NativeAttention.Gpu;
+using NativeAttention.Ilgpu.Flex;
 using NativeAttention.Ilgpu.Flex.Gpu;
 
 namespace NativeAttention;
@@ -56,7 +57,12 @@ public static class FlexAttention
         try
         {
             context.CheckExternalCall(problem.Tensors);
-            problem.ProbeModifications(scoreMod, maskMod);
+            FlexViewFields.Check(context, scoreMod, nameof(scoreMod));
+            FlexViewFields.Check(context, maskMod, nameof(maskMod));
+            // Views of device memory cannot be read on the host: on CUDA and OpenCL, modifications with view fields are
+            // not probed (their reads are not bounds-checked on the device either).
+            if (context is not GpuContext || !(FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
+                problem.ProbeModifications(scoreMod, maskMod);
             switch (context)
             {
                 case CpuContext cpu:
@@ -100,6 +106,7 @@ public static class FlexAttention
         ArgumentNullException.ThrowIfNull(context);
         FlexProblem.CheckBlockMaskArguments(batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize);
         context.CheckExternalCall([]);
+        FlexViewFields.Check(context, maskMod, nameof(maskMod));
         return context switch
         {
             CpuContext cpu => CpuFlex.CreateBlockMask(maskMod, batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize, cpu.Threads),
