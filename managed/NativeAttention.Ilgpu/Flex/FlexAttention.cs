@@ -24,6 +24,13 @@ namespace NativeAttention;
 /// mask every mask fault surfaces there. A score modification that throws only inside the index space ends the call
 /// with the same exception, with the output partly written. As in FlexAttention, the score modification may be called
 /// for pairs the mask hides (inside the tiles that are computed); their results are discarded.
+/// <para>
+/// Fields that must work on every backend are ILGPU <c>ArrayView&lt;T&gt;</c>s from <see cref="Ilgpu.FlexViews.Of{T}"/>
+/// (or of the buffers of the accelerator an <see cref="Ilgpu.IlgpuAttention"/> context was created from). They are
+/// checked against the context before anything runs: a view of memory the context cannot read throws an
+/// <see cref="ArgumentException"/> whose parameter is <c>scoreMod</c> or <c>maskMod</c>, naming the field. On CUDA and
+/// OpenCL a modification with a view field is not probed on the host (its views are device memory).
+/// </para>
 /// </remarks>
 public static class FlexAttention
 {
