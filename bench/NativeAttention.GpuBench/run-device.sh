@@ -20,7 +20,7 @@ fi
 # The ILGPU tests' CUDA classes (Flex with view fields, ILGPU CUDA interop), when the bundle holds tests/NativeAttention.Ilgpu.Tests.
 ilgpu_tests="$bundle/NativeAttention.Ilgpu.Tests/NativeAttention.Ilgpu.Tests.dll"
 if [ "${TESTS:-1}" = 1 ] && [ -f "$ilgpu_tests" ]; then
-  timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $ilgpu_tests -class NativeAttention.Ilgpu.Tests.Flex.CudaFlexViewTests -class NativeAttention.Ilgpu.Tests.Interop.IlgpuCudaTests -parallel none" > "$OUT/ilgpu-tests.txt" 2>&1
+  timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $ilgpu_tests -class NativeAttention.Ilgpu.Tests.Flex.CudaFlexViewTests -class NativeAttention.Ilgpu.Tests.Flex.FlexIlgpuCudaTests -class NativeAttention.Ilgpu.Tests.Interop.IlgpuCudaTests -parallel none" > "$OUT/ilgpu-tests.txt" 2>&1
   echo "tests rc=$?" >> "$OUT/ilgpu-tests.txt"
 fi
 for t in ${TILES:-default}; do

@@ -71,7 +71,9 @@ public abstract class FlexViewTests
         float[] slopes = [0.5f, 0.25f, 0.0625f, 0.0078125f];
         var flash = RunFlash(Context, p, new FlashOptions { Causal = true, AlibiSlopes = Put(TensorView.FromMemory<float>(slopes.ToArray(), slopes.Length)) });
         int shift = p.KeyLength - p.QueryLength;
-        AssertEqualsBuiltIn(p, new ViewAlibiScore { Slopes = Floats(slopes), Shift = shift }, new ViewCausalMask { Shift = shift }, flash, "ALiBi");
+        // The slopes three elements into their tensor's storage: the view starts at the tensor's offset.
+        var padded = Put(TensorView.FromMemory<float>(new float[] { 9, 9, 9 }.Concat(slopes).ToArray(), 3 + slopes.Length)).Slice(0, 3, slopes.Length);
+        AssertEqualsBuiltIn(p, new ViewAlibiScore { Slopes = FlexViews.Of<float>(padded), Shift = shift }, new ViewCausalMask { Shift = shift }, flash, "ALiBi");
     }
 
     [SkippableFact]
