@@ -1,5 +1,5 @@
-// Flex attention properties, written once against a Backend so that they can bind to OpenCL and CUDA later; the CPU
-// subclass runs them today. Every built-in option written as a modification must equal the built-in path; random
+// Flex attention properties, written once against a Backend; the CPU subclass runs them (their tables are arrays, which
+// only the CPU reads). FlexViewTests runs the built-in comparisons with view fields on the CPU, OpenCL and CUDA. Every built-in option written as a modification must equal the built-in path; random
 // compositions must match the float64 reference; the block mask must not change results; misuse must fail early.
 using FsCheck;
 using FsCheck.Fluent;
