@@ -17,6 +17,12 @@ if [ "${TESTS:-1}" = 1 ]; then
   timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $bundle/NativeAttention.Tests/NativeAttention.Tests.dll ${TESTARGS:--trait Backend=Cuda} -parallel none" > "$OUT/tests.txt" 2>&1
   echo "tests rc=$?" >> "$OUT/tests.txt"
 fi
+# The ILGPU tests' CUDA classes (Flex with view fields, ILGPU CUDA interop), when the bundle holds tests/NativeAttention.Ilgpu.Tests.
+ilgpu_tests="$bundle/NativeAttention.Ilgpu.Tests/NativeAttention.Ilgpu.Tests.dll"
+if [ "${TESTS:-1}" = 1 ] && [ -f "$ilgpu_tests" ]; then
+  timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $ilgpu_tests -class NativeAttention.Ilgpu.Tests.Flex.CudaFlexViewTests -class NativeAttention.Ilgpu.Tests.Flex.FlexIlgpuCudaTests -class NativeAttention.Ilgpu.Tests.Interop.IlgpuCudaTests -parallel none" > "$OUT/ilgpu-tests.txt" 2>&1
+  echo "tests rc=$?" >> "$OUT/ilgpu-tests.txt"
+fi
 for t in ${TILES:-default}; do
   if [ "$t" = default ]; then unset NATIVEATTENTION_FLASH_MMA_TILE; else export NATIVEATTENTION_FLASH_MMA_TILE=$t; fi
   timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-bench ${QUICK:-} > "$OUT/na_${t//,/_}.txt" 2>&1

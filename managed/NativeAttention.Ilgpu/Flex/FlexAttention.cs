@@ -1,6 +1,7 @@
 // The public entry points of Flex attention: user-written C# score and mask modifications on any context.
 using NativeAttention.Cpu;
 using NativeAttention.Gpu;
+using NativeAttention.Ilgpu.Flex;
 using NativeAttention.Ilgpu.Flex.Gpu;
 
 namespace NativeAttention;
@@ -23,6 +24,13 @@ namespace NativeAttention;
 /// mask every mask fault surfaces there. A score modification that throws only inside the index space ends the call
 /// with the same exception, with the output partly written. As in FlexAttention, the score modification may be called
 /// for pairs the mask hides (inside the tiles that are computed); their results are discarded.
+/// <para>
+/// Fields that must work on every backend are ILGPU <c>ArrayView&lt;T&gt;</c>s from <see cref="Ilgpu.FlexViews.Of{T}"/>
+/// (or of the buffers of the accelerator an <see cref="Ilgpu.IlgpuAttention"/> context was created from). They are
+/// checked against the context before anything runs: a view of memory the context cannot read throws an
+/// <see cref="ArgumentException"/> whose parameter is <c>scoreMod</c> or <c>maskMod</c>, naming the field. On CUDA and
+/// OpenCL a modification with a view field is not probed on the host (its views are device memory).
+/// </para>
 /// </remarks>
 public static class FlexAttention
 {
@@ -56,7 +64,12 @@ public static class FlexAttention
         try
         {
             context.CheckExternalCall(problem.Tensors);
-            problem.ProbeModifications(scoreMod, maskMod);
+            FlexViewFields.Check(context, scoreMod, nameof(scoreMod));
+            FlexViewFields.Check(context, maskMod, nameof(maskMod));
+            // Views of device memory cannot be read on the host: on CUDA and OpenCL, modifications with view fields are
+            // not probed (their reads are not bounds-checked on the device either).
+            if (context is not GpuContext || !(FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
+                problem.ProbeModifications(scoreMod, maskMod);
             switch (context)
             {
                 case CpuContext cpu:
@@ -100,6 +113,7 @@ public static class FlexAttention
         ArgumentNullException.ThrowIfNull(context);
         FlexProblem.CheckBlockMaskArguments(batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize);
         context.CheckExternalCall([]);
+        FlexViewFields.Check(context, maskMod, nameof(maskMod));
         return context switch
         {
             CpuContext cpu => CpuFlex.CreateBlockMask(maskMod, batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize, cpu.Threads),

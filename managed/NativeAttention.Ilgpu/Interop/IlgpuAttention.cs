@@ -76,7 +76,25 @@ public sealed class IlgpuAttention : IDisposable
             _ => throw new NotSupportedException(
                 $"Accelerator '{accelerator.Name}' is a {accelerator.AcceleratorType} accelerator with a {stream.GetType().Name}; NativeAttention runs on ILGPU's CPU, CUDA and OpenCL accelerators."),
         };
-        return new IlgpuAttention(accelerator, stream, context);
+        var created = new IlgpuAttention(accelerator, stream, context);
+        Created.AddOrUpdate(context, created);
+        return created;
+    }
+
+    // The IlgpuAttention each context was created by, so that Flex can accept views of its accelerator's buffers.
+    private static readonly ConditionalWeakTable<AttentionContext, IlgpuAttention> Created = [];
+
+    /// <summary>The <see cref="IlgpuAttention"/> whose <see cref="Context"/> is <paramref name="context"/>, or null.</summary>
+    internal static IlgpuAttention? Of(AttentionContext context) => Created.TryGetValue(context, out var owner) ? owner : null;
+
+    /// <summary>
+    /// The device buffer of this context that wraps all of <paramref name="buffer"/>, a CUDA or OpenCL buffer of
+    /// <see cref="Accelerator"/> (the one every tensor view of it shares), for a view field of a flex modification.
+    /// </summary>
+    internal DeviceBuffer DeviceBufferOf(MemoryBuffer buffer, string name)
+    {
+        ThrowIfDisposed();
+        return (DeviceBuffer)Storage(buffer, buffer.LengthInBytes >= sizeof(float) ? ElementType.Float32 : ElementType.Float16, name);
     }
 
     /// <summary>

@@ -1,5 +1,5 @@
-// Flex attention properties, written once against a Backend so that they can bind to OpenCL and CUDA later; the CPU
-// subclass runs them today. Every built-in option written as a modification must equal the built-in path; random
+// Flex attention properties, written once against a Backend; the CPU subclass runs them (their tables are arrays, which
+// only the CPU reads). FlexViewTests runs the built-in comparisons with view fields on the CPU, OpenCL and CUDA. Every built-in option written as a modification must equal the built-in path; random
 // compositions must match the float64 reference; the block mask must not change results; misuse must fail early.
 using FsCheck;
 using FsCheck.Fluent;
@@ -57,7 +57,7 @@ public abstract class FlexTests
         context.TensorLocation == MemoryLocation.Host ? host : context.Upload(host);
 
     /// <summary>Runs flex and returns (O, LSE) as doubles.</summary>
-    protected static (double[] Output, double[] LogSumExp) RunFlex<TScore, TMask>(AttentionContext context, Problem p, TScore score, TMask mask, FlexOptions? options = null)
+    protected internal static (double[] Output, double[] LogSumExp) RunFlex<TScore, TMask>(AttentionContext context, Problem p, TScore score, TMask mask, FlexOptions? options = null)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         var output = context.Allocate(p.Type, p.Batch, p.QueryHeads, p.QueryLength, p.ValueDim);
@@ -67,7 +67,7 @@ public abstract class FlexTests
     }
 
     /// <summary>Runs the built-in flash path and returns (O, LSE).</summary>
-    protected static (double[] Output, double[] LogSumExp) RunFlash(AttentionContext context, Problem p, FlashOptions options)
+    protected internal static (double[] Output, double[] LogSumExp) RunFlash(AttentionContext context, Problem p, FlashOptions options)
     {
         var output = context.Allocate(p.Type, p.Batch, p.QueryHeads, p.QueryLength, p.ValueDim);
         var lse = context.Allocate(ElementType.Float32, p.Batch, p.QueryHeads, p.QueryLength);
@@ -76,7 +76,7 @@ public abstract class FlexTests
     }
 
     /// <summary>Runs the built-in block-sparse path over every block (all partial) with <paramref name="predicate"/>.</summary>
-    protected static (double[] Output, double[] LogSumExp) RunBlockSparse(AttentionContext context, Problem p, ElementPredicate predicate)
+    protected internal static (double[] Output, double[] LogSumExp) RunBlockSparse(AttentionContext context, Problem p, ElementPredicate predicate)
     {
         const int block = 16;
         int queryBlocks = (p.QueryLength + block - 1) / block, keyBlocks = (p.KeyLength + block - 1) / block;
@@ -90,7 +90,7 @@ public abstract class FlexTests
     }
 
     /// <summary>Output tolerance of a storage type: a few units of its last place at magnitude 1, plus <paramref name="extra"/>.</summary>
-    protected static double OutputTolerance(ElementType type, double extra) => type switch
+    protected internal static double OutputTolerance(ElementType type, double extra) => type switch
     {
         ElementType.Float16 => 2e-3 + extra,
         ElementType.BFloat16 => 1.6e-2 + extra,
@@ -98,7 +98,7 @@ public abstract class FlexTests
     };
 
     /// <summary>Asserts two result sets agree: outputs within <paramref name="outputTolerance"/>, LSEs within <paramref name="lseTolerance"/> (equal infinities).</summary>
-    protected static void AssertClose((double[] Output, double[] LogSumExp) expected, (double[] Output, double[] LogSumExp) actual,
+    protected internal static void AssertClose((double[] Output, double[] LogSumExp) expected, (double[] Output, double[] LogSumExp) actual,
         double outputTolerance, double lseTolerance, string what)
     {
         Assert.Equal(expected.Output.Length, actual.Output.Length);

@@ -54,10 +54,10 @@ internal static class FlexCheck
     {
         var view = context.Allocate(ElementType.Float32, data.Length);
         ((DeviceBuffer)view.Storage!).Write<float>(MemoryMarshal.Cast<int, float>(data.AsSpan()));
-        return FlexDeviceMemory.View<int>(view);
+        return FlexViews.Of<int>(view);
     }
 
-    public static ArrayView<float> Floats(GpuContext context, float[] data) => FlexDeviceMemory.View<float>(Upload(context, data, data.Length));
+    public static ArrayView<float> Floats(GpuContext context, float[] data) => FlexViews.Of<float>(Upload(context, data, data.Length));
 
     /// <summary>Values rounded to <paramref name="type"/> (to nearest even), as floats.</summary>
     public static float[] Round(float[] values, ElementType type) => type switch

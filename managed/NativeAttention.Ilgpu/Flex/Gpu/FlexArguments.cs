@@ -10,6 +10,7 @@ using System.Collections.Concurrent;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using ILGPU;
+using ILGPU.Runtime;
 using NativeAttention.Gpu;
 using NativeAttention.Gpu.Cuda;
 using NativeAttention.Gpu.OpenCl;
@@ -54,18 +55,21 @@ internal static class FlexArguments
     /// <summary>
     /// Writes <paramref name="value"/> as ILGPU's kernel parameter for <paramref name="api"/>; the views' buffers go to
     /// <paramref name="buffers"/> on OpenCL (in kernel-argument order). Every view must be a view of
-    /// <see cref="FlexDeviceMemory"/> whose buffer <paramref name="checkOwner"/> accepts (or a default, empty view).
+    /// <see cref="FlexDeviceMemory"/> whose buffer <paramref name="checkOwner"/> accepts, a view of an ILGPU buffer that
+    /// <paramref name="foreign"/> wraps in a device buffer of the context (a buffer of the accelerator the context was
+    /// created from), or a default, empty view.
     /// </summary>
-    public static byte[] Write<T>(in T value, KernelApi api, List<DeviceBuffer?> buffers, Action<DeviceBuffer, string> checkOwner) where T : struct
+    public static byte[] Write<T>(in T value, KernelApi api, List<DeviceBuffer?> buffers, Action<DeviceBuffer, string> checkOwner,
+        Func<MemoryBuffer, string, DeviceBuffer?>? foreign = null) where T : struct
     {
         var layout = LayoutOf(typeof(T), typeof(T).Name);
         var block = new byte[Math.Max(layout.Size, 1)];
-        Write(value, layout, block, 0, api, buffers, checkOwner, typeof(T).Name);
+        Write(value, layout, block, 0, api, buffers, checkOwner, foreign, typeof(T).Name);
         return block;
     }
 
     private static void Write(object boxed, Layout layout, byte[] block, int offset, KernelApi api, List<DeviceBuffer?> buffers,
-        Action<DeviceBuffer, string> checkOwner, string path)
+        Action<DeviceBuffer, string> checkOwner, Func<MemoryBuffer, string, DeviceBuffer?>? foreign, string path)
     {
         switch (layout.Kind)
         {
@@ -88,8 +92,15 @@ internal static class FlexArguments
                     device.ThrowIfDisposed();
                     checkOwner(device, path);
                 }
+                else if (memory is MemoryBuffer ilgpu and not FlexHostMemory && foreign?.Invoke(ilgpu, path) is { } wrapped)
+                {
+                    // A buffer of the ILGPU accelerator the context was created from: its CUDA pointer or cl_mem, wrapped.
+                    device = wrapped;
+                    device.ThrowIfDisposed();
+                    checkOwner(device, path);
+                }
                 else if (memory is not null)
-                    throw new ArgumentException($"{path} is a view of {memory.GetType().Name}; the flex kernels of a NativeAttention context read views of its own device tensors (FlexDeviceMemory).");
+                    throw new ArgumentException($"{path} is a view of {memory.GetType().Name}; the flex kernels of a NativeAttention context read views of its own device tensors (FlexViews.Of) or of buffers of the ILGPU accelerator it was created from.");
                 long element = device is null ? 0 : device.ByteOffset / layout.ElementSize + index;
                 if (api == KernelApi.Cuda)
                 {
@@ -108,7 +119,7 @@ internal static class FlexArguments
             }
             default:
                 foreach (var field in layout.Fields)
-                    Write(field.Info.GetValue(boxed)!, field.Layout, block, offset + field.Offset, api, buffers, checkOwner, path + "." + field.Info.Name);
+                    Write(field.Info.GetValue(boxed)!, field.Layout, block, offset + field.Offset, api, buffers, checkOwner, foreign, path + "." + field.Info.Name);
                 break;
         }
     }

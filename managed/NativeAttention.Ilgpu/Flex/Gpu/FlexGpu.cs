@@ -108,7 +108,7 @@ internal static class FlexGpu
         {
             if (table is not null) a.Meta = FlexDeviceMemory.Whole<int>(scratch.Upload(TableSlot, table));
             var buffers = new List<DeviceBuffer?>();
-            byte[] block = FlexArguments.Write(a, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path));
+            byte[] block = FlexArguments.Write(a, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context));
             Launch(host, text, buffers, block, (int)groups, FlexKernels.Lanes * rows);
         }
     }
@@ -152,7 +152,7 @@ internal static class FlexGpu
                     QueryBlockSize = queryBlockSize, KeyBlockSize = keyBlockSize, QueryBlocks = queryBlocks, KeyBlocks = keyBlocks, MaskMod = maskMod,
                 };
                 var buffers = new List<DeviceBuffer?>();
-                byte[] block = FlexArguments.Write(ca, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path));
+                byte[] block = FlexArguments.Write(ca, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context));
                 Launch(host, classify, buffers, block, n, FlexKernels.MaskThreads);
                 var pa = new FlexCompactArgs { Classes = FlexDeviceMemory.Whole<int>(classes), Output = FlexDeviceMemory.Whole<int>(lists), Rows = r, KeyBlocks = keyBlocks };
                 buffers.Clear();
@@ -212,6 +212,15 @@ internal static class FlexGpu
             throw new InvalidOperationException($"{text.Name}: the PTX declares a {text.ParameterBytes}-byte parameter block; the arguments take {block.Length}.");
         host.Launch(text.Name, () => text.Text, text.EntryPoint, CollectionsMarshal.AsSpan(buffers), block, groups, 1, threads);
     }
+
+    /// <summary>
+    /// For a context <see cref="IlgpuAttention"/> created from an ILGPU accelerator: the wrapper of a buffer of that
+    /// accelerator (null for other buffers, which FlexArguments rejects).
+    /// </summary>
+    private static Func<ILGPU.Runtime.MemoryBuffer, string, DeviceBuffer?>? Foreign(GpuContext context) =>
+        IlgpuAttention.Of(context) is { } owner
+            ? (buffer, path) => ReferenceEquals(buffer.Accelerator, owner.Accelerator) && buffer is not ILGPU.Runtime.CPU.CPUMemoryBuffer ? owner.DeviceBufferOf(buffer, path) : null
+            : null;
 
     private static void CheckOwner(IGpuKernelHost host, DeviceBuffer buffer, string path) =>
         host.CheckOwner(buffer.View(checked((int)Math.Min(buffer.Length, int.MaxValue))), path);
