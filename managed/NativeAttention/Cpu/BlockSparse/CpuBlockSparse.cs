@@ -28,7 +28,10 @@ namespace NativeAttention.Cpu;
 /// <para>
 /// Few, long items (decoding: one query per sequence) are cut into key splits by key-block index, each giving a
 /// partial (o, LSE) merged exactly through <see cref="LogSumExpMerge"/>, as split-KV decoding does; float32 K/V rows of
-/// the next tile are prefetched while a narrow item computes the current one. Items are taken from a shared counter,
+/// the next tile are prefetched while a narrow item computes the current one. A group holding a single real column
+/// (decoding with one query head per item) skips the group kernels, which would exponentiate and accumulate a whole
+/// vector of columns per key, for a row kernel (<see cref="SingleColumnTile"/>) that also spreads its prefetches
+/// over the tile's keys. Items are taken from a shared counter,
 /// head by head (both workers read one head's K and V, which stays in cache) and within a head most listed blocks
 /// first; each is computed start to finish by one worker in a fixed order, so results do not depend on timing.
 /// </para>
@@ -43,9 +46,6 @@ internal static unsafe class CpuBlockSparse
 
     /// <summary>Narrow items also prefetch the block this many places ahead into L2 (scattered blocks are latency-bound).</summary>
     private const int PrefetchBlocksAhead = 4;
-
-    /// <summary>Scratch A/B switch (uncommitted measurement aid): false runs single-column groups through the group kernels.</summary>
-    internal static bool SingleColumnTiles = true;
 
     /// <summary>Runs a validated block-sparse problem on <paramref name="threads"/> workers.</summary>
     /// <exception cref="NotSupportedException"><paramref name="vectorBits"/> names a width the JIT does not accelerate here.</exception>
@@ -244,7 +244,7 @@ internal static unsafe class CpuBlockSparse
             // A single column (decoding one head) asks for the far block and the next tile a few lines per four keys
             // inside its row kernel: asked for all at once they stalled the core on full fill buffers (1.12x CPU time
             // each, far and next, measured in one process).
-            bool spread = prefetch && rows == 1 && columns == 1 && SingleColumnTiles;
+            bool spread = prefetch && rows == 1 && columns == 1;
             byte* farK = null, farV = null;
             long farKeyBytes = 0, farValueBytes = 0;
             if (spread)
@@ -351,7 +351,7 @@ internal static unsafe class CpuBlockSparse
                         }
                         if (!any) continue;
                     }
-                    if (TGroup.Value == 1 && real == 1 && SingleColumnTiles)
+                    if (TGroup.Value == 1 && real == 1)
                     {
                         // One query column (decoding one head): the row kernel, with no work on the group's padding columns.
                         int start = 0, end = keys;
