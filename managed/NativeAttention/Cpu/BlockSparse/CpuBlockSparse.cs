@@ -28,7 +28,10 @@ namespace NativeAttention.Cpu;
 /// <para>
 /// Few, long items (decoding: one query per sequence) are cut into key splits by key-block index, each giving a
 /// partial (o, LSE) merged exactly through <see cref="LogSumExpMerge"/>, as split-KV decoding does; float32 K/V rows of
-/// the next tile are prefetched while a narrow item computes the current one. Items are taken from a shared counter,
+/// the next tile are prefetched while a narrow item computes the current one. A group holding a single real column
+/// (decoding with one query head per item) skips the group kernels, which would exponentiate and accumulate a whole
+/// vector of columns per key, for a row kernel (<see cref="SingleColumnTile"/>) that also spreads its prefetches
+/// over the tile's keys. Items are taken from a shared counter,
 /// head by head (both workers read one head's K and V, which stays in cache) and within a head most listed blocks
 /// first; each is computed start to finish by one worker in a fixed order, so results do not depend on timing.
 /// </para>
@@ -238,7 +241,25 @@ internal static unsafe class CpuBlockSparse
             // Under no predicate partial blocks are full ones.
             int kind0 = s.Kind[0] == KindPartial && p.PredicateNone ? KindFull : s.Kind[0];
             int nextStart = prefetch ? PeekNextKey(s, rows, fullIndices, partialIndices, bk) : -1;
-            if (prefetch && rows == 1)
+            // A single column (decoding one head) asks for the far block and the next tile a few lines per four keys
+            // inside its row kernel: asked for all at once they stalled the core on full fill buffers (1.12x CPU time
+            // each, far and next, measured in one process).
+            bool spread = prefetch && rows == 1 && columns == 1;
+            byte* farK = null, farV = null;
+            long farKeyBytes = 0, farValueBytes = 0;
+            if (spread)
+            {
+                int far = BlockAhead(s, fullIndices, partialIndices, PrefetchBlocksAhead);
+                if (far >= 0)
+                {
+                    int first = far * bk, count = Math.Min(bk, p.KeyLength - first);
+                    farK = kBase + p.ElementSize * first * p.KeyStrides[2];
+                    farV = vBase + p.ElementSize * first * p.ValueStrides[2];
+                    farKeyBytes = count * p.ElementSize * p.KeyStrides[2];
+                    farValueBytes = count * p.ElementSize * p.ValueStrides[2];
+                }
+            }
+            else if (prefetch && rows == 1)
             {
                 // Reading scattered blocks from memory is latency-bound: ask for a block several ahead into L2 as well.
                 int far = BlockAhead(s, fullIndices, partialIndices, PrefetchBlocksAhead);
@@ -278,11 +299,19 @@ internal static unsafe class CpuBlockSparse
                         CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
                     new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
                 }
+                byte* spreadK = null, spreadV = null;
+                int spreadKeys = 0;
                 if (prefetch)
                 {
                     // Narrow items are bound by reading K and V: ask for the next tile (this run's or the next block's) now.
                     int ahead = k0 + KeyTile < keyEnd ? k0 + KeyTile : nextStart;
-                    if (ahead >= 0 && ahead < p.KeyLength)
+                    if (spread && ahead >= 0 && ahead < p.KeyLength)
+                    {
+                        spreadK = kBase + p.ElementSize * ahead * p.KeyStrides[2];
+                        spreadV = vBase + p.ElementSize * ahead * p.ValueStrides[2];
+                        spreadKeys = Math.Min(KeyTile, p.KeyLength - ahead);
+                    }
+                    else if (ahead >= 0 && ahead < p.KeyLength)
                     {
                         int count = Math.Min(KeyTile, p.KeyLength - ahead);
                         Prefetch(kBase + p.ElementSize * ahead * p.KeyStrides[2], count * p.ElementSize * p.KeyStrides[2]);
@@ -321,6 +350,28 @@ internal static unsafe class CpuBlockSparse
                             perElement |= kind == KindPartial && !range;
                         }
                         if (!any) continue;
+                    }
+                    if (TGroup.Value == 1 && real == 1)
+                    {
+                        // One query column (decoding one head): the row kernel, with no work on the group's padding columns.
+                        int start = 0, end = keys;
+                        if (masked)
+                        {
+                            int kind = s.Kind[s.ColumnRow[first]];
+                            if (kind == KindPartial && p.PredicateNone) kind = KindFull;
+                            if (kind == KindNone) end = 0;
+                            else if (kind == KindPartial && range)
+                            {
+                                start = Math.Clamp(s.Start[first] - k0, 0, keys);
+                                end = Math.Clamp(s.End[first] - k0, start, keys);
+                            }
+                        }
+                        int* keyDocs = perElement && s.Kind[s.ColumnRow[first]] == KindPartial ? p.KeyDocumentsPointer + (long)batch * p.KeyLength + k0 : null;
+                        SingleColumnTile<TSimd, T>(p, s.QueryRows + (long)first * dqk, tileKeys, keyStride, tileValues, valueStride, keys, start, end, keyDocs,
+                            s.QueryDocument[first], s.Scores, s.Max + first, s.Sum + first, s.Output + (long)first * dvStride,
+                            spreadK, spreadV, spreadKeys, p.ElementSize * p.KeyStrides[2], p.ElementSize * p.ValueStrides[2],
+                            k0 == keyStart ? farK : null, farV, farKeyBytes, farValueBytes);
+                        continue;
                     }
                     bool byDot = TGroup.Value == 1 && real <= CpuFlashTiles.DotProductMaxColumns;
                     float* groupQueryT = s.QueryT + (long)g * dqk * width, groupQueryRows = s.QueryRows + (long)first * dqk;
@@ -460,6 +511,165 @@ internal static unsafe class CpuBlockSparse
             a = b;
         }
         return true;
+    }
+
+    /// <summary>
+    /// One query column over a tile of float32 K/V rows (decoding, where a narrow group holds a single real column):
+    /// the scores of keys <paramref name="start"/>..<paramref name="end"/> as dot products four keys at a time, each four
+    /// reduced by one transposing add tree (<see cref="ISimd{T}.Sum4"/>); the online-softmax step over the tile's keys a
+    /// vector of keys at a time; and P V into the column's accumulator, eight vectors in flight. The group path would
+    /// exponentiate and accumulate a whole vector of columns (or a register block of rows) per key for this one column.
+    /// Keys outside the range, or of another document when <paramref name="keyDocuments"/> is given, weigh 0; the
+    /// running max, sum and accumulator follow the group path's conventions (log2 units, -inf max before any key).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SingleColumnTile<TSimd, T>(Plan p, float* q, float* keys, long keyStride, float* values, long valueStride, int keyCount, int start, int end,
+        int* keyDocuments, int document, float* scores, float* max, float* sum, float* output,
+        byte* nextKeys, byte* nextValues, int nextCount, long nextKeyBytes, long nextValueBytes,
+        byte* farKeys, byte* farValues, long farKeyBytes, long farValueBytes)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        byte* fkLine = farKeys, fkStop = farKeys == null ? null : farKeys + farKeyBytes, fvLine = farValues, fvStop = farKeys == null ? null : farValues + farValueBytes;
+        // The next tile's lines are asked for a few per four keys while this tile computes (never all at once, which
+        // would stall the core on full fill buffers); what is left after the loop is asked for at its end.
+        byte* kLine = nextKeys, kStop = nextKeys + nextCount * nextKeyBytes, vLine = nextValues, vStop = nextValues + nextCount * nextValueBytes;
+        if (start >= end)
+        {
+            for (; fkLine < fkStop; fkLine += 64) Sse.Prefetch1(fkLine);
+            for (; fvLine < fvStop; fvLine += 64) Sse.Prefetch1(fvLine);
+            for (; kLine < kStop; kLine += 64) Sse.Prefetch0(kLine);
+            for (; vLine < vStop; vLine += 64) Sse.Prefetch0(vLine);
+            return;
+        }
+        int w = TSimd.Count, dqk = p.HeadDim;
+        int vectorEnd = dqk - dqk % w;
+        int first = start & ~3, last = Math.Min((end + 3) & ~3, (keyCount + 3) & ~3);
+        int padded = (last + w - 1) / w * w;
+        int steps = Math.Max(1, (last - first) / 4);
+        long kStep = (kStop - kLine + 64L * steps - 1) / (64L * steps) * 64, vStep = (vStop - vLine + 64L * steps - 1) / (64L * steps) * 64;
+        long fkStep = (fkStop - fkLine + 64L * steps - 1) / (64L * steps) * 64, fvStep = (fvStop - fvLine + 64L * steps - 1) / (64L * steps) * 64;
+        // Rows past keyCount up to the next multiple of four are readable: the tile is staged and zero-padded when short.
+        for (int j = first; j < last; j += 4)
+        {
+            if (kLine < kStop)
+            {
+                for (byte* stop = kLine + kStep; kLine < stop; kLine += 64) Sse.Prefetch0(kLine);
+                for (byte* stop = vLine + vStep; vLine < stop; vLine += 64) Sse.Prefetch0(vLine);
+            }
+            if (fkLine < fkStop)
+            {
+                for (byte* stop = fkLine + fkStep; fkLine < stop; fkLine += 64) Sse.Prefetch1(fkLine);
+                for (byte* stop = fvLine + fvStep; fvLine < stop; fvLine += 64) Sse.Prefetch1(fvLine);
+            }
+            float* k0 = keys + j * keyStride, k1 = k0 + keyStride, k2 = k1 + keyStride, k3 = k2 + keyStride;
+            T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero;
+            for (int d = 0; d < vectorEnd; d += w)
+            {
+                T qv = TSimd.Load(q + d);
+                a0 = TSimd.MultiplyAdd(qv, TSimd.Load(k0 + d), a0);
+                a1 = TSimd.MultiplyAdd(qv, TSimd.Load(k1 + d), a1);
+                a2 = TSimd.MultiplyAdd(qv, TSimd.Load(k2 + d), a2);
+                a3 = TSimd.MultiplyAdd(qv, TSimd.Load(k3 + d), a3);
+            }
+            var four = TSimd.Sum4(a0, a1, a2, a3);
+            if (vectorEnd < dqk)
+            {
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (int d = vectorEnd; d < dqk; d++)
+                {
+                    s0 += q[d] * k0[d];
+                    s1 += q[d] * k1[d];
+                    s2 += q[d] * k2[d];
+                    s3 += q[d] * k3[d];
+                }
+                four += Vector128.Create(s0, s1, s2, s3);
+            }
+            four.Store(scores + j);
+        }
+        for (; fkLine < fkStop; fkLine += 64) Sse.Prefetch1(fkLine);
+        for (; fvLine < fvStop; fvLine += 64) Sse.Prefetch1(fvLine);
+        for (; kLine < kStop; kLine += 64) Sse.Prefetch0(kLine);
+        for (; vLine < vStop; vLine += 64) Sse.Prefetch0(vLine);
+        int from = first / w * w;
+        for (int j = from; j < first; j++) scores[j] = 0;
+        for (int j = last; j < padded; j++) scores[j] = 0;
+        if (p.Softcap) Softcap<TSimd, T>(scores + from, padded - from, p.SoftcapIn, p.SoftcapOut);
+        for (int j = from; j < start; j++) scores[j] = float.NegativeInfinity;
+        for (int j = end; j < padded; j++) scores[j] = float.NegativeInfinity;
+        if (keyDocuments != null)
+            for (int j = start; j < end; j++)
+                if (keyDocuments[j] != document) scores[j] = float.NegativeInfinity;
+
+        T top = TSimd.NegativeInfinity;
+        for (int j = from; j < padded; j += w) top = TSimd.Max(top, TSimd.Load(scores + j));
+        float tileMax = TSimd.MaxAcross(top);
+        if (float.IsNegativeInfinity(tileMax)) return;
+        float previous = *max, next = MathF.Max(previous, tileMax);
+        // 2^(previous - next): 0 before the first key (previous = -inf), through the kernels' polynomial.
+        float rescale = Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(Vector128.Create(previous - next)).ToScalar() : SimdScalar.Exp2NonPositive(previous - next);
+        T alpha = TSimd.Broadcast(rescale);
+        var negativeMax = TSimd.Broadcast(-next);
+        T total = TSimd.Zero;
+        for (int j = from; j < padded; j += w)
+        {
+            T weight = TSimd.Exp2NonPositive(TSimd.Add(TSimd.Load(scores + j), negativeMax));
+            TSimd.Store(scores + j, weight);
+            total = TSimd.Add(total, weight);
+        }
+        *max = next;
+        *sum = *sum * rescale + TSimd.Sum(total);
+
+        // P V over the keys with weight: two keys per step into two accumulator sets (eight vectors in flight).
+        int vectors = p.ValueStride / w, v = 0;
+        for (; v + 4 <= vectors; v += 4)
+        {
+            float* o = output + v * w;
+            float* vb = values + v * w;
+            T e0 = TSimd.Multiply(TSimd.Load(o), alpha), e1 = TSimd.Multiply(TSimd.Load(o + w), alpha);
+            T e2 = TSimd.Multiply(TSimd.Load(o + 2 * w), alpha), e3 = TSimd.Multiply(TSimd.Load(o + 3 * w), alpha);
+            T f0 = TSimd.Zero, f1 = TSimd.Zero, f2 = TSimd.Zero, f3 = TSimd.Zero;
+            int j = start;
+            for (; j + 2 <= end; j += 2)
+            {
+                float* r0 = vb + j * valueStride, r1 = r0 + valueStride;
+                T pa = TSimd.Broadcast(scores[j]), pb = TSimd.Broadcast(scores[j + 1]);
+                e0 = TSimd.MultiplyAdd(pa, TSimd.Load(r0), e0);
+                e1 = TSimd.MultiplyAdd(pa, TSimd.Load(r0 + w), e1);
+                e2 = TSimd.MultiplyAdd(pa, TSimd.Load(r0 + 2 * w), e2);
+                e3 = TSimd.MultiplyAdd(pa, TSimd.Load(r0 + 3 * w), e3);
+                f0 = TSimd.MultiplyAdd(pb, TSimd.Load(r1), f0);
+                f1 = TSimd.MultiplyAdd(pb, TSimd.Load(r1 + w), f1);
+                f2 = TSimd.MultiplyAdd(pb, TSimd.Load(r1 + 2 * w), f2);
+                f3 = TSimd.MultiplyAdd(pb, TSimd.Load(r1 + 3 * w), f3);
+            }
+            if (j < end)
+            {
+                float* r0 = vb + j * valueStride;
+                T pa = TSimd.Broadcast(scores[j]);
+                e0 = TSimd.MultiplyAdd(pa, TSimd.Load(r0), e0);
+                e1 = TSimd.MultiplyAdd(pa, TSimd.Load(r0 + w), e1);
+                e2 = TSimd.MultiplyAdd(pa, TSimd.Load(r0 + 2 * w), e2);
+                e3 = TSimd.MultiplyAdd(pa, TSimd.Load(r0 + 3 * w), e3);
+            }
+            TSimd.Store(o, TSimd.Add(e0, f0));
+            TSimd.Store(o + w, TSimd.Add(e1, f1));
+            TSimd.Store(o + 2 * w, TSimd.Add(e2, f2));
+            TSimd.Store(o + 3 * w, TSimd.Add(e3, f3));
+        }
+        for (; v < vectors; v++)
+        {
+            float* o = output + v * w;
+            float* vb = values + v * w;
+            T e0 = TSimd.Multiply(TSimd.Load(o), alpha), f0 = TSimd.Zero;
+            int j = start;
+            for (; j + 2 <= end; j += 2)
+            {
+                e0 = TSimd.MultiplyAdd(TSimd.Broadcast(scores[j]), TSimd.Load(vb + j * valueStride), e0);
+                f0 = TSimd.MultiplyAdd(TSimd.Broadcast(scores[j + 1]), TSimd.Load(vb + (j + 1) * valueStride), f0);
+            }
+            if (j < end) e0 = TSimd.MultiplyAdd(TSimd.Broadcast(scores[j]), TSimd.Load(vb + j * valueStride), e0);
+            TSimd.Store(o, TSimd.Add(e0, f0));
+        }
     }
 
     /// <summary>The first position in <c>indices[from..to)</c> (ascending) holding a value at least <paramref name="value"/>.</summary>

@@ -62,6 +62,14 @@ internal static unsafe class CpuDecode
     private const int QuadPrefetchBytes = 4096;
 
     /// <summary>
+    /// <see cref="QuadPrefetchBytes"/> for 16-bit rows: two keys at D = 128. Further ahead cost them CPU time (2-core
+    /// VM, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2 threads, median CPU-time ratio against 512 B in one process:
+    /// bfloat16 4096 B 1.21-1.23x, 2048 B 1.11x, no prefetch 0.98x; binary16 4096 B 1.15x, 1024 B 1.04x), where
+    /// float32 rows cost 1.19x without theirs.
+    /// </summary>
+    private const int QuadPrefetchBytes16 = 512;
+
+    /// <summary>
     /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block as float32
     /// (rows in quads share each widened vector, so up to four rows widen once). bfloat16 widens in two cheap
     /// instructions, so two quads still beat staging (one thread, Hq = 32, Hkv = 4, Nk = 16384: 16.3 vs 13.3 GB/s);
@@ -272,8 +280,9 @@ internal static unsafe class CpuDecode
         bool modified = softcap > 0 || p.Slopes != null || sigmoid;
         int[]? table = p.BlockTable;
         bool quads = rows >= 4;
+        int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
         bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
-        int ahead = quads ? Math.Clamp(QuadPrefetchBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
+        int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)

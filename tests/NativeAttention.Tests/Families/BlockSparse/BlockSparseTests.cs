@@ -77,6 +77,12 @@ public abstract class BlockSparseTests
                    from groupSize in Gen.Elements(1, 4)
                    select c with { QueryLength = 1, KeyLength = nk, Batch = 1, KeyValueHeads = 1, QueryHeads = groupSize, Tril = false, Density = 0.5 }, count: 8);
 
+    [SkippableFact]
+    public void BlockSparse_OneQueryPerKvHead_MatchesReference() =>
+        // Decoding with one query head per kv head: every item holds one query column (the CPU's single-column row
+        // kernel), under every predicate, softcap, type and mask format the sampler draws.
+        CheckCases(from c in Cases select c with { QueryLength = 1, QueryHeads = c.KeyValueHeads, Tril = false }, count: 30);
+
     // ---- Metamorphic properties against the backend's own flash attention ----
 
     private static double[] Output(AttentionContext context, BlockSparseCase c, out double[] lse)
