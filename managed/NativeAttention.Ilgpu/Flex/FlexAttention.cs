@@ -66,6 +66,8 @@ public static class FlexAttention
             context.CheckExternalCall(problem.Tensors);
             FlexViewFields.Check(context, scoreMod, nameof(scoreMod));
             FlexViewFields.Check(context, maskMod, nameof(maskMod));
+            if (context is CpuContext && (FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
+                FlexAssertGuard.EnsureInstalled();   // a view read out of range becomes a FlexModificationException
             // Views of device memory cannot be read on the host: on CUDA and OpenCL, modifications with view fields are
             // not probed (their reads are not bounds-checked on the device either).
             if (context is not GpuContext || !(FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
@@ -114,6 +116,7 @@ public static class FlexAttention
         FlexProblem.CheckBlockMaskArguments(batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize);
         context.CheckExternalCall([]);
         FlexViewFields.Check(context, maskMod, nameof(maskMod));
+        if (context is CpuContext && FlexViewFields.HasViews(typeof(TMask))) FlexAssertGuard.EnsureInstalled();
         return context switch
         {
             CpuContext cpu => CpuFlex.CreateBlockMask(maskMod, batch, heads, queryLength, keyLength, queryBlockSize, keyBlockSize, cpu.Threads),

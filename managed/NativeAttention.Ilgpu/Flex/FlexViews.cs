@@ -20,9 +20,11 @@ namespace NativeAttention.Ilgpu;
 /// tensor given to the CPU, or a view of another context's device tensor throws an <see cref="ArgumentException"/>
 /// whose <see cref="ArgumentException.ParamName"/> is <c>scoreMod</c> or <c>maskMod</c> and whose message names the
 /// field. Views of an ILGPU accelerator's own buffers work too, on the context <see cref="IlgpuAttention"/> created from
-/// that accelerator. ILGPU's view indexer asserts its bounds with <c>Trace.Assert</c>: on the CPU a read out of range
-/// ends the process (as on ILGPU's CPU accelerator) instead of raising a <see cref="FlexModificationException"/>;
-/// keep arrays for tables whose reads the CPU should check, and size view tables to the problem.
+/// that accelerator. ILGPU's view indexer asserts its bounds with <c>Trace.Assert</c>; on the CPU, Flex puts a trace
+/// listener ahead of the default one that turns such an assertion inside a Flex call into an exception, so a read out
+/// of range ends the call with a <see cref="FlexModificationException"/> naming the struct, as an array read does (an
+/// application that removes that listener gets the default behaviour back: the process ends). On CUDA and OpenCL view
+/// reads are not bounds-checked: size view tables to the problem.
 /// </remarks>
 public static class FlexViews
 {

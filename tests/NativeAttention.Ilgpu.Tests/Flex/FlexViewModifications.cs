@@ -71,3 +71,18 @@ public struct ViewPrefixLmMask : IMaskMod
     public int Shift;
     public readonly bool Visible(int batch, int head, int query, int key) => key < Prefixes[batch] || key <= query + Shift;
 }
+
+/// <summary>A score modification that reads its view at <c>Index</c> for key <c>AtKey</c> and at 0 elsewhere (an out-of-range read in the middle of the call).</summary>
+public struct ViewReadAtKeyScore : IScoreMod
+{
+    public ArrayView<float> Table;
+    public int AtKey, Index;
+    public readonly float Score(float score, int batch, int head, int query, int key) => score + Table[key == AtKey ? Index : 0];
+}
+
+/// <summary>A mask modification that reads a document id per key from its view (too short a view reads out of range).</summary>
+public struct ViewKeyTableMask : IMaskMod
+{
+    public ArrayView<int> Ids;
+    public readonly bool Visible(int batch, int head, int query, int key) => Ids[key] >= 0;
+}

@@ -244,6 +244,32 @@ public sealed class FlexViewMisuseTests(FlexOpenClContext openCl)
     }
 
     [Fact]
+    public void ViewReadOutOfRangeOnTheCpu_ThrowsNamingTheStruct()
+    {
+        // ILGPU asserts view bounds with Trace.Assert, which by default ends the process; inside a CPU Flex call it must
+        // become a FlexModificationException naming the struct, whether the probe before the call finds it (a slope
+        // table shorter than the heads), the kernel does (a read out of range at one key in the middle), or
+        // CreateBlockMask does (a document table shorter than the keys).
+        using var cpu = new CpuContext(new ContextOptions { Threads = 2 });
+        var mask = new ViewCausalMask { Shift = Small.KeyLength - Small.QueryLength };
+        var shortSlopes = FlexViews.Of<float>(TensorView.FromMemory<float>(new float[] { 0.5f }, 1));
+        var e = Assert.Throws<FlexModificationException>(() => RunFlex(cpu, Small, new ViewAlibiScore { Slopes = shortSlopes, Shift = 10 }, mask));
+        Assert.Contains(nameof(ViewAlibiScore), e.Message);
+        Assert.IsType<IndexOutOfRangeException>(e.InnerException);
+        var table = FlexViews.Of<float>(TensorView.FromMemory<float>(new float[4], 4));
+        e = Assert.Throws<FlexModificationException>(() => RunFlex(cpu, Small, new ViewReadAtKeyScore { Table = table, AtKey = 7, Index = 99 }, mask));
+        Assert.Contains(nameof(ViewReadAtKeyScore), e.Message);
+        var ids = FlexViews.Of<int>(TensorView.FromMemory<float>(new float[Small.KeyLength - 3], Small.KeyLength - 3));
+        e = Assert.Throws<FlexModificationException>(() => cpu.CreateBlockMask(new ViewKeyTableMask { Ids = ids }, 1, 1, Small.QueryLength, Small.KeyLength, 16, 16));
+        Assert.Contains(nameof(ViewKeyTableMask), e.Message);
+        // In range, the same structs run.
+        var fine = FlexViews.Of<float>(TensorView.FromMemory<float>(new float[100], 100));
+        RunFlex(cpu, Small, new ViewReadAtKeyScore { Table = fine, AtKey = 7, Index = 99 }, mask);
+        // Assertions outside Flex are left to the other listeners (the guard does not throw there).
+        Assert.True(System.Diagnostics.Trace.Listeners.Count >= 1);
+    }
+
+    [Fact]
     public void IlgpuCpuAcceleratorBuffersAreViewFieldsOfItsContext()
     {
         using var ilgpu = new IlgpuCpuAccelerator();
