@@ -165,13 +165,70 @@ internal static unsafe class CpuNeighborhood
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
-            RunItem<TSimd, T>(plan, item, scratch);
+        int item = Interlocked.Increment(ref plan.NextItem) - 1;
+        while (item < plan.Items)
+        {
+            // One item is claimed ahead, so that its query and output rows (touched once per call: they come from
+            // memory) are prefetched while this one computes. Which worker computes an item does not change its result.
+            int next = Interlocked.Increment(ref plan.NextItem) - 1;
+            RunItem<TSimd, T>(plan, item, scratch, next);
+            item = next;
+        }
+    }
+
+    /// <summary>
+    /// The element offsets of item <paramref name="item"/>'s query rows in Q (<paramref name="queryRows"/>) and output
+    /// rows in O (<paramref name="outputRows"/>), every query head of its key/value head x its queries; returns their count.
+    /// </summary>
+    private static int ItemRows(Plan p, int item, long* queryRows, long* outputRows)
+    {
+        int batch = p.SampleOf(item);
+        var tiling = p.Samples[batch];
+        int rest = item - p.ItemStart[batch];
+        Span<int> first = stackalloc int[Axes], count = stackalloc int[Axes], group = stackalloc int[Axes];
+        for (int a = Axes - 1; a >= 0; a--)
+        {
+            var seg = tiling.Segments[a][rest % tiling.Segments[a].Length];
+            rest /= tiling.Segments[a].Length;
+            (group[a], first[a], count[a]) = (seg.Group, seg.First, seg.Count);
+        }
+        int n = 0;
+        for (int h = 0; h < p.GroupSize; h++)
+        {
+            int head = rest * p.GroupSize + h;
+            long q = p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1], o = p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1];
+            for (int i0 = 0; i0 < count[0]; i0++)
+            {
+                int x0 = (first[0] + i0) * p.Dilation[0] + group[0];
+                for (int i1 = 0; i1 < count[1]; i1++)
+                {
+                    int x1 = (first[1] + i1) * p.Dilation[1] + group[1];
+                    long q01 = q + x0 * p.QuerySpatial[0] + x1 * p.QuerySpatial[1], o01 = o + x0 * p.OutputSpatial[0] + x1 * p.OutputSpatial[1];
+                    for (int i2 = 0; i2 < count[2]; i2++, n++)
+                    {
+                        int x2 = (first[2] + i2) * p.Dilation[2] + group[2];
+                        queryRows[n] = q01 + x2 * p.QuerySpatial[2];
+                        outputRows[n] = o01 + x2 * p.OutputSpatial[2];
+                    }
+                }
+            }
+        }
+        return n;
+    }
+
+    /// <summary>Prefetches rows <c>[from, to)</c> of the next item's query (in place) and output (wide) rows into L2.</summary>
+    private static void PrefetchRows(Plan p, in ScratchLayout s, int from, int to)
+    {
+        for (int r = from; r < to; r++)
+        {
+            if (p.QueryRowsInPlace) Prefetch((float*)p.Q + s.NextQueryRows[r], p.HeadDim, 1);
+            if (p.OutputRowsWide) Prefetch((float*)p.O + s.NextOutputRows[r], p.ValueDim, 1);
+        }
     }
 
     /// <summary>One item: every query head of one key/value head over one query tile, start to finish.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem<TSimd, T>(Plan p, int item, float* scratch) where TSimd : struct, ISimd<T> where T : unmanaged
+    private static void RunItem<TSimd, T>(Plan p, int item, float* scratch, int nextItem) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         // Decode the item: batch (items of one sample are consecutive), then key/value head, then segments innermost
         // (last axis fastest).
@@ -414,6 +471,10 @@ internal static unsafe class CpuNeighborhood
 
         // The key box in row-major order, in tiles of about equal size.
         int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile;
+        // The next item's rows, prefetched a slice after each score block and each P V block (spread over the item, so
+        // the misses overlap compute instead of filling the miss buffers at once).
+        int nextRows = nextItem < p.Items && (p.QueryRowsInPlace || p.OutputRowsWide) ? ItemRows(p, nextItem, s.NextQueryRows, s.NextOutputRows) : 0;
+        int prefetched = 0, slice = (nextRows + tiles * groups * (GroupVectors + 1) - 1) / (tiles * groups * (GroupVectors + 1));
         int tileKeys = RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
@@ -443,6 +504,7 @@ internal static unsafe class CpuNeighborhood
                 int firstColumn = g * width, firstVector = g * GroupVectors;
                 NeighborhoodKernels.ScoresSkewed<TSimd, T>(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
                     s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
+                PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 if (p.Bias != null)
                     NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, p.KeyTile, s.BiasTerm + firstColumn, maxColumns,
                         s.BiasHead + firstColumn, width, p.Bias, p.BiasExtent);
@@ -458,9 +520,11 @@ internal static unsafe class CpuNeighborhood
                     if (realColumns <= 0) continue;
                     NeighborhoodKernels.AccumulateSkewedInRanges<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
                         s.Output + (long)c * dvStride, realColumns, s.BlockKeyFirst + c / rowBlock, s.BlockKeyEnd + c / rowBlock, k0);
+                    PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 }
             }
         }
+        PrefetchRows(p, s, prefetched, nextRows);
 
         // The additional keys: visible to every query, so only their padding is masked.
         int extra = p.AdditionalKeyCount;
@@ -1011,6 +1075,8 @@ internal static unsafe class CpuNeighborhood
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
         public readonly int CoordinateStride;
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
+        /// <summary>The next item's query and output rows (element offsets), prefetched during this item.</summary>
+        public readonly long* NextQueryRows, NextOutputRows;
         /// <summary>Per vector of columns: the corner of its key box in K (or the packed union) and in V.</summary>
         public readonly float** VectorKeys, VectorValues;
         /// <summary>Per column: its query row in Q (null for padding columns), when Q is read in place.</summary>
@@ -1054,6 +1120,8 @@ internal static unsafe class CpuNeighborhood
             ColumnEndKey = (int*)CpuScratch.Take(ref next, columns);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
+            NextQueryRows = (long*)CpuScratch.Take(ref next, 2 * columns);
+            NextOutputRows = (long*)CpuScratch.Take(ref next, 2 * columns);
             _end = next;
         }
 
