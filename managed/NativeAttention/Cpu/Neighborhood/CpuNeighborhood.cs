@@ -180,6 +180,7 @@ internal static unsafe class CpuNeighborhood
     /// The element offsets of item <paramref name="item"/>'s query rows in Q (<paramref name="queryRows"/>) and output
     /// rows in O (<paramref name="outputRows"/>), every query head of its key/value head x its queries; returns their count.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ItemRows(Plan p, int item, long* queryRows, long* outputRows)
     {
         int batch = p.SampleOf(item);
@@ -217,6 +218,7 @@ internal static unsafe class CpuNeighborhood
     }
 
     /// <summary>Prefetches rows <c>[from, to)</c> of the next item's query (in place) and output (wide) rows into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PrefetchRows(Plan p, in ScratchLayout s, int from, int to)
     {
         for (int r = from; r < to; r++)
