@@ -292,76 +292,12 @@ internal static unsafe class CpuNeighborhood
         int axisQueries = p.Box[0] + p.Box[1] + p.Box[2];
         float* axisStart = stackalloc float[axisQueries], axisEnd = stackalloc float[axisQueries];
         int* axisBias = stackalloc int[axisQueries], axisFirstKey = stackalloc int[axisQueries], axisLastKey = stackalloc int[axisQueries];
-        // Key-box index (row-major) steps per axis.
-        int keyStep0 = extent[1] * extent[2], keyStep1 = extent[2];
         long* axisQuery = stackalloc long[axisQueries], axisOutput = stackalloc long[axisQueries], axisLse = stackalloc long[axisQueries];
-        int at1 = p.Box[0], at2 = p.Box[0] + p.Box[1];
+        var axis = new AxisScratch(axisStart, axisEnd, axisBias, axisFirstKey, axisLastKey, axisQuery, axisOutput, axisLse);
         int column = 0;
         for (int b = 0; b < boxCount; b++)
         {
-            int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
-            for (int a = 0, at = 0; a < Axes; at += p.Box[a], a++)
-            {
-                int[] windowStart = tiling.WindowStart[a], windowCount = tiling.WindowCount[a];
-                for (int i = 0; i < boxQueries[a]; i++)
-                {
-                    int groupPosition = boxFirst[a] + i, x = groupPosition * p.Dilation[a] + group[a];
-                    int start = windowStart[x] - boxLow[a];
-                    axisStart[at + i] = start;
-                    axisEnd[at + i] = start + windowCount[x];
-                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
-                    axisBias[at + i] = boxLow[a] - groupPosition + p.Kernel[a] - 1;
-                    axisQuery[at + i] = x * p.QuerySpatial[a];
-                    axisOutput[at + i] = x * p.OutputSpatial[a];
-                    axisLse[at + i] = x * p.LseSpatial[a];
-                    int keyStep = a == 0 ? keyStep0 : a == 1 ? keyStep1 : 1;
-                    axisFirstKey[at + i] = start * keyStep;
-                    axisLastKey[at + i] = (start + windowCount[x] - 1) * keyStep;
-                }
-            }
-            for (int h = 0; h < p.GroupSize; h++)
-            {
-                int head = kvHead * p.GroupSize + h;
-                long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
-                for (int i0 = 0; i0 < boxQueries[0]; i0++)
-                for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
-                for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
-                {
-                    int c = column;
-                    s.ColumnStart[c] = axisStart[i0];
-                    s.ColumnEnd[c] = axisEnd[i0];
-                    s.BiasTerm[c] = axisBias[i0];
-                    s.ColumnStart[maxColumns + c] = axisStart[i1];
-                    s.ColumnEnd[maxColumns + c] = axisEnd[i1];
-                    s.BiasTerm[maxColumns + c] = axisBias[i1];
-                    s.ColumnStart[2 * maxColumns + c] = axisStart[i2];
-                    s.ColumnEnd[2 * maxColumns + c] = axisEnd[i2];
-                    s.BiasTerm[2 * maxColumns + c] = axisBias[i2];
-                    s.BiasHead[c] = head * p.BiasHeadSize;
-                    s.OutputOffset[c] = oHead + axisOutput[i0] + axisOutput[i1] + axisOutput[i2];
-                    s.LseOffset[c] = lHead + axisLse[i0] + axisLse[i1] + axisLse[i2];
-                    s.ColumnFirstKey[c] = axisFirstKey[i0] + axisFirstKey[i1] + axisFirstKey[i2];
-                    s.ColumnEndKey[c] = axisLastKey[i0] + axisLastKey[i1] + axisLastKey[i2] + 1;
-                    long qOffset = qHead + axisQuery[i0] + axisQuery[i1] + axisQuery[i2];
-                    if (p.QueryRowsInPlace)
-                    {
-                        // Transposed per vector below. Q and O rows are touched once per call, so they come from
-                        // memory: fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
-                        s.QueryRows[c] = (float*)p.Q + qOffset;
-                        Prefetch(s.QueryRows[c], dqk, 0);
-                        if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
-                    }
-                    else
-                    {
-                        CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                        // Column c of group c / width (a power of two: shifts, not divisions).
-                        float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
-                        float scale = p.Log2Scale;
-                        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
-                    }
-                    InitColumn(s, c, dvStride);
-                }
-            }
+            column = BoxColumns(p, tiling, s, axis, b, column, group[0], group[1], group[2], kvHead, qItem, oItem, lItem, extent[1], extent[2]);
             for (; column < (b + 1) * boxColumns; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
         }
         for (; column < padded; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
@@ -577,6 +513,98 @@ internal static unsafe class CpuNeighborhood
             if (p.Lse != null)
                 p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
         }
+    }
+
+    /// <summary>Per-query-coordinate tables of one box (one entry per query coordinate of each axis, the axes one after another).</summary>
+    private readonly struct AxisScratch(float* start, float* end, int* bias, int* firstKey, int* lastKey, long* query, long* output, long* lse)
+    {
+        public readonly float* Start = start, End = end;
+        public readonly int* Bias = bias, FirstKey = firstKey, LastKey = lastKey;
+        public readonly long* Query = query, Output = output, Lse = lse;
+    }
+
+    /// <summary>
+    /// The columns of box <paramref name="b"/> from column <paramref name="column"/> on (its heads x its queries): window
+    /// bounds in box coordinates, key-box index range, bias terms, output and LSE offsets, Q rows (prefetched, or read and
+    /// transposed when Q is not read in place), an empty running softmax; returns the column after them. Everything that
+    /// depends on one axis is worked out once per query coordinate, then combined per column. A method of its own: in
+    /// <see cref="RunItem"/> these loops ran with most of their locals spilled.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static int BoxColumns(Plan p, SampleTiling tiling, in ScratchLayout s, in AxisScratch t, int b, int column, int group0, int group1, int group2, int kvHead,
+        long qItem, long oItem, long lItem, int extent1, int extent2)
+    {
+        int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
+        for (int a = 0, at = 0; a < Axes; at += p.Box[a], a++)
+        {
+            int group = a == 0 ? group0 : a == 1 ? group1 : group2;
+            // Key-box index (row-major) step of this axis.
+            int keyStep = a == 0 ? extent1 * extent2 : a == 1 ? extent2 : 1;
+            int dilation = p.Dilation[a], low = boxLow[a], first = boxFirst[a], kernel = p.Kernel[a];
+            long querySpatial = p.QuerySpatial[a], outputSpatial = p.OutputSpatial[a], lseSpatial = p.LseSpatial[a];
+            fixed (int* windowStart = tiling.WindowStart[a], windowCount = tiling.WindowCount[a])
+                for (int i = 0; i < boxQueries[a]; i++)
+                {
+                    int groupPosition = first + i, x = groupPosition * dilation + group;
+                    int start = windowStart[x] - low, count = windowCount[x];
+                    t.Start[at + i] = start;
+                    t.End[at + i] = start + count;
+                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
+                    t.Bias[at + i] = low - groupPosition + kernel - 1;
+                    t.Query[at + i] = x * querySpatial;
+                    t.Output[at + i] = x * outputSpatial;
+                    t.Lse[at + i] = x * lseSpatial;
+                    t.FirstKey[at + i] = start * keyStep;
+                    t.LastKey[at + i] = (start + count - 1) * keyStep;
+                }
+        }
+        int at1 = p.Box[0], at2 = p.Box[0] + p.Box[1];
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride, width = p.GroupWidth;
+        long maxColumns = p.MaxColumns;
+        for (int h = 0; h < p.GroupSize; h++)
+        {
+            int head = kvHead * p.GroupSize + h;
+            long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
+            for (int i0 = 0; i0 < boxQueries[0]; i0++)
+            for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
+            for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
+            {
+                int c = column;
+                s.ColumnStart[c] = t.Start[i0];
+                s.ColumnEnd[c] = t.End[i0];
+                s.BiasTerm[c] = t.Bias[i0];
+                s.ColumnStart[maxColumns + c] = t.Start[i1];
+                s.ColumnEnd[maxColumns + c] = t.End[i1];
+                s.BiasTerm[maxColumns + c] = t.Bias[i1];
+                s.ColumnStart[2 * maxColumns + c] = t.Start[i2];
+                s.ColumnEnd[2 * maxColumns + c] = t.End[i2];
+                s.BiasTerm[2 * maxColumns + c] = t.Bias[i2];
+                s.BiasHead[c] = head * p.BiasHeadSize;
+                s.OutputOffset[c] = oHead + t.Output[i0] + t.Output[i1] + t.Output[i2];
+                s.LseOffset[c] = lHead + t.Lse[i0] + t.Lse[i1] + t.Lse[i2];
+                s.ColumnFirstKey[c] = t.FirstKey[i0] + t.FirstKey[i1] + t.FirstKey[i2];
+                s.ColumnEndKey[c] = t.LastKey[i0] + t.LastKey[i1] + t.LastKey[i2] + 1;
+                long qOffset = qHead + t.Query[i0] + t.Query[i1] + t.Query[i2];
+                if (p.QueryRowsInPlace)
+                {
+                    // Transposed per vector later. Q and O rows are touched once per call, so they come from memory:
+                    // fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                    s.QueryRows[c] = (float*)p.Q + qOffset;
+                    Prefetch(s.QueryRows[c], dqk, 0);
+                    if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                }
+                else
+                {
+                    CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                    // Column c of group c / width (a power of two: shifts, not divisions).
+                    float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                    float scale = p.Log2Scale;
+                    for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                }
+                InitColumn(s, c, dvStride);
+            }
+        }
+        return column;
     }
 
     /// <summary>An empty running softmax and output row for column <paramref name="c"/>.</summary>
