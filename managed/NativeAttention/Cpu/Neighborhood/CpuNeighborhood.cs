@@ -165,13 +165,72 @@ internal static unsafe class CpuNeighborhood
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items; item = Interlocked.Increment(ref plan.NextItem) - 1)
-            RunItem<TSimd, T>(plan, item, scratch);
+        int item = Interlocked.Increment(ref plan.NextItem) - 1;
+        while (item < plan.Items)
+        {
+            // One item is claimed ahead, so that its query and output rows (touched once per call: they come from
+            // memory) are prefetched while this one computes. Which worker computes an item does not change its result.
+            int next = Interlocked.Increment(ref plan.NextItem) - 1;
+            RunItem<TSimd, T>(plan, item, scratch, next);
+            item = next;
+        }
+    }
+
+    /// <summary>
+    /// The element offsets of item <paramref name="item"/>'s query rows in Q (<paramref name="queryRows"/>) and output
+    /// rows in O (<paramref name="outputRows"/>), every query head of its key/value head x its queries; returns their count.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int ItemRows(Plan p, int item, long* queryRows, long* outputRows)
+    {
+        int batch = p.SampleOf(item);
+        var tiling = p.Samples[batch];
+        int rest = item - p.ItemStart[batch];
+        Span<int> first = stackalloc int[Axes], count = stackalloc int[Axes], group = stackalloc int[Axes];
+        for (int a = Axes - 1; a >= 0; a--)
+        {
+            var seg = tiling.Segments[a][rest % tiling.Segments[a].Length];
+            rest /= tiling.Segments[a].Length;
+            (group[a], first[a], count[a]) = (seg.Group, seg.First, seg.Count);
+        }
+        int n = 0;
+        for (int h = 0; h < p.GroupSize; h++)
+        {
+            int head = rest * p.GroupSize + h;
+            long q = p.QueryOffset + batch * p.QueryStrides[0] + head * p.QueryStrides[1], o = p.OutputOffset + batch * p.OutputStrides[0] + head * p.OutputStrides[1];
+            for (int i0 = 0; i0 < count[0]; i0++)
+            {
+                int x0 = (first[0] + i0) * p.Dilation[0] + group[0];
+                for (int i1 = 0; i1 < count[1]; i1++)
+                {
+                    int x1 = (first[1] + i1) * p.Dilation[1] + group[1];
+                    long q01 = q + x0 * p.QuerySpatial[0] + x1 * p.QuerySpatial[1], o01 = o + x0 * p.OutputSpatial[0] + x1 * p.OutputSpatial[1];
+                    for (int i2 = 0; i2 < count[2]; i2++, n++)
+                    {
+                        int x2 = (first[2] + i2) * p.Dilation[2] + group[2];
+                        queryRows[n] = q01 + x2 * p.QuerySpatial[2];
+                        outputRows[n] = o01 + x2 * p.OutputSpatial[2];
+                    }
+                }
+            }
+        }
+        return n;
+    }
+
+    /// <summary>Prefetches rows <c>[from, to)</c> of the next item's query (in place) and output (wide) rows into L2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PrefetchRows(Plan p, in ScratchLayout s, int from, int to)
+    {
+        for (int r = from; r < to; r++)
+        {
+            if (p.QueryRowsInPlace) Prefetch((float*)p.Q + s.NextQueryRows[r], p.HeadDim, 1);
+            if (p.OutputRowsWide) Prefetch((float*)p.O + s.NextOutputRows[r], p.ValueDim, 1);
+        }
     }
 
     /// <summary>One item: every query head of one key/value head over one query tile, start to finish.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem<TSimd, T>(Plan p, int item, float* scratch) where TSimd : struct, ISimd<T> where T : unmanaged
+    private static void RunItem<TSimd, T>(Plan p, int item, float* scratch, int nextItem) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         // Decode the item: batch (items of one sample are consecutive), then key/value head, then segments innermost
         // (last axis fastest).
@@ -232,70 +291,13 @@ internal static unsafe class CpuNeighborhood
         long qItem = p.QueryOffset + batch * p.QueryStrides[0], oItem = p.OutputOffset + batch * p.OutputStrides[0], lItem = p.LseOffset + batch * p.LseStrides[0];
         int axisQueries = p.Box[0] + p.Box[1] + p.Box[2];
         float* axisStart = stackalloc float[axisQueries], axisEnd = stackalloc float[axisQueries];
-        int* axisBias = stackalloc int[axisQueries];
+        int* axisBias = stackalloc int[axisQueries], axisFirstKey = stackalloc int[axisQueries], axisLastKey = stackalloc int[axisQueries];
         long* axisQuery = stackalloc long[axisQueries], axisOutput = stackalloc long[axisQueries], axisLse = stackalloc long[axisQueries];
-        int at1 = p.Box[0], at2 = p.Box[0] + p.Box[1];
+        var axis = new AxisScratch(axisStart, axisEnd, axisBias, axisFirstKey, axisLastKey, axisQuery, axisOutput, axisLse);
         int column = 0;
         for (int b = 0; b < boxCount; b++)
         {
-            int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
-            for (int a = 0, at = 0; a < Axes; at += p.Box[a], a++)
-            {
-                int[] windowStart = tiling.WindowStart[a], windowCount = tiling.WindowCount[a];
-                for (int i = 0; i < boxQueries[a]; i++)
-                {
-                    int groupPosition = boxFirst[a] + i, x = groupPosition * p.Dilation[a] + group[a];
-                    int start = windowStart[x] - boxLow[a];
-                    axisStart[at + i] = start;
-                    axisEnd[at + i] = start + windowCount[x];
-                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
-                    axisBias[at + i] = boxLow[a] - groupPosition + p.Kernel[a] - 1;
-                    axisQuery[at + i] = x * p.QuerySpatial[a];
-                    axisOutput[at + i] = x * p.OutputSpatial[a];
-                    axisLse[at + i] = x * p.LseSpatial[a];
-                }
-            }
-            for (int h = 0; h < p.GroupSize; h++)
-            {
-                int head = kvHead * p.GroupSize + h;
-                long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
-                for (int i0 = 0; i0 < boxQueries[0]; i0++)
-                for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
-                for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
-                {
-                    int c = column;
-                    s.ColumnStart[c] = axisStart[i0];
-                    s.ColumnEnd[c] = axisEnd[i0];
-                    s.BiasTerm[c] = axisBias[i0];
-                    s.ColumnStart[maxColumns + c] = axisStart[i1];
-                    s.ColumnEnd[maxColumns + c] = axisEnd[i1];
-                    s.BiasTerm[maxColumns + c] = axisBias[i1];
-                    s.ColumnStart[2 * maxColumns + c] = axisStart[i2];
-                    s.ColumnEnd[2 * maxColumns + c] = axisEnd[i2];
-                    s.BiasTerm[2 * maxColumns + c] = axisBias[i2];
-                    s.BiasHead[c] = head * p.BiasHeadSize;
-                    s.OutputOffset[c] = oHead + axisOutput[i0] + axisOutput[i1] + axisOutput[i2];
-                    s.LseOffset[c] = lHead + axisLse[i0] + axisLse[i1] + axisLse[i2];
-                    long qOffset = qHead + axisQuery[i0] + axisQuery[i1] + axisQuery[i2];
-                    if (p.QueryRowsInPlace)
-                    {
-                        // Transposed per vector below. Q and O rows are touched once per call, so they come from
-                        // memory: fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
-                        s.QueryRows[c] = (float*)p.Q + qOffset;
-                        Prefetch(s.QueryRows[c], dqk, 0);
-                        if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
-                    }
-                    else
-                    {
-                        CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                        // Column c of group c / width (a power of two: shifts, not divisions).
-                        float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
-                        float scale = p.Log2Scale;
-                        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
-                    }
-                    InitColumn(s, c, dvStride);
-                }
-            }
+            column = BoxColumns(p, tiling, s, axis, b, column, group[0], group[1], group[2], kvHead, qItem, oItem, lItem, extent[1], extent[2]);
             for (; column < (b + 1) * boxColumns; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
         }
         for (; column < padded; column++) PadColumn(s, column, dqk, width, dvStride, maxColumns);
@@ -330,6 +332,23 @@ internal static unsafe class CpuNeighborhood
                 s.GroupBounds[at + 2] = fullLow;
                 s.GroupBounds[at + 3] = fullHigh;
             }
+
+        // Per register block of P V rows: the key-box indices (row-major) from its rows' first visible key to past their
+        // last; the P V block runs only over those (a query's visible keys lie between its window's first and last
+        // corner in row-major order). At 7 x 7 an 8-row block sees 80 of the 100 keys of its box, at k 33 a 4-row block 36 of 48.
+        int rowBlock = NeighborhoodKernels.AccumulateRowBlock<TSimd, T>(dvStride);
+        for (int c0 = 0, block = 0; c0 < padded; c0 += rowBlock, block++)
+        {
+            int low = int.MaxValue, high = int.MinValue;
+            for (int c = c0; c < c0 + rowBlock; c++)
+            {
+                low = s.ColumnFirstKey[c] < low ? s.ColumnFirstKey[c] : low;
+                high = s.ColumnEndKey[c] > high ? s.ColumnEndKey[c] : high;
+            }
+            if (low > high) low = high = 0; // only padding columns
+            s.BlockKeyFirst[block] = low;
+            s.BlockKeyEnd[block] = high;
+        }
 
         // Where each vector's keys and values are read: in place where K (V) is float32 with unit element stride, else
         // from the item's union of key boxes packed once to scratch. Either way a key at box coordinate u lies at the
@@ -390,6 +409,10 @@ internal static unsafe class CpuNeighborhood
 
         // The key box in row-major order, in tiles of about equal size.
         int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile;
+        // The next item's rows, prefetched a slice after each score block and each P V block (spread over the item, so
+        // the misses overlap compute instead of filling the miss buffers at once).
+        int nextRows = nextItem < p.Items && (p.QueryRowsInPlace || p.OutputRowsWide) ? ItemRows(p, nextItem, s.NextQueryRows, s.NextOutputRows) : 0;
+        int prefetched = 0, slice = (nextRows + tiles * groups * (GroupVectors + 1) - 1) / (tiles * groups * (GroupVectors + 1));
         int tileKeys = RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
@@ -419,6 +442,7 @@ internal static unsafe class CpuNeighborhood
                 int firstColumn = g * width, firstVector = g * GroupVectors;
                 NeighborhoodKernels.ScoresSkewed<TSimd, T>(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
                     s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
+                PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 if (p.Bias != null)
                     NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, p.KeyTile, s.BiasTerm + firstColumn, maxColumns,
                         s.BiasHead + firstColumn, width, p.Bias, p.BiasExtent);
@@ -432,11 +456,13 @@ internal static unsafe class CpuNeighborhood
                     if (b >= boxCount) break;
                     int realColumns = Math.Min(w, s.BoxColumnCount[b] - c % boxColumns);
                     if (realColumns <= 0) continue;
-                    NeighborhoodKernels.AccumulateSkewed<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
-                        s.Output + (long)c * dvStride, realColumns);
+                    NeighborhoodKernels.AccumulateSkewedInRanges<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
+                        s.Output + (long)c * dvStride, realColumns, s.BlockKeyFirst + c / rowBlock, s.BlockKeyEnd + c / rowBlock, k0);
+                    PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 }
             }
         }
+        PrefetchRows(p, s, prefetched, nextRows);
 
         // The additional keys: visible to every query, so only their padding is masked.
         int extra = p.AdditionalKeyCount;
@@ -489,6 +515,98 @@ internal static unsafe class CpuNeighborhood
         }
     }
 
+    /// <summary>Per-query-coordinate tables of one box (one entry per query coordinate of each axis, the axes one after another).</summary>
+    private readonly struct AxisScratch(float* start, float* end, int* bias, int* firstKey, int* lastKey, long* query, long* output, long* lse)
+    {
+        public readonly float* Start = start, End = end;
+        public readonly int* Bias = bias, FirstKey = firstKey, LastKey = lastKey;
+        public readonly long* Query = query, Output = output, Lse = lse;
+    }
+
+    /// <summary>
+    /// The columns of box <paramref name="b"/> from column <paramref name="column"/> on (its heads x its queries): window
+    /// bounds in box coordinates, key-box index range, bias terms, output and LSE offsets, Q rows (prefetched, or read and
+    /// transposed when Q is not read in place), an empty running softmax; returns the column after them. Everything that
+    /// depends on one axis is worked out once per query coordinate, then combined per column. A method of its own: in
+    /// <see cref="RunItem"/> these loops ran with most of their locals spilled.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static int BoxColumns(Plan p, SampleTiling tiling, in ScratchLayout s, in AxisScratch t, int b, int column, int group0, int group1, int group2, int kvHead,
+        long qItem, long oItem, long lItem, int extent1, int extent2)
+    {
+        int* boxFirst = s.BoxFirst + b * Axes, boxQueries = s.BoxQueries + b * Axes, boxLow = s.BoxLow + b * Axes;
+        for (int a = 0, at = 0; a < Axes; at += p.Box[a], a++)
+        {
+            int group = a == 0 ? group0 : a == 1 ? group1 : group2;
+            // Key-box index (row-major) step of this axis.
+            int keyStep = a == 0 ? extent1 * extent2 : a == 1 ? extent2 : 1;
+            int dilation = p.Dilation[a], low = boxLow[a], first = boxFirst[a], kernel = p.Kernel[a];
+            long querySpatial = p.QuerySpatial[a], outputSpatial = p.OutputSpatial[a], lseSpatial = p.LseSpatial[a];
+            fixed (int* windowStart = tiling.WindowStart[a], windowCount = tiling.WindowCount[a])
+                for (int i = 0; i < boxQueries[a]; i++)
+                {
+                    int groupPosition = first + i, x = groupPosition * dilation + group;
+                    int start = windowStart[x] - low, count = windowCount[x];
+                    t.Start[at + i] = start;
+                    t.End[at + i] = start + count;
+                    // Bias entry on this axis for the key at box coordinate u: u + this term (NATTEN's offset + k - 1).
+                    t.Bias[at + i] = low - groupPosition + kernel - 1;
+                    t.Query[at + i] = x * querySpatial;
+                    t.Output[at + i] = x * outputSpatial;
+                    t.Lse[at + i] = x * lseSpatial;
+                    t.FirstKey[at + i] = start * keyStep;
+                    t.LastKey[at + i] = (start + count - 1) * keyStep;
+                }
+        }
+        int at1 = p.Box[0], at2 = p.Box[0] + p.Box[1];
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride, width = p.GroupWidth;
+        long maxColumns = p.MaxColumns;
+        for (int h = 0; h < p.GroupSize; h++)
+        {
+            int head = kvHead * p.GroupSize + h;
+            long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
+            for (int i0 = 0; i0 < boxQueries[0]; i0++)
+            for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
+            for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
+            {
+                int c = column;
+                s.ColumnStart[c] = t.Start[i0];
+                s.ColumnEnd[c] = t.End[i0];
+                s.BiasTerm[c] = t.Bias[i0];
+                s.ColumnStart[maxColumns + c] = t.Start[i1];
+                s.ColumnEnd[maxColumns + c] = t.End[i1];
+                s.BiasTerm[maxColumns + c] = t.Bias[i1];
+                s.ColumnStart[2 * maxColumns + c] = t.Start[i2];
+                s.ColumnEnd[2 * maxColumns + c] = t.End[i2];
+                s.BiasTerm[2 * maxColumns + c] = t.Bias[i2];
+                s.BiasHead[c] = head * p.BiasHeadSize;
+                s.OutputOffset[c] = oHead + t.Output[i0] + t.Output[i1] + t.Output[i2];
+                s.LseOffset[c] = lHead + t.Lse[i0] + t.Lse[i1] + t.Lse[i2];
+                s.ColumnFirstKey[c] = t.FirstKey[i0] + t.FirstKey[i1] + t.FirstKey[i2];
+                s.ColumnEndKey[c] = t.LastKey[i0] + t.LastKey[i1] + t.LastKey[i2] + 1;
+                long qOffset = qHead + t.Query[i0] + t.Query[i1] + t.Query[i2];
+                if (p.QueryRowsInPlace)
+                {
+                    // Transposed per vector later. Q and O rows are touched once per call, so they come from memory:
+                    // fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                    s.QueryRows[c] = (float*)p.Q + qOffset;
+                    Prefetch(s.QueryRows[c], dqk, 0);
+                    if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                }
+                else
+                {
+                    CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                    // Column c of group c / width (a power of two: shifts, not divisions).
+                    float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                    float scale = p.Log2Scale;
+                    for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                }
+                InitColumn(s, c, dvStride);
+            }
+        }
+        return column;
+    }
+
     /// <summary>An empty running softmax and output row for column <paramref name="c"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void InitColumn(in ScratchLayout s, int c, int dvStride)
@@ -511,6 +629,8 @@ internal static unsafe class CpuNeighborhood
             s.BiasTerm[a * maxColumns + c] = 0;
         }
         s.BiasHead[c] = 0;
+        s.ColumnFirstKey[c] = int.MaxValue; // never read back: no key range of its own
+        s.ColumnEndKey[c] = int.MinValue;
         s.QueryRows[c] = null;
         float* qColumn = s.QueryT + (long)(c / width) * dqk * width + c % width;
         for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = 0;
@@ -978,9 +1098,15 @@ internal static unsafe class CpuNeighborhood
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
         public readonly int* BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
+        /// <summary>Per register block of P V rows: the key-box indices <c>[first, end)</c> its rows see.</summary>
+        public readonly int* BlockKeyFirst, BlockKeyEnd;
+        /// <summary>Per column: the key-box indices (row-major) of its window's first key and past its last.</summary>
+        public readonly int* ColumnFirstKey, ColumnEndKey;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
         public readonly int CoordinateStride;
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
+        /// <summary>The next item's query and output rows (element offsets), prefetched during this item.</summary>
+        public readonly long* NextQueryRows, NextOutputRows;
         /// <summary>Per vector of columns: the corner of its key box in K (or the packed union) and in V.</summary>
         public readonly float** VectorKeys, VectorValues;
         /// <summary>Per column: its query row in Q (null for padding columns), when Q is read in place.</summary>
@@ -1018,8 +1144,14 @@ internal static unsafe class CpuNeighborhood
             BoxQueries = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxLow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxColumnCount = (int*)CpuScratch.Take(ref next, p.MaxBoxes);
+            BlockKeyFirst = (int*)CpuScratch.Take(ref next, columns);
+            BlockKeyEnd = (int*)CpuScratch.Take(ref next, columns);
+            ColumnFirstKey = (int*)CpuScratch.Take(ref next, columns);
+            ColumnEndKey = (int*)CpuScratch.Take(ref next, columns);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
+            NextQueryRows = (long*)CpuScratch.Take(ref next, 2 * columns);
+            NextOutputRows = (long*)CpuScratch.Take(ref next, 2 * columns);
             _end = next;
         }
 

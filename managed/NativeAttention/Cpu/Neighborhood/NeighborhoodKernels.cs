@@ -113,6 +113,40 @@ internal static unsafe class NeighborhoodKernels
         CpuFlashKernels.AccumulateRows<TSimd, T, GatheredRows>(probabilities, width, values, new GatheredRows(offsets), keyCount, outputStride, alpha, output, columns);
     }
 
+    /// <summary>
+    /// The output rows per register block of <see cref="AccumulateSkewed"/> for rows of <paramref name="outputStride"/>
+    /// floats (a divisor of the vector width): every block's rows are updated together over the same keys.
+    /// </summary>
+    public static int AccumulateRowBlock<TSimd, T>(int outputStride) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        int rowStep = TSimd.Registers >= 32 ? CpuFlashTiles.RowBlock : CpuFlashTiles.RowBlock / 2;
+        if (w < rowStep) return 1;
+        return outputStride / w <= 2 && TSimd.Registers >= 32 && w >= 8 ? 8 : rowStep;
+    }
+
+    /// <summary>
+    /// <see cref="AccumulateSkewed"/> where the rows of register block r (of <see cref="AccumulateRowBlock"/> rows) see
+    /// only the tile keys whose key-box indices lie in <c>[first[r], end[r])</c>, the tile's first key having index
+    /// <paramref name="keyBase"/>: each block runs only over those keys (its rows' probabilities elsewhere are exact
+    /// zeros, so the result is that of <see cref="AccumulateSkewed"/> whenever V is finite), and a block with none only
+    /// rescales its rows by alpha.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AccumulateSkewedInRanges<TSimd, T>(float* probabilities, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output, int columns,
+        int* first, int* end, int keyBase)
+        where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int width = 4 * TSimd.Count;
+        int rows = AccumulateRowBlock<TSimd, T>(outputStride);
+        for (int row = 0, block = 0; row < columns; row += rows, block++)
+        {
+            int low = Math.Clamp(first[block] - keyBase, 0, keyCount), high = Math.Clamp(end[block] - keyBase, low, keyCount);
+            AccumulateSkewed<TSimd, T>(probabilities + (long)low * width + row, values, offsets + low, high - low, outputStride, alpha + row,
+                output + (long)row * outputStride, Math.Min(rows, columns - row));
+        }
+    }
+
     /// <summary>The P V register block of <see cref="AccumulateSkewed"/> for narrow values: 8 output rows x <typeparamref name="TVectors"/> (1 or 2) vectors.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateEightRows<TSimd, T, TVectors>(float* p, int width, float* values, long* offsets, int keyCount, int outputStride, float* alpha, float* output)
