@@ -1,6 +1,6 @@
 #!/bin/bash
 # One GPU-machine session over a device bundle
-#   (../shared/tools/device-bundle.sh tests/NativeAttention.Tests bench/NativeAttention.GpuBench bench/NativeAttention.Cli):
+#   (../shared/tools/device-bundle.sh tests/NativeAttention.Tests tests/NativeAttention.Ilgpu.Tests bench/NativeAttention.GpuBench bench/NativeAttention.Cli):
 # every CUDA test (flash, varlen, KV cache, decode routing, merge, neighborhood, block-sparse, linear, the peak probe,
 # the CUBIN checks), the GPU's measured peaks (`info`), the flash benchmark per tile in $TILES, the other families'
 # case files (bench/cases/*.json) on CUDA, and PyTorch SDPA when TORCH=1. Results go to $OUT.
