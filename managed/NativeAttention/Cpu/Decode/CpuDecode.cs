@@ -71,11 +71,13 @@ internal static unsafe class CpuDecode
 
     /// <summary>
     /// Bytes of K row ahead that quads also prefetch into L2 (<c>prefetcht1</c>), on top of the L1 prefetch of
-    /// <see cref="QuadPrefetchBytes"/>/<see cref="QuadPrefetchBytes16"/>: the L1 distance alone left the GQA quads
-    /// waiting on DRAM (half the streaming bandwidth). 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, load 5.5,
-    /// CPU-time ratio against no L2 prefetch in one process: float32 1.63-1.80x (Nk = 4096-65536), bfloat16
-    /// 1.04-1.46x; 8 KB ahead measured at or above 16, 32 and 64 KB, L2 prefetch alone (without the L1 one) 1.37-1.48x
-    /// (float32) and 0.94x (bfloat16); with it, the bfloat16 L1 distance (512 B, 1 KB, 2 KB) measured the same.
+    /// <see cref="QuadPrefetchBytes"/>/<see cref="QuadPrefetchBytes16"/>. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads:
+    /// this build against main's, in alternating processes, float32 1.46-1.81x CPU time (Nk = 4096-65536; the score and
+    /// P V kernels' samples fell from 13% to 5% of the process, <c>RunItem</c>'s stayed at 8%), 16-bit rows 0.93-1.03x
+    /// (within the noise). But inside this build, switching the L2 prefetch off at run time measured the same as on
+    /// (0.96-1.00x, every type), and a tighter per-key loop (pointers and prefetches set up in a method of its own) 0.84x:
+    /// the gain follows the shape of the per-key loop, not the L2 requests themselves (not understood; see
+    /// bench/results/cpu.md). 8 KB ahead measured at or above 16, 32 and 64 KB in the first build that had it.
     /// </summary>
     private const int QuadL2PrefetchBytes = 8192;
 
