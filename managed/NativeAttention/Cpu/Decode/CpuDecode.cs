@@ -70,6 +70,18 @@ internal static unsafe class CpuDecode
     private const int QuadPrefetchBytes16 = 512;
 
     /// <summary>
+    /// Bytes of K row ahead that quads also prefetch into L2 (<c>prefetcht1</c>), on top of the L1 prefetch of
+    /// <see cref="QuadPrefetchBytes"/>/<see cref="QuadPrefetchBytes16"/>. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads:
+    /// this build against main's, in alternating processes, float32 1.46-1.81x CPU time (Nk = 4096-65536; the score and
+    /// P V kernels' samples fell from 13% to 5% of the process, <c>RunItem</c>'s stayed at 8%), 16-bit rows 0.93-1.03x
+    /// (within the noise). But inside this build, switching the L2 prefetch off at run time measured the same as on
+    /// (0.96-1.00x, every type), and a tighter per-key loop (pointers and prefetches set up in a method of its own) 0.84x:
+    /// the gain follows the shape of the per-key loop, not the L2 requests themselves (not understood; see
+    /// bench/results/cpu.md). 8 KB ahead measured at or above 16, 32 and 64 KB in the first build that had it.
+    /// </summary>
+    private const int QuadL2PrefetchBytes = 8192;
+
+    /// <summary>
     /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block as float32
     /// (rows in quads share each widened vector, so up to four rows widen once). bfloat16 widens in two cheap
     /// instructions, so two quads still beat staging (one thread, Hq = 32, Hkv = 4, Nk = 16384: 16.3 vs 13.3 GB/s);
@@ -283,6 +295,7 @@ internal static unsafe class CpuDecode
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
         bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
+        int far = Math.Max(QuadL2PrefetchBytes / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
@@ -311,6 +324,21 @@ internal static unsafe class CpuDecode
                         int next = table[b * p.BlocksPerSequence + (position + ahead) / p.PageSize], nextSlot = (position + ahead) % p.PageSize;
                         PrefetchRow(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
                         PrefetchRow(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
+                    }
+                }
+                if (prefetch && quads && position + far < splitEnd)
+                {
+                    // Quads also ask L2 for the key further ahead (see QuadL2PrefetchBytes), across pages too.
+                    if (table == null || (position + far) / p.PageSize == position / p.PageSize)
+                    {
+                        PrefetchRowL2(keyRow + far * p.KeySlotBytes, p.KeyRowBytes);
+                        PrefetchRowL2(valueRow + far * p.ValueSlotBytes, p.ValueRowBytes);
+                    }
+                    else
+                    {
+                        int next = table[b * p.BlocksPerSequence + (position + far) / p.PageSize], nextSlot = (position + far) % p.PageSize;
+                        PrefetchRowL2(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
+                        PrefetchRowL2(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
                     }
                 }
                 if (p.DirectRows)
@@ -504,6 +532,13 @@ internal static unsafe class CpuDecode
         Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(x)
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
+
+    /// <summary><see cref="PrefetchRow"/> into L2 only (<c>prefetcht1</c>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRowL2(byte* row, int bytes)
+    {
+        for (byte* line = (byte*)((nint)row & ~63), end = row + bytes; line < end; line += 64) Sse.Prefetch1(line);
+    }
 
     /// <summary>Prefetches every cache line of a row of <paramref name="bytes"/> bytes (one more when it is not line-aligned).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
