@@ -42,7 +42,7 @@ public sealed record ContentMaskOptions
     /// <summary>Score scale for the pooled scores; null means <c>1 / sqrt(D)</c>.</summary>
     public float? Scale { get; init; }
 
-    /// <summary>Worker threads; null uses every processor.</summary>
+    /// <summary>Worker threads of the CPU builder; null uses every processor. The GPU builder ignores it.</summary>
     public int? Threads { get; init; }
 }
 

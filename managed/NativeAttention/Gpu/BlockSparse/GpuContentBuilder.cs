@@ -19,8 +19,8 @@ internal static class GpuContentBuilder
         int queryBlocks = grid.QueryBlocks, keyBlocks = grid.KeyBlocks;
         long queryItems = (long)batch * hq * queryBlocks, keyItems = (long)batch * hkv * keyBlocks;
         long flagCount = queryItems * keyBlocks;
-        if (queryItems > int.MaxValue || keyItems > int.MaxValue || flagCount > int.MaxValue)
-            throw new NotSupportedException($"The GPU content builder handles at most {int.MaxValue} blocks and (row, key block) pairs; this call has {queryItems} query blocks x {keyBlocks} key blocks.");
+        if (queryItems * d > int.MaxValue || keyItems * d > int.MaxValue || flagCount > int.MaxValue)
+            throw new NotSupportedException($"The GPU content builder handles at most {int.MaxValue} (block, dimension) and (row, key block) pairs; this call has {queryItems} query blocks and {keyItems} key blocks of {d} dimensions, {keyBlocks} key blocks per row.");
 
         var buffers = new List<DeviceBuffer>();
         DeviceBuffer Temporary(long length)
