@@ -191,6 +191,20 @@ mutation bsp-gpu-split-remainder \
   'GPU block-sparse split-KV divides before multiplying: a split ends early and the remainder blocks of a row are dropped' \
   't.end = row_begin + (int)((na_i64)count * (g.split + 1) / p.splits);' \
   't.end = row_begin + count / p.splits * (g.split + 1);'
+
+# --- block-sparse content builder on the GPU (kernels/blocksparse/content.h; checked on OpenCL against the CPU builder)
+
+mutation bsp-content-gqa-modulo \
+  kernels/blocksparse/content.h 'FullyQualifiedName~OpenClContentBuilder' \
+  'GPU content builder scores query head h against kv head h % Hkv instead of h / (Hq / Hkv)' \
+  'const int kv_row = b * p.hkv + h / (p.hq / p.hkv);' \
+  'const int kv_row = b * p.hkv + h % p.hkv;'
+
+mutation bsp-content-forced-mass \
+  kernels/blocksparse/content.h 'FullyQualifiedName~OpenClContentBuilder' \
+  'GPU content builder leaves the forced blocks out of the cumulative mass: gamma selection keeps too many blocks' \
+  '        if (forced) mass += prob[c];' \
+  '        (void)forced;'
 # --- CPU delta rule (Cpu/DeltaRule/; only the CPU delta-rule tests, which compare against the reference)
 
 mutation delta-mask-subdiagonal \

@@ -17,6 +17,7 @@ internal static class KernelVariants
         .. NeighborhoodVariant.AllVariants(api),
         .. ProbeVariant.AllVariants(api),
         .. BlockSparseVariant.AllVariants(api),
+        .. ContentVariant.AllVariants(api),
         .. LinearVariant.AllVariants(api),
         .. LayoutProbe.All,
     ];

@@ -19,6 +19,8 @@ internal sealed record LayoutProbe(string File, string EntryPoint, Type Mirror) 
         new("neighborhood/neighborhood_layout_probe.h", "na_nbh_params_layout", typeof(NeighborhoodParams)),
         new("probe/probe_layout_probe.h", "na_probe_params_layout", typeof(ProbeParams)),
         new("blocksparse/blocksparse_layout_probe.h", "na_blocksparse_params_layout", typeof(BlockSparseParams)),
+        new("blocksparse/content_layout_probe.h", "na_content_pool_params_layout", typeof(ContentPoolParams)),
+        new("blocksparse/content_layout_probe.h", "na_content_select_params_layout", typeof(ContentSelectParams)),
         new("linear/linear_layout_probe.h", "na_linear_params_layout", typeof(LinearParams)),
     ];
 

@@ -4,7 +4,7 @@ using System.Numerics;
 
 namespace NativeAttention.Cpu;
 
-/// <summary>Builds <see cref="BlockMasks.FromContent"/>'s mask on host tensors with managed SIMD.</summary>
+/// <summary>Builds <see cref="BlockMasks.FromContent(TensorView, TensorView, ContentMaskOptions)"/>'s mask on host tensors with managed SIMD.</summary>
 internal static unsafe class CpuBlockScores
 {
     public static ContentMask Build(in TensorView query, in TensorView key, BlockGrid grid, ContentMaskOptions options, float scale, int threads)

@@ -1,8 +1,9 @@
 // Content-aware block selection (FlexPrefill, SeerAttention-style pooled scores, SpargeAttn's similarity gate) on the
-// CPU: pooled q and k per block, block scores softmaxed per query block, then top-k or a cumulative-mass threshold.
+// CPU (Cpu/BlockSparse/CpuBlockScores.cs) or, for device tensors, on OpenCL and CUDA (Gpu/BlockSparse/GpuContentBuilder.cs):
+// pooled q and k per block, block scores softmaxed per query block, then top-k or a cumulative-mass threshold.
 namespace NativeAttention;
 
-/// <summary>Options of <see cref="BlockMasks.FromContent"/>. Exactly one of <see cref="TopK"/> and <see cref="Gamma"/> is set.</summary>
+/// <summary>Options of <see cref="BlockMasks.FromContent(TensorView, TensorView, ContentMaskOptions)"/>. Exactly one of <see cref="TopK"/> and <see cref="Gamma"/> is set.</summary>
 public sealed record ContentMaskOptions
 {
     /// <summary>Query block size Bq of the mask built.</summary>
@@ -41,11 +42,11 @@ public sealed record ContentMaskOptions
     /// <summary>Score scale for the pooled scores; null means <c>1 / sqrt(D)</c>.</summary>
     public float? Scale { get; init; }
 
-    /// <summary>Worker threads; null uses every processor.</summary>
+    /// <summary>Worker threads of the CPU builder; null uses every processor. The GPU builder ignores it.</summary>
     public int? Threads { get; init; }
 }
 
-/// <summary>What <see cref="BlockMasks.FromContent"/> chose.</summary>
+/// <summary>What <see cref="BlockMasks.FromContent(TensorView, TensorView, ContentMaskOptions)"/> chose.</summary>
 /// <param name="Mask">The mask, one row per (batch, query head, query block).</param>
 /// <param name="KeptBlocks">Blocks listed, over every row.</param>
 /// <param name="CandidateBlocks">Blocks that could have been listed (every block, or the causal ones).</param>
@@ -66,14 +67,43 @@ public static partial class BlockMasks
     /// <exception cref="ArgumentException">A tensor or option is invalid; the message names it.</exception>
     public static ContentMask FromContent(TensorView query, TensorView key, ContentMaskOptions options)
     {
+        var (grid, scale) = CheckContent(query, key, options, MemoryLocation.Host, Backend.Cpu);
+        return Cpu.CpuBlockScores.Build(query, key, grid, options, scale, options.Threads ?? Environment.ProcessorCount);
+    }
+
+    /// <summary>
+    /// <see cref="FromContent(TensorView, TensorView, ContentMaskOptions)"/> on the backend of <paramref name="context"/>,
+    /// with Q and K where that context needs tensors: the CPU builder on a CPU context; on OpenCL and CUDA the pooling,
+    /// scores, softmax, similarity gate and selection (top-k or cumulative mass, forced blocks first) run on the device
+    /// (kernels/blocksparse/content.h, in float32), which then hands back one kept flag per (row, key block) to list on
+    /// the host. Same validation, semantics and result; <see cref="ContentMaskOptions.Threads"/> applies to the CPU only.
+    /// On a GPU the call waits for the device. Blocks whose pooled probabilities tie within float rounding may be chosen
+    /// differently from the CPU builder.
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor or option is invalid, or a tensor is not one the context can use; the message names it.</exception>
+    /// <exception cref="ObjectDisposedException">The context was disposed.</exception>
+    public static ContentMask FromContent(AttentionContext context, TensorView query, TensorView key, ContentMaskOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context is not Gpu.GpuContext gpu) return FromContent(query, key, options);
+        var (grid, scale) = CheckContent(query, key, options, context.TensorLocation, context.Backend);
+        Gpu.IGpuKernelHost host = gpu;
+        host.CheckOwner(query, nameof(query));
+        host.CheckOwner(key, nameof(key));
+        return Gpu.GpuContentBuilder.Build(gpu, query, key, grid, options, scale);
+    }
+
+    /// <summary>The validation both overloads share; returns the block grid and the score scale.</summary>
+    private static (BlockGrid Grid, float Scale) CheckContent(in TensorView query, in TensorView key, ContentMaskOptions options, MemoryLocation location, Backend backend)
+    {
         ArgumentNullException.ThrowIfNull(options);
         const string layout = "[B, H, N, D]";
         var qs = TensorChecks.Rank(query, 4, nameof(query), layout).ToArray();
         var ks = TensorChecks.Rank(key, 4, nameof(key), layout).ToArray();
         TensorChecks.Positive(query, nameof(query), layout);
         TensorChecks.Positive(key, nameof(key), layout);
-        TensorChecks.Location(query, MemoryLocation.Host, nameof(query), Backend.Cpu);
-        TensorChecks.Location(key, MemoryLocation.Host, nameof(key), Backend.Cpu);
+        TensorChecks.Location(query, location, nameof(query), backend);
+        TensorChecks.Location(key, location, nameof(key), backend);
         if (ks[0] != qs[0] || ks[3] != qs[3])
             Fail($"key has shape [{string.Join(", ", ks)}]; expected batch {qs[0]} and head dim {qs[3]} as the query.", nameof(key));
         if (qs[1] % ks[1] != 0) Fail($"key has {ks[1]} heads, which does not divide the query's {qs[1]}.", nameof(key));
@@ -90,7 +120,6 @@ public static partial class BlockMasks
         if (options.Threads is <= 0) Fail($"options.Threads is {options.Threads}; expected a positive count.", "options.Threads");
         float scale = options.Scale ?? (float)(1.0 / Math.Sqrt(qs[3]));
         if (!float.IsFinite(scale)) Fail($"options.Scale is {scale}; expected a finite value.", "options.Scale");
-        var grid = new BlockGrid(qs[2], ks[2], options.QueryBlockSize, options.KeyBlockSize);
-        return Cpu.CpuBlockScores.Build(query, key, grid, options, scale, options.Threads ?? Environment.ProcessorCount);
+        return (new BlockGrid(qs[2], ks[2], options.QueryBlockSize, options.KeyBlockSize), scale);
     }
 }
