@@ -78,8 +78,8 @@ mutation decode-split-boundary \
 mutation nbh-rpb-offset-sign \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
   'CPU neighborhood indexes the relative-position bias by query - key instead of key - query (mirrored table)' \
-  'axisBias[at + i] = boxLow[a] - groupPosition + p.Kernel[a] - 1;' \
-  'axisBias[at + i] = groupPosition - boxLow[a] + p.Kernel[a] - 1;'
+  't.Bias[at + i] = low - groupPosition + kernel - 1;' \
+  't.Bias[at + i] = groupPosition - low + kernel - 1;'
 
 mutation nbh-padding-full-length \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
