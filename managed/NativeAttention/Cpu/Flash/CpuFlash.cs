@@ -389,13 +389,8 @@ internal static unsafe class CpuFlash
             HeadDim = problem.HeadDim;
             ValueDim = problem.ValueDim;
             ValueStride = (ValueDim + vectorWidth - 1) / vectorWidth * vectorWidth;
-            QueriesPerItem = Math.Min(QueryLength, Math.Max(1, CpuFlashTiles.ColumnsPerItem / GroupSize));
-            bool narrow = vectorWidth >= CpuFlashTiles.RowBlock && GroupSize * QueriesPerItem <= CpuFlashTiles.NarrowGroupMaxVectors * vectorWidth;
-            GroupVectors = narrow ? 1 : CpuFlashTiles.GroupVectors;
-            GroupWidth = GroupVectors * vectorWidth;
-            QueryTiles = (QueryLength + QueriesPerItem - 1) / QueriesPerItem;
+            (QueriesPerItem, GroupVectors, GroupWidth, QueryTiles, MaxColumns) = CpuFlashTiles.Tiling(QueryLength, GroupSize, vectorWidth);
             Items = Batch * KeyValueHeads * QueryTiles;
-            MaxColumns = (GroupSize * QueriesPerItem + GroupWidth - 1) / GroupWidth * GroupWidth;
             Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();

@@ -47,4 +47,28 @@ internal static class CpuFlashTiles
     /// per-item setup are amortised twice as far); N = 512 with 8 heads still gives 16 items to balance over the workers.
     /// </summary>
     public const int ColumnsPerItem = 256;
+
+    /// <summary>
+    /// How a call's query columns (GQA group x queries) are cut into work items, for vectors of
+    /// <paramref name="vectorWidth"/> floats: <see cref="ColumnsPerItem"/> columns per item, one-vector column groups for
+    /// narrow items (<see cref="NarrowGroupMaxVectors"/>), and the columns an item holds rounded up to whole groups.
+    /// Shared by the flash kernel and the kernels built on it, so they tile alike.
+    /// </summary>
+    public static ItemTiling Tiling(int queryLength, int groupSize, int vectorWidth)
+    {
+        int queriesPerItem = Math.Min(queryLength, Math.Max(1, ColumnsPerItem / groupSize));
+        bool narrow = vectorWidth >= RowBlock && groupSize * queriesPerItem <= NarrowGroupMaxVectors * vectorWidth;
+        int groupVectors = narrow ? 1 : GroupVectors;
+        int groupWidth = groupVectors * vectorWidth;
+        return new ItemTiling(queriesPerItem, groupVectors, groupWidth, (queryLength + queriesPerItem - 1) / queriesPerItem,
+            (groupSize * queriesPerItem + groupWidth - 1) / groupWidth * groupWidth);
+    }
 }
+
+/// <summary>The work-item tiling of <see cref="CpuFlashTiles.Tiling"/>.</summary>
+/// <param name="QueriesPerItem">Queries per work item (each with every query head of its GQA group).</param>
+/// <param name="GroupVectors">Vectors per column group (1 for narrow items).</param>
+/// <param name="GroupWidth">Columns per column group.</param>
+/// <param name="QueryTiles">Work items per (batch, kv head).</param>
+/// <param name="MaxColumns">Columns of the widest item, rounded up to whole column groups.</param>
+internal readonly record struct ItemTiling(int QueriesPerItem, int GroupVectors, int GroupWidth, int QueryTiles, int MaxColumns);
