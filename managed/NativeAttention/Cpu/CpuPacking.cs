@@ -12,6 +12,31 @@ namespace NativeAttention.Cpu;
 /// </summary>
 internal static unsafe class CpuPacking
 {
+    /// <summary>
+    /// The float32 rows <c>[first, first + rows)</c> of a key or value tile starting at <paramref name="head"/> (rows
+    /// <paramref name="rowStride"/> elements apart, features <paramref name="featureStride"/> apart): read in place when
+    /// <paramref name="direct"/> (float32 with unit feature stride) and the tile has no padding rows
+    /// (<paramref name="padded"/> == <paramref name="rows"/>); otherwise converted into <paramref name="scratch"/>
+    /// (<paramref name="scratchStride"/> floats per row) with the padding rows up to <paramref name="padded"/> zeroed.
+    /// Returns the tile and, in <paramref name="stride"/>, its row stride in floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float* TileRows(byte* head, long rowStride, long featureStride, ElementType type, bool direct, int first, int rows, int padded,
+        int count, float* scratch, int scratchStride, out long stride)
+    {
+        int size = type.SizeOf();
+        if (direct && padded == rows)
+        {
+            stride = rowStride;
+            return (float*)(head + size * first * rowStride);
+        }
+        for (int j = 0; j < rows; j++)
+            ReadRow(scratch + (long)j * scratchStride, head + size * (first + j) * rowStride, featureStride, count, type);
+        new Span<float>(scratch + (long)rows * scratchStride, (padded - rows) * scratchStride).Clear();
+        stride = scratchStride;
+        return scratch;
+    }
+
     /// <summary>Reads <paramref name="count"/> elements spaced <paramref name="stride"/> apart into contiguous floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ReadRow(float* destination, byte* source, long stride, int count, ElementType type)

@@ -200,17 +200,7 @@ internal static unsafe class CpuFlash
                 }
                 new Span<float>(s.Keys + (long)keys * scoreDim, (blocked - keys) * scoreDim).Clear();
             }
-            if (p.DirectValues && blocked == keys)
-            {
-                tileValues = (float*)(vBase + p.ElementSize * k0 * p.ValueStrides[2]);
-                valueStride = p.ValueStrides[2];
-            }
-            else
-            {
-                for (int j = 0; j < keys; j++)
-                    CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
-                new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
-            }
+            tileValues = CpuPacking.TileRows(vBase, p.ValueStrides[2], p.ValueStrides[3], p.ElementType, p.DirectValues, k0, keys, blocked, dv, s.Values, dvStride, out valueStride);
 
             for (int g = 0; g < groups; g++)
             {

@@ -221,30 +221,8 @@ internal static unsafe class CpuFlex
             if (!anyGroup) continue;
 
             // Whole blocks of float32 rows with a contiguous last axis are read in place; anything else is packed.
-            float* tileKeys = s.Keys, tileValues = s.Values;
-            long keyStride = dqk, valueStride = dvStride;
-            if (p.DirectKeys && blocked == keys)
-            {
-                tileKeys = (float*)(kBase + p.ElementSize * k0 * p.KeyStrides[2]);
-                keyStride = p.KeyStrides[2];
-            }
-            else
-            {
-                for (int j = 0; j < keys; j++)
-                    CpuPacking.ReadRow(s.Keys + (long)j * dqk, kBase + p.ElementSize * (k0 + j) * p.KeyStrides[2], p.KeyStrides[3], dqk, p.ElementType);
-                new Span<float>(s.Keys + (long)keys * dqk, (blocked - keys) * dqk).Clear();
-            }
-            if (p.DirectValues && blocked == keys)
-            {
-                tileValues = (float*)(vBase + p.ElementSize * k0 * p.ValueStrides[2]);
-                valueStride = p.ValueStrides[2];
-            }
-            else
-            {
-                for (int j = 0; j < keys; j++)
-                    CpuPacking.ReadRow(s.Values + (long)j * dvStride, vBase + p.ElementSize * (k0 + j) * p.ValueStrides[2], p.ValueStrides[3], dv, p.ElementType);
-                new Span<float>(s.Values + (long)keys * dvStride, (blocked - keys) * dvStride).Clear();
-            }
+            float* tileKeys = CpuPacking.TileRows(kBase, p.KeyStrides[2], p.KeyStrides[3], p.ElementType, p.DirectKeys, k0, keys, blocked, dqk, s.Keys, dqk, out long keyStride);
+            float* tileValues = CpuPacking.TileRows(vBase, p.ValueStrides[2], p.ValueStrides[3], p.ElementType, p.DirectValues, k0, keys, blocked, dv, s.Values, dvStride, out long valueStride);
 
             for (int g = 0; g < groups; g++)
             {
