@@ -11,15 +11,30 @@ namespace NativeAttention.Gpu;
 /// </summary>
 internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate, Action synchronize) : IDisposable
 {
-    private readonly DeviceBuffer?[] _slots = new DeviceBuffer?[4];
-    private readonly int[]?[] _uploaded = new int[]?[4];
-    private readonly int[] _uploadedLength = new int[4];
+    /// <summary>Number of slots. Families use 0-3; the block-sparse content builder uses 0-6 for its temporaries.</summary>
+    public const int SlotCount = 8;
+
+    private readonly DeviceBuffer?[] _slots = new DeviceBuffer?[SlotCount];
+    private readonly int[]?[] _uploaded = new int[]?[SlotCount];
+    private readonly int[] _uploadedLength = new int[SlotCount];
 
     /// <summary>Held by one call from its first upload to its last launch.</summary>
     public Lock Gate { get; } = new();
 
-    /// <summary>Slot <paramref name="slot"/> with room for at least <paramref name="length"/> floats (call under <see cref="Gate"/>).</summary>
+    /// <summary>
+    /// Slot <paramref name="slot"/> with room for at least <paramref name="length"/> floats, for kernels to write (call
+    /// under <see cref="Gate"/>). The slot stops vouching for what <see cref="Upload(int, ReadOnlySpan{int}, ReadOnlySpan{int})"/>
+    /// last sent there: another family may share the slot number, and an upload after this must really transfer.
+    /// </summary>
     public DeviceBuffer Take(int slot, long length)
+    {
+        var buffer = Reserve(slot, length);
+        _uploaded[slot] = null;
+        return buffer;
+    }
+
+    /// <summary>Slot <paramref name="slot"/> with room for <paramref name="length"/> floats; forgets the upload record only when it reallocates.</summary>
+    private DeviceBuffer Reserve(int slot, long length)
     {
         var buffer = _slots[slot];
         if (buffer is not null && buffer.Length >= length) return buffer;
@@ -46,7 +61,7 @@ internal sealed class GpuScratch(Func<ElementType, long, DeviceBuffer> allocate,
     public DeviceBuffer Upload(int slot, ReadOnlySpan<int> first, ReadOnlySpan<int> second)
     {
         int length = first.Length + second.Length;
-        var buffer = Take(slot, length);
+        var buffer = Reserve(slot, length);
         var last = _uploaded[slot];
         if (last is not null && _uploadedLength[slot] == length &&
             last.AsSpan(0, first.Length).SequenceEqual(first) && last.AsSpan(first.Length, second.Length).SequenceEqual(second))

@@ -22,22 +22,18 @@ internal static class GpuContentBuilder
         if (queryItems * d > int.MaxValue || keyItems * d > int.MaxValue || flagCount > int.MaxValue)
             throw new NotSupportedException($"The GPU content builder handles at most {int.MaxValue} (block, dimension) and (row, key block) pairs; this call has {queryItems} query blocks and {keyItems} key blocks of {d} dimensions, {keyBlocks} key blocks per row.");
 
-        var buffers = new List<DeviceBuffer>();
-        DeviceBuffer Temporary(long length)
+        // The seven temporaries live in the context's scratch slots 0-6 (grown geometrically, kept between calls): a
+        // repeated build allocates no device memory. The flags are read back before the gate is released.
+        var scratch = host.Scratch;
+        lock (scratch.Gate)
         {
-            var buffer = (DeviceBuffer)context.Allocate(ElementType.Float32, checked((int)Math.Max(length, 1))).Storage!;
-            buffers.Add(buffer);
-            return buffer;
-        }
-        try
-        {
-            var queryMeans = Temporary(queryItems * d);
-            var querySimilar = Temporary(queryItems);
-            var keyMeans = Temporary(keyItems * d);
-            var keySimilar = Temporary(keyItems);
-            var unit = Temporary(Math.Max(queryItems, keyItems) * d);
-            var probabilities = Temporary(flagCount);
-            var kept = Temporary(flagCount);
+            var queryMeans = scratch.Take(0, queryItems * d);
+            var querySimilar = scratch.Take(1, queryItems);
+            var keyMeans = scratch.Take(2, keyItems * d);
+            var keySimilar = scratch.Take(3, keyItems);
+            var unit = scratch.Take(4, Math.Max(queryItems, keyItems) * d);
+            var probabilities = scratch.Take(5, flagCount);
+            var kept = scratch.Take(6, flagCount);
             Pool(host, query, grid.QueryBlockSize, queryBlocks, queryMeans, unit, querySimilar);
             Pool(host, key, grid.KeyBlockSize, keyBlocks, keyMeans, unit, keySimilar);
             var p = new ContentSelectParams
@@ -56,10 +52,6 @@ internal static class GpuContentBuilder
             var flags = new float[flagCount];
             kept.Read<float>(flags);
             return List(MemoryMarshal.Cast<float, int>(flags), batch, hq, grid, options.Causal);
-        }
-        finally
-        {
-            foreach (var buffer in buffers) buffer.Dispose();
         }
     }
 
