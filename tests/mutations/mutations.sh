@@ -344,3 +344,10 @@ mutation flex-mask-head-modulo \
   'CPU flex maps query head h to block-mask head h % MaskHeads instead of h / (Hq / MaskHeads) (per-GQA-group masks)' \
   'int h = head / HeadsPerMaskHead;' \
   'int h = head % MaskHeads;'
+
+mutation scratch-take-keeps-upload \
+  managed/NativeAttention/Gpu/GpuScratch.cs 'FullyQualifiedName~GpuScratchTests.Upload_' \
+  'a scratch slot taken for kernel output still vouches for its last upload: a later identical upload (block table, extents) is skipped and the kernel reads what another family wrote there' \
+  '        _uploaded[slot] = null;
+        return buffer;' \
+  '        return buffer;'
