@@ -89,6 +89,9 @@ internal static unsafe class CpuDecode
     /// </summary>
     private const int DirectWideningRowsHalf = 4, DirectWideningRowsBFloat16 = 8;
 
+    /// <summary>Temporary A/B switch for measurement: quads read finite binary16 blocks scaled down (FiniteHalf).</summary>
+    internal static bool FiniteHalfBlocks = true;
+
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
 
@@ -258,6 +261,7 @@ internal static unsafe class CpuDecode
 
         // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
         int low = int.MaxValue, high = int.MinValue;
+        bool scaleQueries = FiniteHalfBlocks && p.DirectRows && p.ElementType == ElementType.Float16 && rows >= 4, finiteQueries = true;
         for (int r = 0; r < rows; r++)
         {
             int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
@@ -279,7 +283,13 @@ internal static unsafe class CpuDecode
             if (p.RotaryHalf > 0) p.Rotate(s.Row, p.Problem.QueryPosition(b, i));
             for (int d = 0; d < dqk; d++) qRow[d] = s.Row[d] * p.QueryScale;
             for (int d = dqk; d < kStride; d++) qRow[d] = 0;
+            if (scaleQueries)
+            {
+                float* scaled = s.ScaledQueries + (long)r * kStride;
+                for (int d = 0; d < kStride; d++) finiteQueries &= float.IsFinite(scaled[d] = qRow[d] * MathConstants.TwoTo112);
+            }
         }
+        float* scaledQueries = scaleQueries && finiteQueries ? s.ScaledQueries : null;
         int splitStart = 0, splitEnd = 0;
         if (low < high)
         {
@@ -368,7 +378,8 @@ internal static unsafe class CpuDecode
                     highKey = Math.Max(highKey, s.End[x]);
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
-                ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, kStride, s.KeyRows, from, to, s.Scores + (long)r * KeyBlock);
+                ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride, s.KeyRows, from, to,
+                    s.Scores + (long)r * KeyBlock);
             }
 
             for (int r = 0; r < rows; r++)
@@ -600,9 +611,16 @@ internal static unsafe class CpuDecode
     /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreQuad<TSimd, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores)
+    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
+        // Binary16 keys of a block without infinity or NaN are read scaled down by 2^112 against queries scaled up by as
+        // much (FiniteHalf): the same products, three instructions per key vector instead of eight.
+        if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null && FiniteHalf.AllFinite(keyRows + from, to - from, stride))
+        {
+            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores);
+            return;
+        }
         int j = from;
         for (; j + 4 <= to; j += 4)
             Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j);
@@ -668,6 +686,15 @@ internal static unsafe class CpuDecode
     private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
+        // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
+        if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalfBlocks && FiniteHalf.AllFinite(values, keys, stride))
+        {
+            float* scaled = stackalloc float[4 * KeyBlock];
+            for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)
+                TSimd.Store(scaled + i, TSimd.Multiply(TSimd.Load(weights + i), TSimd.Broadcast(MathConstants.TwoTo112)));
+            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys);
+            return;
+        }
         int w = TSimd.Count, d = 0;
         T s0 = TSimd.Broadcast(alpha[0]), s1 = TSimd.Broadcast(alpha[1]), s2 = TSimd.Broadcast(alpha[2]), s3 = TSimd.Broadcast(alpha[3]);
         float* acc1 = acc + stride, acc2 = acc + 2 * stride, acc3 = acc + 3 * stride;
@@ -1052,7 +1079,7 @@ internal static unsafe class CpuDecode
     /// <summary>Carves one worker's scratch; every block starts 64-byte aligned.</summary>
     private readonly struct Scratch
     {
-        public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope;
+        public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope, ScaledQueries;
         public readonly byte** KeyRows, ValueRows;
         public readonly int* Start, End, Active;
         private readonly float* _end;
@@ -1075,6 +1102,7 @@ internal static unsafe class CpuDecode
             Start = (int*)CpuScratch.Take(ref next, RowsPerItem);
             End = (int*)CpuScratch.Take(ref next, RowsPerItem);
             Active = (int*)CpuScratch.Take(ref next, RowsPerItem);
+            ScaledQueries = CpuScratch.Take(ref next, (long)RowsPerItem * p.KeyStride);
             _end = next;
         }
 
