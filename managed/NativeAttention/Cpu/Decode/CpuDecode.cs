@@ -89,9 +89,6 @@ internal static unsafe class CpuDecode
     /// </summary>
     private const int DirectWideningRowsHalf = 4, DirectWideningRowsBFloat16 = 8;
 
-    /// <summary>Temporary A/B switch for measurement: quads read finite binary16 blocks scaled down (FiniteHalf).</summary>
-    internal static bool FiniteHalfBlocks = true;
-
     /// <summary>Keys below which splitting a range further costs more in merging than it gains in balance.</summary>
     private const int MinKeysPerSplit = 256;
 
@@ -261,7 +258,7 @@ internal static unsafe class CpuDecode
 
         // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
         int low = int.MaxValue, high = int.MinValue;
-        bool scaleQueries = FiniteHalfBlocks && p.DirectRows && p.ElementType == ElementType.Float16 && rows >= 4, finiteQueries = true;
+        bool scaleQueries = p.DirectRows && p.ElementType == ElementType.Float16 && rows >= 4, finiteQueries = true;
         for (int r = 0; r < rows; r++)
         {
             int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
@@ -687,7 +684,7 @@ internal static unsafe class CpuDecode
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
-        if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalfBlocks && FiniteHalf.AllFinite(values, keys, stride))
+        if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalf.AllFinite(values, keys, stride))
         {
             float* scaled = stackalloc float[4 * KeyBlock];
             for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)
