@@ -23,7 +23,10 @@ namespace NativeAttention.Cpu;
 /// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
 /// transposing add tree, <see cref="ISimd{T}.Sum4"/>), the online softmax four rows wide
 /// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
-/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score.
+/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score. Quads read a binary16 key
+/// or value block that holds no infinity or NaN (<see cref="FiniteHalf.AllFinite"/>) as its values times 2^-112
+/// (<see cref="FiniteHalf.LoadScaledDown{TSimd, T}"/>: three instructions per vector instead of the exact widening's
+/// eight), against queries and weights scaled up by 2^112: every product, hence every result bit, is the same.
 /// </para>
 /// <para>
 /// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps
@@ -606,6 +609,7 @@ internal static unsafe class CpuDecode
     /// Scores keys <paramref name="from"/>..<paramref name="to"/> of a block for four query rows (<paramref name="stride"/>
     /// apart), into <c>scores[j]</c>, <c>scores[KeyBlock + j]</c>, ...: four keys at a time, then one at a time. Not
     /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
+    /// <paramref name="scaledQ"/> holds the same rows times 2^112 (binary16 rows, all finite), or is null.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores)
