@@ -11,6 +11,7 @@ internal static unsafe class RowLoads
     public static T Load<TSimd, T, TFormat>(byte* row, int index) where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         if (TFormat.Type == ElementType.Float32) return TSimd.Load((float*)row + index);
+        if (typeof(TFormat) == typeof(ScaledFloat16Rows)) return FiniteHalf.LoadScaledDown<TSimd, T>((ushort*)row + index);
         if (TFormat.Type == ElementType.BFloat16) return TSimd.LoadBFloat16((ushort*)row + index);
         return TSimd.LoadHalf((ushort*)row + index);
     }

@@ -1,0 +1,150 @@
+// The decode kernel's quads read binary16 blocks without infinity or NaN scaled down by 2^112 (FiniteHalf), against
+// queries and weights scaled up by as much: check the widening on every bit pattern at every width, the check that
+// guards it, and that a binary16 decode gives exactly the bits of a float32 decode on the same values.
+using System.Runtime.Intrinsics;
+using NativeAttention.Cpu;
+using Xunit;
+
+namespace NativeAttention.Tests;
+
+[Trait("Backend", "Cpu")]
+public unsafe class FiniteHalfTests
+{
+    private static bool IsSpecial(ushort bits) => (bits & 0x7C00) == 0x7C00;
+
+    [Fact]
+    public void LoadScaledDown_IsExactForEveryFinitePattern()
+    {
+        var patterns = new ushort[65536];
+        for (int i = 0; i < patterns.Length; i++) patterns[i] = (ushort)i;
+        fixed (ushort* source = patterns)
+        {
+            if (Vector512.IsHardwareAccelerated) Check<Simd512, Vector512<float>>(source);
+            if (Vector256.IsHardwareAccelerated) Check<Simd256, Vector256<float>>(source);
+            if (Vector128.IsHardwareAccelerated) Check<Simd128, Vector128<float>>(source);
+            Check<SimdScalar, float>(source);
+        }
+    }
+
+    private static void Check<TSimd, T>(ushort* source) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        // Factors the kernel scales up by 2^112 (queries, weights): products must equal those with the widened value.
+        float[] factors = [1f, -3.5f, 0.1f, 1e-30f, 1e-40f, 6.1e-5f, 65000f, -0.0f];
+        int w = TSimd.Count;
+        var buffer = stackalloc float[w];
+        for (int i = 0; i < 65536; i += w)
+        {
+            TSimd.Store(buffer, FiniteHalf.LoadScaledDown<TSimd, T>(source + i));
+            for (int l = 0; l < w; l++)
+            {
+                ushort bits = source[i + l];
+                if (IsSpecial(bits)) continue;
+                float expected = (float)BitConverter.UInt16BitsToHalf(bits), scaled = buffer[l];
+                Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(scaled * MathConstants.TwoTo112),
+                    $"{typeof(TSimd).Name} half 0x{bits:X4}: 0x{BitConverter.SingleToUInt32Bits(scaled):X8} x 2^112 is not 0x{BitConverter.SingleToUInt32Bits(expected):X8}");
+                foreach (float x in factors)
+                {
+                    // float x float is exact in double: the two products must be the same real number.
+                    double actual = (double)(x * MathConstants.TwoTo112) * scaled, wanted = (double)x * expected;
+                    Assert.True(actual == wanted && double.IsNegative(actual) == double.IsNegative(wanted),
+                        $"{typeof(TSimd).Name} half 0x{bits:X4} times {x}: {actual}, expected {wanted}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void AllFinite_FlagsEveryInfinityAndNaN()
+    {
+        // Rows of finite values (every finite pattern cycles through them), one pattern planted in one row; every
+        // length exercises the 32-wide loop and the tail.
+        const int rows = 3, longest = 130;
+        var data = new ushort[rows * longest];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = (ushort)(i * 2654435761u >> 16);
+            if (IsSpecial(data[i])) data[i] &= 0xBFFF;
+        }
+        var pointers = stackalloc byte*[rows];
+        fixed (ushort* start = data)
+        {
+            for (int r = 0; r < rows; r++) pointers[r] = (byte*)(start + r * longest);
+            foreach (int length in new[] { 1, 15, 16, 31, 32, 33, 64, 128, 130 })
+            {
+                Assert.True(FiniteHalf.AllFinite(pointers, rows, length), $"finite rows of {length}");
+                for (int bits = 0; bits < 65536; bits++)
+                {
+                    int r = bits % rows, at = bits * 7 % length;
+                    ushort kept = start[r * longest + at];
+                    start[r * longest + at] = (ushort)bits;
+                    bool finite = FiniteHalf.AllFinite(pointers, rows, length);
+                    start[r * longest + at] = kept;
+                    if (finite == IsSpecial((ushort)bits)) Assert.Fail($"half 0x{bits:X4} at {at} of row {r} (length {length}): AllFinite {finite}");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A GQA decode (four query heads per kv head: row quads read the cache directly) on a binary16 cache gives exactly the
+    /// bits of the same decode on float32 copies of the values, rounded to binary16: the scaled-down reads change no
+    /// product. Values include subnormals and the largest magnitudes; with <paramref name="special"/> one key block
+    /// also holds an infinity (K) and a NaN (V), which must take the exact widening.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 1)]
+    [InlineData(false, 3)]
+    [InlineData(true, 1)]
+    [InlineData(true, 2)]
+    public void Float16Decode_EqualsFloat32DecodeOnTheSameValues(bool special, int splits)
+    {
+        const int hq = 8, hkv = 2, n = 100, d = 64;
+        var random = new Random(17 + splits);
+        Half Value(int i) => (i % 41) switch
+        {
+            0 => BitConverter.UInt16BitsToHalf((ushort)random.Next(1, 0x400)), // subnormal
+            1 => (Half)(random.NextDouble() * 2 - 1) * (Half)60000, // large
+            _ => (Half)(random.NextDouble() * 2 - 1),
+        };
+        var q = new Half[hq * d];
+        var k = new Half[hkv * n * d];
+        var v = new Half[hkv * n * d];
+        for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 0.05);
+        for (int i = 0; i < k.Length; i++) k[i] = (Half)((float)Value(i) * (i % 41 == 1 ? 1e-4f : 1f));
+        for (int i = 0; i < v.Length; i++) v[i] = Value(i + 7);
+        if (special)
+        {
+            k[(1 * n + 37) * d + 5] = Half.PositiveInfinity;
+            v[(0 * n + 70) * d + 9] = Half.NaN;
+        }
+        var outputHalf = new Half[hq * d];
+        var outputFloat = new float[hq * d];
+        var lseHalf = new float[hq];
+        var lseFloat = new float[hq];
+        var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
+        using var context = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 2 });
+        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), TensorView.FromMemory<Half>(k, 1, hkv, n, d), TensorView.FromMemory<Half>(v, 1, hkv, n, d),
+            TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), cache, null, TensorView.FromMemory<float>(lseHalf, 1, hq, 1));
+        float[] Widen(Half[] values) => values.Select(x => (float)x).ToArray();
+        context.FlashKvCache(TensorView.FromMemory<float>(Widen(q), 1, hq, 1, d), TensorView.FromMemory<float>(Widen(k), 1, hkv, n, d),
+            TensorView.FromMemory<float>(Widen(v), 1, hkv, n, d), TensorView.FromMemory<float>(outputFloat, 1, hq, 1, d), cache, null,
+            TensorView.FromMemory<float>(lseFloat, 1, hq, 1));
+        int nonFinite = 0;
+        for (int i = 0; i < outputHalf.Length; i++)
+        {
+            Half expected = (Half)outputFloat[i];
+            if (Half.IsNaN(expected))
+            {
+                Assert.True(Half.IsNaN(outputHalf[i]), $"element {i}: {outputHalf[i]}, expected NaN");
+                nonFinite++;
+                continue;
+            }
+            Assert.True(BitConverter.HalfToUInt16Bits(expected) == BitConverter.HalfToUInt16Bits(outputHalf[i]), $"element {i}: {outputHalf[i]}, expected {expected}");
+        }
+        for (int h = 0; h < hq; h++)
+            Assert.True(BitConverter.SingleToUInt32Bits(lseFloat[h]) == BitConverter.SingleToUInt32Bits(lseHalf[h]) || (float.IsNaN(lseFloat[h]) && float.IsNaN(lseHalf[h])),
+                $"LSE of head {h}: {lseHalf[h]}, expected {lseFloat[h]}");
+        // The planted infinity and NaN reach the output (so the exact path really ran on their blocks).
+        Assert.Equal(special, nonFinite > 0);
+    }
+}
