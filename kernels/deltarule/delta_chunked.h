@@ -6,9 +6,10 @@
 // in order through a float32 state kept in the destination (final state or scratch copy, K-major or V-major through its
 // strides). Per chunk:
 //   U = Tb V - W S,  O = (scale Q . 2^B) S + P U,  S = diag(2^(B_L)) S + (K . 2^(B_L - B))^T U
-// with the state block staged NA_DELTA_FB key dimensions at a time. State entry i of a feature block (feature
-// i / NA_DELTA_CB, local column i % NA_DELTA_CB) is read and written by work-item i mod NA_DELTA_CHUNK only, when staged
-// and when updated, in every chunk and every launch, so the state in global memory needs no fence.
+// with the state block staged NA_DELTA_FB key dimensions at a time. The NA_DELTA_RUN entries of a feature block at
+// feature tid / (NA_DELTA_CB / NA_DELTA_RUN), local columns (tid % (NA_DELTA_CB / NA_DELTA_RUN)) NA_DELTA_RUN + j, are read
+// and written by work-item tid only, when staged and when updated, in every chunk and every launch, so the state in global
+// memory needs no fence (and the update runs along a row of U, which vectorises where work-items are loops).
 #include "deltarule/delta_chunk_common.h"
 
 #ifndef NA_DELTA_CB
@@ -16,6 +17,11 @@
 #endif
 
 #define NA_DELTA_LDU (NA_DELTA_CB + 1)      // row stride of V / U
+// The state entries of a feature block each work-item owns: NA_DELTA_RUN consecutive value columns of one feature.
+#define NA_DELTA_RUN (NA_DELTA_FB * NA_DELTA_CB / NA_DELTA_CHUNK)
+#if NA_DELTA_RUN < 1 || NA_DELTA_RUN * NA_DELTA_CHUNK != NA_DELTA_FB * NA_DELTA_CB || NA_DELTA_CB % NA_DELTA_RUN != 0
+#error "NA_DELTA_FB x NA_DELTA_CB must split into NA_DELTA_CHUNK runs of whole columns"
+#endif
 #define NA_DELTA_SSIZE (NA_DELTA_FB * NA_DELTA_CB)
 #define NA_DELTA_KSIZE (NA_DELTA_CHUNK * NA_DELTA_LDF)
 #define NA_DELTA_STAGE (NA_DELTA_SSIZE > NA_DELTA_KSIZE ? NA_DELTA_SSIZE : NA_DELTA_KSIZE)
@@ -55,6 +61,8 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
     const na_i64 o_base = p.qkvo.o_offset + b * p.qkvo.o_stride_b + h * p.qkvo.o_stride_h;
     const na_i64 s0_base = p.s0_offset + seq * p.s0_stride_s + h * p.s0_stride_h;
     const na_i64 d_base = p.d_offset + seq * p.d_stride_s + h * p.d_stride_h;
+    const int own_f = tid / (NA_DELTA_CB / NA_DELTA_RUN);                       // this work-item's feature in a block
+    const int own_c = (tid % (NA_DELTA_CB / NA_DELTA_RUN)) * NA_DELTA_RUN;      // and its first local column
 
     for (int c = p.chunk_first; c < last; c++)
     {
@@ -84,14 +92,14 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
         {
             const int nf = dk - fb < NA_DELTA_FB ? dk - fb : NA_DELTA_FB;   // key dimensions of this block
             NA_BARRIER();   // everyone is done with the previous block (or the previous chunk's keys)
-            for (int i = tid; i < NA_DELTA_FB * NA_DELTA_CB; i += NA_DELTA_CHUNK)
+            for (int j = 0; j < NA_DELTA_RUN; j++)
             {
-                const int f = fb + i / NA_DELTA_CB;
-                const int col = c0 + i % NA_DELTA_CB;
+                const int f = fb + own_f;
+                const int col = c0 + own_c + j;
                 float x = 0.0f;
                 if (f < dk && col < dv && !zero_start)
                     x = from_s0 ? s0[s0_base + f * p.s0_stride_f + col * p.s0_stride_c] : dst[d_base + f * p.d_stride_f + col * p.d_stride_c];
-                ss[i] = x;
+                ss[own_f * NA_DELTA_CB + own_c + j] = x;
             }
             NA_BARRIER();
             if (valid)
@@ -166,18 +174,28 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunked(
             }
             if (tid < NA_DELTA_FB) dl[tid] = fb + tid < dk ? d_in[fb + tid] : 0.0f;
             NA_BARRIER();
-            for (int i = tid; i < NA_DELTA_FB * NA_DELTA_CB; i += NA_DELTA_CHUNK)
+            const int f = fb + own_f;
+            if (f < dk)
             {
-                const int fl = i / NA_DELTA_CB;
-                const int cc = i - fl * NA_DELTA_CB;
-                const int f = fb + fl;
-                const int col = c0 + cc;
-                if (f >= dk || col >= dv) continue;
-                const na_i64 to = d_base + f * p.d_stride_f + col * p.d_stride_c;
-                const float old = zero_start ? 0.0f : from_s0 ? s0[s0_base + f * p.s0_stride_f + col * p.s0_stride_c] : dst[to];
-                float sum = 0.0f;
-                for (int s = 0; s < l; s++) sum += ks[s * NA_DELTA_LDF + fl] * vu[s * NA_DELTA_LDU + cc];
-                dst[to] = dl[fl] * old + sum;
+                float sum[NA_DELTA_RUN];
+                NA_DELTA_UNROLL
+                for (int j = 0; j < NA_DELTA_RUN; j++) sum[j] = 0.0f;
+                for (int s = 0; s < l; s++)
+                {
+                    const float x = ks[s * NA_DELTA_LDF + own_f];
+                    NA_DELTA_UNROLL
+                    for (int j = 0; j < NA_DELTA_RUN; j++) sum[j] += x * vu[s * NA_DELTA_LDU + own_c + j];
+                }
+                const float decay = dl[own_f];
+                NA_DELTA_UNROLL
+                for (int j = 0; j < NA_DELTA_RUN; j++)
+                {
+                    const int col = c0 + own_c + j;
+                    if (col >= dv) continue;
+                    const na_i64 to = d_base + f * p.d_stride_f + col * p.d_stride_c;
+                    const float old = zero_start ? 0.0f : from_s0 ? s0[s0_base + f * p.s0_stride_f + col * p.s0_stride_c] : dst[to];
+                    dst[to] = decay * old + sum[j];
+                }
             }
         }
     }
