@@ -10,6 +10,11 @@
 // goes out; a second pass over the feature blocks forms W = Tb (K . 2^B).
 #include "deltarule/delta_chunk_common.h"
 
+#define NA_DELTA_LDT (NA_DELTA_CHUNK + 1)   // row stride of the transposed staging (FB x LDT fits in CHUNK x LDF)
+#if NA_DELTA_FB * NA_DELTA_LDT > NA_DELTA_CHUNK * NA_DELTA_LDF
+#error "the transposed staging must fit the row-major one"
+#endif
+
 NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
     const NA_GLOBAL float* beta_f, const NA_GLOBAL na_elem* beta_e, NA_GLOBAL na_elem* NA_RESTRICT o,
@@ -17,13 +22,13 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     const NA_GLOBAL int* NA_RESTRICT meta, NA_GLOBAL float* NA_RESTRICT work, const na_delta_params p)
 {
     NA_SHARED float m[NA_DELTA_CHUNK * NA_DELTA_LDM];         // A below the diagonal (m[t][s], s < t); P^T on and above it (m[s][t], s <= t), then T^T and Tb^T above it
-    NA_SHARED float stage[3 * NA_DELTA_CHUNK * NA_DELTA_LDF]; // the staged q, k and (KDA) cumulative log2 gates of a feature block
+    NA_SHARED float stage[3 * NA_DELTA_CHUNK * NA_DELTA_LDF]; // the staged q, k and (KDA) cumulative log2 gates of a feature block (pass 1 transposed)
     NA_SHARED float bl[NA_DELTA_CHUNK];                       // scalar log2 gates, then their cumulative sums
     NA_SHARED float qn[NA_DELTA_CHUNK];                       // L2 factors of q_t and k_t (1 without normalisation)
     NA_SHARED float kn[NA_DELTA_CHUNK];
     NA_SHARED float bv[NA_DELTA_CHUNK];                       // beta_t
 
-    NA_DELTA_SHARED_PTR qs = stage;                                        // [CHUNK][LDF]
+    NA_DELTA_SHARED_PTR qs = stage;                                        // [CHUNK][LDF], pass 1 [FB][LDT]
     NA_DELTA_SHARED_PTR ks = stage + NA_DELTA_CHUNK * NA_DELTA_LDF;        // [CHUNK][LDF]
     NA_DELTA_SHARED_PTR gs = stage + 2 * NA_DELTA_CHUNK * NA_DELTA_LDF;    // [CHUNK][LDF]
 
@@ -57,7 +62,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     NA_GLOBAL float* k_out = q_out + (na_i64)dk * chunk;
     NA_GLOBAL float* d_out = k_out + (na_i64)dk * chunk;
 
-    // Per token: beta, the L2 factors, the scalar log2 gate; this work-item's row of A and column of P cleared.
+    // Per token: beta, the L2 factors, the scalar log2 gate; this work-item's row of m cleared.
     float beta_t = 0.0f, q_factor = 1.0f, k_factor = 1.0f, log2_gate = 0.0f;
     if (valid)
     {
@@ -81,11 +86,7 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     kn[t] = k_factor;
     bl[t] = log2_gate;
     bv[t] = beta_t;
-    for (int s = 0; s <= t; s++)
-    {
-        if (s < t) m[t * NA_DELTA_LDM + s] = 0.0f;
-        m[s * NA_DELTA_LDM + t] = 0.0f;
-    }
+    for (int s = 0; s < NA_DELTA_CHUNK; s++) m[t * NA_DELTA_LDM + s] = 0.0f;
     NA_BARRIER();
     // b_t = sum_{r <= t} log2 g_r, the same additions in the same order on every work-item; past the chunk b_{l-1}.
     float bt = 0.0f;
@@ -95,7 +96,9 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     NA_BARRIER();
     const float blast = l > 0 ? bl[l - 1] : 0.0f;
 
-    // Pass 1, per feature block: A and P (undecayed for scalar gates), QT, KT and DL.
+    // Pass 1, per feature block, staged transposed (feature rows, token columns): work-item i adds to row i of A
+    // (A[i][s], s < i) and to row i of P^T (P[t][i], t >= i), both along a row of m, so that the inner loops run over
+    // consecutive tokens (they vectorise where work-items are loops); undecayed for scalar gates. Then QT, KT and DL.
     for (int fb = 0; fb < dk; fb += NA_DELTA_FB)
     {
         const int nf = dk - fb < NA_DELTA_FB ? dk - fb : NA_DELTA_FB;   // key dimensions of this block
@@ -106,9 +109,9 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
             const int f = i - r * NA_DELTA_FB;
             const int live = r < l && fb + f < dk;
             const int tk = first + t0 + r;
-            qs[r * NA_DELTA_LDF + f] = live ? na_load(q, q_base + tk * p.qkvo.q_stride_n + (fb + f) * p.qkvo.q_stride_d) * qn[r] : 0.0f;
-            ks[r * NA_DELTA_LDF + f] = live ? na_load(k, k_base + tk * p.qkvo.k_stride_n + (fb + f) * p.qkvo.k_stride_d) * kn[r] : 0.0f;
-            gs[r * NA_DELTA_LDF + f] = (live && p.gate == 2) ? gate[g_base + tk * p.g_stride_n + (fb + f) * p.g_stride_d] * NA_LOG2E : 0.0f;
+            qs[f * NA_DELTA_LDT + r] = live ? na_load(q, q_base + tk * p.qkvo.q_stride_n + (fb + f) * p.qkvo.q_stride_d) * qn[r] : 0.0f;
+            ks[f * NA_DELTA_LDT + r] = live ? na_load(k, k_base + tk * p.qkvo.k_stride_n + (fb + f) * p.qkvo.k_stride_d) * kn[r] : 0.0f;
+            gs[f * NA_DELTA_LDT + r] = (live && p.gate == 2) ? gate[g_base + tk * p.g_stride_n + (fb + f) * p.g_stride_d] * NA_LOG2E : 0.0f;
         }
         NA_BARRIER();
         if (p.gate == 2)
@@ -119,51 +122,53 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
                 float run = 0.0f;
                 for (int r = 0; r < l; r++)
                 {
-                    run += gs[r * NA_DELTA_LDF + tid];
-                    gs[r * NA_DELTA_LDF + tid] = run;
+                    run += gs[tid * NA_DELTA_LDT + r];
+                    gs[tid * NA_DELTA_LDT + r] = run;
                 }
             }
             NA_BARRIER();
         }
         if (valid)
         {
-            for (int s = 0; s <= t; s++)
+            NA_DELTA_SHARED_PTR a_row = m + t * NA_DELTA_LDM;   // A[t][s], s < t; then P^T[t][u] = P[u][t], u >= t
+            for (int f = 0; f < nf; f++)
             {
-                float kk = 0.0f, qk = 0.0f;
+                NA_DELTA_SHARED_PTR kf = ks + f * NA_DELTA_LDT;
+                NA_DELTA_SHARED_PTR qf = qs + f * NA_DELTA_LDT;
+                const float kt = kf[t];
                 if (p.gate == 2)
                 {
-                    NA_DELTA_UNROLL
-                    for (int f = 0; f < NA_DELTA_FB && f < nf; f++)
+                    // Per-key gates: one exponential per (t, s, f) serves A[t][s] and P[t][s] (the latter into column t
+                    // of P^T, m[s][t]); exponentials, not the products, are the cost here.
+                    NA_DELTA_SHARED_PTR gf = gs + f * NA_DELTA_LDT;
+                    const float gt = gf[t];
+                    const float qt = qf[t];
+                    for (int s = 0; s < t; s++)
                     {
-                        const float x = ks[s * NA_DELTA_LDF + f] * na_delta_decay(gs[t * NA_DELTA_LDF + f] - gs[s * NA_DELTA_LDF + f]);
-                        kk += ks[t * NA_DELTA_LDF + f] * x;
-                        qk += qs[t * NA_DELTA_LDF + f] * x;
+                        const float x = kf[s] * na_delta_decay(gt - gf[s]);
+                        a_row[s] += kt * x;
+                        m[s * NA_DELTA_LDM + t] += qt * x;
                     }
+                    a_row[t] += qt * kt;
                 }
                 else
                 {
-                    NA_DELTA_UNROLL
-                    for (int f = 0; f < NA_DELTA_FB && f < nf; f++)
-                    {
-                        kk += ks[t * NA_DELTA_LDF + f] * ks[s * NA_DELTA_LDF + f];
-                        qk += qs[t * NA_DELTA_LDF + f] * ks[s * NA_DELTA_LDF + f];
-                    }
+                    for (int s = 0; s < t; s++) a_row[s] += kt * kf[s];
+                    for (int u = t; u < l; u++) a_row[u] += kt * qf[u];
                 }
-                if (s < t) m[t * NA_DELTA_LDM + s] += kk;
-                m[s * NA_DELTA_LDM + t] += qk;
             }
             // This token's decayed query and key columns of the block: q_t 2^(B_t) scale, k_t 2^(B_L - B_t).
             for (int f = 0; f < nf; f++)
             {
-                const float g = gs[t * NA_DELTA_LDF + f];
+                const float g = gs[f * NA_DELTA_LDT + t];
                 const float qd = p.gate == 2 ? na_delta_decay(g) : p.gate == 1 ? na_delta_decay(bt) : 1.0f;
-                const float kd = p.gate == 2 ? na_delta_decay(gs[(l - 1) * NA_DELTA_LDF + f] - g) : p.gate == 1 ? na_delta_decay(blast - bt) : 1.0f;
-                q_out[(fb + f) * (na_i64)chunk + t] = p.scale * qs[t * NA_DELTA_LDF + f] * qd;
-                k_out[(fb + f) * (na_i64)chunk + t] = ks[t * NA_DELTA_LDF + f] * kd;
+                const float kd = p.gate == 2 ? na_delta_decay(gs[f * NA_DELTA_LDT + l - 1] - g) : p.gate == 1 ? na_delta_decay(blast - bt) : 1.0f;
+                q_out[(fb + f) * (na_i64)chunk + t] = p.scale * qs[f * NA_DELTA_LDT + t] * qd;
+                k_out[(fb + f) * (na_i64)chunk + t] = ks[f * NA_DELTA_LDT + t] * kd;
             }
         }
         if (tid < nf && l > 0)
-            d_out[fb + tid] = p.gate == 2 ? na_delta_decay(gs[(l - 1) * NA_DELTA_LDF + tid]) : p.gate == 1 ? na_delta_decay(blast) : 1.0f;
+            d_out[fb + tid] = p.gate == 2 ? na_delta_decay(gs[tid * NA_DELTA_LDT + l - 1]) : p.gate == 1 ? na_delta_decay(blast) : 1.0f;
     }
 
     // beta and the scalar decays on A, scale and the scalar decays on P.
@@ -171,8 +176,8 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     {
         for (int s = 0; s < t; s++)
             m[t * NA_DELTA_LDM + s] *= p.gate == 1 ? beta_t * na_delta_decay(bt - bl[s]) : beta_t;
-        for (int s = 0; s <= t; s++)
-            m[s * NA_DELTA_LDM + t] *= p.gate == 1 ? p.scale * na_delta_decay(bt - bl[s]) : p.scale;
+        for (int u = t; u < l; u++)
+            m[t * NA_DELTA_LDM + u] *= p.gate == 1 ? p.scale * na_delta_decay(bl[u] - bt) : p.scale;
     }
     NA_BARRIER();   // A and P are complete
     if (valid)
