@@ -171,7 +171,9 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
             d_out[fb + tid] = p.gate == 2 ? na_delta_decay(gs[tid * NA_DELTA_LDT + l - 1]) : p.gate == 1 ? na_delta_decay(blast) : 1.0f;
     }
 
-    // beta and the scalar decays on A, scale and the scalar decays on P.
+    // beta and the scalar decays on A, scale and the scalar decays on P, row t by work-item t (with per-key gates other
+    // work-items added to it in the last block).
+    NA_BARRIER();
     if (valid)
     {
         for (int s = 0; s < t; s++)

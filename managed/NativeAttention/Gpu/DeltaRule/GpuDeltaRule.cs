@@ -1,5 +1,5 @@
-// Host side of the delta-rule kernels (kernels/deltarule/delta_chunked.h and delta_recurrent.h), shared by OpenCL and
-// CUDA: the arguments, the packed offsets, the scratch state and the launches.
+// Host side of the delta-rule kernels (kernels/deltarule/delta_chunk_prepare.h, delta_chunked.h and delta_recurrent.h),
+// shared by OpenCL and CUDA: the arguments, the packed offsets, the scratch state and chunk quantities, and the launches.
 using System.Runtime.InteropServices;
 
 namespace NativeAttention.Gpu;
