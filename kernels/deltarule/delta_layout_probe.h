@@ -17,7 +17,7 @@ NA_KERNEL void na_delta_params_layout(NA_GLOBAL int* out)
     NA_P(beta_offset); NA_P(beta_stride_b); NA_P(beta_stride_h); NA_P(beta_stride_n);
     NA_P(heads); NA_P(group_q); NA_P(group_k); NA_P(group_v); NA_P(sequences); NA_P(col_blocks); NA_P(gate);
     NA_P(l2norm); NA_P(has_initial); NA_P(varlen); NA_P(beta_f32); NA_P(scale);
-    NA_P(chunk); NA_P(reserved);
+    NA_P(chunk); NA_P(chunk_first); NA_P(chunk_count); NA_P(reserved);
 #undef NA_P_QKVO
 #undef NA_P
 }

@@ -1,7 +1,7 @@
-// Arguments of the delta-rule kernels (deltarule/delta_recurrent.h and deltarule/delta_chunked.h), passed by value. Mirrored by
-// managed/NativeAttention/Gpu/DeltaRule/DeltaParams.cs; a test runs deltarule/delta_layout_probe.h and checks that both
-// sides agree on size and offsets. The Q/K/V/O block comes first (heads_q is H, the output and state heads), then 64-bit
-// fields, then an even number of 4-byte fields, so that no padding depends on the compiler.
+// Arguments of the delta-rule kernels (deltarule/delta_recurrent.h, delta_chunk_prepare.h and delta_chunked.h), passed
+// by value. Mirrored by managed/NativeAttention/Gpu/DeltaRule/DeltaParams.cs; a test runs deltarule/delta_layout_probe.h
+// and checks that both sides agree on size and offsets. The Q/K/V/O block comes first (heads_q is H, the output and state
+// heads), then 64-bit fields, then an even number of 4-byte fields, so that no padding depends on the compiler.
 // States are float32, addressed through a key-dimension stride (f) and a value-column stride (c), so K-major and
 // V-major layouts are the same code. The kernel reads the state before the first token from s0 (or zeros) and writes
 // every token's state to the destination d at d_offset + s d_stride_s + t d_stride_t + h d_stride_h (d_stride_t is 0
@@ -43,6 +43,8 @@ typedef struct na_delta_params
     int varlen;           // 1: packed sequences, B = 1, offsets in meta[0 .. S]
     int beta_f32;         // 1: beta is float32 (read through beta_f), else the storage type (beta_e)
     float scale;          // factor on S^T q
-    int chunk;            // tokens per chunk of the chunked kernel (1 .. NA_DELTA_CHUNK); unused by the recurrent one
+    int chunk;            // tokens per chunk of the chunked kernels (1 .. NA_DELTA_CHUNK); unused by the recurrent one
+    int chunk_first;      // chunked kernels: the launch's window of chunks of every sequence starts at this chunk index
+    int chunk_count;      // ... and holds this many (the scratch holds that many chunks per sequence and head)
     int reserved;         // 0; keeps the 4-byte fields even
 } na_delta_params;

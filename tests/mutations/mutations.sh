@@ -277,28 +277,46 @@ mutation ilgpu-host-identity \
 # runtime; the million-token test is left out to keep each run short)
 
 mutation delta-gpu-chunked-diagonal \
-  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
-  'GPU chunked delta rule drops the diagonal of the intra-chunk scores P (causal mask s < t): o_t misses its own corrected value u_t' \
-  '                    m[s * NA_DELTA_LDM + t] += qk;' \
-  '                    if (s < t) m[s * NA_DELTA_LDM + t] += qk;'
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule drops the diagonal of the intra-chunk scores P (causal mask s < t, DeltaNet and Gated DeltaNet): o_t misses its own corrected value u_t' \
+  'for (int u = t; u < l; u++) a_row[u] += kt * qf[u];' \
+  'for (int u = t + 1; u < l; u++) a_row[u] += kt * qf[u];'
 
 mutation delta-gpu-chunked-state-decay \
-  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
-  'GPU chunked delta rule decays the carried state by the cumulative gate b_t of each work-item instead of the last one of the chunk, b_L' \
-  'const float scalar_decay = p.gate == 1 ? na_delta_decay(blast) : 1.0f;' \
-  'const float scalar_decay = p.gate == 1 ? na_delta_decay(bt) : 1.0f;'
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule decays the carried state by the cumulative gate b_t of the work-item writing the decays instead of the last one of the chunk, b_L' \
+  'p.gate == 1 ? na_delta_decay(blast) : 1.0f;' \
+  'p.gate == 1 ? na_delta_decay(bt) : 1.0f;'
 
 mutation delta-gpu-chunked-solve \
-  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
-  'GPU chunked delta rule starts the forward substitution one row late (s = j + 1): T misses A[r][j] T[j][j], the first sub-diagonal of the UT inverse' \
-  'for (int s = j; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * tm[s * NA_DELTA_LDM + j];' \
-  'for (int s = j + 1; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * tm[s * NA_DELTA_LDM + j];'
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule starts the forward substitution one column late (s = j + 2): T misses A[r][j+1] T[j+1][j], from the second sub-diagonal of the UT inverse on' \
+  'for (int s = j + 1; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * m[j * NA_DELTA_LDM + s];' \
+  'for (int s = j + 2; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * m[j * NA_DELTA_LDM + s];'
 
 mutation delta-gpu-recurrent-key-head \
   kernels/deltarule/delta_recurrent.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
   'GPU recurrent delta rule (decode, verify, short prefills) maps output heads to key heads by modulo instead of by group (GQA indexing)' \
   'const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h / p.group_k) * p.qkvo.k_stride_h;' \
   'const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h % (p.heads / p.group_k)) * p.qkvo.k_stride_h;'
+
+mutation delta-gpu-chunked-tb-beta \
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule forms Tb = T diag(beta) with the row token'"'"'s beta (diag(beta) T): Tb and W go wrong wherever beta varies inside a chunk' \
+  'const float x = m[s * NA_DELTA_LDM + t] * bv[s];' \
+  'const float x = m[s * NA_DELTA_LDM + t] * bv[t];'
+
+mutation delta-gpu-chunked-kda-last \
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked KDA decays the keys of the state update to the end of a full chunk (row chunk - 1, never summed in a short last chunk) instead of its last token' \
+  'na_delta_decay(gs[f * NA_DELTA_LDT + l - 1] - g)' \
+  'na_delta_decay(gs[f * NA_DELTA_LDT + chunk - 1] - g)'
+
+mutation delta-gpu-chunked-update-last \
+  kernels/deltarule/delta_chunked.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule leaves the last token of every chunk out of the state update (K^T U summed over s < l - 1)' \
+  'for (int s = 0; s < l; s++)' \
+  'for (int s = 0; s < l - 1; s++)'
 # --- GPU flex (managed/NativeAttention.Ilgpu/Flex/Gpu/FlexKernels.cs: C# kernels ILGPU compiles to OpenCL C and PTX;
 # checked by the flex OpenCL tests of the ILGPU test project on PoCL, so these need an OpenCL runtime)
 

@@ -25,6 +25,9 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
     /// <summary>Delta-rule prefills of this many tokens or more run the chunked kernel (tests set it to compare both kernels).</summary>
     internal int DeltaRuleChunkedMinTokens { get; set; } = GpuDeltaRule.ChunkedMinTokens;
 
+    /// <summary>When positive, caps the chunks per sequence of one window of the chunked delta rule (tests set it to run many windows).</summary>
+    internal int DeltaRuleWindowChunks { get; set; }
+
     /// <summary>Caps the local memory kernels may assume (tests set it to emulate a device with OpenCL's minimum 32 KB).</summary>
     internal long? LocalMemoryLimit { get; set; }
 
@@ -123,7 +126,7 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
 
     private protected sealed override void DeltaRuleChunkedCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
         in TensorView? initialState, in TensorView? finalState) =>
-        GpuDeltaRule.Run(this, problem, query, key, value, beta, output, initialState, finalState, DeltaRuleChunkedMinTokens);
+        GpuDeltaRule.Run(this, problem, query, key, value, beta, output, initialState, finalState, DeltaRuleChunkedMinTokens, DeltaRuleWindowChunks);
 
     private protected sealed override void DeltaRuleDecodeStepCore(DeltaRuleProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
         in TensorView state, in TensorView? intermediateStates) =>

@@ -27,6 +27,8 @@ internal struct DeltaParams
     public int Varlen;         // 1: packed sequences, offsets in meta
     public int BetaF32;        // 1: beta is float32
     public float Scale;        // factor on S^T q
-    public int Chunk;          // tokens per chunk of the chunked kernel (1 .. NA_DELTA_CHUNK); unused by the recurrent one
+    public int Chunk;          // tokens per chunk of the chunked kernels (1 .. NA_DELTA_CHUNK); unused by the recurrent one
+    public int ChunkFirst;     // chunked kernels: the launch's window of chunks of every sequence starts at this chunk index
+    public int ChunkCount;     // ... and holds this many (the scratch holds that many chunks per sequence and head)
     public int Reserved;       // 0; keeps the 4-byte fields even
 }

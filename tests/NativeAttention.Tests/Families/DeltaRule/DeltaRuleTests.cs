@@ -207,9 +207,10 @@ public abstract class DeltaRuleTests
     [SkippableFact]
     public void DeltaRule_ChunkedKernel_EqualsRecurrentKernel()
     {
-        // GPU only: the same random problem through the chunked (UT) kernel and the recurrent one, whatever its length
+        // GPU only: the same random problem through the chunked (UT) kernels and the recurrent one, whatever its length
         // (by default prefills shorter than GpuDeltaRule.ChunkedMinTokens run recurrent): each against the reference,
-        // and the two within rounding of each other.
+        // and the two within rounding of each other. The chunked run takes windows of 1 or 2 chunks per sequence for a
+        // third of the cases each (a prepare and a state launch per window), the automatic window otherwise.
         Skip.If(Backend == Backend.Cpu, "The CPU has one prefill kernel.");
         using var context = Context();
         var gpu = (NativeAttention.Gpu.GpuContext)context;
@@ -219,8 +220,16 @@ public abstract class DeltaRuleTests
             var recurrent = DeltaRuleData.Create(c);
             recurrent.Run(context);
             gpu.DeltaRuleChunkedMinTokens = 1;
+            gpu.DeltaRuleWindowChunks = c.Seed % 3;
             var chunked = DeltaRuleData.Create(c);
-            chunked.Run(context);
+            try
+            {
+                chunked.Run(context);
+            }
+            finally
+            {
+                gpu.DeltaRuleWindowChunks = 0;
+            }
             AssertMatchesReference(c, recurrent);
             AssertMatchesReference(c, chunked);
             AssertNear(recurrent.Output.ToDoubleArray(), chunked.Output.ToDoubleArray(), c.Type == ElementType.Float32 ? 2e-5 : 2 * c.Type.UnitRoundoff(), $"{c}: chunked vs recurrent");
@@ -229,32 +238,39 @@ public abstract class DeltaRuleTests
     }
 
     [SkippableFact]
-    public void DeltaRule_ChunkedKernel_DeclaresTheLocalMemoryTheHostAssumes()
+    public void DeltaRule_ChunkedKernels_DeclareTheLocalMemoryTheHostAssumes()
     {
-        // The host picks the chunked kernel only where DeltaVariant.ChunkedLocalBytes fits the device; that figure must
-        // be what the compiled kernel really declares.
+        // The host picks the chunked kernels only where DeltaVariant.ChunkedLocalBytes fits the device; each kernel's
+        // figure must be what the compiled kernel really declares, and both fit OpenCL's guaranteed 32 KB.
         Skip.If(Backend != Backend.OpenCl, "The OpenCL runtime reports a kernel's local memory.");
         using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)Context();
-        var variant = new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true);
-        using var module = context.BuildSource(variant.Source(NativeAttention.Gpu.KernelApi.OpenCl), variant.EntryPoint);
-        Assert.Equal(NativeAttention.Gpu.DeltaVariant.ChunkedLocalBytes, module.LocalMemoryBytes(context.Device));
+        foreach (bool prepare in new[] { true, false })
+        {
+            var variant = new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true, Prepare: prepare);
+            using var module = context.BuildSource(variant.Source(NativeAttention.Gpu.KernelApi.OpenCl), variant.EntryPoint);
+            Assert.Equal(variant.LocalBytes, module.LocalMemoryBytes(context.Device));
+        }
+        Assert.True(NativeAttention.Gpu.DeltaVariant.ChunkedLocalBytes <= 32 * 1024, $"the chunked kernels need {NativeAttention.Gpu.DeltaVariant.ChunkedLocalBytes} B of local memory, more than OpenCL's 32 KB");
     }
 
-    [SkippableFact]
-    public void DeltaRule_DeviceWithLittleLocalMemory_RunsTheRecurrentKernel()
+    [SkippableTheory]
+    [InlineData(32 * 1024, true)]
+    [InlineData(16 * 1024, false)]
+    public void DeltaRule_DeviceLocalMemory_PicksTheKernel(int localBytes, bool chunked)
     {
-        // OpenCL guarantees 32 KB of local memory; the chunked kernel declares more, so such a device runs every prefill
-        // on the recurrent kernel, with the same results.
+        // A device with OpenCL's guaranteed 32 KB of local memory runs long prefills on the chunked kernels; one with less
+        // than they declare runs every prefill on the recurrent kernel, with the same results.
         Skip.If(Backend != Backend.OpenCl, "Which modules were built is visible on OpenCL.");
-        Assert.True(NativeAttention.Gpu.DeltaVariant.ChunkedLocalBytes > 32 * 1024, "the chunked kernel now fits 32 KB: this test no longer tests the fallback");
         using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)Context();
-        context.LocalMemoryLimit = 32 * 1024;
+        context.LocalMemoryLimit = localBytes;
         var c = new DeltaRuleTestCase { Length = 80, KeyDim = 16, ValueDim = 17, Variant = DeltaRuleVariant.GatedDeltaNet, InitialState = true, Seed = 5 };
         var d = DeltaRuleData.Create(c);
         d.Run(context);
         AssertMatchesReference(c, d);
-        Assert.False(context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true).Name), "the chunked kernel was built");
-        Assert.True(context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32).Name), "the recurrent kernel did not run");
+        Assert.Equal(chunked, context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true).Name));
+        Assert.Equal(chunked, context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32, Chunked: true, Prepare: true).Name));
+        // (The context's one-token probe call built the recurrent kernel already.)
+        Assert.True(context.HasModule(new NativeAttention.Gpu.DeltaVariant(ElementType.Float32).Name), "the recurrent kernel was not built");
     }
 
     [SkippableFact]

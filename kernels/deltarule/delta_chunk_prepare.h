@@ -1,0 +1,261 @@
+// Chunked delta rule, first kernel (OpenCL C and CUDA C): the column-independent quantities of one chunk, computed once
+// and written to the scratch (deltarule/delta_chunk_common.h has the formulas and the layout) for the per-column kernel
+// deltarule/delta_chunked.h. One work-group per (sequence, chunk of the launch's window, head), in that order from
+// the slowest (so that the group index is the scratch slot); NA_DELTA_CHUNK work-items, one per token of the chunk.
+// Chunks do not depend on one another here: every chunk of the window is prepared at once.
+//
+// Features run in blocks of NA_DELTA_FB, staged in local memory. A first pass builds A (below the diagonal of m) and
+// P (transposed, on and above it) and writes the scaled, decayed queries QT, the decayed keys KT and the decays DL;
+// P goes out, T = (I + A)^-1 is solved into m's upper triangle (transposed; column j by work-item j), Tb = T diag(beta)
+// goes out; a second pass over the feature blocks forms W = Tb (K . 2^B).
+#include "deltarule/delta_chunk_common.h"
+
+#define NA_DELTA_LDT (NA_DELTA_CHUNK + 1)   // row stride of the transposed staging (FB x LDT fits in CHUNK x LDF)
+#if NA_DELTA_FB * NA_DELTA_LDT > NA_DELTA_CHUNK * NA_DELTA_LDF
+#error "the transposed staging must fit the row-major one"
+#endif
+
+NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
+    const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
+    const NA_GLOBAL float* beta_f, const NA_GLOBAL na_elem* beta_e, NA_GLOBAL na_elem* NA_RESTRICT o,
+    const NA_GLOBAL float* s0, NA_GLOBAL float* dst, const NA_GLOBAL float* NA_RESTRICT gate,
+    const NA_GLOBAL int* NA_RESTRICT meta, NA_GLOBAL float* NA_RESTRICT work, const na_delta_params p)
+{
+    NA_SHARED float m[NA_DELTA_CHUNK * NA_DELTA_LDM];         // A below the diagonal (m[t][s], s < t); P^T on and above it (m[s][t], s <= t), then T^T and Tb^T above it
+    NA_SHARED float stage[3 * NA_DELTA_CHUNK * NA_DELTA_LDF]; // the staged q, k and (KDA) cumulative log2 gates of a feature block (pass 1 transposed)
+    NA_SHARED float bl[NA_DELTA_CHUNK];                       // scalar log2 gates, then their cumulative sums
+    NA_SHARED float qn[NA_DELTA_CHUNK];                       // L2 factors of q_t and k_t (1 without normalisation)
+    NA_SHARED float kn[NA_DELTA_CHUNK];
+    NA_SHARED float bv[NA_DELTA_CHUNK];                       // beta_t
+
+    NA_DELTA_SHARED_PTR qs = stage;                                        // [CHUNK][LDF], pass 1 [FB][LDT]
+    NA_DELTA_SHARED_PTR ks = stage + NA_DELTA_CHUNK * NA_DELTA_LDF;        // [CHUNK][LDF]
+    NA_DELTA_SHARED_PTR gs = stage + 2 * NA_DELTA_CHUNK * NA_DELTA_LDF;    // [CHUNK][LDF]
+
+    const int tid = NA_LOCAL_ID(0);
+    const int group = NA_GROUP_ID(0);
+    const int h = group % p.heads;
+    const int rest = group / p.heads;
+    const int w = rest % p.chunk_count;
+    const int seq = rest / p.chunk_count;
+    const int b = p.varlen ? 0 : seq;
+    const int first = p.varlen ? meta[seq] : 0;
+    const int length = p.varlen ? meta[seq + 1] - first : p.qkvo.nq;
+    const int dk = p.qkvo.dqk;
+    const int chunk = p.chunk;
+    const int t0 = (p.chunk_first + w) * chunk;
+    // Tokens of this chunk: 0 when the sequence has fewer chunks (the work-group then writes nothing; no early return,
+    // so that every work-item meets every barrier on every OpenCL implementation).
+    const int l = t0 >= length ? 0 : chunk < length - t0 ? chunk : length - t0;
+    const int t = tid;
+    const int valid = t < l;
+    const int tok = first + t0 + t;
+
+    const na_i64 q_base = p.qkvo.q_offset + b * p.qkvo.q_stride_b + (h / p.group_q) * p.qkvo.q_stride_h;
+    const na_i64 k_base = p.qkvo.k_offset + b * p.qkvo.k_stride_b + (h / p.group_k) * p.qkvo.k_stride_h;
+    const na_i64 beta_base = p.beta_offset + b * p.beta_stride_b + h * p.beta_stride_h;
+    const na_i64 g_base = p.g_offset + b * p.g_stride_b + h * p.g_stride_h;
+    NA_GLOBAL float* tb_out = work + na_delta_chunk_at(seq, w, h, p.chunk_count, p.heads, chunk, dk);
+    NA_GLOBAL float* p_out = tb_out + chunk * chunk;
+    NA_GLOBAL float* w_out = p_out + chunk * chunk;
+    NA_GLOBAL float* q_out = w_out + (na_i64)dk * chunk;
+    NA_GLOBAL float* k_out = q_out + (na_i64)dk * chunk;
+    NA_GLOBAL float* d_out = k_out + (na_i64)dk * chunk;
+
+    // Per token: beta, the L2 factors, the scalar log2 gate; this work-item's row of m cleared.
+    float beta_t = 0.0f, q_factor = 1.0f, k_factor = 1.0f, log2_gate = 0.0f;
+    if (valid)
+    {
+        beta_t = p.beta_f32 ? beta_f[beta_base + tok * p.beta_stride_n] : na_load(beta_e, beta_base + tok * p.beta_stride_n);
+        if (p.gate == 1) log2_gate = gate[g_base + tok * p.g_stride_n] * NA_LOG2E;
+        if (p.l2norm)
+        {
+            float qq = 0.0f, kk = 0.0f;
+            for (int f = 0; f < dk; f++)
+            {
+                const float qf = na_load(q, q_base + tok * p.qkvo.q_stride_n + f * p.qkvo.q_stride_d);
+                const float kf = na_load(k, k_base + tok * p.qkvo.k_stride_n + f * p.qkvo.k_stride_d);
+                qq += qf * qf;
+                kk += kf * kf;
+            }
+            q_factor = NA_DELTA_RSQRT(qq + NA_DELTA_L2_EPS);
+            k_factor = NA_DELTA_RSQRT(kk + NA_DELTA_L2_EPS);
+        }
+    }
+    qn[t] = q_factor;
+    kn[t] = k_factor;
+    bl[t] = log2_gate;
+    bv[t] = beta_t;
+    for (int s = 0; s < NA_DELTA_CHUNK; s++) m[t * NA_DELTA_LDM + s] = 0.0f;
+    NA_BARRIER();
+    // b_t = sum_{r <= t} log2 g_r, the same additions in the same order on every work-item; past the chunk b_{l-1}.
+    float bt = 0.0f;
+    for (int r = 0; r < l; r++) bt += r <= t ? bl[r] : 0.0f;
+    NA_BARRIER();
+    bl[t] = bt;
+    NA_BARRIER();
+    const float blast = l > 0 ? bl[l - 1] : 0.0f;
+
+    // Pass 1, per feature block, staged transposed (feature rows, token columns): work-item i adds to row i of A
+    // (A[i][s], s < i) and to row i of P^T (P[t][i], t >= i), both along a row of m, so that the inner loops run over
+    // consecutive tokens (they vectorise where work-items are loops); undecayed for scalar gates. Then QT, KT and DL.
+    for (int fb = 0; fb < dk; fb += NA_DELTA_FB)
+    {
+        const int nf = dk - fb < NA_DELTA_FB ? dk - fb : NA_DELTA_FB;   // key dimensions of this block
+        NA_BARRIER();   // everyone is done with the previous block
+        for (int i = tid; i < NA_DELTA_CHUNK * NA_DELTA_FB; i += NA_DELTA_CHUNK)
+        {
+            const int r = i / NA_DELTA_FB;
+            const int f = i - r * NA_DELTA_FB;
+            const int live = r < l && fb + f < dk;
+            const int tk = first + t0 + r;
+            qs[f * NA_DELTA_LDT + r] = live ? na_load(q, q_base + tk * p.qkvo.q_stride_n + (fb + f) * p.qkvo.q_stride_d) * qn[r] : 0.0f;
+            ks[f * NA_DELTA_LDT + r] = live ? na_load(k, k_base + tk * p.qkvo.k_stride_n + (fb + f) * p.qkvo.k_stride_d) * kn[r] : 0.0f;
+            gs[f * NA_DELTA_LDT + r] = (live && p.gate == 2) ? gate[g_base + tk * p.g_stride_n + (fb + f) * p.g_stride_d] * NA_LOG2E : 0.0f;
+        }
+        NA_BARRIER();
+        if (p.gate == 2)
+        {
+            // Cumulative log2 gates down the chunk, one feature per work-item.
+            if (tid < NA_DELTA_FB)
+            {
+                float run = 0.0f;
+                for (int r = 0; r < l; r++)
+                {
+                    run += gs[tid * NA_DELTA_LDT + r];
+                    gs[tid * NA_DELTA_LDT + r] = run;
+                }
+            }
+            NA_BARRIER();
+        }
+        if (valid)
+        {
+            NA_DELTA_SHARED_PTR a_row = m + t * NA_DELTA_LDM;   // A[t][s], s < t; then P^T[t][u] = P[u][t], u >= t
+            for (int f = 0; f < nf; f++)
+            {
+                NA_DELTA_SHARED_PTR kf = ks + f * NA_DELTA_LDT;
+                NA_DELTA_SHARED_PTR qf = qs + f * NA_DELTA_LDT;
+                const float kt = kf[t];
+                if (p.gate == 2)
+                {
+                    // Per-key gates: one exponential per (t, s, f) serves A[t][s] and P[t][s] (the latter into column t
+                    // of P^T, m[s][t]); exponentials, not the products, are the cost here.
+                    NA_DELTA_SHARED_PTR gf = gs + f * NA_DELTA_LDT;
+                    const float gt = gf[t];
+                    const float qt = qf[t];
+                    for (int s = 0; s < t; s++)
+                    {
+                        const float x = kf[s] * na_delta_decay(gt - gf[s]);
+                        a_row[s] += kt * x;
+                        m[s * NA_DELTA_LDM + t] += qt * x;
+                    }
+                    a_row[t] += qt * kt;
+                }
+                else
+                {
+                    for (int s = 0; s < t; s++) a_row[s] += kt * kf[s];
+                    for (int u = t; u < l; u++) a_row[u] += kt * qf[u];
+                }
+            }
+            // This token's decayed query and key columns of the block: q_t 2^(B_t) scale, k_t 2^(B_L - B_t).
+            for (int f = 0; f < nf; f++)
+            {
+                const float g = gs[f * NA_DELTA_LDT + t];
+                const float qd = p.gate == 2 ? na_delta_decay(g) : p.gate == 1 ? na_delta_decay(bt) : 1.0f;
+                const float kd = p.gate == 2 ? na_delta_decay(gs[f * NA_DELTA_LDT + l - 1] - g) : p.gate == 1 ? na_delta_decay(blast - bt) : 1.0f;
+                q_out[(fb + f) * (na_i64)chunk + t] = p.scale * qs[f * NA_DELTA_LDT + t] * qd;
+                k_out[(fb + f) * (na_i64)chunk + t] = ks[f * NA_DELTA_LDT + t] * kd;
+            }
+        }
+        if (tid < nf && l > 0)
+            d_out[fb + tid] = p.gate == 2 ? na_delta_decay(gs[tid * NA_DELTA_LDT + l - 1]) : p.gate == 1 ? na_delta_decay(blast) : 1.0f;
+    }
+
+    // beta and the scalar decays on A, scale and the scalar decays on P, row t by work-item t (with per-key gates other
+    // work-items added to it in the last block).
+    NA_BARRIER();
+    if (valid)
+    {
+        for (int s = 0; s < t; s++)
+            m[t * NA_DELTA_LDM + s] *= p.gate == 1 ? beta_t * na_delta_decay(bt - bl[s]) : beta_t;
+        for (int u = t; u < l; u++)
+            m[t * NA_DELTA_LDM + u] *= p.gate == 1 ? p.scale * na_delta_decay(bl[u] - bt) : p.scale;
+    }
+    NA_BARRIER();   // A and P are complete
+    if (valid)
+        for (int s = 0; s <= t; s++) p_out[s * chunk + t] = m[s * NA_DELTA_LDM + t];
+    NA_BARRIER();   // P is out: the upper triangle is free for T^T
+
+    // T = (I + A)^-1 by forward substitution, column j on work-item j, kept transposed above the diagonal:
+    // T[r][j] = -A[r][j] - sum_{j < s < r} A[r][s] T[s][j] (T[j][j] = 1) at m[j][r]. Work-item j writes row j only
+    // and reads its own row and A.
+    {
+        const int j = tid;
+        for (int r = j + 1; r < l; r++)
+        {
+            float x = -m[r * NA_DELTA_LDM + j];
+            for (int s = j + 1; s < r; s++) x -= m[r * NA_DELTA_LDM + s] * m[j * NA_DELTA_LDM + s];
+            m[j * NA_DELTA_LDM + r] = x;
+        }
+    }
+    NA_BARRIER();   // T is complete
+
+    // Tb = T diag(beta), row t by work-item t (column t of m's upper triangle, the diagonal beta_t), kept in m and out.
+    if (valid)
+    {
+        for (int s = 0; s < t; s++)
+        {
+            const float x = m[s * NA_DELTA_LDM + t] * bv[s];
+            m[s * NA_DELTA_LDM + t] = x;
+            tb_out[s * chunk + t] = x;
+        }
+        m[t * NA_DELTA_LDM + t] = beta_t;
+        tb_out[t * chunk + t] = beta_t;
+    }
+
+    // Pass 2, per feature block: W = Tb (K . 2^B), row t by work-item t.
+    for (int fb = 0; fb < dk; fb += NA_DELTA_FB)
+    {
+        const int nf = dk - fb < NA_DELTA_FB ? dk - fb : NA_DELTA_FB;
+        NA_BARRIER();   // everyone is done with the previous block (and with T, first time)
+        for (int i = tid; i < NA_DELTA_CHUNK * NA_DELTA_FB; i += NA_DELTA_CHUNK)
+        {
+            const int r = i / NA_DELTA_FB;
+            const int f = i - r * NA_DELTA_FB;
+            const int live = r < l && fb + f < dk;
+            const int tk = first + t0 + r;
+            const float x = live ? na_load(k, k_base + tk * p.qkvo.k_stride_n + (fb + f) * p.qkvo.k_stride_d) * kn[r] : 0.0f;
+            ks[r * NA_DELTA_LDF + f] = p.gate == 1 ? x * na_delta_decay(bl[r]) : x;
+            gs[r * NA_DELTA_LDF + f] = (live && p.gate == 2) ? gate[g_base + tk * p.g_stride_n + (fb + f) * p.g_stride_d] * NA_LOG2E : 0.0f;
+        }
+        NA_BARRIER();
+        if (p.gate == 2)
+        {
+            if (tid < NA_DELTA_FB)
+            {
+                float run = 0.0f;
+                for (int r = 0; r < l; r++)
+                {
+                    run += gs[r * NA_DELTA_LDF + tid];
+                    ks[r * NA_DELTA_LDF + tid] *= na_delta_decay(run);
+                }
+            }
+            NA_BARRIER();
+        }
+        if (valid)
+        {
+            float acc[NA_DELTA_FB];
+            NA_DELTA_UNROLL
+            for (int f = 0; f < NA_DELTA_FB; f++) acc[f] = 0.0f;
+            for (int s = 0; s <= t; s++)
+            {
+                const float x = m[s * NA_DELTA_LDM + t];
+                NA_DELTA_UNROLL
+                for (int f = 0; f < NA_DELTA_FB; f++) acc[f] += x * ks[s * NA_DELTA_LDF + f];
+            }
+            NA_DELTA_UNROLL
+            for (int f = 0; f < NA_DELTA_FB; f++)
+                if (f < nf) w_out[(fb + f) * (na_i64)chunk + t] = acc[f];
+        }
+    }
+}
