@@ -6,8 +6,8 @@
 // float32 partial (o_s, LSE_s) that na_decode_combine (decode/decode_combine.h) merges exactly. Queries are turned by the rotary embedding at
 // their positions L_b - Nq + i as they are loaded. A row without visible keys writes zeros and LSE = -inf.
 // With NA_DECODE_KV_SHARED = 1 (devices with OpenCL's minimum 32 KB of local memory) the V tile is staged through
-// the K tile's buffer: loaded while the softmax step runs, after the last score read K, so the tile keeps its size and
-// the work-group its barrier count.
+// the K tile's buffer: loaded in the softmax step's barrier interval, after the last score read K, so the tile keeps
+// its size and the work-group its barrier count.
 #include "common/dtype.h"
 #include "common/math.h"
 #include "common/lse_merge.h"
@@ -189,6 +189,11 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             ps[idx] = score;
         }
         NA_BARRIER();
+#if NA_DECODE_KV_SHARED
+        // Every score is taken: V replaces K in the shared buffer, in the same barrier interval as the rows' softmax.
+        // Staged before the softmax loop: placed after it, PoCL 3.1 (CPU) returned NaN for every row.
+        NA_DECODE_STAGE_V()
+#endif
 
         // Online softmax per row over the tile (sigmoid: the running log2 total only; weights stay absolute).
         for (int r = tid; r < NA_DECODE_ROWS; r += NA_DECODE_THREADS)
@@ -211,9 +216,6 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             row_m[r] = m_new;
             row_alpha[r] = p.sigmoid ? 1.0f : alpha;
         }
-#if NA_DECODE_KV_SHARED    // every score is taken: V replaces K in the shared buffer while the rows' softmax runs
-        NA_DECODE_STAGE_V()
-#endif
         NA_BARRIER();
 
         for (int a = 0; a < NA_ACC; a++)
