@@ -682,13 +682,14 @@ public sealed class OpenClKvCacheTests : KvCacheTests
 
     /// <summary>
     /// On a device with 32 KB of local memory (a pretend limit on the context), head dims 64 and up run the decode
-    /// kernel that stages V through K's buffer, with every option the random cases draw, and match the reference;
-    /// the plain variants that would not fit are never built.
+    /// kernel that stages V through K's buffer, with every option the random cases draw, and match the reference and
+    /// the plain variant bit for bit (same tiles, same arithmetic); the plain variants that would not fit are never built.
     /// </summary>
     [SkippableFact]
     public void KvCache_On32KLocalMemory_SharedKvVariant_MatchesReference()
     {
         using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)TestBackend.CreateOrSkip(Backend);
+        using var plain = TestBackend.CreateOrSkip(Backend);
         context.LocalMemoryLimit = MinimumLocalMemory;
         var arbitrary = Cases(allowModifiers: true)
             .SelectMany(c => Gen.Elements(64, 100, 128, 160, 256).Select(d => c with
@@ -701,9 +702,13 @@ public sealed class OpenClKvCacheTests : KvCacheTests
         Properties.Check(arbitrary, c =>
         {
             var data = KvData.Create(c, c.Paged);
+            var twin = KvData.Create(c, c.Paged);
             data.Run(context);
+            twin.Run(plain);
             var check = data.Check(c);
             Assert.True(check.Passed, $"{c}: {check}");
+            Assert.Equal(twin.Output.ToDoubleArray(), data.Output.ToDoubleArray());
+            Assert.Equal(twin.LogSumExp.ToDoubleArray(), data.LogSumExp.ToDoubleArray());
         }, count: 14);
         var variants = NativeAttention.Gpu.DecodeVariant.All(NativeAttention.Gpu.KernelApi.OpenCl).ToArray();
         Assert.Contains(variants, v => v.SharedKv && context.HasModule(v.Name));
