@@ -26,7 +26,8 @@ internal readonly record struct DecodeVariant(ElementType ElementType, int HeadD
     /// <summary>
     /// The local (shared) memory the kernel declares, in bytes, as decode_fwd.h lays it out: the Q tile, K transposed
     /// with padded rows and V (beside it, or in the same buffer with <see cref="SharedKv"/>), the probabilities, two
-    /// 64-bit slots per key and six floats or ints per row. KernelSizeTests checks it against what OpenCL reports.
+    /// 64-bit slots per key and six floats or ints per row. OpenClKvCacheTests.DecodeKernels_DeclareTheLocalMemoryTheHostAssumes_AndTheSharedKvOnesFit32K
+    /// checks it against what OpenCL reports for every variant.
     /// </summary>
     public int LocalBytes
     {
@@ -95,7 +96,7 @@ internal readonly record struct DecodeVariant(ElementType ElementType, int HeadD
     /// Every attention variant a call can pick: the plain ones, then on OpenCL the <see cref="SharedKv"/> ones of those
     /// that do not fit OpenCL's guaranteed 32 KB (CUDA's 48 KB of static shared memory holds every plain variant).
     /// </summary>
-    public static IEnumerable<DecodeVariant> All(KernelApi api = KernelApi.OpenCl)
+    public static IEnumerable<DecodeVariant> All(KernelApi api)
     {
         foreach (var type in new[] { ElementType.Float32, ElementType.Float16, ElementType.BFloat16 })
             foreach (int d in FlashVariant.HeadDimBuckets.ToArray())

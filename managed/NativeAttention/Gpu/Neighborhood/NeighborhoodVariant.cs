@@ -34,8 +34,9 @@ internal readonly record struct NeighborhoodVariant(ElementType ElementType, int
 
     /// <summary>
     /// The local (shared) memory the portable kernel declares, in bytes, as neighborhood_fwd.h lays it out: K and V
-    /// tiles of float, three int coordinates and two 64-bit row offsets per key. KernelSizeTests checks it against
-    /// what OpenCL reports.
+    /// tiles of float, three int coordinates and two 64-bit row offsets per key (the tensor-core kernel: its dynamic
+    /// shared memory). OpenClNeighborhoodTests.NeighborhoodKernels_DeclareTheLocalMemoryTheHostAssumes_AndTheSmallTileOnesFit32K
+    /// checks it against what OpenCL reports for every portable variant.
     /// </summary>
     public int LocalBytes => TensorCores ? DynamicSharedBytes : Tiles.BlockN * (2 * HeadDim * sizeof(float) + 3 * sizeof(int) + 2 * sizeof(long));
 
