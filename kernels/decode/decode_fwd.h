@@ -5,6 +5,9 @@
 // and P V are spread over the work-group. With S = 1 the work-group writes the result; with S > 1 it writes a
 // float32 partial (o_s, LSE_s) that na_decode_combine (decode/decode_combine.h) merges exactly. Queries are turned by the rotary embedding at
 // their positions L_b - Nq + i as they are loaded. A row without visible keys writes zeros and LSE = -inf.
+// With NA_DECODE_KV_SHARED = 1 (devices with OpenCL's minimum 32 KB of local memory) the V tile is staged through
+// the K tile's buffer: loaded in the softmax step's barrier interval, after the last score read K, so the tile keeps
+// its size and the work-group its barrier count.
 #include "common/dtype.h"
 #include "common/math.h"
 #include "common/lse_merge.h"
@@ -28,9 +31,31 @@
 #define NA_BLOCK_N 32       // keys per shared-memory tile
 #endif
 
+#ifndef NA_DECODE_KV_SHARED
+#define NA_DECODE_KV_SHARED 0   // 1: V is staged through K's buffer (the 32 KB variant)
+#endif
+
 #define NA_KS (NA_BLOCK_N + 1)   // keys are stored transposed, [d][j], rows padded: the loads (d fastest across
                                  // work-items) and the dot products (j across work-items) both hit distinct banks
+#define NA_K_TILE (NA_HEAD_DIM_QK * NA_KS)
+#define NA_V_TILE (NA_BLOCK_N * NA_HEAD_DIM_V)
+#if NA_DECODE_KV_SHARED
+#define NA_KV_TILE (NA_K_TILE > NA_V_TILE ? NA_K_TILE : NA_V_TILE)
+#define NA_V_AT 0                // V overwrites K once the scores are taken
+#else
+#define NA_KV_TILE (NA_K_TILE + NA_V_TILE)
+#define NA_V_AT NA_K_TILE        // V beside K
+#endif
 #define NA_ACC ((NA_DECODE_ROWS * NA_HEAD_DIM_V + NA_DECODE_THREADS - 1) / NA_DECODE_THREADS)
+
+// Stages the tile's values (row j of V at kv[NA_V_AT + j * NA_HEAD_DIM_V]), zeros past the split and past dv.
+#define NA_DECODE_STAGE_V()                                                                                         \
+    for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_DECODE_THREADS)                                 \
+    {                                                                                                               \
+        const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V;                                             \
+        const na_i64 slot = v_slot[j];                                                                              \
+        kv[NA_V_AT + idx] = (slot >= 0 && d < p.qkvo.dv) ? na_load(v, slot + d * p.qkvo.v_stride_d) : 0.0f;         \
+    }
 
 NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     const NA_GLOBAL na_elem* NA_RESTRICT q, const NA_GLOBAL na_elem* NA_RESTRICT k, const NA_GLOBAL na_elem* NA_RESTRICT v,
@@ -40,8 +65,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
     const na_decode_params p)
 {
     NA_SHARED float qs[NA_DECODE_ROWS * NA_HEAD_DIM_QK];
-    NA_SHARED float ks[NA_HEAD_DIM_QK * NA_KS];
-    NA_SHARED float vs[NA_BLOCK_N * NA_HEAD_DIM_V];
+    NA_SHARED float kv[NA_KV_TILE];   // K transposed at 0 ([d][j], NA_KS per row), V [j][d] at NA_V_AT
     NA_SHARED float ps[NA_DECODE_ROWS * NA_BLOCK_N];
     NA_SHARED na_i64 k_slot[NA_BLOCK_N];
     NA_SHARED na_i64 v_slot[NA_BLOCK_N];
@@ -134,14 +158,11 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
         {
             const int j = idx / NA_HEAD_DIM_QK, d = idx - j * NA_HEAD_DIM_QK;
             const na_i64 slot = k_slot[j];
-            ks[d * NA_KS + j] = (slot >= 0 && d < p.qkvo.dqk) ? na_load(k, slot + d * p.qkvo.k_stride_d) : 0.0f;
+            kv[d * NA_KS + j] = (slot >= 0 && d < p.qkvo.dqk) ? na_load(k, slot + d * p.qkvo.k_stride_d) : 0.0f;
         }
-        for (int idx = tid; idx < NA_BLOCK_N * NA_HEAD_DIM_V; idx += NA_DECODE_THREADS)
-        {
-            const int j = idx / NA_HEAD_DIM_V, d = idx - j * NA_HEAD_DIM_V;
-            const na_i64 slot = v_slot[j];
-            vs[idx] = (slot >= 0 && d < p.qkvo.dv) ? na_load(v, slot + d * p.qkvo.v_stride_d) : 0.0f;
-        }
+#if !NA_DECODE_KV_SHARED   // V has its own buffer: staged together with K
+        NA_DECODE_STAGE_V()
+#endif
         NA_BARRIER();
 
         // Scores of every (row, key) pair; keys a row does not see are -inf (sigmoid: log2 weight -inf).
@@ -153,7 +174,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             {
                 float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                 for (int d = 0; d < NA_HEAD_DIM_QK; d += 4)
-                    for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * ks[(d + u) * NA_KS + j];
+                    for (int u = 0; u < 4; u++) part[u] += qs[r * NA_HEAD_DIM_QK + d + u] * kv[(d + u) * NA_KS + j];
                 score = (part[0] + part[1]) + (part[2] + part[3]);
                 if (p.has_softcap) score = na_softcap(score, p.softcap_log2);
                 score = na_alibi(score, row_slope[r], (r0 + r) / p.qkvo.group + nk - p.qkvo.nq - key);   // slope 0 without ALiBi
@@ -168,6 +189,11 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             ps[idx] = score;
         }
         NA_BARRIER();
+#if NA_DECODE_KV_SHARED
+        // Every score is taken: V replaces K in the shared buffer, in the same barrier interval as the rows' softmax.
+        // Staged before the softmax loop: placed after it, PoCL 3.1 (CPU) returned NaN for every row.
+        NA_DECODE_STAGE_V()
+#endif
 
         // Online softmax per row over the tile (sigmoid: the running log2 total only; weights stay absolute).
         for (int r = tid; r < NA_DECODE_ROWS; r += NA_DECODE_THREADS)
@@ -199,7 +225,7 @@ NA_KERNEL NA_WORKGROUP(NA_DECODE_THREADS) void na_decode_fwd(
             {
                 const int r = e / NA_HEAD_DIM_V, d = e - r * NA_HEAD_DIM_V;
                 float value = acc[a] * row_alpha[r];
-                for (int j = 0; j < NA_BLOCK_N; j++) value += ps[r * NA_BLOCK_N + j] * vs[j * NA_HEAD_DIM_V + d];
+                for (int j = 0; j < NA_BLOCK_N; j++) value += ps[r * NA_BLOCK_N + j] * kv[NA_V_AT + j * NA_HEAD_DIM_V + d];
                 acc[a] = value;
             }
         }

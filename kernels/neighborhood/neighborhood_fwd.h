@@ -21,8 +21,8 @@
 #define NA_BLOCK_M 64       // work-items per work-group: the most queries a tile holds
 #endif
 #ifndef NA_BLOCK_N
-#define NA_BLOCK_N 32       // keys per shared-memory tile
-#endif
+#define NA_BLOCK_N 32       // keys per shared-memory tile; the host halves it where the device's local memory is
+#endif                      // below the K/V tiles' size (NeighborhoodVariant.SmallTile: OpenCL's minimum 32 KB at D >= 128)
 #ifndef NA_NBH_MMA
 #define NA_NBH_MMA 0
 #endif

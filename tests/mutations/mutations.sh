@@ -369,3 +369,18 @@ mutation scratch-take-keeps-upload \
   '        _uploaded[slot] = null;
         return buffer;' \
   '        return buffer;'
+# --- OpenCL 32 KB variants (kernels/decode/decode_fwd.h with NA_DECODE_KV_SHARED, Gpu/Neighborhood/NeighborhoodVariant.cs
+# small tiles): chosen on a pretend 32 KB context by the OpenCL tests on PoCL; without an OpenCL runtime they skip and
+# the mutations read NOT CAUGHT.
+
+mutation ocl32k-decode-v-over-k \
+  kernels/decode/decode_fwd.h 'FullyQualifiedName~OpenClKvCacheTests.KvCache_On32KLocalMemory' \
+  'GPU decode, 32 KB variant: V is staged with K although they share one buffer, so it overwrites K before the scores read it' \
+  '#if !NA_DECODE_KV_SHARED   // V has its own buffer: staged together with K' \
+  '#if 1   // V has its own buffer: staged together with K'
+
+mutation ocl32k-nbh-local-bytes \
+  managed/NativeAttention/Gpu/Neighborhood/NeighborhoodVariant.cs 'FullyQualifiedName~OpenClNeighborhoodTests.Neighborhood_On32KLocalMemory|FullyQualifiedName~OpenClNeighborhoodTests.NeighborhoodKernels_Declare' \
+  'GPU neighborhood: the host counts one float tile per key instead of K and V, so it takes the plain D = 128/256 kernel (33 KB) for one that fits 32 KB' \
+  'public int LocalBytes => TensorCores ? DynamicSharedBytes : Tiles.BlockN * (2 * HeadDim * sizeof(float) + 3 * sizeof(int) + 2 * sizeof(long));' \
+  'public int LocalBytes => TensorCores ? DynamicSharedBytes : Tiles.BlockN * (HeadDim * sizeof(float) + 3 * sizeof(int) + 2 * sizeof(long));'

@@ -36,7 +36,7 @@ internal static class GpuDecode
         var cache = problem.Cache;
         var options = problem.Options;
         int groupRows = problem.GroupSize * problem.QueryLength;
-        var variant = DecodeVariant.For(problem.ElementType, problem.HeadDim, problem.ValueDim, groupRows);
+        var variant = DecodeVariant.For(problem.ElementType, problem.HeadDim, problem.ValueDim, groupRows, host.LocalMemoryBytes);
         int rowChunks = (groupRows + variant.Rows - 1) / variant.Rows;
         int heads = checked(problem.Batch * problem.KeyValueHeads);
         int splits = cache.Splits ?? AutomaticSplits(problem, heads * rowChunks, host.ComputeUnits);

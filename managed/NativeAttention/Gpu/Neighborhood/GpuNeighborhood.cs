@@ -30,7 +30,7 @@ internal static class GpuNeighborhood
         bool tensorCores = TensorCoresFit(problem, p) && host.TensorCoresFit([q, k, v, o, ek, ev]);
         var variant = tensorCores
             ? new NeighborhoodVariant(problem.ElementType, problem.HeadDim, true, NeighborhoodVariant.TileFor(problem.HeadDim))
-            : new NeighborhoodVariant(problem.ElementType, FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim)), false);
+            : NeighborhoodVariant.Portable(problem.ElementType, FlashVariant.Bucket(Math.Max(problem.HeadDim, problem.ValueDim)), host.LocalMemoryBytes);
         long groups = SetTiles(ref p, variant.Tiles.BlockM) * problem.Batch * problem.QueryHeads;
         if (groups > int.MaxValue)
             throw new NotSupportedException($"Neighborhood needs {groups} work-groups (B x Hq x query tiles); a launch holds at most {int.MaxValue}.");

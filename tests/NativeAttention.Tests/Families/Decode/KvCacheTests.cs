@@ -190,7 +190,7 @@ public abstract class KvCacheTests
 {
     protected abstract Backend Backend { get; }
 
-    private static Gen<KvCase> Cases(bool allowModifiers) =>
+    private protected static Gen<KvCase> Cases(bool allowModifiers) =>
         from type in Gen.Elements(ElementType.Float32, ElementType.Float16, ElementType.BFloat16)
         from batch in Gen.Choose(1, 3)
         from lengths in Gen.Frequency((1, Gen.Constant(0)), (4, Gen.Choose(1, 40)), (2, Gen.Choose(60, 300))).ArrayOf(batch)
@@ -676,6 +676,66 @@ public abstract class KvCacheTests
 public sealed class OpenClKvCacheTests : KvCacheTests
 {
     protected override Backend Backend => Backend.OpenCl;
+
+    /// <summary>The local memory every OpenCL device has (Apple, Mali and some Intel and Qualcomm devices have no more).</summary>
+    private const int MinimumLocalMemory = 32 * 1024;
+
+    /// <summary>
+    /// On a device with 32 KB of local memory (a pretend limit on the context), head dims 64 and up run the decode
+    /// kernel that stages V through K's buffer, with every option the random cases draw, and match the reference and
+    /// the plain variant bit for bit (same tiles, same arithmetic); the plain variants that would not fit are never built.
+    /// </summary>
+    [SkippableFact]
+    public void KvCache_On32KLocalMemory_SharedKvVariant_MatchesReference()
+    {
+        using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)TestBackend.CreateOrSkip(Backend);
+        using var plain = TestBackend.CreateOrSkip(Backend);
+        context.LocalMemoryLimit = MinimumLocalMemory;
+        var arbitrary = Cases(allowModifiers: true)
+            .SelectMany(c => Gen.Elements(64, 100, 128, 160, 256).Select(d => c with
+            {
+                HeadDim = d, ValueDim = c.ValueDim == c.HeadDim ? d : c.ValueDim,
+                RotaryDim = c.Rotary == RotaryMode.None ? 0 : c.Seed % 2 == 0 ? d : d / 2,
+                CacheLengths = [.. c.CacheLengths.Select(l => Math.Min(l, 130))],
+            }))
+            .ToArbitrary();
+        Properties.Check(arbitrary, c =>
+        {
+            var data = KvData.Create(c, c.Paged);
+            var twin = KvData.Create(c, c.Paged);
+            data.Run(context);
+            twin.Run(plain);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+            Assert.Equal(twin.Output.ToDoubleArray(), data.Output.ToDoubleArray());
+            Assert.Equal(twin.LogSumExp.ToDoubleArray(), data.LogSumExp.ToDoubleArray());
+        }, count: 14);
+        var variants = NativeAttention.Gpu.DecodeVariant.All(NativeAttention.Gpu.KernelApi.OpenCl).ToArray();
+        Assert.Contains(variants, v => v.SharedKv && context.HasModule(v.Name));
+        Assert.DoesNotContain(variants, v => !v.SharedKv && v.LocalBytes > MinimumLocalMemory && context.HasModule(v.Name));
+    }
+
+    /// <summary>
+    /// The host picks a decode variant by <see cref="NativeAttention.Gpu.DecodeVariant.LocalBytes"/>: that must be what
+    /// each compiled kernel declares (as OpenCL reports it), and every shared-K/V variant must fit 32 KB, at every head dim.
+    /// </summary>
+    [SkippableFact]
+    public void DecodeKernels_DeclareTheLocalMemoryTheHostAssumes_AndTheSharedKvOnesFit32K()
+    {
+        using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)TestBackend.CreateOrSkip(Backend);
+        var api = NativeAttention.Gpu.KernelApi.OpenCl;
+        var variants = NativeAttention.Gpu.DecodeVariant.All(api).Where(v => v.ElementType == ElementType.Float32).ToArray();
+        foreach (var variant in variants)
+        {
+            using var module = context.BuildSource(variant.Source(api), NativeAttention.Gpu.DecodeVariant.EntryPoint);
+            long bytes = module.LocalMemoryBytes(context.Device);
+            Assert.True(bytes == variant.LocalBytes, $"{variant.Name}: OpenCL reports {bytes} bytes of local memory, the host assumes {variant.LocalBytes}");
+            if (variant.SharedKv) Assert.True(bytes <= MinimumLocalMemory, $"{variant.Name}: {bytes} bytes of local memory");
+            else if (bytes > MinimumLocalMemory) Assert.Contains(variant with { SharedKv = true }, variants);
+        }
+        foreach (int d in NativeAttention.Gpu.FlashVariant.HeadDimBuckets.ToArray())
+            Assert.Contains(variants, v => v.HeadDim == d && v.LocalBytes <= MinimumLocalMemory);
+    }
 }
 
 [Trait("Backend", "Cuda")]

@@ -672,6 +672,58 @@ public sealed class CpuNeighborhoodTests : NeighborhoodTests
 public sealed class OpenClNeighborhoodTests : NeighborhoodTests
 {
     protected override Backend Backend => Backend.OpenCl;
+
+    /// <summary>The local memory every OpenCL device has (Apple, Mali and some Intel and Qualcomm devices have no more).</summary>
+    private const int MinimumLocalMemory = 32 * 1024;
+
+    /// <summary>
+    /// On a device with 32 KB of local memory (a pretend limit on the context), head dims 128 and 256 run the kernel
+    /// with half-size key tiles, over every option the random cases draw, and match the reference; the plain variants
+    /// that would not fit are never built.
+    /// </summary>
+    [SkippableFact]
+    public void Neighborhood_On32KLocalMemory_SmallTileVariant_MatchesReference()
+    {
+        using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)TestBackend.CreateOrSkip(Backend, threads: 2);
+        context.LocalMemoryLimit = MinimumLocalMemory;
+        var cases = from c in Cases
+                    from d in Gen.Elements(72, 128, 160, 256)
+                    from dv in Gen.Elements(d, d, 8, 200)
+                    select c with { HeadDim = d, ValueDim = dv, Batch = 1 };
+        Properties.Check(Arb.From(cases), c =>
+        {
+            var data = NeighborhoodData.Create(c);
+            data.Run(context);
+            var result = Check(c, data);
+            if (!result.Passed) Assert.Fail($"{c}: {result}");
+        }, 10);
+        var variants = NativeAttention.Gpu.NeighborhoodVariant.AllVariants(NativeAttention.Gpu.KernelApi.OpenCl).Cast<NativeAttention.Gpu.NeighborhoodVariant>().ToArray();
+        Assert.Contains(variants, v => v.SmallTile && context.HasModule(v.Name));
+        Assert.DoesNotContain(variants, v => !v.SmallTile && v.LocalBytes > MinimumLocalMemory && context.HasModule(v.Name));
+    }
+
+    /// <summary>
+    /// The host picks a neighborhood variant by <see cref="NativeAttention.Gpu.NeighborhoodVariant.LocalBytes"/>: that
+    /// must be what each compiled kernel declares (as OpenCL reports it), and every small-tile variant must fit 32 KB.
+    /// </summary>
+    [SkippableFact]
+    public void NeighborhoodKernels_DeclareTheLocalMemoryTheHostAssumes_AndTheSmallTileOnesFit32K()
+    {
+        using var context = (NativeAttention.Gpu.OpenCl.OpenClContext)TestBackend.CreateOrSkip(Backend);
+        var api = NativeAttention.Gpu.KernelApi.OpenCl;
+        var variants = NativeAttention.Gpu.NeighborhoodVariant.AllVariants(api).Cast<NativeAttention.Gpu.NeighborhoodVariant>()
+            .Where(v => v.ElementType == ElementType.Float32).ToArray();
+        foreach (var variant in variants)
+        {
+            using var module = context.BuildSource(variant.Source(api), NativeAttention.Gpu.NeighborhoodVariant.EntryPoint);
+            long bytes = module.LocalMemoryBytes(context.Device);
+            Assert.True(bytes == variant.LocalBytes, $"{variant.Name}: OpenCL reports {bytes} bytes of local memory, the host assumes {variant.LocalBytes}");
+            if (variant.SmallTile) Assert.True(bytes <= MinimumLocalMemory, $"{variant.Name}: {bytes} bytes of local memory");
+            else if (bytes > MinimumLocalMemory) Assert.Contains(variant with { SmallTile = true }, variants);
+        }
+        foreach (int d in NativeAttention.Gpu.FlashVariant.HeadDimBuckets.ToArray())
+            Assert.Contains(variants, v => v.HeadDim == d && v.LocalBytes <= MinimumLocalMemory);
+    }
 }
 
 [Trait("Backend", "Cuda")]
