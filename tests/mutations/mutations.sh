@@ -344,3 +344,24 @@ mutation flex-mask-head-modulo \
   'CPU flex maps query head h to block-mask head h % MaskHeads instead of h / (Hq / MaskHeads) (per-GQA-group masks)' \
   'int h = head / HeadsPerMaskHead;' \
   'int h = head % MaskHeads;'
+
+# --- CPU neighborhood, P V over each query column's window columns (NeighborhoodKernels.AccumulateWindows and its
+# caller: 2-D, 4 x 4 boxes, one query head per key/value head, Dv 16 or 32, 512-bit vectors)
+
+mutation nbh-window-first-column \
+  managed/NativeAttention/Cpu/Neighborhood/NeighborhoodKernels.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V drops each query column'"'"'s first window column (rows see key column c only past start + i1)' \
+  'high = step == 0 ? 3 : Math.Min(3, c - start);' \
+  'high = step == 0 ? 3 : Math.Min(3, c - start - 1);'
+
+mutation nbh-window-second-row \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V takes the key rows of an 8-row block from its first query row only (the second misses its last row)' \
+  'high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;' \
+  'high = (int)rowEnd[first] - tileRow;'
+
+mutation nbh-window-unequal-lengths \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V accepts a box whose query columns have windows of different lengths (causal, padding) as equal' \
+  'linear &= starts[x + i * dilation] == start + i * step && counts[x + i * dilation] == count;' \
+  'linear &= starts[x + i * dilation] == start + i * step;'

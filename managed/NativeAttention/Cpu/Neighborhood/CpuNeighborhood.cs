@@ -284,6 +284,9 @@ internal static unsafe class CpuNeighborhood
             }
             s.BoxColumnCount[b] = p.GroupSize * queries;
         }
+        // Key tiles of whole key-box rows, and per box whether its P V runs in diagonal form.
+        bool diagonal = p.DiagonalValues && extent[0] == 1 && extent[2] <= p.TileRows;
+        if (diagonal) DiagonalBoxes(p, tiling, s, boxCount, group[2]);
 
         // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole
         // vectors, the item to whole column groups. Per box, everything that depends on one axis (window in box
@@ -408,12 +411,18 @@ internal static unsafe class CpuNeighborhood
         }
 
         // The key box in row-major order, in tiles of about equal size.
-        int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile;
+        int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile, tileRows = 0;
+        if (diagonal)
+        {
+            tileRows = p.TileRows / extent[2];
+            tiles = (extent[1] + tileRows - 1) / tileRows;
+            tileRows = (extent[1] + tiles - 1) / tiles;
+        }
         // The next item's rows, prefetched a slice after each score block and each P V block (spread over the item, so
         // the misses overlap compute instead of filling the miss buffers at once).
         int nextRows = nextItem < p.Items && (p.QueryRowsInPlace || p.OutputRowsWide) ? ItemRows(p, nextItem, s.NextQueryRows, s.NextOutputRows) : 0;
         int prefetched = 0, slice = (nextRows + tiles * groups * (GroupVectors + 1) - 1) / (tiles * groups * (GroupVectors + 1));
-        int tileKeys = RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
+        int tileKeys = diagonal ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
         for (int k0 = 0; k0 < boxKeys; k0 += tileKeys)
@@ -444,10 +453,10 @@ internal static unsafe class CpuNeighborhood
                     s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
                 PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 if (p.Bias != null)
-                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, p.KeyTile, s.BiasTerm + firstColumn, maxColumns,
+                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, s.CoordinateStride, s.BiasTerm + firstColumn, maxColumns,
                         s.BiasHead + firstColumn, width, p.Bias, p.BiasExtent);
                 if (!full)
-                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, p.KeyTile,
+                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, s.CoordinateStride,
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
                 CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
                 for (int v = 0; v < GroupVectors; v++)
@@ -456,6 +465,12 @@ internal static unsafe class CpuNeighborhood
                     if (b >= boxCount) break;
                     int realColumns = Math.Min(w, s.BoxColumnCount[b] - c % boxColumns);
                     if (realColumns <= 0) continue;
+                    if (diagonal && s.BoxDiagonal[b * Axes] >= 0)
+                    {
+                        AccumulateWindows(p, s, b, c, k0 / extent[2], real / extent[2] + (real % extent[2] == 0 ? 0 : 1), extent[2], s.VectorValues[firstVector + v]);
+                        PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
+                        continue;
+                    }
                     NeighborhoodKernels.AccumulateSkewedInRanges<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
                         s.Output + (long)c * dvStride, realColumns, s.BlockKeyFirst + c / rowBlock, s.BlockKeyEnd + c / rowBlock, k0);
                     PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
@@ -514,6 +529,59 @@ internal static unsafe class CpuNeighborhood
                 p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
         }
     }
+
+    /// <summary>
+    /// Per box of the item (<see cref="ScratchLayout.BoxDiagonal"/>): whether it is a full 4 x 4 box whose query columns'
+    /// windows have one length and start at consecutive columns (lane step 1) or at one column (step 0), and if so the
+    /// step, the window's first column in key-box coordinates and its length.
+    /// </summary>
+    private static void DiagonalBoxes(Plan p, SampleTiling tiling, in ScratchLayout s, int boxCount, int group2)
+    {
+        int dilation = p.Dilation[2];
+        int[] starts = tiling.WindowStart[2], counts = tiling.WindowCount[2];
+        for (int b = 0; b < boxCount; b++)
+        {
+            int* info = s.BoxDiagonal + b * Axes;
+            info[0] = -1;
+            if (s.BoxQueries[b * Axes + 1] != 4 || s.BoxQueries[b * Axes + 2] != 4) continue;
+            int x = s.BoxFirst[b * Axes + 2] * dilation + group2;
+            int start = starts[x], count = counts[x], step = starts[x + dilation] - start;
+            if (step != 0 && step != 1) continue;
+            bool linear = true;
+            for (int i = 1; i < 4; i++)
+                linear &= starts[x + i * dilation] == start + i * step && counts[x + i * dilation] == count;
+            if (!linear) continue;
+            (info[0], info[1], info[2]) = (step, start - s.BoxLow[b * Axes + 2], count);
+        }
+    }
+
+    /// <summary>
+    /// The diagonal P V of box <paramref name="b"/> (vector of columns from <paramref name="c"/>) over a key tile of
+    /// key-box rows <c>[tileRow, tileRow + tileRows)</c>: per 8-row block, the rows its two query rows see.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateWindows(Plan p, in ScratchLayout s, int b, int c, int tileRow, int tileRows, int rowKeys, float* values)
+    {
+        const int width = 64;
+        int* info = s.BoxDiagonal + b * Axes;
+        int step = info[0], start = info[1], columns = info[2], dvStride = p.ValueStride;
+        long maxColumns = p.MaxColumns;
+        float* rowStart = s.ColumnStart + maxColumns, rowEnd = s.ColumnEnd + maxColumns;
+        for (int half = 0; half < 16; half += 8)
+        {
+            int first = c + half;
+            // The lanes' box rows: two query rows, four lanes each (the first lane of each holds its row's window).
+            int low = (int)Math.Min(rowStart[first], rowStart[first + 4]) - tileRow, high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;
+            low = Math.Clamp(low, 0, tileRows);
+            high = Math.Clamp(high, low, tileRows);
+            float* pv = s.Scores + (first & (width - 1)), alpha = s.Alpha + (first & (width - 1)), output = s.Output + (long)first * dvStride;
+            if (dvStride == 32) NeighborhoodKernels.AccumulateWindows<Two>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
+            else NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
+        }
+    }
+
+    /// <summary>Lets <see cref="Plan.DiagonalValues"/> be chosen (measurements switch it off to compare the paths).</summary>
+    internal static bool DiagonalEnabled = true;
 
     /// <summary>Per-query-coordinate tables of one box (one entry per query coordinate of each axis, the axes one after another).</summary>
     private readonly struct AxisScratch(float* start, float* end, int* bias, int* firstKey, int* lastKey, long* query, long* output, long* lse)
@@ -823,6 +891,15 @@ internal static unsafe class CpuNeighborhood
         public readonly bool OutputRowsWide;
         public readonly long ScratchFloats;
         public int NextItem;
+        /// <summary>
+        /// 2-D, 512-bit vectors, one query head per key/value head, 4 x 4 query boxes, Dv 16 or 32: a box whose four
+        /// query columns have windows of one length starting at consecutive columns (or at one column) runs its P V
+        /// block over each row's window columns only (<see cref="NeighborhoodKernels.AccumulateWindows{TVectors}"/>), and
+        /// key tiles hold whole rows of the key box.
+        /// </summary>
+        public readonly bool DiagonalValues;
+        /// <summary>Rows of a score tile: <see cref="KeyTile"/>, or with <see cref="DiagonalValues"/> up to twice that (a 7 x 7 key box in one tile).</summary>
+        public readonly int TileRows;
 
         public Plan(NeighborhoodProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             byte* q, byte* k, byte* v, byte* o, float* lse, byte* extraK, byte* extraV)
@@ -887,6 +964,9 @@ internal static unsafe class CpuNeighborhood
             Box = ChooseBox();
             int boxQueries = Box[0] * Box[1] * Box[2];
             BoxColumns = RoundUp(GroupSize * boxQueries, vectorWidth);
+            DiagonalValues = DiagonalEnabled && vectorWidth == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Length[0] == 1 && GroupSize == 1
+                && Box[0] == 1 && Box[1] == 4 && Box[2] == 4 && (ValueStride == 16 || ValueStride == 32);
+            TileRows = DiagonalValues ? 2 * KeyTile : KeyTile;
             // An item: as many query boxes as fill one column group, doubled along whichever axis grows the item's union of
             // key boxes least (a compact union: fewer K/V rows per item, read from cache by its four vectors).
             int itemBoxes = Math.Max(1, GroupWidth / BoxColumns);
@@ -1098,6 +1178,8 @@ internal static unsafe class CpuNeighborhood
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
         public readonly int* BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
+        /// <summary>Per box: the lane step of its diagonal P V (-1: none), its window's first column in the key box, and its window's columns.</summary>
+        public readonly int* BoxDiagonal;
         /// <summary>Per register block of P V rows: the key-box indices <c>[first, end)</c> its rows see.</summary>
         public readonly int* BlockKeyFirst, BlockKeyEnd;
         /// <summary>Per column: the key-box indices (row-major) of its window's first key and past its last.</summary>
@@ -1124,14 +1206,14 @@ internal static unsafe class CpuNeighborhood
             Alpha = CpuScratch.Take(ref next, p.GroupWidth);
             Keys = CpuScratch.Take(ref next, (long)Math.Max(p.KeyRunsInPlace ? 0 : p.MaxUnionKeys, p.KeyTile) * p.HeadDim);
             Values = CpuScratch.Take(ref next, (long)Math.Max(p.ValueRunsInPlace ? 0 : p.MaxUnionKeys, p.KeyTile) * p.ValueStride);
-            KeyOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
-            ValueOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
+            KeyOffsets = (long*)CpuScratch.Take(ref next, 2L * p.TileRows);
+            ValueOffsets = (long*)CpuScratch.Take(ref next, 2L * p.TileRows);
             VectorKeys = (float**)CpuScratch.Take(ref next, 2L * columns);
             VectorValues = (float**)CpuScratch.Take(ref next, 2L * columns);
             QueryRows = (float**)CpuScratch.Take(ref next, 2L * columns);
-            CoordinateStride = p.KeyTile;
-            Coordinates = CpuScratch.Take(ref next, (long)Axes * p.KeyTile);
-            Scores = CpuScratch.Take(ref next, (long)p.KeyTile * p.GroupWidth);
+            CoordinateStride = p.TileRows;
+            Coordinates = CpuScratch.Take(ref next, (long)Axes * p.TileRows);
+            Scores = CpuScratch.Take(ref next, (long)p.TileRows * p.GroupWidth);
             ColumnStart = CpuScratch.Take(ref next, Axes * columns);
             ColumnEnd = CpuScratch.Take(ref next, Axes * columns);
             TileStart = CpuScratch.Take(ref next, p.GroupWidth);
@@ -1144,6 +1226,7 @@ internal static unsafe class CpuNeighborhood
             BoxQueries = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxLow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxColumnCount = (int*)CpuScratch.Take(ref next, p.MaxBoxes);
+            BoxDiagonal = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BlockKeyFirst = (int*)CpuScratch.Take(ref next, columns);
             BlockKeyEnd = (int*)CpuScratch.Take(ref next, columns);
             ColumnFirstKey = (int*)CpuScratch.Take(ref next, columns);
