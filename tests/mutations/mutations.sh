@@ -365,3 +365,9 @@ mutation nbh-window-unequal-lengths \
   'CPU neighborhood window P V accepts a box whose query columns have windows of different lengths (causal, padding) as equal' \
   'linear &= starts[x + i * dilation] == start + i * step && counts[x + i * dilation] == count;' \
   'linear &= starts[x + i * dilation] == start + i * step;'
+
+mutation nbh-columns-vector-end-key \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood per-column tables, four columns at a time: the key-box index range ends at the last visible key instead of one past it' \
+  'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1] + 1);' \
+  'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1]);'

@@ -595,8 +595,10 @@ internal static unsafe class CpuNeighborhood
     /// The columns of box <paramref name="b"/> from column <paramref name="column"/> on (its heads x its queries): window
     /// bounds in box coordinates, key-box index range, bias terms, output and LSE offsets, Q rows (prefetched, or read and
     /// transposed when Q is not read in place), an empty running softmax; returns the column after them. Everything that
-    /// depends on one axis is worked out once per query coordinate, then combined per column. A method of its own: in
-    /// <see cref="RunItem"/> these loops ran with most of their locals spilled.
+    /// depends on one axis is worked out once per query coordinate, then combined per column, four columns at a time
+    /// where Q is read in place (scalar, the per-column code reloaded every table pointer from the layout after each
+    /// store, about 100 instructions a column). A method of its own: in <see cref="RunItem"/> these loops ran with most
+    /// of their locals spilled.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static int BoxColumns(Plan p, SampleTiling tiling, in ScratchLayout s, in AxisScratch t, int b, int column, int group0, int group1, int group2, int kvHead,
@@ -635,41 +637,93 @@ internal static unsafe class CpuNeighborhood
             long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
             for (int i0 = 0; i0 < boxQueries[0]; i0++)
             for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
-            for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
             {
-                int c = column;
-                s.ColumnStart[c] = t.Start[i0];
-                s.ColumnEnd[c] = t.End[i0];
-                s.BiasTerm[c] = t.Bias[i0];
-                s.ColumnStart[maxColumns + c] = t.Start[i1];
-                s.ColumnEnd[maxColumns + c] = t.End[i1];
-                s.BiasTerm[maxColumns + c] = t.Bias[i1];
-                s.ColumnStart[2 * maxColumns + c] = t.Start[i2];
-                s.ColumnEnd[2 * maxColumns + c] = t.End[i2];
-                s.BiasTerm[2 * maxColumns + c] = t.Bias[i2];
-                s.BiasHead[c] = head * p.BiasHeadSize;
-                s.OutputOffset[c] = oHead + t.Output[i0] + t.Output[i1] + t.Output[i2];
-                s.LseOffset[c] = lHead + t.Lse[i0] + t.Lse[i1] + t.Lse[i2];
-                s.ColumnFirstKey[c] = t.FirstKey[i0] + t.FirstKey[i1] + t.FirstKey[i2];
-                s.ColumnEndKey[c] = t.LastKey[i0] + t.LastKey[i1] + t.LastKey[i2] + 1;
-                long qOffset = qHead + t.Query[i0] + t.Query[i1] + t.Query[i2];
-                if (p.QueryRowsInPlace)
+                int i2 = at2;
+                if (p.QueryRowsInPlace && Vector256.IsHardwareAccelerated)
                 {
-                    // Transposed per vector later. Q and O rows are touched once per call, so they come from memory:
-                    // fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
-                    s.QueryRows[c] = (float*)p.Q + qOffset;
-                    Prefetch(s.QueryRows[c], dqk, 0);
-                    if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                    // Four columns at a time (consecutive queries on the last axis): the per-column tables are sums of
+                    // per-axis terms, so each is a broadcast plus a vector of the last axis' terms.
+                    int end2 = at2 + boxQueries[2] - 3;
+                    if (i2 < end2)
+                    {
+                        float* columnStart = s.ColumnStart, columnEnd = s.ColumnEnd;
+                        int* biasTerm = s.BiasTerm;
+                        var start01 = (Vector128.Create(t.Start[i0]), Vector128.Create(t.Start[i1]));
+                        var end01 = (Vector128.Create(t.End[i0]), Vector128.Create(t.End[i1]));
+                        var bias01 = (Vector128.Create(t.Bias[i0]), Vector128.Create(t.Bias[i1]));
+                        var biasHead = Vector128.Create(head * p.BiasHeadSize);
+                        var output01 = Vector256.Create(oHead + t.Output[i0] + t.Output[i1]);
+                        var lse01 = Vector256.Create(lHead + t.Lse[i0] + t.Lse[i1]);
+                        var first01 = Vector128.Create(t.FirstKey[i0] + t.FirstKey[i1]);
+                        var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1] + 1);
+                        var query01 = Vector256.Create((long)p.Q + sizeof(float) * (qHead + t.Query[i0] + t.Query[i1]));
+                        for (; i2 < end2; i2 += 4, column += 4)
+                        {
+                            int c = column;
+                            start01.Item1.Store(columnStart + c);
+                            start01.Item2.Store(columnStart + maxColumns + c);
+                            Vector128.Load(t.Start + i2).Store(columnStart + 2 * maxColumns + c);
+                            end01.Item1.Store(columnEnd + c);
+                            end01.Item2.Store(columnEnd + maxColumns + c);
+                            Vector128.Load(t.End + i2).Store(columnEnd + 2 * maxColumns + c);
+                            bias01.Item1.Store(biasTerm + c);
+                            bias01.Item2.Store(biasTerm + maxColumns + c);
+                            Vector128.Load(t.Bias + i2).Store(biasTerm + 2 * maxColumns + c);
+                            biasHead.Store(s.BiasHead + c);
+                            var outputOffset = output01 + Vector256.Load(t.Output + i2);
+                            outputOffset.Store(s.OutputOffset + c);
+                            (lse01 + Vector256.Load(t.Lse + i2)).Store(s.LseOffset + c);
+                            (first01 + Vector128.Load(t.FirstKey + i2)).Store(s.ColumnFirstKey + c);
+                            (last01 + Vector128.Load(t.LastKey + i2)).Store(s.ColumnEndKey + c);
+                            var rows = query01 + Vector256.ShiftLeft(Vector256.Load(t.Query + i2), 2);
+                            rows.Store((long*)s.QueryRows + c);
+                            for (int k = 0; k < 4; k++)
+                            {
+                                Prefetch((float*)rows.GetElement(k), dqk, 0);
+                                if (p.OutputRowsWide) Prefetch((float*)p.O + outputOffset.GetElement(k), dv, 1);
+                            }
+                            Vector128.Create(float.NegativeInfinity).Store(s.Max + c);
+                            Vector128<float>.Zero.Store(s.Sum + c);
+                            new Span<float>(s.Output + (long)c * dvStride, 4 * dvStride).Clear();
+                        }
+                    }
                 }
-                else
+                for (; i2 < at2 + boxQueries[2]; i2++, column++)
                 {
-                    CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                    // Column c of group c / width (a power of two: shifts, not divisions).
-                    float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
-                    float scale = p.Log2Scale;
-                    for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                    int c = column;
+                    s.ColumnStart[c] = t.Start[i0];
+                    s.ColumnEnd[c] = t.End[i0];
+                    s.BiasTerm[c] = t.Bias[i0];
+                    s.ColumnStart[maxColumns + c] = t.Start[i1];
+                    s.ColumnEnd[maxColumns + c] = t.End[i1];
+                    s.BiasTerm[maxColumns + c] = t.Bias[i1];
+                    s.ColumnStart[2 * maxColumns + c] = t.Start[i2];
+                    s.ColumnEnd[2 * maxColumns + c] = t.End[i2];
+                    s.BiasTerm[2 * maxColumns + c] = t.Bias[i2];
+                    s.BiasHead[c] = head * p.BiasHeadSize;
+                    s.OutputOffset[c] = oHead + t.Output[i0] + t.Output[i1] + t.Output[i2];
+                    s.LseOffset[c] = lHead + t.Lse[i0] + t.Lse[i1] + t.Lse[i2];
+                    s.ColumnFirstKey[c] = t.FirstKey[i0] + t.FirstKey[i1] + t.FirstKey[i2];
+                    s.ColumnEndKey[c] = t.LastKey[i0] + t.LastKey[i1] + t.LastKey[i2] + 1;
+                    long qOffset = qHead + t.Query[i0] + t.Query[i1] + t.Query[i2];
+                    if (p.QueryRowsInPlace)
+                    {
+                        // Transposed per vector later. Q and O rows are touched once per call, so they come from memory:
+                        // fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                        s.QueryRows[c] = (float*)p.Q + qOffset;
+                        Prefetch(s.QueryRows[c], dqk, 0);
+                        if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                    }
+                    else
+                    {
+                        CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                        // Column c of group c / width (a power of two: shifts, not divisions).
+                        float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                        float scale = p.Log2Scale;
+                        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                    }
+                    InitColumn(s, c, dvStride);
                 }
-                InitColumn(s, c, dvStride);
             }
         }
         return column;
