@@ -371,3 +371,9 @@ mutation nbh-columns-vector-end-key \
   'CPU neighborhood per-column tables, four columns at a time: the key-box index range ends at the last visible key instead of one past it' \
   'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1] + 1);' \
   'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1]);'
+
+mutation nbh-tile-tables-stale \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood keeps the one-tile key tables of an earlier item after an item of several tiles overwrote them (padding: samples of different extents)' \
+  'if (tiles > 1) s.TileKey[0] = 0;' \
+  'if (tiles > 1) s.TileKey[1] = -1;'
