@@ -376,4 +376,4 @@ mutation nbh-tile-tables-stale \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
   'CPU neighborhood keeps the one-tile key tables of an earlier item after an item of several tiles overwrote them (padding: samples of different extents)' \
   'if (tiles > 1) s.TileKey[0] = 0;' \
-  'if (tiles > 1) s.TileKey[1] = -1;'
+  'if (tiles < 0) s.TileKey[0] = 0;'
