@@ -285,9 +285,9 @@ internal static unsafe class CpuNeighborhood
             }
             s.BoxColumnCount[b] = p.GroupSize * queries;
         }
-        // Key tiles of whole key-box rows, and per box whether its P V runs in diagonal form.
-        bool diagonal = p.DiagonalValues && extent[0] == 1 && extent[2] <= p.TileRows;
-        if (diagonal) DiagonalBoxes(p, tiling, s, boxCount, group[2]);
+        // Key tiles of whole key-box rows, and per box whether its P V runs over its query columns' window columns only.
+        bool windowed = p.WindowValues && extent[0] == 1 && extent[2] <= p.TileRows;
+        if (windowed) WindowBoxes(p, tiling, s, boxCount, group[2]);
 
         // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole
         // vectors, the item to whole column groups. Per box, everything that depends on one axis (window in box
@@ -441,7 +441,7 @@ internal static unsafe class CpuNeighborhood
 
         // The key box in row-major order, in tiles of about equal size.
         int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile, tileRows = 0;
-        if (diagonal)
+        if (windowed)
         {
             tileRows = p.TileRows / extent[2];
             tiles = (extent[1] + tileRows - 1) / tileRows;
@@ -451,7 +451,7 @@ internal static unsafe class CpuNeighborhood
         // the misses overlap compute instead of filling the miss buffers at once).
         int nextRows = nextItem < p.Items && (p.QueryRowsInPlace || p.OutputRowsWide) ? ItemRows(p, nextItem, s.NextQueryRows, s.NextOutputRows) : 0;
         int prefetched = 0, slice = (nextRows + tiles * groups * (GroupVectors + 1) - 1) / (tiles * groups * (GroupVectors + 1));
-        int tileKeys = diagonal ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
+        int tileKeys = windowed ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
         for (int k0 = 0; k0 < boxKeys; k0 += tileKeys)
@@ -499,7 +499,7 @@ internal static unsafe class CpuNeighborhood
                     if (b >= boxCount) break;
                     int realColumns = Math.Min(w, s.BoxColumnCount[b] - c % boxColumns);
                     if (realColumns <= 0) continue;
-                    if (diagonal && s.BoxDiagonal[b * Axes] >= 0)
+                    if (windowed && s.BoxWindow[b * Axes] >= 0)
                     {
                         AccumulateWindows(p, s, b, c, k0 / extent[2], real / extent[2] + (real % extent[2] == 0 ? 0 : 1), extent[2], s.VectorValues[firstVector + v]);
                         PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
@@ -565,17 +565,17 @@ internal static unsafe class CpuNeighborhood
     }
 
     /// <summary>
-    /// Per box of the item (<see cref="ScratchLayout.BoxDiagonal"/>): whether it is a full 4 x 4 box whose query columns'
+    /// Per box of the item (<see cref="ScratchLayout.BoxWindow"/>): whether it is a full 4 x 4 box whose query columns'
     /// windows have one length and start at consecutive columns (lane step 1) or at one column (step 0), and if so the
     /// step, the window's first column in key-box coordinates and its length.
     /// </summary>
-    private static void DiagonalBoxes(Plan p, SampleTiling tiling, in ScratchLayout s, int boxCount, int group2)
+    private static void WindowBoxes(Plan p, SampleTiling tiling, in ScratchLayout s, int boxCount, int group2)
     {
         int dilation = p.Dilation[2];
         int[] starts = tiling.WindowStart[2], counts = tiling.WindowCount[2];
         for (int b = 0; b < boxCount; b++)
         {
-            int* info = s.BoxDiagonal + b * Axes;
+            int* info = s.BoxWindow + b * Axes;
             info[0] = -1;
             if (s.BoxQueries[b * Axes + 1] != 4 || s.BoxQueries[b * Axes + 2] != 4) continue;
             int x = s.BoxFirst[b * Axes + 2] * dilation + group2;
@@ -590,14 +590,14 @@ internal static unsafe class CpuNeighborhood
     }
 
     /// <summary>
-    /// The diagonal P V of box <paramref name="b"/> (vector of columns from <paramref name="c"/>) over a key tile of
+    /// The window P V of box <paramref name="b"/> (vector of columns from <paramref name="c"/>) over a key tile of
     /// key-box rows <c>[tileRow, tileRow + tileRows)</c>: per 8-row block, the rows its two query rows see.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateWindows(Plan p, in ScratchLayout s, int b, int c, int tileRow, int tileRows, int rowKeys, float* values)
     {
         const int width = 64;
-        int* info = s.BoxDiagonal + b * Axes;
+        int* info = s.BoxWindow + b * Axes;
         int step = info[0], start = info[1], columns = info[2], dvStride = p.ValueStride;
         long maxColumns = p.MaxColumns;
         float* rowStart = s.ColumnStart + maxColumns, rowEnd = s.ColumnEnd + maxColumns;
@@ -613,9 +613,6 @@ internal static unsafe class CpuNeighborhood
             else NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
         }
     }
-
-    /// <summary>Lets <see cref="Plan.DiagonalValues"/> be chosen (measurements switch it off to compare the paths).</summary>
-    internal static bool DiagonalEnabled = true;
 
     /// <summary>Per-query-coordinate tables of one box (one entry per query coordinate of each axis, the axes one after another).</summary>
     private readonly struct AxisScratch(float* start, float* end, int* bias, int* firstKey, int* lastKey, long* query, long* output, long* lse)
@@ -1001,8 +998,8 @@ internal static unsafe class CpuNeighborhood
         /// block over each row's window columns only (<see cref="NeighborhoodKernels.AccumulateWindows{TVectors}"/>), and
         /// key tiles hold whole rows of the key box.
         /// </summary>
-        public readonly bool DiagonalValues;
-        /// <summary>Rows of a score tile: <see cref="KeyTile"/>, or with <see cref="DiagonalValues"/> up to twice that (a 7 x 7 key box in one tile).</summary>
+        public readonly bool WindowValues;
+        /// <summary>Rows of a score tile: <see cref="KeyTile"/>, or with <see cref="WindowValues"/> up to twice that (a 7 x 7 key box in one tile).</summary>
         public readonly int TileRows;
 
         public Plan(NeighborhoodProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
@@ -1068,9 +1065,9 @@ internal static unsafe class CpuNeighborhood
             Box = ChooseBox();
             int boxQueries = Box[0] * Box[1] * Box[2];
             BoxColumns = RoundUp(GroupSize * boxQueries, vectorWidth);
-            DiagonalValues = DiagonalEnabled && vectorWidth == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Length[0] == 1 && GroupSize == 1
+            WindowValues = vectorWidth == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Length[0] == 1 && GroupSize == 1
                 && Box[0] == 1 && Box[1] == 4 && Box[2] == 4 && (ValueStride == 16 || ValueStride == 32);
-            TileRows = DiagonalValues ? 2 * KeyTile : KeyTile;
+            TileRows = WindowValues ? 2 * KeyTile : KeyTile;
             // An item: as many query boxes as fill one column group, doubled along whichever axis grows the item's union of
             // key boxes least (a compact union: fewer K/V rows per item, read from cache by its four vectors).
             int itemBoxes = Math.Max(1, GroupWidth / BoxColumns);
@@ -1282,8 +1279,8 @@ internal static unsafe class CpuNeighborhood
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
         public readonly int* BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
-        /// <summary>Per box: the lane step of its diagonal P V (-1: none), its window's first column in the key box, and its window's columns.</summary>
-        public readonly int* BoxDiagonal;
+        /// <summary>Per box: the lane step of its window P V (-1: none), its window's first column in the key box, and its window's columns.</summary>
+        public readonly int* BoxWindow;
         /// <summary>Per register block of P V rows: the key-box indices <c>[first, end)</c> its rows see.</summary>
         public readonly int* BlockKeyFirst, BlockKeyEnd;
         /// <summary>
@@ -1336,7 +1333,7 @@ internal static unsafe class CpuNeighborhood
             BoxQueries = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxLow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxColumnCount = (int*)CpuScratch.Take(ref next, p.MaxBoxes);
-            BoxDiagonal = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
+            BoxWindow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             TileKey = (long*)CpuScratch.Take(ref next, 2 * 12);
             BlockKeyFirst = (int*)CpuScratch.Take(ref next, columns);
             BlockKeyEnd = (int*)CpuScratch.Take(ref next, columns);
