@@ -384,3 +384,35 @@ mutation ocl32k-nbh-local-bytes \
   'GPU neighborhood: the host counts one float tile per key instead of K and V, so it takes the plain D = 128/256 kernel (33 KB) for one that fits 32 KB' \
   'public int LocalBytes => TensorCores ? DynamicSharedBytes : Tiles.BlockN * (2 * HeadDim * sizeof(float) + 3 * sizeof(int) + 2 * sizeof(long));' \
   'public int LocalBytes => TensorCores ? DynamicSharedBytes : Tiles.BlockN * (HeadDim * sizeof(float) + 3 * sizeof(int) + 2 * sizeof(long));'
+# --- CPU neighborhood, P V over each query column's window columns (NeighborhoodKernels.AccumulateWindows and its
+# caller: 2-D, 4 x 4 boxes, one query head per key/value head, Dv 16 or 32, 512-bit vectors)
+
+mutation nbh-window-first-column \
+  managed/NativeAttention/Cpu/Neighborhood/NeighborhoodKernels.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V drops each query column'"'"'s first window column (rows see key column c only past start + i1)' \
+  'high = step == 0 ? 3 : Math.Min(3, c - start);' \
+  'high = step == 0 ? 3 : Math.Min(3, c - start - 1);'
+
+mutation nbh-window-second-row \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V takes the key rows of an 8-row block from its first query row only (the second misses its last row)' \
+  'high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;' \
+  'high = (int)rowEnd[first] - tileRow;'
+
+mutation nbh-window-unequal-lengths \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V accepts a box whose query columns have windows of different lengths (causal, padding) as equal' \
+  'linear &= starts[x + i * dilation] == start + i * step && counts[x + i * dilation] == count;' \
+  'linear &= starts[x + i * dilation] == start + i * step;'
+
+mutation nbh-columns-vector-end-key \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood per-column tables, four columns at a time: the key-box index range ends at the last visible key instead of one past it' \
+  'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1] + 1);' \
+  'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1]);'
+
+mutation nbh-tile-tables-stale \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood keeps the one-tile key tables of an earlier item after an item of several tiles overwrote them (padding: samples of different extents)' \
+  'if (tiles > 1) s.TileKey[0] = 0;' \
+  'if (tiles < 0) s.TileKey[0] = 0;'

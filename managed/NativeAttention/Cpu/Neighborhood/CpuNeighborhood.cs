@@ -165,6 +165,7 @@ internal static unsafe class CpuNeighborhood
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
+        new ScratchLayout(scratch, plan).TileKey[0] = 0; // the scratch is shared with other calls: no tile tables yet
         int item = Interlocked.Increment(ref plan.NextItem) - 1;
         while (item < plan.Items)
         {
@@ -284,6 +285,9 @@ internal static unsafe class CpuNeighborhood
             }
             s.BoxColumnCount[b] = p.GroupSize * queries;
         }
+        // Key tiles of whole key-box rows, and per box whether its P V runs over its query columns' window columns only.
+        bool windowed = p.WindowValues && extent[0] == 1 && extent[2] <= p.TileRows;
+        if (windowed) WindowBoxes(p, tiling, s, boxCount, group[2]);
 
         // Columns: box-major, then query head, then the box's queries in row-major order; each box padded to whole
         // vectors, the item to whole column groups. Per box, everything that depends on one axis (window in box
@@ -315,7 +319,35 @@ internal static unsafe class CpuNeighborhood
             for (int a = 0; a < Axes; a++)
             {
                 float unionLow = float.MaxValue, unionHigh = float.MinValue, fullLow = float.MinValue, fullHigh = float.MaxValue;
-                for (int c = g * width; c < (g + 1) * width; c++)
+                int c = g * width;
+                if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+                {
+                    // Four columns at a time (the compares of the scalar loop mispredicted): padding columns (start
+                    // -1e9, end 1e9) are left out of the union and cannot narrow the intersection.
+                    var low = Vector128.Create(float.MaxValue);
+                    var high = Vector128.Create(float.MinValue);
+                    var fullLowV = Vector128.Create(float.MinValue);
+                    var fullHighV = Vector128.Create(float.MaxValue);
+                    var padding = Vector128.Create(-1e8f);
+                    for (; c + 4 <= (g + 1) * width; c += 4)
+                    {
+                        var start = Vector128.Load(s.ColumnStart + a * maxColumns + c);
+                        var end = Vector128.Load(s.ColumnEnd + a * maxColumns + c);
+                        var real = Vector128.GreaterThanOrEqual(start, padding);
+                        low = System.Runtime.Intrinsics.X86.Sse.Min(low, Vector128.ConditionalSelect(real, start, Vector128.Create(float.MaxValue)));
+                        high = System.Runtime.Intrinsics.X86.Sse.Max(high, Vector128.ConditionalSelect(real, end, Vector128.Create(float.MinValue)));
+                        fullLowV = System.Runtime.Intrinsics.X86.Sse.Max(fullLowV, start);
+                        fullHighV = System.Runtime.Intrinsics.X86.Sse.Min(fullHighV, end);
+                    }
+                    for (int l = 0; l < 4; l++)
+                    {
+                        unionLow = low.GetElement(l) < unionLow ? low.GetElement(l) : unionLow;
+                        unionHigh = high.GetElement(l) > unionHigh ? high.GetElement(l) : unionHigh;
+                        fullLow = fullLowV.GetElement(l) > fullLow ? fullLowV.GetElement(l) : fullLow;
+                        fullHigh = fullHighV.GetElement(l) < fullHigh ? fullHighV.GetElement(l) : fullHigh;
+                    }
+                }
+                for (; c < (g + 1) * width; c++)
                 {
                     float start = s.ColumnStart[a * maxColumns + c], end = s.ColumnEnd[a * maxColumns + c];
                     if (start < -1e8f) continue; // a padding column
@@ -408,19 +440,30 @@ internal static unsafe class CpuNeighborhood
         }
 
         // The key box in row-major order, in tiles of about equal size.
-        int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile;
+        int tiles = (boxKeys + p.KeyTile - 1) / p.KeyTile, tileRows = 0;
+        if (windowed)
+        {
+            tileRows = p.TileRows / extent[2];
+            tiles = (extent[1] + tileRows - 1) / tileRows;
+            tileRows = (extent[1] + tiles - 1) / tiles;
+        }
         // The next item's rows, prefetched a slice after each score block and each P V block (spread over the item, so
         // the misses overlap compute instead of filling the miss buffers at once).
         int nextRows = nextItem < p.Items && (p.QueryRowsInPlace || p.OutputRowsWide) ? ItemRows(p, nextItem, s.NextQueryRows, s.NextOutputRows) : 0;
         int prefetched = 0, slice = (nextRows + tiles * groups * (GroupVectors + 1) - 1) / (tiles * groups * (GroupVectors + 1));
-        int tileKeys = RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
+        int tileKeys = windowed ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
         for (int k0 = 0; k0 < boxKeys; k0 += tileKeys)
         {
             int real = Math.Min(tileKeys, boxKeys - k0);
             int keys = RoundUp(real, KeyBlock);
-            TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
+            // An item of one tile finds the tables of the worker's previous item when its box and strides match (they
+            // are the same for every item of a dilation group when K and V are read in place); an item of several
+            // tiles overwrites them.
+            if (tiles > 1) s.TileKey[0] = 0;
+            if (tiles > 1 || !TileCoordinatesCached(s, real, keys, extent, keyStrides, valueStrides))
+                TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
             // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
             // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
             int last = k0 + real - 1;
@@ -444,10 +487,10 @@ internal static unsafe class CpuNeighborhood
                     s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
                 PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 if (p.Bias != null)
-                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, p.KeyTile, s.BiasTerm + firstColumn, maxColumns,
+                    NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, s.CoordinateStride, s.BiasTerm + firstColumn, maxColumns,
                         s.BiasHead + firstColumn, width, p.Bias, p.BiasExtent);
                 if (!full)
-                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, p.KeyTile,
+                    NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, s.CoordinateStride,
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
                 CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
                 for (int v = 0; v < GroupVectors; v++)
@@ -456,6 +499,12 @@ internal static unsafe class CpuNeighborhood
                     if (b >= boxCount) break;
                     int realColumns = Math.Min(w, s.BoxColumnCount[b] - c % boxColumns);
                     if (realColumns <= 0) continue;
+                    if (windowed && s.BoxWindow[b * Axes] >= 0)
+                    {
+                        AccumulateWindows(p, s, b, c, k0 / extent[2], real / extent[2] + (real % extent[2] == 0 ? 0 : 1), extent[2], s.VectorValues[firstVector + v]);
+                        PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
+                        continue;
+                    }
                     NeighborhoodKernels.AccumulateSkewedInRanges<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
                         s.Output + (long)c * dvStride, realColumns, s.BlockKeyFirst + c / rowBlock, s.BlockKeyEnd + c / rowBlock, k0);
                     PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
@@ -515,6 +564,56 @@ internal static unsafe class CpuNeighborhood
         }
     }
 
+    /// <summary>
+    /// Per box of the item (<see cref="ScratchLayout.BoxWindow"/>): whether it is a full 4 x 4 box whose query columns'
+    /// windows have one length and start at consecutive columns (lane step 1) or at one column (step 0), and if so the
+    /// step, the window's first column in key-box coordinates and its length.
+    /// </summary>
+    private static void WindowBoxes(Plan p, SampleTiling tiling, in ScratchLayout s, int boxCount, int group2)
+    {
+        int dilation = p.Dilation[2];
+        int[] starts = tiling.WindowStart[2], counts = tiling.WindowCount[2];
+        for (int b = 0; b < boxCount; b++)
+        {
+            int* info = s.BoxWindow + b * Axes;
+            info[0] = -1;
+            if (s.BoxQueries[b * Axes + 1] != 4 || s.BoxQueries[b * Axes + 2] != 4) continue;
+            int x = s.BoxFirst[b * Axes + 2] * dilation + group2;
+            int start = starts[x], count = counts[x], step = starts[x + dilation] - start;
+            if (step != 0 && step != 1) continue;
+            bool linear = true;
+            for (int i = 1; i < 4; i++)
+                linear &= starts[x + i * dilation] == start + i * step && counts[x + i * dilation] == count;
+            if (!linear) continue;
+            (info[0], info[1], info[2]) = (step, start - s.BoxLow[b * Axes + 2], count);
+        }
+    }
+
+    /// <summary>
+    /// The window P V of box <paramref name="b"/> (vector of columns from <paramref name="c"/>) over a key tile of
+    /// key-box rows <c>[tileRow, tileRow + tileRows)</c>: per 8-row block, the rows its two query rows see.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateWindows(Plan p, in ScratchLayout s, int b, int c, int tileRow, int tileRows, int rowKeys, float* values)
+    {
+        const int width = 64;
+        int* info = s.BoxWindow + b * Axes;
+        int step = info[0], start = info[1], columns = info[2], dvStride = p.ValueStride;
+        long maxColumns = p.MaxColumns;
+        float* rowStart = s.ColumnStart + maxColumns, rowEnd = s.ColumnEnd + maxColumns;
+        for (int half = 0; half < 16; half += 8)
+        {
+            int first = c + half;
+            // The lanes' box rows: two query rows, four lanes each (the first lane of each holds its row's window).
+            int low = (int)Math.Min(rowStart[first], rowStart[first + 4]) - tileRow, high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;
+            low = Math.Clamp(low, 0, tileRows);
+            high = Math.Clamp(high, low, tileRows);
+            float* pv = s.Scores + (first & (width - 1)), alpha = s.Alpha + (first & (width - 1)), output = s.Output + (long)first * dvStride;
+            if (dvStride == 32) NeighborhoodKernels.AccumulateWindows<Two>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
+            else NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
+        }
+    }
+
     /// <summary>Per-query-coordinate tables of one box (one entry per query coordinate of each axis, the axes one after another).</summary>
     private readonly struct AxisScratch(float* start, float* end, int* bias, int* firstKey, int* lastKey, long* query, long* output, long* lse)
     {
@@ -527,8 +626,10 @@ internal static unsafe class CpuNeighborhood
     /// The columns of box <paramref name="b"/> from column <paramref name="column"/> on (its heads x its queries): window
     /// bounds in box coordinates, key-box index range, bias terms, output and LSE offsets, Q rows (prefetched, or read and
     /// transposed when Q is not read in place), an empty running softmax; returns the column after them. Everything that
-    /// depends on one axis is worked out once per query coordinate, then combined per column. A method of its own: in
-    /// <see cref="RunItem"/> these loops ran with most of their locals spilled.
+    /// depends on one axis is worked out once per query coordinate, then combined per column, four columns at a time
+    /// where Q is read in place (scalar, the per-column code reloaded every table pointer from the layout after each
+    /// store, about 100 instructions a column). A method of its own: in <see cref="RunItem"/> these loops ran with most
+    /// of their locals spilled.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static int BoxColumns(Plan p, SampleTiling tiling, in ScratchLayout s, in AxisScratch t, int b, int column, int group0, int group1, int group2, int kvHead,
@@ -567,41 +668,93 @@ internal static unsafe class CpuNeighborhood
             long qHead = qItem + head * p.QueryStrides[1], oHead = oItem + head * p.OutputStrides[1], lHead = lItem + head * p.LseStrides[1];
             for (int i0 = 0; i0 < boxQueries[0]; i0++)
             for (int i1 = at1; i1 < at1 + boxQueries[1]; i1++)
-            for (int i2 = at2; i2 < at2 + boxQueries[2]; i2++, column++)
             {
-                int c = column;
-                s.ColumnStart[c] = t.Start[i0];
-                s.ColumnEnd[c] = t.End[i0];
-                s.BiasTerm[c] = t.Bias[i0];
-                s.ColumnStart[maxColumns + c] = t.Start[i1];
-                s.ColumnEnd[maxColumns + c] = t.End[i1];
-                s.BiasTerm[maxColumns + c] = t.Bias[i1];
-                s.ColumnStart[2 * maxColumns + c] = t.Start[i2];
-                s.ColumnEnd[2 * maxColumns + c] = t.End[i2];
-                s.BiasTerm[2 * maxColumns + c] = t.Bias[i2];
-                s.BiasHead[c] = head * p.BiasHeadSize;
-                s.OutputOffset[c] = oHead + t.Output[i0] + t.Output[i1] + t.Output[i2];
-                s.LseOffset[c] = lHead + t.Lse[i0] + t.Lse[i1] + t.Lse[i2];
-                s.ColumnFirstKey[c] = t.FirstKey[i0] + t.FirstKey[i1] + t.FirstKey[i2];
-                s.ColumnEndKey[c] = t.LastKey[i0] + t.LastKey[i1] + t.LastKey[i2] + 1;
-                long qOffset = qHead + t.Query[i0] + t.Query[i1] + t.Query[i2];
-                if (p.QueryRowsInPlace)
+                int i2 = at2;
+                if (p.QueryRowsInPlace && Vector256.IsHardwareAccelerated)
                 {
-                    // Transposed per vector later. Q and O rows are touched once per call, so they come from memory:
-                    // fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
-                    s.QueryRows[c] = (float*)p.Q + qOffset;
-                    Prefetch(s.QueryRows[c], dqk, 0);
-                    if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                    // Four columns at a time (consecutive queries on the last axis): the per-column tables are sums of
+                    // per-axis terms, so each is a broadcast plus a vector of the last axis' terms.
+                    int end2 = at2 + boxQueries[2] - 3;
+                    if (i2 < end2)
+                    {
+                        float* columnStart = s.ColumnStart, columnEnd = s.ColumnEnd;
+                        int* biasTerm = s.BiasTerm;
+                        var start01 = (Vector128.Create(t.Start[i0]), Vector128.Create(t.Start[i1]));
+                        var end01 = (Vector128.Create(t.End[i0]), Vector128.Create(t.End[i1]));
+                        var bias01 = (Vector128.Create(t.Bias[i0]), Vector128.Create(t.Bias[i1]));
+                        var biasHead = Vector128.Create(head * p.BiasHeadSize);
+                        var output01 = Vector256.Create(oHead + t.Output[i0] + t.Output[i1]);
+                        var lse01 = Vector256.Create(lHead + t.Lse[i0] + t.Lse[i1]);
+                        var first01 = Vector128.Create(t.FirstKey[i0] + t.FirstKey[i1]);
+                        var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1] + 1);
+                        var query01 = Vector256.Create((long)p.Q + sizeof(float) * (qHead + t.Query[i0] + t.Query[i1]));
+                        for (; i2 < end2; i2 += 4, column += 4)
+                        {
+                            int c = column;
+                            start01.Item1.Store(columnStart + c);
+                            start01.Item2.Store(columnStart + maxColumns + c);
+                            Vector128.Load(t.Start + i2).Store(columnStart + 2 * maxColumns + c);
+                            end01.Item1.Store(columnEnd + c);
+                            end01.Item2.Store(columnEnd + maxColumns + c);
+                            Vector128.Load(t.End + i2).Store(columnEnd + 2 * maxColumns + c);
+                            bias01.Item1.Store(biasTerm + c);
+                            bias01.Item2.Store(biasTerm + maxColumns + c);
+                            Vector128.Load(t.Bias + i2).Store(biasTerm + 2 * maxColumns + c);
+                            biasHead.Store(s.BiasHead + c);
+                            var outputOffset = output01 + Vector256.Load(t.Output + i2);
+                            outputOffset.Store(s.OutputOffset + c);
+                            (lse01 + Vector256.Load(t.Lse + i2)).Store(s.LseOffset + c);
+                            (first01 + Vector128.Load(t.FirstKey + i2)).Store(s.ColumnFirstKey + c);
+                            (last01 + Vector128.Load(t.LastKey + i2)).Store(s.ColumnEndKey + c);
+                            var rows = query01 + Vector256.ShiftLeft(Vector256.Load(t.Query + i2), 2);
+                            rows.Store((long*)s.QueryRows + c);
+                            for (int k = 0; k < 4; k++)
+                            {
+                                Prefetch((float*)rows.GetElement(k), dqk, 0);
+                                if (p.OutputRowsWide) Prefetch((float*)p.O + outputOffset.GetElement(k), dv, 1);
+                            }
+                            Vector128.Create(float.NegativeInfinity).Store(s.Max + c);
+                            Vector128<float>.Zero.Store(s.Sum + c);
+                            new Span<float>(s.Output + (long)c * dvStride, 4 * dvStride).Clear();
+                        }
+                    }
                 }
-                else
+                for (; i2 < at2 + boxQueries[2]; i2++, column++)
                 {
-                    CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
-                    // Column c of group c / width (a power of two: shifts, not divisions).
-                    float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
-                    float scale = p.Log2Scale;
-                    for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                    int c = column;
+                    s.ColumnStart[c] = t.Start[i0];
+                    s.ColumnEnd[c] = t.End[i0];
+                    s.BiasTerm[c] = t.Bias[i0];
+                    s.ColumnStart[maxColumns + c] = t.Start[i1];
+                    s.ColumnEnd[maxColumns + c] = t.End[i1];
+                    s.BiasTerm[maxColumns + c] = t.Bias[i1];
+                    s.ColumnStart[2 * maxColumns + c] = t.Start[i2];
+                    s.ColumnEnd[2 * maxColumns + c] = t.End[i2];
+                    s.BiasTerm[2 * maxColumns + c] = t.Bias[i2];
+                    s.BiasHead[c] = head * p.BiasHeadSize;
+                    s.OutputOffset[c] = oHead + t.Output[i0] + t.Output[i1] + t.Output[i2];
+                    s.LseOffset[c] = lHead + t.Lse[i0] + t.Lse[i1] + t.Lse[i2];
+                    s.ColumnFirstKey[c] = t.FirstKey[i0] + t.FirstKey[i1] + t.FirstKey[i2];
+                    s.ColumnEndKey[c] = t.LastKey[i0] + t.LastKey[i1] + t.LastKey[i2] + 1;
+                    long qOffset = qHead + t.Query[i0] + t.Query[i1] + t.Query[i2];
+                    if (p.QueryRowsInPlace)
+                    {
+                        // Transposed per vector later. Q and O rows are touched once per call, so they come from memory:
+                        // fetched now, while the setup runs (Q to L1, O to L2 for the end of the item).
+                        s.QueryRows[c] = (float*)p.Q + qOffset;
+                        Prefetch(s.QueryRows[c], dqk, 0);
+                        if (p.OutputRowsWide) Prefetch((float*)p.O + s.OutputOffset[c], dv, 1);
+                    }
+                    else
+                    {
+                        CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * qOffset, p.QueryStrides[^1], dqk, p.ElementType);
+                        // Column c of group c / width (a power of two: shifts, not divisions).
+                        float* qColumn = s.QueryT + (long)(c >> p.GroupWidthShift) * dqk * width + (c & (width - 1));
+                        float scale = p.Log2Scale;
+                        for (int d = 0; d < dqk; d++) qColumn[(long)d * width] = s.Row[d] * scale;
+                    }
+                    InitColumn(s, c, dvStride);
                 }
-                InitColumn(s, c, dvStride);
             }
         }
         return column;
@@ -689,6 +842,22 @@ internal static unsafe class CpuNeighborhood
             s.KeyOffsets[n] = 0;
             s.ValueOffsets[n] = 0;
         }
+    }
+
+    /// <summary>
+    /// Whether the tile tables already hold the whole key box of <paramref name="extent"/> with these strides (a previous
+    /// item's); if not, records that they will (the caller fills them next).
+    /// </summary>
+    private static bool TileCoordinatesCached(in ScratchLayout s, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<long> keyStrides, ReadOnlySpan<long> valueStrides)
+    {
+        long* key = s.TileKey;
+        bool same = key[0] == 1 && key[1] == real && key[2] == keys;
+        for (int a = 0; a < Axes; a++)
+            same &= key[3 + a] == extent[a] && key[6 + a] == keyStrides[a] && key[9 + a] == valueStrides[a];
+        if (same) return true;
+        (key[0], key[1], key[2]) = (1, real, keys);
+        for (int a = 0; a < Axes; a++) (key[3 + a], key[6 + a], key[9 + a]) = (extent[a], keyStrides[a], valueStrides[a]);
+        return false;
     }
 
     /// <summary>
@@ -823,6 +992,15 @@ internal static unsafe class CpuNeighborhood
         public readonly bool OutputRowsWide;
         public readonly long ScratchFloats;
         public int NextItem;
+        /// <summary>
+        /// 2-D, 512-bit vectors, one query head per key/value head, 4 x 4 query boxes, Dv 16 or 32: a box whose four
+        /// query columns have windows of one length starting at consecutive columns (or at one column) runs its P V
+        /// block over each row's window columns only (<see cref="NeighborhoodKernels.AccumulateWindows{TVectors}"/>), and
+        /// key tiles hold whole rows of the key box.
+        /// </summary>
+        public readonly bool WindowValues;
+        /// <summary>Rows of a score tile: <see cref="KeyTile"/>, or with <see cref="WindowValues"/> up to twice that (a 7 x 7 key box in one tile).</summary>
+        public readonly int TileRows;
 
         public Plan(NeighborhoodProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             byte* q, byte* k, byte* v, byte* o, float* lse, byte* extraK, byte* extraV)
@@ -887,6 +1065,9 @@ internal static unsafe class CpuNeighborhood
             Box = ChooseBox();
             int boxQueries = Box[0] * Box[1] * Box[2];
             BoxColumns = RoundUp(GroupSize * boxQueries, vectorWidth);
+            WindowValues = vectorWidth == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Length[0] == 1 && GroupSize == 1
+                && Box[0] == 1 && Box[1] == 4 && Box[2] == 4 && (ValueStride == 16 || ValueStride == 32);
+            TileRows = WindowValues ? 2 * KeyTile : KeyTile;
             // An item: as many query boxes as fill one column group, doubled along whichever axis grows the item's union of
             // key boxes least (a compact union: fewer K/V rows per item, read from cache by its four vectors).
             int itemBoxes = Math.Max(1, GroupWidth / BoxColumns);
@@ -1098,8 +1279,16 @@ internal static unsafe class CpuNeighborhood
     {
         public readonly float* QueryT, Output, Max, Sum, Alpha, Keys, Values, Coordinates, Scores, ColumnStart, ColumnEnd, TileStart, TileEnd, Row, GroupBounds;
         public readonly int* BiasHead, BiasTerm, BoxFirst, BoxQueries, BoxLow, BoxColumnCount;
+        /// <summary>Per box: the lane step of its window P V (-1: none), its window's first column in the key box, and its window's columns.</summary>
+        public readonly int* BoxWindow;
         /// <summary>Per register block of P V rows: the key-box indices <c>[first, end)</c> its rows see.</summary>
         public readonly int* BlockKeyFirst, BlockKeyEnd;
+        /// <summary>
+        /// What the tile tables (<see cref="Coordinates"/>, <see cref="KeyOffsets"/>, <see cref="ValueOffsets"/>) hold
+        /// when they are a whole key box: [0] 1 if so, [1] real keys, [2] keys, [3..5] extent, [6..8] key strides, [9..11]
+        /// value strides (as longs from [4] on in <see cref="TileKey"/>).
+        /// </summary>
+        public readonly long* TileKey;
         /// <summary>Per column: the key-box indices (row-major) of its window's first key and past its last.</summary>
         public readonly int* ColumnFirstKey, ColumnEndKey;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
@@ -1124,14 +1313,14 @@ internal static unsafe class CpuNeighborhood
             Alpha = CpuScratch.Take(ref next, p.GroupWidth);
             Keys = CpuScratch.Take(ref next, (long)Math.Max(p.KeyRunsInPlace ? 0 : p.MaxUnionKeys, p.KeyTile) * p.HeadDim);
             Values = CpuScratch.Take(ref next, (long)Math.Max(p.ValueRunsInPlace ? 0 : p.MaxUnionKeys, p.KeyTile) * p.ValueStride);
-            KeyOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
-            ValueOffsets = (long*)CpuScratch.Take(ref next, 2L * p.KeyTile);
+            KeyOffsets = (long*)CpuScratch.Take(ref next, 2L * p.TileRows);
+            ValueOffsets = (long*)CpuScratch.Take(ref next, 2L * p.TileRows);
             VectorKeys = (float**)CpuScratch.Take(ref next, 2L * columns);
             VectorValues = (float**)CpuScratch.Take(ref next, 2L * columns);
             QueryRows = (float**)CpuScratch.Take(ref next, 2L * columns);
-            CoordinateStride = p.KeyTile;
-            Coordinates = CpuScratch.Take(ref next, (long)Axes * p.KeyTile);
-            Scores = CpuScratch.Take(ref next, (long)p.KeyTile * p.GroupWidth);
+            CoordinateStride = p.TileRows;
+            Coordinates = CpuScratch.Take(ref next, (long)Axes * p.TileRows);
+            Scores = CpuScratch.Take(ref next, (long)p.TileRows * p.GroupWidth);
             ColumnStart = CpuScratch.Take(ref next, Axes * columns);
             ColumnEnd = CpuScratch.Take(ref next, Axes * columns);
             TileStart = CpuScratch.Take(ref next, p.GroupWidth);
@@ -1144,6 +1333,8 @@ internal static unsafe class CpuNeighborhood
             BoxQueries = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxLow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxColumnCount = (int*)CpuScratch.Take(ref next, p.MaxBoxes);
+            BoxWindow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
+            TileKey = (long*)CpuScratch.Take(ref next, 2 * 12);
             BlockKeyFirst = (int*)CpuScratch.Take(ref next, columns);
             BlockKeyEnd = (int*)CpuScratch.Take(ref next, columns);
             ColumnFirstKey = (int*)CpuScratch.Take(ref next, columns);

@@ -325,4 +325,100 @@ internal static unsafe class NeighborhoodKernels
             }
         }
     }
+
+    /// <summary>
+    /// The P V block of a 4 x 4 query box (512-bit vectors, lane <c>4 i0 + i1</c>) for 8 output rows (lanes
+    /// <c>first .. first + 7</c>: two box rows i0 x the four columns i1) and <typeparamref name="TVectors"/> (1 or 2)
+    /// vectors of values, over key-box rows <c>[rowFirst, rowEnd)</c> of the tile (<paramref name="rowKeys"/> keys a row),
+    /// where query column i1 sees key columns <c>[start + i1 step, start + i1 step + windowColumns)</c>
+    /// (<paramref name="step"/> 0 or 1): each key column of the rows' union is loaded once and updates only the rows
+    /// whose window holds it, so at 7 x 7 a block does 28 of the 40 row x column updates of a key-box row. Probabilities
+    /// are at tile row <c>r rowKeys + c</c> of <paramref name="p"/> (the tile at lane <c>first</c>), values at
+    /// <c>values + valueOffsets[r rowKeys + c]</c>. The rows' probabilities outside their windows are exact zeros, so
+    /// the result is that of the full block whenever V is finite.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    public static void AccumulateWindows<TVectors>(float* p, float* values, long* valueOffsets, int rowKeys, int start, int step, int windowColumns,
+        int rowFirst, int rowEnd, int outputStride, float* alpha, float* output)
+        where TVectors : struct, IConstant
+    {
+        const int w = 16, width = 64;
+        bool two = TVectors.Value == 2;
+        float* o0 = output, o1 = o0 + outputStride, o2 = o1 + outputStride, o3 = o2 + outputStride;
+        float* o4 = o3 + outputStride, o5 = o4 + outputStride, o6 = o5 + outputStride, o7 = o6 + outputStride;
+        Vector512<float> a00 = Vector512.Load(o0) * alpha[0], a01 = two ? Vector512.Load(o0 + w) * alpha[0] : default;
+        Vector512<float> a10 = Vector512.Load(o1) * alpha[1], a11 = two ? Vector512.Load(o1 + w) * alpha[1] : default;
+        Vector512<float> a20 = Vector512.Load(o2) * alpha[2], a21 = two ? Vector512.Load(o2 + w) * alpha[2] : default;
+        Vector512<float> a30 = Vector512.Load(o3) * alpha[3], a31 = two ? Vector512.Load(o3 + w) * alpha[3] : default;
+        Vector512<float> a40 = Vector512.Load(o4) * alpha[4], a41 = two ? Vector512.Load(o4 + w) * alpha[4] : default;
+        Vector512<float> a50 = Vector512.Load(o5) * alpha[5], a51 = two ? Vector512.Load(o5 + w) * alpha[5] : default;
+        Vector512<float> a60 = Vector512.Load(o6) * alpha[6], a61 = two ? Vector512.Load(o6 + w) * alpha[6] : default;
+        Vector512<float> a70 = Vector512.Load(o7) * alpha[7], a71 = two ? Vector512.Load(o7 + w) * alpha[7] : default;
+        int end = start + 3 * step + windowColumns;
+        for (int r = rowFirst; r < rowEnd; r++)
+        {
+            for (int c = start; c < end; c++)
+            {
+                int t = r * rowKeys + c;
+                float* v = values + valueOffsets[t], pj = p + (long)t * width;
+                Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                // Query columns i1 in [low, high] see key column c.
+                int low = step * Math.Max(0, c - start - windowColumns + 1), high = step == 0 ? 3 : Math.Min(3, c - start);
+                if (low == 0 && high == 3)
+                {
+                    a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                    a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                    a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                    a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                    if (!two) continue;
+                    a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                    a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                    a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                    a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                    a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                    a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                    a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                    a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    continue;
+                }
+                if (low <= 0 && 0 <= high)
+                {
+                    a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                    a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                    if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                    if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                }
+                if (low <= 1 && 1 <= high)
+                {
+                    a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                    a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                    if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                    if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                }
+                if (low <= 2 && 2 <= high)
+                {
+                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                    if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                    if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                }
+                if (low <= 3 && 3 <= high)
+                {
+                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                }
+            }
+        }
+        a00.Store(o0); a10.Store(o1); a20.Store(o2); a30.Store(o3);
+        a40.Store(o4); a50.Store(o5); a60.Store(o6); a70.Store(o7);
+        if (!two) return;
+        a01.Store(o0 + w); a11.Store(o1 + w); a21.Store(o2 + w); a31.Store(o3 + w);
+        a41.Store(o4 + w); a51.Store(o5 + w); a61.Store(o6 + w); a71.Store(o7 + w);
+    }
 }

@@ -359,6 +359,25 @@ public abstract class NeighborhoodTests
                    }, count: 10);
 
     [SkippableFact]
+    public void Neighborhood_TwoDimensionalBoxes_MatchReference() =>
+        // 2-D grids, one query head per key/value head, Dv up to 32: on the CPU at 512 bits, 4 x 4 query boxes whose P V
+        // runs over each query column's window columns only (interior boxes: consecutive window starts; border boxes: one
+        // start; causal columns: windows of different lengths, which take the full block).
+        CheckCases(from c in Cases
+                   from grid in Gen.Elements<int[]>([23, 17], [12, 20], [16, 16])
+                   from kernel in Gen.Elements(3, 4, 5, 7)
+                   from dilation in Gen.Elements(1, 1, 2)
+                   from causal in Gen.Elements(false, false, true)
+                   from valueDim in Gen.Elements(8, 16, 24, 32)
+                   let kernels = grid.Select(g => Math.Min(kernel, g / dilation)).ToArray()
+                   select c with
+                   {
+                       Grid = grid, Kernel = kernels, Dilation = grid.Select(_ => dilation).ToArray(), Stride = grid.Select(_ => 1).ToArray(),
+                       Causal = grid.Select((_, a) => causal && a == 1).ToArray(), GroupSize = 1,
+                       HeadDim = Math.Min(c.HeadDim, 32), ValueDim = valueDim, Batch = Math.Min(c.Batch, 2),
+                   }, count: 16);
+
+    [SkippableFact]
     public void Neighborhood_EveryVectorWidth_MatchesReference()
     {
         Skip.If(Backend != Backend.Cpu, "Vector widths are a CPU notion.");
