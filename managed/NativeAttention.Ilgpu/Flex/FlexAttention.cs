@@ -29,7 +29,10 @@ namespace NativeAttention;
 /// (or of the buffers of the accelerator an <see cref="Ilgpu.IlgpuAttention"/> context was created from). They are
 /// checked against the context before anything runs: a view of memory the context cannot read throws an
 /// <see cref="ArgumentException"/> whose parameter is <c>scoreMod</c> or <c>maskMod</c>, naming the field. On CUDA and
-/// OpenCL a modification with a view field is not probed on the host (its views are device memory).
+/// OpenCL a modification with a view field is not probed on the host (its views are device memory); instead its view
+/// reads are bounds-checked on the device, and one out of range ends the call with a
+/// <see cref="FlexModificationException"/> naming the struct, the view and the index, after the kernel ran (the output
+/// is then not valid).
 /// </para>
 /// </remarks>
 public static class FlexAttention
@@ -69,7 +72,7 @@ public static class FlexAttention
             if (context is CpuContext && (FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
                 FlexAssertGuard.EnsureInstalled();   // a view read out of range becomes a FlexModificationException
             // Views of device memory cannot be read on the host: on CUDA and OpenCL, modifications with view fields are
-            // not probed (their reads are not bounds-checked on the device either).
+            // not probed; their reads are bounds-checked on the device instead (FlexViewChecks).
             if (context is not GpuContext || !(FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
                 problem.ProbeModifications(scoreMod, maskMod);
             switch (context)
