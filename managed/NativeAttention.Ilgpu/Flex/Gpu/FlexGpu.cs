@@ -7,6 +7,17 @@ using NativeAttention.Gpu;
 
 namespace NativeAttention.Ilgpu.Flex.Gpu;
 
+/// <summary>Which forward kernel a call runs (tests and the self-check force one; calls take <see cref="Auto"/>).</summary>
+internal enum FlexPath
+{
+    /// <summary>The tensor-core kernel where <see cref="FlexMmaPath.Pick"/> allows it, else the scalar one.</summary>
+    Auto,
+    /// <summary>The scalar kernel.</summary>
+    Scalar,
+    /// <summary>The tensor-core kernel where the device and types allow it, without the self-check or the switch.</summary>
+    Mma,
+}
+
 /// <summary>Runs Flex attention on a CUDA or OpenCL context of NativeAttention.</summary>
 internal static class FlexGpu
 {
@@ -26,7 +37,8 @@ internal static class FlexGpu
     /// view field of one is not a view of this context's device memory.</exception>
     /// <exception cref="NotSupportedException">Head dims above 256.</exception>
     public static void Run<TScore, TMask>(GpuContext context, TensorView query, TensorView key, TensorView value, TensorView output,
-        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod, bool viewChecks = true)
+        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod, bool viewChecks = true,
+        FlexPath path = FlexPath.Auto)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         var type = query.ElementType;
@@ -35,19 +47,19 @@ internal static class FlexGpu
         switch (type)
         {
             case ElementType.Float32:
-                Run<TScore, TMask, float, Fp32Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks);
+                Run<TScore, TMask, float, Fp32Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks, path);
                 break;
             case ElementType.Float16:
-                Run<TScore, TMask, ushort, Fp16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks);
+                Run<TScore, TMask, ushort, Fp16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks, path);
                 break;
             default:
-                Run<TScore, TMask, ushort, Bf16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks);
+                Run<TScore, TMask, ushort, Bf16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks, path);
                 break;
         }
     }
 
     private static void Run<TScore, TMask, TElement, TCodec>(GpuContext context, TensorView query, TensorView key, TensorView value, TensorView output,
-        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod, bool viewChecks)
+        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod, bool viewChecks, FlexPath path)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod where TElement : unmanaged where TCodec : struct, IFlexElement<TElement>
     {
         IGpuKernelHost host = context;
@@ -57,7 +69,12 @@ internal static class FlexGpu
         Type tile = dims <= 64 ? typeof(FlexTile64) : dims <= 128 ? typeof(FlexTile128) : dims <= 256 ? typeof(FlexTile256)
             : throw new NotSupportedException($"Flex attention on {context.Backend} takes head dims up to 256; Dqk is {dqk} and Dv {dv}.");
         var (rows, keys) = tile == typeof(FlexTile256) ? (8, 8) : (16, 16);
-        var kernel = ForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), tile, typeof(TElement), typeof(TCodec));
+        // The tensor-core kernel has the 16 x 16 tiling of FlexTile64 and FlexTile128, so the arguments below serve both.
+        var mma = path == FlexPath.Scalar || typeof(TCodec) == typeof(Fp32Element) || dims > 128 ? null : FlexMmaPath.Pick(context, typeof(TCodec), dims, path == FlexPath.Mma);
+        var kernel = mma is { } m
+            ? MmaForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), typeof(TCodec), m.Type, m.Accumulator)
+            : ForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), tile, typeof(TElement), typeof(TCodec));
+        int threads = mma is null ? FlexKernels.Lanes * rows : FlexMma.Threads;
         var text = FlexCompiler.Get(kernel, host.Api, viewChecks, (typeof(TScore), "scoreMod"), (typeof(TMask), "maskMod"));
         bool checks = viewChecks && (FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask)));
 
@@ -115,7 +132,7 @@ internal static class FlexGpu
             if (errors is not null) a.Errors = RecordOf(errors);
             var buffers = new List<DeviceBuffer?>();
             byte[] block = FlexArguments.Write(a, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context), errors);
-            Launch(host, text, buffers, block, (int)groups, FlexKernels.Lanes * rows);
+            Launch(host, text, buffers, block, (int)groups, threads);
             if (errors is not null) ThrowIfFailed(context, errors, scoreMod, maskMod, "the flex kernel");
         }
     }
@@ -203,6 +220,7 @@ internal static class FlexGpu
     }
 
     private static readonly MethodInfo ForwardMethod = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Forward))!;
+    private static readonly MethodInfo MmaForwardMethod = typeof(FlexMmaKernels).GetMethod(nameof(FlexMmaKernels.Forward))!;
     private static readonly MethodInfo ClassifyMethod = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Classify))!;
     private static readonly MethodInfo CompactMethod = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Compact))!;
 
