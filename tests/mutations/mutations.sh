@@ -344,3 +344,23 @@ mutation flex-mask-head-modulo \
   'CPU flex maps query head h to block-mask head h % MaskHeads instead of h / (Hq / MaskHeads) (per-GQA-group masks)' \
   'int h = head / HeadsPerMaskHead;' \
   'int h = head % MaskHeads;'
+
+# --- Flex view bounds checks on CUDA and OpenCL (Flex/Gpu/FlexViewChecks.cs; PoCL tests)
+
+mutation flex-view-check-off-by-one \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexViewChecks.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexViewCheckTests' \
+  'The device view check lets a modification read one element past the end of a view (index == length taken as in range)' \
+  'if ((ulong)index < (ulong)length) return ref view[index];' \
+  'if ((ulong)index <= (ulong)length) return ref view[index];'
+
+mutation flex-view-check-signed \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexViewChecks.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexViewCheckTests' \
+  'The device view check compares signed indices: a negative index reads before the view unreported' \
+  'if ((ulong)index < (ulong)length) return ref view[index];' \
+  'if (index < length) return ref view[index];'
+
+mutation flex-view-check-no-flush \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexViewChecks.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexViewCheckTests' \
+  'A work-group'"'"'s failure record never reaches the device error buffer (the flush checks the buffer length off by one)' \
+  'if (record[0] != 0 && errors.Length >= RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)' \
+  'if (record[0] != 0 && errors.Length > RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)'
