@@ -17,7 +17,11 @@ namespace NativeAttention;
 /// On the CPU the .NET JIT compiles the flash kernel once per pair of struct types, with both calls inlined; a struct
 /// that also implements <see cref="IScoreModVector"/> is called eight query columns at a time. The first call with a
 /// new pair of types pays that compilation (see bench/results/cpu.md, "Flex"). On CUDA and OpenCL contexts ILGPU
-/// compiles the kernel for the struct types. An exception thrown by a modification surfaces as a
+/// compiles the kernel for the struct types. On CUDA devices of compute capability 8.0 and above, fp16 and bf16 calls
+/// with head dims up to 128 run a tensor-core kernel (mma.sync, fp32 accumulation; the probabilities are rounded to the
+/// input type before P V, as in the built-in tensor-core kernels) once a one-time self-check per context has found it
+/// equal to the scalar kernel (a mismatch keeps the scalar kernel and writes a Trace warning);
+/// <c>NATIVEATTENTION_FLEX_MMA=0</c> keeps every call on the scalar kernel. An exception thrown by a modification surfaces as a
 /// <see cref="FlexModificationException"/> naming the struct and the reason: both modifications are first called at the
 /// corners of the index space (first and last batch, head, query and key) before anything runs, which catches a table
 /// field that is too short; <see cref="CreateBlockMask{TMask}"/> evaluates the mask at every element, so with its block

@@ -109,7 +109,13 @@ internal static class FlexViewChecks
         [typeof(float), typeof(int), typeof(uint), typeof(long), typeof(ulong), typeof(double), typeof(short), typeof(ushort),
          typeof(byte), typeof(sbyte), typeof(ILGPU.Half)];
 
-    /// <summary>Remaps the indexers of <c>ArrayView&lt;T&gt;</c> for the common element types and <paramref name="elements"/> (once each, per process).</summary>
+    /// <summary>
+    /// Remaps the indexers of <c>ArrayView&lt;T&gt;</c> for the common element types and <paramref name="elements"/> (once
+    /// each, per process). The remapping applies only to compiles in FlexCompiler's own ILGPU context while it enables
+    /// it, so the application's own ILGPU kernels are unchanged. ILGPU's remapping table is process-wide and read
+    /// without a lock: it is written here once per element type (the common ones on the first flex compile), under
+    /// FlexCompiler's compile lock.
+    /// </summary>
     public static void Register(IEnumerable<Type> elements)
     {
         lock (RegisterLock)
