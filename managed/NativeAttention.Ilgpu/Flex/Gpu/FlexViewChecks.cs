@@ -43,10 +43,10 @@ internal static class FlexViewChecks
     /// <summary>Copies this work-group's record to <paramref name="errors"/> when it holds a failure and no group did so first; every work-item calls it.</summary>
     public static void End(ArrayView<int> errors)
     {
+        var record = SharedMemory.GetDynamic<int>();   // by every work-item: ILGPU's CPU runtime hands it out group-wide
         Group.Barrier();
         if (Group.IdxX == 0)
         {
-            var record = SharedMemory.GetDynamic<int>();
             if (record[0] != 0 && errors.Length >= RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)
             {
                 for (int i = 1; i < RecordInts; i++) errors[i] = record[i];
