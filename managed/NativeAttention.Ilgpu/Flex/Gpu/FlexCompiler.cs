@@ -34,9 +34,11 @@ internal static partial class FlexCompiler
     /// <summary>Bump when the text's post-processing changes: part of every disk-cache key.</summary>
     private const string PatchVersion = "flex-text-2";
 
-    private static readonly Lazy<Context> IlgpuContext = new(() => Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms()));
-    private static readonly Lazy<PTXBackend> Ptx = new(() => new PTXBackend(IlgpuContext.Value, CudaArchitecture.SM_80, CudaInstructionSet.ISA_70, null!));
-    private static readonly Lazy<CLBackend> OpenCl = new(() => new CLBackend(IlgpuContext.Value, NoExtensions(), CLDeviceVendor.Other, CLCVersion.CL20));
+    // ILGPU's context and backends (under CompileLock). The context keeps the IR of every method it compiled; a compile
+    // that fails inside ILGPU is retried once in a fresh context (see CompileRaw).
+    private static Context? _ilgpu;
+    private static PTXBackend? _ptx;
+    private static CLBackend? _openCl;
     private static readonly Lock CompileLock = new();
     private static readonly ConcurrentDictionary<(MethodInfo Kernel, KernelApi Api, bool Checks), Lazy<FlexKernelText>> Texts = new();
 
@@ -108,18 +110,47 @@ internal static partial class FlexCompiler
         lock (CompileLock)
         {
             if (viewChecks) FlexViewChecks.Register(ViewElements(kernel));
-            FlexViewChecks.Enable(IlgpuContext.Value, viewChecks);
             try
             {
-                return api == KernelApi.Cuda
-                    ? ((PTXCompiledKernel)Ptx.Value.Compile(description, KernelSpecialization.Empty)).PTXAssembly
-                    : ((CLCompiledKernel)OpenCl.Value.Compile(description, KernelSpecialization.Empty)).Source;
+                return Compile(description, api, viewChecks);
             }
-            finally
+            catch (Exception e) when (e is not ArgumentException && _ilgpu is not null)
             {
-                FlexViewChecks.Enable(IlgpuContext.Value, false);
+                // Seen in full test runs (not alone): ILGPU's address-space inference failing with an index out of range
+                // on IR the shared context accumulated from earlier kernels. A fresh context compiles the kernel alone.
+                Reset();
+                return Compile(description, api, viewChecks);
             }
         }
+    }
+
+    private static string Compile(EntryPointDescription description, KernelApi api, bool viewChecks)
+    {
+        _ilgpu ??= Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+        FlexViewChecks.Enable(_ilgpu, viewChecks);
+        try
+        {
+            if (api == KernelApi.Cuda)
+            {
+                _ptx ??= new PTXBackend(_ilgpu, CudaArchitecture.SM_80, CudaInstructionSet.ISA_70, null!);
+                return ((PTXCompiledKernel)_ptx.Compile(description, KernelSpecialization.Empty)).PTXAssembly;
+            }
+            _openCl ??= new CLBackend(_ilgpu, NoExtensions(), CLDeviceVendor.Other, CLCVersion.CL20);
+            return ((CLCompiledKernel)_openCl.Compile(description, KernelSpecialization.Empty)).Source;
+        }
+        finally
+        {
+            FlexViewChecks.Enable(_ilgpu, false);
+        }
+    }
+
+    /// <summary>Drops ILGPU's context and backends (under CompileLock): the next compile starts a fresh one.</summary>
+    private static void Reset()
+    {
+        _ptx?.Dispose();
+        _openCl?.Dispose();
+        _ilgpu?.Dispose();
+        (_ptx, _openCl, _ilgpu) = (null, null, null);
     }
 
     /// <summary>The element types of the views in the kernel's type arguments (the modifications' fields, nested structs included).</summary>
