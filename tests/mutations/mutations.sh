@@ -416,3 +416,22 @@ mutation nbh-tile-tables-stale \
   'CPU neighborhood keeps the one-tile key tables of an earlier item after an item of several tiles overwrote them (padding: samples of different extents)' \
   'if (tiles > 1) s.TileKey[0] = 0;' \
   'if (tiles < 0) s.TileKey[0] = 0;'
+# --- Flex view bounds checks on CUDA and OpenCL (Flex/Gpu/FlexViewChecks.cs; PoCL tests)
+
+mutation flex-view-check-off-by-one \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexViewChecks.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexViewCheckTests' \
+  'The device view check lets a modification read one element past the end of a view (index == length taken as in range)' \
+  'if ((ulong)index < (ulong)length) return ref view[index];' \
+  'if ((ulong)index <= (ulong)length) return ref view[index];'
+
+mutation flex-view-check-signed \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexViewChecks.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexViewCheckTests' \
+  'The device view check compares signed indices: a negative index reads before the view unreported' \
+  'if ((ulong)index < (ulong)length) return ref view[index];' \
+  'if (index < length) return ref view[index];'
+
+mutation flex-view-check-no-flush \
+  managed/NativeAttention.Ilgpu/Flex/Gpu/FlexViewChecks.cs 'tests/NativeAttention.Ilgpu.Tests::FullyQualifiedName~FlexViewCheckTests' \
+  'A work-group'"'"'s failure record never reaches the device error buffer (the flush checks the buffer length off by one)' \
+  'if (record[0] != 0 && errors.Length >= RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)' \
+  'if (record[0] != 0 && errors.Length > RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)'

@@ -17,7 +17,11 @@ namespace NativeAttention;
 /// On the CPU the .NET JIT compiles the flash kernel once per pair of struct types, with both calls inlined; a struct
 /// that also implements <see cref="IScoreModVector"/> is called eight query columns at a time. The first call with a
 /// new pair of types pays that compilation (see bench/results/cpu.md, "Flex"). On CUDA and OpenCL contexts ILGPU
-/// compiles the kernel for the struct types. An exception thrown by a modification surfaces as a
+/// compiles the kernel for the struct types. On CUDA devices of compute capability 8.0 and above, fp16 and bf16 calls
+/// with head dims up to 128 run a tensor-core kernel (mma.sync, fp32 accumulation; the probabilities are rounded to the
+/// input type before P V, as in the built-in tensor-core kernels) once a one-time self-check per context has found it
+/// equal to the scalar kernel (a mismatch keeps the scalar kernel and writes a Trace warning);
+/// <c>NATIVEATTENTION_FLEX_MMA=0</c> keeps every call on the scalar kernel. An exception thrown by a modification surfaces as a
 /// <see cref="FlexModificationException"/> naming the struct and the reason: both modifications are first called at the
 /// corners of the index space (first and last batch, head, query and key) before anything runs, which catches a table
 /// field that is too short; <see cref="CreateBlockMask{TMask}"/> evaluates the mask at every element, so with its block
@@ -29,7 +33,10 @@ namespace NativeAttention;
 /// (or of the buffers of the accelerator an <see cref="Ilgpu.IlgpuAttention"/> context was created from). They are
 /// checked against the context before anything runs: a view of memory the context cannot read throws an
 /// <see cref="ArgumentException"/> whose parameter is <c>scoreMod</c> or <c>maskMod</c>, naming the field. On CUDA and
-/// OpenCL a modification with a view field is not probed on the host (its views are device memory).
+/// OpenCL a modification with a view field is not probed on the host (its views are device memory); instead its view
+/// reads are bounds-checked on the device, and one out of range ends the call with a
+/// <see cref="FlexModificationException"/> naming the struct, the view and the index, after the kernel ran (the output
+/// is then not valid).
 /// </para>
 /// </remarks>
 public static class FlexAttention
@@ -69,7 +76,7 @@ public static class FlexAttention
             if (context is CpuContext && (FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
                 FlexAssertGuard.EnsureInstalled();   // a view read out of range becomes a FlexModificationException
             // Views of device memory cannot be read on the host: on CUDA and OpenCL, modifications with view fields are
-            // not probed (their reads are not bounds-checked on the device either).
+            // not probed; their reads are bounds-checked on the device instead (FlexViewChecks).
             if (context is not GpuContext || !(FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask))))
                 problem.ProbeModifications(scoreMod, maskMod);
             switch (context)

@@ -23,8 +23,11 @@ namespace NativeAttention.Ilgpu;
 /// that accelerator. ILGPU's view indexer asserts its bounds with <c>Trace.Assert</c>; on the CPU, Flex puts a trace
 /// listener ahead of the default one that turns such an assertion inside a Flex call into an exception, so a read out
 /// of range ends the call with a <see cref="FlexModificationException"/> naming the struct, as an array read does (an
-/// application that removes that listener gets the default behaviour back: the process ends). On CUDA and OpenCL view
-/// reads are not bounds-checked: size view tables to the problem.
+/// application that removes that listener gets the default behaviour back: the process ends). On CUDA and OpenCL the flex
+/// kernels check every <c>ArrayView&lt;T&gt;</c> indexer read a modification makes: a read out of range gives the view's
+/// nearest element (nothing outside it is read), and the call then throws a <see cref="FlexModificationException"/>
+/// naming the struct, the view and the index (the host waits for the kernel to read the result, so a call with view
+/// fields on a GPU context returns when the device is done).
 /// </remarks>
 public static class FlexViews
 {

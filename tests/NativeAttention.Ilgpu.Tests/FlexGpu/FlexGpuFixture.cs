@@ -123,7 +123,7 @@ internal static class FlexCheck
     /// </summary>
     public static void Check<TScore, TMask>(GpuContext context, Shape shape, TScore scoreMod, TMask maskMod, Func<int, int, int, int, bool> visible,
         Func<double, int, int, int, int, double> score, FlexBlockMask? blockMask, int seed = 1, double tolerance = 2e-4,
-        ElementType type = ElementType.Float32)
+        ElementType type = ElementType.Float32, FlexPath path = FlexPath.Auto)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         var random = new Random(seed);
@@ -136,7 +136,7 @@ internal static class FlexCheck
         var od = Upload(context, Enumerable.Repeat(float.NaN, b * hq * nq * dv).ToArray(), type, b, hq, nq, dv);
         var ld = Upload(context, Enumerable.Repeat(float.NaN, b * hq * nq).ToArray(), b, hq, nq);
         double scale = 1 / Math.Sqrt(d);
-        FlexGpu.Run(context, qd, kd, vd, od, ld, (float)scale, blockMask, scoreMod, maskMod);
+        FlexGpu.Run(context, qd, kd, vd, od, ld, (float)scale, blockMask, scoreMod, maskMod, path: path);
         context.Synchronize();
         var (expected, expectedLse) = FlexReference.Run(q, k, v, b, hq, hkv, nq, nk, d, dv, scale, visible, score);
         Compare("output", expected, Read(od, type), tolerance);

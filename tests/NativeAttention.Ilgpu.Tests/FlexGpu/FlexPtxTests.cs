@@ -33,6 +33,40 @@ public sealed class FlexPtxTests(ITestOutputHelper output)
         yield return ("compact", typeof(FlexKernels).GetMethod(nameof(FlexKernels.Compact))!);
     }
 
+    /// <summary>The tensor-core kernel (CUDA only), closed over the same modifications, both input types and both accumulators.</summary>
+    public static IEnumerable<(string Name, MethodInfo Kernel)> MmaKernels()
+    {
+        var forward = typeof(FlexMmaKernels).GetMethod(nameof(FlexMmaKernels.Forward))!;
+        var mods = new (Type Score, Type Mask)[]
+        {
+            (typeof(NoScoreMod), typeof(NoMask)),
+            (typeof(ThenScore<ThenScore<AlibiScore, DistanceScore>, SoftcapScore>), typeof(OrMask<AndMask<WindowMask, StripeMask>, PrefixLmMask>)),
+            (typeof(BiasScore), typeof(DocumentMask)),
+        };
+        var types = new (Type Codec, Type Mma)[] { (typeof(Fp16Element), typeof(MmaF16)), (typeof(Bf16Element), typeof(MmaBf16)) };
+        foreach (var (score, mask) in mods)
+        foreach (var accumulator in new[] { typeof(MmaAcc64), typeof(MmaAcc128) })
+        foreach (var (codec, mma) in score == typeof(NoScoreMod) ? types : types[..1])
+            yield return ($"mma<{score.Name},{mask.Name},{mma.Name},{accumulator.Name}>", forward.MakeGenericMethod(score, mask, codec, mma, accumulator));
+    }
+
+    [Fact]
+    public void TensorCoreKernel_CompilesToPtx_WithMmaSync_AndNoLocalMemory()
+    {
+        foreach (var (name, kernel) in MmaKernels())
+        {
+            var ptx = FlexCompiler.Get(kernel, KernelApi.Cuda);
+            Assert.Equal(FlexArguments.SizeOf(kernel.GetParameters()[0].ParameterType), ptx.ParameterBytes);
+            bool bf16 = kernel.GetGenericArguments()[3] == typeof(MmaBf16);
+            Assert.Contains(bf16 ? "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32" : "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", ptx.Text, StringComparison.Ordinal);
+            Assert.Contains(bf16 ? "cvt.rn.bf16x2.f32" : "cvt.rn.f16x2.f32", ptx.Text, StringComparison.Ordinal);
+            // ILGPU passes CudaAsm operands through 4-byte local variables; ptxas keeps them in registers (the CUBIN test
+            // below requires a zero stack frame for this kernel).
+            int count = System.Text.RegularExpressions.Regex.Matches(ptx.Text, @"mma\.sync").Count;
+            output.WriteLine($"{name,-90} PTX {ptx.Text.Length,7} chars, {count} mma.sync");
+        }
+    }
+
     [Fact]
     public void EveryFlexKernel_CompilesToPtx_AndPocLFriendlyOpenClC()
     {
@@ -64,7 +98,7 @@ public sealed class FlexPtxTests(ITestOutputHelper output)
             Skip.If(true, reason);
         }
         var failures = new List<string>();
-        foreach (var (name, kernel) in Kernels())
+        foreach (var (name, kernel) in Kernels().Concat(MmaKernels()))
         {
             var text = FlexCompiler.Get(kernel, KernelApi.Cuda);
             var cubin = NvJitLink.Assemble(text.Text[NativeAttention.Gpu.Cuda.CudaModule.PtxMarker.Length..], target);
@@ -79,6 +113,8 @@ public sealed class FlexPtxTests(ITestOutputHelper output)
                 failures.Add($"{name}: the image says {resources.Registers} registers, ptxas reported {resources.ReportedRegisters}:\n{cubin.PtxasLog}");
             if (resources.Spills || resources.SpillStoreBytes < 0)
                 failures.Add($"{name}: spills {resources.SpillStoreBytes}/{resources.SpillLoadBytes} B on {target} (report:\n{cubin.PtxasLog})");
+            if (name.StartsWith("mma<", StringComparison.Ordinal) && resources.FrameBytes != 0)
+                failures.Add($"{name}: a {resources.FrameBytes}-byte stack frame on {target}: fragments or accumulators left in local memory (report:\n{cubin.PtxasLog})");
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }

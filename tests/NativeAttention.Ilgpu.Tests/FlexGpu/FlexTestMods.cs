@@ -147,3 +147,18 @@ public struct BoolFieldMask : IMaskMod
     public bool Invert;
     public readonly bool Visible(int batch, int head, int query, int key) => (key <= query) != Invert;
 }
+
+/// <summary>A per-key bias table <c>[Nk]</c> read through a view (a table sized one short reads past its end at the last key).</summary>
+public struct KeyBiasScore : IScoreMod
+{
+    public ArrayView<float> Bias;
+    public readonly float Score(float score, int batch, int head, int query, int key) => score + Bias[key];
+}
+
+/// <summary>A per-head weight read at <c>head - Offset</c>: with Offset 1, head 0 reads index -1.</summary>
+public struct HeadGateMask : IMaskMod
+{
+    public ArrayView<int> Gates;
+    public int Offset;
+    public readonly bool Visible(int batch, int head, int query, int key) => Gates[head - Offset] != 0 || key <= query;
+}

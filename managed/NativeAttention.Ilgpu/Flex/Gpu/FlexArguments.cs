@@ -57,19 +57,20 @@ internal static class FlexArguments
     /// <paramref name="buffers"/> on OpenCL (in kernel-argument order). Every view must be a view of
     /// <see cref="FlexDeviceMemory"/> whose buffer <paramref name="checkOwner"/> accepts, a view of an ILGPU buffer that
     /// <paramref name="foreign"/> wraps in a device buffer of the context (a buffer of the accelerator the context was
-    /// created from), or a default, empty view.
+    /// created from), or a default, empty view. An empty view points at the start of <paramref name="pad"/> when it is
+    /// given (zeroed memory: the view bounds checks read there when an empty view is read out of range).
     /// </summary>
     public static byte[] Write<T>(in T value, KernelApi api, List<DeviceBuffer?> buffers, Action<DeviceBuffer, string> checkOwner,
-        Func<MemoryBuffer, string, DeviceBuffer?>? foreign = null) where T : struct
+        Func<MemoryBuffer, string, DeviceBuffer?>? foreign = null, DeviceBuffer? pad = null) where T : struct
     {
         var layout = LayoutOf(typeof(T), typeof(T).Name);
         var block = new byte[Math.Max(layout.Size, 1)];
-        Write(value, layout, block, 0, api, buffers, checkOwner, foreign, typeof(T).Name);
+        Write(value, layout, block, 0, api, buffers, checkOwner, foreign, pad, typeof(T).Name);
         return block;
     }
 
     private static void Write(object boxed, Layout layout, byte[] block, int offset, KernelApi api, List<DeviceBuffer?> buffers,
-        Action<DeviceBuffer, string> checkOwner, Func<MemoryBuffer, string, DeviceBuffer?>? foreign, string path)
+        Action<DeviceBuffer, string> checkOwner, Func<MemoryBuffer, string, DeviceBuffer?>? foreign, DeviceBuffer? pad, string path)
     {
         switch (layout.Kind)
         {
@@ -101,6 +102,12 @@ internal static class FlexArguments
                 }
                 else if (memory is not null)
                     throw new ArgumentException($"{path} is a view of {memory.GetType().Name}; the flex kernels of a NativeAttention context read views of its own device tensors (FlexViews.Of) or of buffers of the ILGPU accelerator it was created from.");
+                else if (pad is not null && pad.ByteOffset % layout.ElementSize == 0)
+                {
+                    device = pad;
+                    index = 0;
+                    length = 0;
+                }
                 long element = device is null ? 0 : device.ByteOffset / layout.ElementSize + index;
                 if (api == KernelApi.Cuda)
                 {
@@ -119,7 +126,7 @@ internal static class FlexArguments
             }
             default:
                 foreach (var field in layout.Fields)
-                    Write(field.Info.GetValue(boxed)!, field.Layout, block, offset + field.Offset, api, buffers, checkOwner, foreign, path + "." + field.Info.Name);
+                    Write(field.Info.GetValue(boxed)!, field.Layout, block, offset + field.Offset, api, buffers, checkOwner, foreign, pad, path + "." + field.Info.Name);
                 break;
         }
     }

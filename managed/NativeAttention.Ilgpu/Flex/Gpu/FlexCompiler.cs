@@ -32,36 +32,45 @@ internal sealed record FlexKernelText(string Name, string EntryPoint, string Tex
 internal static partial class FlexCompiler
 {
     /// <summary>Bump when the text's post-processing changes: part of every disk-cache key.</summary>
-    private const string PatchVersion = "flex-text-1";
+    private const string PatchVersion = "flex-text-2";
 
-    private static readonly Lazy<Context> IlgpuContext = new(() => Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms()));
-    private static readonly Lazy<PTXBackend> Ptx = new(() => new PTXBackend(IlgpuContext.Value, CudaArchitecture.SM_80, CudaInstructionSet.ISA_70, null!));
-    private static readonly Lazy<CLBackend> OpenCl = new(() => new CLBackend(IlgpuContext.Value, NoExtensions(), CLDeviceVendor.Other, CLCVersion.CL20));
+    // ILGPU's context and backends (under CompileLock). The context keeps the IR of every method it compiled; a compile
+    // that fails inside ILGPU is retried once in a fresh context (see CompileRaw).
+    private static Context? _ilgpu;
+    private static PTXBackend? _ptx;
+    private static CLBackend? _openCl;
     private static readonly Lock CompileLock = new();
-    private static readonly ConcurrentDictionary<(MethodInfo Kernel, KernelApi Api), Lazy<FlexKernelText>> Texts = new();
+    private static readonly ConcurrentDictionary<(MethodInfo Kernel, KernelApi Api, bool Checks), Lazy<FlexKernelText>> Texts = new();
 
     /// <summary>
     /// The text of <paramref name="kernel"/> (a closed generic method of <see cref="FlexKernels"/>) for <paramref name="api"/>:
     /// from memory, from the disk cache, or compiled by ILGPU now.
     /// </summary>
     /// <exception cref="ArgumentException">ILGPU cannot compile one of the modification structs; the message names it and the reason.</exception>
-    public static FlexKernelText Get(MethodInfo kernel, KernelApi api, params (Type Type, string Argument)[] modifications)
+    public static FlexKernelText Get(MethodInfo kernel, KernelApi api, params (Type Type, string Argument)[] modifications) =>
+        Get(kernel, api, viewChecks: true, modifications);
+
+    /// <summary>
+    /// As <see cref="Get(MethodInfo, KernelApi, ValueTuple{Type, string}[])"/>; <paramref name="viewChecks"/> false compiles the
+    /// modifications' view reads unchecked (<see cref="FlexViewChecks"/>), for measuring what the checks cost.
+    /// </summary>
+    public static FlexKernelText Get(MethodInfo kernel, KernelApi api, bool viewChecks, params (Type Type, string Argument)[] modifications)
     {
-        var entry = Texts.GetOrAdd((kernel, api), key => new Lazy<FlexKernelText>(() => Load(key.Kernel, key.Api, modifications)));
+        var entry = Texts.GetOrAdd((kernel, api, viewChecks), key => new Lazy<FlexKernelText>(() => Load(key.Kernel, key.Api, key.Checks, modifications)));
         try
         {
             return entry.Value;
         }
         catch
         {
-            Texts.TryRemove(new KeyValuePair<(MethodInfo, KernelApi), Lazy<FlexKernelText>>((kernel, api), entry));   // failures are not cached
+            Texts.TryRemove(new KeyValuePair<(MethodInfo, KernelApi, bool), Lazy<FlexKernelText>>((kernel, api, viewChecks), entry));   // failures are not cached
             throw;
         }
     }
 
-    private static FlexKernelText Load(MethodInfo kernel, KernelApi api, (Type Type, string Argument)[] modifications)
+    private static FlexKernelText Load(MethodInfo kernel, KernelApi api, bool viewChecks, (Type Type, string Argument)[] modifications)
     {
-        string name = ModuleName(kernel, api);
+        string name = ModuleName(kernel, api) + (viewChecks ? "" : ".unchecked");
         string key = KernelDiskCache.Key(api == KernelApi.Cuda ? ".flex.ptx" : ".flex.cl", name, PatchVersion, IdentityOf(kernel));
         if (KernelDiskCache.TryRead(key) is { } cached)
         {
@@ -75,7 +84,7 @@ internal static partial class FlexCompiler
         string text;
         try
         {
-            text = CompileRaw(kernel, api);
+            text = CompileRaw(kernel, api, viewChecks);
         }
         catch (Exception e) when (e is not ArgumentException)
         {
@@ -91,15 +100,76 @@ internal static partial class FlexCompiler
         return result;
     }
 
-    /// <summary>Compiles <paramref name="kernel"/> with ILGPU's backend for <paramref name="api"/>: its text as ILGPU wrote it.</summary>
-    internal static string CompileRaw(MethodInfo kernel, KernelApi api)
+    /// <summary>
+    /// Compiles <paramref name="kernel"/> with ILGPU's backend for <paramref name="api"/>: its text as ILGPU wrote it, with
+    /// the modifications' view reads bounds-checked (<see cref="FlexViewChecks"/>) unless <paramref name="viewChecks"/> is false.
+    /// </summary>
+    internal static string CompileRaw(MethodInfo kernel, KernelApi api, bool viewChecks = true)
     {
         var description = EntryPointDescription.FromExplicitlyGroupedKernel(kernel);
         lock (CompileLock)
         {
-            return api == KernelApi.Cuda
-                ? ((PTXCompiledKernel)Ptx.Value.Compile(description, KernelSpecialization.Empty)).PTXAssembly
-                : ((CLCompiledKernel)OpenCl.Value.Compile(description, KernelSpecialization.Empty)).Source;
+            if (viewChecks) FlexViewChecks.Register(ViewElements(kernel));
+            try
+            {
+                return Compile(description, api, viewChecks);
+            }
+            catch (Exception e) when (e is not ArgumentException && _ilgpu is not null)
+            {
+                // Seen in full test runs (not alone): ILGPU's address-space inference failing with an index out of range
+                // on IR the shared context accumulated from earlier kernels. A fresh context compiles the kernel alone.
+                Reset();
+                return Compile(description, api, viewChecks);
+            }
+        }
+    }
+
+    private static string Compile(EntryPointDescription description, KernelApi api, bool viewChecks)
+    {
+        _ilgpu ??= Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+        FlexViewChecks.Enable(_ilgpu, viewChecks);
+        try
+        {
+            if (api == KernelApi.Cuda)
+            {
+                _ptx ??= new PTXBackend(_ilgpu, CudaArchitecture.SM_80, CudaInstructionSet.ISA_70, null!);
+                return ((PTXCompiledKernel)_ptx.Compile(description, KernelSpecialization.Empty)).PTXAssembly;
+            }
+            _openCl ??= new CLBackend(_ilgpu, NoExtensions(), CLDeviceVendor.Other, CLCVersion.CL20);
+            return ((CLCompiledKernel)_openCl.Compile(description, KernelSpecialization.Empty)).Source;
+        }
+        finally
+        {
+            FlexViewChecks.Enable(_ilgpu, false);
+        }
+    }
+
+    /// <summary>Drops ILGPU's context and backends (under CompileLock): the next compile starts a fresh one.</summary>
+    private static void Reset()
+    {
+        _ptx?.Dispose();
+        _openCl?.Dispose();
+        _ilgpu?.Dispose();
+        (_ptx, _openCl, _ilgpu) = (null, null, null);
+    }
+
+    /// <summary>The element types of the views in the kernel's type arguments (the modifications' fields, nested structs included).</summary>
+    private static IEnumerable<Type> ViewElements(MethodInfo kernel)
+    {
+        var found = new HashSet<Type>();
+        var seen = new HashSet<Type>();
+        foreach (var type in kernel.GetGenericArguments()) Walk(type, 0);
+        return found;
+
+        void Walk(Type type, int depth)
+        {
+            if (!type.IsValueType || type.IsPrimitive || type.IsEnum || depth > 16 || !seen.Add(type)) return;
+            if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ArrayView<>))
+            {
+                found.Add(type.GetGenericArguments()[0]);
+                return;
+            }
+            foreach (var field in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic)) Walk(field.FieldType, depth + 1);
         }
     }
 
@@ -109,11 +179,35 @@ internal static partial class FlexCompiler
     /// the flex kernels share through; it becomes <c>barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)</c>.
     /// </summary>
     /// <exception cref="InvalidOperationException">The text uses what PoCL cannot build: the generic address space or sub-group functions.</exception>
+    /// <remarks>
+    /// It also makes the view bounds checks (<see cref="FlexViewChecks"/>) build as OpenCL C 1.2: ILGPU passes dynamic
+    /// shared memory as a <c>local</c> kernel argument and declares its views as program-scope variables (OpenCL 2.0);
+    /// both become kernel-scope declarations over a static <see cref="FlexViewChecks.SharedBytes"/>-byte local array, so
+    /// the kernel's arguments are the ones FlexArguments marshals. Its compare-exchange is C11's
+    /// <c>atomic_compare_exchange_strong</c> (OpenCL 2.0), which becomes OpenCL 1.1's <c>atomic_cmpxchg</c>.
+    /// </remarks>
     internal static string PatchOpenCl(string source)
     {
         string patched = WorkGroupBarrier().Replace(source, "barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)");
         if (patched.Contains("work_group_barrier", StringComparison.Ordinal))
             throw new InvalidOperationException("ILGPU's OpenCL C has a work_group_barrier this patch does not recognise.");
+        patched = CompareExchange().Replace(patched, "$2 = atomic_cmpxchg($1, $2, $3);");
+        if (patched.Contains("atomic_compare_exchange", StringComparison.Ordinal))
+            throw new InvalidOperationException("ILGPU's OpenCL C has a compare-exchange this patch does not recognise.");
+        if (DynamicSharedParameters().Match(patched) is { Success: true } parameters)
+        {
+            var declarations = new StringBuilder();
+            declarations.Append($"\n\tlocal int flex_dynamic_shared[{FlexViewChecks.SharedBytes / sizeof(int)}];\n");
+            declarations.Append("\tlocal char* dynamic_shared_memory = (local char*)flex_dynamic_shared;\n");
+            declarations.Append($"\tint dynamic_shared_memory_length = {FlexViewChecks.SharedBytes};\n");
+            foreach (Match variable in SharedVariables().Matches(patched)) declarations.Append('\t').Append(variable.Value.Trim()).Append('\n');
+            patched = SharedVariables().Replace(patched, "");
+            patched = DynamicSharedParameters().Replace(patched, "");
+            int body = patched.IndexOf('{', OpenClEntry().Match(patched).Index);
+            patched = patched.Insert(body + 1, declarations.ToString());
+        }
+        if (patched.Contains("dynamic_shared_memory,", StringComparison.Ordinal) || SharedVariables().IsMatch(patched))
+            throw new InvalidOperationException("ILGPU's OpenCL C declares dynamic shared memory in a way this patch does not recognise.");
         if (patched.Contains("generic ", StringComparison.Ordinal) || patched.Contains("sub_group_", StringComparison.Ordinal))
             throw new InvalidOperationException("ILGPU's OpenCL C uses the generic address space or sub-group functions, which PoCL cannot build.");
         return patched;
@@ -121,6 +215,16 @@ internal static partial class FlexCompiler
 
     [GeneratedRegex(@"work_group_barrier\s*\(\s*CLK_(GLOBAL|LOCAL)_MEM_FENCE(\s*\|\s*CLK_(GLOBAL|LOCAL)_MEM_FENCE)?\s*\)")]
     private static partial Regex WorkGroupBarrier();
+
+    [GeneratedRegex(@"atomic_compare_exchange_strong\s*\(\s*\(atomic_int\s*\*\)\s*(\w+)\s*,\s*\(int\s*\*\)\s*&\s*(\w+)\s*,\s*\(int\)\s*(\w+)\s*\)\s*;")]
+    private static partial Regex CompareExchange();
+
+    [GeneratedRegex(@"\s*local\s+char\s*\*\s*dynamic_shared_memory\s*,\s*int\s+dynamic_shared_memory_length\s*,?")]
+    private static partial Regex DynamicSharedParameters();
+
+    /// <summary>ILGPU's program-scope declarations of the views of dynamic shared memory and their lengths.</summary>
+    [GeneratedRegex(@"^(local\s+\w+\s*\*\s*shared_var_\d+|int\s+shared_var_len_\d+)\s*;[ \t]*\r?\n", RegexOptions.Multiline)]
+    private static partial Regex SharedVariables();
 
     [GeneratedRegex(@"\.visible\s+\.entry\s+(\w+)\s*\(\s*\.param\s+\.align\s+\d+\s+\.b8\s+\w+\[(\d+)\]\s*\)")]
     private static partial Regex PtxEntry();

@@ -7,11 +7,25 @@ using NativeAttention.Gpu;
 
 namespace NativeAttention.Ilgpu.Flex.Gpu;
 
+/// <summary>Which forward kernel a call runs (tests and the self-check force one; calls take <see cref="Auto"/>).</summary>
+internal enum FlexPath
+{
+    /// <summary>The tensor-core kernel where <see cref="FlexMmaPath.Pick"/> allows it, else the scalar one.</summary>
+    Auto,
+    /// <summary>The scalar kernel.</summary>
+    Scalar,
+    /// <summary>The tensor-core kernel where the device and types allow it, without the self-check or the switch.</summary>
+    Mma,
+}
+
 /// <summary>Runs Flex attention on a CUDA or OpenCL context of NativeAttention.</summary>
 internal static class FlexGpu
 {
     /// <summary>The scratch slot the block table is uploaded to (under the scratch gate, like every family's uploads).</summary>
     private const int TableSlot = 0;
+
+    /// <summary>The scratch slot of the view bounds checks' error buffer in a forward call (<see cref="FlexViewChecks"/>).</summary>
+    private const int ErrorSlot = 2;
 
     /// <summary>
     /// Runs the flex kernel on arguments the public API has already validated: Q <c>[B, Hq, Nq, Dqk]</c>, K
@@ -23,7 +37,8 @@ internal static class FlexGpu
     /// view field of one is not a view of this context's device memory.</exception>
     /// <exception cref="NotSupportedException">Head dims above 256.</exception>
     public static void Run<TScore, TMask>(GpuContext context, TensorView query, TensorView key, TensorView value, TensorView output,
-        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod)
+        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod, bool viewChecks = true,
+        FlexPath path = FlexPath.Auto)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod
     {
         var type = query.ElementType;
@@ -32,19 +47,19 @@ internal static class FlexGpu
         switch (type)
         {
             case ElementType.Float32:
-                Run<TScore, TMask, float, Fp32Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod);
+                Run<TScore, TMask, float, Fp32Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks, path);
                 break;
             case ElementType.Float16:
-                Run<TScore, TMask, ushort, Fp16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod);
+                Run<TScore, TMask, ushort, Fp16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks, path);
                 break;
             default:
-                Run<TScore, TMask, ushort, Bf16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod);
+                Run<TScore, TMask, ushort, Bf16Element>(context, query, key, value, output, logSumExp, scale, blockMask, scoreMod, maskMod, viewChecks, path);
                 break;
         }
     }
 
     private static void Run<TScore, TMask, TElement, TCodec>(GpuContext context, TensorView query, TensorView key, TensorView value, TensorView output,
-        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod)
+        TensorView? logSumExp, float scale, FlexBlockMask? blockMask, TScore scoreMod, TMask maskMod, bool viewChecks, FlexPath path)
         where TScore : struct, IScoreMod where TMask : struct, IMaskMod where TElement : unmanaged where TCodec : struct, IFlexElement<TElement>
     {
         IGpuKernelHost host = context;
@@ -54,8 +69,14 @@ internal static class FlexGpu
         Type tile = dims <= 64 ? typeof(FlexTile64) : dims <= 128 ? typeof(FlexTile128) : dims <= 256 ? typeof(FlexTile256)
             : throw new NotSupportedException($"Flex attention on {context.Backend} takes head dims up to 256; Dqk is {dqk} and Dv {dv}.");
         var (rows, keys) = tile == typeof(FlexTile256) ? (8, 8) : (16, 16);
-        var kernel = ForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), tile, typeof(TElement), typeof(TCodec));
-        var text = FlexCompiler.Get(kernel, host.Api, (typeof(TScore), "scoreMod"), (typeof(TMask), "maskMod"));
+        // The tensor-core kernel has the 16 x 16 tiling of FlexTile64 and FlexTile128, so the arguments below serve both.
+        var mma = path == FlexPath.Scalar || typeof(TCodec) == typeof(Fp32Element) || dims > 128 ? null : FlexMmaPath.Pick(context, typeof(TCodec), dims, path == FlexPath.Mma);
+        var kernel = mma is { } m
+            ? MmaForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), typeof(TCodec), m.Type, m.Accumulator)
+            : ForwardMethod.MakeGenericMethod(typeof(TScore), typeof(TMask), tile, typeof(TElement), typeof(TCodec));
+        int threads = mma is null ? FlexKernels.Lanes * rows : FlexMma.Threads;
+        var text = FlexCompiler.Get(kernel, host.Api, viewChecks, (typeof(TScore), "scoreMod"), (typeof(TMask), "maskMod"));
+        bool checks = viewChecks && (FlexViewFields.HasViews(typeof(TScore)) || FlexViewFields.HasViews(typeof(TMask)));
 
         var a = new FlexForwardArgs<TScore, TMask, TElement>
         {
@@ -107,10 +128,35 @@ internal static class FlexGpu
         lock (scratch.Gate)
         {
             if (table is not null) a.Meta = FlexDeviceMemory.Whole<int>(scratch.Upload(TableSlot, table));
+            var errors = checks ? Errors(scratch.Take(ErrorSlot, FlexViewChecks.BufferInts)) : null;
+            if (errors is not null) a.Errors = RecordOf(errors);
             var buffers = new List<DeviceBuffer?>();
-            byte[] block = FlexArguments.Write(a, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context));
-            Launch(host, text, buffers, block, (int)groups, FlexKernels.Lanes * rows);
+            byte[] block = FlexArguments.Write(a, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context), errors);
+            Launch(host, text, buffers, block, (int)groups, threads);
+            if (errors is not null) ThrowIfFailed(context, errors, scoreMod, maskMod, "the flex kernel");
         }
+    }
+
+    /// <summary><paramref name="buffer"/> (at least <see cref="FlexViewChecks.BufferInts"/> ints) zeroed: the pad and a clear record.</summary>
+    private static DeviceBuffer Errors(DeviceBuffer buffer)
+    {
+        Span<int> zeros = stackalloc int[FlexViewChecks.BufferInts];
+        zeros.Clear();
+        buffer.Write<float>(MemoryMarshal.Cast<int, float>(zeros));
+        return buffer;
+    }
+
+    /// <summary>The record part of an error buffer, as the kernels' Errors argument.</summary>
+    private static ArrayView<int> RecordOf(DeviceBuffer errors) =>
+        FlexDeviceMemory.Whole<int>(errors).SubView(FlexViewChecks.PadBytes / sizeof(int), FlexViewChecks.RecordInts);
+
+    /// <summary>Reads the error buffer after the launch (waiting for it) and throws the failure it records, if any.</summary>
+    private static void ThrowIfFailed<TScore, TMask>(GpuContext context, DeviceBuffer errors, TScore scoreMod, TMask maskMod, string kernel)
+        where TScore : struct where TMask : struct
+    {
+        Span<int> record = stackalloc int[FlexViewChecks.BufferInts];
+        errors.Read<float>(MemoryMarshal.Cast<int, float>(record));
+        FlexViewChecks.ThrowIfFailed(record, context.Backend.ToString(), typeof(TScore), scoreMod, typeof(TMask), maskMod, kernel);
     }
 
     /// <summary>
@@ -144,17 +190,20 @@ internal static class FlexGpu
             var scratch = host.Scratch;
             lock (scratch.Gate)
             {
-                var classes = scratch.Take(1, n);
+                // Slot 1: the view checks' error buffer, then the classes.
+                var errors = Errors(scratch.Take(1, FlexViewChecks.BufferInts + (long)n));
+                var classes = FlexDeviceMemory.Whole<int>(errors).SubView(FlexViewChecks.BufferInts, n);
                 var lists = scratch.Take(2, output.Length);
                 var ca = new FlexClassifyArgs<TMask>
                 {
-                    Classes = FlexDeviceMemory.Whole<int>(classes), Heads = heads, Nq = queryLength, Nk = keyLength,
+                    Classes = classes, Errors = RecordOf(errors), Heads = heads, Nq = queryLength, Nk = keyLength,
                     QueryBlockSize = queryBlockSize, KeyBlockSize = keyBlockSize, QueryBlocks = queryBlocks, KeyBlocks = keyBlocks, MaskMod = maskMod,
                 };
                 var buffers = new List<DeviceBuffer?>();
-                byte[] block = FlexArguments.Write(ca, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context));
+                byte[] block = FlexArguments.Write(ca, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path), Foreign(context), errors);
                 Launch(host, classify, buffers, block, n, FlexKernels.MaskThreads);
-                var pa = new FlexCompactArgs { Classes = FlexDeviceMemory.Whole<int>(classes), Output = FlexDeviceMemory.Whole<int>(lists), Rows = r, KeyBlocks = keyBlocks };
+                ThrowIfFailed(context, errors, new NoScoreMod(), maskMod, "CreateBlockMask");
+                var pa = new FlexCompactArgs { Classes = classes, Output = FlexDeviceMemory.Whole<int>(lists), Rows = r, KeyBlocks = keyBlocks };
                 buffers.Clear();
                 block = FlexArguments.Write(pa, host.Api, buffers, (buffer, path) => CheckOwner(host, buffer, path));
                 Launch(host, compact, buffers, block, r, FlexKernels.MaskThreads);
@@ -171,6 +220,7 @@ internal static class FlexGpu
     }
 
     private static readonly MethodInfo ForwardMethod = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Forward))!;
+    private static readonly MethodInfo MmaForwardMethod = typeof(FlexMmaKernels).GetMethod(nameof(FlexMmaKernels.Forward))!;
     private static readonly MethodInfo ClassifyMethod = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Classify))!;
     private static readonly MethodInfo CompactMethod = typeof(FlexKernels).GetMethod(nameof(FlexKernels.Compact))!;
 
@@ -210,7 +260,7 @@ internal static class FlexGpu
     {
         if (text.ParameterBytes >= 0 && text.ParameterBytes != block.Length)
             throw new InvalidOperationException($"{text.Name}: the PTX declares a {text.ParameterBytes}-byte parameter block; the arguments take {block.Length}.");
-        host.Launch(text.Name, () => text.Text, text.EntryPoint, CollectionsMarshal.AsSpan(buffers), block, groups, 1, threads);
+        host.Launch(text.Name, () => text.Text, text.EntryPoint, CollectionsMarshal.AsSpan(buffers), block, groups, 1, threads, FlexViewChecks.SharedBytes);
     }
 
     /// <summary>

@@ -149,6 +149,8 @@ internal struct FlexForwardArgs<TScore, TMask, TElement>
     public int KeyBlocks;
     /// <summary>Mask row strides: batch (0 broadcasts), mask head (0 broadcasts); mask head = h / MaskHeadDiv.</summary>
     public int MaskStrideB, MaskStrideH, MaskHeadDiv;
+    /// <summary>The view bounds checks' error buffer (<see cref="FlexViewChecks"/>): its record part.</summary>
+    public ArrayView<int> Errors;
     public TScore ScoreMod;
     public TMask MaskMod;
 }
@@ -158,6 +160,8 @@ internal struct FlexClassifyArgs<TMask> where TMask : struct, IMaskMod
 {
     public ArrayView<int> Classes;
     public int Heads, Nq, Nk, QueryBlockSize, KeyBlockSize, QueryBlocks, KeyBlocks;
+    /// <summary>The view bounds checks' error buffer (<see cref="FlexViewChecks"/>): its record part.</summary>
+    public ArrayView<int> Errors;
     public TMask MaskMod;
 }
 
@@ -209,6 +213,7 @@ internal static class FlexKernels
         int qEnd = IntrinsicMath.Min(IntrinsicMath.Min(q0 + bq, (maskRow + 1) * a.QueryBlockSize), a.Nq);
         int rows = qEnd - q0;
         if (rows <= 0) return;   // uniform across the group: a ragged last mask block leaves tiles without rows
+        FlexViewChecks.Begin();
 
         long qBase = a.QOffset + b * a.QStrideB + h * a.QStrideH;
         for (int i = tid; i < bq * a.Dqk; i += bq * lanes)
@@ -311,6 +316,7 @@ internal static class FlexKernels
                 a.Lse[a.LseOffset + b * a.LseStrideB + h * a.LseStrideH + q * a.LseStrideN] =
                     l > 0.0f ? m + MathF.Log(l) : float.NegativeInfinity;
         }
+        FlexViewChecks.End(a.Errors);
     }
 
     /// <summary>
@@ -328,6 +334,7 @@ internal static class FlexKernels
         int q0 = qb * a.QueryBlockSize, k0 = kb * a.KeyBlockSize;
         int rows = IntrinsicMath.Min(a.QueryBlockSize, a.Nq - q0), cols = IntrinsicMath.Min(a.KeyBlockSize, a.Nk - k0);
         int visible = 0;
+        FlexViewChecks.Begin();
         for (int i = tid; i < rows * cols; i += MaskThreads)
         {
             int r = i / cols, c = i - r * cols;
@@ -341,6 +348,7 @@ internal static class FlexKernels
             for (int i = 0; i < MaskThreads; i++) total += counts[i];
             a.Classes[group] = total == 0 ? 0 : total == rows * cols ? 2 : 1;
         }
+        FlexViewChecks.End(a.Errors);
     }
 
     /// <summary>
