@@ -169,22 +169,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     sacc[mt][i][e] = s;
                 }
 #if NA_SIGMOID
-            // Unnormalised weights: P = sigmoid, no rescaling of O. Each lane keeps its own (m, l) of log2 weights
-            // for LSE; the quad combines them in the epilogue.
-#pragma unroll
-            for (int i = 0; i < NA_BLOCK_N / 8; i++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                {
-                    float lw;
-                    sacc[mt][i][e] = na_sigmoid_weight(sacc[mt][i][e], p.sigmoid_bias, &lw);
-                    if (lw > mrow[mt][e >> 1])
-                    {
-                        lrow[mt][e >> 1] *= na_fast_exp2(mrow[mt][e >> 1] - lw);
-                        mrow[mt][e >> 1] = lw;
-                    }
-                    if (lw != -NA_INFINITY) lrow[mt][e >> 1] += na_fast_exp2(lw - mrow[mt][e >> 1]);
-                }
+            na_mma_sigmoid(sacc[mt], mrow[mt], lrow[mt], p.sigmoid_bias);
 #else
             na_mma_softmax(sacc[mt], oacc[mt], mrow[mt], lrow[mt]);
 #endif
