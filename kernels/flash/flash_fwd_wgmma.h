@@ -6,17 +6,18 @@
 // - Warpgroup 0 is the producer. It gives registers back (setmaxnreg.dec to 24) and one thread issues every load as a
 //   TMA box copy (cp.async.bulk.tensor, 4-D tensor maps over [B][H][N][D] with arbitrary batch/head/token strides,
 //   passed in the __grid_constant__ parameter): Q once, then K and V tiles of NA_BLOCK_N keys into an
-//   NA_WGMMA_STAGES-deep ring. Each tile has a "K full" and a "V full" mbarrier (expect_tx of the box bytes, completed
-//   by the copy) and an "empty" mbarrier the 256 consumer threads arrive on when they are done with the stage; the
-//   producer waits for "empty" before refilling. Rows past Nq and keys past Nk come back as zeros (TMA bounds).
+//   NA_WGMMA_STAGES-deep ring. Each stage has "K full" and "V full" mbarriers (expect_tx of the box bytes, completed
+//   by the copy) and "K free" and "V free" mbarriers the 256 consumer threads arrive on when their Q K^T (resp. P V)
+//   no longer reads the tile; the producer waits for them before refilling, so the next K streams in while the
+//   previous V is still being read. Rows past Nq and keys past Nk come back as zeros (TMA bounds).
 // - Warpgroups 1 and 2 are consumers (setmaxnreg.inc to 240), each owning 64 query rows. Shared tiles are stored as
 //   64-element (128-byte) column blocks of rows x 128 bytes with the 128-byte swizzle TMA writes and wgmma reads
 //   (1024-byte atoms of 8 rows). S = Q K^T is wgmma m64nNk16 with both operands in shared memory (K-major
 //   descriptors); O += P V is wgmma with P from registers (the S accumulators packed to 16 bits are exactly the A
 //   fragments) and V through a transposed (N-major) descriptor.
 // - Intra-warpgroup overlap: in iteration j a consumer issues S_j = Q K_j^T, then O += P_{j-1} V_{j-1}, waits only
-//   for S_j, runs the scores/mask/softmax statistics of tile j while P V is still in flight, then waits for P V,
-//   releases the stage, rescales O and packs P_j.
+//   for S_j (and frees K_j), runs the scores/mask/softmax statistics of tile j while P V is still in flight, then
+//   waits for P V, frees V_{j-1}, rescales O and packs P_j.
 // - Inter-warpgroup ping-pong: named barriers 1 and 2 make the two consumers issue their GEMMs in turn, so one
 //   consumer's softmax runs while the other's GEMMs occupy the tensor cores.
 // - Masking and score options are the shared ones (common/masking.h, flash/flash_score_mod.h, the softmax steps of
@@ -141,7 +142,7 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
     const float* NA_RESTRICT slopes, const float* NA_RESTRICT sinks, const __grid_constant__ na_flash_wgmma_params w)
 {
     extern __shared__ __align__(1024) unsigned char na_smem_raw[];
-    __shared__ __align__(8) unsigned long long na_bars[1 + 3 * NA_WGMMA_STAGES];
+    __shared__ __align__(8) unsigned long long na_bars[1 + 4 * NA_WGMMA_STAGES];
     const na_flash_params& p = w.p;
 
     // 128-byte swizzle atoms must sit on 1024-byte boundaries: the host asks for 1 KiB of slack.
@@ -154,7 +155,8 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
     const unsigned bar_q = na_smem_address(&na_bars[0]);
 #define NA_BAR_K(s) (bar_q + 8u * (1 + (s)))
 #define NA_BAR_V(s) (bar_q + 8u * (1 + NA_WGMMA_STAGES + (s)))
-#define NA_BAR_EMPTY(s) (bar_q + 8u * (1 + 2 * NA_WGMMA_STAGES + (s)))
+#define NA_BAR_K_FREE(s) (bar_q + 8u * (1 + 2 * NA_WGMMA_STAGES + (s)))
+#define NA_BAR_V_FREE(s) (bar_q + 8u * (1 + 3 * NA_WGMMA_STAGES + (s)))
 
     const int tid = threadIdx.x, wg = tid >> 7;
     // Grid x holds (b * Hq + h, query block), query blocks fastest; causal blocks near the end start first.
@@ -184,7 +186,8 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
         {
             na_mbar_init(NA_BAR_K(s), 1);
             na_mbar_init(NA_BAR_V(s), 1);
-            na_mbar_init(NA_BAR_EMPTY(s), 2 * 128);
+            na_mbar_init(NA_BAR_K_FREE(s), 2 * 128);
+            na_mbar_init(NA_BAR_V_FREE(s), 2 * 128);
         }
         na_mbar_init_fence();
     }
@@ -205,11 +208,13 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
             for (int j = 0; j < tiles; j++)
             {
                 const int s = j % NA_WGMMA_STAGES, n0 = n_first + j * NA_BLOCK_N;
-                if (j >= NA_WGMMA_STAGES) na_mbar_wait(NA_BAR_EMPTY(s), (unsigned)((j / NA_WGMMA_STAGES - 1) & 1));
+                const unsigned freed = (unsigned)((j / NA_WGMMA_STAGES - 1) & 1);
+                if (j >= NA_WGMMA_STAGES) na_mbar_wait(NA_BAR_K_FREE(s), freed);
                 na_mbar_arrive_expect_tx(NA_BAR_K(s), NA_WG_KV_BYTES);
 #pragma unroll
                 for (int cb = 0; cb < NA_WG_CB; cb++)
                     na_tma_load_4d(ks + s * NA_WG_KV_BYTES + cb * (NA_BLOCK_N * 128), &w.k, NA_BAR_K(s), cb * 64, n0, hk, b);
+                if (j >= NA_WGMMA_STAGES) na_mbar_wait(NA_BAR_V_FREE(s), freed);
                 na_mbar_arrive_expect_tx(NA_BAR_V(s), NA_WG_KV_BYTES);
 #pragma unroll
                 for (int cb = 0; cb < NA_WG_CB; cb++)
@@ -265,6 +270,7 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
         if (c == 0 || tiles > 1) na_named_arrive(2 - c, 256);
         NA_WGMMA_WAIT(0);
         NA_WG_KEEP_ALL(sacc, NA_BLOCK_N);
+        na_mbar_arrive(NA_BAR_K_FREE(0));   // K of tile 0 is no longer read
         na_wg_score_tile(sacc, n_first, lane, n_first >= full_start && n_first + NA_BLOCK_N <= full_end, rs, re, NA_WG_SR
                          p, bias, lr_u, lr_w, mrow[0], lrow[0], alpha);
         na_mma_pack_p(pf, sacc);
@@ -280,12 +286,13 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
             if (c == 0 || j < tiles - 1) na_named_arrive(2 - c, 256);
             NA_WGMMA_WAIT(1);   // S_j is ready; P_{j-1} V_{j-1} may still run
             NA_WG_KEEP_ALL(sacc, NA_BLOCK_N);
+            na_mbar_arrive(NA_BAR_K_FREE(s));   // K of tile j is no longer read: the producer may refill it
             na_wg_score_tile(sacc, n0, lane, n0 >= full_start && n0 + NA_BLOCK_N <= full_end, rs, re, NA_WG_SR
                              p, bias, lr_u, lr_w, mrow[0], lrow[0], alpha);
             NA_WGMMA_WAIT(0);
             NA_WG_KEEP_ALL(oacc[0], NA_D);
             na_wg_keep_p(pf);
-            na_mbar_arrive(NA_BAR_EMPTY(prev));   // K and V of tile j - 1 are no longer read
+            na_mbar_arrive(NA_BAR_V_FREE(prev));   // V of tile j - 1 is no longer read
 #if !NA_SIGMOID
             na_mma_rescale(oacc[0], alpha);
 #endif
@@ -345,7 +352,8 @@ NA_KERNEL void __launch_bounds__(NA_WG_THREADS, 1) na_flash_fwd(
 #undef NA_WG_SR
 #undef NA_BAR_K
 #undef NA_BAR_V
-#undef NA_BAR_EMPTY
+#undef NA_BAR_K_FREE
+#undef NA_BAR_V_FREE
 }
 
 #endif
