@@ -41,9 +41,9 @@
 #error "NA_HEAD_DIM_QK must be a multiple of 8 (the dot product keeps eight partial sums)"
 #endif
 
-#if NA_FLASH_WGMMA && NA_CUDA
-#include "flash/flash_fwd_wgmma.h"
-#elif NA_FLASH_MMA && NA_CUDA
+#if NA_FLASH_MMA && NA_CUDA
+// Both tensor-core kernels (wgmma variants set NA_FLASH_MMA too) enter through flash_fwd_mma.h: kernel sources inline
+// each file once, where it is first included, so the headers the two kernels share are included there for both.
 #include "flash/flash_fwd_mma.h"
 #else
 

@@ -36,9 +36,8 @@
 #ifndef NA_WGMMA_STAGES
 #define NA_WGMMA_STAGES 2
 #endif
-#define NA_D NA_HEAD_DIM_QK
-#define NA_MT 1
-#define NA_Q_IN_REGS 0
+// flash_fwd_mma.h, which includes this file, has included common/mma_attention.h with NA_D = NA_HEAD_DIM_QK, NA_MT = 1
+// (16 rows per warp) and NA_Q_IN_REGS = 0.
 #include "common/mma_attention.h"
 
 #define NA_WG_BM 128                              // query rows per block: two consumer warpgroups x 64
