@@ -64,6 +64,10 @@ typedef struct na_flash_wgmma_params
     na_tensor_map v;
     na_flash_params p;
 } na_flash_wgmma_params;
+// The host (GpuFlash.WgmmaParamBytes) writes the maps at 0, 128 and 256, the flash parameters at 384 and pads the whole
+// to the maps' 64-byte alignment.
+static_assert(sizeof(na_tensor_map) == 128 && alignof(na_tensor_map) == 64, "CUtensorMap is 128 bytes, 64-byte aligned");
+static_assert(sizeof(na_flash_wgmma_params) == (3 * 128 + sizeof(na_flash_params) + 63) / 64 * 64, "na_flash_wgmma_params layout");
 
 // S = Q K^T of this warpgroup's 64 rows (qa: their first row in column block 0) against the tile kt, issued and
 // committed as one wgmma group.

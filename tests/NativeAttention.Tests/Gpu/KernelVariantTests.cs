@@ -88,7 +88,7 @@ public sealed class KernelVariantTests(ITestOutputHelper output)
     /// covers): each issues wgmma, hands registers from the producer to the consumers with setmaxnreg, and ptxas gives
     /// the kernel the 168 registers a 384-thread block may hold (65536 / 384 rounded down to 8), which is exactly what
     /// one 24-register producer and two 240-register consumer warpgroups need; a consumer that needed more than 240
-    /// would spill, which the shared check fails.
+    /// would spill, which the shared check fails. ptxas must not have serialized the wgmma instructions.
     /// </summary>
     [RuntimeFact(TestRuntime.Nvrtc12)]
     [Trait("Backend", "Cuda")]
@@ -109,6 +109,9 @@ public sealed class KernelVariantTests(ITestOutputHelper output)
                 failures.Add($"{variant.Name}: no setmaxnreg 24/240 pair in the PTX");
             if (kernel.Registers != 168) failures.Add($"{variant.Name}: {kernel.Registers} registers at launch, expected 168 (384 threads, one block per SM)");
             if (kernel.Spills) failures.Add($"{variant.Name}: spills {kernel.SpillStoreBytes}/{kernel.SpillLoadBytes} B");
+            // ptxas warns when it has to serialize wgmma (e.g. accumulators touched between issue and wait): a silent 2x.
+            if (cubin.PtxasLog.Contains("serialized", StringComparison.OrdinalIgnoreCase))
+                failures.Add($"{variant.Name}: ptxas serialized wgmma:\n{cubin.PtxasLog}");
         });
         foreach (string line in lines.Order(StringComparer.Ordinal)) output.WriteLine(line);
         Assert.True(128 * 24 + 256 * 240 <= 168 * 384);

@@ -10,6 +10,8 @@ public sealed unsafe partial class CudaContext
     /// <summary>How this context treats the wgmma kernel; from <see cref="WgmmaSelection.Variable"/> at creation, settable by tests.</summary>
     internal WgmmaMode WgmmaMode { get; set; } = WgmmaSelection.ModeFromEnvironment();
 
+    private WgmmaChoice? _notHopper;
+
     /// <summary>This context's self-check record.</summary>
     internal WgmmaSelfCheckState WgmmaCheck { get; } = new();
 
@@ -19,6 +21,9 @@ public sealed unsafe partial class CudaContext
     /// </summary>
     internal WgmmaChoice ChooseWgmma(FlashProblem problem, in QkvoParams t, ReadOnlySpan<DeviceBuffer?> qkvo)
     {
+        // Off, or not an sm_90 device: the same answer for every call, made once.
+        if (WgmmaMode == WgmmaMode.Off) return WgmmaSelection.Disabled;
+        if (_device.ComputeCapability != 90) return _notHopper ??= WgmmaSelection.NotHopper(_device.ComputeCapability);
         bool aligned = true;
         foreach (var buffer in qkvo)
             if (buffer is CudaBuffer b && (b.RootPointer & 15) != 0) aligned = false;

@@ -27,11 +27,8 @@ internal static class GpuFlash
             Buffer(options.Bias), Buffer(options.LowRankBias?.U), Buffer(options.LowRankBias?.W), Buffer(options.AlibiSlopes), Buffer(options.Sinks),
         ];
         // sm_90 with a suitable call: the Hopper kernel (after this context's self-check), else mma.sync or portable.
-        if (host is CudaContext cuda && cuda.ChooseWgmma(problem, p.Qkvo, buffers[..4]).Use)
-        {
-            RunWgmma(cuda, problem, p, buffers);
+        if (host is CudaContext cuda && cuda.ChooseWgmma(problem, p.Qkvo, buffers[..4]).Use && RunWgmma(cuda, problem, p, buffers))
             return;
-        }
         Launch(host, problem, Choose(problem, p, host.TensorCoresFit(buffers[..4])), p, buffers);
     }
 
@@ -64,20 +61,33 @@ internal static class GpuFlash
     public static FlashVariant WgmmaVariant(FlashProblem problem) =>
         FlashVariant.ForWgmma(problem.ElementType, problem.HeadDim, Masked(problem.Options), ScoreOptions.Of(problem.Options));
 
-    /// <summary>Runs a call the selection gave to the wgmma kernel: encodes the Q/K/V tensor maps and launches it for sm_90a.</summary>
-    internal static void RunWgmma(CudaContext cuda, FlashProblem problem, in FlashParams p, ReadOnlySpan<DeviceBuffer?> buffers)
+    /// <summary>
+    /// Runs a call the selection gave to the wgmma kernel: encodes the Q/K/V tensor maps and launches it for sm_90a.
+    /// False, with nothing launched, when the driver rejects a tensor map (the selection checks TMA's documented
+    /// limits, so this should not happen): the caller falls back to the mma.sync kernel.
+    /// </summary>
+    internal static bool RunWgmma(CudaContext cuda, FlashProblem problem, in FlashParams p, ReadOnlySpan<DeviceBuffer?> buffers)
     {
         var variant = WgmmaVariant(problem);
         var (q, k, v) = WgmmaTensorMaps.For(variant, p.Qkvo);
         Span<byte> args = stackalloc byte[WgmmaParamBytes];
         args.Clear();
-        cuda.EncodeTensorMap(((CudaBuffer)buffers[0]!).RootPointer, q, args[..128]);
-        cuda.EncodeTensorMap(((CudaBuffer)buffers[1]!).RootPointer, k, args[128..256]);
-        cuda.EncodeTensorMap(((CudaBuffer)buffers[2]!).RootPointer, v, args[256..384]);
+        try
+        {
+            cuda.EncodeTensorMap(((CudaBuffer)buffers[0]!).RootPointer, q, args[..128]);
+            cuda.EncodeTensorMap(((CudaBuffer)buffers[1]!).RootPointer, k, args[128..256]);
+            cuda.EncodeTensorMap(((CudaBuffer)buffers[2]!).RootPointer, v, args[256..384]);
+        }
+        catch (CudaException e)
+        {
+            System.Diagnostics.Trace.TraceWarning($"NativeAttention: cuTensorMapEncodeTiled rejected a flash view ({e.Message}); this call uses the mma.sync kernel.");
+            return false;
+        }
         MemoryMarshal.Write(args[384..], in p);
         var launch = KernelLaunch<FlashVariant>.For(variant, KernelApi.Cuda);
         cuda.LaunchSm90a(launch.Name, launch.Source, FlashVariant.EntryPoint, buffers, args, Groups(problem, variant.Tiles.BlockM),
             variant.Threads, variant.DynamicSharedBytes);
+        return true;
     }
 
     /// <summary>
@@ -105,7 +115,10 @@ internal static class GpuFlash
             var problem = FlashProblem.Create(qv, kv, vv, o, options, lse);
             var p = Params(problem, qv, kv, vv, o, lse);
             ReadOnlySpan<DeviceBuffer?> buffers = [q, k, v, wgmma ? oWgmma : oReference, wgmma ? lseWgmma : lseReference, null, null, null, null, null];
-            if (wgmma) RunWgmma(cuda, problem, p, buffers);
+            if (wgmma)
+            {
+                if (!RunWgmma(cuda, problem, p, buffers)) return "cuTensorMapEncodeTiled rejected the check's contiguous views";
+            }
             else Launch(cuda, problem, Choose(problem, p, ((IGpuKernelHost)cuda).TensorCoresFit(buffers[..4])), p, buffers);
         }
         cuda.Synchronize();

@@ -24,6 +24,12 @@ internal static class WgmmaSelection
     /// <summary>The oldest NVRTC the kernel was compiled and checked with (sm_90a CUBINs in CI).</summary>
     public static readonly (int Major, int Minor) MinimumNvrtc = (12, 4);
 
+    /// <summary>The choice in <see cref="WgmmaMode.Off"/>.</summary>
+    public static readonly WgmmaChoice Disabled = new(false, $"disabled by {Variable}=0");
+
+    /// <summary>The choice on a device other than sm_90.</summary>
+    public static WgmmaChoice NotHopper(int computeCapability) => new(false, $"wgmma needs sm_90; the device is sm_{computeCapability}");
+
     /// <summary>The mode an environment value asks for.</summary>
     public static WgmmaMode ModeFrom(string? value) => value?.Trim() switch
     {
@@ -46,8 +52,8 @@ internal static class WgmmaSelection
     public static WgmmaChoice Choose(WgmmaMode mode, int computeCapability, (int Major, int Minor) nvrtc, ElementType type,
         int headDim, int valueDim, ScoreOptions options, in QkvoParams t, bool rootsAligned, string? selfCheckFailure)
     {
-        if (mode == WgmmaMode.Off) return new(false, $"disabled by {Variable}=0");
-        if (computeCapability != 90) return new(false, $"wgmma needs sm_90; the device is sm_{computeCapability}");
+        if (mode == WgmmaMode.Off) return Disabled;
+        if (computeCapability != 90) return NotHopper(computeCapability);
         if (nvrtc.CompareTo(MinimumNvrtc) < 0)
             return new(false, $"NVRTC {nvrtc.Major}.{nvrtc.Minor} is older than {MinimumNvrtc.Major}.{MinimumNvrtc.Minor}, the first checked to compile the sm_90a kernel");
         if (type is not (ElementType.Float16 or ElementType.BFloat16)) return new(false, $"{type} has no wgmma kernel (Float16 and BFloat16 only)");
