@@ -3,7 +3,9 @@
 #   (../shared/tools/device-bundle.sh tests/NativeAttention.Tests tests/NativeAttention.Ilgpu.Tests bench/NativeAttention.GpuBench bench/NativeAttention.Cli):
 # every CUDA test (flash, varlen, KV cache, decode routing, merge, neighborhood, block-sparse, linear, the peak probe,
 # the CUBIN checks), the GPU's measured peaks (`info`), the flash benchmark per tile in $TILES, the other families'
-# case files (bench/cases/*.json) on CUDA, and PyTorch SDPA when TORCH=1. Results go to $OUT.
+# case files (bench/cases/*.json) on CUDA, and PyTorch SDPA when TORCH=1. Results go to $OUT. The flash suites and
+# benchmark also run with NATIVEATTENTION_CUDA_WGMMA=1 and =0 (the Hopper kernel forced on and off; WGMMA_TESTS=0 and
+# WGMMA=0 skip those runs).
 #   bash .device/NativeAttention.GpuBench/run-device.sh            (TESTS=0 skips tests, QUICK=--quick for N = 1024 only,
 #   DECODE=1 adds FlashKvCache decode and the issue-4 shapes)
 bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,6 +19,15 @@ if [ "${TESTS:-1}" = 1 ]; then
   timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $bundle/NativeAttention.Tests/NativeAttention.Tests.dll ${TESTARGS:--trait Backend=Cuda} -parallel none" > "$OUT/tests.txt" 2>&1
   echo "tests rc=$?" >> "$OUT/tests.txt"
 fi
+# The CUDA flash property suites again with the Hopper wgmma kernel forced on (no self-check, so a wrong kernel fails
+# loudly) and forced off (mma.sync on sm_90); the first run above used the default (wgmma after its self-check).
+# WgmmaFlashTests (in the -trait Backend=Cuda run) already compares both kernels with the reference on sm_90.
+if [ "${TESTS:-1}" = 1 ] && [ "${WGMMA_TESTS:-1}" = 1 ]; then
+  for w in 1 0; do
+    NATIVEATTENTION_CUDA_WGMMA=$w timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $bundle/NativeAttention.Tests/NativeAttention.Tests.dll -class NativeAttention.Tests.CudaFlashTests -class NativeAttention.Tests.CudaFlashOptionTests -parallel none" > "$OUT/tests_wgmma$w.txt" 2>&1
+    echo "tests rc=$?" >> "$OUT/tests_wgmma$w.txt"
+  done
+fi
 # The ILGPU tests' CUDA classes (Flex with view fields, ILGPU CUDA interop), when the bundle holds tests/NativeAttention.Ilgpu.Tests.
 ilgpu_tests="$bundle/NativeAttention.Ilgpu.Tests/NativeAttention.Ilgpu.Tests.dll"
 if [ "${TESTS:-1}" = 1 ] && [ -f "$ilgpu_tests" ]; then
@@ -28,6 +39,13 @@ for t in ${TILES:-default}; do
   timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-bench ${QUICK:-} > "$OUT/na_${t//,/_}.txt" 2>&1
 done
 unset NATIVEATTENTION_FLASH_MMA_TILE
+# Flash with the Hopper wgmma kernel forced on and off (on sm_90; elsewhere both runs are the mma.sync kernel), next to
+# the default run above and PyTorch SDPA (TORCH=1) on the same shapes.
+if [ "${WGMMA:-1}" = 1 ]; then
+  for w in 1 0; do
+    NATIVEATTENTION_CUDA_WGMMA=$w timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-bench ${QUICK:-} > "$OUT/na_wgmma$w.txt" 2>&1
+  done
+fi
 # The CLI, when bundled: the GPU's peaks from the probe kernels, then every family's case file on CUDA (% of those peaks).
 cli="$bundle/NativeAttention.Cli/NativeAttention.Cli.dll"
 if [ -f "$cli" ]; then

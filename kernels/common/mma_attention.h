@@ -6,6 +6,7 @@
 // packed to 16 bits, are exactly the A fragments of P V, so P never leaves registers.
 #ifndef NA_MMA_ATTENTION_H
 #define NA_MMA_ATTENTION_H
+#include "common/score.h"
 
 // Element index of chunk c of row r in a swizzled [rows][NA_D] tile: chunk c lands at c ^ (r % 8).
 NA_INLINE int na_swizzle(int r, int c) { return r * NA_D + ((c ^ (r & 7)) << 3); }
@@ -75,10 +76,11 @@ NA_INLINE void na_mma_scores(float sacc[NA_MT][NA_BLOCK_N / 8][4], const unsigne
     }
 }
 
-// The online softmax of one row tile: scores s (log2 units, masked to -inf) become exp2(s - m) with the running
-// maximum m updated, the running sum l and the output rows rescaled by exp2(m_old - m). A row that has seen only
-// -inf keeps m = -inf and uses 0 in its place, so its weights are exact zeros.
-NA_INLINE void na_mma_softmax(float sacc[NA_BLOCK_N / 8][4], float oacc[NA_D / 8][4], float mrow[2], float lrow[2])
+// The statistics half of the online softmax of one row tile: scores s (log2 units, masked to -inf) become
+// exp2(s - m) with the running maximum m and sum l updated; alpha[hf] = exp2(m_old - m) is the factor the output rows
+// still need (na_mma_rescale). A row that has seen only -inf keeps m = -inf and uses 0 in its place, so its weights are
+// exact zeros. Kept apart from the rescale so that the wgmma kernel can run it while its P V product is in flight.
+NA_INLINE void na_mma_softmax_stats(float sacc[NA_BLOCK_N / 8][4], float mrow[2], float lrow[2], float alpha[2])
 {
 #pragma unroll
     for (int hf = 0; hf < 2; hf++)
@@ -88,7 +90,7 @@ NA_INLINE void na_mma_softmax(float sacc[NA_BLOCK_N / 8][4], float oacc[NA_D / 8
         for (int i = 0; i < NA_BLOCK_N / 8; i++) mx = fmaxf(mx, fmaxf(sacc[i][2 * hf], sacc[i][2 * hf + 1]));
         const float m_new = fmaxf(mrow[hf], na_quad_max(mx));
         const float m_use = na_max_or_zero(m_new);
-        const float alpha = na_fast_exp2(mrow[hf] - m_use);
+        alpha[hf] = na_fast_exp2(mrow[hf] - m_use);
         mrow[hf] = m_new;
         float sum = 0.0f;
 #pragma unroll
@@ -98,14 +100,49 @@ NA_INLINE void na_mma_softmax(float sacc[NA_BLOCK_N / 8][4], float oacc[NA_D / 8
             sacc[i][2 * hf + 1] = na_fast_exp2(sacc[i][2 * hf + 1] - m_use);
             sum += sacc[i][2 * hf] + sacc[i][2 * hf + 1];
         }
-        lrow[hf] = lrow[hf] * alpha + sum;
-#pragma unroll
-        for (int i = 0; i < NA_D / 8; i++)
-        {
-            oacc[i][2 * hf] *= alpha;
-            oacc[i][2 * hf + 1] *= alpha;
-        }
+        lrow[hf] = lrow[hf] * alpha[hf] + sum;
     }
+}
+
+// Rescales the output rows of one row tile by the factors na_mma_softmax_stats returned.
+NA_INLINE void na_mma_rescale(float oacc[NA_D / 8][4], const float alpha[2])
+{
+#pragma unroll
+    for (int i = 0; i < NA_D / 8; i++)
+    {
+        oacc[i][0] *= alpha[0];
+        oacc[i][1] *= alpha[0];
+        oacc[i][2] *= alpha[1];
+        oacc[i][3] *= alpha[1];
+    }
+}
+
+// The online softmax of one row tile: na_mma_softmax_stats, then the output rows rescaled by exp2(m_old - m).
+NA_INLINE void na_mma_softmax(float sacc[NA_BLOCK_N / 8][4], float oacc[NA_D / 8][4], float mrow[2], float lrow[2])
+{
+    float alpha[2];
+    na_mma_softmax_stats(sacc, mrow, lrow, alpha);
+    na_mma_rescale(oacc, alpha);
+}
+
+// Sigmoid scoring of one row tile: unnormalised weights P = sigmoid(s' + b) replace the scores and O is never
+// rescaled. Each lane keeps its own (m, l) of log2 weights for LSE; the quad combines them in the epilogue.
+NA_INLINE void na_mma_sigmoid(float sacc[NA_BLOCK_N / 8][4], float mrow[2], float lrow[2], float bias)
+{
+#pragma unroll
+    for (int i = 0; i < NA_BLOCK_N / 8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+        {
+            float lw;
+            sacc[i][e] = na_sigmoid_weight(sacc[i][e], bias, &lw);
+            if (lw > mrow[e >> 1])
+            {
+                lrow[e >> 1] *= na_fast_exp2(mrow[e >> 1] - lw);
+                mrow[e >> 1] = lw;
+            }
+            if (lw != -NA_INFINITY) lrow[e >> 1] += na_fast_exp2(lw - mrow[e >> 1]);
+        }
 }
 
 // Packs one row tile's probabilities into the A fragments of P V.

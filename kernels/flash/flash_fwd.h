@@ -3,7 +3,8 @@
 // storage type.
 // A row whose visible keys are all masked keeps m = -inf and l = 0 and writes zeros and LSE = -inf.
 // Score options (flash/flash_score_mod.h) are compiled in only when their NA_* define is set.
-// CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead.
+// CUDA builds with NA_FLASH_MMA = 1 use the tensor-core kernel of flash/flash_fwd_mma.h instead, and sm_90a builds with
+// NA_FLASH_WGMMA = 1 the Hopper kernel of flash/flash_fwd_wgmma.h.
 #include "flash/flash_params.h"
 #include "common/dtype.h"
 #include "common/math.h"
@@ -32,12 +33,17 @@
 #ifndef NA_FLASH_MMA
 #define NA_FLASH_MMA 0
 #endif
+#ifndef NA_FLASH_WGMMA
+#define NA_FLASH_WGMMA 0    // 1 (CUDA sm_90a): the Hopper kernel of flash/flash_fwd_wgmma.h
+#endif
 
 #if NA_HEAD_DIM_QK % 8 != 0
 #error "NA_HEAD_DIM_QK must be a multiple of 8 (the dot product keeps eight partial sums)"
 #endif
 
 #if NA_FLASH_MMA && NA_CUDA
+// Both tensor-core kernels (wgmma variants set NA_FLASH_MMA too) enter through flash_fwd_mma.h: kernel sources inline
+// each file once, where it is first included, so the headers the two kernels share are included there for both.
 #include "flash/flash_fwd_mma.h"
 #else
 

@@ -10,6 +10,13 @@
 // masking; sinks and sigmoid scoring change only the row statistics and the epilogue.
 #include "common/mma_sm80.h"
 
+#if NA_FLASH_WGMMA
+// The Hopper kernel (flash/flash_fwd_wgmma.h, included below instead of this one): one 16-row tile per warp, Q read
+// from shared memory by wgmma.
+#define NA_D NA_HEAD_DIM_QK
+#define NA_MT 1
+#define NA_Q_IN_REGS 0
+#else
 #ifndef NA_WARPS
 #define NA_WARPS 4
 #endif
@@ -26,9 +33,14 @@
 #define NA_Q_IN_REGS (NA_MT * NA_D <= 128)         // else Q fragments are re-read from shared memory per tile
 #define NA_D NA_HEAD_DIM_QK
 #define NA_CHUNKS (NA_D / 8)   // 16-byte chunks per row
+#endif
 
 // na_swizzle and the Q K^T, online-softmax and P V steps shared with the other tensor-core kernels:
 #include "common/mma_attention.h"
+
+#if NA_FLASH_WGMMA
+#include "flash/flash_fwd_wgmma.h"
+#else
 
 // Starts loading rows [row0, row0 + rows) of a [n][NA_D] matrix into a swizzled tile; rows >= limit become zeros.
 NA_INLINE void na_load_tile(unsigned short* tile, const unsigned short* src, na_i64 stride, int row0, int rows, int limit, int tid)
@@ -169,22 +181,7 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     sacc[mt][i][e] = s;
                 }
 #if NA_SIGMOID
-            // Unnormalised weights: P = sigmoid, no rescaling of O. Each lane keeps its own (m, l) of log2 weights
-            // for LSE; the quad combines them in the epilogue.
-#pragma unroll
-            for (int i = 0; i < NA_BLOCK_N / 8; i++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                {
-                    float lw;
-                    sacc[mt][i][e] = na_sigmoid_weight(sacc[mt][i][e], p.sigmoid_bias, &lw);
-                    if (lw > mrow[mt][e >> 1])
-                    {
-                        lrow[mt][e >> 1] *= na_fast_exp2(mrow[mt][e >> 1] - lw);
-                        mrow[mt][e >> 1] = lw;
-                    }
-                    if (lw != -NA_INFINITY) lrow[mt][e >> 1] += na_fast_exp2(lw - mrow[mt][e >> 1]);
-                }
+            na_mma_sigmoid(sacc[mt], mrow[mt], lrow[mt], p.sigmoid_bias);
 #else
             na_mma_softmax(sacc[mt], oacc[mt], mrow[mt], lrow[mt]);
 #endif
@@ -242,3 +239,5 @@ NA_KERNEL void __launch_bounds__(NA_MMA_THREADS, NA_MMA_MIN_BLOCKS) na_flash_fwd
                     na_lse_from_base2(m, l);
         }
 }
+
+#endif

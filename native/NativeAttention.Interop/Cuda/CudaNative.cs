@@ -51,5 +51,11 @@ public static unsafe partial class CudaNative
     [LibraryImport(Lib)] public static partial int cuModuleUnload(IntPtr module);
     [LibraryImport(Lib)] public static partial int cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
     [LibraryImport(Lib)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
+    /// <summary>
+    /// Encodes a TMA tensor map (CUDA 12.0+ drivers). Bound on first call like every entry here, so older drivers only
+    /// fail (EntryPointNotFoundException) if a caller uses it; the wgmma flash kernel runs only on sm_90 devices.
+    /// </summary>
+    [LibraryImport(Lib)] public static partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, void* globalAddress,
+        ulong* globalDims, ulong* globalStrides, uint* boxDims, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     [LibraryImport(Lib)] public static partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ, uint sharedBytes, IntPtr stream, void** parameters, void** extra);
 }

@@ -74,20 +74,59 @@ public sealed class KernelVariantTests(ITestOutputHelper output)
     [Trait("Backend", "Cuda")]
     public void EveryVariant_CompilesToCubin_ForSm80_WithoutSpills() => CompileEveryVariantToCubin("sm_80", TestRuntime.Nvrtc);
 
-    /// <summary>Every variant to a CUBIN for Hopper with NVRTC 12 (CI's second run, NVRTC 12.4 from Debian 13).</summary>
+    /// <summary>
+    /// Every variant, plus the Hopper wgmma flash variants (<see cref="FlashVariant.WgmmaVariants"/>), to a CUBIN for Hopper
+    /// with NVRTC 12 (CI's second run, NVRTC 12.4 from Debian 13).
+    /// </summary>
     [RuntimeFact(TestRuntime.Nvrtc12)]
     [Trait("Backend", "Cuda")]
-    public void EveryVariant_CompilesToCubin_ForSm90a_WithoutSpills() => CompileEveryVariantToCubin("sm_90a", TestRuntime.Nvrtc12);
+    public void EveryVariant_CompilesToCubin_ForSm90a_WithoutSpills() =>
+        CompileEveryVariantToCubin("sm_90a", TestRuntime.Nvrtc12, FlashVariant.WgmmaVariants().Cast<IKernelVariant>());
+
+    /// <summary>
+    /// The wgmma variants alone (a quick local check of what <see cref="EveryVariant_CompilesToCubin_ForSm90a_WithoutSpills"/>
+    /// covers): each issues wgmma, hands registers from the producer to the consumers with setmaxnreg, and ptxas gives
+    /// the kernel the 168 registers a 384-thread block may hold (65536 / 384 rounded down to 8), which is exactly what
+    /// one 24-register producer and two 240-register consumer warpgroups need; a consumer that needed more than 240
+    /// would spill, which the shared check fails. ptxas must not have serialized the wgmma instructions.
+    /// </summary>
+    [RuntimeFact(TestRuntime.Nvrtc12)]
+    [Trait("Backend", "Cuda")]
+    public void WgmmaVariants_CompileToCubin_ForSm90a_WithinTheirRegisterBudgets()
+    {
+        RuntimeAvailability.Require(TestRuntime.Nvrtc12);
+        var failures = new ConcurrentBag<string>();
+        var lines = new ConcurrentBag<string>();
+        var variants = FlashVariant.WgmmaVariants().ToArray();
+        Parallel.ForEach(variants, variant =>
+        {
+            var cubin = CudaCompiler.CompileToCubin(variant, "sm_90a");
+            var kernel = cubin.Kernels.Single(k => k.Name == FlashVariant.EntryPoint);
+            lines.Add($"{variant.Name,-56} {kernel.Registers,3} regs, spills {kernel.SpillStoreBytes}/{kernel.SpillLoadBytes} B");
+            if (!cubin.Ptx.Contains("wgmma.mma_async.sync.aligned.m64n", StringComparison.Ordinal)) failures.Add($"{variant.Name}: no wgmma in the PTX");
+            if (!cubin.Ptx.Contains("cp.async.bulk.tensor.4d", StringComparison.Ordinal)) failures.Add($"{variant.Name}: no TMA load in the PTX");
+            if (!cubin.Ptx.Contains("setmaxnreg.dec.sync.aligned.u32 24", StringComparison.Ordinal) || !cubin.Ptx.Contains("setmaxnreg.inc.sync.aligned.u32 240", StringComparison.Ordinal))
+                failures.Add($"{variant.Name}: no setmaxnreg 24/240 pair in the PTX");
+            if (kernel.Registers != 168) failures.Add($"{variant.Name}: {kernel.Registers} registers at launch, expected 168 (384 threads, one block per SM)");
+            if (kernel.Spills) failures.Add($"{variant.Name}: spills {kernel.SpillStoreBytes}/{kernel.SpillLoadBytes} B");
+            // ptxas warns when it has to serialize wgmma (e.g. accumulators touched between issue and wait): a silent 2x.
+            if (cubin.PtxasLog.Contains("serialized", StringComparison.OrdinalIgnoreCase))
+                failures.Add($"{variant.Name}: ptxas serialized wgmma:\n{cubin.PtxasLog}");
+        });
+        foreach (string line in lines.Order(StringComparer.Ordinal)) output.WriteLine(line);
+        Assert.True(128 * 24 + 256 * 240 <= 168 * 384);
+        Assert.True(failures.IsEmpty, string.Join("\n", failures));
+    }
 
     /// <summary>
     /// Compiles every CUDA variant to a CUBIN for <paramref name="target"/> and reads each kernel's resources from the
     /// image and from ptxas's report: the two must agree on registers, and a tensor-core kernel (one whose PTX issues
     /// mma or wgmma) must not spill. Every kernel's registers, frame and spills are printed.
     /// </summary>
-    private void CompileEveryVariantToCubin(string target, TestRuntime runtime)
+    private void CompileEveryVariantToCubin(string target, TestRuntime runtime, IEnumerable<IKernelVariant>? extra = null)
     {
         RuntimeAvailability.Require(runtime);
-        var variants = KernelVariants.All(KernelApi.Cuda).ToArray();
+        var variants = KernelVariants.All(KernelApi.Cuda).Concat(extra ?? []).ToArray();
         var failures = new ConcurrentBag<string>();
         var lines = new ConcurrentBag<string>();
         var clock = Stopwatch.StartNew();
@@ -132,7 +171,7 @@ public sealed class KernelVariantTests(ITestOutputHelper output)
     {
         var api = cuda ? KernelApi.Cuda : KernelApi.OpenCl;
         // Contexts cache compiled modules by name: two variants with one name would share a module.
-        var duplicates = KernelVariants.All(api).GroupBy(v => v.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToArray();
+        var duplicates = KernelVariants.All(api).Concat(cuda ? FlashVariant.WgmmaVariants().Cast<IKernelVariant>() : []).GroupBy(v => v.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToArray();
         Assert.True(duplicates.Length == 0, "Duplicate variant names: " + string.Join(", ", duplicates));
     }
 

@@ -44,7 +44,14 @@ internal static unsafe class CudaCompiler
     /// Thread-safe: each call compiles its own NVRTC program.
     /// </summary>
     /// <exception cref="NvrtcException">Compilation failed; the exception carries the log. Failures are not cached.</exception>
-    public static string CompileToPtx(string source, string name, int arch)
+    public static string CompileToPtx(string source, string name, int arch) =>
+        CompileToPtx(source, name, arch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>
+    /// As <see cref="CompileToPtx(string, string, int)"/> for an architecture named as NVRTC spells it after
+    /// <c>compute_</c>, e.g. <c>90a</c> for Hopper's arch-specific features (wgmma, setmaxnreg).
+    /// </summary>
+    public static string CompileToPtx(string source, string name, string arch)
     {
         if (!IsAvailable(out string reason)) throw new DllNotFoundException("NVRTC is not available: " + reason);
         string[] options = Options(arch);
@@ -57,7 +64,7 @@ internal static unsafe class CudaCompiler
         return ptx;
     }
 
-    private static string[] Options(int arch) => [$"--gpu-architecture=compute_{arch}", "--std=c++14"];
+    private static string[] Options(string arch) => [$"--gpu-architecture=compute_{arch}", "--std=c++14"];
 
     /// <summary>
     /// Compiles <paramref name="variant"/> to CUBIN for the real architecture <paramref name="target"/> (<c>sm_80</c>,

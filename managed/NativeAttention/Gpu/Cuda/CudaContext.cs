@@ -11,7 +11,7 @@ namespace NativeAttention.Gpu.Cuda;
 /// <see cref="AttentionContext.Allocate"/> or <see cref="AllocateBuffer"/>, or wrap another library's device
 /// pointer with <see cref="WrapBuffer"/>). Launches are asynchronous; <see cref="Synchronize"/> waits.
 /// </summary>
-public sealed unsafe class CudaContext : GpuContext
+public sealed unsafe partial class CudaContext : GpuContext
 {
     private readonly CudaContextHandle _context;
     private readonly CudaStreamHandle _stream;
@@ -175,11 +175,19 @@ public sealed unsafe class CudaContext : GpuContext
     }
 
     private protected override void Launch(string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
+        int groupsX, int groupsY, int threads, int dynamicSharedBytes) =>
+        LaunchFor(null, name, source, entryPoint, buffers, parameters, groupsX, groupsY, threads, dynamicSharedBytes);
+
+    /// <summary>
+    /// <see cref="Launch"/> compiled for <c>compute_</c><paramref name="arch"/> (e.g. <c>90a</c>) instead of the newest
+    /// architecture NVRTC supports up to the device's.
+    /// </summary>
+    private void LaunchFor(string? arch, string name, Func<string> source, string entryPoint, ReadOnlySpan<DeviceBuffer?> buffers, ReadOnlySpan<byte> parameters,
         int groupsX, int groupsY, int threads, int dynamicSharedBytes)
     {
         if (groupsY > MaxGridY)
             throw new NotSupportedException($"{name}: {groupsY} blocks along grid y exceed CUDA's limit of {MaxGridY}.");
-        var module = Module(name, source, entryPoint, dynamicSharedBytes);
+        var module = Module(name, source, entryPoint, dynamicSharedBytes, arch);
         var pointers = stackalloc ulong[buffers.Length];
         var args = stackalloc void*[buffers.Length + 1];
         for (int i = 0; i < buffers.Length; i++)
@@ -203,11 +211,12 @@ public sealed unsafe class CudaContext : GpuContext
     /// The module <paramref name="name"/> built from <paramref name="source"/>, compiled once per context even when several
     /// threads ask at once, its kernel allowed <paramref name="dynamicSharedBytes"/> of dynamic shared memory.
     /// </summary>
-    private CudaModule Module(string name, Func<string> source, string entryPoint, int dynamicSharedBytes) =>
+    private CudaModule Module(string name, Func<string> source, string entryPoint, int dynamicSharedBytes, string? arch) =>
         _modules.GetOrAdd(name, _ => new Lazy<CudaModule>(() =>
         {
             MakeCurrent();
-            return CudaModule.Load(_context.DangerousGetHandle(), source(), name, entryPoint, CudaCompiler.TargetFor(_device.ComputeCapability),
+            return CudaModule.Load(_context.DangerousGetHandle(), source(), name, entryPoint,
+                arch ?? CudaCompiler.TargetFor(_device.ComputeCapability).ToString(System.Globalization.CultureInfo.InvariantCulture),
                 _driverVersion, dynamicSharedBytes);
         })).Value;
 

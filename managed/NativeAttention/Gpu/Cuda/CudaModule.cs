@@ -23,10 +23,10 @@ internal sealed unsafe class CudaModule : IDisposable
 
     /// <summary>
     /// Compiles (or reads cached PTX for) <paramref name="source"/>, loads it into the current context and looks up
-    /// <paramref name="entryPoint"/>. <paramref name="driverVersion"/> only explains load failures: a driver older than
+    /// <paramref name="entryPoint"/>; <paramref name="arch"/> follows <c>compute_</c> (<c>80</c>, <c>90a</c>). <paramref name="driverVersion"/> only explains load failures: a driver older than
     /// the NVRTC that wrote the PTX rejects its ISA version.
     /// </summary>
-    public static CudaModule Load(IntPtr context, string source, string name, string entryPoint, int arch, int driverVersion, int dynamicSharedBytes)
+    public static CudaModule Load(IntPtr context, string source, string name, string entryPoint, string arch, int driverVersion, int dynamicSharedBytes)
     {
         // PTX from elsewhere (NativeAttention.Ilgpu's flex kernels, compiled by ILGPU) loads as it is.
         string text = source.StartsWith(PtxMarker, StringComparison.Ordinal) ? source : CudaCompiler.CompileToPtx(source, name, arch);
