@@ -7,7 +7,7 @@
 # benchmark also run with NATIVEATTENTION_CUDA_WGMMA=1 and =0 (the Hopper kernel forced on and off; WGMMA_TESTS=0 and
 # WGMMA=0 skip those runs).
 #   bash .device/NativeAttention.GpuBench/run-device.sh            (TESTS=0 skips tests, QUICK=--quick for N = 1024 only,
-#   DECODE=1 adds FlashKvCache decode and the issue-4 shapes)
+#   DECODE=1 adds FlashKvCache decode and the issue-4 shapes, BENCH=0 runs the tests only)
 bundle=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$bundle/env.sh"
 OUT=${OUT:-/tmp/na-out}; mkdir -p "$OUT"
@@ -34,6 +34,9 @@ if [ "${TESTS:-1}" = 1 ] && [ -f "$ilgpu_tests" ]; then
   timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $ilgpu_tests -class NativeAttention.Ilgpu.Tests.Flex.CudaFlexViewTests -class NativeAttention.Ilgpu.Tests.Flex.FlexIlgpuCudaTests -class NativeAttention.Ilgpu.Tests.Interop.IlgpuCudaTests -parallel none" > "$OUT/ilgpu-tests.txt" 2>&1
   echo "tests rc=$?" >> "$OUT/ilgpu-tests.txt"
 fi
+# BENCH=0 stops after the tests: a lent GPU allows 10 minutes per command, so run the tests in one call
+# (BENCH=0) and the benchmarks in the next (TESTS=0); every result file is written as soon as its step ends.
+[ "${BENCH:-1}" = 1 ] || exit 0
 for t in ${TILES:-default}; do
   if [ "$t" = default ]; then unset NATIVEATTENTION_FLASH_MMA_TILE; else export NATIVEATTENTION_FLASH_MMA_TILE=$t; fi
   timeout 200 dotnet "$bundle/NativeAttention.GpuBench/NativeAttention.GpuBench.dll" cuda-bench ${QUICK:-} > "$OUT/na_${t//,/_}.txt" 2>&1
