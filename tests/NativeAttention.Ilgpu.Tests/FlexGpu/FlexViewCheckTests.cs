@@ -118,12 +118,14 @@ public sealed class FlexViewCheckTests(OpenClFixture fixture, ITestOutputHelper 
 
     /// <summary>
     /// The checks' cost on PoCL: the same call with checked and unchecked kernels, interleaved in one process, best of
-    /// several runs each. A document mask and a per-key bias: two view reads per score. Fails above 1.5x (PoCL on a
-    /// shared 2-core machine is noisy); the ratio is printed for bench/results.
+    /// several runs each. A document mask and a per-key bias: two view reads per score. A measurement, not a check
+    /// (speed is never asserted in unit tests): it runs only with NATIVEATTENTION_FLEX_CHECK_TIMING=1 and prints the
+    /// ratio for bench/results/opencl-pocl.md.
     /// </summary>
     [SkippableFact]
     public void Cost_CheckedAgainstUnchecked()
     {
+        Skip.IfNot(Environment.GetEnvironmentVariable("NATIVEATTENTION_FLEX_CHECK_TIMING") == "1", "A measurement: set NATIVEATTENTION_FLEX_CHECK_TIMING=1 to run it.");
         var context = fixture.Context;
         var shape = new Shape(1, 4, 4, 256, 256, 64, 64);
         var (b, nq, nk) = (shape.B, shape.Nq, shape.Nk);
@@ -150,6 +152,5 @@ public sealed class FlexViewCheckTests(OpenClFixture fixture, ITestOutputHelper 
             best = Math.Min(best, Time(true));
         }
         output.WriteLine($"PoCL, B=1 H=4 N=256 D=64, document mask + key bias: checked {best:F2} ms, unchecked {bestUnchecked:F2} ms, ratio {best / bestUnchecked:F3}");
-        Assert.True(best / bestUnchecked < 1.5, $"checked {best:F2} ms vs unchecked {bestUnchecked:F2} ms");
     }
 }
