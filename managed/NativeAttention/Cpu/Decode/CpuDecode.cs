@@ -85,12 +85,13 @@ internal static unsafe class CpuDecode
     private const int QuadL2PrefetchBytes = 8192;
 
     /// <summary>
-    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows: 24 keys at D = 128. A distance that is a multiple of 4 KB puts
-    /// the prefetched lines in the same L1 sets as the rows being read (64 sets of 64 B: addresses 4 KB apart share a
-    /// set), and the 16-bit quads paid for it: 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, one process, the same
-    /// buffers, median per-round CPU-time ratio against 8 KB (load 30-35): binary16 4 KB 0.99-1.07x, 12 KB 0.97-1.01x,
-    /// but 5/6/7 KB 1.12-1.30x, 1.10-1.20x, 1.12-1.20x, and 10 KB (2 KB off the sets) 1.03-1.11x; bfloat16 6 KB
-    /// 1.04-1.18x (Nk = 4096-65536, both entry points). float32 rows keep 8 KB: 5 and 6 KB cost them 0.72-0.93x.
+    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows: 24 keys at D = 128. Distances that are multiples of 4 KB (the set
+    /// period of a 32 KB 8-way L1) measured worst, which suggests the prefetched lines evicting the block being read from
+    /// the same L1 sets (not proven): 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, one process, the same buffers,
+    /// median per-round ratio of 8 KB's CPU time to the variant's (load 30-35, Nk = 4096-65536): binary16 4 KB
+    /// 0.99-1.09x, 12 KB 0.97-1.01x, but 5/6/7 KB 1.12-1.30x, 1.10-1.20x, 1.12-1.20x, and 10 KB (2 KB off the period)
+    /// 1.03-1.11x; bfloat16 6 KB 1.04-1.18x (both entry points). float32 rows keep 8 KB: 5 and 6 KB cost them 0.72-0.93x,
+    /// and no other float32 distance won consistently (bench/results/cpu.md).
     /// </summary>
     private const int QuadL2PrefetchBytes16 = 6144;
 
