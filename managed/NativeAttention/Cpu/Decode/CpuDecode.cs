@@ -85,6 +85,17 @@ internal static unsafe class CpuDecode
     private const int QuadL2PrefetchBytes = 8192;
 
     /// <summary>
+    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows: 24 keys at D = 128. Distances that are multiples of 4 KB (the set
+    /// period of a 32 KB 8-way L1) measured worst, which suggests the prefetched lines evicting the block being read from
+    /// the same L1 sets (not proven): 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, one process, the same buffers,
+    /// median per-round ratio of 8 KB's CPU time to the variant's (load 30-35, Nk = 4096-65536): binary16 4 KB
+    /// 0.99-1.09x, 12 KB 0.97-1.01x, but 5/6/7 KB 1.12-1.30x, 1.10-1.20x, 1.12-1.20x, and 10 KB (2 KB off the period)
+    /// 1.03-1.11x; bfloat16 6 KB 1.04-1.18x (both entry points). float32 rows keep 8 KB: 5 and 6 KB cost them 0.72-0.93x,
+    /// and no other float32 distance won consistently (bench/results/cpu.md).
+    /// </summary>
+    private const int QuadL2PrefetchBytes16 = 6144;
+
+    /// <summary>
     /// Most rows per item for which 16-bit K/V rows are widened on every read instead of staged once per block as float32
     /// (rows in quads share each widened vector, so up to four rows widen once). bfloat16 widens in two cheap
     /// instructions, so two quads still beat staging (one thread, Hq = 32, Hkv = 4, Nk = 16384: 16.3 vs 13.3 GB/s);
@@ -305,7 +316,7 @@ internal static unsafe class CpuDecode
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
         bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
-        int far = Math.Max(QuadL2PrefetchBytes / p.KeyRowBytes, ahead + 1);
+        int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
         byte* valueHead = p.V + p.ElementSize * (p.ValueOffset + kvHead * p.ValueStrides[1]);
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
