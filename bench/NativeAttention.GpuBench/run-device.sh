@@ -28,10 +28,10 @@ if [ "${TESTS:-1}" = 1 ] && [ "${WGMMA_TESTS:-1}" = 1 ]; then
     echo "tests rc=$?" >> "$OUT/tests_wgmma$w.txt"
   done
 fi
-# The ILGPU tests' CUDA classes (Flex with view fields, ILGPU CUDA interop), when the bundle holds tests/NativeAttention.Ilgpu.Tests.
+# The ILGPU tests' CUDA classes (Flex with view fields, both Flex kernels with the self-check and the view checks, ILGPU CUDA interop), when the bundle holds tests/NativeAttention.Ilgpu.Tests.
 ilgpu_tests="$bundle/NativeAttention.Ilgpu.Tests/NativeAttention.Ilgpu.Tests.dll"
 if [ "${TESTS:-1}" = 1 ] && [ -f "$ilgpu_tests" ]; then
-  timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $ilgpu_tests -class NativeAttention.Ilgpu.Tests.Flex.CudaFlexViewTests -class NativeAttention.Ilgpu.Tests.Flex.FlexIlgpuCudaTests -class NativeAttention.Ilgpu.Tests.Interop.IlgpuCudaTests -parallel none" > "$OUT/ilgpu-tests.txt" 2>&1
+  timeout ${TEST_TIMEOUT:-360} bash -c "source $bundle/env.sh; xunit $ilgpu_tests -class NativeAttention.Ilgpu.Tests.Flex.CudaFlexViewTests -class NativeAttention.Ilgpu.Tests.Flex.FlexIlgpuCudaTests -class NativeAttention.Ilgpu.Tests.Interop.IlgpuCudaTests -class NativeAttention.Ilgpu.Tests.FlexOnGpu.FlexCudaTests -parallel none" > "$OUT/ilgpu-tests.txt" 2>&1
   echo "tests rc=$?" >> "$OUT/ilgpu-tests.txt"
 fi
 # BENCH=0 stops after the tests: a lent GPU allows 10 minutes per command, so run the tests in one call
