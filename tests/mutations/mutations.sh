@@ -411,11 +411,6 @@ mutation nbh-columns-vector-end-key \
   'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1] + 1);' \
   'var last01 = Vector128.Create(t.LastKey[i0] + t.LastKey[i1]);'
 
-mutation nbh-tile-tables-stale \
-  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
-  'CPU neighborhood keeps the one-tile key tables of an earlier item after an item of several tiles overwrote them (padding: samples of different extents)' \
-  'if (tiles > 1) s.TileKey[0] = 0;' \
-  'if (tiles < 0) s.TileKey[0] = 0;'
 # --- Flex view bounds checks on CUDA and OpenCL (Flex/Gpu/FlexViewChecks.cs; PoCL tests)
 
 mutation flex-view-check-off-by-one \

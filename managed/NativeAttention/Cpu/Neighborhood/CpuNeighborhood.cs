@@ -165,7 +165,6 @@ internal static unsafe class CpuNeighborhood
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        new ScratchLayout(scratch, plan).TileKey[0] = 0; // the scratch is shared with other calls: no tile tables yet
         int item = Interlocked.Increment(ref plan.NextItem) - 1;
         while (item < plan.Items)
         {
@@ -458,12 +457,10 @@ internal static unsafe class CpuNeighborhood
         {
             int real = Math.Min(tileKeys, boxKeys - k0);
             int keys = RoundUp(real, KeyBlock);
-            // An item of one tile finds the tables of the worker's previous item when its box and strides match (they
-            // are the same for every item of a dilation group when K and V are read in place); an item of several
-            // tiles overwrites them.
-            if (tiles > 1) s.TileKey[0] = 0;
-            if (tiles > 1 || !TileCoordinatesCached(s, real, keys, extent, keyStrides, valueStrides))
-                TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
+            // Built per item. Reusing the previous item's tables when box and strides matched (1.07x at 7 x 7) gave wrong
+            // results with padding and extra tokens in a full-suite run (stop 11): the key did not cover everything
+            // the tables depend on. Not reused until that key is complete and tested with one worker.
+            TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
             // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
             // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
             int last = k0 + real - 1;
@@ -842,22 +839,6 @@ internal static unsafe class CpuNeighborhood
             s.KeyOffsets[n] = 0;
             s.ValueOffsets[n] = 0;
         }
-    }
-
-    /// <summary>
-    /// Whether the tile tables already hold the whole key box of <paramref name="extent"/> with these strides (a previous
-    /// item's); if not, records that they will (the caller fills them next).
-    /// </summary>
-    private static bool TileCoordinatesCached(in ScratchLayout s, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<long> keyStrides, ReadOnlySpan<long> valueStrides)
-    {
-        long* key = s.TileKey;
-        bool same = key[0] == 1 && key[1] == real && key[2] == keys;
-        for (int a = 0; a < Axes; a++)
-            same &= key[3 + a] == extent[a] && key[6 + a] == keyStrides[a] && key[9 + a] == valueStrides[a];
-        if (same) return true;
-        (key[0], key[1], key[2]) = (1, real, keys);
-        for (int a = 0; a < Axes; a++) (key[3 + a], key[6 + a], key[9 + a]) = (extent[a], keyStrides[a], valueStrides[a]);
-        return false;
     }
 
     /// <summary>
@@ -1283,12 +1264,6 @@ internal static unsafe class CpuNeighborhood
         public readonly int* BoxWindow;
         /// <summary>Per register block of P V rows: the key-box indices <c>[first, end)</c> its rows see.</summary>
         public readonly int* BlockKeyFirst, BlockKeyEnd;
-        /// <summary>
-        /// What the tile tables (<see cref="Coordinates"/>, <see cref="KeyOffsets"/>, <see cref="ValueOffsets"/>) hold
-        /// when they are a whole key box: [0] 1 if so, [1] real keys, [2] keys, [3..5] extent, [6..8] key strides, [9..11]
-        /// value strides (as longs from [4] on in <see cref="TileKey"/>).
-        /// </summary>
-        public readonly long* TileKey;
         /// <summary>Per column: the key-box indices (row-major) of its window's first key and past its last.</summary>
         public readonly int* ColumnFirstKey, ColumnEndKey;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
@@ -1334,7 +1309,6 @@ internal static unsafe class CpuNeighborhood
             BoxLow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
             BoxColumnCount = (int*)CpuScratch.Take(ref next, p.MaxBoxes);
             BoxWindow = (int*)CpuScratch.Take(ref next, Axes * p.MaxBoxes);
-            TileKey = (long*)CpuScratch.Take(ref next, 2 * 12);
             BlockKeyFirst = (int*)CpuScratch.Take(ref next, columns);
             BlockKeyEnd = (int*)CpuScratch.Take(ref next, columns);
             ColumnFirstKey = (int*)CpuScratch.Take(ref next, columns);
