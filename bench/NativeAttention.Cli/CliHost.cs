@@ -39,6 +39,12 @@ internal sealed record CliHost(IAnsiConsole Out, TextWriter Error, KernelFault? 
         return new CliHost(console, error, fault);
     }
 
+    /// <summary>
+    /// Makes the probes `bench --adjacent-peaks` runs beside each case, for a number of threads: the real probes;
+    /// the tests give a fake so that nothing is timed.
+    /// </summary>
+    public Func<int, IAdjacentProbe> AdjacentProbeFactory { get; init; } = threads => new MachineAdjacentProbe(threads);
+
     /// <summary>True when someone watches: progress bars and spinners only then, since in a log they print stray frames.</summary>
     public bool Interactive => Out.Profile.Capabilities.Interactive;
 

@@ -37,7 +37,19 @@ internal static class KernelTimer
     /// </summary>
     public static Timing Measure(PreparedCase run, int warmups, int repeats, double budgetSeconds)
     {
+        Warm(run, warmups);
+        return Time(run, repeats, budgetSeconds);
+    }
+
+    /// <summary>The untimed runs of <see cref="Measure"/>.</summary>
+    public static void Warm(PreparedCase run, int warmups)
+    {
         for (int i = 0; i < warmups; i++) run.Run();
+    }
+
+    /// <summary>The timed runs of <see cref="Measure"/>, without warm-up.</summary>
+    public static Timing Time(PreparedCase run, int repeats, double budgetSeconds)
+    {
         var samples = new List<double>(repeats);
         long start = Stopwatch.GetTimestamp();
         while (samples.Count < repeats && (samples.Count == 0 || Stopwatch.GetElapsedTime(start).TotalSeconds < budgetSeconds))

@@ -47,6 +47,65 @@ internal static class BandwidthProbe
         }
     }
 
+    /// <summary>
+    /// A buffer of <paramref name="bytes"/> allocated and first touched once, by <paramref name="threads"/> threads,
+    /// then read by <see cref="Buffer.Measure"/> as often as needed: for probes taken many times in one run (bench
+    /// <c>--adjacent-peaks</c>), where allocating and mapping the pages each time would cost more than the reads.
+    /// </summary>
+    public static Buffer Allocate(int threads, long bytes) => new(threads, bytes);
+
+    /// <summary>A probe buffer kept between measurements; see <see cref="Allocate"/>. Not thread-safe.</summary>
+    public sealed unsafe class Buffer : IDisposable
+    {
+        private readonly int _threads;
+        private readonly long _count;
+        private readonly long _slice;
+        private float* _buffer;
+
+        internal Buffer(int threads, long bytes)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+            ArgumentOutOfRangeException.ThrowIfLessThan(bytes, 1L << 20);
+            _threads = threads;
+            _count = bytes / sizeof(float);
+            _slice = _count / threads;
+            // Aligned and first touched by the reading threads, as in Measure above.
+            _buffer = (float*)NativeMemory.AlignedAlloc((nuint)(_count * sizeof(float)), 2 << 20);
+            ParallelRuns.BestSeconds(threads, 1, t => Slice(t).Fill(1f));
+        }
+
+        /// <summary>The bytes one measurement reads.</summary>
+        public long Bytes => _count * sizeof(float);
+
+        /// <summary>Read bandwidth in GB/s (10^9 bytes); the best of <paramref name="runs"/> reads of the whole buffer.</summary>
+        public double Measure(int runs)
+        {
+            ObjectDisposedException.ThrowIf(_buffer is null, this);
+            if (Width512.IsAccelerated) return Read<Width512, Vector512<float>>(runs);
+            if (Width256.IsAccelerated) return Read<Width256, Vector256<float>>(runs);
+            if (Width128.IsAccelerated) return Read<Width128, Vector128<float>>(runs);
+            return Read<WidthScalar, float>(runs);
+        }
+
+        public void Dispose()
+        {
+            if (_buffer is null) return;
+            NativeMemory.AlignedFree(_buffer);
+            _buffer = null;
+        }
+
+        private Span<float> Slice(int t) =>
+            new(_buffer + t * _slice, checked((int)(t == _threads - 1 ? _count - t * _slice : _slice)));
+
+        private double Read<TWidth, TVector>(int runs) where TWidth : ISimdWidth<TVector> where TVector : struct
+        {
+            s_sink = SumSlice<TWidth, TVector>(new ReadOnlySpan<float>(_buffer, 1024));
+            double seconds = ParallelRuns.BestSeconds(_threads, runs,
+                t => Volatile.Write(ref s_sink, SumSlice<TWidth, TVector>(Slice(t))));
+            return _count * (double)sizeof(float) / seconds / 1e9;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static float SumSlice<TWidth, TVector>(ReadOnlySpan<float> values)
         where TWidth : ISimdWidth<TVector> where TVector : struct

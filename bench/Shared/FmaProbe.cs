@@ -20,19 +20,23 @@ internal static class FmaProbe
 
     private static float s_sink;
 
-    /// <summary>Float32 GFLOP/s on <paramref name="threads"/> threads; the best of <paramref name="runs"/> runs.</summary>
-    public static FmaPeak Measure(int threads, int runs = 7)
+    /// <summary>
+    /// Float32 GFLOP/s on <paramref name="threads"/> threads; the best of <paramref name="runs"/> runs of
+    /// <paramref name="flopsPerThread"/> FLOPs per thread (smaller runs: a cheaper, noisier probe).
+    /// </summary>
+    public static FmaPeak Measure(int threads, int runs = 7, double flopsPerThread = FlopsPerRun)
     {
-        if (Width512.IsAccelerated) return Run<Width512, Vector512<float>>(threads, runs);
-        if (Width256.IsAccelerated) return Run<Width256, Vector256<float>>(threads, runs);
-        if (Width128.IsAccelerated) return Run<Width128, Vector128<float>>(threads, runs);
-        return Run<WidthScalar, float>(threads, runs);
+        ArgumentOutOfRangeException.ThrowIfLessThan(flopsPerThread, 1e6);
+        if (Width512.IsAccelerated) return Run<Width512, Vector512<float>>(threads, runs, flopsPerThread);
+        if (Width256.IsAccelerated) return Run<Width256, Vector256<float>>(threads, runs, flopsPerThread);
+        if (Width128.IsAccelerated) return Run<Width128, Vector128<float>>(threads, runs, flopsPerThread);
+        return Run<WidthScalar, float>(threads, runs, flopsPerThread);
     }
 
-    private static FmaPeak Run<TWidth, TVector>(int threads, int runs)
+    private static FmaPeak Run<TWidth, TVector>(int threads, int runs, double flopsPerThread)
         where TWidth : ISimdWidth<TVector> where TVector : struct
     {
-        long iterations = (long)(FlopsPerRun / (Chains * 2.0 * TWidth.Lanes));
+        long iterations = (long)(flopsPerThread / (Chains * 2.0 * TWidth.Lanes));
         // Compiles the loop before anything is timed.
         s_sink = MultiplyAddChains<TWidth, TVector>(1);
         double seconds = ParallelRuns.BestSeconds(threads, runs,

@@ -88,6 +88,15 @@ internal static class BenchCommand
             HelpName = "X",
             CustomParser = r => OptionParsers.Positive(r, "--peak-bandwidth"),
         };
+        var adjacentPeaks = new Option<bool>("--adjacent-peaks")
+        {
+            Description = "Run the streaming-read and FMA probes right before and right after each case's timed runs " +
+                $"(a {MachineAdjacentProbe.ReadBytes >> 20} MiB read and {MachineAdjacentProbe.FmaFlopsPerThread / 1e9:0.#} GFLOP per thread, best of " +
+                $"{MachineAdjacentProbe.ReadRuns} each: tens of milliseconds) and report each case's % of peak against the mean of its two " +
+                "probes, with both values in the reports and the probes' min .. max over the run in the summary. Instead of " +
+                "the cached peaks; on the CPU and OpenCL CPU devices (GPUs keep their probe kernels' peaks). Does not combine " +
+                "with --peak-gflops or --peak-bandwidth.",
+        };
         var csv = OutputFile("--csv", "Write every result (one row per case and backend) as CSV.");
         var json = OutputFile("--json", "Write every result, with each timed run and the machine, as JSON.");
         var markdown = OutputFile("--markdown", "Write the results table as Markdown.");
@@ -103,7 +112,7 @@ internal static class BenchCommand
             "on the chosen backends. Reports the median time and its spread, GFLOP/s on visible pairs and % of the " +
             $"measured FMA peak; decode-like cases (Nq <= {BenchRow.DecodeQueryRows}) report GB/s and % of the measured " +
             "memory bandwidth instead. Exits 1 if a kernel threw.");
-        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, csv, json, markdown, svg, noChart];
+        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, adjacentPeaks, csv, json, markdown, svg, noChart];
         foreach (var option in options) command.Options.Add(option);
         Option[] sweepOptions = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache];
         command.SetAction(result =>
@@ -121,23 +130,27 @@ internal static class BenchCommand
                 Layouts = Or(layout, sweep.Layouts), Causal = result.GetValue(causal) ?? sweep.Causal, Seed = result.GetValue(seed),
                 KvCache = result.GetValue(kvCache),
             };
+            bool adjacent = result.GetValue(adjacentPeaks);
+            if (adjacent && new Option[] { peakGflops, peakBandwidth }.FirstOrDefault(o => result.GetResult(o) is { Implicit: false }) is { } given)
+                throw new UsageException($"--adjacent-peaks measures the peaks beside each case; it does not combine with {given.Name}.");
             var list = caseFile is not null ? CaseFile.Read(caseFile) : [.. sweep.Expand("the sweep flags")];
             foreach (var @case in list) CheckUpFront(@case);
             var outputs = new Outputs(Check(result.GetValue(csv), "--csv"), Check(result.GetValue(json), "--json"),
                 Check(result.GetValue(markdown), "--markdown"), Check(result.GetValue(svg), "--svg"));
             var settings = new Settings(result.GetValue(warmup), result.GetValue(repeats), result.GetValue(budget),
-                result.GetValue(peakGflops), result.GetValue(peakBandwidth), !result.GetValue(noChart));
+                result.GetValue(peakGflops), result.GetValue(peakBandwidth), !result.GetValue(noChart), adjacent);
             return Run(host, global.Read(result), list, settings, outputs);
         });
         examples.Add(command,
             "bench --n 512,1024,4096 --heads 8 --kv-heads 2 --d 64 --dtype f32,f16 --causal both --batch 1",
             "bench -b cpu --nq 1 --n 1024,4096,16384 --heads 32 --kv-heads 8 --d 128 --kvcache   decode: GB/s, % of bandwidth",
+            "bench -b cpu --nq 1 --n 4096,16384 --heads 32 --kv-heads 8 --d 128 --adjacent-peaks   % of the probes run beside each case",
             "bench --cases shapes.json --csv out.csv --json out.json --markdown out.md --svg out.svg",
             "bench -b cuda --peak-gflops 989000 --peak-bandwidth 3350 --dtype f16 --n 4096,8192,16384");
         return command;
     }
 
-    private sealed record Settings(int Warmups, int Repeats, double BudgetSeconds, double? PeakGflops, double? PeakBandwidth, bool Chart);
+    private sealed record Settings(int Warmups, int Repeats, double BudgetSeconds, double? PeakGflops, double? PeakBandwidth, bool Chart, bool AdjacentPeaks = false);
 
     private sealed record Outputs(string? Csv, string? Json, string? Markdown, string? Svg);
 
@@ -199,19 +212,40 @@ internal static class BenchCommand
         try
         {
             if (contexts.Count == 0) return ExitCodes.Unavailable;
-            var peaks = contexts.ToDictionary(c => c.Backend, c => PeaksOf(host, c, global.Threads, settings));
+            // --adjacent-peaks: one probe per thread count, its buffer allocated and mapped once for the whole run.
+            var probeThreads = settings.AdjacentPeaks
+                ? contexts.Where(c => ProbeThreads(c, global.Threads) is not null).ToDictionary(c => c.Backend, c => ProbeThreads(c, global.Threads)!.Value)
+                : [];
+            var peaks = contexts.ToDictionary(c => c.Backend, c => probeThreads.ContainsKey(c.Backend)
+                ? new Peaks(null, null, "adjacent probes")
+                : PeaksOf(host, c, global.Threads, settings));
             var rows = new List<BenchRow>();
-            Progress.Run(host, "bench", contexts.Count * cases.Count, step =>
+            var probes = new Dictionary<int, IAdjacentProbe>();
+            try
             {
-                foreach (var context in contexts)
-                    foreach (var @case in cases)
-                    {
-                        step($"{Terminal.Name(context.Backend)} {@case}");
-                        rows.Add(Measure(context, @case, settings, peaks[context.Backend]));
-                        if (!host.Interactive) console.MarkupLine(Markup.Escape(Line(rows[^1])));
-                    }
-            });
-            var report = new BenchReport(rows, global.Threads, settings.Warmups, settings.Repeats, settings.BudgetSeconds, DateTimeOffset.UtcNow);
+                foreach (int threads in probeThreads.Values.Distinct())
+                    probes[threads] = host.AdjacentProbeFactory(threads);
+                Progress.Run(host, "bench", contexts.Count * cases.Count, step =>
+                {
+                    foreach (var context in contexts)
+                        foreach (var @case in cases)
+                        {
+                            step($"{Terminal.Name(context.Backend)} {@case}");
+                            var probe = probeThreads.TryGetValue(context.Backend, out int threads) ? probes[threads] : null;
+                            rows.Add(Measure(context, @case, settings, peaks[context.Backend], probe));
+                            if (!host.Interactive) console.MarkupLine(Markup.Escape(Line(rows[^1])));
+                        }
+                });
+            }
+            finally
+            {
+                foreach (var probe in probes.Values) probe.Dispose();
+            }
+            var report = new BenchReport(rows, global.Threads, settings.Warmups, settings.Repeats, settings.BudgetSeconds, DateTimeOffset.UtcNow)
+            {
+                AdjacentPeaks = settings.AdjacentPeaks,
+                AdjacentProbeDescriptions = probeThreads.ToDictionary(p => p.Key, p => probes[p.Value].Description),
+            };
             Render(console, report, settings.Chart);
             Write(host, outputs.Csv, () => ReportWriters.Csv(report));
             Write(host, outputs.Json, () => ReportWriters.Json(report));
@@ -224,6 +258,17 @@ internal static class BenchCommand
             foreach (var context in contexts) context.Dispose();
         }
     }
+
+    /// <summary>
+    /// The threads the adjacent probes run on for <paramref name="context"/>: the kernels' on the CPU, every core on
+    /// an OpenCL CPU device (PoCL); null on a GPU, whose peaks the CPU probes do not measure.
+    /// </summary>
+    private static int? ProbeThreads(AttentionContext context, int threads) => context switch
+    {
+        NativeAttention.Gpu.GpuContext when Backends.Query(context.Backend).IsGpu => null,
+        NativeAttention.Gpu.GpuContext => Environment.ProcessorCount,
+        _ => threads,
+    };
 
     private static Peaks PeaksOf(CliHost host, AttentionContext context, int threads, Settings settings)
     {
@@ -255,13 +300,24 @@ internal static class BenchCommand
             settings.PeakGflops is null && settings.PeakBandwidth is null ? source : $"partly given on the command line; {source}");
     }
 
-    private static BenchRow Measure(AttentionContext context, IAttentionCase @case, Settings settings, Peaks peaks)
+    private static BenchRow Measure(AttentionContext context, IAttentionCase @case, Settings settings, Peaks peaks, IAdjacentProbe? probe)
     {
         try
         {
             using var run = CaseRunner.Prepare(context, @case);
-            var timing = KernelTimer.Measure(run, settings.Warmups, settings.Repeats, settings.BudgetSeconds);
-            return new BenchRow(context.Backend, @case, timing, null, peaks);
+            if (probe is null)
+            {
+                var timing = KernelTimer.Measure(run, settings.Warmups, settings.Repeats, settings.BudgetSeconds);
+                return new BenchRow(context.Backend, @case, timing, null, peaks);
+            }
+            KernelTimer.Warm(run, settings.Warmups);
+            var before = probe.Measure(@case.IsMemoryBound, before: true);
+            var timed = KernelTimer.Time(run, settings.Repeats, settings.BudgetSeconds);
+            var after = probe.Measure(@case.IsMemoryBound, before: false);
+            var adjacent = new AdjacentReadings(before, after);
+            return new BenchRow(context.Backend, @case, timed, null,
+                new Peaks(adjacent.MeanFmaGflops, adjacent.MeanReadGBs, "mean of the probes right before and after the case"))
+            { Adjacent = adjacent };
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -271,7 +327,11 @@ internal static class BenchCommand
 
     /// <summary>One line per case, for logs (non-interactive output).</summary>
     private static string Line(BenchRow row) => row.Timing is { } t
-        ? $"{Terminal.Name(row.Backend)} {row.Case}: {Units.Time(t.Median)} median of {t.Samples.Count}, {Units.Rate(row.Throughput!.Value)} {row.ThroughputUnit}"
+        ? $"{Terminal.Name(row.Backend)} {row.Case}: {Units.Time(t.Median)} median of {t.Samples.Count}, {Units.Rate(row.Throughput!.Value)} {row.ThroughputUnit}" +
+          (row.Adjacent is { } a
+              ? $"; probes before / after: read {Units.Rate(a.Before.ReadGBs)} / {Units.Rate(a.After.ReadGBs)} GB/s, FMA {Units.Rate(a.Before.FmaGflops)} / {Units.Rate(a.After.FmaGflops)} GFLOP/s; " +
+                $"{(row.PercentOfPeak is { } p ? Units.Percent(p) : "-")} of their mean {(row.MemoryBound ? "read" : "FMA")}"
+              : "")
         : $"{Terminal.Name(row.Backend)} {row.Case}: {row.Error}";
 
     private static void Render(IAnsiConsole console, BenchReport report, bool chart)
@@ -281,12 +341,16 @@ internal static class BenchCommand
             $"Attention kernels, {report.Threads} CPU thread(s): median of up to {report.Repeats} runs after {report.Warmups} warm-up(s)"));
         table.AddColumn("Backend");
         table.AddColumn("Case");
-        foreach (var numeric in new[] { "Median", "Min .. Max", "IQR", "GFLOP/s", "GB/s", "% of peak" })
+        string[] numerics = report.AdjacentPeaks
+            ? ["Median", "Min .. Max", "IQR", "GFLOP/s", "GB/s", "Probe before / after", "% of peak"]
+            : ["Median", "Min .. Max", "IQR", "GFLOP/s", "GB/s", "% of peak"];
+        foreach (var numeric in numerics)
             table.AddColumn(new TableColumn(numeric).RightAligned());
         foreach (var row in report.Rows)
         {
             var t = row.Timing;
-            table.AddRow(
+            var cells = new List<string>
+            {
                 Terminal.Name(row.Backend),
                 Markup.Escape($"{row.Case}"),
                 t is null ? "[red]error[/]" : Units.Time(t.Median),
@@ -294,9 +358,12 @@ internal static class BenchCommand
                 t is null ? none : Units.Time(t.Q3 - t.Q1),
                 row.Gflops is { } g ? (row.MemoryBound ? $"[grey]{Units.Rate(g)}[/]" : Units.Rate(g)) : none,
                 row.BandwidthGBs is { } b ? (row.MemoryBound ? Units.Rate(b) : $"[grey]{Units.Rate(b)}[/]") : none,
-                row.PercentOfPeak is { } p ? $"{Units.Percent(p)} {(row.MemoryBound ? "BW" : "FMA")}" : none);
+            };
+            if (report.AdjacentPeaks) cells.Add(row.Adjacent is { } a ? Markup.Escape(ReportWriters.RelevantProbes(row, a)) : none);
+            cells.Add(row.PercentOfPeak is { } p ? $"{Units.Percent(p)} {(row.MemoryBound ? "BW" : "FMA")}" : none);
+            table.AddRow([.. cells]);
         }
-        var peakLines = report.Rows.GroupBy(r => r.Backend).Select(g => $"{Terminal.Name(g.Key)}: {ReportWriters.Describe(g.First().Peaks)}");
+        var peakLines = report.Rows.GroupBy(r => r.Backend).Select(g => $"{Terminal.Name(g.Key)}: {ReportWriters.PeakLine(report, g.Key, g.First().Peaks)}");
         table.Caption(Markup.Escape(
             $"% of peak: of the FMA peak (FMA), or for decode-like cases (Nq <= {BenchRow.DecodeQueryRows}) of the memory bandwidth (BW). " +
             string.Join("; ", peakLines)));

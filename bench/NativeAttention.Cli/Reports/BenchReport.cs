@@ -38,7 +38,18 @@ internal sealed record BenchRow(Backend Backend, IAttentionCase Case, Timing? Ti
     public double? Throughput => MemoryBound ? BandwidthGBs : Gflops;
 
     public string ThroughputUnit => MemoryBound ? "GB/s" : "GFLOP/s";
+
+    /// <summary>
+    /// With <c>bench --adjacent-peaks</c>: the probes run right before and right after this case's timed runs, whose
+    /// means are then <see cref="Peaks"/>; null without the option, on GPUs and for cases that failed.
+    /// </summary>
+    public AdjacentReadings? Adjacent { get; init; }
 }
+
+/// <summary>The range the adjacent probes covered over a run, on one backend: the probe's own noise and drift.</summary>
+/// <param name="Description">What one reading is (<see cref="IAdjacentProbe.Description"/>).</param>
+/// <param name="Cases">Cases probed (two readings each).</param>
+internal sealed record ProbeSpread(string Description, int Cases, double ReadMinGBs, double ReadMaxGBs, double FmaMinGflops, double FmaMaxGflops);
 
 /// <summary>A whole run: the machine, the settings and the rows.</summary>
 internal sealed record BenchReport(IReadOnlyList<BenchRow> Rows, int Threads, int Warmups, int Repeats, double BudgetSeconds, DateTimeOffset CreatedAt)
@@ -46,6 +57,22 @@ internal sealed record BenchReport(IReadOnlyList<BenchRow> Rows, int Threads, in
     public string Version { get; } = typeof(AttentionContext).Assembly.GetName().Version?.ToString(3) ?? "?";
 
     public string CpuModel { get; } = Bench.MachinePeaks.CpuModelName();
+
+    /// <summary>True when the run took <c>--adjacent-peaks</c>: the reports then carry the probes' columns.</summary>
+    public bool AdjacentPeaks { get; init; }
+
+    /// <summary>Per backend probed beside its cases, what one probe reading is.</summary>
+    public IReadOnlyDictionary<Backend, string> AdjacentProbeDescriptions { get; init; } = new Dictionary<Backend, string>();
+
+    /// <summary>The min and max of the adjacent probes on <paramref name="backend"/>, or null where none ran.</summary>
+    public ProbeSpread? Spread(Backend backend)
+    {
+        var readings = Rows.Where(r => r.Backend == backend && r.Adjacent is not null)
+            .SelectMany(r => new[] { r.Adjacent!.Before, r.Adjacent.After }).ToList();
+        if (readings.Count == 0 || !AdjacentProbeDescriptions.TryGetValue(backend, out string? description)) return null;
+        return new ProbeSpread(description, readings.Count / 2, readings.Min(p => p.ReadGBs), readings.Max(p => p.ReadGBs),
+            readings.Min(p => p.FmaGflops), readings.Max(p => p.FmaGflops));
+    }
 
     public string Runtime { get; } = $"{RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}";
 
