@@ -25,6 +25,15 @@ internal static class CliRun
 
     public static CliResult Invoke(params string[] args) => Invoke(null, args);
 
+    /// <summary>Runs the tool with <paramref name="args"/> on a host changed by <paramref name="configure"/> (e.g. a fake probe).</summary>
+    public static CliResult InvokeOn(Func<CliHost, CliHost> configure, params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CliApp.Run(args, configure(CliHost.ToWriters(output, error)));
+        return new CliResult(code, output.ToString(), error.ToString());
+    }
+
     /// <summary>A fresh directory under the system temp folder for a test's output files.</summary>
     public static string TemporaryDirectory()
     {

@@ -32,6 +32,9 @@ public class CommandLineTests
     [InlineData("bench", "-b", "cpu", "-d", "128")]
     [InlineData("bench", "-b", "cpu", "--n", "16", "--d", "1000")]
     [InlineData("bench", "-b", "cpu", "--n", "16", "--d", "64", "--dv", "300")]
+    [InlineData("bench", "-b", "cpu", "--n", "16", "--adjacent-peaks", "--peak-bandwidth", "5")]
+    [InlineData("bench", "-b", "cpu", "--n", "16", "--adjacent-peaks", "--peak-gflops", "5")]
+    [InlineData("bench", "-b", "cpu", "--n", "16", "--adjacent-peaks", "maybe")]
     public void UserMistake_ExitsTwo_WithOneLineAndNoStackTrace(params string[] args)
     {
         var result = CliRun.Invoke(args);
