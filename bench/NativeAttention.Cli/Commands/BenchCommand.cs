@@ -233,7 +233,9 @@ internal static class BenchCommand
                             step($"{Terminal.Name(context.Backend)} {@case}");
                             var probe = probeThreads.TryGetValue(context.Backend, out int threads) ? probes[threads] : null;
                             rows.Add(Measure(context, @case, settings, peaks[context.Backend], probe));
-                            if (!host.Interactive) console.MarkupLine(Markup.Escape(Line(rows[^1])));
+                            // With the probes a line outgrows the console's width: unwrapped, one line per case in a log.
+                            if (!host.Interactive && rows[^1].Adjacent is not null) host.WriteUnwrapped(Line(rows[^1]));
+                            else if (!host.Interactive) console.MarkupLine(Markup.Escape(Line(rows[^1])));
                         }
                 });
             }
