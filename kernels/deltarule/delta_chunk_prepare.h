@@ -7,7 +7,8 @@
 // Features run in blocks of NA_DELTA_FB, staged in local memory. A first pass builds A (below the diagonal of m) and
 // P (transposed, on and above it) and writes the scaled, decayed queries QT, the decayed keys KT and the decays DL;
 // P goes out, T = (I + A)^-1 is solved into m's upper triangle (transposed; column j by work-item j), Tb = T diag(beta)
-// goes out; a second pass over the feature blocks forms W = Tb (K . 2^B).
+// goes out; a second pass over the feature blocks forms W = Tb (K . 2^B). With per-key gates (KDA) pass 1 takes the
+// exact per-key decays only inside 16-token sub-chunks and factorises them across (NA_DELTA_SUB below).
 #include "deltarule/delta_chunk_common.h"
 
 #define NA_DELTA_LDT (NA_DELTA_CHUNK + 1)   // row stride of the transposed staging (FB x LDT fits in CHUNK x LDF)
