@@ -8,6 +8,7 @@
 //   T       = (I + A)^-1, by forward substitution in float32;  Tb = T diag(beta)
 //   W       = Tb (K . 2^B)                                         (L x Dk)
 //   P[t][s] = scale sum_f q_t[f] k_s[f] 2^(B_t[f] - B_s[f])        (s <= t)
+// (with per-key gates, A and P split 2^(B_t - B_s) at sub-chunk starts into two factors <= 1: delta_chunk_prepare.h)
 // and, with S the state (Dk x Dv) at the chunk's start,
 //   U   = Tb V - W S                       (the corrected values u_t of the token recurrence)
 //   O   = scale (Q . 2^B) S + P U

@@ -7,12 +7,31 @@
 // Features run in blocks of NA_DELTA_FB, staged in local memory. A first pass builds A (below the diagonal of m) and
 // P (transposed, on and above it) and writes the scaled, decayed queries QT, the decayed keys KT and the decays DL;
 // P goes out, T = (I + A)^-1 is solved into m's upper triangle (transposed; column j by work-item j), Tb = T diag(beta)
-// goes out; a second pass over the feature blocks forms W = Tb (K . 2^B).
+// goes out; a second pass over the feature blocks forms W = Tb (K . 2^B). With per-key gates (KDA) pass 1 takes the
+// exact per-key decays only inside 16-token sub-chunks and factorises them across (NA_DELTA_SUB below).
 #include "deltarule/delta_chunk_common.h"
 
 #define NA_DELTA_LDT (NA_DELTA_CHUNK + 1)   // row stride of the transposed staging (FB x LDT fits in CHUNK x LDF)
 #if NA_DELTA_FB * NA_DELTA_LDT > NA_DELTA_CHUNK * NA_DELTA_LDF
 #error "the transposed staging must fit the row-major one"
+#endif
+
+// KDA (per-key gates) builds A and P by sub-chunks of NA_DELTA_SUB tokens. With c the first token of t's sub-chunk:
+//   s in t's sub-chunk (c <= s < t):  k_s[f] 2^(B_t[f] - B_s[f])                        (exact, one exponential each)
+//   s before it (s < c):              (k_t[f] 2^(B_t[f] - B_c[f])) (k_s[f] 2^(B_c[f] - B_s[f]))
+// and the same with q_t for P. Both exponents of the split are <= 0 (log gates are <= 0, so B is non-increasing down
+// the chunk), so neither factor exceeds 1 and nothing overflows at any gate strength. The left factor is taken once per
+// (t, f), the right once per (sub-chunk, s, f) and staged; the cross-sub-chunk sums are then plain dot products over f.
+// A factor that underflows (to 0, or flushed from a denormal) is below 2^-126; the exact 2^(B_t - B_s) is the product
+// of two factors <= 1, so it is below that factor too: such a term is under 2^-126 |k_t[f] k_s[f]| (|q_t[f] k_s[f]|) in
+// exact arithmetic as well, far below float32 rounding of any entry that matters. Exponentials per chunk and key
+// dimension: L (SUB - 1) / 2 inside sub-chunks, L left factors, L (L / SUB - 1) / 2 right ones, L (SUB + L / SUB) / 2 in
+// all, in place of L (L - 1) / 2 (640 in place of 2016 at L = 64, SUB = 16).
+#ifndef NA_DELTA_SUB
+#define NA_DELTA_SUB 16
+#endif
+#if NA_DELTA_SUB < 1 || (NA_DELTA_CHUNK - NA_DELTA_SUB) * NA_DELTA_FB > NA_DELTA_CHUNK * NA_DELTA_LDF
+#error "the decayed keys of the last sub-chunk must fit the query staging"
 #endif
 
 NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
@@ -128,22 +147,31 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
             }
             NA_BARRIER();
         }
+        // KDA: this token's key and query decayed to the start c of its sub-chunk, 2^(B_t - B_c) (zeros past the block).
+        float ke[NA_DELTA_FB];
+        float qe[NA_DELTA_FB];
+        NA_DELTA_UNROLL
+        for (int f = 0; f < NA_DELTA_FB; f++)
+        {
+            ke[f] = 0.0f;
+            qe[f] = 0.0f;
+        }
         if (valid)
         {
             NA_DELTA_SHARED_PTR a_row = m + t * NA_DELTA_LDM;   // A[t][s], s < t; then P^T[t][u] = P[u][t], u >= t
-            for (int f = 0; f < nf; f++)
+            if (p.gate == 2)
             {
-                NA_DELTA_SHARED_PTR kf = ks + f * NA_DELTA_LDT;
-                NA_DELTA_SHARED_PTR qf = qs + f * NA_DELTA_LDT;
-                const float kt = kf[t];
-                if (p.gate == 2)
+                // Per-key gates, pairs inside t's sub-chunk: one exponential per (t, s, f) serves A[t][s] and P[t][s]
+                // (the latter into column t of P^T, m[s][t]). Earlier sub-chunks come after the block's barrier below.
+                const int c = t - t % NA_DELTA_SUB;
+                for (int f = 0; f < nf; f++)
                 {
-                    // Per-key gates: one exponential per (t, s, f) serves A[t][s] and P[t][s] (the latter into column t
-                    // of P^T, m[s][t]); exponentials, not the products, are the cost here.
+                    NA_DELTA_SHARED_PTR kf = ks + f * NA_DELTA_LDT;
                     NA_DELTA_SHARED_PTR gf = gs + f * NA_DELTA_LDT;
+                    const float kt = kf[t];
                     const float gt = gf[t];
-                    const float qt = qf[t];
-                    for (int s = 0; s < t; s++)
+                    const float qt = qs[f * NA_DELTA_LDT + t];
+                    for (int s = c; s < t; s++)
                     {
                         const float x = kf[s] * na_delta_decay(gt - gf[s]);
                         a_row[s] += kt * x;
@@ -151,8 +179,21 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
                     }
                     a_row[t] += qt * kt;
                 }
-                else
+                NA_DELTA_UNROLL
+                for (int f = 0; f < NA_DELTA_FB; f++)
                 {
+                    const float e = na_delta_decay(gs[f * NA_DELTA_LDT + t] - gs[f * NA_DELTA_LDT + c]);
+                    ke[f] = ks[f * NA_DELTA_LDT + t] * e;
+                    qe[f] = qs[f * NA_DELTA_LDT + t] * e;
+                }
+            }
+            else
+            {
+                for (int f = 0; f < nf; f++)
+                {
+                    NA_DELTA_SHARED_PTR kf = ks + f * NA_DELTA_LDT;
+                    NA_DELTA_SHARED_PTR qf = qs + f * NA_DELTA_LDT;
+                    const float kt = kf[t];
                     for (int s = 0; s < t; s++) a_row[s] += kt * kf[s];
                     for (int u = t; u < l; u++) a_row[u] += kt * qf[u];
                 }
@@ -169,6 +210,60 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
         }
         if (tid < nf && l > 0)
             d_out[fb + tid] = p.gate == 2 ? na_delta_decay(gs[tid * NA_DELTA_LDT + l - 1]) : p.gate == 1 ? na_delta_decay(blast) : 1.0f;
+        if (p.gate == 2)
+        {
+            // KDA, pairs across sub-chunks (s < c_i <= t, c_i = i SUB the start of t's sub-chunk i): the keys decayed to
+            // c_i, xs_i[f][s] = k_s[f] 2^(B_ci[f] - B_s[f]) (c_i x FB, token-minor), staged where the queries were (every
+            // work-item holds its own in qe now) for as many sub-chunks at a time as fit; then work-item t adds
+            // sum_f ke[f] xs_i[f][s] to A[t][s] and sum_f qe[f] xs_i[f][s] to P[t][s], along s.
+            const int subs = (l + NA_DELTA_SUB - 1) / NA_DELTA_SUB;
+            const int it = t / NA_DELTA_SUB;
+            NA_DELTA_SHARED_PTR xs = qs;
+            for (int i0 = 1; i0 < subs;)
+            {
+                int i1 = i0, used = 0;   // sub-chunks [i0, i1) this round
+                while (i1 < subs && used + i1 * NA_DELTA_SUB * NA_DELTA_FB <= NA_DELTA_CHUNK * NA_DELTA_LDF)
+                {
+                    used += i1 * NA_DELTA_SUB * NA_DELTA_FB;
+                    i1++;
+                }
+                NA_BARRIER();   // everyone is done with the staged queries (first round) or the previous round's keys
+                int at = 0;
+                for (int i = i0; i < i1; i++)
+                {
+                    const int ci = i * NA_DELTA_SUB;
+                    for (int e = tid; e < ci * NA_DELTA_FB; e += NA_DELTA_CHUNK)
+                    {
+                        const int f = e / ci;
+                        const int s = e - f * ci;
+                        xs[at + e] = ks[f * NA_DELTA_LDT + s] * na_delta_decay(gs[f * NA_DELTA_LDT + ci] - gs[f * NA_DELTA_LDT + s]);
+                    }
+                    at += ci * NA_DELTA_FB;
+                }
+                NA_BARRIER();
+                if (valid && it >= i0 && it < i1)
+                {
+                    int from = 0;
+                    for (int i = i0; i < it; i++) from += i * NA_DELTA_SUB * NA_DELTA_FB;
+                    NA_DELTA_SHARED_PTR x = xs + from;
+                    const int ci = it * NA_DELTA_SUB;
+                    for (int s = 0; s < ci; s++)
+                    {
+                        float sa = 0.0f, sp = 0.0f;
+                        NA_DELTA_UNROLL
+                        for (int f = 0; f < NA_DELTA_FB; f++)
+                        {
+                            const float y = x[f * ci + s];
+                            sa += ke[f] * y;
+                            sp += qe[f] * y;
+                        }
+                        m[t * NA_DELTA_LDM + s] += sa;
+                        m[s * NA_DELTA_LDM + t] += sp;
+                    }
+                }
+                i0 = i1;
+            }
+        }
     }
 
     // beta and the scalar decays on A, scale and the scalar decays on P, row t by work-item t (with per-key gates other

@@ -317,6 +317,18 @@ mutation delta-gpu-chunked-update-last \
   'GPU chunked delta rule leaves the last token of every chunk out of the state update (K^T U summed over s < l - 1)' \
   'for (int s = 0; s < l; s++)' \
   'for (int s = 0; s < l - 1; s++)'
+
+mutation delta-gpu-kda-sub-reference \
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked KDA decays the keys of earlier sub-chunks to the token before a sub-chunk'"'"'s start (B_(c-1)) while the left factor takes them from its start (B_c): every cross-sub-chunk pair misses the decay of token c' \
+  'xs[at + e] = ks[f * NA_DELTA_LDT + s] * na_delta_decay(gs[f * NA_DELTA_LDT + ci] - gs[f * NA_DELTA_LDT + s]);' \
+  'xs[at + e] = ks[f * NA_DELTA_LDT + s] * na_delta_decay(gs[f * NA_DELTA_LDT + ci - 1] - gs[f * NA_DELTA_LDT + s]);'
+
+mutation delta-gpu-kda-sub-layout \
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked KDA reads the staged decayed keys of earlier sub-chunks feature-minor ([s][f]) where they were written token-minor ([f][s]): A and P across sub-chunks mix tokens and key dimensions' \
+  'const float y = x[f * ci + s];' \
+  'const float y = x[s * NA_DELTA_FB + f];'
 # --- GPU flex (managed/NativeAttention.Ilgpu/Flex/Gpu/FlexKernels.cs: C# kernels ILGPU compiles to OpenCL C and PTX;
 # checked by the flex OpenCL tests of the ILGPU test project on PoCL, so these need an OpenCL runtime)
 

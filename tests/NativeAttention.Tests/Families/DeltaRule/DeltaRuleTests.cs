@@ -529,6 +529,85 @@ public abstract class DeltaRuleTests
         }, count: 8);
     }
 
+    [SkippableFact]
+    public void DeltaRule_KdaStrongAndMixedGates_MatchReference()
+    {
+        // KDA over gates whose in-chunk decays underflow float32 in some key dimensions and not in others: per dimension
+        // strong (log g in [-30, -5]), weak ([-0.05, 0]) or exactly 0, or spikes (-100 at one token in ten, else 0; the
+        // exact decays are then 0 or 1). The GPU's chunked kernel splits a decay across its 16-token sub-chunks into two
+        // factors, either of which may underflow; that may drop only terms that are negligible in exact arithmetic too.
+        // On GPU backends the chunked kernels run whatever the automatic choice, next to the recurrent one.
+        using var context = Context();
+        var gpu = context as NativeAttention.Gpu.GpuContext;
+        int automatic = gpu?.DeltaRuleChunkedMinTokens ?? 0;
+        var cases =
+            from length in Gen.Elements(40, 97, 150)
+            from dk in Gen.Elements(5, 16, 33, 64)
+            from dv in Gen.Elements(3, 17)
+            from chunk in Gen.Elements(0, 0, 48, 37, 20)
+            from l2 in Gen.Elements(false, true)
+            from pattern in Gen.Choose(0, 3)
+            from seed in Gen.Choose(0, int.MaxValue)
+            select (Case: new DeltaRuleTestCase
+            {
+                Length = length, KeyDim = dk, ValueDim = dv, Variant = DeltaRuleVariant.Kda, L2Norm = l2, InitialState = seed % 2 == 0,
+                Chunk = chunk, Seed = seed, BetaMax = 2,
+            }, Pattern: pattern);
+        Properties.Check(Arb.From(cases), x =>
+        {
+            var c = x.Case;
+            var random = new Random(c.Seed ^ 0x5eed);
+            // Per key dimension: 0 strong, 1 weak, 2 zero, 3 spikes; pattern 3 mixes them, the others use one kind throughout.
+            var kinds = Enumerable.Range(0, c.KeyDim).Select(_ => x.Pattern == 3 ? random.Next(4) : x.Pattern).ToArray();
+            var gates = new double[c.Heads * c.Length * c.KeyDim];
+            for (int i = 0; i < gates.Length; i++)
+                gates[i] = kinds[i % c.KeyDim] switch
+                {
+                    0 => -5 - 25 * random.NextDouble(),
+                    1 => -0.05 * random.NextDouble(),
+                    2 => 0,
+                    _ => random.Next(10) == 0 ? -100 : 0,
+                };
+            var gate = TestTensors.Of(ElementType.Float32, [1, c.Heads, c.Length, c.KeyDim], gates);
+            DeltaRuleData Make()
+            {
+                var d = DeltaRuleData.Create(c);
+                return new DeltaRuleData
+                {
+                    Query = d.Query, Key = d.Key, Value = d.Value, Beta = d.Beta, Output = d.Output, Final = d.Final, Initial = d.Initial,
+                    Options = d.Options with { LogGate = gate },
+                };
+            }
+            var chunked = Make();
+            if (gpu is not null) gpu.DeltaRuleChunkedMinTokens = 1;
+            try
+            {
+                chunked.Run(context);
+            }
+            finally
+            {
+                if (gpu is not null) gpu.DeltaRuleChunkedMinTokens = automatic;
+            }
+            AssertMatchesReference(c, chunked);
+            if (gpu is not null)
+            {
+                gpu.DeltaRuleChunkedMinTokens = int.MaxValue;
+                var recurrent = Make();
+                try
+                {
+                    recurrent.Run(context);
+                }
+                finally
+                {
+                    gpu.DeltaRuleChunkedMinTokens = automatic;
+                }
+                AssertMatchesReference(c, recurrent);
+                AssertNear(recurrent.Output.ToDoubleArray(), chunked.Output.ToDoubleArray(), 2e-5, $"{c} pattern {x.Pattern}: chunked vs recurrent");
+                AssertNear(recurrent.Final.ToDoubleArray(), chunked.Final.ToDoubleArray(), 2e-5, $"{c} pattern {x.Pattern}: chunked vs recurrent, final state");
+            }
+        }, count: 12);
+    }
+
     [SkippableTheory]
     [InlineData(DeltaRuleVariant.DeltaNet)]
     [InlineData(DeltaRuleVariant.GatedDeltaNet)]
