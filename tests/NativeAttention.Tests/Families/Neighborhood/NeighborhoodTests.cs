@@ -411,6 +411,9 @@ public abstract class NeighborhoodTests
                        Grid = [16, 16], Kernel = [kernel, kernel], Dilation = [1, 1], Stride = [1, 1], Causal = [false, false], GroupSize = 1,
                        HeadDim = Math.Min(c.HeadDim, 32), ValueDim = Math.Min(c.ValueDim, 32), Batch = 2, PadSeed = null,
                        FixedValidExtent = new[,] { { shortSide, 16 }, { 16, shortSide } },
+                       // K and V read in place (float32, contiguous): the tables' strides are then the same for both
+                       // samples (packed, they follow each item's union of boxes and differ anyway).
+                       Type = ElementType.Float32, Layout = NeighborhoodLayout.Contiguous,
                    }, count: 6, threads: 1);
 
     [SkippableFact]
