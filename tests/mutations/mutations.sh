@@ -442,3 +442,15 @@ mutation flex-view-check-no-flush \
   'A work-group'"'"'s failure record never reaches the device error buffer (the flush checks the buffer length off by one)' \
   'if (record[0] != 0 && errors.Length >= RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)' \
   'if (record[0] != 0 && errors.Length > RecordInts && Atomic.CompareExchange(ref errors[0], 0, 1) == 0)'
+
+mutation nbh-tile-tables-key-extent \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood reuses a worker'"'"'s tile tables across items whose key boxes differ in extent (padding: samples of different extents) because the key leaves the extent out' \
+  'same &= key[4 + a] == extent[a] && key[7 + a] == keyStrides[a] && key[10 + a] == valueStrides[a];' \
+  'same &= key[7 + a] == keyStrides[a] && key[10 + a] == valueStrides[a];'
+
+mutation nbh-tile-tables-key-first \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood reuses a worker'"'"'s tile tables for the next key tile of the same item (the key leaves out the tile'"'"'s first key)' \
+  'bool same = key[0] == 1 && key[1] == k0 && key[2] == real && key[3] == keys;' \
+  'bool same = key[0] == 1 && key[2] == real && key[3] == keys;'

@@ -77,7 +77,9 @@ failures() { grep -cE '^\s+Failed [A-Za-z]' "$1" || true; }
 mkdir -p "$tree" "$logs"
 echo "Copying the working tree into $tree"
 (cd "$repo" && git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-  | tar --null -T - -cf -) | (cd "$tree" && tar -xf -)
+  | tar --null -T - -cf -) | (cd "$tree" && tar -xmf -)
+# (-m: every copied file gets the current time, newer than any build output of an earlier run, whose last mutated
+# build would otherwise look up to date against the restored sources and be tested as the "unmutated" tree.)
 
 echo "Building the unmutated tree"
 build "$logs/unmutated.build.log" || { echo "the unmutated tree does not build: $logs/unmutated.build.log" >&2; exit 2; }
@@ -126,6 +128,7 @@ for i in "${!ids[@]}"; do
     result="caught      by $(failures "$logs/$id.test.log") tests, first $(first_failure "$logs/$id.test.log")"
   fi
   mv "$file.unmutated" "$file"
+  touch "$file" # newer than the mutated build, so that the next build compiles the original again
   line=$(printf '%-26s %s (%ds)' "$id" "$result" $((SECONDS - start)))
   echo "$line"
   results+=("$line")

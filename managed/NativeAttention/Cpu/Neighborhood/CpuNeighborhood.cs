@@ -165,6 +165,7 @@ internal static unsafe class CpuNeighborhood
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
+        new ScratchLayout(scratch, plan).TileTables[0] = 0; // the scratch is shared with other calls and plans: no tables yet
         int item = Interlocked.Increment(ref plan.NextItem) - 1;
         while (item < plan.Items)
         {
@@ -457,10 +458,12 @@ internal static unsafe class CpuNeighborhood
         {
             int real = Math.Min(tileKeys, boxKeys - k0);
             int keys = RoundUp(real, KeyBlock);
-            // Built per item. Reusing the previous item's tables when box and strides matched (1.07x at 7 x 7) gave wrong
-            // results with padding and extra tokens in a full-suite run (stop 11): the key did not cover everything
-            // the tables depend on. Not reused until that key is complete and tested with one worker.
-            TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
+            // The tables are a function of (k0, real, keys, extent, key strides, value strides) only: box coordinates
+            // and offsets from a box's corner, never the item's corner, sample, dilation group or head (those are in
+            // VectorKeys/VectorValues). A worker's items of one dilation group and sample share them, so they are kept
+            // in scratch with that whole key (TileTables) and rebuilt only when it changes.
+            if (!TileTablesMatch(s, k0, real, keys, extent, keyStrides, valueStrides))
+                TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
             // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
             // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
             int last = k0 + real - 1;
@@ -839,6 +842,24 @@ internal static unsafe class CpuNeighborhood
             s.KeyOffsets[n] = 0;
             s.ValueOffsets[n] = 0;
         }
+    }
+
+    /// <summary>
+    /// Whether the tile tables (<see cref="ScratchLayout.Coordinates"/>, <see cref="ScratchLayout.KeyOffsets"/>,
+    /// <see cref="ScratchLayout.ValueOffsets"/>) already hold keys <c>[k0, k0 + real)</c> of a key box of
+    /// <paramref name="extent"/> with these strides, padded to <paramref name="keys"/>, i.e. every argument that
+    /// <see cref="TileCoordinates"/> reads; if not, records that they will (the caller builds them next).
+    /// </summary>
+    private static bool TileTablesMatch(in ScratchLayout s, int k0, int real, int keys, ReadOnlySpan<int> extent, ReadOnlySpan<long> keyStrides, ReadOnlySpan<long> valueStrides)
+    {
+        long* key = s.TileTables;
+        bool same = key[0] == 1 && key[1] == k0 && key[2] == real && key[3] == keys;
+        for (int a = 0; a < Axes; a++)
+            same &= key[4 + a] == extent[a] && key[7 + a] == keyStrides[a] && key[10 + a] == valueStrides[a];
+        if (same) return true;
+        (key[0], key[1], key[2], key[3]) = (1, k0, real, keys);
+        for (int a = 0; a < Axes; a++) (key[4 + a], key[7 + a], key[10 + a]) = (extent[a], keyStrides[a], valueStrides[a]);
+        return false;
     }
 
     /// <summary>
@@ -1266,6 +1287,11 @@ internal static unsafe class CpuNeighborhood
         public readonly int* BlockKeyFirst, BlockKeyEnd;
         /// <summary>Per column: the key-box indices (row-major) of its window's first key and past its last.</summary>
         public readonly int* ColumnFirstKey, ColumnEndKey;
+        /// <summary>
+        /// What the tile tables hold (see <c>TileTablesMatch</c>): [0] 1 once built, [1] k0, [2] real keys, [3] keys,
+        /// [4..6] box extent, [7..9] key strides, [10..12] value strides.
+        /// </summary>
+        public readonly long* TileTables;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
         public readonly int CoordinateStride;
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
@@ -1313,6 +1339,7 @@ internal static unsafe class CpuNeighborhood
             BlockKeyEnd = (int*)CpuScratch.Take(ref next, columns);
             ColumnFirstKey = (int*)CpuScratch.Take(ref next, columns);
             ColumnEndKey = (int*)CpuScratch.Take(ref next, columns);
+            TileTables = (long*)CpuScratch.Take(ref next, 2 * 16);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             NextQueryRows = (long*)CpuScratch.Take(ref next, 2 * columns);

@@ -42,9 +42,13 @@ public sealed record NeighborhoodCase
     /// <summary>When set, a valid extent per sample and axis drawn from this seed inside <c>[k d, length]</c>.</summary>
     public int? PadSeed { get; init; }
 
-    /// <summary>The valid extents <see cref="PadSeed"/> draws for the current grid and kernel, or null.</summary>
+    /// <summary>When set, these valid extents <c>[sample, axis]</c> (instead of any drawn from <see cref="PadSeed"/>).</summary>
+    public int[,]? FixedValidExtent { get; init; }
+
+    /// <summary>The valid extents: <see cref="FixedValidExtent"/>, else those <see cref="PadSeed"/> draws for the current grid and kernel, else null.</summary>
     public int[,]? ValidExtent()
     {
+        if (FixedValidExtent is { } fixedExtent) return fixedExtent;
         if (PadSeed is not int seed) return null;
         var random = new Random(seed);
         var extent = new int[Batch, Grid.Length];
@@ -392,6 +396,25 @@ public abstract class NeighborhoodTests
                        Grid = grid, Kernel = kernels, Dilation = [1, 1], Stride = [1, 1], Causal = [false, false], GroupSize = 1,
                        HeadDim = Math.Min(c.HeadDim, 32), ValueDim = Math.Min(c.ValueDim, 32), Batch = 3, PadSeed = pad,
                    }, count: 10, threads: 1);
+
+    [SkippableFact]
+    public void Neighborhood_TransposedValidExtents_OneWorker_MatchReference() =>
+        // Two samples whose valid extents are each other's transpose, run by one worker: their key boxes hold as many
+        // keys in transposed shapes (8 x 10 and 10 x 8 at 7 x 7 with 4 x 4 query boxes), so a worker that keeps the key
+        // tables of its previous item must tell the two boxes apart by their extent, not by their key count.
+        CheckCases(from c in Cases
+                   from kernel in Gen.Elements(3, 5, 7)
+                   from cut in Gen.Choose(1, 2)
+                   let shortSide = kernel + cut
+                   select c with
+                   {
+                       Grid = [16, 16], Kernel = [kernel, kernel], Dilation = [1, 1], Stride = [1, 1], Causal = [false, false], GroupSize = 1,
+                       HeadDim = Math.Min(c.HeadDim, 32), ValueDim = Math.Min(c.ValueDim, 32), Batch = 2, PadSeed = null,
+                       FixedValidExtent = new[,] { { shortSide, 16 }, { 16, shortSide } },
+                       // K and V read in place (float32, contiguous): the tables' strides are then the same for both
+                       // samples (packed, they follow each item's union of boxes and differ anyway).
+                       Type = ElementType.Float32, Layout = NeighborhoodLayout.Contiguous,
+                   }, count: 6, threads: 1);
 
     [SkippableFact]
     public void Neighborhood_EveryVectorWidth_MatchesReference()
