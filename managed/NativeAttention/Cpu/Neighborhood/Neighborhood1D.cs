@@ -81,8 +81,14 @@ internal static unsafe class Neighborhood1D
     private static void Work(Plan plan)
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        for (int item = Interlocked.Increment(ref plan.NextItem) - 1; item < plan.Items.Length; item = Interlocked.Increment(ref plan.NextItem) - 1)
-            RunItem(plan, plan.Items[item], scratch);
+        int item = Interlocked.Increment(ref plan.NextItem) - 1;
+        while (item < plan.Items.Length)
+        {
+            // The next item is claimed ahead, so that its keys and values (from memory) are prefetched while this one computes.
+            int next = Interlocked.Increment(ref plan.NextItem) - 1;
+            RunItem(plan, plan.Items[item], scratch, next < plan.Items.Length ? plan.Items[next] : null);
+            item = next;
+        }
     }
 
     /// <summary>The window <c>[start, end)</c> of query <paramref name="i"/> of a group of <paramref name="length"/> positions (group coordinates, stride 1).</summary>
@@ -95,7 +101,7 @@ internal static unsafe class Neighborhood1D
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunItem(Plan p, Item item, float* scratch)
+    private static void RunItem(Plan p, Item item, float* scratch, Item? nextItem)
     {
         var s = new ScratchLayout(scratch, p);
         int kernel = p.Kernel, dilation = p.Dilation, group = item.Group, length = item.GroupLength;
@@ -113,6 +119,9 @@ internal static unsafe class Neighborhood1D
         int blocked = (keys + Lanes - 1) / Lanes * Lanes;
         for (int u0 = 0; u0 < blocked; u0 += Lanes)
         {
+            // The rows come from memory (touched once per call and head); two blocks ahead are prefetched.
+            for (int u = u0 + 2 * Lanes; u < Math.Min(keys, u0 + 3 * Lanes); u++)
+                Prefetch(p.K + kBase + (keyLow + u) * kStep, dqk);
             for (int l = 0; l < Lanes; l++)
                 s.Rows[l] = u0 + l < keys ? p.K + kBase + (keyLow + u0 + l) * kStep : null;
             NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, dqk, 1f, s.KeysT + LeftPad + u0, (int)rowLength);
@@ -127,6 +136,7 @@ internal static unsafe class Neighborhood1D
         long vStep = dilation * p.ValueStrides[2];
         for (int u = 0; u < keys; u++)
         {
+            if (u + 8 < keys) Prefetch(p.V + vBase + (keyLow + u + 8) * vStep, dv);
             float* source = p.V + vBase + (keyLow + u) * vStep, target = s.Values + (long)u * dvStride;
             int e = 0;
             for (; e + 16 <= dv; e += 16) Vector512.Store(Vector512.Load(source + e), target + e);
@@ -135,6 +145,25 @@ internal static unsafe class Neighborhood1D
         }
 
         int* windowStart = s.WindowStart, windowEnd = s.WindowEnd;
+        // The next item's key and value rows and its query and output rows (every head), into L2 a slice per block.
+        float* nextKeys = null, nextValues = null;
+        long nextStepK = 0, nextStepV = 0;
+        int nextRows = 0, prefetched = 0, slice = 0, nextQueries = 0, queriesPrefetched = 0, querySlice = 0;
+        Item next = default;
+        if (nextItem is { } n)
+        {
+            int nLow = Window(n.First, n.GroupLength, kernel, causal).Start, nHigh = Window(n.First + n.Count - 1, n.GroupLength, kernel, causal).End;
+            nextStepK = dilation * p.KeyStrides[2];
+            nextStepV = dilation * p.ValueStrides[2];
+            nextKeys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (n.Group + (long)nLow * dilation) * p.KeyStrides[2];
+            nextValues = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (n.Group + (long)nLow * dilation) * p.ValueStrides[2];
+            nextRows = nHigh - nLow;
+            int blocks = p.GroupSize * ((item.Count + Lanes - 1) / Lanes);
+            slice = (nextRows + blocks - 1) / blocks;
+            next = n;
+            nextQueries = p.GroupSize * n.Count;
+            querySlice = (nextQueries + blocks - 1) / blocks;
+        }
         for (int h = 0; h < p.GroupSize; h++)
         {
             int head = item.KeyValueHead * p.GroupSize + h;
@@ -169,6 +198,24 @@ internal static unsafe class Neighborhood1D
                     s.DiagonalEnd[l] = jLow + 1;
                 }
                 int diagonals = (jHigh - jLow + 3) & ~3;
+                for (int end = Math.Min(nextRows, prefetched + slice); prefetched < end; prefetched++)
+                {
+                    Prefetch(nextKeys + prefetched * nextStepK, dqk, l2: true);
+                    Prefetch(nextValues + prefetched * nextStepV, dv, l2: true);
+                }
+                for (int end = Math.Min(nextQueries, queriesPrefetched + querySlice); queriesPrefetched < end; queriesPrefetched++)
+                {
+                    int nh = next.KeyValueHead * p.GroupSize + queriesPrefetched / next.Count;
+                    long x = next.Group + (long)(next.First + queriesPrefetched % next.Count) * dilation;
+                    Prefetch(p.Q + p.QueryOffset + next.Batch * p.QueryStrides[0] + nh * p.QueryStrides[1] + x * p.QuerySpatial, dqk, l2: true);
+                    Prefetch(p.O + p.OutputOffset + next.Batch * p.OutputStrides[0] + nh * p.OutputStrides[1] + x * p.OutputSpatial, dv, l2: true);
+                }
+                // The next block's query and output rows (from memory), while this block computes.
+                for (int i = i0 + Lanes; i < Math.Min(last + 1, i0 + 2 * Lanes); i++)
+                {
+                    Prefetch(p.Q + qBase + (long)(group + i * dilation) * p.QuerySpatial, dqk);
+                    Prefetch(p.O + oBase + (long)(group + i * dilation) * p.OutputSpatial, dv);
+                }
 
                 for (int l = 0; l < Lanes; l++)
                     s.Rows[l] = l < real ? p.Q + qBase + (long)(group + (i0 + l) * dilation) * p.QuerySpatial : null;
@@ -230,6 +277,20 @@ internal static unsafe class Neighborhood1D
                 }
             }
         }
+    }
+
+    /// <summary>Prefetches the cache lines of <paramref name="floats"/> floats from <paramref name="row"/> into L1 (into L2 with <paramref name="l2"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(float* row, int floats, bool l2 = false)
+    {
+        if (l2)
+        {
+            for (int e = 0; e < floats; e += 16) Sse.Prefetch1(row + e);
+            Sse.Prefetch1(row + floats - 1);
+            return;
+        }
+        for (int e = 0; e < floats; e += 16) Sse.Prefetch0(row + e);
+        Sse.Prefetch0(row + floats - 1);
     }
 
     /// <summary>log2 per lane (the LSE of a block; 16 scalar logs).</summary>
