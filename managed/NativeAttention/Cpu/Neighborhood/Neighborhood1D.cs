@@ -145,25 +145,10 @@ internal static unsafe class Neighborhood1D
         }
 
         int* windowStart = s.WindowStart, windowEnd = s.WindowEnd;
-        // The next item's key and value rows and its query and output rows (every head), into L2 a slice per block.
-        float* nextKeys = null, nextValues = null;
-        long nextStepK = 0, nextStepV = 0;
-        int nextRows = 0, prefetched = 0, slice = 0, nextQueries = 0, queriesPrefetched = 0, querySlice = 0;
-        Item next = default;
-        if (nextItem is { } n)
-        {
-            int nLow = Window(n.First, n.GroupLength, kernel, causal).Start, nHigh = Window(n.First + n.Count - 1, n.GroupLength, kernel, causal).End;
-            nextStepK = dilation * p.KeyStrides[2];
-            nextStepV = dilation * p.ValueStrides[2];
-            nextKeys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (n.Group + (long)nLow * dilation) * p.KeyStrides[2];
-            nextValues = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (n.Group + (long)nLow * dilation) * p.ValueStrides[2];
-            nextRows = nHigh - nLow;
-            int blocks = p.GroupSize * ((item.Count + Lanes - 1) / Lanes);
-            slice = (nextRows + blocks - 1) / blocks;
-            next = n;
-            nextQueries = p.GroupSize * n.Count;
-            querySlice = (nextQueries + blocks - 1) / blocks;
-        }
+        // The next item's key, value, query and output rows, into L2 a few rows at a time between the blocks' kernels.
+        var ahead = new NextItemRows(p, nextItem, item);
+        bool pending = false; // this block's scores were computed with the previous block's (a pair)
+        int current = 0;
         for (int h = 0; h < p.GroupSize; h++)
         {
             int head = item.KeyValueHead * p.GroupSize + h;
@@ -198,35 +183,36 @@ internal static unsafe class Neighborhood1D
                     s.DiagonalEnd[l] = jLow + 1;
                 }
                 int diagonals = (jHigh - jLow + 3) & ~3;
-                for (int end = Math.Min(nextRows, prefetched + slice); prefetched < end; prefetched++)
-                {
-                    Prefetch(nextKeys + prefetched * nextStepK, dqk, l2: true);
-                    Prefetch(nextValues + prefetched * nextStepV, dv, l2: true);
-                }
-                for (int end = Math.Min(nextQueries, queriesPrefetched + querySlice); queriesPrefetched < end; queriesPrefetched++)
-                {
-                    int nh = next.KeyValueHead * p.GroupSize + queriesPrefetched / next.Count;
-                    long x = next.Group + (long)(next.First + queriesPrefetched % next.Count) * dilation;
-                    Prefetch(p.Q + p.QueryOffset + next.Batch * p.QueryStrides[0] + nh * p.QueryStrides[1] + x * p.QuerySpatial, dqk, l2: true);
-                    Prefetch(p.O + p.OutputOffset + next.Batch * p.OutputStrides[0] + nh * p.OutputStrides[1] + x * p.OutputSpatial, dv, l2: true);
-                }
-                // The next block's query and output rows (from memory), while this block computes.
+                // The next block's query rows (in L2 from the previous item's prefetch) into L1.
                 for (int i = i0 + Lanes; i < Math.Min(last + 1, i0 + 2 * Lanes); i++)
-                {
                     Prefetch(p.Q + qBase + (long)(group + i * dilation) * p.QuerySpatial, dqk);
-                    Prefetch(p.O + oBase + (long)(group + i * dilation) * p.OutputSpatial, dv);
-                }
-
-                for (int l = 0; l < Lanes; l++)
-                    s.Rows[l] = l < real ? p.Q + qBase + (long)(group + (i0 + l) * dilation) * p.QuerySpatial : null;
-                NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, dqk, p.Log2Scale, s.QueryT, Lanes);
 
                 // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
-                float* scores = s.Scores + ZeroRows * Lanes;
+                float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
                 float* keyT = s.KeysT + LeftPad + (i0 + d0 + jLow - keyLow);
-                int t = 0;
-                for (; t + 12 <= diagonals; t += 12) Diagonals12(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
-                for (; t < diagonals; t += 4) Diagonals4(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                if (!pending)
+                {
+                    TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, s.QueryT);
+                    // A full next block with the same diagonals 16 columns on: the two share the key loads of the
+                    // diagonals they overlap on (this block's t >= 16 are the next one's t - 16).
+                    bool pair = real == Lanes && i0 + 2 * Lanes - 1 <= last && diagonals >= 20
+                        && BlockDiagonals(i0 + Lanes, length, kernel, causal, d0) == (jLow, jHigh);
+                    if (pair)
+                    {
+                        float* other = s.Scores + ((current ^ 1) * s.ScoreBlockFloats + ZeroRows * Lanes);
+                        TransposeQueryBlock(p, s, qBase, group, dilation, i0 + Lanes, Lanes, s.QueryT2);
+                        ahead.Step();
+                        ScoresPair(s.QueryT, s.QueryT2, keyT, rowLength, dqk, diagonals, scores, other, ref ahead);
+                        pending = true;
+                    }
+                    else
+                    {
+                        int t = 0;
+                        for (; t + 12 <= diagonals; t += 12, ahead.Step()) Diagonals12(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                        for (; t < diagonals; t += 4) Diagonals4(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                    }
+                }
+                else pending = false;
                 if (bias != null)
                     for (int j = jLow; j < jHigh; j++)
                     {
@@ -237,7 +223,7 @@ internal static unsafe class Neighborhood1D
                 var zero = Vector512<float>.Zero;
                 for (int r = 0; r < ZeroRows; r++)
                 {
-                    Vector512.Store(zero, s.Scores + r * Lanes);
+                    Vector512.Store(zero, scores + (r - ZeroRows) * Lanes);
                     Vector512.Store(zero, scores + (diagonals + r) * Lanes);
                 }
                 var inverse = Vector512<float>.One / sum;
@@ -254,6 +240,7 @@ internal static unsafe class Neighborhood1D
                     float* values = s.Values + (long)(uLow - keyLow) * dvStride;
                     float* target = wide ? p.O + oBase + (long)(group + (i0 + l0) * dilation) * p.OutputSpatial : s.Output;
                     long targetStride = wide ? dilation * p.OutputSpatial : dvStride;
+                    ahead.Step();
                     int e = 0;
                     for (; e + 64 <= dvStride; e += 64)
                         AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride);
@@ -275,6 +262,167 @@ internal static unsafe class Neighborhood1D
                     var lse = (max + Log2(sum)) * Vector512.Create(MathConstants.Ln2);
                     for (int l = 0; l < real; l++) p.Lse[lBase + (long)(group + (i0 + l) * dilation) * p.LseSpatial] = lse.GetElement(l);
                 }
+                // A pair's second block has its scores in the other buffer.
+                if (pending) current ^= 1;
+            }
+        }
+    }
+
+    /// <summary>The union of the diagonal ranges <c>[jLow, jHigh)</c> of the 16 queries from <paramref name="i0"/> (all real).</summary>
+    private static (int, int) BlockDiagonals(int i0, int length, int kernel, bool causal, int d0)
+    {
+        int jLow = int.MaxValue, jHigh = int.MinValue;
+        for (int i = i0; i < i0 + Lanes; i++)
+        {
+            var (start, end) = Window(i, length, kernel, causal);
+            jLow = Math.Min(jLow, start - i - d0);
+            jHigh = Math.Max(jHigh, end - i - d0);
+        }
+        return (jLow, jHigh);
+    }
+
+    /// <summary>The block's query rows (<paramref name="real"/> of 16; zeros for the rest) transposed and scaled into <paramref name="queryT"/>.</summary>
+    private static void TransposeQueryBlock(Plan p, in ScratchLayout s, long qBase, int group, int dilation, int i0, int real, float* queryT)
+    {
+        for (int l = 0; l < Lanes; l++)
+            s.Rows[l] = l < real ? p.Q + qBase + (long)(group + (i0 + l) * dilation) * p.QuerySpatial : null;
+        NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, p.HeadDim, p.Log2Scale, queryT, Lanes);
+    }
+
+    /// <summary>
+    /// The scores of two consecutive full blocks with the same <paramref name="diagonals"/> (at least 20): block A's
+    /// diagonal t reads column <c>keyT + t</c>, block B's <c>keyT + 16 + t</c>, so A's t &gt;= 16 and B's t - 16 are
+    /// computed together from one load.
+    /// </summary>
+    private static void ScoresPair(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, int diagonals, float* scoresA, float* scoresB,
+        ref NextItemRows ahead)
+    {
+        Diagonals12(queryA, keyT, rowLength, headDim, scoresA);
+        Diagonals4(queryA, keyT + 12, rowLength, headDim, scoresA + 12 * Lanes);
+        ahead.Step();
+        int t = Lanes;
+        for (; t + 8 <= diagonals; t += 8, ahead.Step()) Pair8(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
+        if (t < diagonals) Pair4(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
+        // B's last 16 diagonals, past A's.
+        t = diagonals - Lanes;
+        Diagonals12(queryB, keyT + Lanes + t, rowLength, headDim, scoresB + t * Lanes);
+        Diagonals4(queryB, keyT + Lanes + t + 12, rowLength, headDim, scoresB + (t + 12) * Lanes);
+    }
+
+    /// <summary>Eight diagonals of two blocks from one load each: <c>a[t] += qa * k[t]</c>, <c>b[t] += qb * k[t]</c>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Pair8(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+        float* k = keyT;
+        for (int d = 0; d < headDim; d++, k += rowLength)
+        {
+            var qa = Vector512.Load(queryA + d * Lanes);
+            var qb = Vector512.Load(queryB + d * Lanes);
+            var x = Vector512.Load(k);
+            a0 = Avx512F.FusedMultiplyAdd(qa, x, a0); b0 = Avx512F.FusedMultiplyAdd(qb, x, b0);
+            x = Vector512.Load(k + 1);
+            a1 = Avx512F.FusedMultiplyAdd(qa, x, a1); b1 = Avx512F.FusedMultiplyAdd(qb, x, b1);
+            x = Vector512.Load(k + 2);
+            a2 = Avx512F.FusedMultiplyAdd(qa, x, a2); b2 = Avx512F.FusedMultiplyAdd(qb, x, b2);
+            x = Vector512.Load(k + 3);
+            a3 = Avx512F.FusedMultiplyAdd(qa, x, a3); b3 = Avx512F.FusedMultiplyAdd(qb, x, b3);
+            x = Vector512.Load(k + 4);
+            a4 = Avx512F.FusedMultiplyAdd(qa, x, a4); b4 = Avx512F.FusedMultiplyAdd(qb, x, b4);
+            x = Vector512.Load(k + 5);
+            a5 = Avx512F.FusedMultiplyAdd(qa, x, a5); b5 = Avx512F.FusedMultiplyAdd(qb, x, b5);
+            x = Vector512.Load(k + 6);
+            a6 = Avx512F.FusedMultiplyAdd(qa, x, a6); b6 = Avx512F.FusedMultiplyAdd(qb, x, b6);
+            x = Vector512.Load(k + 7);
+            a7 = Avx512F.FusedMultiplyAdd(qa, x, a7); b7 = Avx512F.FusedMultiplyAdd(qb, x, b7);
+        }
+        a0.Store(scoresA); a1.Store(scoresA + 16); a2.Store(scoresA + 32); a3.Store(scoresA + 48);
+        a4.Store(scoresA + 64); a5.Store(scoresA + 80); a6.Store(scoresA + 96); a7.Store(scoresA + 112);
+        b0.Store(scoresB); b1.Store(scoresB + 16); b2.Store(scoresB + 32); b3.Store(scoresB + 48);
+        b4.Store(scoresB + 64); b5.Store(scoresB + 80); b6.Store(scoresB + 96); b7.Store(scoresB + 112);
+    }
+
+    /// <summary>Four diagonals of two blocks, as <see cref="Pair8"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Pair4(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        float* k = keyT;
+        for (int d = 0; d < headDim; d++, k += rowLength)
+        {
+            var qa = Vector512.Load(queryA + d * Lanes);
+            var qb = Vector512.Load(queryB + d * Lanes);
+            var x = Vector512.Load(k);
+            a0 = Avx512F.FusedMultiplyAdd(qa, x, a0); b0 = Avx512F.FusedMultiplyAdd(qb, x, b0);
+            x = Vector512.Load(k + 1);
+            a1 = Avx512F.FusedMultiplyAdd(qa, x, a1); b1 = Avx512F.FusedMultiplyAdd(qb, x, b1);
+            x = Vector512.Load(k + 2);
+            a2 = Avx512F.FusedMultiplyAdd(qa, x, a2); b2 = Avx512F.FusedMultiplyAdd(qb, x, b2);
+            x = Vector512.Load(k + 3);
+            a3 = Avx512F.FusedMultiplyAdd(qa, x, a3); b3 = Avx512F.FusedMultiplyAdd(qb, x, b3);
+        }
+        a0.Store(scoresA); a1.Store(scoresA + 16); a2.Store(scoresA + 32); a3.Store(scoresA + 48);
+        b0.Store(scoresB); b1.Store(scoresB + 16); b2.Store(scoresB + 32); b3.Store(scoresB + 48);
+    }
+
+    /// <summary>
+    /// The next item's K, V, Q and O rows (every query head), prefetched into L2 a few rows per <see cref="Step"/>: spread
+    /// over the item's kernels, so the misses overlap compute instead of stalling on full miss buffers.
+    /// </summary>
+    private struct NextItemRows
+    {
+        private readonly float* _keys, _values;
+        private readonly long _keyStep, _valueStep;
+        private readonly int _keyRows, _queryRows, _perStep, _headDim, _valueDim;
+        private readonly Plan? _plan;
+        private readonly Item _next;
+        private int _done;
+
+        public NextItemRows(Plan p, Item? nextItem, Item item)
+        {
+            this = default;
+            if (nextItem is not { } n) return;
+            _plan = p;
+            _next = n;
+            var (low, _) = Window(n.First, n.GroupLength, p.Kernel, p.Causal);
+            int high = Window(n.First + n.Count - 1, n.GroupLength, p.Kernel, p.Causal).End;
+            _keyStep = p.Dilation * p.KeyStrides[2];
+            _valueStep = p.Dilation * p.ValueStrides[2];
+            _keys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (n.Group + (long)low * p.Dilation) * p.KeyStrides[2];
+            _values = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (n.Group + (long)low * p.Dilation) * p.ValueStrides[2];
+            _keyRows = high - low;
+            _queryRows = p.GroupSize * n.Count;
+            (_headDim, _valueDim) = (p.HeadDim, p.ValueDim);
+            // About eight steps per block (score kernels and P V quads).
+            int steps = 8 * p.GroupSize * ((item.Count + Lanes - 1) / Lanes);
+            _perStep = (_keyRows + _queryRows + steps - 1) / steps;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Step()
+        {
+            if (_done < _keyRows + _queryRows) Advance();
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private void Advance()
+        {
+            var p = _plan!;
+            for (int end = Math.Min(_keyRows + _queryRows, _done + _perStep); _done < end; _done++)
+            {
+                if (_done < _keyRows)
+                {
+                    Prefetch(_keys + _done * _keyStep, _headDim, l2: true);
+                    Prefetch(_values + _done * _valueStep, _valueDim, l2: true);
+                    continue;
+                }
+                int r = _done - _keyRows;
+                int head = _next.KeyValueHead * p.GroupSize + r / _next.Count;
+                long x = _next.Group + (long)(_next.First + r % _next.Count) * p.Dilation;
+                Prefetch(p.Q + p.QueryOffset + _next.Batch * p.QueryStrides[0] + head * p.QueryStrides[1] + x * p.QuerySpatial, _headDim, l2: true);
+                Prefetch(p.O + p.OutputOffset + _next.Batch * p.OutputStrides[0] + head * p.OutputStrides[1] + x * p.OutputSpatial, _valueDim, l2: true);
             }
         }
     }
@@ -536,7 +684,9 @@ internal static unsafe class Neighborhood1D
     /// <summary>Carves one worker's scratch into an item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
-        public readonly float* KeysT, Values, QueryT, Scores, Output, Zeros, Inverse;
+        public readonly float* KeysT, Values, QueryT, QueryT2, Scores, Output, Zeros, Inverse;
+        /// <summary>Floats per block's score buffer (two buffers: a pair's second block keeps its scores in the other).</summary>
+        public readonly long ScoreBlockFloats;
         public readonly int* WindowStart, WindowEnd, DiagonalStart, DiagonalEnd;
         public readonly float** Rows;
         private readonly float* _end;
@@ -548,8 +698,10 @@ internal static unsafe class Neighborhood1D
             KeysT = CpuScratch.Take(ref next, p.HeadDim * p.KeyRowLength);
             Values = CpuScratch.Take(ref next, (long)maxKeys * p.ValueStride);
             QueryT = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
+            QueryT2 = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             // A block's diagonals: at most k + 15 (border lanes), rounded to 4, with zero rows around.
-            Scores = CpuScratch.Take(ref next, (long)(p.Kernel + Lanes + 3 + 2 * ZeroRows) * Lanes);
+            ScoreBlockFloats = (long)(p.Kernel + Lanes + 3 + 2 * ZeroRows) * Lanes;
+            Scores = CpuScratch.Take(ref next, 2 * ScoreBlockFloats);
             Output = CpuScratch.Take(ref next, 4L * p.ValueStride);
             Zeros = CpuScratch.Take(ref next, Math.Max(p.HeadDim, Lanes));
             Inverse = CpuScratch.Take(ref next, Lanes);
