@@ -161,7 +161,17 @@ internal static unsafe class Neighborhood1D
                 int real = Math.Min(Lanes, last + 1 - i0);
                 // Lane windows in diagonal coordinates; padding lanes copy a real lane's (finite scores; never written).
                 int jLow = int.MaxValue, jHigh = int.MinValue;
-                for (int l = 0; l < Lanes; l++)
+                if (Interior(i0, real, length, kernel, causal))
+                {
+                    // Every lane's window is [i + d0, i + d0 + k): diagonals [0, k) in every lane.
+                    var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                    (lane + Vector512.Create(i0 + d0)).Store(windowStart);
+                    (lane + Vector512.Create(i0 + d0 + kernel)).Store(windowEnd);
+                    Vector512<int>.Zero.Store(s.DiagonalStart);
+                    Vector512.Create(kernel).Store(s.DiagonalEnd);
+                    (jLow, jHigh) = (0, kernel);
+                }
+                else for (int l = 0; l < Lanes; l++)
                 {
                     int i = i0 + Math.Min(l, real - 1);
                     var (start, end) = Window(i, length, kernel, causal);
@@ -196,7 +206,7 @@ internal static unsafe class Neighborhood1D
                     // A full next block with the same diagonals 16 columns on: the two share the key loads of the
                     // diagonals they overlap on (this block's t >= 16 are the next one's t - 16).
                     bool pair = real == Lanes && i0 + 2 * Lanes - 1 <= last && diagonals >= 20
-                        && BlockDiagonals(i0 + Lanes, length, kernel, causal, d0) == (jLow, jHigh);
+                        && (Interior(i0 + Lanes, Lanes, length, kernel, causal) ? (0, kernel) : BlockDiagonals(i0 + Lanes, length, kernel, causal, d0)) == (jLow, jHigh);
                     if (pair)
                     {
                         float* other = s.Scores + ((current ^ 1) * s.ScoreBlockFloats + ZeroRows * Lanes);
@@ -267,6 +277,14 @@ internal static unsafe class Neighborhood1D
             }
         }
     }
+
+    /// <summary>
+    /// Whether the 16 queries from <paramref name="i0"/> (all real) are away from the borders: every window is
+    /// <c>[i + d0, i + d0 + k)</c>, unclamped.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Interior(int i0, int real, int length, int kernel, bool causal) =>
+        real == Lanes && (causal ? i0 - kernel + 1 >= 0 : i0 - kernel / 2 >= 0 && i0 + Lanes - 1 - kernel / 2 + kernel <= length);
 
     /// <summary>The union of the diagonal ranges <c>[jLow, jHigh)</c> of the 16 queries from <paramref name="i0"/> (all real).</summary>
     private static (int, int) BlockDiagonals(int i0, int length, int kernel, bool causal, int d0)
