@@ -21,12 +21,16 @@ namespace NativeAttention.Cpu;
 /// <para>Per query head and block of 16 queries (the lanes, query <c>i0 + l</c> in lane l): diagonal j holds key
 /// <c>i0 + l + j + D0</c> in lane l (<c>D0 = -(k/2)</c>, causal <c>-(k-1)</c>), so the scores of one diagonal are
 /// <c>sum_d QT[d][lanes] * KT[d][i0 + j + D0 + lanes]</c>: a vector multiply-add with an unaligned load, no broadcast,
-/// no keys outside the union of the lanes' diagonal ranges (exactly k diagonals inside the grid). The diagonals outside
+/// no keys outside the union of the lanes' diagonal ranges (exactly k diagonals inside the grid); two consecutive full
+/// blocks with the same diagonals share the loads of the diagonals they overlap on (<see cref="ScoresPair"/>). The diagonals outside
 /// a lane's window are masked, the relative-position bias is one scalar per diagonal (the offset key - query is
 /// <c>j + D0</c> in every lane), and the softmax runs once over the block's diagonals (all of a query's keys are there).
 /// P V then runs per 4 lanes in row form: each value row of the 4 queries' union of windows is loaded once and
 /// multiplies the 4 queries' probabilities (zero outside a query's window: the score rows around the block's diagonals
 /// are zeros), so 4 queries x up to 4 vectors of values are 16 accumulators.</para>
+/// <para>Workers claim items from a shared counter, one ahead: the next item's K, V, Q and O rows are prefetched into L2
+/// a few rows between the current item's kernels (<see cref="NextItemRows"/>). An item is computed by one worker in a
+/// fixed order, so results do not depend on the thread count.</para>
 /// </remarks>
 internal static unsafe class Neighborhood1D
 {
