@@ -454,3 +454,22 @@ mutation nbh-tile-tables-key-first \
   'CPU neighborhood reuses a worker'"'"'s tile tables for the next key tile of the same item (the key leaves out the tile'"'"'s first key)' \
   'bool same = key[0] == 1 && key[1] == k0 && key[2] == real && key[3] == keys;' \
   'bool same = key[0] == 1 && key[2] == real && key[3] == keys;'
+# --- CPU neighborhood, banded 1-D kernel (Cpu/Neighborhood/Neighborhood1D.cs)
+
+mutation nbh1d-window-even-kernel \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: the non-causal window centres an even kernel on the wrong side ((k-1)/2 keys left instead of k/2)' \
+  'int start = Math.Clamp(i - kernel / 2, 0, length - kernel);' \
+  'int start = Math.Clamp(i - (kernel - 1) / 2, 0, length - kernel);'
+
+mutation nbh1d-pair-any-diagonals \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: two full blocks share key loads without checking that the second has the same diagonals (border blocks paired)' \
+  '&& (Interior(i0 + Lanes, Lanes, length, kernel, causal) ? (0, kernel) : BlockDiagonals(i0 + Lanes, length, kernel, causal, d0)) == (jLow, jHigh);' \
+  ';'
+
+mutation nbh1d-quad-union-start \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: the P V of a quad of queries starts at its last query'"'"'s window instead of the union'"'"'s (first query'"'"'s) start' \
+  'int uLow = windowStart[l0], uHigh = windowEnd[lastLane];' \
+  'int uLow = windowStart[lastLane], uHigh = windowEnd[lastLane];'

@@ -319,14 +319,66 @@ public abstract class NeighborhoodTests
         Properties.Check(Arb.From(cases), c =>
         {
             var data = NeighborhoodData.Create(c);
+            long banded = Cpu.Neighborhood1D.CallsOnThisThread;
             data.Run(context);
+            if (Backend == Backend.Cpu)
+            {
+                long ran = Cpu.Neighborhood1D.CallsOnThisThread - banded, expected = TakesBandedPath(c, data, context) ? 1 : 0;
+                Assert.True(ran == expected, $"{c}: the banded 1-D CPU path ran {ran} times; expected {expected}");
+            }
             var result = Check(c, data);
             if (!result.Passed) Assert.Fail($"{c}: {result}");
         }, count);
     }
 
+    /// <summary>
+    /// Whether the CPU call takes the banded 1-D kernel (<see cref="Cpu.Neighborhood1D"/>): the shapes it accepts, unless
+    /// the whole-grid window sends the call to dense flash first. Written from the path's documented conditions.
+    /// </summary>
+    private static bool TakesBandedPath(NeighborhoodCase c, NeighborhoodData data, AttentionContext context)
+    {
+        int bits = (context as Cpu.CpuContext)?.ForcedVectorBits ?? Cpu.CpuFeatures.VectorBits;
+        bool dense = c.Grid.Length == 1 && c.Kernel[0] == c.Grid[0] && c.Extra == 0 && !c.Rpb && c.PadSeed is null;
+        bool accepted = bits == 512 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && c.Grid.Length == 1 && c.Type == ElementType.Float32
+            && c.Stride[0] == 1 && c.Extra == 0 && data.Query.Strides[^1] == 1 && data.Key.Strides[^1] == 1 && data.Value.Strides[^1] == 1
+            && data.Output.Strides[^1] == 1;
+        return accepted && !dense;
+    }
+
     [SkippableFact]
     public void Neighborhood_RandomProblems_MatchReference() => CheckCases(Cases, count: 60);
+
+    /// <summary>1-D float32 problems of the banded CPU path's shapes: every kernel size, dilation, causal flag, padding, bias, GQA and Dv.</summary>
+    public static Gen<NeighborhoodCase> OneDimensionalCases { get; } =
+        from longGrid in Gen.Elements(false, false, false, true)
+        from length in longGrid ? Gen.Choose(260, 600) : Gen.Choose(1, 90)
+        from dilation in Gen.Elements(1, 1, 2, 3, 4).Select(d => Math.Min(d, length))
+        from kernel in longGrid ? Gen.Choose(1, Math.Min(70, length / dilation)) : Gen.Choose(1, length / dilation)
+        from causal in Gen.Elements(false, false, true)
+        from batch in Gen.Elements(1, 1, 2)
+        from hkv in Gen.Elements(1, 2)
+        from groupSize in Gen.Elements(1, 1, 2, 3)
+        from dqk in Gen.Elements(1, 8, 16, 19, 32, 64, 80)
+        from dvChoice in Gen.Elements(0, 0, 5, 24, 48, 72)
+        from scale in Gen.Elements<float?>(null, null, 0.3f, 2f)
+        from amp in Gen.Elements(1.0, 1.0, 4.0)
+        from layout in Gen.Elements(NeighborhoodLayout.Contiguous, NeighborhoodLayout.HeadsLast, NeighborhoodLayout.Padded)
+        from seed in Gen.Choose(0, int.MaxValue)
+        from rpb in Gen.Elements(false, false, true)
+        from padSeed in Gen.Elements<int?>(null, null, 1, 2, 3)
+        select new NeighborhoodCase
+        {
+            Rpb = rpb, PadSeed = padSeed, Batch = longGrid ? 1 : batch, KeyValueHeads = hkv, GroupSize = longGrid ? 1 : groupSize,
+            HeadDim = dqk, ValueDim = dvChoice == 0 ? dqk : dvChoice, Grid = [length], Kernel = [kernel], Dilation = [dilation], Stride = [1],
+            Causal = [causal], Scale = scale, InputScale = amp, Type = ElementType.Float32, Layout = layout, Seed = seed,
+        };
+
+    /// <summary>
+    /// The 1-D shapes of the banded CPU path (several work items per dilation group on the longer grids) against the
+    /// reference; <see cref="CheckCases"/> also asserts that the CPU runs them on that path.
+    /// </summary>
+    [SkippableFact]
+    public void Neighborhood_OneDimensional_BandedPathShapes_MatchReference() => CheckCases(OneDimensionalCases, count: 40);
 
     [SkippableFact]
     public void Neighborhood_LargerGrids_MatchReference() =>
