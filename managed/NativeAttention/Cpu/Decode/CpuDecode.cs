@@ -65,10 +65,21 @@ internal static unsafe class CpuDecode
     private const int QuadPrefetchBytes = 4096;
 
     /// <summary>
-    /// <see cref="QuadPrefetchBytes"/> for 16-bit rows: two keys at D = 128. Further ahead cost them CPU time (2-core
-    /// VM, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2 threads, median CPU-time ratio against 512 B in one process:
-    /// bfloat16 4096 B 1.21-1.23x, 2048 B 1.11x, no prefetch 0.98x; binary16 4096 B 1.15x, 1024 B 1.04x), where
-    /// float32 rows cost 1.19x without theirs.
+    /// <see cref="QuadPrefetchBytes"/> for 16-bit rows staged as float32 (more than
+    /// <see cref="DirectWideningRowsHalf"/>/<see cref="DirectWideningRowsBFloat16"/> rows): two keys at D = 128. Measured
+    /// when every 16-bit quad took it (2-core VM, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2 threads, median CPU-time ratio
+    /// against 512 B in one process: bfloat16 4096 B 1.21-1.23x, 2048 B 1.11x, no prefetch 0.98x; binary16 4096 B 1.15x,
+    /// 1024 B 1.04x).
+    /// <para>
+    /// Quads on 16-bit rows read in place (binary16 and bfloat16 GQA/MQA) take no software prefetch: bfloat16 blocks are
+    /// read in one burst first (<see cref="BlockTouch"/>), binary16 blocks already are by their finiteness check
+    /// (<see cref="FiniteHalf.AllFinite"/>). With the per-key L1 (512 B ahead) and L2 (6 KB ahead) prefetches, about half
+    /// of <c>RunItem</c>'s samples sat on the prefetch instructions. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads,
+    /// load 23-33, one process, the same buffers, median per-round CPU-time ratio of the prefetches to none:
+    /// binary16 1.07-1.30x (Nk = 4096-65536, both entry points), bfloat16 0.96-1.15x, and bfloat16 without them but with the
+    /// burst 1.18-1.30x; float32 rows cost 1.5-1.75x without theirs, and 1.09-1.14x more with the burst (kept as they are).
+    /// Staged 16-bit rows keep the prefetches (not measured without them).
+    /// </para>
     /// </summary>
     private const int QuadPrefetchBytes16 = 512;
 
@@ -85,7 +96,8 @@ internal static unsafe class CpuDecode
     private const int QuadL2PrefetchBytes = 8192;
 
     /// <summary>
-    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows: 24 keys at D = 128. Distances that are multiples of 4 KB (the set
+    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows (staged ones since wip-decode4, see <see cref="QuadPrefetchBytes16"/>):
+    /// 24 keys at D = 128. Distances that are multiples of 4 KB (the set
     /// period of a 32 KB 8-way L1) measured worst, which suggests the prefetched lines evicting the block being read from
     /// the same L1 sets (not proven): 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, one process, the same buffers,
     /// median per-round ratio of 8 KB's CPU time to the variant's (load 30-35, Nk = 4096-65536): binary16 4 KB
@@ -314,7 +326,7 @@ internal static unsafe class CpuDecode
         int[]? table = p.BlockTable;
         bool quads = rows >= 4;
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
-        bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
+        bool prefetch = Sse.IsSupported && (quads ? p.ElementSize == sizeof(float) || !p.DirectRows : p.DirectRows && p.ElementType == ElementType.Float32);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -628,6 +640,8 @@ internal static unsafe class CpuDecode
     {
         // Binary16 keys of a block without infinity or NaN are read scaled down by 2^112 against queries scaled up by as
         // much (FiniteHalf): the same products, three instructions per key vector instead of eight.
+        // Bfloat16 blocks are read in one burst first (binary16 ones by their check): see QuadPrefetchBytes16.
+        if (typeof(TFormat) == typeof(BFloat16Rows)) BlockTouch.Lines(keyRows + from, to - from, stride * sizeof(ushort));
         if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null && FiniteHalf.AllFinite(keyRows + from, to - from, stride))
         {
             ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores);
@@ -699,6 +713,7 @@ internal static unsafe class CpuDecode
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
+        if (typeof(TFormat) == typeof(BFloat16Rows)) BlockTouch.Lines(values, keys, stride * sizeof(ushort));
         if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalf.AllFinite(values, keys, stride))
         {
             float* scaled = stackalloc float[4 * KeyBlock];
