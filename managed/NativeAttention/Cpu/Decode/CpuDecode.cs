@@ -74,10 +74,12 @@ internal static unsafe class CpuDecode
     /// Quads on 16-bit rows read in place (binary16 and bfloat16 GQA/MQA) take no software prefetch: bfloat16 blocks are
     /// read in one burst first (<see cref="BlockTouch"/>), binary16 blocks already are by their finiteness check
     /// (<see cref="FiniteHalf.AllFinite"/>). With the per-key L1 (512 B ahead) and L2 (6 KB ahead) prefetches, about half
-    /// of <c>RunItem</c>'s samples sat on the prefetch instructions. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads,
-    /// load 23-33, one process, the same buffers, median per-round CPU-time ratio of the prefetches to none:
-    /// binary16 1.07-1.30x (Nk = 4096-65536, both entry points), bfloat16 0.96-1.15x, and bfloat16 without them but with the
-    /// burst 1.18-1.30x; float32 rows cost 1.5-1.75x without theirs, and 1.09-1.14x more with the burst (kept as they are).
+    /// of <c>RunItem</c>'s samples sat on the prefetch instructions. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, load
+    /// 15-37, median per-round CPU-time ratio, Nk = 4096-65536, both entry points: the previous build against this one in
+    /// one process, binary16 1.12-1.28x, bfloat16 1.02-1.23x; on the same buffers, the prefetches against none binary16
+    /// 1.07-1.30x, bfloat16 0.98-1.15x (the burst gives bfloat16 the rest). float32 rows cost 1.5-1.75x without theirs,
+    /// and a burst over their K or V blocks (128 lines) 1.00-1.25x more, so they keep them; reading the V block in the
+    /// same burst as K cost 16-bit rows 1.1-1.4x.
     /// Staged 16-bit rows keep the prefetches (not measured without them).
     /// </para>
     /// </summary>
