@@ -65,10 +65,23 @@ internal static unsafe class CpuDecode
     private const int QuadPrefetchBytes = 4096;
 
     /// <summary>
-    /// <see cref="QuadPrefetchBytes"/> for 16-bit rows: two keys at D = 128. Further ahead cost them CPU time (2-core
-    /// VM, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2 threads, median CPU-time ratio against 512 B in one process:
-    /// bfloat16 4096 B 1.21-1.23x, 2048 B 1.11x, no prefetch 0.98x; binary16 4096 B 1.15x, 1024 B 1.04x), where
-    /// float32 rows cost 1.19x without theirs.
+    /// <see cref="QuadPrefetchBytes"/> for 16-bit rows staged as float32 (more than
+    /// <see cref="DirectWideningRowsHalf"/>/<see cref="DirectWideningRowsBFloat16"/> rows): two keys at D = 128. Measured
+    /// when every 16-bit quad took it (2-core VM, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2 threads, median CPU-time ratio
+    /// against 512 B in one process: bfloat16 4096 B 1.21-1.23x, 2048 B 1.11x, no prefetch 0.98x; binary16 4096 B 1.15x,
+    /// 1024 B 1.04x).
+    /// <para>
+    /// Quads on 16-bit rows read in place (binary16 and bfloat16 GQA/MQA) take no software prefetch: bfloat16 blocks are
+    /// read in one burst first (<see cref="BlockTouch"/>), binary16 blocks already are by their finiteness check
+    /// (<see cref="FiniteHalf.AllFinite"/>). With the per-key L1 (512 B ahead) and L2 (6 KB ahead) prefetches, about half
+    /// of <c>RunItem</c>'s samples sat on the prefetch instructions. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, load
+    /// 15-37, median per-round CPU-time ratio, Nk = 4096-65536, both entry points: the previous build against this one in
+    /// one process, binary16 1.12-1.28x, bfloat16 1.02-1.23x; on the same buffers, the prefetches against none binary16
+    /// 1.07-1.30x, bfloat16 0.98-1.15x (the burst gives bfloat16 the rest). float32 rows cost 1.5-1.75x without theirs,
+    /// and a burst over their K or V blocks (128 lines) 1.00-1.25x more, so they keep them; reading the V block in the
+    /// same burst as K cost 16-bit rows 1.1-1.4x.
+    /// Staged 16-bit rows keep the prefetches (not measured without them).
+    /// </para>
     /// </summary>
     private const int QuadPrefetchBytes16 = 512;
 
@@ -85,7 +98,8 @@ internal static unsafe class CpuDecode
     private const int QuadL2PrefetchBytes = 8192;
 
     /// <summary>
-    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows: 24 keys at D = 128. Distances that are multiples of 4 KB (the set
+    /// <see cref="QuadL2PrefetchBytes"/> for 16-bit rows (staged ones since wip-decode4, see <see cref="QuadPrefetchBytes16"/>):
+    /// 24 keys at D = 128. Distances that are multiples of 4 KB (the set
     /// period of a 32 KB 8-way L1) measured worst, which suggests the prefetched lines evicting the block being read from
     /// the same L1 sets (not proven): 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, one process, the same buffers,
     /// median per-round ratio of 8 KB's CPU time to the variant's (load 30-35, Nk = 4096-65536): binary16 4 KB
@@ -314,7 +328,11 @@ internal static unsafe class CpuDecode
         int[]? table = p.BlockTable;
         bool quads = rows >= 4;
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
-        bool prefetch = Sse.IsSupported && (quads || (p.DirectRows && p.ElementType == ElementType.Float32));
+        // 16-bit quads read in place from rows that follow each other (a contiguous cache, head-major) take no prefetch:
+        // see QuadPrefetchBytes16. Paged or strided rows keep it (without it, bfloat16 paged rows cost 1.05-1.09x more).
+        bool burst = quads && p.DirectRows && p.ElementSize != sizeof(float) && table == null && p.KeySlotBytes == p.KeyRowBytes &&
+            p.ValueSlotBytes == p.ValueRowBytes;
+        bool prefetch = Sse.IsSupported && (quads ? !burst : p.DirectRows && p.ElementType == ElementType.Float32);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -390,7 +408,7 @@ internal static unsafe class CpuDecode
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
                 ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride, s.KeyRows, from, to,
-                    s.Scores + (long)r * KeyBlock);
+                    s.Scores + (long)r * KeyBlock, burst);
             }
 
             for (int r = 0; r < rows; r++)
@@ -442,7 +460,7 @@ internal static unsafe class CpuDecode
 
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
-                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys, burst);
             for (int r = quadRows; r < rows; r++)
                 if (s.Active[r] != 0)
                     AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
@@ -623,14 +641,16 @@ internal static unsafe class CpuDecode
     /// <paramref name="scaledQ"/> holds the same rows times 2^112 (binary16 rows, all finite), or is null.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores)
+    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores, bool burst)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 keys of a block without infinity or NaN are read scaled down by 2^112 against queries scaled up by as
         // much (FiniteHalf): the same products, three instructions per key vector instead of eight.
+        // Bfloat16 blocks are read in one burst first (binary16 ones by their check): see QuadPrefetchBytes16.
+        if (typeof(TFormat) == typeof(BFloat16Rows) && burst) BlockTouch.Lines(keyRows + from, to - from, stride * sizeof(ushort));
         if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null && FiniteHalf.AllFinite(keyRows + from, to - from, stride))
         {
-            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores);
+            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, false);
             return;
         }
         int j = from;
@@ -695,16 +715,17 @@ internal static unsafe class CpuDecode
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
+    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, bool burst)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
+        if (typeof(TFormat) == typeof(BFloat16Rows) && burst) BlockTouch.Lines(values, keys, stride * sizeof(ushort));
         if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalf.AllFinite(values, keys, stride))
         {
             float* scaled = stackalloc float[4 * KeyBlock];
             for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)
                 TSimd.Store(scaled + i, TSimd.Multiply(TSimd.Load(weights + i), TSimd.Broadcast(MathConstants.TwoTo112)));
-            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys);
+            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys, false);
             return;
         }
         int w = TSimd.Count, d = 0;
