@@ -2,7 +2,6 @@
 // chunks, and a recurrent decode step; one source for every vector width.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
 
@@ -244,7 +243,7 @@ internal static unsafe class CpuLinear
     /// A wider range (very strong gates) takes the per-element masked exponentials on unscaled keys instead.
     /// </summary>
     /// <para>While it computes, the rows of the next <paramref name="nextLength"/> tokens from <paramref name="next"/> (the
-    /// next chunk of the item) are prefetched into L2, a tensor per phase (see <see cref="PrefetchRows"/>).</para>
+    /// next chunk of the item) are prefetched into L2, a tensor per phase (see <see cref="Strided.PrefetchRows"/>).</para>
     private static void ScalarChunk<TSimd, T>(Plan p, in Layout s, int batch, int head, int t0, int l, int next, int nextLength) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad, w = TSimd.Count;
@@ -285,7 +284,7 @@ internal static unsafe class CpuLinear
         }
         PackKeysTransposed(p, s, batch, head, t0, l, decay ? s.ColumnDecay : null, factored ? null : s.KT);
 
-        PrefetchRows(p.Q, batch, problem.QueryHead(head), next, nextLength, p.Dk);
+        p.Q.PrefetchRows(batch, problem.QueryHead(head), next, nextLength, p.Dk);
         // Intra-chunk scores, causal row blocks only.
         if (factored)
         {
@@ -298,35 +297,17 @@ internal static unsafe class CpuLinear
             CpuLinearKernels.DecayMask<TSimd, T>(s.A, lp, rows, s.Log2Gate, s.Index, p.Scale);
         }
 
-        PrefetchRows(p.K, batch, problem.KeyHead(head), next, nextLength, p.Dk);
+        p.K.PrefetchRows(batch, problem.KeyHead(head), next, nextLength, p.Dk);
         // O = scale 2^(b_t) phi(Q) S + A V, straight into the output when it is plain float32 rows.
         bool direct = p.DirectO && exact;
         float* o = direct ? (float*)p.O.Row(batch, head, t0) : s.O;
         CpuLinearKernels.GemmOutput<TSimd, T>(q, ldq, s.S, cp, p.F, s.OutputScale, s.A, lp, v, ldv, l, o, direct ? p.O.S2 : cp, rows, cp / w);
         if (!direct) WriteOutputs(p, s, batch, head, t0, l);
 
-        PrefetchRows(p.V, batch, problem.ValueHead(head), next, nextLength, p.Dv);
-        PrefetchRows(p.O, batch, head, next, nextLength, p.Dv);
+        p.V.PrefetchRows(batch, problem.ValueHead(head), next, nextLength, p.Dv);
+        p.O.PrefetchRows(batch, head, next, nextLength, p.Dv);
         // S = 2^(b_L) S + KD^T [V, 1].
         CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, v, ldv, l, s.S, cp, fp, cp / w, null, null, decay ? float.Exp2(bL) : 1f, false, false);
-    }
-
-    /// <summary>
-    /// Prefetches into L2 the cache lines of rows <c>x[i0, i1, t0 .. t0 + count - 1]</c> of <paramref name="columns"/>
-    /// elements each (unit element stride only; nothing otherwise). Token-major rows lie a whole token of heads apart,
-    /// too far for the hardware prefetchers; head-major rows are contiguous, but a chunk's rows of each tensor cross a
-    /// page, where the hardware streams restart. A hint only: results do not change.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRows(in Strided x, int i0, int i1, int t0, int count, int columns)
-    {
-        if (!Sse.IsSupported || count <= 0 || x.S3 != 1) return;
-        long bytes = (long)columns * x.ElementSize;
-        for (int t = 0; t < count; t++)
-        {
-            byte* row = x.Row(i0, i1, t0 + t), last = row + bytes - 1;
-            for (byte* line = (byte*)((nuint)row & ~(nuint)63); line <= last; line += 64) Sse.Prefetch1(line);
-        }
     }
 
     /// <summary>
