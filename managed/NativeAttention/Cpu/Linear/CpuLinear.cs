@@ -493,20 +493,11 @@ internal static unsafe class CpuLinear
         {
             case FeatureMap.EluPlusOne:
             {
-                // Vectorised (a libm call per element cost a quarter of a GLA chunk); exp of the positive lanes is discarded.
+                // Vectorised (a libm call per element cost a quarter of a GLA chunk), every width alike.
                 int i = 0;
-                if (Vector512.IsHardwareAccelerated)
-                    for (; i + 16 <= d; i += 16)
-                    {
-                        var v = Vector512.Load(x + i);
-                        Vector512.ConditionalSelect(Vector512.GreaterThan(v, Vector512<float>.Zero), v + Vector512<float>.One, Vector512.Exp(Vector512.Min(v, Vector512<float>.Zero))).Store(phi + i);
-                    }
-                if (Vector256.IsHardwareAccelerated)
-                    for (; i + 8 <= d; i += 8)
-                    {
-                        var v = Vector256.Load(x + i);
-                        Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v + Vector256<float>.One, Vector256.Exp(Vector256.Min(v, Vector256<float>.Zero))).Store(phi + i);
-                    }
+                if (Vector512.IsHardwareAccelerated) i = EluPlusOne<Simd512, Vector512<float>>(x, d, phi);
+                else if (Vector256.IsHardwareAccelerated) i = EluPlusOne<Simd256, Vector256<float>>(x, d, phi);
+                else if (Vector128.IsHardwareAccelerated) i = EluPlusOne<Simd128, Vector128<float>>(x, d, phi);
                 for (; i < d; i++) phi[i] = x[i] > 0 ? x[i] + 1 : MathF.Exp(x[i]);
                 break;
             }
@@ -528,6 +519,23 @@ internal static unsafe class CpuLinear
                 Buffer.MemoryCopy(x, phi, d * 4L, d * 4L);
                 break;
         }
+    }
+
+    /// <summary>
+    /// elu(x) + 1 over the whole vectors of <paramref name="d"/> floats, as <c>max(x, 0) + 2^(min(x, 0) log2 e)</c>
+    /// (exactly x + 1 above zero, where the exponential is 2^0 = 1); returns how many floats it wrote.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int EluPlusOne<TSimd, T>(float* x, int d, float* phi) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count, i = 0;
+        T zero = TSimd.Zero, log2e = TSimd.Broadcast(Log2E);
+        for (; i + w <= d; i += w)
+        {
+            T v = TSimd.Load(x + i);
+            TSimd.Store(phi + i, TSimd.Add(TSimd.Max(v, zero), TSimd.Exp2NonPositive(TSimd.Multiply(TSimd.Min(v, zero), log2e))));
+        }
+        return i;
     }
 
     // ---- Decode: T tokens straight through the state, one pass over it per token ----
