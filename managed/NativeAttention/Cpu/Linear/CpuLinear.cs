@@ -110,7 +110,7 @@ internal static unsafe class CpuLinear
     /// <summary>The per-thread scratch of one item, carved in a fixed order; laid out from null it measures its size.</summary>
     private readonly struct Layout
     {
-        public readonly float* Q, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, OutputScale, ColumnDecay, End;
+        public readonly float* Q, QScaled, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, OutputScale, ColumnDecay, End;
 
         public Layout(float* start, Plan p)
         {
@@ -118,6 +118,7 @@ internal static unsafe class CpuLinear
             long lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad;
             bool perKey = p.Options.Decay == DecayKind.PerTokenPerKey;
             Q = CpuScratch.Take(ref next, lp * fp);
+            QScaled = CpuScratch.Take(ref next, perKey ? lp * fp : 0);
             KT = CpuScratch.Take(ref next, fp * lp);
             KRows = CpuScratch.Take(ref next, perKey ? lp * fp : 4 * fp);
             KDecayed = CpuScratch.Take(ref next, fp * lp);
@@ -202,7 +203,29 @@ internal static unsafe class CpuLinear
             {
                 PerKeyGates(p, s, batch, head, first + c0, l);
                 float* lastRow = s.Log2Gates + (long)(l - 1) * fp;
-                CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q, s.KRows, s.Log2Gates, fp, fp, l, s.A, lp, p.Scale);
+                float range = 0;
+                for (int f = 0; f < p.F; f++) range = MathF.Max(range, s.Log2Gates[f] - lastRow[f]);
+                bool factored = range <= MaxFactoredRange;
+                if (factored)
+                {
+                    // A = scale (phi(Q) . 2^(B_t - B_L)) KD, KD = (phi(K) . 2^(B_L - B_s))^T: one causal GEMM, as the
+                    // scalar gates do, while every factor is within 2^60 (2^(B_t - B_L) taken as 1 / 2^(B_L - B_t)).
+                    for (int t = 0; t < rows; t++)
+                    {
+                        DecayRow<TSimd, T>(s.QScaled + (long)t * fp, s.Q + (long)t * fp, lastRow, s.Log2Gates + (long)t * fp, fp, inverse: true);
+                        float* kt = s.KRows + (long)t * fp;
+                        DecayRow<TSimd, T>(kt, kt, lastRow, s.Log2Gates + (long)t * fp, fp);
+                    }
+                    for (int t = 0; t < rows; t += 4)
+                    {
+                        float* r0 = s.KRows + (long)t * fp;
+                        CpuLinearKernels.TransposeFour(r0, r0 + fp, r0 + 2 * fp, r0 + 3 * fp, p.F, s.KDecayed, null, lp, t, null);
+                    }
+                    for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
+                    CpuLinearKernels.Gemm<TSimd, T>(s.QScaled, fp, s.KDecayed, lp, p.F, s.A, lp, rows, lp / w, s.RowScale, null, 0f, false, true);
+                    CpuLinearKernels.CausalMask<TSimd, T>(s.A, lp, rows, s.Index);
+                }
+                else CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q, s.KRows, s.Log2Gates, fp, fp, l, s.A, lp, p.Scale);
                 // O = scale (phi(Q) . 2^(B_t)) S + A V: the queries are decayed in place (the scores are done with them).
                 for (int t = 0; t < l; t++)
                 {
@@ -212,14 +235,17 @@ internal static unsafe class CpuLinear
                 for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
                 CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.S, cp, p.F, s.O, cp, rows, cp / w, s.RowScale, null, 0f, false, false);
                 CpuLinearKernels.Gemm<TSimd, T>(s.A, lp, s.V, cp, l, s.O, cp, rows, cp / w, null, null, 1f, true, false);
-                // KD = (phi(K) . 2^(B_L - B_s))^T: each key row decayed into Q's rows (free now), then transposed four
-                // rows at a time; the padding rows of the keys are zero, so KD's padding columns are too.
-                for (int t = 0; t < rows; t++)
-                    DecayRow<TSimd, T>(s.Q + (long)t * fp, s.KRows + (long)t * fp, lastRow, s.Log2Gates + (long)t * fp, fp);
-                for (int t = 0; t < rows; t += 4)
+                if (!factored)
                 {
-                    float* r0 = s.Q + (long)t * fp;
-                    CpuLinearKernels.TransposeFour(r0, r0 + fp, r0 + 2 * fp, r0 + 3 * fp, p.F, s.KDecayed, null, lp, t, null);
+                    // KD = (phi(K) . 2^(B_L - B_s))^T: each key row decayed into Q's rows (free now), then transposed four
+                    // rows at a time; the padding rows of the keys are zero, so KD's padding columns are too.
+                    for (int t = 0; t < rows; t++)
+                        DecayRow<TSimd, T>(s.Q + (long)t * fp, s.KRows + (long)t * fp, lastRow, s.Log2Gates + (long)t * fp, fp);
+                    for (int t = 0; t < rows; t += 4)
+                    {
+                        float* r0 = s.Q + (long)t * fp;
+                        CpuLinearKernels.TransposeFour(r0, r0 + fp, r0 + 2 * fp, r0 + 3 * fp, p.F, s.KDecayed, null, lp, t, null);
+                    }
                 }
                 for (int f = 0; f < fp; f += w)
                     TSimd.Store(s.RowBeta + f, TSimd.Exp2NonPositive(TSimd.Min(TSimd.Load(lastRow + f), TSimd.Zero)));
@@ -337,8 +363,7 @@ internal static unsafe class CpuLinear
             else
                 for (int j = 0; j < 4; j++)
                 {
-                    CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t + j), p.K.S3, p.Dk, p.Type);
-                    Features(p.Options.FeatureMap, s.Raw, p.Dk, s.KRows + j * p.FeaturePad);
+                    Features(p.Options.FeatureMap, Source(p, p.K, p.K.Row(batch, kh, t0 + t + j), s.Raw), p.Dk, s.KRows + j * p.FeaturePad);
                 }
             CpuLinearKernels.TransposeFour(r0, r1, r2, r3, f1, kd, plain, lp, t, columnScale);
         }
@@ -348,8 +373,7 @@ internal static unsafe class CpuLinear
             if (p.DirectK) row = (float*)p.K.Row(batch, kh, t0 + t);
             else
             {
-                CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t), p.K.S3, p.Dk, p.Type);
-                Features(p.Options.FeatureMap, s.Raw, p.Dk, s.KRows);
+                Features(p.Options.FeatureMap, Source(p, p.K, p.K.Row(batch, kh, t0 + t), s.Raw), p.Dk, s.KRows);
                 row = s.KRows;
             }
             float c = columnScale is null ? 1f : columnScale[t];
@@ -377,8 +401,7 @@ internal static unsafe class CpuLinear
             float* row = s.Q + (long)t * fp;
             if (t < l)
             {
-                CpuPacking.ReadRow(s.Raw, p.Q.Row(batch, qh, t0 + t), p.Q.S3, p.Dk, p.Type);
-                Features(p.Options.FeatureMap, s.Raw, p.Dk, row);
+                Features(p.Options.FeatureMap, Source(p, p.Q, p.Q.Row(batch, qh, t0 + t), s.Raw), p.Dk, row);
                 new Span<float>(row + p.F, fp - p.F).Clear();
             }
             else new Span<float>(row, fp).Clear();
@@ -401,8 +424,7 @@ internal static unsafe class CpuLinear
                 if (perKey) new Span<float>(row, fp).Clear();
                 continue;
             }
-            CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t), p.K.S3, p.Dk, p.Type);
-            Features(p.Options.FeatureMap, s.Raw, p.Dk, row);
+            Features(p.Options.FeatureMap, Source(p, p.K, p.K.Row(batch, kh, t0 + t), s.Raw), p.Dk, row);
             if (perKey) new Span<float>(row + p.F, fp - p.F).Clear();
             else for (int f = 0; f < p.F; f++) s.KT[(long)f * lp + t] = row[f];
         }
@@ -449,8 +471,14 @@ internal static unsafe class CpuLinear
             float* row = s.Log2Gates + (long)t * fp;
             if (t < l)
             {
-                CpuPacking.ReadRow(row, p.Gate.Row(batch, head, t0 + t), p.Gate.S3, p.Dk, ElementType.Float32);
-                for (int f = 0; f < p.F; f++) row[f] = row[f] * Log2E + (previous is null ? 0 : previous[f]);
+                float* g = (float*)p.Gate.Row(batch, head, t0 + t);
+                if (p.Gate.S3 != 1)
+                {
+                    CpuPacking.ReadRow(row, (byte*)g, p.Gate.S3, p.Dk, ElementType.Float32);
+                    g = row;
+                }
+                if (previous is null) for (int f = 0; f < p.F; f++) row[f] = g[f] * Log2E;
+                else for (int f = 0; f < p.F; f++) row[f] = g[f] * Log2E + previous[f];
                 new Span<float>(row + p.F, fp - p.F).Clear();
             }
             else new Span<float>(previous, fp).CopyTo(new Span<float>(row, fp));
@@ -460,16 +488,18 @@ internal static unsafe class CpuLinear
 
     /// <summary>
     /// <c>target[f] = x[f] 2^(min(a[f] - b[f], 0))</c> (<paramref name="b"/> null: 0) over <paramref name="count"/>
-    /// floats, a whole number of vectors: a per-key decay, every factor at most 1.
+    /// floats, a whole number of vectors: a per-key decay, every factor at most 1; <paramref name="inverse"/> divides
+    /// by that factor instead (the caller bounds it).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DecayRow<TSimd, T>(float* target, float* x, float* a, float* b, int count) where TSimd : struct, ISimd<T> where T : unmanaged
+    private static void DecayRow<TSimd, T>(float* target, float* x, float* a, float* b, int count, bool inverse = false) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
         for (int f = 0; f < count; f += w)
         {
             T exponent = b is null ? TSimd.Load(a + f) : TSimd.Subtract(TSimd.Load(a + f), TSimd.Load(b + f));
-            TSimd.Store(target + f, TSimd.Multiply(TSimd.Load(x + f), TSimd.Exp2NonPositive(TSimd.Min(exponent, TSimd.Zero))));
+            T factor = TSimd.Exp2NonPositive(TSimd.Min(exponent, TSimd.Zero));
+            TSimd.Store(target + f, inverse ? TSimd.Divide(TSimd.Load(x + f), factor) : TSimd.Multiply(TSimd.Load(x + f), factor));
         }
     }
 
@@ -484,6 +514,15 @@ internal static unsafe class CpuLinear
             float factor = normalize ? 1f / (row[p.Dv] + p.Epsilon) : 1f;
             CpuPacking.WriteRow(p.O.Row(batch, head, t0 + t), p.O.S3, row, factor, p.Dv, p.Type);
         }
+    }
+
+    /// <summary>A row of Q or K as floats: in place when it is float32 with unit stride, else widened into <paramref name="raw"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* Source(Plan p, in Strided x, byte* row, float* raw)
+    {
+        if (p.Type == ElementType.Float32 && x.S3 == 1) return (float*)row;
+        CpuPacking.ReadRow(raw, row, x.S3, p.Dk, p.Type);
+        return raw;
     }
 
     /// <summary>phi(x) of a float row of length <paramref name="d"/> into <paramref name="phi"/> (1 + d + d^2 values for Taylor2).</summary>
