@@ -124,6 +124,18 @@ mutation linear-gqa-head \
   'int kh = p.Problem.KeyHead(head);' \
   'int kh = head % p.Problem.KeyHeads;'
 
+mutation linear-perkey-factored-keys \
+  managed/NativeAttention/Cpu/Linear/CpuLinear.cs "$CPU_TESTS" \
+  'CPU linear with per-key gates (GLA) decays each key to the chunk end from the cumulative gate of the token before it (factored scores)' \
+  'DecayRow<TSimd, T>(kt, kt, lastRow, s.Log2Gates + (long)t * fp, fp);' \
+  'DecayRow<TSimd, T>(kt, kt, lastRow, s.Log2Gates + (long)Math.Max(t - 1, 0) * fp, fp);'
+
+mutation linear-gate-scan \
+  managed/NativeAttention/Families/Linear/RecurrentInputs.cs "$CPU_TESTS" \
+  'The vectorised log-gate scan lets positive gates through (only -inf is rejected in whole vectors)' \
+  'if (!Vector256.GreaterThanAll(v, low) || !Vector256.LessThanOrEqualAll(v, Vector256<float>.Zero)) return false;' \
+  'if (!Vector256.GreaterThanAll(v, low)) return false;'
+
 # --- neighborhood, OpenCL/CUDA kernel (kernels/neighborhood/neighborhood_window.h: the window rule and query tiling
 # both GPU kernels share). Caught on PoCL by the OpenCL neighborhood tests; without an OpenCL runtime these tests
 # skip and the mutation reads NOT CAUGHT.

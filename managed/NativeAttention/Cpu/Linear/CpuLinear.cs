@@ -110,7 +110,7 @@ internal static unsafe class CpuLinear
     /// <summary>The per-thread scratch of one item, carved in a fixed order; laid out from null it measures its size.</summary>
     private readonly struct Layout
     {
-        public readonly float* Q, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, OutputScale, ColumnDecay, End;
+        public readonly float* Q, QScaled, KT, KRows, KDecayed, V, A, O, S, Log2Gate, Log2Gates, RowScale, RowBeta, Index, Raw, OutputScale, ColumnDecay, End;
 
         public Layout(float* start, Plan p)
         {
@@ -118,6 +118,7 @@ internal static unsafe class CpuLinear
             long lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad;
             bool perKey = p.Options.Decay == DecayKind.PerTokenPerKey;
             Q = CpuScratch.Take(ref next, lp * fp);
+            QScaled = CpuScratch.Take(ref next, perKey ? lp * fp : 0);
             KT = CpuScratch.Take(ref next, fp * lp);
             KRows = CpuScratch.Take(ref next, perKey ? lp * fp : 4 * fp);
             KDecayed = CpuScratch.Take(ref next, fp * lp);
@@ -191,7 +192,8 @@ internal static unsafe class CpuLinear
             int l = Math.Min(p.Chunk, length - c0);
             if (!perKey)
             {
-                ScalarChunk<TSimd, T>(p, s, batch, head, first + c0, l);
+                int next = Math.Min(p.Chunk, length - c0 - l);
+                ScalarChunk<TSimd, T>(p, s, batch, head, first + c0, l, first + c0 + l, Math.Max(next, 0));
                 continue;
             }
             int rows = (l + 3) & ~3;
@@ -201,22 +203,52 @@ internal static unsafe class CpuLinear
             {
                 PerKeyGates(p, s, batch, head, first + c0, l);
                 float* lastRow = s.Log2Gates + (long)(l - 1) * fp;
-                CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q, s.KRows, s.Log2Gates, fp, fp, l, s.A, lp, p.Scale);
+                float range = 0;
+                for (int f = 0; f < p.F; f++) range = MathF.Max(range, s.Log2Gates[f] - lastRow[f]);
+                bool factored = range <= MaxFactoredRange;
+                if (factored)
+                {
+                    // A = scale (phi(Q) . 2^(B_t - B_L)) KD, KD = (phi(K) . 2^(B_L - B_s))^T: one causal GEMM, as the
+                    // scalar gates do, while every factor is within 2^60 (2^(B_t - B_L) taken as 1 / 2^(B_L - B_t)).
+                    for (int t = 0; t < rows; t++)
+                    {
+                        DecayRow<TSimd, T>(s.QScaled + (long)t * fp, s.Q + (long)t * fp, lastRow, s.Log2Gates + (long)t * fp, fp, inverse: true);
+                        float* kt = s.KRows + (long)t * fp;
+                        DecayRow<TSimd, T>(kt, kt, lastRow, s.Log2Gates + (long)t * fp, fp);
+                    }
+                    for (int t = 0; t < rows; t += 4)
+                    {
+                        float* r0 = s.KRows + (long)t * fp;
+                        CpuLinearKernels.TransposeFour(r0, r0 + fp, r0 + 2 * fp, r0 + 3 * fp, p.F, s.KDecayed, null, lp, t, null);
+                    }
+                    for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
+                    CpuLinearKernels.Gemm<TSimd, T>(s.QScaled, fp, s.KDecayed, lp, p.F, s.A, lp, rows, lp / w, s.RowScale, null, 0f, false, true);
+                    CpuLinearKernels.CausalMask<TSimd, T>(s.A, lp, rows, s.Index);
+                }
+                else CpuLinearKernels.PerKeyScores<TSimd, T>(s.Q, s.KRows, s.Log2Gates, fp, fp, l, s.A, lp, p.Scale);
                 // O = scale (phi(Q) . 2^(B_t)) S + A V: the queries are decayed in place (the scores are done with them).
                 for (int t = 0; t < l; t++)
                 {
-                    float* qt = s.Q + (long)t * fp, bt = s.Log2Gates + (long)t * fp;
-                    for (int f = 0; f < p.F; f++) qt[f] *= float.Exp2(bt[f]);
+                    float* qt = s.Q + (long)t * fp;
+                    DecayRow<TSimd, T>(qt, qt, s.Log2Gates + (long)t * fp, null, fp);
                 }
                 for (int t = 0; t < rows; t++) s.RowScale[t] = p.Scale;
                 CpuLinearKernels.Gemm<TSimd, T>(s.Q, fp, s.S, cp, p.F, s.O, cp, rows, cp / w, s.RowScale, null, 0f, false, false);
                 CpuLinearKernels.Gemm<TSimd, T>(s.A, lp, s.V, cp, l, s.O, cp, rows, cp / w, null, null, 1f, true, false);
-                for (int f = 0; f < p.F; f++)
+                if (!factored)
                 {
-                    float* kt = s.KT + (long)f * lp, kd = s.KDecayed + (long)f * lp;
-                    for (int t = 0; t < l; t++) kd[t] = kt[t] * float.Exp2(lastRow[f] - s.Log2Gates[(long)t * fp + f]);
-                    s.RowBeta[f] = float.Exp2(lastRow[f]);
+                    // KD = (phi(K) . 2^(B_L - B_s))^T: each key row decayed into Q's rows (free now), then transposed four
+                    // rows at a time; the padding rows of the keys are zero, so KD's padding columns are too.
+                    for (int t = 0; t < rows; t++)
+                        DecayRow<TSimd, T>(s.Q + (long)t * fp, s.KRows + (long)t * fp, lastRow, s.Log2Gates + (long)t * fp, fp);
+                    for (int t = 0; t < rows; t += 4)
+                    {
+                        float* r0 = s.Q + (long)t * fp;
+                        CpuLinearKernels.TransposeFour(r0, r0 + fp, r0 + 2 * fp, r0 + 3 * fp, p.F, s.KDecayed, null, lp, t, null);
+                    }
                 }
+                for (int f = 0; f < fp; f += w)
+                    TSimd.Store(s.RowBeta + f, TSimd.Exp2NonPositive(TSimd.Min(TSimd.Load(lastRow + f), TSimd.Zero)));
                 for (int f = p.F; f < fp; f++) s.RowBeta[f] = 0;
                 CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, s.V, cp, l, s.S, cp, fp, cp / w, null, s.RowBeta, 0f, false, false);
             }
@@ -241,7 +273,9 @@ internal static unsafe class CpuLinear
     /// </code>
     /// A wider range (very strong gates) takes the per-element masked exponentials on unscaled keys instead.
     /// </summary>
-    private static void ScalarChunk<TSimd, T>(Plan p, in Layout s, int batch, int head, int t0, int l) where TSimd : struct, ISimd<T> where T : unmanaged
+    /// <para>While it computes, the rows of the next <paramref name="nextLength"/> tokens from <paramref name="next"/> (the
+    /// next chunk of the item) are prefetched into L2, a tensor per phase (see <see cref="Strided.PrefetchRows"/>).</para>
+    private static void ScalarChunk<TSimd, T>(Plan p, in Layout s, int batch, int head, int t0, int l, int next, int nextLength) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad, w = TSimd.Count;
         int rows = (l + 3) & ~3;
@@ -281,6 +315,7 @@ internal static unsafe class CpuLinear
         }
         PackKeysTransposed(p, s, batch, head, t0, l, decay ? s.ColumnDecay : null, factored ? null : s.KT);
 
+        p.Q.PrefetchRows(batch, problem.QueryHead(head), next, nextLength, p.Dk);
         // Intra-chunk scores, causal row blocks only.
         if (factored)
         {
@@ -293,12 +328,15 @@ internal static unsafe class CpuLinear
             CpuLinearKernels.DecayMask<TSimd, T>(s.A, lp, rows, s.Log2Gate, s.Index, p.Scale);
         }
 
+        p.K.PrefetchRows(batch, problem.KeyHead(head), next, nextLength, p.Dk);
         // O = scale 2^(b_t) phi(Q) S + A V, straight into the output when it is plain float32 rows.
         bool direct = p.DirectO && exact;
         float* o = direct ? (float*)p.O.Row(batch, head, t0) : s.O;
         CpuLinearKernels.GemmOutput<TSimd, T>(q, ldq, s.S, cp, p.F, s.OutputScale, s.A, lp, v, ldv, l, o, direct ? p.O.S2 : cp, rows, cp / w);
         if (!direct) WriteOutputs(p, s, batch, head, t0, l);
 
+        p.V.PrefetchRows(batch, problem.ValueHead(head), next, nextLength, p.Dv);
+        p.O.PrefetchRows(batch, head, next, nextLength, p.Dv);
         // S = 2^(b_L) S + KD^T [V, 1].
         CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, v, ldv, l, s.S, cp, fp, cp / w, null, null, decay ? float.Exp2(bL) : 1f, false, false);
     }
@@ -325,8 +363,7 @@ internal static unsafe class CpuLinear
             else
                 for (int j = 0; j < 4; j++)
                 {
-                    CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t + j), p.K.S3, p.Dk, p.Type);
-                    Features(p.Options.FeatureMap, s.Raw, p.Dk, s.KRows + j * p.FeaturePad);
+                    Features(p.Options.FeatureMap, Source(p, p.K, p.K.Row(batch, kh, t0 + t + j), s.Raw), p.Dk, s.KRows + j * p.FeaturePad);
                 }
             CpuLinearKernels.TransposeFour(r0, r1, r2, r3, f1, kd, plain, lp, t, columnScale);
         }
@@ -336,8 +373,7 @@ internal static unsafe class CpuLinear
             if (p.DirectK) row = (float*)p.K.Row(batch, kh, t0 + t);
             else
             {
-                CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t), p.K.S3, p.Dk, p.Type);
-                Features(p.Options.FeatureMap, s.Raw, p.Dk, s.KRows);
+                Features(p.Options.FeatureMap, Source(p, p.K, p.K.Row(batch, kh, t0 + t), s.Raw), p.Dk, s.KRows);
                 row = s.KRows;
             }
             float c = columnScale is null ? 1f : columnScale[t];
@@ -365,8 +401,7 @@ internal static unsafe class CpuLinear
             float* row = s.Q + (long)t * fp;
             if (t < l)
             {
-                CpuPacking.ReadRow(s.Raw, p.Q.Row(batch, qh, t0 + t), p.Q.S3, p.Dk, p.Type);
-                Features(p.Options.FeatureMap, s.Raw, p.Dk, row);
+                Features(p.Options.FeatureMap, Source(p, p.Q, p.Q.Row(batch, qh, t0 + t), s.Raw), p.Dk, row);
                 new Span<float>(row + p.F, fp - p.F).Clear();
             }
             else new Span<float>(row, fp).Clear();
@@ -378,8 +413,8 @@ internal static unsafe class CpuLinear
     {
         int fp = p.FeaturePad, lp = p.ChunkPad;
         var kh = p.Problem.KeyHead(head);
-        new Span<float>(s.KT, fp * lp).Clear();
-        new Span<float>(s.KDecayed, fp * lp).Clear();
+        // Per-key gates read the rows; KD is written whole from them (its rows F.. stay zero from RunItem).
+        if (!perKey) new Span<float>(s.KT, fp * lp).Clear();
         float* features = s.KRows;   // one row, or every row for per-key gates
         for (int t = 0; t < lp; t++)
         {
@@ -389,10 +424,9 @@ internal static unsafe class CpuLinear
                 if (perKey) new Span<float>(row, fp).Clear();
                 continue;
             }
-            CpuPacking.ReadRow(s.Raw, p.K.Row(batch, kh, t0 + t), p.K.S3, p.Dk, p.Type);
-            Features(p.Options.FeatureMap, s.Raw, p.Dk, row);
+            Features(p.Options.FeatureMap, Source(p, p.K, p.K.Row(batch, kh, t0 + t), s.Raw), p.Dk, row);
             if (perKey) new Span<float>(row + p.F, fp - p.F).Clear();
-            for (int f = 0; f < p.F; f++) s.KT[(long)f * lp + t] = row[f];
+            else for (int f = 0; f < p.F; f++) s.KT[(long)f * lp + t] = row[f];
         }
     }
 
@@ -437,12 +471,35 @@ internal static unsafe class CpuLinear
             float* row = s.Log2Gates + (long)t * fp;
             if (t < l)
             {
-                CpuPacking.ReadRow(row, p.Gate.Row(batch, head, t0 + t), p.Gate.S3, p.Dk, ElementType.Float32);
-                for (int f = 0; f < p.F; f++) row[f] = row[f] * Log2E + (previous is null ? 0 : previous[f]);
+                float* g = (float*)p.Gate.Row(batch, head, t0 + t);
+                if (p.Gate.S3 != 1)
+                {
+                    CpuPacking.ReadRow(row, (byte*)g, p.Gate.S3, p.Dk, ElementType.Float32);
+                    g = row;
+                }
+                if (previous is null) for (int f = 0; f < p.F; f++) row[f] = g[f] * Log2E;
+                else for (int f = 0; f < p.F; f++) row[f] = g[f] * Log2E + previous[f];
                 new Span<float>(row + p.F, fp - p.F).Clear();
             }
             else new Span<float>(previous, fp).CopyTo(new Span<float>(row, fp));
             previous = row;
+        }
+    }
+
+    /// <summary>
+    /// <c>target[f] = x[f] 2^(min(a[f] - b[f], 0))</c> (<paramref name="b"/> null: 0) over <paramref name="count"/>
+    /// floats, a whole number of vectors: a per-key decay, every factor at most 1; <paramref name="inverse"/> divides
+    /// by that factor instead (the caller bounds it).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DecayRow<TSimd, T>(float* target, float* x, float* a, float* b, int count, bool inverse = false) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count;
+        for (int f = 0; f < count; f += w)
+        {
+            T exponent = b is null ? TSimd.Load(a + f) : TSimd.Subtract(TSimd.Load(a + f), TSimd.Load(b + f));
+            T factor = TSimd.Exp2NonPositive(TSimd.Min(exponent, TSimd.Zero));
+            TSimd.Store(target + f, inverse ? TSimd.Divide(TSimd.Load(x + f), factor) : TSimd.Multiply(TSimd.Load(x + f), factor));
         }
     }
 
@@ -459,14 +516,30 @@ internal static unsafe class CpuLinear
         }
     }
 
+    /// <summary>A row of Q or K as floats: in place when it is float32 with unit stride, else widened into <paramref name="raw"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* Source(Plan p, in Strided x, byte* row, float* raw)
+    {
+        if (p.Type == ElementType.Float32 && x.S3 == 1) return (float*)row;
+        CpuPacking.ReadRow(raw, row, x.S3, p.Dk, p.Type);
+        return raw;
+    }
+
     /// <summary>phi(x) of a float row of length <paramref name="d"/> into <paramref name="phi"/> (1 + d + d^2 values for Taylor2).</summary>
     private static void Features(FeatureMap map, float* x, int d, float* phi)
     {
         switch (map)
         {
             case FeatureMap.EluPlusOne:
-                for (int i = 0; i < d; i++) phi[i] = x[i] > 0 ? x[i] + 1 : MathF.Exp(x[i]);
+            {
+                // Vectorised (a libm call per element cost a quarter of a GLA chunk), every width alike.
+                int i = 0;
+                if (Vector512.IsHardwareAccelerated) i = EluPlusOne<Simd512, Vector512<float>>(x, d, phi);
+                else if (Vector256.IsHardwareAccelerated) i = EluPlusOne<Simd256, Vector256<float>>(x, d, phi);
+                else if (Vector128.IsHardwareAccelerated) i = EluPlusOne<Simd128, Vector128<float>>(x, d, phi);
+                for (; i < d; i++) phi[i] = x[i] > 0 ? x[i] + 1 : MathF.Exp(x[i]);
                 break;
+            }
             case FeatureMap.Relu:
                 for (int i = 0; i < d; i++) phi[i] = MathF.Max(x[i], 0);
                 break;
@@ -485,6 +558,23 @@ internal static unsafe class CpuLinear
                 Buffer.MemoryCopy(x, phi, d * 4L, d * 4L);
                 break;
         }
+    }
+
+    /// <summary>
+    /// elu(x) + 1 over the whole vectors of <paramref name="d"/> floats, as <c>max(x, 0) + 2^(min(x, 0) log2 e)</c>
+    /// (exactly x + 1 above zero, where the exponential is 2^0 = 1); returns how many floats it wrote.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int EluPlusOne<TSimd, T>(float* x, int d, float* phi) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        int w = TSimd.Count, i = 0;
+        T zero = TSimd.Zero, log2e = TSimd.Broadcast(Log2E);
+        for (; i + w <= d; i += w)
+        {
+            T v = TSimd.Load(x + i);
+            TSimd.Store(phi + i, TSimd.Add(TSimd.Max(v, zero), TSimd.Exp2NonPositive(TSimd.Multiply(TSimd.Min(v, zero), log2e))));
+        }
+        return i;
     }
 
     // ---- Decode: T tokens straight through the state, one pass over it per token ----

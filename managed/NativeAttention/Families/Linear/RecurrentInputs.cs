@@ -1,5 +1,7 @@
 // What the recurrent families (chunked linear attention and the delta rule) validate alike: Q, K, V with grouped
 // heads, packed sequences (cu_seqlens), and host log gates.
+using System.Runtime.Intrinsics;
+
 namespace NativeAttention;
 
 /// <summary>
@@ -51,8 +53,54 @@ internal static class RecurrentInputs
     }
 
     /// <summary>Every log gate of a host float32 tensor is finite and &lt;= 0; the first that is not is named with its index.</summary>
-    public static void CheckLogGateValues(in TensorView gate) =>
+    public static void CheckLogGateValues(in TensorView gate)
+    {
+        // A vectorised scan first (a delegate call per element cost a third of a GLA call's time at N 2048, H 8, D 64);
+        // the element-by-element check below runs only when it finds a bad value or the tensor is not float32, and
+        // names the first bad element as before.
+        if (AllFiniteNonPositive(gate)) return;
         CheckHostValues(gate, x => x <= 0 && !float.IsNegativeInfinity(x), "options.LogGate", "a finite log gate <= 0 (a gate in (0, 1])");
+    }
+
+    /// <summary>True when <paramref name="tensor"/> is float32 and every element x has -inf &lt; x &lt;= 0 (NaN fails).</summary>
+    private static unsafe bool AllFiniteNonPositive(in TensorView tensor)
+    {
+        if (tensor.ElementType != ElementType.Float32) return false;
+        var shape = tensor.Shape;
+        var strides = tensor.Strides;
+        using var pin = tensor.Storage!.Pin();
+        float* base0 = (float*)pin.Pointer + tensor.Offset;
+        int rank = shape.Length;
+        int last = shape[rank - 1];
+        long lastStride = strides[rank - 1];
+        long rows = tensor.ElementCount / Math.Max(last, 1);
+        var index = new int[rank];
+        var low = Vector256.Create(float.NegativeInfinity);
+        for (long row = 0; row < rows; row++)
+        {
+            long element = 0;
+            for (int a = 0; a < rank - 1; a++) element += index[a] * strides[a];
+            float* x = base0 + element;
+            int i = 0;
+            if (lastStride == 1)
+                for (; i + 8 <= last; i += 8)
+                {
+                    var v = Vector256.Load(x + i);
+                    if (!Vector256.GreaterThanAll(v, low) || !Vector256.LessThanOrEqualAll(v, Vector256<float>.Zero)) return false;
+                }
+            for (; i < last; i++)
+            {
+                float y = x[i * lastStride];
+                if (!(y <= 0 && y > float.NegativeInfinity)) return false;
+            }
+            for (int a = rank - 2; a >= 0; a--)
+            {
+                if (++index[a] < shape[a]) break;
+                index[a] = 0;
+            }
+        }
+        return true;
+    }
 
     /// <summary>
     /// Every element of a host tensor (float32, float16 or bfloat16, any strides) satisfies <paramref name="valid"/>;

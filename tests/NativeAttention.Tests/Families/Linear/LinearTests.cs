@@ -511,6 +511,15 @@ public abstract class LinearTests
             Names("options.LogGate", () => context.LinearChunked(q, k, v, o, new LinearOptions { Decay = DecayKind.PerToken, LogGate = positive }));
             Names("options.LogGate", () => context.LinearDecodeStep(q.Slice(2, 0, 1), k.Slice(2, 0, 1), v.Slice(2, 0, 1), o.Slice(2, 0, 1), Z(1, 2, 3, 5),
                 new LinearOptions { Decay = DecayKind.PerTokenPerKey, LogGate = on.Put(TestTensors.Of(ElementType.Float32, [1, 2, 1, 3], 0, 0, 1e-3, 0, 0, 0)) }));
+            // Rows of 16 gates: a positive, -inf or NaN gate inside the span the vectorised scan reads is found too.
+            var (q16, k16, v16, o16) = (T(1, 2, 16, 3), T(1, 2, 16, 3), T(1, 2, 16, 5), Z(1, 2, 16, 5));
+            foreach (double bad in new[] { 0.25, double.NegativeInfinity, double.NaN })
+            {
+                var gates = Enumerable.Repeat(-0.5, 32).ToArray();
+                gates[16 + 9] = bad;
+                var gate = on.Put(TestTensors.Of(ElementType.Float32, [1, 2, 16], gates));
+                Names("options.LogGate", () => context.LinearChunked(q16, k16, v16, o16, new LinearOptions { Decay = DecayKind.PerToken, LogGate = gate }));
+            }
         }
         Names("options.LogGate", () => context.LinearChunked(q, k, v, o, new LinearOptions { Decay = DecayKind.PerTokenPerKey, LogGate = Z(1, 2, 4) }));
         Names("options.Decay", () => context.LinearChunked(q, k, v, o, new LinearOptions { Decay = DecayKind.PerTokenPerKey, FeatureMap = FeatureMap.Taylor2, LogGate = Z(1, 2, 4, 3) }));
