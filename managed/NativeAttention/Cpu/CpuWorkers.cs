@@ -73,44 +73,18 @@ internal static class CpuWorkers
     }
 
     /// <summary>
-    /// Background threads shared by every CPU context. One call at a time owns the pool: it publishes its work item,
-    /// hands it to as many threads as it needs, works itself, and waits until the last one finishes. A thread that
-    /// finished a call polls for the next one for <see cref="PollTicks"/> before it parks, so back-to-back calls reach
-    /// it without a wake-up: a parked thread is woken by the calling thread, and Linux may queue it on the caller's
-    /// busy core while the other sits idle, and keep it there call after call (seen on a 2-core VM: a process ran the
-    /// banded 1-D neighborhood kernel either at full speed or at the one-thread speed for its whole life, 2026-12-05).
+    /// Parked background threads shared by every CPU context. One call at a time owns the pool: it publishes its work
+    /// item, releases as many threads as it needs, works itself, and waits until the last one finishes.
     /// </summary>
     private static class WorkerPool
     {
-        /// <summary>How long a pool thread polls for the next call before it parks: 100 microseconds.</summary>
-        private static readonly long PollTicks = Math.Max(1, System.Diagnostics.Stopwatch.Frequency / 10_000);
-
         private static readonly Lock s_grow = new();
-        private static Helper[] s_helpers = [];
+        private static SemaphoreSlim[] s_wake = [];
         private static readonly ManualResetEventSlim s_done = new(false, spinCount: 200);
         private static int s_owned;
-        private static int s_calls;
         private static WorkItem? s_item;
         private static int s_remaining;
         private static ExceptionDispatchInfo? s_error;
-
-        /// <summary>One pool thread's hand-over state, padded so that two threads' fields share no cache line.</summary>
-        [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
-        private struct Handover
-        {
-            /// <summary>The number of the latest call given to this thread (written by the owner).</summary>
-            [System.Runtime.InteropServices.FieldOffset(64)] public int Call;
-            /// <summary><see cref="Polling"/> or <see cref="Parked"/> (waiting on its semaphore).</summary>
-            [System.Runtime.InteropServices.FieldOffset(68)] public int State;
-        }
-
-        private const int Polling = 0, Parked = 1;
-
-        private sealed class Helper
-        {
-            public readonly SemaphoreSlim Wake = new(0);
-            public Handover Handover;
-        }
 
         /// <summary>
         /// Runs <paramref name="item"/> on the calling thread and <paramref name="workers"/> - 1 pool threads; false,
@@ -127,16 +101,8 @@ internal static class CpuWorkers
                 s_error = null;
                 s_done.Reset();
                 Volatile.Write(ref s_remaining, helpers);
-                int call = ++s_calls;
-                var pool = s_helpers;
-                for (int i = 0; i < helpers; i++)
-                {
-                    var helper = pool[i];
-                    // The call first (a polling thread takes it from there), then the state: a thread that parked
-                    // before it could see the call is released here, exactly once (see Loop).
-                    Interlocked.Exchange(ref helper.Handover.Call, call);
-                    if (Interlocked.Exchange(ref helper.Handover.State, Polling) == Parked) helper.Wake.Release();
-                }
+                var wake = s_wake;
+                for (int i = 0; i < helpers; i++) wake[i].Release();
                 try
                 {
                     item.Execute();
@@ -159,45 +125,27 @@ internal static class CpuWorkers
         /// <summary>Starts threads until the pool has <paramref name="helpers"/>; called by the owner only.</summary>
         private static void Grow(int helpers)
         {
-            if (s_helpers.Length >= helpers) return;
+            if (s_wake.Length >= helpers) return;
             lock (s_grow)
             {
-                var pool = s_helpers;
-                if (pool.Length >= helpers) return;
-                var grown = new Helper[helpers];
-                pool.CopyTo(grown, 0);
-                for (int i = pool.Length; i < helpers; i++)
+                var wake = s_wake;
+                if (wake.Length >= helpers) return;
+                var grown = new SemaphoreSlim[helpers];
+                wake.CopyTo(grown, 0);
+                for (int i = wake.Length; i < helpers; i++)
                 {
-                    var helper = grown[i] = new Helper();
-                    new Thread(() => Loop(helper)) { IsBackground = true, Name = $"NativeAttention CPU worker {i + 1}" }.Start();
+                    var signal = grown[i] = new SemaphoreSlim(0);
+                    new Thread(() => Loop(signal)) { IsBackground = true, Name = $"NativeAttention CPU worker {i + 1}" }.Start();
                 }
-                s_helpers = grown;
+                s_wake = grown;
             }
         }
 
-        private static void Loop(Helper helper)
+        private static void Loop(SemaphoreSlim wake)
         {
-            int done = 0;
             while (true)
             {
-                int call = Volatile.Read(ref helper.Handover.Call);
-                if (call == done)
-                {
-                    long until = System.Diagnostics.Stopwatch.GetTimestamp() + PollTicks;
-                    do Thread.SpinWait(16);
-                    while ((call = Volatile.Read(ref helper.Handover.Call)) == done && System.Diagnostics.Stopwatch.GetTimestamp() < until);
-                }
-                if (call == done)
-                {
-                    // Park, then look again: a call published before the owner saw Parked is taken back here; one
-                    // published after it comes with a release.
-                    Interlocked.Exchange(ref helper.Handover.State, Parked);
-                    if (Volatile.Read(ref helper.Handover.Call) == done
-                        || Interlocked.CompareExchange(ref helper.Handover.State, Polling, Parked) != Parked)
-                        helper.Wake.Wait();
-                    call = Volatile.Read(ref helper.Handover.Call);
-                }
-                done = call;
+                wake.Wait();
                 try
                 {
                     s_item!.Execute();
