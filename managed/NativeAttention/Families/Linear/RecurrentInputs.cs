@@ -74,7 +74,7 @@ internal static class RecurrentInputs
         int last = shape[rank - 1];
         long lastStride = strides[rank - 1];
         long rows = tensor.ElementCount / Math.Max(last, 1);
-        var index = new int[rank];
+        Span<int> index = stackalloc int[rank];
         var low = Vector256.Create(float.NegativeInfinity);
         for (long row = 0; row < rows; row++)
         {
@@ -117,7 +117,7 @@ internal static class RecurrentInputs
         int last = shape[rank - 1];
         long lastStride = strides[rank - 1];
         long rows = tensor.ElementCount / Math.Max(last, 1);
-        var index = new int[rank];
+        Span<int> index = stackalloc int[rank];
         for (long row = 0; row < rows; row++)
         {
             long element = 0;
