@@ -10,6 +10,7 @@
 // goes out; a second pass over the feature blocks forms W = Tb (K . 2^B). With per-key gates (KDA) pass 1 takes the
 // exact per-key decays only inside 16-token sub-chunks and factorises them across (NA_DELTA_SUB below).
 #include "deltarule/delta_chunk_common.h"
+#include "common/chunk_scan.h"
 
 #define NA_DELTA_LDT (NA_DELTA_CHUNK + 1)   // row stride of the transposed staging (FB x LDT fits in CHUNK x LDF)
 #if NA_DELTA_FB * NA_DELTA_LDT > NA_DELTA_CHUNK * NA_DELTA_LDF
@@ -103,16 +104,9 @@ NA_KERNEL NA_WORKGROUP(NA_DELTA_CHUNK) void na_delta_chunk_prepare(
     }
     qn[t] = q_factor;
     kn[t] = k_factor;
-    bl[t] = log2_gate;
     bv[t] = beta_t;
     for (int s = 0; s < NA_DELTA_CHUNK; s++) m[t * NA_DELTA_LDM + s] = 0.0f;
-    NA_BARRIER();
-    // b_t = sum_{r <= t} log2 g_r, the same additions in the same order on every work-item; past the chunk b_{l-1}.
-    float bt = 0.0f;
-    for (int r = 0; r < l; r++) bt += r <= t ? bl[r] : 0.0f;
-    NA_BARRIER();
-    bl[t] = bt;
-    NA_BARRIER();
+    const float bt = na_chunk_log2_prefix(bl, t, l, log2_gate);   // b_t = sum_{r <= t} log2 g_r; past the chunk b_{l-1}
     const float blast = l > 0 ? bl[l - 1] : 0.0f;
 
     // Pass 1, per feature block, staged transposed (feature rows, token columns): work-item i adds to row i of A

@@ -13,6 +13,7 @@
 #include "linear/linear_params.h"
 #include "common/dtype.h"
 #include "common/math.h"
+#include "common/chunk_scan.h"
 #include "linear/linear_features.h"
 
 #ifndef NA_LINEAR_CHUNK
@@ -110,14 +111,7 @@ NA_KERNEL NA_WORKGROUP(NA_LINEAR_CHUNK) void na_linear_fwd(
             float lg = 0.0f;
             if (valid && p.decay == NA_LINEAR_DECAY_HEAD) lg = head_log2;
             else if (valid && p.decay == NA_LINEAR_DECAY_TOKEN) lg = gate[g_base + tok * p.g_stride_n] * NA_LOG2E;
-            bl[t] = lg;
-            NA_BARRIER();
-            // b_t = sum_{r <= t} log2 g_r; past the chunk's end b_{l-1}, bit for bit.
-            float bt = 0.0f;
-            for (int r = 0; r < l; r++) bt += r <= t ? bl[r] : 0.0f;
-            NA_BARRIER();
-            bl[t] = bt;
-            NA_BARRIER();
+            const float bt = na_chunk_log2_prefix(bl, t, l, lg);   // b_t = sum_{r <= t} log2 g_r; past the chunk b_{l-1}
             const float blast = bl[l - 1];
             const float wt = NA_EXP2(blast - bt);   // decay of token t's contribution to the chunk's end
 #endif
