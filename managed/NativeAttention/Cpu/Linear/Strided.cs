@@ -1,4 +1,6 @@
 // A strided host tensor as the CPU recurrent kernels (linear attention, the delta rule) address it.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace NativeAttention.Cpu;
 
@@ -22,4 +24,22 @@ internal readonly unsafe struct Strided
 
     /// <summary>The element <c>[i0, i1, i2, i3]</c> (the start of that row of a rank-5 tensor).</summary>
     public byte* Row(long i0, long i1, long i2, long i3) => Base + ElementSize * (i0 * S0 + i1 * S1 + i2 * S2 + i3 * S3);
+
+    /// <summary>
+    /// Prefetches into L2 the cache lines of rows <c>[i0, i1, t0 .. t0 + count - 1]</c> of <paramref name="columns"/>
+    /// elements each (unit element stride only; nothing otherwise). The recurrent kernels call it for the next chunk
+    /// while one computes: token-major rows lie a whole token of heads apart, too far for the hardware prefetchers, and
+    /// head-major chunks cross pages, where the hardware streams restart. A hint only: results do not change.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchRows(long i0, long i1, int t0, int count, int columns)
+    {
+        if (!Sse.IsSupported || count <= 0 || S3 != 1) return;
+        long bytes = (long)columns * ElementSize;
+        for (int t = 0; t < count; t++)
+        {
+            byte* row = Row(i0, i1, t0 + t), last = row + bytes - 1;
+            for (byte* line = (byte*)((nuint)row & ~(nuint)63); line <= last; line += 64) Sse.Prefetch1(line);
+        }
+    }
 }
