@@ -80,6 +80,13 @@ internal static unsafe class CpuLinear
         /// together are too large to stay in the last-level cache between calls.
         /// </summary>
         public readonly bool PrefetchChunks;
+        /// <summary>
+        /// Whether that prefetch is spread over the chunk's products (<see cref="ChunkPrefetch"/>): when each tensor's
+        /// rows lie back to back (head-major). Token-major rows, a token of heads apart, keep one burst per tensor and
+        /// phase: spread over the chunk, their lines (32 rows 2 KB apart per tensor, a few L1 sets) evicted the
+        /// running chunk's rows and made token-major N 16384 1.2x slower in CPU time.
+        /// </summary>
+        public readonly bool SpreadPrefetch;
         public int NextItem;
 
         public Plan(LinearProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? s0, in TensorView? s1,
@@ -111,6 +118,7 @@ internal static unsafe class CpuLinear
             DirectO = plainColumns && O.S3 == 1;
             long elements = (long)p.Batch * p.Length * Heads * (2L * Dk + 2L * Dv);
             PrefetchChunks = elements * p.ElementType.SizeOf() > StreamingBytes;
+            SpreadPrefetch = Q.S2 == Dk && K.S2 == Dk && V.S2 == Dv && O.S2 == Dv;
         }
     }
 
@@ -202,13 +210,14 @@ internal static unsafe class CpuLinear
             return;
         }
 
+        ChunkPrefetch prefetch = default;
         for (int c0 = 0; c0 < length; c0 += p.Chunk)
         {
             int l = Math.Min(p.Chunk, length - c0);
             if (!perKey)
             {
                 int next = p.PrefetchChunks ? Math.Min(p.Chunk, length - c0 - l) : 0;
-                ScalarChunk<TSimd, T>(p, s, batch, head, first + c0, l, first + c0 + l, Math.Max(next, 0));
+                ScalarChunk<TSimd, T>(p, s, batch, head, first + c0, l, first + c0 + l, Math.Max(next, 0), &prefetch);
                 continue;
             }
             int rows = (l + 3) & ~3;
@@ -289,8 +298,11 @@ internal static unsafe class CpuLinear
     /// A wider range (very strong gates) takes the per-element masked exponentials on unscaled keys instead.
     /// </summary>
     /// <para>While it computes, the rows of the next <paramref name="nextLength"/> tokens from <paramref name="next"/> (the
-    /// next chunk of the item) are prefetched into L2, a tensor per phase (see <see cref="Strided.PrefetchRows"/>).</para>
-    private static void ScalarChunk<TSimd, T>(Plan p, in Layout s, int batch, int head, int t0, int l, int next, int nextLength) where TSimd : struct, ISimd<T> where T : unmanaged
+    /// next chunk of the item) are prefetched into L2: through <paramref name="queue"/>, a few lines per row block of
+    /// the products (<see cref="ChunkPrefetch"/>), when rows lie back to back, else a tensor per phase
+    /// (<see cref="Strided.PrefetchRows"/>).</para>
+    private static void ScalarChunk<TSimd, T>(Plan p, in Layout s, int batch, int head, int t0, int l, int next, int nextLength, ChunkPrefetch* queue)
+        where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int lp = p.ChunkPad, fp = p.FeaturePad, cp = p.ColumnPad, w = TSimd.Count;
         int rows = (l + 3) & ~3;
@@ -330,30 +342,57 @@ internal static unsafe class CpuLinear
         }
         PackKeysTransposed(p, s, batch, head, t0, l, decay ? s.ColumnDecay : null, factored ? null : s.KT);
 
-        p.Q.PrefetchRows(batch, problem.QueryHead(head), next, nextLength, p.Dk);
+        // The next chunk's rows in the order it reads them, a few lines before each row block of the three products.
+        ChunkPrefetch* prefetch = null;
+        int lines = 0;
+        if (nextLength > 0 && p.SpreadPrefetch)
+        {
+            queue->Clear();
+            QueueRows(queue, p.K, batch, problem.KeyHead(head), next, nextLength, p.Dk);
+            QueueRows(queue, p.Q, batch, problem.QueryHead(head), next, nextLength, p.Dk);
+            QueueRows(queue, p.V, batch, problem.ValueHead(head), next, nextLength, p.Dv);
+            QueueRows(queue, p.O, batch, head, next, nextLength, p.Dv);
+            int blocks = (2 * rows + fp) / CpuLinearKernels.RowBlock;
+            lines = (int)((queue->Pending + blocks - 1) / blocks);
+            prefetch = queue;
+        }
+        int burst = p.SpreadPrefetch ? 0 : nextLength;
+        p.Q.PrefetchRows(batch, problem.QueryHead(head), next, burst, p.Dk);
         // Intra-chunk scores, causal row blocks only.
         if (factored)
         {
-            CpuLinearKernels.Gemm<TSimd, T>(q, ldq, s.KDecayed, lp, p.F, s.A, lp, rows, lp / w, s.RowScale, null, 0f, false, true);
+            CpuLinearKernels.Gemm<TSimd, T>(q, ldq, s.KDecayed, lp, p.F, s.A, lp, rows, lp / w, s.RowScale, null, 0f, false, true, prefetch, lines);
             CpuLinearKernels.CausalMask<TSimd, T>(s.A, lp, rows, s.Index);
         }
         else
         {
-            CpuLinearKernels.Gemm<TSimd, T>(q, ldq, s.KT, lp, p.F, s.A, lp, rows, lp / w, null, null, 0f, false, true);
+            CpuLinearKernels.Gemm<TSimd, T>(q, ldq, s.KT, lp, p.F, s.A, lp, rows, lp / w, null, null, 0f, false, true, prefetch, lines);
             CpuLinearKernels.DecayMask<TSimd, T>(s.A, lp, rows, s.Log2Gate, s.Index, p.Scale);
         }
 
-        p.K.PrefetchRows(batch, problem.KeyHead(head), next, nextLength, p.Dk);
+        p.K.PrefetchRows(batch, problem.KeyHead(head), next, burst, p.Dk);
         // O = scale 2^(b_t) phi(Q) S + A V, straight into the output when it is plain float32 rows.
         bool direct = p.DirectO && exact;
         float* o = direct ? (float*)p.O.Row(batch, head, t0) : s.O;
-        CpuLinearKernels.GemmOutput<TSimd, T>(q, ldq, s.S, cp, p.F, s.OutputScale, s.A, lp, v, ldv, l, o, direct ? p.O.S2 : cp, rows, cp / w);
+        CpuLinearKernels.GemmOutput<TSimd, T>(q, ldq, s.S, cp, p.F, s.OutputScale, s.A, lp, v, ldv, l, o, direct ? p.O.S2 : cp, rows, cp / w, prefetch, lines);
         if (!direct) WriteOutputs(p, s, batch, head, t0, l);
 
-        p.V.PrefetchRows(batch, problem.ValueHead(head), next, nextLength, p.Dv);
-        p.O.PrefetchRows(batch, head, next, nextLength, p.Dv);
+        p.V.PrefetchRows(batch, problem.ValueHead(head), next, burst, p.Dv);
+        p.O.PrefetchRows(batch, head, next, burst, p.Dv);
         // S = 2^(b_L) S + KD^T [V, 1].
-        CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, v, ldv, l, s.S, cp, fp, cp / w, null, null, decay ? float.Exp2(bL) : 1f, false, false);
+        CpuLinearKernels.Gemm<TSimd, T>(s.KDecayed, lp, v, ldv, l, s.S, cp, fp, cp / w, null, null, decay ? float.Exp2(bL) : 1f, false, false, prefetch, lines);
+        if (prefetch is not null) prefetch->Step(int.MaxValue);
+    }
+
+    /// <summary>
+    /// Queues rows <c>[i0, i1, t0 .. t0 + count - 1]</c> of <paramref name="columns"/> elements of a tensor with unit
+    /// element stride (nothing otherwise): head-major chunks cross pages, where the hardware streams restart (prefetching
+    /// only the first lines of each page measured slower than no prefetch at all).
+    /// </summary>
+    private static void QueueRows(ChunkPrefetch* queue, in Strided x, int i0, int i1, int t0, int count, int columns)
+    {
+        if (x.S3 != 1) return;
+        queue->Add(x.Row(i0, i1, t0), x.S2 * x.ElementSize, count, (long)columns * x.ElementSize);
     }
 
     /// <summary>

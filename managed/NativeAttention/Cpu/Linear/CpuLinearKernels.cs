@@ -22,16 +22,18 @@ internal static unsafe class CpuLinearKernels
     /// <para><paramref name="triangular"/> (the causal intra-chunk products): row block i stops at depth
     /// <c>min(depth, i + 4)</c> and, when <paramref name="triangularColumns"/>, at the column vectors covering
     /// <c>i + 4</c>; entries past the diagonal that this computes must be zero in A or be masked by the caller.</para>
+    /// <para><paramref name="prefetch"/> (null: none): <paramref name="prefetchLines"/> of its lines before each row block.</para>
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Gemm<TSimd, T>(float* a, long lda, float* b, long ldb, int depth, float* c, long ldc, int rows, int vectors,
-        float* rowScale, float* rowBeta, float beta, bool triangular, bool triangularColumns)
+        float* rowScale, float* rowBeta, float beta, bool triangular, bool triangularColumns, ChunkPrefetch* prefetch = null, int prefetchLines = 0)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
         int group = TSimd.Registers >= 32 ? 4 : 2;
         for (int i = 0; i < rows; i += RowBlock)
         {
+            if (prefetch is not null) prefetch->Step(prefetchLines);
             int rowDepth = triangular ? Math.Min(depth, i + RowBlock) : depth;
             int rowVectors = triangularColumns ? Math.Min(vectors, (i + RowBlock + w - 1) / w) : vectors;
             for (int v = 0; v < rowVectors; v += group)
@@ -144,16 +146,18 @@ internal static unsafe class CpuLinearKernels
     /// The fused output of a chunk: <c>C[i][j] = rowScale[i] sum_k A1[i][k] B1[k][j] + sum_k A2[i][k] B2[k][j]</c> for
     /// <c>i &lt; rows</c> (a multiple of <see cref="RowBlock"/>) and <c>j &lt; vectors * W</c>; C is only written. The
     /// second product is causal: row block i stops at depth <c>min(depth2, i + 4)</c> (A2 is zero past the diagonal).
+    /// <paramref name="prefetch"/> (null: none): <paramref name="prefetchLines"/> of its lines before each row block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GemmOutput<TSimd, T>(float* a1, long lda1, float* b1, long ldb1, int depth1, float* rowScale,
-        float* a2, long lda2, float* b2, long ldb2, int depth2, float* c, long ldc, int rows, int vectors)
+        float* a2, long lda2, float* b2, long ldb2, int depth2, float* c, long ldc, int rows, int vectors, ChunkPrefetch* prefetch = null, int prefetchLines = 0)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
         int group = TSimd.Registers >= 32 ? 4 : 2;
         for (int i = 0; i < rows; i += RowBlock)
         {
+            if (prefetch is not null) prefetch->Step(prefetchLines);
             int rowDepth = Math.Min(depth2, i + RowBlock);
             for (int v = 0; v < vectors; v += group)
             {
