@@ -49,12 +49,26 @@ internal static unsafe class CpuDecode
     private const int RowsPerItem = 64;
 
     /// <summary>
-    /// Keys ahead that float32 rows are prefetched when items hold fewer than four rows (MHA). One core streaming K and
-    /// V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to 32 GB/s
-    /// (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening keeps
-    /// the core busy enough, and prefetching cost them 18%.
+    /// Keys ahead that float32 rows are prefetched (every line of each K and V row) when items hold fewer than four rows
+    /// (MHA) and the cache is paged or strided; contiguous caches take <see cref="PagePrefetchBlocks"/> instead. One core
+    /// streaming K and V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to
+    /// 32 GB/s (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening
+    /// keeps the core busy enough, and prefetching cost them 18%.
     /// </summary>
     private const int PrefetchDistance = 32;
+
+    /// <summary>
+    /// Blocks ahead that float32 rows outside quads (MHA) read in place from a contiguous head-major cache are prefetched,
+    /// with one <c>prefetcht0</c> per 4 KB of the K block and of the V block (two each at D = 128) instead of every line.
+    /// Each software prefetch holds one of the core's L1 miss buffers (about 24) until its line arrives, so prefetching
+    /// every line capped one core near 24 x 64 B per DRAM latency; a line per page starts the L2 streamer on the page
+    /// early and leaves the lines to it. 2-core VM, Hq = Hkv = 32, D = 128, 2 threads, load 14-18, one process, the same
+    /// buffers, median per-round CPU-time ratio against every line 32 keys ahead (Nk = 4096 / 16384 / 65536,
+    /// FlashKvCache and Flash): 8 blocks 1.12-1.13x / 1.25x / 1.27-1.28x, 4 blocks 1.12-1.19x / 1.22-1.24x / 1.25-1.27x,
+    /// no prefetch at all 1.03-1.06x / 1.17-1.22x / 1.23-1.30x (bench/results/cpu.md, wip-decode5). Quads keep their
+    /// per-key prefetches: float32 GQA cost 1.2-1.8x more without them, and with a line per page instead 1.1-1.6x.
+    /// </summary>
+    private const int PagePrefetchBlocks = 8;
 
     /// <summary>
     /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA), where each key
@@ -332,7 +346,10 @@ internal static unsafe class CpuDecode
         // see QuadPrefetchBytes16. Paged or strided rows keep it (without it, bfloat16 paged rows cost 1.05-1.09x more).
         bool burst = quads && p.DirectRows && p.ElementSize != sizeof(float) && table == null && p.KeySlotBytes == p.KeyRowBytes &&
             p.ValueSlotBytes == p.ValueRowBytes;
-        bool prefetch = Sse.IsSupported && (quads ? !burst : p.DirectRows && p.ElementType == ElementType.Float32);
+        // float32 rows outside quads read in place from a contiguous cache prefetch a line per page (see PagePrefetchBlocks).
+        bool pages = Sse.IsSupported && !quads && p.DirectRows && p.ElementType == ElementType.Float32 && table == null &&
+            p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
+        bool prefetch = Sse.IsSupported && (quads ? !burst : p.DirectRows && p.ElementType == ElementType.Float32 && !pages);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -340,6 +357,12 @@ internal static unsafe class CpuDecode
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
         {
             int keys = Math.Min(KeyBlock, splitEnd - k0);
+            if (pages && k0 + PagePrefetchBlocks * KeyBlock < splitEnd)
+            {
+                long position = k0 + PagePrefetchBlocks * KeyBlock;
+                PrefetchPages(keyHead + position * p.KeySlotBytes, KeyBlock * p.KeySlotBytes);
+                PrefetchPages(valueHead + position * p.ValueSlotBytes, KeyBlock * p.ValueSlotBytes);
+            }
             for (int j = 0; j < keys; j++)
             {
                 int position = k0 + j, block = b, slot = position;
@@ -572,6 +595,13 @@ internal static unsafe class CpuDecode
         Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(x)
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
+
+    /// <summary>One <c>prefetcht0</c> per 4 KB of <paramref name="bytes"/> bytes from <paramref name="start"/>, the first at <paramref name="start"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchPages(byte* start, long bytes)
+    {
+        for (byte* line = start, end = start + bytes; line < end; line += 4096) Sse.Prefetch0(line);
+    }
 
     /// <summary><see cref="PrefetchRow"/> into L2 only (<c>prefetcht1</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
