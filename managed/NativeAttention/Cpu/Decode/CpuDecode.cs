@@ -23,10 +23,14 @@ namespace NativeAttention.Cpu;
 /// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
 /// transposing add tree, <see cref="ISimd{T}.Sum4"/>), the online softmax four rows wide
 /// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
-/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score. Quads read a binary16 key
-/// or value block that holds no infinity or NaN (<see cref="FiniteHalf.AllFinite"/>) as its values times 2^-112
-/// (<see cref="FiniteHalf.LoadScaledDown{TSimd, T}"/>: three instructions per vector instead of the exact widening's
-/// eight), against queries and weights scaled up by 2^112: every product, hence every result bit, is the same.
+/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score. Rows read in place (quads
+/// and leftover rows alike) read a binary16 key or value block that holds no infinity or NaN
+/// (<see cref="FiniteHalf.AllFinite"/>) as its values times 2^-112 (<see cref="FiniteHalf.LoadScaledDown{TSimd, T}"/>:
+/// three instructions per vector instead of the exact widening's eight), against queries and weights scaled up by
+/// 2^112: every product, hence every result bit, is the same. For leftover rows (binary16 MHA, where each element is
+/// widened once) this cost 1.25-1.32x less CPU time (2-core VM, Hq = Hkv = 32, D = 128, Nk = 4096 and 16384, both
+/// entry points, same buffers, load 20; wip-decode5); checking the V block together with the K block, before the
+/// scores, cost 1.19x more than the exact widening instead (the V misses then queue before the scores).
 /// </para>
 /// <para>
 /// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps
@@ -300,7 +304,7 @@ internal static unsafe class CpuDecode
 
         // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
         int low = int.MaxValue, high = int.MinValue;
-        bool scaleQueries = p.DirectRows && p.ElementType == ElementType.Float16 && rows >= 4, finiteQueries = true;
+        bool scaleQueries = p.DirectRows && p.ElementType == ElementType.Float16, finiteQueries = true;
         for (int r = 0; r < rows; r++)
         {
             int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
@@ -421,6 +425,10 @@ internal static unsafe class CpuDecode
             // Rows in whole groups of four (the query heads of a GQA group) score each key together: one load (and
             // widening) of a key vector serves four rows. Their scores land in place; the loop below masks and scales.
             int quadRows = rows / 4 * 4;
+            // Leftover binary16 rows read a K block without infinity or NaN scaled down (as quads do, see the remarks);
+            // the V block is checked after the scores, just before it is read.
+            bool keysScaled = typeof(TFormat) == typeof(Float16Rows) && scaledQueries != null && quadRows < rows &&
+                FiniteHalf.AllFinite(s.KeyRows, keys, kStride);
             for (int r = 0; r < quadRows; r += 4)
             {
                 int lowKey = int.MaxValue, highKey = int.MinValue;
@@ -457,13 +465,23 @@ internal static unsafe class CpuDecode
                 if (!modified)
                 {
                     if (!scored)
-                        for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                    {
+                        if (keysScaled)
+                        {
+                            float* scaled = scaledQueries + (long)r * kStride;
+                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, ScaledFloat16Rows>(scaled, s.KeyRows[j], kStride);
+                        }
+                        else
+                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                    }
                 }
                 else
                 {
                     for (int j = first; j < last; j++)
                     {
-                        float score = scored ? scores[j] : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                        float score = scored ? scores[j]
+                            : keysScaled ? Dot<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, s.KeyRows[j], kStride)
+                            : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * MathConstants.Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
@@ -484,9 +502,20 @@ internal static unsafe class CpuDecode
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
                     AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys, burst);
+            bool valuesScaled = keysScaled && FiniteHalf.AllFinite(s.ValueRows, keys, vStride);
             for (int r = quadRows; r < rows; r++)
-                if (s.Active[r] != 0)
-                    AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+            {
+                if (s.Active[r] == 0) continue;
+                float* weights = s.Scores + (long)r * KeyBlock;
+                if (valuesScaled)
+                {
+                    // Weights (at most 1) scaled up by 2^112 in place, exactly: the scores are not read again.
+                    for (int j = 0; j < KeyBlock; j += TSimd.Count)
+                        TSimd.Store(weights + j, TSimd.Multiply(TSimd.Load(weights + j), TSimd.Broadcast(MathConstants.TwoTo112)));
+                    AccumulateValues<TSimd, T, ScaledFloat16Rows>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys);
+                }
+                else AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys);
+            }
         }
 
         for (int r = 0; r < rows; r++)
