@@ -23,10 +23,14 @@ namespace NativeAttention.Cpu;
 /// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
 /// transposing add tree, <see cref="ISimd{T}.Sum4"/>), the online softmax four rows wide
 /// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
-/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score. Quads read a binary16 key
-/// or value block that holds no infinity or NaN (<see cref="FiniteHalf.AllFinite"/>) as its values times 2^-112
-/// (<see cref="FiniteHalf.LoadScaledDown{TSimd, T}"/>: three instructions per vector instead of the exact widening's
-/// eight), against queries and weights scaled up by 2^112: every product, hence every result bit, is the same.
+/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score. Rows read in place (quads
+/// and leftover rows alike) read a binary16 key or value block that holds no infinity or NaN
+/// (<see cref="FiniteHalf.AllFinite"/>) as its values times 2^-112 (<see cref="FiniteHalf.LoadScaledDown{TSimd, T}"/>:
+/// three instructions per vector instead of the exact widening's eight), against queries and weights scaled up by
+/// 2^112: every product, hence every result bit, is the same. For leftover rows (binary16 MHA, where each element is
+/// widened once) this cost 1.25-1.32x less CPU time (2-core VM, Hq = Hkv = 32, D = 128, Nk = 4096 and 16384, both
+/// entry points, same buffers, load 20; wip-decode5); checking the V block together with the K block, before the
+/// scores, cost 1.19x more than the exact widening instead (the V misses then queue before the scores).
 /// </para>
 /// <para>
 /// Splits of the key range give partial (o, LSE) that are merged exactly through their log-sum-exps
@@ -49,12 +53,26 @@ internal static unsafe class CpuDecode
     private const int RowsPerItem = 64;
 
     /// <summary>
-    /// Keys ahead that float32 rows are prefetched when items hold fewer than four rows (MHA). One core streaming K and
-    /// V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to 32 GB/s
-    /// (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening keeps
-    /// the core busy enough, and prefetching cost them 18%.
+    /// Keys ahead that float32 rows are prefetched (every line of each K and V row) when items hold fewer than four rows
+    /// (MHA) and the cache is paged or strided; contiguous caches take <see cref="PagePrefetchBlocks"/> instead. One core
+    /// streaming K and V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to
+    /// 32 GB/s (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening
+    /// keeps the core busy enough, and prefetching cost them 18%.
     /// </summary>
     private const int PrefetchDistance = 32;
+
+    /// <summary>
+    /// Blocks ahead that float32 rows outside quads (MHA) read in place from a contiguous head-major cache are prefetched,
+    /// with one <c>prefetcht0</c> per 4 KB of the K block and of the V block (two each at D = 128) instead of every line.
+    /// Each software prefetch holds one of the core's L1 miss buffers (about 24) until its line arrives, so prefetching
+    /// every line capped one core near 24 x 64 B per DRAM latency; a line per page starts the L2 streamer on the page
+    /// early and leaves the lines to it. 2-core VM, Hq = Hkv = 32, D = 128, 2 threads, load 14-18, one process, the same
+    /// buffers, median per-round CPU-time ratio against every line 32 keys ahead (Nk = 4096 / 16384 / 65536,
+    /// FlashKvCache and Flash): 8 blocks 1.12-1.13x / 1.25x / 1.27-1.28x, 4 blocks 1.12-1.19x / 1.22-1.24x / 1.25-1.27x,
+    /// no prefetch at all 1.03-1.06x / 1.17-1.22x / 1.23-1.30x (bench/results/cpu.md, wip-decode5). Quads keep their
+    /// per-key prefetches: float32 GQA cost 1.2-1.8x more without them, and with a line per page instead 1.1-1.6x.
+    /// </summary>
+    private const int PagePrefetchBlocks = 8;
 
     /// <summary>
     /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA), where each key
@@ -286,7 +304,7 @@ internal static unsafe class CpuDecode
 
         // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
         int low = int.MaxValue, high = int.MinValue;
-        bool scaleQueries = p.DirectRows && p.ElementType == ElementType.Float16 && rows >= 4, finiteQueries = true;
+        bool scaleQueries = p.DirectRows && p.ElementType == ElementType.Float16, finiteQueries = true;
         for (int r = 0; r < rows; r++)
         {
             int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
@@ -332,7 +350,10 @@ internal static unsafe class CpuDecode
         // see QuadPrefetchBytes16. Paged or strided rows keep it (without it, bfloat16 paged rows cost 1.05-1.09x more).
         bool burst = quads && p.DirectRows && p.ElementSize != sizeof(float) && table == null && p.KeySlotBytes == p.KeyRowBytes &&
             p.ValueSlotBytes == p.ValueRowBytes;
-        bool prefetch = Sse.IsSupported && (quads ? !burst : p.DirectRows && p.ElementType == ElementType.Float32);
+        // float32 rows outside quads read in place from a contiguous cache prefetch a line per page (see PagePrefetchBlocks).
+        bool pages = Sse.IsSupported && !quads && p.DirectRows && p.ElementType == ElementType.Float32 && table == null &&
+            p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
+        bool prefetch = Sse.IsSupported && (quads ? !burst : p.DirectRows && p.ElementType == ElementType.Float32 && !pages);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -340,6 +361,12 @@ internal static unsafe class CpuDecode
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
         {
             int keys = Math.Min(KeyBlock, splitEnd - k0);
+            if (pages && k0 + PagePrefetchBlocks * KeyBlock < splitEnd)
+            {
+                long position = k0 + PagePrefetchBlocks * KeyBlock;
+                PrefetchPages(keyHead + position * p.KeySlotBytes, KeyBlock * p.KeySlotBytes);
+                PrefetchPages(valueHead + position * p.ValueSlotBytes, KeyBlock * p.ValueSlotBytes);
+            }
             for (int j = 0; j < keys; j++)
             {
                 int position = k0 + j, block = b, slot = position;
@@ -398,6 +425,10 @@ internal static unsafe class CpuDecode
             // Rows in whole groups of four (the query heads of a GQA group) score each key together: one load (and
             // widening) of a key vector serves four rows. Their scores land in place; the loop below masks and scales.
             int quadRows = rows / 4 * 4;
+            // Leftover binary16 rows read a K block without infinity or NaN scaled down (as quads do, see the remarks);
+            // the V block is checked after the scores, just before it is read.
+            bool keysScaled = typeof(TFormat) == typeof(Float16Rows) && scaledQueries != null && quadRows < rows &&
+                FiniteHalf.AllFinite(s.KeyRows, keys, kStride);
             for (int r = 0; r < quadRows; r += 4)
             {
                 int lowKey = int.MaxValue, highKey = int.MinValue;
@@ -434,13 +465,23 @@ internal static unsafe class CpuDecode
                 if (!modified)
                 {
                     if (!scored)
-                        for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                    {
+                        if (keysScaled)
+                        {
+                            float* scaled = scaledQueries + (long)r * kStride;
+                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, ScaledFloat16Rows>(scaled, s.KeyRows[j], kStride);
+                        }
+                        else
+                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                    }
                 }
                 else
                 {
                     for (int j = first; j < last; j++)
                     {
-                        float score = scored ? scores[j] : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                        float score = scored ? scores[j]
+                            : keysScaled ? Dot<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, s.KeyRows[j], kStride)
+                            : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * MathConstants.Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
@@ -461,9 +502,20 @@ internal static unsafe class CpuDecode
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
                     AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys, burst);
+            bool valuesScaled = keysScaled && FiniteHalf.AllFinite(s.ValueRows, keys, vStride);
             for (int r = quadRows; r < rows; r++)
-                if (s.Active[r] != 0)
-                    AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+            {
+                if (s.Active[r] == 0) continue;
+                float* weights = s.Scores + (long)r * KeyBlock;
+                if (valuesScaled)
+                {
+                    // Weights (at most 1) scaled up by 2^112 in place, exactly: the scores are not read again.
+                    for (int j = 0; j < KeyBlock; j += TSimd.Count)
+                        TSimd.Store(weights + j, TSimd.Multiply(TSimd.Load(weights + j), TSimd.Broadcast(MathConstants.TwoTo112)));
+                    AccumulateValues<TSimd, T, ScaledFloat16Rows>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys);
+                }
+                else AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys);
+            }
         }
 
         for (int r = 0; r < rows; r++)
@@ -572,6 +624,13 @@ internal static unsafe class CpuDecode
         Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(x)
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
+
+    /// <summary>One <c>prefetcht0</c> per 4 KB of <paramref name="bytes"/> bytes from <paramref name="start"/>, the first at <paramref name="start"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchPages(byte* start, long bytes)
+    {
+        for (byte* line = start, end = start + bytes; line < end; line += 4096) Sse.Prefetch0(line);
+    }
 
     /// <summary><see cref="PrefetchRow"/> into L2 only (<c>prefetcht1</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -86,19 +86,24 @@ public unsafe class FiniteHalfTests
     }
 
     /// <summary>
-    /// A GQA decode (four query heads per kv head: row quads read the cache directly) on a binary16 cache gives exactly the
-    /// bits of the same decode on float32 copies of the values, rounded to binary16: the scaled-down reads change no
-    /// product. Values include subnormals and the largest magnitudes; with <paramref name="special"/> one key block
-    /// also holds an infinity (K) and a NaN (V), which must take the exact widening.
+    /// A decode on a binary16 cache read in place (GQA with four query heads per kv head: row quads; MHA and groups of
+    /// two: rows one at a time) gives exactly the bits of the same decode on float32 copies of the values, rounded to
+    /// binary16: the scaled-down reads change no product. Values include subnormals and the largest magnitudes; with
+    /// <paramref name="special"/> one key block also holds an infinity (K) and a NaN (V), which must take the exact widening.
     /// </summary>
     [Theory]
-    [InlineData(false, 1)]
-    [InlineData(false, 3)]
-    [InlineData(true, 1)]
-    [InlineData(true, 2)]
-    public void Float16Decode_EqualsFloat32DecodeOnTheSameValues(bool special, int splits)
+    [InlineData(false, 1, 4)]
+    [InlineData(false, 3, 4)]
+    [InlineData(true, 1, 4)]
+    [InlineData(true, 2, 4)]
+    [InlineData(false, 1, 1)]
+    [InlineData(false, 3, 1)]
+    [InlineData(true, 1, 1)]
+    [InlineData(true, 2, 2)]
+    public void Float16Decode_EqualsFloat32DecodeOnTheSameValues(bool special, int splits, int group)
     {
-        const int hq = 8, hkv = 2, n = 100, d = 64;
+        const int hkv = 2, n = 100, d = 64;
+        int hq = hkv * group;
         var random = new Random(17 + splits);
         Half Value(int i) => (i % 41) switch
         {
