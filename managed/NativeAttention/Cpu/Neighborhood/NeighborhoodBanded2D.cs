@@ -29,7 +29,7 @@ namespace NativeAttention.Cpu;
 internal static unsafe class NeighborhoodBanded2D
 {
     /// <summary>Query rows of one x group per work item.</summary>
-    private const int RowsPerItem = 32;
+    private const int RowsPerItem = 8;
     private const int Lanes = Neighborhood1D.Lanes;
     private const int LeftPad = Neighborhood1D.LeftPad;
     private const int ZeroRows = Neighborhood1D.ZeroRows;
@@ -161,10 +161,6 @@ internal static unsafe class NeighborhoodBanded2D
                     // Query rows transposed and scaled, then the scores of both blocks, key row by key row.
                     TransposeQueryBlock(p, s, item, head, q, i0, real, s.QueryT);
                     if (two) TransposeQueryBlock(p, s, item, head, q + 1, i0, real, s.QueryT2);
-                    // The next blocks' Q rows and this pair's O rows (written after the scores), into L1.
-                    if (i0 + Lanes < lengthY) PrefetchBlock(p, item, head, q, i0 + Lanes, lengthY, two ? 2 : 1, o: false);
-                    else if (q + 2 <= lastRow) PrefetchBlock(p, item, head, q + 2, 0, lengthY, Math.Min(2, lastRow - q - 1), o: false);
-                    PrefetchBlock(p, item, head, q, i0, lengthY, two ? 2 : 1, o: true);
                     float* scoresA = s.Scores + ZeroRows * Lanes, scoresB = s.Scores + s.ScoreBlockFloats + ZeroRows * Lanes;
                     for (int r = Math.Min(xsA, two ? xsB : xsA); r < Math.Max(xeA, two ? xeB : xeA); r++)
                     {
@@ -180,17 +176,8 @@ internal static unsafe class NeighborhoodBanded2D
                         else if (inA) Diagonals(s.QueryT, keyT, rowLength, dqk, diagonals, a);
                         else Diagonals(s.QueryT2, keyT, rowLength, dqk, diagonals, b);
                     }
-                    var (maxA, sumA) = Normalize(p, s, bias, q, xsA, xeA, jLow, jHigh, diagonals, d0, scoresA, s.Inverse);
-                    var (maxB, sumB) = two ? Normalize(p, s, bias, q + 1, xsB, xeB, jLow, jHigh, diagonals, d0, scoresB, s.Inverse + Lanes) : default;
-                    if (p.Size.ValueStride <= 32)
-                        AccumulateRows(p, s, item, head, q, two, xsA, xeA, xsB, xeB, rowLow, i0, real, jLow, diagonals, d0, scoresA, scoresB);
-                    else
-                    {
-                        AccumulateQuads(p, s, item, head, q, xsA, xeA, rowLow, i0, real, jLow, diagonals, d0, scoresA, s.Inverse);
-                        if (two) AccumulateQuads(p, s, item, head, q + 1, xsB, xeB, rowLow, i0, real, jLow, diagonals, d0, scoresB, s.Inverse + Lanes);
-                    }
-                    WriteLse(p, item, head, q, i0, real, maxA, sumA);
-                    if (two) WriteLse(p, item, head, q + 1, i0, real, maxB, sumB);
+                    FinishBlock(p, s, item, head, bias, q, xsA, xeA, i0, real, jLow, jHigh, diagonals, d0, scoresA);
+                    if (two) FinishBlock(p, s, item, head, bias, q + 1, xsB, xeB, i0, real, jLow, jHigh, diagonals, d0, scoresB);
                 }
             }
         }
@@ -246,20 +233,6 @@ internal static unsafe class NeighborhoodBanded2D
         else if (diagonals - t == 4) Neighborhood1D.Diagonals4(queryT, keyT + t, rowLength, headDim, scores + t * Lanes);
     }
 
-    /// <summary>Prefetches into L1 the Q (or O) rows of the blocks at column <paramref name="i0"/> of <paramref name="count"/> query rows from <paramref name="q"/>.</summary>
-    private static void PrefetchBlock(Plan p, Item item, int head, int q, int i0, int lengthY, int count, bool o)
-    {
-        float* origin = o ? p.O + p.OutputOffset : p.Q + p.QueryOffset;
-        long[] strides = o ? p.OutputStrides : p.QueryStrides;
-        int floats = o ? p.ValueDim : p.HeadDim;
-        for (int n = 0; n < count; n++)
-        {
-            float* row = origin + item.Batch * strides[0] + head * strides[1] + (item.GroupX + (long)(q + n) * p.DilationX) * strides[2] + item.GroupY * strides[3];
-            long step = p.DilationY * strides[3];
-            for (int l = i0; l < Math.Min(lengthY, i0 + Lanes); l++) Neighborhood1D.Prefetch(row + l * step, floats);
-        }
-    }
-
     /// <summary>The block's query rows (<paramref name="real"/> of 16; zeros for the rest) transposed and scaled into <paramref name="queryT"/>.</summary>
     private static void TransposeQueryBlock(Plan p, in ScratchLayout s, Item item, int head, int q, int i0, int real, float* queryT)
     {
@@ -272,12 +245,11 @@ internal static unsafe class NeighborhoodBanded2D
     }
 
     /// <summary>
-    /// Bias and softmax of one block whose scores lie in segments of <c>diagonals + ZeroRows</c> rows from
-    /// <paramref name="scores"/>, one per key row <c>[xs, xe)</c>: the rows become probabilities (unnormalised), the zero
-    /// rows around the segments are written, 1/sum goes to <paramref name="inverse"/>; returns the lanes' max and sum.
+    /// Bias, softmax and P V of one block whose scores lie in segments of <c>diagonals + ZeroRows</c> rows from
+    /// <paramref name="scores"/>, one per key row <c>[xs, xe)</c>; writes the block's O rows and LSE.
     /// </summary>
-    private static (Vector512<float> Max, Vector512<float> Sum) Normalize(Plan p, in ScratchLayout s, float* bias, int q, int xs, int xe, int jLow, int jHigh,
-        int diagonals, int d0, float* scores, float* inverse)
+    private static void FinishBlock(Plan p, in ScratchLayout s, Item item, int head, float* bias, int q, int xs, int xe, int i0, int real, int jLow, int jHigh,
+        int diagonals, int d0, float* scores)
     {
         int segments = xe - xs, ky = p.KernelY;
         long segmentFloats = (long)(diagonals + ZeroRows) * Lanes;
@@ -293,47 +265,25 @@ internal static unsafe class NeighborhoodBanded2D
                     Vector512.Store(Vector512.Load(at) + Vector512.Create(b[j]), at);
                 }
             }
-        var (max, sum) = MaskedSoftmax(scores, segments, segmentFloats, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd, s.Mask);
+        var (max, sum) = MaskedSoftmax(scores, segments, segmentFloats, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd);
         var zero = Vector512<float>.Zero;
         for (int r = 0; r < ZeroRows; r++) Vector512.Store(zero, scores + (r - ZeroRows) * Lanes);
         for (int m = 0; m < segments; m++)
             for (int r = 0; r < ZeroRows; r++) Vector512.Store(zero, scores + m * segmentFloats + (diagonals + r) * Lanes);
-        (Vector512<float>.One / sum).Store(inverse);
-        return (max, sum);
-    }
+        (Vector512<float>.One / sum).Store(s.Inverse);
 
-    /// <summary>The O row of query row <paramref name="q"/> at group column 0 (columns step <c>dy * stride</c>).</summary>
-    private static float* OutputRow(Plan p, Item item, int head, int q) =>
-        p.O + p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1] + (item.GroupX + (long)q * p.DilationX) * p.OutputStrides[2]
-        + item.GroupY * p.OutputStrides[3];
-
-    /// <summary>LSE of the block's real lanes, <c>(max + log2 sum) ln 2</c>.</summary>
-    private static void WriteLse(Plan p, Item item, int head, int q, int i0, int real, Vector512<float> max, Vector512<float> sum)
-    {
-        if (p.Lse == null) return;
-        var lse = (max + Neighborhood1D.Log2(sum)) * Vector512.Create(MathConstants.Ln2);
-        float* lRow = p.Lse + p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1] + (item.GroupX + (long)q * p.DilationX) * p.LseStrides[2]
-            + item.GroupY * p.LseStrides[3];
-        for (int l = 0; l < real; l++) lRow[(i0 + l) * p.DilationY * p.LseStrides[3]] = lse.GetElement(l);
-    }
-
-    /// <summary>
-    /// P V of one block, Dv over 32: per quad of lanes and key row, <see cref="Neighborhood1D.AccumulateQuad{TVectors}"/>
-    /// into the key row's partial rows, then their sum into O.
-    /// </summary>
-    private static void AccumulateQuads(Plan p, in ScratchLayout s, Item item, int head, int q, int xs, int xe, int rowLow, int i0, int real, int jLow, int diagonals,
-        int d0, float* scores, float* inverse)
-    {
-        int segments = xe - xs, dv = p.ValueDim, dvStride = p.Size.ValueStride;
-        long segmentFloats = (long)(diagonals + ZeroRows) * Lanes;
-        float* oRow = OutputRow(p, item, head, q);
+        int dv = p.ValueDim, dvStride = p.Size.ValueStride;
+        long x = item.GroupX + (long)q * p.DilationX;
+        float* oRow = p.O + p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1] + x * p.OutputStrides[2] + item.GroupY * p.OutputStrides[3];
         long oStep = p.DilationY * p.OutputStrides[3];
+        int rowLow = Neighborhood1D.Window(item.FirstRow, item.LengthX, p.KernelX, p.CausalX).Start;
         long valueRowFloats = (long)p.Size.GroupColumns * dvStride, partialFloats = 4L * dvStride;
         for (int quad = 0; quad * 4 < real; quad++)
         {
             int l0 = quad * 4, lastLane = Math.Min(l0 + 3, real - 1);
             int uLow = s.WindowStart[l0], uHigh = s.WindowEnd[lastLane];
             long probabilityOffset = (long)(uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
+            // Each key row's P V into its own partial rows, then their sum into O.
             for (int m = 0; m < segments; m++)
             {
                 float* probabilities = scores + m * segmentFloats + probabilityOffset;
@@ -341,133 +291,23 @@ internal static unsafe class NeighborhoodBanded2D
                 float* target = s.Partial + m * partialFloats;
                 int e = 0;
                 for (; e + 64 <= dvStride; e += 64)
-                    Neighborhood1D.AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, inverse + l0, target + e, dvStride);
+                    Neighborhood1D.AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, dvStride);
                 switch ((dvStride - e) / 16)
                 {
-                    case 3: Neighborhood1D.AccumulateQuad<Three>(probabilities, values + e, uHigh - uLow, dvStride, inverse + l0, target + e, dvStride); break;
-                    case 2: Neighborhood1D.AccumulateQuad<Two>(probabilities, values + e, uHigh - uLow, dvStride, inverse + l0, target + e, dvStride); break;
-                    case 1: Neighborhood1D.AccumulateQuad<One>(probabilities, values + e, uHigh - uLow, dvStride, inverse + l0, target + e, dvStride); break;
+                    case 3: Neighborhood1D.AccumulateQuad<Three>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, dvStride); break;
+                    case 2: Neighborhood1D.AccumulateQuad<Two>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, dvStride); break;
+                    case 1: Neighborhood1D.AccumulateQuad<One>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, dvStride); break;
                 }
             }
             for (int l = l0; l <= lastLane; l++)
                 SumPartials(s.Partial + (long)(l - l0) * dvStride, segments, partialFloats, dv, oRow + (i0 + l) * oStep);
         }
-    }
-
-    /// <summary>
-    /// P V of the blocks of query rows q (A) and q + 1 (B, when <paramref name="two"/>) at the same columns, Dv up to 32:
-    /// per quad of lanes, one pass over the key rows of both windows (a row outside one block's window reads zero
-    /// probabilities for it), each value row loaded once for the 8 queries (<see cref="AccumulateRowPair{TVectors}"/>).
-    /// </summary>
-    private static void AccumulateRows(Plan p, in ScratchLayout s, Item item, int head, int q, bool two, int xsA, int xeA, int xsB, int xeB, int rowLow,
-        int i0, int real, int jLow, int diagonals, int d0, float* scoresA, float* scoresB)
-    {
-        int dv = p.ValueDim, dvStride = p.Size.ValueStride;
-        long segmentFloats = (long)(diagonals + ZeroRows) * Lanes;
-        float* oRowA = OutputRow(p, item, head, q), oRowB = two ? OutputRow(p, item, head, q + 1) : null;
-        long oStep = p.DilationY * p.OutputStrides[3];
-        long valueRowFloats = (long)p.Size.GroupColumns * dvStride;
-        int rLow = two ? Math.Min(xsA, xsB) : xsA, rHigh = two ? Math.Max(xeA, xeB) : xeA;
-        bool direct = dv == dvStride;
-        for (int quad = 0; quad * 4 < real; quad++)
+        if (p.Lse != null)
         {
-            int l0 = quad * 4, lastLane = Math.Min(l0 + 3, real - 1);
-            int uLow = s.WindowStart[l0], uHigh = s.WindowEnd[lastLane];
-            long probabilityOffset = (long)(uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
-            float* zeros = s.ZeroSegment + ZeroRows * Lanes + probabilityOffset;
-            for (int r = rLow; r < rHigh; r++)
-            {
-                int k = r - rLow;
-                s.SegmentA[k] = r >= xsA && r < xeA ? scoresA + (r - xsA) * segmentFloats + probabilityOffset : zeros;
-                s.SegmentB[k] = two && r >= xsB && r < xeB ? scoresB + (r - xsB) * segmentFloats + probabilityOffset : zeros;
-                s.SegmentValues[k] = s.Values + (r - rowLow) * valueRowFloats + (long)uLow * dvStride;
-            }
-            bool full = direct && lastLane == l0 + 3;
-            float* targetA = full ? oRowA + (i0 + l0) * oStep : s.Partial, targetB = full && two ? oRowB + (i0 + l0) * oStep : s.Partial + 4L * dvStride;
-            long targetStride = full ? oStep : dvStride;
-            if (dvStride == 32)
-                AccumulateRowPair<Two>(s.SegmentA, s.SegmentB, s.SegmentValues, rHigh - rLow, uHigh - uLow, dvStride, s.Inverse + l0, s.Inverse + Lanes + l0, targetA, targetB, targetStride);
-            else
-                AccumulateRowPair<One>(s.SegmentA, s.SegmentB, s.SegmentValues, rHigh - rLow, uHigh - uLow, dvStride, s.Inverse + l0, s.Inverse + Lanes + l0, targetA, targetB, targetStride);
-            if (!full)
-                for (int l = l0; l <= lastLane; l++)
-                {
-                    float* a = s.Partial + (long)(l - l0) * dvStride, b = s.Partial + (4L + l - l0) * dvStride;
-                    for (int e = 0; e < dv; e++) oRowA[(i0 + l) * oStep + e] = a[e];
-                    if (two)
-                        for (int e = 0; e < dv; e++) oRowB[(i0 + l) * oStep + e] = b[e];
-                }
+            var lse = (max + Neighborhood1D.Log2(sum)) * Vector512.Create(MathConstants.Ln2);
+            float* lRow = p.Lse + p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1] + x * p.LseStrides[2] + item.GroupY * p.LseStrides[3];
+            for (int l = 0; l < real; l++) lRow[(i0 + l) * p.DilationY * p.LseStrides[3]] = lse.GetElement(l);
         }
-    }
-
-    /// <summary>
-    /// Row-form P V of 4 lanes of two blocks over <paramref name="segments"/> key rows of <paramref name="rows"/> value
-    /// rows each: lane m's probabilities for row r of segment k are at <c>a[k][r * 16 - 15 m]</c> (block A) and
-    /// <c>b[k][r * 16 - 15 m]</c> (block B), the value row at <c>values[k] + r * valueStride</c>; one value load feeds 8
-    /// queries. Writes <c>inverse * sum</c> for <typeparamref name="TVectors"/> (1 or 2) vectors to
-    /// <c>targetA/B + m * targetStride</c>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateRowPair<TVectors>(float** a, float** b, float** values, int segments, int rows, int valueStride, float* inverseA, float* inverseB,
-        float* targetA, float* targetB, long targetStride) where TVectors : struct, IConstant
-    {
-        bool two = TVectors.Value == 2;
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, e0 = default, e1 = default, e2 = default, e3 = default;
-        for (int k = 0; k < segments; k++)
-        {
-            float* pa = a[k], pb = b[k], v = values[k];
-            for (int r = 0; r < rows; r++, pa += Lanes, pb += Lanes, v += valueStride)
-            {
-                var x = Vector512.Load(v);
-                var y = two ? Vector512.Load(v + 16) : default;
-                var w = Vector512.Create(pa[0]);
-                a0 = Avx512F.FusedMultiplyAdd(x, w, a0);
-                if (two) c0 = Avx512F.FusedMultiplyAdd(y, w, c0);
-                w = Vector512.Create(pa[-15]);
-                a1 = Avx512F.FusedMultiplyAdd(x, w, a1);
-                if (two) c1 = Avx512F.FusedMultiplyAdd(y, w, c1);
-                w = Vector512.Create(pa[-30]);
-                a2 = Avx512F.FusedMultiplyAdd(x, w, a2);
-                if (two) c2 = Avx512F.FusedMultiplyAdd(y, w, c2);
-                w = Vector512.Create(pa[-45]);
-                a3 = Avx512F.FusedMultiplyAdd(x, w, a3);
-                if (two) c3 = Avx512F.FusedMultiplyAdd(y, w, c3);
-                w = Vector512.Create(pb[0]);
-                b0 = Avx512F.FusedMultiplyAdd(x, w, b0);
-                if (two) e0 = Avx512F.FusedMultiplyAdd(y, w, e0);
-                w = Vector512.Create(pb[-15]);
-                b1 = Avx512F.FusedMultiplyAdd(x, w, b1);
-                if (two) e1 = Avx512F.FusedMultiplyAdd(y, w, e1);
-                w = Vector512.Create(pb[-30]);
-                b2 = Avx512F.FusedMultiplyAdd(x, w, b2);
-                if (two) e2 = Avx512F.FusedMultiplyAdd(y, w, e2);
-                w = Vector512.Create(pb[-45]);
-                b3 = Avx512F.FusedMultiplyAdd(x, w, b3);
-                if (two) e3 = Avx512F.FusedMultiplyAdd(y, w, e3);
-            }
-        }
-        float* t = targetA;
-        (a0 * Vector512.Create(inverseA[0])).Store(t);
-        (a1 * Vector512.Create(inverseA[1])).Store(t + targetStride);
-        (a2 * Vector512.Create(inverseA[2])).Store(t + 2 * targetStride);
-        (a3 * Vector512.Create(inverseA[3])).Store(t + 3 * targetStride);
-        t = targetB;
-        (b0 * Vector512.Create(inverseB[0])).Store(t);
-        (b1 * Vector512.Create(inverseB[1])).Store(t + targetStride);
-        (b2 * Vector512.Create(inverseB[2])).Store(t + 2 * targetStride);
-        (b3 * Vector512.Create(inverseB[3])).Store(t + 3 * targetStride);
-        if (!two) return;
-        t = targetA + 16;
-        (c0 * Vector512.Create(inverseA[0])).Store(t);
-        (c1 * Vector512.Create(inverseA[1])).Store(t + targetStride);
-        (c2 * Vector512.Create(inverseA[2])).Store(t + 2 * targetStride);
-        (c3 * Vector512.Create(inverseA[3])).Store(t + 3 * targetStride);
-        t = targetB + 16;
-        (e0 * Vector512.Create(inverseB[0])).Store(t);
-        (e1 * Vector512.Create(inverseB[1])).Store(t + targetStride);
-        (e2 * Vector512.Create(inverseB[2])).Store(t + 2 * targetStride);
-        (e3 * Vector512.Create(inverseB[3])).Store(t + 3 * targetStride);
     }
 
     /// <summary><c>target[e] = sum_m partial[m * step + e]</c> for <paramref name="dv"/> elements.</summary>
@@ -494,28 +334,20 @@ internal static unsafe class NeighborhoodBanded2D
     /// the others <c>2^(s - max)</c>; returns the lanes' max and sum.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static (Vector512<float> Max, Vector512<float> Sum) MaskedSoftmax(float* scores, int segments, long segmentFloats, int rows, int jLow, int* start, int* end,
-        float* mask)
+    private static (Vector512<float> Max, Vector512<float> Sum) MaskedSoftmax(float* scores, int segments, long segmentFloats, int rows, int jLow, int* start, int* end)
     {
-        // The mask as one additive row per diagonal (0 inside a lane's diagonals, -inf outside), the same in every segment.
         var low = Vector512.ConvertToSingle(Vector512.Load(start) - Vector512.Create(jLow));
         var high = Vector512.ConvertToSingle(Vector512.Load(end) - Vector512.Create(jLow));
         var minusInfinity = Vector512.Create(float.NegativeInfinity);
-        for (int t = 0; t < rows; t++)
-        {
-            var index = Vector512.Create((float)t);
-            Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(index, low) & Vector512.LessThan(index, high), Vector512<float>.Zero, minusInfinity)
-                .Store(mask + t * Lanes);
-        }
         var max = minusInfinity;
         for (int m = 0; m < segments; m++)
         {
             float* segment = scores + m * segmentFloats;
             for (int t = 0; t < rows; t++)
             {
-                var x = Vector512.Load(segment + t * Lanes) + Vector512.Load(mask + t * Lanes);
-                x.Store(segment + t * Lanes);
-                max = Vector512.Max(max, x);
+                var index = Vector512.Create((float)t);
+                max = Vector512.Max(max, Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(index, low) & Vector512.LessThan(index, high),
+                    Vector512.Load(segment + t * Lanes), minusInfinity));
             }
         }
         var sum = Vector512<float>.Zero;
@@ -524,8 +356,11 @@ internal static unsafe class NeighborhoodBanded2D
             float* segment = scores + m * segmentFloats;
             for (int t = 0; t < rows; t++)
             {
-                var e = Simd512.Exp2NonPositive(Vector512.Load(segment + t * Lanes) - max);
-                e.Store(segment + t * Lanes);
+                var index = Vector512.Create((float)t);
+                var keep = Vector512.GreaterThanOrEqual(index, low) & Vector512.LessThan(index, high);
+                var e = Vector512.ConditionalSelect(keep, Simd512.Exp2NonPositive(Vector512.Min(Vector512.Load(segment + t * Lanes) - max, Vector512<float>.Zero)),
+                    Vector512<float>.Zero);
+                Vector512.Store(e, segment + t * Lanes);
                 sum += e;
             }
         }
@@ -631,9 +466,7 @@ internal static unsafe class NeighborhoodBanded2D
     /// <summary>Carves one worker's scratch into an item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
-        public readonly float* KeysT, Values, QueryT, QueryT2, Scores, Partial, Zeros, Inverse, Mask, ZeroSegment;
-        /// <summary>Per key row of a pair's windows: block A's and B's probabilities and the value rows (<see cref="AccumulateRows"/>).</summary>
-        public readonly float** SegmentA, SegmentB, SegmentValues;
+        public readonly float* KeysT, Values, QueryT, QueryT2, Scores, Partial, Zeros, Inverse;
         /// <summary>Floats per block's score buffer (two: the blocks of two query rows).</summary>
         public readonly long ScoreBlockFloats;
         public readonly int* WindowStart, WindowEnd, DiagonalStart, DiagonalEnd;
@@ -650,25 +483,16 @@ internal static unsafe class NeighborhoodBanded2D
             // Per key row a segment of the block's diagonals and the zero rows after it, and zero rows before the first.
             ScoreBlockFloats = (ZeroRows + (long)kernelX * (size.MaxDiagonals + ZeroRows)) * Lanes;
             Scores = CpuScratch.Take(ref next, 2 * ScoreBlockFloats);
-            Partial = CpuScratch.Take(ref next, Math.Max(kernelX, 2) * 4L * size.ValueStride);
+            Partial = CpuScratch.Take(ref next, (long)kernelX * 4 * size.ValueStride);
             Zeros = CpuScratch.Take(ref next, Math.Max(headDim, Lanes));
-            Inverse = CpuScratch.Take(ref next, 2 * Lanes);
-            ZeroSegment = CpuScratch.Take(ref next, (size.MaxDiagonals + 3L * ZeroRows) * Lanes);
-            SegmentA = (float**)CpuScratch.Take(ref next, 2L * (kernelX + 1));
-            SegmentB = (float**)CpuScratch.Take(ref next, 2L * (kernelX + 1));
-            SegmentValues = (float**)CpuScratch.Take(ref next, 2L * (kernelX + 1));
-            Mask = CpuScratch.Take(ref next, (long)size.MaxDiagonals * Lanes);
+            Inverse = CpuScratch.Take(ref next, Lanes);
             WindowStart = (int*)CpuScratch.Take(ref next, Lanes);
             WindowEnd = (int*)CpuScratch.Take(ref next, Lanes);
             DiagonalStart = (int*)CpuScratch.Take(ref next, Lanes);
             DiagonalEnd = (int*)CpuScratch.Take(ref next, Lanes);
             Rows = (float**)CpuScratch.Take(ref next, 2L * Lanes);
             _end = next;
-            if (scratch != null)
-            {
-                new Span<float>(Zeros, Math.Max(headDim, Lanes)).Clear();
-                new Span<float>(ZeroSegment, (size.MaxDiagonals + 3 * ZeroRows) * Lanes).Clear();
-            }
+            if (scratch != null) new Span<float>(Zeros, Math.Max(headDim, Lanes)).Clear();
         }
 
         /// <summary>The floats the layout needs, measured by laying it out from address 0.</summary>
