@@ -42,8 +42,6 @@ internal static unsafe class CpuNeighborhood
         if (TryRunDense(problem, query, key, value, output, logSumExp, threads, vectorBits)) return;
         // 1-D, float32, unit element stride, 512-bit vectors: the banded kernel (it declines everything else).
         if (Neighborhood1D.TryRun(problem, query, key, value, output, logSumExp, threads, vectorBits ?? CpuFeatures.VectorBits)) return;
-        // 2-D, float32, unit element stride, stride 1, 512-bit vectors: the banded kernel over key rows (it declines everything else).
-        if (NeighborhoodBanded2D.TryRun(problem, query, key, value, output, logSumExp, threads, vectorBits ?? CpuFeatures.VectorBits)) return;
         switch (vectorBits ?? CpuFeatures.VectorBits)
         {
             case 512 when Vector512.IsHardwareAccelerated: Run<Simd512, Vector512<float>>(problem, query, key, value, output, logSumExp, threads); break;

@@ -37,11 +37,11 @@ internal static unsafe class Neighborhood1D
     /// <summary>Queries of one dilation group per work item.</summary>
     private const int ChunkQueries = 256;
     /// <summary>Lanes of a block: the queries whose diagonals are computed together.</summary>
-    internal const int Lanes = 16;
+    private const int Lanes = 16;
     /// <summary>Zero key columns before the first key of an item's transposed keys (unaligned loads of border lanes reach up to 15 before).</summary>
-    internal const int LeftPad = 16;
+    private const int LeftPad = 16;
     /// <summary>Zero score rows before and after a block's diagonals, read by the P V quads (their lanes' windows differ by up to 3 rows).</summary>
-    internal const int ZeroRows = 4;
+    private const int ZeroRows = 4;
 
     /// <summary>
     /// Calls this path ran on the calling thread (a test hook: the properties check that their 1-D cases of its shapes
@@ -97,7 +97,7 @@ internal static unsafe class Neighborhood1D
 
     /// <summary>The window <c>[start, end)</c> of query <paramref name="i"/> of a group of <paramref name="length"/> positions (group coordinates, stride 1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static (int Start, int End) Window(int i, int length, int kernel, bool causal)
+    private static (int Start, int End) Window(int i, int length, int kernel, bool causal)
     {
         if (causal) return (Math.Max(i - kernel + 1, 0), i + 1);
         int start = Math.Clamp(i - kernel / 2, 0, length - kernel);
@@ -287,7 +287,7 @@ internal static unsafe class Neighborhood1D
     /// <c>[i + d0, i + d0 + k)</c>, unclamped.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool Interior(int i0, int real, int length, int kernel, bool causal) =>
+    private static bool Interior(int i0, int real, int length, int kernel, bool causal) =>
         real == Lanes && (causal ? i0 - kernel + 1 >= 0 : i0 - kernel / 2 >= 0 && i0 + Lanes - 1 - kernel / 2 + kernel <= length);
 
     /// <summary>The union of the diagonal ranges <c>[jLow, jHigh)</c> of the 16 queries from <paramref name="i0"/> (all real).</summary>
@@ -333,7 +333,7 @@ internal static unsafe class Neighborhood1D
 
     /// <summary>Eight diagonals of two blocks from one load each: <c>a[t] += qa * k[t]</c>, <c>b[t] += qb * k[t]</c>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static void Pair8(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
+    private static void Pair8(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
@@ -367,7 +367,7 @@ internal static unsafe class Neighborhood1D
 
     /// <summary>Four diagonals of two blocks, as <see cref="Pair8"/>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static void Pair4(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
+    private static void Pair4(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
@@ -451,7 +451,7 @@ internal static unsafe class Neighborhood1D
 
     /// <summary>Prefetches the cache lines of <paramref name="floats"/> floats from <paramref name="row"/> into L1 (into L2 with <paramref name="l2"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Prefetch(float* row, int floats, bool l2 = false)
+    private static void Prefetch(float* row, int floats, bool l2 = false)
     {
         if (l2)
         {
@@ -464,7 +464,7 @@ internal static unsafe class Neighborhood1D
     }
 
     /// <summary>log2 per lane (the LSE of a block; 16 scalar logs).</summary>
-    internal static Vector512<float> Log2(Vector512<float> x)
+    private static Vector512<float> Log2(Vector512<float> x)
     {
         float* v = stackalloc float[Lanes];
         x.Store(v);
@@ -506,7 +506,7 @@ internal static unsafe class Neighborhood1D
     /// unaligned load per multiply-add, the query vector reused by the twelve.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static void Diagonals12(float* queryT, float* keyT, long rowLength, int headDim, float* scores)
+    private static void Diagonals12(float* queryT, float* keyT, long rowLength, int headDim, float* scores)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
         Vector512<float> a6 = default, a7 = default, a8 = default, a9 = default, a10 = default, a11 = default;
@@ -534,7 +534,7 @@ internal static unsafe class Neighborhood1D
 
     /// <summary>Four diagonals of a block, as <see cref="Diagonals12"/>.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static void Diagonals4(float* queryT, float* keyT, long rowLength, int headDim, float* scores)
+    private static void Diagonals4(float* queryT, float* keyT, long rowLength, int headDim, float* scores)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         float* k = keyT;
@@ -556,7 +556,7 @@ internal static unsafe class Neighborhood1D
     /// to <c>target + m * targetStride</c>.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static void AccumulateQuad<TVectors>(float* probabilities, float* values, int rows, int valueStride, float* inverse, float* target, long targetStride)
+    private static void AccumulateQuad<TVectors>(float* probabilities, float* values, int rows, int valueStride, float* inverse, float* target, long targetStride)
         where TVectors : struct, IConstant
     {
         int n = TVectors.Value;
