@@ -66,16 +66,18 @@ internal static unsafe class Neighborhood1D
         using var vPin = value.Storage!.Pin();
         using var oPin = output.Storage!.Pin();
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
-        var plan = new Plan(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
-            (float*)lPin.Pointer);
+        // The thread's idle plan, refilled: a steady stream of calls allocates nothing (its arrays are kept and grow only).
+        var plan = Plan.Rent();
         try
         {
+            plan.Reset(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
+                (float*)lPin.Pointer);
             plan.WritePaddingRows();
-            CpuWorkers.Run(plan, threads, plan.Items.Length, Work);
+            CpuWorkers.Run(plan, threads, plan.ItemCount, Work);
         }
         finally
         {
-            plan.Release();
+            plan.Return();
         }
         CallsOnThisThread++;
         return true;
@@ -86,11 +88,11 @@ internal static unsafe class Neighborhood1D
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
         int item = Interlocked.Increment(ref plan.NextItem) - 1;
-        while (item < plan.Items.Length)
+        while (item < plan.ItemCount)
         {
             // The next item is claimed ahead, so that its keys and values (from memory) are prefetched while this one computes.
             int next = Interlocked.Increment(ref plan.NextItem) - 1;
-            RunItem(plan, plan.Items[item], scratch, next < plan.Items.Length ? plan.Items[next] : null);
+            RunItem(plan, plan.Items[item], scratch, next < plan.ItemCount ? plan.Items[next] : null);
             item = next;
         }
     }
@@ -606,31 +608,51 @@ internal static unsafe class Neighborhood1D
     /// <summary>One work item: a run of queries of one dilation group of one (sample, key/value head).</summary>
     private readonly record struct Item(int Batch, int KeyValueHead, int Group, int GroupLength, int First, int Count);
 
-    /// <summary>Sizes, pointers and strides of one call, and its items; shared read-only by the workers (plus the item counter).</summary>
+    /// <summary>
+    /// Sizes, pointers and strides of one call, and its items; shared read-only by the workers (plus the item counter).
+    /// One idle plan per thread (<see cref="ThreadIdle{T}"/>) is refilled by <see cref="Reset"/> for each call, its arrays
+    /// (strides, items, bias, extents) kept and grown only, so that steady-state calls allocate nothing.
+    /// </summary>
     private sealed class Plan
     {
-        public readonly int Kernel, Dilation, GroupSize, HeadDim, ValueDim, ValueStride, Length, Batch, QueryHeads;
-        public readonly bool Causal;
-        public readonly float Log2Scale;
-        public readonly float* Q, K, V, O, Lse;
-        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
-        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides;
-        public readonly long QuerySpatial, OutputSpatial, LseSpatial;
+        public int Kernel, Dilation, GroupSize, HeadDim, ValueDim, ValueStride, Length, Batch, QueryHeads;
+        public bool Causal;
+        public float Log2Scale;
+        public float* Q, K, V, O, Lse;
+        public long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
+        /// <summary>Strides of <c>[B, H, X, D]</c> (LSE: <c>[B, H, X]</c>, zeros without one).</summary>
+        public readonly long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
+        public long QuerySpatial, OutputSpatial, LseSpatial;
         /// <summary>O rows take whole vectors (Dv a multiple of 16): P V writes them directly.</summary>
-        public readonly bool OutputRowsWide;
+        public bool OutputRowsWide;
         /// <summary>Floats per row of an item's transposed keys.</summary>
-        public readonly long KeyRowLength;
-        public readonly Item[] Items;
-        public readonly long ScratchFloats;
-        /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), pinned; null without one.</summary>
-        public readonly float* Bias;
-        private readonly System.Runtime.InteropServices.GCHandle _biasHandle;
-        private readonly int[] _extent;
+        public long KeyRowLength;
+        /// <summary>The call's items, the first <see cref="ItemCount"/> entries (the array is kept for the next call).</summary>
+        public Item[] Items = [];
+        public int ItemCount;
+        public long ScratchFloats;
+        /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), in <see cref="_bias"/>; null without one.</summary>
+        public float* Bias;
+        /// <summary>Pinned (pinned object heap) storage of <see cref="Bias"/>, kept for the next call.</summary>
+        private float[] _bias = [];
+        private int[] _extent = [];
         public int NextItem;
 
-        public Plan(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+        /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent() => ThreadIdle<Plan>.Rent();
+
+        /// <summary>Keeps the plan for this thread's next call (it holds no reference to the finished call's objects).</summary>
+        public void Return()
+        {
+            Q = K = V = O = Lse = Bias = null;
+            ThreadIdle<Plan>.Return(this);
+        }
+
+        /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
+        public void Reset(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             float* q, float* k, float* v, float* o, float* lse)
         {
+            NextItem = 0;
             Kernel = problem.KernelSize[0];
             Dilation = problem.Dilation[0];
             Causal = problem.Causal[0];
@@ -647,35 +669,62 @@ internal static unsafe class Neighborhood1D
             V = v;
             O = o;
             Lse = lse;
-            (QueryOffset, QueryStrides, QuerySpatial) = (query.Offset, query.Strides.ToArray(), query.Strides[2]);
-            (KeyOffset, KeyStrides) = (key.Offset, key.Strides.ToArray());
-            (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
-            (OutputOffset, OutputStrides, OutputSpatial) = (output.Offset, output.Strides.ToArray(), output.Strides[2]);
-            (LseOffset, LseStrides, LseSpatial) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray(), l.Strides[2]) : (0, new long[3], 0);
+            query.Strides.CopyTo(QueryStrides);
+            key.Strides.CopyTo(KeyStrides);
+            value.Strides.CopyTo(ValueStrides);
+            output.Strides.CopyTo(OutputStrides);
+            (QueryOffset, QuerySpatial) = (query.Offset, query.Strides[2]);
+            KeyOffset = key.Offset;
+            ValueOffset = value.Offset;
+            (OutputOffset, OutputSpatial) = (output.Offset, output.Strides[2]);
+            if (logSumExp is { } l)
+            {
+                l.Strides.CopyTo(LseStrides);
+                (LseOffset, LseSpatial) = (l.Offset, l.Strides[2]);
+            }
+            else
+            {
+                Array.Clear(LseStrides);
+                (LseOffset, LseSpatial) = (0, 0);
+            }
             OutputRowsWide = ValueDim == ValueStride;
+            Bias = null;
             if (problem.Options.RelativePositionBias is { } rpb)
             {
-                var values = rpb.ToDoubleArray();
-                var bias = new float[values.Length];
-                for (int n = 0; n < values.Length; n++) bias[n] = (float)(values[n] * MathConstants.Log2EDouble);
-                _biasHandle = System.Runtime.InteropServices.GCHandle.Alloc(bias, System.Runtime.InteropServices.GCHandleType.Pinned);
-                Bias = (float*)_biasHandle.AddrOfPinnedObject();
+                // float32 [Hq, 2k - 1] on the host (validated), any strides: read in place into the kept buffer.
+                int offsets = 2 * Kernel - 1, count = QueryHeads * offsets;
+                if (_bias.Length < count) _bias = GC.AllocateUninitializedArray<float>(count, pinned: true);
+                using var pin = rpb.Storage!.Pin();
+                float* source = (float*)pin.Pointer + rpb.Offset;
+                long headStride = rpb.Strides[0], offsetStride = rpb.Strides[1];
+                for (int h = 0; h < QueryHeads; h++)
+                    for (int j = 0; j < offsets; j++)
+                        _bias[h * offsets + j] = (float)(source[h * headStride + j * offsetStride] * MathConstants.Log2EDouble);
+                Bias = (float*)Unsafe.AsPointer(ref _bias[0]);
             }
 
-            _extent = new int[Batch];
-            var items = new List<Item>();
+            if (_extent.Length < Batch) _extent = new int[Batch];
+            int itemCount = 0;
             for (int b = 0; b < Batch; b++)
             {
                 int extent = _extent[b] = problem.ValidExtentOf(b, 0);
+                for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                    itemCount += ((extent - g + Dilation - 1) / Dilation + ChunkQueries - 1) / ChunkQueries;
+            }
+            itemCount *= problem.KeyValueHeads;
+            if (Items.Length < itemCount) Items = new Item[itemCount];
+            ItemCount = 0;
+            for (int b = 0; b < Batch; b++)
+            {
+                int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
                     for (int g = 0; g < Math.Min(Dilation, extent); g++)
                     {
                         int groupLength = (extent - g + Dilation - 1) / Dilation;
                         for (int first = 0; first < groupLength; first += ChunkQueries)
-                            items.Add(new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first)));
+                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
                     }
             }
-            Items = [.. items];
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes and 3 rounding diagonals).
             int maxKeys = Math.Min(ChunkQueries + Kernel, Length);
@@ -694,12 +743,6 @@ internal static unsafe class Neighborhood1D
                         for (int e = 0; e < ValueDim; e++) row[e] = 0;
                         if (Lse != null) Lse[LseOffset + b * LseStrides[0] + h * LseStrides[1] + x * LseSpatial] = float.NegativeInfinity;
                     }
-        }
-
-        /// <summary>Releases the pinned bias copy.</summary>
-        public void Release()
-        {
-            if (_biasHandle.IsAllocated) _biasHandle.Free();
         }
     }
 
