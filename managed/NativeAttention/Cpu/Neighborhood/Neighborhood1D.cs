@@ -21,8 +21,11 @@ namespace NativeAttention.Cpu;
 /// <para>Per query head and block of 16 queries (the lanes, query <c>i0 + l</c> in lane l): diagonal j holds key
 /// <c>i0 + l + j + D0</c> in lane l (<c>D0 = -(k/2)</c>, causal <c>-(k-1)</c>), so the scores of one diagonal are
 /// <c>sum_d QT[d][lanes] * KT[d][i0 + j + D0 + lanes]</c>: a vector multiply-add with an unaligned load, no broadcast,
-/// no keys outside the union of the lanes' diagonal ranges (exactly k diagonals inside the grid); two consecutive full
-/// blocks with the same diagonals share the loads of the diagonals they overlap on (<see cref="ScoresPair"/>). The diagonals outside
+/// no keys outside the union of the lanes' diagonal ranges (exactly k diagonals inside the grid). For 17 &lt;= k &lt;= 33
+/// the full interior blocks of an item form a chain: consecutive blocks share the loads of every key column they
+/// overlap on (<see cref="Link"/>; at k 33 a column also serves the block before, <see cref="Pair8Plus1"/>), so only a
+/// run's first and last blocks compute diagonals alone; otherwise two consecutive full blocks with the same diagonals
+/// share the loads of the diagonals they overlap on (<see cref="ScoresPair"/>). The diagonals outside
 /// a lane's window are masked, the relative-position bias is one scalar per diagonal (the offset key - query is
 /// <c>j + D0</c> in every lane), and the softmax runs once over the block's diagonals (all of a query's keys are there).
 /// P V then runs per 4 lanes in row form: each value row of the 4 queries' union of windows is loaded once and
