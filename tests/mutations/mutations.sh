@@ -485,3 +485,9 @@ mutation nbh1d-quad-union-start \
   'Banded 1-D CPU kernel: the P V of a quad of queries starts at its last query'"'"'s window instead of the union'"'"'s (first query'"'"'s) start' \
   'int uLow = windowStart[l0], uHigh = windowEnd[lastLane];' \
   'int uLow = windowStart[lastLane], uHigh = windowEnd[lastLane];'
+
+mutation nbh1d-chain-run-end \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: at k 33 a chain computes diagonal 32 alone for the wrong block at the run end (third-to-last instead of second-to-last: no link to a block after the last gives it)' \
+  'else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(' \
+  'else if (kernel > 2 * Lanes && b == blocks - 3) DiagonalsTail<One>('

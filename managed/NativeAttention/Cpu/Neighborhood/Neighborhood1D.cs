@@ -21,8 +21,11 @@ namespace NativeAttention.Cpu;
 /// <para>Per query head and block of 16 queries (the lanes, query <c>i0 + l</c> in lane l): diagonal j holds key
 /// <c>i0 + l + j + D0</c> in lane l (<c>D0 = -(k/2)</c>, causal <c>-(k-1)</c>), so the scores of one diagonal are
 /// <c>sum_d QT[d][lanes] * KT[d][i0 + j + D0 + lanes]</c>: a vector multiply-add with an unaligned load, no broadcast,
-/// no keys outside the union of the lanes' diagonal ranges (exactly k diagonals inside the grid); two consecutive full
-/// blocks with the same diagonals share the loads of the diagonals they overlap on (<see cref="ScoresPair"/>). The diagonals outside
+/// no keys outside the union of the lanes' diagonal ranges (exactly k diagonals inside the grid). For 17 &lt;= k &lt;= 33
+/// the full interior blocks of an item form a chain: consecutive blocks share the loads of every key column they
+/// overlap on (<see cref="Link"/>; at k 33 a column also serves the block before, <see cref="Pair8Plus1"/>), so only a
+/// run's first and last blocks compute diagonals alone; otherwise two consecutive full blocks with the same diagonals
+/// share the loads of the diagonals they overlap on (<see cref="ScoresPair"/>). The diagonals outside
 /// a lane's window are masked, the relative-position bias is one scalar per diagonal (the offset key - query is
 /// <c>j + D0</c> in every lane), and the softmax runs once over the block's diagonals (all of a query's keys are there).
 /// P V then runs per 4 lanes in row form: each value row of the 4 queries' union of windows is loaded once and
@@ -66,16 +69,18 @@ internal static unsafe class Neighborhood1D
         using var vPin = value.Storage!.Pin();
         using var oPin = output.Storage!.Pin();
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
-        var plan = new Plan(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
-            (float*)lPin.Pointer);
+        // The thread's idle plan, refilled: a steady stream of calls allocates nothing (its arrays are kept and grow only).
+        var plan = Plan.Rent();
         try
         {
+            plan.Reset(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
+                (float*)lPin.Pointer);
             plan.WritePaddingRows();
-            CpuWorkers.Run(plan, threads, plan.Items.Length, Work);
+            CpuWorkers.Run(plan, threads, plan.ItemCount, Work);
         }
         finally
         {
-            plan.Release();
+            plan.Return();
         }
         CallsOnThisThread++;
         return true;
@@ -86,11 +91,11 @@ internal static unsafe class Neighborhood1D
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
         int item = Interlocked.Increment(ref plan.NextItem) - 1;
-        while (item < plan.Items.Length)
+        while (item < plan.ItemCount)
         {
             // The next item is claimed ahead, so that its keys and values (from memory) are prefetched while this one computes.
             int next = Interlocked.Increment(ref plan.NextItem) - 1;
-            RunItem(plan, plan.Items[item], scratch, next < plan.Items.Length ? plan.Items[next] : null);
+            RunItem(plan, plan.Items[item], scratch, next < plan.ItemCount ? plan.Items[next] : null);
             item = next;
         }
     }
@@ -153,6 +158,11 @@ internal static unsafe class Neighborhood1D
         var ahead = new NextItemRows(p, nextItem, item);
         bool pending = false; // this block's scores were computed with the previous block's (a pair)
         int current = 0;
+        // A chain (17 <= k <= 33): a run of full interior blocks [chainStart, chainEnd) whose consecutive blocks share
+        // the key loads of every diagonal they overlap on (see Link); chainLinked: the run's blocks whose first 16
+        // diagonals are computed.
+        bool chains = kernel >= Lanes + 1 && kernel <= 2 * Lanes + 1;
+        int chainStart = 0, chainEnd = 0, chainLinked = 0;
         for (int h = 0; h < p.GroupSize; h++)
         {
             int head = item.KeyValueHead * p.GroupSize + h;
@@ -160,6 +170,7 @@ internal static unsafe class Neighborhood1D
             long oBase = p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1];
             long lBase = p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1];
             float* bias = p.Bias == null ? null : p.Bias + (long)head * (2 * kernel - 1) + kernel - 1 + d0;
+            chainEnd = 0; // runs are per head
             for (int i0 = first; i0 <= last; i0 += Lanes)
             {
                 int real = Math.Min(Lanes, last + 1 - i0);
@@ -196,7 +207,9 @@ internal static unsafe class Neighborhood1D
                     s.DiagonalStart[l] = jLow;
                     s.DiagonalEnd[l] = jLow + 1;
                 }
-                int diagonals = (jHigh - jLow + 3) & ~3;
+                // Exactly the union of the lanes' diagonals (k inside the grid): the kernels take 12, 9, 8 or 4 at a
+                // time and a tail of 1 to 3, so no diagonal is computed only to be masked.
+                int diagonals = jHigh - jLow;
                 // The next block's query rows (in L2 from the previous item's prefetch) into L1.
                 for (int i = i0 + Lanes; i < Math.Min(last + 1, i0 + 2 * Lanes); i++)
                     Prefetch(p.Q + qBase + (long)(group + i * dilation) * p.QuerySpatial, dqk);
@@ -204,7 +217,37 @@ internal static unsafe class Neighborhood1D
                 // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
                 float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
                 float* keyT = s.KeysT + LeftPad + (i0 + d0 + jLow - keyLow);
-                if (!pending)
+                if (chains && !pending && i0 >= chainEnd && Interior(i0, real, length, kernel, causal))
+                {
+                    // A new run: the full interior blocks from here to the item's last one (at least two).
+                    int end = i0 + Lanes;
+                    while (end + Lanes - 1 <= last && Interior(end, Lanes, length, kernel, causal)) end += Lanes;
+                    if (end - i0 >= 2 * Lanes)
+                    {
+                        (chainStart, chainEnd, chainLinked) = (i0, end, 1);
+                        TransposeQueryBlock(p, s, qBase, group, dilation, i0, Lanes, s.ChainQueryT);
+                        DiagonalsRun(s.ChainQueryT, keyT, rowLength, dqk, s.ChainScores + ZeroRows * Lanes, Lanes, ref ahead);
+                    }
+                }
+                if (i0 < chainEnd)
+                {
+                    // Block b of the run keeps its transposed queries and scores in ring slot b % 3; its scores are
+                    // complete once the links to the next one and (k 33) the one after are computed.
+                    int b = (i0 - chainStart) / Lanes, blocks = (chainEnd - chainStart) / Lanes;
+                    scores = ChainScores(s, b);
+                    for (int need = Math.Min(blocks - 1, b + (kernel > 2 * Lanes ? 2 : 1)); chainLinked <= need; chainLinked++)
+                    {
+                        int l = chainLinked;
+                        TransposeQueryBlock(p, s, qBase, group, dilation, chainStart + l * Lanes, Lanes, ChainQueryT(s, l));
+                        ahead.Step();
+                        Link(ChainQueryT(s, l - 1), ChainQueryT(s, l), l >= 2 ? ChainQueryT(s, l - 2) : null, keyT + (l - b) * Lanes, rowLength, dqk, kernel,
+                            ChainScores(s, l - 1), ChainScores(s, l), l >= 2 ? ChainScores(s, l - 2) : null, ref ahead);
+                    }
+                    float* queryT = ChainQueryT(s, b);
+                    if (b == blocks - 1) DiagonalsRun(queryT, keyT + Lanes, rowLength, dqk, scores + Lanes * Lanes, kernel - Lanes, ref ahead);
+                    else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(queryT, keyT + 2 * Lanes, rowLength, dqk, scores + 2 * Lanes * Lanes);
+                }
+                else if (!pending)
                 {
                     TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, s.QueryT);
                     // A full next block with the same diagonals 16 columns on: the two share the key loads of the
@@ -223,7 +266,8 @@ internal static unsafe class Neighborhood1D
                     {
                         int t = 0;
                         for (; t + 12 <= diagonals; t += 12, ahead.Step()) Diagonals12(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
-                        for (; t < diagonals; t += 4) Diagonals4(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                        for (; t + 4 <= diagonals; t += 4) Diagonals4(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                        DiagonalsTail(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes, diagonals - t);
                     }
                 }
                 else pending = false;
@@ -282,6 +326,100 @@ internal static unsafe class Neighborhood1D
         }
     }
 
+    /// <summary>Ring slot <c>b % 3</c> of a chain's transposed queries.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* ChainQueryT(in ScratchLayout s, int b) => s.ChainQueryT + (long)(b % 3) * s.QueryTFloats;
+
+    /// <summary>Ring slot <c>b % 3</c> of a chain's score blocks (row 0, past the zero rows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* ChainScores(in ScratchLayout s, int b) => s.ChainScores + ((b % 3) * s.ScoreBlockFloats + ZeroRows * Lanes);
+
+    /// <summary><paramref name="count"/> diagonals of one block in twelves, fours and a tail.</summary>
+    private static void DiagonalsRun(float* queryT, float* keyT, long rowLength, int headDim, float* scores, int count, ref NextItemRows ahead)
+    {
+        int t = 0;
+        for (; t + 12 <= count; t += 12, ahead.Step()) Diagonals12(queryT, keyT + t, rowLength, headDim, scores + t * Lanes);
+        for (; t + 4 <= count; t += 4) Diagonals4(queryT, keyT + t, rowLength, headDim, scores + t * Lanes);
+        DiagonalsTail(queryT, keyT + t, rowLength, headDim, scores + t * Lanes, count - t);
+    }
+
+    /// <summary>
+    /// The link between consecutive full interior blocks A and B of a chain (17 &lt;= k &lt;= 33): the 16 key columns
+    /// from B's first, <paramref name="keyT"/>, are B's diagonals 0-15 and A's 16 to min(k, 32) - 1 (one load for both
+    /// blocks' multiply-adds), and at k 33 the first of them is also diagonal 32 of the block before A
+    /// (<paramref name="queryC"/>, null for none: then computed alone at the end of the run). Every block but a
+    /// run's first and last then gets all its diagonals from two links, 0.6 loads per multiply-add.
+    /// </summary>
+    private static void Link(float* queryA, float* queryB, float* queryC, float* keyT, long rowLength, int headDim, int kernel, float* scoresA, float* scoresB,
+        float* scoresC, ref NextItemRows ahead)
+    {
+        int shared = Math.Min(kernel, 2 * Lanes) - Lanes;
+        float* a = scoresA + Lanes * Lanes;
+        if (shared == Lanes)
+        {
+            if (kernel > 2 * Lanes && queryC != null) Pair8Plus1(queryA, queryB, queryC, keyT, rowLength, headDim, a, scoresB, scoresC + 2 * Lanes * Lanes);
+            else Pair8(queryA, queryB, keyT, rowLength, headDim, a, scoresB);
+            ahead.Step();
+            Pair8(queryA, queryB, keyT + 8, rowLength, headDim, a + 8 * Lanes, scoresB + 8 * Lanes);
+            ahead.Step();
+            return;
+        }
+        int t = 0;
+        for (; t + 8 <= shared; t += 8, ahead.Step()) Pair8(queryA, queryB, keyT + t, rowLength, headDim, a + t * Lanes, scoresB + t * Lanes);
+        if (t + 4 <= shared)
+        {
+            Pair4(queryA, queryB, keyT + t, rowLength, headDim, a + t * Lanes, scoresB + t * Lanes);
+            t += 4;
+        }
+        switch (shared - t)
+        {
+            case 3: PairTail<Three>(queryA, queryB, keyT + t, rowLength, headDim, a + t * Lanes, scoresB + t * Lanes); break;
+            case 2: PairTail<Two>(queryA, queryB, keyT + t, rowLength, headDim, a + t * Lanes, scoresB + t * Lanes); break;
+            case 1: PairTail<One>(queryA, queryB, keyT + t, rowLength, headDim, a + t * Lanes, scoresB + t * Lanes); break;
+        }
+        // B's diagonals past A's last.
+        DiagonalsRun(queryB, keyT + shared, rowLength, headDim, scoresB + shared * Lanes, Lanes - shared, ref ahead);
+    }
+
+    /// <summary>
+    /// Eight diagonals of two blocks as <see cref="Pair8"/>, and the first column's multiply-add for a third block
+    /// (<c>c += qc * k[0]</c>): a chain link at k 33, where that column is also diagonal 32 of the block before.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Pair8Plus1(float* queryA, float* queryB, float* queryC, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB, float* scoresC)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default, c0 = default;
+        float* k = keyT;
+        for (int d = 0; d < headDim; d++, k += rowLength)
+        {
+            var qa = Vector512.Load(queryA + d * Lanes);
+            var qb = Vector512.Load(queryB + d * Lanes);
+            var qc = Vector512.Load(queryC + d * Lanes);
+            var x = Vector512.Load(k);
+            a0 = Avx512F.FusedMultiplyAdd(qa, x, a0); b0 = Avx512F.FusedMultiplyAdd(qb, x, b0); c0 = Avx512F.FusedMultiplyAdd(qc, x, c0);
+            x = Vector512.Load(k + 1);
+            a1 = Avx512F.FusedMultiplyAdd(qa, x, a1); b1 = Avx512F.FusedMultiplyAdd(qb, x, b1);
+            x = Vector512.Load(k + 2);
+            a2 = Avx512F.FusedMultiplyAdd(qa, x, a2); b2 = Avx512F.FusedMultiplyAdd(qb, x, b2);
+            x = Vector512.Load(k + 3);
+            a3 = Avx512F.FusedMultiplyAdd(qa, x, a3); b3 = Avx512F.FusedMultiplyAdd(qb, x, b3);
+            x = Vector512.Load(k + 4);
+            a4 = Avx512F.FusedMultiplyAdd(qa, x, a4); b4 = Avx512F.FusedMultiplyAdd(qb, x, b4);
+            x = Vector512.Load(k + 5);
+            a5 = Avx512F.FusedMultiplyAdd(qa, x, a5); b5 = Avx512F.FusedMultiplyAdd(qb, x, b5);
+            x = Vector512.Load(k + 6);
+            a6 = Avx512F.FusedMultiplyAdd(qa, x, a6); b6 = Avx512F.FusedMultiplyAdd(qb, x, b6);
+            x = Vector512.Load(k + 7);
+            a7 = Avx512F.FusedMultiplyAdd(qa, x, a7); b7 = Avx512F.FusedMultiplyAdd(qb, x, b7);
+        }
+        a0.Store(scoresA); a1.Store(scoresA + 16); a2.Store(scoresA + 32); a3.Store(scoresA + 48);
+        a4.Store(scoresA + 64); a5.Store(scoresA + 80); a6.Store(scoresA + 96); a7.Store(scoresA + 112);
+        b0.Store(scoresB); b1.Store(scoresB + 16); b2.Store(scoresB + 32); b3.Store(scoresB + 48);
+        b4.Store(scoresB + 64); b5.Store(scoresB + 80); b6.Store(scoresB + 96); b7.Store(scoresB + 112);
+        c0.Store(scoresC);
+    }
+
     /// <summary>
     /// Whether the 16 queries from <paramref name="i0"/> (all real) are away from the borders: every window is
     /// <c>[i + d0, i + d0 + k)</c>, unclamped.
@@ -323,8 +461,24 @@ internal static unsafe class Neighborhood1D
         Diagonals4(queryA, keyT + 12, rowLength, headDim, scoresA + 12 * Lanes);
         ahead.Step();
         int t = Lanes;
-        for (; t + 8 <= diagonals; t += 8, ahead.Step()) Pair8(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
-        if (t < diagonals) Pair4(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
+        // Eights, and nine where one diagonal would be left over (k 33: 16 + 8 + 9); then a four and a tail of 1-3.
+        for (; t + 8 <= diagonals && diagonals - t != 9; t += 8, ahead.Step()) Pair8(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
+        if (diagonals - t == 9)
+        {
+            Pair9(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
+            t += 9;
+        }
+        if (t + 4 <= diagonals)
+        {
+            Pair4(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes);
+            t += 4;
+        }
+        switch (diagonals - t)
+        {
+            case 3: PairTail<Three>(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes); break;
+            case 2: PairTail<Two>(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes); break;
+            case 1: PairTail<One>(queryA, queryB, keyT + t, rowLength, headDim, scoresA + t * Lanes, scoresB + (t - Lanes) * Lanes); break;
+        }
         // B's last 16 diagonals, past A's.
         t = diagonals - Lanes;
         Diagonals12(queryB, keyT + Lanes + t, rowLength, headDim, scoresB + t * Lanes);
@@ -363,6 +517,72 @@ internal static unsafe class Neighborhood1D
         a4.Store(scoresA + 64); a5.Store(scoresA + 80); a6.Store(scoresA + 96); a7.Store(scoresA + 112);
         b0.Store(scoresB); b1.Store(scoresB + 16); b2.Store(scoresB + 32); b3.Store(scoresB + 48);
         b4.Store(scoresB + 64); b5.Store(scoresB + 80); b6.Store(scoresB + 96); b7.Store(scoresB + 112);
+    }
+
+    /// <summary>Nine diagonals of two blocks, as <see cref="Pair8"/> (18 accumulators): a pair's shared range of 17 at k 33 is 8 + 9.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Pair9(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default, a8 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default, b8 = default;
+        float* k = keyT;
+        for (int d = 0; d < headDim; d++, k += rowLength)
+        {
+            var qa = Vector512.Load(queryA + d * Lanes);
+            var qb = Vector512.Load(queryB + d * Lanes);
+            var x = Vector512.Load(k);
+            a0 = Avx512F.FusedMultiplyAdd(qa, x, a0); b0 = Avx512F.FusedMultiplyAdd(qb, x, b0);
+            x = Vector512.Load(k + 1);
+            a1 = Avx512F.FusedMultiplyAdd(qa, x, a1); b1 = Avx512F.FusedMultiplyAdd(qb, x, b1);
+            x = Vector512.Load(k + 2);
+            a2 = Avx512F.FusedMultiplyAdd(qa, x, a2); b2 = Avx512F.FusedMultiplyAdd(qb, x, b2);
+            x = Vector512.Load(k + 3);
+            a3 = Avx512F.FusedMultiplyAdd(qa, x, a3); b3 = Avx512F.FusedMultiplyAdd(qb, x, b3);
+            x = Vector512.Load(k + 4);
+            a4 = Avx512F.FusedMultiplyAdd(qa, x, a4); b4 = Avx512F.FusedMultiplyAdd(qb, x, b4);
+            x = Vector512.Load(k + 5);
+            a5 = Avx512F.FusedMultiplyAdd(qa, x, a5); b5 = Avx512F.FusedMultiplyAdd(qb, x, b5);
+            x = Vector512.Load(k + 6);
+            a6 = Avx512F.FusedMultiplyAdd(qa, x, a6); b6 = Avx512F.FusedMultiplyAdd(qb, x, b6);
+            x = Vector512.Load(k + 7);
+            a7 = Avx512F.FusedMultiplyAdd(qa, x, a7); b7 = Avx512F.FusedMultiplyAdd(qb, x, b7);
+            x = Vector512.Load(k + 8);
+            a8 = Avx512F.FusedMultiplyAdd(qa, x, a8); b8 = Avx512F.FusedMultiplyAdd(qb, x, b8);
+        }
+        a0.Store(scoresA); a1.Store(scoresA + 16); a2.Store(scoresA + 32); a3.Store(scoresA + 48);
+        a4.Store(scoresA + 64); a5.Store(scoresA + 80); a6.Store(scoresA + 96); a7.Store(scoresA + 112); a8.Store(scoresA + 128);
+        b0.Store(scoresB); b1.Store(scoresB + 16); b2.Store(scoresB + 32); b3.Store(scoresB + 48);
+        b4.Store(scoresB + 64); b5.Store(scoresB + 80); b6.Store(scoresB + 96); b7.Store(scoresB + 112); b8.Store(scoresB + 128);
+    }
+
+    /// <summary><typeparamref name="TCount"/> (1 to 3) diagonals of two blocks, as <see cref="Pair8"/>: the tail of a pair's shared range.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void PairTail<TCount>(float* queryA, float* queryB, float* keyT, long rowLength, int headDim, float* scoresA, float* scoresB)
+        where TCount : struct, IConstant
+    {
+        int n = TCount.Value;
+        Vector512<float> a0 = default, a1 = default, a2 = default, b0 = default, b1 = default, b2 = default;
+        float* k = keyT;
+        for (int d = 0; d < headDim; d++, k += rowLength)
+        {
+            var qa = Vector512.Load(queryA + d * Lanes);
+            var qb = Vector512.Load(queryB + d * Lanes);
+            var x = Vector512.Load(k);
+            a0 = Avx512F.FusedMultiplyAdd(qa, x, a0); b0 = Avx512F.FusedMultiplyAdd(qb, x, b0);
+            if (n > 1)
+            {
+                x = Vector512.Load(k + 1);
+                a1 = Avx512F.FusedMultiplyAdd(qa, x, a1); b1 = Avx512F.FusedMultiplyAdd(qb, x, b1);
+            }
+            if (n > 2)
+            {
+                x = Vector512.Load(k + 2);
+                a2 = Avx512F.FusedMultiplyAdd(qa, x, a2); b2 = Avx512F.FusedMultiplyAdd(qb, x, b2);
+            }
+        }
+        a0.Store(scoresA); b0.Store(scoresB);
+        if (n > 1) { a1.Store(scoresA + 16); b1.Store(scoresB + 16); }
+        if (n > 2) { a2.Store(scoresA + 32); b2.Store(scoresB + 32); }
     }
 
     /// <summary>Four diagonals of two blocks, as <see cref="Pair8"/>.</summary>
@@ -463,14 +683,9 @@ internal static unsafe class Neighborhood1D
         Sse.Prefetch0(row + floats - 1);
     }
 
-    /// <summary>log2 per lane (the LSE of a block; 16 scalar logs).</summary>
-    private static Vector512<float> Log2(Vector512<float> x)
-    {
-        float* v = stackalloc float[Lanes];
-        x.Store(v);
-        for (int l = 0; l < Lanes; l++) v[l] = MathF.Log2(v[l]);
-        return Vector512.Load(v);
-    }
+    /// <summary>log2 per lane (the LSE of a block), in vector form (the 16 scalar logs it replaced cost about as much as a block's softmax).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Log2(Vector512<float> x) => Vector512.Log2(x);
 
     /// <summary>
     /// Sets score row t (diagonal <c>jLow + t</c>) of each lane to -inf outside the lane's diagonals
@@ -549,6 +764,36 @@ internal static unsafe class Neighborhood1D
         a0.Store(scores); a1.Store(scores + 16); a2.Store(scores + 32); a3.Store(scores + 48);
     }
 
+    /// <summary><paramref name="count"/> (0 to 3) diagonals of a block, as <see cref="Diagonals12"/>: the tail after the twelves and fours.</summary>
+    private static void DiagonalsTail(float* queryT, float* keyT, long rowLength, int headDim, float* scores, int count)
+    {
+        switch (count)
+        {
+            case 3: DiagonalsTail<Three>(queryT, keyT, rowLength, headDim, scores); break;
+            case 2: DiagonalsTail<Two>(queryT, keyT, rowLength, headDim, scores); break;
+            case 1: DiagonalsTail<One>(queryT, keyT, rowLength, headDim, scores); break;
+        }
+    }
+
+    /// <summary><typeparamref name="TCount"/> (1 to 3) diagonals of a block, as <see cref="Diagonals12"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void DiagonalsTail<TCount>(float* queryT, float* keyT, long rowLength, int headDim, float* scores) where TCount : struct, IConstant
+    {
+        int n = TCount.Value;
+        Vector512<float> a0 = default, a1 = default, a2 = default;
+        float* k = keyT;
+        for (int d = 0; d < headDim; d++, k += rowLength)
+        {
+            var q = Vector512.Load(queryT + d * Lanes);
+            a0 = Avx512F.FusedMultiplyAdd(q, Vector512.Load(k), a0);
+            if (n > 1) a1 = Avx512F.FusedMultiplyAdd(q, Vector512.Load(k + 1), a1);
+            if (n > 2) a2 = Avx512F.FusedMultiplyAdd(q, Vector512.Load(k + 2), a2);
+        }
+        a0.Store(scores);
+        if (n > 1) a1.Store(scores + 16);
+        if (n > 2) a2.Store(scores + 32);
+    }
+
     /// <summary>
     /// P V of four consecutive lanes over <paramref name="rows"/> value rows: lane m's probability for row r is at
     /// <c>probabilities[r * 16 - 15 m]</c> (diagonal r - m relative to lane 0's, column m), the row at
@@ -606,31 +851,51 @@ internal static unsafe class Neighborhood1D
     /// <summary>One work item: a run of queries of one dilation group of one (sample, key/value head).</summary>
     private readonly record struct Item(int Batch, int KeyValueHead, int Group, int GroupLength, int First, int Count);
 
-    /// <summary>Sizes, pointers and strides of one call, and its items; shared read-only by the workers (plus the item counter).</summary>
+    /// <summary>
+    /// Sizes, pointers and strides of one call, and its items; shared read-only by the workers (plus the item counter).
+    /// One idle plan per thread (<see cref="ThreadIdle{T}"/>) is refilled by <see cref="Reset"/> for each call, its arrays
+    /// (strides, items, bias, extents) kept and grown only, so that steady-state calls allocate nothing.
+    /// </summary>
     private sealed class Plan
     {
-        public readonly int Kernel, Dilation, GroupSize, HeadDim, ValueDim, ValueStride, Length, Batch, QueryHeads;
-        public readonly bool Causal;
-        public readonly float Log2Scale;
-        public readonly float* Q, K, V, O, Lse;
-        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
-        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides;
-        public readonly long QuerySpatial, OutputSpatial, LseSpatial;
+        public int Kernel, Dilation, GroupSize, HeadDim, ValueDim, ValueStride, Length, Batch, QueryHeads;
+        public bool Causal;
+        public float Log2Scale;
+        public float* Q, K, V, O, Lse;
+        public long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
+        /// <summary>Strides of <c>[B, H, X, D]</c> (LSE: <c>[B, H, X]</c>, zeros without one).</summary>
+        public readonly long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
+        public long QuerySpatial, OutputSpatial, LseSpatial;
         /// <summary>O rows take whole vectors (Dv a multiple of 16): P V writes them directly.</summary>
-        public readonly bool OutputRowsWide;
+        public bool OutputRowsWide;
         /// <summary>Floats per row of an item's transposed keys.</summary>
-        public readonly long KeyRowLength;
-        public readonly Item[] Items;
-        public readonly long ScratchFloats;
-        /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), pinned; null without one.</summary>
-        public readonly float* Bias;
-        private readonly System.Runtime.InteropServices.GCHandle _biasHandle;
-        private readonly int[] _extent;
+        public long KeyRowLength;
+        /// <summary>The call's items, the first <see cref="ItemCount"/> entries (the array is kept for the next call).</summary>
+        public Item[] Items = [];
+        public int ItemCount;
+        public long ScratchFloats;
+        /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), in <see cref="_bias"/>; null without one.</summary>
+        public float* Bias;
+        /// <summary>Pinned (pinned object heap) storage of <see cref="Bias"/>, kept for the next call.</summary>
+        private float[] _bias = [];
+        private int[] _extent = [];
         public int NextItem;
 
-        public Plan(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+        /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent() => ThreadIdle<Plan>.Rent();
+
+        /// <summary>Keeps the plan for this thread's next call (it holds no reference to the finished call's objects).</summary>
+        public void Return()
+        {
+            Q = K = V = O = Lse = Bias = null;
+            ThreadIdle<Plan>.Return(this);
+        }
+
+        /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
+        public void Reset(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             float* q, float* k, float* v, float* o, float* lse)
         {
+            NextItem = 0;
             Kernel = problem.KernelSize[0];
             Dilation = problem.Dilation[0];
             Causal = problem.Causal[0];
@@ -647,39 +912,69 @@ internal static unsafe class Neighborhood1D
             V = v;
             O = o;
             Lse = lse;
-            (QueryOffset, QueryStrides, QuerySpatial) = (query.Offset, query.Strides.ToArray(), query.Strides[2]);
-            (KeyOffset, KeyStrides) = (key.Offset, key.Strides.ToArray());
-            (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
-            (OutputOffset, OutputStrides, OutputSpatial) = (output.Offset, output.Strides.ToArray(), output.Strides[2]);
-            (LseOffset, LseStrides, LseSpatial) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray(), l.Strides[2]) : (0, new long[3], 0);
+            query.Strides.CopyTo(QueryStrides);
+            key.Strides.CopyTo(KeyStrides);
+            value.Strides.CopyTo(ValueStrides);
+            output.Strides.CopyTo(OutputStrides);
+            (QueryOffset, QuerySpatial) = (query.Offset, query.Strides[2]);
+            KeyOffset = key.Offset;
+            ValueOffset = value.Offset;
+            (OutputOffset, OutputSpatial) = (output.Offset, output.Strides[2]);
+            if (logSumExp is { } l)
+            {
+                l.Strides.CopyTo(LseStrides);
+                (LseOffset, LseSpatial) = (l.Offset, l.Strides[2]);
+            }
+            else
+            {
+                Array.Clear(LseStrides);
+                (LseOffset, LseSpatial) = (0, 0);
+            }
             OutputRowsWide = ValueDim == ValueStride;
+            Bias = null;
             if (problem.Options.RelativePositionBias is { } rpb)
             {
-                var values = rpb.ToDoubleArray();
-                var bias = new float[values.Length];
-                for (int n = 0; n < values.Length; n++) bias[n] = (float)(values[n] * MathConstants.Log2EDouble);
-                _biasHandle = System.Runtime.InteropServices.GCHandle.Alloc(bias, System.Runtime.InteropServices.GCHandleType.Pinned);
-                Bias = (float*)_biasHandle.AddrOfPinnedObject();
+                // float32 [Hq, 2k - 1] on the host (validated), any strides: read in place into the kept buffer.
+                int offsets = 2 * Kernel - 1, count = QueryHeads * offsets;
+                if (_bias.Length < count) _bias = GC.AllocateUninitializedArray<float>(count, pinned: true);
+                using var pin = rpb.Storage!.Pin();
+                float* source = (float*)pin.Pointer + rpb.Offset;
+                long headStride = rpb.Strides[0], offsetStride = rpb.Strides[1];
+                for (int h = 0; h < QueryHeads; h++)
+                    for (int j = 0; j < offsets; j++)
+                        _bias[h * offsets + j] = (float)(source[h * headStride + j * offsetStride] * MathConstants.Log2EDouble);
+                Bias = (float*)Unsafe.AsPointer(ref _bias[0]);
             }
 
-            _extent = new int[Batch];
-            var items = new List<Item>();
+            if (_extent.Length < Batch) _extent = new int[Batch];
+            int itemCount = 0;
             for (int b = 0; b < Batch; b++)
             {
                 int extent = _extent[b] = problem.ValidExtentOf(b, 0);
+                for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                    itemCount += ((extent - g + Dilation - 1) / Dilation + ChunkQueries - 1) / ChunkQueries;
+            }
+            itemCount *= problem.KeyValueHeads;
+            if (Items.Length < itemCount) Items = new Item[itemCount];
+            ItemCount = 0;
+            for (int b = 0; b < Batch; b++)
+            {
+                int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
                     for (int g = 0; g < Math.Min(Dilation, extent); g++)
                     {
                         int groupLength = (extent - g + Dilation - 1) / Dilation;
                         for (int first = 0; first < groupLength; first += ChunkQueries)
-                            items.Add(new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first)));
+                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
                     }
             }
-            Items = [.. items];
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
-            // loads past the last key (up to 15 lanes and 3 rounding diagonals).
+            // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
             int maxKeys = Math.Min(ChunkQueries + Kernel, Length);
             KeyRowLength = ((LeftPad + maxKeys + Lanes + 48) + 15) & ~15;
+            // An odd number of cache lines per row: the Dqk rows a block reads then spread over every L1 set (an even
+            // count, 24 lines at k 33, put all 64 rows on 8 set offsets, 8 rows per set: the L1's whole associativity).
+            if ((KeyRowLength / 16) % 2 == 0) KeyRowLength += 16;
             ScratchFloats = ScratchLayout.Floats(this);
         }
 
@@ -695,18 +990,16 @@ internal static unsafe class Neighborhood1D
                         if (Lse != null) Lse[LseOffset + b * LseStrides[0] + h * LseStrides[1] + x * LseSpatial] = float.NegativeInfinity;
                     }
         }
-
-        /// <summary>Releases the pinned bias copy.</summary>
-        public void Release()
-        {
-            if (_biasHandle.IsAllocated) _biasHandle.Free();
-        }
     }
 
     /// <summary>Carves one worker's scratch into an item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
         public readonly float* KeysT, Values, QueryT, QueryT2, Scores, Output, Zeros, Inverse;
+        /// <summary>A chain's ring of three transposed-query blocks and three score blocks (<see cref="Link"/>).</summary>
+        public readonly float* ChainQueryT, ChainScores;
+        /// <summary>Floats per transposed-query block.</summary>
+        public readonly long QueryTFloats;
         /// <summary>Floats per block's score buffer (two buffers: a pair's second block keeps its scores in the other).</summary>
         public readonly long ScoreBlockFloats;
         public readonly int* WindowStart, WindowEnd, DiagonalStart, DiagonalEnd;
@@ -721,9 +1014,12 @@ internal static unsafe class Neighborhood1D
             Values = CpuScratch.Take(ref next, (long)maxKeys * p.ValueStride);
             QueryT = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             QueryT2 = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
-            // A block's diagonals: at most k + 15 (border lanes), rounded to 4, with zero rows around.
+            // A block's diagonals: at most k + 15 (border lanes), with zero rows around (3 rows more than needed, kept).
             ScoreBlockFloats = (long)(p.Kernel + Lanes + 3 + 2 * ZeroRows) * Lanes;
             Scores = CpuScratch.Take(ref next, 2 * ScoreBlockFloats);
+            QueryTFloats = (long)p.HeadDim * Lanes;
+            ChainQueryT = CpuScratch.Take(ref next, 3 * QueryTFloats);
+            ChainScores = CpuScratch.Take(ref next, 3 * ScoreBlockFloats);
             Output = CpuScratch.Take(ref next, 4L * p.ValueStride);
             Zeros = CpuScratch.Take(ref next, Math.Max(p.HeadDim, Lanes));
             Inverse = CpuScratch.Take(ref next, Lanes);

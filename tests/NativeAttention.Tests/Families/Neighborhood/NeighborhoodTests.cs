@@ -380,6 +380,33 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_OneDimensional_BandedPathShapes_MatchReference() => CheckCases(OneDimensionalCases, count: 40);
 
+    /// <summary>
+    /// 1-D float32 problems whose blocks form chains on the banded CPU path (17 &lt;= k &lt;= 33: runs of full interior
+    /// blocks sharing key loads, links with and without the third block's diagonal 32, runs of two or more blocks
+    /// ending at item and border edges), with causal, dilation, padding, bias, GQA and Dv != Dqk.
+    /// </summary>
+    public static Gen<NeighborhoodCase> ChainCases { get; } =
+        from kernel in Gen.Elements(17, 18, 21, 24, 31, 32, 33, 33, 33)
+        from dilation in Gen.Elements(1, 1, 2, 3)
+        from length in Gen.Choose((kernel + 40) * dilation, 800)
+        from causal in Gen.Elements(false, false, true)
+        from hkv in Gen.Elements(1, 2)
+        from groupSize in Gen.Elements(1, 1, 2)
+        from dqk in Gen.Elements(8, 32, 64)
+        from dvChoice in Gen.Elements(0, 0, 24)
+        from layout in Gen.Elements(NeighborhoodLayout.Contiguous, NeighborhoodLayout.HeadsLast)
+        from seed in Gen.Choose(0, int.MaxValue)
+        from rpb in Gen.Elements(false, true)
+        from padSeed in Gen.Elements<int?>(null, null, 1, 2)
+        select new NeighborhoodCase
+        {
+            Rpb = rpb, PadSeed = padSeed, KeyValueHeads = hkv, GroupSize = groupSize, HeadDim = dqk, ValueDim = dvChoice == 0 ? dqk : dvChoice,
+            Grid = [length], Kernel = [kernel], Dilation = [dilation], Stride = [1], Causal = [causal], Type = ElementType.Float32, Layout = layout, Seed = seed,
+        };
+
+    [SkippableFact]
+    public void Neighborhood_OneDimensional_ChainShapes_MatchReference() => CheckCases(ChainCases, count: 16);
+
     [SkippableFact]
     public void Neighborhood_LargerGrids_MatchReference() =>
         // Grids past one query tile, so that several tiles, border shifts and dilation groups meet.
