@@ -281,11 +281,17 @@ internal static unsafe class NeighborhoodKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MaskBox<TSimd, T>(float* scores, int width, int keyCount, float* coordinates, long coordinateStride, float* start, float* end, long boundStride, int firstAxis)
+        where TSimd : struct, ISimd<T> where T : unmanaged =>
+        MaskBoxColumns<TSimd, T>(scores, width, 0, width, keyCount, coordinates, coordinateStride, start, end, boundStride, firstAxis);
+
+    /// <summary><see cref="MaskBox{TSimd, T}(float*, int, int, float*, long, float*, float*, long, int)"/> on the tile's columns <c>[from, to)</c> only (whole vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MaskBoxColumns<TSimd, T>(float* scores, int width, int from, int to, int keyCount, float* coordinates, long coordinateStride, float* start, float* end, long boundStride, int firstAxis)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
         float* c0 = coordinates, c1 = c0 + coordinateStride, c2 = c1 + coordinateStride;
-        for (int v = 0; v < width; v += w)
+        for (int v = from; v < to; v += w)
         {
             T low0 = TSimd.Load(start + v), high0 = TSimd.Load(end + v);
             T low1 = TSimd.Load(start + boundStride + v), high1 = TSimd.Load(end + boundStride + v);
@@ -299,6 +305,91 @@ internal static unsafe class NeighborhoodKernels
                 TSimd.Store(s, x);
             }
         }
+    }
+
+    /// <summary>
+    /// The visibility table of one vector of 16 columns against a key tile, as <see cref="MaskBox{TSimd, T}(float*, int, int, float*, long, float*, float*, long, int)"/>
+    /// decides it: <c>table[j 16 + l]</c> is all ones where, on each axis a &gt;= <paramref name="firstAxis"/>,
+    /// <c>start_a[l] &lt;= coordinate_a[j] &lt; end_a[l]</c>, else 0 (the same compares, so the same pairs).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BuildMaskTable(uint* table, int keyCount, float* coordinates, long coordinateStride, float* start, float* end, long boundStride, int firstAxis)
+    {
+        float* c0 = coordinates, c1 = c0 + coordinateStride, c2 = c1 + coordinateStride;
+        Vector512<float> low0 = Vector512.Load(start), high0 = Vector512.Load(end);
+        Vector512<float> low1 = Vector512.Load(start + boundStride), high1 = Vector512.Load(end + boundStride);
+        Vector512<float> low2 = Vector512.Load(start + 2 * boundStride), high2 = Vector512.Load(end + 2 * boundStride);
+        for (int j = 0; j < keyCount; j++)
+        {
+            var u2 = Vector512.Create(c2[j]);
+            var visible = Vector512.GreaterThanOrEqual(u2, low2) & Vector512.LessThan(u2, high2);
+            if (firstAxis <= 1)
+            {
+                var u1 = Vector512.Create(c1[j]);
+                visible &= Vector512.GreaterThanOrEqual(u1, low1) & Vector512.LessThan(u1, high1);
+            }
+            if (firstAxis == 0)
+            {
+                var u0 = Vector512.Create(c0[j]);
+                visible &= Vector512.GreaterThanOrEqual(u0, low0) & Vector512.LessThan(u0, high0);
+            }
+            Vector512.Store(visible.AsUInt32(), table + j * 16);
+        }
+    }
+
+    /// <summary>
+    /// The flash online softmax (<see cref="CpuFlashKernels.Softmax{TSimd, T, TGroup}"/>, the same operations in the
+    /// same order) of a four-vector score tile (512-bit vectors, 64 columns) whose mask is read from per-vector tables
+    /// (<see cref="BuildMaskTable"/>, 16 lanes a key): a score is kept where its table entry is all ones, else taken as
+    /// -inf, by a bitwise select in both passes, which gives exactly what the box mask would have stored (NaN included).
+    /// The masked scores are never stored; the probabilities are.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SoftmaxMaskTables(float* scores, int keyCount, uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* max, float* sum, float* alpha)
+    {
+        const int w = 16, width = 64;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        Vector512<float> m0 = negative, m1 = negative, m2 = negative, m3 = negative;
+        float* s = scores;
+        for (int j = 0, o = 0; j < keyCount; j++, s += width, o += w)
+        {
+            m0 = Simd512.Max(m0, Vector512.ConditionalSelect(Vector512.Load(mask0 + o).AsSingle(), Vector512.Load(s), negative));
+            m1 = Simd512.Max(m1, Vector512.ConditionalSelect(Vector512.Load(mask1 + o).AsSingle(), Vector512.Load(s + w), negative));
+            m2 = Simd512.Max(m2, Vector512.ConditionalSelect(Vector512.Load(mask2 + o).AsSingle(), Vector512.Load(s + 2 * w), negative));
+            m3 = Simd512.Max(m3, Vector512.ConditionalSelect(Vector512.Load(mask3 + o).AsSingle(), Vector512.Load(s + 3 * w), negative));
+        }
+        var r0 = Rescale(max, ref m0, sum, alpha);
+        var r1 = Rescale(max + w, ref m1, sum + w, alpha + w);
+        var r2 = Rescale(max + 2 * w, ref m2, sum + 2 * w, alpha + 2 * w);
+        var r3 = Rescale(max + 3 * w, ref m3, sum + 3 * w, alpha + 3 * w);
+        Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0;
+        s = scores;
+        for (int j = 0, o = 0; j < keyCount; j++, s += width, o += w)
+        {
+            var p0 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask0 + o).AsSingle(), Vector512.Load(s), negative) - m0);
+            var p1 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask1 + o).AsSingle(), Vector512.Load(s + w), negative) - m1);
+            var p2 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask2 + o).AsSingle(), Vector512.Load(s + 2 * w), negative) - m2);
+            var p3 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask3 + o).AsSingle(), Vector512.Load(s + 3 * w), negative) - m3);
+            Vector512.Store(p0, s); Vector512.Store(p1, s + w); Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
+            l0 += p0; l1 += p1; l2 += p2; l3 += p3;
+        }
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum), r0, l0), sum);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + w), r1, l1), sum + w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 2 * w), r2, l2), sum + 2 * w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 3 * w), r3, l3), sum + 3 * w);
+    }
+
+    /// <summary>The flash softmax's merge of a tile's column max into the running max (the same operations).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Rescale(float* max, ref Vector512<float> tileMax, float* sum, float* alpha)
+    {
+        var old = Vector512.Load(max);
+        var updated = Simd512.Max(tileMax, old);
+        Vector512.Store(updated, max);
+        tileMax = Simd512.NegativeInfinityToZero(updated);
+        var factor = Simd512.Exp2NonPositive(old - tileMax);
+        Vector512.Store(factor, alpha);
+        return factor;
     }
 
     /// <summary>
