@@ -495,6 +495,20 @@ internal static unsafe class CpuNeighborhood
                 }
                 if (outside) continue;
                 int firstColumn = g * width, firstVector = g * GroupVectors;
+                if (maskTables && !full && p.Bias == null)
+                {
+                    // Mask and max pass in the score block's epilogue, when all four vectors have a kept table.
+                    uint* m0 = FindMaskTable(s, firstColumn, 0, keys, maxColumns, firstAxis), m1 = FindMaskTable(s, firstColumn, 1, keys, maxColumns, firstAxis);
+                    uint* m2 = FindMaskTable(s, firstColumn, 2, keys, maxColumns, firstAxis), m3 = FindMaskTable(s, firstColumn, 3, keys, maxColumns, firstAxis);
+                    if (m0 != null && m1 != null && m2 != null && m3 != null)
+                    {
+                        NeighborhoodKernels.ScoresSkewedMasked(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
+                            s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores, m0, m1, m2, m3, s.TileMax);
+                        PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
+                        NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                        goto values;
+                    }
+                }
                 NeighborhoodKernels.ScoresSkewed<TSimd, T>(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
                     s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
                 PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
@@ -513,6 +527,7 @@ internal static unsafe class CpuNeighborhood
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
                     CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
                 }
+            values:
                 for (int v = 0; v < GroupVectors; v++)
                 {
                     int c = firstColumn + v * w, b = c / boxColumns;
@@ -593,6 +608,20 @@ internal static unsafe class CpuNeighborhood
     /// </summary>
     private static uint* MaskTable(in ScratchLayout s, int firstColumn, int v, int keys, long maxColumns, int firstAxis)
     {
+        uint* table = FindMaskTable(s, firstColumn, v, keys, maxColumns, firstAxis);
+        if (table != null) return table;
+        const int w = 16;
+        NeighborhoodKernels.MaskBoxColumns<Simd512, Vector512<float>>(s.Scores, 4 * w, v * w, (v + 1) * w, keys, s.Coordinates, s.CoordinateStride,
+            s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
+        return s.MaskTables + MaskTableEntries * (long)s.CoordinateStride * w;
+    }
+
+    /// <summary>
+    /// The kept mask table for vector <paramref name="v"/>'s window bounds (see <c>MaskTable</c>), built into a new entry
+    /// if there is none and there is room; null if there is none and no room. Reads no scores.
+    /// </summary>
+    private static uint* FindMaskTable(in ScratchLayout s, int firstColumn, int v, int keys, long maxColumns, int firstAxis)
+    {
         const int w = 16;
         float* start = s.ColumnStart + firstColumn + v * w, end = s.ColumnEnd + firstColumn + v * w;
         int count = s.MaskCount[0];
@@ -619,9 +648,7 @@ internal static unsafe class CpuNeighborhood
             s.MaskCount[0] = count + 1;
             return table;
         }
-        NeighborhoodKernels.MaskBoxColumns<Simd512, Vector512<float>>(s.Scores, 4 * w, v * w, (v + 1) * w, keys, s.Coordinates, s.CoordinateStride,
-            s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
-        return s.MaskTables + MaskTableEntries * tableFloats;
+        return null;
     }
 
     /// <summary>
@@ -1368,6 +1395,8 @@ internal static unsafe class CpuNeighborhood
         public readonly float* MaskBounds;
         /// <summary>Per entry, <see cref="Plan.TileRows"/> x 16 lane masks (<see cref="NeighborhoodKernels.BuildMaskTable"/>); after the entries, a table of all ones.</summary>
         public readonly uint* MaskTables;
+        /// <summary>A score tile's column max (<see cref="NeighborhoodKernels.ScoresSkewedMasked"/>), one group's width.</summary>
+        public readonly float* TileMax;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
         public readonly int CoordinateStride;
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
@@ -1419,6 +1448,7 @@ internal static unsafe class CpuNeighborhood
             MaskCount = (int*)CpuScratch.Take(ref next, 16);
             MaskBounds = CpuScratch.Take(ref next, p.MaskTables ? MaskTableEntries * 6 * 16 : 0);
             MaskTables = (uint*)CpuScratch.Take(ref next, p.MaskTables ? (MaskTableEntries + 1L) * p.TileRows * 16 : 0);
+            TileMax = CpuScratch.Take(ref next, p.GroupWidth);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             NextQueryRows = (long*)CpuScratch.Take(ref next, 2 * columns);

@@ -67,6 +67,104 @@ internal static unsafe class NeighborhoodKernels
     }
 
     /// <summary>
+    /// <see cref="ScoresSkewed{TSimd, T}"/> (512-bit vectors, four keys a block, the same multiply-adds in the same
+    /// order) with the box mask and the softmax's max pass in its epilogue: each score is kept where the vector's mask
+    /// table (<see cref="BuildMaskTable"/>) holds all ones, else set to -inf, stored so, and merged into the vector's
+    /// running max, which is written to <paramref name="tileMax"/> (four vectors) for <see cref="SoftmaxAfterMax"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScoresSkewedMasked(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores,
+        uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* tileMax)
+    {
+        const int w = 16, width = 64;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        Vector512<float> m0 = negative, m1 = negative, m2 = negative, m3 = negative;
+        for (int j = 0; j < keyCount; j += KeyBlock)
+        {
+            long o0 = offsets[j], o1 = offsets[j + 1], o2 = offsets[j + 2], o3 = offsets[j + 3];
+            float* k0 = keys0, k1 = keys1, k2 = keys2, k3 = keys3;
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            float* q = queryT;
+            for (int d = 0; d < headDim; d++, q += width, k0++, k1++, k2++, k3++)
+            {
+                var q0 = Vector512.Load(q);
+                var q1 = Vector512.Load(q + w);
+                var q2 = Vector512.Load(q + 2 * w);
+                var q3 = Vector512.Load(q + 3 * w);
+                a00 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o0]), a00);
+                a01 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o0]), a01);
+                a02 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o0]), a02);
+                a03 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o0]), a03);
+                a10 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o1]), a10);
+                a11 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o1]), a11);
+                a12 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o1]), a12);
+                a13 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o1]), a13);
+                a20 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o2]), a20);
+                a21 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o2]), a21);
+                a22 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o2]), a22);
+                a23 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o2]), a23);
+                a30 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o3]), a30);
+                a31 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o3]), a31);
+                a32 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o3]), a32);
+                a33 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o3]), a33);
+            }
+            float* s = scores + (long)j * width;
+            int t = j * w;
+            m0 = MaskStoreMax(s, a00, mask0 + t, m0, negative); m1 = MaskStoreMax(s + w, a01, mask1 + t, m1, negative);
+            m2 = MaskStoreMax(s + 2 * w, a02, mask2 + t, m2, negative); m3 = MaskStoreMax(s + 3 * w, a03, mask3 + t, m3, negative);
+            m0 = MaskStoreMax(s + width, a10, mask0 + t + w, m0, negative); m1 = MaskStoreMax(s + width + w, a11, mask1 + t + w, m1, negative);
+            m2 = MaskStoreMax(s + width + 2 * w, a12, mask2 + t + w, m2, negative); m3 = MaskStoreMax(s + width + 3 * w, a13, mask3 + t + w, m3, negative);
+            m0 = MaskStoreMax(s + 2 * width, a20, mask0 + t + 2 * w, m0, negative); m1 = MaskStoreMax(s + 2 * width + w, a21, mask1 + t + 2 * w, m1, negative);
+            m2 = MaskStoreMax(s + 2 * width + 2 * w, a22, mask2 + t + 2 * w, m2, negative); m3 = MaskStoreMax(s + 2 * width + 3 * w, a23, mask3 + t + 2 * w, m3, negative);
+            m0 = MaskStoreMax(s + 3 * width, a30, mask0 + t + 3 * w, m0, negative); m1 = MaskStoreMax(s + 3 * width + w, a31, mask1 + t + 3 * w, m1, negative);
+            m2 = MaskStoreMax(s + 3 * width + 2 * w, a32, mask2 + t + 3 * w, m2, negative); m3 = MaskStoreMax(s + 3 * width + 3 * w, a33, mask3 + t + 3 * w, m3, negative);
+        }
+        Vector512.Store(m0, tileMax); Vector512.Store(m1, tileMax + w); Vector512.Store(m2, tileMax + 2 * w); Vector512.Store(m3, tileMax + 3 * w);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> MaskStoreMax(float* s, Vector512<float> score, uint* mask, Vector512<float> max, Vector512<float> negative)
+    {
+        var x = Vector512.ConditionalSelect(Vector512.Load(mask).AsSingle(), score, negative);
+        Vector512.Store(x, s);
+        return Simd512.Max(max, x);
+    }
+
+    /// <summary>
+    /// The rest of the flash online softmax (<see cref="CpuFlashKernels.Softmax{TSimd, T, TGroup}"/>, the same
+    /// operations) of a four-vector tile of masked scores whose column max <see cref="ScoresSkewedMasked"/> wrote to
+    /// <paramref name="tileMax"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SoftmaxAfterMax(float* scores, int keyCount, float* tileMax, float* max, float* sum, float* alpha)
+    {
+        const int w = 16, width = 64;
+        Vector512<float> m0 = Vector512.Load(tileMax), m1 = Vector512.Load(tileMax + w), m2 = Vector512.Load(tileMax + 2 * w), m3 = Vector512.Load(tileMax + 3 * w);
+        var r0 = Rescale(max, ref m0, sum, alpha);
+        var r1 = Rescale(max + w, ref m1, sum + w, alpha + w);
+        var r2 = Rescale(max + 2 * w, ref m2, sum + 2 * w, alpha + 2 * w);
+        var r3 = Rescale(max + 3 * w, ref m3, sum + 3 * w, alpha + 3 * w);
+        Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0;
+        float* s = scores;
+        for (int j = 0; j < keyCount; j++, s += width)
+        {
+            var p0 = Simd512.Exp2NonPositive(Vector512.Load(s) - m0);
+            var p1 = Simd512.Exp2NonPositive(Vector512.Load(s + w) - m1);
+            var p2 = Simd512.Exp2NonPositive(Vector512.Load(s + 2 * w) - m2);
+            var p3 = Simd512.Exp2NonPositive(Vector512.Load(s + 3 * w) - m3);
+            Vector512.Store(p0, s); Vector512.Store(p1, s + w); Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
+            l0 += p0; l1 += p1; l2 += p2; l3 += p3;
+        }
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum), r0, l0), sum);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + w), r1, l1), sum + w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 2 * w), r2, l2), sum + 2 * w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 3 * w), r3, l3), sum + 3 * w);
+    }
+
+    /// <summary>
     /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[offsets[j] ..]</c> for the first
     /// <paramref name="columns"/> columns (rounded up to the register block) of one vector of a four-vector group:
     /// <paramref name="probabilities"/> and <paramref name="alpha"/> point at the vector's first column,
