@@ -71,6 +71,7 @@ internal static unsafe class NeighborhoodKernels
     /// order) with the box mask and the softmax's max pass in its epilogue: each score is kept where the vector's mask
     /// table (<see cref="BuildMaskTable"/>) holds all ones, else set to -inf, stored so, and merged into the vector's
     /// running max, which is written to <paramref name="tileMax"/> (four vectors) for <see cref="SoftmaxAfterMax"/>.
+    /// Bit-identical to the box mask and flash softmax for inputs without NaN (see <c>MaskStoreMax</c>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScoresSkewedMasked(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores,
@@ -130,7 +131,11 @@ internal static unsafe class NeighborhoodKernels
     {
         var x = Vector512.ConditionalSelect(Vector512.Load(mask).AsSingle(), score, negative);
         Vector512.Store(x, s);
-        return Simd512.Max(max, x);
+        // vmaxps (x > max ? x : max), not the NaN-propagating Vector512.Max (vrangeps and two vfixupimmps, three ops on
+        // the FMA pipes for every score vector): equal for every non-NaN score (a max of -0 or +0 gives the same
+        // probabilities and LSE); a NaN score is left out of the max, its own probability is NaN either way, and so
+        // are its column's sum, output and LSE.
+        return Avx512F.Max(x, max);
     }
 
     /// <summary>
