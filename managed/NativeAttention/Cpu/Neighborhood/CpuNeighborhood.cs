@@ -800,11 +800,9 @@ internal static unsafe class CpuNeighborhood
                             (last01 + Vector128.Load(t.LastKey + i2)).Store(s.ColumnEndKey + c);
                             var rows = query01 + Vector256.ShiftLeft(Vector256.Load(t.Query + i2), 2);
                             rows.Store((long*)s.QueryRows + c);
-                            for (int k = 0; k < 4; k++)
-                            {
-                                Prefetch((float*)rows.GetElement(k), dqk, 0);
-                                if (p.OutputRowsWide) Prefetch((float*)p.O + outputOffset.GetElement(k), dv, 1);
-                            }
+                            // Q rows to L1 for the transpose; no O rows: the previous item's next-item prefetch
+                            // (PrefetchRows) already brought them to L2 (all but a worker's first item).
+                            for (int k = 0; k < 4; k++) Prefetch((float*)rows.GetElement(k), dqk, 0);
                             Vector128.Create(float.NegativeInfinity).Store(s.Max + c);
                             Vector128<float>.Zero.Store(s.Sum + c);
                             new Span<float>(s.Output + (long)c * dvStride, 4 * dvStride).Clear();
