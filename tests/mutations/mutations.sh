@@ -466,6 +466,18 @@ mutation nbh-tile-tables-key-first \
   'CPU neighborhood reuses a worker'"'"'s tile tables for the next key tile of the same item (the key leaves out the tile'"'"'s first key)' \
   'bool same = key[0] == 1 && key[1] == k0 && key[2] == real && key[3] == keys;' \
   'bool same = key[0] == 1 && key[2] == real && key[3] == keys;'
+mutation nbh-mask-table-end-bound \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood reuses a kept mask table for a vector whose windows start where the table'"'"'s did but end elsewhere (the lookup compares the start bounds only)' \
+  'same &= Vector512.Load(start + a * maxColumns) == Vector512.Load(bounds + 2 * a * w)
+                    && Vector512.Load(end + a * maxColumns) == Vector512.Load(bounds + (2 * a + 1) * w);' \
+  'same &= Vector512.Load(start + a * maxColumns) == Vector512.Load(bounds + 2 * a * w);'
+
+mutation nbh-mask-table-stale \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood keeps its mask tables when the tile tables are rebuilt for another key box (tables built for the old key coordinates)' \
+  's.MaskCount[0] = 0; // the mask tables are functions of the coordinates too' \
+  '// the mask tables kept across a rebuild of the tile tables'
 # --- CPU neighborhood, banded 1-D kernel (Cpu/Neighborhood/Neighborhood1D.cs)
 
 mutation nbh1d-window-even-kernel \

@@ -32,6 +32,8 @@ internal static unsafe class CpuNeighborhood
 {
     private const int KeyBlock = CpuFlashTiles.KeyBlock;
     private const int GroupVectors = CpuFlashTiles.GroupVectors;
+    /// <summary>Mask tables a worker keeps (<see cref="Plan.MaskTables"/>): at 7 x 7 the interior boxes' and the eight border kinds (clamped low or high on either axis).</summary>
+    private const int MaskTableEntries = 9;
     private const int Axes = 3;
 
     /// <summary>Runs a validated neighborhood problem on <paramref name="threads"/> workers.</summary>
@@ -167,7 +169,10 @@ internal static unsafe class CpuNeighborhood
     private static void Work<TSimd, T>(Plan plan) where TSimd : struct, ISimd<T> where T : unmanaged
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        new ScratchLayout(scratch, plan).TileTables[0] = 0; // the scratch is shared with other calls and plans: no tables yet
+        var layout = new ScratchLayout(scratch, plan);
+        layout.TileTables[0] = 0; // the scratch is shared with other calls and plans: no tables yet
+        layout.MaskCount[0] = 0;
+        if (plan.MaskTables) new Span<uint>(layout.MaskTables + (long)MaskTableEntries * plan.TileRows * 16, plan.TileRows * 16).Fill(uint.MaxValue);
         int item = Interlocked.Increment(ref plan.NextItem) - 1;
         while (item < plan.Items)
         {
@@ -456,6 +461,8 @@ internal static unsafe class CpuNeighborhood
         int tileKeys = windowed ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
+        // One tile per item: the tile tables, and so the mask tables, are kept from item to item.
+        bool maskTables = p.MaskTables && tileKeys >= boxKeys;
         for (int k0 = 0; k0 < boxKeys; k0 += tileKeys)
         {
             int real = Math.Min(tileKeys, boxKeys - k0);
@@ -465,7 +472,10 @@ internal static unsafe class CpuNeighborhood
             // VectorKeys/VectorValues). A worker's items of one dilation group and sample share them, so they are kept
             // in scratch with that whole key (TileTables) and rebuilt only when it changes.
             if (!TileTablesMatch(s, k0, real, keys, extent, keyStrides, valueStrides))
+            {
                 TileCoordinates(s, k0, real, keys, extent, keyStrides, valueStrides);
+                s.MaskCount[0] = 0; // the mask tables are functions of the coordinates too
+            }
             // The tile's bounding box per axis, from its first and last real key (row-major): an axis is exact while
             // every axis before it is constant over the tile, else it is taken whole (a larger box only masks more).
             int last = k0 + real - 1;
@@ -485,16 +495,39 @@ internal static unsafe class CpuNeighborhood
                 }
                 if (outside) continue;
                 int firstColumn = g * width, firstVector = g * GroupVectors;
+                if (maskTables && !full && p.Bias == null)
+                {
+                    // Mask and max pass in the score block's epilogue, when all four vectors have a kept table.
+                    uint* m0 = FindMaskTable(s, firstColumn, 0, keys, maxColumns, firstAxis), m1 = FindMaskTable(s, firstColumn, 1, keys, maxColumns, firstAxis);
+                    uint* m2 = FindMaskTable(s, firstColumn, 2, keys, maxColumns, firstAxis), m3 = FindMaskTable(s, firstColumn, 3, keys, maxColumns, firstAxis);
+                    if (m0 != null && m1 != null && m2 != null && m3 != null)
+                    {
+                        NeighborhoodKernels.ScoresSkewedMasked(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
+                            s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores, m0, m1, m2, m3, s.TileMax);
+                        PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
+                        NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                        goto values;
+                    }
+                }
                 NeighborhoodKernels.ScoresSkewed<TSimd, T>(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
                     s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores);
                 PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
                 if (p.Bias != null)
                     NeighborhoodKernels.AddRelativePositionBias(s.Scores, width, keys, s.Coordinates, s.CoordinateStride, s.BiasTerm + firstColumn, maxColumns,
                         s.BiasHead + firstColumn, width, p.Bias, p.BiasExtent);
-                if (!full)
+                if (full)
+                    CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                else if (maskTables)
+                    NeighborhoodKernels.SoftmaxMaskTables(s.Scores, keys, MaskTable(s, firstColumn, 0, keys, maxColumns, firstAxis),
+                        MaskTable(s, firstColumn, 1, keys, maxColumns, firstAxis), MaskTable(s, firstColumn, 2, keys, maxColumns, firstAxis),
+                        MaskTable(s, firstColumn, 3, keys, maxColumns, firstAxis), s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                else
+                {
                     NeighborhoodKernels.MaskBox<TSimd, T>(s.Scores, width, keys, s.Coordinates, s.CoordinateStride,
                         s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
-                CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                    CpuFlashKernels.Softmax<TSimd, T, Four>(s.Scores, keys, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                }
+            values:
                 for (int v = 0; v < GroupVectors; v++)
                 {
                     int c = firstColumn + v * w, b = c / boxColumns;
@@ -546,10 +579,15 @@ internal static unsafe class CpuNeighborhood
             }
         }
 
-        for (int c = 0; c < columns; c++)
+        // Per box its real columns (no division per column: the divisions measured as a visible share of the loop).
+        for (int b = 0, c = 0, boxEnd = s.BoxColumnCount[0]; b < boxCount; c++)
         {
-            int b = c / boxColumns;
-            if (c % boxColumns >= s.BoxColumnCount[b]) continue;
+            if (c >= boxEnd)
+            {
+                if (++b == boxCount) break;
+                c = b * boxColumns;
+                boxEnd = c + s.BoxColumnCount[b];
+            }
             float sum = s.Sum[c], max = s.Max[c];
             // Every query sees at least one key; the guard only keeps a NaN-free contract like the flash kernel's.
             bool empty = sum == 0;
@@ -564,6 +602,58 @@ internal static unsafe class CpuNeighborhood
             if (p.Lse != null)
                 p.Lse[s.LseOffset[c]] = empty ? float.NegativeInfinity : (max + MathF.Log2(sum)) * MathConstants.Ln2;
         }
+    }
+
+    /// <summary>
+    /// The mask table of vector <paramref name="v"/> of the column group from <paramref name="firstColumn"/> for the
+    /// current tile tables: the kept entry built for the same window bounds (start and end on every axis of its 16
+    /// columns, compared exactly), else a new entry while there is room, else the vector is masked in place by
+    /// <see cref="NeighborhoodKernels.MaskBoxColumns{TSimd, T}"/>
+    /// and gets the table of all ones. Interior boxes (unclamped windows) all have one set of bounds in box coordinates.
+    /// </summary>
+    private static uint* MaskTable(in ScratchLayout s, int firstColumn, int v, int keys, long maxColumns, int firstAxis)
+    {
+        uint* table = FindMaskTable(s, firstColumn, v, keys, maxColumns, firstAxis);
+        if (table != null) return table;
+        const int w = 16;
+        NeighborhoodKernels.MaskBoxColumns<Simd512, Vector512<float>>(s.Scores, 4 * w, v * w, (v + 1) * w, keys, s.Coordinates, s.CoordinateStride,
+            s.ColumnStart + firstColumn, s.ColumnEnd + firstColumn, maxColumns, firstAxis);
+        return s.MaskTables + MaskTableEntries * (long)s.CoordinateStride * w;
+    }
+
+    /// <summary>
+    /// The kept mask table for vector <paramref name="v"/>'s window bounds (see <c>MaskTable</c>), built into a new entry
+    /// if there is none and there is room; null if there is none and no room. Reads no scores.
+    /// </summary>
+    private static uint* FindMaskTable(in ScratchLayout s, int firstColumn, int v, int keys, long maxColumns, int firstAxis)
+    {
+        const int w = 16;
+        float* start = s.ColumnStart + firstColumn + v * w, end = s.ColumnEnd + firstColumn + v * w;
+        int count = s.MaskCount[0];
+        long tableFloats = (long)s.CoordinateStride * w;
+        for (int e = 0; e < count; e++)
+        {
+            float* bounds = s.MaskBounds + e * 6 * w;
+            bool same = true;
+            for (int a = 0; a < Axes; a++)
+                same &= Vector512.Load(start + a * maxColumns) == Vector512.Load(bounds + 2 * a * w)
+                    && Vector512.Load(end + a * maxColumns) == Vector512.Load(bounds + (2 * a + 1) * w);
+            if (same) return s.MaskTables + e * tableFloats;
+        }
+        if (count < MaskTableEntries)
+        {
+            float* bounds = s.MaskBounds + count * 6 * w;
+            for (int a = 0; a < Axes; a++)
+            {
+                Vector512.Store(Vector512.Load(start + a * maxColumns), bounds + 2 * a * w);
+                Vector512.Store(Vector512.Load(end + a * maxColumns), bounds + (2 * a + 1) * w);
+            }
+            uint* table = s.MaskTables + count * tableFloats;
+            NeighborhoodKernels.BuildMaskTable(table, keys, s.Coordinates, s.CoordinateStride, start, end, maxColumns, firstAxis);
+            s.MaskCount[0] = count + 1;
+            return table;
+        }
+        return null;
     }
 
     /// <summary>
@@ -710,11 +800,9 @@ internal static unsafe class CpuNeighborhood
                             (last01 + Vector128.Load(t.LastKey + i2)).Store(s.ColumnEndKey + c);
                             var rows = query01 + Vector256.ShiftLeft(Vector256.Load(t.Query + i2), 2);
                             rows.Store((long*)s.QueryRows + c);
-                            for (int k = 0; k < 4; k++)
-                            {
-                                Prefetch((float*)rows.GetElement(k), dqk, 0);
-                                if (p.OutputRowsWide) Prefetch((float*)p.O + outputOffset.GetElement(k), dv, 1);
-                            }
+                            // Q rows to L1 for the transpose; no O rows: the previous item's next-item prefetch
+                            // (PrefetchRows) already brought them to L2 (all but a worker's first item).
+                            for (int k = 0; k < 4; k++) Prefetch((float*)rows.GetElement(k), dqk, 0);
                             Vector128.Create(float.NegativeInfinity).Store(s.Max + c);
                             Vector128<float>.Zero.Store(s.Sum + c);
                             new Span<float>(s.Output + (long)c * dvStride, 4 * dvStride).Clear();
@@ -1003,6 +1091,12 @@ internal static unsafe class CpuNeighborhood
         /// key tiles hold whole rows of the key box.
         /// </summary>
         public readonly bool WindowValues;
+        /// <summary>
+        /// 512-bit vectors, four a column group: where an item's key box is one tile, the box mask of a vector is read
+        /// from a per-worker table kept for its columns' window bounds (<see cref="MaskTableEntries"/> such tables, see
+        /// <c>MaskTable</c>) and applied inside the softmax (<see cref="NeighborhoodKernels.SoftmaxMaskTables"/>).
+        /// </summary>
+        public readonly bool MaskTables;
         /// <summary>Rows of a score tile: <see cref="KeyTile"/>, or with <see cref="WindowValues"/> up to twice that (a 7 x 7 key box in one tile).</summary>
         public readonly int TileRows;
 
@@ -1072,6 +1166,7 @@ internal static unsafe class CpuNeighborhood
             WindowValues = vectorWidth == 16 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Length[0] == 1 && GroupSize == 1
                 && Box[0] == 1 && Box[1] == 4 && Box[2] == 4 && (ValueStride == 16 || ValueStride == 32);
             TileRows = WindowValues ? 2 * KeyTile : KeyTile;
+            MaskTables = vectorWidth == 16 && GroupWidth == 64 && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
             // An item: as many query boxes as fill one column group, doubled along whichever axis grows the item's union of
             // key boxes least (a compact union: fewer K/V rows per item, read from cache by its four vectors).
             int itemBoxes = Math.Max(1, GroupWidth / BoxColumns);
@@ -1294,6 +1389,17 @@ internal static unsafe class CpuNeighborhood
         /// [4..6] box extent, [7..9] key strides, [10..12] value strides.
         /// </summary>
         public readonly long* TileTables;
+        /// <summary>
+        /// The mask tables (<see cref="Plan.MaskTables"/>): [0] how many of the <see cref="MaskTableEntries"/> entries
+        /// hold a table for the current tile tables (0 whenever those are rebuilt).
+        /// </summary>
+        public readonly int* MaskCount;
+        /// <summary>Per entry, the window bounds it was built for: start and end of the 16 lanes on each of the three axes (96 floats).</summary>
+        public readonly float* MaskBounds;
+        /// <summary>Per entry, <see cref="Plan.TileRows"/> x 16 lane masks (<see cref="NeighborhoodKernels.BuildMaskTable"/>); after the entries, a table of all ones.</summary>
+        public readonly uint* MaskTables;
+        /// <summary>A score tile's column max (<see cref="NeighborhoodKernels.ScoresSkewedMasked"/>), one group's width.</summary>
+        public readonly float* TileMax;
         /// <summary>Floats between the coordinate arrays of the three axes in <see cref="Coordinates"/>.</summary>
         public readonly int CoordinateStride;
         public readonly long* OutputOffset, LseOffset, KeyOffsets, ValueOffsets;
@@ -1342,6 +1448,10 @@ internal static unsafe class CpuNeighborhood
             ColumnFirstKey = (int*)CpuScratch.Take(ref next, columns);
             ColumnEndKey = (int*)CpuScratch.Take(ref next, columns);
             TileTables = (long*)CpuScratch.Take(ref next, 2 * 16);
+            MaskCount = (int*)CpuScratch.Take(ref next, 16);
+            MaskBounds = CpuScratch.Take(ref next, p.MaskTables ? MaskTableEntries * 6 * 16 : 0);
+            MaskTables = (uint*)CpuScratch.Take(ref next, p.MaskTables ? (MaskTableEntries + 1L) * p.TileRows * 16 : 0);
+            TileMax = CpuScratch.Take(ref next, p.GroupWidth);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             LseOffset = (long*)CpuScratch.Take(ref next, 2 * columns);
             NextQueryRows = (long*)CpuScratch.Take(ref next, 2 * columns);

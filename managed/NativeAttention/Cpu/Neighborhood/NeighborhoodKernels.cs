@@ -67,6 +67,109 @@ internal static unsafe class NeighborhoodKernels
     }
 
     /// <summary>
+    /// <see cref="ScoresSkewed{TSimd, T}"/> (512-bit vectors, four keys a block, the same multiply-adds in the same
+    /// order) with the box mask and the softmax's max pass in its epilogue: each score is kept where the vector's mask
+    /// table (<see cref="BuildMaskTable"/>) holds all ones, else set to -inf, stored so, and merged into the vector's
+    /// running max, which is written to <paramref name="tileMax"/> (four vectors) for <see cref="SoftmaxAfterMax"/>.
+    /// Bit-identical to the box mask and flash softmax for inputs without NaN (see <c>MaskStoreMax</c>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ScoresSkewedMasked(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores,
+        uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* tileMax)
+    {
+        const int w = 16, width = 64;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        Vector512<float> m0 = negative, m1 = negative, m2 = negative, m3 = negative;
+        for (int j = 0; j < keyCount; j += KeyBlock)
+        {
+            long o0 = offsets[j], o1 = offsets[j + 1], o2 = offsets[j + 2], o3 = offsets[j + 3];
+            float* k0 = keys0, k1 = keys1, k2 = keys2, k3 = keys3;
+            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+            Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+            Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+            float* q = queryT;
+            for (int d = 0; d < headDim; d++, q += width, k0++, k1++, k2++, k3++)
+            {
+                var q0 = Vector512.Load(q);
+                var q1 = Vector512.Load(q + w);
+                var q2 = Vector512.Load(q + 2 * w);
+                var q3 = Vector512.Load(q + 3 * w);
+                a00 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o0]), a00);
+                a01 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o0]), a01);
+                a02 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o0]), a02);
+                a03 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o0]), a03);
+                a10 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o1]), a10);
+                a11 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o1]), a11);
+                a12 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o1]), a12);
+                a13 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o1]), a13);
+                a20 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o2]), a20);
+                a21 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o2]), a21);
+                a22 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o2]), a22);
+                a23 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o2]), a23);
+                a30 = Simd512.MultiplyAdd(q0, Vector512.Create(k0[o3]), a30);
+                a31 = Simd512.MultiplyAdd(q1, Vector512.Create(k1[o3]), a31);
+                a32 = Simd512.MultiplyAdd(q2, Vector512.Create(k2[o3]), a32);
+                a33 = Simd512.MultiplyAdd(q3, Vector512.Create(k3[o3]), a33);
+            }
+            float* s = scores + (long)j * width;
+            int t = j * w;
+            m0 = MaskStoreMax(s, a00, mask0 + t, m0, negative); m1 = MaskStoreMax(s + w, a01, mask1 + t, m1, negative);
+            m2 = MaskStoreMax(s + 2 * w, a02, mask2 + t, m2, negative); m3 = MaskStoreMax(s + 3 * w, a03, mask3 + t, m3, negative);
+            m0 = MaskStoreMax(s + width, a10, mask0 + t + w, m0, negative); m1 = MaskStoreMax(s + width + w, a11, mask1 + t + w, m1, negative);
+            m2 = MaskStoreMax(s + width + 2 * w, a12, mask2 + t + w, m2, negative); m3 = MaskStoreMax(s + width + 3 * w, a13, mask3 + t + w, m3, negative);
+            m0 = MaskStoreMax(s + 2 * width, a20, mask0 + t + 2 * w, m0, negative); m1 = MaskStoreMax(s + 2 * width + w, a21, mask1 + t + 2 * w, m1, negative);
+            m2 = MaskStoreMax(s + 2 * width + 2 * w, a22, mask2 + t + 2 * w, m2, negative); m3 = MaskStoreMax(s + 2 * width + 3 * w, a23, mask3 + t + 2 * w, m3, negative);
+            m0 = MaskStoreMax(s + 3 * width, a30, mask0 + t + 3 * w, m0, negative); m1 = MaskStoreMax(s + 3 * width + w, a31, mask1 + t + 3 * w, m1, negative);
+            m2 = MaskStoreMax(s + 3 * width + 2 * w, a32, mask2 + t + 3 * w, m2, negative); m3 = MaskStoreMax(s + 3 * width + 3 * w, a33, mask3 + t + 3 * w, m3, negative);
+        }
+        Vector512.Store(m0, tileMax); Vector512.Store(m1, tileMax + w); Vector512.Store(m2, tileMax + 2 * w); Vector512.Store(m3, tileMax + 3 * w);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> MaskStoreMax(float* s, Vector512<float> score, uint* mask, Vector512<float> max, Vector512<float> negative)
+    {
+        var x = Vector512.ConditionalSelect(Vector512.Load(mask).AsSingle(), score, negative);
+        Vector512.Store(x, s);
+        // vmaxps (x > max ? x : max), not the NaN-propagating Vector512.Max (vrangeps and two vfixupimmps, three ops on
+        // the FMA pipes for every score vector): equal for every non-NaN score (a max of -0 or +0 gives the same
+        // probabilities and LSE); a NaN score is left out of the max, its own probability is NaN either way, and so
+        // are its column's sum, output and LSE.
+        return Avx512F.Max(x, max);
+    }
+
+    /// <summary>
+    /// The rest of the flash online softmax (<see cref="CpuFlashKernels.Softmax{TSimd, T, TGroup}"/>, the same
+    /// operations) of a four-vector tile of masked scores whose column max <see cref="ScoresSkewedMasked"/> wrote to
+    /// <paramref name="tileMax"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SoftmaxAfterMax(float* scores, int keyCount, float* tileMax, float* max, float* sum, float* alpha)
+    {
+        const int w = 16, width = 64;
+        Vector512<float> m0 = Vector512.Load(tileMax), m1 = Vector512.Load(tileMax + w), m2 = Vector512.Load(tileMax + 2 * w), m3 = Vector512.Load(tileMax + 3 * w);
+        var r0 = Rescale(max, ref m0, sum, alpha);
+        var r1 = Rescale(max + w, ref m1, sum + w, alpha + w);
+        var r2 = Rescale(max + 2 * w, ref m2, sum + 2 * w, alpha + 2 * w);
+        var r3 = Rescale(max + 3 * w, ref m3, sum + 3 * w, alpha + 3 * w);
+        Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0;
+        float* s = scores;
+        for (int j = 0; j < keyCount; j++, s += width)
+        {
+            var p0 = Simd512.Exp2NonPositive(Vector512.Load(s) - m0);
+            var p1 = Simd512.Exp2NonPositive(Vector512.Load(s + w) - m1);
+            var p2 = Simd512.Exp2NonPositive(Vector512.Load(s + 2 * w) - m2);
+            var p3 = Simd512.Exp2NonPositive(Vector512.Load(s + 3 * w) - m3);
+            Vector512.Store(p0, s); Vector512.Store(p1, s + w); Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
+            l0 += p0; l1 += p1; l2 += p2; l3 += p3;
+        }
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum), r0, l0), sum);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + w), r1, l1), sum + w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 2 * w), r2, l2), sum + 2 * w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 3 * w), r3, l3), sum + 3 * w);
+    }
+
+    /// <summary>
     /// <c>output[c] = alpha[c] * output[c] + sum_j probabilities[j][c] * values[offsets[j] ..]</c> for the first
     /// <paramref name="columns"/> columns (rounded up to the register block) of one vector of a four-vector group:
     /// <paramref name="probabilities"/> and <paramref name="alpha"/> point at the vector's first column,
@@ -281,11 +384,17 @@ internal static unsafe class NeighborhoodKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MaskBox<TSimd, T>(float* scores, int width, int keyCount, float* coordinates, long coordinateStride, float* start, float* end, long boundStride, int firstAxis)
+        where TSimd : struct, ISimd<T> where T : unmanaged =>
+        MaskBoxColumns<TSimd, T>(scores, width, 0, width, keyCount, coordinates, coordinateStride, start, end, boundStride, firstAxis);
+
+    /// <summary><see cref="MaskBox{TSimd, T}(float*, int, int, float*, long, float*, float*, long, int)"/> on the tile's columns <c>[from, to)</c> only (whole vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MaskBoxColumns<TSimd, T>(float* scores, int width, int from, int to, int keyCount, float* coordinates, long coordinateStride, float* start, float* end, long boundStride, int firstAxis)
         where TSimd : struct, ISimd<T> where T : unmanaged
     {
         int w = TSimd.Count;
         float* c0 = coordinates, c1 = c0 + coordinateStride, c2 = c1 + coordinateStride;
-        for (int v = 0; v < width; v += w)
+        for (int v = from; v < to; v += w)
         {
             T low0 = TSimd.Load(start + v), high0 = TSimd.Load(end + v);
             T low1 = TSimd.Load(start + boundStride + v), high1 = TSimd.Load(end + boundStride + v);
@@ -299,6 +408,91 @@ internal static unsafe class NeighborhoodKernels
                 TSimd.Store(s, x);
             }
         }
+    }
+
+    /// <summary>
+    /// The visibility table of one vector of 16 columns against a key tile, as <see cref="MaskBox{TSimd, T}(float*, int, int, float*, long, float*, float*, long, int)"/>
+    /// decides it: <c>table[j 16 + l]</c> is all ones where, on each axis a &gt;= <paramref name="firstAxis"/>,
+    /// <c>start_a[l] &lt;= coordinate_a[j] &lt; end_a[l]</c>, else 0 (the same compares, so the same pairs).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BuildMaskTable(uint* table, int keyCount, float* coordinates, long coordinateStride, float* start, float* end, long boundStride, int firstAxis)
+    {
+        float* c0 = coordinates, c1 = c0 + coordinateStride, c2 = c1 + coordinateStride;
+        Vector512<float> low0 = Vector512.Load(start), high0 = Vector512.Load(end);
+        Vector512<float> low1 = Vector512.Load(start + boundStride), high1 = Vector512.Load(end + boundStride);
+        Vector512<float> low2 = Vector512.Load(start + 2 * boundStride), high2 = Vector512.Load(end + 2 * boundStride);
+        for (int j = 0; j < keyCount; j++)
+        {
+            var u2 = Vector512.Create(c2[j]);
+            var visible = Vector512.GreaterThanOrEqual(u2, low2) & Vector512.LessThan(u2, high2);
+            if (firstAxis <= 1)
+            {
+                var u1 = Vector512.Create(c1[j]);
+                visible &= Vector512.GreaterThanOrEqual(u1, low1) & Vector512.LessThan(u1, high1);
+            }
+            if (firstAxis == 0)
+            {
+                var u0 = Vector512.Create(c0[j]);
+                visible &= Vector512.GreaterThanOrEqual(u0, low0) & Vector512.LessThan(u0, high0);
+            }
+            Vector512.Store(visible.AsUInt32(), table + j * 16);
+        }
+    }
+
+    /// <summary>
+    /// The flash online softmax (<see cref="CpuFlashKernels.Softmax{TSimd, T, TGroup}"/>, the same operations in the
+    /// same order) of a four-vector score tile (512-bit vectors, 64 columns) whose mask is read from per-vector tables
+    /// (<see cref="BuildMaskTable"/>, 16 lanes a key): a score is kept where its table entry is all ones, else taken as
+    /// -inf, by a bitwise select in both passes, which gives exactly what the box mask would have stored (NaN included).
+    /// The masked scores are never stored; the probabilities are.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SoftmaxMaskTables(float* scores, int keyCount, uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* max, float* sum, float* alpha)
+    {
+        const int w = 16, width = 64;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        Vector512<float> m0 = negative, m1 = negative, m2 = negative, m3 = negative;
+        float* s = scores;
+        for (int j = 0, o = 0; j < keyCount; j++, s += width, o += w)
+        {
+            m0 = Simd512.Max(m0, Vector512.ConditionalSelect(Vector512.Load(mask0 + o).AsSingle(), Vector512.Load(s), negative));
+            m1 = Simd512.Max(m1, Vector512.ConditionalSelect(Vector512.Load(mask1 + o).AsSingle(), Vector512.Load(s + w), negative));
+            m2 = Simd512.Max(m2, Vector512.ConditionalSelect(Vector512.Load(mask2 + o).AsSingle(), Vector512.Load(s + 2 * w), negative));
+            m3 = Simd512.Max(m3, Vector512.ConditionalSelect(Vector512.Load(mask3 + o).AsSingle(), Vector512.Load(s + 3 * w), negative));
+        }
+        var r0 = Rescale(max, ref m0, sum, alpha);
+        var r1 = Rescale(max + w, ref m1, sum + w, alpha + w);
+        var r2 = Rescale(max + 2 * w, ref m2, sum + 2 * w, alpha + 2 * w);
+        var r3 = Rescale(max + 3 * w, ref m3, sum + 3 * w, alpha + 3 * w);
+        Vector512<float> l0 = Vector512<float>.Zero, l1 = l0, l2 = l0, l3 = l0;
+        s = scores;
+        for (int j = 0, o = 0; j < keyCount; j++, s += width, o += w)
+        {
+            var p0 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask0 + o).AsSingle(), Vector512.Load(s), negative) - m0);
+            var p1 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask1 + o).AsSingle(), Vector512.Load(s + w), negative) - m1);
+            var p2 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask2 + o).AsSingle(), Vector512.Load(s + 2 * w), negative) - m2);
+            var p3 = Simd512.Exp2NonPositive(Vector512.ConditionalSelect(Vector512.Load(mask3 + o).AsSingle(), Vector512.Load(s + 3 * w), negative) - m3);
+            Vector512.Store(p0, s); Vector512.Store(p1, s + w); Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
+            l0 += p0; l1 += p1; l2 += p2; l3 += p3;
+        }
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum), r0, l0), sum);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + w), r1, l1), sum + w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 2 * w), r2, l2), sum + 2 * w);
+        Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + 3 * w), r3, l3), sum + 3 * w);
+    }
+
+    /// <summary>The flash softmax's merge of a tile's column max into the running max (the same operations).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Rescale(float* max, ref Vector512<float> tileMax, float* sum, float* alpha)
+    {
+        var old = Vector512.Load(max);
+        var updated = Simd512.Max(tileMax, old);
+        Vector512.Store(updated, max);
+        tileMax = Simd512.NegativeInfinityToZero(updated);
+        var factor = Simd512.Exp2NonPositive(old - tileMax);
+        Vector512.Store(factor, alpha);
+        return factor;
     }
 
     /// <summary>
