@@ -363,9 +363,10 @@ internal static unsafe class CpuDecode
             int keys = Math.Min(KeyBlock, splitEnd - k0);
             if (pages && k0 + PagePrefetchBlocks * KeyBlock < splitEnd)
             {
+                // The rows of batch element b (block = b in an unpaged cache, as in the loop below).
                 long position = k0 + PagePrefetchBlocks * KeyBlock;
-                PrefetchPages(keyHead + position * p.KeySlotBytes, KeyBlock * p.KeySlotBytes);
-                PrefetchPages(valueHead + position * p.ValueSlotBytes, KeyBlock * p.ValueSlotBytes);
+                PrefetchPages(keyHead + b * p.KeyBlockBytes + position * p.KeySlotBytes, KeyBlock * p.KeySlotBytes);
+                PrefetchPages(valueHead + b * p.ValueBlockBytes + position * p.ValueSlotBytes, KeyBlock * p.ValueSlotBytes);
             }
             for (int j = 0; j < keys; j++)
             {
