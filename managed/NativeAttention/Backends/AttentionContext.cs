@@ -201,9 +201,16 @@ public abstract class AttentionContext : IDisposable
     public void LinearDecodeStep(TensorView query, TensorView key, TensorView value, TensorView output, TensorView state, LinearOptions? options = null, TensorView? intermediateStates = null)
     {
         ThrowIfDisposed();
-        var problem = LinearProblem.CreateDecode(query, key, value, output, state, options, intermediateStates);
-        CheckTensors(problem.Tensors);
-        LinearDecodeStepCore(problem, query, key, value, output, state, intermediateStates);
+        var problem = LinearProblem.CreateDecodeForCall(query, key, value, output, state, options, intermediateStates);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            LinearDecodeStepCore(problem, query, key, value, output, state, intermediateStates);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -271,9 +278,16 @@ public abstract class AttentionContext : IDisposable
         DeltaRuleOptions? options = null, TensorView? intermediateStates = null)
     {
         ThrowIfDisposed();
-        var problem = DeltaRuleProblem.CreateDecode(query, key, value, beta, output, state, options, intermediateStates);
-        CheckTensors(problem.Tensors);
-        DeltaRuleDecodeStepCore(problem, query, key, value, beta, output, state, intermediateStates);
+        var problem = DeltaRuleProblem.CreateDecodeForCall(query, key, value, beta, output, state, options, intermediateStates);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            DeltaRuleDecodeStepCore(problem, query, key, value, beta, output, state, intermediateStates);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>

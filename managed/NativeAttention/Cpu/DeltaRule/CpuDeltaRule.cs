@@ -59,25 +59,46 @@ internal static unsafe class CpuDeltaRule
         using var s0Pin = initialState is { } s0 ? s0.Storage!.Pin() : default;
         using var s1Pin = finalState is { } s1 ? s1.Storage!.Pin() : default;
         using var gPin = problem.Options.LogGate is { } g ? g.Storage!.Pin() : default;
-        var plan = new Plan(problem, TSimd.Count, query, key, value, beta, output, initialState, finalState,
-            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)bPin.Pointer, (byte*)oPin.Pointer, (byte*)s0Pin.Pointer, (byte*)s1Pin.Pointer, (byte*)gPin.Pointer);
-        CpuWorkers.Run(plan, threads, plan.Items, problem.Call == LinearCall.Chunked ? Work<TSimd, T> : WorkDecode<TSimd, T>);
+        var plan = Plan.Rent();
+        try
+        {
+            plan.Reset(problem, TSimd.Count, query, key, value, beta, output, initialState, finalState,
+                (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)bPin.Pointer, (byte*)oPin.Pointer, (byte*)s0Pin.Pointer, (byte*)s1Pin.Pointer, (byte*)gPin.Pointer);
+            CpuWorkers.Run(plan, threads, plan.Items, problem.Call == LinearCall.Chunked ? Work<TSimd, T> : WorkDecode<TSimd, T>);
+        }
+        finally
+        {
+            plan.Return();
+        }
     }
 
     private sealed class Plan
     {
-        public readonly DeltaRuleProblem Problem;
-        public readonly Strided Q, K, V, Beta, O, Initial, Final, Gate;
-        public readonly bool HasInitial, HasFinal, PerKey, Gated, Normalize, ValueMajor;
-        public readonly ElementType Type, BetaType;
-        public readonly int Heads, Dk, Dv, Chunk, ChunkPad, KeyPad, ValuePad, Items;
-        public readonly float Scale;
-        public readonly long ScratchFloats;
+        public DeltaRuleProblem Problem = null!;
+        public Strided Q, K, V, Beta, O, Initial, Final, Gate;
+        public bool HasInitial, HasFinal, PerKey, Gated, Normalize, ValueMajor;
+        public ElementType Type, BetaType;
+        public int Heads, Dk, Dv, Chunk, ChunkPad, KeyPad, ValuePad, Items;
+        public float Scale;
+        public long ScratchFloats;
         public int NextItem;
 
-        public Plan(DeltaRuleProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView beta, in TensorView o, in TensorView? s0, in TensorView? s1,
+        /// <summary>This thread's idle plan (<see cref="ThreadIdle{T}"/>), or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent() => ThreadIdle<Plan>.Rent();
+
+        /// <summary>Keeps the plan for this thread's next call, without the references of the finished one.</summary>
+        public void Return()
+        {
+            Problem = null!;
+            ThreadIdle<Plan>.Return(this);
+        }
+
+        /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
+        public void Reset(DeltaRuleProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView beta, in TensorView o, in TensorView? s0, in TensorView? s1,
             byte* qp, byte* kp, byte* vp, byte* bp, byte* op, byte* s0p, byte* s1p, byte* gp)
         {
+            NextItem = 0;
+            Initial = Final = Gate = default;
             Problem = p;
             var options = p.Options;
             Q = new Strided(q, qp); K = new Strided(k, kp); V = new Strided(v, vp); Beta = new Strided(beta, bp); O = new Strided(o, op);

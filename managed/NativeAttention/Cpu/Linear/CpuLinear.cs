@@ -57,41 +57,62 @@ internal static unsafe class CpuLinear
         using var s0Pin = initialState is { } s0 ? s0.Storage!.Pin() : default;
         using var s1Pin = finalState is { } s1 ? s1.Storage!.Pin() : default;
         using var gPin = problem.Options.LogGate is { } g ? g.Storage!.Pin() : default;
-        var plan = new Plan(problem, TSimd.Count, query, key, value, output, initialState, finalState,
-            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)s0Pin.Pointer, (float*)s1Pin.Pointer, (float*)gPin.Pointer);
-        CpuWorkers.Run(plan, threads, plan.Items, problem.Call == LinearCall.Chunked ? Work<TSimd, T> : WorkDecode<TSimd, T>);
+        var plan = Plan.Rent();
+        try
+        {
+            plan.Reset(problem, TSimd.Count, query, key, value, output, initialState, finalState,
+                (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)s0Pin.Pointer, (float*)s1Pin.Pointer, (float*)gPin.Pointer);
+            CpuWorkers.Run(plan, threads, plan.Items, problem.Call == LinearCall.Chunked ? Work<TSimd, T> : WorkDecode<TSimd, T>);
+        }
+        finally
+        {
+            plan.Return();
+        }
     }
 
     private sealed class Plan
     {
-        public readonly LinearProblem Problem;
-        public readonly LinearOptions Options;
-        public readonly Strided Q, K, V, O, Initial, Final, Gate;
-        public readonly bool HasInitial, HasFinal;
-        public readonly ElementType Type;
-        public readonly int Heads, Dk, Dv, F, C, Chunk, ChunkPad, FeaturePad, ColumnPad, Items;
-        public readonly float Scale, Epsilon;
-        public readonly float[] HeadLog2Decay;
-        public readonly long ScratchFloats;
+        public LinearProblem Problem = null!;
+        public LinearOptions Options = null!;
+        public Strided Q, K, V, O, Initial, Final, Gate;
+        public bool HasInitial, HasFinal;
+        public ElementType Type;
+        public int Heads, Dk, Dv, F, C, Chunk, ChunkPad, FeaturePad, ColumnPad, Items;
+        public float Scale, Epsilon;
+        public float[] HeadLog2Decay = [];
+        public long ScratchFloats;
         /// <summary>Operands read straight from the caller's float32 rows (unit element stride, no feature map, no padding).</summary>
-        public readonly bool DirectQ, DirectK, DirectV, DirectO;
+        public bool DirectQ, DirectK, DirectV, DirectO;
         /// <summary>
         /// Whether a chunk prefetches the next chunk's rows (<see cref="StreamingBytes"/>): only when Q, K, V and O
         /// together are too large to stay in the last-level cache between calls.
         /// </summary>
-        public readonly bool PrefetchChunks;
+        public bool PrefetchChunks;
         /// <summary>
         /// Whether that prefetch is spread over the chunk's products (<see cref="ChunkPrefetch"/>): when each tensor's
         /// rows lie back to back (head-major). Token-major rows, a token of heads apart, keep one burst per tensor and
         /// phase: spread over the chunk, their lines (32 rows 2 KB apart per tensor, a few L1 sets) evicted the
         /// running chunk's rows and made token-major N 16384 1.2x slower in CPU time.
         /// </summary>
-        public readonly bool SpreadPrefetch;
+        public bool SpreadPrefetch;
         public int NextItem;
 
-        public Plan(LinearProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? s0, in TensorView? s1,
+        /// <summary>This thread's idle plan (<see cref="ThreadIdle{T}"/>), or a new one; give it back with <see cref="Return"/>.</summary>
+        public static Plan Rent() => ThreadIdle<Plan>.Rent();
+
+        /// <summary>Keeps the plan for this thread's next call, without the references of the finished one.</summary>
+        public void Return()
+        {
+            (Problem, Options) = (null!, null!);
+            ThreadIdle<Plan>.Return(this);
+        }
+
+        /// <summary>Fills every field for one call (nothing of a previous call survives).</summary>
+        public void Reset(LinearProblem p, int width, in TensorView q, in TensorView k, in TensorView v, in TensorView o, in TensorView? s0, in TensorView? s1,
             byte* qp, byte* kp, byte* vp, byte* op, float* s0p, float* s1p, float* gp)
         {
+            NextItem = 0;
+            Initial = Final = Gate = default;
             Problem = p;
             Options = p.Options;
             Q = new Strided(q, qp); K = new Strided(k, kp); V = new Strided(v, vp); O = new Strided(o, op);
@@ -108,7 +129,14 @@ internal static unsafe class CpuLinear
             FeaturePad = (F + step - 1) / step * step;
             ColumnPad = (C + width - 1) / width * width;
             Items = (p.Call == LinearCall.Chunked ? p.Sequences : p.Batch) * Heads;
-            HeadLog2Decay = Options.Decay == DecayKind.PerHead ? Options.HeadLogDecay.ToArray().Select(x => x * Log2E).ToArray() : [];
+            if (Options.Decay == DecayKind.PerHead)
+            {
+                // Kept across calls with the same head count: the per-head base-2 decays, refilled.
+                var decay = Options.HeadLogDecay.Span;
+                if (HeadLog2Decay.Length != decay.Length) HeadLog2Decay = new float[decay.Length];
+                for (int h = 0; h < decay.Length; h++) HeadLog2Decay[h] = decay[h] * Log2E;
+            }
+            else HeadLog2Decay = [];
             ScratchFloats = (long)new Layout(null, this).End / sizeof(float);
             bool plainFeatures = Options.FeatureMap is FeatureMap.Identity or FeatureMap.Precomputed;
             bool plainColumns = Type == ElementType.Float32 && C == Dv && ColumnPad == C;

@@ -19,38 +19,46 @@ namespace NativeAttention;
 /// </remarks>
 public sealed class DeltaRuleProblem
 {
+    /// <summary>The tensors a call names, in <see cref="Tensors"/>' order.</summary>
+    private const int TensorCount = 8;
+
+    /// <summary>The options of a call that passes none (records are immutable, so one instance serves every call).</summary>
+    private static readonly DeltaRuleOptions DefaultOptions = new();
+
+    [ThreadStatic] private static DeltaRuleProblem? t_call;
+
     private DeltaRuleProblem(DeltaRuleOptions options) => Options = options;
 
     /// <summary>Batch size B (1 with varlen packing).</summary>
-    public int Batch { get; private init; }
+    public int Batch { get; private set; }
     /// <summary>Output and state heads H, the largest of the query, key and value head counts.</summary>
-    public int Heads { get; private init; }
+    public int Heads { get; private set; }
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key heads Hk.</summary>
-    public int KeyHeads { get; private init; }
+    public int KeyHeads { get; private set; }
     /// <summary>Value heads Hv.</summary>
-    public int ValueHeads { get; private init; }
+    public int ValueHeads { get; private set; }
     /// <summary>Sequence length N (the packed length with varlen; the token count of a decode or verify call).</summary>
-    public int Length { get; private init; }
+    public int Length { get; private set; }
     /// <summary>Query/key head dimension Dk.</summary>
-    public int KeyDim { get; private init; }
+    public int KeyDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
     /// <summary>The factor on <c>S^T q</c>: the option, or <c>1 / sqrt(Dk)</c>.</summary>
-    public float Scale { get; private init; }
+    public float Scale { get; private set; }
     /// <summary>Whether an initial state is read (always for decode and verify calls).</summary>
-    public bool HasInitialState { get; private init; }
+    public bool HasInitialState { get; private set; }
     /// <summary>Whether a final state is written (decode steps write it over the initial one).</summary>
-    public bool HasFinalState { get; private init; }
+    public bool HasFinalState { get; private set; }
     /// <summary>The entry point.</summary>
-    public LinearCall Call { get; private init; }
+    public LinearCall Call { get; private set; }
     /// <summary>Sequences S: B, or the varlen sequence count.</summary>
-    public int Sequences { get; private init; }
+    public int Sequences { get; private set; }
     /// <summary>The options validated.</summary>
-    public DeltaRuleOptions Options { get; }
+    public DeltaRuleOptions Options { get; private set; }
 
     private int[] _offsets = [];
 
@@ -72,7 +80,7 @@ public sealed class DeltaRuleProblem
     public int ValueHead(int h) => h / (Heads / ValueHeads);
 
     /// <summary>Every tensor of the call by name, optional ones included (null when absent).</summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>
     /// Validates a <see cref="AttentionContext.DeltaRuleChunked"/> call and returns its sizes. Throws
@@ -81,7 +89,7 @@ public sealed class DeltaRuleProblem
     /// </summary>
     public static DeltaRuleProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
         DeltaRuleOptions? options, in TensorView? initialState, in TensorView? finalState) =>
-        Validate(query, key, value, beta, output, options, initialState, finalState, LinearCall.Chunked);
+        Validate(query, key, value, beta, output, options, initialState, finalState, LinearCall.Chunked, null);
 
     /// <summary>
     /// Validates a <see cref="AttentionContext.DeltaRuleDecodeStep"/> call: <paramref name="state"/> is read and,
@@ -91,12 +99,29 @@ public sealed class DeltaRuleProblem
     /// </summary>
     public static DeltaRuleProblem CreateDecode(in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
         in TensorView state, DeltaRuleOptions? options, in TensorView? intermediateStates) =>
-        Validate(query, key, value, beta, output, options, state, intermediateStates, intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep);
+        Validate(query, key, value, beta, output, options, state, intermediateStates, intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, null);
+
+    /// <summary>
+    /// <see cref="CreateDecode"/> into this thread's reusable problem, for <see cref="AttentionContext.DeltaRuleDecodeStep"/>:
+    /// no allocation once warm (a decode loop). The result is valid until this thread validates its next call; nothing
+    /// may keep it, and the caller ends the call with <see cref="ReleaseCall"/>.
+    /// </summary>
+    internal static DeltaRuleProblem CreateDecodeForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        in TensorView state, DeltaRuleOptions? options, in TensorView? intermediateStates) =>
+        Validate(query, key, value, beta, output, options, state, intermediateStates, intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep,
+            t_call ??= new DeltaRuleProblem(DefaultOptions));
+
+    /// <summary>Drops what a finished <see cref="CreateDecodeForCall"/> problem refers to (the caller's tensors and options).</summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = DefaultOptions;
+    }
 
     private static DeltaRuleProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
-        DeltaRuleOptions? options, in TensorView? initialState, in TensorView? finalState, LinearCall call)
+        DeltaRuleOptions? options, in TensorView? initialState, in TensorView? finalState, LinearCall call, DeltaRuleProblem? reuse)
     {
-        options ??= new DeltaRuleOptions();
+        options ??= DefaultOptions;
         bool decode = call != LinearCall.Chunked;
         string initialName = decode ? "state" : nameof(initialState), finalName = decode ? "intermediateStates" : nameof(finalState);
         var (batch, queryHeads, keyHeads, valueHeads, heads, n, dk, dv, type) = RecurrentInputs.Check(query, key, value);
@@ -107,8 +132,10 @@ public sealed class DeltaRuleProblem
         int[] offsets = RecurrentInputs.Offsets(options.CuSeqLens, decode, batch, n);
         int sequences = offsets.Length > 0 ? offsets.Length - 1 : batch;
         bool valueMajor = options.StateLayout == DeltaStateLayout.ValueMajor;
-        int[] stateShape = valueMajor ? [sequences, heads, dv, dk] : [sequences, heads, dk, dv];
-        string stateLayout = (offsets.Length > 0 ? "float32 [S, H, " : "float32 [B, H, ") + (valueMajor ? "Dv, Dk] (options.StateLayout = ValueMajor)" : "Dk, Dv] (options.StateLayout = KeyMajor)");
+        int rows = valueMajor ? dv : dk, cols = valueMajor ? dk : dv;
+        ReadOnlySpan<int> stateShape = [sequences, heads, rows, cols];
+        ReadOnlySpan<int> verifyShape = [batch, n, heads, rows, cols];
+        string stateLayout = StateLayout(offsets.Length > 0, valueMajor);
 
         // beta [B, H, N] in [0, 2].
         TensorChecks.Rank(beta, 3, nameof(beta), "[B, H, N]");
@@ -158,14 +185,16 @@ public sealed class DeltaRuleProblem
         }
         if (finalState is { } final)
         {
-            int[] finalShape = stateShape;
+            ReadOnlySpan<int> finalShape = stateShape;
             string finalLayout = stateLayout;
             if (call == LinearCall.Verify)
             {
                 if (n > LinearProblem.MaxVerifyTokens)
                     TensorChecks.Throw($"query has {n} tokens; a verify call (with intermediate states) takes at most {LinearProblem.MaxVerifyTokens} draft tokens.", nameof(query));
-                finalShape = [batch, n, .. stateShape[1..]];
-                finalLayout = "float32 [B, T, H, " + (valueMajor ? "Dv, Dk]" : "Dk, Dv]") + ": the state after each of the T draft tokens";
+                finalShape = verifyShape;
+                finalLayout = valueMajor
+                    ? "float32 [B, T, H, Dv, Dk]: the state after each of the T draft tokens"
+                    : "float32 [B, T, H, Dk, Dv]: the state after each of the T draft tokens";
             }
             TensorChecks.Written(final, finalShape, ElementType.Float32, finalName, finalLayout);
             TensorChecks.NoAlias(final, finalName, output, nameof(output));
@@ -180,25 +209,35 @@ public sealed class DeltaRuleProblem
         if (options.Scale is float given && !float.IsFinite(given))
             TensorChecks.Throw($"options.Scale is {given}; expected a finite value (or null for 1 / sqrt(Dk)).", "options.Scale");
 
-        return new DeltaRuleProblem(options)
-        {
-            Batch = batch, Heads = heads, QueryHeads = queryHeads, KeyHeads = keyHeads, ValueHeads = valueHeads,
-            Length = n, KeyDim = dk, ValueDim = dv, ElementType = type, Scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dk)),
-            HasInitialState = initialState.HasValue, HasFinalState = finalState.HasValue || call == LinearCall.DecodeStep,
-            Call = call, Sequences = sequences, _offsets = offsets,
-            Tensors = decode
-                ?
-                [
-                    new(nameof(query), query), new(nameof(key), key), new(nameof(value), value), new(nameof(beta), beta), new(nameof(output), output),
-                    new("state", initialState), new("intermediateStates", finalState), new("options.LogGate", options.LogGate),
-                ]
-                :
-                [
-                    new(nameof(query), query), new(nameof(key), key), new(nameof(value), value), new(nameof(beta), beta), new(nameof(output), output),
-                    new(nameof(initialState), initialState), new(nameof(finalState), finalState), new("options.LogGate", options.LogGate),
-                ],
-        };
+        var problem = reuse ?? new DeltaRuleProblem(options);
+        problem.Options = options;
+        (problem.Batch, problem.Heads, problem.QueryHeads, problem.KeyHeads, problem.ValueHeads) = (batch, heads, queryHeads, keyHeads, valueHeads);
+        (problem.Length, problem.KeyDim, problem.ValueDim, problem.ElementType) = (n, dk, dv, type);
+        problem.Scale = options.Scale ?? (float)(1.0 / Math.Sqrt(dk));
+        problem.HasInitialState = initialState.HasValue;
+        problem.HasFinalState = finalState.HasValue || call == LinearCall.DecodeStep;
+        (problem.Call, problem.Sequences, problem._offsets) = (call, sequences, offsets);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(key), key);
+        tensors[2] = new(nameof(value), value);
+        tensors[3] = new(nameof(beta), beta);
+        tensors[4] = new(nameof(output), output);
+        tensors[5] = new(decode ? "state" : nameof(initialState), initialState);
+        tensors[6] = new(decode ? "intermediateStates" : nameof(finalState), finalState);
+        tensors[7] = new("options.LogGate", options.LogGate);
+        problem.Tensors = tensors;
+        return problem;
     }
+
+    /// <summary>The state's layout, as error messages name it (a constant per case, so validation builds no string).</summary>
+    private static string StateLayout(bool varlen, bool valueMajor) => (varlen, valueMajor) switch
+    {
+        (false, false) => "float32 [B, H, Dk, Dv] (options.StateLayout = KeyMajor)",
+        (false, true) => "float32 [B, H, Dv, Dk] (options.StateLayout = ValueMajor)",
+        (true, false) => "float32 [S, H, Dk, Dv] (options.StateLayout = KeyMajor)",
+        (true, true) => "float32 [S, H, Dv, Dk] (options.StateLayout = ValueMajor)",
+    };
 
     /// <summary>
     /// Floating-point operations as fla's delta-rule benchmark counts them (benchmarks/ops/benchmark_delta_rule.py,

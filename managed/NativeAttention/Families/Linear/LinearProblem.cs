@@ -42,40 +42,48 @@ public sealed class LinearProblem
     /// <summary>The most draft tokens a verify call (<see cref="AttentionContext.LinearDecodeStep"/> with intermediate states) takes.</summary>
     public const int MaxVerifyTokens = 8;
 
+    /// <summary>The tensors a call names, in <see cref="Tensors"/>' order.</summary>
+    private const int TensorCount = 7;
+
+    /// <summary>The options of a call that passes none (records are immutable, so one instance serves every call).</summary>
+    private static readonly LinearOptions DefaultOptions = new();
+
+    [ThreadStatic] private static LinearProblem? t_call;
+
     private LinearProblem(LinearOptions options) => Options = options;
 
     /// <summary>Batch size B (1 with varlen packing).</summary>
-    public int Batch { get; private init; }
+    public int Batch { get; private set; }
     /// <summary>Output and state heads H, the largest of the query, key and value head counts.</summary>
-    public int Heads { get; private init; }
+    public int Heads { get; private set; }
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key heads Hk.</summary>
-    public int KeyHeads { get; private init; }
+    public int KeyHeads { get; private set; }
     /// <summary>Value heads Hv.</summary>
-    public int ValueHeads { get; private init; }
+    public int ValueHeads { get; private set; }
     /// <summary>Sequence length N (the packed length with varlen; the token count of a decode or verify call).</summary>
-    public int Length { get; private init; }
+    public int Length { get; private set; }
     /// <summary>Query/key head dimension Dk.</summary>
-    public int KeyDim { get; private init; }
+    public int KeyDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>Feature size F of phi for this Dk.</summary>
-    public int FeatureSize { get; private init; }
+    public int FeatureSize { get; private set; }
     /// <summary>State columns: Dv, plus one for the normaliser when <see cref="LinearOptions.Normalize"/> is set.</summary>
-    public int StateColumns { get; private init; }
+    public int StateColumns { get; private set; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
     /// <summary>Whether an initial state is read (always for decode and verify calls).</summary>
-    public bool HasInitialState { get; private init; }
+    public bool HasInitialState { get; private set; }
     /// <summary>Whether a final state is written (decode steps write it over the initial one).</summary>
-    public bool HasFinalState { get; private init; }
+    public bool HasFinalState { get; private set; }
     /// <summary>The entry point.</summary>
-    public LinearCall Call { get; private init; }
+    public LinearCall Call { get; private set; }
     /// <summary>Sequences S: B, or the varlen sequence count.</summary>
-    public int Sequences { get; private init; }
+    public int Sequences { get; private set; }
     /// <summary>The options validated.</summary>
-    public LinearOptions Options { get; }
+    public LinearOptions Options { get; private set; }
 
     private int[] _offsets = [];
 
@@ -100,7 +108,7 @@ public sealed class LinearProblem
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the states (initial and
     /// final for chunked calls; the state and the intermediate states for decode calls), the log gates.
     /// </summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>
     /// Validates a <see cref="AttentionContext.LinearChunked"/> call and returns its sizes. Throws
@@ -108,7 +116,7 @@ public sealed class LinearProblem
     /// for released buffers.
     /// </summary>
     public static LinearProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, LinearOptions? options, in TensorView? initialState, in TensorView? finalState) =>
-        Validate(query, key, value, output, requireOutput: true, options, initialState, finalState, LinearCall.Chunked, null);
+        Validate(query, key, value, output, requireOutput: true, options, initialState, finalState, LinearCall.Chunked, null, null);
 
     /// <summary>
     /// Validates a <see cref="AttentionContext.LinearDecodeStep"/> call: <paramref name="state"/> <c>[B, H, F, C]</c> is
@@ -118,7 +126,24 @@ public sealed class LinearProblem
     /// </summary>
     public static LinearProblem CreateDecode(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, LinearOptions? options, in TensorView? intermediateStates) =>
         Validate(query, key, value, output, requireOutput: true, options, state, intermediateStates,
-            intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, state);
+            intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, state, null);
+
+    /// <summary>
+    /// <see cref="CreateDecode"/> into this thread's reusable problem, for <see cref="AttentionContext.LinearDecodeStep"/>:
+    /// no allocation once warm (a decode loop). The result is valid until this thread validates its next call; nothing
+    /// may keep it, and the caller ends the call with <see cref="ReleaseCall"/>.
+    /// </summary>
+    internal static LinearProblem CreateDecodeForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView state, LinearOptions? options,
+        in TensorView? intermediateStates) =>
+        Validate(query, key, value, output, requireOutput: true, options, state, intermediateStates,
+            intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, state, t_call ??= new LinearProblem(DefaultOptions));
+
+    /// <summary>Drops what a finished <see cref="CreateDecodeForCall"/> problem refers to (the caller's tensors and options).</summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = DefaultOptions;
+    }
 
     /// <summary>
     /// Validates inputs, options and the initial state only, for callers that allocate their own outputs (the
@@ -126,16 +151,16 @@ public sealed class LinearProblem
     /// </summary>
     internal static LinearProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, LinearOptions? options, in TensorView? initialState, bool wantsFinalState)
     {
-        var problem = Validate(query, key, value, default, requireOutput: false, options, initialState, null, LinearCall.Chunked, null);
+        var problem = Validate(query, key, value, default, requireOutput: false, options, initialState, null, LinearCall.Chunked, null, null);
         if (wantsFinalState && !problem.Options.Causal)
             TensorChecks.Throw("A non-causal call has no final state; set options.Causal or do not ask for one.", "finalState");
         return problem;
     }
 
     private static LinearProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, LinearOptions? options,
-        in TensorView? initialState, in TensorView? finalState, LinearCall call, TensorView? decodeState)
+        in TensorView? initialState, in TensorView? finalState, LinearCall call, TensorView? decodeState, LinearProblem? reuse)
     {
-        options ??= new LinearOptions();
+        options ??= DefaultOptions;
         bool decode = call != LinearCall.Chunked;
         string initialName = decode ? "state" : nameof(initialState), finalName = decode ? "intermediateStates" : nameof(finalState);
         var (batch, queryHeads, keyHeads, valueHeads, heads, n, dk, dv, type) = RecurrentInputs.Check(query, key, value);
@@ -147,9 +172,10 @@ public sealed class LinearProblem
         // Varlen: B = 1 and S sequences along N, one state each.
         int[] offsets = RecurrentInputs.Offsets(options.CuSeqLens, decode, batch, n);
         int sequences = offsets.Length > 0 ? offsets.Length - 1 : batch;
-        int[] stateShape = [sequences, heads, features, columns];
-        string stateLayout = (offsets.Length > 0 ? "float32 [S, H, F, " : "float32 [B, H, F, ") + (options.Normalize ? "Dv + 1] (the last column holds the normaliser)" : "Dv]");
-        int[] outputShape = [batch, heads, n, dv];
+        ReadOnlySpan<int> stateShape = [sequences, heads, features, columns];
+        string stateLayout = StateLayout(offsets.Length > 0, options.Normalize);
+        ReadOnlySpan<int> outputShape = [batch, heads, n, dv];
+        ReadOnlySpan<int> verifyShape = [batch, n, heads, features, columns];
 
         if (requireOutput)
         {
@@ -177,13 +203,13 @@ public sealed class LinearProblem
         }
         if (finalState is { } final)
         {
-            int[] finalShape = stateShape;
+            ReadOnlySpan<int> finalShape = stateShape;
             string finalLayout = stateLayout;
             if (call == LinearCall.Verify)
             {
                 if (n > MaxVerifyTokens)
                     TensorChecks.Throw($"query has {n} tokens; a verify call (with intermediate states) takes at most {MaxVerifyTokens} draft tokens.", nameof(query));
-                finalShape = [batch, n, heads, features, columns];
+                finalShape = verifyShape;
                 finalLayout = "float32 [B, T, H, F, C]: the state after each of the T draft tokens";
             }
             TensorChecks.Written(final, finalShape, ElementType.Float32, finalName, finalLayout);
@@ -239,26 +265,42 @@ public sealed class LinearProblem
         if (!float.IsFinite(options.Scale))
             TensorChecks.Throw($"options.Scale is {options.Scale}; expected a finite value.", "options.Scale");
 
-        return new LinearProblem(options)
+        var problem = reuse ?? new LinearProblem(options);
+        problem.Options = options;
+        (problem.Batch, problem.Heads, problem.QueryHeads, problem.KeyHeads, problem.ValueHeads) = (batch, heads, queryHeads, keyHeads, valueHeads);
+        (problem.Length, problem.KeyDim, problem.ValueDim, problem.FeatureSize, problem.StateColumns, problem.ElementType) = (n, dk, dv, features, columns, type);
+        problem.HasInitialState = initialState.HasValue;
+        problem.HasFinalState = finalState.HasValue || call == LinearCall.DecodeStep;
+        (problem.Call, problem.Sequences, problem._offsets) = (call, sequences, offsets);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(key), key);
+        tensors[2] = new(nameof(value), value);
+        if (decode)
         {
-            Batch = batch, Heads = heads, QueryHeads = queryHeads, KeyHeads = keyHeads, ValueHeads = valueHeads,
-            Length = n, KeyDim = dk, ValueDim = dv, FeatureSize = features, StateColumns = columns, ElementType = type,
-            HasInitialState = initialState.HasValue, HasFinalState = finalState.HasValue || call == LinearCall.DecodeStep,
-            Call = call, Sequences = sequences, _offsets = offsets,
-            Tensors = decode
-                ?
-                [
-                    new(nameof(query), query), new(nameof(key), key), new(nameof(value), value), new(nameof(output), output),
-                    new("state", decodeState), new("intermediateStates", finalState), new("options.LogGate", options.LogGate),
-                ]
-                :
-                [
-                    new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                    new(nameof(output), requireOutput ? output : null), new(nameof(initialState), initialState), new(nameof(finalState), finalState),
-                    new("options.LogGate", options.LogGate),
-                ],
-        };
+            tensors[3] = new(nameof(output), output);
+            tensors[4] = new("state", decodeState);
+            tensors[5] = new("intermediateStates", finalState);
+        }
+        else
+        {
+            tensors[3] = new(nameof(output), requireOutput ? output : null);
+            tensors[4] = new(nameof(initialState), initialState);
+            tensors[5] = new(nameof(finalState), finalState);
+        }
+        tensors[6] = new("options.LogGate", options.LogGate);
+        problem.Tensors = tensors;
+        return problem;
     }
+
+    /// <summary>The state's layout, as error messages name it (a constant per case, so validation builds no string).</summary>
+    private static string StateLayout(bool varlen, bool normalize) => (varlen, normalize) switch
+    {
+        (false, false) => "float32 [B, H, F, Dv]",
+        (false, true) => "float32 [B, H, F, Dv + 1] (the last column holds the normaliser)",
+        (true, false) => "float32 [S, H, F, Dv]",
+        (true, true) => "float32 [S, H, F, Dv + 1] (the last column holds the normaliser)",
+    };
 
     /// <summary>
     /// Validates a <see cref="AttentionContext.LinearCommit"/> call: <paramref name="intermediateStates"/> float32
