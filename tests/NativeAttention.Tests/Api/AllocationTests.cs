@@ -73,6 +73,62 @@ public abstract class AllocationTests(ITestOutputHelper output)
         Assert.True(total < ProcessNoise, $"{shape}: {total} bytes allocated in the process over {Calls} calls ({(double)total / Calls:F1} per call).");
     }
 
+    /// <summary>
+    /// Linear-attention decode steps (a decode loop too): validation into the thread's reusable problem, the CPU kernel's
+    /// reusable plan, and on GPUs the cached kernel name and source and the meta data on the stack. The chunked calls and
+    /// the other families (neighborhood, block-sparse) still allocate per call.
+    /// </summary>
+    public static TheoryData<string> LinearShapes() => ["linear decode fp32", "linear decode bf16 per-head decay normalize", "linear decode fp32 per-token gate", "linear verify fp32"];
+
+    [SkippableTheory]
+    [MemberData(nameof(LinearShapes))]
+    public void SteadyStateLinearDecode_AllocatesNothing(string shape)
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        var random = new Random(shape.Length);
+        ElementType type = shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
+        int batch = 2, heads = 4, tokens = shape.Contains("verify") ? 4 : 1, d = 32;
+        TensorView Put(ElementType t, double range, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, range, dims));
+        var options = new LinearOptions { Normalize = shape.Contains("normalize") };
+        if (shape.Contains("per-head")) options = options with { Decay = DecayKind.PerHead, HeadLogDecay = new[] { -0.1f, -0.2f, -0.3f, -0.4f } };
+        if (shape.Contains("per-token"))
+            options = options with { Decay = DecayKind.PerToken, LogGate = context.Upload(TestTensors.Of(ElementType.Float32, [batch, heads, tokens], Enumerable.Repeat(-0.25, batch * heads * tokens).ToArray())) };
+        int columns = d + (options.Normalize ? 1 : 0);
+        var (q, k, v) = (Put(type, 1.0, batch, heads, tokens, d), Put(type, 1.0, batch, heads, tokens, d), Put(type, 1.0, batch, heads, tokens, d));
+        var o = context.Allocate(type, batch, heads, tokens, d);
+        var state = context.Upload(TestTensors.Uniform(ElementType.Float32, random, 0.01, [batch, heads, d, columns]));
+        TensorView? intermediate = tokens > 1 ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, columns) : null;
+        AssertAllocatesNothing(context, () => context.LinearDecodeStep(q, k, v, o, state, options, intermediate), shape);
+    }
+
+    /// <summary>Delta-rule decode steps, as <see cref="SteadyStateLinearDecode_AllocatesNothing"/>.</summary>
+    public static TheoryData<string> DeltaShapes() => ["delta decode DeltaNet fp32", "delta decode GatedDeltaNet bf16 l2norm value-major", "delta decode Kda fp32", "delta verify GatedDeltaNet fp32"];
+
+    [SkippableTheory]
+    [MemberData(nameof(DeltaShapes))]
+    public void SteadyStateDeltaRuleDecode_AllocatesNothing(string shape)
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        var random = new Random(shape.Length);
+        ElementType type = shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
+        int batch = 2, heads = 4, tokens = shape.Contains("verify") ? 4 : 1, d = 32;
+        TensorView Put(ElementType t, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, 0.5, dims));
+        TensorView Constant(double x, params int[] dims) => context.Upload(TestTensors.Of(ElementType.Float32, dims, Enumerable.Repeat(x, dims.Aggregate(1, (a, b) => a * b)).ToArray()));
+        var variant = shape.Contains("Kda") ? DeltaRuleVariant.Kda : shape.Contains("Gated") ? DeltaRuleVariant.GatedDeltaNet : DeltaRuleVariant.DeltaNet;
+        var options = new DeltaRuleOptions
+        {
+            Variant = variant, L2NormalizeQueryKey = shape.Contains("l2norm"),
+            StateLayout = shape.Contains("value-major") ? DeltaStateLayout.ValueMajor : DeltaStateLayout.KeyMajor,
+            LogGate = variant == DeltaRuleVariant.Kda ? Constant(-0.1, batch, heads, tokens, d) : variant == DeltaRuleVariant.GatedDeltaNet ? Constant(-0.2, batch, heads, tokens) : null,
+        };
+        var (q, k, v) = (Put(type, batch, heads, tokens, d), Put(type, batch, heads, tokens, d), Put(type, batch, heads, tokens, d));
+        var beta = Constant(0.5, batch, heads, tokens);
+        var o = context.Allocate(type, batch, heads, tokens, d);
+        var state = context.Upload(TestTensors.Uniform(ElementType.Float32, random, 0.01, [batch, heads, d, d]));
+        TensorView? intermediate = tokens > 1 ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, d) : null;
+        AssertAllocatesNothing(context, () => context.DeltaRuleDecodeStep(q, k, v, beta, o, state, options, intermediate), shape);
+    }
+
     /// <summary>The call named <paramref name="shape"/> with every tensor allocated on <paramref name="context"/> once.</summary>
     private static Action Build(AttentionContext context, string shape)
     {
@@ -127,61 +183,6 @@ public abstract class AllocationTests(ITestOutputHelper output)
 public sealed class CpuAllocationTests(ITestOutputHelper output) : AllocationTests(output)
 {
     protected override Backend Backend => Backend.Cpu;
-
-    /// <summary>
-    /// Linear-attention decode steps (a decode loop too) on the CPU: validation into the thread's reusable problem and
-    /// the kernel's reusable plan. Not yet on OpenCL, and not yet for the chunked calls or the other families.
-    /// </summary>
-    public static TheoryData<string> LinearShapes() => ["linear decode fp32", "linear decode bf16 per-head decay normalize", "linear decode fp32 per-token gate", "linear verify fp32"];
-
-    [SkippableTheory]
-    [MemberData(nameof(LinearShapes))]
-    public void SteadyStateLinearDecode_AllocatesNothing(string shape)
-    {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
-        var random = new Random(shape.Length);
-        ElementType type = shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
-        int batch = 2, heads = 4, tokens = shape.Contains("verify") ? 4 : 1, d = 32;
-        TensorView Put(ElementType t, double range, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, range, dims));
-        var options = new LinearOptions { Normalize = shape.Contains("normalize") };
-        if (shape.Contains("per-head")) options = options with { Decay = DecayKind.PerHead, HeadLogDecay = new[] { -0.1f, -0.2f, -0.3f, -0.4f } };
-        if (shape.Contains("per-token"))
-            options = options with { Decay = DecayKind.PerToken, LogGate = context.Upload(TestTensors.Of(ElementType.Float32, [batch, heads, tokens], Enumerable.Repeat(-0.25, batch * heads * tokens).ToArray())) };
-        int columns = d + (options.Normalize ? 1 : 0);
-        var (q, k, v) = (Put(type, 1.0, batch, heads, tokens, d), Put(type, 1.0, batch, heads, tokens, d), Put(type, 1.0, batch, heads, tokens, d));
-        var o = context.Allocate(type, batch, heads, tokens, d);
-        var state = context.Upload(TestTensors.Uniform(ElementType.Float32, random, 0.01, [batch, heads, d, columns]));
-        TensorView? intermediate = tokens > 1 ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, columns) : null;
-        AssertAllocatesNothing(context, () => context.LinearDecodeStep(q, k, v, o, state, options, intermediate), shape);
-    }
-
-    /// <summary>Delta-rule decode steps on the CPU, as <see cref="SteadyStateLinearDecode_AllocatesNothing"/>.</summary>
-    public static TheoryData<string> DeltaShapes() => ["delta decode DeltaNet fp32", "delta decode GatedDeltaNet bf16 l2norm value-major", "delta decode Kda fp32", "delta verify GatedDeltaNet fp32"];
-
-    [SkippableTheory]
-    [MemberData(nameof(DeltaShapes))]
-    public void SteadyStateDeltaRuleDecode_AllocatesNothing(string shape)
-    {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
-        var random = new Random(shape.Length);
-        ElementType type = shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
-        int batch = 2, heads = 4, tokens = shape.Contains("verify") ? 4 : 1, d = 32;
-        TensorView Put(ElementType t, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, 0.5, dims));
-        TensorView Constant(double x, params int[] dims) => context.Upload(TestTensors.Of(ElementType.Float32, dims, Enumerable.Repeat(x, dims.Aggregate(1, (a, b) => a * b)).ToArray()));
-        var variant = shape.Contains("Kda") ? DeltaRuleVariant.Kda : shape.Contains("Gated") ? DeltaRuleVariant.GatedDeltaNet : DeltaRuleVariant.DeltaNet;
-        var options = new DeltaRuleOptions
-        {
-            Variant = variant, L2NormalizeQueryKey = shape.Contains("l2norm"),
-            StateLayout = shape.Contains("value-major") ? DeltaStateLayout.ValueMajor : DeltaStateLayout.KeyMajor,
-            LogGate = variant == DeltaRuleVariant.Kda ? Constant(-0.1, batch, heads, tokens, d) : variant == DeltaRuleVariant.GatedDeltaNet ? Constant(-0.2, batch, heads, tokens) : null,
-        };
-        var (q, k, v) = (Put(type, batch, heads, tokens, d), Put(type, batch, heads, tokens, d), Put(type, batch, heads, tokens, d));
-        var beta = Constant(0.5, batch, heads, tokens);
-        var o = context.Allocate(type, batch, heads, tokens, d);
-        var state = context.Upload(TestTensors.Uniform(ElementType.Float32, random, 0.01, [batch, heads, d, d]));
-        TensorView? intermediate = tokens > 1 ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, d) : null;
-        AssertAllocatesNothing(context, () => context.DeltaRuleDecodeStep(q, k, v, beta, o, state, options, intermediate), shape);
-    }
 }
 
 [Collection(AllocationCollection.Name)]

@@ -131,7 +131,8 @@ internal static class GpuDeltaRule
         ReadOnlySpan<DeviceBuffer?> buffers =
             [GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), betaBuffer, betaBuffer, GpuFlash.Buffer(output),
              GpuFlash.Buffer(initialState), destination, GpuFlash.Buffer(problem.Options.LogGate), meta, work];
-        host.Launch(variant.Name, () => variant.Source(api), variant.EntryPoint, variant.Chunked ? buffers : buffers[..^1],
+        var (name, source) = KernelLaunch<DeltaVariant>.For(variant, api);   // cached: no name string or closure per call
+        host.Launch(name, source, variant.EntryPoint, variant.Chunked ? buffers : buffers[..^1],
             MemoryMarshal.AsBytes(new ReadOnlySpan<DeltaParams>(in p)), groups, 1, variant.WorkItems);
     }
 

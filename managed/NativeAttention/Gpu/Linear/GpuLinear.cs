@@ -42,7 +42,8 @@ internal static class GpuLinear
         {
             DeviceBuffer? metaBuffer = meta.Length > 0 ? scratch.Upload(0, meta) : null;
             var workBuffer = scratch.Take(3, work);
-            host.Launch(variant.Name, () => variant.Source(api), variant.EntryPoint,
+            var (name, source) = KernelLaunch<LinearVariant>.For(variant, api);
+            host.Launch(name, source, variant.EntryPoint,
                 [GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), GpuFlash.Buffer(output), GpuFlash.Buffer(initialState),
                  GpuFlash.Buffer(finalState), GpuFlash.Buffer(options.LogGate), metaBuffer, workBuffer],
                 MemoryMarshal.AsBytes(new ReadOnlySpan<LinearParams>(in p)), (int)groups, 1, variant.Threads);
@@ -66,13 +67,18 @@ internal static class GpuLinear
         var p = Params(problem, query, key, value, output, state, null, intermediateStates, columnBlocks);
         p.Verify = intermediateStates.HasValue ? 1 : 0;
         p.HasFinal = 1;
-        var meta = Meta(problem, ref p);
+        // A decode step has no packed sequences, so its meta data is the per-head decays at most: on the stack.
+        int metaLength = MetaLength(problem);
+        Span<int> meta = metaLength <= 256 ? stackalloc int[256] : new int[metaLength];
+        meta = meta[..metaLength];
+        FillMeta(problem, ref p, meta);
         var api = host.Api;
         var scratch = host.Scratch;
         lock (scratch.Gate)
         {
             DeviceBuffer? metaBuffer = meta.Length > 0 ? scratch.Upload(0, meta) : null;
-            host.Launch(variant.Name, () => variant.Source(api), variant.EntryPoint,
+            var (name, source) = KernelLaunch<LinearVariant>.For(variant, api);   // cached: no name string or closure per call
+            host.Launch(name, source, variant.EntryPoint,
                 [GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), GpuFlash.Buffer(output), GpuFlash.Buffer(state),
                  GpuFlash.Buffer(intermediateStates), GpuFlash.Buffer(options.LogGate), metaBuffer],
                 MemoryMarshal.AsBytes(new ReadOnlySpan<LinearParams>(in p)), (int)groups, 1, variant.Threads);
@@ -130,12 +136,27 @@ internal static class GpuLinear
     /// </summary>
     public static int[] Meta(LinearProblem problem, ref LinearParams p)
     {
-        var meta = new List<int>();
-        if (problem.IsVarlen) meta.AddRange(problem.Options.CuSeqLens.Span);
-        p.DecayBase = meta.Count;
+        var meta = new int[MetaLength(problem)];
+        FillMeta(problem, ref p, meta);
+        return meta;
+    }
+
+    /// <summary>The length of <see cref="Meta"/>'s array.</summary>
+    private static int MetaLength(LinearProblem problem) =>
+        (problem.IsVarlen ? problem.Options.CuSeqLens.Length : 0) + (problem.Options.Decay == DecayKind.PerHead ? problem.Options.HeadLogDecay.Length : 0);
+
+    /// <summary>Writes <see cref="Meta"/>'s values into <paramref name="meta"/>, <see cref="MetaLength"/> of them.</summary>
+    private static void FillMeta(LinearProblem problem, ref LinearParams p, Span<int> meta)
+    {
+        int count = 0;
+        if (problem.IsVarlen)
+        {
+            problem.Options.CuSeqLens.Span.CopyTo(meta);
+            count = problem.Options.CuSeqLens.Length;
+        }
+        p.DecayBase = count;
         if (problem.Options.Decay == DecayKind.PerHead)
             foreach (float logDecay in problem.Options.HeadLogDecay.Span)
-                meta.Add(BitConverter.SingleToInt32Bits(logDecay * (float)MathConstants.Log2EDouble));
-        return [.. meta];
+                meta[count++] = BitConverter.SingleToInt32Bits(logDecay * (float)MathConstants.Log2EDouble);
     }
 }
