@@ -50,6 +50,23 @@ internal unsafe struct ChunkPrefetch
         _last = start + _bytes[region] - 1;
     }
 
+    /// <summary>
+    /// Prefetches the first queued line of every 4 KB page of the queued regions (each row's first line, then each
+    /// page boundary inside it), so that the page walks of the whole queue start at once; the queue is not advanced.
+    /// </summary>
+    public void TouchPages()
+    {
+        if (!Sse.IsSupported) return;
+        for (int r = 0; r < _count; r++)
+            for (int row = 0; row < _rows[r]; row++)
+            {
+                byte* start = (byte*)_base[r] + row * _stride[r];
+                byte* end = start + _bytes[r];
+                Sse.Prefetch1(start);
+                for (byte* page = (byte*)(((nuint)start + 4096) & ~(nuint)4095); page < end; page += 4096) Sse.Prefetch1(page);
+            }
+    }
+
     /// <summary>Prefetches the next <paramref name="lines"/> queued lines (fewer when the queue runs out).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     public void Step(int lines)
