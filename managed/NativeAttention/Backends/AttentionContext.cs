@@ -174,9 +174,16 @@ public abstract class AttentionContext : IDisposable
     public void LinearChunked(TensorView query, TensorView key, TensorView value, TensorView output, LinearOptions? options = null, TensorView? initialState = null, TensorView? finalState = null)
     {
         ThrowIfDisposed();
-        var problem = LinearProblem.Create(query, key, value, output, options, initialState, finalState);
-        CheckTensors(problem.Tensors);
-        LinearChunkedCore(problem, query, key, value, output, initialState, finalState);
+        var problem = LinearProblem.CreateForCall(query, key, value, output, options, initialState, finalState);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            LinearChunkedCore(problem, query, key, value, output, initialState, finalState);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -251,9 +258,16 @@ public abstract class AttentionContext : IDisposable
         TensorView? initialState = null, TensorView? finalState = null)
     {
         ThrowIfDisposed();
-        var problem = DeltaRuleProblem.Create(query, key, value, beta, output, options, initialState, finalState);
-        CheckTensors(problem.Tensors);
-        DeltaRuleChunkedCore(problem, query, key, value, beta, output, initialState, finalState);
+        var problem = DeltaRuleProblem.CreateForCall(query, key, value, beta, output, options, initialState, finalState);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            DeltaRuleChunkedCore(problem, query, key, value, beta, output, initialState, finalState);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>

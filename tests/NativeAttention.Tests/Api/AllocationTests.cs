@@ -74,11 +74,12 @@ public abstract class AllocationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Linear-attention decode steps (a decode loop too): validation into the thread's reusable problem, the CPU kernel's
-    /// reusable plan, and on GPUs the cached kernel name and source and the meta data on the stack. The chunked calls and
-    /// the other families (neighborhood, block-sparse) still allocate per call.
+    /// Linear-attention decode steps (a decode loop too) and chunked calls: validation into the thread's reusable problem,
+    /// the CPU kernel's reusable plan, and on GPUs the cached kernel name and source and the meta data on the stack.
+    /// Neighborhood and block-sparse calls still allocate per call.
     /// </summary>
-    public static TheoryData<string> LinearShapes() => ["linear decode fp32", "linear decode bf16 per-head decay normalize", "linear decode fp32 per-token gate", "linear verify fp32"];
+    public static TheoryData<string> LinearShapes() =>
+        ["linear decode fp32", "linear decode bf16 per-head decay normalize", "linear decode fp32 per-token gate", "linear verify fp32", "linear chunked fp32 per-token gate", "linear chunked bf16 per-head decay normalize"];
 
     [SkippableTheory]
     [MemberData(nameof(LinearShapes))]
@@ -98,11 +99,23 @@ public abstract class AllocationTests(ITestOutputHelper output)
         var o = context.Allocate(type, batch, heads, tokens, d);
         var state = context.Upload(TestTensors.Uniform(ElementType.Float32, random, 0.01, [batch, heads, d, columns]));
         TensorView? intermediate = tokens > 1 ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, columns) : null;
+        if (shape.Contains("chunked"))
+        {
+            var (qc, kc, vc) = (Put(type, 1.0, batch, heads, 48, d), Put(type, 1.0, batch, heads, 48, d), Put(type, 1.0, batch, heads, 48, d));
+            var oc = context.Allocate(type, batch, heads, 48, d);
+            var final = context.Allocate(ElementType.Float32, batch, heads, d, columns);
+            if (options.LogGate.HasValue)
+                options = options with { LogGate = context.Upload(TestTensors.Of(ElementType.Float32, [batch, heads, 48], Enumerable.Repeat(-0.25, batch * heads * 48).ToArray())) };
+            var chunked = options with { ChunkSize = 16 };
+            AssertAllocatesNothing(context, () => context.LinearChunked(qc, kc, vc, oc, chunked, state, final), shape);
+            return;
+        }
         AssertAllocatesNothing(context, () => context.LinearDecodeStep(q, k, v, o, state, options, intermediate), shape);
     }
 
     /// <summary>Delta-rule decode steps, as <see cref="SteadyStateLinearDecode_AllocatesNothing"/>.</summary>
-    public static TheoryData<string> DeltaShapes() => ["delta decode DeltaNet fp32", "delta decode GatedDeltaNet bf16 l2norm value-major", "delta decode Kda fp32", "delta verify GatedDeltaNet fp32"];
+    public static TheoryData<string> DeltaShapes() =>
+        ["delta decode DeltaNet fp32", "delta decode GatedDeltaNet bf16 l2norm value-major", "delta decode Kda fp32", "delta verify GatedDeltaNet fp32", "delta chunked GatedDeltaNet fp32", "delta chunked Kda bf16 value-major"];
 
     [SkippableTheory]
     [MemberData(nameof(DeltaShapes))]
@@ -111,7 +124,7 @@ public abstract class AllocationTests(ITestOutputHelper output)
         using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
         var random = new Random(shape.Length);
         ElementType type = shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
-        int batch = 2, heads = 4, tokens = shape.Contains("verify") ? 4 : 1, d = 32;
+        int batch = 2, heads = 4, tokens = shape.Contains("verify") ? 4 : shape.Contains("chunked") ? 48 : 1, d = 32;
         TensorView Put(ElementType t, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, 0.5, dims));
         TensorView Constant(double x, params int[] dims) => context.Upload(TestTensors.Of(ElementType.Float32, dims, Enumerable.Repeat(x, dims.Aggregate(1, (a, b) => a * b)).ToArray()));
         var variant = shape.Contains("Kda") ? DeltaRuleVariant.Kda : shape.Contains("Gated") ? DeltaRuleVariant.GatedDeltaNet : DeltaRuleVariant.DeltaNet;
@@ -125,7 +138,14 @@ public abstract class AllocationTests(ITestOutputHelper output)
         var beta = Constant(0.5, batch, heads, tokens);
         var o = context.Allocate(type, batch, heads, tokens, d);
         var state = context.Upload(TestTensors.Uniform(ElementType.Float32, random, 0.01, [batch, heads, d, d]));
-        TensorView? intermediate = tokens > 1 ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, d) : null;
+        TensorView? intermediate = shape.Contains("verify") ? context.Allocate(ElementType.Float32, batch, tokens, heads, d, d) : null;
+        if (shape.Contains("chunked"))
+        {
+            var final = context.Allocate(ElementType.Float32, batch, heads, d, d);
+            var chunked = options with { ChunkSize = 16 };
+            AssertAllocatesNothing(context, () => context.DeltaRuleChunked(q, k, v, beta, o, chunked, state, final), shape);
+            return;
+        }
         AssertAllocatesNothing(context, () => context.DeltaRuleDecodeStep(q, k, v, beta, o, state, options, intermediate), shape);
     }
 

@@ -102,6 +102,14 @@ public sealed class DeltaRuleProblem
         Validate(query, key, value, beta, output, options, state, intermediateStates, intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, null);
 
     /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.DeltaRuleChunked"/>: as
+    /// <see cref="CreateDecodeForCall"/>.
+    /// </summary>
+    internal static DeltaRuleProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView beta, in TensorView output,
+        DeltaRuleOptions? options, in TensorView? initialState, in TensorView? finalState) =>
+        Validate(query, key, value, beta, output, options, initialState, finalState, LinearCall.Chunked, t_call ??= new DeltaRuleProblem(DefaultOptions));
+
+    /// <summary>
     /// <see cref="CreateDecode"/> into this thread's reusable problem, for <see cref="AttentionContext.DeltaRuleDecodeStep"/>:
     /// no allocation once warm (a decode loop). The result is valid until this thread validates its next call; nothing
     /// may keep it, and the caller ends the call with <see cref="ReleaseCall"/>.

@@ -129,6 +129,14 @@ public sealed class LinearProblem
             intermediateStates.HasValue ? LinearCall.Verify : LinearCall.DecodeStep, state, null);
 
     /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.LinearChunked"/>: as
+    /// <see cref="CreateDecodeForCall"/>.
+    /// </summary>
+    internal static LinearProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, LinearOptions? options, in TensorView? initialState,
+        in TensorView? finalState) =>
+        Validate(query, key, value, output, requireOutput: true, options, initialState, finalState, LinearCall.Chunked, null, t_call ??= new LinearProblem(DefaultOptions));
+
+    /// <summary>
     /// <see cref="CreateDecode"/> into this thread's reusable problem, for <see cref="AttentionContext.LinearDecodeStep"/>:
     /// no allocation once warm (a decode loop). The result is valid until this thread validates its next call; nothing
     /// may keep it, and the caller ends the call with <see cref="ReleaseCall"/>.

@@ -35,7 +35,10 @@ internal static class GpuLinear
         long work = checked(groups * problem.FeatureSize * (LinearVariant.ColumnBlock + 1));
         var p = Params(problem, query, key, value, output, initialState, finalState, null, columnBlocks);
         p.Chunk = ChunkOf(options);
-        var meta = Meta(problem, ref p);
+        int metaLength = MetaLength(problem);
+        Span<int> meta = metaLength <= 256 ? stackalloc int[256] : new int[metaLength];
+        meta = meta[..metaLength];
+        FillMeta(problem, ref p, meta);
         var api = host.Api;
         var scratch = host.Scratch;
         lock (scratch.Gate)
@@ -67,7 +70,6 @@ internal static class GpuLinear
         var p = Params(problem, query, key, value, output, state, null, intermediateStates, columnBlocks);
         p.Verify = intermediateStates.HasValue ? 1 : 0;
         p.HasFinal = 1;
-        // A decode step has no packed sequences, so its meta data is the per-head decays at most: on the stack.
         int metaLength = MetaLength(problem);
         Span<int> meta = metaLength <= 256 ? stackalloc int[256] : new int[metaLength];
         meta = meta[..metaLength];
@@ -131,21 +133,13 @@ internal static class GpuLinear
     }
 
     /// <summary>
-    /// The int32 meta data of a call: the packed offsets (S + 1, varlen only), then the per-head log2 decays by bit
-    /// pattern (<see cref="DecayKind.PerHead"/> only), whose index is set in <paramref name="p"/>. Empty when neither.
+    /// The length of a call's int32 meta data: the packed offsets (S + 1, varlen only), then the per-head log2 decays by
+    /// bit pattern (<see cref="DecayKind.PerHead"/> only). 0 when neither.
     /// </summary>
-    public static int[] Meta(LinearProblem problem, ref LinearParams p)
-    {
-        var meta = new int[MetaLength(problem)];
-        FillMeta(problem, ref p, meta);
-        return meta;
-    }
-
-    /// <summary>The length of <see cref="Meta"/>'s array.</summary>
     private static int MetaLength(LinearProblem problem) =>
         (problem.IsVarlen ? problem.Options.CuSeqLens.Length : 0) + (problem.Options.Decay == DecayKind.PerHead ? problem.Options.HeadLogDecay.Length : 0);
 
-    /// <summary>Writes <see cref="Meta"/>'s values into <paramref name="meta"/>, <see cref="MetaLength"/> of them.</summary>
+    /// <summary>Writes the meta data into <paramref name="meta"/> (<see cref="MetaLength"/> values) and the decays' index into <paramref name="p"/>.</summary>
     private static void FillMeta(LinearProblem problem, ref LinearParams p, Span<int> meta)
     {
         int count = 0;
