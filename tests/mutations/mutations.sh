@@ -503,3 +503,21 @@ mutation nbh1d-chain-run-end \
   'Banded 1-D CPU kernel: at k 33 a chain computes diagonal 32 alone for the wrong block at the run end (third-to-last instead of second-to-last: no link to a block after the last gives it)' \
   'else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(' \
   'else if (kernel > 2 * Lanes && b == blocks - 3) DiagonalsTail<One>('
+
+mutation linear-plan-reuse-next-item \
+  managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
+  'CPU linear kernel: a plan kept from the previous call on this thread keeps its item counter (no work is claimed after the first call)' \
+  'NextItem = 0;' \
+  '/* NextItem kept */'
+
+mutation linear-plan-reuse-decay \
+  managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
+  'CPU linear kernel: a kept plan refills the per-head decays only into entries still zero (stale decays from the previous call with the same head count)' \
+  'for (int h = 0; h < decay.Length; h++) HeadLog2Decay[h] = decay[h] * Log2E;' \
+  'for (int h = 0; h < decay.Length; h++) if (HeadLog2Decay[h] == 0) HeadLog2Decay[h] = decay[h] * Log2E;'
+
+mutation delta-plan-reuse-next-item \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRule' \
+  'CPU delta-rule kernel: a plan kept from the previous call on this thread keeps its item counter' \
+  'NextItem = 0;' \
+  '/* NextItem kept */'
