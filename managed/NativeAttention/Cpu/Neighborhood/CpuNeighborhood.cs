@@ -277,17 +277,20 @@ internal static unsafe class CpuNeighborhood
 
         // Per box and axis: its first query (group coordinates), its query count and the low corner of its key box,
         // a box of `extent` keys that holds every window of its queries and lies inside the dilation group.
+        // Box b's index on each axis, row-major (last axis fastest), counted up instead of divided out per box.
+        Span<int> boxIndex = stackalloc int[Axes];
         for (int b = 0; b < boxCount; b++)
         {
-            int index = b, queries = 1;
+            int queries = 1;
+            if (b > 0)
+                for (int a = Axes - 1; a >= 0 && ++boxIndex[a] == boxes[a]; a--) boxIndex[a] = 0;
             for (int a = Axes - 1; a >= 0; a--)
             {
-                int ib = index % boxes[a];
-                index /= boxes[a];
+                int ib = boxIndex[a];
                 int boxFirst = first[a] + ib * p.Box[a], n = Math.Min(p.Box[a], count[a] - ib * p.Box[a]);
                 s.BoxFirst[b * Axes + a] = boxFirst;
                 s.BoxQueries[b * Axes + a] = n;
-                s.BoxLow[b * Axes + a] = tiling.BoxLow(a, group[a], boxFirst, n);
+                s.BoxLow[b * Axes + a] = tiling.BoxLowAt[a][boxFirst * p.Dilation[a] + group[a]];
                 queries *= n;
             }
             s.BoxColumnCount[b] = p.GroupSize * queries;
@@ -1283,6 +1286,12 @@ internal static unsafe class CpuNeighborhood
         /// of the windows of one query box (at most the group's length).
         /// </summary>
         public readonly int[][] BoxExtent = new int[Axes][];
+        /// <summary>
+        /// Per axis and query position: <see cref="BoxLow"/> of the query box that starts there (only box starts are
+        /// filled; a box's query count follows from its start, as segments do not overlap), looked up per item instead
+        /// of recomputed.
+        /// </summary>
+        public readonly int[][] BoxLowAt = new int[Axes][];
         /// <summary>At least the keys of any item's union of key boxes.</summary>
         public readonly int MaxUnionKeys = 1;
         /// <summary>Items per key/value head: the product of the segment counts.</summary>
@@ -1317,12 +1326,14 @@ internal static unsafe class CpuNeighborhood
                     }
                 // The largest union of one segment's key boxes (an item's union is a product of these).
                 int maxUnion = 0;
+                BoxLowAt[a] = new int[extent[a]];
                 foreach (var segment in Segments[a])
                 {
                     int low = int.MaxValue, high = int.MinValue;
                     for (int b0 = 0; b0 < segment.Count; b0 += plan.Box[a])
                     {
                         int boxLow = BoxLow(a, segment.Group, segment.First + b0, Math.Min(plan.Box[a], segment.Count - b0));
+                        BoxLowAt[a][(segment.First + b0) * plan.Dilation[a] + segment.Group] = boxLow;
                         low = Math.Min(low, boxLow);
                         high = Math.Max(high, boxLow + BoxExtent[a][segment.Group]);
                     }
