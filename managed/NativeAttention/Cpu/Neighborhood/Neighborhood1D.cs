@@ -961,16 +961,12 @@ internal static unsafe class Neighborhood1D
             {
                 int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
-                    // Chunk by chunk, the groups of a chunk in turn (group 0 is the longest): with dilation, consecutive
-                    // items (the two workers' current ones, and the next one each prefetches) read interleaved rows of
-                    // the same pages instead of one group's rows, a dilation apart, over four times the pages.
-                    for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)
-                        for (int g = 0; g < Math.Min(Dilation, extent); g++)
-                        {
-                            int groupLength = (extent - g + Dilation - 1) / Dilation;
-                            if (first < groupLength)
-                                Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
-                        }
+                    for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                    {
+                        int groupLength = (extent - g + Dilation - 1) / Dilation;
+                        for (int first = 0; first < groupLength; first += ChunkQueries)
+                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
+                    }
             }
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
