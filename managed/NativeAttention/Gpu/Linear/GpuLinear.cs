@@ -36,8 +36,7 @@ internal static class GpuLinear
         var p = Params(problem, query, key, value, output, initialState, finalState, null, columnBlocks);
         p.Chunk = ChunkOf(options);
         int metaLength = MetaLength(problem);
-        Span<int> meta = metaLength <= 256 ? stackalloc int[256] : new int[metaLength];
-        meta = meta[..metaLength];
+        Span<int> meta = metaLength <= StackMeta ? stackalloc int[metaLength] : new int[metaLength];
         FillMeta(problem, ref p, meta);
         var api = host.Api;
         var scratch = host.Scratch;
@@ -71,8 +70,7 @@ internal static class GpuLinear
         p.Verify = intermediateStates.HasValue ? 1 : 0;
         p.HasFinal = 1;
         int metaLength = MetaLength(problem);
-        Span<int> meta = metaLength <= 256 ? stackalloc int[256] : new int[metaLength];
-        meta = meta[..metaLength];
+        Span<int> meta = metaLength <= StackMeta ? stackalloc int[metaLength] : new int[metaLength];
         FillMeta(problem, ref p, meta);
         var api = host.Api;
         var scratch = host.Scratch;
@@ -131,6 +129,9 @@ internal static class GpuLinear
         }
         return p;
     }
+
+    /// <summary>Meta data lengths kept on the stack (a decode loop's per-head decays); longer ones (packed sequences) go to the heap.</summary>
+    private const int StackMeta = 256;
 
     /// <summary>
     /// The length of a call's int32 meta data: the packed offsets (S + 1, varlen only), then the per-head log2 decays by
