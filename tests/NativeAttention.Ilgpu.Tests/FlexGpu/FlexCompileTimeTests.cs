@@ -22,8 +22,9 @@ public sealed class FlexCompileTimeTests(OpenClFixture fixture, ITestOutputHelpe
     public void NewModification_FirstUse_ThenFromCache()
     {
         var context = fixture.Context;
-        var q = Upload(context, new float[2 * 32 * 64], 1, 2, 32, 64);
-        var kv = Upload(context, new float[32 * 64], 1, 1, 32, 64);
+        var random = new Random(17);
+        var q = Upload(context, Random(random, 2 * 32 * 64), 1, 2, 32, 64);
+        var kv = Upload(context, Random(random, 32 * 64), 1, 1, 32, 64);
         var o = context.Allocate(ElementType.Float32, 1, 2, 32, 64);
         var score = new CompileTimeScore { Weight = 0.5f };
         var mask = new CausalMask();
@@ -41,6 +42,13 @@ public sealed class FlexCompileTimeTests(OpenClFixture fixture, ITestOutputHelpe
             $"from the in-process cache {cached.TotalMilliseconds:F1} ms; on {context.DeviceName}");
         var ptx = FlexCompiler.Get(kernel, NativeAttention.Gpu.KernelApi.Cuda);
         output.WriteLine($"the same modification's PTX (sm_80, no device): {(ptx.FromCache ? "from the disk cache" : $"compiled in {ptx.CompileTime.TotalMilliseconds:F0} ms")}");
-        Assert.True(cached < first, $"the cached call ({cached}) took longer than the first ({first})");
+        // What the test checks is the cache, not the clock (times are only printed: a noisy machine, or a first use
+        // served from warm disk caches, can make the second call the slower one): the second call found the text the
+        // first one made in memory, and gave the same output.
+        Assert.Same(text, FlexCompiler.Get(kernel, NativeAttention.Gpu.KernelApi.OpenCl));
+        var firstOutput = Read(o);
+        FlexGpu.Run(context, q, kv, kv, o, null, 0.125f, null, score, mask);
+        context.Synchronize();
+        Assert.Equal(firstOutput, Read(o));
     }
 }
