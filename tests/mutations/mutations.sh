@@ -521,3 +521,9 @@ mutation delta-plan-reuse-next-item \
   'CPU delta-rule kernel: a plan kept from the previous call on this thread keeps its item counter' \
   'NextItem = 0;' \
   '/* NextItem kept */'
+
+mutation pool-alloc-count-missing \
+  managed/NativeAttention/Cpu/CpuWorkers.cs 'FullyQualifiedName~AllocationMeterTests|FullyQualifiedName~CpuAllocationTests' \
+  'CPU worker pool: a pool thread does not record its allocated bytes after a job (the allocation tests would see only the calling thread)' \
+  'Volatile.Write(ref s_allocated[index], GC.GetAllocatedBytesForCurrentThread());' \
+  '/* not recorded */'

@@ -36,6 +36,9 @@ internal static class CpuWorkers
         RunOnThreadPool(plan, workers, work);
     }
 
+    /// <summary>Managed bytes allocated by the pool threads so far (see <see cref="WorkerPool.AllocatedBytes"/>).</summary>
+    public static long PoolAllocatedBytes() => WorkerPool.AllocatedBytes();
+
     /// <summary>
     /// The fallback under <see cref="Parallel.For(int, int, ParallelOptions, Action{int})"/>, in its own method: the
     /// closure over <paramref name="plan"/> would otherwise be allocated on entry to <see cref="Run"/>, on every call.
@@ -80,6 +83,12 @@ internal static class CpuWorkers
     {
         private static readonly Lock s_grow = new();
         private static SemaphoreSlim[] s_wake = [];
+
+        /// <summary>
+        /// Each pool thread's <see cref="GC.GetAllocatedBytesForCurrentThread"/> after its last job (one read per thread
+        /// and call): what the allocation tests sum, since the process-wide count also sees the test host's threads.
+        /// </summary>
+        private static long[] s_allocated = [];
         private static readonly ManualResetEventSlim s_done = new(false, spinCount: 200);
         private static int s_owned;
         private static WorkItem? s_item;
@@ -122,6 +131,19 @@ internal static class CpuWorkers
             }
         }
 
+        /// <summary>
+        /// The managed bytes the pool threads have allocated in their lifetimes, as of their last finished job; a
+        /// difference across calls is what those calls' shares allocated (for tests: calls made between two reads must
+        /// not overlap another thread's call, as the allocation tests ensure by running alone).
+        /// </summary>
+        public static long AllocatedBytes()
+        {
+            long sum = 0;
+            var allocated = s_allocated;
+            for (int i = 0; i < allocated.Length; i++) sum += Volatile.Read(ref allocated[i]);
+            return sum;
+        }
+
         /// <summary>Starts threads until the pool has <paramref name="helpers"/>; called by the owner only.</summary>
         private static void Grow(int helpers)
         {
@@ -132,16 +154,19 @@ internal static class CpuWorkers
                 if (wake.Length >= helpers) return;
                 var grown = new SemaphoreSlim[helpers];
                 wake.CopyTo(grown, 0);
+                var allocated = new long[helpers];
+                s_allocated.CopyTo(allocated, 0);
+                s_allocated = allocated;   // the pool threads are parked: none writes the old array now
                 for (int i = wake.Length; i < helpers; i++)
                 {
-                    var signal = grown[i] = new SemaphoreSlim(0);
-                    new Thread(() => Loop(signal)) { IsBackground = true, Name = $"NativeAttention CPU worker {i + 1}" }.Start();
+                    var (signal, index) = (grown[i] = new SemaphoreSlim(0), i);
+                    new Thread(() => Loop(signal, index)) { IsBackground = true, Name = $"NativeAttention CPU worker {i + 1}" }.Start();
                 }
                 s_wake = grown;
             }
         }
 
-        private static void Loop(SemaphoreSlim wake)
+        private static void Loop(SemaphoreSlim wake, int index)
         {
             while (true)
             {
@@ -154,6 +179,7 @@ internal static class CpuWorkers
                 {
                     Interlocked.CompareExchange(ref s_error, ExceptionDispatchInfo.Capture(e), null);
                 }
+                Volatile.Write(ref s_allocated[index], GC.GetAllocatedBytesForCurrentThread());   // before the owner can return
                 if (Interlocked.Decrement(ref s_remaining) == 0) s_done.Set();
             }
         }

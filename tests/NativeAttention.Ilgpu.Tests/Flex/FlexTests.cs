@@ -395,9 +395,16 @@ public abstract class FlexTests
         var output = context.Allocate(ElementType.Float32, 1, 4, p.QueryLength, p.ValueDim);
         var lse = context.Allocate(ElementType.Float32, 1, 4, p.QueryLength);
         for (int i = 0; i < 20; i++) context.Flex(p.Query, p.Key, p.Value, output, score, mask, options, lse);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 50; i++) context.Flex(p.Query, p.Key, p.Value, output, score, mask, options, lse);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The smallest of a few windows: a genuine per-call allocation shows in every one, while a garbage collection
+        // that another test's thread sets off inside a window can make one window read a few bytes (dotnet/coreclr#10207).
+        long bytes = long.MaxValue;
+        for (int w = 0; w < 5 && bytes > 0; w++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 50; i++) context.Flex(p.Query, p.Key, p.Value, output, score, mask, options, lse);
+            bytes = Math.Min(bytes, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.Equal(0, bytes);
     }
 
     // ---- CreateBlockMask

@@ -14,19 +14,13 @@ public sealed class AllocationCollection
 
 /// <summary>
 /// Calls with the same shapes, repeated after a warm-up, allocate 0 bytes: measured with
-/// <see cref="GC.GetAllocatedBytesForCurrentThread"/> (the calling thread) and <see cref="GC.GetTotalAllocatedBytes(bool)"/>
-/// (every thread of the process, so the CPU workers too). A decode loop of thousands of steps per second must never
+/// <see cref="GC.GetAllocatedBytesForCurrentThread"/> on the calling thread and on every CPU pool thread
+/// (<see cref="AllocationMeter"/>). A decode loop of thousands of steps per second must never
 /// wake the GC.
 /// </summary>
 public abstract class AllocationTests(ITestOutputHelper output)
 {
     private const int Warmup = 30, Calls = 200, Windows = 5;
-
-    /// <summary>The smallest managed object on a 64-bit runtime, in bytes.</summary>
-    private const int SmallestObject = 24;
-
-    /// <summary>Process-wide bytes a window may show: half of one smallest object per call (see the test).</summary>
-    private const long ProcessNoise = Calls * SmallestObject / 2;
 
     protected abstract Backend Backend { get; }
 
@@ -46,31 +40,16 @@ public abstract class AllocationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Runs <paramref name="call"/> <see cref="Warmup"/> times, then measures windows of <see cref="Calls"/> calls:
-    /// 0 bytes on the calling thread and less than <see cref="ProcessNoise"/> in the process, or the test fails.
+    /// Runs <paramref name="call"/> <see cref="Warmup"/> times, then measures windows of <see cref="Calls"/> calls
+    /// (<see cref="AllocationMeter"/>): 0 bytes on the calling thread and on the CPU pool threads, or the test fails.
     /// </summary>
     protected void AssertAllocatesNothing(AttentionContext context, Action call, string shape)
     {
         for (int i = 0; i < Warmup; i++) call();
         context.Synchronize();
-
-        // The smallest of a few windows: a genuine per-call allocation shows in every one. The process-wide count also
-        // sees the test host's own threads (the runner's reporting allocates a few hundred bytes now and then, which a
-        // console program calling the same loop does not show: 0 bytes there), so it must stay below half the smallest
-        // object per call: any allocation per call, on any thread, fails.
-        long thread = long.MaxValue, total = long.MaxValue;
-        for (int w = 0; w < Windows && (thread > 0 || total >= ProcessNoise); w++)
-        {
-            long thread0 = GC.GetAllocatedBytesForCurrentThread(), total0 = GC.GetTotalAllocatedBytes(precise: true);
-            for (int i = 0; i < Calls; i++) call();
-            context.Synchronize();
-            long thread1 = GC.GetAllocatedBytesForCurrentThread(), total1 = GC.GetTotalAllocatedBytes(precise: true);
-            thread = Math.Min(thread, thread1 - thread0);
-            total = Math.Min(total, total1 - total0);
-        }
-        output.WriteLine($"{Backend} {shape}: {thread} bytes on the calling thread, {total} in the process over {Calls} calls");
-        Assert.True(thread == 0, $"{shape}: {thread} bytes allocated on the calling thread over {Calls} calls ({(double)thread / Calls:F1} per call).");
-        Assert.True(total < ProcessNoise, $"{shape}: {total} bytes allocated in the process over {Calls} calls ({(double)total / Calls:F1} per call).");
+        var bytes = AllocationMeter.Measure(call, Calls, Windows, context.Synchronize);
+        output.WriteLine($"{Backend} {shape}: {AllocationMeter.Describe(bytes, Calls)}");
+        AllocationMeter.AssertNothing(bytes, Calls, shape);
     }
 
     /// <summary>
