@@ -15,22 +15,42 @@ namespace NativeAttention.Ilgpu.Tests.FlexOnGpu;
 /// <summary>mma.sync.m16n8k16 (row.col, fp32 accumulate) and cvt.rn.{f16,bf16}x2.f32, emulated per the PTX ISA.</summary>
 internal readonly struct EmulatedMma<TCodec> : IFlexMmaType where TCodec : struct, IFlexElement<ushort>
 {
+    /// <summary>One lane's A fragment (the B fragment rides in a <see cref="Pair"/>): what one shuffle moves.</summary>
+    private struct Quad
+    {
+        public uint X0, X1, X2, X3;
+    }
+
+    private struct Pair
+    {
+        public uint X0, X1;
+    }
+
     public void Mma(ref float c0, ref float c1, ref float c2, ref float c3, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1)
     {
         int lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3;
         // A (16 x 16): lane 4 r + i holds A[r][2i, 2i+1] (a0), A[r+8][2i, 2i+1] (a1), A[r][2i+8, 2i+9] (a2), A[r+8][...] (a3).
         // B (16 x 8): lane 4 n + i holds B[2i, 2i+1][n] (b0) and B[2i+8, 2i+9][n] (b1).
         // C (16 x 8): lane 4 r + i holds C[r][2i, 2i+1] (c0, c1) and C[r+8][2i, 2i+1] (c2, c3).
-        for (int kp = 0; kp < 8; kp++)
+        // A lane's whole fragment moves in one shuffle: 12 shuffles per mma rather than one per register and k pair
+        // (32). Each shuffle is 4 barriers on ILGPU's CPU runtime, and with 128 per mma, 32 threads on a loaded 2-core
+        // machine twice sat in one barrier for 15-20 minutes (System.Threading.Barrier backs off to 10-second waits
+        // when a wake-up is missed), which would hang CI; the launch also runs under a time limit (see Run).
+        var mine = new Quad { X0 = a0, X1 = a1, X2 = a2, X3 = a3 };
+        var myB = new Pair { X0 = b0, X1 = b1 };
+        for (int i = 0; i < 4; i++)
         {
-            int i = kp & 3;
-            bool high = kp >= 4;
-            uint rowLo = Warp.Shuffle(high ? a2 : a0, 4 * g + i), rowHi = Warp.Shuffle(high ? a3 : a1, 4 * g + i);
-            uint col0 = Warp.Shuffle(high ? b1 : b0, 4 * (2 * t) + i), col1 = Warp.Shuffle(high ? b1 : b0, 4 * (2 * t + 1) + i);
-            c0 += Dot(rowLo, col0);
-            c1 += Dot(rowLo, col1);
-            c2 += Dot(rowHi, col0);
-            c3 += Dot(rowHi, col1);
+            Quad row = Warp.Shuffle(mine, 4 * g + i);
+            Pair col0 = Warp.Shuffle(myB, 4 * (2 * t) + i), col1 = Warp.Shuffle(myB, 4 * (2 * t + 1) + i);
+            // k pair i (low half of k: a0/a1, b0), then k pair i + 4 (high half: a2/a3, b1).
+            c0 += Dot(row.X0, col0.X0);
+            c1 += Dot(row.X0, col1.X0);
+            c2 += Dot(row.X1, col0.X0);
+            c3 += Dot(row.X1, col1.X0);
+            c0 += Dot(row.X2, col0.X1);
+            c1 += Dot(row.X2, col1.X1);
+            c2 += Dot(row.X3, col0.X1);
+            c3 += Dot(row.X3, col1.X1);
         }
     }
 
@@ -54,11 +74,13 @@ public sealed class FlexMmaEmulationTests
         else Run<Fp16Element>(false, blockMask, capacity);
     }
 
-    private static void Run<TCodec>(bool bf16, bool useBlockMask, int capacity) where TCodec : struct, IFlexElement<ushort>
+    private sealed record Launched(float[] Q, float[] K, float[] V, float[] Output, float[] Lse, float[] Slopes);
+
+    private static Launched Launch<TCodec>(bool bf16, bool useBlockMask, int capacity) where TCodec : struct, IFlexElement<ushort>
     {
         // One warp of 32 lanes, one group at a time (ILGPU's Nvidia-like CPU device starts 1,024 threads).
         using var ilgpu = ILGPU.Context.Create(builder => builder.CPU(new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 1, numMultiprocessors: 1)));
-        using var accelerator = ilgpu.CreateCPUAccelerator(0);
+        using var accelerator = ilgpu.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
         // GQA, ragged query and key tiles, Dv < Dqk, Dqk not a multiple of 16.
         int batch = 2, hq = 4, hkv = 2, nq = 37, nk = 45, d = capacity == 64 ? 40 : 100, dv = capacity == 64 ? 24 : 72;
         int shift = nk - nq;
@@ -132,6 +154,28 @@ public sealed class FlexMmaEmulationTests
 
         var output = od.GetAsArray1D().Select(x => default(TCodec).Load(x)).ToArray();
         var lse = ld.GetAsArray1D();
+        return new Launched(q, k, v, output, lse, slopes);
+    }
+
+    /// <summary>How long one launch may take before it counts as ILGPU's CPU runtime stuck in a barrier (normal: seconds).</summary>
+    private static readonly TimeSpan LaunchLimit = TimeSpan.FromMinutes(4);
+
+    private static void Run<TCodec>(bool bf16, bool useBlockMask, int capacity) where TCodec : struct, IFlexElement<ushort>
+    {
+        // The launch runs on its own thread under a time limit, once more if that passes: a launch left behind is
+        // ILGPU's runtime waiting in a barrier (its threads and buffers are leaked; disposing them would wait forever).
+        // Two in a row fail the test; the kernel's results are checked only from a launch that finished.
+        Launched? run = null;
+        for (int attempt = 0; attempt < 2 && run is null; attempt++)
+        {
+            var launch = Task.Factory.StartNew(() => Launch<TCodec>(bf16, useBlockMask, capacity), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            if (launch.Wait(LaunchLimit)) run = launch.Result;
+        }
+        Assert.True(run is not null, $"ILGPU's CPU accelerator did not finish the emulated launch within {LaunchLimit.TotalMinutes} minutes, twice");
+        var (q, k, v, output, lse, slopes) = (run.Q, run.K, run.V, run.Output, run.Lse, run.Slopes);
+        int batch = 2, hq = 4, hkv = 2, nq = 37, nk = 45, d = capacity == 64 ? 40 : 100, dv = capacity == 64 ? 24 : 72;
+        int shift = nk - nq;
+        float scale = 1 / MathF.Sqrt(d);
         // (The error record is not checked here: on ILGPU's CPU runtime dynamic shared memory need not be separate from the static tiles.)
         var (expected, expectedLse) = FlexReference.Run(q, k, v, batch, hq, hkv, nq, nk, d, dv, scale,
             (b, h, i, j) => j - i - shift >= -40 && j - i - shift <= 0, (s, b, h, i, j) => s + slopes[h] * (j - i - shift));
