@@ -73,18 +73,6 @@ mutation decode-split-boundary \
   'splitStart = low + (int)((long)(high - low) * split / p.Splits);' \
   'splitStart = low + (int)(((long)(high - low) * split + p.Splits - 1) / p.Splits);'
 
-mutation decode-sum4x4-rows \
-  managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~DecodeLoads|FullyQualifiedName~Decode|FullyQualifiedName~KvCache' \
-  'CPU decode quad score reduction: rows 2 and 3 pair their low 128-bit lanes twice (copy-pasted shuffle control), dropping lanes 2 and 3' \
-  'var r23 = Avx512F.Shuffle4x128(r2, r3, 0x44) + Avx512F.Shuffle4x128(r2, r3, 0xEE);' \
-  'var r23 = Avx512F.Shuffle4x128(r2, r3, 0x44) + Avx512F.Shuffle4x128(r2, r3, 0x44);'
-
-mutation decode-read-f16-zero-extend \
-  managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~DecodeLoads|FullyQualifiedName~FiniteHalf' \
-  'CPU decode 512-bit scaled binary16 load zero-extends instead of sign-extending: the sign bit lands on bit 28 and negative keys read as huge positives' \
-  'Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + index)), 13).AsUInt32(),' \
-  'Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + index)), 13),'
-
 # --- CPU neighborhood (Cpu/Neighborhood/CpuNeighborhood.cs; only the CPU neighborhood tests, which compare against the reference)
 
 mutation nbh-rpb-offset-sign \

@@ -664,10 +664,10 @@ internal static unsafe class CpuDecode
         int w = TSimd.Count, d = 0;
         for (; d + 2 * w <= length; d += 2 * w)
         {
-            a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), Read<TSimd, T, TFormat>(k, d), a0);
-            a1 = TSimd.MultiplyAdd(TSimd.Load(q + d + w), Read<TSimd, T, TFormat>(k, d + w), a1);
+            a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
+            a1 = TSimd.MultiplyAdd(TSimd.Load(q + d + w), RowLoads.Load<TSimd, T, TFormat>(k, d + w), a1);
         }
-        if (d < length) a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), Read<TSimd, T, TFormat>(k, d), a0);
+        if (d < length) a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
         return TSimd.Sum(TSimd.Add(a0, a1));
     }
 
@@ -682,7 +682,7 @@ internal static unsafe class CpuDecode
         T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero;
         for (int d = 0; d < stride; d += TSimd.Count)
         {
-            var key = Read<TSimd, T, TFormat>(k, d);
+            var key = RowLoads.Load<TSimd, T, TFormat>(k, d);
             a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), key, a0);
             a1 = TSimd.MultiplyAdd(TSimd.Load(q + stride + d), key, a1);
             a2 = TSimd.MultiplyAdd(TSimd.Load(q + 2 * stride + d), key, a2);
@@ -721,28 +721,6 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
-    /// <see cref="RowLoads.Load{TSimd, T, TFormat}"/>, with the 512-bit bfloat16 and scaled binary16 loads written so that
-    /// the JIT folds the load into the widening (<c>vpmovzxwd</c>/<c>vpmovsxwd</c> from memory) and embeds the mask as a
-    /// broadcast operand: the same bits in fewer instructions.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static T Read<TSimd, T, TFormat>(byte* row, int index)
-        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
-    {
-        if (typeof(T) == typeof(Vector512<float>) && Avx512F.IsSupported)
-        {
-            if (typeof(TFormat) == typeof(BFloat16Rows))
-                return Unsafe.BitCast<Vector512<float>, T>(
-                    Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + index)), 16).AsSingle());
-            if (typeof(TFormat) == typeof(ScaledFloat16Rows))
-                return Unsafe.BitCast<Vector512<float>, T>(Avx512F.And(
-                    Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)row + index)), 13).AsUInt32(),
-                    Vector512.Create(0x8FFFE000u)).AsSingle());
-        }
-        return RowLoads.Load<TSimd, T, TFormat>(row, index);
-    }
-
-    /// <summary>
     /// The 16 dot products of four query rows (<paramref name="stride"/> apart) with four key rows, written to
     /// <c>scores[0..3]</c>, <c>scores[KeyBlock..KeyBlock + 3]</c>, ...: a 4 x 4 register tile, so each step loads four
     /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
@@ -763,8 +741,8 @@ internal static unsafe class CpuDecode
         T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
         for (; q0 < end; q0 += TSimd.Count, q2 += TSimd.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
-            T x0 = Read<TSimd, T, TFormat>(k0, 0), x1 = Read<TSimd, T, TFormat>(k1, 0);
-            T x2 = Read<TSimd, T, TFormat>(k2, 0), x3 = Read<TSimd, T, TFormat>(k3, 0);
+            T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
+            T x2 = RowLoads.Load<TSimd, T, TFormat>(k2, 0), x3 = RowLoads.Load<TSimd, T, TFormat>(k3, 0);
             T y = TSimd.Load(q0);
             a00 = TSimd.MultiplyAdd(y, x0, a00);
             a01 = TSimd.MultiplyAdd(y, x1, a01);
@@ -786,56 +764,10 @@ internal static unsafe class CpuDecode
             a32 = TSimd.MultiplyAdd(y, x2, a32);
             a33 = TSimd.MultiplyAdd(y, x3, a33);
         }
-        if (typeof(T) == typeof(Vector512<float>) && Avx512F.IsSupported)
-        {
-            Sum4x4(Unsafe.BitCast<T, Vector512<float>>(a00), Unsafe.BitCast<T, Vector512<float>>(a01), Unsafe.BitCast<T, Vector512<float>>(a02),
-                Unsafe.BitCast<T, Vector512<float>>(a03), Unsafe.BitCast<T, Vector512<float>>(a10), Unsafe.BitCast<T, Vector512<float>>(a11),
-                Unsafe.BitCast<T, Vector512<float>>(a12), Unsafe.BitCast<T, Vector512<float>>(a13), Unsafe.BitCast<T, Vector512<float>>(a20),
-                Unsafe.BitCast<T, Vector512<float>>(a21), Unsafe.BitCast<T, Vector512<float>>(a22), Unsafe.BitCast<T, Vector512<float>>(a23),
-                Unsafe.BitCast<T, Vector512<float>>(a30), Unsafe.BitCast<T, Vector512<float>>(a31), Unsafe.BitCast<T, Vector512<float>>(a32),
-                Unsafe.BitCast<T, Vector512<float>>(a33), scores);
-            return;
-        }
         TSimd.Sum4(a00, a01, a02, a03).Store(scores);
         TSimd.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
         TSimd.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
         TSimd.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
-    }
-
-    /// <summary>
-    /// The 16 sums of a <see cref="Dot4x4{TSimd, T, TFormat}"/> tile, with the additions of <see cref="Simd512.Sum4"/> in
-    /// the same order (bit-identical): its 64-bit interleave step per row gives each 128-bit lane four partial sums, then
-    /// the four rows' lanes are summed together across rows (two 128-bit shuffles and an add per pair of rows, then per
-    /// pair of pairs) instead of row by row (two extracts and two adds per row).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void Sum4x4(Vector512<float> a00, Vector512<float> a01, Vector512<float> a02, Vector512<float> a03,
-        Vector512<float> a10, Vector512<float> a11, Vector512<float> a12, Vector512<float> a13,
-        Vector512<float> a20, Vector512<float> a21, Vector512<float> a22, Vector512<float> a23,
-        Vector512<float> a30, Vector512<float> a31, Vector512<float> a32, Vector512<float> a33, float* scores)
-    {
-        var r0 = Lanes4(a00, a01, a02, a03);
-        var r1 = Lanes4(a10, a11, a12, a13);
-        var r2 = Lanes4(a20, a21, a22, a23);
-        var r3 = Lanes4(a30, a31, a32, a33);
-        // (r.L0 + r.L2, r.L1 + r.L3) for two rows per vector, as Sum4's lower half plus upper half.
-        var r01 = Avx512F.Shuffle4x128(r0, r1, 0x44) + Avx512F.Shuffle4x128(r0, r1, 0xEE);
-        var r23 = Avx512F.Shuffle4x128(r2, r3, 0x44) + Avx512F.Shuffle4x128(r2, r3, 0xEE);
-        // Then (L0 + L2) + (L1 + L3): lane r holds row r's four sums.
-        var sums = Avx512F.Shuffle4x128(r01, r23, 0x88) + Avx512F.Shuffle4x128(r01, r23, 0xDD);
-        sums.GetLower().GetLower().Store(scores);
-        Avx512F.ExtractVector128(sums, 1).Store(scores + KeyBlock);
-        Avx512F.ExtractVector128(sums, 2).Store(scores + 2 * KeyBlock);
-        Avx512F.ExtractVector128(sums, 3).Store(scores + 3 * KeyBlock);
-    }
-
-    /// <summary>The first two steps of <see cref="Simd512.Sum4"/>: per 128-bit lane, partial sums of a, b, c and d.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Lanes4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
-    {
-        var ab = Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b);
-        var cd = Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d);
-        return Avx512F.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle() + Avx512F.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle();
     }
 
     /// <summary>
@@ -876,10 +808,10 @@ internal static unsafe class CpuDecode
             {
                 // Constant offsets from one address: the loads need no index arithmetic.
                 byte* v = RowLoads.Element<TFormat>(values[j], d);
-                var v0 = Read<TSimd, T, TFormat>(v, 0);
-                var v1 = Read<TSimd, T, TFormat>(v, w);
-                var v2 = Read<TSimd, T, TFormat>(v, 2 * w);
-                var v3 = Read<TSimd, T, TFormat>(v, 3 * w);
+                var v0 = RowLoads.Load<TSimd, T, TFormat>(v, 0);
+                var v1 = RowLoads.Load<TSimd, T, TFormat>(v, w);
+                var v2 = RowLoads.Load<TSimd, T, TFormat>(v, 2 * w);
+                var v3 = RowLoads.Load<TSimd, T, TFormat>(v, 3 * w);
                 var p = TSimd.Broadcast(weights[j]);
                 a0 = TSimd.MultiplyAdd(p, v0, a0);
                 b0 = TSimd.MultiplyAdd(p, v1, b0);
@@ -926,8 +858,8 @@ internal static unsafe class CpuDecode
             T a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3), b3 = TSimd.Multiply(TSimd.Load(acc3 + d + w), s3);
             for (int j = 0; j < keys; j++)
             {
-                var v0 = Read<TSimd, T, TFormat>(values[j], d);
-                var v1 = Read<TSimd, T, TFormat>(values[j], d + w);
+                var v0 = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
+                var v1 = RowLoads.Load<TSimd, T, TFormat>(values[j], d + w);
                 var p0 = TSimd.Broadcast(weights[j]);
                 a0 = TSimd.MultiplyAdd(p0, v0, a0);
                 b0 = TSimd.MultiplyAdd(p0, v1, b0);
@@ -956,7 +888,7 @@ internal static unsafe class CpuDecode
             T a2 = TSimd.Multiply(TSimd.Load(acc2 + d), s2), a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3);
             for (int j = 0; j < keys; j++)
             {
-                var v = Read<TSimd, T, TFormat>(values[j], d);
+                var v = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
                 a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), v, a0);
                 a1 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[KeyBlock + j]), v, a1);
                 a2 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[2 * KeyBlock + j]), v, a2);
@@ -987,14 +919,14 @@ internal static unsafe class CpuDecode
             {
                 var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
-                a0 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d), a0);
-                a1 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + w), a1);
-                a2 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 2 * w), a2);
-                a3 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 3 * w), a3);
-                a4 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 4 * w), a4);
-                a5 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 5 * w), a5);
-                a6 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 6 * w), a6);
-                a7 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 7 * w), a7);
+                a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
+                a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
+                a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 3 * w), a3);
+                a4 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 4 * w), a4);
+                a5 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 5 * w), a5);
+                a6 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 6 * w), a6);
+                a7 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 7 * w), a7);
             }
             TSimd.Store(acc + d, a0);
             TSimd.Store(acc + d + w, a1);
@@ -1013,10 +945,10 @@ internal static unsafe class CpuDecode
             {
                 var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
-                a0 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d), a0);
-                a1 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + w), a1);
-                a2 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 2 * w), a2);
-                a3 = TSimd.MultiplyAdd(weight, Read<TSimd, T, TFormat>(v, d + 3 * w), a3);
+                a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
+                a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
+                a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
+                a3 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 3 * w), a3);
             }
             TSimd.Store(acc + d, a0);
             TSimd.Store(acc + d + w, a1);
@@ -1026,7 +958,7 @@ internal static unsafe class CpuDecode
         for (; d < length; d += w)
         {
             T a0 = TSimd.Multiply(TSimd.Load(acc + d), a);
-            for (int j = 0; j < keys; j++) a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), Read<TSimd, T, TFormat>(values[j], d), a0);
+            for (int j = 0; j < keys; j++) a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), RowLoads.Load<TSimd, T, TFormat>(values[j], d), a0);
             TSimd.Store(acc + d, a0);
         }
     }
