@@ -77,14 +77,15 @@ public static class LinearDecodeBandwidth
             }
             output.WriteLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {rounds} rounds x {Steps} steps, {Threads} threads, load per round {string.Join(" ", loads)}");
             output.WriteLine("GB/s = 10^9 bytes per second; the step's bytes are its state read and written once plus q, k, v and o;");
-            output.WriteLine("each probe is the best of 3 passes over buffers of the state's size, right before the round's steps; ratios are per round.");
+            output.WriteLine("each probe is the best of 3 passes over buffers of the state's size, right before the round's 10 steps; ratios are per round.");
             for (int i = 0; i < cases.Length; i++)
             {
                 var s = results[i];
                 output.WriteLine($"{cases[i].ToSpec()} (state {StateBytes(cases[i]) / (1 << 20)} MiB, {cases[i].MinimumBytes() / 1e6:F1} MB per step)");
-                output.WriteLine($"    step {Median(s.Kernel):F1} GB/s median of round medians (best step {s.Best.Max():F1}; {Median(s.PerCpu):F1} per 2 CPU-seconds);"
+                output.WriteLine($"    step {Median(s.Kernel):F1} GB/s median of round medians (round bests {Median(s.Best):F1} median, {s.Best.Max():F1} best; {Median(s.PerCpu):F1} per 2 CPU-seconds);"
                     + $" probes: read {Median(s.Read):F1}, copy {Median(s.Copy):F1}, in-place update {Median(s.Update):F1} GB/s");
-                output.WriteLine($"    step / probe per round: read {Ratio(s.Kernel, s.Read)}, copy {Ratio(s.Kernel, s.Copy)}, in-place update {Ratio(s.Kernel, s.Update)}");
+                output.WriteLine($"    median step / probe per round: read {Ratio(s.Kernel, s.Read)}, copy {Ratio(s.Kernel, s.Copy)}, in-place update {Ratio(s.Kernel, s.Update)}");
+                output.WriteLine($"    best step / probe per round (both a best of their runs): read {Ratio(s.Best, s.Read)}, copy {Ratio(s.Best, s.Copy)}, in-place update {Ratio(s.Best, s.Update)}");
             }
         }
         finally
