@@ -56,9 +56,18 @@ public static class LinearDecodeBandwidth
                     var c = cases[i];
                     long stateBytes = StateBytes(c);
                     if (!probes.TryGetValue(stateBytes, out var probe)) probes[stateBytes] = probe = new Probes(Threads, stateBytes);
+                    double c0 = CpuSeconds();
                     results[i].Read.Add(probe.Read(3));
+                    double c1 = CpuSeconds();
                     results[i].Copy.Add(probe.Copy(3));
+                    double c2 = CpuSeconds();
                     results[i].Update.Add(probe.Update(3));
+                    double c3 = CpuSeconds();
+                    // The same bytes per second of this process's CPU time on the two threads (3 passes each; the
+                    // probe threads' start is included, which only matters for the small buffers).
+                    results[i].ReadPerCpu.Add(3.0 * stateBytes * Threads / (c1 - c0) / 1e9);
+                    results[i].CopyPerCpu.Add(6.0 * stateBytes * Threads / (c2 - c1) / 1e9);
+                    results[i].UpdatePerCpu.Add(6.0 * stateBytes * Threads / (c3 - c2) / 1e9);
                     var wall = new double[Steps];
                     double cpu0 = CpuSeconds();
                     for (int j = 0; j < Steps; j++)
@@ -82,9 +91,16 @@ public static class LinearDecodeBandwidth
             {
                 var s = results[i];
                 output.WriteLine($"{cases[i].ToSpec()} (state {StateBytes(cases[i]) / (1 << 20)} MiB, {cases[i].MinimumBytes() / 1e6:F1} MB per step)");
-                output.WriteLine($"    step {Median(s.Kernel):F1} GB/s median of round medians (round bests {Median(s.Best):F1} median, {s.Best.Max():F1} best; {Median(s.PerCpu):F1} per 2 CPU-seconds);"
+                output.WriteLine($"    step {Median(s.Kernel):F1} GB/s median of round medians (round bests {Median(s.Best):F1} median, {s.Best.Max():F1} best);"
                     + $" probes: read {Median(s.Read):F1}, copy {Median(s.Copy):F1}, in-place update {Median(s.Update):F1} GB/s");
                 output.WriteLine($"    median step / probe per round: read {Ratio(s.Kernel, s.Read)}, copy {Ratio(s.Kernel, s.Copy)}, in-place update {Ratio(s.Kernel, s.Update)}");
+                // Small buffers: the probe threads' start outweighs their passes, so no CPU-time line.
+                if (StateBytes(cases[i]) >= 64L << 20)
+                {
+                    output.WriteLine($"    per CPU second (x 2 threads, load-robust where the cores, not memory, are shared): step {Median(s.PerCpu):F1}, read {Median(s.ReadPerCpu):F1},"
+                        + $" copy {Median(s.CopyPerCpu):F1}, in-place update {Median(s.UpdatePerCpu):F1} GB/s; step / probe per round: read {Ratio(s.PerCpu, s.ReadPerCpu)},"
+                        + $" copy {Ratio(s.PerCpu, s.CopyPerCpu)}, in-place update {Ratio(s.PerCpu, s.UpdatePerCpu)}");
+                }
                 output.WriteLine($"    best step / probe per round (both a best of their runs): read {Ratio(s.Best, s.Read)}, copy {Ratio(s.Best, s.Copy)}, in-place update {Ratio(s.Best, s.Update)}");
             }
         }
@@ -101,7 +117,7 @@ public static class LinearDecodeBandwidth
 
     private sealed class Samples
     {
-        public readonly List<double> Kernel = [], Best = [], PerCpu = [], Read = [], Copy = [], Update = [];
+        public readonly List<double> Kernel = [], Best = [], PerCpu = [], Read = [], Copy = [], Update = [], ReadPerCpu = [], CopyPerCpu = [], UpdatePerCpu = [];
     }
 
     private static string Ratio(List<double> kernel, List<double> probe)
