@@ -68,22 +68,39 @@ internal unsafe struct ChunkPrefetch
     }
 
     /// <summary>Prefetches the next <paramref name="lines"/> queued lines (fewer when the queue runs out).</summary>
+    /// <remarks>
+    /// The lines of the current run are issued from locals in an unrolled loop, and the count is settled once per run:
+    /// stepping the fields line by line (a load, a store and a test per line) was about 7 % of the streamed chunk's time
+    /// in wip-lin3's profile, on 512 lines per chunk.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.NoInlining)]
     public void Step(int lines)
     {
+        byte* line = _line, last = _last;
         while (lines > 0 && _region < _count)
         {
-            if (_line <= _last)
+            if (line <= last)
             {
-                Sse.Prefetch1(_line);
-                _line += 64;
-                lines--;
-                Pending--;
+                long run = ((last - line) >> 6) + 1;
+                int n = run < lines ? (int)run : lines;
+                byte* end = line + ((long)n << 6);
+                for (; line + 192 < end; line += 256)
+                {
+                    Sse.Prefetch1(line);
+                    Sse.Prefetch1(line + 64);
+                    Sse.Prefetch1(line + 128);
+                    Sse.Prefetch1(line + 192);
+                }
+                for (; line < end; line += 64) Sse.Prefetch1(line);
+                lines -= n;
+                Pending -= n;
                 continue;
             }
             if (_row + 1 < _rows[_region]) Start(_region, _row + 1);
             else if (_region + 1 < _count) Start(_region + 1, 0);
-            else { _region = _count; Pending = 0; }
+            else { _region = _count; Pending = 0; _line = line; return; }
+            line = _line; last = _last;
         }
+        _line = line;
     }
 }
