@@ -145,9 +145,16 @@ public abstract class AttentionContext : IDisposable
     public void Neighborhood(TensorView query, TensorView key, TensorView value, TensorView output, NeighborhoodOptions options, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = NeighborhoodProblem.Create(query, key, value, output, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        NeighborhoodCore(problem, query, key, value, output, logSumExp);
+        var problem = NeighborhoodProblem.CreateForCall(query, key, value, output, options, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            NeighborhoodCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>Block-sparse attention over the blocks a <see cref="BlockMask"/> lists; tensors as in <see cref="Flash"/>.</summary>
@@ -156,9 +163,16 @@ public abstract class AttentionContext : IDisposable
     public void BlockSparse(TensorView query, TensorView key, TensorView value, TensorView output, BlockSparseOptions options, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = BlockSparseProblem.Create(query, key, value, output, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        BlockSparseCore(problem, query, key, value, output, logSumExp);
+        var problem = BlockSparseProblem.CreateForCall(query, key, value, output, options, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            BlockSparseCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -328,9 +342,16 @@ public abstract class AttentionContext : IDisposable
     public void MergeStates(TensorView partialOutputs, TensorView partialLogSumExp, TensorView output, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = MergeProblem.Create(partialOutputs, partialLogSumExp, output, logSumExp);
-        CheckTensors(problem.Tensors);
-        MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        var problem = MergeProblem.CreateForCall(partialOutputs, partialLogSumExp, output, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
 

@@ -76,7 +76,6 @@ public abstract class AllocationTests(ITestOutputHelper output)
     /// <summary>
     /// Linear-attention decode steps (a decode loop too) and chunked calls: validation into the thread's reusable problem,
     /// the CPU kernel's reusable plan, and on GPUs the cached kernel name and source and the meta data on the stack.
-    /// Neighborhood and block-sparse calls still allocate per call.
     /// </summary>
     public static TheoryData<string> LinearShapes() =>
         ["linear decode fp32", "linear decode bf16 per-head decay normalize", "linear decode fp32 per-token gate", "linear verify fp32", "linear chunked fp32 per-token gate", "linear chunked bf16 per-head decay normalize"];
@@ -147,6 +146,103 @@ public abstract class AllocationTests(ITestOutputHelper output)
             return;
         }
         AssertAllocatesNothing(context, () => context.DeltaRuleDecodeStep(q, k, v, beta, o, state, options, intermediate), shape);
+    }
+
+    /// <summary>
+    /// Neighborhood (1-D, 2-D, 3-D; extra keys, relative-position bias, padding extents; float32 and 16-bit), block-sparse
+    /// (every mask format, the predicates, the split-KV path of decode-shaped calls), packed varlen and merge calls: the
+    /// thread's reusable problem, the CPU kernels' reusable plans, and on GPUs the cached kernel names and sources. The
+    /// options object is built once, as a caller's loop would.
+    /// </summary>
+    public static TheoryData<string> FamilyShapes() =>
+    [
+        "nbh 1d fp32 k 7", "nbh 1d fp16 k 9 dilation 2 causal extra rpb", "nbh 2d fp32 k 5x5 rpb lse", "nbh 2d bf16 k 3x5 stride 2 padded extra",
+        "nbh 3d fp32 k 3x3x3 lse", "nbh 3d fp16 k 3x3x3 dilation 2 padded rpb",
+        "blocksparse flex fp32 causal", "blocksparse csr fp32 window lse", "blocksparse bsr bf16 documents", "blocksparse dense fp16 prefix GQA",
+        "blocksparse flex decode fp32", "blocksparse csr decode fp16 GQA lse",
+        "varlen fp32 causal", "varlen bf16 decode-shaped GQA lse", "varlen fp16 used-k window alibi",
+        "merge fp32 lse", "merge fp16 into fp32",
+    ];
+
+    [SkippableTheory]
+    [MemberData(nameof(FamilyShapes))]
+    public void SteadyStateFamilyCall_AllocatesNothing(string shape)
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        ElementType type = shape.Contains("fp16") ? ElementType.Float16 : shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
+        bool lse = shape.Contains("lse");
+        if (shape.StartsWith("nbh"))
+        {
+            int axes = shape.Contains("3d") ? 3 : shape.Contains("2d") ? 2 : 1;
+            int[] grid = axes switch { 1 => [40], 2 => [12, 10], _ => [6, 7, 8] };
+            int[] kernel = shape.Contains("k 7") ? [7] : shape.Contains("k 9") ? [9] : shape.Contains("5x5") ? [5, 5] : shape.Contains("3x5") ? [3, 5] : [3, 3, 3];
+            var c = new NativeAttention.NeighborhoodCase
+            {
+                ElementType = type, Batch = 2, QueryHeads = 4, KeyValueHeads = 2, Grid = grid, KernelSize = kernel,
+                Dilation = shape.Contains("dilation 2") ? [.. Enumerable.Repeat(2, axes)] : null,
+                Stride = shape.Contains("stride 2") ? [.. Enumerable.Repeat(2, axes)] : null,
+                Causal = shape.Contains("causal") ? [.. Enumerable.Repeat(true, axes)] : null,
+                HeadDim = 32, ValueDim = 32, AdditionalKeys = shape.Contains("extra") ? 3 : 0, RelativePositionBias = shape.Contains("rpb"),
+                ValidExtent = shape.Contains("padded") ? [.. grid.Select((g, a) => Math.Max(g - 1, kernel[a] * (shape.Contains("dilation 2") ? 2 : 1)))] : null,
+                Seed = shape.Length,
+            };
+            using var prepared = CaseRunner.Prepare(context, c);
+            var t = prepared.Placed;
+            var options = c.OptionsFor(t);
+            TensorView? l = lse ? t.LogSumExp : null;
+            AssertAllocatesNothing(context, () => context.Neighborhood(t.Query, t.Key, t.Value, t.Output, options, l), shape);
+            return;
+        }
+        if (shape.StartsWith("blocksparse"))
+        {
+            bool decode = shape.Contains("decode");
+            var c = new BlockSparseCase
+            {
+                // Decode-shaped: one batch element and kv head, so the CPU splits the key blocks (its split-KV path).
+                ElementType = type, Batch = decode ? 1 : 2, QueryHeads = 4, KeyValueHeads = decode ? 1 : shape.Contains("GQA") ? 2 : 4,
+                QueryLength = decode ? 1 : 160, KeyLength = decode ? 2048 : 160, HeadDim = 32, ValueDim = 32, QueryBlock = decode ? 16 : 32, KeyBlock = 32,
+                Density = decode ? 0.9 : 0.6,
+                Format = shape.Contains("csr") ? BlockSparseCase.MaskFormat.Csr : shape.Contains("bsr") ? BlockSparseCase.MaskFormat.Bsr
+                    : shape.Contains("dense") ? BlockSparseCase.MaskFormat.Dense : BlockSparseCase.MaskFormat.Flex,
+                Predicate = shape.Contains("causal") ? ElementPredicateKind.Causal : shape.Contains("window") ? ElementPredicateKind.Window
+                    : shape.Contains("documents") ? ElementPredicateKind.Document : shape.Contains("prefix") ? ElementPredicateKind.PrefixLM : ElementPredicateKind.None,
+                WindowLeft = shape.Contains("window") ? 40 : -1, WindowRight = shape.Contains("window") ? 8 : -1,
+                Documents = shape.Contains("documents") ? 2 : 1, Prefix = shape.Contains("prefix") ? 50 : 0,
+                Seed = shape.Length,
+            };
+            using var prepared = CaseRunner.Prepare(context, c);
+            var t = prepared.Placed;
+            var options = c.Options();
+            TensorView? l = lse ? t.LogSumExp : null;
+            AssertAllocatesNothing(context, () => context.BlockSparse(t.Query, t.Key, t.Value, t.Output, options, l), shape);
+            return;
+        }
+        if (shape.StartsWith("merge"))
+        {
+            var c = new MergeCase { ElementType = type, OutputType = shape.Contains("into fp32") ? ElementType.Float32 : null, Parts = 3, Batch = 2, Heads = 4, Rows = 70, ValueDim = 64, Seed = shape.Length };
+            using var prepared = CaseRunner.Prepare(context, c);
+            var t = prepared.Placed;
+            var (po, pl) = (t[MergeCase.PartialOutputsName], t[MergeCase.PartialLogSumExpName]);
+            TensorView? l = lse ? t.LogSumExp : null;
+            AssertAllocatesNothing(context, () => context.MergeStates(po, pl, t.Output, l), shape);
+            return;
+        }
+        {
+            var random = new Random(shape.Length);
+            bool decode = shape.Contains("decode");
+            int hq = 8, hkv = shape.Contains("GQA") ? 2 : 8, d = 64;
+            int[] queryLengths = decode ? [1, 1, 0, 1] : [37, 0, 64, 9], keyLengths = [150, 97, 20, 64];
+            var layout = VarlenLayout.FromLengths(queryLengths, keyLengths);
+            if (shape.Contains("used-k")) layout = layout with { SeqUsedK = new[] { 120, 97, 0, 40 } };
+            int totalQ = queryLengths.Sum(), totalK = keyLengths.Sum();
+            TensorView Put(ElementType t, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, dims));
+            var options = new FlashOptions { Causal = shape.Contains("causal"), WindowLeft = shape.Contains("window") ? 30 : -1 };
+            if (shape.Contains("alibi")) options = options with { AlibiSlopes = Put(ElementType.Float32, hq) };
+            var (q, k, v) = (Put(type, totalQ, hq, d), Put(type, totalK, hkv, d), Put(type, totalK, hkv, d));
+            var o = context.Allocate(type, totalQ, hq, d);
+            TensorView? l = lse ? context.Allocate(ElementType.Float32, hq, totalQ) : null;
+            AssertAllocatesNothing(context, () => context.FlashVarlen(q, k, v, o, layout, options, l), shape);
+        }
     }
 
     /// <summary>The call named <paramref name="shape"/> with every tensor allocated on <paramref name="context"/> once.</summary>
