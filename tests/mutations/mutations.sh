@@ -521,3 +521,12 @@ mutation delta-plan-reuse-next-item \
   'CPU delta-rule kernel: a plan kept from the previous call on this thread keeps its item counter' \
   'NextItem = 0;' \
   '/* NextItem kept */'
+
+# --- steady-state reuse (per-thread problems and kept CPU plans; caught by AllocationTests.SteadyStateCall_ReadsChangedInputs,
+#     which overwrites the inputs in place between calls on the same buffers)
+
+mutation neighborhood-plan-reuse-bias \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuAllocationTests.SteadyStateCall_ReadsChangedInputs' \
+  'CPU neighborhood box kernel: a plan kept from the previous call on the same buffers keeps its copy of the relative-position bias (the caller changed it in place)' \
+  'if (problem.Options.RelativePositionBias is { } rpb) ReadBias(rpb, idle._bias!);' \
+  '/* bias copy kept from the previous call */'

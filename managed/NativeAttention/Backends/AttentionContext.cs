@@ -95,9 +95,16 @@ public abstract class AttentionContext : IDisposable
     public void FlashVarlen(TensorView query, TensorView key, TensorView value, TensorView output, VarlenLayout layout, FlashOptions? options = null, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = VarlenProblem.Create(query, key, value, output, layout, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        FlashVarlenCore(problem, query, key, value, output, logSumExp);
+        var problem = VarlenProblem.CreateForCall(query, key, value, output, layout, options, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            FlashVarlenCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -414,15 +421,16 @@ public abstract class AttentionContext : IDisposable
         {
             int q0 = problem.QueryStart(b), nq = problem.QueryLength(b), k0 = problem.KeyStart(b), nk = problem.KeyLength(b);
             if (nq == 0) continue;
-            var o = VarlenProblem.SequenceView(output, q0, nq);
-            TensorView? lse = logSumExp is { } l ? VarlenProblem.SequenceLogSumExp(l, q0, nq) : null;
+            // Views over the problem's own shape arrays (no allocation), used before the next sequence's replace them.
+            var o = problem.SequenceView(VarlenProblem.OutputSlot, output, q0, nq);
+            TensorView? lse = logSumExp is { } l ? problem.SequenceLogSumExpView(l, q0, nq) : null;
             if (nk == 0)
             {
                 WriteEmptyRowsCore(o, lse);
                 continue;
             }
-            FlashCore(problem.SequenceProblem(b), VarlenProblem.SequenceView(query, q0, nq), VarlenProblem.SequenceView(key, k0, nk),
-                VarlenProblem.SequenceView(value, k0, nk), o, lse);
+            FlashCore(problem.SequenceProblem(b), problem.SequenceView(VarlenProblem.QuerySlot, query, q0, nq), problem.SequenceView(VarlenProblem.KeySlot, key, k0, nk),
+                problem.SequenceView(VarlenProblem.ValueSlot, value, k0, nk), o, lse);
         }
     }
 

@@ -293,8 +293,11 @@ public sealed class BlockSparseProblem
         CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
         if (mask.ColumnCapacity < 0)
             TensorChecks.Throw($"{name}.ColumnCapacity is {mask.ColumnCapacity}; expected a non-negative capacity.", $"{name}.ColumnCapacity");
-        CheckLength(mask.RowOffsets.Length, (long)mask.MaskHeads * (queryBlocks + 1), $"{name}.RowOffsets", $"[{mask.MaskHeads}, {queryBlocks + 1}]");
-        CheckLength(mask.ColumnIndices.Length, (long)mask.MaskHeads * mask.ColumnCapacity, $"{name}.ColumnIndices", $"[{mask.MaskHeads}, {mask.ColumnCapacity}]");
+        // Compared first, the shape text formatted only to throw: a valid mask allocates nothing.
+        if (mask.RowOffsets.Length != (long)mask.MaskHeads * (queryBlocks + 1))
+            CheckLength(mask.RowOffsets.Length, (long)mask.MaskHeads * (queryBlocks + 1), $"{name}.RowOffsets", $"[{mask.MaskHeads}, {queryBlocks + 1}]");
+        if (mask.ColumnIndices.Length != (long)mask.MaskHeads * mask.ColumnCapacity)
+            CheckLength(mask.ColumnIndices.Length, (long)mask.MaskHeads * mask.ColumnCapacity, $"{name}.ColumnIndices", $"[{mask.MaskHeads}, {mask.ColumnCapacity}]");
         var offsets = mask.RowOffsets.Span;
         var columns = mask.ColumnIndices.Span;
         const int StackBlocks = 512;
@@ -347,8 +350,11 @@ public sealed class BlockSparseProblem
                 if (predicate.WindowRight < -1) TensorChecks.Throw($"{name}.WindowRight is {predicate.WindowRight}; expected -1 (unbounded) or a non-negative extent.", $"{name}.WindowRight");
                 break;
             case ElementPredicateKind.Document:
-                CheckLength(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
-                CheckLength(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
+                // Compared first, the shape text formatted only to throw.
+                if (predicate.QueryDocuments.Length != (long)batch * nq)
+                    CheckLength(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
+                if (predicate.KeyDocuments.Length != (long)batch * nk)
+                    CheckLength(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
                 break;
             case ElementPredicateKind.PrefixLM:
                 var prefixes = predicate.PrefixLengths.Span;
