@@ -527,3 +527,11 @@ mutation pool-alloc-count-missing \
   'CPU worker pool: a pool thread does not record its allocated bytes after a job (the allocation tests would see only the calling thread)' \
   'Volatile.Write(ref s_allocated[index], GC.GetAllocatedBytesForCurrentThread());' \
   '/* not recorded */'
+# --- steady-state reuse (per-thread problems and kept CPU plans; caught by AllocationTests.SteadyStateCall_ReadsChangedInputs,
+#     which overwrites the inputs in place between calls on the same buffers)
+
+mutation neighborhood-plan-reuse-bias \
+  managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuAllocationTests.SteadyStateCall_ReadsChangedInputs' \
+  'CPU neighborhood box kernel: a plan kept from the previous call on the same buffers keeps its copy of the relative-position bias (the caller changed it in place)' \
+  'if (problem.Options.RelativePositionBias is { } rpb) ReadBias(rpb, idle._bias!);' \
+  '/* bias copy kept from the previous call */'

@@ -95,9 +95,16 @@ public abstract class AttentionContext : IDisposable
     public void FlashVarlen(TensorView query, TensorView key, TensorView value, TensorView output, VarlenLayout layout, FlashOptions? options = null, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = VarlenProblem.Create(query, key, value, output, layout, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        FlashVarlenCore(problem, query, key, value, output, logSumExp);
+        var problem = VarlenProblem.CreateForCall(query, key, value, output, layout, options, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            FlashVarlenCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -145,9 +152,16 @@ public abstract class AttentionContext : IDisposable
     public void Neighborhood(TensorView query, TensorView key, TensorView value, TensorView output, NeighborhoodOptions options, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = NeighborhoodProblem.Create(query, key, value, output, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        NeighborhoodCore(problem, query, key, value, output, logSumExp);
+        var problem = NeighborhoodProblem.CreateForCall(query, key, value, output, options, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            NeighborhoodCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>Block-sparse attention over the blocks a <see cref="BlockMask"/> lists; tensors as in <see cref="Flash"/>.</summary>
@@ -156,9 +170,16 @@ public abstract class AttentionContext : IDisposable
     public void BlockSparse(TensorView query, TensorView key, TensorView value, TensorView output, BlockSparseOptions options, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = BlockSparseProblem.Create(query, key, value, output, options, logSumExp);
-        CheckTensors(problem.Tensors);
-        BlockSparseCore(problem, query, key, value, output, logSumExp);
+        var problem = BlockSparseProblem.CreateForCall(query, key, value, output, options, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            BlockSparseCore(problem, query, key, value, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
     /// <summary>
@@ -328,9 +349,16 @@ public abstract class AttentionContext : IDisposable
     public void MergeStates(TensorView partialOutputs, TensorView partialLogSumExp, TensorView output, TensorView? logSumExp = null)
     {
         ThrowIfDisposed();
-        var problem = MergeProblem.Create(partialOutputs, partialLogSumExp, output, logSumExp);
-        CheckTensors(problem.Tensors);
-        MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        var problem = MergeProblem.CreateForCall(partialOutputs, partialLogSumExp, output, logSumExp);
+        try
+        {
+            CheckTensors(problem.Tensors);
+            MergeStatesCore(problem, partialOutputs, partialLogSumExp, output, logSumExp);
+        }
+        finally
+        {
+            problem.ReleaseCall();   // the per-thread problem must not keep the caller's tensors alive
+        }
     }
 
 
@@ -393,15 +421,16 @@ public abstract class AttentionContext : IDisposable
         {
             int q0 = problem.QueryStart(b), nq = problem.QueryLength(b), k0 = problem.KeyStart(b), nk = problem.KeyLength(b);
             if (nq == 0) continue;
-            var o = VarlenProblem.SequenceView(output, q0, nq);
-            TensorView? lse = logSumExp is { } l ? VarlenProblem.SequenceLogSumExp(l, q0, nq) : null;
+            // Views over the problem's own shape arrays (no allocation), used before the next sequence's replace them.
+            var o = problem.SequenceView(VarlenProblem.OutputSlot, output, q0, nq);
+            TensorView? lse = logSumExp is { } l ? problem.SequenceLogSumExpView(l, q0, nq) : null;
             if (nk == 0)
             {
                 WriteEmptyRowsCore(o, lse);
                 continue;
             }
-            FlashCore(problem.SequenceProblem(b), VarlenProblem.SequenceView(query, q0, nq), VarlenProblem.SequenceView(key, k0, nk),
-                VarlenProblem.SequenceView(value, k0, nk), o, lse);
+            FlashCore(problem.SequenceProblem(b), problem.SequenceView(VarlenProblem.QuerySlot, query, q0, nq), problem.SequenceView(VarlenProblem.KeySlot, key, k0, nk),
+                problem.SequenceView(VarlenProblem.ValueSlot, value, k0, nk), o, lse);
         }
     }
 

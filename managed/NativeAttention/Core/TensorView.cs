@@ -45,6 +45,20 @@ public readonly struct TensorView
         _strides = strides.ToArray();
     }
 
+    /// <summary>
+    /// A view over <paramref name="shape"/> and <paramref name="strides"/> themselves, neither copied nor checked: for
+    /// callers that derived them from a valid view and refill the arrays only after every use of the view (the
+    /// per-sequence views of a varlen call, which then allocate nothing).
+    /// </summary>
+    internal TensorView(TensorStorage storage, int[] shape, long[] strides, long offset, bool adopt)
+    {
+        System.Diagnostics.Debug.Assert(adopt && shape.Length == strides.Length);
+        Storage = storage;
+        Offset = offset;
+        _shape = shape;
+        _strides = strides;
+    }
+
     /// <summary>The storage viewed, or null for a default (empty) view.</summary>
     public TensorStorage? Storage { get; }
 

@@ -71,14 +71,22 @@ internal static unsafe class CpuBlockSparse
         using var vPin = value.Storage!.Pin();
         using var oPin = output.Storage!.Pin();
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
-        var plan = new Plan(problem, TSimd.Count, threads, query, key, value, output, logSumExp,
-            (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer);
-        fixed (int* keyDocuments = plan.KeyDocuments)
+        var plan = ThreadIdle<Plan>.Rent();
+        try
         {
-            plan.KeyDocumentsPointer = keyDocuments;
-            CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+            plan.Reset(problem, TSimd.Count, threads, query, key, value, output, logSumExp,
+                (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer);
+            fixed (int* keyDocuments = plan.KeyDocuments)
+            {
+                plan.KeyDocumentsPointer = keyDocuments;
+                CpuWorkers.Run(plan, threads, plan.Items, Work<TSimd, T>);
+            }
+            if (plan.Splits > 1) Merge(plan);
         }
-        if (plan.Splits > 1) Merge(plan);
+        finally
+        {
+            plan.Return();
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -750,7 +758,7 @@ internal static unsafe class CpuBlockSparse
     private static void Merge(Plan p)
     {
         Span<float> weights = stackalloc float[p.Splits];
-        var row = new float[p.ValueDim];
+        var row = p.MergeRow;
         fixed (float* rowPointer = row)
         {
             for (int b = 0; b < p.Batch; b++)
@@ -774,42 +782,54 @@ internal static unsafe class CpuBlockSparse
         }
     }
 
-    /// <summary>Sizes, pointers, strides and the mask of one call, shared read-only by the workers (plus the item counter).</summary>
+    /// <summary>
+    /// Sizes, pointers, strides and the mask of one call, shared read-only by the workers (plus the item counter). One
+    /// idle plan per thread (<see cref="ThreadIdle{T}"/>) is refilled by <see cref="Reset"/> for each call, its arrays
+    /// kept while their lengths fit, so a steady stream of calls with the same shapes allocates nothing;
+    /// <see cref="Return"/> drops the call's problem before keeping it.
+    /// </summary>
     private sealed class Plan
     {
-        public readonly BlockSparseProblem Problem;
-        public readonly int Batch, QueryHeads, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
-        public readonly int QueryBlockSize, KeyBlockSize, QueryBlocks, KeyBlocks;
-        public readonly int HeadsPerItem, HeadChunks, Splits, Items, GroupVectors, GroupWidth, MaxColumns;
+        public BlockSparseProblem Problem = null!;
+        public int Batch, QueryHeads, KeyValueHeads, GroupSize, QueryLength, KeyLength, HeadDim, ValueDim, ValueStride;
+        public int QueryBlockSize, KeyBlockSize, QueryBlocks, KeyBlocks;
+        public int HeadsPerItem, HeadChunks, Splits, Items, GroupVectors, GroupWidth, MaxColumns;
         /// <summary>
         /// Adjacent query blocks per item (when one block's columns fill whole column groups, as flash's 256 columns):
         /// a K/V tile two of them list is read once, and the per-item and per-tile costs are shared.
         /// </summary>
-        public readonly int QueryBlocksPerItem, BlockRuns, RowsPerItem;
-        public readonly float Log2Scale, SoftcapIn, SoftcapOut;
-        public readonly bool Softcap, PredicateNone, PredicateIsRange, DirectKeys, DirectValues;
-        public readonly int Capacity;
-        public readonly int[] PartialCounts, PartialIndices, FullIndices;
-        public readonly int[]? FullCounts;
-        public readonly int[]? QueryDocuments, KeyDocuments;
+        public int QueryBlocksPerItem, BlockRuns, RowsPerItem;
+        public float Log2Scale, SoftcapIn, SoftcapOut;
+        public bool Softcap, PredicateNone, PredicateIsRange, DirectKeys, DirectValues;
+        public int Capacity;
+        public int[] PartialCounts = [], PartialIndices = [], FullIndices = [];
+        public int[]? FullCounts;
+        public int[]? QueryDocuments, KeyDocuments;
         /// <summary>The pinned <see cref="KeyDocuments"/> while the workers run.</summary>
         public int* KeyDocumentsPointer;
         /// <summary>Items in the order workers take them: head by head, within a head most listed blocks first, so long items do not finish last.</summary>
-        public readonly int[] Order;
-        public readonly float[] Partials = [], PartialLse = [];
-        public readonly ElementType ElementType;
-        public readonly long ElementSize;
-        public readonly byte* Q, K, V, O;
-        public readonly float* Lse;
-        public readonly long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
-        public readonly long[] QueryStrides, KeyStrides, ValueStrides, OutputStrides, LseStrides;
-        public readonly long ScratchFloats;
+        public int[] Order = [];
+        public float[] Partials = [], PartialLse = [];
+        /// <summary>One output row of <see cref="Merge"/>.</summary>
+        public float[] MergeRow = [];
+        public ElementType ElementType;
+        public long ElementSize;
+        public byte* Q, K, V, O;
+        public float* Lse;
+        public long QueryOffset, KeyOffset, ValueOffset, OutputOffset, LseOffset;
+        public long[] QueryStrides = new long[4], KeyStrides = new long[4], ValueStrides = new long[4], OutputStrides = new long[4], LseStrides = new long[3];
+        public long ScratchFloats;
         public int NextItem;
 
-        public Plan(BlockSparseProblem problem, int vectorWidth, int threads, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+        // What the arrays above are refilled from, kept between calls: full counts, document ids and item costs.
+        private int[] _fullCounts = [], _queryDocuments = [], _keyDocuments = [];
+        private long[] _orderKeys = [];
+
+        public void Reset(BlockSparseProblem problem, int vectorWidth, int threads, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             byte* q, byte* k, byte* v, byte* o, float* lse)
         {
             Problem = problem;
+            NextItem = 0;
             Batch = problem.Batch;
             QueryHeads = problem.QueryHeads;
             KeyValueHeads = problem.KeyValueHeads;
@@ -837,6 +857,7 @@ internal static unsafe class CpuBlockSparse
             MaxColumns = (QueryBlocksPerItem * blockColumns + GroupWidth - 1) / GroupWidth * GroupWidth;
             Log2Scale = (float)(problem.Scale * MathConstants.Log2EDouble);
             float softcap = problem.Options.Softcap;
+            (Softcap, SoftcapIn, SoftcapOut) = (false, 0, 0);
             if (softcap > 0)
             {
                 Softcap = true;
@@ -846,27 +867,41 @@ internal static unsafe class CpuBlockSparse
             var predicate = problem.Options.Predicate;
             PredicateNone = predicate.Kind == ElementPredicateKind.None;
             PredicateIsRange = problem.PredicateIsRange;
+            (QueryDocuments, KeyDocuments) = (null, null);
             if (predicate.Kind == ElementPredicateKind.Document)
             {
-                QueryDocuments = predicate.QueryDocuments.ToArray();
-                KeyDocuments = predicate.KeyDocuments.ToArray();
+                QueryDocuments = Refill(ref _queryDocuments, predicate.QueryDocuments.Span);
+                KeyDocuments = Refill(ref _keyDocuments, predicate.KeyDocuments.Span);
             }
 
             var mask = problem.Mask;
             Capacity = mask.MaxBlocksPerRow;
-            PartialCounts = mask.PartialCounts.ToArray();
-            PartialIndices = mask.PartialIndices.ToArray();
-            FullCounts = mask.FullCounts.IsEmpty ? null : mask.FullCounts.ToArray();
-            FullIndices = mask.FullIndices.IsEmpty ? [] : mask.FullIndices.ToArray();
+            Refill(ref PartialCounts, mask.PartialCounts.Span);
+            Refill(ref PartialIndices, mask.PartialIndices.Span);
+            FullCounts = mask.FullCounts.IsEmpty ? null : Refill(ref _fullCounts, mask.FullCounts.Span);
+            Refill(ref FullIndices, mask.FullIndices.Span);
 
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
             Q = q; K = k; V = v; O = o; Lse = lse;
-            (QueryOffset, QueryStrides) = (query.Offset, query.Strides.ToArray());
-            (KeyOffset, KeyStrides) = (key.Offset, key.Strides.ToArray());
-            (ValueOffset, ValueStrides) = (value.Offset, value.Strides.ToArray());
-            (OutputOffset, OutputStrides) = (output.Offset, output.Strides.ToArray());
-            (LseOffset, LseStrides) = logSumExp is { } l ? (l.Offset, l.Strides.ToArray()) : (0, [0, 0, 0]);
+            QueryOffset = query.Offset;
+            query.Strides.CopyTo(QueryStrides);
+            KeyOffset = key.Offset;
+            key.Strides.CopyTo(KeyStrides);
+            ValueOffset = value.Offset;
+            value.Strides.CopyTo(ValueStrides);
+            OutputOffset = output.Offset;
+            output.Strides.CopyTo(OutputStrides);
+            if (logSumExp is { } l)
+            {
+                LseOffset = l.Offset;
+                l.Strides.CopyTo(LseStrides);
+            }
+            else
+            {
+                LseOffset = 0;
+                Array.Clear(LseStrides);
+            }
             DirectKeys = ElementType == ElementType.Float32 && KeyStrides[3] == 1;
             DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;
 
@@ -880,12 +915,32 @@ internal static unsafe class CpuBlockSparse
             Items = baseItems * Splits;
             if (Splits > 1)
             {
+                // Every (row, split) is written by exactly one item before Merge reads it: the arrays need no clearing.
                 long partialRows = (long)Batch * QueryHeads * QueryLength * Splits;
-                Partials = new float[partialRows * ValueDim];
-                PartialLse = new float[partialRows];
+                if (Partials.Length != partialRows * ValueDim) Partials = new float[partialRows * ValueDim];
+                if (PartialLse.Length != partialRows) PartialLse = new float[partialRows];
+                if (MergeRow.Length != ValueDim) MergeRow = new float[ValueDim];
             }
-            Order = OrderByCost();
+            OrderByCost();
             ScratchFloats = ScratchLayout.Floats(this);
+        }
+
+        /// <summary>Drops the finished call's problem (and through it the caller's options) and keeps the plan for this thread's next call.</summary>
+        public void Return()
+        {
+            Problem = null!;
+            Q = K = V = O = null;
+            Lse = null;
+            KeyDocumentsPointer = null;
+            ThreadIdle<Plan>.Return(this);
+        }
+
+        /// <summary>Copies <paramref name="values"/> into <paramref name="array"/>, a new one only when the length differs; returns it.</summary>
+        private static int[] Refill(ref int[] array, ReadOnlySpan<int> values)
+        {
+            if (array.Length != values.Length) array = new int[values.Length];
+            values.CopyTo(array);
+            return array;
         }
 
         /// <summary>Row of the partial results of (batch, query head, query, split).</summary>
@@ -893,17 +948,18 @@ internal static unsafe class CpuBlockSparse
             (((long)batch * QueryHeads + head) * QueryLength + index) * Splits + split;
 
         /// <summary>
-        /// Item numbers (batch, kv head) by (batch, kv head), so that both workers read one head's K and V at a time (it
-        /// stays in cache, where scattered blocks of every head would come from memory); within a head, by the number of
-        /// blocks their first head lists over the item's query blocks (descending, ties by number).
+        /// Fills <see cref="Order"/>: item numbers (batch, kv head) by (batch, kv head), so that both workers read one
+        /// head's K and V at a time (it stays in cache, where scattered blocks of every head would come from memory);
+        /// within a head, by the number of blocks their first head lists over the item's query blocks (descending, ties
+        /// by number).
         /// </summary>
-        private int[] OrderByCost()
+        private void OrderByCost()
         {
-            var cost = new long[Items];
-            var order = new int[Items];
+            if (Order.Length != Items) Order = new int[Items];
+            if (_orderKeys.Length != Items) _orderKeys = new long[Items];
+            var keys = _orderKeys;
             for (int item = 0; item < Items; item++)
             {
-                order[item] = item;
                 int split = item % Splits, rest = item / Splits;
                 int chunk = rest % HeadChunks;
                 rest /= HeadChunks;
@@ -916,12 +972,16 @@ internal static unsafe class CpuBlockSparse
                     int row = Problem.MaskRow(batch, kvHead * GroupSize + chunk * HeadsPerItem, qb);
                     blocks += PartialCounts[row] + (FullCounts?[row] ?? 0);
                 }
-                cost[item] = Splits > 1 ? blocks / Splits : blocks;
+                long cost = Splits > 1 ? blocks / Splits : blocks;
+                // Sort key: cost descending, then item ascending (costs are at most 2 x KeyBlocks x QueryBlocksPerItem).
+                keys[item] = ((long)(int.MaxValue - (int)Math.Min(cost, int.MaxValue)) << 32) | (uint)item;
             }
-            // Item numbers run batch and kv head outermost: one (batch, kv head)'s items are perHead numbers in a row.
+            // Item numbers run batch and kv head outermost: one (batch, kv head)'s items are perHead numbers in a row,
+            // each such run sorted by itself.
             int perHead = Splits * HeadChunks * BlockRuns;
-            Array.Sort(order, (a, b) => a / perHead != b / perHead ? a.CompareTo(b) : cost[a] != cost[b] ? cost[b].CompareTo(cost[a]) : a.CompareTo(b));
-            return order;
+            for (int start = 0; start < Items; start += perHead)
+                keys.AsSpan(start, Math.Min(perHead, Items - start)).Sort();
+            for (int n = 0; n < Items; n++) Order[n] = (int)(keys[n] & 0xFFFFFFFF);
         }
     }
 

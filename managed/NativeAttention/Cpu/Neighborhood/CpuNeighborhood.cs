@@ -127,7 +127,7 @@ internal static unsafe class CpuNeighborhood
         using var lPin = logSumExp is { } l ? l.Storage!.Pin() : default;
         using var ekPin = options.AdditionalKeys is { } ek ? ek.Storage!.Pin() : default;
         using var evPin = options.AdditionalValues is { } ev ? ev.Storage!.Pin() : default;
-        var plan = new Plan(problem, TSimd.Count, query, key, value, output, logSumExp,
+        var plan = Plan.Rent(problem, TSimd.Count, query, key, value, output, logSumExp,
             (byte*)qPin.Pointer, (byte*)kPin.Pointer, (byte*)vPin.Pointer, (byte*)oPin.Pointer, (float*)lPin.Pointer, (byte*)ekPin.Pointer, (byte*)evPin.Pointer);
         try
         {
@@ -1062,7 +1062,6 @@ internal static unsafe class CpuNeighborhood
         /// <summary>The relative-position bias, float32 <c>[Hq, E0, E1, E2]</c> row-major, pre-multiplied by log2(e); null without one.</summary>
         public readonly float* Bias;
         private readonly float[]? _bias;
-        private readonly System.Runtime.InteropServices.GCHandle _biasHandle;
         /// <summary>Bias entries per internal axis (2k - 1; 1 on padding axes), and per head.</summary>
         public readonly int[] BiasExtent = [1, 1, 1];
         public readonly int BiasHeadSize = 1;
@@ -1154,12 +1153,11 @@ internal static unsafe class CpuNeighborhood
             {
                 for (int a = pad; a < Axes; a++) BiasExtent[a] = 2 * Kernel[a] - 1;
                 BiasHeadSize = BiasExtent[0] * BiasExtent[1] * BiasExtent[2];
-                // Read once (any strides) into a pinned row-major copy, in the log2 domain of the kernels' scores.
-                var values = rpb.ToDoubleArray();
-                _bias = new float[values.Length];
-                for (int n = 0; n < values.Length; n++) _bias[n] = (float)(values[n] * MathConstants.Log2EDouble);
-                _biasHandle = System.Runtime.InteropServices.GCHandle.Alloc(_bias, System.Runtime.InteropServices.GCHandleType.Pinned);
-                Bias = (float*)_biasHandle.AddrOfPinnedObject();
+                // Read (any strides) into a pinned row-major copy, in the log2 domain of the kernels' scores; a reused
+                // plan reads it again for every call (ReadBias), as the caller may have changed it.
+                _bias = GC.AllocateArray<float>(checked((int)rpb.ElementCount), pinned: true);
+                ReadBias(rpb, _bias);
+                Bias = (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_bias));
             }
 
             KeyTile = CpuFlashTiles.KeyTile;
@@ -1229,10 +1227,80 @@ internal static unsafe class CpuNeighborhood
             return at >= 0 ? at : ~at - 1;
         }
 
-        /// <summary>Releases the pinned bias copy.</summary>
-        public void Release()
+        // Reuse across calls: the plan depends only on the problem's sizes and options, the vector width, the tensors'
+        // pointers, offsets and strides, and the bias values. A thread keeps its last plan; a call whose plan would be
+        // equal (a steady stream of calls with the same shapes and buffers) refills the bias and the item counter and
+        // runs on it, so it allocates nothing. Any difference builds a new plan.
+
+        /// <summary>This thread's idle plan: the last one it ran, taken while a call runs on it.</summary>
+        [ThreadStatic] private static Plan? t_idle;
+
+        /// <summary>
+        /// The thread's idle plan when it fits this call (its bias read again, its item counter reset), else a new plan;
+        /// give it back with <see cref="Release"/>.
+        /// </summary>
+        public static Plan Rent(NeighborhoodProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+            byte* q, byte* k, byte* v, byte* o, float* lse, byte* extraK, byte* extraV)
         {
-            if (_biasHandle.IsAllocated) _biasHandle.Free();
+            var idle = t_idle;
+            t_idle = null;
+            if (idle is null || !idle.Fits(problem, vectorWidth, query, key, value, output, logSumExp, q, k, v, o, lse, extraK, extraV))
+                return new Plan(problem, vectorWidth, query, key, value, output, logSumExp, q, k, v, o, lse, extraK, extraV);
+            if (problem.Options.RelativePositionBias is { } rpb) ReadBias(rpb, idle._bias!);
+            idle.NextItem = 0;
+            return idle;
+        }
+
+        /// <summary>Keeps the finished call's plan for this thread's next call.</summary>
+        public void Release() => t_idle = this;
+
+        /// <summary>True when a plan built for these arguments would equal this one (the bias values aside).</summary>
+        private bool Fits(NeighborhoodProblem problem, int vectorWidth, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
+            byte* q, byte* k, byte* v, byte* o, float* lse, byte* extraK, byte* extraV)
+        {
+            if (q != Q || k != K || v != V || o != O || lse != Lse || extraK != ExtraK || extraV != ExtraV) return false;
+            if (GroupWidth != CpuFlashTiles.GroupVectors * vectorWidth || problem.Batch != Samples.Length || problem.ElementType != ElementType
+                || problem.KeyValueHeads != KeyValueHeads || problem.GroupSize != GroupSize || problem.HeadDim != HeadDim || problem.ValueDim != ValueDim
+                || problem.AdditionalKeyCount != AdditionalKeyCount || (float)(problem.Scale * MathConstants.Log2EDouble) != Log2Scale
+                || problem.HasRelativePositionBias != (_bias is not null)) return false;
+            int pad = Axes - problem.SpatialRank;
+            for (int a = 0; a < Axes; a++)
+            {
+                bool real = a >= pad;
+                if (Length[a] != (real ? problem.SpatialShape[a - pad] : 1) || Kernel[a] != (real ? problem.KernelSize[a - pad] : 1)
+                    || Dilation[a] != (real ? problem.Dilation[a - pad] : 1) || Stride[a] != (real ? problem.Stride[a - pad] : 1)
+                    || Causal[a] != (real && problem.Causal[a - pad])) return false;
+                for (int b = 0; b < Samples.Length; b++)
+                    if (Samples[b].Extent[a] != (real ? problem.ValidExtentOf(b, a - pad) : 1)) return false;
+            }
+            if (query.Offset != QueryOffset || !query.Strides.SequenceEqual(QueryStrides) || key.Offset != KeyOffset || !key.Strides.SequenceEqual(KeyStrides)
+                || value.Offset != ValueOffset || !value.Strides.SequenceEqual(ValueStrides) || output.Offset != OutputOffset || !output.Strides.SequenceEqual(OutputStrides))
+                return false;
+            if (logSumExp is { } l && (l.Offset != LseOffset || !l.Strides.SequenceEqual(LseStrides))) return false;
+            if (problem.Options.AdditionalKeys is { } ek && problem.Options.AdditionalValues is { } ev
+                && (ek.Offset != ExtraKeyOffset || !ek.Strides.SequenceEqual(ExtraKeyStrides) || ev.Offset != ExtraValueOffset || !ev.Strides.SequenceEqual(ExtraValueStrides)))
+                return false;
+            return true;
+        }
+
+        /// <summary>The float32 bias (any strides) into <paramref name="bias"/>, row-major, times log2(e).</summary>
+        private static void ReadBias(in TensorView rpb, float[] bias)
+        {
+            using var pin = rpb.Storage!.Pin();
+            Span<int> index = stackalloc int[rpb.Rank];
+            var shape = rpb.Shape;
+            var strides = rpb.Strides;
+            for (int n = 0; n < bias.Length; n++)
+            {
+                long offset = rpb.Offset;
+                for (int i = 0; i < index.Length; i++) offset += index[i] * strides[i];
+                bias[n] = (float)(TensorView.ReadElement(pin.Pointer, rpb.ElementType, offset) * MathConstants.Log2EDouble);
+                for (int i = index.Length - 1; i >= 0; i--)
+                {
+                    if (++index[i] < shape[i]) break;
+                    index[i] = 0;
+                }
+            }
         }
 
         /// <summary>The number of positions in dilation group <paramref name="group"/> of an axis of <paramref name="length"/> positions.</summary>

@@ -12,41 +12,60 @@ namespace NativeAttention;
 /// </summary>
 public sealed class BlockSparseProblem
 {
+    /// <summary>Tensors a call lists: Q, K, V, O, LSE.</summary>
+    private const int TensorCount = 5;
+
+    /// <summary>This thread's problem for <see cref="AttentionContext.BlockSparse"/> calls, refilled by each (see <see cref="CreateForCall"/>).</summary>
+    [ThreadStatic] private static BlockSparseProblem? t_call;
+
+    /// <summary>What an idle reusable problem refers to instead of a caller's options.</summary>
+    private static readonly BlockSparseOptions s_noOptions = new()
+    {
+        Mask = new FlexBlockMask { QueryBlockSize = BlockMask.MinBlockSize, KeyBlockSize = BlockMask.MinBlockSize, MaxBlocksPerRow = 0, PartialCounts = default, PartialIndices = default },
+    };
+
+    /// <summary>
+    /// A reusable problem's block CSR masks converted to Flex (<see cref="ConvertCsr"/>): the mask object and the arrays
+    /// it views, refilled while the converted shape stays the same.
+    /// </summary>
+    private FlexBlockMask? _csrMask;
+    private int[] _csrCounts = [], _csrIndices = [];
+
     private BlockSparseProblem(BlockSparseOptions options) => Options = options;
 
     /// <summary>Batch size B.</summary>
-    public int Batch { get; private init; }
+    public int Batch { get; private set; }
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key/value heads Hkv (divides Hq).</summary>
-    public int KeyValueHeads { get; private init; }
+    public int KeyValueHeads { get; private set; }
     /// <summary>Query length Nq.</summary>
-    public int QueryLength { get; private init; }
+    public int QueryLength { get; private set; }
     /// <summary>Key length Nk.</summary>
-    public int KeyLength { get; private init; }
+    public int KeyLength { get; private set; }
     /// <summary>Query/key head dimension Dqk.</summary>
-    public int HeadDim { get; private init; }
+    public int HeadDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>The score scale after applying the default.</summary>
-    public float Scale { get; private init; }
+    public float Scale { get; private set; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
     /// <summary>The options validated.</summary>
-    public BlockSparseOptions Options { get; }
+    public BlockSparseOptions Options { get; private set; }
     /// <summary>Query block size Bq.</summary>
-    public int QueryBlockSize { get; private init; }
+    public int QueryBlockSize { get; private set; }
     /// <summary>Key block size Bk.</summary>
-    public int KeyBlockSize { get; private init; }
+    public int KeyBlockSize { get; private set; }
     /// <summary>
     /// The validated mask as a <see cref="FlexBlockMask"/> (a block CSR mask converted, every block partial): what the
     /// kernels read. Its MaskHeads is 1, Hkv or Hq (<see cref="MaskRow"/> resolves a query head).
     /// </summary>
-    public FlexBlockMask Mask { get; private init; } = null!;
+    public FlexBlockMask Mask { get; private set; } = null!;
     /// <summary>Query blocks, <c>ceil(Nq / Bq)</c>; the last one may be short.</summary>
-    public int QueryBlocks { get; private init; }
+    public int QueryBlocks { get; private set; }
     /// <summary>Key blocks, <c>ceil(Nk / Bk)</c>; the last one may be short.</summary>
-    public int KeyBlocks { get; private init; }
+    public int KeyBlocks { get; private set; }
 
     /// <summary>Query heads per key/value head.</summary>
     public int GroupSize => QueryHeads / KeyValueHeads;
@@ -55,20 +74,37 @@ public sealed class BlockSparseProblem
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp. The
     /// mask and the document ids are host arrays, not tensors.
     /// </summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor,
     /// option or mask array (with the row and value for bad block indices), or <see cref="ObjectDisposedException"/>.
     /// </summary>
     public static BlockSparseProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, BlockSparseOptions options, in TensorView? logSumExp) =>
-        Validate(query, key, value, output, requireOutput: true, options, logSumExp);
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, reuse: null);
+
+    /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.BlockSparse"/>: no
+    /// allocation once warm (a block CSR mask is converted into arrays the problem keeps). The result is valid until this
+    /// thread validates its next block-sparse call; nothing may keep it, and the caller ends the call with <see cref="ReleaseCall"/>.
+    /// </summary>
+    internal static BlockSparseProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, BlockSparseOptions options, in TensorView? logSumExp) =>
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, t_call ??= new BlockSparseProblem(s_noOptions));
+
+    /// <summary>Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors, options and mask).</summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = s_noOptions;
+        Mask = (FlexBlockMask)s_noOptions.Mask;
+    }
 
     /// <summary>Validates the inputs, options and mask only, for callers that allocate their own outputs (the references).</summary>
     internal static BlockSparseProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, BlockSparseOptions options) =>
-        Validate(query, key, value, default, requireOutput: false, options, null);
+        Validate(query, key, value, default, requireOutput: false, options, null, reuse: null);
 
-    private static BlockSparseProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, BlockSparseOptions options, in TensorView? logSumExp)
+    private static BlockSparseProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, BlockSparseOptions options, in TensorView? logSumExp,
+        BlockSparseProblem? reuse)
     {
         ArgumentNullException.ThrowIfNull(options);
         var shapes = AttentionShapes.Of(query, key, value);
@@ -96,7 +132,7 @@ public sealed class BlockSparseProblem
                 break;
             case BlockCsrMask csr:
                 CheckCsr(csr, hq, hkv, queryBlocks, keyBlocks, nk);
-                flexMask = BlockMasks.FromCsr(csr);
+                flexMask = reuse is null ? BlockMasks.FromCsr(csr) : reuse.ConvertCsr(csr, queryBlocks);
                 break;
             default:
                 TensorChecks.Throw($"options.Mask is a {mask.GetType().Name}; expected a FlexBlockMask or a BlockCsrMask.", "options.Mask");
@@ -104,18 +140,55 @@ public sealed class BlockSparseProblem
         }
         CheckPredicate(options.Predicate, batch, nq, nk);
 
-        return new BlockSparseProblem(options)
+        var problem = reuse ?? new BlockSparseProblem(options);
+        problem.Options = options;
+        (problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.KeyLength) = (batch, hq, hkv, nq, nk);
+        (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);
+        (problem.QueryBlockSize, problem.KeyBlockSize, problem.QueryBlocks, problem.KeyBlocks, problem.Mask) = (mask.QueryBlockSize, mask.KeyBlockSize, queryBlocks, keyBlocks, flexMask);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(key), key);
+        tensors[2] = new(nameof(value), value);
+        tensors[3] = new(nameof(output), requireOutput ? output : null);
+        tensors[4] = new(nameof(logSumExp), logSumExp);
+        problem.Tensors = tensors;
+        return problem;
+    }
+
+    /// <summary>
+    /// A validated block CSR mask as the Flex mask <see cref="BlockMasks.FromCsr"/> makes of it (MaskBatch 1, every
+    /// block partial, capacity the longest row), written into arrays this problem keeps: the mask object is reused while
+    /// its sizes stay the same, and only its arrays are refilled.
+    /// </summary>
+    private FlexBlockMask ConvertCsr(BlockCsrMask csr, int queryBlocks)
+    {
+        var offsets = csr.RowOffsets.Span;
+        var columns = csr.ColumnIndices.Span;
+        int heads = csr.MaskHeads, rows = heads * queryBlocks, capacity = 0;
+        for (int h = 0; h < heads; h++)
+            for (int r = 0; r < queryBlocks; r++)
+                capacity = Math.Max(capacity, offsets[h * (queryBlocks + 1) + r + 1] - offsets[h * (queryBlocks + 1) + r]);
+        long slots = (long)rows * capacity;
+        if (_csrCounts.Length != rows || _csrIndices.Length != slots)
         {
-            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, QueryLength = nq, KeyLength = nk,
-            HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
-            QueryBlockSize = mask.QueryBlockSize, KeyBlockSize = mask.KeyBlockSize,
-            QueryBlocks = queryBlocks, KeyBlocks = keyBlocks, Mask = flexMask,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
-            ],
-        };
+            (_csrCounts, _csrIndices) = (new int[rows], new int[slots]);
+            _csrMask = null;   // it views the old arrays
+        }
+        Array.Clear(_csrIndices);
+        for (int h = 0; h < heads; h++)
+            for (int r = 0; r < queryBlocks; r++)
+            {
+                int begin = offsets[h * (queryBlocks + 1) + r], end = offsets[h * (queryBlocks + 1) + r + 1], row = h * queryBlocks + r;
+                _csrCounts[row] = end - begin;
+                columns.Slice(h * csr.ColumnCapacity + begin, end - begin).CopyTo(_csrIndices.AsSpan(row * capacity));
+            }
+        if (_csrMask is not { } m || m.MaskHeads != heads || m.MaxBlocksPerRow != capacity || m.QueryBlockSize != csr.QueryBlockSize || m.KeyBlockSize != csr.KeyBlockSize)
+            _csrMask = new FlexBlockMask
+            {
+                QueryBlockSize = csr.QueryBlockSize, KeyBlockSize = csr.KeyBlockSize, MaskBatch = 1, MaskHeads = heads,
+                MaxBlocksPerRow = capacity, PartialCounts = _csrCounts, PartialIndices = _csrIndices,
+            };
+        return _csrMask;
     }
 
     private static void CheckBlockSize(int size, string name)
@@ -220,11 +293,17 @@ public sealed class BlockSparseProblem
         CheckMaskHeads(mask.MaskHeads, heads, keyValueHeads, $"{name}.MaskHeads");
         if (mask.ColumnCapacity < 0)
             TensorChecks.Throw($"{name}.ColumnCapacity is {mask.ColumnCapacity}; expected a non-negative capacity.", $"{name}.ColumnCapacity");
-        CheckLength(mask.RowOffsets.Length, (long)mask.MaskHeads * (queryBlocks + 1), $"{name}.RowOffsets", $"[{mask.MaskHeads}, {queryBlocks + 1}]");
-        CheckLength(mask.ColumnIndices.Length, (long)mask.MaskHeads * mask.ColumnCapacity, $"{name}.ColumnIndices", $"[{mask.MaskHeads}, {mask.ColumnCapacity}]");
+        // Compared first, the shape text formatted only to throw: a valid mask allocates nothing.
+        if (mask.RowOffsets.Length != (long)mask.MaskHeads * (queryBlocks + 1))
+            CheckLength(mask.RowOffsets.Length, (long)mask.MaskHeads * (queryBlocks + 1), $"{name}.RowOffsets", $"[{mask.MaskHeads}, {queryBlocks + 1}]");
+        if (mask.ColumnIndices.Length != (long)mask.MaskHeads * mask.ColumnCapacity)
+            CheckLength(mask.ColumnIndices.Length, (long)mask.MaskHeads * mask.ColumnCapacity, $"{name}.ColumnIndices", $"[{mask.MaskHeads}, {mask.ColumnCapacity}]");
         var offsets = mask.RowOffsets.Span;
         var columns = mask.ColumnIndices.Span;
-        var seen = new int[keyBlocks];
+        const int StackBlocks = 512;
+        Span<int> seen = keyBlocks <= StackBlocks ? stackalloc int[StackBlocks] : new int[keyBlocks];
+        seen = seen[..keyBlocks];
+        seen.Clear();
         int stamp = 0;
         for (int h = 0; h < mask.MaskHeads; h++)
         {
@@ -271,8 +350,11 @@ public sealed class BlockSparseProblem
                 if (predicate.WindowRight < -1) TensorChecks.Throw($"{name}.WindowRight is {predicate.WindowRight}; expected -1 (unbounded) or a non-negative extent.", $"{name}.WindowRight");
                 break;
             case ElementPredicateKind.Document:
-                CheckLength(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
-                CheckLength(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
+                // Compared first, the shape text formatted only to throw.
+                if (predicate.QueryDocuments.Length != (long)batch * nq)
+                    CheckLength(predicate.QueryDocuments.Length, (long)batch * nq, $"{name}.QueryDocuments", $"[B, Nq] = [{batch}, {nq}]");
+                if (predicate.KeyDocuments.Length != (long)batch * nk)
+                    CheckLength(predicate.KeyDocuments.Length, (long)batch * nk, $"{name}.KeyDocuments", $"[B, Nk] = [{batch}, {nk}]");
                 break;
             case ElementPredicateKind.PrefixLM:
                 var prefixes = predicate.PrefixLengths.Span;

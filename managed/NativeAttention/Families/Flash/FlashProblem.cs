@@ -193,11 +193,17 @@ public sealed class FlashProblem
     /// </summary>
     internal static FlashProblem FromSizes(int batch, int queryHeads, int keyValueHeads, int queryLength, int keyLength,
         int headDim, int valueDim, float scale, ElementType type, FlashOptions options) =>
-        new(options)
-        {
-            Batch = batch, QueryHeads = queryHeads, KeyValueHeads = keyValueHeads, QueryLength = queryLength, KeyLength = keyLength,
-            HeadDim = headDim, ValueDim = valueDim, Scale = scale, ElementType = type,
-        };
+        FromSizes(batch, queryHeads, keyValueHeads, queryLength, keyLength, headDim, valueDim, scale, type, options, reuse: null);
+
+    /// <summary><see cref="FromSizes(int, int, int, int, int, int, int, float, ElementType, FlashOptions)"/> into <paramref name="reuse"/> when given (no allocation).</summary>
+    internal static FlashProblem FromSizes(int batch, int queryHeads, int keyValueHeads, int queryLength, int keyLength,
+        int headDim, int valueDim, float scale, ElementType type, FlashOptions options, FlashProblem? reuse)
+    {
+        var p = reuse ?? new FlashProblem(options);
+        (p.Options, p.Batch, p.QueryHeads, p.KeyValueHeads, p.QueryLength, p.KeyLength) = (options, batch, queryHeads, keyValueHeads, queryLength, keyLength);
+        (p.HeadDim, p.ValueDim, p.Scale, p.ElementType) = (headDim, valueDim, scale, type);
+        return p;
+    }
 
     /// <summary>
     /// True when the call is decode-shaped for a backend whose split-KV decode kernel takes up to

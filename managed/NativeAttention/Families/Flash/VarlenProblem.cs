@@ -13,43 +13,57 @@ public sealed class VarlenProblem
     private const string KLayout = "[TotalK, Hkv, Dqk]";
     private const string VLayout = "[TotalK, Hkv, Dv]";
 
-    private readonly int[] _queryStart, _queryLength, _keyStart, _keyLength;
+    /// <summary>Tensors a call lists: Q, K, V, O, LSE, then the five of <see cref="FlashProblem.OptionTensors"/>.</summary>
+    private const int TensorCount = 5 + FlashProblem.OptionTensorCount;
 
-    private VarlenProblem(FlashOptions options, int[] queryStart, int[] queryLength, int[] keyStart, int[] keyLength)
-    {
-        Options = options;
-        _queryStart = queryStart;
-        _queryLength = queryLength;
-        _keyStart = keyStart;
-        _keyLength = keyLength;
-    }
+    /// <summary>This thread's problem for <see cref="AttentionContext.FlashVarlen"/> calls, refilled by each (see <see cref="CreateForCall"/>).</summary>
+    [ThreadStatic] private static VarlenProblem? t_call;
+
+    // Per sequence; a reused problem keeps them while the sequence count stays the same.
+    private int[] _queryStart = [], _queryLength = [], _keyStart = [], _keyLength = [];
+
+    /// <summary>The per-sequence flash problem <see cref="SequenceProblem"/> refills (one sequence runs at a time).</summary>
+    private FlashProblem? _sequence;
+
+    /// <summary>
+    /// Shape and stride arrays of the per-sequence views (<see cref="SequenceView(int, in TensorView, int, int)"/>),
+    /// one pair per slot (Q, K, V, O: rank 4; LSE: rank 3), refilled for each sequence: the base varlen loop hands a
+    /// sequence's views to the backend, which reads them before it returns, and only then builds the next ones.
+    /// </summary>
+    private readonly int[][] _viewShapes = [new int[4], new int[4], new int[4], new int[4], new int[3]];
+    private readonly long[][] _viewStrides = [new long[4], new long[4], new long[4], new long[4], new long[3]];
+
+    /// <summary>View slots of <see cref="SequenceView(int, in TensorView, int, int)"/>.</summary>
+    internal const int QuerySlot = 0, KeySlot = 1, ValueSlot = 2, OutputSlot = 3;
+
+    private VarlenProblem(FlashOptions options) => Options = options;
 
     /// <summary>The number of sequences B.</summary>
     public int SequenceCount => _queryStart.Length;
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key/value heads Hkv (divides Hq).</summary>
-    public int KeyValueHeads { get; private init; }
+    public int KeyValueHeads { get; private set; }
     /// <summary>Packed query rows TotalQ.</summary>
-    public int TotalQueries { get; private init; }
+    public int TotalQueries { get; private set; }
     /// <summary>Packed key rows TotalK.</summary>
-    public int TotalKeys { get; private init; }
+    public int TotalKeys { get; private set; }
     /// <summary>Query/key head dimension Dqk.</summary>
-    public int HeadDim { get; private init; }
+    public int HeadDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>The score scale after applying the default.</summary>
-    public float Scale { get; private init; }
+    public float Scale { get; private set; }
     /// <summary>The options validated.</summary>
-    public FlashOptions Options { get; }
+    public FlashOptions Options { get; private set; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
 
     /// <summary>
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, then
     /// <see cref="FlashProblem.OptionTensors"/>.
     /// </summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>The first packed query row of sequence <paramref name="sequence"/>.</summary>
     public int QueryStart(int sequence) => _queryStart[sequence];
@@ -66,13 +80,38 @@ public sealed class VarlenProblem
     /// <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
     public static VarlenProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, VarlenLayout layout, FlashOptions? options, in TensorView? logSumExp) =>
-        Validate(query, key, value, output, requireOutput: true, layout, options, logSumExp);
+        Validate(query, key, value, output, requireOutput: true, layout, options, logSumExp, reuse: null);
+
+    /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.FlashVarlen"/>: no
+    /// allocation once warm (its per-sequence arrays, tensor list, sequence problem and view arrays are refilled). The
+    /// result is valid until this thread validates its next varlen call; nothing may keep it, and the caller ends the
+    /// call with <see cref="ReleaseCall"/>.
+    /// </summary>
+    internal static VarlenProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, VarlenLayout layout, FlashOptions? options, in TensorView? logSumExp) =>
+        Validate(query, key, value, output, requireOutput: true, layout, options, logSumExp, t_call ??= new VarlenProblem(FlashOptions.Default));
+
+    /// <summary>
+    /// Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors and options, and the
+    /// sequence and decode problems derived from it), so the thread's reusable problem keeps no caller memory alive.
+    /// </summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = FlashOptions.Default;
+        if (_sequence is { } sequence) FlashProblem.FromSizes(1, 1, 1, 1, 1, 1, 1, 1f, ElementType.Float32, FlashOptions.Default, sequence);
+        KvCacheProblem.ReleaseFlashCall();
+    }
+
+    /// <summary><paramref name="array"/> when it has <paramref name="length"/> elements, else a new array of that length.</summary>
+    private static int[] Fit(int[] array, int length) => array.Length == length ? array : new int[length];
 
     /// <summary>Validates the inputs, layout and options only (the references allocate their own outputs).</summary>
     internal static VarlenProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, VarlenLayout layout, FlashOptions? options) =>
-        Validate(query, key, value, default, requireOutput: false, layout, options, null);
+        Validate(query, key, value, default, requireOutput: false, layout, options, null, reuse: null);
 
-    private static VarlenProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, VarlenLayout layout, FlashOptions? options, in TensorView? logSumExp)
+    private static VarlenProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, VarlenLayout layout, FlashOptions? options, in TensorView? logSumExp,
+        VarlenProblem? reuse)
     {
         ArgumentNullException.ThrowIfNull(layout);
         options ??= FlashOptions.Default;
@@ -94,10 +133,11 @@ public sealed class VarlenProblem
         if (cuK.Length != cuQ.Length) TensorChecks.Throw($"layout.CuSeqLensK has {cuK.Length} entries; layout.CuSeqLensQ has {cuQ.Length} (both B + 1).", "layout.CuSeqLensK");
         CheckOffsets(cuQ, totalQ, "layout.CuSeqLensQ", "query", "TotalQ");
         CheckOffsets(cuK, totalK, "layout.CuSeqLensK", "key", "TotalK");
-        var queryStart = new int[sequences];
-        var queryLength = new int[sequences];
-        var keyStart = new int[sequences];
-        var keyLength = new int[sequences];
+        var problem = reuse ?? new VarlenProblem(options);
+        var queryStart = problem._queryStart = Fit(problem._queryStart, sequences);
+        var queryLength = problem._queryLength = Fit(problem._queryLength, sequences);
+        var keyStart = problem._keyStart = Fit(problem._keyStart, sequences);
+        var keyLength = problem._keyLength = Fit(problem._keyLength, sequences);
         ReadOnlySpan<int> used = layout.SeqUsedK.Span;
         bool hasUsed = !layout.SeqUsedK.IsEmpty;
         if (hasUsed && used.Length != sequences)
@@ -134,16 +174,18 @@ public sealed class VarlenProblem
             TensorChecks.Throw("A low-rank bias has no packed form for variable-length batches; call Flash per sequence.", "options.LowRankBias");
         float scale = FlashProblem.CheckPerRowOptions(options, sequences, hq, dqk);
 
-        return new VarlenProblem(options, queryStart, queryLength, keyStart, keyLength)
-        {
-            QueryHeads = hq, KeyValueHeads = hkv, TotalQueries = totalQ, TotalKeys = totalK,
-            HeadDim = dqk, ValueDim = dv, Scale = scale, ElementType = type,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp), .. FlashProblem.OptionTensors(options),
-            ],
-        };
+        problem.Options = options;
+        (problem.QueryHeads, problem.KeyValueHeads, problem.TotalQueries, problem.TotalKeys) = (hq, hkv, totalQ, totalK);
+        (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(key), key);
+        tensors[2] = new(nameof(value), value);
+        tensors[3] = new(nameof(output), requireOutput ? output : null);
+        tensors[4] = new(nameof(logSumExp), logSumExp);
+        FlashProblem.WriteOptionTensors(options, tensors.AsSpan(5));
+        problem.Tensors = tensors;
+        return problem;
     }
 
     private static void CheckOffsets(ReadOnlySpan<int> offsets, int total, string name, string tensor, string totalName)
@@ -158,8 +200,39 @@ public sealed class VarlenProblem
 
     /// <summary>The flash problem of one sequence, <c>[1, H, n, D]</c>; needs a query and at least one key.</summary>
     internal FlashProblem SequenceProblem(int sequence) =>
-        FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, _queryLength[sequence], _keyLength[sequence], HeadDim, ValueDim, Scale, ElementType,
-            FlashProblem.ForBatchElement(Options, sequence));
+        _sequence = FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, _queryLength[sequence], _keyLength[sequence], HeadDim, ValueDim, Scale, ElementType,
+            FlashProblem.ForBatchElement(Options, sequence), _sequence);
+
+    /// <summary>
+    /// <see cref="SequenceView(in TensorView, int, int)"/> over this problem's arrays of view slot <paramref name="slot"/>
+    /// (no allocation): valid until the slot's next view, so a caller uses one sequence's views before asking for the next.
+    /// </summary>
+    internal TensorView SequenceView(int slot, in TensorView packed, int start, int length)
+    {
+        // packed.Slice(0, start, length).Permute(1, 0, 2) with a batch axis of 1 in front: [1, H, n, D].
+        var shape = _viewShapes[slot];
+        var strides = _viewStrides[slot];
+        var ps = packed.Shape;
+        var pt = packed.Strides;
+        (shape[0], shape[1], shape[2], shape[3]) = (1, ps[1], length, ps[2]);
+        (strides[1], strides[2], strides[3]) = (pt[1], pt[0], pt[2]);
+        strides[0] = Math.Max(1, (long)ps[1] * length * ps[2]);
+        return new TensorView(packed.Storage!, shape, strides, length == 0 ? packed.Offset : packed.Offset + start * pt[0], adopt: true);
+    }
+
+    /// <summary><see cref="SequenceLogSumExp(in TensorView, int, int)"/> over this problem's arrays (no allocation), as <see cref="SequenceView(int, in TensorView, int, int)"/>.</summary>
+    internal TensorView SequenceLogSumExpView(in TensorView packed, int start, int length)
+    {
+        // packed.Slice(1, start, length) with a batch axis of 1 in front: [1, H, n].
+        var shape = _viewShapes[4];
+        var strides = _viewStrides[4];
+        var ps = packed.Shape;
+        var pt = packed.Strides;
+        (shape[0], shape[1], shape[2]) = (1, ps[0], length);
+        (strides[1], strides[2]) = (pt[0], pt[1]);
+        strides[0] = Math.Max(1, (long)ps[0] * length);
+        return new TensorView(packed.Storage!, shape, strides, length == 0 ? packed.Offset : packed.Offset + start * pt[1], adopt: true);
+    }
 
     /// <summary>Rows <c>[start, start + length)</c> of a packed <c>[Total, H, D]</c> tensor as a <c>[1, H, length, D]</c> view (no copy).</summary>
     internal static TensorView SequenceView(in TensorView packed, int start, int length) =>

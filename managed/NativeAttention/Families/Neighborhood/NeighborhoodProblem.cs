@@ -54,42 +54,42 @@ public sealed class NeighborhoodProblem
 {
     private const string Layouts = "[B, H, X, D], [B, H, X, Y, D] or [B, H, X, Y, Z, D]";
 
-    private readonly int[] _spatialShape;
-    private readonly int[] _kernelSize;
-    private readonly int[] _dilation;
-    private readonly int[] _stride;
-    private readonly bool[] _causal;
-    private readonly int[]? _validExtent;
+    /// <summary>Tensors a call lists: Q, K, V, O, LSE, the additional keys and values, the relative-position bias.</summary>
+    private const int TensorCount = 8;
 
-    private NeighborhoodProblem(NeighborhoodOptions options, int[] spatialShape, int[] kernelSize, int[] dilation, int[] stride, bool[] causal, int[]? validExtent)
-    {
-        _validExtent = validExtent;
-        Options = options;
-        _spatialShape = spatialShape;
-        _kernelSize = kernelSize;
-        _dilation = dilation;
-        _stride = stride;
-        _causal = causal;
-    }
+    /// <summary>This thread's problem for <see cref="AttentionContext.Neighborhood"/> calls, refilled by each (see <see cref="CreateForCall"/>).</summary>
+    [ThreadStatic] private static NeighborhoodProblem? t_call;
+
+    // Per spatial axis; a reused problem keeps its arrays while the axis count (and batch) stay the same.
+    private int[] _spatialShape = [];
+    private int[] _kernelSize = [];
+    private int[] _dilation = [];
+    private int[] _stride = [];
+    private bool[] _causal = [];
+    private int[]? _validExtent;
+    /// <summary>The valid-extent array of the last call that had one, kept for the next (<see cref="_validExtent"/> is null when a call has none).</summary>
+    private int[] _validExtentBuffer = [];
+
+    private NeighborhoodProblem(NeighborhoodOptions options) => Options = options;
 
     /// <summary>Batch size B.</summary>
-    public int Batch { get; private init; }
+    public int Batch { get; private set; }
     /// <summary>Query heads Hq.</summary>
-    public int QueryHeads { get; private init; }
+    public int QueryHeads { get; private set; }
     /// <summary>Key/value heads Hkv (divides Hq).</summary>
-    public int KeyValueHeads { get; private init; }
+    public int KeyValueHeads { get; private set; }
     /// <summary>Query/key head dimension Dqk.</summary>
-    public int HeadDim { get; private init; }
+    public int HeadDim { get; private set; }
     /// <summary>Value head dimension Dv.</summary>
-    public int ValueDim { get; private init; }
+    public int ValueDim { get; private set; }
     /// <summary>Number of additional key/value tokens every query sees (0 when none).</summary>
-    public int AdditionalKeyCount { get; private init; }
+    public int AdditionalKeyCount { get; private set; }
     /// <summary>The score scale after applying the default <c>1 / sqrt(Dqk)</c>.</summary>
-    public float Scale { get; private init; }
+    public float Scale { get; private set; }
     /// <summary>The storage element type of Q, K, V and O.</summary>
-    public ElementType ElementType { get; private init; }
+    public ElementType ElementType { get; private set; }
     /// <summary>The options validated.</summary>
-    public NeighborhoodOptions Options { get; }
+    public NeighborhoodOptions Options { get; private set; }
 
     /// <summary>Number of spatial axes (1, 2 or 3).</summary>
     public int SpatialRank => _spatialShape.Length;
@@ -135,20 +135,42 @@ public sealed class NeighborhoodProblem
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, the
     /// additional keys and values, the relative-position bias.
     /// </summary>
-    internal IReadOnlyList<NamedTensor> Tensors { get; private init; } = [];
+    internal IReadOnlyList<NamedTensor> Tensors { get; private set; } = [];
 
     /// <summary>
     /// Validates a call and returns its sizes. Throws <see cref="ArgumentException"/> naming the offending tensor
     /// or option, or <see cref="ObjectDisposedException"/> for released buffers.
     /// </summary>
     public static NeighborhoodProblem Create(in TensorView query, in TensorView key, in TensorView value, in TensorView output, NeighborhoodOptions options, in TensorView? logSumExp) =>
-        Validate(query, key, value, output, requireOutput: true, options, logSumExp);
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, reuse: null);
+
+    /// <summary>
+    /// <see cref="Create"/> into this thread's reusable problem, for <see cref="AttentionContext.Neighborhood"/>: no
+    /// allocation once warm (its per-axis arrays and tensor list are refilled). The result is valid until this thread
+    /// validates its next neighborhood call; nothing may keep it, and the caller ends the call with <see cref="ReleaseCall"/>.
+    /// </summary>
+    internal static NeighborhoodProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, NeighborhoodOptions options, in TensorView? logSumExp) =>
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, t_call ??= new NeighborhoodProblem(s_noOptions));
+
+    /// <summary>What an idle reusable problem refers to instead of a caller's options.</summary>
+    private static readonly NeighborhoodOptions s_noOptions = new() { KernelSize = [] };
+
+    /// <summary>Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors and options).</summary>
+    internal void ReleaseCall()
+    {
+        if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
+        Options = s_noOptions;
+    }
 
     /// <summary>Validates the inputs and options only, for callers that allocate their own outputs (the references).</summary>
     internal static NeighborhoodProblem CreateForInputs(in TensorView query, in TensorView key, in TensorView value, NeighborhoodOptions options) =>
-        Validate(query, key, value, default, requireOutput: false, options, null);
+        Validate(query, key, value, default, requireOutput: false, options, null, reuse: null);
 
-    private static NeighborhoodProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, NeighborhoodOptions options, in TensorView? logSumExp)
+    /// <summary><paramref name="array"/> when it has <paramref name="length"/> elements, else a new array of that length.</summary>
+    private static T[] Fit<T>(T[] array, int length) => array.Length == length ? array : new T[length];
+
+    private static NeighborhoodProblem Validate(in TensorView query, in TensorView key, in TensorView value, in TensorView output, bool requireOutput, NeighborhoodOptions options, in TensorView? logSumExp,
+        NeighborhoodProblem? reuse)
     {
         ArgumentNullException.ThrowIfNull(options);
         // A rank outside 4..6 is clamped to the nearest legal one, so Rank throws with the layout in the message.
@@ -160,15 +182,15 @@ public sealed class NeighborhoodProblem
         int axes = rank - 3;
         int batch = q[0], hq = q[1], dqk = q[rank - 1];
         int hkv = k[1], dv = v[rank - 1];
-        var spatial = q.Slice(2, axes).ToArray();
-        string spatialText = TensorView.Format<int>(spatial);
+        // Messages format the spatial shape only to throw: a valid call allocates nothing here.
+        var spatial = q.Slice(2, axes);
         if (k[0] != batch) TensorChecks.Throw($"key has batch {k[0]}; query has batch {batch}.", nameof(key));
         if (!k.Slice(2, axes).SequenceEqual(spatial))
-            TensorChecks.Throw($"key has spatial shape {TensorView.Format(k.Slice(2, axes))}; expected the query's {spatialText}.", nameof(key));
+            TensorChecks.Throw($"key has spatial shape {TensorView.Format(k.Slice(2, axes))}; expected the query's {TensorView.Format(spatial)}.", nameof(key));
         if (k[rank - 1] != dqk) TensorChecks.Throw($"key has head dim {k[rank - 1]}; query has {dqk}.", nameof(key));
         if (hq % hkv != 0) TensorChecks.Throw($"key has {hkv} heads, which does not divide the query's {hq} heads (GQA/MQA need Hq % Hkv == 0).", nameof(key));
         if (v[0] != batch || v[1] != hkv || !v.Slice(2, axes).SequenceEqual(spatial))
-            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {string.Join(", ", spatial)}, Dv] to match key.", nameof(value));
+            TensorChecks.Throw($"value has shape {TensorView.Format(v)}; expected [{batch}, {hkv}, {string.Join(", ", spatial.ToArray())}, Dv] to match key.", nameof(value));
         var type = TensorChecks.HeadDimsAndType(query, dqk, key, nameof(key), value, nameof(value), dv);
 
         int extra = 0;
@@ -191,14 +213,16 @@ public sealed class NeighborhoodProblem
 
         if (requireOutput)
         {
-            int[] outShape = [batch, hq, .. spatial, dv];
+            Span<int> outShape = stackalloc int[rank];
+            (outShape[0], outShape[1], outShape[rank - 1]) = (batch, hq, dv);
+            spatial.CopyTo(outShape[2..]);
             TensorChecks.Written(output, outShape, type, nameof(output), "[B, Hq, X.., Dv]");
             TensorChecks.NoAlias(output, nameof(output), query, nameof(query), key, nameof(key), value, nameof(value));
             if (options.AdditionalKeys is { } ak) TensorChecks.NoAlias(output, nameof(output), ak, "options.AdditionalKeys");
             if (options.AdditionalValues is { } av) TensorChecks.NoAlias(output, nameof(output), av, "options.AdditionalValues");
             if (logSumExp is { } lse)
             {
-                int[] lseShape = [batch, hq, .. spatial];
+                var lseShape = outShape[..^1];
                 TensorChecks.Written(lse, lseShape, ElementType.Float32, nameof(logSumExp), "float32 [B, Hq, X..]");
                 TensorChecks.NoAlias(lse, nameof(logSumExp), output, nameof(output));
                 TensorChecks.NoAlias(lse, nameof(logSumExp), query, nameof(query), key, nameof(key), value, nameof(value));
@@ -211,21 +235,22 @@ public sealed class NeighborhoodProblem
         if (!float.IsFinite(scale)) TensorChecks.Throw($"Scale is {scale}; expected a finite value.", "options.Scale");
 
         if (options.KernelSize is null || options.KernelSize.Length != axes)
-            TensorChecks.Throw($"options.KernelSize has {options.KernelSize?.Length ?? 0} entries; expected one per spatial axis ({axes}) of {spatialText}.", "options.KernelSize");
-        CheckAxisCount(options.Dilation?.Length, axes, "options.Dilation", spatialText);
-        CheckAxisCount(options.Stride?.Length, axes, "options.Stride", spatialText);
-        CheckAxisCount(options.Causal?.Length, axes, "options.Causal", spatialText);
-        var kernel = new int[axes];
-        var dilation = new int[axes];
-        var stride = new int[axes];
-        var causal = new bool[axes];
+            TensorChecks.Throw($"options.KernelSize has {options.KernelSize?.Length ?? 0} entries; expected one per spatial axis ({axes}) of {TensorView.Format(spatial)}.", "options.KernelSize");
+        CheckAxisCount(options.Dilation?.Length, axes, "options.Dilation", spatial);
+        CheckAxisCount(options.Stride?.Length, axes, "options.Stride", spatial);
+        CheckAxisCount(options.Causal?.Length, axes, "options.Causal", spatial);
+        var problem = reuse ?? new NeighborhoodProblem(options);
+        var kernel = problem._kernelSize = Fit(problem._kernelSize, axes);
+        var dilation = problem._dilation = Fit(problem._dilation, axes);
+        var stride = problem._stride = Fit(problem._stride, axes);
+        var causal = problem._causal = Fit(problem._causal, axes);
         for (int a = 0; a < axes; a++)
         {
             int ks = options.KernelSize[a], d = options.DilationOf(a), s = options.StrideOf(a), length = spatial[a];
             if (d < 1)
                 TensorChecks.Throw($"options.Dilation[{a}] is {d}; expected at least 1.", "options.Dilation");
             if (ks < 1 || (long)ks * d > length)
-                TensorChecks.Throw($"options.KernelSize[{a}] is {ks}; expected 1 <= k and k * dilation ({ks} * {d}) <= axis length {length} of {spatialText}.", "options.KernelSize");
+                TensorChecks.Throw($"options.KernelSize[{a}] is {ks}; expected 1 <= k and k * dilation ({ks} * {d}) <= axis length {length} of {TensorView.Format(spatial)}.", "options.KernelSize");
             if (s < 1 || s > ks)
                 TensorChecks.Throw($"options.Stride[{a}] is {s}; expected 1 <= stride <= kernel size {ks}.", "options.Stride");
             (kernel[a], dilation[a], stride[a], causal[a]) = (ks, d, s, options.IsCausal(a));
@@ -235,7 +260,9 @@ public sealed class NeighborhoodProblem
         {
             const string rn = "options.RelativePositionBias";
             string layout = axes switch { 1 => "float32 [Hq, 2k0-1]", 2 => "float32 [Hq, 2k0-1, 2k1-1]", _ => "float32 [Hq, 2k0-1, 2k1-1, 2k2-1]" };
-            int[] expected = [hq, .. kernel.Select(ks => 2 * ks - 1)];
+            Span<int> expected = stackalloc int[axes + 1];
+            expected[0] = hq;
+            for (int a = 0; a < axes; a++) expected[a + 1] = 2 * kernel[a] - 1;
             if (rpb.Rank != axes + 1 || !rpb.Shape.SequenceEqual(expected))
                 TensorChecks.Throw($"{rn} has shape {TensorView.Format(rpb.Shape)}; expected {layout} = {TensorView.Format<int>(expected)} (per query head, 2k-1 offsets per axis).", rn);
             TensorChecks.Type(rpb, ElementType.Float32, rn);
@@ -252,37 +279,42 @@ public sealed class NeighborhoodProblem
             const string vn = "options.ValidExtent";
             if (extents.GetLength(0) != batch || extents.GetLength(1) != axes)
                 TensorChecks.Throw($"{vn} is [{extents.GetLength(0)}, {extents.GetLength(1)}]; expected [B, axes] = [{batch}, {axes}].", vn);
-            validExtent = new int[batch * axes];
+            validExtent = problem._validExtentBuffer = Fit(problem._validExtentBuffer, batch * axes);
             for (int b = 0; b < batch; b++)
                 for (int a = 0; a < axes; a++)
                 {
                     int e = extents[b, a];
                     if (e < 1 || e > spatial[a])
-                        TensorChecks.Throw($"{vn}[{b}, {a}] is {e}; expected 1 <= extent <= axis length {spatial[a]} of {spatialText}.", vn);
+                        TensorChecks.Throw($"{vn}[{b}, {a}] is {e}; expected 1 <= extent <= axis length {spatial[a]} of {TensorView.Format(spatial)}.", vn);
                     if ((long)kernel[a] * dilation[a] > e)
                         TensorChecks.Throw($"{vn}[{b}, {a}] is {e}; the kernel must fit the valid extent: k * dilation ({kernel[a]} * {dilation[a]}) <= extent.", vn);
                     validExtent[b * axes + a] = e;
                 }
         }
 
-        return new NeighborhoodProblem(options, spatial, kernel, dilation, stride, causal, validExtent)
-        {
-            Batch = batch, QueryHeads = hq, KeyValueHeads = hkv, HeadDim = dqk, ValueDim = dv,
-            AdditionalKeyCount = extra, Scale = scale, ElementType = type,
-            Tensors =
-            [
-                new(nameof(query), query), new(nameof(key), key), new(nameof(value), value),
-                new(nameof(output), requireOutput ? output : null), new(nameof(logSumExp), logSumExp),
-                new("options.AdditionalKeys", options.AdditionalKeys), new("options.AdditionalValues", options.AdditionalValues),
-                new("options.RelativePositionBias", options.RelativePositionBias),
-            ],
-        };
+        problem._spatialShape = Fit(problem._spatialShape, axes);
+        spatial.CopyTo(problem._spatialShape);
+        problem._validExtent = validExtent;
+        problem.Options = options;
+        (problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.HeadDim, problem.ValueDim) = (batch, hq, hkv, dqk, dv);
+        (problem.AdditionalKeyCount, problem.Scale, problem.ElementType) = (extra, scale, type);
+        var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
+        tensors[0] = new(nameof(query), query);
+        tensors[1] = new(nameof(key), key);
+        tensors[2] = new(nameof(value), value);
+        tensors[3] = new(nameof(output), requireOutput ? output : null);
+        tensors[4] = new(nameof(logSumExp), logSumExp);
+        tensors[5] = new("options.AdditionalKeys", options.AdditionalKeys);
+        tensors[6] = new("options.AdditionalValues", options.AdditionalValues);
+        tensors[7] = new("options.RelativePositionBias", options.RelativePositionBias);
+        problem.Tensors = tensors;
+        return problem;
     }
 
-    private static void CheckAxisCount(int? length, int axes, string name, string spatialText)
+    private static void CheckAxisCount(int? length, int axes, string name, ReadOnlySpan<int> spatial)
     {
         if (length is int n && n != axes)
-            TensorChecks.Throw($"{name} has {n} entries; expected one per spatial axis ({axes}) of {spatialText}, or null for the default.", name);
+            TensorChecks.Throw($"{name} has {n} entries; expected one per spatial axis ({axes}) of {TensorView.Format(spatial)}, or null for the default.", name);
     }
 
     /// <summary>The keys query position <paramref name="queryIndex"/> sees along spatial axis <paramref name="axis"/> (sample 0).</summary>

@@ -4,7 +4,8 @@
 namespace NativeAttention.Gpu;
 
 /// <summary>
-/// The flattened block table of one call. <see cref="Meta"/> is <c>[2 R + 1]</c> absolute offsets (row r's full blocks
+/// The flattened block table of one call, the first <see cref="Length"/> entries of <see cref="Meta"/> (a per-thread
+/// buffer, valid until the thread builds its next table). It is <c>[2 R + 1]</c> absolute offsets (row r's full blocks
 /// are <c>Meta[Meta[2r] .. Meta[2r + 1])</c>, its partial blocks <c>Meta[Meta[2r + 1] .. Meta[2r + 2])</c>), then the
 /// indices, then, for the document predicate, the query ids <c>[B, Nq]</c> at <see cref="QueryDocuments"/> and the key
 /// ids <c>[B, Nk]</c> at <see cref="KeyDocuments"/>, or, for prefix-LM, the prefix lengths (<c>[1]</c> or <c>[B]</c>) at
@@ -12,8 +13,11 @@ namespace NativeAttention.Gpu;
 /// h' = h / <see cref="HeadDiv"/>; a stride of 0 broadcasts. <see cref="LongestRow"/> is the most blocks one row lists.
 /// </summary>
 internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int StrideH, int HeadDiv, int QueryDocuments, int KeyDocuments, int Prefixes,
-    int LongestRow)
+    int LongestRow, int Length)
 {
+    /// <summary>This thread's table buffer, grown as needed: a table is valid until the thread builds its next one.</summary>
+    [ThreadStatic] private static int[]? t_meta;
+
     /// <summary>
     /// Flattens the mask of a validated problem (<see cref="BlockSparseProblem.Mask"/>, every input format already in
     /// Flex form). Mask axes of extent 1 stay broadcast (stride 0); a head extent of Hkv maps a GQA group's query heads
@@ -46,7 +50,7 @@ internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int St
         if (length > int.MaxValue)
             throw new NotSupportedException($"The block table of this call needs {length} entries; a device table holds at most {int.MaxValue}.");
 
-        var meta = new int[length];
+        var meta = t_meta is { } kept && kept.Length >= length ? kept : t_meta = new int[length];
         var fullIndices = mask.FullIndices.Span;
         var partialIndices = mask.PartialIndices.Span;
         int next = (int)(2 * rows + 1);
@@ -77,6 +81,6 @@ internal readonly record struct BlockSparseTable(int[] Meta, int StrideB, int St
             predicate.PrefixLengths.Span.CopyTo(meta.AsSpan(prefixes));
         }
         return new BlockSparseTable(meta, mask.MaskBatch == 1 ? 0 : mask.MaskHeads * queryBlocks, mask.MaskHeads == 1 ? 0 : queryBlocks,
-            problem.QueryHeads / mask.MaskHeads, queryDocuments, keyDocuments, prefixes, longest);
+            problem.QueryHeads / mask.MaskHeads, queryDocuments, keyDocuments, prefixes, longest, (int)length);
     }
 }

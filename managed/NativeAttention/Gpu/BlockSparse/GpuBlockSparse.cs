@@ -31,8 +31,8 @@ internal static class GpuBlockSparse
     {
         var table = BlockSparseTable.Build(problem);
         var p = Params(problem, query, key, value, output, logSumExp, table);
-        var buffers = new[] { GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), GpuFlash.Buffer(output), GpuFlash.Buffer(logSumExp), null, null, null };
-        var variant = Choose(problem, p, host.TensorCoresFit(buffers.AsSpan(0, 4)));
+        Span<DeviceBuffer?> buffers = [GpuFlash.Buffer(query), GpuFlash.Buffer(key), GpuFlash.Buffer(value), GpuFlash.Buffer(output), GpuFlash.Buffer(logSumExp), null, null, null];
+        var variant = Choose(problem, p, host.TensorCoresFit(buffers[..4]));
         int queryRows = Math.Min(problem.QueryBlockSize, problem.QueryLength);
         p.RowTiles = (queryRows + variant.BlockM - 1) / variant.BlockM;
         long baseGroups = (long)problem.Batch * problem.QueryHeads * problem.QueryBlocks * p.RowTiles;
@@ -40,25 +40,34 @@ internal static class GpuBlockSparse
         long groups = baseGroups * p.Splits;
         if (groups > int.MaxValue)
             throw new NotSupportedException($"Block-sparse attention needs {groups} work-groups (B x Hq x query blocks x row tiles of {variant.BlockM} x key splits); a launch holds at most {int.MaxValue}.");
-        var api = host.Api;
+        var launch = KernelLaunch<BlockSparseVariant>.For(variant, host.Api);   // cached: no name string or closure per call
         var scratch = host.Scratch;
         lock (scratch.Gate)
         {
-            buffers[5] = scratch.Upload(TableSlot, table.Meta, ReadOnlySpan<int>.Empty);
+            buffers[5] = scratch.Upload(TableSlot, table.Meta.AsSpan(0, table.Length), ReadOnlySpan<int>.Empty);
             long rows = (long)problem.Batch * problem.QueryHeads * problem.QueryLength;
             if (p.Splits > 1)
             {
                 buffers[6] = scratch.Take(PartialSlot, checked(p.Splits * rows * problem.ValueDim));
                 buffers[7] = scratch.Take(PartialLseSlot, p.Splits * rows);
             }
-            host.Launch(variant.Name, () => variant.Source(api), BlockSparseVariant.EntryPoint, buffers,
+            host.Launch(launch.Name, launch.Source, BlockSparseVariant.EntryPoint, buffers,
                 MemoryMarshal.AsBytes(new ReadOnlySpan<BlockSparseParams>(in p)), (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
             if (p.Splits > 1)
             {
-                var partials = buffers[6]!.View(p.Splits, problem.Batch, problem.QueryHeads, problem.QueryLength, problem.ValueDim);
-                var partialLse = buffers[7]!.View(p.Splits, problem.Batch, problem.QueryHeads, problem.QueryLength);
-                var merge = MergeProblem.Create(partials, partialLse, output, logSumExp);
-                GpuMerge.Run(host, merge, partials, partialLse, output, logSumExp);
+                // Views over the scratch buffers, kept per thread while buffer and shape stay the same.
+                var views = t_partialViews ??= new PartialViews();
+                var partials = views.Partials(buffers[6]!, p.Splits, problem.Batch, problem.QueryHeads, problem.QueryLength, problem.ValueDim);
+                var partialLse = views.PartialLse(buffers[7]!, p.Splits, problem.Batch, problem.QueryHeads, problem.QueryLength);
+                var merge = MergeProblem.CreateForCall(partials, partialLse, output, logSumExp);
+                try
+                {
+                    GpuMerge.Run(host, merge, partials, partialLse, output, logSumExp);
+                }
+                finally
+                {
+                    merge.ReleaseCall();
+                }
             }
         }
     }
@@ -68,6 +77,33 @@ internal static class GpuBlockSparse
     /// <see cref="MinBlocksPerSplit"/> of the longest row's blocks, at most <see cref="MaxSplits"/>. Depends only on the
     /// sizes, the mask's longest row and the device.
     /// </summary>
+    /// <summary>This thread's views of the split path's partials (see <see cref="PartialViews"/>).</summary>
+    [ThreadStatic] private static PartialViews? t_partialViews;
+
+    /// <summary>
+    /// The contiguous views of the partial outputs <c>[S, B, Hq, Nq, Dv]</c> and log-sum-exps <c>[S, B, Hq, Nq]</c> over
+    /// their scratch buffers, kept while buffer and shape stay the same: a steady call then makes no new view (no shape
+    /// and stride arrays).
+    /// </summary>
+    private sealed class PartialViews
+    {
+        private TensorView _outputView, _lseView;
+
+        public TensorView Partials(DeviceBuffer buffer, int splits, int batch, int heads, int rows, int dv) =>
+            View(buffer, ref _outputView, [splits, batch, heads, rows, dv]);
+
+        public TensorView PartialLse(DeviceBuffer buffer, int splits, int batch, int heads, int rows) =>
+            View(buffer, ref _lseView, [splits, batch, heads, rows]);
+
+        /// <summary>The cached view when it has this buffer and shape, else a new contiguous one kept in its place.</summary>
+        private static TensorView View(DeviceBuffer buffer, ref TensorView cached, ReadOnlySpan<int> wanted)
+        {
+            if (!cached.IsDefault && ReferenceEquals(cached.Storage, buffer) && cached.Shape.SequenceEqual(wanted)) return cached;
+            cached = buffer.View(wanted);
+            return cached;
+        }
+    }
+
     internal static int Splits(long baseGroups, int longestRow, int computeUnits)
     {
         long wanted = (2L * Math.Max(computeUnits, 1) + baseGroups - 1) / Math.Max(baseGroups, 1);

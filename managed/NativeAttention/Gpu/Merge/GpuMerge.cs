@@ -57,8 +57,8 @@ internal static class GpuMerge
     {
         var p = Params(problem, partialOutputs, partialLogSumExp, output, logSumExp);
         var variant = new MergeVariant(output.ElementType, partialOutputs.ElementType);
-        var api = host.Api;
-        host.Launch(variant.Name, () => variant.Source(api), EntryPoint,
+        var launch = KernelLaunch<MergeVariant>.For(variant, host.Api);   // cached: no name string or closure per call
+        host.Launch(launch.Name, launch.Source, EntryPoint,
             [GpuFlash.Buffer(partialOutputs), GpuFlash.Buffer(partialLogSumExp), GpuFlash.Buffer(output), GpuFlash.Buffer(logSumExp)],
             MemoryMarshal.AsBytes(new ReadOnlySpan<MergeParams>(in p)), Groups(problem), 1, Threads);
     }

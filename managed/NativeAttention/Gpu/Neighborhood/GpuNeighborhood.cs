@@ -39,8 +39,17 @@ internal static class GpuNeighborhood
         lock (scratch.Gate)
         {
             // Valid extents [B][3] (internal axes) ride in a scratch slot, uploaded only when they changed.
-            DeviceBuffer? extents = problem.HasValidExtent ? scratch.Upload(ExtentSlot, Extents(problem), ReadOnlySpan<int>.Empty) : null;
-            host.Launch(variant.Name, () => variant.Source(api), NeighborhoodVariant.EntryPoint,
+            DeviceBuffer? extents = null;
+            if (problem.HasValidExtent)
+            {
+                int count = problem.Batch * Axes;
+                Span<int> values = count <= StackExtents ? stackalloc int[StackExtents] : new int[count];
+                values = values[..count];
+                WriteExtents(problem, values);
+                extents = scratch.Upload(ExtentSlot, values, ReadOnlySpan<int>.Empty);
+            }
+            var launch = KernelLaunch<NeighborhoodVariant>.For(variant, api);   // cached: no name string or closure per call
+            host.Launch(launch.Name, launch.Source, NeighborhoodVariant.EntryPoint,
                 [q, k, v, o, GpuFlash.Buffer(logSumExp), ek, ev, GpuFlash.Buffer(options.RelativePositionBias), extents],
                 MemoryMarshal.AsBytes(new ReadOnlySpan<NeighborhoodParams>(in p)), (int)groups, 1, variant.Threads, variant.DynamicSharedBytes);
         }
@@ -49,15 +58,16 @@ internal static class GpuNeighborhood
     /// <summary>The scratch slot of the valid extents (GpuDecode uses slots 0 to 2).</summary>
     private const int ExtentSlot = 3;
 
-    /// <summary>The valid extent of every sample per internal axis, <c>[B][3]</c>; padding axes in front hold 1.</summary>
-    private static int[] Extents(NeighborhoodProblem problem)
+    /// <summary>Extents up to this many (B x 3) are gathered on the stack.</summary>
+    private const int StackExtents = 768;
+
+    /// <summary>Writes the valid extent of every sample per internal axis, <c>[B][3]</c>, into <paramref name="extents"/>; padding axes in front hold 1.</summary>
+    private static void WriteExtents(NeighborhoodProblem problem, Span<int> extents)
     {
         int rank = problem.SpatialRank, pad = Axes - rank;
-        var extents = new int[problem.Batch * Axes];
         for (int b = 0; b < problem.Batch; b++)
             for (int a = 0; a < Axes; a++)
                 extents[b * Axes + a] = a < pad ? 1 : problem.ValidExtentOf(b, a - pad);
-        return extents;
     }
 
     /// <summary>
