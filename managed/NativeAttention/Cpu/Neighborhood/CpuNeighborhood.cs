@@ -513,7 +513,7 @@ internal static unsafe class CpuNeighborhood
                             s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores, m0, m1, m2, m3, s.TileMax,
                             low01, end01, low23, end23);
                         PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
-                        NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                        NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha, low01, end01, low23, end23);
                         goto values;
                     }
                 }

@@ -234,9 +234,13 @@ internal static unsafe class NeighborhoodKernels
     /// The rest of the flash online softmax (<see cref="CpuFlashKernels.Softmax{TSimd, T, TGroup}"/>, the same
     /// operations) of a four-vector tile of masked scores whose column max <see cref="ScoresSkewedMasked"/> wrote to
     /// <paramref name="tileMax"/>.
+    /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (the ranges
+    /// <see cref="ScoresSkewedMasked"/> was given, outside which it stored -inf; <c>[0, keyCount)</c>: the whole tile): a
+    /// pair's probabilities outside its range are stored 0 without an exp2, as exp2 of -inf gives, and left out of its
+    /// sums (adding +0 changes no sum).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void SoftmaxAfterMax(float* scores, int keyCount, float* tileMax, float* max, float* sum, float* alpha)
+    public static void SoftmaxAfterMax(float* scores, int keyCount, float* tileMax, float* max, float* sum, float* alpha, int low01, int end01, int low23, int end23)
     {
         const int w = 16, width = 64;
         Vector512<float> m0 = Vector512.Load(tileMax), m1 = Vector512.Load(tileMax + w), m2 = Vector512.Load(tileMax + 2 * w), m3 = Vector512.Load(tileMax + 3 * w);
@@ -248,12 +252,28 @@ internal static unsafe class NeighborhoodKernels
         float* s = scores;
         for (int j = 0; j < keyCount; j++, s += width)
         {
-            var p0 = Simd512.Exp2NonPositive(Vector512.Load(s) - m0);
-            var p1 = Simd512.Exp2NonPositive(Vector512.Load(s + w) - m1);
-            var p2 = Simd512.Exp2NonPositive(Vector512.Load(s + 2 * w) - m2);
-            var p3 = Simd512.Exp2NonPositive(Vector512.Load(s + 3 * w) - m3);
-            Vector512.Store(p0, s); Vector512.Store(p1, s + w); Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
-            l0 += p0; l1 += p1; l2 += p2; l3 += p3;
+            if (j >= low01 && j < end01)
+            {
+                var p0 = Simd512.Exp2NonPositive(Vector512.Load(s) - m0);
+                var p1 = Simd512.Exp2NonPositive(Vector512.Load(s + w) - m1);
+                Vector512.Store(p0, s); Vector512.Store(p1, s + w);
+                l0 += p0; l1 += p1;
+            }
+            else
+            {
+                Vector512.Store(Vector512<float>.Zero, s); Vector512.Store(Vector512<float>.Zero, s + w);
+            }
+            if (j >= low23 && j < end23)
+            {
+                var p2 = Simd512.Exp2NonPositive(Vector512.Load(s + 2 * w) - m2);
+                var p3 = Simd512.Exp2NonPositive(Vector512.Load(s + 3 * w) - m3);
+                Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
+                l2 += p2; l3 += p3;
+            }
+            else
+            {
+                Vector512.Store(Vector512<float>.Zero, s + 2 * w); Vector512.Store(Vector512<float>.Zero, s + 3 * w);
+            }
         }
         Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum), r0, l0), sum);
         Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + w), r1, l1), sum + w);
