@@ -478,6 +478,12 @@ mutation nbh-mask-table-stale \
   'CPU neighborhood keeps its mask tables when the tile tables are rebuilt for another key box (tables built for the old key coordinates)' \
   's.MaskCount[0] = 0; // the mask tables are functions of the coordinates too' \
   '// the mask tables kept across a rebuild of the tile tables'
+mutation nbh-pair-rows-end \
+  managed/NativeAttention/Cpu/Neighborhood/NeighborhoodKernels.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood: a mask table'"'"'s key range ends at its last visible key rounded down to a key block instead of up, so a border pair of vectors leaves its last visible keys uncomputed (-inf)' \
+  'return (low / KeyBlock * KeyBlock, Math.Min(keyCount, (end + KeyBlock - 1) / KeyBlock * KeyBlock));' \
+  'return (low / KeyBlock * KeyBlock, Math.Min(keyCount, end / KeyBlock * KeyBlock));'
+
 # --- CPU neighborhood, banded 1-D kernel (Cpu/Neighborhood/Neighborhood1D.cs)
 
 mutation nbh1d-window-even-kernel \

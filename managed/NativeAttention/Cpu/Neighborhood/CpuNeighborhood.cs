@@ -505,10 +505,15 @@ internal static unsafe class CpuNeighborhood
                     uint* m2 = FindMaskTable(s, firstColumn, 2, keys, maxColumns, firstAxis), m3 = FindMaskTable(s, firstColumn, 3, keys, maxColumns, firstAxis);
                     if (m0 != null && m1 != null && m2 != null && m3 != null)
                     {
+                        // Keys no lane of a pair of vectors sees are not computed for it (border boxes: at 7 x 7 the 3
+                        // key-box rows past a clamped window's 7): each pair's key range, from its tables.
+                        var (low01, end01) = PairRows(s, m0, m1);
+                        var (low23, end23) = PairRows(s, m2, m3);
                         NeighborhoodKernels.ScoresSkewedMasked(s.QueryT + (long)g * dqk * width, s.VectorKeys[firstVector], s.VectorKeys[firstVector + 1],
-                            s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores, m0, m1, m2, m3, s.TileMax);
+                            s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores, m0, m1, m2, m3, s.TileMax,
+                            low01, end01, low23, end23);
                         PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
-                        NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha);
+                        NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha, low01, end01, low23, end23);
                         goto values;
                     }
                 }
@@ -625,6 +630,19 @@ internal static unsafe class CpuNeighborhood
     }
 
     /// <summary>
+    /// The keys <c>[low, end)</c> outside which the kept mask tables <paramref name="a"/> and <paramref name="b"/> (of
+    /// <see cref="FindMaskTable"/>) are both 0: the smallest range holding both tables' ranges.
+    /// </summary>
+    private static (int Low, int End) PairRows(in ScratchLayout s, uint* a, uint* b)
+    {
+        long tableFloats = (long)s.CoordinateStride * 16;
+        int* ra = s.MaskRows + 2 * (a - s.MaskTables) / tableFloats, rb = s.MaskRows + 2 * (b - s.MaskTables) / tableFloats;
+        if (ra[0] == ra[1]) return (rb[0], rb[1]);
+        if (rb[0] == rb[1]) return (ra[0], ra[1]);
+        return (Math.Min(ra[0], rb[0]), Math.Max(ra[1], rb[1]));
+    }
+
+    /// <summary>
     /// The kept mask table for vector <paramref name="v"/>'s window bounds (see <c>MaskTable</c>), built into a new entry
     /// if there is none and there is room; null if there is none and no room. Reads no scores.
     /// </summary>
@@ -653,6 +671,7 @@ internal static unsafe class CpuNeighborhood
             }
             uint* table = s.MaskTables + count * tableFloats;
             NeighborhoodKernels.BuildMaskTable(table, keys, s.Coordinates, s.CoordinateStride, start, end, maxColumns, firstAxis);
+            (s.MaskRows[2 * count], s.MaskRows[2 * count + 1]) = NeighborhoodKernels.MaskTableRows(table, keys);
             s.MaskCount[0] = count + 1;
             return table;
         }
@@ -1475,6 +1494,8 @@ internal static unsafe class CpuNeighborhood
         public readonly int* MaskCount;
         /// <summary>Per entry, the window bounds it was built for: start and end of the 16 lanes on each of the three axes (96 floats).</summary>
         public readonly float* MaskBounds;
+        /// <summary>Per entry, the keys <c>[low, end)</c> outside which its table is 0 (<see cref="NeighborhoodKernels.MaskTableRows"/>).</summary>
+        public readonly int* MaskRows;
         /// <summary>Per entry, <see cref="Plan.TileRows"/> x 16 lane masks (<see cref="NeighborhoodKernels.BuildMaskTable"/>); after the entries, a table of all ones.</summary>
         public readonly uint* MaskTables;
         /// <summary>A score tile's column max (<see cref="NeighborhoodKernels.ScoresSkewedMasked"/>), one group's width.</summary>
@@ -1529,6 +1550,7 @@ internal static unsafe class CpuNeighborhood
             TileTables = (long*)CpuScratch.Take(ref next, 2 * 16);
             MaskCount = (int*)CpuScratch.Take(ref next, 16);
             MaskBounds = CpuScratch.Take(ref next, p.MaskTables ? MaskTableEntries * 6 * 16 : 0);
+            MaskRows = (int*)CpuScratch.Take(ref next, p.MaskTables ? 2 * MaskTableEntries : 0);
             MaskTables = (uint*)CpuScratch.Take(ref next, p.MaskTables ? (MaskTableEntries + 1L) * p.TileRows * 16 : 0);
             TileMax = CpuScratch.Take(ref next, p.GroupWidth);
             OutputOffset = (long*)CpuScratch.Take(ref next, 2 * columns);

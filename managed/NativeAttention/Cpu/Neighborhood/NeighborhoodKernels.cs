@@ -72,15 +72,107 @@ internal static unsafe class NeighborhoodKernels
     /// table (<see cref="BuildMaskTable"/>) holds all ones, else set to -inf, stored so, and merged into the vector's
     /// running max, which is written to <paramref name="tileMax"/> (four vectors) for <see cref="SoftmaxAfterMax"/>.
     /// Bit-identical to the box mask and flash softmax for inputs without NaN (see <c>MaskStoreMax</c>).
+    /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (multiples
+    /// of <see cref="CpuFlashTiles.KeyBlock"/>; their mask tables hold only zeros outside, see <see cref="MaskTableRows"/>;
+    /// <c>[0, keyCount)</c> for both: the whole tile): the four-vector block runs over the keys both pairs see, a
+    /// two-vector block over the keys one pair sees, and a pair's keys outside its range are stored -inf without being
+    /// computed, as its mask would have stored them. Each computed score is the same multiply-adds in the same order,
+    /// so the stored tile and the column max equal those of the four-vector block over all keys (bit for bit).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScoresSkewedMasked(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores,
-        uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* tileMax)
+        uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* tileMax, int low01, int end01, int low23, int end23)
+    {
+        const int w = 16;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        for (int v = 0; v < 4; v++) Vector512.Store(negative, tileMax + v * w);
+        // The keys both pairs see (may be empty: then from == to and each pair runs on its own).
+        int from = Math.Max(low01, low23), to = Math.Max(from, Math.Min(end01, end23));
+        ScoresSkewedMaskedBlocks(queryT, keys0, keys1, keys2, keys3, offsets, headDim, from, to, scores, mask0, mask1, mask2, mask3, tileMax);
+        ScoresPairOutside(queryT, keys0, keys1, offsets, headDim, keyCount, scores, mask0, mask1, tileMax, low01, end01, from, to);
+        ScoresPairOutside(queryT + 2 * w, keys2, keys3, offsets, headDim, keyCount, scores + 2 * w, mask2, mask3, tileMax + 2 * w, low23, end23, from, to);
+    }
+
+    /// <summary>
+    /// One pair of vectors (its query columns, keys, score columns, masks and max at the given pointers) of
+    /// <see cref="ScoresSkewedMasked"/>:
+    /// the two-vector block over its keys <c>[low, end)</c> outside the four-vector block's <c>[from, to)</c>, -inf for
+    /// the keys outside <c>[low, end)</c>.
+    /// </summary>
+    private static void ScoresPairOutside(float* queryT, float* keysA, float* keysB, long* offsets, int headDim, int keyCount, float* scores, uint* maskA, uint* maskB,
+        float* tileMax, int low, int end, int from, int to)
     {
         const int w = 16, width = 64;
         var negative = Vector512.Create(float.NegativeInfinity);
-        Vector512<float> m0 = negative, m1 = negative, m2 = negative, m3 = negative;
-        for (int j = 0; j < keyCount; j += KeyBlock)
+        for (int j = 0; j < keyCount; j++)
+        {
+            if (j >= low && j < end) continue;
+            Vector512.Store(negative, scores + (long)j * width);
+            Vector512.Store(negative, scores + (long)j * width + w);
+        }
+        if (low < end)
+        {
+            ScoresPairBlocks(queryT, keysA, keysB, offsets, headDim, low, Math.Max(low, Math.Min(from, end)), scores, maskA, maskB, tileMax);
+            ScoresPairBlocks(queryT, keysA, keysB, offsets, headDim, Math.Min(end, Math.Max(to, low)), end, scores, maskA, maskB, tileMax);
+        }
+    }
+
+    /// <summary>
+    /// The masked score block of two vectors (4 keys x 2 vectors, the four-vector block's multiply-adds for those
+    /// vectors in the same order) over keys <c>[from, to)</c>; the column max is read from and written back to
+    /// <paramref name="tileMax"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoresPairBlocks(float* queryT, float* keysA, float* keysB, long* offsets, int headDim, int from, int to, float* scores, uint* maskA, uint* maskB,
+        float* tileMax)
+    {
+        const int w = 16, width = 64;
+        if (from >= to) return;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        Vector512<float> mA = Vector512.Load(tileMax), mB = Vector512.Load(tileMax + w);
+        for (int j = from; j < to; j += KeyBlock)
+        {
+            long o0 = offsets[j], o1 = offsets[j + 1], o2 = offsets[j + 2], o3 = offsets[j + 3];
+            float* kA = keysA, kB = keysB;
+            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+            Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
+            float* q = queryT;
+            for (int d = 0; d < headDim; d++, q += width, kA++, kB++)
+            {
+                var q0 = Vector512.Load(q);
+                var q1 = Vector512.Load(q + w);
+                a00 = Simd512.MultiplyAdd(q0, Vector512.Create(kA[o0]), a00);
+                a01 = Simd512.MultiplyAdd(q1, Vector512.Create(kB[o0]), a01);
+                a10 = Simd512.MultiplyAdd(q0, Vector512.Create(kA[o1]), a10);
+                a11 = Simd512.MultiplyAdd(q1, Vector512.Create(kB[o1]), a11);
+                a20 = Simd512.MultiplyAdd(q0, Vector512.Create(kA[o2]), a20);
+                a21 = Simd512.MultiplyAdd(q1, Vector512.Create(kB[o2]), a21);
+                a30 = Simd512.MultiplyAdd(q0, Vector512.Create(kA[o3]), a30);
+                a31 = Simd512.MultiplyAdd(q1, Vector512.Create(kB[o3]), a31);
+            }
+            float* s = scores + (long)j * width;
+            int t = j * w;
+            mA = MaskStoreMax(s, a00, maskA + t, mA, negative); mB = MaskStoreMax(s + w, a01, maskB + t, mB, negative);
+            mA = MaskStoreMax(s + width, a10, maskA + t + w, mA, negative); mB = MaskStoreMax(s + width + w, a11, maskB + t + w, mB, negative);
+            mA = MaskStoreMax(s + 2 * width, a20, maskA + t + 2 * w, mA, negative); mB = MaskStoreMax(s + 2 * width + w, a21, maskB + t + 2 * w, mB, negative);
+            mA = MaskStoreMax(s + 3 * width, a30, maskA + t + 3 * w, mA, negative); mB = MaskStoreMax(s + 3 * width + w, a31, maskB + t + 3 * w, mB, negative);
+        }
+        Vector512.Store(mA, tileMax); Vector512.Store(mB, tileMax + w);
+    }
+
+    /// <summary>
+    /// The four-vector masked score block of <see cref="ScoresSkewedMasked"/>
+    /// over keys <c>[from, to)</c>; the column max is read from and written back to <paramref name="tileMax"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoresSkewedMaskedBlocks(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int from, int to,
+        float* scores, uint* mask0, uint* mask1, uint* mask2, uint* mask3, float* tileMax)
+    {
+        const int w = 16, width = 64;
+        if (from >= to) return;
+        var negative = Vector512.Create(float.NegativeInfinity);
+        Vector512<float> m0 = Vector512.Load(tileMax), m1 = Vector512.Load(tileMax + w), m2 = Vector512.Load(tileMax + 2 * w), m3 = Vector512.Load(tileMax + 3 * w);
+        for (int j = from; j < to; j += KeyBlock)
         {
             long o0 = offsets[j], o1 = offsets[j + 1], o2 = offsets[j + 2], o3 = offsets[j + 3];
             float* k0 = keys0, k1 = keys1, k2 = keys2, k3 = keys3;
@@ -142,9 +234,13 @@ internal static unsafe class NeighborhoodKernels
     /// The rest of the flash online softmax (<see cref="CpuFlashKernels.Softmax{TSimd, T, TGroup}"/>, the same
     /// operations) of a four-vector tile of masked scores whose column max <see cref="ScoresSkewedMasked"/> wrote to
     /// <paramref name="tileMax"/>.
+    /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (the ranges
+    /// <see cref="ScoresSkewedMasked"/> was given, outside which it stored -inf; <c>[0, keyCount)</c>: the whole tile): a
+    /// pair's probabilities outside its range are stored 0 without an exp2, as exp2 of -inf gives, and left out of its
+    /// sums (adding +0 changes no sum).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void SoftmaxAfterMax(float* scores, int keyCount, float* tileMax, float* max, float* sum, float* alpha)
+    public static void SoftmaxAfterMax(float* scores, int keyCount, float* tileMax, float* max, float* sum, float* alpha, int low01, int end01, int low23, int end23)
     {
         const int w = 16, width = 64;
         Vector512<float> m0 = Vector512.Load(tileMax), m1 = Vector512.Load(tileMax + w), m2 = Vector512.Load(tileMax + 2 * w), m3 = Vector512.Load(tileMax + 3 * w);
@@ -156,12 +252,28 @@ internal static unsafe class NeighborhoodKernels
         float* s = scores;
         for (int j = 0; j < keyCount; j++, s += width)
         {
-            var p0 = Simd512.Exp2NonPositive(Vector512.Load(s) - m0);
-            var p1 = Simd512.Exp2NonPositive(Vector512.Load(s + w) - m1);
-            var p2 = Simd512.Exp2NonPositive(Vector512.Load(s + 2 * w) - m2);
-            var p3 = Simd512.Exp2NonPositive(Vector512.Load(s + 3 * w) - m3);
-            Vector512.Store(p0, s); Vector512.Store(p1, s + w); Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
-            l0 += p0; l1 += p1; l2 += p2; l3 += p3;
+            if (j >= low01 && j < end01)
+            {
+                var p0 = Simd512.Exp2NonPositive(Vector512.Load(s) - m0);
+                var p1 = Simd512.Exp2NonPositive(Vector512.Load(s + w) - m1);
+                Vector512.Store(p0, s); Vector512.Store(p1, s + w);
+                l0 += p0; l1 += p1;
+            }
+            else
+            {
+                Vector512.Store(Vector512<float>.Zero, s); Vector512.Store(Vector512<float>.Zero, s + w);
+            }
+            if (j >= low23 && j < end23)
+            {
+                var p2 = Simd512.Exp2NonPositive(Vector512.Load(s + 2 * w) - m2);
+                var p3 = Simd512.Exp2NonPositive(Vector512.Load(s + 3 * w) - m3);
+                Vector512.Store(p2, s + 2 * w); Vector512.Store(p3, s + 3 * w);
+                l2 += p2; l3 += p3;
+            }
+            else
+            {
+                Vector512.Store(Vector512<float>.Zero, s + 2 * w); Vector512.Store(Vector512<float>.Zero, s + 3 * w);
+            }
         }
         Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum), r0, l0), sum);
         Vector512.Store(Simd512.MultiplyAdd(Vector512.Load(sum + w), r1, l1), sum + w);
@@ -438,6 +550,20 @@ internal static unsafe class NeighborhoodKernels
             }
             Vector512.Store(visible.AsUInt32(), table + j * 16);
         }
+    }
+
+    /// <summary>
+    /// The keys <c>[low, end)</c> of a mask table (<see cref="BuildMaskTable"/>, <paramref name="keyCount"/> keys of 16
+    /// lanes) outside which every entry is 0, widened to whole blocks of <see cref="CpuFlashTiles.KeyBlock"/> keys;
+    /// (0, 0) when every entry is 0.
+    /// </summary>
+    public static (int Low, int End) MaskTableRows(uint* table, int keyCount)
+    {
+        int low = 0, end = keyCount;
+        while (low < end && Vector512.Load(table + (long)low * 16) == Vector512<uint>.Zero) low++;
+        while (end > low && Vector512.Load(table + (long)(end - 1) * 16) == Vector512<uint>.Zero) end--;
+        if (low == end) return (0, 0);
+        return (low / KeyBlock * KeyBlock, Math.Min(keyCount, (end + KeyBlock - 1) / KeyBlock * KeyBlock));
     }
 
     /// <summary>
