@@ -541,3 +541,9 @@ mutation neighborhood-plan-reuse-bias \
   'CPU neighborhood box kernel: a plan kept from the previous call on the same buffers keeps its copy of the relative-position bias (the caller changed it in place)' \
   'if (problem.Options.RelativePositionBias is { } rpb) ReadBias(rpb, idle._bias!);' \
   '/* bias copy kept from the previous call */'
+
+mutation flash-score-plan-stale-softcap \
+  managed/NativeAttention/Cpu/Flash/ScoreOptionPlan.cs 'FullyQualifiedName~CpuFlash' \
+  'CPU flash score options: a plan kept from the previous call on this thread keeps its softcap when the next call has none' \
+  '(Softcap, SoftcapIn, SoftcapOut) = (false, 0, 0);' \
+  '/* softcap kept */'

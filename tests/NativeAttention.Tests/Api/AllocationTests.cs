@@ -27,7 +27,7 @@ public abstract class AllocationTests(ITestOutputHelper output)
     /// <summary>One call shape: a name for messages, the call, run on the context's own tensors.</summary>
     public static TheoryData<string> Shapes() =>
     [
-        "flash prefill fp32", "flash prefill bf16 causal lse", "flash decode-shaped fp32 GQA", "flash decode-shaped fp16 MHA sinks lse",
+        "flash prefill fp32", "flash prefill bf16 causal lse", "flash prefill fp32 causal alibi softcap", "flash prefill fp16 bias sinks lse", "flash decode-shaped fp32 GQA", "flash decode-shaped fp16 MHA sinks lse",
         "flash decode-shaped bf16 MQA causal window alibi", "kvcache fp32 GQA", "kvcache fp16 append rotary lse", "kvcache bf16 paged splits",
     ];
 
@@ -298,6 +298,8 @@ public abstract class AllocationTests(ITestOutputHelper output)
             int hq = 8, hkv = shape.Contains("MQA") ? 1 : shape.Contains("GQA") ? 2 : 8, nq = decode ? 1 : 48, nk = decode ? 700 : 64, d = 64;
             if (shape.Contains("sinks")) options = options with { Sinks = Put(ElementType.Float32, hq) };
             if (shape.Contains("alibi")) options = options with { AlibiSlopes = Put(ElementType.Float32, hq) };
+            if (shape.Contains("softcap")) options = options with { Softcap = 30 };
+            if (shape.Contains("bias")) options = options with { Bias = Put(type, 1, hq, nq, nk) };
             var (q, k, v) = (Put(type, 1, hq, nq, d), Put(type, 1, hkv, nk, d), Put(type, 1, hkv, nk, d));
             var o = context.Allocate(type, 1, hq, nq, d);
             TensorView? l = lse ? context.Allocate(ElementType.Float32, 1, hq, nq) : null;

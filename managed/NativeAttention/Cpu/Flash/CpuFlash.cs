@@ -339,6 +339,8 @@ internal static unsafe class CpuFlash
         public float[]? SinksLog2;
         /// <summary>The storage of <see cref="SinksLog2"/>, kept for the next call of the same head count.</summary>
         private float[]? _sinksBuffer;
+        /// <summary>The storage of <see cref="ScoreOptions"/>, kept and refilled by the next call with options.</summary>
+        private ScoreOptionPlan? _scoreOptions;
         public byte* U, W;
         public ElementType UType, WType;
         public long USize, WSize, UOffset, WOffset;
@@ -424,7 +426,7 @@ internal static unsafe class CpuFlash
             if (options.Softcap > 0 || options.AlibiSlopes is not null || options.Bias is not null || LowRank || Sigmoid || SinksLog2 is not null)
             {
                 HasOptions = true;
-                ScoreOptions = new ScoreOptionPlan(problem, bias);
+                ScoreOptions = (_scoreOptions ??= new ScoreOptionPlan()).Fill(problem, bias);
             }
             DirectKeys = ElementType == ElementType.Float32 && KeyStrides[3] == 1 && !LowRank;
             DirectValues = ElementType == ElementType.Float32 && ValueStrides[3] == 1 && ValueStride == ValueDim;

@@ -9,41 +9,61 @@ namespace NativeAttention.Cpu;
 internal sealed unsafe class ScoreOptionPlan
 {
     /// <summary>Softcap is on: <c>s2 = SoftcapOut tanh(SoftcapIn s2)</c> is <c>c tanh(s / c)</c> in log2 units.</summary>
-    public readonly bool Softcap;
-    public readonly float SoftcapIn, SoftcapOut;
+    public bool Softcap;
+    public float SoftcapIn, SoftcapOut;
     /// <summary>ALiBi slopes times log2(e), <c>[Hq]</c> or <c>[B, Hq]</c> row-major; null without ALiBi.</summary>
-    public readonly float[]? SlopesLog2;
-    public readonly bool SlopesPerBatch;
-    public readonly int QueryHeads, QueryLength, KeyLength;
+    public float[]? SlopesLog2;
+    public bool SlopesPerBatch;
+    public int QueryHeads, QueryLength, KeyLength;
     /// <summary>The dense bias' first element (null without a bias), its element type and strides in elements.</summary>
-    public readonly byte* Bias;
-    public readonly ElementType BiasType;
-    public readonly long BiasBatchStride, BiasHeadStride, BiasQueryStride, BiasKeyStride;
+    public byte* Bias;
+    public ElementType BiasType;
+    public long BiasBatchStride, BiasHeadStride, BiasQueryStride, BiasKeyStride;
     /// <summary>
     /// Keys per bias strip: each column group copies this many keys of its columns' bias rows at a time into scratch,
     /// transposed into the score tile's layout (0 without a dense bias). See <see cref="OptionScoreModifier"/>.
     /// </summary>
-    public readonly int BiasStripKeys;
+    public int BiasStripKeys;
     /// <summary>The longest strip: 256 columns x 512 keys of float32 is 512 KB of scratch, half this machine's L2.</summary>
     public const int MaxBiasStripKeys = 512;
 
-    public ScoreOptionPlan(FlashProblem problem, byte* bias)
+    /// <summary>The storage of <see cref="SlopesLog2"/>, kept for the next call with as many slopes.</summary>
+    private float[]? _slopesBuffer;
+
+    /// <summary>
+    /// Fills every field for <paramref name="problem"/> (a plan is kept per thread and refilled by each call, so that
+    /// a steady stream of calls allocates nothing); returns this plan.
+    /// </summary>
+    public ScoreOptionPlan Fill(FlashProblem problem, byte* bias)
     {
         var o = problem.Options;
         QueryHeads = problem.QueryHeads;
         QueryLength = problem.QueryLength;
         KeyLength = problem.KeyLength;
+        (Softcap, SoftcapIn, SoftcapOut) = (false, 0, 0);
         if (o.Softcap > 0)
         {
             Softcap = true;
             SoftcapIn = (float)(1 / (MathConstants.Log2EDouble * o.Softcap));
             SoftcapOut = (float)(o.Softcap * MathConstants.Log2EDouble);
         }
+        (SlopesLog2, SlopesPerBatch) = (null, false);
         if (o.AlibiSlopes is { } slopes)
         {
-            SlopesLog2 = Array.ConvertAll(slopes.ToDoubleArray(), s => (float)(s * MathConstants.Log2EDouble));
+            // float32 [Hq] or [B, Hq] host tensors (validated), read in row-major order through their strides.
+            int rows = slopes.Rank == 2 ? slopes.Shape[0] : 1, heads = slopes.Shape[slopes.Rank - 1];
+            var buffer = _slopesBuffer is { } kept && kept.Length == rows * heads ? kept : _slopesBuffer = new float[rows * heads];
+            long rowStride = slopes.Rank == 2 ? slopes.Strides[0] : 0, headStride = slopes.Strides[slopes.Rank - 1];
+            using var pin = slopes.Storage!.Pin();
+            float* first = (float*)pin.Pointer + slopes.Offset;
+            for (int r = 0; r < rows; r++)
+                for (int h = 0; h < heads; h++)
+                    buffer[r * heads + h] = (float)(first[r * rowStride + h * headStride] * MathConstants.Log2EDouble);
+            SlopesLog2 = buffer;
             SlopesPerBatch = slopes.Rank == 2;
         }
+        Bias = null;
+        (BiasType, BiasBatchStride, BiasHeadStride, BiasQueryStride, BiasKeyStride, BiasStripKeys) = (default, 0, 0, 0, 0, 0);
         if (o.Bias is { } b && bias != null)
         {
             BiasType = b.ElementType;
@@ -54,5 +74,6 @@ internal sealed unsafe class ScoreOptionPlan
             BiasKeyStride = b.Strides[3];
             BiasStripKeys = Math.Min(MaxBiasStripKeys, KeyLength);
         }
+        return this;
     }
 }
