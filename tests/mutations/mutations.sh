@@ -504,6 +504,12 @@ mutation nbh1d-chain-run-end \
   'else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(' \
   'else if (kernel > 2 * Lanes && b == blocks - 3) DiagonalsTail<One>('
 
+mutation nbh1d-unit-chunks-floor \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: a dilated grid'"'"'s chunks are counted from the floor of N / d (group 0'"'"'s length is the ceiling), so a grid not a multiple of d with a group of 256m + 1 queries loses its last chunk' \
+  'for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)' \
+  'for (int first = 0; first < extent / Dilation; first += ChunkQueries)'
+
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
   'CPU linear kernel: a plan kept from the previous call on this thread keeps its item counter (no work is claimed after the first call)' \

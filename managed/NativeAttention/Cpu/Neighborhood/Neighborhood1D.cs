@@ -76,7 +76,7 @@ internal static unsafe class Neighborhood1D
             plan.Reset(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
                 (float*)lPin.Pointer);
             plan.WritePaddingRows();
-            CpuWorkers.Run(plan, threads, plan.ItemCount, Work);
+            CpuWorkers.Run(plan, threads, plan.UnitCount, Work);
         }
         finally
         {
@@ -90,13 +90,19 @@ internal static unsafe class Neighborhood1D
     private static void Work(Plan plan)
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        int item = Interlocked.Increment(ref plan.NextItem) - 1;
-        while (item < plan.ItemCount)
+        int unit = Interlocked.Increment(ref plan.NextUnit) - 1;
+        while (unit < plan.UnitCount)
         {
-            // The next item is claimed ahead, so that its keys and values (from memory) are prefetched while this one computes.
-            int next = Interlocked.Increment(ref plan.NextItem) - 1;
-            RunItem(plan, plan.Items[item], scratch, next < plan.ItemCount ? plan.Items[next] : null);
-            item = next;
+            // The next unit is claimed ahead, so that the keys and values of the item after this unit's last (from
+            // memory) are prefetched while that one computes.
+            int next = Interlocked.Increment(ref plan.NextUnit) - 1;
+            int end = plan.UnitStart[unit + 1];
+            for (int i = plan.UnitStart[unit]; i < end; i++)
+            {
+                int following = i + 1 < end ? i + 1 : next < plan.UnitCount ? plan.UnitStart[next] : -1;
+                RunItem(plan, plan.Items[i], scratch, following >= 0 ? plan.Items[following] : null);
+            }
+            unit = next;
         }
     }
 
@@ -873,13 +879,21 @@ internal static unsafe class Neighborhood1D
         /// <summary>The call's items, the first <see cref="ItemCount"/> entries (the array is kept for the next call).</summary>
         public Item[] Items = [];
         public int ItemCount;
+        /// <summary>
+        /// The units workers claim: unit u is items <c>[UnitStart[u], UnitStart[u + 1])</c>, the first
+        /// <see cref="UnitCount"/> + 1 entries. Dilation 1: one item per unit. Dilation d &gt; 1: one chunk of the
+        /// sample and head, its d groups' items in turn, so one worker reads every row of the chunk's cache lines and
+        /// pages (the d groups' rows interleave in memory) while they are in its own L2.
+        /// </summary>
+        public int[] UnitStart = [];
+        public int UnitCount;
         public long ScratchFloats;
         /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), in <see cref="_bias"/>; null without one.</summary>
         public float* Bias;
         /// <summary>Pinned (pinned object heap) storage of <see cref="Bias"/>, kept for the next call.</summary>
         private float[] _bias = [];
         private int[] _extent = [];
-        public int NextItem;
+        public int NextUnit;
 
         /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
         public static Plan Rent() => ThreadIdle<Plan>.Rent();
@@ -895,7 +909,7 @@ internal static unsafe class Neighborhood1D
         public void Reset(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             float* q, float* k, float* v, float* o, float* lse)
         {
-            NextItem = 0;
+            NextUnit = 0;
             Kernel = problem.KernelSize[0];
             Dilation = problem.Dilation[0];
             Causal = problem.Causal[0];
@@ -956,18 +970,35 @@ internal static unsafe class Neighborhood1D
             }
             itemCount *= problem.KeyValueHeads;
             if (Items.Length < itemCount) Items = new Item[itemCount];
-            ItemCount = 0;
+            if (UnitStart.Length < itemCount + 1) UnitStart = new int[itemCount + 1];
+            ItemCount = UnitCount = 0;
             for (int b = 0; b < Batch; b++)
             {
                 int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
-                    for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                {
+                    if (Dilation == 1)
                     {
-                        int groupLength = (extent - g + Dilation - 1) / Dilation;
-                        for (int first = 0; first < groupLength; first += ChunkQueries)
-                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
+                        for (int first = 0; first < extent; first += ChunkQueries)
+                        {
+                            UnitStart[UnitCount++] = ItemCount;
+                            Items[ItemCount++] = new Item(b, h, 0, extent, first, Math.Min(ChunkQueries, extent - first));
+                        }
+                        continue;
                     }
+                    // Chunk by chunk, the groups of a chunk in one unit (group 0 is the longest: it has every chunk).
+                    for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)
+                    {
+                        UnitStart[UnitCount++] = ItemCount;
+                        for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                        {
+                            int groupLength = (extent - g + Dilation - 1) / Dilation;
+                            if (first < groupLength) Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
+                        }
+                    }
+                }
             }
+            UnitStart[UnitCount] = ItemCount;
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
             int maxKeys = Math.Min(ChunkQueries + Kernel, Length);
