@@ -505,7 +505,7 @@ mutation nbh1d-chain-run-end \
   'else if (kernel > 2 * Lanes && b == blocks - 3) DiagonalsTail<One>('
 
 mutation nbh1d-unit-chunks-floor \
-  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests.Neighborhood_OneDimensional' \
   'Banded 1-D CPU kernel: a dilated grid'"'"'s chunks are counted from the floor of N / d (group 0'"'"'s length is the ceiling), so a grid not a multiple of d with a group of 256m + 1 queries loses its last chunk' \
   'for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)' \
   'for (int first = 0; first < extent / Dilation; first += ChunkQueries)'

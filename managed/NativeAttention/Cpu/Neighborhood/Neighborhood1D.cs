@@ -90,19 +90,35 @@ internal static unsafe class Neighborhood1D
     private static void Work(Plan plan)
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        int unit = Interlocked.Increment(ref plan.NextUnit) - 1;
-        while (unit < plan.UnitCount)
+        // Units are claimed from a shared counter, and a unit's items from its own counter, in order: the worker that
+        // claimed a unit runs its items one after the other (the next unit claimed ahead when its last item starts, so
+        // that the next item's rows are prefetched by the worker that will run it), and once no unit is left a worker
+        // takes the remaining items of the others' units (a call then waits for at most one item, not one unit).
+        int unit = Interlocked.Increment(ref plan.NextUnit) - 1, ahead = -1;
+        int[] unitNext = plan.UnitNext, unitStart = plan.UnitStart;
+        while (true)
         {
-            // The next unit is claimed ahead, so that the keys and values of the item after this unit's last (from
-            // memory) are prefetched while that one computes.
-            int next = Interlocked.Increment(ref plan.NextUnit) - 1;
-            int end = plan.UnitStart[unit + 1];
-            for (int i = plan.UnitStart[unit]; i < end; i++)
+            if (unit >= plan.UnitCount)
             {
-                int following = i + 1 < end ? i + 1 : next < plan.UnitCount ? plan.UnitStart[next] : -1;
-                RunItem(plan, plan.Items[i], scratch, following >= 0 ? plan.Items[following] : null);
+                unit = -1;
+                for (int u = plan.UnitCount - 1; u >= 0 && unit < 0; u--)
+                    if (Volatile.Read(ref unitNext[u]) < unitStart[u + 1]) unit = u;
+                if (unit < 0) break;
             }
-            unit = next;
+            int i = Interlocked.Increment(ref unitNext[unit]) - 1;
+            if (i >= unitStart[unit + 1])
+            {
+                unit = ahead >= 0 ? ahead : Interlocked.Increment(ref plan.NextUnit) - 1;
+                ahead = -1;
+                continue;
+            }
+            int following = i + 1;
+            if (following >= unitStart[unit + 1])
+            {
+                if (ahead < 0) ahead = Interlocked.Increment(ref plan.NextUnit) - 1;
+                following = ahead < plan.UnitCount ? unitStart[ahead] : -1;
+            }
+            RunItem(plan, plan.Items[i], scratch, following >= 0 ? plan.Items[following] : null);
         }
     }
 
@@ -886,6 +902,8 @@ internal static unsafe class Neighborhood1D
         /// pages (the d groups' rows interleave in memory) while they are in its own L2.
         /// </summary>
         public int[] UnitStart = [];
+        /// <summary>Per unit, the next of its items to claim (<see cref="Work"/>), the first <see cref="UnitCount"/> entries.</summary>
+        public int[] UnitNext = [];
         public int UnitCount;
         public long ScratchFloats;
         /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), in <see cref="_bias"/>; null without one.</summary>
@@ -999,6 +1017,8 @@ internal static unsafe class Neighborhood1D
                 }
             }
             UnitStart[UnitCount] = ItemCount;
+            if (UnitNext.Length < UnitCount) UnitNext = new int[UnitStart.Length];
+            Array.Copy(UnitStart, UnitNext, UnitCount);
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
             int maxKeys = Math.Min(ChunkQueries + Kernel, Length);
