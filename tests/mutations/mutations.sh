@@ -504,11 +504,11 @@ mutation nbh1d-chain-run-end \
   'else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(' \
   'else if (kernel > 2 * Lanes && b == blocks - 3) DiagonalsTail<One>('
 
-mutation nbh1d-unit-chunks-floor \
+mutation nbh1d-group-length-floor \
   managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests.Neighborhood_OneDimensional' \
-  'Banded 1-D CPU kernel: a dilated grid'"'"'s chunks are counted from the floor of N / d (group 0'"'"'s length is the ceiling), so a grid not a multiple of d with a group of 256m + 1 queries loses its last chunk' \
-  'for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)' \
-  'for (int first = 0; first < extent / Dilation; first += ChunkQueries)'
+  'Banded 1-D CPU kernel: a dilation group'"'"'s length is taken as the floor of (N - g) / d, so with N not a multiple of d the first N mod d groups lose their last query (its output row and LSE never written)' \
+  'int groupLength = (extent - g + Dilation - 1) / Dilation;' \
+  'int groupLength = (extent - g) / Dilation;'
 
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \

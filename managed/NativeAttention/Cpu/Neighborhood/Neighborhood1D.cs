@@ -76,7 +76,7 @@ internal static unsafe class Neighborhood1D
             plan.Reset(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
                 (float*)lPin.Pointer);
             plan.WritePaddingRows();
-            CpuWorkers.Run(plan, threads, plan.UnitCount, Work);
+            CpuWorkers.Run(plan, threads, plan.ItemCount, Work);
         }
         finally
         {
@@ -90,35 +90,13 @@ internal static unsafe class Neighborhood1D
     private static void Work(Plan plan)
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        // Units are claimed from a shared counter, and a unit's items from its own counter, in order: the worker that
-        // claimed a unit runs its items one after the other (the next unit claimed ahead when its last item starts, so
-        // that the next item's rows are prefetched by the worker that will run it), and once no unit is left a worker
-        // takes the remaining items of the others' units (a call then waits for at most one item, not one unit).
-        int unit = Interlocked.Increment(ref plan.NextUnit) - 1, ahead = -1;
-        int[] unitNext = plan.UnitNext, unitStart = plan.UnitStart;
-        while (true)
+        int item = Interlocked.Increment(ref plan.NextItem) - 1;
+        while (item < plan.ItemCount)
         {
-            if (unit >= plan.UnitCount)
-            {
-                unit = -1;
-                for (int u = plan.UnitCount - 1; u >= 0 && unit < 0; u--)
-                    if (Volatile.Read(ref unitNext[u]) < unitStart[u + 1]) unit = u;
-                if (unit < 0) break;
-            }
-            int i = Interlocked.Increment(ref unitNext[unit]) - 1;
-            if (i >= unitStart[unit + 1])
-            {
-                unit = ahead >= 0 ? ahead : Interlocked.Increment(ref plan.NextUnit) - 1;
-                ahead = -1;
-                continue;
-            }
-            int following = i + 1;
-            if (following >= unitStart[unit + 1])
-            {
-                if (ahead < 0) ahead = Interlocked.Increment(ref plan.NextUnit) - 1;
-                following = ahead < plan.UnitCount ? unitStart[ahead] : -1;
-            }
-            RunItem(plan, plan.Items[i], scratch, following >= 0 ? plan.Items[following] : null);
+            // The next item is claimed ahead, so that its keys and values (from memory) are prefetched while this one computes.
+            int next = Interlocked.Increment(ref plan.NextItem) - 1;
+            RunItem(plan, plan.Items[item], scratch, next < plan.ItemCount ? plan.Items[next] : null);
+            item = next;
         }
     }
 
@@ -895,23 +873,13 @@ internal static unsafe class Neighborhood1D
         /// <summary>The call's items, the first <see cref="ItemCount"/> entries (the array is kept for the next call).</summary>
         public Item[] Items = [];
         public int ItemCount;
-        /// <summary>
-        /// The units workers claim: unit u is items <c>[UnitStart[u], UnitStart[u + 1])</c>, the first
-        /// <see cref="UnitCount"/> + 1 entries. Dilation 1: one item per unit. Dilation d &gt; 1: one chunk of the
-        /// sample and head, its d groups' items in turn, so one worker reads every row of the chunk's cache lines and
-        /// pages (the d groups' rows interleave in memory) while they are in its own L2.
-        /// </summary>
-        public int[] UnitStart = [];
-        /// <summary>Per unit, the next of its items to claim (<see cref="Work"/>), the first <see cref="UnitCount"/> entries.</summary>
-        public int[] UnitNext = [];
-        public int UnitCount;
         public long ScratchFloats;
         /// <summary>The relative-position bias <c>[Hq, 2k - 1]</c> times log2(e), in <see cref="_bias"/>; null without one.</summary>
         public float* Bias;
         /// <summary>Pinned (pinned object heap) storage of <see cref="Bias"/>, kept for the next call.</summary>
         private float[] _bias = [];
         private int[] _extent = [];
-        public int NextUnit;
+        public int NextItem;
 
         /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
         public static Plan Rent() => ThreadIdle<Plan>.Rent();
@@ -927,7 +895,7 @@ internal static unsafe class Neighborhood1D
         public void Reset(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp,
             float* q, float* k, float* v, float* o, float* lse)
         {
-            NextUnit = 0;
+            NextItem = 0;
             Kernel = problem.KernelSize[0];
             Dilation = problem.Dilation[0];
             Causal = problem.Causal[0];
@@ -988,37 +956,18 @@ internal static unsafe class Neighborhood1D
             }
             itemCount *= problem.KeyValueHeads;
             if (Items.Length < itemCount) Items = new Item[itemCount];
-            if (UnitStart.Length < itemCount + 1) UnitStart = new int[itemCount + 1];
-            ItemCount = UnitCount = 0;
+            ItemCount = 0;
             for (int b = 0; b < Batch; b++)
             {
                 int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
-                {
-                    if (Dilation == 1)
+                    for (int g = 0; g < Math.Min(Dilation, extent); g++)
                     {
-                        for (int first = 0; first < extent; first += ChunkQueries)
-                        {
-                            UnitStart[UnitCount++] = ItemCount;
-                            Items[ItemCount++] = new Item(b, h, 0, extent, first, Math.Min(ChunkQueries, extent - first));
-                        }
-                        continue;
+                        int groupLength = (extent - g + Dilation - 1) / Dilation;
+                        for (int first = 0; first < groupLength; first += ChunkQueries)
+                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
                     }
-                    // Chunk by chunk, the groups of a chunk in one unit (group 0 is the longest: it has every chunk).
-                    for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)
-                    {
-                        UnitStart[UnitCount++] = ItemCount;
-                        for (int g = 0; g < Math.Min(Dilation, extent); g++)
-                        {
-                            int groupLength = (extent - g + Dilation - 1) / Dilation;
-                            if (first < groupLength) Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
-                        }
-                    }
-                }
             }
-            UnitStart[UnitCount] = ItemCount;
-            if (UnitNext.Length < UnitCount) UnitNext = new int[UnitStart.Length];
-            Array.Copy(UnitStart, UnitNext, UnitCount);
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
             int maxKeys = Math.Min(ChunkQueries + Kernel, Length);

@@ -410,7 +410,7 @@ public abstract class NeighborhoodTests
     /// <summary>
     /// 1-D float32 problems with dilation 2-8 and a grid that is not a multiple of the dilation: groups of different
     /// lengths, at dilation 2-4 at and around the banded CPU path's item size (256 queries), so that the groups of one
-    /// chunk (which the CPU claims as one unit) have different item counts; with causal, padding, bias, GQA and Dv != Dqk.
+    /// grid have different item counts (a last item of one query); with causal, padding, bias, GQA and Dv != Dqk.
     /// Grids stay near 1000 tokens: the check builds the dense bias of every query row.
     /// </summary>
     public static Gen<NeighborhoodCase> DilatedChunkCases { get; } =
