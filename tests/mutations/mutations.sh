@@ -510,6 +510,12 @@ mutation nbh1d-chain-run-end \
   'else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(' \
   'else if (kernel > 2 * Lanes && b == blocks - 3) DiagonalsTail<One>('
 
+mutation nbh1d-group-length-floor \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests.Neighborhood_OneDimensional' \
+  'Banded 1-D CPU kernel: a dilation group'"'"'s length is taken as the floor of (N - g) / d, so with N not a multiple of d the first N mod d groups lose their last query (its output row and LSE never written)' \
+  'int groupLength = (extent - g + Dilation - 1) / Dilation;' \
+  'int groupLength = (extent - g) / Dilation;'
+
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
   'CPU linear kernel: a plan kept from the previous call on this thread keeps its item counter (no work is claimed after the first call)' \

@@ -407,6 +407,36 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_OneDimensional_ChainShapes_MatchReference() => CheckCases(ChainCases, count: 16);
 
+    /// <summary>
+    /// 1-D float32 problems with dilation 2-8 and a grid that is not a multiple of the dilation: groups of different
+    /// lengths, at dilation 2-4 at and around the banded CPU path's item size (256 queries), so that the groups of one
+    /// grid have different item counts (a last item of one query); with causal, padding, bias, GQA and Dv != Dqk.
+    /// Grids stay near 1000 tokens: the check builds the dense bias of every query row.
+    /// </summary>
+    public static Gen<NeighborhoodCase> DilatedChunkCases { get; } =
+        from dilation in Gen.Elements(2, 3, 4, 4, 5, 8)
+        from groupLength in dilation <= 4 ? Gen.Elements(180, 255, 256, 256, 257) : Gen.Choose(20, 120)
+        from extra in Gen.Choose(1, dilation - 1)
+        from kernel in Gen.Elements(3, 8, 17, 33, 33).Select(k => Math.Min(k, groupLength))
+        from causal in Gen.Elements(false, false, true)
+        from batch in Gen.Elements(1, 1, 2)
+        from groupSize in Gen.Elements(1, 1, 2)
+        from dqk in Gen.Elements(8, 16, 64)
+        from dvChoice in Gen.Elements(0, 0, 24)
+        from layout in Gen.Elements(NeighborhoodLayout.Contiguous, NeighborhoodLayout.HeadsLast)
+        from seed in Gen.Choose(0, int.MaxValue)
+        from rpb in Gen.Elements(false, true)
+        from padSeed in Gen.Elements<int?>(null, null, 1, 2)
+        select new NeighborhoodCase
+        {
+            Rpb = rpb, PadSeed = padSeed, Batch = batch, KeyValueHeads = 1, GroupSize = groupSize, HeadDim = dqk, ValueDim = dvChoice == 0 ? dqk : dvChoice,
+            Grid = [groupLength * dilation + extra], Kernel = [kernel], Dilation = [dilation], Stride = [1], Causal = [causal], Type = ElementType.Float32,
+            Layout = layout, Seed = seed,
+        };
+
+    [SkippableFact]
+    public void Neighborhood_OneDimensional_DilatedChunks_MatchReference() => CheckCases(DilatedChunkCases, count: 16);
+
     [SkippableFact]
     public void Neighborhood_LargerGrids_MatchReference() =>
         // Grids past one query tile, so that several tiles, border shifts and dilation groups meet.
