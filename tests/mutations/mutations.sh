@@ -96,8 +96,8 @@ mutation nbh-full-tile-edge \
 mutation nbh-box-corner-last-query \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
   'CPU neighborhood places the key box of a query box at its last query window (earlier windows start before the box)' \
-  's.BoxLow[b * Axes + a] = tiling.BoxLow(a, group[a], boxFirst, n);' \
-  's.BoxLow[b * Axes + a] = tiling.BoxLow(a, group[a], boxFirst + n - 1, 1);'
+  'int boxLow = BoxLow(a, segment.Group, segment.First + b0, Math.Min(plan.Box[a], segment.Count - b0));' \
+  'int boxLow = BoxLow(a, segment.Group, segment.First + b0 + Math.Min(plan.Box[a], segment.Count - b0) - 1, 1);'
 # --- CPU chunked linear attention (Cpu/Linear/)
 
 mutation linear-mask-diagonal \
