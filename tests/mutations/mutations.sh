@@ -553,3 +553,9 @@ mutation flash-score-plan-stale-softcap \
   'CPU flash score options: a plan kept from the previous call on this thread keeps its softcap when the next call has none' \
   '(Softcap, SoftcapIn, SoftcapOut) = (false, 0, 0);' \
   '/* softcap kept */'
+
+mutation cpu-empty-rows-not-written \
+  managed/NativeAttention/Cpu/CpuContext.cs 'FullyQualifiedName~CpuVarlenTests' \
+  'CPU varlen: the output rows of a sequence without keys are left as they were instead of zeroed' \
+  'if (zeroBits) new Span<byte>(element, size).Clear();' \
+  'if (zeroBits) { }'

@@ -31,6 +31,42 @@ internal sealed class CpuContext : AttentionContext
         else CpuFlash.Run(problem, query, key, value, output, logSumExp, Threads, ForcedVectorBits);
     }
 
+    /// <summary>
+    /// Rows that see no key (a varlen sequence without keys), written in place on the host views: zeros into the output
+    /// (all-zero bits in float32, binary16 and bfloat16) and -inf into the float32 LSE; no host copy is allocated.
+    /// </summary>
+    private protected override void WriteEmptyRowsCore(in TensorView output, in TensorView? logSumExp)
+    {
+        FillHost(output, zeroBits: true);
+        if (logSumExp is { } lse) FillHost(lse, zeroBits: false);
+    }
+
+    /// <summary>Every element of a host view (any rank up to 8, any strides): zero bits, or float32 -inf.</summary>
+    private static unsafe void FillHost(in TensorView view, bool zeroBits)
+    {
+        long count = view.ElementCount;
+        if (count == 0) return;
+        int rank = view.Rank, size = view.ElementType.SizeOf();
+        ReadOnlySpan<int> shape = view.Shape;
+        ReadOnlySpan<long> strides = view.Strides;
+        Span<int> index = stackalloc int[8];
+        using var pin = view.Storage!.Pin();
+        byte* first = (byte*)pin.Pointer + view.Offset * size;
+        for (long n = 0; n < count; n++)
+        {
+            long offset = 0;
+            for (int a = 0; a < rank; a++) offset += index[a] * strides[a];
+            byte* element = first + offset * size;
+            if (zeroBits) new Span<byte>(element, size).Clear();
+            else *(float*)element = float.NegativeInfinity;
+            for (int a = rank - 1; a >= 0; a--)
+            {
+                if (++index[a] < shape[a]) break;
+                index[a] = 0;
+            }
+        }
+    }
+
     private protected override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp) =>
         CpuDecode.Run(problem, query, keyCache, valueCache, output, logSumExp, Threads, ForcedVectorBits);
 

@@ -340,6 +340,24 @@ public abstract class AllocationTests(ITestOutputHelper output)
 public sealed class CpuAllocationTests(ITestOutputHelper output) : AllocationTests(output)
 {
     protected override Backend Backend => Backend.Cpu;
+
+    /// <summary>
+    /// CPU only: the rows of a varlen sequence without keys are written in place (zeros, -inf LSE); GPU backends still
+    /// copy a host tensor over them (README).
+    /// </summary>
+    [SkippableFact]
+    public void SteadyVarlenWithASequenceWithoutKeys_AllocatesNothing()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        var random = new Random(3);
+        int hq = 4, d = 32;
+        var layout = VarlenLayout.FromLengths([20, 7, 9], [30, 0, 12]);
+        TensorView Put(params int[] dims) => context.Upload(TestTensors.Uniform(ElementType.Float32, random, dims));
+        var (q, k, v) = (Put(36, hq, d), Put(42, hq, d), Put(42, hq, d));
+        var o = context.Allocate(ElementType.Float32, 36, hq, d);
+        var l = context.Allocate(ElementType.Float32, hq, 36);
+        AssertAllocatesNothing(context, () => context.FlashVarlen(q, k, v, o, layout, null, l), "varlen fp32 with a sequence without keys, lse");
+    }
 }
 
 [Collection(AllocationCollection.Name)]

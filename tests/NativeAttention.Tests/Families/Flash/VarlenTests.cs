@@ -177,12 +177,18 @@ public abstract class VarlenTests
         }, count: 15);
     }
 
-    [SkippableFact]
-    public void Varlen_SequenceWithoutKeys_WritesZerosAndNegativeInfinityLse()
+    [SkippableTheory]
+    [InlineData(ElementType.Float32)]
+    [InlineData(ElementType.Float16)]
+    [InlineData(ElementType.BFloat16)]
+    public void Varlen_SequenceWithoutKeys_WritesZerosAndNegativeInfinityLse(ElementType type)
     {
         using var context = TestBackend.CreateOrSkip(Backend);
-        var c = new VarlenCase(ElementType.Float32, [3, 4, 2], [5, 0, 6], [5, 0, 0], 2, 1, 16, 16, false, -1, -1, 9);
+        var c = new VarlenCase(type, [3, 4, 2], [5, 0, 6], [5, 0, 0], 2, 1, 16, 16, false, -1, -1, 9);
         var (q, k, v, o, lse) = Tensors(c);
+        // Outputs start as 7 and LSE as 5, so the rows without keys are checked as written, not as left.
+        o.CopyFrom(Enumerable.Repeat(7.0, (int)o.ElementCount).ToArray());
+        lse.CopyFrom(Enumerable.Repeat(5.0, (int)lse.ElementCount).ToArray());
         Run(context, c, q, k, v, o, lse);
         Assert.True(Check(c, q, k, v, o, lse).Passed);
         for (int h = 0; h < 2; h++)
