@@ -870,16 +870,16 @@ internal static unsafe class CpuBlockSparse
             (QueryDocuments, KeyDocuments) = (null, null);
             if (predicate.Kind == ElementPredicateKind.Document)
             {
-                QueryDocuments = Refill(ref _queryDocuments, predicate.QueryDocuments.Span);
-                KeyDocuments = Refill(ref _keyDocuments, predicate.KeyDocuments.Span);
+                QueryDocuments = _queryDocuments = KeptArray.Refill(_queryDocuments, predicate.QueryDocuments.Span);
+                KeyDocuments = _keyDocuments = KeptArray.Refill(_keyDocuments, predicate.KeyDocuments.Span);
             }
 
             var mask = problem.Mask;
             Capacity = mask.MaxBlocksPerRow;
-            Refill(ref PartialCounts, mask.PartialCounts.Span);
-            Refill(ref PartialIndices, mask.PartialIndices.Span);
-            FullCounts = mask.FullCounts.IsEmpty ? null : Refill(ref _fullCounts, mask.FullCounts.Span);
-            Refill(ref FullIndices, mask.FullIndices.Span);
+            PartialCounts = KeptArray.Refill(PartialCounts, mask.PartialCounts.Span);
+            PartialIndices = KeptArray.Refill(PartialIndices, mask.PartialIndices.Span);
+            FullCounts = mask.FullCounts.IsEmpty ? null : _fullCounts = KeptArray.Refill(_fullCounts, mask.FullCounts.Span);
+            FullIndices = KeptArray.Refill(FullIndices, mask.FullIndices.Span);
 
             ElementType = problem.ElementType;
             ElementSize = ElementType.SizeOf();
@@ -933,14 +933,6 @@ internal static unsafe class CpuBlockSparse
             Lse = null;
             KeyDocumentsPointer = null;
             ThreadIdle<Plan>.Return(this);
-        }
-
-        /// <summary>Copies <paramref name="values"/> into <paramref name="array"/>, a new one only when the length differs; returns it.</summary>
-        private static int[] Refill(ref int[] array, ReadOnlySpan<int> values)
-        {
-            if (array.Length != values.Length) array = new int[values.Length];
-            values.CopyTo(array);
-            return array;
         }
 
         /// <summary>Row of the partial results of (batch, query head, query, split).</summary>

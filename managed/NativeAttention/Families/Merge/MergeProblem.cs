@@ -88,17 +88,9 @@ public sealed class MergeProblem
         long rowCount = 1;
         foreach (int s in rows) rowCount *= s;
         var p = reuse ?? new MergeProblem();
-        p.RowShape = Refill(p.RowShape, rows);
-        p.OutputShape = Refill(p.OutputShape, partialOutputs.Shape[1..]);
+        p.RowShape = KeptArray.Refill(p.RowShape, rows);
+        p.OutputShape = KeptArray.Refill(p.OutputShape, partialOutputs.Shape[1..]);
         (p.Splits, p.Rows, p.ValueDim) = (partialOutputs.Shape[0], rowCount, partialOutputs.Shape[^1]);
         return p;
-    }
-
-    /// <summary><paramref name="values"/> in <paramref name="array"/> when it has their length, else in a new array.</summary>
-    private static int[] Refill(int[] array, ReadOnlySpan<int> values)
-    {
-        if (array.Length != values.Length) array = new int[values.Length];
-        values.CopyTo(array);
-        return array;
     }
 }
