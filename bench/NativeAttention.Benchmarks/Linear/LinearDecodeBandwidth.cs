@@ -135,16 +135,17 @@ public static class LinearDecodeBandwidth
     }
 
     /// <summary>
-    /// Two buffers of the state's size, 2 MiB aligned and first touched by the threads that use them: reads of one
-    /// (<see cref="Read"/>), a copy from one to the other (<see cref="Copy"/>: its bytes read plus written), and an
-    /// in-place <c>x = a x + b</c> over one (<see cref="Update"/>: read plus written, the decode step's state traffic).
+    /// Buffers of the state's size, 2 MiB aligned and first touched by the threads that use them: the project's
+    /// streaming-read probe over one (<see cref="Read"/>, <see cref="BandwidthProbe"/>), a copy between two others
+    /// (<see cref="Copy"/>: its bytes read plus written), and an in-place <c>x = a x + b</c> over one of those
+    /// (<see cref="Update"/>: read plus written, the decode step's state traffic).
     /// </summary>
     private sealed unsafe class Probes : IDisposable
     {
         private readonly int _threads;
         private readonly long _count, _slice;
         private float* _a, _b;
-        private static float s_sink;
+        private readonly BandwidthProbe.Buffer _read;
 
         public Probes(int threads, long bytes)
         {
@@ -154,6 +155,7 @@ public static class LinearDecodeBandwidth
             _a = (float*)NativeMemory.AlignedAlloc((nuint)(_count * sizeof(float)), 2 << 20);
             _b = (float*)NativeMemory.AlignedAlloc((nuint)(_count * sizeof(float)), 2 << 20);
             ParallelRuns.BestSeconds(threads, 1, t => { Slice(_a, t).Fill(1f); Slice(_b, t).Fill(0f); });
+            _read = BandwidthProbe.Allocate(threads, bytes);
         }
 
         private long Start(int t) => t * _slice;
@@ -162,7 +164,8 @@ public static class LinearDecodeBandwidth
 
         private Span<float> Slice(float* x, int t) => new(x + Start(t), checked((int)Length(t)));
 
-        public double Read(int runs) => 4.0 * _count / ParallelRuns.BestSeconds(_threads, runs, t => Volatile.Write(ref s_sink, Sum(_a + Start(t), Length(t)))) / 1e9;
+        /// <summary>The project's streaming-read probe (<see cref="BandwidthProbe"/>) over its own buffer of the same size.</summary>
+        public double Read(int runs) => _read.Measure(runs);
 
         public double Copy(int runs) => 8.0 * _count / ParallelRuns.BestSeconds(_threads, runs, t => CopyRun(_a + Start(t), _b + Start(t), Length(t))) / 1e9;
 
@@ -171,32 +174,10 @@ public static class LinearDecodeBandwidth
         public void Dispose()
         {
             if (_a is null) return;
+            _read.Dispose();
             NativeMemory.AlignedFree(_a);
             NativeMemory.AlignedFree(_b);
             _a = _b = null;
-        }
-
-        // Whole 64-float blocks (the slices are multiples of 64 floats), four vectors of the widest accelerated width per block half.
-        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-        private static float Sum(float* x, long n)
-        {
-            if (Vector512.IsHardwareAccelerated)
-            {
-                Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
-                for (long i = 0; i < n; i += 64)
-                {
-                    s0 += Vector512.Load(x + i); s1 += Vector512.Load(x + i + 16);
-                    s2 += Vector512.Load(x + i + 32); s3 += Vector512.Load(x + i + 48);
-                }
-                return Vector512.Sum(s0 + s1 + s2 + s3);
-            }
-            Vector256<float> t0 = default, t1 = default, t2 = default, t3 = default;
-            for (long i = 0; i < n; i += 32)
-            {
-                t0 += Vector256.Load(x + i); t1 += Vector256.Load(x + i + 8);
-                t2 += Vector256.Load(x + i + 16); t3 += Vector256.Load(x + i + 24);
-            }
-            return Vector256.Sum(t0 + t1 + t2 + t3);
         }
 
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
