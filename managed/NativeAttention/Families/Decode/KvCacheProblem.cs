@@ -78,6 +78,15 @@ public sealed class KvCacheProblem
     public KvCacheOptions Cache { get; private set; }
 
     /// <summary>
+    /// The row of per-element ALiBi slopes <c>[B', Hq]</c> that batch element 0 reads (<see cref="FlashProblem.AlibiRow"/>):
+    /// 0 for a validated call, the flash problem's for one handed to the decode kernels (<see cref="ForFlash"/>).
+    /// </summary>
+    internal int AlibiRow { get; private set; }
+
+    /// <summary>Elements from the first slope to the first that batch element 0 reads (<see cref="FlashProblem.AlibiRowOffset"/>).</summary>
+    internal long AlibiRowOffset(in TensorView slopes) => slopes.Rank == 2 ? AlibiRow * slopes.Strides[0] : 0;
+
+    /// <summary>
     /// True for a <see cref="AttentionContext.Flash"/> call handed to the decode kernels (<see cref="ForFlash"/>): its
     /// automatic split count must not depend on the context's thread count, as flash results do not.
     /// </summary>
@@ -112,7 +121,7 @@ public sealed class KvCacheProblem
     /// <summary>The flash problem batch element <paramref name="batch"/> reduces to once its keys are gathered.</summary>
     internal FlashProblem ElementProblem(int batch) =>
         FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, QueryLength, KeyLength(batch), HeadDim, ValueDim, Scale, ElementType,
-            FlashProblem.ForBatchElement(Options, batch));
+            Options, alibiRow: AlibiRow + batch);
 
     /// <summary>
     /// Validates a call. Throws <see cref="ArgumentException"/> naming the tensor or option at fault (<c>keyCache</c>,
@@ -144,7 +153,7 @@ public sealed class KvCacheProblem
         if (p._cacheLength.Length != flash.Batch) p._cacheLength = new int[flash.Batch];
         Array.Fill(p._cacheLength, flash.KeyLength);
         p._blockTable = null;
-        (p.Options, p.Cache, p.IsFlashCall) = (flash.Options, s_flashCache, true);
+        (p.Options, p.Cache, p.IsFlashCall, p.AlibiRow) = (flash.Options, s_flashCache, true, flash.AlibiRow);
         (p.Batch, p.QueryHeads, p.KeyValueHeads, p.QueryLength, p.NewLength) = (flash.Batch, flash.QueryHeads, flash.KeyValueHeads, flash.QueryLength, 0);
         (p.HeadDim, p.ValueDim, p.Scale, p.ElementType) = (flash.HeadDim, flash.ValueDim, flash.Scale, flash.ElementType);
         (p.PageSize, p.BlocksPerSequence, p.RotaryDim) = (flash.KeyLength, 1, 0);
@@ -298,7 +307,7 @@ public sealed class KvCacheProblem
             TensorChecks.Throw($"cache.Splits is {splits}; expected null (automatic) or 1..{MaxSplits}.", "cache.Splits");
 
         var problem = reuse ?? new KvCacheProblem(options, cache, cacheLength, table);
-        (problem.Options, problem.Cache, problem._cacheLength, problem._blockTable, problem.IsFlashCall) = (options, cache, cacheLength, table, false);
+        (problem.Options, problem.Cache, problem._cacheLength, problem._blockTable, problem.IsFlashCall, problem.AlibiRow) = (options, cache, cacheLength, table, false, 0);
         if (table is not null) problem._tableBuffer = table;
         (problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.NewLength) = (batch, hq, hkv, nq, newLength);
         (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);
