@@ -213,6 +213,25 @@ public abstract class AllocationTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Whole-grid neighborhoods (run as dense flash through this thread's kept flattened views, problem and options) one
+    /// after another on the same thread, each with a different grid or mask than the call before: every
+    /// result matches its own reference, so nothing kept from the previous call (views, strides, causal flag) survives.
+    /// </summary>
+    [SkippableFact]
+    public void SteadyWholeGridNeighborhood_FollowsTheNextCall()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        foreach (var shape in new[] { "nbh 1d fp32 whole-grid", "nbh 1d fp32 whole-grid causal", "nbh 2d fp32 whole-grid", "nbh 3d fp16 whole-grid", "nbh 1d fp32 whole-grid" })
+        {
+            var c = FamilyCase(shape)!;
+            using var prepared = CaseRunner.Prepare(context, c, alignHostMemory: true);
+            FamilyCall(context, c, prepared.Placed, shape, withLse: true)();   // the check compares the log-sum-exps too
+            var check = c.Check(prepared.Results());
+            Assert.True(check.Passed, $"{Backend} {shape} after the previous whole-grid call: {check.Detail}");
+        }
+    }
+
+    /// <summary>
     /// The rows of a varlen sequence without keys are written in place (zeros, -inf LSE): on the host by the CPU, by
     /// device fills of the rows' contiguous runs on GPUs; no host tensor is allocated.
     /// </summary>
