@@ -28,7 +28,7 @@ public abstract class AllocationTests(ITestOutputHelper output)
     public static TheoryData<string> Shapes() =>
     [
         "flash prefill fp32", "flash prefill bf16 causal lse", "flash prefill fp32 causal alibi softcap", "flash prefill fp16 bias sinks lse", "flash decode-shaped fp32 GQA", "flash decode-shaped fp16 MHA sinks lse",
-        "flash decode-shaped bf16 MQA causal window alibi", "kvcache fp32 GQA", "kvcache fp16 append rotary lse", "kvcache bf16 paged splits",
+        "flash decode-shaped bf16 MQA causal window alibi", "kvcache fp32 GQA", "kvcache fp16 append rotary lse", "kvcache bf16 paged splits", "kvcache fp16 prefill-shaped GQA causal lse",
     ];
 
     [SkippableTheory]
@@ -367,9 +367,12 @@ public abstract class AllocationTests(ITestOutputHelper output)
                     RotaryCos = Put(ElementType.Float32, positions, half), RotarySin = Put(ElementType.Float32, positions, half),
                 };
             }
-            var q = Put(type, batch, hq, 1, d);
-            var o = context.Allocate(type, batch, hq, 1, d);
-            TensorView? l = lse ? context.Allocate(ElementType.Float32, batch, hq, 1) : null;
+            // Prefill-shaped: more query rows per kv head than the GPU decode kernel takes (GpuDecode.PrefersFlash), so GPUs run
+            // flash per batch element over its cached keys.
+            int nq = shape.Contains("prefill-shaped") ? 20 : 1;
+            var q = Put(type, batch, hq, nq, d);
+            var o = context.Allocate(type, batch, hq, nq, d);
+            TensorView? l = lse ? context.Allocate(ElementType.Float32, batch, hq, nq) : null;
             return () => context.FlashKvCache(q, keyCache, valueCache, o, cache, options, l);
         }
     }
