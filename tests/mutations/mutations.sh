@@ -585,3 +585,9 @@ mutation nbh-whole-grid-stale-options \
   'Whole-grid neighborhood: the kept flash options are reused when the scale matches, whatever the causal flag (a causal call after a non-causal one runs non-causal)' \
   'o.Scale == problem.Scale && o.Causal == causal' \
   'o.Scale == problem.Scale'
+
+mutation kvcache-element-view-offset \
+  managed/NativeAttention/Families/Decode/KvCacheProblem.cs 'FullyQualifiedName~OpenClKvCacheTests.KvCache_PrefillShaped' \
+  'FlashKvCache run as flash per batch element (GPUs, prefill-shaped): the kept element views start at element 0 for every batch element' \
+  'return new TensorView(tensor.Storage!, shape, strides, tensor.Offset + batch * strides[0], adopt: true);' \
+  'return new TensorView(tensor.Storage!, shape, strides, tensor.Offset, adopt: true);'
