@@ -559,3 +559,35 @@ mutation cpu-empty-rows-not-written \
   'CPU varlen: the output rows of a sequence without keys are left as they were instead of zeroed' \
   'if (zeroBits) new Span<byte>(element, size).Clear();' \
   'if (zeroBits) { }'
+
+# --- steady-state reuse without allocation: per-sequence ALiBi rows, GPU rows without keys, whole-grid neighborhoods
+
+mutation varlen-alibi-row-decode-stale \
+  managed/NativeAttention/Families/Decode/KvCacheProblem.cs 'FullyQualifiedName~CpuVarlenTests.Varlen_PerSequenceAlibi' \
+  'Flash routed to decode: the thread'"'"'s reused decode problem keeps its ALiBi row (never refreshed from the flash problem), so decode-shaped varlen sequences read row 0 of [B, Hq] slopes' \
+  '(p.Options, p.Cache, p.IsFlashCall, p.AlibiRow) = (flash.Options, s_flashCache, true, flash.AlibiRow);' \
+  '(p.Options, p.Cache, p.IsFlashCall) = (flash.Options, s_flashCache, true);'
+
+mutation varlen-alibi-row-flash \
+  managed/NativeAttention/Cpu/Flash/ScoreOptionPlan.cs 'FullyQualifiedName~CpuVarlenTests.Varlen_PerSequenceAlibi' \
+  'CPU flash score options: a varlen sequence'"'"'s slopes are read from the first row of [B, Hq] ALiBi slopes (the sequence'"'"'s row offset not applied)' \
+  'float* first = (float*)pin.Pointer + slopes.Offset + problem.AlibiRowOffset(slopes);' \
+  'float* first = (float*)pin.Pointer + slopes.Offset;'
+
+mutation gpu-empty-rows-run-axis \
+  managed/NativeAttention/Gpu/GpuContext.cs 'FullyQualifiedName~OpenClVarlenTests.Varlen_SequenceWithoutKeys' \
+  'GPU rows without keys: the fill steps the run axis too when it walks a strided view'"'"'s runs (the LSE columns of a sequence), so some heads keep stale values' \
+  'if (a == run) continue;' \
+  '/* run axis stepped too */'
+
+mutation nbh-whole-grid-stale-options \
+  managed/NativeAttention/Families/Neighborhood/WholeGridFlash.cs 'FullyQualifiedName~CpuAllocationTests.SteadyWholeGridNeighborhood' \
+  'Whole-grid neighborhood: the kept flash options are reused when the scale matches, whatever the causal flag (a causal call after a non-causal one runs non-causal)' \
+  'o.Scale == problem.Scale && o.Causal == causal' \
+  'o.Scale == problem.Scale'
+
+mutation kvcache-element-view-offset \
+  managed/NativeAttention/Families/Decode/KvCacheProblem.cs 'FullyQualifiedName~OpenClKvCacheTests.KvCache_PrefillShaped' \
+  'FlashKvCache run as flash per batch element (GPUs, prefill-shaped): the kept element views start at element 0 for every batch element' \
+  'return new TensorView(tensor.Storage!, shape, strides, tensor.Offset + batch * strides[0], adopt: true);' \
+  'return new TensorView(tensor.Storage!, shape, strides, tensor.Offset, adopt: true);'

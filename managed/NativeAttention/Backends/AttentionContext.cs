@@ -445,16 +445,17 @@ public abstract class AttentionContext : IDisposable
             throw new NotSupportedException($"FlashKvCache with paging, appending or rotary embedding has no kernel on the {Backend} backend yet; Reference.FlashKvCache computes it in float64.");
         for (int b = 0; b < problem.Batch; b++)
         {
-            var o = output.Slice(0, b, 1);
-            TensorView? lse = logSumExp is { } l ? l.Slice(0, b, 1) : null;
+            // Views over the problem's own shape arrays (no allocation), used before the next element's replace them.
+            var o = problem.ElementView(KvCacheProblem.OutputSlot, output, b);
+            TensorView? lse = logSumExp is { } l ? problem.ElementView(KvCacheProblem.LseSlot, l, b) : null;
             int length = problem.KeyLength(b);
             if (length == 0)
             {
                 WriteEmptyRowsCore(o, lse);
                 continue;
             }
-            FlashCore(problem.ElementProblem(b), query.Slice(0, b, 1), keyCache.Slice(0, b, 1).Slice(2, 0, length),
-                valueCache.Slice(0, b, 1).Slice(2, 0, length), o, lse);
+            FlashCore(problem.ElementProblem(b), problem.ElementView(KvCacheProblem.QuerySlot, query, b), problem.ElementView(KvCacheProblem.KeySlot, keyCache, b, length),
+                problem.ElementView(KvCacheProblem.ValueSlot, valueCache, b, length), o, lse);
         }
     }
 

@@ -121,6 +121,13 @@ public abstract class DeviceBuffer : TensorStorage, IDisposable
         WriteBytes(byteOffset, source);
     }
 
+    /// <summary>Repeats <paramref name="pattern"/> over <paramref name="byteCount"/> bytes from <paramref name="byteOffset"/> (relative to the root allocation).</summary>
+    internal void FillBytesAt(long byteOffset, long byteCount, ReadOnlySpan<byte> pattern)
+    {
+        ThrowIfDisposed();
+        FillBytes(byteOffset, byteCount, pattern);
+    }
+
     /// <summary>A slice at <paramref name="byteOffset"/> of the root allocation.</summary>
     private protected abstract DeviceBuffer SliceCore(long byteOffset, long length);
     /// <summary>Host to device; <paramref name="byteOffset"/> is relative to the root allocation.</summary>

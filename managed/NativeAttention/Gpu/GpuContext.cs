@@ -105,6 +105,61 @@ public abstract class GpuContext : AttentionContext, IGpuKernelHost
         else GpuFlash.Run(this, problem, query, key, value, output, logSumExp);
     }
 
+    /// <summary>
+    /// Rows that see no key (a varlen sequence without keys, a KV-cache element with an empty cache): zeros into the
+    /// output and -inf into the float32 LSE, filled on the device over the views' contiguous runs (one fill when a view's
+    /// elements tile their span, as a packed sequence's output rows do); no host tensor is allocated or copied.
+    /// </summary>
+    private protected sealed override void WriteEmptyRowsCore(in TensorView output, in TensorView? logSumExp)
+    {
+        Span<byte> pattern = stackalloc byte[4];
+        pattern.Clear();   // zero bits are 0 in float32, binary16 and bfloat16
+        FillDevice(output, pattern[..output.ElementType.SizeOf()]);
+        if (logSumExp is { } lse)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(pattern, float.NegativeInfinity);
+            FillDevice(lse, pattern);
+        }
+    }
+
+    /// <summary>Every element of a device view (any rank and strides, non-overlapping) set to <paramref name="pattern"/>, one element's bytes.</summary>
+    private static void FillDevice(in TensorView view, ReadOnlySpan<byte> pattern)
+    {
+        long count = view.ElementCount;
+        if (count == 0) return;
+        var buffer = (DeviceBuffer)view.Storage!;
+        int rank = view.Rank, size = pattern.Length;
+        ReadOnlySpan<int> shape = view.Shape;
+        ReadOnlySpan<long> strides = view.Strides;
+        long span = 1;
+        for (int a = 0; a < rank; a++) span += (shape[a] - 1) * strides[a];
+        if (span == count && view.HasNonOverlappingElements)
+        {
+            // The elements are exactly the span's: one fill.
+            buffer.FillBytesAt(buffer.ByteOffset + view.Offset * size, count * size, pattern);
+            return;
+        }
+        // Runs along the longest unit-stride axis (single elements when there is none), over every index of the others.
+        int run = -1;
+        for (int a = 0; a < rank; a++)
+            if (strides[a] == 1 && shape[a] > 1 && (run < 0 || shape[a] > shape[run])) run = a;
+        long runLength = run < 0 ? 1 : shape[run];
+        Span<int> index = stackalloc int[rank];
+        index.Clear();
+        for (long n = 0; n < count; n += runLength)
+        {
+            long offset = view.Offset;
+            for (int a = 0; a < rank; a++) offset += index[a] * strides[a];
+            buffer.FillBytesAt(buffer.ByteOffset + offset * size, runLength * size, pattern);
+            for (int a = rank - 1; a >= 0; a--)
+            {
+                if (a == run) continue;
+                if (++index[a] < shape[a]) break;
+                index[a] = 0;
+            }
+        }
+    }
+
     private protected sealed override void FlashKvCacheCore(KvCacheProblem problem, in TensorView query, in TensorView keyCache, in TensorView valueCache, in TensorView output, in TensorView? logSumExp)
     {
         if (GpuDecode.PrefersFlash(problem)) base.FlashKvCacheCore(problem, query, keyCache, valueCache, output, logSumExp);

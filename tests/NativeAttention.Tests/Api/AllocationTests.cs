@@ -28,7 +28,7 @@ public abstract class AllocationTests(ITestOutputHelper output)
     public static TheoryData<string> Shapes() =>
     [
         "flash prefill fp32", "flash prefill bf16 causal lse", "flash prefill fp32 causal alibi softcap", "flash prefill fp16 bias sinks lse", "flash decode-shaped fp32 GQA", "flash decode-shaped fp16 MHA sinks lse",
-        "flash decode-shaped bf16 MQA causal window alibi", "kvcache fp32 GQA", "kvcache fp16 append rotary lse", "kvcache bf16 paged splits",
+        "flash decode-shaped bf16 MQA causal window alibi", "kvcache fp32 GQA", "kvcache fp16 append rotary lse", "kvcache bf16 paged splits", "kvcache fp16 prefill-shaped GQA causal lse",
     ];
 
     [SkippableTheory]
@@ -140,6 +140,8 @@ public abstract class AllocationTests(ITestOutputHelper output)
         "blocksparse flex fp32 causal", "blocksparse csr fp32 window lse", "blocksparse bsr bf16 documents", "blocksparse dense fp16 prefix GQA",
         "blocksparse flex decode fp32", "blocksparse csr decode fp16 GQA lse",
         "varlen fp32 causal", "varlen bf16 decode-shaped GQA lse", "varlen fp16 used-k window",
+        "varlen fp32 alibi per-sequence", "varlen bf16 decode-shaped causal alibi per-sequence lse", "varlen fp16 empty-keys GQA lse",
+        "nbh 2d fp32 whole-grid lse", "nbh 1d bf16 whole-grid causal", "nbh 3d fp16 whole-grid GQA",
         "merge fp32 lse", "merge fp16 into fp32",
     ];
 
@@ -158,13 +160,14 @@ public abstract class AllocationTests(ITestOutputHelper output)
         ElementType type = TypeOf(shape);
         bool decode = shape.Contains("decode");
         int hq = 8, hkv = shape.Contains("GQA") ? 2 : 8, d = 64;
-        int[] queryLengths = decode ? [1, 1, 0, 1] : [37, 0, 64, 9], keyLengths = [150, 97, 20, 64];
+        int[] queryLengths = decode ? [1, 1, 0, 1] : [37, 0, 64, 9], keyLengths = shape.Contains("empty-keys") ? [150, 97, 0, 64] : [150, 97, 20, 64];
         var layout = VarlenLayout.FromLengths(queryLengths, keyLengths);
         if (shape.Contains("used-k")) layout = layout with { SeqUsedK = new[] { 120, 97, 5, 40 } };
         int totalQ = queryLengths.Sum(), totalK = keyLengths.Sum();
         TensorView Put(ElementType t, params int[] dims) => context.Upload(TestTensors.Uniform(t, random, dims));
         var options = new FlashOptions { Causal = shape.Contains("causal"), WindowLeft = shape.Contains("window") ? 30 : -1 };
-        if (shape.Contains("alibi")) options = options with { AlibiSlopes = Put(ElementType.Float32, hq) };
+        if (shape.Contains("alibi"))
+            options = options with { AlibiSlopes = shape.Contains("per-sequence") ? Put(ElementType.Float32, queryLengths.Length, hq) : Put(ElementType.Float32, hq) };
         var (q, k, v) = (Put(type, totalQ, hq, d), Put(type, totalK, hkv, d), Put(type, totalK, hkv, d));
         var o = context.Allocate(type, totalQ, hq, d);
         TensorView? l = shape.Contains("lse") ? context.Allocate(ElementType.Float32, hq, totalQ) : null;
@@ -209,6 +212,43 @@ public abstract class AllocationTests(ITestOutputHelper output)
         Assert.True(check.Passed, $"{Backend} {shape}: the call after the inputs changed in place: {check.Detail}");
     }
 
+    /// <summary>
+    /// Whole-grid neighborhoods (run as dense flash through this thread's kept flattened views, problem and options) one
+    /// after another on the same thread, each with a different grid or mask than the call before: every
+    /// result matches its own reference, so nothing kept from the previous call (views, strides, causal flag) survives.
+    /// </summary>
+    [SkippableFact]
+    public void SteadyWholeGridNeighborhood_FollowsTheNextCall()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        foreach (var shape in new[] { "nbh 1d fp32 whole-grid", "nbh 1d fp32 whole-grid causal", "nbh 2d fp32 whole-grid", "nbh 3d fp16 whole-grid", "nbh 1d fp32 whole-grid" })
+        {
+            var c = FamilyCase(shape)!;
+            using var prepared = CaseRunner.Prepare(context, c, alignHostMemory: true);
+            FamilyCall(context, c, prepared.Placed, shape, withLse: true)();   // the check compares the log-sum-exps too
+            var check = c.Check(prepared.Results());
+            Assert.True(check.Passed, $"{Backend} {shape} after the previous whole-grid call: {check.Detail}");
+        }
+    }
+
+    /// <summary>
+    /// The rows of a varlen sequence without keys are written in place (zeros, -inf LSE): on the host by the CPU, by
+    /// device fills of the rows' contiguous runs on GPUs; no host tensor is allocated.
+    /// </summary>
+    [SkippableFact]
+    public void SteadyVarlenWithASequenceWithoutKeys_AllocatesNothing()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
+        var random = new Random(3);
+        int hq = 4, d = 32;
+        var layout = VarlenLayout.FromLengths([20, 7, 9], [30, 0, 12]);
+        TensorView Put(params int[] dims) => context.Upload(TestTensors.Uniform(ElementType.Float32, random, dims));
+        var (q, k, v) = (Put(36, hq, d), Put(42, hq, d), Put(42, hq, d));
+        var o = context.Allocate(ElementType.Float32, 36, hq, d);
+        var l = context.Allocate(ElementType.Float32, hq, 36);
+        AssertAllocatesNothing(context, () => context.FlashVarlen(q, k, v, o, layout, null, l), "varlen fp32 with a sequence without keys, lse");
+    }
+
     private static ElementType TypeOf(string shape) =>
         shape.Contains("fp16") ? ElementType.Float16 : shape.Contains("bf16") ? ElementType.BFloat16 : ElementType.Float32;
 
@@ -222,7 +262,7 @@ public abstract class AllocationTests(ITestOutputHelper output)
             // Small 3-D grids: slow calls (PoCL) would give the test host's own background allocations time to show in the
             // process-wide count. Dilation applies to the last axis.
             int[] grid = axes switch { 1 => [40], 2 => [12, 10], _ => [4, 5, 8] };
-            int[] kernel = shape.Contains("k 7") ? [7] : shape.Contains("k 9") ? [9] : shape.Contains("5x5") ? [5, 5] : shape.Contains("3x5") ? [3, 5] : [3, 3, 3];
+            int[] kernel = shape.Contains("whole-grid") ? grid : shape.Contains("k 7") ? [7] : shape.Contains("k 9") ? [9] : shape.Contains("5x5") ? [5, 5] : shape.Contains("3x5") ? [3, 5] : [3, 3, 3];
             int dilation = shape.Contains("dilation 2") ? 2 : 1;
             int[] dilations = [.. Enumerable.Range(0, axes).Select(a => a == axes - 1 ? dilation : 1)];
             return new NativeAttention.NeighborhoodCase
@@ -327,9 +367,12 @@ public abstract class AllocationTests(ITestOutputHelper output)
                     RotaryCos = Put(ElementType.Float32, positions, half), RotarySin = Put(ElementType.Float32, positions, half),
                 };
             }
-            var q = Put(type, batch, hq, 1, d);
-            var o = context.Allocate(type, batch, hq, 1, d);
-            TensorView? l = lse ? context.Allocate(ElementType.Float32, batch, hq, 1) : null;
+            // Prefill-shaped: more query rows per kv head than the GPU decode kernel takes (GpuDecode.PrefersFlash), so GPUs run
+            // flash per batch element over its cached keys.
+            int nq = shape.Contains("prefill-shaped") ? 20 : 1;
+            var q = Put(type, batch, hq, nq, d);
+            var o = context.Allocate(type, batch, hq, nq, d);
+            TensorView? l = lse ? context.Allocate(ElementType.Float32, batch, hq, nq) : null;
             return () => context.FlashKvCache(q, keyCache, valueCache, o, cache, options, l);
         }
     }
@@ -340,24 +383,6 @@ public abstract class AllocationTests(ITestOutputHelper output)
 public sealed class CpuAllocationTests(ITestOutputHelper output) : AllocationTests(output)
 {
     protected override Backend Backend => Backend.Cpu;
-
-    /// <summary>
-    /// CPU only: the rows of a varlen sequence without keys are written in place (zeros, -inf LSE); GPU backends still
-    /// copy a host tensor over them (README).
-    /// </summary>
-    [SkippableFact]
-    public void SteadyVarlenWithASequenceWithoutKeys_AllocatesNothing()
-    {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 2);
-        var random = new Random(3);
-        int hq = 4, d = 32;
-        var layout = VarlenLayout.FromLengths([20, 7, 9], [30, 0, 12]);
-        TensorView Put(params int[] dims) => context.Upload(TestTensors.Uniform(ElementType.Float32, random, dims));
-        var (q, k, v) = (Put(36, hq, d), Put(42, hq, d), Put(42, hq, d));
-        var o = context.Allocate(ElementType.Float32, 36, hq, d);
-        var l = context.Allocate(ElementType.Float32, hq, 36);
-        AssertAllocatesNothing(context, () => context.FlashVarlen(q, k, v, o, layout, null, l), "varlen fp32 with a sequence without keys, lse");
-    }
 }
 
 [Collection(AllocationCollection.Name)]

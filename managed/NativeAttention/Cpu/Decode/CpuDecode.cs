@@ -1075,7 +1075,7 @@ internal static unsafe class CpuDecode
             RotaryInterleaved = cache.RotaryInterleaved;
             CosOffset = Strides(cache.RotaryCos, CosStrides);
             SinOffset = Strides(cache.RotarySin, SinStrides);
-            SlopeOffset = Strides(options.AlibiSlopes, SlopeStrides);
+            SlopeOffset = Strides(options.AlibiSlopes, SlopeStrides) + (options.AlibiSlopes is { } slopes ? problem.AlibiRowOffset(slopes) : 0);
             SlopesPerBatch = options.AlibiSlopes is { Rank: 2 };
             SinkOffset = Strides(options.Sinks, SinkStrides);
             (KeyBlockBytes, KeySlotBytes) = (ElementSize * KeyStrides[0], ElementSize * KeyStrides[2]);

@@ -50,12 +50,13 @@ internal sealed unsafe class ScoreOptionPlan
         (SlopesLog2, SlopesPerBatch) = (null, false);
         if (o.AlibiSlopes is { } slopes)
         {
-            // float32 [Hq] or [B, Hq] host tensors (validated), read in row-major order through their strides.
-            int rows = slopes.Rank == 2 ? slopes.Shape[0] : 1, heads = slopes.Shape[slopes.Rank - 1];
+            // float32 [Hq] or [B', Hq] host tensors (validated), read in row-major order through their strides: one row
+            // per batch element of this problem, from the problem's ALiBi row on (a varlen sequence reads its own row).
+            int rows = slopes.Rank == 2 ? problem.Batch : 1, heads = slopes.Shape[slopes.Rank - 1];
             var buffer = _slopesBuffer is { } kept && kept.Length == rows * heads ? kept : _slopesBuffer = new float[rows * heads];
             long rowStride = slopes.Rank == 2 ? slopes.Strides[0] : 0, headStride = slopes.Strides[slopes.Rank - 1];
             using var pin = slopes.Storage!.Pin();
-            float* first = (float*)pin.Pointer + slopes.Offset;
+            float* first = (float*)pin.Pointer + slopes.Offset + problem.AlibiRowOffset(slopes);
             for (int r = 0; r < rows; r++)
                 for (int h = 0; h < heads; h++)
                     buffer[r * heads + h] = (float)(first[r * rowStride + h * headStride] * MathConstants.Log2EDouble);

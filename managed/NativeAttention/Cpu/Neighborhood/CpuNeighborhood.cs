@@ -56,63 +56,22 @@ internal static unsafe class CpuNeighborhood
     }
 
     /// <summary>
-    /// When every query sees the whole grid (kernel = axis length on every axis; a 1-D causal axis gives causal
-    /// attention) and there are no additional keys, runs dense flash attention on the grid flattened to one axis, if
-    /// every tensor's spatial axes can be flattened into one strided axis. Returns false when it did not run.
+    /// When every query sees the whole grid and there are no additional keys (<see cref="WholeGridFlash"/>: this thread's
+    /// kept flattened views and flash problem, so the call allocates nothing), runs dense flash attention on the grid
+    /// flattened to one axis. Returns false when it did not run.
     /// </summary>
     private static bool TryRunDense(NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value, in TensorView output, in TensorView? logSumExp, int threads,
         int? vectorBits)
     {
-        if (problem.AdditionalKeyCount > 0 || problem.HasRelativePositionBias || problem.HasValidExtent) return false;
-        bool causal = false;
-        for (int a = 0; a < problem.SpatialRank; a++)
+        if (WholeGridFlash.TryPrepare(problem, query, key, value, output, logSumExp) is not { } dense) return false;
+        try
         {
-            int length = problem.SpatialShape[a];
-            if (problem.KernelSize[a] != length) return false;
-            if (problem.Causal[a] && length > 1)
-            {
-                // A causal axis is flash-causal only when it is the only axis longer than 1.
-                for (int b = 0; b < problem.SpatialRank; b++)
-                    if (b != a && problem.SpatialShape[b] > 1) return false;
-                causal = true;
-            }
+            CpuFlash.Run(dense.Problem, dense.Query, dense.Key, dense.Value, dense.Output, dense.LogSumExp, threads, vectorBits);
         }
-        if (!TryFlatten(query, out var q) || !TryFlatten(key, out var k) || !TryFlatten(value, out var v) || !TryFlatten(output, out var o)) return false;
-        TensorView? lse = null;
-        if (logSumExp is { } l)
+        finally
         {
-            if (!TryFlatten(l, out var flat, hasHeadDim: false)) return false;
-            lse = flat;
+            dense.Release();
         }
-        var flash = FlashProblem.Create(q, k, v, o, new FlashOptions { Scale = problem.Scale, Causal = causal }, lse);
-        CpuFlash.Run(flash, q, k, v, o, lse, threads, vectorBits);
-        return true;
-    }
-
-    /// <summary>
-    /// The view <c>[B, H, X.., D]</c> (or <c>[B, H, X..]</c> without <paramref name="hasHeadDim"/>) as <c>[B, H, N(, D)]</c>
-    /// over the same storage, when its spatial axes form one strided run.
-    /// </summary>
-    private static bool TryFlatten(in TensorView view, out TensorView flat, bool hasHeadDim = true)
-    {
-        int rank = view.Rank, last = hasHeadDim ? rank - 2 : rank - 1;
-        var shape = view.Shape;
-        var strides = view.Strides;
-        long innerStride = strides[last], innerSize = shape[last];
-        for (int a = last - 1; a >= 2; a--)
-        {
-            if (shape[a] == 1) continue;
-            if (innerSize == 1) innerStride = strides[a];
-            else if (strides[a] != innerStride * innerSize)
-            {
-                flat = default;
-                return false;
-            }
-            innerSize *= shape[a];
-        }
-        int[] flatShape = hasHeadDim ? [shape[0], shape[1], (int)innerSize, shape[rank - 1]] : [shape[0], shape[1], (int)innerSize];
-        long[] flatStrides = hasHeadDim ? [strides[0], strides[1], innerStride, strides[rank - 1]] : [strides[0], strides[1], innerStride];
-        flat = new TensorView(view.Storage!, flatShape, flatStrides, view.Offset);
         return true;
     }
 

@@ -78,6 +78,15 @@ public sealed class KvCacheProblem
     public KvCacheOptions Cache { get; private set; }
 
     /// <summary>
+    /// The row of per-element ALiBi slopes <c>[B', Hq]</c> that batch element 0 reads (<see cref="FlashProblem.AlibiRow"/>):
+    /// 0 for a validated call, the flash problem's for one handed to the decode kernels (<see cref="ForFlash"/>).
+    /// </summary>
+    internal int AlibiRow { get; private set; }
+
+    /// <summary>Elements from the first slope to the first that batch element 0 reads (<see cref="FlashProblem.AlibiRowOffset"/>).</summary>
+    internal long AlibiRowOffset(in TensorView slopes) => slopes.Rank == 2 ? AlibiRow * slopes.Strides[0] : 0;
+
+    /// <summary>
     /// True for a <see cref="AttentionContext.Flash"/> call handed to the decode kernels (<see cref="ForFlash"/>): its
     /// automatic split count must not depend on the context's thread count, as flash results do not.
     /// </summary>
@@ -109,10 +118,43 @@ public sealed class KvCacheProblem
     /// <summary>The rotary position of query <paramref name="queryIndex"/> of element <paramref name="batch"/>: <c>L_b - Nq + i</c>.</summary>
     public int QueryPosition(int batch, int queryIndex) => KeyLength(batch) - QueryLength + queryIndex;
 
-    /// <summary>The flash problem batch element <paramref name="batch"/> reduces to once its keys are gathered.</summary>
+    /// <summary>
+    /// The flash problem batch element <paramref name="batch"/> reduces to once its keys are gathered, refilled into this
+    /// problem's kept one (one element runs at a time): the call's options as they are, per-element ALiBi slopes
+    /// <c>[B, Hq]</c> read from the element's row (<see cref="FlashProblem.AlibiRow"/>).
+    /// </summary>
     internal FlashProblem ElementProblem(int batch) =>
-        FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, QueryLength, KeyLength(batch), HeadDim, ValueDim, Scale, ElementType,
-            FlashProblem.ForBatchElement(Options, batch));
+        _element = FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, QueryLength, KeyLength(batch), HeadDim, ValueDim, Scale, ElementType,
+            Options, AlibiRow + batch, _element);
+
+    /// <summary>View slots of <see cref="ElementView"/>: Q, the caches, O (rank 4) and the log-sum-exp (rank 3).</summary>
+    internal const int QuerySlot = 0, KeySlot = 1, ValueSlot = 2, OutputSlot = 3, LseSlot = 4;
+
+    /// <summary>
+    /// Element <paramref name="batch"/> of a <c>[B, ...]</c> tensor as a <c>[1, ...]</c> view, its axis 2 cut to the first
+    /// <paramref name="length"/> positions when given (a contiguous cache's keys), over this problem's shape and stride
+    /// arrays of slot <paramref name="slot"/> (no allocation once warm): valid until the slot's next view, so a caller
+    /// uses one element's views before asking for the next.
+    /// </summary>
+    internal TensorView ElementView(int slot, in TensorView tensor, int batch, int length = -1)
+    {
+        // tensor.Slice(0, batch, 1), then .Slice(2, 0, length).
+        _viewShapes ??= [new int[4], new int[4], new int[4], new int[4], new int[3]];
+        _viewStrides ??= [new long[4], new long[4], new long[4], new long[4], new long[3]];
+        var (shape, strides) = (_viewShapes[slot], _viewStrides[slot]);
+        tensor.Shape.CopyTo(shape);
+        tensor.Strides.CopyTo(strides);
+        shape[0] = 1;
+        if (length >= 0) shape[2] = length;
+        return new TensorView(tensor.Storage!, shape, strides, tensor.Offset + batch * strides[0], adopt: true);
+    }
+
+    /// <summary>The per-element flash problem <see cref="ElementProblem"/> refills.</summary>
+    private FlashProblem? _element;
+
+    /// <summary>Shape and stride arrays of <see cref="ElementView"/>, one pair per slot, made on first use.</summary>
+    private int[][]? _viewShapes;
+    private long[][]? _viewStrides;
 
     /// <summary>
     /// Validates a call. Throws <see cref="ArgumentException"/> naming the tensor or option at fault (<c>keyCache</c>,
@@ -144,7 +186,7 @@ public sealed class KvCacheProblem
         if (p._cacheLength.Length != flash.Batch) p._cacheLength = new int[flash.Batch];
         Array.Fill(p._cacheLength, flash.KeyLength);
         p._blockTable = null;
-        (p.Options, p.Cache, p.IsFlashCall) = (flash.Options, s_flashCache, true);
+        (p.Options, p.Cache, p.IsFlashCall, p.AlibiRow) = (flash.Options, s_flashCache, true, flash.AlibiRow);
         (p.Batch, p.QueryHeads, p.KeyValueHeads, p.QueryLength, p.NewLength) = (flash.Batch, flash.QueryHeads, flash.KeyValueHeads, flash.QueryLength, 0);
         (p.HeadDim, p.ValueDim, p.Scale, p.ElementType) = (flash.HeadDim, flash.ValueDim, flash.Scale, flash.ElementType);
         (p.PageSize, p.BlocksPerSequence, p.RotaryDim) = (flash.KeyLength, 1, 0);
@@ -159,6 +201,7 @@ public sealed class KvCacheProblem
     {
         if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
         (Options, Cache) = (FlashOptions.Default, s_flashCache);
+        if (_element is { } element) FlashProblem.FromSizes(1, 1, 1, 1, 1, 1, 1, 1f, ElementType.Float32, FlashOptions.Default, 0, element);
     }
 
     /// <summary>Drops the options this thread's <see cref="ForFlash"/> problem refers to, after the flash call.</summary>
@@ -298,7 +341,7 @@ public sealed class KvCacheProblem
             TensorChecks.Throw($"cache.Splits is {splits}; expected null (automatic) or 1..{MaxSplits}.", "cache.Splits");
 
         var problem = reuse ?? new KvCacheProblem(options, cache, cacheLength, table);
-        (problem.Options, problem.Cache, problem._cacheLength, problem._blockTable, problem.IsFlashCall) = (options, cache, cacheLength, table, false);
+        (problem.Options, problem.Cache, problem._cacheLength, problem._blockTable, problem.IsFlashCall, problem.AlibiRow) = (options, cache, cacheLength, table, false, 0);
         if (table is not null) problem._tableBuffer = table;
         (problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.NewLength) = (batch, hq, hkv, nq, newLength);
         (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);

@@ -43,6 +43,20 @@ public sealed class FlashProblem
     public int GroupSize => QueryHeads / KeyValueHeads;
 
     /// <summary>
+    /// The row of per-element ALiBi slopes <c>[B', Hq]</c> that batch element 0 of this problem reads (element b reads
+    /// row <c>AlibiRow + b</c>): 0 for a validated call, the sequence or element index for the batch-1 problems a
+    /// variable-length or KV-cache call runs one at a time over the caller's whole slopes (no sliced view, no copied
+    /// options). Ignored for <c>[Hq]</c> slopes.
+    /// </summary>
+    internal int AlibiRow { get; private set; }
+
+    /// <summary>
+    /// Elements from the first slope of <paramref name="slopes"/> to the first that batch element 0 of this problem reads:
+    /// <see cref="AlibiRow"/> rows for per-element <c>[B', Hq]</c> slopes, 0 for <c>[Hq]</c> slopes.
+    /// </summary>
+    internal long AlibiRowOffset(in TensorView slopes) => slopes.Rank == 2 ? AlibiRow * slopes.Strides[0] : 0;
+
+    /// <summary>
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, then <see cref="OptionTensors"/>. Empty for problems built
     /// from sizes alone.
     /// </summary>
@@ -61,6 +75,14 @@ public sealed class FlashProblem
     /// </summary>
     internal static FlashProblem CreateForCall(in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions? options, in TensorView? logSumExp) =>
         Validate(query, key, value, output, requireOutput: true, options, logSumExp, t_call ??= new FlashProblem(FlashOptions.Default));
+
+    /// <summary>
+    /// <see cref="Create"/> into <paramref name="reuse"/> (a new problem when null): for callers that keep their own
+    /// problem per thread and run flash on views they derived (a whole-grid neighborhood), so that a steady stream of
+    /// calls allocates nothing. The caller ends each call with <see cref="ReleaseCall"/>.
+    /// </summary>
+    internal static FlashProblem CreateInto(FlashProblem? reuse, in TensorView query, in TensorView key, in TensorView value, in TensorView output, FlashOptions options, in TensorView? logSumExp) =>
+        Validate(query, key, value, output, requireOutput: true, options, logSumExp, reuse ?? new FlashProblem(options));
 
     /// <summary>
     /// Drops what a finished <see cref="CreateForCall"/> problem refers to (the caller's tensors and options, and the
@@ -114,7 +136,7 @@ public sealed class FlashProblem
 
         var problem = reuse ?? new FlashProblem(options);
         (problem.Options, problem.Batch, problem.QueryHeads, problem.KeyValueHeads, problem.QueryLength, problem.KeyLength) = (options, batch, hq, hkv, nq, nk);
-        (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType) = (dqk, dv, scale, type);
+        (problem.HeadDim, problem.ValueDim, problem.Scale, problem.ElementType, problem.AlibiRow) = (dqk, dv, scale, type, 0);
         var tensors = problem.Tensors as NamedTensor[] is { Length: TensorCount } reused ? reused : new NamedTensor[TensorCount];
         tensors[0] = new(nameof(query), query);
         tensors[1] = new(nameof(key), key);
@@ -180,28 +202,22 @@ public sealed class FlashProblem
     }
 
     /// <summary>
-    /// The options for one element of a batch whose ALiBi slopes may be per element (<c>[B, Hq]</c>): the slopes
-    /// sliced to <c>[1, Hq]</c>; anything else unchanged.
-    /// </summary>
-    internal static FlashOptions ForBatchElement(FlashOptions options, int element) =>
-        options.AlibiSlopes is { Rank: 2 } slopes ? options with { AlibiSlopes = slopes.Slice(0, element, 1) } : options;
-
-    /// <summary>
     /// A problem of the given sizes without checking any tensor: for callers that validated a larger call (a
-    /// variable-length batch, a KV cache) and run it one sequence at a time. <paramref name="options"/> must already
-    /// fit the sizes (e.g. ALiBi slopes sliced to the sequence).
+    /// variable-length batch, a KV cache) and run it one sequence at a time. <paramref name="options"/> are the call's,
+    /// unchanged: per-element ALiBi slopes <c>[B', Hq]</c> stay whole, and <paramref name="alibiRow"/> says which row
+    /// batch element 0 reads (<see cref="AlibiRow"/>).
     /// </summary>
     internal static FlashProblem FromSizes(int batch, int queryHeads, int keyValueHeads, int queryLength, int keyLength,
-        int headDim, int valueDim, float scale, ElementType type, FlashOptions options) =>
-        FromSizes(batch, queryHeads, keyValueHeads, queryLength, keyLength, headDim, valueDim, scale, type, options, reuse: null);
+        int headDim, int valueDim, float scale, ElementType type, FlashOptions options, int alibiRow = 0) =>
+        FromSizes(batch, queryHeads, keyValueHeads, queryLength, keyLength, headDim, valueDim, scale, type, options, alibiRow, reuse: null);
 
-    /// <summary><see cref="FromSizes(int, int, int, int, int, int, int, float, ElementType, FlashOptions)"/> into <paramref name="reuse"/> when given (no allocation).</summary>
+    /// <summary><see cref="FromSizes(int, int, int, int, int, int, int, float, ElementType, FlashOptions, int)"/> into <paramref name="reuse"/> when given (no allocation).</summary>
     internal static FlashProblem FromSizes(int batch, int queryHeads, int keyValueHeads, int queryLength, int keyLength,
-        int headDim, int valueDim, float scale, ElementType type, FlashOptions options, FlashProblem? reuse)
+        int headDim, int valueDim, float scale, ElementType type, FlashOptions options, int alibiRow, FlashProblem? reuse)
     {
         var p = reuse ?? new FlashProblem(options);
         (p.Options, p.Batch, p.QueryHeads, p.KeyValueHeads, p.QueryLength, p.KeyLength) = (options, batch, queryHeads, keyValueHeads, queryLength, keyLength);
-        (p.HeadDim, p.ValueDim, p.Scale, p.ElementType) = (headDim, valueDim, scale, type);
+        (p.HeadDim, p.ValueDim, p.Scale, p.ElementType, p.AlibiRow) = (headDim, valueDim, scale, type, alibiRow);
         return p;
     }
 

@@ -99,7 +99,7 @@ public sealed class VarlenProblem
     {
         if (Tensors is NamedTensor[] tensors) Array.Clear(tensors);
         Options = FlashOptions.Default;
-        if (_sequence is { } sequence) FlashProblem.FromSizes(1, 1, 1, 1, 1, 1, 1, 1f, ElementType.Float32, FlashOptions.Default, sequence);
+        if (_sequence is { } sequence) FlashProblem.FromSizes(1, 1, 1, 1, 1, 1, 1, 1f, ElementType.Float32, FlashOptions.Default, 0, sequence);
         KvCacheProblem.ReleaseFlashCall();
     }
 
@@ -198,10 +198,14 @@ public sealed class VarlenProblem
             TensorChecks.Throw($"{name} ends at {offsets[^1]}, but {tensor} has {totalName} = {total} rows; the last offset must equal the packed total.", name);
     }
 
-    /// <summary>The flash problem of one sequence, <c>[1, H, n, D]</c>; needs a query and at least one key.</summary>
+    /// <summary>
+    /// The flash problem of one sequence, <c>[1, H, n, D]</c>; needs a query and at least one key. It takes the call's
+    /// options as they are: per-sequence ALiBi slopes <c>[B, Hq]</c> stay whole and the problem's
+    /// <see cref="FlashProblem.AlibiRow"/> names the sequence's row (no sliced view or options copy per sequence).
+    /// </summary>
     internal FlashProblem SequenceProblem(int sequence) =>
         _sequence = FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, _queryLength[sequence], _keyLength[sequence], HeadDim, ValueDim, Scale, ElementType,
-            FlashProblem.ForBatchElement(Options, sequence), _sequence);
+            Options, sequence, _sequence);
 
     /// <summary>
     /// <see cref="SequenceView(in TensorView, int, int)"/> over this problem's arrays of view slot <paramref name="slot"/>

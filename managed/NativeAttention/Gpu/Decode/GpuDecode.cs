@@ -137,7 +137,7 @@ internal static class GpuDecode
         }
         if (options.AlibiSlopes is { } slopes)
         {
-            p.AlibiOffset = Offset(slopes);
+            p.AlibiOffset = Offset(slopes) + problem.AlibiRowOffset(slopes);   // a varlen sequence's own row of [B, Hq] slopes
             (p.AlibiStrideB, p.AlibiStrideH) = GpuFlash.AlibiStrides(slopes);
         }
         if (options.Sinks is { } sinks)

@@ -196,7 +196,7 @@ internal static class GpuFlash
         }
         if (options.AlibiSlopes is { } slopes)
         {
-            p.AlibiOffset = ElementOffset(slopes);
+            p.AlibiOffset = ElementOffset(slopes) + problem.AlibiRowOffset(slopes);   // a varlen sequence's own row of [B, Hq] slopes
             (p.AlibiStrideB, p.AlibiStrideH) = AlibiStrides(slopes);
         }
         if (options.Sinks is { } sinks)

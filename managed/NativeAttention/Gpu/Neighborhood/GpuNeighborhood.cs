@@ -205,54 +205,23 @@ internal static class GpuNeighborhood
     }
 
     /// <summary>
-    /// Runs flash attention when every query's window is the whole grid (kernel = length on every axis; a causal axis
-    /// makes it causal flash when it is the only axis longer than 1) and there are no additional keys, no
-    /// relative-position bias and no padding, provided every
-    /// tensor's spatial axes flatten into one strided token axis. Returns false when it did not run.
+    /// Runs flash attention when every query's window is the whole grid and there are no additional keys, no
+    /// relative-position bias and no padding, provided every tensor's spatial axes flatten into one strided token axis
+    /// (<see cref="WholeGridFlash"/>: this thread's kept flattened views and flash problem, so the call allocates
+    /// nothing). Returns false when it did not run.
     /// </summary>
     private static bool TryRunDense(IGpuKernelHost host, NeighborhoodProblem problem, in TensorView query, in TensorView key, in TensorView value,
         in TensorView output, in TensorView? logSumExp)
     {
-        if (problem.AdditionalKeyCount > 0 || problem.HasRelativePositionBias || problem.HasValidExtent) return false;
-        int longAxes = 0;
-        bool causal = false;
-        for (int a = 0; a < problem.SpatialRank; a++)
+        if (WholeGridFlash.TryPrepare(problem, query, key, value, output, logSumExp) is not { } dense) return false;
+        try
         {
-            if (problem.KernelSize[a] != problem.SpatialShape[a]) return false;
-            if (problem.SpatialShape[a] == 1) continue;
-            longAxes++;
-            causal |= problem.Causal[a];
+            GpuFlash.Run(host, dense.Problem, dense.Query, dense.Key, dense.Value, dense.Output, dense.LogSumExp);
         }
-        if (causal && longAxes > 1) return false;
-        var q = Flatten(query, 1);
-        var k = Flatten(key, 1);
-        var v = Flatten(value, 1);
-        var o = Flatten(output, 1);
-        var lse = logSumExp is { } l ? Flatten(l, 0) : null;
-        if (q is null || k is null || v is null || o is null || (logSumExp is not null && lse is null)) return false;
-        var flash = FlashProblem.Create(q.Value, k.Value, v.Value, o.Value, new FlashOptions { Scale = problem.Scale, Causal = causal }, lse);
-        GpuFlash.Run(host, flash, q.Value, k.Value, v.Value, o.Value, lse);
+        finally
+        {
+            dense.Release();
+        }
         return true;
-    }
-
-    /// <summary>
-    /// <c>[B, H, X.., (D)]</c> as <c>[B, H, N, (D)]</c> over the same storage (<paramref name="trailing"/> axes after the
-    /// spatial ones), or null when the spatial axes of length above 1 are not one run of evenly strided tokens.
-    /// </summary>
-    private static TensorView? Flatten(in TensorView view, int trailing)
-    {
-        int first = 2, end = view.Rank - trailing;
-        long tokens = 1, step = view.Strides[end - 1];
-        for (int a = end - 1; a >= first; a--)
-        {
-            int size = view.Shape[a];
-            if (size == 1) continue;
-            if (tokens == 1) step = view.Strides[a];
-            else if (view.Strides[a] != step * tokens) return null;
-            tokens *= size;
-        }
-        int[] shape = [view.Shape[0], view.Shape[1], (int)tokens, .. view.Shape[end..]];
-        long[] strides = [view.Strides[0], view.Strides[1], step, .. view.Strides[end..]];
-        return new TensorView(view.Storage!, shape, strides, view.Offset);
     }
 }

@@ -408,6 +408,30 @@ public abstract class KvCacheTests
         }, count: 12);
     }
 
+    /// <summary>
+    /// Prefill-shaped calls on contiguous caches without append, rotary or given splits, which GPU backends run as flash
+    /// per batch element (over the problem's kept element views and problem; the CPU runs its decode kernel): per-element
+    /// ALiBi rows, an empty cache and masks included, calls of different shapes in a row on one context.
+    /// </summary>
+    [SkippableFact]
+    public void KvCache_PrefillShapedContiguous_MatchesTheReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        var arbitrary = Cases(allowModifiers: true)
+            .SelectMany(c => Gen.Choose(40, 90).Select(n => c with
+            {
+                QueryLength = n, GroupSize = 2, NewLength = 0, PageSize = 0, Rotary = RotaryMode.None, RotaryDim = 0, Splits = null,
+                CacheLengths = [.. c.CacheLengths.Select((l, b) => b == 1 ? 0 : Math.Max(l, n)), n + 7], Alibi = c.Seed % 2 == 0 ? 2 : c.Alibi,
+            })).ToArbitrary();
+        Properties.Check(arbitrary, c =>
+        {
+            var data = KvData.Create(c, c.Paged);
+            data.Run(context);
+            var check = data.Check(c);
+            Assert.True(check.Passed, $"{c}: {check}");
+        }, count: 10);
+    }
+
     [SkippableFact]
     public void KvCache_OneContextFromSeveralThreads_GivesEachCallItsOwnResult()
     {

@@ -199,6 +199,49 @@ public abstract class VarlenTests
             }
     }
 
+    /// <summary>
+    /// Per-sequence ALiBi slopes <c>[B, Hq]</c> (a strided view: stored head-major) on batches that mix decode-shaped and
+    /// longer sequences and a sequence without keys, two layouts one after the other on the same context and thread:
+    /// each sequence reads its own row of slopes, on the flash and on the decode kernels, whatever the previous call read.
+    /// </summary>
+    [SkippableFact]
+    public void Varlen_PerSequenceAlibi_MatchesReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        foreach (var (type, queries, keys, causal) in new (ElementType, int[], int[], bool)[]
+                 {
+                     (ElementType.Float32, [1, 40, 2, 0, 1, 33], [300, 40, 90, 5, 0, 70], false),
+                     (ElementType.Float16, [20, 1, 3], [64, 120, 9], true),
+                     (ElementType.Float32, [2, 17, 1, 5], [50, 30, 200, 5], true),
+                 })
+        {
+            int hq = 4, hkv = 2, d = 32, b = queries.Length;
+            var layout = VarlenLayout.FromLengths(queries, keys);
+            var random = new Random(b * 10 + (causal ? 1 : 0));
+            var q = TestTensors.Uniform(type, random, queries.Sum(), hq, d);
+            var k = TestTensors.Uniform(type, random, keys.Sum(), hkv, d);
+            var v = TestTensors.Uniform(type, random, keys.Sum(), hkv, d);
+            // Distinct positive slopes per (sequence, head), stored as [Hq, B] and viewed as [B, Hq] (row stride 1).
+            var slopes = TestTensors.Of(ElementType.Float32, [hq, b], [.. Enumerable.Range(0, hq * b).Select(i => 0.02 + 0.37 * ((i * 5) % 11) / 11.0)]).Permute(1, 0);
+            var options = new FlashOptions { Causal = causal };
+            var hostOutput = TestTensors.Zeros(type, queries.Sum(), hq, d);
+            var hostLse = TestTensors.Zeros(ElementType.Float32, hq, queries.Sum());
+            using (var on = new OnContext(context))
+            {
+                var (o, lse) = (on.Put(hostOutput), on.Put(hostLse));
+                context.FlashVarlen(on.Put(q), on.Put(k), on.Put(v), o, layout, options with { AlibiSlopes = on.Put(slopes) }, lse);
+                on.Back(o, hostOutput);
+                on.Back(lse, hostLse);
+            }
+            var full = options with { AlibiSlopes = slopes };
+            var exact = LseByOutputRow(Reference.FlashVarlen(q, k, v, layout, full));
+            var naive = LseByOutputRow(Reference.FlashVarlenNaive(q, k, v, layout, full, type));
+            double valueScale = v.ToDoubleArray().Select(Math.Abs).Max();
+            var check = CaseVerifier.CompareToReference(exact, naive, hostOutput, hostLse.Permute(1, 0), type, valueScale);
+            Assert.True(check.Passed, $"varlen {type} per-sequence alibi, queries [{string.Join(", ", queries)}], keys [{string.Join(", ", keys)}], causal={causal}: {check}");
+        }
+    }
+
     [SkippableFact]
     public void Varlen_BadLayouts_NameTheArgument()
     {
