@@ -674,18 +674,60 @@ internal static unsafe class NeighborhoodKernels
         Vector512<float> a50 = Vector512.Load(o5) * alpha[5], a51 = two ? Vector512.Load(o5 + w) * alpha[5] : default;
         Vector512<float> a60 = Vector512.Load(o6) * alpha[6], a61 = two ? Vector512.Load(o6 + w) * alpha[6] : default;
         Vector512<float> a70 = Vector512.Load(o7) * alpha[7], a71 = two ? Vector512.Load(o7 + w) * alpha[7] : default;
-        int end = start + 3 * step + windowColumns;
-        for (int r = rowFirst; r < rowEnd; r++)
+        if (step == 0 || windowColumns >= 3)
         {
-            for (int c = start; c < end; c++)
+            // The same updates as the loop below, in the same order per accumulator, without its per-column bounds:
+            // with step 1 key columns start + 0..2 ramp up (query columns 0..k see them), start + 3 .. start +
+            // windowColumns - 1 are seen by all four, the next three ramp down (query columns k - windowColumns + 1
+            // .. 3); with step 0 every column of the window is seen by all four.
+            int fullFirst = 3 * step, fullEnd = windowColumns;
+            for (int r = rowFirst; r < rowEnd; r++)
             {
-                int t = r * rowKeys + c;
-                float* v = values + valueOffsets[t], pj = p + (long)t * width;
-                Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                // Query columns i1 in [low, high] see key column c.
-                int low = step * Math.Max(0, c - start - windowColumns + 1), high = step == 0 ? 3 : Math.Min(3, c - start);
-                if (low == 0 && high == 3)
+                long* offsets = valueOffsets + r * rowKeys + start;
+                float* pr = p + (long)(r * rowKeys + start) * width;
+                if (step != 0)
                 {
+                    { // key column start: query column 0
+                        float* v = values + offsets[0], pj = pr + 0 * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                    }
+                    { // start + 1: query columns 0 and 1
+                        float* v = values + offsets[1], pj = pr + 1 * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                    }
+                    { // start + 2: query columns 0 .. 2
+                        float* v = values + offsets[2], pj = pr + 2 * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                    }
+                }
+                for (int c = fullFirst; c < fullEnd; c++)
+                {
+                    float* v = values + offsets[c], pj = pr + (long)c * width;
+                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
                     a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
                     a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
                     a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
@@ -703,35 +745,109 @@ internal static unsafe class NeighborhoodKernels
                     a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
                     a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
                     a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
-                    continue;
                 }
-                if (low <= 0 && 0 <= high)
-                {
-                    a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                    a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                    if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                    if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
-                }
-                if (low <= 1 && 1 <= high)
-                {
+                if (step == 0) continue;
+                offsets += windowColumns;
+                pr += (long)windowColumns * width;
+                { // start + windowColumns: query columns 1 .. 3
+                    float* v = values + offsets[0], pj = pr + 0 * width;
+                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
                     a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
                     a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
                     if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
                     if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
-                }
-                if (low <= 2 && 2 <= high)
-                {
                     a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
                     a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
                     if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
                     if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
-                }
-                if (low <= 3 && 3 <= high)
-                {
                     a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
                     a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
                     if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
                     if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                }
+                { // start + windowColumns + 1: query columns 2 and 3
+                    float* v = values + offsets[1], pj = pr + 1 * width;
+                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                    if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                    if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                }
+                { // start + windowColumns + 2: query column 3
+                    float* v = values + offsets[2], pj = pr + 2 * width;
+                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                }
+            }
+        }
+        else
+        {
+            int end = start + 3 * step + windowColumns;
+            for (int r = rowFirst; r < rowEnd; r++)
+            {
+                for (int c = start; c < end; c++)
+                {
+                    int t = r * rowKeys + c;
+                    float* v = values + valueOffsets[t], pj = p + (long)t * width;
+                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                    // Query columns i1 in [low, high] see key column c.
+                    int low = step * Math.Max(0, c - start - windowColumns + 1), high = step == 0 ? 3 : Math.Min(3, c - start);
+                    if (low == 0 && high == 3)
+                    {
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (!two) continue;
+                        a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        continue;
+                    }
+                    if (low <= 0 && 0 <= high)
+                    {
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                    }
+                    if (low <= 1 && 1 <= high)
+                    {
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                    }
+                    if (low <= 2 && 2 <= high)
+                    {
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                    }
+                    if (low <= 3 && 3 <= high)
+                    {
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    }
                 }
             }
         }
