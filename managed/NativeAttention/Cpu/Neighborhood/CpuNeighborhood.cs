@@ -719,12 +719,17 @@ internal static unsafe class CpuNeighborhood
         {
             int first = c + half;
             // The lanes' box rows: two query rows, four lanes each (the first lane of each holds its row's window).
+            // Each query row's key rows in the tile, and their union.
+            int firstA = Math.Clamp((int)rowStart[first] - tileRow, 0, tileRows), endA = Math.Clamp((int)rowEnd[first] - tileRow, firstA, tileRows);
+            int firstB = Math.Clamp((int)rowStart[first + 4] - tileRow, 0, tileRows), endB = Math.Clamp((int)rowEnd[first + 4] - tileRow, firstB, tileRows);
             int low = (int)Math.Min(rowStart[first], rowStart[first + 4]) - tileRow, high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;
             low = Math.Clamp(low, 0, tileRows);
             high = Math.Clamp(high, low, tileRows);
             float* pv = s.Scores + (first & (width - 1)), alpha = s.Alpha + (first & (width - 1)), output = s.Output + (long)first * dvStride;
-            if (dvStride == 32) NeighborhoodKernels.AccumulateWindows<Two>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
-            else NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
+            if (dvStride == 32)
+                NeighborhoodKernels.AccumulateWindows<Two>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, firstA, endA, firstB, endB, dvStride, alpha, output);
+            else
+                NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, firstA, endA, firstB, endB, dvStride, alpha, output);
         }
     }
 

@@ -659,7 +659,7 @@ internal static unsafe class NeighborhoodKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateWindows<TVectors>(float* p, float* values, long* valueOffsets, int rowKeys, int start, int step, int windowColumns,
-        int rowFirst, int rowEnd, int outputStride, float* alpha, float* output)
+        int rowFirst, int rowEnd, int firstA, int endA, int firstB, int endB, int outputStride, float* alpha, float* output)
         where TVectors : struct, IConstant
     {
         const int w = 16, width = 64;
@@ -679,111 +679,260 @@ internal static unsafe class NeighborhoodKernels
             // The same updates as the loop below, in the same order per accumulator, without its per-column bounds:
             // with step 1 key columns start + 0..2 ramp up (query columns 0..k see them), start + 3 .. start +
             // windowColumns - 1 are seen by all four, the next three ramp down (query columns k - windowColumns + 1
-            // .. 3); with step 0 every column of the window is seen by all four.
+            // .. 3); with step 0 every column of the window is seen by all four. A key row only one of the two query
+            // rows sees (its rows [firstA, endA) and [firstB, endB)) updates only that row's accumulators: the other's
+            // probabilities there are exact zeros, and an accumulator is never -0 (it starts at +0 or a sum), so
+            // adding their +-0 products changes nothing.
             int fullFirst = 3 * step, fullEnd = windowColumns;
             for (int r = rowFirst; r < rowEnd; r++)
             {
                 long* offsets = valueOffsets + r * rowKeys + start;
                 float* pr = p + (long)(r * rowKeys + start) * width;
-                if (step != 0)
+                bool seenA = r >= firstA && r < endA, seenB = r >= firstB && r < endB;
+                if (seenA && seenB)
                 {
-                    { // key column start: query column 0
-                        float* v = values + offsets[0], pj = pr + 0 * width;
-                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                    if (step != 0)
+                    {
+                        { // key column start: query column 0
+                            float* v = values + offsets[0], pj = pr + 0 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        }
+                        { // start + 1: query columns 0 and 1
+                            float* v = values + offsets[1], pj = pr + 1 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        }
+                        { // start + 2: query columns 0 .. 2
+                            float* v = values + offsets[2], pj = pr + 2 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        }
                     }
-                    { // start + 1: query columns 0 and 1
-                        float* v = values + offsets[1], pj = pr + 1 * width;
+                    for (int c = fullFirst; c < fullEnd; c++)
+                    {
+                        float* v = values + offsets[c], pj = pr + (long)c * width;
                         Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
                         a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
                         a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
-                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
-                        if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
-                        if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
-                    }
-                    { // start + 2: query columns 0 .. 2
-                        float* v = values + offsets[2], pj = pr + 2 * width;
-                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
-                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
-                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
-                        if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
-                        if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
                         a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
                         a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
-                        if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
-                        if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (!two) continue;
+                        a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    }
+                    if (step != 0)
+                    {
+                        { // start + windowColumns: query columns 1 .. 3
+                            float* v = values + offsets[windowColumns], pj = pr + (long)windowColumns * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 1: query columns 2 and 3
+                            float* v = values + offsets[windowColumns + 1], pj = pr + (long)(windowColumns + 1) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 2: query column 3
+                            float* v = values + offsets[windowColumns + 2], pj = pr + (long)(windowColumns + 2) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
                     }
                 }
-                for (int c = fullFirst; c < fullEnd; c++)
+                else if (seenA)
                 {
-                    float* v = values + offsets[c], pj = pr + (long)c * width;
-                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                    a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                    a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
-                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
-                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
-                    a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                    a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
-                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
-                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
-                    if (!two) continue;
-                    a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                    a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
-                    a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
-                    a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
-                    a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
-                    a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
-                    a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
-                    a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    if (step != 0)
+                    {
+                        { // key column start: query column 0
+                            float* v = values + offsets[0], pj = pr + 0 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        }
+                        { // start + 1: query columns 0 and 1
+                            float* v = values + offsets[1], pj = pr + 1 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        }
+                        { // start + 2: query columns 0 .. 2
+                            float* v = values + offsets[2], pj = pr + 2 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        }
+                    }
+                    for (int c = fullFirst; c < fullEnd; c++)
+                    {
+                        float* v = values + offsets[c], pj = pr + (long)c * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        if (!two) continue;
+                        a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                    }
+                    if (step != 0)
+                    {
+                        { // start + windowColumns: query columns 1 .. 3
+                            float* v = values + offsets[windowColumns], pj = pr + (long)windowColumns * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        }
+                        { // start + windowColumns + 1: query columns 2 and 3
+                            float* v = values + offsets[windowColumns + 1], pj = pr + (long)(windowColumns + 1) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        }
+                        { // start + windowColumns + 2: query column 3
+                            float* v = values + offsets[windowColumns + 2], pj = pr + (long)(windowColumns + 2) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        }
+                    }
                 }
-                if (step == 0) continue;
-                offsets += windowColumns;
-                pr += (long)windowColumns * width;
-                { // start + windowColumns: query columns 1 .. 3
-                    float* v = values + offsets[0], pj = pr + 0 * width;
-                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                    a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
-                    a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
-                    if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
-                    if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
-                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
-                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
-                    if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
-                    if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
-                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
-                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
-                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
-                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
-                }
-                { // start + windowColumns + 1: query columns 2 and 3
-                    float* v = values + offsets[1], pj = pr + 1 * width;
-                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
-                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
-                    if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
-                    if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
-                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
-                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
-                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
-                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
-                }
-                { // start + windowColumns + 2: query column 3
-                    float* v = values + offsets[2], pj = pr + 2 * width;
-                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
-                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
-                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
-                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                else if (seenB)
+                {
+                    if (step != 0)
+                    {
+                        { // key column start: query column 0
+                            float* v = values + offsets[0], pj = pr + 0 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        }
+                        { // start + 1: query columns 0 and 1
+                            float* v = values + offsets[1], pj = pr + 1 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        }
+                        { // start + 2: query columns 0 .. 2
+                            float* v = values + offsets[2], pj = pr + 2 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        }
+                    }
+                    for (int c = fullFirst; c < fullEnd; c++)
+                    {
+                        float* v = values + offsets[c], pj = pr + (long)c * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (!two) continue;
+                        a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    }
+                    if (step != 0)
+                    {
+                        { // start + windowColumns: query columns 1 .. 3
+                            float* v = values + offsets[windowColumns], pj = pr + (long)windowColumns * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 1: query columns 2 and 3
+                            float* v = values + offsets[windowColumns + 1], pj = pr + (long)(windowColumns + 1) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 2: query column 3
+                            float* v = values + offsets[windowColumns + 2], pj = pr + (long)(windowColumns + 2) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                    }
                 }
             }
         }
