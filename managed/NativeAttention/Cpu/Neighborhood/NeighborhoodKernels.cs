@@ -75,9 +75,10 @@ internal static unsafe class NeighborhoodKernels
     /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (multiples
     /// of <see cref="CpuFlashTiles.KeyBlock"/>; their mask tables hold only zeros outside, see <see cref="MaskTableRows"/>;
     /// <c>[0, keyCount)</c> for both: the whole tile): the four-vector block runs over the keys both pairs see, a
-    /// two-vector block over the keys one pair sees, and a pair's keys outside its range are stored -inf without being
-    /// computed, as its mask would have stored them. Each computed score is the same multiply-adds in the same order,
-    /// so the stored tile and the column max equal those of the four-vector block over all keys (bit for bit).
+    /// two-vector block over the keys one pair sees, and a pair's keys outside its range are neither computed nor stored
+    /// (its mask would have made them -inf; <see cref="SoftmaxAfterMax"/>, given the same ranges, stores their
+    /// probabilities 0 without reading them). Each computed score is the same multiply-adds in the same order, so the
+    /// stored scores in each pair's range and the column max equal those of the four-vector block over all keys (bit for bit).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScoresSkewedMasked(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores,
@@ -89,27 +90,20 @@ internal static unsafe class NeighborhoodKernels
         // The keys both pairs see (may be empty: then from == to and each pair runs on its own).
         int from = Math.Max(low01, low23), to = Math.Max(from, Math.Min(end01, end23));
         ScoresSkewedMaskedBlocks(queryT, keys0, keys1, keys2, keys3, offsets, headDim, from, to, scores, mask0, mask1, mask2, mask3, tileMax);
-        ScoresPairOutside(queryT, keys0, keys1, offsets, headDim, keyCount, scores, mask0, mask1, tileMax, low01, end01, from, to);
-        ScoresPairOutside(queryT + 2 * w, keys2, keys3, offsets, headDim, keyCount, scores + 2 * w, mask2, mask3, tileMax + 2 * w, low23, end23, from, to);
+        ScoresPairOutside(queryT, keys0, keys1, offsets, headDim, scores, mask0, mask1, tileMax, low01, end01, from, to);
+        ScoresPairOutside(queryT + 2 * w, keys2, keys3, offsets, headDim, scores + 2 * w, mask2, mask3, tileMax + 2 * w, low23, end23, from, to);
     }
 
     /// <summary>
     /// One pair of vectors (its query columns, keys, score columns, masks and max at the given pointers) of
     /// <see cref="ScoresSkewedMasked"/>:
-    /// the two-vector block over its keys <c>[low, end)</c> outside the four-vector block's <c>[from, to)</c>, -inf for
-    /// the keys outside <c>[low, end)</c>.
+    /// the two-vector block over its keys <c>[low, end)</c> outside the four-vector block's <c>[from, to)</c>. The keys
+    /// outside <c>[low, end)</c> are left unwritten: <see cref="SoftmaxAfterMax"/>, given the same range, never reads
+    /// them and stores their probabilities as 0.
     /// </summary>
-    private static void ScoresPairOutside(float* queryT, float* keysA, float* keysB, long* offsets, int headDim, int keyCount, float* scores, uint* maskA, uint* maskB,
+    private static void ScoresPairOutside(float* queryT, float* keysA, float* keysB, long* offsets, int headDim, float* scores, uint* maskA, uint* maskB,
         float* tileMax, int low, int end, int from, int to)
     {
-        const int w = 16, width = 64;
-        var negative = Vector512.Create(float.NegativeInfinity);
-        for (int j = 0; j < keyCount; j++)
-        {
-            if (j >= low && j < end) continue;
-            Vector512.Store(negative, scores + (long)j * width);
-            Vector512.Store(negative, scores + (long)j * width + w);
-        }
         if (low < end)
         {
             ScoresPairBlocks(queryT, keysA, keysB, offsets, headDim, low, Math.Max(low, Math.Min(from, end)), scores, maskA, maskB, tileMax);
@@ -235,7 +229,7 @@ internal static unsafe class NeighborhoodKernels
     /// operations) of a four-vector tile of masked scores whose column max <see cref="ScoresSkewedMasked"/> wrote to
     /// <paramref name="tileMax"/>.
     /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (the ranges
-    /// <see cref="ScoresSkewedMasked"/> was given, outside which it stored -inf; <c>[0, keyCount)</c>: the whole tile): a
+    /// <see cref="ScoresSkewedMasked"/> was given, outside which it left the tile unwritten; <c>[0, keyCount)</c>: the whole tile): a
     /// pair's probabilities outside its range are stored 0 without an exp2, as exp2 of -inf gives, and left out of its
     /// sums (adding +0 changes no sum).
     /// </summary>
