@@ -264,15 +264,16 @@ internal static unsafe class CpuNeighborhood
 
     /// <summary>
     /// The <see cref="KeyPrefetch"/> of item <paramref name="item"/> (its segments' unions of windows), or one with no
-    /// rows where the item's union spans more than one position on the first axis, or where the item is of the same
-    /// sample, key/value head and dilation group (on every axis) as the current one (<paramref name="batchNow"/>,
-    /// <paramref name="kvHeadNow"/>, <paramref name="groupNow"/>): its union then overlaps the current item's, whose
-    /// rows are in cache, and the hardware prefetcher follows the rest. Where consecutive items alternate between dilation
-    /// groups (each group's runs at one place next to each other, see <c>Segmentation</c>) they share no key, and the next
-    /// item's rows, every other key on each axis, came from L3 or memory in the score and P V blocks.
+    /// rows where the item's union spans more than one position on the first axis, or where its union overlaps the
+    /// current item's (same sample, key/value head and dilation group, and union ranges that meet on every axis; the
+    /// current item is <paramref name="batchNow"/>, <paramref name="kvHeadNow"/> and segment indices
+    /// <paramref name="segmentNow"/>): the shared rows are in cache and the hardware prefetcher follows the rest. Where
+    /// consecutive items of a worker share no key (at dilation 2 one worker's items alternate between groups, each
+    /// group's runs at one place next to each other, see <c>Segmentation</c>; two workers take every other item) the next
+    /// item's rows came from L3 or memory inside the score and P V blocks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static KeyPrefetch NextKeys(Plan p, int item, int batchNow, int kvHeadNow, ReadOnlySpan<int> groupNow)
+    private static KeyPrefetch NextKeys(Plan p, int item, int batchNow, int kvHeadNow, ReadOnlySpan<int> segmentNow)
     {
         int batch = p.SampleOf(item);
         var tiling = p.Samples[batch];
@@ -280,12 +281,16 @@ internal static unsafe class CpuNeighborhood
         long k = p.KeyOffset + batch * p.KeyStrides[0], v = p.ValueOffset + batch * p.ValueStrides[0];
         var prefetch = new KeyPrefetch { HeadDim = p.HeadDim, ValueDim = p.ValueDim };
         int rows = 0, columns = 0;
-        bool sameGroup = batch == batchNow;
+        bool overlaps = batch == batchNow;
         for (int a = Axes - 1; a >= 0; a--)
         {
             var seg = tiling.Segments[a][rest % tiling.Segments[a].Length];
             rest /= tiling.Segments[a].Length;
-            sameGroup &= seg.Group == groupNow[a];
+            if (overlaps)
+            {
+                var now = tiling.Segments[a][segmentNow[a]]; // the same sample: the same tiling
+                overlaps = seg.Group == now.Group && seg.UnionLow < now.UnionHigh && now.UnionLow < seg.UnionHigh;
+            }
             int low = seg.UnionLow * p.Dilation[a] + seg.Group, count = seg.UnionHigh - seg.UnionLow;
             k += low * p.KeySpatial[a];
             v += low * p.ValueSpatial[a];
@@ -293,7 +298,7 @@ internal static unsafe class CpuNeighborhood
             else if (a == 1) rows = count;
             else if (count != 1) return prefetch;
         }
-        if (sameGroup && rest == kvHeadNow) return prefetch;
+        if (overlaps && rest == kvHeadNow) return prefetch;
         k += rest * p.KeyStrides[1];
         v += rest * p.ValueStrides[1];
         prefetch.Keys = (float*)p.K + k;
@@ -534,7 +539,7 @@ internal static unsafe class CpuNeighborhood
         // And, for one-tile items of K and V read in place, the next item's key and value rows, a slice of key rows at
         // the same points.
         var nextKeys = p.MaskTables && tiles == 1 && p.KeyRunsInPlace && p.ValueRunsInPlace && nextItem < p.Items
-            ? NextKeys(p, nextItem, batch, kvHead, group) : default;
+            ? NextKeys(p, nextItem, batch, kvHead, segment) : default;
         int keySlice = (nextKeys.Rows + groups * (GroupVectors + 1) - 1) / (groups * (GroupVectors + 1));
         int tileKeys = windowed ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
