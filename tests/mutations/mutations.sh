@@ -413,15 +413,21 @@ mutation ocl32k-nbh-local-bytes \
 
 mutation nbh-window-first-column \
   managed/NativeAttention/Cpu/Neighborhood/NeighborhoodKernels.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
-  'CPU neighborhood window P V drops each query column'"'"'s first window column (rows see key column c only past start + i1)' \
-  'high = step == 0 ? 3 : Math.Min(3, c - start);' \
-  'high = step == 0 ? 3 : Math.Min(3, c - start - 1);'
+  'CPU neighborhood window P V: the key columns every query column of a box sees end one early (a step-0 window and the middle run of a step-1 window miss their last column)' \
+  'int fullFirst = 3 * step, fullEnd = windowColumns;' \
+  'int fullFirst = 3 * step, fullEnd = windowColumns - 1;'
 
 mutation nbh-window-second-row \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
   'CPU neighborhood window P V takes the key rows of an 8-row block from its first query row only (the second misses its last row)' \
   'high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;' \
   'high = (int)rowEnd[first] - tileRow;'
+
+mutation nbh-window-half-row \
+  managed/NativeAttention/Cpu/Neighborhood/NeighborhoodKernels.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'CPU neighborhood window P V: the second query row of an 8-row block takes its first key row as one only the first query row sees (its updates skipped)' \
+  'bool seenA = r >= firstA && r < endA, seenB = r >= firstB && r < endB;' \
+  'bool seenA = r >= firstA && r < endA, seenB = r > firstB && r < endB;'
 
 mutation nbh-window-unequal-lengths \
   managed/NativeAttention/Cpu/Neighborhood/CpuNeighborhood.cs 'FullyQualifiedName~CpuNeighborhoodTests' \

@@ -195,6 +195,81 @@ internal static unsafe class CpuNeighborhood
         }
     }
 
+    /// <summary>
+    /// The key and value rows of an item's union of windows on a 2-D grid (K and V read in place), prefetched into L2 a
+    /// few key rows at a time while the item before it computes (<see cref="Step"/>).
+    /// </summary>
+    private struct KeyPrefetch
+    {
+        public float* Keys, Values;
+        public long KeyRow, KeyColumn, ValueRow, ValueColumn;
+        public int Rows, Columns, Done, HeadDim, ValueDim;
+
+        /// <summary>Prefetches the next <paramref name="rows"/> key rows of the union (none once all are done).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Step(int rows)
+        {
+            for (int end = Math.Min(Rows, Done + rows); Done < end; Done++)
+            {
+                float* k = Keys + Done * KeyRow, v = Values + Done * ValueRow;
+                for (int c = 0; c < Columns; c++, k += KeyColumn, v += ValueColumn)
+                {
+                    Prefetch(k, HeadDim, 1);
+                    Prefetch(v, ValueDim, 1);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The <see cref="KeyPrefetch"/> of item <paramref name="item"/> (its segments' unions of windows), or one with no
+    /// rows where the item's union spans more than one position on the first axis, or where its union overlaps the
+    /// current item's (same sample, key/value head and dilation group, and union ranges that meet on every axis; the
+    /// current item is <paramref name="batchNow"/>, <paramref name="kvHeadNow"/> and segment indices
+    /// <paramref name="segmentNow"/>): the shared rows are in cache and the hardware prefetcher follows the rest. Where
+    /// consecutive items of a worker share no key (at dilation 2 one worker's items alternate between groups, each
+    /// group's runs at one place next to each other, see <c>Segmentation</c>; two workers take every other item) the next
+    /// item's rows came from L3 or memory inside the score and P V blocks.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static KeyPrefetch NextKeys(Plan p, int item, int batchNow, int kvHeadNow, ReadOnlySpan<int> segmentNow)
+    {
+        int batch = p.SampleOf(item);
+        var tiling = p.Samples[batch];
+        int rest = item - p.ItemStart[batch];
+        long k = p.KeyOffset + batch * p.KeyStrides[0], v = p.ValueOffset + batch * p.ValueStrides[0];
+        var prefetch = new KeyPrefetch { HeadDim = p.HeadDim, ValueDim = p.ValueDim };
+        int rows = 0, columns = 0;
+        bool overlaps = batch == batchNow;
+        for (int a = Axes - 1; a >= 0; a--)
+        {
+            var seg = tiling.Segments[a][rest % tiling.Segments[a].Length];
+            rest /= tiling.Segments[a].Length;
+            if (overlaps)
+            {
+                var now = tiling.Segments[a][segmentNow[a]]; // the same sample: the same tiling
+                overlaps = seg.Group == now.Group && seg.UnionLow < now.UnionHigh && now.UnionLow < seg.UnionHigh;
+            }
+            int low = seg.UnionLow * p.Dilation[a] + seg.Group, count = seg.UnionHigh - seg.UnionLow;
+            k += low * p.KeySpatial[a];
+            v += low * p.ValueSpatial[a];
+            if (a == 2) columns = count;
+            else if (a == 1) rows = count;
+            else if (count != 1) return prefetch;
+        }
+        if (overlaps && rest == kvHeadNow) return prefetch;
+        k += rest * p.KeyStrides[1];
+        v += rest * p.ValueStrides[1];
+        prefetch.Keys = (float*)p.K + k;
+        prefetch.Values = (float*)p.V + v;
+        prefetch.KeyRow = p.KeySpatial[1] * p.Dilation[1];
+        prefetch.KeyColumn = p.KeySpatial[2] * p.Dilation[2];
+        prefetch.ValueRow = p.ValueSpatial[1] * p.Dilation[1];
+        prefetch.ValueColumn = p.ValueSpatial[2] * p.Dilation[2];
+        (prefetch.Rows, prefetch.Columns) = (rows, columns);
+        return prefetch;
+    }
+
     /// <summary>One item: every query head of one key/value head over one query tile, start to finish.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunItem<TSimd, T>(Plan p, int item, float* scratch, int nextItem) where TSimd : struct, ISimd<T> where T : unmanaged
@@ -420,6 +495,11 @@ internal static unsafe class CpuNeighborhood
         // the misses overlap compute instead of filling the miss buffers at once).
         int nextRows = nextItem < p.Items && (p.QueryRowsInPlace || p.OutputRowsWide) ? ItemRows(p, nextItem, s.NextQueryRows, s.NextOutputRows) : 0;
         int prefetched = 0, slice = (nextRows + tiles * groups * (GroupVectors + 1) - 1) / (tiles * groups * (GroupVectors + 1));
+        // And, for one-tile items of K and V read in place, the next item's key and value rows, a slice of key rows at
+        // the same points.
+        var nextKeys = p.MaskTables && tiles == 1 && p.KeyRunsInPlace && p.ValueRunsInPlace && nextItem < p.Items
+            ? NextKeys(p, nextItem, batch, kvHead, segment) : default;
+        int keySlice = (nextKeys.Rows + groups * (GroupVectors + 1) - 1) / (groups * (GroupVectors + 1));
         int tileKeys = windowed ? tileRows * extent[2] : RoundUp((boxKeys + tiles - 1) / tiles, KeyBlock);
         int firstAxis = extent[0] > 1 ? 0 : extent[1] > 1 ? 1 : 2;
         Span<float> tileLow = stackalloc float[Axes], tileHigh = stackalloc float[Axes];
@@ -472,6 +552,7 @@ internal static unsafe class CpuNeighborhood
                             s.VectorKeys[firstVector + 2], s.VectorKeys[firstVector + 3], s.KeyOffsets, dqk, keys, s.Scores, m0, m1, m2, m3, s.TileMax,
                             low01, end01, low23, end23);
                         PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
+                        nextKeys.Step(keySlice);
                         NeighborhoodKernels.SoftmaxAfterMax(s.Scores, keys, s.TileMax, s.Max + firstColumn, s.Sum + firstColumn, s.Alpha, low01, end01, low23, end23);
                         goto values;
                     }
@@ -505,6 +586,7 @@ internal static unsafe class CpuNeighborhood
                     {
                         AccumulateWindows(p, s, b, c, k0 / extent[2], real / extent[2] + (real % extent[2] == 0 ? 0 : 1), extent[2], s.VectorValues[firstVector + v]);
                         PrefetchRows(p, s, prefetched, prefetched = Math.Min(nextRows, prefetched + slice));
+                        nextKeys.Step(keySlice);
                         continue;
                     }
                     NeighborhoodKernels.AccumulateSkewedInRanges<TSimd, T>(s.Scores + v * w, s.VectorValues[firstVector + v], s.ValueOffsets, keys, dvStride, s.Alpha + v * w,
@@ -514,6 +596,7 @@ internal static unsafe class CpuNeighborhood
             }
         }
         PrefetchRows(p, s, prefetched, nextRows);
+        nextKeys.Step(nextKeys.Rows);
 
         // The additional keys: visible to every query, so only their padding is masked.
         int extra = p.AdditionalKeyCount;
@@ -678,12 +761,17 @@ internal static unsafe class CpuNeighborhood
         {
             int first = c + half;
             // The lanes' box rows: two query rows, four lanes each (the first lane of each holds its row's window).
+            // Each query row's key rows in the tile, and their union.
+            int firstA = Math.Clamp((int)rowStart[first] - tileRow, 0, tileRows), endA = Math.Clamp((int)rowEnd[first] - tileRow, firstA, tileRows);
+            int firstB = Math.Clamp((int)rowStart[first + 4] - tileRow, 0, tileRows), endB = Math.Clamp((int)rowEnd[first + 4] - tileRow, firstB, tileRows);
             int low = (int)Math.Min(rowStart[first], rowStart[first + 4]) - tileRow, high = (int)Math.Max(rowEnd[first], rowEnd[first + 4]) - tileRow;
             low = Math.Clamp(low, 0, tileRows);
             high = Math.Clamp(high, low, tileRows);
             float* pv = s.Scores + (first & (width - 1)), alpha = s.Alpha + (first & (width - 1)), output = s.Output + (long)first * dvStride;
-            if (dvStride == 32) NeighborhoodKernels.AccumulateWindows<Two>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
-            else NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, dvStride, alpha, output);
+            if (dvStride == 32)
+                NeighborhoodKernels.AccumulateWindows<Two>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, firstA, endA, firstB, endB, dvStride, alpha, output);
+            else
+                NeighborhoodKernels.AccumulateWindows<One>(pv, values, s.ValueOffsets, rowKeys, start, step, columns, low, high, firstA, endA, firstB, endB, dvStride, alpha, output);
         }
     }
 

@@ -75,9 +75,10 @@ internal static unsafe class NeighborhoodKernels
     /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (multiples
     /// of <see cref="CpuFlashTiles.KeyBlock"/>; their mask tables hold only zeros outside, see <see cref="MaskTableRows"/>;
     /// <c>[0, keyCount)</c> for both: the whole tile): the four-vector block runs over the keys both pairs see, a
-    /// two-vector block over the keys one pair sees, and a pair's keys outside its range are stored -inf without being
-    /// computed, as its mask would have stored them. Each computed score is the same multiply-adds in the same order,
-    /// so the stored tile and the column max equal those of the four-vector block over all keys (bit for bit).
+    /// two-vector block over the keys one pair sees, and a pair's keys outside its range are neither computed nor stored
+    /// (its mask would have made them -inf; <see cref="SoftmaxAfterMax"/>, given the same ranges, stores their
+    /// probabilities 0 without reading them). Each computed score is the same multiply-adds in the same order, so the
+    /// stored scores in each pair's range and the column max equal those of the four-vector block over all keys (bit for bit).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScoresSkewedMasked(float* queryT, float* keys0, float* keys1, float* keys2, float* keys3, long* offsets, int headDim, int keyCount, float* scores,
@@ -89,27 +90,20 @@ internal static unsafe class NeighborhoodKernels
         // The keys both pairs see (may be empty: then from == to and each pair runs on its own).
         int from = Math.Max(low01, low23), to = Math.Max(from, Math.Min(end01, end23));
         ScoresSkewedMaskedBlocks(queryT, keys0, keys1, keys2, keys3, offsets, headDim, from, to, scores, mask0, mask1, mask2, mask3, tileMax);
-        ScoresPairOutside(queryT, keys0, keys1, offsets, headDim, keyCount, scores, mask0, mask1, tileMax, low01, end01, from, to);
-        ScoresPairOutside(queryT + 2 * w, keys2, keys3, offsets, headDim, keyCount, scores + 2 * w, mask2, mask3, tileMax + 2 * w, low23, end23, from, to);
+        ScoresPairOutside(queryT, keys0, keys1, offsets, headDim, scores, mask0, mask1, tileMax, low01, end01, from, to);
+        ScoresPairOutside(queryT + 2 * w, keys2, keys3, offsets, headDim, scores + 2 * w, mask2, mask3, tileMax + 2 * w, low23, end23, from, to);
     }
 
     /// <summary>
     /// One pair of vectors (its query columns, keys, score columns, masks and max at the given pointers) of
     /// <see cref="ScoresSkewedMasked"/>:
-    /// the two-vector block over its keys <c>[low, end)</c> outside the four-vector block's <c>[from, to)</c>, -inf for
-    /// the keys outside <c>[low, end)</c>.
+    /// the two-vector block over its keys <c>[low, end)</c> outside the four-vector block's <c>[from, to)</c>. The keys
+    /// outside <c>[low, end)</c> are left unwritten: <see cref="SoftmaxAfterMax"/>, given the same range, never reads
+    /// them and stores their probabilities as 0.
     /// </summary>
-    private static void ScoresPairOutside(float* queryT, float* keysA, float* keysB, long* offsets, int headDim, int keyCount, float* scores, uint* maskA, uint* maskB,
+    private static void ScoresPairOutside(float* queryT, float* keysA, float* keysB, long* offsets, int headDim, float* scores, uint* maskA, uint* maskB,
         float* tileMax, int low, int end, int from, int to)
     {
-        const int w = 16, width = 64;
-        var negative = Vector512.Create(float.NegativeInfinity);
-        for (int j = 0; j < keyCount; j++)
-        {
-            if (j >= low && j < end) continue;
-            Vector512.Store(negative, scores + (long)j * width);
-            Vector512.Store(negative, scores + (long)j * width + w);
-        }
         if (low < end)
         {
             ScoresPairBlocks(queryT, keysA, keysB, offsets, headDim, low, Math.Max(low, Math.Min(from, end)), scores, maskA, maskB, tileMax);
@@ -235,7 +229,7 @@ internal static unsafe class NeighborhoodKernels
     /// operations) of a four-vector tile of masked scores whose column max <see cref="ScoresSkewedMasked"/> wrote to
     /// <paramref name="tileMax"/>.
     /// Vectors 0 and 1 see keys only in <c>[low01, end01)</c>, vectors 2 and 3 only in <c>[low23, end23)</c> (the ranges
-    /// <see cref="ScoresSkewedMasked"/> was given, outside which it stored -inf; <c>[0, keyCount)</c>: the whole tile): a
+    /// <see cref="ScoresSkewedMasked"/> was given, outside which it left the tile unwritten; <c>[0, keyCount)</c>: the whole tile): a
     /// pair's probabilities outside its range are stored 0 without an exp2, as exp2 of -inf gives, and left out of its
     /// sums (adding +0 changes no sum).
     /// </summary>
@@ -659,7 +653,7 @@ internal static unsafe class NeighborhoodKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateWindows<TVectors>(float* p, float* values, long* valueOffsets, int rowKeys, int start, int step, int windowColumns,
-        int rowFirst, int rowEnd, int outputStride, float* alpha, float* output)
+        int rowFirst, int rowEnd, int firstA, int endA, int firstB, int endB, int outputStride, float* alpha, float* output)
         where TVectors : struct, IConstant
     {
         const int w = 16, width = 64;
@@ -674,64 +668,329 @@ internal static unsafe class NeighborhoodKernels
         Vector512<float> a50 = Vector512.Load(o5) * alpha[5], a51 = two ? Vector512.Load(o5 + w) * alpha[5] : default;
         Vector512<float> a60 = Vector512.Load(o6) * alpha[6], a61 = two ? Vector512.Load(o6 + w) * alpha[6] : default;
         Vector512<float> a70 = Vector512.Load(o7) * alpha[7], a71 = two ? Vector512.Load(o7 + w) * alpha[7] : default;
-        int end = start + 3 * step + windowColumns;
-        for (int r = rowFirst; r < rowEnd; r++)
+        if (step == 0 || windowColumns >= 3)
         {
-            for (int c = start; c < end; c++)
+            // The same updates as the loop below, in the same order per accumulator, without its per-column bounds:
+            // with step 1 key columns start + 0..2 ramp up (query columns 0..k see them), start + 3 .. start +
+            // windowColumns - 1 are seen by all four, the next three ramp down (query columns k - windowColumns + 1
+            // .. 3); with step 0 every column of the window is seen by all four. A key row only one of the two query
+            // rows sees (its rows [firstA, endA) and [firstB, endB)) updates only that row's accumulators: the other's
+            // probabilities there are exact zeros, and an accumulator is never -0 (it starts at +0 or a sum), so
+            // adding their +-0 products changes nothing.
+            int fullFirst = 3 * step, fullEnd = windowColumns;
+            for (int r = rowFirst; r < rowEnd; r++)
             {
-                int t = r * rowKeys + c;
-                float* v = values + valueOffsets[t], pj = p + (long)t * width;
-                Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
-                // Query columns i1 in [low, high] see key column c.
-                int low = step * Math.Max(0, c - start - windowColumns + 1), high = step == 0 ? 3 : Math.Min(3, c - start);
-                if (low == 0 && high == 3)
+                long* offsets = valueOffsets + r * rowKeys + start;
+                float* pr = p + (long)(r * rowKeys + start) * width;
+                bool seenA = r >= firstA && r < endA, seenB = r >= firstB && r < endB;
+                if (seenA && seenB)
                 {
-                    a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                    a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
-                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
-                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
-                    a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                    a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
-                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
-                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
-                    if (!two) continue;
-                    a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                    a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
-                    a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
-                    a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
-                    a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
-                    a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
-                    a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
-                    a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
-                    continue;
+                    if (step != 0)
+                    {
+                        { // key column start: query column 0
+                            float* v = values + offsets[0], pj = pr + 0 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        }
+                        { // start + 1: query columns 0 and 1
+                            float* v = values + offsets[1], pj = pr + 1 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        }
+                        { // start + 2: query columns 0 .. 2
+                            float* v = values + offsets[2], pj = pr + 2 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        }
+                    }
+                    for (int c = fullFirst; c < fullEnd; c++)
+                    {
+                        float* v = values + offsets[c], pj = pr + (long)c * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (!two) continue;
+                        a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    }
+                    if (step != 0)
+                    {
+                        { // start + windowColumns: query columns 1 .. 3
+                            float* v = values + offsets[windowColumns], pj = pr + (long)windowColumns * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 1: query columns 2 and 3
+                            float* v = values + offsets[windowColumns + 1], pj = pr + (long)(windowColumns + 1) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 2: query column 3
+                            float* v = values + offsets[windowColumns + 2], pj = pr + (long)(windowColumns + 2) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                    }
                 }
-                if (low <= 0 && 0 <= high)
+                else if (seenA)
                 {
-                    a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
-                    a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
-                    if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
-                    if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                    if (step != 0)
+                    {
+                        { // key column start: query column 0
+                            float* v = values + offsets[0], pj = pr + 0 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        }
+                        { // start + 1: query columns 0 and 1
+                            float* v = values + offsets[1], pj = pr + 1 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        }
+                        { // start + 2: query columns 0 .. 2
+                            float* v = values + offsets[2], pj = pr + 2 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                            if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        }
+                    }
+                    for (int c = fullFirst; c < fullEnd; c++)
+                    {
+                        float* v = values + offsets[c], pj = pr + (long)c * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        if (!two) continue;
+                        a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                    }
+                    if (step != 0)
+                    {
+                        { // start + windowColumns: query columns 1 .. 3
+                            float* v = values + offsets[windowColumns], pj = pr + (long)windowColumns * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                            if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        }
+                        { // start + windowColumns + 1: query columns 2 and 3
+                            float* v = values + offsets[windowColumns + 1], pj = pr + (long)(windowColumns + 1) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                            if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        }
+                        { // start + windowColumns + 2: query column 3
+                            float* v = values + offsets[windowColumns + 2], pj = pr + (long)(windowColumns + 2) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                            if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        }
+                    }
                 }
-                if (low <= 1 && 1 <= high)
+                else if (seenB)
                 {
-                    a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
-                    a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
-                    if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
-                    if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                    if (step != 0)
+                    {
+                        { // key column start: query column 0
+                            float* v = values + offsets[0], pj = pr + 0 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        }
+                        { // start + 1: query columns 0 and 1
+                            float* v = values + offsets[1], pj = pr + 1 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        }
+                        { // start + 2: query columns 0 .. 2
+                            float* v = values + offsets[2], pj = pr + 2 * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                            if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        }
+                    }
+                    for (int c = fullFirst; c < fullEnd; c++)
+                    {
+                        float* v = values + offsets[c], pj = pr + (long)c * width;
+                        Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (!two) continue;
+                        a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    }
+                    if (step != 0)
+                    {
+                        { // start + windowColumns: query columns 1 .. 3
+                            float* v = values + offsets[windowColumns], pj = pr + (long)windowColumns * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                            if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 1: query columns 2 and 3
+                            float* v = values + offsets[windowColumns + 1], pj = pr + (long)(windowColumns + 1) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                            if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                        { // start + windowColumns + 2: query column 3
+                            float* v = values + offsets[windowColumns + 2], pj = pr + (long)(windowColumns + 2) * width;
+                            Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                            a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                            if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        }
+                    }
                 }
-                if (low <= 2 && 2 <= high)
+            }
+        }
+        else
+        {
+            int end = start + 3 * step + windowColumns;
+            for (int r = rowFirst; r < rowEnd; r++)
+            {
+                for (int c = start; c < end; c++)
                 {
-                    a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
-                    a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
-                    if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
-                    if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
-                }
-                if (low <= 3 && 3 <= high)
-                {
-                    a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
-                    a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
-                    if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
-                    if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    int t = r * rowKeys + c;
+                    float* v = values + valueOffsets[t], pj = p + (long)t * width;
+                    Vector512<float> v0 = Vector512.Load(v), v1 = two ? Vector512.Load(v + w) : default;
+                    // Query columns i1 in [low, high] see key column c.
+                    int low = step * Math.Max(0, c - start - windowColumns + 1), high = step == 0 ? 3 : Math.Min(3, c - start);
+                    if (low == 0 && high == 3)
+                    {
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (!two) continue;
+                        a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                        a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                        a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                        a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                        continue;
+                    }
+                    if (low <= 0 && 0 <= high)
+                    {
+                        a00 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[0]), a00);
+                        a40 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[4]), a40);
+                        if (two) a01 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[0]), a01);
+                        if (two) a41 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[4]), a41);
+                    }
+                    if (low <= 1 && 1 <= high)
+                    {
+                        a10 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[1]), a10);
+                        a50 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[5]), a50);
+                        if (two) a11 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[1]), a11);
+                        if (two) a51 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[5]), a51);
+                    }
+                    if (low <= 2 && 2 <= high)
+                    {
+                        a20 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[2]), a20);
+                        a60 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[6]), a60);
+                        if (two) a21 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[2]), a21);
+                        if (two) a61 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[6]), a61);
+                    }
+                    if (low <= 3 && 3 <= high)
+                    {
+                        a30 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[3]), a30);
+                        a70 = Avx512F.FusedMultiplyAdd(v0, Vector512.Create(pj[7]), a70);
+                        if (two) a31 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[3]), a31);
+                        if (two) a71 = Avx512F.FusedMultiplyAdd(v1, Vector512.Create(pj[7]), a71);
+                    }
                 }
             }
         }
