@@ -39,6 +39,13 @@ internal static unsafe class Neighborhood1D
 {
     /// <summary>Queries of one dilation group per work item.</summary>
     private const int ChunkQueries = 256;
+    /// <summary>
+    /// Dilations up to this run as units: a work item takes the same queries of every group, so that it reads one range
+    /// of consecutive tokens (every row of its pages) instead of rows a dilation apart over d times the pages.
+    /// </summary>
+    private const int MaxUnitGroups = 8;
+    /// <summary>Tokens per unit (queries of one group times the dilation, about): the groups' transposed keys and values stay in L2.</summary>
+    private const int UnitTokens = 512;
     /// <summary>Lanes of a block: the queries whose diagonals are computed together.</summary>
     private const int Lanes = 16;
     /// <summary>Zero key columns before the first key of an item's transposed keys (unaligned loads of border lanes reach up to 15 before).</summary>
@@ -113,49 +120,103 @@ internal static unsafe class Neighborhood1D
     private static void RunItem(Plan p, Item item, float* scratch, Item? nextItem)
     {
         var s = new ScratchLayout(scratch, p);
-        int kernel = p.Kernel, dilation = p.Dilation, group = item.Group, length = item.GroupLength;
+        int kernel = p.Kernel, dilation = p.Dilation;
         bool causal = p.Causal;
-        int d0 = causal ? -(kernel - 1) : -(kernel / 2);
-        int first = item.First, last = item.First + item.Count - 1;
-        int keyLow = Window(first, length, kernel, causal).Start, keyHigh = Window(last, length, kernel, causal).End;
-        int keys = keyHigh - keyLow;
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
         long rowLength = p.KeyRowLength;
+        // The item's groups (one, or every group of a unit): group g's keys [keyLow, keyHigh) in group coordinates.
+        int* keyLows = s.GroupKeyLow, keyCounts = s.GroupKeys;
+        int maxBlocked = 0, maxKeys = 0;
+        for (int gi = 0; gi < item.Groups; gi++)
+        {
+            int length = GroupLength(item.Extent, item.Group + gi, dilation), count = Math.Min(item.Count, length - item.First);
+            if (count <= 0)
+            {
+                keyCounts[gi] = 0;
+                continue;
+            }
+            int keyLow = Window(item.First, length, kernel, causal).Start, keyHigh = Window(item.First + count - 1, length, kernel, causal).End;
+            keyLows[gi] = keyLow;
+            keyCounts[gi] = keyHigh - keyLow;
+            maxKeys = Math.Max(maxKeys, keyHigh - keyLow);
+        }
+        maxBlocked = (maxKeys + Lanes - 1) / Lanes * Lanes;
 
         // Keys transposed (KT[d][LeftPad + u - keyLow]) with zero columns around them; values as rows of whole vectors.
-        long kBase = p.KeyOffset + item.Batch * p.KeyStrides[0] + item.KeyValueHead * p.KeyStrides[1] + (long)group * p.KeyStrides[2];
+        // A unit's groups in turn per block of 16 keys: group g's key u is token g + u * d, so one block of every group
+        // reads 16 d consecutive rows.
+        long kHead = p.KeyOffset + item.Batch * p.KeyStrides[0] + item.KeyValueHead * p.KeyStrides[1];
         long kStep = dilation * p.KeyStrides[2];
-        int blocked = (keys + Lanes - 1) / Lanes * Lanes;
-        for (int u0 = 0; u0 < blocked; u0 += Lanes)
+        for (int u0 = 0; u0 < maxBlocked; u0 += Lanes)
+            for (int gi = 0; gi < item.Groups; gi++)
+            {
+                int keys = keyCounts[gi];
+                if (u0 >= keys) continue;
+                long kBase = kHead + (long)(item.Group + gi) * p.KeyStrides[2] + keyLows[gi] * kStep;
+                // The rows come from memory (touched once per call and head); two blocks ahead are prefetched.
+                for (int u = u0 + 2 * Lanes; u < Math.Min(keys, u0 + 3 * Lanes); u++)
+                    Prefetch(p.K + kBase + u * kStep, dqk);
+                for (int l = 0; l < Lanes; l++)
+                    s.Rows[l] = u0 + l < keys ? p.K + kBase + (u0 + l) * kStep : null;
+                NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, dqk, 1f, s.GroupKeysT(gi) + LeftPad + u0, (int)rowLength);
+            }
+        for (int gi = 0; gi < item.Groups; gi++)
         {
-            // The rows come from memory (touched once per call and head); two blocks ahead are prefetched.
-            for (int u = u0 + 2 * Lanes; u < Math.Min(keys, u0 + 3 * Lanes); u++)
-                Prefetch(p.K + kBase + (keyLow + u) * kStep, dqk);
-            for (int l = 0; l < Lanes; l++)
-                s.Rows[l] = u0 + l < keys ? p.K + kBase + (keyLow + u0 + l) * kStep : null;
-            NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, dqk, 1f, s.KeysT + LeftPad + u0, (int)rowLength);
+            int blocked = (keyCounts[gi] + Lanes - 1) / Lanes * Lanes;
+            if (keyCounts[gi] == 0) continue;
+            for (int d = 0; d < dqk; d++)
+            {
+                float* row = s.GroupKeysT(gi) + d * rowLength;
+                new Span<float>(row, LeftPad).Clear();
+                new Span<float>(row + LeftPad + blocked, (int)(rowLength - LeftPad - blocked)).Clear();
+            }
         }
-        for (int d = 0; d < dqk; d++)
-        {
-            float* row = s.KeysT + d * rowLength;
-            new Span<float>(row, LeftPad).Clear();
-            new Span<float>(row + LeftPad + blocked, (int)(rowLength - LeftPad - blocked)).Clear();
-        }
-        long vBase = p.ValueOffset + item.Batch * p.ValueStrides[0] + item.KeyValueHead * p.ValueStrides[1] + (long)group * p.ValueStrides[2];
+        long vHead = p.ValueOffset + item.Batch * p.ValueStrides[0] + item.KeyValueHead * p.ValueStrides[1];
         long vStep = dilation * p.ValueStrides[2];
-        for (int u = 0; u < keys; u++)
-        {
-            if (u + 8 < keys) Prefetch(p.V + vBase + (keyLow + u + 8) * vStep, dv);
-            float* source = p.V + vBase + (keyLow + u) * vStep, target = s.Values + (long)u * dvStride;
-            int e = 0;
-            for (; e + 16 <= dv; e += 16) Vector512.Store(Vector512.Load(source + e), target + e);
-            for (; e < dv; e++) target[e] = source[e];
-            for (; e < dvStride; e++) target[e] = 0;
-        }
+        for (int u = 0; u < maxKeys; u++)
+            for (int gi = 0; gi < item.Groups; gi++)
+            {
+                int keys = keyCounts[gi];
+                if (u >= keys) continue;
+                long vBase = vHead + (long)(item.Group + gi) * p.ValueStrides[2] + keyLows[gi] * vStep;
+                if (u + 8 < keys) Prefetch(p.V + vBase + (u + 8) * vStep, dv);
+                float* source = p.V + vBase + u * vStep, target = s.GroupValues(gi) + (long)u * dvStride;
+                int e = 0;
+                for (; e + 16 <= dv; e += 16) Vector512.Store(Vector512.Load(source + e), target + e);
+                for (; e < dv; e++) target[e] = source[e];
+                for (; e < dvStride; e++) target[e] = 0;
+            }
 
-        int* windowStart = s.WindowStart, windowEnd = s.WindowEnd;
         // The next item's key, value, query and output rows, into L2 a few rows at a time between the blocks' kernels.
         var ahead = new NextItemRows(p, nextItem, item);
+        for (int gi = 0; gi < item.Groups; gi++)
+        {
+            if (keyCounts[gi] == 0) continue;
+            int length = GroupLength(item.Extent, item.Group + gi, dilation);
+            RunGroup(p, s, item, item.Group + gi, length, item.First, Math.Min(item.Count, length - item.First), keyLows[gi], s.GroupKeysT(gi), s.GroupValues(gi),
+                ref ahead);
+        }
+    }
+
+    /// <summary>Positions of group <paramref name="g"/> in a sample of <paramref name="extent"/> valid tokens (tokens g, g + d, ...).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int GroupLength(int extent, int g, int dilation) => (extent - g + dilation - 1) / dilation;
+
+    /// <summary>
+    /// The queries <c>[first, first + count)</c> of one dilation group of an item, every query head of its key/value
+    /// head, against the group's transposed keys and values (keys from <paramref name="keyLow"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunGroup(Plan p, in ScratchLayout s, Item item, int group, int length, int first, int count, int keyLow, float* keysT, float* keyValues,
+        ref NextItemRows ahead)
+    {
+        int kernel = p.Kernel, dilation = p.Dilation;
+        bool causal = p.Causal;
+        int d0 = causal ? -(kernel - 1) : -(kernel / 2);
+        int last = first + count - 1;
+        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
+        long rowLength = p.KeyRowLength;
+        int* windowStart = s.WindowStart, windowEnd = s.WindowEnd;
         bool pending = false; // this block's scores were computed with the previous block's (a pair)
         int current = 0;
         // A chain (17 <= k <= 33): a run of full interior blocks [chainStart, chainEnd) whose consecutive blocks share
@@ -216,7 +277,7 @@ internal static unsafe class Neighborhood1D
 
                 // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
                 float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
-                float* keyT = s.KeysT + LeftPad + (i0 + d0 + jLow - keyLow);
+                float* keyT = keysT + LeftPad + (i0 + d0 + jLow - keyLow);
                 if (chains && !pending && i0 >= chainEnd && Interior(i0, real, length, kernel, causal))
                 {
                     // A new run: the full interior blocks from here to the item's last one (at least two).
@@ -295,7 +356,7 @@ internal static unsafe class Neighborhood1D
                     bool wide = p.OutputRowsWide && lastLane == l0 + 3;
                     int uLow = windowStart[l0], uHigh = windowEnd[lastLane];
                     float* probabilities = scores + (uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
-                    float* values = s.Values + (long)(uLow - keyLow) * dvStride;
+                    float* values = keyValues + (long)(uLow - keyLow) * dvStride;
                     float* target = wide ? p.O + oBase + (long)(group + (i0 + l0) * dilation) * p.OutputSpatial : s.Output;
                     long targetStride = wide ? dilation * p.OutputSpatial : dvStride;
                     ahead.Step();
@@ -617,7 +678,7 @@ internal static unsafe class Neighborhood1D
     {
         private readonly float* _keys, _values;
         private readonly long _keyStep, _valueStep;
-        private readonly int _keyRows, _queryRows, _perStep, _headDim, _valueDim;
+        private readonly int _keyRows, _queryRows, _queryTokens, _queryFirst, _tokenStep, _perStep, _headDim, _valueDim;
         private readonly Plan? _plan;
         private readonly Item _next;
         private int _done;
@@ -628,17 +689,32 @@ internal static unsafe class Neighborhood1D
             if (nextItem is not { } n) return;
             _plan = p;
             _next = n;
-            var (low, _) = Window(n.First, n.GroupLength, p.Kernel, p.Causal);
-            int high = Window(n.First + n.Count - 1, n.GroupLength, p.Kernel, p.Causal).End;
-            _keyStep = p.Dilation * p.KeyStrides[2];
-            _valueStep = p.Dilation * p.ValueStrides[2];
-            _keys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (n.Group + (long)low * p.Dilation) * p.KeyStrides[2];
-            _values = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (n.Group + (long)low * p.Dilation) * p.ValueStrides[2];
-            _keyRows = high - low;
-            _queryRows = p.GroupSize * n.Count;
+            int d = p.Dilation;
+            // A unit's groups interleave: its rows are one range of consecutive tokens (step 1); one group's are d apart.
+            _tokenStep = n.Groups > 1 ? 1 : d;
+            int keyLow = int.MaxValue, keyHigh = int.MinValue, queryLow = int.MaxValue, queryHigh = int.MinValue;
+            for (int gi = 0; gi < n.Groups; gi++)
+            {
+                int g = n.Group + gi, length = GroupLength(n.Extent, g, d), count = Math.Min(n.Count, length - n.First);
+                if (count <= 0) continue;
+                var (low, _) = Window(n.First, length, p.Kernel, p.Causal);
+                int high = Window(n.First + count - 1, length, p.Kernel, p.Causal).End;
+                keyLow = Math.Min(keyLow, g + low * d);
+                keyHigh = Math.Max(keyHigh, g + (high - 1) * d);
+                queryLow = Math.Min(queryLow, g + n.First * d);
+                queryHigh = Math.Max(queryHigh, g + (n.First + count - 1) * d);
+            }
+            _keyStep = _tokenStep * p.KeyStrides[2];
+            _valueStep = _tokenStep * p.ValueStrides[2];
+            _keys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (long)keyLow * p.KeyStrides[2];
+            _values = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (long)keyLow * p.ValueStrides[2];
+            _keyRows = (keyHigh - keyLow) / _tokenStep + 1;
+            _queryFirst = queryLow;
+            _queryTokens = (queryHigh - queryLow) / _tokenStep + 1;
+            _queryRows = p.GroupSize * _queryTokens;
             (_headDim, _valueDim) = (p.HeadDim, p.ValueDim);
             // About eight steps per block (score kernels and P V quads).
-            int steps = 8 * p.GroupSize * ((item.Count + Lanes - 1) / Lanes);
+            int steps = 8 * p.GroupSize * ((item.Count + Lanes - 1) / Lanes) * item.Groups;
             _perStep = (_keyRows + _queryRows + steps - 1) / steps;
         }
 
@@ -661,8 +737,8 @@ internal static unsafe class Neighborhood1D
                     continue;
                 }
                 int r = _done - _keyRows;
-                int head = _next.KeyValueHead * p.GroupSize + r / _next.Count;
-                long x = _next.Group + (long)(_next.First + r % _next.Count) * p.Dilation;
+                int head = _next.KeyValueHead * p.GroupSize + r / _queryTokens;
+                long x = _queryFirst + (long)(r % _queryTokens) * _tokenStep;
                 Prefetch(p.Q + p.QueryOffset + _next.Batch * p.QueryStrides[0] + head * p.QueryStrides[1] + x * p.QuerySpatial, _headDim, l2: true);
                 Prefetch(p.O + p.OutputOffset + _next.Batch * p.OutputStrides[0] + head * p.OutputStrides[1] + x * p.OutputSpatial, _valueDim, l2: true);
             }
@@ -848,8 +924,13 @@ internal static unsafe class Neighborhood1D
         if (n > 3) { (a03 * f0).Store(o0 + 48); (a13 * f1).Store(o1 + 48); (a23 * f2).Store(o2 + 48); (a33 * f3).Store(o3 + 48); }
     }
 
-    /// <summary>One work item: a run of queries of one dilation group of one (sample, key/value head).</summary>
-    private readonly record struct Item(int Batch, int KeyValueHead, int Group, int GroupLength, int First, int Count);
+    /// <summary>
+    /// One work item: the queries <c>[First, First + Count)</c> of <see cref="Groups"/> dilation groups from
+    /// <see cref="Group"/> of one (sample, key/value head), in a sample of <see cref="Extent"/> valid tokens (a group
+    /// shorter than <c>First + Count</c> has fewer, or none). One group, or a unit: every group of a dilation up to
+    /// <see cref="MaxUnitGroups"/>.
+    /// </summary>
+    private readonly record struct Item(int Batch, int KeyValueHead, int Group, int Groups, int Extent, int First, int Count);
 
     /// <summary>
     /// Sizes, pointers and strides of one call, and its items; shared read-only by the workers (plus the item counter).
@@ -870,6 +951,8 @@ internal static unsafe class Neighborhood1D
         public bool OutputRowsWide;
         /// <summary>Floats per row of an item's transposed keys.</summary>
         public long KeyRowLength;
+        /// <summary>Groups per item (the dilation for units, else 1) and queries per group of an item.</summary>
+        public int ItemGroups, ItemQueries;
         /// <summary>The call's items, the first <see cref="ItemCount"/> entries (the array is kept for the next call).</summary>
         public Item[] Items = [];
         public int ItemCount;
@@ -947,12 +1030,14 @@ internal static unsafe class Neighborhood1D
             }
 
             if (_extent.Length < Batch) _extent = new int[Batch];
+            ItemGroups = Dilation > 1 && Dilation <= MaxUnitGroups ? Dilation : 1;
+            ItemQueries = ItemGroups > 1 ? Math.Max(4 * Lanes, UnitTokens / Dilation / Lanes * Lanes) : ChunkQueries;
             int itemCount = 0;
             for (int b = 0; b < Batch; b++)
             {
                 int extent = _extent[b] = problem.ValidExtentOf(b, 0);
-                for (int g = 0; g < Math.Min(Dilation, extent); g++)
-                    itemCount += ((extent - g + Dilation - 1) / Dilation + ChunkQueries - 1) / ChunkQueries;
+                for (int g = 0; g < Math.Min(Dilation, extent); g += ItemGroups)
+                    itemCount += (GroupLength(extent, g, Dilation) + ItemQueries - 1) / ItemQueries;
             }
             itemCount *= problem.KeyValueHeads;
             if (Items.Length < itemCount) Items = new Item[itemCount];
@@ -961,16 +1046,17 @@ internal static unsafe class Neighborhood1D
             {
                 int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
-                    for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                    for (int g = 0; g < Math.Min(Dilation, extent); g += ItemGroups)
                     {
-                        int groupLength = (extent - g + Dilation - 1) / Dilation;
-                        for (int first = 0; first < groupLength; first += ChunkQueries)
-                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
+                        // A unit's first group is the longest (the others have as many queries or one fewer).
+                        int groupLength = GroupLength(extent, g, Dilation), groups = Math.Min(ItemGroups, extent - g);
+                        for (int first = 0; first < groupLength; first += ItemQueries)
+                            Items[ItemCount++] = new Item(b, h, g, groups, extent, first, Math.Min(ItemQueries, groupLength - first));
                     }
             }
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
-            int maxKeys = Math.Min(ChunkQueries + Kernel, Length);
+            int maxKeys = Math.Min(ItemQueries + Kernel, Length);
             KeyRowLength = ((LeftPad + maxKeys + Lanes + 48) + 15) & ~15;
             // An odd number of cache lines per row: the Dqk rows a block reads then spread over every L1 set (an even
             // count, 24 lines at k 33, put all 64 rows on 8 set offsets, 8 rows per set: the L1's whole associativity).
@@ -995,6 +1081,7 @@ internal static unsafe class Neighborhood1D
     /// <summary>Carves one worker's scratch into an item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
+        /// <summary>The item's groups' transposed keys and values (one buffer each per group, <see cref="GroupKeysT"/>, <see cref="GroupValues"/>).</summary>
         public readonly float* KeysT, Values, QueryT, QueryT2, Scores, Output, Zeros, Inverse;
         /// <summary>A chain's ring of three transposed-query blocks and three score blocks (<see cref="Link"/>).</summary>
         public readonly float* ChainQueryT, ChainScores;
@@ -1003,15 +1090,20 @@ internal static unsafe class Neighborhood1D
         /// <summary>Floats per block's score buffer (two buffers: a pair's second block keeps its scores in the other).</summary>
         public readonly long ScoreBlockFloats;
         public readonly int* WindowStart, WindowEnd, DiagonalStart, DiagonalEnd;
+        /// <summary>Per group of the item: the first key (group coordinates) and the key count (0: the group has no queries here).</summary>
+        public readonly int* GroupKeyLow, GroupKeys;
+        private readonly long _keysTFloats, _valuesFloats;
         public readonly float** Rows;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
         {
             float* next = scratch;
-            int maxKeys = Math.Min(ChunkQueries + p.Kernel, p.Length);
-            KeysT = CpuScratch.Take(ref next, p.HeadDim * p.KeyRowLength);
-            Values = CpuScratch.Take(ref next, (long)maxKeys * p.ValueStride);
+            int maxKeys = Math.Min(p.ItemQueries + p.Kernel, p.Length);
+            _keysTFloats = p.HeadDim * p.KeyRowLength;
+            _valuesFloats = ((long)maxKeys * p.ValueStride + 15) & ~15L;
+            KeysT = CpuScratch.Take(ref next, p.ItemGroups * _keysTFloats);
+            Values = CpuScratch.Take(ref next, p.ItemGroups * _valuesFloats);
             QueryT = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             QueryT2 = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             // A block's diagonals: at most k + 15 (border lanes), with zero rows around (3 rows more than needed, kept).
@@ -1028,9 +1120,17 @@ internal static unsafe class Neighborhood1D
             DiagonalStart = (int*)CpuScratch.Take(ref next, Lanes);
             DiagonalEnd = (int*)CpuScratch.Take(ref next, Lanes);
             Rows = (float**)CpuScratch.Take(ref next, 2L * Lanes);
+            GroupKeyLow = (int*)CpuScratch.Take(ref next, MaxUnitGroups);
+            GroupKeys = (int*)CpuScratch.Take(ref next, MaxUnitGroups);
             _end = next;
             if (scratch != null) new Span<float>(Zeros, Math.Max(p.HeadDim, Lanes)).Clear();
         }
+
+        /// <summary>Group <paramref name="gi"/> of the item: its transposed keys.</summary>
+        public float* GroupKeysT(int gi) => KeysT + gi * _keysTFloats;
+
+        /// <summary>Group <paramref name="gi"/> of the item: its value rows.</summary>
+        public float* GroupValues(int gi) => Values + gi * _valuesFloats;
 
         /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
         public static long Floats(Plan p) => (long)new ScratchLayout(null, p)._end / sizeof(float);
