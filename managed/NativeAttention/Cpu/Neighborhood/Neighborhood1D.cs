@@ -189,13 +189,44 @@ internal static unsafe class Neighborhood1D
 
         // The next item's key, value, query and output rows, into L2 a few rows at a time between the blocks' kernels.
         var ahead = new NextItemRows(p, nextItem, item);
-        for (int gi = 0; gi < item.Groups; gi++)
+        bool unit = item.Groups > 1;
+        for (int h = 0; h < p.GroupSize; h++)
         {
-            if (keyCounts[gi] == 0) continue;
-            int length = GroupLength(item.Extent, item.Group + gi, dilation);
-            RunGroup(p, s, item, item.Group + gi, length, item.First, Math.Min(item.Count, length - item.First), keyLows[gi], s.GroupKeysT(gi), s.GroupValues(gi),
-                ref ahead);
+            // A unit's queries of this head, all groups, transposed from consecutive tokens first.
+            if (unit) TransposeUnitQueries(p, s, item, h, keyCounts);
+            for (int gi = 0; gi < item.Groups; gi++)
+            {
+                if (keyCounts[gi] == 0) continue;
+                int length = GroupLength(item.Extent, item.Group + gi, dilation);
+                RunGroup(p, s, item, h, item.Group + gi, length, item.First, Math.Min(item.Count, length - item.First), keyLows[gi], s.GroupKeysT(gi),
+                    s.GroupValues(gi), unit ? s.GroupQueriesT(gi) : null, ref ahead);
+            }
         }
+    }
+
+    /// <summary>
+    /// The queries of a unit for query head <paramref name="h"/> of its key/value head, transposed and scaled per block of
+    /// 16 into each group's buffer (<see cref="ScratchLayout.GroupQueriesT"/>; rows past a group's last query are zeros):
+    /// block b of every group in turn, i.e. 16 d consecutive query rows at a time.
+    /// </summary>
+    private static void TransposeUnitQueries(Plan p, in ScratchLayout s, Item item, int h, int* keyCounts)
+    {
+        int dilation = p.Dilation, dqk = p.HeadDim;
+        int head = item.KeyValueHead * p.GroupSize + h;
+        long qBase = p.QueryOffset + item.Batch * p.QueryStrides[0] + head * p.QueryStrides[1];
+        for (int b = 0; b * Lanes < item.Count; b++)
+            for (int gi = 0; gi < item.Groups; gi++)
+            {
+                if (keyCounts[gi] == 0) continue;
+                int group = item.Group + gi, i0 = item.First + b * Lanes;
+                int real = Math.Min(Lanes, Math.Min(item.First + item.Count, GroupLength(item.Extent, group, dilation)) - i0);
+                if (real <= 0) continue;
+                // This group's next block into L1 (block b + 1 of every group: the 16 d query rows after block b's).
+                int ahead = Math.Min(Lanes, Math.Min(item.First + item.Count, GroupLength(item.Extent, group, dilation)) - i0 - Lanes);
+                for (int l = 0; l < ahead; l++)
+                    Prefetch(p.Q + qBase + (long)(group + (i0 + Lanes + l) * dilation) * p.QuerySpatial, dqk);
+                TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, s.GroupQueriesT(gi) + (long)b * s.QueryTFloats);
+            }
     }
 
     /// <summary>Positions of group <paramref name="g"/> in a sample of <paramref name="extent"/> valid tokens (tokens g, g + d, ...).</summary>
@@ -204,11 +235,13 @@ internal static unsafe class Neighborhood1D
 
     /// <summary>
     /// The queries <c>[first, first + count)</c> of one dilation group of an item, every query head of its key/value
-    /// head, against the group's transposed keys and values (keys from <paramref name="keyLow"/>).
+    /// head, against the group's transposed keys and values (keys from <paramref name="keyLow"/>), for query head
+    /// <paramref name="h"/> of the item's key/value head. <paramref name="queriesT"/>: the queries' blocks already
+    /// transposed and scaled (a unit's, <see cref="TransposeUnitQueries"/>), or null to transpose each block here.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunGroup(Plan p, in ScratchLayout s, Item item, int group, int length, int first, int count, int keyLow, float* keysT, float* keyValues,
-        ref NextItemRows ahead)
+    private static void RunGroup(Plan p, in ScratchLayout s, Item item, int h, int group, int length, int first, int count, int keyLow, float* keysT,
+        float* keyValues, float* queriesT, ref NextItemRows ahead)
     {
         int kernel = p.Kernel, dilation = p.Dilation;
         bool causal = p.Causal;
@@ -224,168 +257,177 @@ internal static unsafe class Neighborhood1D
         // diagonals are computed.
         bool chains = kernel >= Lanes + 1 && kernel <= 2 * Lanes + 1;
         int chainStart = 0, chainEnd = 0, chainLinked = 0;
-        for (int h = 0; h < p.GroupSize; h++)
+        int head = item.KeyValueHead * p.GroupSize + h;
+        long qBase = p.QueryOffset + item.Batch * p.QueryStrides[0] + head * p.QueryStrides[1];
+        long oBase = p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1];
+        long lBase = p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1];
+        float* bias = p.Bias == null ? null : p.Bias + (long)head * (2 * kernel - 1) + kernel - 1 + d0;
+        for (int i0 = first; i0 <= last; i0 += Lanes)
         {
-            int head = item.KeyValueHead * p.GroupSize + h;
-            long qBase = p.QueryOffset + item.Batch * p.QueryStrides[0] + head * p.QueryStrides[1];
-            long oBase = p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1];
-            long lBase = p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1];
-            float* bias = p.Bias == null ? null : p.Bias + (long)head * (2 * kernel - 1) + kernel - 1 + d0;
-            chainEnd = 0; // runs are per head
-            for (int i0 = first; i0 <= last; i0 += Lanes)
+            int real = Math.Min(Lanes, last + 1 - i0);
+            // Lane windows in diagonal coordinates; padding lanes copy a real lane's (finite scores; never written).
+            int jLow = int.MaxValue, jHigh = int.MinValue;
+            if (Interior(i0, real, length, kernel, causal))
             {
-                int real = Math.Min(Lanes, last + 1 - i0);
-                // Lane windows in diagonal coordinates; padding lanes copy a real lane's (finite scores; never written).
-                int jLow = int.MaxValue, jHigh = int.MinValue;
-                if (Interior(i0, real, length, kernel, causal))
+                // Every lane's window is [i + d0, i + d0 + k): diagonals [0, k) in every lane.
+                var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                (lane + Vector512.Create(i0 + d0)).Store(windowStart);
+                (lane + Vector512.Create(i0 + d0 + kernel)).Store(windowEnd);
+                Vector512<int>.Zero.Store(s.DiagonalStart);
+                Vector512.Create(kernel).Store(s.DiagonalEnd);
+                (jLow, jHigh) = (0, kernel);
+            }
+            else for (int l = 0; l < Lanes; l++)
+            {
+                int i = i0 + Math.Min(l, real - 1);
+                var (start, end) = Window(i, length, kernel, causal);
+                windowStart[l] = start;
+                windowEnd[l] = end;
+                int js = start - i - d0, je = end - i - d0;
+                s.DiagonalStart[l] = js;
+                s.DiagonalEnd[l] = je;
+                if (l < real)
                 {
-                    // Every lane's window is [i + d0, i + d0 + k): diagonals [0, k) in every lane.
-                    var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                    (lane + Vector512.Create(i0 + d0)).Store(windowStart);
-                    (lane + Vector512.Create(i0 + d0 + kernel)).Store(windowEnd);
-                    Vector512<int>.Zero.Store(s.DiagonalStart);
-                    Vector512.Create(kernel).Store(s.DiagonalEnd);
-                    (jLow, jHigh) = (0, kernel);
+                    jLow = Math.Min(jLow, js);
+                    jHigh = Math.Max(jHigh, je);
                 }
-                else for (int l = 0; l < Lanes; l++)
-                {
-                    int i = i0 + Math.Min(l, real - 1);
-                    var (start, end) = Window(i, length, kernel, causal);
-                    windowStart[l] = start;
-                    windowEnd[l] = end;
-                    int js = start - i - d0, je = end - i - d0;
-                    s.DiagonalStart[l] = js;
-                    s.DiagonalEnd[l] = je;
-                    if (l < real)
-                    {
-                        jLow = Math.Min(jLow, js);
-                        jHigh = Math.Max(jHigh, je);
-                    }
-                }
-                for (int l = real; l < Lanes; l++)
-                {
-                    // A padding lane keeps one diagonal inside the block's range, so its row stays finite.
-                    s.DiagonalStart[l] = jLow;
-                    s.DiagonalEnd[l] = jLow + 1;
-                }
-                // Exactly the union of the lanes' diagonals (k inside the grid): the kernels take 12, 9, 8 or 4 at a
-                // time and a tail of 1 to 3, so no diagonal is computed only to be masked.
-                int diagonals = jHigh - jLow;
-                // The next block's query rows (in L2 from the previous item's prefetch) into L1.
+            }
+            for (int l = real; l < Lanes; l++)
+            {
+                // A padding lane keeps one diagonal inside the block's range, so its row stays finite.
+                s.DiagonalStart[l] = jLow;
+                s.DiagonalEnd[l] = jLow + 1;
+            }
+            // Exactly the union of the lanes' diagonals (k inside the grid): the kernels take 12, 9, 8 or 4 at a
+            // time and a tail of 1 to 3, so no diagonal is computed only to be masked.
+            int diagonals = jHigh - jLow;
+            // The next block's query rows (in L2 from the previous item's prefetch) into L1.
+            if (queriesT == null)
                 for (int i = i0 + Lanes; i < Math.Min(last + 1, i0 + 2 * Lanes); i++)
                     Prefetch(p.Q + qBase + (long)(group + i * dilation) * p.QuerySpatial, dqk);
 
-                // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
-                float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
-                float* keyT = keysT + LeftPad + (i0 + d0 + jLow - keyLow);
-                if (chains && !pending && i0 >= chainEnd && Interior(i0, real, length, kernel, causal))
+            // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
+            float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
+            float* keyT = keysT + LeftPad + (i0 + d0 + jLow - keyLow);
+            if (chains && !pending && i0 >= chainEnd && Interior(i0, real, length, kernel, causal))
+            {
+                // A new run: the full interior blocks from here to the item's last one (at least two).
+                int end = i0 + Lanes;
+                while (end + Lanes - 1 <= last && Interior(end, Lanes, length, kernel, causal)) end += Lanes;
+                if (end - i0 >= 2 * Lanes)
                 {
-                    // A new run: the full interior blocks from here to the item's last one (at least two).
-                    int end = i0 + Lanes;
-                    while (end + Lanes - 1 <= last && Interior(end, Lanes, length, kernel, causal)) end += Lanes;
-                    if (end - i0 >= 2 * Lanes)
-                    {
-                        (chainStart, chainEnd, chainLinked) = (i0, end, 1);
-                        TransposeQueryBlock(p, s, qBase, group, dilation, i0, Lanes, s.ChainQueryT);
-                        DiagonalsRun(s.ChainQueryT, keyT, rowLength, dqk, s.ChainScores + ZeroRows * Lanes, Lanes, ref ahead);
-                    }
+                    (chainStart, chainEnd, chainLinked) = (i0, end, 1);
+                    float* queryT = ChainQuery(s, queriesT, first, chainStart, 0);
+                    if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, i0, Lanes, queryT);
+                    DiagonalsRun(queryT, keyT, rowLength, dqk, s.ChainScores + ZeroRows * Lanes, Lanes, ref ahead);
                 }
-                if (i0 < chainEnd)
-                {
-                    // Block b of the run keeps its transposed queries and scores in ring slot b % 3; its scores are
-                    // complete once the links to the next one and (k 33) the one after are computed.
-                    int b = (i0 - chainStart) / Lanes, blocks = (chainEnd - chainStart) / Lanes;
-                    scores = ChainScores(s, b);
-                    for (int need = Math.Min(blocks - 1, b + (kernel > 2 * Lanes ? 2 : 1)); chainLinked <= need; chainLinked++)
-                    {
-                        int l = chainLinked;
-                        TransposeQueryBlock(p, s, qBase, group, dilation, chainStart + l * Lanes, Lanes, ChainQueryT(s, l));
-                        ahead.Step();
-                        Link(ChainQueryT(s, l - 1), ChainQueryT(s, l), l >= 2 ? ChainQueryT(s, l - 2) : null, keyT + (l - b) * Lanes, rowLength, dqk, kernel,
-                            ChainScores(s, l - 1), ChainScores(s, l), l >= 2 ? ChainScores(s, l - 2) : null, ref ahead);
-                    }
-                    float* queryT = ChainQueryT(s, b);
-                    if (b == blocks - 1) DiagonalsRun(queryT, keyT + Lanes, rowLength, dqk, scores + Lanes * Lanes, kernel - Lanes, ref ahead);
-                    else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(queryT, keyT + 2 * Lanes, rowLength, dqk, scores + 2 * Lanes * Lanes);
-                }
-                else if (!pending)
-                {
-                    TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, s.QueryT);
-                    // A full next block with the same diagonals 16 columns on: the two share the key loads of the
-                    // diagonals they overlap on (this block's t >= 16 are the next one's t - 16).
-                    bool pair = real == Lanes && i0 + 2 * Lanes - 1 <= last && diagonals >= 20
-                        && (Interior(i0 + Lanes, Lanes, length, kernel, causal) ? (0, kernel) : BlockDiagonals(i0 + Lanes, length, kernel, causal, d0)) == (jLow, jHigh);
-                    if (pair)
-                    {
-                        float* other = s.Scores + ((current ^ 1) * s.ScoreBlockFloats + ZeroRows * Lanes);
-                        TransposeQueryBlock(p, s, qBase, group, dilation, i0 + Lanes, Lanes, s.QueryT2);
-                        ahead.Step();
-                        ScoresPair(s.QueryT, s.QueryT2, keyT, rowLength, dqk, diagonals, scores, other, ref ahead);
-                        pending = true;
-                    }
-                    else
-                    {
-                        int t = 0;
-                        for (; t + 12 <= diagonals; t += 12, ahead.Step()) Diagonals12(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
-                        for (; t + 4 <= diagonals; t += 4) Diagonals4(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
-                        DiagonalsTail(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes, diagonals - t);
-                    }
-                }
-                else pending = false;
-                if (bias != null)
-                    for (int j = jLow; j < jHigh; j++)
-                    {
-                        float* row = scores + (j - jLow) * Lanes;
-                        Vector512.Store(Vector512.Load(row) + Vector512.Create(bias[j]), row);
-                    }
-                var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd);
-                var zero = Vector512<float>.Zero;
-                for (int r = 0; r < ZeroRows; r++)
-                {
-                    Vector512.Store(zero, scores + (r - ZeroRows) * Lanes);
-                    Vector512.Store(zero, scores + (diagonals + r) * Lanes);
-                }
-                var inverse = Vector512<float>.One / sum;
-                inverse.Store(s.Inverse);
-
-                // P V per quad of lanes over the union of its windows: key row u is diagonal u - (i0 + l) - d0 of lane l.
-                for (int quad = 0; quad * 4 < real; quad++)
-                {
-                    int l0 = quad * 4, lastLane = Math.Min(l0 + 3, real - 1);
-                    // Straight into O when its rows take whole vectors and all four lanes are queries.
-                    bool wide = p.OutputRowsWide && lastLane == l0 + 3;
-                    int uLow = windowStart[l0], uHigh = windowEnd[lastLane];
-                    float* probabilities = scores + (uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
-                    float* values = keyValues + (long)(uLow - keyLow) * dvStride;
-                    float* target = wide ? p.O + oBase + (long)(group + (i0 + l0) * dilation) * p.OutputSpatial : s.Output;
-                    long targetStride = wide ? dilation * p.OutputSpatial : dvStride;
-                    ahead.Step();
-                    int e = 0;
-                    for (; e + 64 <= dvStride; e += 64)
-                        AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride);
-                    switch ((dvStride - e) / 16)
-                    {
-                        case 3: AccumulateQuad<Three>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
-                        case 2: AccumulateQuad<Two>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
-                        case 1: AccumulateQuad<One>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
-                    }
-                    if (!wide)
-                        for (int l = l0; l <= lastLane; l++)
-                        {
-                            float* row = p.O + oBase + (long)(group + (i0 + l) * dilation) * p.OutputSpatial, source = s.Output + (long)(l - l0) * dvStride;
-                            for (int x = 0; x < dv; x++) row[x] = source[x];
-                        }
-                }
-                if (p.Lse != null)
-                {
-                    var lse = (max + Log2(sum)) * Vector512.Create(MathConstants.Ln2);
-                    for (int l = 0; l < real; l++) p.Lse[lBase + (long)(group + (i0 + l) * dilation) * p.LseSpatial] = lse.GetElement(l);
-                }
-                // A pair's second block has its scores in the other buffer.
-                if (pending) current ^= 1;
             }
+            if (i0 < chainEnd)
+            {
+                // Block b of the run keeps its transposed queries and scores in ring slot b % 3; its scores are
+                // complete once the links to the next one and (k 33) the one after are computed.
+                int b = (i0 - chainStart) / Lanes, blocks = (chainEnd - chainStart) / Lanes;
+                scores = ChainScores(s, b);
+                for (int need = Math.Min(blocks - 1, b + (kernel > 2 * Lanes ? 2 : 1)); chainLinked <= need; chainLinked++)
+                {
+                    int l = chainLinked;
+                    float* queryL = ChainQuery(s, queriesT, first, chainStart, l);
+                    if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, chainStart + l * Lanes, Lanes, queryL);
+                    ahead.Step();
+                    Link(ChainQuery(s, queriesT, first, chainStart, l - 1), queryL, l >= 2 ? ChainQuery(s, queriesT, first, chainStart, l - 2) : null,
+                        keyT + (l - b) * Lanes, rowLength, dqk, kernel, ChainScores(s, l - 1), ChainScores(s, l), l >= 2 ? ChainScores(s, l - 2) : null, ref ahead);
+                }
+                float* queryT = ChainQuery(s, queriesT, first, chainStart, b);
+                if (b == blocks - 1) DiagonalsRun(queryT, keyT + Lanes, rowLength, dqk, scores + Lanes * Lanes, kernel - Lanes, ref ahead);
+                else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(queryT, keyT + 2 * Lanes, rowLength, dqk, scores + 2 * Lanes * Lanes);
+            }
+            else if (!pending)
+            {
+                float* queryA = queriesT != null ? queriesT + (long)(i0 - first) / Lanes * s.QueryTFloats : s.QueryT;
+                if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, queryA);
+                // A full next block with the same diagonals 16 columns on: the two share the key loads of the
+                // diagonals they overlap on (this block's t >= 16 are the next one's t - 16).
+                bool pair = real == Lanes && i0 + 2 * Lanes - 1 <= last && diagonals >= 20
+                    && (Interior(i0 + Lanes, Lanes, length, kernel, causal) ? (0, kernel) : BlockDiagonals(i0 + Lanes, length, kernel, causal, d0)) == (jLow, jHigh);
+                if (pair)
+                {
+                    float* other = s.Scores + ((current ^ 1) * s.ScoreBlockFloats + ZeroRows * Lanes);
+                    float* queryB = queriesT != null ? queryA + s.QueryTFloats : s.QueryT2;
+                    if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, i0 + Lanes, Lanes, queryB);
+                    ahead.Step();
+                    ScoresPair(queryA, queryB, keyT, rowLength, dqk, diagonals, scores, other, ref ahead);
+                    pending = true;
+                }
+                else
+                {
+                    int t = 0;
+                    for (; t + 12 <= diagonals; t += 12, ahead.Step()) Diagonals12(queryA, keyT + t, rowLength, dqk, scores + t * Lanes);
+                    for (; t + 4 <= diagonals; t += 4) Diagonals4(queryA, keyT + t, rowLength, dqk, scores + t * Lanes);
+                    DiagonalsTail(queryA, keyT + t, rowLength, dqk, scores + t * Lanes, diagonals - t);
+                }
+            }
+            else pending = false;
+            if (bias != null)
+                for (int j = jLow; j < jHigh; j++)
+                {
+                    float* row = scores + (j - jLow) * Lanes;
+                    Vector512.Store(Vector512.Load(row) + Vector512.Create(bias[j]), row);
+                }
+            var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd);
+            var zero = Vector512<float>.Zero;
+            for (int r = 0; r < ZeroRows; r++)
+            {
+                Vector512.Store(zero, scores + (r - ZeroRows) * Lanes);
+                Vector512.Store(zero, scores + (diagonals + r) * Lanes);
+            }
+            var inverse = Vector512<float>.One / sum;
+            inverse.Store(s.Inverse);
+
+            // P V per quad of lanes over the union of its windows: key row u is diagonal u - (i0 + l) - d0 of lane l.
+            for (int quad = 0; quad * 4 < real; quad++)
+            {
+                int l0 = quad * 4, lastLane = Math.Min(l0 + 3, real - 1);
+                // Straight into O when its rows take whole vectors and all four lanes are queries.
+                bool wide = p.OutputRowsWide && lastLane == l0 + 3;
+                int uLow = windowStart[l0], uHigh = windowEnd[lastLane];
+                float* probabilities = scores + (uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
+                float* values = keyValues + (long)(uLow - keyLow) * dvStride;
+                float* target = wide ? p.O + oBase + (long)(group + (i0 + l0) * dilation) * p.OutputSpatial : s.Output;
+                long targetStride = wide ? dilation * p.OutputSpatial : dvStride;
+                ahead.Step();
+                int e = 0;
+                for (; e + 64 <= dvStride; e += 64)
+                    AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride);
+                switch ((dvStride - e) / 16)
+                {
+                    case 3: AccumulateQuad<Three>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
+                    case 2: AccumulateQuad<Two>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
+                    case 1: AccumulateQuad<One>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
+                }
+                if (!wide)
+                    for (int l = l0; l <= lastLane; l++)
+                    {
+                        float* row = p.O + oBase + (long)(group + (i0 + l) * dilation) * p.OutputSpatial, source = s.Output + (long)(l - l0) * dvStride;
+                        for (int x = 0; x < dv; x++) row[x] = source[x];
+                    }
+            }
+            if (p.Lse != null)
+            {
+                var lse = (max + Log2(sum)) * Vector512.Create(MathConstants.Ln2);
+                for (int l = 0; l < real; l++) p.Lse[lBase + (long)(group + (i0 + l) * dilation) * p.LseSpatial] = lse.GetElement(l);
+            }
+            // A pair's second block has its scores in the other buffer.
+            if (pending) current ^= 1;
         }
     }
+
+    /// <summary>
+    /// Block <paramref name="b"/> of the chain from <paramref name="chainStart"/>: in the unit's transposed queries
+    /// (<paramref name="queriesT"/>, from the group's <paramref name="first"/> query), else its ring slot.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float* ChainQuery(in ScratchLayout s, float* queriesT, int first, int chainStart, int b) =>
+        queriesT != null ? queriesT + (long)((chainStart - first) / Lanes + b) * s.QueryTFloats : ChainQueryT(s, b);
 
     /// <summary>Ring slot <c>b % 3</c> of a chain's transposed queries.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -1092,7 +1134,9 @@ internal static unsafe class Neighborhood1D
         public readonly int* WindowStart, WindowEnd, DiagonalStart, DiagonalEnd;
         /// <summary>Per group of the item: the first key (group coordinates) and the key count (0: the group has no queries here).</summary>
         public readonly int* GroupKeyLow, GroupKeys;
-        private readonly long _keysTFloats, _valuesFloats;
+        private readonly long _keysTFloats, _valuesFloats, _queriesTFloats;
+        /// <summary>A unit's transposed queries of one head, one buffer per group (<see cref="GroupQueriesT"/>; none for single-group items).</summary>
+        public readonly float* QueriesT;
         public readonly float** Rows;
         private readonly float* _end;
 
@@ -1104,12 +1148,14 @@ internal static unsafe class Neighborhood1D
             _valuesFloats = ((long)maxKeys * p.ValueStride + 15) & ~15L;
             KeysT = CpuScratch.Take(ref next, p.ItemGroups * _keysTFloats);
             Values = CpuScratch.Take(ref next, p.ItemGroups * _valuesFloats);
+            QueryTFloats = (long)p.HeadDim * Lanes;
+            _queriesTFloats = p.ItemGroups > 1 ? p.ItemQueries / Lanes * QueryTFloats : 0;
+            QueriesT = CpuScratch.Take(ref next, p.ItemGroups * _queriesTFloats);
             QueryT = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             QueryT2 = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             // A block's diagonals: at most k + 15 (border lanes), with zero rows around (3 rows more than needed, kept).
             ScoreBlockFloats = (long)(p.Kernel + Lanes + 3 + 2 * ZeroRows) * Lanes;
             Scores = CpuScratch.Take(ref next, 2 * ScoreBlockFloats);
-            QueryTFloats = (long)p.HeadDim * Lanes;
             ChainQueryT = CpuScratch.Take(ref next, 3 * QueryTFloats);
             ChainScores = CpuScratch.Take(ref next, 3 * ScoreBlockFloats);
             Output = CpuScratch.Take(ref next, 4L * p.ValueStride);
@@ -1128,6 +1174,9 @@ internal static unsafe class Neighborhood1D
 
         /// <summary>Group <paramref name="gi"/> of the item: its transposed keys.</summary>
         public float* GroupKeysT(int gi) => KeysT + gi * _keysTFloats;
+
+        /// <summary>Group <paramref name="gi"/> of a unit: its queries' blocks transposed (for one head).</summary>
+        public float* GroupQueriesT(int gi) => QueriesT + gi * _queriesTFloats;
 
         /// <summary>Group <paramref name="gi"/> of the item: its value rows.</summary>
         public float* GroupValues(int gi) => Values + gi * _valuesFloats;
