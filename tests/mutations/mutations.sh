@@ -513,14 +513,8 @@ mutation nbh1d-chain-run-end \
 mutation nbh1d-group-length-floor \
   managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests.Neighborhood_OneDimensional' \
   'Banded 1-D CPU kernel: a dilation group'"'"'s length is taken as the floor of (N - g) / d, so with N not a multiple of d the first N mod d groups lose their last query (its output row and LSE never written)' \
-  'private static int GroupLength(int extent, int g, int dilation) => (extent - g + dilation - 1) / dilation;' \
-  'private static int GroupLength(int extent, int g, int dilation) => (extent - g) / dilation;'
-
-mutation nbh1d-unit-value-rows \
-  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests.Neighborhood_OneDimensional' \
-  'Banded 1-D CPU kernel: a unit copies every group'"'"'s value rows from the first group'"'"'s first key (the groups of the last unit, of different lengths, have windows clamped at different first keys)' \
-  'long vBase = vHead + (long)(item.Group + gi) * p.ValueStrides[2] + keyLows[gi] * vStep;' \
-  'long vBase = vHead + (long)(item.Group + gi) * p.ValueStrides[2] + keyLows[0] * vStep;'
+  'int groupLength = (extent - g + Dilation - 1) / Dilation;' \
+  'int groupLength = (extent - g) / Dilation;'
 
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \

@@ -39,13 +39,6 @@ internal static unsafe class Neighborhood1D
 {
     /// <summary>Queries of one dilation group per work item.</summary>
     private const int ChunkQueries = 256;
-    /// <summary>
-    /// Dilations up to this run as units: a work item takes the same queries of every group, so that it reads one range
-    /// of consecutive tokens (every row of its pages) instead of rows a dilation apart over d times the pages.
-    /// </summary>
-    private const int MaxUnitGroups = 8;
-    /// <summary>Tokens per unit (queries of one group times the dilation, about): the groups' transposed keys and values stay in L2.</summary>
-    private const int UnitTokens = 512;
     /// <summary>Lanes of a block: the queries whose diagonals are computed together.</summary>
     private const int Lanes = 16;
     /// <summary>Zero key columns before the first key of an item's transposed keys (unaligned loads of border lanes reach up to 15 before).</summary>
@@ -120,136 +113,49 @@ internal static unsafe class Neighborhood1D
     private static void RunItem(Plan p, Item item, float* scratch, Item? nextItem)
     {
         var s = new ScratchLayout(scratch, p);
-        int kernel = p.Kernel, dilation = p.Dilation;
-        bool causal = p.Causal;
-        int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
-        long rowLength = p.KeyRowLength;
-        // The item's groups (one, or every group of a unit): group g's keys [keyLow, keyHigh) in group coordinates.
-        int* keyLows = s.GroupKeyLow, keyCounts = s.GroupKeys;
-        int maxBlocked = 0, maxKeys = 0;
-        for (int gi = 0; gi < item.Groups; gi++)
-        {
-            int length = GroupLength(item.Extent, item.Group + gi, dilation), count = Math.Min(item.Count, length - item.First);
-            if (count <= 0)
-            {
-                keyCounts[gi] = 0;
-                continue;
-            }
-            int keyLow = Window(item.First, length, kernel, causal).Start, keyHigh = Window(item.First + count - 1, length, kernel, causal).End;
-            keyLows[gi] = keyLow;
-            keyCounts[gi] = keyHigh - keyLow;
-            maxKeys = Math.Max(maxKeys, keyHigh - keyLow);
-        }
-        maxBlocked = (maxKeys + Lanes - 1) / Lanes * Lanes;
-
-        // Keys transposed (KT[d][LeftPad + u - keyLow]) with zero columns around them; values as rows of whole vectors.
-        // A unit's groups in turn per block of 16 keys: group g's key u is token g + u * d, so one block of every group
-        // reads 16 d consecutive rows.
-        long kHead = p.KeyOffset + item.Batch * p.KeyStrides[0] + item.KeyValueHead * p.KeyStrides[1];
-        long kStep = dilation * p.KeyStrides[2];
-        for (int u0 = 0; u0 < maxBlocked; u0 += Lanes)
-            for (int gi = 0; gi < item.Groups; gi++)
-            {
-                int keys = keyCounts[gi];
-                if (u0 >= keys) continue;
-                long kBase = kHead + (long)(item.Group + gi) * p.KeyStrides[2] + keyLows[gi] * kStep;
-                // The rows come from memory (touched once per call and head); two blocks ahead are prefetched.
-                for (int u = u0 + 2 * Lanes; u < Math.Min(keys, u0 + 3 * Lanes); u++)
-                    Prefetch(p.K + kBase + u * kStep, dqk);
-                for (int l = 0; l < Lanes; l++)
-                    s.Rows[l] = u0 + l < keys ? p.K + kBase + (u0 + l) * kStep : null;
-                NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, dqk, 1f, s.GroupKeysT(gi) + LeftPad + u0, (int)rowLength);
-            }
-        for (int gi = 0; gi < item.Groups; gi++)
-        {
-            int blocked = (keyCounts[gi] + Lanes - 1) / Lanes * Lanes;
-            if (keyCounts[gi] == 0) continue;
-            for (int d = 0; d < dqk; d++)
-            {
-                float* row = s.GroupKeysT(gi) + d * rowLength;
-                new Span<float>(row, LeftPad).Clear();
-                new Span<float>(row + LeftPad + blocked, (int)(rowLength - LeftPad - blocked)).Clear();
-            }
-        }
-        long vHead = p.ValueOffset + item.Batch * p.ValueStrides[0] + item.KeyValueHead * p.ValueStrides[1];
-        long vStep = dilation * p.ValueStrides[2];
-        for (int u = 0; u < maxKeys; u++)
-            for (int gi = 0; gi < item.Groups; gi++)
-            {
-                int keys = keyCounts[gi];
-                if (u >= keys) continue;
-                long vBase = vHead + (long)(item.Group + gi) * p.ValueStrides[2] + keyLows[gi] * vStep;
-                if (u + 8 < keys) Prefetch(p.V + vBase + (u + 8) * vStep, dv);
-                float* source = p.V + vBase + u * vStep, target = s.GroupValues(gi) + (long)u * dvStride;
-                int e = 0;
-                for (; e + 16 <= dv; e += 16) Vector512.Store(Vector512.Load(source + e), target + e);
-                for (; e < dv; e++) target[e] = source[e];
-                for (; e < dvStride; e++) target[e] = 0;
-            }
-
-        // The next item's key, value, query and output rows, into L2 a few rows at a time between the blocks' kernels.
-        var ahead = new NextItemRows(p, nextItem, item);
-        bool unit = item.Groups > 1;
-        for (int h = 0; h < p.GroupSize; h++)
-        {
-            // A unit's queries of this head, all groups, transposed from consecutive tokens first.
-            if (unit) TransposeUnitQueries(p, s, item, h, keyCounts);
-            for (int gi = 0; gi < item.Groups; gi++)
-            {
-                if (keyCounts[gi] == 0) continue;
-                int length = GroupLength(item.Extent, item.Group + gi, dilation);
-                RunGroup(p, s, item, h, item.Group + gi, length, item.First, Math.Min(item.Count, length - item.First), keyLows[gi], s.GroupKeysT(gi),
-                    s.GroupValues(gi), unit ? s.GroupQueriesT(gi) : null, ref ahead);
-            }
-        }
-    }
-
-    /// <summary>
-    /// The queries of a unit for query head <paramref name="h"/> of its key/value head, transposed and scaled per block of
-    /// 16 into each group's buffer (<see cref="ScratchLayout.GroupQueriesT"/>; rows past a group's last query are zeros):
-    /// block b of every group in turn, i.e. 16 d consecutive query rows at a time.
-    /// </summary>
-    private static void TransposeUnitQueries(Plan p, in ScratchLayout s, Item item, int h, int* keyCounts)
-    {
-        int dilation = p.Dilation, dqk = p.HeadDim;
-        int head = item.KeyValueHead * p.GroupSize + h;
-        long qBase = p.QueryOffset + item.Batch * p.QueryStrides[0] + head * p.QueryStrides[1];
-        for (int b = 0; b * Lanes < item.Count; b++)
-            for (int gi = 0; gi < item.Groups; gi++)
-            {
-                if (keyCounts[gi] == 0) continue;
-                int group = item.Group + gi, i0 = item.First + b * Lanes;
-                int real = Math.Min(Lanes, Math.Min(item.First + item.Count, GroupLength(item.Extent, group, dilation)) - i0);
-                if (real <= 0) continue;
-                // This group's next block into L1 (block b + 1 of every group: the 16 d query rows after block b's).
-                int ahead = Math.Min(Lanes, Math.Min(item.First + item.Count, GroupLength(item.Extent, group, dilation)) - i0 - Lanes);
-                for (int l = 0; l < ahead; l++)
-                    Prefetch(p.Q + qBase + (long)(group + (i0 + Lanes + l) * dilation) * p.QuerySpatial, dqk);
-                TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, s.GroupQueriesT(gi) + (long)b * s.QueryTFloats);
-            }
-    }
-
-    /// <summary>Positions of group <paramref name="g"/> in a sample of <paramref name="extent"/> valid tokens (tokens g, g + d, ...).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int GroupLength(int extent, int g, int dilation) => (extent - g + dilation - 1) / dilation;
-
-    /// <summary>
-    /// The queries <c>[first, first + count)</c> of one dilation group of an item, every query head of its key/value
-    /// head, against the group's transposed keys and values (keys from <paramref name="keyLow"/>), for query head
-    /// <paramref name="h"/> of the item's key/value head. <paramref name="queriesT"/>: the queries' blocks already
-    /// transposed and scaled (a unit's, <see cref="TransposeUnitQueries"/>), or null to transpose each block here.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunGroup(Plan p, in ScratchLayout s, Item item, int h, int group, int length, int first, int count, int keyLow, float* keysT,
-        float* keyValues, float* queriesT, ref NextItemRows ahead)
-    {
-        int kernel = p.Kernel, dilation = p.Dilation;
+        int kernel = p.Kernel, dilation = p.Dilation, group = item.Group, length = item.GroupLength;
         bool causal = p.Causal;
         int d0 = causal ? -(kernel - 1) : -(kernel / 2);
-        int last = first + count - 1;
+        int first = item.First, last = item.First + item.Count - 1;
+        int keyLow = Window(first, length, kernel, causal).Start, keyHigh = Window(last, length, kernel, causal).End;
+        int keys = keyHigh - keyLow;
         int dqk = p.HeadDim, dv = p.ValueDim, dvStride = p.ValueStride;
         long rowLength = p.KeyRowLength;
+
+        // Keys transposed (KT[d][LeftPad + u - keyLow]) with zero columns around them; values as rows of whole vectors.
+        long kBase = p.KeyOffset + item.Batch * p.KeyStrides[0] + item.KeyValueHead * p.KeyStrides[1] + (long)group * p.KeyStrides[2];
+        long kStep = dilation * p.KeyStrides[2];
+        int blocked = (keys + Lanes - 1) / Lanes * Lanes;
+        for (int u0 = 0; u0 < blocked; u0 += Lanes)
+        {
+            // The rows come from memory (touched once per call and head); two blocks ahead are prefetched.
+            for (int u = u0 + 2 * Lanes; u < Math.Min(keys, u0 + 3 * Lanes); u++)
+                Prefetch(p.K + kBase + (keyLow + u) * kStep, dqk);
+            for (int l = 0; l < Lanes; l++)
+                s.Rows[l] = u0 + l < keys ? p.K + kBase + (keyLow + u0 + l) * kStep : null;
+            NeighborhoodKernels.TransposeQueries<Simd512, Vector512<float>>(s.Rows, s.Zeros, dqk, 1f, s.KeysT + LeftPad + u0, (int)rowLength);
+        }
+        for (int d = 0; d < dqk; d++)
+        {
+            float* row = s.KeysT + d * rowLength;
+            new Span<float>(row, LeftPad).Clear();
+            new Span<float>(row + LeftPad + blocked, (int)(rowLength - LeftPad - blocked)).Clear();
+        }
+        long vBase = p.ValueOffset + item.Batch * p.ValueStrides[0] + item.KeyValueHead * p.ValueStrides[1] + (long)group * p.ValueStrides[2];
+        long vStep = dilation * p.ValueStrides[2];
+        for (int u = 0; u < keys; u++)
+        {
+            if (u + 8 < keys) Prefetch(p.V + vBase + (keyLow + u + 8) * vStep, dv);
+            float* source = p.V + vBase + (keyLow + u) * vStep, target = s.Values + (long)u * dvStride;
+            int e = 0;
+            for (; e + 16 <= dv; e += 16) Vector512.Store(Vector512.Load(source + e), target + e);
+            for (; e < dv; e++) target[e] = source[e];
+            for (; e < dvStride; e++) target[e] = 0;
+        }
+
         int* windowStart = s.WindowStart, windowEnd = s.WindowEnd;
+        // The next item's key, value, query and output rows, into L2 a few rows at a time between the blocks' kernels.
+        var ahead = new NextItemRows(p, nextItem, item);
         bool pending = false; // this block's scores were computed with the previous block's (a pair)
         int current = 0;
         // A chain (17 <= k <= 33): a run of full interior blocks [chainStart, chainEnd) whose consecutive blocks share
@@ -257,177 +163,168 @@ internal static unsafe class Neighborhood1D
         // diagonals are computed.
         bool chains = kernel >= Lanes + 1 && kernel <= 2 * Lanes + 1;
         int chainStart = 0, chainEnd = 0, chainLinked = 0;
-        int head = item.KeyValueHead * p.GroupSize + h;
-        long qBase = p.QueryOffset + item.Batch * p.QueryStrides[0] + head * p.QueryStrides[1];
-        long oBase = p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1];
-        long lBase = p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1];
-        float* bias = p.Bias == null ? null : p.Bias + (long)head * (2 * kernel - 1) + kernel - 1 + d0;
-        for (int i0 = first; i0 <= last; i0 += Lanes)
+        for (int h = 0; h < p.GroupSize; h++)
         {
-            int real = Math.Min(Lanes, last + 1 - i0);
-            // Lane windows in diagonal coordinates; padding lanes copy a real lane's (finite scores; never written).
-            int jLow = int.MaxValue, jHigh = int.MinValue;
-            if (Interior(i0, real, length, kernel, causal))
+            int head = item.KeyValueHead * p.GroupSize + h;
+            long qBase = p.QueryOffset + item.Batch * p.QueryStrides[0] + head * p.QueryStrides[1];
+            long oBase = p.OutputOffset + item.Batch * p.OutputStrides[0] + head * p.OutputStrides[1];
+            long lBase = p.LseOffset + item.Batch * p.LseStrides[0] + head * p.LseStrides[1];
+            float* bias = p.Bias == null ? null : p.Bias + (long)head * (2 * kernel - 1) + kernel - 1 + d0;
+            chainEnd = 0; // runs are per head
+            for (int i0 = first; i0 <= last; i0 += Lanes)
             {
-                // Every lane's window is [i + d0, i + d0 + k): diagonals [0, k) in every lane.
-                var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                (lane + Vector512.Create(i0 + d0)).Store(windowStart);
-                (lane + Vector512.Create(i0 + d0 + kernel)).Store(windowEnd);
-                Vector512<int>.Zero.Store(s.DiagonalStart);
-                Vector512.Create(kernel).Store(s.DiagonalEnd);
-                (jLow, jHigh) = (0, kernel);
-            }
-            else for (int l = 0; l < Lanes; l++)
-            {
-                int i = i0 + Math.Min(l, real - 1);
-                var (start, end) = Window(i, length, kernel, causal);
-                windowStart[l] = start;
-                windowEnd[l] = end;
-                int js = start - i - d0, je = end - i - d0;
-                s.DiagonalStart[l] = js;
-                s.DiagonalEnd[l] = je;
-                if (l < real)
+                int real = Math.Min(Lanes, last + 1 - i0);
+                // Lane windows in diagonal coordinates; padding lanes copy a real lane's (finite scores; never written).
+                int jLow = int.MaxValue, jHigh = int.MinValue;
+                if (Interior(i0, real, length, kernel, causal))
                 {
-                    jLow = Math.Min(jLow, js);
-                    jHigh = Math.Max(jHigh, je);
+                    // Every lane's window is [i + d0, i + d0 + k): diagonals [0, k) in every lane.
+                    var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                    (lane + Vector512.Create(i0 + d0)).Store(windowStart);
+                    (lane + Vector512.Create(i0 + d0 + kernel)).Store(windowEnd);
+                    Vector512<int>.Zero.Store(s.DiagonalStart);
+                    Vector512.Create(kernel).Store(s.DiagonalEnd);
+                    (jLow, jHigh) = (0, kernel);
                 }
-            }
-            for (int l = real; l < Lanes; l++)
-            {
-                // A padding lane keeps one diagonal inside the block's range, so its row stays finite.
-                s.DiagonalStart[l] = jLow;
-                s.DiagonalEnd[l] = jLow + 1;
-            }
-            // Exactly the union of the lanes' diagonals (k inside the grid): the kernels take 12, 9, 8 or 4 at a
-            // time and a tail of 1 to 3, so no diagonal is computed only to be masked.
-            int diagonals = jHigh - jLow;
-            // The next block's query rows (in L2 from the previous item's prefetch) into L1.
-            if (queriesT == null)
+                else for (int l = 0; l < Lanes; l++)
+                {
+                    int i = i0 + Math.Min(l, real - 1);
+                    var (start, end) = Window(i, length, kernel, causal);
+                    windowStart[l] = start;
+                    windowEnd[l] = end;
+                    int js = start - i - d0, je = end - i - d0;
+                    s.DiagonalStart[l] = js;
+                    s.DiagonalEnd[l] = je;
+                    if (l < real)
+                    {
+                        jLow = Math.Min(jLow, js);
+                        jHigh = Math.Max(jHigh, je);
+                    }
+                }
+                for (int l = real; l < Lanes; l++)
+                {
+                    // A padding lane keeps one diagonal inside the block's range, so its row stays finite.
+                    s.DiagonalStart[l] = jLow;
+                    s.DiagonalEnd[l] = jLow + 1;
+                }
+                // Exactly the union of the lanes' diagonals (k inside the grid): the kernels take 12, 9, 8 or 4 at a
+                // time and a tail of 1 to 3, so no diagonal is computed only to be masked.
+                int diagonals = jHigh - jLow;
+                // The next block's query rows (in L2 from the previous item's prefetch) into L1.
                 for (int i = i0 + Lanes; i < Math.Min(last + 1, i0 + 2 * Lanes); i++)
                     Prefetch(p.Q + qBase + (long)(group + i * dilation) * p.QuerySpatial, dqk);
 
-            // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
-            float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
-            float* keyT = keysT + LeftPad + (i0 + d0 + jLow - keyLow);
-            if (chains && !pending && i0 >= chainEnd && Interior(i0, real, length, kernel, causal))
-            {
-                // A new run: the full interior blocks from here to the item's last one (at least two).
-                int end = i0 + Lanes;
-                while (end + Lanes - 1 <= last && Interior(end, Lanes, length, kernel, causal)) end += Lanes;
-                if (end - i0 >= 2 * Lanes)
+                // Scores: diagonal t of the block (j = jLow + t) reads KT from the column of lane 0's key.
+                float* scores = s.Scores + (current * s.ScoreBlockFloats + ZeroRows * Lanes);
+                float* keyT = s.KeysT + LeftPad + (i0 + d0 + jLow - keyLow);
+                if (chains && !pending && i0 >= chainEnd && Interior(i0, real, length, kernel, causal))
                 {
-                    (chainStart, chainEnd, chainLinked) = (i0, end, 1);
-                    float* queryT = ChainQuery(s, queriesT, first, chainStart, 0);
-                    if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, i0, Lanes, queryT);
-                    DiagonalsRun(queryT, keyT, rowLength, dqk, s.ChainScores + ZeroRows * Lanes, Lanes, ref ahead);
-                }
-            }
-            if (i0 < chainEnd)
-            {
-                // Block b of the run keeps its transposed queries and scores in ring slot b % 3; its scores are
-                // complete once the links to the next one and (k 33) the one after are computed.
-                int b = (i0 - chainStart) / Lanes, blocks = (chainEnd - chainStart) / Lanes;
-                scores = ChainScores(s, b);
-                for (int need = Math.Min(blocks - 1, b + (kernel > 2 * Lanes ? 2 : 1)); chainLinked <= need; chainLinked++)
-                {
-                    int l = chainLinked;
-                    float* queryL = ChainQuery(s, queriesT, first, chainStart, l);
-                    if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, chainStart + l * Lanes, Lanes, queryL);
-                    ahead.Step();
-                    Link(ChainQuery(s, queriesT, first, chainStart, l - 1), queryL, l >= 2 ? ChainQuery(s, queriesT, first, chainStart, l - 2) : null,
-                        keyT + (l - b) * Lanes, rowLength, dqk, kernel, ChainScores(s, l - 1), ChainScores(s, l), l >= 2 ? ChainScores(s, l - 2) : null, ref ahead);
-                }
-                float* queryT = ChainQuery(s, queriesT, first, chainStart, b);
-                if (b == blocks - 1) DiagonalsRun(queryT, keyT + Lanes, rowLength, dqk, scores + Lanes * Lanes, kernel - Lanes, ref ahead);
-                else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(queryT, keyT + 2 * Lanes, rowLength, dqk, scores + 2 * Lanes * Lanes);
-            }
-            else if (!pending)
-            {
-                float* queryA = queriesT != null ? queriesT + (long)(i0 - first) / Lanes * s.QueryTFloats : s.QueryT;
-                if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, queryA);
-                // A full next block with the same diagonals 16 columns on: the two share the key loads of the
-                // diagonals they overlap on (this block's t >= 16 are the next one's t - 16).
-                bool pair = real == Lanes && i0 + 2 * Lanes - 1 <= last && diagonals >= 20
-                    && (Interior(i0 + Lanes, Lanes, length, kernel, causal) ? (0, kernel) : BlockDiagonals(i0 + Lanes, length, kernel, causal, d0)) == (jLow, jHigh);
-                if (pair)
-                {
-                    float* other = s.Scores + ((current ^ 1) * s.ScoreBlockFloats + ZeroRows * Lanes);
-                    float* queryB = queriesT != null ? queryA + s.QueryTFloats : s.QueryT2;
-                    if (queriesT == null) TransposeQueryBlock(p, s, qBase, group, dilation, i0 + Lanes, Lanes, queryB);
-                    ahead.Step();
-                    ScoresPair(queryA, queryB, keyT, rowLength, dqk, diagonals, scores, other, ref ahead);
-                    pending = true;
-                }
-                else
-                {
-                    int t = 0;
-                    for (; t + 12 <= diagonals; t += 12, ahead.Step()) Diagonals12(queryA, keyT + t, rowLength, dqk, scores + t * Lanes);
-                    for (; t + 4 <= diagonals; t += 4) Diagonals4(queryA, keyT + t, rowLength, dqk, scores + t * Lanes);
-                    DiagonalsTail(queryA, keyT + t, rowLength, dqk, scores + t * Lanes, diagonals - t);
-                }
-            }
-            else pending = false;
-            if (bias != null)
-                for (int j = jLow; j < jHigh; j++)
-                {
-                    float* row = scores + (j - jLow) * Lanes;
-                    Vector512.Store(Vector512.Load(row) + Vector512.Create(bias[j]), row);
-                }
-            var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd);
-            var zero = Vector512<float>.Zero;
-            for (int r = 0; r < ZeroRows; r++)
-            {
-                Vector512.Store(zero, scores + (r - ZeroRows) * Lanes);
-                Vector512.Store(zero, scores + (diagonals + r) * Lanes);
-            }
-            var inverse = Vector512<float>.One / sum;
-            inverse.Store(s.Inverse);
-
-            // P V per quad of lanes over the union of its windows: key row u is diagonal u - (i0 + l) - d0 of lane l.
-            for (int quad = 0; quad * 4 < real; quad++)
-            {
-                int l0 = quad * 4, lastLane = Math.Min(l0 + 3, real - 1);
-                // Straight into O when its rows take whole vectors and all four lanes are queries.
-                bool wide = p.OutputRowsWide && lastLane == l0 + 3;
-                int uLow = windowStart[l0], uHigh = windowEnd[lastLane];
-                float* probabilities = scores + (uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
-                float* values = keyValues + (long)(uLow - keyLow) * dvStride;
-                float* target = wide ? p.O + oBase + (long)(group + (i0 + l0) * dilation) * p.OutputSpatial : s.Output;
-                long targetStride = wide ? dilation * p.OutputSpatial : dvStride;
-                ahead.Step();
-                int e = 0;
-                for (; e + 64 <= dvStride; e += 64)
-                    AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride);
-                switch ((dvStride - e) / 16)
-                {
-                    case 3: AccumulateQuad<Three>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
-                    case 2: AccumulateQuad<Two>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
-                    case 1: AccumulateQuad<One>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
-                }
-                if (!wide)
-                    for (int l = l0; l <= lastLane; l++)
+                    // A new run: the full interior blocks from here to the item's last one (at least two).
+                    int end = i0 + Lanes;
+                    while (end + Lanes - 1 <= last && Interior(end, Lanes, length, kernel, causal)) end += Lanes;
+                    if (end - i0 >= 2 * Lanes)
                     {
-                        float* row = p.O + oBase + (long)(group + (i0 + l) * dilation) * p.OutputSpatial, source = s.Output + (long)(l - l0) * dvStride;
-                        for (int x = 0; x < dv; x++) row[x] = source[x];
+                        (chainStart, chainEnd, chainLinked) = (i0, end, 1);
+                        TransposeQueryBlock(p, s, qBase, group, dilation, i0, Lanes, s.ChainQueryT);
+                        DiagonalsRun(s.ChainQueryT, keyT, rowLength, dqk, s.ChainScores + ZeroRows * Lanes, Lanes, ref ahead);
                     }
+                }
+                if (i0 < chainEnd)
+                {
+                    // Block b of the run keeps its transposed queries and scores in ring slot b % 3; its scores are
+                    // complete once the links to the next one and (k 33) the one after are computed.
+                    int b = (i0 - chainStart) / Lanes, blocks = (chainEnd - chainStart) / Lanes;
+                    scores = ChainScores(s, b);
+                    for (int need = Math.Min(blocks - 1, b + (kernel > 2 * Lanes ? 2 : 1)); chainLinked <= need; chainLinked++)
+                    {
+                        int l = chainLinked;
+                        TransposeQueryBlock(p, s, qBase, group, dilation, chainStart + l * Lanes, Lanes, ChainQueryT(s, l));
+                        ahead.Step();
+                        Link(ChainQueryT(s, l - 1), ChainQueryT(s, l), l >= 2 ? ChainQueryT(s, l - 2) : null, keyT + (l - b) * Lanes, rowLength, dqk, kernel,
+                            ChainScores(s, l - 1), ChainScores(s, l), l >= 2 ? ChainScores(s, l - 2) : null, ref ahead);
+                    }
+                    float* queryT = ChainQueryT(s, b);
+                    if (b == blocks - 1) DiagonalsRun(queryT, keyT + Lanes, rowLength, dqk, scores + Lanes * Lanes, kernel - Lanes, ref ahead);
+                    else if (kernel > 2 * Lanes && b == blocks - 2) DiagonalsTail<One>(queryT, keyT + 2 * Lanes, rowLength, dqk, scores + 2 * Lanes * Lanes);
+                }
+                else if (!pending)
+                {
+                    TransposeQueryBlock(p, s, qBase, group, dilation, i0, real, s.QueryT);
+                    // A full next block with the same diagonals 16 columns on: the two share the key loads of the
+                    // diagonals they overlap on (this block's t >= 16 are the next one's t - 16).
+                    bool pair = real == Lanes && i0 + 2 * Lanes - 1 <= last && diagonals >= 20
+                        && (Interior(i0 + Lanes, Lanes, length, kernel, causal) ? (0, kernel) : BlockDiagonals(i0 + Lanes, length, kernel, causal, d0)) == (jLow, jHigh);
+                    if (pair)
+                    {
+                        float* other = s.Scores + ((current ^ 1) * s.ScoreBlockFloats + ZeroRows * Lanes);
+                        TransposeQueryBlock(p, s, qBase, group, dilation, i0 + Lanes, Lanes, s.QueryT2);
+                        ahead.Step();
+                        ScoresPair(s.QueryT, s.QueryT2, keyT, rowLength, dqk, diagonals, scores, other, ref ahead);
+                        pending = true;
+                    }
+                    else
+                    {
+                        int t = 0;
+                        for (; t + 12 <= diagonals; t += 12, ahead.Step()) Diagonals12(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                        for (; t + 4 <= diagonals; t += 4) Diagonals4(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes);
+                        DiagonalsTail(s.QueryT, keyT + t, rowLength, dqk, scores + t * Lanes, diagonals - t);
+                    }
+                }
+                else pending = false;
+                if (bias != null)
+                    for (int j = jLow; j < jHigh; j++)
+                    {
+                        float* row = scores + (j - jLow) * Lanes;
+                        Vector512.Store(Vector512.Load(row) + Vector512.Create(bias[j]), row);
+                    }
+                var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd);
+                var zero = Vector512<float>.Zero;
+                for (int r = 0; r < ZeroRows; r++)
+                {
+                    Vector512.Store(zero, scores + (r - ZeroRows) * Lanes);
+                    Vector512.Store(zero, scores + (diagonals + r) * Lanes);
+                }
+                var inverse = Vector512<float>.One / sum;
+                inverse.Store(s.Inverse);
+
+                // P V per quad of lanes over the union of its windows: key row u is diagonal u - (i0 + l) - d0 of lane l.
+                for (int quad = 0; quad * 4 < real; quad++)
+                {
+                    int l0 = quad * 4, lastLane = Math.Min(l0 + 3, real - 1);
+                    // Straight into O when its rows take whole vectors and all four lanes are queries.
+                    bool wide = p.OutputRowsWide && lastLane == l0 + 3;
+                    int uLow = windowStart[l0], uHigh = windowEnd[lastLane];
+                    float* probabilities = scores + (uLow - i0 - l0 - d0 - jLow) * Lanes + l0;
+                    float* values = s.Values + (long)(uLow - keyLow) * dvStride;
+                    float* target = wide ? p.O + oBase + (long)(group + (i0 + l0) * dilation) * p.OutputSpatial : s.Output;
+                    long targetStride = wide ? dilation * p.OutputSpatial : dvStride;
+                    ahead.Step();
+                    int e = 0;
+                    for (; e + 64 <= dvStride; e += 64)
+                        AccumulateQuad<Four>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride);
+                    switch ((dvStride - e) / 16)
+                    {
+                        case 3: AccumulateQuad<Three>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
+                        case 2: AccumulateQuad<Two>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
+                        case 1: AccumulateQuad<One>(probabilities, values + e, uHigh - uLow, dvStride, s.Inverse + l0, target + e, targetStride); break;
+                    }
+                    if (!wide)
+                        for (int l = l0; l <= lastLane; l++)
+                        {
+                            float* row = p.O + oBase + (long)(group + (i0 + l) * dilation) * p.OutputSpatial, source = s.Output + (long)(l - l0) * dvStride;
+                            for (int x = 0; x < dv; x++) row[x] = source[x];
+                        }
+                }
+                if (p.Lse != null)
+                {
+                    var lse = (max + Log2(sum)) * Vector512.Create(MathConstants.Ln2);
+                    for (int l = 0; l < real; l++) p.Lse[lBase + (long)(group + (i0 + l) * dilation) * p.LseSpatial] = lse.GetElement(l);
+                }
+                // A pair's second block has its scores in the other buffer.
+                if (pending) current ^= 1;
             }
-            if (p.Lse != null)
-            {
-                var lse = (max + Log2(sum)) * Vector512.Create(MathConstants.Ln2);
-                for (int l = 0; l < real; l++) p.Lse[lBase + (long)(group + (i0 + l) * dilation) * p.LseSpatial] = lse.GetElement(l);
-            }
-            // A pair's second block has its scores in the other buffer.
-            if (pending) current ^= 1;
         }
     }
-
-    /// <summary>
-    /// Block <paramref name="b"/> of the chain from <paramref name="chainStart"/>: in the unit's transposed queries
-    /// (<paramref name="queriesT"/>, from the group's <paramref name="first"/> query), else its ring slot.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float* ChainQuery(in ScratchLayout s, float* queriesT, int first, int chainStart, int b) =>
-        queriesT != null ? queriesT + (long)((chainStart - first) / Lanes + b) * s.QueryTFloats : ChainQueryT(s, b);
 
     /// <summary>Ring slot <c>b % 3</c> of a chain's transposed queries.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -720,7 +617,7 @@ internal static unsafe class Neighborhood1D
     {
         private readonly float* _keys, _values;
         private readonly long _keyStep, _valueStep;
-        private readonly int _keyRows, _queryRows, _queryTokens, _queryFirst, _tokenStep, _perStep, _headDim, _valueDim;
+        private readonly int _keyRows, _queryRows, _perStep, _headDim, _valueDim;
         private readonly Plan? _plan;
         private readonly Item _next;
         private int _done;
@@ -731,32 +628,17 @@ internal static unsafe class Neighborhood1D
             if (nextItem is not { } n) return;
             _plan = p;
             _next = n;
-            int d = p.Dilation;
-            // A unit's groups interleave: its rows are one range of consecutive tokens (step 1); one group's are d apart.
-            _tokenStep = n.Groups > 1 ? 1 : d;
-            int keyLow = int.MaxValue, keyHigh = int.MinValue, queryLow = int.MaxValue, queryHigh = int.MinValue;
-            for (int gi = 0; gi < n.Groups; gi++)
-            {
-                int g = n.Group + gi, length = GroupLength(n.Extent, g, d), count = Math.Min(n.Count, length - n.First);
-                if (count <= 0) continue;
-                var (low, _) = Window(n.First, length, p.Kernel, p.Causal);
-                int high = Window(n.First + count - 1, length, p.Kernel, p.Causal).End;
-                keyLow = Math.Min(keyLow, g + low * d);
-                keyHigh = Math.Max(keyHigh, g + (high - 1) * d);
-                queryLow = Math.Min(queryLow, g + n.First * d);
-                queryHigh = Math.Max(queryHigh, g + (n.First + count - 1) * d);
-            }
-            _keyStep = _tokenStep * p.KeyStrides[2];
-            _valueStep = _tokenStep * p.ValueStrides[2];
-            _keys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (long)keyLow * p.KeyStrides[2];
-            _values = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (long)keyLow * p.ValueStrides[2];
-            _keyRows = (keyHigh - keyLow) / _tokenStep + 1;
-            _queryFirst = queryLow;
-            _queryTokens = (queryHigh - queryLow) / _tokenStep + 1;
-            _queryRows = p.GroupSize * _queryTokens;
+            var (low, _) = Window(n.First, n.GroupLength, p.Kernel, p.Causal);
+            int high = Window(n.First + n.Count - 1, n.GroupLength, p.Kernel, p.Causal).End;
+            _keyStep = p.Dilation * p.KeyStrides[2];
+            _valueStep = p.Dilation * p.ValueStrides[2];
+            _keys = p.K + p.KeyOffset + n.Batch * p.KeyStrides[0] + n.KeyValueHead * p.KeyStrides[1] + (n.Group + (long)low * p.Dilation) * p.KeyStrides[2];
+            _values = p.V + p.ValueOffset + n.Batch * p.ValueStrides[0] + n.KeyValueHead * p.ValueStrides[1] + (n.Group + (long)low * p.Dilation) * p.ValueStrides[2];
+            _keyRows = high - low;
+            _queryRows = p.GroupSize * n.Count;
             (_headDim, _valueDim) = (p.HeadDim, p.ValueDim);
             // About eight steps per block (score kernels and P V quads).
-            int steps = 8 * p.GroupSize * ((item.Count + Lanes - 1) / Lanes) * item.Groups;
+            int steps = 8 * p.GroupSize * ((item.Count + Lanes - 1) / Lanes);
             _perStep = (_keyRows + _queryRows + steps - 1) / steps;
         }
 
@@ -779,8 +661,8 @@ internal static unsafe class Neighborhood1D
                     continue;
                 }
                 int r = _done - _keyRows;
-                int head = _next.KeyValueHead * p.GroupSize + r / _queryTokens;
-                long x = _queryFirst + (long)(r % _queryTokens) * _tokenStep;
+                int head = _next.KeyValueHead * p.GroupSize + r / _next.Count;
+                long x = _next.Group + (long)(_next.First + r % _next.Count) * p.Dilation;
                 Prefetch(p.Q + p.QueryOffset + _next.Batch * p.QueryStrides[0] + head * p.QueryStrides[1] + x * p.QuerySpatial, _headDim, l2: true);
                 Prefetch(p.O + p.OutputOffset + _next.Batch * p.OutputStrides[0] + head * p.OutputStrides[1] + x * p.OutputSpatial, _valueDim, l2: true);
             }
@@ -966,13 +848,8 @@ internal static unsafe class Neighborhood1D
         if (n > 3) { (a03 * f0).Store(o0 + 48); (a13 * f1).Store(o1 + 48); (a23 * f2).Store(o2 + 48); (a33 * f3).Store(o3 + 48); }
     }
 
-    /// <summary>
-    /// One work item: the queries <c>[First, First + Count)</c> of <see cref="Groups"/> dilation groups from
-    /// <see cref="Group"/> of one (sample, key/value head), in a sample of <see cref="Extent"/> valid tokens (a group
-    /// shorter than <c>First + Count</c> has fewer, or none). One group, or a unit: every group of a dilation up to
-    /// <see cref="MaxUnitGroups"/>.
-    /// </summary>
-    private readonly record struct Item(int Batch, int KeyValueHead, int Group, int Groups, int Extent, int First, int Count);
+    /// <summary>One work item: a run of queries of one dilation group of one (sample, key/value head).</summary>
+    private readonly record struct Item(int Batch, int KeyValueHead, int Group, int GroupLength, int First, int Count);
 
     /// <summary>
     /// Sizes, pointers and strides of one call, and its items; shared read-only by the workers (plus the item counter).
@@ -993,8 +870,6 @@ internal static unsafe class Neighborhood1D
         public bool OutputRowsWide;
         /// <summary>Floats per row of an item's transposed keys.</summary>
         public long KeyRowLength;
-        /// <summary>Groups per item (the dilation for units, else 1) and queries per group of an item.</summary>
-        public int ItemGroups, ItemQueries;
         /// <summary>The call's items, the first <see cref="ItemCount"/> entries (the array is kept for the next call).</summary>
         public Item[] Items = [];
         public int ItemCount;
@@ -1072,14 +947,12 @@ internal static unsafe class Neighborhood1D
             }
 
             if (_extent.Length < Batch) _extent = new int[Batch];
-            ItemGroups = Dilation > 1 && Dilation <= MaxUnitGroups ? Dilation : 1;
-            ItemQueries = ItemGroups > 1 ? Math.Max(4 * Lanes, UnitTokens / Dilation / Lanes * Lanes) : ChunkQueries;
             int itemCount = 0;
             for (int b = 0; b < Batch; b++)
             {
                 int extent = _extent[b] = problem.ValidExtentOf(b, 0);
-                for (int g = 0; g < Math.Min(Dilation, extent); g += ItemGroups)
-                    itemCount += (GroupLength(extent, g, Dilation) + ItemQueries - 1) / ItemQueries;
+                for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                    itemCount += ((extent - g + Dilation - 1) / Dilation + ChunkQueries - 1) / ChunkQueries;
             }
             itemCount *= problem.KeyValueHeads;
             if (Items.Length < itemCount) Items = new Item[itemCount];
@@ -1088,17 +961,16 @@ internal static unsafe class Neighborhood1D
             {
                 int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
-                    for (int g = 0; g < Math.Min(Dilation, extent); g += ItemGroups)
+                    for (int g = 0; g < Math.Min(Dilation, extent); g++)
                     {
-                        // A unit's first group is the longest (the others have as many queries or one fewer).
-                        int groupLength = GroupLength(extent, g, Dilation), groups = Math.Min(ItemGroups, extent - g);
-                        for (int first = 0; first < groupLength; first += ItemQueries)
-                            Items[ItemCount++] = new Item(b, h, g, groups, extent, first, Math.Min(ItemQueries, groupLength - first));
+                        int groupLength = (extent - g + Dilation - 1) / Dilation;
+                        for (int first = 0; first < groupLength; first += ChunkQueries)
+                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
                     }
             }
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
-            int maxKeys = Math.Min(ItemQueries + Kernel, Length);
+            int maxKeys = Math.Min(ChunkQueries + Kernel, Length);
             KeyRowLength = ((LeftPad + maxKeys + Lanes + 48) + 15) & ~15;
             // An odd number of cache lines per row: the Dqk rows a block reads then spread over every L1 set (an even
             // count, 24 lines at k 33, put all 64 rows on 8 set offsets, 8 rows per set: the L1's whole associativity).
@@ -1123,7 +995,6 @@ internal static unsafe class Neighborhood1D
     /// <summary>Carves one worker's scratch into an item's buffers; every block starts 64-byte aligned.</summary>
     private readonly struct ScratchLayout
     {
-        /// <summary>The item's groups' transposed keys and values (one buffer each per group, <see cref="GroupKeysT"/>, <see cref="GroupValues"/>).</summary>
         public readonly float* KeysT, Values, QueryT, QueryT2, Scores, Output, Zeros, Inverse;
         /// <summary>A chain's ring of three transposed-query blocks and three score blocks (<see cref="Link"/>).</summary>
         public readonly float* ChainQueryT, ChainScores;
@@ -1132,30 +1003,21 @@ internal static unsafe class Neighborhood1D
         /// <summary>Floats per block's score buffer (two buffers: a pair's second block keeps its scores in the other).</summary>
         public readonly long ScoreBlockFloats;
         public readonly int* WindowStart, WindowEnd, DiagonalStart, DiagonalEnd;
-        /// <summary>Per group of the item: the first key (group coordinates) and the key count (0: the group has no queries here).</summary>
-        public readonly int* GroupKeyLow, GroupKeys;
-        private readonly long _keysTFloats, _valuesFloats, _queriesTFloats;
-        /// <summary>A unit's transposed queries of one head, one buffer per group (<see cref="GroupQueriesT"/>; none for single-group items).</summary>
-        public readonly float* QueriesT;
         public readonly float** Rows;
         private readonly float* _end;
 
         public ScratchLayout(float* scratch, Plan p)
         {
             float* next = scratch;
-            int maxKeys = Math.Min(p.ItemQueries + p.Kernel, p.Length);
-            _keysTFloats = p.HeadDim * p.KeyRowLength;
-            _valuesFloats = ((long)maxKeys * p.ValueStride + 15) & ~15L;
-            KeysT = CpuScratch.Take(ref next, p.ItemGroups * _keysTFloats);
-            Values = CpuScratch.Take(ref next, p.ItemGroups * _valuesFloats);
-            QueryTFloats = (long)p.HeadDim * Lanes;
-            _queriesTFloats = p.ItemGroups > 1 ? p.ItemQueries / Lanes * QueryTFloats : 0;
-            QueriesT = CpuScratch.Take(ref next, p.ItemGroups * _queriesTFloats);
+            int maxKeys = Math.Min(ChunkQueries + p.Kernel, p.Length);
+            KeysT = CpuScratch.Take(ref next, p.HeadDim * p.KeyRowLength);
+            Values = CpuScratch.Take(ref next, (long)maxKeys * p.ValueStride);
             QueryT = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             QueryT2 = CpuScratch.Take(ref next, (long)p.HeadDim * Lanes);
             // A block's diagonals: at most k + 15 (border lanes), with zero rows around (3 rows more than needed, kept).
             ScoreBlockFloats = (long)(p.Kernel + Lanes + 3 + 2 * ZeroRows) * Lanes;
             Scores = CpuScratch.Take(ref next, 2 * ScoreBlockFloats);
+            QueryTFloats = (long)p.HeadDim * Lanes;
             ChainQueryT = CpuScratch.Take(ref next, 3 * QueryTFloats);
             ChainScores = CpuScratch.Take(ref next, 3 * ScoreBlockFloats);
             Output = CpuScratch.Take(ref next, 4L * p.ValueStride);
@@ -1166,20 +1028,9 @@ internal static unsafe class Neighborhood1D
             DiagonalStart = (int*)CpuScratch.Take(ref next, Lanes);
             DiagonalEnd = (int*)CpuScratch.Take(ref next, Lanes);
             Rows = (float**)CpuScratch.Take(ref next, 2L * Lanes);
-            GroupKeyLow = (int*)CpuScratch.Take(ref next, MaxUnitGroups);
-            GroupKeys = (int*)CpuScratch.Take(ref next, MaxUnitGroups);
             _end = next;
             if (scratch != null) new Span<float>(Zeros, Math.Max(p.HeadDim, Lanes)).Clear();
         }
-
-        /// <summary>Group <paramref name="gi"/> of the item: its transposed keys.</summary>
-        public float* GroupKeysT(int gi) => KeysT + gi * _keysTFloats;
-
-        /// <summary>Group <paramref name="gi"/> of a unit: its queries' blocks transposed (for one head).</summary>
-        public float* GroupQueriesT(int gi) => QueriesT + gi * _queriesTFloats;
-
-        /// <summary>Group <paramref name="gi"/> of the item: its value rows.</summary>
-        public float* GroupValues(int gi) => Values + gi * _valuesFloats;
 
         /// <summary>The floats the layout needs for <paramref name="p"/>, measured by laying it out from address 0.</summary>
         public static long Floats(Plan p) => (long)new ScratchLayout(null, p)._end / sizeof(float);

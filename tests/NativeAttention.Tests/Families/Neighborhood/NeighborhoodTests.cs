@@ -437,48 +437,6 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_OneDimensional_DilatedChunks_MatchReference() => CheckCases(DilatedChunkCases, count: 16);
 
-    /// <summary>Queries per group of a unit on the banded CPU path at dilation 2-8 (Neighborhood1D's UnitTokens 512 over d, whole blocks, at least 64).</summary>
-    private static int UnitQueries(int dilation) => Math.Max(64, 512 / dilation / 16 * 16);
-
-    /// <summary>
-    /// 1-D float32 problems with dilation 2-8, whose work items on the banded CPU path are units (the same queries of
-    /// every group, keys and values copied for all groups from consecutive tokens): group lengths at and one off one or
-    /// two units' queries, so that a unit's last groups have one query fewer or none in the last unit, and 5 or 9 past
-    /// (the last unit's groups of different lengths have windows clamped at different first keys); grids of one
-    /// query per group; padding (per-sample extents: units of different shapes in one
-    /// call); GQA (several query heads per unit), causal, bias, Dv != Dqk, one worker and two.
-    /// </summary>
-    public static Gen<NeighborhoodCase> UnitCases { get; } =
-        from dilation in Gen.Elements(2, 3, 4, 4, 5, 6, 7, 8)
-        from units in Gen.Elements(1, 1, 2).Select(u => dilation <= 2 ? 1 : dilation >= 5 ? u : Math.Min(u, 2))
-        from offset in Gen.Elements(-1, 0, 1, 1, 5, 9)
-        from extra in Gen.Choose(0, dilation - 1)
-        from tiny in Gen.Elements(false, false, false, false, true)
-        let groupLength = units * UnitQueries(dilation) + offset
-        let grid = tiny ? Math.Max(1, dilation - 1 - extra) : groupLength * dilation + extra
-        from kernel in Gen.Elements(1, 3, 8, 17, 33, 33).Select(k => Math.Max(1, Math.Min(k, grid / dilation)))
-        from causal in Gen.Elements(false, false, true)
-        from batch in Gen.Elements(1, 2)
-        from groupSize in Gen.Elements(1, 2, 3)
-        from dqk in Gen.Elements(8, 16, 64)
-        from dvChoice in Gen.Elements(0, 0, 24)
-        from layout in Gen.Elements(NeighborhoodLayout.Contiguous, NeighborhoodLayout.HeadsLast)
-        from seed in Gen.Choose(0, int.MaxValue)
-        from rpb in Gen.Elements(false, true)
-        from padSeed in Gen.Elements<int?>(null, 1, 2)
-        select new NeighborhoodCase
-        {
-            Rpb = rpb, PadSeed = tiny ? null : padSeed, Batch = batch, KeyValueHeads = 1, GroupSize = groupSize, HeadDim = dqk,
-            ValueDim = dvChoice == 0 ? dqk : dvChoice, Grid = [grid], Kernel = [kernel], Dilation = [Math.Min(dilation, grid)], Stride = [1],
-            Causal = [causal], Type = ElementType.Float32, Layout = layout, Seed = seed,
-        };
-
-    [SkippableFact]
-    public void Neighborhood_OneDimensional_Units_MatchReference() => CheckCases(UnitCases, count: 16);
-
-    [SkippableFact]
-    public void Neighborhood_OneDimensional_Units_OneWorker_MatchReference() => CheckCases(UnitCases, count: 6, threads: 1);
-
     [SkippableFact]
     public void Neighborhood_LargerGrids_MatchReference() =>
         // Grids past one query tile, so that several tiles, border shifts and dilation groups meet.
