@@ -31,9 +31,11 @@ namespace NativeAttention.Cpu;
 /// P V then runs per 4 lanes in row form: each value row of the 4 queries' union of windows is loaded once and
 /// multiplies the 4 queries' probabilities (zero outside a query's window: the score rows around the block's diagonals
 /// are zeros), so 4 queries x up to 4 vectors of values are 16 accumulators.</para>
-/// <para>Workers claim items from a shared counter, one ahead: the next item's K, V, Q and O rows are prefetched into L2
-/// a few rows between the current item's kernels (<see cref="NextItemRows"/>). An item is computed by one worker in a
-/// fixed order, so results do not depend on the thread count.</para>
+/// <para>Workers claim units from a shared counter: the items of one chunk, every dilation group in turn (one item at
+/// dilation 1; single items for the last units of a call, see <see cref="Plan.GroupUnits"/>), the next unit claimed
+/// when the last item of the current one starts. The next item's K, V, Q and O rows are prefetched into L2 a few rows
+/// between the current item's kernels (<see cref="NextItemRows"/>). An item is computed by one worker in a fixed order,
+/// so results do not depend on the thread count.</para>
 /// </remarks>
 internal static unsafe class Neighborhood1D
 {
