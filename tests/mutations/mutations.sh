@@ -522,6 +522,12 @@ mutation nbh1d-group-length-floor \
   'int groupLength = (extent - g + Dilation - 1) / Dilation;' \
   'int groupLength = (extent - g) / Dilation;'
 
+mutation nbh1d-unit-chunks-floor \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests.Neighborhood_OneDimensional' \
+  'Banded 1-D CPU kernel: the chunk-by-chunk item list (units of a chunk'"'"'s groups) bounds its chunks by floor(N / d) queries instead of the longest group'"'"'s ceil(N / d), so when that is one past a whole chunk the longer groups lose their last query' \
+  'for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)' \
+  'for (int first = 0; first < extent / Dilation; first += ChunkQueries)'
+
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
   'CPU linear kernel: a plan kept from the previous call on this thread keeps its item counter (no work is claimed after the first call)' \

@@ -31,9 +31,11 @@ namespace NativeAttention.Cpu;
 /// P V then runs per 4 lanes in row form: each value row of the 4 queries' union of windows is loaded once and
 /// multiplies the 4 queries' probabilities (zero outside a query's window: the score rows around the block's diagonals
 /// are zeros), so 4 queries x up to 4 vectors of values are 16 accumulators.</para>
-/// <para>Workers claim items from a shared counter, one ahead: the next item's K, V, Q and O rows are prefetched into L2
-/// a few rows between the current item's kernels (<see cref="NextItemRows"/>). An item is computed by one worker in a
-/// fixed order, so results do not depend on the thread count.</para>
+/// <para>Workers claim units from a shared counter: the items of one chunk, every dilation group in turn (one item at
+/// dilation 1; single items for the last units of a call, see <see cref="Plan.GroupUnits"/>), the next unit claimed
+/// when the last item of the current one starts. The next item's K, V, Q and O rows are prefetched into L2 a few rows
+/// between the current item's kernels (<see cref="NextItemRows"/>). An item is computed by one worker in a fixed order,
+/// so results do not depend on the thread count.</para>
 /// </remarks>
 internal static unsafe class Neighborhood1D
 {
@@ -76,7 +78,8 @@ internal static unsafe class Neighborhood1D
             plan.Reset(problem, query, key, value, output, logSumExp, (float*)qPin.Pointer, (float*)kPin.Pointer, (float*)vPin.Pointer, (float*)oPin.Pointer,
                 (float*)lPin.Pointer);
             plan.WritePaddingRows();
-            CpuWorkers.Run(plan, threads, plan.ItemCount, Work);
+            plan.GroupUnits(threads);
+            CpuWorkers.Run(plan, threads, plan.UnitCount, Work);
         }
         finally
         {
@@ -90,13 +93,24 @@ internal static unsafe class Neighborhood1D
     private static void Work(Plan plan)
     {
         float* scratch = CpuScratch.Get(plan.ScratchFloats);
-        int item = Interlocked.Increment(ref plan.NextItem) - 1;
-        while (item < plan.ItemCount)
+        int unit = Interlocked.Increment(ref plan.NextItem) - 1;
+        while (unit < plan.UnitCount)
         {
-            // The next item is claimed ahead, so that its keys and values (from memory) are prefetched while this one computes.
-            int next = Interlocked.Increment(ref plan.NextItem) - 1;
-            RunItem(plan, plan.Items[item], scratch, next < plan.ItemCount ? plan.Items[next] : null);
-            item = next;
+            // A unit's items run in turn; the next unit is claimed ahead when its last item starts, so that the next
+            // item's keys and values (from memory) are prefetched while this one computes.
+            int end = plan.UnitStart[unit + 1], next = plan.UnitCount;
+            for (int i = plan.UnitStart[unit]; i < end; i++)
+            {
+                Item? following = null;
+                if (i + 1 < end) following = plan.Items[i + 1];
+                else
+                {
+                    next = Interlocked.Increment(ref plan.NextItem) - 1;
+                    if (next < plan.UnitCount) following = plan.Items[plan.UnitStart[next]];
+                }
+                RunItem(plan, plan.Items[i], scratch, following);
+            }
+            unit = next;
         }
     }
 
@@ -879,6 +893,10 @@ internal static unsafe class Neighborhood1D
         /// <summary>Pinned (pinned object heap) storage of <see cref="Bias"/>, kept for the next call.</summary>
         private float[] _bias = [];
         private int[] _extent = [];
+        /// <summary>Units claimed from <see cref="NextItem"/>: unit u is items <c>[UnitStart[u], UnitStart[u + 1])</c>.</summary>
+        public int[] UnitStart = [];
+        public int UnitCount;
+        /// <summary>The next unit to claim.</summary>
         public int NextItem;
 
         /// <summary>This thread's idle plan, or a new one; give it back with <see cref="Return"/>.</summary>
@@ -961,12 +979,13 @@ internal static unsafe class Neighborhood1D
             {
                 int extent = _extent[b];
                 for (int h = 0; h < problem.KeyValueHeads; h++)
-                    for (int g = 0; g < Math.Min(Dilation, extent); g++)
-                    {
-                        int groupLength = (extent - g + Dilation - 1) / Dilation;
-                        for (int first = 0; first < groupLength; first += ChunkQueries)
-                            Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
-                    }
+                    // Chunk by chunk, a chunk's groups in turn: one unit (see GroupUnits), whose rows interleave.
+                    for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)
+                        for (int g = 0; g < Math.Min(Dilation, extent); g++)
+                        {
+                            int groupLength = (extent - g + Dilation - 1) / Dilation;
+                            if (first < groupLength) Items[ItemCount++] = new Item(b, h, g, groupLength, first, Math.Min(ChunkQueries, groupLength - first));
+                        }
             }
             // An item's keys: at most its queries plus the kernel; the rows take the left padding and the unaligned
             // loads past the last key (up to 15 lanes; 48 more columns kept from when diagonals were rounded up to 4).
@@ -976,6 +995,32 @@ internal static unsafe class Neighborhood1D
             // count, 24 lines at k 33, put all 64 rows on 8 set offsets, 8 rows per set: the L1's whole associativity).
             if ((KeyRowLength / 16) % 2 == 0) KeyRowLength += 16;
             ScratchFloats = ScratchLayout.Floats(this);
+        }
+
+        /// <summary>
+        /// Groups the items into units for <paramref name="threads"/> workers: the items of one chunk (same sample, head
+        /// and queries, every dilation group) form one unit, run by one worker in turn, so that a row's cache lines shared
+        /// with the next token's row (another group's: rows are not 64-byte aligned in general) are still in its L2 when
+        /// that group's item runs. The last 2 x threads units are split into single items, so that no worker waits
+        /// for another's whole unit at the end of a call. Dilation 1: one item per unit.
+        /// </summary>
+        public void GroupUnits(int threads)
+        {
+            if (UnitStart.Length < ItemCount + 1) UnitStart = new int[ItemCount + 1];
+            UnitCount = 0;
+            for (int i = 0; i < ItemCount; i++)
+            {
+                var a = Items[i];
+                bool same = i > 0 && Items[i - 1] is var b && b.Batch == a.Batch && b.KeyValueHead == a.KeyValueHead && b.First == a.First;
+                if (!same) UnitStart[UnitCount++] = i;
+            }
+            UnitStart[UnitCount] = ItemCount;
+            // Split the tail: from the unit where the last 2 x threads units start, one item per unit.
+            int tail = Math.Max(0, UnitCount - 2 * Math.Max(1, threads));
+            int splitFrom = UnitStart[tail];
+            for (int i = splitFrom; i < ItemCount; i++) UnitStart[tail + i - splitFrom] = i;
+            UnitCount = tail + ItemCount - splitFrom;
+            UnitStart[UnitCount] = ItemCount;
         }
 
         /// <summary>Zero output rows and LSE -inf for the queries past their sample's valid extent (no item covers them).</summary>
