@@ -50,8 +50,6 @@ public abstract class DeltaRuleDecodeBenchmark : CaseForwardBenchmark
         Batch = Batch, Heads = 32, Length = 1, KeyDim = 128, ValueDim = 128, L2Norm = true, Decode = true, ValueMajor = ValueMajor,
         Variant = DeltaRuleVariant.GatedDeltaNet, Seed = 14,
     };
-
-    protected override bool AlignHostMemory => true;
 }
 
 /// <summary>The decode step on 2 threads.</summary>

@@ -22,8 +22,11 @@ public abstract class CaseForwardBenchmark : ICaseBenchmark
 
     public virtual ContextOptions ContextOptions => new();
 
-    /// <summary>On the CPU, run on 64-byte aligned native copies of the tensors instead of managed arrays.</summary>
-    protected virtual bool AlignHostMemory => false;
+    /// <summary>
+    /// On the CPU, run on 64-byte aligned native copies of the tensors (as an inference engine allocates its buffers;
+    /// the CLI's bench does the same unless given --managed-arrays) instead of the managed arrays they were generated in.
+    /// </summary>
+    protected virtual bool AlignHostMemory => true;
 
     [GlobalSetup]
     public void Setup()

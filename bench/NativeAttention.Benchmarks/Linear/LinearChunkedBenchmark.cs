@@ -50,8 +50,6 @@ public abstract class LinearDecodeBenchmark : CaseForwardBenchmark
         Batch = Batch, Heads = 16, Length = 1, KeyDim = 128, ValueDim = 128, Decode = true, Seed = 13,
         Decay = Variant == "gated" ? DecayKind.PerToken : DecayKind.None,
     };
-
-    protected override bool AlignHostMemory => true;
 }
 
 /// <summary>The decode step on 2 threads.</summary>

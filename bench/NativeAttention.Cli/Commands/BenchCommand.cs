@@ -102,6 +102,12 @@ internal static class BenchCommand
         var markdown = OutputFile("--markdown", "Write the results table as Markdown.");
         var svg = OutputFile("--svg", "Write an SVG chart of throughput against sequence length, one line per backend (and dtype, mask, ...).");
         var noChart = new Option<bool>("--no-chart") { Description = "Leave out the bar chart on the console." };
+        var managedArrays = new Option<bool>("--managed-arrays")
+        {
+            Description = "On the CPU, run each case on the managed arrays it was generated in (rows start wherever the GC puts " +
+                "an array's data, 16-24 bytes past a 64-byte line here) instead of on 64-byte aligned native copies, the default " +
+                "(as an inference engine or PyTorch's CPU allocator gives its buffers).",
+        };
         var kvCache = new Option<bool>("--kvcache")
         {
             Description = "Run the sweep through FlashKvCache (K and V as a full contiguous cache, the decode kernels) instead of Flash.",
@@ -112,7 +118,7 @@ internal static class BenchCommand
             "on the chosen backends. Reports the median time and its spread, GFLOP/s on visible pairs and % of the " +
             $"measured FMA peak; decode-like cases (Nq <= {BenchRow.DecodeQueryRows}) report GB/s and % of the measured " +
             "memory bandwidth instead. Exits 1 if a kernel threw.");
-        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, adjacentPeaks, csv, json, markdown, svg, noChart];
+        Option[] options = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache, seed, cases, warmup, repeats, budget, peakGflops, peakBandwidth, adjacentPeaks, managedArrays, csv, json, markdown, svg, noChart];
         foreach (var option in options) command.Options.Add(option);
         Option[] sweepOptions = [family, n, nq, batch, heads, kvHeads, d, dv, dtype, layout, causal, kvCache];
         command.SetAction(result =>
@@ -138,7 +144,7 @@ internal static class BenchCommand
             var outputs = new Outputs(Check(result.GetValue(csv), "--csv"), Check(result.GetValue(json), "--json"),
                 Check(result.GetValue(markdown), "--markdown"), Check(result.GetValue(svg), "--svg"));
             var settings = new Settings(result.GetValue(warmup), result.GetValue(repeats), result.GetValue(budget),
-                result.GetValue(peakGflops), result.GetValue(peakBandwidth), !result.GetValue(noChart), adjacent);
+                result.GetValue(peakGflops), result.GetValue(peakBandwidth), !result.GetValue(noChart), adjacent, !result.GetValue(managedArrays));
             return Run(host, global.Read(result), list, settings, outputs);
         });
         examples.Add(command,
@@ -150,7 +156,8 @@ internal static class BenchCommand
         return command;
     }
 
-    private sealed record Settings(int Warmups, int Repeats, double BudgetSeconds, double? PeakGflops, double? PeakBandwidth, bool Chart, bool AdjacentPeaks = false);
+    private sealed record Settings(int Warmups, int Repeats, double BudgetSeconds, double? PeakGflops, double? PeakBandwidth, bool Chart, bool AdjacentPeaks = false,
+        bool AlignHostMemory = true);
 
     private sealed record Outputs(string? Csv, string? Json, string? Markdown, string? Svg);
 
@@ -246,6 +253,7 @@ internal static class BenchCommand
             var report = new BenchReport(rows, global.Threads, settings.Warmups, settings.Repeats, settings.BudgetSeconds, DateTimeOffset.UtcNow)
             {
                 AdjacentPeaks = settings.AdjacentPeaks,
+                AlignedHostMemory = settings.AlignHostMemory,
                 AdjacentProbeDescriptions = probeThreads.ToDictionary(p => p.Key, p => probes[p.Value].Description),
             };
             Render(console, report, settings.Chart);
@@ -306,7 +314,7 @@ internal static class BenchCommand
     {
         try
         {
-            using var run = CaseRunner.Prepare(context, @case);
+            using var run = CaseRunner.Prepare(context, @case, settings.AlignHostMemory);
             if (probe is null)
             {
                 var timing = KernelTimer.Measure(run, settings.Warmups, settings.Repeats, settings.BudgetSeconds);

@@ -61,6 +61,9 @@ internal sealed record BenchReport(IReadOnlyList<BenchRow> Rows, int Threads, in
     /// <summary>True when the run took <c>--adjacent-peaks</c>: the reports then carry the probes' columns.</summary>
     public bool AdjacentPeaks { get; init; }
 
+    /// <summary>Whether host-backend cases ran on 64-byte aligned native copies (the default) rather than on managed arrays.</summary>
+    public bool AlignedHostMemory { get; init; } = true;
+
     /// <summary>Per backend probed beside its cases, what one probe reading is.</summary>
     public IReadOnlyDictionary<Backend, string> AdjacentProbeDescriptions { get; init; } = new Dictionary<Backend, string>();
 

@@ -70,6 +70,7 @@ internal static class ReportWriters
             json.WriteNumber("budgetSeconds", report.BudgetSeconds);
             json.WriteNumber("decodeQueryRows", BenchRow.DecodeQueryRows);
             if (report.AdjacentPeaks) json.WriteBoolean("adjacentPeaks", true);
+            json.WriteBoolean("alignedHostMemory", report.AlignedHostMemory);
             json.WriteEndObject();
             if (report.AdjacentPeaks)
             {
@@ -156,6 +157,9 @@ internal static class ReportWriters
         md.AppendLine(Invariant, $"{report.Warmups} warm-up run(s), then up to {report.Repeats} timed runs within {report.BudgetSeconds.ToString("0.#", Invariant)} s per case; median and spread.");
         md.AppendLine("FLOPs are counted on visible (query, key) pairs; decode-like cases (Nq <= " +
             $"{BenchRow.DecodeQueryRows}) and merges are judged against memory bandwidth (minimum bytes read and written).");
+        md.AppendLine(report.AlignedHostMemory
+            ? "CPU cases run on 64-byte aligned native copies of their tensors."
+            : "CPU cases run on the managed arrays their tensors were generated in (--managed-arrays).");
         if (report.AdjacentPeaks)
             md.AppendLine("% of peak: of the mean of the probes run right before and right after each case's timed runs " +
                 "(read probe for memory-bound cases, FMA probe for the others); both probes' values are in the table.");
