@@ -968,10 +968,11 @@ internal static unsafe class CpuDecode
     /// applies the sink. With sigmoid scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
     /// </summary>
     /// <remarks>
-    /// A merge of fewer than <see cref="MergeAloneFloats"/> partial floats runs on the calling thread alone: a single
-    /// decode step's merge (B = 1, Hq = 32, 8 splits of D = 128: 32 K floats) is a few microseconds of work, and handing
-    /// half of it to a pool thread cost a second wake-up and wait per call, 40-75 us measured (bench/results/cpu.md,
-    /// wip-decode8); under load a pool thread that is not running when the merge starts makes the caller wait a time slice.
+    /// A merge of fewer than <see cref="MergeAloneFloats"/> partial floats runs on the calling thread alone, so a single
+    /// decode step (B = 1, Hq = 32, 8 splits of D = 128: 32 K floats) wakes the pool once, not twice: under load a pool
+    /// thread that is not running when the merge starts makes the caller wait a time slice. The merge phase of such a
+    /// binary16 GQA step measured 52-62 us on two workers with a scalar loop, 45-55 us on the caller alone, 31-39 us alone
+    /// with <see cref="AddScaled"/> (medians and minima of 30-40 calls, load 15-18; bench/results/cpu.md, wip-decode8).
     /// </remarks>
     private static void Merge(Plan p, int threads)
     {
