@@ -73,6 +73,12 @@ mutation decode-split-boundary \
   'splitStart = low + (int)((long)(high - low) * split / p.Splits);' \
   'splitStart = low + (int)(((long)(high - low) * split + p.Splits - 1) / p.Splits);'
 
+mutation decode-merge-partial-row \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode merges split partials from a row index taken as a float offset (the row width dropped in the pointer form)' \
+  'AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row) * dv, weight, dv);' \
+  'AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row), weight, dv);'
+
 # --- CPU neighborhood (Cpu/Neighborhood/CpuNeighborhood.cs; only the CPU neighborhood tests, which compare against the reference)
 
 mutation nbh-rpb-offset-sign \

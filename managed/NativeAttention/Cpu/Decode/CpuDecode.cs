@@ -967,12 +967,24 @@ internal static unsafe class CpuDecode
     /// Merges the splits of every row through their log-sum-exps (<see cref="LogSumExpMerge"/>, as CpuMerge does), then
     /// applies the sink. With sigmoid scoring the merged (normalised) row is scaled back by its total weight, <c>exp(LSE)</c>.
     /// </summary>
+    /// <remarks>
+    /// A merge of fewer than <see cref="MergeAloneFloats"/> partial floats runs on the calling thread alone, so a single
+    /// decode step (B = 1, Hq = 32, 8 splits of D = 128: 32 K floats) wakes the pool once, not twice: under load a pool
+    /// thread that is not running when the merge starts makes the caller wait a time slice. The merge phase of such a
+    /// binary16 GQA step measured 52-62 us on two workers with a scalar loop, 45-55 us on the caller alone, 31-39 us alone
+    /// with <see cref="AddScaled"/> (medians and minima of 30-40 calls, load 15-18; bench/results/cpu.md, wip-decode8).
+    /// </remarks>
     private static void Merge(Plan p, int threads)
     {
         p.NextItem = 0;
-        CpuWorkers.Run(p, threads, p.Batch * p.KeyValueHeads, MergeWork);
+        long floats = (long)p.Batch * p.KeyValueHeads * p.Splits * p.GroupSize * p.QueryLength * p.ValueDim;
+        CpuWorkers.Run(p, floats < MergeAloneFloats ? 1 : threads, p.Batch * p.KeyValueHeads, MergeWork);
     }
 
+    /// <summary>Partial floats below which <see cref="Merge"/> runs on the calling thread only.</summary>
+    private const long MergeAloneFloats = 1 << 17;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeWork(Plan p)
     {
         int groupRows = p.GroupSize * p.QueryLength, dv = p.ValueDim;
@@ -993,12 +1005,31 @@ internal static unsafe class CpuDecode
                 {
                     float weight = weights[split];
                     if (weight == 0) continue;
-                    long partial = p.PartialRow(b, kvHead, split, row);
-                    for (int d = 0; d < dv; d++) acc[d] += weight * p.Partials[partial * dv + d];
+                    AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row) * dv, weight, dv);
                 }
                 p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
         }
+    }
+
+    /// <summary>
+    /// <c>acc[d] += weight x partial[d]</c> for <paramref name="count"/> floats, a vector at a time with a separate multiply
+    /// and add per element (no fused multiply-add), so every element rounds exactly as the scalar expression does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled(float* acc, float* partial, float weight, int count)
+    {
+        int d = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (var w = Vector512.Create(weight); d + Vector512<float>.Count <= count; d += Vector512<float>.Count)
+                Vector512.Add(Vector512.Load(acc + d), Vector512.Multiply(w, Vector512.Load(partial + d))).Store(acc + d);
+        if (Vector256.IsHardwareAccelerated)
+            for (var w = Vector256.Create(weight); d + Vector256<float>.Count <= count; d += Vector256<float>.Count)
+                Vector256.Add(Vector256.Load(acc + d), Vector256.Multiply(w, Vector256.Load(partial + d))).Store(acc + d);
+        if (Vector128.IsHardwareAccelerated)
+            for (var w = Vector128.Create(weight); d + Vector128<float>.Count <= count; d += Vector128<float>.Count)
+                Vector128.Add(Vector128.Load(acc + d), Vector128.Multiply(w, Vector128.Load(partial + d))).Store(acc + d);
+        for (; d < count; d++) acc[d] += weight * partial[d];
     }
 
     /// <summary>Sizes, pointers and strides of one call, shared read-only by the workers (plus the item counter).</summary>
