@@ -79,6 +79,12 @@ mutation decode-merge-partial-row \
   'AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row) * dv, weight, dv);' \
   'AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row), weight, dv);'
 
+mutation decode-flash-split-threads \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~CpuDecodeRoutingTests' \
+  'CPU decode caps a Flash call'"'"'s split-rule thread count at the context'"'"'s: the split count, so the result, depends on the thread count' \
+  'AutomaticSplits(problem, baseItems, problem.IsFlashCall ? FlashCallThreads : threads);' \
+  'AutomaticSplits(problem, baseItems, problem.IsFlashCall ? Math.Min(FlashCallThreads, threads) : threads);'
+
 # --- CPU neighborhood (Cpu/Neighborhood/CpuNeighborhood.cs; only the CPU neighborhood tests, which compare against the reference)
 
 mutation nbh-rpb-offset-sign \

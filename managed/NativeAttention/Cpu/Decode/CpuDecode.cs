@@ -153,9 +153,12 @@ internal static unsafe class CpuDecode
     /// <summary>
     /// The thread count the automatic split count assumes for a <see cref="AttentionContext.Flash"/> call handed to this
     /// kernel (<see cref="KvCacheProblem.IsFlashCall"/>), whatever the context's: flash results must not depend on the
-    /// thread count. 16 keeps up to 16 threads busy with a single kv head and costs 2 splits' merge at 32 heads.
+    /// thread count. 4 gives 4 x 4 = 16 items or more: a single kv head 16 splits, 8 kv heads 2 splits, 32 kv heads 1 split.
+    /// It was 16 (8 splits at 8 kv heads); B 1, Hq 32/8, D 128, 2 threads, alternating CLI processes: 2 splits instead of
+    /// 8 took 0.89-0.95x the time at Nk 4096-16384 in fp16/bf16, 0.97-0.99x at Nk 65536, fp32 unchanged; 1 split, as
+    /// FlashKvCache on 2 threads, gained little more (bench/results/cpu.md, wip-decode9).
     /// </summary>
-    private const int FlashCallThreads = 16;
+    private const int FlashCallThreads = 4;
 
     /// <summary>
     /// Runs a validated problem on <paramref name="threads"/> workers with the widest vector width the JIT accelerates,
