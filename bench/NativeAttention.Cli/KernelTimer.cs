@@ -51,6 +51,11 @@ internal static class KernelTimer
     public static Timing Time(PreparedCase run, int repeats, double budgetSeconds)
     {
         var samples = new List<double>(repeats);
+        // A full blocking collection first: the previous case's tensors (gigabytes of large-object garbage after a long
+        // decode case) must not be collected by a background GC thread on another core while this case is timed.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         long start = Stopwatch.GetTimestamp();
         while (samples.Count < repeats && (samples.Count == 0 || Stopwatch.GetElapsedTime(start).TotalSeconds < budgetSeconds))
         {
