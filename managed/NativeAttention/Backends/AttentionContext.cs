@@ -422,15 +422,15 @@ public abstract class AttentionContext : IDisposable
             int q0 = problem.QueryStart(b), nq = problem.QueryLength(b), k0 = problem.KeyStart(b), nk = problem.KeyLength(b);
             if (nq == 0) continue;
             // Views over the problem's own shape arrays (no allocation), used before the next sequence's replace them.
-            var o = problem.SequenceView(VarlenProblem.OutputSlot, output, q0, nq);
+            var o = problem.SequenceView(FlashViewSlots.Output, output, q0, nq);
             TensorView? lse = logSumExp is { } l ? problem.SequenceLogSumExpView(l, q0, nq) : null;
             if (nk == 0)
             {
                 WriteEmptyRowsCore(o, lse);
                 continue;
             }
-            FlashCore(problem.SequenceProblem(b), problem.SequenceView(VarlenProblem.QuerySlot, query, q0, nq), problem.SequenceView(VarlenProblem.KeySlot, key, k0, nk),
-                problem.SequenceView(VarlenProblem.ValueSlot, value, k0, nk), o, lse);
+            FlashCore(problem.SequenceProblem(b), problem.SequenceView(FlashViewSlots.Query, query, q0, nq), problem.SequenceView(FlashViewSlots.Key, key, k0, nk),
+                problem.SequenceView(FlashViewSlots.Value, value, k0, nk), o, lse);
         }
     }
 
@@ -446,16 +446,16 @@ public abstract class AttentionContext : IDisposable
         for (int b = 0; b < problem.Batch; b++)
         {
             // Views over the problem's own shape arrays (no allocation), used before the next element's replace them.
-            var o = problem.ElementView(KvCacheProblem.OutputSlot, output, b);
-            TensorView? lse = logSumExp is { } l ? problem.ElementView(KvCacheProblem.LseSlot, l, b) : null;
+            var o = problem.ElementView(FlashViewSlots.Output, output, b);
+            TensorView? lse = logSumExp is { } l ? problem.ElementView(FlashViewSlots.LogSumExp, l, b) : null;
             int length = problem.KeyLength(b);
             if (length == 0)
             {
                 WriteEmptyRowsCore(o, lse);
                 continue;
             }
-            FlashCore(problem.ElementProblem(b), problem.ElementView(KvCacheProblem.QuerySlot, query, b), problem.ElementView(KvCacheProblem.KeySlot, keyCache, b, length),
-                problem.ElementView(KvCacheProblem.ValueSlot, valueCache, b, length), o, lse);
+            FlashCore(problem.ElementProblem(b), problem.ElementView(FlashViewSlots.Query, query, b), problem.ElementView(FlashViewSlots.Key, keyCache, b, length),
+                problem.ElementView(FlashViewSlots.Value, valueCache, b, length), o, lse);
         }
     }
 

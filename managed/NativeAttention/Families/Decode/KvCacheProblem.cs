@@ -83,8 +83,8 @@ public sealed class KvCacheProblem
     /// </summary>
     internal int AlibiRow { get; private set; }
 
-    /// <summary>Elements from the first slope to the first that batch element 0 reads (<see cref="FlashProblem.AlibiRowOffset"/>).</summary>
-    internal long AlibiRowOffset(in TensorView slopes) => slopes.Rank == 2 ? AlibiRow * slopes.Strides[0] : 0;
+    /// <summary>Elements from the first slope to the first that batch element 0 reads (<see cref="FlashProblem.AlibiRowOffset(in TensorView, int)"/>).</summary>
+    internal long AlibiRowOffset(in TensorView slopes) => FlashProblem.AlibiRowOffset(slopes, AlibiRow);
 
     /// <summary>
     /// True for a <see cref="AttentionContext.Flash"/> call handed to the decode kernels (<see cref="ForFlash"/>): its
@@ -127,21 +127,16 @@ public sealed class KvCacheProblem
         _element = FlashProblem.FromSizes(1, QueryHeads, KeyValueHeads, QueryLength, KeyLength(batch), HeadDim, ValueDim, Scale, ElementType,
             Options, AlibiRow + batch, _element);
 
-    /// <summary>View slots of <see cref="ElementView"/>: Q, the caches, O (rank 4) and the log-sum-exp (rank 3).</summary>
-    internal const int QuerySlot = 0, KeySlot = 1, ValueSlot = 2, OutputSlot = 3, LseSlot = 4;
-
     /// <summary>
     /// Element <paramref name="batch"/> of a <c>[B, ...]</c> tensor as a <c>[1, ...]</c> view, its axis 2 cut to the first
     /// <paramref name="length"/> positions when given (a contiguous cache's keys), over this problem's shape and stride
-    /// arrays of slot <paramref name="slot"/> (no allocation once warm): valid until the slot's next view, so a caller
+    /// arrays of slot <paramref name="slot"/> (<see cref="FlashViewSlots"/>; no allocation once warm): valid until the slot's next view, so a caller
     /// uses one element's views before asking for the next.
     /// </summary>
     internal TensorView ElementView(int slot, in TensorView tensor, int batch, int length = -1)
     {
         // tensor.Slice(0, batch, 1), then .Slice(2, 0, length).
-        _viewShapes ??= [new int[4], new int[4], new int[4], new int[4], new int[3]];
-        _viewStrides ??= [new long[4], new long[4], new long[4], new long[4], new long[3]];
-        var (shape, strides) = (_viewShapes[slot], _viewStrides[slot]);
+        var (shape, strides) = (_views ??= new())[slot];
         tensor.Shape.CopyTo(shape);
         tensor.Strides.CopyTo(strides);
         shape[0] = 1;
@@ -152,9 +147,8 @@ public sealed class KvCacheProblem
     /// <summary>The per-element flash problem <see cref="ElementProblem"/> refills.</summary>
     private FlashProblem? _element;
 
-    /// <summary>Shape and stride arrays of <see cref="ElementView"/>, one pair per slot, made on first use.</summary>
-    private int[][]? _viewShapes;
-    private long[][]? _viewStrides;
+    /// <summary>Shape and stride arrays of <see cref="ElementView"/>, made on first use.</summary>
+    private FlashViewSlots? _views;
 
     /// <summary>
     /// Validates a call. Throws <see cref="ArgumentException"/> naming the tensor or option at fault (<c>keyCache</c>,

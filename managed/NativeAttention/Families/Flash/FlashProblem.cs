@@ -54,7 +54,10 @@ public sealed class FlashProblem
     /// Elements from the first slope of <paramref name="slopes"/> to the first that batch element 0 of this problem reads:
     /// <see cref="AlibiRow"/> rows for per-element <c>[B', Hq]</c> slopes, 0 for <c>[Hq]</c> slopes.
     /// </summary>
-    internal long AlibiRowOffset(in TensorView slopes) => slopes.Rank == 2 ? AlibiRow * slopes.Strides[0] : 0;
+    internal long AlibiRowOffset(in TensorView slopes) => AlibiRowOffset(slopes, AlibiRow);
+
+    /// <summary>Elements from the first slope to row <paramref name="row"/> of per-element <c>[B', Hq]</c> slopes; 0 for <c>[Hq]</c> slopes.</summary>
+    internal static long AlibiRowOffset(in TensorView slopes, int row) => slopes.Rank == 2 ? row * slopes.Strides[0] : 0;
 
     /// <summary>
     /// Every tensor of the call by name, optional ones included (null when absent): Q, K, V, O, the log-sum-exp, then <see cref="OptionTensors"/>. Empty for problems built

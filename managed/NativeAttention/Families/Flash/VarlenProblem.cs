@@ -30,11 +30,7 @@ public sealed class VarlenProblem
     /// one pair per slot (Q, K, V, O: rank 4; LSE: rank 3), refilled for each sequence: the base varlen loop hands a
     /// sequence's views to the backend, which reads them before it returns, and only then builds the next ones.
     /// </summary>
-    private readonly int[][] _viewShapes = [new int[4], new int[4], new int[4], new int[4], new int[3]];
-    private readonly long[][] _viewStrides = [new long[4], new long[4], new long[4], new long[4], new long[3]];
-
-    /// <summary>View slots of <see cref="SequenceView(int, in TensorView, int, int)"/>.</summary>
-    internal const int QuerySlot = 0, KeySlot = 1, ValueSlot = 2, OutputSlot = 3;
+    private readonly FlashViewSlots _views = new();
 
     private VarlenProblem(FlashOptions options) => Options = options;
 
@@ -214,8 +210,7 @@ public sealed class VarlenProblem
     internal TensorView SequenceView(int slot, in TensorView packed, int start, int length)
     {
         // packed.Slice(0, start, length).Permute(1, 0, 2) with a batch axis of 1 in front: [1, H, n, D].
-        var shape = _viewShapes[slot];
-        var strides = _viewStrides[slot];
+        var (shape, strides) = _views[slot];
         var ps = packed.Shape;
         var pt = packed.Strides;
         (shape[0], shape[1], shape[2], shape[3]) = (1, ps[1], length, ps[2]);
@@ -228,8 +223,7 @@ public sealed class VarlenProblem
     internal TensorView SequenceLogSumExpView(in TensorView packed, int start, int length)
     {
         // packed.Slice(1, start, length) with a batch axis of 1 in front: [1, H, n].
-        var shape = _viewShapes[4];
-        var strides = _viewStrides[4];
+        var (shape, strides) = _views[FlashViewSlots.LogSumExp];
         var ps = packed.Shape;
         var pt = packed.Strides;
         (shape[0], shape[1], shape[2]) = (1, ps[0], length);

@@ -15,12 +15,8 @@ internal sealed class WholeGridFlash
     /// <summary>This thread's instance, refilled by each whole-grid call (<see cref="TryPrepare"/>).</summary>
     [ThreadStatic] private static WholeGridFlash? t_kept;
 
-    /// <summary>View slots: Q, K, V, O (rank 4, <c>[B, H, N, D]</c>) and the log-sum-exp (rank 3, <c>[B, H, N]</c>).</summary>
-    private const int QuerySlot = 0, KeySlot = 1, ValueSlot = 2, OutputSlot = 3, LseSlot = 4;
-
-    /// <summary>Shape and stride arrays of the flattened views, one pair per slot, refilled by every call.</summary>
-    private readonly int[][] _shapes = [new int[4], new int[4], new int[4], new int[4], new int[3]];
-    private readonly long[][] _strides = [new long[4], new long[4], new long[4], new long[4], new long[3]];
+    /// <summary>Shape and stride arrays of the flattened views (<c>[B, H, N, D]</c>, the log-sum-exp <c>[B, H, N]</c>), refilled by every call.</summary>
+    private readonly FlashViewSlots _views = new();
 
     /// <summary>The options of the last call (scale and causal only: no caller tensor), reused while they match.</summary>
     private FlashOptions? _options;
@@ -43,8 +39,8 @@ internal sealed class WholeGridFlash
     {
         if (!Covers(problem, out bool causal)) return null;
         var kept = t_kept ??= new WholeGridFlash();
-        if (!kept.Flatten(QuerySlot, query, out kept.Query) || !kept.Flatten(KeySlot, key, out kept.Key) || !kept.Flatten(ValueSlot, value, out kept.Value)
-            || !kept.Flatten(OutputSlot, output, out kept.Output))
+        if (!kept.Flatten(FlashViewSlots.Query, query, out kept.Query) || !kept.Flatten(FlashViewSlots.Key, key, out kept.Key)
+            || !kept.Flatten(FlashViewSlots.Value, value, out kept.Value) || !kept.Flatten(FlashViewSlots.Output, output, out kept.Output))
         {
             kept.Release();
             return null;
@@ -52,7 +48,7 @@ internal sealed class WholeGridFlash
         kept.LogSumExp = null;
         if (logSumExp is { } l)
         {
-            if (!kept.Flatten(LseSlot, l, out var flat))
+            if (!kept.Flatten(FlashViewSlots.LogSumExp, l, out var flat))
             {
                 kept.Release();
                 return null;
@@ -95,7 +91,7 @@ internal sealed class WholeGridFlash
     /// </summary>
     private bool Flatten(int slot, in TensorView view, out TensorView flat)
     {
-        int trailing = slot == LseSlot ? 0 : 1, end = view.Rank - trailing;
+        int trailing = slot == FlashViewSlots.LogSumExp ? 0 : 1, end = view.Rank - trailing;
         ReadOnlySpan<int> shape = view.Shape;
         ReadOnlySpan<long> strides = view.Strides;
         long tokens = 1, step = strides[end - 1];
@@ -111,7 +107,7 @@ internal sealed class WholeGridFlash
             }
             tokens *= size;
         }
-        var (flatShape, flatStrides) = (_shapes[slot], _strides[slot]);
+        var (flatShape, flatStrides) = _views[slot];
         (flatShape[0], flatShape[1], flatShape[2]) = (shape[0], shape[1], (int)tokens);
         (flatStrides[0], flatStrides[1], flatStrides[2]) = (strides[0], strides[1], step);
         if (trailing == 1) (flatShape[3], flatStrides[3]) = (shape[end], strides[end]);
