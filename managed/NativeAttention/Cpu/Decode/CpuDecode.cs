@@ -158,7 +158,7 @@ internal static unsafe class CpuDecode
     /// 8 took 0.89-0.95x the time at Nk 4096-16384 in fp16/bf16, 0.97-0.99x at Nk 65536, fp32 unchanged; 1 split, as
     /// FlashKvCache on 2 threads, gained little more (bench/results/cpu.md, wip-decode9).
     /// </summary>
-    private const int FlashCallThreads = 4;
+    internal const int FlashCallThreads = 4;
 
     /// <summary>
     /// Runs a validated problem on <paramref name="threads"/> workers with the widest vector width the JIT accelerates,

@@ -86,13 +86,13 @@ public abstract class DecodeRoutingTests
 
     /// <summary>
     /// A decode-shaped Flash call is the FlashKvCache call over the same K and V as a full cache, bit for bit: the same
-    /// kernel runs both. On the CPU the routed call splits as if it had 16 threads, so the comparison uses a 16-thread
-    /// context; a call one row past the rule runs the flash kernel instead and only agrees within tolerance.
+    /// kernel runs both. On the CPU the routed call splits as if it had <see cref="Cpu.CpuDecode.FlashCallThreads"/>
+    /// threads, so the comparison uses a context of that many; a call one row past the rule runs the flash kernel instead and only agrees within tolerance.
     /// </summary>
     [SkippableFact]
     public void Flash_DecodeShapedCall_IsTheKvCacheCallBitForBit()
     {
-        using var context = TestBackend.CreateOrSkip(Backend, threads: 16);
+        using var context = TestBackend.CreateOrSkip(Backend, threads: Cpu.CpuDecode.FlashCallThreads);
         Properties.Check(Seeds, seed =>
         {
             var c = DecodeShaped(seed, bias: false) with { OptionTensors = null, Layout = TensorLayout.HeadsFirst };
