@@ -13,8 +13,11 @@ internal static class Exp2Polynomial
     public const float C5 = 0.0013399860328277954f;
     public const float C6 = 0.000153375778123297f;
 
-    /// <summary>Below this every result flushes to zero; clamping here keeps -inf out of the range reduction.</summary>
-    public const float Floor = -127f;
+    /// <summary>
+    /// Below this every result is 0 (results are never denormal: a tiny result costs a microcode assist on Intel cores);
+    /// clamping here also keeps -inf out of the range reduction. 2^-126 is the smallest normal float.
+    /// </summary>
+    public const float Floor = -126f;
 
     /// <summary>2^f for |f| &lt;= 1/2 (the fractional part after range reduction), by Horner's rule in fused multiply-adds.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

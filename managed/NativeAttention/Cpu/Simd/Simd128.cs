@@ -32,11 +32,15 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> Exp2NonPositive(Vector128<float> x)
     {
-        x = Vector128.Max(x, Vector128.Create(Exp2Polynomial.Floor));
+        // As Simd512 (results below 2^-126 set to 0 by a mask, never computed: a denormal product takes a microcode
+        // assist on Intel cores), with 2^n built in the exponent field: n >= -126 gives a normal 2^n, and 2^f >= 1 at n = -126.
+        var floor = Vector128.Create(Exp2Polynomial.Floor);
+        var tiny = Vector128.LessThan(x, floor);
+        x = Vector128.Max(x, floor);
         var n = Vector128.Round(x);
         var p = Exp2Polynomial.Evaluate<Simd128, Vector128<float>>(x - n);
         var bits = Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23);
-        return p * bits.AsSingle();
+        return Vector128.ConditionalSelect(tiny, Vector128<float>.Zero, p * bits.AsSingle());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -33,12 +33,15 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp2NonPositive(Vector256<float> x)
     {
-        // As Simd512, with 2^n built in the exponent field when vscalefps is missing: n >= -127 gives 0 at -127.
-        x = Vector256.Max(x, Vector256.Create(Exp2Polynomial.Floor));
+        // As Simd512 (results below 2^-126 set to 0 by a mask, never computed: a denormal product takes a microcode
+        // assist on Intel cores), with 2^n built in the exponent field: n >= -126 gives a normal 2^n, and 2^f >= 1 at n = -126.
+        var floor = Vector256.Create(Exp2Polynomial.Floor);
+        var tiny = Vector256.LessThan(x, floor);
+        x = Vector256.Max(x, floor);
         var n = Vector256.Round(x);
         var p = Exp2Polynomial.Evaluate<Simd256, Vector256<float>>(x - n);
         var bits = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23);
-        return p * bits.AsSingle();
+        return Vector256.ConditionalSelect(tiny, Vector256<float>.Zero, p * bits.AsSingle());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -30,15 +30,25 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp2NonPositive(Vector512<float> x)
     {
-        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps, which underflows to exactly 0 below -150,
-        // so the clamp only has to keep -inf (which would make f = NaN) out of the range reduction.
-        x = Vector512.Max(x, Vector512.Create(Exp2Polynomial.Floor - 100f));
-        var n = Vector512.Round(x);
-        var p = Exp2Polynomial.Evaluate<Simd512, Vector512<float>>(x - n);
-        if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
+        // x = n + f with |f| <= 1/2; 2^f by polynomial, 2^n by vscalefps. Results below 2^-126 (the smallest normal
+        // float, Exp2Polynomial.Floor) are not computed but set to 0 by a mask: on Intel cores a vscalefps whose result
+        // is tiny (denormal, or rounding to 0) takes a microcode assist of about 150 cycles (50-60 ns against 4 ns here,
+        // bench/results/cpu.md), so every vector with one masked (-inf) score paid it. x is clamped to the floor, so
+        // every computed result is at least 2^-126: for x in [-126, -125.5], n = -126 and 2^f >= 1. vmaxps returns its
+        // second operand when either is NaN, so a NaN x stays NaN (and is not tiny).
+        var floor = Vector512.Create(Exp2Polynomial.Floor);
+        var tiny = Vector512.LessThan(x, floor);
+        if (Avx512F.IsSupported)
+        {
+            x = Avx512F.Max(floor, x);
+            var n = Vector512.Round(x);
+            return Vector512.ConditionalSelect(tiny, Vector512<float>.Zero, Avx512F.Scale(Exp2Polynomial.Evaluate<Simd512, Vector512<float>>(x - n), n));
+        }
         // Vector512 is accelerated without AVX-512F on no current target; the exponent-field form keeps such a target correct.
-        var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(Vector512.Max(n, Vector512.Create(Exp2Polynomial.Floor))) + Vector512.Create(127), 23);
-        return p * bits.AsSingle();
+        x = Vector512.Max(x, floor);
+        var m = Vector512.Round(x);
+        var bits = Vector512.ShiftLeft(Vector512.ConvertToInt32(m) + Vector512.Create(127), 23);
+        return Vector512.ConditionalSelect(tiny, Vector512<float>.Zero, Exp2Polynomial.Evaluate<Simd512, Vector512<float>>(x - m) * bits.AsSingle());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

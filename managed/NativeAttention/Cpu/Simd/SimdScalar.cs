@@ -26,7 +26,7 @@ internal unsafe struct SimdScalar : ISimd<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Max(float a, float b) => MathF.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Min(float a, float b) => MathF.Min(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp2NonPositive(float x) => x <= Exp2Polynomial.Floor ? 0f : float.Exp2(x);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp2NonPositive(float x) => x < Exp2Polynomial.Floor ? 0f : float.Exp2(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float KeepInRange(float score, float index, float start, float end) =>
         index >= start && index < end ? score : float.NegativeInfinity;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float NegativeInfinityToZero(float value) => value == float.NegativeInfinity ? 0f : value;
