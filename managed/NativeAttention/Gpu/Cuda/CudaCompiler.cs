@@ -85,6 +85,11 @@ internal static unsafe class CudaCompiler
         byte[] image = Compile(source, variant.Name, options, target, cubin: true, log: ref log, ptx: ref ptx);
         var result = new Cubin(target, image, log, ptx);
         KernelDiskCache.TryWrite(key, result.Pack());
+        // The PTX of a real-architecture compilation is the PTX compute_<arch> gives (byte for byte for all 290 sm_80
+        // variants with NVRTC 11.8): it is kept under CompileToPtx's key too, so a cold cache compiles a variant once
+        // for both (CI's PTX and sm_80 checks, a device run that loads PTX after a CUBIN check).
+        string ptxKey = KernelDiskCache.Key(".ptx", source, string.Join(" ", Options(target[3..])), $"nvrtc {major}.{minor}");
+        if (KernelDiskCache.TryRead(ptxKey) is null) KernelDiskCache.TryWrite(ptxKey, Encoding.ASCII.GetBytes(ptx));
         return result;
     }
 
