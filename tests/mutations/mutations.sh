@@ -615,3 +615,15 @@ mutation kvcache-element-view-offset \
   'FlashKvCache run as flash per batch element (GPUs, prefill-shaped): the kept element views start at element 0 for every batch element' \
   'return new TensorView(tensor.Storage!, shape, strides, tensor.Offset + batch * strides[0], adopt: true);' \
   'return new TensorView(tensor.Storage!, shape, strides, tensor.Offset, adopt: true);'
+
+mutation exp2-nan-dropped \
+  managed/NativeAttention/Cpu/Simd/Simd512.cs 'FullyQualifiedName~Exp2Tests' \
+  'Exp2NonPositive (AVX-512): the clamp takes the floor when x is NaN (vmaxps returns its second operand), so a NaN score gets the weight 2^-126 instead of NaN' \
+  'x = Avx512F.Max(floor, x);' \
+  'x = Avx512F.Max(x, floor);'
+
+mutation exp2-floor-inclusive \
+  managed/NativeAttention/Cpu/Simd/Simd256.cs 'FullyQualifiedName~Exp2Tests' \
+  'Exp2NonPositive (256-bit): 2^-126 itself, the smallest normal result, flushed to 0 with the tiny ones' \
+  'var tiny = Vector256.LessThan(x, floor);' \
+  'var tiny = Vector256.LessThanOrEqual(x, floor);'
