@@ -546,6 +546,12 @@ mutation nbh1d-softmax-mask-skipped \
   'var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd, interior);' \
   'var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd, true);'
 
+mutation nbh1d-values-in-place-stride \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: P V reads the value rows in place Dv floats apart, as in the padded copy, instead of the group'"'"'s row step (wrong rows at dilation > 1 or with strided rows)' \
+  'int valueRowStride = inPlace ? (int)vStep : dvStride;' \
+  'int valueRowStride = dvStride;'
+
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
   'CPU linear kernel: a plan kept from the previous call on this thread keeps its item counter (no work is claimed after the first call)' \
