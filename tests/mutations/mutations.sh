@@ -540,6 +540,18 @@ mutation nbh1d-unit-chunks-floor \
   'for (int first = 0; first < (extent + Dilation - 1) / Dilation; first += ChunkQueries)' \
   'for (int first = 0; first < extent / Dilation; first += ChunkQueries)'
 
+mutation nbh1d-softmax-mask-skipped \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: the softmax takes every block as interior and skips the mask, so a border block'"'"'s lanes keep the scores of diagonals outside their windows' \
+  'var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd, interior);' \
+  'var (max, sum) = MaskAndSoftmax(scores, diagonals, jLow, s.DiagonalStart, s.DiagonalEnd, true);'
+
+mutation nbh1d-values-in-place-stride \
+  managed/NativeAttention/Cpu/Neighborhood/Neighborhood1D.cs 'FullyQualifiedName~CpuNeighborhoodTests' \
+  'Banded 1-D CPU kernel: P V reads the value rows in place Dv floats apart, as in the padded copy, instead of the group'"'"'s row step (wrong rows at dilation > 1 or with strided rows)' \
+  'int valueRowStride = inPlace ? (int)vStep : dvStride;' \
+  'int valueRowStride = dvStride;'
+
 mutation linear-plan-reuse-next-item \
   managed/NativeAttention/Cpu/Linear/CpuLinear.cs 'FullyQualifiedName~CpuLinear' \
   'CPU linear kernel: a plan kept from the previous call on this thread keeps its item counter (no work is claimed after the first call)' \
