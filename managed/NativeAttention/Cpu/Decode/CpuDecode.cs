@@ -72,8 +72,9 @@ internal static unsafe class CpuDecode
     /// Nk = 16384/65536, both entry points, one process alternating the variants per call on the same buffers (host
     /// shared with another process at 170% CPU), this took 1.10-1.37x less time than those schemes for binary16 and
     /// bfloat16 (8 of 8 Flash cells, 5 of 5 FlashKvCache), 1.04-1.09x for float32 MHA; every line into L2 only
-    /// (<c>prefetcht1</c>) or 2-4 blocks ahead measured the same or less, and float32 quads lost 4-20% with it
-    /// (bench/results/cpu.md, wip-decintel).
+    /// (<c>prefetcht1</c>) or 2-4 blocks ahead measured the same or less, and float32 quads lost 4-20% with it. At
+    /// Nk = 4096 (16-bit GQA: 16 MB, which may stay in the L3 between calls) it cost 0.91-1.00x instead (alternating
+    /// processes, 6 rounds; bench/results/cpu.md, wip-decintel).
     /// </summary>
     private const int StreamBlocks = 1;
 
