@@ -54,7 +54,7 @@ internal static unsafe class CpuDecode
 
     /// <summary>
     /// Keys ahead that float32 rows are prefetched (every line of each K and V row) when items hold fewer than four rows
-    /// (MHA) and the cache is paged or strided; contiguous caches take <see cref="PagePrefetchBlocks"/> instead. One core
+    /// (MHA) and the cache is paged or strided; contiguous caches take <see cref="StreamBlocks"/> instead. One core
     /// streaming K and V blocks alternately kept too few misses in flight: prefetching raised one thread from about 24 to
     /// 32 GB/s (Nk = 16384, H = 32, D = 128); 16 to 128 measured the same. 16-bit rows are not prefetched there: widening
     /// keeps the core busy enough, and prefetching cost them 18%.
@@ -62,17 +62,21 @@ internal static unsafe class CpuDecode
     private const int PrefetchDistance = 32;
 
     /// <summary>
-    /// Blocks ahead that float32 rows outside quads (MHA) read in place from a contiguous head-major cache are prefetched,
-    /// with one <c>prefetcht0</c> per 4 KB of the K block and of the V block (two each at D = 128) instead of every line.
-    /// Each software prefetch holds one of the core's L1 miss buffers (about 24) until its line arrives, so prefetching
-    /// every line capped one core near 24 x 64 B per DRAM latency; a line per page starts the L2 streamer on the page
-    /// early and leaves the lines to it. 2-core VM, Hq = Hkv = 32, D = 128, 2 threads, load 14-18, one process, the same
-    /// buffers, median per-round CPU-time ratio against every line 32 keys ahead (Nk = 4096 / 16384 / 65536,
-    /// FlashKvCache and Flash): 8 blocks 1.12-1.13x / 1.25x / 1.27-1.28x, 4 blocks 1.12-1.19x / 1.22-1.24x / 1.25-1.27x,
-    /// no prefetch at all 1.03-1.06x / 1.17-1.22x / 1.23-1.30x (bench/results/cpu.md, wip-decode5). Quads keep their
-    /// per-key prefetches: float32 GQA cost 1.2-1.8x more without them, and with a line per page instead 1.1-1.6x.
+    /// Blocks ahead that rows read in place from a contiguous head-major cache are prefetched, every line of the K and
+    /// V blocks with <c>prefetcht0</c>, for every type outside quads (MHA) and for 16-bit quads (binary16 and bfloat16
+    /// GQA/MQA); float32 quads keep their per-key prefetches (<see cref="QuadPrefetchBytes"/>). On the Zen 4 host a line
+    /// per page 8 blocks ahead (float32 MHA) and no prefetch with a demand burst over bfloat16 blocks
+    /// (<see cref="BlockTouch"/>) measured best; on the Intel host (2-core Xeon, model 207), whose L2 streamer stops at
+    /// each 4 KB page (a block of 16 binary16 rows of D = 128 is one page), the first loads of each block (the
+    /// finiteness check, the burst) held 70% of the kernel's samples. There, Hq = 32, Hkv = 8/32, D = 128, 2 threads,
+    /// Nk = 16384/65536, both entry points, one process alternating the variants per call on the same buffers (host
+    /// shared with another process at 170% CPU), this took 1.10-1.37x less time than those schemes for binary16 and
+    /// bfloat16 (8 of 8 Flash cells, 5 of 5 FlashKvCache), 1.04-1.09x for float32 MHA; every line into L2 only
+    /// (<c>prefetcht1</c>) or 2-4 blocks ahead measured the same or less, and float32 quads lost 4-20% with it. At
+    /// Nk = 4096 (16-bit GQA: 16 MB, which may stay in the L3 between calls) it cost 0.91-1.00x instead (alternating
+    /// processes, 6 rounds; bench/results/cpu.md, wip-decintel).
     /// </summary>
-    private const int PagePrefetchBlocks = 8;
+    private const int StreamBlocks = 1;
 
     /// <summary>
     /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA), where each key
@@ -89,9 +93,9 @@ internal static unsafe class CpuDecode
     /// against 512 B in one process: bfloat16 4096 B 1.21-1.23x, 2048 B 1.11x, no prefetch 0.98x; binary16 4096 B 1.15x,
     /// 1024 B 1.04x).
     /// <para>
-    /// Quads on 16-bit rows read in place (binary16 and bfloat16 GQA/MQA) take no software prefetch: bfloat16 blocks are
-    /// read in one burst first (<see cref="BlockTouch"/>), binary16 blocks already are by their finiteness check
-    /// (<see cref="FiniteHalf.AllFinite"/>). With the per-key L1 (512 B ahead) and L2 (6 KB ahead) prefetches, about half
+    /// Quads on 16-bit rows read in place from a contiguous cache take the block prefetch of <see cref="StreamBlocks"/>
+    /// instead (on the Zen 4 host they took none: bfloat16 blocks were read in one burst first, <see cref="BlockTouch"/>,
+    /// binary16 blocks by their finiteness check, <see cref="FiniteHalf.AllFinite"/>). With the per-key L1 (512 B ahead) and L2 (6 KB ahead) prefetches, about half
     /// of <c>RunItem</c>'s samples sat on the prefetch instructions. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, load
     /// 15-37, median per-round CPU-time ratio, Nk = 4096-65536, both entry points: the previous build against this one in
     /// one process, binary16 1.12-1.28x, bfloat16 1.02-1.23x; on the same buffers, the prefetches against none binary16
@@ -349,14 +353,11 @@ internal static unsafe class CpuDecode
         int[]? table = p.BlockTable;
         bool quads = rows >= 4;
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
-        // 16-bit quads read in place from rows that follow each other (a contiguous cache, head-major) take no prefetch:
-        // see QuadPrefetchBytes16. Paged or strided rows keep it (without it, bfloat16 paged rows cost 1.05-1.09x more).
-        bool burst = quads && p.DirectRows && p.ElementSize != sizeof(float) && table == null && p.KeySlotBytes == p.KeyRowBytes &&
-            p.ValueSlotBytes == p.ValueRowBytes;
-        // float32 rows outside quads read in place from a contiguous cache prefetch a line per page (see PagePrefetchBlocks).
-        bool pages = Sse.IsSupported && !quads && p.DirectRows && p.ElementType == ElementType.Float32 && table == null &&
-            p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
-        bool prefetch = Sse.IsSupported && (quads ? !burst : p.DirectRows && p.ElementType == ElementType.Float32 && !pages);
+        // Rows read in place from rows that follow each other (a contiguous cache, head-major) prefetch whole blocks ahead
+        // (see StreamBlocks), except float32 quads; paged or strided rows prefetch per key.
+        bool stream = Sse.IsSupported && p.DirectRows && table == null && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes &&
+            !(quads && p.ElementSize == sizeof(float));
+        bool prefetch = Sse.IsSupported && !stream && (quads || p.DirectRows && p.ElementType == ElementType.Float32);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -364,12 +365,12 @@ internal static unsafe class CpuDecode
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
         {
             int keys = Math.Min(KeyBlock, splitEnd - k0);
-            if (pages && k0 + PagePrefetchBlocks * KeyBlock < splitEnd)
+            if (stream && k0 + StreamBlocks * KeyBlock < splitEnd)
             {
                 // The rows of batch element b (block = b in an unpaged cache, as in the loop below).
-                long position = k0 + PagePrefetchBlocks * KeyBlock;
-                PrefetchPages(keyHead + b * p.KeyBlockBytes + position * p.KeySlotBytes, KeyBlock * p.KeySlotBytes);
-                PrefetchPages(valueHead + b * p.ValueBlockBytes + position * p.ValueSlotBytes, KeyBlock * p.ValueSlotBytes);
+                int position = k0 + StreamBlocks * KeyBlock, count = Math.Min(KeyBlock, splitEnd - position);
+                PrefetchRow(keyHead + b * p.KeyBlockBytes + position * p.KeySlotBytes, count * p.KeyRowBytes);
+                PrefetchRow(valueHead + b * p.ValueBlockBytes + position * p.ValueSlotBytes, count * p.ValueRowBytes);
             }
             for (int j = 0; j < keys; j++)
             {
@@ -443,7 +444,7 @@ internal static unsafe class CpuDecode
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
                 ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride, s.KeyRows, from, to,
-                    s.Scores + (long)r * KeyBlock, burst);
+                    s.Scores + (long)r * KeyBlock);
             }
 
             for (int r = 0; r < rows; r++)
@@ -505,7 +506,7 @@ internal static unsafe class CpuDecode
 
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
-                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys, burst);
+                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
             bool valuesScaled = keysScaled && FiniteHalf.AllFinite(s.ValueRows, keys, vStride);
             for (int r = quadRows; r < rows; r++)
             {
@@ -629,13 +630,6 @@ internal static unsafe class CpuDecode
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
 
-    /// <summary>One <c>prefetcht0</c> per 4 KB of <paramref name="bytes"/> bytes from <paramref name="start"/>, the first at <paramref name="start"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchPages(byte* start, long bytes)
-    {
-        for (byte* line = start, end = start + bytes; line < end; line += 4096) Sse.Prefetch0(line);
-    }
-
     /// <summary><see cref="PrefetchRow"/> into L2 only (<c>prefetcht1</c>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRowL2(byte* row, int bytes)
@@ -704,16 +698,14 @@ internal static unsafe class CpuDecode
     /// <paramref name="scaledQ"/> holds the same rows times 2^112 (binary16 rows, all finite), or is null.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores, bool burst)
+    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 keys of a block without infinity or NaN are read scaled down by 2^112 against queries scaled up by as
         // much (FiniteHalf): the same products, three instructions per key vector instead of eight.
-        // Bfloat16 blocks are read in one burst first (binary16 ones by their check): see QuadPrefetchBytes16.
-        if (typeof(TFormat) == typeof(BFloat16Rows) && burst) BlockTouch.Lines(keyRows + from, to - from, stride * sizeof(ushort));
         if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null && FiniteHalf.AllFinite(keyRows + from, to - from, stride))
         {
-            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, false);
+            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores);
             return;
         }
         int j = from;
@@ -778,17 +770,16 @@ internal static unsafe class CpuDecode
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, bool burst)
+    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
-        if (typeof(TFormat) == typeof(BFloat16Rows) && burst) BlockTouch.Lines(values, keys, stride * sizeof(ushort));
         if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalf.AllFinite(values, keys, stride))
         {
             float* scaled = stackalloc float[4 * KeyBlock];
             for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)
                 TSimd.Store(scaled + i, TSimd.Multiply(TSimd.Load(weights + i), TSimd.Broadcast(MathConstants.TwoTo112)));
-            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys, false);
+            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys);
             return;
         }
         int w = TSimd.Count, d = 0;
