@@ -66,7 +66,7 @@ internal static unsafe class CpuDecode
     /// V blocks with <c>prefetcht0</c>, for every type outside quads (MHA) and for 16-bit quads (binary16 and bfloat16
     /// GQA/MQA); float32 quads keep their per-key prefetches (<see cref="QuadPrefetchBytes"/>). On the Zen 4 host a line
     /// per page 8 blocks ahead (float32 MHA) and no prefetch with a demand burst over bfloat16 blocks
-    /// (<see cref="BlockTouch"/>) measured best; on the Intel host (2-core Xeon, model 207), whose L2 streamer stops at
+    /// (a demand load per line of the block before its arithmetic, removed with this change) measured best; on the Intel host (2-core Xeon, model 207), whose L2 streamer stops at
     /// each 4 KB page (a block of 16 binary16 rows of D = 128 is one page), the first loads of each block (the
     /// finiteness check, the burst) held 70% of the kernel's samples. There, Hq = 32, Hkv = 8/32, D = 128, 2 threads,
     /// Nk = 16384/65536, both entry points, one process alternating the variants per call on the same buffers (host
@@ -94,7 +94,7 @@ internal static unsafe class CpuDecode
     /// 1024 B 1.04x).
     /// <para>
     /// Quads on 16-bit rows read in place from a contiguous cache take the block prefetch of <see cref="StreamBlocks"/>
-    /// instead (on the Zen 4 host they took none: bfloat16 blocks were read in one burst first, <see cref="BlockTouch"/>,
+    /// instead (on the Zen 4 host they took none: bfloat16 blocks were read in one burst first, a load per line,
     /// binary16 blocks by their finiteness check, <see cref="FiniteHalf.AllFinite"/>). With the per-key L1 (512 B ahead) and L2 (6 KB ahead) prefetches, about half
     /// of <c>RunItem</c>'s samples sat on the prefetch instructions. 2-core VM, Hq = 32, Hkv = 8, D = 128, 2 threads, load
     /// 15-37, median per-round CPU-time ratio, Nk = 4096-65536, both entry points: the previous build against this one in
