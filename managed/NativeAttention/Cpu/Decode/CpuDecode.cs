@@ -369,8 +369,8 @@ internal static unsafe class CpuDecode
             {
                 // The rows of batch element b (block = b in an unpaged cache, as in the loop below).
                 int position = k0 + StreamBlocks * KeyBlock, count = Math.Min(KeyBlock, splitEnd - position);
-                PrefetchRow(keyHead + b * p.KeyBlockBytes + position * p.KeySlotBytes, count * p.KeyRowBytes);
-                PrefetchRow(valueHead + b * p.ValueBlockBytes + position * p.ValueSlotBytes, count * p.ValueRowBytes);
+                CacheLines.PrefetchL1(keyHead + b * p.KeyBlockBytes + position * p.KeySlotBytes, count * p.KeyRowBytes);
+                CacheLines.PrefetchL1(valueHead + b * p.ValueBlockBytes + position * p.ValueSlotBytes, count * p.ValueRowBytes);
             }
             for (int j = 0; j < keys; j++)
             {
@@ -386,15 +386,15 @@ internal static unsafe class CpuDecode
                 {
                     if (table == null || (position + ahead) / p.PageSize == position / p.PageSize)
                     {
-                        PrefetchRow(keyRow + ahead * p.KeySlotBytes, p.KeyRowBytes);
-                        PrefetchRow(valueRow + ahead * p.ValueSlotBytes, p.ValueRowBytes);
+                        CacheLines.PrefetchL1(keyRow + ahead * p.KeySlotBytes, p.KeyRowBytes);
+                        CacheLines.PrefetchL1(valueRow + ahead * p.ValueSlotBytes, p.ValueRowBytes);
                     }
                     else if (quads)
                     {
                         // Quads look the key ahead up in the block table, so paged caches are prefetched across blocks too.
                         int next = table[b * p.BlocksPerSequence + (position + ahead) / p.PageSize], nextSlot = (position + ahead) % p.PageSize;
-                        PrefetchRow(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
-                        PrefetchRow(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
+                        CacheLines.PrefetchL1(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
+                        CacheLines.PrefetchL1(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
                     }
                 }
                 if (prefetch && quads && position + far < splitEnd)
@@ -402,14 +402,14 @@ internal static unsafe class CpuDecode
                     // Quads also ask L2 for the key further ahead (see QuadL2PrefetchBytes), across pages too.
                     if (table == null || (position + far) / p.PageSize == position / p.PageSize)
                     {
-                        PrefetchRowL2(keyRow + far * p.KeySlotBytes, p.KeyRowBytes);
-                        PrefetchRowL2(valueRow + far * p.ValueSlotBytes, p.ValueRowBytes);
+                        CacheLines.PrefetchL2(keyRow + far * p.KeySlotBytes, p.KeyRowBytes);
+                        CacheLines.PrefetchL2(valueRow + far * p.ValueSlotBytes, p.ValueRowBytes);
                     }
                     else
                     {
                         int next = table[b * p.BlocksPerSequence + (position + far) / p.PageSize], nextSlot = (position + far) % p.PageSize;
-                        PrefetchRowL2(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
-                        PrefetchRowL2(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
+                        CacheLines.PrefetchL2(keyHead + next * p.KeyBlockBytes + nextSlot * p.KeySlotBytes, p.KeyRowBytes);
+                        CacheLines.PrefetchL2(valueHead + next * p.ValueBlockBytes + nextSlot * p.ValueSlotBytes, p.ValueRowBytes);
                     }
                 }
                 if (p.DirectRows)
@@ -629,20 +629,6 @@ internal static unsafe class CpuDecode
         Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(x)
             : Vector128.Create(SimdScalar.Exp2NonPositive(x.GetElement(0)), SimdScalar.Exp2NonPositive(x.GetElement(1)),
                 SimdScalar.Exp2NonPositive(x.GetElement(2)), SimdScalar.Exp2NonPositive(x.GetElement(3)));
-
-    /// <summary><see cref="PrefetchRow"/> into L2 only (<c>prefetcht1</c>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRowL2(byte* row, int bytes)
-    {
-        for (byte* line = (byte*)((nint)row & ~63), end = row + bytes; line < end; line += 64) Sse.Prefetch1(line);
-    }
-
-    /// <summary>Prefetches every cache line of a row of <paramref name="bytes"/> bytes (one more when it is not line-aligned).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRow(byte* row, int bytes)
-    {
-        for (byte* line = (byte*)((nint)row & ~63), end = row + bytes; line < end; line += 64) Sse.Prefetch0(line);
-    }
 
     /// <summary>
     /// 2^x for x &lt;= 0 through the kernels' polynomial: <see cref="float.Exp2"/> is a libm call, which cost more than

@@ -38,8 +38,7 @@ internal readonly unsafe struct Strided
         long bytes = (long)columns * ElementSize;
         for (int t = 0; t < count; t++)
         {
-            byte* row = Row(i0, i1, t0 + t), last = row + bytes - 1;
-            for (byte* line = (byte*)((nuint)row & ~(nuint)63); line <= last; line += 64) Sse.Prefetch1(line);
+            CacheLines.PrefetchL2(Row(i0, i1, t0 + t), bytes);
         }
     }
 }

@@ -699,9 +699,8 @@ internal static unsafe class Neighborhood1D
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(float* row, int floats, bool l2 = false)
     {
-        nuint line = (nuint)row & ~(nuint)63, last = (nuint)(row + floats - 1);
-        if (l2) for (; line <= last; line += 64) Sse.Prefetch1((void*)line);
-        else for (; line <= last; line += 64) Sse.Prefetch0((void*)line);
+        if (l2) CacheLines.PrefetchL2(row, (long)floats * sizeof(float));
+        else CacheLines.PrefetchL1(row, (long)floats * sizeof(float));
     }
 
     /// <summary>log2 per lane (the LSE of a block), in vector form (the 16 scalar logs it replaced cost about as much as a block's softmax).</summary>
