@@ -62,19 +62,22 @@ internal static unsafe class CpuDecode
     private const int PrefetchDistance = 32;
 
     /// <summary>
-    /// Blocks ahead that rows read in place from a contiguous head-major cache are prefetched, every line of the K and
-    /// V blocks with <c>prefetcht0</c>, for every type outside quads (MHA) and for 16-bit quads (binary16 and bfloat16
-    /// GQA/MQA); float32 quads keep their per-key prefetches (<see cref="QuadPrefetchBytes"/>). On the Zen 4 host a line
-    /// per page 8 blocks ahead (float32 MHA) and no prefetch with a demand burst over bfloat16 blocks
-    /// (a demand load per line of the block before its arithmetic, removed with this change) measured best; on the Intel host (2-core Xeon, model 207), whose L2 streamer stops at
-    /// each 4 KB page (a block of 16 binary16 rows of D = 128 is one page), the first loads of each block (the
-    /// finiteness check, the burst) held 70% of the kernel's samples. There, Hq = 32, Hkv = 8/32, D = 128, 2 threads,
-    /// Nk = 16384/65536, both entry points, one process alternating the variants per call on the same buffers (host
-    /// shared with another process at 170% CPU), this took 1.10-1.37x less time than those schemes for binary16 and
-    /// bfloat16 (8 of 8 Flash cells, 5 of 5 FlashKvCache), 1.04-1.09x for float32 MHA; every line into L2 only
-    /// (<c>prefetcht1</c>) or 2-4 blocks ahead measured the same or less, and float32 quads lost 4-20% with it. At
-    /// Nk = 4096 (16-bit GQA: 16 MB, which may stay in the L3 between calls) it cost 0.91-1.00x instead (alternating
-    /// processes, 6 rounds; bench/results/cpu.md, wip-decintel).
+    /// Blocks ahead that rows read in place from a contiguous head-major cache are prefetched (<c>prefetcht0</c>, every
+    /// line of the K and V blocks), for every type and row shape. The prefetches are spread through the arithmetic that
+    /// reads the current block (<see cref="PrefetchChunk"/>): while a K row chunk is scored, the same chunk of the next
+    /// block is asked for, and likewise for V, so each load that retires frees room for one more miss.
+    /// <para>
+    /// On the Intel host (2-core Xeon, model 207, KVM) a software prefetch that misses holds one of a core's few fill
+    /// buffers until its line arrives, and the L2 streamer stops at every 4 KB page (a block of 16 binary16 rows of
+    /// D = 128 is one page). A burst of every line of the next block at the top of each block (the scheme before this
+    /// one, wip-decintel) stalled on those buffers: 40% of the kernel's samples sat on its two <c>prefetcht0</c> loops, so
+    /// memory and arithmetic took turns. Spread through the arithmetic, Hq = 32, Hkv = 8/32, D = 128, 2 threads, Nk =
+    /// 4096-65536, both entry points, one process alternating the schemes per call on the same buffers: binary16 and
+    /// bfloat16 1.19-1.41x less time (24 of 24 cells), float32 MHA 1.03-1.11x, float32 GQA (before: per-key prefetches,
+    /// <see cref="QuadPrefetchBytes"/>) 1.02-1.40x. A synthetic two-stream reader with the kernel's arithmetic per block
+    /// measured the same order: no prefetch, burst, spread 11.4, 13.2, 14.2 GB/s on 2 threads; L2 prefetches
+    /// (<c>prefetcht1/2</c>) of later blocks, alone or added, did not gain (bench/results/cpu.md, wip-dec10).
+    /// </para>
     /// </summary>
     private const int StreamBlocks = 1;
 
@@ -353,10 +356,10 @@ internal static unsafe class CpuDecode
         int[]? table = p.BlockTable;
         bool quads = rows >= 4;
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
-        // Rows read in place from rows that follow each other (a contiguous cache, head-major) prefetch whole blocks ahead
-        // (see StreamBlocks), except float32 quads; paged or strided rows prefetch per key.
-        bool stream = Sse.IsSupported && p.DirectRows && table == null && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes &&
-            !(quads && p.ElementSize == sizeof(float));
+        // Rows read in place from rows that follow each other (a contiguous cache, head-major) prefetch the next block
+        // through the arithmetic (see StreamBlocks); paged or strided rows prefetch per key.
+        bool stream = Sse.IsSupported && p.DirectRows && table == null && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
+        nint keyAhead = stream ? (nint)StreamBlocks * KeyBlock * p.KeyRowBytes : 0, valueAhead = stream ? (nint)StreamBlocks * KeyBlock * p.ValueRowBytes : 0;
         bool prefetch = Sse.IsSupported && !stream && (quads || p.DirectRows && p.ElementType == ElementType.Float32);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
@@ -365,13 +368,10 @@ internal static unsafe class CpuDecode
         for (int k0 = splitStart; k0 < splitEnd; k0 += KeyBlock)
         {
             int keys = Math.Min(KeyBlock, splitEnd - k0);
-            if (stream && k0 + StreamBlocks * KeyBlock < splitEnd)
-            {
-                // The rows of batch element b (block = b in an unpaged cache, as in the loop below).
-                int position = k0 + StreamBlocks * KeyBlock, count = Math.Min(KeyBlock, splitEnd - position);
-                CacheLines.PrefetchL1(keyHead + b * p.KeyBlockBytes + position * p.KeySlotBytes, count * p.KeyRowBytes);
-                CacheLines.PrefetchL1(valueHead + b * p.ValueBlockBytes + position * p.ValueSlotBytes, count * p.ValueRowBytes);
-            }
+            // The first quad (or, without quads, the first row) prefetches the next block while it reads this one, when
+            // the next block is whole: the offsets from each row of this block to the same row there, or 0 for none.
+            bool nextWhole = stream && k0 + (StreamBlocks + 1) * KeyBlock <= splitEnd;
+            nint keyPrefetch = nextWhole ? keyAhead : 0, valuePrefetch = nextWhole ? valueAhead : 0;
             for (int j = 0; j < keys; j++)
             {
                 int position = k0 + j, block = b, slot = position;
@@ -444,7 +444,7 @@ internal static unsafe class CpuDecode
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
                 ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride, s.KeyRows, from, to,
-                    s.Scores + (long)r * KeyBlock);
+                    s.Scores + (long)r * KeyBlock, r == 0 ? keyPrefetch : 0);
             }
 
             for (int r = 0; r < rows; r++)
@@ -458,6 +458,7 @@ internal static unsafe class CpuDecode
                     continue;
                 }
                 bool scored = r < quadRows;
+                nint rowPrefetch = r == 0 ? keyPrefetch : 0;
                 int i = (r0 + r) / p.GroupSize;
                 long position = (long)i + keyLength - p.QueryLength;
                 float* scores = s.Scores + (long)r * KeyBlock;
@@ -474,10 +475,10 @@ internal static unsafe class CpuDecode
                         if (keysScaled)
                         {
                             float* scaled = scaledQueries + (long)r * kStride;
-                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, ScaledFloat16Rows>(scaled, s.KeyRows[j], kStride);
+                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, ScaledFloat16Rows>(scaled, s.KeyRows[j], kStride, rowPrefetch);
                         }
                         else
-                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride, rowPrefetch);
                     }
                 }
                 else
@@ -485,8 +486,8 @@ internal static unsafe class CpuDecode
                     for (int j = first; j < last; j++)
                     {
                         float score = scored ? scores[j]
-                            : keysScaled ? Dot<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, s.KeyRows[j], kStride)
-                            : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride);
+                            : keysScaled ? Dot<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, s.KeyRows[j], kStride, rowPrefetch)
+                            : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride, rowPrefetch);
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * MathConstants.Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
@@ -506,20 +507,22 @@ internal static unsafe class CpuDecode
 
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
-                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys);
+                    AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys,
+                        r == 0 ? valuePrefetch : 0);
             bool valuesScaled = keysScaled && FiniteHalf.AllFinite(s.ValueRows, keys, vStride);
             for (int r = quadRows; r < rows; r++)
             {
                 if (s.Active[r] == 0) continue;
+                nint rowPrefetch = r == 0 ? valuePrefetch : 0;
                 float* weights = s.Scores + (long)r * KeyBlock;
                 if (valuesScaled)
                 {
                     // Weights (at most 1) scaled up by 2^112 in place, exactly: the scores are not read again.
                     for (int j = 0; j < KeyBlock; j += TSimd.Count)
                         TSimd.Store(weights + j, TSimd.Multiply(TSimd.Load(weights + j), TSimd.Broadcast(MathConstants.TwoTo112)));
-                    AccumulateValues<TSimd, T, ScaledFloat16Rows>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys);
+                    AccumulateValues<TSimd, T, ScaledFloat16Rows>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys, rowPrefetch);
                 }
-                else AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys);
+                else AccumulateValues<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha[r], weights, s.ValueRows, keys, rowPrefetch);
             }
         }
 
@@ -638,20 +641,39 @@ internal static unsafe class CpuDecode
     private static float Exp2(float x) =>
         Vector128.IsHardwareAccelerated ? Simd128.Exp2NonPositive(Vector128.Create(x)).ToScalar() : SimdScalar.Exp2NonPositive(x);
 
-    /// <summary><c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep.</summary>
+    /// <summary>
+    /// <c>q . k</c> over <paramref name="length"/> floats (a multiple of the vector width), two accumulators deep. With
+    /// <paramref name="prefetch"/> not 0, each step also prefetches the bytes it reads at that offset (see <see cref="StreamBlocks"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot<TSimd, T, TFormat>(float* q, byte* k, int length)
+    private static float Dot<TSimd, T, TFormat>(float* q, byte* k, int length, nint prefetch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         T a0 = TSimd.Zero, a1 = TSimd.Zero;
         int w = TSimd.Count, d = 0;
         for (; d + 2 * w <= length; d += 2 * w)
         {
+            if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(k, d) + prefetch, RowLoads.Element<TFormat>(null, 2 * w) - (byte*)null);
             a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
             a1 = TSimd.MultiplyAdd(TSimd.Load(q + d + w), RowLoads.Load<TSimd, T, TFormat>(k, d + w), a1);
         }
-        if (d < length) a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
+        if (d < length)
+        {
+            if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(k, d) + prefetch, RowLoads.Element<TFormat>(null, w) - (byte*)null);
+            a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
+        }
         return TSimd.Sum(TSimd.Add(a0, a1));
+    }
+
+    /// <summary>
+    /// <c>prefetcht0</c> of the lines from <paramref name="start"/> on, one per 64 bytes of <paramref name="bytes"/>: a
+    /// chunk of the next block that the caller is about to read in this one (see <see cref="StreamBlocks"/>). Chunks read
+    /// one after another cover every line of the rows between them, even when the rows do not start on a line.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchChunk(byte* start, long bytes)
+    {
+        for (long b = 0; b < bytes; b += 64) Sse.Prefetch0(start + b);
     }
 
     /// <summary>
@@ -682,21 +704,23 @@ internal static unsafe class CpuDecode
     /// apart), into <c>scores[j]</c>, <c>scores[KeyBlock + j]</c>, ...: four keys at a time, then one at a time. Not
     /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
     /// <paramref name="scaledQ"/> holds the same rows times 2^112 (binary16 rows, all finite), or is null.
+    /// With <paramref name="prefetch"/> not 0, the rows that many bytes further on are prefetched as these are read
+    /// (<see cref="StreamBlocks"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores)
+    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 keys of a block without infinity or NaN are read scaled down by 2^112 against queries scaled up by as
         // much (FiniteHalf): the same products, three instructions per key vector instead of eight.
         if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null && FiniteHalf.AllFinite(keyRows + from, to - from, stride))
         {
-            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores);
+            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch);
             return;
         }
         int j = from;
         for (; j + 4 <= to; j += 4)
-            Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j);
+            Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
         for (; j < to; j++)
             Dot4<TSimd, T, TFormat>(q, stride, keyRows[j], scores + j);
     }
@@ -705,10 +729,12 @@ internal static unsafe class CpuDecode
     /// The 16 dot products of four query rows (<paramref name="stride"/> apart) with four key rows, written to
     /// <c>scores[0..3]</c>, <c>scores[KeyBlock..KeyBlock + 3]</c>, ...: a 4 x 4 register tile, so each step loads four
     /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
-    /// are reduced four at a time by <see cref="ISimd{T}.Sum4"/>.
+    /// are reduced four at a time by <see cref="ISimd{T}.Sum4"/>. With <paramref name="prefetch"/> not 0 the four rows
+    /// are consecutive in memory (a contiguous cache), and each step prefetches a quarter of the four rows that many
+    /// bytes on: the next block's same rows (<see cref="StreamBlocks"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores)
+    private static void Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores, nint prefetch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Pointers step through the rows (no index register), and rows 1 and 3 are addressed from rows 0 and 2 plus
@@ -720,8 +746,14 @@ internal static unsafe class CpuDecode
         T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
         T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
         T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
+        byte* next = prefetch == 0 ? null : k0 + prefetch;
         for (; q0 < end; q0 += TSimd.Count, q2 += TSimd.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
+            if (next != null)
+            {
+                PrefetchChunk(next, 4 * step);
+                next += 4 * step;
+            }
             T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
             T x2 = RowLoads.Load<TSimd, T, TFormat>(k2, 0), x3 = RowLoads.Load<TSimd, T, TFormat>(k3, 0);
             T y = TSimd.Load(q0);
@@ -756,7 +788,7 @@ internal static unsafe class CpuDecode
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys)
+    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, nint prefetch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
@@ -765,7 +797,7 @@ internal static unsafe class CpuDecode
             float* scaled = stackalloc float[4 * KeyBlock];
             for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)
                 TSimd.Store(scaled + i, TSimd.Multiply(TSimd.Load(weights + i), TSimd.Broadcast(MathConstants.TwoTo112)));
-            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys);
+            AccumulateValues4<TSimd, T, ScaledFloat16Rows>(acc, stride, alpha, scaled, values, keys, prefetch);
             return;
         }
         int w = TSimd.Count, d = 0;
@@ -788,6 +820,7 @@ internal static unsafe class CpuDecode
             {
                 // Constant offsets from one address: the loads need no index arithmetic.
                 byte* v = RowLoads.Element<TFormat>(values[j], d);
+                if (prefetch != 0) PrefetchChunk(v + prefetch, RowLoads.Element<TFormat>(null, 4 * w) - (byte*)null);
                 var v0 = RowLoads.Load<TSimd, T, TFormat>(v, 0);
                 var v1 = RowLoads.Load<TSimd, T, TFormat>(v, w);
                 var v2 = RowLoads.Load<TSimd, T, TFormat>(v, 2 * w);
@@ -838,6 +871,7 @@ internal static unsafe class CpuDecode
             T a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3), b3 = TSimd.Multiply(TSimd.Load(acc3 + d + w), s3);
             for (int j = 0; j < keys; j++)
             {
+                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Element<TFormat>(null, 2 * w) - (byte*)null);
                 var v0 = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
                 var v1 = RowLoads.Load<TSimd, T, TFormat>(values[j], d + w);
                 var p0 = TSimd.Broadcast(weights[j]);
@@ -868,6 +902,7 @@ internal static unsafe class CpuDecode
             T a2 = TSimd.Multiply(TSimd.Load(acc2 + d), s2), a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3);
             for (int j = 0; j < keys; j++)
             {
+                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Element<TFormat>(null, w) - (byte*)null);
                 var v = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
                 a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), v, a0);
                 a1 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[KeyBlock + j]), v, a1);
@@ -881,9 +916,12 @@ internal static unsafe class CpuDecode
         }
     }
 
-    /// <summary><c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys.</summary>
+    /// <summary>
+    /// <c>acc = alpha acc + sum_j p_j v_j</c>, four vectors of the row at a time held in registers across the keys. With
+    /// <paramref name="prefetch"/> not 0, each key's chunk that many bytes on is prefetched as it is read (<see cref="StreamBlocks"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues<TSimd, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys)
+    private static void AccumulateValues<TSimd, T, TFormat>(float* acc, int length, float alpha, float* weights, byte** values, int keys, nint prefetch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         int w = TSimd.Count, d = 0;
@@ -899,6 +937,7 @@ internal static unsafe class CpuDecode
             {
                 var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
+                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(v, d) + prefetch, RowLoads.Element<TFormat>(null, 8 * w) - (byte*)null);
                 a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
                 a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
                 a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
@@ -925,6 +964,7 @@ internal static unsafe class CpuDecode
             {
                 var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
+                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(v, d) + prefetch, RowLoads.Element<TFormat>(null, 4 * w) - (byte*)null);
                 a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
                 a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
                 a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
@@ -938,7 +978,11 @@ internal static unsafe class CpuDecode
         for (; d < length; d += w)
         {
             T a0 = TSimd.Multiply(TSimd.Load(acc + d), a);
-            for (int j = 0; j < keys; j++) a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), RowLoads.Load<TSimd, T, TFormat>(values[j], d), a0);
+            for (int j = 0; j < keys; j++)
+            {
+                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Element<TFormat>(null, w) - (byte*)null);
+                a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), RowLoads.Load<TSimd, T, TFormat>(values[j], d), a0);
+            }
             TSimd.Store(acc + d, a0);
         }
     }
