@@ -62,8 +62,8 @@ internal static unsafe class CpuDecode
     private const int PrefetchDistance = 32;
 
     /// <summary>
-    /// Blocks ahead that rows read in place from a contiguous head-major cache are prefetched (<c>prefetcht0</c>, every
-    /// line of the K and V blocks), for every type and row shape. The prefetches are spread through the arithmetic that
+    /// Blocks ahead that rows read in place from a contiguous head-major cache are prefetched (<c>prefetcht1</c>, every
+    /// line of the K and V blocks into L2), for every type and row shape. The prefetches are spread through the arithmetic that
     /// reads the current block (<see cref="PrefetchChunk"/>): while a K row chunk is scored, the same chunk of the next
     /// block is asked for, and likewise for V, so each load that retires frees room for one more miss.
     /// <para>
@@ -76,14 +76,16 @@ internal static unsafe class CpuDecode
     /// bfloat16 1.19-1.41x less time (24 of 24 cells), float32 MHA 1.03-1.11x, float32 GQA (before: per-key prefetches,
     /// <see cref="QuadPrefetchBytes"/>) 1.02-1.40x. A synthetic two-stream reader with the kernel's arithmetic per block
     /// measured the same order: no prefetch, burst, spread 11.4, 13.2, 14.2 GB/s on 2 threads; L2 prefetches
-    /// (<c>prefetcht1/2</c>) of later blocks, alone or added, did not gain (bench/results/cpu.md, wip-dec10).
+    /// (<c>prefetcht1/2</c>) of later blocks, added to these, did not gain. Into L2 (<c>prefetcht1</c>) rather than L1
+    /// measured 0.99-1.12x less time (MHA 1.08-1.12x at Nk 16384/65536, GQA 1.02-1.05x; same harness, 10 rounds);
+    /// every other line only, or <c>prefetchnta</c>, cost 1.1-2x (bench/results/cpu.md, wip-dec10).
     /// </para>
     /// </summary>
     private const int StreamBlocks = 1;
 
     /// <summary>
-    /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA), where each key
-    /// costs several times the compute. A full distance of 32 keys kept so many prefetches in flight that they stalled
+    /// Bytes of K row ahead that rows of every type are prefetched when items hold row quads (GQA/MQA) and the cache is
+    /// paged or strided (contiguous caches take <see cref="StreamBlocks"/>), where each key costs several times the compute. A full distance of 32 keys kept so many prefetches in flight that they stalled
     /// the core (a third of its samples sat on them): on one thread, Hq = 32, Hkv = 8, Nk = 16384, D = 128, 2/4/8 KB
     /// ahead measured float32 22/23/19 GB/s and bfloat16 22/24/24 (32 keys: 18 and 24; no prefetch: 16 and 14.7).
     /// </summary>
@@ -666,14 +668,14 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
-    /// <c>prefetcht0</c> of the lines from <paramref name="start"/> on, one per 64 bytes of <paramref name="bytes"/>: a
+    /// <c>prefetcht1</c> (into L2) of the lines from <paramref name="start"/> on, one per 64 bytes of <paramref name="bytes"/>: a
     /// chunk of the next block that the caller is about to read in this one (see <see cref="StreamBlocks"/>). Chunks read
     /// one after another cover every line of the rows between them, even when the rows do not start on a line.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchChunk(byte* start, long bytes)
     {
-        for (long b = 0; b < bytes; b += 64) Sse.Prefetch0(start + b);
+        for (long b = 0; b < bytes; b += 64) Sse.Prefetch1(start + b);
     }
 
     /// <summary>
