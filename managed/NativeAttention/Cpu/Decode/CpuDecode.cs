@@ -675,7 +675,22 @@ internal static unsafe class CpuDecode
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchChunk(byte* start, long bytes)
     {
-        for (long b = 0; b < bytes; b += 64) Sse.Prefetch1(start + b);
+        // Callers pass sizes the JIT knows (a few vectors of the row), so this folds to straight-line prefetches.
+        if (bytes <= 64) Sse.Prefetch1(start);
+        else if (bytes == 128)
+        {
+            Sse.Prefetch1(start);
+            Sse.Prefetch1(start + 64);
+        }
+        else if (bytes == 256)
+        {
+            Sse.Prefetch1(start);
+            Sse.Prefetch1(start + 64);
+            Sse.Prefetch1(start + 128);
+            Sse.Prefetch1(start + 192);
+        }
+        else
+            for (long b = 0; b < bytes; b += 64) Sse.Prefetch1(start + b);
     }
 
     /// <summary>
