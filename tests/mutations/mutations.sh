@@ -639,3 +639,23 @@ mutation exp2-floor-inclusive \
   'Exp2NonPositive (256-bit): 2^-126 itself, the smallest normal result, flushed to 0 with the tiny ones' \
   'var tiny = Vector256.LessThan(x, floor);' \
   'var tiny = Vector256.LessThanOrEqual(x, floor);'
+
+# --- binary16 output rounding (Cpu/Simd/HalfNarrowing.cs: every CPU kernel's binary16 rows)
+
+mutation half-narrow-ties-away \
+  managed/NativeAttention/Cpu/Simd/HalfNarrowing.cs "FullyQualifiedName~CpuPackingTests" \
+  'Binary16 outputs round ties away from zero (the lowest kept bit no longer added), in the 512-bit path' \
+  'var normal = Vector512.ShiftRightLogical(a + Vector512.Create(Rebias) + (Vector512.ShiftRightLogical(a, 13) & Vector512<uint>.One), 13);' \
+  'var normal = Vector512.ShiftRightLogical(a + Vector512.Create(Rebias) + Vector512<uint>.One, 13);'
+
+mutation half-narrow-overflow-tie \
+  managed/NativeAttention/Cpu/Simd/HalfNarrowing.cs "FullyQualifiedName~CpuPackingTests" \
+  'Binary16 outputs keep 65520 (the tie above the largest finite value) finite instead of rounding it to infinity, in the scalar path' \
+  ': a >= Overflow ? 0x7C00u' \
+  ': a > Overflow ? 0x7C00u'
+
+mutation half-narrow-subnormal \
+  managed/NativeAttention/Cpu/Simd/HalfNarrowing.cs "FullyQualifiedName~CpuPackingTests" \
+  'Binary16 outputs below 2^-14 are rounded as normals (the subnormal range starts one binade low), in the 512-bit path' \
+  'var bits = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(MinNormal)), subnormal, normal);' \
+  'var bits = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(MinNormal - 0x0080_0000u)), subnormal, normal);'

@@ -75,7 +75,9 @@ internal static unsafe class CpuPacking
                 for (; i < count; i++) ((BFloat16*)destination)[i * stride] = (BFloat16)(source[i] * factor);
                 break;
             default:
-                for (; i < count; i++) ((Half*)destination)[i * stride] = (Half)(source[i] * factor);
+                // Binary16 through the kernels' own rounding (HalfNarrowing), not the runtime's (Half) conversion.
+                if (stride == 1) HalfNarrowing.NarrowScaled((ushort*)destination, source, factor, count);
+                else for (; i < count; i++) ((ushort*)destination)[i * stride] = HalfNarrowing.Narrow(source[i] * factor);
                 break;
         }
     }
