@@ -644,9 +644,9 @@ mutation exp2-floor-inclusive \
 
 mutation half-narrow-ties-away \
   managed/NativeAttention/Cpu/Simd/HalfNarrowing.cs "FullyQualifiedName~CpuPackingTests" \
-  'Binary16 outputs round ties away from zero (the lowest kept bit no longer added), in the 512-bit path' \
-  'var normal = Vector512.ShiftRightLogical(a + Vector512.Create(Rebias) + (Vector512.ShiftRightLogical(a, 13) & Vector512<uint>.One), 13);' \
-  'var normal = Vector512.ShiftRightLogical(a + Vector512.Create(Rebias) + Vector512<uint>.One, 13);'
+  'Binary16 outputs round ties away from zero (the lowest kept bit no longer added), in the vector path' \
+  'var normal = Vector256.ShiftRightLogical(a + Vector256.Create(Rebias) + (Vector256.ShiftRightLogical(a, 13) & Vector256<uint>.One), 13);' \
+  'var normal = Vector256.ShiftRightLogical(a + Vector256.Create(Rebias) + Vector256<uint>.One, 13);'
 
 mutation half-narrow-overflow-low \
   managed/NativeAttention/Cpu/Simd/HalfNarrowing.cs "FullyQualifiedName~CpuPackingTests" \
@@ -656,6 +656,6 @@ mutation half-narrow-overflow-low \
 
 mutation half-narrow-subnormal \
   managed/NativeAttention/Cpu/Simd/HalfNarrowing.cs "FullyQualifiedName~CpuPackingTests" \
-  'Binary16 outputs below 2^-14 are rounded as normals (the subnormal range starts one binade low), in the 512-bit path' \
-  'var bits = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(MinNormal)), subnormal, normal);' \
-  'var bits = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(MinNormal - 0x0080_0000u)), subnormal, normal);'
+  'Binary16 outputs below 2^-14 are rounded as normals (the subnormal range starts one binade low), in the vector path' \
+  'var bits = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(MinNormal)), subnormal, normal);' \
+  'var bits = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(MinNormal - 0x0080_0000u)), subnormal, normal);'

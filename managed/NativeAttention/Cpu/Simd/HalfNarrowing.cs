@@ -36,34 +36,17 @@ internal static unsafe class HalfNarrowing
     }
 
     /// <summary>
-    /// Writes the binary16 bits of <c>source[i] * factor</c> for <paramref name="count"/> contiguous values: 32 at a time
-    /// with 512-bit vectors, 16 with 256-bit ones, the rest one at a time (the same bits either way).
+    /// Writes the binary16 bits of <c>source[i] * factor</c> for <paramref name="count"/> contiguous values: 16 at a time
+    /// with 256-bit vectors (a row is written once per call, so wider ones would gain little), the rest one at a time
+    /// (the same bits either way).
     /// </summary>
     public static void NarrowScaled(ushort* destination, float* source, float factor, int count)
     {
         int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (var f = Vector512.Create(factor); i + 32 <= count; i += 32)
-                Vector512.Narrow(Narrow(Vector512.Load(source + i) * f), Narrow(Vector512.Load(source + i + 16) * f)).Store(destination + i);
         if (Vector256.IsHardwareAccelerated)
             for (var f = Vector256.Create(factor); i + 16 <= count; i += 16)
                 Vector256.Narrow(Narrow(Vector256.Load(source + i) * f), Narrow(Vector256.Load(source + i + 8) * f)).Store(destination + i);
         for (; i < count; i++) destination[i] = Narrow(source[i] * factor);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<uint> Narrow(Vector512<float> value)
-    {
-        var x = value.AsUInt32();
-        var a = x & Vector512.Create(AbsMask);
-        var sign = Vector512.ShiftRightLogical(x, 16) & Vector512.Create(0x8000u);
-        var normal = Vector512.ShiftRightLogical(a + Vector512.Create(Rebias) + (Vector512.ShiftRightLogical(a, 13) & Vector512<uint>.One), 13);
-        var subnormal = (a.AsSingle() + Vector512.Create(0.5f)).AsUInt32() - Vector512.Create(Half);
-        var nan = Vector512.Create(0x7E00u) | (Vector512.ShiftRightLogical(a, 13) & Vector512.Create(0x3FFu));
-        var bits = Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(MinNormal)), subnormal, normal);
-        bits = Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(a, Vector512.Create(Overflow)), Vector512.Create(0x7C00u), bits);
-        bits = Vector512.ConditionalSelect(Vector512.GreaterThan(a, Vector512.Create(Infinity)), nan, bits);
-        return sign | bits;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
