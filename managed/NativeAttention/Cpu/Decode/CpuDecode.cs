@@ -78,7 +78,7 @@ internal static unsafe class CpuDecode
     /// measured the same order: no prefetch, burst, spread 11.4, 13.2, 14.2 GB/s on 2 threads; L2 prefetches
     /// (<c>prefetcht1/2</c>) of later blocks, added to these, did not gain. Into L2 (<c>prefetcht1</c>) rather than L1
     /// measured 0.99-1.12x less time (MHA 1.08-1.12x at Nk 16384/65536, GQA 1.02-1.05x; same harness, 10 rounds);
-    /// every other line only, or <c>prefetchnta</c>, cost 1.1-2x (bench/results/cpu.md, wip-dec10).
+    /// every other line only cost 1.03-1.25x more, <c>prefetchnta</c> 1.15-3x (bench/results/cpu.md, wip-dec10).
     /// </para>
     /// </summary>
     private const int StreamBlocks = 1;
