@@ -64,7 +64,7 @@ internal static unsafe class CpuDecode
     /// <summary>
     /// Blocks ahead that rows read in place from a contiguous head-major cache are prefetched (<c>prefetcht1</c>, every
     /// line of the K and V blocks into L2), for every type and row shape. The prefetches are spread through the arithmetic that
-    /// reads the current block (<see cref="PrefetchChunk"/>): while a K row chunk is scored, the same chunk of the next
+    /// reads the current block (<see cref="CacheLines.PrefetchL2Chunk"/>): while a K row chunk is scored, the same chunk of the next
     /// block is asked for, and likewise for V, so each load that retires frees room for one more miss.
     /// <para>
     /// On the Intel host (2-core Xeon, model 207, KVM) a software prefetch that misses holds one of a core's few fill
@@ -655,42 +655,16 @@ internal static unsafe class CpuDecode
         int w = TSimd.Count, d = 0;
         for (; d + 2 * w <= length; d += 2 * w)
         {
-            if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(k, d) + prefetch, RowLoads.Element<TFormat>(null, 2 * w) - (byte*)null);
+            if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(k, d) + prefetch, RowLoads.Bytes<TFormat>(2 * w));
             a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
             a1 = TSimd.MultiplyAdd(TSimd.Load(q + d + w), RowLoads.Load<TSimd, T, TFormat>(k, d + w), a1);
         }
         if (d < length)
         {
-            if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(k, d) + prefetch, RowLoads.Element<TFormat>(null, w) - (byte*)null);
+            if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(k, d) + prefetch, RowLoads.Bytes<TFormat>(w));
             a0 = TSimd.MultiplyAdd(TSimd.Load(q + d), RowLoads.Load<TSimd, T, TFormat>(k, d), a0);
         }
         return TSimd.Sum(TSimd.Add(a0, a1));
-    }
-
-    /// <summary>
-    /// <c>prefetcht1</c> (into L2) of the lines from <paramref name="start"/> on, one per 64 bytes of <paramref name="bytes"/>: a
-    /// chunk of the next block that the caller is about to read in this one (see <see cref="StreamBlocks"/>). Chunks read
-    /// one after another cover every line of the rows between them, even when the rows do not start on a line.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchChunk(byte* start, long bytes)
-    {
-        // Callers pass sizes the JIT knows (a few vectors of the row), so this folds to straight-line prefetches.
-        if (bytes <= 64) Sse.Prefetch1(start);
-        else if (bytes == 128)
-        {
-            Sse.Prefetch1(start);
-            Sse.Prefetch1(start + 64);
-        }
-        else if (bytes == 256)
-        {
-            Sse.Prefetch1(start);
-            Sse.Prefetch1(start + 64);
-            Sse.Prefetch1(start + 128);
-            Sse.Prefetch1(start + 192);
-        }
-        else
-            for (long b = 0; b < bytes; b += 64) Sse.Prefetch1(start + b);
     }
 
     /// <summary>
@@ -758,7 +732,7 @@ internal static unsafe class CpuDecode
         // the stride: few enough registers that nothing spills in the loop.
         byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
         float* q0 = q, q2 = q + 2 * stride, end = q + stride;
-        nint s = stride, step = (nint)(RowLoads.Element<TFormat>(null, TSimd.Count) - (byte*)null);
+        nint s = stride, step = RowLoads.Bytes<TFormat>(TSimd.Count);
         T a00 = TSimd.Zero, a01 = TSimd.Zero, a02 = TSimd.Zero, a03 = TSimd.Zero;
         T a10 = TSimd.Zero, a11 = TSimd.Zero, a12 = TSimd.Zero, a13 = TSimd.Zero;
         T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
@@ -768,7 +742,7 @@ internal static unsafe class CpuDecode
         {
             if (next != null)
             {
-                PrefetchChunk(next, 4 * step);
+                CacheLines.PrefetchL2Chunk(next, 4 * step);
                 next += 4 * step;
             }
             T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
@@ -837,7 +811,7 @@ internal static unsafe class CpuDecode
             {
                 // Constant offsets from one address: the loads need no index arithmetic.
                 byte* v = RowLoads.Element<TFormat>(values[j], d);
-                if (prefetch != 0) PrefetchChunk(v + prefetch, RowLoads.Element<TFormat>(null, 4 * w) - (byte*)null);
+                if (prefetch != 0) CacheLines.PrefetchL2Chunk(v + prefetch, RowLoads.Bytes<TFormat>(4 * w));
                 var v0 = RowLoads.Load<TSimd, T, TFormat>(v, 0);
                 var v1 = RowLoads.Load<TSimd, T, TFormat>(v, w);
                 var v2 = RowLoads.Load<TSimd, T, TFormat>(v, 2 * w);
@@ -888,7 +862,7 @@ internal static unsafe class CpuDecode
             T a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3), b3 = TSimd.Multiply(TSimd.Load(acc3 + d + w), s3);
             for (int j = 0; j < keys; j++)
             {
-                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Element<TFormat>(null, 2 * w) - (byte*)null);
+                if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Bytes<TFormat>(2 * w));
                 var v0 = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
                 var v1 = RowLoads.Load<TSimd, T, TFormat>(values[j], d + w);
                 var p0 = TSimd.Broadcast(weights[j]);
@@ -919,7 +893,7 @@ internal static unsafe class CpuDecode
             T a2 = TSimd.Multiply(TSimd.Load(acc2 + d), s2), a3 = TSimd.Multiply(TSimd.Load(acc3 + d), s3);
             for (int j = 0; j < keys; j++)
             {
-                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Element<TFormat>(null, w) - (byte*)null);
+                if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Bytes<TFormat>(w));
                 var v = RowLoads.Load<TSimd, T, TFormat>(values[j], d);
                 a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), v, a0);
                 a1 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[KeyBlock + j]), v, a1);
@@ -954,7 +928,7 @@ internal static unsafe class CpuDecode
             {
                 var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
-                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(v, d) + prefetch, RowLoads.Element<TFormat>(null, 8 * w) - (byte*)null);
+                if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(v, d) + prefetch, RowLoads.Bytes<TFormat>(8 * w));
                 a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
                 a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
                 a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
@@ -981,7 +955,7 @@ internal static unsafe class CpuDecode
             {
                 var weight = TSimd.Broadcast(weights[j]);
                 byte* v = values[j];
-                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(v, d) + prefetch, RowLoads.Element<TFormat>(null, 4 * w) - (byte*)null);
+                if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(v, d) + prefetch, RowLoads.Bytes<TFormat>(4 * w));
                 a0 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d), a0);
                 a1 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + w), a1);
                 a2 = TSimd.MultiplyAdd(weight, RowLoads.Load<TSimd, T, TFormat>(v, d + 2 * w), a2);
@@ -997,7 +971,7 @@ internal static unsafe class CpuDecode
             T a0 = TSimd.Multiply(TSimd.Load(acc + d), a);
             for (int j = 0; j < keys; j++)
             {
-                if (prefetch != 0) PrefetchChunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Element<TFormat>(null, w) - (byte*)null);
+                if (prefetch != 0) CacheLines.PrefetchL2Chunk(RowLoads.Element<TFormat>(values[j], d) + prefetch, RowLoads.Bytes<TFormat>(w));
                 a0 = TSimd.MultiplyAdd(TSimd.Broadcast(weights[j]), RowLoads.Load<TSimd, T, TFormat>(values[j], d), a0);
             }
             TSimd.Store(acc + d, a0);

@@ -18,6 +18,10 @@ internal static unsafe class RowLoads
 
     /// <summary>The address of element <paramref name="index"/> of a row stored as <typeparamref name="TFormat"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static byte* Element<TFormat>(byte* row, int index) where TFormat : struct, IRowFormat =>
-        row + (nint)index * (TFormat.Type == ElementType.Float32 ? sizeof(float) : sizeof(ushort));
+    public static byte* Element<TFormat>(byte* row, int index) where TFormat : struct, IRowFormat => row + Bytes<TFormat>(index);
+
+    /// <summary>The bytes of <paramref name="count"/> elements of a row stored as <typeparamref name="TFormat"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static nint Bytes<TFormat>(int count) where TFormat : struct, IRowFormat =>
+        (nint)count * (TFormat.Type == ElementType.Float32 ? sizeof(float) : sizeof(ushort));
 }
