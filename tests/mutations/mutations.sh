@@ -79,6 +79,18 @@ mutation decode-merge-partial-row \
   'AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row) * dv, weight, dv);' \
   'AddScaled(acc, p.Partials + p.PartialRow(b, kvHead, split, row), weight, dv);'
 
+mutation decode-row-tile-sum \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode'"'"'s one-row, four-key tile sums the fourth key'"'"'s odd vectors from the third key'"'"'s accumulator (a copy-paste slip)' \
+  'TSimd.Sum4(TSimd.Add(a0, b0), TSimd.Add(a1, b1), TSimd.Add(a2, b2), TSimd.Add(a3, b3)).Store(scores);' \
+  'TSimd.Sum4(TSimd.Add(a0, b0), TSimd.Add(a1, b1), TSimd.Add(a2, b2), TSimd.Add(a3, b2)).Store(scores);'
+
+mutation decode-row-walk-slot \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode'"'"'s pointer walk over an unpaged cache steps value rows by the key slot size (wrong when Dv or the value strides differ)' \
+  'nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.ValueSlotBytes;' \
+  'nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.KeySlotBytes;'
+
 mutation decode-flash-split-threads \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~CpuDecodeRoutingTests' \
   'CPU decode caps a Flash call'"'"'s split-rule thread count at the context'"'"'s: the split count, so the result, depends on the thread count' \

@@ -374,7 +374,20 @@ internal static unsafe class CpuDecode
             // the next block is whole: the offsets from each row of this block to the same row there, or 0 for none.
             bool nextWhole = stream && k0 + (StreamBlocks + 1) * KeyBlock <= splitEnd;
             nint keyPrefetch = nextWhole ? keyAhead : 0, valuePrefetch = nextWhole ? valueAhead : 0;
-            for (int j = 0; j < keys; j++)
+            if (p.DirectRows && table == null && !prefetch)
+            {
+                // Rows read in place from an unpaged cache without per-key prefetches: a pointer walk (the general loop
+                // below costs about as many instructions per key as a key's dot products for one row).
+                byte* keyRow = keyHead + b * p.KeyBlockBytes + (long)k0 * p.KeySlotBytes;
+                byte* valueRow = valueHead + b * p.ValueBlockBytes + (long)k0 * p.ValueSlotBytes;
+                nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.ValueSlotBytes;
+                for (int j = 0; j < keys; j++, keyRow += keySlot, valueRow += valueSlot)
+                {
+                    s.KeyRows[j] = keyRow;
+                    s.ValueRows[j] = valueRow;
+                }
+            }
+            else for (int j = 0; j < keys; j++)
             {
                 int position = k0 + j, block = b, slot = position;
                 if (table != null)
@@ -461,35 +474,24 @@ internal static unsafe class CpuDecode
                 }
                 bool scored = r < quadRows;
                 nint rowPrefetch = r == 0 ? keyPrefetch : 0;
-                int i = (r0 + r) / p.GroupSize;
-                long position = (long)i + keyLength - p.QueryLength;
                 float* scores = s.Scores + (long)r * KeyBlock;
                 float* q = s.Queries + (long)r * kStride;
                 // Only keys inside the row's range get a dot product; the rest of the block is masked.
                 int first = Math.Max(start - k0, 0), last = Math.Min(end - k0, keys);
                 for (int j = 0; j < first; j++) scores[j] = float.NegativeInfinity;
                 for (int j = last; j < KeyBlock; j++) scores[j] = float.NegativeInfinity;
-                // Rows of a quad have their scores in place; the others get one dot product per key here.
-                if (!modified)
+                // Rows of a quad have their scores in place; the others are scored here, four keys at a time.
+                if (!scored)
                 {
-                    if (!scored)
-                    {
-                        if (keysScaled)
-                        {
-                            float* scaled = scaledQueries + (long)r * kStride;
-                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, ScaledFloat16Rows>(scaled, s.KeyRows[j], kStride, rowPrefetch);
-                        }
-                        else
-                            for (int j = first; j < last; j++) scores[j] = Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride, rowPrefetch);
-                    }
+                    if (keysScaled) ScoreRow<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, kStride, s.KeyRows, first, last, scores, rowPrefetch);
+                    else ScoreRow<TSimd, T, TFormat>(q, kStride, s.KeyRows, first, last, scores, rowPrefetch);
                 }
-                else
+                if (modified)
                 {
+                    long position = (long)((r0 + r) / p.GroupSize) + keyLength - p.QueryLength;
                     for (int j = first; j < last; j++)
                     {
-                        float score = scored ? scores[j]
-                            : keysScaled ? Dot<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, s.KeyRows[j], kStride, rowPrefetch)
-                            : Dot<TSimd, T, TFormat>(q, s.KeyRows[j], kStride, rowPrefetch);
+                        float score = scores[j];
                         if (softcap > 0) score = softcap * MathF.Tanh(score / softcap) * MathConstants.Log2E;
                         score -= s.Slope[r] * Math.Abs(position - (k0 + j));
                         scores[j] = score;
@@ -714,6 +716,69 @@ internal static unsafe class CpuDecode
             Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
         for (; j < to; j++)
             Dot4<TSimd, T, TFormat>(q, stride, keyRows[j], scores + j);
+    }
+
+    /// <summary>
+    /// Scores keys <paramref name="from"/>..<paramref name="to"/> of a block for one query row, into <c>scores[j]</c>:
+    /// four keys at a time (<see cref="Dot1x4{TSimd, T, TFormat}"/>), then one at a time. Not inlined, like
+    /// <see cref="ScoreQuad{TSimd, T, TFormat}"/>. With <paramref name="prefetch"/> not 0 the rows are consecutive in
+    /// memory and the rows that many bytes on are prefetched as these are read (<see cref="StreamBlocks"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreRow<TSimd, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        int j = from;
+        for (; j + 4 <= to; j += 4)
+            Dot1x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
+        for (; j < to; j++)
+            scores[j] = Dot<TSimd, T, TFormat>(q, keyRows[j], stride, prefetch);
+    }
+
+    /// <summary>
+    /// The dot products of one query row with four key rows, into <c>scores[0..3]</c>: each query vector is loaded once
+    /// for the four, two accumulators per key keep both FMA pipes busy, and the four sums are reduced together by
+    /// <see cref="ISimd{T}.Sum4"/> (one horizontal reduction per key cost as much as the key's products). With
+    /// <paramref name="prefetch"/> not 0 the four rows are consecutive in memory, and each step prefetches its share
+    /// of them that many bytes on, as <see cref="Dot4x4{TSimd, T, TFormat}"/> does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot1x4<TSimd, T, TFormat>(float* q, int length, byte** keys, float* scores, nint prefetch)
+        where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
+    {
+        byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
+        nint step = RowLoads.Bytes<TFormat>(TSimd.Count);
+        int w = TSimd.Count, d = 0;
+        T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero;
+        T b0 = TSimd.Zero, b1 = TSimd.Zero, b2 = TSimd.Zero, b3 = TSimd.Zero;
+        byte* next = prefetch == 0 ? null : k0 + prefetch;
+        for (; d + 2 * w <= length; d += 2 * w)
+        {
+            if (next != null)
+            {
+                CacheLines.PrefetchL2Chunk(next, 8 * step);
+                next += 8 * step;
+            }
+            T y = TSimd.Load(q + d), z = TSimd.Load(q + d + w);
+            a0 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k0, d), a0);
+            a1 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k1, d), a1);
+            a2 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k2, d), a2);
+            a3 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k3, d), a3);
+            b0 = TSimd.MultiplyAdd(z, RowLoads.Load<TSimd, T, TFormat>(k0, d + w), b0);
+            b1 = TSimd.MultiplyAdd(z, RowLoads.Load<TSimd, T, TFormat>(k1, d + w), b1);
+            b2 = TSimd.MultiplyAdd(z, RowLoads.Load<TSimd, T, TFormat>(k2, d + w), b2);
+            b3 = TSimd.MultiplyAdd(z, RowLoads.Load<TSimd, T, TFormat>(k3, d + w), b3);
+        }
+        if (d < length)
+        {
+            if (next != null) CacheLines.PrefetchL2Chunk(next, 4 * step);
+            T y = TSimd.Load(q + d);
+            a0 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k0, d), a0);
+            a1 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k1, d), a1);
+            a2 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k2, d), a2);
+            a3 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k3, d), a3);
+        }
+        TSimd.Sum4(TSimd.Add(a0, b0), TSimd.Add(a1, b1), TSimd.Add(a2, b2), TSimd.Add(a3, b3)).Store(scores);
     }
 
     /// <summary>
