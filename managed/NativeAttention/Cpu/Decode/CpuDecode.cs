@@ -23,8 +23,9 @@ namespace NativeAttention.Cpu;
 /// GEMM: scores as 4 rows x 4 keys register tiles (16 dot products accumulated across the head dim, then reduced by a
 /// transposing add tree, <see cref="ISimd{T}.Sum4"/>), the online softmax four rows wide
 /// (<see cref="UpdateQuad"/>), and P V as 4 rows x 4 vectors tiles; each K/V vector is loaded (and widened) once per
-/// quad. Leftover rows (MHA, or G not a multiple of four) take one dot product per score. Rows read in place (quads
-/// and leftover rows alike) read a binary16 key or value block that holds no infinity or NaN
+/// quad. Leftover rows (MHA, or G not a multiple of four) score 1 row x 4 keys tiles
+/// (<see cref="Dot1x4{TSimd, T, TFormat}"/>, one reduction per four scores). Rows read in place (quads and leftover
+/// rows alike) read a binary16 key or value block that holds no infinity or NaN
 /// (<see cref="FiniteHalf.AllFinite"/>) as its values times 2^-112 (<see cref="FiniteHalf.LoadScaledDown{TSimd, T}"/>:
 /// three instructions per vector instead of the exact widening's eight), against queries and weights scaled up by
 /// 2^112: every product, hence every result bit, is the same. For leftover rows (binary16 MHA, where each element is
