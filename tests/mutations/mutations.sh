@@ -91,6 +91,18 @@ mutation decode-row-walk-slot \
   'nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.ValueSlotBytes;' \
   'nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.KeySlotBytes;'
 
+mutation decode-fused-fold-values \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode'"'"'s fused binary16 check folds the first key'"'"'s value row four times instead of each key'"'"'s (a copy-paste slip: NaN in other value rows reaches the scaled-down reads)' \
+  '        top = FiniteHalf.Fold(top, (ushort*)(k2 + valueOffset));' \
+  '        top = FiniteHalf.Fold(top, (ushort*)(k0 + valueOffset));'
+
+mutation decode-fused-fold-phase \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode'"'"'s 4 x 4 tile folds its rows on the odd steps instead of the even ones (misses each row'"'"'s first 16 values and reads 16 past its end)' \
+  'bool check = Checks<T, TFormat>(valueOffset), fold = true;' \
+  'bool check = Checks<T, TFormat>(valueOffset), fold = false;'
+
 mutation decode-flash-split-threads \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~CpuDecodeRoutingTests' \
   'CPU decode caps a Flash call'"'"'s split-rule thread count at the context'"'"'s: the split count, so the result, depends on the thread count' \

@@ -364,6 +364,10 @@ internal static unsafe class CpuDecode
         bool stream = Sse.IsSupported && p.DirectRows && table == null && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
         nint keyAhead = stream ? (nint)StreamBlocks * KeyBlock * p.KeyRowBytes : 0, valueAhead = stream ? (nint)StreamBlocks * KeyBlock * p.ValueRowBytes : 0;
         bool prefetch = Sse.IsSupported && !stream && (quads || p.DirectRows && p.ElementType == ElementType.Float32);
+        // Binary16 blocks of such a cache can be checked for infinity and NaN as they are scored (see ScoreQuad): with
+        // equal K and V slots and row lengths, the value row of a key lies a fixed distance from its key row.
+        bool fusedCheck = stream && scaledQueries != null && p.KeySlotBytes == p.ValueSlotBytes && kStride == vStride && kStride % 32 == 0 &&
+            typeof(T) == typeof(Vector512<float>);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -446,10 +450,10 @@ internal static unsafe class CpuDecode
             // Rows in whole groups of four (the query heads of a GQA group) score each key together: one load (and
             // widening) of a key vector serves four rows. Their scores land in place; the loop below masks and scales.
             int quadRows = rows / 4 * 4;
-            // Leftover binary16 rows read a K block without infinity or NaN scaled down (as quads do, see the remarks);
-            // the V block is checked after the scores, just before it is read.
-            bool keysScaled = typeof(TFormat) == typeof(Float16Rows) && scaledQueries != null && quadRows < rows &&
-                FiniteHalf.AllFinite(s.KeyRows, keys, kStride);
+            // Binary16 quads of a contiguous cache check the block's K and V rows as the first quad scores it; a block
+            // proven finite is read scaled down by every quad and by the values' accumulation without further checks.
+            bool blockFinite = false;
+            nint valueOffset = fusedCheck ? (nint)(s.ValueRows[0] - s.KeyRows[0]) : 0;
             for (int r = 0; r < quadRows; r += 4)
             {
                 int lowKey = int.MaxValue, highKey = int.MinValue;
@@ -459,9 +463,17 @@ internal static unsafe class CpuDecode
                     highKey = Math.Max(highKey, s.End[x]);
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
-                ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride, s.KeyRows, from, to,
-                    s.Scores + (long)r * KeyBlock, r == 0 ? keyPrefetch : 0);
+                // The check proves the whole block only when the quad scores all of its keys.
+                blockFinite |= ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride,
+                    s.KeyRows, from, to, s.Scores + (long)r * KeyBlock, r == 0 ? keyPrefetch : 0, from == 0 && to == keys ? valueOffset : 0, blockFinite);
             }
+            // Leftover binary16 rows read a K block without infinity or NaN scaled down (as quads do, see the remarks):
+            // proven by the quads, or by the first leftover row as it scores the whole block (which also checks V), or
+            // checked here; otherwise the V block is checked after the scores, just before it is read.
+            bool keysScaled = false, valuesProven = blockFinite;
+            bool rowCheck = valueOffset != 0 && !blockFinite && quadRows < rows && s.Start[quadRows] <= k0 && s.End[quadRows] >= k0 + keys;
+            if (typeof(TFormat) == typeof(Float16Rows) && scaledQueries != null && quadRows < rows)
+                keysScaled = blockFinite || !rowCheck && FiniteHalf.AllFinite(s.KeyRows, keys, kStride);
 
             for (int r = 0; r < rows; r++)
             {
@@ -485,6 +497,9 @@ internal static unsafe class CpuDecode
                 if (!scored)
                 {
                     if (keysScaled) ScoreRow<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, kStride, s.KeyRows, first, last, scores, rowPrefetch);
+                    else if (rowCheck && r == quadRows &&
+                        ScoreRowChecked(scaledQueries + (long)r * kStride, kStride, s.KeyRows, keys, scores, rowPrefetch, valueOffset))
+                        keysScaled = valuesProven = true;
                     else ScoreRow<TSimd, T, TFormat>(q, kStride, s.KeyRows, first, last, scores, rowPrefetch);
                 }
                 if (modified)
@@ -513,8 +528,8 @@ internal static unsafe class CpuDecode
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
                     AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys,
-                        r == 0 ? valuePrefetch : 0);
-            bool valuesScaled = keysScaled && FiniteHalf.AllFinite(s.ValueRows, keys, vStride);
+                        r == 0 ? valuePrefetch : 0, blockFinite);
+            bool valuesScaled = keysScaled && (valuesProven || FiniteHalf.AllFinite(s.ValueRows, keys, vStride));
             for (int r = quadRows; r < rows; r++)
             {
                 if (s.Active[r] == 0) continue;
@@ -699,24 +714,87 @@ internal static unsafe class CpuDecode
     /// inlined (nor tiered): the caller keeps its registers, and the first calls already run optimised code.
     /// <paramref name="scaledQ"/> holds the same rows times 2^112 (binary16 rows, all finite), or is null.
     /// With <paramref name="prefetch"/> not 0, the rows that many bytes further on are prefetched as these are read
-    /// (<see cref="StreamBlocks"/>).
+    /// (<see cref="StreamBlocks"/>). Binary16 keys are read scaled down when the block is known to hold no infinity or
+    /// NaN (<paramref name="blockFinite"/>), when it proves so as it is scored (<paramref name="valueOffset"/> not 0: the
+    /// value rows lie that many bytes from the key rows and are checked too), or when a check of the keys says so.
+    /// Returns true when the block's K and V rows are known to be finite.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch)
+    private static bool ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch,
+        nint valueOffset = 0, bool blockFinite = false)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 keys of a block without infinity or NaN are read scaled down by 2^112 against queries scaled up by as
         // much (FiniteHalf): the same products, three instructions per key vector instead of eight.
-        if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null && FiniteHalf.AllFinite(keyRows + from, to - from, stride))
+        if (typeof(TFormat) == typeof(Float16Rows) && scaledQ != null)
         {
-            ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch);
-            return;
+            if (blockFinite)
+            {
+                ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch);
+                return true;
+            }
+            if (valueOffset != 0 && typeof(T) == typeof(Vector512<float>) && stride % 32 == 0)
+            {
+                // The K rows and the V rows valueOffset bytes from them checked as the keys are scored (Dot4x4 folds
+                // them among its FMAs, where a check pass of its own before the scores cost as much as 1.1x the block:
+                // it waits on the rows' first reads); a block holding infinity or NaN is rescored exactly below, and
+                // AccumulateValues4 then checks its values itself.
+                var top = Vector512<ushort>.Zero;
+                int k = from;
+                for (; k + 4 <= to; k += 4)
+                    top = Dot4x4<TSimd, T, ScaledFloat16Rows>(scaledQ, stride, keyRows + k, scores + k, prefetch, valueOffset, top);
+                for (; k < to; k++)
+                {
+                    Dot4<TSimd, T, ScaledFloat16Rows>(scaledQ, stride, keyRows[k], scores + k);
+                    top = FoldRows(top, keyRows[k], valueOffset, stride);
+                }
+                if (FiniteHalf.Finite(top)) return true;
+            }
+            else if (FiniteHalf.AllFinite(keyRows + from, to - from, stride))
+            {
+                ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch);
+                return false;
+            }
         }
         int j = from;
         for (; j + 4 <= to; j += 4)
             Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
         for (; j < to; j++)
             Dot4<TSimd, T, TFormat>(q, stride, keyRows[j], scores + j);
+        return false;
+    }
+
+    /// <summary><paramref name="top"/> with a key row and its value row (<paramref name="valueOffset"/> bytes on) folded in.</summary>
+    private static Vector512<ushort> FoldRows(Vector512<ushort> top, byte* key, nint valueOffset, int length)
+    {
+        for (int d = 0; d < length; d += 32)
+        {
+            top = FiniteHalf.Fold(top, (ushort*)key + d);
+            top = FiniteHalf.Fold(top, (ushort*)(key + valueOffset) + d);
+        }
+        return top;
+    }
+
+    /// <summary>
+    /// <see cref="ScoreRow{TSimd, T, TFormat}"/> of all <paramref name="keys"/> keys of a block for one row, on binary16
+    /// keys read scaled down against <paramref name="scaledQ"/> (512-bit vectors, a stride that is a multiple of 32),
+    /// folding the key rows and the value rows <paramref name="valueOffset"/> bytes after them into the finiteness check
+    /// as they are read (<see cref="Dot1x4{TSimd, T, TFormat}"/>). True when the block holds no infinity or NaN: otherwise the
+    /// scores are not to be used.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static bool ScoreRowChecked(float* scaledQ, int stride, byte** keyRows, int keys, float* scores, nint prefetch, nint valueOffset)
+    {
+        var top = Vector512<ushort>.Zero;
+        int j = 0;
+        for (; j + 4 <= keys; j += 4)
+            top = Dot1x4<Simd512, Vector512<float>, ScaledFloat16Rows>(scaledQ, stride, keyRows + j, scores + j, prefetch, valueOffset, top);
+        for (; j < keys; j++)
+        {
+            scores[j] = Dot<Simd512, Vector512<float>, ScaledFloat16Rows>(scaledQ, keyRows[j], stride, prefetch);
+            top = FoldRows(top, keyRows[j], valueOffset, stride);
+        }
+        return FiniteHalf.Finite(top);
     }
 
     /// <summary>
@@ -741,10 +819,12 @@ internal static unsafe class CpuDecode
     /// for the four, two accumulators per key keep both FMA pipes busy, and the four sums are reduced together by
     /// <see cref="ISimd{T}.Sum4"/> (one horizontal reduction per key cost as much as the key's products). With
     /// <paramref name="prefetch"/> not 0 the four rows are consecutive in memory, and each step prefetches its share
-    /// of them that many bytes on, as <see cref="Dot4x4{TSimd, T, TFormat}"/> does.
+    /// of them that many bytes on, as <see cref="Dot4x4{TSimd, T, TFormat}"/> does, and likewise folds the rows into
+    /// <paramref name="top"/> when it checks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot1x4<TSimd, T, TFormat>(float* q, int length, byte** keys, float* scores, nint prefetch)
+    private static Vector512<ushort> Dot1x4<TSimd, T, TFormat>(float* q, int length, byte** keys, float* scores, nint prefetch, nint valueOffset = 0,
+        Vector512<ushort> top = default)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
@@ -753,6 +833,7 @@ internal static unsafe class CpuDecode
         T a0 = TSimd.Zero, a1 = TSimd.Zero, a2 = TSimd.Zero, a3 = TSimd.Zero;
         T b0 = TSimd.Zero, b1 = TSimd.Zero, b2 = TSimd.Zero, b3 = TSimd.Zero;
         byte* next = prefetch == 0 ? null : k0 + prefetch;
+        bool check = Checks<T, TFormat>(valueOffset);
         for (; d + 2 * w <= length; d += 2 * w)
         {
             if (next != null)
@@ -760,6 +841,8 @@ internal static unsafe class CpuDecode
                 CacheLines.PrefetchL2Chunk(next, 8 * step);
                 next += 8 * step;
             }
+            if (check) top = FoldQuad(top, RowLoads.Element<TFormat>(k0, d), RowLoads.Element<TFormat>(k1, d), RowLoads.Element<TFormat>(k2, d),
+                RowLoads.Element<TFormat>(k3, d), valueOffset);
             T y = TSimd.Load(q + d), z = TSimd.Load(q + d + w);
             a0 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k0, d), a0);
             a1 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k1, d), a1);
@@ -780,6 +863,32 @@ internal static unsafe class CpuDecode
             a3 = TSimd.MultiplyAdd(y, RowLoads.Load<TSimd, T, TFormat>(k3, d), a3);
         }
         TSimd.Sum4(TSimd.Add(a0, b0), TSimd.Add(a1, b1), TSimd.Add(a2, b2), TSimd.Add(a3, b3)).Store(scores);
+        return top;
+    }
+
+    /// <summary>
+    /// Whether a tile folds its rows into a finiteness check as it reads them: binary16 rows read scaled down by 512-bit
+    /// code, whose steps cover 32 values (a pair of Dot4x4 steps, one Dot1x4 step), given the value rows' offset.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Checks<T, TFormat>(nint valueOffset) where TFormat : struct, IRowFormat =>
+        typeof(TFormat) == typeof(ScaledFloat16Rows) && typeof(T) == typeof(Vector512<float>) && valueOffset != 0;
+
+    /// <summary>
+    /// <paramref name="top"/> with 32 values at each of four key row addresses and at the value rows
+    /// <paramref name="valueOffset"/> bytes after them folded in (<see cref="FiniteHalf.Fold"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> FoldQuad(Vector512<ushort> top, byte* k0, byte* k1, byte* k2, byte* k3, nint valueOffset)
+    {
+        top = FiniteHalf.Fold(top, (ushort*)k0);
+        top = FiniteHalf.Fold(top, (ushort*)k1);
+        top = FiniteHalf.Fold(top, (ushort*)k2);
+        top = FiniteHalf.Fold(top, (ushort*)k3);
+        top = FiniteHalf.Fold(top, (ushort*)(k0 + valueOffset));
+        top = FiniteHalf.Fold(top, (ushort*)(k1 + valueOffset));
+        top = FiniteHalf.Fold(top, (ushort*)(k2 + valueOffset));
+        return FiniteHalf.Fold(top, (ushort*)(k3 + valueOffset));
     }
 
     /// <summary>
@@ -788,10 +897,14 @@ internal static unsafe class CpuDecode
     /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
     /// are reduced four at a time by <see cref="ISimd{T}.Sum4"/>. With <paramref name="prefetch"/> not 0 the four rows
     /// are consecutive in memory (a contiguous cache), and each step prefetches a quarter of the four rows that many
-    /// bytes on: the next block's same rows (<see cref="StreamBlocks"/>).
+    /// bytes on: the next block's same rows (<see cref="StreamBlocks"/>). With <paramref name="valueOffset"/> not 0 and
+    /// binary16 rows read scaled down by 512-bit code (<see cref="Checks{T, TFormat}"/>), the key rows and the value rows
+    /// that many bytes from them are folded into <paramref name="top"/> as they are read, which is returned (otherwise
+    /// unchanged).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores, nint prefetch)
+    private static Vector512<ushort> Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores, nint prefetch, nint valueOffset = 0,
+        Vector512<ushort> top = default)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Pointers step through the rows (no index register), and rows 1 and 3 are addressed from rows 0 and 2 plus
@@ -804,12 +917,19 @@ internal static unsafe class CpuDecode
         T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
         T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
         byte* next = prefetch == 0 ? null : k0 + prefetch;
+        // With a check, every other step folds the 32 values of this step and the next (the stride is a multiple of 32).
+        bool check = Checks<T, TFormat>(valueOffset), fold = true;
         for (; q0 < end; q0 += TSimd.Count, q2 += TSimd.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
             if (next != null)
             {
                 CacheLines.PrefetchL2Chunk(next, 4 * step);
                 next += 4 * step;
+            }
+            if (check)
+            {
+                if (fold) top = FoldQuad(top, k0, k1, k2, k3, valueOffset);
+                fold = !fold;
             }
             T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
             T x2 = RowLoads.Load<TSimd, T, TFormat>(k2, 0), x3 = RowLoads.Load<TSimd, T, TFormat>(k3, 0);
@@ -838,6 +958,7 @@ internal static unsafe class CpuDecode
         TSimd.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
         TSimd.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
         TSimd.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
+        return top;
     }
 
     /// <summary>
@@ -845,11 +966,12 @@ internal static unsafe class CpuDecode
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, nint prefetch)
+    private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, nint prefetch,
+        bool valuesFinite = false)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
-        if (typeof(TFormat) == typeof(Float16Rows) && FiniteHalf.AllFinite(values, keys, stride))
+        if (typeof(TFormat) == typeof(Float16Rows) && (valuesFinite || FiniteHalf.AllFinite(values, keys, stride)))
         {
             float* scaled = stackalloc float[4 * KeyBlock];
             for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)

@@ -55,6 +55,17 @@ internal static unsafe class FiniteHalf
     }
 
     /// <summary>
+    /// The running maximum of <see cref="AllFinite"/> with 32 more binary16 values at <paramref name="values"/> folded in:
+    /// for kernels that check rows as they read them (one shift and one maximum per 32 values).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<ushort> Fold(Vector512<ushort> top, ushort* values) => Vector512.Max(top, Vector512.ShiftLeft(Vector512.Load(values), 1));
+
+    /// <summary>True when a running maximum of <see cref="Fold"/> saw no exponent-31 value (0 when nothing was folded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Finite(Vector512<ushort> top) => !Vector512.GreaterThanOrEqualAny(top, Vector512.Create((ushort)0xF800));
+
+    /// <summary>
     /// True when none of <paramref name="length"/> binary16 values of each of <paramref name="count"/> rows has exponent
     /// 31 (infinity or NaN). Each value is doubled (dropping the sign) and the unsigned maximum kept: exponent 31 is
     /// exactly a doubled value of 0xF800 or more.
@@ -69,10 +80,10 @@ internal static unsafe class FiniteHalf
             {
                 ushort* row = (ushort*)rows[r];
                 int i = 0;
-                for (; i + 32 <= length; i += 32) top = Vector512.Max(top, Vector512.ShiftLeft(Vector512.Load(row + i), 1));
+                for (; i + 32 <= length; i += 32) top = Fold(top, row + i);
                 for (; i < length; i++) top = Vector512.Max(top, Vector512.CreateScalar((ushort)(row[i] << 1)));
             }
-            return !Vector512.GreaterThanOrEqualAny(top, Vector512.Create((ushort)0xF800));
+            return Finite(top);
         }
         if (Vector256.IsHardwareAccelerated)
         {

@@ -89,7 +89,8 @@ public unsafe class FiniteHalfTests
     /// A decode on a binary16 cache read in place (GQA with four query heads per kv head: row quads; MHA and groups of
     /// two: rows one at a time) gives exactly the bits of the same decode on float32 copies of the values, rounded to
     /// binary16: the scaled-down reads change no product. Values include subnormals and the largest magnitudes; with
-    /// <paramref name="special"/> one key block also holds an infinity (K) and a NaN (V), which must take the exact widening.
+    /// <paramref name="special"/> some key blocks also hold an infinity (K) or a NaN (V) only, which must take the exact
+    /// widening (groups of 8: two quads per block; of 6: a quad and two rows one at a time).
     /// </summary>
     [Theory]
     [InlineData(false, 1, 4)]
@@ -100,9 +101,12 @@ public unsafe class FiniteHalfTests
     [InlineData(false, 3, 1)]
     [InlineData(true, 1, 1)]
     [InlineData(true, 2, 2)]
+    [InlineData(true, 1, 8)]
+    [InlineData(true, 2, 6)]
+    [InlineData(false, 1, 6)]
     public void Float16Decode_EqualsFloat32DecodeOnTheSameValues(bool special, int splits, int group)
     {
-        const int hkv = 2, n = 100, d = 64;
+        const int hkv = 4, n = 100, d = 64;
         int hq = hkv * group;
         var random = new Random(17 + splits);
         Half Value(int i) => (i % 41) switch
@@ -121,6 +125,9 @@ public unsafe class FiniteHalfTests
         {
             k[(1 * n + 37) * d + 5] = Half.PositiveInfinity;
             v[(0 * n + 70) * d + 9] = Half.NaN;
+            // In the first values of a block's first row, where a check that folds rows from the wrong offset misses them.
+            k[(2 * n + 48) * d + 2] = Half.NegativeInfinity;
+            v[(3 * n + 16) * d + 1] = Half.NaN;
         }
         var outputHalf = new Half[hq * d];
         var outputFloat = new float[hq * d];
@@ -149,7 +156,7 @@ public unsafe class FiniteHalfTests
         for (int h = 0; h < hq; h++)
             Assert.True(BitConverter.SingleToUInt32Bits(lseFloat[h]) == BitConverter.SingleToUInt32Bits(lseHalf[h]) || (float.IsNaN(lseFloat[h]) && float.IsNaN(lseHalf[h])),
                 $"LSE of head {h}: {lseHalf[h]}, expected {lseFloat[h]}");
-        // The planted infinity and NaN reach the output (so the exact path really ran on their blocks).
+        // The planted infinities and NaNs reach the output (so the exact path really ran on their blocks).
         Assert.Equal(special, nonFinite > 0);
     }
 }
