@@ -16,6 +16,9 @@ if (args.Length > 0 && args[0] == "--linear-decode-bandwidth")
     return LinearDecodeBandwidth.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 7, Console.Out,
         args.Length > 2 ? args[2..] : null);
 
+if (args.Length > 0 && args[0] == "--decode-stream-ceiling")
+    return DecodeStreamCeiling.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5, Console.Out);
+
 if (args.Length > 0 && args[0] == "--flex-ratios")
     return FlexRatios.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 7, Console.Out);
 
