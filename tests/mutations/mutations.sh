@@ -93,7 +93,7 @@ mutation decode-row-walk-slot \
 
 mutation decode-fused-fold-values \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
-  'CPU decode'"'"'s fused binary16 check folds the first key'"'"'s value row four times instead of each key'"'"'s (a copy-paste slip: NaN in other value rows reaches the scaled-down reads)' \
+  'CPU decode'"'"'s fused binary16 check folds the first key'"'"'s value row in place of the third'"'"'s (a copy-paste slip: NaN in that value row reaches the scaled-down reads)' \
   '        top = FiniteHalf.Fold(top, (ushort*)(k2 + valueOffset));' \
   '        top = FiniteHalf.Fold(top, (ushort*)(k0 + valueOffset));'
 

@@ -133,17 +133,22 @@ public static unsafe class DecodeStreamCeiling
         }
     }
 
-    /// <summary>Thread <paramref name="t"/>'s half of the heads: per head, each block of K then the same block of V.</summary>
+    /// <summary>Thread <paramref name="t"/>'s half of the heads (<see cref="Walk"/>).</summary>
     private static float Stream(byte* k, byte* v, long bytes, int t, int fmas)
     {
         long share = bytes / Threads;
-        byte* kStart = k + t * share, vStart = v + t * share;
+        return Walk(k + t * share, v + t * share, share, fmas);
+    }
+
+    /// <summary><paramref name="span"/> bytes of K and of V: each block of K, then the same block of V.</summary>
+    private static float Walk(byte* k, byte* v, long span, int fmas)
+    {
         var acc = Vector512<float>.Zero;
-        for (long offset = 0; offset < share; offset += BlockBytes)
+        for (long offset = 0; offset < span; offset += BlockBytes)
         {
-            bool next = offset + BlockBytes < share;
-            acc = Block(kStart + offset, next ? kStart + offset + BlockBytes : null, acc, fmas);
-            acc = Block(vStart + offset, next ? vStart + offset + BlockBytes : null, acc, fmas);
+            bool next = offset + BlockBytes < span;
+            acc = Block(k + offset, next ? k + offset + BlockBytes : null, acc, fmas);
+            acc = Block(v + offset, next ? v + offset + BlockBytes : null, acc, fmas);
         }
         return acc.ToScalar();
     }
@@ -179,27 +184,15 @@ public static unsafe class DecodeStreamCeiling
     {
         const long span = 16 * BlockBytes;
         const int passes = 200;
-        Stream1(k, v, span, fmas);
+        Walk(k, v, span, fmas);
         double best = double.MaxValue;
         for (int r = 0; r < 5; r++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            for (int p = 0; p < passes; p++) s_sink += Stream1(k, v, span, fmas);
+            for (int p = 0; p < passes; p++) s_sink += Walk(k, v, span, fmas);
             best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds);
         }
         return best / passes / (2.0 * span / 64) * 1e9;
-    }
-
-    private static float Stream1(byte* k, byte* v, long span, int fmas)
-    {
-        var acc = Vector512<float>.Zero;
-        for (long offset = 0; offset < span; offset += BlockBytes)
-        {
-            bool next = offset + BlockBytes < span;
-            acc = Block(k + offset, next ? k + offset + BlockBytes : null, acc, fmas);
-            acc = Block(v + offset, next ? v + offset + BlockBytes : null, acc, fmas);
-        }
-        return acc.ToScalar();
     }
 
     /// <summary>
