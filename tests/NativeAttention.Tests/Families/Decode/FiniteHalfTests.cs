@@ -90,7 +90,8 @@ public unsafe class FiniteHalfTests
     /// two: rows one at a time) gives exactly the bits of the same decode on float32 copies of the values, rounded to
     /// binary16: the scaled-down reads change no product. Values include subnormals and the largest magnitudes; with
     /// <paramref name="special"/> some key blocks also hold an infinity (K) or a NaN (V) only, which must take the exact
-    /// widening (groups of 8: two quads per block; of 6: a quad and two rows one at a time).
+    /// widening (groups of 8: two quads per block; of 6: a quad and two rows one at a time); also through a paged cache (the
+    /// check inside the tiles) and a token-major one (the check passes).
     /// </summary>
     [Theory]
     [InlineData(false, 1, 4)]
@@ -104,7 +105,11 @@ public unsafe class FiniteHalfTests
     [InlineData(true, 1, 8)]
     [InlineData(true, 2, 6)]
     [InlineData(false, 1, 6)]
-    public void Float16Decode_EqualsFloat32DecodeOnTheSameValues(bool special, int splits, int group)
+    [InlineData(true, 1, 4, Layout.Paged)]
+    [InlineData(true, 2, 1, Layout.Paged)]
+    [InlineData(true, 1, 4, Layout.TokenMajor)]
+    [InlineData(true, 3, 1, Layout.TokenMajor)]
+    public void Float16Decode_EqualsFloat32DecodeOnTheSameValues(bool special, int splits, int group, Layout layout = Layout.HeadMajor)
     {
         const int hkv = 4, n = 100, d = 64;
         int hq = hkv * group;
@@ -135,8 +140,9 @@ public unsafe class FiniteHalfTests
         var lseFloat = new float[hq];
         var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
         using var context = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 2 });
-        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), TensorView.FromMemory<Half>(k, 1, hkv, n, d), TensorView.FromMemory<Half>(v, 1, hkv, n, d),
-            TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), cache, null, TensorView.FromMemory<float>(lseHalf, 1, hq, 1));
+        var (kHalf, vHalf, halfCache) = Lay(k, v, hkv, n, d, layout, cache);
+        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), kHalf, vHalf, TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), halfCache, null,
+            TensorView.FromMemory<float>(lseHalf, 1, hq, 1));
         float[] Widen(Half[] values) => values.Select(x => (float)x).ToArray();
         context.FlashKvCache(TensorView.FromMemory<float>(Widen(q), 1, hq, 1, d), TensorView.FromMemory<float>(Widen(k), 1, hkv, n, d),
             TensorView.FromMemory<float>(Widen(v), 1, hkv, n, d), TensorView.FromMemory<float>(outputFloat, 1, hq, 1, d), cache, null,
@@ -158,5 +164,60 @@ public unsafe class FiniteHalfTests
                 $"LSE of head {h}: {lseHalf[h]}, expected {lseFloat[h]}");
         // The planted infinities and NaNs reach the output (so the exact path really ran on their blocks).
         Assert.Equal(special, nonFinite > 0);
+    }
+
+    /// <summary>How <see cref="Float16Decode_EqualsFloat32DecodeOnTheSameValues"/> lays out its binary16 cache.</summary>
+    public enum Layout
+    {
+        /// <summary>[1, Hkv, N, D], contiguous.</summary>
+        HeadMajor,
+
+        /// <summary>Pages of 16 tokens ([blocks, Hkv, 16, D]) in shuffled order through a block table, two spare.</summary>
+        Paged,
+
+        /// <summary>[1, N, Hkv, D] in memory, viewed as [1, Hkv, N, D] (a key's heads adjacent).</summary>
+        TokenMajor,
+    }
+
+    /// <summary>The K and V caches of [Hkv, N, D] values <paramref name="k"/> and <paramref name="v"/> in <paramref name="layout"/>, and the options that read them.</summary>
+    private static (TensorView Key, TensorView Value, KvCacheOptions Cache) Lay(Half[] k, Half[] v, int hkv, int n, int d, Layout layout, KvCacheOptions cache)
+    {
+        switch (layout)
+        {
+            case Layout.Paged:
+            {
+                const int page = 16;
+                int perSequence = (n + page - 1) / page, blocks = perSequence + 2;
+                var order = Enumerable.Range(0, blocks).OrderBy(i => (i * 7919) % blocks).ToArray();
+                var table = order.Take(perSequence).ToArray();
+                var kPaged = new Half[blocks * hkv * page * d];
+                var vPaged = new Half[blocks * hkv * page * d];
+                for (int h = 0; h < hkv; h++)
+                    for (int t = 0; t < n; t++)
+                        for (int e = 0; e < d; e++)
+                        {
+                            long at = (((long)table[t / page] * hkv + h) * page + t % page) * d + e;
+                            kPaged[at] = k[((long)h * n + t) * d + e];
+                            vPaged[at] = v[((long)h * n + t) * d + e];
+                        }
+                return (TensorView.FromMemory<Half>(kPaged, blocks, hkv, page, d), TensorView.FromMemory<Half>(vPaged, blocks, hkv, page, d),
+                    cache with { BlockTable = table, PageSize = page });
+            }
+            case Layout.TokenMajor:
+            {
+                var kTokens = new Half[n * hkv * d];
+                var vTokens = new Half[n * hkv * d];
+                for (int h = 0; h < hkv; h++)
+                    for (int t = 0; t < n; t++)
+                        for (int e = 0; e < d; e++)
+                        {
+                            kTokens[((long)t * hkv + h) * d + e] = k[((long)h * n + t) * d + e];
+                            vTokens[((long)t * hkv + h) * d + e] = v[((long)h * n + t) * d + e];
+                        }
+                return (TensorView.FromMemory<Half>(kTokens, 1, n, hkv, d).Permute(0, 2, 1, 3), TensorView.FromMemory<Half>(vTokens, 1, n, hkv, d).Permute(0, 2, 1, 3), cache);
+            }
+            default:
+                return (TensorView.FromMemory<Half>(k, 1, hkv, n, d), TensorView.FromMemory<Half>(v, 1, hkv, n, d), cache);
+        }
     }
 }
