@@ -361,7 +361,8 @@ internal static unsafe class CpuDecode
         int quadBytes = p.ElementSize == sizeof(float) ? QuadPrefetchBytes : QuadPrefetchBytes16;
         // Rows read in place from rows that follow each other (a contiguous cache, head-major) prefetch the next block
         // through the arithmetic (see StreamBlocks); paged or strided rows prefetch per key.
-        bool stream = Sse.IsSupported && p.DirectRows && table == null && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
+        bool consecutive = p.DirectRows && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes;
+        bool stream = Sse.IsSupported && consecutive && table == null;
         nint keyAhead = stream ? (nint)StreamBlocks * KeyBlock * p.KeyRowBytes : 0, valueAhead = stream ? (nint)StreamBlocks * KeyBlock * p.ValueRowBytes : 0;
         bool prefetch = Sse.IsSupported && !stream && (quads || p.DirectRows && p.ElementType == ElementType.Float32);
         // Binary16 blocks read in place can be checked for infinity and NaN as they are scored (see ScoreQuad) when the
@@ -369,8 +370,8 @@ internal static unsafe class CpuDecode
         // block table, equal K and V blocks). Rows must also follow each other (a contiguous or paged cache): with
         // token-major rows (a key's heads adjacent) the check inside the tiles measured 0.87-0.92x for binary16 MHA at
         // Nk 16384, against 1.13-1.17x through pages of 16 tokens.
-        bool fusedCheck = scaledQueries != null && p.KeySlotBytes == p.KeyRowBytes && p.ValueSlotBytes == p.ValueRowBytes && p.KeySlotBytes == p.ValueSlotBytes &&
-            (table == null || p.KeyBlockBytes == p.ValueBlockBytes) && kStride % 32 == 0 && typeof(T) == typeof(Vector512<float>);
+        bool fusedCheck = scaledQueries != null && consecutive && p.KeySlotBytes == p.ValueSlotBytes && (table == null || p.KeyBlockBytes == p.ValueBlockBytes) &&
+            kStride % 32 == 0 && typeof(T) == typeof(Vector512<float>);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -501,7 +502,7 @@ internal static unsafe class CpuDecode
                 {
                     if (keysScaled) ScoreRow<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, kStride, s.KeyRows, first, last, scores, rowPrefetch);
                     else if (rowCheck && r == quadRows &&
-                        ScoreRowChecked(scaledQueries + (long)r * kStride, kStride, s.KeyRows, keys, scores, rowPrefetch, valueOffset))
+                        ScoreRow<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, kStride, s.KeyRows, 0, keys, scores, rowPrefetch, valueOffset))
                         keysScaled = valuesProven = true;
                     else ScoreRow<TSimd, T, TFormat>(q, kStride, s.KeyRows, first, last, scores, rowPrefetch);
                 }
@@ -742,16 +743,7 @@ internal static unsafe class CpuDecode
                 // them among its FMAs, where a check pass of its own before the scores cost as much as 1.1x the block:
                 // it waits on the rows' first reads); a block holding infinity or NaN is rescored exactly below, and
                 // AccumulateValues4 then checks its values itself.
-                var top = Vector512<ushort>.Zero;
-                int k = from;
-                for (; k + 4 <= to; k += 4)
-                    top = Dot4x4<TSimd, T, ScaledFloat16Rows>(scaledQ, stride, keyRows + k, scores + k, prefetch, valueOffset, top);
-                for (; k < to; k++)
-                {
-                    Dot4<TSimd, T, ScaledFloat16Rows>(scaledQ, stride, keyRows[k], scores + k);
-                    top = FoldRows(top, keyRows[k], valueOffset, stride);
-                }
-                if (FiniteHalf.Finite(top)) return true;
+                if (ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch, valueOffset)) return true;
             }
             else if (FiniteHalf.AllFinite(keyRows + from, to - from, stride))
             {
@@ -759,12 +751,18 @@ internal static unsafe class CpuDecode
                 return false;
             }
         }
+        // Rows read scaled down with a value offset are checked as they are read (Checks); the result says whether they
+        // proved finite.
+        var top = Vector512<ushort>.Zero;
         int j = from;
         for (; j + 4 <= to; j += 4)
-            Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
+            top = Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch, valueOffset, top);
         for (; j < to; j++)
+        {
             Dot4<TSimd, T, TFormat>(q, stride, keyRows[j], scores + j);
-        return false;
+            if (Checks<T, TFormat>(valueOffset)) top = FoldRows(top, keyRows[j], valueOffset, stride);
+        }
+        return Checks<T, TFormat>(valueOffset) && FiniteHalf.Finite(top);
     }
 
     /// <summary><paramref name="top"/> with a key row and its value row (<paramref name="valueOffset"/> bytes on) folded in.</summary>
@@ -779,42 +777,28 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
-    /// <see cref="ScoreRow{TSimd, T, TFormat}"/> of all <paramref name="keys"/> keys of a block for one row, on binary16
-    /// keys read scaled down against <paramref name="scaledQ"/> (512-bit vectors, a stride that is a multiple of 32),
-    /// folding the key rows and the value rows <paramref name="valueOffset"/> bytes after them into the finiteness check
-    /// as they are read (<see cref="Dot1x4{TSimd, T, TFormat}"/>). True when the block holds no infinity or NaN: otherwise the
-    /// scores are not to be used.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static bool ScoreRowChecked(float* scaledQ, int stride, byte** keyRows, int keys, float* scores, nint prefetch, nint valueOffset)
-    {
-        var top = Vector512<ushort>.Zero;
-        int j = 0;
-        for (; j + 4 <= keys; j += 4)
-            top = Dot1x4<Simd512, Vector512<float>, ScaledFloat16Rows>(scaledQ, stride, keyRows + j, scores + j, prefetch, valueOffset, top);
-        for (; j < keys; j++)
-        {
-            scores[j] = Dot<Simd512, Vector512<float>, ScaledFloat16Rows>(scaledQ, keyRows[j], stride, prefetch);
-            top = FoldRows(top, keyRows[j], valueOffset, stride);
-        }
-        return FiniteHalf.Finite(top);
-    }
-
-    /// <summary>
     /// Scores keys <paramref name="from"/>..<paramref name="to"/> of a block for one query row, into <c>scores[j]</c>:
     /// four keys at a time (<see cref="Dot1x4{TSimd, T, TFormat}"/>), then one at a time. Not inlined, like
     /// <see cref="ScoreQuad{TSimd, T, TFormat}"/>. With <paramref name="prefetch"/> not 0 the rows are consecutive in
-    /// memory and the rows that many bytes on are prefetched as these are read (<see cref="StreamBlocks"/>).
+    /// memory and the rows that many bytes on are prefetched as these are read (<see cref="StreamBlocks"/>). Binary16
+    /// rows read scaled down with <paramref name="valueOffset"/> not 0 are checked as they are read, with the value rows
+    /// that many bytes from them (<see cref="Checks{T, TFormat}"/>): true when they proved free of infinity and NaN
+    /// (otherwise the scores are not to be used); false when not checked.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void ScoreRow<TSimd, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch)
+    private static bool ScoreRow<TSimd, T, TFormat>(float* q, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch, nint valueOffset = 0)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
+        var top = Vector512<ushort>.Zero;
         int j = from;
         for (; j + 4 <= to; j += 4)
-            Dot1x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
+            top = Dot1x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch, valueOffset, top);
         for (; j < to; j++)
+        {
             scores[j] = Dot<TSimd, T, TFormat>(q, keyRows[j], stride, prefetch);
+            if (Checks<T, TFormat>(valueOffset)) top = FoldRows(top, keyRows[j], valueOffset, stride);
+        }
+        return Checks<T, TFormat>(valueOffset) && FiniteHalf.Finite(top);
     }
 
     /// <summary>
