@@ -103,6 +103,12 @@ mutation decode-fused-fold-phase \
   'bool check = Checks<T, TFormat>(valueOffset), fold = true;' \
   'bool check = Checks<T, TFormat>(valueOffset), fold = false;'
 
+mutation decode-scaled-queries-overflow \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'CPU decode takes every binary16 query as finite once scaled by 2^112 (queries that overflow read keys and values scaled down)' \
+  '        return finite;' \
+  '        return true;'
+
 mutation decode-flash-split-threads \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~CpuDecodeRoutingTests' \
   'CPU decode caps a Flash call'"'"'s split-rule thread count at the context'"'"'s: the split count, so the result, depends on the thread count' \

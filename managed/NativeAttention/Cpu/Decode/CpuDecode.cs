@@ -337,13 +337,9 @@ internal static unsafe class CpuDecode
             CpuPacking.ReadRow(s.Row, p.Q + p.ElementSize * (p.QueryOffset + b * p.QueryStrides[0] + head * p.QueryStrides[1] + i * p.QueryStrides[2]),
                 p.QueryStrides[3], dqk, p.ElementType);
             if (p.RotaryHalf > 0) p.Rotate(s.Row, p.Problem.QueryPosition(b, i));
-            for (int d = 0; d < dqk; d++) qRow[d] = s.Row[d] * p.QueryScale;
+            Scale(qRow, s.Row, p.QueryScale, dqk);
             for (int d = dqk; d < kStride; d++) qRow[d] = 0;
-            if (scaleQueries)
-            {
-                float* scaled = s.ScaledQueries + (long)r * kStride;
-                for (int d = 0; d < kStride; d++) finiteQueries &= float.IsFinite(scaled[d] = qRow[d] * MathConstants.TwoTo112);
-            }
+            if (scaleQueries) finiteQueries &= Scale(s.ScaledQueries + (long)r * kStride, qRow, MathConstants.TwoTo112, kStride);
         }
         float* scaledQueries = scaleQueries && finiteQueries ? s.ScaledQueries : null;
         int splitStart = 0, splitEnd = 0;
@@ -564,7 +560,7 @@ internal static unsafe class CpuDecode
             if (p.Splits > 1)
             {
                 long partial = p.PartialRow(b, kvHead, split, row);
-                for (int d = 0; d < dv; d++) p.Partials[partial * dv + d] = acc[d] * factor;
+                Scale(p.Partials + partial * dv, acc, factor, dv);
                 p.Partials[p.PartialLseOffset + partial] = lse;
             }
             else p.WriteRow(b, head, i, acc, empty ? 0f : sigmoid ? float.Exp2(s.Max[r]) : factor, lse);
@@ -1200,6 +1196,39 @@ internal static unsafe class CpuDecode
                 p.WriteRow(b, head, i, acc, p.Sigmoid && !float.IsNegativeInfinity(total) ? MathF.Exp(total) : 1f, total);
             }
         }
+    }
+
+    /// <summary>
+    /// <c>destination[d] = factor x source[d]</c> for <paramref name="count"/> floats, a vector at a time (the same rounding
+    /// as the scalar product); returns whether every product is finite. The per-item setup and the partials' writes ran
+    /// as scalar loops, a fifth of a single-thread call at Nk = 512 (binary16, Hq = 32, Hkv = 8, D = 128).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Scale(float* destination, float* source, float factor, int count)
+    {
+        int d = 0;
+        bool finite = true;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var f = Vector512.Create(factor);
+            var infinity = Vector512.Create(float.PositiveInfinity);
+            for (; d + Vector512<float>.Count <= count; d += Vector512<float>.Count)
+            {
+                var product = f * Vector512.Load(source + d);
+                product.Store(destination + d);
+                // |NaN| < inf is false (unordered), like |inf| < inf.
+                finite &= Vector512.LessThanAll(Vector512.Abs(product), infinity);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+            for (var f = Vector256.Create(factor); d + Vector256<float>.Count <= count; d += Vector256<float>.Count)
+            {
+                var product = f * Vector256.Load(source + d);
+                product.Store(destination + d);
+                finite &= Vector256.LessThanAll(Vector256.Abs(product), Vector256.Create(float.PositiveInfinity));
+            }
+        for (; d < count; d++) finite &= float.IsFinite(destination[d] = factor * source[d]);
+        return finite;
     }
 
     /// <summary>

@@ -166,6 +166,46 @@ public unsafe class FiniteHalfTests
         Assert.Equal(special, nonFinite > 0);
     }
 
+    /// <summary>
+    /// Binary16 queries that overflow float32 once scaled by 2^112 (here |q x scale| of 2^18) must keep the exact
+    /// widening: read scaled down against an infinite query, a key of 0 gives NaN and any other key an infinity, where
+    /// the exact products are finite. Rows of quads (group 4) and single rows (group 1), one and two splits.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 4)]
+    [InlineData(2, 4)]
+    [InlineData(1, 1)]
+    public void Float16Decode_QueriesThatOverflowOnceScaled_EqualFloat32Decode(int splits, int group)
+    {
+        const int hkv = 2, n = 80, d = 64;
+        int hq = hkv * group;
+        var random = new Random(5 + splits);
+        var q = new Half[hq * d];
+        var k = new Half[hkv * n * d];
+        var v = new Half[hkv * n * d];
+        for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 1e-3);
+        // One large element in every query row; with a scale of 8 it is 2^18 before the 2^112 scaling.
+        for (int h = 0; h < hq; h++) q[h * d + (h * 7) % d] = (Half)32768;
+        for (int i = 0; i < k.Length; i++) k[i] = i % 13 == 0 ? (Half)0 : (Half)((random.NextDouble() * 2 - 1) * 1e-3);
+        for (int i = 0; i < v.Length; i++) v[i] = (Half)(random.NextDouble() * 2 - 1);
+        var outputHalf = new Half[hq * d];
+        var outputFloat = new float[hq * d];
+        var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
+        var options = new FlashOptions { Scale = 8f };
+        using var context = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 2 });
+        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), TensorView.FromMemory<Half>(k, 1, hkv, n, d), TensorView.FromMemory<Half>(v, 1, hkv, n, d),
+            TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), cache, options);
+        float[] Widen(Half[] values) => values.Select(x => (float)x).ToArray();
+        context.FlashKvCache(TensorView.FromMemory<float>(Widen(q), 1, hq, 1, d), TensorView.FromMemory<float>(Widen(k), 1, hkv, n, d),
+            TensorView.FromMemory<float>(Widen(v), 1, hkv, n, d), TensorView.FromMemory<float>(outputFloat, 1, hq, 1, d), cache, options);
+        for (int i = 0; i < outputHalf.Length; i++)
+        {
+            Assert.True(float.IsFinite(outputFloat[i]), $"element {i} of the float32 output: {outputFloat[i]}");
+            Half expected = (Half)outputFloat[i];
+            Assert.True(BitConverter.HalfToUInt16Bits(expected) == BitConverter.HalfToUInt16Bits(outputHalf[i]), $"element {i}: {outputHalf[i]}, expected {expected}");
+        }
+    }
+
     /// <summary>How <see cref="Float16Decode_EqualsFloat32DecodeOnTheSameValues"/> lays out its binary16 cache.</summary>
     public enum Layout
     {
