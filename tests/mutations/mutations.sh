@@ -97,11 +97,17 @@ mutation decode-fused-fold-values \
   '        top = FiniteHalf.Fold(top, (ushort*)(k2 + valueOffset));' \
   '        top = FiniteHalf.Fold(top, (ushort*)(k0 + valueOffset));'
 
-mutation decode-fused-fold-phase \
+mutation decode-paired-fold-row \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
-  'CPU decode'"'"'s 4 x 4 tile folds its rows on the odd steps instead of the even ones (misses each row'"'"'s first 16 values and reads 16 past its end)' \
-  'bool check = Checks<T, TFormat>(valueOffset), fold = true;' \
-  'bool check = Checks<T, TFormat>(valueOffset), fold = false;'
+  'CPU decode'"'"'s paired 4 x 4 tile folds its third key'"'"'s K and V rows twice and never its fourth'"'"'s into the finiteness check' \
+  '            if (check) top = FoldQuad(top, k0, k1, k2, k3, valueOffset);' \
+  '            if (check) top = FoldQuad(top, k0, k1, k2, k2, valueOffset);'
+
+mutation decode-paired-odd-sign \
+  managed/NativeAttention/Cpu/Simd/PairLoads.cs "$CPU_TESTS" \
+  'Paired loads widen the odd binary16 elements (read scaled down) with a logical shift: negative values lose their sign' \
+  '            return (Avx512F.ShiftRightArithmetic(pairs, 3) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle();' \
+  '            return (Avx512F.ShiftRightLogical(pairs, 3) & Vector512.Create(unchecked((int)0x8FFFE000))).AsSingle();'
 
 mutation decode-scaled-queries-overflow \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \

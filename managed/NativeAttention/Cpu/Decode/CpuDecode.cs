@@ -318,6 +318,8 @@ internal static unsafe class CpuDecode
         // Rows are ordered query-major (row = i * group + g), so a run of rows is a run of queries.
         int low = int.MaxValue, high = int.MinValue;
         bool scaleQueries = p.DirectRows && p.ElementType == ElementType.Float16, finiteQueries = true;
+        // Quads score 512-bit tiles over even and odd elements (PairLoads) when rows split into 32s.
+        bool paired = typeof(T) == typeof(Vector512<float>) && PairLoads.Supported && kStride % 32 == 0 && rows >= 4;
         for (int r = 0; r < rows; r++)
         {
             int row = r0 + r, i = row / p.GroupSize, head = kvHead * p.GroupSize + row % p.GroupSize;
@@ -340,6 +342,11 @@ internal static unsafe class CpuDecode
             Scale(qRow, s.Row, p.QueryScale, dqk);
             for (int d = dqk; d < kStride; d++) qRow[d] = 0;
             if (scaleQueries) finiteQueries &= Scale(s.ScaledQueries + (long)r * kStride, qRow, MathConstants.TwoTo112, kStride);
+            if (paired && r < rows / 4 * 4)
+            {
+                PairLoads.Deinterleave(s.PairedQueries + (long)r * kStride, qRow, kStride);
+                if (scaleQueries) PairLoads.Deinterleave(s.PairedScaledQueries + (long)r * kStride, s.ScaledQueries + (long)r * kStride, kStride);
+            }
         }
         float* scaledQueries = scaleQueries && finiteQueries ? s.ScaledQueries : null;
         int splitStart = 0, splitEnd = 0;
@@ -463,9 +470,10 @@ internal static unsafe class CpuDecode
                     highKey = Math.Max(highKey, s.End[x]);
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
-                // The check proves the whole block only when the quad scores all of its keys.
-                blockFinite |= ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride, kStride,
-                    s.KeyRows, from, to, s.Scores + (long)r * KeyBlock, r == 0 ? keyPrefetch : 0, from == 0 && to == keys ? valueOffset : 0, blockFinite);
+                // The check proves the whole block only when the quad scores all of its keys, in the paired tiles (which fold).
+                blockFinite |= ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride,
+                    paired ? s.PairedQueries + (long)r * kStride : null, paired && scaledQueries != null ? s.PairedScaledQueries + (long)r * kStride : null, kStride,
+                    s.KeyRows, from, to, s.Scores + (long)r * KeyBlock, r == 0 ? keyPrefetch : 0, from == 0 && to == keys && paired ? valueOffset : 0, blockFinite);
             }
             // Leftover binary16 rows read a K block without infinity or NaN scaled down (as quads do, see the remarks):
             // proven by the quads, or by the first leftover row as it scores the whole block (which also checks V), or
@@ -720,7 +728,7 @@ internal static unsafe class CpuDecode
     /// Returns true when the block's K and V rows are known to be finite.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static bool ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch,
+    private static bool ScoreQuad<TSimd, T, TFormat>(float* q, float* scaledQ, float* pairedQ, float* pairedScaledQ, int stride, byte** keyRows, int from, int to, float* scores, nint prefetch,
         nint valueOffset = 0, bool blockFinite = false)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
@@ -730,7 +738,7 @@ internal static unsafe class CpuDecode
         {
             if (blockFinite)
             {
-                ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch);
+                ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, pairedScaledQ, null, stride, keyRows, from, to, scores, prefetch);
                 return true;
             }
             if (valueOffset != 0 && typeof(T) == typeof(Vector512<float>) && stride % 32 == 0)
@@ -739,11 +747,11 @@ internal static unsafe class CpuDecode
                 // them among its FMAs, where a check pass of its own before the scores cost as much as 1.1x the block:
                 // it waits on the rows' first reads); a block holding infinity or NaN is rescored exactly below, and
                 // AccumulateValues4 then checks its values itself.
-                if (ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch, valueOffset)) return true;
+                if (ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, pairedScaledQ, null, stride, keyRows, from, to, scores, prefetch, valueOffset)) return true;
             }
             else if (FiniteHalf.AllFinite(keyRows + from, to - from, stride))
             {
-                ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, stride, keyRows, from, to, scores, prefetch);
+                ScoreQuad<TSimd, T, ScaledFloat16Rows>(scaledQ, null, pairedScaledQ, null, stride, keyRows, from, to, scores, prefetch);
                 return false;
             }
         }
@@ -752,7 +760,10 @@ internal static unsafe class CpuDecode
         var top = Vector512<ushort>.Zero;
         int j = from;
         for (; j + 4 <= to; j += 4)
-            top = Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch, valueOffset, top);
+        {
+            if (pairedQ != null) top = Dot4x4Paired<TFormat>(pairedQ, stride, keyRows + j, scores + j, prefetch, valueOffset, top);
+            else Dot4x4<TSimd, T, TFormat>(q, stride, keyRows + j, scores + j, prefetch);
+        }
         for (; j < to; j++)
         {
             Dot4<TSimd, T, TFormat>(q, stride, keyRows[j], scores + j);
@@ -875,19 +886,103 @@ internal static unsafe class CpuDecode
     }
 
     /// <summary>
+    /// <see cref="Dot4x4{TSimd, T, TFormat}"/> over 512-bit vectors of even and odd elements (<see cref="PairLoads"/>):
+    /// the queries come deinterleaved (<see cref="PairLoads.Deinterleave"/>), and each chunk of 32 adds its even
+    /// products, then its odd ones, into a tile of 16 accumulators. Binary16 rows read scaled down take two
+    /// instructions per widened vector here (three in order), bfloat16 rows one (two); every format sums the same
+    /// products in the same order, so binary16 and bfloat16 scores still equal float32 ones on the same values bit for
+    /// bit. With a value offset, each chunk's four key rows and their value rows are folded into the finiteness check.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> Dot4x4Paired<TFormat>(float* q, int stride, byte** keys, float* scores, nint prefetch, nint valueOffset, Vector512<ushort> top)
+        where TFormat : struct, IRowFormat
+    {
+        byte* k0 = keys[0], k1 = keys[1], k2 = keys[2], k3 = keys[3];
+        float* q0 = q, q2 = q + 2 * stride, end = q + stride;
+        nint s = stride, step = RowLoads.Bytes<TFormat>(32);
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        byte* next = prefetch == 0 ? null : k0 + prefetch;
+        bool check = Checks<Vector512<float>, TFormat>(valueOffset);
+        for (; q0 < end; q0 += 32, q2 += 32, k0 += step, k1 += step, k2 += step, k3 += step)
+        {
+            if (next != null)
+            {
+                CacheLines.PrefetchL2Chunk(next, 4 * step);
+                next += 4 * step;
+            }
+            if (check) top = FoldQuad(top, k0, k1, k2, k3, valueOffset);
+            // Even elements first, then the odd ones (each load again from L1): 16 accumulators, four keys' vectors and a
+            // query vector stay in registers.
+            var e0 = PairLoads.Even<TFormat>(k0);
+            var e1 = PairLoads.Even<TFormat>(k1);
+            var e2 = PairLoads.Even<TFormat>(k2);
+            var e3 = PairLoads.Even<TFormat>(k3);
+            var y = Vector512.Load(q0);
+            a00 = Vector512.FusedMultiplyAdd(y, e0, a00);
+            a01 = Vector512.FusedMultiplyAdd(y, e1, a01);
+            a02 = Vector512.FusedMultiplyAdd(y, e2, a02);
+            a03 = Vector512.FusedMultiplyAdd(y, e3, a03);
+            y = Vector512.Load(q0 + s);
+            a10 = Vector512.FusedMultiplyAdd(y, e0, a10);
+            a11 = Vector512.FusedMultiplyAdd(y, e1, a11);
+            a12 = Vector512.FusedMultiplyAdd(y, e2, a12);
+            a13 = Vector512.FusedMultiplyAdd(y, e3, a13);
+            y = Vector512.Load(q2);
+            a20 = Vector512.FusedMultiplyAdd(y, e0, a20);
+            a21 = Vector512.FusedMultiplyAdd(y, e1, a21);
+            a22 = Vector512.FusedMultiplyAdd(y, e2, a22);
+            a23 = Vector512.FusedMultiplyAdd(y, e3, a23);
+            y = Vector512.Load(q2 + s);
+            a30 = Vector512.FusedMultiplyAdd(y, e0, a30);
+            a31 = Vector512.FusedMultiplyAdd(y, e1, a31);
+            a32 = Vector512.FusedMultiplyAdd(y, e2, a32);
+            a33 = Vector512.FusedMultiplyAdd(y, e3, a33);
+            var o0 = PairLoads.Odd<TFormat>(k0);
+            var o1 = PairLoads.Odd<TFormat>(k1);
+            var o2 = PairLoads.Odd<TFormat>(k2);
+            var o3 = PairLoads.Odd<TFormat>(k3);
+            y = Vector512.Load(q0 + 16);
+            a00 = Vector512.FusedMultiplyAdd(y, o0, a00);
+            a01 = Vector512.FusedMultiplyAdd(y, o1, a01);
+            a02 = Vector512.FusedMultiplyAdd(y, o2, a02);
+            a03 = Vector512.FusedMultiplyAdd(y, o3, a03);
+            y = Vector512.Load(q0 + s + 16);
+            a10 = Vector512.FusedMultiplyAdd(y, o0, a10);
+            a11 = Vector512.FusedMultiplyAdd(y, o1, a11);
+            a12 = Vector512.FusedMultiplyAdd(y, o2, a12);
+            a13 = Vector512.FusedMultiplyAdd(y, o3, a13);
+            y = Vector512.Load(q2 + 16);
+            a20 = Vector512.FusedMultiplyAdd(y, o0, a20);
+            a21 = Vector512.FusedMultiplyAdd(y, o1, a21);
+            a22 = Vector512.FusedMultiplyAdd(y, o2, a22);
+            a23 = Vector512.FusedMultiplyAdd(y, o3, a23);
+            y = Vector512.Load(q2 + s + 16);
+            a30 = Vector512.FusedMultiplyAdd(y, o0, a30);
+            a31 = Vector512.FusedMultiplyAdd(y, o1, a31);
+            a32 = Vector512.FusedMultiplyAdd(y, o2, a32);
+            a33 = Vector512.FusedMultiplyAdd(y, o3, a33);
+        }
+        Simd512.Sum4(a00, a01, a02, a03).Store(scores);
+        Simd512.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
+        Simd512.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
+        Simd512.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
+        return top;
+    }
+
+    /// <summary>
     /// The 16 dot products of four query rows (<paramref name="stride"/> apart) with four key rows, written to
     /// <c>scores[0..3]</c>, <c>scores[KeyBlock..KeyBlock + 3]</c>, ...: a 4 x 4 register tile, so each step loads four
     /// key and four query vectors for 16 FMAs, and each key vector is widened once for the four rows. The 16 sums
     /// are reduced four at a time by <see cref="ISimd{T}.Sum4"/>. With <paramref name="prefetch"/> not 0 the four rows
     /// are consecutive in memory (a contiguous cache), and each step prefetches a quarter of the four rows that many
-    /// bytes on: the next block's same rows (<see cref="StreamBlocks"/>). With <paramref name="valueOffset"/> not 0 and
-    /// binary16 rows read scaled down by 512-bit code (<see cref="Checks{T, TFormat}"/>), the key rows and the value rows
-    /// that many bytes from them are folded into <paramref name="top"/> as they are read, which is returned (otherwise
-    /// unchanged).
+    /// bytes on: the next block's same rows (<see cref="StreamBlocks"/>). Rows that split into 32s take
+    /// <see cref="Dot4x4Paired"/> instead on 512-bit code.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ushort> Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores, nint prefetch, nint valueOffset = 0,
-        Vector512<ushort> top = default)
+    private static void Dot4x4<TSimd, T, TFormat>(float* q, int stride, byte** keys, float* scores, nint prefetch)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Pointers step through the rows (no index register), and rows 1 and 3 are addressed from rows 0 and 2 plus
@@ -900,19 +995,12 @@ internal static unsafe class CpuDecode
         T a20 = TSimd.Zero, a21 = TSimd.Zero, a22 = TSimd.Zero, a23 = TSimd.Zero;
         T a30 = TSimd.Zero, a31 = TSimd.Zero, a32 = TSimd.Zero, a33 = TSimd.Zero;
         byte* next = prefetch == 0 ? null : k0 + prefetch;
-        // With a check, every other step folds the 32 values of this step and the next (the stride is a multiple of 32).
-        bool check = Checks<T, TFormat>(valueOffset), fold = true;
         for (; q0 < end; q0 += TSimd.Count, q2 += TSimd.Count, k0 += step, k1 += step, k2 += step, k3 += step)
         {
             if (next != null)
             {
                 CacheLines.PrefetchL2Chunk(next, 4 * step);
                 next += 4 * step;
-            }
-            if (check)
-            {
-                if (fold) top = FoldQuad(top, k0, k1, k2, k3, valueOffset);
-                fold = !fold;
             }
             T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
             T x2 = RowLoads.Load<TSimd, T, TFormat>(k2, 0), x3 = RowLoads.Load<TSimd, T, TFormat>(k3, 0);
@@ -941,7 +1029,6 @@ internal static unsafe class CpuDecode
         TSimd.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
         TSimd.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
         TSimd.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
-        return top;
     }
 
     /// <summary>
@@ -1422,7 +1509,7 @@ internal static unsafe class CpuDecode
     /// <summary>Carves one worker's scratch; every block starts 64-byte aligned.</summary>
     private readonly struct Scratch
     {
-        public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope, ScaledQueries;
+        public readonly float* Queries, Accumulator, Scores, KeyStage, ValueStage, Row, Max, Sum, Alpha, Slope, ScaledQueries, PairedQueries, PairedScaledQueries;
         public readonly byte** KeyRows, ValueRows;
         public readonly int* Start, End, Active;
         private readonly float* _end;
@@ -1446,6 +1533,8 @@ internal static unsafe class CpuDecode
             End = (int*)CpuScratch.Take(ref next, RowsPerItem);
             Active = (int*)CpuScratch.Take(ref next, RowsPerItem);
             ScaledQueries = CpuScratch.Take(ref next, (long)RowsPerItem * p.KeyStride);
+            PairedQueries = CpuScratch.Take(ref next, (long)RowsPerItem * p.KeyStride);
+            PairedScaledQueries = CpuScratch.Take(ref next, (long)RowsPerItem * p.KeyStride);
             _end = next;
         }
 

@@ -89,7 +89,7 @@ internal unsafe struct Simd512 : ISimd<Vector512<float>>
 
     /// <summary>Binary16 bits (sign-extended to 32) to floats: rebias by a multiply by 2^112, which also normalises subnormals.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> HalfToSingle(Vector512<int> h)
+    internal static Vector512<float> HalfToSingle(Vector512<int> h)
     {
         // h is sign-extended, so after the shift bits 31..28 all hold the sign: keep bit 31, clear 30..28, and the
         // exponent and mantissa sit where a float's go. The multiply keeps the sign.

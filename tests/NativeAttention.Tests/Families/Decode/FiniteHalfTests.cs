@@ -133,6 +133,9 @@ public unsafe class FiniteHalfTests
             // In the first values of a block's first row, where a check that folds rows from the wrong offset misses them.
             k[(2 * n + 48) * d + 2] = Half.NegativeInfinity;
             v[(3 * n + 16) * d + 1] = Half.NaN;
+            // In the fourth key of a tile (a key index of 3 modulo 4), past a row's first 32 values.
+            k[(0 * n + 27) * d + 40] = Half.PositiveInfinity;
+            v[(2 * n + 91) * d + 33] = Half.NaN;
         }
         var outputHalf = new Half[hq * d];
         var outputFloat = new float[hq * d];
