@@ -920,50 +920,18 @@ internal static unsafe class CpuDecode
             var e1 = PairLoads.Even<TFormat>(k1);
             var e2 = PairLoads.Even<TFormat>(k2);
             var e3 = PairLoads.Even<TFormat>(k3);
-            var y = Vector512.Load(q0);
-            a00 = Vector512.FusedMultiplyAdd(y, e0, a00);
-            a01 = Vector512.FusedMultiplyAdd(y, e1, a01);
-            a02 = Vector512.FusedMultiplyAdd(y, e2, a02);
-            a03 = Vector512.FusedMultiplyAdd(y, e3, a03);
-            y = Vector512.Load(q0 + s);
-            a10 = Vector512.FusedMultiplyAdd(y, e0, a10);
-            a11 = Vector512.FusedMultiplyAdd(y, e1, a11);
-            a12 = Vector512.FusedMultiplyAdd(y, e2, a12);
-            a13 = Vector512.FusedMultiplyAdd(y, e3, a13);
-            y = Vector512.Load(q2);
-            a20 = Vector512.FusedMultiplyAdd(y, e0, a20);
-            a21 = Vector512.FusedMultiplyAdd(y, e1, a21);
-            a22 = Vector512.FusedMultiplyAdd(y, e2, a22);
-            a23 = Vector512.FusedMultiplyAdd(y, e3, a23);
-            y = Vector512.Load(q2 + s);
-            a30 = Vector512.FusedMultiplyAdd(y, e0, a30);
-            a31 = Vector512.FusedMultiplyAdd(y, e1, a31);
-            a32 = Vector512.FusedMultiplyAdd(y, e2, a32);
-            a33 = Vector512.FusedMultiplyAdd(y, e3, a33);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q0), e0, e1, e2, e3, ref a00, ref a01, ref a02, ref a03);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q0 + s), e0, e1, e2, e3, ref a10, ref a11, ref a12, ref a13);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q2), e0, e1, e2, e3, ref a20, ref a21, ref a22, ref a23);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q2 + s), e0, e1, e2, e3, ref a30, ref a31, ref a32, ref a33);
             var o0 = PairLoads.Odd<TFormat>(k0);
             var o1 = PairLoads.Odd<TFormat>(k1);
             var o2 = PairLoads.Odd<TFormat>(k2);
             var o3 = PairLoads.Odd<TFormat>(k3);
-            y = Vector512.Load(q0 + 16);
-            a00 = Vector512.FusedMultiplyAdd(y, o0, a00);
-            a01 = Vector512.FusedMultiplyAdd(y, o1, a01);
-            a02 = Vector512.FusedMultiplyAdd(y, o2, a02);
-            a03 = Vector512.FusedMultiplyAdd(y, o3, a03);
-            y = Vector512.Load(q0 + s + 16);
-            a10 = Vector512.FusedMultiplyAdd(y, o0, a10);
-            a11 = Vector512.FusedMultiplyAdd(y, o1, a11);
-            a12 = Vector512.FusedMultiplyAdd(y, o2, a12);
-            a13 = Vector512.FusedMultiplyAdd(y, o3, a13);
-            y = Vector512.Load(q2 + 16);
-            a20 = Vector512.FusedMultiplyAdd(y, o0, a20);
-            a21 = Vector512.FusedMultiplyAdd(y, o1, a21);
-            a22 = Vector512.FusedMultiplyAdd(y, o2, a22);
-            a23 = Vector512.FusedMultiplyAdd(y, o3, a23);
-            y = Vector512.Load(q2 + s + 16);
-            a30 = Vector512.FusedMultiplyAdd(y, o0, a30);
-            a31 = Vector512.FusedMultiplyAdd(y, o1, a31);
-            a32 = Vector512.FusedMultiplyAdd(y, o2, a32);
-            a33 = Vector512.FusedMultiplyAdd(y, o3, a33);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q0 + 16), o0, o1, o2, o3, ref a00, ref a01, ref a02, ref a03);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q0 + s + 16), o0, o1, o2, o3, ref a10, ref a11, ref a12, ref a13);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q2 + 16), o0, o1, o2, o3, ref a20, ref a21, ref a22, ref a23);
+            Fma4<Simd512, Vector512<float>>(Vector512.Load(q2 + s + 16), o0, o1, o2, o3, ref a30, ref a31, ref a32, ref a33);
         }
         Simd512.Sum4(a00, a01, a02, a03).Store(scores);
         Simd512.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
@@ -1004,31 +972,25 @@ internal static unsafe class CpuDecode
             }
             T x0 = RowLoads.Load<TSimd, T, TFormat>(k0, 0), x1 = RowLoads.Load<TSimd, T, TFormat>(k1, 0);
             T x2 = RowLoads.Load<TSimd, T, TFormat>(k2, 0), x3 = RowLoads.Load<TSimd, T, TFormat>(k3, 0);
-            T y = TSimd.Load(q0);
-            a00 = TSimd.MultiplyAdd(y, x0, a00);
-            a01 = TSimd.MultiplyAdd(y, x1, a01);
-            a02 = TSimd.MultiplyAdd(y, x2, a02);
-            a03 = TSimd.MultiplyAdd(y, x3, a03);
-            y = TSimd.Load(q0 + s);
-            a10 = TSimd.MultiplyAdd(y, x0, a10);
-            a11 = TSimd.MultiplyAdd(y, x1, a11);
-            a12 = TSimd.MultiplyAdd(y, x2, a12);
-            a13 = TSimd.MultiplyAdd(y, x3, a13);
-            y = TSimd.Load(q2);
-            a20 = TSimd.MultiplyAdd(y, x0, a20);
-            a21 = TSimd.MultiplyAdd(y, x1, a21);
-            a22 = TSimd.MultiplyAdd(y, x2, a22);
-            a23 = TSimd.MultiplyAdd(y, x3, a23);
-            y = TSimd.Load(q2 + s);
-            a30 = TSimd.MultiplyAdd(y, x0, a30);
-            a31 = TSimd.MultiplyAdd(y, x1, a31);
-            a32 = TSimd.MultiplyAdd(y, x2, a32);
-            a33 = TSimd.MultiplyAdd(y, x3, a33);
+            Fma4<TSimd, T>(TSimd.Load(q0), x0, x1, x2, x3, ref a00, ref a01, ref a02, ref a03);
+            Fma4<TSimd, T>(TSimd.Load(q0 + s), x0, x1, x2, x3, ref a10, ref a11, ref a12, ref a13);
+            Fma4<TSimd, T>(TSimd.Load(q2), x0, x1, x2, x3, ref a20, ref a21, ref a22, ref a23);
+            Fma4<TSimd, T>(TSimd.Load(q2 + s), x0, x1, x2, x3, ref a30, ref a31, ref a32, ref a33);
         }
         TSimd.Sum4(a00, a01, a02, a03).Store(scores);
         TSimd.Sum4(a10, a11, a12, a13).Store(scores + KeyBlock);
         TSimd.Sum4(a20, a21, a22, a23).Store(scores + 2 * KeyBlock);
         TSimd.Sum4(a30, a31, a32, a33).Store(scores + 3 * KeyBlock);
+    }
+
+    /// <summary>One query vector <paramref name="y"/> against four key vectors: a row of a 4 x 4 tile's accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma4<TSimd, T>(T y, T x0, T x1, T x2, T x3, ref T a0, ref T a1, ref T a2, ref T a3) where TSimd : struct, ISimd<T> where T : unmanaged
+    {
+        a0 = TSimd.MultiplyAdd(y, x0, a0);
+        a1 = TSimd.MultiplyAdd(y, x1, a1);
+        a2 = TSimd.MultiplyAdd(y, x2, a2);
+        a3 = TSimd.MultiplyAdd(y, x3, a3);
     }
 
     /// <summary>
