@@ -743,7 +743,7 @@ internal static unsafe class CpuDecode
             }
             if (valueOffset != 0 && typeof(T) == typeof(Vector512<float>) && stride % 32 == 0)
             {
-                // The K rows and the V rows valueOffset bytes from them checked as the keys are scored (Dot4x4 folds
+                // The K rows and the V rows valueOffset bytes from them checked as the keys are scored (Dot4x4Paired folds
                 // them among its FMAs, where a check pass of its own before the scores cost as much as 1.1x the block:
                 // it waits on the rows' first reads); a block holding infinity or NaN is rescored exactly below, and
                 // AccumulateValues4 then checks its values itself.
@@ -813,8 +813,8 @@ internal static unsafe class CpuDecode
     /// for the four, two accumulators per key keep both FMA pipes busy, and the four sums are reduced together by
     /// <see cref="ISimd{T}.Sum4"/> (one horizontal reduction per key cost as much as the key's products). With
     /// <paramref name="prefetch"/> not 0 the four rows are consecutive in memory, and each step prefetches its share
-    /// of them that many bytes on, as <see cref="Dot4x4{TSimd, T, TFormat}"/> does, and likewise folds the rows into
-    /// <paramref name="top"/> when it checks.
+    /// of them that many bytes on, as <see cref="Dot4x4{TSimd, T, TFormat}"/> does, and folds the rows into
+    /// <paramref name="top"/> when it checks, as <see cref="Dot4x4Paired"/> does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<ushort> Dot1x4<TSimd, T, TFormat>(float* q, int length, byte** keys, float* scores, nint prefetch, nint valueOffset = 0,
@@ -862,7 +862,7 @@ internal static unsafe class CpuDecode
 
     /// <summary>
     /// Whether a tile folds its rows into a finiteness check as it reads them: binary16 rows read scaled down by 512-bit
-    /// code, whose steps cover 32 values (a pair of Dot4x4 steps, one Dot1x4 step), given the value rows' offset.
+    /// code, whose steps cover 32 values (one Dot4x4Paired or Dot1x4 step), given the value rows' offset.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Checks<T, TFormat>(nint valueOffset) where TFormat : struct, IRowFormat =>
