@@ -87,9 +87,9 @@ mutation decode-row-tile-sum \
 
 mutation decode-row-walk-slot \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
-  'CPU decode'"'"'s pointer walk over an unpaged cache steps value rows by the key slot size (wrong when Dv or the value strides differ)' \
+  'CPU decode'"'"'s pointer walk over an unpaged cache never advances the value row: every key of a block reads the block'"'"'s first value row' \
   'nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.ValueSlotBytes;' \
-  'nint keySlot = (nint)p.KeySlotBytes, valueSlot = (nint)p.KeySlotBytes;'
+  'nint keySlot = (nint)p.KeySlotBytes, valueSlot = 0;'
 
 mutation decode-fused-fold-values \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \

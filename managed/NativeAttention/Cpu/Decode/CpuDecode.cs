@@ -45,10 +45,15 @@ namespace NativeAttention.Cpu;
 internal static unsafe class CpuDecode
 {
     /// <summary>
-    /// Keys per block. Short blocks switch between the K and V streams often, which kept one thread's reads flowing:
-    /// 16 against 64 measured 32 vs 24 GB/s (float32) and 41 vs 34 GB/s (bfloat16) on one thread, Nk = 16384, D = 128.
+    /// Keys per block: each block's scores, softmax update and value accumulation. On the Intel host (2-core Xeon, model
+    /// 207), with the next block prefetched through the arithmetic (<see cref="StreamBlocks"/>), 64 against 16 measured
+    /// 1.04-1.20x less time for GQA rows (binary16, bfloat16 and float32, Hq = 32, Hkv = 8, D = 128, Nk = 4096-65536,
+    /// both entry points, two threads, one process switching the size at run time) and 0.99-1.06x for MHA; 32 gained
+    /// 1.02-1.16x and 128 no more than 64. On the Zen 4 host before the spread prefetch, short blocks had won (16 against
+    /// 64: 32 vs 24 GB/s float32, 41 vs 34 GB/s bfloat16, one thread, Nk = 16384): they switched between the K and V
+    /// streams often, which kept one thread's reads flowing.
     /// </summary>
-    private const int KeyBlock = 16;
+    private const int KeyBlock = 64;
 
     /// <summary>Query rows per item; decoding (Nq x group size) fits in one, longer calls are cut into runs of queries.</summary>
     private const int RowsPerItem = 64;

@@ -136,6 +136,9 @@ public unsafe class FiniteHalfTests
             // In the fourth key of a tile (a key index of 3 modulo 4), past a row's first 32 values.
             k[(0 * n + 27) * d + 40] = Half.PositiveInfinity;
             v[(2 * n + 91) * d + 33] = Half.NaN;
+            // In the first values of the first row of a block of 64 keys (and of 16 or 32).
+            k[(3 * n + 64) * d + 3] = Half.NegativeInfinity;
+            v[(1 * n + 64) * d + 0] = Half.NaN;
         }
         var outputHalf = new Half[hq * d];
         var outputFloat = new float[hq * d];
