@@ -140,19 +140,8 @@ public unsafe class FiniteHalfTests
             k[(3 * n + 64) * d + 3] = Half.NegativeInfinity;
             v[(1 * n + 64) * d + 0] = Half.NaN;
         }
-        var outputHalf = new Half[hq * d];
-        var outputFloat = new float[hq * d];
-        var lseHalf = new float[hq];
-        var lseFloat = new float[hq];
         var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
-        using var context = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 2 });
-        var (kHalf, vHalf, halfCache) = Lay(k, v, hkv, n, d, layout, cache);
-        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), kHalf, vHalf, TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), halfCache, null,
-            TensorView.FromMemory<float>(lseHalf, 1, hq, 1));
-        float[] Widen(Half[] values) => values.Select(x => (float)x).ToArray();
-        context.FlashKvCache(TensorView.FromMemory<float>(Widen(q), 1, hq, 1, d), TensorView.FromMemory<float>(Widen(k), 1, hkv, n, d),
-            TensorView.FromMemory<float>(Widen(v), 1, hkv, n, d), TensorView.FromMemory<float>(outputFloat, 1, hq, 1, d), cache, null,
-            TensorView.FromMemory<float>(lseFloat, 1, hq, 1));
+        var (outputHalf, outputFloat, lseHalf, lseFloat) = DecodeBothWays(q, k, v, hkv, n, d, cache, null, layout);
         int nonFinite = 0;
         for (int i = 0; i < outputHalf.Length; i++)
         {
@@ -194,22 +183,38 @@ public unsafe class FiniteHalfTests
         for (int h = 0; h < hq; h++) q[h * d + (h * 7) % d] = (Half)32768;
         for (int i = 0; i < k.Length; i++) k[i] = i % 13 == 0 ? (Half)0 : (Half)((random.NextDouble() * 2 - 1) * 1e-3);
         for (int i = 0; i < v.Length; i++) v[i] = (Half)(random.NextDouble() * 2 - 1);
-        var outputHalf = new Half[hq * d];
-        var outputFloat = new float[hq * d];
         var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
-        var options = new FlashOptions { Scale = 8f };
-        using var context = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 2 });
-        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), TensorView.FromMemory<Half>(k, 1, hkv, n, d), TensorView.FromMemory<Half>(v, 1, hkv, n, d),
-            TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), cache, options);
-        float[] Widen(Half[] values) => values.Select(x => (float)x).ToArray();
-        context.FlashKvCache(TensorView.FromMemory<float>(Widen(q), 1, hq, 1, d), TensorView.FromMemory<float>(Widen(k), 1, hkv, n, d),
-            TensorView.FromMemory<float>(Widen(v), 1, hkv, n, d), TensorView.FromMemory<float>(outputFloat, 1, hq, 1, d), cache, options);
+        var (outputHalf, outputFloat, _, _) = DecodeBothWays(q, k, v, hkv, n, d, cache, new FlashOptions { Scale = 8f });
         for (int i = 0; i < outputHalf.Length; i++)
         {
             Assert.True(float.IsFinite(outputFloat[i]), $"element {i} of the float32 output: {outputFloat[i]}");
             Half expected = (Half)outputFloat[i];
             Assert.True(BitConverter.HalfToUInt16Bits(expected) == BitConverter.HalfToUInt16Bits(outputHalf[i]), $"element {i}: {outputHalf[i]}, expected {expected}");
         }
+    }
+
+    /// <summary>
+    /// One decode step on the CPU over binary16 queries, keys and values ([1, Hq, 1, D] and [Hkv, N, D], the binary16
+    /// cache laid out as <paramref name="layout"/>), and the same step over the same values widened to float32 (head-major):
+    /// both outputs and both log-sum-exps.
+    /// </summary>
+    private static (Half[] OutputHalf, float[] OutputFloat, float[] LseHalf, float[] LseFloat) DecodeBothWays(Half[] q, Half[] k, Half[] v, int hkv, int n, int d,
+        KvCacheOptions cache, FlashOptions? options, Layout layout = Layout.HeadMajor)
+    {
+        int hq = q.Length / d;
+        var outputHalf = new Half[hq * d];
+        var outputFloat = new float[hq * d];
+        var lseHalf = new float[hq];
+        var lseFloat = new float[hq];
+        using var context = AttentionContext.Create(Backend.Cpu, new ContextOptions { Threads = 2 });
+        var (kHalf, vHalf, halfCache) = Lay(k, v, hkv, n, d, layout, cache);
+        context.FlashKvCache(TensorView.FromMemory<Half>(q, 1, hq, 1, d), kHalf, vHalf, TensorView.FromMemory<Half>(outputHalf, 1, hq, 1, d), halfCache, options,
+            TensorView.FromMemory<float>(lseHalf, 1, hq, 1));
+        float[] Widen(Half[] values) => values.Select(x => (float)x).ToArray();
+        context.FlashKvCache(TensorView.FromMemory<float>(Widen(q), 1, hq, 1, d), TensorView.FromMemory<float>(Widen(k), 1, hkv, n, d),
+            TensorView.FromMemory<float>(Widen(v), 1, hkv, n, d), TensorView.FromMemory<float>(outputFloat, 1, hq, 1, d), cache, options,
+            TensorView.FromMemory<float>(lseFloat, 1, hq, 1));
+        return (outputHalf, outputFloat, lseHalf, lseFloat);
     }
 
     /// <summary>How <see cref="Float16Decode_EqualsFloat32DecodeOnTheSameValues"/> lays out its binary16 cache.</summary>
