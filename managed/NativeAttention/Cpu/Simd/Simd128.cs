@@ -83,13 +83,17 @@ internal unsafe struct Simd128 : ISimd<Vector128<float>>
         return Vector128.Max(Sse2.UnpackLow(ab.AsDouble(), cd.AsDouble()).AsSingle(), Sse2.UnpackHigh(ab.AsDouble(), cd.AsDouble()).AsSingle());
     }
 
-    /// <summary>The 128-bit form of <see cref="Simd512"/>'s binary16 widening: sign-extended bits rebiased by a multiply by 2^112.</summary>
+    /// <summary>The 128-bit form of <see cref="Simd512"/>'s binary16 widening (no float operation on a denormal).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<float> HalfToSingle(Vector128<int> h)
     {
-        var bits = Vector128.ShiftLeft(h, 13).AsUInt32() & Vector128.Create(0x8FFFE000u);
-        var value = bits.AsSingle() * Vector128.Create(MathConstants.TwoTo112);
-        var special = Vector128.Equals(bits & Vector128.Create(0x0F800000u), Vector128.Create(0x0F800000u)) & Vector128.Create(0x7F800000u);
-        return (value.AsUInt32() | special).AsSingle();
+        var bits = Vector128.ShiftLeft(h, 13).AsUInt32();
+        var magnitude = bits & Vector128.Create(HalfBits.Magnitude);
+        var exponent = magnitude & Vector128.Create(HalfBits.Exponent);
+        var value = magnitude + Vector128.Create(HalfBits.Rebias);
+        value = Vector128.ConditionalSelect(Vector128.Equals(exponent, Vector128.Create(HalfBits.Exponent)), value | Vector128.Create(HalfBits.FloatExponent), value);
+        var small = ((magnitude + Vector128.Create(HalfBits.SmallBias)).AsSingle() - Vector128.Create(HalfBits.SmallOffset)).AsUInt32();
+        value = Vector128.ConditionalSelect(Vector128.Equals(exponent, Vector128<uint>.Zero), small, value);
+        return (value | (bits & Vector128.Create(HalfBits.Sign))).AsSingle();
     }
 }

@@ -76,13 +76,17 @@ internal unsafe struct Simd256 : ISimd<Vector256<float>>
         return Vector128.Max(abcd.GetLower(), abcd.GetUpper());
     }
 
-    /// <summary>The 256-bit form of <see cref="Simd512"/>'s binary16 widening: sign-extended bits rebiased by a multiply by 2^112.</summary>
+    /// <summary>The 256-bit form of <see cref="Simd512"/>'s binary16 widening (no float operation on a denormal).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> HalfToSingle(Vector256<int> h)
     {
-        var bits = Vector256.ShiftLeft(h, 13).AsUInt32() & Vector256.Create(0x8FFFE000u);
-        var value = bits.AsSingle() * Vector256.Create(MathConstants.TwoTo112);
-        var special = Vector256.Equals(bits & Vector256.Create(0x0F800000u), Vector256.Create(0x0F800000u)) & Vector256.Create(0x7F800000u);
-        return (value.AsUInt32() | special).AsSingle();
+        var bits = Vector256.ShiftLeft(h, 13).AsUInt32();
+        var magnitude = bits & Vector256.Create(HalfBits.Magnitude);
+        var exponent = magnitude & Vector256.Create(HalfBits.Exponent);
+        var value = magnitude + Vector256.Create(HalfBits.Rebias);
+        value = Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256.Create(HalfBits.Exponent)), value | Vector256.Create(HalfBits.FloatExponent), value);
+        var small = ((magnitude + Vector256.Create(HalfBits.SmallBias)).AsSingle() - Vector256.Create(HalfBits.SmallOffset)).AsUInt32();
+        value = Vector256.ConditionalSelect(Vector256.Equals(exponent, Vector256<uint>.Zero), small, value);
+        return (value | (bits & Vector256.Create(HalfBits.Sign))).AsSingle();
     }
 }
