@@ -115,6 +115,24 @@ mutation decode-scaled-queries-overflow \
   '        return finite;' \
   '        return true;'
 
+mutation decode-subnormal-count-zeros \
+  managed/NativeAttention/Cpu/Simd/FiniteHalf.cs "$CPU_TESTS" \
+  'The subnormal count that moves decode off the scaled binary16 reads also counts zeros (an item of zero-heavy rows leaves them for nothing)' \
+  'counts -= Vector512.LessThan(Vector512.ShiftLeft(Vector512.Load(row), 1) - Vector512<ushort>.One, Vector512.Create((ushort)0x7FF));' \
+  'counts -= Vector512.LessThan(Vector512.ShiftLeft(Vector512.Load(row), 1), Vector512.Create((ushort)0x800));'
+
+mutation decode-subnormal-watch-stuck \
+  managed/NativeAttention/Cpu/Decode/CpuDecode.cs "$CPU_TESTS" \
+  'An item that once met frequent subnormals never returns to the scaled binary16 reads' \
+  'if (_exact ? 2 * _sum < _enter : _sum >= _enter) _exact = !_exact;' \
+  'if (!_exact && _sum >= _enter) _exact = true;'
+
+mutation half-widen-subnormal-bias \
+  managed/NativeAttention/Cpu/Simd/Simd512.cs "$CPU_TESTS" \
+  'The 512-bit binary16 widening rebiases zero and subnormal halves like normal ones (an implicit leading 1 counted, 2^-15 subtracted)' \
+  'var small = ((magnitude + Vector512.Create(HalfBits.SmallBias)).AsSingle() - Vector512.Create(HalfBits.SmallOffset)).AsUInt32();' \
+  'var small = ((magnitude + Vector512.Create(HalfBits.Rebias)).AsSingle() - Vector512.Create(HalfBits.SmallOffset / 2)).AsUInt32();'
+
 mutation decode-flash-split-threads \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~CpuDecodeRoutingTests' \
   'CPU decode caps a Flash call'"'"'s split-rule thread count at the context'"'"'s: the split count, so the result, depends on the thread count' \

@@ -380,6 +380,13 @@ internal static unsafe class CpuDecode
         // Nk 16384, against 1.13-1.17x through pages of 16 tokens.
         bool fusedCheck = scaledQueries != null && consecutive && p.KeySlotBytes == p.ValueSlotBytes && (table == null || p.KeyBlockBytes == p.ValueBlockBytes) &&
             kStride % 32 == 0 && typeof(T) == typeof(Vector512<float>);
+        // Subnormal binary16 values read scaled down are denormal floats, and on Intel cores each FMA with a denormal
+        // operand takes a microcode assist of about 150 cycles: at input magnitude 0.05 (about one half in 1000
+        // subnormal) binary16 GQA decode ran 2.4x slower, at 0.001 41x (bench/results/cpu.md). The subnormals of each
+        // block's first keys are counted, a decaying sum over the last blocks (SubnormalWatch) moves the item's later
+        // blocks to the exact widening when they are frequent (it sees no float denormal, Simd512.HalfToSingle) and back
+        // when they are rare. Both reads give the same products, so the results do not depend on the choice.
+        var watch = new SubnormalWatch(dqk + dv, quads);
         int ahead = quads ? Math.Clamp(quadBytes / p.KeyRowBytes, 2, PrefetchDistance) : PrefetchDistance;
         int far = Math.Max((p.ElementSize == sizeof(float) ? QuadL2PrefetchBytes : QuadL2PrefetchBytes16) / p.KeyRowBytes, ahead + 1);
         byte* keyHead = p.K + p.ElementSize * (p.KeyOffset + kvHead * p.KeyStrides[1]);
@@ -459,13 +466,18 @@ internal static unsafe class CpuDecode
                 }
             }
 
+            float* blockScaled = scaledQueries;
+            if (scaledQueries != null && !watch.Observe(FiniteHalf.CountSubnormals(s.KeyRows, Math.Min(keys, watch.SampleKeys), dqk) +
+                FiniteHalf.CountSubnormals(s.ValueRows, Math.Min(keys, watch.SampleKeys), dv)))
+                blockScaled = null;
+
             // Rows in whole groups of four (the query heads of a GQA group) score each key together: one load (and
             // widening) of a key vector serves four rows. Their scores land in place; the loop below masks and scales.
             int quadRows = rows / 4 * 4;
             // Binary16 quads check the block's K and V rows as the first quad scores it; a block proven finite is read
             // scaled down by every quad and by the values' accumulation without further checks.
             bool blockFinite = false;
-            nint valueOffset = fusedCheck ? (nint)(s.ValueRows[0] - s.KeyRows[0]) : 0;
+            nint valueOffset = fusedCheck && blockScaled != null ? (nint)(s.ValueRows[0] - s.KeyRows[0]) : 0;
             for (int r = 0; r < quadRows; r += 4)
             {
                 int lowKey = int.MaxValue, highKey = int.MinValue;
@@ -476,8 +488,8 @@ internal static unsafe class CpuDecode
                 }
                 int from = Math.Max(lowKey - k0, 0), to = Math.Min(highKey - k0, keys);
                 // The check proves the whole block only when the quad scores all of its keys, in the paired tiles (which fold).
-                blockFinite |= ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, scaledQueries == null ? null : scaledQueries + (long)r * kStride,
-                    paired ? s.PairedQueries + (long)r * kStride : null, paired && scaledQueries != null ? s.PairedScaledQueries + (long)r * kStride : null, kStride,
+                blockFinite |= ScoreQuad<TSimd, T, TFormat>(s.Queries + (long)r * kStride, blockScaled == null ? null : blockScaled + (long)r * kStride,
+                    paired ? s.PairedQueries + (long)r * kStride : null, paired && blockScaled != null ? s.PairedScaledQueries + (long)r * kStride : null, kStride,
                     s.KeyRows, from, to, s.Scores + (long)r * KeyBlock, r == 0 ? keyPrefetch : 0, from == 0 && to == keys && paired ? valueOffset : 0, blockFinite);
             }
             // Leftover binary16 rows read a K block without infinity or NaN scaled down (as quads do, see the remarks):
@@ -485,7 +497,7 @@ internal static unsafe class CpuDecode
             // checked here; otherwise the V block is checked after the scores, just before it is read.
             bool keysScaled = false, valuesProven = blockFinite;
             bool rowCheck = valueOffset != 0 && !blockFinite && quadRows < rows && s.Start[quadRows] <= k0 && s.End[quadRows] >= k0 + keys;
-            if (typeof(TFormat) == typeof(Float16Rows) && scaledQueries != null && quadRows < rows)
+            if (typeof(TFormat) == typeof(Float16Rows) && blockScaled != null && quadRows < rows)
                 keysScaled = blockFinite || !rowCheck && FiniteHalf.AllFinite(s.KeyRows, keys, kStride);
 
             for (int r = 0; r < rows; r++)
@@ -509,9 +521,9 @@ internal static unsafe class CpuDecode
                 // Rows of a quad have their scores in place; the others are scored here, four keys at a time.
                 if (!scored)
                 {
-                    if (keysScaled) ScoreRow<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, kStride, s.KeyRows, first, last, scores, rowPrefetch);
+                    if (keysScaled) ScoreRow<TSimd, T, ScaledFloat16Rows>(blockScaled + (long)r * kStride, kStride, s.KeyRows, first, last, scores, rowPrefetch);
                     else if (rowCheck && r == quadRows &&
-                        ScoreRow<TSimd, T, ScaledFloat16Rows>(scaledQueries + (long)r * kStride, kStride, s.KeyRows, 0, keys, scores, rowPrefetch, valueOffset))
+                        ScoreRow<TSimd, T, ScaledFloat16Rows>(blockScaled + (long)r * kStride, kStride, s.KeyRows, 0, keys, scores, rowPrefetch, valueOffset))
                         keysScaled = valuesProven = true;
                     else ScoreRow<TSimd, T, TFormat>(q, kStride, s.KeyRows, first, last, scores, rowPrefetch);
                 }
@@ -541,7 +553,7 @@ internal static unsafe class CpuDecode
             for (int r = 0; r < quadRows; r += 4)
                 if (UpdateQuad<TSimd, T>(s.Scores + (long)r * KeyBlock, s.Max + r, s.Sum + r, s.Alpha + r))
                     AccumulateValues4<TSimd, T, TFormat>(s.Accumulator + (long)r * vStride, vStride, s.Alpha + r, s.Scores + (long)r * KeyBlock, s.ValueRows, keys,
-                        r == 0 ? valuePrefetch : 0, blockFinite);
+                        r == 0 ? valuePrefetch : 0, blockFinite, blockScaled != null);
             bool valuesScaled = keysScaled && (valuesProven || FiniteHalf.AllFinite(s.ValueRows, keys, vStride));
             for (int r = quadRows; r < rows; r++)
             {
@@ -577,6 +589,46 @@ internal static unsafe class CpuDecode
                 p.Partials[p.PartialLseOffset + partial] = lse;
             }
             else p.WriteRow(b, head, i, acc, empty ? 0f : sigmoid ? float.Exp2(s.Max[r]) : factor, lse);
+        }
+    }
+
+    /// <summary>
+    /// Whether an item's binary16 blocks may be read scaled down, from the subnormals counted in each block's first
+    /// <see cref="SampleKeys"/> keys (K and V rows): a sum that decays by 1/8 per block (so about the last eight
+    /// blocks) in sixteenths, with hysteresis, capped so that a run of subnormal-heavy blocks is forgotten within
+    /// about 16 blocks.
+    /// </summary>
+    internal struct SubnormalWatch
+    {
+        private readonly int _enter;
+        private int _sum;
+        private bool _exact;
+
+        /// <summary>
+        /// A watch over keys of <paramref name="values"/> K and V values each. The scaled reads lose to the exact widening
+        /// above about 5 subnormals in 10^4 values for quads (the assist hits each of a widened vector's four FMAs, and
+        /// the widening is shared by four rows) and about 2.5 in 10^3 for single rows (measured, bench/results/cpu.md):
+        /// the item moves at that rate, and back at half of it. Quads count four keys per block, single rows two (the
+        /// count costs single rows more: 1.03x at Nk 16384 with four keys).
+        /// </summary>
+        public SubnormalWatch(int values, bool quads)
+        {
+            SampleKeys = quads ? 4 : 2;
+            _enter = Math.Max(1, (quads ? 1 : 5) * SampleKeys * values / 16);
+        }
+
+        /// <summary>Keys per block whose K and V rows are counted.</summary>
+        public int SampleKeys { get; }
+
+        /// <summary>Whether the item's blocks are now read with the exact widening.</summary>
+        public bool Exact => _exact;
+
+        /// <summary>Adds a block's count; true when the block may be read scaled down.</summary>
+        public bool Observe(int subnormals)
+        {
+            _sum = Math.Min(_sum + (Math.Min(subnormals, 1 << 20) << 4) - (_sum >> 3), 4 * _enter);
+            if (_exact ? 2 * _sum < _enter : _sum >= _enter) _exact = !_exact;
+            return !_exact;
         }
     }
 
@@ -1004,11 +1056,11 @@ internal static unsafe class CpuDecode
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, nint prefetch,
-        bool valuesFinite = false)
+        bool valuesFinite = false, bool mayScale = true)
         where TSimd : struct, ISimd<T> where T : unmanaged where TFormat : struct, IRowFormat
     {
         // Binary16 values of a block without infinity or NaN likewise, against weights (at most 1) scaled up by 2^112.
-        if (typeof(TFormat) == typeof(Float16Rows) && (valuesFinite || FiniteHalf.AllFinite(values, keys, stride)))
+        if (typeof(TFormat) == typeof(Float16Rows) && mayScale && (valuesFinite || FiniteHalf.AllFinite(values, keys, stride)))
         {
             float* scaled = stackalloc float[4 * KeyBlock];
             for (int i = 0; i < 4 * KeyBlock; i += TSimd.Count)

@@ -114,9 +114,13 @@ public unsafe class FiniteHalfTests
         const int hkv = 4, n = 100, d = 64;
         int hq = hkv * group;
         var random = new Random(17 + splits);
-        Half Value(int i) => (i % 41) switch
+        // Subnormals (one value in 41) only outside the first four keys of each split's blocks of 64, which decode
+        // counts to leave the scaled reads when subnormals are frequent (Float16Decode_FrequentSubnormals_EqualFloat32Decode):
+        // here every block is read scaled down unless it holds an infinity or NaN.
+        bool Counted(int key) => Enumerable.Range(0, splits).Any(part => key >= n * part / splits && (key - n * part / splits) % 64 < 4);
+        Half Value(int pattern, int i) => (pattern % 41) switch
         {
-            0 => BitConverter.UInt16BitsToHalf((ushort)random.Next(1, 0x400)), // subnormal
+            0 when !Counted(i / d % n) => BitConverter.UInt16BitsToHalf((ushort)random.Next(1, 0x400)), // subnormal
             1 => (Half)(random.NextDouble() * 2 - 1) * (Half)60000, // large
             _ => (Half)(random.NextDouble() * 2 - 1),
         };
@@ -124,8 +128,8 @@ public unsafe class FiniteHalfTests
         var k = new Half[hkv * n * d];
         var v = new Half[hkv * n * d];
         for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 0.05);
-        for (int i = 0; i < k.Length; i++) k[i] = (Half)((float)Value(i) * (i % 41 == 1 ? 1e-4f : 1f));
-        for (int i = 0; i < v.Length; i++) v[i] = Value(i + 7);
+        for (int i = 0; i < k.Length; i++) k[i] = (Half)((float)Value(i, i) * (i % 41 == 1 ? 1e-4f : 1f));
+        for (int i = 0; i < v.Length; i++) v[i] = Value(i + 7, i);
         if (special)
         {
             k[(1 * n + 37) * d + 5] = Half.PositiveInfinity;
@@ -191,6 +195,108 @@ public unsafe class FiniteHalfTests
             Half expected = (Half)outputFloat[i];
             Assert.True(BitConverter.HalfToUInt16Bits(expected) == BitConverter.HalfToUInt16Bits(outputHalf[i]), $"element {i}: {outputHalf[i]}, expected {expected}");
         }
+    }
+
+    [Fact]
+    public void CountSubnormals_CountsEverySubnormalAndNothingElse()
+    {
+        // Rows mixing zeros of both signs, subnormals of both signs, normals and specials; every length runs the vector
+        // loops and the tail.
+        const int rows = 4, longest = 130;
+        var random = new Random(3);
+        var data = new ushort[rows * longest];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = (ushort)(random.Next(5) switch
+            {
+                0 => random.Next(2) * 0x8000,
+                1 => random.Next(2) * 0x8000 + random.Next(1, 0x400),
+                2 => random.Next(2) * 0x8000 + 0x7C00 + random.Next(0x400),
+                _ => random.Next(2) * 0x8000 + random.Next(0x400, 0x7C00),
+            });
+        var pointers = stackalloc byte*[rows];
+        fixed (ushort* start = data)
+        {
+            for (int r = 0; r < rows; r++) pointers[r] = (byte*)(start + r * longest);
+            foreach (int count in new[] { 1, 2, 4 })
+                foreach (int length in new[] { 1, 15, 16, 31, 32, 33, 64, 100, 128, 130 })
+                {
+                    int expected = 0;
+                    for (int r = 0; r < count; r++)
+                        for (int i = 0; i < length; i++)
+                        {
+                            int bits = data[r * longest + i] & 0x7FFF;
+                            if (bits != 0 && bits < 0x400) expected++;
+                        }
+                    Assert.Equal(expected, FiniteHalf.CountSubnormals(pointers, count, length));
+                }
+        }
+    }
+
+    /// <summary>
+    /// The watch that moves an item's blocks off the scaled reads: quads move at about 5 subnormals in 10^4 counted
+    /// values and single rows at about five times that, both come back once the subnormals stop, and rare subnormals
+    /// never move them.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SubnormalWatch_MovesAtFrequentSubnormalsAndBack(bool quads)
+    {
+        const int values = 256; // D = 128: K and V rows of a key
+        var watch = new CpuDecode.SubnormalWatch(values, quads);
+        int counted = watch.SampleKeys * values;
+        Assert.Equal(quads ? 4 : 2, watch.SampleKeys);
+        // One subnormal every few blocks, a quarter of the threshold's rate: scaled throughout.
+        double threshold = quads ? 5e-4 : 2.5e-3;
+        int gap = (int)Math.Ceiling(4 / (threshold * counted));
+        for (int block = 0; block < 200; block++) Assert.True(watch.Observe(block % gap == 0 ? 1 : 0), $"block {block}: left the scaled reads at a quarter of the threshold");
+        // Four times the threshold: exact within a few blocks, and it stays there.
+        int frequent = (int)Math.Ceiling(4 * threshold * counted);
+        int moved = -1;
+        for (int block = 0; block < 40; block++)
+            if (!watch.Observe(frequent) && moved < 0) moved = block;
+        Assert.InRange(moved, 0, 4);
+        Assert.True(watch.Exact);
+        // Subnormals stop: back to the scaled reads within 20 blocks.
+        int back = -1;
+        for (int block = 0; block < 40; block++)
+            if (watch.Observe(0) && back < 0) back = block;
+        Assert.InRange(back, 1, 20);
+        Assert.False(watch.Exact);
+    }
+
+    /// <summary>
+    /// Frequent subnormals move an item's blocks to the exact widening (Simd512.HalfToSingle), rare ones back to the
+    /// scaled reads: a decode over a cache whose first and last keys are mostly subnormal (magnitude 10^-3) and whose
+    /// middle keys are not gives exactly the bits of the same decode on float32 copies, for quads, single rows and
+    /// both, one and two splits.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 4)]
+    [InlineData(2, 4)]
+    [InlineData(1, 1)]
+    [InlineData(2, 6)]
+    public void Float16Decode_FrequentSubnormals_EqualFloat32Decode(int splits, int group)
+    {
+        const int hkv = 2, n = 2000, d = 64;
+        int hq = hkv * group;
+        var random = new Random(29 + splits + group);
+        bool Tiny(int i) => i / d % n is < 300 or >= 1700;
+        var q = new Half[hq * d];
+        var k = new Half[hkv * n * d];
+        var v = new Half[hkv * n * d];
+        for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 4);
+        for (int i = 0; i < k.Length; i++) k[i] = (Half)((random.NextDouble() * 2 - 1) * (Tiny(i) ? 1e-3 : 1));
+        for (int i = 0; i < v.Length; i++) v[i] = (Half)((random.NextDouble() * 2 - 1) * (Tiny(i) ? 1e-3 : 1));
+        var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
+        var (outputHalf, outputFloat, lseHalf, lseFloat) = DecodeBothWays(q, k, v, hkv, n, d, cache, new FlashOptions { Scale = 2000f });
+        for (int i = 0; i < outputHalf.Length; i++)
+        {
+            Half expected = (Half)outputFloat[i];
+            Assert.True(BitConverter.HalfToUInt16Bits(expected) == BitConverter.HalfToUInt16Bits(outputHalf[i]), $"element {i}: {outputHalf[i]}, expected {expected}");
+        }
+        for (int h = 0; h < hq; h++)
+            Assert.True(BitConverter.SingleToUInt32Bits(lseFloat[h]) == BitConverter.SingleToUInt32Bits(lseHalf[h]), $"LSE of head {h}: {lseHalf[h]}, expected {lseFloat[h]}");
     }
 
     /// <summary>
