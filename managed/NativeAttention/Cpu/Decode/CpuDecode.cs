@@ -1053,6 +1053,8 @@ internal static unsafe class CpuDecode
     /// <summary>
     /// <see cref="AccumulateValues{TSimd, T, TFormat}"/> for four rows at once (accumulators and weights
     /// <paramref name="stride"/> and <see cref="KeyBlock"/> apart): each value vector is loaded and widened once for the four.
+    /// Binary16 values are read scaled down when <paramref name="mayScale"/> and they are known (<paramref name="valuesFinite"/>)
+    /// or checked to be finite.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void AccumulateValues4<TSimd, T, TFormat>(float* acc, int stride, float* alpha, float* weights, byte** values, int keys, nint prefetch,

@@ -15,18 +15,20 @@ internal struct ScaledFloat16Rows : IRowFormat
 
 /// <summary>
 /// Exact binary16 widening for finite values, and the check that lets a kernel use it. .NET 10 exposes no
-/// <c>vcvtph2ps</c> (F16C): <see cref="ISimd{T}.LoadHalf"/> widens by sign extension, a shift, a mask and a multiply by
-/// 2^112 (which rebiases the exponent and normalises subnormals), then spends four more instructions mapping exponent
-/// 31 to infinity/NaN. For a key/value block that holds no exponent-31 value (checked with two 16-bit instructions per
-/// 32 elements) a kernel can skip the fix-up and, by scaling the other factor of every product by 2^112 instead, the
-/// multiply: three instructions per vector instead of eight, with bit-identical results.
+/// <c>vcvtph2ps</c> (F16C): <see cref="ISimd{T}.LoadHalf"/> widens by sign extension, a shift, masks, an integer rebias
+/// of the exponent, a fix-up mapping exponent 31 to infinity/NaN and one for zero and subnormal halves (about a dozen
+/// instructions; Simd512.HalfToSingle). For a key/value block that holds no exponent-31 value (checked with two 16-bit
+/// instructions per 32 elements) a kernel can skip all of that but the shift and the mask, and scale the other factor of
+/// every product by 2^112 instead: three instructions per vector, with bit-identical results. Subnormal halves read so
+/// are denormal floats, which cost every FMA that reads them a microcode assist on Intel cores: decode counts them
+/// (<see cref="CountSubnormals"/>) and leaves these reads where they are frequent.
 /// </summary>
 internal static unsafe class FiniteHalf
 {
     /// <summary>
-    /// Widens <c>TSimd.Count</c> finite binary16 values to their values times 2^-112, exactly: the bits of
-    /// <see cref="ISimd{T}.LoadHalf"/> before its multiply by 2^112 (normals become float32 normals, subnormals float32
-    /// subnormals; a value with exponent 31 comes out finite and wrong, so callers check with <see cref="AllFinite"/>).
+    /// Widens <c>TSimd.Count</c> finite binary16 values to their values times 2^-112, exactly: the half's exponent and
+    /// mantissa where a float's go, and its sign (normals become float32 normals, subnormals float32 subnormals; a value
+    /// with exponent 31 comes out finite and wrong, so callers check with <see cref="AllFinite"/>).
     /// A product of such a value with <c>x * 2^112</c> equals the product of the value with x exactly, so with the
     /// other factor scaled (exactly, when it stays finite) a dot product or FMA gives the same bits as with
     /// <see cref="ISimd{T}.LoadHalf"/>, in three instructions per vector and none on the multiply pipes.
