@@ -626,7 +626,7 @@ internal static unsafe class CpuDecode
         /// <summary>Adds a block's count; true when the block may be read scaled down.</summary>
         public bool Observe(int subnormals)
         {
-            _sum = Math.Min(_sum + (Math.Min(subnormals, 1 << 20) << 4) - (_sum >> 3), 4 * _enter);
+            _sum = Math.Min(_sum + 16 * subnormals - (_sum >> 3), 4 * _enter);
             if (_exact ? 2 * _sum < _enter : _sum >= _enter) _exact = !_exact;
             return !_exact;
         }
