@@ -133,6 +133,12 @@ mutation half-widen-subnormal-bias \
   'var small = ((magnitude + Vector512.Create(HalfBits.SmallBias)).AsSingle() - Vector512.Create(HalfBits.SmallOffset)).AsUInt32();' \
   'var small = ((magnitude + Vector512.Create(HalfBits.Rebias)).AsSingle() - Vector512.Create(HalfBits.SmallOffset / 2)).AsUInt32();'
 
+mutation decode-paired-exact-even \
+  managed/NativeAttention/Cpu/Simd/PairLoads.cs "$CPU_TESTS" \
+  'Paired loads widen the even binary16 elements exactly (blocks with subnormals or infinities) from the odd ones: the high half taken for the low' \
+  '        return Simd512.HalfToSingle(Vector512.ShiftRightArithmetic(Vector512.ShiftLeft(pairs, 16), 16));' \
+  '        return Simd512.HalfToSingle(Vector512.ShiftRightArithmetic(pairs, 16));'
+
 mutation decode-flash-split-threads \
   managed/NativeAttention/Cpu/Decode/CpuDecode.cs 'FullyQualifiedName~CpuDecodeRoutingTests' \
   'CPU decode caps a Flash call'"'"'s split-rule thread count at the context'"'"'s: the split count, so the result, depends on the thread count' \
