@@ -388,10 +388,7 @@ public abstract class KvCacheTests
                 new KvCase(ElementType.Float32, [9, 0, 30], 2, 1, 2, 1, 16, 16, page, RotaryMode.None, 0, true, 4, -1, 0, true, 0, 2, 6),
             })
             {
-                var data = KvData.Create(c, c.Paged);
-                data.Run(context);
-                var check = data.Check(c);
-                Assert.True(check.Passed, $"{c}: {check}");
+                AssertMatchesReference(context, c);
             }
     }
 
@@ -409,10 +406,7 @@ public abstract class KvCacheTests
             })).ToArbitrary();
         Properties.Check(arbitrary, c =>
         {
-            var data = KvData.Create(c, c.Paged);
-            data.Run(context);
-            var check = data.Check(c);
-            Assert.True(check.Passed, $"{c}: {check}");
+            AssertMatchesReference(context, c);
         }, count: 12);
     }
 
@@ -433,10 +427,7 @@ public abstract class KvCacheTests
             })).ToArbitrary();
         Properties.Check(arbitrary, c =>
         {
-            var data = KvData.Create(c, c.Paged);
-            data.Run(context);
-            var check = data.Check(c);
-            Assert.True(check.Passed, $"{c}: {check}");
+            AssertMatchesReference(context, c);
         }, count: 10);
     }
 
@@ -556,10 +547,7 @@ public abstract class KvCacheTests
             .ToArbitrary();
         Properties.Check(arbitrary, c =>
         {
-            var data = KvData.Create(c, c.Paged);
-            data.Run(context);
-            var check = data.Check(c);
-            Assert.True(check.Passed, $"{c}: {check}");
+            AssertMatchesReference(context, c);
         }, count: 12);
     }
 
@@ -577,11 +565,17 @@ public abstract class KvCacheTests
             .ToArbitrary();
         Properties.Check(arbitrary, c =>
         {
-            var data = KvData.Create(c, c.Paged);
-            data.Run(context);
-            var check = data.Check(c);
-            Assert.True(check.Passed, $"{c}: {check}");
+            AssertMatchesReference(context, c);
         }, count: 12);
+    }
+
+    /// <summary>Runs <paramref name="c"/> (paged when it says so) on <paramref name="context"/> and holds it to the reference.</summary>
+    private static void AssertMatchesReference(AttentionContext context, KvCase c)
+    {
+        var data = KvData.Create(c, c.Paged);
+        data.Run(context);
+        var check = data.Check(c);
+        Assert.True(check.Passed, $"{c}: {check}");
     }
 
     /// <summary>More (batch, query head) pairs than the random cases draw (at most 3 x 8 = 24), paged or not, split or not.</summary>
@@ -596,10 +590,7 @@ public abstract class KvCacheTests
             new KvCase(ElementType.Float16, [50], 2, 40, 3, 2, 16, 16, 8, RotaryMode.None, 0, false, -1, -1, 10, false, 2, 2, 33),
         })
         {
-            var data = KvData.Create(c, c.Paged);
-            data.Run(context);
-            var check = data.Check(c);
-            Assert.True(check.Passed, $"{c}: {check}");
+            AssertMatchesReference(context, c);
         }
     }
 
