@@ -124,12 +124,9 @@ public unsafe class FiniteHalfTests
             1 => (Half)(random.NextDouble() * 2 - 1) * (Half)60000, // large
             _ => (Half)(random.NextDouble() * 2 - 1),
         };
-        var q = new Half[hq * d];
-        var k = new Half[hkv * n * d];
-        var v = new Half[hkv * n * d];
-        for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 0.05);
-        for (int i = 0; i < k.Length; i++) k[i] = (Half)((float)Value(i, i) * (i % 41 == 1 ? 1e-4f : 1f));
-        for (int i = 0; i < v.Length; i++) v[i] = Value(i + 7, i);
+        var q = Halves(hq * d, i => (Half)((random.NextDouble() * 2 - 1) * 0.05));
+        var k = Halves(hkv * n * d, i => (Half)((float)Value(i, i) * (i % 41 == 1 ? 1e-4f : 1f)));
+        var v = Halves(hkv * n * d, i => Value(i + 7, i));
         if (special)
         {
             k[(1 * n + 37) * d + 5] = Half.PositiveInfinity;
@@ -165,16 +162,13 @@ public unsafe class FiniteHalfTests
         const int hkv = 2, n = 80, d = 64;
         int hq = hkv * group;
         var random = new Random(5 + splits);
-        var q = new Half[hq * d];
-        var k = new Half[hkv * n * d];
-        var v = new Half[hkv * n * d];
-        for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 1e-3);
+        var q = Halves(hq * d, i => (Half)((random.NextDouble() * 2 - 1) * 1e-3));
         // One large element in every query row; with a scale of 8 it is 2^18 before the 2^112 scaling.
         for (int h = 0; h < hq; h++) q[h * d + (h * 7) % d] = (Half)32768;
         // Keys of magnitude 0.5e-3 to 1e-3 (and zeros): no subnormals, so the blocks would take the scaled reads
         // (frequent subnormals move them to the exact widening, see Float16Decode_FrequentSubnormals_EqualFloat32Decode).
-        for (int i = 0; i < k.Length; i++) k[i] = i % 13 == 0 ? (Half)0 : (Half)((random.Next(2) * 2 - 1) * (0.5 + random.NextDouble() / 2) * 1e-3);
-        for (int i = 0; i < v.Length; i++) v[i] = (Half)(random.NextDouble() * 2 - 1);
+        var k = Halves(hkv * n * d, i => i % 13 == 0 ? (Half)0 : (Half)((random.Next(2) * 2 - 1) * (0.5 + random.NextDouble() / 2) * 1e-3));
+        var v = Halves(hkv * n * d, i => (Half)(random.NextDouble() * 2 - 1));
         var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
         var (outputHalf, outputFloat, _, _) = DecodeBothWays(q, k, v, hkv, n, d, cache, new FlashOptions { Scale = 8f });
         for (int i = 0; i < outputHalf.Length; i++)
@@ -270,15 +264,20 @@ public unsafe class FiniteHalfTests
         int hq = hkv * group;
         var random = new Random(29 + splits + group);
         bool Tiny(int i) => i / d % n is < 300 or >= 1700;
-        var q = new Half[hq * d];
-        var k = new Half[hkv * n * d];
-        var v = new Half[hkv * n * d];
-        for (int i = 0; i < q.Length; i++) q[i] = (Half)((random.NextDouble() * 2 - 1) * 4);
-        for (int i = 0; i < k.Length; i++) k[i] = (Half)((random.NextDouble() * 2 - 1) * (Tiny(i) ? 1e-3 : 1));
-        for (int i = 0; i < v.Length; i++) v[i] = (Half)((random.NextDouble() * 2 - 1) * (Tiny(i) ? 1e-3 : 1));
+        var q = Halves(hq * d, i => (Half)((random.NextDouble() * 2 - 1) * 4));
+        var k = Halves(hkv * n * d, i => (Half)((random.NextDouble() * 2 - 1) * (Tiny(i) ? 1e-3 : 1)));
+        var v = Halves(hkv * n * d, i => (Half)((random.NextDouble() * 2 - 1) * (Tiny(i) ? 1e-3 : 1)));
         var cache = new KvCacheOptions { CacheSeqLens = new[] { n }, Splits = splits };
         var (outputHalf, outputFloat, lseHalf, lseFloat) = DecodeBothWays(q, k, v, hkv, n, d, cache, new FlashOptions { Scale = 2000f });
         Assert.Equal(0, AssertSameBits(outputHalf, outputFloat, lseHalf, lseFloat));
+    }
+
+    /// <summary><paramref name="count"/> values, element i of them <paramref name="value"/>(i), drawn in order.</summary>
+    private static Half[] Halves(int count, Func<int, Half> value)
+    {
+        var values = new Half[count];
+        for (int i = 0; i < count; i++) values[i] = value(i);
+        return values;
     }
 
     /// <summary>
