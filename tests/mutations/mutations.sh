@@ -719,3 +719,19 @@ mutation half-narrow-subnormal \
   'Binary16 outputs below 2^-14 are rounded as normals (the subnormal range starts one binade low), in the vector path' \
   'var bits = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(MinNormal)), subnormal, normal);' \
   'var bits = Vector256.ConditionalSelect(Vector256.LessThan(a, Vector256.Create(MinNormal - 0x0080_0000u)), subnormal, normal);'
+
+# --- binary16 at small magnitudes on the GPU backends' kernels (kernels/common/dtype.h: every OpenCL and CUDA load and
+# store of a binary16 tensor). Caught by the small-input properties (keys and values at 0.01 and 0.001, queries at the
+# inverse), which every backend runs: at magnitude 1 a subnormal is 6 values in 10^5 and moves no output past tolerance.
+
+mutation opencl-half-load-flush \
+  kernels/common/dtype.h 'Backend=OpenCl&FullyQualifiedName!~MillionTokens' \
+  'OpenCL binary16 loads flush subnormal halves to zero (a denormals-are-zero conversion)' \
+  'NA_INLINE float na_load(const NA_GLOBAL na_elem* p, na_i64 i) { return vload_half((size_t)i, p); }' \
+  'NA_INLINE float na_load(const NA_GLOBAL na_elem* p, na_i64 i) { float f = vload_half((size_t)i, p); return fabs(f) < 6.103515625e-5f ? 0.0f : f; }'
+
+mutation opencl-half-store-flush \
+  kernels/common/dtype.h 'Backend=OpenCl&FullyQualifiedName!~MillionTokens' \
+  'OpenCL binary16 stores flush results below the normal range to zero (a flush-to-zero narrowing)' \
+  'NA_INLINE void na_store(NA_GLOBAL na_elem* p, na_i64 i, float v) { vstore_half_rte(v, (size_t)i, p); }' \
+  'NA_INLINE void na_store(NA_GLOBAL na_elem* p, na_i64 i, float v) { vstore_half_rte(fabs(v) < 6.103515625e-5f ? 0.0f : v, (size_t)i, p); }'

@@ -34,6 +34,10 @@ internal static class FuzzCommand
         var noWindows = new Option<bool>("--no-windows") { Description = "Sample no sliding windows." };
         var noKvCache = new Option<bool>("--no-kvcache") { Description = "Run every flash case through Flash (by default a quarter go through FlashKvCache, with random cache layouts)." };
         var noOptionTensors = new Option<bool>("--no-option-tensors") { Description = "Sample no option tensors (by default a quarter of the flash cases get ALiBi, biases or sinks)." };
+        var noSmallInputs = new Option<bool>("--no-small-inputs")
+        {
+            Description = "Sample every case at magnitude 1 (by default a quarter draw keys and values of magnitude 0.1, 0.01 or 0.001 and queries of the inverse magnitude: amp= and qamp=).",
+        };
         string[] sampled = [.. CaseFamilies.All.Where(f => (f.HasKernels || f.KernelBackends is { Count: > 0 }) && f.Sample is not null).Select(f => f.Name)];
         var family = new Option<CaseFamily[]>("--family")
         {
@@ -49,7 +53,8 @@ internal static class FuzzCommand
         };
         var command = new Command("fuzz",
             "Check random valid problems (every dtype and layout, GQA, tails, Nq != Nk, causal, windows: the property " +
-            "tests' distribution; a quarter with option tensors, a quarter through FlashKvCache with random cache layouts; " +
+            "tests' distribution; a quarter with option tensors, a quarter through FlashKvCache with random cache layouts, a quarter " +
+            "at small magnitudes (binary16 subnormals); " +
             "other families with --family) against the float64 reference. The first failure is shrunk to a small failing case " +
             "and printed with the seed and a one-line replay command. Exits 1 on a failure.");
         command.Options.Add(seconds);
@@ -58,10 +63,11 @@ internal static class FuzzCommand
         command.Options.Add(noWindows);
         command.Options.Add(noKvCache);
         command.Options.Add(noOptionTensors);
+        command.Options.Add(noSmallInputs);
         command.Options.Add(family);
         command.Options.Add(replay);
         command.SetAction(result => Run(host, global.Read(result), result.GetValue(seconds), result.GetValue(count), result.GetValue(seed),
-            new Sampling(!result.GetValue(noWindows), !result.GetValue(noKvCache), !result.GetValue(noOptionTensors),
+            new Sampling(!result.GetValue(noWindows), !result.GetValue(noKvCache), !result.GetValue(noOptionTensors), !result.GetValue(noSmallInputs),
                 result.GetValue(family) is { Length: > 0 } families ? families : [AttentionCase.Registration]),
             result.GetValue(replay)));
         examples.Add(command,
@@ -73,7 +79,7 @@ internal static class FuzzCommand
     }
 
     /// <summary>What `fuzz` samples.</summary>
-    private sealed record Sampling(bool Windows, bool KvCache, bool OptionTensors, CaseFamily[] Families);
+    private sealed record Sampling(bool Windows, bool KvCache, bool OptionTensors, bool SmallInputs, CaseFamily[] Families);
 
     private static int Run(CliHost host, GlobalSettings settings, double? seconds, int? count, int? seed, Sampling sampling, string? replay)
     {
@@ -126,7 +132,10 @@ internal static class FuzzCommand
         };
         console.MarkupLine(Markup.Escape($"fuzz seed {seed}, {limit}, on {string.Join(", ", contexts.Select(c => Terminal.Name(c.Backend)))}"));
 
-        var sampler = new CaseSampler(seed, sampling.Windows, sampling.KvCache) { AllowOptionTensors = sampling.OptionTensors, AllowCacheLayouts = sampling.KvCache };
+        var sampler = new CaseSampler(seed, sampling.Windows, sampling.KvCache)
+        {
+            AllowOptionTensors = sampling.OptionTensors, AllowCacheLayouts = sampling.KvCache, AllowSmallInputs = sampling.SmallInputs,
+        };
         var picker = new Random(seed);
         var clock = Stopwatch.StartNew();
         int checkedCases = 0, skipped = 0;

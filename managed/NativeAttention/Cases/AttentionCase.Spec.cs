@@ -19,7 +19,7 @@ public sealed partial record AttentionCase
     private const string FamilyGrammar =
         "dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, " +
         "N<q>x<k> or N<n>, D<qk>/<v> or D<d>, layout (bhnd|bnhd), kvcache, causal, window(<left>,<right>), scale=<x>, " +
-        "softcap=<c>, sigmoid or sigmoid(<bias>), amp=<input scale>, seed=<int>; option tensors: alibi or alibi(bh), " +
+        "softcap=<c>, sigmoid or sigmoid(<bias>), amp=<input scale>, qamp=<query scale>, seed=<int>; option tensors: alibi or alibi(bh), " +
         "bias or bias(<dtype>,<none|batch|heads|both>[,kmajor]), lowrank<r> or lowrank<r>(<dtype>,u=<broadcast>,w=<broadcast>), " +
         "sinks, optamp=<x>, optseed=<int>; with kvcache: cache=<capacity>, page=<tokens>, new=<tokens>, ragged; " +
         "split=<parts> (flash over key ranges, then MergeStates)";
@@ -103,7 +103,7 @@ public sealed partial record AttentionCase
             spec.Append(o.SigmoidBias == 0 ? " sigmoid" : $" sigmoid({SpecTokens.Number(o.SigmoidBias)})");
         if (OptionTensors is { } tensors) spec.Append(' ').Append(tensors.ToSpecTokens());
         if (split is not null) spec.Append(' ').Append(split);
-        return SpecTokens.Finish(spec, InputScale, Seed);
+        return SpecTokens.Finish(spec, InputScale, Seed, QueryScale);
     }
 
     /// <summary>Reads the text form written by <see cref="ToSpec"/> (or <see cref="ToString"/>); see <see cref="SpecGrammar"/>.</summary>
@@ -185,8 +185,8 @@ public sealed partial record AttentionCase
             return "window bounds must be -1 (unbounded) or non-negative";
         if (KvCache && Family != AttentionFamily.Flash)
             return "kvcache applies to flash cases only";
-        if (!double.IsFinite(InputScale) || InputScale <= 0)
-            return "amp must be a positive number";
+        if (SpecTokens.ScaleProblem(InputScale, QueryScale) is { } scaleProblem)
+            return scaleProblem;
         if (KvCache && ToKvCacheCase().Problem() is { } decode)
             return decode;
         if (OptionTensors is { } t)
@@ -286,6 +286,11 @@ public sealed partial record AttentionCase
             if (SpecTokens.Value(token, "amp=") is { } ampText && double.TryParse(ampText, NumberStyles.Float, CultureInfo.InvariantCulture, out double amp))
             {
                 Case = Case with { InputScale = amp };
+                return true;
+            }
+            if (SpecTokens.Value(token, "qamp=") is { } queryText && double.TryParse(queryText, NumberStyles.Float, CultureInfo.InvariantCulture, out double queryAmp))
+            {
+                Case = Case with { QueryScale = queryAmp };
                 return true;
             }
             if (SpecTokens.TryFloat(SpecTokens.Bracketed(token, "sigmoid("), out float bias))

@@ -64,8 +64,16 @@ public sealed partial record AttentionCase : IAttentionCase
     public int ValueDim { get; init; } = 64;
     /// <summary>Seed of the input generator.</summary>
     public int Seed { get; init; } = 1;
-    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c>.</summary>
+    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c> (queries: see <see cref="QueryScale"/>).</summary>
     public double InputScale { get; init; } = 1.0;
+    /// <summary>
+    /// Queries are uniform in <c>[-QueryScale, QueryScale]</c> when set (null: <see cref="InputScale"/>). Spec token
+    /// <c>qamp=</c>. Small keys and values with queries of the inverse magnitude keep the scores near magnitude 1, so
+    /// a wrong score still moves the output (with all three small, softmax is nearly flat).
+    /// </summary>
+    public double? QueryScale { get; init; }
+    /// <summary>The magnitude the queries are drawn at: <see cref="QueryScale"/>, else <see cref="InputScale"/>.</summary>
+    internal double QueryMagnitude => QueryScale ?? InputScale;
     /// <summary>Flash options; tensor-valued ones given here are the caller's host tensors and have no text form.</summary>
     public FlashOptions Flash { get; init; } = FlashOptions.Default;
     /// <summary>
@@ -179,7 +187,7 @@ public sealed partial record AttentionCase : IAttentionCase
         if (Problem() is { } problem) throw new ArgumentException($"The case \"{this}\" is not a valid problem: {problem}.", "case");
         if (KvCache) return ToKvCacheCase().CreateTensors();
         var random = new Random(Seed);
-        var query = CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, HeadDim], random, InputScale, Layout);
+        var query = CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, HeadDim], random, QueryMagnitude, Layout);
         var key = CaseData.Random(ElementType, [Batch, KeyValueHeads, KeyLength, HeadDim], random, InputScale, Layout);
         var value = CaseData.Random(ElementType, [Batch, KeyValueHeads, KeyLength, ValueDim], random, InputScale, Layout);
         var output = CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, ValueDim], null, 0, Layout);
@@ -268,6 +276,7 @@ public sealed partial record AttentionCase : IAttentionCase
         if (Flash.Scale is float scale) sb.Append(CultureInfo.InvariantCulture, $" scale={scale:R}");
         if (OptionTensors is { } spec) sb.Append(' ').Append(spec.ToSpecTokens());
         if (InputScale != 1.0) sb.Append(CultureInfo.InvariantCulture, $" amp={InputScale:R}");
+        if (QueryScale is double queryScale) sb.Append(CultureInfo.InvariantCulture, $" qamp={queryScale:R}");
         sb.Append(CultureInfo.InvariantCulture, $" seed={Seed}");
         return sb.ToString();
     }

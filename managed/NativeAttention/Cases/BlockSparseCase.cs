@@ -21,7 +21,7 @@ public sealed record BlockSparseCase : IAttentionCase
     private const string Grammar =
         "dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, N<q>x<k> or N<n>, D<qk>/<v> or D<d>, block=<bq>x<bk> or block=<b>, " +
         "density=<fraction of blocks listed>, full=<fraction of listed blocks that are full>, tril, csr|bsr|dense, mask=head|group|shared, " +
-        "predicate: causal, window(<left>,<right>) [wcausal], prefix=<keys> or docs=<documents>, softcap=<c>, scale=<x>, amp=<input scale>, seed=<int>";
+        "predicate: causal, window(<left>,<right>) [wcausal], prefix=<keys> or docs=<documents>, softcap=<c>, scale=<x>, amp=<input scale>, qamp=<query scale>, seed=<int>";
 
     /// <summary>The block-sparse family: kernels on the CPU, OpenCL and CUDA.</summary>
     public static CaseFamily Registration { get; } = new("blocksparse", "block-sparse attention (FlexAttention masks, block CSR/BSR, dense)", Grammar, Parse, HasKernels: true,
@@ -114,8 +114,13 @@ public sealed record BlockSparseCase : IAttentionCase
     public float? Scale { get; init; }
     /// <summary>Seed of the inputs and the mask.</summary>
     public int Seed { get; init; } = 1;
-    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c>.</summary>
+    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c> (queries: see <see cref="QueryScale"/>).</summary>
     public double InputScale { get; init; } = 1.0;
+    /// <summary>
+    /// Queries are uniform in <c>[-QueryScale, QueryScale]</c> when set (null: <see cref="InputScale"/>); spec token
+    /// <c>qamp=</c>. With small keys and values, queries of the inverse magnitude keep the scores near magnitude 1.
+    /// </summary>
+    public double? QueryScale { get; init; }
 
     string IAttentionCase.FamilyName => Registration.Name;
 
@@ -254,7 +259,7 @@ public sealed record BlockSparseCase : IAttentionCase
         if (Problem() is { } problem) throw new ArgumentException($"The case \"{ToSpec()}\" is not a valid problem: {problem}.", "case");
         var random = new Random(Seed);
         return new CaseTensors([
-            new(CaseTensors.QueryName, CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, HeadDim], random, InputScale), CaseTensorRole.Input),
+            new(CaseTensors.QueryName, CaseData.Random(ElementType, [Batch, QueryHeads, QueryLength, HeadDim], random, QueryScale ?? InputScale), CaseTensorRole.Input),
             new(CaseTensors.KeyName, CaseData.Random(ElementType, [Batch, KeyValueHeads, KeyLength, HeadDim], random, InputScale), CaseTensorRole.Input),
             new(CaseTensors.ValueName, CaseData.Random(ElementType, [Batch, KeyValueHeads, KeyLength, ValueDim], random, InputScale), CaseTensorRole.Input),
             new(CaseTensors.OutputName, CaseData.Zeros(ElementType, Batch, QueryHeads, QueryLength, ValueDim), CaseTensorRole.Output),
@@ -341,7 +346,7 @@ public sealed record BlockSparseCase : IAttentionCase
         }
         if (Softcap > 0) spec.Append(" softcap=").Append(SpecTokens.Number(Softcap));
         if (Scale is float scale) spec.Append(" scale=").Append(SpecTokens.Number(scale));
-        return SpecTokens.Finish(spec, InputScale, Seed);
+        return SpecTokens.Finish(spec, InputScale, Seed, QueryScale);
     }
 
     /// <summary>The spec.</summary>
@@ -360,6 +365,7 @@ public sealed record BlockSparseCase : IAttentionCase
         if (Format != MaskFormat.Flex) yield return this with { Format = MaskFormat.Flex };
         if (Sharing != MaskSharing.PerHead) yield return this with { Sharing = MaskSharing.PerHead };
         if (Softcap > 0) yield return this with { Softcap = 0 };
+        if (QueryScale is not null) yield return this with { InputScale = 1, QueryScale = null };
     }
 
     /// <summary>A random valid case over every option, small enough for the float64 reference (fuzz and the tests' generators).</summary>
@@ -408,7 +414,7 @@ public sealed record BlockSparseCase : IAttentionCase
         if (Documents < 1) return "docs= takes at least 1 document";
         if (Prefix < 0) return "prefix= takes a non-negative length";
         if (!(Softcap >= 0) || !float.IsFinite(Softcap)) return "softcap= takes 0 (off) or a positive finite cap";
-        if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
+        if (SpecTokens.ScaleProblem(InputScale, QueryScale) is { } scaleProblem) return scaleProblem;
         return null;
     }
 
@@ -432,6 +438,7 @@ public sealed record BlockSparseCase : IAttentionCase
         _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "qamp="), out double queryAmp) => c with { QueryScale = queryAmp },
         _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "density="), out double density) => c with { Density = density },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "full="), out double full) => c with { FullFraction = full },

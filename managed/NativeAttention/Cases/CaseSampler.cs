@@ -44,6 +44,15 @@ public sealed class CaseSampler
     /// </summary>
     public bool AllowCacheLayouts { get; init; }
 
+    /// <summary>
+    /// Whether <see cref="NextCase()"/> and <see cref="NextCase(CaseFamily)"/> draw a quarter of their cases at small
+    /// magnitudes (<see cref="WithSmallInputs"/> at 0.1, 0.01 or 0.001).
+    /// </summary>
+    public bool AllowSmallInputs { get; init; }
+
+    /// <summary>The magnitudes <see cref="AllowSmallInputs"/> draws from.</summary>
+    public static IReadOnlyList<double> SmallAmplitudes { get; } = [0.1, 0.01, 0.001];
+
     /// <summary>The next random case.</summary>
     public AttentionCase Next()
     {
@@ -60,8 +69,47 @@ public sealed class CaseSampler
     {
         var c = Next();
         if (AllowOptionTensors && _random.Next(4) == 0) c = c with { OptionTensors = OptionTensors(_random, c, biases: !c.KvCache) };
-        if (AllowCacheLayouts && c.KvCache) return KvCacheCase.Sample(_random, c);
-        return c;
+        IAttentionCase drawn = AllowCacheLayouts && c.KvCache ? KvCacheCase.Sample(_random, c) : c;
+        return MaybeSmall(drawn);
+    }
+
+    /// <summary><paramref name="c"/>, or with <see cref="AllowSmallInputs"/> a quarter of the time its small-input variant.</summary>
+    private IAttentionCase MaybeSmall(IAttentionCase c) =>
+        AllowSmallInputs && _random.Next(4) == 0 ? WithSmallInputs(c, SmallAmplitudes[_random.Next(SmallAmplitudes.Count)]) : c;
+
+    /// <summary>
+    /// <paramref name="c"/> with keys and values (and every other generated input) uniform in
+    /// <c>[-amplitude, amplitude]</c> and, where the family has queries, queries in <c>[-1/amplitude, 1/amplitude]</c>:
+    /// the scores keep magnitude 1, so a wrong score still moves the output, while binary16 inputs at 0.01 hold about
+    /// 6 subnormals in 10^3 and at 0.001 about 6 in 100 (with all three inputs small, softmax would be nearly flat and
+    /// the output nearly the mean of V whatever the scores). Flash (with its KV-cache and split-key forms),
+    /// neighborhood and block-sparse cases get both, and so do linear cases whose feature map is homogeneous
+    /// (identity, relu, precomputed: phi(q / a) . phi(a k) = phi(q) . phi(k), the scores of the magnitude-1 problem);
+    /// a merge case's partial outputs get the amplitude. Linear cases with elu + 1 or the Taylor map (whose features
+    /// of large queries would be an ill-conditioned problem, not a small one) and delta-rule cases (whose keys feed the
+    /// state update as well as the scores) are returned unchanged.
+    /// </summary>
+    /// <param name="c">The case.</param>
+    /// <param name="amplitude">The magnitude of keys and values, in (0, 1].</param>
+    /// <param name="type">The storage type to give the case instead of its own, or null to keep it.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="amplitude"/> is not in (0, 1].</exception>
+    public static IAttentionCase WithSmallInputs(IAttentionCase c, double amplitude, ElementType? type = null)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        if (!(amplitude > 0 && amplitude <= 1)) throw new ArgumentOutOfRangeException(nameof(amplitude), amplitude, "The amplitude must be in (0, 1].");
+        double query = 1 / amplitude;
+        return c switch
+        {
+            AttentionCase a => a with { InputScale = amplitude, QueryScale = query, ElementType = type ?? a.ElementType },
+            KvCacheCase k => k with { Attention = (AttentionCase)WithSmallInputs(k.Attention, amplitude, type) },
+            SplitKeysCase s => s with { Flash = (AttentionCase)WithSmallInputs(s.Flash, amplitude, type) },
+            NeighborhoodCase n => n with { InputScale = amplitude, QueryScale = query, ElementType = type ?? n.ElementType },
+            BlockSparseCase b => b with { InputScale = amplitude, QueryScale = query, ElementType = type ?? b.ElementType },
+            LinearCase l when l.FeatureMap is FeatureMap.Identity or FeatureMap.Relu or FeatureMap.Precomputed =>
+                l with { InputScale = amplitude, QueryScale = query, ElementType = type ?? l.ElementType },
+            MergeCase m => m with { InputScale = amplitude, ElementType = type ?? m.ElementType },
+            _ => c,
+        };
     }
 
     /// <summary>
@@ -73,7 +121,7 @@ public sealed class CaseSampler
     {
         ArgumentNullException.ThrowIfNull(family);
         if (ReferenceEquals(family, AttentionCase.Registration)) return NextCase();
-        return family.Sample is { } sample ? sample(_random) : throw new NotSupportedException($"The {family.Name} family has no case sampler.");
+        return family.Sample is { } sample ? MaybeSmall(sample(_random)) : throw new NotSupportedException($"The {family.Name} family has no case sampler.");
     }
 
     /// <summary>
@@ -172,6 +220,7 @@ public sealed class CaseSampler
         if (c.Flash.Causal) yield return c with { Flash = c.Flash with { Causal = false } };
         if (c.KvCache) yield return c with { KvCache = false };
         if (c.OptionTensors is not null) yield return c with { OptionTensors = null };
+        if (c.QueryScale is not null) yield return c with { InputScale = 1, QueryScale = null };
     }
 
     /// <summary>

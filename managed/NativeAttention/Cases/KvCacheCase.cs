@@ -108,7 +108,7 @@ public sealed record KvCacheCase : IAttentionCase
         var a = Attention;
         int capacity = Capacity;
         var random = new Random(a.Seed);
-        var query = CaseData.Random(a.ElementType, [a.Batch, a.QueryHeads, a.QueryLength, a.HeadDim], random, a.InputScale, a.Layout);
+        var query = CaseData.Random(a.ElementType, [a.Batch, a.QueryHeads, a.QueryLength, a.HeadDim], random, a.QueryMagnitude, a.Layout);
         // The logical caches [B, Hkv, Capacity, D], then copied into pages when paged.
         var keys = CaseData.Random(a.ElementType, [a.Batch, a.KeyValueHeads, capacity, a.HeadDim], random, a.InputScale, a.Layout);
         var values = CaseData.Random(a.ElementType, [a.Batch, a.KeyValueHeads, capacity, a.ValueDim], random, a.InputScale, a.Layout);

@@ -29,7 +29,7 @@ public sealed record LinearCase : IAttentionCase
         "dtype (f32|f16|bf16), B<batch>, H<heads>, hq=<query heads>, hk=<key heads>, hv=<value heads>, N<length>, D<dk>/<dv> or D<d>, " +
         "phi=<identity|elu|relu|taylor|precomputed>, decay=<head|token|key>, normalize, noncausal, state (an initial state), " +
         "decode (an in-place decode step of N tokens), " +
-        "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, seed=<int>";
+        "tokenmajor ([B, N, H, D] memory), packed=<sequences> (varlen, B = 1), chunk=<tokens>, scale=<x>, amp=<input scale>, qamp=<query scale>, seed=<int>";
 
     /// <summary>The chunked linear-attention family (kernels on the CPU, OpenCL and CUDA).</summary>
     public static CaseFamily Registration { get; } = new("linear", "chunked linear attention (feature maps, decay, states)", Grammar, Parse, HasKernels: true,
@@ -124,8 +124,13 @@ public sealed record LinearCase : IAttentionCase
     public float Scale { get; init; } = 1f;
     /// <summary>Seed of the inputs.</summary>
     public int Seed { get; init; } = 1;
-    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c>.</summary>
+    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c> (queries: see <see cref="QueryScale"/>).</summary>
     public double InputScale { get; init; } = 1.0;
+    /// <summary>
+    /// Queries are uniform in <c>[-QueryScale, QueryScale]</c> when set (null: <see cref="InputScale"/>); spec token
+    /// <c>qamp=</c>. With small keys and values, queries of the inverse magnitude keep the scores near magnitude 1.
+    /// </summary>
+    public double? QueryScale { get; init; }
 
     string IAttentionCase.FamilyName => Registration.Name;
 
@@ -147,7 +152,7 @@ public sealed record LinearCase : IAttentionCase
 
     private int Sequences => Packed > 0 ? Packed : Batch;
 
-    private TensorView Input(int heads, int dim, Random random) => Layout(CaseData.Random(ElementType, TokenMajor ? [Batch, Length, heads, dim] : [Batch, heads, Length, dim], random, InputScale));
+    private TensorView Input(int heads, int dim, Random random, double scale) => Layout(CaseData.Random(ElementType, TokenMajor ? [Batch, Length, heads, dim] : [Batch, heads, Length, dim], random, scale));
 
     /// <summary>A head-major logical view of a tensor stored in the case's memory order.</summary>
     private TensorView Layout(TensorView stored) => TokenMajor ? stored.Permute(stored.Rank == 3 ? [0, 2, 1] : [0, 2, 1, 3]) : stored;
@@ -185,9 +190,9 @@ public sealed record LinearCase : IAttentionCase
         var random = new Random(Seed);
         var tensors = new List<CaseTensor>
         {
-            new(CaseTensors.QueryName, Input(HeadsOf(QueryHeads), KeyDim, random), CaseTensorRole.Input),
-            new(CaseTensors.KeyName, Input(HeadsOf(KeyHeads), KeyDim, random), CaseTensorRole.Input),
-            new(CaseTensors.ValueName, Input(HeadsOf(ValueHeads), ValueDim, random), CaseTensorRole.Input),
+            new(CaseTensors.QueryName, Input(HeadsOf(QueryHeads), KeyDim, random, QueryScale ?? InputScale), CaseTensorRole.Input),
+            new(CaseTensors.KeyName, Input(HeadsOf(KeyHeads), KeyDim, random, InputScale), CaseTensorRole.Input),
+            new(CaseTensors.ValueName, Input(HeadsOf(ValueHeads), ValueDim, random, InputScale), CaseTensorRole.Input),
         };
         if (InitialState || Decode)
         {
@@ -286,7 +291,7 @@ public sealed record LinearCase : IAttentionCase
         if (Decode) spec.Append(" decode");
         if (ChunkSize > 0) spec.Append(CultureInfo.InvariantCulture, $" chunk={ChunkSize}");
         if (Scale != 1f) spec.Append(" scale=").Append(SpecTokens.Number(Scale));
-        return SpecTokens.Finish(spec, InputScale, Seed);
+        return SpecTokens.Finish(spec, InputScale, Seed, QueryScale);
     }
 
     /// <summary>The spec.</summary>
@@ -308,6 +313,7 @@ public sealed record LinearCase : IAttentionCase
         if (Decode) yield return this with { Decode = false, InitialState = true };
         if (Normalize) yield return this with { Normalize = false };
         if (FeatureMap != FeatureMap.Identity && !Normalize) yield return this with { FeatureMap = FeatureMap.Identity };
+        if (QueryScale is not null) yield return this with { InputScale = 1, QueryScale = null };
         if (ChunkSize > 0) yield return this with { ChunkSize = 0 };
         if (QueryHeads > 0 || KeyHeads > 0 || ValueHeads > 0) yield return this with { QueryHeads = 0, KeyHeads = 0, ValueHeads = 0 };
     }
@@ -326,7 +332,7 @@ public sealed record LinearCase : IAttentionCase
         if (Decode && Packed > 0) return "decode takes no packed sequences";
         if (Decode && Length > LinearProblem.MaxVerifyTokens) return $"decode takes at most {LinearProblem.MaxVerifyTokens} tokens here";
         if (!float.IsFinite(Scale)) return "scale must be finite";
-        if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
+        if (SpecTokens.ScaleProblem(InputScale, QueryScale) is { } scaleProblem) return scaleProblem;
         return null;
     }
 
@@ -371,6 +377,7 @@ public sealed record LinearCase : IAttentionCase
         _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "qamp="), out double queryAmp) => c with { QueryScale = queryAmp },
         _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "chunk=")) is int chunk && chunk > 0 => c with { ChunkSize = chunk },
         _ when SpecTokens.Size(t, 'b', '\0') is var (batch, _) => c with { Batch = batch },

@@ -23,7 +23,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         "dtype (f32|f16|bf16), B<batch>, H<q>/<kv> or H<h>, grid=<x>[x<y>[x<z>]] (or N<n> for a 1-D grid), k=<kernel per axis> " +
         "(one number: every axis; default 3), dil=<per axis>, stride=<per axis>, causal (every axis) or causal=<0|1 per axis>, " +
         "D<qk>/<v> or D<d>, extra=<additional tokens>, rpb (a relative-position bias), valid=<extent per axis> (of the last sample; " +
-        "earlier samples are whole), scale=<x>, amp=<input scale>, seed=<int>";
+        "earlier samples are whole), scale=<x>, amp=<input scale>, qamp=<query scale>, seed=<int>";
 
     /// <summary>The neighborhood family (CPU, OpenCL and CUDA kernels).</summary>
     public static CaseFamily Registration { get; } = new("neighborhood", "neighborhood attention on 1-D to 3-D grids (NATTEN)", Grammar, Parse, HasKernels: true,
@@ -111,8 +111,13 @@ public sealed record NeighborhoodCase : IAttentionCase
     private int ExtentOf(int sample, int axis) => ValidExtent is { } e && sample == Batch - 1 ? e[axis] : Grid[axis];
     /// <summary>Seed of the input generator.</summary>
     public int Seed { get; init; } = 1;
-    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c>.</summary>
+    /// <summary>Inputs are uniform in <c>[-InputScale, InputScale]</c> (queries: see <see cref="QueryScale"/>).</summary>
     public double InputScale { get; init; } = 1.0;
+    /// <summary>
+    /// Queries are uniform in <c>[-QueryScale, QueryScale]</c> when set (null: <see cref="InputScale"/>); spec token
+    /// <c>qamp=</c>. With small keys and values, queries of the inverse magnitude keep the scores near magnitude 1.
+    /// </summary>
+    public double? QueryScale { get; init; }
 
     string IAttentionCase.FamilyName => Registration.Name;
 
@@ -161,7 +166,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         var random = new Random(Seed);
         var tensors = new List<CaseTensor>
         {
-            new(CaseTensors.QueryName, CaseData.Random(ElementType, [Batch, QueryHeads, .. Grid, HeadDim], random, InputScale), CaseTensorRole.Input),
+            new(CaseTensors.QueryName, CaseData.Random(ElementType, [Batch, QueryHeads, .. Grid, HeadDim], random, QueryScale ?? InputScale), CaseTensorRole.Input),
             new(CaseTensors.KeyName, CaseData.Random(ElementType, [Batch, KeyValueHeads, .. Grid, HeadDim], random, InputScale), CaseTensorRole.Input),
             new(CaseTensors.ValueName, CaseData.Random(ElementType, [Batch, KeyValueHeads, .. Grid, ValueDim], random, InputScale), CaseTensorRole.Input),
         };
@@ -247,7 +252,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         if (RelativePositionBias) spec.Append(" rpb");
         if (ValidExtent is { } valid) spec.Append(" valid=").Append(SpecTokens.Join(valid, 'x'));
         if (Scale is float scale) spec.Append(" scale=").Append(SpecTokens.Number(scale));
-        return SpecTokens.Finish(spec, InputScale, Seed);
+        return SpecTokens.Finish(spec, InputScale, Seed, QueryScale);
     }
 
     /// <summary>The spec.</summary>
@@ -270,6 +275,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         if (HeadDim > 1) yield return this with { HeadDim = HeadDim / 2 };
         if (ValueDim > 1) yield return this with { ValueDim = ValueDim / 2 };
         if (ElementType != ElementType.Float32) yield return this with { ElementType = ElementType.Float32 };
+        if (QueryScale is not null) yield return this with { InputScale = 1, QueryScale = null };
     }
 
     /// <summary>Why this is not a valid problem, or null.</summary>
@@ -295,7 +301,7 @@ public sealed record NeighborhoodCase : IAttentionCase
                 if (valid[a] > grid[a] || (long)KernelOf(a) * DilationOf(a) > valid[a])
                     return $"axis {a}: need k x dilation ({KernelOf(a)} x {DilationOf(a)}) <= valid extent ({valid[a]}) <= the axis length {grid[a]}";
         }
-        if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
+        if (SpecTokens.ScaleProblem(InputScale, QueryScale) is { } scaleProblem) return scaleProblem;
         return null;
     }
 
@@ -312,6 +318,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         _ when SpecTokens.Type(t) is { } type => c with { ElementType = type },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "seed=")) is int seed => c with { Seed = seed },
         _ when SpecTokens.TryDouble(SpecTokens.Value(t, "amp="), out double amp) => c with { InputScale = amp },
+        _ when SpecTokens.TryDouble(SpecTokens.Value(t, "qamp="), out double queryAmp) => c with { QueryScale = queryAmp },
         _ when SpecTokens.TryFloat(SpecTokens.Value(t, "scale="), out float scale) => c with { Scale = scale },
         _ when SpecTokens.Integer(SpecTokens.Value(t, "extra=")) is int extra => c with { AdditionalKeys = extra },
         _ when SpecTokens.List(SpecTokens.Value(t, "grid="), 'x') is { } grid => c with { Grid = grid },

@@ -41,6 +41,12 @@ internal static class SpecTokens
         return text is not null && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
     }
 
+    /// <summary>Why <c>amp=</c> or <c>qamp=</c> is out of range (each must be a positive finite number), or null.</summary>
+    public static string? ScaleProblem(double inputScale, double? queryScale) =>
+        !double.IsFinite(inputScale) || inputScale <= 0 ? "amp must be a positive number"
+        : queryScale is double q && (!double.IsFinite(q) || q <= 0) ? "qamp must be a positive number"
+        : null;
+
     public static int? Integer(string? text) =>
         text is not null && int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) ? value : null;
 
@@ -81,10 +87,14 @@ internal static class SpecTokens
     /// <inheritdoc cref="Number(float)"/>
     public static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
-    /// <summary>Appends the tokens every spec ends with (<c>amp=</c> when not 1, then <c>seed=</c>) and returns the spec.</summary>
-    public static string Finish(StringBuilder spec, double inputScale, int seed)
+    /// <summary>
+    /// Appends the tokens every spec ends with (<c>amp=</c> when not 1, <c>qamp=</c> when the queries have their own
+    /// magnitude, then <c>seed=</c>) and returns the spec.
+    /// </summary>
+    public static string Finish(StringBuilder spec, double inputScale, int seed, double? queryScale = null)
     {
         if (inputScale != 1.0) spec.Append(" amp=").Append(Number(inputScale));
+        if (queryScale is double q) spec.Append(" qamp=").Append(Number(q));
         return spec.Append(CultureInfo.InvariantCulture, $" seed={seed}").ToString();
     }
 

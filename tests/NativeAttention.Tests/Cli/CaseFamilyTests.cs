@@ -74,6 +74,10 @@ public class CaseFamilyTests
     [InlineData("flash f32 N8 causal split=2", "non-causal")]
     [InlineData("flash f32 N8 kvcache bias", "ALiBi and sinks")]
     [InlineData("flash f32 N8 lowrank0", "lowrank0")]
+    [InlineData("flash f32 N8 qamp=0", "qamp must be a positive number")]
+    [InlineData("neighborhood f32 grid=8 qamp=-1", "qamp must be a positive number")]
+    [InlineData("blocksparse f32 N16 qamp=0", "qamp must be a positive number")]
+    [InlineData("linear f32 N16 qamp=nan", "qamp=nan")]
     public void BadSpec_OfAnyFamily_ThrowsFormatExceptionNamingTheProblem(string spec, string expected)
     {
         var e = Assert.Throws<FormatException>(() => AttentionCaseSpec.Parse(spec));
@@ -100,6 +104,43 @@ public class CaseFamilyTests
         Assert.Contains(kinds, c => c is KvCacheCase { PageSize: > 0 });
         Assert.Contains(kinds, c => c is KvCacheCase { NewTokens: > 0 });
         Assert.Contains(kinds, c => c is AttentionCase { OptionTensors: not null });
+    }
+
+    [Fact]
+    public void SmallInputs_RoundTrip_Shrink_AndDrawQueriesAtTheInverseMagnitude()
+    {
+        foreach (var family in CaseFamilies.All.Where(f => f.Sample is not null))
+        {
+            var random = new Random(23);
+            for (int i = 0; i < 100; i++)
+            {
+                var c = CaseSampler.WithSmallInputs(family.Sample!(random), 0.01);
+                Assert.Equal(c, AttentionCaseSpec.Parse(c.ToSpec()));
+                foreach (var smaller in c.Shrink().Take(20)) Assert.Equal(smaller, AttentionCaseSpec.Parse(smaller.ToSpec()));
+            }
+        }
+        foreach (string spec in new[]
+        {
+            "flash f16 B1 H2/1 N40x64 D32/32 seed=3", "flash f32 B1 H2/1 N1x64 D32/32 kvcache cache=80 seed=3",
+            "neighborhood f16 B1 H2 grid=8x8 k=3 D16 seed=3", "blocksparse f32 B1 H2 N64 D16 block=16 density=0.5 seed=3",
+            "linear f32 B1 H2 N32 D16 phi=relu seed=3",
+        })
+        {
+            var c = CaseSampler.WithSmallInputs(AttentionCaseSpec.Parse(spec), 0.001);
+            Assert.EndsWith(" amp=0.001 qamp=1000 seed=3", c.ToSpec(), StringComparison.Ordinal);
+            var tensors = c.CreateTensors();
+            double MaxAbs(string name) => tensors[name].ToDoubleArray().Max(Math.Abs);
+            bool cache = c is KvCacheCase;
+            Assert.InRange(MaxAbs(CaseTensors.QueryName), 500, 1000);
+            Assert.InRange(MaxAbs(cache ? KvCacheCase.KeyCacheName : CaseTensors.KeyName), 0.0005, 0.001);
+            Assert.InRange(MaxAbs(cache ? KvCacheCase.ValueCacheName : CaseTensors.ValueName), 0.0005, 0.001);
+            // Shrinking tries the magnitude-1 problem.
+            Assert.Contains(c.Shrink(), s => !s.ToSpec().Contains("amp=", StringComparison.Ordinal));
+        }
+        // Families whose scores are not kept by the inverse scaling are left as they are.
+        var taylor = AttentionCaseSpec.Parse("linear f32 B1 H2 N32 D4 phi=taylor seed=3");
+        Assert.Same(taylor, CaseSampler.WithSmallInputs(taylor, 0.01));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CaseSampler.WithSmallInputs(taylor, 2));
     }
 
     [Fact]

@@ -76,6 +76,19 @@ public class CaseSpecTests
     }
 
     [Fact]
+    public void Sampler_DrawsSmallInputs_ForAQuarterOfTheCases_OnlyWhenAllowed()
+    {
+        foreach (var family in new[] { AttentionCase.Registration, global::NativeAttention.NeighborhoodCase.Registration, BlockSparseCase.Registration })
+        {
+            var plain = new CaseSampler(5, allowKvCache: true) { AllowCacheLayouts = true, AllowOptionTensors = true };
+            var small = new CaseSampler(5, allowKvCache: true) { AllowCacheLayouts = true, AllowOptionTensors = true, AllowSmallInputs = true };
+            int Drawn(CaseSampler sampler) => Enumerable.Range(0, 400).Count(_ => sampler.NextCase(family).ToSpec().Contains(" qamp=", StringComparison.Ordinal));
+            Assert.Equal(0, Drawn(plain));
+            Assert.InRange(Drawn(small), 60, 140);
+        }
+    }
+
+    [Fact]
     public void Sampler_CoversTheTails()
     {
         var sampler = new CaseSampler(seed: 1);

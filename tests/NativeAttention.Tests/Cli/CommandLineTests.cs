@@ -235,6 +235,8 @@ public class CommandLineTests
         var result = CliRun.Invoke("fuzz", "-b", "cpu", "-t", "1", "--count", "15", "--seed", "11");
         Assert.True(result.ExitCode == ExitCodes.Success, result.ToString());
         Assert.Contains("15 random case(s) passed", result.Output, StringComparison.Ordinal);
+        var plain = CliRun.Invoke("fuzz", "-b", "cpu", "-t", "1", "--count", "5", "--seed", "11", "--no-small-inputs");
+        Assert.True(plain.ExitCode == ExitCodes.Success, plain.ToString());
     }
 
     [Fact]

@@ -51,6 +51,14 @@ public abstract class BlockSparseTests
     [SkippableFact]
     public void BlockSparse_RandomProblems_MatchReference() => CheckCases(Cases, count: 60);
 
+    /// <summary>Random block-sparse cases at small magnitudes (small keys and values, large queries), mostly binary16.</summary>
+    [SkippableFact]
+    public void BlockSparse_SmallInputs_MatchReference()
+    {
+        using var context = Context();
+        Properties.Check(CaseGenerators.SmallInputsArbitrary(BlockSparseCase.Registration), c => AssertPassed(CaseVerifier.Verify(context, c)), count: 12);
+    }
+
     [SkippableFact]
     public void BlockSparse_EveryVectorWidth_MatchesReference()
     {

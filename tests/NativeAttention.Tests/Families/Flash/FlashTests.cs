@@ -100,6 +100,18 @@ public abstract class FlashTests
     /// reference: with Q = 0 every visible key gets the same weight, and with V one-hot per key (Dv = Nk) output row i
     /// is 1/|visible| at the visible keys and 0 elsewhere.
     /// </summary>
+    /// <summary>
+    /// The flash family's random cases (Flash and FlashKvCache, option tensors, cache layouts, split keys as sampled) at
+    /// small magnitudes, mostly binary16 with frequent subnormals: keys and values small, queries large, so the scores
+    /// keep magnitude 1 and a wrong score or a flushed subnormal still moves the output.
+    /// </summary>
+    [SkippableFact]
+    public void Flash_SmallInputs_MatchReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        Properties.Check(CaseGenerators.SmallInputsArbitrary(AttentionCase.Registration), c => AssertPassed(CaseVerifier.Verify(context, c)), count: 16);
+    }
+
     [SkippableFact]
     public void Flash_VisibleKeys_FollowThePlainMaskRule()
     {

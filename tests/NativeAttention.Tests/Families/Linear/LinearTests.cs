@@ -233,6 +233,21 @@ public abstract class LinearTests
         SampledCasesPass(context, LinearCase.Sample, seed: 1313, count: 16);
     }
 
+    /// <summary>
+    /// Sampled cases with a homogeneous feature map (identity, relu, precomputed) at small magnitudes: small keys and
+    /// values, large queries, so phi(q) . phi(k) keeps the magnitude-1 problem's value; mostly binary16.
+    /// </summary>
+    [SkippableFact]
+    public void Linear_SmallInputs_MatchReference()
+    {
+        using var context = Context();
+        Properties.Check(CaseGenerators.SmallInputsArbitrary(LinearCase.Registration), c =>
+        {
+            var result = CaseVerifier.Verify(context, c);
+            Assert.True(result.Passed, result.ToString());
+        }, count: 12);
+    }
+
     // ---- Metamorphic properties (float32) ----
 
     private static readonly Gen<LinearTestCase> Causal32 =

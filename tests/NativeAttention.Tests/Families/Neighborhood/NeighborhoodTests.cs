@@ -348,6 +348,21 @@ public abstract class NeighborhoodTests
     [SkippableFact]
     public void Neighborhood_RandomProblems_MatchReference() => CheckCases(Cases, count: 60);
 
+    /// <summary>
+    /// The family's sampled cases (what `verify` and `fuzz` run) at small magnitudes: small keys and values, large
+    /// queries, mostly binary16 with frequent subnormals.
+    /// </summary>
+    [SkippableFact]
+    public void Neighborhood_SmallInputs_MatchReference()
+    {
+        using var context = CreateContext();
+        Properties.Check(CaseGenerators.SmallInputsArbitrary(global::NativeAttention.NeighborhoodCase.Registration), c =>
+        {
+            var result = CaseVerifier.Verify(context, c);
+            Assert.True(result.Passed, result.ToString());
+        }, count: 12);
+    }
+
     /// <summary>1-D float32 problems of the banded CPU path's shapes: every kernel size, dilation, causal flag, padding, bias, GQA and Dv.</summary>
     public static Gen<NeighborhoodCase> OneDimensionalCases { get; } =
         from longGrid in Gen.Elements(false, false, false, true)
