@@ -28,8 +28,9 @@ internal static class CaseCatalog
     /// both ways (bottom-right causal, rows that see no key), GQA and MQA, windows, every dtype, the [B, N, H, D] layout,
     /// huge logits (amp), a custom scale, softcap and sigmoid scoring, option tensors (ALiBi, biases, sinks), one long
     /// sequence, decoding through FlashKvCache (GQA, causal, softcap, sigmoid, a prefill chunk, capacity, ragged
-    /// lengths, paging, an append) and split-KV + MergeStates; then MergeStates alone, and the reference-only families
-    /// (listed as skipped until their kernels land). Each checks against float64 in well under a second.
+    /// lengths, paging, an append), split-KV + MergeStates and small binary16 keys and values with large queries; then
+    /// MergeStates alone, and the reference-only families (listed as skipped until their kernels land). Each checks
+    /// against float64 in well under a second.
     /// </summary>
     public static IReadOnlyList<IAttentionCase> Verify { get; } = [.. CaseFamilies.All.SelectMany(f => f.VerifyCases())];
 }

@@ -31,7 +31,7 @@ internal static class VerifyCommand
         var command = new Command("verify",
             "Check every kernel available on the chosen backends against the float64 reference on a fixed list of " +
             "cases per family (flash: N = 1, tails, Nq != Nk, GQA/MQA, causal, windows, every dtype, strided layout, huge logits, " +
-            "softcap, sigmoid, option tensors, a long sequence, KV-cache decoding, split-KV + MergeStates; MergeStates alone; " +
+            "softcap, sigmoid, option tensors, a long sequence, KV-cache decoding, split-KV + MergeStates, small binary16 keys and values; MergeStates alone; " +
             "and the families whose kernels are still to come, listed as skipped). Exits 1 if any check fails.");
         command.Options.Add(cases);
         command.Options.Add(splitKeys);

@@ -65,6 +65,9 @@ public sealed partial record AttentionCase
         "flash f32 B1 H4/1 N1x257 D128/128 split=2 seed=33",
         "flash f16 B1 H4/2 N33x129 D64/64 split=2 seed=34",
         "flash bf16 B1 H2/2 N16x96 D80/80 split=3 seed=35",
+        // Small keys and values (binary16: 6 in 10^3 and 6 in 100 subnormal) with queries of the inverse magnitude.
+        "flash f16 B1 H4/2 N65x97 D64/64 causal amp=0.001 qamp=1000 seed=36",
+        "flash f16 B2 H8/2 N1x300 D128/128 kvcache amp=0.01 qamp=100 seed=37",
     ];
 
     /// <summary>

@@ -31,6 +31,7 @@ public sealed record BlockSparseCase : IAttentionCase
         "blocksparse bf16 B1 H4/2 N40x56 D16/16 block=16 density=0.5 full=0 csr docs=3 mask=group seed=63",
         "blocksparse f32 B2 H4/1 N100 D24/16 block=32x16 density=0.7 full=0.3 dense prefix=20 softcap=5 mask=shared seed=64",
         "blocksparse f32 B1 H4/2 N1x300 D32 block=16x64 density=0.5 full=0.5 bsr seed=65",
+        "blocksparse f16 B1 H2/1 N96 D32/32 block=32 density=0.6 full=0.5 causal amp=0.001 qamp=1000 seed=66",
     ])
     {
         Sample = SampleCase,

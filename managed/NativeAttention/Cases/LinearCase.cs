@@ -41,6 +41,7 @@ public sealed record LinearCase : IAttentionCase
         "linear f32 B1 H4 hq=2 hk=2 N90 D16/16 decay=key tokenmajor state seed=75",
         "linear f32 B1 H2 N100 D8/8 decay=token packed=3 state seed=76",
         "linear f32 B2 H2 N3 D16/16 phi=elu decay=key normalize decode seed=77",
+        "linear f16 B1 H2 N48 D16/16 phi=relu decay=head amp=0.01 qamp=100 seed=78",
     ])
     {
         Sample = Sample,

@@ -32,6 +32,7 @@ public sealed record NeighborhoodCase : IAttentionCase
         "neighborhood f16 B2 H2/2 grid=12x10 k=5x3 D16/16 dil=2x1 stride=1x3 causal=0x1 extra=4 seed=52",
         "neighborhood bf16 B1 H4/2 grid=6x5x4 k=3 D16/24 causal seed=53",
         "neighborhood f32 B2 H4/2 grid=11x9 k=5x3 D16/16 dil=1x2 rpb valid=7x8 extra=2 seed=54",
+        "neighborhood f16 B1 H2/1 grid=9x9 k=5 D32/32 extra=3 amp=0.001 qamp=1000 seed=55",
     ])
     {
         Sample = Sample,

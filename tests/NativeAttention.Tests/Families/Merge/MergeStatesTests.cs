@@ -165,6 +165,18 @@ public abstract class MergeStatesTests
         }, count: 20);
     }
 
+    /// <summary>Sampled merge cases (what `verify` and `fuzz` run) with partial outputs of magnitude 0.01 and 0.001, mostly binary16.</summary>
+    [SkippableFact]
+    public void Merge_SmallPartials_MatchReference()
+    {
+        using var context = TestBackend.CreateOrSkip(Backend);
+        Properties.Check(CaseGenerators.SmallInputsArbitrary(MergeCase.Registration), c =>
+        {
+            var result = CaseVerifier.Verify(context, c);
+            Assert.True(result.Passed, result.ToString());
+        }, count: 12);
+    }
+
     [SkippableFact]
     public void Merge_MatchesReference_AndIgnoresPartialsWithNegativeInfinityLse()
     {
