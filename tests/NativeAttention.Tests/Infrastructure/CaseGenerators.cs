@@ -26,19 +26,4 @@ public static class CaseGenerators
 
     /// <summary>An arbitrary of a family's cases that shrinks with each case's <see cref="IAttentionCase.Shrink"/>.</summary>
     public static Arbitrary<IAttentionCase> FamilyArbitrary(CaseFamily family) => Arb.From(Family(family), c => c.Shrink());
-
-    /// <summary>
-    /// A family's random cases at small magnitudes (<see cref="CaseSampler.WithSmallInputs"/>: keys and values at 0.01
-    /// or 0.001, queries at the inverse), three in four stored as binary16, where such values are 6 in 10^3 and 6 in
-    /// 100 subnormal; cases the family leaves unchanged (see there) are not drawn. Shrinks as the cases do.
-    /// </summary>
-    public static Arbitrary<IAttentionCase> SmallInputsArbitrary(CaseFamily family) =>
-        Arb.From(
-            from c in Family(family)
-            from amplitude in Gen.Elements(0.01, 0.001)
-            from half in Gen.Elements(true, true, true, false)
-            let small = CaseSampler.WithSmallInputs(c, amplitude, half ? ElementType.Float16 : null)
-            where !ReferenceEquals(small, c)
-            select small,
-            c => c.Shrink());
 }
