@@ -78,8 +78,8 @@ public sealed class CaseSampler
         AllowSmallInputs && _random.Next(4) == 0 ? WithSmallInputs(c, SmallAmplitudes[_random.Next(SmallAmplitudes.Count)]) : c;
 
     /// <summary>
-    /// <paramref name="c"/> with keys and values (and every other generated input) uniform in
-    /// <c>[-amplitude, amplitude]</c> and, where the family has queries, queries in <c>[-1/amplitude, 1/amplitude]</c>:
+    /// <paramref name="c"/> with keys and values (appended tokens and additional keys included; option tensors keep their
+    /// own amplitude) uniform in <c>[-amplitude, amplitude]</c> and, where the family has queries, queries in <c>[-1/amplitude, 1/amplitude]</c>:
     /// the scores keep magnitude 1, so a wrong score still moves the output, while binary16 inputs at 0.01 hold about
     /// 6 subnormals in 10^3 and at 0.001 about 6 in 100 (with all three inputs small, softmax would be nearly flat and
     /// the output nearly the mean of V whatever the scores). Flash (with its KV-cache and split-key forms),
