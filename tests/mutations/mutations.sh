@@ -297,6 +297,12 @@ mutation delta-mask-subdiagonal \
   'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t), scale = TSimd.Broadcast(beta[t]);' \
   'T bt = TSimd.Broadcast(log2Gate[t]), end = TSimd.Broadcast(t - 1), scale = TSimd.Broadcast(beta[t]);'
 
+mutation delta-l2norm-eps-outside \
+  managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
+  'CPU delta rule L2-normalises by x / (|x| + eps) instead of x / sqrt(|x|^2 + eps) (a 1e-6 change at magnitude 1, 10% at 0.001)' \
+  'float inverse = 1f / MathF.Sqrt(sum + DeltaRuleOptions.L2NormEpsilon);' \
+  'float inverse = 1f / (MathF.Sqrt(sum) + DeltaRuleOptions.L2NormEpsilon);'
+
 mutation delta-correction-undecayed \
   managed/NativeAttention/Cpu/DeltaRule/CpuDeltaRule.cs 'FullyQualifiedName~CpuDeltaRuleTests' \
   'CPU delta rule corrects the values against the chunk-start state without its in-chunk decay (V - K S instead of V - 2^b K S)' \
@@ -365,6 +371,12 @@ mutation delta-gpu-chunked-diagonal \
   'GPU chunked delta rule drops the diagonal of the intra-chunk scores P (causal mask s < t, DeltaNet and Gated DeltaNet): o_t misses its own corrected value u_t' \
   'for (int u = t; u < l; u++) a_row[u] += kt * qf[u];' \
   'for (int u = t + 1; u < l; u++) a_row[u] += kt * qf[u];'
+
+mutation delta-gpu-chunked-l2norm-eps \
+  kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \
+  'GPU chunked delta rule L2-normalises the queries without the epsilon, x / |x| (unseen at magnitude 1, 10% off at 0.001)' \
+  'q_factor = NA_DELTA_RSQRT(qq + NA_DELTA_L2_EPS);' \
+  'q_factor = NA_DELTA_RSQRT(qq);'
 
 mutation delta-gpu-chunked-state-decay \
   kernels/deltarule/delta_chunk_prepare.h 'FullyQualifiedName~OpenClDeltaRuleTests&FullyQualifiedName!~MillionTokens' \

@@ -85,9 +85,11 @@ public sealed class CaseSampler
     /// the output nearly the mean of V whatever the scores). Flash (with its KV-cache and split-key forms),
     /// neighborhood and block-sparse cases get both, and so do linear cases whose feature map is homogeneous
     /// (identity, relu, precomputed: phi(q / a) . phi(a k) = phi(q) . phi(k), the scores of the magnitude-1 problem);
-    /// a merge case's partial outputs get the amplitude. Linear cases with elu + 1 or the Taylor map (whose features
-    /// of large queries would be an ill-conditioned problem, not a small one) and delta-rule cases (whose keys feed the
-    /// state update as well as the scores) are returned unchanged.
+    /// a merge case's partial outputs get the amplitude, and so do all three inputs of a delta-rule case that
+    /// L2-normalises its queries and keys in the kernel (small binary16 queries and keys through the normalisation, values
+    /// and outputs small). Linear cases with elu + 1 or the Taylor map (whose features of large queries would be an
+    /// ill-conditioned problem, not a small one) and delta-rule cases without the normalisation (whose keys feed the state
+    /// update as well as the scores) are returned unchanged.
     /// </summary>
     /// <param name="c">The case.</param>
     /// <param name="amplitude">The magnitude of keys and values, in (0, 1].</param>
@@ -108,6 +110,7 @@ public sealed class CaseSampler
             LinearCase l when l.FeatureMap is FeatureMap.Identity or FeatureMap.Relu or FeatureMap.Precomputed =>
                 l with { InputScale = amplitude, QueryScale = query, ElementType = type ?? l.ElementType },
             MergeCase m => m with { InputScale = amplitude, ElementType = type ?? m.ElementType },
+            DeltaRuleCase d when d.L2Norm => d with { InputScale = amplitude, ElementType = type ?? d.ElementType },
             _ => c,
         };
     }

@@ -37,6 +37,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         "delta f32 B1 H4 hq=2 hk=2 N90 D16/16 variant=gated tokenmajor state vmajor seed=84",
         "delta f32 B1 H2 N100 D8/8 variant=kda packed=3 state seed=85",
         "delta f32 B2 H2 N1 D16/16 variant=gated l2norm decode seed=86",
+        "delta f16 B1 H2 N48 D16/16 variant=gated l2norm amp=0.001 seed=87",
     ])
     {
         Sample = Sample,

@@ -190,6 +190,14 @@ public abstract class DeltaRuleTests
     [SkippableFact]
     public void DeltaRule_RandomProblems_MatchReference() => CheckCases(Cases, count: 50);
 
+    /// <summary>Sampled cases that L2-normalise queries and keys, with all inputs at magnitude 0.01 or 0.001, mostly binary16.</summary>
+    [SkippableFact]
+    public void DeltaRule_SmallInputs_MatchReference()
+    {
+        using var context = Context();
+        SmallInputs.Check(context, DeltaRuleCase.Registration, count: 12);
+    }
+
     [SkippableFact]
     public void DeltaRule_EveryVectorWidth_MatchesReference()
     {
