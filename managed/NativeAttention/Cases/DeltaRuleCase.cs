@@ -11,7 +11,9 @@ namespace NativeAttention;
 /// <see cref="AttentionContext.DeltaRuleDecodeStep"/>) problem: Q, V uniform in <c>[-InputScale, InputScale]</c>, K
 /// uniform in <c>[-InputScale, InputScale] / sqrt(Dk)</c> (unless normalised in the kernel, so that
 /// <c>I - beta k k^T</c> stays a contraction), beta uniform in <c>[0, 1]</c>, log gates uniform in <c>[-0.5, 0]</c>;
-/// with <see cref="InitialState"/> a float32 initial state uniform in <c>[-1, 1]</c>. The final state is written.
+/// with <see cref="InitialState"/> a float32 initial state uniform in <c>[-InputScale, InputScale]</c> (the magnitude of
+/// a state built from such values and unit keys, so that a small case is small throughout and the state's error is held
+/// to its own scale). The final state is written.
 /// </summary>
 /// <remarks>
 /// A decode case advances its <c>state</c> tensor in place, starting from a copy of <c>initialState</c> made when the
@@ -166,7 +168,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         };
         if (InitialState || Decode)
         {
-            var initial = CaseData.Random(ElementType.Float32, StateShape, random, 1.0);
+            var initial = CaseData.Random(ElementType.Float32, StateShape, random, InputScale);
             tensors.Add(new(InitialStateName, initial, CaseTensorRole.Input));
             if (Decode)
             {
