@@ -297,7 +297,7 @@ public sealed record DeltaRuleCase : IAttentionCase
         if (Decode && Packed > 0) return "decode takes no packed sequences";
         if (Decode && Length > LinearProblem.MaxVerifyTokens) return $"decode takes at most {LinearProblem.MaxVerifyTokens} tokens here";
         if (Scale is float s && !float.IsFinite(s)) return "scale must be finite";
-        if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
+        if (SpecTokens.ScaleProblem(InputScale, null) is { } scaleProblem) return scaleProblem;
         return null;
     }
 

@@ -167,7 +167,7 @@ public sealed record MergeCase : IAttentionCase
     internal string? Problem()
     {
         if (Parts < 1 || Batch < 1 || Heads < 1 || Rows < 1 || ValueDim < 1) return "every size must be at least 1";
-        if (!double.IsFinite(InputScale) || InputScale <= 0) return "amp must be a positive number";
+        if (SpecTokens.ScaleProblem(InputScale, null) is { } scaleProblem) return scaleProblem;
         return null;
     }
 
